@@ -1,0 +1,41 @@
+/*
+ * herd_error.h - herd's one error space.
+ *
+ * Every herd function that can fail returns 0 or a negative HERD_E* code. The
+ * codes come from one X-macro table, so herd_strerror() and herd_err_name()
+ * can never drift from the enum. The table lives in the ring, the leaf layer,
+ * because every other layer may depend on the ring and none on anything else
+ * below it.
+ */
+#ifndef HERD_ERROR_H
+#define HERD_ERROR_H
+
+/* X(NAME, value, message) */
+#define HERD_ERRNO_MAP(X)                                                     \
+    X(EINVAL, -1, "invalid argument")                                         \
+    X(ENOMEM, -2, "out of memory")                                            \
+    X(EEXIST, -3, "already exists")                                           \
+    X(ENOENT, -4, "no such entry")                                            \
+    X(EEMPTY, -5, "ring has no members")                                      \
+    X(ENAMETOOLONG, -6, "name too long")                                      \
+    X(ERANGE, -7, "value out of range")                                       \
+    X(EBADNAME, -8, "name is empty or has characters outside A-Za-z0-9_.-")    \
+    X(ENOPROC, -9, "no such process")                                         \
+    X(ETIMEDOUT, -10, "timed out")                                            \
+    X(EFULL, -11, "mailbox full")                                             \
+    X(ETOOBIG, -12, "message too big")                                        \
+    X(EDEADLK, -13, "blocking call from inside a process")                    \
+    X(EIO, -14, "I/O error")
+
+typedef enum {
+#define HERD_ERR_ENUM(name, value, msg) HERD_##name = value,
+    HERD_ERRNO_MAP(HERD_ERR_ENUM)
+#undef HERD_ERR_ENUM
+} herd_errno_t;
+
+/* A human message for `err` ("success" for 0, "unknown error" otherwise). */
+const char *herd_strerror(int err);
+/* The code's name without the HERD_ prefix, e.g. "EINVAL". */
+const char *herd_err_name(int err);
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * herd_runtime.h - the public API of herd's runtime: nodes, lightweight
+ * processes, messages, calls, timers, monitors, links and local supervision.
+ *
+ * The model is Erlang/OTP's, in C:
+ * - A node is a value (several can live in one program), with its own clock,
+ *   random source and libuv loop (its own or one it is given).
+ * - A process runs a behaviour (a table of callbacks) over its own state. It
+ *   handles one message at a time, each handler to completion, on the node's
+ *   loop thread. A handler that returns a negative code crashes its process:
+ *   terminate runs, links and monitors fire, its supervisor reacts; no other
+ *   process is disturbed.
+ * - Messages are bytes, copied on send, delivered in order between any pair of
+ *   processes. Nothing blocks inside a process: a call made by a process comes
+ *   back to it as a HERD_MSG_REPLY message carrying the call's reference (the
+ *   reply, or HERD_ETIMEDOUT). Code outside processes (tests, tools, an
+ *   embedding program) uses herd_node_call, which runs the loop until the reply.
+ * - Pids are values, never pointers: a send to a pid that has exited returns
+ *   HERD_ENOPROC. A pid is never reused: serials only grow, and a restarted node
+ *   has a new incarnation.
+ *
+ * All functions return 0 (or a count) on success and a negative HERD_E* code on
+ * failure (herd_error.h). Everything runs on the node's loop thread; nothing
+ * here is thread-safe.
+ */
+#ifndef HERD_RUNTIME_H
+#define HERD_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "herd_error.h"
+
+/* ---- pids and exit reasons ---------------------------------------------------- */
+
+typedef struct herd_pid {
+    uint64_t node;        /* the node's id: herd_node_id_of(name) */
+    uint64_t incarnation; /* the node's start: unique per start */
+    uint64_t serial;      /* per process; 0 names "code outside processes" */
+} herd_pid_t;
+
+#define HERD_PID_NONE ((herd_pid_t){0, 0, 0})
+
+int herd_pid_equal(herd_pid_t a, herd_pid_t b);
+int herd_pid_is_none(herd_pid_t p);
+
+/* Exit reasons: >= 0 are the kinds below, < 0 is a crash with that error code
+ * (a handler's negative return, or init's failure). */
+enum {
+    HERD_REASON_NORMAL = 0,        /* finished; links are not triggered */
+    HERD_REASON_SHUTDOWN = 1,      /* stopped by its supervisor or node */
+    HERD_REASON_KILLED = 2,        /* herd_exit(..., KILLED): cannot be trapped */
+    HERD_REASON_NOPROC = 3,        /* DOWN for a monitor of a pid that was not alive */
+    HERD_REASON_NOCONNECTION = 4,  /* its node was declared down */
+    HERD_REASON_NAME_CONFLICT = 5, /* lost a name conflict */
+    HERD_REASON_HANDOFF = 6,       /* moved to another node */
+    HERD_REASON_MAX_RESTARTS = 7,  /* its supervisor gave up restarting it */
+};
+/* "normal", "shutdown", ..., or the error name of a crash ("crash:ETIMEDOUT"). */
+const char *herd_reason_name(int reason);
+
+/* ---- messages ------------------------------------------------------------------- */
+
+typedef enum herd_msg_kind {
+    HERD_MSG_CAST = 1, /* herd_cast: to handle_cast */
+    HERD_MSG_INFO,     /* herd_send, timers: to handle_info */
+    HERD_MSG_CALL,     /* herd_call: to handle_call; answer with herd_reply */
+    HERD_MSG_REPLY,    /* the answer to a call this process made (handle_info) */
+    HERD_MSG_DOWN,     /* a monitored process exited (handle_info) */
+    HERD_MSG_EXIT,     /* a linked process exited and this one traps exits */
+} herd_msg_kind_t;
+
+/* A message as a handler sees it. Valid only during the handler call. */
+typedef struct herd_msg {
+    herd_msg_kind_t kind;
+    /* CAST/INFO/CALL: the sender (serial 0 for code outside processes);
+     * REPLY: the callee; DOWN/EXIT: the process that exited. */
+    herd_pid_t from;
+    /* CALL/REPLY: the call's reference; DOWN: the monitor's; INFO from a timer:
+     * the timer's; 0 otherwise. */
+    uint64_t ref;
+    /* REPLY: 0, or the call's error (HERD_ETIMEDOUT, HERD_ENOPROC, or what the
+     * callee replied); DOWN/EXIT: the exit reason. */
+    int status;
+    size_t len;
+    const uint8_t *data;
+} herd_msg_t;
+
+/* Who to answer: kept by handle_call for a deferred reply (GenServer.reply). */
+typedef struct herd_from {
+    herd_pid_t pid;
+    uint64_t ref;
+} herd_from_t;
+
+/* ---- behaviours ----------------------------------------------------------------- */
+
+typedef struct herd_node herd_node_t;
+typedef struct herd_proc herd_proc_t; /* given to a process's own callbacks only */
+
+/* The callbacks of a kind of process. Every callback runs on the loop thread,
+ * and may send, call, spawn, arm timers and monitor. A negative return crashes
+ * the process with that code. NULL callbacks: a cast or info with no handler
+ * is dropped, a call with no handle_call is answered HERD_EINVAL at once,
+ * init's absence leaves state NULL. */
+typedef struct herd_behaviour {
+    const char *name;
+    /* Set *state from the spawn argument. A failure makes spawn fail with it. */
+    int (*init)(herd_proc_t *self, const void *arg, size_t len, void **state);
+    /* Answer now or later with herd_reply(self, from, ...). */
+    int (*handle_call)(herd_proc_t *self, void *state, const herd_msg_t *msg,
+                       herd_from_t from);
+    int (*handle_cast)(herd_proc_t *self, void *state, const herd_msg_t *msg);
+    int (*handle_info)(herd_proc_t *self, void *state, const herd_msg_t *msg);
+    /* Always called once when the process exits (not after a failed init);
+     * frees the state. */
+    void (*terminate)(herd_proc_t *self, void *state, int reason);
+    /* Serialize the state for a move: *out is malloc'ed, the runtime frees it. */
+    int (*handoff_out)(herd_proc_t *self, void *state, uint8_t **out, size_t *len);
+    /* Build state from handoff_out's bytes (instead of init). */
+    int (*handoff_in)(herd_proc_t *self, const uint8_t *data, size_t len, void **state);
+    /* Optional: merge the state of a conflicting copy that lost into this one. */
+    int (*resolve_conflict)(herd_proc_t *self, void *state, const uint8_t *other,
+                            size_t len);
+} herd_behaviour_t;
+
+/* ---- nodes ------------------------------------------------------------------------ */
+
+typedef struct herd_clock {
+    uint64_t (*now_ms)(void *data); /* monotonic milliseconds */
+    void *data;
+} herd_clock_t;
+
+typedef struct herd_node_config {
+    const char *name;        /* 1-64 of A-Za-z0-9_.- */
+    uv_loop_t *loop;         /* NULL: the node makes and owns its own */
+    const herd_clock_t *clock; /* NULL: the loop's clock */
+    uint64_t seed;           /* random source; 0: from time and pid */
+    uint64_t incarnation;    /* 0: start time in ms and random bits */
+    uint32_t mailbox_limit;  /* default per process; 0: HERD_DEFAULT_MAILBOX_LIMIT */
+    uint32_t max_message;    /* largest payload in bytes; 0: HERD_DEFAULT_MAX_MESSAGE */
+} herd_node_config_t;
+
+#define HERD_DEFAULT_MAILBOX_LIMIT 100000u
+#define HERD_DEFAULT_MAX_MESSAGE (1u << 20)
+
+/* Make a node. *out is set on success. Errors: HERD_EBADNAME,
+ * HERD_ENAMETOOLONG, HERD_ENOMEM, or a libuv failure as HERD_EIO. */
+int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out);
+/* Stop every process (terminate with HERD_REASON_SHUTDOWN, no link or monitor
+ * traffic), close the node's handles and free it. */
+void herd_node_free(herd_node_t *node);
+
+uint64_t herd_node_id_of(const char *name);
+const char *herd_node_name(const herd_node_t *node);
+uint64_t herd_node_incarnation(const herd_node_t *node);
+uint64_t herd_node_now(const herd_node_t *node);  /* ms, from the node's clock */
+uint64_t herd_node_random(herd_node_t *node);     /* next value of its random source */
+uv_loop_t *herd_node_loop(herd_node_t *node);
+size_t herd_node_process_count(const herd_node_t *node);
+
+/* Run the loop for at most `ms` milliseconds of real time (returns early once
+ * nothing is left to do and no timer is armed). Not from inside a process. */
+int herd_node_run_for(herd_node_t *node, uint64_t ms);
+/* Run everything that is ready now: due timers and every queued message,
+ * without waiting for I/O. Returns how many messages were handled. For
+ * simulations that drive the clock themselves. */
+int herd_node_poll(herd_node_t *node);
+
+/* ---- processes ----------------------------------------------------------------- */
+
+typedef struct herd_spawn_opts {
+    const herd_behaviour_t *behaviour;
+    const void *arg; /* copied into init's view only for the call */
+    size_t arg_len;
+    herd_pid_t link;        /* link to this pid as part of the spawn; NONE: no link */
+    uint32_t mailbox_limit; /* 0: the node's default */
+    int trap_exit;          /* linked exits arrive as HERD_MSG_EXIT */
+    /* When set, the state comes from handoff_in(handoff_state) instead of init. */
+    const uint8_t *handoff_state;
+    size_t handoff_len;
+} herd_spawn_opts_t;
+
+/* Start a process; its init runs before this returns. Errors: HERD_EINVAL,
+ * HERD_ENOMEM, HERD_ENOPROC (link to a dead pid), or init's own failure. */
+int herd_spawn(herd_node_t *node, const herd_spawn_opts_t *opts, herd_pid_t *out);
+
+/* The process's own view, for use inside its callbacks. */
+herd_pid_t herd_self(const herd_proc_t *self);
+herd_node_t *herd_proc_node(const herd_proc_t *self);
+void herd_set_trap_exit(herd_proc_t *self, int on);
+
+/* Make `pid` exit with `reason`. A process exiting itself does so when its
+ * handler returns. Another process gets an exit signal: killed always, normal
+ * only if it is the target itself, others unless it traps exits (then it gets a
+ * HERD_MSG_EXIT). HERD_ENOPROC when the pid is not alive. `node` is the node
+ * the call is made on. */
+int herd_exit(herd_node_t *node, herd_pid_t pid, int reason);
+int herd_is_alive(const herd_node_t *node, herd_pid_t pid);
+
+/* ---- messages and calls -------------------------------------------------------- */
+
+/* Asynchronous sends from a process. Errors: HERD_ENOPROC (dead or unknown
+ * pid), HERD_EFULL (the receiver's mailbox is at its limit: nothing was
+ * queued, try later), HERD_ETOOBIG (over the node's max_message). */
+int herd_cast(herd_proc_t *self, herd_pid_t to, const void *data, size_t len);
+int herd_send(herd_proc_t *self, herd_pid_t to, const void *data, size_t len);
+
+/* Call `to` from a process: *ref names the call; its answer arrives later as a
+ * HERD_MSG_REPLY with that ref, status 0 and the reply's bytes, or status
+ * HERD_ETIMEDOUT after timeout_ms, or HERD_ENOPROC if the callee exits first.
+ * A call to a pid that is not alive fails at once with HERD_ENOPROC. */
+int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
+              uint32_t timeout_ms, uint64_t *ref);
+
+/* Answer a call, now or later; `status` 0 or an error for the caller. A reply
+ * to a caller that gave up (timeout, exited) is dropped: returns HERD_ENOPROC. */
+int herd_reply(herd_node_t *node, herd_from_t from, int status, const void *data,
+               size_t len);
+
+/* The same from code outside processes (sender serial 0). */
+int herd_node_cast(herd_node_t *node, herd_pid_t to, const void *data, size_t len);
+int herd_node_send(herd_node_t *node, herd_pid_t to, const void *data, size_t len);
+
+/* The answer to a blocking call: status as for HERD_MSG_REPLY; data malloc'ed,
+ * free with herd_reply_free. */
+typedef struct herd_reply {
+    int status;
+    uint8_t *data;
+    size_t len;
+} herd_reply_t;
+void herd_reply_free(herd_reply_t *r);
+
+/* A blocking call for code outside processes: runs the loop until the reply
+ * or the timeout. Returns 0 with *out filled (out->status may carry the
+ * callee's error), or HERD_ENOPROC / HERD_ETIMEDOUT / HERD_EDEADLK (called
+ * from inside a process, where it would block the loop). */
+int herd_node_call(herd_node_t *node, herd_pid_t to, const void *data, size_t len,
+                   uint32_t timeout_ms, herd_reply_t *out);
+
+/* ---- timers --------------------------------------------------------------------- */
+
+/* Deliver `data` to `to` as a HERD_MSG_INFO (ref = *timer) after `ms`, and with
+ * herd_send_interval every `ms` after that until cancelled or `to` exits.
+ * Timer messages are accepted when armed and do not count against the
+ * mailbox limit when they fire. */
+int herd_send_after(herd_node_t *node, herd_pid_t to, uint64_t ms, const void *data,
+                    size_t len, uint64_t *timer);
+int herd_send_interval(herd_node_t *node, herd_pid_t to, uint64_t ms, const void *data,
+                       size_t len, uint64_t *timer);
+/* HERD_ENOENT when the timer already fired (one-shot) or was cancelled. */
+int herd_cancel_timer(herd_node_t *node, uint64_t timer);
+
+/* ---- monitors and links --------------------------------------------------------- */
+
+/* Watch `target`: when it exits, self gets a HERD_MSG_DOWN with *ref, from =
+ * target and status = its reason. Monitoring a pid that is not alive delivers
+ * DOWN with HERD_REASON_NOPROC at once. */
+int herd_monitor(herd_proc_t *self, herd_pid_t target, uint64_t *ref);
+/* HERD_ENOENT when there is no such monitor (fired or removed). */
+int herd_demonitor(herd_proc_t *self, uint64_t ref);
+
+/* Link self and `other`: when either exits with a reason other than normal,
+ * the other exits too, or gets a HERD_MSG_EXIT if it traps exits.
+ * HERD_ENOPROC when `other` is not alive. */
+int herd_link(herd_proc_t *self, herd_pid_t other);
+int herd_unlink(herd_proc_t *self, herd_pid_t other);
+
+/* ---- local supervision ---------------------------------------------------------- */
+
+typedef enum herd_restart {
+    HERD_RESTART_PERMANENT, /* always restarted */
+    HERD_RESTART_TRANSIENT, /* restarted unless it exits normally or by shutdown */
+    HERD_RESTART_TEMPORARY, /* never restarted */
+} herd_restart_t;
+
+typedef struct herd_child_spec {
+    const herd_behaviour_t *behaviour;
+    const void *arg; /* copied: each restart's init sees the same bytes */
+    size_t arg_len;
+    herd_restart_t restart;
+} herd_child_spec_t;
+
+typedef struct herd_child_info {
+    uint64_t id;          /* stable across restarts */
+    herd_pid_t pid;       /* the current copy; HERD_PID_NONE while waiting to restart */
+    uint32_t restarts;    /* within the current window */
+    herd_restart_t restart;
+} herd_child_info_t;
+
+typedef struct herd_sup_config {
+    uint32_t max_restarts;   /* per child within window_ms; 0: 3 */
+    uint32_t window_ms;      /* 0: 5000 */
+    uint32_t backoff_ms;     /* delay before the 2nd restart in a window; 0: 10 */
+    uint32_t backoff_max_ms; /* cap of the doubling delay; 0: 1000 */
+    /* Told when a child restarts (new pid), and when one is gone for good:
+     * given up after too many restarts (HERD_REASON_MAX_RESTARTS), or ended and
+     * not restarted by its strategy (its exit reason). Either may be NULL. */
+    void (*on_child_restart)(void *data, uint64_t id, herd_pid_t old_pid, herd_pid_t pid);
+    void (*on_child_gone)(void *data, uint64_t id, herd_pid_t last_pid, int reason);
+    void *data;
+} herd_sup_config_t;
+
+/* Start a dynamic supervisor process on `node`. When the supervisor exits, its
+ * children are shut down. */
+int herd_sup_start(herd_node_t *node, const herd_sup_config_t *cfg, herd_pid_t *sup);
+/* Start a child under a local supervisor `sup` on `node`. Its init runs before
+ * this returns, and its failure is returned (nothing is kept). A restart gives
+ * the child a new pid under the same id. Errors also: HERD_ENOPROC (no such
+ * supervisor), HERD_EINVAL. */
+int herd_sup_start_child(herd_node_t *node, herd_pid_t sup, const herd_child_spec_t *spec,
+                         uint64_t *id, herd_pid_t *pid);
+/* Stop a child (terminate with shutdown) and forget it. HERD_ENOENT if `id`
+ * is not a child of `sup`. */
+int herd_sup_terminate_child(herd_node_t *node, herd_pid_t sup, uint64_t id);
+/* Fills up to `cap` entries in start order and returns the number of children. */
+int herd_sup_which_children(herd_node_t *node, herd_pid_t sup, herd_child_info_t *out,
+                            size_t cap);
+
+#endif

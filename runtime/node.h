@@ -1,0 +1,155 @@
+/*
+ * node.h - the node's internals, shared by the runtime's modules (proc.c,
+ * timer.c, supervisor.c). Users include herd_runtime.h only.
+ */
+#ifndef HERD_NODE_H
+#define HERD_NODE_H
+
+#include "herd_runtime.h"
+#include "ring.h"
+#include "u64map.h"
+
+/* A queued message: herd_msg_t's fields plus the mailbox link, one allocation
+ * with the payload inline. */
+typedef struct mmsg {
+    struct mmsg *next;
+    herd_pid_t from;
+    uint64_t ref;
+    int32_t status;
+    uint8_t kind; /* herd_msg_kind_t */
+    uint32_t len;
+    uint8_t data[];
+} mmsg_t;
+
+/* One side of a monitor or a call's watch: `ref` and the other process. */
+typedef struct proc_watch {
+    uint64_t ref;
+    herd_pid_t pid;
+    uint8_t is_call; /* a caller waiting for a reply, not a monitor */
+} proc_watch_t;
+
+typedef struct watch_list {
+    proc_watch_t *items;
+    uint32_t count, cap;
+} watch_list_t;
+
+/* What most processes never need, allocated on first use. */
+typedef struct proc_ext {
+    herd_pid_t *links;
+    uint32_t link_count, link_cap;
+    watch_list_t watchers; /* who watches me: monitors of me, callers of me */
+    watch_list_t watching; /* my monitors of others */
+    uint64_t *timers;      /* timers aimed at me: sends, my calls' timeouts */
+    uint32_t timer_count, timer_cap;
+} proc_ext_t;
+
+enum {
+    PROC_QUEUED = 1 << 0,  /* in the run queue */
+    PROC_EXITING = 1 << 1, /* exit decided, not yet carried out */
+    PROC_TRAP = 1 << 2,    /* linked exits arrive as messages */
+    PROC_RUNNING = 1 << 3, /* a handler of it is on the stack */
+};
+
+struct herd_proc {
+    uint64_t serial;
+    herd_node_t *node;
+    const herd_behaviour_t *beh;
+    void *state;
+    mmsg_t *head, *tail; /* mailbox, FIFO */
+    struct herd_proc *run_next;
+    proc_ext_t *ext;
+    uint32_t mbox_len, mbox_limit;
+    int32_t exit_reason;
+    uint8_t flags;
+};
+
+/* A call made on this node that waits for its reply. */
+typedef struct pending_call {
+    uint64_t ref;
+    uint64_t caller;    /* serial on this node; 0: code outside processes */
+    herd_pid_t callee;
+    uint64_t timer;     /* its timeout */
+    struct call_waiter *waiter; /* for herd_node_call */
+} pending_call_t;
+
+typedef struct call_waiter {
+    int done;
+    int runtime_error; /* HERD_ETIMEDOUT/HERD_ENOPROC made by the runtime, else 0 */
+    herd_reply_t reply;
+} call_waiter_t;
+
+typedef struct timer_heap {
+    struct htimer **items;
+    size_t count, cap;
+} timer_heap_t;
+
+struct herd_node {
+    char name[RING_NAME_MAX + 1];
+    uint64_t id, incarnation;
+    uv_loop_t *loop;
+    int own_loop;
+    herd_clock_t clock; /* now_ms NULL: the loop's clock */
+    uint64_t rng;
+    uint32_t mailbox_limit, max_message;
+
+    u64map_t procs;   /* serial -> herd_proc */
+    uint64_t next_serial;
+    uint64_t next_ref; /* monitors, calls, timers */
+    herd_proc_t *runq_head, *runq_tail;
+    herd_proc_t *current; /* whose handler runs now; NULL: code outside */
+    int depth; /* handlers on the stack: herd_node_call refuses inside one */
+    int stopping;
+
+    u64map_t calls; /* ref -> pending_call */
+    u64map_t timers; /* id -> htimer */
+    timer_heap_t heap;
+    uint64_t armed_deadline; /* of uv_timer; UINT64_MAX when unarmed */
+
+    uv_idle_t idle;   /* active while the run queue is not empty */
+    uv_timer_t tick;  /* wakes the loop for the earliest node timer */
+    uv_timer_t limit; /* ends herd_node_run_for */
+    int closed_handles;
+};
+
+/* node.c */
+uint64_t node_new_ref(herd_node_t *n);
+herd_pid_t node_outside_pid(const herd_node_t *n);
+int node_is_local(const herd_node_t *n, herd_pid_t pid);
+void node_schedule(herd_node_t *n, herd_proc_t *p);
+void node_timers_changed(herd_node_t *n);
+int node_wait(herd_node_t *n, call_waiter_t *w);
+
+/* proc.c */
+herd_proc_t *proc_lookup(const herd_node_t *n, herd_pid_t pid); /* NULL unless alive */
+/* Queue a message for `to`. `force`: ignore the mailbox limit (replies, DOWN,
+ * EXIT, timers). Errors: HERD_ENOPROC, HERD_EFULL, HERD_ETOOBIG, HERD_ENOMEM. */
+int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                 uint64_t ref, int status, const void *data, size_t len, int force);
+/* Handle up to `budget` messages of `p`; carries out a decided exit. Returns
+ * the number handled. */
+int proc_run(herd_proc_t *p, int budget);
+/* Decide that `p` exits with `reason` (carried out by the scheduler). */
+void proc_mark_exit(herd_proc_t *p, int reason);
+/* Free every process without notifications (node shutdown). */
+void proc_free_all(herd_node_t *n);
+/* The call `ref` made on this node ends: a reply arrived, or (`by_runtime`)
+ * the runtime ends it with HERD_ETIMEDOUT or HERD_ENOPROC. */
+int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *data,
+                       size_t len, int by_runtime);
+/* Timers aimed at a process: noted so that its exit can drop them. */
+int proc_note_timer(herd_node_t *n, herd_pid_t pid, uint64_t id);
+void proc_forget_timer(herd_node_t *n, herd_pid_t pid, uint64_t id);
+
+/* timer.c */
+typedef enum timer_kind { TIMER_SEND, TIMER_CALL } timer_kind_t;
+int timer_arm(herd_node_t *n, timer_kind_t kind, herd_pid_t to, uint64_t ms,
+              uint64_t interval, const void *data, size_t len, uint64_t ref, uint64_t *id);
+int timer_cancel(herd_node_t *n, uint64_t id);
+/* Its target exited: cancel a send, end a call (HERD_ENOPROC). */
+void timer_drop_for_exit(herd_node_t *n, uint64_t id);
+uint64_t timer_next_deadline(const herd_node_t *n); /* UINT64_MAX: none */
+/* Fire every timer due at `now`; returns how many fired. */
+int timer_fire_due(herd_node_t *n, uint64_t now);
+void timer_free_all(herd_node_t *n);
+
+#endif

@@ -1,0 +1,642 @@
+/*
+ * proc.c - processes: spawn, mailboxes, handlers, exits, links and monitors.
+ *
+ * A process is found by its serial in the node's table, so a pid that has
+ * exited is simply not found (HERD_ENOPROC), never a dangling pointer. Exits
+ * are decided (proc_mark_exit) wherever they happen and carried out by the
+ * scheduler (proc_run), never in the middle of another process's handler:
+ * terminate runs, the process leaves the table, then its watchers get DOWN
+ * (or, for callers waiting on it, a HERD_ENOPROC reply) and its links get the
+ * exit signal. A process freed while still in the run queue is only marked
+ * dead and freed when the queue reaches it.
+ */
+#include "node.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PROC_DEAD (1 << 4) /* exited while queued: free when popped */
+
+herd_pid_t herd_self(const herd_proc_t *self)
+{
+    const herd_node_t *n = self->node;
+    return (herd_pid_t){n->id, n->incarnation, self->serial};
+}
+
+herd_node_t *herd_proc_node(const herd_proc_t *self)
+{
+    return self->node;
+}
+
+void herd_set_trap_exit(herd_proc_t *self, int on)
+{
+    if (on)
+        self->flags |= PROC_TRAP;
+    else
+        self->flags &= (uint8_t)~PROC_TRAP;
+}
+
+herd_proc_t *proc_lookup(const herd_node_t *n, herd_pid_t pid)
+{
+    if (!node_is_local(n, pid) || pid.serial == 0 || n->stopping)
+        return NULL;
+    herd_proc_t *p = u64map_get(&n->procs, pid.serial);
+    return (p && !(p->flags & PROC_EXITING)) ? p : NULL;
+}
+
+int herd_is_alive(const herd_node_t *n, herd_pid_t pid)
+{
+    return proc_lookup(n, pid) != NULL;
+}
+
+/* ---- watch lists and links ------------------------------------------------- */
+
+static proc_ext_t *proc_ext(herd_proc_t *p)
+{
+    if (p->ext == NULL)
+        p->ext = calloc(1, sizeof(proc_ext_t));
+    return p->ext;
+}
+
+static int watch_add(watch_list_t *l, uint64_t ref, herd_pid_t pid, int is_call)
+{
+    if (l->count == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 2;
+        proc_watch_t *items = realloc(l->items, cap * sizeof(*items));
+        if (items == NULL)
+            return HERD_ENOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->count++] = (proc_watch_t){ref, pid, (uint8_t)is_call};
+    return 0;
+}
+
+/* Remove the entry with `ref`; fills *removed when given. HERD_ENOENT if absent. */
+static int watch_remove(watch_list_t *l, uint64_t ref, proc_watch_t *removed)
+{
+    for (uint32_t i = 0; i < l->count; i++) {
+        if (l->items[i].ref == ref) {
+            if (removed)
+                *removed = l->items[i];
+            l->items[i] = l->items[--l->count];
+            return 0;
+        }
+    }
+    return HERD_ENOENT;
+}
+
+static int link_add(herd_proc_t *p, herd_pid_t other)
+{
+    proc_ext_t *x = proc_ext(p);
+    if (x == NULL)
+        return HERD_ENOMEM;
+    for (uint32_t i = 0; i < x->link_count; i++)
+        if (herd_pid_equal(x->links[i], other))
+            return 0;
+    if (x->link_count == x->link_cap) {
+        uint32_t cap = x->link_cap ? x->link_cap * 2 : 2;
+        herd_pid_t *links = realloc(x->links, cap * sizeof(*links));
+        if (links == NULL)
+            return HERD_ENOMEM;
+        x->links = links;
+        x->link_cap = cap;
+    }
+    x->links[x->link_count++] = other;
+    return 0;
+}
+
+static void link_remove(herd_proc_t *p, herd_pid_t other)
+{
+    proc_ext_t *x = p->ext;
+    for (uint32_t i = 0; x && i < x->link_count; i++) {
+        if (herd_pid_equal(x->links[i], other)) {
+            x->links[i] = x->links[--x->link_count];
+            return;
+        }
+    }
+}
+
+static void proc_ext_free(proc_ext_t *x)
+{
+    if (x == NULL)
+        return;
+    free(x->links);
+    free(x->watchers.items);
+    free(x->watching.items);
+    free(x->timers);
+    free(x);
+}
+
+int proc_note_timer(herd_node_t *n, herd_pid_t pid, uint64_t id)
+{
+    herd_proc_t *p = proc_lookup(n, pid);
+    proc_ext_t *x = p ? proc_ext(p) : NULL;
+    if (p == NULL)
+        return 0; /* code outside processes: nothing exits */
+    if (x == NULL)
+        return HERD_ENOMEM;
+    if (x->timer_count == x->timer_cap) {
+        uint32_t cap = x->timer_cap ? x->timer_cap * 2 : 2;
+        uint64_t *t = realloc(x->timers, cap * sizeof(*t));
+        if (t == NULL)
+            return HERD_ENOMEM;
+        x->timers = t;
+        x->timer_cap = cap;
+    }
+    x->timers[x->timer_count++] = id;
+    return 0;
+}
+
+void proc_forget_timer(herd_node_t *n, herd_pid_t pid, uint64_t id)
+{
+    herd_proc_t *p = proc_lookup(n, pid);
+    proc_ext_t *x = p ? p->ext : NULL;
+    for (uint32_t i = 0; x && i < x->timer_count; i++) {
+        if (x->timers[i] == id) {
+            x->timers[i] = x->timers[--x->timer_count];
+            return;
+        }
+    }
+}
+
+/* ---- delivery ---------------------------------------------------------------- */
+
+int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                 uint64_t ref, int status, const void *data, size_t len, int force)
+{
+    if (len > n->max_message)
+        return HERD_ETOOBIG;
+    if (len > 0 && data == NULL)
+        return HERD_EINVAL;
+    herd_proc_t *p = proc_lookup(n, to);
+    if (p == NULL)
+        return HERD_ENOPROC;
+    if (!force && p->mbox_len >= p->mbox_limit)
+        return HERD_EFULL;
+    mmsg_t *m = malloc(sizeof(*m) + len);
+    if (m == NULL)
+        return HERD_ENOMEM;
+    m->next = NULL;
+    m->from = from;
+    m->ref = ref;
+    m->status = status;
+    m->kind = (uint8_t)kind;
+    m->len = (uint32_t)len;
+    if (len)
+        memcpy(m->data, data, len);
+    if (p->tail)
+        p->tail->next = m;
+    else
+        p->head = m;
+    p->tail = m;
+    p->mbox_len++;
+    if (!(p->flags & PROC_RUNNING))
+        node_schedule(n, p);
+    return 0;
+}
+
+int herd_cast(herd_proc_t *self, herd_pid_t to, const void *data, size_t len)
+{
+    return proc_deliver(self->node, to, HERD_MSG_CAST, herd_self(self), 0, 0, data, len, 0);
+}
+
+int herd_send(herd_proc_t *self, herd_pid_t to, const void *data, size_t len)
+{
+    return proc_deliver(self->node, to, HERD_MSG_INFO, herd_self(self), 0, 0, data, len, 0);
+}
+
+int herd_node_cast(herd_node_t *n, herd_pid_t to, const void *data, size_t len)
+{
+    return proc_deliver(n, to, HERD_MSG_CAST, node_outside_pid(n), 0, 0, data, len, 0);
+}
+
+int herd_node_send(herd_node_t *n, herd_pid_t to, const void *data, size_t len)
+{
+    return proc_deliver(n, to, HERD_MSG_INFO, node_outside_pid(n), 0, 0, data, len, 0);
+}
+
+/* ---- exits ------------------------------------------------------------------- */
+
+void proc_mark_exit(herd_proc_t *p, int reason)
+{
+    if (p->flags & PROC_EXITING)
+        return;
+    p->flags |= PROC_EXITING;
+    p->exit_reason = reason;
+    if (!(p->flags & PROC_RUNNING))
+        node_schedule(p->node, p);
+}
+
+/* An exit signal from `from` reaches `t`. `explicit_kill`: herd_exit(KILLED),
+ * which no trap stops. */
+static void proc_signal(herd_proc_t *t, herd_pid_t from, int reason, int explicit_kill)
+{
+    if (explicit_kill)
+        proc_mark_exit(t, HERD_REASON_KILLED);
+    else if (t->flags & PROC_TRAP)
+        proc_deliver(t->node, herd_self(t), HERD_MSG_EXIT, from, 0, reason, NULL, 0, 1);
+    else if (reason != HERD_REASON_NORMAL)
+        proc_mark_exit(t, reason);
+}
+
+int herd_exit(herd_node_t *n, herd_pid_t pid, int reason)
+{
+    herd_proc_t *t = proc_lookup(n, pid);
+    if (t == NULL)
+        return HERD_ENOPROC;
+    if (t == n->current) {
+        proc_mark_exit(t, reason);
+        return 0;
+    }
+    herd_pid_t from = n->current ? herd_self(n->current) : node_outside_pid(n);
+    proc_signal(t, from, reason, reason == HERD_REASON_KILLED);
+    return 0;
+}
+
+static void proc_free_mailbox(herd_proc_t *p)
+{
+    for (mmsg_t *m = p->head, *next; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+    p->head = p->tail = NULL;
+    p->mbox_len = 0;
+}
+
+/* Tell everyone who watched or was linked to the exiting `p`. */
+static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, int reason)
+{
+    proc_ext_t *x = p->ext;
+    if (x == NULL)
+        return;
+    /* timers aimed at it can never deliver; its own calls can never be answered */
+    for (uint32_t i = 0; i < x->timer_count; i++)
+        timer_drop_for_exit(n, x->timers[i]);
+    x->timer_count = 0;
+    for (uint32_t i = 0; i < x->watchers.count; i++) {
+        proc_watch_t *w = &x->watchers.items[i];
+        if (w->is_call) {
+            proc_complete_call(n, w->ref, HERD_ENOPROC, NULL, 0, 1);
+            continue;
+        }
+        herd_proc_t *watcher = proc_lookup(n, w->pid);
+        if (watcher && watcher->ext) /* the monitor has fired: it is gone */
+            watch_remove(&watcher->ext->watching, w->ref, NULL);
+        proc_deliver(n, w->pid, HERD_MSG_DOWN, self, w->ref, reason, NULL, 0, 1);
+    }
+    for (uint32_t i = 0; i < x->watching.count; i++) {
+        herd_proc_t *t = proc_lookup(n, x->watching.items[i].pid);
+        if (t && t->ext)
+            watch_remove(&t->ext->watchers, x->watching.items[i].ref, NULL);
+    }
+    for (uint32_t i = 0; i < x->link_count; i++) {
+        herd_proc_t *t = proc_lookup(n, x->links[i]);
+        if (t == NULL)
+            continue;
+        link_remove(t, self);
+        proc_signal(t, self, reason, 0);
+    }
+}
+
+static void proc_release(herd_proc_t *p)
+{
+    proc_free_mailbox(p);
+    proc_ext_free(p->ext);
+    p->ext = NULL;
+    if (p->flags & PROC_QUEUED)
+        p->flags |= PROC_DEAD; /* the run queue frees it */
+    else
+        free(p);
+}
+
+/* Carry out p's exit: terminate (unless init failed), leave the table, notify. */
+static void proc_do_exit(herd_proc_t *p, int call_terminate)
+{
+    herd_node_t *n = p->node;
+    herd_pid_t self = herd_self(p);
+    int reason = p->exit_reason;
+    u64map_del(&n->procs, p->serial);
+    if (call_terminate && p->beh->terminate) {
+        herd_proc_t *saved = n->current;
+        n->current = p;
+        n->depth++;
+        p->beh->terminate(p, p->state, reason);
+        n->depth--;
+        n->current = saved;
+    }
+    p->state = NULL;
+    proc_notify_exit(n, p, self, reason);
+    proc_release(p);
+}
+
+/* ---- running handlers ------------------------------------------------------- */
+
+static int proc_dispatch(herd_proc_t *p, const mmsg_t *m)
+{
+    const herd_behaviour_t *b = p->beh;
+    herd_msg_t msg = {(herd_msg_kind_t)m->kind, m->from, m->ref, m->status, m->len, m->data};
+    switch (m->kind) {
+    case HERD_MSG_CAST:
+        return b->handle_cast ? b->handle_cast(p, p->state, &msg) : 0;
+    case HERD_MSG_CALL:
+        if (b->handle_call)
+            return b->handle_call(p, p->state, &msg, (herd_from_t){m->from, m->ref});
+        herd_reply(p->node, (herd_from_t){m->from, m->ref}, HERD_EINVAL, NULL, 0);
+        return 0;
+    default:
+        return b->handle_info ? b->handle_info(p, p->state, &msg) : 0;
+    }
+}
+
+int proc_run(herd_proc_t *p, int budget)
+{
+    herd_node_t *n = p->node;
+    if (p->flags & PROC_DEAD) {
+        free(p);
+        return 0;
+    }
+    int handled = 0;
+    herd_proc_t *saved = n->current;
+    n->current = p;
+    n->depth++;
+    p->flags |= PROC_RUNNING;
+    while (p->head && handled < budget && !(p->flags & PROC_EXITING)) {
+        mmsg_t *m = p->head;
+        p->head = m->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->mbox_len--;
+        int rc = proc_dispatch(p, m);
+        free(m);
+        handled++;
+        if (rc < 0)
+            proc_mark_exit(p, rc);
+    }
+    p->flags &= (uint8_t)~PROC_RUNNING;
+    n->depth--;
+    n->current = saved;
+    if (p->flags & PROC_EXITING)
+        proc_do_exit(p, 1);
+    else if (p->head)
+        node_schedule(n, p);
+    return handled;
+}
+
+/* ---- spawn -------------------------------------------------------------------- */
+
+static int proc_init_state(herd_proc_t *p, const herd_spawn_opts_t *o)
+{
+    const herd_behaviour_t *b = p->beh;
+    herd_node_t *n = p->node;
+    herd_proc_t *saved = n->current;
+    int rc = 0;
+    n->current = p;
+    n->depth++;
+    if (o->handoff_state)
+        rc = b->handoff_in ? b->handoff_in(p, o->handoff_state, o->handoff_len, &p->state)
+                           : HERD_EINVAL;
+    else if (b->init)
+        rc = b->init(p, o->arg, o->arg_len, &p->state);
+    n->depth--;
+    n->current = saved;
+    return rc;
+}
+
+int herd_spawn(herd_node_t *n, const herd_spawn_opts_t *o, herd_pid_t *out)
+{
+    if (o == NULL || o->behaviour == NULL || (o->arg_len && o->arg == NULL) || n->stopping)
+        return HERD_EINVAL;
+    herd_proc_t *linked = NULL;
+    if (!herd_pid_is_none(o->link) && (linked = proc_lookup(n, o->link)) == NULL)
+        return HERD_ENOPROC;
+    herd_proc_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return HERD_ENOMEM;
+    p->serial = ++n->next_serial;
+    p->node = n;
+    p->beh = o->behaviour;
+    p->mbox_limit = o->mailbox_limit ? o->mailbox_limit : n->mailbox_limit;
+    p->flags = o->trap_exit ? PROC_TRAP : 0;
+    if (u64map_put(&n->procs, p->serial, p) != 0) {
+        free(p);
+        return HERD_ENOMEM;
+    }
+    int rc = proc_init_state(p, o);
+    int inited = rc == 0;
+    /* init may have linked the target away or killed it: look it up again */
+    if (rc == 0 && linked && (linked = proc_lookup(n, o->link)) == NULL)
+        rc = HERD_ENOPROC;
+    if (rc == 0 && linked && (link_add(p, o->link) || link_add(linked, herd_self(p))))
+        rc = HERD_ENOMEM;
+    if (rc < 0) {
+        p->flags |= PROC_EXITING;
+        p->exit_reason = rc;
+        proc_do_exit(p, inited);
+        return rc;
+    }
+    if (out)
+        *out = herd_self(p);
+    return 0;
+}
+
+/* ---- monitors and links ------------------------------------------------------ */
+
+int herd_monitor(herd_proc_t *self, herd_pid_t target, uint64_t *ref)
+{
+    herd_node_t *n = self->node;
+    uint64_t r = node_new_ref(n);
+    herd_proc_t *t = proc_lookup(n, target);
+    if (t == NULL) {
+        *ref = r;
+        return proc_deliver(n, herd_self(self), HERD_MSG_DOWN, target, r,
+                            HERD_REASON_NOPROC, NULL, 0, 1);
+    }
+    proc_ext_t *tx = proc_ext(t), *sx = proc_ext(self);
+    if (tx == NULL || sx == NULL || watch_add(&sx->watching, r, target, 0))
+        return HERD_ENOMEM;
+    if (watch_add(&tx->watchers, r, herd_self(self), 0)) {
+        watch_remove(&sx->watching, r, NULL);
+        return HERD_ENOMEM;
+    }
+    *ref = r;
+    return 0;
+}
+
+int herd_demonitor(herd_proc_t *self, uint64_t ref)
+{
+    proc_watch_t w;
+    if (self->ext == NULL || watch_remove(&self->ext->watching, ref, &w) != 0)
+        return HERD_ENOENT;
+    herd_proc_t *t = proc_lookup(self->node, w.pid);
+    if (t && t->ext)
+        watch_remove(&t->ext->watchers, ref, NULL);
+    return 0;
+}
+
+int herd_link(herd_proc_t *self, herd_pid_t other)
+{
+    herd_proc_t *t = proc_lookup(self->node, other);
+    if (t == NULL)
+        return HERD_ENOPROC;
+    if (t == self)
+        return 0;
+    if (link_add(self, other) || link_add(t, herd_self(self)))
+        return HERD_ENOMEM;
+    return 0;
+}
+
+int herd_unlink(herd_proc_t *self, herd_pid_t other)
+{
+    link_remove(self, other);
+    herd_proc_t *t = proc_lookup(self->node, other);
+    if (t)
+        link_remove(t, herd_self(self));
+    return 0;
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+/* Register a call `ref` from `caller` (serial, 0 = outside) to `callee`, whose
+ * CALL message is already queued. */
+static int proc_track_call(herd_node_t *n, uint64_t ref, uint64_t caller, herd_proc_t *callee,
+                           uint32_t timeout_ms, call_waiter_t *waiter)
+{
+    pending_call_t *pc = calloc(1, sizeof(*pc));
+    proc_ext_t *cx = proc_ext(callee);
+    if (pc == NULL || cx == NULL)
+        goto fail_alloc;
+    pc->ref = ref;
+    pc->caller = caller;
+    pc->callee = herd_self(callee);
+    pc->waiter = waiter;
+    herd_pid_t caller_pid = {n->id, n->incarnation, caller};
+    if (watch_add(&cx->watchers, ref, caller_pid, 1))
+        goto fail_alloc;
+    if (u64map_put(&n->calls, ref, pc))
+        goto fail_watch;
+    if (timer_arm(n, TIMER_CALL, caller_pid, timeout_ms, 0, NULL, 0, ref, &pc->timer))
+        goto fail_map;
+    return 0;
+fail_map:
+    u64map_del(&n->calls, ref);
+fail_watch:
+    watch_remove(&cx->watchers, ref, NULL);
+fail_alloc:
+    free(pc);
+    return HERD_ENOMEM;
+}
+
+int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
+              uint32_t timeout_ms, uint64_t *ref)
+{
+    herd_node_t *n = self->node;
+    uint64_t r = node_new_ref(n);
+    int rc = proc_deliver(n, to, HERD_MSG_CALL, herd_self(self), r, 0, data, len, 0);
+    if (rc == 0)
+        rc = proc_track_call(n, r, self->serial, proc_lookup(n, to), timeout_ms, NULL);
+    if (rc == 0)
+        *ref = r;
+    return rc;
+}
+
+int herd_node_call(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
+                   uint32_t timeout_ms, herd_reply_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (n->depth > 0)
+        return HERD_EDEADLK;
+    call_waiter_t w = {0};
+    uint64_t r = node_new_ref(n);
+    int rc = proc_deliver(n, to, HERD_MSG_CALL, node_outside_pid(n), r, 0, data, len, 0);
+    if (rc == 0)
+        rc = proc_track_call(n, r, 0, proc_lookup(n, to), timeout_ms, &w);
+    if (rc)
+        return rc;
+    if (node_wait(n, &w) != 0)
+        proc_complete_call(n, r, HERD_ETIMEDOUT, NULL, 0, 1);
+    *out = w.reply;
+    return w.runtime_error;
+}
+
+void herd_reply_free(herd_reply_t *r)
+{
+    free(r->data);
+    memset(r, 0, sizeof(*r));
+}
+
+int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *data,
+                       size_t len, int by_runtime)
+{
+    pending_call_t *pc = u64map_del(&n->calls, ref);
+    if (pc == NULL)
+        return HERD_ENOPROC;
+    timer_cancel(n, pc->timer);
+    herd_proc_t *callee = proc_lookup(n, pc->callee);
+    if (callee && callee->ext)
+        watch_remove(&callee->ext->watchers, ref, NULL);
+    int rc = 0;
+    if (pc->waiter) {
+        call_waiter_t *w = pc->waiter;
+        w->reply.status = status;
+        w->runtime_error = by_runtime ? status : 0;
+        if (len && (w->reply.data = malloc(len)) != NULL) {
+            memcpy(w->reply.data, data, len);
+            w->reply.len = len;
+        }
+        w->done = 1;
+    } else {
+        herd_pid_t caller = {n->id, n->incarnation, pc->caller};
+        rc = proc_deliver(n, caller, HERD_MSG_REPLY, pc->callee, ref, status, data, len, 1);
+    }
+    free(pc);
+    return rc;
+}
+
+int herd_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
+{
+    if (len > n->max_message)
+        return HERD_ETOOBIG;
+    if (!node_is_local(n, from.pid))
+        return HERD_ENOPROC;
+    pending_call_t *pc = u64map_get(&n->calls, from.ref);
+    if (pc == NULL || pc->caller != from.pid.serial)
+        return HERD_ENOPROC;
+    return proc_complete_call(n, from.ref, status, data, len, 0);
+}
+
+/* ---- node shutdown ----------------------------------------------------------- */
+
+void proc_free_all(herd_node_t *n)
+{
+    /* the dead waiting in the run queue */
+    for (herd_proc_t *p = n->runq_head, *next; p; p = next) {
+        next = p->run_next;
+        p->flags &= (uint8_t)~PROC_QUEUED;
+        if (p->flags & PROC_DEAD)
+            free(p);
+    }
+    n->runq_head = n->runq_tail = NULL;
+    /* Take every live process out of the table first: terminate callbacks then
+     * see a node where nothing is alive and can neither send nor signal. */
+    size_t count = n->procs.count, i = 0, cursor = 0;
+    herd_proc_t **all = malloc((count + 1) * sizeof(*all));
+    for (u64map_slot_t *s; all && (s = u64map_next(&n->procs, &cursor)) != NULL;)
+        all[i++] = s->value;
+    u64map_fini(&n->procs);
+    for (size_t k = 0; k < i; k++) {
+        herd_proc_t *p = all[k];
+        int reason = (p->flags & PROC_EXITING) ? p->exit_reason : HERD_REASON_SHUTDOWN;
+        if (p->beh->terminate) {
+            n->current = p;
+            n->depth++;
+            p->beh->terminate(p, p->state, reason);
+            n->depth--;
+            n->current = NULL;
+        }
+        proc_free_mailbox(p);
+        proc_ext_free(p->ext);
+        free(p);
+    }
+    free(all);
+}

@@ -1,0 +1,291 @@
+/*
+ * test_ringctl.c - ringctl's offline commands as a script sees them: stdout,
+ * stderr, exit codes and the JSON shapes of the command-line contract.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+typedef struct run {
+    int status;
+    char out[65536];
+    char err[8192];
+} run_t;
+
+static void read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    ssize_t got;
+    while (n + 1 < cap && (got = read(fd, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)got;
+    buf[n] = '\0';
+}
+
+/* Run ringctl with argv (NULL-terminated, without the program name). stdout and
+ * stderr go to temporary files so neither pipe can fill up and block. */
+static void ringctl(run_t *r, const char *const *args)
+{
+    char *argv[64];
+    size_t n = 0;
+    argv[n++] = (char *)RINGCTL_PATH;
+    for (; args[n - 1] != NULL && n < 63; n++)
+        argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    FILE *out = tmpfile(), *err = tmpfile();
+    assert_non_null(out);
+    assert_non_null(err);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fileno(out), 1);
+        dup2(fileno(err), 2);
+        unsetenv("HERD_NODE");
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    r->status = WEXITSTATUS(st);
+    lseek(fileno(out), 0, SEEK_SET);
+    lseek(fileno(err), 0, SEEK_SET);
+    read_all(fileno(out), r->out, sizeof(r->out));
+    read_all(fileno(err), r->err, sizeof(r->err));
+    fclose(out);
+    fclose(err);
+}
+
+#define RUN(r, ...) ringctl((r), (const char *const[]){__VA_ARGS__, NULL})
+
+static json_t *parse_json(const char *text)
+{
+    json_error_t e;
+    json_t *doc = json_loads(text, 0, &e);
+    if (doc == NULL)
+        fail_msg("not JSON (%s): %s", e.text, text);
+    return doc;
+}
+
+static void test_ringctl_ring_table(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "ring", "--nodes", "a,b,c:256");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "MEMBER"));
+    assert_non_null(strstr(r.out, "3 members, 512 points"));
+    assert_string_equal(r.err, "");
+}
+
+static void test_ringctl_ring_json(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "--json", "ring", "--nodes", "a,b,c:256");
+    assert_int_equal(r.status, 0);
+    json_t *doc = parse_json(r.out);
+    json_t *members = json_object_get(doc, "members");
+    assert_true(json_is_array(members));
+    assert_int_equal(json_array_size(members), 3);
+    double total = 0;
+    const char *names[] = {"a", "b", "c"};
+    const int weights[] = {128, 128, 256};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *m = json_array_get(members, i);
+        assert_string_equal(json_string_value(json_object_get(m, "name")), names[i]);
+        assert_int_equal(json_integer_value(json_object_get(m, "weight")), weights[i]);
+        assert_int_equal(json_integer_value(json_object_get(m, "points")), weights[i]);
+        total += json_real_value(json_object_get(m, "share"));
+    }
+    assert_float_equal(total, 1.0, 1e-9);
+    json_decref(doc);
+}
+
+static void test_ringctl_owner_json_replicas(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "--json", "owner", "counter-42", "--nodes", "a,b,c,d", "--replicas", "3");
+    assert_int_equal(r.status, 0);
+    json_t *doc = parse_json(r.out);
+    assert_string_equal(json_string_value(json_object_get(doc, "key")), "counter-42");
+    const char *owner = json_string_value(json_object_get(doc, "owner"));
+    assert_non_null(owner);
+    json_t *reps = json_object_get(doc, "replicas");
+    assert_int_equal(json_array_size(reps), 3);
+    assert_string_equal(json_string_value(json_array_get(reps, 0)), owner);
+    assert_string_not_equal(json_string_value(json_array_get(reps, 1)), owner);
+
+    /* the same question without replicas names the same owner, alone */
+    run_t r1;
+    RUN(&r1, "--json", "owner", "counter-42", "--nodes", "d,c,b,a");
+    json_t *doc1 = parse_json(r1.out);
+    assert_string_equal(json_string_value(json_object_get(doc1, "owner")), owner);
+    assert_int_equal(json_array_size(json_object_get(doc1, "replicas")), 1);
+    json_decref(doc1);
+    json_decref(doc);
+}
+
+static void test_ringctl_owner_replicas_capped_at_members(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "--json", "owner", "k", "--nodes", "a,b", "--replicas", "10");
+    assert_int_equal(r.status, 0);
+    json_t *doc = parse_json(r.out);
+    assert_int_equal(json_array_size(json_object_get(doc, "replicas")), 2);
+    json_decref(doc);
+}
+
+static void test_ringctl_owner_table(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "owner", "k", "--nodes", "only");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "owner: only\n");
+}
+
+static void test_ringctl_diff_add_json(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "--json", "diff", "--nodes", "a,b,c", "--add", "d");
+    assert_int_equal(r.status, 0);
+    json_t *doc = parse_json(r.out);
+    double moved = json_real_value(json_object_get(doc, "moved_share"));
+    assert_true(moved > 0.10 && moved < 0.45); /* about 1/4 at weight 128 */
+    json_t *moves = json_object_get(doc, "moves");
+    assert_int_equal(json_array_size(moves), 3);
+    double sum = 0;
+    for (size_t i = 0; i < json_array_size(moves); i++) {
+        json_t *m = json_array_get(moves, i);
+        assert_string_equal(json_string_value(json_object_get(m, "to")), "d");
+        sum += json_real_value(json_object_get(m, "share"));
+    }
+    assert_float_equal(sum, moved, 1e-9);
+    json_decref(doc);
+}
+
+static void test_ringctl_diff_remove_and_weight(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "--json", "diff", "--nodes", "a,b,c", "--remove", "b");
+    assert_int_equal(r.status, 0);
+    json_t *doc = parse_json(r.out);
+    json_t *moves = json_object_get(doc, "moves");
+    for (size_t i = 0; i < json_array_size(moves); i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(moves, i), "from")),
+                            "b");
+    json_decref(doc);
+
+    RUN(&r, "diff", "--nodes", "a,b,c", "--weight", "a:512");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "moved:"));
+
+    RUN(&r, "--json", "diff", "--nodes", "a", "--remove", "a");
+    assert_int_equal(r.status, 0);
+    doc = parse_json(r.out);
+    assert_float_equal(json_real_value(json_object_get(doc, "moved_share")), 1.0, 1e-9);
+    assert_true(json_is_null(json_object_get(json_array_get(json_object_get(doc, "moves"), 0),
+                                             "to")));
+    json_decref(doc);
+}
+
+/* Every usage error: exit 2, a message on stderr naming the problem, and with
+ * --json an error object on stdout. */
+static void expect_usage(const char *needle, const char *const *args)
+{
+    run_t r;
+    ringctl(&r, args);
+    assert_int_equal(r.status, 2);
+    if (strstr(r.err, needle) == NULL)
+        fail_msg("stderr lacks '%s': %s", needle, r.err);
+    if (strcmp(args[0], "--json") == 0) {
+        json_t *doc = parse_json(r.out);
+        assert_string_equal(json_string_value(json_object_get(doc, "error")), "EUSAGE");
+        assert_non_null(strstr(json_string_value(json_object_get(doc, "message")), needle));
+        json_decref(doc);
+    } else {
+        assert_string_equal(r.out, "");
+    }
+}
+
+#define USAGE(needle, ...) expect_usage((needle), (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_ringctl_usage_errors(void **state)
+{
+    (void)state;
+    USAGE("missing COMMAND", "--json");
+    USAGE("unknown command 'rings'", "rings");
+    USAGE("unknown option '--bogus'", "ring", "--nodes", "a", "--bogus");
+    USAGE("unknown option '--frobnicate'", "--frobnicate", "ring");
+    USAGE("--nodes needs a value", "ring", "--nodes");
+    USAGE("--nodes is required", "--json", "ring");
+    USAGE("missing KEY", "owner", "--nodes", "a");
+    USAGE("unexpected argument 'extra'", "owner", "k", "extra", "--nodes", "a");
+    USAGE("empty member", "ring", "--nodes", "a,,b");
+    USAGE("--nodes is empty", "ring", "--nodes", "");
+    USAGE("listed twice", "ring", "--nodes", "a,b,a");
+    USAGE("bad member name 'a b'", "--json", "ring", "--nodes", "a b");
+    USAGE("longer than 64", "ring", "--nodes",
+          "n12345678901234567890123456789012345678901234567890123456789012345");
+    USAGE("out of range", "ring", "--nodes", "a:0");
+    USAGE("out of range", "ring", "--nodes", "a:4097");
+    USAGE("bad weight", "ring", "--nodes", "a:x1");
+    USAGE("bad weight", "ring", "--nodes", "a:");
+    USAGE("--replicas wants", "owner", "k", "--nodes", "a", "--replicas", "0");
+    USAGE("--replicas wants", "owner", "k", "--nodes", "a", "--replicas", "-1");
+    USAGE("--replicas wants", "owner", "k", "--nodes", "a", "--replicas", "3x");
+    USAGE("option '--replicas' does not apply to ring", "ring", "--nodes", "a", "--replicas", "2");
+    USAGE("option '--add' does not apply to owner", "owner", "k", "--nodes", "a", "--add", "b");
+    USAGE("at least one --add", "diff", "--nodes", "a,b");
+    USAGE("already a member", "diff", "--nodes", "a,b", "--add", "a");
+    USAGE("'z' is not a member", "diff", "--nodes", "a,b", "--remove", "z");
+    USAGE("--weight wants NAME:WEIGHT", "diff", "--nodes", "a,b", "--weight", "a");
+}
+
+static void test_ringctl_help(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "--help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "usage: ringctl"));
+    const char *cmds[] = {"ring", "owner", "diff"};
+    for (size_t i = 0; i < 3; i++) {
+        RUN(&r, cmds[i], "--help");
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, cmds[i]));
+        assert_non_null(strstr(r.out, "JSON:"));
+        run_t h;
+        RUN(&h, "help", cmds[i]);
+        assert_string_equal(h.out, r.out);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ringctl_ring_table),
+        cmocka_unit_test(test_ringctl_ring_json),
+        cmocka_unit_test(test_ringctl_owner_json_replicas),
+        cmocka_unit_test(test_ringctl_owner_replicas_capped_at_members),
+        cmocka_unit_test(test_ringctl_owner_table),
+        cmocka_unit_test(test_ringctl_diff_add_json),
+        cmocka_unit_test(test_ringctl_diff_remove_and_weight),
+        cmocka_unit_test(test_ringctl_usage_errors),
+        cmocka_unit_test(test_ringctl_help),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# herd's quick start: installs what is missing, builds, then runs the demo or
+# every test. The README's two commands and CI (.ci/run) call this script.
+#
+#   bash tools/quickstart.sh demo   # install, build, run the demo
+#   bash tools/quickstart.sh test   # install, build normal + ASan/UBSan, run all tests
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PACKAGES=(build-essential cmake pkg-config libuv1-dev libxxhash-dev libnanomsg-dev
+          libcmocka-dev libjansson-dev)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+install_missing() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "quickstart: installing ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# build DIR [cmake options...]
+build() {
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS" >/dev/null
+}
+
+run_tests() {
+    build build
+    build build-asan -DHERD_SANITIZE=ON
+    echo "== tests (release build)"
+    ctest --test-dir build --output-on-failure -j "$JOBS"
+    echo "== tests (ASan + UBSan build)"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+}
+
+case "${1:-}" in
+demo)
+    install_missing
+    build build
+    bash tools/demo.sh build
+    ;;
+test)
+    install_missing
+    run_tests
+    ;;
+*)
+    echo "usage: bash tools/quickstart.sh demo|test" >&2
+    exit 2
+    ;;
+esac

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "support.h"
 
 #define BODY_MAX 48
 #define LOG_MAX 256
@@ -273,89 +274,15 @@ static const herd_behaviour_t cli_beh = {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Nodes a test made and has not freed yet: freed by the teardown when an
- * assertion ends the test early, so one failure does not leak into the
- * sanitizer's report of the whole program. */
-#define MAX_NODES 8
-static herd_node_t *g_nodes[MAX_NODES];
-
-static herd_node_t *track(herd_node_t *n)
-{
-    for (int i = 0; i < MAX_NODES; i++) {
-        if (g_nodes[i] == NULL) {
-            g_nodes[i] = n;
-            return n;
-        }
-    }
-    fail_msg("too many nodes");
-    return n;
-}
-
-static void node_free(herd_node_t *n)
-{
-    for (int i = 0; i < MAX_NODES; i++)
-        if (g_nodes[i] == n) g_nodes[i] = NULL;
-    herd_node_free(n);
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    for (int i = 0; i < MAX_NODES; i++) {
-        if (g_nodes[i] != NULL) {
-            herd_node_t *n = g_nodes[i];
-            g_nodes[i] = NULL;
-            herd_node_free(n);
-        }
-    }
-    return 0;
-}
-
-static uint64_t g_vnow;
-static uint64_t vclock_now(void *data)
-{
-    (void)data;
-    return g_vnow;
-}
-static const herd_clock_t vclock = {.now_ms = vclock_now};
-
+/* Nodes come from the shared support (support.h), with this file's seed. */
 static herd_node_t *mknode(const char *name, const herd_clock_t *clock)
 {
-    herd_node_config_t cfg = {.name = name, .seed = 7, .clock = clock};
-    herd_node_t *n = NULL;
-    assert_int_equal(herd_node_new(&cfg, &n), 0);
-    track(n);
-    return n;
-}
-
-static herd_pid_t spawn(herd_node_t *n, const herd_behaviour_t *b, const void *arg,
-                        size_t len)
-{
-    herd_spawn_opts_t o = {.behaviour = b, .arg = arg, .arg_len = len};
-    herd_pid_t p = HERD_PID_NONE;
-    assert_int_equal(herd_spawn(n, &o, &p), 0);
-    return p;
+    return ts_node(name, clock, 7);
 }
 
 static herd_pid_t spawn_srv(herd_node_t *n)
 {
-    return spawn(n, &srv_beh, NULL, 0);
-}
-
-static void run(herd_node_t *n)
-{
-    assert_true(herd_node_run_for(n, 3000) >= 0);
-}
-
-/* Poll until nothing is left to handle (virtual-clock tests). */
-static void drain(herd_node_t *n)
-{
-    for (int i = 0; i < 100; i++) {
-        int rc = herd_node_poll(n);
-        assert_true(rc >= 0);
-        if (rc == 0) return;
-    }
-    fail_msg("poll never ran dry");
+    return ts_spawn(n, &srv_beh, NULL, 0);
 }
 
 /* Tell cli to call `to`. */
@@ -384,14 +311,6 @@ static void assert_reply(const herd_reply_t *r, int status, const char *data)
     assert_int_equal(r->len, strlen(data));
     assert_non_null(r->data);
     assert_memory_equal(r->data, data, r->len);
-}
-
-static double ms_since(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 /* ---- blocking calls from outside ---------------------------------------- */
@@ -425,7 +344,7 @@ static void test_call_node_call_immediate_reply(void **st)
     }
     for (size_t i = 0; i < g_nsrv; i++)
         assert_int_equal(g_srv_rc[i], 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_node_call_deferred_reply_from_timer(void **st)
@@ -441,7 +360,7 @@ static void test_call_node_call_deferred_reply_from_timer(void **st)
     assert_int_equal(g_nsrv, 2); /* send_after, reply */
     assert_int_equal(g_srv_rc[0], 0);
     assert_int_equal(g_srv_rc[1], 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_node_call_deferred_reply_on_later_cast(void **st)
@@ -450,7 +369,7 @@ static void test_call_node_call_deferred_reply_on_later_cast(void **st)
     reset();
     herd_node_t *n = mknode("t1", NULL);
     herd_pid_t peer = spawn_srv(n);
-    herd_pid_t s = spawn(n, &srv_beh, &peer, sizeof(peer));
+    herd_pid_t s = ts_spawn(n, &srv_beh, &peer, sizeof(peer));
     herd_reply_t r;
     /* s keeps the call, pings peer, peer casts "go" back, s replies */
     assert_int_equal(call_str(n, s, "defer-cast", 5000, &r), 0);
@@ -463,7 +382,7 @@ static void test_call_node_call_deferred_reply_on_later_cast(void **st)
     for (size_t i = 0; i < g_nsrv; i++)
         assert_int_equal(g_srv_rc[i], 0);
     assert_int_equal(g_nsrv, 5); /* cast ping, cast go, reply; cast relay, reply */
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_node_call_timeout_and_late_reply(void **st)
@@ -486,7 +405,7 @@ static void test_call_node_call_timeout_and_late_reply(void **st)
     assert_int_equal(g_nsrv, 2);
     assert_int_equal(g_srv_rc[0], HERD_ENOPROC);
     assert_int_equal(g_srv_rc[1], 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_node_call_dead_pid(void **st)
@@ -496,7 +415,7 @@ static void test_call_node_call_dead_pid(void **st)
     herd_node_t *n = mknode("t1", NULL);
     herd_pid_t s = spawn_srv(n);
     assert_int_equal(herd_exit(n, s, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run(n);
     assert_false(herd_is_alive(n, s));
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -505,9 +424,9 @@ static void test_call_node_call_dead_pid(void **st)
     herd_pid_t never = s;
     never.serial = 424242;
     assert_int_equal(call_str(n, never, "echo:x", 8000, &r), HERD_ENOPROC);
-    assert_true(ms_since(&t0) < 4000); /* at once, not at the timeout */
+    assert_true(ts_ms_since(&t0) < 4000); /* at once, not at the timeout */
     assert_int_equal(g_ncalls, 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_node_call_callee_crashes(void **st)
@@ -522,11 +441,11 @@ static void test_call_node_call_callee_crashes(void **st)
         herd_pid_t s = spawn_srv(n);
         clock_gettime(CLOCK_MONOTONIC, &t0);
         assert_int_equal(call_str(n, s, bodies[i], 8000, &r), HERD_ENOPROC);
-        assert_true(ms_since(&t0) < 4000); /* not a timeout */
+        assert_true(ts_ms_since(&t0) < 4000); /* not a timeout */
         assert_false(herd_is_alive(n, s));
         assert_int_equal(g_terms, i + 1);
     }
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_node_call_callee_killed(void **st)
@@ -544,12 +463,12 @@ static void test_call_node_call_callee_killed(void **st)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     herd_reply_t r;
     assert_int_equal(call_str(n, s, "never", 8000, &r), HERD_ENOPROC);
-    assert_true(ms_since(&t0) < 4000);
+    assert_true(ts_ms_since(&t0) < 4000);
     assert_int_equal(g_nsrv, 1);
     assert_int_equal(g_srv_rc[0], 0);
     assert_int_equal(g_terms, 1);
     assert_int_equal(g_last_reason, HERD_REASON_KILLED);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_node_call_error_status(void **st)
@@ -563,7 +482,7 @@ static void test_call_node_call_error_status(void **st)
     assert_reply(&r, HERD_ERANGE, "why");
     herd_reply_free(&r);
     assert_true(herd_is_alive(n, s)); /* replying an error is not a crash */
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* A reply is the callee's answer whatever its status: even a status that
@@ -587,7 +506,7 @@ static void test_call_node_call_error_status_without_data(void **st)
     assert_int_equal(g_nsrv, 2);
     assert_int_equal(g_srv_rc[0], 0);
     assert_int_equal(g_srv_rc[1], 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_node_call_inside_handler_edeadlk(void **st)
@@ -600,7 +519,7 @@ static void test_call_node_call_inside_handler_edeadlk(void **st)
     memcpy(buf, "deadlk", 6);
     memcpy(buf + 6, &b, sizeof(b));
     assert_int_equal(herd_node_cast(n, a, buf, sizeof(buf)), 0);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nsrv, 1);
     assert_int_equal(g_srv_rc[0], HERD_EDEADLK);
     assert_true(herd_is_alive(n, a));
@@ -609,7 +528,7 @@ static void test_call_node_call_inside_handler_edeadlk(void **st)
     assert_int_equal(call_str(n, b, "echo:ok", 5000, &r), 0);
     assert_reply(&r, 0, "ok");
     herd_reply_free(&r);
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* ---- calls between processes -------------------------------------------- */
@@ -619,7 +538,7 @@ static void test_call_process_reply_arrives_as_message(void **st)
     (void)st;
     reset();
     herd_node_t *n = mknode("t1", NULL);
-    herd_pid_t s = spawn_srv(n), c = spawn(n, &cli_beh, NULL, 0);
+    herd_pid_t s = spawn_srv(n), c = ts_spawn(n, &cli_beh, NULL, 0);
     order_call(n, c, s, "echo:one", 10000);
     order_call(n, c, s, "echo:two", 10000);
     order_call(n, c, s, "defer-timer", 10000);
@@ -629,7 +548,7 @@ static void test_call_process_reply_arrives_as_message(void **st)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 3000) >= 0);
-    assert_true(ms_since(&t0) < 2000);
+    assert_true(ts_ms_since(&t0) < 2000);
     assert_int_equal(g_ncli, 4);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(g_cli_rc[i], 0);
@@ -658,7 +577,7 @@ static void test_call_process_reply_arrives_as_message(void **st)
         assert_int_equal(r->len, strlen(want[i]));
         assert_string_equal(r->data, want[i]);
     }
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_process_timeout_arrives_as_reply(void **st)
@@ -666,9 +585,9 @@ static void test_call_process_timeout_arrives_as_reply(void **st)
     (void)st;
     reset();
     herd_node_t *n = mknode("t1", NULL);
-    herd_pid_t s = spawn_srv(n), c = spawn(n, &cli_beh, NULL, 0);
+    herd_pid_t s = spawn_srv(n), c = ts_spawn(n, &cli_beh, NULL, 0);
     order_call(n, c, s, "never", 50);
-    run(n); /* runs until the timeout fired: then nothing is left */
+    ts_run(n); /* runs until the timeout fired: then nothing is left */
     assert_int_equal(g_ncli, 1);
     assert_int_equal(g_cli_rc[0], 0);
     assert_int_equal(g_nreplies, 1);
@@ -677,13 +596,13 @@ static void test_call_process_timeout_arrives_as_reply(void **st)
     assert_int_equal(g_replies[0].status, HERD_ETIMEDOUT);
     /* the late reply is dropped, and no second REPLY arrives */
     assert_int_equal(herd_node_cast(n, s, "late-reply", 10), 0);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nsrv, 1);
     assert_int_equal(g_srv_rc[0], HERD_ENOPROC);
     assert_int_equal(g_nreplies, 1);
     assert_true(herd_is_alive(n, c));
     assert_true(herd_is_alive(n, s));
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_process_callee_crash_arrives_as_noproc(void **st)
@@ -691,13 +610,13 @@ static void test_call_process_callee_crash_arrives_as_noproc(void **st)
     (void)st;
     reset();
     herd_node_t *n = mknode("t1", NULL);
-    herd_pid_t s1 = spawn_srv(n), s2 = spawn_srv(n), c = spawn(n, &cli_beh, NULL, 0);
+    herd_pid_t s1 = spawn_srv(n), s2 = spawn_srv(n), c = ts_spawn(n, &cli_beh, NULL, 0);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     order_call(n, c, s1, "crash-later", 8000);
     order_call(n, c, s2, "crash-now", 8000);
-    run(n);
-    assert_true(ms_since(&t0) < 4000); /* not a timeout */
+    ts_run(n);
+    assert_true(ts_ms_since(&t0) < 4000); /* not a timeout */
     assert_int_equal(g_ncli, 2);
     assert_int_equal(g_cli_rc[0], 0);
     assert_int_equal(g_cli_rc[1], 0);
@@ -712,7 +631,7 @@ static void test_call_process_callee_crash_arrives_as_noproc(void **st)
     assert_true(m0 && m1);
     assert_true(herd_is_alive(n, c)); /* the caller is not hurt */
     assert_int_equal(g_terms, 2);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_process_call_to_dead_pid_fails_at_once(void **st)
@@ -720,16 +639,16 @@ static void test_call_process_call_to_dead_pid_fails_at_once(void **st)
     (void)st;
     reset();
     herd_node_t *n = mknode("t1", NULL);
-    herd_pid_t s = spawn_srv(n), c = spawn(n, &cli_beh, NULL, 0);
+    herd_pid_t s = spawn_srv(n), c = ts_spawn(n, &cli_beh, NULL, 0);
     assert_int_equal(herd_exit(n, s, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run(n);
     order_call(n, c, s, "echo:x", 5000);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_ncli, 1);
     assert_int_equal(g_cli_rc[0], HERD_ENOPROC);
     assert_int_equal(g_nreplies, 0); /* failed at once: no REPLY message */
     assert_int_equal(g_ncalls, 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_call_process_error_status(void **st)
@@ -737,16 +656,16 @@ static void test_call_process_error_status(void **st)
     (void)st;
     reset();
     herd_node_t *n = mknode("t1", NULL);
-    herd_pid_t s = spawn_srv(n), c = spawn(n, &cli_beh, NULL, 0);
+    herd_pid_t s = spawn_srv(n), c = ts_spawn(n, &cli_beh, NULL, 0);
     order_call(n, c, s, "error", 5000);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nreplies, 1);
     assert_int_equal(g_replies[0].kind, HERD_MSG_REPLY);
     assert_int_equal(g_replies[0].ref, g_cli_ref[0]);
     assert_int_equal(g_replies[0].status, HERD_ERANGE);
     assert_int_equal(g_replies[0].len, 3);
     assert_string_equal(g_replies[0].data, "why");
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* A caller that exited gave up too: the reply is dropped. */
@@ -755,7 +674,7 @@ static void test_call_reply_to_exited_caller(void **st)
     (void)st;
     reset();
     herd_node_t *n = mknode("t1", NULL);
-    herd_pid_t s = spawn_srv(n), c = spawn(n, &cli_beh, NULL, 0);
+    herd_pid_t s = spawn_srv(n), c = ts_spawn(n, &cli_beh, NULL, 0);
     order_call(n, c, s, "never", 60000);
     /* short runs: the call's timeout is armed for a minute */
     assert_true(herd_node_run_for(n, 100) >= 0);
@@ -766,7 +685,7 @@ static void test_call_reply_to_exited_caller(void **st)
     assert_int_equal(herd_reply(n, g_saved, 0, "late", 4), HERD_ENOPROC);
     assert_true(herd_node_run_for(n, 100) >= 0);
     assert_int_equal(g_nreplies, 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* With a virtual clock the timeout of a process's call fires exactly at its
@@ -775,66 +694,70 @@ static void test_call_timeout_on_virtual_clock(void **st)
 {
     (void)st;
     reset();
-    g_vnow = 10000;
-    herd_node_t *n = mknode("t1", &vclock);
-    herd_pid_t s = spawn_srv(n), c = spawn(n, &cli_beh, NULL, 0);
+    ts_vnow = 10000;
+    herd_node_t *n = mknode("t1", &ts_vclock);
+    herd_pid_t s = spawn_srv(n), c = ts_spawn(n, &cli_beh, NULL, 0);
     order_call(n, c, s, "never", 100);
-    drain(n);
+    ts_drain(n);
     assert_int_equal(g_ncli, 1);
     assert_int_equal(g_cli_rc[0], 0);
     assert_int_equal(g_ncalls, 1);
-    g_vnow += 99;
-    drain(n);
+    ts_vnow += 99;
+    ts_drain(n);
     assert_int_equal(g_nreplies, 0);
-    g_vnow += 1;
-    drain(n);
+    ts_vnow += 1;
+    ts_drain(n);
     assert_int_equal(g_nreplies, 1);
     assert_int_equal(g_replies[0].ref, g_cli_ref[0]);
     assert_int_equal(g_replies[0].status, HERD_ETIMEDOUT);
     assert_int_equal(herd_reply(n, g_saved, 0, "late", 4), HERD_ENOPROC);
-    g_vnow += 100000;
-    drain(n);
+    ts_vnow += 100000;
+    ts_drain(n);
     assert_int_equal(g_nreplies, 1);
 
     /* a reply before the deadline wins, and the timeout never comes */
     order_call(n, c, s, "defer-timer", 100); /* answered after 20 ms */
-    drain(n);
-    g_vnow += 20;
-    drain(n);
+    ts_drain(n);
+    ts_vnow += 20;
+    ts_drain(n);
     assert_int_equal(g_nreplies, 2);
     assert_int_equal(g_replies[1].status, 0);
     assert_string_equal(g_replies[1].data, "deferred-timer");
-    g_vnow += 1000;
-    drain(n);
+    ts_vnow += 1000;
+    ts_drain(n);
     assert_int_equal(g_nreplies, 2);
-    node_free(n);
+    ts_node_free(n);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_call_node_call_immediate_reply, teardown),
+        cmocka_unit_test_teardown(test_call_node_call_immediate_reply, ts_teardown),
         cmocka_unit_test_teardown(test_call_node_call_deferred_reply_from_timer,
-                                  teardown),
+                                  ts_teardown),
         cmocka_unit_test_teardown(test_call_node_call_deferred_reply_on_later_cast,
-                                  teardown),
-        cmocka_unit_test_teardown(test_call_node_call_timeout_and_late_reply, teardown),
-        cmocka_unit_test_teardown(test_call_node_call_dead_pid, teardown),
-        cmocka_unit_test_teardown(test_call_node_call_callee_crashes, teardown),
-        cmocka_unit_test_teardown(test_call_node_call_callee_killed, teardown),
-        cmocka_unit_test_teardown(test_call_node_call_error_status, teardown),
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_call_node_call_timeout_and_late_reply,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_call_node_call_dead_pid, ts_teardown),
+        cmocka_unit_test_teardown(test_call_node_call_callee_crashes, ts_teardown),
+        cmocka_unit_test_teardown(test_call_node_call_callee_killed, ts_teardown),
+        cmocka_unit_test_teardown(test_call_node_call_error_status, ts_teardown),
         cmocka_unit_test_teardown(test_call_node_call_error_status_without_data,
-                                  teardown),
-        cmocka_unit_test_teardown(test_call_node_call_inside_handler_edeadlk, teardown),
-        cmocka_unit_test_teardown(test_call_process_reply_arrives_as_message, teardown),
-        cmocka_unit_test_teardown(test_call_process_timeout_arrives_as_reply, teardown),
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_call_node_call_inside_handler_edeadlk,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_call_process_reply_arrives_as_message,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_call_process_timeout_arrives_as_reply,
+                                  ts_teardown),
         cmocka_unit_test_teardown(test_call_process_callee_crash_arrives_as_noproc,
-                                  teardown),
+                                  ts_teardown),
         cmocka_unit_test_teardown(test_call_process_call_to_dead_pid_fails_at_once,
-                                  teardown),
-        cmocka_unit_test_teardown(test_call_process_error_status, teardown),
-        cmocka_unit_test_teardown(test_call_reply_to_exited_caller, teardown),
-        cmocka_unit_test_teardown(test_call_timeout_on_virtual_clock, teardown),
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_call_process_error_status, ts_teardown),
+        cmocka_unit_test_teardown(test_call_reply_to_exited_caller, ts_teardown),
+        cmocka_unit_test_teardown(test_call_timeout_on_virtual_clock, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,16 +25,10 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "support.h"
 
 #define RUN_MS 100 /* one bounded turn of the loop; returns early when idle */
 #define MAX_EV 16
-
-/* The node of the running test. A failed assertion leaves the test early;
- * teardown then frees the node with `detached` set, so that callbacks do not
- * write into the records of a test frame that is gone, and ASan reports only
- * leaks of the runtime, never those of an abandoned test. */
-static herd_node_t *live_node;
-static int detached;
 
 /* ---- the probe process ----------------------------------------------------- */
 
@@ -139,7 +133,7 @@ static int probe_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
 {
     (void)self;
     probe_t *p = ((pstate_t *)state)->p;
-    if (detached)
+    if (ts_detached())
         return 0;
     if (p->nev < MAX_EV)
         p->ev[p->nev] = (ev_t){msg->kind, msg->from, msg->ref, msg->status};
@@ -151,7 +145,7 @@ static void probe_terminate(herd_proc_t *self, void *state, int reason)
 {
     (void)self;
     pstate_t *s = state;
-    if (detached) {
+    if (ts_detached()) {
         free(s);
         return;
     }
@@ -170,65 +164,11 @@ static const herd_behaviour_t probe_beh = {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
+/* One node per test (support.h: ts_teardown frees it if the test ends early). */
 static herd_node_t *node_make(const char *name)
 {
-    herd_node_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.name = name;
-    cfg.seed = 42;
-    herd_node_t *n = NULL;
-    assert_null(live_node);
-    assert_int_equal(herd_node_new(&cfg, &n), 0);
-    assert_non_null(n);
-    live_node = n;
-    return n;
-}
-
-static void node_done(herd_node_t *n)
-{
-    assert_ptr_equal(n, live_node);
-    live_node = NULL;
-    herd_node_free(n);
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    detached = 0;
-    live_node = NULL;
-    return 0;
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    if (live_node) {
-        detached = 1;
-        herd_node_free(live_node);
-        live_node = NULL;
-        detached = 0;
-    }
-    return 0;
-}
-
-static void run(herd_node_t *n)
-{
-    assert_true(herd_node_run_for(n, RUN_MS) >= 0);
-}
-
-static void assert_pid_eq(herd_pid_t a, herd_pid_t b)
-{
-    assert_int_equal(a.node, b.node);
-    assert_int_equal(a.incarnation, b.incarnation);
-    assert_int_equal(a.serial, b.serial);
-    assert_true(herd_pid_equal(a, b));
-}
-
-static int alive(herd_node_t *n, herd_pid_t pid)
-{
-    int a = herd_is_alive(n, pid);
-    assert_true(a == 0 || a == 1);
-    return a;
+    assert_int_equal(ts_live_nodes(), 0);
+    return ts_node(name, NULL, 42);
 }
 
 static herd_pid_t spawn_full(herd_node_t *n, probe_t *p, int trap_exit, herd_pid_t link,
@@ -254,8 +194,8 @@ static herd_pid_t spawn_probe(herd_node_t *n, probe_t *p, int trap_exit, herd_pi
     assert_int_equal(err, 0);
     assert_false(herd_pid_is_none(pid));
     assert_int_equal(p->inits, inits + 1);
-    assert_pid_eq(p->self, pid);
-    assert_int_equal(alive(n, pid), 1);
+    ts_assert_pid_eq(p->self, pid);
+    assert_int_equal(ts_alive(n, pid), 1);
     return pid;
 }
 
@@ -275,7 +215,7 @@ static void act(herd_node_t *n, herd_pid_t to, int op, int code, herd_pid_t pid,
     c.pid = pid;
     c.ref = ref;
     assert_int_equal(herd_node_cast(n, to, &c, sizeof(c)), 0);
-    run(n);
+    ts_run_for(n, RUN_MS);
 }
 
 static void crash(herd_node_t *n, herd_pid_t pid, int code)
@@ -308,20 +248,20 @@ static void assert_ev(const probe_t *p, int i, herd_msg_kind_t kind, uint64_t re
     assert_true(i < p->nev && i < MAX_EV);
     assert_int_equal(p->ev[i].kind, kind);
     assert_int_equal(p->ev[i].ref, ref);
-    assert_pid_eq(p->ev[i].from, from);
+    ts_assert_pid_eq(p->ev[i].from, from);
     assert_int_equal(p->ev[i].status, status);
 }
 
 static void assert_exited(herd_node_t *n, herd_pid_t pid, const probe_t *p, int reason)
 {
-    assert_int_equal(alive(n, pid), 0);
+    assert_int_equal(ts_alive(n, pid), 0);
     assert_int_equal(p->terminates, 1);
     assert_int_equal(p->term_reason, reason);
 }
 
 static void assert_untouched(herd_node_t *n, herd_pid_t pid, const probe_t *p)
 {
-    assert_int_equal(alive(n, pid), 1);
+    assert_int_equal(ts_alive(n, pid), 1);
     assert_int_equal(p->terminates, 0);
     assert_int_equal(p->nev, 0);
 }
@@ -350,11 +290,11 @@ static void test_monitor_down_on_normal_exit(void **state)
     assert_exited(n, tp, &t, HERD_REASON_NORMAL);
     assert_int_equal(w.nev, 1);
     assert_ev(&w, 0, HERD_MSG_DOWN, ref, tp, HERD_REASON_NORMAL);
-    assert_int_equal(alive(n, wp), 1);
+    assert_int_equal(ts_alive(n, wp), 1);
     assert_int_equal(w.terminates, 0);
     assert_int_equal(herd_node_process_count(n), 1);
 
-    node_done(n);
+    ts_node_free(n);
     assert_int_equal(w.terminates, 1);
     assert_int_equal(w.term_reason, HERD_REASON_SHUTDOWN);
 }
@@ -372,9 +312,9 @@ static void test_monitor_down_on_crash(void **state)
     assert_int_equal(w.nev, 1);
     assert_ev(&w, 0, HERD_MSG_DOWN, ref, tp, HERD_ETIMEDOUT);
     /* A monitor is one-way: the watcher lives on. */
-    assert_int_equal(alive(n, wp), 1);
+    assert_int_equal(ts_alive(n, wp), 1);
     assert_int_equal(w.terminates, 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_down_on_kill(void **state)
@@ -386,11 +326,11 @@ static void test_monitor_down_on_kill(void **state)
 
     uint64_t ref = monitor(n, wp, &w, tp);
     assert_int_equal(herd_exit(n, tp, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run_for(n, RUN_MS);
     assert_exited(n, tp, &t, HERD_REASON_KILLED);
     assert_int_equal(w.nev, 1);
     assert_ev(&w, 0, HERD_MSG_DOWN, ref, tp, HERD_REASON_KILLED);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_dead_pid_gets_noproc(void **state)
@@ -417,9 +357,9 @@ static void test_monitor_dead_pid_gets_noproc(void **state)
     /* The monitor has fired: nothing left to remove. */
     act(n, wp, OP_DEMONITOR, 0, HERD_PID_NONE, ref);
     assert_int_equal(w.rc, HERD_ENOENT);
-    assert_int_equal(alive(n, wp), 1);
+    assert_int_equal(ts_alive(n, wp), 1);
     assert_int_equal(w.terminates, 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_demonitor_before_exit(void **state)
@@ -438,11 +378,11 @@ static void test_monitor_demonitor_before_exit(void **state)
     crash(n, tp, HERD_EIO);
     assert_exited(n, tp, &t, HERD_EIO);
     assert_int_equal(w.nev, 0); /* no DOWN after demonitor */
-    assert_int_equal(alive(n, wp), 1);
+    assert_int_equal(ts_alive(n, wp), 1);
 
     act(n, wp, OP_DEMONITOR, 0, HERD_PID_NONE, ref);
     assert_int_equal(w.rc, HERD_ENOENT);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_demonitor_unknown_ref(void **state)
@@ -454,7 +394,7 @@ static void test_monitor_demonitor_unknown_ref(void **state)
     w.rc = 12345;
     act(n, wp, OP_DEMONITOR, 0, HERD_PID_NONE, 0xfeedfacecafeULL);
     assert_int_equal(w.rc, HERD_ENOENT);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_demonitor_after_down(void **state)
@@ -470,7 +410,7 @@ static void test_monitor_demonitor_after_down(void **state)
     assert_ev(&w, 0, HERD_MSG_DOWN, ref, tp, HERD_REASON_NORMAL);
     act(n, wp, OP_DEMONITOR, 0, HERD_PID_NONE, ref);
     assert_int_equal(w.rc, HERD_ENOENT);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_several_monitors_each_get_down(void **state)
@@ -496,7 +436,7 @@ static void test_monitor_several_monitors_each_get_down(void **state)
     assert_int_equal(w2.nev, 1);
     assert_ev(&w2, 0, HERD_MSG_DOWN, r3, tp, HERD_EIO);
     assert_int_equal(herd_node_process_count(n), 2);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_watcher_exits_first(void **state)
@@ -516,7 +456,7 @@ static void test_monitor_watcher_exits_first(void **state)
     assert_exited(n, tp, &t, HERD_EIO);
     assert_int_equal(w.nev, 0);
     assert_int_equal(herd_node_process_count(n), 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_reason_names(void **state)
@@ -554,7 +494,7 @@ static void test_monitor_link_crash_propagates(void **state)
     assert_int_equal(w.nev, 1);
     assert_ev(&w, 0, HERD_MSG_DOWN, ref, ap, HERD_ETIMEDOUT);
     assert_int_equal(herd_node_process_count(n), 1);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_link_is_both_ways(void **state)
@@ -568,7 +508,7 @@ static void test_monitor_link_is_both_ways(void **state)
     crash(n, ap, HERD_EIO);
     assert_exited(n, ap, &a, HERD_EIO);
     assert_exited(n, bp, &b, HERD_EIO);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_link_normal_exit_spares(void **state)
@@ -582,7 +522,7 @@ static void test_monitor_link_normal_exit_spares(void **state)
     link_to(n, ap, &a, bp);
     act(n, bp, OP_EXIT_SELF, HERD_REASON_NORMAL, HERD_PID_NONE, 0);
     assert_exited(n, bp, &b, HERD_REASON_NORMAL);
-    assert_int_equal(alive(n, ap), 1);
+    assert_int_equal(ts_alive(n, ap), 1);
     assert_int_equal(a.terminates, 0);
 
     /* The same from the side that made the link. */
@@ -591,7 +531,7 @@ static void test_monitor_link_normal_exit_spares(void **state)
     assert_exited(n, cp, &c, HERD_REASON_NORMAL);
     assert_untouched(n, dp, &d);
     assert_int_equal(herd_node_process_count(n), 2);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_link_kill_propagates(void **state)
@@ -603,10 +543,10 @@ static void test_monitor_link_kill_propagates(void **state)
 
     link_to(n, ap, &a, bp);
     assert_int_equal(herd_exit(n, bp, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run_for(n, RUN_MS);
     assert_exited(n, bp, &b, HERD_REASON_KILLED);
     assert_exited(n, ap, &a, HERD_REASON_KILLED);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_link_shutdown_propagates(void **state)
@@ -618,10 +558,10 @@ static void test_monitor_link_shutdown_propagates(void **state)
 
     link_to(n, ap, &a, bp);
     assert_int_equal(herd_exit(n, bp, HERD_REASON_SHUTDOWN), 0);
-    run(n);
+    ts_run_for(n, RUN_MS);
     assert_exited(n, bp, &b, HERD_REASON_SHUTDOWN);
     assert_exited(n, ap, &a, HERD_REASON_SHUTDOWN);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_trap_exit_turns_crash_into_message(void **state)
@@ -636,11 +576,11 @@ static void test_monitor_trap_exit_turns_crash_into_message(void **state)
     link_to(n, ap, &a, bp);
     crash(n, bp, HERD_ETIMEDOUT);
     assert_exited(n, bp, &b, HERD_ETIMEDOUT);
-    assert_int_equal(alive(n, ap), 1);
+    assert_int_equal(ts_alive(n, ap), 1);
     assert_int_equal(a.terminates, 0);
     assert_int_equal(a.nev, 1);
     assert_int_equal(a.ev[0].kind, HERD_MSG_EXIT);
-    assert_pid_eq(a.ev[0].from, bp);
+    ts_assert_pid_eq(a.ev[0].from, bp);
     assert_int_equal(a.ev[0].status, HERD_ETIMEDOUT);
 
     /* Trapping switched off again: the next linked crash kills it. */
@@ -650,7 +590,7 @@ static void test_monitor_trap_exit_turns_crash_into_message(void **state)
     assert_exited(n, cp, &c, HERD_EIO);
     assert_exited(n, ap, &a, HERD_EIO);
     assert_int_equal(a.nev, 1);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_trap_exit_spawn_option(void **state)
@@ -663,11 +603,11 @@ static void test_monitor_trap_exit_spawn_option(void **state)
 
     crash(n, bp, HERD_EIO);
     assert_exited(n, bp, &b, HERD_EIO);
-    assert_int_equal(alive(n, ap), 1);
+    assert_int_equal(ts_alive(n, ap), 1);
     assert_int_equal(a.terminates, 0);
     assert_int_equal(a.nev, 1);
     assert_int_equal(a.ev[0].kind, HERD_MSG_EXIT);
-    assert_pid_eq(a.ev[0].from, bp);
+    ts_assert_pid_eq(a.ev[0].from, bp);
     assert_int_equal(a.ev[0].status, HERD_EIO);
 
     /* herd_set_trap_exit from init does the same. */
@@ -676,12 +616,12 @@ static void test_monitor_trap_exit_spawn_option(void **state)
     herd_pid_t cp = spawn_probe(n, &c, 0, dp);
     crash(n, cp, HERD_ETIMEDOUT);
     assert_exited(n, cp, &c, HERD_ETIMEDOUT);
-    assert_int_equal(alive(n, dp), 1);
+    assert_int_equal(ts_alive(n, dp), 1);
     assert_int_equal(d.nev, 1);
     assert_int_equal(d.ev[0].kind, HERD_MSG_EXIT);
-    assert_pid_eq(d.ev[0].from, cp);
+    ts_assert_pid_eq(d.ev[0].from, cp);
     assert_int_equal(d.ev[0].status, HERD_ETIMEDOUT);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_trap_exit_linked_killed(void **state)
@@ -694,15 +634,15 @@ static void test_monitor_trap_exit_linked_killed(void **state)
 
     link_to(n, ap, &a, bp);
     assert_int_equal(herd_exit(n, bp, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run_for(n, RUN_MS);
     assert_exited(n, bp, &b, HERD_REASON_KILLED);
     /* Only the kill signal itself cannot be trapped; the link's exit can. */
-    assert_int_equal(alive(n, ap), 1);
+    assert_int_equal(ts_alive(n, ap), 1);
     assert_int_equal(a.nev, 1);
     assert_int_equal(a.ev[0].kind, HERD_MSG_EXIT);
-    assert_pid_eq(a.ev[0].from, bp);
+    ts_assert_pid_eq(a.ev[0].from, bp);
     assert_int_equal(a.ev[0].status, HERD_REASON_KILLED);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_exit_killed_beats_trap(void **state)
@@ -716,14 +656,14 @@ static void test_monitor_exit_killed_beats_trap(void **state)
     uint64_t ref = monitor(n, wp, &w, ap);
 
     assert_int_equal(herd_exit(n, ap, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run_for(n, RUN_MS);
     assert_exited(n, ap, &a, HERD_REASON_KILLED);
     assert_int_equal(a.nev, 0);
     assert_int_equal(w.nev, 1);
     assert_ev(&w, 0, HERD_MSG_DOWN, ref, ap, HERD_REASON_KILLED);
     /* Its non-trapping link partner goes down with it. */
     assert_exited(n, bp, &b, HERD_REASON_KILLED);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_exit_signal_trapped_or_not(void **state)
@@ -737,8 +677,8 @@ static void test_monitor_exit_signal_trapped_or_not(void **state)
 
     /* A trapping process gets the signal as a message and lives. */
     assert_int_equal(herd_exit(n, ap, HERD_REASON_SHUTDOWN), 0);
-    run(n);
-    assert_int_equal(alive(n, ap), 1);
+    ts_run_for(n, RUN_MS);
+    assert_int_equal(ts_alive(n, ap), 1);
     assert_int_equal(a.terminates, 0);
     assert_int_equal(a.nev, 1);
     assert_int_equal(a.ev[0].kind, HERD_MSG_EXIT);
@@ -746,16 +686,16 @@ static void test_monitor_exit_signal_trapped_or_not(void **state)
 
     /* A process that does not trap exits with the signal's reason. */
     assert_int_equal(herd_exit(n, bp, HERD_REASON_SHUTDOWN), 0);
-    run(n);
+    ts_run_for(n, RUN_MS);
     assert_exited(n, bp, &b, HERD_REASON_SHUTDOWN);
 
     /* The same signal sent by a process. */
     act(n, cp, OP_EXIT, HERD_EIO, dp, 0);
     assert_int_equal(c.rc, 0);
     assert_exited(n, dp, &d, HERD_EIO);
-    assert_int_equal(alive(n, cp), 1);
+    assert_int_equal(ts_alive(n, cp), 1);
     assert_int_equal(c.terminates, 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_exit_dead_pid_enoproc(void **state)
@@ -774,8 +714,8 @@ static void test_monitor_exit_dead_pid_enoproc(void **state)
     act(n, ap, OP_EXIT, HERD_REASON_KILLED, tp, 0);
     assert_int_equal(a.rc, HERD_ENOPROC);
     assert_int_equal(t.terminates, 1);
-    assert_int_equal(alive(n, ap), 1);
-    node_done(n);
+    assert_int_equal(ts_alive(n, ap), 1);
+    ts_node_free(n);
 }
 
 static void test_monitor_unlink_stops_propagation(void **state)
@@ -802,7 +742,7 @@ static void test_monitor_unlink_stops_propagation(void **state)
     crash(n, cp, HERD_EIO);
     assert_exited(n, cp, &c, HERD_EIO);
     assert_untouched(n, dp, &d);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_link_dead_pid_enoproc(void **state)
@@ -820,7 +760,7 @@ static void test_monitor_link_dead_pid_enoproc(void **state)
     act(n, ap, OP_LINK, 0, ghost_of(tp), 0);
     assert_int_equal(a.rc, HERD_ENOPROC);
     assert_untouched(n, ap, &a);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_spawn_link_option(void **state)
@@ -843,7 +783,7 @@ static void test_monitor_spawn_link_option(void **state)
     assert_exited(n, dp, &d, HERD_EIO);
     assert_exited(n, cp, &c, HERD_EIO);
     assert_int_equal(herd_node_process_count(n), 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_spawn_link_dead_pid_enoproc(void **state)
@@ -862,9 +802,9 @@ static void test_monitor_spawn_link_dead_pid_enoproc(void **state)
     assert_int_equal(herd_node_process_count(n), 0);
     /* Whatever init did was undone: every successful init gets its terminate. */
     assert_int_equal(a.inits, a.terminates);
-    run(n);
+    ts_run_for(n, RUN_MS);
     assert_int_equal(herd_node_process_count(n), 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 #define CHAIN 6
@@ -884,7 +824,7 @@ static void test_monitor_link_chain_dies_together(void **state)
     for (int i = 0; i < CHAIN; i++)
         assert_exited(n, pid[i], &p[i], HERD_ETIMEDOUT);
     assert_int_equal(herd_node_process_count(n), 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_monitor_link_chain_stops_at_trapper(void **state)
@@ -900,17 +840,17 @@ static void test_monitor_link_chain_stops_at_trapper(void **state)
     crash(n, pid[0], HERD_EIO);
     assert_exited(n, pid[0], &p[0], HERD_EIO);
     assert_exited(n, pid[1], &p[1], HERD_EIO);
-    assert_int_equal(alive(n, pid[2]), 1);
+    assert_int_equal(ts_alive(n, pid[2]), 1);
     assert_int_equal(p[2].terminates, 0);
     assert_int_equal(p[2].nev, 1);
     assert_int_equal(p[2].ev[0].kind, HERD_MSG_EXIT);
-    assert_pid_eq(p[2].ev[0].from, pid[1]);
+    ts_assert_pid_eq(p[2].ev[0].from, pid[1]);
     assert_int_equal(p[2].ev[0].status, HERD_EIO);
     assert_untouched(n, pid[3], &p[3]);
     assert_untouched(n, pid[4], &p[4]);
     assert_int_equal(herd_node_process_count(n), 3);
 
-    node_done(n);
+    ts_node_free(n);
     /* Node shutdown: terminate with shutdown, no link traffic. */
     for (int i = 2; i < 5; i++) {
         assert_int_equal(p[i].terminates, 1);
@@ -922,33 +862,33 @@ static void test_monitor_link_chain_stops_at_trapper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_monitor_down_on_normal_exit, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_down_on_crash, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_down_on_kill, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_dead_pid_gets_noproc, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_demonitor_before_exit, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_demonitor_unknown_ref, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_demonitor_after_down, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_several_monitors_each_get_down, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_watcher_exits_first, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_reason_names, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_link_crash_propagates, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_link_is_both_ways, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_link_normal_exit_spares, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_link_kill_propagates, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_link_shutdown_propagates, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_trap_exit_turns_crash_into_message, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_trap_exit_spawn_option, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_trap_exit_linked_killed, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_exit_killed_beats_trap, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_exit_signal_trapped_or_not, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_exit_dead_pid_enoproc, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_unlink_stops_propagation, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_link_dead_pid_enoproc, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_spawn_link_option, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_spawn_link_dead_pid_enoproc, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_link_chain_dies_together, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_monitor_link_chain_stops_at_trapper, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_down_on_normal_exit, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_down_on_crash, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_down_on_kill, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_dead_pid_gets_noproc, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_demonitor_before_exit, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_demonitor_unknown_ref, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_demonitor_after_down, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_several_monitors_each_get_down, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_watcher_exits_first, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_reason_names, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_link_crash_propagates, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_link_is_both_ways, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_link_normal_exit_spares, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_link_kill_propagates, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_link_shutdown_propagates, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_trap_exit_turns_crash_into_message, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_trap_exit_spawn_option, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_trap_exit_linked_killed, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_exit_killed_beats_trap, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_exit_signal_trapped_or_not, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_exit_dead_pid_enoproc, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_unlink_stops_propagation, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_link_dead_pid_enoproc, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_spawn_link_option, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_spawn_link_dead_pid_enoproc, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_link_chain_dies_together, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_link_chain_stops_at_trapper, ts_setup, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "support.h"
 
 /* ---- the log ------------------------------------------------------------ */
 
@@ -249,52 +250,11 @@ static const herd_behaviour_t rec_beh = {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Nodes a test made and has not freed yet: freed by the teardown when an
- * assertion ends the test early, so one failure does not leak into the
- * sanitizer's report of the whole program. */
-#define MAX_NODES 8
-static herd_node_t *g_nodes[MAX_NODES];
-
-static herd_node_t *track(herd_node_t *n)
-{
-    for (int i = 0; i < MAX_NODES; i++) {
-        if (g_nodes[i] == NULL) {
-            g_nodes[i] = n;
-            return n;
-        }
-    }
-    fail_msg("too many nodes");
-    return n;
-}
-
-static void node_free(herd_node_t *n)
-{
-    for (int i = 0; i < MAX_NODES; i++)
-        if (g_nodes[i] == n) g_nodes[i] = NULL;
-    herd_node_free(n);
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    for (int i = 0; i < MAX_NODES; i++) {
-        if (g_nodes[i] != NULL) {
-            herd_node_t *n = g_nodes[i];
-            g_nodes[i] = NULL;
-            herd_node_free(n);
-        }
-    }
-    return 0;
-}
-
+/* Nodes come from the shared support (support.h); this file's default seed. */
 static herd_node_t *mknode_cfg(herd_node_config_t cfg)
 {
-    herd_node_t *n = NULL;
     if (cfg.seed == 0) cfg.seed = 12345;
-    assert_int_equal(herd_node_new(&cfg, &n), 0);
-    track(n);
-    assert_non_null(n);
-    return n;
+    return ts_node_new(&cfg);
 }
 
 static herd_node_t *mknode(const char *name)
@@ -304,10 +264,7 @@ static herd_node_t *mknode(const char *name)
 
 static herd_pid_t spawn_arg(herd_node_t *n, const char *arg)
 {
-    herd_spawn_opts_t o = {
-        .behaviour = &rec_beh, .arg = arg, .arg_len = arg ? strlen(arg) : 0};
-    herd_pid_t p = HERD_PID_NONE;
-    assert_int_equal(herd_spawn(n, &o, &p), 0);
+    herd_pid_t p = ts_spawn(n, &rec_beh, arg, arg ? strlen(arg) : 0);
     assert_false(herd_pid_is_none(p));
     return p;
 }
@@ -315,12 +272,6 @@ static herd_pid_t spawn_arg(herd_node_t *n, const char *arg)
 static herd_pid_t spawn_rec(herd_node_t *n)
 {
     return spawn_arg(n, "x");
-}
-
-/* Run until idle; run_for returns early once nothing is left to do. */
-static void run(herd_node_t *n)
-{
-    assert_true(herd_node_run_for(n, 3000) >= 0);
 }
 
 static cmd_t mk(char op, const char *text)
@@ -340,14 +291,6 @@ static void cast_cmd(herd_node_t *n, herd_pid_t to, cmd_t c)
 static void send_cmd(herd_node_t *n, herd_pid_t to, cmd_t c)
 {
     assert_int_equal(herd_node_send(n, to, &c, sizeof(c)), 0);
-}
-
-static double ms_since(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 /* ---- pids and names ----------------------------------------------------- */
@@ -383,21 +326,21 @@ static void test_proc_node_new_bad_names(void **st)
     assert_int_equal(herd_node_new(&cfg, &n), HERD_ENAMETOOLONG);
     name[64] = '\0'; /* 64 characters: the longest valid name */
     assert_int_equal(herd_node_new(&cfg, &n), 0);
-    track(n);
+    ts_track(n);
     assert_string_equal(herd_node_name(n), name);
-    node_free(n);
+    ts_node_free(n);
     /* every allowed character */
     cfg.name = "AZaz09_.-";
     n = NULL;
     assert_int_equal(herd_node_new(&cfg, &n), 0);
-    track(n);
+    ts_track(n);
     assert_string_equal(herd_node_name(n), "AZaz09_.-");
-    node_free(n);
+    ts_node_free(n);
     cfg.name = "z";
     n = NULL;
     assert_int_equal(herd_node_new(&cfg, &n), 0);
-    track(n);
-    node_free(n);
+    ts_track(n);
+    ts_node_free(n);
 }
 
 static void test_proc_node_identity(void **st)
@@ -417,7 +360,7 @@ static void test_proc_node_identity(void **st)
     assert_int_equal(p.node, herd_node_id_of("t1"));
     assert_int_equal(p.incarnation, 777);
     assert_true(p.serial != 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* Without one given, the incarnation is made up (start time and random bits)
@@ -430,13 +373,13 @@ static void test_proc_node_incarnation_unique_per_start(void **st)
     herd_node_config_t cfg = {.name = "t1"};
     herd_node_t *n1 = NULL, *n2 = NULL;
     assert_int_equal(herd_node_new(&cfg, &n1), 0);
-    track(n1);
+    ts_track(n1);
     assert_int_equal(herd_node_new(&cfg, &n2), 0);
-    track(n2);
+    ts_track(n2);
     assert_true(herd_node_incarnation(n1) != 0);
     assert_true(herd_node_incarnation(n1) != herd_node_incarnation(n2));
-    node_free(n1);
-    node_free(n2);
+    ts_node_free(n1);
+    ts_node_free(n2);
 
     /* restarts in quick succession */
     enum { STARTS = 20 };
@@ -444,9 +387,9 @@ static void test_proc_node_incarnation_unique_per_start(void **st)
     for (int i = 0; i < STARTS; i++) {
         herd_node_t *n = NULL;
         assert_int_equal(herd_node_new(&cfg, &n), 0);
-        track(n);
+        ts_track(n);
         inc[i] = herd_node_incarnation(n);
-        node_free(n);
+        ts_node_free(n);
         assert_true(inc[i] != 0);
         for (int j = 0; j < i; j++)
             assert_true(inc[j] != inc[i]);
@@ -471,9 +414,9 @@ static void test_proc_node_random_is_seeded(void **st)
     }
     assert_true(differs);
     assert_true(varies);
-    node_free(a);
-    node_free(b);
-    node_free(c);
+    ts_node_free(a);
+    ts_node_free(b);
+    ts_node_free(c);
 }
 
 static void test_proc_reason_name(void **st)
@@ -520,7 +463,7 @@ static void test_proc_spawn_init_sees_arg_and_state(void **st)
     /* the handlers get init's state */
     cast_cmd(n, p, mk('r', "one"));
     send_cmd(n, p, mk('r', "two"));
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nev, 3);
     assert_ptr_equal(g_ev[1].state, s);
     assert_ptr_equal(g_ev[2].state, s);
@@ -536,7 +479,7 @@ static void test_proc_spawn_init_sees_arg_and_state(void **st)
     assert_int_equal(herd_node_process_count(n), 2);
 
     /* terminate gets the same state too (node free: shutdown) */
-    node_free(n);
+    ts_node_free(n);
     const ev_t *t = find_ev('T', p.serial);
     assert_non_null(t);
     assert_ptr_equal(t->state, s);
@@ -559,14 +502,14 @@ static void test_proc_spawn_bad_args(void **st)
     /* a link to a pid that is not alive */
     herd_pid_t dead = spawn_rec(n);
     assert_int_equal(herd_exit(n, dead, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run(n);
     assert_false(herd_is_alive(n, dead));
     herd_spawn_opts_t ol = {
         .behaviour = &rec_beh, .arg = "x", .arg_len = 1, .link = dead};
     assert_int_equal(herd_spawn(n, &ol, &p), HERD_ENOPROC);
     assert_int_equal(herd_node_process_count(n), 0);
     assert_int_equal(g_terms, 1); /* only the killed one */
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* A behaviour without handlers: messages are dropped, state stays NULL. */
@@ -581,13 +524,13 @@ static void test_proc_missing_handlers_drop_messages(void **st)
     assert_int_equal(herd_spawn(n, &o, &p), 0);
     assert_int_equal(herd_node_cast(n, p, "a", 1), 0);
     assert_int_equal(herd_node_send(n, p, "b", 1), 0);
-    run(n);
+    ts_run(n);
     assert_true(herd_is_alive(n, p));
     assert_int_equal(herd_exit(n, p, HERD_REASON_SHUTDOWN), 0);
-    run(n);
+    ts_run(n);
     assert_false(herd_is_alive(n, p));
     assert_int_equal(herd_node_process_count(n), 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_proc_init_failure_leaves_nothing(void **st)
@@ -625,9 +568,9 @@ static void test_proc_init_failure_leaves_nothing(void **st)
 
     /* the node still works */
     cast_cmd(n, keep, mk('r', "ok"));
-    run(n);
+    ts_run(n);
     assert_int_equal(count_ev('C', keep.serial), 1);
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 1);
 }
 
@@ -654,7 +597,7 @@ static void test_proc_pids_never_reused(void **st)
             else
                 assert_int_equal(herd_exit(n, p, HERD_REASON_KILLED), 0);
         }
-        run(n);
+        ts_run(n);
         assert_int_equal(herd_node_process_count(n), 0);
     }
     assert_int_equal(g_terms, ROUNDS * BATCH);
@@ -662,7 +605,7 @@ static void test_proc_pids_never_reused(void **st)
         assert_false(herd_is_alive(n, all[i]));
         assert_int_equal(herd_node_send(n, all[i], "z", 1), HERD_ENOPROC);
     }
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_proc_spawn_from_handler(void **st)
@@ -672,16 +615,16 @@ static void test_proc_spawn_from_handler(void **st)
     herd_node_t *n = mknode("t1");
     herd_pid_t p = spawn_rec(n);
     cast_cmd(n, p, mk('s', NULL));
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nrc, 1);
     assert_int_equal(g_rc[0], 0);
     assert_true(g_spawned.serial > p.serial);
     assert_true(herd_is_alive(n, g_spawned));
     assert_int_equal(herd_node_process_count(n), 2);
     cast_cmd(n, g_spawned, mk('r', "hi"));
-    run(n);
+    ts_run(n);
     assert_int_equal(count_ev('C', g_spawned.serial), 1);
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 2);
 }
 
@@ -704,7 +647,7 @@ static void test_proc_cast_and_send_in_order(void **st)
     }
     /* nothing runs before the loop does */
     assert_int_equal(g_nev, 1);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nev, 1 + N);
     for (int i = 0; i < N; i++) {
         const ev_t *e = &g_ev[1 + i];
@@ -719,7 +662,7 @@ static void test_proc_cast_and_send_in_order(void **st)
         assert_int_equal(e->status, 0);
         assert_int_equal(e->len, sizeof(cmd_t));
     }
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_proc_process_to_process_order_and_sender(void **st)
@@ -732,7 +675,7 @@ static void test_proc_process_to_process_order_and_sender(void **st)
     f.pid = b;
     f.count = 30;
     cast_cmd(n, a, f);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nrc, 60);
     for (size_t i = 0; i < g_nrc; i++)
         assert_int_equal(g_rc[i], 0);
@@ -749,7 +692,7 @@ static void test_proc_process_to_process_order_and_sender(void **st)
         k++;
     }
     assert_int_equal(k, 60);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_proc_send_to_dead_or_unknown_pid(void **st)
@@ -759,7 +702,7 @@ static void test_proc_send_to_dead_or_unknown_pid(void **st)
     herd_node_t *n = mknode("t1");
     herd_pid_t a = spawn_rec(n), dead = spawn_rec(n);
     assert_int_equal(herd_exit(n, dead, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run(n);
     assert_false(herd_is_alive(n, dead));
     cmd_t c = mk('r', "z");
     assert_int_equal(herd_node_send(n, dead, &c, sizeof(c)), HERD_ENOPROC);
@@ -787,14 +730,14 @@ static void test_proc_send_to_dead_or_unknown_pid(void **st)
     cast_cmd(n, a, f);
     f.pid = never;
     cast_cmd(n, a, f);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nrc, 4);
     for (int i = 0; i < 4; i++)
         assert_int_equal(g_rc[i], HERD_ENOPROC);
     /* a got only its two commands */
     assert_int_equal(count_ev('C', a.serial), 2);
     assert_int_equal(count_ev('I', a.serial), 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_proc_mailbox_full(void **st)
@@ -813,7 +756,7 @@ static void test_proc_mailbox_full(void **st)
     assert_int_equal(herd_node_send(n, p, &over, sizeof(over)), HERD_EFULL);
     assert_int_equal(herd_node_cast(n, p, &over, sizeof(over)), HERD_EFULL);
     assert_int_equal(herd_node_send(n, p, &over, sizeof(over)), HERD_EFULL);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nev, 4);
     assert_string_equal(g_ev[1].text, "m0");
     assert_string_equal(g_ev[2].text, "m1");
@@ -825,14 +768,14 @@ static void test_proc_mailbox_full(void **st)
     send_cmd(n, p, mk('r', "m4"));
     cast_cmd(n, p, mk('r', "m5"));
     assert_int_equal(herd_node_cast(n, p, &over, sizeof(over)), HERD_EFULL);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nev, 7);
     assert_string_equal(g_ev[4].text, "m3");
     assert_string_equal(g_ev[5].text, "m4");
     assert_string_equal(g_ev[6].text, "m5");
     for (size_t i = 0; i < g_nev; i++)
         assert_string_not_equal(g_ev[i].text, "over");
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* A process that sends to a full mailbox gets HERD_EFULL: the receiver
@@ -851,7 +794,7 @@ static void test_proc_mailbox_full_from_process(void **st)
     f.pid = b;
     f.count = 3; /* c0 s0 c1 s1 c2 s2: the last two do not fit */
     cast_cmd(n, a, f);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nrc, 6);
     assert_int_equal(g_rc[0], 0);
     assert_int_equal(g_rc[1], 0);
@@ -860,7 +803,7 @@ static void test_proc_mailbox_full_from_process(void **st)
     assert_int_equal(g_rc[4], HERD_EFULL);
     assert_int_equal(g_rc[5], HERD_EFULL);
     assert_int_equal(count_ev('C', b.serial) + count_ev('I', b.serial), 4);
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* The node's default limit applies when the spawn gives none. */
@@ -874,9 +817,9 @@ static void test_proc_mailbox_node_default_limit(void **st)
     send_cmd(n, p, mk('r', "b"));
     cmd_t c = mk('r', "c");
     assert_int_equal(herd_node_send(n, p, &c, sizeof(c)), HERD_EFULL);
-    run(n);
+    ts_run(n);
     assert_int_equal(count_ev('I', p.serial), 2);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_proc_message_too_big(void **st)
@@ -892,13 +835,13 @@ static void test_proc_message_too_big(void **st)
     assert_int_equal(herd_node_send(n, p, buf, 100), 0);
     assert_int_equal(herd_node_cast(n, p, buf, 1), 0);
     assert_int_equal(herd_node_send(n, p, NULL, 0), 0); /* empty messages are fine */
-    run(n);
+    ts_run(n);
     assert_int_equal(count_ev('I', p.serial), 2);
     assert_int_equal(count_ev('C', p.serial), 1);
     assert_int_equal(g_ev[1].len, 100);
     assert_int_equal(g_ev[2].len, 1);
     assert_int_equal(g_ev[3].len, 0);
-    node_free(n);
+    ts_node_free(n);
 
     /* the default limit */
     reset();
@@ -909,11 +852,11 @@ static void test_proc_message_too_big(void **st)
     assert_int_equal(herd_node_send(n, p, big, HERD_DEFAULT_MAX_MESSAGE + 1),
                      HERD_ETOOBIG);
     assert_int_equal(herd_node_send(n, p, big, HERD_DEFAULT_MAX_MESSAGE), 0);
-    run(n);
+    ts_run(n);
     assert_int_equal(count_ev('I', p.serial), 1);
     assert_int_equal(g_ev[1].len, HERD_DEFAULT_MAX_MESSAGE);
     free(big);
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* ---- crashes and exits -------------------------------------------------- */
@@ -934,7 +877,7 @@ static void test_proc_handler_error_crashes_process(void **st)
     crash2.reason = HERD_ETIMEDOUT;
     send_cmd(n, c, crash2); /* from handle_info */
     cast_cmd(n, b, mk('r', "b2"));
-    run(n);
+    ts_run(n);
 
     const ev_t *t = find_ev('T', a.serial);
     assert_non_null(t);
@@ -956,9 +899,9 @@ static void test_proc_handler_error_crashes_process(void **st)
     assert_int_equal(count_ev('T', b.serial), 0);
     assert_int_equal(herd_node_process_count(n), 1);
     cast_cmd(n, b, mk('r', "b3"));
-    run(n);
+    ts_run(n);
     assert_int_equal(count_ev('C', b.serial), 3);
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 3);
 }
 
@@ -974,7 +917,7 @@ static void test_proc_exit_self(void **st)
     cast_cmd(n, a, mk('r', "after")); /* exits when the handler returns */
     x.reason = HERD_REASON_SHUTDOWN;
     send_cmd(n, b, x);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nrc, 2);
     assert_int_equal(g_rc[0], 0);
     assert_int_equal(g_rc[1], 0);
@@ -988,7 +931,7 @@ static void test_proc_exit_self(void **st)
     assert_false(herd_is_alive(n, a));
     assert_false(herd_is_alive(n, b));
     assert_int_equal(herd_node_process_count(n), 0);
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 2);
 }
 
@@ -1009,7 +952,7 @@ static void test_proc_exit_other_from_outside(void **st)
     assert_int_equal(herd_exit(n, trap2, HERD_REASON_SHUTDOWN), 0);
     assert_int_equal(herd_exit(n, normal, HERD_REASON_NORMAL), 0);
     assert_int_equal(herd_exit(n, crashy, HERD_EIO), 0);
-    run(n);
+    ts_run(n);
 
     /* not trapping: exits with the signal's reason */
     const ev_t *t = find_ev('T', plain.serial);
@@ -1036,12 +979,12 @@ static void test_proc_exit_other_from_outside(void **st)
     assert_true(herd_is_alive(n, normal));
     assert_int_equal(count_ev('T', normal.serial), 0);
     cast_cmd(n, normal, mk('r', "still here"));
-    run(n);
+    ts_run(n);
     assert_int_equal(count_ev('C', normal.serial), 1);
 
     /* killed cannot be trapped */
     assert_int_equal(herd_exit(n, trap, HERD_REASON_KILLED), 0);
-    run(n);
+    ts_run(n);
     t = find_ev('T', trap.serial);
     assert_non_null(t);
     assert_int_equal(t->reason, HERD_REASON_KILLED);
@@ -1053,7 +996,7 @@ static void test_proc_exit_other_from_outside(void **st)
     never.serial = 999999;
     assert_int_equal(herd_exit(n, never, HERD_REASON_KILLED), HERD_ENOPROC);
     assert_int_equal(herd_node_process_count(n), 2); /* normal, trap2 */
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 5);
 }
 
@@ -1070,10 +1013,10 @@ static void test_proc_set_trap_exit_from_handler(void **st)
     cast_cmd(n, off, t);
     t.reason = 0;
     cast_cmd(n, off, t);
-    run(n);
+    ts_run(n);
     assert_int_equal(herd_exit(n, on, HERD_REASON_SHUTDOWN), 0);
     assert_int_equal(herd_exit(n, off, HERD_REASON_SHUTDOWN), 0);
-    run(n);
+    ts_run(n);
     assert_true(herd_is_alive(n, on));
     const ev_t *e = find_ev('I', on.serial);
     assert_non_null(e);
@@ -1083,7 +1026,7 @@ static void test_proc_set_trap_exit_from_handler(void **st)
     e = find_ev('T', off.serial);
     assert_non_null(e);
     assert_int_equal(e->reason, HERD_REASON_SHUTDOWN);
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 2);
 }
 
@@ -1103,7 +1046,7 @@ static void test_proc_exit_other_from_process(void **st)
     k.pid = d;
     k.reason = HERD_REASON_SHUTDOWN;
     cast_cmd(n, a, k);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nrc, 3);
     assert_int_equal(g_rc[0], 0);
     assert_int_equal(g_rc[1], 0);
@@ -1125,10 +1068,10 @@ static void test_proc_exit_other_from_process(void **st)
     k.pid = b;
     k.reason = HERD_REASON_KILLED;
     cast_cmd(n, a, k);
-    run(n);
+    ts_run(n);
     assert_int_equal(g_nrc, 4);
     assert_int_equal(g_rc[3], HERD_ENOPROC);
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 4);
 }
 
@@ -1162,7 +1105,7 @@ static void test_proc_node_free_terminates_every_process(void **st)
     }
     assert_int_equal(herd_node_process_count(n), N);
     size_t events_before = g_nev;
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, N);
     assert_int_equal(g_terms_shutdown, N);
     /* only terminates ran: no queued message was handled on the way out */
@@ -1179,7 +1122,7 @@ static void test_proc_node_free_terminate_may_send(void **st)
     for (int i = 0; i < 200; i++)
         spawn_rec(n);
     g_free_node = n;
-    node_free(n);
+    ts_node_free(n);
     g_free_node = NULL;
     assert_int_equal(g_terms, 200);
 }
@@ -1206,22 +1149,22 @@ static void test_proc_two_nodes_are_independent(void **st)
     /* each runs on its own loop */
     cast_cmd(na, pa, mk('r', "to-a"));
     cast_cmd(nb, pb, mk('r', "to-b"));
-    run(na);
+    ts_run(na);
     assert_int_equal(count_ev('C', 0), 1);
     assert_string_equal(g_ev[g_nev - 1].text, "to-a");
-    run(nb);
+    ts_run(nb);
     assert_int_equal(count_ev('C', 0), 2);
     assert_string_equal(g_ev[g_nev - 1].text, "to-b");
     assert_int_equal(herd_node_process_count(na), 1);
     assert_int_equal(herd_node_process_count(nb), 1);
 
-    node_free(na);
+    ts_node_free(na);
     assert_int_equal(g_terms, 1);
     assert_true(herd_is_alive(nb, pb)); /* b survives a's end */
     cast_cmd(nb, pb, mk('r', "after"));
-    run(nb);
+    ts_run(nb);
     assert_int_equal(count_ev('C', 0), 3);
-    node_free(nb);
+    ts_node_free(nb);
     assert_int_equal(g_terms, 2);
 }
 
@@ -1242,10 +1185,10 @@ static void test_proc_restarted_node_rejects_old_pids(void **st)
     assert_int_equal(herd_node_send(n2, old, &c, sizeof(c)), HERD_ENOPROC);
     assert_int_equal(herd_node_send(n2, p1, &c, sizeof(c)), HERD_ENOPROC);
     assert_false(herd_is_alive(n2, p1));
-    run(n2);
+    ts_run(n2);
     assert_int_equal(count_ev('I', p2.serial), 0);
-    node_free(n1);
-    node_free(n2);
+    ts_node_free(n1);
+    ts_node_free(n2);
     assert_int_equal(g_terms, 2);
 }
 
@@ -1259,21 +1202,21 @@ static void test_proc_run_for_returns_early_when_idle(void **st)
     /* an empty node */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 3000) >= 0);
-    assert_true(ms_since(&t0) < 2000);
+    assert_true(ts_ms_since(&t0) < 2000);
 
     /* idle processes are nothing to do */
     herd_pid_t p = spawn_rec(n);
     spawn_rec(n);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 3000) >= 0);
-    assert_true(ms_since(&t0) < 2000);
+    assert_true(ts_ms_since(&t0) < 2000);
 
     /* messages are handled, then it returns */
     for (int i = 0; i < 10; i++)
         cast_cmd(n, p, mk('r', "m"));
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 3000) >= 0);
-    assert_true(ms_since(&t0) < 2000);
+    assert_true(ts_ms_since(&t0) < 2000);
     assert_int_equal(count_ev('C', p.serial), 10);
 
     /* an armed timer keeps it running until the timer fired */
@@ -1281,52 +1224,54 @@ static void test_proc_run_for_returns_early_when_idle(void **st)
     assert_int_equal(herd_send_after(n, p, 30, "tick", 4, &t), 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 3000) >= 0);
-    assert_true(ms_since(&t0) < 2000);
+    assert_true(ts_ms_since(&t0) < 2000);
     assert_int_equal(count_ev('I', p.serial), 1);
 
     /* and a short run ends at its limit even with a far timer armed */
     assert_int_equal(herd_send_after(n, p, 60000, "far", 3, &t), 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 20) >= 0);
-    assert_true(ms_since(&t0) < 2000);
+    assert_true(ts_ms_since(&t0) < 2000);
     assert_int_equal(count_ev('I', p.serial), 1);
     assert_int_equal(herd_cancel_timer(n, t), 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_proc_pid_helpers, teardown),
-        cmocka_unit_test_teardown(test_proc_node_new_bad_names, teardown),
-        cmocka_unit_test_teardown(test_proc_node_identity, teardown),
-        cmocka_unit_test_teardown(test_proc_node_incarnation_unique_per_start, teardown),
-        cmocka_unit_test_teardown(test_proc_node_random_is_seeded, teardown),
-        cmocka_unit_test_teardown(test_proc_reason_name, teardown),
-        cmocka_unit_test_teardown(test_proc_spawn_init_sees_arg_and_state, teardown),
-        cmocka_unit_test_teardown(test_proc_spawn_bad_args, teardown),
-        cmocka_unit_test_teardown(test_proc_missing_handlers_drop_messages, teardown),
-        cmocka_unit_test_teardown(test_proc_init_failure_leaves_nothing, teardown),
-        cmocka_unit_test_teardown(test_proc_pids_never_reused, teardown),
-        cmocka_unit_test_teardown(test_proc_spawn_from_handler, teardown),
-        cmocka_unit_test_teardown(test_proc_cast_and_send_in_order, teardown),
+        cmocka_unit_test_teardown(test_proc_pid_helpers, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_node_new_bad_names, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_node_identity, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_node_incarnation_unique_per_start,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_proc_node_random_is_seeded, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_reason_name, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_spawn_init_sees_arg_and_state, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_spawn_bad_args, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_missing_handlers_drop_messages, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_init_failure_leaves_nothing, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_pids_never_reused, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_spawn_from_handler, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_cast_and_send_in_order, ts_teardown),
         cmocka_unit_test_teardown(test_proc_process_to_process_order_and_sender,
-                                  teardown),
-        cmocka_unit_test_teardown(test_proc_send_to_dead_or_unknown_pid, teardown),
-        cmocka_unit_test_teardown(test_proc_mailbox_full, teardown),
-        cmocka_unit_test_teardown(test_proc_mailbox_full_from_process, teardown),
-        cmocka_unit_test_teardown(test_proc_mailbox_node_default_limit, teardown),
-        cmocka_unit_test_teardown(test_proc_message_too_big, teardown),
-        cmocka_unit_test_teardown(test_proc_handler_error_crashes_process, teardown),
-        cmocka_unit_test_teardown(test_proc_exit_self, teardown),
-        cmocka_unit_test_teardown(test_proc_exit_other_from_outside, teardown),
-        cmocka_unit_test_teardown(test_proc_set_trap_exit_from_handler, teardown),
-        cmocka_unit_test_teardown(test_proc_exit_other_from_process, teardown),
-        cmocka_unit_test_teardown(test_proc_node_free_terminates_every_process, teardown),
-        cmocka_unit_test_teardown(test_proc_node_free_terminate_may_send, teardown),
-        cmocka_unit_test_teardown(test_proc_two_nodes_are_independent, teardown),
-        cmocka_unit_test_teardown(test_proc_restarted_node_rejects_old_pids, teardown),
-        cmocka_unit_test_teardown(test_proc_run_for_returns_early_when_idle, teardown),
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_proc_send_to_dead_or_unknown_pid, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_mailbox_full, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_mailbox_full_from_process, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_mailbox_node_default_limit, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_message_too_big, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_handler_error_crashes_process, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_exit_self, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_exit_other_from_outside, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_set_trap_exit_from_handler, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_exit_other_from_process, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_node_free_terminates_every_process,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_proc_node_free_terminate_may_send, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_two_nodes_are_independent, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_restarted_node_rejects_old_pids, ts_teardown),
+        cmocka_unit_test_teardown(test_proc_run_for_returns_early_when_idle, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "support.h"
 
 #define WAIT_MS 5000 /* deadline for something that should happen at once */
 #define PATTERN_LEN 40
@@ -42,13 +43,6 @@ static uint64_t mono_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
-
-/* The node of the running test. A failed assertion leaves the test early;
- * teardown then frees the node with `detached` set, so that callbacks do not
- * write into the records of a test frame that is gone, and ASan reports only
- * leaks of the runtime, never those of an abandoned test. */
-static herd_node_t *live_node;
-static int detached;
 
 /* ---- the probe child --------------------------------------------------------- */
 
@@ -131,7 +125,7 @@ static void probe_terminate(herd_proc_t *self, void *state, int reason)
 {
     (void)self;
     pstate_t *s = state;
-    if (detached) {
+    if (ts_detached()) {
         free(s);
         return;
     }
@@ -172,7 +166,7 @@ typedef struct obs {
 static void on_restart(void *data, uint64_t id, herd_pid_t old_pid, herd_pid_t pid)
 {
     obs_t *o = data;
-    if (detached)
+    if (ts_detached())
         return;
     if (o->nrestart < MAX_OBS)
         o->r[o->nrestart] = (restart_ev_t){id, old_pid, pid, mono_ms()};
@@ -182,7 +176,7 @@ static void on_restart(void *data, uint64_t id, herd_pid_t old_pid, herd_pid_t p
 static void on_gone(void *data, uint64_t id, herd_pid_t last_pid, int reason)
 {
     obs_t *o = data;
-    if (detached)
+    if (ts_detached())
         return;
     if (o->ngone < MAX_OBS)
         o->g[o->ngone] = (gone_ev_t){id, last_pid, reason};
@@ -195,7 +189,7 @@ static void on_gone(void *data, uint64_t id, herd_pid_t last_pid, int reason)
     do {                                                                               \
         uint64_t t0_ = mono_ms();                                                      \
         while (!(cond) && mono_ms() - t0_ < (max_ms))                                  \
-            assert_true(herd_node_run_for((n), 5) >= 0);                               \
+            ts_run_for((n), 5);                                                        \
     } while (0)
 
 /* Run the loop for `ms` of real time, whether or not there is work. */
@@ -203,49 +197,14 @@ static void run_ms(herd_node_t *n, uint64_t ms)
 {
     uint64_t t0 = mono_ms();
     while (mono_ms() - t0 < ms)
-        assert_true(herd_node_run_for(n, 10) >= 0);
+        ts_run_for(n, 10);
 }
 
+/* One node per test (support.h: ts_teardown frees it if the test ends early). */
 static herd_node_t *node_make(const char *name, const herd_clock_t *clock)
 {
-    herd_node_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.name = name;
-    cfg.seed = 7;
-    cfg.clock = clock;
-    herd_node_t *n = NULL;
-    assert_null(live_node);
-    assert_int_equal(herd_node_new(&cfg, &n), 0);
-    assert_non_null(n);
-    live_node = n;
-    return n;
-}
-
-static void node_done(herd_node_t *n)
-{
-    assert_ptr_equal(n, live_node);
-    live_node = NULL;
-    herd_node_free(n);
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    detached = 0;
-    live_node = NULL;
-    return 0;
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    if (live_node) {
-        detached = 1;
-        herd_node_free(live_node);
-        live_node = NULL;
-        detached = 0;
-    }
-    return 0;
+    assert_int_equal(ts_live_nodes(), 0);
+    return ts_node(name, clock, 7);
 }
 
 static herd_sup_config_t sup_cfg(obs_t *o)
@@ -265,21 +224,6 @@ static herd_pid_t sup_make(herd_node_t *n, const herd_sup_config_t *cfg)
     assert_false(herd_pid_is_none(sup));
     assert_int_equal(herd_is_alive(n, sup), 1);
     return sup;
-}
-
-static void assert_pid_eq(herd_pid_t a, herd_pid_t b)
-{
-    assert_int_equal(a.node, b.node);
-    assert_int_equal(a.incarnation, b.incarnation);
-    assert_int_equal(a.serial, b.serial);
-    assert_true(herd_pid_equal(a, b));
-}
-
-static int alive(herd_node_t *n, herd_pid_t pid)
-{
-    int a = herd_is_alive(n, pid);
-    assert_true(a == 0 || a == 1);
-    return a;
 }
 
 static void fill_arg(child_arg_t *a, probe_t *p)
@@ -318,8 +262,8 @@ static uint64_t child_start(herd_node_t *n, herd_pid_t sup, probe_t *p,
     assert_int_equal(child_try(n, sup, p, restart, &id, &got), 0);
     assert_int_equal(p->inits, inits + 1); /* init ran before the call returned */
     assert_false(herd_pid_is_none(got));
-    assert_pid_eq(p->self, got);
-    assert_int_equal(alive(n, got), 1);
+    ts_assert_pid_eq(p->self, got);
+    assert_int_equal(ts_alive(n, got), 1);
     if (pid)
         *pid = got;
     return id;
@@ -374,11 +318,11 @@ static herd_pid_t crash_until_gone(herd_node_t *n, herd_pid_t sup, uint64_t id, 
         herd_child_info_t ci[2];
         int c = which(n, sup, ci, 2);
         if (c == 1 && ci[0].id == id && !herd_pid_is_none(ci[0].pid) &&
-            !herd_pid_equal(ci[0].pid, crashed) && alive(n, ci[0].pid)) {
+            !herd_pid_equal(ci[0].pid, crashed) && ts_alive(n, ci[0].pid)) {
             cast_cmd(n, ci[0].pid, OP_CRASH, HERD_EIO);
             crashed = ci[0].pid;
         }
-        assert_true(herd_node_run_for(n, 5) >= 0);
+        ts_run_for(n, 5);
     }
     return crashed;
 }
@@ -405,11 +349,11 @@ static void test_supervisor_start_child(void **state)
     memset(ci, 0, sizeof(ci));
     assert_int_equal(which(n, sup, ci, 4), 2);
     assert_int_equal(ci[0].id, aid);
-    assert_pid_eq(ci[0].pid, ap);
+    ts_assert_pid_eq(ci[0].pid, ap);
     assert_int_equal(ci[0].restarts, 0);
     assert_int_equal(ci[0].restart, HERD_RESTART_PERMANENT);
     assert_int_equal(ci[1].id, bid);
-    assert_pid_eq(ci[1].pid, bp);
+    ts_assert_pid_eq(ci[1].pid, bp);
     assert_int_equal(ci[1].restarts, 0);
     assert_int_equal(ci[1].restart, HERD_RESTART_TEMPORARY);
 
@@ -424,7 +368,7 @@ static void test_supervisor_start_child(void **state)
     run_ms(n, 50);
     assert_int_equal(o.nrestart, 0);
     assert_int_equal(o.ngone, 0);
-    node_done(n);
+    ts_node_free(n);
     assert_int_equal(a.terminates, 1);
     assert_int_equal(a.term_reason, HERD_REASON_SHUTDOWN);
     assert_int_equal(b.terminates, 1);
@@ -446,20 +390,20 @@ static void test_supervisor_permanent_restarted(void **state)
     assert_int_equal(o.nrestart, 1);
     assert_int_equal(o.ngone, 0);
     assert_int_equal(o.r[0].id, id);
-    assert_pid_eq(o.r[0].old_pid, p0);
+    ts_assert_pid_eq(o.r[0].old_pid, p0);
     herd_pid_t p1 = o.r[0].pid;
     assert_false(herd_pid_is_none(p1));
     assert_false(herd_pid_equal(p0, p1));
     assert_true(p1.serial > p0.serial); /* pids are never reused */
-    assert_int_equal(alive(n, p0), 0);
-    assert_int_equal(alive(n, p1), 1);
-    assert_pid_eq(a.self, p1);
+    assert_int_equal(ts_alive(n, p0), 0);
+    assert_int_equal(ts_alive(n, p1), 1);
+    ts_assert_pid_eq(a.self, p1);
     assert_int_equal(a.inits, 2);
     assert_int_equal(a.terminates, 1);
     assert_int_equal(a.term_reason, HERD_EIO);
 
     herd_child_info_t ci = child_info(n, sup, id);
-    assert_pid_eq(ci.pid, p1);
+    ts_assert_pid_eq(ci.pid, p1);
     assert_int_equal(ci.restarts, 1);
     assert_int_equal(ci.restart, HERD_RESTART_PERMANENT);
     assert_int_equal(count_children(n, sup), 1);
@@ -469,23 +413,23 @@ static void test_supervisor_permanent_restarted(void **state)
     RUN_UNTIL(n, o.nrestart >= 2, WAIT_MS);
     assert_int_equal(o.nrestart, 2);
     assert_int_equal(o.r[1].id, id);
-    assert_pid_eq(o.r[1].old_pid, p1);
-    assert_int_equal(alive(n, o.r[1].pid), 1);
+    ts_assert_pid_eq(o.r[1].old_pid, p1);
+    assert_int_equal(ts_alive(n, o.r[1].pid), 1);
     assert_int_equal(a.term_reason, HERD_REASON_KILLED);
     ci = child_info(n, sup, id);
-    assert_pid_eq(ci.pid, o.r[1].pid);
+    ts_assert_pid_eq(ci.pid, o.r[1].pid);
 
     /* A permanent child is restarted even after a normal exit. */
     herd_pid_t p2 = o.r[1].pid;
     cast_cmd(n, p2, OP_EXIT_SELF, HERD_REASON_NORMAL);
     RUN_UNTIL(n, o.nrestart >= 3, WAIT_MS);
     assert_int_equal(o.nrestart, 3);
-    assert_pid_eq(o.r[2].old_pid, p2);
+    ts_assert_pid_eq(o.r[2].old_pid, p2);
     assert_int_equal(a.term_reason, HERD_REASON_NORMAL);
     assert_int_equal(o.ngone, 0);
     assert_int_equal(a.bad_args, 0);
     assert_int_equal(herd_node_process_count(n), 2);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_supervisor_transient(void **state)
@@ -506,14 +450,14 @@ static void test_supervisor_transient(void **state)
     assert_int_equal(o.nrestart, 1);
     assert_int_equal(o.r[0].id, id);
     herd_pid_t p1 = o.r[0].pid;
-    assert_int_equal(alive(n, p1), 1);
+    assert_int_equal(ts_alive(n, p1), 1);
 
     /* A normal exit does not: it is gone with reason normal. */
     cast_cmd(n, p1, OP_EXIT_SELF, HERD_REASON_NORMAL);
     RUN_UNTIL(n, o.ngone >= 1, WAIT_MS);
     assert_int_equal(o.ngone, 1);
     assert_int_equal(o.g[0].id, id);
-    assert_pid_eq(o.g[0].last_pid, p1);
+    ts_assert_pid_eq(o.g[0].last_pid, p1);
     assert_int_equal(o.g[0].reason, HERD_REASON_NORMAL);
     assert_int_equal(a.terminates, 2);
     assert_int_equal(a.term_reason, HERD_REASON_NORMAL);
@@ -523,7 +467,7 @@ static void test_supervisor_transient(void **state)
     RUN_UNTIL(n, o.ngone >= 2, WAIT_MS);
     assert_int_equal(o.ngone, 2);
     assert_int_equal(o.g[1].id, bid);
-    assert_pid_eq(o.g[1].last_pid, bp);
+    ts_assert_pid_eq(o.g[1].last_pid, bp);
     assert_int_equal(o.g[1].reason, HERD_REASON_SHUTDOWN);
 
     run_ms(n, 50);
@@ -532,7 +476,7 @@ static void test_supervisor_transient(void **state)
     assert_int_equal(b.inits, 1);
     assert_int_equal(count_children(n, sup), 0);
     assert_int_equal(herd_node_process_count(n), 1);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_supervisor_temporary_never_restarted(void **state)
@@ -551,7 +495,7 @@ static void test_supervisor_temporary_never_restarted(void **state)
     RUN_UNTIL(n, o.ngone >= 1, WAIT_MS);
     assert_int_equal(o.ngone, 1);
     assert_int_equal(o.g[0].id, aid);
-    assert_pid_eq(o.g[0].last_pid, ap);
+    ts_assert_pid_eq(o.g[0].last_pid, ap);
     assert_int_equal(o.g[0].reason, HERD_ETIMEDOUT);
 
     cast_cmd(n, bp, OP_EXIT_SELF, HERD_REASON_NORMAL);
@@ -566,7 +510,7 @@ static void test_supervisor_temporary_never_restarted(void **state)
     assert_int_equal(b.inits, 1);
     assert_int_equal(count_children(n, sup), 0);
     assert_int_equal(herd_node_process_count(n), 1);
-    node_done(n);
+    ts_node_free(n);
 }
 
 /* ---- intensity and back-off ----------------------------------------------------------- */
@@ -587,7 +531,7 @@ static void check_gives_up(uint32_t max_restarts, uint32_t expect)
     assert_int_equal(o.ngone, 1);
     assert_int_equal(o.g[0].id, id);
     assert_int_equal(o.g[0].reason, HERD_REASON_MAX_RESTARTS);
-    assert_pid_eq(o.g[0].last_pid, last);
+    ts_assert_pid_eq(o.g[0].last_pid, last);
     assert_int_equal((uint32_t)o.nrestart, expect);
     assert_int_equal((uint32_t)a.inits, expect + 1);
     assert_int_equal((uint32_t)a.terminates, expect + 1);
@@ -597,9 +541,9 @@ static void check_gives_up(uint32_t max_restarts, uint32_t expect)
     assert_int_equal((uint32_t)o.nrestart, expect);
     assert_int_equal(o.ngone, 1);
     assert_int_equal(count_children(n, sup), 0);
-    assert_int_equal(alive(n, sup), 1); /* it gave up on the child, not itself */
+    assert_int_equal(ts_alive(n, sup), 1); /* it gave up on the child, not itself */
     assert_int_equal(herd_node_process_count(n), 1);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_supervisor_max_restarts_default(void **state)
@@ -642,9 +586,9 @@ static void test_supervisor_window_forgets_old_restarts(void **state)
     assert_int_equal(o.ngone, 0);
     assert_int_equal(o.nrestart, 3);
     herd_child_info_t ci = child_info(n, sup, id);
-    assert_pid_eq(ci.pid, o.r[2].pid);
+    ts_assert_pid_eq(ci.pid, o.r[2].pid);
     assert_true(ci.restarts >= 1 && ci.restarts <= 2);
-    node_done(n);
+    ts_node_free(n);
 }
 
 /* Real time: the second restart in a window waits backoff_ms, the third twice
@@ -679,7 +623,7 @@ static void test_supervisor_backoff_delays_restart(void **state)
     }
     uint64_t seen = mono_ms() - t0;
     assert_int_equal(a.terminates, 2);
-    assert_int_equal(alive(n, p1), 0);
+    assert_int_equal(ts_alive(n, p1), 0);
     if (seen < 40) { /* else this machine was too slow to judge "meanwhile" */
         assert_true(herd_pid_is_none(ci.pid));
         assert_int_equal(o.nrestart, 1);
@@ -687,11 +631,11 @@ static void test_supervisor_backoff_delays_restart(void **state)
     RUN_UNTIL(n, o.nrestart >= 2, WAIT_MS);
     assert_int_equal(o.nrestart, 2);
     assert_true(o.r[1].at_ms - t0 >= 45);
-    assert_pid_eq(o.r[1].old_pid, p1);
+    ts_assert_pid_eq(o.r[1].old_pid, p1);
     herd_pid_t p2 = o.r[1].pid;
     ci = child_info(n, sup, id);
-    assert_pid_eq(ci.pid, p2);
-    assert_int_equal(alive(n, p2), 1);
+    ts_assert_pid_eq(ci.pid, p2);
+    assert_int_equal(ts_alive(n, p2), 1);
 
     /* Third crash: the delay doubles. */
     uint64_t t1 = mono_ms();
@@ -701,29 +645,16 @@ static void test_supervisor_backoff_delays_restart(void **state)
     assert_true(o.r[2].at_ms - t1 >= 95);
     assert_int_equal(o.ngone, 0);
     assert_int_equal(a.bad_args, 0);
-    node_done(n);
+    ts_node_free(n);
 }
-
-typedef struct vclock {
-    uint64_t now;
-} vclock_t;
-
-static uint64_t vclock_now(void *data)
-{
-    return ((vclock_t *)data)->now;
-}
-
-/* Static, not on a test's stack: the node keeps a pointer to it. */
-static vclock_t vclock;
-static const herd_clock_t vclock_clock = {vclock_now, &vclock};
 
 /* The same on a virtual clock, exactly: the supervisor's delays are node
  * timers, driven by the node's clock (DESIGN.md, deterministic simulation). */
 static void test_supervisor_backoff_virtual_clock(void **state)
 {
     (void)state;
-    vclock.now = 1000;
-    herd_node_t *n = node_make("t8", &vclock_clock);
+    ts_vnow = 1000;
+    herd_node_t *n = node_make("t8", &ts_vclock);
     assert_int_equal(herd_node_now(n), 1000);
     obs_t o = {0};
     herd_sup_config_t cfg = sup_cfg(&o);
@@ -741,35 +672,35 @@ static void test_supervisor_backoff_virtual_clock(void **state)
     poll_all(n);
     assert_int_equal(o.nrestart, 1);
     herd_pid_t p1 = o.r[0].pid;
-    assert_pid_eq(child_info(n, sup, id).pid, p1);
+    ts_assert_pid_eq(child_info(n, sup, id).pid, p1);
 
     cast_cmd(n, p1, OP_CRASH, HERD_EIO);
     poll_all(n);
     assert_int_equal(a.terminates, 2);
     assert_true(herd_pid_is_none(child_info(n, sup, id).pid));
-    vclock.now += 49;
+    ts_vnow += 49;
     poll_all(n);
     assert_int_equal(o.nrestart, 1);
     assert_true(herd_pid_is_none(child_info(n, sup, id).pid));
-    vclock.now += 1;
+    ts_vnow += 1;
     poll_all(n);
     assert_int_equal(o.nrestart, 2);
     herd_pid_t p2 = o.r[1].pid;
-    assert_pid_eq(child_info(n, sup, id).pid, p2);
-    assert_int_equal(alive(n, p2), 1);
+    ts_assert_pid_eq(child_info(n, sup, id).pid, p2);
+    assert_int_equal(ts_alive(n, p2), 1);
 
     cast_cmd(n, p2, OP_CRASH, HERD_EIO);
     poll_all(n);
-    vclock.now += 99;
+    ts_vnow += 99;
     poll_all(n);
     assert_int_equal(o.nrestart, 2);
     assert_true(herd_pid_is_none(child_info(n, sup, id).pid));
-    vclock.now += 1;
+    ts_vnow += 1;
     poll_all(n);
     assert_int_equal(o.nrestart, 3);
-    assert_pid_eq(child_info(n, sup, id).pid, o.r[2].pid);
+    ts_assert_pid_eq(child_info(n, sup, id).pid, o.r[2].pid);
     assert_int_equal(o.ngone, 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 /* ---- init failures --------------------------------------------------------------- */
@@ -806,8 +737,8 @@ static void test_supervisor_init_fails_at_start(void **state)
     herd_child_info_t ci[2];
     assert_int_equal(which(n, sup, ci, 2), 1);
     assert_int_equal(ci[0].id, bid);
-    assert_pid_eq(ci[0].pid, bp);
-    node_done(n);
+    ts_assert_pid_eq(ci[0].pid, bp);
+    ts_node_free(n);
 }
 
 static void test_supervisor_init_fails_on_restart(void **state)
@@ -830,7 +761,7 @@ static void test_supervisor_init_fails_on_restart(void **state)
     assert_int_equal(o.ngone, 1);
     assert_int_equal(o.g[0].id, id);
     assert_int_equal(o.g[0].reason, HERD_REASON_MAX_RESTARTS);
-    assert_pid_eq(o.g[0].last_pid, p0);
+    ts_assert_pid_eq(o.g[0].last_pid, p0);
     assert_int_equal(o.nrestart, 0);    /* no restart ever produced a pid */
     assert_int_equal(a.inits, 1 + 3);   /* each failed restart counted */
     assert_int_equal(a.terminates, 1);  /* only the copy whose init worked */
@@ -840,7 +771,7 @@ static void test_supervisor_init_fails_on_restart(void **state)
     assert_int_equal(a.inits, 4);
     assert_int_equal(count_children(n, sup), 0);
     assert_int_equal(herd_node_process_count(n), 1);
-    node_done(n);
+    ts_node_free(n);
 }
 
 /* ---- stopping children ----------------------------------------------------------- */
@@ -860,7 +791,7 @@ static void test_supervisor_terminate_child(void **state)
 
     /* An id of another supervisor's child: not ours. */
     assert_int_equal(herd_sup_terminate_child(n, sup2, aid), HERD_ENOENT);
-    assert_int_equal(alive(n, ap), 1);
+    assert_int_equal(ts_alive(n, ap), 1);
     uint64_t unknown = aid ^ bid ^ 0x5a5a5a5a5a5aULL;
     assert_true(unknown != aid && unknown != bid);
     assert_int_equal(herd_sup_terminate_child(n, sup, unknown), HERD_ENOENT);
@@ -869,17 +800,17 @@ static void test_supervisor_terminate_child(void **state)
     run_ms(n, 50);
     assert_int_equal(a.terminates, 1);
     assert_int_equal(a.term_reason, HERD_REASON_SHUTDOWN);
-    assert_int_equal(alive(n, ap), 0);
+    assert_int_equal(ts_alive(n, ap), 0);
     assert_int_equal(a.inits, 1); /* not restarted, even though permanent */
     assert_int_equal(o.nrestart, 0);
     herd_child_info_t ci[3];
     assert_int_equal(which(n, sup, ci, 3), 1);
     assert_int_equal(ci[0].id, bid);
-    assert_pid_eq(ci[0].pid, bp);
+    ts_assert_pid_eq(ci[0].pid, bp);
     assert_int_equal(herd_sup_terminate_child(n, sup, aid), HERD_ENOENT);
     assert_int_equal(b.terminates, 0);
     assert_int_equal(herd_node_process_count(n), 3);
-    node_done(n);
+    ts_node_free(n);
 }
 
 /* A node on a virtual clock with a supervisor (back-off 100 ms) whose child has
@@ -896,8 +827,8 @@ typedef struct pending {
 static void pending_setup(pending_t *t, const char *name)
 {
     memset(t, 0, sizeof(*t));
-    vclock.now = 5000;
-    t->n = node_make(name, &vclock_clock);
+    ts_vnow = 5000;
+    t->n = node_make(name, &ts_vclock);
     herd_sup_config_t cfg = sup_cfg(&t->o);
     cfg.max_restarts = 10;
     cfg.window_ms = 60000;
@@ -924,7 +855,7 @@ static void test_supervisor_terminate_child_waiting_restart(void **state)
     pending_t t;
     pending_setup(&t, "t12");
     assert_int_equal(herd_sup_terminate_child(t.n, t.sup, t.id), 0);
-    vclock.now += 10000;
+    ts_vnow += 10000;
     poll_all(t.n);
     assert_int_equal(t.o.nrestart, 1); /* the pending restart was cancelled */
     assert_int_equal(t.a.inits, 2);
@@ -933,7 +864,7 @@ static void test_supervisor_terminate_child_waiting_restart(void **state)
     assert_int_equal(herd_sup_terminate_child(t.n, t.sup, t.id), HERD_ENOENT);
     assert_int_equal(herd_node_process_count(t.n), 2);
     assert_int_equal(t.b.terminates, 0);
-    node_done(t.n);
+    ts_node_free(t.n);
 }
 
 static void test_supervisor_shutdown_with_restart_pending(void **state)
@@ -943,15 +874,15 @@ static void test_supervisor_shutdown_with_restart_pending(void **state)
     pending_setup(&t, "t16");
     assert_int_equal(herd_exit(t.n, t.sup, HERD_REASON_SHUTDOWN), 0);
     poll_all(t.n);
-    vclock.now += 10000;
+    ts_vnow += 10000;
     poll_all(t.n);
-    assert_int_equal(alive(t.n, t.sup), 0);
+    assert_int_equal(ts_alive(t.n, t.sup), 0);
     assert_int_equal(herd_node_process_count(t.n), 0);
     assert_int_equal(t.o.nrestart, 1);
     assert_int_equal(t.a.inits, 2);
     assert_int_equal(t.b.terminates, 1);
     assert_int_equal(t.b.term_reason, HERD_REASON_SHUTDOWN);
-    node_done(t.n);
+    ts_node_free(t.n);
 }
 
 static void test_supervisor_node_free_with_restart_pending(void **state)
@@ -959,7 +890,7 @@ static void test_supervisor_node_free_with_restart_pending(void **state)
     (void)state;
     pending_t t;
     pending_setup(&t, "t19");
-    node_done(t.n); /* with the restart timer armed: no leak, no restart */
+    ts_node_free(t.n); /* with the restart timer armed: no leak, no restart */
     assert_int_equal(t.o.nrestart, 1);
     assert_int_equal(t.a.inits, 2);
     assert_int_equal(t.a.terminates, 2);
@@ -996,11 +927,11 @@ static void test_supervisor_conflict_and_handoff_restart_nothing(void **state)
     int seen = 0;
     for (int i = 0; i < 3; i++) {
         if (o.g[i].id == aid) {
-            assert_pid_eq(o.g[i].last_pid, ap);
+            ts_assert_pid_eq(o.g[i].last_pid, ap);
             assert_int_equal(o.g[i].reason, HERD_REASON_NAME_CONFLICT);
             seen |= 1;
         } else if (o.g[i].id == bid) {
-            assert_pid_eq(o.g[i].last_pid, bp);
+            ts_assert_pid_eq(o.g[i].last_pid, bp);
             assert_int_equal(o.g[i].reason, HERD_REASON_HANDOFF);
             seen |= 2;
         } else if (o.g[i].id == cid) {
@@ -1011,7 +942,7 @@ static void test_supervisor_conflict_and_handoff_restart_nothing(void **state)
     assert_int_equal(seen, 7);
     assert_int_equal(count_children(n, sup), 0);
     assert_int_equal(herd_node_process_count(n), 1);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_supervisor_start_child_bad_sup_or_spec(void **state)
@@ -1060,11 +991,11 @@ static void test_supervisor_start_child_bad_sup_or_spec(void **state)
     /* A supervisor that has exited (killed: shutting one down has its own test). */
     assert_int_equal(herd_exit(n, sup, HERD_REASON_KILLED), 0);
     run_ms(n, 50);
-    assert_int_equal(alive(n, sup), 0);
+    assert_int_equal(ts_alive(n, sup), 0);
     assert_int_equal(child_try(n, sup, &a, HERD_RESTART_PERMANENT, &id, &pid),
                      HERD_ENOPROC);
     assert_int_equal(a.inits, a.terminates);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_supervisor_shutdown_stops_children(void **state)
@@ -1086,16 +1017,16 @@ static void test_supervisor_shutdown_stops_children(void **state)
     assert_int_equal(herd_exit(n, sup, HERD_REASON_SHUTDOWN), 0);
     RUN_UNTIL(n, herd_node_process_count(n) == 0, WAIT_MS);
     run_ms(n, 50);
-    assert_int_equal(alive(n, sup), 0);
+    assert_int_equal(ts_alive(n, sup), 0);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(alive(n, pid[i]), 0);
+        assert_int_equal(ts_alive(n, pid[i]), 0);
         assert_int_equal(c[i].terminates, 1);
         assert_int_equal(c[i].term_reason, HERD_REASON_SHUTDOWN);
         assert_int_equal(c[i].inits, 1);
     }
     assert_int_equal(o.nrestart, 0);
     assert_int_equal(herd_node_process_count(n), 0);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_supervisor_crash_spares_siblings(void **state)
@@ -1119,7 +1050,7 @@ static void test_supervisor_crash_spares_siblings(void **state)
     assert_int_equal(o.r[0].id, id[1]);
     assert_int_equal(o.ngone, 0);
     for (int i = 0; i < 3; i += 2) {
-        assert_int_equal(alive(n, pid[i]), 1);
+        assert_int_equal(ts_alive(n, pid[i]), 1);
         assert_int_equal(c[i].inits, 1);
         assert_int_equal(c[i].terminates, 0);
     }
@@ -1127,14 +1058,14 @@ static void test_supervisor_crash_spares_siblings(void **state)
     assert_int_equal(which(n, sup, ci, 4), 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(ci[i].id, id[i]);
-    assert_pid_eq(ci[0].pid, pid[0]);
-    assert_pid_eq(ci[1].pid, o.r[0].pid);
-    assert_pid_eq(ci[2].pid, pid[2]);
+    ts_assert_pid_eq(ci[0].pid, pid[0]);
+    ts_assert_pid_eq(ci[1].pid, o.r[0].pid);
+    ts_assert_pid_eq(ci[2].pid, pid[2]);
     assert_int_equal(ci[0].restarts, 0);
     assert_int_equal(ci[1].restarts, 1);
     assert_int_equal(ci[2].restarts, 0);
     assert_int_equal(herd_node_process_count(n), 4);
-    node_done(n);
+    ts_node_free(n);
 }
 
 static void test_supervisor_node_free_many_children(void **state)
@@ -1165,7 +1096,7 @@ static void test_supervisor_node_free_many_children(void **state)
     }
     run_ms(n, 20);
 
-    node_done(n);
+    ts_node_free(n);
     assert_int_equal(shared.inits, MANY);
     assert_int_equal(shared.terminates, MANY);
     assert_int_equal(shared.nonshutdown, 0);
@@ -1195,38 +1126,38 @@ static void test_supervisor_same_arg_every_restart(void **state)
         RUN_UNTIL(n, o.nrestart >= i, WAIT_MS);
         assert_int_equal(o.nrestart, i);
         p = o.r[i - 1].pid;
-        assert_int_equal(alive(n, p), 1);
+        assert_int_equal(ts_alive(n, p), 1);
     }
     assert_int_equal(a.inits, 5);
     assert_int_equal(a.bad_args, 0);
     assert_int_equal(child_info(n, sup, id).restarts, 4);
-    node_done(n);
+    ts_node_free(n);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_supervisor_start_child, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_permanent_restarted, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_transient, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_temporary_never_restarted, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_max_restarts_default, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_max_restarts_five, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_window_forgets_old_restarts, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_backoff_delays_restart, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_backoff_virtual_clock, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_init_fails_at_start, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_init_fails_on_restart, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_terminate_child, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_terminate_child_waiting_restart, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_conflict_and_handoff_restart_nothing, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_start_child_bad_sup_or_spec, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_shutdown_stops_children, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_shutdown_with_restart_pending, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_crash_spares_siblings, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_node_free_many_children, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_node_free_with_restart_pending, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_supervisor_same_arg_every_restart, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_start_child, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_permanent_restarted, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_transient, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_temporary_never_restarted, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_max_restarts_default, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_max_restarts_five, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_window_forgets_old_restarts, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_backoff_delays_restart, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_backoff_virtual_clock, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_init_fails_at_start, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_init_fails_on_restart, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_terminate_child, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_terminate_child_waiting_restart, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_conflict_and_handoff_restart_nothing, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_start_child_bad_sup_or_spec, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_shutdown_stops_children, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_shutdown_with_restart_pending, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_crash_spares_siblings, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_node_free_many_children, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_node_free_with_restart_pending, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_same_arg_every_restart, ts_setup, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "support.h"
 
 #define MAX_EVENTS 8192
 #define TEXT_MAX 24
@@ -98,69 +99,18 @@ static const herd_behaviour_t tp_beh = {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Nodes a test made and has not freed yet: freed by the teardown when an
- * assertion ends the test early, so one failure does not leak into the
- * sanitizer's report of the whole program. */
-#define MAX_NODES 8
-static herd_node_t *g_nodes[MAX_NODES];
-
-static herd_node_t *track(herd_node_t *n)
-{
-    for (int i = 0; i < MAX_NODES; i++) {
-        if (g_nodes[i] == NULL) {
-            g_nodes[i] = n;
-            return n;
-        }
-    }
-    fail_msg("too many nodes");
-    return n;
-}
-
-static void node_free(herd_node_t *n)
-{
-    for (int i = 0; i < MAX_NODES; i++)
-        if (g_nodes[i] == n) g_nodes[i] = NULL;
-    herd_node_free(n);
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    for (int i = 0; i < MAX_NODES; i++) {
-        if (g_nodes[i] != NULL) {
-            herd_node_t *n = g_nodes[i];
-            g_nodes[i] = NULL;
-            herd_node_free(n);
-        }
-    }
-    return 0;
-}
-
-static uint64_t g_vnow;
-static uint64_t vclock_now(void *data)
-{
-    assert_ptr_equal(data, &g_vnow);
-    return g_vnow;
-}
-static const herd_clock_t vclock = {.now_ms = vclock_now, .data = &g_vnow};
-
+/* Nodes come from the shared support (support.h), with this file's seed. */
 static herd_node_t *mknode(const char *name, const herd_clock_t *clock,
                            uint32_t mailbox_limit)
 {
     herd_node_config_t cfg = {
         .name = name, .seed = 3, .clock = clock, .mailbox_limit = mailbox_limit};
-    herd_node_t *n = NULL;
-    assert_int_equal(herd_node_new(&cfg, &n), 0);
-    track(n);
-    return n;
+    return ts_node_new(&cfg);
 }
 
 static herd_pid_t spawn_tp(herd_node_t *n)
 {
-    herd_spawn_opts_t o = {.behaviour = &tp_beh};
-    herd_pid_t p = HERD_PID_NONE;
-    assert_int_equal(herd_spawn(n, &o, &p), 0);
-    return p;
+    return ts_spawn(n, &tp_beh, NULL, 0);
 }
 
 static size_t count_ref(uint64_t ref)
@@ -169,28 +119,6 @@ static size_t count_ref(uint64_t ref)
     for (size_t i = 0; i < g_nev; i++)
         k += g_ev[i].ref == ref;
     return k;
-}
-
-static double ms_since(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-/* Poll until nothing is left to handle; returns the messages handled. */
-static int drain(herd_node_t *n)
-{
-    int total = 0;
-    for (int i = 0; i < 100; i++) {
-        int rc = herd_node_poll(n);
-        assert_true(rc >= 0);
-        if (rc == 0) return total;
-        total += rc;
-    }
-    fail_msg("poll never ran dry");
-    return total;
 }
 
 /* ---- real clock --------------------------------------------------------- */
@@ -219,7 +147,7 @@ static void test_timer_send_after_delivers_info(void **st)
     assert_true(g_ev[0].now >= t0 + 300 - 1); /* not early, by the node's clock */
     assert_true(herd_node_run_for(n, 200) >= 0);
     assert_int_equal(g_nev, 1); /* one-shot */
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 1);
 }
 
@@ -238,7 +166,7 @@ static void test_timer_ids_are_unique(void **st)
     }
     for (int i = 0; i < 50; i++)
         assert_int_equal(herd_cancel_timer(n, ids[i]), 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_timer_cancel_before_firing(void **st)
@@ -266,8 +194,8 @@ static void test_timer_cancel_before_firing(void **st)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 3000) >= 0);
-    assert_true(ms_since(&t0) < 2000);
-    node_free(n);
+    assert_true(ts_ms_since(&t0) < 2000);
+    ts_node_free(n);
 }
 
 static void test_timer_cancel_after_firing(void **st)
@@ -281,7 +209,7 @@ static void test_timer_cancel_after_firing(void **st)
     assert_true(herd_node_run_for(n, 3000) >= 0);
     assert_int_equal(count_ref(id), 1);
     assert_int_equal(herd_cancel_timer(n, id), HERD_ENOENT);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_timer_interval_until_cancelled(void **st)
@@ -309,7 +237,7 @@ static void test_timer_interval_until_cancelled(void **st)
     assert_true(herd_node_run_for(n, 150) >= 0);
     assert_int_equal(g_nev, seen);
     assert_int_equal(herd_cancel_timer(n, id), HERD_ENOENT);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_timer_interval_stops_when_target_exits(void **st)
@@ -328,7 +256,7 @@ static void test_timer_interval_stops_when_target_exits(void **st)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 3000) >= 0);
-    assert_true(ms_since(&t0) < 2000);
+    assert_true(ts_ms_since(&t0) < 2000);
     assert_false(herd_is_alive(n, p));
     assert_int_equal(g_terms, 1);
     /* the node still works */
@@ -342,10 +270,10 @@ static void test_timer_interval_stops_when_target_exits(void **st)
     assert_int_equal(herd_exit(n, q, HERD_REASON_SHUTDOWN), 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(herd_node_run_for(n, 3000) >= 0);
-    assert_true(ms_since(&t0) < 2000);
+    assert_true(ts_ms_since(&t0) < 2000);
     assert_false(herd_is_alive(n, q));
     assert_int_equal(count_ref(id), 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 static void test_timer_to_exited_process_is_harmless(void **st)
@@ -367,7 +295,7 @@ static void test_timer_to_exited_process_is_harmless(void **st)
     assert_int_equal(g_nev, 1);
     /* the exited process's timers are no longer pending */
     assert_int_equal(herd_cancel_timer(n, tp1), HERD_ENOENT);
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, 2);
 }
 
@@ -390,7 +318,7 @@ static void test_timer_fire_in_deadline_order(void **st)
     assert_int_equal(g_nev, N);
     for (int i = 1; i < N; i++)
         assert_true(strcmp(g_ev[i - 1].text, g_ev[i].text) < 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* ---- virtual clock ------------------------------------------------------ */
@@ -399,8 +327,8 @@ static void test_timer_virtual_clock_fires_at_deadline(void **st)
 {
     (void)st;
     reset();
-    g_vnow = 1000;
-    herd_node_t *n = mknode("t1", &vclock, 0);
+    ts_vnow = 1000;
+    herd_node_t *n = mknode("t1", &ts_vclock, 0);
     assert_int_equal(herd_node_now(n), 1000);
     herd_pid_t p = spawn_tp(n), q = spawn_tp(n);
     uint64_t a, b, c, iv;
@@ -411,9 +339,9 @@ static void test_timer_virtual_clock_fires_at_deadline(void **st)
                      0); /* 1300, 1600, 1900 */
     assert_int_equal(herd_node_poll(n), 0);
     assert_int_equal(g_nev, 0);
-    for (g_vnow = 1001; g_vnow <= 2000; g_vnow++) {
+    for (ts_vnow = 1001; ts_vnow <= 2000; ts_vnow++) {
         size_t before = g_nev;
-        int handled = drain(n);
+        int handled = ts_drain(n);
         assert_int_equal((size_t)handled, g_nev - before);
     }
     assert_int_equal(g_nev, 6);
@@ -435,8 +363,8 @@ static void test_timer_virtual_clock_fires_at_deadline(void **st)
     /* one-shots are gone, the interval is not */
     assert_int_equal(herd_cancel_timer(n, a), HERD_ENOENT);
     assert_int_equal(herd_cancel_timer(n, iv), 0);
-    g_vnow = 5000;
-    assert_int_equal(drain(n), 0);
+    ts_vnow = 5000;
+    assert_int_equal(ts_drain(n), 0);
     assert_int_equal(g_nev, 6);
 
     /* a jump past several deadlines fires them all, in deadline order */
@@ -444,13 +372,13 @@ static void test_timer_virtual_clock_fires_at_deadline(void **st)
     assert_int_equal(herd_send_after(n, p, 30, "y", 1, &y), 0);
     assert_int_equal(herd_send_after(n, q, 10, "x", 1, &x), 0);
     assert_int_equal(herd_send_after(n, p, 40000, "z", 1, &z), 0);
-    g_vnow = 6000;
+    ts_vnow = 6000;
     assert_int_equal(herd_node_poll(n), 2);
     assert_int_equal(g_nev, 8);
     assert_int_equal(g_ev[6].ref, x);
     assert_int_equal(g_ev[7].ref, y);
     assert_int_equal(herd_cancel_timer(n, z), 0);
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* A handler may cancel the interval timer whose message it is handling. */
@@ -458,13 +386,13 @@ static void test_timer_interval_cancelled_from_its_handler(void **st)
 {
     (void)st;
     reset();
-    g_vnow = 0;
-    herd_node_t *n = mknode("t1", &vclock, 0);
+    ts_vnow = 0;
+    herd_node_t *n = mknode("t1", &ts_vclock, 0);
     herd_pid_t p = spawn_tp(n);
     uint64_t iv;
     assert_int_equal(herd_send_interval(n, p, 10, "cancel-at-3", 11, &iv), 0);
-    for (g_vnow = 1; g_vnow <= 200; g_vnow++)
-        drain(n);
+    for (ts_vnow = 1; ts_vnow <= 200; ts_vnow++)
+        ts_drain(n);
     assert_int_equal(count_ref(iv), 3);
     assert_int_equal(g_ncancel, 1);
     assert_int_equal(g_cancel_rc[0], 0);
@@ -472,7 +400,7 @@ static void test_timer_interval_cancelled_from_its_handler(void **st)
     assert_int_equal(g_ev[1].now, 20);
     assert_int_equal(g_ev[2].now, 30);
     assert_int_equal(herd_cancel_timer(n, iv), HERD_ENOENT);
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* Timer messages are accepted when armed and fire into a full mailbox. */
@@ -480,8 +408,8 @@ static void test_timer_not_counted_against_mailbox_limit(void **st)
 {
     (void)st;
     reset();
-    g_vnow = 100;
-    herd_node_t *n = mknode("t1", &vclock, 2);
+    ts_vnow = 100;
+    herd_node_t *n = mknode("t1", &ts_vclock, 2);
     herd_pid_t p = spawn_tp(n);
     assert_int_equal(herd_node_send(n, p, "m0", 2), 0);
     assert_int_equal(herd_node_send(n, p, "m1", 2), 0);
@@ -492,15 +420,15 @@ static void test_timer_not_counted_against_mailbox_limit(void **st)
         snprintf(txt, sizeof(txt), "t%d", i);
         assert_int_equal(herd_send_after(n, p, 10 + (uint64_t)i, txt, 2, &t[i]), 0);
     }
-    g_vnow = 200; /* all three are due; the two sends are still queued */
-    assert_int_equal(drain(n), 5);
+    ts_vnow = 200; /* all three are due; the two sends are still queued */
+    assert_int_equal(ts_drain(n), 5);
     assert_int_equal(g_nev, 5);
     assert_string_equal(g_ev[0].text, "m0");
     assert_string_equal(g_ev[1].text, "m1");
     assert_string_equal(g_ev[2].text, "t0");
     assert_string_equal(g_ev[3].text, "t1");
     assert_string_equal(g_ev[4].text, "t2");
-    node_free(n);
+    ts_node_free(n);
 }
 
 /* Many timers with random deadlines, a third cancelled before firing: each
@@ -510,8 +438,8 @@ static void test_timer_many_random_deadlines(void **st)
     (void)st;
     reset();
     enum { N = 3000, PROCS = 4, SPAN = 500 };
-    g_vnow = 50;
-    herd_node_t *n = mknode("t1", &vclock, 0);
+    ts_vnow = 50;
+    herd_node_t *n = mknode("t1", &ts_vclock, 0);
     herd_pid_t ps[PROCS];
     for (int i = 0; i < PROCS; i++)
         ps[i] = spawn_tp(n);
@@ -522,7 +450,7 @@ static void test_timer_many_random_deadlines(void **st)
     for (int i = 0; i < N; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         uint64_t d = 1 + (rng >> 33) % SPAN;
-        deadline[i] = g_vnow + d;
+        deadline[i] = ts_vnow + d;
         char txt[TEXT_MAX];
         int len = snprintf(txt, sizeof(txt), "%d", i);
         assert_int_equal(herd_send_after(n, ps[i % PROCS], d, txt, (size_t)len, &ids[i]),
@@ -535,8 +463,8 @@ static void test_timer_many_random_deadlines(void **st)
         else
             expect++;
     }
-    for (g_vnow = 51; g_vnow <= 50 + SPAN + 5; g_vnow++)
-        drain(n);
+    for (ts_vnow = 51; ts_vnow <= 50 + SPAN + 5; ts_vnow++)
+        ts_drain(n);
     assert_int_equal(g_nev, expect);
     uint64_t last = 0;
     for (size_t k = 0; k < g_nev; k++) {
@@ -549,26 +477,29 @@ static void test_timer_many_random_deadlines(void **st)
         last = g_ev[k].now;
         cancelled[i] = 2; /* seen: a second delivery would fail above */
     }
-    node_free(n);
+    ts_node_free(n);
     assert_int_equal(g_terms, PROCS);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_timer_send_after_delivers_info, teardown),
-        cmocka_unit_test_teardown(test_timer_ids_are_unique, teardown),
-        cmocka_unit_test_teardown(test_timer_cancel_before_firing, teardown),
-        cmocka_unit_test_teardown(test_timer_cancel_after_firing, teardown),
-        cmocka_unit_test_teardown(test_timer_interval_until_cancelled, teardown),
-        cmocka_unit_test_teardown(test_timer_interval_stops_when_target_exits, teardown),
-        cmocka_unit_test_teardown(test_timer_to_exited_process_is_harmless, teardown),
-        cmocka_unit_test_teardown(test_timer_fire_in_deadline_order, teardown),
-        cmocka_unit_test_teardown(test_timer_virtual_clock_fires_at_deadline, teardown),
+        cmocka_unit_test_teardown(test_timer_send_after_delivers_info, ts_teardown),
+        cmocka_unit_test_teardown(test_timer_ids_are_unique, ts_teardown),
+        cmocka_unit_test_teardown(test_timer_cancel_before_firing, ts_teardown),
+        cmocka_unit_test_teardown(test_timer_cancel_after_firing, ts_teardown),
+        cmocka_unit_test_teardown(test_timer_interval_until_cancelled, ts_teardown),
+        cmocka_unit_test_teardown(test_timer_interval_stops_when_target_exits,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_timer_to_exited_process_is_harmless, ts_teardown),
+        cmocka_unit_test_teardown(test_timer_fire_in_deadline_order, ts_teardown),
+        cmocka_unit_test_teardown(test_timer_virtual_clock_fires_at_deadline,
+                                  ts_teardown),
         cmocka_unit_test_teardown(test_timer_interval_cancelled_from_its_handler,
-                                  teardown),
-        cmocka_unit_test_teardown(test_timer_not_counted_against_mailbox_limit, teardown),
-        cmocka_unit_test_teardown(test_timer_many_random_deadlines, teardown),
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_timer_not_counted_against_mailbox_limit,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_timer_many_random_deadlines, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

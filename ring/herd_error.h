@@ -25,7 +25,8 @@
     X(EFULL, -11, "mailbox full")                                             \
     X(ETOOBIG, -12, "message too big")                                        \
     X(EDEADLK, -13, "blocking call from inside a process")                    \
-    X(EIO, -14, "I/O error")
+    X(EIO, -14, "I/O error")                                                  \
+    X(EBADFRAME, -15, "malformed or unauthenticated frame")
 
 typedef enum {
 #define HERD_ERR_ENUM(name, value, msg) HERD_##name = value,

@@ -8,7 +8,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libxxhash-dev libnanomsg-dev
-          libcmocka-dev libjansson-dev)
+          libcmocka-dev libjansson-dev libsodium-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {

@@ -26,7 +26,8 @@
     X(ETOOBIG, -12, "message too big")                                        \
     X(EDEADLK, -13, "blocking call from inside a process")                    \
     X(EIO, -14, "I/O error")                                                  \
-    X(EBADFRAME, -15, "malformed or unauthenticated frame")
+    X(EBADFRAME, -15, "malformed or unauthenticated frame")                   \
+    X(ENOTCONN, -16, "node down or unknown")
 
 typedef enum {
 #define HERD_ERR_ENUM(name, value, msg) HERD_##name = value,

@@ -201,9 +201,15 @@ int herd_is_alive(const herd_node_t *node, herd_pid_t pid);
 
 /* ---- messages and calls -------------------------------------------------------- */
 
-/* Asynchronous sends from a process. Errors: HERD_ENOPROC (dead or unknown
- * pid), HERD_EFULL (the receiver's mailbox is at its limit: nothing was
- * queued, try later), HERD_ETOOBIG (over the node's max_message). */
+/* Asynchronous sends from a process, to a pid on this node or another.
+ * Errors: HERD_ENOPROC (dead or unknown pid), HERD_ENOTCONN (the pid's node is
+ * down, left or unknown), HERD_EFULL (the receiver's mailbox is at its limit:
+ * nothing was queued, try later; for another node: too much is waiting to be
+ * acknowledged by it), HERD_ETOOBIG (over the node's max_message).
+ * Messages to another node travel in a reliable ordered channel: between one
+ * pair of processes they arrive in order and once, unless a node dies; a cast
+ * that reaches a full mailbox or a dead pid there is dropped (at most once,
+ * as in Erlang). */
 int herd_cast(herd_proc_t *self, herd_pid_t to, const void *data, size_t len);
 int herd_send(herd_proc_t *self, herd_pid_t to, const void *data, size_t len);
 
@@ -254,14 +260,17 @@ int herd_cancel_timer(herd_node_t *node, uint64_t timer);
 
 /* ---- monitors and links --------------------------------------------------------- */
 
-/* Watch `target`: when it exits, self gets a HERD_MSG_DOWN with *ref, from =
- * target and status = its reason. Monitoring a pid that is not alive delivers
- * DOWN with HERD_REASON_NOPROC at once. */
+/* Watch `target`, here or on another node: when it exits, self gets a
+ * HERD_MSG_DOWN with *ref, from = target and status = its reason. Monitoring a
+ * pid that is not alive delivers DOWN with HERD_REASON_NOPROC at once; when
+ * the target's node is declared down (or cannot be reached), the reason is
+ * HERD_REASON_NOCONNECTION. */
 int herd_monitor(herd_proc_t *self, herd_pid_t target, uint64_t *ref);
 /* HERD_ENOENT when there is no such monitor (fired or removed). */
 int herd_demonitor(herd_proc_t *self, uint64_t ref);
 
-/* Link self and `other`: when either exits with a reason other than normal,
+/* Link self and `other` (on this node; HERD_EINVAL for a remote pid in this
+ * version: monitor it instead): when either exits with a reason other than normal,
  * the other exits too, or gets a HERD_MSG_EXIT if it traps exits.
  * HERD_ENOPROC when `other` is not alive. */
 int herd_link(herd_proc_t *self, herd_pid_t other);
@@ -317,5 +326,75 @@ int herd_sup_terminate_child(herd_node_t *node, herd_pid_t sup, uint64_t id);
 /* Fills up to `cap` entries in start order and returns the number of children. */
 int herd_sup_which_children(herd_node_t *node, herd_pid_t sup, herd_child_info_t *out,
                             size_t cap);
+
+/* ---- the cluster ------------------------------------------------------------------ */
+
+/* Member states as herd_cluster_members reports them (membership.h). */
+typedef enum herd_member_state {
+    HERD_MEMBER_UP,
+    HERD_MEMBER_SUSPECT,
+    HERD_MEMBER_DRAINING,
+    HERD_MEMBER_DOWN,
+    HERD_MEMBER_LEFT,
+    HERD_MEMBER_ABSENT, /* in change events: not (or no longer) a member */
+} herd_member_state_t;
+
+typedef struct herd_cluster_config {
+    const char *cluster;        /* cluster name; NULL: "herd" */
+    const char *listen;         /* nanomsg URL, e.g. tcp://127.0.0.1:7001 */
+    const char *const *seeds;   /* addresses of nodes to join through */
+    size_t seed_count;
+    const void *secret;         /* the cluster secret, at least 16 bytes */
+    size_t secret_len;
+    uint32_t weight;            /* ring points; 0: 128 */
+    uint32_t heartbeat_ms;      /* 0: 200 */
+    uint32_t suspect_ms;        /* 0: 3 heartbeats */
+    uint32_t down_ms;           /* 0: 5 heartbeats */
+    uint32_t forget_ms;         /* 0: 60000 */
+} herd_cluster_config_t;
+
+/* Told on the loop thread after every change of a member's state; `gone` is
+ * nonzero when the member left the table (1 restarted, 2 forgotten). The ring
+ * is already rebuilt when this runs. */
+typedef void (*herd_member_cb)(void *data, const char *name, uint64_t incarnation,
+                               herd_member_state_t old_state, herd_member_state_t new_state,
+                               int gone);
+
+/* Join `node` to a cluster: listen, say HELLO to the seeds, heartbeat, detect
+ * failures. The node's name and incarnation are its identity in the cluster.
+ * Errors: HERD_EINVAL (bad config or address), HERD_ERANGE (secret under 16
+ * bytes), HERD_EEXIST (already started), HERD_ENOMEM. */
+int herd_cluster_start(herd_node_t *node, const herd_cluster_config_t *cfg);
+/* Graceful leave: tell every member, stop heartbeating. */
+int herd_cluster_leave(herd_node_t *node);
+/* Drain: leave the ring (processes move off), stay a member. */
+int herd_cluster_set_draining(herd_node_t *node, int on);
+int herd_cluster_on_change(herd_node_t *node, herd_member_cb cb, void *data);
+
+typedef struct herd_member_info {
+    char name[65];
+    char address[256];
+    uint64_t incarnation;
+    herd_member_state_t state;
+    uint32_t weight;
+    uint64_t last_heard_ms; /* ms since last heard; 0 for this node */
+} herd_member_info_t;
+
+/* Fills up to `cap` members in name order (this node included); returns the
+ * member count, or HERD_ENOENT when the node is not in a cluster. */
+int herd_cluster_members(herd_node_t *node, herd_member_info_t *out, size_t cap);
+const char *herd_member_state_name(herd_member_state_t s);
+
+/* The current ring (valid until the next membership change), or NULL. */
+const struct ring *herd_cluster_ring(herd_node_t *node);
+
+typedef struct herd_cluster_stats {
+    uint64_t frames_in, frames_out, bytes_in, bytes_out, dropped_out;
+    uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
+    uint32_t peers;
+} herd_cluster_stats_t;
+int herd_cluster_stats(herd_node_t *node, herd_cluster_stats_t *out);
+/* "mac", "short", ...; NULL past the last reason. */
+const char *herd_cluster_reject_name(int reason);
 
 #endif

@@ -14,6 +14,8 @@
  */
 #include "node.h"
 
+#include "cluster.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -285,6 +287,7 @@ void herd_node_free(herd_node_t *n)
 {
     if (n == NULL)
         return;
+    cluster_free(n->cluster);
     n->stopping = 1;
     proc_free_all(n);
     timer_free_all(n);

@@ -96,6 +96,7 @@ struct herd_node {
     uint64_t next_serial;
     uint64_t next_ref; /* monitors, calls, timers */
     herd_proc_t *runq_head, *runq_tail;
+    struct herd_cluster *cluster; /* NULL until herd_cluster_start */
     herd_proc_t *current; /* whose handler runs now; NULL: code outside */
     int depth; /* handlers on the stack: herd_node_call refuses inside one */
     int stopping;
@@ -136,6 +137,12 @@ void proc_free_all(herd_node_t *n);
  * the runtime ends it with HERD_ETIMEDOUT or HERD_ENOPROC. */
 int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *data,
                        size_t len, int by_runtime);
+/* Watch lists: `pid` watches `p` under `ref` (a monitor, or a caller waiting
+ * for p's reply); unwatch removes that entry; forget_monitor removes p's own
+ * record of a monitor it holds. */
+int proc_watch(herd_proc_t *p, uint64_t ref, herd_pid_t pid, int is_call);
+void proc_unwatch(herd_proc_t *p, uint64_t ref);
+void proc_forget_monitor(herd_proc_t *p, uint64_t ref);
 /* Timers aimed at a process: noted so that its exit can drop them. */
 int proc_note_timer(herd_node_t *n, herd_pid_t pid, uint64_t id);
 void proc_forget_timer(herd_node_t *n, herd_pid_t pid, uint64_t id);

@@ -12,6 +12,8 @@
  */
 #include "node.h"
 
+#include "remote.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,6 +119,24 @@ static void link_remove(herd_proc_t *p, herd_pid_t other)
     }
 }
 
+int proc_watch(herd_proc_t *p, uint64_t ref, herd_pid_t pid, int is_call)
+{
+    proc_ext_t *x = proc_ext(p);
+    return x ? watch_add(&x->watchers, ref, pid, is_call) : HERD_ENOMEM;
+}
+
+void proc_unwatch(herd_proc_t *p, uint64_t ref)
+{
+    if (p->ext)
+        watch_remove(&p->ext->watchers, ref, NULL);
+}
+
+void proc_forget_monitor(herd_proc_t *p, uint64_t ref)
+{
+    if (p->ext)
+        watch_remove(&p->ext->watching, ref, NULL);
+}
+
 static void proc_ext_free(proc_ext_t *x)
 {
     if (x == NULL)
@@ -169,6 +189,11 @@ int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t
         return HERD_ETOOBIG;
     if (len > 0 && data == NULL)
         return HERD_EINVAL;
+    if (to.node != n->id || to.incarnation != n->incarnation) {
+        if (to.node == n->id) /* an earlier start of this node: long dead */
+            return HERD_ENOPROC;
+        return remote_send(n, to, kind, from, ref, status, data, len, 0);
+    }
     herd_proc_t *p = proc_lookup(n, to);
     if (p == NULL)
         return HERD_ENOPROC;
@@ -276,6 +301,10 @@ static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, in
     x->timer_count = 0;
     for (uint32_t i = 0; i < x->watchers.count; i++) {
         proc_watch_t *w = &x->watchers.items[i];
+        if (w->is_call && !node_is_local(n, w->pid)) { /* a caller on another node */
+            remote_reply(n, (herd_from_t){w->pid, w->ref}, HERD_ENOPROC, NULL, 0);
+            continue;
+        }
         if (w->is_call) {
             proc_complete_call(n, w->ref, HERD_ENOPROC, NULL, 0, 1);
             continue;
@@ -286,6 +315,10 @@ static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, in
         proc_deliver(n, w->pid, HERD_MSG_DOWN, self, w->ref, reason, NULL, 0, 1);
     }
     for (uint32_t i = 0; i < x->watching.count; i++) {
+        if (!node_is_local(n, x->watching.items[i].pid)) {
+            remote_demonitor(n, self, x->watching.items[i].pid, x->watching.items[i].ref);
+            continue;
+        }
         herd_proc_t *t = proc_lookup(n, x->watching.items[i].pid);
         if (t && t->ext)
             watch_remove(&t->ext->watchers, x->watching.items[i].ref, NULL);
@@ -446,6 +479,21 @@ int herd_monitor(herd_proc_t *self, herd_pid_t target, uint64_t *ref)
 {
     herd_node_t *n = self->node;
     uint64_t r = node_new_ref(n);
+    if (!node_is_local(n, target) && target.node != n->id) {
+        proc_ext_t *sx = proc_ext(self);
+        if (sx == NULL || watch_add(&sx->watching, r, target, 0))
+            return HERD_ENOMEM;
+        *ref = r;
+        int rc = remote_monitor(self, target, r);
+        if (rc == 0)
+            return 0;
+        /* unreachable node or dead incarnation: DOWN at once */
+        watch_remove(&sx->watching, r, NULL);
+        return proc_deliver(n, herd_self(self), HERD_MSG_DOWN, target, r,
+                            rc == HERD_ENOPROC ? HERD_REASON_NOPROC
+                                               : HERD_REASON_NOCONNECTION,
+                            NULL, 0, 1);
+    }
     herd_proc_t *t = proc_lookup(n, target);
     if (t == NULL) {
         *ref = r;
@@ -468,6 +516,10 @@ int herd_demonitor(herd_proc_t *self, uint64_t ref)
     proc_watch_t w;
     if (self->ext == NULL || watch_remove(&self->ext->watching, ref, &w) != 0)
         return HERD_ENOENT;
+    if (!node_is_local(self->node, w.pid)) {
+        remote_demonitor(self->node, herd_self(self), w.pid, ref);
+        return 0;
+    }
     herd_proc_t *t = proc_lookup(self->node, w.pid);
     if (t && t->ext)
         watch_remove(&t->ext->watchers, ref, NULL);
@@ -476,6 +528,8 @@ int herd_demonitor(herd_proc_t *self, uint64_t ref)
 
 int herd_link(herd_proc_t *self, herd_pid_t other)
 {
+    if (!node_is_local(self->node, other) && other.node != self->node->id)
+        return HERD_EINVAL; /* links are local in this version; monitor instead */
     herd_proc_t *t = proc_lookup(self->node, other);
     if (t == NULL)
         return HERD_ENOPROC;
@@ -499,19 +553,21 @@ int herd_unlink(herd_proc_t *self, herd_pid_t other)
 
 /* Register a call `ref` from `caller` (serial, 0 = outside) to `callee`, whose
  * CALL message is already queued. */
-static int proc_track_call(herd_node_t *n, uint64_t ref, uint64_t caller, herd_proc_t *callee,
+static int proc_track_call(herd_node_t *n, uint64_t ref, uint64_t caller, herd_pid_t to,
                            uint32_t timeout_ms, call_waiter_t *waiter)
 {
+    /* a remote callee is watched by its own node (remote.c) */
+    herd_proc_t *callee = proc_lookup(n, to);
     pending_call_t *pc = calloc(1, sizeof(*pc));
-    proc_ext_t *cx = proc_ext(callee);
-    if (pc == NULL || cx == NULL)
+    proc_ext_t *cx = callee ? proc_ext(callee) : NULL;
+    if (pc == NULL || (callee && cx == NULL))
         goto fail_alloc;
     pc->ref = ref;
     pc->caller = caller;
-    pc->callee = herd_self(callee);
+    pc->callee = to;
     pc->waiter = waiter;
     herd_pid_t caller_pid = {n->id, n->incarnation, caller};
-    if (watch_add(&cx->watchers, ref, caller_pid, 1))
+    if (cx && watch_add(&cx->watchers, ref, caller_pid, 1))
         goto fail_alloc;
     if (u64map_put(&n->calls, ref, pc))
         goto fail_watch;
@@ -521,7 +577,8 @@ static int proc_track_call(herd_node_t *n, uint64_t ref, uint64_t caller, herd_p
 fail_map:
     u64map_del(&n->calls, ref);
 fail_watch:
-    watch_remove(&cx->watchers, ref, NULL);
+    if (cx)
+        watch_remove(&cx->watchers, ref, NULL);
 fail_alloc:
     free(pc);
     return HERD_ENOMEM;
@@ -534,7 +591,7 @@ int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
     uint64_t r = node_new_ref(n);
     int rc = proc_deliver(n, to, HERD_MSG_CALL, herd_self(self), r, 0, data, len, 0);
     if (rc == 0)
-        rc = proc_track_call(n, r, self->serial, proc_lookup(n, to), timeout_ms, NULL);
+        rc = proc_track_call(n, r, self->serial, to, timeout_ms, NULL);
     if (rc == 0)
         *ref = r;
     return rc;
@@ -550,7 +607,7 @@ int herd_node_call(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
     uint64_t r = node_new_ref(n);
     int rc = proc_deliver(n, to, HERD_MSG_CALL, node_outside_pid(n), r, 0, data, len, 0);
     if (rc == 0)
-        rc = proc_track_call(n, r, 0, proc_lookup(n, to), timeout_ms, &w);
+        rc = proc_track_call(n, r, 0, to, timeout_ms, &w);
     if (rc)
         return rc;
     if (node_wait(n, &w) != 0)
@@ -598,7 +655,7 @@ int herd_reply(herd_node_t *n, herd_from_t from, int status, const void *data, s
     if (len > n->max_message)
         return HERD_ETOOBIG;
     if (!node_is_local(n, from.pid))
-        return HERD_ENOPROC;
+        return remote_reply(n, from, status, data, len);
     pending_call_t *pc = u64map_get(&n->calls, from.ref);
     if (pc == NULL || pc->caller != from.pid.serial)
         return HERD_ENOPROC;

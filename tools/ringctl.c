@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "control_client.h"
 #include "ring.h"
 
 #define EXIT_USAGE 2
@@ -126,14 +127,60 @@ static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
     }
 }
 
-/* The ring of --nodes, or an error exit code in *rc. Live rings come with the
- * cluster: until then a command without --nodes is a usage error. */
-static ring_t *ctl_ring_from_nodes(const ctl_t *c, const char *nodes, int *rc)
+#define CTL_TIMEOUT_MS 1500
+
+/* Ask the node; on failure say why (exit 1) and return NULL. */
+static json_t *ctl_live(const ctl_t *c, const char *cmd, int *rc)
 {
-    if (nodes == NULL) {
-        *rc = ctl_usage(c, "--nodes is required (asking a live node is not available yet)");
+    if (c->node == NULL) {
+        *rc = ctl_usage(c, "no node to ask: give --node ADDR or set HERD_NODE");
         return NULL;
     }
+    control_reply_t r;
+    control_request(c->node, cmd, NULL, CTL_TIMEOUT_MS, &r);
+    if (r.outcome == CONTROL_OK)
+        return r.result;
+    *rc = ctl_fail(c, 1, r.outcome == CONTROL_UNREACHABLE ? "EUNREACHABLE" : r.code, "%s",
+                   r.message);
+    return NULL;
+}
+
+/* The live ring: the node sends its ring's members and weights, and the ring
+ * built from them here is the node's (the ring is a function of the set). */
+static ring_t *ctl_ring_from_node(const ctl_t *c, int *rc)
+{
+    json_t *res = ctl_live(c, "ring", rc);
+    if (res == NULL)
+        return NULL;
+    ring_t *r = ring_new();
+    json_t *members = json_object_get(res, "members"), *m;
+    size_t i;
+    json_array_foreach(members, i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        json_int_t w = json_integer_value(json_object_get(m, "weight"));
+        if (r == NULL || name == NULL ||
+            ring_add(r, name, (uint32_t)(w > 0 && w <= RING_MAX_WEIGHT ? w : 0)) != 0) {
+            *rc = ctl_fail(c, 1, "EBADFRAME", "the node's ring is malformed");
+            ring_free(r);
+            json_decref(res);
+            return NULL;
+        }
+    }
+    json_decref(res);
+    return r;
+}
+
+/* The ring of --nodes, or the live ring of --node; NULL with an exit code in
+ * *rc on failure. */
+static ring_t *ctl_ring_from_nodes(const ctl_t *c, const char *nodes, int *rc)
+{
+    if (nodes == NULL && c->node == NULL) {
+        *rc = ctl_usage(c, "give --nodes a,b,c (offline) or --node ADDR / HERD_NODE (live)");
+        return NULL;
+    }
+    if (nodes == NULL)
+        return ctl_ring_from_node(c, rc);
     ring_t *r = ring_new();
     if (r == NULL) {
         *rc = ctl_fail(c, 1, "ENOMEM", "out of memory");
@@ -147,13 +194,89 @@ static ring_t *ctl_ring_from_nodes(const ctl_t *c, const char *nodes, int *rc)
     return r;
 }
 
+/* ---- members and stats (live) ---------------------------------------------- */
+
+static const char members_help[] =
+    "usage: ringctl [--json] [--node ADDR] members\n"
+    "\n"
+    "The node's view of the cluster: every member with its address, incarnation,\n"
+    "state (up, suspect, draining, down, left) and how long ago it was last heard.\n"
+    "JSON: [{\"name\",\"address\",\"incarnation\",\"state\",\"weight\",\"last_heard_ms\"}]\n";
+
+static const char stats_help[] =
+    "usage: ringctl [--json] [--node ADDR] stats\n"
+    "\n"
+    "The node's counters: frames and bytes in and out, frames dropped on the way\n"
+    "out, open peer links, members, processes, and frames rejected by reason\n"
+    "(short, magic, version, length, oversize, reserved, mac, type, replay, body,\n"
+    "cluster).\n"
+    "JSON: {\"name\",\"frames_in\",\"frames_out\",\"bytes_in\",\"bytes_out\",\n"
+    "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n}}\n";
+
+static int ctl_print_members(const ctl_t *c, json_t *list)
+{
+    if (c->json)
+        return ctl_print_json(list);
+    printf("%-20s %-28s %20s %-9s %s\n", "NAME", "ADDRESS", "INCARNATION", "STATE",
+           "LAST_HEARD");
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m)
+    {
+        printf("%-20s %-28s %20lld %-9s %lld ms\n",
+               json_string_value(json_object_get(m, "name")),
+               json_string_value(json_object_get(m, "address")),
+               (long long)json_integer_value(json_object_get(m, "incarnation")),
+               json_string_value(json_object_get(m, "state")),
+               (long long)json_integer_value(json_object_get(m, "last_heard_ms")));
+    }
+    json_decref(list);
+    return 0;
+}
+
+static int ctl_print_stats(const ctl_t *c, json_t *st)
+{
+    if (c->json)
+        return ctl_print_json(st);
+    const char *key;
+    json_t *v;
+    json_object_foreach(st, key, v)
+    {
+        if (json_is_object(v)) {
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(v, k2, v2)
+            printf("%s.%s %lld\n", key, k2, (long long)json_integer_value(v2));
+        } else if (json_is_string(v)) {
+            printf("%s %s\n", key, json_string_value(v));
+        } else {
+            printf("%s %lld\n", key, (long long)json_integer_value(v));
+        }
+    }
+    json_decref(st);
+    return 0;
+}
+
+static int ctl_run_live(const ctl_t *c)
+{
+    int rc = 0;
+    json_t *res = ctl_live(c, c->cmd, &rc);
+    if (res == NULL)
+        return rc;
+    if (strcmp(c->cmd, "members") == 0)
+        return ctl_print_members(c, res);
+    return ctl_print_stats(c, res);
+}
+
 /* ---- ring ------------------------------------------------------------------- */
 
 static const char ring_help[] =
     "usage: ringctl [--json] ring --nodes NAME[:WEIGHT],...\n"
+    "       ringctl [--json] [--node ADDR] ring\n"
     "\n"
-    "Show the ring of the given members: weight, points and the share of the key\n"
-    "space each owns. Weight defaults to 128 points per member (1-4096).\n"
+    "Show the ring of the given members (or the node's live ring): weight, points\n"
+    "and the share of the key space each owns. Weight defaults to 128 points per\n"
+    "member (1-4096).\n"
     "JSON: {\"members\":[{\"name\",\"weight\",\"points\",\"share\"}]}, share a fraction of 1.\n";
 
 static int ctl_print_ring(const ctl_t *c, const ring_t *r)
@@ -178,8 +301,10 @@ static int ctl_print_ring(const ctl_t *c, const ring_t *r)
 
 static const char owner_help[] =
     "usage: ringctl [--json] owner KEY --nodes NAME[:WEIGHT],... [--replicas N]\n"
+    "       ringctl [--json] [--node ADDR] owner KEY [--replicas N]\n"
     "\n"
-    "Show which member owns KEY (the name of a process). With --replicas N, also\n"
+    "Show which member owns KEY (the name of a process) on the given members or\n"
+    "on the node's live ring. With --replicas N, also\n"
     "its successors: N distinct members counting the owner first, at most the\n"
     "member count.\n"
     "JSON: {\"key\",\"owner\",\"replicas\":[...]} with replicas starting with the owner.\n";
@@ -357,6 +482,8 @@ static int ctl_parse_args(const ctl_t *c, int argc, char **argv, ctl_args_t *a)
 static int ctl_run(const ctl_t *c, const ctl_args_t *a)
 {
     int rc = 0;
+    if (strcmp(c->cmd, "members") == 0 || strcmp(c->cmd, "stats") == 0)
+        return ctl_run_live(c);
     if (strcmp(c->cmd, "diff") == 0 && a->change_count == 0)
         return ctl_usage(c, "give at least one --add, --remove or --weight");
     ring_t *r = ctl_ring_from_nodes(c, a->nodes, &rc);
@@ -386,10 +513,13 @@ static int ctl_run(const ctl_t *c, const ctl_args_t *a)
 static const char main_help[] =
     "usage: ringctl [--json] [--node ADDR] [--cookie-file FILE] COMMAND [ARGS]\n"
     "\n"
-    "Offline planning commands (no running cluster needed):\n"
-    "  ring  --nodes a,b:256,c            members, points and ownership share\n"
-    "  owner KEY --nodes a,b,c [--replicas N]   the owner of KEY and its successors\n"
+    "Planning (offline with --nodes; ring and owner ask the live node without it):\n"
+    "  ring  [--nodes a,b:256,c]          members, points and ownership share\n"
+    "  owner KEY [--nodes a,b,c] [--replicas N]   the owner of KEY and its successors\n"
     "  diff  --nodes a,b,c --add d        which share of the key space moves\n"
+    "Live (ask the node at --node ADDR or HERD_NODE):\n"
+    "  members                            the node's view of the cluster\n"
+    "  stats                              frames in/out, rejected by reason, peers\n"
     "\n"
     "Global options:\n"
     "  --json              one JSON document on stdout\n"
@@ -397,7 +527,7 @@ static const char main_help[] =
     "  --cookie-file FILE  the cluster secret, for a TCP control address\n"
     "  --help              this text; 'ringctl COMMAND --help' for a command\n"
     "\n"
-    "Exit codes: 0 done, 1 failed, 2 usage error.\n";
+    "Exit codes: 0 done, 1 failed (node unreachable, refused), 2 usage error.\n";
 
 static const char *ctl_command_help(const char *cmd)
 {
@@ -407,6 +537,10 @@ static const char *ctl_command_help(const char *cmd)
         return owner_help;
     if (strcmp(cmd, "diff") == 0)
         return diff_help;
+    if (strcmp(cmd, "members") == 0)
+        return members_help;
+    if (strcmp(cmd, "stats") == 0)
+        return stats_help;
     return NULL;
 }
 

@@ -231,7 +231,8 @@ static void test_ringctl_usage_errors(void **state)
     USAGE("unknown option '--bogus'", "ring", "--nodes", "a", "--bogus");
     USAGE("unknown option '--frobnicate'", "--frobnicate", "ring");
     USAGE("--nodes needs a value", "ring", "--nodes");
-    USAGE("--nodes is required", "--json", "ring");
+    USAGE("give --nodes a,b,c (offline) or --node ADDR", "--json", "ring");
+    USAGE("no node to ask", "members");
     USAGE("missing KEY", "owner", "--nodes", "a");
     USAGE("unexpected argument 'extra'", "owner", "k", "extra", "--nodes", "a");
     USAGE("empty member", "ring", "--nodes", "a,,b");

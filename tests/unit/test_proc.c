@@ -719,7 +719,8 @@ static void test_proc_send_to_dead_or_unknown_pid(void **st)
     other_inc.incarnation ^= 1;
     other_node.node = herd_node_id_of("elsewhere");
     assert_int_equal(herd_node_send(n, other_inc, &c, sizeof(c)), HERD_ENOPROC);
-    assert_int_equal(herd_node_cast(n, other_node, &c, sizeof(c)), HERD_ENOPROC);
+    /* another node, and this one is in no cluster: that node is unreachable */
+    assert_int_equal(herd_node_cast(n, other_node, &c, sizeof(c)), HERD_ENOTCONN);
     assert_false(herd_is_alive(n, other_inc));
     assert_false(herd_is_alive(n, other_node));
 
@@ -1138,10 +1139,11 @@ static void test_proc_two_nodes_are_independent(void **st)
     assert_int_equal(pb.node, herd_node_id_of("tb"));
     assert_true(pa.node != pb.node);
 
-    /* a pid of one node is not a process of the other */
+    /* a pid of one node is not a process of the other, and without a
+     * cluster the other node cannot be reached */
     cmd_t c = mk('r', "foreign");
-    assert_int_equal(herd_node_send(nb, pa, &c, sizeof(c)), HERD_ENOPROC);
-    assert_int_equal(herd_node_cast(na, pb, &c, sizeof(c)), HERD_ENOPROC);
+    assert_int_equal(herd_node_send(nb, pa, &c, sizeof(c)), HERD_ENOTCONN);
+    assert_int_equal(herd_node_cast(na, pb, &c, sizeof(c)), HERD_ENOTCONN);
     assert_false(herd_is_alive(nb, pa));
     assert_false(herd_is_alive(na, pb));
     assert_int_equal(herd_exit(nb, pa, HERD_REASON_KILLED), HERD_ENOPROC);

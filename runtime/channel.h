@@ -1,0 +1,86 @@
+/*
+ * channel.h - a reliable, ordered stream of messages to one peer node, free
+ * of I/O.
+ *
+ * nanomsg loses frames when a link breaks and says nothing, so everything
+ * between nodes that must arrive (process messages, and later the registry
+ * and handoff) travels in a channel: each message gets a sequence number,
+ * frames carry a batch of consecutive messages plus a cumulative
+ * acknowledgement of the other direction, the sender keeps what is not yet
+ * acknowledged and sends it again after rto_ms (go-back-N), and the receiver
+ * delivers each sequence number exactly once, in order, holding back what
+ * arrives early. A channel belongs to one pair of incarnations: when the
+ * peer restarts, what was queued for the old one is dropped (its processes
+ * are dead), and the stream starts again from 1.
+ *
+ * Body of FRAME_MSG: u64 ack, u64 first_seq, u16 count, then count x bytes.
+ * Body of FRAME_ACK: u64 ack.
+ */
+#ifndef HERD_CHANNEL_H
+#define HERD_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd_error.h"
+
+#define CHANNEL_DEFAULT_RTO_MS 200u
+#define CHANNEL_DEFAULT_MAX_UNACKED (64u << 20) /* bytes queued per peer */
+#define CHANNEL_REORDER_WINDOW 4096u           /* messages held back at most */
+
+typedef struct channel_msg {
+    struct channel_msg *next;
+    uint64_t seq;
+    size_t len;
+    uint8_t data[];
+} channel_msg_t;
+
+typedef struct channel {
+    uint64_t peer_inc; /* the incarnation this stream talks to; 0: none yet */
+    /* sending */
+    uint64_t next_seq;        /* of the next message queued */
+    uint64_t sent_upto;       /* highest seq sent at least once */
+    channel_msg_t *head, *tail; /* unacknowledged, in order */
+    size_t unacked_bytes, max_unacked;
+    uint64_t last_send_ms;    /* when the oldest unacked was (re)sent */
+    uint32_t rto_ms;
+    /* receiving */
+    uint64_t expected;        /* next seq to deliver */
+    channel_msg_t *early;     /* arrived ahead of `expected`, sorted by seq */
+    size_t early_count;
+    int ack_due;              /* something arrived that we have not acked */
+    /* counters */
+    uint64_t delivered, duplicates, resent, dropped_early;
+} channel_t;
+
+void channel_init(channel_t *ch, uint32_t rto_ms, size_t max_unacked);
+void channel_fini(channel_t *ch);
+/* The peer now has incarnation `inc`: a new one resets both directions and
+ * drops what was queued (returns how many messages were dropped). */
+size_t channel_set_peer(channel_t *ch, uint64_t inc);
+
+/* Queue a copy of `data` for the peer. HERD_EFULL past max_unacked,
+ * HERD_ENOMEM. */
+int channel_queue(channel_t *ch, const void *data, size_t len);
+
+/* Build the next FRAME_MSG body: messages not yet sent, or all unacked ones
+ * when `resend`, as many as fit in max_body. *body is malloc'ed (free it);
+ * NULL with 0 when there is nothing to send. */
+int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
+                       uint8_t **body, size_t *len);
+/* Whether the oldest unacknowledged message is due to be sent again. */
+int channel_resend_due(const channel_t *ch, uint64_t now);
+/* A FRAME_ACK body for what was received; clears ack_due. */
+int channel_ack_frame(channel_t *ch, uint8_t **body, size_t *len);
+
+/* Called for each message delivered in order. */
+typedef void (*channel_deliver_fn)(void *data, const uint8_t *msg, size_t len);
+
+/* A FRAME_MSG body arrived: take its ack, deliver what is next in order
+ * (and what it unblocks). HERD_EBADFRAME when the body is malformed. */
+int channel_on_msg(channel_t *ch, const uint8_t *body, size_t len, uint64_t now,
+                   channel_deliver_fn deliver, void *data);
+/* A FRAME_ACK body arrived. */
+int channel_on_ack(channel_t *ch, const uint8_t *body, size_t len, uint64_t now);
+
+#endif

@@ -1,0 +1,368 @@
+/*
+ * cluster.c - joins a node to a cluster: the adapter between the membership
+ * state machine (membership.c, no I/O) and the real world (a transport, the
+ * node's loop and clock).
+ *
+ * Every frame out is built here (header, HLC, sequence number, MAC); every
+ * frame in is checked here in one place before any protocol sees it: size,
+ * MAC, addressee, replay window. A frame that fails is dropped, counted by
+ * reason for `ringctl stats`, and logged at most once a second per reason.
+ */
+#include "cluster.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "remote.h"
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *herd_member_state_name(herd_member_state_t s)
+{
+    return mship_state_name((mship_state_t)s);
+}
+
+const char *herd_cluster_reject_name(int reason)
+{
+    if (reason <= 0 || reason >= FRAME_REJECT_COUNT)
+        return NULL;
+    return frame_reject_name((frame_reject_t)reason);
+}
+
+/* ---- frames out --------------------------------------------------------------- */
+
+int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
+                       uint8_t type, const uint8_t *body, size_t len)
+{
+    herd_node_t *n = c->node;
+    size_t need = frame_size(len);
+    if (len > FRAME_DEFAULT_MAX_BODY)
+        return HERD_ETOOBIG;
+    if (need > c->frame_cap) {
+        uint8_t *buf = realloc(c->frame_buf, need);
+        if (buf == NULL)
+            return HERD_ENOMEM;
+        c->frame_buf = buf;
+        c->frame_cap = need;
+    }
+    frame_header_t h = {.type = type,
+                        .sender = n->id,
+                        .sender_inc = n->incarnation,
+                        .receiver = to,
+                        .receiver_inc = to_inc,
+                        .hlc = hlc_now(&c->hlc, wall_ms()),
+                        .seq = ++c->seq};
+    int rc = frame_encode(&c->key, &h, body, len, c->frame_buf, c->frame_cap);
+    if (rc == 0)
+        rc = c->transport.ops->send(c->transport.impl, address, c->frame_buf, need);
+    return rc;
+}
+
+/* ---- membership effects ---------------------------------------------------- */
+
+static void cluster_rebuild_ring(herd_cluster_t *c)
+{
+    ring_t *r;
+    if (mship_build_ring(c->mship, &r) != 0) {
+        herd_log(HERD_LOG_ERROR, "cluster", "cannot rebuild the ring: out of memory");
+        return;
+    }
+    ring_free(c->ring);
+    c->ring = r;
+    herd_log(HERD_LOG_INFO, "cluster", "ring rebuilt: %zu members, %zu points",
+             ring_member_count(r), ring_point_count(r));
+}
+
+static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
+{
+    for (size_t i = 0; i < fx->count; i++) {
+        mship_effect_t *e = &fx->items[i];
+        if (e->kind == MSHIP_SEND)
+            cluster_send_frame(c, e->address, e->to, e->to_inc, e->type, e->body, e->len);
+        else if (e->new_state == MEMBER_ABSENT && e->gone == MSHIP_GONE_FORGOTTEN)
+            c->transport.ops->forget(c->transport.impl, e->address); /* close its link */
+    }
+    if (fx->ring_changed)
+        cluster_rebuild_ring(c);
+    for (size_t i = 0; i < fx->count; i++) {
+        mship_effect_t *e = &fx->items[i];
+        if (e->kind != MSHIP_MEMBER)
+            continue;
+        remote_on_member(c, e);
+        for (size_t k = 0; k < c->hook_count; k++)
+            c->hooks[k].cb(c->hooks[k].data, e->name, e->incarnation,
+                           (herd_member_state_t)e->old_state,
+                           (herd_member_state_t)e->new_state, (int)e->gone);
+    }
+    mship_effects_clear(fx);
+}
+
+static void cluster_on_tick(uv_timer_t *h)
+{
+    herd_cluster_t *c = h->data;
+    uint64_t now = herd_node_now(c->node);
+    mship_tick(c->mship, now, &c->fx);
+    cluster_apply(c, &c->fx);
+    remote_tick(c, now);
+}
+
+/* Once per loop iteration, before it waits: the messages queued meanwhile
+ * leave in as few frames as possible. */
+static void cluster_on_flush(uv_prepare_t *h)
+{
+    herd_cluster_t *c = h->data;
+    remote_flush(c, herd_node_now(c->node));
+}
+
+/* ---- frames in --------------------------------------------------------------- */
+
+static void cluster_reject(herd_cluster_t *c, frame_reject_t why, const frame_header_t *h)
+{
+    c->rejected[why]++;
+    uint64_t now = herd_node_now(c->node);
+    if (now - c->last_reject_log[why] < 1000 && c->last_reject_log[why] != 0)
+        return;
+    c->last_reject_log[why] = now;
+    herd_log(why == FRAME_REJECT_MAC ? HERD_LOG_WARN : HERD_LOG_INFO, "cluster",
+             "dropped a frame (%s)%s; %llu so far", frame_reject_name(why),
+             why == FRAME_REJECT_MAC ? ": wrong cluster secret, or altered" : "",
+             (unsigned long long)c->rejected[why]);
+    (void)h;
+}
+
+/* Addressed to an older incarnation of this node, or to another node. */
+static int cluster_misaddressed(const herd_cluster_t *c, const frame_header_t *h)
+{
+    const herd_node_t *n = c->node;
+    if (h->receiver == 0)
+        return 0;
+    return h->receiver != n->id || (h->receiver_inc != 0 && h->receiver_inc != n->incarnation);
+}
+
+static int cluster_fresh(herd_cluster_t *c, const frame_header_t *h)
+{
+    replay_window_t *w = u64map_get(&c->windows, h->sender);
+    if (w == NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w == NULL || u64map_put(&c->windows, h->sender, w) != 0) {
+            free(w);
+            return 0;
+        }
+    }
+    return replay_accept(w, h->sender_inc, h->seq);
+}
+
+static void cluster_on_frame(void *data, const uint8_t *buf, size_t len)
+{
+    herd_cluster_t *c = data;
+    frame_header_t h;
+    const uint8_t *body;
+    frame_reject_t why;
+    if (frame_decode(&c->key, buf, len, FRAME_DEFAULT_MAX_BODY, &h, &body, &why) != 0) {
+        cluster_reject(c, why, NULL);
+        return;
+    }
+    if (cluster_misaddressed(c, &h) || !cluster_fresh(c, &h)) {
+        cluster_reject(c, FRAME_REJECT_REPLAY, &h);
+        return;
+    }
+    hlc_observe(&c->hlc, wall_ms(), h.hlc);
+    uint64_t now = herd_node_now(c->node);
+    switch (h.type) {
+    case FRAME_HELLO:
+    case FRAME_HEARTBEAT:
+    case FRAME_LEAVE:
+        if (mship_receive(c->mship, now, &h, body, h.length, &c->fx, &why) != 0)
+            cluster_reject(c, why, &h);
+        cluster_apply(c, &c->fx);
+        break;
+    case FRAME_MSG:
+    case FRAME_ACK:
+        remote_on_frame(c, &h, body);
+        break;
+    default:
+        cluster_reject(c, FRAME_REJECT_TYPE, &h);
+    }
+}
+
+/* ---- lifecycle --------------------------------------------------------------- */
+
+static int cluster_membership(herd_cluster_t *c, const herd_cluster_config_t *cfg)
+{
+    herd_node_t *n = c->node;
+    mship_config_t mc = {.cluster = cfg->cluster ? cfg->cluster : "herd",
+                         .name = n->name,
+                         .address = cfg->listen,
+                         .incarnation = n->incarnation,
+                         .weight = cfg->weight,
+                         .seeds = cfg->seeds,
+                         .seed_count = cfg->seed_count,
+                         .heartbeat_ms = cfg->heartbeat_ms,
+                         .suspect_ms = cfg->suspect_ms,
+                         .down_ms = cfg->down_ms,
+                         .forget_ms = cfg->forget_ms};
+    int rc = mship_new(&mc, herd_node_now(n), &c->mship);
+    if (rc == 0)
+        rc = mship_build_ring(c->mship, &c->ring);
+    uint32_t hb = cfg->heartbeat_ms ? cfg->heartbeat_ms : 200;
+    c->tick_ms = hb / 4 > 10 ? hb / 4 : 10;
+    return rc;
+}
+
+static void cluster_free_parts(herd_cluster_t *c)
+{
+    mship_free(c->mship);
+    ring_free(c->ring);
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&c->windows, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(&c->windows);
+    remote_fini(c);
+    mship_effects_fini(&c->fx);
+    free(c->frame_buf);
+    free(c);
+}
+
+int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
+{
+    if (n->cluster)
+        return HERD_EEXIST;
+    if (cfg == NULL || cfg->listen == NULL || cfg->secret == NULL)
+        return HERD_EINVAL;
+    herd_cluster_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return HERD_ENOMEM;
+    c->node = n;
+    u64map_init(&c->windows);
+    remote_init(c);
+    mship_effects_init(&c->fx);
+    int rc = frame_key_from_secret(&c->key, cfg->secret, cfg->secret_len);
+    if (rc == 0)
+        rc = cluster_membership(c, cfg);
+    if (rc == 0)
+        rc = transport_nn_new(n->loop, frame_size(FRAME_DEFAULT_MAX_BODY), &c->transport);
+    if (rc) {
+        cluster_free_parts(c);
+        return rc;
+    }
+    rc = c->transport.ops->listen(c->transport.impl, cfg->listen, cluster_on_frame, c);
+    if (rc) {
+        c->transport.ops->close(c->transport.impl);
+        cluster_free_parts(c);
+        return rc;
+    }
+    uv_timer_init(n->loop, &c->tick);
+    uv_prepare_init(n->loop, &c->flush);
+    c->tick.data = c->flush.data = c;
+    uv_timer_start(&c->tick, cluster_on_tick, 0, c->tick_ms);
+    uv_prepare_start(&c->flush, cluster_on_flush);
+    uv_unref((uv_handle_t *)&c->flush);
+    n->cluster = c;
+    return 0;
+}
+
+static void cluster_on_closed(uv_handle_t *h)
+{
+    herd_cluster_t *c = h->data;
+    c->closed_handles++;
+}
+
+void cluster_free(herd_cluster_t *c)
+{
+    if (c == NULL)
+        return;
+    remote_flush(c, herd_node_now(c->node)); /* what is queued still goes out */
+    uv_close((uv_handle_t *)&c->tick, cluster_on_closed);
+    uv_close((uv_handle_t *)&c->flush, cluster_on_closed);
+    while (c->closed_handles < 2)
+        uv_run(c->node->loop, UV_RUN_NOWAIT);
+    c->transport.ops->close(c->transport.impl);
+    c->node->cluster = NULL;
+    cluster_free_parts(c);
+}
+
+int herd_cluster_leave(herd_node_t *n)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    int rc = mship_leave(c->mship, herd_node_now(n), &c->fx);
+    cluster_apply(c, &c->fx);
+    uv_timer_stop(&c->tick);
+    return rc;
+}
+
+int herd_cluster_set_draining(herd_node_t *n, int on)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    int rc = mship_set_draining(c->mship, on, herd_node_now(n), &c->fx);
+    cluster_apply(c, &c->fx);
+    return rc;
+}
+
+int herd_cluster_on_change(herd_node_t *n, herd_member_cb cb, void *data)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    if (cb == NULL || c->hook_count == CLUSTER_MAX_HOOKS)
+        return HERD_EINVAL;
+    c->hooks[c->hook_count++] = (cluster_hook_t){cb, data};
+    return 0;
+}
+
+/* ---- introspection ------------------------------------------------------------ */
+
+int herd_cluster_members(herd_node_t *n, herd_member_info_t *out, size_t cap)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    size_t count = mship_member_count(c->mship);
+    uint64_t now = herd_node_now(n);
+    for (size_t i = 0; i < count && i < cap; i++) {
+        const mship_member_t *x = mship_member_at(c->mship, i);
+        herd_member_info_t *o = &out[i];
+        memset(o, 0, sizeof(*o));
+        strcpy(o->name, x->name);
+        strcpy(o->address, x->address);
+        o->incarnation = x->incarnation;
+        o->state = (herd_member_state_t)x->state;
+        o->weight = x->weight;
+        o->last_heard_ms = x == mship_self(c->mship) ? 0 : now - x->last_heard;
+    }
+    return (int)count;
+}
+
+const struct ring *herd_cluster_ring(herd_node_t *n)
+{
+    return n->cluster ? n->cluster->ring : NULL;
+}
+
+int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    transport_stats_t ts;
+    c->transport.ops->stats(c->transport.impl, &ts);
+    memset(out, 0, sizeof(*out));
+    out->frames_in = ts.frames_in;
+    out->frames_out = ts.frames_out;
+    out->bytes_in = ts.bytes_in;
+    out->bytes_out = ts.bytes_out;
+    out->dropped_out = ts.dropped_out;
+    out->peers = ts.peers;
+    for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
+        out->rejected[i] = c->rejected[i];
+    return 0;
+}

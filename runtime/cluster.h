@@ -1,0 +1,64 @@
+/*
+ * cluster.h - the cluster adapter's internals (cluster.c); users call the
+ * herd_cluster_* functions of herd_runtime.h.
+ */
+#ifndef HERD_CLUSTER_H
+#define HERD_CLUSTER_H
+
+#include "channel.h"
+#include "hlc.h"
+#include "membership.h"
+#include "node.h"
+#include "replay.h"
+#include "transport.h"
+
+#define CLUSTER_MAX_HOOKS 8
+
+typedef struct cluster_hook {
+    herd_member_cb cb;
+    void *data;
+} cluster_hook_t;
+
+/* One peer node's message stream (remote.c). */
+typedef struct cluster_peer {
+    uint64_t id;
+    channel_t ch;
+    int dirty; /* queued messages or an ack wait for the next flush */
+} cluster_peer_t;
+
+typedef struct herd_cluster {
+    herd_node_t *node;
+    mship_t *mship;
+    transport_t transport;
+    frame_key_t key;
+    hlc_t hlc;
+    uint64_t seq;
+    u64map_t windows; /* sender id -> replay_window_t */
+    ring_t *ring;
+    uv_timer_t tick;
+    uv_prepare_t flush; /* sends what the loop iteration queued, batched */
+    int closed_handles;
+    uint32_t tick_ms;
+    uint8_t *frame_buf; /* one frame being built */
+    size_t frame_cap;
+    uint64_t rejected[FRAME_REJECT_COUNT];
+    uint64_t last_reject_log[FRAME_REJECT_COUNT];
+    cluster_hook_t hooks[CLUSTER_MAX_HOOKS];
+    size_t hook_count;
+    mship_effects_t fx;
+    /* remote messaging (remote.c) */
+    u64map_t peers;          /* node id -> cluster_peer */
+    u64map_t remote_watches; /* monitor ref -> remote_watch: my monitors of remote pids */
+    u64map_t inbound_calls;  /* key of (caller node, ref) -> inbound_call */
+    int any_dirty;
+    uint64_t msgs_out, msgs_in, msgs_dropped;
+} herd_cluster_t;
+
+/* Build and send one frame to `address` (to/to_inc: the receiver's id and
+ * incarnation, 0 when unknown). Errors: HERD_ETOOBIG, HERD_EFULL, HERD_ENOMEM. */
+int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
+                       uint8_t type, const uint8_t *body, size_t len);
+/* Stop and free (from herd_node_free). */
+void cluster_free(herd_cluster_t *c);
+
+#endif

@@ -1,0 +1,702 @@
+/*
+ * membership.c - the membership state machine (see membership.h for how it
+ * works). No I/O, no clock of its own: `now` comes with every event.
+ *
+ * Body of HELLO and HEARTBEAT (wire.h encoding):
+ *   str cluster, str name, str address, u32 weight, u8 state (up | draining),
+ *   u16 n, then n x { str name, str address, u64 incarnation, u32 weight,
+ *   u8 status (0 alive, 1 left) }
+ * Body of LEAVE: str cluster, str name.
+ */
+#include "membership.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "herd_runtime.h"
+#include "log.h"
+#include "u64map.h"
+#include "wire.h"
+
+#define GOSSIP_ALIVE 0
+#define GOSSIP_LEFT 1
+#define MSHIP_MAX_CANDIDATES 256
+
+typedef struct mship_candidate {
+    char name[RING_NAME_MAX + 1];
+    char address[MSHIP_ADDR_MAX + 1];
+    uint64_t incarnation;
+    uint64_t since;
+} mship_candidate_t;
+
+struct mship {
+    mship_config_t cfg; /* strings below are our own copies */
+    char cluster[MSHIP_CLUSTER_MAX + 1];
+    char **seeds;
+    mship_member_t **members; /* sorted by name; self included */
+    size_t member_count, member_cap;
+    u64map_t by_id;
+    mship_member_t *self;
+    mship_candidate_t candidates[MSHIP_MAX_CANDIDATES];
+    size_t candidate_count;
+    uint64_t next_heartbeat, next_hello;
+};
+
+static const char *const state_names[] = {"up", "suspect", "draining", "down", "left", "absent"};
+
+const char *mship_state_name(mship_state_t s)
+{
+    return (unsigned)s <= MEMBER_ABSENT ? state_names[s] : "invalid";
+}
+
+int mship_state_in_ring(mship_state_t s)
+{
+    return s == MEMBER_UP || s == MEMBER_SUSPECT;
+}
+
+/* ---- effects ---------------------------------------------------------------- */
+
+void mship_effects_init(mship_effects_t *e)
+{
+    memset(e, 0, sizeof(*e));
+}
+
+void mship_effects_clear(mship_effects_t *e)
+{
+    for (size_t i = 0; i < e->count; i++)
+        free(e->items[i].body);
+    e->count = 0;
+    e->ring_changed = 0;
+}
+
+void mship_effects_fini(mship_effects_t *e)
+{
+    mship_effects_clear(e);
+    free(e->items);
+    mship_effects_init(e);
+}
+
+static mship_effect_t *effect_push(mship_effects_t *e, mship_effect_kind_t kind)
+{
+    if (e->count == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 16;
+        mship_effect_t *items = realloc(e->items, cap * sizeof(*items));
+        if (items == NULL)
+            return NULL;
+        e->items = items;
+        e->cap = cap;
+    }
+    mship_effect_t *x = &e->items[e->count++];
+    memset(x, 0, sizeof(*x));
+    x->kind = kind;
+    return x;
+}
+
+/* ---- the member table ------------------------------------------------------- */
+
+static long member_search(const mship_t *m, const char *name)
+{
+    size_t lo = 0, hi = m->member_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(m->members[mid]->name, name);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -(long)lo - 1;
+}
+
+const mship_member_t *mship_find(const mship_t *m, const char *name)
+{
+    long i = member_search(m, name);
+    return i >= 0 ? m->members[i] : NULL;
+}
+
+const mship_member_t *mship_find_id(const mship_t *m, uint64_t id)
+{
+    return u64map_get(&m->by_id, id);
+}
+
+size_t mship_member_count(const mship_t *m)
+{
+    return m->member_count;
+}
+
+const mship_member_t *mship_member_at(const mship_t *m, size_t i)
+{
+    return i < m->member_count ? m->members[i] : NULL;
+}
+
+const mship_member_t *mship_self(const mship_t *m)
+{
+    return m->self;
+}
+
+static mship_member_t *member_insert(mship_t *m, const char *name, const char *address,
+                                     uint64_t incarnation, uint32_t weight, uint64_t now)
+{
+    long pos = member_search(m, name);
+    if (pos >= 0 || m->member_count >= MSHIP_MAX_MEMBERS)
+        return NULL;
+    if (m->member_count == m->member_cap) {
+        size_t cap = m->member_cap ? m->member_cap * 2 : 8;
+        mship_member_t **items = realloc(m->members, cap * sizeof(*items));
+        if (items == NULL)
+            return NULL;
+        m->members = items;
+        m->member_cap = cap;
+    }
+    mship_member_t *x = calloc(1, sizeof(*x));
+    if (x == NULL || u64map_put(&m->by_id, herd_node_id_of(name), x) != 0) {
+        free(x);
+        return NULL;
+    }
+    size_t at = (size_t)(-pos - 1);
+    memmove(&m->members[at + 1], &m->members[at], (m->member_count - at) * sizeof(x));
+    m->members[at] = x;
+    m->member_count++;
+    strcpy(x->name, name);
+    strcpy(x->address, address);
+    x->id = herd_node_id_of(name);
+    x->incarnation = incarnation;
+    x->weight = weight;
+    x->state = MEMBER_UP;
+    x->last_heard = x->state_since = now;
+    return x;
+}
+
+static void member_remove(mship_t *m, mship_member_t *x)
+{
+    long pos = member_search(m, x->name);
+    if (pos < 0)
+        return;
+    u64map_del(&m->by_id, x->id);
+    memmove(&m->members[pos], &m->members[pos + 1],
+            (m->member_count - (size_t)pos - 1) * sizeof(x));
+    m->member_count--;
+    free(x);
+}
+
+static void emit_member(mship_effects_t *out, const mship_member_t *x, mship_state_t from,
+                        mship_state_t to, mship_gone_t gone)
+{
+    mship_effect_t *e = effect_push(out, MSHIP_MEMBER);
+    if (e == NULL)
+        return;
+    strcpy(e->name, x->name);
+    strcpy(e->address, x->address);
+    uint64_t incarnation = x->incarnation;
+    e->incarnation = incarnation;
+    e->old_state = from;
+    e->new_state = to;
+    e->gone = gone;
+    if (mship_state_in_ring(from) != mship_state_in_ring(to))
+        out->ring_changed = 1;
+}
+
+/* The one place a member's state changes: checks the transition and logs it. */
+static void member_set_state(mship_member_t *x, mship_state_t to, uint64_t now,
+                             mship_effects_t *out)
+{
+    static const unsigned char allowed[MEMBER_STATE_COUNT][MEMBER_STATE_COUNT] = {
+        /*              up sus dra down left */
+        [MEMBER_UP] = {0, 1, 1, 1, 1},
+        [MEMBER_SUSPECT] = {1, 0, 1, 1, 1},
+        [MEMBER_DRAINING] = {1, 1, 0, 1, 1},
+        [MEMBER_DOWN] = {1, 0, 1, 0, 1},
+        [MEMBER_LEFT] = {0, 0, 0, 0, 0},
+    };
+    if (x->state == to)
+        return;
+    if (!allowed[x->state][to]) {
+        herd_log(HERD_LOG_ERROR, "membership", "refused transition of %s: %s -> %s", x->name,
+                 mship_state_name(x->state), mship_state_name(to));
+        return;
+    }
+    herd_log(HERD_LOG_INFO, "membership", "%s (incarnation %llu): %s -> %s", x->name,
+             (unsigned long long)x->incarnation, mship_state_name(x->state),
+             mship_state_name(to));
+    emit_member(out, x, x->state, to, MSHIP_GONE_NONE);
+    x->state = to;
+    x->state_since = now;
+}
+
+static void member_forget(mship_t *m, mship_member_t *x, mship_gone_t why,
+                          mship_effects_t *out)
+{
+    herd_log(HERD_LOG_INFO, "membership", "%s (incarnation %llu) is gone: %s", x->name,
+             (unsigned long long)x->incarnation,
+             why == MSHIP_GONE_RESTARTED ? "restarted" : "forgotten");
+    emit_member(out, x, x->state, MEMBER_ABSENT, why);
+    member_remove(m, x);
+}
+
+/* ---- candidates: names heard of, not heard from ---------------------------- */
+
+static void candidate_drop(mship_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->candidate_count; i++) {
+        if (strcmp(m->candidates[i].name, name) == 0) {
+            m->candidates[i] = m->candidates[--m->candidate_count];
+            return;
+        }
+    }
+}
+
+static void candidate_note(mship_t *m, const char *name, const char *address,
+                           uint64_t incarnation, uint64_t now)
+{
+    for (size_t i = 0; i < m->candidate_count; i++) {
+        mship_candidate_t *c = &m->candidates[i];
+        if (strcmp(c->name, name) == 0) {
+            if (incarnation > c->incarnation) {
+                c->incarnation = incarnation;
+                strcpy(c->address, address);
+                c->since = now;
+            }
+            return;
+        }
+    }
+    if (m->candidate_count == MSHIP_MAX_CANDIDATES)
+        return;
+    mship_candidate_t *c = &m->candidates[m->candidate_count++];
+    strcpy(c->name, name);
+    strcpy(c->address, address);
+    c->incarnation = incarnation;
+    c->since = now;
+}
+
+/* ---- bodies ------------------------------------------------------------------ */
+
+static int gossip_counts(const mship_member_t *x)
+{
+    return x->state != MEMBER_DOWN;
+}
+
+static uint8_t *encode_beat(const mship_t *m, size_t *len)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_str(&w, m->cluster);
+    wire_put_str(&w, m->self->name);
+    wire_put_str(&w, m->self->address);
+    wire_put_u32(&w, m->self->weight);
+    wire_put_u8(&w, (uint8_t)m->self->state);
+    uint16_t n = 0;
+    for (size_t i = 0; i < m->member_count; i++)
+        n += (uint16_t)gossip_counts(m->members[i]);
+    wire_put_u16(&w, n);
+    for (size_t i = 0; i < m->member_count; i++) {
+        const mship_member_t *x = m->members[i];
+        if (!gossip_counts(x))
+            continue;
+        wire_put_str(&w, x->name);
+        wire_put_str(&w, x->address);
+        wire_put_u64(&w, x->incarnation);
+        wire_put_u32(&w, x->weight);
+        wire_put_u8(&w, x->state == MEMBER_LEFT ? GOSSIP_LEFT : GOSSIP_ALIVE);
+    }
+    return wire_writer_take(&w, len);
+}
+
+static int emit_send(const mship_t *m, mship_effects_t *out, const char *address,
+                     uint64_t to, uint64_t to_inc, uint8_t type)
+{
+    size_t len;
+    uint8_t *body;
+    if (type == FRAME_LEAVE) {
+        wire_writer_t w;
+        wire_writer_init(&w);
+        wire_put_str(&w, m->cluster);
+        wire_put_str(&w, m->self->name);
+        body = wire_writer_take(&w, &len);
+    } else {
+        body = encode_beat(m, &len);
+    }
+    mship_effect_t *e = body ? effect_push(out, MSHIP_SEND) : NULL;
+    if (e == NULL) {
+        free(body);
+        return HERD_ENOMEM;
+    }
+    strcpy(e->address, address);
+    e->to = to;
+    e->to_inc = to_inc;
+    e->type = type;
+    e->body = body;
+    e->len = len;
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static int mship_check_config(const mship_config_t *cfg)
+{
+    if (cfg == NULL || cfg->cluster == NULL || cfg->address == NULL ||
+        (cfg->seed_count && cfg->seeds == NULL))
+        return HERD_EINVAL;
+    size_t clen = strlen(cfg->cluster), alen = strlen(cfg->address);
+    if (clen == 0 || clen > MSHIP_CLUSTER_MAX || alen == 0 || alen > MSHIP_ADDR_MAX)
+        return HERD_EINVAL;
+    for (size_t i = 0; i < cfg->seed_count; i++)
+        if (cfg->seeds[i] == NULL || strlen(cfg->seeds[i]) == 0 ||
+            strlen(cfg->seeds[i]) > MSHIP_ADDR_MAX)
+            return HERD_EINVAL;
+    if (cfg->weight > RING_MAX_WEIGHT)
+        return HERD_ERANGE;
+    return ring_check_name(cfg->name);
+}
+
+static void mship_defaults(mship_config_t *c)
+{
+    if (c->weight == 0)
+        c->weight = RING_DEFAULT_WEIGHT;
+    if (c->heartbeat_ms == 0)
+        c->heartbeat_ms = 200;
+    if (c->suspect_ms == 0)
+        c->suspect_ms = 3 * c->heartbeat_ms;
+    if (c->down_ms == 0)
+        c->down_ms = 5 * c->heartbeat_ms;
+    if (c->down_ms < c->suspect_ms)
+        c->down_ms = c->suspect_ms;
+    if (c->forget_ms == 0)
+        c->forget_ms = 60000;
+}
+
+int mship_new(const mship_config_t *cfg, uint64_t now, mship_t **out)
+{
+    int rc = mship_check_config(cfg);
+    if (rc)
+        return rc;
+    mship_t *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return HERD_ENOMEM;
+    m->cfg = *cfg;
+    mship_defaults(&m->cfg);
+    strcpy(m->cluster, cfg->cluster);
+    u64map_init(&m->by_id);
+    m->seeds = calloc(cfg->seed_count + 1, sizeof(char *));
+    for (size_t i = 0; m->seeds && i < cfg->seed_count; i++)
+        if ((m->seeds[i] = strdup(cfg->seeds[i])) == NULL)
+            rc = HERD_ENOMEM;
+    m->self = m->seeds ? member_insert(m, cfg->name, cfg->address, cfg->incarnation,
+                                      m->cfg.weight, now)
+                       : NULL;
+    if (rc || m->self == NULL) {
+        mship_free(m);
+        return HERD_ENOMEM;
+    }
+    m->next_heartbeat = m->next_hello = now;
+    *out = m;
+    return 0;
+}
+
+void mship_free(mship_t *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->member_count; i++)
+        free(m->members[i]);
+    free(m->members);
+    for (size_t i = 0; m->seeds && i < m->cfg.seed_count; i++)
+        free(m->seeds[i]);
+    free(m->seeds);
+    u64map_fini(&m->by_id);
+    free(m);
+}
+
+/* ---- time passes ------------------------------------------------------------ */
+
+static void mship_judge(mship_t *m, uint64_t now, mship_effects_t *out)
+{
+    for (size_t i = 0; i < m->member_count;) {
+        mship_member_t *x = m->members[i];
+        uint64_t silent = now - x->last_heard;
+        if (x == m->self) {
+            i++;
+            continue;
+        }
+        if ((x->state == MEMBER_DOWN || x->state == MEMBER_LEFT) &&
+            now - x->state_since >= m->cfg.forget_ms) {
+            member_forget(m, x, MSHIP_GONE_FORGOTTEN, out);
+            continue; /* the next member moved into slot i */
+        }
+        /* a draining member already left the ring: no suspect stage for it */
+        if (x->state == MEMBER_UP && silent >= m->cfg.suspect_ms)
+            member_set_state(x, MEMBER_SUSPECT, now, out);
+        if ((x->state == MEMBER_SUSPECT || x->state == MEMBER_DRAINING) &&
+            silent >= m->cfg.down_ms)
+            member_set_state(x, MEMBER_DOWN, now, out);
+        i++;
+    }
+    for (size_t i = 0; i < m->candidate_count;) {
+        if (now - m->candidates[i].since >= 2ull * m->cfg.down_ms)
+            m->candidates[i] = m->candidates[--m->candidate_count];
+        else
+            i++;
+    }
+}
+
+/* A seed is worth a HELLO while no live member answers at its address. */
+static int seed_is_joined(const mship_t *m, const char *address)
+{
+    for (size_t i = 0; i < m->member_count; i++) {
+        const mship_member_t *x = m->members[i];
+        if (strcmp(x->address, address) == 0 &&
+            (x == m->self || x->state == MEMBER_UP || x->state == MEMBER_DRAINING ||
+             x->state == MEMBER_SUSPECT))
+            return 1;
+    }
+    return 0;
+}
+
+static int mship_heartbeat(mship_t *m, mship_effects_t *out)
+{
+    int rc = 0;
+    for (size_t i = 0; i < m->member_count && rc == 0; i++) {
+        const mship_member_t *x = m->members[i];
+        if (x != m->self && x->state != MEMBER_LEFT)
+            rc = emit_send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);
+    }
+    for (size_t i = 0; i < m->candidate_count && rc == 0; i++) {
+        const mship_candidate_t *c = &m->candidates[i];
+        rc = emit_send(m, out, c->address, herd_node_id_of(c->name), c->incarnation,
+                       FRAME_HEARTBEAT);
+    }
+    return rc;
+}
+
+int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out)
+{
+    if (m->self->state == MEMBER_LEFT)
+        return 0;
+    m->self->last_heard = now;
+    mship_judge(m, now, out);
+    int rc = 0;
+    if (now >= m->next_heartbeat) {
+        m->next_heartbeat = now + m->cfg.heartbeat_ms;
+        rc = mship_heartbeat(m, out);
+    }
+    if (rc == 0 && now >= m->next_hello) {
+        m->next_hello = now + m->cfg.heartbeat_ms;
+        for (size_t i = 0; i < m->cfg.seed_count && rc == 0; i++)
+            if (!seed_is_joined(m, m->seeds[i]))
+                rc = emit_send(m, out, m->seeds[i], 0, 0, FRAME_HELLO);
+    }
+    return rc;
+}
+
+/* ---- frames arrive ---------------------------------------------------------- */
+
+typedef struct beat {
+    char cluster[MSHIP_CLUSTER_MAX + 1];
+    char name[RING_NAME_MAX + 1];
+    char address[MSHIP_ADDR_MAX + 1];
+    uint32_t weight;
+    uint8_t state;
+} beat_t;
+
+/* The sender part of a body; *why on failure. */
+static int decode_sender(wire_reader_t *r, const frame_header_t *h, beat_t *b, int full,
+                         frame_reject_t *why)
+{
+    wire_get_str(r, b->cluster, sizeof(b->cluster));
+    wire_get_str(r, b->name, sizeof(b->name));
+    if (full) {
+        wire_get_str(r, b->address, sizeof(b->address));
+        b->weight = wire_get_u32(r);
+        b->state = wire_get_u8(r);
+    }
+    *why = FRAME_REJECT_BODY;
+    if (r->err || ring_check_name(b->name) != 0 || herd_node_id_of(b->name) != h->sender)
+        return HERD_EBADFRAME;
+    if (full && (b->address[0] == '\0' || b->weight == 0 || b->weight > RING_MAX_WEIGHT ||
+                 (b->state != MEMBER_UP && b->state != MEMBER_DRAINING)))
+        return HERD_EBADFRAME;
+    return 0;
+}
+
+/* What one gossip entry says about a member we may or may not know. */
+static void mship_gossip_entry(mship_t *m, uint64_t now, const char *name, const char *address,
+                               uint64_t incarnation, uint8_t status, mship_effects_t *out)
+{
+    if (strcmp(name, m->self->name) == 0)
+        return;
+    mship_member_t *x = (mship_member_t *)mship_find(m, name);
+    if (x && incarnation < x->incarnation)
+        return; /* old news */
+    if (x && incarnation > x->incarnation) {
+        /* it restarted: the incarnation we knew is dead */
+        member_forget(m, x, MSHIP_GONE_RESTARTED, out);
+        x = NULL;
+    }
+    if (status == GOSSIP_LEFT) {
+        if (x)
+            member_set_state(x, MEMBER_LEFT, now, out);
+        return;
+    }
+    if (x == NULL)
+        candidate_note(m, name, address, incarnation, now);
+}
+
+static int mship_read_gossip(mship_t *m, uint64_t now, wire_reader_t *r, mship_effects_t *out)
+{
+    uint16_t n = wire_get_u16(r);
+    for (uint16_t i = 0; i < n && !r->err; i++) {
+        char name[RING_NAME_MAX + 1], address[MSHIP_ADDR_MAX + 1];
+        wire_get_str(r, name, sizeof(name));
+        wire_get_str(r, address, sizeof(address));
+        uint64_t inc = wire_get_u64(r);
+        wire_get_u32(r); /* weight: learned from the member itself */
+        uint8_t status = wire_get_u8(r);
+        if (r->err || ring_check_name(name) != 0 || address[0] == '\0' || status > GOSSIP_LEFT)
+            return HERD_EBADFRAME;
+        mship_gossip_entry(m, now, name, address, inc, status, out);
+    }
+    return wire_reader_done(r);
+}
+
+/* A live frame from the member itself: it exists, at this incarnation.
+ * *fresh: it was not in the table (and has been sent a heartbeat). */
+static mship_member_t *mship_heard(mship_t *m, uint64_t now, const frame_header_t *h,
+                                   const beat_t *b, mship_effects_t *out, int *fresh)
+{
+    mship_member_t *x = (mship_member_t *)mship_find(m, b->name);
+    if (x && h->sender_inc < x->incarnation)
+        return NULL; /* a frame from an incarnation that is dead */
+    if (x && h->sender_inc > x->incarnation) {
+        member_forget(m, x, MSHIP_GONE_RESTARTED, out);
+        x = NULL;
+    }
+    if (x == NULL) {
+        x = member_insert(m, b->name, b->address, h->sender_inc, b->weight, now);
+        if (x == NULL)
+            return NULL;
+        candidate_drop(m, b->name);
+        x->state = (mship_state_t)b->state;
+        emit_member(out, x, MEMBER_ABSENT, x->state, MSHIP_GONE_NONE);
+        herd_log(HERD_LOG_INFO, "membership", "%s joined at %s (incarnation %llu)", x->name,
+                 x->address, (unsigned long long)x->incarnation);
+        emit_send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);
+        *fresh = 1;
+        return x;
+    }
+    if (x->state == MEMBER_LEFT)
+        return NULL;
+    x->last_heard = now;
+    strcpy(x->address, b->address);
+    if (x->weight != b->weight) {
+        x->weight = b->weight;
+        out->ring_changed = 1;
+        emit_member(out, x, x->state, x->state, MSHIP_GONE_NONE);
+    }
+    member_set_state(x, (mship_state_t)b->state, now, out);
+    return x;
+}
+
+static int mship_on_leave(mship_t *m, uint64_t now, const frame_header_t *h, wire_reader_t *r,
+                          mship_effects_t *out, frame_reject_t *why)
+{
+    beat_t b = {0};
+    if (decode_sender(r, h, &b, 0, why) || wire_reader_done(r))
+        return HERD_EBADFRAME;
+    if (strcmp(b.cluster, m->cluster) != 0) {
+        *why = FRAME_REJECT_CLUSTER;
+        return HERD_EBADFRAME;
+    }
+    mship_member_t *x = (mship_member_t *)mship_find(m, b.name);
+    if (x && x != m->self && x->incarnation == h->sender_inc)
+        member_set_state(x, MEMBER_LEFT, now, out);
+    return 0;
+}
+
+int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8_t *body,
+                  size_t len, mship_effects_t *out, frame_reject_t *why)
+{
+    wire_reader_t r;
+    wire_reader_init(&r, body, len);
+    *why = FRAME_REJECT_BODY;
+    if (m->self->state == MEMBER_LEFT)
+        return 0;
+    if (h->type == FRAME_LEAVE)
+        return mship_on_leave(m, now, h, &r, out, why);
+    if (h->type != FRAME_HELLO && h->type != FRAME_HEARTBEAT)
+        return HERD_EBADFRAME;
+    beat_t b = {0};
+    if (decode_sender(&r, h, &b, 1, why))
+        return HERD_EBADFRAME;
+    if (strcmp(b.cluster, m->cluster) != 0) {
+        *why = FRAME_REJECT_CLUSTER;
+        herd_log(HERD_LOG_WARN, "membership", "refused %s from %s: cluster '%s', not '%s'",
+                 frame_type_name(h->type), b.name, b.cluster, m->cluster);
+        return HERD_EBADFRAME;
+    }
+    if (strcmp(b.name, m->self->name) == 0) {
+        if (h->sender_inc != m->self->incarnation)
+            herd_log(HERD_LOG_WARN, "membership", "another node calls itself %s (at %s)",
+                     b.name, b.address);
+        return 0;
+    }
+    int fresh = 0;
+    mship_member_t *x = mship_heard(m, now, h, &b, out, &fresh);
+    if (mship_read_gossip(m, now, &r, out) != 0) {
+        *why = FRAME_REJECT_BODY;
+        return HERD_EBADFRAME;
+    }
+    /* a joiner learns the cluster from our answer, without waiting a beat */
+    if (x && !fresh && h->type == FRAME_HELLO)
+        emit_send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);
+    return 0;
+}
+
+/* ---- this node's own state --------------------------------------------------- */
+
+int mship_set_draining(mship_t *m, int on, uint64_t now, mship_effects_t *out)
+{
+    if (m->self->state == MEMBER_LEFT)
+        return HERD_EINVAL;
+    mship_state_t to = on ? MEMBER_DRAINING : MEMBER_UP;
+    if (m->self->state == to)
+        return 0;
+    member_set_state(m->self, to, now, out);
+    out->ring_changed = 1;
+    m->next_heartbeat = now; /* tell everybody at the next tick */
+    return 0;
+}
+
+int mship_leave(mship_t *m, uint64_t now, mship_effects_t *out)
+{
+    if (m->self->state == MEMBER_LEFT)
+        return 0;
+    int rc = 0;
+    for (size_t i = 0; i < m->member_count && rc == 0; i++) {
+        const mship_member_t *x = m->members[i];
+        if (x != m->self && x->state != MEMBER_LEFT)
+            rc = emit_send(m, out, x->address, x->id, x->incarnation, FRAME_LEAVE);
+    }
+    member_set_state(m->self, MEMBER_LEFT, now, out);
+    out->ring_changed = 1;
+    return rc;
+}
+
+int mship_build_ring(const mship_t *m, ring_t **out)
+{
+    ring_t *r = ring_new();
+    if (r == NULL)
+        return HERD_ENOMEM;
+    for (size_t i = 0; i < m->member_count; i++) {
+        const mship_member_t *x = m->members[i];
+        if (!mship_state_in_ring(x->state))
+            continue;
+        int rc = ring_add(r, x->name, x->weight);
+        if (rc) {
+            ring_free(r);
+            return rc;
+        }
+    }
+    *out = r;
+    return 0;
+}

@@ -1,0 +1,148 @@
+/*
+ * membership.h - cluster membership and failure detection, free of I/O.
+ *
+ * The state machine takes events (a frame arrived, time is now T, leave) and
+ * returns effects (send this body to that address, a member changed state).
+ * The node's transport adapter and the simulator in tests/sim/ both drive it,
+ * so what the simulations prove is what runs.
+ *
+ * How it works
+ * ------------
+ * Every node heartbeats every member it knows (down ones too, so a healed
+ * partition is noticed) each heartbeat_ms, and each heartbeat carries the
+ * sender's view of the members (name, address, incarnation, weight, alive or
+ * left). A node that knows one seed therefore learns everybody: it says HELLO
+ * to the seed, the seed answers at once with a heartbeat, and the names in it
+ * become candidates that the node heartbeats until each answers directly.
+ * Liveness is judged only from frames a node receives itself: silence for
+ * suspect_ms makes a member suspect, for down_ms down. Gossip never declares
+ * anybody down, so one node's bad link cannot talk the others into a false
+ * verdict; gossip only spreads existence, restarts (a higher incarnation
+ * proves the old one dead) and graceful leaves. A down member stays known,
+ * so the registry can hide its names rather than delete them; after
+ * forget_ms it is forgotten (gone). The ring is built from the members that
+ * are up or suspect, plus this node unless it drains.
+ */
+#ifndef HERD_MEMBERSHIP_H
+#define HERD_MEMBERSHIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+#include "ring.h"
+
+#define MSHIP_ADDR_MAX 255u
+#define MSHIP_CLUSTER_MAX 64u
+#define MSHIP_MAX_MEMBERS RING_MAX_MEMBERS
+
+typedef enum mship_state {
+    MEMBER_UP,
+    MEMBER_SUSPECT,
+    MEMBER_DRAINING,
+    MEMBER_DOWN,
+    MEMBER_LEFT,
+    MEMBER_STATE_COUNT,
+    MEMBER_ABSENT = MEMBER_STATE_COUNT, /* in events: not in the table (before/after) */
+} mship_state_t;
+
+/* "up", "suspect", "draining", "down", "left", "absent". */
+const char *mship_state_name(mship_state_t s);
+/* Whether a member in this state owns a part of the ring. */
+int mship_state_in_ring(mship_state_t s);
+
+/* Why a member left the table (events whose new state is MEMBER_ABSENT). */
+typedef enum mship_gone {
+    MSHIP_GONE_NONE,
+    MSHIP_GONE_RESTARTED, /* a higher incarnation appeared: the old one is dead */
+    MSHIP_GONE_FORGOTTEN, /* down or left for longer than forget_ms */
+} mship_gone_t;
+
+typedef struct mship_config {
+    const char *cluster; /* 1-64 bytes; frames of another cluster are refused */
+    const char *name;    /* this node */
+    const char *address; /* where peers reach this node, 1-255 bytes */
+    uint64_t incarnation;
+    uint32_t weight; /* 0: RING_DEFAULT_WEIGHT */
+    const char *const *seeds; /* addresses to join through */
+    size_t seed_count;
+    uint32_t heartbeat_ms; /* 0: 200 */
+    uint32_t suspect_ms;   /* 0: 3 heartbeats */
+    uint32_t down_ms;      /* 0: 5 heartbeats (a killed node is down within ~1.3 s) */
+    uint32_t forget_ms;    /* 0: 60000 */
+} mship_config_t;
+
+typedef struct mship_member {
+    char name[RING_NAME_MAX + 1];
+    char address[MSHIP_ADDR_MAX + 1];
+    uint64_t id, incarnation;
+    uint32_t weight;
+    mship_state_t state;
+    uint64_t last_heard; /* ms, the node's clock; for self: now */
+    uint64_t state_since;
+} mship_member_t;
+
+typedef enum mship_effect_kind {
+    MSHIP_SEND,   /* send body to address as a frame of `type` */
+    MSHIP_MEMBER, /* a member changed state (or weight) */
+} mship_effect_kind_t;
+
+typedef struct mship_effect {
+    mship_effect_kind_t kind;
+    /* MSHIP_SEND: where to; MSHIP_MEMBER: the member's address */
+    char address[MSHIP_ADDR_MAX + 1];
+    uint64_t to, to_inc; /* the receiver's id and incarnation, 0 when unknown */
+    uint8_t type;        /* FRAME_HELLO, FRAME_HEARTBEAT or FRAME_LEAVE */
+    uint8_t *body;       /* owned by the effect list */
+    size_t len;
+    /* MSHIP_MEMBER */
+    char name[RING_NAME_MAX + 1];
+    uint64_t incarnation;
+    mship_state_t old_state, new_state;
+    mship_gone_t gone;
+} mship_effect_t;
+
+typedef struct mship_effects {
+    mship_effect_t *items;
+    size_t count, cap;
+    int ring_changed; /* the set of ring members or a weight changed */
+} mship_effects_t;
+
+void mship_effects_init(mship_effects_t *e);
+/* Free bodies and forget the effects (keeps the array for reuse). */
+void mship_effects_clear(mship_effects_t *e);
+void mship_effects_fini(mship_effects_t *e);
+
+typedef struct mship mship_t;
+
+/* Errors: HERD_EINVAL (missing cluster/address, bad lengths), HERD_EBADNAME,
+ * HERD_ENAMETOOLONG, HERD_ERANGE (weight), HERD_ENOMEM. */
+int mship_new(const mship_config_t *cfg, uint64_t now, mship_t **out);
+void mship_free(mship_t *m);
+
+/* Time passes: heartbeats, HELLOs to seeds, suspect/down/forget verdicts. */
+int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out);
+
+/* A frame of type HELLO, HEARTBEAT or LEAVE arrived (its MAC and replay
+ * window already checked). Returns 0, or HERD_EBADFRAME with *why set
+ * (FRAME_REJECT_BODY, FRAME_REJECT_CLUSTER) for a frame to count and drop. */
+int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8_t *body,
+                  size_t len, mship_effects_t *out, frame_reject_t *why);
+
+/* This node drains (leaves the ring, keeps running) or stops draining. */
+int mship_set_draining(mship_t *m, int on, uint64_t now, mship_effects_t *out);
+/* Graceful leave: LEAVE to every member; no heartbeats after it. */
+int mship_leave(mship_t *m, uint64_t now, mship_effects_t *out);
+
+/* Members in name order, this node included. */
+size_t mship_member_count(const mship_t *m);
+const mship_member_t *mship_member_at(const mship_t *m, size_t i);
+const mship_member_t *mship_find(const mship_t *m, const char *name);
+const mship_member_t *mship_find_id(const mship_t *m, uint64_t id);
+const mship_member_t *mship_self(const mship_t *m);
+
+/* A new ring of the members that own a share (up, suspect; self unless it
+ * drains or left). */
+int mship_build_ring(const mship_t *m, ring_t **out);
+
+#endif

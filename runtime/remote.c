@@ -1,0 +1,425 @@
+/*
+ * remote.c - process messages between nodes (see remote.h).
+ *
+ * A message in a channel: u8 kind, u8 flags (bit 0: a reply made by the
+ * runtime), u64 to (serial on the receiving node), u64 from node, u64 from
+ * incarnation, u64 from serial, u64 ref, u32 status, bytes data.
+ *
+ * Calls: the caller's node keeps the pending call and its timeout (proc.c);
+ * the callee's node records the inbound call and watches the callee, so that
+ * a callee that exits first answers HERD_ENOPROC at once. When a node goes
+ * down, calls waiting on it end with HERD_ENOTCONN and monitors of its pids
+ * fire DOWN with HERD_REASON_NOCONNECTION, as Erlang's do.
+ */
+#include "remote.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "wire.h"
+
+enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33 };
+#define REMOTE_BY_RUNTIME 1u
+#define REMOTE_OVERHEAD 64u /* a message's fields besides its data */
+
+typedef struct remote_watch {
+    uint64_t watcher; /* serial on this node */
+    herd_pid_t target;
+} remote_watch_t;
+
+typedef struct inbound_call {
+    herd_pid_t caller;
+    uint64_t ref;
+    uint64_t callee; /* serial on this node */
+} inbound_call_t;
+
+static uint64_t inbound_key(uint64_t node, uint64_t ref)
+{
+    return (node * 0x9e3779b97f4a7c15ull) ^ ref ^ 1; /* never 0 in practice */
+}
+
+void remote_init(herd_cluster_t *c)
+{
+    u64map_init(&c->peers);
+    u64map_init(&c->remote_watches);
+    u64map_init(&c->inbound_calls);
+}
+
+static void free_values(u64map_t *m)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(m, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(m);
+}
+
+void remote_fini(herd_cluster_t *c)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&c->peers, &cursor)) != NULL;)
+        channel_fini(&((cluster_peer_t *)s->value)->ch);
+    free_values(&c->peers);
+    free_values(&c->remote_watches);
+    free_values(&c->inbound_calls);
+}
+
+/* ---- sending ----------------------------------------------------------------- */
+
+static cluster_peer_t *remote_peer(herd_cluster_t *c, uint64_t id)
+{
+    cluster_peer_t *p = u64map_get(&c->peers, id);
+    if (p)
+        return p;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL || u64map_put(&c->peers, id, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->id = id;
+    channel_init(&p->ch, 0, 0);
+    return p;
+}
+
+/* The member that hosts `to`, if messages can reach it now. */
+static int remote_route(herd_cluster_t *c, herd_pid_t to, const mship_member_t **out)
+{
+    const mship_member_t *x = mship_find_id(c->mship, to.node);
+    if (x == NULL || x->state == MEMBER_DOWN || x->state == MEMBER_LEFT ||
+        x == mship_self(c->mship))
+        return HERD_ENOTCONN;
+    if (x->incarnation != to.incarnation)
+        return HERD_ENOPROC; /* an earlier (dead) or unknown start of that node */
+    *out = x;
+    return 0;
+}
+
+int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                uint64_t ref, int status, const void *data, size_t len, int by_runtime)
+{
+    herd_cluster_t *c = n->cluster;
+    const mship_member_t *x;
+    if (c == NULL)
+        return HERD_ENOTCONN;
+    if (len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
+        return HERD_ETOOBIG;
+    int rc = remote_route(c, to, &x);
+    cluster_peer_t *p = rc == 0 ? remote_peer(c, to.node) : NULL;
+    if (rc)
+        return rc;
+    if (p == NULL)
+        return HERD_ENOMEM;
+    if (channel_set_peer(&p->ch, x->incarnation))
+        herd_log(HERD_LOG_INFO, "remote", "dropped messages for an old start of %s", x->name);
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, (uint8_t)kind);
+    wire_put_u8(&w, by_runtime ? REMOTE_BY_RUNTIME : 0);
+    wire_put_u64(&w, to.serial);
+    wire_put_u64(&w, from.node);
+    wire_put_u64(&w, from.incarnation);
+    wire_put_u64(&w, from.serial);
+    wire_put_u64(&w, ref);
+    wire_put_u32(&w, (uint32_t)status);
+    wire_put_bytes(&w, data, len);
+    rc = w.err ? w.err : channel_queue(&p->ch, w.buf, w.len);
+    wire_writer_fini(&w);
+    if (rc == 0) {
+        p->dirty = c->any_dirty = 1;
+        c->msgs_out++;
+    }
+    return rc;
+}
+
+static void remote_send_frames(herd_cluster_t *c, cluster_peer_t *p, int resend, uint64_t now)
+{
+    const mship_member_t *x = mship_find_id(c->mship, p->id);
+    if (x == NULL || x->incarnation != p->ch.peer_inc)
+        return;
+    for (int guard = 0; guard < 64; guard++) {
+        uint8_t *body;
+        size_t len;
+        if (channel_next_frame(&p->ch, resend, FRAME_DEFAULT_MAX_BODY, now, &body, &len) ||
+            body == NULL)
+            break;
+        cluster_send_frame(c, x->address, x->id, x->incarnation, FRAME_MSG, body, len);
+        free(body);
+        if (resend)
+            break; /* one window per rto is enough; the rest follows the acks */
+    }
+    if (p->ch.ack_due) {
+        uint8_t *body;
+        size_t len;
+        if (channel_ack_frame(&p->ch, &body, &len) == 0) {
+            cluster_send_frame(c, x->address, x->id, x->incarnation, FRAME_ACK, body, len);
+            free(body);
+        }
+    }
+}
+
+void remote_flush(herd_cluster_t *c, uint64_t now)
+{
+    if (!c->any_dirty)
+        return;
+    c->any_dirty = 0;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&c->peers, &cursor)) != NULL;) {
+        cluster_peer_t *p = s->value;
+        if (p->dirty)
+            remote_send_frames(c, p, 0, now);
+        p->dirty = 0;
+    }
+}
+
+void remote_tick(herd_cluster_t *c, uint64_t now)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&c->peers, &cursor)) != NULL;) {
+        cluster_peer_t *p = s->value;
+        if (channel_resend_due(&p->ch, now))
+            remote_send_frames(c, p, 1, now);
+    }
+}
+
+/* ---- calls and monitors ------------------------------------------------------ */
+
+int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOPROC;
+    uint64_t key = inbound_key(from.pid.node, from.ref);
+    inbound_call_t *ic = u64map_get(&c->inbound_calls, key);
+    if (ic == NULL || !herd_pid_equal(ic->caller, from.pid) || ic->ref != from.ref)
+        return HERD_ENOPROC;
+    u64map_del(&c->inbound_calls, key);
+    herd_pid_t callee = {n->id, n->incarnation, ic->callee};
+    herd_proc_t *p = proc_lookup(n, callee);
+    if (p && p->ext)
+        proc_unwatch(p, from.ref);
+    free(ic);
+    return remote_send(n, from.pid, HERD_MSG_REPLY, callee, from.ref, status, data, len, 0);
+}
+
+int remote_monitor(herd_proc_t *self, herd_pid_t target, uint64_t ref)
+{
+    herd_node_t *n = self->node;
+    herd_cluster_t *c = n->cluster;
+    remote_watch_t *w = calloc(1, sizeof(*w));
+    if (c == NULL || w == NULL || u64map_put(&c->remote_watches, ref, w) != 0) {
+        free(w);
+        return c ? HERD_ENOMEM : HERD_ENOTCONN;
+    }
+    w->watcher = self->serial;
+    w->target = target;
+    int rc = remote_send(n, target, (herd_msg_kind_t)REMOTE_MONITOR, herd_self(self), ref, 0,
+                         NULL, 0, 0);
+    if (rc) { /* unreachable: the monitor fires at once, as for a dead pid */
+        u64map_del(&c->remote_watches, ref);
+        free(w);
+        return rc;
+    }
+    return 0;
+}
+
+void remote_demonitor(herd_node_t *n, herd_pid_t watcher, herd_pid_t target, uint64_t ref)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return;
+    free(u64map_del(&c->remote_watches, ref));
+    remote_send(n, target, (herd_msg_kind_t)REMOTE_DEMONITOR, watcher, ref, 0, NULL, 0, 0);
+}
+
+/* ---- receiving ------------------------------------------------------------------ */
+
+typedef struct remote_msg {
+    uint8_t kind, flags;
+    herd_pid_t to, from;
+    uint64_t ref;
+    int32_t status;
+    const uint8_t *data;
+    size_t len;
+} remote_msg_t;
+
+static int remote_decode(herd_node_t *n, const uint8_t *buf, size_t len, remote_msg_t *m)
+{
+    wire_reader_t r;
+    wire_reader_init(&r, buf, len);
+    m->kind = wire_get_u8(&r);
+    m->flags = wire_get_u8(&r);
+    m->to = (herd_pid_t){n->id, n->incarnation, wire_get_u64(&r)};
+    m->from.node = wire_get_u64(&r);
+    m->from.incarnation = wire_get_u64(&r);
+    m->from.serial = wire_get_u64(&r);
+    m->ref = wire_get_u64(&r);
+    m->status = (int32_t)wire_get_u32(&r);
+    m->len = wire_get_bytes(&r, &m->data);
+    return wire_reader_done(&r);
+}
+
+static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
+{
+    herd_node_t *n = c->node;
+    int rc = proc_deliver(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data, m->len, 0);
+    herd_proc_t *callee = rc == 0 ? proc_lookup(n, m->to) : NULL;
+    inbound_call_t *ic = callee ? calloc(1, sizeof(*ic)) : NULL;
+    uint64_t key = inbound_key(m->from.node, m->ref);
+    if (ic && u64map_put(&c->inbound_calls, key, ic) == 0 &&
+        proc_watch(callee, m->ref, m->from, 1) == 0) {
+        *ic = (inbound_call_t){m->from, m->ref, m->to.serial};
+        return;
+    }
+    if (ic && u64map_get(&c->inbound_calls, key) == ic)
+        u64map_del(&c->inbound_calls, key);
+    free(ic);
+    remote_send(n, m->from, HERD_MSG_REPLY, m->to, m->ref, rc ? rc : HERD_ENOMEM, NULL, 0, 1);
+}
+
+static void remote_on_down(herd_cluster_t *c, const remote_msg_t *m)
+{
+    herd_node_t *n = c->node;
+    remote_watch_t *w = u64map_del(&c->remote_watches, m->ref);
+    free(w);
+    herd_proc_t *watcher = proc_lookup(n, m->to);
+    if (watcher)
+        proc_forget_monitor(watcher, m->ref);
+    proc_deliver(n, m->to, HERD_MSG_DOWN, m->from, m->ref, m->status, NULL, 0, 1);
+}
+
+static void remote_on_monitor(herd_cluster_t *c, const remote_msg_t *m)
+{
+    herd_node_t *n = c->node;
+    herd_proc_t *t = proc_lookup(n, m->to);
+    if (m->kind == REMOTE_DEMONITOR) {
+        if (t)
+            proc_unwatch(t, m->ref);
+        return;
+    }
+    if (t == NULL || proc_watch(t, m->ref, m->from, 0) != 0)
+        remote_send(n, m->from, HERD_MSG_DOWN, m->to, m->ref,
+                    t ? HERD_REASON_NOCONNECTION : HERD_REASON_NOPROC, NULL, 0, 0);
+}
+
+static void remote_deliver(void *data, const uint8_t *buf, size_t len)
+{
+    herd_cluster_t *c = data;
+    herd_node_t *n = c->node;
+    remote_msg_t m;
+    if (remote_decode(n, buf, len, &m) != 0) {
+        c->rejected[FRAME_REJECT_BODY]++;
+        return;
+    }
+    c->msgs_in++;
+    switch (m.kind) {
+    case HERD_MSG_CALL:
+        remote_on_call(c, &m);
+        break;
+    case HERD_MSG_REPLY:
+        proc_complete_call(n, m.ref, m.status, m.data, m.len, m.flags & REMOTE_BY_RUNTIME);
+        break;
+    case HERD_MSG_DOWN:
+        remote_on_down(c, &m);
+        break;
+    case REMOTE_MONITOR:
+    case REMOTE_DEMONITOR:
+        remote_on_monitor(c, &m);
+        break;
+    case HERD_MSG_CAST:
+    case HERD_MSG_INFO:
+        if (proc_deliver(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data, m.len, 0))
+            c->msgs_dropped++; /* dead or full: casts are at most once */
+        break;
+    default:
+        c->rejected[FRAME_REJECT_BODY]++;
+    }
+}
+
+void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *body)
+{
+    const mship_member_t *x = mship_find_id(c->mship, h->sender);
+    if (x == NULL || x->incarnation != h->sender_inc) {
+        c->rejected[FRAME_REJECT_REPLAY]++; /* not a member we know at that start */
+        return;
+    }
+    cluster_peer_t *p = remote_peer(c, h->sender);
+    if (p == NULL)
+        return;
+    channel_set_peer(&p->ch, h->sender_inc);
+    uint64_t now = herd_node_now(c->node);
+    int rc = h->type == FRAME_ACK ? channel_on_ack(&p->ch, body, h->length, now)
+                                  : channel_on_msg(&p->ch, body, h->length, now,
+                                                   remote_deliver, c);
+    if (rc)
+        c->rejected[FRAME_REJECT_BODY]++;
+    if (p->ch.ack_due)
+        p->dirty = c->any_dirty = 1;
+}
+
+/* ---- members that go away -------------------------------------------------- */
+
+/* Node `id` is unreachable: calls waiting on it fail, monitors of it fire. */
+static void remote_node_lost(herd_cluster_t *c, uint64_t id)
+{
+    herd_node_t *n = c->node;
+    uint64_t *refs = NULL;
+    size_t count = 0, cap = 0, cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&n->calls, &cursor)) != NULL;) {
+        pending_call_t *pc = s->value;
+        if (pc->callee.node != id)
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *more = realloc(refs, cap * sizeof(*refs));
+            if (more == NULL)
+                break;
+            refs = more;
+        }
+        refs[count++] = s->key;
+    }
+    for (size_t i = 0; i < count; i++)
+        proc_complete_call(n, refs[i], HERD_ENOTCONN, NULL, 0, 1);
+    count = 0;
+    cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&c->remote_watches, &cursor)) != NULL;) {
+        remote_watch_t *w = s->value;
+        if (w->target.node != id)
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *more = realloc(refs, cap * sizeof(*refs));
+            if (more == NULL)
+                break;
+            refs = more;
+        }
+        refs[count++] = s->key;
+    }
+    for (size_t i = 0; i < count; i++) {
+        remote_watch_t *w = u64map_del(&c->remote_watches, refs[i]);
+        herd_pid_t watcher = {n->id, n->incarnation, w->watcher};
+        herd_proc_t *p = proc_lookup(n, watcher);
+        if (p)
+            proc_forget_monitor(p, refs[i]);
+        proc_deliver(n, watcher, HERD_MSG_DOWN, w->target, refs[i], HERD_REASON_NOCONNECTION,
+                     NULL, 0, 1);
+        free(w);
+    }
+    free(refs);
+}
+
+void remote_on_member(herd_cluster_t *c, const mship_effect_t *e)
+{
+    int lost = e->new_state == MEMBER_DOWN || e->new_state == MEMBER_LEFT ||
+               e->new_state == MEMBER_ABSENT;
+    int was_reachable = e->old_state != MEMBER_DOWN && e->old_state != MEMBER_LEFT;
+    uint64_t id = herd_node_id_of(e->name);
+    if (lost && was_reachable)
+        remote_node_lost(c, id);
+    cluster_peer_t *p = u64map_get(&c->peers, id);
+    if (p && (e->new_state == MEMBER_LEFT || e->new_state == MEMBER_ABSENT)) {
+        /* gone for good: drop its stream */
+        u64map_del(&c->peers, id);
+        channel_fini(&p->ch);
+        free(p);
+    }
+}

@@ -1,0 +1,34 @@
+/*
+ * remote.h - messages between processes on different nodes: sends, casts,
+ * calls and replies, monitors, and what happens to them when a node goes
+ * down. Everything travels in a per-peer channel (channel.h), batched into
+ * frames once per loop iteration.
+ */
+#ifndef HERD_REMOTE_H
+#define HERD_REMOTE_H
+
+#include "cluster.h"
+
+/* Send a message to a pid on another node. Errors: HERD_ENOTCONN (its node
+ * is down, left or unknown), HERD_ENOPROC (its incarnation is not the node's
+ * current one), HERD_ETOOBIG, HERD_EFULL (too much unacknowledged for that
+ * node). `by_runtime`: a HERD_ETIMEDOUT/ENOPROC reply made by the runtime. */
+int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                uint64_t ref, int status, const void *data, size_t len, int by_runtime);
+/* Answer a call that came from another node. HERD_ENOPROC when that call is
+ * not (or no longer) waiting. */
+int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);
+/* `self` monitors `target` on another node under `ref`. */
+int remote_monitor(herd_proc_t *self, herd_pid_t target, uint64_t ref);
+/* The monitor `ref` of `watcher` on remote `target` is removed. */
+void remote_demonitor(herd_node_t *n, herd_pid_t watcher, herd_pid_t target, uint64_t ref);
+
+/* From cluster.c: */
+void remote_init(herd_cluster_t *c);
+void remote_fini(herd_cluster_t *c);
+void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *body);
+void remote_on_member(herd_cluster_t *c, const mship_effect_t *e);
+void remote_flush(herd_cluster_t *c, uint64_t now);
+void remote_tick(herd_cluster_t *c, uint64_t now);
+
+#endif

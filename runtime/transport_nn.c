@@ -1,0 +1,309 @@
+/*
+ * transport_nn.c - the nanomsg transport (see transport.h), after what
+ * shared/notes/nanomsg.md measured:
+ * - the sockets' NN_RCVFD / NN_SNDFD are level-triggered fds that signal by
+ *   becoming readable; we watch the receive fd always, and a send fd only
+ *   while that peer's outbox holds frames (it is readable whenever sending is
+ *   possible, so watching it otherwise would spin);
+ * - receives are drained with NN_DONTWAIT up to a budget per wake-up;
+ * - a send to a peer that is down returns EAGAIN and queues nothing, so each
+ *   peer has an outbox of its own, bounded: past it frames are dropped and
+ *   counted (what must arrive is retransmitted by the protocol above);
+ * - NN_RCVMAXSIZE is set explicitly (never -1), and poll handles are closed
+ *   before their socket.
+ */
+#include "transport.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/pipeline.h>
+
+#include "herd_error.h"
+#include "log.h"
+
+#define NN_RECV_BUDGET 256
+#define NN_OUTBOX_FRAMES 1024
+#define NN_OUTBOX_BYTES (16u << 20)
+#define NN_ADDR_MAX 255
+
+typedef struct nn_frame {
+    struct nn_frame *next;
+    size_t len;
+    uint8_t data[];
+} nn_frame_t;
+
+typedef struct nn_peer {
+    struct nn_peer *next;
+    struct nn_tp *tp;
+    char address[NN_ADDR_MAX + 1];
+    int sock;
+    uv_poll_t poll;
+    int polling;
+    nn_frame_t *head, *tail;
+    size_t queued, queued_bytes;
+} nn_peer_t;
+
+typedef struct nn_tp {
+    uv_loop_t *loop;
+    size_t max_frame;
+    int pull;
+    uv_poll_t pull_poll;
+    int listening;
+    transport_recv_cb cb;
+    void *cb_data;
+    nn_peer_t *peers;
+    transport_stats_t stats;
+    int closing; /* handles whose close callback has not run yet */
+} nn_tp_t;
+
+static int nn_fd_of(int sock, int option, int *fd)
+{
+    size_t sz = sizeof(*fd);
+    return nn_getsockopt(sock, NN_SOL_SOCKET, option, fd, &sz) == 0 ? 0 : HERD_EIO;
+}
+
+/* ---- receiving ------------------------------------------------------------- */
+
+static void nn_on_pull(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    nn_tp_t *tp = h->data;
+    for (int i = 0; i < NN_RECV_BUDGET; i++) {
+        void *buf = NULL;
+        int n = nn_recv(tp->pull, &buf, NN_MSG, NN_DONTWAIT);
+        if (n < 0) {
+            if (nn_errno() != EAGAIN)
+                herd_log(HERD_LOG_WARN, "transport", "receive: %s", nn_strerror(nn_errno()));
+            return;
+        }
+        tp->stats.frames_in++;
+        tp->stats.bytes_in += (uint64_t)n;
+        tp->cb(tp->cb_data, buf, (size_t)n);
+        nn_freemsg(buf);
+    }
+}
+
+static int nn_listen(void *impl, const char *address, transport_recv_cb cb, void *data)
+{
+    nn_tp_t *tp = impl;
+    if (tp->listening || address == NULL)
+        return HERD_EINVAL;
+    int sock = nn_socket(AF_SP, NN_PULL);
+    if (sock < 0)
+        return HERD_EIO;
+    int maxsize = (int)tp->max_frame, fd;
+    if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize, sizeof(maxsize)) != 0 ||
+        nn_bind(sock, address) < 0 || nn_fd_of(sock, NN_RCVFD, &fd) != 0) {
+        herd_log(HERD_LOG_ERROR, "transport", "cannot listen at %s: %s", address,
+                 nn_strerror(nn_errno()));
+        nn_close(sock);
+        return HERD_EINVAL;
+    }
+    tp->pull = sock;
+    tp->cb = cb;
+    tp->cb_data = data;
+    uv_poll_init(tp->loop, &tp->pull_poll, fd);
+    tp->pull_poll.data = tp;
+    uv_poll_start(&tp->pull_poll, UV_READABLE, nn_on_pull);
+    tp->listening = 1;
+    return 0;
+}
+
+/* ---- sending ----------------------------------------------------------------- */
+
+static nn_peer_t *nn_find_peer(nn_tp_t *tp, const char *address)
+{
+    for (nn_peer_t *p = tp->peers; p; p = p->next)
+        if (strcmp(p->address, address) == 0)
+            return p;
+    return NULL;
+}
+
+static nn_peer_t *nn_open_peer(nn_tp_t *tp, const char *address)
+{
+    if (strlen(address) > NN_ADDR_MAX)
+        return NULL;
+    nn_peer_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    int linger = 0, fd;
+    p->sock = nn_socket(AF_SP, NN_PUSH);
+    if (p->sock < 0 || nn_connect(p->sock, address) < 0 ||
+        nn_fd_of(p->sock, NN_SNDFD, &fd) != 0) {
+        herd_log(HERD_LOG_WARN, "transport", "cannot connect to %s: %s", address,
+                 nn_strerror(nn_errno()));
+        if (p->sock >= 0)
+            nn_close(p->sock);
+        free(p);
+        return NULL;
+    }
+    nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_LINGER, &linger, sizeof(linger));
+    strcpy(p->address, address);
+    p->tp = tp;
+    uv_poll_init(tp->loop, &p->poll, fd);
+    p->poll.data = p;
+    p->next = tp->peers;
+    tp->peers = p;
+    tp->stats.peers++;
+    return p;
+}
+
+static void nn_on_peer_writable(uv_poll_t *h, int status, int events);
+
+/* Send what the outbox holds until nanomsg pushes back. */
+static void nn_flush(nn_peer_t *p)
+{
+    nn_tp_t *tp = p->tp;
+    while (p->head) {
+        nn_frame_t *f = p->head;
+        if (nn_send(p->sock, f->data, f->len, NN_DONTWAIT) < 0)
+            break; /* EAGAIN: the send fd tells us when to go on */
+        tp->stats.frames_out++;
+        tp->stats.bytes_out += f->len;
+        p->head = f->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->queued--;
+        p->queued_bytes -= f->len;
+        free(f);
+    }
+    if (p->head && !p->polling) {
+        uv_poll_start(&p->poll, UV_READABLE, nn_on_peer_writable);
+        p->polling = 1;
+    } else if (p->head == NULL && p->polling) {
+        uv_poll_stop(&p->poll);
+        p->polling = 0;
+    }
+}
+
+static void nn_on_peer_writable(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    nn_flush(h->data);
+}
+
+static int nn_send_frame(void *impl, const char *address, const uint8_t *frame, size_t len)
+{
+    nn_tp_t *tp = impl;
+    if (address == NULL || len > tp->max_frame)
+        return HERD_EINVAL;
+    nn_peer_t *p = nn_find_peer(tp, address);
+    if (p == NULL && (p = nn_open_peer(tp, address)) == NULL) {
+        tp->stats.dropped_out++;
+        return HERD_EINVAL;
+    }
+    if (p->queued >= NN_OUTBOX_FRAMES || p->queued_bytes + len > NN_OUTBOX_BYTES) {
+        tp->stats.dropped_out++;
+        return HERD_EFULL;
+    }
+    nn_frame_t *f = malloc(sizeof(*f) + len);
+    if (f == NULL)
+        return HERD_ENOMEM;
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->data, frame, len);
+    if (p->tail)
+        p->tail->next = f;
+    else
+        p->head = f;
+    p->tail = f;
+    p->queued++;
+    p->queued_bytes += len;
+    if (!p->polling)
+        nn_flush(p);
+    return 0;
+}
+
+/* ---- closing ----------------------------------------------------------------- */
+
+static void nn_on_peer_closed(uv_handle_t *h)
+{
+    nn_peer_t *p = h->data;
+    nn_close(p->sock);
+    for (nn_frame_t *f = p->head, *next; f; f = next) {
+        next = f->next;
+        free(f);
+    }
+    p->tp->closing--;
+    free(p);
+}
+
+static void nn_close_peer(nn_tp_t *tp, nn_peer_t *p)
+{
+    if (p->polling)
+        uv_poll_stop(&p->poll);
+    tp->stats.peers--;
+    tp->closing++;
+    uv_close((uv_handle_t *)&p->poll, nn_on_peer_closed);
+}
+
+static void nn_forget(void *impl, const char *address)
+{
+    nn_tp_t *tp = impl;
+    for (nn_peer_t **pp = &tp->peers; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->address, address) == 0) {
+            nn_peer_t *p = *pp;
+            *pp = p->next;
+            nn_close_peer(tp, p);
+            return;
+        }
+    }
+}
+
+static void nn_stats(void *impl, transport_stats_t *out)
+{
+    *out = ((nn_tp_t *)impl)->stats;
+}
+
+static void nn_on_pull_closed(uv_handle_t *h)
+{
+    nn_tp_t *tp = h->data;
+    nn_close(tp->pull);
+    tp->closing--;
+}
+
+static void nn_close_all(void *impl)
+{
+    nn_tp_t *tp = impl;
+    while (tp->peers) {
+        nn_peer_t *p = tp->peers;
+        tp->peers = p->next;
+        nn_close_peer(tp, p);
+    }
+    if (tp->listening) {
+        uv_poll_stop(&tp->pull_poll);
+        tp->closing++;
+        uv_close((uv_handle_t *)&tp->pull_poll, nn_on_pull_closed);
+    }
+    while (tp->closing > 0) /* sockets close only after their poll handles */
+        uv_run(tp->loop, UV_RUN_NOWAIT);
+    free(tp);
+}
+
+static const transport_ops_t nn_ops = {
+    .listen = nn_listen,
+    .send = nn_send_frame,
+    .forget = nn_forget,
+    .stats = nn_stats,
+    .close = nn_close_all,
+};
+
+int transport_nn_new(uv_loop_t *loop, size_t max_frame, transport_t *out)
+{
+    if (loop == NULL || max_frame == 0 || max_frame > INT32_MAX)
+        return HERD_EINVAL;
+    nn_tp_t *tp = calloc(1, sizeof(*tp));
+    if (tp == NULL)
+        return HERD_ENOMEM;
+    tp->loop = loop;
+    tp->max_frame = max_frame;
+    tp->pull = -1;
+    out->ops = &nn_ops;
+    out->impl = tp;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/*
+ * control.h - a node's control socket: what ringctl talks to.
+ *
+ * Requests and answers are JSON documents over nanomsg REQ/REP:
+ *   request  {"id": "RUN-COUNTER", "cmd": "members", "args": {...}}
+ *   answer   {"id": ..., "ok": true, "result": ...}
+ *         or {"id": ..., "ok": false, "error": "ENOENT", "message": "..."}
+ * nanomsg's REQ resends a request on its own (after a reconnect, or after
+ * NN_REQ_RESEND_IVL), so the server remembers the answers to the last
+ * CONTROL_CACHE ids and answers a repeated id from there: a resent `incr` or
+ * `drain` is never applied twice. The default address is a local ipc:// path
+ * created with 0600 permissions.
+ */
+#ifndef HERD_CONTROL_H
+#define HERD_CONTROL_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#define CONTROL_CACHE 256
+
+/* A command: on success set *result (a new reference) and return 0; on
+ * failure return a negative HERD_E* code and write a message into msg. */
+typedef int (*control_fn)(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+
+typedef struct control_command {
+    const char *name;
+    control_fn fn;
+} control_command_t;
+
+typedef struct control control_t;
+
+/* Serve `cmds` at `address` on `loop`. Errors: HERD_EINVAL (address), HERD_EIO. */
+int control_start(uv_loop_t *loop, const char *address, const control_command_t *cmds,
+                  size_t count, void *data, control_t **out);
+/* Stop serving and free; runs the loop briefly to close its handle. */
+void control_stop(control_t *c);
+
+/* The default control address of node `name`: ipc:///tmp/herd-NAME.ctl. */
+void control_default_address(const char *name, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * control_client.c - see control_client.h.
+ */
+#include "control_client.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+static void control_new_id(char *out, size_t cap)
+{
+    static uint64_t run, counter;
+    if (run == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        run = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
+    }
+    snprintf(out, cap, "%016llx-%llu", (unsigned long long)run,
+             (unsigned long long)++counter);
+}
+
+static void control_unreachable(control_reply_t *r, const char *address, const char *why)
+{
+    r->outcome = CONTROL_UNREACHABLE;
+    snprintf(r->message, sizeof(r->message), "node at %s does not answer (%s)", address, why);
+}
+
+static void control_read_answer(control_reply_t *r, const char *buf, size_t len)
+{
+    json_error_t err;
+    json_t *ans = json_loadb(buf, len, 0, &err);
+    if (ans == NULL || !json_is_object(ans)) {
+        r->outcome = CONTROL_REFUSED;
+        snprintf(r->code, sizeof(r->code), "EBADFRAME");
+        snprintf(r->message, sizeof(r->message), "the node's answer is not JSON");
+    } else if (json_is_true(json_object_get(ans, "ok"))) {
+        r->outcome = CONTROL_OK;
+        r->result = json_incref(json_object_get(ans, "result"));
+    } else {
+        const char *code = json_string_value(json_object_get(ans, "error"));
+        const char *msg = json_string_value(json_object_get(ans, "message"));
+        r->outcome = CONTROL_REFUSED;
+        snprintf(r->code, sizeof(r->code), "%s", code ? code : "EINVAL");
+        snprintf(r->message, sizeof(r->message), "%s", msg ? msg : "refused");
+    }
+    json_decref(ans);
+}
+
+void control_request(const char *address, const char *cmd, json_t *args, int timeout_ms,
+                     control_reply_t *reply)
+{
+    memset(reply, 0, sizeof(*reply));
+    char id[64];
+    control_new_id(id, sizeof(id));
+    json_t *req = json_pack("{s:s, s:s, s:O?}", "id", id, "cmd", cmd, "args", args);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    int sock = nn_socket(AF_SP, NN_REQ);
+    if (text == NULL || sock < 0) {
+        control_unreachable(reply, address, "out of resources");
+    } else if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(int)) ||
+               nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(int)) ||
+               nn_connect(sock, address) < 0) {
+        control_unreachable(reply, address, nn_strerror(nn_errno()));
+    } else if (nn_send(sock, text, strlen(text), 0) < 0) {
+        control_unreachable(reply, address, nn_strerror(nn_errno()));
+    } else {
+        void *buf = NULL;
+        int n = nn_recv(sock, &buf, NN_MSG, 0);
+        if (n < 0)
+            control_unreachable(reply, address, nn_strerror(nn_errno()));
+        else
+            control_read_answer(reply, buf, (size_t)n);
+        if (buf)
+            nn_freemsg(buf);
+    }
+    if (sock >= 0)
+        nn_close(sock);
+    free(text);
+}

@@ -1,0 +1,31 @@
+/*
+ * control_client.h - asking a node's control socket (control.h) a question.
+ */
+#ifndef HERD_CONTROL_CLIENT_H
+#define HERD_CONTROL_CLIENT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* Outcome of a request. */
+typedef enum control_outcome {
+    CONTROL_OK,          /* *result holds the node's answer */
+    CONTROL_REFUSED,     /* the node answered with an error: code and message */
+    CONTROL_UNREACHABLE, /* no answer within the timeout, or a bad address */
+} control_outcome_t;
+
+typedef struct control_reply {
+    control_outcome_t outcome;
+    json_t *result;    /* CONTROL_OK: a new reference */
+    char code[32];     /* CONTROL_REFUSED: e.g. "ENOENT" */
+    char message[512]; /* what went wrong, for people */
+} control_reply_t;
+
+/* Send {"id", "cmd", "args"} to `address` and wait up to timeout_ms for the
+ * answer. Request ids are random per process plus a counter. `args` may be
+ * NULL; it is not stolen. Free reply->result with json_decref. */
+void control_request(const char *address, const char *cmd, json_t *args, int timeout_ms,
+                     control_reply_t *reply);
+
+#endif

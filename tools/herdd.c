@@ -1,0 +1,318 @@
+/*
+ * herdd - one herd node in the foreground.
+ *
+ *   herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE
+ *         [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]
+ *         [--down-ms N] [--log-level LEVEL]
+ *
+ * Logs go to stderr; once it serves it prints one line
+ * `herdd: ready name=N listen=ADDR control=ADDR`. SIGINT or SIGTERM makes it
+ * leave the cluster gracefully and exit 0; it exits 1 on failure and 2 on
+ * usage errors (DESIGN.md, command-line contract).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "herd_runtime.h"
+#include "log.h"
+#include "ring.h"
+
+#define HERDD_MAX_SEEDS 64
+#define HERDD_SECRET_MAX 4096
+#define EXIT_USAGE 2
+
+typedef struct herdd {
+    const char *name, *listen, *cookie_file, *control, *cluster;
+    const char *seeds[HERDD_MAX_SEEDS];
+    size_t seed_count;
+    uint32_t weight, heartbeat_ms, down_ms;
+    herd_log_level_t log_level;
+    char control_buf[300];
+    uint8_t secret[HERDD_SECRET_MAX];
+    size_t secret_len;
+    herd_node_t *node;
+    control_t *ctl;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t linger; /* lets the LEAVE frames go out before the loop stops */
+    int handles_on;
+    int stopping;
+} herdd_t;
+
+static int usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "herdd: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see herdd --help)\n");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static const char help_text[] =
+    "usage: herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE\n"
+    "             [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]\n"
+    "             [--down-ms N] [--log-level error|warn|info|debug]\n"
+    "\n"
+    "Runs one herd node in the foreground. Addresses are nanomsg URLs\n"
+    "(tcp://HOST:PORT, ipc:///path). The cookie file holds the cluster secret\n"
+    "(at least 16 bytes; a trailing newline is dropped) and must not be readable\n"
+    "by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl (0600).\n"
+    "SIGINT/SIGTERM: leave the cluster gracefully and exit 0.\n";
+
+static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == '\0' || *s == '-' || *end != '\0' || errno || v < lo || v > hi)
+        return usage("%s wants a whole number %u-%u, got '%s'", flag, lo, hi, s);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_args(herdd_t *d, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'},       {"listen", required_argument, NULL, 'l'},
+        {"join", required_argument, NULL, 'j'},       {"cookie-file", required_argument, NULL, 'c'},
+        {"control", required_argument, NULL, 'C'},    {"cluster", required_argument, NULL, 'k'},
+        {"weight", required_argument, NULL, 'w'},     {"heartbeat-ms", required_argument, NULL, 'H'},
+        {"down-ms", required_argument, NULL, 'D'},    {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    int opt, rc = 0;
+    opterr = 0;
+    while (rc == 0 && (opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': d->name = optarg; break;
+        case 'l': d->listen = optarg; break;
+        case 'c': d->cookie_file = optarg; break;
+        case 'C': d->control = optarg; break;
+        case 'k': d->cluster = optarg; break;
+        case 'j':
+            if (d->seed_count == HERDD_MAX_SEEDS)
+                return usage("at most %d --join addresses", HERDD_MAX_SEEDS);
+            d->seeds[d->seed_count++] = optarg;
+            break;
+        case 'w': rc = parse_u32("--weight", optarg, 1, RING_MAX_WEIGHT, &d->weight); break;
+        case 'H': rc = parse_u32("--heartbeat-ms", optarg, 10, 60000, &d->heartbeat_ms); break;
+        case 'D': rc = parse_u32("--down-ms", optarg, 20, 600000, &d->down_ms); break;
+        case 'L':
+            if (herd_log_parse_level(optarg, &d->log_level) != 0)
+                return usage("--log-level wants error, warn, info or debug, got '%s'", optarg);
+            break;
+        case 'h': fputs(help_text, stdout); return -1;
+        case ':': return usage("%s needs a value", argv[optind - 1]);
+        default: return usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (rc)
+        return rc;
+    if (optind < argc)
+        return usage("unexpected argument '%s'", argv[optind]);
+    if (d->name == NULL || d->listen == NULL || d->cookie_file == NULL)
+        return usage("--name, --listen and --cookie-file are required");
+    if (ring_check_name(d->name) != 0)
+        return usage("bad --name '%s': use 1-64 of A-Za-z0-9_.-", d->name);
+    if (d->control && strncmp(d->control, "ipc://", 6) != 0)
+        return usage("--control must be an ipc:// address in this version (a TCP control "
+                     "socket would need the cluster secret)");
+    return 0;
+}
+
+/* The secret: the file's bytes less one trailing newline. Refused when the
+ * file is readable by group or others, as Erlang refuses a loose cookie. */
+static int read_cookie(herdd_t *d)
+{
+    int fd = open(d->cookie_file, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fprintf(stderr, "herdd: cannot read cookie file %s: %s\n", d->cookie_file,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    if (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) {
+        fprintf(stderr, "herdd: cookie file %s is open to group or others (mode %03o); "
+                        "chmod 600 it\n", d->cookie_file, (unsigned)(st.st_mode & 0777));
+        close(fd);
+        return 1;
+    }
+    ssize_t n = read(fd, d->secret, sizeof(d->secret));
+    close(fd);
+    if (n < 0)
+        return fprintf(stderr, "herdd: cannot read %s\n", d->cookie_file), 1;
+    d->secret_len = (size_t)n;
+    if (d->secret_len && d->secret[d->secret_len - 1] == '\n')
+        d->secret_len--;
+    if (d->secret_len < 16) {
+        fprintf(stderr, "herdd: the cookie in %s is %zu bytes; at least 16 are needed\n",
+                d->cookie_file, d->secret_len);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- control commands -------------------------------------------------------- */
+
+static int cmd_members(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    herdd_t *d = data;
+    herd_member_info_t info[RING_MAX_MEMBERS];
+    int n = herd_cluster_members(d->node, info, RING_MAX_MEMBERS);
+    if (n < 0)
+        return snprintf(msg, cap, "not in a cluster"), n;
+    json_t *list = json_array();
+    for (int i = 0; i < n && i < (int)RING_MAX_MEMBERS; i++)
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "name", info[i].name, "address",
+                            info[i].address, "incarnation", (json_int_t)info[i].incarnation,
+                            "state", herd_member_state_name(info[i].state), "weight",
+                            (json_int_t)info[i].weight, "last_heard_ms",
+                            (json_int_t)info[i].last_heard_ms));
+    *result = list;
+    return 0;
+}
+
+/* The live ring's members and weights: ringctl builds the same ring from them. */
+static int cmd_ring(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    herdd_t *d = data;
+    const ring_t *r = herd_cluster_ring(d->node);
+    if (r == NULL)
+        return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
+    json_t *list = json_array();
+    ring_member_info_t m;
+    for (size_t i = 0; ring_member_at(r, i, &m) == 0; i++)
+        json_array_append_new(list, json_pack("{s:s, s:I}", "name", m.name, "weight",
+                                              (json_int_t)m.weight));
+    *result = json_pack("{s:o}", "members", list);
+    return 0;
+}
+
+static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    herdd_t *d = data;
+    herd_cluster_stats_t s;
+    int rc = herd_cluster_stats(d->node, &s);
+    if (rc)
+        return snprintf(msg, cap, "not in a cluster"), rc;
+    json_t *rejected = json_object();
+    for (int i = 1; herd_cluster_reject_name(i); i++)
+        json_object_set_new(rejected, herd_cluster_reject_name(i),
+                            json_integer((json_int_t)s.rejected[i]));
+    herd_member_info_t info[RING_MAX_MEMBERS];
+    int members = herd_cluster_members(d->node, info, RING_MAX_MEMBERS);
+    *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o}", "name", d->name,
+                        "frames_in", (json_int_t)s.frames_in, "frames_out",
+                        (json_int_t)s.frames_out, "bytes_in", (json_int_t)s.bytes_in,
+                        "bytes_out", (json_int_t)s.bytes_out, "dropped_out",
+                        (json_int_t)s.dropped_out, "peers", (json_int_t)s.peers, "members",
+                        members, "processes",
+                        (json_int_t)herd_node_process_count(d->node), "rejected", rejected);
+    return 0;
+}
+
+static const control_command_t commands[] = {
+    {"members", cmd_members},
+    {"ring", cmd_ring},
+    {"stats", cmd_stats},
+};
+
+/* ---- running ------------------------------------------------------------------ */
+
+static void on_linger_done(uv_timer_t *h)
+{
+    uv_stop(h->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    herdd_t *d = h->data;
+    if (d->stopping++)
+        return;
+    herd_log(HERD_LOG_WARN, "herdd", "signal %d: leaving the cluster", signum);
+    herd_cluster_leave(d->node);
+    uv_timer_start(&d->linger, on_linger_done, 200, 0);
+}
+
+static int start(herdd_t *d)
+{
+    herd_node_config_t nc = {.name = d->name};
+    int rc = herd_node_new(&nc, &d->node);
+    if (rc)
+        return fprintf(stderr, "herdd: cannot make node: %s\n", herd_strerror(rc)), 1;
+    herd_cluster_config_t cc = {.cluster = d->cluster, .listen = d->listen,
+                                .seeds = d->seeds, .seed_count = d->seed_count,
+                                .secret = d->secret, .secret_len = d->secret_len,
+                                .weight = d->weight, .heartbeat_ms = d->heartbeat_ms,
+                                .down_ms = d->down_ms};
+    if (d->down_ms && d->heartbeat_ms == 0 && d->down_ms < 600)
+        cc.suspect_ms = d->down_ms / 2;
+    rc = herd_cluster_start(d->node, &cc);
+    if (rc)
+        return fprintf(stderr, "herdd: cannot join at %s: %s\n", d->listen, herd_strerror(rc)), 1;
+    if (d->control == NULL) {
+        control_default_address(d->name, d->control_buf, sizeof(d->control_buf));
+        d->control = d->control_buf;
+        if (strncmp(d->control, "ipc://", 6) == 0)
+            unlink(d->control + 6); /* a stale socket file of an earlier run */
+    }
+    rc = control_start(herd_node_loop(d->node), d->control, commands,
+                       sizeof(commands) / sizeof(commands[0]), d, &d->ctl);
+    if (rc)
+        return fprintf(stderr, "herdd: cannot serve control at %s\n", d->control), 1;
+    uv_loop_t *loop = herd_node_loop(d->node);
+    uv_signal_init(loop, &d->sigint);
+    uv_signal_init(loop, &d->sigterm);
+    uv_timer_init(loop, &d->linger);
+    d->handles_on = 1;
+    d->sigint.data = d->sigterm.data = d;
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+int main(int argc, char **argv)
+{
+    herdd_t d = {.log_level = HERD_LOG_WARN};
+    int rc = parse_args(&d, argc, argv);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    herd_log_set_level(d.log_level);
+    if (read_cookie(&d) != 0)
+        return 1;
+    rc = start(&d);
+    if (rc == 0) {
+        fprintf(stderr, "herdd: ready name=%s listen=%s control=%s\n", d.name, d.listen,
+                d.control);
+        uv_run(herd_node_loop(d.node), UV_RUN_DEFAULT);
+    }
+    if (d.handles_on) {
+        uv_close((uv_handle_t *)&d.sigint, on_closed);
+        uv_close((uv_handle_t *)&d.sigterm, on_closed);
+        uv_close((uv_handle_t *)&d.linger, on_closed);
+    }
+    control_stop(d.ctl);
+    herd_node_free(d.node);
+    if (strncmp(d.control ? d.control : "", "ipc:///tmp/herd-", 16) == 0)
+        unlink(d.control + 6);
+    return rc;
+}

@@ -458,8 +458,12 @@ static int mship_heartbeat(mship_t *m, mship_effects_t *out)
     int rc = 0;
     for (size_t i = 0; i < m->member_count && rc == 0; i++) {
         const mship_member_t *x = m->members[i];
+        /* A silent member may have restarted: address it without an
+         * incarnation, so that a new start at that address answers. */
+        int silent = x->state == MEMBER_SUSPECT || x->state == MEMBER_DOWN;
         if (x != m->self && x->state != MEMBER_LEFT)
-            rc = emit_send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);
+            rc = emit_send(m, out, x->address, x->id, silent ? 0 : x->incarnation,
+                           FRAME_HEARTBEAT);
     }
     for (size_t i = 0; i < m->candidate_count && rc == 0; i++) {
         const mship_candidate_t *c = &m->candidates[i];

@@ -98,10 +98,14 @@ static int nn_listen(void *impl, const char *address, transport_recv_cb cb, void
     int maxsize = (int)tp->max_frame, fd;
     if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize, sizeof(maxsize)) != 0 ||
         nn_bind(sock, address) < 0 || nn_fd_of(sock, NN_RCVFD, &fd) != 0) {
+        int err = nn_errno();
         herd_log(HERD_LOG_ERROR, "transport", "cannot listen at %s: %s", address,
-                 nn_strerror(nn_errno()));
+                 nn_strerror(err));
         nn_close(sock);
-        return HERD_EINVAL;
+        /* a malformed address is the caller's mistake; anything else (in use,
+         * not ours) is the system's answer */
+        return err == EINVAL || err == ENODEV || err == EPROTONOSUPPORT ? HERD_EINVAL
+                                                                          : HERD_EIO;
     }
     tp->pull = sock;
     tp->cb = cb;

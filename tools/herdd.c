@@ -79,6 +79,22 @@ static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, 
     return 0;
 }
 
+/* The shape of a nanomsg address herd uses: tcp://HOST:PORT or ipc://PATH.
+ * (Whether it works is for the transport to find out.) */
+static int address_looks_usable(const char *a)
+{
+    size_t len = strlen(a);
+    if (len > 255)
+        return 0;
+    if (strncmp(a, "ipc://", 6) == 0)
+        return len > 6;
+    if (strncmp(a, "tcp://", 6) != 0)
+        return 0;
+    const char *colon = strrchr(a + 6, ':');
+    return colon && colon > a + 6 && colon[1] != '\0' &&
+           strspn(colon + 1, "0123456789") == strlen(colon + 1);
+}
+
 static int parse_args(herdd_t *d, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -122,6 +138,11 @@ static int parse_args(herdd_t *d, int argc, char **argv)
         return usage("--name, --listen and --cookie-file are required");
     if (ring_check_name(d->name) != 0)
         return usage("bad --name '%s': use 1-64 of A-Za-z0-9_.-", d->name);
+    for (size_t i = 0; i < d->seed_count; i++)
+        if (!address_looks_usable(d->seeds[i]))
+            return usage("--join wants tcp://HOST:PORT or ipc:///PATH, got '%s'", d->seeds[i]);
+    if (!address_looks_usable(d->listen))
+        return usage("--listen wants tcp://HOST:PORT or ipc:///PATH, got '%s'", d->listen);
     if (d->control && strncmp(d->control, "ipc://", 6) != 0)
         return usage("--control must be an ipc:// address in this version (a TCP control "
                      "socket would need the cluster secret)");
@@ -263,7 +284,10 @@ static int start(herdd_t *d)
         cc.suspect_ms = d->down_ms / 2;
     rc = herd_cluster_start(d->node, &cc);
     if (rc)
-        return fprintf(stderr, "herdd: cannot join at %s: %s\n", d->listen, herd_strerror(rc)), 1;
+        return fprintf(stderr, "herdd: cannot listen at %s: %s\n", d->listen,
+                       rc == HERD_EIO ? "address in use or not available here"
+                                      : herd_strerror(rc)),
+               1;
     if (d->control == NULL) {
         control_default_address(d->name, d->control_buf, sizeof(d->control_buf));
         d->control = d->control_buf;

@@ -524,8 +524,16 @@ static void test_cluster_herdd_rejects_bad_input(void **state)
                 "--control", ctl);
     HERDD_FAILS(c, 1, NULL, "--name", "n1", "--listen", listen, "--cookie-file", shortc,
                 "--control", ctl);
-    HERDD_FAILS(c, 1, NULL, "--name", "n1", "--listen", "tcp://nope", "--cookie-file",
+    /* a malformed address is a usage error; one that cannot be bound, a failure */
+    HERDD_FAILS(c, 2, NULL, "--name", "n1", "--listen", "tcp://nope", "--cookie-file",
                 c->cookie, "--control", ctl);
+    HERDD_FAILS(c, 2, NULL, "--name", "n1", "--listen", listen, "--join", "garbage",
+                "--cookie-file", c->cookie, "--control", ctl);
+    int taken = nn_socket(AF_SP, NN_PULL); /* the port is in use */
+    assert_true(taken >= 0 && nn_bind(taken, listen) >= 0);
+    HERDD_FAILS(c, 1, "in use", "--name", "n1", "--listen", listen, "--cookie-file",
+                c->cookie, "--control", ctl);
+    nn_close(taken);
     cl_pass(c);
 }
 

@@ -51,6 +51,10 @@ typedef struct herd_cluster {
     u64map_t remote_watches; /* monitor ref -> remote_watch: my monitors of remote pids */
     u64map_t inbound_calls;  /* key of (caller node, ref) -> inbound_call */
     int any_dirty;
+    struct {
+        herd_app_cb cb;
+        void *data;
+    } apps[256];
     uint64_t msgs_out, msgs_in, msgs_dropped;
 } herd_cluster_t;
 

@@ -327,6 +327,19 @@ int herd_sup_terminate_child(herd_node_t *node, herd_pid_t sup, uint64_t id);
 int herd_sup_which_children(herd_node_t *node, herd_pid_t sup, herd_child_info_t *out,
                             size_t cap);
 
+/* ---- hooks for the layers above (registry, handoff) ----------------------------------- */
+
+/* Told after every process exit on the node (terminate has run). At most
+ * HERD_MAX_HOOKS per node. */
+typedef void (*herd_exit_hook)(void *data, herd_pid_t pid, int reason);
+int herd_node_on_exit(herd_node_t *node, herd_exit_hook cb, void *data);
+#define HERD_MAX_HOOKS 8
+
+/* One pointer per upper layer, freed (free_fn) first thing in herd_node_free. */
+enum { HERD_EXT_REGISTRY, HERD_EXT_HANDOFF, HERD_EXT_COUNT };
+int herd_node_set_ext(herd_node_t *node, int slot, void *ptr, void (*free_fn)(void *));
+void *herd_node_ext(const herd_node_t *node, int slot);
+
 /* ---- the cluster ------------------------------------------------------------------ */
 
 /* Member states as herd_cluster_members reports them (membership.h). */
@@ -396,5 +409,18 @@ typedef struct herd_cluster_stats {
 int herd_cluster_stats(herd_node_t *node, herd_cluster_stats_t *out);
 /* "mac", "short", ...; NULL past the last reason. */
 const char *herd_cluster_reject_name(int reason);
+
+/* Streams between the same layer on two nodes (app 1-255): reliable and in
+ * order between a pair of node starts, batched with the node's other
+ * messages. The handler runs on the loop thread for each message from node
+ * (id, incarnation). send: HERD_ENOTCONN when that node is not reachable. */
+typedef void (*herd_app_cb)(void *data, uint64_t node, uint64_t incarnation,
+                            const uint8_t *msg, size_t len);
+int herd_cluster_on_app(herd_node_t *node, uint8_t app, herd_app_cb cb, void *data);
+int herd_cluster_send_app(herd_node_t *node, uint64_t to_node, uint8_t app, const void *msg,
+                          size_t len);
+/* This node's id and a member's id: herd_node_id_of(name). The current
+ * incarnation of member `id`, or 0 when it is not a member. */
+uint64_t herd_cluster_member_incarnation(herd_node_t *node, uint64_t id);
 
 #endif

@@ -287,6 +287,11 @@ void herd_node_free(herd_node_t *n)
 {
     if (n == NULL)
         return;
+    for (int i = HERD_EXT_COUNT - 1; i >= 0; i--) /* upper layers first */
+        if (n->ext[i].ptr && n->ext[i].free_fn)
+            n->ext[i].free_fn(n->ext[i].ptr);
+    memset(n->ext, 0, sizeof(n->ext));
+    n->exit_hook_count = 0;
     cluster_free(n->cluster);
     n->stopping = 1;
     proc_free_all(n);
@@ -307,6 +312,32 @@ void herd_node_free(herd_node_t *n)
         free(n->loop);
     }
     free(n);
+}
+
+/* ---- hooks ------------------------------------------------------------------ */
+
+int herd_node_on_exit(herd_node_t *n, herd_exit_hook cb, void *data)
+{
+    if (cb == NULL || n->exit_hook_count == HERD_MAX_HOOKS)
+        return HERD_EINVAL;
+    n->exit_hooks[n->exit_hook_count].cb = cb;
+    n->exit_hooks[n->exit_hook_count].data = data;
+    n->exit_hook_count++;
+    return 0;
+}
+
+int herd_node_set_ext(herd_node_t *n, int slot, void *ptr, void (*free_fn)(void *))
+{
+    if (slot < 0 || slot >= HERD_EXT_COUNT)
+        return HERD_EINVAL;
+    n->ext[slot].ptr = ptr;
+    n->ext[slot].free_fn = free_fn;
+    return 0;
+}
+
+void *herd_node_ext(const herd_node_t *n, int slot)
+{
+    return slot >= 0 && slot < HERD_EXT_COUNT ? n->ext[slot].ptr : NULL;
 }
 
 /* ---- running ----------------------------------------------------------------- */

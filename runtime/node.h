@@ -97,6 +97,15 @@ struct herd_node {
     uint64_t next_ref; /* monitors, calls, timers */
     herd_proc_t *runq_head, *runq_tail;
     struct herd_cluster *cluster; /* NULL until herd_cluster_start */
+    struct {
+        herd_exit_hook cb;
+        void *data;
+    } exit_hooks[HERD_MAX_HOOKS];
+    int exit_hook_count;
+    struct {
+        void *ptr;
+        void (*free_fn)(void *);
+    } ext[HERD_EXT_COUNT];
     herd_proc_t *current; /* whose handler runs now; NULL: code outside */
     int depth; /* handlers on the stack: herd_node_call refuses inside one */
     int stopping;

@@ -302,7 +302,7 @@ static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, in
     for (uint32_t i = 0; i < x->watchers.count; i++) {
         proc_watch_t *w = &x->watchers.items[i];
         if (w->is_call && !node_is_local(n, w->pid)) { /* a caller on another node */
-            remote_reply(n, (herd_from_t){w->pid, w->ref}, HERD_ENOPROC, NULL, 0);
+            remote_callee_gone(n, (herd_from_t){w->pid, w->ref});
             continue;
         }
         if (w->is_call) {
@@ -361,6 +361,8 @@ static void proc_do_exit(herd_proc_t *p, int call_terminate)
     p->state = NULL;
     proc_notify_exit(n, p, self, reason);
     proc_release(p);
+    for (int i = 0; i < n->exit_hook_count; i++)
+        n->exit_hooks[i].cb(n->exit_hooks[i].data, self, reason);
 }
 
 /* ---- running handlers ------------------------------------------------------- */

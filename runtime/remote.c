@@ -19,9 +19,12 @@
 #include "log.h"
 #include "wire.h"
 
-enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33 };
+enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33, REMOTE_APP = 34 };
 #define REMOTE_BY_RUNTIME 1u
-#define REMOTE_OVERHEAD 64u /* a message's fields besides its data */
+/* What a message adds to its data in a frame body: the channel's batch header
+ * (18) and length (4), our fields (50), rounded up. A message within the
+ * limit always fits a frame of its own, so a channel never stalls on it. */
+#define REMOTE_OVERHEAD 128u
 
 typedef struct remote_watch {
     uint64_t watcher; /* serial on this node */
@@ -183,7 +186,21 @@ void remote_tick(herd_cluster_t *c, uint64_t now)
 
 /* ---- calls and monitors ------------------------------------------------------ */
 
+static int remote_answer(herd_node_t *n, herd_from_t from, int status, const void *data,
+                         size_t len, int by_runtime);
+
 int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
+{
+    return remote_answer(n, from, status, data, len, 0);
+}
+
+int remote_callee_gone(herd_node_t *n, herd_from_t from)
+{
+    return remote_answer(n, from, HERD_ENOPROC, NULL, 0, 1);
+}
+
+static int remote_answer(herd_node_t *n, herd_from_t from, int status, const void *data,
+                         size_t len, int by_runtime)
 {
     herd_cluster_t *c = n->cluster;
     if (c == NULL)
@@ -198,7 +215,8 @@ int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data,
     if (p && p->ext)
         proc_unwatch(p, from.ref);
     free(ic);
-    return remote_send(n, from.pid, HERD_MSG_REPLY, callee, from.ref, status, data, len, 0);
+    return remote_send(n, from.pid, HERD_MSG_REPLY, callee, from.ref, status, data, len,
+                       by_runtime);
 }
 
 int remote_monitor(herd_proc_t *self, herd_pid_t target, uint64_t ref)
@@ -325,6 +343,11 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
     case REMOTE_DEMONITOR:
         remote_on_monitor(c, &m);
         break;
+    case REMOTE_APP: /* `to` names the app; `from` the sending node */
+        if (m.to.serial < 256 && c->apps[m.to.serial].cb)
+            c->apps[m.to.serial].cb(c->apps[m.to.serial].data, m.from.node,
+                                    m.from.incarnation, m.data, m.len);
+        break;
     case HERD_MSG_CAST:
     case HERD_MSG_INFO:
         if (proc_deliver(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data, m.len, 0))
@@ -422,4 +445,40 @@ void remote_on_member(herd_cluster_t *c, const mship_effect_t *e)
         channel_fini(&p->ch);
         free(p);
     }
+}
+
+/* ---- streams of the layers above --------------------------------------------- */
+
+int herd_cluster_on_app(herd_node_t *n, uint8_t app, herd_app_cb cb, void *data)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    if (app == 0)
+        return HERD_EINVAL;
+    c->apps[app].cb = cb;
+    c->apps[app].data = data;
+    return 0;
+}
+
+int herd_cluster_send_app(herd_node_t *n, uint64_t to_node, uint8_t app, const void *msg,
+                          size_t len)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOTCONN;
+    if (app == 0)
+        return HERD_EINVAL;
+    const mship_member_t *x = mship_find_id(c->mship, to_node);
+    if (x == NULL)
+        return HERD_ENOTCONN;
+    herd_pid_t to = {to_node, x->incarnation, app};
+    herd_pid_t from = {n->id, n->incarnation, 0};
+    return remote_send(n, to, (herd_msg_kind_t)REMOTE_APP, from, 0, 0, msg, len, 0);
+}
+
+uint64_t herd_cluster_member_incarnation(herd_node_t *n, uint64_t id)
+{
+    const mship_member_t *x = n->cluster ? mship_find_id(n->cluster->mship, id) : NULL;
+    return x ? x->incarnation : 0;
 }

@@ -18,6 +18,9 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
 /* Answer a call that came from another node. HERD_ENOPROC when that call is
  * not (or no longer) waiting. */
 int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);
+/* The callee of that call exited: the caller gets HERD_ENOPROC, as from the
+ * runtime. */
+int remote_callee_gone(herd_node_t *n, herd_from_t from);
 /* `self` monitors `target` on another node under `ref`. */
 int remote_monitor(herd_proc_t *self, herd_pid_t target, uint64_t ref);
 /* The monitor `ref` of `watcher` on remote `target` is removed. */

@@ -1,0 +1,118 @@
+/*
+ * awmap.h - an add-wins map from keys to sets of (dot, value): the delta-state
+ * CRDT under herd's registry (name -> registration) and the distributed
+ * supervisor's child list (name -> child spec). Pure data: no I/O, no clock.
+ *
+ * A dot (replica, counter) names one write; a replica is (node id,
+ * incarnation), interned per map as a small index. The causal context (CC)
+ * says which dots a map has seen: per replica a version vector entry (every
+ * counter up to it) and a sorted cloud of counters above it, folded into the
+ * vector as gaps fill. Mutators return deltas, which are maps themselves;
+ * join merges any map into another and is commutative, associative and
+ * idempotent (tests/prop/test_awmap_prop.c proves it on random histories).
+ *
+ * Keys in a delta: join looks only at the keys a delta lists, so every dot in
+ * a delta's causal context must be a dot of a key the delta lists (possibly
+ * with no entries: "these dots of this key are removed") or a dot no map has
+ * as an entry yet. The mutators and awmap_diff keep to this; awmap_join_full
+ * joins arbitrary maps by looking at every key.
+ *
+ * Names and values are byte strings; names up to AWMAP_KEY_MAX bytes.
+ */
+#ifndef HERD_AWMAP_H
+#define HERD_AWMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd_error.h"
+#include "wire.h"
+
+#define AWMAP_KEY_MAX 255u
+#define AWMAP_VALUE_MAX (64u << 10)
+
+typedef struct awmap_dot {
+    uint32_t replica; /* index in the map's replica table */
+    uint64_t counter;
+} awmap_dot_t;
+
+typedef struct awmap_replica_id {
+    uint64_t node, incarnation;
+} awmap_replica_id_t;
+
+typedef struct awmap awmap_t;
+
+/* One entry of a key, as the map holds it (valid until the map changes). */
+typedef struct awmap_entry {
+    struct awmap_entry *next; /* the key's other entries */
+    awmap_dot_t dot;
+    uint32_t len;
+    uint8_t value[];
+} awmap_entry_t;
+
+/* Told of every entry a join or mutator adds or removes. */
+typedef struct awmap_observer {
+    void (*added)(void *data, const char *key, size_t klen, const awmap_entry_t *e);
+    void (*removed)(void *data, const char *key, size_t klen, const awmap_entry_t *e);
+    void *data;
+} awmap_observer_t;
+
+/* A state: keys whose last entry goes are dropped. */
+awmap_t *awmap_new(void);
+/* A delta: keys stay listed with no entries, as removal hints for join. */
+awmap_t *awmap_new_delta(void);
+void awmap_free(awmap_t *m);
+
+/* The index of replica (node, incarnation), added if new. */
+int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index);
+awmap_replica_id_t awmap_replica_id(const awmap_t *m, uint32_t index);
+size_t awmap_replica_count(const awmap_t *m);
+
+/* ---- mutators: change `m` and describe the change in `delta` ---------------- */
+
+/* Add (key, value) under a new dot of `replica`, and remove the `n` dots in
+ * `supersede` (entries of this key the caller replaces). The delta gets the
+ * new entry and a CC of the new dot plus the superseded ones. `delta` may be
+ * NULL; it may already hold other changes (they accumulate). */
+int awmap_add(awmap_t *m, uint32_t replica, const char *key, size_t klen, const void *value,
+              size_t vlen, const awmap_dot_t *supersede, size_t n, awmap_t *delta,
+              const awmap_observer_t *obs, awmap_dot_t *new_dot);
+/* Remove the given dots of `key` (never the key's other entries). */
+int awmap_remove(awmap_t *m, const char *key, size_t klen, const awmap_dot_t *dots, size_t n,
+                 awmap_t *delta, const awmap_observer_t *obs);
+
+/* ---- join ------------------------------------------------------------------- */
+
+/* m := m join d, looking at the keys d lists (see the header comment). */
+int awmap_join(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs);
+/* m := m join d for arbitrary maps (every key of m is checked). */
+int awmap_join_full(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs);
+
+/* ---- reading ------------------------------------------------------------------ */
+
+/* The entries of `key` (NULL if none). */
+const awmap_entry_t *awmap_get(const awmap_t *m, const char *key, size_t klen);
+size_t awmap_key_count(const awmap_t *m);
+size_t awmap_entry_count(const awmap_t *m);
+/* Visit every key; stop when fn returns nonzero (and return that). */
+int awmap_foreach(const awmap_t *m,
+                  int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),
+                  void *data);
+/* Whether the map's causal context holds the dot (replica, counter) given by
+ * replica id. */
+int awmap_seen(const awmap_t *m, awmap_replica_id_t id, uint64_t counter);
+/* The version vector entry of a replica (0 if unknown), and the size of its
+ * cloud. */
+uint64_t awmap_vv(const awmap_t *m, awmap_replica_id_t id, size_t *cloud);
+/* Equal entries and equal causal contexts (replica indices may differ). */
+int awmap_equal(const awmap_t *a, const awmap_t *b);
+int awmap_is_empty(const awmap_t *m);
+
+/* ---- wire ------------------------------------------------------------------ */
+
+/* Append the whole map (replicas by id, CC, keys and entries) to `w`. */
+void awmap_encode(const awmap_t *m, wire_writer_t *w);
+/* Read a map written by awmap_encode. HERD_EBADFRAME on malformed input. */
+int awmap_decode(wire_reader_t *r, awmap_t **out);
+
+#endif

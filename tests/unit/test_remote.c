@@ -1,0 +1,1224 @@
+/*
+ * test_remote.c - unit tests for messages between nodes (runtime/remote.h,
+ * the cluster section of herd_runtime.h): blocking and process calls to
+ * another node, deferred and late replies, timeouts, callees that exit,
+ * casts in order, remote monitors, a node that dies, and the errors of
+ * sends that cannot be routed.
+ *
+ * Every test makes two or three nodes in this one process, all on one
+ * uv_loop_t (herd_node_config_t.loop), clustered over tcp://127.0.0.1 on
+ * ports picked at random per run (another port on a bind failure), and waits
+ * until each sees the others up. Every wait has a deadline and runs the loop
+ * in small slices; no assertion depends on how fast anything is.
+ *
+ * Behaviours: "srv" answers calls (echo, error, deferred, held for the test
+ * to answer, crash) and crashes on a cast; "sink" checks the order of the
+ * casts it gets, per sender; "cli" does what a cast from the test tells it
+ * (call, monitor, demonitor, link, a stream of casts) and records the replies
+ * and DOWNs it gets. Callbacks only record into the global logs below; the
+ * tests assert on them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "frame.h" /* FRAME_DEFAULT_MAX_BODY: the limit of one message between nodes */
+#include "herd_runtime.h"
+
+#define MAX_NODES 4
+#define SECRET "test-remote-secret-0123456789"
+#define LOG_MAX 512
+#define DATA_MAX 64
+#define WAIT_MS 10000u /* deadline of every wait */
+
+/* ---- time and the shared loop ---------------------------------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uv_loop_t g_loop;
+static herd_node_t *g_nodes[MAX_NODES];
+static char g_addr[MAX_NODES][64];
+static uint64_t g_port_rng;
+
+/* Run the shared loop for a few milliseconds (through any live node). */
+static void run_slice(uint64_t ms)
+{
+    for (int i = 0; i < MAX_NODES; i++) {
+        if (g_nodes[i]) {
+            assert_int_equal(herd_node_run_for(g_nodes[i], ms), 0);
+            return;
+        }
+    }
+    fail_msg("no node to run the loop");
+}
+
+#define WAIT_UNTIL(cond)                                                                 \
+    do {                                                                                 \
+        uint64_t t0_ = mono_ms();                                                        \
+        while (!(cond)) {                                                                \
+            if (mono_ms() - t0_ > WAIT_MS)                                               \
+                fail_msg("%s:%d: no %s within %u ms", __FILE__, __LINE__, #cond,         \
+                         WAIT_MS);                                                       \
+            run_slice(5);                                                                \
+        }                                                                                \
+    } while (0)
+
+/* Run for `ms` (for "nothing more happens" checks that another event bounds). */
+static void run_ms(uint64_t ms)
+{
+    uint64_t t0 = mono_ms();
+    while (mono_ms() - t0 < ms)
+        run_slice(5);
+}
+
+/* ---- nodes ------------------------------------------------------------------- */
+
+typedef struct timing {
+    uint32_t heartbeat_ms, suspect_ms, down_ms;
+} timing_t;
+
+/* Generous: a slow (sanitized) run must not see a live node go down. */
+static const timing_t NORMAL = {100, 1500, 3000};
+/* For the tests where a node dies. */
+static const timing_t FAST = {50, 150, 300};
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int node_slot(const herd_node_t *n)
+{
+    for (int i = 0; i < MAX_NODES; i++)
+        if (g_nodes[i] == n && n != NULL) return i;
+    fail_msg("not a node of this test");
+    return -1;
+}
+
+/* A node on the shared loop, not in a cluster. */
+static herd_node_t *plain_node(const char *name, uint32_t max_message)
+{
+    int slot = 0;
+    while (slot < MAX_NODES && g_nodes[slot])
+        slot++;
+    assert_true(slot < MAX_NODES);
+    herd_node_config_t cfg = {.name = name, .loop = &g_loop, .max_message = max_message};
+    herd_node_t *n = NULL;
+    assert_int_equal(herd_node_new(&cfg, &n), 0);
+    assert_non_null(n);
+    g_nodes[slot] = n;
+    g_addr[slot][0] = '\0';
+    return n;
+}
+
+/* A node in the test's cluster, joining through `seed` (NULL: the first). */
+static herd_node_t *cluster_node(const char *name, const timing_t *t, herd_node_t *seed,
+                                 uint32_t max_message)
+{
+    herd_node_t *n = plain_node(name, max_message);
+    int slot = node_slot(n);
+    const char *seeds[1];
+    size_t nseeds = 0;
+    if (seed) {
+        seeds[0] = g_addr[node_slot(seed)];
+        nseeds = 1;
+    }
+    int rc = -1;
+    for (int attempt = 0; attempt < 40 && rc != 0; attempt++) {
+        unsigned port = 20000u + (unsigned)(rng_next(&g_port_rng) % 40001u);
+        snprintf(g_addr[slot], sizeof(g_addr[slot]), "tcp://127.0.0.1:%u", port);
+        herd_cluster_config_t cfg = {.listen = g_addr[slot],
+                                     .seeds = seeds,
+                                     .seed_count = nseeds,
+                                     .secret = SECRET,
+                                     .secret_len = strlen(SECRET),
+                                     .heartbeat_ms = t->heartbeat_ms,
+                                     .suspect_ms = t->suspect_ms,
+                                     .down_ms = t->down_ms};
+        rc = herd_cluster_start(n, &cfg); /* a port in use: try another */
+    }
+    assert_int_equal(rc, 0);
+    return n;
+}
+
+/* The state in which `n` sees the member called `name`; -1 if it does not. */
+static int member_state(herd_node_t *n, const char *name)
+{
+    herd_member_info_t info[MAX_NODES + 2];
+    int count = herd_cluster_members(n, info, MAX_NODES + 2);
+    for (int i = 0; i < count && i < MAX_NODES + 2; i++)
+        if (strcmp(info[i].name, name) == 0) return (int)info[i].state;
+    return -1;
+}
+
+/* Whether each of `nodes` sees all of them (and nothing else) up. */
+static int all_up(herd_node_t **nodes, int k)
+{
+    for (int i = 0; i < k; i++) {
+        herd_member_info_t info[MAX_NODES + 2];
+        int count = herd_cluster_members(nodes[i], info, MAX_NODES + 2);
+        if (count != k) return 0;
+        for (int j = 0; j < k; j++) {
+            const char *name = herd_node_name(nodes[j]);
+            int found = 0;
+            for (int m = 0; m < count; m++)
+                found |= strcmp(info[m].name, name) == 0 &&
+                         info[m].state == HERD_MEMBER_UP &&
+                         info[m].incarnation == herd_node_incarnation(nodes[j]);
+            if (!found) return 0;
+        }
+    }
+    return 1;
+}
+
+static void node_free(herd_node_t *n)
+{
+    g_nodes[node_slot(n)] = NULL;
+    herd_node_free(n);
+}
+
+/* Two (or three) nodes a, b (, c) that see each other up. */
+typedef struct trio {
+    herd_node_t *a, *b, *c;
+} trio_t;
+
+static trio_t form(int k, const timing_t *t, uint32_t a_max_message)
+{
+    trio_t x = {0};
+    x.a = cluster_node("a", t, NULL, a_max_message);
+    x.b = cluster_node("b", t, x.a, 0);
+    if (k == 3) x.c = cluster_node("c", t, x.a, 0);
+    herd_node_t *all[3] = {x.a, x.b, x.c};
+    WAIT_UNTIL(all_up(all, k));
+    return x;
+}
+
+static herd_pid_t outside_pid(herd_node_t *n)
+{
+    return (herd_pid_t){herd_node_id_of(herd_node_name(n)), herd_node_incarnation(n), 0};
+}
+
+static void assert_pid_eq(herd_pid_t a, herd_pid_t b)
+{
+    assert_int_equal(a.node, b.node);
+    assert_int_equal(a.incarnation, b.incarnation);
+    assert_int_equal(a.serial, b.serial);
+}
+
+static herd_pid_t spawn(herd_node_t *n, const herd_behaviour_t *b)
+{
+    herd_spawn_opts_t o = {.behaviour = b};
+    herd_pid_t p = HERD_PID_NONE;
+    assert_int_equal(herd_spawn(n, &o, &p), 0);
+    return p;
+}
+
+/* ---- logs ---------------------------------------------------------------------- */
+
+typedef struct seen { /* a REPLY or DOWN that cli got */
+    herd_pid_t self;  /* refs are unique per node only: match both */
+    int kind;
+    uint64_t ref;
+    herd_pid_t from;
+    int status;
+    size_t len;
+    uint8_t data[DATA_MAX];
+} seen_t;
+
+static seen_t g_seen[LOG_MAX];
+static size_t g_nseen;
+
+/* what cli's commands returned */
+static int g_cli_rc[LOG_MAX];
+static uint64_t g_cli_ref[LOG_MAX];
+static size_t g_ncli;
+static int g_cast_errors; /* herd_cast failures in a stream */
+static int g_cast_first_error;
+
+/* srv */
+typedef struct srv_call {
+    herd_pid_t from_pid; /* msg->from */
+    herd_from_t from;
+    char body[DATA_MAX];
+} srv_call_t;
+static srv_call_t g_srv_calls[LOG_MAX];
+static size_t g_nsrv_calls;
+static herd_from_t g_held[LOG_MAX]; /* calls held for the test to answer */
+static size_t g_nheld;
+static int g_srv_rc[LOG_MAX]; /* what srv's own herd_reply calls returned */
+static size_t g_nsrv_rc;
+static int g_srv_exits;
+
+/* sink: casts tagged (tag, seq); each tag must count up from 0 */
+#define TAGS 4
+static herd_pid_t g_sink_from[TAGS]; /* the sender each tag must come from */
+static uint32_t g_sink_next[TAGS];
+static uint32_t g_sink_bad; /* out of order, twice, or from the wrong pid */
+static uint64_t g_sink_total;
+static size_t g_sink_big[8]; /* lengths of untagged (big) casts, in order */
+static size_t g_nsink_big;
+
+static void reset_logs(void)
+{
+    memset(g_seen, 0, sizeof(g_seen));
+    g_nseen = g_ncli = g_nsrv_calls = g_nheld = g_nsrv_rc = g_nsink_big = 0;
+    g_cast_errors = g_srv_exits = 0;
+    g_cast_first_error = 0;
+    memset(g_sink_from, 0, sizeof(g_sink_from));
+    memset(g_sink_next, 0, sizeof(g_sink_next));
+    g_sink_bad = 0;
+    g_sink_total = 0;
+}
+
+/* What cli `self` got of `kind` with `ref`. */
+static const seen_t *find_seen(herd_pid_t self, int kind, uint64_t ref)
+{
+    for (size_t i = 0; i < g_nseen; i++)
+        if (g_seen[i].kind == kind && g_seen[i].ref == ref &&
+            herd_pid_equal(g_seen[i].self, self))
+            return &g_seen[i];
+    return NULL;
+}
+
+static size_t count_seen(herd_pid_t self, int kind, uint64_t ref)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < g_nseen; i++)
+        k += g_seen[i].kind == kind && g_seen[i].ref == ref &&
+             herd_pid_equal(g_seen[i].self, self);
+    return k;
+}
+
+static int has_prefix(const herd_msg_t *m, const char *p)
+{
+    size_t n = strlen(p);
+    return m->len >= n && memcmp(m->data, p, n) == 0;
+}
+
+/* ---- srv ----------------------------------------------------------------------- */
+
+static int srv_init(herd_proc_t *self, const void *arg, size_t len, void **state)
+{
+    (void)self;
+    (void)arg;
+    (void)len;
+    *state = calloc(1, sizeof(herd_from_t) * 4); /* owned: freed by terminate */
+    return *state ? 0 : HERD_ENOMEM;
+}
+
+static void srv_rc(int rc)
+{
+    if (g_nsrv_rc < LOG_MAX) g_srv_rc[g_nsrv_rc++] = rc;
+}
+
+static int srv_call(herd_proc_t *self, void *state, const herd_msg_t *msg,
+                    herd_from_t from)
+{
+    herd_from_t *deferred = state;
+    herd_node_t *node = herd_proc_node(self);
+    if (g_nsrv_calls < LOG_MAX) {
+        srv_call_t *c = &g_srv_calls[g_nsrv_calls++];
+        c->from_pid = msg->from;
+        c->from = from;
+        size_t n = msg->len < DATA_MAX - 1 ? msg->len : DATA_MAX - 1;
+        memcpy(c->body, msg->data, n);
+        c->body[n] = '\0';
+    }
+    if (has_prefix(msg, "echo:")) {
+        srv_rc(herd_reply(node, from, 0, msg->data + 5, msg->len - 5));
+    } else if (has_prefix(msg, "error")) {
+        srv_rc(herd_reply(node, from, HERD_ERANGE, "why", 3));
+    } else if (has_prefix(msg,
+                          "noproc")) { /* the callee's own error, not the runtime's */
+        srv_rc(herd_reply(node, from, HERD_ENOPROC, NULL, 0));
+    } else if (has_prefix(msg, "defer")) {
+        uint64_t t;
+        deferred[0] = from;
+        srv_rc(herd_send_after(node, herd_self(self), 20, "release", 7, &t));
+    } else if (has_prefix(msg, "hold")) {
+        if (g_nheld < LOG_MAX) g_held[g_nheld++] = from;
+    } else if (has_prefix(msg, "crash")) {
+        return HERD_EIO;
+    } else if (has_prefix(msg, "ping")) {
+        srv_rc(herd_reply(node, from, 0, "pong", 4));
+    }
+    return 0;
+}
+
+static int srv_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    herd_from_t *deferred = state;
+    herd_node_t *node = herd_proc_node(self);
+    if (has_prefix(msg, "release")) {
+        srv_rc(herd_reply(node, deferred[0], 0, "deferred", 8));
+        srv_rc(herd_reply(node, deferred[0], 0, "twice", 5)); /* HERD_ENOPROC */
+    }
+    return 0;
+}
+
+static int srv_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    (void)self;
+    (void)state;
+    if (has_prefix(msg, "crash")) return HERD_ERANGE;
+    return 0;
+}
+
+static void srv_terminate(herd_proc_t *self, void *state, int reason)
+{
+    (void)self;
+    (void)reason;
+    free(state);
+    g_srv_exits++;
+}
+
+static const herd_behaviour_t srv = {.name = "srv",
+                                     .init = srv_init,
+                                     .handle_call = srv_call,
+                                     .handle_cast = srv_cast,
+                                     .handle_info = srv_info,
+                                     .terminate = srv_terminate};
+
+/* ---- sink ---------------------------------------------------------------------- */
+
+typedef struct tagged {
+    uint32_t tag, seq;
+} tagged_t;
+
+static int sink_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    (void)self;
+    (void)state;
+    g_sink_total++;
+    if (msg->len != sizeof(tagged_t)) {
+        if (g_nsink_big < 8) g_sink_big[g_nsink_big++] = msg->len;
+        return 0;
+    }
+    tagged_t t;
+    memcpy(&t, msg->data, sizeof(t));
+    if (t.tag >= TAGS || t.seq != g_sink_next[t.tag] ||
+        !herd_pid_equal(msg->from, g_sink_from[t.tag])) {
+        g_sink_bad++;
+        return 0;
+    }
+    g_sink_next[t.tag]++;
+    return 0;
+}
+
+static const herd_behaviour_t sink = {.name = "sink", .handle_cast = sink_cast};
+
+/* ---- cli ----------------------------------------------------------------------- */
+
+typedef enum cmd_op {
+    CMD_CALL = 1,
+    CMD_MONITOR,
+    CMD_DEMONITOR,
+    CMD_LINK,
+    CMD_CASTS, /* `count` casts (tag, 0..count-1) to pid */
+    CMD_MORE,  /* cli to itself: the rest of a stream */
+} cmd_op_t;
+
+typedef struct cmd {
+    int op;
+    herd_pid_t pid;
+    uint64_t ref;
+    uint32_t timeout_ms, count, tag;
+    uint32_t body_len;
+    char body[DATA_MAX];
+} cmd_t;
+
+typedef struct cli {
+    herd_pid_t target;
+    uint32_t next, count, tag;
+} cli_t;
+
+static int cli_init(herd_proc_t *self, const void *arg, size_t len, void **state)
+{
+    (void)self;
+    (void)arg;
+    (void)len;
+    *state = calloc(1, sizeof(cli_t));
+    return *state ? 0 : HERD_ENOMEM;
+}
+
+static void cli_terminate(herd_proc_t *self, void *state, int reason)
+{
+    (void)self;
+    (void)reason;
+    free(state);
+}
+
+/* Up to 500 casts of the stream, then a note to itself for the rest: the loop
+ * turns between chunks, so they leave in several frames. */
+static void cli_stream(herd_proc_t *self, cli_t *c)
+{
+    for (int i = 0; i < 500 && c->next < c->count; i++) {
+        tagged_t t = {c->tag, c->next};
+        int rc = herd_cast(self, c->target, &t, sizeof(t));
+        if (rc != 0) {
+            if (g_cast_errors++ == 0) g_cast_first_error = rc;
+            c->count = c->next; /* give up */
+            return;
+        }
+        c->next++;
+    }
+    if (c->next < c->count) {
+        cmd_t more = {.op = CMD_MORE};
+        herd_cast(self, herd_self(self), &more, sizeof(more));
+    }
+}
+
+static int cli_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    cli_t *c = state;
+    cmd_t cmd;
+    if (msg->len != sizeof(cmd)) return 0;
+    memcpy(&cmd, msg->data, sizeof(cmd));
+    if (cmd.op == CMD_MORE) {
+        cli_stream(self, c);
+        return 0;
+    }
+    int rc = HERD_EINVAL;
+    uint64_t ref = 0;
+    switch (cmd.op) {
+    case CMD_CALL:
+        rc = herd_call(self, cmd.pid, cmd.body, cmd.body_len, cmd.timeout_ms, &ref);
+        break;
+    case CMD_MONITOR:
+        rc = herd_monitor(self, cmd.pid, &ref);
+        break;
+    case CMD_DEMONITOR:
+        rc = herd_demonitor(self, cmd.ref);
+        break;
+    case CMD_LINK:
+        rc = herd_link(self, cmd.pid);
+        break;
+    case CMD_CASTS:
+        *c = (cli_t){cmd.pid, 0, cmd.count, cmd.tag};
+        cli_stream(self, c);
+        rc = 0;
+        break;
+    }
+    if (g_ncli < LOG_MAX) {
+        g_cli_rc[g_ncli] = rc;
+        g_cli_ref[g_ncli] = ref;
+        g_ncli++;
+    }
+    return 0;
+}
+
+static int cli_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    (void)state;
+    if ((msg->kind != HERD_MSG_REPLY && msg->kind != HERD_MSG_DOWN) || g_nseen >= LOG_MAX)
+        return 0;
+    seen_t *s = &g_seen[g_nseen++];
+    s->self = herd_self(self);
+    s->kind = (int)msg->kind;
+    s->ref = msg->ref;
+    s->from = msg->from;
+    s->status = msg->status;
+    s->len = msg->len;
+    memcpy(s->data, msg->data, msg->len < DATA_MAX ? msg->len : DATA_MAX);
+    return 0;
+}
+
+static const herd_behaviour_t cli = {.name = "cli",
+                                     .init = cli_init,
+                                     .handle_cast = cli_cast,
+                                     .handle_info = cli_info,
+                                     .terminate = cli_terminate};
+
+/* Tell cli (on node n) to do `cmd`; waits until it did. Returns the index of
+ * its result in g_cli_rc / g_cli_ref. */
+static size_t cli_do(herd_node_t *n, herd_pid_t c, const cmd_t *cmd)
+{
+    size_t k = g_ncli;
+    assert_int_equal(herd_node_cast(n, c, cmd, sizeof(*cmd)), 0);
+    WAIT_UNTIL(g_ncli > k);
+    return k;
+}
+
+static size_t cli_call(herd_node_t *n, herd_pid_t c, herd_pid_t to, const char *body,
+                       uint32_t timeout_ms)
+{
+    cmd_t cmd = {.op = CMD_CALL, .pid = to, .timeout_ms = timeout_ms};
+    cmd.body_len = (uint32_t)strlen(body);
+    memcpy(cmd.body, body, cmd.body_len);
+    return cli_do(n, c, &cmd);
+}
+
+static size_t cli_monitor(herd_node_t *n, herd_pid_t c, herd_pid_t target)
+{
+    cmd_t cmd = {.op = CMD_MONITOR, .pid = target};
+    return cli_do(n, c, &cmd);
+}
+
+/* A blocking call that must answer `want` (text). */
+static void call_expect(herd_node_t *n, herd_pid_t to, const char *req, const char *want)
+{
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(n, to, req, strlen(req), WAIT_MS, &r), 0);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.len, strlen(want));
+    assert_memory_equal(r.data, want, r.len);
+    herd_reply_free(&r);
+}
+
+/* ---- setup and teardown ------------------------------------------------------- */
+
+static void *g_scratch; /* a test's big buffer: teardown frees it, even after a failure */
+
+static uint8_t *scratch(size_t len)
+{
+    free(g_scratch);
+    g_scratch = calloc(1, len);
+    assert_non_null(g_scratch);
+    return g_scratch;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    reset_logs();
+    memset(g_nodes, 0, sizeof(g_nodes));
+    return uv_loop_init(&g_loop) == 0 ? 0 : -1;
+}
+
+/* Frees what the test left (after a failure, or on purpose), then checks that
+ * the shared loop has nothing left open. */
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = MAX_NODES - 1; i >= 0; i--) {
+        if (g_nodes[i]) {
+            herd_node_t *n = g_nodes[i];
+            g_nodes[i] = NULL;
+            herd_node_free(n);
+        }
+    }
+    for (int i = 0; i < 100 && uv_run(&g_loop, UV_RUN_NOWAIT) != 0; i++)
+        ;
+    free(g_scratch);
+    g_scratch = NULL;
+    int rc = uv_loop_close(&g_loop);
+    if (rc != 0)
+        fprintf(stderr, "teardown: the shared loop still has handles: %s\n",
+                uv_strerror(rc));
+    return rc == 0 ? 0 : -1;
+}
+
+/* ---- tests: forming -------------------------------------------------------------- */
+
+static void test_remote_three_nodes_see_each_other(void **state)
+{
+    (void)state;
+    trio_t x = form(3, &NORMAL, 0);
+    herd_member_info_t info[4];
+    assert_int_equal(herd_cluster_members(x.b, info, 4), 3);
+    assert_string_equal(info[0].name, "a"); /* name order */
+    assert_string_equal(info[1].name, "b");
+    assert_string_equal(info[2].name, "c");
+    assert_int_equal(info[0].incarnation, herd_node_incarnation(x.a));
+    assert_string_equal(info[0].address, g_addr[node_slot(x.a)]);
+    /* every pair talks, both ways */
+    herd_pid_t sa = spawn(x.a, &srv), sb = spawn(x.b, &srv), sc = spawn(x.c, &srv);
+    call_expect(x.a, sb, "echo:a>b", "a>b");
+    call_expect(x.b, sa, "echo:b>a", "b>a");
+    call_expect(x.a, sc, "echo:a>c", "a>c");
+    call_expect(x.c, sb, "echo:c>b", "c>b");
+    call_expect(x.b, sc, "echo:b>c", "b>c");
+    call_expect(x.c, sa, "echo:c>a", "c>a");
+    node_free(x.c);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+/* ---- tests: calls -------------------------------------------------------------- */
+
+static void test_remote_node_call_reply_bytes_intact(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t s = spawn(x.b, &srv);
+    enum { BIG = 200000 };
+    uint8_t *req = scratch(5 + BIG);
+    memcpy(req, "echo:", 5);
+    uint64_t rng = 7;
+    for (size_t i = 0; i < BIG; i++)
+        req[5 + i] = (uint8_t)rng_next(&rng);
+    req[5] = 0; /* zeros and every byte value travel as they are */
+    req[6] = 0xff;
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(x.a, s, req, 5 + BIG, WAIT_MS, &r), 0);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.len, BIG);
+    assert_memory_equal(r.data, req + 5, BIG);
+    herd_reply_free(&r);
+    /* the callee saw the caller: a's code outside processes */
+    assert_int_equal(g_nsrv_calls, 1);
+    assert_pid_eq(g_srv_calls[0].from_pid, outside_pid(x.a));
+    assert_pid_eq(g_srv_calls[0].from.pid, outside_pid(x.a));
+    /* an empty reply, an error status with data, and many in a row */
+    assert_int_equal(herd_node_call(x.a, s, "echo:", 5, WAIT_MS, &r), 0);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.len, 0);
+    herd_reply_free(&r);
+    assert_int_equal(herd_node_call(x.a, s, "error", 5, WAIT_MS, &r), 0);
+    assert_int_equal(r.status, HERD_ERANGE);
+    assert_int_equal(r.len, 3);
+    assert_memory_equal(r.data, "why", 3);
+    herd_reply_free(&r);
+    assert_int_equal(herd_node_call(x.a, s, "noproc", 6, WAIT_MS, &r), 0);
+    assert_int_equal(r.status, HERD_ENOPROC);
+    herd_reply_free(&r);
+    for (size_t len = 0; len < 3000; len += 97) {
+        assert_int_equal(herd_node_call(x.a, s, req, 5 + len, WAIT_MS, &r), 0);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(r.len, len);
+        if (len) assert_memory_equal(r.data, req + 5, len);
+        herd_reply_free(&r);
+    }
+    for (size_t i = 0; i < g_nsrv_rc; i++)
+        assert_int_equal(g_srv_rc[i], 0);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_deferred_reply(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t s = spawn(x.b, &srv);
+    call_expect(x.a, s, "defer", "deferred");
+    /* the first reply answered the call; a second one finds nobody waiting */
+    WAIT_UNTIL(g_nsrv_rc >= 3);
+    assert_int_equal(g_srv_rc[0], 0); /* herd_send_after */
+    assert_int_equal(g_srv_rc[1], 0);
+    assert_int_equal(g_srv_rc[2], HERD_ENOPROC);
+    /* and from a process: the deferred reply comes to handle_info */
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t k = cli_call(x.a, c, s, "defer", WAIT_MS);
+    assert_int_equal(g_cli_rc[k], 0);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k]) != NULL);
+    const seen_t *r = find_seen(c, HERD_MSG_REPLY, g_cli_ref[k]);
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->len, 8);
+    assert_memory_equal(r->data, "deferred", 8);
+    assert_pid_eq(r->from, s);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_process_call_reply_in_handle_info(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t s = spawn(x.b, &srv);
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t k1 = cli_call(x.a, c, s, "echo:hello", WAIT_MS);
+    size_t k2 = cli_call(x.a, c, s, "error", WAIT_MS);
+    assert_int_equal(g_cli_rc[k1], 0);
+    assert_int_equal(g_cli_rc[k2], 0);
+    assert_true(g_cli_ref[k1] != g_cli_ref[k2]);
+    WAIT_UNTIL(g_nseen >= 2);
+    /* replies in the order of the calls, each with its call's ref */
+    assert_int_equal(g_seen[0].kind, HERD_MSG_REPLY);
+    assert_int_equal(g_seen[0].ref, g_cli_ref[k1]);
+    assert_pid_eq(g_seen[0].from, s);
+    assert_pid_eq(g_seen[0].self, c);
+    assert_int_equal(g_seen[0].status, 0);
+    assert_int_equal(g_seen[0].len, 5);
+    assert_memory_equal(g_seen[0].data, "hello", 5);
+    assert_int_equal(g_seen[1].kind, HERD_MSG_REPLY);
+    assert_int_equal(g_seen[1].ref, g_cli_ref[k2]);
+    assert_int_equal(g_seen[1].status, HERD_ERANGE);
+    assert_memory_equal(g_seen[1].data, "why", 3);
+    /* the callee saw the calling process and the call's ref */
+    assert_int_equal(g_nsrv_calls, 2);
+    assert_pid_eq(g_srv_calls[0].from_pid, c);
+    assert_pid_eq(g_srv_calls[0].from.pid, c);
+    assert_int_equal(g_srv_calls[0].from.ref, g_cli_ref[k1]);
+    run_ms(50);
+    assert_int_equal(g_nseen, 2); /* once each */
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_call_timeout_late_reply_dropped(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t s = spawn(x.b, &srv);
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(x.a, s, "hold", 4, 200, &r), HERD_ETIMEDOUT);
+    assert_int_equal(r.status, HERD_ETIMEDOUT);
+    assert_null(r.data);
+    herd_reply_free(&r);
+    WAIT_UNTIL(g_nheld == 1);
+    /* b cannot know a gave up: its reply goes, and a drops it */
+    herd_reply(x.b, g_held[0], 0, "late", 4);
+    call_expect(x.a, s, "echo:fresh", "fresh");
+
+    /* from a process: ETIMEDOUT in handle_info, the late reply never */
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t k1 = cli_call(x.a, c, s, "hold", 200);
+    assert_int_equal(g_cli_rc[k1], 0);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k1]) != NULL);
+    const seen_t *t = find_seen(c, HERD_MSG_REPLY, g_cli_ref[k1]);
+    assert_int_equal(t->status, HERD_ETIMEDOUT);
+    assert_pid_eq(t->from, s);
+    WAIT_UNTIL(g_nheld == 2);
+    herd_reply(x.b, g_held[1], 0, "late", 4);
+    /* a call after the late reply: b->a is ordered, so its reply comes after */
+    size_t k2 = cli_call(x.a, c, s, "echo:after", WAIT_MS);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k2]) != NULL);
+    assert_int_equal(count_seen(c, HERD_MSG_REPLY, g_cli_ref[k1]), 1);
+    assert_int_equal(g_nseen, 2);
+    assert_memory_equal(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k2])->data, "after", 5);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_callee_exits_during_call_enoproc(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    const uint32_t long_timeout = 120000; /* an answer means it was not the timeout */
+    herd_pid_t s = spawn(x.b, &srv);
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t k = cli_call(x.a, c, s, "hold", long_timeout);
+    assert_int_equal(g_cli_rc[k], 0);
+    WAIT_UNTIL(g_nheld == 1);
+    assert_int_equal(herd_exit(x.b, s, HERD_REASON_KILLED), 0);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k]) != NULL);
+    const seen_t *r = find_seen(c, HERD_MSG_REPLY, g_cli_ref[k]);
+    assert_int_equal(r->status, HERD_ENOPROC);
+    assert_pid_eq(r->from, s);
+    assert_int_equal(r->len, 0);
+    run_ms(50);
+    assert_int_equal(count_seen(c, HERD_MSG_REPLY, g_cli_ref[k]), 1);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+/* A blocking call whose callee crashes in its handler ends as it does on one
+ * node: herd_node_call returns HERD_ENOPROC (made by the runtime), well
+ * before its timeout. */
+static void test_remote_node_call_callee_crashes_enoproc(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    const uint32_t long_timeout = 60000;
+    herd_pid_t s = spawn(x.b, &srv);
+    herd_reply_t out;
+    uint64_t t0 = mono_ms();
+    int rc = herd_node_call(x.a, s, "crash", 5, long_timeout, &out);
+    assert_true(mono_ms() - t0 < long_timeout / 2);
+    assert_int_equal(out.status, HERD_ENOPROC);
+    herd_reply_free(&out);
+    assert_int_equal(herd_is_alive(x.b, s), 0);
+    assert_int_equal(rc, HERD_ENOPROC);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_call_dead_pid_enoproc(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t s = spawn(x.b, &srv);
+    assert_int_equal(herd_exit(x.b, s, HERD_REASON_KILLED), 0);
+    WAIT_UNTIL(herd_is_alive(x.b, s) == 0);
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(x.a, s, "ping", 4, WAIT_MS, &r), HERD_ENOPROC);
+    assert_int_equal(r.status, HERD_ENOPROC);
+    herd_reply_free(&r);
+    /* from a process: a remote pid's death is known over there, so the answer
+     * comes back as a reply (or, equally right, herd_call fails at once) */
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t k = cli_call(x.a, c, s, "ping", WAIT_MS);
+    if (g_cli_rc[k] == 0) {
+        WAIT_UNTIL(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k]) != NULL);
+        assert_int_equal(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k])->status,
+                         HERD_ENOPROC);
+    } else {
+        assert_int_equal(g_cli_rc[k], HERD_ENOPROC);
+    }
+    /* a serial never used on b */
+    herd_pid_t never = s;
+    never.serial += 1000;
+    assert_int_equal(herd_node_call(x.a, never, "ping", 4, WAIT_MS, &r), HERD_ENOPROC);
+    herd_reply_free(&r);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+/* ---- tests: casts -------------------------------------------------------------- */
+
+static void test_remote_10000_casts_arrive_in_order(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t k = spawn(x.b, &sink);
+    herd_pid_t c = spawn(x.a, &cli);
+    g_sink_from[0] = c;
+    cmd_t cmd = {.op = CMD_CASTS, .pid = k, .count = 10000, .tag = 0};
+    cli_do(x.a, c, &cmd);
+    WAIT_UNTIL(g_sink_total >= 10000 || g_cast_errors > 0);
+    assert_int_equal(g_cast_errors, 0);
+    run_ms(50); /* nothing more, nothing twice */
+    assert_int_equal(g_sink_total, 10000);
+    assert_int_equal(g_sink_bad, 0);
+    assert_int_equal(g_sink_next[0], 10000);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_casts_from_several_senders_keep_own_order(void **state)
+{
+    (void)state;
+    trio_t x = form(3, &NORMAL, 0);
+    herd_pid_t k = spawn(x.b, &sink);
+    herd_pid_t c0 = spawn(x.a, &cli), c1 = spawn(x.a, &cli), c2 = spawn(x.c, &cli);
+    g_sink_from[0] = c0;
+    g_sink_from[1] = c1;
+    g_sink_from[2] = c2;
+    g_sink_from[3] = outside_pid(x.a);
+    cmd_t cmd = {.op = CMD_CASTS, .pid = k, .count = 4000};
+    cmd.tag = 0;
+    assert_int_equal(herd_node_cast(x.a, c0, &cmd, sizeof(cmd)), 0);
+    cmd.tag = 1;
+    assert_int_equal(herd_node_cast(x.a, c1, &cmd, sizeof(cmd)), 0);
+    cmd.tag = 2;
+    assert_int_equal(herd_node_cast(x.c, c2, &cmd, sizeof(cmd)), 0);
+    for (uint32_t i = 0; i < 1000; i++) { /* and code outside processes on a */
+        tagged_t t = {3, i};
+        assert_int_equal(herd_node_cast(x.a, k, &t, sizeof(t)), 0);
+    }
+    WAIT_UNTIL(g_sink_total >= 3 * 4000 + 1000 || g_cast_errors > 0);
+    assert_int_equal(g_cast_errors, 0);
+    run_ms(50);
+    assert_int_equal(g_sink_total, 3 * 4000 + 1000);
+    assert_int_equal(g_sink_bad, 0);
+    assert_int_equal(g_sink_next[0], 4000);
+    assert_int_equal(g_sink_next[1], 4000);
+    assert_int_equal(g_sink_next[2], 4000);
+    assert_int_equal(g_sink_next[3], 1000);
+    node_free(x.c);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+/* ---- tests: monitors ----------------------------------------------------------- */
+
+static void test_remote_monitor_down_with_exit_reason(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t t1 = spawn(x.b, &srv), t2 = spawn(x.b, &srv);
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t m1 = cli_monitor(x.a, c, t1);
+    size_t m2 = cli_monitor(x.a, c, t2);
+    assert_int_equal(g_cli_rc[m1], 0);
+    assert_int_equal(g_cli_rc[m2], 0);
+    assert_true(g_cli_ref[m1] != g_cli_ref[m2]);
+    /* a->b is ordered: once these calls are answered, b has the monitors */
+    call_expect(x.a, t1, "ping", "pong");
+    call_expect(x.a, t2, "ping", "pong");
+    assert_int_equal(g_nseen, 0);
+    assert_int_equal(herd_node_cast(x.b, t1, "crash", 5), 0); /* exits with HERD_ERANGE */
+    assert_int_equal(herd_exit(x.b, t2, HERD_REASON_SHUTDOWN), 0);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m1]) &&
+               find_seen(c, HERD_MSG_DOWN, g_cli_ref[m2]));
+    const seen_t *d1 = find_seen(c, HERD_MSG_DOWN, g_cli_ref[m1]);
+    const seen_t *d2 = find_seen(c, HERD_MSG_DOWN, g_cli_ref[m2]);
+    assert_pid_eq(d1->from, t1);
+    assert_int_equal(d1->status, HERD_ERANGE);
+    assert_pid_eq(d2->from, t2);
+    assert_int_equal(d2->status, HERD_REASON_SHUTDOWN);
+    /* a fired monitor is gone */
+    cmd_t dm = {.op = CMD_DEMONITOR, .ref = g_cli_ref[m1]};
+    size_t k = cli_do(x.a, c, &dm);
+    assert_int_equal(g_cli_rc[k], HERD_ENOENT);
+    run_ms(50);
+    assert_int_equal(g_nseen, 2);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_monitor_dead_pid_noproc(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t t = spawn(x.b, &srv);
+    assert_int_equal(herd_exit(x.b, t, HERD_REASON_KILLED), 0);
+    WAIT_UNTIL(herd_is_alive(x.b, t) == 0);
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t m = cli_monitor(x.a, c, t);
+    assert_int_equal(g_cli_rc[m], 0);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m]) != NULL);
+    const seen_t *d = find_seen(c, HERD_MSG_DOWN, g_cli_ref[m]);
+    assert_pid_eq(d->from, t);
+    assert_int_equal(d->status, HERD_REASON_NOPROC);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_demonitor_no_down(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t t = spawn(x.b, &srv);
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t m = cli_monitor(x.a, c, t);
+    assert_int_equal(g_cli_rc[m], 0);
+    call_expect(x.a, t, "ping", "pong"); /* b has the monitor */
+    cmd_t dm = {.op = CMD_DEMONITOR, .ref = g_cli_ref[m]};
+    size_t k = cli_do(x.a, c, &dm);
+    assert_int_equal(g_cli_rc[k], 0);
+    call_expect(x.a, t, "ping", "pong"); /* b has the demonitor */
+    assert_int_equal(herd_exit(x.b, t, HERD_REASON_SHUTDOWN), 0);
+    WAIT_UNTIL(herd_is_alive(x.b, t) == 0);
+    /* a new monitor of the dead pid: its NOPROC comes after anything b sent
+     * for the old one, on the same ordered stream */
+    size_t m2 = cli_monitor(x.a, c, t);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m2]) != NULL);
+    assert_int_equal(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m2])->status,
+                     HERD_REASON_NOPROC);
+    assert_null(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m]));
+    assert_int_equal(g_nseen, 1);
+    /* demonitor twice: no such monitor */
+    k = cli_do(x.a, c, &dm);
+    assert_int_equal(g_cli_rc[k], HERD_ENOENT);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+/* ---- tests: a node dies ---------------------------------------------------------- */
+
+static void test_remote_node_crash_fails_calls_and_fires_monitors(void **state)
+{
+    (void)state;
+    trio_t x = form(3, &FAST, 0);
+    herd_pid_t held = spawn(x.b, &srv), watched = spawn(x.b, &srv);
+    herd_pid_t on_c = spawn(x.c, &srv);
+    herd_pid_t ca = spawn(x.a, &cli), cc = spawn(x.c, &cli);
+    const uint32_t long_timeout = 120000;
+    size_t ka = cli_call(x.a, ca, held, "hold", long_timeout);
+    size_t kc = cli_call(x.c, cc, held, "hold", long_timeout);
+    size_t m = cli_monitor(x.a, ca, watched);
+    assert_int_equal(g_cli_rc[ka], 0);
+    assert_int_equal(g_cli_rc[kc], 0);
+    assert_int_equal(g_cli_rc[m], 0);
+    WAIT_UNTIL(g_nheld == 2);
+    call_expect(x.a, watched, "ping", "pong"); /* b has the monitor */
+    assert_int_equal(g_nseen, 0);
+
+    /* b vanishes without a word (no leave): like a crash */
+    node_free(x.b);
+    x.b = NULL;
+    WAIT_UNTIL(member_state(x.a, "b") == HERD_MEMBER_DOWN &&
+               member_state(x.c, "b") == HERD_MEMBER_DOWN &&
+               find_seen(ca, HERD_MSG_REPLY, g_cli_ref[ka]) &&
+               find_seen(cc, HERD_MSG_REPLY, g_cli_ref[kc]) &&
+               find_seen(ca, HERD_MSG_DOWN, g_cli_ref[m]));
+    const seen_t *ra = find_seen(ca, HERD_MSG_REPLY, g_cli_ref[ka]);
+    const seen_t *rc = find_seen(cc, HERD_MSG_REPLY, g_cli_ref[kc]);
+    const seen_t *d = find_seen(ca, HERD_MSG_DOWN, g_cli_ref[m]);
+    assert_int_equal(ra->status, HERD_ENOTCONN);
+    assert_pid_eq(ra->from, held);
+    assert_int_equal(rc->status, HERD_ENOTCONN);
+    assert_pid_eq(rc->from, held);
+    assert_int_equal(d->status, HERD_REASON_NOCONNECTION);
+    assert_pid_eq(d->from, watched);
+    assert_int_equal(g_nseen, 3);
+
+    /* nothing reaches b any more; a monitor of its pids fires at once */
+    assert_int_equal(herd_node_send(x.a, held, "x", 1), HERD_ENOTCONN);
+    assert_int_equal(herd_node_cast(x.c, held, "x", 1), HERD_ENOTCONN);
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(x.a, held, "ping", 4, WAIT_MS, &r), HERD_ENOTCONN);
+    herd_reply_free(&r);
+    size_t m2 = cli_monitor(x.a, ca, held);
+    assert_int_equal(g_cli_rc[m2], 0);
+    WAIT_UNTIL(find_seen(ca, HERD_MSG_DOWN, g_cli_ref[m2]) != NULL);
+    assert_int_equal(find_seen(ca, HERD_MSG_DOWN, g_cli_ref[m2])->status,
+                     HERD_REASON_NOCONNECTION);
+    /* a and c still talk */
+    call_expect(x.a, on_c, "echo:still", "still");
+    node_free(x.c);
+    node_free(x.a);
+}
+
+/* ---- tests: sends that cannot be routed -------------------------------------------- */
+
+static void test_remote_unknown_node_enotconn(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t ghost = {herd_node_id_of("ghost"), 12345, 1};
+    assert_int_equal(herd_node_send(x.a, ghost, "x", 1), HERD_ENOTCONN);
+    assert_int_equal(herd_node_cast(x.a, ghost, "x", 1), HERD_ENOTCONN);
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(x.a, ghost, "x", 1, WAIT_MS, &r), HERD_ENOTCONN);
+    herd_reply_free(&r);
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t k = cli_call(x.a, c, ghost, "x", WAIT_MS);
+    assert_int_equal(g_cli_rc[k], HERD_ENOTCONN);
+    size_t m = cli_monitor(x.a, c, ghost);
+    assert_int_equal(g_cli_rc[m], 0);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m]) != NULL);
+    assert_int_equal(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m])->status,
+                     HERD_REASON_NOCONNECTION);
+    assert_pid_eq(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m])->from, ghost);
+    /* a node in no cluster reaches no other node */
+    herd_node_t *alone = plain_node("alone", 0);
+    herd_pid_t on_b = spawn(x.b, &srv);
+    assert_int_equal(herd_node_send(alone, on_b, "x", 1), HERD_ENOTCONN);
+    node_free(alone);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_old_incarnation_enoproc(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t s = spawn(x.b, &srv);
+    herd_pid_t old = s;
+    old.incarnation = herd_node_incarnation(x.b) - 1;
+    assert_int_equal(herd_node_send(x.a, old, "x", 1), HERD_ENOPROC);
+    assert_int_equal(herd_node_cast(x.a, old, "x", 1), HERD_ENOPROC);
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(x.a, old, "ping", 4, WAIT_MS, &r), HERD_ENOPROC);
+    herd_reply_free(&r);
+    herd_pid_t c = spawn(x.a, &cli);
+    size_t m = cli_monitor(x.a, c, old);
+    assert_int_equal(g_cli_rc[m], 0);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m]) != NULL);
+    assert_int_equal(find_seen(c, HERD_MSG_DOWN, g_cli_ref[m])->status,
+                     HERD_REASON_NOPROC);
+    /* the live incarnation still answers */
+    call_expect(x.a, s, "ping", "pong");
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_over_frame_limit_etoobig(void **state)
+{
+    (void)state;
+    /* a takes local messages of up to 4 MiB: only the frame limit refuses */
+    trio_t x = form(2, &NORMAL, 4u << 20);
+    herd_pid_t k = spawn(x.b, &sink);
+    size_t big = 2u << 20;
+    uint8_t *buf = scratch(big);
+    assert_int_equal(herd_node_cast(x.a, k, buf, big), HERD_ETOOBIG);
+    assert_int_equal(herd_node_send(x.a, k, buf, FRAME_DEFAULT_MAX_BODY), HERD_ETOOBIG);
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(x.a, k, buf, big, WAIT_MS, &r), HERD_ETOOBIG);
+    herd_reply_free(&r);
+    herd_pid_t local = spawn(x.a, &sink); /* locally the same size is fine */
+    assert_int_equal(herd_node_cast(x.a, local, buf, big), 0);
+    /* nothing was queued for b: the next small cast is the first it gets */
+    g_sink_from[0] = outside_pid(x.a);
+    tagged_t t = {0, 0};
+    assert_int_equal(herd_node_cast(x.a, k, &t, sizeof(t)), 0);
+    WAIT_UNTIL(g_sink_next[0] == 1);
+    WAIT_UNTIL(g_nsink_big == 1); /* the local one */
+    assert_int_equal(g_sink_big[0], big);
+    assert_int_equal(g_sink_bad, 0);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+/* Every cast the runtime accepts for another node arrives, even one at the
+ * frame limit, and the stream behind it keeps flowing. */
+static void test_remote_largest_accepted_message_arrives(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t k = spawn(x.b, &sink);
+    size_t cap = HERD_DEFAULT_MAX_MESSAGE;
+    uint8_t *buf = scratch(cap);
+    /* the largest size accepted, from the top down: refused sizes queue nothing */
+    size_t len = cap + 1;
+    int rc;
+    do
+        rc = herd_node_cast(x.a, k, buf, --len);
+    while (rc == HERD_ETOOBIG && len > cap - 4096);
+    assert_int_equal(rc, 0);
+    g_sink_from[0] = outside_pid(x.a);
+    tagged_t t = {0, 0};
+    assert_int_equal(herd_node_cast(x.a, k, &t, sizeof(t)), 0);
+    WAIT_UNTIL(g_nsink_big == 1 && g_sink_next[0] == 1);
+    assert_int_equal(g_sink_big[0], len);
+    assert_int_equal(g_sink_bad, 0);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+static void test_remote_link_einval(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &NORMAL, 0);
+    herd_pid_t s = spawn(x.b, &srv);
+    herd_pid_t c = spawn(x.a, &cli);
+    cmd_t cmd = {.op = CMD_LINK, .pid = s};
+    size_t k = cli_do(x.a, c, &cmd);
+    assert_int_equal(g_cli_rc[k], HERD_EINVAL);
+    /* neither side is disturbed */
+    assert_int_equal(herd_exit(x.b, s, HERD_REASON_KILLED), 0);
+    WAIT_UNTIL(herd_is_alive(x.b, s) == 0);
+    run_ms(50);
+    assert_int_equal(herd_is_alive(x.a, c), 1);
+    node_free(x.b);
+    node_free(x.a);
+}
+
+int main(void)
+{
+    uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+    g_port_rng = seed;
+    fprintf(stderr, "test_remote: port seed %llu\n", (unsigned long long)seed);
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_remote_three_nodes_see_each_other),
+        T(test_remote_node_call_reply_bytes_intact),
+        T(test_remote_deferred_reply),
+        T(test_remote_process_call_reply_in_handle_info),
+        T(test_remote_call_timeout_late_reply_dropped),
+        T(test_remote_callee_exits_during_call_enoproc),
+        T(test_remote_node_call_callee_crashes_enoproc),
+        T(test_remote_call_dead_pid_enoproc),
+        T(test_remote_10000_casts_arrive_in_order),
+        T(test_remote_casts_from_several_senders_keep_own_order),
+        T(test_remote_monitor_down_with_exit_reason),
+        T(test_remote_monitor_dead_pid_noproc),
+        T(test_remote_demonitor_no_down),
+        T(test_remote_node_crash_fails_calls_and_fires_monitors),
+        T(test_remote_unknown_node_enotconn),
+        T(test_remote_old_incarnation_enoproc),
+        T(test_remote_over_frame_limit_etoobig),
+        T(test_remote_largest_accepted_message_arrives),
+        T(test_remote_link_einval),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -215,13 +215,18 @@ int herd_send(herd_proc_t *self, herd_pid_t to, const void *data, size_t len);
 
 /* Call `to` from a process: *ref names the call; its answer arrives later as a
  * HERD_MSG_REPLY with that ref, status 0 and the reply's bytes, or status
- * HERD_ETIMEDOUT after timeout_ms, or HERD_ENOPROC if the callee exits first.
- * A call to a pid that is not alive fails at once with HERD_ENOPROC. */
+ * HERD_ETIMEDOUT after timeout_ms, or HERD_ENOPROC if the callee exits first,
+ * or HERD_ENOTCONN if the callee's node goes down first. A call to a local pid
+ * that is not alive fails at once with HERD_ENOPROC, and one to a node that is
+ * down or unknown with HERD_ENOTCONN; a dead pid on a live remote node is
+ * found out there, so that answer comes back as a reply. */
 int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
               uint32_t timeout_ms, uint64_t *ref);
 
 /* Answer a call, now or later; `status` 0 or an error for the caller. A reply
- * to a caller that gave up (timeout, exited) is dropped: returns HERD_ENOPROC. */
+ * to a local caller that gave up (timeout, exited) is dropped and returns
+ * HERD_ENOPROC; a caller on another node drops a late reply itself (this
+ * node cannot know it gave up). */
 int herd_reply(herd_node_t *node, herd_from_t from, int status, const void *data,
                size_t len);
 

@@ -1,0 +1,680 @@
+/*
+ * registry.c - the global name registry on one node (see herd_registry.h).
+ *
+ * A registration value (wire.h encoding): u64 pid node, u64 pid incarnation,
+ * u64 pid serial, u64 hlc (first registered), u8 n, n x (str key, str value).
+ *
+ * Sync messages on the registry's stream (app 1): u8 kind (1 delta, 2 full
+ * state), then an awmap encoding. A delta is joined by the keys it lists; a
+ * full state (sent to a node that joins or comes back) by every key.
+ */
+#include "herd_registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "awmap.h"
+#include "hlc.h"
+#include "log.h"
+#include "u64map.h"
+
+#define REGISTRY_APP 1
+enum { SYNC_DELTA = 1, SYNC_FULL = 2 };
+
+typedef struct pid_names {
+    char **names;
+    uint32_t count, cap;
+} pid_names_t;
+
+typedef struct registry {
+    herd_node_t *node;
+    awmap_t *map;
+    uint32_t self; /* our replica index in map */
+    hlc_t hlc;
+    u64map_t down;   /* node id -> incarnation declared down: its names are hidden */
+    u64map_t by_pid; /* local serial -> pid_names: what to remove when it exits */
+    char **touched;  /* names a join added entries to: conflicts to settle */
+    size_t touched_n, touched_cap;
+    herd_registry_stats_t stats;
+    awmap_observer_t obs; /* on_added; the index is pruned when its process exits */
+} registry_t;
+
+typedef struct reg_value {
+    herd_pid_t pid;
+    uint64_t hlc;
+} reg_value_t;
+
+/* ---- metadata ------------------------------------------------------------------- */
+
+int herd_meta_set(herd_meta_t *m, const char *key, const char *value)
+{
+    if (strlen(key) > HERD_META_KEY_MAX || strlen(value) > HERD_META_VALUE_MAX || !key[0])
+        return HERD_ERANGE;
+    for (uint8_t i = 0; i < m->count; i++) {
+        if (strcmp(m->kv[i].key, key) == 0) {
+            strcpy(m->kv[i].value, value);
+            return 0;
+        }
+    }
+    if (m->count == HERD_META_MAX)
+        return HERD_ERANGE;
+    strcpy(m->kv[m->count].key, key);
+    strcpy(m->kv[m->count].value, value);
+    m->count++;
+    return 0;
+}
+
+const char *herd_meta_get(const herd_meta_t *m, const char *key)
+{
+    for (uint8_t i = 0; i < m->count; i++)
+        if (strcmp(m->kv[i].key, key) == 0)
+            return m->kv[i].value;
+    return NULL;
+}
+
+/* ---- values -------------------------------------------------------------------- */
+
+static uint8_t *value_encode(herd_pid_t pid, uint64_t hlc, const herd_meta_t *meta, size_t *len)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u64(&w, pid.node);
+    wire_put_u64(&w, pid.incarnation);
+    wire_put_u64(&w, pid.serial);
+    wire_put_u64(&w, hlc);
+    wire_put_u8(&w, meta ? meta->count : 0);
+    for (uint8_t i = 0; meta && i < meta->count; i++) {
+        wire_put_str(&w, meta->kv[i].key);
+        wire_put_str(&w, meta->kv[i].value);
+    }
+    return wire_writer_take(&w, len);
+}
+
+/* Decode a value; `meta` may be NULL. Malformed values read as pid NONE. */
+static reg_value_t value_decode(const awmap_entry_t *e, herd_meta_t *meta)
+{
+    wire_reader_t r;
+    wire_reader_init(&r, e->value, e->len);
+    reg_value_t v;
+    v.pid.node = wire_get_u64(&r);
+    v.pid.incarnation = wire_get_u64(&r);
+    v.pid.serial = wire_get_u64(&r);
+    v.hlc = wire_get_u64(&r);
+    if (meta) {
+        memset(meta, 0, sizeof(*meta));
+        uint8_t n = wire_get_u8(&r);
+        for (uint8_t i = 0; i < n && i < HERD_META_MAX && !r.err; i++) {
+            wire_get_str(&r, meta->kv[i].key, sizeof(meta->kv[i].key));
+            wire_get_str(&r, meta->kv[i].value, sizeof(meta->kv[i].value));
+            meta->count = (uint8_t)(i + 1);
+        }
+    }
+    if (r.err)
+        v.pid = HERD_PID_NONE;
+    return v;
+}
+
+static registry_t *registry_of(herd_node_t *n)
+{
+    return herd_node_ext(n, HERD_EXT_REGISTRY);
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- visibility and the winner -------------------------------------------------- */
+
+static int entry_hidden(const registry_t *g, herd_pid_t pid)
+{
+    uint64_t *inc = u64map_get(&g->down, pid.node);
+    return pid.node == 0 || (inc && *inc == pid.incarnation);
+}
+
+/* Whether registration a wins over b: earlier time, then lower node id. */
+static int value_wins(const reg_value_t *a, const reg_value_t *b)
+{
+    if (a->hlc != b->hlc)
+        return a->hlc < b->hlc;
+    if (a->pid.node != b->pid.node)
+        return a->pid.node < b->pid.node;
+    return a->pid.serial < b->pid.serial;
+}
+
+/* The visible winner among a name's entries; NULL when none is visible. */
+static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t *e,
+                                        reg_value_t *out)
+{
+    const awmap_entry_t *best = NULL;
+    reg_value_t bv = {0};
+    for (; e; e = e->next) {
+        reg_value_t v = value_decode(e, NULL);
+        if (entry_hidden(g, v.pid))
+            continue;
+        if (best == NULL || value_wins(&v, &bv)) {
+            best = e;
+            bv = v;
+        }
+    }
+    if (out)
+        *out = bv;
+    return best;
+}
+
+/* ---- the local pid index (fed by the map's observer) ----------------------------- */
+
+static void index_add(registry_t *g, const char *key, size_t klen, herd_pid_t pid)
+{
+    pid_names_t *pn = u64map_get(&g->by_pid, pid.serial);
+    if (pn == NULL) {
+        pn = calloc(1, sizeof(*pn));
+        if (pn == NULL || u64map_put(&g->by_pid, pid.serial, pn) != 0) {
+            free(pn);
+            return;
+        }
+    }
+    for (uint32_t i = 0; i < pn->count; i++)
+        if (strlen(pn->names[i]) == klen && memcmp(pn->names[i], key, klen) == 0)
+            return;
+    if (pn->count == pn->cap) {
+        uint32_t cap = pn->cap ? pn->cap * 2 : 2;
+        char **names = realloc(pn->names, cap * sizeof(char *));
+        if (names == NULL)
+            return;
+        pn->names = names;
+        pn->cap = cap;
+    }
+    pn->names[pn->count] = strndup(key, klen);
+    if (pn->names[pn->count])
+        pn->count++;
+}
+
+static void pid_names_free(pid_names_t *pn)
+{
+    for (uint32_t i = 0; i < pn->count; i++)
+        free(pn->names[i]);
+    free(pn->names);
+    free(pn);
+}
+
+static void touched_add(registry_t *g, const char *key, size_t klen)
+{
+    if (g->touched_n == g->touched_cap) {
+        size_t cap = g->touched_cap ? g->touched_cap * 2 : 16;
+        char **t = realloc(g->touched, cap * sizeof(char *));
+        if (t == NULL)
+            return;
+        g->touched = t;
+        g->touched_cap = cap;
+    }
+    if ((g->touched[g->touched_n] = strndup(key, klen)) != NULL)
+        g->touched_n++;
+}
+
+static void on_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    registry_t *g = data;
+    herd_node_t *n = g->node;
+    reg_value_t v = value_decode(e, NULL);
+    if (v.pid.node == herd_node_id_of(herd_node_name(n)) &&
+        v.pid.incarnation == herd_node_incarnation(n))
+        index_add(g, key, klen, v.pid);
+    if (e->next) /* a second entry: maybe a conflict */
+        touched_add(g, key, klen);
+}
+
+static const awmap_observer_t *observer(registry_t *g)
+{
+    return &g->obs;
+}
+
+/* ---- shipping --------------------------------------------------------------------- */
+
+static void ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
+{
+    herd_node_t *n = g->node;
+    herd_member_info_t members[64];
+    int count = herd_cluster_members(n, members, 64);
+    if (count <= 1)
+        return;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, kind);
+    awmap_encode(m, &w);
+    uint64_t self = herd_node_id_of(herd_node_name(n));
+    for (int i = 0; i < count && i < 64 && w.err == 0; i++) {
+        uint64_t id = herd_node_id_of(members[i].name);
+        if (id == self || (only_to && id != only_to) || members[i].state == HERD_MEMBER_DOWN ||
+            members[i].state == HERD_MEMBER_LEFT)
+            continue;
+        if (herd_cluster_send_app(n, id, REGISTRY_APP, w.buf, w.len) == 0)
+            kind == SYNC_DELTA ? g->stats.deltas_out++ : g->stats.full_syncs_out++;
+    }
+    wire_writer_fini(&w);
+}
+
+/* ---- conflicts ---------------------------------------------------------------------- */
+
+/* Every node sees the same entries and picks the same winner; each stops its
+ * own losers, whose registrations then go with them (the exit hook). */
+static void settle(registry_t *g, const char *name)
+{
+    herd_node_t *n = g->node;
+    const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
+    reg_value_t win;
+    if (name_winner(g, entries, &win) == NULL)
+        return;
+    for (const awmap_entry_t *e = entries; e; e = e->next) {
+        reg_value_t v = value_decode(e, NULL);
+        if (entry_hidden(g, v.pid) || herd_pid_equal(v.pid, win.pid))
+            continue;
+        if (herd_is_alive(n, v.pid) && herd_exit(n, v.pid, HERD_REASON_NAME_CONFLICT) == 0) {
+            g->stats.conflicts_resolved++;
+            herd_log(HERD_LOG_INFO, "registry", "name '%s': a registration made earlier elsewhere "
+                     "wins; stopping the local copy", name);
+        }
+    }
+}
+
+static void settle_touched(registry_t *g)
+{
+    for (size_t i = 0; i < g->touched_n; i++) {
+        settle(g, g->touched[i]);
+        free(g->touched[i]);
+    }
+    g->touched_n = 0;
+}
+
+/* ---- changes from here ------------------------------------------------------------- */
+
+/* Apply a change made on this node and ship its delta. */
+static int local_change(registry_t *g, const char *name, const void *value, size_t vlen,
+                        const awmap_dot_t *dots, size_t ndots, int add)
+{
+    awmap_t *delta = awmap_new_delta();
+    if (delta == NULL)
+        return HERD_ENOMEM;
+    size_t klen = strlen(name);
+    int rc = add ? awmap_add(g->map, g->self, name, klen, value, vlen, dots, ndots, delta,
+                             observer(g), NULL)
+                 : awmap_remove(g->map, name, klen, dots, ndots, delta, observer(g));
+    if (rc == 0)
+        ship(g, delta, SYNC_DELTA, 0);
+    awmap_free(delta);
+    settle_touched(g);
+    return rc;
+}
+
+/* The dots of a name's visible entries (all of them when `all`). */
+static size_t visible_dots(const registry_t *g, const awmap_entry_t *e, awmap_dot_t *out,
+                           size_t cap, herd_pid_t only_pid)
+{
+    size_t n = 0;
+    for (; e && n < cap; e = e->next) {
+        reg_value_t v = value_decode(e, NULL);
+        if (entry_hidden(g, v.pid))
+            continue;
+        if (!herd_pid_is_none(only_pid) && !herd_pid_equal(v.pid, only_pid))
+            continue;
+        out[n++] = e->dot;
+    }
+    return n;
+}
+
+static int check_name(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    return len == 0 || len > HERD_NAME_MAX ? HERD_EINVAL : 0;
+}
+
+int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_meta_t *meta)
+{
+    registry_t *g = registry_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (check_name(name) || herd_pid_is_none(pid) || (meta && meta->count > HERD_META_MAX))
+        return HERD_EINVAL;
+    int local = pid.node == herd_node_id_of(herd_node_name(n));
+    if (local && !herd_is_alive(n, pid))
+        return HERD_ENOPROC;
+    const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
+    reg_value_t win;
+    const awmap_entry_t *held = name_winner(g, entries, &win);
+    if (held && !herd_pid_equal(win.pid, pid))
+        return HERD_EEXIST;
+    /* a new registration, or new metadata for the same pid (same time) */
+    uint64_t hlc = held ? win.hlc : hlc_now(&g->hlc, wall_ms());
+    awmap_dot_t dots[16];
+    size_t ndots = visible_dots(g, entries, dots, 16, pid);
+    size_t vlen;
+    uint8_t *value = value_encode(pid, hlc, meta, &vlen);
+    if (value == NULL)
+        return HERD_ENOMEM;
+    int rc = local_change(g, name, value, vlen, dots, ndots, 1);
+    free(value);
+    return rc;
+}
+
+int herd_unregister(herd_node_t *n, const char *name)
+{
+    registry_t *g = registry_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (check_name(name))
+        return HERD_EINVAL;
+    awmap_dot_t dots[16];
+    size_t ndots = visible_dots(g, awmap_get(g->map, name, strlen(name)), dots, 16,
+                                HERD_PID_NONE);
+    if (ndots == 0)
+        return HERD_ENOENT;
+    return local_change(g, name, NULL, 0, dots, ndots, 0);
+}
+
+int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t *meta)
+{
+    registry_t *g = registry_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (check_name(name))
+        return HERD_EINVAL;
+    reg_value_t v;
+    const awmap_entry_t *e = name_winner(g, awmap_get(g->map, name, strlen(name)), &v);
+    if (e == NULL)
+        return HERD_ENOENT;
+    if (meta)
+        value_decode(e, meta);
+    if (pid)
+        *pid = v.pid;
+    return 0;
+}
+
+int herd_update_meta(herd_node_t *n, const char *name, const herd_meta_t *meta)
+{
+    herd_pid_t pid;
+    int rc = herd_whereis(n, name, &pid, NULL);
+    return rc ? rc : herd_register(n, name, pid, meta);
+}
+
+/* ---- messages by name ------------------------------------------------------------ */
+
+int herd_cast_name(herd_proc_t *self, const char *name, const void *data, size_t len)
+{
+    herd_pid_t pid;
+    int rc = herd_whereis(herd_proc_node(self), name, &pid, NULL);
+    return rc ? rc : herd_cast(self, pid, data, len);
+}
+
+int herd_send_name(herd_proc_t *self, const char *name, const void *data, size_t len)
+{
+    herd_pid_t pid;
+    int rc = herd_whereis(herd_proc_node(self), name, &pid, NULL);
+    return rc ? rc : herd_send(self, pid, data, len);
+}
+
+int herd_call_name(herd_proc_t *self, const char *name, const void *data, size_t len,
+                   uint32_t timeout_ms, uint64_t *ref)
+{
+    herd_pid_t pid;
+    int rc = herd_whereis(herd_proc_node(self), name, &pid, NULL);
+    return rc ? rc : herd_call(self, pid, data, len, timeout_ms, ref);
+}
+
+int herd_node_cast_name(herd_node_t *n, const char *name, const void *data, size_t len)
+{
+    herd_pid_t pid;
+    int rc = herd_whereis(n, name, &pid, NULL);
+    return rc ? rc : herd_node_cast(n, pid, data, len);
+}
+
+int herd_node_call_name(herd_node_t *n, const char *name, const void *data, size_t len,
+                        uint32_t timeout_ms, herd_reply_t *out)
+{
+    herd_pid_t pid;
+    int rc = herd_whereis(n, name, &pid, NULL);
+    if (rc) {
+        memset(out, 0, sizeof(*out));
+        return rc;
+    }
+    return herd_node_call(n, pid, data, len, timeout_ms, out);
+}
+
+/* ---- listing ------------------------------------------------------------------------ */
+
+typedef struct list_ctx {
+    registry_t *g;
+    const char *prefix;
+    size_t plen;
+    herd_name_fn fn;
+    void *data;
+    int visited;
+} list_ctx_t;
+
+static int list_one(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    list_ctx_t *c = data;
+    if (klen < c->plen || memcmp(key, c->prefix, c->plen) != 0)
+        return 0;
+    reg_value_t v;
+    const awmap_entry_t *win = name_winner(c->g, e, &v);
+    if (win == NULL)
+        return 0;
+    c->visited++;
+    if (c->fn == NULL)
+        return 0;
+    herd_meta_t meta;
+    value_decode(win, &meta);
+    return c->fn(c->data, key, v.pid, &meta);
+}
+
+int herd_registry_list(herd_node_t *n, const char *prefix, herd_name_fn fn, void *data)
+{
+    registry_t *g = registry_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    list_ctx_t c = {g, prefix ? prefix : "", prefix ? strlen(prefix) : 0, fn, data, 0};
+    awmap_foreach(g->map, list_one, &c);
+    return c.visited;
+}
+
+int herd_registry_count(herd_node_t *n, const char *prefix)
+{
+    return herd_registry_list(n, prefix, NULL, NULL);
+}
+
+int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
+{
+    registry_t *g = registry_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    *out = g->stats;
+    out->names = awmap_key_count(g->map);
+    out->entries = awmap_entry_count(g->map);
+    return 0;
+}
+
+/* ---- events: exits, members, sync messages ----------------------------------------- */
+
+static void on_exit(void *data, herd_pid_t pid, int reason)
+{
+    (void)reason;
+    registry_t *g = data;
+    pid_names_t *pn = u64map_del(&g->by_pid, pid.serial);
+    for (uint32_t i = 0; pn && i < pn->count; i++) {
+        awmap_dot_t dots[16];
+        const awmap_entry_t *e = awmap_get(g->map, pn->names[i], strlen(pn->names[i]));
+        size_t nd = 0;
+        for (; e && nd < 16; e = e->next)
+            if (herd_pid_equal(value_decode(e, NULL).pid, pid))
+                dots[nd++] = e->dot;
+        if (nd)
+            local_change(g, pn->names[i], NULL, 0, dots, nd, 0);
+    }
+    if (pn)
+        pid_names_free(pn);
+}
+
+typedef struct gone_ctx {
+    registry_t *g;
+    uint64_t node, incarnation;
+    char **names;
+    size_t count, cap;
+} gone_ctx_t;
+
+static int collect_gone(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    gone_ctx_t *c = data;
+    for (; e; e = e->next) {
+        reg_value_t v = value_decode(e, NULL);
+        if (v.pid.node != c->node || v.pid.incarnation != c->incarnation)
+            continue;
+        if (c->count == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 16;
+            char **names = realloc(c->names, cap * sizeof(char *));
+            if (names == NULL)
+                return 1;
+            c->names = names;
+            c->cap = cap;
+        }
+        if ((c->names[c->count] = strndup(key, klen)) != NULL)
+            c->count++;
+        return 0;
+    }
+    return 0;
+}
+
+/* A node start is known gone: its registrations are removed (every survivor
+ * does this; the removes are per dot, so doing it twice is harmless). */
+static void remove_node(registry_t *g, uint64_t node, uint64_t incarnation)
+{
+    gone_ctx_t c = {.g = g, .node = node, .incarnation = incarnation};
+    awmap_foreach(g->map, collect_gone, &c);
+    for (size_t i = 0; i < c.count; i++) {
+        awmap_dot_t dots[16];
+        const awmap_entry_t *e = awmap_get(g->map, c.names[i], strlen(c.names[i]));
+        size_t nd = 0;
+        for (; e && nd < 16; e = e->next) {
+            reg_value_t v = value_decode(e, NULL);
+            if (v.pid.node == node && v.pid.incarnation == incarnation)
+                dots[nd++] = e->dot;
+        }
+        if (nd)
+            local_change(g, c.names[i], NULL, 0, dots, nd, 0);
+        free(c.names[i]);
+    }
+    free(c.names);
+}
+
+static int touch_all(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    if (e && e->next)
+        touched_add(data, key, klen);
+    return 0;
+}
+
+static void on_member(void *data, const char *name, uint64_t incarnation,
+                      herd_member_state_t old_state, herd_member_state_t new_state, int gone)
+{
+    registry_t *g = data;
+    uint64_t id = herd_node_id_of(name);
+    if (new_state == HERD_MEMBER_DOWN) {
+        uint64_t *inc = malloc(sizeof(*inc));
+        if (inc) {
+            *inc = incarnation;
+            free(u64map_del(&g->down, id));
+            if (u64map_put(&g->down, id, inc) != 0)
+                free(inc);
+        }
+        return;
+    }
+    if (new_state == HERD_MEMBER_LEFT || (new_state == HERD_MEMBER_ABSENT && gone)) {
+        free(u64map_del(&g->down, id));
+        remove_node(g, id, incarnation);
+        return;
+    }
+    int arrived = old_state == HERD_MEMBER_ABSENT || old_state == HERD_MEMBER_DOWN;
+    if (arrived && (new_state == HERD_MEMBER_UP || new_state == HERD_MEMBER_DRAINING)) {
+        free(u64map_del(&g->down, id)); /* back from a partition: visible again */
+        ship(g, g->map, SYNC_FULL, id);
+        /* its names reappear: two live registrations of one name may meet */
+        awmap_foreach(g->map, touch_all, g);
+        settle_touched(g);
+    }
+}
+
+static void on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
+                    size_t len)
+{
+    (void)node, (void)incarnation;
+    registry_t *g = data;
+    wire_reader_t r;
+    wire_reader_init(&r, msg, len);
+    uint8_t kind = wire_get_u8(&r);
+    awmap_t *d = NULL;
+    if ((kind != SYNC_DELTA && kind != SYNC_FULL) || awmap_decode(&r, &d) != 0 ||
+        wire_reader_done(&r) != 0) {
+        g->stats.rejected++;
+        awmap_free(d);
+        return;
+    }
+    int rc = kind == SYNC_DELTA ? awmap_join(g->map, d, observer(g))
+                                : awmap_join_full(g->map, d, observer(g));
+    kind == SYNC_DELTA ? g->stats.deltas_in++ : g->stats.full_syncs_in++;
+    if (rc)
+        herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
+    awmap_free(d);
+    settle_touched(g);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+static void registry_free(void *p)
+{
+    registry_t *g = p;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&g->by_pid, &cursor)) != NULL;)
+        pid_names_free(s->value);
+    u64map_fini(&g->by_pid);
+    cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&g->down, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(&g->down);
+    for (size_t i = 0; i < g->touched_n; i++)
+        free(g->touched[i]);
+    free(g->touched);
+    awmap_free(g->map);
+    free(g);
+}
+
+int herd_registry_start(herd_node_t *n)
+{
+    if (registry_of(n))
+        return HERD_EEXIST;
+    registry_t *g = calloc(1, sizeof(*g));
+    if (g == NULL || (g->map = awmap_new()) == NULL) {
+        free(g);
+        return HERD_ENOMEM;
+    }
+    g->node = n;
+    g->obs = (awmap_observer_t){.added = on_added, .data = g};
+    u64map_init(&g->down);
+    u64map_init(&g->by_pid);
+    awmap_replica_id_t self = {herd_node_id_of(herd_node_name(n)), herd_node_incarnation(n)};
+    int rc = awmap_replica(g->map, self, &g->self);
+    if (rc == 0 && herd_cluster_ring(n) != NULL) {
+        rc = herd_cluster_on_change(n, on_member, g);
+        if (rc == 0)
+            rc = herd_cluster_on_app(n, REGISTRY_APP, on_sync, g);
+    }
+    if (rc == 0)
+        rc = herd_node_on_exit(n, on_exit, g);
+    if (rc) {
+        registry_free(g);
+        return rc;
+    }
+    herd_node_set_ext(n, HERD_EXT_REGISTRY, g, registry_free);
+    return 0;
+}

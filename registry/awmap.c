@@ -482,6 +482,26 @@ int awmap_remove(awmap_t *m, const char *key, size_t klen, const awmap_dot_t *do
     return rc;
 }
 
+int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t klen)
+{
+    const key_t_ *sk = key_find(src, key, klen);
+    key_t_ *dk = sk ? key_get_or_add(dst, key, klen) : NULL;
+    if (sk == NULL)
+        return HERD_ENOENT;
+    if (dk == NULL)
+        return HERD_ENOMEM;
+    for (const awmap_entry_t *e = sk->entries; e; e = e->next) {
+        uint32_t idx;
+        if (awmap_replica(dst, src->replicas[e->dot.replica].id, &idx) != 0 ||
+            cc_add(&dst->replicas[idx], e->dot.counter) != 0)
+            return HERD_ENOMEM;
+        awmap_dot_t dot = {idx, e->dot.counter};
+        if (*entry_find(dk, dot) == NULL && entry_insert(dst, dk, dot, e->value, e->len, NULL))
+            return HERD_ENOMEM;
+    }
+    return 0;
+}
+
 /* ---- reading ----------------------------------------------------------------------- */
 
 const awmap_entry_t *awmap_get(const awmap_t *m, const char *key, size_t klen)
@@ -628,10 +648,10 @@ static int decode_replicas(wire_reader_t *r, awmap_t *m)
         if (r->err || cn > r->len || replica_find(m, id) >= 0 || awmap_replica(m, id, &idx))
             return HERD_EBADFRAME;
         m->replicas[idx].vv = vv;
-        uint64_t prev = vv;
+        uint64_t prev = vv + 1; /* the cloud starts above vv + 1 (else it would fold) */
         for (uint32_t k = 0; k < cn && !r->err; k++) {
             uint64_t c = wire_get_u64(r);
-            if (c <= prev + 1 || cc_add(&m->replicas[idx], c)) /* sorted, above vv+1, gaps */
+            if (c <= prev || cc_add(&m->replicas[idx], c)) /* strictly increasing */
                 return HERD_EBADFRAME;
             prev = c;
         }

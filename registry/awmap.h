@@ -88,6 +88,11 @@ int awmap_join(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs);
 /* m := m join d for arbitrary maps (every key of m is checked). */
 int awmap_join_full(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs);
 
+/* Copy `key`'s entries from `src` into `dst`, with their dots added to dst's
+ * context (nothing else of src's context): a piece of src that can travel on
+ * its own as a delta. */
+int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t klen);
+
 /* ---- reading ------------------------------------------------------------------ */
 
 /* The entries of `key` (NULL if none). */

@@ -4,9 +4,9 @@
  * A registration value (wire.h encoding): u64 pid node, u64 pid incarnation,
  * u64 pid serial, u64 hlc (first registered), u8 n, n x (str key, str value).
  *
- * Sync messages on the registry's stream (app 1): u8 kind (1 delta, 2 full
- * state), then an awmap encoding. A delta is joined by the keys it lists; a
- * full state (sent to a node that joins or comes back) by every key.
+ * Sync messages on the registry's stream (app 1): u8 kind (1 delta, 2 a
+ * chunk of the state sent to a node that joins or comes back), then an awmap
+ * encoding, joined by the keys it lists.
  */
 #include "herd_registry.h"
 
@@ -20,6 +20,7 @@
 #include "u64map.h"
 
 #define REGISTRY_APP 1
+#define REGISTRY_BATCH_KEYS 2048 /* keys per delta message: ~150 KB */
 enum { SYNC_DELTA = 1, SYNC_FULL = 2 };
 
 typedef struct pid_names {
@@ -38,7 +39,17 @@ typedef struct registry {
     size_t touched_n, touched_cap;
     herd_registry_stats_t stats;
     awmap_observer_t obs; /* on_added; the index is pruned when its process exits */
+    awmap_t *pending;     /* this loop iteration's changes, shipped as one delta */
+    struct registry_flush *flush;
 } registry_t;
+
+/* The prepare handle that ships `pending` once per loop iteration. It lives
+ * apart from the registry because libuv frees handles only after the loop
+ * closes them, which may be after the registry is gone. */
+typedef struct registry_flush {
+    uv_prepare_t handle;
+    registry_t *g; /* NULL once the registry is freed */
+} registry_flush_t;
 
 typedef struct reg_value {
     herd_pid_t pid;
@@ -257,6 +268,56 @@ static void ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to
     wire_writer_fini(&w);
 }
 
+/* Ship the pending interval and start a new one. */
+static void registry_flush_now(registry_t *g)
+{
+    if (g->pending == NULL || awmap_is_empty(g->pending))
+        return;
+    awmap_t *next = awmap_new_delta();
+    if (next == NULL)
+        return; /* keep accumulating; the next flush tries again */
+    ship(g, g->pending, SYNC_DELTA, 0);
+    awmap_free(g->pending);
+    g->pending = next;
+}
+
+typedef struct state_ctx {
+    registry_t *g;
+    uint64_t to;
+    awmap_t *chunk;
+    int err;
+} state_ctx_t;
+
+static int state_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)e;
+    state_ctx_t *c = data;
+    if (awmap_copy_key(c->chunk, c->g->map, key, klen) != 0) {
+        c->err = HERD_ENOMEM;
+        return 1;
+    }
+    if (awmap_key_count(c->chunk) < REGISTRY_BATCH_KEYS)
+        return 0;
+    ship(c->g, c->chunk, SYNC_FULL, c->to);
+    awmap_free(c->chunk);
+    c->chunk = awmap_new_delta();
+    return c->chunk == NULL;
+}
+
+/* Send every live entry to node `to` that arrives, in chunks that each carry
+ * exactly their entries' dots, so each joins on its own and none can remove
+ * what another brings. (Removals it missed while away travel with the digest
+ * sync, not here.) */
+static void ship_state(registry_t *g, uint64_t to)
+{
+    state_ctx_t c = {g, to, awmap_new_delta(), 0};
+    if (c.chunk)
+        awmap_foreach(g->map, state_key, &c);
+    if (c.chunk && !awmap_is_empty(c.chunk))
+        ship(g, c.chunk, SYNC_FULL, to);
+    awmap_free(c.chunk);
+}
+
 /* ---- conflicts ---------------------------------------------------------------------- */
 
 /* Every node sees the same entries and picks the same winner; each stops its
@@ -302,9 +363,13 @@ static int local_change(registry_t *g, const char *name, const void *value, size
     int rc = add ? awmap_add(g->map, g->self, name, klen, value, vlen, dots, ndots, delta,
                              observer(g), NULL)
                  : awmap_remove(g->map, name, klen, dots, ndots, delta, observer(g));
-    if (rc == 0)
-        ship(g, delta, SYNC_DELTA, 0);
+    /* into this iteration's interval: one delta per iteration goes out, or
+     * one per REGISTRY_BATCH_KEYS keys, so no message outgrows a frame */
+    if (rc == 0 && g->pending)
+        rc = awmap_join(g->pending, delta, NULL);
     awmap_free(delta);
+    if (g->pending && awmap_key_count(g->pending) >= REGISTRY_BATCH_KEYS)
+        registry_flush_now(g);
     settle_touched(g);
     return rc;
 }
@@ -598,7 +663,7 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     int arrived = old_state == HERD_MEMBER_ABSENT || old_state == HERD_MEMBER_DOWN;
     if (arrived && (new_state == HERD_MEMBER_UP || new_state == HERD_MEMBER_DRAINING)) {
         free(u64map_del(&g->down, id)); /* back from a partition: visible again */
-        ship(g, g->map, SYNC_FULL, id);
+        ship_state(g, id);
         /* its names reappear: two live registrations of one name may meet */
         awmap_foreach(g->map, touch_all, g);
         settle_touched(g);
@@ -620,8 +685,7 @@ static void on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8
         awmap_free(d);
         return;
     }
-    int rc = kind == SYNC_DELTA ? awmap_join(g->map, d, observer(g))
-                                : awmap_join_full(g->map, d, observer(g));
+    int rc = awmap_join(g->map, d, observer(g));
     kind == SYNC_DELTA ? g->stats.deltas_in++ : g->stats.full_syncs_in++;
     if (rc)
         herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
@@ -629,11 +693,30 @@ static void on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8
     settle_touched(g);
 }
 
+static void on_flush(uv_prepare_t *h)
+{
+    registry_flush_t *f = h->data;
+    if (f->g)
+        registry_flush_now(f->g);
+}
+
+static void on_flush_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
 static void registry_free(void *p)
 {
     registry_t *g = p;
+    if (g->flush) {
+        if (g->pending && !awmap_is_empty(g->pending))
+            ship(g, g->pending, SYNC_DELTA, 0); /* the last changes still go */
+        g->flush->g = NULL;
+        uv_close((uv_handle_t *)&g->flush->handle, on_flush_closed);
+    }
+    awmap_free(g->pending);
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&g->by_pid, &cursor)) != NULL;)
         pid_names_free(s->value);
@@ -660,6 +743,20 @@ int herd_registry_start(herd_node_t *n)
     }
     g->node = n;
     g->obs = (awmap_observer_t){.added = on_added, .data = g};
+    g->pending = awmap_new_delta();
+    g->flush = calloc(1, sizeof(*g->flush));
+    if (g->pending == NULL || g->flush == NULL) {
+        awmap_free(g->pending);
+        awmap_free(g->map);
+        free(g->flush);
+        free(g);
+        return HERD_ENOMEM;
+    }
+    g->flush->g = g;
+    g->flush->handle.data = g->flush;
+    uv_prepare_init(herd_node_loop(n), &g->flush->handle);
+    uv_prepare_start(&g->flush->handle, on_flush);
+    uv_unref((uv_handle_t *)&g->flush->handle);
     u64map_init(&g->down);
     u64map_init(&g->by_pid);
     awmap_replica_id_t self = {herd_node_id_of(herd_node_name(n)), herd_node_incarnation(n)};

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "herd_registry.h"
 #include "herd_runtime.h"
 #include "log.h"
 #include "ring.h"
@@ -183,24 +184,53 @@ static int read_cookie(herdd_t *d)
     return 0;
 }
 
+/* The members as this node knows them, to name the nodes of pids. */
+typedef struct member_names {
+    herd_member_info_t *info;
+    int count;
+} member_names_t;
+
+static void member_names_load(herdd_t *d, member_names_t *m)
+{
+    int n = herd_cluster_members(d->node, NULL, 0);
+    m->info = n > 0 ? calloc((size_t)n, sizeof(*m->info)) : NULL;
+    m->count = m->info ? herd_cluster_members(d->node, m->info, (size_t)n) : 0;
+    if (m->count > n)
+        m->count = n;
+}
+
+static void node_name_of(const member_names_t *m, uint64_t id, char *out, size_t cap)
+{
+    for (int i = 0; i < m->count; i++) {
+        if (herd_node_id_of(m->info[i].name) == id) {
+            snprintf(out, cap, "%.64s", m->info[i].name);
+            return;
+        }
+    }
+    snprintf(out, cap, "?%016llx", (unsigned long long)id);
+}
+
 /* ---- control commands -------------------------------------------------------- */
 
 static int cmd_members(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
     herdd_t *d = data;
-    herd_member_info_t info[RING_MAX_MEMBERS];
-    int n = herd_cluster_members(d->node, info, RING_MAX_MEMBERS);
-    if (n < 0)
-        return snprintf(msg, cap, "not in a cluster"), n;
+    member_names_t mn;
+    member_names_load(d, &mn);
+    herd_member_info_t *info = mn.info;
+    int n = mn.count;
+    if (info == NULL)
+        return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
     json_t *list = json_array();
-    for (int i = 0; i < n && i < (int)RING_MAX_MEMBERS; i++)
+    for (int i = 0; i < n; i++)
         json_array_append_new(
             list, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "name", info[i].name, "address",
                             info[i].address, "incarnation", (json_int_t)info[i].incarnation,
                             "state", herd_member_state_name(info[i].state), "weight",
                             (json_int_t)info[i].weight, "last_heard_ms",
                             (json_int_t)info[i].last_heard_ms));
+    free(info);
     *result = list;
     return 0;
 }
@@ -234,8 +264,7 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
     for (int i = 1; herd_cluster_reject_name(i); i++)
         json_object_set_new(rejected, herd_cluster_reject_name(i),
                             json_integer((json_int_t)s.rejected[i]));
-    herd_member_info_t info[RING_MAX_MEMBERS];
-    int members = herd_cluster_members(d->node, info, RING_MAX_MEMBERS);
+    int members = herd_cluster_members(d->node, NULL, 0);
     *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o}", "name", d->name,
                         "frames_in", (json_int_t)s.frames_in, "frames_out",
                         (json_int_t)s.frames_out, "bytes_in", (json_int_t)s.bytes_in,
@@ -246,7 +275,71 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
     return 0;
 }
 
+static json_t *name_json(const member_names_t *mn, const char *name, herd_pid_t pid,
+                         const herd_meta_t *meta)
+{
+    char node[80], pidtext[160];
+    node_name_of(mn, pid.node, node, sizeof(node));
+    snprintf(pidtext, sizeof(pidtext), "%s/%llu/%llu", node,
+             (unsigned long long)pid.incarnation, (unsigned long long)pid.serial);
+    json_t *m = json_object();
+    for (uint8_t i = 0; meta && i < meta->count; i++)
+        json_object_set_new(m, meta->kv[i].key, json_string(meta->kv[i].value));
+    return json_pack("{s:s, s:s, s:s, s:o}", "name", name, "node", node, "pid", pidtext, "meta",
+                     m);
+}
+
+static int cmd_whereis(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    herdd_t *d = data;
+    const char *name = json_string_value(json_object_get(args, "name"));
+    if (name == NULL)
+        return snprintf(msg, cap, "whereis needs a name"), HERD_EINVAL;
+    herd_pid_t pid;
+    herd_meta_t meta;
+    int rc = herd_whereis(d->node, name, &pid, &meta);
+    if (rc == HERD_ENOENT)
+        return snprintf(msg, cap, "no process is registered as '%.200s'", name), rc;
+    if (rc)
+        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
+    member_names_t mn;
+    member_names_load(d, &mn);
+    *result = name_json(&mn, name, pid, &meta);
+    free(mn.info);
+    return 0;
+}
+
+typedef struct names_ctx {
+    member_names_t mn;
+    json_t *list;
+} names_ctx_t;
+
+static int add_name(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
+{
+    names_ctx_t *c = data;
+    json_array_append_new(c->list, name_json(&c->mn, name, pid, meta));
+    return json_array_size(c->list) >= 100000; /* a bound on one answer */
+}
+
+static int cmd_names(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    herdd_t *d = data;
+    const char *prefix = json_string_value(json_object_get(args, "prefix"));
+    names_ctx_t c = {{NULL, 0}, json_array()};
+    member_names_load(d, &c.mn);
+    int rc = herd_registry_list(d->node, prefix, add_name, &c);
+    free(c.mn.info);
+    if (rc < 0) {
+        json_decref(c.list);
+        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
+    }
+    *result = c.list;
+    return 0;
+}
+
 static const control_command_t commands[] = {
+    {"whereis", cmd_whereis},
+    {"names", cmd_names},
     {"members", cmd_members},
     {"ring", cmd_ring},
     {"stats", cmd_stats},
@@ -283,6 +376,8 @@ static int start(herdd_t *d)
     if (d->down_ms && d->heartbeat_ms == 0 && d->down_ms < 600)
         cc.suspect_ms = d->down_ms / 2;
     rc = herd_cluster_start(d->node, &cc);
+    if (rc == 0)
+        rc = herd_registry_start(d->node);
     if (rc)
         return fprintf(stderr, "herdd: cannot listen at %s: %s\n", d->listen,
                        rc == HERD_EIO ? "address in use or not available here"

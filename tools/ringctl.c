@@ -129,15 +129,22 @@ static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
 
 #define CTL_TIMEOUT_MS 1500
 
+static json_t *ctl_live_args(const ctl_t *c, const char *cmd, json_t *args, int *rc);
+
 /* Ask the node; on failure say why (exit 1) and return NULL. */
 static json_t *ctl_live(const ctl_t *c, const char *cmd, int *rc)
+{
+    return ctl_live_args(c, cmd, NULL, rc);
+}
+
+static json_t *ctl_live_args(const ctl_t *c, const char *cmd, json_t *args, int *rc)
 {
     if (c->node == NULL) {
         *rc = ctl_usage(c, "no node to ask: give --node ADDR or set HERD_NODE");
         return NULL;
     }
     control_reply_t r;
-    control_request(c->node, cmd, NULL, CTL_TIMEOUT_MS, &r);
+    control_request(c->node, cmd, args, CTL_TIMEOUT_MS, &r);
     if (r.outcome == CONTROL_OK)
         return r.result;
     *rc = ctl_fail(c, 1, r.outcome == CONTROL_UNREACHABLE ? "EUNREACHABLE" : r.code, "%s",
@@ -254,6 +261,56 @@ static int ctl_print_stats(const ctl_t *c, json_t *st)
         }
     }
     json_decref(st);
+    return 0;
+}
+
+static const char names_help[] =
+    "usage: ringctl [--json] [--node ADDR] names [PREFIX]\n"
+    "\n"
+    "The registered names (starting with PREFIX), with the node and pid of the\n"
+    "process each names and its metadata.\n"
+    "JSON: [{\"name\",\"node\",\"pid\",\"meta\":{...}}], pid as \"node/incarnation/serial\".\n";
+
+static const char whereis_help[] =
+    "usage: ringctl [--json] [--node ADDR] whereis NAME\n"
+    "\n"
+    "Where the process registered as NAME runs: node, pid, metadata. An unknown\n"
+    "name is an error (exit 1).\n"
+    "JSON: {\"name\",\"node\",\"pid\",\"meta\":{...}}\n";
+
+static void ctl_print_name(json_t *o)
+{
+    printf("%-32s %-16s %-40s", json_string_value(json_object_get(o, "name")),
+           json_string_value(json_object_get(o, "node")),
+           json_string_value(json_object_get(o, "pid")));
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(o, "meta"), k, v)
+    printf(" %s=%s", k, json_string_value(v));
+    printf("\n");
+}
+
+static int ctl_run_names(const ctl_t *c, const char *arg)
+{
+    int rc = 0;
+    int names = strcmp(c->cmd, "names") == 0;
+    json_t *args = json_pack("{s:s?}", names ? "prefix" : "name", arg);
+    json_t *res = ctl_live_args(c, c->cmd, args, &rc);
+    json_decref(args);
+    if (res == NULL)
+        return rc;
+    if (c->json)
+        return ctl_print_json(res);
+    printf("%-32s %-16s %-40s %s\n", "NAME", "NODE", "PID", "META");
+    if (names) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(res, i, o)
+        ctl_print_name(o);
+    } else {
+        ctl_print_name(res);
+    }
+    json_decref(res);
     return 0;
 }
 
@@ -467,13 +524,14 @@ static int ctl_parse_args(const ctl_t *c, int argc, char **argv, ctl_args_t *a)
         }
         idx = -1;
     }
-    int want_key = strcmp(c->cmd, "owner") == 0;
+    int want_key = strcmp(c->cmd, "owner") == 0 || strcmp(c->cmd, "whereis") == 0;
+    int may_key = want_key || strcmp(c->cmd, "names") == 0;
     if (a->help)
         return 0;
-    if (want_key && optind < argc)
+    if (may_key && optind < argc)
         a->key = argv[optind++];
     if (want_key && a->key == NULL)
-        return ctl_usage(c, "missing KEY");
+        return ctl_usage(c, strcmp(c->cmd, "owner") == 0 ? "missing KEY" : "missing NAME");
     if (optind < argc)
         return ctl_usage(c, "unexpected argument '%s'", argv[optind]);
     return 0;
@@ -484,6 +542,8 @@ static int ctl_run(const ctl_t *c, const ctl_args_t *a)
     int rc = 0;
     if (strcmp(c->cmd, "members") == 0 || strcmp(c->cmd, "stats") == 0)
         return ctl_run_live(c);
+    if (strcmp(c->cmd, "names") == 0 || strcmp(c->cmd, "whereis") == 0)
+        return ctl_run_names(c, a->key);
     if (strcmp(c->cmd, "diff") == 0 && a->change_count == 0)
         return ctl_usage(c, "give at least one --add, --remove or --weight");
     ring_t *r = ctl_ring_from_nodes(c, a->nodes, &rc);
@@ -520,6 +580,8 @@ static const char main_help[] =
     "Live (ask the node at --node ADDR or HERD_NODE):\n"
     "  members                            the node's view of the cluster\n"
     "  stats                              frames in/out, rejected by reason, peers\n"
+    "  names [PREFIX]                     registered names, their nodes and pids\n"
+    "  whereis NAME                       where the process registered as NAME runs\n"
     "\n"
     "Global options:\n"
     "  --json              one JSON document on stdout\n"
@@ -541,6 +603,10 @@ static const char *ctl_command_help(const char *cmd)
         return members_help;
     if (strcmp(cmd, "stats") == 0)
         return stats_help;
+    if (strcmp(cmd, "names") == 0)
+        return names_help;
+    if (strcmp(cmd, "whereis") == 0)
+        return whereis_help;
     return NULL;
 }
 

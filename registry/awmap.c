@@ -482,24 +482,45 @@ int awmap_remove(awmap_t *m, const char *key, size_t klen, const awmap_dot_t *do
     return rc;
 }
 
+int awmap_copy_entry(awmap_t *dst, const awmap_t *src, const char *key, size_t klen,
+                     const awmap_entry_t *e, int with_value)
+{
+    key_t_ *dk = key_get_or_add(dst, key, klen);
+    uint32_t idx;
+    if (dk == NULL || awmap_replica(dst, src->replicas[e->dot.replica].id, &idx) != 0 ||
+        cc_add(&dst->replicas[idx], e->dot.counter) != 0)
+        return HERD_ENOMEM;
+    awmap_dot_t dot = {idx, e->dot.counter};
+    if (*entry_find(dk, dot) == NULL &&
+        entry_insert(dst, dk, dot, with_value ? e->value : NULL, with_value ? e->len : 0, NULL))
+        return HERD_ENOMEM;
+    return 0;
+}
+
 int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t klen)
 {
     const key_t_ *sk = key_find(src, key, klen);
-    key_t_ *dk = sk ? key_get_or_add(dst, key, klen) : NULL;
     if (sk == NULL)
         return HERD_ENOENT;
-    if (dk == NULL)
-        return HERD_ENOMEM;
-    for (const awmap_entry_t *e = sk->entries; e; e = e->next) {
-        uint32_t idx;
-        if (awmap_replica(dst, src->replicas[e->dot.replica].id, &idx) != 0 ||
-            cc_add(&dst->replicas[idx], e->dot.counter) != 0)
+    for (const awmap_entry_t *e = sk->entries; e; e = e->next)
+        if (awmap_copy_entry(dst, src, key, klen, e, 1) != 0)
             return HERD_ENOMEM;
-        awmap_dot_t dot = {idx, e->dot.counter};
-        if (*entry_find(dk, dot) == NULL && entry_insert(dst, dk, dot, e->value, e->len, NULL))
-            return HERD_ENOMEM;
-    }
     return 0;
+}
+
+int awmap_copy_context(awmap_t *dst, const awmap_t *src)
+{
+    return cc_join(dst, src);
+}
+
+int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,
+                       uint64_t counter)
+{
+    uint32_t idx;
+    if (!dst->is_delta || key_get_or_add(dst, key, klen) == NULL ||
+        awmap_replica(dst, id, &idx) != 0)
+        return HERD_ENOMEM;
+    return cc_add(&dst->replicas[idx], counter);
 }
 
 /* ---- reading ----------------------------------------------------------------------- */

@@ -92,6 +92,16 @@ int awmap_join_full(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs);
  * context (nothing else of src's context): a piece of src that can travel on
  * its own as a delta. */
 int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t klen);
+/* The same for one entry of `src` (with `value` NULL and vlen 0 to copy only
+ * the dot as an entry without a value: a digest's list of live dots). */
+int awmap_copy_entry(awmap_t *dst, const awmap_t *src, const char *key, size_t klen,
+                     const awmap_entry_t *e, int with_value);
+/* Join src's causal context (and nothing else) into dst. */
+int awmap_copy_context(awmap_t *dst, const awmap_t *src);
+/* List `key` in delta `dst` with the dot (id, counter) in its context and no
+ * entry for it: "this entry of this key is removed". */
+int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,
+                       uint64_t counter);
 
 /* ---- reading ------------------------------------------------------------------ */
 

@@ -4,9 +4,11 @@
  * A registration value (wire.h encoding): u64 pid node, u64 pid incarnation,
  * u64 pid serial, u64 hlc (first registered), u8 n, n x (str key, str value).
  *
- * Sync messages on the registry's stream (app 1): u8 kind (1 delta, 2 a
- * chunk of the state sent to a node that joins or comes back), then an awmap
- * encoding, joined by the keys it lists.
+ * Sync messages on the registry's stream (app 1), each a u8 kind then:
+ *   1 delta: an awmap encoding, joined by the keys it lists;
+ *   3 digest: digest_encode (to a node that joins or comes back);
+ *   4 want: u16 n, n x u8 bucket;
+ *   5 dots: u16 n, n x u8 bucket, an awmap encoding (context + dots).
  */
 #include "herd_registry.h"
 
@@ -15,13 +17,16 @@
 #include <time.h>
 
 #include "awmap.h"
+#include "digest.h"
 #include "hlc.h"
 #include "log.h"
 #include "u64map.h"
 
 #define REGISTRY_APP 1
 #define REGISTRY_BATCH_KEYS 2048 /* keys per delta message: ~150 KB */
-enum { SYNC_DELTA = 1, SYNC_FULL = 2 };
+/* Sync messages: a delta; then the digest exchange (digest.h): A's digest,
+ * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
+enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5 };
 
 typedef struct pid_names {
     char **names;
@@ -263,7 +268,7 @@ static void ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to
             members[i].state == HERD_MEMBER_LEFT)
             continue;
         if (herd_cluster_send_app(n, id, REGISTRY_APP, w.buf, w.len) == 0)
-            kind == SYNC_DELTA ? g->stats.deltas_out++ : g->stats.full_syncs_out++;
+            g->stats.deltas_out++;
     }
     wire_writer_fini(&w);
 }
@@ -281,41 +286,115 @@ static void registry_flush_now(registry_t *g)
     g->pending = next;
 }
 
-typedef struct state_ctx {
-    registry_t *g;
-    uint64_t to;
-    awmap_t *chunk;
-    int err;
-} state_ctx_t;
+/* ---- digest sync (digest.h) ------------------------------------------------------ */
 
-static int state_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+static void send_to(registry_t *g, uint64_t to, wire_writer_t *w)
 {
-    (void)e;
-    state_ctx_t *c = data;
-    if (awmap_copy_key(c->chunk, c->g->map, key, klen) != 0) {
-        c->err = HERD_ENOMEM;
-        return 1;
-    }
-    if (awmap_key_count(c->chunk) < REGISTRY_BATCH_KEYS)
-        return 0;
-    ship(c->g, c->chunk, SYNC_FULL, c->to);
-    awmap_free(c->chunk);
-    c->chunk = awmap_new_delta();
-    return c->chunk == NULL;
+    if (w->err == 0)
+        herd_cluster_send_app(g->node, to, REGISTRY_APP, w->buf, w->len);
+    wire_writer_fini(w);
 }
 
-/* Send every live entry to node `to` that arrives, in chunks that each carry
- * exactly their entries' dots, so each joins on its own and none can remove
- * what another brings. (Removals it missed while away travel with the digest
- * sync, not here.) */
-static void ship_state(registry_t *g, uint64_t to)
+/* Node `to` arrived: offer it our digest; it asks for what differs. */
+static void sync_offer(registry_t *g, uint64_t to)
 {
-    state_ctx_t c = {g, to, awmap_new_delta(), 0};
-    if (c.chunk)
-        awmap_foreach(g->map, state_key, &c);
-    if (c.chunk && !awmap_is_empty(c.chunk))
-        ship(g, c.chunk, SYNC_FULL, to);
-    awmap_free(c.chunk);
+    digest_t d;
+    digest_of(g->map, &d);
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_DIGEST);
+    digest_encode(&d, &w);
+    send_to(g, to, &w);
+    g->stats.full_syncs_out++;
+}
+
+static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
+{
+    digest_t theirs, mine;
+    if (digest_decode(r, &theirs) != 0 || wire_reader_done(r) != 0) {
+        g->stats.rejected++;
+        return;
+    }
+    digest_of(g->map, &mine);
+    uint8_t want[DIGEST_BUCKETS];
+    size_t n = digest_diff(&theirs, &mine, want);
+    if (n == 0)
+        return;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_WANT);
+    wire_put_u16(&w, (uint16_t)n);
+    wire_put_raw(&w, want, n);
+    send_to(g, from, &w);
+}
+
+static void send_dots(registry_t *g, uint64_t to, const uint8_t *buckets, size_t n)
+{
+    awmap_t *dots = digest_dots(g->map, buckets, n);
+    if (dots == NULL)
+        return;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_DOTS);
+    wire_put_u16(&w, (uint16_t)n);
+    wire_put_raw(&w, buckets, n);
+    awmap_encode(dots, &w);
+    awmap_free(dots);
+    send_to(g, to, &w);
+}
+
+/* They want our dots in some buckets: send them in groups of about
+ * REGISTRY_BATCH_KEYS entries, so no message outgrows a frame. */
+static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
+{
+    uint16_t n = wire_get_u16(r);
+    uint8_t want[DIGEST_BUCKETS];
+    for (uint16_t i = 0; i < n && i < DIGEST_BUCKETS; i++)
+        want[i] = wire_get_u8(r);
+    if (n > DIGEST_BUCKETS || wire_reader_done(r) != 0) {
+        g->stats.rejected++;
+        return;
+    }
+    digest_t mine;
+    digest_of(g->map, &mine);
+    size_t start = 0, entries = 0;
+    for (size_t i = 0; i < n; i++) {
+        entries += mine.count[want[i]];
+        if (entries >= REGISTRY_BATCH_KEYS || i + 1 == n) {
+            send_dots(g, from, want + start, i + 1 - start);
+            start = i + 1;
+            entries = 0;
+        }
+    }
+}
+
+typedef struct answer_ctx {
+    registry_t *g;
+    uint64_t to;
+} answer_ctx_t;
+
+static void answer_piece(void *data, const awmap_t *piece)
+{
+    answer_ctx_t *c = data;
+    ship(c->g, piece, SYNC_DELTA, c->to);
+}
+
+static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
+{
+    uint16_t n = wire_get_u16(r);
+    uint8_t buckets[DIGEST_BUCKETS];
+    for (uint16_t i = 0; i < n && i < DIGEST_BUCKETS; i++)
+        buckets[i] = wire_get_u8(r);
+    awmap_t *dots = NULL;
+    if (n > DIGEST_BUCKETS || r->err || awmap_decode(r, &dots) != 0 ||
+        wire_reader_done(r) != 0) {
+        g->stats.rejected++;
+        awmap_free(dots);
+        return;
+    }
+    answer_ctx_t c = {g, from};
+    digest_answer(g->map, dots, buckets, n, REGISTRY_BATCH_KEYS, answer_piece, &c);
+    awmap_free(dots);
 }
 
 /* ---- conflicts ---------------------------------------------------------------------- */
@@ -663,7 +742,7 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     int arrived = old_state == HERD_MEMBER_ABSENT || old_state == HERD_MEMBER_DOWN;
     if (arrived && (new_state == HERD_MEMBER_UP || new_state == HERD_MEMBER_DRAINING)) {
         free(u64map_del(&g->down, id)); /* back from a partition: visible again */
-        ship_state(g, id);
+        sync_offer(g, id);
         /* its names reappear: two live registrations of one name may meet */
         awmap_foreach(g->map, touch_all, g);
         settle_touched(g);
@@ -673,20 +752,32 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
 static void on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                     size_t len)
 {
-    (void)node, (void)incarnation;
+    (void)incarnation;
     registry_t *g = data;
     wire_reader_t r;
     wire_reader_init(&r, msg, len);
     uint8_t kind = wire_get_u8(&r);
+    if (kind == SYNC_DIGEST) {
+        g->stats.full_syncs_in++;
+        sync_on_digest(g, node, &r);
+        return;
+    }
+    if (kind == SYNC_WANT) {
+        sync_on_want(g, node, &r);
+        return;
+    }
+    if (kind == SYNC_DOTS) {
+        sync_on_dots(g, node, &r);
+        return;
+    }
     awmap_t *d = NULL;
-    if ((kind != SYNC_DELTA && kind != SYNC_FULL) || awmap_decode(&r, &d) != 0 ||
-        wire_reader_done(&r) != 0) {
+    if (kind != SYNC_DELTA || awmap_decode(&r, &d) != 0 || wire_reader_done(&r) != 0) {
         g->stats.rejected++;
         awmap_free(d);
         return;
     }
     int rc = awmap_join(g->map, d, observer(g));
-    kind == SYNC_DELTA ? g->stats.deltas_in++ : g->stats.full_syncs_in++;
+    g->stats.deltas_in++;
     if (rc)
         herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
     awmap_free(d);

@@ -484,6 +484,13 @@ int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out)
         m->next_heartbeat = now + m->cfg.heartbeat_ms;
         rc = mship_heartbeat(m, out);
     }
+    /* A suspect is also asked directly, every tick: it answers a HELLO at once,
+     * so a few lost heartbeats in a row do not turn into a false "down". */
+    for (size_t i = 0; i < m->member_count && rc == 0; i++) {
+        const mship_member_t *x = m->members[i];
+        if (x->state == MEMBER_SUSPECT)
+            rc = emit_send(m, out, x->address, x->id, 0, FRAME_HELLO);
+    }
     if (rc == 0 && now >= m->next_hello) {
         m->next_hello = now + m->cfg.heartbeat_ms;
         for (size_t i = 0; i < m->cfg.seed_count && rc == 0; i++)
@@ -581,6 +588,7 @@ static mship_member_t *mship_heard(mship_t *m, uint64_t now, const frame_header_
             return NULL;
         candidate_drop(m, b->name);
         x->state = (mship_state_t)b->state;
+        x->last_seq = h->seq;
         emit_member(out, x, MEMBER_ABSENT, x->state, MSHIP_GONE_NONE);
         herd_log(HERD_LOG_INFO, "membership", "%s joined at %s (incarnation %llu)", x->name,
                  x->address, (unsigned long long)x->incarnation);
@@ -591,6 +599,11 @@ static mship_member_t *mship_heard(mship_t *m, uint64_t now, const frame_header_
     if (x->state == MEMBER_LEFT)
         return NULL;
     x->last_heard = now;
+    /* Frames may arrive reordered (the replay window accepts them): an older
+     * frame proves liveness but must not undo what a newer one said. */
+    if (h->seq <= x->last_seq)
+        return x;
+    x->last_seq = h->seq;
     strcpy(x->address, b->address);
     if (x->weight != b->weight) {
         x->weight = b->weight;

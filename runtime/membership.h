@@ -80,6 +80,7 @@ typedef struct mship_member {
     mship_state_t state;
     uint64_t last_heard; /* ms, the node's clock; for self: now */
     uint64_t state_since;
+    uint64_t last_seq; /* of the newest frame whose state was applied */
 } mship_member_t;
 
 typedef enum mship_effect_kind {

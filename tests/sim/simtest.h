@@ -23,7 +23,7 @@
 
 #include "simnet.h"
 
-#define SIM_DEFAULT_SEEDS 50
+#define SIM_DEFAULT_SEEDS 200
 
 /* The membership defaults, scaled for short runs. */
 #define SIM_HB 200

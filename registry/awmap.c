@@ -21,6 +21,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "u64map.h"
+
 typedef struct awmap_replica_st {
     awmap_replica_id_t id;
     uint64_t vv;     /* every counter 1..vv seen */
@@ -444,12 +446,24 @@ static awmap_t *small_delta(const awmap_t *m, const char *key, size_t klen,
     return t;
 }
 
+/* Dots a mutator is given must at least name replicas the map knows. That
+ * they are dots of this key is the caller's promise (awmap.h): checking it
+ * would need an index of every dot. */
+static int dots_known(const awmap_t *m, const awmap_dot_t *dots, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (dots[i].replica >= m->replica_n || dots[i].counter == 0)
+            return 0;
+    return 1;
+}
+
 int awmap_add(awmap_t *m, uint32_t replica, const char *key, size_t klen, const void *value,
               size_t vlen, const awmap_dot_t *supersede, size_t n, awmap_t *delta,
               const awmap_observer_t *obs, awmap_dot_t *new_dot)
 {
     if (replica >= m->replica_n || klen > AWMAP_KEY_MAX || vlen > AWMAP_VALUE_MAX ||
-        (vlen && value == NULL) || (n && supersede == NULL))
+        (vlen && value == NULL) || (n && supersede == NULL) ||
+        !dots_known(m, supersede, n))
         return HERD_EINVAL;
     awmap_dot_t dot = {replica, next_counter(&m->replicas[replica])};
     awmap_t *t = small_delta(m, key, klen, &dot, value, vlen, supersede, n);
@@ -467,11 +481,8 @@ int awmap_add(awmap_t *m, uint32_t replica, const char *key, size_t klen, const 
 int awmap_remove(awmap_t *m, const char *key, size_t klen, const awmap_dot_t *dots, size_t n,
                  awmap_t *delta, const awmap_observer_t *obs)
 {
-    if (klen > AWMAP_KEY_MAX || (n && dots == NULL))
+    if (klen > AWMAP_KEY_MAX || (n && dots == NULL) || !dots_known(m, dots, n))
         return HERD_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (dots[i].replica >= m->replica_n)
-            return HERD_EINVAL;
     awmap_t *t = small_delta(m, key, klen, NULL, NULL, 0, dots, n);
     if (t == NULL)
         return HERD_ENOMEM;
@@ -485,6 +496,8 @@ int awmap_remove(awmap_t *m, const char *key, size_t klen, const awmap_dot_t *do
 int awmap_copy_entry(awmap_t *dst, const awmap_t *src, const char *key, size_t klen,
                      const awmap_entry_t *e, int with_value)
 {
+    if (klen > AWMAP_KEY_MAX || e == NULL)
+        return HERD_EINVAL;
     key_t_ *dk = key_get_or_add(dst, key, klen);
     uint32_t idx;
     if (dk == NULL || awmap_replica(dst, src->replicas[e->dot.replica].id, &idx) != 0 ||
@@ -517,8 +530,9 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
                        uint64_t counter)
 {
     uint32_t idx;
-    if (!dst->is_delta || key_get_or_add(dst, key, klen) == NULL ||
-        awmap_replica(dst, id, &idx) != 0)
+    if (!dst->is_delta || klen > AWMAP_KEY_MAX || counter == 0)
+        return HERD_EINVAL;
+    if (key_get_or_add(dst, key, klen) == NULL || awmap_replica(dst, id, &idx) != 0)
         return HERD_ENOMEM;
     return cc_add(&dst->replicas[idx], counter);
 }
@@ -556,6 +570,8 @@ int awmap_foreach(const awmap_t *m,
 
 int awmap_seen(const awmap_t *m, awmap_replica_id_t id, uint64_t counter)
 {
+    if (counter == 0)
+        return 0; /* no dot has counter 0 */
     long i = replica_find(m, id);
     return i >= 0 && cc_has(&m->replicas[i], counter);
 }
@@ -622,6 +638,8 @@ int awmap_equal(const awmap_t *a, const awmap_t *b)
            cc_within(a, b) && cc_within(b, a);
 }
 
+static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen);
+
 /* ---- wire ---------------------------------------------------------------------------- */
 
 static int encode_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
@@ -680,7 +698,25 @@ static int decode_replicas(wire_reader_t *r, awmap_t *m)
     return r->err;
 }
 
+/* A dot names one write: it may stand under one key only. */
+static int dot_unique(u64map_t *seen, awmap_dot_t dot)
+{
+    uint64_t h = (dot.counter * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)dot.replica << 1) ^ 1;
+    if (u64map_get(seen, h))
+        return 0; /* the same dot (or, at 2^-64 odds, a twin hash): refuse */
+    return u64map_put(seen, h, (void *)1) == 0;
+}
+
 static int decode_keys(wire_reader_t *r, awmap_t *m)
+{
+    u64map_t seen;
+    u64map_init(&seen);
+    int rc = decode_keys_into(r, m, &seen);
+    u64map_fini(&seen);
+    return rc;
+}
+
+static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen)
 {
     uint32_t n = wire_get_u32(r);
     if (n > r->len)
@@ -700,7 +736,7 @@ static int decode_keys(wire_reader_t *r, awmap_t *m)
             size_t vlen = wire_get_bytes(r, &v);
             if (r->err || dot.replica >= m->replica_n || dot.counter == 0 ||
                 vlen > AWMAP_VALUE_MAX || !cc_has(&m->replicas[dot.replica], dot.counter) ||
-                *entry_find(k, dot) != NULL || entry_insert(m, k, dot, v, vlen, NULL))
+                !dot_unique(seen, dot) || entry_insert(m, k, dot, v, vlen, NULL))
                 return HERD_EBADFRAME; /* every entry's dot is in the map's own context */
         }
         if (k->entries == NULL && !m->is_delta)

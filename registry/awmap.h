@@ -14,8 +14,10 @@
  * Keys in a delta: join looks only at the keys a delta lists, so every dot in
  * a delta's causal context must be a dot of a key the delta lists (possibly
  * with no entries: "these dots of this key are removed") or a dot no map has
- * as an entry yet. The mutators and awmap_diff keep to this; awmap_join_full
- * joins arbitrary maps by looking at every key.
+ * as an entry yet. The mutators keep to this as long as the dots they are
+ * given to supersede or remove are dots of their key (the caller's promise:
+ * the registry takes them from the key's own entries), and so does the digest
+ * sync; awmap_join_full joins arbitrary maps by looking at every key.
  *
  * Names and values are byte strings; names up to AWMAP_KEY_MAX bytes.
  */
@@ -71,7 +73,8 @@ size_t awmap_replica_count(const awmap_t *m);
 /* ---- mutators: change `m` and describe the change in `delta` ---------------- */
 
 /* Add (key, value) under a new dot of `replica`, and remove the `n` dots in
- * `supersede` (entries of this key the caller replaces). The delta gets the
+ * `supersede` (entries of this key the caller replaces; HERD_EINVAL for a dot
+ * of an unknown replica or counter 0). The delta gets the
  * new entry and a CC of the new dot plus the superseded ones. `delta` may be
  * NULL; it may already hold other changes (they accumulate). */
 int awmap_add(awmap_t *m, uint32_t replica, const char *key, size_t klen, const void *value,

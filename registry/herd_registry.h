@@ -12,8 +12,10 @@
  * Conflicts: after a partition heals, one name may have two live
  * registrations. Every node picks the same winner: the earlier registration
  * time, then the lower node id (the hash of the node name; the same on every
- * node). The node of the loser stops it with HERD_REASON_NAME_CONFLICT, and
- * its registration goes with it.
+ * node). The node of the loser hands the loser's state (handoff_out) to the
+ * winner, whose resolve_conflict merges it (if its behaviour has one), then
+ * stops the loser with HERD_REASON_NAME_CONFLICT; its registration goes with
+ * it.
  *
  * Names whose pid lives on a node declared down are hidden, not deleted: the
  * node may only be partitioned away. They are removed once the node is known

@@ -412,7 +412,15 @@ static void settle(registry_t *g, const char *name)
         reg_value_t v = value_decode(e, NULL);
         if (entry_hidden(g, v.pid) || herd_pid_equal(v.pid, win.pid))
             continue;
-        if (herd_is_alive(n, v.pid) && herd_exit(n, v.pid, HERD_REASON_NAME_CONFLICT) == 0) {
+        if (!herd_is_alive(n, v.pid))
+            continue;
+        /* the loser's state goes to the winner's resolve_conflict first */
+        uint8_t *state = NULL;
+        size_t len = 0;
+        if (herd_state_out(n, v.pid, &state, &len) == 0)
+            herd_merge_into(n, win.pid, state, len);
+        free(state);
+        if (herd_exit(n, v.pid, HERD_REASON_NAME_CONFLICT) == 0) {
             g->stats.conflicts_resolved++;
             herd_log(HERD_LOG_INFO, "registry", "name '%s': a registration made earlier elsewhere "
                      "wins; stopping the local copy", name);

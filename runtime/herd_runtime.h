@@ -70,6 +70,8 @@ typedef enum herd_msg_kind {
     HERD_MSG_REPLY,    /* the answer to a call this process made (handle_info) */
     HERD_MSG_DOWN,     /* a monitored process exited (handle_info) */
     HERD_MSG_EXIT,     /* a linked process exited and this one traps exits */
+    HERD_MSG_MERGE,    /* the state of a copy that lost a name conflict: given to
+                          resolve_conflict, never to handle_info */
 } herd_msg_kind_t;
 
 /* A message as a handler sees it. Valid only during the handler call. */
@@ -331,6 +333,18 @@ int herd_sup_terminate_child(herd_node_t *node, herd_pid_t sup, uint64_t id);
 /* Fills up to `cap` entries in start order and returns the number of children. */
 int herd_sup_which_children(herd_node_t *node, herd_pid_t sup, herd_child_info_t *out,
                             size_t cap);
+
+/* ---- state transfer (handoff, conflicts) ------------------------------------------ */
+
+/* Serialize the state of a live process of this node with its behaviour's
+ * handoff_out (outside its own handlers: not while one of them runs). *out is
+ * malloc'ed. Errors: HERD_ENOPROC, HERD_EINVAL (no handoff_out, or called
+ * from the process itself), or handoff_out's own failure. */
+int herd_state_out(herd_node_t *node, herd_pid_t pid, uint8_t **out, size_t *len);
+/* Send `state` to `winner` (here or on another node) to be merged by its
+ * behaviour's resolve_conflict, as a HERD_MSG_MERGE in its mailbox order. A
+ * winner without resolve_conflict ignores it. */
+int herd_merge_into(herd_node_t *node, herd_pid_t winner, const uint8_t *state, size_t len);
 
 /* ---- hooks for the layers above (registry, handoff) ----------------------------------- */
 

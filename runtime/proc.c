@@ -379,9 +379,33 @@ static int proc_dispatch(herd_proc_t *p, const mmsg_t *m)
             return b->handle_call(p, p->state, &msg, (herd_from_t){m->from, m->ref});
         herd_reply(p->node, (herd_from_t){m->from, m->ref}, HERD_EINVAL, NULL, 0);
         return 0;
+    case HERD_MSG_MERGE:
+        return b->resolve_conflict ? b->resolve_conflict(p, p->state, m->data, m->len) : 0;
     default:
         return b->handle_info ? b->handle_info(p, p->state, &msg) : 0;
     }
+}
+
+int herd_state_out(herd_node_t *n, herd_pid_t pid, uint8_t **out, size_t *len)
+{
+    herd_proc_t *p = proc_lookup(n, pid);
+    if (p == NULL)
+        return HERD_ENOPROC;
+    if (p->beh->handoff_out == NULL || (p->flags & PROC_RUNNING))
+        return HERD_EINVAL;
+    herd_proc_t *saved = n->current;
+    n->current = p;
+    n->depth++;
+    int rc = p->beh->handoff_out(p, p->state, out, len);
+    n->depth--;
+    n->current = saved;
+    return rc;
+}
+
+int herd_merge_into(herd_node_t *n, herd_pid_t winner, const uint8_t *state, size_t len)
+{
+    /* forced: a merge must not be lost to a full mailbox */
+    return proc_deliver(n, winner, HERD_MSG_MERGE, node_outside_pid(n), 0, 0, state, len, 1);
 }
 
 int proc_run(herd_proc_t *p, int budget)

@@ -348,6 +348,10 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
             c->apps[m.to.serial].cb(c->apps[m.to.serial].data, m.from.node,
                                     m.from.incarnation, m.data, m.len);
         break;
+    case HERD_MSG_MERGE:
+        if (proc_deliver(n, m.to, HERD_MSG_MERGE, m.from, 0, 0, m.data, m.len, 1))
+            c->msgs_dropped++; /* the winner is gone too */
+        break;
     case HERD_MSG_CAST:
     case HERD_MSG_INFO:
         if (proc_deliver(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data, m.len, 0))

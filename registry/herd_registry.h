@@ -57,7 +57,9 @@ int herd_registry_start(herd_node_t *node);
  * HERD_EINVAL (empty or over-long name), HERD_ENOENT (no registry). Registering
  * the same pid again updates its metadata. `meta` may be NULL. */
 int herd_register(herd_node_t *node, const char *name, herd_pid_t pid, const herd_meta_t *meta);
-/* Remove the name's visible registration. HERD_ENOENT when there is none. */
+/* Remove the name's visible registration. HERD_ENOENT when there is none.
+ * For a process of another node, that node is told too (so it does not put
+ * the name back as gone missing). */
 int herd_unregister(herd_node_t *node, const char *name);
 /* The pid (and, if `meta` is given, the metadata) of a name. HERD_ENOENT when
  * the name has no visible registration. */
@@ -87,6 +89,7 @@ typedef struct herd_registry_stats {
     uint64_t names, entries;     /* keys and entries in the replica */
     uint64_t deltas_out, deltas_in, full_syncs_out, full_syncs_in;
     uint64_t conflicts_resolved; /* registrations this node stopped as losers */
+    uint64_t reregistered;       /* live processes' entries put back after going missing */
     uint64_t rejected;           /* malformed sync messages */
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);

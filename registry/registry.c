@@ -6,9 +6,10 @@
  *
  * Sync messages on the registry's stream (app 1), each a u8 kind then:
  *   1 delta: an awmap encoding, joined by the keys it lists;
- *   3 digest: digest_encode (to a node that joins or comes back);
+ *   3 digest: u8 ask_back, digest_encode (to a node that joins or comes back);
  *   4 want: u16 n, n x u8 bucket;
- *   5 dots: u16 n, n x u8 bucket, an awmap encoding (context + dots).
+ *   5 dots: u16 n, n x u8 bucket, an awmap encoding (context + dots);
+ *   6 unregister: u64 serial, bytes name (the pid's node lets go of it).
  */
 #include "herd_registry.h"
 
@@ -26,10 +27,16 @@
 #define REGISTRY_BATCH_KEYS 2048 /* keys per delta message: ~150 KB */
 /* Sync messages: a delta; then the digest exchange (digest.h): A's digest,
  * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
-enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5 };
+enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6 };
+#define REGISTRY_CHECK_MS 2000 /* how often live processes' entries are checked */
 
+/* The names of one local process, with the value each was registered with:
+ * what to remove when it exits, and what to put back if an entry of it goes
+ * missing while it lives. */
 typedef struct pid_names {
     char **names;
+    uint8_t **values;
+    size_t *vlens;
     uint32_t count, cap;
 } pid_names_t;
 
@@ -53,7 +60,9 @@ typedef struct registry {
  * closes them, which may be after the registry is gone. */
 typedef struct registry_flush {
     uv_prepare_t handle;
-    registry_t *g; /* NULL once the registry is freed */
+    uv_timer_t check; /* check_registrations */
+    registry_t *g;    /* NULL once the registry is freed */
+    int open_handles;
 } registry_flush_t;
 
 typedef struct reg_value {
@@ -183,7 +192,33 @@ static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t
 
 /* ---- the local pid index (fed by the map's observer) ----------------------------- */
 
-static void index_add(registry_t *g, const char *key, size_t klen, herd_pid_t pid)
+static long pid_names_find(const pid_names_t *pn, const char *key, size_t klen)
+{
+    for (uint32_t i = 0; i < pn->count; i++)
+        if (strlen(pn->names[i]) == klen && memcmp(pn->names[i], key, klen) == 0)
+            return (long)i;
+    return -1;
+}
+
+static int pid_names_grow(pid_names_t *pn)
+{
+    uint32_t cap = pn->cap ? pn->cap * 2 : 2;
+    char **names = realloc(pn->names, cap * sizeof(char *));
+    if (names)
+        pn->names = names;
+    uint8_t **values = names ? realloc(pn->values, cap * sizeof(uint8_t *)) : NULL;
+    if (values)
+        pn->values = values;
+    size_t *vlens = values ? realloc(pn->vlens, cap * sizeof(size_t)) : NULL;
+    if (vlens == NULL)
+        return HERD_ENOMEM;
+    pn->vlens = vlens;
+    pn->cap = cap;
+    return 0;
+}
+
+static void index_add(registry_t *g, const char *key, size_t klen, herd_pid_t pid,
+                      const awmap_entry_t *e)
 {
     pid_names_t *pn = u64map_get(&g->by_pid, pid.serial);
     if (pn == NULL) {
@@ -193,27 +228,53 @@ static void index_add(registry_t *g, const char *key, size_t klen, herd_pid_t pi
             return;
         }
     }
-    for (uint32_t i = 0; i < pn->count; i++)
-        if (strlen(pn->names[i]) == klen && memcmp(pn->names[i], key, klen) == 0)
-            return;
-    if (pn->count == pn->cap) {
-        uint32_t cap = pn->cap ? pn->cap * 2 : 2;
-        char **names = realloc(pn->names, cap * sizeof(char *));
-        if (names == NULL)
-            return;
-        pn->names = names;
-        pn->cap = cap;
+    uint8_t *value = malloc(e->len ? e->len : 1);
+    if (value == NULL)
+        return;
+    memcpy(value, e->value, e->len);
+    long i = pid_names_find(pn, key, klen);
+    if (i >= 0) { /* new metadata for a name it holds */
+        free(pn->values[i]);
+        pn->values[i] = value;
+        pn->vlens[i] = e->len;
+        return;
     }
-    pn->names[pn->count] = strndup(key, klen);
-    if (pn->names[pn->count])
-        pn->count++;
+    char *name = strndup(key, klen);
+    if (name == NULL || (pn->count == pn->cap && pid_names_grow(pn) != 0)) {
+        free(name);
+        free(value);
+        return;
+    }
+    pn->names[pn->count] = name;
+    pn->values[pn->count] = value;
+    pn->vlens[pn->count] = e->len;
+    pn->count++;
+}
+
+/* The process let go of the name: nothing to put back any more. */
+static void index_remove(registry_t *g, herd_pid_t pid, const char *name)
+{
+    pid_names_t *pn = u64map_get(&g->by_pid, pid.serial);
+    long i = pn ? pid_names_find(pn, name, strlen(name)) : -1;
+    if (i < 0)
+        return;
+    free(pn->names[i]);
+    free(pn->values[i]);
+    pn->count--;
+    pn->names[i] = pn->names[pn->count];
+    pn->values[i] = pn->values[pn->count];
+    pn->vlens[i] = pn->vlens[pn->count];
 }
 
 static void pid_names_free(pid_names_t *pn)
 {
-    for (uint32_t i = 0; i < pn->count; i++)
+    for (uint32_t i = 0; i < pn->count; i++) {
         free(pn->names[i]);
+        free(pn->values[i]);
+    }
     free(pn->names);
+    free(pn->values);
+    free(pn->vlens);
     free(pn);
 }
 
@@ -238,7 +299,7 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
     reg_value_t v = value_decode(e, NULL);
     if (v.pid.node == herd_node_id_of(herd_node_name(n)) &&
         v.pid.incarnation == herd_node_incarnation(n))
-        index_add(g, key, klen, v.pid);
+        index_add(g, key, klen, v.pid, e);
     if (e->next) /* a second entry: maybe a conflict */
         touched_add(g, key, klen);
 }
@@ -264,8 +325,8 @@ static void ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to
     uint64_t self = herd_node_id_of(herd_node_name(n));
     for (int i = 0; i < count && i < 64 && w.err == 0; i++) {
         uint64_t id = herd_node_id_of(members[i].name);
-        if (id == self || (only_to && id != only_to) || members[i].state == HERD_MEMBER_DOWN ||
-            members[i].state == HERD_MEMBER_LEFT)
+        /* a down member may be partitioned away: its stream keeps what we send */
+        if (id == self || (only_to && id != only_to) || members[i].state == HERD_MEMBER_LEFT)
             continue;
         if (herd_cluster_send_app(n, id, REGISTRY_APP, w.buf, w.len) == 0)
             g->stats.deltas_out++;
@@ -295,14 +356,17 @@ static void send_to(registry_t *g, uint64_t to, wire_writer_t *w)
     wire_writer_fini(w);
 }
 
-/* Node `to` arrived: offer it our digest; it asks for what differs. */
-static void sync_offer(registry_t *g, uint64_t to)
+/* Node `to` arrived: offer it our digest; it asks for what differs. With
+ * `ask_back`, it offers its own in return: the two may not have seen each
+ * other leave (a one-sided partition), so the one that notices syncs both. */
+static void sync_offer(registry_t *g, uint64_t to, int ask_back)
 {
     digest_t d;
     digest_of(g->map, &d);
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_DIGEST);
+    wire_put_u8(&w, (uint8_t)(ask_back != 0));
     digest_encode(&d, &w);
     send_to(g, to, &w);
     g->stats.full_syncs_out++;
@@ -311,10 +375,13 @@ static void sync_offer(registry_t *g, uint64_t to)
 static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
 {
     digest_t theirs, mine;
-    if (digest_decode(r, &theirs) != 0 || wire_reader_done(r) != 0) {
+    uint8_t ask_back = wire_get_u8(r);
+    if (digest_decode(r, &theirs) != 0 || wire_reader_done(r) != 0 || ask_back > 1) {
         g->stats.rejected++;
         return;
     }
+    if (ask_back)
+        sync_offer(g, from, 0);
     digest_of(g->map, &mine);
     uint8_t want[DIGEST_BUCKETS];
     size_t n = digest_diff(&theirs, &mine, want);
@@ -397,6 +464,72 @@ static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
     awmap_free(dots);
 }
 
+static int local_change(registry_t *g, const char *name, const void *value, size_t vlen,
+                        const awmap_dot_t *dots, size_t ndots, int add);
+
+static void send_unregister(registry_t *g, herd_pid_t pid, const char *name)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_UNREGISTER);
+    wire_put_u64(&w, pid.serial);
+    wire_put_bytes(&w, name, strlen(name));
+    send_to(g, pid.node, &w);
+}
+
+static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
+{
+    (void)from;
+    herd_node_t *n = g->node;
+    uint64_t serial = wire_get_u64(r);
+    const uint8_t *name;
+    size_t len = wire_get_bytes(r, &name);
+    char buf[HERD_NAME_MAX + 1];
+    if (wire_reader_done(r) != 0 || len == 0 || len > HERD_NAME_MAX) {
+        g->stats.rejected++;
+        return;
+    }
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    index_remove(g, (herd_pid_t){herd_node_id_of(herd_node_name(n)),
+                                 herd_node_incarnation(n), serial},
+                 buf);
+}
+
+/* Whether `key` still has an entry for `pid` (visible or hidden). */
+static int holds_pid(const registry_t *g, const char *key, herd_pid_t pid)
+{
+    for (const awmap_entry_t *e = awmap_get(g->map, key, strlen(key)); e; e = e->next)
+        if (herd_pid_equal(value_decode(e, NULL).pid, pid))
+            return 1;
+    return 0;
+}
+
+/* Every live local process whose entry has gone missing (a node that thought
+ * us gone removed it: a forget time shorter than a partition) is registered
+ * again, with its first registration time, so conflicts still judge fairly. */
+static void check_registrations(registry_t *g)
+{
+    herd_node_t *n = g->node;
+    size_t cursor = 0;
+    herd_pid_t self = {herd_node_id_of(herd_node_name(n)), herd_node_incarnation(n), 0};
+    for (u64map_slot_t *s; (s = u64map_next(&g->by_pid, &cursor)) != NULL;) {
+        pid_names_t *pn = s->value;
+        herd_pid_t pid = self;
+        pid.serial = s->key;
+        if (!herd_is_alive(n, pid))
+            continue;
+        for (uint32_t i = 0; i < pn->count; i++) {
+            if (holds_pid(g, pn->names[i], pid))
+                continue;
+            herd_log(HERD_LOG_INFO, "registry", "'%s' had gone missing: registered again",
+                     pn->names[i]);
+            g->stats.reregistered++;
+            local_change(g, pn->names[i], pn->values[i], pn->vlens[i], NULL, 0, 1);
+        }
+    }
+}
+
 /* ---- conflicts ---------------------------------------------------------------------- */
 
 /* Every node sees the same entries and picks the same winner; each stops its
@@ -420,7 +553,7 @@ static void settle(registry_t *g, const char *name)
         if (herd_state_out(n, v.pid, &state, &len) == 0)
             herd_merge_into(n, win.pid, state, len);
         free(state);
-        if (herd_exit(n, v.pid, HERD_REASON_NAME_CONFLICT) == 0) {
+        if (herd_stop(n, v.pid, HERD_REASON_NAME_CONFLICT) == 0) {
             g->stats.conflicts_resolved++;
             herd_log(HERD_LOG_INFO, "registry", "name '%s': a registration made earlier elsewhere "
                      "wins; stopping the local copy", name);
@@ -519,10 +652,21 @@ int herd_unregister(herd_node_t *n, const char *name)
     if (check_name(name))
         return HERD_EINVAL;
     awmap_dot_t dots[16];
-    size_t ndots = visible_dots(g, awmap_get(g->map, name, strlen(name)), dots, 16,
-                                HERD_PID_NONE);
+    const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
+    size_t ndots = visible_dots(g, entries, dots, 16, HERD_PID_NONE);
     if (ndots == 0)
         return HERD_ENOENT;
+    /* The node of each pid lets go too, or it would put the name back as
+     * "gone missing" (the request travels ahead of our delta, in order). */
+    for (const awmap_entry_t *e = entries; e; e = e->next) {
+        reg_value_t v = value_decode(e, NULL);
+        if (entry_hidden(g, v.pid))
+            continue;
+        if (v.pid.node == herd_node_id_of(herd_node_name(n)))
+            index_remove(g, v.pid, name);
+        else
+            send_unregister(g, v.pid, name);
+    }
     return local_change(g, name, NULL, 0, dots, ndots, 0);
 }
 
@@ -750,7 +894,7 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     int arrived = old_state == HERD_MEMBER_ABSENT || old_state == HERD_MEMBER_DOWN;
     if (arrived && (new_state == HERD_MEMBER_UP || new_state == HERD_MEMBER_DRAINING)) {
         free(u64map_del(&g->down, id)); /* back from a partition: visible again */
-        sync_offer(g, id);
+        sync_offer(g, id, 1);
         /* its names reappear: two live registrations of one name may meet */
         awmap_foreach(g->map, touch_all, g);
         settle_touched(g);
@@ -778,6 +922,10 @@ static void on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8
         sync_on_dots(g, node, &r);
         return;
     }
+    if (kind == SYNC_UNREGISTER) {
+        sync_on_unregister(g, node, &r);
+        return;
+    }
     awmap_t *d = NULL;
     if (kind != SYNC_DELTA || awmap_decode(&r, &d) != 0 || wire_reader_done(&r) != 0) {
         g->stats.rejected++;
@@ -801,7 +949,16 @@ static void on_flush(uv_prepare_t *h)
 
 static void on_flush_closed(uv_handle_t *h)
 {
-    free(h->data);
+    registry_flush_t *f = h->data;
+    if (--f->open_handles == 0)
+        free(f);
+}
+
+static void on_check(uv_timer_t *h)
+{
+    registry_flush_t *f = h->data;
+    if (f->g)
+        check_registrations(f->g);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
@@ -809,11 +966,15 @@ static void on_flush_closed(uv_handle_t *h)
 static void registry_free(void *p)
 {
     registry_t *g = p;
+    /* no callback may reach a freed registry while the node finishes closing */
+    herd_cluster_off_change(g->node, on_member, g);
+    herd_cluster_on_app(g->node, REGISTRY_APP, NULL, NULL);
     if (g->flush) {
         if (g->pending && !awmap_is_empty(g->pending))
             ship(g, g->pending, SYNC_DELTA, 0); /* the last changes still go */
         g->flush->g = NULL;
         uv_close((uv_handle_t *)&g->flush->handle, on_flush_closed);
+        uv_close((uv_handle_t *)&g->flush->check, on_flush_closed);
     }
     awmap_free(g->pending);
     size_t cursor = 0;
@@ -856,6 +1017,11 @@ int herd_registry_start(herd_node_t *n)
     uv_prepare_init(herd_node_loop(n), &g->flush->handle);
     uv_prepare_start(&g->flush->handle, on_flush);
     uv_unref((uv_handle_t *)&g->flush->handle);
+    uv_timer_init(herd_node_loop(n), &g->flush->check);
+    g->flush->check.data = g->flush;
+    g->flush->open_handles = 2;
+    uv_timer_start(&g->flush->check, on_check, REGISTRY_CHECK_MS, REGISTRY_CHECK_MS);
+    uv_unref((uv_handle_t *)&g->flush->check);
     u64map_init(&g->down);
     u64map_init(&g->by_pid);
     awmap_replica_id_t self = {herd_node_id_of(herd_node_name(n)), herd_node_incarnation(n)};

@@ -320,6 +320,18 @@ int herd_cluster_on_change(herd_node_t *n, herd_member_cb cb, void *data)
     return 0;
 }
 
+void herd_cluster_off_change(herd_node_t *n, herd_member_cb cb, void *data)
+{
+    herd_cluster_t *c = n->cluster;
+    for (size_t i = 0; c && i < c->hook_count; i++) {
+        if (c->hooks[i].cb == cb && c->hooks[i].data == data) {
+            memmove(&c->hooks[i], &c->hooks[i + 1], (c->hook_count - i - 1) * sizeof(c->hooks[0]));
+            c->hook_count--;
+            return;
+        }
+    }
+}
+
 /* ---- introspection ------------------------------------------------------------ */
 
 int herd_cluster_members(herd_node_t *n, herd_member_info_t *out, size_t cap)

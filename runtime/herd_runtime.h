@@ -199,6 +199,10 @@ void herd_set_trap_exit(herd_proc_t *self, int on);
  * HERD_MSG_EXIT). HERD_ENOPROC when the pid is not alive. `node` is the node
  * the call is made on. */
 int herd_exit(herd_node_t *node, herd_pid_t pid, int reason);
+/* Stop a process with `reason` whatever it traps (as a supervisor stops a
+ * child, or the registry the loser of a name conflict). HERD_ENOPROC when the
+ * pid is not alive here. */
+int herd_stop(herd_node_t *node, herd_pid_t pid, int reason);
 int herd_is_alive(const herd_node_t *node, herd_pid_t pid);
 
 /* ---- messages and calls -------------------------------------------------------- */
@@ -402,6 +406,8 @@ int herd_cluster_leave(herd_node_t *node);
 /* Drain: leave the ring (processes move off), stay a member. */
 int herd_cluster_set_draining(herd_node_t *node, int on);
 int herd_cluster_on_change(herd_node_t *node, herd_member_cb cb, void *data);
+/* Remove a hook added with herd_cluster_on_change (same cb and data). */
+void herd_cluster_off_change(herd_node_t *node, herd_member_cb cb, void *data);
 
 typedef struct herd_member_info {
     char name[65];
@@ -432,7 +438,9 @@ const char *herd_cluster_reject_name(int reason);
 /* Streams between the same layer on two nodes (app 1-255): reliable and in
  * order between a pair of node starts, batched with the node's other
  * messages. The handler runs on the loop thread for each message from node
- * (id, incarnation). send: HERD_ENOTCONN when that node is not reachable. */
+ * (id, incarnation); a NULL cb removes it. send: HERD_ENOTCONN when that node
+ * is not a member or left; to a member that is down the message is queued
+ * (bounded, HERD_EFULL past it), for it may come back from a partition. */
 typedef void (*herd_app_cb)(void *data, uint64_t node, uint64_t incarnation,
                             const uint8_t *msg, size_t len);
 int herd_cluster_on_app(herd_node_t *node, uint8_t app, herd_app_cb cb, void *data);

@@ -279,6 +279,15 @@ int herd_exit(herd_node_t *n, herd_pid_t pid, int reason)
     return 0;
 }
 
+int herd_stop(herd_node_t *n, herd_pid_t pid, int reason)
+{
+    herd_proc_t *t = proc_lookup(n, pid);
+    if (t == NULL)
+        return HERD_ENOPROC;
+    proc_mark_exit(t, reason);
+    return 0;
+}
+
 static void proc_free_mailbox(herd_proc_t *p)
 {
     for (mmsg_t *m = p->head, *next; m; m = next) {

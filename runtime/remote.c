@@ -84,12 +84,15 @@ static cluster_peer_t *remote_peer(herd_cluster_t *c, uint64_t id)
     return p;
 }
 
-/* The member that hosts `to`, if messages can reach it now. */
-static int remote_route(herd_cluster_t *c, herd_pid_t to, const mship_member_t **out)
+/* The member that hosts `to`, if messages can reach it now. A stream of the
+ * layers above (`queue_if_down`) also queues for a member that is down: it
+ * may only be partitioned away, and the channel delivers when it answers. */
+static int remote_route(herd_cluster_t *c, herd_pid_t to, int queue_if_down,
+                        const mship_member_t **out)
 {
     const mship_member_t *x = mship_find_id(c->mship, to.node);
-    if (x == NULL || x->state == MEMBER_DOWN || x->state == MEMBER_LEFT ||
-        x == mship_self(c->mship))
+    if (x == NULL || x->state == MEMBER_LEFT || x == mship_self(c->mship) ||
+        (x->state == MEMBER_DOWN && !queue_if_down))
         return HERD_ENOTCONN;
     if (x->incarnation != to.incarnation)
         return HERD_ENOPROC; /* an earlier (dead) or unknown start of that node */
@@ -106,7 +109,7 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
         return HERD_ENOTCONN;
     if (len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
         return HERD_ETOOBIG;
-    int rc = remote_route(c, to, &x);
+    int rc = remote_route(c, to, kind == (herd_msg_kind_t)REMOTE_APP, &x);
     cluster_peer_t *p = rc == 0 ? remote_peer(c, to.node) : NULL;
     if (rc)
         return rc;
@@ -459,7 +462,7 @@ int herd_cluster_on_app(herd_node_t *n, uint8_t app, herd_app_cb cb, void *data)
     if (c == NULL)
         return HERD_ENOENT;
     if (app == 0)
-        return HERD_EINVAL;
+        return HERD_EINVAL; /* a NULL cb removes the handler */
     c->apps[app].cb = cb;
     c->apps[app].data = data;
     return 0;

@@ -62,7 +62,9 @@ int herd_register(herd_node_t *node, const char *name, herd_pid_t pid, const her
  * the name back as gone missing). */
 int herd_unregister(herd_node_t *node, const char *name);
 /* The pid (and, if `meta` is given, the metadata) of a name. HERD_ENOENT when
- * the name has no visible registration. */
+ * the name has no visible registration, HERD_EINVAL for an empty or over-long
+ * name (as for every call here that takes a name). A process's names go when
+ * its exit is carried out (its next turn on the loop), not at herd_exit. */
 int herd_whereis(herd_node_t *node, const char *name, herd_pid_t *pid, herd_meta_t *meta);
 /* Replace the metadata of a registered name. */
 int herd_update_meta(herd_node_t *node, const char *name, const herd_meta_t *meta);

@@ -1,0 +1,173 @@
+/*
+ * test_planner.c - the handoff planner: only what the ring moved is handed
+ * off, crash restarts start where the name is owned, removed specs stop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "planner.h"
+
+static ring_t *ring_of(const char *const *names, size_t n)
+{
+    ring_t *r = ring_new();
+    assert_non_null(r);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ring_add(r, names[i], RING_DEFAULT_WEIGHT), 0);
+    return r;
+}
+
+static const char *owner_of(const ring_t *r, const char *name)
+{
+    const char *o;
+    assert_int_equal(ring_owner(r, name, strlen(name), &o), 0);
+    return o;
+}
+
+#define NCHILD 6000
+
+typedef struct fleet {
+    char names[NCHILD][24];
+    hoff_child_t c[NCHILD];
+} fleet_t;
+
+/* Children as node `self` sees them when every child runs on its owner of
+ * ring `r`. */
+static void fleet_on(fleet_t *f, const ring_t *r, const char *self)
+{
+    for (size_t i = 0; i < NCHILD; i++) {
+        snprintf(f->names[i], sizeof(f->names[i]), "counter-%zu", i);
+        f->c[i] = (hoff_child_t){f->names[i], 1,
+                                 strcmp(owner_of(r, f->names[i]), self) == 0, 1};
+    }
+}
+
+static void test_planner_join_moves_only_what_the_ring_moved(void **state)
+{
+    (void)state;
+    static fleet_t f;
+    const char *abc[] = {"a", "b", "c"}, *abcd[] = {"a", "b", "c", "d"};
+    ring_t *old = ring_of(abc, 3), *cur = ring_of(abcd, 4);
+    fleet_on(&f, old, "a");
+    hoff_plan_t p;
+    assert_int_equal(hoff_plan(old, cur, "a", f.c, NCHILD, &p), 0);
+    size_t expected = 0, running = 0;
+    for (size_t i = 0; i < NCHILD; i++) {
+        running += f.c[i].running_here;
+        expected += f.c[i].running_here && strcmp(owner_of(cur, f.names[i]), "a") != 0;
+    }
+    assert_int_equal(p.count, expected);
+    for (size_t k = 0; k < p.count; k++) {
+        assert_int_equal(p.actions[k].kind, HOFF_HANDOFF);
+        assert_string_equal(p.actions[k].target, "d"); /* a join moves keys to it only */
+        assert_true(f.c[p.actions[k].child].running_here);
+    }
+    /* about a quarter of a's children move, and far from all were looked at */
+    assert_true(p.count > running / 8 && p.count < running / 2);
+    assert_true(p.considered < NCHILD / 2);
+    hoff_plan_free(&p);
+
+    /* the same plan without the old ring (a periodic reconcile) */
+    hoff_plan_t q;
+    assert_int_equal(hoff_plan(NULL, cur, "a", f.c, NCHILD, &q), 0);
+    assert_int_equal(q.count, expected);
+    assert_int_equal(q.considered, NCHILD);
+    hoff_plan_free(&q);
+    ring_free(old);
+    ring_free(cur);
+}
+
+static void test_planner_crash_restarts_where_owned(void **state)
+{
+    (void)state;
+    static fleet_t f;
+    const char *abc[] = {"a", "b", "c"}, *ab[] = {"a", "b"};
+    ring_t *old = ring_of(abc, 3), *cur = ring_of(ab, 2);
+    /* c crashed: its children run nowhere visible any more */
+    fleet_on(&f, old, "a");
+    size_t orphans_for_a = 0;
+    for (size_t i = 0; i < NCHILD; i++) {
+        if (strcmp(owner_of(old, f.names[i]), "c") == 0) {
+            f.c[i].running_visible = 0;
+            orphans_for_a += strcmp(owner_of(cur, f.names[i]), "a") == 0;
+        }
+    }
+    hoff_plan_t p;
+    assert_int_equal(hoff_plan(old, cur, "a", f.c, NCHILD, &p), 0);
+    assert_int_equal(p.count, orphans_for_a); /* a starts exactly its share of c's */
+    for (size_t k = 0; k < p.count; k++) {
+        const hoff_child_t *c = &f.c[p.actions[k].child];
+        assert_int_equal(p.actions[k].kind, HOFF_START);
+        assert_false(c->running_visible);
+        assert_string_equal(owner_of(cur, c->name), "a");
+    }
+    assert_true(orphans_for_a > 0);
+    hoff_plan_free(&p);
+    ring_free(old);
+    ring_free(cur);
+}
+
+static void test_planner_removed_spec_stops_and_others_stay(void **state)
+{
+    (void)state;
+    const char *ab[] = {"a", "b"};
+    ring_t *r = ring_of(ab, 2);
+    hoff_child_t c[4] = {
+        {"gone", 0, 1, 1},   /* running here, spec removed: stop */
+        {"ghost", 0, 0, 0},  /* spec removed, not running: nothing */
+        {"elsewhere", 1, 0, 1},
+        {"x", 1, 1, 1},
+    };
+    hoff_plan_t p;
+    assert_int_equal(hoff_plan(NULL, r, "a", c, 4, &p), 0);
+    size_t stops = 0;
+    for (size_t k = 0; k < p.count; k++) {
+        if (p.actions[k].kind == HOFF_STOP) {
+            stops++;
+            assert_int_equal(p.actions[k].child, 0);
+        }
+        assert_true(p.actions[k].child != 1 && p.actions[k].child != 2);
+    }
+    assert_int_equal(stops, 1);
+    hoff_plan_free(&p);
+    ring_free(r);
+}
+
+static void test_planner_bad_input(void **state)
+{
+    (void)state;
+    ring_t *empty = ring_new();
+    const char *a[] = {"a"};
+    ring_t *r = ring_of(a, 1);
+    hoff_child_t c = {"x", 1, 1, 1}, bad = {NULL, 1, 1, 1};
+    hoff_plan_t p;
+    assert_int_equal(hoff_plan(NULL, empty, "a", &c, 1, &p), HERD_EEMPTY);
+    assert_int_equal(p.count, 0);
+    assert_int_equal(hoff_plan(NULL, NULL, "a", &c, 1, &p), HERD_EINVAL);
+    assert_int_equal(hoff_plan(NULL, r, NULL, &c, 1, &p), HERD_EINVAL);
+    assert_int_equal(hoff_plan(NULL, r, "a", NULL, 1, &p), HERD_EINVAL);
+    assert_int_equal(hoff_plan(NULL, r, "a", &bad, 1, &p), HERD_EINVAL);
+    assert_null(p.actions);
+    assert_int_equal(hoff_plan(empty, r, "a", &c, 1, &p), 0); /* no old ring: all */
+    assert_int_equal(p.count, 0); /* x runs here and is owned here */
+    hoff_plan_free(&p);
+    ring_free(empty);
+    ring_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_planner_join_moves_only_what_the_ring_moved),
+        cmocka_unit_test(test_planner_crash_restarts_where_owned),
+        cmocka_unit_test(test_planner_removed_spec_stops_and_others_stay),
+        cmocka_unit_test(test_planner_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

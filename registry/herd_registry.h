@@ -50,6 +50,9 @@ const char *herd_meta_get(const herd_meta_t *m, const char *key);
 
 /* Give `node` a registry. Start the cluster first if the node is in one. */
 int herd_registry_start(herd_node_t *node);
+/* Under a virtual clock, what the loop would do by itself: ship the pending
+ * delta, and check live processes' entries when that is due (simulations). */
+int herd_registry_poll(herd_node_t *node);
 
 /* Register `name` for `pid` (a process of this node, or of another node when
  * the caller knows it lives). Errors: HERD_EEXIST (a live registration of

@@ -53,6 +53,7 @@ typedef struct registry {
     awmap_observer_t obs; /* on_added; the index is pruned when its process exits */
     awmap_t *pending;     /* this loop iteration's changes, shipped as one delta */
     struct registry_flush *flush;
+    uint64_t last_check; /* node clock, for herd_registry_poll */
 } registry_t;
 
 /* The prepare handle that ships `pending` once per loop iteration. It lives
@@ -1054,5 +1055,19 @@ int herd_registry_start(herd_node_t *n)
         return rc;
     }
     herd_node_set_ext(n, HERD_EXT_REGISTRY, g, registry_free);
+    return 0;
+}
+
+int herd_registry_poll(herd_node_t *n)
+{
+    registry_t *g = registry_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    registry_flush_now(g);
+    uint64_t now = herd_node_now(n);
+    if (now - g->last_check >= REGISTRY_CHECK_MS) {
+        g->last_check = now;
+        check_registrations(g);
+    }
     return 0;
 }

@@ -104,13 +104,29 @@ static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
     mship_effects_clear(fx);
 }
 
-static void cluster_on_tick(uv_timer_t *h)
+static void cluster_tick(herd_cluster_t *c)
 {
-    herd_cluster_t *c = h->data;
     uint64_t now = herd_node_now(c->node);
+    c->last_tick = now;
     mship_tick(c->mship, now, &c->fx);
     cluster_apply(c, &c->fx);
     remote_tick(c, now);
+}
+
+static void cluster_on_tick(uv_timer_t *h)
+{
+    cluster_tick(h->data);
+}
+
+int herd_cluster_poll(herd_node_t *n)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    if (herd_node_now(n) - c->last_tick >= c->tick_ms && !c->left)
+        cluster_tick(c);
+    remote_flush(c, herd_node_now(n));
+    return 0;
 }
 
 /* Once per loop iteration, before it waits: the messages queued meanwhile
@@ -246,7 +262,9 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
     int rc = frame_key_from_secret(&c->key, cfg->secret, cfg->secret_len);
     if (rc == 0)
         rc = cluster_membership(c, cfg);
-    if (rc == 0)
+    if (rc == 0 && cfg->transport)
+        c->transport = *cfg->transport;
+    else if (rc == 0)
         rc = transport_nn_new(n->loop, frame_size(FRAME_DEFAULT_MAX_BODY), &c->transport);
     if (rc) {
         cluster_free_parts(c);
@@ -296,6 +314,7 @@ int herd_cluster_leave(herd_node_t *n)
     int rc = mship_leave(c->mship, herd_node_now(n), &c->fx);
     cluster_apply(c, &c->fx);
     uv_timer_stop(&c->tick);
+    c->left = 1;
     return rc;
 }
 

@@ -51,6 +51,8 @@ typedef struct herd_cluster {
     u64map_t remote_watches; /* monitor ref -> remote_watch: my monitors of remote pids */
     u64map_t inbound_calls;  /* key of (caller node, ref) -> inbound_call */
     int any_dirty;
+    uint64_t last_tick; /* node clock, for herd_cluster_poll */
+    int left;
     struct {
         herd_app_cb cb;
         void *data;

@@ -387,6 +387,9 @@ typedef struct herd_cluster_config {
     uint32_t suspect_ms;        /* 0: 3 heartbeats */
     uint32_t down_ms;           /* 0: 5 heartbeats */
     uint32_t forget_ms;         /* 0: 60000 */
+    /* NULL: nanomsg. Otherwise the transport to use (transport.h), taken
+     * over by the node (closed with it): simulations pass an in-memory one. */
+    const struct transport *transport;
 } herd_cluster_config_t;
 
 /* Told on the loop thread after every change of a member's state; `gone` is
@@ -401,6 +404,11 @@ typedef void (*herd_member_cb)(void *data, const char *name, uint64_t incarnatio
  * Errors: HERD_EINVAL (bad config or address), HERD_ERANGE (secret under 16
  * bytes), HERD_EEXIST (already started), HERD_ENOMEM. */
 int herd_cluster_start(herd_node_t *node, const herd_cluster_config_t *cfg);
+/* Under a virtual clock (herd_node_config_t.clock), the cluster's timers do
+ * not fire by themselves: a simulation calls this after advancing the clock.
+ * It runs the membership tick and resends that are due, then sends what is
+ * queued. Harmless under the real clock. */
+int herd_cluster_poll(herd_node_t *node);
 /* Graceful leave: tell every member, stop heartbeating. */
 int herd_cluster_leave(herd_node_t *node);
 /* Drain: leave the ring (processes move off), stay a member. */

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "remote.h"
 
+#define CLUSTER_MAX_DRIFT_MS 60000u /* a clock further ahead is not followed */
+
 static uint64_t wall_ms(void)
 {
     struct timespec ts;
@@ -189,7 +191,16 @@ static void cluster_on_frame(void *data, const uint8_t *buf, size_t len)
         cluster_reject(c, FRAME_REJECT_REPLAY, &h);
         return;
     }
-    hlc_observe(&c->hlc, wall_ms(), h.hlc);
+    /* A member whose clock runs far ahead must not drag every clock with it:
+     * such a timestamp is not merged (the frame is still used) and logged. */
+    uint64_t wall = wall_ms();
+    if (hlc_physical_ms(h.hlc) <= wall + CLUSTER_MAX_DRIFT_MS)
+        hlc_observe(&c->hlc, wall, h.hlc);
+    else if (wall - c->last_drift_log >= 10000) {
+        c->last_drift_log = wall;
+        herd_log(HERD_LOG_WARN, "cluster", "a member's clock is %llu ms ahead of ours: not "
+                 "merged into our clock", (unsigned long long)(hlc_physical_ms(h.hlc) - wall));
+    }
     uint64_t now = herd_node_now(c->node);
     switch (h.type) {
     case FRAME_HELLO:

@@ -52,6 +52,7 @@ typedef struct herd_cluster {
     u64map_t inbound_calls;  /* key of (caller node, ref) -> inbound_call */
     int any_dirty;
     uint64_t last_tick; /* node clock, for herd_cluster_poll */
+    uint64_t last_drift_log;
     int left;
     struct {
         herd_app_cb cb;

@@ -388,53 +388,52 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
 
 /* ---- members that go away -------------------------------------------------- */
 
-/* Node `id` is unreachable: calls waiting on it fail, monitors of it fire. */
+typedef struct ref_list {
+    uint64_t *refs;
+    size_t count, cap;
+} ref_list_t;
+
+static void ref_list_push(ref_list_t *l, uint64_t ref)
+{
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        uint64_t *more = realloc(l->refs, cap * sizeof(*more));
+        if (more == NULL)
+            return; /* what is not listed is settled by its own timeout */
+        l->refs = more;
+        l->cap = cap;
+    }
+    l->refs[l->count++] = ref;
+}
+
+/* Node `id` is unreachable: calls waiting on it fail, monitors of it fire.
+ * The refs are collected first: completing them changes the maps walked. */
 static void remote_node_lost(herd_cluster_t *c, uint64_t id)
 {
     herd_node_t *n = c->node;
-    uint64_t *refs = NULL;
-    size_t count = 0, cap = 0, cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&n->calls, &cursor)) != NULL;) {
-        pending_call_t *pc = s->value;
-        if (pc->callee.node != id)
-            continue;
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *more = realloc(refs, cap * sizeof(*refs));
-            if (more == NULL)
-                break;
-            refs = more;
-        }
-        refs[count++] = s->key;
-    }
-    for (size_t i = 0; i < count; i++)
-        proc_complete_call(n, refs[i], HERD_ENOTCONN, NULL, 0, 1);
-    count = 0;
+    ref_list_t calls = {0}, watches = {0};
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&n->calls, &cursor)) != NULL;)
+        if (((pending_call_t *)s->value)->callee.node == id)
+            ref_list_push(&calls, s->key);
     cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&c->remote_watches, &cursor)) != NULL;) {
-        remote_watch_t *w = s->value;
-        if (w->target.node != id)
-            continue;
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *more = realloc(refs, cap * sizeof(*refs));
-            if (more == NULL)
-                break;
-            refs = more;
-        }
-        refs[count++] = s->key;
-    }
-    for (size_t i = 0; i < count; i++) {
-        remote_watch_t *w = u64map_del(&c->remote_watches, refs[i]);
+    for (u64map_slot_t *s; (s = u64map_next(&c->remote_watches, &cursor)) != NULL;)
+        if (((remote_watch_t *)s->value)->target.node == id)
+            ref_list_push(&watches, s->key);
+    for (size_t i = 0; i < calls.count; i++)
+        proc_complete_call(n, calls.refs[i], HERD_ENOTCONN, NULL, 0, 1);
+    for (size_t i = 0; i < watches.count; i++) {
+        remote_watch_t *w = u64map_del(&c->remote_watches, watches.refs[i]);
         herd_pid_t watcher = {n->id, n->incarnation, w->watcher};
         herd_proc_t *p = proc_lookup(n, watcher);
         if (p)
-            proc_forget_monitor(p, refs[i]);
-        proc_deliver(n, watcher, HERD_MSG_DOWN, w->target, refs[i], HERD_REASON_NOCONNECTION,
-                     NULL, 0, 1);
+            proc_forget_monitor(p, watches.refs[i]);
+        proc_deliver(n, watcher, HERD_MSG_DOWN, w->target, watches.refs[i],
+                     HERD_REASON_NOCONNECTION, NULL, 0, 1);
         free(w);
     }
-    free(refs);
+    free(calls.refs);
+    free(watches.refs);
 }
 
 void remote_on_member(herd_cluster_t *c, const mship_effect_t *e)

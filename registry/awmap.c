@@ -13,7 +13,7 @@
  * late, twice or out of order (Almeida, Shoker, Baquero, "Delta State
  * Replicated Data Types", 2018).
  */
-#include "awmap.h"
+#include "awmap_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,33 +21,11 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "u64map.h"
-
-typedef struct awmap_replica_st {
-    awmap_replica_id_t id;
-    uint64_t vv;     /* every counter 1..vv seen */
-    uint64_t *cloud; /* counters > vv seen, sorted */
-    uint32_t cloud_n, cloud_cap;
-} replica_t;
-
-typedef struct awmap_key {
-    uint64_t hash;
-    awmap_entry_t *entries;
-    uint32_t klen;
-    char name[];
-} key_t_;
-
-struct awmap {
-    replica_t *replicas;
-    uint32_t replica_n, replica_cap;
-    key_t_ **slots; /* open addressing by name hash */
-    size_t mask, key_n, entry_n;
-    int is_delta;
-};
+typedef awmap_replica_st_t replica_t;
 
 /* ---- replicas and the causal context ------------------------------------------ */
 
-static awmap_t *awmap_alloc(int is_delta)
+awmap_t *awmap__alloc(int is_delta)
 {
     awmap_t *m = calloc(1, sizeof(*m));
     if (m)
@@ -57,15 +35,15 @@ static awmap_t *awmap_alloc(int is_delta)
 
 awmap_t *awmap_new(void)
 {
-    return awmap_alloc(0);
+    return awmap__alloc(0);
 }
 
 awmap_t *awmap_new_delta(void)
 {
-    return awmap_alloc(1);
+    return awmap__alloc(1);
 }
 
-static long replica_find(const awmap_t *m, awmap_replica_id_t id)
+long awmap__replica_find(const awmap_t *m, awmap_replica_id_t id)
 {
     for (uint32_t i = 0; i < m->replica_n; i++)
         if (m->replicas[i].id.node == id.node && m->replicas[i].id.incarnation == id.incarnation)
@@ -75,7 +53,7 @@ static long replica_find(const awmap_t *m, awmap_replica_id_t id)
 
 int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index)
 {
-    long i = replica_find(m, id);
+    long i = awmap__replica_find(m, id);
     if (i >= 0) {
         *index = (uint32_t)i;
         return 0;
@@ -117,7 +95,7 @@ static int cloud_find(const replica_t *r, uint64_t c, uint32_t *at)
     return lo < r->cloud_n && r->cloud[lo] == c;
 }
 
-static int cc_has(const replica_t *r, uint64_t c)
+int awmap__cc_has(const replica_t *r, uint64_t c)
 {
     uint32_t at;
     return c <= r->vv || cloud_find(r, c, &at);
@@ -138,7 +116,7 @@ static void cc_fold(replica_t *r)
     }
 }
 
-static int cc_add(replica_t *r, uint64_t c)
+int awmap__cc_add(replica_t *r, uint64_t c)
 {
     uint32_t at;
     if (c <= r->vv || cloud_find(r, c, &at))
@@ -161,6 +139,10 @@ static int cc_add(replica_t *r, uint64_t c)
     r->cloud_n++;
     return 0;
 }
+
+#define replica_find awmap__replica_find
+#define cc_has awmap__cc_has
+#define cc_add awmap__cc_add
 
 /* Whether `m` has seen the dot `dot` of map `from`. */
 static int seen_dot(const awmap_t *m, const awmap_t *from, awmap_dot_t dot)
@@ -193,189 +175,330 @@ static int cc_join(awmap_t *m, const awmap_t *d)
     return 0;
 }
 
-/* ---- keys --------------------------------------------------------------------- */
+/* ---- keys (the layout: awmap_int.h) ------------------------------------------- */
 
 static uint64_t key_hash(const char *key, size_t klen)
 {
     return XXH3_64bits(key, klen);
 }
 
-static key_t_ **key_slot(const awmap_t *m, const char *key, size_t klen, uint64_t h)
+uint64_t awmap_key_hash(const char *key, size_t klen)
 {
-    if (m->slots == NULL)
-        return NULL;
-    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        key_t_ *k = m->slots[i];
-        if (k == NULL || (k->hash == h && k->klen == klen && memcmp(k->name, key, klen) == 0))
-            return &m->slots[i];
+    return key_hash(key, klen);
+}
+
+/* The top byte of the hash: the bucket comes from the low bits. 0 marks an
+ * empty lane. */
+static uint8_t key_tag(uint64_t h)
+{
+    uint8_t t = (uint8_t)(h >> 56);
+    return t ? t : 1;
+}
+
+static size_t key_record_size(size_t klen, size_t vcap)
+{
+    size_t off = (offsetof(awmap_key_t, name) + klen + 1 + 7) & ~(size_t)7;
+    return off + offsetof(awmap_entry_t, value) + vcap;
+}
+
+/* Probe for key from its home bucket. Found: the key. Not found: NULL, and
+ * (*bi, *lane) is the first empty lane of the run, where it would go. The
+ * load factor keeps an empty lane somewhere. */
+static awmap_key_t *key_probe(const awmap_t *m, const char *key, size_t klen, uint64_t h,
+                              size_t *bi, unsigned *lane)
+{
+    uint8_t tag = key_tag(h);
+    for (size_t b = h & m->bmask;; b = (b + 1) & m->bmask) {
+        const awmap_bucket_t *bk = &m->buckets[b];
+        for (unsigned l = 0; l < AWMAP_LANES; l++) {
+            uint8_t t = bk->tag[l];
+            awmap_key_t *k = bk->key[l];
+            if (t == 0 || (t == tag && k->klen == klen && memcmp(k->name, key, klen) == 0)) {
+                *bi = b;
+                *lane = l;
+                return t ? k : NULL;
+            }
+        }
     }
 }
 
-static key_t_ *key_find(const awmap_t *m, const char *key, size_t klen)
+awmap_key_t *awmap__key_find(const awmap_t *m, const char *key, size_t klen)
 {
-    key_t_ **s = key_slot(m, key, klen, key_hash(key, klen));
-    return s ? *s : NULL;
+    size_t b;
+    unsigned l;
+    if (m->buckets == NULL || klen > AWMAP_KEY_MAX)
+        return NULL;
+    return key_probe(m, key, klen, key_hash(key, klen), &b, &l);
+}
+
+static awmap_key_t *key_find(const awmap_t *m, const char *key, size_t klen)
+{
+    return awmap__key_find(m, key, klen);
+}
+
+static void bucket_put(awmap_bucket_t *buckets, size_t bmask, awmap_key_t *k, uint64_t h)
+{
+    for (size_t b = h & bmask;; b = (b + 1) & bmask)
+        for (unsigned l = 0; l < AWMAP_LANES; l++)
+            if (buckets[b].tag[l] == 0) {
+                buckets[b].tag[l] = key_tag(h);
+                buckets[b].key[l] = k;
+                return;
+            }
 }
 
 static int keys_grow(awmap_t *m)
 {
-    size_t cap = m->slots ? (m->mask + 1) * 2 : 16;
-    key_t_ **slots = calloc(cap, sizeof(*slots));
-    if (slots == NULL)
+    size_t nb = m->buckets ? (m->bmask + 1) * 2 : 4;
+    awmap_bucket_t *buckets = aligned_alloc(_Alignof(awmap_bucket_t), nb * sizeof(*buckets));
+    if (buckets == NULL)
         return HERD_ENOMEM;
-    for (size_t i = 0; m->slots && i <= m->mask; i++) {
-        key_t_ *k = m->slots[i];
-        if (k == NULL)
-            continue;
-        size_t j = k->hash & (cap - 1);
-        while (slots[j])
-            j = (j + 1) & (cap - 1);
-        slots[j] = k;
-    }
-    free(m->slots);
-    m->slots = slots;
-    m->mask = cap - 1;
+    memset(buckets, 0, nb * sizeof(*buckets));
+    for (size_t b = 0; m->buckets && b <= m->bmask; b++)
+        for (unsigned l = 0; l < AWMAP_LANES; l++)
+            if (m->buckets[b].tag[l]) {
+                awmap_key_t *k = m->buckets[b].key[l];
+                bucket_put(buckets, nb - 1, k, key_hash(k->name, k->klen));
+            }
+    free(m->buckets);
+    m->buckets = buckets;
+    m->bmask = nb - 1;
     return 0;
 }
 
-static key_t_ *key_get_or_add(awmap_t *m, const char *key, size_t klen)
+awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, size_t vhint)
 {
     if (klen > AWMAP_KEY_MAX)
         return NULL;
-    if ((m->slots == NULL || (m->key_n + 1) * 4 > (m->mask + 1) * 3) && keys_grow(m) != 0)
+    /* at most 4/5 of the lanes in use: probe runs stay short */
+    size_t cap = m->buckets ? (m->bmask + 1) * AWMAP_LANES : 0;
+    if ((m->buckets == NULL || (m->key_n + 1) * 5 > cap * 4) && keys_grow(m) != 0)
         return NULL;
     uint64_t h = key_hash(key, klen);
-    key_t_ **s = key_slot(m, key, klen, h);
-    if (*s)
-        return *s;
-    key_t_ *k = malloc(sizeof(*k) + klen + 1);
+    size_t b;
+    unsigned l;
+    awmap_key_t *k = key_probe(m, key, klen, h, &b, &l);
+    if (k)
+        return k;
+    k = malloc(key_record_size(klen, vhint));
     if (k == NULL)
         return NULL;
-    k->hash = h;
-    k->entries = NULL;
-    k->klen = (uint32_t)klen;
+    k->vcap = (uint32_t)vhint;
+    k->klen = (uint8_t)klen;
+    k->used = 0;
     memcpy(k->name, key, klen);
     k->name[klen] = '\0';
-    *s = k;
+    awmap__first(k)->next = NULL;
+    m->buckets[b].tag[l] = key_tag(h);
+    m->buckets[b].key[l] = k;
     m->key_n++;
     return k;
 }
 
-/* Drop a key (its entries already gone), re-placing the probe run after it. */
-static void key_drop(awmap_t *m, key_t_ *k)
+static awmap_key_t *key_get_or_add(awmap_t *m, const char *key, size_t klen, size_t vhint)
 {
-    key_t_ **s = key_slot(m, k->name, k->klen, k->hash);
-    size_t hole = (size_t)(s - m->slots);
-    m->slots[hole] = NULL;
+    return awmap__key_get_or_add(m, key, klen, vhint);
+}
+
+/* The lane that holds record k. */
+static void key_locate(const awmap_t *m, const awmap_key_t *k, size_t *bi, unsigned *lane)
+{
+    for (size_t b = key_hash(k->name, k->klen) & m->bmask;; b = (b + 1) & m->bmask)
+        for (unsigned l = 0; l < AWMAP_LANES; l++)
+            if (m->buckets[b].key[l] == k && m->buckets[b].tag[l]) {
+                *bi = b;
+                *lane = l;
+                return;
+            }
+}
+
+/* Give k room for a vcap-byte inline value; the record may move. */
+static awmap_key_t *key_resize(awmap_t *m, awmap_key_t *k, size_t vcap)
+{
+    size_t b;
+    unsigned l;
+    key_locate(m, k, &b, &l);
+    awmap_key_t *nk = realloc(k, key_record_size(k->klen, vcap));
+    if (nk == NULL)
+        return NULL;
+    nk->vcap = (uint32_t)vcap;
+    m->buckets[b].key[l] = nk;
+    return nk;
+}
+
+/* Drop a key (its entries already gone), shifting back the rest of its probe
+ * run so no lookup stops early at the hole (no tombstones). Lanes are
+ * numbered b * AWMAP_LANES + l, and a key's home is its bucket's lane 0. */
+static void key_drop(awmap_t *m, awmap_key_t *k)
+{
+    size_t b;
+    unsigned l;
+    key_locate(m, k, &b, &l);
+    const size_t cap = (m->bmask + 1) * AWMAP_LANES;
+    size_t hole = b * AWMAP_LANES + l;
+    m->buckets[b].tag[l] = 0;
     m->key_n--;
-    for (size_t j = (hole + 1) & m->mask; m->slots[j]; j = (j + 1) & m->mask) {
-        key_t_ *moved = m->slots[j];
-        m->slots[j] = NULL;
-        size_t i = moved->hash & m->mask;
-        while (m->slots[i])
-            i = (i + 1) & m->mask;
-        m->slots[i] = moved;
+    for (size_t j = (hole + 1) % cap;; j = (j + 1) % cap) {
+        awmap_bucket_t *bj = &m->buckets[j / AWMAP_LANES];
+        unsigned lj = (unsigned)(j % AWMAP_LANES);
+        if (bj->tag[lj] == 0)
+            break;
+        awmap_key_t *x = bj->key[lj];
+        size_t home = (key_hash(x->name, x->klen) & m->bmask) * AWMAP_LANES;
+        if ((j + cap - hole) % cap <= (j + cap - home) % cap) { /* hole lies in [home, j) */
+            awmap_bucket_t *bh = &m->buckets[hole / AWMAP_LANES];
+            bh->tag[hole % AWMAP_LANES] = bj->tag[lj];
+            bh->key[hole % AWMAP_LANES] = x;
+            bj->tag[lj] = 0;
+            hole = j;
+        }
     }
     free(k);
 }
 
-static void key_drop_if_empty(awmap_t *m, key_t_ *k)
+static void key_drop_if_empty(awmap_t *m, awmap_key_t *k)
 {
-    if (k->entries == NULL && !m->is_delta)
+    if (awmap__entries(k) == NULL && !m->is_delta)
         key_drop(m, k);
 }
 
-static awmap_entry_t **entry_find(key_t_ *k, awmap_dot_t dot)
+static awmap_entry_t *entry_find(const awmap_key_t *k, awmap_dot_t dot)
 {
-    awmap_entry_t **e = &k->entries;
-    while (*e && ((*e)->dot.replica != dot.replica || (*e)->dot.counter != dot.counter))
-        e = &(*e)->next;
+    awmap_entry_t *e = awmap__entries(k);
+    while (e && (e->dot.replica != dot.replica || e->dot.counter != dot.counter))
+        e = e->next;
     return e;
 }
 
-static int entry_insert(awmap_t *m, key_t_ *k, awmap_dot_t dot, const void *value, size_t vlen,
-                        const awmap_observer_t *obs)
+/* The new entry goes inline and heads the list (observers see the others
+ * behind it, as `next`); an inline entry already in use moves to the heap. */
+int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const void *value,
+                        size_t vlen, const awmap_observer_t *obs)
 {
-    awmap_entry_t *e = malloc(sizeof(*e) + vlen);
-    if (e == NULL)
-        return HERD_ENOMEM;
-    e->dot = dot;
-    e->len = (uint32_t)vlen;
+    awmap_key_t *k = *kp;
+    awmap_entry_t *f = awmap__first(k), *rest = f->next, *old = NULL;
+    if (k->used) {
+        if ((old = malloc(sizeof(*old) + f->len)) == NULL)
+            return HERD_ENOMEM;
+        memcpy(old, f, offsetof(awmap_entry_t, value) + f->len);
+        rest = old;
+    }
+    if (vlen > k->vcap) {
+        awmap_key_t *nk = key_resize(m, k, vlen);
+        if (nk == NULL) {
+            free(old);
+            return HERD_ENOMEM;
+        }
+        *kp = k = nk;
+        f = awmap__first(k);
+    }
+    f->next = rest;
+    f->dot = dot;
+    f->len = (uint32_t)vlen;
     if (vlen)
-        memcpy(e->value, value, vlen);
-    e->next = k->entries;
-    k->entries = e;
+        memcpy(f->value, value, vlen);
+    k->used = 1;
     m->entry_n++;
     if (obs && obs->added)
-        obs->added(obs->data, k->name, k->klen, e);
+        obs->added(obs->data, k->name, k->klen, f);
     return 0;
 }
 
-static void entry_unlink(awmap_t *m, key_t_ *k, awmap_entry_t **at, const awmap_observer_t *obs)
+static int entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const void *value,
+                        size_t vlen, const awmap_observer_t *obs)
 {
-    awmap_entry_t *e = *at;
-    *at = e->next;
+    return awmap__entry_insert(m, kp, dot, value, vlen, obs);
+}
+
+/* Remove e, which follows prev in k's list (prev NULL: e heads it). An
+ * inline entry is only marked unused; its `next` keeps linking the rest. */
+static void entry_remove(awmap_t *m, awmap_key_t *k, awmap_entry_t *prev, awmap_entry_t *e,
+                         const awmap_observer_t *obs)
+{
+    awmap_entry_t *f = awmap__first(k);
+    if (e == f)
+        k->used = 0;
+    else if (prev)
+        prev->next = e->next;
+    else
+        f->next = e->next;
     m->entry_n--;
     if (obs && obs->removed)
         obs->removed(obs->data, k->name, k->klen, e);
-    free(e);
+    if (e != f)
+        free(e);
 }
 
 void awmap_free(awmap_t *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; m->slots && i <= m->mask; i++) {
-        key_t_ *k = m->slots[i];
-        if (k == NULL)
-            continue;
-        for (awmap_entry_t *e = k->entries, *next; e; e = next) {
-            next = e->next;
-            free(e);
+    for (size_t b = 0; m->buckets && b <= m->bmask; b++)
+        for (unsigned l = 0; l < AWMAP_LANES; l++) {
+            awmap_key_t *k = m->buckets[b].key[l];
+            if (m->buckets[b].tag[l] == 0)
+                continue;
+            for (awmap_entry_t *e = awmap__first(k)->next, *next; e; e = next) {
+                next = e->next;
+                free(e);
+            }
+            free(k);
         }
-        free(k);
-    }
-    free(m->slots);
+    free(m->buckets);
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);
     free(m->replicas);
     free(m);
 }
 
+/* Visit every key record (fn must not change the map). */
+#define FOREACH_KEY(m, k)                                                              \
+    for (size_t b_ = 0; (m)->buckets && b_ <= (m)->bmask; b_++)                           \
+        for (unsigned l_ = 0; l_ < AWMAP_LANES; l_++)                                     \
+            for (awmap_key_t *k = (m)->buckets[b_].tag[l_] ? (m)->buckets[b_].key[l_] : NULL; \
+                 k; k = NULL)
+
 /* ---- join ------------------------------------------------------------------------ */
 
+/* Whether d's key dk holds an entry with m's dot `dot` (d's replica di). */
+static int key_holds(const awmap_key_t *dk, long di, uint64_t counter)
+{
+    for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x; x = x->next)
+        if (di >= 0 && x->dot.replica == (uint32_t)di && x->dot.counter == counter)
+            return 1;
+    return 0;
+}
+
 /* Join key `dk` of `d` into `m` (before the contexts join). */
-static int join_key(awmap_t *m, const awmap_t *d, const key_t_ *dk, const char *name,
+static int join_key(awmap_t *m, const awmap_t *d, const awmap_key_t *dk, const char *name,
                     size_t klen, const awmap_observer_t *obs)
 {
-    key_t_ *mk = key_find(m, name, klen);
+    awmap_key_t *mk = key_find(m, name, klen);
     /* m's entries that d has seen and does not hold are removed */
-    for (awmap_entry_t **e = mk ? &mk->entries : NULL; e && *e;) {
-        awmap_replica_id_t id = m->replicas[(*e)->dot.replica].id;
-        long di = replica_find(d, id);
-        int d_seen = di >= 0 && cc_has(&d->replicas[di], (*e)->dot.counter);
-        int d_holds = 0;
-        for (const awmap_entry_t *x = dk ? dk->entries : NULL; x && !d_holds; x = x->next)
-            d_holds = di >= 0 && x->dot.replica == (uint32_t)di && x->dot.counter == (*e)->dot.counter;
-        if (d_seen && !d_holds)
-            entry_unlink(m, mk, e, obs);
+    awmap_entry_t *prev = NULL;
+    for (awmap_entry_t *e = mk ? awmap__entries(mk) : NULL, *next; e; e = next) {
+        next = e->next;
+        long di = replica_find(d, m->replicas[e->dot.replica].id);
+        if (di >= 0 && cc_has(&d->replicas[di], e->dot.counter) &&
+            !key_holds(dk, di, e->dot.counter))
+            entry_remove(m, mk, prev, e, obs);
         else
-            e = &(*e)->next;
+            prev = e;
     }
     /* d's entries that m has not seen come in */
-    for (const awmap_entry_t *x = dk ? dk->entries : NULL; x; x = x->next) {
+    for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x; x = x->next) {
         if (seen_dot(m, d, x->dot))
             continue;
         uint32_t idx;
         if (awmap_replica(m, d->replicas[x->dot.replica].id, &idx) != 0)
             return HERD_ENOMEM;
-        if (mk == NULL && (mk = key_get_or_add(m, name, klen)) == NULL)
+        if (mk == NULL && (mk = key_get_or_add(m, name, klen, x->len)) == NULL)
             return HERD_ENOMEM;
         awmap_dot_t dot = {idx, x->dot.counter};
-        if (*entry_find(mk, dot) == NULL && entry_insert(m, mk, dot, x->value, x->len, obs))
+        if (entry_find(mk, dot) == NULL && entry_insert(m, &mk, dot, x->value, x->len, obs))
             return HERD_ENOMEM;
     }
-    if (mk == NULL && m->is_delta && dk && (mk = key_get_or_add(m, name, klen)) == NULL)
+    if (mk == NULL && m->is_delta && dk && (mk = key_get_or_add(m, name, klen, 0)) == NULL)
         return HERD_ENOMEM; /* a delta keeps the removal hint */
     if (mk)
         key_drop_if_empty(m, mk);
@@ -384,11 +507,9 @@ static int join_key(awmap_t *m, const awmap_t *d, const key_t_ *dk, const char *
 
 static int join_keys_of(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
 {
-    for (size_t i = 0; d->slots && i <= d->mask; i++) {
-        const key_t_ *dk = d->slots[i];
-        if (dk && join_key(m, d, dk, dk->name, dk->klen, obs) != 0)
+    FOREACH_KEY(d, dk)
+        if (join_key(m, d, dk, dk->name, dk->klen, obs) != 0)
             return HERD_ENOMEM;
-    }
     return 0;
 }
 
@@ -401,17 +522,24 @@ int awmap_join(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
 int awmap_join_full(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
 {
     int rc = join_keys_of(m, d, obs);
-    /* keys d does not list: their entries go where d has seen the dot */
+    /* keys d does not list: their entries go where d has seen the dot (the
+     * names are copied: join_key may move or drop records) */
     size_t n = 0;
-    key_t_ **todo = rc == 0 ? malloc((m->key_n + 1) * sizeof(*todo)) : NULL;
-    if (rc == 0 && todo == NULL)
+    char (*todo)[AWMAP_KEY_MAX + 1] = rc == 0 ? malloc((m->key_n + 1) * sizeof(*todo)) : NULL;
+    uint8_t *lens = rc == 0 ? malloc(m->key_n + 1) : NULL;
+    if (rc == 0 && (todo == NULL || lens == NULL))
         rc = HERD_ENOMEM;
-    for (size_t i = 0; rc == 0 && m->slots && i <= m->mask; i++)
-        if (m->slots[i] && key_find(d, m->slots[i]->name, m->slots[i]->klen) == NULL)
-            todo[n++] = m->slots[i];
+    if (rc == 0) {
+        FOREACH_KEY(m, k)
+            if (key_find(d, k->name, k->klen) == NULL) {
+                memcpy(todo[n], k->name, k->klen);
+                lens[n++] = k->klen;
+            }
+    }
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = join_key(m, d, NULL, todo[i]->name, todo[i]->klen, obs);
+        rc = join_key(m, d, NULL, todo[i], lens[i], obs);
     free(todo);
+    free(lens);
     return rc ? rc : cc_join(m, d);
 }
 
@@ -422,28 +550,58 @@ static uint64_t next_counter(const replica_t *r)
     return (r->cloud_n ? r->cloud[r->cloud_n - 1] : r->vv) + 1;
 }
 
-/* A delta of one key: its entries `add` (0 or 1) and a CC of the given dots. */
-static awmap_t *small_delta(const awmap_t *m, const char *key, size_t klen,
-                            const awmap_dot_t *add, const void *value, size_t vlen,
-                            const awmap_dot_t *dots, size_t n)
+/* Whether m's dot is one of `dots` (given in from's replica indices). */
+static int dot_listed(const awmap_t *m, const awmap_t *from, awmap_dot_t dot,
+                      const awmap_dot_t *dots, size_t n)
 {
-    awmap_t *t = awmap_new_delta();
-    key_t_ *k = t ? key_get_or_add(t, key, klen) : NULL;
-    int rc = k ? 0 : HERD_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n + (add != NULL); i++) {
+    for (size_t i = 0; i < n; i++) {
+        if (dots[i].counter != dot.counter)
+            continue;
+        if (m == from ? dots[i].replica == dot.replica
+                      : replica_find(m, from->replicas[dots[i].replica].id) == (long)dot.replica)
+            return 1;
+    }
+    return 0;
+}
+
+/* m := m join (a delta of one key: the entry `add` with `value`, if given,
+ * and a context of `dots` and `add`), all dots in from's replica indices.
+ * The same as building that delta and joining it, without the map: the
+ * listed dots' entries go, the new entry comes in unless m has seen it. */
+static int apply_change(awmap_t *m, const awmap_t *from, const char *key, size_t klen,
+                        const awmap_dot_t *add, const void *value, size_t vlen,
+                        const awmap_dot_t *dots, size_t n, const awmap_observer_t *obs)
+{
+    awmap_key_t *k = key_find(m, key, klen);
+    awmap_entry_t *prev = NULL;
+    for (awmap_entry_t *e = k ? awmap__entries(k) : NULL, *next; e; e = next) {
+        next = e->next;
+        if (dot_listed(m, from, e->dot, dots, n) &&
+            !(add && dot_listed(m, from, e->dot, add, 1)))
+            entry_remove(m, k, prev, e, obs);
+        else
+            prev = e;
+    }
+    uint32_t idx;
+    if (add && !seen_dot(m, from, *add)) {
+        if (awmap_replica(m, from->replicas[add->replica].id, &idx) != 0 ||
+            (k == NULL && (k = key_get_or_add(m, key, klen, vlen)) == NULL))
+            return HERD_ENOMEM;
+        awmap_dot_t dot = {idx, add->counter};
+        if (entry_find(k, dot) == NULL && entry_insert(m, &k, dot, value, vlen, obs) != 0)
+            return HERD_ENOMEM;
+    }
+    if (k == NULL && m->is_delta && (k = key_get_or_add(m, key, klen, 0)) == NULL)
+        return HERD_ENOMEM; /* a delta keeps the removal hint */
+    if (k)
+        key_drop_if_empty(m, k);
+    for (size_t i = 0; i < n + (add != NULL); i++) {
         awmap_dot_t dot = i < n ? dots[i] : *add;
-        uint32_t idx;
-        rc = awmap_replica(t, m->replicas[dot.replica].id, &idx);
-        if (rc == 0)
-            rc = cc_add(&t->replicas[idx], dot.counter);
-        if (rc == 0 && i == n)
-            rc = entry_insert(t, k, (awmap_dot_t){idx, dot.counter}, value, vlen, NULL);
+        if (awmap_replica(m, from->replicas[dot.replica].id, &idx) != 0 ||
+            cc_add(&m->replicas[idx], dot.counter) != 0)
+            return HERD_ENOMEM;
     }
-    if (rc) {
-        awmap_free(t);
-        return NULL;
-    }
-    return t;
+    return 0;
 }
 
 /* Dots a mutator is given must at least name replicas the map knows. That
@@ -466,13 +624,10 @@ int awmap_add(awmap_t *m, uint32_t replica, const char *key, size_t klen, const 
         !dots_known(m, supersede, n))
         return HERD_EINVAL;
     awmap_dot_t dot = {replica, next_counter(&m->replicas[replica])};
-    awmap_t *t = small_delta(m, key, klen, &dot, value, vlen, supersede, n);
-    if (t == NULL)
-        return HERD_ENOMEM;
-    int rc = awmap_join(m, t, obs);
-    if (rc == 0 && delta)
-        rc = awmap_join(delta, t, NULL);
-    awmap_free(t);
+    /* the delta first: it reads m's replica table, which m's change leaves be */
+    int rc = delta ? apply_change(delta, m, key, klen, &dot, value, vlen, supersede, n, NULL) : 0;
+    if (rc == 0)
+        rc = apply_change(m, m, key, klen, &dot, value, vlen, supersede, n, obs);
     if (rc == 0 && new_dot)
         *new_dot = dot;
     return rc;
@@ -483,14 +638,8 @@ int awmap_remove(awmap_t *m, const char *key, size_t klen, const awmap_dot_t *do
 {
     if (klen > AWMAP_KEY_MAX || (n && dots == NULL) || !dots_known(m, dots, n))
         return HERD_EINVAL;
-    awmap_t *t = small_delta(m, key, klen, NULL, NULL, 0, dots, n);
-    if (t == NULL)
-        return HERD_ENOMEM;
-    int rc = awmap_join(m, t, obs);
-    if (rc == 0 && delta)
-        rc = awmap_join(delta, t, NULL);
-    awmap_free(t);
-    return rc;
+    int rc = delta ? apply_change(delta, m, key, klen, NULL, NULL, 0, dots, n, NULL) : 0;
+    return rc ? rc : apply_change(m, m, key, klen, NULL, NULL, 0, dots, n, obs);
 }
 
 int awmap_copy_entry(awmap_t *dst, const awmap_t *src, const char *key, size_t klen,
@@ -498,24 +647,24 @@ int awmap_copy_entry(awmap_t *dst, const awmap_t *src, const char *key, size_t k
 {
     if (klen > AWMAP_KEY_MAX || e == NULL)
         return HERD_EINVAL;
-    key_t_ *dk = key_get_or_add(dst, key, klen);
+    awmap_key_t *dk = key_get_or_add(dst, key, klen, with_value ? e->len : 0);
     uint32_t idx;
     if (dk == NULL || awmap_replica(dst, src->replicas[e->dot.replica].id, &idx) != 0 ||
         cc_add(&dst->replicas[idx], e->dot.counter) != 0)
         return HERD_ENOMEM;
     awmap_dot_t dot = {idx, e->dot.counter};
-    if (*entry_find(dk, dot) == NULL &&
-        entry_insert(dst, dk, dot, with_value ? e->value : NULL, with_value ? e->len : 0, NULL))
+    if (entry_find(dk, dot) == NULL &&
+        entry_insert(dst, &dk, dot, with_value ? e->value : NULL, with_value ? e->len : 0, NULL))
         return HERD_ENOMEM;
     return 0;
 }
 
 int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t klen)
 {
-    const key_t_ *sk = key_find(src, key, klen);
+    const awmap_key_t *sk = key_find(src, key, klen);
     if (sk == NULL)
         return HERD_ENOENT;
-    for (const awmap_entry_t *e = sk->entries; e; e = e->next)
+    for (const awmap_entry_t *e = awmap__entries(sk); e; e = e->next)
         if (awmap_copy_entry(dst, src, key, klen, e, 1) != 0)
             return HERD_ENOMEM;
     return 0;
@@ -532,7 +681,7 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
     uint32_t idx;
     if (!dst->is_delta || klen > AWMAP_KEY_MAX || counter == 0)
         return HERD_EINVAL;
-    if (key_get_or_add(dst, key, klen) == NULL || awmap_replica(dst, id, &idx) != 0)
+    if (key_get_or_add(dst, key, klen, 0) == NULL || awmap_replica(dst, id, &idx) != 0)
         return HERD_ENOMEM;
     return cc_add(&dst->replicas[idx], counter);
 }
@@ -541,8 +690,27 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
 
 const awmap_entry_t *awmap_get(const awmap_t *m, const char *key, size_t klen)
 {
-    const key_t_ *k = key_find(m, key, klen);
-    return k ? k->entries : NULL;
+    const awmap_key_t *k = key_find(m, key, klen);
+    return k ? awmap__entries(k) : NULL;
+}
+
+int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
+                       int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),
+                       void *data)
+{
+    uint8_t tag = key_tag(hash);
+    for (size_t b = hash & m->bmask; m->buckets; b = (b + 1) & m->bmask)
+        for (unsigned l = 0; l < AWMAP_LANES; l++) {
+            const awmap_key_t *k = m->buckets[b].key[l];
+            if (m->buckets[b].tag[l] == 0)
+                return 0;
+            int rc = m->buckets[b].tag[l] == tag && key_hash(k->name, k->klen) == hash
+                         ? fn(data, k->name, k->klen, awmap__entries(k))
+                         : 0;
+            if (rc)
+                return rc;
+        }
+    return 0;
 }
 
 size_t awmap_key_count(const awmap_t *m)
@@ -559,9 +727,8 @@ int awmap_foreach(const awmap_t *m,
                   int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),
                   void *data)
 {
-    for (size_t i = 0; m->slots && i <= m->mask; i++) {
-        const key_t_ *k = m->slots[i];
-        int rc = k ? fn(data, k->name, k->klen, k->entries) : 0;
+    FOREACH_KEY(m, k) {
+        int rc = fn(data, k->name, k->klen, awmap__entries(k));
         if (rc)
             return rc;
     }
@@ -597,14 +764,11 @@ int awmap_is_empty(const awmap_t *m)
 /* Every (dot, value) of a's keys is in b (dots compared by replica id). */
 static int entries_within(const awmap_t *a, const awmap_t *b)
 {
-    for (size_t i = 0; a->slots && i <= a->mask; i++) {
-        const key_t_ *ka = a->slots[i];
-        if (ka == NULL || ka->entries == NULL)
-            continue;
-        const key_t_ *kb = key_find(b, ka->name, ka->klen);
-        for (const awmap_entry_t *e = ka->entries; e; e = e->next) {
+    FOREACH_KEY(a, ka) {
+        const awmap_key_t *kb = awmap__entries(ka) ? key_find(b, ka->name, ka->klen) : NULL;
+        for (const awmap_entry_t *e = awmap__entries(ka); e; e = e->next) {
             long bi = replica_find(b, a->replicas[e->dot.replica].id);
-            const awmap_entry_t *f = kb ? kb->entries : NULL;
+            const awmap_entry_t *f = kb ? awmap__entries(kb) : NULL;
             while (f && !(bi >= 0 && f->dot.replica == (uint32_t)bi &&
                           f->dot.counter == e->dot.counter))
                 f = f->next;
@@ -638,124 +802,3 @@ int awmap_equal(const awmap_t *a, const awmap_t *b)
            cc_within(a, b) && cc_within(b, a);
 }
 
-static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen);
-
-/* ---- wire ---------------------------------------------------------------------------- */
-
-static int encode_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
-{
-    wire_writer_t *w = data;
-    uint16_t n = 0;
-    for (const awmap_entry_t *x = e; x; x = x->next)
-        n++;
-    wire_put_bytes(w, key, klen);
-    wire_put_u16(w, n);
-    for (const awmap_entry_t *x = e; x; x = x->next) {
-        wire_put_u32(w, x->dot.replica);
-        wire_put_u64(w, x->dot.counter);
-        wire_put_bytes(w, x->value, x->len);
-    }
-    return 0;
-}
-
-void awmap_encode(const awmap_t *m, wire_writer_t *w)
-{
-    wire_put_u8(w, (uint8_t)m->is_delta);
-    wire_put_u32(w, m->replica_n);
-    for (uint32_t i = 0; i < m->replica_n; i++) {
-        const replica_t *r = &m->replicas[i];
-        wire_put_u64(w, r->id.node);
-        wire_put_u64(w, r->id.incarnation);
-        wire_put_u64(w, r->vv);
-        wire_put_u32(w, r->cloud_n);
-        for (uint32_t k = 0; k < r->cloud_n; k++)
-            wire_put_u64(w, r->cloud[k]);
-    }
-    wire_put_u32(w, (uint32_t)m->key_n);
-    awmap_foreach(m, encode_key, w);
-}
-
-static int decode_replicas(wire_reader_t *r, awmap_t *m)
-{
-    uint32_t n = wire_get_u32(r);
-    if (n > r->len) /* each replica takes bytes: a bound against absurd counts */
-        return HERD_EBADFRAME;
-    for (uint32_t i = 0; i < n && !r->err; i++) {
-        awmap_replica_id_t id = {wire_get_u64(r), wire_get_u64(r)};
-        uint64_t vv = wire_get_u64(r);
-        uint32_t cn = wire_get_u32(r), idx;
-        if (r->err || cn > r->len || replica_find(m, id) >= 0 || awmap_replica(m, id, &idx))
-            return HERD_EBADFRAME;
-        m->replicas[idx].vv = vv;
-        uint64_t prev = vv + 1; /* the cloud starts above vv + 1 (else it would fold) */
-        for (uint32_t k = 0; k < cn && !r->err; k++) {
-            uint64_t c = wire_get_u64(r);
-            if (c <= prev || cc_add(&m->replicas[idx], c)) /* strictly increasing */
-                return HERD_EBADFRAME;
-            prev = c;
-        }
-    }
-    return r->err;
-}
-
-/* A dot names one write: it may stand under one key only. */
-static int dot_unique(u64map_t *seen, awmap_dot_t dot)
-{
-    uint64_t h = (dot.counter * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)dot.replica << 1) ^ 1;
-    if (u64map_get(seen, h))
-        return 0; /* the same dot (or, at 2^-64 odds, a twin hash): refuse */
-    return u64map_put(seen, h, (void *)1) == 0;
-}
-
-static int decode_keys(wire_reader_t *r, awmap_t *m)
-{
-    u64map_t seen;
-    u64map_init(&seen);
-    int rc = decode_keys_into(r, m, &seen);
-    u64map_fini(&seen);
-    return rc;
-}
-
-static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen)
-{
-    uint32_t n = wire_get_u32(r);
-    if (n > r->len)
-        return HERD_EBADFRAME;
-    for (uint32_t i = 0; i < n && !r->err; i++) {
-        const uint8_t *name;
-        size_t klen = wire_get_bytes(r, &name);
-        uint16_t en = wire_get_u16(r);
-        if (r->err || klen > AWMAP_KEY_MAX || key_find(m, (const char *)name, klen))
-            return HERD_EBADFRAME;
-        key_t_ *k = key_get_or_add(m, (const char *)name, klen);
-        if (k == NULL)
-            return HERD_ENOMEM;
-        for (uint16_t j = 0; j < en && !r->err; j++) {
-            awmap_dot_t dot = {wire_get_u32(r), wire_get_u64(r)};
-            const uint8_t *v;
-            size_t vlen = wire_get_bytes(r, &v);
-            if (r->err || dot.replica >= m->replica_n || dot.counter == 0 ||
-                vlen > AWMAP_VALUE_MAX || !cc_has(&m->replicas[dot.replica], dot.counter) ||
-                !dot_unique(seen, dot) || entry_insert(m, k, dot, v, vlen, NULL))
-                return HERD_EBADFRAME; /* every entry's dot is in the map's own context */
-        }
-        if (k->entries == NULL && !m->is_delta)
-            return HERD_EBADFRAME;
-    }
-    return r->err;
-}
-
-int awmap_decode(wire_reader_t *r, awmap_t **out)
-{
-    uint8_t is_delta = wire_get_u8(r);
-    awmap_t *m = r->err || is_delta > 1 ? NULL : awmap_alloc(is_delta);
-    int rc = m ? decode_replicas(r, m) : HERD_EBADFRAME;
-    if (rc == 0)
-        rc = decode_keys(r, m);
-    if (rc) {
-        awmap_free(m);
-        return HERD_EBADFRAME;
-    }
-    *out = m;
-    return 0;
-}

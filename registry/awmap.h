@@ -112,6 +112,13 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
 const awmap_entry_t *awmap_get(const awmap_t *m, const char *key, size_t klen);
 size_t awmap_key_count(const awmap_t *m);
 size_t awmap_entry_count(const awmap_t *m);
+/* The hash the map files `key` under. */
+uint64_t awmap_key_hash(const char *key, size_t klen);
+/* Visit the keys whose hash is `hash` (one, but for a 2^-64 twin); stop when
+ * fn returns nonzero (and return that). fn must not change the map. */
+int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
+                       int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),
+                       void *data);
 /* Visit every key; stop when fn returns nonzero (and return that). */
 int awmap_foreach(const awmap_t *m,
                   int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),

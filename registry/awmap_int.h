@@ -1,0 +1,77 @@
+/*
+ * awmap_int.h - the add-wins map's insides, shared by awmap.c (the map and
+ * join) and awmap_wire.c (encode/decode). Not for other modules.
+ *
+ * Memory layout, and why: a registry holds one key per name and nearly every
+ * key has one entry, so a lookup should touch two cache lines (a bucket of
+ * the key table, then the key record) and a key should cost one allocation.
+ * - The key table is bucketed open addressing: a 64-byte bucket holds 7 key
+ *   pointers and a one-byte tag (8 bits of the hash) per lane, so a probe
+ *   rarely reads a key record that is not the one sought.
+ * - A key record holds the name and, inline after it, the key's first entry
+ *   (the head of its entry list whenever it is in use); other entries are
+ *   heap entries chained from the inline one's `next`, which stays the link
+ *   to them while the inline entry is unused.
+ */
+#ifndef HERD_AWMAP_INT_H
+#define HERD_AWMAP_INT_H
+
+#include <stddef.h>
+
+#include "awmap.h"
+
+typedef struct awmap_replica_st {
+    awmap_replica_id_t id;
+    uint64_t vv;     /* every counter 1..vv seen */
+    uint64_t *cloud; /* counters > vv seen, sorted */
+    uint32_t cloud_n, cloud_cap;
+} awmap_replica_st_t;
+
+typedef struct awmap_key {
+    uint32_t vcap;    /* value bytes the inline entry has room for */
+    uint8_t klen;     /* AWMAP_KEY_MAX fits */
+    uint8_t used;     /* the inline entry holds an entry (and heads the list) */
+    char name[];      /* klen bytes and a NUL; then, 8-aligned, the inline entry */
+} awmap_key_t;
+
+#define AWMAP_LANES 7
+typedef struct awmap_bucket {
+    _Alignas(64) uint8_t tag[8]; /* per lane: 0 empty, else from the hash */
+    awmap_key_t *key[AWMAP_LANES];
+} awmap_bucket_t;
+
+struct awmap {
+    awmap_replica_st_t *replicas;
+    uint32_t replica_n, replica_cap;
+    awmap_bucket_t *buckets; /* a power of two of them */
+    size_t bmask, key_n, entry_n;
+    int is_delta;
+};
+
+/* The inline entry of k (in use or not). */
+static inline awmap_entry_t *awmap__first(const awmap_key_t *k)
+{
+    size_t off = (offsetof(awmap_key_t, name) + k->klen + 1 + 7) & ~(size_t)7;
+    return (awmap_entry_t *)((char *)(uintptr_t)k + off);
+}
+
+/* The head of k's entry list (NULL if none). */
+static inline awmap_entry_t *awmap__entries(const awmap_key_t *k)
+{
+    awmap_entry_t *f = awmap__first(k);
+    return k->used ? f : f->next;
+}
+
+awmap_t *awmap__alloc(int is_delta);
+long awmap__replica_find(const awmap_t *m, awmap_replica_id_t id);
+int awmap__cc_has(const awmap_replica_st_t *r, uint64_t c);
+int awmap__cc_add(awmap_replica_st_t *r, uint64_t c);
+awmap_key_t *awmap__key_find(const awmap_t *m, const char *key, size_t klen);
+/* The key, added (with room for a vhint-byte value inline) if new; NULL on
+ * ENOMEM or an over-long key. */
+awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, size_t vhint);
+/* Add an entry as the head of *kp's list; the record may move (*kp follows). */
+int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const void *value,
+                        size_t vlen, const awmap_observer_t *obs);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * awmap_wire.c - the add-wins map on the wire (see awmap.h): encode, and a
+ * decode that validates every field before the map takes it.
+ *
+ * Layout: u8 is_delta; u32 n replicas, each u64 node, u64 incarnation, u64
+ * vv, u32 cloud n, n x u64 counters (strictly increasing, above vv + 1);
+ * u32 n keys, each bytes name, u16 n entries, each u32 replica, u64 counter,
+ * bytes value.
+ */
+#include "awmap_int.h"
+
+#include "u64map.h"
+
+static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen);
+
+static int encode_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    wire_writer_t *w = data;
+    uint16_t n = 0;
+    for (const awmap_entry_t *x = e; x; x = x->next)
+        n++;
+    wire_put_bytes(w, key, klen);
+    wire_put_u16(w, n);
+    for (const awmap_entry_t *x = e; x; x = x->next) {
+        wire_put_u32(w, x->dot.replica);
+        wire_put_u64(w, x->dot.counter);
+        wire_put_bytes(w, x->value, x->len);
+    }
+    return 0;
+}
+
+void awmap_encode(const awmap_t *m, wire_writer_t *w)
+{
+    wire_put_u8(w, (uint8_t)m->is_delta);
+    wire_put_u32(w, m->replica_n);
+    for (uint32_t i = 0; i < m->replica_n; i++) {
+        const awmap_replica_st_t *r = &m->replicas[i];
+        wire_put_u64(w, r->id.node);
+        wire_put_u64(w, r->id.incarnation);
+        wire_put_u64(w, r->vv);
+        wire_put_u32(w, r->cloud_n);
+        for (uint32_t k = 0; k < r->cloud_n; k++)
+            wire_put_u64(w, r->cloud[k]);
+    }
+    wire_put_u32(w, (uint32_t)m->key_n);
+    awmap_foreach(m, encode_key, w);
+}
+
+static int decode_replicas(wire_reader_t *r, awmap_t *m)
+{
+    uint32_t n = wire_get_u32(r);
+    if (n > r->len) /* each replica takes bytes: a bound against absurd counts */
+        return HERD_EBADFRAME;
+    for (uint32_t i = 0; i < n && !r->err; i++) {
+        awmap_replica_id_t id = {wire_get_u64(r), wire_get_u64(r)};
+        uint64_t vv = wire_get_u64(r);
+        uint32_t cn = wire_get_u32(r), idx;
+        if (r->err || cn > r->len || awmap__replica_find(m, id) >= 0 || awmap_replica(m, id, &idx))
+            return HERD_EBADFRAME;
+        m->replicas[idx].vv = vv;
+        uint64_t prev = vv + 1; /* the cloud starts above vv + 1 (else it would fold) */
+        for (uint32_t k = 0; k < cn && !r->err; k++) {
+            uint64_t c = wire_get_u64(r);
+            if (c <= prev || awmap__cc_add(&m->replicas[idx], c)) /* strictly increasing */
+                return HERD_EBADFRAME;
+            prev = c;
+        }
+    }
+    return r->err;
+}
+
+/* A dot names one write: it may stand under one key only. */
+static int dot_unique(u64map_t *seen, awmap_dot_t dot)
+{
+    uint64_t h = (dot.counter * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)dot.replica << 1) ^ 1;
+    if (u64map_get(seen, h))
+        return 0; /* the same dot (or, at 2^-64 odds, a twin hash): refuse */
+    return u64map_put(seen, h, (void *)1) == 0;
+}
+
+static int decode_keys(wire_reader_t *r, awmap_t *m)
+{
+    u64map_t seen;
+    u64map_init(&seen);
+    int rc = decode_keys_into(r, m, &seen);
+    u64map_fini(&seen);
+    return rc;
+}
+
+static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen)
+{
+    uint32_t n = wire_get_u32(r);
+    if (n > r->len)
+        return HERD_EBADFRAME;
+    for (uint32_t i = 0; i < n && !r->err; i++) {
+        const uint8_t *name;
+        size_t klen = wire_get_bytes(r, &name);
+        uint16_t en = wire_get_u16(r);
+        if (r->err || klen > AWMAP_KEY_MAX || awmap__key_find(m, (const char *)name, klen))
+            return HERD_EBADFRAME;
+        awmap_key_t *k = NULL; /* made at the first entry, with room for its value */
+        for (uint16_t j = 0; j < en && !r->err; j++) {
+            awmap_dot_t dot = {wire_get_u32(r), wire_get_u64(r)};
+            const uint8_t *v;
+            size_t vlen = wire_get_bytes(r, &v);
+            if (r->err || dot.replica >= m->replica_n || dot.counter == 0 ||
+                vlen > AWMAP_VALUE_MAX || !awmap__cc_has(&m->replicas[dot.replica], dot.counter) ||
+                !dot_unique(seen, dot))
+                return HERD_EBADFRAME; /* every entry's dot is in the map's own context */
+            if (k == NULL && (k = awmap__key_get_or_add(m, (const char *)name, klen, vlen)) == NULL)
+                return HERD_ENOMEM;
+            if (awmap__entry_insert(m, &k, dot, v, vlen, NULL) != 0)
+                return HERD_ENOMEM;
+        }
+        if (k == NULL && (!m->is_delta || r->err))
+            return HERD_EBADFRAME;
+        if (k == NULL && awmap__key_get_or_add(m, (const char *)name, klen, 0) == NULL)
+            return HERD_ENOMEM;
+    }
+    return r->err;
+}
+
+int awmap_decode(wire_reader_t *r, awmap_t **out)
+{
+    uint8_t is_delta = wire_get_u8(r);
+    awmap_t *m = r->err || is_delta > 1 ? NULL : awmap__alloc(is_delta);
+    int rc = m ? decode_replicas(r, m) : HERD_EBADFRAME;
+    if (rc == 0)
+        rc = decode_keys(r, m);
+    if (rc) {
+        awmap_free(m);
+        return HERD_EBADFRAME;
+    }
+    *out = m;
+    return 0;
+}

@@ -1,0 +1,176 @@
+/*
+ * regsim.h - full-stack registry simulations: N complete herd nodes (node +
+ * cluster + registry, the real code) in one process, driven deterministically.
+ *
+ * - One virtual clock: every node's herd_clock_t returns the sim's time.
+ * - One seeded splitmix64 stream is the only randomness the harness uses: the
+ *   nodes' seeds and incarnations come from it, the cluster secret is fixed.
+ * - An in-memory transport (transport.h): listen registers "sim://NAME" and
+ *   its receive callback; send copies the frame into the sim's event queue
+ *   with a random delay, maybe drops or duplicates it, blocks it across a
+ *   partition (checked at send and at delivery), and loses it when the
+ *   destination is down at delivery time. Deliveries run in (time, insertion)
+ *   order and are folded into a trace hash.
+ * - A step advances the clock by tick_ms, delivers what is due, then for each
+ *   live node calls herd_node_poll, herd_cluster_poll, herd_registry_poll.
+ *   Each node has its own uv loop that is never run (herd_node_free runs it
+ *   only to close handles).
+ * - A crash marks the node down (its frames are dropped from then on) and
+ *   frees it without leaving; a restart makes a new node with the same name
+ *   and a higher incarnation.
+ *
+ * The harness also keeps a model: the processes it spawned, whether they are
+ * alive (an exit hook per node), how they exited, and the names (and
+ * metadata) each holds by the successful register calls it made.
+ *
+ * The seed driver (regsim_main) reads HERD_SIM_SEEDS, HERD_SIM_SEED,
+ * HERD_SIM_TEST, HERD_SIM_LOG and HERD_SIM_KNOWN_BUGS as simtest.h does.
+ */
+#ifndef HERD_REGSIM_H
+#define HERD_REGSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "herd_registry.h"
+#include "herd_runtime.h"
+
+#define RS_MAX_NODES 8
+#define RS_MAX_PROCS 512
+#define RS_NAME_LEN 24
+
+typedef struct regsim regsim_t;
+
+typedef struct regsim_config {
+    uint64_t seed;
+    int nodes;                     /* 1..RS_MAX_NODES: "node1" ... */
+    uint32_t tick_ms;              /* 0: 5 */
+    uint32_t heartbeat_ms;         /* 0: 50 */
+    uint32_t suspect_ms, down_ms;  /* 0: 3 and 6 heartbeats */
+    uint32_t forget_ms;            /* 0: 3000 */
+    uint32_t delay_min, delay_max; /* ms; 0: 1..15 */
+    uint32_t drop_pm, dup_pm;      /* per mille */
+} regsim_config_t;
+
+/* One process spawned by the harness, and what the model says of it. */
+typedef struct rs_proc {
+    herd_pid_t pid;
+    int node;   /* index */
+    int alive;
+    int reason; /* exit reason once dead */
+    uint64_t born;
+    int nnames;
+    struct {
+        char name[RS_NAME_LEN];
+        herd_meta_t meta;
+        uint64_t at; /* virtual time of the first successful register */
+    } names[16];
+} rs_proc_t;
+
+/* One visible registration as herd_registry_list gives it. */
+typedef struct rs_entry {
+    char name[RS_NAME_LEN];
+    herd_pid_t pid;
+    herd_meta_t meta;
+} rs_entry_t;
+
+int regsim_new(const regsim_config_t *cfg, regsim_t **out);
+void regsim_free(regsim_t *rs);
+
+uint64_t regsim_now(const regsim_t *rs);
+uint64_t regsim_random(regsim_t *rs);
+/* Uniform in [lo, hi]. */
+uint64_t regsim_range(regsim_t *rs, uint64_t lo, uint64_t hi);
+int regsim_node_count(const regsim_t *rs);
+const char *regsim_name(const regsim_t *rs, int i);
+/* NULL when node i is down. */
+herd_node_t *regsim_node(regsim_t *rs, int i);
+int regsim_is_up(const regsim_t *rs, int i);
+
+/* Start node i (new node, cluster with every other node as a seed, registry).
+ * A node that ran before gets a higher incarnation. */
+int regsim_start(regsim_t *rs, int i);
+int regsim_crash(regsim_t *rs, int i);
+
+/* Partition: nodes in different groups cannot talk. regsim_heal: one group. */
+void regsim_set_group(regsim_t *rs, int i, int group);
+void regsim_heal(regsim_t *rs);
+void regsim_set_loss(regsim_t *rs, uint32_t drop_pm, uint32_t dup_pm);
+
+int regsim_step(regsim_t *rs);
+int regsim_run_for(regsim_t *rs, uint64_t ms);
+int regsim_run_until(regsim_t *rs, uint64_t t);
+
+/* Every live node sees every live node UP with its current incarnation, and
+ * no other member that is not down/left... (strict: exactly the live set UP). */
+int regsim_members_converged(regsim_t *rs, char *why, size_t cap);
+/* Run until members converge; 0 on success, HERD_ETIMEDOUT past deadline. */
+int regsim_run_until_members(regsim_t *rs, uint64_t deadline);
+
+/* ---- processes and the model ---------------------------------------------- */
+
+/* Spawn an idle process on node i; returns its index in the model or < 0. */
+int regsim_spawn(regsim_t *rs, int i);
+int regsim_proc_count(const regsim_t *rs);
+rs_proc_t *regsim_proc(regsim_t *rs, int k);
+/* Register `name` for proc k on its node; on success the model records it.
+ * Returns herd_register's result. */
+int regsim_register(regsim_t *rs, int k, const char *name, const herd_meta_t *meta);
+/* Unregister `name` (held by proc k in the model) on node `via`. */
+int regsim_unregister(regsim_t *rs, int k, const char *name, int via);
+/* herd_stop the process with `reason` (its exit is carried out at the next poll). */
+int regsim_stop(regsim_t *rs, int k, int reason);
+/* Exits observed with this reason (by the exit hooks). */
+unsigned regsim_exits(const regsim_t *rs, int reason);
+
+/* Node i's visible registrations, sorted by name; malloc'ed into *out. */
+int regsim_list(regsim_t *rs, int i, rs_entry_t **out, size_t *count);
+/* Every live node has the same list, and it equals the model: exactly the
+ * names live processes hold, with their pids and metadata. */
+int regsim_replicas_agree(regsim_t *rs, int check_model, char *why, size_t cap);
+/* Run (checking every 50 ms) until regsim_replicas_agree or the deadline. */
+int regsim_run_until_agree(regsim_t *rs, int check_model, uint64_t deadline, char *why,
+                           size_t cap);
+/* A hash of the final state: every live node's sorted list. */
+uint64_t regsim_state_hash(regsim_t *rs);
+/* The hash of every delivered frame (time, from, to, bytes), and of the
+ * frames' shape only (time, from, to, length). */
+uint64_t regsim_trace_hash(const regsim_t *rs);
+uint64_t regsim_shape_hash(const regsim_t *rs);
+uint64_t regsim_delivered(const regsim_t *rs);
+
+/* ---- the seed driver --------------------------------------------------------- */
+
+typedef struct rs_run {
+    uint64_t seed;
+    regsim_t *rs; /* made by the scenario, freed by the driver */
+    char why[768];
+} rs_run_t;
+
+#define RS_CHECK(r, cond, ...)                                                           \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            snprintf((r)->why, sizeof((r)->why), __VA_ARGS__);                           \
+            return 0;                                                                    \
+        }                                                                                \
+    } while (0)
+
+#define RS_CHECK_OK(r, expr)                                                             \
+    do {                                                                                 \
+        int rc_ = (expr);                                                                \
+        RS_CHECK(r, rc_ == 0, "%s failed: %s", #expr, herd_strerror(rc_));               \
+    } while (0)
+
+typedef int (*rs_scenario_fn)(rs_run_t *r);
+
+typedef struct rs_case {
+    const char *name;
+    rs_scenario_fn fn;
+    unsigned default_seeds;
+    int known_bug; /* skipped unless HERD_SIM_KNOWN_BUGS is set */
+} rs_case_t;
+
+int regsim_main(const char *prefix, const rs_case_t *cases, size_t count);
+
+#endif

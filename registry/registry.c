@@ -21,6 +21,7 @@
 #include "digest.h"
 #include "hlc.h"
 #include "log.h"
+#include "pidx.h"
 #include "u64map.h"
 
 #define REGISTRY_APP 1
@@ -30,23 +31,26 @@
 enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6 };
 #define REGISTRY_CHECK_MS 2000 /* how often live processes' entries are checked */
 
-/* The names of one local process, with the value each was registered with:
- * what to remove when it exits, and what to put back if an entry of it goes
- * missing while it lives. */
-typedef struct pid_names {
-    char **names;
-    uint8_t **values;
-    size_t *vlens;
-    uint32_t count, cap;
-} pid_names_t;
+/* An entry of a live local process that went away without the process
+ * letting go of the name (a node that thought us gone removed it): put back
+ * by the next check_registrations. Name (klen bytes, a NUL), then value. */
+typedef struct missing {
+    uint64_t serial;
+    uint32_t vlen;
+    uint8_t klen;
+    char name[];
+} missing_t;
 
 typedef struct registry {
     herd_node_t *node;
     awmap_t *map;
     uint32_t self; /* our replica index in map */
+    uint64_t self_node, self_inc; /* our node id and incarnation */
     hlc_t hlc;
     u64map_t down;   /* node id -> incarnation declared down: its names are hidden */
-    u64map_t by_pid; /* local serial -> pid_names: what to remove when it exits */
+    pidx_t by_pid;   /* local serial -> hashes of the names it holds */
+    missing_t **missing; /* entries of live local processes that went away */
+    size_t missing_n, missing_cap;
     char **touched;  /* names a join added entries to: conflicts to settle */
     size_t touched_n, touched_cap;
     herd_registry_stats_t stats;
@@ -209,90 +213,38 @@ static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t
 
 /* ---- the local pid index (fed by the map's observer) ----------------------------- */
 
-static long pid_names_find(const pid_names_t *pn, const char *key, size_t klen)
+static int is_local(const registry_t *g, herd_pid_t pid)
 {
-    for (uint32_t i = 0; i < pn->count; i++)
-        if (strlen(pn->names[i]) == klen && memcmp(pn->names[i], key, klen) == 0)
-            return (long)i;
-    return -1;
-}
-
-static int pid_names_grow(pid_names_t *pn)
-{
-    uint32_t cap = pn->cap ? pn->cap * 2 : 2;
-    char **names = realloc(pn->names, cap * sizeof(char *));
-    if (names)
-        pn->names = names;
-    uint8_t **values = names ? realloc(pn->values, cap * sizeof(uint8_t *)) : NULL;
-    if (values)
-        pn->values = values;
-    size_t *vlens = values ? realloc(pn->vlens, cap * sizeof(size_t)) : NULL;
-    if (vlens == NULL)
-        return HERD_ENOMEM;
-    pn->vlens = vlens;
-    pn->cap = cap;
-    return 0;
-}
-
-static void index_add(registry_t *g, const char *key, size_t klen, herd_pid_t pid,
-                      const awmap_entry_t *e)
-{
-    pid_names_t *pn = u64map_get(&g->by_pid, pid.serial);
-    if (pn == NULL) {
-        pn = calloc(1, sizeof(*pn));
-        if (pn == NULL || u64map_put(&g->by_pid, pid.serial, pn) != 0) {
-            free(pn);
-            return;
-        }
-    }
-    uint8_t *value = malloc(e->len ? e->len : 1);
-    if (value == NULL)
-        return;
-    memcpy(value, e->value, e->len);
-    long i = pid_names_find(pn, key, klen);
-    if (i >= 0) { /* new metadata for a name it holds */
-        free(pn->values[i]);
-        pn->values[i] = value;
-        pn->vlens[i] = e->len;
-        return;
-    }
-    char *name = strndup(key, klen);
-    if (name == NULL || (pn->count == pn->cap && pid_names_grow(pn) != 0)) {
-        free(name);
-        free(value);
-        return;
-    }
-    pn->names[pn->count] = name;
-    pn->values[pn->count] = value;
-    pn->vlens[pn->count] = e->len;
-    pn->count++;
+    return pid.node == g->self_node && pid.incarnation == g->self_inc;
 }
 
 /* The process let go of the name: nothing to put back any more. */
 static void index_remove(registry_t *g, herd_pid_t pid, const char *name)
 {
-    pid_names_t *pn = u64map_get(&g->by_pid, pid.serial);
-    long i = pn ? pid_names_find(pn, name, strlen(name)) : -1;
-    if (i < 0)
-        return;
-    free(pn->names[i]);
-    free(pn->values[i]);
-    pn->count--;
-    pn->names[i] = pn->names[pn->count];
-    pn->values[i] = pn->values[pn->count];
-    pn->vlens[i] = pn->vlens[pn->count];
+    pidx_del(&g->by_pid, pid.serial, awmap_key_hash(name, strlen(name)));
 }
 
-static void pid_names_free(pid_names_t *pn)
+static void missing_add(registry_t *g, uint64_t serial, const char *key, size_t klen,
+                        const awmap_entry_t *e)
 {
-    for (uint32_t i = 0; i < pn->count; i++) {
-        free(pn->names[i]);
-        free(pn->values[i]);
+    if (g->missing_n == g->missing_cap) {
+        size_t cap = g->missing_cap ? g->missing_cap * 2 : 8;
+        missing_t **m = realloc(g->missing, cap * sizeof(*m));
+        if (m == NULL)
+            return;
+        g->missing = m;
+        g->missing_cap = cap;
     }
-    free(pn->names);
-    free(pn->values);
-    free(pn->vlens);
-    free(pn);
+    missing_t *m = malloc(sizeof(*m) + klen + 1 + e->len);
+    if (m == NULL)
+        return;
+    m->serial = serial;
+    m->vlen = e->len;
+    m->klen = (uint8_t)klen;
+    memcpy(m->name, key, klen);
+    m->name[klen] = '\0';
+    memcpy(m->name + klen + 1, e->value, e->len);
+    g->missing[g->missing_n++] = m;
 }
 
 static void touched_add(registry_t *g, const char *key, size_t klen)
@@ -312,13 +264,22 @@ static void touched_add(registry_t *g, const char *key, size_t klen)
 static void on_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
-    herd_node_t *n = g->node;
     reg_value_t v = value_decode(e, NULL);
-    if (v.pid.node == herd_node_id_of(herd_node_name(n)) &&
-        v.pid.incarnation == herd_node_incarnation(n))
-        index_add(g, key, klen, v.pid, e);
+    if (is_local(g, v.pid))
+        pidx_add(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen));
     if (e->next) /* a second entry: maybe a conflict */
         touched_add(g, key, klen);
+}
+
+/* An entry of a local process went while the process still holds the name
+ * (it did not unregister, and has not exited): maybe gone missing. Kept to
+ * be checked later, as a replacement by newer metadata looks the same. */
+static void on_removed(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    registry_t *g = data;
+    reg_value_t v = value_decode(e, NULL);
+    if (is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen)))
+        missing_add(g, v.pid.serial, key, klen, e);
 }
 
 static const awmap_observer_t *observer(registry_t *g)
@@ -497,7 +458,6 @@ static void send_unregister(registry_t *g, herd_pid_t pid, const char *name)
 static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
 {
     (void)from;
-    herd_node_t *n = g->node;
     uint64_t serial = wire_get_u64(r);
     const uint8_t *name;
     size_t len = wire_get_bytes(r, &name);
@@ -508,9 +468,7 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     }
     memcpy(buf, name, len);
     buf[len] = '\0';
-    index_remove(g, (herd_pid_t){herd_node_id_of(herd_node_name(n)),
-                                 herd_node_incarnation(n), serial},
-                 buf);
+    index_remove(g, (herd_pid_t){g->self_node, g->self_inc, serial}, buf);
 }
 
 /* Whether `key` still has an entry for `pid` (visible or hidden). */
@@ -524,27 +482,29 @@ static int holds_pid(const registry_t *g, const char *key, herd_pid_t pid)
 
 /* Every live local process whose entry has gone missing (a node that thought
  * us gone removed it: a forget time shorter than a partition) is registered
- * again, with its first registration time, so conflicts still judge fairly. */
+ * again, with its first registration time, so conflicts still judge fairly.
+ * The candidates are the entries on_removed kept; one whose process has let
+ * go of the name, exited, or holds it again (new metadata) is dropped. */
 static void check_registrations(registry_t *g)
 {
-    herd_node_t *n = g->node;
-    size_t cursor = 0;
-    herd_pid_t self = {herd_node_id_of(herd_node_name(n)), herd_node_incarnation(n), 0};
-    for (u64map_slot_t *s; (s = u64map_next(&g->by_pid, &cursor)) != NULL;) {
-        pid_names_t *pn = s->value;
-        herd_pid_t pid = self;
-        pid.serial = s->key;
-        if (!herd_is_alive(n, pid))
-            continue;
-        for (uint32_t i = 0; i < pn->count; i++) {
-            if (holds_pid(g, pn->names[i], pid))
-                continue;
+    missing_t **list = g->missing;
+    size_t count = g->missing_n;
+    g->missing = NULL;
+    g->missing_n = g->missing_cap = 0;
+    for (size_t i = 0; i < count; i++) {
+        missing_t *m = list[i];
+        herd_pid_t pid = {g->self_node, g->self_inc, m->serial};
+        if (herd_is_alive(g->node, pid) &&
+            pidx_has(&g->by_pid, m->serial, awmap_key_hash(m->name, m->klen)) &&
+            !holds_pid(g, m->name, pid)) {
             herd_log(HERD_LOG_INFO, "registry", "'%s' had gone missing: registered again",
-                     pn->names[i]);
+                     m->name);
             g->stats.reregistered++;
-            local_change(g, pn->names[i], pn->values[i], pn->vlens[i], NULL, 0, 1);
+            local_change(g, m->name, m->name + m->klen + 1, m->vlen, NULL, 0, 1);
         }
+        free(m);
     }
+    free(list);
 }
 
 /* ---- conflicts ---------------------------------------------------------------------- */
@@ -589,22 +549,16 @@ static void settle_touched(registry_t *g)
 
 /* ---- changes from here ------------------------------------------------------------- */
 
-/* Apply a change made on this node and ship its delta. */
+/* Apply a change made on this node; its delta goes straight into this
+ * iteration's interval: one delta per iteration goes out, or one per
+ * REGISTRY_BATCH_KEYS keys, so no message outgrows a frame. */
 static int local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                         const awmap_dot_t *dots, size_t ndots, int add)
 {
-    awmap_t *delta = awmap_new_delta();
-    if (delta == NULL)
-        return HERD_ENOMEM;
     size_t klen = strlen(name);
-    int rc = add ? awmap_add(g->map, g->self, name, klen, value, vlen, dots, ndots, delta,
+    int rc = add ? awmap_add(g->map, g->self, name, klen, value, vlen, dots, ndots, g->pending,
                              observer(g), NULL)
-                 : awmap_remove(g->map, name, klen, dots, ndots, delta, observer(g));
-    /* into this iteration's interval: one delta per iteration goes out, or
-     * one per REGISTRY_BATCH_KEYS keys, so no message outgrows a frame */
-    if (rc == 0 && g->pending)
-        rc = awmap_join(g->pending, delta, NULL);
-    awmap_free(delta);
+                 : awmap_remove(g->map, name, klen, dots, ndots, g->pending, observer(g));
     if (g->pending && awmap_key_count(g->pending) >= REGISTRY_BATCH_KEYS)
         registry_flush_now(g);
     settle_touched(g);
@@ -640,7 +594,7 @@ int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_m
         return HERD_ENOENT;
     if (check_name(name) || herd_pid_is_none(pid) || (meta && meta->count > HERD_META_MAX))
         return HERD_EINVAL;
-    int local = pid.node == herd_node_id_of(herd_node_name(n));
+    int local = pid.node == g->self_node;
     if (local && !herd_is_alive(n, pid))
         return HERD_ENOPROC;
     const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
@@ -679,7 +633,7 @@ int herd_unregister(herd_node_t *n, const char *name)
         reg_value_t v = value_decode(e, NULL);
         if (entry_hidden(g, v.pid))
             continue;
-        if (v.pid.node == herd_node_id_of(herd_node_name(n)))
+        if (v.pid.node == g->self_node)
             index_remove(g, v.pid, name);
         else
             send_unregister(g, v.pid, name);
@@ -692,10 +646,11 @@ int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t 
     registry_t *g = registry_of(n);
     if (g == NULL)
         return HERD_ENOENT;
-    if (check_name(name))
+    size_t len = name ? strlen(name) : 0; /* check_name's, once */
+    if (len == 0 || len > HERD_NAME_MAX)
         return HERD_EINVAL;
     reg_value_t v;
-    const awmap_entry_t *e = name_winner(g, awmap_get(g->map, name, strlen(name)), &v);
+    const awmap_entry_t *e = name_winner(g, awmap_get(g->map, name, len), &v);
     if (e == NULL)
         return HERD_ENOENT;
     if (meta)
@@ -811,23 +766,42 @@ int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
 
 /* ---- events: exits, members, sync messages ----------------------------------------- */
 
+typedef struct exit_ctx {
+    herd_pid_t pid;
+    char name[AWMAP_KEY_MAX + 1];
+    awmap_dot_t dots[16];
+    size_t nd;
+} exit_ctx_t;
+
+/* A key with entries of c->pid: its name and those dots, and stop. */
+static int exit_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    exit_ctx_t *c = data;
+    c->nd = 0;
+    for (; e && c->nd < 16; e = e->next)
+        if (herd_pid_equal(value_decode(e, NULL).pid, c->pid))
+            c->dots[c->nd++] = e->dot;
+    if (c->nd == 0)
+        return 0;
+    memcpy(c->name, key, klen);
+    c->name[klen] = '\0';
+    return 1;
+}
+
+/* Remove the exited process's registrations: its names are found again by
+ * their hashes (each pass removes the pid's entries under one name). */
 static void on_exit(void *data, herd_pid_t pid, int reason)
 {
     (void)reason;
     registry_t *g = data;
-    pid_names_t *pn = u64map_del(&g->by_pid, pid.serial);
-    for (uint32_t i = 0; pn && i < pn->count; i++) {
-        awmap_dot_t dots[16];
-        const awmap_entry_t *e = awmap_get(g->map, pn->names[i], strlen(pn->names[i]));
-        size_t nd = 0;
-        for (; e && nd < 16; e = e->next)
-            if (herd_pid_equal(value_decode(e, NULL).pid, pid))
-                dots[nd++] = e->dot;
-        if (nd)
-            local_change(g, pn->names[i], NULL, 0, dots, nd, 0);
-    }
-    if (pn)
-        pid_names_free(pn);
+    uint64_t *hashes;
+    size_t n = pidx_take(&g->by_pid, pid.serial, &hashes);
+    exit_ctx_t c = {.pid = pid};
+    for (size_t i = 0; i < n; i++)
+        while (awmap_foreach_hash(g->map, hashes[i], exit_key, &c) &&
+               local_change(g, c.name, NULL, 0, c.dots, c.nd, 0) == 0)
+            ;
+    free(hashes);
 }
 
 typedef struct gone_ctx {
@@ -994,11 +968,11 @@ static void registry_free(void *p)
         uv_close((uv_handle_t *)&g->flush->check, on_flush_closed);
     }
     awmap_free(g->pending);
+    pidx_fini(&g->by_pid);
+    for (size_t i = 0; i < g->missing_n; i++)
+        free(g->missing[i]);
+    free(g->missing);
     size_t cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&g->by_pid, &cursor)) != NULL;)
-        pid_names_free(s->value);
-    u64map_fini(&g->by_pid);
-    cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&g->down, &cursor)) != NULL;)
         free(s->value);
     u64map_fini(&g->down);
@@ -1019,7 +993,9 @@ int herd_registry_start(herd_node_t *n)
         return HERD_ENOMEM;
     }
     g->node = n;
-    g->obs = (awmap_observer_t){.added = on_added, .data = g};
+    g->obs = (awmap_observer_t){.added = on_added, .removed = on_removed, .data = g};
+    g->self_node = herd_node_id_of(herd_node_name(n));
+    g->self_inc = herd_node_incarnation(n);
     g->pending = awmap_new_delta();
     g->flush = calloc(1, sizeof(*g->flush));
     if (g->pending == NULL || g->flush == NULL) {
@@ -1040,8 +1016,8 @@ int herd_registry_start(herd_node_t *n)
     uv_timer_start(&g->flush->check, on_check, REGISTRY_CHECK_MS, REGISTRY_CHECK_MS);
     uv_unref((uv_handle_t *)&g->flush->check);
     u64map_init(&g->down);
-    u64map_init(&g->by_pid);
-    awmap_replica_id_t self = {herd_node_id_of(herd_node_name(n)), herd_node_incarnation(n)};
+    pidx_init(&g->by_pid);
+    awmap_replica_id_t self = {g->self_node, g->self_inc};
     int rc = awmap_replica(g->map, self, &g->self);
     if (rc == 0 && herd_cluster_ring(n) != NULL) {
         rc = herd_cluster_on_change(n, on_member, g);

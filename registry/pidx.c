@@ -1,0 +1,123 @@
+/*
+ * pidx.c - local processes' names by pid serial (see pidx.h).
+ *
+ * Open addressing with linear probing from the serial's home slot; deletion
+ * shifts the rest of the run back (no tombstones), as u64map does.
+ */
+#include "pidx.h"
+
+#include <stdlib.h>
+
+#include "herd_error.h"
+
+static size_t home(const pidx_t *x, uint64_t serial)
+{
+    return (size_t)((serial * 0x9e3779b97f4a7c15ull) >> 32) & x->mask;
+}
+
+void pidx_init(pidx_t *x)
+{
+    x->slots = NULL;
+    x->mask = 0;
+    x->count = 0;
+}
+
+void pidx_fini(pidx_t *x)
+{
+    free(x->slots);
+    pidx_init(x);
+}
+
+/* The slot of the pair, or the empty slot that ends its run. */
+static size_t find(const pidx_t *x, uint64_t serial, uint64_t hash)
+{
+    size_t i = home(x, serial);
+    while (x->slots[i].serial && (x->slots[i].serial != serial || x->slots[i].hash != hash))
+        i = (i + 1) & x->mask;
+    return i;
+}
+
+static int grow(pidx_t *x)
+{
+    size_t cap = x->slots ? (x->mask + 1) * 2 : 16;
+    pidx_slot_t *old = x->slots;
+    size_t old_cap = old ? x->mask + 1 : 0;
+    if ((x->slots = calloc(cap, sizeof(*x->slots))) == NULL) {
+        x->slots = old;
+        return HERD_ENOMEM;
+    }
+    x->mask = cap - 1;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].serial)
+            x->slots[find(x, old[i].serial, old[i].hash)] = old[i];
+    free(old);
+    return 0;
+}
+
+int pidx_add(pidx_t *x, uint64_t serial, uint64_t hash)
+{
+    if (serial == 0)
+        return HERD_EINVAL;
+    /* at most 3/4 full */
+    if ((x->slots == NULL || (x->count + 1) * 4 > (x->mask + 1) * 3) && grow(x) != 0)
+        return HERD_ENOMEM;
+    size_t i = find(x, serial, hash);
+    if (x->slots[i].serial == 0) {
+        x->slots[i] = (pidx_slot_t){serial, hash};
+        x->count++;
+    }
+    return 0;
+}
+
+int pidx_has(const pidx_t *x, uint64_t serial, uint64_t hash)
+{
+    return x->slots && serial && x->slots[find(x, serial, hash)].serial != 0;
+}
+
+static void remove_at(pidx_t *x, size_t hole)
+{
+    x->slots[hole].serial = 0;
+    x->count--;
+    for (size_t j = (hole + 1) & x->mask; x->slots[j].serial; j = (j + 1) & x->mask) {
+        size_t h = home(x, x->slots[j].serial);
+        /* the pair at j may fill the hole if its home lies at or before it */
+        if (((j - h) & x->mask) >= ((j - hole) & x->mask)) {
+            x->slots[hole] = x->slots[j];
+            x->slots[j].serial = 0;
+            hole = j;
+        }
+    }
+}
+
+void pidx_del(pidx_t *x, uint64_t serial, uint64_t hash)
+{
+    if (x->slots == NULL || serial == 0)
+        return;
+    size_t i = find(x, serial, hash);
+    if (x->slots[i].serial)
+        remove_at(x, i);
+}
+
+size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out)
+{
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    if (x->slots == NULL || serial == 0)
+        return 0;
+    for (size_t i = home(x, serial); x->slots[i].serial;) {
+        if (x->slots[i].serial != serial) {
+            i = (i + 1) & x->mask;
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            uint64_t *o = realloc(*out, cap * sizeof(*o));
+            if (o == NULL)
+                return n;
+            *out = o;
+        }
+        (*out)[n++] = x->slots[i].hash;
+        remove_at(x, i); /* the next pair may have moved into slot i: look again */
+    }
+    return n;
+}

@@ -19,12 +19,6 @@
 
 #define CLUSTER_MAX_DRIFT_MS 60000u /* a clock further ahead is not followed */
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 const char *herd_member_state_name(herd_member_state_t s)
 {
@@ -59,7 +53,7 @@ int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint
                         .sender_inc = n->incarnation,
                         .receiver = to,
                         .receiver_inc = to_inc,
-                        .hlc = hlc_now(&c->hlc, wall_ms()),
+                        .hlc = herd_node_hlc_now(n),
                         .seq = ++c->seq};
     int rc = frame_encode(&c->key, &h, body, len, c->frame_buf, c->frame_cap);
     if (rc == 0)
@@ -193,9 +187,9 @@ static void cluster_on_frame(void *data, const uint8_t *buf, size_t len)
     }
     /* A member whose clock runs far ahead must not drag every clock with it:
      * such a timestamp is not merged (the frame is still used) and logged. */
-    uint64_t wall = wall_ms();
+    uint64_t wall = herd_node_wall_ms(c->node);
     if (hlc_physical_ms(h.hlc) <= wall + CLUSTER_MAX_DRIFT_MS)
-        hlc_observe(&c->hlc, wall, h.hlc);
+        hlc_observe(&c->node->hlc, wall, h.hlc);
     else if (wall - c->last_drift_log >= 10000) {
         c->last_drift_log = wall;
         herd_log(HERD_LOG_WARN, "cluster", "a member's clock is %llu ms ahead of ours: not "

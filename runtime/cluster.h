@@ -31,7 +31,6 @@ typedef struct herd_cluster {
     mship_t *mship;
     transport_t transport;
     frame_key_t key;
-    hlc_t hlc;
     uint64_t seq;
     u64map_t windows; /* sender id -> replay_window_t */
     ring_t *ring;

@@ -158,6 +158,12 @@ uint64_t herd_node_id_of(const char *name);
 const char *herd_node_name(const herd_node_t *node);
 uint64_t herd_node_incarnation(const herd_node_t *node);
 uint64_t herd_node_now(const herd_node_t *node);  /* ms, from the node's clock */
+/* Wall-clock ms: the real time, or the virtual clock when the node has one
+ * (so simulations stay deterministic). */
+uint64_t herd_node_wall_ms(const herd_node_t *node);
+/* A hybrid logical clock timestamp (hlc.h) for an event on this node: greater
+ * than every timestamp the node made or received from its cluster. */
+uint64_t herd_node_hlc_now(herd_node_t *node);
 uint64_t herd_node_random(herd_node_t *node);     /* next value of its random source */
 uv_loop_t *herd_node_loop(herd_node_t *node);
 size_t herd_node_process_count(const herd_node_t *node);

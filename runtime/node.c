@@ -76,6 +76,20 @@ uint64_t herd_node_now(const herd_node_t *n)
     return uv_now(n->loop);
 }
 
+uint64_t herd_node_wall_ms(const herd_node_t *n)
+{
+    if (n->clock.now_ms)
+        return n->clock.now_ms(n->clock.data);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t herd_node_hlc_now(herd_node_t *n)
+{
+    return hlc_now(&n->hlc, herd_node_wall_ms(n));
+}
+
 uint64_t herd_node_random(herd_node_t *n)
 {
     return splitmix64(&n->rng);

@@ -6,6 +6,7 @@
 #define HERD_NODE_H
 
 #include "herd_runtime.h"
+#include "hlc.h"
 #include "ring.h"
 #include "u64map.h"
 
@@ -90,6 +91,7 @@ struct herd_node {
     int own_loop;
     herd_clock_t clock; /* now_ms NULL: the loop's clock */
     uint64_t rng;
+    hlc_t hlc; /* this node's events and what its cluster told it */
     uint32_t mailbox_limit, max_message;
 
     u64map_t procs;   /* serial -> herd_proc */

@@ -46,7 +46,6 @@ typedef struct registry {
     awmap_t *map;
     uint32_t self; /* our replica index in map */
     uint64_t self_node, self_inc; /* our node id and incarnation */
-    hlc_t hlc;
     u64map_t down;   /* node id -> incarnation declared down: its names are hidden */
     pidx_t by_pid;   /* local serial -> hashes of the names it holds */
     missing_t **missing; /* entries of live local processes that went away */
@@ -164,12 +163,6 @@ static registry_t *registry_of(herd_node_t *n)
     return herd_node_ext(n, HERD_EXT_REGISTRY);
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- visibility and the winner -------------------------------------------------- */
 
@@ -468,7 +461,17 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     }
     memcpy(buf, name, len);
     buf[len] = '\0';
-    index_remove(g, (herd_pid_t){g->self_node, g->self_inc, serial}, buf);
+    herd_pid_t pid = {g->self_node, g->self_inc, serial};
+    index_remove(g, pid, buf);
+    /* The sender removed the entries it could see; ours may hold a newer one
+     * of this pid (new metadata it had not received yet): that one goes too. */
+    awmap_dot_t dots[16];
+    size_t nd = 0;
+    for (const awmap_entry_t *e = awmap_get(g->map, buf, len); e && nd < 16; e = e->next)
+        if (herd_pid_equal(value_decode(e, NULL).pid, pid))
+            dots[nd++] = e->dot;
+    if (nd)
+        local_change(g, buf, NULL, 0, dots, nd, 0);
 }
 
 /* Whether `key` still has an entry for `pid` (visible or hidden). */
@@ -603,7 +606,7 @@ int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_m
     if (held && !herd_pid_equal(win.pid, pid))
         return HERD_EEXIST;
     /* a new registration, or new metadata for the same pid (same time) */
-    uint64_t hlc = held ? win.hlc : hlc_now(&g->hlc, wall_ms());
+    uint64_t hlc = held ? win.hlc : herd_node_hlc_now(n);
     awmap_dot_t dots[16];
     size_t ndots = visible_dots(g, entries, dots, 16, pid);
     size_t vlen;

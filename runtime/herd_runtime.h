@@ -130,8 +130,11 @@ typedef struct herd_behaviour {
 /* ---- nodes ------------------------------------------------------------------------ */
 
 typedef struct herd_clock {
-    uint64_t (*now_ms)(void *data); /* monotonic milliseconds */
+    uint64_t (*now_ms)(void *data);  /* monotonic milliseconds */
     void *data;
+    /* Wall-clock milliseconds for timestamps (the HLC); NULL: the real time.
+     * A simulation sets it to its virtual time to stay deterministic. */
+    uint64_t (*wall_ms)(void *data);
 } herd_clock_t;
 
 typedef struct herd_node_config {
@@ -158,8 +161,8 @@ uint64_t herd_node_id_of(const char *name);
 const char *herd_node_name(const herd_node_t *node);
 uint64_t herd_node_incarnation(const herd_node_t *node);
 uint64_t herd_node_now(const herd_node_t *node);  /* ms, from the node's clock */
-/* Wall-clock ms: the real time, or the virtual clock when the node has one
- * (so simulations stay deterministic). */
+/* Wall-clock ms: herd_clock_t.wall_ms when the node's clock has one, else the
+ * real time. */
 uint64_t herd_node_wall_ms(const herd_node_t *node);
 /* A hybrid logical clock timestamp (hlc.h) for an event on this node: greater
  * than every timestamp the node made or received from its cluster. */

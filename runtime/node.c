@@ -78,8 +78,8 @@ uint64_t herd_node_now(const herd_node_t *n)
 
 uint64_t herd_node_wall_ms(const herd_node_t *n)
 {
-    if (n->clock.now_ms)
-        return n->clock.now_ms(n->clock.data);
+    if (n->clock.wall_ms)
+        return n->clock.wall_ms(n->clock.data);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;

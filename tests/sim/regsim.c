@@ -262,7 +262,7 @@ int regsim_new(const regsim_config_t *cfg, regsim_t **out)
     }
     rs->rng = cfg->seed;
     rs->now = 1000;
-    rs->clock = (herd_clock_t){.now_ms = rs_clock, .data = rs};
+    rs->clock = (herd_clock_t){.now_ms = rs_clock, .data = rs, .wall_ms = rs_clock};
     rs->trace = rs->shape = FNV_INIT;
     for (int i = 0; i < c->nodes; i++) {
         rs_slot_t *s = &rs->slots[i];

@@ -1858,7 +1858,7 @@ static uint64_t skewed_now(void *data)
     (void)data;
     return uv_now(&g_loop) + g_skew;
 }
-static const herd_clock_t skewed_clock = {skewed_now, NULL};
+static const herd_clock_t skewed_clock = {.now_ms = skewed_now};
 
 /* What a does from its member hook the moment it declares b down, and what
  * it saw then. */

@@ -99,4 +99,14 @@ typedef struct herd_registry_stats {
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
 
+/* What this node's registry exchanged with one peer node (zeros if nothing);
+ * with herd_cluster_stream_stats (sent/acknowledged/pending) this is what
+ * `ringctl crdt` shows. */
+typedef struct herd_registry_peer {
+    uint64_t deltas_out, deltas_in;
+    uint64_t digest_syncs;  /* digest syncs this node offered it */
+    uint64_t last_sync_ms;  /* wall clock of the last one, 0: never */
+} herd_registry_peer_t;
+int herd_registry_peer_stats(herd_node_t *node, uint64_t node_id, herd_registry_peer_t *out);
+
 #endif

@@ -57,6 +57,7 @@ typedef struct registry {
     awmap_t *pending;     /* this loop iteration's changes, shipped as one delta */
     struct registry_flush *flush;
     uint64_t last_check; /* node clock, for herd_registry_poll */
+    u64map_t peers;      /* node id -> herd_registry_peer_t */
 } registry_t;
 
 /* The prepare handle that ships `pending` once per loop iteration. It lives
@@ -282,27 +283,44 @@ static const awmap_observer_t *observer(registry_t *g)
 
 /* ---- shipping --------------------------------------------------------------------- */
 
+/* What this node exchanged with one peer (ringctl crdt). */
+static herd_registry_peer_t *peer_of(registry_t *g, uint64_t id)
+{
+    herd_registry_peer_t *p = u64map_get(&g->peers, id);
+    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL && u64map_put(&g->peers, id, p) != 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
 static void ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
 {
     herd_node_t *n = g->node;
-    herd_member_info_t members[64];
-    int count = herd_cluster_members(n, members, 64);
-    if (count <= 1)
+    int count = herd_cluster_members(n, NULL, 0);
+    herd_member_info_t *members = count > 1 ? calloc((size_t)count, sizeof(*members)) : NULL;
+    if (members == NULL)
         return;
+    count = herd_cluster_members(n, members, (size_t)count);
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, kind);
     awmap_encode(m, &w);
-    uint64_t self = herd_node_id_of(herd_node_name(n));
-    for (int i = 0; i < count && i < 64 && w.err == 0; i++) {
+    for (int i = 0; i < count && w.err == 0; i++) {
         uint64_t id = herd_node_id_of(members[i].name);
         /* a down member may be partitioned away: its stream keeps what we send */
-        if (id == self || (only_to && id != only_to) || members[i].state == HERD_MEMBER_LEFT)
+        if (id == g->self_node || (only_to && id != only_to) ||
+            members[i].state == HERD_MEMBER_LEFT)
             continue;
-        if (herd_cluster_send_app(n, id, REGISTRY_APP, w.buf, w.len) == 0)
+        if (herd_cluster_send_app(n, id, REGISTRY_APP, w.buf, w.len) == 0) {
+            herd_registry_peer_t *p = peer_of(g, id);
             g->stats.deltas_out++;
+            if (p)
+                p->deltas_out++;
+        }
     }
     wire_writer_fini(&w);
+    free(members);
 }
 
 /* Ship the pending interval and start a new one. */
@@ -341,6 +359,11 @@ static void sync_offer(registry_t *g, uint64_t to, int ask_back)
     digest_encode(&d, &w);
     send_to(g, to, &w);
     g->stats.full_syncs_out++;
+    herd_registry_peer_t *p = peer_of(g, to);
+    if (p) {
+        p->digest_syncs++;
+        p->last_sync_ms = herd_node_wall_ms(g->node);
+    }
 }
 
 static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
@@ -928,6 +951,9 @@ static void on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8
     }
     int rc = awmap_join(g->map, d, observer(g));
     g->stats.deltas_in++;
+    herd_registry_peer_t *p = peer_of(g, node);
+    if (p)
+        p->deltas_in++;
     if (rc)
         herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
     awmap_free(d);
@@ -963,6 +989,10 @@ static void registry_free(void *p)
     /* no callback may reach a freed registry while the node finishes closing */
     herd_cluster_off_change(g->node, on_member, g);
     herd_cluster_on_app(g->node, REGISTRY_APP, NULL, NULL);
+    size_t pc = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &pc)) != NULL;)
+        free(sl->value);
+    u64map_fini(&g->peers);
     if (g->flush) {
         if (g->pending && !awmap_is_empty(g->pending))
             ship(g, g->pending, SYNC_DELTA, 0); /* the last changes still go */
@@ -1019,6 +1049,7 @@ int herd_registry_start(herd_node_t *n)
     uv_timer_start(&g->flush->check, on_check, REGISTRY_CHECK_MS, REGISTRY_CHECK_MS);
     uv_unref((uv_handle_t *)&g->flush->check);
     u64map_init(&g->down);
+    u64map_init(&g->peers);
     pidx_init(&g->by_pid);
     awmap_replica_id_t self = {g->self_node, g->self_inc};
     int rc = awmap_replica(g->map, self, &g->self);
@@ -1048,5 +1079,17 @@ int herd_registry_poll(herd_node_t *n)
         g->last_check = now;
         check_registrations(g);
     }
+    return 0;
+}
+
+int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_peer_t *out)
+{
+    registry_t *g = registry_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    herd_registry_peer_t *p = u64map_get(&g->peers, node_id);
+    memset(out, 0, sizeof(*out));
+    if (p)
+        *out = *p;
     return 0;
 }

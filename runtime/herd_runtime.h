@@ -463,6 +463,17 @@ typedef void (*herd_app_cb)(void *data, uint64_t node, uint64_t incarnation,
 int herd_cluster_on_app(herd_node_t *node, uint8_t app, herd_app_cb cb, void *data);
 int herd_cluster_send_app(herd_node_t *node, uint64_t to_node, uint8_t app, const void *msg,
                           size_t len);
+/* The reliable stream to node `id`: what was sent and acknowledged. */
+typedef struct herd_stream_stats {
+    uint64_t sent_seq;    /* highest sequence number sent */
+    uint64_t acked_seq;   /* everything up to it acknowledged */
+    uint64_t pending;     /* messages waiting for an acknowledgement */
+    uint64_t pending_bytes;
+    uint64_t resent, received, duplicates;
+} herd_stream_stats_t;
+/* HERD_ENOENT when there is no stream to that node (yet). */
+int herd_cluster_stream_stats(herd_node_t *node, uint64_t id, herd_stream_stats_t *out);
+
 /* This node's id and a member's id: herd_node_id_of(name). The current
  * incarnation of member `id`, or 0 when it is not a member. */
 uint64_t herd_cluster_member_incarnation(herd_node_t *node, uint64_t id);

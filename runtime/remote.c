@@ -488,3 +488,21 @@ uint64_t herd_cluster_member_incarnation(herd_node_t *n, uint64_t id)
     const mship_member_t *x = n->cluster ? mship_find_id(n->cluster->mship, id) : NULL;
     return x ? x->incarnation : 0;
 }
+
+int herd_cluster_stream_stats(herd_node_t *n, uint64_t id, herd_stream_stats_t *out)
+{
+    cluster_peer_t *p = n->cluster ? u64map_get(&n->cluster->peers, id) : NULL;
+    if (p == NULL)
+        return HERD_ENOENT;
+    const channel_t *ch = &p->ch;
+    memset(out, 0, sizeof(*out));
+    out->sent_seq = ch->sent_upto;
+    out->acked_seq = ch->head ? ch->head->seq - 1 : ch->next_seq - 1;
+    for (const channel_msg_t *m = ch->head; m; m = m->next)
+        out->pending++;
+    out->pending_bytes = ch->unacked_bytes;
+    out->resent = ch->resent;
+    out->received = ch->delivered;
+    out->duplicates = ch->duplicates;
+    return 0;
+}

@@ -337,7 +337,47 @@ static int cmd_names(void *data, json_t *args, json_t **result, char *msg, size_
     return 0;
 }
 
+/* Per peer: the registry's exchanges and the stream under them. */
+static int cmd_crdt(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    herdd_t *d = data;
+    herd_registry_stats_t rs;
+    int rc = herd_registry_stats(d->node, &rs);
+    if (rc)
+        return snprintf(msg, cap, "no registry"), rc;
+    member_names_t mn;
+    member_names_load(d, &mn);
+    json_t *peers = json_array();
+    uint64_t now = herd_node_wall_ms(d->node), self = herd_node_id_of(d->name);
+    for (int i = 0; i < mn.count; i++) {
+        uint64_t id = herd_node_id_of(mn.info[i].name);
+        if (id == self)
+            continue;
+        herd_registry_peer_t p;
+        herd_stream_stats_t st = {0};
+        herd_registry_peer_stats(d->node, id, &p);
+        herd_cluster_stream_stats(d->node, id, &st);
+        json_array_append_new(
+            peers, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node",
+                             mn.info[i].name, "acked_seq", (json_int_t)st.acked_seq, "sent_seq",
+                             (json_int_t)st.sent_seq, "pending", (json_int_t)st.pending,
+                             "pending_bytes", (json_int_t)st.pending_bytes, "deltas_out",
+                             (json_int_t)p.deltas_out, "deltas_in", (json_int_t)p.deltas_in,
+                             "digest_syncs", (json_int_t)p.digest_syncs, "last_sync_ms_ago",
+                             p.last_sync_ms ? (json_int_t)(now - p.last_sync_ms) : (json_int_t)-1));
+    }
+    free(mn.info);
+    *result = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "names", (json_int_t)rs.names,
+                        "entries", (json_int_t)rs.entries, "conflicts_resolved",
+                        (json_int_t)rs.conflicts_resolved, "reregistered",
+                        (json_int_t)rs.reregistered, "rejected", (json_int_t)rs.rejected,
+                        "peers", peers);
+    return 0;
+}
+
 static const control_command_t commands[] = {
+    {"crdt", cmd_crdt},
     {"whereis", cmd_whereis},
     {"names", cmd_names},
     {"members", cmd_members},

@@ -264,6 +264,49 @@ static int ctl_print_stats(const ctl_t *c, json_t *st)
     return 0;
 }
 
+static const char crdt_help[] =
+    "usage: ringctl [--json] [--node ADDR] crdt\n"
+    "\n"
+    "The node's registry replica (names, entries, conflicts it settled, entries\n"
+    "it put back, malformed sync messages) and, per peer, the stream the registry\n"
+    "uses: the highest sequence sent and acknowledged, messages and bytes waiting\n"
+    "for an acknowledgement, deltas out and in, digest syncs offered and how long\n"
+    "ago the last one was (-1: never).\n"
+    "JSON: {\"names\",\"entries\",\"conflicts_resolved\",\"reregistered\",\"rejected\",\n"
+    "\"peers\":[{\"node\",\"acked_seq\",\"sent_seq\",\"pending\",\"pending_bytes\",\n"
+    "\"deltas_out\",\"deltas_in\",\"digest_syncs\",\"last_sync_ms_ago\"}]}\n";
+
+static int ctl_print_crdt(const ctl_t *c, json_t *res)
+{
+    if (c->json)
+        return ctl_print_json(res);
+    printf("names %lld, entries %lld, conflicts settled %lld, put back %lld, rejected %lld\n",
+           (long long)json_integer_value(json_object_get(res, "names")),
+           (long long)json_integer_value(json_object_get(res, "entries")),
+           (long long)json_integer_value(json_object_get(res, "conflicts_resolved")),
+           (long long)json_integer_value(json_object_get(res, "reregistered")),
+           (long long)json_integer_value(json_object_get(res, "rejected")));
+    printf("%-20s %10s %10s %8s %10s %10s %10s %8s %14s\n", "PEER", "ACKED", "SENT", "PENDING",
+           "BYTES", "DELTAS_OUT", "DELTAS_IN", "SYNCS", "LAST_SYNC_AGO");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(res, "peers"), i, p)
+    {
+        printf("%-20s %10lld %10lld %8lld %10lld %10lld %10lld %8lld %11lld ms\n",
+               json_string_value(json_object_get(p, "node")),
+               (long long)json_integer_value(json_object_get(p, "acked_seq")),
+               (long long)json_integer_value(json_object_get(p, "sent_seq")),
+               (long long)json_integer_value(json_object_get(p, "pending")),
+               (long long)json_integer_value(json_object_get(p, "pending_bytes")),
+               (long long)json_integer_value(json_object_get(p, "deltas_out")),
+               (long long)json_integer_value(json_object_get(p, "deltas_in")),
+               (long long)json_integer_value(json_object_get(p, "digest_syncs")),
+               (long long)json_integer_value(json_object_get(p, "last_sync_ms_ago")));
+    }
+    json_decref(res);
+    return 0;
+}
+
 static const char names_help[] =
     "usage: ringctl [--json] [--node ADDR] names [PREFIX]\n"
     "\n"
@@ -322,6 +365,8 @@ static int ctl_run_live(const ctl_t *c)
         return rc;
     if (strcmp(c->cmd, "members") == 0)
         return ctl_print_members(c, res);
+    if (strcmp(c->cmd, "crdt") == 0)
+        return ctl_print_crdt(c, res);
     return ctl_print_stats(c, res);
 }
 
@@ -540,7 +585,8 @@ static int ctl_parse_args(const ctl_t *c, int argc, char **argv, ctl_args_t *a)
 static int ctl_run(const ctl_t *c, const ctl_args_t *a)
 {
     int rc = 0;
-    if (strcmp(c->cmd, "members") == 0 || strcmp(c->cmd, "stats") == 0)
+    if (strcmp(c->cmd, "members") == 0 || strcmp(c->cmd, "stats") == 0 ||
+        strcmp(c->cmd, "crdt") == 0)
         return ctl_run_live(c);
     if (strcmp(c->cmd, "names") == 0 || strcmp(c->cmd, "whereis") == 0)
         return ctl_run_names(c, a->key);
@@ -582,6 +628,7 @@ static const char main_help[] =
     "  stats                              frames in/out, rejected by reason, peers\n"
     "  names [PREFIX]                     registered names, their nodes and pids\n"
     "  whereis NAME                       where the process registered as NAME runs\n"
+    "  crdt                               the registry replica and its sync per peer\n"
     "\n"
     "Global options:\n"
     "  --json              one JSON document on stdout\n"
@@ -605,6 +652,8 @@ static const char *ctl_command_help(const char *cmd)
         return stats_help;
     if (strcmp(cmd, "names") == 0)
         return names_help;
+    if (strcmp(cmd, "crdt") == 0)
+        return crdt_help;
     if (strcmp(cmd, "whereis") == 0)
         return whereis_help;
     return NULL;

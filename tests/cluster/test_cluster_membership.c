@@ -446,6 +446,33 @@ static void test_cluster_ringctl_live(void **state)
     assert_int_equal(json_array_size(doc), 3);
     json_decref(doc);
 
+    /* crdt: one entry per peer, whose stream has been used for the digest
+     * syncs at join; names/whereis of an empty registry. */
+    RINGCTL(c, &r, "--json", "--node", n[0]->control, "crdt");
+    assert_int_equal(r.status, 0);
+    doc = parse_json(r.out);
+    json_t *peers = json_object_get(doc, "peers");
+    assert_int_equal(json_array_size(peers), 2);
+    for (size_t k = 0; k < 2; k++) {
+        json_t *p = json_array_get(peers, k);
+        assert_true(json_is_string(json_object_get(p, "node")));
+        assert_true(json_integer_value(json_object_get(p, "digest_syncs")) >= 1);
+        assert_true(json_integer_value(json_object_get(p, "acked_seq")) <=
+                    json_integer_value(json_object_get(p, "sent_seq")));
+    }
+    assert_int_equal(json_integer_value(json_object_get(doc, "names")), 0);
+    json_decref(doc);
+    RINGCTL(c, &r, "--json", "--node", n[1]->control, "names");
+    assert_int_equal(r.status, 0);
+    doc = parse_json(r.out);
+    assert_true(json_is_array(doc));
+    json_decref(doc);
+    RINGCTL(c, &r, "--json", "--node", n[1]->control, "whereis", "nobody-here");
+    assert_int_equal(r.status, 1);
+    doc = parse_json(r.out);
+    assert_string_equal(json_string_value(json_object_get(doc, "error")), "ENOENT");
+    json_decref(doc);
+
     /* A node that does not exist: exit 1 within 3 s, a message on stderr. */
     char nobody[320];
     snprintf(nobody, sizeof(nobody), "ipc://%s/nobody.ctl", c->dir);

@@ -24,56 +24,7 @@
 #include "pidx.h"
 #include "u64map.h"
 
-#define REGISTRY_APP 1
-#define REGISTRY_BATCH_KEYS 2048 /* keys per delta message: ~150 KB */
-/* Sync messages: a delta; then the digest exchange (digest.h): A's digest,
- * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
-enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6 };
-#define REGISTRY_CHECK_MS 2000 /* how often live processes' entries are checked */
-
-/* An entry of a live local process that went away without the process
- * letting go of the name (a node that thought us gone removed it): put back
- * by the next check_registrations. Name (klen bytes, a NUL), then value. */
-typedef struct missing {
-    uint64_t serial;
-    uint32_t vlen;
-    uint8_t klen;
-    char name[];
-} missing_t;
-
-typedef struct registry {
-    herd_node_t *node;
-    awmap_t *map;
-    uint32_t self; /* our replica index in map */
-    uint64_t self_node, self_inc; /* our node id and incarnation */
-    u64map_t down;   /* node id -> incarnation declared down: its names are hidden */
-    pidx_t by_pid;   /* local serial -> hashes of the names it holds */
-    missing_t **missing; /* entries of live local processes that went away */
-    size_t missing_n, missing_cap;
-    char **touched;  /* names a join added entries to: conflicts to settle */
-    size_t touched_n, touched_cap;
-    herd_registry_stats_t stats;
-    awmap_observer_t obs; /* on_added; the index is pruned when its process exits */
-    awmap_t *pending;     /* this loop iteration's changes, shipped as one delta */
-    struct registry_flush *flush;
-    uint64_t last_check; /* node clock, for herd_registry_poll */
-    u64map_t peers;      /* node id -> herd_registry_peer_t */
-} registry_t;
-
-/* The prepare handle that ships `pending` once per loop iteration. It lives
- * apart from the registry because libuv frees handles only after the loop
- * closes them, which may be after the registry is gone. */
-typedef struct registry_flush {
-    uv_prepare_t handle;
-    uv_timer_t check; /* check_registrations */
-    registry_t *g;    /* NULL once the registry is freed */
-    int open_handles;
-} registry_flush_t;
-
-typedef struct reg_value {
-    herd_pid_t pid;
-    uint64_t hlc;
-} reg_value_t;
+#include "registry_int.h"
 
 /* ---- metadata ------------------------------------------------------------------- */
 
@@ -131,7 +82,7 @@ static uint64_t le64(const uint8_t *p)
 
 /* Decode a value; `meta` may be NULL. Malformed values read as pid NONE. The
  * pid and time sit at fixed offsets (lookups read only those). */
-static reg_value_t value_decode(const awmap_entry_t *e, herd_meta_t *meta)
+reg_value_t reg_value_decode(const awmap_entry_t *e, herd_meta_t *meta)
 {
     if (meta == NULL && e->len >= 33) {
         reg_value_t v = {{le64(e->value), le64(e->value + 8), le64(e->value + 16)},
@@ -159,7 +110,7 @@ static reg_value_t value_decode(const awmap_entry_t *e, herd_meta_t *meta)
     return v;
 }
 
-static registry_t *registry_of(herd_node_t *n)
+registry_t *reg_of(herd_node_t *n)
 {
     return herd_node_ext(n, HERD_EXT_REGISTRY);
 }
@@ -192,7 +143,7 @@ static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t
     const awmap_entry_t *best = NULL;
     reg_value_t bv = {0};
     for (; e; e = e->next) {
-        reg_value_t v = value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(e, NULL);
         if (entry_hidden(g, v.pid))
             continue;
         if (best == NULL || value_wins(&v, &bv)) {
@@ -205,7 +156,7 @@ static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t
     return best;
 }
 
-/* ---- the local pid index (fed by the map's observer) ----------------------------- */
+/* ---- the local pid index (fed by the map's reg_observer) ----------------------------- */
 
 static int is_local(const registry_t *g, herd_pid_t pid)
 {
@@ -213,7 +164,7 @@ static int is_local(const registry_t *g, herd_pid_t pid)
 }
 
 /* The process let go of the name: nothing to put back any more. */
-static void index_remove(registry_t *g, herd_pid_t pid, const char *name)
+void reg_index_remove(registry_t *g, herd_pid_t pid, const char *name)
 {
     pidx_del(&g->by_pid, pid.serial, awmap_key_hash(name, strlen(name)));
 }
@@ -258,7 +209,7 @@ static void touched_add(registry_t *g, const char *key, size_t klen)
 static void on_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
-    reg_value_t v = value_decode(e, NULL);
+    reg_value_t v = reg_value_decode(e, NULL);
     if (is_local(g, v.pid))
         pidx_add(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen));
     if (e->next) /* a second entry: maybe a conflict */
@@ -271,237 +222,21 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
 static void on_removed(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
-    reg_value_t v = value_decode(e, NULL);
+    reg_value_t v = reg_value_decode(e, NULL);
     if (is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen)))
         missing_add(g, v.pid.serial, key, klen, e);
 }
 
-static const awmap_observer_t *observer(registry_t *g)
+const awmap_observer_t *reg_observer(registry_t *g)
 {
     return &g->obs;
-}
-
-/* ---- shipping --------------------------------------------------------------------- */
-
-/* What this node exchanged with one peer (ringctl crdt). */
-static herd_registry_peer_t *peer_of(registry_t *g, uint64_t id)
-{
-    herd_registry_peer_t *p = u64map_get(&g->peers, id);
-    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL && u64map_put(&g->peers, id, p) != 0) {
-        free(p);
-        p = NULL;
-    }
-    return p;
-}
-
-static void ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
-{
-    herd_node_t *n = g->node;
-    int count = herd_cluster_members(n, NULL, 0);
-    herd_member_info_t *members = count > 1 ? calloc((size_t)count, sizeof(*members)) : NULL;
-    if (members == NULL)
-        return;
-    count = herd_cluster_members(n, members, (size_t)count);
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, kind);
-    awmap_encode(m, &w);
-    for (int i = 0; i < count && w.err == 0; i++) {
-        uint64_t id = herd_node_id_of(members[i].name);
-        /* a down member may be partitioned away: its stream keeps what we send */
-        if (id == g->self_node || (only_to && id != only_to) ||
-            members[i].state == HERD_MEMBER_LEFT)
-            continue;
-        if (herd_cluster_send_app(n, id, REGISTRY_APP, w.buf, w.len) == 0) {
-            herd_registry_peer_t *p = peer_of(g, id);
-            g->stats.deltas_out++;
-            if (p)
-                p->deltas_out++;
-        }
-    }
-    wire_writer_fini(&w);
-    free(members);
-}
-
-/* Ship the pending interval and start a new one. */
-static void registry_flush_now(registry_t *g)
-{
-    if (g->pending == NULL || awmap_is_empty(g->pending))
-        return;
-    awmap_t *next = awmap_new_delta();
-    if (next == NULL)
-        return; /* keep accumulating; the next flush tries again */
-    ship(g, g->pending, SYNC_DELTA, 0);
-    awmap_free(g->pending);
-    g->pending = next;
-}
-
-/* ---- digest sync (digest.h) ------------------------------------------------------ */
-
-static void send_to(registry_t *g, uint64_t to, wire_writer_t *w)
-{
-    if (w->err == 0)
-        herd_cluster_send_app(g->node, to, REGISTRY_APP, w->buf, w->len);
-    wire_writer_fini(w);
-}
-
-/* Node `to` arrived: offer it our digest; it asks for what differs. With
- * `ask_back`, it offers its own in return: the two may not have seen each
- * other leave (a one-sided partition), so the one that notices syncs both. */
-static void sync_offer(registry_t *g, uint64_t to, int ask_back)
-{
-    digest_t d;
-    digest_of(g->map, &d);
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_DIGEST);
-    wire_put_u8(&w, (uint8_t)(ask_back != 0));
-    digest_encode(&d, &w);
-    send_to(g, to, &w);
-    g->stats.full_syncs_out++;
-    herd_registry_peer_t *p = peer_of(g, to);
-    if (p) {
-        p->digest_syncs++;
-        p->last_sync_ms = herd_node_wall_ms(g->node);
-    }
-}
-
-static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
-{
-    digest_t theirs, mine;
-    uint8_t ask_back = wire_get_u8(r);
-    if (digest_decode(r, &theirs) != 0 || wire_reader_done(r) != 0 || ask_back > 1) {
-        g->stats.rejected++;
-        return;
-    }
-    if (ask_back)
-        sync_offer(g, from, 0);
-    digest_of(g->map, &mine);
-    uint8_t want[DIGEST_BUCKETS];
-    size_t n = digest_diff(&theirs, &mine, want);
-    if (n == 0)
-        return;
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_WANT);
-    wire_put_u16(&w, (uint16_t)n);
-    wire_put_raw(&w, want, n);
-    send_to(g, from, &w);
-}
-
-static void send_dots(registry_t *g, uint64_t to, const uint8_t *buckets, size_t n)
-{
-    awmap_t *dots = digest_dots(g->map, buckets, n);
-    if (dots == NULL)
-        return;
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_DOTS);
-    wire_put_u16(&w, (uint16_t)n);
-    wire_put_raw(&w, buckets, n);
-    awmap_encode(dots, &w);
-    awmap_free(dots);
-    send_to(g, to, &w);
-}
-
-/* They want our dots in some buckets: send them in groups of about
- * REGISTRY_BATCH_KEYS entries, so no message outgrows a frame. */
-static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
-{
-    uint16_t n = wire_get_u16(r);
-    uint8_t want[DIGEST_BUCKETS];
-    for (uint16_t i = 0; i < n && i < DIGEST_BUCKETS; i++)
-        want[i] = wire_get_u8(r);
-    if (n > DIGEST_BUCKETS || wire_reader_done(r) != 0) {
-        g->stats.rejected++;
-        return;
-    }
-    digest_t mine;
-    digest_of(g->map, &mine);
-    size_t start = 0, entries = 0;
-    for (size_t i = 0; i < n; i++) {
-        entries += mine.count[want[i]];
-        if (entries >= REGISTRY_BATCH_KEYS || i + 1 == n) {
-            send_dots(g, from, want + start, i + 1 - start);
-            start = i + 1;
-            entries = 0;
-        }
-    }
-}
-
-typedef struct answer_ctx {
-    registry_t *g;
-    uint64_t to;
-} answer_ctx_t;
-
-static void answer_piece(void *data, const awmap_t *piece)
-{
-    answer_ctx_t *c = data;
-    ship(c->g, piece, SYNC_DELTA, c->to);
-}
-
-static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
-{
-    uint16_t n = wire_get_u16(r);
-    uint8_t buckets[DIGEST_BUCKETS];
-    for (uint16_t i = 0; i < n && i < DIGEST_BUCKETS; i++)
-        buckets[i] = wire_get_u8(r);
-    awmap_t *dots = NULL;
-    if (n > DIGEST_BUCKETS || r->err || awmap_decode(r, &dots) != 0 ||
-        wire_reader_done(r) != 0) {
-        g->stats.rejected++;
-        awmap_free(dots);
-        return;
-    }
-    answer_ctx_t c = {g, from};
-    digest_answer(g->map, dots, buckets, n, REGISTRY_BATCH_KEYS, answer_piece, &c);
-    awmap_free(dots);
-}
-
-static int local_change(registry_t *g, const char *name, const void *value, size_t vlen,
-                        const awmap_dot_t *dots, size_t ndots, int add);
-
-static void send_unregister(registry_t *g, herd_pid_t pid, const char *name)
-{
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_UNREGISTER);
-    wire_put_u64(&w, pid.serial);
-    wire_put_bytes(&w, name, strlen(name));
-    send_to(g, pid.node, &w);
-}
-
-static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
-{
-    (void)from;
-    uint64_t serial = wire_get_u64(r);
-    const uint8_t *name;
-    size_t len = wire_get_bytes(r, &name);
-    char buf[HERD_NAME_MAX + 1];
-    if (wire_reader_done(r) != 0 || len == 0 || len > HERD_NAME_MAX) {
-        g->stats.rejected++;
-        return;
-    }
-    memcpy(buf, name, len);
-    buf[len] = '\0';
-    herd_pid_t pid = {g->self_node, g->self_inc, serial};
-    index_remove(g, pid, buf);
-    /* The sender removed the entries it could see; ours may hold a newer one
-     * of this pid (new metadata it had not received yet): that one goes too. */
-    awmap_dot_t dots[16];
-    size_t nd = 0;
-    for (const awmap_entry_t *e = awmap_get(g->map, buf, len); e && nd < 16; e = e->next)
-        if (herd_pid_equal(value_decode(e, NULL).pid, pid))
-            dots[nd++] = e->dot;
-    if (nd)
-        local_change(g, buf, NULL, 0, dots, nd, 0);
 }
 
 /* Whether `key` still has an entry for `pid` (visible or hidden). */
 static int holds_pid(const registry_t *g, const char *key, herd_pid_t pid)
 {
     for (const awmap_entry_t *e = awmap_get(g->map, key, strlen(key)); e; e = e->next)
-        if (herd_pid_equal(value_decode(e, NULL).pid, pid))
+        if (herd_pid_equal(reg_value_decode(e, NULL).pid, pid))
             return 1;
     return 0;
 }
@@ -526,7 +261,7 @@ static void check_registrations(registry_t *g)
             herd_log(HERD_LOG_INFO, "registry", "'%s' had gone missing: registered again",
                      m->name);
             g->stats.reregistered++;
-            local_change(g, m->name, m->name + m->klen + 1, m->vlen, NULL, 0, 1);
+            reg_local_change(g, m->name, m->name + m->klen + 1, m->vlen, NULL, 0, 1);
         }
         free(m);
     }
@@ -545,7 +280,7 @@ static void settle(registry_t *g, const char *name)
     if (name_winner(g, entries, &win) == NULL)
         return;
     for (const awmap_entry_t *e = entries; e; e = e->next) {
-        reg_value_t v = value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(e, NULL);
         if (entry_hidden(g, v.pid) || herd_pid_equal(v.pid, win.pid))
             continue;
         if (!herd_is_alive(n, v.pid))
@@ -564,7 +299,7 @@ static void settle(registry_t *g, const char *name)
     }
 }
 
-static void settle_touched(registry_t *g)
+void reg_settle_touched(registry_t *g)
 {
     for (size_t i = 0; i < g->touched_n; i++) {
         settle(g, g->touched[i]);
@@ -578,16 +313,16 @@ static void settle_touched(registry_t *g)
 /* Apply a change made on this node; its delta goes straight into this
  * iteration's interval: one delta per iteration goes out, or one per
  * REGISTRY_BATCH_KEYS keys, so no message outgrows a frame. */
-static int local_change(registry_t *g, const char *name, const void *value, size_t vlen,
+int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                         const awmap_dot_t *dots, size_t ndots, int add)
 {
     size_t klen = strlen(name);
     int rc = add ? awmap_add(g->map, g->self, name, klen, value, vlen, dots, ndots, g->pending,
-                             observer(g), NULL)
-                 : awmap_remove(g->map, name, klen, dots, ndots, g->pending, observer(g));
+                             reg_observer(g), NULL)
+                 : awmap_remove(g->map, name, klen, dots, ndots, g->pending, reg_observer(g));
     if (g->pending && awmap_key_count(g->pending) >= REGISTRY_BATCH_KEYS)
-        registry_flush_now(g);
-    settle_touched(g);
+        reg_flush_now(g);
+    reg_settle_touched(g);
     return rc;
 }
 
@@ -597,7 +332,7 @@ static size_t visible_dots(const registry_t *g, const awmap_entry_t *e, awmap_do
 {
     size_t n = 0;
     for (; e && n < cap; e = e->next) {
-        reg_value_t v = value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(e, NULL);
         if (entry_hidden(g, v.pid))
             continue;
         if (!herd_pid_is_none(only_pid) && !herd_pid_equal(v.pid, only_pid))
@@ -615,7 +350,7 @@ static int check_name(const char *name)
 
 int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_meta_t *meta)
 {
-    registry_t *g = registry_of(n);
+    registry_t *g = reg_of(n);
     if (g == NULL)
         return HERD_ENOENT;
     if (check_name(name) || herd_pid_is_none(pid) || (meta && meta->count > HERD_META_MAX))
@@ -636,14 +371,14 @@ int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_m
     uint8_t *value = value_encode(pid, hlc, meta, &vlen);
     if (value == NULL)
         return HERD_ENOMEM;
-    int rc = local_change(g, name, value, vlen, dots, ndots, 1);
+    int rc = reg_local_change(g, name, value, vlen, dots, ndots, 1);
     free(value);
     return rc;
 }
 
 int herd_unregister(herd_node_t *n, const char *name)
 {
-    registry_t *g = registry_of(n);
+    registry_t *g = reg_of(n);
     if (g == NULL)
         return HERD_ENOENT;
     if (check_name(name))
@@ -656,20 +391,20 @@ int herd_unregister(herd_node_t *n, const char *name)
     /* The node of each pid lets go too, or it would put the name back as
      * "gone missing" (the request travels ahead of our delta, in order). */
     for (const awmap_entry_t *e = entries; e; e = e->next) {
-        reg_value_t v = value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(e, NULL);
         if (entry_hidden(g, v.pid))
             continue;
         if (v.pid.node == g->self_node)
-            index_remove(g, v.pid, name);
+            reg_index_remove(g, v.pid, name);
         else
-            send_unregister(g, v.pid, name);
+            reg_send_unregister(g, v.pid, name);
     }
-    return local_change(g, name, NULL, 0, dots, ndots, 0);
+    return reg_local_change(g, name, NULL, 0, dots, ndots, 0);
 }
 
 int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t *meta)
 {
-    registry_t *g = registry_of(n);
+    registry_t *g = reg_of(n);
     if (g == NULL)
         return HERD_ENOENT;
     size_t len = name ? strlen(name) : 0; /* check_name's, once */
@@ -680,7 +415,7 @@ int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t 
     if (e == NULL)
         return HERD_ENOENT;
     if (meta)
-        value_decode(e, meta);
+        reg_value_decode(e, meta);
     if (pid)
         *pid = v.pid;
     return 0;
@@ -760,13 +495,13 @@ static int list_one(void *data, const char *key, size_t klen, const awmap_entry_
     if (c->fn == NULL)
         return 0;
     herd_meta_t meta;
-    value_decode(win, &meta);
+    reg_value_decode(win, &meta);
     return c->fn(c->data, key, v.pid, &meta);
 }
 
 int herd_registry_list(herd_node_t *n, const char *prefix, herd_name_fn fn, void *data)
 {
-    registry_t *g = registry_of(n);
+    registry_t *g = reg_of(n);
     if (g == NULL)
         return HERD_ENOENT;
     list_ctx_t c = {g, prefix ? prefix : "", prefix ? strlen(prefix) : 0, fn, data, 0};
@@ -781,7 +516,7 @@ int herd_registry_count(herd_node_t *n, const char *prefix)
 
 int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
 {
-    registry_t *g = registry_of(n);
+    registry_t *g = reg_of(n);
     if (g == NULL)
         return HERD_ENOENT;
     *out = g->stats;
@@ -805,7 +540,7 @@ static int exit_key(void *data, const char *key, size_t klen, const awmap_entry_
     exit_ctx_t *c = data;
     c->nd = 0;
     for (; e && c->nd < 16; e = e->next)
-        if (herd_pid_equal(value_decode(e, NULL).pid, c->pid))
+        if (herd_pid_equal(reg_value_decode(e, NULL).pid, c->pid))
             c->dots[c->nd++] = e->dot;
     if (c->nd == 0)
         return 0;
@@ -825,7 +560,7 @@ static void on_exit(void *data, herd_pid_t pid, int reason)
     exit_ctx_t c = {.pid = pid};
     for (size_t i = 0; i < n; i++)
         while (awmap_foreach_hash(g->map, hashes[i], exit_key, &c) &&
-               local_change(g, c.name, NULL, 0, c.dots, c.nd, 0) == 0)
+               reg_local_change(g, c.name, NULL, 0, c.dots, c.nd, 0) == 0)
             ;
     free(hashes);
 }
@@ -841,7 +576,7 @@ static int collect_gone(void *data, const char *key, size_t klen, const awmap_en
 {
     gone_ctx_t *c = data;
     for (; e; e = e->next) {
-        reg_value_t v = value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(e, NULL);
         if (v.pid.node != c->node || v.pid.incarnation != c->incarnation)
             continue;
         if (c->count == c->cap) {
@@ -870,12 +605,12 @@ static void remove_node(registry_t *g, uint64_t node, uint64_t incarnation)
         const awmap_entry_t *e = awmap_get(g->map, c.names[i], strlen(c.names[i]));
         size_t nd = 0;
         for (; e && nd < 16; e = e->next) {
-            reg_value_t v = value_decode(e, NULL);
+            reg_value_t v = reg_value_decode(e, NULL);
             if (v.pid.node == node && v.pid.incarnation == incarnation)
                 dots[nd++] = e->dot;
         }
         if (nd)
-            local_change(g, c.names[i], NULL, 0, dots, nd, 0);
+            reg_local_change(g, c.names[i], NULL, 0, dots, nd, 0);
         free(c.names[i]);
     }
     free(c.names);
@@ -911,60 +646,18 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     int arrived = old_state == HERD_MEMBER_ABSENT || old_state == HERD_MEMBER_DOWN;
     if (arrived && (new_state == HERD_MEMBER_UP || new_state == HERD_MEMBER_DRAINING)) {
         free(u64map_del(&g->down, id)); /* back from a partition: visible again */
-        sync_offer(g, id, 1);
+        reg_sync_offer(g, id, 1);
         /* its names reappear: two live registrations of one name may meet */
         awmap_foreach(g->map, touch_all, g);
-        settle_touched(g);
+        reg_settle_touched(g);
     }
-}
-
-static void on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
-                    size_t len)
-{
-    (void)incarnation;
-    registry_t *g = data;
-    wire_reader_t r;
-    wire_reader_init(&r, msg, len);
-    uint8_t kind = wire_get_u8(&r);
-    if (kind == SYNC_DIGEST) {
-        g->stats.full_syncs_in++;
-        sync_on_digest(g, node, &r);
-        return;
-    }
-    if (kind == SYNC_WANT) {
-        sync_on_want(g, node, &r);
-        return;
-    }
-    if (kind == SYNC_DOTS) {
-        sync_on_dots(g, node, &r);
-        return;
-    }
-    if (kind == SYNC_UNREGISTER) {
-        sync_on_unregister(g, node, &r);
-        return;
-    }
-    awmap_t *d = NULL;
-    if (kind != SYNC_DELTA || awmap_decode(&r, &d) != 0 || wire_reader_done(&r) != 0) {
-        g->stats.rejected++;
-        awmap_free(d);
-        return;
-    }
-    int rc = awmap_join(g->map, d, observer(g));
-    g->stats.deltas_in++;
-    herd_registry_peer_t *p = peer_of(g, node);
-    if (p)
-        p->deltas_in++;
-    if (rc)
-        herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
-    awmap_free(d);
-    settle_touched(g);
 }
 
 static void on_flush(uv_prepare_t *h)
 {
     registry_flush_t *f = h->data;
     if (f->g)
-        registry_flush_now(f->g);
+        reg_flush_now(f->g);
 }
 
 static void on_flush_closed(uv_handle_t *h)
@@ -995,7 +688,7 @@ static void registry_free(void *p)
     u64map_fini(&g->peers);
     if (g->flush) {
         if (g->pending && !awmap_is_empty(g->pending))
-            ship(g, g->pending, SYNC_DELTA, 0); /* the last changes still go */
+            reg_ship(g, g->pending, SYNC_DELTA, 0); /* the last changes still go */
         g->flush->g = NULL;
         uv_close((uv_handle_t *)&g->flush->handle, on_flush_closed);
         uv_close((uv_handle_t *)&g->flush->check, on_flush_closed);
@@ -1018,7 +711,7 @@ static void registry_free(void *p)
 
 int herd_registry_start(herd_node_t *n)
 {
-    if (registry_of(n))
+    if (reg_of(n))
         return HERD_EEXIST;
     registry_t *g = calloc(1, sizeof(*g));
     if (g == NULL || (g->map = awmap_new()) == NULL) {
@@ -1056,7 +749,7 @@ int herd_registry_start(herd_node_t *n)
     if (rc == 0 && herd_cluster_ring(n) != NULL) {
         rc = herd_cluster_on_change(n, on_member, g);
         if (rc == 0)
-            rc = herd_cluster_on_app(n, REGISTRY_APP, on_sync, g);
+            rc = herd_cluster_on_app(n, REGISTRY_APP, reg_on_sync, g);
     }
     if (rc == 0)
         rc = herd_node_on_exit(n, on_exit, g);
@@ -1070,10 +763,10 @@ int herd_registry_start(herd_node_t *n)
 
 int herd_registry_poll(herd_node_t *n)
 {
-    registry_t *g = registry_of(n);
+    registry_t *g = reg_of(n);
     if (g == NULL)
         return HERD_ENOENT;
-    registry_flush_now(g);
+    reg_flush_now(g);
     uint64_t now = herd_node_now(n);
     if (now - g->last_check >= REGISTRY_CHECK_MS) {
         g->last_check = now;
@@ -1082,14 +775,4 @@ int herd_registry_poll(herd_node_t *n)
     return 0;
 }
 
-int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_peer_t *out)
-{
-    registry_t *g = registry_of(n);
-    if (g == NULL)
-        return HERD_ENOENT;
-    herd_registry_peer_t *p = u64map_get(&g->peers, node_id);
-    memset(out, 0, sizeof(*out));
-    if (p)
-        *out = *p;
-    return 0;
-}
+

@@ -1,0 +1,86 @@
+/*
+ * registry_int.h - the registry's internals, shared by registry.c (the name
+ * API, the local index, conflicts, events) and registry_sync.c (shipping
+ * deltas and the digest exchange). Users include herd_registry.h.
+ */
+#ifndef HERD_REGISTRY_INT_H
+#define HERD_REGISTRY_INT_H
+
+#include "awmap.h"
+#include "herd_registry.h"
+#include "pidx.h"
+#include "u64map.h"
+
+#define REGISTRY_APP 1
+#define REGISTRY_BATCH_KEYS 2048 /* keys per delta message: ~150 KB */
+/* Sync messages: a delta; then the digest exchange (digest.h): A's digest,
+ * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
+enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6 };
+#define REGISTRY_CHECK_MS 2000 /* how often live processes' entries are checked */
+
+/* An entry of a live local process that went away without the process
+ * letting go of the name (a node that thought us gone removed it): put back
+ * by the next check_registrations. Name (klen bytes, a NUL), then value. */
+typedef struct missing {
+    uint64_t serial;
+    uint32_t vlen;
+    uint8_t klen;
+    char name[];
+} missing_t;
+
+typedef struct registry {
+    herd_node_t *node;
+    awmap_t *map;
+    uint32_t self; /* our replica index in map */
+    uint64_t self_node, self_inc; /* our node id and incarnation */
+    u64map_t down;   /* node id -> incarnation declared down: its names are hidden */
+    pidx_t by_pid;   /* local serial -> hashes of the names it holds */
+    missing_t **missing; /* entries of live local processes that went away */
+    size_t missing_n, missing_cap;
+    char **touched;  /* names a join added entries to: conflicts to settle */
+    size_t touched_n, touched_cap;
+    herd_registry_stats_t stats;
+    awmap_observer_t obs; /* on_added; the index is pruned when its process exits */
+    awmap_t *pending;     /* this loop iteration's changes, shipped as one delta */
+    struct registry_flush *flush;
+    uint64_t last_check; /* node clock, for herd_registry_poll */
+    u64map_t peers;      /* node id -> herd_registry_peer_t */
+} registry_t;
+
+/* The prepare handle that ships `pending` once per loop iteration. It lives
+ * apart from the registry because libuv frees handles only after the loop
+ * closes them, which may be after the registry is gone. */
+typedef struct registry_flush {
+    uv_prepare_t handle;
+    uv_timer_t check; /* check_registrations */
+    registry_t *g;    /* NULL once the registry is freed */
+    int open_handles;
+} registry_flush_t;
+
+typedef struct reg_value {
+    herd_pid_t pid;
+    uint64_t hlc;
+} reg_value_t;
+
+/* registry.c */
+registry_t *reg_of(herd_node_t *n);
+/* Decode a value; `meta` may be NULL. Malformed values read as pid NONE. */
+reg_value_t reg_value_decode(const awmap_entry_t *e, herd_meta_t *meta);
+const awmap_observer_t *reg_observer(registry_t *g);
+/* Apply a change made on this node (add a value superseding `dots`, or remove
+ * `dots`) into the map and the pending delta. */
+int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
+                     const awmap_dot_t *dots, size_t ndots, int add);
+void reg_index_remove(registry_t *g, herd_pid_t pid, const char *name);
+void reg_settle_touched(registry_t *g);
+
+/* registry_sync.c */
+/* Send map `m` as `kind` to every member (or only `only_to`). */
+void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to);
+void reg_flush_now(registry_t *g);
+void reg_sync_offer(registry_t *g, uint64_t to, int ask_back);
+void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name);
+void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
+                 size_t len);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * counter.h - the counter service: herdd's built-in example, a counter
+ * process started by name.
+ *
+ * Calls take a text command and answer the counter's value as decimal text:
+ *   "incr" | "incr N" | "decr" | "decr N" | "get" | "reset"
+ * (N a whole number 1..2^62). A bad command is answered HERD_EINVAL and
+ * changes nothing.
+ *
+ * Its state is a PN-counter keyed by copy: each copy (one running process:
+ * a moved or restarted one is a new copy, carrying what it was given) counts
+ * its own increments and decrements, and the value is the sum over copies. Merging two copies
+ * that diverged from a common base after a split takes, per copy, the larger
+ * count on each side, so the base is counted once and every increment made on
+ * either side counts. `reset` adds the value it sees to its own decrements.
+ */
+#ifndef HERD_COUNTER_H
+#define HERD_COUNTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd_runtime.h"
+
+extern const herd_behaviour_t counter_behaviour;
+
+/* The pure state, for tests and tools. */
+typedef struct counter_slot {
+    uint64_t copy;
+    uint64_t incr, decr;
+} counter_slot_t;
+
+typedef struct counter_state {
+    uint64_t self; /* this copy's id */
+    counter_slot_t *slots;
+    size_t count, cap;
+} counter_state_t;
+
+int64_t counter_value(const counter_state_t *c);
+/* Apply one command; *value gets the value after it. HERD_EINVAL for a bad
+ * command, HERD_ERANGE when a count would overflow. */
+int counter_apply(counter_state_t *c, const char *cmd, size_t len, int64_t *value);
+/* Merge another copy's state (encoded) into c: per copy, the larger counts. */
+int counter_merge(counter_state_t *c, const uint8_t *data, size_t len);
+int counter_encode(const counter_state_t *c, uint8_t **out, size_t *len);
+/* Decode into a fresh state (its `self` is the encoded one; the behaviour
+ * gives a moved copy its own). HERD_EBADFRAME on malformed input. */
+int counter_decode(const uint8_t *data, size_t len, counter_state_t **out);
+void counter_free(counter_state_t *c);
+
+#endif

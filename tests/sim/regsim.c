@@ -877,69 +877,33 @@ uint64_t regsim_delivered(const regsim_t *rs)
     return rs->delivered;
 }
 
-/* ---- the seed driver ------------------------------------------------------------------- */
+/* ---- the seed driver (seeds.h) ------------------------------------------------------------ */
 
-#define RS_MAX_CASES 32
+_Static_assert(offsetof(rs_case_t, name) == 0, "seeds_main: a case begins with its name");
 
-static unsigned env_unsigned(const char *name, unsigned dflt)
+static int run_one(void *ctx, uint64_t seed)
 {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return dflt;
-    return (unsigned)strtoul(v, NULL, 10);
-}
-
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    const rs_case_t *c = ctx;
+    rs_run_t r = {.seed = seed};
+    int ok = c->fn(&r);
+    if (!ok)
+        seeds_print_failure(c->name, r.seed, r.rs ? regsim_now(r.rs) : 0, r.why);
+    regsim_free(r.rs);
+    return ok;
 }
 
 static void run_case(void **state)
 {
     const rs_case_t *c = *state;
-    unsigned count = env_unsigned("HERD_SIM_SEEDS", c->default_seeds);
-    unsigned first = 1, failures = 0;
-    if (c->known_bug && getenv("HERD_SIM_KNOWN_BUGS") == NULL) {
-        print_message("%s pins a known bug: HERD_SIM_KNOWN_BUGS=1 runs it\n", c->name);
-        skip();
-    }
-    if (getenv("HERD_SIM_SEED")) {
-        first = env_unsigned("HERD_SIM_SEED", 1);
-        count = 1;
-    }
-    double t0 = wall_seconds();
-    for (unsigned k = 0; k < count; k++) {
-        rs_run_t r = {.seed = first + k};
-        if (!c->fn(&r)) {
-            failures++;
-            print_message("%s: seed %llu FAILED at t=%llu ms: %s\n", c->name,
-                          (unsigned long long)r.seed,
-                          (unsigned long long)(r.rs ? regsim_now(r.rs) : 0), r.why);
-        }
-        regsim_free(r.rs);
-    }
-    print_message("sim %s seeds=%u failed=%u wall_s=%.2f\n", c->name, count, failures,
-                  wall_seconds() - t0);
+    unsigned count;
+    double wall_s;
+    unsigned failures = seeds_run(c->name, c->known_bug, c->default_seeds, run_one, (void *)c,
+                                  &count, &wall_s);
+    print_message("sim %s seeds=%u failed=%u wall_s=%.2f\n", c->name, count, failures, wall_s);
     assert_int_equal(failures, 0);
 }
 
 int regsim_main(const char *prefix, const rs_case_t *cases, size_t count)
 {
-    static char names[RS_MAX_CASES][96];
-    struct CMUnitTest tests[RS_MAX_CASES];
-    herd_log_level_t level = HERD_LOG_ERROR;
-    if (count > RS_MAX_CASES)
-        return 2;
-    if (getenv("HERD_SIM_LOG"))
-        herd_log_parse_level(getenv("HERD_SIM_LOG"), &level);
-    herd_log_set_level(level);
-    if (getenv("HERD_SIM_TEST"))
-        cmocka_set_test_filter(getenv("HERD_SIM_TEST"));
-    for (size_t i = 0; i < count; i++) {
-        snprintf(names[i], sizeof(names[i]), "%s_%s", prefix, cases[i].name);
-        tests[i] = (struct CMUnitTest){names[i], run_case, NULL, NULL, (void *)&cases[i]};
-    }
-    return _cmocka_run_group_tests(prefix, tests, count, NULL, NULL);
+    return seeds_main(prefix, cases, sizeof(cases[0]), count, run_case, HERD_LOG_ERROR);
 }

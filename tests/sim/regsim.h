@@ -35,6 +35,7 @@
 
 #include "herd_registry.h"
 #include "herd_runtime.h"
+#include "seeds.h"
 
 #define RS_MAX_NODES 8
 #define RS_MAX_PROCS 512
@@ -140,7 +141,7 @@ uint64_t regsim_trace_hash(const regsim_t *rs);
 uint64_t regsim_shape_hash(const regsim_t *rs);
 uint64_t regsim_delivered(const regsim_t *rs);
 
-/* ---- the seed driver --------------------------------------------------------- */
+/* ---- the seed driver (seeds.h) ----------------------------------------------- */
 
 typedef struct rs_run {
     uint64_t seed;
@@ -148,19 +149,8 @@ typedef struct rs_run {
     char why[768];
 } rs_run_t;
 
-#define RS_CHECK(r, cond, ...)                                                           \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            snprintf((r)->why, sizeof((r)->why), __VA_ARGS__);                           \
-            return 0;                                                                    \
-        }                                                                                \
-    } while (0)
-
-#define RS_CHECK_OK(r, expr)                                                             \
-    do {                                                                                 \
-        int rc_ = (expr);                                                                \
-        RS_CHECK(r, rc_ == 0, "%s failed: %s", #expr, herd_strerror(rc_));               \
-    } while (0)
+#define RS_CHECK(r, cond, ...) SEEDS_CHECK(r, cond, __VA_ARGS__)
+#define RS_CHECK_OK(r, expr) SEEDS_CHECK_OK(r, expr)
 
 typedef int (*rs_scenario_fn)(rs_run_t *r);
 

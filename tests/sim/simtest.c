@@ -5,6 +5,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,8 +13,6 @@
 #include <cmocka.h>
 
 #include "log.h"
-
-#define SIM_MAX_CASES 64
 
 const char *const sim_names[SIM_NAMES] = {"node1", "node2", "node3", "node4",
                                           "node5", "node6", "node7", "node8"};
@@ -39,22 +38,9 @@ static void stat_print(const char *test, const char *metric, const sim_stat_t *s
                   (unsigned long long)st->max, (unsigned long long)st->n);
 }
 
-/* ---- the seed driver ---------------------------------------------------- */
+/* ---- the seed driver (seeds.h) ------------------------------------------ */
 
-static unsigned env_unsigned(const char *name, unsigned dflt)
-{
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return dflt;
-    return (unsigned)strtoul(v, NULL, 10);
-}
-
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+_Static_assert(offsetof(sim_case_t, name) == 0, "seeds_main: a case begins with its name");
 
 static void dump_views(const sim_run_t *r)
 {
@@ -76,18 +62,27 @@ static uint64_t spurious_rings(const simnet_t *s)
     return c;
 }
 
+/* What the seeds of one case share. */
+typedef struct case_run {
+    const sim_case_t *c;
+    sim_stat_t *figures;
+    uint64_t spurious;
+} case_run_t;
+
 /* Run one seed: the scenario, then the simulator's invariants. */
-static int run_one(const sim_case_t *c, sim_run_t *r)
+static int run_one(void *ctx, uint64_t seed)
 {
-    int ok = c->fn(r);
-    if (ok && r->s && !simnet_invariants_hold(r->s, r->why, sizeof(r->why)))
+    case_run_t *cr = ctx;
+    sim_run_t r = {.seed = seed, .figures = cr->figures};
+    int ok = cr->c->fn(&r);
+    if (ok && r.s && !simnet_invariants_hold(r.s, r.why, sizeof(r.why)))
         ok = 0;
     if (!ok) {
-        print_message("%s: seed %llu FAILED at t=%llu ms: %s\n", c->name,
-                      (unsigned long long)r->seed,
-                      (unsigned long long)(r->s ? simnet_now(r->s) : 0), r->why);
-        dump_views(r);
+        seeds_print_failure(cr->c->name, r.seed, r.s ? simnet_now(r.s) : 0, r.why);
+        dump_views(&r);
     }
+    cr->spurious += spurious_rings(r.s);
+    simnet_free(r.s);
     return ok;
 }
 
@@ -95,27 +90,13 @@ static void run_case(void **state)
 {
     const sim_case_t *c = *state;
     sim_stat_t figures[SIM_FIGURES] = {{0}};
-    unsigned count = env_unsigned("HERD_SIM_SEEDS", SIM_DEFAULT_SEEDS);
-    unsigned first = 1, failures = 0;
-    uint64_t spurious = 0;
-    if (c->known_bug && getenv("HERD_SIM_KNOWN_BUGS") == NULL) {
-        print_message("%s pins a known bug: HERD_SIM_KNOWN_BUGS=1 runs it\n", c->name);
-        skip();
-    }
-    if (getenv("HERD_SIM_SEED")) {
-        first = env_unsigned("HERD_SIM_SEED", 1);
-        count = 1;
-    }
-    double t0 = wall_seconds();
-    for (unsigned k = 0; k < count; k++) {
-        sim_run_t r = {.seed = first + k, .figures = figures};
-        failures += !run_one(c, &r);
-        spurious += spurious_rings(r.s);
-        simnet_free(r.s);
-    }
+    case_run_t cr = {.c = c, .figures = figures};
+    unsigned count;
+    double wall_s;
+    unsigned failures = seeds_run(c->name, c->known_bug, SIM_DEFAULT_SEEDS, run_one, &cr,
+                                  &count, &wall_s);
     print_message("sim %s seeds=%u failed=%u wall_s=%.2f spurious_ring_changes=%llu\n",
-                  c->name, count, failures, wall_seconds() - t0,
-                  (unsigned long long)spurious);
+                  c->name, count, failures, wall_s, (unsigned long long)cr.spurious);
     for (int k = 0; k < SIM_FIGURES; k++)
         if (c->metric[k])
             stat_print(c->name, c->metric[k], &figures[k]);
@@ -124,21 +105,7 @@ static void run_case(void **state)
 
 int sim_main(const char *prefix, const sim_case_t *cases, size_t count)
 {
-    static char names[SIM_MAX_CASES][96];
-    struct CMUnitTest tests[SIM_MAX_CASES];
-    herd_log_level_t level = HERD_LOG_WARN;
-    if (count > SIM_MAX_CASES)
-        return 2;
-    if (getenv("HERD_SIM_LOG"))
-        herd_log_parse_level(getenv("HERD_SIM_LOG"), &level);
-    herd_log_set_level(level);
-    if (getenv("HERD_SIM_TEST"))
-        cmocka_set_test_filter(getenv("HERD_SIM_TEST"));
-    for (size_t i = 0; i < count; i++) {
-        snprintf(names[i], sizeof(names[i]), "%s_%s", prefix, cases[i].name);
-        tests[i] = (struct CMUnitTest){names[i], run_case, NULL, NULL, (void *)&cases[i]};
-    }
-    return _cmocka_run_group_tests(prefix, tests, count, NULL, NULL);
+    return seeds_main(prefix, cases, sizeof(cases[0]), count, run_case, HERD_LOG_WARN);
 }
 
 /* ---- building clusters -------------------------------------------------- */

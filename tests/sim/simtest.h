@@ -3,7 +3,7 @@
  * (tests/sim/test_sim_*.c), on top of the simulator (simnet.h).
  *
  * A simulation test is a table of cases; each case is a scenario run over
- * many seeds. A scenario returns 1, or 0 with a reason (SIM_CHECK); the
+ * many seeds (the seed driver: seeds.h). A scenario returns 1, or 0 with a reason (SIM_CHECK); the
  * driver prints every failing seed with its reason and virtual time, checks
  * the simulator's invariants after every run, frees the simulation, and
  * fails the case at the end, after all its seeds ran.
@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "seeds.h"
 #include "simnet.h"
 
 #define SIM_DEFAULT_SEEDS 200
@@ -51,19 +52,8 @@ typedef struct sim_run {
 #define SIM_FIGURES 3
 
 /* Fail the scenario with a reason (the driver prints it with the seed). */
-#define SIM_CHECK(r, cond, ...)                                                          \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            snprintf((r)->why, sizeof((r)->why), __VA_ARGS__);                           \
-            return 0;                                                                    \
-        }                                                                                \
-    } while (0)
-
-#define SIM_CHECK_OK(r, expr)                                                            \
-    do {                                                                                 \
-        int rc_ = (expr);                                                                \
-        SIM_CHECK(r, rc_ == 0, "%s failed: %s", #expr, herd_strerror(rc_));              \
-    } while (0)
+#define SIM_CHECK(r, cond, ...) SEEDS_CHECK(r, cond, __VA_ARGS__)
+#define SIM_CHECK_OK(r, expr) SEEDS_CHECK_OK(r, expr)
 
 typedef int (*sim_scenario_fn)(sim_run_t *r);
 

@@ -5,7 +5,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -78,11 +81,11 @@ int ts_setup(void **state)
     return 0;
 }
 
-int ts_teardown(void **state)
+/* Free every tracked node, newest slot first. */
+static void free_left(void)
 {
-    (void)state;
     g_detached = 1;
-    for (int i = 0; i < TS_MAX_NODES; i++) {
+    for (int i = TS_MAX_NODES - 1; i >= 0; i--) {
         if (g_nodes[i] != NULL) {
             herd_node_t *n = g_nodes[i];
             g_nodes[i] = NULL;
@@ -90,6 +93,12 @@ int ts_teardown(void **state)
         }
     }
     g_detached = 0;
+}
+
+int ts_teardown(void **state)
+{
+    (void)state;
+    free_left();
     return 0;
 }
 
@@ -162,4 +171,143 @@ void ts_assert_pid_eq(herd_pid_t a, herd_pid_t b)
     assert_int_equal(a.incarnation, b.incarnation);
     assert_int_equal(a.serial, b.serial);
     assert_true(herd_pid_equal(a, b));
+}
+
+/* ---- clusters on one shared loop ------------------------------------------ */
+
+uv_loop_t ts_loop;
+static char g_addr[TS_MAX_NODES][64]; /* per slot of g_nodes */
+static const char *g_secret = "";
+static uint64_t g_port_rng;
+
+void ts_cluster_init(const char *prog, const char *secret)
+{
+    uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+    g_port_rng = seed;
+    g_secret = secret;
+    fprintf(stderr, "%s: port seed %llu\n", prog, (unsigned long long)seed);
+}
+
+int ts_cluster_setup(void **state)
+{
+    ts_setup(state);
+    return uv_loop_init(&ts_loop) == 0 ? 0 : -1;
+}
+
+int ts_cluster_teardown(void **state)
+{
+    (void)state;
+    free_left();
+    for (int i = 0; i < 100 && uv_run(&ts_loop, UV_RUN_NOWAIT) != 0; i++)
+        ;
+    int rc = uv_loop_close(&ts_loop);
+    if (rc != 0)
+        fprintf(stderr, "teardown: the shared loop still has handles: %s\n", uv_strerror(rc));
+    return rc == 0 ? 0 : -1;
+}
+
+uint64_t ts_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int node_slot(const herd_node_t *n)
+{
+    for (int i = 0; i < TS_MAX_NODES; i++)
+        if (g_nodes[i] == n && n != NULL) return i;
+    fail_msg("not a node of this test");
+    return -1;
+}
+
+herd_node_t *ts_cluster_add(const herd_node_config_t *cfg)
+{
+    herd_node_t *n = ts_node_new(cfg);
+    g_addr[node_slot(n)][0] = '\0';
+    return n;
+}
+
+void ts_cluster_join(herd_node_t *n, const ts_timing_t *t, herd_node_t *const *seeds,
+                     size_t nseeds)
+{
+    int slot = node_slot(n);
+    const char *addrs[TS_MAX_NODES];
+    assert_true(nseeds <= TS_MAX_NODES);
+    for (size_t i = 0; i < nseeds; i++)
+        addrs[i] = g_addr[node_slot(seeds[i])];
+    int rc = -1;
+    for (int attempt = 0; attempt < 40 && rc != 0; attempt++) {
+        unsigned port = 20000u + (unsigned)(rng_next(&g_port_rng) % 40001u);
+        snprintf(g_addr[slot], sizeof(g_addr[slot]), "tcp://127.0.0.1:%u", port);
+        herd_cluster_config_t cfg = {.listen = g_addr[slot],
+                                     .seeds = nseeds ? addrs : NULL,
+                                     .seed_count = nseeds,
+                                     .secret = g_secret,
+                                     .secret_len = strlen(g_secret),
+                                     .heartbeat_ms = t->heartbeat_ms,
+                                     .suspect_ms = t->suspect_ms,
+                                     .down_ms = t->down_ms,
+                                     .forget_ms = t->forget_ms};
+        rc = herd_cluster_start(n, &cfg); /* a port in use: try another */
+    }
+    assert_int_equal(rc, 0);
+}
+
+const char *ts_cluster_addr(const herd_node_t *n)
+{
+    return g_addr[node_slot(n)];
+}
+
+int ts_cluster_member_state(herd_node_t *n, const char *name)
+{
+    herd_member_info_t info[TS_MAX_NODES + 2];
+    int count = herd_cluster_members(n, info, TS_MAX_NODES + 2);
+    for (int i = 0; i < count && i < TS_MAX_NODES + 2; i++)
+        if (strcmp(info[i].name, name) == 0) return (int)info[i].state;
+    return -1;
+}
+
+int ts_cluster_all_up(herd_node_t *const *nodes, int k)
+{
+    for (int i = 0; i < k; i++) {
+        herd_member_info_t info[TS_MAX_NODES + 2];
+        int count = herd_cluster_members(nodes[i], info, TS_MAX_NODES + 2);
+        if (count != k) return 0;
+        for (int j = 0; j < k; j++) {
+            const char *name = herd_node_name(nodes[j]);
+            int found = 0;
+            for (int m = 0; m < count; m++)
+                found |= strcmp(info[m].name, name) == 0 && info[m].state == HERD_MEMBER_UP &&
+                         info[m].incarnation == herd_node_incarnation(nodes[j]);
+            if (!found) return 0;
+        }
+    }
+    return 1;
+}
+
+void ts_cluster_run_slice(uint64_t ms)
+{
+    for (int i = 0; i < TS_MAX_NODES; i++) {
+        if (g_nodes[i]) {
+            assert_int_equal(herd_node_run_for(g_nodes[i], ms), 0);
+            return;
+        }
+    }
+    fail_msg("no node to run the loop");
+}
+
+void ts_cluster_run_ms(uint64_t ms)
+{
+    uint64_t t0 = ts_mono_ms();
+    while (ts_mono_ms() - t0 < ms)
+        ts_cluster_run_slice(5);
 }

@@ -1,7 +1,9 @@
 /*
  * support.h - what the runtime's cmocka tests (test_proc, test_call,
- * test_timer, test_monitor, test_supervisor) share: the lifecycle of the
- * nodes a test makes, a virtual clock, and helpers that run a node's loop.
+ * test_timer, test_monitor, test_supervisor, test_remote, test_registry)
+ * share: the lifecycle of the nodes a test makes, a virtual clock, helpers
+ * that run a node's loop, and clusters of nodes in this one process on one
+ * shared uv loop over tcp loopback.
  *
  * Node lifecycle. Every node a test makes is tracked until the test frees it
  * with ts_node_free. When an assertion ends a test early, ts_teardown frees
@@ -78,5 +80,62 @@ herd_pid_t ts_spawn(herd_node_t *n, const herd_behaviour_t *b, const void *arg,
 int ts_alive(herd_node_t *n, herd_pid_t pid);
 /* Field by field, then herd_pid_equal. */
 void ts_assert_pid_eq(herd_pid_t a, herd_pid_t b);
+
+/* ---- clusters on one shared loop ---------------------------------------- */
+
+/* Nodes made with ts_cluster_add are tracked like ts_node's (ts_node_free
+ * frees one). Clustered nodes listen on tcp://127.0.0.1 at ports picked at
+ * random per run (another port on a bind failure) and share one secret. */
+
+/* The loop the cluster tests share (ts_cluster_setup makes it). */
+extern uv_loop_t ts_loop;
+
+/* Once, from main: the secret every clustered node uses, and the seed of
+ * the port picks (from the time and the pid), printed as "PROG: port seed N". */
+void ts_cluster_init(const char *prog, const char *secret);
+/* cmocka setup and teardown of every cluster test: ts_cluster_setup is
+ * ts_setup and a fresh ts_loop; ts_cluster_teardown frees what the test left
+ * (after a failure, or on purpose), newest first, then checks that the
+ * shared loop has nothing left open (-1 if it has). */
+int ts_cluster_setup(void **state);
+int ts_cluster_teardown(void **state);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t ts_mono_ms(void);
+
+/* Failure-detector timings (0: the default). */
+typedef struct ts_timing {
+    uint32_t heartbeat_ms, suspect_ms, down_ms, forget_ms;
+} ts_timing_t;
+
+/* Make a node from `cfg` and track it (not in a cluster yet). */
+herd_node_t *ts_cluster_add(const herd_node_config_t *cfg);
+/* Start the cluster on `n` with timings `t`, listening on a fresh random
+ * port, joining through `seeds` (none: it starts a cluster of its own). */
+void ts_cluster_join(herd_node_t *n, const ts_timing_t *t, herd_node_t *const *seeds,
+                     size_t nseeds);
+/* The address a clustered node listens on. */
+const char *ts_cluster_addr(const herd_node_t *n);
+/* The state in which `n` sees the member called `name`; -1 if it does not. */
+int ts_cluster_member_state(herd_node_t *n, const char *name);
+/* Whether each of `nodes` sees all of them (and nothing else) up. */
+int ts_cluster_all_up(herd_node_t *const *nodes, int k);
+
+/* Run the shared loop for a few milliseconds (through any live node). */
+void ts_cluster_run_slice(uint64_t ms);
+/* Run for `ms` (for "nothing more happens" checks that another event bounds). */
+void ts_cluster_run_ms(uint64_t ms);
+/* Run the shared loop in 5 ms slices until `cond`; fail the test after
+ * `wait_ms`. */
+#define TS_WAIT_UNTIL(cond, wait_ms)                                                     \
+    do {                                                                                 \
+        uint64_t t0_ = ts_mono_ms();                                                     \
+        while (!(cond)) {                                                                \
+            if (ts_mono_ms() - t0_ > (wait_ms))                                          \
+                fail_msg("%s:%d: no %s within %u ms", __FILE__, __LINE__, #cond,         \
+                         (unsigned)(wait_ms));                                           \
+            ts_cluster_run_slice(5);                                                     \
+        }                                                                                \
+    } while (0)
 
 #endif

@@ -53,21 +53,16 @@
 
 #include "herd_registry.h"
 #include "log.h"
+#include "support.h"
 
-#define MAX_NODES 4
 #define SECRET "test-registry-secret-0123456789"
 #define WAIT_MS 15000u /* deadline of every wait */
 #define LOG_MAX 1024
 #define DATA_MAX 64
 
-/* ---- time and the shared loop ---------------------------------------------- */
+#define WAIT_UNTIL(cond) TS_WAIT_UNTIL(cond, WAIT_MS)
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+/* ---- time -------------------------------------------------------------------- */
 
 static uint64_t wall_ms(void)
 {
@@ -87,93 +82,27 @@ static void wall_clock_moves_on(void)
     }
 }
 
-static uv_loop_t g_loop;
-static herd_node_t *g_nodes[MAX_NODES];
-static char g_addr[MAX_NODES][64];
-static uint64_t g_port_rng;
-
-/* Run the shared loop for a few milliseconds (through any live node). */
-static void run_slice(uint64_t ms)
-{
-    for (int i = 0; i < MAX_NODES; i++) {
-        if (g_nodes[i]) {
-            assert_int_equal(herd_node_run_for(g_nodes[i], ms), 0);
-            return;
-        }
-    }
-    fail_msg("no node to run the loop");
-}
-
-#define WAIT_UNTIL(cond)                                                                 \
-    do {                                                                                 \
-        uint64_t t0_ = mono_ms();                                                        \
-        while (!(cond)) {                                                                \
-            if (mono_ms() - t0_ > WAIT_MS)                                               \
-                fail_msg("%s:%d: no %s within %u ms", __FILE__, __LINE__, #cond,         \
-                         WAIT_MS);                                                       \
-            run_slice(5);                                                                \
-        }                                                                                \
-    } while (0)
-
-/* Run for `ms` (for "nothing more happens" checks that another event bounds). */
-static void run_ms(uint64_t ms)
-{
-    uint64_t t0 = mono_ms();
-    while (mono_ms() - t0 < ms)
-        run_slice(5);
-}
-
 /* ---- nodes ------------------------------------------------------------------- */
 
-typedef struct timing {
-    uint32_t heartbeat_ms, suspect_ms, down_ms, forget_ms;
-} timing_t;
-
 /* Generous: a slow (sanitized) run must not see a live node go down. */
-static const timing_t CALM = {100, 1500, 3000, 60000};
+static const ts_timing_t CALM = {100, 1500, 3000, 60000};
 /* For the tests where a node dies and is forgotten. */
-static const timing_t FAST = {50, 150, 300, 2000};
+static const ts_timing_t FAST = {50, 150, 300, 2000};
 /* A node dies, but only a restart or a leave may make it gone. */
-static const timing_t FAST_NO_FORGET = {50, 150, 300, 60000};
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int node_slot(const herd_node_t *n)
-{
-    for (int i = 0; i < MAX_NODES; i++)
-        if (g_nodes[i] == n && n != NULL)
-            return i;
-    fail_msg("not a node of this test");
-    return -1;
-}
+static const ts_timing_t FAST_NO_FORGET = {50, 150, 300, 60000};
 
 /* A node on `loop` (NULL: a loop of its own), not in a cluster, without a
  * registry. */
 static herd_node_t *bare_node_on(const char *name, uv_loop_t *loop)
 {
-    int slot = 0;
-    while (slot < MAX_NODES && g_nodes[slot])
-        slot++;
-    assert_true(slot < MAX_NODES);
     herd_node_config_t cfg = {.name = name, .loop = loop};
-    herd_node_t *n = NULL;
-    assert_int_equal(herd_node_new(&cfg, &n), 0);
-    assert_non_null(n);
-    g_nodes[slot] = n;
-    g_addr[slot][0] = '\0';
-    return n;
+    return ts_cluster_add(&cfg);
 }
 
 /* A node on the shared loop, not in a cluster, without a registry. */
 static herd_node_t *bare_node(const char *name)
 {
-    return bare_node_on(name, &g_loop);
+    return bare_node_on(name, &ts_loop);
 }
 
 /* A node with a registry, not in a cluster. */
@@ -186,78 +115,19 @@ static herd_node_t *solo_node(const char *name)
 
 /* A node with a registry in the test's cluster, joining through `seeds`
  * (none: it starts a cluster of its own). */
-static herd_node_t *cluster_node_on(const char *name, uv_loop_t *loop, const timing_t *t,
+static herd_node_t *cluster_node_on(const char *name, uv_loop_t *loop, const ts_timing_t *t,
                                     herd_node_t *const *seeds, size_t nseeds)
 {
     herd_node_t *n = bare_node_on(name, loop);
-    int slot = node_slot(n);
-    const char *addrs[MAX_NODES];
-    assert_true(nseeds <= MAX_NODES);
-    for (size_t i = 0; i < nseeds; i++)
-        addrs[i] = g_addr[node_slot(seeds[i])];
-    int rc = -1;
-    for (int attempt = 0; attempt < 40 && rc != 0; attempt++) {
-        unsigned port = 20000u + (unsigned)(rng_next(&g_port_rng) % 40001u);
-        snprintf(g_addr[slot], sizeof(g_addr[slot]), "tcp://127.0.0.1:%u", port);
-        herd_cluster_config_t cfg = {.listen = g_addr[slot],
-                                     .seeds = nseeds ? addrs : NULL,
-                                     .seed_count = nseeds,
-                                     .secret = SECRET,
-                                     .secret_len = strlen(SECRET),
-                                     .heartbeat_ms = t->heartbeat_ms,
-                                     .suspect_ms = t->suspect_ms,
-                                     .down_ms = t->down_ms,
-                                     .forget_ms = t->forget_ms};
-        rc = herd_cluster_start(n, &cfg); /* a port in use: try another */
-    }
-    assert_int_equal(rc, 0);
+    ts_cluster_join(n, t, seeds, nseeds);
     assert_int_equal(herd_registry_start(n), 0); /* after the cluster, as documented */
     return n;
 }
 
-static herd_node_t *cluster_node(const char *name, const timing_t *t, herd_node_t *const *seeds,
+static herd_node_t *cluster_node(const char *name, const ts_timing_t *t, herd_node_t *const *seeds,
                                  size_t nseeds)
 {
-    return cluster_node_on(name, &g_loop, t, seeds, nseeds);
-}
-
-/* The state in which `n` sees the member called `name`; -1 if it does not. */
-static int member_state(herd_node_t *n, const char *name)
-{
-    herd_member_info_t info[MAX_NODES + 2];
-    int count = herd_cluster_members(n, info, MAX_NODES + 2);
-    for (int i = 0; i < count && i < MAX_NODES + 2; i++)
-        if (strcmp(info[i].name, name) == 0)
-            return (int)info[i].state;
-    return -1;
-}
-
-/* Whether each of `nodes` sees all of them (and nothing else) up. */
-static int all_up(herd_node_t *const *nodes, int k)
-{
-    for (int i = 0; i < k; i++) {
-        herd_member_info_t info[MAX_NODES + 2];
-        int count = herd_cluster_members(nodes[i], info, MAX_NODES + 2);
-        if (count != k)
-            return 0;
-        for (int j = 0; j < k; j++) {
-            const char *name = herd_node_name(nodes[j]);
-            int found = 0;
-            for (int m = 0; m < count; m++)
-                found |= strcmp(info[m].name, name) == 0 && info[m].state == HERD_MEMBER_UP &&
-                         info[m].incarnation == herd_node_incarnation(nodes[j]);
-            if (!found)
-                return 0;
-        }
-    }
-    return 1;
-}
-
-/* Free a node at once, whatever is on its way to it. */
-static void node_free(herd_node_t *n)
-{
-    g_nodes[node_slot(n)] = NULL;
-    herd_node_free(n);
+    return cluster_node_on(name, &ts_loop, t, seeds, nseeds);
 }
 
 /* Two or three clustered nodes that see each other up. */
@@ -265,14 +135,14 @@ typedef struct trio {
     herd_node_t *n[3];
 } trio_t;
 
-static trio_t form(int k, const timing_t *t)
+static trio_t form(int k, const ts_timing_t *t)
 {
     static const char *names[3] = {"a", "b", "c"};
     trio_t x = {{NULL, NULL, NULL}};
     x.n[0] = cluster_node(names[0], t, NULL, 0);
     for (int i = 1; i < k; i++)
         x.n[i] = cluster_node(names[i], t, &x.n[0], 1);
-    WAIT_UNTIL(all_up(x.n, k));
+    WAIT_UNTIL(ts_cluster_all_up(x.n, k));
     return x;
 }
 
@@ -572,30 +442,8 @@ static void crash_and_wait(herd_node_t *n, herd_pid_t pid)
 
 static int setup(void **state)
 {
-    (void)state;
-    memset(g_nodes, 0, sizeof(g_nodes));
     g_nev = 0;
-    return uv_loop_init(&g_loop) == 0 ? 0 : -1;
-}
-
-/* Frees what the test left (after a failure, or on purpose), then checks that
- * the shared loop has nothing left open. */
-static int teardown(void **state)
-{
-    (void)state;
-    for (int i = MAX_NODES - 1; i >= 0; i--) {
-        if (g_nodes[i]) {
-            herd_node_t *n = g_nodes[i];
-            g_nodes[i] = NULL;
-            herd_node_free(n);
-        }
-    }
-    for (int i = 0; i < 100 && uv_run(&g_loop, UV_RUN_NOWAIT) != 0; i++)
-        ;
-    int rc = uv_loop_close(&g_loop);
-    if (rc != 0)
-        fprintf(stderr, "teardown: the shared loop still has handles: %s\n", uv_strerror(rc));
-    return rc == 0 ? 0 : -1;
+    return ts_cluster_setup(state);
 }
 
 /* ---- one node ------------------------------------------------------------------------ */
@@ -627,7 +475,7 @@ static void test_registry_register_whereis_unregister(void **state)
     gm = meta_of(a, "svc");
     assert_int_equal(gm.count, 0);
     assert_true(resolves_to(a, "svc", p));
-    node_free(a);
+    ts_node_free(a);
 }
 
 /* Every change is visible on its node when the call returns: the loop never
@@ -651,7 +499,7 @@ static void test_registry_read_your_writes(void **state)
     assert_int_equal(herd_unregister(a, "ryw-7"), 0);
     assert_true(unknown_on(a, "ryw-7"));
     assert_int_equal(herd_registry_count(a, "ryw-"), 99);
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_name_held_by_another_pid_eexist(void **state)
@@ -680,7 +528,7 @@ static void test_registry_name_held_by_another_pid_eexist(void **state)
     kill_and_wait(a, p2);
     assert_int_equal(herd_register(a, "x", p1, NULL), 0);
     assert_true(resolves_to(a, "x", p1));
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_same_pid_again_updates_metadata(void **state)
@@ -720,7 +568,7 @@ static void test_registry_same_pid_again_updates_metadata(void **state)
     assert_int_equal(herd_unregister(a, "x"), 0);
     assert_true(unknown_on(a, "x"));
     assert_int_equal(stats_of(a).entries, 0);
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_dead_local_pid_enoproc(void **state)
@@ -742,7 +590,7 @@ static void test_registry_dead_local_pid_enoproc(void **state)
     assert_int_equal(herd_register(a, "x", never, NULL), HERD_ENOPROC);
     assert_int_equal(herd_registry_count(a, NULL), 0);
     assert_int_equal(stats_of(a).entries, 0);
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_bad_names_einval(void **state)
@@ -774,7 +622,7 @@ static void test_registry_bad_names_einval(void **state)
     assert_int_equal(herd_registry_count(a, longest), 1);
     assert_int_equal(herd_unregister(a, longest), 0);
     assert_true(unknown_on(a, longest));
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_unknown_name_enoent(void **state)
@@ -798,12 +646,12 @@ static void test_registry_unknown_name_enoent(void **state)
     assert_int_equal(cli_do(a, c, CLI_CAST_NAME, "nope", "x").status, HERD_ENOENT);
     assert_int_equal(cli_do(a, c, CLI_SEND_NAME, "nope", "x").status, HERD_ENOENT);
     assert_int_equal(cli_do(a, c, CLI_CALL_NAME, "nope", "x").status, HERD_ENOENT);
-    run_ms(50);
+    ts_cluster_run_ms(50);
     assert_int_equal(ev_count(EV_REPLY, c), 0);
     /* nothing reached the registered process either */
     assert_int_equal(ev_count(EV_CAST, s) + ev_count(EV_INFO, s) + ev_count(EV_CALL, s), 0);
     assert_true(resolves_to(a, "known", s));
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_node_without_registry_enoent(void **state)
@@ -827,7 +675,7 @@ static void test_registry_node_without_registry_enoent(void **state)
     assert_int_equal(cli_do(a, c, CLI_CAST_NAME, "x", "y").status, HERD_ENOENT);
     assert_int_equal(cli_do(a, c, CLI_SEND_NAME, "x", "y").status, HERD_ENOENT);
     assert_int_equal(cli_do(a, c, CLI_CALL_NAME, "x", "y").status, HERD_ENOENT);
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_start_twice_eexist(void **state)
@@ -845,8 +693,8 @@ static void test_registry_start_twice_eexist(void **state)
     /* the same in a cluster */
     herd_node_t *b = cluster_node("b", &CALM, NULL, 0);
     assert_int_equal(herd_registry_start(b), HERD_EEXIST);
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 static void test_registry_meta_set_get_limits(void **state)
@@ -923,7 +771,7 @@ static void test_registry_meta_set_get_limits(void **state)
     assert_string_equal(herd_meta_get(&got, "k3"), "three");
     assert_null(herd_meta_get(&got, big.kv[0].key));
     assert_int_equal(herd_update_meta(a, "nobody", &m), HERD_ENOENT);
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_exit_removes_every_name_of_the_process(void **state)
@@ -957,7 +805,7 @@ static void test_registry_exit_removes_every_name_of_the_process(void **state)
     /* the names are free for others */
     assert_int_equal(herd_register(a, "p/1", q, NULL), 0);
     assert_true(resolves_to(a, "p/1", q));
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_messages_by_name_reach_the_process(void **state)
@@ -1012,7 +860,7 @@ static void test_registry_messages_by_name_reach_the_process(void **state)
     assert_int_equal(herd_node_cast_name(a, "echo", "to-s2", 5), 0);
     WAIT_UNTIL(ev_find(EV_CAST, s2, 0) != NULL);
     assert_int_equal(ev_count(EV_CAST, s), 2);
-    node_free(a);
+    ts_node_free(a);
 }
 
 typedef struct collected {
@@ -1096,7 +944,7 @@ static void test_registry_list_and_count_by_prefix(void **state)
     assert_int_equal(herd_registry_list(a, "svc/", collect, &c), 1);
     assert_string_equal(c.names[0], "svc/a1");
     assert_int_equal(herd_registry_count(a, NULL), 2);
-    node_free(a);
+    ts_node_free(a);
 }
 
 static void test_registry_stats_count_names_and_entries(void **state)
@@ -1137,7 +985,7 @@ static void test_registry_stats_count_names_and_entries(void **state)
     assert_int_equal(s.full_syncs_in, 0);
     assert_int_equal(s.conflicts_resolved, 0);
     assert_int_equal(s.rejected, 0);
-    node_free(a);
+    ts_node_free(a);
 }
 
 /* ---- clusters ------------------------------------------------------------------------- */
@@ -1222,7 +1070,7 @@ static void test_registry_cluster_names_visible_on_every_node(void **state)
     assert_int_equal(herd_update_meta(x.n[0], "a-1", &nm), 0);
     for (int j = 1; j < 3; j++) {
         herd_node_t *n = x.n[j];
-        uint64_t t0 = mono_ms();
+        uint64_t t0 = ts_mono_ms();
         for (;;) {
             herd_meta_t m;
             herd_pid_t got;
@@ -1232,16 +1080,16 @@ static void test_registry_cluster_names_visible_on_every_node(void **state)
                 assert_int_equal(m.count, 1);
                 break;
             }
-            if (mono_ms() - t0 > WAIT_MS)
+            if (ts_mono_ms() - t0 > WAIT_MS)
                 fail_msg("the metadata update of a-1 never reached %s", herd_node_name(n));
-            run_slice(5);
+            ts_cluster_run_slice(5);
         }
         assert_int_equal(herd_registry_count(n, NULL), total);
         assert_int_equal(stats_of(n).entries, (uint64_t)total);
     }
-    node_free(x.n[2]);
-    node_free(x.n[1]);
-    node_free(x.n[0]);
+    ts_node_free(x.n[2]);
+    ts_node_free(x.n[1]);
+    ts_node_free(x.n[0]);
 }
 
 static void test_registry_cluster_call_by_name_across_nodes(void **state)
@@ -1285,8 +1133,8 @@ static void test_registry_cluster_call_by_name_across_nodes(void **state)
     }
     assert_memory_equal(ev_find(EV_INFO, s, 0)->data, "p-send", 6);
     assert_pid_eq(ev_find(EV_INFO, s, 0)->from, c);
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 static void test_registry_cluster_unregister_propagates(void **state)
@@ -1313,7 +1161,7 @@ static void test_registry_cluster_unregister_propagates(void **state)
     WAIT_UNTIL(entries_of(a) == 0 && entries_of(b) == 0 && entries_of(c) == 0);
     /* and stays unregistered: a's periodic check (every 2 s in this version)
      * puts back only names that went missing, not names let go */
-    run_ms(2500);
+    ts_cluster_run_ms(2500);
     assert_true(unknown_on(a, "u2") && unknown_on(b, "u2") && unknown_on(c, "u2"));
     assert_true(unknown_on(a, "u1") && unknown_on(b, "u1") && unknown_on(c, "u1"));
 
@@ -1344,9 +1192,9 @@ static void test_registry_cluster_unregister_propagates(void **state)
         assert_int_equal(herd_registry_count(n, NULL), 3);
     }
     assert_int_equal(entries_of(a), 3);
-    node_free(c);
-    node_free(b);
-    node_free(a);
+    ts_node_free(c);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 static void test_registry_cluster_process_exit_propagates(void **state)
@@ -1373,9 +1221,9 @@ static void test_registry_cluster_process_exit_propagates(void **state)
         assert_true(resolves_to(n, "keep", keep));
         assert_int_equal(herd_registry_count(n, NULL), 1);
     }
-    node_free(c);
-    node_free(b);
-    node_free(a);
+    ts_node_free(c);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* A node may register a process of another node; the name goes when that
@@ -1395,8 +1243,8 @@ static void test_registry_cluster_register_pid_of_another_node(void **state)
     kill_and_wait(b, p);
     WAIT_UNTIL(unknown_on(a, "theirs") && unknown_on(b, "theirs"));
     WAIT_UNTIL(entries_of(a) == 0 && entries_of(b) == 0);
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* A node that joins later is sent the whole map. */
@@ -1422,7 +1270,7 @@ static void test_registry_cluster_late_joiner_gets_every_name(void **state)
 
     herd_node_t *c = cluster_node("c", &CALM, &a, 1);
     herd_node_t *all[3] = {a, b, c};
-    WAIT_UNTIL(all_up(all, 3));
+    WAIT_UNTIL(ts_cluster_all_up(all, 3));
     WAIT_UNTIL(herd_registry_count(c, NULL) == 198);
     for (int k = 0; k < 2; k++) {
         for (int i = 1; i < 100; i++) {
@@ -1450,9 +1298,9 @@ static void test_registry_cluster_late_joiner_gets_every_name(void **state)
     assert_int_equal(herd_register(c, "a-5", cp, NULL), HERD_EEXIST);
     assert_int_equal(herd_register(c, "c-0", cp, NULL), 0);
     WAIT_UNTIL(resolves_to(a, "c-0", cp) && resolves_to(b, "c-0", cp));
-    node_free(c);
-    node_free(b);
-    node_free(a);
+    ts_node_free(c);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* The same with a map whose full state is bigger than one message between
@@ -1470,12 +1318,12 @@ static void test_registry_cluster_late_joiner_gets_a_large_map(void **state)
     }
     herd_node_t *b = cluster_node("b", &CALM, &a, 1);
     herd_node_t *all[2] = {a, b};
-    WAIT_UNTIL(all_up(all, 2));
+    WAIT_UNTIL(ts_cluster_all_up(all, 2));
     WAIT_UNTIL(herd_registry_count(b, NULL) == BIG_MAP);
     assert_true(resolves_to(b, "big-00000", p));
     assert_true(resolves_to(b, "big-19999", p));
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* A node freed without leaving: once the survivors declare it down its names
@@ -1503,11 +1351,11 @@ static void test_registry_cluster_crashed_node_names_hidden_then_removed(void **
     assert_int_equal(entries_of(a), 17);
     assert_int_equal(entries_of(b), 17);
 
-    node_free(c); /* a crash: no leave */
+    ts_node_free(c); /* a crash: no leave */
     WAIT_UNTIL(herd_registry_count(a, NULL) == 11 && herd_registry_count(b, NULL) == 11);
     /* hidden: down, not gone, so still in the replica */
-    assert_int_equal(member_state(a, "c"), HERD_MEMBER_DOWN);
-    assert_int_equal(member_state(b, "c"), HERD_MEMBER_DOWN);
+    assert_int_equal(ts_cluster_member_state(a, "c"), HERD_MEMBER_DOWN);
+    assert_int_equal(ts_cluster_member_state(b, "c"), HERD_MEMBER_DOWN);
     assert_int_equal(entries_of(a), 17);
     assert_int_equal(entries_of(b), 17);
     assert_true(unknown_on(a, "c-0"));
@@ -1536,7 +1384,7 @@ static void test_registry_cluster_crashed_node_names_hidden_then_removed(void **
 
     /* forgotten: removed (the five of c's pids and the one a wrote for c) */
     WAIT_UNTIL(entries_of(a) == 12 && entries_of(b) == 12);
-    assert_int_equal(member_state(a, "c"), -1);
+    assert_int_equal(ts_cluster_member_state(a, "c"), -1);
     herd_registry_stats_t s = stats_of(a);
     assert_int_equal(s.names, 12);
     assert_true(resolves_to(a, "c-0", pa2));
@@ -1547,8 +1395,8 @@ static void test_registry_cluster_crashed_node_names_hidden_then_removed(void **
     assert_true(resolves_to(b, "c-wrote-for-a", pa));
     assert_int_equal(herd_registry_count(a, NULL), 12);
     assert_int_equal(herd_registry_count(b, NULL), 12);
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* A graceful leave makes the node gone at once: no forget time to wait. */
@@ -1570,9 +1418,9 @@ static void test_registry_cluster_left_node_names_removed(void **state)
     assert_true(unknown_on(a, "c-0"));
     assert_true(unknown_on(b, "c-0"));
     assert_true(resolves_to(b, "stay", pa));
-    node_free(c);
-    node_free(b);
-    node_free(a);
+    ts_node_free(c);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* A node that comes back with a new incarnation proves its old pids dead:
@@ -1591,13 +1439,13 @@ static void test_registry_cluster_restarted_node_old_names_removed(void **state)
     }
     WAIT_UNTIL(herd_registry_count(a, NULL) == 6);
     uint64_t old_inc = herd_node_incarnation(b);
-    node_free(b);
+    ts_node_free(b);
 
     /* "b" again, a new start (new incarnation, new port) */
     herd_node_t *b2 = cluster_node("b", &FAST_NO_FORGET, &a, 1);
     assert_true(herd_node_incarnation(b2) != old_inc);
     herd_node_t *all[2] = {a, b2};
-    WAIT_UNTIL(all_up(all, 2));
+    WAIT_UNTIL(ts_cluster_all_up(all, 2));
     WAIT_UNTIL(entries_of(a) == 1);
     assert_true(unknown_on(a, "old-0"));
     assert_true(resolves_to(a, "stay", pa));
@@ -1606,8 +1454,8 @@ static void test_registry_cluster_restarted_node_old_names_removed(void **state)
     assert_true(unknown_on(b2, "old-0"));
     assert_int_equal(herd_registry_count(b2, "old-"), 0);
     WAIT_UNTIL(entries_of(b2) == 1);
-    node_free(b2);
-    node_free(a);
+    ts_node_free(b2);
+    ts_node_free(a);
 }
 
 /* What every conflict test checks once things settle: every node in `all`
@@ -1632,7 +1480,7 @@ static void conflict_settles(herd_node_t *const *all, int k, const char *name,
         WAIT_UNTIL(resolves_to(n, name, win));
         WAIT_UNTIL(entries_of(n) == stats_of(n).names); /* the loser's entry is gone */
     }
-    run_ms(200); /* nothing else happens */
+    ts_cluster_run_ms(200); /* nothing else happens */
     for (int i = 0; i < k; i++) {
         assert_true(resolves_to(all[i], name, win));
         herd_registry_stats_t s = stats_of(all[i]);
@@ -1668,13 +1516,13 @@ static void test_registry_cluster_conflict_earlier_registration_wins(void **stat
     assert_true(resolves_to(second, "x", ps));
 
     herd_node_t *all[2] = {a, b};
-    WAIT_UNTIL(all_up(all, 2));
+    WAIT_UNTIL(ts_cluster_all_up(all, 2));
     conflict_settles(all, 2, "x", first, pf, wf, second, ps, ws);
     /* the other names of the loser's node are untouched */
     assert_true(resolves_to(first, "y", other));
     assert_int_equal(herd_is_alive(second, other), 1);
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* Two separate clusters each register one name, then a third node joins them
@@ -1692,10 +1540,10 @@ static void test_registry_cluster_conflict_after_clusters_merge(void **state)
     assert_int_equal(herd_register(a, "only-a", only_a, NULL), 0);
     assert_int_equal(herd_register(b, "only-b", only_b, NULL), 0);
     assert_int_equal(herd_register(first, "x", pf, NULL), 0);
-    run_ms(100);
+    ts_cluster_run_ms(100);
     wall_clock_moves_on();
     assert_int_equal(herd_register(second, "x", ps, NULL), 0);
-    run_ms(300);
+    ts_cluster_run_ms(300);
     /* still apart: each side has its own "x" */
     assert_int_equal(herd_cluster_members(a, NULL, 0), 1);
     assert_int_equal(herd_cluster_members(b, NULL, 0), 1);
@@ -1706,15 +1554,15 @@ static void test_registry_cluster_conflict_after_clusters_merge(void **state)
     herd_node_t *seeds[2] = {a, b};
     herd_node_t *c = cluster_node("c", &CALM, seeds, 2);
     herd_node_t *all[3] = {a, b, c};
-    WAIT_UNTIL(all_up(all, 3));
+    WAIT_UNTIL(ts_cluster_all_up(all, 3));
     conflict_settles(all, 3, "x", first, pf, wf, second, ps, ws);
     for (int i = 0; i < 3; i++) {
         WAIT_UNTIL(resolves_to(all[i], "only-a", only_a) && resolves_to(all[i], "only-b", only_b));
         assert_int_equal(herd_registry_count(all[i], NULL), 3);
     }
-    node_free(c);
-    node_free(b);
-    node_free(a);
+    ts_node_free(c);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* The loser traps exits: "the node of the loser stops it" all the same, so
@@ -1736,17 +1584,17 @@ static void test_registry_cluster_conflict_loser_trapping_exits_is_stopped(void 
     wall_clock_moves_on();
     assert_int_equal(herd_register(second, "x", ps, NULL), 0);
     herd_node_t *all[2] = {a, b};
-    WAIT_UNTIL(all_up(all, 2));
+    WAIT_UNTIL(ts_cluster_all_up(all, 2));
     WAIT_UNTIL(stats_of(second).conflicts_resolved >= 1); /* the loser's node decided */
     WAIT_UNTIL(ev_find(EV_EXIT, ps, 0) != NULL || ev_find(EV_TRAPPED, ps, 0) != NULL);
-    run_ms(200);
+    ts_cluster_run_ms(200);
     const ev_t *trapped = ev_find(EV_TRAPPED, ps, 0);
     if (herd_is_alive(second, ps))
         fail_msg("the losing copy lives on: it trapped the exit signal (%s) as a message",
                  trapped ? herd_reason_name(trapped->status) : "none");
     conflict_settles(all, 2, "x", first, pf, wf, second, ps, ws);
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* A metadata update is the same registration: it keeps the time the name was
@@ -1769,14 +1617,14 @@ static void test_registry_cluster_conflict_metadata_update_keeps_time(void **sta
     wall_clock_moves_on();
     assert_int_equal(herd_register(first, "x", pf, &m2), 0); /* after the other one */
     herd_node_t *all[2] = {a, b};
-    WAIT_UNTIL(all_up(all, 2));
+    WAIT_UNTIL(ts_cluster_all_up(all, 2));
     conflict_settles(all, 2, "x", first, pf, wf, second, ps, ws);
     for (int i = 0; i < 2; i++) {
         herd_meta_t got = meta_of(all[i], "x");
         assert_string_equal(herd_meta_get(&got, "v"), "2");
     }
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* Two nodes register one name for the same pid: one registration, no
@@ -1792,9 +1640,9 @@ static void test_registry_cluster_same_pid_on_two_nodes_is_no_conflict(void **st
     wall_clock_moves_on();
     assert_int_equal(herd_register(a, "same", p, NULL), 0); /* before they met */
     herd_node_t *all[2] = {a, b};
-    WAIT_UNTIL(all_up(all, 2));
+    WAIT_UNTIL(ts_cluster_all_up(all, 2));
     WAIT_UNTIL(stats_of(a).full_syncs_in >= 1 && stats_of(b).full_syncs_in >= 1);
-    run_ms(200);
+    ts_cluster_run_ms(200);
     for (int i = 0; i < 2; i++) {
         assert_true(resolves_to(all[i], "same", p));
         assert_int_equal(herd_registry_count(all[i], NULL), 1);
@@ -1806,8 +1654,8 @@ static void test_registry_cluster_same_pid_on_two_nodes_is_no_conflict(void **st
     kill_and_wait(b, p);
     WAIT_UNTIL(unknown_on(a, "same") && unknown_on(b, "same"));
     WAIT_UNTIL(entries_of(a) == 0 && entries_of(b) == 0);
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* Malformed messages on the registry's stream (app 1) are dropped and
@@ -1840,8 +1688,8 @@ static void test_registry_cluster_malformed_sync_rejected(void **state)
     assert_int_equal(herd_register(a, "still", p, NULL), 0);
     WAIT_UNTIL(resolves_to(b, "still", p));
     assert_int_equal(stats_of(a).rejected, 0);
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* ---- a node that comes back with the same incarnation --------------------------------- */
@@ -1856,7 +1704,7 @@ static uint64_t g_skew;
 static uint64_t skewed_now(void *data)
 {
     (void)data;
-    return uv_now(&g_loop) + g_skew;
+    return uv_now(&ts_loop) + g_skew;
 }
 static const herd_clock_t skewed_clock = {.now_ms = skewed_now};
 
@@ -1888,36 +1736,17 @@ static void on_b_down(void *data, const char *name, uint64_t incarnation,
 /* a (skewed clock, hook above) and b, up, small timings, no forgetting. */
 static void skewed_pair(herd_node_t **a_out, herd_node_t **b_out)
 {
-    int slot = 0;
-    while (slot < MAX_NODES && g_nodes[slot])
-        slot++;
-    assert_true(slot < MAX_NODES);
     g_skew = 0;
     memset(&g_down, 0, sizeof(g_down));
-    herd_node_config_t cfg = {.name = "a", .loop = &g_loop, .clock = &skewed_clock};
-    herd_node_t *a = NULL;
-    assert_int_equal(herd_node_new(&cfg, &a), 0);
-    g_nodes[slot] = a;
-    const timing_t *t = &FAST_NO_FORGET;
-    int rc = -1;
-    for (int attempt = 0; attempt < 40 && rc != 0; attempt++) {
-        unsigned port = 20000u + (unsigned)(rng_next(&g_port_rng) % 40001u);
-        snprintf(g_addr[slot], sizeof(g_addr[slot]), "tcp://127.0.0.1:%u", port);
-        herd_cluster_config_t cc = {.listen = g_addr[slot],
-                                    .secret = SECRET,
-                                    .secret_len = strlen(SECRET),
-                                    .heartbeat_ms = t->heartbeat_ms,
-                                    .suspect_ms = t->suspect_ms,
-                                    .down_ms = t->down_ms,
-                                    .forget_ms = t->forget_ms};
-        rc = herd_cluster_start(a, &cc);
-    }
-    assert_int_equal(rc, 0);
+    herd_node_config_t cfg = {.name = "a", .loop = &ts_loop, .clock = &skewed_clock};
+    herd_node_t *a = ts_cluster_add(&cfg);
+    const ts_timing_t *t = &FAST_NO_FORGET;
+    ts_cluster_join(a, t, NULL, 0);
     assert_int_equal(herd_registry_start(a), 0);
     assert_int_equal(herd_cluster_on_change(a, on_b_down, NULL), 0); /* after the registry's */
     herd_node_t *b = cluster_node("b", t, &a, 1);
     herd_node_t *all[2] = {a, b};
-    WAIT_UNTIL(all_up(all, 2));
+    WAIT_UNTIL(ts_cluster_all_up(all, 2));
     *a_out = a;
     *b_out = b;
 }
@@ -1931,7 +1760,7 @@ static void a_holds_b_down(herd_node_t *a, herd_node_t *b)
     g_skew += 10u * FAST_NO_FORGET.down_ms; /* a hears nothing for a while */
     WAIT_UNTIL(g_down.fired);
     herd_node_t *all[2] = {a, b};
-    WAIT_UNTIL(all_up(all, 2)); /* b heartbeats on: back up at a */
+    WAIT_UNTIL(ts_cluster_all_up(all, 2)); /* b heartbeats on: back up at a */
     assert_int_equal(herd_cluster_member_incarnation(a, herd_node_id_of("b")), b_inc);
     g_down.node = NULL;
 }
@@ -1963,8 +1792,8 @@ static void test_registry_cluster_conflict_when_down_node_comes_back(void **stat
     conflict_settles(all, 2, "x", b, pb, wb, a, pa, wa);
     for (int i = 0; i < 2; i++)
         WAIT_UNTIL(resolves_to(all[i], "b-only", pb));
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* While a holds b down it ships b nothing; when b is back, what a changed
@@ -1991,18 +1820,18 @@ static void test_registry_cluster_changes_while_peer_down_reach_it_after(void **
     assert_int_equal(herd_register(a, "after", pa, NULL), 0);
     WAIT_UNTIL(resolves_to(b, "after", pa));
     /* ... and the one made while b was down must arrive too */
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = ts_mono_ms();
     while (!resolves_to(b, "during", pa)) {
-        if (mono_ms() - t0 > 3000u)
+        if (ts_mono_ms() - t0 > 3000u)
             fail_msg("b never learns 'during', registered on a while a held b down "
                      "(a: %d names, b: %d names; b's digest syncs in: %llu)",
                      herd_registry_count(a, NULL), herd_registry_count(b, NULL),
                      (unsigned long long)stats_of(b).full_syncs_in);
-        run_slice(5);
+        ts_cluster_run_slice(5);
     }
     assert_int_equal(herd_registry_count(b, NULL), herd_registry_count(a, NULL));
-    node_free(b);
-    node_free(a);
+    ts_node_free(b);
+    ts_node_free(a);
 }
 
 /* ---- freeing a node ---------------------------------------------------------------------- */
@@ -2021,9 +1850,9 @@ static void test_registry_cluster_node_freed_while_deltas_arrive(void **state)
     herd_node_t *all[2] = {a, b};
     herd_pid_t p = spawn_srv(a);
     assert_int_equal(herd_register(a, "early", p, NULL), 0);
-    uint64_t t0 = mono_ms();
-    while (!all_up(all, 2) || herd_registry_count(b, NULL) != 1) {
-        if (mono_ms() - t0 > WAIT_MS)
+    uint64_t t0 = ts_mono_ms();
+    while (!ts_cluster_all_up(all, 2) || herd_registry_count(b, NULL) != 1) {
+        if (ts_mono_ms() - t0 > WAIT_MS)
             fail_msg("a and b never met");
         assert_int_equal(herd_node_run_for(a, 2), 0);
         assert_int_equal(herd_node_run_for(b, 2), 0);
@@ -2034,19 +1863,17 @@ static void test_registry_cluster_node_freed_while_deltas_arrive(void **state)
         assert_int_equal(herd_register(a, name, p, NULL), 0);
     }
     assert_int_equal(herd_node_run_for(a, 50), 0); /* only a's loop: the deltas leave */
-    node_free(b);
+    ts_node_free(b);
     /* a carries on */
     assert_int_equal(herd_registry_count(a, NULL), 21);
-    run_ms(50);
+    ts_cluster_run_ms(50);
     assert_true(resolves_to(a, "late-19", p));
-    node_free(a);
+    ts_node_free(a);
 }
 
 int main(void)
 {
-    uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
-    g_port_rng = seed;
-    fprintf(stderr, "test_registry: port seed %llu\n", (unsigned long long)seed);
+    ts_cluster_init("test_registry", SECRET);
     if (getenv("HERD_TEST_LOG") == NULL)
         herd_log_set_level(HERD_LOG_WARN);
     /* run or skip only some cases: a cmocka pattern, e.g. "*conflict*" */
@@ -2054,7 +1881,7 @@ int main(void)
         cmocka_set_test_filter(getenv("TEST_REGISTRY_FILTER"));
     if (getenv("TEST_REGISTRY_SKIP"))
         cmocka_set_skip_filter(getenv("TEST_REGISTRY_SKIP"));
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, ts_cluster_teardown)
     const struct CMUnitTest tests[] = {
         T(test_registry_register_whereis_unregister),
         T(test_registry_read_your_writes),

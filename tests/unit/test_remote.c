@@ -32,68 +32,21 @@
 
 #include "frame.h" /* FRAME_DEFAULT_MAX_BODY: the limit of one message between nodes */
 #include "herd_runtime.h"
+#include "support.h"
 
-#define MAX_NODES 4
 #define SECRET "test-remote-secret-0123456789"
 #define LOG_MAX 512
 #define DATA_MAX 64
 #define WAIT_MS 10000u /* deadline of every wait */
 
-/* ---- time and the shared loop ---------------------------------------------- */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uv_loop_t g_loop;
-static herd_node_t *g_nodes[MAX_NODES];
-static char g_addr[MAX_NODES][64];
-static uint64_t g_port_rng;
-
-/* Run the shared loop for a few milliseconds (through any live node). */
-static void run_slice(uint64_t ms)
-{
-    for (int i = 0; i < MAX_NODES; i++) {
-        if (g_nodes[i]) {
-            assert_int_equal(herd_node_run_for(g_nodes[i], ms), 0);
-            return;
-        }
-    }
-    fail_msg("no node to run the loop");
-}
-
-#define WAIT_UNTIL(cond)                                                                 \
-    do {                                                                                 \
-        uint64_t t0_ = mono_ms();                                                        \
-        while (!(cond)) {                                                                \
-            if (mono_ms() - t0_ > WAIT_MS)                                               \
-                fail_msg("%s:%d: no %s within %u ms", __FILE__, __LINE__, #cond,         \
-                         WAIT_MS);                                                       \
-            run_slice(5);                                                                \
-        }                                                                                \
-    } while (0)
-
-/* Run for `ms` (for "nothing more happens" checks that another event bounds). */
-static void run_ms(uint64_t ms)
-{
-    uint64_t t0 = mono_ms();
-    while (mono_ms() - t0 < ms)
-        run_slice(5);
-}
+#define WAIT_UNTIL(cond) TS_WAIT_UNTIL(cond, WAIT_MS)
 
 /* ---- nodes ------------------------------------------------------------------- */
 
-typedef struct timing {
-    uint32_t heartbeat_ms, suspect_ms, down_ms;
-} timing_t;
-
 /* Generous: a slow (sanitized) run must not see a live node go down. */
-static const timing_t NORMAL = {100, 1500, 3000};
+static const ts_timing_t NORMAL = {100, 1500, 3000, 0};
 /* For the tests where a node dies. */
-static const timing_t FAST = {50, 150, 300};
+static const ts_timing_t FAST = {50, 150, 300, 0};
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -103,94 +56,20 @@ static uint64_t rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static int node_slot(const herd_node_t *n)
-{
-    for (int i = 0; i < MAX_NODES; i++)
-        if (g_nodes[i] == n && n != NULL) return i;
-    fail_msg("not a node of this test");
-    return -1;
-}
-
 /* A node on the shared loop, not in a cluster. */
 static herd_node_t *plain_node(const char *name, uint32_t max_message)
 {
-    int slot = 0;
-    while (slot < MAX_NODES && g_nodes[slot])
-        slot++;
-    assert_true(slot < MAX_NODES);
-    herd_node_config_t cfg = {.name = name, .loop = &g_loop, .max_message = max_message};
-    herd_node_t *n = NULL;
-    assert_int_equal(herd_node_new(&cfg, &n), 0);
-    assert_non_null(n);
-    g_nodes[slot] = n;
-    g_addr[slot][0] = '\0';
-    return n;
+    herd_node_config_t cfg = {.name = name, .loop = &ts_loop, .max_message = max_message};
+    return ts_cluster_add(&cfg);
 }
 
 /* A node in the test's cluster, joining through `seed` (NULL: the first). */
-static herd_node_t *cluster_node(const char *name, const timing_t *t, herd_node_t *seed,
+static herd_node_t *cluster_node(const char *name, const ts_timing_t *t, herd_node_t *seed,
                                  uint32_t max_message)
 {
     herd_node_t *n = plain_node(name, max_message);
-    int slot = node_slot(n);
-    const char *seeds[1];
-    size_t nseeds = 0;
-    if (seed) {
-        seeds[0] = g_addr[node_slot(seed)];
-        nseeds = 1;
-    }
-    int rc = -1;
-    for (int attempt = 0; attempt < 40 && rc != 0; attempt++) {
-        unsigned port = 20000u + (unsigned)(rng_next(&g_port_rng) % 40001u);
-        snprintf(g_addr[slot], sizeof(g_addr[slot]), "tcp://127.0.0.1:%u", port);
-        herd_cluster_config_t cfg = {.listen = g_addr[slot],
-                                     .seeds = seeds,
-                                     .seed_count = nseeds,
-                                     .secret = SECRET,
-                                     .secret_len = strlen(SECRET),
-                                     .heartbeat_ms = t->heartbeat_ms,
-                                     .suspect_ms = t->suspect_ms,
-                                     .down_ms = t->down_ms};
-        rc = herd_cluster_start(n, &cfg); /* a port in use: try another */
-    }
-    assert_int_equal(rc, 0);
+    ts_cluster_join(n, t, &seed, seed ? 1 : 0);
     return n;
-}
-
-/* The state in which `n` sees the member called `name`; -1 if it does not. */
-static int member_state(herd_node_t *n, const char *name)
-{
-    herd_member_info_t info[MAX_NODES + 2];
-    int count = herd_cluster_members(n, info, MAX_NODES + 2);
-    for (int i = 0; i < count && i < MAX_NODES + 2; i++)
-        if (strcmp(info[i].name, name) == 0) return (int)info[i].state;
-    return -1;
-}
-
-/* Whether each of `nodes` sees all of them (and nothing else) up. */
-static int all_up(herd_node_t **nodes, int k)
-{
-    for (int i = 0; i < k; i++) {
-        herd_member_info_t info[MAX_NODES + 2];
-        int count = herd_cluster_members(nodes[i], info, MAX_NODES + 2);
-        if (count != k) return 0;
-        for (int j = 0; j < k; j++) {
-            const char *name = herd_node_name(nodes[j]);
-            int found = 0;
-            for (int m = 0; m < count; m++)
-                found |= strcmp(info[m].name, name) == 0 &&
-                         info[m].state == HERD_MEMBER_UP &&
-                         info[m].incarnation == herd_node_incarnation(nodes[j]);
-            if (!found) return 0;
-        }
-    }
-    return 1;
-}
-
-static void node_free(herd_node_t *n)
-{
-    g_nodes[node_slot(n)] = NULL;
-    herd_node_free(n);
 }
 
 /* Two (or three) nodes a, b (, c) that see each other up. */
@@ -198,14 +77,14 @@ typedef struct trio {
     herd_node_t *a, *b, *c;
 } trio_t;
 
-static trio_t form(int k, const timing_t *t, uint32_t a_max_message)
+static trio_t form(int k, const ts_timing_t *t, uint32_t a_max_message)
 {
     trio_t x = {0};
     x.a = cluster_node("a", t, NULL, a_max_message);
     x.b = cluster_node("b", t, x.a, 0);
     if (k == 3) x.c = cluster_node("c", t, x.a, 0);
     herd_node_t *all[3] = {x.a, x.b, x.c};
-    WAIT_UNTIL(all_up(all, k));
+    WAIT_UNTIL(ts_cluster_all_up(all, k));
     return x;
 }
 
@@ -595,33 +474,18 @@ static uint8_t *scratch(size_t len)
 
 static int setup(void **state)
 {
-    (void)state;
     reset_logs();
-    memset(g_nodes, 0, sizeof(g_nodes));
-    return uv_loop_init(&g_loop) == 0 ? 0 : -1;
+    return ts_cluster_setup(state);
 }
 
 /* Frees what the test left (after a failure, or on purpose), then checks that
  * the shared loop has nothing left open. */
 static int teardown(void **state)
 {
-    (void)state;
-    for (int i = MAX_NODES - 1; i >= 0; i--) {
-        if (g_nodes[i]) {
-            herd_node_t *n = g_nodes[i];
-            g_nodes[i] = NULL;
-            herd_node_free(n);
-        }
-    }
-    for (int i = 0; i < 100 && uv_run(&g_loop, UV_RUN_NOWAIT) != 0; i++)
-        ;
+    int rc = ts_cluster_teardown(state);
     free(g_scratch);
     g_scratch = NULL;
-    int rc = uv_loop_close(&g_loop);
-    if (rc != 0)
-        fprintf(stderr, "teardown: the shared loop still has handles: %s\n",
-                uv_strerror(rc));
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 /* ---- tests: forming -------------------------------------------------------------- */
@@ -636,7 +500,7 @@ static void test_remote_three_nodes_see_each_other(void **state)
     assert_string_equal(info[1].name, "b");
     assert_string_equal(info[2].name, "c");
     assert_int_equal(info[0].incarnation, herd_node_incarnation(x.a));
-    assert_string_equal(info[0].address, g_addr[node_slot(x.a)]);
+    assert_string_equal(info[0].address, ts_cluster_addr(x.a));
     /* every pair talks, both ways */
     herd_pid_t sa = spawn(x.a, &srv), sb = spawn(x.b, &srv), sc = spawn(x.c, &srv);
     call_expect(x.a, sb, "echo:a>b", "a>b");
@@ -645,9 +509,9 @@ static void test_remote_three_nodes_see_each_other(void **state)
     call_expect(x.c, sb, "echo:c>b", "c>b");
     call_expect(x.b, sc, "echo:b>c", "b>c");
     call_expect(x.c, sa, "echo:c>a", "c>a");
-    node_free(x.c);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.c);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 /* ---- tests: calls -------------------------------------------------------------- */
@@ -697,8 +561,8 @@ static void test_remote_node_call_reply_bytes_intact(void **state)
     }
     for (size_t i = 0; i < g_nsrv_rc; i++)
         assert_int_equal(g_srv_rc[i], 0);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_deferred_reply(void **state)
@@ -722,8 +586,8 @@ static void test_remote_deferred_reply(void **state)
     assert_int_equal(r->len, 8);
     assert_memory_equal(r->data, "deferred", 8);
     assert_pid_eq(r->from, s);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_process_call_reply_in_handle_info(void **state)
@@ -755,10 +619,10 @@ static void test_remote_process_call_reply_in_handle_info(void **state)
     assert_pid_eq(g_srv_calls[0].from_pid, c);
     assert_pid_eq(g_srv_calls[0].from.pid, c);
     assert_int_equal(g_srv_calls[0].from.ref, g_cli_ref[k1]);
-    run_ms(50);
+    ts_cluster_run_ms(50);
     assert_int_equal(g_nseen, 2); /* once each */
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_call_timeout_late_reply_dropped(void **state)
@@ -792,8 +656,8 @@ static void test_remote_call_timeout_late_reply_dropped(void **state)
     assert_int_equal(count_seen(c, HERD_MSG_REPLY, g_cli_ref[k1]), 1);
     assert_int_equal(g_nseen, 2);
     assert_memory_equal(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k2])->data, "after", 5);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_callee_exits_during_call_enoproc(void **state)
@@ -812,10 +676,10 @@ static void test_remote_callee_exits_during_call_enoproc(void **state)
     assert_int_equal(r->status, HERD_ENOPROC);
     assert_pid_eq(r->from, s);
     assert_int_equal(r->len, 0);
-    run_ms(50);
+    ts_cluster_run_ms(50);
     assert_int_equal(count_seen(c, HERD_MSG_REPLY, g_cli_ref[k]), 1);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 /* A blocking call whose callee crashes in its handler ends as it does on one
@@ -828,15 +692,15 @@ static void test_remote_node_call_callee_crashes_enoproc(void **state)
     const uint32_t long_timeout = 60000;
     herd_pid_t s = spawn(x.b, &srv);
     herd_reply_t out;
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = ts_mono_ms();
     int rc = herd_node_call(x.a, s, "crash", 5, long_timeout, &out);
-    assert_true(mono_ms() - t0 < long_timeout / 2);
+    assert_true(ts_mono_ms() - t0 < long_timeout / 2);
     assert_int_equal(out.status, HERD_ENOPROC);
     herd_reply_free(&out);
     assert_int_equal(herd_is_alive(x.b, s), 0);
     assert_int_equal(rc, HERD_ENOPROC);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_call_dead_pid_enoproc(void **state)
@@ -866,8 +730,8 @@ static void test_remote_call_dead_pid_enoproc(void **state)
     never.serial += 1000;
     assert_int_equal(herd_node_call(x.a, never, "ping", 4, WAIT_MS, &r), HERD_ENOPROC);
     herd_reply_free(&r);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 /* ---- tests: casts -------------------------------------------------------------- */
@@ -883,12 +747,12 @@ static void test_remote_10000_casts_arrive_in_order(void **state)
     cli_do(x.a, c, &cmd);
     WAIT_UNTIL(g_sink_total >= 10000 || g_cast_errors > 0);
     assert_int_equal(g_cast_errors, 0);
-    run_ms(50); /* nothing more, nothing twice */
+    ts_cluster_run_ms(50); /* nothing more, nothing twice */
     assert_int_equal(g_sink_total, 10000);
     assert_int_equal(g_sink_bad, 0);
     assert_int_equal(g_sink_next[0], 10000);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_casts_from_several_senders_keep_own_order(void **state)
@@ -914,16 +778,16 @@ static void test_remote_casts_from_several_senders_keep_own_order(void **state)
     }
     WAIT_UNTIL(g_sink_total >= 3 * 4000 + 1000 || g_cast_errors > 0);
     assert_int_equal(g_cast_errors, 0);
-    run_ms(50);
+    ts_cluster_run_ms(50);
     assert_int_equal(g_sink_total, 3 * 4000 + 1000);
     assert_int_equal(g_sink_bad, 0);
     assert_int_equal(g_sink_next[0], 4000);
     assert_int_equal(g_sink_next[1], 4000);
     assert_int_equal(g_sink_next[2], 4000);
     assert_int_equal(g_sink_next[3], 1000);
-    node_free(x.c);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.c);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 /* ---- tests: monitors ----------------------------------------------------------- */
@@ -957,10 +821,10 @@ static void test_remote_monitor_down_with_exit_reason(void **state)
     cmd_t dm = {.op = CMD_DEMONITOR, .ref = g_cli_ref[m1]};
     size_t k = cli_do(x.a, c, &dm);
     assert_int_equal(g_cli_rc[k], HERD_ENOENT);
-    run_ms(50);
+    ts_cluster_run_ms(50);
     assert_int_equal(g_nseen, 2);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_monitor_dead_pid_noproc(void **state)
@@ -977,8 +841,8 @@ static void test_remote_monitor_dead_pid_noproc(void **state)
     const seen_t *d = find_seen(c, HERD_MSG_DOWN, g_cli_ref[m]);
     assert_pid_eq(d->from, t);
     assert_int_equal(d->status, HERD_REASON_NOPROC);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_demonitor_no_down(void **state)
@@ -1007,8 +871,8 @@ static void test_remote_demonitor_no_down(void **state)
     /* demonitor twice: no such monitor */
     k = cli_do(x.a, c, &dm);
     assert_int_equal(g_cli_rc[k], HERD_ENOENT);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 /* ---- tests: a node dies ---------------------------------------------------------- */
@@ -1032,10 +896,10 @@ static void test_remote_node_crash_fails_calls_and_fires_monitors(void **state)
     assert_int_equal(g_nseen, 0);
 
     /* b vanishes without a word (no leave): like a crash */
-    node_free(x.b);
+    ts_node_free(x.b);
     x.b = NULL;
-    WAIT_UNTIL(member_state(x.a, "b") == HERD_MEMBER_DOWN &&
-               member_state(x.c, "b") == HERD_MEMBER_DOWN &&
+    WAIT_UNTIL(ts_cluster_member_state(x.a, "b") == HERD_MEMBER_DOWN &&
+               ts_cluster_member_state(x.c, "b") == HERD_MEMBER_DOWN &&
                find_seen(ca, HERD_MSG_REPLY, g_cli_ref[ka]) &&
                find_seen(cc, HERD_MSG_REPLY, g_cli_ref[kc]) &&
                find_seen(ca, HERD_MSG_DOWN, g_cli_ref[m]));
@@ -1063,8 +927,8 @@ static void test_remote_node_crash_fails_calls_and_fires_monitors(void **state)
                      HERD_REASON_NOCONNECTION);
     /* a and c still talk */
     call_expect(x.a, on_c, "echo:still", "still");
-    node_free(x.c);
-    node_free(x.a);
+    ts_node_free(x.c);
+    ts_node_free(x.a);
 }
 
 /* ---- tests: sends that cannot be routed -------------------------------------------- */
@@ -1092,9 +956,9 @@ static void test_remote_unknown_node_enotconn(void **state)
     herd_node_t *alone = plain_node("alone", 0);
     herd_pid_t on_b = spawn(x.b, &srv);
     assert_int_equal(herd_node_send(alone, on_b, "x", 1), HERD_ENOTCONN);
-    node_free(alone);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(alone);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_old_incarnation_enoproc(void **state)
@@ -1117,8 +981,8 @@ static void test_remote_old_incarnation_enoproc(void **state)
                      HERD_REASON_NOPROC);
     /* the live incarnation still answers */
     call_expect(x.a, s, "ping", "pong");
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_over_frame_limit_etoobig(void **state)
@@ -1144,8 +1008,8 @@ static void test_remote_over_frame_limit_etoobig(void **state)
     WAIT_UNTIL(g_nsink_big == 1); /* the local one */
     assert_int_equal(g_sink_big[0], big);
     assert_int_equal(g_sink_bad, 0);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 /* Every cast the runtime accepts for another node arrives, even one at the
@@ -1170,8 +1034,8 @@ static void test_remote_largest_accepted_message_arrives(void **state)
     WAIT_UNTIL(g_nsink_big == 1 && g_sink_next[0] == 1);
     assert_int_equal(g_sink_big[0], len);
     assert_int_equal(g_sink_bad, 0);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 static void test_remote_link_einval(void **state)
@@ -1186,17 +1050,15 @@ static void test_remote_link_einval(void **state)
     /* neither side is disturbed */
     assert_int_equal(herd_exit(x.b, s, HERD_REASON_KILLED), 0);
     WAIT_UNTIL(herd_is_alive(x.b, s) == 0);
-    run_ms(50);
+    ts_cluster_run_ms(50);
     assert_int_equal(herd_is_alive(x.a, c), 1);
-    node_free(x.b);
-    node_free(x.a);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
 }
 
 int main(void)
 {
-    uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
-    g_port_rng = seed;
-    fprintf(stderr, "test_remote: port seed %llu\n", (unsigned long long)seed);
+    ts_cluster_init("test_remote", SECRET);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_remote_three_nodes_see_each_other),

@@ -67,7 +67,8 @@ int herd_unregister(herd_node_t *node, const char *name);
 /* The pid (and, if `meta` is given, the metadata) of a name. HERD_ENOENT when
  * the name has no visible registration, HERD_EINVAL for an empty or over-long
  * name (as for every call here that takes a name). A process's names go when
- * its exit is carried out (its next turn on the loop), not at herd_exit. */
+ * its exit is carried out (its next turn on the loop), not at herd_exit; a
+ * register on the same node may take such a name at once. */
 int herd_whereis(herd_node_t *node, const char *name, herd_pid_t *pid, herd_meta_t *meta);
 /* Replace the metadata of a registered name. */
 int herd_update_meta(herd_node_t *node, const char *name, const herd_meta_t *meta);

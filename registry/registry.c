@@ -361,12 +361,18 @@ int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_m
     const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
     reg_value_t win;
     const awmap_entry_t *held = name_winner(g, entries, &win);
-    if (held && !herd_pid_equal(win.pid, pid))
+    /* A local holder whose exit is decided but not yet carried out no longer
+     * holds the name: the new registration replaces its entry. */
+    int holder_leaving = held && !herd_pid_equal(win.pid, pid) && is_local(g, win.pid) &&
+                         !herd_is_alive(n, win.pid);
+    if (held && !herd_pid_equal(win.pid, pid) && !holder_leaving)
         return HERD_EEXIST;
     /* a new registration, or new metadata for the same pid (same time) */
-    uint64_t hlc = held ? win.hlc : herd_node_hlc_now(n);
+    uint64_t hlc = held && !holder_leaving ? win.hlc : herd_node_hlc_now(n);
     awmap_dot_t dots[16];
     size_t ndots = visible_dots(g, entries, dots, 16, pid);
+    if (holder_leaving)
+        ndots += visible_dots(g, entries, dots + ndots, 16 - ndots, win.pid);
     size_t vlen;
     uint8_t *value = value_encode(pid, hlc, meta, &vlen);
     if (value == NULL)

@@ -502,6 +502,25 @@ static void test_registry_read_your_writes(void **state)
     ts_node_free(a);
 }
 
+/* A holder whose exit is decided (herd_exit) but not yet carried out no
+ * longer holds the name: another local process may take it at once, and the
+ * holder's exit later does not take it away. */
+static void test_registry_name_of_an_exiting_holder_can_be_taken(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a");
+    herd_pid_t p1 = spawn_srv(a), p2 = spawn_srv(a);
+    assert_int_equal(herd_register(a, "x", p1, NULL), 0);
+    assert_int_equal(herd_exit(a, p1, HERD_REASON_SHUTDOWN), 0);
+    assert_false(herd_is_alive(a, p1));
+    assert_int_equal(herd_register(a, "x", p2, NULL), 0);
+    assert_true(resolves_to(a, "x", p2));
+    herd_node_run_for(a, 50); /* p1's exit is carried out */
+    assert_true(resolves_to(a, "x", p2));
+    assert_int_equal(stats_of(a).entries, 1);
+    ts_node_free(a);
+}
+
 static void test_registry_name_held_by_another_pid_eexist(void **state)
 {
     (void)state;
@@ -1886,6 +1905,7 @@ int main(void)
         T(test_registry_register_whereis_unregister),
         T(test_registry_read_your_writes),
         T(test_registry_name_held_by_another_pid_eexist),
+        T(test_registry_name_of_an_exiting_holder_can_be_taken),
         T(test_registry_same_pid_again_updates_metadata),
         T(test_registry_dead_local_pid_enoproc),
         T(test_registry_bad_names_einval),

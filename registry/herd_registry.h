@@ -110,4 +110,45 @@ typedef struct herd_registry_peer {
 } herd_registry_peer_t;
 int herd_registry_peer_stats(herd_node_t *node, uint64_t node_id, herd_registry_peer_t *out);
 
+/* ---- replicated child specs (the distributed supervisor's child list) ------------ */
+
+/* The registry's map also carries `name -> child spec`, under keys no
+ * registration can have (a leading REG_SPEC_PREFIX byte), so specs travel
+ * with the same deltas and digest syncs. The registry does not read a spec:
+ * it is bytes of the supervisor's (up to HERD_SPEC_MAX). Specs are never
+ * hidden or removed when their writer's node goes: only a remove does that.
+ * Two specs written at once for one name both stay until the next put; the
+ * one every node reads is the same (the lowest writer, then dot). */
+#define HERD_SPEC_MAX 4096u
+
+/* Write the spec of `name`, replacing every spec of it this node sees. */
+int herd_spec_put(herd_node_t *node, const char *name, const void *spec, size_t len);
+/* Remove every spec of `name` this node sees. HERD_ENOENT when none. */
+int herd_spec_remove(herd_node_t *node, const char *name);
+/* The spec of `name` (valid until the registry next changes). HERD_ENOENT. */
+int herd_spec_get(herd_node_t *node, const char *name, const uint8_t **spec, size_t *len);
+/* Visit every spec; stop when fn returns nonzero. Returns the number visited. */
+typedef int (*herd_spec_fn)(void *data, const char *name, const uint8_t *spec, size_t len);
+int herd_spec_foreach(herd_node_t *node, herd_spec_fn fn, void *data);
+size_t herd_spec_count(herd_node_t *node);
+/* Told of every name whose specs changed (added, replaced or removed), here
+ * or by a join, once the change is applied; the callback may change the
+ * registry. One watcher per node; NULL removes it. */
+typedef void (*herd_spec_watch_fn)(void *data, const char *name);
+int herd_spec_watch(herd_node_t *node, herd_spec_watch_fn fn, void *data);
+
+/* ---- for the handoff ----------------------------------------------------------- */
+
+/* Replace the registration of `name` by `from` with one by `to` in one
+ * delta, keeping its metadata and first-registration time: a moved process
+ * keeps its place in conflicts. HERD_ENOENT when `from` holds no visible
+ * registration of it. */
+int herd_registry_switch(herd_node_t *node, const char *name, herd_pid_t from, herd_pid_t to);
+/* The first-registration time of `name`'s visible registration. */
+int herd_registry_time(herd_node_t *node, const char *name, uint64_t *hlc);
+/* Register with a given first-registration time (a handoff's new copy whose
+ * old node died taking the name over); otherwise as herd_register. */
+int herd_register_at(herd_node_t *node, const char *name, herd_pid_t pid,
+                     const herd_meta_t *meta, uint64_t hlc);
+
 #endif

@@ -209,6 +209,10 @@ static void touched_add(registry_t *g, const char *key, size_t klen)
 static void on_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
+    if (reg_is_spec_key(key, klen)) {
+        reg_spec_changed(g, key, klen, 1);
+        return;
+    }
     reg_value_t v = reg_value_decode(e, NULL);
     if (is_local(g, v.pid))
         pidx_add(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen));
@@ -222,6 +226,10 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
 static void on_removed(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
+    if (reg_is_spec_key(key, klen)) {
+        reg_spec_changed(g, key, klen, 0);
+        return;
+    }
     reg_value_t v = reg_value_decode(e, NULL);
     if (is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen)))
         missing_add(g, v.pid.serial, key, klen, e);
@@ -306,6 +314,7 @@ void reg_settle_touched(registry_t *g)
         free(g->touched[i]);
     }
     g->touched_n = 0;
+    reg_spec_deliver(g);
 }
 
 /* ---- changes from here ------------------------------------------------------------- */
@@ -342,13 +351,16 @@ static size_t visible_dots(const registry_t *g, const awmap_entry_t *e, awmap_do
     return n;
 }
 
+/* A name: 1..HERD_NAME_MAX bytes, not starting with the child specs' prefix. */
 static int check_name(const char *name)
 {
     size_t len = name ? strlen(name) : 0;
-    return len == 0 || len > HERD_NAME_MAX ? HERD_EINVAL : 0;
+    return len == 0 || len > HERD_NAME_MAX || name[0] == REG_SPEC_PREFIX ? HERD_EINVAL : 0;
 }
 
-int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_meta_t *meta)
+/* herd_register, with the first-registration time given (0: now). */
+static int register_with(herd_node_t *n, const char *name, herd_pid_t pid,
+                         const herd_meta_t *meta, uint64_t at)
 {
     registry_t *g = reg_of(n);
     if (g == NULL)
@@ -368,7 +380,7 @@ int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_m
     if (held && !herd_pid_equal(win.pid, pid) && !holder_leaving)
         return HERD_EEXIST;
     /* a new registration, or new metadata for the same pid (same time) */
-    uint64_t hlc = held && !holder_leaving ? win.hlc : herd_node_hlc_now(n);
+    uint64_t hlc = held && !holder_leaving ? win.hlc : at ? at : herd_node_hlc_now(n);
     awmap_dot_t dots[16];
     size_t ndots = visible_dots(g, entries, dots, 16, pid);
     if (holder_leaving)
@@ -377,6 +389,60 @@ int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_m
     uint8_t *value = value_encode(pid, hlc, meta, &vlen);
     if (value == NULL)
         return HERD_ENOMEM;
+    int rc = reg_local_change(g, name, value, vlen, dots, ndots, 1);
+    free(value);
+    return rc;
+}
+
+int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_meta_t *meta)
+{
+    return register_with(n, name, pid, meta, 0);
+}
+
+int herd_register_at(herd_node_t *n, const char *name, herd_pid_t pid, const herd_meta_t *meta,
+                     uint64_t hlc)
+{
+    return register_with(n, name, pid, meta, hlc);
+}
+
+int herd_registry_time(herd_node_t *n, const char *name, uint64_t *hlc)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (check_name(name))
+        return HERD_EINVAL;
+    reg_value_t v;
+    if (name_winner(g, awmap_get(g->map, name, strlen(name)), &v) == NULL)
+        return HERD_ENOENT;
+    *hlc = v.hlc;
+    return 0;
+}
+
+int herd_registry_switch(herd_node_t *n, const char *name, herd_pid_t from, herd_pid_t to)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (check_name(name) || herd_pid_is_none(to))
+        return HERD_EINVAL;
+    const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
+    awmap_dot_t dots[16];
+    size_t ndots = visible_dots(g, entries, dots, 16, from);
+    const awmap_entry_t *e = entries;
+    while (e && !(herd_pid_equal(reg_value_decode(e, NULL).pid, from) &&
+                  !entry_hidden(g, from)))
+        e = e->next;
+    if (ndots == 0 || e == NULL)
+        return HERD_ENOENT;
+    herd_meta_t meta;
+    reg_value_t v = reg_value_decode(e, &meta);
+    size_t vlen;
+    uint8_t *value = value_encode(to, v.hlc, &meta, &vlen);
+    if (value == NULL)
+        return HERD_ENOMEM;
+    if (is_local(g, from)) /* its exit must not take the moved name along */
+        reg_index_remove(g, from, name);
     int rc = reg_local_change(g, name, value, vlen, dots, ndots, 1);
     free(value);
     return rc;
@@ -414,7 +480,7 @@ int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t 
     if (g == NULL)
         return HERD_ENOENT;
     size_t len = name ? strlen(name) : 0; /* check_name's, once */
-    if (len == 0 || len > HERD_NAME_MAX)
+    if (len == 0 || len > HERD_NAME_MAX || name[0] == REG_SPEC_PREFIX)
         return HERD_EINVAL;
     reg_value_t v;
     const awmap_entry_t *e = name_winner(g, awmap_get(g->map, name, len), &v);
@@ -491,7 +557,7 @@ typedef struct list_ctx {
 static int list_one(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     list_ctx_t *c = data;
-    if (klen < c->plen || memcmp(key, c->prefix, c->plen) != 0)
+    if (reg_is_spec_key(key, klen) || klen < c->plen || memcmp(key, c->prefix, c->plen) != 0)
         return 0;
     reg_value_t v;
     const awmap_entry_t *win = name_winner(c->g, e, &v);
@@ -526,8 +592,8 @@ int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
     if (g == NULL)
         return HERD_ENOENT;
     *out = g->stats;
-    out->names = awmap_key_count(g->map);
-    out->entries = awmap_entry_count(g->map);
+    out->names = awmap_key_count(g->map) - reg_spec_keys(g);
+    out->entries = awmap_entry_count(g->map) - g->spec_entries;
     return 0;
 }
 
@@ -545,6 +611,8 @@ static int exit_key(void *data, const char *key, size_t klen, const awmap_entry_
 {
     exit_ctx_t *c = data;
     c->nd = 0;
+    if (reg_is_spec_key(key, klen))
+        return 0;
     for (; e && c->nd < 16; e = e->next)
         if (herd_pid_equal(reg_value_decode(e, NULL).pid, c->pid))
             c->dots[c->nd++] = e->dot;
@@ -581,6 +649,8 @@ typedef struct gone_ctx {
 static int collect_gone(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     gone_ctx_t *c = data;
+    if (reg_is_spec_key(key, klen))
+        return 0;
     for (; e; e = e->next) {
         reg_value_t v = reg_value_decode(e, NULL);
         if (v.pid.node != c->node || v.pid.incarnation != c->incarnation)
@@ -624,7 +694,7 @@ static void remove_node(registry_t *g, uint64_t node, uint64_t incarnation)
 
 static int touch_all(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
-    if (e && e->next)
+    if (e && e->next && !reg_is_spec_key(key, klen))
         touched_add(data, key, klen);
     return 0;
 }
@@ -711,6 +781,7 @@ static void registry_free(void *p)
     for (size_t i = 0; i < g->touched_n; i++)
         free(g->touched[i]);
     free(g->touched);
+    reg_spec_free(g);
     awmap_free(g->map);
     free(g);
 }

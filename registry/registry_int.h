@@ -16,7 +16,10 @@
 /* Sync messages: a delta; then the digest exchange (digest.h): A's digest,
  * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
 enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6 };
-#define REGISTRY_CHECK_MS 2000 /* how often live processes' entries are checked */
+#define REGISTRY_CHECK_MS 2000
+/* The first byte of a child spec's key (herd_spec_put); never of a name. */
+#define REG_SPEC_PREFIX '\x01'
+ /* how often live processes' entries are checked */
 
 /* An entry of a live local process that went away without the process
  * letting go of the name (a node that thought us gone removed it): put back
@@ -45,6 +48,11 @@ typedef struct registry {
     struct registry_flush *flush;
     uint64_t last_check; /* node clock, for herd_registry_poll */
     u64map_t peers;      /* node id -> herd_registry_peer_t */
+    uint64_t spec_entries; /* entries of spec keys, kept out of the stats */
+    char **spec_changed;   /* spec names changed, told to spec_watch after the change */
+    size_t spec_changed_n, spec_changed_cap;
+    herd_spec_watch_fn spec_watch;
+    void *spec_watch_data;
 } registry_t;
 
 /* The prepare handle that ships `pending` once per loop iteration. It lives
@@ -73,6 +81,18 @@ int reg_local_change(registry_t *g, const char *name, const void *value, size_t 
                      const awmap_dot_t *dots, size_t ndots, int add);
 void reg_index_remove(registry_t *g, herd_pid_t pid, const char *name);
 void reg_settle_touched(registry_t *g);
+
+/* registry_spec.c */
+static inline int reg_is_spec_key(const char *key, size_t klen)
+{
+    return klen > 0 && key[0] == REG_SPEC_PREFIX;
+}
+/* Keep a spec key whose entries changed (from the map's observer). */
+void reg_spec_changed(registry_t *g, const char *key, size_t klen, int added);
+/* Tell the watcher of the kept names (after a change or join is complete). */
+void reg_spec_deliver(registry_t *g);
+size_t reg_spec_keys(registry_t *g);
+void reg_spec_free(registry_t *g);
 
 /* registry_sync.c */
 /* Send map `m` as `kind` to every member (or only `only_to`). */

@@ -27,7 +27,8 @@
     X(EDEADLK, -13, "blocking call from inside a process")                    \
     X(EIO, -14, "I/O error")                                                  \
     X(EBADFRAME, -15, "malformed or unauthenticated frame")                   \
-    X(ENOTCONN, -16, "node down or unknown")
+    X(ENOTCONN, -16, "node down or unknown")                                  \
+    X(EBUSY, -17, "busy: try again later")
 
 typedef enum {
 #define HERD_ERR_ENUM(name, value, msg) HERD_##name = value,

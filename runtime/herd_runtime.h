@@ -359,6 +359,28 @@ int herd_state_out(herd_node_t *node, herd_pid_t pid, uint8_t **out, size_t *len
  * winner without resolve_conflict ignores it. */
 int herd_merge_into(herd_node_t *node, herd_pid_t winner, const uint8_t *state, size_t len);
 
+/* ---- moving a process to another node (the handoff) -------------------------------- */
+
+/* Freeze a process of this node: it finishes nothing new; messages keep
+ * queuing (the mailbox limit still applies to ordinary sends). Errors:
+ * HERD_ENOPROC, HERD_EINVAL (called from its own handler), HERD_EBUSY (a
+ * call it made is still outstanding: its reply would be orphaned; try
+ * later). Freezing a frozen process is a no-op. */
+int herd_freeze(herd_node_t *node, herd_pid_t pid);
+/* Let a frozen process take its mailbox again, in order. */
+int herd_thaw(herd_node_t *node, herd_pid_t pid);
+int herd_is_frozen(const herd_node_t *node, herd_pid_t pid);
+/* Move every message queued for the frozen process `from` to `to` (another
+ * node's process, or one of this node), in order, keeping each message's
+ * kind, sender and call reference: `to` answers the calls. Replies, DOWN and
+ * EXIT messages meant for `from` itself are dropped. While `to` is frozen
+ * the messages queue ahead of those sent to it directly. Returns the number
+ * moved, or HERD_ENOPROC / HERD_EINVAL (not frozen). */
+int herd_forward_mailbox(herd_node_t *node, herd_pid_t from, herd_pid_t to);
+/* For `ms` after `from` exits, messages and calls sent to it go to `to`
+ * instead (a sender that has not seen the move yet). */
+int herd_redirect(herd_node_t *node, herd_pid_t from, herd_pid_t to, uint64_t ms);
+
 /* ---- hooks for the layers above (registry, handoff) ----------------------------------- */
 
 /* Told after every process exit on the node (terminate has run). At most
@@ -447,6 +469,10 @@ typedef struct herd_cluster_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out, dropped_out;
     uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
     uint32_t peers;
+    /* fault injection (herd_cluster_block): frames dropped to and from
+     * blocked peers, and how many peers are blocked now */
+    uint64_t blocked_in, blocked_out;
+    uint32_t blocked_peers;
 } herd_cluster_stats_t;
 int herd_cluster_stats(herd_node_t *node, herd_cluster_stats_t *out);
 /* "mac", "short", ...; NULL past the last reason. */
@@ -477,5 +503,16 @@ int herd_cluster_stream_stats(herd_node_t *node, uint64_t id, herd_stream_stats_
 /* This node's id and a member's id: herd_node_id_of(name). The current
  * incarnation of member `id`, or 0 when it is not a member. */
 uint64_t herd_cluster_member_incarnation(herd_node_t *node, uint64_t id);
+
+/* Fault injection, for tests and for people rehearsing a netsplit: while
+ * `on`, every frame to and from node `peer_id` is dropped at this node, both
+ * directions, before any protocol sees it (counted in herd_cluster_stats as
+ * blocked_in / blocked_out). The failure detector then declares the peer
+ * down as it would across a real partition; `on` = 0 heals, and the peer
+ * comes back up with its next heartbeat. Blocking a peer that is not a
+ * member (yet) is allowed: it is matched by id. Idempotent. Errors:
+ * HERD_ENOENT (not in a cluster), HERD_EINVAL (0 or this node's own id),
+ * HERD_ENOMEM. */
+int herd_cluster_block(herd_node_t *node, uint64_t peer_id, int on);
 
 #endif

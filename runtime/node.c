@@ -282,6 +282,7 @@ int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out)
     u64map_init(&n->procs);
     u64map_init(&n->calls);
     u64map_init(&n->timers);
+    u64map_init(&n->redirects);
     rc = node_init_loop(n, cfg->loop);
     if (rc) {
         free(n);
@@ -315,6 +316,7 @@ void herd_node_free(herd_node_t *n)
         free(s->value);
     u64map_fini(&n->calls);
     u64map_fini(&n->procs);
+    node_redirects_free(n);
     uv_close((uv_handle_t *)&n->idle, node_on_closed);
     uv_close((uv_handle_t *)&n->tick, node_on_closed);
     uv_close((uv_handle_t *)&n->limit, node_on_closed);

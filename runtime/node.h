@@ -42,6 +42,10 @@ typedef struct proc_ext {
     watch_list_t watching; /* my monitors of others */
     uint64_t *timers;      /* timers aimed at me: sends, my calls' timeouts */
     uint32_t timer_count, timer_cap;
+    /* While frozen: the last forwarded message in the mailbox. Forwarded
+     * messages queue ahead of those sent directly, so a moved process takes
+     * its old copy's messages first. */
+    struct mmsg *fwd_tail;
 } proc_ext_t;
 
 enum {
@@ -49,6 +53,8 @@ enum {
     PROC_EXITING = 1 << 1, /* exit decided, not yet carried out */
     PROC_TRAP = 1 << 2,    /* linked exits arrive as messages */
     PROC_RUNNING = 1 << 3, /* a handler of it is on the stack */
+    /* 1 << 4: PROC_DEAD, proc.c's own */
+    PROC_FROZEN = 1 << 5,  /* takes nothing from its mailbox (handoff, freeze.c) */
 };
 
 struct herd_proc {
@@ -113,6 +119,8 @@ struct herd_node {
     int stopping;
 
     u64map_t calls; /* ref -> pending_call */
+    u64map_t redirects; /* serial of a moved process -> redirect_t (freeze.c) */
+    uint64_t redirect_puts;
     u64map_t timers; /* id -> htimer */
     timer_heap_t heap;
     uint64_t armed_deadline; /* of uv_timer; UINT64_MAX when unarmed */
@@ -131,12 +139,26 @@ void node_schedule(herd_node_t *n, herd_proc_t *p);
 void node_timers_changed(herd_node_t *n);
 int node_wait(herd_node_t *n, call_waiter_t *w);
 
+/* freeze.c */
+/* Where messages for the moved local process `serial` go now; NONE if none. */
+herd_pid_t node_redirect_of(herd_node_t *n, uint64_t serial);
+void node_redirects_free(herd_node_t *n);
+
 /* proc.c */
 herd_proc_t *proc_lookup(const herd_node_t *n, herd_pid_t pid); /* NULL unless alive */
 /* Queue a message for `to`. `force`: ignore the mailbox limit (replies, DOWN,
  * EXIT, timers). Errors: HERD_ENOPROC, HERD_EFULL, HERD_ETOOBIG, HERD_ENOMEM. */
 int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
                  uint64_t ref, int status, const void *data, size_t len, int force);
+/* The same for a message forwarded from a moved process's old copy: never
+ * refused for a full mailbox, and queued ahead of direct messages while the
+ * receiver is frozen. */
+int proc_deliver_forwarded(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
+                           herd_pid_t from, uint64_t ref, int status, const void *data,
+                           size_t len);
+/* p's mailbox head, taken off (NULL when empty). */
+mmsg_t *proc_pop(herd_proc_t *p);
+proc_ext_t *proc_ext_of(herd_proc_t *p);
 /* Handle up to `budget` messages of `p`; carries out a decided exit. Returns
  * the number handled. */
 int proc_run(herd_proc_t *p, int budget);

@@ -182,8 +182,52 @@ void proc_forget_timer(herd_node_t *n, herd_pid_t pid, uint64_t id)
 
 /* ---- delivery ---------------------------------------------------------------- */
 
-int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
-                 uint64_t ref, int status, const void *data, size_t len, int force)
+enum { DELIVER_FORCE = 1, DELIVER_FORWARDED = 2 };
+
+/* Link m into p's mailbox: at the end, or after the forwarded messages. */
+static void proc_enqueue(herd_proc_t *p, mmsg_t *m, int forwarded)
+{
+    if (forwarded && (p->flags & PROC_FROZEN) && proc_ext(p)) {
+        mmsg_t *after = p->ext->fwd_tail;
+        m->next = after ? after->next : p->head;
+        if (after)
+            after->next = m;
+        else
+            p->head = m;
+        if (p->tail == after)
+            p->tail = m;
+        p->ext->fwd_tail = m;
+    } else {
+        if (p->tail)
+            p->tail->next = m;
+        else
+            p->head = m;
+        p->tail = m;
+    }
+    p->mbox_len++;
+}
+
+mmsg_t *proc_pop(herd_proc_t *p)
+{
+    mmsg_t *m = p->head;
+    if (m == NULL)
+        return NULL;
+    p->head = m->next;
+    if (p->head == NULL)
+        p->tail = NULL;
+    if (p->ext && p->ext->fwd_tail == m)
+        p->ext->fwd_tail = NULL;
+    p->mbox_len--;
+    return m;
+}
+
+proc_ext_t *proc_ext_of(herd_proc_t *p)
+{
+    return proc_ext(p);
+}
+
+static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                   uint64_t ref, int status, const void *data, size_t len, int how)
 {
     if (len > n->max_message)
         return HERD_ETOOBIG;
@@ -192,12 +236,18 @@ int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t
     if (to.node != n->id || to.incarnation != n->incarnation) {
         if (to.node == n->id) /* an earlier start of this node: long dead */
             return HERD_ENOPROC;
-        return remote_send(n, to, kind, from, ref, status, data, len, 0);
+        return remote_send(n, to, kind, from, ref, status, data, len,
+                           how & DELIVER_FORWARDED ? REMOTE_FORWARDED : 0);
     }
     herd_proc_t *p = proc_lookup(n, to);
-    if (p == NULL)
-        return HERD_ENOPROC;
-    if (!force && p->mbox_len >= p->mbox_limit)
+    if (p == NULL) {
+        /* a process that moved to another node: its late messages follow it */
+        herd_pid_t moved = n->redirects.count ? node_redirect_of(n, to.serial) : HERD_PID_NONE;
+        if (herd_pid_is_none(moved) || herd_pid_equal(moved, to))
+            return HERD_ENOPROC;
+        return deliver(n, moved, kind, from, ref, status, data, len, how);
+    }
+    if (!(how & DELIVER_FORCE) && p->mbox_len >= p->mbox_limit)
         return HERD_EFULL;
     mmsg_t *m = malloc(sizeof(*m) + len);
     if (m == NULL)
@@ -210,15 +260,24 @@ int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t
     m->len = (uint32_t)len;
     if (len)
         memcpy(m->data, data, len);
-    if (p->tail)
-        p->tail->next = m;
-    else
-        p->head = m;
-    p->tail = m;
-    p->mbox_len++;
-    if (!(p->flags & PROC_RUNNING))
+    proc_enqueue(p, m, how & DELIVER_FORWARDED);
+    if (!(p->flags & (PROC_RUNNING | PROC_FROZEN)))
         node_schedule(n, p);
     return 0;
+}
+
+int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                 uint64_t ref, int status, const void *data, size_t len, int force)
+{
+    return deliver(n, to, kind, from, ref, status, data, len, force ? DELIVER_FORCE : 0);
+}
+
+int proc_deliver_forwarded(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
+                           herd_pid_t from, uint64_t ref, int status, const void *data,
+                           size_t len)
+{
+    return deliver(n, to, kind, from, ref, status, data, len,
+                   DELIVER_FORCE | DELIVER_FORWARDED);
 }
 
 int herd_cast(herd_proc_t *self, herd_pid_t to, const void *data, size_t len)
@@ -429,12 +488,8 @@ int proc_run(herd_proc_t *p, int budget)
     n->current = p;
     n->depth++;
     p->flags |= PROC_RUNNING;
-    while (p->head && handled < budget && !(p->flags & PROC_EXITING)) {
-        mmsg_t *m = p->head;
-        p->head = m->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->mbox_len--;
+    while (p->head && handled < budget && !(p->flags & (PROC_EXITING | PROC_FROZEN))) {
+        mmsg_t *m = proc_pop(p);
         int rc = proc_dispatch(p, m);
         free(m);
         handled++;
@@ -446,7 +501,7 @@ int proc_run(herd_proc_t *p, int budget)
     n->current = saved;
     if (p->flags & PROC_EXITING)
         proc_do_exit(p, 1);
-    else if (p->head)
+    else if (p->head && !(p->flags & PROC_FROZEN))
         node_schedule(n, p);
     return handled;
 }

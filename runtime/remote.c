@@ -20,7 +20,6 @@
 #include "wire.h"
 
 enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33, REMOTE_APP = 34 };
-#define REMOTE_BY_RUNTIME 1u
 /* What a message adds to its data in a frame body: the channel's batch header
  * (18) and length (4), our fields (50), rounded up. A message within the
  * limit always fits a frame of its own, so a channel never stalls on it. */
@@ -101,7 +100,7 @@ static int remote_route(herd_cluster_t *c, herd_pid_t to, int queue_if_down,
 }
 
 int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
-                uint64_t ref, int status, const void *data, size_t len, int by_runtime)
+                uint64_t ref, int status, const void *data, size_t len, unsigned flags)
 {
     herd_cluster_t *c = n->cluster;
     const mship_member_t *x;
@@ -120,7 +119,7 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, (uint8_t)kind);
-    wire_put_u8(&w, by_runtime ? REMOTE_BY_RUNTIME : 0);
+    wire_put_u8(&w, (uint8_t)flags);
     wire_put_u64(&w, to.serial);
     wire_put_u64(&w, from.node);
     wire_put_u64(&w, from.incarnation);
@@ -219,7 +218,18 @@ static int remote_answer(herd_node_t *n, herd_from_t from, int status, const voi
         proc_unwatch(p, from.ref);
     free(ic);
     return remote_send(n, from.pid, HERD_MSG_REPLY, callee, from.ref, status, data, len,
-                       by_runtime);
+                       by_runtime ? REMOTE_BY_RUNTIME : 0);
+}
+
+void remote_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return;
+    uint64_t key = inbound_key(caller.node, ref);
+    inbound_call_t *ic = u64map_get(&c->inbound_calls, key);
+    if (ic && herd_pid_equal(ic->caller, caller) && ic->ref == ref)
+        free(u64map_del(&c->inbound_calls, key));
 }
 
 int remote_monitor(herd_proc_t *self, herd_pid_t target, uint64_t ref)
@@ -282,8 +292,20 @@ static int remote_decode(herd_node_t *n, const uint8_t *buf, size_t len, remote_
 static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
 {
     herd_node_t *n = c->node;
-    int rc = proc_deliver(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data, m->len, 0);
+    int rc = m->flags & REMOTE_FORWARDED
+                 ? proc_deliver_forwarded(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data,
+                                          m->len)
+                 : proc_deliver(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data, m->len, 0);
     herd_proc_t *callee = rc == 0 ? proc_lookup(n, m->to) : NULL;
+    if (rc == 0 && callee == NULL)
+        return; /* the callee moved: the call went on to its new copy */
+    if (rc == 0 && node_is_local(n, m->from)) {
+        /* a call from here to a process that moved here: the caller's own
+         * pending call is the record; watch for the callee's exit */
+        if (proc_watch(callee, m->ref, m->from, 1) == 0)
+            return;
+        rc = HERD_ENOMEM;
+    }
     inbound_call_t *ic = callee ? calloc(1, sizeof(*ic)) : NULL;
     uint64_t key = inbound_key(m->from.node, m->ref);
     if (ic && u64map_put(&c->inbound_calls, key, ic) == 0 &&
@@ -357,7 +379,10 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
         break;
     case HERD_MSG_CAST:
     case HERD_MSG_INFO:
-        if (proc_deliver(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data, m.len, 0))
+        if (m.flags & REMOTE_FORWARDED
+                ? proc_deliver_forwarded(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data,
+                                         m.len)
+                : proc_deliver(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data, m.len, 0))
             c->msgs_dropped++; /* dead or full: casts are at most once */
         break;
     default:

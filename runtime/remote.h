@@ -13,8 +13,15 @@
  * is down, left or unknown), HERD_ENOPROC (its incarnation is not the node's
  * current one), HERD_ETOOBIG, HERD_EFULL (too much unacknowledged for that
  * node). `by_runtime`: a HERD_ETIMEDOUT/ENOPROC reply made by the runtime. */
+/* Message flags in a channel (bits of its u8 flags). */
+#define REMOTE_BY_RUNTIME 1u /* a reply made by the runtime (timeout, ENOPROC) */
+#define REMOTE_FORWARDED 2u  /* forwarded from a moved process's old copy */
+
 int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
-                uint64_t ref, int status, const void *data, size_t len, int by_runtime);
+                uint64_t ref, int status, const void *data, size_t len, unsigned flags);
+/* A call to a local process is forwarded elsewhere: forget it here without
+ * answering (the process it went to answers). */
+void remote_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref);
 /* Answer a call that came from another node. HERD_ENOPROC when that call is
  * not (or no longer) waiting. */
 int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);

@@ -1,0 +1,196 @@
+/*
+ * registry_spec.c - the replicated child specs the registry's map carries
+ * beside the names (herd_registry.h): keys REG_SPEC_PREFIX + name, values
+ * the supervisor's bytes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "herd_registry.h"
+#include "registry_int.h"
+
+static int spec_key(const char *name, char *key, size_t *klen)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len >= AWMAP_KEY_MAX || name[0] == REG_SPEC_PREFIX)
+        return HERD_EINVAL;
+    key[0] = REG_SPEC_PREFIX;
+    memcpy(key + 1, name, len + 1);
+    *klen = len + 1;
+    return 0;
+}
+
+void reg_spec_changed(registry_t *g, const char *key, size_t klen, int added)
+{
+    g->spec_entries += added ? 1 : (uint64_t)-1;
+    if (g->spec_watch == NULL)
+        return;
+    if (g->spec_changed_n == g->spec_changed_cap) {
+        size_t cap = g->spec_changed_cap ? g->spec_changed_cap * 2 : 16;
+        char **c = realloc(g->spec_changed, cap * sizeof(*c));
+        if (c == NULL)
+            return;
+        g->spec_changed = c;
+        g->spec_changed_cap = cap;
+    }
+    if ((g->spec_changed[g->spec_changed_n] = strndup(key + 1, klen - 1)) != NULL)
+        g->spec_changed_n++;
+}
+
+/* The list is taken first: the watcher may change specs, which adds to a new
+ * list delivered by that change. */
+void reg_spec_deliver(registry_t *g)
+{
+    while (g->spec_changed_n) {
+        char **list = g->spec_changed;
+        size_t n = g->spec_changed_n;
+        g->spec_changed = NULL;
+        g->spec_changed_n = g->spec_changed_cap = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (g->spec_watch)
+                g->spec_watch(g->spec_watch_data, list[i]);
+            free(list[i]);
+        }
+        free(list);
+    }
+}
+
+void reg_spec_free(registry_t *g)
+{
+    for (size_t i = 0; i < g->spec_changed_n; i++)
+        free(g->spec_changed[i]);
+    free(g->spec_changed);
+    g->spec_changed = NULL;
+    g->spec_changed_n = 0;
+}
+
+static int count_spec_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)e;
+    if (reg_is_spec_key(key, klen))
+        ++*(size_t *)data;
+    return 0;
+}
+
+size_t reg_spec_keys(registry_t *g)
+{
+    size_t n = 0;
+    if (g->spec_entries)
+        awmap_foreach(g->map, count_spec_key, &n);
+    return n;
+}
+
+size_t herd_spec_count(herd_node_t *node)
+{
+    registry_t *g = reg_of(node);
+    return g ? reg_spec_keys(g) : 0;
+}
+
+/* The entry every node reads: the lowest (writer node, incarnation, counter). */
+static const awmap_entry_t *spec_winner(const registry_t *g, const awmap_entry_t *e)
+{
+    const awmap_entry_t *best = NULL;
+    awmap_replica_id_t bid = {0, 0};
+    for (; e; e = e->next) {
+        awmap_replica_id_t id = awmap_replica_id(g->map, e->dot.replica);
+        if (best == NULL || id.node < bid.node ||
+            (id.node == bid.node && (id.incarnation < bid.incarnation ||
+                                     (id.incarnation == bid.incarnation &&
+                                      e->dot.counter < best->dot.counter)))) {
+            best = e;
+            bid = id;
+        }
+    }
+    return best;
+}
+
+int herd_spec_put(herd_node_t *node, const char *name, const void *spec, size_t len)
+{
+    registry_t *g = reg_of(node);
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen;
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (spec_key(name, key, &klen) || len > HERD_SPEC_MAX || (len && spec == NULL))
+        return HERD_EINVAL;
+    awmap_dot_t dots[16];
+    size_t nd = 0;
+    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e && nd < 16; e = e->next)
+        dots[nd++] = e->dot;
+    return reg_local_change(g, key, spec, len, dots, nd, 1);
+}
+
+int herd_spec_remove(herd_node_t *node, const char *name)
+{
+    registry_t *g = reg_of(node);
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen;
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (spec_key(name, key, &klen))
+        return HERD_EINVAL;
+    awmap_dot_t dots[16];
+    size_t nd = 0;
+    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e && nd < 16; e = e->next)
+        dots[nd++] = e->dot;
+    if (nd == 0)
+        return HERD_ENOENT;
+    return reg_local_change(g, key, NULL, 0, dots, nd, 0);
+}
+
+int herd_spec_get(herd_node_t *node, const char *name, const uint8_t **spec, size_t *len)
+{
+    registry_t *g = reg_of(node);
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen;
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (spec_key(name, key, &klen))
+        return HERD_EINVAL;
+    const awmap_entry_t *e = spec_winner(g, awmap_get(g->map, key, klen));
+    if (e == NULL)
+        return HERD_ENOENT;
+    *spec = e->value;
+    *len = e->len;
+    return 0;
+}
+
+typedef struct spec_each {
+    registry_t *g;
+    herd_spec_fn fn;
+    void *data;
+    int visited;
+} spec_each_t;
+
+static int spec_one(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    spec_each_t *c = data;
+    if (!reg_is_spec_key(key, klen) || e == NULL)
+        return 0;
+    char name[AWMAP_KEY_MAX + 1];
+    memcpy(name, key + 1, klen - 1);
+    name[klen - 1] = '\0';
+    const awmap_entry_t *w = spec_winner(c->g, e);
+    c->visited++;
+    return c->fn ? c->fn(c->data, name, w->value, w->len) : 0;
+}
+
+int herd_spec_foreach(herd_node_t *node, herd_spec_fn fn, void *data)
+{
+    registry_t *g = reg_of(node);
+    if (g == NULL)
+        return HERD_ENOENT;
+    spec_each_t c = {g, fn, data, 0};
+    awmap_foreach(g->map, spec_one, &c);
+    return c.visited;
+}
+
+int herd_spec_watch(herd_node_t *node, herd_spec_watch_fn fn, void *data)
+{
+    registry_t *g = reg_of(node);
+    if (g == NULL)
+        return HERD_ENOENT;
+    g->spec_watch = fn;
+    g->spec_watch_data = data;
+    return 0;
+}

@@ -1,0 +1,160 @@
+/*
+ * freeze.c - what the handoff needs of the runtime to move a process to
+ * another node without losing a message: freeze it, forward its queued
+ * messages (calls keep their caller and reference, so the new copy answers
+ * them), and redirect late messages to the new copy for a grace period.
+ */
+#include <stdlib.h>
+
+#include "node.h"
+#include "remote.h"
+
+typedef struct redirect {
+    herd_pid_t to;
+    uint64_t until; /* node clock, ms */
+} redirect_t;
+
+#define REDIRECT_PRUNE_EVERY 1024u
+
+static herd_proc_t *proc_outside_handlers(herd_node_t *n, herd_pid_t pid, int *rc)
+{
+    herd_proc_t *p = proc_lookup(n, pid);
+    *rc = p == NULL ? HERD_ENOPROC : (p->flags & PROC_RUNNING) ? HERD_EINVAL : 0;
+    return *rc ? NULL : p;
+}
+
+/* Whether a call made by process `serial` still waits for its reply. */
+static int has_outstanding_call(herd_node_t *n, uint64_t serial)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&n->calls, &cursor)) != NULL;)
+        if (((pending_call_t *)s->value)->caller == serial)
+            return 1;
+    return 0;
+}
+
+int herd_freeze(herd_node_t *n, herd_pid_t pid)
+{
+    int rc;
+    herd_proc_t *p = proc_outside_handlers(n, pid, &rc);
+    if (p == NULL)
+        return rc;
+    if (p->flags & PROC_FROZEN)
+        return 0;
+    if (n->calls.count && has_outstanding_call(n, p->serial))
+        return HERD_EBUSY;
+    p->flags |= PROC_FROZEN;
+    return 0;
+}
+
+int herd_thaw(herd_node_t *n, herd_pid_t pid)
+{
+    herd_proc_t *p = proc_lookup(n, pid);
+    if (p == NULL)
+        return HERD_ENOPROC;
+    p->flags &= (uint8_t)~PROC_FROZEN;
+    if (p->ext)
+        p->ext->fwd_tail = NULL;
+    if (p->head && !(p->flags & PROC_RUNNING))
+        node_schedule(n, p);
+    return 0;
+}
+
+int herd_is_frozen(const herd_node_t *n, herd_pid_t pid)
+{
+    herd_proc_t *p = proc_lookup(n, pid);
+    return p && (p->flags & PROC_FROZEN);
+}
+
+/* A call queued for p now goes elsewhere: p's node stops answering it if p
+ * exits (the watch), and forgets a remote caller's record. */
+static void release_call(herd_node_t *n, herd_proc_t *p, const mmsg_t *m)
+{
+    if (p->ext)
+        proc_unwatch(p, m->ref);
+    if (!node_is_local(n, m->from))
+        remote_release_inbound(n, m->from, m->ref);
+}
+
+int herd_forward_mailbox(herd_node_t *n, herd_pid_t from, herd_pid_t to)
+{
+    int rc;
+    herd_proc_t *p = proc_outside_handlers(n, from, &rc);
+    if (p == NULL)
+        return rc;
+    if (!(p->flags & PROC_FROZEN) || herd_pid_equal(from, to))
+        return HERD_EINVAL;
+    int moved = 0;
+    for (mmsg_t *m; (m = proc_pop(p)) != NULL; free(m)) {
+        herd_msg_kind_t kind = (herd_msg_kind_t)m->kind;
+        if (kind != HERD_MSG_CAST && kind != HERD_MSG_INFO && kind != HERD_MSG_CALL &&
+            kind != HERD_MSG_MERGE)
+            continue; /* p's own replies and notices: meaningless to the new copy */
+        if (kind == HERD_MSG_CALL)
+            release_call(n, p, m);
+        int sent = proc_deliver_forwarded(n, to, kind, m->from, m->ref, m->status, m->data,
+                                          m->len);
+        if (sent == 0)
+            moved++;
+        else if (kind == HERD_MSG_CALL && node_is_local(n, m->from))
+            proc_complete_call(n, m->ref, sent, NULL, 0, 1); /* its caller learns now */
+    }
+    return moved;
+}
+
+static void redirects_prune(herd_node_t *n, uint64_t now)
+{
+    size_t cursor = 0;
+    uint64_t *expired = malloc(n->redirects.count * sizeof(uint64_t));
+    size_t count = 0;
+    if (expired == NULL)
+        return;
+    for (u64map_slot_t *s; (s = u64map_next(&n->redirects, &cursor)) != NULL;)
+        if (((redirect_t *)s->value)->until <= now)
+            expired[count++] = s->key;
+    for (size_t i = 0; i < count; i++)
+        free(u64map_del(&n->redirects, expired[i]));
+    free(expired);
+}
+
+int herd_redirect(herd_node_t *n, herd_pid_t from, herd_pid_t to, uint64_t ms)
+{
+    if (!node_is_local(n, from) || from.serial == 0 || herd_pid_is_none(to) ||
+        herd_pid_equal(from, to))
+        return HERD_EINVAL;
+    uint64_t now = herd_node_now(n);
+    if (++n->redirect_puts % REDIRECT_PRUNE_EVERY == 0)
+        redirects_prune(n, now);
+    redirect_t *r = u64map_get(&n->redirects, from.serial);
+    if (r == NULL) {
+        if ((r = malloc(sizeof(*r))) == NULL)
+            return HERD_ENOMEM;
+        if (u64map_put(&n->redirects, from.serial, r) != 0) {
+            free(r);
+            return HERD_ENOMEM;
+        }
+    }
+    r->to = to;
+    r->until = now + ms;
+    return 0;
+}
+
+herd_pid_t node_redirect_of(herd_node_t *n, uint64_t serial)
+{
+    redirect_t *r = u64map_get(&n->redirects, serial);
+    if (r == NULL)
+        return HERD_PID_NONE;
+    if (r->until <= herd_node_now(n)) {
+        free(u64map_del(&n->redirects, serial));
+        return HERD_PID_NONE;
+    }
+    return r->to;
+}
+
+void node_redirects_free(herd_node_t *n)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&n->redirects, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(&n->redirects);
+}

@@ -32,6 +32,54 @@ const char *herd_cluster_reject_name(int reason)
     return frame_reject_name((frame_reject_t)reason);
 }
 
+/* ---- fault injection ------------------------------------------------------------ */
+
+/* Whether a frame for `address` (receiver `to`, 0 when unknown: a HELLO to a
+ * seed) goes to a blocked peer. By id when known, else by the address the
+ * peer had when blocked or has now. */
+static int cluster_blocked_out(const herd_cluster_t *c, const char *address, uint64_t to)
+{
+    if (c->blocked.count == 0)
+        return 0;
+    if (to != 0)
+        return u64map_get(&c->blocked, to) != NULL;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&c->blocked, &cursor)) != NULL;) {
+        const mship_member_t *m = mship_find_id(c->mship, s->key);
+        if (strcmp(s->value, address) == 0 || (m && strcmp(m->address, address) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+int herd_cluster_block(herd_node_t *n, uint64_t peer_id, int on)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    if (peer_id == 0 || peer_id == n->id)
+        return HERD_EINVAL;
+    if (!on) {
+        char *address = u64map_del(&c->blocked, peer_id);
+        if (address)
+            herd_log(HERD_LOG_WARN, "cluster", "fault injection: frames to and from %s flow "
+                     "again", address[0] ? address : "a peer");
+        free(address);
+        return 0;
+    }
+    if (u64map_get(&c->blocked, peer_id))
+        return 0;
+    const mship_member_t *m = mship_find_id(c->mship, peer_id);
+    char *address = strdup(m ? m->address : "");
+    if (address == NULL || u64map_put(&c->blocked, peer_id, address) != 0) {
+        free(address);
+        return HERD_ENOMEM;
+    }
+    herd_log(HERD_LOG_WARN, "cluster", "fault injection: dropping every frame to and from %s",
+             m ? m->name : "a node that is not a member");
+    return 0;
+}
+
 /* ---- frames out --------------------------------------------------------------- */
 
 int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
@@ -41,6 +89,10 @@ int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint
     size_t need = frame_size(len);
     if (len > FRAME_DEFAULT_MAX_BODY)
         return HERD_ETOOBIG;
+    if (cluster_blocked_out(c, address, to)) {
+        c->blocked_out++; /* lost on the way, as across a partition */
+        return 0;
+    }
     if (need > c->frame_cap) {
         uint8_t *buf = realloc(c->frame_buf, need);
         if (buf == NULL)
@@ -181,6 +233,10 @@ static void cluster_on_frame(void *data, const uint8_t *buf, size_t len)
         cluster_reject(c, why, NULL);
         return;
     }
+    if (c->blocked.count && u64map_get(&c->blocked, h.sender)) {
+        c->blocked_in++;
+        return;
+    }
     if (cluster_misaddressed(c, &h) || !cluster_fresh(c, &h)) {
         cluster_reject(c, FRAME_REJECT_REPLAY, &h);
         return;
@@ -245,6 +301,10 @@ static void cluster_free_parts(herd_cluster_t *c)
     for (u64map_slot_t *s; (s = u64map_next(&c->windows, &cursor)) != NULL;)
         free(s->value);
     u64map_fini(&c->windows);
+    cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&c->blocked, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(&c->blocked);
     remote_fini(c);
     mship_effects_fini(&c->fx);
     free(c->frame_buf);
@@ -262,6 +322,7 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
         return HERD_ENOMEM;
     c->node = n;
     u64map_init(&c->windows);
+    u64map_init(&c->blocked);
     remote_init(c);
     mship_effects_init(&c->fx);
     int rc = frame_key_from_secret(&c->key, cfg->secret, cfg->secret_len);
@@ -398,6 +459,9 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->bytes_out = ts.bytes_out;
     out->dropped_out = ts.dropped_out;
     out->peers = ts.peers;
+    out->blocked_in = c->blocked_in;
+    out->blocked_out = c->blocked_out;
+    out->blocked_peers = (uint32_t)c->blocked.count;
     for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
         out->rejected[i] = c->rejected[i];
     return 0;

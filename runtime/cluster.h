@@ -58,6 +58,10 @@ typedef struct herd_cluster {
         void *data;
     } apps[256];
     uint64_t msgs_out, msgs_in, msgs_dropped;
+    /* fault injection (herd_cluster_block): peer id -> its address when
+     * blocked (malloc'ed, "" if it was not a member yet) */
+    u64map_t blocked;
+    uint64_t blocked_in, blocked_out;
 } herd_cluster_t;
 
 /* Build and send one frame to `address` (to/to_inc: the receiver's id and

@@ -33,6 +33,15 @@ struct control {
     void *data;
     control_answer_t cache[CONTROL_CACHE];
     size_t cache_next;
+    /* the request a command deferred (control_defer) */
+    char later_id[CONTROL_ID_MAX + 1];
+    int later_has_id, deferring, waiting;
+    uint64_t later_token;
+    /* control_finish called before the command returned CONTROL_DEFERRED */
+    int early;
+    int early_rc;
+    json_t *early_result;
+    char early_msg[512];
 };
 
 void control_default_address(const char *name, char *out, size_t cap)
@@ -76,6 +85,14 @@ static json_t *control_dispatch(control_t *c, json_t *req, const char *id)
         json_t *result = NULL;
         char msg[512] = "";
         int rc = c->cmds[i].fn(c->data, args, &result, msg, sizeof(msg));
+        if (rc == CONTROL_DEFERRED && c->deferring && c->early) { /* answered already */
+            c->early = 0;
+            rc = c->early_rc;
+            result = c->early_result;
+            snprintf(msg, sizeof(msg), "%s", c->early_msg);
+        } else if (rc == CONTROL_DEFERRED && c->deferring) {
+            return NULL; /* control_finish answers */
+        }
         if (rc)
             return control_error(id, rc, msg[0] ? msg : herd_strerror(rc));
         return json_pack("{s:s?, s:b, s:o}", "id", id, "ok", 1, "result",
@@ -92,6 +109,8 @@ static void control_answer(control_t *c, const char *text)
         herd_log(HERD_LOG_WARN, "control", "cannot answer: %s", nn_strerror(nn_errno()));
 }
 
+static void control_send_answer(control_t *c, const char *id, json_t *ans);
+
 static void control_handle(control_t *c, const char *buf, size_t len)
 {
     json_error_t err;
@@ -103,9 +122,63 @@ static void control_handle(control_t *c, const char *buf, size_t len)
         json_decref(req);
         return;
     }
+    c->deferring = 0;
     json_t *ans = req && json_is_object(req)
                       ? control_dispatch(c, req, id)
                       : control_error(NULL, HERD_EINVAL, "request is not a JSON object");
+    c->deferring = 0; /* a token finished from now on must be the one waiting */
+    if (c->early) {   /* finished early by a command that then failed anyway */
+        c->early = 0;
+        json_decref(c->early_result);
+        c->early_result = NULL;
+    }
+    if (ans == NULL) { /* deferred: no new request until it is answered */
+        c->later_has_id = id && strlen(id) <= CONTROL_ID_MAX;
+        snprintf(c->later_id, sizeof(c->later_id), "%s", c->later_has_id ? id : "");
+        c->waiting = 1;
+        uv_poll_stop(&c->poll);
+        json_decref(req);
+        return;
+    }
+    control_send_answer(c, id, ans);
+    json_decref(req);
+}
+
+uint64_t control_defer(control_t *c)
+{
+    c->deferring = 1;
+    return ++c->later_token;
+}
+
+static void control_on_readable(uv_poll_t *h, int status, int events);
+
+void control_finish(control_t *c, uint64_t token, int rc, json_t *result, const char *msg)
+{
+    if (c && c->deferring && !c->waiting && token == c->later_token && !c->early) {
+        c->early = 1; /* still inside the command: control_dispatch answers */
+        c->early_rc = rc;
+        c->early_result = rc ? (json_decref(result), NULL) : result;
+        snprintf(c->early_msg, sizeof(c->early_msg), "%s", msg ? msg : "");
+        return;
+    }
+    if (c == NULL || !c->waiting || token != c->later_token) {
+        json_decref(result);
+        return;
+    }
+    const char *id = c->later_has_id ? c->later_id : NULL;
+    json_t *ans = rc ? control_error(id, rc, msg && msg[0] ? msg : herd_strerror(rc))
+                     : json_pack("{s:s?, s:b, s:o}", "id", id, "ok", 1, "result",
+                                 result ? result : json_null());
+    if (rc)
+        json_decref(result);
+    c->waiting = 0;
+    control_send_answer(c, id, ans);
+    if (!c->closed)
+        uv_poll_start(&c->poll, UV_READABLE, control_on_readable);
+}
+
+static void control_send_answer(control_t *c, const char *id, json_t *ans)
+{
     char *text = json_dumps(ans, JSON_COMPACT);
     if (text) {
         if (id && strlen(id) <= CONTROL_ID_MAX)
@@ -114,7 +187,6 @@ static void control_handle(control_t *c, const char *buf, size_t len)
     }
     free(text);
     json_decref(ans);
-    json_decref(req);
 }
 
 static void control_on_readable(uv_poll_t *h, int status, int events)
@@ -122,7 +194,7 @@ static void control_on_readable(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     control_t *c = h->data;
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < 64 && !c->waiting; i++) {
         void *buf = NULL;
         int n = nn_recv(c->sock, &buf, NN_MSG, NN_DONTWAIT);
         if (n < 0)

@@ -15,6 +15,7 @@
 #define HERD_CONTROL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -31,6 +32,17 @@ typedef struct control_command {
 } control_command_t;
 
 typedef struct control control_t;
+
+/* A command that answers later (it waits for another node) calls
+ * control_defer, keeps the token and returns CONTROL_DEFERRED; the answer
+ * goes with control_finish. REQ/REP carries one request at a time, so the
+ * socket takes no new request until then. */
+#define CONTROL_DEFERRED 1
+uint64_t control_defer(control_t *c);
+/* Answer the deferred request `token` as a command would have (rc 0 with
+ * `result`, a reference that is taken over, or an error with `msg`). A token
+ * that is not the outstanding one is ignored (result freed). */
+void control_finish(control_t *c, uint64_t token, int rc, json_t *result, const char *msg);
 
 /* Serve `cmds` at `address` on `loop`. Errors: HERD_EINVAL (address), HERD_EIO. */
 int control_start(uv_loop_t *loop, const char *address, const control_command_t *cmds,

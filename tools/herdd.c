@@ -6,9 +6,12 @@
  *         [--down-ms N] [--log-level LEVEL]
  *
  * Logs go to stderr; once it serves it prints one line
- * `herdd: ready name=N listen=ADDR control=ADDR`. SIGINT or SIGTERM makes it
- * leave the cluster gracefully and exit 0; it exits 1 on failure and 2 on
- * usage errors (DESIGN.md, command-line contract).
+ * `herdd: ready name=N listen=ADDR control=ADDR`. It hosts the `counter`
+ * service (counter.h) under a distributed supervisor (herd_dsup.h). SIGTERM
+ * drains it (every child moves off with its state, HERDD_DRAIN_MS at most),
+ * then it leaves the cluster and exits 0; SIGINT (or a second signal) leaves
+ * at once. It exits 1 on failure and 2 on usage errors (DESIGN.md,
+ * command-line contract).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +26,17 @@
 #include "control.h"
 #include "herd_registry.h"
 #include "herd_runtime.h"
+#include "counter.h"
+#include "herd_dsup.h"
+#include "herdd_children.h"
+#include "herdd_debug.h"
 #include "log.h"
 #include "ring.h"
 
 #define HERDD_MAX_SEEDS 64
 #define HERDD_SECRET_MAX 4096
 #define EXIT_USAGE 2
+#define HERDD_DRAIN_MS 30000 /* SIGTERM: the longest wait for children to move off */
 
 typedef struct herdd {
     const char *name, *listen, *cookie_file, *control, *cluster;
@@ -43,6 +51,8 @@ typedef struct herdd {
     control_t *ctl;
     uv_signal_t sigint, sigterm;
     uv_timer_t linger; /* lets the LEAVE frames go out before the loop stops */
+    uv_timer_t drain;  /* SIGTERM: waits for the children to move off */
+    uint64_t drain_deadline;
     int handles_on;
     int stopping;
 } herdd_t;
@@ -67,7 +77,8 @@ static const char help_text[] =
     "(tcp://HOST:PORT, ipc:///path). The cookie file holds the cluster secret\n"
     "(at least 16 bytes; a trailing newline is dropped) and must not be readable\n"
     "by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl (0600).\n"
-    "SIGINT/SIGTERM: leave the cluster gracefully and exit 0.\n";
+    "Hosts the `counter` service. SIGTERM: drain (children move to other nodes\n"
+    "with their state), then leave the cluster and exit 0. SIGINT: leave at once.\n";
 
 static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
@@ -376,7 +387,37 @@ static int cmd_crdt(void *data, json_t *args, json_t **result, char *msg, size_t
     return 0;
 }
 
+/* herdd_debug.c's way to the node (herdd_debug.h). */
+herd_node_t *herdd_node(void *data)
+{
+    return ((herdd_t *)data)->node;
+}
+
+control_t *herdd_control(void *data)
+{
+    return ((herdd_t *)data)->ctl;
+}
+
+json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
+{
+    member_names_t mn;
+    member_names_load(data, &mn);
+    json_t *o = name_json(&mn, name, pid, meta);
+    free(mn.info);
+    return o;
+}
+
 static const control_command_t commands[] = {
+    {"start", herdd_cmd_start},       /* herdd_children.h */
+    {"call", herdd_cmd_call},         /* herdd_children.h */
+    {"stop", herdd_cmd_stop},         /* herdd_children.h */
+    {"children", herdd_cmd_children}, /* herdd_children.h */
+    {"handoffs", herdd_cmd_handoffs}, /* herdd_children.h */
+    {"drain", herdd_cmd_drain},       /* herdd_children.h */
+    {"block", herdd_cmd_block},           /* herdd_debug.h */
+    {"unblock", herdd_cmd_unblock},       /* herdd_debug.h */
+    {"register", herdd_cmd_register},     /* herdd_debug.h */
+    {"unregister", herdd_cmd_unregister}, /* herdd_debug.h */
     {"crdt", cmd_crdt},
     {"whereis", cmd_whereis},
     {"names", cmd_names},
@@ -392,14 +433,68 @@ static void on_linger_done(uv_timer_t *h)
     uv_stop(h->loop);
 }
 
+static void leave_now(herdd_t *d)
+{
+    uv_timer_stop(&d->drain);
+    herd_cluster_leave(d->node);
+    uv_timer_start(&d->linger, on_linger_done, 200, 0);
+}
+
+/* Whether another member is up to take the children. */
+static int others_up(herdd_t *d)
+{
+    member_names_t mn;
+    member_names_load(d, &mn);
+    int up = 0;
+    for (int i = 0; i < mn.count; i++)
+        up |= mn.info[i].state == HERD_MEMBER_UP && strcmp(mn.info[i].name, d->name) != 0;
+    free(mn.info);
+    return up;
+}
+
+static void on_drain_check(uv_timer_t *h)
+{
+    herdd_t *d = h->data;
+    herd_child_counts_t cc;
+    herd_count_children(d->node, &cc);
+    int late = herd_node_now(d->node) >= d->drain_deadline;
+    if (cc.local > 0 && !late && others_up(d))
+        return;
+    if (cc.local > 0)
+        herd_log(HERD_LOG_WARN, "herdd", "drain: %llu children still here after %d ms",
+                 (unsigned long long)cc.local, HERDD_DRAIN_MS);
+    herd_log(HERD_LOG_WARN, "herdd", "drained: leaving the cluster");
+    leave_now(d);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     herdd_t *d = h->data;
-    if (d->stopping++)
+    if (d->stopping++) {
+        if (d->stopping == 2 && uv_is_active((uv_handle_t *)&d->drain))
+            leave_now(d); /* a second signal: no more waiting */
         return;
+    }
+    if (signum == SIGTERM) {
+        herd_log(HERD_LOG_WARN, "herdd", "SIGTERM: draining, then leaving the cluster");
+        herd_cluster_set_draining(d->node, 1);
+        d->drain_deadline = herd_node_now(d->node) + HERDD_DRAIN_MS;
+        uv_timer_start(&d->drain, on_drain_check, 0, 50);
+        return;
+    }
     herd_log(HERD_LOG_WARN, "herdd", "signal %d: leaving the cluster", signum);
-    herd_cluster_leave(d->node);
-    uv_timer_start(&d->linger, on_linger_done, 200, 0);
+    leave_now(d);
+}
+
+/* The supervisor, its services and the call proxy. */
+static int start_services(herdd_t *d)
+{
+    int rc = herd_dsup_start(d->node, NULL);
+    if (rc == 0)
+        rc = herd_service_register(d->node, "counter", &counter_behaviour);
+    if (rc == 0)
+        rc = herdd_children_start(d);
+    return rc;
 }
 
 static int start(herdd_t *d)
@@ -418,6 +513,9 @@ static int start(herdd_t *d)
     rc = herd_cluster_start(d->node, &cc);
     if (rc == 0)
         rc = herd_registry_start(d->node);
+    if (rc == 0 && (rc = start_services(d)) != 0)
+        return fprintf(stderr, "herdd: cannot start the supervisor: %s\n", herd_strerror(rc)),
+               1;
     if (rc)
         return fprintf(stderr, "herdd: cannot listen at %s: %s\n", d->listen,
                        rc == HERD_EIO ? "address in use or not available here"
@@ -437,6 +535,8 @@ static int start(herdd_t *d)
     uv_signal_init(loop, &d->sigint);
     uv_signal_init(loop, &d->sigterm);
     uv_timer_init(loop, &d->linger);
+    uv_timer_init(loop, &d->drain);
+    d->drain.data = d;
     d->handles_on = 1;
     d->sigint.data = d->sigterm.data = d;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
@@ -468,8 +568,10 @@ int main(int argc, char **argv)
         uv_close((uv_handle_t *)&d.sigint, on_closed);
         uv_close((uv_handle_t *)&d.sigterm, on_closed);
         uv_close((uv_handle_t *)&d.linger, on_closed);
+        uv_close((uv_handle_t *)&d.drain, on_closed);
     }
     control_stop(d.ctl);
+    d.ctl = NULL;
     herd_node_free(d.node);
     if (strncmp(d.control ? d.control : "", "ipc:///tmp/herd-", 16) == 0)
         unlink(d.control + 6);

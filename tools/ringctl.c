@@ -18,19 +18,11 @@
 
 #include "control_client.h"
 #include "ring.h"
-
-#define EXIT_USAGE 2
-
-typedef struct ctl {
-    int json;
-    const char *node;        /* --node or HERD_NODE: live commands (later) */
-    const char *cookie_file; /* only for a TCP control address */
-    const char *cmd;
-} ctl_t;
+#include "ringctl.h"
 
 /* Say what went wrong on stderr (and as JSON on stdout with --json); returns
  * `code` so callers can `return ctl_fail(...)`. */
-static int ctl_fail(const ctl_t *c, int code, const char *err_name, const char *fmt, ...)
+int ctl_fail(const ctl_t *c, int code, const char *err_name, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -47,7 +39,7 @@ static int ctl_fail(const ctl_t *c, int code, const char *err_name, const char *
     return code;
 }
 
-static int ctl_usage(const ctl_t *c, const char *fmt, ...)
+int ctl_usage(const ctl_t *c, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -58,7 +50,7 @@ static int ctl_usage(const ctl_t *c, const char *fmt, ...)
                     c->cmd ? c->cmd : "", c->cmd ? " " : "");
 }
 
-static int ctl_print_json(json_t *doc)
+int ctl_print_json(json_t *doc)
 {
     int rc = json_dumpf(doc, stdout, JSON_INDENT(2));
     fputc('\n', stdout);
@@ -129,22 +121,25 @@ static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
 
 #define CTL_TIMEOUT_MS 1500
 
-static json_t *ctl_live_args(const ctl_t *c, const char *cmd, json_t *args, int *rc);
-
 /* Ask the node; on failure say why (exit 1) and return NULL. */
 static json_t *ctl_live(const ctl_t *c, const char *cmd, int *rc)
 {
     return ctl_live_args(c, cmd, NULL, rc);
 }
 
-static json_t *ctl_live_args(const ctl_t *c, const char *cmd, json_t *args, int *rc)
+json_t *ctl_live_args(const ctl_t *c, const char *cmd, json_t *args, int *rc)
+{
+    return ctl_live_wait(c, cmd, args, CTL_TIMEOUT_MS, rc);
+}
+
+json_t *ctl_live_wait(const ctl_t *c, const char *cmd, json_t *args, int timeout_ms, int *rc)
 {
     if (c->node == NULL) {
         *rc = ctl_usage(c, "no node to ask: give --node ADDR or set HERD_NODE");
         return NULL;
     }
     control_reply_t r;
-    control_request(c->node, cmd, args, CTL_TIMEOUT_MS, &r);
+    control_request(c->node, cmd, args, timeout_ms, &r);
     if (r.outcome == CONTROL_OK)
         return r.result;
     *rc = ctl_fail(c, 1, r.outcome == CONTROL_UNREACHABLE ? "EUNREACHABLE" : r.code, "%s",
@@ -629,6 +624,17 @@ static const char main_help[] =
     "  names [PREFIX]                     registered names, their nodes and pids\n"
     "  whereis NAME                       where the process registered as NAME runs\n"
     "  crdt                               the registry replica and its sync per peer\n"
+    "Children (started by name; the ring's owner runs each):\n"
+    "  start SERVICE NAME [ARG]           start a child, e.g. start counter c1\n"
+    "  call NAME REQUEST...               call it, e.g. call c1 incr 5\n"
+    "  stop NAME                          terminate it (its spec goes)\n"
+    "  children [NODE]                    every child, or those NODE runs\n"
+    "  handoffs                           moves in flight and recent, with timings\n"
+    "  drain NODE [--off] [--timeout S]   move every child off NODE\n"
+    "Faults and hand-made names:\n"
+    "  block NODE / unblock NODE          drop / pass frames to and from NODE here\n"
+    "  register NAME [KEY=VALUE...]       a holder process registered as NAME\n"
+    "  unregister NAME                    remove NAME's registration\n"
     "\n"
     "Global options:\n"
     "  --json              one JSON document on stdout\n"
@@ -697,9 +703,15 @@ int main(int argc, char **argv)
         return ctl_usage(&c, "missing COMMAND");
     const char *cmd = argv[optind];
     if (strcmp(cmd, "help") == 0) {
-        const char *h = optind + 1 < argc ? ctl_command_help(argv[optind + 1]) : main_help;
+        const char *h = optind + 1 >= argc ? main_help
+                        : ctl_children_help(argv[optind + 1]) ? ctl_children_help(argv[optind + 1])
+                                                              : ctl_command_help(argv[optind + 1]);
         fputs(h ? h : main_help, stdout);
         return 0;
+    }
+    if (ctl_children_help(cmd)) {
+        c.cmd = cmd;
+        return ctl_children_main(&c, argc - optind, argv + optind);
     }
     const char *help = ctl_command_help(cmd);
     if (help == NULL)

@@ -1,0 +1,837 @@
+/*
+ * dsup.c - the distributed supervisor on one node (see herd_dsup.h):
+ * services, the children this node runs, reconcile, local restarts and the
+ * public API. The move protocol is handoff.c's.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "awmap.h"
+#include "dsup_int.h"
+#include "log.h"
+#include "planner.h"
+#include "ring.h"
+#include "wire.h"
+
+#define DSUP_TICK_MS 20
+#define DSUP_BACKOFF_FIRST_MS 10
+#define DSUP_BACKOFF_MAX_MS 1000
+
+dsup_t *dsup_of(herd_node_t *n)
+{
+    return herd_node_ext(n, HERD_EXT_HANDOFF);
+}
+
+const char *herd_child_state_name(herd_child_state_t s)
+{
+    static const char *names[] = {"running", "restarting", "moving", "arriving"};
+    return (unsigned)s < 4 ? names[s] : "?";
+}
+
+/* ---- services and specs ------------------------------------------------------- */
+
+int dsup_service_index(const dsup_t *d, const char *service)
+{
+    for (size_t i = 0; i < d->service_count; i++)
+        if (strcmp(d->services[i].name, service) == 0)
+            return (int)i;
+    return -1;
+}
+
+const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service)
+{
+    return service >= 0 && (size_t)service < d->service_count ? d->services[service].behaviour
+                                                               : NULL;
+}
+
+int herd_service_register(herd_node_t *n, const char *service, const herd_behaviour_t *b)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    if (service == NULL || !service[0] || strlen(service) > HERD_SERVICE_NAME_MAX || b == NULL)
+        return HERD_EINVAL;
+    if (dsup_service_index(d, service) >= 0)
+        return HERD_EEXIST;
+    if (d->service_count == HERD_MAX_SERVICES)
+        return HERD_EFULL;
+    strcpy(d->services[d->service_count].name, service);
+    d->services[d->service_count++].behaviour = b;
+    return 0;
+}
+
+void dsup_meta(dsup_t *d, int service, herd_meta_t *meta)
+{
+    memset(meta, 0, sizeof(*meta));
+    if (service >= 0 && (size_t)service < d->service_count)
+        herd_meta_set(meta, "service", d->services[service].name);
+}
+
+static uint8_t *dspec_encode(const herd_child_req_t *req, size_t *len)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, 1);
+    wire_put_str(&w, req->service);
+    wire_put_u8(&w, (uint8_t)req->restart);
+    wire_put_bytes(&w, req->arg, req->arg_len);
+    return wire_writer_take(&w, len);
+}
+
+int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out)
+{
+    wire_reader_t r;
+    wire_reader_init(&r, buf, len);
+    uint8_t version = wire_get_u8(&r);
+    wire_get_str(&r, out->service, sizeof(out->service));
+    uint8_t restart = wire_get_u8(&r);
+    out->arg_len = wire_get_bytes(&r, &out->arg);
+    if (wire_reader_done(&r) || version != 1 || restart > HERD_RESTART_TEMPORARY)
+        return HERD_EBADFRAME;
+    out->restart = (herd_restart_t)restart;
+    return 0;
+}
+
+/* ---- the child table ---------------------------------------------------------- */
+
+dchild_t *dsup_find(dsup_t *d, const char *name)
+{
+    dchild_t *c = u64map_get(&d->by_hash, awmap_key_hash(name, strlen(name)));
+    while (c && strcmp(c->name, name) != 0)
+        c = c->twin;
+    return c;
+}
+
+int dsup_add(dsup_t *d, dchild_t *c)
+{
+    c->hash = awmap_key_hash(c->name, strlen(c->name));
+    dchild_t *first = u64map_get(&d->by_hash, c->hash);
+    if (first) {
+        c->twin = first->twin;
+        first->twin = c;
+    } else if (u64map_put(&d->by_hash, c->hash, c) != 0) {
+        return HERD_ENOMEM;
+    }
+    if (!herd_pid_is_none(c->pid) && u64map_put(&d->by_serial, c->pid.serial, c) != 0) {
+        dsup_forget(d, c);
+        return HERD_ENOMEM;
+    }
+    d->child_count++;
+    return 0;
+}
+
+static void unlink_hash(dsup_t *d, dchild_t *c)
+{
+    dchild_t *first = u64map_get(&d->by_hash, c->hash);
+    if (first == c) {
+        u64map_del(&d->by_hash, c->hash);
+        if (c->twin && u64map_put(&d->by_hash, c->hash, c->twin) != 0)
+            herd_log(HERD_LOG_ERROR, "dsup", "out of memory relinking a child");
+        return;
+    }
+    for (dchild_t *p = first; p; p = p->twin) {
+        if (p->twin == c) {
+            p->twin = c->twin;
+            return;
+        }
+    }
+}
+
+void dsup_forget(dsup_t *d, dchild_t *c)
+{
+    unlink_hash(d, c);
+    if (!herd_pid_is_none(c->pid) && u64map_get(&d->by_serial, c->pid.serial) == c)
+        u64map_del(&d->by_serial, c->pid.serial);
+    if (c->state == HERD_CHILD_RESTARTING)
+        d->restarting--;
+    if (c->state == HERD_CHILD_MOVING)
+        d->moving--;
+    if (c->state == HERD_CHILD_ARRIVING)
+        d->arriving--;
+    d->child_count--;
+    free(c->name);
+    free(c);
+}
+
+static dchild_t *child_new(const char *name, int service, herd_restart_t restart)
+{
+    dchild_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->name = strdup(name)) == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->service = service;
+    c->restart = restart;
+    return c;
+}
+
+/* ---- starting, stopping, restarting -------------------------------------------- */
+
+/* Spawn the spec's process and register the name. */
+static int spawn_registered(dsup_t *d, const char *name, const dspec_t *spec, int service,
+                            herd_pid_t *out)
+{
+    herd_spawn_opts_t o = {.behaviour = dsup_behaviour(d, service),
+                           .arg = spec->arg,
+                           .arg_len = spec->arg_len};
+    herd_pid_t pid;
+    int rc = herd_spawn(d->node, &o, &pid);
+    if (rc)
+        return rc;
+    herd_meta_t meta;
+    dsup_meta(d, service, &meta);
+    rc = herd_register(d->node, name, pid, &meta);
+    if (rc) { /* someone else holds it now */
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+        return rc;
+    }
+    *out = pid;
+    return 0;
+}
+
+static int spec_of(dsup_t *d, const char *name, dspec_t *spec, int *service)
+{
+    const uint8_t *buf;
+    size_t len;
+    int rc = herd_spec_get(d->node, name, &buf, &len);
+    if (rc == 0)
+        rc = dspec_decode(buf, len, spec);
+    if (rc)
+        return rc;
+    *service = dsup_service_index(d, spec->service);
+    if (*service < 0) {
+        herd_log(HERD_LOG_WARN, "dsup", "child '%s': service '%s' is unknown here", name,
+                 spec->service);
+        return HERD_EINVAL;
+    }
+    return 0;
+}
+
+static void child_start(dsup_t *d, const char *name)
+{
+    dspec_t spec;
+    int service;
+    herd_pid_t pid;
+    if (dsup_find(d, name) || spec_of(d, name, &spec, &service) ||
+        spawn_registered(d, name, &spec, service, &pid))
+        return;
+    dchild_t *c = child_new(name, service, spec.restart);
+    if (c == NULL) {
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+        return;
+    }
+    c->pid = pid;
+    c->state = HERD_CHILD_RUNNING;
+    if (dsup_add(d, c) != 0) {
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+        return;
+    }
+    d->stats.starts++;
+}
+
+static void child_stop(dsup_t *d, dchild_t *c)
+{
+    herd_pid_t pid = c->pid;
+    dsup_forget(d, c); /* first: its exit is not a failure */
+    if (!herd_pid_is_none(pid))
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+    d->stats.stops++;
+}
+
+static void child_restart(dsup_t *d, dchild_t *c)
+{
+    dspec_t spec;
+    int service;
+    herd_pid_t pid;
+    char *name = c->name;
+    if (spec_of(d, name, &spec, &service) != 0) {
+        dsup_forget(d, c); /* its spec went meanwhile */
+        return;
+    }
+    int rc = spawn_registered(d, name, &spec, service, &pid);
+    if (rc) {
+        herd_log(HERD_LOG_WARN, "dsup", "child '%s' not restarted: %s", name, herd_strerror(rc));
+        dsup_forget(d, c);
+        return;
+    }
+    d->restarting--;
+    c->state = HERD_CHILD_RUNNING;
+    c->pid = pid;
+    if (u64map_put(&d->by_serial, pid.serial, c) != 0) {
+        dsup_forget(d, c);
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+        return;
+    }
+    d->stats.restarts++;
+}
+
+static void restarts_due(dsup_t *d, uint64_t now)
+{
+    if (d->restarting == 0)
+        return;
+    dchild_t **due = malloc(d->restarting * sizeof(*due));
+    size_t n = 0, cursor = 0;
+    if (due == NULL)
+        return;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = s->value; c && n < d->restarting; c = c->twin)
+            if (c->state == HERD_CHILD_RESTARTING && c->restart_at <= now)
+                due[n++] = c;
+    for (size_t i = 0; i < n; i++)
+        child_restart(d, due[i]);
+    free(due);
+}
+
+/* Whether the exit ends the child for good by its strategy. */
+static int exit_is_final(herd_restart_t restart, int reason)
+{
+    if (restart == HERD_RESTART_TEMPORARY)
+        return 1;
+    return restart == HERD_RESTART_TRANSIENT &&
+           (reason == HERD_REASON_NORMAL || reason == HERD_REASON_SHUTDOWN);
+}
+
+static void child_gone_for_good(dsup_t *d, dchild_t *c, const char *why)
+{
+    herd_log(HERD_LOG_INFO, "dsup", "child '%s' %s: its spec is removed", c->name, why);
+    herd_spec_remove(d->node, c->name);
+    dsup_forget(d, c);
+}
+
+static void on_exit(void *data, herd_pid_t pid, int reason)
+{
+    dsup_t *d = data;
+    dchild_t *c = u64map_get(&d->by_serial, pid.serial);
+    if (c == NULL || !herd_pid_equal(c->pid, pid))
+        return;
+    u64map_del(&d->by_serial, pid.serial);
+    if (c->state == HERD_CHILD_MOVING || c->state == HERD_CHILD_ARRIVING) {
+        handoff_lost(d, c);
+        if (c->state == HERD_CHILD_ARRIVING) {
+            dsup_forget(d, c);
+            return;
+        }
+    }
+    if (reason == HERD_REASON_NAME_CONFLICT || reason == HERD_REASON_HANDOFF) {
+        dsup_forget(d, c);
+        return;
+    }
+    if (exit_is_final(c->restart, reason)) {
+        child_gone_for_good(d, c, "ended");
+        return;
+    }
+    uint64_t now = herd_node_now(d->node);
+    if (c->restarts == 0 || now - c->window_start > d->cfg.window_ms) {
+        c->window_start = now;
+        c->restarts = 0;
+        c->backoff_ms = 0;
+    }
+    if (++c->restarts > d->cfg.max_restarts) {
+        herd_log(HERD_LOG_ERROR, "dsup", "child '%s' exited %u times within %u ms (last: %s)",
+                 c->name, c->restarts, d->cfg.window_ms, herd_reason_name(reason));
+        child_gone_for_good(d, c, "gave up");
+        return;
+    }
+    /* the first restart at once, then a doubling back-off */
+    c->restart_at = now + c->backoff_ms;
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : DSUP_BACKOFF_FIRST_MS;
+    if (c->backoff_ms > DSUP_BACKOFF_MAX_MS)
+        c->backoff_ms = DSUP_BACKOFF_MAX_MS;
+    c->pid = HERD_PID_NONE;
+    c->state = HERD_CHILD_RESTARTING;
+    d->restarting++;
+    dsup_kick(d, 0);
+}
+
+/* ---- reconcile ------------------------------------------------------------------ */
+
+typedef struct plan_input {
+    dsup_t *d;
+    hoff_child_t *children;
+    char **names; /* owned copies */
+    size_t count, cap;
+} plan_input_t;
+
+static int input_add(plan_input_t *in, const char *name)
+{
+    if (in->count == in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 64;
+        hoff_child_t *c = realloc(in->children, cap * sizeof(*c));
+        if (c)
+            in->children = c;
+        char **n = realloc(in->names, cap * sizeof(*n));
+        if (n)
+            in->names = n;
+        if (c == NULL || n == NULL)
+            return HERD_ENOMEM;
+        in->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return HERD_ENOMEM;
+    dsup_t *d = in->d;
+    const uint8_t *spec;
+    size_t len;
+    dchild_t *c = dsup_find(d, name);
+    in->names[in->count] = copy;
+    in->children[in->count] = (hoff_child_t){
+        .name = copy,
+        .spec_exists = herd_spec_get(d->node, name, &spec, &len) == 0,
+        .running_here = c != NULL,
+        .running_visible = c != NULL || herd_whereis(d->node, name, NULL, NULL) == 0,
+    };
+    in->count++;
+    return 0;
+}
+
+static int add_spec_name(void *data, const char *name, const uint8_t *spec, size_t len)
+{
+    (void)spec;
+    (void)len;
+    plan_input_t *in = data;
+    return dsup_find(in->d, name) ? 0 : input_add(in, name); /* local ones come after */
+}
+
+static void input_free(plan_input_t *in)
+{
+    for (size_t i = 0; i < in->count; i++)
+        free(in->names[i]);
+    free(in->names);
+    free(in->children);
+}
+
+/* The owner's view when the node is in no cluster: a ring of itself. */
+static ring_t *solo_ring(dsup_t *d)
+{
+    ring_t *r = ring_new();
+    if (r && ring_add(r, herd_node_name(d->node), 1) != 0) {
+        ring_free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch)
+{
+    dchild_t *c = dsup_find(d, ch->name);
+    switch (a->kind) {
+    case HOFF_START:
+        child_start(d, ch->name);
+        break;
+    case HOFF_STOP:
+        if (c && c->state != HERD_CHILD_MOVING && c->state != HERD_CHILD_ARRIVING)
+            child_stop(d, c);
+        break;
+    case HOFF_HANDOFF:
+        if (c && c->state == HERD_CHILD_RUNNING && d->moving < d->cfg.max_moves)
+            handoff_begin(d, c, a->target);
+        break;
+    }
+}
+
+static void run_plan(dsup_t *d, plan_input_t *in)
+{
+    const ring_t *ring = herd_cluster_ring(d->node);
+    ring_t *solo = ring ? NULL : solo_ring(d);
+    hoff_plan_t plan;
+    if ((ring || solo) &&
+        hoff_plan(NULL, ring ? ring : solo, herd_node_name(d->node), in->children, in->count,
+                  &plan) == 0) {
+        for (size_t i = 0; i < plan.count; i++)
+            act(d, &plan.actions[i], &in->children[plan.actions[i].child]);
+        hoff_plan_free(&plan);
+    }
+    ring_free(solo);
+}
+
+static void reconcile_all(dsup_t *d)
+{
+    plan_input_t in = {.d = d};
+    herd_spec_foreach(d->node, add_spec_name, &in);
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = s->value; c; c = c->twin)
+            input_add(&in, c->name);
+    run_plan(d, &in);
+    input_free(&in);
+    d->last_reconcile = herd_node_now(d->node);
+}
+
+static void reconcile_dirty(dsup_t *d)
+{
+    char **names = d->dirty;
+    size_t n = d->dirty_n;
+    d->dirty = NULL;
+    d->dirty_n = d->dirty_cap = 0;
+    plan_input_t in = {.d = d};
+    for (size_t i = 0; i < n; i++) {
+        input_add(&in, names[i]);
+        free(names[i]);
+    }
+    free(names);
+    run_plan(d, &in);
+    input_free(&in);
+}
+
+/* ---- start waiters ---------------------------------------------------------------- */
+
+static void waiters_check(dsup_t *d, uint64_t now)
+{
+    start_waiter_t **pp = &d->waiters;
+    while (*pp) {
+        start_waiter_t *w = *pp;
+        herd_start_result_t res = {0};
+        int found = herd_whereis(d->node, w->name, &res.pid, NULL) == 0;
+        if (!found && now < w->deadline) {
+            pp = &w->next;
+            continue;
+        }
+        if (!found)
+            res.status = HERD_ETIMEDOUT;
+        *pp = w->next;
+        w->cb(w->data, &res);
+        free(w->name);
+        free(w);
+    }
+}
+
+/* ---- the loop's work ------------------------------------------------------------------ */
+
+static void dsup_work(dsup_t *d)
+{
+    uint64_t now = herd_node_now(d->node);
+    if (d->full_due || now - d->last_reconcile >= d->cfg.reconcile_ms) {
+        d->full_due = 0;
+        for (size_t i = 0; i < d->dirty_n; i++) /* a full pass covers them */
+            free(d->dirty[i]);
+        free(d->dirty);
+        d->dirty = NULL;
+        d->dirty_n = d->dirty_cap = 0;
+        reconcile_all(d);
+    } else if (d->dirty_n) {
+        reconcile_dirty(d);
+    }
+    restarts_due(d, now);
+    handoff_tick(d, now);
+    if (d->waiters)
+        waiters_check(d, now);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    dsup_handles_t *h = t->data;
+    if (h->d)
+        dsup_work(h->d);
+}
+
+void dsup_kick(dsup_t *d, int full)
+{
+    if (full)
+        d->full_due = 1;
+    if (d->h && !uv_is_active((uv_handle_t *)&d->h->kick))
+        uv_timer_start(&d->h->kick, on_tick, 0, 0);
+}
+
+static void on_spec(void *data, const char *name)
+{
+    dsup_t *d = data;
+    if (d->dirty_n == d->dirty_cap) {
+        size_t cap = d->dirty_cap ? d->dirty_cap * 2 : 64;
+        char **n = realloc(d->dirty, cap * sizeof(*n));
+        if (n == NULL) {
+            dsup_kick(d, 1);
+            return;
+        }
+        d->dirty = n;
+        d->dirty_cap = cap;
+    }
+    if ((d->dirty[d->dirty_n] = strdup(name)) != NULL)
+        d->dirty_n++;
+    dsup_kick(d, 0);
+}
+
+static void on_member(void *data, const char *name, uint64_t incarnation,
+                      herd_member_state_t old_state, herd_member_state_t new_state, int gone)
+{
+    (void)incarnation;
+    (void)old_state;
+    (void)gone;
+    dsup_t *d = data;
+    handoff_on_member(d, herd_node_id_of(name), new_state);
+    dsup_kick(d, 1);
+}
+
+int herd_dsup_poll(herd_node_t *n)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    dsup_work(d);
+    return 0;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    dsup_handles_t *hs = h->data;
+    if (--hs->open == 0)
+        free(hs);
+}
+
+static void dsup_free(void *p)
+{
+    dsup_t *d = p;
+    herd_cluster_off_change(d->node, on_member, d);
+    herd_cluster_on_app(d->node, HANDOFF_APP, NULL, NULL);
+    herd_spec_watch(d->node, NULL, NULL);
+    if (d->h) {
+        d->h->d = NULL;
+        uv_close((uv_handle_t *)&d->h->tick, on_handle_closed);
+        uv_close((uv_handle_t *)&d->h->kick, on_handle_closed);
+    }
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
+        for (dchild_t *c = s->value, *next; c; c = next) {
+            next = c->twin;
+            free(c->name);
+            free(c);
+        }
+    }
+    u64map_fini(&d->by_hash);
+    u64map_fini(&d->by_serial);
+    for (size_t i = 0; i < d->dirty_n; i++)
+        free(d->dirty[i]);
+    free(d->dirty);
+    for (start_waiter_t *w = d->waiters, *next; w; w = next) {
+        next = w->next;
+        free(w->name);
+        free(w);
+    }
+    free(d);
+}
+
+static void config_defaults(herd_dsup_config_t *c)
+{
+    if (!c->reconcile_ms)
+        c->reconcile_ms = 1000;
+    if (!c->handoff_timeout_ms)
+        c->handoff_timeout_ms = 2000;
+    if (!c->forward_grace_ms)
+        c->forward_grace_ms = 5000;
+    if (!c->max_moves)
+        c->max_moves = 1024;
+    if (!c->max_restarts)
+        c->max_restarts = 3;
+    if (!c->window_ms)
+        c->window_ms = 5000;
+}
+
+static int dsup_hook_up(dsup_t *d)
+{
+    herd_node_t *n = d->node;
+    int rc = herd_spec_watch(n, on_spec, d);
+    if (rc == 0)
+        rc = herd_node_on_exit(n, on_exit, d);
+    if (rc == 0 && herd_cluster_ring(n) != NULL) {
+        rc = herd_cluster_on_change(n, on_member, d);
+        if (rc == 0)
+            rc = herd_cluster_on_app(n, HANDOFF_APP, handoff_on_app, d);
+    }
+    return rc;
+}
+
+int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
+{
+    if (herd_node_ext(n, HERD_EXT_REGISTRY) == NULL)
+        return HERD_ENOENT;
+    if (dsup_of(n))
+        return HERD_EEXIST;
+    dsup_t *d = calloc(1, sizeof(*d));
+    dsup_handles_t *h = calloc(1, sizeof(*h));
+    if (d == NULL || h == NULL) {
+        free(d);
+        free(h);
+        return HERD_ENOMEM;
+    }
+    d->node = n;
+    if (cfg)
+        d->cfg = *cfg;
+    config_defaults(&d->cfg);
+    u64map_init(&d->by_hash);
+    u64map_init(&d->by_serial);
+    d->last_reconcile = herd_node_now(n);
+    h->d = d;
+    h->open = 2;
+    uv_timer_init(herd_node_loop(n), &h->tick);
+    uv_timer_init(herd_node_loop(n), &h->kick);
+    h->tick.data = h->kick.data = h;
+    uv_timer_start(&h->tick, on_tick, DSUP_TICK_MS, DSUP_TICK_MS);
+    uv_unref((uv_handle_t *)&h->tick);
+    uv_unref((uv_handle_t *)&h->kick);
+    d->h = h;
+    int rc = dsup_hook_up(d);
+    if (rc) {
+        dsup_free(d);
+        return rc;
+    }
+    herd_node_set_ext(n, HERD_EXT_HANDOFF, d, dsup_free);
+    return 0;
+}
+
+/* ---- the API ------------------------------------------------------------------------ */
+
+static int check_request(const dsup_t *d, const herd_child_req_t *req)
+{
+    size_t len = req && req->name ? strlen(req->name) : 0;
+    if (len == 0 || len > HERD_NAME_MAX || req->service == NULL ||
+        (req->arg_len && req->arg == NULL) || req->arg_len > HERD_SPEC_MAX - 80 ||
+        (unsigned)req->restart > HERD_RESTART_TEMPORARY)
+        return HERD_EINVAL;
+    return dsup_service_index(d, req->service) < 0 ? HERD_EINVAL : 0;
+}
+
+int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t timeout_ms,
+                           herd_start_cb cb, void *data)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    int rc = check_request(d, req);
+    if (rc || cb == NULL)
+        return rc ? rc : HERD_EINVAL;
+    herd_start_result_t res = {0};
+    const uint8_t *old;
+    size_t old_len;
+    if (herd_whereis(n, req->name, &res.pid, NULL) == 0) {
+        res.already_started = 1;
+        cb(data, &res);
+        return 0;
+    }
+    if (herd_spec_get(n, req->name, &old, &old_len) != 0) {
+        size_t len;
+        uint8_t *spec = dspec_encode(req, &len);
+        rc = spec ? herd_spec_put(n, req->name, spec, len) : HERD_ENOMEM;
+        free(spec);
+        if (rc)
+            return rc;
+        if (d->dirty_n) /* an owner of the name starts it before answering */
+            reconcile_dirty(d);
+    }
+    start_waiter_t *w = calloc(1, sizeof(*w));
+    if (w == NULL || (w->name = strdup(req->name)) == NULL) {
+        free(w);
+        return HERD_ENOMEM;
+    }
+    w->deadline = herd_node_now(n) + timeout_ms;
+    w->cb = cb;
+    w->data = data;
+    w->next = d->waiters;
+    d->waiters = w;
+    waiters_check(d, herd_node_now(n));
+    return 0;
+}
+
+typedef struct start_wait {
+    int done;
+    herd_start_result_t res;
+} start_wait_t;
+
+static void start_done(void *data, const herd_start_result_t *res)
+{
+    start_wait_t *w = data;
+    w->res = *res;
+    w->done = 1;
+}
+
+int herd_start_child(herd_node_t *n, const herd_child_req_t *req, uint32_t timeout_ms,
+                     herd_start_result_t *out)
+{
+    start_wait_t w = {0};
+    int rc = herd_start_child_async(n, req, timeout_ms, start_done, &w);
+    if (rc)
+        return rc;
+    /* bounded: the waiter answers by its deadline */
+    for (uint64_t end = herd_node_now(n) + timeout_ms + 1000; !w.done && herd_node_now(n) < end;)
+        herd_node_run_for(n, DSUP_TICK_MS);
+    if (!w.done)
+        return HERD_ETIMEDOUT;
+    *out = w.res;
+    return w.res.status;
+}
+
+int herd_terminate_child(herd_node_t *n, const char *name)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    int rc = herd_spec_remove(n, name);
+    if (rc)
+        return rc;
+    if (d->dirty_n) /* stops a copy of this node at once */
+        reconcile_dirty(d);
+    return 0;
+}
+
+int herd_which_children(herd_node_t *n, herd_child_fn fn, void *data)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    int visited = 0;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
+        for (dchild_t *c = s->value; c; c = c->twin) {
+            herd_child_view_t v = {c->name, d->services[c->service].name, c->pid, c->state,
+                                   c->restart, c->restarts};
+            visited++;
+            if (fn && fn(data, &v))
+                return visited;
+        }
+    }
+    return visited;
+}
+
+int herd_child_spec(herd_node_t *n, const char *name, herd_child_spec_view_t *out)
+{
+    const uint8_t *buf;
+    size_t len;
+    dspec_t spec;
+    int rc = herd_spec_get(n, name, &buf, &len);
+    if (rc == 0)
+        rc = dspec_decode(buf, len, &spec);
+    if (rc)
+        return rc;
+    memcpy(out->service, spec.service, sizeof(out->service));
+    out->restart = spec.restart;
+    out->arg_len = spec.arg_len;
+    return 0;
+}
+
+typedef struct count_ctx {
+    herd_node_t *node;
+    herd_child_counts_t *out;
+} count_ctx_t;
+
+static int count_spec(void *data, const char *name, const uint8_t *spec, size_t len)
+{
+    (void)spec;
+    (void)len;
+    count_ctx_t *c = data;
+    c->out->specs++;
+    if (herd_whereis(c->node, name, NULL, NULL) == 0)
+        c->out->running++;
+    return 0;
+}
+
+int herd_count_children(herd_node_t *n, herd_child_counts_t *out)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    memset(out, 0, sizeof(*out));
+    out->local = d->child_count;
+    count_ctx_t c = {n, out};
+    herd_spec_foreach(n, count_spec, &c);
+    return 0;
+}

@@ -1,0 +1,98 @@
+/*
+ * dsup_int.h - the distributed supervisor's internals, shared by dsup.c
+ * (services, children, reconcile, restarts, the API) and handoff.c (the
+ * move protocol). Users include herd_dsup.h.
+ */
+#ifndef HERD_DSUP_INT_H
+#define HERD_DSUP_INT_H
+
+#include <uv.h>
+
+#include "herd_dsup.h"
+#include "u64map.h"
+
+#define HANDOFF_APP 2
+
+/* A child this node runs (or is about to run, or restarts, or moves). */
+typedef struct dchild {
+    struct dchild *twin; /* another name with the same hash */
+    char *name;
+    uint64_t hash;
+    herd_pid_t pid; /* NONE while restarting */
+    int service;    /* index in dsup_t.services */
+    herd_restart_t restart;
+    herd_child_state_t state;
+    uint32_t restarts, backoff_ms;
+    uint64_t window_start, restart_at; /* node clock */
+    /* a move: its id, the other node, when it times out, when it froze */
+    uint64_t move_id, peer, peer_inc, deadline, froze_us, hlc;
+} dchild_t;
+
+typedef struct start_waiter {
+    struct start_waiter *next;
+    char *name;
+    uint64_t deadline;
+    herd_start_cb cb;
+    void *data;
+} start_waiter_t;
+
+typedef struct dsup_handles {
+    uv_timer_t tick, kick;
+    struct dsup *d; /* NULL once the supervisor is freed */
+    int open;
+} dsup_handles_t;
+
+typedef struct dsup {
+    herd_node_t *node;
+    herd_dsup_config_t cfg;
+    struct {
+        char name[HERD_SERVICE_NAME_MAX + 1];
+        const herd_behaviour_t *behaviour;
+    } services[HERD_MAX_SERVICES];
+    size_t service_count;
+    u64map_t by_hash;   /* name hash -> dchild_t (twins chained) */
+    u64map_t by_serial; /* pid serial -> dchild_t */
+    size_t child_count, restarting, moving, arriving;
+    char **dirty; /* names whose spec changed: reconciled at the next kick */
+    size_t dirty_n, dirty_cap;
+    int full_due; /* a full reconcile at the next kick */
+    dsup_handles_t *h;
+    start_waiter_t *waiters;
+    uint64_t last_reconcile;
+    uint64_t next_move_id;
+    herd_handoff_stats_t stats;
+    herd_handoff_view_t recent[HERD_HANDOFF_RECENT];
+    size_t recent_next, recent_count;
+} dsup_t;
+
+/* dsup.c */
+dsup_t *dsup_of(herd_node_t *n);
+dchild_t *dsup_find(dsup_t *d, const char *name);
+/* Take c out of the tables and free it (its process is not touched). */
+void dsup_forget(dsup_t *d, dchild_t *c);
+int dsup_add(dsup_t *d, dchild_t *c);
+const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service);
+int dsup_service_index(const dsup_t *d, const char *service);
+void dsup_kick(dsup_t *d, int full);
+void dsup_meta(dsup_t *d, int service, herd_meta_t *meta);
+
+/* The spec's bytes: u8 version 1, str service, u8 restart, bytes arg. */
+typedef struct dspec {
+    char service[HERD_SERVICE_NAME_MAX + 1];
+    herd_restart_t restart;
+    const uint8_t *arg;
+    size_t arg_len;
+} dspec_t;
+int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out);
+
+/* handoff.c */
+int handoff_begin(dsup_t *d, dchild_t *c, const char *target);
+void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
+                    size_t len);
+/* Moves that timed out, arrivals whose sender died. */
+void handoff_tick(dsup_t *d, uint64_t now);
+void handoff_on_member(dsup_t *d, uint64_t id, herd_member_state_t state);
+/* A moving child's process exited before the move ended. */
+void handoff_lost(dsup_t *d, dchild_t *c);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * handoff.c - moving a child to its new owner with its state, losing no
+ * message (herd_dsup.h; ../shared/notes/handoff.md).
+ *
+ * Messages on the handoff stream (app 2), each u8 kind, u64 move id, str name:
+ *   1 offer   + bytes spec, u8 has_state, bytes state, u64 first-registered time
+ *   2 accept  + u64 serial of the new (frozen) copy
+ *   3 reject  + u32 error code
+ *   4 abort
+ *   5 commit
+ *   6 drain   (id 0, empty name) + u8 on
+ * The old node O coordinates. The stream is the same reliable, ordered
+ * channel as process messages, so the messages O forwards to the new copy
+ * arrive before O's commit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsup_int.h"
+#include "log.h"
+#include "wire.h"
+
+enum { HO_OFFER = 1, HO_ACCEPT, HO_REJECT, HO_ABORT, HO_COMMIT, HO_DRAIN };
+
+static uint64_t now_us(void)
+{
+    return uv_hrtime() / 1000;
+}
+
+static void send_simple(dsup_t *d, uint64_t to, uint8_t kind, uint64_t id, const char *name,
+                        uint64_t extra, int with_extra)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, kind);
+    wire_put_u64(&w, id);
+    wire_put_str(&w, name);
+    if (with_extra)
+        wire_put_u64(&w, extra);
+    size_t len;
+    uint8_t *buf = wire_writer_take(&w, &len);
+    if (buf && herd_cluster_send_app(d->node, to, HANDOFF_APP, buf, len) != 0)
+        herd_log(HERD_LOG_DEBUG, "handoff", "'%s': message %u not sent", name, kind);
+    free(buf);
+}
+
+static void member_name(dsup_t *d, uint64_t id, char *out, size_t cap)
+{
+    herd_member_info_t m[64];
+    int n = herd_cluster_members(d->node, m, 64);
+    for (int i = 0; i < n && i < 64; i++) {
+        if (herd_node_id_of(m[i].name) == id) {
+            size_t l = strnlen(m[i].name, cap - 1);
+            memcpy(out, m[i].name, l);
+            out[l] = '\0';
+            return;
+        }
+    }
+    snprintf(out, cap, "%016llx", (unsigned long long)id);
+}
+
+static void remember(dsup_t *d, const dchild_t *c, const char *phase, uint32_t forwarded)
+{
+    herd_handoff_view_t *v = &d->recent[d->recent_next];
+    d->recent_next = (d->recent_next + 1) % HERD_HANDOFF_RECENT;
+    if (d->recent_count < HERD_HANDOFF_RECENT)
+        d->recent_count++;
+    memset(v, 0, sizeof(*v));
+    snprintf(v->name, sizeof(v->name), "%s", c->name);
+    member_name(d, c->peer, v->target, sizeof(v->target));
+    v->id = c->move_id;
+    v->phase = phase;
+    v->started_ms = herd_node_wall_ms(d->node) - (now_us() - c->froze_us) / 1000;
+    v->freeze_to_commit_us = now_us() - c->froze_us;
+    v->forwarded = forwarded;
+}
+
+/* ---- the old node ------------------------------------------------------------ */
+
+int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
+{
+    herd_node_t *n = d->node;
+    const herd_behaviour_t *b = dsup_behaviour(d, c->service);
+    const uint8_t *spec;
+    size_t spec_len;
+    int rc = herd_spec_get(n, c->name, &spec, &spec_len);
+    if (rc == 0)
+        rc = herd_freeze(n, c->pid);
+    if (rc) /* HERD_EBUSY: a call of its own is out; the next reconcile retries */
+        return rc;
+    uint8_t *state = NULL;
+    size_t state_len = 0;
+    if (b->handoff_out && (rc = herd_state_out(n, c->pid, &state, &state_len)) != 0) {
+        herd_thaw(n, c->pid);
+        return rc;
+    }
+    uint64_t hlc = 0;
+    herd_registry_time(n, c->name, &hlc);
+    c->move_id = ++d->next_move_id;
+    c->peer = herd_node_id_of(target);
+    c->peer_inc = herd_cluster_member_incarnation(n, c->peer);
+    c->hlc = hlc;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, HO_OFFER);
+    wire_put_u64(&w, c->move_id);
+    wire_put_str(&w, c->name);
+    wire_put_bytes(&w, spec, spec_len);
+    wire_put_u8(&w, b->handoff_out != NULL);
+    wire_put_bytes(&w, state, state_len);
+    wire_put_u64(&w, hlc);
+    free(state);
+    size_t len;
+    uint8_t *buf = wire_writer_take(&w, &len);
+    rc = buf ? herd_cluster_send_app(n, c->peer, HANDOFF_APP, buf, len) : HERD_ENOMEM;
+    free(buf);
+    if (rc) {
+        herd_thaw(n, c->pid);
+        return rc;
+    }
+    c->state = HERD_CHILD_MOVING;
+    c->froze_us = now_us();
+    c->deadline = herd_node_now(n) + d->cfg.handoff_timeout_ms;
+    d->moving++;
+    d->stats.started++;
+    return 0;
+}
+
+/* The move ends without commit: the old copy takes its mailbox again. */
+static void move_abort(dsup_t *d, dchild_t *c, const char *phase, int tell_peer)
+{
+    if (tell_peer)
+        send_simple(d, c->peer, HO_ABORT, c->move_id, c->name, 0, 0);
+    remember(d, c, phase, 0);
+    c->state = HERD_CHILD_RUNNING;
+    d->moving--;
+    herd_thaw(d->node, c->pid);
+}
+
+static dchild_t *moving_child(dsup_t *d, const char *name, uint64_t id, uint64_t from)
+{
+    dchild_t *c = dsup_find(d, name);
+    return c && c->state == HERD_CHILD_MOVING && c->move_id == id && c->peer == from ? c : NULL;
+}
+
+/* Switch, forward, commit, stop: one step on the loop, so no message can
+ * reach the old copy between the forward and its stop. */
+static void on_accept(dsup_t *d, uint64_t from, uint64_t inc, uint64_t id, const char *name,
+                      uint64_t serial)
+{
+    herd_node_t *n = d->node;
+    dchild_t *c = moving_child(d, name, id, from);
+    if (c == NULL) { /* aborted meanwhile: the new copy must go */
+        send_simple(d, from, HO_ABORT, id, name, 0, 0);
+        return;
+    }
+    herd_pid_t old = c->pid, moved = {from, inc, serial};
+    if (herd_registry_switch(n, name, old, moved) != 0) {
+        move_abort(d, c, "aborted", 1);
+        d->stats.aborted++;
+        return;
+    }
+    int forwarded = herd_forward_mailbox(n, old, moved);
+    send_simple(d, from, HO_COMMIT, id, name, 0, 0);
+    herd_redirect(n, old, moved, d->cfg.forward_grace_ms);
+    remember(d, c, "committed", forwarded > 0 ? (uint32_t)forwarded : 0);
+    d->stats.committed++;
+    d->stats.forwarded += forwarded > 0 ? (uint64_t)forwarded : 0;
+    dsup_forget(d, c); /* first: its exit is not a failure */
+    herd_stop(n, old, HERD_REASON_HANDOFF);
+    dsup_kick(d, 0);
+}
+
+static void on_reject(dsup_t *d, uint64_t from, uint64_t id, const char *name, uint64_t code)
+{
+    dchild_t *c = moving_child(d, name, id, from);
+    if (c == NULL)
+        return;
+    herd_log(HERD_LOG_INFO, "handoff", "'%s' refused by its new owner: %s", name,
+             herd_strerror((int)(int64_t)code));
+    move_abort(d, c, "rejected", 0);
+    d->stats.rejected++;
+}
+
+/* ---- the new owner --------------------------------------------------------------- */
+
+typedef struct offer {
+    uint64_t id;
+    char name[HERD_NAME_MAX + 1];
+    const uint8_t *spec, *state;
+    size_t spec_len, state_len;
+    int has_state;
+    uint64_t hlc;
+} offer_t;
+
+static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t *restart,
+                       herd_pid_t *pid)
+{
+    dspec_t spec;
+    if (dsup_find(d, o->name))
+        return HERD_EEXIST; /* a copy runs here: the conflict rule decides */
+    if (dspec_decode(o->spec, o->spec_len, &spec) != 0)
+        return HERD_EBADFRAME;
+    *service = dsup_service_index(d, spec.service);
+    const herd_behaviour_t *b = dsup_behaviour(d, *service);
+    if (b == NULL)
+        return HERD_EINVAL;
+    *restart = spec.restart;
+    herd_spawn_opts_t opts = {.behaviour = b, .arg = spec.arg, .arg_len = spec.arg_len};
+    if (o->has_state && b->handoff_in) {
+        opts.handoff_state = o->state ? o->state : (const uint8_t *)"";
+        opts.handoff_len = o->state_len;
+    }
+    int rc = herd_spawn(d->node, &opts, pid);
+    if (rc == 0 && (rc = herd_freeze(d->node, *pid)) != 0)
+        herd_stop(d->node, *pid, HERD_REASON_SHUTDOWN);
+    return rc;
+}
+
+static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, const offer_t *o)
+{
+    int service = -1;
+    herd_restart_t restart = HERD_RESTART_PERMANENT;
+    herd_pid_t pid;
+    int rc = offer_spawn(d, o, &service, &restart, &pid);
+    dchild_t *c = rc ? NULL : calloc(1, sizeof(*c));
+    if (rc == 0 && (c == NULL || (c->name = strdup(o->name)) == NULL))
+        rc = HERD_ENOMEM;
+    if (rc == 0) {
+        c->pid = pid;
+        c->service = service;
+        c->restart = restart;
+        c->state = HERD_CHILD_ARRIVING;
+        c->move_id = o->id;
+        c->peer = from;
+        c->peer_inc = inc;
+        c->hlc = o->hlc;
+        c->deadline = herd_node_now(d->node) + 3ull * d->cfg.handoff_timeout_ms;
+        rc = dsup_add(d, c);
+        c = NULL; /* dsup_add frees it on failure */
+        if (rc)
+            herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+    }
+    if (c) {
+        free(c->name);
+        free(c);
+    }
+    if (rc) {
+        send_simple(d, from, HO_REJECT, o->id, o->name, (uint64_t)(int64_t)rc, 1);
+        return;
+    }
+    d->arriving++;
+    send_simple(d, from, HO_ACCEPT, o->id, o->name, pid.serial, 1);
+}
+
+static dchild_t *arriving_child(dsup_t *d, const char *name, uint64_t id, uint64_t from)
+{
+    dchild_t *c = dsup_find(d, name);
+    return c && c->state == HERD_CHILD_ARRIVING && c->move_id == id && c->peer == from ? c
+                                                                                        : NULL;
+}
+
+static void arrival_live(dsup_t *d, dchild_t *c)
+{
+    c->state = HERD_CHILD_RUNNING;
+    d->arriving--;
+    herd_thaw(d->node, c->pid);
+}
+
+static void on_commit(dsup_t *d, uint64_t from, uint64_t id, const char *name)
+{
+    dchild_t *c = arriving_child(d, name, id, from);
+    if (c == NULL)
+        return; /* duplicated or late: ignored by id */
+    arrival_live(d, c);
+    d->stats.received++;
+}
+
+static void on_abort(dsup_t *d, uint64_t from, uint64_t id, const char *name)
+{
+    dchild_t *c = arriving_child(d, name, id, from);
+    if (c == NULL)
+        return;
+    herd_pid_t pid = c->pid;
+    dsup_forget(d, c);
+    herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+}
+
+/* The old node died before its commit reached us: our copy holds the
+ * latest state, so it takes the name over with its first-registration time. */
+static void arrival_promote(dsup_t *d, dchild_t *c)
+{
+    herd_meta_t meta;
+    dsup_meta(d, c->service, &meta);
+    if (herd_register_at(d->node, c->name, c->pid, &meta, c->hlc) != 0) {
+        herd_pid_t pid = c->pid; /* another live copy holds the name */
+        dsup_forget(d, c);
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+        return;
+    }
+    arrival_live(d, c);
+    d->stats.promoted++;
+}
+
+/* ---- receiving ------------------------------------------------------------------- */
+
+static int read_offer(wire_reader_t *r, offer_t *o)
+{
+    o->spec_len = wire_get_bytes(r, &o->spec);
+    o->has_state = wire_get_u8(r);
+    o->state_len = wire_get_bytes(r, &o->state);
+    o->hlc = wire_get_u64(r);
+    return wire_reader_done(r);
+}
+
+void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
+                    size_t len)
+{
+    dsup_t *d = data;
+    wire_reader_t r;
+    wire_reader_init(&r, msg, len);
+    offer_t o = {0};
+    uint8_t kind = wire_get_u8(&r);
+    o.id = wire_get_u64(&r);
+    wire_get_str(&r, o.name, sizeof(o.name));
+    uint64_t extra = 0;
+    if (kind == HO_ACCEPT || kind == HO_REJECT)
+        extra = wire_get_u64(&r);
+    int bad = kind == HO_OFFER ? read_offer(&r, &o)
+              : kind == HO_DRAIN ? (extra = wire_get_u8(&r), wire_reader_done(&r))
+                                 : wire_reader_done(&r);
+    if (bad || (kind != HO_DRAIN && !o.name[0])) {
+        herd_log(HERD_LOG_WARN, "handoff", "malformed handoff message (kind %u) dropped", kind);
+        return;
+    }
+    switch (kind) {
+    case HO_OFFER: on_offer(d, node, incarnation, &o); break;
+    case HO_ACCEPT: on_accept(d, node, incarnation, o.id, o.name, extra); break;
+    case HO_REJECT: on_reject(d, node, o.id, o.name, extra); break;
+    case HO_ABORT: on_abort(d, node, o.id, o.name); break;
+    case HO_COMMIT: on_commit(d, node, o.id, o.name); break;
+    case HO_DRAIN: herd_cluster_set_draining(d->node, (int)extra); break;
+    default: herd_log(HERD_LOG_WARN, "handoff", "unknown handoff message %u dropped", kind);
+    }
+}
+
+/* ---- time and membership ----------------------------------------------------------- */
+
+static int member_gone(dsup_t *d, uint64_t id)
+{
+    herd_member_info_t m[64];
+    int n = herd_cluster_members(d->node, m, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        if (herd_node_id_of(m[i].name) == id)
+            return m[i].state == HERD_MEMBER_DOWN || m[i].state == HERD_MEMBER_LEFT;
+    return 1;
+}
+
+/* Children in a move with `peer` (any when 0) whose deadline passed (any
+ * when `now` is 0). */
+static size_t collect_moves(dsup_t *d, uint64_t peer, uint64_t now, dchild_t ***out)
+{
+    size_t cap = d->moving + d->arriving, n = 0, cursor = 0;
+    dchild_t **list = cap ? malloc(cap * sizeof(*list)) : NULL;
+    if (list == NULL)
+        return 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = s->value; c && n < cap; c = c->twin)
+            if ((c->state == HERD_CHILD_MOVING || c->state == HERD_CHILD_ARRIVING) &&
+                (peer == 0 || c->peer == peer) && (now == 0 || c->deadline <= now))
+                list[n++] = c;
+    *out = list;
+    return n;
+}
+
+static void settle_move(dsup_t *d, dchild_t *c)
+{
+    if (c->state == HERD_CHILD_MOVING) {
+        move_abort(d, c, "aborted", 1);
+        d->stats.aborted++;
+    } else if (member_gone(d, c->peer)) {
+        arrival_promote(d, c);
+    } else { /* the old node lives and never committed: it aborted */
+        herd_pid_t pid = c->pid;
+        dsup_forget(d, c);
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+    }
+}
+
+void handoff_tick(dsup_t *d, uint64_t now)
+{
+    if (d->moving + d->arriving == 0)
+        return;
+    dchild_t **list = NULL;
+    size_t n = collect_moves(d, 0, now, &list);
+    for (size_t i = 0; i < n; i++)
+        settle_move(d, list[i]);
+    free(list);
+}
+
+void handoff_on_member(dsup_t *d, uint64_t id, herd_member_state_t state)
+{
+    if (d->moving + d->arriving == 0 ||
+        (state != HERD_MEMBER_DOWN && state != HERD_MEMBER_LEFT &&
+         state != HERD_MEMBER_ABSENT))
+        return;
+    dchild_t **list = NULL;
+    size_t n = collect_moves(d, id, 0, &list);
+    for (size_t i = 0; i < n; i++)
+        settle_move(d, list[i]);
+    free(list);
+}
+
+void handoff_lost(dsup_t *d, dchild_t *c)
+{
+    if (c->state == HERD_CHILD_MOVING) {
+        send_simple(d, c->peer, HO_ABORT, c->move_id, c->name, 0, 0);
+        remember(d, c, "aborted", 0);
+        d->stats.aborted++;
+        d->moving--;
+        c->state = HERD_CHILD_RUNNING;
+    }
+}
+
+/* ---- the API ------------------------------------------------------------------------ */
+
+int herd_handoff_stats(herd_node_t *n, herd_handoff_stats_t *out)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    *out = d->stats;
+    out->in_flight = d->moving;
+    return 0;
+}
+
+int herd_handoffs(herd_node_t *n, herd_handoff_fn fn, void *data)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    int visited = 0;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; d->moving && (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
+        for (dchild_t *c = s->value; c; c = c->twin) {
+            if (c->state != HERD_CHILD_MOVING)
+                continue;
+            herd_handoff_view_t v = {.id = c->move_id, .phase = "offered"};
+            snprintf(v.name, sizeof(v.name), "%s", c->name);
+            member_name(d, c->peer, v.target, sizeof(v.target));
+            v.started_ms = herd_node_wall_ms(n) - (now_us() - c->froze_us) / 1000;
+            visited++;
+            if (fn(data, &v))
+                return visited;
+        }
+    }
+    for (size_t i = 0; i < d->recent_count; i++) {
+        size_t at = (d->recent_next + HERD_HANDOFF_RECENT - 1 - i) % HERD_HANDOFF_RECENT;
+        visited++;
+        if (fn(data, &d->recent[at]))
+            break;
+    }
+    return visited;
+}
+
+int herd_drain(herd_node_t *n, const char *name, int on)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL)
+        return HERD_ENOENT;
+    if (name == NULL || strcmp(name, herd_node_name(n)) == 0)
+        return herd_cluster_set_draining(n, on);
+    uint64_t id = herd_node_id_of(name);
+    if (herd_cluster_member_incarnation(n, id) == 0)
+        return HERD_ENOTCONN;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, HO_DRAIN);
+    wire_put_u64(&w, 0);
+    wire_put_str(&w, "");
+    wire_put_u8(&w, on ? 1 : 0);
+    size_t len;
+    uint8_t *buf = wire_writer_take(&w, &len);
+    int rc = buf ? herd_cluster_send_app(n, id, HANDOFF_APP, buf, len) : HERD_ENOMEM;
+    free(buf);
+    return rc;
+}

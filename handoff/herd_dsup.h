@@ -1,0 +1,166 @@
+/*
+ * herd_dsup.h - the distributed dynamic supervisor: start a process by name
+ * from any node; the ring's owner of the name runs it, supervises it and
+ * registers it; when the owner changes, the process moves with its state.
+ *
+ * Services: a node knows behaviours by service name (herd_service_register).
+ * A child spec is (name, service, arguments, restart strategy); specs live
+ * in the registry's replicated map (herd_spec_put), so every node knows
+ * every child that must exist.
+ *
+ * Reconcile (after every membership change, every spec change, and every
+ * reconcile_ms): a node starts each child whose spec exists, whose name it
+ * owns and that has no visible live registration; hands off each child it
+ * runs but no longer owns; stops each child it runs whose spec was removed
+ * (planner.h decides). A crash restart is this rule once the dead owner's
+ * registrations are hidden.
+ *
+ * Local supervision: an owner restarts a child that exits abnormally, with
+ * back-off (10 ms doubling to 1 s) and at most max_restarts in window_ms;
+ * meanwhile the child stays its own (no other node starts it). A transient
+ * child that exits normally, a temporary child on any exit, and a child over
+ * the intensity have their spec removed. Exits for a name conflict or a
+ * handoff restart nothing.
+ *
+ * The handoff (handoff.c, ../shared/notes/handoff.md): the owner-to-be
+ * starts a frozen copy from handoff_in(state); the old node switches the
+ * registration to it in one delta, forwards the messages queued meanwhile in
+ * order, commits, stops the old copy (HERD_REASON_HANDOFF) and redirects
+ * late messages to the new copy for forward_grace_ms. A message sent to the
+ * name during a move is handled once, by whichever copy is live. Each
+ * sender's messages keep their order, except for a sender whose view of the
+ * name changes mid-stream: its late messages come through the redirect and
+ * may land after its newer ones. Timers a process armed do not move (re-arm
+ * them in handoff_in); monitors of the old copy fire with HERD_REASON_HANDOFF.
+ */
+#ifndef HERD_DSUP_H
+#define HERD_DSUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd_registry.h"
+#include "herd_runtime.h"
+
+#define HERD_SERVICE_NAME_MAX 63u
+#define HERD_MAX_SERVICES 32u
+
+/* Make `behaviour` known as `service` on this node (before or after
+ * herd_dsup_start). Errors: HERD_EINVAL, HERD_EEXIST, HERD_EFULL. */
+int herd_service_register(herd_node_t *node, const char *service,
+                          const herd_behaviour_t *behaviour);
+
+typedef struct herd_dsup_config {
+    uint32_t reconcile_ms;     /* periodic reconcile; 0: 1000 */
+    uint32_t handoff_timeout_ms; /* no accept within it: abort; 0: 2000 */
+    uint32_t forward_grace_ms; /* late messages to a moved copy; 0: 5000 */
+    uint32_t max_moves;        /* handoffs in flight from this node; 0: 1024 */
+    uint32_t max_restarts;     /* per child within window_ms; 0: 3 */
+    uint32_t window_ms;        /* 0: 5000 */
+} herd_dsup_config_t;
+
+/* Give `node` a distributed supervisor (after herd_registry_start). `cfg`
+ * may be NULL. Errors: HERD_ENOENT (no registry), HERD_EEXIST. */
+int herd_dsup_start(herd_node_t *node, const herd_dsup_config_t *cfg);
+/* Under a virtual clock: what the loop's timers would do by now
+ * (reconcile, restarts, handoff timeouts). */
+int herd_dsup_poll(herd_node_t *node);
+
+typedef struct herd_child_req {
+    const char *name;    /* 1..HERD_NAME_MAX bytes */
+    const char *service; /* a service of the node that will run it */
+    const void *arg;     /* init's argument */
+    size_t arg_len;
+    herd_restart_t restart;
+} herd_child_req_t;
+
+typedef struct herd_start_result {
+    int status;          /* 0, or why it failed (HERD_ETIMEDOUT, ...) */
+    herd_pid_t pid;      /* where it runs */
+    int already_started; /* it ran before this request */
+} herd_start_result_t;
+
+typedef void (*herd_start_cb)(void *data, const herd_start_result_t *res);
+
+/* Start a child by name from this node: the spec is written and the owner
+ * starts it; `cb` runs (on the loop thread, possibly before this returns)
+ * once the name is registered as seen from here, or with HERD_ETIMEDOUT
+ * after timeout_ms. A name that already runs answers its pid with
+ * already_started set. Errors at once: HERD_EINVAL (bad name, unknown
+ * service here, argument over the spec limit), HERD_ENOENT (no supervisor). */
+int herd_start_child_async(herd_node_t *node, const herd_child_req_t *req,
+                           uint32_t timeout_ms, herd_start_cb cb, void *data);
+/* The same for code outside processes: runs the loop until done. */
+int herd_start_child(herd_node_t *node, const herd_child_req_t *req, uint32_t timeout_ms,
+                     herd_start_result_t *out);
+/* Remove the child's spec: whichever node runs it stops it (at once when
+ * that is this node). HERD_ENOENT when there is no such child. */
+int herd_terminate_child(herd_node_t *node, const char *name);
+
+/* A child's spec as every node reads it. HERD_ENOENT: no such child. */
+typedef struct herd_child_spec_view {
+    char service[HERD_SERVICE_NAME_MAX + 1];
+    herd_restart_t restart;
+    size_t arg_len;
+} herd_child_spec_view_t;
+int herd_child_spec(herd_node_t *node, const char *name, herd_child_spec_view_t *out);
+
+typedef enum herd_child_state {
+    HERD_CHILD_RUNNING,
+    HERD_CHILD_RESTARTING,  /* exited; restarts after its back-off */
+    HERD_CHILD_MOVING,      /* frozen, offered to its new owner */
+    HERD_CHILD_ARRIVING,    /* the new owner's frozen copy, not yet committed */
+} herd_child_state_t;
+const char *herd_child_state_name(herd_child_state_t s);
+
+typedef struct herd_child_view {
+    const char *name, *service;
+    herd_pid_t pid;
+    herd_child_state_t state;
+    herd_restart_t restart;
+    uint32_t restarts;
+} herd_child_view_t;
+
+/* Visit the children this node runs; stop when fn returns nonzero. Returns
+ * the number visited. */
+typedef int (*herd_child_fn)(void *data, const herd_child_view_t *c);
+int herd_which_children(herd_node_t *node, herd_child_fn fn, void *data);
+
+typedef struct herd_child_counts {
+    uint64_t local;   /* children this node runs (any state) */
+    uint64_t specs;   /* children that must exist, cluster-wide */
+    uint64_t running; /* of those, registered and visible from here */
+} herd_child_counts_t;
+int herd_count_children(herd_node_t *node, herd_child_counts_t *out);
+
+/* ---- handoffs --------------------------------------------------------------------- */
+
+typedef struct herd_handoff_stats {
+    uint64_t started, committed, aborted, rejected, received, promoted;
+    uint64_t forwarded;     /* messages moved from old copies to new ones */
+    uint64_t starts, restarts, stops;
+    uint64_t in_flight;
+} herd_handoff_stats_t;
+int herd_handoff_stats(herd_node_t *node, herd_handoff_stats_t *out);
+
+/* One handoff this node coordinated (moved a child off), in flight or recent. */
+typedef struct herd_handoff_view {
+    char name[HERD_NAME_MAX + 1];
+    char target[65];
+    uint64_t id;
+    const char *phase;    /* "offered", "committed", "aborted", "rejected" */
+    uint64_t started_ms;  /* wall clock */
+    uint64_t freeze_to_commit_us; /* 0 while in flight */
+    uint32_t forwarded;   /* messages forwarded at commit */
+} herd_handoff_view_t;
+/* In flight first, then the most recent (up to HERD_HANDOFF_RECENT). */
+#define HERD_HANDOFF_RECENT 64u
+typedef int (*herd_handoff_fn)(void *data, const herd_handoff_view_t *h);
+int herd_handoffs(herd_node_t *node, herd_handoff_fn fn, void *data);
+
+/* Drain node `name` (this node or another member): it leaves the ring, so
+ * every child it runs moves off gracefully; it stays a member. `on` 0 ends
+ * a drain. HERD_ENOTCONN for an unknown member. */
+int herd_drain(herd_node_t *node, const char *name, int on);
+
+#endif

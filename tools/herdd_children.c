@@ -1,0 +1,320 @@
+/*
+ * herdd_children.c - herdd's supervisor commands (see herdd_children.h).
+ *
+ * `start` and `call` wait for other nodes, so they answer later through
+ * control_defer/control_finish: `start` through herd_start_child_async's
+ * callback, `call` through a proxy process that makes the call without
+ * blocking the loop and answers when the reply (or its timeout) comes.
+ */
+#include "herdd_children.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herd_dsup.h"
+#include "herdd_debug.h"
+
+#define START_TIMEOUT_MS 5000
+#define CALL_TIMEOUT_MS 5000
+#define CALL_MAX 4096
+
+/* ---- start ---------------------------------------------------------------------- */
+
+typedef struct start_req {
+    void *data;
+    uint64_t token;
+    char name[HERD_NAME_MAX + 1];
+    char service[HERD_SERVICE_NAME_MAX + 1];
+} start_req_t;
+
+static void start_done(void *arg, const herd_start_result_t *res)
+{
+    start_req_t *r = arg;
+    json_t *out = NULL;
+    if (res->status == 0) {
+        out = herdd_name_json(r->data, r->name, res->pid, NULL);
+        json_object_del(out, "meta");
+        json_object_set_new(out, "service", json_string(r->service));
+        json_object_set_new(out, "already_started", json_boolean(res->already_started));
+    }
+    char msg[300];
+    snprintf(msg, sizeof(msg), "'%s' was not registered within %d ms", r->name,
+             START_TIMEOUT_MS);
+    control_finish(herdd_control(r->data), r->token, res->status, out, msg);
+    free(r);
+}
+
+int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)result;
+    const char *service = json_string_value(json_object_get(args, "service"));
+    const char *name = json_string_value(json_object_get(args, "name"));
+    const char *arg = json_string_value(json_object_get(args, "arg"));
+    if (service == NULL || name == NULL)
+        return snprintf(msg, cap, "start needs a service and a name"), HERD_EINVAL;
+    start_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return HERD_ENOMEM;
+    r->data = data;
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->service, sizeof(r->service), "%s", service);
+    herd_child_req_t req = {.name = name, .service = service, .arg = arg,
+                            .arg_len = arg ? strlen(arg) : 0,
+                            .restart = HERD_RESTART_PERMANENT};
+    r->token = control_defer(herdd_control(data));
+    int rc = herd_start_child_async(herdd_node(data), &req, START_TIMEOUT_MS, start_done, r);
+    if (rc) {
+        free(r);
+        if (rc == HERD_EINVAL)
+            snprintf(msg, cap, "cannot start '%.255s': unknown service '%.63s' or a bad name",
+                     name, service);
+        return rc;
+    }
+    return CONTROL_DEFERRED;
+}
+
+/* ---- call, through the proxy process ---------------------------------------------- */
+
+typedef struct call_req {
+    void *data;
+    uint64_t token, ref;
+    herd_pid_t callee;
+    uint32_t timeout_ms;
+    char name[HERD_NAME_MAX + 1];
+    size_t len;
+    char request[];
+} call_req_t;
+
+static herd_pid_t g_proxy;
+
+static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
+{
+    json_t *out = NULL;
+    char msg[300] = "";
+    if (rc == 0) {
+        char *text = strndup((const char *)reply, len);
+        out = herdd_name_json(r->data, r->name, r->callee, NULL);
+        json_object_del(out, "meta");
+        json_object_set_new(out, "reply", json_string(text ? text : ""));
+        char *end = NULL;
+        long long v = text && text[0] ? strtoll(text, &end, 10) : 0;
+        if (end && *end == '\0')
+            json_object_set_new(out, "value", json_integer(v));
+        free(text);
+    } else {
+        snprintf(msg, sizeof(msg), "call to '%s' failed: %s", r->name, herd_strerror(rc));
+    }
+    control_finish(herdd_control(r->data), r->token, rc, out, msg);
+    free(r);
+}
+
+static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    call_req_t **slot = state, *r;
+    if (msg->len != sizeof(r))
+        return 0;
+    memcpy(&r, msg->data, sizeof(r));
+    if (*slot) { /* one at a time (REQ/REP): cannot happen, but never lose one */
+        call_finish(r, HERD_EBUSY, NULL, 0);
+        return 0;
+    }
+    int rc = herd_whereis(herd_proc_node(self), r->name, &r->callee, NULL);
+    if (rc == 0)
+        rc = herd_call(self, r->callee, r->request, r->len, r->timeout_ms, &r->ref);
+    if (rc) {
+        call_finish(r, rc, NULL, 0);
+        return 0;
+    }
+    *slot = r;
+    return 0;
+}
+
+static int proxy_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    (void)self;
+    call_req_t **slot = state;
+    if (msg->kind != HERD_MSG_REPLY || *slot == NULL || msg->ref != (*slot)->ref)
+        return 0;
+    call_req_t *r = *slot;
+    *slot = NULL;
+    call_finish(r, msg->status, msg->data, msg->len);
+    return 0;
+}
+
+static int proxy_init(herd_proc_t *self, const void *arg, size_t len, void **state)
+{
+    (void)self;
+    (void)arg;
+    (void)len;
+    *state = calloc(1, sizeof(call_req_t *));
+    return *state ? 0 : HERD_ENOMEM;
+}
+
+static void proxy_terminate(herd_proc_t *self, void *state, int reason)
+{
+    (void)self;
+    (void)reason;
+    call_req_t **slot = state;
+    free(*slot);
+    free(slot);
+}
+
+static const herd_behaviour_t proxy_behaviour = {
+    .name = "herdd.call_proxy",
+    .init = proxy_init,
+    .handle_cast = proxy_cast,
+    .handle_info = proxy_info,
+    .terminate = proxy_terminate,
+};
+
+int herdd_children_start(void *data)
+{
+    herd_spawn_opts_t o = {.behaviour = &proxy_behaviour};
+    return herd_spawn(herdd_node(data), &o, &g_proxy);
+}
+
+int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)result;
+    const char *name = json_string_value(json_object_get(args, "name"));
+    const char *request = json_string_value(json_object_get(args, "request"));
+    json_t *t = json_object_get(args, "timeout_ms");
+    if (name == NULL || request == NULL || strlen(name) > HERD_NAME_MAX)
+        return snprintf(msg, cap, "call needs a name and a request"), HERD_EINVAL;
+    size_t len = strlen(request);
+    if (len > CALL_MAX)
+        return snprintf(msg, cap, "request over %d bytes", CALL_MAX), HERD_ETOOBIG;
+    if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
+              json_integer_value(t) > 600000))
+        return snprintf(msg, cap, "timeout_ms must be 1..600000"), HERD_EINVAL;
+    herd_pid_t pid;
+    if (herd_whereis(herdd_node(data), name, &pid, NULL) != 0)
+        return snprintf(msg, cap, "no process is registered as '%.255s'", name), HERD_ENOENT;
+    call_req_t *r = calloc(1, sizeof(*r) + len);
+    if (r == NULL)
+        return HERD_ENOMEM;
+    r->data = data;
+    r->timeout_ms = t ? (uint32_t)json_integer_value(t) : CALL_TIMEOUT_MS;
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    memcpy(r->request, request, len);
+    r->len = len;
+    r->token = control_defer(herdd_control(data));
+    int rc = herd_node_cast(herdd_node(data), g_proxy, &r, sizeof(r));
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    return CONTROL_DEFERRED;
+}
+
+/* ---- stop, children, handoffs, drain ------------------------------------------------ */
+
+int herdd_cmd_stop(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    const char *name = json_string_value(json_object_get(args, "name"));
+    if (name == NULL)
+        return snprintf(msg, cap, "stop needs a name"), HERD_EINVAL;
+    int rc = herd_terminate_child(herdd_node(data), name);
+    if (rc == HERD_ENOENT)
+        return snprintf(msg, cap, "no child is named '%.255s'", name), rc;
+    if (rc)
+        return rc;
+    *result = json_pack("{s:s, s:b}", "name", name, "stopped", 1);
+    return 0;
+}
+
+typedef struct children_ctx {
+    void *data;
+    herd_node_t *node;
+    const char *only; /* node name, or NULL */
+    json_t *list;
+} children_ctx_t;
+
+static int child_json(void *arg, const char *name, const uint8_t *spec, size_t len)
+{
+    (void)spec;
+    (void)len;
+    children_ctx_t *c = arg;
+    herd_pid_t pid = HERD_PID_NONE;
+    int registered = herd_whereis(c->node, name, &pid, NULL) == 0;
+    if (c->only && (!registered || pid.node != herd_node_id_of(c->only)))
+        return 0;
+    json_t *o = registered ? herdd_name_json(c->data, name, pid, NULL)
+                           : json_pack("{s:s, s:n, s:n}", "name", name, "node", "pid");
+    json_object_del(o, "meta");
+    herd_child_spec_view_t sv;
+    json_object_set_new(o, "service", json_string(herd_child_spec(c->node, name, &sv) == 0
+                                                      ? sv.service
+                                                      : ""));
+    json_object_set_new(o, "state", json_string(registered ? "running" : "missing"));
+    json_array_append_new(c->list, o);
+    return 0;
+}
+
+static int local_state(void *arg, const herd_child_view_t *v)
+{
+    children_ctx_t *c = arg;
+    size_t i;
+    json_t *o;
+    json_array_foreach(c->list, i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "name")), v->name) == 0) {
+            json_object_set_new(o, "state", json_string(herd_child_state_name(v->state)));
+            break;
+        }
+    }
+    return 0;
+}
+
+int herdd_cmd_children(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    const char *only = json_string_value(json_object_get(args, "node"));
+    herd_node_t *n = herdd_node(data);
+    if (only && strcmp(only, herd_node_name(n)) != 0 &&
+        herd_cluster_member_incarnation(n, herd_node_id_of(only)) == 0)
+        return snprintf(msg, cap, "'%.64s' is not a member", only), HERD_ENOENT;
+    children_ctx_t c = {data, n, only, json_array()};
+    herd_spec_foreach(n, child_json, &c);
+    if (only == NULL || strcmp(only, herd_node_name(n)) == 0)
+        herd_which_children(n, local_state, &c);
+    *result = c.list;
+    return 0;
+}
+
+static int handoff_json(void *arg, const herd_handoff_view_t *h)
+{
+    json_array_append_new(
+        arg, json_pack("{s:s, s:s, s:I, s:s, s:I, s:f, s:i}", "name", h->name, "target",
+                       h->target, "id", (json_int_t)h->id, "phase", h->phase, "started_ms",
+                       (json_int_t)h->started_ms, "freeze_to_commit_ms",
+                       h->freeze_to_commit_us / 1000.0, "forwarded", (int)h->forwarded));
+    return 0;
+}
+
+int herdd_cmd_handoffs(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    (void)msg;
+    (void)cap;
+    json_t *list = json_array();
+    herd_handoffs(herdd_node(data), handoff_json, list);
+    *result = list;
+    return 0;
+}
+
+int herdd_cmd_drain(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    const char *node = json_string_value(json_object_get(args, "node"));
+    json_t *on = json_object_get(args, "on");
+    if (node == NULL || (on && !json_is_boolean(on)))
+        return snprintf(msg, cap, "drain needs a node (and \"on\" a boolean)"), HERD_EINVAL;
+    int rc = herd_drain(herdd_node(data), node, on ? json_is_true(on) : 1);
+    if (rc == HERD_ENOTCONN)
+        return snprintf(msg, cap, "'%.64s' is not a member", node), HERD_ENOENT;
+    if (rc)
+        return rc;
+    *result = json_pack("{s:s, s:b}", "node", node, "draining", on ? json_is_true(on) : 1);
+    return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * herdd_children.h - herdd's control commands for the distributed
+ * supervisor and its services (ringctl start/call/stop/children/handoffs/
+ * drain). Answers (JSON; pids as "NODE/INCARNATION/SERIAL"):
+ *
+ *   start {"service": S, "name": N, "arg": TEXT?}
+ *     -> {"name", "node", "pid", "service", "already_started": BOOL}
+ *     answered once N is registered as seen from this node (the ring's owner
+ *     starts it); ETIMEDOUT after 5 s; EINVAL for an unknown service.
+ *   call {"name": N, "request": TEXT, "timeout_ms": MS?}
+ *     -> {"name", "node", "pid", "reply": TEXT, "value": INT (when the
+ *        reply is a whole number, as the counter's always is)}
+ *     ENOENT: N is not registered; the callee's own error otherwise.
+ *   stop {"name": N}        -> {"name", "stopped": true}; ENOENT: no such child
+ *   children {"node": NODE?} -> [{"name", "node", "pid", "service", "state"}]
+ *     every child (of NODE only, when given) as this node sees it: state is
+ *     running / restarting / moving / arriving for this node's own, running
+ *     for a registered child of another node, and missing for a child with
+ *     a spec and no registration (starting, or its node just died).
+ *   handoffs -> [{"name", "target", "id", "phase", "started_ms",
+ *                "freeze_to_commit_ms", "forwarded"}]  in flight, then recent
+ *   drain {"node": NODE, "on": BOOL?} -> {"node", "draining": BOOL}
+ */
+#ifndef HERDD_CHILDREN_H
+#define HERDD_CHILDREN_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "control.h"
+#include "herd_registry.h"
+
+/* What herdd.c gives these commands from their `data`. */
+control_t *herdd_control(void *data);
+json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta);
+
+/* The proxy process that makes `call`s for the control socket; started once
+ * the node runs (herdd.c). */
+int herdd_children_start(void *data);
+
+int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+int herdd_cmd_stop(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+int herdd_cmd_children(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+int herdd_cmd_handoffs(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+int herdd_cmd_drain(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * herdd_debug.c - herdd's block / unblock / register / unregister control
+ * commands (see herdd_debug.h).
+ *
+ * They exist so that the failures the registry is built for can be made on
+ * purpose against real herdd processes: a netsplit (block each side's peers
+ * on the other side), and names held by live processes on both sides of it.
+ * A holder is the smallest such process: no callbacks but init and
+ * terminate, so it runs until something stops it (an unregister here, a lost
+ * name conflict, the node's end).
+ */
+#include "herdd_debug.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herd_registry.h"
+#include "log.h"
+
+/* ---- holders ------------------------------------------------------------------- */
+
+/* The live holders of this program: unregister stops only those. */
+static herd_pid_t *g_holders;
+static size_t g_holder_count, g_holder_cap;
+
+static int holder_find(herd_pid_t pid)
+{
+    for (size_t i = 0; i < g_holder_count; i++)
+        if (herd_pid_equal(g_holders[i], pid))
+            return (int)i;
+    return -1;
+}
+
+static int holder_init(herd_proc_t *self, const void *arg, size_t len, void **state)
+{
+    if (g_holder_count == g_holder_cap) {
+        size_t cap = g_holder_cap ? g_holder_cap * 2 : 8;
+        herd_pid_t *h = realloc(g_holders, cap * sizeof(*h));
+        if (h == NULL)
+            return HERD_ENOMEM;
+        g_holders = h;
+        g_holder_cap = cap;
+    }
+    char *name = malloc(len + 1);
+    if (name == NULL)
+        return HERD_ENOMEM;
+    memcpy(name, arg, len);
+    name[len] = '\0';
+    g_holders[g_holder_count++] = herd_self(self);
+    *state = name;
+    return 0;
+}
+
+static void holder_terminate(herd_proc_t *self, void *state, int reason)
+{
+    herd_pid_t pid = herd_self(self);
+    int i = holder_find(pid);
+    if (i >= 0)
+        g_holders[i] = g_holders[--g_holder_count];
+    if (g_holder_count == 0) {
+        free(g_holders);
+        g_holders = NULL;
+        g_holder_cap = 0;
+    }
+    if (reason != HERD_REASON_SHUTDOWN)
+        herd_log(HERD_LOG_WARN, "herdd", "holder %llu of '%s' exited: %s",
+                 (unsigned long long)pid.serial, (const char *)state, herd_reason_name(reason));
+    free(state);
+}
+
+static const herd_behaviour_t holder_behaviour = {
+    .name = "holder",
+    .init = holder_init,
+    .terminate = holder_terminate,
+};
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+/* The member called `name` as this node knows it. */
+static int member_by_name(herd_node_t *n, const char *name, herd_member_info_t *out)
+{
+    int count = herd_cluster_members(n, NULL, 0);
+    if (count <= 0)
+        return count < 0 ? count : HERD_ENOENT;
+    herd_member_info_t *all = calloc((size_t)count, sizeof(*all));
+    if (all == NULL)
+        return HERD_ENOMEM;
+    int got = herd_cluster_members(n, all, (size_t)count);
+    int rc = HERD_ENOENT;
+    for (int i = 0; i < got && i < count; i++) {
+        if (strcmp(all[i].name, name) == 0) {
+            *out = all[i];
+            rc = 0;
+            break;
+        }
+    }
+    free(all);
+    return rc;
+}
+
+/* The name of the node `id` (this one, or a member), else "?HEX". */
+static void node_name(herd_node_t *n, uint64_t id, char *out, size_t cap)
+{
+    if (id == herd_node_id_of(herd_node_name(n))) {
+        snprintf(out, cap, "%s", herd_node_name(n));
+        return;
+    }
+    snprintf(out, cap, "?%016llx", (unsigned long long)id);
+    int count = herd_cluster_members(n, NULL, 0);
+    herd_member_info_t *all = count > 0 ? calloc((size_t)count, sizeof(*all)) : NULL;
+    int got = all ? herd_cluster_members(n, all, (size_t)count) : 0;
+    for (int i = 0; i < got && i < count; i++)
+        if (herd_node_id_of(all[i].name) == id)
+            snprintf(out, cap, "%s", all[i].name);
+    free(all);
+}
+
+/* "node/incarnation/serial", as herdd's whereis shows a pid. */
+static json_t *pid_json(herd_node_t *n, herd_pid_t pid, char *node, size_t cap)
+{
+    char text[200];
+    node_name(n, pid.node, node, cap);
+    snprintf(text, sizeof(text), "%s/%llu/%llu", node, (unsigned long long)pid.incarnation,
+             (unsigned long long)pid.serial);
+    return json_string(text);
+}
+
+static const char *name_arg(json_t *args)
+{
+    return json_string_value(json_object_get(args, "name"));
+}
+
+/* ---- block / unblock ------------------------------------------------------------ */
+
+static int block(void *data, json_t *args, json_t **result, char *msg, size_t cap, int on)
+{
+    herd_node_t *n = herdd_node(data);
+    const char *peer = json_string_value(json_object_get(args, "node"));
+    if (peer == NULL)
+        return snprintf(msg, cap, "%s needs a node", on ? "block" : "unblock"), HERD_EINVAL;
+    if (strcmp(peer, herd_node_name(n)) == 0)
+        return snprintf(msg, cap, "a node cannot %s itself", on ? "block" : "unblock"),
+               HERD_EINVAL;
+    herd_member_info_t m;
+    int rc = member_by_name(n, peer, &m);
+    if (rc == HERD_ENOENT)
+        return snprintf(msg, cap, "'%.100s' is not a member known to %s", peer,
+                        herd_node_name(n)),
+               rc;
+    if (rc == 0)
+        rc = herd_cluster_block(n, herd_node_id_of(peer), on);
+    herd_cluster_stats_t st;
+    if (rc == 0)
+        rc = herd_cluster_stats(n, &st);
+    if (rc)
+        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
+    *result = json_pack("{s:s, s:b, s:I, s:I, s:I}", "node", peer, "blocked", on,
+                        "blocked_peers", (json_int_t)st.blocked_peers, "blocked_in",
+                        (json_int_t)st.blocked_in, "blocked_out", (json_int_t)st.blocked_out);
+    return 0;
+}
+
+int herdd_cmd_block(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    return block(data, args, result, msg, cap, 1);
+}
+
+int herdd_cmd_unblock(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    return block(data, args, result, msg, cap, 0);
+}
+
+/* ---- register / unregister ---------------------------------------------------- */
+
+/* args.meta (absent or null: none) into *meta. */
+static int meta_from_json(json_t *obj, herd_meta_t *meta, char *msg, size_t cap)
+{
+    memset(meta, 0, sizeof(*meta));
+    if (obj == NULL || json_is_null(obj))
+        return 0;
+    if (!json_is_object(obj))
+        return snprintf(msg, cap, "meta must be an object of strings"), HERD_EINVAL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (!json_is_string(v))
+            return snprintf(msg, cap, "meta '%.40s' is not a string", key), HERD_EINVAL;
+        if (herd_meta_set(meta, key, json_string_value(v)) != 0)
+            return snprintf(msg, cap,
+                            "meta holds at most %u keys of 1-%u bytes with values of at most "
+                            "%u bytes",
+                            HERD_META_MAX, HERD_META_KEY_MAX, HERD_META_VALUE_MAX),
+                   HERD_ERANGE;
+    }
+    return 0;
+}
+
+static int taken(herd_node_t *n, const char *name, herd_pid_t pid, char *msg, size_t cap)
+{
+    char node[80];
+    json_t *p = pid_json(n, pid, node, sizeof(node));
+    snprintf(msg, cap, "'%.200s' is registered already, to %s", name, json_string_value(p));
+    json_decref(p);
+    return HERD_EEXIST;
+}
+
+int herdd_cmd_register(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    herd_node_t *n = herdd_node(data);
+    const char *name = name_arg(args);
+    if (name == NULL)
+        return snprintf(msg, cap, "register needs a name"), HERD_EINVAL;
+    herd_meta_t meta;
+    int rc = meta_from_json(json_object_get(args, "meta"), &meta, msg, cap);
+    if (rc)
+        return rc;
+    herd_pid_t pid;
+    rc = herd_whereis(n, name, &pid, NULL);
+    if (rc == 0)
+        return taken(n, name, pid, msg, cap); /* nothing started for nothing */
+    if (rc != HERD_ENOENT)
+        return snprintf(msg, cap, "bad name: %s", herd_strerror(rc)), rc;
+    herd_spawn_opts_t so = {.behaviour = &holder_behaviour, .arg = name,
+                            .arg_len = strlen(name)};
+    rc = herd_spawn(n, &so, &pid);
+    if (rc)
+        return snprintf(msg, cap, "cannot start a holder: %s", herd_strerror(rc)), rc;
+    rc = herd_register(n, name, pid, &meta);
+    if (rc) {
+        herd_stop(n, pid, HERD_REASON_SHUTDOWN);
+        herd_pid_t other;
+        if (rc == HERD_EEXIST && herd_whereis(n, name, &other, NULL) == 0)
+            return taken(n, name, other, msg, cap);
+        return snprintf(msg, cap, "cannot register '%.200s': %s", name, herd_strerror(rc)), rc;
+    }
+    char node[80];
+    json_t *m = json_object();
+    for (uint8_t i = 0; i < meta.count; i++)
+        json_object_set_new(m, meta.kv[i].key, json_string(meta.kv[i].value));
+    json_t *p = pid_json(n, pid, node, sizeof(node));
+    *result = json_pack("{s:s, s:s, s:o, s:o}", "name", name, "node", node, "pid", p, "meta", m);
+    return 0;
+}
+
+int herdd_cmd_unregister(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    herd_node_t *n = herdd_node(data);
+    const char *name = name_arg(args);
+    if (name == NULL)
+        return snprintf(msg, cap, "unregister needs a name"), HERD_EINVAL;
+    herd_pid_t pid;
+    int rc = herd_whereis(n, name, &pid, NULL);
+    if (rc == 0)
+        rc = herd_unregister(n, name);
+    if (rc == HERD_ENOENT)
+        return snprintf(msg, cap, "no process is registered as '%.200s'", name), rc;
+    if (rc)
+        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
+    /* a holder of this node goes with its name (it has nothing else to do) */
+    int stopped = holder_find(pid) >= 0 && herd_stop(n, pid, HERD_REASON_SHUTDOWN) == 0;
+    char node[80];
+    json_t *p = pid_json(n, pid, node, sizeof(node));
+    *result = json_pack("{s:s, s:s, s:o, s:b}", "name", name, "node", node, "pid", p,
+                        "stopped", stopped);
+    return 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * herdd_debug.h - herdd's control commands for rehearsing failures and for
+ * naming processes by hand (tests, and people trying the registry out):
+ *
+ *   block   {"node": NAME}  drop every frame to and from member NAME at this
+ *                           node (herd_cluster_block): one side of a netsplit
+ *   unblock {"node": NAME}  let them flow again
+ *     -> {"node": NAME, "blocked": BOOL, "blocked_peers": N,
+ *         "blocked_in": N, "blocked_out": N}   (frames dropped so far)
+ *     ENOENT: NAME is not a member; EINVAL: no name, or this node itself.
+ *
+ *   register {"name": NAME, "meta": {"k": "v", ...}}   (meta optional)
+ *     starts a holder process on this node, which does nothing until it is
+ *     stopped, and registers it as NAME.
+ *     -> {"name", "node", "pid", "meta"} as whereis answers.
+ *     EEXIST: the name is taken (nothing is started); EINVAL: no name, a
+ *     bad name or meta that is not an object of strings; ERANGE: meta over
+ *     the registry's limits.
+ *
+ *   unregister {"name": NAME}
+ *     removes the name's registration (herd_unregister). When it was held by
+ *     a holder that `register` started on this node, the holder stops too;
+ *     sent to another node, the registration goes but that holder keeps
+ *     running, unnamed, on its node.
+ *     -> {"name", "node", "pid", "stopped": BOOL}; ENOENT: not registered.
+ *
+ * A holder that exits for any reason but a shutdown logs it at warn, with
+ * the reason's name (e.g. "exited: name_conflict" when it lost a conflict
+ * after a partition healed).
+ */
+#ifndef HERDD_DEBUG_H
+#define HERDD_DEBUG_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "herd_runtime.h"
+
+/* The node behind the `data` every control command is given: the program
+ * serving these commands defines it (herdd.c). */
+herd_node_t *herdd_node(void *data);
+
+/* control_fn's (control.h). */
+int herdd_cmd_block(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+int herdd_cmd_unblock(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+int herdd_cmd_register(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+int herdd_cmd_unregister(void *data, json_t *args, json_t **result, char *msg, size_t cap);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * ringctl.h - what ringctl's command files share: the global options, how
+ * failures are reported, and asking the node.
+ */
+#ifndef HERD_RINGCTL_H
+#define HERD_RINGCTL_H
+
+#include <jansson.h>
+
+#define EXIT_USAGE 2
+
+typedef struct ctl {
+    int json;
+    const char *node;        /* --node or HERD_NODE: live commands */
+    const char *cookie_file; /* only for a TCP control address */
+    const char *cmd;
+} ctl_t;
+
+/* Say what went wrong on stderr (and as JSON on stdout with --json); returns
+ * `code` so callers can `return ctl_fail(...)`. */
+int ctl_fail(const ctl_t *c, int code, const char *err_name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A usage error (exit 2). */
+int ctl_usage(const ctl_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a document (and drop it); 0, or 1 when stdout fails. */
+int ctl_print_json(json_t *doc);
+/* Ask the node; on failure say why (*rc = 1) and return NULL. */
+json_t *ctl_live_args(const ctl_t *c, const char *cmd, json_t *args, int *rc);
+json_t *ctl_live_wait(const ctl_t *c, const char *cmd, json_t *args, int timeout_ms, int *rc);
+
+/* ringctl_children.c: start, call, stop, children, handoffs, drain, block,
+ * unblock, register, unregister. The help text of such a command, or NULL. */
+const char *ctl_children_help(const char *cmd);
+/* Run one of them; argv[0] is the command. Returns the exit code. */
+int ctl_children_main(const ctl_t *c, int argc, char **argv);
+
+#endif

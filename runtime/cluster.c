@@ -152,10 +152,30 @@ static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
     mship_effects_clear(fx);
 }
 
+/* Members whose link lost its connection (a killed process closed it) are
+ * declared down sooner than the heartbeat timeouts would (mship_link_lost). */
+static void cluster_check_links(herd_cluster_t *c, uint64_t now)
+{
+    if (c->transport.ops->link_lost == NULL)
+        return;
+    const mship_member_t *self = mship_self(c->mship);
+    for (size_t i = 0; i < mship_member_count(c->mship); i++) {
+        const mship_member_t *x = mship_member_at(c->mship, i);
+        if (x == self || x->state == MEMBER_DOWN || x->state == MEMBER_LEFT)
+            continue;
+        if (c->transport.ops->link_lost(c->transport.impl, x->address)) {
+            char name[RING_NAME_MAX + 1];
+            strcpy(name, x->name); /* the table may change under the call */
+            mship_link_lost(c->mship, name, now, &c->fx);
+        }
+    }
+}
+
 static void cluster_tick(herd_cluster_t *c)
 {
     uint64_t now = herd_node_now(c->node);
     c->last_tick = now;
+    cluster_check_links(c, now);
     mship_tick(c->mship, now, &c->fx);
     cluster_apply(c, &c->fx);
     remote_tick(c, now);

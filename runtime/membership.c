@@ -440,6 +440,19 @@ static void mship_judge(mship_t *m, uint64_t now, mship_effects_t *out)
     }
 }
 
+void mship_link_lost(mship_t *m, const char *name, uint64_t now, mship_effects_t *out)
+{
+    long i = member_search(m, name);
+    mship_member_t *x = i >= 0 ? m->members[i] : NULL;
+    if (x == NULL || x == m->self || now - x->last_heard < 2ull * m->cfg.heartbeat_ms)
+        return;
+    if (x->state == MEMBER_UP || x->state == MEMBER_SUSPECT || x->state == MEMBER_DRAINING) {
+        herd_log(HERD_LOG_INFO, "membership", "%s: its connection closed and it is silent",
+                 x->name);
+        member_set_state(x, MEMBER_DOWN, now, out);
+    }
+}
+
 /* A seed is worth a HELLO while no live member answers at its address. */
 static int seed_is_joined(const mship_t *m, const char *address)
 {

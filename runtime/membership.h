@@ -130,6 +130,12 @@ int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out);
 int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8_t *body,
                   size_t len, mship_effects_t *out, frame_reject_t *why);
 
+/* The transport's hint that the link to member `name` lost its connection
+ * (its process died and closed it): a member silent for lost_link_ms
+ * (2 heartbeats) is declared down now instead of after down_ms. Silent
+ * failures (a hung node, a netsplit) close nothing and still take down_ms. */
+void mship_link_lost(mship_t *m, const char *name, uint64_t now, mship_effects_t *out);
+
 /* This node drains (leaves the ring, keeps running) or stops draining. */
 int mship_set_draining(mship_t *m, int on, uint64_t now, mship_effects_t *out);
 /* Graceful leave: LEAVE to every member; no heartbeats after it. */

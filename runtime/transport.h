@@ -37,6 +37,10 @@ typedef struct transport_ops {
     /* Close the link to `address` and drop what is queued for it. */
     void (*forget)(void *impl, const char *address);
     void (*stats)(void *impl, transport_stats_t *out);
+    /* Optional (NULL: no hints). Whether the link to `address` was connected
+     * once and has no connection now: a peer process that died closed its
+     * end. Only a hint: a live peer may be reconnecting. */
+    int (*link_lost)(void *impl, const char *address);
     /* Stop and free everything; `impl` is invalid afterwards. Runs the loop
      * briefly if handles must close first. */
     void (*close)(void *impl);

@@ -289,11 +289,21 @@ static void nn_close_all(void *impl)
     free(tp);
 }
 
+/* nanomsg says nothing of connections but its statistics: a link that was
+ * established and now has no connection lost its peer's end. */
+static int nn_link_lost(void *impl, const char *address)
+{
+    nn_peer_t *p = nn_find_peer(impl, address);
+    return p && nn_get_statistic(p->sock, NN_STAT_ESTABLISHED_CONNECTIONS) > 0 &&
+           nn_get_statistic(p->sock, NN_STAT_CURRENT_CONNECTIONS) == 0;
+}
+
 static const transport_ops_t nn_ops = {
     .listen = nn_listen,
     .send = nn_send_frame,
     .forget = nn_forget,
     .stats = nn_stats,
+    .link_lost = nn_link_lost,
     .close = nn_close_all,
 };
 

@@ -477,6 +477,8 @@ static void reconcile_dirty(dsup_t *d)
 
 static void waiters_check(dsup_t *d, uint64_t now)
 {
+    if (d->waiters == NULL && d->h)
+        uv_prepare_stop(&d->h->waiters);
     start_waiter_t **pp = &d->waiters;
     while (*pp) {
         start_waiter_t *w = *pp;
@@ -522,6 +524,13 @@ static void on_tick(uv_timer_t *t)
     dsup_handles_t *h = t->data;
     if (h->d)
         dsup_work(h->d);
+}
+
+static void on_waiters(uv_prepare_t *p)
+{
+    dsup_handles_t *h = p->data;
+    if (h->d)
+        waiters_check(h->d, herd_node_now(h->d->node));
 }
 
 void dsup_kick(dsup_t *d, int full)
@@ -589,6 +598,7 @@ static void dsup_free(void *p)
         d->h->d = NULL;
         uv_close((uv_handle_t *)&d->h->tick, on_handle_closed);
         uv_close((uv_handle_t *)&d->h->kick, on_handle_closed);
+        uv_close((uv_handle_t *)&d->h->waiters, on_handle_closed);
     }
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
@@ -662,10 +672,12 @@ int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
     u64map_init(&d->by_serial);
     d->last_reconcile = herd_node_now(n);
     h->d = d;
-    h->open = 2;
+    h->open = 3;
     uv_timer_init(herd_node_loop(n), &h->tick);
     uv_timer_init(herd_node_loop(n), &h->kick);
-    h->tick.data = h->kick.data = h;
+    uv_prepare_init(herd_node_loop(n), &h->waiters);
+    h->tick.data = h->kick.data = h->waiters.data = h;
+    uv_unref((uv_handle_t *)&h->waiters);
     uv_timer_start(&h->tick, on_tick, DSUP_TICK_MS, DSUP_TICK_MS);
     uv_unref((uv_handle_t *)&h->tick);
     uv_unref((uv_handle_t *)&h->kick);
@@ -684,7 +696,7 @@ int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
 static int check_request(const dsup_t *d, const herd_child_req_t *req)
 {
     size_t len = req && req->name ? strlen(req->name) : 0;
-    if (len == 0 || len > HERD_NAME_MAX || req->service == NULL ||
+    if (len == 0 || len >= HERD_NAME_MAX || req->service == NULL ||
         (req->arg_len && req->arg == NULL) || req->arg_len > HERD_SPEC_MAX - 80 ||
         (unsigned)req->restart > HERD_RESTART_TEMPORARY)
         return HERD_EINVAL;
@@ -728,6 +740,7 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
     w->data = data;
     w->next = d->waiters;
     d->waiters = w;
+    uv_prepare_start(&d->h->waiters, on_waiters);
     waiters_check(d, herd_node_now(n));
     return 0;
 }

@@ -38,6 +38,7 @@ typedef struct start_waiter {
 
 typedef struct dsup_handles {
     uv_timer_t tick, kick;
+    uv_prepare_t waiters; /* active while starts wait: checked every iteration */
     struct dsup *d; /* NULL once the supervisor is freed */
     int open;
 } dsup_handles_t;

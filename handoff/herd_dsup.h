@@ -67,7 +67,7 @@ int herd_dsup_start(herd_node_t *node, const herd_dsup_config_t *cfg);
 int herd_dsup_poll(herd_node_t *node);
 
 typedef struct herd_child_req {
-    const char *name;    /* 1..HERD_NAME_MAX bytes */
+    const char *name;    /* 1..HERD_NAME_MAX-1 bytes (a spec key has a prefix byte) */
     const char *service; /* a service of the node that will run it */
     const void *arg;     /* init's argument */
     size_t arg_len;

@@ -270,9 +270,10 @@ awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
 {
     if (klen > AWMAP_KEY_MAX)
         return NULL;
-    /* at most 4/5 of the lanes in use: probe runs stay short */
+    /* at most 7/8 of the lanes in use: with 7 lanes a bucket, probe runs
+     * stay short that full, and a doubled table is not idle half the time */
     size_t cap = m->buckets ? (m->bmask + 1) * AWMAP_LANES : 0;
-    if ((m->buckets == NULL || (m->key_n + 1) * 5 > cap * 4) && keys_grow(m) != 0)
+    if ((m->buckets == NULL || (m->key_n + 1) * 8 > cap * 7) && keys_grow(m) != 0)
         return NULL;
     uint64_t h = key_hash(key, klen);
     size_t b;

@@ -121,7 +121,8 @@ int herd_registry_peer_stats(herd_node_t *node, uint64_t node_id, herd_registry_
  * one every node reads is the same (the lowest writer, then dot). */
 #define HERD_SPEC_MAX 4096u
 
-/* Write the spec of `name`, replacing every spec of it this node sees. */
+/* Write the spec of `name` (1..HERD_NAME_MAX-1 bytes), replacing every spec
+ * of it this node sees. */
 int herd_spec_put(herd_node_t *node, const char *name, const void *spec, size_t len);
 /* Remove every spec of `name` this node sees. HERD_ENOENT when none. */
 int herd_spec_remove(herd_node_t *node, const char *name);

@@ -58,8 +58,8 @@ int pidx_add(pidx_t *x, uint64_t serial, uint64_t hash)
 {
     if (serial == 0)
         return HERD_EINVAL;
-    /* at most 3/4 full */
-    if ((x->slots == NULL || (x->count + 1) * 4 > (x->mask + 1) * 3) && grow(x) != 0)
+    /* at most 7/8 full: lookups are rare (exits, checks), memory is per name */
+    if ((x->slots == NULL || (x->count + 1) * 8 > (x->mask + 1) * 7) && grow(x) != 0)
         return HERD_ENOMEM;
     size_t i = find(x, serial, hash);
     if (x->slots[i].serial == 0) {

@@ -1,8 +1,12 @@
 /*
  * registry.c - the global name registry on one node (see herd_registry.h).
  *
- * A registration value (wire.h encoding): u64 pid node, u64 pid incarnation,
- * u64 pid serial, u64 hlc (first registered), u8 n, n x (str key, str value).
+ * A registration value (wire.h encoding): u8 form, then for form 1 (full)
+ * u64 pid node, u64 pid incarnation, and for both u64 pid serial, u64 hlc
+ * (first registered), u8 n, n x (str key, str value). Form 2 (compact)
+ * leaves out the pid's node and incarnation: they are those of the entry's
+ * replica (the node start that wrote it, registering its own process), so
+ * most registrations cost 16 bytes less.
  *
  * Sync messages on the registry's stream (app 1), each a u8 kind then:
  *   1 delta: an awmap encoding, joined by the keys it lists;
@@ -56,12 +60,20 @@ const char *herd_meta_get(const herd_meta_t *m, const char *key)
 
 /* ---- values -------------------------------------------------------------------- */
 
-static uint8_t *value_encode(herd_pid_t pid, uint64_t hlc, const herd_meta_t *meta, size_t *len)
+/* A registration written here of a process of this node start is compact
+ * (its pid's node and incarnation are the entry's replica's); another's pid
+ * is written whole. */
+static uint8_t *value_encode(const registry_t *g, herd_pid_t pid, uint64_t hlc,
+                             const herd_meta_t *meta, size_t *len)
 {
     wire_writer_t w;
     wire_writer_init(&w);
-    wire_put_u64(&w, pid.node);
-    wire_put_u64(&w, pid.incarnation);
+    int compact = pid.node == g->self_node && pid.incarnation == g->self_inc;
+    wire_put_u8(&w, compact ? VALUE_COMPACT : VALUE_FULL);
+    if (!compact) {
+        wire_put_u64(&w, pid.node);
+        wire_put_u64(&w, pid.incarnation);
+    }
     wire_put_u64(&w, pid.serial);
     wire_put_u64(&w, hlc);
     wire_put_u8(&w, meta ? meta->count : 0);
@@ -81,29 +93,32 @@ static uint64_t le64(const uint8_t *p)
 }
 
 /* Decode a value; `meta` may be NULL. Malformed values read as pid NONE. The
- * pid and time sit at fixed offsets (lookups read only those). */
-reg_value_t reg_value_decode(const awmap_entry_t *e, herd_meta_t *meta)
+ * pid and time sit at fixed offsets (lookups read only those). A compact
+ * value's pid is of the node start that wrote it: the entry's replica. */
+reg_value_t reg_value_decode(const awmap_t *m, const awmap_entry_t *e, herd_meta_t *meta)
 {
-    if (meta == NULL && e->len >= 33) {
-        reg_value_t v = {{le64(e->value), le64(e->value + 8), le64(e->value + 16)},
-                         le64(e->value + 24)};
+    reg_value_t v = {HERD_PID_NONE, 0};
+    if (e->len >= 1 + 17 && e->value[0] == VALUE_COMPACT) {
+        awmap_replica_id_t id = awmap_replica_id(m, e->dot.replica);
+        v.pid = (herd_pid_t){id.node, id.incarnation, le64(e->value + 1)};
+        v.hlc = le64(e->value + 9);
+    } else if (e->len >= 1 + 33 && e->value[0] == VALUE_FULL) {
+        v.pid = (herd_pid_t){le64(e->value + 1), le64(e->value + 9), le64(e->value + 17)};
+        v.hlc = le64(e->value + 25);
+    } else {
         return v;
     }
+    if (meta == NULL)
+        return v;
     wire_reader_t r;
-    wire_reader_init(&r, e->value, e->len);
-    reg_value_t v;
-    v.pid.node = wire_get_u64(&r);
-    v.pid.incarnation = wire_get_u64(&r);
-    v.pid.serial = wire_get_u64(&r);
-    v.hlc = wire_get_u64(&r);
-    if (meta) {
-        memset(meta, 0, sizeof(*meta));
-        uint8_t n = wire_get_u8(&r);
-        for (uint8_t i = 0; i < n && i < HERD_META_MAX && !r.err; i++) {
-            wire_get_str(&r, meta->kv[i].key, sizeof(meta->kv[i].key));
-            wire_get_str(&r, meta->kv[i].value, sizeof(meta->kv[i].value));
-            meta->count = (uint8_t)(i + 1);
-        }
+    size_t skip = e->value[0] == VALUE_COMPACT ? 17 : 33;
+    wire_reader_init(&r, e->value + skip, e->len - skip);
+    memset(meta, 0, sizeof(*meta));
+    uint8_t n = wire_get_u8(&r);
+    for (uint8_t i = 0; i < n && i < HERD_META_MAX && !r.err; i++) {
+        wire_get_str(&r, meta->kv[i].key, sizeof(meta->kv[i].key));
+        wire_get_str(&r, meta->kv[i].value, sizeof(meta->kv[i].value));
+        meta->count = (uint8_t)(i + 1);
     }
     if (r.err)
         v.pid = HERD_PID_NONE;
@@ -143,7 +158,7 @@ static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t
     const awmap_entry_t *best = NULL;
     reg_value_t bv = {0};
     for (; e; e = e->next) {
-        reg_value_t v = reg_value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (entry_hidden(g, v.pid))
             continue;
         if (best == NULL || value_wins(&v, &bv)) {
@@ -213,7 +228,7 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
         reg_spec_changed(g, key, klen, 1);
         return;
     }
-    reg_value_t v = reg_value_decode(e, NULL);
+    reg_value_t v = reg_value_decode(g->map, e, NULL);
     if (is_local(g, v.pid))
         pidx_add(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen));
     if (e->next) /* a second entry: maybe a conflict */
@@ -230,7 +245,7 @@ static void on_removed(void *data, const char *key, size_t klen, const awmap_ent
         reg_spec_changed(g, key, klen, 0);
         return;
     }
-    reg_value_t v = reg_value_decode(e, NULL);
+    reg_value_t v = reg_value_decode(g->map, e, NULL);
     if (is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen)))
         missing_add(g, v.pid.serial, key, klen, e);
 }
@@ -244,7 +259,7 @@ const awmap_observer_t *reg_observer(registry_t *g)
 static int holds_pid(const registry_t *g, const char *key, herd_pid_t pid)
 {
     for (const awmap_entry_t *e = awmap_get(g->map, key, strlen(key)); e; e = e->next)
-        if (herd_pid_equal(reg_value_decode(e, NULL).pid, pid))
+        if (herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, pid))
             return 1;
     return 0;
 }
@@ -288,7 +303,7 @@ static void settle(registry_t *g, const char *name)
     if (name_winner(g, entries, &win) == NULL)
         return;
     for (const awmap_entry_t *e = entries; e; e = e->next) {
-        reg_value_t v = reg_value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (entry_hidden(g, v.pid) || herd_pid_equal(v.pid, win.pid))
             continue;
         if (!herd_is_alive(n, v.pid))
@@ -341,7 +356,7 @@ static size_t visible_dots(const registry_t *g, const awmap_entry_t *e, awmap_do
 {
     size_t n = 0;
     for (; e && n < cap; e = e->next) {
-        reg_value_t v = reg_value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (entry_hidden(g, v.pid))
             continue;
         if (!herd_pid_is_none(only_pid) && !herd_pid_equal(v.pid, only_pid))
@@ -386,7 +401,7 @@ static int register_with(herd_node_t *n, const char *name, herd_pid_t pid,
     if (holder_leaving)
         ndots += visible_dots(g, entries, dots + ndots, 16 - ndots, win.pid);
     size_t vlen;
-    uint8_t *value = value_encode(pid, hlc, meta, &vlen);
+    uint8_t *value = value_encode(g, pid, hlc, meta, &vlen);
     if (value == NULL)
         return HERD_ENOMEM;
     int rc = reg_local_change(g, name, value, vlen, dots, ndots, 1);
@@ -430,19 +445,21 @@ int herd_registry_switch(herd_node_t *n, const char *name, herd_pid_t from, herd
     awmap_dot_t dots[16];
     size_t ndots = visible_dots(g, entries, dots, 16, from);
     const awmap_entry_t *e = entries;
-    while (e && !(herd_pid_equal(reg_value_decode(e, NULL).pid, from) &&
+    while (e && !(herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, from) &&
                   !entry_hidden(g, from)))
         e = e->next;
     if (ndots == 0 || e == NULL)
         return HERD_ENOENT;
     herd_meta_t meta;
-    reg_value_t v = reg_value_decode(e, &meta);
+    reg_value_t v = reg_value_decode(g->map, e, &meta);
     size_t vlen;
-    uint8_t *value = value_encode(to, v.hlc, &meta, &vlen);
+    uint8_t *value = value_encode(g, to, v.hlc, &meta, &vlen);
     if (value == NULL)
         return HERD_ENOMEM;
     if (is_local(g, from)) /* its exit must not take the moved name along */
         reg_index_remove(g, from, name);
+    else if (from.node != g->self_node) /* nor its node put the name back */
+        reg_send_unregister(g, from, name);
     int rc = reg_local_change(g, name, value, vlen, dots, ndots, 1);
     free(value);
     return rc;
@@ -463,7 +480,7 @@ int herd_unregister(herd_node_t *n, const char *name)
     /* The node of each pid lets go too, or it would put the name back as
      * "gone missing" (the request travels ahead of our delta, in order). */
     for (const awmap_entry_t *e = entries; e; e = e->next) {
-        reg_value_t v = reg_value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (entry_hidden(g, v.pid))
             continue;
         if (v.pid.node == g->self_node)
@@ -487,7 +504,7 @@ int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t 
     if (e == NULL)
         return HERD_ENOENT;
     if (meta)
-        reg_value_decode(e, meta);
+        reg_value_decode(g->map, e, meta);
     if (pid)
         *pid = v.pid;
     return 0;
@@ -567,7 +584,7 @@ static int list_one(void *data, const char *key, size_t klen, const awmap_entry_
     if (c->fn == NULL)
         return 0;
     herd_meta_t meta;
-    reg_value_decode(win, &meta);
+    reg_value_decode(c->g->map, win, &meta);
     return c->fn(c->data, key, v.pid, &meta);
 }
 
@@ -600,6 +617,7 @@ int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
 /* ---- events: exits, members, sync messages ----------------------------------------- */
 
 typedef struct exit_ctx {
+    const awmap_t *map;
     herd_pid_t pid;
     char name[AWMAP_KEY_MAX + 1];
     awmap_dot_t dots[16];
@@ -614,7 +632,7 @@ static int exit_key(void *data, const char *key, size_t klen, const awmap_entry_
     if (reg_is_spec_key(key, klen))
         return 0;
     for (; e && c->nd < 16; e = e->next)
-        if (herd_pid_equal(reg_value_decode(e, NULL).pid, c->pid))
+        if (herd_pid_equal(reg_value_decode(c->map, e, NULL).pid, c->pid))
             c->dots[c->nd++] = e->dot;
     if (c->nd == 0)
         return 0;
@@ -631,7 +649,7 @@ static void on_exit(void *data, herd_pid_t pid, int reason)
     registry_t *g = data;
     uint64_t *hashes;
     size_t n = pidx_take(&g->by_pid, pid.serial, &hashes);
-    exit_ctx_t c = {.pid = pid};
+    exit_ctx_t c = {.map = g->map, .pid = pid};
     for (size_t i = 0; i < n; i++)
         while (awmap_foreach_hash(g->map, hashes[i], exit_key, &c) &&
                reg_local_change(g, c.name, NULL, 0, c.dots, c.nd, 0) == 0)
@@ -652,7 +670,7 @@ static int collect_gone(void *data, const char *key, size_t klen, const awmap_en
     if (reg_is_spec_key(key, klen))
         return 0;
     for (; e; e = e->next) {
-        reg_value_t v = reg_value_decode(e, NULL);
+        reg_value_t v = reg_value_decode(c->g->map, e, NULL);
         if (v.pid.node != c->node || v.pid.incarnation != c->incarnation)
             continue;
         if (c->count == c->cap) {
@@ -681,7 +699,7 @@ static void remove_node(registry_t *g, uint64_t node, uint64_t incarnation)
         const awmap_entry_t *e = awmap_get(g->map, c.names[i], strlen(c.names[i]));
         size_t nd = 0;
         for (; e && nd < 16; e = e->next) {
-            reg_value_t v = reg_value_decode(e, NULL);
+            reg_value_t v = reg_value_decode(g->map, e, NULL);
             if (v.pid.node == node && v.pid.incarnation == incarnation)
                 dots[nd++] = e->dot;
         }

@@ -65,6 +65,8 @@ typedef struct registry_flush {
     int open_handles;
 } registry_flush_t;
 
+enum { VALUE_FULL = 1, VALUE_COMPACT = 2 }; /* a registration value's form */
+
 typedef struct reg_value {
     herd_pid_t pid;
     uint64_t hlc;
@@ -73,7 +75,7 @@ typedef struct reg_value {
 /* registry.c */
 registry_t *reg_of(herd_node_t *n);
 /* Decode a value; `meta` may be NULL. Malformed values read as pid NONE. */
-reg_value_t reg_value_decode(const awmap_entry_t *e, herd_meta_t *meta);
+reg_value_t reg_value_decode(const awmap_t *m, const awmap_entry_t *e, herd_meta_t *meta);
 const awmap_observer_t *reg_observer(registry_t *g);
 /* Apply a change made on this node (add a value superseding `dots`, or remove
  * `dots`) into the map and the pending delta. */

@@ -218,7 +218,7 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     awmap_dot_t dots[16];
     size_t nd = 0;
     for (const awmap_entry_t *e = awmap_get(g->map, buf, len); e && nd < 16; e = e->next)
-        if (herd_pid_equal(reg_value_decode(e, NULL).pid, pid))
+        if (herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, pid))
             dots[nd++] = e->dot;
     if (nd)
         reg_local_change(g, buf, NULL, 0, dots, nd, 0);

@@ -66,14 +66,28 @@ int herd_is_frozen(const herd_node_t *n, herd_pid_t pid)
     return p && (p->flags & PROC_FROZEN);
 }
 
-/* A call queued for p now goes elsewhere: p's node stops answering it if p
- * exits (the watch), and forgets a remote caller's record. */
-static void release_call(herd_node_t *n, herd_proc_t *p, const mmsg_t *m)
+/* A call queued for p now goes to `to`: p no longer answers it if it exits.
+ * When `to` is another node's, that node records the call itself; when it
+ * is this node's, the records follow it: a remote caller's inbound record,
+ * a local caller's pending call, and the watch that answers ENOPROC if the
+ * new copy exits first. */
+static void move_call(herd_node_t *n, herd_proc_t *p, const mmsg_t *m, herd_pid_t to)
 {
     if (p->ext)
         proc_unwatch(p, m->ref);
-    if (!node_is_local(n, m->from))
-        remote_release_inbound(n, m->from, m->ref);
+    herd_proc_t *t = node_is_local(n, to) ? proc_lookup(n, to) : NULL;
+    if (!node_is_local(n, m->from)) {
+        if (t)
+            remote_move_inbound(n, m->from, m->ref, to);
+        else
+            remote_release_inbound(n, m->from, m->ref);
+        return;
+    }
+    pending_call_t *pc = u64map_get(&n->calls, m->ref);
+    if (pc && pc->caller == m->from.serial)
+        pc->callee = to;
+    if (t)
+        proc_watch(t, m->ref, m->from, 1);
 }
 
 int herd_forward_mailbox(herd_node_t *n, herd_pid_t from, herd_pid_t to)
@@ -91,7 +105,7 @@ int herd_forward_mailbox(herd_node_t *n, herd_pid_t from, herd_pid_t to)
             kind != HERD_MSG_MERGE)
             continue; /* p's own replies and notices: meaningless to the new copy */
         if (kind == HERD_MSG_CALL)
-            release_call(n, p, m);
+            move_call(n, p, m, to);
         int sent = proc_deliver_forwarded(n, to, kind, m->from, m->ref, m->status, m->data,
                                           m->len);
         if (sent == 0)

@@ -646,8 +646,16 @@ int herd_unlink(herd_proc_t *self, herd_pid_t other)
 static int proc_track_call(herd_node_t *n, uint64_t ref, uint64_t caller, herd_pid_t to,
                            uint32_t timeout_ms, call_waiter_t *waiter)
 {
-    /* a remote callee is watched by its own node (remote.c) */
+    /* a remote callee is watched by its own node (remote.c); a moved one
+     * (freeze.c's redirect) is watched where the call went */
     herd_proc_t *callee = proc_lookup(n, to);
+    if (callee == NULL && node_is_local(n, to) && n->redirects.count) {
+        herd_pid_t moved = node_redirect_of(n, to.serial);
+        if (!herd_pid_is_none(moved)) {
+            to = moved;
+            callee = proc_lookup(n, to);
+        }
+    }
     pending_call_t *pc = calloc(1, sizeof(*pc));
     proc_ext_t *cx = callee ? proc_ext(callee) : NULL;
     if (pc == NULL || (callee && cx == NULL))

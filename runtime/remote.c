@@ -221,6 +221,18 @@ static int remote_answer(herd_node_t *n, herd_from_t from, int status, const voi
                        by_runtime ? REMOTE_BY_RUNTIME : 0);
 }
 
+void remote_move_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t to)
+{
+    herd_cluster_t *c = n->cluster;
+    herd_proc_t *t = proc_lookup(n, to);
+    inbound_call_t *ic = c ? u64map_get(&c->inbound_calls, inbound_key(caller.node, ref)) : NULL;
+    if (ic == NULL || t == NULL || !herd_pid_equal(ic->caller, caller) || ic->ref != ref)
+        return;
+    ic->callee = to.serial;
+    if (proc_watch(t, ref, caller, 1) != 0)
+        herd_log(HERD_LOG_WARN, "remote", "out of memory watching a moved call");
+}
+
 void remote_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref)
 {
     herd_cluster_t *c = n->cluster;
@@ -296,9 +308,14 @@ static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
                  ? proc_deliver_forwarded(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data,
                                           m->len)
                  : proc_deliver(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data, m->len, 0);
-    herd_proc_t *callee = rc == 0 ? proc_lookup(n, m->to) : NULL;
-    if (rc == 0 && callee == NULL)
-        return; /* the callee moved: the call went on to its new copy */
+    herd_pid_t to = m->to;
+    herd_proc_t *callee = rc == 0 ? proc_lookup(n, to) : NULL;
+    if (rc == 0 && callee == NULL) { /* the callee moved (freeze.c's redirect) */
+        to = node_redirect_of(n, m->to.serial);
+        callee = node_is_local(n, to) ? proc_lookup(n, to) : NULL;
+        if (callee == NULL)
+            return; /* to another node, which records the call; or gone */
+    }
     if (rc == 0 && node_is_local(n, m->from)) {
         /* a call from here to a process that moved here: the caller's own
          * pending call is the record; watch for the callee's exit */
@@ -310,7 +327,7 @@ static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
     uint64_t key = inbound_key(m->from.node, m->ref);
     if (ic && u64map_put(&c->inbound_calls, key, ic) == 0 &&
         proc_watch(callee, m->ref, m->from, 1) == 0) {
-        *ic = (inbound_call_t){m->from, m->ref, m->to.serial};
+        *ic = (inbound_call_t){m->from, m->ref, to.serial};
         return;
     }
     if (ic && u64map_get(&c->inbound_calls, key) == ic)

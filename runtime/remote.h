@@ -22,6 +22,8 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
 /* A call to a local process is forwarded elsewhere: forget it here without
  * answering (the process it went to answers). */
 void remote_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref);
+/* ... or forwarded to `to`, another process of this node: it answers now. */
+void remote_move_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t to);
 /* Answer a call that came from another node. HERD_ENOPROC when that call is
  * not (or no longer) waiting. */
 int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);

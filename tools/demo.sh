@@ -1,38 +1,20 @@
 #!/usr/bin/env bash
-# The offline ring demo: how herd places named processes on a three-node
-# cluster, and what moves when a fourth node joins or one leaves.
-# usage: bash tools/demo.sh [BUILD_DIR]
+# herd's demo: a local cluster of herdd nodes running a thousand counters
+# started by name. It shows the ring, where the counters live, a fourth
+# node joining (counters move to it with their counts), a node killed with
+# SIGKILL (its counters restart elsewhere), checks every count it can vouch
+# for, stops every node it started and ends with a summary.
+# usage: bash tools/demo.sh [BUILD_DIR] [COUNTERS]
 set -euo pipefail
 build=${1:-build}
+count=${2:-1000}
 ringctl="$build/tools/ringctl"
-nodes="node1,node2,node3"
+herdd="$build/tools/herdd"
+jobs=6 # ringctl requests in flight (spread over the nodes)
 
 step() { printf '\n== %s\n' "$*"; }
+say() { printf '   %s\n' "$*"; }
 
-step "the ring of $nodes (128 points each)"
-"$ringctl" ring --nodes "$nodes"
-
-step "where ten counters live"
-for i in $(seq 1 10); do
-    printf 'counter-%-3s -> ' "$i"
-    "$ringctl" owner "counter-$i" --nodes "$nodes" --replicas 2 | tr '\n' ' '
-    echo
-done
-
-step "node4 joins: only keys that go to node4 move"
-"$ringctl" diff --nodes "$nodes" --add node4
-
-step "node2 leaves: only node2's keys move"
-"$ringctl" diff --nodes "$nodes" --remove node2
-
-step "node1 doubles its weight"
-"$ringctl" diff --nodes "$nodes" --weight node1:256
-
-step "the same ring as JSON, for scripts"
-"$ringctl" --json owner counter-1 --nodes "$nodes" --replicas 3
-
-# ---- a live cluster -----------------------------------------------------------
-herdd="$build/tools/herdd"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -42,7 +24,13 @@ cleanup() {
 trap cleanup EXIT
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/cookie"
 chmod 600 "$work/cookie"
-port=$(( 20000 + RANDOM % 30000 ))
+port=$((20000 + RANDOM % 30000))
+
+ctl() { # node args...
+    local node=$1
+    shift
+    "$ringctl" --node "ipc://$work/$node.ctl" "$@"
+}
 
 start_node() { # name port [seed]
     local join=()
@@ -51,7 +39,7 @@ start_node() { # name port [seed]
         --cookie-file "$work/cookie" --control "ipc://$work/$1.ctl" 2> "$work/$1.log" &
     pids+=($!)
     disown $! # the demo reports its nodes' ends itself
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 100); do
         grep -q "herdd: ready" "$work/$1.log" && return 0
         sleep 0.1
     done
@@ -60,24 +48,118 @@ start_node() { # name port [seed]
     return 1
 }
 
-step "a live cluster: three herdd nodes on 127.0.0.1, joined through node1"
+# Run "ringctl ARGS... NAME" for every counter name on stdin, spreading the
+# requests over the given nodes, $jobs at a time. Prints each answer line.
+fan_out() { # nodes-csv ringctl-args...
+    local nodes=$1
+    shift
+    xargs -P "$jobs" -I{} bash -c '
+        IFS=, read -ra ns <<< "$0"; i=$(( $(cksum <<< "$2" | cut -d" " -f1) % ${#ns[@]} ))
+        "$1" --node "ipc://'"$work"'/${ns[$i]}.ctl" "${@:3}" 2>&1 | sed "s/^/$2 /"' \
+        "$nodes" "$ringctl" {} "$@"
+}
+
+names() { seq -f "counter-%04g" 1 "$count"; }
+# The increments each counter gets: 1..9 by its number.
+incr_of() { echo $((10#${1#counter-} % 9 + 1)); }
+
+# Count children per node: "node N" lines from `ringctl children`.
+per_node() { ctl "$1" children | awk 'NR > 1 && $2 != "children" {print $2}' | sort | uniq -c |
+    awk '{printf "%s=%s ", $2, $1}'; echo; }
+
+# Wait until NODE sees every counter once, running, none on GONE (if given).
+wait_settled() { # node deadline-s [gone]
+    local end=$((SECONDS + $2)) out
+    while [ $SECONDS -lt $end ]; do
+        out=$(ctl "$1" children)
+        if ! grep -qE ' (missing|moving|arriving|restarting) ' <<< "$out" &&
+            [ "$(grep -c '^counter-' <<< "$out")" -eq "$count" ] &&
+            { [ -z "${3:-}" ] || ! awk '{print $2}' <<< "$out" | grep -qx "$3"; }; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "demo: the counters did not settle within $2 s" >&2
+    return 1
+}
+
+# Compare every counter with its expected value; prints "exact wrong".
+check_counts() { # node expected-file
+    names | fan_out "node1,node3,node4" call {} get > "$work/got" || true
+    awk 'NR == FNR {want[$1] = $2; next} {got[$1] = $2}
+         END {for (n in want) if (got[n] == want[n]) ok++; else bad++
+              printf "%d %d\n", ok, bad}' "$2" "$work/got"
+}
+
+step "the ring: three nodes, 128 points each (offline planning with ringctl)"
+"$ringctl" ring --nodes node1,node2,node3
+step "what moves when node4 joins: only keys that go to node4"
+"$ringctl" diff --nodes node1,node2,node3 --add node4 | sed -n 1,8p
+
+step "a live cluster: three herdd nodes on 127.0.0.1"
 start_node node1 "$port"
 start_node node2 $((port + 1)) "$port"
 start_node node3 $((port + 2)) "$port"
-sleep 1
-"$ringctl" --node "ipc://$work/node1.ctl" members
+for _ in $(seq 1 50); do
+    [ "$(ctl node1 members | grep -c ' up ')" -eq 3 ] && break
+    sleep 0.1
+done
+ctl node1 members
 
-step "the live ring, as node2 sees it"
-"$ringctl" --node "ipc://$work/node2.ctl" ring
+step "starting $count counters by name (each runs on its ring owner)"
+t0=$(date +%s%N)
+names | fan_out "node1,node2,node3" start counter {} | awk -v n="$count" '
+    {done++} /started|already/ {ok++}
+    done % 250 == 0 {printf "   %d/%d started\n", done, n; fflush()}
+    END {if (ok != n) {print "demo: only " ok " started"; exit 1}}'
+say "all started in $((($(date +%s%N) - t0) / 1000000)) ms"
 
-step "node3 is killed (SIGKILL): the others declare it down"
-kill -9 "${pids[2]}"
-sleep 2
-"$ringctl" --node "ipc://$work/node1.ctl" members
+step "incrementing each counter 1-9 times (counter-0001 by 2, ...)"
+names | while read -r n; do echo "$n $(incr_of "$n")"; done > "$work/expected"
+awk '{print $1, $2}' "$work/expected" | xargs -P "$jobs" -n 2 bash -c \
+    '"$0" --node "ipc://'"$work"'/node1.ctl" call "$1" incr "$2" > /dev/null' "$ringctl"
+say "where the counters live: $(per_node node1)"
+say "a few of them:"
+ctl node2 children | sed -n 1,6p | sed 's/^/   /'
+say "counter-0042 from node3: $(ctl node3 call counter-0042 get) (expected $(incr_of counter-0042))"
 
-step "node2 leaves gracefully (SIGTERM)"
-kill -TERM "${pids[1]}"
-sleep 1
-"$ringctl" --node "ipc://$work/node1.ctl" members
-echo
-echo "demo: done (every node it started is stopped)"
+step "node4 joins: the counters it now owns move to it with their counts"
+start_node node4 $((port + 3)) "$port"
+t0=$(date +%s%N)
+wait_settled node1 30
+settle_ms=$((($(date +%s%N) - t0) / 1000000))
+moved=$(ctl node4 children node4 | grep -c '^counter-' || true)
+say "settled in $settle_ms ms (node4 start included): $moved counters moved"
+say "where they live now: $(per_node node1)"
+say "recent handoffs coordinated by node1:"
+ctl node1 handoffs | sed -n 1,6p | sed 's/^/   /'
+read -r exact wrong < <(check_counts node1 "$work/expected")
+say "counts after the moves: $exact exact, $wrong wrong"
+lost_moves=$wrong
+
+step "node2 is killed with SIGKILL: its counters restart on the others"
+ctl node1 children node2 | awk '/^counter-/ {print $1}' > "$work/on_node2"
+restarted=$(wc -l < "$work/on_node2")
+kill -9 "${pids[1]}"
+t0=$(date +%s%N)
+wait_settled node1 30 node2
+say "all $count running again after $((($(date +%s%N) - t0) / 1000000)) ms;" \
+    "$restarted restarted with fresh state"
+say "where they live now: $(per_node node1)"
+# a restarted counter starts from 0 (a crash loses its in-memory state)
+awk 'NR == FNR {gone[$1] = 1; next} {print $1, (gone[$1] ? 0 : $2)}' \
+    "$work/on_node2" "$work/expected" > "$work/expected_after"
+read -r exact wrong < <(check_counts node1 "$work/expected_after")
+say "counts after the crash: $exact as expected, $wrong not"
+
+step "stopping every node the demo started"
+for i in 0 2 3; do kill -INT "${pids[$i]}" 2>/dev/null || true; done
+sleep 0.5
+
+lost=$((lost_moves + wrong))
+step "summary"
+say "counters:  $count started by name on 3 nodes"
+say "moved:     $moved to node4 when it joined (counts kept: $((count - lost_moves)) exact)"
+say "restarted: $restarted after node2 was killed (fresh state, as documented)"
+say "lost:      $lost"
+[ "$lost" -eq 0 ]

@@ -23,15 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "herd_registry.h"
-#include "herd_runtime.h"
 #include "counter.h"
-#include "herd_dsup.h"
-#include "herdd_children.h"
-#include "herdd_debug.h"
+#include "herd.h"
 #include "log.h"
-#include "ring.h"
+#include "node_control.h"
 
 #define HERDD_MAX_SEEDS 64
 #define HERDD_SECRET_MAX 4096
@@ -48,7 +43,7 @@ typedef struct herdd {
     uint8_t secret[HERDD_SECRET_MAX];
     size_t secret_len;
     herd_node_t *node;
-    control_t *ctl;
+    node_control_t *ctl;
     uv_signal_t sigint, sigterm;
     uv_timer_t linger; /* lets the LEAVE frames go out before the loop stops */
     uv_timer_t drain;  /* SIGTERM: waits for the children to move off */
@@ -195,236 +190,6 @@ static int read_cookie(herdd_t *d)
     return 0;
 }
 
-/* The members as this node knows them, to name the nodes of pids. */
-typedef struct member_names {
-    herd_member_info_t *info;
-    int count;
-} member_names_t;
-
-static void member_names_load(herdd_t *d, member_names_t *m)
-{
-    int n = herd_cluster_members(d->node, NULL, 0);
-    m->info = n > 0 ? calloc((size_t)n, sizeof(*m->info)) : NULL;
-    m->count = m->info ? herd_cluster_members(d->node, m->info, (size_t)n) : 0;
-    if (m->count > n)
-        m->count = n;
-}
-
-static void node_name_of(const member_names_t *m, uint64_t id, char *out, size_t cap)
-{
-    for (int i = 0; i < m->count; i++) {
-        if (herd_node_id_of(m->info[i].name) == id) {
-            snprintf(out, cap, "%.64s", m->info[i].name);
-            return;
-        }
-    }
-    snprintf(out, cap, "?%016llx", (unsigned long long)id);
-}
-
-/* ---- control commands -------------------------------------------------------- */
-
-static int cmd_members(void *data, json_t *args, json_t **result, char *msg, size_t cap)
-{
-    (void)args;
-    herdd_t *d = data;
-    member_names_t mn;
-    member_names_load(d, &mn);
-    herd_member_info_t *info = mn.info;
-    int n = mn.count;
-    if (info == NULL)
-        return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
-    json_t *list = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(
-            list, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "name", info[i].name, "address",
-                            info[i].address, "incarnation", (json_int_t)info[i].incarnation,
-                            "state", herd_member_state_name(info[i].state), "weight",
-                            (json_int_t)info[i].weight, "last_heard_ms",
-                            (json_int_t)info[i].last_heard_ms));
-    free(info);
-    *result = list;
-    return 0;
-}
-
-/* The live ring's members and weights: ringctl builds the same ring from them. */
-static int cmd_ring(void *data, json_t *args, json_t **result, char *msg, size_t cap)
-{
-    (void)args;
-    herdd_t *d = data;
-    const ring_t *r = herd_cluster_ring(d->node);
-    if (r == NULL)
-        return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
-    json_t *list = json_array();
-    ring_member_info_t m;
-    for (size_t i = 0; ring_member_at(r, i, &m) == 0; i++)
-        json_array_append_new(list, json_pack("{s:s, s:I}", "name", m.name, "weight",
-                                              (json_int_t)m.weight));
-    *result = json_pack("{s:o}", "members", list);
-    return 0;
-}
-
-static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
-{
-    (void)args;
-    herdd_t *d = data;
-    herd_cluster_stats_t s;
-    int rc = herd_cluster_stats(d->node, &s);
-    if (rc)
-        return snprintf(msg, cap, "not in a cluster"), rc;
-    json_t *rejected = json_object();
-    for (int i = 1; herd_cluster_reject_name(i); i++)
-        json_object_set_new(rejected, herd_cluster_reject_name(i),
-                            json_integer((json_int_t)s.rejected[i]));
-    int members = herd_cluster_members(d->node, NULL, 0);
-    *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o}", "name", d->name,
-                        "frames_in", (json_int_t)s.frames_in, "frames_out",
-                        (json_int_t)s.frames_out, "bytes_in", (json_int_t)s.bytes_in,
-                        "bytes_out", (json_int_t)s.bytes_out, "dropped_out",
-                        (json_int_t)s.dropped_out, "peers", (json_int_t)s.peers, "members",
-                        members, "processes",
-                        (json_int_t)herd_node_process_count(d->node), "rejected", rejected);
-    return 0;
-}
-
-static json_t *name_json(const member_names_t *mn, const char *name, herd_pid_t pid,
-                         const herd_meta_t *meta)
-{
-    char node[80], pidtext[160];
-    node_name_of(mn, pid.node, node, sizeof(node));
-    snprintf(pidtext, sizeof(pidtext), "%s/%llu/%llu", node,
-             (unsigned long long)pid.incarnation, (unsigned long long)pid.serial);
-    json_t *m = json_object();
-    for (uint8_t i = 0; meta && i < meta->count; i++)
-        json_object_set_new(m, meta->kv[i].key, json_string(meta->kv[i].value));
-    return json_pack("{s:s, s:s, s:s, s:o}", "name", name, "node", node, "pid", pidtext, "meta",
-                     m);
-}
-
-static int cmd_whereis(void *data, json_t *args, json_t **result, char *msg, size_t cap)
-{
-    herdd_t *d = data;
-    const char *name = json_string_value(json_object_get(args, "name"));
-    if (name == NULL)
-        return snprintf(msg, cap, "whereis needs a name"), HERD_EINVAL;
-    herd_pid_t pid;
-    herd_meta_t meta;
-    int rc = herd_whereis(d->node, name, &pid, &meta);
-    if (rc == HERD_ENOENT)
-        return snprintf(msg, cap, "no process is registered as '%.200s'", name), rc;
-    if (rc)
-        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
-    member_names_t mn;
-    member_names_load(d, &mn);
-    *result = name_json(&mn, name, pid, &meta);
-    free(mn.info);
-    return 0;
-}
-
-typedef struct names_ctx {
-    member_names_t mn;
-    json_t *list;
-} names_ctx_t;
-
-static int add_name(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
-{
-    names_ctx_t *c = data;
-    json_array_append_new(c->list, name_json(&c->mn, name, pid, meta));
-    return json_array_size(c->list) >= 100000; /* a bound on one answer */
-}
-
-static int cmd_names(void *data, json_t *args, json_t **result, char *msg, size_t cap)
-{
-    herdd_t *d = data;
-    const char *prefix = json_string_value(json_object_get(args, "prefix"));
-    names_ctx_t c = {{NULL, 0}, json_array()};
-    member_names_load(d, &c.mn);
-    int rc = herd_registry_list(d->node, prefix, add_name, &c);
-    free(c.mn.info);
-    if (rc < 0) {
-        json_decref(c.list);
-        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
-    }
-    *result = c.list;
-    return 0;
-}
-
-/* Per peer: the registry's exchanges and the stream under them. */
-static int cmd_crdt(void *data, json_t *args, json_t **result, char *msg, size_t cap)
-{
-    (void)args;
-    herdd_t *d = data;
-    herd_registry_stats_t rs;
-    int rc = herd_registry_stats(d->node, &rs);
-    if (rc)
-        return snprintf(msg, cap, "no registry"), rc;
-    member_names_t mn;
-    member_names_load(d, &mn);
-    json_t *peers = json_array();
-    uint64_t now = herd_node_wall_ms(d->node), self = herd_node_id_of(d->name);
-    for (int i = 0; i < mn.count; i++) {
-        uint64_t id = herd_node_id_of(mn.info[i].name);
-        if (id == self)
-            continue;
-        herd_registry_peer_t p;
-        herd_stream_stats_t st = {0};
-        herd_registry_peer_stats(d->node, id, &p);
-        herd_cluster_stream_stats(d->node, id, &st);
-        json_array_append_new(
-            peers, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node",
-                             mn.info[i].name, "acked_seq", (json_int_t)st.acked_seq, "sent_seq",
-                             (json_int_t)st.sent_seq, "pending", (json_int_t)st.pending,
-                             "pending_bytes", (json_int_t)st.pending_bytes, "deltas_out",
-                             (json_int_t)p.deltas_out, "deltas_in", (json_int_t)p.deltas_in,
-                             "digest_syncs", (json_int_t)p.digest_syncs, "last_sync_ms_ago",
-                             p.last_sync_ms ? (json_int_t)(now - p.last_sync_ms) : (json_int_t)-1));
-    }
-    free(mn.info);
-    *result = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "names", (json_int_t)rs.names,
-                        "entries", (json_int_t)rs.entries, "conflicts_resolved",
-                        (json_int_t)rs.conflicts_resolved, "reregistered",
-                        (json_int_t)rs.reregistered, "rejected", (json_int_t)rs.rejected,
-                        "peers", peers);
-    return 0;
-}
-
-/* herdd_debug.c's way to the node (herdd_debug.h). */
-herd_node_t *herdd_node(void *data)
-{
-    return ((herdd_t *)data)->node;
-}
-
-control_t *herdd_control(void *data)
-{
-    return ((herdd_t *)data)->ctl;
-}
-
-json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
-{
-    member_names_t mn;
-    member_names_load(data, &mn);
-    json_t *o = name_json(&mn, name, pid, meta);
-    free(mn.info);
-    return o;
-}
-
-static const control_command_t commands[] = {
-    {"start", herdd_cmd_start},       /* herdd_children.h */
-    {"call", herdd_cmd_call},         /* herdd_children.h */
-    {"stop", herdd_cmd_stop},         /* herdd_children.h */
-    {"children", herdd_cmd_children}, /* herdd_children.h */
-    {"handoffs", herdd_cmd_handoffs}, /* herdd_children.h */
-    {"drain", herdd_cmd_drain},       /* herdd_children.h */
-    {"block", herdd_cmd_block},           /* herdd_debug.h */
-    {"unblock", herdd_cmd_unblock},       /* herdd_debug.h */
-    {"register", herdd_cmd_register},     /* herdd_debug.h */
-    {"unregister", herdd_cmd_unregister}, /* herdd_debug.h */
-    {"crdt", cmd_crdt},
-    {"whereis", cmd_whereis},
-    {"names", cmd_names},
-    {"members", cmd_members},
-    {"ring", cmd_ring},
-    {"stats", cmd_stats},
-};
 
 /* ---- running ------------------------------------------------------------------ */
 
@@ -443,12 +208,10 @@ static void leave_now(herdd_t *d)
 /* Whether another member is up to take the children. */
 static int others_up(herdd_t *d)
 {
-    member_names_t mn;
-    member_names_load(d, &mn);
-    int up = 0;
-    for (int i = 0; i < mn.count; i++)
-        up |= mn.info[i].state == HERD_MEMBER_UP && strcmp(mn.info[i].name, d->name) != 0;
-    free(mn.info);
+    herd_member_info_t m[64];
+    int n = herd_cluster_members(d->node, m, 64), up = 0;
+    for (int i = 0; i < n && i < 64; i++)
+        up |= m[i].state == HERD_MEMBER_UP && strcmp(m[i].name, d->name) != 0;
     return up;
 }
 
@@ -492,8 +255,6 @@ static int start_services(herdd_t *d)
     int rc = herd_dsup_start(d->node, NULL);
     if (rc == 0)
         rc = herd_service_register(d->node, "counter", &counter_behaviour);
-    if (rc == 0)
-        rc = herdd_children_start(d);
     return rc;
 }
 
@@ -527,8 +288,7 @@ static int start(herdd_t *d)
         if (strncmp(d->control, "ipc://", 6) == 0)
             unlink(d->control + 6); /* a stale socket file of an earlier run */
     }
-    rc = control_start(herd_node_loop(d->node), d->control, commands,
-                       sizeof(commands) / sizeof(commands[0]), d, &d->ctl);
+    rc = node_control_start(d->node, d->control, &d->ctl);
     if (rc)
         return fprintf(stderr, "herdd: cannot serve control at %s\n", d->control), 1;
     uv_loop_t *loop = herd_node_loop(d->node);
@@ -570,7 +330,7 @@ int main(int argc, char **argv)
         uv_close((uv_handle_t *)&d.linger, on_closed);
         uv_close((uv_handle_t *)&d.drain, on_closed);
     }
-    control_stop(d.ctl);
+    node_control_stop(d.ctl);
     d.ctl = NULL;
     herd_node_free(d.node);
     if (strncmp(d.control ? d.control : "", "ipc:///tmp/herd-", 16) == 0)

@@ -1,0 +1,281 @@
+/*
+ * node_control.c - a node's control socket with every command ringctl
+ * sends (node_control.h): the cluster and registry views here, the
+ * supervisor's commands in herdd_children.c, the fault injection and
+ * hand-made names in herdd_debug.c.
+ */
+#include "node_control.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herd_dsup.h"
+#include "herd_registry.h"
+#include "herdd_children.h"
+#include "herdd_debug.h"
+#include "ring.h"
+
+struct node_control {
+    herd_node_t *node;
+    control_t *ctl;
+};
+
+/* The members as this node knows them, to name the nodes of pids. */
+typedef struct member_names {
+    herd_member_info_t *info;
+    int count;
+} member_names_t;
+
+static void member_names_load(node_control_t *d, member_names_t *m)
+{
+    int n = herd_cluster_members(d->node, NULL, 0);
+    m->info = n > 0 ? calloc((size_t)n, sizeof(*m->info)) : NULL;
+    m->count = m->info ? herd_cluster_members(d->node, m->info, (size_t)n) : 0;
+    if (m->count > n)
+        m->count = n;
+}
+
+static void node_name_of(const member_names_t *m, uint64_t id, char *out, size_t cap)
+{
+    for (int i = 0; i < m->count; i++) {
+        if (herd_node_id_of(m->info[i].name) == id) {
+            snprintf(out, cap, "%.64s", m->info[i].name);
+            return;
+        }
+    }
+    snprintf(out, cap, "?%016llx", (unsigned long long)id);
+}
+
+/* ---- control commands -------------------------------------------------------- */
+
+static int cmd_members(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    node_control_t *d = data;
+    member_names_t mn;
+    member_names_load(d, &mn);
+    herd_member_info_t *info = mn.info;
+    int n = mn.count;
+    if (info == NULL)
+        return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
+    json_t *list = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "name", info[i].name, "address",
+                            info[i].address, "incarnation", (json_int_t)info[i].incarnation,
+                            "state", herd_member_state_name(info[i].state), "weight",
+                            (json_int_t)info[i].weight, "last_heard_ms",
+                            (json_int_t)info[i].last_heard_ms));
+    free(info);
+    *result = list;
+    return 0;
+}
+
+/* The live ring's members and weights: ringctl builds the same ring from them. */
+static int cmd_ring(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    node_control_t *d = data;
+    const ring_t *r = herd_cluster_ring(d->node);
+    if (r == NULL)
+        return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
+    json_t *list = json_array();
+    ring_member_info_t m;
+    for (size_t i = 0; ring_member_at(r, i, &m) == 0; i++)
+        json_array_append_new(list, json_pack("{s:s, s:I}", "name", m.name, "weight",
+                                              (json_int_t)m.weight));
+    *result = json_pack("{s:o}", "members", list);
+    return 0;
+}
+
+static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    node_control_t *d = data;
+    herd_cluster_stats_t s;
+    int rc = herd_cluster_stats(d->node, &s);
+    if (rc)
+        return snprintf(msg, cap, "not in a cluster"), rc;
+    json_t *rejected = json_object();
+    for (int i = 1; herd_cluster_reject_name(i); i++)
+        json_object_set_new(rejected, herd_cluster_reject_name(i),
+                            json_integer((json_int_t)s.rejected[i]));
+    int members = herd_cluster_members(d->node, NULL, 0);
+    *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o}", "name", herd_node_name(d->node),
+                        "frames_in", (json_int_t)s.frames_in, "frames_out",
+                        (json_int_t)s.frames_out, "bytes_in", (json_int_t)s.bytes_in,
+                        "bytes_out", (json_int_t)s.bytes_out, "dropped_out",
+                        (json_int_t)s.dropped_out, "peers", (json_int_t)s.peers, "members",
+                        members, "processes",
+                        (json_int_t)herd_node_process_count(d->node), "rejected", rejected);
+    return 0;
+}
+
+static json_t *name_json(const member_names_t *mn, const char *name, herd_pid_t pid,
+                         const herd_meta_t *meta)
+{
+    char node[80], pidtext[160];
+    node_name_of(mn, pid.node, node, sizeof(node));
+    snprintf(pidtext, sizeof(pidtext), "%s/%llu/%llu", node,
+             (unsigned long long)pid.incarnation, (unsigned long long)pid.serial);
+    json_t *m = json_object();
+    for (uint8_t i = 0; meta && i < meta->count; i++)
+        json_object_set_new(m, meta->kv[i].key, json_string(meta->kv[i].value));
+    return json_pack("{s:s, s:s, s:s, s:o}", "name", name, "node", node, "pid", pidtext, "meta",
+                     m);
+}
+
+static int cmd_whereis(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    node_control_t *d = data;
+    const char *name = json_string_value(json_object_get(args, "name"));
+    if (name == NULL)
+        return snprintf(msg, cap, "whereis needs a name"), HERD_EINVAL;
+    herd_pid_t pid;
+    herd_meta_t meta;
+    int rc = herd_whereis(d->node, name, &pid, &meta);
+    if (rc == HERD_ENOENT)
+        return snprintf(msg, cap, "no process is registered as '%.200s'", name), rc;
+    if (rc)
+        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
+    member_names_t mn;
+    member_names_load(d, &mn);
+    *result = name_json(&mn, name, pid, &meta);
+    free(mn.info);
+    return 0;
+}
+
+typedef struct names_ctx {
+    member_names_t mn;
+    json_t *list;
+} names_ctx_t;
+
+static int add_name(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
+{
+    names_ctx_t *c = data;
+    json_array_append_new(c->list, name_json(&c->mn, name, pid, meta));
+    return json_array_size(c->list) >= 100000; /* a bound on one answer */
+}
+
+static int cmd_names(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    node_control_t *d = data;
+    const char *prefix = json_string_value(json_object_get(args, "prefix"));
+    names_ctx_t c = {{NULL, 0}, json_array()};
+    member_names_load(d, &c.mn);
+    int rc = herd_registry_list(d->node, prefix, add_name, &c);
+    free(c.mn.info);
+    if (rc < 0) {
+        json_decref(c.list);
+        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
+    }
+    *result = c.list;
+    return 0;
+}
+
+/* Per peer: the registry's exchanges and the stream under them. */
+static int cmd_crdt(void *data, json_t *args, json_t **result, char *msg, size_t cap)
+{
+    (void)args;
+    node_control_t *d = data;
+    herd_registry_stats_t rs;
+    int rc = herd_registry_stats(d->node, &rs);
+    if (rc)
+        return snprintf(msg, cap, "no registry"), rc;
+    member_names_t mn;
+    member_names_load(d, &mn);
+    json_t *peers = json_array();
+    uint64_t now = herd_node_wall_ms(d->node), self = herd_node_id_of(herd_node_name(d->node));
+    for (int i = 0; i < mn.count; i++) {
+        uint64_t id = herd_node_id_of(mn.info[i].name);
+        if (id == self)
+            continue;
+        herd_registry_peer_t p;
+        herd_stream_stats_t st = {0};
+        herd_registry_peer_stats(d->node, id, &p);
+        herd_cluster_stream_stats(d->node, id, &st);
+        json_array_append_new(
+            peers, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node",
+                             mn.info[i].name, "acked_seq", (json_int_t)st.acked_seq, "sent_seq",
+                             (json_int_t)st.sent_seq, "pending", (json_int_t)st.pending,
+                             "pending_bytes", (json_int_t)st.pending_bytes, "deltas_out",
+                             (json_int_t)p.deltas_out, "deltas_in", (json_int_t)p.deltas_in,
+                             "digest_syncs", (json_int_t)p.digest_syncs, "last_sync_ms_ago",
+                             p.last_sync_ms ? (json_int_t)(now - p.last_sync_ms) : (json_int_t)-1));
+    }
+    free(mn.info);
+    *result = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "names", (json_int_t)rs.names,
+                        "entries", (json_int_t)rs.entries, "conflicts_resolved",
+                        (json_int_t)rs.conflicts_resolved, "reregistered",
+                        (json_int_t)rs.reregistered, "rejected", (json_int_t)rs.rejected,
+                        "peers", peers);
+    return 0;
+}
+
+/* The commands' way to the node and the socket (herdd_debug.h,
+ * herdd_children.h): their `data` is the node_control_t. */
+herd_node_t *herdd_node(void *data)
+{
+    return ((node_control_t *)data)->node;
+}
+
+control_t *herdd_control(void *data)
+{
+    return ((node_control_t *)data)->ctl;
+}
+
+json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
+{
+    member_names_t mn;
+    member_names_load(data, &mn);
+    json_t *o = name_json(&mn, name, pid, meta);
+    free(mn.info);
+    return o;
+}
+
+static const control_command_t commands[] = {
+    {"start", herdd_cmd_start},       /* herdd_children.h */
+    {"call", herdd_cmd_call},         /* herdd_children.h */
+    {"stop", herdd_cmd_stop},         /* herdd_children.h */
+    {"children", herdd_cmd_children}, /* herdd_children.h */
+    {"handoffs", herdd_cmd_handoffs}, /* herdd_children.h */
+    {"drain", herdd_cmd_drain},       /* herdd_children.h */
+    {"block", herdd_cmd_block},           /* herdd_debug.h */
+    {"unblock", herdd_cmd_unblock},       /* herdd_debug.h */
+    {"register", herdd_cmd_register},     /* herdd_debug.h */
+    {"unregister", herdd_cmd_unregister}, /* herdd_debug.h */
+    {"crdt", cmd_crdt},
+    {"whereis", cmd_whereis},
+    {"names", cmd_names},
+    {"members", cmd_members},
+    {"ring", cmd_ring},
+    {"stats", cmd_stats},
+};
+
+int node_control_start(herd_node_t *node, const char *address, node_control_t **out)
+{
+    node_control_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return HERD_ENOMEM;
+    d->node = node;
+    int rc = herdd_children_start(d);
+    if (rc == 0)
+        rc = control_start(herd_node_loop(node), address, commands,
+                           sizeof(commands) / sizeof(commands[0]), d, &d->ctl);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void node_control_stop(node_control_t *d)
+{
+    if (d == NULL)
+        return;
+    control_stop(d->ctl);
+    d->ctl = NULL;
+    free(d);
+}

@@ -1,0 +1,22 @@
+/*
+ * node_control.h - serve a node's control socket with the commands ringctl
+ * sends: members, ring, stats, names, whereis, crdt, start, call, stop,
+ * children, handoffs, drain, block, unblock, register, unregister. herdd
+ * serves it, and so can any program that embeds herd (tools/embed_example.c).
+ * The node needs its cluster, registry and supervisor started first.
+ */
+#ifndef HERD_NODE_CONTROL_H
+#define HERD_NODE_CONTROL_H
+
+#include "control.h"
+#include "herd_runtime.h"
+
+typedef struct node_control node_control_t;
+
+/* Serve at `address` (control.h: ipc:// paths are made 0600). Errors:
+ * HERD_EINVAL, HERD_EIO, HERD_ENOMEM. */
+int node_control_start(herd_node_t *node, const char *address, node_control_t **out);
+/* Stop serving (before the node is freed). */
+void node_control_stop(node_control_t *nc);
+
+#endif

@@ -689,6 +689,32 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
 
 /* ---- reading ----------------------------------------------------------------------- */
 
+const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t klen,
+                                      uint64_t hash)
+{
+    size_t b;
+    unsigned l;
+    if (m->buckets == NULL || klen > AWMAP_KEY_MAX)
+        return NULL;
+    const awmap_key_t *k = key_probe(m, key, klen, hash, &b, &l);
+    return k ? awmap__entries(k) : NULL;
+}
+
+void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage)
+{
+    if (m->buckets == NULL)
+        return;
+    const awmap_bucket_t *bk = &m->buckets[hash & m->bmask];
+    if (stage == 0) {
+        __builtin_prefetch(bk);
+        return;
+    }
+    uint8_t tag = key_tag(hash);
+    for (unsigned l = 0; l < AWMAP_LANES; l++)
+        if (bk->tag[l] == tag)
+            __builtin_prefetch(bk->key[l]);
+}
+
 const awmap_entry_t *awmap_get(const awmap_t *m, const char *key, size_t klen)
 {
     const awmap_key_t *k = key_find(m, key, klen);

@@ -114,6 +114,13 @@ size_t awmap_key_count(const awmap_t *m);
 size_t awmap_entry_count(const awmap_t *m);
 /* The hash the map files `key` under. */
 uint64_t awmap_key_hash(const char *key, size_t klen);
+/* awmap_get with the key's hash already known. */
+const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t klen,
+                                      uint64_t hash);
+/* For lookups in a batch: start loading from memory what a lookup of `hash`
+ * will read, stage 0 its bucket, stage 1 (once the bucket is in) the key
+ * records its tag matches. Lookups a few apart then overlap their misses. */
+void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage);
 /* Visit the keys whose hash is `hash` (one, but for a 2^-64 twin); stop when
  * fn returns nonzero (and return that). fn must not change the map. */
 int awmap_foreach_hash(const awmap_t *m, uint64_t hash,

@@ -510,6 +510,50 @@ int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t 
     return 0;
 }
 
+#define WHEREIS_AHEAD 6 /* lookups between a bucket's prefetch and its key's */
+
+static int whereis_hashed(registry_t *g, const char *name, uint64_t hash, herd_pid_t *pid)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > HERD_NAME_MAX || name[0] == REG_SPEC_PREFIX)
+        return HERD_EINVAL;
+    reg_value_t v;
+    if (name_winner(g, awmap_get_hashed(g->map, name, len, hash), &v) == NULL)
+        return HERD_ENOENT;
+    *pid = v.pid;
+    return 0;
+}
+
+/* A pipeline: name i's bucket is fetched, name i-AHEAD's key records, and
+ * name i-2*AHEAD is looked up, its memory already on the way. */
+int herd_whereis_many(herd_node_t *n, const char *const *names, size_t count, herd_pid_t *pids,
+                      int *status)
+{
+    registry_t *g = reg_of(n);
+    uint64_t hashes[4 * WHEREIS_AHEAD];
+    int found = 0;
+    for (size_t i = 0; i < count + 2 * WHEREIS_AHEAD; i++) {
+        if (i < count) {
+            const char *s = names[i] ? names[i] : "";
+            hashes[i % (4 * WHEREIS_AHEAD)] = awmap_key_hash(s, strlen(s));
+            if (g)
+                awmap_prefetch(g->map, hashes[i % (4 * WHEREIS_AHEAD)], 0);
+        }
+        if (g && i >= WHEREIS_AHEAD && i - WHEREIS_AHEAD < count)
+            awmap_prefetch(g->map, hashes[(i - WHEREIS_AHEAD) % (4 * WHEREIS_AHEAD)], 1);
+        if (i < 2 * WHEREIS_AHEAD || i - 2 * WHEREIS_AHEAD >= count)
+            continue;
+        size_t j = i - 2 * WHEREIS_AHEAD;
+        pids[j] = HERD_PID_NONE;
+        status[j] = g == NULL ? HERD_ENOENT
+                    : names[j] == NULL
+                        ? HERD_EINVAL
+                        : whereis_hashed(g, names[j], hashes[j % (4 * WHEREIS_AHEAD)], &pids[j]);
+        found += status[j] == 0;
+    }
+    return found;
+}
+
 int herd_update_meta(herd_node_t *n, const char *name, const herd_meta_t *meta)
 {
     herd_pid_t pid;

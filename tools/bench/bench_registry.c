@@ -347,6 +347,36 @@ static uint64_t xorshift64(uint64_t *s)
     return *s = x;
 }
 
+/* The same lookups through herd_whereis_many, BATCH names a call. */
+static void bench_batch(herd_node_t *n, const char *stream, size_t lookups, size_t count,
+                        int runs)
+{
+    enum { BATCH = 256 };
+    const char **names = malloc(lookups * sizeof(*names));
+    herd_pid_t pids[BATCH];
+    int status[BATCH];
+    double rate[8];
+    if (names == NULL)
+        die("allocating the batch", HERD_ENOMEM);
+    for (size_t i = 0, off = 0; i < lookups; i++, off += strlen(stream + off) + 1)
+        names[i] = stream + off;
+    for (int r = 0; r < runs; r++) {
+        size_t found = 0;
+        double t0 = now_s();
+        for (size_t i = 0; i < lookups; i += BATCH) {
+            size_t k = lookups - i < BATCH ? lookups - i : BATCH;
+            found += (size_t)herd_whereis_many(n, names + i, k, pids, status);
+        }
+        rate[r] = (double)lookups / (now_s() - t0);
+        if (found != lookups)
+            die("herd_whereis_many", HERD_ENOENT);
+    }
+    free(names);
+    printf("bench registry whereis_batch_per_s %.0f lookups/s names=%zu lookups=%zu batch=%d "
+           "runs=%d\n", median(rate, (size_t)runs), count, lookups, BATCH, runs);
+    fflush(stdout);
+}
+
 static void bench_single(size_t count, size_t lookups, int runs)
 {
     names_t ns = names_make("s", count);
@@ -404,12 +434,13 @@ static void bench_single(size_t count, size_t lookups, int runs)
         if (verbose)
             fprintf(stderr, "  run: whereis_per_s %.0f\n", rate[r]);
     }
-    free(stream);
     if (check == 0)
         die("whereis results", 0);
     printf("bench registry whereis_per_s %.0f lookups/s names=%zu lookups=%zu runs=%d\n",
            median(rate, (size_t)runs), count, lookups, runs);
     fflush(stdout);
+    bench_batch(n, stream, lookups, count, runs);
+    free(stream);
     herd_node_free(n);
     free(pids);
     names_free(&ns);

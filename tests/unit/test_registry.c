@@ -478,6 +478,60 @@ static void test_registry_register_whereis_unregister(void **state)
     ts_node_free(a);
 }
 
+/* herd_whereis_many answers each name as herd_whereis would, in order,
+ * across batches shorter and longer than its pipeline. */
+static void test_registry_whereis_many(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a");
+    enum { N = 40 };
+    herd_pid_t pids[N];
+    char names[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "many-%d", i);
+        pids[i] = spawn_srv(a);
+        if (i % 3 != 0) /* every third stays unregistered */
+            assert_int_equal(herd_register(a, names[i], pids[i], NULL), 0);
+    }
+    char too_long[HERD_NAME_MAX + 2];
+    memset(too_long, 'x', sizeof(too_long) - 1);
+    too_long[sizeof(too_long) - 1] = '\0';
+    const char *ask[N + 3];
+    for (int i = 0; i < N; i++)
+        ask[i] = names[N - 1 - i];
+    ask[N] = NULL;
+    ask[N + 1] = "";
+    ask[N + 2] = too_long;
+    for (size_t count = 0; count <= N + 3; count += count < 4 ? 1 : 7) {
+        herd_pid_t got[N + 3];
+        int status[N + 3];
+        int found = herd_whereis_many(a, ask, count, got, status);
+        int expect_found = 0;
+        for (size_t i = 0; i < count; i++) {
+            herd_pid_t one = HERD_PID_NONE;
+            int rc = ask[i] ? herd_whereis(a, ask[i], &one, NULL) : HERD_EINVAL;
+            assert_int_equal(status[i], rc);
+            if (rc == 0) {
+                assert_pid_eq(got[i], one);
+                expect_found++;
+            }
+        }
+        assert_int_equal(found, expect_found);
+    }
+    herd_pid_t got[3];
+    int status[3];
+    const char *last[3] = {names[1], names[3], names[2]};
+    assert_int_equal(herd_whereis_many(a, last, 3, got, status), 2);
+    assert_int_equal(status[1], HERD_ENOENT);
+    assert_pid_eq(got[0], pids[1]);
+    assert_pid_eq(got[2], pids[2]);
+    herd_node_t *bare = bare_node("b"); /* no registry */
+    assert_int_equal(herd_whereis_many(bare, last, 3, got, status), 0);
+    assert_int_equal(status[0], HERD_ENOENT);
+    ts_node_free(bare);
+    ts_node_free(a);
+}
+
 /* Every change is visible on its node when the call returns: the loop never
  * runs in this test. */
 static void test_registry_read_your_writes(void **state)
@@ -1904,6 +1958,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_registry_register_whereis_unregister),
         T(test_registry_read_your_writes),
+        T(test_registry_whereis_many),
         T(test_registry_name_held_by_another_pid_eexist),
         T(test_registry_name_of_an_exiting_holder_can_be_taken),
         T(test_registry_same_pid_again_updates_metadata),

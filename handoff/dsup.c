@@ -67,7 +67,7 @@ void dsup_meta(dsup_t *d, int service, herd_meta_t *meta)
         herd_meta_set(meta, "service", d->services[service].name);
 }
 
-static uint8_t *dspec_encode(const herd_child_req_t *req, size_t *len)
+static uint8_t *dspec_encode(const herd_child_req_t *req, uint64_t written, size_t *len)
 {
     wire_writer_t w;
     wire_writer_init(&w);
@@ -75,6 +75,7 @@ static uint8_t *dspec_encode(const herd_child_req_t *req, size_t *len)
     wire_put_str(&w, req->service);
     wire_put_u8(&w, (uint8_t)req->restart);
     wire_put_bytes(&w, req->arg, req->arg_len);
+    wire_put_u64(&w, written);
     return wire_writer_take(&w, len);
 }
 
@@ -86,6 +87,7 @@ int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out)
     wire_get_str(&r, out->service, sizeof(out->service));
     uint8_t restart = wire_get_u8(&r);
     out->arg_len = wire_get_bytes(&r, &out->arg);
+    out->written = wire_get_u64(&r);
     if (wire_reader_done(&r) || version != 1 || restart > HERD_RESTART_TEMPORARY)
         return HERD_EBADFRAME;
     out->restart = (herd_restart_t)restart;
@@ -207,13 +209,21 @@ static int spec_of(dsup_t *d, const char *name, dspec_t *spec, int *service)
     return 0;
 }
 
-static void child_start(dsup_t *d, const char *name)
+/* Start `name` here. Within the join grace (`held`), only children asked
+ * for after this node started: older ones run somewhere already, as far as
+ * this node's replica, still filling, can tell yet. */
+static void child_start(dsup_t *d, const char *name, int held)
 {
     dspec_t spec;
     int service;
     herd_pid_t pid;
-    if (dsup_find(d, name) || spec_of(d, name, &spec, &service) ||
-        spawn_registered(d, name, &spec, service, &pid))
+    if (dsup_find(d, name) || spec_of(d, name, &spec, &service))
+        return;
+    if (held && spec.written <= d->started_hlc) {
+        d->grace_pending = 1;
+        return;
+    }
+    if (spawn_registered(d, name, &spec, service, &pid))
         return;
     dchild_t *c = child_new(name, service, spec.restart);
     if (c == NULL) {
@@ -222,6 +232,7 @@ static void child_start(dsup_t *d, const char *name)
     }
     c->pid = pid;
     c->state = HERD_CHILD_RUNNING;
+    herd_spec_ref(d->node, name, &c->spec_ref);
     if (dsup_add(d, c) != 0) {
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
         return;
@@ -257,6 +268,7 @@ static void child_restart(dsup_t *d, dchild_t *c)
     d->restarting--;
     c->state = HERD_CHILD_RUNNING;
     c->pid = pid;
+    herd_spec_ref(d->node, name, &c->spec_ref);
     if (u64map_put(&d->by_serial, pid.serial, c) != 0) {
         dsup_forget(d, c);
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
@@ -376,7 +388,8 @@ static int input_add(plan_input_t *in, const char *name)
     in->names[in->count] = copy;
     in->children[in->count] = (hoff_child_t){
         .name = copy,
-        .spec_exists = herd_spec_get(d->node, name, &spec, &len) == 0,
+        .spec_exists = herd_spec_get(d->node, name, &spec, &len) == 0 ||
+                       (c && !herd_spec_ref_seen(d->node, &c->spec_ref)),
         .running_here = c != NULL,
         .running_visible = c != NULL || herd_whereis(d->node, name, NULL, NULL) == 0,
     };
@@ -411,20 +424,39 @@ static ring_t *solo_ring(dsup_t *d)
     return r;
 }
 
-static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch)
+/* Whether a member has been up here long enough to take children. */
+static int target_ready(dsup_t *d, const char *target, uint64_t now)
+{
+    uint64_t *since = u64map_get(&d->up_since, herd_node_id_of(target));
+    return since == NULL || now - *since >= d->cfg.target_grace_ms;
+}
+
+/* A node that just joined others waits before starting children. */
+static int may_start(dsup_t *d, uint64_t now)
+{
+    const ring_t *ring = herd_cluster_ring(d->node);
+    return ring == NULL || ring_member_count(ring) < 2 ||
+           now - d->started_at >= d->cfg.join_grace_ms;
+}
+
+static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch, uint64_t now)
 {
     dchild_t *c = dsup_find(d, ch->name);
     switch (a->kind) {
     case HOFF_START:
-        child_start(d, ch->name);
+        child_start(d, ch->name, !may_start(d, now));
         break;
     case HOFF_STOP:
         if (c && c->state != HERD_CHILD_MOVING && c->state != HERD_CHILD_ARRIVING)
             child_stop(d, c);
         break;
     case HOFF_HANDOFF:
-        if (c && c->state == HERD_CHILD_RUNNING && d->moving < d->cfg.max_moves)
+        if (c == NULL || c->state != HERD_CHILD_RUNNING)
+            break;
+        if (d->moving < d->cfg.max_moves && target_ready(d, a->target, now))
             handoff_begin(d, c, a->target);
+        else
+            d->more_moves = 1; /* the next full reconcile comes sooner */
         break;
     }
 }
@@ -437,8 +469,9 @@ static void run_plan(dsup_t *d, plan_input_t *in)
     if ((ring || solo) &&
         hoff_plan(NULL, ring ? ring : solo, herd_node_name(d->node), in->children, in->count,
                   &plan) == 0) {
+        uint64_t now = herd_node_now(d->node);
         for (size_t i = 0; i < plan.count; i++)
-            act(d, &plan.actions[i], &in->children[plan.actions[i].child]);
+            act(d, &plan.actions[i], &in->children[plan.actions[i].child], now);
         hoff_plan_free(&plan);
     }
     ring_free(solo);
@@ -475,26 +508,56 @@ static void reconcile_dirty(dsup_t *d)
 
 /* ---- start waiters ---------------------------------------------------------------- */
 
-static void waiters_check(dsup_t *d, uint64_t now)
+/* Answer the waiters of one name hash that are done: registered, or (with
+ * `now` nonzero) past their deadline. */
+static void waiters_settle(dsup_t *d, uint64_t hash, uint64_t now)
 {
-    if (d->waiters == NULL && d->h)
-        uv_prepare_stop(&d->h->waiters);
-    start_waiter_t **pp = &d->waiters;
-    while (*pp) {
-        start_waiter_t *w = *pp;
+    start_waiter_t *done = NULL, *keep = NULL;
+    for (start_waiter_t *w = u64map_del(&d->waiters, hash), *next; w; w = next) {
+        next = w->next;
+        herd_pid_t pid;
+        int found = herd_whereis(d->node, w->name, &pid, NULL) == 0;
+        start_waiter_t **to = found || (now && now >= w->deadline) ? &done : &keep;
+        w->next = *to;
+        *to = w;
+    }
+    if (keep && u64map_put(&d->waiters, hash, keep) != 0)
+        herd_log(HERD_LOG_ERROR, "dsup", "out of memory keeping start waiters");
+    for (start_waiter_t *w = done, *next; w; w = next) { /* callbacks last: they may start */
+        next = w->next;
         herd_start_result_t res = {0};
-        int found = herd_whereis(d->node, w->name, &res.pid, NULL) == 0;
-        if (!found && now < w->deadline) {
-            pp = &w->next;
-            continue;
-        }
-        if (!found)
+        if (herd_whereis(d->node, w->name, &res.pid, NULL) != 0)
             res.status = HERD_ETIMEDOUT;
-        *pp = w->next;
+        d->waiter_count--;
         w->cb(w->data, &res);
         free(w->name);
         free(w);
     }
+}
+
+static void on_name_added(void *data, uint64_t hash)
+{
+    dsup_t *d = data;
+    if (d->waiter_count && u64map_get(&d->waiters, hash))
+        waiters_settle(d, hash, 0);
+}
+
+/* Deadlines: the tick looks at every waiter (a compare each). */
+static void waiters_expire(dsup_t *d, uint64_t now)
+{
+    uint64_t *due = malloc(d->waiter_count * sizeof(*due));
+    size_t n = 0, cursor = 0;
+    if (due == NULL)
+        return;
+    for (u64map_slot_t *s; (s = u64map_next(&d->waiters, &cursor)) != NULL;)
+        for (start_waiter_t *w = s->value; w && n < d->waiter_count; w = w->next)
+            if (now >= w->deadline) {
+                due[n++] = s->key;
+                break;
+            }
+    for (size_t i = 0; i < n; i++)
+        waiters_settle(d, due[i], now);
+    free(due);
 }
 
 /* ---- the loop's work ------------------------------------------------------------------ */
@@ -515,8 +578,16 @@ static void dsup_work(dsup_t *d)
     }
     restarts_due(d, now);
     handoff_tick(d, now);
-    if (d->waiters)
-        waiters_check(d, now);
+    if (d->waiter_count)
+        waiters_expire(d, now);
+    if (d->grace_pending && now - d->started_at >= d->cfg.join_grace_ms) {
+        d->grace_pending = 0; /* what the grace held back starts now */
+        d->full_due = 1;
+    }
+    if (d->more_moves && d->moving <= d->cfg.max_moves / 2) {
+        d->more_moves = 0; /* room again, or a target's grace passed */
+        d->full_due = 1;
+    }
 }
 
 static void on_tick(uv_timer_t *t)
@@ -524,13 +595,6 @@ static void on_tick(uv_timer_t *t)
     dsup_handles_t *h = t->data;
     if (h->d)
         dsup_work(h->d);
-}
-
-static void on_waiters(uv_prepare_t *p)
-{
-    dsup_handles_t *h = p->data;
-    if (h->d)
-        waiters_check(h->d, herd_node_now(h->d->node));
 }
 
 void dsup_kick(dsup_t *d, int full)
@@ -566,7 +630,21 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     (void)old_state;
     (void)gone;
     dsup_t *d = data;
-    handoff_on_member(d, herd_node_id_of(name), new_state);
+    uint64_t id = herd_node_id_of(name);
+    if (new_state == HERD_MEMBER_UP && old_state != HERD_MEMBER_UP &&
+        old_state != HERD_MEMBER_SUSPECT) {
+        uint64_t *since = u64map_get(&d->up_since, id);
+        if (since == NULL && (since = malloc(sizeof(*since))) != NULL &&
+            u64map_put(&d->up_since, id, since) != 0) {
+            free(since);
+            since = NULL;
+        }
+        if (since)
+            *since = herd_node_now(d->node);
+    } else if (new_state != HERD_MEMBER_UP && new_state != HERD_MEMBER_SUSPECT) {
+        free(u64map_del(&d->up_since, id));
+    }
+    handoff_on_member(d, id, new_state);
     dsup_kick(d, 1);
 }
 
@@ -592,13 +670,13 @@ static void dsup_free(void *p)
 {
     dsup_t *d = p;
     herd_cluster_off_change(d->node, on_member, d);
+    herd_registry_watch_added(d->node, NULL, NULL);
     herd_cluster_on_app(d->node, HANDOFF_APP, NULL, NULL);
     herd_spec_watch(d->node, NULL, NULL);
     if (d->h) {
         d->h->d = NULL;
         uv_close((uv_handle_t *)&d->h->tick, on_handle_closed);
         uv_close((uv_handle_t *)&d->h->kick, on_handle_closed);
-        uv_close((uv_handle_t *)&d->h->waiters, on_handle_closed);
     }
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
@@ -613,11 +691,19 @@ static void dsup_free(void *p)
     for (size_t i = 0; i < d->dirty_n; i++)
         free(d->dirty[i]);
     free(d->dirty);
-    for (start_waiter_t *w = d->waiters, *next; w; w = next) {
-        next = w->next;
-        free(w->name);
-        free(w);
+    cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->waiters, &cursor)) != NULL;) {
+        for (start_waiter_t *w = s->value, *next; w; w = next) {
+            next = w->next;
+            free(w->name);
+            free(w);
+        }
     }
+    u64map_fini(&d->waiters);
+    cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->up_since, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(&d->up_since);
     free(d);
 }
 
@@ -635,12 +721,18 @@ static void config_defaults(herd_dsup_config_t *c)
         c->max_restarts = 3;
     if (!c->window_ms)
         c->window_ms = 5000;
+    if (!c->join_grace_ms)
+        c->join_grace_ms = 1000;
+    if (!c->target_grace_ms)
+        c->target_grace_ms = 500;
 }
 
 static int dsup_hook_up(dsup_t *d)
 {
     herd_node_t *n = d->node;
     int rc = herd_spec_watch(n, on_spec, d);
+    if (rc == 0)
+        rc = herd_registry_watch_added(n, on_name_added, d);
     if (rc == 0)
         rc = herd_node_on_exit(n, on_exit, d);
     if (rc == 0 && herd_cluster_ring(n) != NULL) {
@@ -670,14 +762,15 @@ int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
     config_defaults(&d->cfg);
     u64map_init(&d->by_hash);
     u64map_init(&d->by_serial);
-    d->last_reconcile = herd_node_now(n);
+    u64map_init(&d->waiters);
+    u64map_init(&d->up_since);
+    d->last_reconcile = d->started_at = herd_node_now(n);
+    d->started_hlc = herd_node_hlc_now(n);
     h->d = d;
-    h->open = 3;
+    h->open = 2;
     uv_timer_init(herd_node_loop(n), &h->tick);
     uv_timer_init(herd_node_loop(n), &h->kick);
-    uv_prepare_init(herd_node_loop(n), &h->waiters);
-    h->tick.data = h->kick.data = h->waiters.data = h;
-    uv_unref((uv_handle_t *)&h->waiters);
+    h->tick.data = h->kick.data = h;
     uv_timer_start(&h->tick, on_tick, DSUP_TICK_MS, DSUP_TICK_MS);
     uv_unref((uv_handle_t *)&h->tick);
     uv_unref((uv_handle_t *)&h->kick);
@@ -722,7 +815,7 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
     }
     if (herd_spec_get(n, req->name, &old, &old_len) != 0) {
         size_t len;
-        uint8_t *spec = dspec_encode(req, &len);
+        uint8_t *spec = dspec_encode(req, herd_node_hlc_now(n), &len);
         rc = spec ? herd_spec_put(n, req->name, spec, len) : HERD_ENOMEM;
         free(spec);
         if (rc)
@@ -730,18 +823,26 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
         if (d->dirty_n) /* an owner of the name starts it before answering */
             reconcile_dirty(d);
     }
+    if (herd_whereis(n, req->name, &res.pid, NULL) == 0) { /* started here just now */
+        cb(data, &res);
+        return 0;
+    }
     start_waiter_t *w = calloc(1, sizeof(*w));
     if (w == NULL || (w->name = strdup(req->name)) == NULL) {
         free(w);
         return HERD_ENOMEM;
     }
+    w->hash = herd_registry_name_hash(req->name);
     w->deadline = herd_node_now(n) + timeout_ms;
     w->cb = cb;
     w->data = data;
-    w->next = d->waiters;
-    d->waiters = w;
-    uv_prepare_start(&d->h->waiters, on_waiters);
-    waiters_check(d, herd_node_now(n));
+    w->next = u64map_get(&d->waiters, w->hash);
+    if (u64map_put(&d->waiters, w->hash, w) != 0) {
+        free(w->name);
+        free(w);
+        return HERD_ENOMEM;
+    }
+    d->waiter_count++;
     return 0;
 }
 

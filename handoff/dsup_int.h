@@ -26,11 +26,14 @@ typedef struct dchild {
     uint64_t window_start, restart_at; /* node clock */
     /* a move: its id, the other node, when it times out, when it froze */
     uint64_t move_id, peer, peer_inc, deadline, froze_us, hlc;
+    /* the spec write it runs: a missing spec it has not seen is not removed */
+    herd_spec_ref_t spec_ref;
 } dchild_t;
 
 typedef struct start_waiter {
-    struct start_waiter *next;
+    struct start_waiter *next; /* another waiter of the same name hash */
     char *name;
+    uint64_t hash;
     uint64_t deadline;
     herd_start_cb cb;
     void *data;
@@ -38,7 +41,6 @@ typedef struct start_waiter {
 
 typedef struct dsup_handles {
     uv_timer_t tick, kick;
-    uv_prepare_t waiters; /* active while starts wait: checked every iteration */
     struct dsup *d; /* NULL once the supervisor is freed */
     int open;
 } dsup_handles_t;
@@ -58,7 +60,12 @@ typedef struct dsup {
     size_t dirty_n, dirty_cap;
     int full_due; /* a full reconcile at the next kick */
     dsup_handles_t *h;
-    start_waiter_t *waiters;
+    u64map_t waiters; /* name hash -> start_waiter_t chain */
+    size_t waiter_count;
+    u64map_t up_since; /* member id -> since when it is up (node clock) */
+    uint64_t started_at, started_hlc;
+    int grace_pending; /* starts were held back by the join grace */
+    int more_moves; /* a handoff waited for room (max_moves) or a new target */
     uint64_t last_reconcile;
     uint64_t next_move_id;
     herd_handoff_stats_t stats;
@@ -77,10 +84,12 @@ int dsup_service_index(const dsup_t *d, const char *service);
 void dsup_kick(dsup_t *d, int full);
 void dsup_meta(dsup_t *d, int service, herd_meta_t *meta);
 
-/* The spec's bytes: u8 version 1, str service, u8 restart, bytes arg. */
+/* The spec's bytes: u8 version 1, str service, u8 restart, bytes arg, u64
+ * written (the hybrid logical clock time of the start_child). */
 typedef struct dspec {
     char service[HERD_SERVICE_NAME_MAX + 1];
     herd_restart_t restart;
+    uint64_t written;
     const uint8_t *arg;
     size_t arg_len;
 } dspec_t;

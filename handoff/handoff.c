@@ -3,7 +3,8 @@
  * message (herd_dsup.h; ../shared/notes/handoff.md).
  *
  * Messages on the handoff stream (app 2), each u8 kind, u64 move id, str name:
- *   1 offer   + bytes spec, u8 has_state, bytes state, u64 first-registered time
+ *   1 offer   + bytes spec, u8 has_state, bytes state, u64 first-registered time,
+ *             u64 x 3 the spec's write (herd_spec_ref_t: node, incarnation, counter)
  *   2 accept  + u64 serial of the new (frozen) copy
  *   3 reject  + u32 error code
  *   4 abort
@@ -96,6 +97,7 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     }
     uint64_t hlc = 0;
     herd_registry_time(n, c->name, &hlc);
+    herd_spec_ref(n, c->name, &c->spec_ref);
     c->move_id = ++d->next_move_id;
     c->peer = herd_node_id_of(target);
     c->peer_inc = herd_cluster_member_incarnation(n, c->peer);
@@ -109,6 +111,9 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     wire_put_u8(&w, b->handoff_out != NULL);
     wire_put_bytes(&w, state, state_len);
     wire_put_u64(&w, hlc);
+    wire_put_u64(&w, c->spec_ref.node);
+    wire_put_u64(&w, c->spec_ref.incarnation);
+    wire_put_u64(&w, c->spec_ref.counter);
     free(state);
     size_t len;
     uint8_t *buf = wire_writer_take(&w, &len);
@@ -191,6 +196,7 @@ typedef struct offer {
     size_t spec_len, state_len;
     int has_state;
     uint64_t hlc;
+    herd_spec_ref_t spec_ref;
 } offer_t;
 
 static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t *restart,
@@ -235,6 +241,7 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, const offer_t *o)
         c->peer = from;
         c->peer_inc = inc;
         c->hlc = o->hlc;
+        c->spec_ref = o->spec_ref; /* its spec may not have reached us yet */
         c->deadline = herd_node_now(d->node) + 3ull * d->cfg.handoff_timeout_ms;
         rc = dsup_add(d, c);
         c = NULL; /* dsup_add frees it on failure */
@@ -310,6 +317,9 @@ static int read_offer(wire_reader_t *r, offer_t *o)
     o->has_state = wire_get_u8(r);
     o->state_len = wire_get_bytes(r, &o->state);
     o->hlc = wire_get_u64(r);
+    o->spec_ref.node = wire_get_u64(r);
+    o->spec_ref.incarnation = wire_get_u64(r);
+    o->spec_ref.counter = wire_get_u64(r);
     return wire_reader_done(r);
 }
 

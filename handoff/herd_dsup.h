@@ -57,6 +57,15 @@ typedef struct herd_dsup_config {
     uint32_t max_moves;        /* handoffs in flight from this node; 0: 1024 */
     uint32_t max_restarts;     /* per child within window_ms; 0: 3 */
     uint32_t window_ms;        /* 0: 5000 */
+    /* For join_grace_ms after it starts in a cluster, a node starts no child
+     * asked for before it started: those it now owns come to it by handoff,
+     * with their state, and its replica of the registry (where it would see
+     * them running) is still filling. New children start at once. 0: 1000. */
+    uint32_t join_grace_ms;
+    /* A member becomes a handoff target once it has been up here for
+     * target_grace_ms, so that the other members know it too when its new
+     * copies answer their calls; 0: 500. */
+    uint32_t target_grace_ms;
 } herd_dsup_config_t;
 
 /* Give `node` a distributed supervisor (after herd_registry_start). `cfg`

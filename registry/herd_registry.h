@@ -144,6 +144,24 @@ size_t herd_spec_count(herd_node_t *node);
 typedef void (*herd_spec_watch_fn)(void *data, const char *name);
 int herd_spec_watch(herd_node_t *node, herd_spec_watch_fn fn, void *data);
 
+/* Which write of a spec a node read: so a node can tell "removed" (it has
+ * seen that write and the spec is gone) from "not arrived yet". */
+typedef struct herd_spec_ref {
+    uint64_t node, incarnation, counter;
+} herd_spec_ref_t;
+/* The write of `name`'s spec herd_spec_get reads. HERD_ENOENT. */
+int herd_spec_ref(herd_node_t *node, const char *name, herd_spec_ref_t *ref);
+/* Whether this node's replica has seen that write (then a missing spec was
+ * removed, not yet to arrive). */
+int herd_spec_ref_seen(herd_node_t *node, const herd_spec_ref_t *ref);
+
+/* Told, once the change is applied, of the hash (awmap_key_hash) of every
+ * name that got a new registration entry, here or by a join: a waiter for
+ * a name to appear need not poll. One watcher per node; NULL removes it. */
+typedef void (*herd_name_watch_fn)(void *data, uint64_t name_hash);
+int herd_registry_watch_added(herd_node_t *node, herd_name_watch_fn fn, void *data);
+uint64_t herd_registry_name_hash(const char *name);
+
 /* ---- for the handoff ----------------------------------------------------------- */
 
 /* Replace the registration of `name` by `from` with one by `to` in one

@@ -221,6 +221,34 @@ static void touched_add(registry_t *g, const char *key, size_t klen)
         g->touched_n++;
 }
 
+static void dead_add(registry_t *g, herd_pid_t pid, uint64_t hash)
+{
+    if (g->dead_n == g->dead_cap) {
+        size_t cap = g->dead_cap ? g->dead_cap * 2 : 8;
+        struct reg_dead *d = realloc(g->dead, cap * sizeof(*d));
+        if (d == NULL)
+            return;
+        g->dead = d;
+        g->dead_cap = cap;
+    }
+    g->dead[g->dead_n++] = (struct reg_dead){pid, hash};
+}
+
+static void reg_remove_dead(registry_t *g);
+
+static void added_add(registry_t *g, uint64_t hash)
+{
+    if (g->added_n == g->added_cap) {
+        size_t cap = g->added_cap ? g->added_cap * 2 : 64;
+        uint64_t *a = realloc(g->added, cap * sizeof(*a));
+        if (a == NULL)
+            return;
+        g->added = a;
+        g->added_cap = cap;
+    }
+    g->added[g->added_n++] = hash;
+}
+
 static void on_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
@@ -229,10 +257,15 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
         return;
     }
     reg_value_t v = reg_value_decode(g->map, e, NULL);
-    if (is_local(g, v.pid))
-        pidx_add(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen));
+    uint64_t hash = awmap_key_hash(key, klen);
+    if (is_local(g, v.pid) && !herd_is_alive(g->node, v.pid))
+        dead_add(g, v.pid, hash); /* it exited before the entry arrived: it goes */
+    else if (is_local(g, v.pid))
+        pidx_add(&g->by_pid, v.pid.serial, hash);
     if (e->next) /* a second entry: maybe a conflict */
         touched_add(g, key, klen);
+    if (g->added_watch)
+        added_add(g, hash);
 }
 
 /* An entry of a local process went while the process still holds the name
@@ -329,7 +362,32 @@ void reg_settle_touched(registry_t *g)
         free(g->touched[i]);
     }
     g->touched_n = 0;
+    reg_remove_dead(g);
     reg_spec_deliver(g);
+    while (g->added_n) {
+        uint64_t *list = g->added;
+        size_t n = g->added_n;
+        g->added = NULL;
+        g->added_n = g->added_cap = 0;
+        for (size_t i = 0; i < n && g->added_watch; i++)
+            g->added_watch(g->added_watch_data, list[i]);
+        free(list);
+    }
+}
+
+int herd_registry_watch_added(herd_node_t *n, herd_name_watch_fn fn, void *data)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    g->added_watch = fn;
+    g->added_watch_data = data;
+    return 0;
+}
+
+uint64_t herd_registry_name_hash(const char *name)
+{
+    return awmap_key_hash(name, strlen(name));
 }
 
 /* ---- changes from here ------------------------------------------------------------- */
@@ -701,6 +759,22 @@ static void on_exit(void *data, herd_pid_t pid, int reason)
     free(hashes);
 }
 
+/* Entries that joins brought for local processes already gone: this node
+ * is the authority on its own processes, so it removes them (a moved
+ * process's new copy that exited before the move's registration arrived). */
+static void reg_remove_dead(registry_t *g)
+{
+    while (g->dead_n) {
+        struct reg_dead d = g->dead[--g->dead_n];
+        exit_ctx_t c = {.map = g->map, .pid = d.pid};
+        if (herd_is_alive(g->node, d.pid))
+            continue;
+        while (awmap_foreach_hash(g->map, d.hash, exit_key, &c) &&
+               reg_local_change(g, c.name, NULL, 0, c.dots, c.nd, 0) == 0)
+            ;
+    }
+}
+
 typedef struct gone_ctx {
     registry_t *g;
     uint64_t node, incarnation;
@@ -844,6 +918,8 @@ static void registry_free(void *p)
         free(g->touched[i]);
     free(g->touched);
     reg_spec_free(g);
+    free(g->added);
+    free(g->dead);
     awmap_free(g->map);
     free(g);
 }

@@ -53,6 +53,15 @@ typedef struct registry {
     size_t spec_changed_n, spec_changed_cap;
     herd_spec_watch_fn spec_watch;
     void *spec_watch_data;
+    uint64_t *added;  /* name hashes with new entries, for added_watch */
+    size_t added_n, added_cap;
+    herd_name_watch_fn added_watch;
+    void *added_watch_data;
+    struct reg_dead { /* entries of local pids that are not alive, to remove */
+        herd_pid_t pid;
+        uint64_t hash;
+    } *dead;
+    size_t dead_n, dead_cap;
 } registry_t;
 
 /* The prepare handle that ships `pending` once per loop iteration. It lives

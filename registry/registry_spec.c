@@ -194,3 +194,27 @@ int herd_spec_watch(herd_node_t *node, herd_spec_watch_fn fn, void *data)
     g->spec_watch_data = data;
     return 0;
 }
+
+int herd_spec_ref(herd_node_t *node, const char *name, herd_spec_ref_t *ref)
+{
+    registry_t *g = reg_of(node);
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen;
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (spec_key(name, key, &klen))
+        return HERD_EINVAL;
+    const awmap_entry_t *e = spec_winner(g, awmap_get(g->map, key, klen));
+    if (e == NULL)
+        return HERD_ENOENT;
+    awmap_replica_id_t id = awmap_replica_id(g->map, e->dot.replica);
+    *ref = (herd_spec_ref_t){id.node, id.incarnation, e->dot.counter};
+    return 0;
+}
+
+int herd_spec_ref_seen(herd_node_t *node, const herd_spec_ref_t *ref)
+{
+    registry_t *g = reg_of(node);
+    awmap_replica_id_t id = {ref->node, ref->incarnation};
+    return g && ref->counter && awmap_seen(g->map, id, ref->counter);
+}

@@ -26,6 +26,7 @@ typedef struct dchild {
     uint64_t window_start, restart_at; /* node clock */
     /* a move: its id, the other node, when it times out, when it froze */
     uint64_t move_id, peer, peer_inc, deadline, froze_us, hlc;
+    uint8_t gen; /* the registration's moves so far (herd_registry_stamp) */
     /* the spec write it runs: a missing spec it has not seen is not removed */
     herd_spec_ref_t spec_ref;
 } dchild_t;

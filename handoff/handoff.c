@@ -3,7 +3,7 @@
  * message (herd_dsup.h; ../shared/notes/handoff.md).
  *
  * Messages on the handoff stream (app 2), each u8 kind, u64 move id, str name:
- *   1 offer   + bytes spec, u8 has_state, bytes state, u64 first-registered time,
+ *   1 offer   + bytes spec, u8 has_state, bytes state, u64 first-registered time, u8 gen,
  *             u64 x 3 the spec's write (herd_spec_ref_t: node, incarnation, counter)
  *   2 accept  + u64 serial of the new (frozen) copy
  *   3 reject  + u32 error code
@@ -96,7 +96,8 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
         return rc;
     }
     uint64_t hlc = 0;
-    herd_registry_time(n, c->name, &hlc);
+    uint8_t gen = 0;
+    herd_registry_stamp(n, c->name, &hlc, &gen);
     herd_spec_ref(n, c->name, &c->spec_ref);
     c->move_id = ++d->next_move_id;
     c->peer = herd_node_id_of(target);
@@ -111,6 +112,7 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     wire_put_u8(&w, b->handoff_out != NULL);
     wire_put_bytes(&w, state, state_len);
     wire_put_u64(&w, hlc);
+    wire_put_u8(&w, gen);
     wire_put_u64(&w, c->spec_ref.node);
     wire_put_u64(&w, c->spec_ref.incarnation);
     wire_put_u64(&w, c->spec_ref.counter);
@@ -196,6 +198,7 @@ typedef struct offer {
     size_t spec_len, state_len;
     int has_state;
     uint64_t hlc;
+    uint8_t gen;
     herd_spec_ref_t spec_ref;
 } offer_t;
 
@@ -241,6 +244,7 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, const offer_t *o)
         c->peer = from;
         c->peer_inc = inc;
         c->hlc = o->hlc;
+        c->gen = o->gen;
         c->spec_ref = o->spec_ref; /* its spec may not have reached us yet */
         c->deadline = herd_node_now(d->node) + 3ull * d->cfg.handoff_timeout_ms;
         rc = dsup_add(d, c);
@@ -299,7 +303,8 @@ static void arrival_promote(dsup_t *d, dchild_t *c)
 {
     herd_meta_t meta;
     dsup_meta(d, c->service, &meta);
-    if (herd_register_at(d->node, c->name, c->pid, &meta, c->hlc) != 0) {
+    if (herd_register_moved(d->node, c->name, c->pid, &meta, c->hlc, (uint8_t)(c->gen + 1)) !=
+        0) {
         herd_pid_t pid = c->pid; /* another live copy holds the name */
         dsup_forget(d, c);
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
@@ -317,6 +322,7 @@ static int read_offer(wire_reader_t *r, offer_t *o)
     o->has_state = wire_get_u8(r);
     o->state_len = wire_get_bytes(r, &o->state);
     o->hlc = wire_get_u64(r);
+    o->gen = wire_get_u8(r);
     o->spec_ref.node = wire_get_u64(r);
     o->spec_ref.incarnation = wire_get_u64(r);
     o->spec_ref.counter = wire_get_u64(r);

@@ -175,5 +175,14 @@ int herd_registry_time(herd_node_t *node, const char *name, uint64_t *hlc);
  * old node died taking the name over); otherwise as herd_register. */
 int herd_register_at(herd_node_t *node, const char *name, herd_pid_t pid,
                      const herd_meta_t *meta, uint64_t hlc);
+/* A registration has a first-registration time and a move count (`gen`,
+ * one more at every switch, wrapping at 256): between entries of one
+ * registration (same time) the later move wins, so a moved copy carrying
+ * state never loses to the entry it replaced. The stamp of `name`'s visible
+ * registration, and a registration with a given stamp (a handoff's new copy
+ * taking over the name when its old node died: gen one more). */
+int herd_registry_stamp(herd_node_t *node, const char *name, uint64_t *hlc, uint8_t *gen);
+int herd_register_moved(herd_node_t *node, const char *name, herd_pid_t pid,
+                        const herd_meta_t *meta, uint64_t hlc, uint8_t gen);
 
 #endif

@@ -3,7 +3,7 @@
  *
  * A registration value (wire.h encoding): u8 form, then for form 1 (full)
  * u64 pid node, u64 pid incarnation, and for both u64 pid serial, u64 hlc
- * (first registered), u8 n, n x (str key, str value). Form 2 (compact)
+ * (first registered), u8 gen (moves since), u8 n, n x (str key, str value). Form 2 (compact)
  * leaves out the pid's node and incarnation: they are those of the entry's
  * replica (the node start that wrote it, registering its own process), so
  * most registrations cost 16 bytes less.
@@ -63,7 +63,7 @@ const char *herd_meta_get(const herd_meta_t *m, const char *key)
 /* A registration written here of a process of this node start is compact
  * (its pid's node and incarnation are the entry's replica's); another's pid
  * is written whole. */
-static uint8_t *value_encode(const registry_t *g, herd_pid_t pid, uint64_t hlc,
+static uint8_t *value_encode(const registry_t *g, herd_pid_t pid, uint64_t hlc, uint8_t gen,
                              const herd_meta_t *meta, size_t *len)
 {
     wire_writer_t w;
@@ -76,6 +76,7 @@ static uint8_t *value_encode(const registry_t *g, herd_pid_t pid, uint64_t hlc,
     }
     wire_put_u64(&w, pid.serial);
     wire_put_u64(&w, hlc);
+    wire_put_u8(&w, gen);
     wire_put_u8(&w, meta ? meta->count : 0);
     for (uint8_t i = 0; meta && i < meta->count; i++) {
         wire_put_str(&w, meta->kv[i].key);
@@ -97,21 +98,23 @@ static uint64_t le64(const uint8_t *p)
  * value's pid is of the node start that wrote it: the entry's replica. */
 reg_value_t reg_value_decode(const awmap_t *m, const awmap_entry_t *e, herd_meta_t *meta)
 {
-    reg_value_t v = {HERD_PID_NONE, 0};
-    if (e->len >= 1 + 17 && e->value[0] == VALUE_COMPACT) {
+    reg_value_t v = {HERD_PID_NONE, 0, 0};
+    if (e->len >= 1 + 18 && e->value[0] == VALUE_COMPACT) {
         awmap_replica_id_t id = awmap_replica_id(m, e->dot.replica);
         v.pid = (herd_pid_t){id.node, id.incarnation, le64(e->value + 1)};
         v.hlc = le64(e->value + 9);
-    } else if (e->len >= 1 + 33 && e->value[0] == VALUE_FULL) {
+        v.gen = e->value[17];
+    } else if (e->len >= 1 + 34 && e->value[0] == VALUE_FULL) {
         v.pid = (herd_pid_t){le64(e->value + 1), le64(e->value + 9), le64(e->value + 17)};
         v.hlc = le64(e->value + 25);
+        v.gen = e->value[33];
     } else {
         return v;
     }
     if (meta == NULL)
         return v;
     wire_reader_t r;
-    size_t skip = e->value[0] == VALUE_COMPACT ? 17 : 33;
+    size_t skip = e->value[0] == VALUE_COMPACT ? 18 : 34;
     wire_reader_init(&r, e->value + skip, e->len - skip);
     memset(meta, 0, sizeof(*meta));
     uint8_t n = wire_get_u8(&r);
@@ -141,11 +144,14 @@ static int entry_hidden(const registry_t *g, herd_pid_t pid)
     return pid.node == 0 || (inc && *inc == pid.incarnation);
 }
 
-/* Whether registration a wins over b: earlier time, then lower node id. */
+/* Whether registration a wins over b: earlier time; for one registration
+ * and a copy moved from it (same time), the later move; then lower node id. */
 static int value_wins(const reg_value_t *a, const reg_value_t *b)
 {
     if (a->hlc != b->hlc)
         return a->hlc < b->hlc;
+    if (a->gen != b->gen)
+        return (int8_t)(uint8_t)(a->gen - b->gen) > 0;
     if (a->pid.node != b->pid.node)
         return a->pid.node < b->pid.node;
     return a->pid.serial < b->pid.serial;
@@ -433,7 +439,7 @@ static int check_name(const char *name)
 
 /* herd_register, with the first-registration time given (0: now). */
 static int register_with(herd_node_t *n, const char *name, herd_pid_t pid,
-                         const herd_meta_t *meta, uint64_t at)
+                         const herd_meta_t *meta, uint64_t at, uint8_t gen)
 {
     registry_t *g = reg_of(n);
     if (g == NULL)
@@ -459,7 +465,8 @@ static int register_with(herd_node_t *n, const char *name, herd_pid_t pid,
     if (holder_leaving)
         ndots += visible_dots(g, entries, dots + ndots, 16 - ndots, win.pid);
     size_t vlen;
-    uint8_t *value = value_encode(g, pid, hlc, meta, &vlen);
+    uint8_t *value = value_encode(g, pid, hlc, held && !holder_leaving ? win.gen : gen, meta,
+                                  &vlen);
     if (value == NULL)
         return HERD_ENOMEM;
     int rc = reg_local_change(g, name, value, vlen, dots, ndots, 1);
@@ -469,13 +476,34 @@ static int register_with(herd_node_t *n, const char *name, herd_pid_t pid,
 
 int herd_register(herd_node_t *n, const char *name, herd_pid_t pid, const herd_meta_t *meta)
 {
-    return register_with(n, name, pid, meta, 0);
+    return register_with(n, name, pid, meta, 0, 0);
 }
 
 int herd_register_at(herd_node_t *n, const char *name, herd_pid_t pid, const herd_meta_t *meta,
                      uint64_t hlc)
 {
-    return register_with(n, name, pid, meta, hlc);
+    return register_with(n, name, pid, meta, hlc, 0);
+}
+
+int herd_register_moved(herd_node_t *n, const char *name, herd_pid_t pid,
+                        const herd_meta_t *meta, uint64_t hlc, uint8_t gen)
+{
+    return register_with(n, name, pid, meta, hlc, gen);
+}
+
+int herd_registry_stamp(herd_node_t *n, const char *name, uint64_t *hlc, uint8_t *gen)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (check_name(name))
+        return HERD_EINVAL;
+    reg_value_t v;
+    if (name_winner(g, awmap_get(g->map, name, strlen(name)), &v) == NULL)
+        return HERD_ENOENT;
+    *hlc = v.hlc;
+    *gen = v.gen;
+    return 0;
 }
 
 int herd_registry_time(herd_node_t *n, const char *name, uint64_t *hlc)
@@ -511,7 +539,7 @@ int herd_registry_switch(herd_node_t *n, const char *name, herd_pid_t from, herd
     herd_meta_t meta;
     reg_value_t v = reg_value_decode(g->map, e, &meta);
     size_t vlen;
-    uint8_t *value = value_encode(g, to, v.hlc, &meta, &vlen);
+    uint8_t *value = value_encode(g, to, v.hlc, (uint8_t)(v.gen + 1), &meta, &vlen);
     if (value == NULL)
         return HERD_ENOMEM;
     if (is_local(g, from)) /* its exit must not take the moved name along */
@@ -840,6 +868,8 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
 {
     registry_t *g = data;
     uint64_t id = herd_node_id_of(name);
+    if (id == g->self_node)
+        return; /* this node's own leave or drain: its names stay its own */
     if (new_state == HERD_MEMBER_DOWN) {
         uint64_t *inc = malloc(sizeof(*inc));
         if (inc) {

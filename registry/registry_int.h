@@ -79,6 +79,7 @@ enum { VALUE_FULL = 1, VALUE_COMPACT = 2 }; /* a registration value's form */
 typedef struct reg_value {
     herd_pid_t pid;
     uint64_t hlc;
+    uint8_t gen; /* moves since first registered (wraps): a moved copy wins a tie */
 } reg_value_t;
 
 /* registry.c */

@@ -59,17 +59,17 @@ int herd_cluster_block(herd_node_t *n, uint64_t peer_id, int on)
         return HERD_ENOENT;
     if (peer_id == 0 || peer_id == n->id)
         return HERD_EINVAL;
+    const mship_member_t *m = mship_find_id(c->mship, peer_id);
     if (!on) {
         char *address = u64map_del(&c->blocked, peer_id);
         if (address)
             herd_log(HERD_LOG_WARN, "cluster", "fault injection: frames to and from %s flow "
-                     "again", address[0] ? address : "a peer");
+                     "again", m ? m->name : "a node that is not a member");
         free(address);
         return 0;
     }
     if (u64map_get(&c->blocked, peer_id))
         return 0;
-    const mship_member_t *m = mship_find_id(c->mship, peer_id);
     char *address = strdup(m ? m->address : "");
     if (address == NULL || u64map_put(&c->blocked, peer_id, address) != 0) {
         free(address);

@@ -245,7 +245,8 @@ static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid
         herd_pid_t moved = n->redirects.count ? node_redirect_of(n, to.serial) : HERD_PID_NONE;
         if (herd_pid_is_none(moved) || herd_pid_equal(moved, to))
             return HERD_ENOPROC;
-        return deliver(n, moved, kind, from, ref, status, data, len, how);
+        /* as forwarded: a remote caller's node then learns where its call went */
+        return deliver(n, moved, kind, from, ref, status, data, len, how | DELIVER_FORWARDED);
     }
     if (!(how & DELIVER_FORCE) && p->mbox_len >= p->mbox_limit)
         return HERD_EFULL;

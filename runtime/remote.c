@@ -19,7 +19,9 @@
 #include "log.h"
 #include "wire.h"
 
-enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33, REMOTE_APP = 34 };
+/* REMOTE_MOVED: your call `ref` is with `from` now (a moved process's new
+ * copy), so the caller's node does not end it when the old node goes. */
+enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33, REMOTE_APP = 34, REMOTE_MOVED = 35 };
 /* What a message adds to its data in a frame body: the channel's batch header
  * (18) and length (4), our fields (50), rounded up. A message within the
  * limit always fits a frame of its own, so a channel never stalls on it. */
@@ -301,6 +303,14 @@ static int remote_decode(herd_node_t *n, const uint8_t *buf, size_t len, remote_
     return wire_reader_done(&r);
 }
 
+/* A pending call of this node's `caller` is answered by `callee` now. */
+static void call_moved(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t callee)
+{
+    pending_call_t *pc = u64map_get(&n->calls, ref);
+    if (pc && pc->caller == caller.serial)
+        pc->callee = callee;
+}
+
 static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
 {
     herd_node_t *n = c->node;
@@ -318,11 +328,15 @@ static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
     }
     if (rc == 0 && node_is_local(n, m->from)) {
         /* a call from here to a process that moved here: the caller's own
-         * pending call is the record; watch for the callee's exit */
+         * pending call is the record; it follows the callee, and a watch
+         * answers if the callee exits first */
+        call_moved(n, m->from, m->ref, to);
         if (proc_watch(callee, m->ref, m->from, 1) == 0)
             return;
         rc = HERD_ENOMEM;
     }
+    if (rc == 0 && (m->flags & REMOTE_FORWARDED)) /* the caller's node learns where */
+        remote_send(n, m->from, (herd_msg_kind_t)REMOTE_MOVED, to, m->ref, 0, NULL, 0, 0);
     inbound_call_t *ic = callee ? calloc(1, sizeof(*ic)) : NULL;
     uint64_t key = inbound_key(m->from.node, m->ref);
     if (ic && u64map_put(&c->inbound_calls, key, ic) == 0 &&
@@ -384,6 +398,9 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
     case REMOTE_MONITOR:
     case REMOTE_DEMONITOR:
         remote_on_monitor(c, &m);
+        break;
+    case REMOTE_MOVED:
+        call_moved(n, m.to, m.ref, m.from);
         break;
     case REMOTE_APP: /* `to` names the app; `from` the sending node */
         if (m.to.serial < 256 && c->apps[m.to.serial].cb)

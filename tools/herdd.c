@@ -3,7 +3,7 @@
  *
  *   herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE
  *         [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]
- *         [--down-ms N] [--log-level LEVEL]
+ *         [--down-ms N] [--forget-ms N] [--log-level LEVEL]
  *
  * Logs go to stderr; once it serves it prints one line
  * `herdd: ready name=N listen=ADDR control=ADDR`. It hosts the `counter`
@@ -37,7 +37,7 @@ typedef struct herdd {
     const char *name, *listen, *cookie_file, *control, *cluster;
     const char *seeds[HERDD_MAX_SEEDS];
     size_t seed_count;
-    uint32_t weight, heartbeat_ms, down_ms;
+    uint32_t weight, heartbeat_ms, down_ms, forget_ms;
     herd_log_level_t log_level;
     char control_buf[300];
     uint8_t secret[HERDD_SECRET_MAX];
@@ -66,12 +66,15 @@ static int usage(const char *fmt, ...)
 static const char help_text[] =
     "usage: herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE\n"
     "             [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]\n"
-    "             [--down-ms N] [--log-level error|warn|info|debug]\n"
+    "             [--down-ms N] [--forget-ms N] [--log-level error|warn|info|debug]\n"
     "\n"
     "Runs one herd node in the foreground. Addresses are nanomsg URLs\n"
     "(tcp://HOST:PORT, ipc:///path). The cookie file holds the cluster secret\n"
     "(at least 16 bytes; a trailing newline is dropped) and must not be readable\n"
     "by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl (0600).\n"
+    "Failure detector: a member silent for --down-ms (default 5 heartbeats of\n"
+    "--heartbeat-ms, default 200) is down, sooner when its connection closed;\n"
+    "down for --forget-ms (default 60000) it is gone and its names are removed.\n"
     "Hosts the `counter` service. SIGTERM: drain (children move to other nodes\n"
     "with their state), then leave the cluster and exit 0. SIGINT: leave at once.\n";
 
@@ -110,7 +113,8 @@ static int parse_args(herdd_t *d, int argc, char **argv)
         {"control", required_argument, NULL, 'C'},    {"cluster", required_argument, NULL, 'k'},
         {"weight", required_argument, NULL, 'w'},     {"heartbeat-ms", required_argument, NULL, 'H'},
         {"down-ms", required_argument, NULL, 'D'},    {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+        {"forget-ms", required_argument, NULL, 'F'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     int opt, rc = 0;
     opterr = 0;
     while (rc == 0 && (opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -128,6 +132,7 @@ static int parse_args(herdd_t *d, int argc, char **argv)
         case 'w': rc = parse_u32("--weight", optarg, 1, RING_MAX_WEIGHT, &d->weight); break;
         case 'H': rc = parse_u32("--heartbeat-ms", optarg, 10, 60000, &d->heartbeat_ms); break;
         case 'D': rc = parse_u32("--down-ms", optarg, 20, 600000, &d->down_ms); break;
+        case 'F': rc = parse_u32("--forget-ms", optarg, 100, 86400000, &d->forget_ms); break;
         case 'L':
             if (herd_log_parse_level(optarg, &d->log_level) != 0)
                 return usage("--log-level wants error, warn, info or debug, got '%s'", optarg);
@@ -268,7 +273,7 @@ static int start(herdd_t *d)
                                 .seeds = d->seeds, .seed_count = d->seed_count,
                                 .secret = d->secret, .secret_len = d->secret_len,
                                 .weight = d->weight, .heartbeat_ms = d->heartbeat_ms,
-                                .down_ms = d->down_ms};
+                                .down_ms = d->down_ms, .forget_ms = d->forget_ms};
     if (d->down_ms && d->heartbeat_ms == 0 && d->down_ms < 600)
         cc.suspect_ms = d->down_ms / 2;
     rc = herd_cluster_start(d->node, &cc);

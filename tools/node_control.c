@@ -102,13 +102,16 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
         json_object_set_new(rejected, herd_cluster_reject_name(i),
                             json_integer((json_int_t)s.rejected[i]));
     int members = herd_cluster_members(d->node, NULL, 0);
-    *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o}", "name", herd_node_name(d->node),
+    *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o, s:I, s:I, s:i}",
+                        "name", herd_node_name(d->node),
                         "frames_in", (json_int_t)s.frames_in, "frames_out",
                         (json_int_t)s.frames_out, "bytes_in", (json_int_t)s.bytes_in,
                         "bytes_out", (json_int_t)s.bytes_out, "dropped_out",
                         (json_int_t)s.dropped_out, "peers", (json_int_t)s.peers, "members",
                         members, "processes",
-                        (json_int_t)herd_node_process_count(d->node), "rejected", rejected);
+                        (json_int_t)herd_node_process_count(d->node), "rejected", rejected,
+                        "blocked_in", (json_int_t)s.blocked_in, "blocked_out",
+                        (json_int_t)s.blocked_out, "blocked_peers", (int)s.blocked_peers);
     return 0;
 }
 

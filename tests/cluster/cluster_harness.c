@@ -550,3 +550,36 @@ void cl_run(cluster_t *c, const char *const *argv, int timeout_ms, cl_run_t *r)
     cl_slurp(out, r->out, sizeof(r->out));
     cl_slurp(err, r->err, sizeof(r->err));
 }
+
+/* ---- asking with arguments, restarting with arguments ----------------------------- */
+
+json_t *cl_ask_args(const cl_node_t *n, const char *cmd, json_t *args, char *code,
+                    size_t code_cap, char *why, size_t why_cap)
+{
+    control_reply_t r;
+    control_request(n->control, cmd, args, CL_ASK_ARGS_MS, &r);
+    json_decref(args);
+    if (r.outcome == CONTROL_OK)
+        return r.result;
+    if (code)
+        snprintf(code, code_cap, "%s", r.outcome == CONTROL_REFUSED ? r.code : "");
+    if (why)
+        snprintf(why, why_cap, "%s%s%s", r.code, r.code[0] ? ": " : "", r.message);
+    return NULL;
+}
+
+void cl_restart_args(cluster_t *c, cl_node_t *n, const char *const *extra)
+{
+    (void)c;
+    assert_int_equal(n->pid, 0);
+    for (int attempt = 1;; attempt++) {
+        if (cl_start_once(n, extra) == 0)
+            return;
+        if (attempt == CL_START_TRIES) {
+            cl_dump_log(n, 4000);
+            fail_msg("herdd %s did not restart at %s (last status 0x%x)", n->name,
+                     n->listen, (unsigned)n->status);
+        }
+        cl_sleep_ms(300);
+    }
+}

@@ -125,4 +125,16 @@ void cl_run(cluster_t *c, const char *const *argv, int timeout_ms, cl_run_t *r);
 /* Print a node's log (the last `tail` bytes) on stderr. */
 void cl_dump_log(const cl_node_t *n, size_t tail);
 
+/* Ask a node's control socket `cmd` with `args` (stolen; NULL: none),
+ * waiting up to CL_ASK_ARGS_MS (commands that change things: a slow answer
+ * on a loaded machine must not pass for no answer). Returns the result (a
+ * new reference), or NULL with the error's name in code ("ENOENT", ...; ""
+ * when the node did not answer) and the message in why (either may be
+ * NULL). */
+#define CL_ASK_ARGS_MS 5000
+json_t *cl_ask_args(const cl_node_t *n, const char *cmd, json_t *args, char *code,
+                    size_t code_cap, char *why, size_t why_cap);
+/* As cl_restart, with the `extra` arguments (NULL-terminated) of cl_start. */
+void cl_restart_args(cluster_t *c, cl_node_t *n, const char *const *extra);
+
 #endif

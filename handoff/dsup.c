@@ -17,6 +17,8 @@
 #define DSUP_BACKOFF_FIRST_MS 10
 #define DSUP_BACKOFF_MAX_MS 1000
 
+static void dsup_update_ref(dsup_t *d);
+
 dsup_t *dsup_of(herd_node_t *n)
 {
     return herd_node_ext(n, HERD_EXT_HANDOFF);
@@ -352,6 +354,7 @@ static void on_exit(void *data, herd_pid_t pid, int reason)
     c->pid = HERD_PID_NONE;
     c->state = HERD_CHILD_RESTARTING;
     d->restarting++;
+    dsup_update_ref(d);
     dsup_kick(d, 0);
 }
 
@@ -588,6 +591,20 @@ static void dsup_work(dsup_t *d)
         d->more_moves = 0; /* room again, or a target's grace passed */
         d->full_due = 1;
     }
+    dsup_update_ref(d);
+}
+
+/* The tick keeps the loop alive only while something waits for it (a
+ * restart, a start waiter, a move): a node in no cluster has nothing else
+ * to keep herd_node_run_for running. */
+static void dsup_update_ref(dsup_t *d)
+{
+    if (d->h == NULL)
+        return;
+    if (d->restarting || d->waiter_count || d->moving || d->arriving)
+        uv_ref((uv_handle_t *)&d->h->tick);
+    else
+        uv_unref((uv_handle_t *)&d->h->tick);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -843,6 +860,7 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
         return HERD_ENOMEM;
     }
     d->waiter_count++;
+    dsup_update_ref(d);
     return 0;
 }
 

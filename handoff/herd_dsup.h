@@ -45,8 +45,9 @@
 #define HERD_SERVICE_NAME_MAX 63u
 #define HERD_MAX_SERVICES 32u
 
-/* Make `behaviour` known as `service` on this node (before or after
- * herd_dsup_start). Errors: HERD_EINVAL, HERD_EEXIST, HERD_EFULL. */
+/* Make `behaviour` known as `service` on this node (after herd_dsup_start).
+ * Errors: HERD_ENOENT (no supervisor yet), HERD_EINVAL, HERD_EEXIST,
+ * HERD_EFULL. */
 int herd_service_register(herd_node_t *node, const char *service,
                           const herd_behaviour_t *behaviour);
 

@@ -10,9 +10,20 @@
 
 #include "herd_error.h"
 
-static size_t home(const pidx_t *x, uint64_t serial)
+static uint32_t tag_of(uint64_t serial)
 {
-    return (size_t)((serial * 0x9e3779b97f4a7c15ull) >> 32) & x->mask;
+    uint32_t t = (uint32_t)(serial ^ (serial >> 32));
+    return t ? t : 1;
+}
+
+static uint64_t hash_of(const pidx_slot_t *s)
+{
+    return (uint64_t)s->hash_hi << 32 | s->hash_lo;
+}
+
+static size_t home(const pidx_t *x, uint32_t tag)
+{
+    return (size_t)(((uint64_t)tag * 0x9e3779b97f4a7c15ull) >> 32) & x->mask;
 }
 
 void pidx_init(pidx_t *x)
@@ -29,10 +40,10 @@ void pidx_fini(pidx_t *x)
 }
 
 /* The slot of the pair, or the empty slot that ends its run. */
-static size_t find(const pidx_t *x, uint64_t serial, uint64_t hash)
+static size_t find(const pidx_t *x, uint32_t tag, uint64_t hash)
 {
-    size_t i = home(x, serial);
-    while (x->slots[i].serial && (x->slots[i].serial != serial || x->slots[i].hash != hash))
+    size_t i = home(x, tag);
+    while (x->slots[i].tag && (x->slots[i].tag != tag || hash_of(&x->slots[i]) != hash))
         i = (i + 1) & x->mask;
     return i;
 }
@@ -48,8 +59,8 @@ static int grow(pidx_t *x)
     }
     x->mask = cap - 1;
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i].serial)
-            x->slots[find(x, old[i].serial, old[i].hash)] = old[i];
+        if (old[i].tag)
+            x->slots[find(x, old[i].tag, hash_of(&old[i]))] = old[i];
     free(old);
     return 0;
 }
@@ -61,9 +72,9 @@ int pidx_add(pidx_t *x, uint64_t serial, uint64_t hash)
     /* at most 7/8 full: lookups are rare (exits, checks), memory is per name */
     if ((x->slots == NULL || (x->count + 1) * 8 > (x->mask + 1) * 7) && grow(x) != 0)
         return HERD_ENOMEM;
-    size_t i = find(x, serial, hash);
-    if (x->slots[i].serial == 0) {
-        x->slots[i] = (pidx_slot_t){serial, hash};
+    size_t i = find(x, tag_of(serial), hash);
+    if (x->slots[i].tag == 0) {
+        x->slots[i] = (pidx_slot_t){tag_of(serial), (uint32_t)hash, (uint32_t)(hash >> 32)};
         x->count++;
     }
     return 0;
@@ -71,19 +82,19 @@ int pidx_add(pidx_t *x, uint64_t serial, uint64_t hash)
 
 int pidx_has(const pidx_t *x, uint64_t serial, uint64_t hash)
 {
-    return x->slots && serial && x->slots[find(x, serial, hash)].serial != 0;
+    return x->slots && serial && x->slots[find(x, tag_of(serial), hash)].tag != 0;
 }
 
 static void remove_at(pidx_t *x, size_t hole)
 {
-    x->slots[hole].serial = 0;
+    x->slots[hole].tag = 0;
     x->count--;
-    for (size_t j = (hole + 1) & x->mask; x->slots[j].serial; j = (j + 1) & x->mask) {
-        size_t h = home(x, x->slots[j].serial);
+    for (size_t j = (hole + 1) & x->mask; x->slots[j].tag; j = (j + 1) & x->mask) {
+        size_t h = home(x, x->slots[j].tag);
         /* the pair at j may fill the hole if its home lies at or before it */
         if (((j - h) & x->mask) >= ((j - hole) & x->mask)) {
             x->slots[hole] = x->slots[j];
-            x->slots[j].serial = 0;
+            x->slots[j].tag = 0;
             hole = j;
         }
     }
@@ -93,8 +104,8 @@ void pidx_del(pidx_t *x, uint64_t serial, uint64_t hash)
 {
     if (x->slots == NULL || serial == 0)
         return;
-    size_t i = find(x, serial, hash);
-    if (x->slots[i].serial)
+    size_t i = find(x, tag_of(serial), hash);
+    if (x->slots[i].tag)
         remove_at(x, i);
 }
 
@@ -104,8 +115,9 @@ size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out)
     *out = NULL;
     if (x->slots == NULL || serial == 0)
         return 0;
-    for (size_t i = home(x, serial); x->slots[i].serial;) {
-        if (x->slots[i].serial != serial) {
+    uint32_t tag = tag_of(serial);
+    for (size_t i = home(x, tag); x->slots[i].tag;) {
+        if (x->slots[i].tag != tag) {
             i = (i + 1) & x->mask;
             continue;
         }
@@ -116,7 +128,7 @@ size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out)
                 return n;
             *out = o;
         }
-        (*out)[n++] = x->slots[i].hash;
+        (*out)[n++] = hash_of(&x->slots[i]);
         remove_at(x, i); /* the next pair may have moved into slot i: look again */
     }
     return n;

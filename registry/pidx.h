@@ -4,10 +4,10 @@
  * entry of a live process that went away was let go (unregistered) or went
  * missing (to be put back).
  *
- * 16 bytes a pair and no copy of the name or value: the map already holds
+ * 12 bytes a pair and no copy of the name or value: the map already holds
  * both, and finds a key again by its hash (awmap_foreach_hash). Pairs of one
  * serial share a home slot, so a process's pairs lie in one probe run.
- * Serials are never 0 (0 marks an empty slot).
+ * Serials are never 0.
  */
 #ifndef HERD_PIDX_H
 #define HERD_PIDX_H
@@ -15,8 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 12 bytes: a 32-bit tag of the serial (never 0) and the name's hash. Two
+ * serials may share a tag: the pairs of both then come back for either, and
+ * the caller tells them apart (the registry checks the entries' pids). */
 typedef struct pidx_slot {
-    uint64_t serial, hash;
+    uint32_t tag;
+    uint32_t hash_lo, hash_hi;
 } pidx_slot_t;
 
 typedef struct pidx {
@@ -31,8 +35,9 @@ int pidx_add(pidx_t *x, uint64_t serial, uint64_t hash);
 int pidx_has(const pidx_t *x, uint64_t serial, uint64_t hash);
 /* Remove the pair if present. */
 void pidx_del(pidx_t *x, uint64_t serial, uint64_t hash);
-/* Remove every pair of `serial`; their hashes go to a malloc'd *out (the
- * caller frees it). Returns the count (on ENOMEM fewer: the rest stay). */
+/* Remove every pair of `serial` (and of a serial sharing its tag); their
+ * hashes go to a malloc'd *out (the caller frees it). Returns the count (on
+ * ENOMEM fewer: the rest stay). */
 size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out);
 
 #endif

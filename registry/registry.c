@@ -780,10 +780,14 @@ static void on_exit(void *data, herd_pid_t pid, int reason)
     uint64_t *hashes;
     size_t n = pidx_take(&g->by_pid, pid.serial, &hashes);
     exit_ctx_t c = {.map = g->map, .pid = pid};
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        int removed = 0;
         while (awmap_foreach_hash(g->map, hashes[i], exit_key, &c) &&
                reg_local_change(g, c.name, NULL, 0, c.dots, c.nd, 0) == 0)
-            ;
+            removed = 1;
+        if (!removed) /* another process's pair under the same tag (pidx.h) */
+            pidx_add(&g->by_pid, pid.serial, hashes[i]);
+    }
     free(hashes);
 }
 

@@ -508,16 +508,8 @@ int herd_registry_stamp(herd_node_t *n, const char *name, uint64_t *hlc, uint8_t
 
 int herd_registry_time(herd_node_t *n, const char *name, uint64_t *hlc)
 {
-    registry_t *g = reg_of(n);
-    if (g == NULL)
-        return HERD_ENOENT;
-    if (check_name(name))
-        return HERD_EINVAL;
-    reg_value_t v;
-    if (name_winner(g, awmap_get(g->map, name, strlen(name)), &v) == NULL)
-        return HERD_ENOENT;
-    *hlc = v.hlc;
-    return 0;
+    uint8_t gen;
+    return herd_registry_stamp(n, name, hlc, &gen);
 }
 
 int herd_registry_switch(herd_node_t *n, const char *name, herd_pid_t from, herd_pid_t to)

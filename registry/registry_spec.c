@@ -104,52 +104,68 @@ static const awmap_entry_t *spec_winner(const registry_t *g, const awmap_entry_t
     return best;
 }
 
-int herd_spec_put(herd_node_t *node, const char *name, const void *spec, size_t len)
+/* The registry and the spec key of `name`; an error code instead. */
+static int spec_lookup(herd_node_t *node, const char *name, registry_t **g, char *key,
+                       size_t *klen)
 {
-    registry_t *g = reg_of(node);
-    char key[AWMAP_KEY_MAX + 1];
-    size_t klen;
-    if (g == NULL)
+    if ((*g = reg_of(node)) == NULL)
         return HERD_ENOENT;
-    if (spec_key(name, key, &klen) || len > HERD_SPEC_MAX || (len && spec == NULL))
-        return HERD_EINVAL;
+    return spec_key(name, key, klen);
+}
+
+/* Put (spec given) or remove every entry of the spec key this node sees. */
+static int spec_change(registry_t *g, const char *key, size_t klen, const void *spec,
+                       size_t len, int add)
+{
     awmap_dot_t dots[16];
     size_t nd = 0;
     for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e && nd < 16; e = e->next)
         dots[nd++] = e->dot;
-    return reg_local_change(g, key, spec, len, dots, nd, 1);
+    if (!add && nd == 0)
+        return HERD_ENOENT;
+    return reg_local_change(g, key, spec, len, dots, nd, add);
+}
+
+int herd_spec_put(herd_node_t *node, const char *name, const void *spec, size_t len)
+{
+    registry_t *g;
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen;
+    int rc = spec_lookup(node, name, &g, key, &klen);
+    if (rc == 0 && (len > HERD_SPEC_MAX || (len && spec == NULL)))
+        rc = HERD_EINVAL;
+    return rc ? rc : spec_change(g, key, klen, spec, len, 1);
 }
 
 int herd_spec_remove(herd_node_t *node, const char *name)
 {
-    registry_t *g = reg_of(node);
+    registry_t *g;
     char key[AWMAP_KEY_MAX + 1];
     size_t klen;
-    if (g == NULL)
-        return HERD_ENOENT;
-    if (spec_key(name, key, &klen))
-        return HERD_EINVAL;
-    awmap_dot_t dots[16];
-    size_t nd = 0;
-    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e && nd < 16; e = e->next)
-        dots[nd++] = e->dot;
-    if (nd == 0)
-        return HERD_ENOENT;
-    return reg_local_change(g, key, NULL, 0, dots, nd, 0);
+    int rc = spec_lookup(node, name, &g, key, &klen);
+    return rc ? rc : spec_change(g, key, klen, NULL, 0, 0);
+}
+
+/* The entry of `name`'s spec every node reads, or NULL with *rc set. */
+static const awmap_entry_t *spec_read(herd_node_t *node, const char *name, registry_t **g,
+                                      int *rc)
+{
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen;
+    if ((*rc = spec_lookup(node, name, g, key, &klen)) != 0)
+        return NULL;
+    const awmap_entry_t *e = spec_winner(*g, awmap_get((*g)->map, key, klen));
+    *rc = e ? 0 : HERD_ENOENT;
+    return e;
 }
 
 int herd_spec_get(herd_node_t *node, const char *name, const uint8_t **spec, size_t *len)
 {
-    registry_t *g = reg_of(node);
-    char key[AWMAP_KEY_MAX + 1];
-    size_t klen;
-    if (g == NULL)
-        return HERD_ENOENT;
-    if (spec_key(name, key, &klen))
-        return HERD_EINVAL;
-    const awmap_entry_t *e = spec_winner(g, awmap_get(g->map, key, klen));
+    registry_t *g;
+    int rc;
+    const awmap_entry_t *e = spec_read(node, name, &g, &rc);
     if (e == NULL)
-        return HERD_ENOENT;
+        return rc;
     *spec = e->value;
     *len = e->len;
     return 0;
@@ -197,16 +213,11 @@ int herd_spec_watch(herd_node_t *node, herd_spec_watch_fn fn, void *data)
 
 int herd_spec_ref(herd_node_t *node, const char *name, herd_spec_ref_t *ref)
 {
-    registry_t *g = reg_of(node);
-    char key[AWMAP_KEY_MAX + 1];
-    size_t klen;
-    if (g == NULL)
-        return HERD_ENOENT;
-    if (spec_key(name, key, &klen))
-        return HERD_EINVAL;
-    const awmap_entry_t *e = spec_winner(g, awmap_get(g->map, key, klen));
+    registry_t *g;
+    int rc;
+    const awmap_entry_t *e = spec_read(node, name, &g, &rc);
     if (e == NULL)
-        return HERD_ENOENT;
+        return rc;
     awmap_replica_id_t id = awmap_replica_id(g->map, e->dot.replica);
     *ref = (herd_spec_ref_t){id.node, id.incarnation, e->dot.counter};
     return 0;

@@ -479,6 +479,26 @@ int herd_handoffs(herd_node_t *n, herd_handoff_fn fn, void *data)
     return visited;
 }
 
+int herd_dsup_drained(herd_node_t *n)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL || d->child_count || d->moving || d->arriving)
+        return d == NULL ? 1 : 0;
+    herd_member_info_t m[64];
+    int count = herd_cluster_members(n, m, 64);
+    for (int i = 0; i < count && i < 64; i++) {
+        herd_stream_stats_t st;
+        uint64_t id = herd_node_id_of(m[i].name);
+        if (id == herd_node_id_of(herd_node_name(n)) ||
+            (m[i].state != HERD_MEMBER_UP && m[i].state != HERD_MEMBER_SUSPECT &&
+             m[i].state != HERD_MEMBER_DRAINING))
+            continue;
+        if (herd_cluster_stream_stats(n, id, &st) == 0 && st.pending > 0)
+            return 0;
+    }
+    return 1;
+}
+
 int herd_drain(herd_node_t *n, const char *name, int on)
 {
     dsup_t *d = dsup_of(n);

@@ -172,5 +172,10 @@ int herd_handoffs(herd_node_t *node, herd_handoff_fn fn, void *data);
  * every child it runs moves off gracefully; it stays a member. `on` 0 ends
  * a drain. HERD_ENOTCONN for an unknown member. */
 int herd_drain(herd_node_t *node, const char *name, int on);
+/* Whether this node may leave now with nothing lost: it runs no child, no
+ * move is in flight, and every member that is up has acknowledged all this
+ * node sent it (the moves' commits, forwarded messages, registry deltas).
+ * herdd's SIGTERM waits for it before leaving. */
+int herd_dsup_drained(herd_node_t *node);
 
 #endif

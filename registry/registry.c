@@ -136,12 +136,47 @@ registry_t *reg_of(herd_node_t *n)
 
 /* ---- visibility and the winner -------------------------------------------------- */
 
+/* An entry is visible when its process's node start is this one or a live
+ * member: the names of a node that is down (maybe only partitioned away),
+ * and of a start this node never knew (it died before this node joined),
+ * are hidden. Outside a cluster every pid but none's is visible. */
 static int entry_hidden(const registry_t *g, herd_pid_t pid)
 {
-    if (g->down.count == 0)
+    if (pid.node == g->self_node)
+        return pid.incarnation != g->self_inc;
+    if (pid.node == 0 || !g->clustered)
         return pid.node == 0;
-    uint64_t *inc = u64map_get(&g->down, pid.node);
-    return pid.node == 0 || (inc && *inc == pid.incarnation);
+    const reg_live_t *l = u64map_get(&g->live, pid.node);
+    return l == NULL || l->incarnation != pid.incarnation;
+}
+
+/* Whether pid's node began draining lately: its processes are on their way
+ * to other nodes, so a replica that has not heard of a move yet may name
+ * the old copy. (Not for long: a copy it cannot move may be what blocks.) */
+static int node_draining(const registry_t *g, herd_pid_t pid)
+{
+    const reg_live_t *l = pid.node == g->self_node ? NULL : u64map_get(&g->live, pid.node);
+    return l && l->draining &&
+           herd_node_now(g->node) - l->draining_since < REGISTRY_DRAIN_DEFER_MS;
+}
+
+static void live_set(registry_t *g, uint64_t id, uint64_t incarnation, herd_member_state_t st)
+{
+    reg_live_t *l = u64map_get(&g->live, id);
+    int up = st == HERD_MEMBER_UP || st == HERD_MEMBER_SUSPECT || st == HERD_MEMBER_DRAINING;
+    if (!up) {
+        if (l && l->incarnation == incarnation)
+            free(u64map_del(&g->live, id));
+        return;
+    }
+    if (l == NULL && ((l = calloc(1, sizeof(*l))) == NULL || u64map_put(&g->live, id, l) != 0)) {
+        free(l);
+        return;
+    }
+    if (st == HERD_MEMBER_DRAINING && !(l->draining && l->incarnation == incarnation))
+        l->draining_since = herd_node_now(g->node);
+    l->incarnation = incarnation;
+    l->draining = st == HERD_MEMBER_DRAINING;
 }
 
 /* Whether registration a wins over b: earlier time; for one registration
@@ -264,7 +299,8 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
     }
     reg_value_t v = reg_value_decode(g->map, e, NULL);
     uint64_t hash = awmap_key_hash(key, klen);
-    if (is_local(g, v.pid) && !herd_is_alive(g->node, v.pid))
+    if ((is_local(g, v.pid) && !herd_is_alive(g->node, v.pid)) ||
+        (v.pid.node == g->self_node && v.pid.incarnation != g->self_inc))
         dead_add(g, v.pid, hash); /* it exited before the entry arrived: it goes */
     else if (is_local(g, v.pid))
         pidx_add(&g->by_pid, v.pid.serial, hash);
@@ -341,18 +377,30 @@ static void settle(registry_t *g, const char *name)
     reg_value_t win;
     if (name_winner(g, entries, &win) == NULL)
         return;
+    if (node_draining(g, win.pid)) {
+        /* the winner may have moved on already: judge once its node is done */
+        g->resettle = 1;
+        return;
+    }
     for (const awmap_entry_t *e = entries; e; e = e->next) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (entry_hidden(g, v.pid) || herd_pid_equal(v.pid, win.pid))
             continue;
         if (!herd_is_alive(n, v.pid))
             continue;
-        /* the loser's state goes to the winner's resolve_conflict first */
+        /* the loser's state goes to the winner's resolve_conflict first; if
+         * it cannot go yet (the winner's node not reachable from here just
+         * after a heal), the loser stays until a later check */
         uint8_t *state = NULL;
         size_t len = 0;
-        if (herd_state_out(n, v.pid, &state, &len) == 0)
-            herd_merge_into(n, win.pid, state, len);
+        int rc = herd_state_out(n, v.pid, &state, &len) == 0
+                     ? herd_merge_into(n, win.pid, state, len)
+                     : 0;
         free(state);
+        if (rc == HERD_ENOTCONN || rc == HERD_EFULL || rc == HERD_ENOMEM) {
+            g->resettle = 1;
+            continue;
+        }
         if (herd_stop(n, v.pid, HERD_REASON_NAME_CONFLICT) == 0) {
             g->stats.conflicts_resolved++;
             herd_log(HERD_LOG_INFO, "registry", "name '%s': a registration made earlier elsewhere "
@@ -859,6 +907,25 @@ static int touch_all(void *data, const char *key, size_t klen, const awmap_entry
     return 0;
 }
 
+/* Offer a digest sync to the live members other than `except` (all when
+ * 0), or to one of them chosen at random (`one`): anti-entropy. */
+static void sync_with_live(registry_t *g, uint64_t except, int one)
+{
+    herd_member_info_t m[64];
+    uint64_t ids[64];
+    int n = herd_cluster_members(g->node, m, 64), k = 0;
+    for (int i = 0; i < n && i < 64; i++) {
+        uint64_t id = herd_node_id_of(m[i].name);
+        if (id != g->self_node && id != except &&
+            (m[i].state == HERD_MEMBER_UP || m[i].state == HERD_MEMBER_DRAINING))
+            ids[k++] = id;
+    }
+    if (one && k > 0)
+        reg_sync_offer(g, ids[herd_node_random(g->node) % (uint64_t)k], 0);
+    for (int i = 0; !one && i < k; i++)
+        reg_sync_offer(g, ids[i], 0);
+}
+
 static void on_member(void *data, const char *name, uint64_t incarnation,
                       herd_member_state_t old_state, herd_member_state_t new_state, int gone)
 {
@@ -866,6 +933,7 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     uint64_t id = herd_node_id_of(name);
     if (id == g->self_node)
         return; /* this node's own leave or drain: its names stay its own */
+    live_set(g, id, incarnation, new_state);
     if (new_state == HERD_MEMBER_DOWN) {
         uint64_t *inc = malloc(sizeof(*inc));
         if (inc) {
@@ -874,6 +942,8 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
             if (u64map_put(&g->down, id, inc) != 0)
                 free(inc);
         }
+        /* what it sent just before may have reached only some of us */
+        sync_with_live(g, id, 0);
         return;
     }
     if (new_state == HERD_MEMBER_LEFT || (new_state == HERD_MEMBER_ABSENT && gone)) {
@@ -891,6 +961,16 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     }
 }
 
+/* The members already known when the registry starts. */
+static void live_load(registry_t *g)
+{
+    herd_member_info_t m[64];
+    int n = herd_cluster_members(g->node, m, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        if (herd_node_id_of(m[i].name) != g->self_node)
+            live_set(g, herd_node_id_of(m[i].name), m[i].incarnation, m[i].state);
+}
+
 static void on_flush(uv_prepare_t *h)
 {
     registry_flush_t *f = h->data;
@@ -905,11 +985,27 @@ static void on_flush_closed(uv_handle_t *h)
         free(f);
 }
 
+static int touch_all(void *data, const char *key, size_t klen, const awmap_entry_t *e);
+
+/* Conflicts whose loser could not hand its state over are judged again. */
+static void resettle_all(registry_t *g)
+{
+    if (!g->resettle)
+        return;
+    g->resettle = 0;
+    awmap_foreach(g->map, touch_all, g);
+    reg_settle_touched(g);
+}
+
 static void on_check(uv_timer_t *h)
 {
     registry_flush_t *f = h->data;
-    if (f->g)
+    if (f->g) {
         check_registrations(f->g);
+        resettle_all(f->g);
+        if (++f->g->checks % REGISTRY_SYNC_CHECKS == 0)
+            sync_with_live(f->g, 0, 1);
+    }
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
@@ -940,6 +1036,10 @@ static void registry_free(void *p)
     for (u64map_slot_t *s; (s = u64map_next(&g->down, &cursor)) != NULL;)
         free(s->value);
     u64map_fini(&g->down);
+    cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&g->live, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(&g->live);
     for (size_t i = 0; i < g->touched_n; i++)
         free(g->touched[i]);
     free(g->touched);
@@ -983,11 +1083,14 @@ int herd_registry_start(herd_node_t *n)
     uv_timer_start(&g->flush->check, on_check, REGISTRY_CHECK_MS, REGISTRY_CHECK_MS);
     uv_unref((uv_handle_t *)&g->flush->check);
     u64map_init(&g->down);
+    u64map_init(&g->live);
     u64map_init(&g->peers);
     pidx_init(&g->by_pid);
     awmap_replica_id_t self = {g->self_node, g->self_inc};
     int rc = awmap_replica(g->map, self, &g->self);
     if (rc == 0 && herd_cluster_ring(n) != NULL) {
+        g->clustered = 1;
+        live_load(g);
         rc = herd_cluster_on_change(n, on_member, g);
         if (rc == 0)
             rc = herd_cluster_on_app(n, REGISTRY_APP, reg_on_sync, g);
@@ -1012,6 +1115,9 @@ int herd_registry_poll(herd_node_t *n)
     if (now - g->last_check >= REGISTRY_CHECK_MS) {
         g->last_check = now;
         check_registrations(g);
+        resettle_all(g);
+        if (++g->checks % REGISTRY_SYNC_CHECKS == 0)
+            sync_with_live(g, 0, 1);
     }
     return 0;
 }

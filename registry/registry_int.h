@@ -17,6 +17,7 @@
  * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
 enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6 };
 #define REGISTRY_CHECK_MS 2000
+#define REGISTRY_SYNC_CHECKS 5 /* every 5th check: a digest sync with one live peer */
 /* The first byte of a child spec's key (herd_spec_put); never of a name. */
 #define REG_SPEC_PREFIX '\x01'
  /* how often live processes' entries are checked */
@@ -36,7 +37,11 @@ typedef struct registry {
     awmap_t *map;
     uint32_t self; /* our replica index in map */
     uint64_t self_node, self_inc; /* our node id and incarnation */
-    u64map_t down;   /* node id -> incarnation declared down: its names are hidden */
+    u64map_t down;   /* node id -> incarnation declared down */
+    /* node id -> reg_live_t of the members that are up (or suspect, or
+     * draining): only their processes' entries, and this node's, are visible */
+    u64map_t live;
+    int clustered;   /* in a cluster: visibility follows `live` */
     pidx_t by_pid;   /* local serial -> hashes of the names it holds */
     missing_t **missing; /* entries of live local processes that went away */
     size_t missing_n, missing_cap;
@@ -49,6 +54,8 @@ typedef struct registry {
     uint64_t last_check; /* node clock, for herd_registry_poll */
     u64map_t peers;      /* node id -> herd_registry_peer_t */
     uint64_t spec_entries; /* entries of spec keys, kept out of the stats */
+    int resettle; /* a loser's state could not go to its winner yet: retry */
+    unsigned checks; /* check_registrations runs, for the periodic digest sync */
     char **spec_changed;   /* spec names changed, told to spec_watch after the change */
     size_t spec_changed_n, spec_changed_cap;
     herd_spec_watch_fn spec_watch;
@@ -75,6 +82,15 @@ typedef struct registry_flush {
 } registry_flush_t;
 
 enum { VALUE_FULL = 1, VALUE_COMPACT = 2 }; /* a registration value's form */
+
+typedef struct reg_live {
+    uint64_t incarnation;
+    int draining; /* its processes are moving off: entries of it may be stale */
+    uint64_t draining_since; /* node clock */
+} reg_live_t;
+/* How long after a node starts draining a conflict whose winner it holds
+ * waits (the winner may have moved and the move's delta be on its way). */
+#define REGISTRY_DRAIN_DEFER_MS 3000
 
 typedef struct reg_value {
     herd_pid_t pid;

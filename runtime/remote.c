@@ -504,8 +504,12 @@ void remote_on_member(herd_cluster_t *c, const mship_effect_t *e)
     if (lost && was_reachable)
         remote_node_lost(c, id);
     cluster_peer_t *p = u64map_get(&c->peers, id);
-    if (p && (e->new_state == MEMBER_LEFT || e->new_state == MEMBER_ABSENT)) {
-        /* gone for good: drop its stream */
+    /* Gone for good (left, or restarted: a new start has a new stream): drop
+     * its stream. A member only forgotten after a long silence may come back
+     * with the same start from a partition, and both ends' sequence numbers
+     * must still agree then: its stream stays (its queue is bounded). */
+    if (p && (e->new_state == MEMBER_LEFT ||
+              (e->new_state == MEMBER_ABSENT && e->gone != MSHIP_GONE_FORGOTTEN))) {
         u64map_del(&c->peers, id);
         channel_fini(&p->ch);
         free(p);

@@ -226,8 +226,8 @@ static void on_drain_check(uv_timer_t *h)
     herd_child_counts_t cc;
     herd_count_children(d->node, &cc);
     int late = herd_node_now(d->node) >= d->drain_deadline;
-    if (cc.local > 0 && !late && others_up(d))
-        return;
+    if (!herd_dsup_drained(d->node) && !late && others_up(d))
+        return; /* children still here, or what moved them not yet acknowledged */
     if (cc.local > 0)
         herd_log(HERD_LOG_WARN, "herdd", "drain: %llu children still here after %d ms",
                  (unsigned long long)cc.local, HERDD_DRAIN_MS);

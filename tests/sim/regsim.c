@@ -38,6 +38,7 @@ typedef struct rs_slot {
     herd_node_t *node;
     int up, started;
     int group;
+    uint32_t blocked_to; /* bit j: frames to node j are dropped */
     uint64_t inc;
     unsigned starts;
     rs_tp_t *tp;             /* the transport of the current life */
@@ -47,6 +48,7 @@ typedef struct rs_slot {
 
 struct regsim {
     regsim_config_t cfg;
+    regsim_hooks_t hooks;
     uint64_t now;
     uint64_t rng;
     herd_clock_t clock;
@@ -192,7 +194,7 @@ static int tp_send(void *impl, const char *address, const uint8_t *frame, size_t
         tp->st.dropped_out++;
         return 0;
     }
-    if (rs->slots[to].group != s->group)
+    if (rs->slots[to].group != s->group || (s->blocked_to & (1u << to)))
         return 0;
     if (regsim_range(rs, 0, 999) < rs->cfg.drop_pm)
         return 0;
@@ -245,6 +247,9 @@ int regsim_new(const regsim_config_t *cfg, regsim_t **out)
     if (rs == NULL)
         return HERD_ENOMEM;
     rs->cfg = *cfg;
+    if (cfg->hooks)
+        rs->hooks = *cfg->hooks;
+    rs->cfg.hooks = &rs->hooks;
     regsim_config_t *c = &rs->cfg;
     if (!c->tick_ms)
         c->tick_ms = 5;
@@ -388,11 +393,19 @@ int regsim_start(regsim_t *rs, int i)
         tp_close(tp);
     if (rc == 0)
         rc = herd_registry_start(s->node);
+    if (rc == 0 && rs->hooks.on_start)
+        rc = rs->hooks.on_start(rs, i, s->node, rs->hooks.data);
     if (rc) {
         regsim_crash(rs, i);
         return rc;
     }
     return 0;
+}
+
+int regsim_leave(regsim_t *rs, int i)
+{
+    herd_node_t *n = regsim_node(rs, i);
+    return n ? herd_cluster_leave(n) : HERD_ENOENT;
 }
 
 int regsim_crash(regsim_t *rs, int i)
@@ -433,6 +446,20 @@ void regsim_set_loss(regsim_t *rs, uint32_t drop_pm, uint32_t dup_pm)
     rs->cfg.dup_pm = dup_pm;
 }
 
+void regsim_block(regsim_t *rs, int from, int to, int on)
+{
+    if (on)
+        rs->slots[from].blocked_to |= 1u << to;
+    else
+        rs->slots[from].blocked_to &= ~(1u << to);
+}
+
+void regsim_unblock_all(regsim_t *rs)
+{
+    for (int i = 0; i < rs->cfg.nodes; i++)
+        rs->slots[i].blocked_to = 0;
+}
+
 /* ---- running ------------------------------------------------------------------------ */
 
 static void deliver_due(regsim_t *rs)
@@ -440,7 +467,8 @@ static void deliver_due(regsim_t *rs)
     while (rs->heap_n && rs->heap[0]->at <= rs->now) {
         rs_frame_t *f = heap_pop(rs);
         rs_slot_t *d = &rs->slots[f->to];
-        if (d->up && d->cb && d->group == rs->slots[f->from].group) {
+        if (d->up && d->cb && d->group == rs->slots[f->from].group &&
+            !(rs->slots[f->from].blocked_to & (1u << f->to))) {
             uint64_t hdr[4] = {f->at, (uint64_t)f->from, (uint64_t)f->to, f->len};
             rs->trace = fnv(fnv(rs->trace, hdr, sizeof(hdr)), f->data, f->len);
             rs->shape = fnv(rs->shape, hdr, sizeof(hdr));
@@ -469,6 +497,8 @@ int regsim_step(regsim_t *rs)
         if ((rc = herd_cluster_poll(n)) != 0)
             return rc;
         if ((rc = herd_registry_poll(n)) != 0)
+            return rc;
+        if (rs->hooks.on_poll && (rc = rs->hooks.on_poll(rs, i, n, rs->hooks.data)) != 0)
             return rc;
     }
     return 0;

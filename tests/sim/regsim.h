@@ -12,7 +12,13 @@
  *   destination is down at delivery time. Deliveries run in (time, insertion)
  *   order and are folded into a trace hash.
  * - A step advances the clock by tick_ms, delivers what is due, then for each
- *   live node calls herd_node_poll, herd_cluster_poll, herd_registry_poll.
+ *   live node calls herd_node_poll, herd_cluster_poll, herd_registry_poll,
+ *   and the on_poll hook if the config gives one (regsim_hooks_t: layers
+ *   above the registry, such as the distributed supervisor, start in
+ *   on_start and poll there).
+ * - One-way blocks (regsim_block) drop what one node sends another, at send
+ *   and at delivery, to steer a protocol's messages; frames already queued
+ *   when a block is lifted get through.
  *   Each node has its own uv loop that is never run (herd_node_free runs it
  *   only to close handles).
  * - A crash marks the node down (its frames are dropped from then on) and
@@ -43,6 +49,18 @@
 
 typedef struct regsim regsim_t;
 
+/* Optional hooks for layers above the registry (e.g. the distributed
+ * supervisor): every hook is optional; `data` is passed back. */
+typedef struct regsim_hooks {
+    void *data;
+    /* Node i's life began: its cluster and registry run. Nonzero fails
+     * regsim_start (the node is then freed). */
+    int (*on_start)(regsim_t *rs, int i, herd_node_t *node, void *data);
+    /* Every step, for every live node, after herd_registry_poll (e.g.
+     * herd_dsup_poll). Nonzero ends the step with that error. */
+    int (*on_poll)(regsim_t *rs, int i, herd_node_t *node, void *data);
+} regsim_hooks_t;
+
 typedef struct regsim_config {
     uint64_t seed;
     int nodes;                     /* 1..RS_MAX_NODES: "node1" ... */
@@ -52,6 +70,7 @@ typedef struct regsim_config {
     uint32_t forget_ms;            /* 0: 3000 */
     uint32_t delay_min, delay_max; /* ms; 0: 1..15 */
     uint32_t drop_pm, dup_pm;      /* per mille */
+    const regsim_hooks_t *hooks;   /* NULL: none; copied */
 } regsim_config_t;
 
 /* One process spawned by the harness, and what the model says of it. */
@@ -93,11 +112,19 @@ int regsim_is_up(const regsim_t *rs, int i);
  * A node that ran before gets a higher incarnation. */
 int regsim_start(regsim_t *rs, int i);
 int regsim_crash(regsim_t *rs, int i);
+/* Graceful leave: herd_cluster_leave on node i (it stays up and keeps
+ * polling; free it with regsim_crash once the leave has gone out). */
+int regsim_leave(regsim_t *rs, int i);
 
 /* Partition: nodes in different groups cannot talk. regsim_heal: one group. */
 void regsim_set_group(regsim_t *rs, int i, int group);
 void regsim_heal(regsim_t *rs);
 void regsim_set_loss(regsim_t *rs, uint32_t drop_pm, uint32_t dup_pm);
+/* One-way block: while on, frames from node `from` to node `to` are dropped
+ * (at send and at delivery), as a partition does in both directions.
+ * regsim_heal does not lift blocks; regsim_unblock_all does. */
+void regsim_block(regsim_t *rs, int from, int to, int on);
+void regsim_unblock_all(regsim_t *rs);
 
 int regsim_step(regsim_t *rs);
 int regsim_run_for(regsim_t *rs, uint64_t ms);

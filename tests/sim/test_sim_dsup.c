@@ -1,0 +1,1972 @@
+/*
+ * test_sim_dsup.c - the distributed supervisor and the handoff in full-stack
+ * deterministic simulations (regsim.h): real nodes (node + cluster +
+ * registry + distributed supervisor with the counter service, polled on the
+ * virtual clock through regsim's hooks) over the in-memory transport, with
+ * loss, duplicates, delays, one-way blocks, partitions and crashes; one seed
+ * replays a run exactly.
+ *
+ * Counters are started by name (herd_start_child_async from a random node)
+ * and incremented by "client" processes, one per node life, each call by
+ * name (herd_call_name from inside a process; one call in flight per
+ * counter cluster-wide). Every call's outcome is booked per counter:
+ * acknowledged (a reply with status 0), unknown (an error reply, or the
+ * client died first: it may or may not have been applied), or not sent (the
+ * lookup failed at once). A counter's value counts the increments applied:
+ *   value <= acknowledged + unknown            (nothing applied twice)
+ *   value >= acknowledged                      (nothing acknowledged lost)
+ * The first is checked at every reply and at the end. The second at the end
+ * (once copies that ran side by side have merged), for every counter in
+ * runs without crashes, and in runs with crashes for every counter no crash
+ * may have hit (no crashed node ran or received a copy, or was registered
+ * as running it). A reply below what was acknowledged (a second copy
+ * answered for a while) is only counted ("stale reads").
+ *
+ * After quiescence (heal, lift blocks, no loss, drains finished, calls
+ * done, then up to 40 s of virtual time) the checks:
+ * - members converged; every live node has the same specs and the same
+ *   registrations;
+ * - every spec's child runs exactly once cluster-wide, on the ring's owner
+ *   of its name, RUNNING (not restarting, moving or arriving), alive, not
+ *   frozen, and every live node resolves the name to that pid; no child
+ *   runs without a spec, no counter name is registered without one; no
+ *   handoff in flight;
+ * - every node runs no process but its children and its client (no
+ *   orphaned provisional copy, no conflict loser left alive);
+ * - no spec lost: a counter started (and not terminated) has a spec, a
+ *   terminated one has none, unless a crash may have taken that start or
+ *   terminate with it before it spread;
+ * - the same 3 s later; then a final "get" on every counter answers, with
+ *   the bounds above.
+ *
+ * Random cases (6 node slots, 3-4 up at first, 12-24 counters, 6 s of
+ * events every 150-700 ms, 5% loss, 2% duplicates, 1-15 ms delays):
+ * - graceful: joins (new nodes and new incarnations of nodes that left),
+ *   drains then leaves, starts, terminates. A node leaves as herdd does on
+ *   SIGTERM: as soon as it runs no child (and its client's calls ended),
+ *   lingering 200 ms; a drain that has not finished in 20 s fails the run.
+ * - graceful_acked: the same, but a drained node leaves only once
+ *   everything it sent on its reliable streams was acknowledged.
+ * - crashes: graceful_acked plus crashes and restarts.
+ * - partitions: graceful_acked plus partitions (some longer than
+ *   forget_ms) and heals; no crash, so every final value is exact.
+ * - mixed: all of it.
+ * - determinism: a mixed run (no checks) twice with one seed: the same
+ *   deliveries, frame bytes, registries and call outcomes.
+ * Targeted cases (notes/handoff.md's failure table): 3 nodes with 24
+ * settled counters, a 4th joins so that counters move to it; one-way blocks
+ * steer the protocol's messages; exact values unless said:
+ * - target_dies_before_accept: the target's frames are blocked from the
+ *   first offer to it, then it crashes: the moves abort, the old copies run
+ *   on unfrozen with their state.
+ * - target_dies_after_accept: it accepted (a frozen arriving copy), its
+ *   accept cannot reach the old node, it crashes: abort, old copy resumes.
+ * - target_dies_after_commit: the old node got the accept and committed,
+ *   the commit cannot reach the target, the target crashes: the counter
+ *   restarts exactly once elsewhere (values only bounded above).
+ * - old_dies_after_accept: the old node crashes after the target accepted,
+ *   before the accept reached it: the target promotes its copy, with the
+ *   state (exact for every counter the target had accepted).
+ * - old_dies_after_commit: the old node committed (switch made), the
+ *   commit cannot reach the target, the old node crashes: promoted, exact.
+ * - accept_after_abort: handoff timeout 300 ms, the target's frames held
+ *   back 900 ms: the old node aborts, the late accept is answered with an
+ *   abort, the provisional copy goes (no orphan), the retry commits.
+ * - late_commit: the commit held back and the old node cut off until the
+ *   target promoted its copy, then healed: the late commit is ignored, one
+ *   copy, exact values.
+ * - duplicate_messages: after committed moves, the old node sends the
+ *   commit again, an abort of the committed move and a commit of a made-up
+ *   id, and the target an accept again and one of a made-up id: all
+ *   ignored, nothing revived or stopped.
+ * - target_already_running: {1} | {2,3} each run every counter, increments
+ *   on both sides, heal: offers to a node that already runs the name are
+ *   rejected, the conflict rule keeps one copy and merges the counts.
+ * - join_during_partition: {1} | {2,3}, node4 joins the second side and
+ *   takes its share; no copy stops for a conflict inside a side; after the
+ *   heal the merged counts are exact.
+ *
+ * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_SEED=N (replay
+ * one), HERD_SIM_TEST (a cmocka name filter, e.g. 'sim_dsup_mixed'),
+ * HERD_SIM_LOG=info|debug, HERD_SIM_KNOWN_BUGS (seeds.h);
+ * HERD_SIM_VERBOSE=1: figures per seed; HERD_SIM_DSUP_TRACE=1: every
+ * event, every change of a node's children, every counter copy's birth,
+ * merge and end, on stderr; HERD_SIM_DSUP_WATCH=NAME: every change of
+ * NAME's registry entries on every node (writer, pid, registration time).
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "counter.h"
+#include "herd_dsup.h"
+#include "regsim.h"
+#include "registry_int.h"
+#include "ring.h"
+#include "wire.h"
+
+#define HB 50
+#define SLOTS 6
+#define MAX_CTR 64
+#define CALL_MS 3000
+#define FORGET_MS 4000
+#define DRAIN_MS 20000   /* a drain that has not finished by then is stuck */
+#define LINGER_MS 200    /* a leaving node runs this long after its leave */
+#define SETTLE_MS 40000  /* quiescence deadline */
+#define HANDOFF_APP 2    /* handoff.c's stream */
+
+enum { OP_INCR = 1, OP_GET = 2 };
+enum { N_OFF, N_UP, N_DRAINING, N_LEAVING };
+
+#define M_CRASH 1
+#define M_PART 2
+#define M_RAW_LEAVE 4 /* leave once herd_dsup_drained says so, as herdd does */
+#define M_NOCHECK 8   /* the workload alone (determinism): no check fails the run */
+
+typedef struct ctr {
+    char name[24];
+    int started, terminated;
+    int op_node;           /* where the last start/terminate was issued */
+    int spec_uncertain;    /* a crash may have taken that op with it */
+    int affected;          /* a crash may have taken its state */
+    int start_status;      /* 1: pending */
+    uint64_t acked, unknown, notsent;
+    /* the call in flight */
+    int inflight, op;
+    herd_pid_t client;
+    uint64_t ref;
+    int have_final, get_failed;
+    int64_t final_value;
+} ctr_t;
+
+typedef struct wnode {
+    int state;
+    int redrained;
+    herd_pid_t client;
+    int client_alive;
+    uint64_t deadline;
+} wnode_t;
+
+typedef struct world {
+    int active;
+    regsim_t *rs;
+    int mode;
+    herd_dsup_config_t dcfg;
+    ctr_t ctr[MAX_CTR];
+    int nctr;
+    wnode_t node[RS_MAX_NODES];
+    int nslots;
+    int no_new_calls;
+    uint32_t call_pm;   /* per mille per idle counter per round */
+    char fail[400];
+    uint64_t calls, replies_ok, replies_err, lookups_failed;
+    uint64_t errs[32], sync_errs[32];
+    uint64_t part_until;
+    uint64_t stale_reads;       /* an incr answered below what was acknowledged */
+    uint64_t taken_after_leave; /* children a node held when it stopped after leaving */
+    int parted;
+    unsigned crashes, joins, leaves, partitions;
+} world_t;
+
+static world_t g_w;
+
+#define FAIL(w, ...)                                                                     \
+    do {                                                                                 \
+        if (!(w)->fail[0])                                                               \
+            snprintf((w)->fail, sizeof((w)->fail), __VA_ARGS__);                         \
+    } while (0)
+
+/* ---- the client process ------------------------------------------------------------ */
+
+typedef struct client_arg {
+    world_t *w;
+    int node;
+} client_arg_t;
+
+typedef struct client_msg {
+    uint32_t ctr;
+    uint8_t op;
+} client_msg_t;
+
+static int client_init(herd_proc_t *self, const void *arg, size_t len, void **state)
+{
+    (void)self;
+    if (len != sizeof(client_arg_t))
+        return HERD_EINVAL;
+    client_arg_t *a = malloc(sizeof(*a));
+    if (a == NULL)
+        return HERD_ENOMEM;
+    memcpy(a, arg, sizeof(*a));
+    *state = a;
+    return 0;
+}
+
+static void client_issue(herd_proc_t *self, world_t *w, const client_msg_t *m)
+{
+    if (m->ctr >= (uint32_t)w->nctr)
+        return;
+    ctr_t *c = &w->ctr[m->ctr];
+    if (!c->inflight || !herd_pid_equal(c->client, herd_self(self)) || c->ref != 0)
+        return;
+    const char *cmd = m->op == OP_INCR ? "incr" : "get";
+    uint64_t ref = 0;
+    int rc = herd_call_name(self, c->name, cmd, strlen(cmd), CALL_MS, &ref);
+    if (rc) {
+        c->inflight = 0;
+        c->notsent++;
+        w->lookups_failed++;
+        w->sync_errs[(unsigned)-rc & 31u]++;
+        if (m->op == OP_GET)
+            c->get_failed = rc;
+        return;
+    }
+    w->calls++;
+    c->op = m->op;
+    c->ref = ref;
+}
+
+static void client_reply(herd_proc_t *self, world_t *w, const herd_msg_t *msg)
+{
+    ctr_t *c = NULL;
+    for (int k = 0; k < w->nctr && c == NULL; k++)
+        if (w->ctr[k].inflight && w->ctr[k].ref == msg->ref &&
+            herd_pid_equal(w->ctr[k].client, herd_self(self)))
+            c = &w->ctr[k];
+    if (c == NULL)
+        return;
+    c->inflight = 0;
+    c->ref = 0;
+    if (msg->status != 0) {
+        w->replies_err++;
+        w->errs[(unsigned)-msg->status & 31u]++;
+        if (c->op == OP_INCR)
+            c->unknown++;
+        else
+            c->get_failed = msg->status;
+        return;
+    }
+    w->replies_ok++;
+    char text[32];
+    size_t l = msg->len < sizeof(text) - 1 ? msg->len : sizeof(text) - 1;
+    memcpy(text, msg->data, l);
+    text[l] = '\0';
+    int64_t v = strtoll(text, NULL, 10);
+    if (c->op == OP_GET) {
+        c->have_final = 1;
+        c->final_value = v;
+        return;
+    }
+    /* v counts every increment applied, this one included */
+    if (v > (int64_t)(c->acked + c->unknown + 1))
+        FAIL(w, "%s: incr answered %lld with %llu acknowledged and %llu unknown before it: "
+                "an increment applied twice",
+             c->name, (long long)v, (unsigned long long)c->acked,
+             (unsigned long long)c->unknown);
+    /* Below what was acknowledged: a second copy answered (a partition, or a
+     * registration not yet seen where the new owner started one): the final
+     * value, once the copies merged, must count everything. */
+    if (v < (int64_t)(c->acked + 1))
+        w->stale_reads++;
+    c->acked++;
+}
+
+static int client_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    client_arg_t *a = state;
+    world_t *w = a->w;
+    if (!w->active)
+        return 0;
+    if (msg->kind == HERD_MSG_REPLY)
+        client_reply(self, w, msg);
+    else if (msg->kind == HERD_MSG_INFO && msg->len == sizeof(client_msg_t)) {
+        client_msg_t m;
+        memcpy(&m, msg->data, sizeof(m));
+        client_issue(self, w, &m);
+    }
+    return 0;
+}
+
+/* Its calls' outcomes are unknown from now on. */
+static void client_terminate(herd_proc_t *self, void *state, int reason)
+{
+    (void)reason;
+    client_arg_t *a = state;
+    world_t *w = a->w;
+    if (w->active) {
+        for (int k = 0; k < w->nctr; k++) {
+            ctr_t *c = &w->ctr[k];
+            if (c->inflight && herd_pid_equal(c->client, herd_self(self))) {
+                if (c->ref && c->op == OP_INCR)
+                    c->unknown++;
+                else if (!c->ref)
+                    c->notsent++;
+                c->inflight = 0;
+                c->ref = 0;
+            }
+        }
+        w->node[a->node].client_alive = 0;
+    }
+    free(a);
+}
+
+static const herd_behaviour_t client_behaviour = {
+    .name = "client",
+    .init = client_init,
+    .handle_info = client_info,
+    .terminate = client_terminate,
+};
+
+/* ---- the hooks: a supervisor, the counter service and a client on every node ----------- */
+
+static const herd_behaviour_t *counter_service(void);
+
+static int hook_start(regsim_t *rs, int i, herd_node_t *n, void *data)
+{
+    (void)rs;
+    world_t *w = data;
+    int rc = herd_dsup_start(n, &w->dcfg);
+    if (rc == 0)
+        rc = herd_service_register(n, "counter", counter_service());
+    client_arg_t a = {w, i};
+    herd_spawn_opts_t o = {.behaviour = &client_behaviour, .arg = &a, .arg_len = sizeof(a)};
+    if (rc == 0)
+        rc = herd_spawn(n, &o, &w->node[i].client);
+    if (rc == 0)
+        w->node[i].client_alive = 1;
+    return rc;
+}
+
+/* HERD_SIM_DSUP_TRACE: every change of a node's children, as seen after
+ * its poll. */
+typedef struct snap {
+    int n;
+    char name[128][24];
+    herd_pid_t pid[128];
+    herd_child_state_t st[128];
+} snap_t;
+
+static snap_t g_snap[RS_MAX_NODES];
+
+static int node_of_id_rs(regsim_t *rs, uint64_t id)
+{
+    for (int i = 0; i < regsim_node_count(rs); i++)
+        if (herd_node_id_of(regsim_name(rs, i)) == id)
+            return i;
+    return -1;
+}
+static int g_trace = -1;
+
+static int snap_add(void *data, const herd_child_view_t *c)
+{
+    snap_t *s = data;
+    if (s->n < 128) {
+        snprintf(s->name[s->n], 24, "%s", c->name);
+        s->pid[s->n] = c->pid;
+        s->st[s->n++] = c->state;
+    }
+    return 0;
+}
+
+static void trace_children(regsim_t *rs, int i, herd_node_t *n)
+{
+    static snap_t now;
+    now.n = 0;
+    if (n)
+        herd_which_children(n, snap_add, &now);
+    snap_t *old = &g_snap[i];
+    for (int k = 0; k < now.n; k++) {
+        int j = 0;
+        while (j < old->n && strcmp(old->name[j], now.name[k]) != 0)
+            j++;
+        if (j == old->n || old->st[j] != now.st[k] || !herd_pid_equal(old->pid[j], now.pid[k]))
+            fprintf(stderr, "t=%llu %s: %s %s serial %llu\n", (unsigned long long)regsim_now(rs),
+                   regsim_name(rs, i), now.name[k], herd_child_state_name(now.st[k]),
+                   (unsigned long long)now.pid[k].serial);
+    }
+    for (int j = 0; j < old->n; j++) {
+        int k = 0;
+        while (k < now.n && strcmp(old->name[j], now.name[k]) != 0)
+            k++;
+        if (k == now.n)
+            fprintf(stderr, "t=%llu %s: %s gone\n", (unsigned long long)regsim_now(rs), regsim_name(rs, i),
+                   old->name[j]);
+    }
+    *old = now;
+}
+
+/* HERD_SIM_DSUP_WATCH=NAME: every change of NAME's registry entries on
+ * every node (replica, pid, registration time), from the registry's
+ * internals: the tool to tell which entry won a conflict, and why. */
+static char g_watch_text[RS_MAX_NODES][512];
+
+static void trace_entries(regsim_t *rs, int i, herd_node_t *n, const char *name)
+{
+    char text[512];
+    size_t off = 0;
+    text[0] = '\0';
+    registry_t *g = n ? reg_of(n) : NULL;
+    const awmap_entry_t *e = g ? awmap_get(g->map, name, strlen(name)) : NULL;
+    for (; e && off < sizeof(text) - 100; e = e->next) {
+        awmap_replica_id_t id = awmap_replica_id(g->map, e->dot.replica);
+        reg_value_t v = reg_value_decode(g->map, e, NULL);
+        herd_pid_t who;
+        int vis = herd_whereis(n, name, &who, NULL) == 0 && herd_pid_equal(who, v.pid);
+        off += (size_t)snprintf(text + off, sizeof(text) - off,
+                                " [by n%d.%llu #%llu: pid n%d.%llu hlc %llu%s]",
+                                node_of_id_rs(rs, id.node) + 1,
+                                (unsigned long long)(id.incarnation >> 40),
+                                (unsigned long long)e->dot.counter,
+                                node_of_id_rs(rs, v.pid.node) + 1,
+                                (unsigned long long)v.pid.serial,
+                                (unsigned long long)(v.hlc >> 16), vis ? " visible" : "");
+    }
+    if (strcmp(text, g_watch_text[i]) != 0) {
+        fprintf(stderr, "t=%llu %s: %s entries:%s\n", (unsigned long long)regsim_now(rs),
+                regsim_name(rs, i), name, text[0] ? text : " none");
+        snprintf(g_watch_text[i], sizeof(g_watch_text[i]), "%s", text);
+    }
+}
+
+static int hook_poll(regsim_t *rs, int i, herd_node_t *n, void *data)
+{
+    (void)data;
+    int rc = herd_dsup_poll(n);
+    if (g_trace < 0)
+        g_trace = getenv("HERD_SIM_DSUP_TRACE") != NULL;
+    if (g_trace)
+        trace_children(rs, i, n);
+    if (getenv("HERD_SIM_DSUP_WATCH"))
+        trace_entries(rs, i, n, getenv("HERD_SIM_DSUP_WATCH"));
+    return rc;
+}
+
+static void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void trace(const char *fmt, ...)
+{
+    if (g_trace < 0)
+        g_trace = getenv("HERD_SIM_DSUP_TRACE") != NULL;
+    if (!g_trace)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "t=%llu ", (unsigned long long)(g_w.rs ? regsim_now(g_w.rs) : 0));
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+/* The counter service, traced (HERD_SIM_DSUP_TRACE): every copy's birth,
+ * merge and end with its value. */
+static const char *self_text(herd_proc_t *self)
+{
+    static char buf[48];
+    herd_pid_t p = herd_self(self);
+    snprintf(buf, sizeof(buf), "n%d.%llu", g_w.rs ? node_of_id_rs(g_w.rs, p.node) + 1 : 0,
+             (unsigned long long)p.serial);
+    return buf;
+}
+
+static int tc_init(herd_proc_t *self, const void *arg, size_t len, void **state)
+{
+    int rc = counter_behaviour.init(self, arg, len, state);
+    trace("counter %s: init: %d", self_text(self), rc);
+    return rc;
+}
+
+static int tc_in(herd_proc_t *self, const uint8_t *data, size_t len, void **state)
+{
+    int rc = counter_behaviour.handoff_in(self, data, len, state);
+    trace("counter %s: handoff_in: value %lld", self_text(self),
+          rc ? -1ll : (long long)counter_value(*state));
+    return rc;
+}
+
+static int tc_resolve(herd_proc_t *self, void *state, const uint8_t *other, size_t len)
+{
+    long long before = (long long)counter_value(state);
+    int rc = counter_behaviour.resolve_conflict(self, state, other, len);
+    trace("counter %s: merged a loser: %lld -> %lld", self_text(self), before,
+          (long long)counter_value(state));
+    return rc;
+}
+
+static void tc_terminate(herd_proc_t *self, void *state, int reason)
+{
+    trace("counter %s: ends (%s) at %lld", self_text(self), herd_reason_name(reason),
+          state ? (long long)counter_value(state) : -1ll);
+    counter_behaviour.terminate(self, state, reason);
+}
+
+static herd_behaviour_t traced_counter;
+
+static const herd_behaviour_t *counter_service(void)
+{
+    if (g_trace < 0)
+        g_trace = getenv("HERD_SIM_DSUP_TRACE") != NULL;
+    if (!g_trace)
+        return &counter_behaviour;
+    traced_counter = counter_behaviour;
+    traced_counter.init = tc_init;
+    traced_counter.handoff_in = tc_in;
+    traced_counter.resolve_conflict = tc_resolve;
+    traced_counter.terminate = tc_terminate;
+    return &traced_counter;
+}
+
+static const regsim_hooks_t HOOKS = {.data = &g_w, .on_start = hook_start, .on_poll = hook_poll};
+
+/* ---- the world --------------------------------------------------------------------- */
+
+typedef struct world_opts {
+    int slots, initial, mode;
+    uint32_t drop_pm, dup_pm;
+    uint32_t down_ms;
+    herd_dsup_config_t dcfg;
+} world_opts_t;
+
+static int world_make(rs_run_t *r, const world_opts_t *o)
+{
+    world_t *w = &g_w;
+    memset(w, 0, sizeof(*w));
+    memset(g_snap, 0, sizeof(g_snap));
+    memset(g_watch_text, 0, sizeof(g_watch_text));
+    w->active = 1;
+    w->mode = o->mode;
+    w->dcfg = o->dcfg;
+    w->nslots = o->slots;
+    w->call_pm = 300;
+    regsim_config_t cfg = {.seed = r->seed,
+                           .nodes = o->slots,
+                           .tick_ms = 5,
+                           .heartbeat_ms = HB,
+                           .suspect_ms = 3 * HB,
+                           .down_ms = o->down_ms ? o->down_ms : 6 * HB,
+                           .forget_ms = FORGET_MS,
+                           .delay_min = 1,
+                           .delay_max = 15,
+                           .drop_pm = o->drop_pm,
+                           .dup_pm = o->dup_pm,
+                           .hooks = &HOOKS};
+    RS_CHECK_OK(r, regsim_new(&cfg, &r->rs));
+    w->rs = r->rs;
+    for (int i = 0; i < o->initial; i++) {
+        RS_CHECK_OK(r, regsim_start(r->rs, i));
+        w->node[i].state = N_UP;
+        RS_CHECK_OK(r, regsim_run_for(r->rs, regsim_range(r->rs, 0, 30)));
+    }
+    RS_CHECK_OK(r, regsim_run_until_members(r->rs, regsim_now(r->rs) + 5000));
+    return 1;
+}
+
+/* End the world's bookkeeping (the driver frees the nodes later). */
+static void world_close(void)
+{
+    g_w.active = 0;
+}
+
+static int up_count(const world_t *w, int only_up)
+{
+    int n = 0;
+    for (int i = 0; i < w->nslots; i++)
+        n += only_up ? w->node[i].state == N_UP : w->node[i].state != N_OFF;
+    return n;
+}
+
+/* A random slot in state st, or -1. */
+static int random_slot(world_t *w, int st)
+{
+    int c[RS_MAX_NODES], n = 0;
+    for (int i = 0; i < w->nslots; i++)
+        if (w->node[i].state == st)
+            c[n++] = i;
+    return n ? c[regsim_range(w->rs, 0, (uint64_t)n - 1)] : -1;
+}
+
+/* A random running node (up, draining or leaving), or -1. */
+static int random_live(world_t *w)
+{
+    int c[RS_MAX_NODES], n = 0;
+    for (int i = 0; i < w->nslots; i++)
+        if (w->node[i].state != N_OFF)
+            c[n++] = i;
+    return n ? c[regsim_range(w->rs, 0, (uint64_t)n - 1)] : -1;
+}
+
+static void start_cb(void *data, const herd_start_result_t *res)
+{
+    ctr_t *c = data;
+    if (g_w.active)
+        c->start_status = res->status;
+}
+
+static int ctr_start(rs_run_t *r, int via)
+{
+    world_t *w = &g_w;
+    if (w->nctr == MAX_CTR)
+        return 1;
+    ctr_t *c = &w->ctr[w->nctr];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "ctr%d", w->nctr);
+    herd_node_t *n = regsim_node(w->rs, via);
+    RS_CHECK(r, n != NULL, "start via a node that is down");
+    c->start_status = 1;
+    herd_child_req_t req = {.name = c->name, .service = "counter",
+                            .restart = HERD_RESTART_PERMANENT};
+    w->nctr++;
+    c->started = 1;
+    c->op_node = via;
+    trace("start %s via %s", c->name, regsim_name(w->rs, via));
+    RS_CHECK_OK(r, herd_start_child_async(n, &req, 10000, start_cb, c));
+    return 1;
+}
+
+static int ctr_terminate(rs_run_t *r, int k, int via)
+{
+    world_t *w = &g_w;
+    ctr_t *c = &w->ctr[k];
+    herd_node_t *n = regsim_node(w->rs, via);
+    if (n == NULL || c->terminated)
+        return 1;
+    int rc = herd_terminate_child(n, c->name);
+    RS_CHECK(r, rc == 0 || rc == HERD_ENOENT, "terminate %s: %s", c->name, herd_strerror(rc));
+    trace("terminate %s via %s: %s", c->name, regsim_name(w->rs, via), herd_strerror(rc));
+    if (rc == 0) {
+        c->terminated = 1;
+        c->op_node = via;
+    }
+    return 1;
+}
+
+/* Send one call to counter k through a random up node's client. */
+static void issue(world_t *w, int k, int op)
+{
+    ctr_t *c = &w->ctr[k];
+    int cand[RS_MAX_NODES], n = 0;
+    for (int i = 0; i < w->nslots; i++)
+        if (w->node[i].state == N_UP && w->node[i].client_alive)
+            cand[n++] = i;
+    if (n == 0)
+        return;
+    int i = cand[regsim_range(w->rs, 0, (uint64_t)n - 1)];
+    client_msg_t m = {(uint32_t)k, (uint8_t)op};
+    c->inflight = 1;
+    c->ref = 0;
+    c->client = w->node[i].client;
+    c->op = op;
+    if (herd_node_send(regsim_node(w->rs, i), c->client, &m, sizeof(m)) != 0) {
+        c->inflight = 0;
+        c->notsent++;
+    }
+}
+
+static void issue_calls(world_t *w)
+{
+    if (w->no_new_calls)
+        return;
+    for (int k = 0; k < w->nctr; k++) {
+        ctr_t *c = &w->ctr[k];
+        if (c->started && !c->terminated && !c->inflight &&
+            regsim_range(w->rs, 0, 999) < w->call_pm)
+            issue(w, k, OP_INCR);
+    }
+}
+
+static int calls_idle(const world_t *w)
+{
+    for (int k = 0; k < w->nctr; k++)
+        if (w->ctr[k].inflight)
+            return 0;
+    return 1;
+}
+
+/* Whether every running node other than `except` reflects counter k's last
+ * start/terminate (spec present, or gone). */
+static int spec_settled(world_t *w, int k, int except)
+{
+    ctr_t *c = &w->ctr[k];
+    const uint8_t *spec;
+    size_t len;
+    for (int i = 0; i < w->nslots; i++) {
+        herd_node_t *n = regsim_node(w->rs, i);
+        if (n == NULL || i == except)
+            continue;
+        int has = herd_spec_get(n, c->name, &spec, &len) == 0;
+        if (has == c->terminated)
+            return 0;
+    }
+    return 1;
+}
+
+static int ctr_index(const world_t *w, const char *name)
+{
+    for (int k = 0; k < w->nctr; k++)
+        if (strcmp(w->ctr[k].name, name) == 0)
+            return k;
+    return -1;
+}
+
+static int mark_affected(void *data, const herd_child_view_t *v)
+{
+    world_t *w = data;
+    int k = ctr_index(w, v->name);
+    if (k >= 0)
+        w->ctr[k].affected = 1;
+    return 0;
+}
+
+/* Before node i goes without handing its children off: the counters whose
+ * state it may take with it, and (a crash) the spec changes it may take too. */
+static void before_loss(world_t *w, int i, int crash)
+{
+    herd_node_t *n = regsim_node(w->rs, i);
+    if (n == NULL)
+        return;
+    herd_which_children(n, mark_affected, w);
+    uint64_t id = herd_node_id_of(regsim_name(w->rs, i));
+    for (int k = 0; k < w->nctr; k++) {
+        ctr_t *c = &w->ctr[k];
+        for (int j = 0; j < w->nslots; j++) {
+            herd_node_t *o = regsim_node(w->rs, j);
+            herd_pid_t pid;
+            if (o && herd_whereis(o, c->name, &pid, NULL) == 0 && pid.node == id)
+                c->affected = 1;
+        }
+        if (crash && c->op_node == i && !spec_settled(w, k, i))
+            c->spec_uncertain = 1;
+    }
+}
+
+static int node_crash(rs_run_t *r, int i)
+{
+    world_t *w = &g_w;
+    trace("crash %s", regsim_name(w->rs, i));
+    before_loss(w, i, 1);
+    RS_CHECK_OK(r, regsim_crash(w->rs, i));
+    w->node[i].state = N_OFF;
+    w->node[i].client_alive = 0;
+    w->crashes++;
+    return 1;
+}
+
+static int node_join(rs_run_t *r, int i)
+{
+    world_t *w = &g_w;
+    trace("join %s", regsim_name(w->rs, i));
+    RS_CHECK_OK(r, regsim_start(w->rs, i));
+    w->node[i].state = N_UP;
+    w->joins++;
+    return 1;
+}
+
+static int node_drain(rs_run_t *r, int i)
+{
+    world_t *w = &g_w;
+    int via = regsim_range(w->rs, 0, 1) ? i : random_slot(w, N_UP); /* not one that left */
+    herd_node_t *n = regsim_node(w->rs, via);
+    RS_CHECK(r, n != NULL, "drain via a node that is down");
+    int rc = herd_drain(n, regsim_name(w->rs, i), 1);
+    if (rc == HERD_ENOTCONN && via != i) /* the other node does not know it yet */
+        rc = herd_drain(regsim_node(w->rs, i), regsim_name(w->rs, i), 1);
+    RS_CHECK(r, rc == 0, "drain %s via %s: %s", regsim_name(w->rs, i), regsim_name(w->rs, via),
+             herd_strerror(rc));
+    trace("drain %s via %s", regsim_name(w->rs, i), regsim_name(w->rs, via));
+    w->node[i].state = N_DRAINING;
+    w->node[i].redrained = 0;
+    w->node[i].deadline = regsim_now(w->rs) + DRAIN_MS;
+    return 1;
+}
+
+static int self_draining(herd_node_t *n)
+{
+    herd_member_info_t m[RS_MAX_NODES * 2];
+    int c = herd_cluster_members(n, m, RS_MAX_NODES * 2);
+    for (int k = 0; k < c && k < RS_MAX_NODES * 2; k++)
+        if (strcmp(m[k].name, herd_node_name(n)) == 0)
+            return m[k].state == HERD_MEMBER_DRAINING;
+    return 0;
+}
+
+/* Whether everything node i sent on its reliable streams to the other
+ * running nodes was acknowledged; if not, what waits (into why). */
+static int streams_acked(world_t *w, int i, char *why, size_t cap)
+{
+    herd_node_t *n = regsim_node(w->rs, i);
+    for (int j = 0; j < w->nslots; j++) {
+        herd_stream_stats_t st;
+        if (j == i || w->node[j].state == N_OFF)
+            continue;
+        if (herd_cluster_stream_stats(n, herd_node_id_of(regsim_name(w->rs, j)), &st) == 0 &&
+            st.pending) {
+            if (why)
+                snprintf(why, cap, "; %llu messages to %s unacknowledged (sent up to %llu, "
+                                   "acknowledged up to %llu)",
+                         (unsigned long long)st.pending, regsim_name(w->rs, j),
+                         (unsigned long long)st.sent_seq, (unsigned long long)st.acked_seq);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int client_busy(const world_t *w, int i)
+{
+    for (int k = 0; k < w->nctr; k++)
+        if (w->ctr[k].inflight && herd_pid_equal(w->ctr[k].client, w->node[i].client))
+            return 1;
+    return 0;
+}
+
+/* Drains that finished leave; leaves that went out stop the node. */
+static int advance_nodes(rs_run_t *r)
+{
+    world_t *w = &g_w;
+    uint64_t now = regsim_now(w->rs);
+    for (int i = 0; i < w->nslots; i++) {
+        wnode_t *x = &w->node[i];
+        herd_node_t *n = regsim_node(w->rs, i);
+        if (x->state == N_DRAINING) {
+            herd_child_counts_t cc;
+            RS_CHECK_OK(r, herd_count_children(n, &cc));
+            if (cc.local == 0 && self_draining(n) && !client_busy(w, i) &&
+                ((w->mode & M_RAW_LEAVE) ? herd_dsup_drained(n)
+                                         : streams_acked(w, i, NULL, 0))) {
+                trace("leave %s", regsim_name(w->rs, i));
+                RS_CHECK_OK(r, regsim_leave(w->rs, i));
+                x->state = N_LEAVING;
+                x->deadline = now + LINGER_MS;
+            } else if (now >= x->deadline && (w->mode & M_NOCHECK)) {
+                RS_CHECK_OK(r, regsim_leave(w->rs, i));
+                x->state = N_LEAVING;
+                x->deadline = now + LINGER_MS;
+            } else if (now >= x->deadline) {
+                herd_handoff_stats_t hs;
+                char acks[160] = "";
+                herd_handoff_stats(n, &hs);
+                streams_acked(w, i, acks, sizeof(acks));
+                RS_CHECK(r, 0,
+                         "drain of %s stuck: %llu children still there after %u ms "
+                         "(draining: %d; handoffs started %llu committed %llu aborted %llu "
+                         "rejected %llu in flight %llu)%s",
+                         regsim_name(w->rs, i), (unsigned long long)cc.local, DRAIN_MS,
+                         self_draining(n), (unsigned long long)hs.started,
+                         (unsigned long long)hs.committed, (unsigned long long)hs.aborted,
+                         (unsigned long long)hs.rejected, (unsigned long long)hs.in_flight,
+                         acks);
+            } else if (!self_draining(n) && now >= x->deadline - DRAIN_MS + 2000 &&
+                       !x->redrained) {
+                /* the request went through another node that could not pass it
+                 * on (cut off from it, or it left since): ask again, here */
+                x->redrained = 1;
+                RS_CHECK_OK(r, herd_drain(n, regsim_name(w->rs, i), 1));
+            }
+        } else if (x->state == N_LEAVING && now >= x->deadline) {
+            herd_child_counts_t cc;
+            RS_CHECK_OK(r, herd_count_children(n, &cc));
+            if (cc.local) /* offers that raced its leave: what they hold goes */
+                w->taken_after_leave += cc.local;
+            trace("stop %s (%llu children)", regsim_name(w->rs, i), (unsigned long long)cc.local);
+            before_loss(w, i, 0);
+            RS_CHECK_OK(r, regsim_crash(w->rs, i)); /* its leave went out: stop it */
+            x->state = N_OFF;
+            x->client_alive = 0;
+            w->leaves++;
+        }
+    }
+    return 1;
+}
+
+static int partition(rs_run_t *r, uint64_t ms)
+{
+    world_t *w = &g_w;
+    int g[RS_MAX_NODES], a = 0, b = 0;
+    for (int i = 0; i < w->nslots; i++) {
+        g[i] = (int)regsim_range(w->rs, 1, 2);
+        if (w->node[i].state != N_OFF && g[i] == 1)
+            a++;
+        else if (w->node[i].state != N_OFF)
+            b++;
+    }
+    if (a == 0 || b == 0) { /* move one node across */
+        int i = random_live(w);
+        if (i < 0)
+            return 1;
+        g[i] = 3 - g[i];
+    }
+    for (int i = 0; i < w->nslots; i++)
+        regsim_set_group(w->rs, i, g[i]);
+    trace("partition for %llu ms: %d%d%d%d%d%d", (unsigned long long)ms, g[0], g[1], g[2], g[3],
+          g[4], g[5]);
+    w->parted = 1;
+    w->part_until = regsim_now(w->rs) + ms;
+    w->partitions++;
+    (void)r;
+    return 1;
+}
+
+/* ---- one round of the workload ---------------------------------------------------- */
+
+static int round_(rs_run_t *r, uint64_t ms)
+{
+    world_t *w = &g_w;
+    RS_CHECK_OK(r, regsim_run_for(w->rs, ms));
+    RS_CHECK(r, !w->fail[0] || (w->mode & M_NOCHECK), "%.400s", w->fail);
+    if (w->parted && regsim_now(w->rs) >= w->part_until) {
+        trace("heal");
+        regsim_heal(w->rs);
+        w->parted = 0;
+    }
+    if (!advance_nodes(r))
+        return 0;
+    issue_calls(w);
+    return 1;
+}
+
+static int random_event(rs_run_t *r)
+{
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    int up = up_count(w, 1);
+    int off = random_slot(w, N_OFF);
+    uint64_t e = regsim_range(rs, 0, 99);
+    if (e < 18) {
+        if (off >= 0 && up_count(w, 0) < 5)
+            return node_join(r, off);
+    } else if (e < 34) {
+        if (up > 2)
+            return node_drain(r, random_slot(w, N_UP));
+    } else if (e < 50) {
+        if ((w->mode & M_CRASH) && up > 2)
+            return node_crash(r, random_slot(w, N_UP));
+        if ((w->mode & M_PART) && !w->parted)
+            return partition(r, regsim_range(rs, 0, 5) == 0 ? regsim_range(rs, 4500, 6000)
+                                                             : regsim_range(rs, 200, 3000));
+    } else if (e < 62) {
+        if ((w->mode & M_PART) && !w->parted)
+            return partition(r, regsim_range(rs, 200, 3000));
+        if ((w->mode & M_CRASH) && up > 2)
+            return node_crash(r, random_slot(w, N_UP));
+    } else if (e < 86) {
+        int via = random_slot(w, N_UP);
+        if (via >= 0)
+            return ctr_start(r, via);
+    } else {
+        int via = random_slot(w, N_UP);
+        if (via >= 0 && w->nctr)
+            return ctr_terminate(r, (int)regsim_range(rs, 0, (uint64_t)w->nctr - 1), via);
+    }
+    return 1;
+}
+
+/* ---- checks ------------------------------------------------------------------------- */
+
+typedef struct kid {
+    char name[24];
+    int node;
+    herd_pid_t pid;
+    herd_child_state_t state;
+} kid_t;
+
+typedef struct kids {
+    kid_t v[512];
+    int n, node, overflow;
+} kids_t;
+
+static int kids_add(void *data, const herd_child_view_t *c)
+{
+    kids_t *k = data;
+    if (k->n == 512) {
+        k->overflow = 1;
+        return 1;
+    }
+    kid_t *x = &k->v[k->n++];
+    snprintf(x->name, sizeof(x->name), "%s", c->name);
+    x->node = k->node;
+    x->pid = c->pid;
+    x->state = c->state;
+    return 0;
+}
+
+typedef struct names {
+    char v[256][24];
+    int n;
+} names_t;
+
+static int spec_add(void *data, const char *name, const uint8_t *spec, size_t len)
+{
+    (void)spec;
+    (void)len;
+    names_t *s = data;
+    if (s->n < 256)
+        snprintf(s->v[s->n++], 24, "%s", name);
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void pid_text(herd_pid_t p, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "<%llx.%llx.%llu>", (unsigned long long)(p.node & 0xffff),
+             (unsigned long long)(p.incarnation >> 40), (unsigned long long)p.serial);
+}
+
+static int node_of_id(world_t *w, uint64_t id)
+{
+    for (int i = 0; i < w->nslots; i++)
+        if (herd_node_id_of(regsim_name(w->rs, i)) == id)
+            return i;
+    return -1;
+}
+
+/* The supervisor's invariants once quiet; 1, or 0 with why. */
+static int dsup_settled(world_t *w, char *why, size_t cap)
+{
+    regsim_t *rs = w->rs;
+    static kids_t kids;
+    static names_t specs, other;
+    kids.n = 0;
+    kids.overflow = 0;
+    int first = -1;
+    for (int i = 0; i < w->nslots; i++) {
+        herd_node_t *n = regsim_node(rs, i);
+        if (n == NULL)
+            continue;
+        herd_handoff_stats_t hs;
+        herd_handoff_stats(n, &hs);
+        if (hs.in_flight) {
+            snprintf(why, cap, "%s: %llu handoffs in flight", regsim_name(rs, i),
+                     (unsigned long long)hs.in_flight);
+            return 0;
+        }
+        int before = kids.n;
+        kids.node = i;
+        herd_which_children(n, kids_add, &kids);
+        if (kids.overflow) {
+            snprintf(why, cap, "too many children");
+            return 0;
+        }
+        size_t procs = herd_node_process_count(n);
+        size_t expect = (size_t)(kids.n - before) + (w->node[i].client_alive ? 1 : 0);
+        for (int k = before; k < kids.n; k++)
+            if (herd_pid_is_none(kids.v[k].pid))
+                expect--;
+        if (procs != expect) {
+            snprintf(why, cap, "%s runs %zu processes: %d children, client %s", regsim_name(rs, i),
+                     procs, kids.n - before, w->node[i].client_alive ? "alive" : "gone");
+            return 0;
+        }
+        names_t *s = first < 0 ? &specs : &other;
+        s->n = 0;
+        herd_spec_foreach(n, spec_add, s);
+        qsort(s->v, (size_t)s->n, sizeof(s->v[0]), name_cmp);
+        if (first < 0) {
+            first = i;
+        } else {
+            int same = other.n == specs.n;
+            for (int k = 0; same && k < specs.n; k++)
+                same = strcmp(specs.v[k], other.v[k]) == 0;
+            if (!same) {
+                snprintf(why, cap, "%s has %d specs, %s %d (or other names)",
+                         regsim_name(rs, first), specs.n, regsim_name(rs, i), other.n);
+                return 0;
+            }
+        }
+    }
+    if (first < 0) {
+        snprintf(why, cap, "no node runs");
+        return 0;
+    }
+    char p1[48], p2[48];
+    for (int s = 0; s < specs.n; s++) {
+        const char *name = specs.v[s];
+        int found = -1, count = 0;
+        for (int k = 0; k < kids.n; k++)
+            if (strcmp(kids.v[k].name, name) == 0) {
+                count++;
+                found = k;
+            }
+        if (count != 1) {
+            snprintf(why, cap, "%s: %d copies (children) cluster-wide", name, count);
+            return 0;
+        }
+        kid_t *x = &kids.v[found];
+        herd_node_t *n = regsim_node(rs, x->node);
+        if (x->state != HERD_CHILD_RUNNING) {
+            snprintf(why, cap, "%s on %s is %s", name, regsim_name(rs, x->node),
+                     herd_child_state_name(x->state));
+            return 0;
+        }
+        if (!herd_is_alive(n, x->pid) || herd_is_frozen(n, x->pid)) {
+            pid_text(x->pid, p1, sizeof(p1));
+            snprintf(why, cap, "%s on %s: %s %s", name, regsim_name(rs, x->node), p1,
+                     herd_is_alive(n, x->pid) ? "frozen" : "not alive");
+            return 0;
+        }
+        const char *owner = NULL;
+        const struct ring *ring = herd_cluster_ring(n);
+        if (ring == NULL || ring_owner(ring, name, strlen(name), &owner) != 0 ||
+            strcmp(owner, regsim_name(rs, x->node)) != 0) {
+            snprintf(why, cap, "%s runs on %s, its owner is %s", name, regsim_name(rs, x->node),
+                     owner ? owner : "?");
+            return 0;
+        }
+        for (int i = 0; i < w->nslots; i++) {
+            herd_node_t *o = regsim_node(rs, i);
+            herd_pid_t pid;
+            if (o == NULL)
+                continue;
+            if (herd_whereis(o, name, &pid, NULL) != 0 || !herd_pid_equal(pid, x->pid)) {
+                pid_text(x->pid, p1, sizeof(p1));
+                pid_text(pid, p2, sizeof(p2));
+                snprintf(why, cap, "%s runs as %s on %s, %s resolves it to %s", name, p1,
+                         regsim_name(rs, x->node), regsim_name(rs, i),
+                         herd_whereis(o, name, &pid, NULL) ? "nothing" : p2);
+                return 0;
+            }
+        }
+    }
+    for (int k = 0; k < kids.n; k++) {
+        if (!bsearch(kids.v[k].name, specs.v, (size_t)specs.n, sizeof(specs.v[0]), name_cmp)) {
+            snprintf(why, cap, "%s runs on %s (%s) without a spec", kids.v[k].name,
+                     regsim_name(rs, kids.v[k].node), herd_child_state_name(kids.v[k].state));
+            return 0;
+        }
+    }
+    /* the books: specs kept and removed as asked */
+    for (int k = 0; k < w->nctr; k++) {
+        ctr_t *c = &w->ctr[k];
+        int has = bsearch(c->name, specs.v, (size_t)specs.n, sizeof(specs.v[0]), name_cmp) != NULL;
+        if (c->spec_uncertain)
+            continue;
+        if (!c->terminated && !has) {
+            snprintf(why, cap, "%s was started (via %s, start status %s) and its spec is lost",
+                     c->name, regsim_name(rs, c->op_node),
+                     c->start_status == 1 ? "pending" : herd_strerror(c->start_status));
+            return 0;
+        }
+        if (c->terminated && has) {
+            snprintf(why, cap, "%s was terminated (via %s) and its spec came back", c->name,
+                     regsim_name(rs, c->op_node));
+            return 0;
+        }
+    }
+    /* no name of a counter without a spec */
+    for (int i = 0; i < w->nslots; i++) {
+        herd_node_t *o = regsim_node(rs, i);
+        herd_pid_t pid;
+        for (int k = 0; o && k < w->nctr; k++)
+            if (herd_whereis(o, w->ctr[k].name, &pid, NULL) == 0 &&
+                !bsearch(w->ctr[k].name, specs.v, (size_t)specs.n, sizeof(specs.v[0]),
+                         name_cmp)) {
+                pid_text(pid, p1, sizeof(p1));
+                snprintf(why, cap, "%s has no spec, %s resolves it to %s (node %d)",
+                         w->ctr[k].name, regsim_name(rs, i), p1, node_of_id(w, pid.node) + 1);
+                return 0;
+            }
+    }
+    return 1;
+}
+
+static int all_ok(world_t *w, char *why, size_t cap)
+{
+    return regsim_members_converged(w->rs, why, cap) &&
+           regsim_replicas_agree(w->rs, 0, why, cap) && dsup_settled(w, why, cap);
+}
+
+/* Heal, lift blocks, no loss; finish drains; let calls end; then settle. */
+static int quiesce(rs_run_t *r, const char *what)
+{
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    regsim_heal(rs);
+    regsim_unblock_all(rs);
+    regsim_set_loss(rs, 0, 0);
+    w->parted = 0;
+    w->no_new_calls = 1;
+    uint64_t deadline = regsim_now(rs) + DRAIN_MS + 2000;
+    while (!calls_idle(w) || up_count(w, 0) != up_count(w, 1)) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s: calls or drains never ended", what);
+        if (!round_(r, 10))
+            return 0;
+    }
+    char why[400] = "";
+    deadline = regsim_now(rs) + SETTLE_MS;
+    while (!all_ok(w, why, sizeof(why))) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s: not settled after %u ms: %s", what,
+                 SETTLE_MS, why);
+        RS_CHECK_OK(r, regsim_run_for(rs, 50));
+        RS_CHECK(r, !w->fail[0], "%.400s", w->fail);
+    }
+    RS_CHECK_OK(r, regsim_run_for(rs, 3000));
+    RS_CHECK(r, !w->fail[0], "%.400s", w->fail);
+    RS_CHECK(r, all_ok(w, why, sizeof(why)), "%s: 3 s after settling: %s", what, why);
+    return 1;
+}
+
+/* A final get on every counter that has a spec; check the values. */
+static int final_values(rs_run_t *r, int strict)
+{
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    herd_node_t *any = NULL;
+    for (int i = 0; i < w->nslots && any == NULL; i++)
+        any = regsim_node(rs, i);
+    const uint8_t *spec;
+    size_t len;
+    for (int k = 0; k < w->nctr; k++)
+        if (herd_spec_get(any, w->ctr[k].name, &spec, &len) == 0)
+            issue(w, k, OP_GET);
+    uint64_t deadline = regsim_now(rs) + CALL_MS + 500;
+    while (!calls_idle(w)) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "final gets never answered");
+        RS_CHECK_OK(r, regsim_run_for(rs, 10));
+    }
+    RS_CHECK(r, !w->fail[0], "%.400s", w->fail);
+    for (int k = 0; k < w->nctr; k++) {
+        ctr_t *c = &w->ctr[k];
+        if (herd_spec_get(any, c->name, &spec, &len) != 0)
+            continue;
+        RS_CHECK(r, c->have_final, "%s: the final get failed: %s", c->name,
+                 herd_strerror(c->get_failed));
+        int64_t v = c->final_value, lo = (int64_t)c->acked, hi = (int64_t)(c->acked + c->unknown);
+        RS_CHECK(r, v <= hi,
+                 "%s is %lld: above %llu acknowledged + %llu unknown: increments applied twice",
+                 c->name, (long long)v, (unsigned long long)c->acked,
+                 (unsigned long long)c->unknown);
+        RS_CHECK(r, !(strict || !c->affected) || v >= lo,
+                 "%s is %lld, %llu increments were acknowledged (%llu unknown): acknowledged "
+                 "increments lost%s",
+                 c->name, (long long)v, (unsigned long long)c->acked,
+                 (unsigned long long)c->unknown, c->affected ? " (a crash hit it)" : "");
+    }
+    return 1;
+}
+
+static void verbose(rs_run_t *r, const char *what)
+{
+    world_t *w = &g_w;
+    if (getenv("HERD_SIM_VERBOSE") == NULL)
+        return;
+    herd_handoff_stats_t t = {0};
+    for (int i = 0; i < w->nslots; i++) {
+        herd_node_t *n = regsim_node(w->rs, i);
+        herd_handoff_stats_t s;
+        if (n == NULL || herd_handoff_stats(n, &s) != 0)
+            continue;
+        t.started += s.started, t.committed += s.committed, t.aborted += s.aborted;
+        t.rejected += s.rejected, t.received += s.received, t.promoted += s.promoted;
+        t.forwarded += s.forwarded, t.starts += s.starts, t.restarts += s.restarts;
+    }
+    uint64_t acked = 0, unknown = 0, notsent = 0;
+    int affected = 0, uncertain = 0;
+    for (int k = 0; k < w->nctr; k++) {
+        acked += w->ctr[k].acked;
+        unknown += w->ctr[k].unknown;
+        notsent += w->ctr[k].notsent;
+        affected += w->ctr[k].affected;
+        uncertain += w->ctr[k].spec_uncertain;
+    }
+    printf("%s seed %llu: t=%llu counters %d acked %llu unknown %llu notsent %llu affected %d "
+           "uncertain %d | joins %u leaves %u crashes %u partitions %u | live nodes: started "
+           "%llu committed %llu aborted %llu rejected %llu received %llu promoted %llu "
+           "forwarded %llu starts %llu | conflicts %u | errs timeout %llu noproc %llu "
+           "notconn %llu | lookups failed: noent %llu notconn %llu other %llu | stale reads %llu "
+           "children held at a stop after leave %llu\n",
+           what, (unsigned long long)r->seed, (unsigned long long)regsim_now(w->rs), w->nctr,
+           (unsigned long long)acked, (unsigned long long)unknown,
+           (unsigned long long)notsent, affected, uncertain, w->joins, w->leaves, w->crashes,
+           w->partitions, (unsigned long long)t.started, (unsigned long long)t.committed,
+           (unsigned long long)t.aborted, (unsigned long long)t.rejected,
+           (unsigned long long)t.received, (unsigned long long)t.promoted,
+           (unsigned long long)t.forwarded, (unsigned long long)t.starts,
+           regsim_exits(w->rs, HERD_REASON_NAME_CONFLICT),
+           (unsigned long long)w->errs[(unsigned)-HERD_ETIMEDOUT & 31u],
+           (unsigned long long)w->errs[(unsigned)-HERD_ENOPROC & 31u],
+           (unsigned long long)w->errs[(unsigned)-HERD_ENOTCONN & 31u],
+           (unsigned long long)w->sync_errs[(unsigned)-HERD_ENOENT & 31u],
+           (unsigned long long)w->sync_errs[(unsigned)-HERD_ENOTCONN & 31u],
+           (unsigned long long)(w->lookups_failed - w->sync_errs[(unsigned)-HERD_ENOENT & 31u] -
+                                w->sync_errs[(unsigned)-HERD_ENOTCONN & 31u]),
+           (unsigned long long)w->stale_reads, (unsigned long long)w->taken_after_leave);
+}
+
+/* ---- the random cases ---------------------------------------------------------------- */
+
+static int churn(rs_run_t *r, int mode, uint64_t duration)
+{
+    world_opts_t o = {.slots = SLOTS,
+                      .initial = (int)(3 + r->seed % 2),
+                      .mode = mode,
+                      .drop_pm = 50,
+                      .dup_pm = 20,
+                      .dcfg = {.reconcile_ms = 500}};
+    if (!world_make(r, &o))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    int initial = (int)regsim_range(rs, 12, 24);
+    for (int k = 0; k < initial; k++)
+        if (!ctr_start(r, random_slot(w, N_UP)))
+            return 0;
+    uint64_t end = regsim_now(rs) + duration;
+    uint64_t next = regsim_now(rs) + regsim_range(rs, 200, 600);
+    while (regsim_now(rs) < end) {
+        if (!round_(r, 10))
+            return 0;
+        if (regsim_now(rs) >= next) {
+            if (!random_event(r))
+                return 0;
+            next = regsim_now(rs) + regsim_range(rs, 150, 700);
+        }
+    }
+    if (mode & M_NOCHECK) {
+        regsim_heal(rs);
+        regsim_unblock_all(rs);
+        w->no_new_calls = 1;
+        RS_CHECK_OK(r, regsim_run_for(rs, 5000));
+        return 1;
+    }
+    if (!quiesce(r, "after churn") || !final_values(r, !(mode & M_CRASH)))
+        return 0;
+    verbose(r, (mode & M_CRASH) && (mode & M_PART) ? "mixed"
+               : mode & M_CRASH                    ? "crashes"
+               : mode & M_PART                     ? "partitions"
+               : mode & M_RAW_LEAVE                ? "graceful"
+                                                   : "graceful_acked");
+    world_close();
+    return 1;
+}
+
+static int scen_graceful(rs_run_t *r)
+{
+    return churn(r, M_RAW_LEAVE, 6000);
+}
+
+static int scen_graceful_acked(rs_run_t *r)
+{
+    return churn(r, 0, 6000);
+}
+
+static int scen_crashes(rs_run_t *r)
+{
+    return churn(r, M_CRASH, 6000);
+}
+
+static int scen_partitions(rs_run_t *r)
+{
+    return churn(r, M_PART, 6000);
+}
+
+static int scen_mixed(rs_run_t *r)
+{
+    return churn(r, M_CRASH | M_PART, 6000);
+}
+
+typedef struct det {
+    uint64_t trace, shape, delivered, now, state, books;
+} det_t;
+
+static int det_once(rs_run_t *r, det_t *out)
+{
+    if (!churn(r, M_CRASH | M_PART | M_NOCHECK, 4000))
+        return 0;
+    out->trace = regsim_trace_hash(r->rs);
+    out->shape = regsim_shape_hash(r->rs);
+    out->delivered = regsim_delivered(r->rs);
+    out->now = regsim_now(r->rs);
+    out->state = regsim_state_hash(r->rs);
+    out->books = 0;
+    for (int k = 0; k < g_w.nctr; k++)
+        out->books = out->books * 31 + g_w.ctr[k].acked * 7 + g_w.ctr[k].unknown;
+    world_close();
+    return 1;
+}
+
+static int scen_determinism(rs_run_t *r)
+{
+    det_t a, b;
+    if (!det_once(r, &a))
+        return 0;
+    regsim_free(r->rs);
+    r->rs = NULL;
+    if (!det_once(r, &b))
+        return 0;
+    RS_CHECK(r, a.delivered == b.delivered && a.shape == b.shape && a.now == b.now,
+             "deliveries differ: %llu vs %llu frames, ended at %llu vs %llu",
+             (unsigned long long)a.delivered, (unsigned long long)b.delivered,
+             (unsigned long long)a.now, (unsigned long long)b.now);
+    RS_CHECK(r, a.trace == b.trace, "same deliveries, different frame bytes");
+    RS_CHECK(r, a.state == b.state, "different final registries");
+    RS_CHECK(r, a.books == b.books, "different call outcomes");
+    return 1;
+}
+
+/* ---- targeted cases ------------------------------------------------------------------- */
+
+#define T_NEW 3 /* the node that joins: node4 */
+
+static int all_ok(world_t *w, char *why, size_t cap);
+
+/* Three nodes up, counters with some increments, settled; node4 not started. */
+static int targeted_setup(rs_run_t *r, const herd_dsup_config_t *dcfg, uint32_t down_ms,
+                          int counters)
+{
+    world_opts_t o = {.slots = 4, .initial = 3, .mode = 0, .drop_pm = 0, .dup_pm = 0,
+                      .down_ms = down_ms};
+    if (dcfg)
+        o.dcfg = *dcfg;
+    if (!world_make(r, &o))
+        return 0;
+    world_t *w = &g_w;
+    for (int k = 0; k < counters; k++)
+        if (!ctr_start(r, (int)regsim_range(w->rs, 0, 2)))
+            return 0;
+    char why[400];
+    uint64_t deadline = regsim_now(w->rs) + 10000;
+    while (!all_ok(w, why, sizeof(why))) {
+        RS_CHECK(r, regsim_now(w->rs) < deadline, "the counters did not settle: %s", why);
+        if (!round_(r, 10))
+            return 0;
+    }
+    for (int k = 0; k < 20; k++)
+        if (!round_(r, 10))
+            return 0;
+    return 1;
+}
+
+typedef struct moving {
+    int n;
+    char name[64][24];
+    herd_child_state_t state[64];
+} moving_t;
+
+static int collect_state(void *data, const herd_child_view_t *c)
+{
+    moving_t *m = data;
+    if ((c->state == HERD_CHILD_MOVING || c->state == HERD_CHILD_ARRIVING) && m->n < 64) {
+        snprintf(m->name[m->n], 24, "%s", c->name);
+        m->state[m->n++] = c->state;
+    }
+    return 0;
+}
+
+static moving_t moves_of(world_t *w, int i)
+{
+    moving_t m;
+    m.n = 0;
+    herd_node_t *n = regsim_node(w->rs, i);
+    if (n)
+        herd_which_children(n, collect_state, &m);
+    return m;
+}
+
+static int has_state(const moving_t *m, const char *name, herd_child_state_t st)
+{
+    for (int k = 0; k < m->n; k++)
+        if (m->state[k] == st && strcmp(m->name[k], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Run rounds until some node has a child moving to node4 (an offer went
+ * out); returns that node's index, or -1 with r->why set. */
+static int until_offer(rs_run_t *r, uint64_t deadline)
+{
+    world_t *w = &g_w;
+    while (regsim_now(w->rs) < deadline) {
+        for (int i = 0; i < 3; i++) {
+            moving_t m = moves_of(w, i);
+            if (m.n)
+                return i;
+        }
+        if (!round_(r, 5))
+            return -1;
+    }
+    snprintf(r->why, sizeof(r->why), "no offer to %s", regsim_name(w->rs, T_NEW));
+    return -1;
+}
+
+/* Run until node4 has an arriving child from node `from` (any when < 0);
+ * returns its name's counter index, or -1. */
+static int until_arriving(rs_run_t *r, int from, uint64_t deadline)
+{
+    world_t *w = &g_w;
+    while (regsim_now(w->rs) < deadline) {
+        moving_t t = moves_of(w, T_NEW);
+        for (int k = 0; k < t.n; k++) {
+            if (t.state[k] != HERD_CHILD_ARRIVING)
+                continue;
+            for (int i = 0; i < 3; i++) {
+                if (from >= 0 && i != from)
+                    continue;
+                moving_t o = moves_of(w, i);
+                if (has_state(&o, t.name[k], HERD_CHILD_MOVING))
+                    return ctr_index(w, t.name[k]);
+            }
+        }
+        if (!round_(r, 5))
+            return -1;
+    }
+    snprintf(r->why, sizeof(r->why), "%s never had an arriving copy", regsim_name(w->rs, T_NEW));
+    return -1;
+}
+
+static herd_handoff_stats_t hstats(world_t *w, int i)
+{
+    herd_handoff_stats_t s = {0};
+    herd_node_t *n = regsim_node(w->rs, i);
+    if (n)
+        herd_handoff_stats(n, &s);
+    return s;
+}
+
+static void block_all(world_t *w, int from, int on)
+{
+    for (int j = 0; j < w->nslots; j++)
+        if (j != from)
+            regsim_block(w->rs, from, j, on);
+}
+
+/* Every counter's value, strictly, after quiescence. */
+static int targeted_end(rs_run_t *r, const char *what, int strict)
+{
+    if (!quiesce(r, what) || !final_values(r, strict))
+        return 0;
+    verbose(r, what);
+    world_close();
+    return 1;
+}
+
+/* The target crashes before its accept can reach anyone. */
+static int scen_target_dies_before_accept(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    int o = until_offer(r, regsim_now(rs) + 3000);
+    if (o < 0)
+        return 0;
+    block_all(w, T_NEW, 1); /* nothing of node4 gets out any more */
+    herd_handoff_stats_t before = hstats(w, o);
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 0, 60)));
+    moving_t m = moves_of(w, o);
+    RS_CHECK(r, m.n > 0, "the move from %s ended while its target was mute", regsim_name(rs, o));
+    if (!node_crash(r, T_NEW))
+        return 0;
+    /* the old node sees it down: every move to it aborts, the copies run on */
+    uint64_t deadline = regsim_now(rs) + 3000;
+    while (moves_of(w, o).n) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s still moving children to a dead target",
+                 regsim_name(rs, o));
+        if (!round_(r, 5))
+            return 0;
+    }
+    herd_handoff_stats_t after = hstats(w, o);
+    RS_CHECK(r, after.aborted - before.aborted >= (uint64_t)m.n,
+             "%d moves in flight, %llu aborted", m.n,
+             (unsigned long long)(after.aborted - before.aborted));
+    RS_CHECK(r, after.committed == before.committed, "a move to a dead target committed");
+    for (int k = 0; k < m.n; k++) {
+        herd_pid_t pid;
+        herd_node_t *n = regsim_node(rs, o);
+        RS_CHECK(r, herd_whereis(n, m.name[k], &pid, NULL) == 0 && !herd_is_frozen(n, pid) &&
+                        herd_is_alive(n, pid),
+                 "%s: not running unfrozen on %s after the abort", m.name[k], regsim_name(rs, o));
+    }
+    return targeted_end(r, "target died before accepting", 1);
+}
+
+/* The target accepted; its accept never reaches the old node; it crashes. */
+static int scen_target_dies_after_accept(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    int k = until_arriving(r, -1, regsim_now(rs) + 3000);
+    if (k < 0)
+        return 0;
+    block_all(w, T_NEW, 1);
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 5, 60)));
+    RS_CHECK(r, !w->fail[0], "%.400s", w->fail);
+    if (!node_crash(r, T_NEW))
+        return 0;
+    /* the moves abort once it is seen down (before then, what it sent
+     * stays blocked); the old copies hold the state: nothing is lost */
+    uint64_t deadline = regsim_now(rs) + 3000;
+    for (;;) {
+        int moving = 0;
+        for (int i = 0; i < 3; i++)
+            moving += moves_of(w, i).n;
+        if (!moving)
+            break;
+        RS_CHECK(r, regsim_now(rs) < deadline, "moves to a dead target still in flight");
+        if (!round_(r, 5))
+            return 0;
+    }
+    return targeted_end(r, "target died after accepting", 1);
+}
+
+/* The old node committed; the commit never reaches the target; it crashes:
+ * the state of what it had accepted is gone, the counter restarts once. */
+static int scen_target_dies_after_commit(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    int k = until_arriving(r, -1, regsim_now(rs) + 3000);
+    if (k < 0)
+        return 0;
+    for (int i = 0; i < 3; i++)
+        regsim_block(rs, i, T_NEW, 1); /* nothing reaches node4 any more */
+    uint64_t deadline = regsim_now(rs) + 3000;
+    while (!(hstats(w, 0).committed + hstats(w, 1).committed + hstats(w, 2).committed)) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "no move committed");
+        if (!round_(r, 5))
+            return 0;
+    }
+    if (!node_crash(r, T_NEW))
+        return 0;
+    return targeted_end(r, "target died after the commit", 0);
+}
+
+/* The old node dies after the target accepted: before the accept reached it
+ * (commit_first 0), or after it committed (1). The target promotes its copy. */
+static int old_dies(rs_run_t *r, int commit_first)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    int k = until_arriving(r, -1, regsim_now(rs) + 3000);
+    if (k < 0)
+        return 0;
+    /* the old node: the one moving it */
+    int o = -1;
+    for (int i = 0; i < 3 && o < 0; i++) {
+        moving_t m = moves_of(w, i);
+        if (has_state(&m, w->ctr[k].name, HERD_CHILD_MOVING))
+            o = i;
+    }
+    RS_CHECK(r, o >= 0, "no old node for %s", w->ctr[k].name);
+    herd_handoff_stats_t before = hstats(w, o);
+    if (commit_first) {
+        regsim_block(rs, o, T_NEW, 1); /* its commit (and all else) never arrives */
+        uint64_t deadline = regsim_now(rs) + 3000;
+        while (hstats(w, o).committed == before.committed) {
+            RS_CHECK(r, regsim_now(rs) < deadline, "%s never committed", regsim_name(rs, o));
+            if (!round_(r, 5))
+                return 0;
+        }
+    } else {
+        regsim_block(rs, T_NEW, o, 1); /* its accept never arrives */
+    }
+    RS_CHECK_OK(r, regsim_run_for(rs, 5));
+    /* what node4 accepted keeps its state through o's crash: promoted */
+    moving_t t = moves_of(w, T_NEW);
+    before_loss(w, o, 1);
+    for (int j = 0; j < t.n; j++) {
+        int c = ctr_index(w, t.name[j]);
+        if (c >= 0 && t.state[j] == HERD_CHILD_ARRIVING)
+            w->ctr[c].affected = 0;
+    }
+    RS_CHECK(r, has_state(&t, w->ctr[k].name, HERD_CHILD_ARRIVING),
+             "%s no longer arriving on %s", w->ctr[k].name, regsim_name(rs, T_NEW));
+    RS_CHECK_OK(r, regsim_crash(rs, o));
+    w->node[o].state = N_OFF;
+    w->node[o].client_alive = 0;
+    w->crashes++;
+    herd_handoff_stats_t tb = hstats(w, T_NEW);
+    uint64_t deadline = regsim_now(rs) + 3000;
+    while (hstats(w, T_NEW).promoted == tb.promoted) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s never promoted its copy of %s",
+                 regsim_name(rs, T_NEW), w->ctr[k].name);
+        if (!round_(r, 5))
+            return 0;
+    }
+    return targeted_end(r, commit_first ? "old node died after commit"
+                                        : "old node died after accept",
+                        0);
+}
+
+static int scen_old_dies_after_accept(rs_run_t *r)
+{
+    return old_dies(r, 0);
+}
+
+static int scen_old_dies_after_commit(rs_run_t *r)
+{
+    return old_dies(r, 1);
+}
+
+/* The accept is held back past the handoff timeout. */
+static int scen_accept_after_abort(rs_run_t *r)
+{
+    herd_dsup_config_t d = {.handoff_timeout_ms = 300, .reconcile_ms = 500};
+    if (!targeted_setup(r, &d, 1500, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    RS_CHECK_OK(r, regsim_run_until_members(rs, regsim_now(rs) + 5000));
+    int k = until_arriving(r, -1, regsim_now(rs) + 3000);
+    if (k < 0)
+        return 0;
+    block_all(w, T_NEW, 1);
+    uint64_t ab = 0;
+    for (int i = 0; i < 3; i++)
+        ab += hstats(w, i).aborted;
+    RS_CHECK_OK(r, regsim_run_for(rs, 900));
+    RS_CHECK(r, !w->fail[0], "%.400s", w->fail);
+    uint64_t aa = 0;
+    for (int i = 0; i < 3; i++)
+        aa += hstats(w, i).aborted;
+    RS_CHECK(r, aa > ab, "no move aborted while the accepts were held back");
+    block_all(w, T_NEW, 0);
+    return targeted_end(r, "accept after abort", 1);
+}
+
+/* The commit is held back, the two nodes split until the target promoted
+ * its copy, then heal: the late commit must change nothing. */
+static int scen_late_commit(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    int k = until_arriving(r, -1, regsim_now(rs) + 3000);
+    if (k < 0)
+        return 0;
+    int o = -1;
+    for (int i = 0; i < 3 && o < 0; i++) {
+        moving_t m = moves_of(w, i);
+        if (has_state(&m, w->ctr[k].name, HERD_CHILD_MOVING))
+            o = i;
+    }
+    RS_CHECK(r, o >= 0, "no old node");
+    herd_handoff_stats_t before = hstats(w, o);
+    regsim_block(rs, o, T_NEW, 1);
+    uint64_t deadline = regsim_now(rs) + 3000;
+    while (hstats(w, o).committed == before.committed) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s never committed", regsim_name(rs, o));
+        if (!round_(r, 5))
+            return 0;
+    }
+    for (int i = 0; i < 4; i++) /* now o is cut off from everyone */
+        regsim_set_group(rs, i, i == o ? 1 : 2);
+    herd_handoff_stats_t tb = hstats(w, T_NEW);
+    deadline = regsim_now(rs) + 5000;
+    while (hstats(w, T_NEW).promoted == tb.promoted) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s never promoted (no down of %s seen)",
+                 regsim_name(rs, T_NEW), regsim_name(rs, o));
+        if (!round_(r, 5))
+            return 0;
+    }
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 0, 500)));
+    regsim_heal(rs); /* the commit arrives late */
+    regsim_unblock_all(rs);
+    return targeted_end(r, "late commit", 1);
+}
+
+/* Handoff messages sent again by hand after committed moves. */
+typedef struct hv {
+    int n;
+    herd_handoff_view_t v[64];
+} hv_t;
+
+static int hv_add(void *data, const herd_handoff_view_t *h)
+{
+    hv_t *x = data;
+    if (x->n < 64)
+        x->v[x->n++] = *h;
+    return 0;
+}
+
+static int send_ho(herd_node_t *from, const char *to, uint8_t kind, uint64_t id,
+                   const char *name, int with_serial, uint64_t serial)
+{
+    wire_writer_t wr;
+    wire_writer_init(&wr);
+    wire_put_u8(&wr, kind);
+    wire_put_u64(&wr, id);
+    wire_put_str(&wr, name);
+    if (with_serial)
+        wire_put_u64(&wr, serial);
+    size_t len;
+    uint8_t *buf = wire_writer_take(&wr, &len);
+    if (buf == NULL)
+        return HERD_ENOMEM;
+    int rc = herd_cluster_send_app(from, herd_node_id_of(to), HANDOFF_APP, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int scen_duplicate_messages(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    char why[400];
+    uint64_t deadline = regsim_now(rs) + 10000;
+    while (!all_ok(w, why, sizeof(why))) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "not settled after the join: %s", why);
+        if (!round_(r, 10))
+            return 0;
+    }
+    const char *tname = regsim_name(rs, T_NEW);
+    int sent = 0;
+    for (int i = 0; i < 3; i++) {
+        hv_t hv = {0};
+        herd_node_t *n = regsim_node(rs, i);
+        herd_handoffs(n, hv_add, &hv);
+        for (int j = 0; j < hv.n; j++) {
+            herd_handoff_view_t *h = &hv.v[j];
+            if (strcmp(h->target, tname) != 0 || strcmp(h->phase, "committed") != 0)
+                continue;
+            herd_pid_t pid;
+            RS_CHECK_OK(r, herd_whereis(n, h->name, &pid, NULL));
+            /* commit again; abort after commit; an accept echo; a commit of
+             * a made-up id; an offer-less accept of a made-up id */
+            RS_CHECK_OK(r, send_ho(n, tname, 5, h->id, h->name, 0, 0));
+            RS_CHECK_OK(r, send_ho(n, tname, 4, h->id, h->name, 0, 0));
+            RS_CHECK_OK(r, send_ho(n, tname, 5, h->id + 1000, h->name, 0, 0));
+            RS_CHECK_OK(r, send_ho(regsim_node(rs, T_NEW), regsim_name(rs, i), 2, h->id,
+                                   h->name, 1, pid.serial));
+            RS_CHECK_OK(r, send_ho(regsim_node(rs, T_NEW), regsim_name(rs, i), 2,
+                                   h->id + 1000, h->name, 1, pid.serial));
+            sent++;
+        }
+    }
+    RS_CHECK(r, sent > 0, "no committed move to %s", tname);
+    for (int k = 0; k < 30; k++)
+        if (!round_(r, 10))
+            return 0;
+    RS_CHECK(r, all_ok(w, why, sizeof(why)), "after the duplicates: %s", why);
+    return targeted_end(r, "duplicate messages", 1);
+}
+
+/* {node1} | {node2, node3}: each side runs every counter; increments on both
+ * sides; heal. */
+static int scen_target_already_running(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    int lone = (int)regsim_range(rs, 0, 2);
+    for (int i = 0; i < 4; i++)
+        regsim_set_group(rs, i, i == lone ? 1 : 2);
+    /* both sides restart the other's counters */
+    uint64_t deadline = regsim_now(rs) + 5000;
+    for (;;) {
+        int both = 1;
+        for (int k = 0; k < w->nctr && both; k++)
+            for (int i = 0; i < 3 && both; i++)
+                both = herd_whereis(regsim_node(rs, i), w->ctr[k].name, NULL, NULL) == 0;
+        if (both)
+            break;
+        RS_CHECK(r, regsim_now(rs) < deadline, "the sides did not both run every counter");
+        if (!round_(r, 10))
+            return 0;
+    }
+    for (int k = 0; k < 100; k++)
+        if (!round_(r, 10))
+            return 0;
+    regsim_heal(rs);
+    uint64_t rej = 0;
+    unsigned conflicts = regsim_exits(rs, HERD_REASON_NAME_CONFLICT);
+    if (!quiesce(r, "target already running") || !final_values(r, 1))
+        return 0;
+    for (int i = 0; i < 3; i++)
+        rej += hstats(w, i).rejected;
+    RS_CHECK(r, regsim_exits(rs, HERD_REASON_NAME_CONFLICT) > conflicts,
+             "no copy stopped for a name conflict after the heal");
+    if (getenv("HERD_SIM_VERBOSE"))
+        printf("target_already_running seed %llu: %llu offers rejected, %u name conflicts\n",
+               (unsigned long long)r->seed, (unsigned long long)rej,
+               regsim_exits(rs, HERD_REASON_NAME_CONFLICT) - conflicts);
+    verbose(r, "target already running");
+    world_close();
+    return 1;
+}
+
+/* {node1} | {node2, node3}: the second side restarts node1's counters; then
+ * node4 joins that side and takes its share. Nothing conflicts within a
+ * side, so no copy may stop for a name conflict before the heal; after it,
+ * the merged counts are exact. */
+static int scen_join_during_partition(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    static const int group[4] = {1, 2, 2, 2};
+    for (int i = 0; i < 4; i++)
+        regsim_set_group(rs, i, group[i]);
+    uint64_t deadline = regsim_now(rs) + 5000;
+    for (;;) {
+        int all = 1;
+        for (int k = 0; k < w->nctr && all; k++)
+            all = herd_whereis(regsim_node(rs, 1), w->ctr[k].name, NULL, NULL) == 0;
+        if (all)
+            break;
+        RS_CHECK(r, regsim_now(rs) < deadline, "node2's side did not restart node1's counters");
+        if (!round_(r, 10))
+            return 0;
+    }
+    unsigned conflicts = regsim_exits(rs, HERD_REASON_NAME_CONFLICT);
+    if (!node_join(r, T_NEW))
+        return 0;
+    for (int k = 0; k < 250; k++)
+        if (!round_(r, 10))
+            return 0;
+    RS_CHECK(r, regsim_exits(rs, HERD_REASON_NAME_CONFLICT) == conflicts,
+             "%u copies stopped for a name conflict inside one side of the split (node4 "
+             "joined it)",
+             regsim_exits(rs, HERD_REASON_NAME_CONFLICT) - conflicts);
+    regsim_heal(rs);
+    return targeted_end(r, "join during a partition", 1);
+}
+
+int main(void)
+{
+    static const rs_case_t cases[] = {
+        {"graceful", scen_graceful, 120, 0},
+        {"graceful_acked", scen_graceful_acked, 120, 0},
+        {"crashes", scen_crashes, 120, 0},
+        {"partitions", scen_partitions, 120, 1}, /* known bug: README, "Known limits" */
+        {"mixed", scen_mixed, 120, 1},           /* known bug: README, "Known limits" */
+        {"determinism", scen_determinism, 20, 0},
+        {"target_dies_before_accept", scen_target_dies_before_accept, 60, 0},
+        {"target_dies_after_accept", scen_target_dies_after_accept, 60, 0},
+        {"target_dies_after_commit", scen_target_dies_after_commit, 60, 0},
+        {"old_dies_after_accept", scen_old_dies_after_accept, 60, 0},
+        {"old_dies_after_commit", scen_old_dies_after_commit, 60, 0},
+        {"accept_after_abort", scen_accept_after_abort, 60, 0},
+        {"late_commit", scen_late_commit, 60, 0},
+        {"duplicate_messages", scen_duplicate_messages, 60, 0},
+        {"target_already_running", scen_target_already_running, 60, 0},
+        {"join_during_partition", scen_join_during_partition, 60, 0},
+    };
+    return regsim_main("sim_dsup", cases, sizeof(cases) / sizeof(cases[0]));
+}

@@ -393,9 +393,9 @@ static void settle(registry_t *g, const char *name)
          * after a heal), the loser stays until a later check */
         uint8_t *state = NULL;
         size_t len = 0;
-        int rc = herd_state_out(n, v.pid, &state, &len) == 0
-                     ? herd_merge_into(n, win.pid, state, len)
-                     : 0;
+        int rc = herd_state_out(n, v.pid, &state, &len) != 0 ? 0
+                 : win.pid.node == g->self_node ? herd_merge_into(n, win.pid, state, len)
+                                                : reg_send_merge(g, win.pid.node, name, state, len);
         free(state);
         if (rc == HERD_ENOTCONN || rc == HERD_EFULL || rc == HERD_ENOMEM) {
             g->resettle = 1;

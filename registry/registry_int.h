@@ -15,7 +15,8 @@
 #define REGISTRY_BATCH_KEYS 2048 /* keys per delta message: ~150 KB */
 /* Sync messages: a delta; then the digest exchange (digest.h): A's digest,
  * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
-enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6 };
+enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6,
+       SYNC_MERGE = 7 };
 #define REGISTRY_CHECK_MS 2000
 #define REGISTRY_SYNC_CHECKS 5 /* every 5th check: a digest sync with one live peer */
 /* The first byte of a child spec's key (herd_spec_put); never of a name. */
@@ -128,6 +129,10 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to);
 void reg_flush_now(registry_t *g);
 void reg_sync_offer(registry_t *g, uint64_t to, int ask_back);
 void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name);
+/* A conflict loser's state, for whatever process holds `name` as node `to`
+ * sees it (the winner this node saw may have moved on meanwhile). */
+int reg_send_merge(registry_t *g, uint64_t to, const char *name, const uint8_t *state,
+                   size_t len);
 void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                  size_t len);
 

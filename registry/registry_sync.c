@@ -198,6 +198,39 @@ void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name)
     send_to(g, pid.node, &w);
 }
 
+int reg_send_merge(registry_t *g, uint64_t to, const char *name, const uint8_t *state,
+                   size_t len)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_MERGE);
+    wire_put_str(&w, name);
+    wire_put_bytes(&w, state, len);
+    int rc = w.err ? HERD_ENOMEM
+                   : herd_cluster_send_app(g->node, to, REGISTRY_APP, w.buf, w.len);
+    wire_writer_fini(&w);
+    return rc;
+}
+
+/* The winner is whoever holds the name here now (a move this node made is
+ * known here first); it may be on another node: the state follows it. */
+static void sync_on_merge(registry_t *g, wire_reader_t *r)
+{
+    char name[HERD_NAME_MAX + 1];
+    const uint8_t *state;
+    wire_get_str(r, name, sizeof(name));
+    size_t len = wire_get_bytes(r, &state);
+    herd_pid_t pid;
+    if (wire_reader_done(r) != 0 || !name[0]) {
+        g->stats.rejected++;
+        return;
+    }
+    if (herd_whereis(g->node, name, &pid, NULL) != 0 ||
+        herd_merge_into(g->node, pid, state, len) != 0)
+        herd_log(HERD_LOG_WARN, "registry", "the state of a copy of '%s' that lost a conflict "
+                 "found no winner here", name);
+}
+
 static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
 {
     (void)from;
@@ -247,6 +280,10 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
     }
     if (kind == SYNC_UNREGISTER) {
         sync_on_unregister(g, node, &r);
+        return;
+    }
+    if (kind == SYNC_MERGE) {
+        sync_on_merge(g, &r);
         return;
     }
     awmap_t *d = NULL;

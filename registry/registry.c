@@ -368,6 +368,71 @@ static void check_registrations(registry_t *g)
 
 /* ---- conflicts ---------------------------------------------------------------------- */
 
+static void loser_stop(registry_t *g, herd_pid_t loser, herd_pid_t winner, const char *name)
+{
+    if (herd_stop(g->node, loser, HERD_REASON_NAME_CONFLICT) == 0) {
+        g->stats.conflicts_resolved++;
+        herd_log(HERD_LOG_INFO, "registry", "name '%s': a registration made earlier on node "
+                 "%016llx wins; stopping the local copy", name, (unsigned long long)winner.node);
+    }
+}
+
+/* A loser whose winner is on another node: frozen, its state goes to that
+ * node, and it stops only once the state is merged there (reg_merged); its
+ * messages meanwhile follow to the winner. Returns nonzero when it does not
+ * stop now (waiting, or to be judged again later); 0 to stop it at once (a
+ * behaviour without state to hand over). */
+static int lose_remote(registry_t *g, const char *name, herd_pid_t loser, herd_pid_t winner)
+{
+    uint8_t *state = NULL;
+    size_t len = 0;
+    int rc = herd_freeze(g->node, loser);
+    if (rc == 0 && (rc = herd_state_out(g->node, loser, &state, &len)) == HERD_EINVAL) {
+        herd_thaw(g->node, loser);
+        return 0; /* nothing to hand over */
+    }
+    if (rc == 0)
+        rc = reg_send_merge(g, winner.node, name, loser.serial, state, len);
+    free(state);
+    uint64_t *deadline = rc ? NULL : malloc(sizeof(*deadline));
+    if (deadline == NULL || u64map_put(&g->merging, loser.serial, deadline) != 0) {
+        free(deadline);
+        herd_thaw(g->node, loser); /* judged again at the next check */
+        g->resettle = 1;
+        return 1;
+    }
+    *deadline = herd_node_now(g->node) + REGISTRY_MERGE_WAIT_MS;
+    return 1;
+}
+
+void reg_merged(registry_t *g, uint64_t serial, int ok, herd_pid_t holder)
+{
+    uint64_t *deadline = u64map_del(&g->merging, serial);
+    herd_pid_t loser = {g->self_node, g->self_inc, serial};
+    free(deadline);
+    if (deadline == NULL || !herd_is_alive(g->node, loser))
+        return;
+    if (!ok || herd_pid_is_none(holder)) {
+        herd_thaw(g->node, loser);
+        g->resettle = 1;
+        return;
+    }
+    herd_forward_mailbox(g->node, loser, holder);
+    loser_stop(g, loser, holder, "(merged)");
+}
+
+/* Losers whose winner's node did not answer in time resume. */
+static void merging_expire(registry_t *g)
+{
+    uint64_t now = herd_node_now(g->node), due[64];
+    size_t n = 0, cursor = 0;
+    for (u64map_slot_t *s; n < 64 && (s = u64map_next(&g->merging, &cursor)) != NULL;)
+        if (*(uint64_t *)s->value <= now)
+            due[n++] = s->key;
+    for (size_t i = 0; i < n; i++)
+        reg_merged(g, due[i], 0, HERD_PID_NONE);
+}
+
 /* Every node sees the same entries and picks the same winner; each stops its
  * own losers, whose registrations then go with them (the exit hook). */
 static void settle(registry_t *g, const char *name)
@@ -386,26 +451,17 @@ static void settle(registry_t *g, const char *name)
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (entry_hidden(g, v.pid) || herd_pid_equal(v.pid, win.pid))
             continue;
-        if (!herd_is_alive(n, v.pid))
+        if (!herd_is_alive(n, v.pid) || u64map_get(&g->merging, v.pid.serial))
+            continue; /* gone, or frozen waiting for its winner's node */
+        if (win.pid.node != g->self_node && lose_remote(g, name, v.pid, win.pid) != 0)
             continue;
-        /* the loser's state goes to the winner's resolve_conflict first; if
-         * it cannot go yet (the winner's node not reachable from here just
-         * after a heal), the loser stays until a later check */
+        /* a winner here: the loser's state goes to its resolve_conflict first */
         uint8_t *state = NULL;
         size_t len = 0;
-        int rc = herd_state_out(n, v.pid, &state, &len) != 0 ? 0
-                 : win.pid.node == g->self_node ? herd_merge_into(n, win.pid, state, len)
-                                                : reg_send_merge(g, win.pid.node, name, state, len);
+        if (herd_state_out(n, v.pid, &state, &len) == 0)
+            herd_merge_into(n, win.pid, state, len);
         free(state);
-        if (rc == HERD_ENOTCONN || rc == HERD_EFULL || rc == HERD_ENOMEM) {
-            g->resettle = 1;
-            continue;
-        }
-        if (herd_stop(n, v.pid, HERD_REASON_NAME_CONFLICT) == 0) {
-            g->stats.conflicts_resolved++;
-            herd_log(HERD_LOG_INFO, "registry", "name '%s': a registration made earlier elsewhere "
-                     "wins; stopping the local copy", name);
-        }
+        loser_stop(g, v.pid, win.pid, name);
     }
 }
 
@@ -990,6 +1046,8 @@ static int touch_all(void *data, const char *key, size_t klen, const awmap_entry
 /* Conflicts whose loser could not hand its state over are judged again. */
 static void resettle_all(registry_t *g)
 {
+    if (g->merging.count)
+        merging_expire(g);
     if (!g->resettle)
         return;
     g->resettle = 0;
@@ -1040,6 +1098,10 @@ static void registry_free(void *p)
     for (u64map_slot_t *s; (s = u64map_next(&g->live, &cursor)) != NULL;)
         free(s->value);
     u64map_fini(&g->live);
+    cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&g->merging, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(&g->merging);
     for (size_t i = 0; i < g->touched_n; i++)
         free(g->touched[i]);
     free(g->touched);
@@ -1084,6 +1146,7 @@ int herd_registry_start(herd_node_t *n)
     uv_unref((uv_handle_t *)&g->flush->check);
     u64map_init(&g->down);
     u64map_init(&g->live);
+    u64map_init(&g->merging);
     u64map_init(&g->peers);
     pidx_init(&g->by_pid);
     awmap_replica_id_t self = {g->self_node, g->self_inc};

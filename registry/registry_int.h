@@ -16,7 +16,8 @@
 /* Sync messages: a delta; then the digest exchange (digest.h): A's digest,
  * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
 enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6,
-       SYNC_MERGE = 7 };
+       SYNC_MERGE = 7, SYNC_MERGED = 8 };
+#define REGISTRY_MERGE_WAIT_MS 3000 /* a frozen loser waits this long for its winner */
 #define REGISTRY_CHECK_MS 2000
 #define REGISTRY_SYNC_CHECKS 5 /* every 5th check: a digest sync with one live peer */
 /* The first byte of a child spec's key (herd_spec_put); never of a name. */
@@ -56,6 +57,7 @@ typedef struct registry {
     u64map_t peers;      /* node id -> herd_registry_peer_t */
     uint64_t spec_entries; /* entries of spec keys, kept out of the stats */
     int resettle; /* a loser's state could not go to its winner yet: retry */
+    u64map_t merging; /* serial of a frozen local loser -> its deadline (node clock) */
     unsigned checks; /* check_registrations runs, for the periodic digest sync */
     char **spec_changed;   /* spec names changed, told to spec_watch after the change */
     size_t spec_changed_n, spec_changed_cap;
@@ -131,8 +133,11 @@ void reg_sync_offer(registry_t *g, uint64_t to, int ask_back);
 void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name);
 /* A conflict loser's state, for whatever process holds `name` as node `to`
  * sees it (the winner this node saw may have moved on meanwhile). */
-int reg_send_merge(registry_t *g, uint64_t to, const char *name, const uint8_t *state,
-                   size_t len);
+int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
+                   const uint8_t *state, size_t len);
+/* The winner's node merged the loser's state into `holder` (ok), or could
+ * not: the loser goes (its queued messages to the holder), or resumes. */
+void reg_merged(registry_t *g, uint64_t loser, int ok, herd_pid_t holder);
 void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                  size_t len);
 

@@ -198,13 +198,14 @@ void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name)
     send_to(g, pid.node, &w);
 }
 
-int reg_send_merge(registry_t *g, uint64_t to, const char *name, const uint8_t *state,
-                   size_t len)
+int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
+                   const uint8_t *state, size_t len)
 {
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_MERGE);
     wire_put_str(&w, name);
+    wire_put_u64(&w, loser);
     wire_put_bytes(&w, state, len);
     int rc = w.err ? HERD_ENOMEM
                    : herd_cluster_send_app(g->node, to, REGISTRY_APP, w.buf, w.len);
@@ -213,22 +214,48 @@ int reg_send_merge(registry_t *g, uint64_t to, const char *name, const uint8_t *
 }
 
 /* The winner is whoever holds the name here now (a move this node made is
- * known here first); it may be on another node: the state follows it. */
-static void sync_on_merge(registry_t *g, wire_reader_t *r)
+ * known here first); it may be on another node: the state follows it. When
+ * this node sees no holder, or the loser's own node as the holder (it has
+ * not heard of the winner the loser's node saw), nothing is merged and the
+ * loser resumes: the conflict is judged again once the replicas agree. */
+static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
 {
     char name[HERD_NAME_MAX + 1];
     const uint8_t *state;
     wire_get_str(r, name, sizeof(name));
+    uint64_t loser = wire_get_u64(r);
     size_t len = wire_get_bytes(r, &state);
-    herd_pid_t pid;
+    herd_pid_t pid = HERD_PID_NONE;
     if (wire_reader_done(r) != 0 || !name[0]) {
         g->stats.rejected++;
         return;
     }
-    if (herd_whereis(g->node, name, &pid, NULL) != 0 ||
-        herd_merge_into(g->node, pid, state, len) != 0)
-        herd_log(HERD_LOG_WARN, "registry", "the state of a copy of '%s' that lost a conflict "
-                 "found no winner here", name);
+    int ok = herd_whereis(g->node, name, &pid, NULL) == 0 && pid.node != from &&
+             herd_merge_into(g->node, pid, state, len) == 0;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_MERGED);
+    wire_put_u64(&w, loser);
+    wire_put_u8(&w, (uint8_t)ok);
+    wire_put_u64(&w, pid.node);
+    wire_put_u64(&w, pid.incarnation);
+    wire_put_u64(&w, pid.serial);
+    send_to(g, from, &w);
+}
+
+static void sync_on_merged(registry_t *g, wire_reader_t *r)
+{
+    uint64_t loser = wire_get_u64(r);
+    int ok = wire_get_u8(r);
+    herd_pid_t holder;
+    holder.node = wire_get_u64(r);
+    holder.incarnation = wire_get_u64(r);
+    holder.serial = wire_get_u64(r);
+    if (wire_reader_done(r) != 0) {
+        g->stats.rejected++;
+        return;
+    }
+    reg_merged(g, loser, ok, holder);
 }
 
 static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
@@ -283,7 +310,11 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
         return;
     }
     if (kind == SYNC_MERGE) {
-        sync_on_merge(g, &r);
+        sync_on_merge(g, node, &r);
+        return;
+    }
+    if (kind == SYNC_MERGED) {
+        sync_on_merged(g, &r);
         return;
     }
     awmap_t *d = NULL;

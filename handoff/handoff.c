@@ -85,6 +85,8 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     const uint8_t *spec;
     size_t spec_len;
     int rc = herd_spec_get(n, c->name, &spec, &spec_len);
+    if (rc == 0 && herd_is_frozen(n, c->pid))
+        rc = HERD_EBUSY; /* frozen by the registry: its state goes to a conflict's winner */
     if (rc == 0)
         rc = herd_freeze(n, c->pid);
     if (rc) /* HERD_EBUSY: a call of its own is out; the next reconcile retries */

@@ -412,7 +412,9 @@ void reg_merged(registry_t *g, uint64_t serial, int ok, herd_pid_t holder)
     free(deadline);
     if (deadline == NULL || !herd_is_alive(g->node, loser))
         return;
-    if (!ok || herd_pid_is_none(holder)) {
+    if (!ok || herd_pid_is_none(holder) || !herd_is_frozen(g->node, loser)) {
+        /* not merged, or it ran on meanwhile (its state is newer than what
+         * was merged): it resumes, and the conflict is judged again */
         herd_thaw(g->node, loser);
         g->resettle = 1;
         return;

@@ -1207,11 +1207,15 @@ static int quiesce(rs_run_t *r, const char *what)
     return 1;
 }
 
-/* A final get on every counter that has a spec; check the values. */
+/* A final get on every counter that has a spec; check the values. Known
+ * bug: after partitions, a conflict's loser may in rare runs lose increments
+ * (README, "Known limits"); that lower bound is checked in partition runs
+ * only with HERD_SIM_KNOWN_BUGS. Every other check runs always. */
 static int final_values(rs_run_t *r, int strict)
 {
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
+    int merges_checked = !(w->mode & M_PART) || getenv("HERD_SIM_KNOWN_BUGS") != NULL;
     herd_node_t *any = NULL;
     for (int i = 0; i < w->nslots && any == NULL; i++)
         any = regsim_node(rs, i);
@@ -1237,7 +1241,7 @@ static int final_values(rs_run_t *r, int strict)
                  "%s is %lld: above %llu acknowledged + %llu unknown: increments applied twice",
                  c->name, (long long)v, (unsigned long long)c->acked,
                  (unsigned long long)c->unknown);
-        RS_CHECK(r, !(strict || !c->affected) || v >= lo,
+        RS_CHECK(r, !merges_checked || !(strict || !c->affected) || v >= lo,
                  "%s is %lld, %llu increments were acknowledged (%llu unknown): acknowledged "
                  "increments lost%s",
                  c->name, (long long)v, (unsigned long long)c->acked,
@@ -1954,8 +1958,8 @@ int main(void)
         {"graceful", scen_graceful, 120, 0},
         {"graceful_acked", scen_graceful_acked, 120, 0},
         {"crashes", scen_crashes, 120, 0},
-        {"partitions", scen_partitions, 120, 1}, /* known bug: README, "Known limits" */
-        {"mixed", scen_mixed, 120, 1},           /* known bug: README, "Known limits" */
+        {"partitions", scen_partitions, 120, 0},
+        {"mixed", scen_mixed, 120, 0},
         {"determinism", scen_determinism, 20, 0},
         {"target_dies_before_accept", scen_target_dies_before_accept, 60, 0},
         {"target_dies_after_accept", scen_target_dies_after_accept, 60, 0},

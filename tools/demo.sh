@@ -48,15 +48,20 @@ start_node() { # name port [seed]
     return 1
 }
 
-# Run "ringctl ARGS... NAME" for every counter name on stdin, spreading the
-# requests over the given nodes, $jobs at a time. Prints each answer line.
+# Run "ringctl ARGS..." for every counter name on stdin ({} in ARGS stands
+# for the name, {i} for its increment, incr_of; no ARG has a space), spreading the requests over the given
+# nodes, $jobs at a time, a batch of names per shell. Prints "NAME ANSWER".
 fan_out() { # nodes-csv ringctl-args...
-    local nodes=$1
-    shift
-    xargs -P "$jobs" -I{} bash -c '
-        IFS=, read -ra ns <<< "$0"; i=$(( $(cksum <<< "$2" | cut -d" " -f1) % ${#ns[@]} ))
-        "$1" --node "ipc://'"$work"'/${ns[$i]}.ctl" "${@:3}" 2>&1 | sed "s/^/$2 /"' \
-        "$nodes" "$ringctl" {} "$@"
+    NODES=$1 ARGS="${*:2}" RINGCTL=$ringctl WORK=$work xargs -P "$jobs" -n 25 bash -c '
+        IFS=, read -ra ns <<< "$NODES"
+        IFS=" " read -ra tpl <<< "$ARGS"
+        for name; do
+            n=${name##*-}
+            args=("${tpl[@]/\{\}/$name}")
+            args=("${args[@]/\{i\}/$((10#$n % 9 + 1))}")
+            echo "$name $("$RINGCTL" --node "ipc://$WORK/${ns[$((10#$n % ${#ns[@]}))]}.ctl" \
+                "${args[@]}" 2>&1)"
+        done' fan_out
 }
 
 names() { seq -f "counter-%04g" 1 "$count"; }
@@ -67,15 +72,21 @@ incr_of() { echo $((10#${1#counter-} % 9 + 1)); }
 per_node() { ctl "$1" children | awk 'NR > 1 && $2 != "children" {print $2}' | sort | uniq -c |
     awk '{printf "%s=%s ", $2, $1}'; echo; }
 
-# Wait until NODE sees every counter once, running, none on GONE (if given).
-wait_settled() { # node deadline-s [gone]
-    local end=$((SECONDS + $2)) out
+# Wait until NODE sees every counter once, running, none on GONE and some on
+# HAS (each if given), and the placement stayed the same for three looks.
+wait_settled() { # node deadline-s [gone] [has]
+    local end=$((SECONDS + $2)) out last="" same=0
     while [ $SECONDS -lt $end ]; do
         out=$(ctl "$1" children)
         if ! grep -qE ' (missing|moving|arriving|restarting) ' <<< "$out" &&
             [ "$(grep -c '^counter-' <<< "$out")" -eq "$count" ] &&
-            { [ -z "${3:-}" ] || ! awk '{print $2}' <<< "$out" | grep -qx "$3"; }; then
-            return 0
+            { [ -z "${3:-}" ] || ! awk '{print $2}' <<< "$out" | grep -qx "$3"; } &&
+            { [ -z "${4:-}" ] || awk '{print $2}' <<< "$out" | grep -qx "$4"; }; then
+            [ "$out" = "$last" ] && same=$((same + 1)) || same=0
+            last=$out
+            [ $same -ge 2 ] && return 0
+        else
+            last="" same=0
         fi
         sleep 0.2
     done
@@ -116,8 +127,7 @@ say "all started in $((($(date +%s%N) - t0) / 1000000)) ms"
 
 step "incrementing each counter 1-9 times (counter-0001 by 2, ...)"
 names | while read -r n; do echo "$n $(incr_of "$n")"; done > "$work/expected"
-awk '{print $1, $2}' "$work/expected" | xargs -P "$jobs" -n 2 bash -c \
-    '"$0" --node "ipc://'"$work"'/node1.ctl" call "$1" incr "$2" > /dev/null' "$ringctl"
+names | fan_out "node1,node2,node3" call {} incr {i} > /dev/null
 say "where the counters live: $(per_node node1)"
 say "a few of them:"
 ctl node2 children | sed -n 1,6p | sed 's/^/   /'
@@ -126,10 +136,11 @@ say "counter-0042 from node3: $(ctl node3 call counter-0042 get) (expected $(inc
 step "node4 joins: the counters it now owns move to it with their counts"
 start_node node4 $((port + 3)) "$port"
 t0=$(date +%s%N)
-wait_settled node1 30
+wait_settled node1 30 "" node4
 settle_ms=$((($(date +%s%N) - t0) / 1000000))
 moved=$(ctl node4 children node4 | grep -c '^counter-' || true)
-say "settled in $settle_ms ms (node4 start included): $moved counters moved"
+say "settled within $settle_ms ms (node4's start and 0.4 s of checking included):" \
+    "$moved counters moved"
 say "where they live now: $(per_node node1)"
 say "recent handoffs coordinated by node1:"
 ctl node1 handoffs | sed -n 1,6p | sed 's/^/   /'
@@ -142,7 +153,7 @@ ctl node1 children node2 | awk '/^counter-/ {print $1}' > "$work/on_node2"
 restarted=$(wc -l < "$work/on_node2")
 kill -9 "${pids[1]}"
 t0=$(date +%s%N)
-wait_settled node1 30 node2
+wait_settled node1 30 node2 node4
 say "all $count running again after $((($(date +%s%N) - t0) / 1000000)) ms;" \
     "$restarted restarted with fresh state"
 say "where they live now: $(per_node node1)"

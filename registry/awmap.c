@@ -213,6 +213,8 @@ static awmap_key_t *key_probe(const awmap_t *m, const char *key, size_t klen, ui
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             uint8_t t = bk->tag[l];
             awmap_key_t *k = bk->key[l];
+            if (t == tag) /* its first entry may lie on the record's next line */
+                __builtin_prefetch((const char *)k + 64);
             if (t == 0 || (t == tag && k->klen == klen && memcmp(k->name, key, klen) == 0)) {
                 *bi = b;
                 *lane = l;
@@ -710,9 +712,12 @@ void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage)
         return;
     }
     uint8_t tag = key_tag(hash);
-    for (unsigned l = 0; l < AWMAP_LANES; l++)
-        if (bk->tag[l] == tag)
+    for (unsigned l = 0; l < AWMAP_LANES; l++) {
+        if (bk->tag[l] == tag) {
             __builtin_prefetch(bk->key[l]);
+            __builtin_prefetch((const char *)bk->key[l] + 64);
+        }
+    }
 }
 
 const awmap_entry_t *awmap_get(const awmap_t *m, const char *key, size_t klen)

@@ -87,9 +87,11 @@ static uint8_t *value_encode(const registry_t *g, herd_pid_t pid, uint64_t hlc, 
 
 static uint64_t le64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
+    uint64_t v;
+    memcpy(&v, p, sizeof(v)); /* one load: lookups read values this way */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
@@ -192,6 +194,18 @@ static int value_wins(const reg_value_t *a, const reg_value_t *b)
     return a->pid.serial < b->pid.serial;
 }
 
+/* reg_value_decode without metadata, with the common case inline: a
+ * compact value written here (the replica is this node start). */
+static inline reg_value_t value_of(const registry_t *g, const awmap_entry_t *e)
+{
+    if (e->dot.replica == g->self && e->len >= 1 + 18 && e->value[0] == VALUE_COMPACT) {
+        reg_value_t v = {{g->self_node, g->self_inc, le64(e->value + 1)}, le64(e->value + 9),
+                         e->value[17]};
+        return v;
+    }
+    return reg_value_decode(g->map, e, NULL);
+}
+
 /* The visible winner among a name's entries; NULL when none is visible. */
 static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t *e,
                                         reg_value_t *out)
@@ -199,7 +213,7 @@ static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t
     const awmap_entry_t *best = NULL;
     reg_value_t bv = {0};
     for (; e; e = e->next) {
-        reg_value_t v = reg_value_decode(g->map, e, NULL);
+        reg_value_t v = value_of(g, e);
         if (entry_hidden(g, v.pid))
             continue;
         if (best == NULL || value_wins(&v, &bv)) {

@@ -47,17 +47,14 @@ static void send_simple(dsup_t *d, uint64_t to, uint8_t kind, uint64_t id, const
 
 static void member_name(dsup_t *d, uint64_t id, char *out, size_t cap)
 {
-    herd_member_info_t m[64];
-    int n = herd_cluster_members(d->node, m, 64);
-    for (int i = 0; i < n && i < 64; i++) {
-        if (herd_node_id_of(m[i].name) == id) {
-            size_t l = strnlen(m[i].name, cap - 1);
-            memcpy(out, m[i].name, l);
-            out[l] = '\0';
-            return;
-        }
+    herd_member_info_t m;
+    if (herd_cluster_member(d->node, id, &m) != 0) {
+        snprintf(out, cap, "%016llx", (unsigned long long)id);
+        return;
     }
-    snprintf(out, cap, "%016llx", (unsigned long long)id);
+    size_t l = strnlen(m.name, cap - 1);
+    memcpy(out, m.name, l);
+    out[l] = '\0';
 }
 
 static void remember(dsup_t *d, const dchild_t *c, const char *phase, uint32_t forwarded)
@@ -366,12 +363,9 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
 
 static int member_gone(dsup_t *d, uint64_t id)
 {
-    herd_member_info_t m[64];
-    int n = herd_cluster_members(d->node, m, 64);
-    for (int i = 0; i < n && i < 64; i++)
-        if (herd_node_id_of(m[i].name) == id)
-            return m[i].state == HERD_MEMBER_DOWN || m[i].state == HERD_MEMBER_LEFT;
-    return 1;
+    herd_member_info_t m;
+    return herd_cluster_member(d->node, id, &m) != 0 || m.state == HERD_MEMBER_DOWN ||
+           m.state == HERD_MEMBER_LEFT;
 }
 
 /* Children in a move with `peer` (any when 0) whose deadline passed (any
@@ -481,24 +475,33 @@ int herd_handoffs(herd_node_t *n, herd_handoff_fn fn, void *data)
     return visited;
 }
 
+typedef struct owed_ctx {
+    herd_node_t *node;
+    int owed;
+} owed_ctx_t;
+
+/* Stops at a live member still owed an acknowledgement. */
+static int owed_ack(void *data, const herd_member_info_t *m)
+{
+    owed_ctx_t *c = data;
+    herd_stream_stats_t st;
+    uint64_t id = herd_node_id_of(m->name);
+    if (id == herd_node_id_of(herd_node_name(c->node)) ||
+        (m->state != HERD_MEMBER_UP && m->state != HERD_MEMBER_SUSPECT &&
+         m->state != HERD_MEMBER_DRAINING))
+        return 0;
+    c->owed = herd_cluster_stream_stats(c->node, id, &st) == 0 && st.pending > 0;
+    return c->owed;
+}
+
 int herd_dsup_drained(herd_node_t *n)
 {
     dsup_t *d = dsup_of(n);
     if (d == NULL || d->child_count || d->moving || d->arriving)
         return d == NULL ? 1 : 0;
-    herd_member_info_t m[64];
-    int count = herd_cluster_members(n, m, 64);
-    for (int i = 0; i < count && i < 64; i++) {
-        herd_stream_stats_t st;
-        uint64_t id = herd_node_id_of(m[i].name);
-        if (id == herd_node_id_of(herd_node_name(n)) ||
-            (m[i].state != HERD_MEMBER_UP && m[i].state != HERD_MEMBER_SUSPECT &&
-             m[i].state != HERD_MEMBER_DRAINING))
-            continue;
-        if (herd_cluster_stream_stats(n, id, &st) == 0 && st.pending > 0)
-            return 0;
-    }
-    return 1;
+    owed_ctx_t c = {n, 0};
+    herd_cluster_foreach_member(n, owed_ack, &c);
+    return !c.owed;
 }
 
 int herd_drain(herd_node_t *n, const char *name, int on)

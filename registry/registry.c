@@ -17,6 +17,7 @@
  */
 #include "herd_registry.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -979,23 +980,39 @@ static int touch_all(void *data, const char *key, size_t klen, const awmap_entry
     return 0;
 }
 
+typedef struct sync_ctx {
+    registry_t *g;
+    uint64_t except;
+    int pick;  /* offer to the pick-th candidate only; -1: to every one */
+    int count; /* candidates seen */
+} sync_ctx_t;
+
+static int sync_candidate(void *data, const herd_member_info_t *m)
+{
+    sync_ctx_t *c = data;
+    uint64_t id = herd_node_id_of(m->name);
+    if (id == c->g->self_node || id == c->except ||
+        (m->state != HERD_MEMBER_UP && m->state != HERD_MEMBER_DRAINING))
+        return 0;
+    if (c->pick < 0 || c->pick == c->count)
+        reg_sync_offer(c->g, id, 0);
+    c->count++;
+    return c->pick >= 0 && c->count > c->pick; /* the one picked is done */
+}
+
 /* Offer a digest sync to the live members other than `except` (all when
  * 0), or to one of them chosen at random (`one`): anti-entropy. */
 static void sync_with_live(registry_t *g, uint64_t except, int one)
 {
-    herd_member_info_t m[64];
-    uint64_t ids[64];
-    int n = herd_cluster_members(g->node, m, 64), k = 0;
-    for (int i = 0; i < n && i < 64; i++) {
-        uint64_t id = herd_node_id_of(m[i].name);
-        if (id != g->self_node && id != except &&
-            (m[i].state == HERD_MEMBER_UP || m[i].state == HERD_MEMBER_DRAINING))
-            ids[k++] = id;
+    sync_ctx_t c = {g, except, -1, 0};
+    if (one) {
+        sync_ctx_t counted = {g, except, INT_MAX, 0}; /* a pick never reached: counts */
+        herd_cluster_foreach_member(g->node, sync_candidate, &counted);
+        if (counted.count == 0)
+            return;
+        c.pick = (int)(herd_node_random(g->node) % (uint64_t)counted.count);
     }
-    if (one && k > 0)
-        reg_sync_offer(g, ids[herd_node_random(g->node) % (uint64_t)k], 0);
-    for (int i = 0; !one && i < k; i++)
-        reg_sync_offer(g, ids[i], 0);
+    herd_cluster_foreach_member(g->node, sync_candidate, &c);
 }
 
 static void on_member(void *data, const char *name, uint64_t incarnation,
@@ -1033,14 +1050,18 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     }
 }
 
+static int live_add(void *data, const herd_member_info_t *m)
+{
+    registry_t *g = data;
+    if (herd_node_id_of(m->name) != g->self_node)
+        live_set(g, herd_node_id_of(m->name), m->incarnation, m->state);
+    return 0;
+}
+
 /* The members already known when the registry starts. */
 static void live_load(registry_t *g)
 {
-    herd_member_info_t m[64];
-    int n = herd_cluster_members(g->node, m, 64);
-    for (int i = 0; i < n && i < 64; i++)
-        if (herd_node_id_of(m[i].name) != g->self_node)
-            live_set(g, herd_node_id_of(m[i].name), m[i].incarnation, m[i].state);
+    herd_cluster_foreach_member(g->node, live_add, g);
 }
 
 static void on_flush(uv_prepare_t *h)

@@ -439,6 +439,18 @@ void herd_cluster_off_change(herd_node_t *n, herd_member_cb cb, void *data)
 
 /* ---- introspection ------------------------------------------------------------ */
 
+static void member_info(const herd_cluster_t *c, const mship_member_t *x, uint64_t now,
+                        herd_member_info_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    strcpy(o->name, x->name);
+    strcpy(o->address, x->address);
+    o->incarnation = x->incarnation;
+    o->state = (herd_member_state_t)x->state;
+    o->weight = x->weight;
+    o->last_heard_ms = x == mship_self(c->mship) ? 0 : now - x->last_heard;
+}
+
 int herd_cluster_members(herd_node_t *n, herd_member_info_t *out, size_t cap)
 {
     herd_cluster_t *c = n->cluster;
@@ -446,18 +458,36 @@ int herd_cluster_members(herd_node_t *n, herd_member_info_t *out, size_t cap)
         return HERD_ENOENT;
     size_t count = mship_member_count(c->mship);
     uint64_t now = herd_node_now(n);
-    for (size_t i = 0; i < count && i < cap; i++) {
-        const mship_member_t *x = mship_member_at(c->mship, i);
-        herd_member_info_t *o = &out[i];
-        memset(o, 0, sizeof(*o));
-        strcpy(o->name, x->name);
-        strcpy(o->address, x->address);
-        o->incarnation = x->incarnation;
-        o->state = (herd_member_state_t)x->state;
-        o->weight = x->weight;
-        o->last_heard_ms = x == mship_self(c->mship) ? 0 : now - x->last_heard;
-    }
+    for (size_t i = 0; i < count && i < cap; i++)
+        member_info(c, mship_member_at(c->mship, i), now, &out[i]);
     return (int)count;
+}
+
+int herd_cluster_member(herd_node_t *n, uint64_t id, herd_member_info_t *out)
+{
+    herd_cluster_t *c = n->cluster;
+    const mship_member_t *x = c ? mship_find_id(c->mship, id) : NULL;
+    if (x == NULL)
+        return HERD_ENOENT;
+    member_info(c, x, herd_node_now(n), out);
+    return 0;
+}
+
+int herd_cluster_foreach_member(herd_node_t *n, herd_member_fn fn, void *data)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    uint64_t now = herd_node_now(n);
+    size_t count = mship_member_count(c->mship);
+    herd_member_info_t info;
+    for (size_t i = 0; i < count; i++) {
+        member_info(c, mship_member_at(c->mship, i), now, &info);
+        int rc = fn(data, &info);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 const struct ring *herd_cluster_ring(herd_node_t *n)

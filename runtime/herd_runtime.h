@@ -460,6 +460,15 @@ typedef struct herd_member_info {
 /* Fills up to `cap` members in name order (this node included); returns the
  * member count, or HERD_ENOENT when the node is not in a cluster. */
 int herd_cluster_members(herd_node_t *node, herd_member_info_t *out, size_t cap);
+/* Member `id` (herd_node_id_of its name; this node too). HERD_ENOENT when it
+ * is not a member, or the node is in no cluster. */
+int herd_cluster_member(herd_node_t *node, uint64_t id, herd_member_info_t *out);
+/* Visit the members in name order (this node included); stop when fn
+ * returns nonzero (positive) and return that; 0 once all are visited;
+ * HERD_ENOENT when the node is in no cluster. fn must not change the
+ * membership. */
+typedef int (*herd_member_fn)(void *data, const herd_member_info_t *m);
+int herd_cluster_foreach_member(herd_node_t *node, herd_member_fn fn, void *data);
 const char *herd_member_state_name(herd_member_state_t s);
 
 /* The current ring (valid until the next membership change), or NULL. */

@@ -210,14 +210,15 @@ static void leave_now(herdd_t *d)
     uv_timer_start(&d->linger, on_linger_done, 200, 0);
 }
 
+static int other_up(void *data, const herd_member_info_t *m)
+{
+    return m->state == HERD_MEMBER_UP && strcmp(m->name, ((herdd_t *)data)->name) != 0;
+}
+
 /* Whether another member is up to take the children. */
 static int others_up(herdd_t *d)
 {
-    herd_member_info_t m[64];
-    int n = herd_cluster_members(d->node, m, 64), up = 0;
-    for (int i = 0; i < n && i < 64; i++)
-        up |= m[i].state == HERD_MEMBER_UP && strcmp(m[i].name, d->name) != 0;
-    return up;
+    return herd_cluster_foreach_member(d->node, other_up, d) > 0;
 }
 
 static void on_drain_check(uv_timer_t *h)

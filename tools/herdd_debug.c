@@ -80,40 +80,20 @@ static const herd_behaviour_t holder_behaviour = {
 /* The member called `name` as this node knows it. */
 static int member_by_name(herd_node_t *n, const char *name, herd_member_info_t *out)
 {
-    int count = herd_cluster_members(n, NULL, 0);
-    if (count <= 0)
-        return count < 0 ? count : HERD_ENOENT;
-    herd_member_info_t *all = calloc((size_t)count, sizeof(*all));
-    if (all == NULL)
-        return HERD_ENOMEM;
-    int got = herd_cluster_members(n, all, (size_t)count);
-    int rc = HERD_ENOENT;
-    for (int i = 0; i < got && i < count; i++) {
-        if (strcmp(all[i].name, name) == 0) {
-            *out = all[i];
-            rc = 0;
-            break;
-        }
-    }
-    free(all);
-    return rc;
+    int rc = herd_cluster_member(n, herd_node_id_of(name), out);
+    return rc == 0 && strcmp(out->name, name) != 0 ? HERD_ENOENT : rc;
 }
 
 /* The name of the node `id` (this one, or a member), else "?HEX". */
 static void node_name(herd_node_t *n, uint64_t id, char *out, size_t cap)
 {
-    if (id == herd_node_id_of(herd_node_name(n))) {
+    herd_member_info_t m;
+    if (id == herd_node_id_of(herd_node_name(n)))
         snprintf(out, cap, "%s", herd_node_name(n));
-        return;
-    }
-    snprintf(out, cap, "?%016llx", (unsigned long long)id);
-    int count = herd_cluster_members(n, NULL, 0);
-    herd_member_info_t *all = count > 0 ? calloc((size_t)count, sizeof(*all)) : NULL;
-    int got = all ? herd_cluster_members(n, all, (size_t)count) : 0;
-    for (int i = 0; i < got && i < count; i++)
-        if (herd_node_id_of(all[i].name) == id)
-            snprintf(out, cap, "%s", all[i].name);
-    free(all);
+    else if (herd_cluster_member(n, id, &m) == 0)
+        snprintf(out, cap, "%s", m.name);
+    else
+        snprintf(out, cap, "?%016llx", (unsigned long long)id);
 }
 
 /* "node/incarnation/serial", as herdd's whereis shows a pid. */

@@ -234,6 +234,7 @@ static void child_start(dsup_t *d, const char *name, int held)
     }
     c->pid = pid;
     c->state = HERD_CHILD_RUNNING;
+    herd_registry_stamp(d->node, name, &c->hlc, &c->gen);
     herd_spec_ref(d->node, name, &c->spec_ref);
     if (dsup_add(d, c) != 0) {
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
@@ -270,6 +271,7 @@ static void child_restart(dsup_t *d, dchild_t *c)
     d->restarting--;
     c->state = HERD_CHILD_RUNNING;
     c->pid = pid;
+    herd_registry_stamp(d->node, name, &c->hlc, &c->gen);
     herd_spec_ref(d->node, name, &c->spec_ref);
     if (u64map_put(&d->by_serial, pid.serial, c) != 0) {
         dsup_forget(d, c);
@@ -480,8 +482,35 @@ static void run_plan(dsup_t *d, plan_input_t *in)
     ring_free(solo);
 }
 
+/* A child that runs here but has no entry of its own (its registration was
+ * lost: a delta that never left a node that died, a removal by a node that
+ * thought it gone) registers itself again with its stamp, so lookups find
+ * it and, if another copy holds the name, the conflict rule judges the two. */
+static void claim_unnamed(dsup_t *d)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
+        for (dchild_t *c = s->value; c; c = c->twin) {
+            if (c->state != HERD_CHILD_RUNNING || herd_pid_is_none(c->pid) ||
+                herd_is_frozen(d->node, c->pid) || !herd_is_alive(d->node, c->pid) ||
+                herd_registry_holds(d->node, c->name, c->pid))
+                continue;
+            herd_meta_t meta;
+            dsup_meta(d, c->service, &meta);
+            if (c->hlc == 0)
+                c->hlc = herd_node_hlc_now(d->node);
+            if (herd_register_claim(d->node, c->name, c->pid, &meta, c->hlc, c->gen) == 0) {
+                d->stats.claimed++;
+                herd_log(HERD_LOG_INFO, "dsup", "child '%s' ran without a registration: "
+                         "registered again", c->name);
+            }
+        }
+    }
+}
+
 static void reconcile_all(dsup_t *d)
 {
+    claim_unnamed(d);
     plan_input_t in = {.d = d};
     herd_spec_foreach(d->node, add_spec_name, &in);
     size_t cursor = 0;

@@ -27,6 +27,9 @@ typedef struct dchild {
     /* a move: its id, the other node, when it times out, when it froze */
     uint64_t move_id, peer, peer_inc, deadline, froze_us, hlc;
     uint8_t gen; /* the registration's moves so far (herd_registry_stamp) */
+    int commit_due; /* switched, but the commit could not be sent yet: retried */
+    herd_pid_t moved_to; /* the accepted new copy */
+    uint32_t forwarded;  /* messages forwarded to it so far */
     /* the spec write it runs: a missing spec it has not seen is not removed */
     herd_spec_ref_t spec_ref;
 } dchild_t;

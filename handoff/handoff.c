@@ -28,8 +28,10 @@ static uint64_t now_us(void)
     return uv_hrtime() / 1000;
 }
 
-static void send_simple(dsup_t *d, uint64_t to, uint8_t kind, uint64_t id, const char *name,
-                        uint64_t extra, int with_extra)
+/* Send one protocol message; a refusal is counted and logged, and the
+ * caller decides (a commit is retried; the rest are settled by timeouts). */
+static int send_simple(dsup_t *d, uint64_t to, uint8_t kind, uint64_t id, const char *name,
+                       uint64_t extra, int with_extra)
 {
     wire_writer_t w;
     wire_writer_init(&w);
@@ -40,9 +42,14 @@ static void send_simple(dsup_t *d, uint64_t to, uint8_t kind, uint64_t id, const
         wire_put_u64(&w, extra);
     size_t len;
     uint8_t *buf = wire_writer_take(&w, &len);
-    if (buf && herd_cluster_send_app(d->node, to, HANDOFF_APP, buf, len) != 0)
-        herd_log(HERD_LOG_DEBUG, "handoff", "'%s': message %u not sent", name, kind);
+    int rc = buf ? herd_cluster_send_app(d->node, to, HANDOFF_APP, buf, len) : HERD_ENOMEM;
     free(buf);
+    if (rc) {
+        d->stats.send_failed++;
+        herd_log(HERD_LOG_WARN, "handoff", "'%s': message %u to %016llx not sent: %s", name,
+                 kind, (unsigned long long)to, herd_strerror(rc));
+    }
+    return rc;
 }
 
 static void member_name(dsup_t *d, uint64_t id, char *out, size_t cap)
@@ -82,16 +89,16 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     const uint8_t *spec;
     size_t spec_len;
     int rc = herd_spec_get(n, c->name, &spec, &spec_len);
-    if (rc == 0 && herd_is_frozen(n, c->pid))
-        rc = HERD_EBUSY; /* frozen by the registry: its state goes to a conflict's winner */
+    if (rc == 0 && (herd_is_frozen(n, c->pid) & HERD_FREEZE_CONFLICT))
+        rc = HERD_EBUSY; /* its state goes to a conflict's winner first */
     if (rc == 0)
-        rc = herd_freeze(n, c->pid);
+        rc = herd_freeze(n, c->pid, HERD_FREEZE_MOVE);
     if (rc) /* HERD_EBUSY: a call of its own is out; the next reconcile retries */
         return rc;
     uint8_t *state = NULL;
     size_t state_len = 0;
     if (b->handoff_out && (rc = herd_state_out(n, c->pid, &state, &state_len)) != 0) {
-        herd_thaw(n, c->pid);
+        herd_thaw(n, c->pid, HERD_FREEZE_MOVE);
         return rc;
     }
     uint64_t hlc = 0;
@@ -102,6 +109,7 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     c->peer = herd_node_id_of(target);
     c->peer_inc = herd_cluster_member_incarnation(n, c->peer);
     c->hlc = hlc;
+    c->gen = gen;
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, HO_OFFER);
@@ -121,10 +129,12 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     rc = buf ? herd_cluster_send_app(n, c->peer, HANDOFF_APP, buf, len) : HERD_ENOMEM;
     free(buf);
     if (rc) {
-        herd_thaw(n, c->pid);
+        d->stats.send_failed++;
+        herd_thaw(n, c->pid, HERD_FREEZE_MOVE);
         return rc;
     }
     c->state = HERD_CHILD_MOVING;
+    c->commit_due = 0;
     c->froze_us = now_us();
     c->deadline = herd_node_now(n) + d->cfg.handoff_timeout_ms;
     d->moving++;
@@ -132,15 +142,21 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     return 0;
 }
 
-/* The move ends without commit: the old copy takes its mailbox again. */
+/* The move ends without commit: the registration comes back to the old
+ * copy if it had switched, and the old copy takes its mailbox again. */
 static void move_abort(dsup_t *d, dchild_t *c, const char *phase, int tell_peer)
 {
+    if (c->commit_due &&
+        herd_registry_switch(d->node, c->name, c->moved_to, c->pid) != 0 &&
+        herd_register_claim(d->node, c->name, c->pid, NULL, c->hlc, c->gen) != 0)
+        herd_log(HERD_LOG_ERROR, "handoff", "'%s': registration not switched back", c->name);
     if (tell_peer)
         send_simple(d, c->peer, HO_ABORT, c->move_id, c->name, 0, 0);
     remember(d, c, phase, 0);
     c->state = HERD_CHILD_RUNNING;
+    c->commit_due = 0;
     d->moving--;
-    herd_thaw(d->node, c->pid);
+    herd_thaw(d->node, c->pid, HERD_FREEZE_MOVE);
 }
 
 static dchild_t *moving_child(dsup_t *d, const char *name, uint64_t id, uint64_t from)
@@ -149,8 +165,34 @@ static dchild_t *moving_child(dsup_t *d, const char *name, uint64_t id, uint64_t
     return c && c->state == HERD_CHILD_MOVING && c->move_id == id && c->peer == from ? c : NULL;
 }
 
-/* Switch, forward, commit, stop: one step on the loop, so no message can
- * reach the old copy between the forward and its stop. */
+/* Forward, commit, stop: one step on the loop, so no message can reach the
+ * old copy between the forward and its stop. A commit the cluster refuses
+ * (its stream is full) leaves the old copy frozen with the registration
+ * switched; the tick tries again (messages queued meanwhile are forwarded
+ * first), and an abort switches the registration back. */
+static void move_finish(dsup_t *d, dchild_t *c)
+{
+    herd_node_t *n = d->node;
+    herd_pid_t old = c->pid, moved = c->moved_to;
+    int forwarded = herd_forward_mailbox(n, old, moved);
+    if (forwarded > 0)
+        c->forwarded += (uint32_t)forwarded;
+    if (send_simple(d, c->peer, HO_COMMIT, c->move_id, c->name, 0, 0) != 0) {
+        c->commit_due = 1;
+        return;
+    }
+    herd_redirect(n, old, moved, d->cfg.forward_grace_ms);
+    remember(d, c, "committed", c->forwarded);
+    d->stats.committed++;
+    d->stats.forwarded += c->forwarded;
+    dsup_forget(d, c); /* first: its exit is not a failure */
+    herd_stop(n, old, HERD_REASON_HANDOFF);
+    dsup_kick(d, 0);
+}
+
+/* The new copy accepted: switch the registration to it in one delta, which
+ * leaves ahead of the commit on the same ordered stream (a target that gets
+ * the commit has the switch), then finish. */
 static void on_accept(dsup_t *d, uint64_t from, uint64_t inc, uint64_t id, const char *name,
                       uint64_t serial)
 {
@@ -160,21 +202,18 @@ static void on_accept(dsup_t *d, uint64_t from, uint64_t inc, uint64_t id, const
         send_simple(d, from, HO_ABORT, id, name, 0, 0);
         return;
     }
-    herd_pid_t old = c->pid, moved = {from, inc, serial};
-    if (herd_registry_switch(n, name, old, moved) != 0) {
+    if (c->commit_due)
+        return; /* a duplicate accept: the commit is on its way */
+    c->moved_to = (herd_pid_t){from, inc, serial};
+    if (herd_registry_switch(n, name, c->pid, c->moved_to) != 0) {
         move_abort(d, c, "aborted", 1);
         d->stats.aborted++;
         return;
     }
-    int forwarded = herd_forward_mailbox(n, old, moved);
-    send_simple(d, from, HO_COMMIT, id, name, 0, 0);
-    herd_redirect(n, old, moved, d->cfg.forward_grace_ms);
-    remember(d, c, "committed", forwarded > 0 ? (uint32_t)forwarded : 0);
-    d->stats.committed++;
-    d->stats.forwarded += forwarded > 0 ? (uint64_t)forwarded : 0;
-    dsup_forget(d, c); /* first: its exit is not a failure */
-    herd_stop(n, old, HERD_REASON_HANDOFF);
-    dsup_kick(d, 0);
+    herd_registry_flush(n);
+    c->commit_due = 1; /* switched: an abort from here on switches back */
+    c->forwarded = 0;
+    move_finish(d, c);
 }
 
 static void on_reject(dsup_t *d, uint64_t from, uint64_t id, const char *name, uint64_t code)
@@ -220,7 +259,7 @@ static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t
         opts.handoff_len = o->state_len;
     }
     int rc = herd_spawn(d->node, &opts, pid);
-    if (rc == 0 && (rc = herd_freeze(d->node, *pid)) != 0)
+    if (rc == 0 && (rc = herd_freeze(d->node, *pid, HERD_FREEZE_MOVE)) != 0)
         herd_stop(d->node, *pid, HERD_REASON_SHUTDOWN);
     return rc;
 }
@@ -260,7 +299,11 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, const offer_t *o)
         return;
     }
     d->arriving++;
-    send_simple(d, from, HO_ACCEPT, o->id, o->name, pid.serial, 1);
+    if (send_simple(d, from, HO_ACCEPT, o->id, o->name, pid.serial, 1) != 0) {
+        c = dsup_find(d, o->name); /* the old node times out and keeps its copy */
+        dsup_forget(d, c);
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+    }
 }
 
 static dchild_t *arriving_child(dsup_t *d, const char *name, uint64_t id, uint64_t from)
@@ -270,11 +313,26 @@ static dchild_t *arriving_child(dsup_t *d, const char *name, uint64_t id, uint64
                                                                                         : NULL;
 }
 
+/* The copy goes live and holds the name in its own entry, with the stamp
+ * the old node gave it (one more move): the switch made it the holder
+ * already where it arrived, and where it did not (the old node died before
+ * its delta left) this entry is the registration. */
 static void arrival_live(dsup_t *d, dchild_t *c)
 {
+    herd_meta_t meta;
+    dsup_meta(d, c->service, &meta);
     c->state = HERD_CHILD_RUNNING;
+    c->gen = (uint8_t)(c->gen + 1);
     d->arriving--;
-    herd_thaw(d->node, c->pid);
+    herd_thaw(d->node, c->pid, HERD_FREEZE_MOVE);
+    if (!herd_registry_holds(d->node, c->name, c->pid)) {
+        int rc = herd_register_claim(d->node, c->name, c->pid, &meta, c->hlc, c->gen);
+        if (rc == 0)
+            d->stats.claimed++;
+        else
+            herd_log(HERD_LOG_ERROR, "handoff", "'%s' not registered on arrival: %s", c->name,
+                     herd_strerror(rc));
+    }
 }
 
 static void on_commit(dsup_t *d, uint64_t from, uint64_t id, const char *name)
@@ -297,18 +355,12 @@ static void on_abort(dsup_t *d, uint64_t from, uint64_t id, const char *name)
 }
 
 /* The old node died before its commit reached us: our copy holds the
- * latest state, so it takes the name over with its first-registration time. */
+ * latest state, so it takes the name over with its first-registration time.
+ * Another copy that holds the name meanwhile (a restart from the spec) is
+ * judged by the conflict rule, which merges the states: this copy is never
+ * dropped here, as it may hold the only state. */
 static void arrival_promote(dsup_t *d, dchild_t *c)
 {
-    herd_meta_t meta;
-    dsup_meta(d, c->service, &meta);
-    if (herd_register_moved(d->node, c->name, c->pid, &meta, c->hlc, (uint8_t)(c->gen + 1)) !=
-        0) {
-        herd_pid_t pid = c->pid; /* another live copy holds the name */
-        dsup_forget(d, c);
-        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
-        return;
-    }
     arrival_live(d, c);
     d->stats.promoted++;
 }
@@ -361,11 +413,14 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
 
 /* ---- time and membership ----------------------------------------------------------- */
 
-static int member_gone(dsup_t *d, uint64_t id)
+/* Whether the start of member `id` that took part in a move (incarnation
+ * `inc`) is gone: down, left, unknown, or restarted since (a new start knows
+ * nothing of the move). */
+static int member_gone(dsup_t *d, uint64_t id, uint64_t inc)
 {
     herd_member_info_t m;
     return herd_cluster_member(d->node, id, &m) != 0 || m.state == HERD_MEMBER_DOWN ||
-           m.state == HERD_MEMBER_LEFT;
+           m.state == HERD_MEMBER_LEFT || m.incarnation != inc;
 }
 
 /* Children in a move with `peer` (any when 0) whose deadline passed (any
@@ -390,7 +445,7 @@ static void settle_move(dsup_t *d, dchild_t *c)
     if (c->state == HERD_CHILD_MOVING) {
         move_abort(d, c, "aborted", 1);
         d->stats.aborted++;
-    } else if (member_gone(d, c->peer)) {
+    } else if (member_gone(d, c->peer, c->peer_inc)) {
         arrival_promote(d, c);
     } else { /* the old node lives and never committed: it aborted */
         herd_pid_t pid = c->pid;
@@ -404,9 +459,15 @@ void handoff_tick(dsup_t *d, uint64_t now)
     if (d->moving + d->arriving == 0)
         return;
     dchild_t **list = NULL;
-    size_t n = collect_moves(d, 0, now, &list);
-    for (size_t i = 0; i < n; i++)
-        settle_move(d, list[i]);
+    size_t n = collect_moves(d, 0, 0, &list);
+    for (size_t i = 0; i < n; i++) {
+        dchild_t *c = list[i];
+        if (c->state == HERD_CHILD_MOVING && c->commit_due &&
+            !member_gone(d, c->peer, c->peer_inc))
+            move_finish(d, c); /* the commit again; its deadline does not apply */
+        else if (c->deadline <= now || (c->state == HERD_CHILD_MOVING && c->commit_due))
+            settle_move(d, c);
+    }
     free(list);
 }
 
@@ -426,7 +487,10 @@ void handoff_on_member(dsup_t *d, uint64_t id, herd_member_state_t state)
 void handoff_lost(dsup_t *d, dchild_t *c)
 {
     if (c->state == HERD_CHILD_MOVING) {
-        send_simple(d, c->peer, HO_ABORT, c->move_id, c->name, 0, 0);
+        if (c->commit_due) /* the new copy holds the name now: it goes on alone */
+            send_simple(d, c->peer, HO_COMMIT, c->move_id, c->name, 0, 0);
+        else
+            send_simple(d, c->peer, HO_ABORT, c->move_id, c->name, 0, 0);
         remember(d, c, "aborted", 0);
         d->stats.aborted++;
         d->moving--;

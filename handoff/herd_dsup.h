@@ -148,6 +148,9 @@ int herd_count_children(herd_node_t *node, herd_child_counts_t *out);
 typedef struct herd_handoff_stats {
     uint64_t started, committed, aborted, rejected, received, promoted;
     uint64_t forwarded;     /* messages moved from old copies to new ones */
+    uint64_t send_failed;   /* protocol messages the cluster refused (retried or aborted) */
+    uint64_t claimed;       /* children that registered themselves (a commit, a
+                               promotion, or found running without a name) */
     uint64_t starts, restarts, stops;
     uint64_t in_flight;
 } herd_handoff_stats_t;

@@ -102,6 +102,9 @@ typedef struct herd_registry_stats {
     uint64_t deltas_out, deltas_in, full_syncs_out, full_syncs_in;
     uint64_t conflicts_resolved; /* registrations this node stopped as losers */
     uint64_t reregistered;       /* live processes' entries put back after going missing */
+    uint64_t claimed;            /* entries a moved or unnamed local child wrote for itself */
+    uint64_t merges_redirected;  /* a loser's state sent on to the holder's node */
+    uint64_t merges_abandoned;   /* a loser that resumed: no holder took its state in time */
     uint64_t rejected;           /* malformed sync messages */
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
@@ -169,6 +172,10 @@ uint64_t herd_registry_name_hash(const char *name);
  * keeps its place in conflicts. HERD_ENOENT when `from` holds no visible
  * registration of it. */
 int herd_registry_switch(herd_node_t *node, const char *name, herd_pid_t from, herd_pid_t to);
+/* Ship this loop iteration's changes now (they go at its end otherwise): a
+ * handoff's switch must reach the new owner ahead of the commit that
+ * follows it on the same ordered stream. */
+int herd_registry_flush(herd_node_t *node);
 /* The first-registration time of `name`'s visible registration. */
 int herd_registry_time(herd_node_t *node, const char *name, uint64_t *hlc);
 /* Register with a given first-registration time (a handoff's new copy whose
@@ -179,10 +186,19 @@ int herd_register_at(herd_node_t *node, const char *name, herd_pid_t pid,
  * one more at every switch, wrapping at 256): between entries of one
  * registration (same time) the later move wins, so a moved copy carrying
  * state never loses to the entry it replaced. The stamp of `name`'s visible
- * registration, and a registration with a given stamp (a handoff's new copy
- * taking over the name when its old node died: gen one more). */
+ * registration: */
 int herd_registry_stamp(herd_node_t *node, const char *name, uint64_t *hlc, uint8_t *gen);
-int herd_register_moved(herd_node_t *node, const char *name, herd_pid_t pid,
+/* Make sure the live local process `pid` has an entry of its own for `name`
+ * with the given stamp: a handoff's new copy on commit or when its old node
+ * died, and a child that runs here but resolves to nothing. Entries of the
+ * same pid are one registration, so nothing changes when one is visible
+ * already. Other visible holders are not superseded: when another process
+ * holds the name, the conflict rule judges the two (and merges state where
+ * the behaviour can), so a copy that holds the only state is never dropped
+ * here. HERD_ENOPROC (not a live local process), HERD_EINVAL. */
+int herd_register_claim(herd_node_t *node, const char *name, herd_pid_t pid,
                         const herd_meta_t *meta, uint64_t hlc, uint8_t gen);
+/* Whether the live local process `pid` has a visible entry for `name`. */
+int herd_registry_holds(herd_node_t *node, const char *name, herd_pid_t pid);
 
 #endif

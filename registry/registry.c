@@ -182,6 +182,11 @@ static void live_set(registry_t *g, uint64_t id, uint64_t incarnation, herd_memb
     l->draining = st == HERD_MEMBER_DRAINING;
 }
 
+static int is_local(const registry_t *g, herd_pid_t pid)
+{
+    return pid.node == g->self_node && pid.incarnation == g->self_inc;
+}
+
 /* Whether registration a wins over b: earlier time; for one registration
  * and a copy moved from it (same time), the later move; then lower node id. */
 static int value_wins(const reg_value_t *a, const reg_value_t *b)
@@ -213,9 +218,14 @@ static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t
 {
     const awmap_entry_t *best = NULL;
     reg_value_t bv = {0};
+    int several = e && e->next;
     for (; e; e = e->next) {
         reg_value_t v = value_of(g, e);
         if (entry_hidden(g, v.pid))
+            continue;
+        /* a local process known dead never wins a conflict (its entry goes
+         * with its exit; a single entry is not worth the lookup) */
+        if (several && is_local(g, v.pid) && !herd_is_alive(g->node, v.pid))
             continue;
         if (best == NULL || value_wins(&v, &bv)) {
             best = e;
@@ -228,11 +238,6 @@ static const awmap_entry_t *name_winner(const registry_t *g, const awmap_entry_t
 }
 
 /* ---- the local pid index (fed by the map's reg_observer) ----------------------------- */
-
-static int is_local(const registry_t *g, herd_pid_t pid)
-{
-    return pid.node == g->self_node && pid.incarnation == g->self_inc;
-}
 
 /* The process let go of the name: nothing to put back any more. */
 void reg_index_remove(registry_t *g, herd_pid_t pid, const char *name)
@@ -393,44 +398,72 @@ static void loser_stop(registry_t *g, herd_pid_t loser, herd_pid_t winner, const
 }
 
 /* A loser whose winner is on another node: frozen, its state goes to that
- * node, and it stops only once the state is merged there (reg_merged); its
- * messages meanwhile follow to the winner. Returns nonzero when it does not
- * stop now (waiting, or to be judged again later); 0 to stop it at once (a
- * behaviour without state to hand over). */
+ * node, and it stops only once the node that holds the name confirms it ran
+ * the merge (reg_merged); its messages then follow to the holder. Returns
+ * nonzero when it does not stop now (waiting, or to be judged again later);
+ * 0 to stop it at once (a behaviour without state to hand over). */
 static int lose_remote(registry_t *g, const char *name, herd_pid_t loser, herd_pid_t winner)
 {
     uint8_t *state = NULL;
     size_t len = 0;
-    int rc = herd_freeze(g->node, loser);
+    int rc = herd_freeze(g->node, loser, HERD_FREEZE_CONFLICT);
     if (rc == 0 && (rc = herd_state_out(g->node, loser, &state, &len)) == HERD_EINVAL) {
-        herd_thaw(g->node, loser);
+        herd_thaw(g->node, loser, HERD_FREEZE_CONFLICT);
         return 0; /* nothing to hand over */
     }
     if (rc == 0)
         rc = reg_send_merge(g, winner.node, name, loser.serial, state, len);
     free(state);
-    uint64_t *deadline = rc ? NULL : malloc(sizeof(*deadline));
-    if (deadline == NULL || u64map_put(&g->merging, loser.serial, deadline) != 0) {
-        free(deadline);
-        herd_thaw(g->node, loser); /* judged again at the next check */
+    reg_merging_t *m = rc ? NULL : calloc(1, sizeof(*m));
+    if (m == NULL || u64map_put(&g->merging, loser.serial, m) != 0) {
+        free(m);
+        herd_thaw(g->node, loser, HERD_FREEZE_CONFLICT); /* judged again at the next check */
         g->resettle = 1;
         return 1;
     }
-    *deadline = herd_node_now(g->node) + REGISTRY_MERGE_WAIT_MS;
+    m->deadline = herd_node_now(g->node) + REGISTRY_MERGE_WAIT_MS;
+    snprintf(m->name, sizeof(m->name), "%s", name);
     return 1;
+}
+
+/* The loser was not merged where it sent its state: that node's holder is
+ * on `holder.node` (it moved on). Send the state there, a bounded number of
+ * times; 0 when sent. */
+static int merge_redirect(registry_t *g, reg_merging_t *m, herd_pid_t loser, herd_pid_t holder)
+{
+    if (herd_pid_is_none(holder) || holder.node == g->self_node ||
+        m->hops >= REGISTRY_MERGE_HOPS)
+        return HERD_ENOENT;
+    uint8_t *state = NULL;
+    size_t len = 0;
+    int rc = herd_state_out(g->node, loser, &state, &len);
+    if (rc == 0)
+        rc = reg_send_merge(g, holder.node, m->name, loser.serial, state, len);
+    free(state);
+    if (rc)
+        return rc;
+    m->hops++;
+    m->deadline = herd_node_now(g->node) + REGISTRY_MERGE_WAIT_MS;
+    g->stats.merges_redirected++;
+    return u64map_put(&g->merging, loser.serial, m);
 }
 
 void reg_merged(registry_t *g, uint64_t serial, int ok, herd_pid_t holder)
 {
-    uint64_t *deadline = u64map_del(&g->merging, serial);
+    reg_merging_t *m = u64map_del(&g->merging, serial);
     herd_pid_t loser = {g->self_node, g->self_inc, serial};
-    free(deadline);
-    if (deadline == NULL || !herd_is_alive(g->node, loser))
+    if (m == NULL || !herd_is_alive(g->node, loser) ||
+        !(herd_is_frozen(g->node, loser) & HERD_FREEZE_CONFLICT)) {
+        free(m);
         return;
-    if (!ok || herd_pid_is_none(holder) || !herd_is_frozen(g->node, loser)) {
-        /* not merged, or it ran on meanwhile (its state is newer than what
-         * was merged): it resumes, and the conflict is judged again */
-        herd_thaw(g->node, loser);
+    }
+    if (!ok && merge_redirect(g, m, loser, holder) == 0)
+        return; /* still frozen: the holder's node answers next */
+    free(m);
+    if (!ok || herd_pid_is_none(holder)) {
+        /* not merged: it resumes, and the conflict is judged again */
+        g->stats.merges_abandoned++;
+        herd_thaw(g->node, loser, HERD_FREEZE_CONFLICT);
         g->resettle = 1;
         return;
     }
@@ -444,7 +477,7 @@ static void merging_expire(registry_t *g)
     uint64_t now = herd_node_now(g->node), due[64];
     size_t n = 0, cursor = 0;
     for (u64map_slot_t *s; n < 64 && (s = u64map_next(&g->merging, &cursor)) != NULL;)
-        if (*(uint64_t *)s->value <= now)
+        if (((reg_merging_t *)s->value)->deadline <= now)
             due[n++] = s->key;
     for (size_t i = 0; i < n; i++)
         reg_merged(g, due[i], 0, HERD_PID_NONE);
@@ -470,6 +503,10 @@ static void settle(registry_t *g, const char *name)
             continue;
         if (!herd_is_alive(n, v.pid) || u64map_get(&g->merging, v.pid.serial))
             continue; /* gone, or frozen waiting for its winner's node */
+        if (herd_is_frozen(n, v.pid) & HERD_FREEZE_MOVE) {
+            g->resettle = 1; /* on its way to another node: judged once it arrives */
+            continue;
+        }
         if (win.pid.node != g->self_node && lose_remote(g, name, v.pid, win.pid) != 0)
             continue;
         /* a winner here: the loser's state goes to its resolve_conflict first */
@@ -606,10 +643,43 @@ int herd_register_at(herd_node_t *n, const char *name, herd_pid_t pid, const her
     return register_with(n, name, pid, meta, hlc, 0);
 }
 
-int herd_register_moved(herd_node_t *n, const char *name, herd_pid_t pid,
+int herd_registry_flush(herd_node_t *n)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    reg_flush_now(g);
+    return 0;
+}
+
+int herd_registry_holds(herd_node_t *n, const char *name, herd_pid_t pid)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL || check_name(name) || entry_hidden(g, pid))
+        return 0;
+    return holds_pid(g, name, pid);
+}
+
+int herd_register_claim(herd_node_t *n, const char *name, herd_pid_t pid,
                         const herd_meta_t *meta, uint64_t hlc, uint8_t gen)
 {
-    return register_with(n, name, pid, meta, hlc, gen);
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (check_name(name) || hlc == 0 || (meta && meta->count > HERD_META_MAX))
+        return HERD_EINVAL;
+    if (!is_local(g, pid) || !herd_is_alive(n, pid))
+        return HERD_ENOPROC;
+    if (holds_pid(g, name, pid))
+        return 0;
+    size_t vlen;
+    uint8_t *value = value_encode(g, pid, hlc, gen, meta, &vlen);
+    if (value == NULL)
+        return HERD_ENOMEM;
+    g->stats.claimed++;
+    int rc = reg_local_change(g, name, value, vlen, NULL, 0, 1);
+    free(value);
+    return rc;
 }
 
 int herd_registry_stamp(herd_node_t *n, const char *name, uint64_t *hlc, uint8_t *gen)

@@ -18,6 +18,7 @@
 enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6,
        SYNC_MERGE = 7, SYNC_MERGED = 8 };
 #define REGISTRY_MERGE_WAIT_MS 3000 /* a frozen loser waits this long for its winner */
+#define REGISTRY_MERGE_HOPS 4 /* times a loser's state follows a holder that moved on */
 #define REGISTRY_CHECK_MS 2000
 #define REGISTRY_SYNC_CHECKS 5 /* every 5th check: a digest sync with one live peer */
 /* The first byte of a child spec's key (herd_spec_put); never of a name. */
@@ -33,6 +34,13 @@ typedef struct missing {
     uint8_t klen;
     char name[];
 } missing_t;
+
+/* A frozen local conflict loser whose state went to the winner's node. */
+typedef struct reg_merging {
+    uint64_t deadline; /* node clock: no answer by then, it resumes */
+    unsigned hops;     /* times its state followed a holder that moved on */
+    char name[HERD_NAME_MAX + 1];
+} reg_merging_t;
 
 typedef struct registry {
     herd_node_t *node;
@@ -57,7 +65,7 @@ typedef struct registry {
     u64map_t peers;      /* node id -> herd_registry_peer_t */
     uint64_t spec_entries; /* entries of spec keys, kept out of the stats */
     int resettle; /* a loser's state could not go to its winner yet: retry */
-    u64map_t merging; /* serial of a frozen local loser -> its deadline (node clock) */
+    u64map_t merging; /* serial of a frozen local loser -> reg_merging_t */
     unsigned checks; /* check_registrations runs, for the periodic digest sync */
     char **spec_changed;   /* spec names changed, told to spec_watch after the change */
     size_t spec_changed_n, spec_changed_cap;
@@ -135,8 +143,10 @@ void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name);
  * sees it (the winner this node saw may have moved on meanwhile). */
 int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
                    const uint8_t *state, size_t len);
-/* The winner's node merged the loser's state into `holder` (ok), or could
- * not: the loser goes (its queued messages to the holder), or resumes. */
+/* The node that holds the name merged the loser's state into its local
+ * `holder` (ok): the loser goes, its queued messages to the holder. Or it
+ * did not: with a holder on another node (it moved on) the state follows
+ * it; with none the loser resumes and is judged again. */
 void reg_merged(registry_t *g, uint64_t loser, int ok, herd_pid_t holder);
 void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                  size_t len);

@@ -214,8 +214,11 @@ int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
 }
 
 /* The winner is whoever holds the name here now (a move this node made is
- * known here first); it may be on another node: the state follows it. When
- * this node sees no holder, or the loser's own node as the holder (it has
+ * known here first). Only a live process of this node is merged into, so
+ * "merged" is said by the node that ran resolve_conflict's message into the
+ * holder's mailbox, never by one that passed the state on. A holder on
+ * another node is named back to the loser's node, which sends the state
+ * there; with no holder here, or the loser's own node as the holder (it has
  * not heard of the winner the loser's node saw), nothing is merged and the
  * loser resumes: the conflict is judged again once the replicas agree. */
 static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
@@ -230,8 +233,11 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
         g->stats.rejected++;
         return;
     }
-    int ok = herd_whereis(g->node, name, &pid, NULL) == 0 && pid.node != from &&
-             herd_merge_into(g->node, pid, state, len) == 0;
+    int ok = 0;
+    if (herd_whereis(g->node, name, &pid, NULL) != 0 || pid.node == from)
+        pid = HERD_PID_NONE;
+    else if (pid.node == g->self_node)
+        ok = herd_merge_into(g->node, pid, state, len) == 0;
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_MERGED);

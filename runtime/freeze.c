@@ -33,25 +33,37 @@ static int has_outstanding_call(herd_node_t *n, uint64_t serial)
     return 0;
 }
 
-int herd_freeze(herd_node_t *n, herd_pid_t pid)
+static int one_holder(herd_freeze_holder_t holder)
+{
+    unsigned h = (unsigned)holder;
+    return h != 0 && (h & (h - 1)) == 0 && h <= HERD_FREEZE_TEST;
+}
+
+int herd_freeze(herd_node_t *n, herd_pid_t pid, herd_freeze_holder_t holder)
 {
     int rc;
     herd_proc_t *p = proc_outside_handlers(n, pid, &rc);
     if (p == NULL)
         return rc;
-    if (p->flags & PROC_FROZEN)
-        return 0;
-    if (n->calls.count && has_outstanding_call(n, p->serial))
+    if (!one_holder(holder))
+        return HERD_EINVAL;
+    if (p->frozen_by == 0 && n->calls.count && has_outstanding_call(n, p->serial))
         return HERD_EBUSY;
+    p->frozen_by |= (uint8_t)holder;
     p->flags |= PROC_FROZEN;
     return 0;
 }
 
-int herd_thaw(herd_node_t *n, herd_pid_t pid)
+int herd_thaw(herd_node_t *n, herd_pid_t pid, herd_freeze_holder_t holder)
 {
     herd_proc_t *p = proc_lookup(n, pid);
     if (p == NULL)
         return HERD_ENOPROC;
+    if (!one_holder(holder))
+        return HERD_EINVAL;
+    p->frozen_by &= (uint8_t)~holder;
+    if (p->frozen_by)
+        return 0; /* another holder keeps it frozen */
     p->flags &= (uint8_t)~PROC_FROZEN;
     if (p->ext)
         p->ext->fwd_tail = NULL;
@@ -63,7 +75,7 @@ int herd_thaw(herd_node_t *n, herd_pid_t pid)
 int herd_is_frozen(const herd_node_t *n, herd_pid_t pid)
 {
     herd_proc_t *p = proc_lookup(n, pid);
-    return p && (p->flags & PROC_FROZEN);
+    return p ? p->frozen_by : 0;
 }
 
 /* A call queued for p now goes to `to`: p no longer answers it if it exits.

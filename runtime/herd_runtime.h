@@ -361,14 +361,25 @@ int herd_merge_into(herd_node_t *node, herd_pid_t winner, const uint8_t *state, 
 
 /* ---- moving a process to another node (the handoff) -------------------------------- */
 
-/* Freeze a process of this node: it finishes nothing new; messages keep
- * queuing (the mailbox limit still applies to ordinary sends). Errors:
- * HERD_ENOPROC, HERD_EINVAL (called from its own handler), HERD_EBUSY (a
- * call it made is still outstanding: its reply would be orphaned; try
- * later). Freezing a frozen process is a no-op. */
-int herd_freeze(herd_node_t *node, herd_pid_t pid);
-/* Let a frozen process take its mailbox again, in order. */
-int herd_thaw(herd_node_t *node, herd_pid_t pid);
+/* Who holds a process frozen. A move and a name conflict's merge each freeze
+ * and thaw on their own: a thaw by one leaves the other's freeze in place. */
+typedef enum herd_freeze_holder {
+    HERD_FREEZE_MOVE = 1 << 0,     /* the handoff moves it to another node */
+    HERD_FREEZE_CONFLICT = 1 << 1, /* it lost a name conflict; its state goes to the winner */
+    HERD_FREEZE_TEST = 1 << 2,     /* tests and tools */
+} herd_freeze_holder_t;
+
+/* Freeze a process of this node for `holder`: it finishes nothing new;
+ * messages keep queuing (the mailbox limit still applies to ordinary sends).
+ * Errors: HERD_ENOPROC, HERD_EINVAL (called from its own handler, or not one
+ * holder bit), HERD_EBUSY (a call it made is still outstanding: its reply
+ * would be orphaned; try later). Freezing again for the same holder is a
+ * no-op. */
+int herd_freeze(herd_node_t *node, herd_pid_t pid, herd_freeze_holder_t holder);
+/* Drop `holder`'s freeze; the process takes its mailbox again, in order,
+ * once no holder keeps it frozen. */
+int herd_thaw(herd_node_t *node, herd_pid_t pid, herd_freeze_holder_t holder);
+/* The holders that keep it frozen (herd_freeze_holder_t bits), 0 if none. */
 int herd_is_frozen(const herd_node_t *node, herd_pid_t pid);
 /* Move every message queued for the frozen process `from` to `to` (another
  * node's process, or one of this node), in order, keeping each message's

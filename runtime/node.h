@@ -68,6 +68,7 @@ struct herd_proc {
     uint32_t mbox_len, mbox_limit;
     int32_t exit_reason;
     uint8_t flags;
+    uint8_t frozen_by; /* herd_freeze_holder_t bits; PROC_FROZEN while nonzero */
 };
 
 /* A call made on this node that waits for its reply. */

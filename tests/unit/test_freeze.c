@@ -206,7 +206,7 @@ static void rec_cmd(herd_proc_t *self, const cmd_t *c)
         rc = herd_call(self, c->a, &c->val, sizeof(c->val), c->timeout_ms, &ref);
         break;
     case OP_FREEZE_SELF:
-        rc = herd_freeze(n, herd_self(self));
+        rc = herd_freeze(n, herd_self(self), HERD_FREEZE_TEST);
         break;
     case OP_FORWARD:
         rc = herd_forward_mailbox(n, c->a, c->b);
@@ -484,10 +484,10 @@ static void test_freeze_holds_messages_until_thaw_in_order(void **state)
     cast_val(n, p, 1);
     send_val(n, p, 2);
     assert_int_equal(herd_is_frozen(n, p), 0);
-    assert_int_equal(herd_freeze(n, p), 0);
-    assert_int_equal(herd_is_frozen(n, p), 1);
-    assert_int_equal(herd_freeze(n, p), 0); /* a no-op */
-    assert_int_equal(herd_is_frozen(n, p), 1);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_is_frozen(n, p), HERD_FREEZE_TEST);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0); /* a no-op */
+    assert_int_equal(herd_is_frozen(n, p), HERD_FREEZE_TEST);
     assert_int_equal(herd_is_alive(n, p), 1);
 
     cast_val(n, p, 3);
@@ -503,10 +503,10 @@ static void test_freeze_holds_messages_until_thaw_in_order(void **state)
     ts_drain(n);
     assert_int_equal(msg_count(p), 0);
     assert_null(reply_of(c, ref));
-    assert_int_equal(herd_is_frozen(n, p), 1);
+    assert_int_equal(herd_is_frozen(n, p), HERD_FREEZE_TEST);
     assert_int_equal(herd_is_frozen(n, c), 0);
 
-    assert_int_equal(herd_thaw(n, p), 0);
+    assert_int_equal(herd_thaw(n, p, HERD_FREEZE_TEST), 0);
     assert_int_equal(herd_is_frozen(n, p), 0);
     ts_drain(n);
     const ev_t *m[8];
@@ -522,17 +522,17 @@ static void test_freeze_holds_messages_until_thaw_in_order(void **state)
     assert_answered(c, ref, 4, p);
 
     /* thawed: handles at once again; thaw of a running process is harmless */
-    assert_int_equal(herd_thaw(n, p), 0);
+    assert_int_equal(herd_thaw(n, p, HERD_FREEZE_TEST), 0);
     cast_val(n, p, 7);
     ts_drain(n);
     assert_int_equal(msg_count(p), 7);
 
     /* and it can be frozen again */
-    assert_int_equal(herd_freeze(n, p), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
     cast_val(n, p, 8);
     ts_drain(n);
     assert_int_equal(msg_count(p), 7);
-    assert_int_equal(herd_thaw(n, p), 0);
+    assert_int_equal(herd_thaw(n, p, HERD_FREEZE_TEST), 0);
     ts_drain(n);
     assert_int_equal(msg_count(p), 8);
     ts_node_free(n);
@@ -544,7 +544,7 @@ static void test_freeze_mailbox_limit_still_applies(void **state)
     (void)state;
     herd_node_t *n = vnode("n");
     herd_pid_t p = spawn_rec_limit(n, 3);
-    assert_int_equal(herd_freeze(n, p), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
     uint32_t v = 1;
     for (v = 1; v <= 3; v++)
         assert_int_equal(herd_node_cast(n, p, &v, sizeof(v)), 0);
@@ -552,7 +552,7 @@ static void test_freeze_mailbox_limit_still_applies(void **state)
     assert_int_equal(herd_node_send(n, p, &v, sizeof(v)), HERD_EFULL);
     ts_drain(n);
     assert_int_equal(msg_count(p), 0);
-    assert_int_equal(herd_thaw(n, p), 0);
+    assert_int_equal(herd_thaw(n, p, HERD_FREEZE_TEST), 0);
     ts_drain(n);
     assert_int_equal(msg_count(p), 3);
     ts_node_free(n);
@@ -568,13 +568,13 @@ static void test_freeze_errors_enoproc_and_own_handler(void **state)
     assert_int_equal(herd_stop(n, q, HERD_REASON_SHUTDOWN), 0);
     ts_drain(n);
     assert_int_equal(herd_is_alive(n, q), 0);
-    assert_int_equal(herd_freeze(n, q), HERD_ENOPROC);
-    assert_int_equal(herd_thaw(n, q), HERD_ENOPROC);
+    assert_int_equal(herd_freeze(n, q, HERD_FREEZE_TEST), HERD_ENOPROC);
+    assert_int_equal(herd_thaw(n, q, HERD_FREEZE_TEST), HERD_ENOPROC);
     assert_int_equal(herd_is_frozen(n, q), 0);
     assert_int_equal(herd_forward_mailbox(n, q, p), HERD_ENOPROC);
     herd_pid_t never = {p.node, p.incarnation, p.serial + 1000};
-    assert_int_equal(herd_freeze(n, never), HERD_ENOPROC);
-    assert_int_equal(herd_freeze(n, outside(n)), HERD_ENOPROC);
+    assert_int_equal(herd_freeze(n, never, HERD_FREEZE_TEST), HERD_ENOPROC);
+    assert_int_equal(herd_freeze(n, outside(n), HERD_FREEZE_TEST), HERD_ENOPROC);
 
     /* from its own handler */
     ev_t r = run_cmd(n, p, (cmd_t){.op = OP_FREEZE_SELF}, 1);
@@ -600,30 +600,30 @@ static void test_freeze_ebusy_while_own_call_outstanding(void **state)
     herd_pid_t p = spawn_rec(n), s = spawn_rec(n), other = spawn_rec(n);
     uint64_t ref = call_from(n, p, s, HOLD | 1, 60000, 1);
     assert_int_equal(g_nheld, 1);
-    assert_int_equal(herd_freeze(n, p), HERD_EBUSY);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), HERD_EBUSY);
     assert_int_equal(herd_is_frozen(n, p), 0);
     /* the callee is not the one with an outstanding call */
-    assert_int_equal(herd_freeze(n, s), 0);
-    assert_int_equal(herd_thaw(n, s), 0);
+    assert_int_equal(herd_freeze(n, s, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_thaw(n, s, HERD_FREEZE_TEST), 0);
     /* a call of another process does not count */
-    assert_int_equal(herd_freeze(n, other), 0);
-    assert_int_equal(herd_thaw(n, other), 0);
+    assert_int_equal(herd_freeze(n, other, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_thaw(n, other, HERD_FREEZE_TEST), 0);
 
     assert_int_equal(herd_reply(n, g_held[0], 0, NULL, 0), 0);
     ts_drain(n);
     assert_non_null(reply_of(p, ref));
-    assert_int_equal(herd_freeze(n, p), 0);
-    assert_int_equal(herd_thaw(n, p), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_thaw(n, p, HERD_FREEZE_TEST), 0);
 
     /* a call that times out stops counting */
     uint64_t ref2 = call_from(n, p, s, HOLD | 2, 100, 1);
-    assert_int_equal(herd_freeze(n, p), HERD_EBUSY);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), HERD_EBUSY);
     ts_vnow += 100;
     ts_drain(n);
     const ev_t *r = reply_of(p, ref2);
     assert_non_null(r);
     assert_int_equal(r->status, HERD_ETIMEDOUT);
-    assert_int_equal(herd_freeze(n, p), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
     ts_node_free(n);
 }
 
@@ -649,7 +649,7 @@ static void test_forward_local_in_order_calls_answered_by_new(void **state)
     assert_int_equal(msg_count(p), 1);
     assert_int_equal(msg_count(q), 0);
 
-    assert_int_equal(herd_freeze(n, p), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
     assert_int_equal(herd_forward_mailbox(n, p, p), HERD_EINVAL); /* to itself */
     assert_int_equal(herd_forward_mailbox(n, p, q), 0); /* nothing queued */
     cast_val(n, p, 1);
@@ -704,15 +704,15 @@ static void test_forward_local_new_copy_answers_after_old_exits(void **state)
     (void)state;
     herd_node_t *n = vnode("n");
     herd_pid_t p = spawn_rec(n), q = spawn_rec(n), c = spawn_rec(n);
-    assert_int_equal(herd_freeze(n, p), 0);
-    assert_int_equal(herd_freeze(n, q), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_freeze(n, q, HERD_FREEZE_TEST), 0);
     uint64_t r1 = call_from(n, c, p, 1, 60000, 1);
     uint64_t r2 = call_from(n, c, p, 2, 60000, 1);
     assert_int_equal(herd_forward_mailbox(n, p, q), 2);
     assert_int_equal(herd_stop(n, p, HERD_REASON_HANDOFF), 0);
     wait_exit_handoff(n, p, 1);
     assert_int_equal(ev_count(EV_REPLY, c), 0); /* not an ENOPROC */
-    assert_int_equal(herd_thaw(n, q), 0);
+    assert_int_equal(herd_thaw(n, q, HERD_FREEZE_TEST), 0);
     ts_drain(n);
     assert_answered(c, r1, 1, q);
     assert_answered(c, r2, 2, q);
@@ -727,7 +727,7 @@ static void test_forward_local_node_call_answered_by_new(void **state)
     (void)state;
     herd_node_t *n = rnode("n");
     herd_pid_t p = spawn_rec(n), q = spawn_rec(n), k = spawn_rec(n);
-    assert_int_equal(herd_freeze(n, p), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
     cmd_t fw = {.magic = CMD_MAGIC, .op = OP_FORWARD, .a = p, .b = q, .stop = 1};
     uint64_t timer;
     assert_int_equal(herd_send_after(n, k, 30, &fw, sizeof(fw), &timer), 0);
@@ -760,8 +760,8 @@ static void test_forward_queues_ahead_of_direct_while_frozen(void **state)
     (void)state;
     herd_node_t *n = vnode("n");
     herd_pid_t a = spawn_rec(n), b = spawn_rec(n), s = spawn_rec(n), out = outside(n);
-    assert_int_equal(herd_freeze(n, a), 0);
-    assert_int_equal(herd_freeze(n, b), 0);
+    assert_int_equal(herd_freeze(n, a, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_freeze(n, b, HERD_FREEZE_TEST), 0);
     cast_val(n, b, 101); /* direct to b */
     send_val(n, b, 102);
     cast_val(n, a, 1);
@@ -774,7 +774,7 @@ static void test_forward_queues_ahead_of_direct_while_frozen(void **state)
     cast_val(n, b, 104);
     ts_drain(n);
     assert_int_equal(msg_count(b), 0);
-    assert_int_equal(herd_thaw(n, b), 0);
+    assert_int_equal(herd_thaw(n, b, HERD_FREEZE_TEST), 0);
     ts_drain(n);
     const ev_t *m[8];
     assert_int_equal(msgs_of(b, m, 8), 8);
@@ -815,14 +815,14 @@ static void test_forward_to_other_node_callers_on_both_nodes(void **state)
     /* a call of ca to another node is outstanding: EBUSY */
     uint64_t held_ref = call_from(a, ca, s, HOLD | 50, WAIT_MS, 0);
     WAIT_UNTIL(g_nheld == 1);
-    assert_int_equal(herd_freeze(a, ca), HERD_EBUSY);
+    assert_int_equal(herd_freeze(a, ca, HERD_FREEZE_TEST), HERD_EBUSY);
     assert_int_equal(herd_reply(b, g_held[0], 0, NULL, 0), 0);
     WAIT_UNTIL(reply_of(ca, held_ref) != NULL);
-    assert_int_equal(herd_freeze(a, ca), 0);
-    assert_int_equal(herd_thaw(a, ca), 0);
+    assert_int_equal(herd_freeze(a, ca, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_thaw(a, ca, HERD_FREEZE_TEST), 0);
 
-    assert_int_equal(herd_freeze(a, p), 0);
-    assert_int_equal(herd_freeze(b, q), 0);
+    assert_int_equal(herd_freeze(a, p, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_freeze(b, q, HERD_FREEZE_TEST), 0);
     cast_val(b, q, 101); /* direct to q, from its own node */
     cast_val(a, p, 1);
     uint64_t r2 = call_from(a, ca, p, 2, WAIT_MS, 0);
@@ -841,7 +841,7 @@ static void test_forward_to_other_node_callers_on_both_nodes(void **state)
     assert_int_equal(ev_count(EV_REPLY, ca), 1); /* only the held call's */
     assert_int_equal(ev_count(EV_REPLY, cb), 0);
 
-    assert_int_equal(herd_thaw(b, q), 0);
+    assert_int_equal(herd_thaw(b, q, HERD_FREEZE_TEST), 0);
     WAIT_UNTIL(msg_count(q) == 6);
     const ev_t *m[8];
     assert_int_equal(msgs_of(q, m, 8), 6);
@@ -873,7 +873,7 @@ static void test_forward_to_other_node_node_call_from_old_node(void **state)
     herd_node_t *a, *b;
     pair(&a, &b);
     herd_pid_t p = spawn_rec(a), q = spawn_rec(b), k = spawn_rec(a);
-    assert_int_equal(herd_freeze(a, p), 0);
+    assert_int_equal(herd_freeze(a, p, HERD_FREEZE_TEST), 0);
     cmd_t fw = {.magic = CMD_MAGIC, .op = OP_FORWARD, .a = p, .b = q, .stop = 1};
     uint64_t timer;
     assert_int_equal(herd_send_after(a, k, 30, &fw, sizeof(fw), &timer), 0);
@@ -916,7 +916,7 @@ static void test_forward_to_other_node_node_call_from_new_node(void **state)
     herd_node_t *a, *b;
     pair(&a, &b);
     herd_pid_t p = spawn_rec(a), q = spawn_rec(b), k = spawn_rec(a), s = spawn_rec(b);
-    assert_int_equal(herd_freeze(a, p), 0);
+    assert_int_equal(herd_freeze(a, p, HERD_FREEZE_TEST), 0);
     relay_forward_after_call(b, s, k, p, q);
     uint32_t v = 9;
     herd_reply_t r;
@@ -946,7 +946,7 @@ static void test_forward_local_copy_remote_caller_process(void **state)
     herd_node_t *a, *b;
     pair(&a, &b);
     herd_pid_t p = spawn_rec(a), q = spawn_rec(a), cb = spawn_rec(b);
-    assert_int_equal(herd_freeze(a, p), 0);
+    assert_int_equal(herd_freeze(a, p, HERD_FREEZE_TEST), 0);
     uint64_t r1 = call_from(b, cb, p, 1, SHORT_CALL_MS, 0);
     wait_streams_idle(a, b);
     assert_int_equal(herd_forward_mailbox(a, p, q), 1);
@@ -974,7 +974,7 @@ static void test_forward_local_copy_remote_node_call(void **state)
     herd_node_t *a, *b;
     pair(&a, &b);
     herd_pid_t p = spawn_rec(a), q = spawn_rec(a), k = spawn_rec(a), s = spawn_rec(b);
-    assert_int_equal(herd_freeze(a, p), 0);
+    assert_int_equal(herd_freeze(a, p, HERD_FREEZE_TEST), 0);
     relay_forward_after_call(b, s, k, p, q);
     uint32_t v = 11;
     herd_reply_t r;
@@ -1012,7 +1012,7 @@ static void test_forward_local_new_copy_exit_gives_caller_enoproc(void **state)
     (void)state;
     herd_node_t *n = vnode("n");
     herd_pid_t p = spawn_rec(n), q = spawn_rec(n), c = spawn_rec(n);
-    assert_int_equal(herd_freeze(n, p), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_TEST), 0);
     uint64_t ref = call_from(n, c, p, HOLD | 1, 60000, 1);
     assert_int_equal(herd_forward_mailbox(n, p, q), 1);
     assert_int_equal(herd_stop(n, p, HERD_REASON_HANDOFF), 0);
@@ -1038,7 +1038,7 @@ static void test_forward_remote_new_copy_exit_gives_caller_enoproc(void **state)
     herd_node_t *a, *b;
     pair(&a, &b);
     herd_pid_t p = spawn_rec(a), q = spawn_rec(b), ca = spawn_rec(a);
-    assert_int_equal(herd_freeze(a, p), 0);
+    assert_int_equal(herd_freeze(a, p, HERD_FREEZE_TEST), 0);
     uint64_t ref = call_from(a, ca, p, HOLD | 1, WAIT_MS, 0);
     assert_int_equal(herd_forward_mailbox(a, p, q), 1);
     assert_int_equal(herd_stop(a, p, HERD_REASON_HANDOFF), 0);
@@ -1265,6 +1265,39 @@ static void test_redirect_remote_node_call_to_copy_on_old_node(void **state)
     ts_node_free(a);
 }
 
+/* A move and a conflict merge freeze on their own: the move's thaw leaves
+ * the conflict's freeze in place (its state is on its way to the winner),
+ * and only the last holder's thaw lets the process run. A freeze must name
+ * exactly one holder. */
+static void test_freeze_holders_thaw_only_their_own(void **state)
+{
+    (void)state;
+    herd_node_t *n = vnode("n");
+    herd_pid_t p = spawn_rec(n);
+
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_MOVE), 0);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_CONFLICT), 0);
+    assert_int_equal(herd_is_frozen(n, p), HERD_FREEZE_MOVE | HERD_FREEZE_CONFLICT);
+    cast_val(n, p, 1);
+    assert_int_equal(herd_thaw(n, p, HERD_FREEZE_MOVE), 0);
+    ts_drain(n);
+    assert_int_equal(herd_is_frozen(n, p), HERD_FREEZE_CONFLICT);
+    assert_int_equal(msg_count(p), 0);
+    assert_int_equal(herd_thaw(n, p, HERD_FREEZE_MOVE), 0); /* not held: a no-op */
+    assert_int_equal(herd_is_frozen(n, p), HERD_FREEZE_CONFLICT);
+    assert_int_equal(herd_thaw(n, p, HERD_FREEZE_CONFLICT), 0);
+    ts_drain(n);
+    assert_int_equal(herd_is_frozen(n, p), 0);
+    assert_int_equal(msg_count(p), 1);
+
+    assert_int_equal(herd_freeze(n, p, 0), HERD_EINVAL);
+    assert_int_equal(herd_freeze(n, p, HERD_FREEZE_MOVE | HERD_FREEZE_CONFLICT), HERD_EINVAL);
+    assert_int_equal(herd_freeze(n, p, (herd_freeze_holder_t)64), HERD_EINVAL);
+    assert_int_equal(herd_thaw(n, p, 0), HERD_EINVAL);
+    assert_int_equal(herd_is_frozen(n, p), 0);
+    ts_node_free(n);
+}
+
 int main(void)
 {
     ts_cluster_init("test_freeze", SECRET);
@@ -1272,6 +1305,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_freeze_holds_messages_until_thaw_in_order),
         T(test_freeze_mailbox_limit_still_applies),
+        T(test_freeze_holders_thaw_only_their_own),
         T(test_freeze_errors_enoproc_and_own_handler),
         T(test_freeze_ebusy_while_own_call_outstanding),
         T(test_forward_local_in_order_calls_answered_by_new),

@@ -522,7 +522,7 @@ static void reconcile_all(dsup_t *d)
     d->last_reconcile = herd_node_now(d->node);
 }
 
-static void reconcile_dirty(dsup_t *d)
+void dsup_reconcile_dirty(dsup_t *d)
 {
     char **names = d->dirty;
     size_t n = d->dirty_n;
@@ -606,12 +606,14 @@ static void dsup_work(dsup_t *d)
         d->dirty_n = d->dirty_cap = 0;
         reconcile_all(d);
     } else if (d->dirty_n) {
-        reconcile_dirty(d);
+        dsup_reconcile_dirty(d);
     }
     restarts_due(d, now);
     handoff_tick(d, now);
     if (d->waiter_count)
         waiters_expire(d, now);
+    if (d->term_count)
+        terminate_tick(d, now);
     if (d->grace_pending && now - d->started_at >= d->cfg.join_grace_ms) {
         d->grace_pending = 0; /* what the grace held back starts now */
         d->full_due = 1;
@@ -630,7 +632,7 @@ static void dsup_update_ref(dsup_t *d)
 {
     if (d->h == NULL)
         return;
-    if (d->restarting || d->waiter_count || d->moving || d->arriving)
+    if (d->restarting || d->waiter_count || d->term_count || d->moving || d->arriving)
         uv_ref((uv_handle_t *)&d->h->tick);
     else
         uv_unref((uv_handle_t *)&d->h->tick);
@@ -746,6 +748,7 @@ static void dsup_free(void *p)
         }
     }
     u64map_fini(&d->waiters);
+    terminate_free(d);
     cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->up_since, &cursor)) != NULL;)
         free(s->value);
@@ -867,7 +870,7 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
         if (rc)
             return rc;
         if (d->dirty_n) /* an owner of the name starts it before answering */
-            reconcile_dirty(d);
+            dsup_reconcile_dirty(d);
     }
     if (herd_whereis(n, req->name, &res.pid, NULL) == 0) { /* started here just now */
         cb(data, &res);
@@ -919,19 +922,6 @@ int herd_start_child(herd_node_t *n, const herd_child_req_t *req, uint32_t timeo
         return HERD_ETIMEDOUT;
     *out = w.res;
     return w.res.status;
-}
-
-int herd_terminate_child(herd_node_t *n, const char *name)
-{
-    dsup_t *d = dsup_of(n);
-    if (d == NULL)
-        return HERD_ENOENT;
-    int rc = herd_spec_remove(n, name);
-    if (rc)
-        return rc;
-    if (d->dirty_n) /* stops a copy of this node at once */
-        reconcile_dirty(d);
-    return 0;
 }
 
 int herd_which_children(herd_node_t *n, herd_child_fn fn, void *data)

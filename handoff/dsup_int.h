@@ -49,6 +49,8 @@ typedef struct dsup_handles {
     int open;
 } dsup_handles_t;
 
+typedef struct term_waiter term_waiter_t; /* terminate.c */
+
 typedef struct dsup {
     herd_node_t *node;
     herd_dsup_config_t cfg;
@@ -66,6 +68,8 @@ typedef struct dsup {
     dsup_handles_t *h;
     u64map_t waiters; /* name hash -> start_waiter_t chain */
     size_t waiter_count;
+    term_waiter_t *terms; /* terminates waiting for every member to hold them */
+    size_t term_count;
     u64map_t up_since; /* member id -> since when it is up (node clock) */
     uint64_t started_at, started_hlc;
     int grace_pending; /* starts were held back by the join grace */
@@ -86,6 +90,8 @@ int dsup_add(dsup_t *d, dchild_t *c);
 const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service);
 int dsup_service_index(const dsup_t *d, const char *service);
 void dsup_kick(dsup_t *d, int full);
+/* Plan the children whose spec changed since the last reconcile, now. */
+void dsup_reconcile_dirty(dsup_t *d);
 void dsup_meta(dsup_t *d, int service, herd_meta_t *meta);
 
 /* The spec's bytes: u8 version 1, str service, u8 restart, bytes arg, u64
@@ -98,6 +104,10 @@ typedef struct dspec {
     size_t arg_len;
 } dspec_t;
 int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out);
+
+/* terminate.c */
+void terminate_tick(dsup_t *d, uint64_t now);
+void terminate_free(dsup_t *d);
 
 /* handoff.c */
 int handoff_begin(dsup_t *d, dchild_t *c, const char *target);

@@ -544,15 +544,15 @@ typedef struct owed_ctx {
     int owed;
 } owed_ctx_t;
 
-/* Stops at a live member still owed an acknowledgement. */
+/* Stops at a member still owed an acknowledgement: any that is neither left
+ * nor forgotten, down ones included (a down member may only be cut off, and
+ * what it is owed may be the only copy of a terminate or a move's switch). */
 static int owed_ack(void *data, const herd_member_info_t *m)
 {
     owed_ctx_t *c = data;
     herd_stream_stats_t st;
     uint64_t id = herd_node_id_of(m->name);
-    if (id == herd_node_id_of(herd_node_name(c->node)) ||
-        (m->state != HERD_MEMBER_UP && m->state != HERD_MEMBER_SUSPECT &&
-         m->state != HERD_MEMBER_DRAINING))
+    if (id == herd_node_id_of(herd_node_name(c->node)) || m->state == HERD_MEMBER_LEFT)
         return 0;
     c->owed = herd_cluster_stream_stats(c->node, id, &st) == 0 && st.pending > 0;
     return c->owed;

@@ -103,9 +103,21 @@ int herd_start_child_async(herd_node_t *node, const herd_child_req_t *req,
 /* The same for code outside processes: runs the loop until done. */
 int herd_start_child(herd_node_t *node, const herd_child_req_t *req, uint32_t timeout_ms,
                      herd_start_result_t *out);
-/* Remove the child's spec: whichever node runs it stops it (at once when
- * that is this node). HERD_ENOENT when there is no such child. */
-int herd_terminate_child(herd_node_t *node, const char *name);
+/* End a child for good: its spec is removed from the replicated map and
+ * whichever node runs it stops it (at once when that is this node). `cb`
+ * runs on the loop thread, never inside this call: with 0 once every member
+ * that is neither left nor forgotten (down ones included: a down member may
+ * only be cut off) has acknowledged the removal, so no crash of this node can
+ * undo it; or with HERD_EUNCERTAIN after timeout_ms, when some member may not
+ * hold it yet: the removal keeps spreading, but if this node crashes before
+ * it reaches the others, the child may come back. Errors at once:
+ * HERD_ENOENT (no such child, or no supervisor), HERD_EINVAL. */
+typedef void (*herd_terminate_cb)(void *data, int status);
+int herd_terminate_child_async(herd_node_t *node, const char *name, uint32_t timeout_ms,
+                               herd_terminate_cb cb, void *data);
+/* The same for code outside processes: runs the loop until done and returns
+ * the status; HERD_EDEADLK from inside a process (nothing removed). */
+int herd_terminate_child(herd_node_t *node, const char *name, uint32_t timeout_ms);
 
 /* A child's spec as every node reads it. HERD_ENOENT: no such child. */
 typedef struct herd_child_spec_view {
@@ -176,8 +188,8 @@ int herd_handoffs(herd_node_t *node, herd_handoff_fn fn, void *data);
  * a drain. HERD_ENOTCONN for an unknown member. */
 int herd_drain(herd_node_t *node, const char *name, int on);
 /* Whether this node may leave now with nothing lost: it runs no child, no
- * move is in flight, and every member that is up has acknowledged all this
- * node sent it (the moves' commits, forwarded messages, registry deltas).
+ * move is in flight, and every member that is neither left nor forgotten
+ * (down ones included) has acknowledged all this node sent it (the moves' commits, forwarded messages, registry deltas).
  * herdd's SIGTERM waits for it before leaving. */
 int herd_dsup_drained(herd_node_t *node);
 

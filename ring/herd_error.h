@@ -28,7 +28,8 @@
     X(EIO, -14, "I/O error")                                                  \
     X(EBADFRAME, -15, "malformed or unauthenticated frame")                   \
     X(ENOTCONN, -16, "node down or unknown")                                  \
-    X(EBUSY, -17, "busy: try again later")
+    X(EBUSY, -17, "busy: try again later")                                   \
+    X(EUNCERTAIN, -18, "outcome unknown: it may or may not take effect")
 
 typedef enum {
 #define HERD_ERR_ENUM(name, value, msg) HERD_##name = value,

@@ -18,6 +18,7 @@
 
 #define START_TIMEOUT_MS 5000
 #define CALL_TIMEOUT_MS 5000
+#define STOP_TIMEOUT_MS 5000
 #define CALL_MAX 4096
 
 /* ---- start ---------------------------------------------------------------------- */
@@ -211,18 +212,44 @@ int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t 
 
 /* ---- stop, children, handoffs, drain ------------------------------------------------ */
 
+typedef struct stop_req {
+    void *data;
+    uint64_t token;
+    char name[HERD_NAME_MAX + 1];
+} stop_req_t;
+
+static void stop_done(void *arg, int status)
+{
+    stop_req_t *r = arg;
+    json_t *out = status ? NULL : json_pack("{s:s, s:b}", "name", r->name, "stopped", 1);
+    char msg[400];
+    snprintf(msg, sizeof(msg), "'%s' is stopped here, but not every member acknowledged its "
+             "removal within %d ms (some are down or cut off): it keeps spreading; if this "
+             "node crashes first, '%s' may come back", r->name, STOP_TIMEOUT_MS, r->name);
+    control_finish(herdd_control(r->data), r->token, status, out, msg);
+    free(r);
+}
+
 int herdd_cmd_stop(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
+    (void)result;
     const char *name = json_string_value(json_object_get(args, "name"));
     if (name == NULL)
         return snprintf(msg, cap, "stop needs a name"), HERD_EINVAL;
-    int rc = herd_terminate_child(herdd_node(data), name);
-    if (rc == HERD_ENOENT)
-        return snprintf(msg, cap, "no child is named '%.255s'", name), rc;
-    if (rc)
+    stop_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return HERD_ENOMEM;
+    r->data = data;
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->token = control_defer(herdd_control(data));
+    int rc = herd_terminate_child_async(herdd_node(data), name, STOP_TIMEOUT_MS, stop_done, r);
+    if (rc) {
+        free(r);
+        if (rc == HERD_ENOENT)
+            snprintf(msg, cap, "no child is named '%.255s'", name);
         return rc;
-    *result = json_pack("{s:s, s:b}", "name", name, "stopped", 1);
-    return 0;
+    }
+    return CONTROL_DEFERRED;
 }
 
 typedef struct children_ctx {

@@ -142,8 +142,11 @@ json_t *ctl_live_wait(const ctl_t *c, const char *cmd, json_t *args, int timeout
     control_request(c->node, cmd, args, timeout_ms, &r);
     if (r.outcome == CONTROL_OK)
         return r.result;
-    *rc = ctl_fail(c, 1, r.outcome == CONTROL_UNREACHABLE ? "EUNREACHABLE" : r.code, "%s",
-                   r.message);
+    /* exit 3: the node could not say whether it took effect */
+    int uncertain = r.outcome != CONTROL_UNREACHABLE &&
+                    (strcmp(r.code, "EUNCERTAIN") == 0 || strcmp(r.code, "ETIMEDOUT") == 0);
+    *rc = ctl_fail(c, uncertain ? 3 : 1,
+                   r.outcome == CONTROL_UNREACHABLE ? "EUNREACHABLE" : r.code, "%s", r.message);
     return NULL;
 }
 

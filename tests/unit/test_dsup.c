@@ -884,7 +884,7 @@ static void test_dsup_solo_start_call_terminate(void **state)
     assert_int_equal(s.stops, 0);
 
     /* terminate: stopped, spec and name gone, never restarted */
-    assert_int_equal(herd_terminate_child(a, "ctr"), 0);
+    assert_int_equal(herd_terminate_child(a, "ctr", 5000), 0);
     assert_int_equal(herd_child_spec(a, "ctr", &sv), HERD_ENOENT);
     assert_false(kid(a, "ctr", NULL));
     assert_int_equal(nkids(a), 1);
@@ -892,7 +892,7 @@ static void test_dsup_solo_start_call_terminate(void **state)
     WAIT(!ts_alive(a, r.pid) && !resolves(a, "ctr", NULL));
     herd_reply_t gone = {0};
     assert_int_equal(herd_node_call_name(a, "ctr", "get", 3, CALL_MS, &gone), HERD_ENOENT);
-    assert_int_equal(herd_terminate_child(a, "ctr"), HERD_ENOENT);
+    assert_int_equal(herd_terminate_child(a, "ctr", 5000), HERD_ENOENT);
     cc = counts(a);
     assert_int_equal(cc.local, 1);
     assert_int_equal(cc.specs, 1);
@@ -907,8 +907,8 @@ static void test_dsup_solo_start_call_terminate(void **state)
     assert_false(herd_pid_equal(r2.pid, r.pid));
     assert_int_equal(call_value(a, "ctr", "get"), 0);
 
-    assert_int_equal(herd_terminate_child(a, "ctr"), 0);
-    assert_int_equal(herd_terminate_child(a, "ctr2"), 0);
+    assert_int_equal(herd_terminate_child(a, "ctr", 5000), 0);
+    assert_int_equal(herd_terminate_child(a, "ctr2", 5000), 0);
     WAIT(herd_node_process_count(a) == 0);
     cc = counts(a);
     assert_int_equal(cc.local, 0);
@@ -944,7 +944,7 @@ static void test_dsup_solo_errors(void **state)
     assert_int_equal(herd_registry_start(bare), 0);
     assert_int_equal(herd_start_child(bare, &req, 100, &res), HERD_ENOENT);
     assert_int_equal(herd_start_child_async(bare, &req, 100, async_done, NULL), HERD_ENOENT);
-    assert_int_equal(herd_terminate_child(bare, "x"), HERD_ENOENT);
+    assert_int_equal(herd_terminate_child(bare, "x", 5000), HERD_ENOENT);
     assert_int_equal(herd_which_children(bare, NULL, NULL), HERD_ENOENT);
     assert_int_equal(herd_count_children(bare, &cc), HERD_ENOENT);
     assert_int_equal(herd_handoff_stats(bare, &hs), HERD_ENOENT);
@@ -1019,8 +1019,8 @@ static void test_dsup_solo_errors(void **state)
     assert_true(resolves_to(a, "big-arg", res.pid));
 
     /* unknown children */
-    assert_int_equal(herd_terminate_child(a, "nobody"), HERD_ENOENT);
-    assert_int_equal(herd_terminate_child(a, ""), HERD_EINVAL);
+    assert_int_equal(herd_terminate_child(a, "nobody", 5000), HERD_ENOENT);
+    assert_int_equal(herd_terminate_child(a, "", 5000), HERD_EINVAL);
     assert_int_equal(herd_child_spec(a, "nobody", &sv), HERD_ENOENT);
     assert_true(resolves_to(a, "big-arg", res.pid));
 
@@ -1033,7 +1033,7 @@ static void test_dsup_solo_errors(void **state)
     assert_string_equal(herd_child_state_name(HERD_CHILD_ARRIVING), "arriving");
     assert_string_equal(herd_child_state_name((herd_child_state_t)9), "?");
 
-    assert_int_equal(herd_terminate_child(a, "big-arg"), 0);
+    assert_int_equal(herd_terminate_child(a, "big-arg", 5000), 0);
     WAIT(herd_node_process_count(a) == 0);
     node_free(a);
     node_free(bare);
@@ -1067,7 +1067,7 @@ static void test_dsup_name_of_max_length(void **state)
     assert_true(kid(a, name, &k));
     assert_string_equal(k.name, name);
     assert_true(has_spec(a, name));
-    assert_int_equal(herd_terminate_child(a, name), 0);
+    assert_int_equal(herd_terminate_child(a, name, 5000), 0);
     WAIT(herd_node_process_count(a) == 0 && !resolves(a, name, NULL));
     node_free(a);
 }
@@ -1200,7 +1200,7 @@ static void test_dsup_permanent_restarts_with_new_pid(void **state)
     assert_int_equal(herd_node_process_count(a), 1);
 
     /* terminate: not a failure, not restarted */
-    assert_int_equal(herd_terminate_child(a, "perm"), 0);
+    assert_int_equal(herd_terminate_child(a, "perm", 5000), 0);
     drive_ms(700);
     assert_false(resolves(a, "perm", NULL));
     assert_int_equal(herd_node_process_count(a), 0);
@@ -1417,7 +1417,7 @@ static void test_dsup_cluster_start_lands_on_owner(void **state)
     herd_node_t *other = runner == ns[0] ? ns[1] : ns[0];
     herd_pid_t p1;
     assert_true(resolves(other, g_names[1], &p1));
-    assert_int_equal(herd_terminate_child(other, g_names[1]), 0);
+    assert_int_equal(herd_terminate_child(other, g_names[1], 5000), 0);
     assert_false(has_spec(other, g_names[1]));
     WAIT(!resolves(ns[0], g_names[1], NULL) && !resolves(ns[1], g_names[1], NULL) &&
          !resolves(ns[2], g_names[1], NULL) && !ts_alive(runner, p1));
@@ -1448,7 +1448,7 @@ static void test_dsup_cluster_start_lands_on_owner(void **state)
         assert_false(resolves(ns[i], name, NULL));
         assert_false(kid(ns[i], name, NULL));
     }
-    assert_int_equal(herd_terminate_child(ns[0], name), 0);
+    assert_int_equal(herd_terminate_child(ns[0], name, 5000), 0);
 
     node_free(ns[2]);
     node_free(ns[1]);
@@ -1731,7 +1731,7 @@ static void test_dsup_crashed_node_children_restart_on_survivors(void **state)
     assert_true(stopped < g_count);
     char stopped_name[NAME_LEN];
     memcpy(stopped_name, g_names[stopped], NAME_LEN);
-    assert_int_equal(herd_terminate_child(a, stopped_name), 0);
+    assert_int_equal(herd_terminate_child(a, stopped_name, 5000), 0);
     WAIT(!kid(c, stopped_name, NULL) && !resolves(a, stopped_name, NULL) &&
          !resolves(b, stopped_name, NULL) && !has_spec(c, stopped_name));
     g_names[stopped][0] = '\0';

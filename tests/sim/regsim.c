@@ -911,26 +911,33 @@ uint64_t regsim_delivered(const regsim_t *rs)
 
 _Static_assert(offsetof(rs_case_t, name) == 0, "seeds_main: a case begins with its name");
 
+/* What the seeds of one case share. */
+typedef struct case_run {
+    const rs_case_t *c;
+    unsigned long long uncertain;
+} case_run_t;
+
 static int run_one(void *ctx, uint64_t seed)
 {
-    const rs_case_t *c = ctx;
+    case_run_t *cr = ctx;
     rs_run_t r = {.seed = seed};
-    int ok = c->fn(&r);
+    int ok = cr->c->fn(&r);
     if (!ok)
-        seeds_print_failure(c->name, r.seed, r.rs ? regsim_now(r.rs) : 0, r.why);
+        seeds_print_failure(cr->c->name, r.seed, r.rs ? regsim_now(r.rs) : 0, r.why);
+    cr->uncertain += r.uncertain;
     regsim_free(r.rs);
     return ok;
 }
 
 static void run_case(void **state)
 {
-    const rs_case_t *c = *state;
-    unsigned count;
-    double wall_s;
-    unsigned failures = seeds_run(c->name, c->known_bug, c->default_seeds, run_one, (void *)c,
-                                  &count, &wall_s);
-    print_message("sim %s seeds=%u failed=%u wall_s=%.2f\n", c->name, count, failures, wall_s);
-    assert_int_equal(failures, 0);
+    case_run_t cr = {.c = *state};
+    seeds_summary_t sum;
+    char extra[48];
+    seeds_run(cr.c->default_seeds, run_one, &cr, &sum);
+    snprintf(extra, sizeof(extra), " uncertain=%llu", cr.uncertain);
+    seeds_print_summary(cr.c->name, &sum, extra);
+    assert_int_equal(sum.failed, 0);
 }
 
 int regsim_main(const char *prefix, const rs_case_t *cases, size_t count)

@@ -29,8 +29,10 @@
  * alive (an exit hook per node), how they exited, and the names (and
  * metadata) each holds by the successful register calls it made.
  *
- * The seed driver (regsim_main) reads HERD_SIM_SEEDS, HERD_SIM_SEED,
- * HERD_SIM_TEST, HERD_SIM_LOG and HERD_SIM_KNOWN_BUGS as simtest.h does.
+ * The seed driver (regsim_main) reads HERD_SIM_SEEDS, HERD_SIM_FIRST_SEED,
+ * HERD_SIM_SEED, HERD_SIM_TEST, HERD_SIM_LOG and HERD_SIM_LIST (seeds.h).
+ * Its summary line adds uncertain=K: the checks its seeds could not make
+ * exactly (rs_run_t.uncertain; the case says which).
  */
 #ifndef HERD_REGSIM_H
 #define HERD_REGSIM_H
@@ -172,7 +174,8 @@ uint64_t regsim_delivered(const regsim_t *rs);
 
 typedef struct rs_run {
     uint64_t seed;
-    regsim_t *rs; /* made by the scenario, freed by the driver */
+    regsim_t *rs;       /* made by the scenario, freed by the driver */
+    unsigned uncertain; /* checks this seed could only bound, or not make */
     char why[768];
 } rs_run_t;
 
@@ -184,8 +187,7 @@ typedef int (*rs_scenario_fn)(rs_run_t *r);
 typedef struct rs_case {
     const char *name;
     rs_scenario_fn fn;
-    unsigned default_seeds;
-    int known_bug; /* skipped unless HERD_SIM_KNOWN_BUGS is set */
+    unsigned default_seeds; /* when HERD_SIM_SEEDS is unset */
 } rs_case_t;
 
 int regsim_main(const char *prefix, const rs_case_t *cases, size_t count);

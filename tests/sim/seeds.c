@@ -3,6 +3,8 @@
  */
 #include "seeds.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,12 +14,21 @@
 
 #define SEEDS_MAX_CASES 64
 
-static unsigned env_unsigned(const char *name, unsigned dflt)
+/* The variable `name` as a number, else `dflt` when unset or empty; a value
+ * that is not a whole number (or is below `min`) fails the running test. */
+static uint64_t env_number(const char *name, uint64_t dflt, uint64_t min)
 {
     const char *v = getenv(name);
+    char *end = NULL;
     if (v == NULL || *v == '\0')
         return dflt;
-    return (unsigned)strtoul(v, NULL, 10);
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || *v == '-' || n < min) {
+        print_error("%s=%s: not a whole number >= %llu\n", name, v, (unsigned long long)min);
+        fail();
+    }
+    return n;
 }
 
 static double wall_seconds(void)
@@ -27,25 +38,29 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-unsigned seeds_run(const char *name, int known_bug, unsigned default_seeds, seeds_one_fn one,
-                   void *ctx, unsigned *count, double *wall_s)
+void seeds_run(unsigned default_seeds, seeds_one_fn one, void *ctx, seeds_summary_t *out)
 {
-    unsigned n = env_unsigned("HERD_SIM_SEEDS", default_seeds);
-    unsigned first = 1, failures = 0;
-    if (known_bug && getenv("HERD_SIM_KNOWN_BUGS") == NULL) {
-        print_message("%s pins a known bug: HERD_SIM_KNOWN_BUGS=1 runs it\n", name);
-        skip();
-    }
+    uint64_t n = env_number("HERD_SIM_SEEDS", default_seeds, 1);
+    uint64_t first = env_number("HERD_SIM_FIRST_SEED", 1, 0);
     if (getenv("HERD_SIM_SEED")) {
-        first = env_unsigned("HERD_SIM_SEED", 1);
+        first = env_number("HERD_SIM_SEED", 1, 0);
         n = 1;
     }
+    if (n > UINT_MAX) {
+        print_error("HERD_SIM_SEEDS=%llu: at most %u\n", (unsigned long long)n, UINT_MAX);
+        fail();
+    }
+    *out = (seeds_summary_t){.count = (unsigned)n, .first = first};
     double t0 = wall_seconds();
-    for (unsigned k = 0; k < n; k++)
-        failures += !one(ctx, first + k);
-    *count = n;
-    *wall_s = wall_seconds() - t0;
-    return failures;
+    for (uint64_t k = 0; k < n; k++)
+        out->failed += !one(ctx, first + k);
+    out->wall_s = wall_seconds() - t0;
+}
+
+void seeds_print_summary(const char *name, const seeds_summary_t *s, const char *extra)
+{
+    print_message("sim %s seeds=%u first=%llu failed=%u wall_s=%.2f%s\n", name, s->count,
+                  (unsigned long long)s->first, s->failed, s->wall_s, extra ? extra : "");
 }
 
 void seeds_print_failure(const char *name, uint64_t seed, uint64_t t_ms, const char *why)
@@ -71,6 +86,10 @@ int seeds_main(const char *prefix, const void *cases, size_t size, size_t count,
         const char *name = *(const char *const *)c;
         snprintf(names[i], sizeof(names[i]), "%s_%s", prefix, name);
         tests[i] = (struct CMUnitTest){names[i], run, NULL, NULL, (void *)c};
+        if (getenv("HERD_SIM_LIST"))
+            printf("%s\n", names[i]);
     }
+    if (getenv("HERD_SIM_LIST"))
+        return fflush(stdout) == 0 ? 0 : 1;
     return _cmocka_run_group_tests(prefix, tests, count, NULL, NULL);
 }

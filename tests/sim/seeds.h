@@ -3,10 +3,16 @@
  * simulator, regsim.h over real registry nodes): one cmocka test per case,
  * each running a scenario over many seeds.
  *
- * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_SEED=N (run seed N
- * alone, to replay a failure), HERD_SIM_TEST (a cmocka name filter),
- * HERD_SIM_LOG=info|debug (the runtime's log), HERD_SIM_KNOWN_BUGS=1 (run
- * the cases that pin known bugs).
+ * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_FIRST_SEED (the
+ * first of them, default 1), HERD_SIM_SEED=N (run seed N alone, to replay a
+ * failure), HERD_SIM_TEST (a cmocka name filter), HERD_SIM_LOG=info|debug
+ * (the runtime's log), HERD_SIM_LIST=1 (print the cases' test names, one a
+ * line, and run nothing). A value that is not a number fails the case; no
+ * case is ever skipped.
+ *
+ * Every case ends with one summary line:
+ *   sim CASE seeds=N first=S failed=F wall_s=W [more figures]
+ * and every failing seed prints "CASE: seed S FAILED at t=T ms: WHY".
  */
 #ifndef HERD_SIM_SEEDS_H
 #define HERD_SIM_SEEDS_H
@@ -38,12 +44,22 @@
  * seeds_print_failure). */
 typedef int (*seeds_one_fn)(void *ctx, uint64_t seed);
 
-/* Run the seeds of the case called `name`: HERD_SIM_SEEDS (else
- * default_seeds) from seed 1, or HERD_SIM_SEED alone. A known_bug case is
- * skipped (cmocka skip) unless HERD_SIM_KNOWN_BUGS is set. Returns the
- * failures; *count: the seeds run, *wall_s: how long they took. */
-unsigned seeds_run(const char *name, int known_bug, unsigned default_seeds, seeds_one_fn one,
-                   void *ctx, unsigned *count, double *wall_s);
+/* What a case's seeds did. */
+typedef struct seeds_summary {
+    unsigned count;  /* seeds run */
+    uint64_t first;  /* the first of them */
+    unsigned failed; /* seeds that failed */
+    double wall_s;   /* how long they took */
+} seeds_summary_t;
+
+/* Run the seeds of a case: HERD_SIM_SEEDS (else default_seeds) from
+ * HERD_SIM_FIRST_SEED (else 1), or HERD_SIM_SEED alone. Must run inside a
+ * cmocka test: an unreadable variable fails it. */
+void seeds_run(unsigned default_seeds, seeds_one_fn one, void *ctx, seeds_summary_t *out);
+
+/* "sim NAME seeds=N first=S failed=F wall_s=W" then `extra` (NULL: nothing),
+ * e.g. " uncertain=3", and a newline. */
+void seeds_print_summary(const char *name, const seeds_summary_t *s, const char *extra);
 
 /* "NAME: seed S FAILED at t=T ms: WHY" */
 void seeds_print_failure(const char *name, uint64_t seed, uint64_t t_ms, const char *why);
@@ -51,7 +67,8 @@ void seeds_print_failure(const char *name, uint64_t seed, uint64_t t_ms, const c
 /* Run `count` cases (an array of `size`-byte structs, each beginning with its
  * name, a const char *) as cmocka tests named PREFIX_NAME, each calling `run`
  * with its case as the state. The log level is HERD_SIM_LOG, else `level`.
- * Returns main's status (2: too many cases). */
+ * With HERD_SIM_LIST set, prints the test names instead. Returns main's
+ * status (2: too many cases). */
 int seeds_main(const char *prefix, const void *cases, size_t size, size_t count,
                void (*run)(void **state), herd_log_level_t level);
 

@@ -91,16 +91,15 @@ static void run_case(void **state)
     const sim_case_t *c = *state;
     sim_stat_t figures[SIM_FIGURES] = {{0}};
     case_run_t cr = {.c = c, .figures = figures};
-    unsigned count;
-    double wall_s;
-    unsigned failures = seeds_run(c->name, c->known_bug, SIM_DEFAULT_SEEDS, run_one, &cr,
-                                  &count, &wall_s);
-    print_message("sim %s seeds=%u failed=%u wall_s=%.2f spurious_ring_changes=%llu\n",
-                  c->name, count, failures, wall_s, (unsigned long long)cr.spurious);
+    seeds_summary_t sum;
+    char extra[48];
+    seeds_run(SIM_DEFAULT_SEEDS, run_one, &cr, &sum);
+    snprintf(extra, sizeof(extra), " spurious_ring_changes=%llu", (unsigned long long)cr.spurious);
+    seeds_print_summary(c->name, &sum, extra);
     for (int k = 0; k < SIM_FIGURES; k++)
         if (c->metric[k])
             stat_print(c->name, c->metric[k], &figures[k]);
-    assert_int_equal(failures, 0);
+    assert_int_equal(sum.failed, 0);
 }
 
 int sim_main(const char *prefix, const sim_case_t *cases, size_t count)

@@ -9,10 +9,12 @@
  * fails the case at the end, after all its seeds ran.
  *
  * Environment: HERD_SIM_SEEDS (seeds per case, default SIM_DEFAULT_SEEDS),
- * HERD_SIM_SEED=N (run seed N alone, to replay a failure), HERD_SIM_TEST
- * (a cmocka name filter, e.g. '*restart*'), HERD_SIM_VERBOSE=1 (every
- * node's view on failure), HERD_SIM_LOG=info|debug (the runtime's log),
- * HERD_SIM_KNOWN_BUGS=1 (run the cases that pin known bugs).
+ * HERD_SIM_FIRST_SEED (the first of them, default 1), HERD_SIM_SEED=N (run
+ * seed N alone, to replay a failure), HERD_SIM_TEST (a cmocka name filter,
+ * e.g. '*restart*'), HERD_SIM_VERBOSE=1 (every node's view on failure),
+ * HERD_SIM_LOG=info|debug (the runtime's log), HERD_SIM_LIST=1 (print the
+ * test names and run nothing). The summary line (seeds.h) adds
+ * spurious_ring_changes=K.
  */
 #ifndef HERD_SIMTEST_H
 #define HERD_SIMTEST_H
@@ -61,7 +63,6 @@ typedef struct sim_case {
     const char *name; /* the test is PREFIX_NAME */
     sim_scenario_fn fn;
     const char *metric[SIM_FIGURES]; /* names of r->figures[k]; NULL: unused */
-    int known_bug;                   /* skipped unless HERD_SIM_KNOWN_BUGS is set */
 } sim_case_t;
 
 /* Run the cases as cmocka tests named PREFIX_NAME; returns main's status. */

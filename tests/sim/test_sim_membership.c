@@ -6,7 +6,8 @@
  * determinism of the simulator itself, draining, and random chaos.
  *
  * Each case runs its scenario over many seeds (simtest.h: HERD_SIM_SEEDS,
- * HERD_SIM_SEED=N to replay one, HERD_SIM_VERBOSE, HERD_SIM_LOG), and every
+ * HERD_SIM_FIRST_SEED, HERD_SIM_SEED=N to replay one, HERD_SIM_TEST,
+ * HERD_SIM_VERBOSE, HERD_SIM_LOG, HERD_SIM_LIST), and every
  * run must also keep the simulator's invariants (simnet_check.c: the member
  * events replay to the table, ring_changed never missed). Figures such as
  * convergence and detection times or suspects under loss are printed per case
@@ -592,25 +593,24 @@ static int scen_chaos(sim_run_t *r)
 /* ---- the cases ---------------------------------------------------------- */
 
 static const sim_case_t cases[] = {
-    {"join", scen_join, {"converge_ms"}, 0},
-    {"simultaneous_start", scen_simultaneous, {"converge_ms"}, 0},
-    {"crash_detection", scen_crash, {"down_after_crash_ms", "suspect_after_crash_ms"}, 0},
-    {"restart", scen_restart, {"rejoin_ms"}, 0},
-    {"partition_heal", scen_partition_remembered, {"converge_after_heal_ms"}, 0},
-    {"partition_forgotten", scen_partition_forgotten, {"converge_after_heal_ms"}, 0},
-    {"graceful_leave", scen_leave, {"forgotten_after_left_ms"}, 0},
-    {"wrong_secret", scen_wrong_secret, {"mac_rejects_at_seed"}, 0},
+    {"join", scen_join, {"converge_ms"}},
+    {"simultaneous_start", scen_simultaneous, {"converge_ms"}},
+    {"crash_detection", scen_crash, {"down_after_crash_ms", "suspect_after_crash_ms"}},
+    {"restart", scen_restart, {"rejoin_ms"}},
+    {"partition_heal", scen_partition_remembered, {"converge_after_heal_ms"}},
+    {"partition_forgotten", scen_partition_forgotten, {"converge_after_heal_ms"}},
+    {"graceful_leave", scen_leave, {"forgotten_after_left_ms"}},
+    {"wrong_secret", scen_wrong_secret, {"mac_rejects_at_seed"}},
     {"lossy_network",
      scen_lossy,
-     {"converge_ms", "suspects_per_run", "replay_rejects_per_run"},
-     0},
-    {"determinism", scen_determinism, {"deliveries_per_run"}, 0},
-    {"draining", scen_drain, {NULL}, 0},
-    {"chaos", scen_chaos, {"converge_after_repair_ms"}, 0},
-    {"reordered_drain", scen_reordered_drain, {NULL}, 0},
+     {"converge_ms", "suspects_per_run", "replay_rejects_per_run"}},
+    {"determinism", scen_determinism, {"deliveries_per_run"}},
+    {"draining", scen_drain, {NULL}},
+    {"chaos", scen_chaos, {"converge_after_repair_ms"}},
+    {"reordered_drain", scen_reordered_drain, {NULL}},
 };
 
 int main(void)
 {
-    return sim_main("test_sim_membership", cases, sizeof(cases) / sizeof(cases[0]));
+    return sim_main("sim_membership", cases, sizeof(cases) / sizeof(cases[0]));
 }

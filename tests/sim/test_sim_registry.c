@@ -5,10 +5,11 @@
  * in-memory transport that delays, reorders, drops, duplicates and
  * partitions.
  *
- * Cases (each over many seeds; HERD_SIM_SEEDS, HERD_SIM_SEED=N to replay one,
- * HERD_SIM_TEST, HERD_SIM_LOG, HERD_SIM_KNOWN_BUGS=1, HERD_SIM_VERBOSE=1 for
- * figures, HERD_SIM_TRACE=1 for every register/unregister/exit,
- * HERD_SIM_EXPLORE=1: churn goes on to its exit check after a failed settle):
+ * Cases (each over many seeds; HERD_SIM_SEEDS, HERD_SIM_FIRST_SEED,
+ * HERD_SIM_SEED=N to replay one, HERD_SIM_TEST, HERD_SIM_LOG, HERD_SIM_LIST
+ * (seeds.h), HERD_SIM_VERBOSE=1 for figures, HERD_SIM_TRACE=1 for every
+ * register/unregister/exit, HERD_SIM_EXPLORE=1: churn goes on to its exit
+ * check after a failed settle):
  * - churn: 3-5 nodes, random spawns, registers from a shared pool of names
  *   (so concurrent conflicts happen too; some with metadata), metadata
  *   updates, unregisters and exits under 5% loss, 2% duplicates and 1-15 ms
@@ -553,14 +554,14 @@ static int scen_determinism_bytes(rs_run_t *r)
 int main(void)
 {
     static const rs_case_t cases[] = {
-        {"churn", scen_churn, 300, 0},
-        {"churn_remote_unregister", scen_churn_remote_unregister, 300, 0},
-        {"partition_conflict", scen_partition_conflict, 200, 0},
-        {"conflict_earlier_wins", scen_conflict_earlier_wins, 200, 0},
-        {"crash_restart", scen_crash_restart, 200, 0},
-        {"long_partition", scen_long_partition, 200, 0},
-        {"determinism", scen_determinism, 100, 0},
-        {"determinism_bytes", scen_determinism_bytes, 100, 0},
+        {"churn", scen_churn, 300},
+        {"churn_remote_unregister", scen_churn_remote_unregister, 300},
+        {"partition_conflict", scen_partition_conflict, 200},
+        {"conflict_earlier_wins", scen_conflict_earlier_wins, 200},
+        {"crash_restart", scen_crash_restart, 200},
+        {"long_partition", scen_long_partition, 200},
+        {"determinism", scen_determinism, 100},
+        {"determinism_bytes", scen_determinism_bytes, 100},
     };
     return regsim_main("sim_registry", cases, sizeof(cases) / sizeof(cases[0]));
 }

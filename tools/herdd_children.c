@@ -222,7 +222,7 @@ static void stop_done(void *arg, int status)
 {
     stop_req_t *r = arg;
     json_t *out = status ? NULL : json_pack("{s:s, s:b}", "name", r->name, "stopped", 1);
-    char msg[400];
+    char msg[800];
     snprintf(msg, sizeof(msg), "'%s' is stopped here, but not every member acknowledged its "
              "removal within %d ms (some are down or cut off): it keeps spreading; if this "
              "node crashes first, '%s' may come back", r->name, STOP_TIMEOUT_MS, r->name);

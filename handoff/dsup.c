@@ -143,6 +143,7 @@ static void unlink_hash(dsup_t *d, dchild_t *c)
 
 void dsup_forget(dsup_t *d, dchild_t *c)
 {
+    holder_drop(d, c);
     unlink_hash(d, c);
     if (!herd_pid_is_none(c->pid) && u64map_get(&d->by_serial, c->pid.serial) == c)
         u64map_del(&d->by_serial, c->pid.serial);
@@ -252,6 +253,8 @@ static void child_stop(dsup_t *d, dchild_t *c)
     d->stats.stops++;
 }
 
+/* The new copy takes the name from the holder (holder.c), keeping its
+ * first-registration time and the messages sent meanwhile. */
 static void child_restart(dsup_t *d, dchild_t *c)
 {
     dspec_t spec;
@@ -262,7 +265,18 @@ static void child_restart(dsup_t *d, dchild_t *c)
         dsup_forget(d, c); /* its spec went meanwhile */
         return;
     }
-    int rc = spawn_registered(d, name, &spec, service, &pid);
+    herd_spawn_opts_t o = {.behaviour = dsup_behaviour(d, service),
+                           .arg = spec.arg,
+                           .arg_len = spec.arg_len};
+    int rc = herd_spawn(d->node, &o, &pid);
+    if (rc == 0 && holder_pass(d, c, pid) != 0) { /* no holder: register anew */
+        herd_meta_t meta;
+        dsup_meta(d, service, &meta);
+        rc = c->hlc ? herd_register_at(d->node, name, pid, &meta, c->hlc)
+                    : herd_register(d->node, name, pid, &meta);
+        if (rc)
+            herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+    }
     if (rc) {
         herd_log(HERD_LOG_WARN, "dsup", "child '%s' not restarted: %s", name, herd_strerror(rc));
         dsup_forget(d, c);
@@ -356,6 +370,7 @@ static void on_exit(void *data, herd_pid_t pid, int reason)
     c->pid = HERD_PID_NONE;
     c->state = HERD_CHILD_RESTARTING;
     d->restarting++;
+    holder_hold(d, c);
     dsup_update_ref(d);
     dsup_kick(d, 0);
 }

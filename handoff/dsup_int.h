@@ -19,6 +19,7 @@ typedef struct dchild {
     char *name;
     uint64_t hash;
     herd_pid_t pid; /* NONE while restarting */
+    herd_pid_t holder; /* while restarting: what holds its name (holder.c), or NONE */
     int service;    /* index in dsup_t.services */
     herd_restart_t restart;
     herd_child_state_t state;
@@ -104,6 +105,20 @@ typedef struct dspec {
     size_t arg_len;
 } dspec_t;
 int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out);
+
+/* holder.c: a restarting child's name held by a frozen stand-in */
+void holder_hold(dsup_t *d, dchild_t *c);
+/* The restarted copy `to` takes the name and the queued messages; nonzero
+ * when there was no holder to take them from (register anew). */
+int holder_pass(dsup_t *d, dchild_t *c, herd_pid_t to);
+void holder_drop(dsup_t *d, dchild_t *c);
+
+/* holder.c: a restarting child's name held by a frozen stand-in */
+void holder_hold(dsup_t *d, dchild_t *c);
+/* The restarted copy `to` takes the name and the queued messages; nonzero
+ * when there was no holder to take them from (register anew). */
+int holder_pass(dsup_t *d, dchild_t *c, herd_pid_t to);
+void holder_drop(dsup_t *d, dchild_t *c);
 
 /* terminate.c */
 void terminate_tick(dsup_t *d, uint64_t now);

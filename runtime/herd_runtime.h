@@ -366,7 +366,8 @@ int herd_merge_into(herd_node_t *node, herd_pid_t winner, const uint8_t *state, 
 typedef enum herd_freeze_holder {
     HERD_FREEZE_MOVE = 1 << 0,     /* the handoff moves it to another node */
     HERD_FREEZE_CONFLICT = 1 << 1, /* it lost a name conflict; its state goes to the winner */
-    HERD_FREEZE_TEST = 1 << 2,     /* tests and tools */
+    HERD_FREEZE_HOLD = 1 << 2,     /* it holds a restarting child's name and messages */
+    HERD_FREEZE_TEST = 1 << 3,     /* tests and tools */
 } herd_freeze_holder_t;
 
 /* Freeze a process of this node for `holder`: it finishes nothing new;

@@ -12,7 +12,8 @@
  *   HERD_NAME_MAX-1 bytes;
  * - restart strategies on a node in a cluster of its own (a "crashy"
  *   behaviour that crashes on a cast "crash" and exits normally on "stop"):
- *   permanent (new pid, name registered again), transient (restarted on a
+ *   permanent (new pid; meanwhile the name resolves to a frozen holder that
+ *   keeps what is sent), transient (restarted on a
  *   crash, gone with its spec on a normal exit), temporary (never restarted),
  *   the restart intensity (max_restarts in window_ms, then the spec goes) and
  *   the window forgetting old crashes; herd_which_children's states and
@@ -32,10 +33,10 @@
  * - a node freed without leaving (a crash): its children restart on the
  *   survivors with fresh state, exactly once; a child terminated before the
  *   crash stays gone;
- * - abort paths: an offer to a node that already runs the name (b holds
- *   it restarting after many crashes while a, owner during b's drain, ran a
- *   copy of its own) is rejected and the old copy runs on, not frozen, with
- *   its state; the retry then moves it; a target that goes down before
+ * - a restart back-off of a second on b: the name stays registered on both
+ *   nodes (b's holder, the first registration time), nobody else starts a
+ *   copy, and a call made meanwhile is answered by the restarted copy;
+ * - abort paths: a target that goes down before
  *   accepting (it drops everything from the old node from the moment that
  *   node sees it up, then is freed) makes the move abort: the child runs on
  *   the old node, unfrozen, with its pid and state, and a call queued while
@@ -1126,11 +1127,23 @@ static herd_node_t *one_node(const herd_dsup_config_t *cfg)
 
 /* Crash `name` (a crashy child) and wait until it runs again with another
  * pid; returns the new pid. */
+/* Whether `name` runs again on n with a pid other than `old`, and resolves
+ * to it there (while it restarts, its name resolves to the holder). */
+static int restarted(herd_node_t *n, const char *name, herd_pid_t old, herd_pid_t *now)
+{
+    kid_t c;
+    if (!kid(n, name, &c) || c.state != HERD_CHILD_RUNNING || herd_pid_equal(c.pid, old) ||
+        !resolves_to(n, name, c.pid))
+        return 0;
+    *now = c.pid;
+    return 1;
+}
+
 static herd_pid_t crash_and_wait_restart(herd_node_t *a, const char *name, herd_pid_t old)
 {
     assert_int_equal(herd_node_cast_name(a, name, "crash", 5), 0);
     herd_pid_t now = old;
-    WAIT(resolves(a, name, &now) && !herd_pid_equal(now, old));
+    WAIT(restarted(a, name, old, &now));
     assert_true(ts_alive(a, now));
     assert_false(ts_alive(a, old));
     int reason = 0;
@@ -1159,8 +1172,16 @@ static void test_dsup_permanent_restarts_with_new_pid(void **state)
     assert_int_equal(c.restarts, 1);
     assert_true(has_spec(a, "perm"));
 
+    /* meanwhile its name resolves to the holder, which keeps what is sent */
+    herd_pid_t held;
+    assert_true(resolves(a, "perm", &held));
+    assert_false(herd_pid_equal(held, r.pid));
+    assert_true(ts_alive(a, held));
+    assert_int_equal(herd_is_frozen(a, held), HERD_FREEZE_HOLD);
+
     herd_pid_t p1 = r.pid;
-    WAIT(resolves(a, "perm", &p1) && !herd_pid_equal(p1, r.pid));
+    WAIT(restarted(a, "perm", r.pid, &p1));
+    assert_false(ts_alive(a, held));
     int reason = 0;
     assert_true(exit_reason(r.pid, &reason));
     assert_int_equal(reason, HERD_EIO);
@@ -1184,7 +1205,7 @@ static void test_dsup_permanent_restarts_with_new_pid(void **state)
     /* a permanent child is restarted even after a normal exit */
     assert_int_equal(herd_node_cast_name(a, "perm", "stop", 4), 0);
     herd_pid_t p3 = p2;
-    WAIT(resolves(a, "perm", &p3) && !herd_pid_equal(p3, p2));
+    WAIT(restarted(a, "perm", p2, &p3));
     assert_true(exit_reason(p2, &reason));
     assert_int_equal(reason, HERD_REASON_NORMAL);
     assert_true(kid(a, "perm", &c));
@@ -1810,28 +1831,27 @@ static void pick_name(const char *prefix, const char *const *with, size_t k, con
     fail_msg("no name found");
 }
 
-/* T already runs N when O's offer arrives: b owns N, which crashed so
- * often that b holds it restarting (unregistered) for a second; b drains,
- * so a owns N, sees it running nowhere and starts its own copy; b's drain
- * ends: a offers its copy to b, which still has N: rejected, and a's copy
- * runs on, not frozen, with its state. Once b's restart finds the name taken
- * it gives its copy up, and a's retry moves N to b with its state: one copy. */
-static void test_dsup_offer_to_node_running_the_name_is_rejected(void **state)
+/* While a child waits out its restart back-off, its name stays registered,
+ * held by a frozen stand-in with the child's first-registration time: no
+ * other node starts a copy, lookups everywhere find it, and a call made
+ * meanwhile is answered by the restarted copy (the holder passes it on). */
+static void test_dsup_restart_backoff_keeps_name_and_messages(void **state)
 {
     (void)state;
     static const char *ab[] = {"a", "b"};
     char n[NAME_LEN];
-    pick_name("dup-", ab, 2, "b", NULL, 0, NULL, n, sizeof(n));
+    pick_name("hold-", ab, 2, "b", NULL, 0, NULL, n, sizeof(n));
     herd_dsup_config_t cfg = DCFG;
     cfg.max_restarts = 50;
     cfg.window_ms = 60000;
-    cfg.target_grace_ms = 1; /* b is a target again as soon as its drain ends */
     herd_node_t *ns[2];
     form(ns, 2, &CALM, &cfg);
     herd_node_t *a = ns[0], *b = ns[1];
     herd_start_result_t r = start(a, n, "crashy", HERD_RESTART_PERMANENT);
     assert_int_equal(r.pid.node, nid(b));
-    WAIT(resolves_to(b, n, r.pid));
+    WAIT(resolves_to(a, n, r.pid));
+    uint64_t first_hlc = 0;
+    assert_int_equal(herd_registry_time(a, n, &first_hlc), 0);
 
     /* crashes until b's back-off reaches its longest (1 s) */
     herd_pid_t p = r.pid;
@@ -1840,58 +1860,28 @@ static void test_dsup_offer_to_node_running_the_name_is_rejected(void **state)
     assert_int_equal(herd_node_cast_name(b, n, "crash", 5), 0);
     kid_t kb;
     WAIT(kid(b, n, &kb) && kb.state == HERD_CHILD_RESTARTING);
-    uint64_t t_crash = ts_mono_ms();
 
-    /* b drains: a starts its own copy, and counts on it */
-    assert_int_equal(herd_drain(b, NULL, 1), 0);
-    kid_t ka;
-    WAIT(kid(a, n, &ka) && ka.state == HERD_CHILD_RUNNING && resolves_to(a, n, ka.pid));
-    for (int i = 1; i <= 7; i++)
-        assert_int_equal(call_value(a, n, "incr"), i);
+    /* held: both nodes resolve it to b's holder, with the first time */
+    herd_pid_t held;
+    WAIT(resolves(a, n, &held) && !herd_pid_equal(held, p));
+    assert_int_equal(held.node, nid(b));
+    assert_true(resolves_to(b, n, held));
+    assert_int_equal(herd_is_frozen(b, held), HERD_FREEZE_HOLD);
+    uint64_t hlc = 0;
+    assert_int_equal(herd_registry_time(a, n, &hlc), 0);
+    assert_int_equal(hlc, first_hlc);
+    drive_ms(300);
+    assert_false(kid(a, n, NULL)); /* nobody else starts it */
 
-    /* the drain ends: a offers N to b; one loop iteration at a time, so that
-     * the state right after the answer is seen before a retry */
-    assert_int_equal(herd_drain(b, NULL, 0), 0);
-    uint64_t t0 = ts_mono_ms();
-    while (hstats(a).rejected == 0 && hstats(a).committed == 0) {
-        if (ts_mono_ms() - t0 > WAIT_MS)
-            fail_msg("no offer of %s answered within %u ms", n, WAIT_MS);
-        assert_int_equal(herd_node_run_for(a, 0), 0);
-    }
-    herd_handoff_stats_t sa = hstats(a);
-    if (sa.rejected == 0)
-        fail_msg("a's offer of %s was accepted (started %llu, committed %llu) %llu ms after "
-                 "b's restart was put off by 1 s",
-                 n, (unsigned long long)sa.started, (unsigned long long)sa.committed,
-                 (unsigned long long)(ts_mono_ms() - t_crash));
-    if (getenv("TEST_DSUP_TIMES"))
-        fprintf(stderr, "    reject: answered %llu ms after the crash (b restarts at 1000)\n",
-                (unsigned long long)(ts_mono_ms() - t_crash));
-    assert_true(ts_alive(a, ka.pid));
-    kid_t k;
-    assert_true(kid(a, n, &k));
-    ts_assert_pid_eq(k.pid, ka.pid);
-    if (k.state == HERD_CHILD_RUNNING) /* else a retry froze it again */
-        assert_int_equal(herd_is_frozen(a, ka.pid), 0);
-    hview_t *hv = malloc(sizeof(*hv));
-    assert_non_null(hv);
-    handoffs_of(a, hv);
-    const herd_handoff_view_t *h = hview_find(hv, n, "rejected");
-    assert_non_null(h);
-    assert_string_equal(h->target, "b");
-    free(hv);
-    assert_int_equal(call_value(a, n, "get"), 7); /* it answers, with its state */
-
-    /* then: one copy, on b, with a's state */
-    g_count = 1;
-    snprintf(g_names[0], NAME_LEN, "%s", n);
-    WAIT(settled(ns, 2, 2, 1));
+    /* a call sent now waits in the holder and is answered by the new copy */
+    assert_int_equal(call_value(a, n, "incr"), 1);
     herd_pid_t now;
-    assert_true(resolves(a, n, &now));
-    assert_int_equal(now.node, nid(b));
-    assert_false(ts_alive(a, ka.pid));
-    assert_int_equal(call_value(a, n, "get"), 7);
-    assert_true(hstats(a).committed >= 1);
+    WAIT(restarted(b, n, p, &now));
+    assert_false(ts_alive(b, held));
+    WAIT(resolves_to(a, n, now));
+    assert_int_equal(herd_registry_time(a, n, &hlc), 0);
+    assert_int_equal(hlc, first_hlc);
+    assert_int_equal(call_value(a, n, "get"), 1);
     assert_int_equal(herd_node_process_count(a) + herd_node_process_count(b), 1);
     node_free(b);
     node_free(a);
@@ -2102,7 +2092,7 @@ int main(void)
         T(test_dsup_handoff_on_join_keeps_state_and_messages),
         T(test_dsup_drain_moves_every_child_off),
         T(test_dsup_crashed_node_children_restart_on_survivors),
-        T(test_dsup_offer_to_node_running_the_name_is_rejected),
+        T(test_dsup_restart_backoff_keeps_name_and_messages),
         T(test_dsup_target_down_before_accept_aborts),
         T(test_dsup_late_accept_after_timeout_then_retry),
     };

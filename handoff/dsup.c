@@ -16,6 +16,7 @@
 #define DSUP_TICK_MS 20
 #define DSUP_BACKOFF_FIRST_MS 10
 #define DSUP_BACKOFF_MAX_MS 1000
+#define DSUP_TOO_BIG_RETRY_MS 10000 /* a state too big to move is measured again then */
 
 static void dsup_update_ref(dsup_t *d);
 
@@ -144,6 +145,7 @@ static void unlink_hash(dsup_t *d, dchild_t *c)
 void dsup_forget(dsup_t *d, dchild_t *c)
 {
     holder_drop(d, c);
+    bigstate_out_free(c);
     unlink_hash(d, c);
     if (!herd_pid_is_none(c->pid) && u64map_get(&d->by_serial, c->pid.serial) == c)
         u64map_del(&d->by_serial, c->pid.serial);
@@ -471,7 +473,8 @@ static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch, uint6
             child_stop(d, c);
         break;
     case HOFF_HANDOFF:
-        if (c == NULL || c->state != HERD_CHILD_RUNNING)
+        if (c == NULL || c->state != HERD_CHILD_RUNNING ||
+            (c->too_big_at && now - c->too_big_at < DSUP_TOO_BIG_RETRY_MS))
             break;
         if (d->moving < d->cfg.max_moves && target_ready(d, a->target, now))
             handoff_begin(d, c, a->target);
@@ -745,6 +748,7 @@ static void dsup_free(void *p)
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
         for (dchild_t *c = s->value, *next; c; c = next) {
             next = c->twin;
+            bigstate_out_free(c);
             free(c->name);
             free(c);
         }
@@ -764,6 +768,7 @@ static void dsup_free(void *p)
     }
     u64map_fini(&d->waiters);
     terminate_free(d);
+    bigstate_free(d);
     cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->up_since, &cursor)) != NULL;)
         free(s->value);
@@ -789,6 +794,8 @@ static void config_defaults(herd_dsup_config_t *c)
         c->join_grace_ms = 1000;
     if (!c->target_grace_ms)
         c->target_grace_ms = 500;
+    if (!c->max_state_bytes)
+        c->max_state_bytes = 64ull << 20;
 }
 
 static int dsup_hook_up(dsup_t *d)
@@ -828,6 +835,7 @@ int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
     u64map_init(&d->by_serial);
     u64map_init(&d->waiters);
     u64map_init(&d->up_since);
+    u64map_init(&d->parts);
     d->last_reconcile = d->started_at = herd_node_now(n);
     d->started_hlc = herd_node_hlc_now(n);
     h->d = d;

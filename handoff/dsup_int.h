@@ -12,6 +12,12 @@
 #include "u64map.h"
 
 #define HANDOFF_APP 2
+/* The handoff stream's messages (handoff.c's head comment). */
+enum { HO_OFFER = 1, HO_ACCEPT, HO_REJECT, HO_ABORT, HO_COMMIT, HO_DRAIN, HO_PART };
+/* A state up to BIGSTATE_INLINE bytes travels inside its offer; a larger one
+ * as parts of up to BIGSTATE_PART bytes ahead of it (bigstate.c). */
+#define BIGSTATE_INLINE (512u << 10)
+#define BIGSTATE_PART (512u << 10)
 
 /* A child this node runs (or is about to run, or restarts, or moves). */
 typedef struct dchild {
@@ -30,6 +36,9 @@ typedef struct dchild {
     uint8_t gen; /* the registration's moves so far (herd_registry_stamp) */
     int commit_due; /* switched, but the commit could not be sent yet: retried */
     herd_pid_t moved_to; /* the accepted new copy */
+    uint8_t *out;        /* a large state on its way out in parts (bigstate.c), owned */
+    size_t out_len, out_sent;
+    uint64_t too_big_at; /* node clock: its state was over max_state_bytes then */
     uint32_t forwarded;  /* messages forwarded to it so far */
     /* the spec write it runs: a missing spec it has not seen is not removed */
     herd_spec_ref_t spec_ref;
@@ -69,6 +78,7 @@ typedef struct dsup {
     dsup_handles_t *h;
     u64map_t waiters; /* name hash -> start_waiter_t chain */
     size_t waiter_count;
+    u64map_t parts; /* (old node, move id) -> a large state arriving in parts */
     term_waiter_t *terms; /* terminates waiting for every member to hold them */
     size_t term_count;
     u64map_t up_since; /* member id -> since when it is up (node clock) */
@@ -119,6 +129,16 @@ void holder_hold(dsup_t *d, dchild_t *c);
  * when there was no holder to take them from (register anew). */
 int holder_pass(dsup_t *d, dchild_t *c, herd_pid_t to);
 void holder_drop(dsup_t *d, dchild_t *c);
+
+/* bigstate.c */
+int bigstate_pump(dsup_t *d, dchild_t *c);
+void bigstate_out_free(dchild_t *c);
+void bigstate_on_part(dsup_t *d, uint64_t from, uint64_t id, uint64_t offset, uint64_t total,
+                      const uint8_t *chunk, size_t len);
+int bigstate_take(dsup_t *d, uint64_t from, uint64_t id, uint64_t total, uint8_t **out);
+void bigstate_drop_move(dsup_t *d, uint64_t from, uint64_t id);
+void bigstate_expire(dsup_t *d, uint64_t from, uint64_t stale_before);
+void bigstate_free(dsup_t *d);
 
 /* terminate.c */
 void terminate_tick(dsup_t *d, uint64_t now);

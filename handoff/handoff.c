@@ -4,12 +4,15 @@
  *
  * Messages on the handoff stream (app 2), each u8 kind, u64 move id, str name:
  *   1 offer   + bytes spec, u8 has_state, bytes state, u64 first-registered time, u8 gen,
- *             u64 x 3 the spec's write (herd_spec_ref_t: node, incarnation, counter)
+ *             u64 x 3 the spec's write (herd_spec_ref_t: node, incarnation, counter),
+ *             u64 parted: 0, or the size of a state sent as parts ahead of it (the
+ *             state field then empty)
  *   2 accept  + u64 serial of the new (frozen) copy
  *   3 reject  + u32 error code
  *   4 abort
  *   5 commit
  *   6 drain   (id 0, empty name) + u8 on
+ *   7 part    + u64 offset, u64 total, bytes chunk (bigstate.c)
  * The old node O coordinates. The stream is the same reliable, ordered
  * channel as process messages, so the messages O forwards to the new copy
  * arrive before O's commit.
@@ -20,8 +23,6 @@
 #include "dsup_int.h"
 #include "log.h"
 #include "wire.h"
-
-enum { HO_OFFER = 1, HO_ACCEPT, HO_REJECT, HO_ABORT, HO_COMMIT, HO_DRAIN };
 
 static uint64_t now_us(void)
 {
@@ -82,6 +83,52 @@ static void remember(dsup_t *d, const dchild_t *c, const char *phase, uint32_t f
 
 /* ---- the old node ------------------------------------------------------------ */
 
+/* The offer: spec, the stamp, and the state inline (or the size of the one
+ * sent ahead in parts). */
+static int send_offer(dsup_t *d, dchild_t *c, const uint8_t *state, size_t state_len,
+                      uint64_t parted)
+{
+    herd_node_t *n = d->node;
+    const herd_behaviour_t *b = dsup_behaviour(d, c->service);
+    const uint8_t *spec;
+    size_t spec_len;
+    int rc = herd_spec_get(n, c->name, &spec, &spec_len);
+    if (rc)
+        return rc;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, HO_OFFER);
+    wire_put_u64(&w, c->move_id);
+    wire_put_str(&w, c->name);
+    wire_put_bytes(&w, spec, spec_len);
+    wire_put_u8(&w, b->handoff_out != NULL);
+    wire_put_bytes(&w, state, state_len);
+    wire_put_u64(&w, c->hlc);
+    wire_put_u8(&w, c->gen);
+    wire_put_u64(&w, c->spec_ref.node);
+    wire_put_u64(&w, c->spec_ref.incarnation);
+    wire_put_u64(&w, c->spec_ref.counter);
+    wire_put_u64(&w, parted);
+    rc = w.err ? HERD_ENOMEM : herd_cluster_send_app(n, c->peer, HANDOFF_APP, w.buf, w.len);
+    wire_writer_fini(&w);
+    if (rc)
+        d->stats.send_failed++;
+    return rc;
+}
+
+/* A state over the cap does not move: the child runs on here, measured
+ * again after a while. */
+static int refuse_too_big(dsup_t *d, dchild_t *c, size_t len)
+{
+    herd_log(HERD_LOG_WARN, "handoff", "'%s' stays on this node: its state (%zu bytes) is over "
+             "the %llu-byte limit for a move", c->name, len,
+             (unsigned long long)d->cfg.max_state_bytes);
+    d->stats.too_big++;
+    c->too_big_at = herd_node_now(d->node);
+    herd_thaw(d->node, c->pid, HERD_FREEZE_MOVE);
+    return HERD_ETOOBIG;
+}
+
 int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
 {
     herd_node_t *n = d->node;
@@ -101,6 +148,10 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
         herd_thaw(n, c->pid, HERD_FREEZE_MOVE);
         return rc;
     }
+    if (state_len > d->cfg.max_state_bytes) {
+        free(state);
+        return refuse_too_big(d, c, state_len);
+    }
     uint64_t hlc = 0;
     uint8_t gen = 0;
     herd_registry_stamp(n, c->name, &hlc, &gen);
@@ -110,37 +161,38 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     c->peer_inc = herd_cluster_member_incarnation(n, c->peer);
     c->hlc = hlc;
     c->gen = gen;
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, HO_OFFER);
-    wire_put_u64(&w, c->move_id);
-    wire_put_str(&w, c->name);
-    wire_put_bytes(&w, spec, spec_len);
-    wire_put_u8(&w, b->handoff_out != NULL);
-    wire_put_bytes(&w, state, state_len);
-    wire_put_u64(&w, hlc);
-    wire_put_u8(&w, gen);
-    wire_put_u64(&w, c->spec_ref.node);
-    wire_put_u64(&w, c->spec_ref.incarnation);
-    wire_put_u64(&w, c->spec_ref.counter);
+    c->deadline = herd_node_now(n) + d->cfg.handoff_timeout_ms;
+    if (state_len > BIGSTATE_INLINE) { /* parts first, the offer after the last */
+        c->out = state;
+        c->out_len = state_len;
+        c->out_sent = 0;
+        state = NULL;
+        rc = bigstate_pump(d, c);
+        if (rc == 0)
+            rc = send_offer(d, c, NULL, 0, c->out_len);
+        if (rc == HERD_EBUSY)
+            rc = 0; /* the tick sends the rest */
+    } else {
+        rc = send_offer(d, c, state, state_len, 0);
+    }
     free(state);
-    size_t len;
-    uint8_t *buf = wire_writer_take(&w, &len);
-    rc = buf ? herd_cluster_send_app(n, c->peer, HANDOFF_APP, buf, len) : HERD_ENOMEM;
-    free(buf);
     if (rc) {
-        d->stats.send_failed++;
+        bigstate_out_free(c);
         herd_thaw(n, c->pid, HERD_FREEZE_MOVE);
         return rc;
     }
+    if (c->out && c->out_sent == c->out_len)
+        bigstate_out_free(c); /* all out, offer sent */
     c->state = HERD_CHILD_MOVING;
     c->commit_due = 0;
     c->froze_us = now_us();
-    c->deadline = herd_node_now(n) + d->cfg.handoff_timeout_ms;
     d->moving++;
     d->stats.started++;
     return 0;
 }
+
+/* A large state's remaining parts, then its offer; an error aborts. */
+static void offer_continue(dsup_t *d, dchild_t *c);
 
 /* The move ends without commit: the registration comes back to the old
  * copy if it had switched, and the old copy takes its mailbox again. */
@@ -153,6 +205,7 @@ static void move_abort(dsup_t *d, dchild_t *c, const char *phase, int tell_peer)
     if (tell_peer)
         send_simple(d, c->peer, HO_ABORT, c->move_id, c->name, 0, 0);
     remember(d, c, phase, 0);
+    bigstate_out_free(c);
     c->state = HERD_CHILD_RUNNING;
     c->commit_due = 0;
     d->moving--;
@@ -216,11 +269,30 @@ static void on_accept(dsup_t *d, uint64_t from, uint64_t inc, uint64_t id, const
     move_finish(d, c);
 }
 
+static void offer_continue(dsup_t *d, dchild_t *c)
+{
+    int rc = bigstate_pump(d, c);
+    if (rc == HERD_EBUSY)
+        return;
+    if (rc == 0)
+        rc = send_offer(d, c, NULL, 0, c->out_len);
+    if (rc == 0) {
+        bigstate_out_free(c);
+        return;
+    }
+    move_abort(d, c, "aborted", 1);
+    d->stats.aborted++;
+}
+
 static void on_reject(dsup_t *d, uint64_t from, uint64_t id, const char *name, uint64_t code)
 {
     dchild_t *c = moving_child(d, name, id, from);
     if (c == NULL)
         return;
+    if ((int)(int64_t)code == HERD_ETOOBIG) { /* over the new owner's cap */
+        d->stats.too_big++;
+        c->too_big_at = herd_node_now(d->node);
+    }
     herd_log(HERD_LOG_INFO, "handoff", "'%s' refused by its new owner: %s", name,
              herd_strerror((int)(int64_t)code));
     move_abort(d, c, "rejected", 0);
@@ -238,6 +310,7 @@ typedef struct offer {
     uint64_t hlc;
     uint8_t gen;
     herd_spec_ref_t spec_ref;
+    uint64_t parted; /* the size of a state that came ahead in parts, or 0 */
 } offer_t;
 
 static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t *restart,
@@ -264,12 +337,24 @@ static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t
     return rc;
 }
 
-static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, const offer_t *o)
+static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
 {
     int service = -1;
     herd_restart_t restart = HERD_RESTART_PERMANENT;
     herd_pid_t pid;
-    int rc = offer_spawn(d, o, &service, &restart, &pid);
+    uint8_t *parted = NULL;
+    int rc = 0;
+    if (o->parted > d->cfg.max_state_bytes)
+        rc = HERD_ETOOBIG;
+    else if (o->parted && bigstate_take(d, from, o->id, o->parted, &parted) != 0)
+        rc = HERD_EBADFRAME; /* parts missing: the old node aborts and tries again */
+    if (parted) {
+        o->state = parted;
+        o->state_len = o->parted;
+    }
+    if (rc == 0)
+        rc = offer_spawn(d, o, &service, &restart, &pid);
+    free(parted);
     dchild_t *c = rc ? NULL : calloc(1, sizeof(*c));
     if (rc == 0 && (c == NULL || (c->name = strdup(o->name)) == NULL))
         rc = HERD_ENOMEM;
@@ -346,6 +431,7 @@ static void on_commit(dsup_t *d, uint64_t from, uint64_t id, const char *name)
 
 static void on_abort(dsup_t *d, uint64_t from, uint64_t id, const char *name)
 {
+    bigstate_drop_move(d, from, id);
     dchild_t *c = arriving_child(d, name, id, from);
     if (c == NULL)
         return;
@@ -377,7 +463,8 @@ static int read_offer(wire_reader_t *r, offer_t *o)
     o->spec_ref.node = wire_get_u64(r);
     o->spec_ref.incarnation = wire_get_u64(r);
     o->spec_ref.counter = wire_get_u64(r);
-    return wire_reader_done(r);
+    o->parted = wire_get_u64(r);
+    return wire_reader_done(r) || (o->parted && o->state_len);
 }
 
 void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
@@ -393,6 +480,18 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
     uint64_t extra = 0;
     if (kind == HO_ACCEPT || kind == HO_REJECT)
         extra = wire_get_u64(&r);
+    if (kind == HO_PART) {
+        uint64_t offset = wire_get_u64(&r), total = wire_get_u64(&r);
+        const uint8_t *chunk;
+        size_t clen = wire_get_bytes(&r, &chunk);
+        if (wire_reader_done(&r) || !o.name[0]) {
+            herd_log(HERD_LOG_WARN, "handoff", "malformed state part dropped");
+            d->stats.rejected_parts++;
+            return;
+        }
+        bigstate_on_part(d, node, o.id, offset, total, chunk, clen);
+        return;
+    }
     int bad = kind == HO_OFFER ? read_offer(&r, &o)
               : kind == HO_DRAIN ? (extra = wire_get_u8(&r), wire_reader_done(&r))
                                  : wire_reader_done(&r);
@@ -456,13 +555,19 @@ static void settle_move(dsup_t *d, dchild_t *c)
 
 void handoff_tick(dsup_t *d, uint64_t now)
 {
+    uint64_t stall = 3ull * d->cfg.handoff_timeout_ms;
+    if (d->parts.count && now > stall)
+        bigstate_expire(d, 0, now - stall); /* parts of a move that stopped coming */
     if (d->moving + d->arriving == 0)
         return;
     dchild_t **list = NULL;
     size_t n = collect_moves(d, 0, 0, &list);
     for (size_t i = 0; i < n; i++) {
         dchild_t *c = list[i];
-        if (c->state == HERD_CHILD_MOVING && c->commit_due &&
+        if (c->state == HERD_CHILD_MOVING && c->out && c->deadline > now &&
+            !member_gone(d, c->peer, c->peer_inc))
+            offer_continue(d, c);
+        else if (c->state == HERD_CHILD_MOVING && c->commit_due &&
             !member_gone(d, c->peer, c->peer_inc))
             move_finish(d, c); /* the commit again; its deadline does not apply */
         else if (c->deadline <= now || (c->state == HERD_CHILD_MOVING && c->commit_due))
@@ -473,9 +578,10 @@ void handoff_tick(dsup_t *d, uint64_t now)
 
 void handoff_on_member(dsup_t *d, uint64_t id, herd_member_state_t state)
 {
-    if (d->moving + d->arriving == 0 ||
-        (state != HERD_MEMBER_DOWN && state != HERD_MEMBER_LEFT &&
-         state != HERD_MEMBER_ABSENT))
+    if (state != HERD_MEMBER_DOWN && state != HERD_MEMBER_LEFT && state != HERD_MEMBER_ABSENT)
+        return;
+    bigstate_expire(d, id, 0);
+    if (d->moving + d->arriving == 0)
         return;
     dchild_t **list = NULL;
     size_t n = collect_moves(d, id, 0, &list);

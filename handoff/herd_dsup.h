@@ -67,6 +67,10 @@ typedef struct herd_dsup_config {
      * target_grace_ms, so that the other members know it too when its new
      * copies answer their calls; 0: 500. */
     uint32_t target_grace_ms;
+    /* A child whose state is larger does not move (HERD_ETOOBIG: it runs on
+     * where it is, and a drain reports it); 0: 64 MiB. States over 512 KiB
+     * travel in parts. */
+    uint64_t max_state_bytes;
 } herd_dsup_config_t;
 
 /* Give `node` a distributed supervisor (after herd_registry_start). `cfg`
@@ -161,6 +165,8 @@ typedef struct herd_handoff_stats {
     uint64_t started, committed, aborted, rejected, received, promoted;
     uint64_t forwarded;     /* messages moved from old copies to new ones */
     uint64_t send_failed;   /* protocol messages the cluster refused (retried or aborted) */
+    uint64_t too_big;       /* moves refused: the state was over max_state_bytes */
+    uint64_t rejected_parts; /* state parts out of order or over the cap, dropped */
     uint64_t claimed;       /* children that registered themselves (a commit, a
                                promotion, or found running without a name) */
     uint64_t starts, restarts, stops;

@@ -43,6 +43,8 @@
  *   it was frozen is answered; a target that accepts only after the old node
  *   timed out: the late accept meets an abort, the retry commits, one copy
  *   with the state;
+ * - large states: 64 MiB moves in parts and arrives whole; a state over
+ *   max_state_bytes is refused (HERD_ETOOBIG, counted) and stays, running;
  * - around a move: monitors of the old copy fire with reason handoff, and
  *   calls to the old pid (from its node and another) reach the new copy;
  * - the documented limits that do not hold (kept failing, see the report):
@@ -1887,6 +1889,170 @@ static void test_dsup_restart_backoff_keeps_name_and_messages(void **state)
     node_free(a);
 }
 
+/* ---- large states ---------------------------------------------------------------- */
+
+/* "blob": a state of as many bytes as its argument says, filled from its
+ * name's hash; "sum" answers an FNV-1a checksum of it. */
+typedef struct blob {
+    size_t len;
+    uint8_t bytes[];
+} blob_t;
+
+static uint64_t fnv(const uint8_t *p, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static int blob_init(herd_proc_t *self, const void *arg, size_t len, void **state)
+{
+    (void)self;
+    char text[24] = "";
+    memcpy(text, arg, len < sizeof(text) - 1 ? len : sizeof(text) - 1);
+    size_t n = (size_t)strtoull(text, NULL, 10);
+    blob_t *b = malloc(sizeof(*b) + n);
+    if (b == NULL)
+        return HERD_ENOMEM;
+    b->len = n;
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        b->bytes[i] = (uint8_t)x;
+    }
+    *state = b;
+    return 0;
+}
+
+static int blob_call(herd_proc_t *self, void *state, const herd_msg_t *msg, herd_from_t from)
+{
+    (void)msg;
+    blob_t *b = state;
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)fnv(b->bytes, b->len));
+    return herd_reply(herd_proc_node(self), from, 0, text, (size_t)n);
+}
+
+static int blob_out(herd_proc_t *self, void *state, uint8_t **out, size_t *len)
+{
+    (void)self;
+    blob_t *b = state;
+    if ((*out = malloc(b->len ? b->len : 1)) == NULL)
+        return HERD_ENOMEM;
+    memcpy(*out, b->bytes, b->len);
+    *len = b->len;
+    return 0;
+}
+
+static int blob_in(herd_proc_t *self, const uint8_t *data, size_t len, void **state)
+{
+    (void)self;
+    blob_t *b = malloc(sizeof(*b) + len);
+    if (b == NULL)
+        return HERD_ENOMEM;
+    b->len = len;
+    memcpy(b->bytes, data, len);
+    *state = b;
+    return 0;
+}
+
+static void blob_terminate(herd_proc_t *self, void *state, int reason)
+{
+    (void)self, (void)reason;
+    free(state);
+}
+
+static const herd_behaviour_t blob_behaviour = {
+    .name = "blob", .init = blob_init, .handle_call = blob_call,
+    .terminate = blob_terminate, .handoff_out = blob_out, .handoff_in = blob_in};
+
+static unsigned long long blob_sum(herd_node_t *n, const char *name)
+{
+    herd_reply_t r = {0};
+    assert_int_equal(herd_node_call_name(n, name, "sum", 3, CALL_MS, &r), 0);
+    assert_int_equal(r.status, 0);
+    char text[32] = "";
+    memcpy(text, r.data, r.len < sizeof(text) - 1 ? r.len : sizeof(text) - 1);
+    herd_reply_free(&r);
+    return strtoull(text, NULL, 10);
+}
+
+/* b runs a blob of `bytes` bytes and drains; returns b's handoff stats once
+ * the move ended one way or the other (committed, or refused as too big). */
+static herd_handoff_stats_t blob_drain(herd_node_t **ns, const char *n, size_t bytes,
+                                       herd_pid_t *was, unsigned long long *sum)
+{
+    herd_node_t *a = ns[0], *b = ns[1];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(herd_service_register(ns[i], "blob", &blob_behaviour), 0);
+    char arg[24];
+    snprintf(arg, sizeof(arg), "%zu", bytes);
+    herd_child_req_t req = {.name = n, .service = "blob", .arg = arg, .arg_len = strlen(arg),
+                            .restart = HERD_RESTART_PERMANENT};
+    herd_start_result_t res;
+    assert_int_equal(herd_start_child(a, &req, WAIT_MS, &res), 0);
+    assert_int_equal(res.pid.node, nid(b));
+    *was = res.pid;
+    *sum = blob_sum(a, n);
+    assert_int_equal(herd_drain(b, NULL, 1), 0);
+    WAIT(hstats(b).committed + hstats(b).too_big > 0);
+    return hstats(b);
+}
+
+/* A 64 MiB state (the default cap) moves in parts of 512 KiB, then the offer,
+ * and arrives whole: the new copy's checksum is the old one's. */
+static void test_dsup_large_state_moves_in_parts(void **state)
+{
+    (void)state;
+    static const char *ab[] = {"a", "b"};
+    char n[NAME_LEN];
+    pick_name("blob-", ab, 2, "b", NULL, 0, NULL, n, sizeof(n));
+    herd_node_t *ns[2];
+    form(ns, 2, &CALM, &DCFG);
+    herd_pid_t was;
+    unsigned long long sum;
+    herd_handoff_stats_t s = blob_drain(ns, n, 64u << 20, &was, &sum);
+    assert_int_equal(s.committed, 1);
+    assert_int_equal(s.too_big, 0);
+    herd_pid_t now;
+    WAIT(resolves(ns[0], n, &now) && now.node == nid(ns[0]) && !ts_alive(ns[1], was));
+    assert_int_equal(blob_sum(ns[0], n), sum);
+    assert_int_equal(blob_sum(ns[1], n), sum);
+    assert_int_equal(hstats(ns[0]).rejected_parts, 0);
+    node_free(ns[1]);
+    node_free(ns[0]);
+}
+
+/* A state over max_state_bytes does not move: the move is refused with
+ * HERD_ETOOBIG (counted), the child runs on where it is, unfrozen, with its
+ * state, and the drain does not finish. */
+static void test_dsup_state_over_the_cap_stays(void **state)
+{
+    (void)state;
+    static const char *ab[] = {"a", "b"};
+    char n[NAME_LEN];
+    pick_name("huge-", ab, 2, "b", NULL, 0, NULL, n, sizeof(n));
+    herd_dsup_config_t cfg = DCFG;
+    cfg.max_state_bytes = 1u << 20;
+    herd_node_t *ns[2];
+    form(ns, 2, &CALM, &cfg);
+    herd_pid_t was;
+    unsigned long long sum;
+    herd_handoff_stats_t s = blob_drain(ns, n, 2u << 20, &was, &sum);
+    assert_int_equal(s.committed, 0);
+    assert_true(s.too_big >= 1);
+    drive_ms(300);
+    assert_true(resolves_to(ns[0], n, was));
+    assert_true(ts_alive(ns[1], was));
+    assert_int_equal(herd_is_frozen(ns[1], was), 0);
+    assert_int_equal(blob_sum(ns[0], n), sum);
+    assert_int_equal(hstats(ns[1]).committed, 0);
+    assert_int_equal(herd_dsup_drained(ns[1]), 0);
+    node_free(ns[1]);
+    node_free(ns[0]);
+}
+
 /* The block the member hook puts in place: when `watcher` first sees `who`
  * up, `blocker` starts dropping every frame of `watcher`. */
 static struct {
@@ -2093,6 +2259,8 @@ int main(void)
         T(test_dsup_drain_moves_every_child_off),
         T(test_dsup_crashed_node_children_restart_on_survivors),
         T(test_dsup_restart_backoff_keeps_name_and_messages),
+        T(test_dsup_large_state_moves_in_parts),
+        T(test_dsup_state_over_the_cap_stays),
         T(test_dsup_target_down_before_accept_aborts),
         T(test_dsup_late_accept_after_timeout_then_retry),
     };

@@ -171,8 +171,14 @@ uint64_t herd_node_random(herd_node_t *node);     /* next value of its random so
 uv_loop_t *herd_node_loop(herd_node_t *node);
 size_t herd_node_process_count(const herd_node_t *node);
 
+/* Nonzero while a process's callback runs on this node (code inside a
+ * process), 0 for code outside processes. The blocking helpers of every
+ * layer (herd_node_run_for, herd_node_poll, herd_node_call, herd_start_child,
+ * ...) run the loop and so refuse there with HERD_EDEADLK. */
+int herd_node_in_process(const herd_node_t *node);
 /* Run the loop for at most `ms` milliseconds of real time (returns early once
- * nothing is left to do and no timer is armed). Not from inside a process. */
+ * nothing is left to do and no timer is armed). Not from inside a process:
+ * HERD_EDEADLK there. */
 int herd_node_run_for(herd_node_t *node, uint64_t ms);
 /* Run everything that is ready now: due timers and every queued message,
  * without waiting for I/O. Returns how many messages were handled. For

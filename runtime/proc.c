@@ -700,7 +700,7 @@ int herd_node_call(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
                    uint32_t timeout_ms, herd_reply_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (n->depth > 0)
+    if (herd_node_in_process(n))
         return HERD_EDEADLK;
     call_waiter_t w = {0};
     uint64_t r = node_new_ref(n);

@@ -125,6 +125,11 @@ uv_loop_t *herd_node_loop(herd_node_t *n)
     return n->loop;
 }
 
+void herd_node_stats(const herd_node_t *n, herd_node_stats_t *out)
+{
+    *out = n->stats;
+}
+
 size_t herd_node_process_count(const herd_node_t *n)
 {
     return n->procs.count;

@@ -117,6 +117,9 @@ struct herd_node {
     herd_proc_t *current; /* whose handler runs now; NULL: code outside */
     int depth; /* handlers on the stack: herd_node_call refuses inside one */
     int stopping;
+    herd_node_stats_t stats;
+    uint64_t forward_logged_at; /* node clock, ms: forward failures log once a second */
+    uint64_t forward_unlogged;  /* failures since the last line */
 
     u64map_t calls; /* ref -> pending_call */
     u64map_t redirects; /* serial of a moved process -> redirect_t (freeze.c) */

@@ -749,16 +749,31 @@ int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *dat
     return rc;
 }
 
+static int local_reply(herd_node_t *n, herd_from_t from, int status, const void *data,
+                       size_t len)
+{
+    pending_call_t *pc = u64map_get(&n->calls, from.ref);
+    if (pc == NULL)
+        return HERD_ENOPROC; /* ended: timed out, its caller exited, answered */
+    if (pc->caller != from.pid.serial)
+        return HERD_EINVAL;
+    return proc_complete_call(n, from.ref, status, data, len, 0);
+}
+
+/* A reply nobody waits for any more (HERD_ENOPROC: the call ended, or its
+ * caller, or the caller's node start, is gone; HERD_ENOTCONN: the caller's
+ * node is down or left, and ends the call itself) is dropped and counted:
+ * the callee did nothing wrong, as when a caller on another node gave up. */
 int herd_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
 {
     if (len > n->max_message)
         return HERD_ETOOBIG;
-    if (!node_is_local(n, from.pid))
-        return remote_reply(n, from, status, data, len);
-    pending_call_t *pc = u64map_get(&n->calls, from.ref);
-    if (pc == NULL || pc->caller != from.pid.serial)
-        return HERD_ENOPROC;
-    return proc_complete_call(n, from.ref, status, data, len, 0);
+    int rc = node_is_local(n, from.pid) ? local_reply(n, from, status, data, len)
+                                        : remote_reply(n, from, status, data, len);
+    if (rc != HERD_ENOPROC && rc != HERD_ENOTCONN)
+        return rc;
+    n->stats.late_replies++;
+    return 0;
 }
 
 /* ---- node shutdown ----------------------------------------------------------- */

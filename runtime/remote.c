@@ -390,7 +390,9 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
         remote_on_call(c, &m);
         break;
     case HERD_MSG_REPLY:
-        proc_complete_call(n, m.ref, m.status, m.data, m.len, m.flags & REMOTE_BY_RUNTIME);
+        if (proc_complete_call(n, m.ref, m.status, m.data, m.len,
+                               m.flags & REMOTE_BY_RUNTIME) == HERD_ENOPROC)
+            n->stats.late_replies++; /* the call gave up: its timeout answered */
         break;
     case HERD_MSG_DOWN:
         remote_on_down(c, &m);

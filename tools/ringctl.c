@@ -211,9 +211,11 @@ static const char stats_help[] =
     "The node's counters: frames and bytes in and out, frames dropped on the way\n"
     "out, open peer links, members, processes, and frames rejected by reason\n"
     "(short, magic, version, length, oversize, reserved, mac, type, replay, body,\n"
-    "cluster).\n"
+    "cluster); and what the runtime dropped: replies that came after their call\n"
+    "gave up (runtime.late_replies).\n"
     "JSON: {\"name\",\"frames_in\",\"frames_out\",\"bytes_in\",\"bytes_out\",\n"
-    "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n}}\n";
+    "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n},\n"
+    "\"runtime\":{\"late_replies\"}}\n";
 
 static int ctl_print_members(const ctl_t *c, json_t *list)
 {

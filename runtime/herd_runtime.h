@@ -501,6 +501,9 @@ const struct ring *herd_cluster_ring(herd_node_t *node);
 
 typedef struct herd_cluster_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out, dropped_out;
+    /* process messages from other nodes dropped on arrival: their process
+     * is gone or its mailbox full (casts are at most once) */
+    uint64_t msgs_dropped;
     uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
     uint32_t peers;
     /* fault injection (herd_cluster_block): frames dropped to and from

@@ -196,7 +196,8 @@ static int srv_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
     if (has_prefix(msg, "reply-now"))
         srv_reply_pending(self, s, "deferred-timer");
     else if (has_prefix(msg, "return-reply") && s->npending > 0)
-        return herd_reply(herd_proc_node(self), s->pending[--s->npending], 0, "deferred", 8);
+        return herd_reply(herd_proc_node(self), s->pending[--s->npending], 0, "deferred",
+                          8);
     else if (has_prefix(msg, "crash"))
         return HERD_EIO;
     else if (has_prefix(msg, "kill") && msg->len == 4 + sizeof(herd_pid_t)) {

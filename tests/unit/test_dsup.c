@@ -1488,7 +1488,8 @@ static const herd_behaviour_t starter_behaviour = {
 };
 
 /* A name of `n`'s ring owned by `owner`. */
-static void name_owned_by(herd_node_t *n, herd_node_t *owner, const char *prefix, char *out)
+static void name_owned_by(herd_node_t *n, herd_node_t *owner, const char *prefix,
+                          char *out)
 {
     for (int i = 0; i < 1000; i++) {
         snprintf(out, NAME_LEN, "%s-%d", prefix, i);
@@ -1512,7 +1513,8 @@ static void test_dsup_start_child_inside_handler_edeadlk(void **state)
     char here[NAME_LEN], there[NAME_LEN];
     name_owned_by(ns[0], ns[0], "here", here);
     name_owned_by(ns[0], ns[1], "there", there);
-    herd_start_result_t running = start(ns[0], "running", "counter", HERD_RESTART_PERMANENT);
+    herd_start_result_t running =
+        start(ns[0], "running", "counter", HERD_RESTART_PERMANENT);
     herd_pid_t s = ts_spawn(ns[0], &starter_behaviour, NULL, 0);
 
     const char *asks[3] = {here, "running", there};

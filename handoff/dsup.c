@@ -934,13 +934,19 @@ static void start_done(void *data, const herd_start_result_t *res)
 int herd_start_child(herd_node_t *n, const herd_child_req_t *req, uint32_t timeout_ms,
                      herd_start_result_t *out)
 {
+    /* Inside a process the loop cannot run (herd_node_run_for refuses, and
+     * the node's clock stands still): refuse before a spec is written or a
+     * waiter points at this stack frame. */
+    if (herd_node_in_process(n))
+        return HERD_EDEADLK;
     start_wait_t w = {0};
     int rc = herd_start_child_async(n, req, timeout_ms, start_done, &w);
     if (rc)
         return rc;
     /* bounded: the waiter answers by its deadline */
     for (uint64_t end = herd_node_now(n) + timeout_ms + 1000; !w.done && herd_node_now(n) < end;)
-        herd_node_run_for(n, DSUP_TICK_MS);
+        if ((rc = herd_node_run_for(n, DSUP_TICK_MS)) != 0)
+            return rc;
     if (!w.done)
         return HERD_ETIMEDOUT;
     *out = w.res;

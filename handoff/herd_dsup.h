@@ -104,7 +104,10 @@ typedef void (*herd_start_cb)(void *data, const herd_start_result_t *res);
  * service here, argument over the spec limit), HERD_ENOENT (no supervisor). */
 int herd_start_child_async(herd_node_t *node, const herd_child_req_t *req,
                            uint32_t timeout_ms, herd_start_cb cb, void *data);
-/* The same for code outside processes: runs the loop until done. */
+/* The same for code outside processes: runs the loop until done. From
+ * inside a process (a handler) it returns HERD_EDEADLK at once, having
+ * written nothing: the loop it would run is the one running the handler.
+ * A process uses herd_start_child_async instead. */
 int herd_start_child(herd_node_t *node, const herd_child_req_t *req, uint32_t timeout_ms,
                      herd_start_result_t *out);
 /* End a child for good: its spec is removed from the replicated map and

@@ -177,7 +177,7 @@ static void terminate_done(void *data, int status)
 
 int herd_terminate_child(herd_node_t *n, const char *name, uint32_t timeout_ms)
 {
-    if (herd_node_run_for(n, 0) == HERD_EDEADLK)
+    if (herd_node_in_process(n))
         return HERD_EDEADLK; /* the loop cannot run from inside a process */
     term_wait_t t = {0};
     int rc = herd_terminate_child_async(n, name, timeout_ms, terminate_done, &t);
@@ -185,7 +185,8 @@ int herd_terminate_child(herd_node_t *n, const char *name, uint32_t timeout_ms)
         return rc;
     /* bounded: the waiter answers by its deadline */
     for (uint64_t end = herd_node_now(n) + timeout_ms + 1000; !t.done && herd_node_now(n) < end;)
-        herd_node_run_for(n, 10);
+        if (herd_node_run_for(n, 10) != 0)
+            break;
     if (!t.done)
         terminate_cancel(dsup_of(n), &t);
     return t.done ? t.status : HERD_EUNCERTAIN;

@@ -80,7 +80,8 @@ int herd_whereis_many(herd_node_t *node, const char *const *names, size_t n, her
 int herd_update_meta(herd_node_t *node, const char *name, const herd_meta_t *meta);
 
 /* Messages by name: HERD_ENOENT at once for an unknown name, else as the pid
- * variants (herd_runtime.h). */
+ * variants (herd_runtime.h). herd_node_call_name blocks: HERD_EDEADLK from
+ * inside a process, whatever the name. */
 int herd_cast_name(herd_proc_t *self, const char *name, const void *data, size_t len);
 int herd_send_name(herd_proc_t *self, const char *name, const void *data, size_t len);
 int herd_call_name(herd_proc_t *self, const char *name, const void *data, size_t len,

@@ -865,7 +865,7 @@ int herd_node_call_name(herd_node_t *n, const char *name, const void *data, size
                         uint32_t timeout_ms, herd_reply_t *out)
 {
     herd_pid_t pid;
-    int rc = herd_whereis(n, name, &pid, NULL);
+    int rc = herd_node_in_process(n) ? HERD_EDEADLK : herd_whereis(n, name, &pid, NULL);
     if (rc) {
         memset(out, 0, sizeof(*out));
         return rc;

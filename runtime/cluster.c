@@ -508,6 +508,7 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->bytes_in = ts.bytes_in;
     out->bytes_out = ts.bytes_out;
     out->dropped_out = ts.dropped_out;
+    out->msgs_dropped = c->msgs_dropped;
     out->peers = ts.peers;
     out->blocked_in = c->blocked_in;
     out->blocked_out = c->blocked_out;

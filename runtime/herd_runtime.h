@@ -171,8 +171,27 @@ uint64_t herd_node_random(herd_node_t *node);     /* next value of its random so
 uv_loop_t *herd_node_loop(herd_node_t *node);
 size_t herd_node_process_count(const herd_node_t *node);
 
+/* What the node's runtime dropped, counted as it happens (ringctl stats). */
+typedef struct herd_node_stats {
+    /* replies that found their call no longer waiting (the caller timed out
+     * or exited, or the call was answered already): herd_reply's here, and
+     * replies from other nodes to calls made here */
+    uint64_t late_replies;
+    /* messages forwarded after a move (herd_forward_mailbox, herd_redirect)
+     * that could not be delivered where they went: casts and infos dropped,
+     * and calls whose caller got the error as its reply */
+    uint64_t forward_dropped, forward_failed_calls;
+} herd_node_stats_t;
+void herd_node_stats(const herd_node_t *node, herd_node_stats_t *out);
+
+/* Nonzero while a process's callback runs on this node (code inside a
+ * process), 0 for code outside processes. The blocking helpers of every
+ * layer (herd_node_run_for, herd_node_poll, herd_node_call, herd_start_child,
+ * ...) run the loop and so refuse there with HERD_EDEADLK. */
+int herd_node_in_process(const herd_node_t *node);
 /* Run the loop for at most `ms` milliseconds of real time (returns early once
- * nothing is left to do and no timer is armed). Not from inside a process. */
+ * nothing is left to do and no timer is armed). Not from inside a process:
+ * HERD_EDEADLK there. */
 int herd_node_run_for(herd_node_t *node, uint64_t ms);
 /* Run everything that is ready now: due timers and every queued message,
  * without waiting for I/O. Returns how many messages were handled. For
@@ -238,10 +257,16 @@ int herd_send(herd_proc_t *self, herd_pid_t to, const void *data, size_t len);
 int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
               uint32_t timeout_ms, uint64_t *ref);
 
-/* Answer a call, now or later; `status` 0 or an error for the caller. A reply
- * to a local caller that gave up (timeout, exited) is dropped and returns
- * HERD_ENOPROC; a caller on another node drops a late reply itself (this
- * node cannot know it gave up). */
+/* Answer a call, now or later; `status` 0 or an error for the caller. A late
+ * reply is not an error of the process that replies, so a handler may
+ * `return herd_reply(...)`: a reply whose call no longer waits (the caller
+ * timed out or exited, its node restarted or is unreachable, or the call was
+ * answered already) is dropped, counted in herd_node_stats' late_replies,
+ * and returns 0. A caller on another node drops a late reply itself (this
+ * node cannot know it gave up) and counts it there. Errors: HERD_ETOOBIG,
+ * HERD_EINVAL (`from` names a call of another caller), and for a caller on
+ * another node HERD_EFULL or HERD_ENOMEM (the reply could not be queued; the
+ * caller's call ends by its timeout). */
 int herd_reply(herd_node_t *node, herd_from_t from, int status, const void *data,
                size_t len);
 
@@ -488,6 +513,9 @@ const struct ring *herd_cluster_ring(herd_node_t *node);
 
 typedef struct herd_cluster_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out, dropped_out;
+    /* process messages from other nodes dropped on arrival: their process
+     * is gone or its mailbox full (casts are at most once) */
+    uint64_t msgs_dropped;
     uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
     uint32_t peers;
     /* fault injection (herd_cluster_block): frames dropped to and from

@@ -125,6 +125,11 @@ uv_loop_t *herd_node_loop(herd_node_t *n)
     return n->loop;
 }
 
+void herd_node_stats(const herd_node_t *n, herd_node_stats_t *out)
+{
+    *out = n->stats;
+}
+
 size_t herd_node_process_count(const herd_node_t *n)
 {
     return n->procs.count;
@@ -363,9 +368,14 @@ static void node_on_limit(uv_timer_t *h)
     uv_stop(h->loop);
 }
 
+int herd_node_in_process(const herd_node_t *n)
+{
+    return n->depth > 0;
+}
+
 int herd_node_run_for(herd_node_t *n, uint64_t ms)
 {
-    if (n->depth > 0)
+    if (herd_node_in_process(n))
         return HERD_EDEADLK;
     uv_update_time(n->loop);
     /* unref'd: the limit alone does not keep the loop running */
@@ -378,7 +388,7 @@ int herd_node_run_for(herd_node_t *n, uint64_t ms)
 
 int herd_node_poll(herd_node_t *n)
 {
-    if (n->depth > 0)
+    if (herd_node_in_process(n))
         return HERD_EDEADLK;
     timer_fire_due(n, herd_node_now(n));
     /* bounded: a process that keeps messaging itself cannot hold poll forever */

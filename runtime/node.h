@@ -118,6 +118,9 @@ struct herd_node {
     herd_proc_t *current; /* whose handler runs now; NULL: code outside */
     int depth; /* handlers on the stack: herd_node_call refuses inside one */
     int stopping;
+    herd_node_stats_t stats;
+    uint64_t forward_log_next; /* node clock, ms: failed forwards log once a second */
+    uint64_t forward_unlogged; /* failures since the last line */
 
     u64map_t calls; /* ref -> pending_call */
     u64map_t redirects; /* serial of a moved process -> redirect_t (freeze.c) */
@@ -153,10 +156,18 @@ int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t
                  uint64_t ref, int status, const void *data, size_t len, int force);
 /* The same for a message forwarded from a moved process's old copy: never
  * refused for a full mailbox, and queued ahead of direct messages while the
- * receiver is frozen. */
+ * receiver is frozen. A failure is never silent: it is counted in the
+ * node's stats (forward_dropped, forward_failed_calls) and logged (at most
+ * once a second), and a call's caller gets the error as its reply at once
+ * (here, or sent to its node). The error is returned too. */
 int proc_deliver_forwarded(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
                            herd_pid_t from, uint64_t ref, int status, const void *data,
                            size_t len);
+/* The same for a message that arrived forwarded from another node: counted
+ * and logged as above, but a call is answered by the receiver (remote.c). */
+int proc_deliver_relayed(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
+                         herd_pid_t from, uint64_t ref, int status, const void *data,
+                         size_t len);
 /* p's mailbox head, taken off (NULL when empty). */
 mmsg_t *proc_pop(herd_proc_t *p);
 proc_ext_t *proc_ext_of(herd_proc_t *p);

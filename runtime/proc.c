@@ -12,12 +12,14 @@
  */
 #include "node.h"
 
+#include "log.h"
 #include "remote.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define PROC_DEAD (1 << 4) /* exited while queued: free when popped */
+#define FORWARD_LOG_MS 1000 /* at most one line a second about failed forwards */
 
 herd_pid_t herd_self(const herd_proc_t *self)
 {
@@ -226,28 +228,30 @@ proc_ext_t *proc_ext_of(herd_proc_t *p)
     return proc_ext(p);
 }
 
-static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
-                   uint64_t ref, int status, const void *data, size_t len, int how)
+/* Where a message for `to` goes: `to`, or the new copy of a process that
+ * moved away from here while it is redirected (freeze.c), as forwarded: a
+ * remote caller's node then learns where its call went. */
+static herd_pid_t deliver_route(herd_node_t *n, herd_pid_t to, int *how)
 {
-    if (len > n->max_message)
-        return HERD_ETOOBIG;
-    if (len > 0 && data == NULL)
-        return HERD_EINVAL;
-    if (to.node != n->id || to.incarnation != n->incarnation) {
-        if (to.node == n->id) /* an earlier start of this node: long dead */
-            return HERD_ENOPROC;
-        return remote_send(n, to, kind, from, ref, status, data, len,
-                           how & DELIVER_FORWARDED ? REMOTE_FORWARDED : 0);
-    }
-    herd_proc_t *p = proc_lookup(n, to);
-    if (p == NULL) {
-        /* a process that moved to another node: its late messages follow it */
-        herd_pid_t moved = n->redirects.count ? node_redirect_of(n, to.serial) : HERD_PID_NONE;
+    for (int hop = 0; hop < 4 && n->redirects.count && node_is_local(n, to); hop++) {
+        if (proc_lookup(n, to) != NULL)
+            break;
+        herd_pid_t moved = node_redirect_of(n, to.serial);
         if (herd_pid_is_none(moved) || herd_pid_equal(moved, to))
-            return HERD_ENOPROC;
-        /* as forwarded: a remote caller's node then learns where its call went */
-        return deliver(n, moved, kind, from, ref, status, data, len, how | DELIVER_FORWARDED);
+            break;
+        to = moved;
+        *how |= DELIVER_FORWARDED;
     }
+    return to;
+}
+
+static int deliver_local(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
+                         herd_pid_t from, uint64_t ref, int status, const void *data,
+                         size_t len, int how)
+{
+    herd_proc_t *p = proc_lookup(n, to);
+    if (p == NULL)
+        return HERD_ENOPROC;
     if (!(how & DELIVER_FORCE) && p->mbox_len >= p->mbox_limit)
         return HERD_EFULL;
     mmsg_t *m = malloc(sizeof(*m) + len);
@@ -267,15 +271,102 @@ static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid
     return 0;
 }
 
+static const char *kind_name(herd_msg_kind_t kind)
+{
+    switch (kind) {
+    case HERD_MSG_CAST:
+        return "cast";
+    case HERD_MSG_CALL:
+        return "call";
+    case HERD_MSG_MERGE:
+        return "merge";
+    default:
+        return "info";
+    }
+}
+
+/* A message forwarded after a move could not be delivered where it went:
+ * counted, and logged at most once a second per node (with how many went
+ * unlogged since), so a flood of failures cannot flood the log. */
+static void forward_failed(herd_node_t *n, herd_msg_kind_t kind, herd_pid_t to, int rc)
+{
+    if (kind == HERD_MSG_CALL)
+        n->stats.forward_failed_calls++;
+    else
+        n->stats.forward_dropped++;
+    n->forward_unlogged++;
+    uint64_t now = herd_node_now(n);
+    if (now < n->forward_log_next)
+        return;
+    herd_log(HERD_LOG_WARN, "proc",
+             "%s: %llu forwarded message(s) not delivered; the last, a %s to "
+             "%016llx/%llu/%llu: %s",
+             n->name, (unsigned long long)n->forward_unlogged, kind_name(kind),
+             (unsigned long long)to.node, (unsigned long long)to.incarnation,
+             (unsigned long long)to.serial, herd_err_name(rc));
+    n->forward_unlogged = 0;
+    n->forward_log_next = now + FORWARD_LOG_MS;
+}
+
+static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                   uint64_t ref, int status, const void *data, size_t len, int how)
+{
+    if (len > n->max_message)
+        return HERD_ETOOBIG;
+    if (len > 0 && data == NULL)
+        return HERD_EINVAL;
+    to = deliver_route(n, to, &how);
+    int rc;
+    if (node_is_local(n, to))
+        rc = deliver_local(n, to, kind, from, ref, status, data, len, how);
+    else if (to.node == n->id) /* an earlier start of this node: long dead */
+        rc = HERD_ENOPROC;
+    else
+        rc = remote_send(n, to, kind, from, ref, status, data, len,
+                         how & DELIVER_FORWARDED ? REMOTE_FORWARDED : 0);
+    if (rc && (how & DELIVER_FORWARDED))
+        forward_failed(n, kind, to, rc);
+    return rc;
+}
+
 int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
                  uint64_t ref, int status, const void *data, size_t len, int force)
 {
     return deliver(n, to, kind, from, ref, status, data, len, force ? DELIVER_FORCE : 0);
 }
 
+/* A forwarded call that could not be delivered: its caller learns now,
+ * with the error as the runtime's reply, rather than by its timeout. The
+ * forwarder let go of the call (freeze.c's move_call), so this is the one
+ * answer. A caller on an unreachable node is answered by its own node. */
+static void forward_answer_call(herd_node_t *n, herd_pid_t caller, uint64_t ref,
+                                herd_pid_t callee, int rc)
+{
+    if (node_is_local(n, caller)) {
+        proc_complete_call(n, ref, rc, NULL, 0, 1);
+        return;
+    }
+    int sent = remote_send(n, caller, HERD_MSG_REPLY, callee, ref, rc, NULL, 0,
+                           REMOTE_BY_RUNTIME);
+    if (sent)
+        herd_log(HERD_LOG_DEBUG, "proc", "%s: no error reply to a forwarded call: %s",
+                 n->name, herd_err_name(sent));
+}
+
 int proc_deliver_forwarded(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
                            herd_pid_t from, uint64_t ref, int status, const void *data,
                            size_t len)
+{
+    int rc = deliver(n, to, kind, from, ref, status, data, len,
+                     DELIVER_FORCE | DELIVER_FORWARDED);
+    if (rc && kind == HERD_MSG_CALL)
+        forward_answer_call(n, from, ref, to, rc);
+    return rc;
+}
+
+int proc_deliver_relayed(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
+                         herd_pid_t from, uint64_t ref, int status, const void *data,
+                         size_t len)
 {
     return deliver(n, to, kind, from, ref, status, data, len,
                    DELIVER_FORCE | DELIVER_FORWARDED);
@@ -700,7 +791,7 @@ int herd_node_call(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
                    uint32_t timeout_ms, herd_reply_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (n->depth > 0)
+    if (herd_node_in_process(n))
         return HERD_EDEADLK;
     call_waiter_t w = {0};
     uint64_t r = node_new_ref(n);
@@ -749,16 +840,31 @@ int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *dat
     return rc;
 }
 
+static int local_reply(herd_node_t *n, herd_from_t from, int status, const void *data,
+                       size_t len)
+{
+    pending_call_t *pc = u64map_get(&n->calls, from.ref);
+    if (pc == NULL)
+        return HERD_ENOPROC; /* ended: timed out, its caller exited, answered */
+    if (pc->caller != from.pid.serial)
+        return HERD_EINVAL;
+    return proc_complete_call(n, from.ref, status, data, len, 0);
+}
+
+/* A reply nobody waits for any more (HERD_ENOPROC: the call ended, or its
+ * caller, or the caller's node start, is gone; HERD_ENOTCONN: the caller's
+ * node is down or left, and ends the call itself) is dropped and counted:
+ * the callee did nothing wrong, as when a caller on another node gave up. */
 int herd_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
 {
     if (len > n->max_message)
         return HERD_ETOOBIG;
-    if (!node_is_local(n, from.pid))
-        return remote_reply(n, from, status, data, len);
-    pending_call_t *pc = u64map_get(&n->calls, from.ref);
-    if (pc == NULL || pc->caller != from.pid.serial)
-        return HERD_ENOPROC;
-    return proc_complete_call(n, from.ref, status, data, len, 0);
+    int rc = node_is_local(n, from.pid) ? local_reply(n, from, status, data, len)
+                                        : remote_reply(n, from, status, data, len);
+    if (rc != HERD_ENOPROC && rc != HERD_ENOTCONN)
+        return rc;
+    n->stats.late_replies++;
+    return 0;
 }
 
 /* ---- node shutdown ----------------------------------------------------------- */

@@ -315,8 +315,8 @@ static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
 {
     herd_node_t *n = c->node;
     int rc = m->flags & REMOTE_FORWARDED
-                 ? proc_deliver_forwarded(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data,
-                                          m->len)
+                 ? proc_deliver_relayed(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data,
+                                        m->len)
                  : proc_deliver(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data, m->len, 0);
     herd_pid_t to = m->to;
     herd_proc_t *callee = rc == 0 ? proc_lookup(n, to) : NULL;
@@ -390,7 +390,9 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
         remote_on_call(c, &m);
         break;
     case HERD_MSG_REPLY:
-        proc_complete_call(n, m.ref, m.status, m.data, m.len, m.flags & REMOTE_BY_RUNTIME);
+        if (proc_complete_call(n, m.ref, m.status, m.data, m.len,
+                               m.flags & REMOTE_BY_RUNTIME) == HERD_ENOPROC)
+            n->stats.late_replies++; /* the call gave up: its timeout answered */
         break;
     case HERD_MSG_DOWN:
         remote_on_down(c, &m);
@@ -414,8 +416,8 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
     case HERD_MSG_CAST:
     case HERD_MSG_INFO:
         if (m.flags & REMOTE_FORWARDED
-                ? proc_deliver_forwarded(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data,
-                                         m.len)
+                ? proc_deliver_relayed(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data,
+                                       m.len)
                 : proc_deliver(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data, m.len, 0))
             c->msgs_dropped++; /* dead or full: casts are at most once */
         break;

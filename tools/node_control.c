@@ -89,6 +89,16 @@ static int cmd_ring(void *data, json_t *args, json_t **result, char *msg, size_t
     return 0;
 }
 
+/* What the runtime dropped: late replies, forwarded messages that failed. */
+static json_t *runtime_stats_json(herd_node_t *n)
+{
+    herd_node_stats_t s;
+    herd_node_stats(n, &s);
+    return json_pack("{s:I, s:I, s:I}", "late_replies", (json_int_t)s.late_replies,
+                     "forward_dropped", (json_int_t)s.forward_dropped,
+                     "forward_failed_calls", (json_int_t)s.forward_failed_calls);
+}
+
 static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
@@ -102,7 +112,8 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
         json_object_set_new(rejected, herd_cluster_reject_name(i),
                             json_integer((json_int_t)s.rejected[i]));
     int members = herd_cluster_members(d->node, NULL, 0);
-    *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o, s:I, s:I, s:i}",
+    *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o, s:I, s:I, s:i,"
+                        " s:I, s:o}",
                         "name", herd_node_name(d->node),
                         "frames_in", (json_int_t)s.frames_in, "frames_out",
                         (json_int_t)s.frames_out, "bytes_in", (json_int_t)s.bytes_in,
@@ -111,7 +122,9 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
                         members, "processes",
                         (json_int_t)herd_node_process_count(d->node), "rejected", rejected,
                         "blocked_in", (json_int_t)s.blocked_in, "blocked_out",
-                        (json_int_t)s.blocked_out, "blocked_peers", (int)s.blocked_peers);
+                        (json_int_t)s.blocked_out, "blocked_peers", (int)s.blocked_peers,
+                        "messages_dropped", (json_int_t)s.msgs_dropped, "runtime",
+                        runtime_stats_json(d->node));
     return 0;
 }
 

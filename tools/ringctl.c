@@ -214,9 +214,15 @@ static const char stats_help[] =
     "The node's counters: frames and bytes in and out, frames dropped on the way\n"
     "out, open peer links, members, processes, and frames rejected by reason\n"
     "(short, magic, version, length, oversize, reserved, mac, type, replay, body,\n"
-    "cluster).\n"
+    "cluster); messages from other nodes dropped on arrival (their process gone\n"
+    "or its mailbox full: casts are at most once); and what the runtime dropped:\n"
+    "replies that came after their call gave up (runtime.late_replies), messages\n"
+    "forwarded after a move that could not be delivered (runtime.forward_dropped;\n"
+    "runtime.forward_failed_calls, whose callers got the error as their reply).\n"
     "JSON: {\"name\",\"frames_in\",\"frames_out\",\"bytes_in\",\"bytes_out\",\n"
-    "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n}}\n";
+    "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n},\n"
+    "\"messages_dropped\",\"runtime\":{\"late_replies\",\"forward_dropped\",\n"
+    "\"forward_failed_calls\"}}\n";
 
 static int ctl_print_members(const ctl_t *c, json_t *list)
 {

@@ -71,6 +71,16 @@ static long long stat_of(const cl_node_t *n, const char *field)
     return v;
 }
 
+/* A counter of the node's runtime (stats.runtime.FIELD); -1 when missing. */
+static long long runtime_stat_of(const cl_node_t *n, const char *field)
+{
+    json_t *st = cl_ask(n, "stats", NULL, 0);
+    json_t *v = json_object_get(json_object_get(st, "runtime"), field);
+    long long out = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+    json_decref(st);
+    return out;
+}
+
 static long long crdt_of(const cl_node_t *n, const char *field)
 {
     json_t *doc = cl_ask(n, "crdt", NULL, 0);
@@ -311,6 +321,13 @@ static void test_cluster_registry_killed_node_names_hidden_then_removed(void **s
     long long base[3];
     for (int i = 0; i < 3; i++)
         base[i] = stat_of(n[i], "processes");
+    /* what the runtime dropped is in stats, and nothing is at the start */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(stat_of(n[i], "messages_dropped"), 0);
+        assert_int_equal(runtime_stat_of(n[i], "late_replies"), 0);
+        assert_int_equal(runtime_stat_of(n[i], "forward_dropped"), 0);
+        assert_int_equal(runtime_stat_of(n[i], "forward_failed_calls"), 0);
+    }
 
     char p1[PID_MAX], p2[PID_MAX], p3[PID_MAX], p3b[PID_MAX];
     reg(n[0], "on-n1", NULL, p1);

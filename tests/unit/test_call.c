@@ -142,6 +142,10 @@ static int srv_call(herd_proc_t *self, void *state, const herd_msg_t *msg,
         memcpy(buf, "relay", 5);
         memcpy(buf + 5, &from, sizeof(from));
         srv_rc(herd_cast(self, s->peer, buf, sizeof(buf)));
+    } else if (has_prefix(msg, "defer-return")) {
+        uint64_t t;
+        s->pending[s->npending++] = from;
+        srv_rc(herd_send_after(node, herd_self(self), 50, "return-reply", 12, &t));
     } else if (has_prefix(msg, "never")) {
         g_saved = from;
     } else if (has_prefix(msg, "stale-then-echo")) {
@@ -180,6 +184,8 @@ static int srv_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
         if (rc == 0) herd_reply_free(&r);
     } else if (has_prefix(msg, "late-reply")) {
         srv_rc(herd_reply(node, g_saved, 0, "late", 4));
+    } else if (has_prefix(msg, "late-return")) {
+        return herd_reply(node, g_saved, 0, "late", 4); /* the idiom: its result */
     }
     return 0;
 }
@@ -189,6 +195,9 @@ static int srv_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
     srv_t *s = state;
     if (has_prefix(msg, "reply-now"))
         srv_reply_pending(self, s, "deferred-timer");
+    else if (has_prefix(msg, "return-reply") && s->npending > 0)
+        return herd_reply(herd_proc_node(self), s->pending[--s->npending], 0, "deferred",
+                          8);
     else if (has_prefix(msg, "crash"))
         return HERD_EIO;
     else if (has_prefix(msg, "kill") && msg->len == 4 + sizeof(herd_pid_t)) {
@@ -283,6 +292,13 @@ static herd_node_t *mknode(const char *name, const herd_clock_t *clock)
 static herd_pid_t spawn_srv(herd_node_t *n)
 {
     return ts_spawn(n, &srv_beh, NULL, 0);
+}
+
+static uint64_t late_replies(const herd_node_t *n)
+{
+    herd_node_stats_t st;
+    herd_node_stats(n, &st);
+    return st.late_replies;
 }
 
 /* Tell cli to call `to`. */
@@ -395,16 +411,18 @@ static void test_call_node_call_timeout_and_late_reply(void **st)
     assert_int_equal(call_str(n, s, "never", 100, &r), HERD_ETIMEDOUT);
     assert_int_equal(g_ncalls, 1);
     assert_true(g_saved.ref != 0);
-    /* the caller gave up: a late reply is dropped */
-    assert_int_equal(herd_reply(n, g_saved, 0, "late", 4), HERD_ENOPROC);
+    /* the caller gave up: a late reply is dropped, counted, and no error */
+    assert_int_equal(herd_reply(n, g_saved, 0, "late", 4), 0);
+    assert_int_equal(late_replies(n), 1);
     assert_true(herd_is_alive(n, s));
     /* the next call is not confused by the stale one */
     assert_int_equal(call_str(n, s, "stale-then-echo", 5000, &r), 0);
     assert_reply(&r, 0, "fresh");
     herd_reply_free(&r);
     assert_int_equal(g_nsrv, 2);
-    assert_int_equal(g_srv_rc[0], HERD_ENOPROC);
+    assert_int_equal(g_srv_rc[0], 0);
     assert_int_equal(g_srv_rc[1], 0);
+    assert_int_equal(late_replies(n), 2);
     ts_node_free(n);
 }
 
@@ -598,7 +616,8 @@ static void test_call_process_timeout_arrives_as_reply(void **st)
     assert_int_equal(herd_node_cast(n, s, "late-reply", 10), 0);
     ts_run(n);
     assert_int_equal(g_nsrv, 1);
-    assert_int_equal(g_srv_rc[0], HERD_ENOPROC);
+    assert_int_equal(g_srv_rc[0], 0);
+    assert_int_equal(late_replies(n), 1);
     assert_int_equal(g_nreplies, 1);
     assert_true(herd_is_alive(n, c));
     assert_true(herd_is_alive(n, s));
@@ -682,7 +701,8 @@ static void test_call_reply_to_exited_caller(void **st)
     assert_int_equal(herd_exit(n, c, HERD_REASON_KILLED), 0);
     assert_true(herd_node_run_for(n, 100) >= 0);
     assert_false(herd_is_alive(n, c));
-    assert_int_equal(herd_reply(n, g_saved, 0, "late", 4), HERD_ENOPROC);
+    assert_int_equal(herd_reply(n, g_saved, 0, "late", 4), 0);
+    assert_int_equal(late_replies(n), 1);
     assert_true(herd_node_run_for(n, 100) >= 0);
     assert_int_equal(g_nreplies, 0);
     ts_node_free(n);
@@ -710,7 +730,7 @@ static void test_call_timeout_on_virtual_clock(void **st)
     assert_int_equal(g_nreplies, 1);
     assert_int_equal(g_replies[0].ref, g_cli_ref[0]);
     assert_int_equal(g_replies[0].status, HERD_ETIMEDOUT);
-    assert_int_equal(herd_reply(n, g_saved, 0, "late", 4), HERD_ENOPROC);
+    assert_int_equal(herd_reply(n, g_saved, 0, "late", 4), 0);
     ts_vnow += 100000;
     ts_drain(n);
     assert_int_equal(g_nreplies, 1);
@@ -726,6 +746,102 @@ static void test_call_timeout_on_virtual_clock(void **st)
     ts_vnow += 1000;
     ts_drain(n);
     assert_int_equal(g_nreplies, 2);
+    ts_node_free(n);
+}
+
+/* `return herd_reply(...)` from a handler, after the caller timed out: the
+ * reply is dropped and counted, herd_reply answers 0, and the callee does
+ * not crash but keeps serving. The same for a caller that is a process. */
+static void test_call_late_reply_returned_from_handler_keeps_callee(void **st)
+{
+    (void)st;
+    reset();
+    herd_node_t *n = mknode("t1", NULL);
+    herd_pid_t s = spawn_srv(n);
+    herd_reply_t r;
+    assert_int_equal(call_str(n, s, "never", 50, &r), HERD_ETIMEDOUT);
+    assert_int_equal(herd_node_cast(n, s, "late-return", 11), 0);
+    ts_run(n);
+    assert_true(herd_is_alive(n, s));
+    assert_int_equal(g_terms, 0);
+    assert_int_equal(late_replies(n), 1);
+    assert_int_equal(call_str(n, s, "echo:still", 5000, &r), 0);
+    assert_reply(&r, 0, "still");
+    herd_reply_free(&r);
+
+    herd_pid_t c = ts_spawn(n, &cli_beh, NULL, 0);
+    order_call(n, c, s, "never", 50);
+    ts_run(n);
+    assert_int_equal(g_nreplies, 1);
+    assert_int_equal(g_replies[0].status, HERD_ETIMEDOUT);
+    assert_int_equal(herd_node_cast(n, s, "late-return", 11), 0);
+    ts_run(n);
+    assert_true(herd_is_alive(n, s));
+    assert_true(herd_is_alive(n, c));
+    assert_int_equal(g_terms, 0);
+    assert_int_equal(late_replies(n), 2);
+    assert_int_equal(g_nreplies, 1); /* no second REPLY */
+    order_call(n, c, s, "echo:again", 5000);
+    ts_run(n);
+    assert_int_equal(g_nreplies, 2);
+    assert_int_equal(g_replies[1].status, 0);
+    assert_string_equal(g_replies[1].data, "again");
+    ts_node_free(n);
+}
+
+/* A deferred reply (kept `from`, answered from a later message) that comes
+ * after the caller's timeout: `return herd_reply(...)` in handle_info
+ * returns 0, the callee lives on and answers the next call. */
+static void test_call_late_deferred_reply_returned_keeps_callee(void **st)
+{
+    (void)st;
+    reset();
+    herd_node_t *n = mknode("t1", NULL);
+    herd_pid_t s = spawn_srv(n);
+    herd_reply_t r;
+    assert_int_equal(call_str(n, s, "defer-return", 10, &r), HERD_ETIMEDOUT);
+    ts_run(n); /* the timer fires 50 ms after the call: the reply is late */
+    assert_true(herd_is_alive(n, s));
+    assert_int_equal(g_terms, 0);
+    assert_int_equal(late_replies(n), 1);
+
+    herd_pid_t c = ts_spawn(n, &cli_beh, NULL, 0);
+    order_call(n, c, s, "defer-return", 10);
+    ts_run(n);
+    assert_true(herd_is_alive(n, s));
+    assert_int_equal(g_terms, 0);
+    assert_int_equal(late_replies(n), 2);
+    assert_int_equal(g_nreplies, 1);
+    assert_int_equal(g_replies[0].status, HERD_ETIMEDOUT);
+
+    /* in time, the same path answers */
+    assert_int_equal(call_str(n, s, "defer-return", 5000, &r), 0);
+    assert_reply(&r, 0, "deferred");
+    herd_reply_free(&r);
+    assert_int_equal(late_replies(n), 2);
+    ts_node_free(n);
+}
+
+/* A `from` that names another caller's call is refused, and the call it
+ * names is left waiting for its own reply. */
+static void test_call_reply_with_foreign_from_einval(void **st)
+{
+    (void)st;
+    reset();
+    herd_node_t *n = mknode("t1", NULL);
+    herd_pid_t s = spawn_srv(n), c = ts_spawn(n, &cli_beh, NULL, 0);
+    order_call(n, c, s, "never", 60000);
+    assert_true(herd_node_run_for(n, 50) >= 0);
+    assert_int_equal(g_ncalls, 1);
+    herd_from_t forged = g_saved;
+    forged.pid.serial = s.serial;
+    assert_int_equal(herd_reply(n, forged, 0, "x", 1), HERD_EINVAL);
+    assert_int_equal(late_replies(n), 0);
+    assert_int_equal(herd_reply(n, g_saved, 0, "ok", 2), 0);
+    assert_true(herd_node_run_for(n, 50) >= 0);
+    assert_int_equal(g_nreplies, 1);
+    assert_int_equal(g_replies[0].status, 0);
+    assert_string_equal(g_replies[0].data, "ok");
     ts_node_free(n);
 }
 
@@ -758,6 +874,11 @@ int main(void)
         cmocka_unit_test_teardown(test_call_process_error_status, ts_teardown),
         cmocka_unit_test_teardown(test_call_reply_to_exited_caller, ts_teardown),
         cmocka_unit_test_teardown(test_call_timeout_on_virtual_clock, ts_teardown),
+        cmocka_unit_test_teardown(test_call_late_reply_returned_from_handler_keeps_callee,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_call_late_deferred_reply_returned_keeps_callee,
+                                  ts_teardown),
+        cmocka_unit_test_teardown(test_call_reply_with_foreign_from_einval, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1478,6 +1478,91 @@ static void test_dsup_cluster_start_lands_on_owner(void **state)
     node_free(ns[0]);
 }
 
+/* A starter: on a cast naming a child, calls the blocking herd_start_child
+ * from its handler and records what it answered and how long it took. */
+static struct {
+    int rc[4];
+    uint64_t ms[4];
+    int n;
+} g_starter;
+
+static int starter_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    (void)state;
+    char name[NAME_LEN];
+    size_t l = msg->len < NAME_LEN - 1 ? msg->len : NAME_LEN - 1;
+    memcpy(name, msg->data, l);
+    name[l] = '\0';
+    herd_child_req_t req = {.name = name, .service = "counter"};
+    herd_start_result_t res;
+    uint64_t t0 = ts_mono_ms();
+    int rc = herd_start_child(herd_proc_node(self), &req, 2000, &res);
+    if (g_starter.n < 4) {
+        g_starter.rc[g_starter.n] = rc;
+        g_starter.ms[g_starter.n] = ts_mono_ms() - t0;
+        g_starter.n++;
+    }
+    return 0;
+}
+
+static const herd_behaviour_t starter_behaviour = {
+    .name = "starter",
+    .handle_cast = starter_cast,
+};
+
+/* A name of `n`'s ring owned by `owner`. */
+static void name_owned_by(herd_node_t *n, herd_node_t *owner, const char *prefix,
+                          char *out)
+{
+    for (int i = 0; i < 1000; i++) {
+        snprintf(out, NAME_LEN, "%s-%d", prefix, i);
+        if (strcmp(owner_on(n, out), herd_node_name(owner)) == 0)
+            return;
+    }
+    fail_msg("no name owned by %s", herd_node_name(owner));
+}
+
+/* herd_start_child runs the loop until the child runs: from a handler it
+ * would wait on the loop that runs the handler itself (it used to spin
+ * there forever, the node's clock standing still). It answers HERD_EDEADLK
+ * at once instead, writes no spec and starts nothing, whoever owns the
+ * name, and the process that asked lives on. */
+static void test_dsup_start_child_inside_handler_edeadlk(void **state)
+{
+    (void)state;
+    herd_node_t *ns[2];
+    form(ns, 2, &CALM, NULL);
+    memset(&g_starter, 0, sizeof(g_starter));
+    char here[NAME_LEN], there[NAME_LEN];
+    name_owned_by(ns[0], ns[0], "here", here);
+    name_owned_by(ns[0], ns[1], "there", there);
+    herd_start_result_t running =
+        start(ns[0], "running", "counter", HERD_RESTART_PERMANENT);
+    herd_pid_t s = ts_spawn(ns[0], &starter_behaviour, NULL, 0);
+
+    const char *asks[3] = {here, "running", there};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(herd_node_cast(ns[0], s, asks[i], strlen(asks[i])), 0);
+        WAIT_FOR(g_starter.n == i + 1, 5000);
+        assert_int_equal(g_starter.rc[i], HERD_EDEADLK);
+        assert_true(g_starter.ms[i] < 500);
+    }
+    assert_true(ts_alive(ns[0], s));
+    drive_ms(100);
+    for (int i = 0; i < 2; i++) {
+        assert_false(has_spec(ns[i], here));
+        assert_false(has_spec(ns[i], there));
+        assert_false(resolves(ns[i], here, NULL));
+        assert_false(resolves(ns[i], there, NULL));
+    }
+    assert_true(resolves_to(ns[0], "running", running.pid));
+    /* outside processes the same starts work */
+    herd_start_result_t r = start(ns[0], there, "counter", HERD_RESTART_PERMANENT);
+    assert_int_equal(r.pid.node, nid(ns[1]));
+    node_free(ns[1]);
+    node_free(ns[0]);
+}
+
 /* ---- handoff on a join ------------------------------------------------------------------ */
 
 #define HANDOFF_N 200
@@ -2255,6 +2340,7 @@ int main(void)
         T(test_dsup_transient_normal_exit_ends_it),
         T(test_dsup_temporary_never_restarted),
         T(test_dsup_cluster_start_lands_on_owner),
+        T(test_dsup_start_child_inside_handler_edeadlk),
         T(test_dsup_handoff_on_join_keeps_state_and_messages),
         T(test_dsup_drain_moves_every_child_off),
         T(test_dsup_crashed_node_children_restart_on_survivors),

@@ -1298,6 +1298,88 @@ static void test_freeze_holders_thaw_only_their_own(void **state)
     ts_node_free(n);
 }
 
+/* ---- forwarding that fails ---------------------------------------------------------- */
+
+static herd_node_stats_t node_stats(const herd_node_t *n)
+{
+    herd_node_stats_t s;
+    herd_node_stats(n, &s);
+    return s;
+}
+
+/* A pid on a node that is no member: nothing can reach it (HERD_ENOTCONN). */
+static herd_pid_t ghost_pid(void)
+{
+    return (herd_pid_t){herd_node_id_of("ghost"), 7, 3};
+}
+
+/* p's mailbox forwarded to a pid nothing can reach: no message vanishes
+ * silently. Its callers, here and on another node, get HERD_ENOTCONN as
+ * their reply at once (not their timeout); the cast is dropped, counted and
+ * no error of anybody's. */
+static void test_forward_unreachable_answers_callers_counts_casts(void **state)
+{
+    (void)state;
+    herd_node_t *a, *b;
+    pair(&a, &b);
+    herd_pid_t p = spawn_rec(a), ca = spawn_rec(a), cb = spawn_rec(b);
+    assert_int_equal(herd_freeze(a, p, HERD_FREEZE_TEST), 0);
+    cast_val(a, p, 1);
+    uint64_t ra = call_from(a, ca, p, 2, 60000, 0);
+    uint64_t rb = call_from(b, cb, p, 3, 60000, 0);
+    wait_streams_idle(a, b); /* cb's call is in p's mailbox */
+    uint64_t t0 = ts_mono_ms();
+    assert_int_equal(herd_forward_mailbox(a, p, ghost_pid()), 0);
+    TS_WAIT_UNTIL(reply_of(ca, ra) != NULL && reply_of(cb, rb) != NULL, 3000);
+    assert_true(ts_mono_ms() - t0 < 3000);
+    assert_int_equal(reply_of(ca, ra)->status, HERD_ENOTCONN);
+    assert_int_equal(reply_of(cb, rb)->status, HERD_ENOTCONN);
+    herd_node_stats_t s = node_stats(a);
+    assert_int_equal(s.forward_dropped, 1);
+    assert_int_equal(s.forward_failed_calls, 2);
+    assert_int_equal(s.late_replies, 0);
+    assert_int_equal(node_stats(b).late_replies, 0);
+    ts_cluster_run_ms(50); /* one answer each: nothing more comes */
+    assert_int_equal(ev_count(EV_REPLY, ca), 1);
+    assert_int_equal(ev_count(EV_REPLY, cb), 1);
+    assert_true(herd_is_alive(a, ca) && herd_is_alive(b, cb));
+    ts_node_free(b);
+    ts_node_free(a);
+}
+
+/* Late messages redirected to a pid nothing can reach: the senders here get
+ * the error; a cast from another node is dropped and counted; a call from
+ * another node is answered HERD_ENOTCONN. */
+static void test_redirect_unreachable_reports_and_counts(void **state)
+{
+    (void)state;
+    herd_node_t *a, *b;
+    pair(&a, &b);
+    herd_pid_t p = spawn_rec(a), ca = spawn_rec(a), cb = spawn_rec(b);
+    assert_int_equal(herd_redirect(a, p, ghost_pid(), 60000), 0);
+    assert_int_equal(herd_stop(a, p, HERD_REASON_HANDOFF), 0);
+    wait_exit_handoff(a, p, 0);
+
+    uint32_t v = 1;
+    assert_int_equal(herd_node_cast(a, p, &v, sizeof(v)), HERD_ENOTCONN);
+    cmd_t c = {.op = OP_CALL, .a = p, .val = 2, .timeout_ms = 60000};
+    assert_int_equal(run_cmd(a, ca, c, 0).status, HERD_ENOTCONN);
+    assert_int_equal(node_stats(a).forward_dropped, 1);
+    assert_int_equal(node_stats(a).forward_failed_calls, 1);
+
+    cast_val(b, p, 3);
+    uint64_t rb = call_from(b, cb, p, 4, 60000, 0);
+    TS_WAIT_UNTIL(reply_of(cb, rb) != NULL, 3000);
+    assert_int_equal(reply_of(cb, rb)->status, HERD_ENOTCONN);
+    WAIT_UNTIL(node_stats(a).forward_dropped == 2);
+    assert_int_equal(node_stats(a).forward_failed_calls, 2);
+    herd_cluster_stats_t cs;
+    assert_int_equal(herd_cluster_stats(a, &cs), 0);
+    assert_int_equal(cs.msgs_dropped, 1); /* b's cast, dropped where it arrived */
+    ts_node_free(b);
+    ts_node_free(a);
+}
+
 int main(void)
 {
     ts_cluster_init("test_freeze", SECRET);
@@ -1325,6 +1407,8 @@ int main(void)
         T(test_redirect_remote_call_to_copy_on_callers_node),
         T(test_redirect_remote_call_to_copy_on_old_node),
         T(test_redirect_remote_node_call_to_copy_on_old_node),
+        T(test_forward_unreachable_answers_callers_counts_casts),
+        T(test_redirect_unreachable_reports_and_counts),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -509,6 +509,7 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->bytes_out = ts.bytes_out;
     out->dropped_out = ts.dropped_out;
     out->msgs_dropped = c->msgs_dropped;
+    out->replies_relayed = c->replies_relayed;
     out->peers = ts.peers;
     out->blocked_in = c->blocked_in;
     out->blocked_out = c->blocked_out;

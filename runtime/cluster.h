@@ -58,6 +58,8 @@ typedef struct herd_cluster {
         void *data;
     } apps[256];
     uint64_t msgs_out, msgs_in, msgs_dropped;
+    uint64_t replies_relayed; /* replies sent on through the node that forwarded the call */
+    uint64_t delivering_from; /* the node whose frame is being delivered (remote.c) */
     /* fault injection (herd_cluster_block): peer id -> its address when
      * blocked (malloc'ed, "" if it was not a member yet) */
     u64map_t blocked;

@@ -516,6 +516,9 @@ typedef struct herd_cluster_stats {
     /* process messages from other nodes dropped on arrival: their process
      * is gone or its mailbox full (casts are at most once) */
     uint64_t msgs_dropped;
+    /* replies to callers this node could not reach, sent on through the node
+     * that forwarded the call here (a moved process's old node) */
+    uint64_t replies_relayed;
     uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
     uint32_t peers;
     /* fault injection (herd_cluster_block): frames dropped to and from

@@ -20,8 +20,13 @@
 #include "wire.h"
 
 /* REMOTE_MOVED: your call `ref` is with `from` now (a moved process's new
- * copy), so the caller's node does not end it when the old node goes. */
-enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33, REMOTE_APP = 34, REMOTE_MOVED = 35 };
+ * copy), so the caller's node does not end it when the old node goes.
+ * REMOTE_RELAY: a reply for a caller the replying node cannot reach (its
+ * node is not a member there yet), sent to the node that forwarded the call
+ * to it, which passes it on: data is u64 caller node, u64 caller
+ * incarnation, then the reply's bytes; `to` is the caller's serial. */
+enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33, REMOTE_APP = 34, REMOTE_MOVED = 35,
+       REMOTE_RELAY = 36 };
 /* What a message adds to its data in a frame body: the channel's batch header
  * (18) and length (4), our fields (50), rounded up. A message within the
  * limit always fits a frame of its own, so a channel never stalls on it. */
@@ -36,6 +41,7 @@ typedef struct inbound_call {
     herd_pid_t caller;
     uint64_t ref;
     uint64_t callee; /* serial on this node */
+    uint64_t via;    /* the node that forwarded the call here, or 0 */
 } inbound_call_t;
 
 static uint64_t inbound_key(uint64_t node, uint64_t ref)
@@ -203,6 +209,27 @@ int remote_callee_gone(herd_node_t *n, herd_from_t from)
     return remote_answer(n, from, HERD_ENOPROC, NULL, 0, 1);
 }
 
+/* The caller's node is unknown here (this node joined after it, or has not
+ * heard of it yet), but the node that forwarded the call knows it. */
+static int remote_relay(herd_node_t *n, uint64_t via, herd_from_t from, herd_pid_t callee,
+                        int status, const void *data, size_t len, unsigned flags)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u64(&w, from.pid.node);
+    wire_put_u64(&w, from.pid.incarnation);
+    wire_put_raw(&w, data, len);
+    const mship_member_t *x = mship_find_id(n->cluster->mship, via);
+    herd_pid_t to = {via, x ? x->incarnation : 0, from.pid.serial};
+    int rc = w.err ? HERD_ENOMEM
+                   : remote_send(n, to, (herd_msg_kind_t)REMOTE_RELAY, callee, from.ref, status,
+                                 w.buf, w.len, flags);
+    wire_writer_fini(&w);
+    if (rc == 0)
+        n->cluster->replies_relayed++;
+    return rc;
+}
+
 static int remote_answer(herd_node_t *n, herd_from_t from, int status, const void *data,
                          size_t len, int by_runtime)
 {
@@ -218,9 +245,13 @@ static int remote_answer(herd_node_t *n, herd_from_t from, int status, const voi
     herd_proc_t *p = proc_lookup(n, callee);
     if (p && p->ext)
         proc_unwatch(p, from.ref);
+    uint64_t via = ic->via;
     free(ic);
-    return remote_send(n, from.pid, HERD_MSG_REPLY, callee, from.ref, status, data, len,
-                       by_runtime ? REMOTE_BY_RUNTIME : 0);
+    unsigned flags = by_runtime ? REMOTE_BY_RUNTIME : 0;
+    int rc = remote_send(n, from.pid, HERD_MSG_REPLY, callee, from.ref, status, data, len, flags);
+    if (rc == HERD_ENOTCONN && via)
+        rc = remote_relay(n, via, from, callee, status, data, len, flags);
+    return rc;
 }
 
 void remote_move_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t to)
@@ -341,13 +372,41 @@ static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
     uint64_t key = inbound_key(m->from.node, m->ref);
     if (ic && u64map_put(&c->inbound_calls, key, ic) == 0 &&
         proc_watch(callee, m->ref, m->from, 1) == 0) {
-        *ic = (inbound_call_t){m->from, m->ref, to.serial};
+        uint64_t sender = c->delivering_from;
+        uint64_t via = (m->flags & REMOTE_FORWARDED) && sender != m->from.node ? sender : 0;
+        *ic = (inbound_call_t){m->from, m->ref, to.serial, via};
         return;
     }
     if (ic && u64map_get(&c->inbound_calls, key) == ic)
         u64map_del(&c->inbound_calls, key);
     free(ic);
     remote_send(n, m->from, HERD_MSG_REPLY, m->to, m->ref, rc ? rc : HERD_ENOMEM, NULL, 0, 1);
+}
+
+/* A relayed reply: pass it on to the caller (here, or on its node). */
+static void remote_on_relay(herd_cluster_t *c, const remote_msg_t *m)
+{
+    herd_node_t *n = c->node;
+    wire_reader_t r;
+    wire_reader_init(&r, m->data, m->len);
+    herd_pid_t caller;
+    caller.node = wire_get_u64(&r);
+    caller.incarnation = wire_get_u64(&r);
+    caller.serial = m->to.serial;
+    if (r.err || m->len < 16) {
+        c->rejected[FRAME_REJECT_BODY]++;
+        return;
+    }
+    const uint8_t *reply = m->data + 16;
+    size_t len = m->len - 16;
+    int rc;
+    if (node_is_local(n, caller))
+        rc = proc_complete_call(n, m->ref, m->status, reply, len, m->flags & REMOTE_BY_RUNTIME);
+    else
+        rc = remote_send(n, caller, HERD_MSG_REPLY, m->from, m->ref, m->status, reply, len,
+                         m->flags & REMOTE_BY_RUNTIME);
+    if (rc)
+        c->msgs_dropped++; /* the caller gave up or is gone too */
 }
 
 static void remote_on_down(herd_cluster_t *c, const remote_msg_t *m)
@@ -404,6 +463,9 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
     case REMOTE_MOVED:
         call_moved(n, m.to, m.ref, m.from);
         break;
+    case REMOTE_RELAY:
+        remote_on_relay(c, &m);
+        break;
     case REMOTE_APP: /* `to` names the app; `from` the sending node */
         if (m.to.serial < 256 && c->apps[m.to.serial].cb)
             c->apps[m.to.serial].cb(c->apps[m.to.serial].data, m.from.node,
@@ -438,9 +500,11 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
         return;
     channel_set_peer(&p->ch, h->sender_inc);
     uint64_t now = herd_node_now(c->node);
+    c->delivering_from = h->sender;
     int rc = h->type == FRAME_ACK ? channel_on_ack(&p->ch, body, h->length, now)
                                   : channel_on_msg(&p->ch, body, h->length, now,
                                                    remote_deliver, c);
+    c->delivering_from = 0;
     if (rc)
         c->rejected[FRAME_REJECT_BODY]++;
     if (p->ch.ack_due)

@@ -99,6 +99,35 @@ static json_t *runtime_stats_json(herd_node_t *n)
                      "forward_failed_calls", (json_int_t)s.forward_failed_calls);
 }
 
+/* What the supervisor's moves did, failures included (absent without one). */
+static json_t *handoff_stats_json(herd_node_t *n)
+{
+    herd_handoff_stats_t h;
+    if (herd_handoff_stats(n, &h) != 0)
+        return json_object();
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "started",
+                     (json_int_t)h.started, "committed", (json_int_t)h.committed, "aborted",
+                     (json_int_t)h.aborted, "rejected", (json_int_t)h.rejected, "received",
+                     (json_int_t)h.received, "promoted", (json_int_t)h.promoted, "forwarded",
+                     (json_int_t)h.forwarded, "send_failed", (json_int_t)h.send_failed,
+                     "too_big", (json_int_t)h.too_big, "rejected_parts",
+                     (json_int_t)h.rejected_parts, "claimed", (json_int_t)h.claimed,
+                     "in_flight", (json_int_t)h.in_flight);
+}
+
+/* The registry's repairs: entries claimed or put back, merges sent on. */
+static json_t *registry_stats_json(herd_node_t *n)
+{
+    herd_registry_stats_t r;
+    if (herd_registry_stats(n, &r) != 0)
+        return json_object();
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "conflicts_resolved",
+                     (json_int_t)r.conflicts_resolved, "reregistered",
+                     (json_int_t)r.reregistered, "claimed", (json_int_t)r.claimed,
+                     "merges_redirected", (json_int_t)r.merges_redirected, "merges_abandoned",
+                     (json_int_t)r.merges_abandoned);
+}
+
 static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
@@ -125,6 +154,9 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
                         (json_int_t)s.blocked_out, "blocked_peers", (int)s.blocked_peers,
                         "messages_dropped", (json_int_t)s.msgs_dropped, "runtime",
                         runtime_stats_json(d->node));
+    json_object_set_new(*result, "replies_relayed", json_integer((json_int_t)s.replies_relayed));
+    json_object_set_new(*result, "handoff", handoff_stats_json(d->node));
+    json_object_set_new(*result, "registry", registry_stats_json(d->node));
     return 0;
 }
 

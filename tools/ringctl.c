@@ -218,11 +218,19 @@ static const char stats_help[] =
     "or its mailbox full: casts are at most once); and what the runtime dropped:\n"
     "replies that came after their call gave up (runtime.late_replies), messages\n"
     "forwarded after a move that could not be delivered (runtime.forward_dropped;\n"
-    "runtime.forward_failed_calls, whose callers got the error as their reply).\n"
+    "runtime.forward_failed_calls, whose callers got the error as their reply);\n"
+    "replies passed on through the node that forwarded their call (replies_relayed);\n"
+    "the supervisor's moves (handoff.*: protocol messages the cluster refused in\n"
+    "send_failed, states over the size limit in too_big, children that registered\n"
+    "themselves in claimed) and the registry's repairs (registry.*).\n"
     "JSON: {\"name\",\"frames_in\",\"frames_out\",\"bytes_in\",\"bytes_out\",\n"
     "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n},\n"
     "\"messages_dropped\",\"runtime\":{\"late_replies\",\"forward_dropped\",\n"
-    "\"forward_failed_calls\"}}\n";
+    "\"forward_failed_calls\"},\"replies_relayed\",\"handoff\":{\"started\",\n"
+    "\"committed\",\"aborted\",\"rejected\",\"received\",\"promoted\",\"forwarded\",\n"
+    "\"send_failed\",\"too_big\",\"rejected_parts\",\"claimed\",\"in_flight\"},\n"
+    "\"registry\":{\"conflicts_resolved\",\"reregistered\",\"claimed\",\n"
+    "\"merges_redirected\",\"merges_abandoned\"}}\n";
 
 static int ctl_print_members(const ctl_t *c, json_t *list)
 {

@@ -1481,7 +1481,7 @@ static void test_dsup_cluster_start_lands_on_owner(void **state)
 /* A starter: on a cast naming a child, calls the blocking herd_start_child
  * from its handler and records what it answered and how long it took. */
 static struct {
-    int rc[4];
+    int rc[4], term_rc[4], call_rc[4];
     uint64_t ms[4];
     int n;
 } g_starter;
@@ -1497,7 +1497,13 @@ static int starter_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
     herd_start_result_t res;
     uint64_t t0 = ts_mono_ms();
     int rc = herd_start_child(herd_proc_node(self), &req, 2000, &res);
+    /* the other blocking calls by name too: nothing removed, nothing sent */
+    int term_rc = herd_terminate_child(herd_proc_node(self), name, 2000);
+    herd_reply_t reply;
+    int call_rc = herd_node_call_name(herd_proc_node(self), name, "get", 3, 2000, &reply);
     if (g_starter.n < 4) {
+        g_starter.term_rc[g_starter.n] = term_rc;
+        g_starter.call_rc[g_starter.n] = call_rc;
         g_starter.rc[g_starter.n] = rc;
         g_starter.ms[g_starter.n] = ts_mono_ms() - t0;
         g_starter.n++;
@@ -1526,7 +1532,8 @@ static void name_owned_by(herd_node_t *n, herd_node_t *owner, const char *prefix
  * would wait on the loop that runs the handler itself (it used to spin
  * there forever, the node's clock standing still). It answers HERD_EDEADLK
  * at once instead, writes no spec and starts nothing, whoever owns the
- * name, and the process that asked lives on. */
+ * name, and the process that asked lives on. herd_terminate_child and
+ * herd_node_call_name, blocking too, answer the same and change nothing. */
 static void test_dsup_start_child_inside_handler_edeadlk(void **state)
 {
     (void)state;
@@ -1545,6 +1552,8 @@ static void test_dsup_start_child_inside_handler_edeadlk(void **state)
         assert_int_equal(herd_node_cast(ns[0], s, asks[i], strlen(asks[i])), 0);
         WAIT_FOR(g_starter.n == i + 1, 5000);
         assert_int_equal(g_starter.rc[i], HERD_EDEADLK);
+        assert_int_equal(g_starter.term_rc[i], HERD_EDEADLK);
+        assert_int_equal(g_starter.call_rc[i], HERD_EDEADLK);
         assert_true(g_starter.ms[i] < 500);
     }
     assert_true(ts_alive(ns[0], s));
@@ -1556,6 +1565,7 @@ static void test_dsup_start_child_inside_handler_edeadlk(void **state)
         assert_false(resolves(ns[i], there, NULL));
     }
     assert_true(resolves_to(ns[0], "running", running.pid));
+    assert_true(has_spec(ns[1], "running")); /* the terminate from inside removed nothing */
     /* outside processes the same starts work */
     herd_start_result_t r = start(ns[0], there, "counter", HERD_RESTART_PERMANENT);
     assert_int_equal(r.pid.node, nid(ns[1]));

@@ -1380,6 +1380,43 @@ static void test_redirect_unreachable_reports_and_counts(void **state)
     ts_node_free(a);
 }
 
+/* A moved copy answers a caller whose node it cannot reach (here: b and x
+ * cut off from each other, so each has the other down): the reply goes back
+ * through the node that forwarded the call (a), which passes it on, and the
+ * caller gets it instead of a timeout for a call that was applied. */
+static void test_forward_reply_relayed_through_old_node(void **state)
+{
+    (void)state;
+    static const ts_timing_t quick = {50, 150, 300, 0};
+    herd_node_t *a = rnode("a"), *b = rnode("b"), *x = rnode("x");
+    ts_cluster_join(a, &quick, NULL, 0);
+    ts_cluster_join(b, &quick, &a, 1);
+    ts_cluster_join(x, &quick, &a, 1);
+    herd_node_t *all[3] = {a, b, x};
+    WAIT_UNTIL(ts_cluster_all_up(all, 3));
+    assert_int_equal(herd_cluster_block(b, herd_node_id_of("x"), 1), 0);
+    assert_int_equal(herd_cluster_block(x, herd_node_id_of("b"), 1), 0);
+    WAIT_UNTIL(ts_cluster_member_state(b, "x") == HERD_MEMBER_DOWN &&
+               ts_cluster_member_state(x, "b") == HERD_MEMBER_DOWN);
+
+    herd_pid_t p = spawn_rec(a), q = spawn_rec(b), cx = spawn_rec(x);
+    assert_int_equal(herd_freeze(a, p, HERD_FREEZE_TEST), 0);
+    assert_int_equal(herd_freeze(b, q, HERD_FREEZE_TEST), 0);
+    uint64_t ref = call_from(x, cx, p, 7, WAIT_MS, 0);
+    WAIT_UNTIL(herd_forward_mailbox(a, p, q) == 1);
+    assert_int_equal(herd_stop(a, p, HERD_REASON_HANDOFF), 0);
+    wait_streams_idle(a, b);
+    assert_int_equal(herd_thaw(b, q, HERD_FREEZE_TEST), 0);
+    WAIT_UNTIL(reply_of(cx, ref) != NULL);
+    assert_answered(cx, ref, 7, q);
+    herd_cluster_stats_t cs;
+    assert_int_equal(herd_cluster_stats(b, &cs), 0);
+    assert_int_equal(cs.replies_relayed, 1);
+    ts_node_free(x);
+    ts_node_free(b);
+    ts_node_free(a);
+}
+
 int main(void)
 {
     ts_cluster_init("test_freeze", SECRET);
@@ -1408,6 +1445,7 @@ int main(void)
         T(test_redirect_remote_call_to_copy_on_old_node),
         T(test_redirect_remote_node_call_to_copy_on_old_node),
         T(test_forward_unreachable_answers_callers_counts_casts),
+        T(test_forward_reply_relayed_through_old_node),
         T(test_redirect_unreachable_reports_and_counts),
     };
 #undef T

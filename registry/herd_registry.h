@@ -60,10 +60,16 @@ int herd_registry_poll(herd_node_t *node);
  * HERD_EINVAL (empty or over-long name), HERD_ENOENT (no registry). Registering
  * the same pid again updates its metadata. `meta` may be NULL. */
 int herd_register(herd_node_t *node, const char *name, herd_pid_t pid, const herd_meta_t *meta);
-/* Remove the name's visible registration. HERD_ENOENT when there is none.
- * For a process of another node, that node is told too (so it does not put
- * the name back as gone missing). */
+/* Remove the registration of `name` that lookups see (its winner), and only
+ * that one: while two registrations are in conflict, the other live
+ * process keeps its name. HERD_ENOENT when there is none. For a process of
+ * another node, that node is told too, naming the registration (pid and
+ * first-registration time), so it neither puts the name back as gone
+ * missing nor removes a newer registration of the same pid. */
 int herd_unregister(herd_node_t *node, const char *name);
+/* The same for the registration of `name` by `pid`: HERD_ENOENT when `pid`
+ * has no visible registration of it. */
+int herd_unregister_pid(herd_node_t *node, const char *name, herd_pid_t pid);
 /* The pid (and, if `meta` is given, the metadata) of a name. HERD_ENOENT when
  * the name has no visible registration, HERD_EINVAL for an empty or over-long
  * name (as for every call here that takes a name). A process's names go when

@@ -728,10 +728,36 @@ int herd_registry_switch(herd_node_t *n, const char *name, herd_pid_t from, herd
     if (is_local(g, from)) /* its exit must not take the moved name along */
         reg_index_remove(g, from, name);
     else if (from.node != g->self_node) /* nor its node put the name back */
-        reg_send_unregister(g, from, name);
+        reg_send_unregister(g, from, name, v.hlc);
     int rc = reg_local_change(g, name, value, vlen, dots, ndots, 1);
     free(value);
     return rc;
+}
+
+int herd_unregister_pid(herd_node_t *n, const char *name, herd_pid_t pid)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (check_name(name) || herd_pid_is_none(pid))
+        return HERD_EINVAL;
+    awmap_dot_t dots[16];
+    const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
+    size_t ndots = visible_dots(g, entries, dots, 16, pid);
+    if (ndots == 0)
+        return HERD_ENOENT;
+    /* The pid's node lets go too, or it would put the name back as "gone
+     * missing" (the request travels ahead of our delta, in order). */
+    if (pid.node == g->self_node) {
+        reg_index_remove(g, pid, name);
+    } else {
+        reg_value_t v = {0};
+        for (const awmap_entry_t *e = entries; e; e = e->next)
+            if (herd_pid_equal((v = reg_value_decode(g->map, e, NULL)).pid, pid))
+                break;
+        reg_send_unregister(g, pid, name, v.hlc);
+    }
+    return reg_local_change(g, name, NULL, 0, dots, ndots, 0);
 }
 
 int herd_unregister(herd_node_t *n, const char *name)
@@ -741,23 +767,10 @@ int herd_unregister(herd_node_t *n, const char *name)
         return HERD_ENOENT;
     if (check_name(name))
         return HERD_EINVAL;
-    awmap_dot_t dots[16];
-    const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
-    size_t ndots = visible_dots(g, entries, dots, 16, HERD_PID_NONE);
-    if (ndots == 0)
+    reg_value_t win;
+    if (name_winner(g, awmap_get(g->map, name, strlen(name)), &win) == NULL)
         return HERD_ENOENT;
-    /* The node of each pid lets go too, or it would put the name back as
-     * "gone missing" (the request travels ahead of our delta, in order). */
-    for (const awmap_entry_t *e = entries; e; e = e->next) {
-        reg_value_t v = reg_value_decode(g->map, e, NULL);
-        if (entry_hidden(g, v.pid))
-            continue;
-        if (v.pid.node == g->self_node)
-            reg_index_remove(g, v.pid, name);
-        else
-            reg_send_unregister(g, v.pid, name);
-    }
-    return reg_local_change(g, name, NULL, 0, dots, ndots, 0);
+    return herd_unregister_pid(n, name, win.pid);
 }
 
 int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t *meta)

@@ -138,7 +138,8 @@ void reg_spec_free(registry_t *g);
 void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to);
 void reg_flush_now(registry_t *g);
 void reg_sync_offer(registry_t *g, uint64_t to, int ask_back);
-void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name);
+/* Tell pid's node that its registration of `name` made at `hlc` went. */
+void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64_t hlc);
 /* A conflict loser's state, for whatever process holds `name` as node `to`
  * sees it (the winner this node saw may have moved on meanwhile). */
 int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,

@@ -188,13 +188,14 @@ static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
     awmap_free(dots);
 }
 
-void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name)
+void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64_t hlc)
 {
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_UNREGISTER);
     wire_put_u64(&w, pid.serial);
     wire_put_bytes(&w, name, strlen(name));
+    wire_put_u64(&w, hlc);
     send_to(g, pid.node, &w);
 }
 
@@ -264,12 +265,18 @@ static void sync_on_merged(registry_t *g, wire_reader_t *r)
     reg_merged(g, loser, ok, holder);
 }
 
+/* Another node removed our process's registration of a name made at `hlc`:
+ * the process lets go of it, and entries of that registration this node
+ * holds go too (one with newer metadata the sender had not received yet).
+ * A newer registration of the same pid (another time: made after this
+ * message was sent) stays. */
 static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
 {
     (void)from;
     uint64_t serial = wire_get_u64(r);
     const uint8_t *name;
     size_t len = wire_get_bytes(r, &name);
+    uint64_t hlc = wire_get_u64(r);
     char buf[HERD_NAME_MAX + 1];
     if (wire_reader_done(r) != 0 || len == 0 || len > HERD_NAME_MAX) {
         g->stats.rejected++;
@@ -278,14 +285,19 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     memcpy(buf, name, len);
     buf[len] = '\0';
     herd_pid_t pid = {g->self_node, g->self_inc, serial};
-    reg_index_remove(g, pid, buf);
-    /* The sender removed the entries it could see; ours may hold a newer one
-     * of this pid (new metadata it had not received yet): that one goes too. */
     awmap_dot_t dots[16];
-    size_t nd = 0;
-    for (const awmap_entry_t *e = awmap_get(g->map, buf, len); e && nd < 16; e = e->next)
-        if (herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, pid))
+    size_t nd = 0, newer = 0;
+    for (const awmap_entry_t *e = awmap_get(g->map, buf, len); e; e = e->next) {
+        reg_value_t v = reg_value_decode(g->map, e, NULL);
+        if (!herd_pid_equal(v.pid, pid))
+            continue;
+        if (v.hlc != hlc)
+            newer++;
+        else if (nd < 16)
             dots[nd++] = e->dot;
+    }
+    if (newer == 0)
+        reg_index_remove(g, pid, buf);
     if (nd)
         reg_local_change(g, buf, NULL, 0, dots, nd, 0);
 }

@@ -613,11 +613,15 @@ int regsim_register(regsim_t *rs, int k, const char *name, const herd_meta_t *me
     int j = proc_name_index(p, name);
     if (j < 0 && p->nnames == 16)
         return HERD_EFULL;
+    /* The model let go of the name (another node unregistered it) but its
+     * node still holds the entry: the unregister is on its way, and this
+     * register is a metadata update of the registration it removes. */
+    int doomed = j < 0 && herd_registry_holds(n, name, p->pid);
     int rc = herd_register(n, name, p->pid, meta);
     if (getenv("HERD_SIM_TRACE"))
-        fprintf(stderr, "t=%llu register %s proc %d on %s: %d\n", (unsigned long long)rs->now,
-                name, k, rs->slots[p->node].name, rc);
-    if (rc)
+        fprintf(stderr, "t=%llu register %s proc %d on %s: %d%s\n", (unsigned long long)rs->now,
+                name, k, rs->slots[p->node].name, rc, doomed ? " (an update, unregistered)" : "");
+    if (rc || doomed)
         return rc;
     if (j < 0) {
         j = p->nnames++;
@@ -638,13 +642,7 @@ int regsim_unregister(regsim_t *rs, int k, const char *name, int via)
     int j = proc_name_index(p, name);
     if (n == NULL || j < 0)
         return HERD_EINVAL;
-    herd_pid_t who;
-    int rc = herd_whereis(n, name, &who, NULL);
-    if (rc)
-        return rc;
-    if (!herd_pid_equal(who, p->pid))
-        return HERD_EEXIST; /* that node sees another holder: not ours to remove */
-    rc = herd_unregister(n, name);
+    int rc = herd_unregister_pid(n, name, p->pid); /* ENOENT: that node has not seen it */
     if (getenv("HERD_SIM_TRACE"))
         fprintf(stderr, "t=%llu unregister %s proc %d (of %s) via %s: %d\n",
                 (unsigned long long)rs->now, name, k, rs->slots[p->node].name,

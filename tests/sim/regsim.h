@@ -144,8 +144,11 @@ int regsim_run_until_members(regsim_t *rs, uint64_t deadline);
 int regsim_spawn(regsim_t *rs, int i);
 int regsim_proc_count(const regsim_t *rs);
 rs_proc_t *regsim_proc(regsim_t *rs, int k);
-/* Register `name` for proc k on its node; on success the model records it.
- * Returns herd_register's result. */
+/* Register `name` for proc k on its node; on success the model records it,
+ * unless another node's unregister of that registration is still on its way
+ * (the register then only updates the registration the unregister removes:
+ * removes are per registration, metadata updates included). Returns
+ * herd_register's result. */
 int regsim_register(regsim_t *rs, int k, const char *name, const herd_meta_t *meta);
 /* Unregister `name` (held by proc k in the model) on node `via`. */
 int regsim_unregister(regsim_t *rs, int k, const char *name, int via);

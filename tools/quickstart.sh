@@ -33,14 +33,17 @@ build() {
     cmake --build "$dir" -j "$JOBS" >/dev/null
 }
 
+# Both builds' tests run even when the first fails; fails if either did.
 run_tests() {
+    local rc=0
     build build
     build build-asan -DHERD_SANITIZE=ON
     echo "== tests (release build)"
-    ctest --test-dir build --output-on-failure -j "$JOBS"
+    ctest --test-dir build --output-on-failure -j "$JOBS" || rc=1
     echo "== tests (ASan + UBSan build)"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+        ctest --test-dir build-asan --output-on-failure -j "$JOBS" || rc=1
+    return $rc
 }
 
 case "${1:-}" in

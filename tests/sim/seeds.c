@@ -52,8 +52,12 @@ void seeds_run(unsigned default_seeds, seeds_one_fn one, void *ctx, seeds_summar
     }
     *out = (seeds_summary_t){.count = (unsigned)n, .first = first};
     double t0 = wall_seconds();
-    for (uint64_t k = 0; k < n; k++)
+    int progress = getenv("HERD_SIM_PROGRESS") != NULL;
+    for (uint64_t k = 0; k < n; k++) {
+        if (progress)
+            fprintf(stderr, "seed %llu\n", (unsigned long long)(first + k));
         out->failed += !one(ctx, first + k);
+    }
     out->wall_s = wall_seconds() - t0;
 }
 

@@ -7,8 +7,9 @@
  * first of them, default 1), HERD_SIM_SEED=N (run seed N alone, to replay a
  * failure), HERD_SIM_TEST (a cmocka name filter), HERD_SIM_LOG=info|debug
  * (the runtime's log), HERD_SIM_LIST=1 (print the cases' test names, one a
- * line, and run nothing). A value that is not a number fails the case; no
- * case is ever skipped.
+ * line, and run nothing), HERD_SIM_PROGRESS=1 ("seed S" on stderr before
+ * each seed, so a run that dies says which seed killed it). A value that
+ * is not a number fails the case; no case is ever skipped.
  *
  * Every case ends with one summary line:
  *   sim CASE seeds=N first=S failed=F wall_s=W [more figures]

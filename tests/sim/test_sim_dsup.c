@@ -96,10 +96,11 @@
  * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_FIRST_SEED (the
  * first, default 1), HERD_SIM_SEED=N (replay one), HERD_SIM_TEST (a cmocka
  * name filter, e.g. 'sim_dsup_mixed'), HERD_SIM_LOG=info|debug,
- * HERD_SIM_LIST (seeds.h); HERD_SIM_VERBOSE=1: figures per seed; HERD_SIM_DSUP_TRACE=1: every
- * event, every change of a node's children, every counter copy's birth,
- * merge and end, on stderr; HERD_SIM_DSUP_WATCH=NAME: every change of
- * NAME's registry entries on every node (writer, pid, registration time).
+ * HERD_SIM_LIST, HERD_SIM_PROGRESS (seeds.h); HERD_SIM_VERBOSE=1: figures
+ * per seed; HERD_SIM_DSUP_TRACE=1: every event, every change of a node's
+ * children, every counter copy's birth, merge and end, on stderr;
+ * HERD_SIM_DSUP_WATCH=NAME: every change of NAME's registry entries on
+ * every node (writer, pid, registration time).
  */
 #include <stdarg.h>
 #include <stdint.h>

@@ -31,7 +31,12 @@
  *   put the old entry back while the old process still lives;
  * - herd_register_at keeps the given time, and in a conflict the earlier
  *   time wins even when it was registered later and on the node the id
- *   tie-break would not pick.
+ *   tie-break would not pick;
+ * - herd_register_claim adds the pid's own entry and lets the conflict rule
+ *   judge it against another holder (older stamp wins, newer loses);
+ * - unregister removes one registration: in a conflict only the winner's;
+ *   a late remote unregister does not remove a newer registration of the
+ *   same pid.
  *
  * Nodes live in this one process on one uv loop (ts_loop); clustered nodes
  * talk over tcp://127.0.0.1 on random ports. Every wait has a deadline.
@@ -988,6 +993,108 @@ static void test_register_at_earlier_time_wins_conflict(void **state)
     ts_node_free(a);
 }
 
+/* A claim adds the pid's own entry with the given stamp and supersedes no
+ * other holder: an older stamp then wins the conflict (the other holder is
+ * stopped), a newer one loses; a pid that holds the name already changes
+ * nothing. Bad input: a dead or remote pid, time 0, a bad name. */
+static void test_register_claim_judged_by_the_conflict_rule(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a");
+    herd_pid_t p = spawn_srv(a), q = spawn_srv(a), r = spawn_srv(a), dead = spawn_srv(a);
+    assert_int_equal(herd_register(a, "x", p, NULL), 0);
+    uint64_t t0 = time_of(a, "x");
+    assert_int_equal(herd_register_claim(a, "x", p, NULL, t0 + 5, 0), 0); /* p holds it */
+    assert_int_equal(time_of(a, "x"), t0);
+    assert_int_equal(stats_of(a).claimed, 0);
+
+    assert_int_equal(herd_register_claim(a, "x", r, NULL, t0 + 5, 0), 0); /* newer: loses */
+    WAIT_UNTIL(exit_reason(r) != -1000);
+    assert_int_equal(exit_reason(r), HERD_REASON_NAME_CONFLICT);
+    assert_true(resolves_to(a, "x", p));
+
+    assert_int_equal(herd_register_claim(a, "x", q, NULL, t0 - 1, 0), 0); /* older: wins */
+    WAIT_UNTIL(exit_reason(p) != -1000);
+    assert_int_equal(exit_reason(p), HERD_REASON_NAME_CONFLICT);
+    assert_true(resolves_to(a, "x", q));
+    assert_int_equal(time_of(a, "x"), t0 - 1);
+    assert_int_equal(stats_of(a).claimed, 2);
+
+    stop_and_wait(a, dead, HERD_REASON_SHUTDOWN);
+    herd_pid_t remote = {herd_node_id_of("elsewhere"), 1, 1};
+    assert_int_equal(herd_register_claim(a, "y", dead, NULL, t0, 0), HERD_ENOPROC);
+    assert_int_equal(herd_register_claim(a, "y", remote, NULL, t0, 0), HERD_ENOPROC);
+    assert_int_equal(herd_register_claim(a, "y", q, NULL, 0, 0), HERD_EINVAL);
+    assert_int_equal(herd_register_claim(a, "", q, NULL, t0, 0), HERD_EINVAL);
+    assert_true(unknown_on(a, "y"));
+    ts_node_free(a);
+}
+
+/* a and b cannot hear each other; c hears both, so it sees both
+ * registrations of "x" (a conflict a and b cannot settle yet). An
+ * unregister on c removes the winner's registration only: the other live
+ * process keeps its name, and c now finds it.
+ * Failed when written: herd_unregister removed every visible entry, so q
+ * ran on without a name. */
+static void test_unregister_in_conflict_removes_only_the_winner(void **state)
+{
+    (void)state;
+    herd_node_t *n[3];
+    form(3, &CALM, n);
+    herd_node_t *a = n[0], *b = n[1], *c = n[2];
+    assert_int_equal(herd_cluster_block(a, herd_node_id_of("b"), 1), 0);
+    assert_int_equal(herd_cluster_block(b, herd_node_id_of("a"), 1), 0);
+    herd_pid_t p = spawn_srv(a), q = spawn_srv(b);
+    assert_int_equal(herd_register(a, "x", p, NULL), 0);
+    ts_cluster_run_ms(5);
+    assert_int_equal(herd_register(b, "x", q, NULL), 0); /* later: p wins */
+    WAIT_UNTIL(stats_of(c).entries == 2 && resolves_to(c, "x", p));
+    assert_int_equal(herd_unregister(c, "x"), 0);
+    assert_true(resolves_to(c, "x", q));
+    WAIT_UNTIL(unknown_on(a, "x"));
+    ts_cluster_run_ms(300);
+    assert_true(resolves_to(c, "x", q));
+    assert_true(resolves_to(b, "x", q));
+    assert_int_equal(herd_is_alive(b, q), 1);
+    assert_int_equal(herd_is_alive(a, p), 1); /* it let go of the name, nothing more */
+    assert_int_equal(herd_unregister_pid(c, "x", p), HERD_ENOENT);
+    assert_int_equal(herd_unregister_pid(c, "x", HERD_PID_NONE), HERD_EINVAL);
+    ts_node_free(c);
+    ts_node_free(b);
+    ts_node_free(a);
+}
+
+/* b unregisters p's registration of "x" while a (p's node) cannot hear b;
+ * meanwhile p lets go of the name and registers it again (a new
+ * registration, a new time). When b's message finally arrives it names the
+ * old registration: the new one stays, everywhere, past the check period.
+ * Failed when written: the late message removed every entry of p under "x". */
+static void test_late_unregister_keeps_a_newer_registration(void **state)
+{
+    (void)state;
+    herd_node_t *n[3];
+    form(2, &CALM, n);
+    herd_node_t *a = n[0], *b = n[1];
+    herd_pid_t p = spawn_srv(a);
+    assert_int_equal(herd_register(a, "x", p, NULL), 0);
+    WAIT_UNTIL(resolves_to(b, "x", p));
+    assert_int_equal(herd_cluster_block(a, herd_node_id_of("b"), 1), 0);
+    assert_int_equal(herd_unregister(b, "x"), 0);
+    assert_int_equal(herd_unregister(a, "x"), 0);
+    ts_cluster_run_ms(5);
+    assert_int_equal(herd_register(a, "x", p, NULL), 0);
+    uint64_t t1 = time_of(a, "x");
+    assert_int_equal(herd_cluster_block(a, herd_node_id_of("b"), 0), 0);
+    WAIT_UNTIL(resolves_to(b, "x", p));
+    ts_cluster_run_ms(2600); /* past REGISTRY_CHECK_MS */
+    for (int i = 0; i < 2; i++) {
+        assert_true(resolves_to(n[i], "x", p));
+        assert_int_equal(time_of(n[i], "x"), t1);
+    }
+    ts_node_free(b);
+    ts_node_free(a);
+}
+
 int main(void)
 {
     ts_cluster_init("test_registry_spec", SECRET);
@@ -1007,6 +1114,9 @@ int main(void)
         T(test_switch_made_on_the_new_node_while_old_lives),
         T(test_register_at_keeps_time),
         T(test_register_at_earlier_time_wins_conflict),
+        T(test_register_claim_judged_by_the_conflict_rule),
+        T(test_unregister_in_conflict_removes_only_the_winner),
+        T(test_late_unregister_keeps_a_newer_registration),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,18 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SVCRING_MAX 64 /* services cached at once; past it the cache starts over */
-
 typedef struct svcring_entry {
     char service[HERD_SERVICE_NAME_MAX + 1];
-    ring_t *ring;
+    ring_t *ring; /* owned */
 } svcring_entry_t;
 
+/* Entries are only ever added until the membership moves: a ring handed out
+ * stays valid through a whole reconcile, however many services its children
+ * name. There are as many as services named by specs and starts, each an
+ * empty ring when nobody provides it. */
 struct svcring {
     uint64_t generation; /* of the membership the rings were built from */
     size_t local_count;  /* services of this node then */
-    svcring_entry_t items[SVCRING_MAX];
-    size_t count;
+    svcring_entry_t *items;
+    size_t count, cap;
     size_t last; /* the entry found last: children come in runs of one service */
 };
 
@@ -34,6 +36,7 @@ void svcring_free(struct svcring *s)
     if (s == NULL)
         return;
     svcring_clear(s);
+    free(s->items);
     free(s);
 }
 
@@ -83,11 +86,17 @@ const ring_t *svcring_get(dsup_t *d, const char *service)
             return s->items[i].ring;
         }
     }
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        svcring_entry_t *items = realloc(s->items, cap * sizeof(*items));
+        if (items == NULL)
+            return NULL;
+        s->items = items;
+        s->cap = cap;
+    }
     ring_t *r = svcring_build(d, service);
     if (r == NULL)
         return NULL;
-    if (s->count == SVCRING_MAX)
-        svcring_clear(s);
     strcpy(s->items[s->count].service, service);
     s->items[s->count].ring = r;
     s->last = s->count++;

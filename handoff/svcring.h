@@ -22,8 +22,9 @@
 #include "ring.h"
 
 /* The ring of `service` (an empty ring when no member in the ring provides
- * it), valid until the membership changes or the next svcring call on this
- * node. NULL only when out of memory. */
+ * it), valid until the membership changes or this node registers a service
+ * (other svcring calls leave it alone). NULL only when out of memory or for
+ * a name over HERD_SERVICE_NAME_MAX. */
 const ring_t *svcring_get(dsup_t *d, const char *service);
 /* Set children[i].ring to the ring of each child's service (from its spec,
  * or from the copy running here); left NULL when the service is not known

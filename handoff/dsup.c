@@ -11,6 +11,7 @@
 #include "log.h"
 #include "planner.h"
 #include "ring.h"
+#include "svcring.h"
 #include "wire.h"
 
 #define DSUP_TICK_MS 20
@@ -60,6 +61,14 @@ int herd_service_register(herd_node_t *n, const char *service, const herd_behavi
         return HERD_EFULL;
     strcpy(d->services[d->service_count].name, service);
     d->services[d->service_count++].behaviour = b;
+    /* the members place this service's children here from now on */
+    const char *names[HERD_MAX_SERVICES];
+    for (size_t i = 0; i < d->service_count; i++)
+        names[i] = d->services[i].name;
+    int rc = herd_cluster_set_services(n, names, d->service_count);
+    if (rc && rc != HERD_ENOENT)
+        herd_log(HERD_LOG_ERROR, "dsup", "cannot announce service '%s': %s", service,
+                 herd_strerror(rc));
     return 0;
 }
 
@@ -489,6 +498,7 @@ static void run_plan(dsup_t *d, plan_input_t *in)
     const ring_t *ring = herd_cluster_ring(d->node);
     ring_t *solo = ring ? NULL : solo_ring(d);
     hoff_plan_t plan;
+    svcring_assign(d, in->children, in->count); /* each child: its service's ring */
     if ((ring || solo) &&
         hoff_plan(NULL, ring ? ring : solo, herd_node_name(d->node), in->children, in->count,
                   &plan) == 0) {
@@ -773,6 +783,7 @@ static void dsup_free(void *p)
     for (u64map_slot_t *s; (s = u64map_next(&d->up_since, &cursor)) != NULL;)
         free(s->value);
     u64map_fini(&d->up_since);
+    svcring_free(d->rings);
     free(d);
 }
 
@@ -858,14 +869,15 @@ int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
 
 /* ---- the API ------------------------------------------------------------------------ */
 
-static int check_request(const dsup_t *d, const herd_child_req_t *req)
+static int check_request(const herd_child_req_t *req)
 {
     size_t len = req && req->name ? strlen(req->name) : 0;
     if (len == 0 || len >= HERD_NAME_MAX || req->service == NULL ||
         (req->arg_len && req->arg == NULL) || req->arg_len > HERD_SPEC_MAX - 80 ||
         (unsigned)req->restart > HERD_RESTART_TEMPORARY)
         return HERD_EINVAL;
-    return dsup_service_index(d, req->service) < 0 ? HERD_EINVAL : 0;
+    size_t slen = strlen(req->service);
+    return slen == 0 || slen > HERD_SERVICE_NAME_MAX ? HERD_EINVAL : 0;
 }
 
 int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t timeout_ms,
@@ -874,7 +886,7 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
     dsup_t *d = dsup_of(n);
     if (d == NULL)
         return HERD_ENOENT;
-    int rc = check_request(d, req);
+    int rc = check_request(req);
     if (rc || cb == NULL)
         return rc ? rc : HERD_EINVAL;
     herd_start_result_t res = {0};
@@ -884,6 +896,12 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
         res.already_started = 1;
         cb(data, &res);
         return 0;
+    }
+    const ring_t *owners = svcring_get(d, req->service);
+    if (owners && ring_member_count(owners) == 0) {
+        herd_log(HERD_LOG_INFO, "dsup", "not starting '%s': no member provides service '%s'",
+                 req->name, req->service);
+        return HERD_ENOSERVICE;
     }
     if (herd_spec_get(n, req->name, &old, &old_len) != 0) {
         size_t len;

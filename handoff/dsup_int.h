@@ -90,6 +90,7 @@ typedef struct dsup {
     herd_handoff_stats_t stats;
     herd_handoff_view_t recent[HERD_HANDOFF_RECENT];
     size_t recent_next, recent_count;
+    struct svcring *rings; /* one ring per service (svcring.h), owned */
 } dsup_t;
 
 /* dsup.c */

@@ -3,17 +3,26 @@
  * from any node; the ring's owner of the name runs it, supervises it and
  * registers it; when the owner changes, the process moves with its state.
  *
- * Services: a node knows behaviours by service name (herd_service_register).
- * A child spec is (name, service, arguments, restart strategy); specs live
- * in the registry's replicated map (herd_spec_put), so every node knows
- * every child that must exist.
+ * Services: a node knows behaviours by service name (herd_service_register)
+ * and announces the names it knows with its membership, so every member
+ * knows what every other one provides. A child spec is (name, service,
+ * arguments, restart strategy); specs live in the registry's replicated map
+ * (herd_spec_put), so every node knows every child that must exist.
+ *
+ * Owners: the owner of a child is the owner of its name on the ring of the
+ * members that provide its service (the cluster ring's members, up or
+ * suspect, filtered by what they announced; svcring.h). A member that lacks
+ * the service never owns the child: it never starts it and is never offered
+ * it in a handoff. Where every member provides every service this is the
+ * cluster ring itself.
  *
  * Reconcile (after every membership change, every spec change, and every
  * reconcile_ms): a node starts each child whose spec exists, whose name it
  * owns and that has no visible live registration; hands off each child it
  * runs but no longer owns; stops each child it runs whose spec was removed
  * (planner.h decides). A crash restart is this rule once the dead owner's
- * registrations are hidden.
+ * registrations are hidden. A child whose service no member in the ring
+ * provides waits, not started, until one does.
  *
  * Local supervision: an owner restarts a child that exits abnormally, with
  * back-off (10 ms doubling to 1 s) and at most max_restarts in window_ms;
@@ -42,12 +51,15 @@
 #include "herd_registry.h"
 #include "herd_runtime.h"
 
-#define HERD_SERVICE_NAME_MAX 63u
-#define HERD_MAX_SERVICES 32u
+/* A node's services are what it announces to the cluster: the same limits. */
+#define HERD_SERVICE_NAME_MAX HERD_MEMBER_SERVICE_NAME_MAX /* 63 */
+#define HERD_MAX_SERVICES HERD_MEMBER_SERVICES_MAX         /* 32 */
 
-/* Make `behaviour` known as `service` on this node (after herd_dsup_start).
- * Errors: HERD_ENOENT (no supervisor yet), HERD_EINVAL, HERD_EEXIST,
- * HERD_EFULL. */
+/* Make `behaviour` known as `service` on this node (after herd_dsup_start)
+ * and announce it to the cluster (herd_cluster_set_services): from then on
+ * the members place children of `service` here too, and some of those
+ * already running elsewhere move here. Errors: HERD_ENOENT (no supervisor
+ * yet), HERD_EINVAL, HERD_EEXIST, HERD_EFULL. */
 int herd_service_register(herd_node_t *node, const char *service,
                           const herd_behaviour_t *behaviour);
 
@@ -82,7 +94,7 @@ int herd_dsup_poll(herd_node_t *node);
 
 typedef struct herd_child_req {
     const char *name;    /* 1..HERD_NAME_MAX-1 bytes (a spec key has a prefix byte) */
-    const char *service; /* a service of the node that will run it */
+    const char *service; /* a service some member provides (maybe not this one) */
     const void *arg;     /* init's argument */
     size_t arg_len;
     herd_restart_t restart;
@@ -97,11 +109,15 @@ typedef struct herd_start_result {
 typedef void (*herd_start_cb)(void *data, const herd_start_result_t *res);
 
 /* Start a child by name from this node: the spec is written and the owner
- * starts it; `cb` runs (on the loop thread, possibly before this returns)
- * once the name is registered as seen from here, or with HERD_ETIMEDOUT
- * after timeout_ms. A name that already runs answers its pid with
- * already_started set. Errors at once: HERD_EINVAL (bad name, unknown
- * service here, argument over the spec limit), HERD_ENOENT (no supervisor). */
+ * (among the members that provide `service`) starts it; `cb` runs (on the
+ * loop thread, possibly before this returns) once the name is registered as
+ * seen from here, or with HERD_ETIMEDOUT after timeout_ms. A name that
+ * already runs answers its pid with already_started set. This node need not
+ * provide the service itself. Errors at once, with nothing written:
+ * HERD_EINVAL (bad name, a service name empty or over HERD_SERVICE_NAME_MAX,
+ * argument over the spec limit), HERD_ENOSERVICE (no member in the ring, as
+ * this node sees it, provides `service`: nobody could start it),
+ * HERD_ENOENT (no supervisor). */
 int herd_start_child_async(herd_node_t *node, const herd_child_req_t *req,
                            uint32_t timeout_ms, herd_start_cb cb, void *data);
 /* The same for code outside processes: runs the loop until done. From

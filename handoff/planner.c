@@ -42,6 +42,11 @@ static int plan_child(const ring_t *ring, const char *self, const hoff_child_t *
         return plan_push(out, HOFF_STOP, i, NULL);
     if (!c->spec_exists)
         return 0;
+    if (c->ring) {
+        if (ring_member_count(c->ring) == 0)
+            return 0; /* no member provides its service */
+        ring = c->ring;
+    }
     const char *owner;
     int rc = ring_owner(ring, c->name, strlen(c->name), &owner);
     if (rc)
@@ -73,7 +78,7 @@ int hoff_plan(const ring_t *old_ring, const ring_t *new_ring, const char *self,
         }
         /* a handoff can only be due where the owner changed; starts and stops
          * do not depend on the diff (a crash, a removed spec) */
-        int moved = !have_diff ||
+        int moved = !have_diff || c->ring != NULL ||
                     hash_moved(&diff, ring_hash_key(c->name, strlen(c->name)));
         if (moved || !c->running_visible || !c->spec_exists) {
             out->considered++;

@@ -13,7 +13,9 @@
  * A child that runs elsewhere, or here and is owned here, is left alone: a
  * membership change never re-places every process. With the previous ring
  * given, only names in the key ranges that changed owner (ring_diff) are even
- * considered for a handoff, so the work is proportional to what moved.
+ * considered for a handoff, so the work is proportional to what moved; a
+ * child placed by a ring of its own (hoff_child_t.ring) is always considered,
+ * for the diff of the whole rings does not describe its ring.
  */
 #ifndef HERD_PLANNER_H
 #define HERD_PLANNER_H
@@ -28,6 +30,10 @@ typedef struct hoff_child {
     int spec_exists;     /* its spec is in the replicated child list */
     int running_here;    /* a live copy runs on this node */
     int running_visible; /* a live copy runs somewhere (here or elsewhere) */
+    /* The ring that places this child: the members that provide its service
+     * (svcring.h). NULL: new_ring. An empty one: nobody may run it, so it is
+     * neither started nor moved (a copy running here stays). */
+    const ring_t *ring;
 } hoff_child_t;
 
 typedef enum hoff_action_kind { HOFF_START, HOFF_HANDOFF, HOFF_STOP } hoff_action_kind_t;

@@ -29,7 +29,8 @@
     X(EBADFRAME, -15, "malformed or unauthenticated frame")                   \
     X(ENOTCONN, -16, "node down or unknown")                                  \
     X(EBUSY, -17, "busy: try again later")                                   \
-    X(EUNCERTAIN, -18, "outcome unknown: it may or may not take effect")
+    X(EUNCERTAIN, -18, "outcome unknown: it may or may not take effect")      \
+    X(ENOSERVICE, -19, "no live member provides the service")
 
 typedef enum {
 #define HERD_ERR_ENUM(name, value, msg) HERD_##name = value,

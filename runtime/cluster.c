@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "remote.h"
+#include "svclist.h"
 
 #define CLUSTER_MAX_DRIFT_MS 60000u /* a clock further ahead is not followed */
 
@@ -139,6 +140,11 @@ static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
     }
     if (fx->ring_changed)
         cluster_rebuild_ring(c);
+    for (size_t i = 0; i < fx->count; i++)
+        if (fx->ring_changed || fx->items[i].kind == MSHIP_MEMBER) {
+            c->generation++; /* before the hooks: they may read it */
+            break;
+        }
     for (size_t i = 0; i < fx->count; i++) {
         mship_effect_t *e = &fx->items[i];
         if (e->kind != MSHIP_MEMBER)
@@ -341,6 +347,7 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
     if (c == NULL)
         return HERD_ENOMEM;
     c->node = n;
+    c->generation = 1; /* 0 is "in no cluster" */
     u64map_init(&c->windows);
     u64map_init(&c->blocked);
     remote_init(c);
@@ -412,6 +419,20 @@ int herd_cluster_set_draining(herd_node_t *n, int on)
     int rc = mship_set_draining(c->mship, on, herd_node_now(n), &c->fx);
     cluster_apply(c, &c->fx);
     return rc;
+}
+
+int herd_cluster_set_services(herd_node_t *n, const char *const *names, size_t count)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    herd_service_list_t l;
+    int rc = svclist_set(&l, names, count);
+    if (rc)
+        return rc;
+    mship_set_services(c->mship, &l, herd_node_now(n), &c->fx);
+    cluster_apply(c, &c->fx);
+    return 0;
 }
 
 int herd_cluster_on_change(herd_node_t *n, herd_member_cb cb, void *data)
@@ -493,6 +514,31 @@ int herd_cluster_foreach_member(herd_node_t *n, herd_member_fn fn, void *data)
 const struct ring *herd_cluster_ring(herd_node_t *n)
 {
     return n->cluster ? n->cluster->ring : NULL;
+}
+
+uint64_t herd_cluster_generation(herd_node_t *n)
+{
+    return n->cluster ? n->cluster->generation : 0;
+}
+
+int herd_cluster_member_provides(herd_node_t *n, uint64_t id, const char *service)
+{
+    herd_cluster_t *c = n->cluster;
+    const mship_member_t *x = c ? mship_find_id(c->mship, id) : NULL;
+    if (x == NULL)
+        return HERD_ENOENT;
+    return svclist_has(&x->services, service);
+}
+
+int herd_cluster_member_services(herd_node_t *n, uint64_t id, herd_service_list_t *out)
+{
+    herd_cluster_t *c = n->cluster;
+    const mship_member_t *x = c ? mship_find_id(c->mship, id) : NULL;
+    if (x == NULL)
+        return HERD_ENOENT;
+    out->count = x->services.count;
+    memcpy(out->names, x->services.names, x->services.count * sizeof(out->names[0]));
+    return 0;
 }
 
 int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)

@@ -78,6 +78,7 @@ static const char *const frame_reject_names[FRAME_REJECT_COUNT] = {
     [FRAME_REJECT_REPLAY] = "replay",
     [FRAME_REJECT_BODY] = "body",
     [FRAME_REJECT_CLUSTER] = "cluster",
+    [FRAME_REJECT_SERVICES] = "services",
 };
 
 static const char *const frame_type_names[FRAME_TYPE_COUNT] = {

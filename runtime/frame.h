@@ -35,7 +35,7 @@
 #include "herd_error.h"
 
 #define FRAME_MAGIC 0x44524548u
-#define FRAME_VERSION 1u
+#define FRAME_VERSION 2u /* 2: members announce their services */
 #define FRAME_HEADER_SIZE 64u
 #define FRAME_MAC_SIZE 16u
 #define FRAME_KEY_SIZE 32u
@@ -67,6 +67,7 @@ typedef enum frame_reject {
     FRAME_REJECT_REPLAY,   /* seen before, or from an old incarnation */
     FRAME_REJECT_BODY,     /* the body did not decode */
     FRAME_REJECT_CLUSTER,  /* another cluster's name */
+    FRAME_REJECT_SERVICES, /* a member's services list breaks its rules (svclist.h) */
     FRAME_REJECT_COUNT
 } frame_reject_t;
 

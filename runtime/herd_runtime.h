@@ -510,6 +510,41 @@ const char *herd_member_state_name(herd_member_state_t s);
 
 /* The current ring (valid until the next membership change), or NULL. */
 const struct ring *herd_cluster_ring(herd_node_t *node);
+/* A number that changes whenever the ring or any member's state, weight or
+ * services change: a layer above caches what it derives from the members
+ * (e.g. one ring per service) and rebuilds it when this moves. 0 when the
+ * node is in no cluster. */
+uint64_t herd_cluster_generation(herd_node_t *node);
+
+/* ---- what each member provides ---------------------------------------------------- */
+
+/* Each member announces, with its membership (PROTOCOL.md), a list of the
+ * services it provides: names the layers above give meaning to (the
+ * supervisor's service names), opaque to the runtime. At most
+ * HERD_MEMBER_SERVICES_MAX names, each 1..HERD_MEMBER_SERVICE_NAME_MAX bytes,
+ * no two equal; a frame whose list breaks these rules is dropped and counted
+ * (reject reason "services"). */
+#define HERD_MEMBER_SERVICES_MAX 32u
+#define HERD_MEMBER_SERVICE_NAME_MAX 63u
+
+typedef struct herd_service_list {
+    uint32_t count;
+    char names[HERD_MEMBER_SERVICES_MAX][HERD_MEMBER_SERVICE_NAME_MAX + 1];
+} herd_service_list_t;
+
+/* Replace what this node announces (copied); members learn it with its
+ * next heartbeat, which is sent at the next tick, and a change is an event
+ * for herd_cluster_on_change hooks here and on every member (old and new
+ * state equal). Errors: HERD_ENOENT (no cluster), HERD_EINVAL (NULL names
+ * with a count, an empty or oversize name, a name twice), HERD_ERANGE (more
+ * than HERD_MEMBER_SERVICES_MAX). */
+int herd_cluster_set_services(herd_node_t *node, const char *const *names, size_t count);
+/* Whether member `id` (this node too) announced `service`: 1 or 0;
+ * HERD_ENOENT when it is not a member or the node is in no cluster. */
+int herd_cluster_member_provides(herd_node_t *node, uint64_t id, const char *service);
+/* Copy member `id`'s list into *out (in the order it announced them).
+ * HERD_ENOENT as above. */
+int herd_cluster_member_services(herd_node_t *node, uint64_t id, herd_service_list_t *out);
 
 typedef struct herd_cluster_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out, dropped_out;

@@ -4,8 +4,11 @@
  *
  * Body of HELLO and HEARTBEAT (wire.h encoding):
  *   str cluster, str name, str address, u32 weight, u8 state (up | draining),
+ *   services (svclist.h: u8 count, count x str),
  *   u16 n, then n x { str name, str address, u64 incarnation, u32 weight,
  *   u8 status (0 alive, 1 left) }
+ * A member's services, like its weight, are learned from the member itself,
+ * never from gossip about it.
  * Body of LEAVE: str cluster, str name.
  */
 #include "membership.h"
@@ -286,6 +289,7 @@ static uint8_t *encode_beat(const mship_t *m, size_t *len)
     wire_put_str(&w, m->self->address);
     wire_put_u32(&w, m->self->weight);
     wire_put_u8(&w, (uint8_t)m->self->state);
+    svclist_put(&w, &m->self->services);
     uint16_t n = 0;
     for (size_t i = 0; i < m->member_count; i++)
         n += (uint16_t)gossip_counts(m->members[i]);
@@ -521,25 +525,34 @@ typedef struct beat {
     char address[MSHIP_ADDR_MAX + 1];
     uint32_t weight;
     uint8_t state;
+    herd_service_list_t services;
 } beat_t;
 
 /* The sender part of a body; *why on failure. */
 static int decode_sender(wire_reader_t *r, const frame_header_t *h, beat_t *b, int full,
                          frame_reject_t *why)
 {
+    int services_bad = 0;
     wire_get_str(r, b->cluster, sizeof(b->cluster));
     wire_get_str(r, b->name, sizeof(b->name));
     if (full) {
         wire_get_str(r, b->address, sizeof(b->address));
         b->weight = wire_get_u32(r);
         b->state = wire_get_u8(r);
+        if (r->err == 0)
+            services_bad = svclist_get(r, &b->services) != 0;
     }
     *why = FRAME_REJECT_BODY;
-    if (r->err || ring_check_name(b->name) != 0 || herd_node_id_of(b->name) != h->sender)
+    if ((r->err && !services_bad) || ring_check_name(b->name) != 0 ||
+        herd_node_id_of(b->name) != h->sender)
         return HERD_EBADFRAME;
     if (full && (b->address[0] == '\0' || b->weight == 0 || b->weight > RING_MAX_WEIGHT ||
                  (b->state != MEMBER_UP && b->state != MEMBER_DRAINING)))
         return HERD_EBADFRAME;
+    if (services_bad) {
+        *why = FRAME_REJECT_SERVICES; /* counted and logged by the caller */
+        return HERD_EBADFRAME;
+    }
     return 0;
 }
 
@@ -601,6 +614,7 @@ static mship_member_t *mship_heard(mship_t *m, uint64_t now, const frame_header_
             return NULL;
         candidate_drop(m, b->name);
         x->state = (mship_state_t)b->state;
+        x->services = b->services;
         x->last_seq = h->seq;
         emit_member(out, x, MEMBER_ABSENT, x->state, MSHIP_GONE_NONE);
         herd_log(HERD_LOG_INFO, "membership", "%s joined at %s (incarnation %llu)", x->name,
@@ -621,6 +635,12 @@ static mship_member_t *mship_heard(mship_t *m, uint64_t now, const frame_header_
     if (x->weight != b->weight) {
         x->weight = b->weight;
         out->ring_changed = 1;
+        emit_member(out, x, x->state, x->state, MSHIP_GONE_NONE);
+    }
+    if (!svclist_equal(&x->services, &b->services)) {
+        x->services = b->services;
+        herd_log(HERD_LOG_INFO, "membership", "%s now provides %u services", x->name,
+                 (unsigned)x->services.count);
         emit_member(out, x, x->state, x->state, MSHIP_GONE_NONE);
     }
     member_set_state(x, (mship_state_t)b->state, now, out);
@@ -695,6 +715,16 @@ int mship_set_draining(mship_t *m, int on, uint64_t now, mship_effects_t *out)
     out->ring_changed = 1;
     m->next_heartbeat = now; /* tell everybody at the next tick */
     return 0;
+}
+
+void mship_set_services(mship_t *m, const herd_service_list_t *l, uint64_t now,
+                        mship_effects_t *out)
+{
+    if (svclist_equal(&m->self->services, l))
+        return;
+    m->self->services = *l;
+    emit_member(out, m->self, m->self->state, m->self->state, MSHIP_GONE_NONE);
+    m->next_heartbeat = now; /* tell everybody at the next tick */
 }
 
 int mship_leave(mship_t *m, uint64_t now, mship_effects_t *out)

@@ -11,7 +11,8 @@
  * Every node heartbeats every member it knows (down ones too, so a healed
  * partition is noticed) each heartbeat_ms, and each heartbeat carries the
  * sender's view of the members (name, address, incarnation, weight, alive or
- * left). A node that knows one seed therefore learns everybody: it says HELLO
+ * left), and the sender's own record carries the services it provides
+ * (svclist.h). A node that knows one seed therefore learns everybody: it says HELLO
  * to the seed, the seed answers at once with a heartbeat, and the names in it
  * become candidates that the node heartbeats until each answers directly.
  * Liveness is judged only from frames a node receives itself: silence for
@@ -31,6 +32,7 @@
 
 #include "frame.h"
 #include "ring.h"
+#include "svclist.h"
 
 #define MSHIP_ADDR_MAX 255u
 #define MSHIP_CLUSTER_MAX 64u
@@ -81,6 +83,7 @@ typedef struct mship_member {
     uint64_t last_heard; /* ms, the node's clock; for self: now */
     uint64_t state_since;
     uint64_t last_seq; /* of the newest frame whose state was applied */
+    herd_service_list_t services; /* what it announced itself (svclist.h) */
 } mship_member_t;
 
 typedef enum mship_effect_kind {
@@ -126,7 +129,8 @@ int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out);
 
 /* A frame of type HELLO, HEARTBEAT or LEAVE arrived (its MAC and replay
  * window already checked). Returns 0, or HERD_EBADFRAME with *why set
- * (FRAME_REJECT_BODY, FRAME_REJECT_CLUSTER) for a frame to count and drop. */
+ * (FRAME_REJECT_BODY, FRAME_REJECT_CLUSTER,
+ * FRAME_REJECT_SERVICES) for a frame to count and drop. */
 int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8_t *body,
                   size_t len, mship_effects_t *out, frame_reject_t *why);
 
@@ -138,6 +142,11 @@ void mship_link_lost(mship_t *m, const char *name, uint64_t now, mship_effects_t
 
 /* This node drains (leaves the ring, keeps running) or stops draining. */
 int mship_set_draining(mship_t *m, int on, uint64_t now, mship_effects_t *out);
+/* What this node announces it provides (checked by the caller:
+ * svclist_set). A change is a member event for this node (state unchanged)
+ * and goes out with a heartbeat at the next tick. */
+void mship_set_services(mship_t *m, const herd_service_list_t *l, uint64_t now,
+                        mship_effects_t *out);
 /* Graceful leave: LEAVE to every member; no heartbeats after it. */
 int mship_leave(mship_t *m, uint64_t now, mship_effects_t *out);
 

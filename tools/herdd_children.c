@@ -69,7 +69,10 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
     if (rc) {
         free(r);
         if (rc == HERD_EINVAL)
-            snprintf(msg, cap, "cannot start '%.255s': unknown service '%.63s' or a bad name",
+            snprintf(msg, cap, "cannot start '%.255s': bad service '%.63s' or a bad name",
+                     name, service);
+        else if (rc == HERD_ENOSERVICE)
+            snprintf(msg, cap, "cannot start '%.255s': no member provides service '%.63s'",
                      name, service);
         return rc;
     }

@@ -49,6 +49,18 @@ static void node_name_of(const member_names_t *m, uint64_t id, char *out, size_t
 
 /* ---- control commands -------------------------------------------------------- */
 
+/* The services member `name` announced, as a JSON array of strings. */
+static json_t *services_json(node_control_t *d, const char *name)
+{
+    json_t *list = json_array();
+    herd_service_list_t *l = malloc(sizeof(*l));
+    if (l && herd_cluster_member_services(d->node, herd_node_id_of(name), l) == 0)
+        for (uint32_t i = 0; i < l->count; i++)
+            json_array_append_new(list, json_string(l->names[i]));
+    free(l);
+    return list;
+}
+
 static int cmd_members(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
@@ -62,11 +74,13 @@ static int cmd_members(void *data, json_t *args, json_t **result, char *msg, siz
     json_t *list = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "name", info[i].name, "address",
-                            info[i].address, "incarnation", (json_int_t)info[i].incarnation,
-                            "state", herd_member_state_name(info[i].state), "weight",
+            list, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I, s:o}", "name", info[i].name,
+                            "address", info[i].address, "incarnation",
+                            (json_int_t)info[i].incarnation, "state",
+                            herd_member_state_name(info[i].state), "weight",
                             (json_int_t)info[i].weight, "last_heard_ms",
-                            (json_int_t)info[i].last_heard_ms));
+                            (json_int_t)info[i].last_heard_ms, "services",
+                            services_json(d, info[i].name)));
     free(info);
     *result = list;
     return 0;

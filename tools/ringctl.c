@@ -205,8 +205,11 @@ static const char members_help[] =
     "usage: ringctl [--json] [--node ADDR] members\n"
     "\n"
     "The node's view of the cluster: every member with its address, incarnation,\n"
-    "state (up, suspect, draining, down, left) and how long ago it was last heard.\n"
-    "JSON: [{\"name\",\"address\",\"incarnation\",\"state\",\"weight\",\"last_heard_ms\"}]\n";
+    "state (up, suspect, draining, down, left), how long ago it was last heard and\n"
+    "the services it provides (a child runs only on a member that provides its\n"
+    "service; \"-\" for none).\n"
+    "JSON: [{\"name\",\"address\",\"incarnation\",\"state\",\"weight\",\"last_heard_ms\",\n"
+    "\"services\":[NAME...]}]\n";
 
 static const char stats_help[] =
     "usage: ringctl [--json] [--node ADDR] stats\n"
@@ -214,7 +217,7 @@ static const char stats_help[] =
     "The node's counters: frames and bytes in and out, frames dropped on the way\n"
     "out, open peer links, members, processes, and frames rejected by reason\n"
     "(short, magic, version, length, oversize, reserved, mac, type, replay, body,\n"
-    "cluster); messages from other nodes dropped on arrival (their process gone\n"
+    "cluster, services); messages from other nodes dropped on arrival (their process gone\n"
     "or its mailbox full: casts are at most once); and what the runtime dropped:\n"
     "replies that came after their call gave up (runtime.late_replies), messages\n"
     "forwarded after a move that could not be delivered (runtime.forward_dropped;\n"
@@ -232,22 +235,36 @@ static const char stats_help[] =
     "\"registry\":{\"conflicts_resolved\",\"reregistered\",\"claimed\",\n"
     "\"merges_redirected\",\"merges_abandoned\"}}\n";
 
+/* "a,b,c", or "-" for none; then the end of the line. */
+static void print_services(json_t *services)
+{
+    size_t i;
+    json_t *s;
+    if (json_array_size(services) == 0)
+        fputs("-", stdout);
+    json_array_foreach(services, i, s)
+        printf("%s%s", i ? "," : "", json_string_value(s) ? json_string_value(s) : "?");
+    putchar('\n');
+}
+
 static int ctl_print_members(const ctl_t *c, json_t *list)
 {
     if (c->json)
         return ctl_print_json(list);
-    printf("%-20s %-28s %20s %-9s %s\n", "NAME", "ADDRESS", "INCARNATION", "STATE",
-           "LAST_HEARD");
+    printf("%-20s %-28s %20s %-9s %-12s %s\n", "NAME", "ADDRESS", "INCARNATION", "STATE",
+           "LAST_HEARD", "SERVICES");
     size_t i;
     json_t *m;
     json_array_foreach(list, i, m)
     {
-        printf("%-20s %-28s %20lld %-9s %lld ms\n",
-               json_string_value(json_object_get(m, "name")),
+        char heard[32];
+        snprintf(heard, sizeof(heard), "%lld ms",
+                 (long long)json_integer_value(json_object_get(m, "last_heard_ms")));
+        printf("%-20s %-28s %20lld %-9s %-12s ", json_string_value(json_object_get(m, "name")),
                json_string_value(json_object_get(m, "address")),
                (long long)json_integer_value(json_object_get(m, "incarnation")),
-               json_string_value(json_object_get(m, "state")),
-               (long long)json_integer_value(json_object_get(m, "last_heard_ms")));
+               json_string_value(json_object_get(m, "state")), heard);
+        print_services(json_object_get(m, "services"));
     }
     json_decref(list);
     return 0;

@@ -24,9 +24,10 @@ typedef struct child_cmd {
 static const child_cmd_t child_cmds[] = {
     {"start", 2, 3,
      "usage: ringctl [--json] [--node ADDR] start SERVICE NAME [ARG]\n\n"
-     "Start a child by name: the ring's owner of NAME runs it under its\n"
-     "supervisor and registers NAME. A NAME that runs already is answered with\n"
-     "its pid. Services of herdd: counter.\n"
+     "Start a child by name: the owner of NAME among the members that provide\n"
+     "SERVICE (see `members`) runs it under its supervisor and registers NAME.\n"
+     "A NAME that runs already is answered with its pid; a SERVICE that no\n"
+     "member provides fails at once (ENOSERVICE). Services of herdd: counter.\n"
      "JSON: {\"name\",\"node\",\"pid\",\"service\",\"already_started\":BOOL}\n"},
     {"call", 2, -1,
      "usage: ringctl [--json] [--node ADDR] call NAME REQUEST...\n\n"

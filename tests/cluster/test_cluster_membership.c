@@ -25,6 +25,7 @@
 #include <nanomsg/pipeline.h>
 
 #include "cluster_harness.h"
+#include "frame.h"
 #include "herd_runtime.h"
 
 #define JOIN_MS 15000      /* three nodes see each other */
@@ -439,12 +440,23 @@ static void test_cluster_ringctl_live(void **state)
         }
     }
 
-    /* members through ringctl: the same view as the control socket. */
+    /* members through ringctl: the same view as the control socket, each
+     * member with the services it announced (herdd hosts "counter"). */
     RINGCTL(c, &r, "--json", "--node", n[1]->control, "members");
     assert_int_equal(r.status, 0);
     json_t *doc = parse_json(r.out);
     assert_int_equal(json_array_size(doc), 3);
+    for (size_t k = 0; k < 3; k++) {
+        json_t *services = json_object_get(json_array_get(doc, k), "services");
+        assert_true(json_is_array(services));
+        assert_int_equal(json_array_size(services), 1);
+        assert_string_equal(json_string_value(json_array_get(services, 0)), "counter");
+    }
     json_decref(doc);
+    RINGCTL(c, &r, "--node", n[1]->control, "members");
+    assert_int_equal(r.status, 0);
+    if (strstr(r.out, "SERVICES") == NULL || strstr(r.out, " counter\n") == NULL)
+        fail_msg("ringctl members shows no services: %s", r.out);
 
     /* crdt: one entry per peer, whose stream has been used for the digest
      * syncs at join; names/whereis of an empty registry. */
@@ -582,7 +594,7 @@ static size_t fake_frame(cluster_t *c, uint8_t *f)
 {
     memset(f, 0, 64);
     put_le(f + 0, 0x44524548u, 4); /* "HERD" */
-    f[4] = 1;                      /* version */
+    f[4] = FRAME_VERSION;          /* version */
     f[5] = 2;                      /* heartbeat */
     put_le(f + 8, herd_node_id_of("n1"), 8);
     put_le(f + 16, 1, 8);
@@ -656,10 +668,13 @@ static void test_cluster_survives_garbage_frames(void **state)
     want[R_LENGTH]++;
     /* Another version; the reserved field set; an unknown type (the MAC is
      * checked first). */
-    buf[4] = 2;
+    buf[4] = FRAME_VERSION + 1;
     push(sock, buf, full);
     want[R_VERSION]++;
-    buf[4] = 1;
+    buf[4] = FRAME_VERSION - 1; /* the format before members announced services */
+    push(sock, buf, full);
+    want[R_VERSION]++;
+    buf[4] = FRAME_VERSION;
     put_le(buf + 60, 1, 4);
     push(sock, buf, full);
     want[R_RESERVED]++;

@@ -21,7 +21,15 @@
  * - three nodes: a start from any node lands on the ring's owner and answers
  *   its pid; every node finds it; herd_count_children agrees everywhere;
  *   herd_which_children partitions the children between the nodes; a
- *   terminate from a non-owner; a start whose service the owner lacks times out;
+ *   terminate from a non-owner; a service only one node provides lands there
+ *   whoever owns the name on the whole ring; a service nobody provides is
+ *   refused at once (HERD_ENOSERVICE);
+ * - a member without a service owns none of its children: 40 counters on two
+ *   nodes, a third that provides only "crashy" joins: nothing is offered to
+ *   it (no handoff started or rejected anywhere), no counter runs on it,
+ *   starts of names it owns on the whole ring (from it too) land on the
+ *   others, while its crashy children run on it; once it registers "counter"
+ *   its share moves to it by handoff, values kept;
  * - the handoff: 200 counters on two nodes, a third joins: the children whose
  *   owner changed move to it with their values, each name registered once
  *   everywhere, nothing left frozen, and increments sent all along by two
@@ -993,7 +1001,10 @@ static void test_dsup_solo_errors(void **state)
     assert_int_equal(herd_start_child(a, &bad, 100, &res), HERD_EINVAL);
     bad = req, bad.service = NULL;
     assert_int_equal(herd_start_child(a, &bad, 100, &res), HERD_EINVAL);
-    bad = req, bad.service = "nope"; /* unknown here */
+    bad = req, bad.service = "nope"; /* provided by no member */
+    assert_int_equal(herd_start_child(a, &bad, 100, &res), HERD_ENOSERVICE);
+    assert_false(has_spec(a, bad.name));
+    bad = req, bad.service = "";
     assert_int_equal(herd_start_child(a, &bad, 100, &res), HERD_EINVAL);
     bad = req, bad.arg = NULL, bad.arg_len = 3;
     assert_int_equal(herd_start_child(a, &bad, 100, &res), HERD_EINVAL);
@@ -1451,27 +1462,143 @@ static void test_dsup_cluster_start_lands_on_owner(void **state)
     for (int i = 0; i < 3; i++)
         assert_false(resolves(ns[i], g_names[1], NULL));
 
-    /* a service the owner does not know: nothing can start it, the start
-     * times out and no node runs it */
+    /* a service only a provides: its children run on a, whoever owns the
+     * name on the whole ring, started from any node (b and c lack it) */
     assert_int_equal(herd_service_register(ns[0], "only-a", &counter_behaviour), 0);
+    for (int i = 0; i < 3; i++)
+        WAIT(herd_cluster_member_provides(ns[i], nid(ns[0]), "only-a") == 1);
     char name[NAME_LEN] = "";
     for (int i = 0; i < 1000; i++) {
         snprintf(name, sizeof(name), "lonely-%d", i);
         if (strcmp(owner_on(ns[0], name), "a") != 0)
             break;
     }
-    herd_child_req_t req = {.name = name, .service = "only-a"};
+    herd_start_result_t lonely = start(ns[1], name, "only-a", HERD_RESTART_PERMANENT);
+    assert_int_equal(lonely.pid.node, nid(ns[0]));
+    assert_true(kid(ns[0], name, NULL));
+    assert_int_equal(herd_terminate_child(ns[2], name, 5000), 0);
+    WAIT(!kid(ns[0], name, NULL));
+
+    /* a service nobody provides: refused at once, nothing written */
+    herd_child_req_t req = {.name = "orphan", .service = "nobody-has-it"};
     herd_start_result_t res;
     memset(&res, 0, sizeof(res));
-    uint64_t t0 = ts_mono_ms();
-    assert_int_equal(herd_start_child(ns[0], &req, 400, &res), HERD_ETIMEDOUT);
-    assert_int_equal(res.status, HERD_ETIMEDOUT);
-    assert_true(ts_mono_ms() - t0 >= 350);
     for (int i = 0; i < 3; i++) {
-        assert_false(resolves(ns[i], name, NULL));
-        assert_false(kid(ns[i], name, NULL));
+        assert_int_equal(herd_start_child(ns[i], &req, 400, &res), HERD_ENOSERVICE);
+        assert_false(has_spec(ns[i], "orphan"));
     }
-    assert_int_equal(herd_terminate_child(ns[0], name, 5000), 0);
+
+    node_free(ns[2]);
+    node_free(ns[1]);
+    node_free(ns[0]);
+}
+
+/* ---- a member without a service ------------------------------------------------------ */
+
+/* Like dnode, but the node provides only "crashy". */
+static herd_node_t *crashy_only_node(const char *name, herd_node_t *const *seeds, size_t nseeds)
+{
+    herd_node_config_t nc = {.name = name, .loop = &ts_loop};
+    herd_node_t *n = ts_cluster_add(&nc);
+    ts_cluster_join(n, &CALM, seeds, nseeds);
+    assert_int_equal(herd_registry_start(n), 0);
+    assert_int_equal(herd_dsup_start(n, &DCFG), 0);
+    assert_int_equal(herd_service_register(n, "crashy", &crashy_behaviour), 0);
+    live_add(n);
+    return n;
+}
+
+/* Whether every node of ns sees member `of` provide exactly `want` of "counter". */
+static int all_see_counter(herd_node_t *const *ns, int k, herd_node_t *of, int want)
+{
+    for (int i = 0; i < k; i++)
+        if (herd_cluster_member_provides(ns[i], nid(of), "counter") != want)
+            return 0;
+    return 1;
+}
+
+static void assert_no_offers(herd_node_t *const *ns, int k)
+{
+    for (int i = 0; i < k; i++) {
+        herd_handoff_stats_t s = hstats(ns[i]);
+        if (s.started || s.rejected || s.aborted)
+            fail_msg("%s: %llu handoffs started, %llu rejected, %llu aborted",
+                     herd_node_name(ns[i]), (unsigned long long)s.started,
+                     (unsigned long long)s.rejected, (unsigned long long)s.aborted);
+    }
+}
+
+static void test_dsup_member_without_service_owns_none(void **state)
+{
+    (void)state;
+    herd_node_t *ns[3];
+    form(ns, 2, &CALM, NULL);
+    start_counters(ns, 2, "svc-", 40);
+    WAIT(settled(ns, 2, 2, 1));
+
+    /* c provides crashy only: once every node knows it, nothing moves */
+    ns[2] = crashy_only_node("c", &ns[0], 1);
+    WAIT(ts_cluster_all_up(ns, 3) && rings_of(ns, 3, 3));
+    WAIT(all_see_counter(ns, 3, ns[2], 0) && all_see_counter(ns, 3, ns[0], 1) &&
+         all_see_counter(ns, 3, ns[1], 1) &&
+         herd_cluster_member_provides(ns[0], nid(ns[2]), "crashy") == 1);
+    drive_ms(1500); /* several reconciles on every node */
+    assert_int_equal(nkids(ns[2]), 0);
+    assert_no_offers(ns, 3);
+    herd_node_t *ab[2] = {ns[0], ns[1]};
+    const char *const abn[] = {"a", "b"};
+    for (size_t i = 0; i < g_count; i++) {
+        char o[RING_NAME_MAX + 1];
+        owner_among(abn, 2, g_names[i], o, sizeof(o));
+        assert_true(kid(node_named(ab, 2, o), g_names[i], NULL));
+    }
+
+    /* names c owns on the whole ring: started from every node, c too, they
+     * run on their owner among a and b */
+    int placed = 0;
+    for (int i = 0; i < 1000 && placed < 9; i++) {
+        char name[NAME_LEN], o[RING_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "c-owns-%d", i);
+        if (strcmp(owner_on(ns[0], name), "c") != 0)
+            continue;
+        herd_start_result_t r = start(ns[placed % 3], name, "counter", HERD_RESTART_PERMANENT);
+        owner_among(abn, 2, name, o, sizeof(o));
+        assert_int_equal(r.pid.node, herd_node_id_of(o));
+        WAIT(resolves_to(ns[2], name, r.pid));
+        assert_int_equal(call_value(ns[2], name, "incr"), 1);
+        snprintf(g_names[g_count], NAME_LEN, "%s", name);
+        g_val[g_count++] = 1;
+        placed++;
+    }
+    assert_int_equal(placed, 9);
+    /* its own service does land on it */
+    char cname[NAME_LEN] = "";
+    for (int i = 0; i < 1000; i++) {
+        snprintf(cname, sizeof(cname), "crashy-%d", i);
+        if (strcmp(owner_on(ns[0], cname), "c") == 0)
+            break;
+    }
+    herd_start_result_t cr = start(ns[0], cname, "crashy", HERD_RESTART_PERMANENT);
+    assert_int_equal(cr.pid.node, nid(ns[2]));
+    drive_ms(700);
+    assert_int_equal(nkids(ns[2]), 1);
+    assert_no_offers(ns, 3);
+
+    /* c takes up "counter": the others learn it and its share moves to it */
+    assert_int_equal(herd_service_register(ns[2], "counter", &counter_behaviour), 0);
+    WAIT(all_see_counter(ns, 3, ns[2], 1));
+    assert_int_equal(herd_terminate_child(ns[0], cname, 5000), 0);
+    WAIT(!kid(ns[2], cname, NULL));
+    WAIT(settled(ns, 3, 3, 1));
+    assert_true(nkids(ns[2]) > 0);
+    uint64_t committed = 0;
+    for (int i = 0; i < 3; i++) {
+        herd_handoff_stats_t s = hstats(ns[i]);
+        assert_int_equal(s.rejected, 0);
+        committed += s.committed;
+    }
+    assert_int_equal(committed, (uint64_t)nkids(ns[2]));
+    assert_values(ns[2]);
 
     node_free(ns[2]);
     node_free(ns[1]);
@@ -2081,6 +2208,9 @@ static herd_handoff_stats_t blob_drain(herd_node_t **ns, const char *n, size_t b
     herd_node_t *a = ns[0], *b = ns[1];
     for (int i = 0; i < 2; i++)
         assert_int_equal(herd_service_register(ns[i], "blob", &blob_behaviour), 0);
+    /* each knows the other provides it, so the ring for "blob" has both */
+    WAIT(herd_cluster_member_provides(a, nid(b), "blob") == 1 &&
+         herd_cluster_member_provides(b, nid(a), "blob") == 1);
     char arg[24];
     snprintf(arg, sizeof(arg), "%zu", bytes);
     herd_child_req_t req = {.name = n, .service = "blob", .arg = arg, .arg_len = strlen(arg),
@@ -2351,6 +2481,7 @@ int main(void)
         T(test_dsup_temporary_never_restarted),
         T(test_dsup_cluster_start_lands_on_owner),
         T(test_dsup_start_child_inside_handler_edeadlk),
+        T(test_dsup_member_without_service_owns_none),
         T(test_dsup_handoff_on_join_keeps_state_and_messages),
         T(test_dsup_drain_moves_every_child_off),
         T(test_dsup_crashed_node_children_restart_on_survivors),

@@ -44,7 +44,7 @@ static void fleet_on(fleet_t *f, const ring_t *r, const char *self)
     for (size_t i = 0; i < NCHILD; i++) {
         snprintf(f->names[i], sizeof(f->names[i]), "counter-%zu", i);
         f->c[i] = (hoff_child_t){f->names[i], 1,
-                                 strcmp(owner_of(r, f->names[i]), self) == 0, 1};
+                                 strcmp(owner_of(r, f->names[i]), self) == 0, 1, NULL};
     }
 }
 
@@ -119,10 +119,10 @@ static void test_planner_removed_spec_stops_and_others_stay(void **state)
     const char *ab[] = {"a", "b"};
     ring_t *r = ring_of(ab, 2);
     hoff_child_t c[4] = {
-        {"gone", 0, 1, 1},   /* running here, spec removed: stop */
-        {"ghost", 0, 0, 0},  /* spec removed, not running: nothing */
-        {"elsewhere", 1, 0, 1},
-        {"x", 1, 1, 1},
+        {"gone", 0, 1, 1, NULL},   /* running here, spec removed: stop */
+        {"ghost", 0, 0, 0, NULL},  /* spec removed, not running: nothing */
+        {"elsewhere", 1, 0, 1, NULL},
+        {"x", 1, 1, 1, NULL},
     };
     hoff_plan_t p;
     assert_int_equal(hoff_plan(NULL, r, "a", c, 4, &p), 0);
@@ -145,7 +145,7 @@ static void test_planner_bad_input(void **state)
     ring_t *empty = ring_new();
     const char *a[] = {"a"};
     ring_t *r = ring_of(a, 1);
-    hoff_child_t c = {"x", 1, 1, 1}, bad = {NULL, 1, 1, 1};
+    hoff_child_t c = {"x", 1, 1, 1, NULL}, bad = {NULL, 1, 1, 1, NULL};
     hoff_plan_t p;
     assert_int_equal(hoff_plan(NULL, empty, "a", &c, 1, &p), HERD_EEMPTY);
     assert_int_equal(p.count, 0);
@@ -161,6 +161,54 @@ static void test_planner_bad_input(void **state)
     ring_free(r);
 }
 
+/* A child with a ring of its own (its service's providers) is placed by it:
+ * a node outside that ring never starts it and hands its copy to the owner
+ * in that ring, even where the whole ring's diff moved nothing; an empty
+ * ring (nobody provides it) starts and moves nothing. */
+static void test_planner_child_ring_places_it(void **state)
+{
+    (void)state;
+    const char *abc[] = {"a", "b", "c"}, *bc[] = {"b", "c"};
+    ring_t *all = ring_of(abc, 3), *providers = ring_of(bc, 2), *nobody = ring_new();
+    assert_non_null(nobody);
+    /* names a owns on the whole ring */
+    static char names[3][24];
+    size_t k = 0;
+    for (int i = 0; k < 3; i++) {
+        snprintf(names[k], sizeof(names[k]), "svc-%d", i);
+        if (strcmp(owner_of(all, names[k]), "a") == 0)
+            k++;
+    }
+    hoff_child_t c[3] = {
+        {names[0], 1, 0, 0, providers}, /* not running: b or c starts it, not a */
+        {names[1], 1, 1, 1, providers}, /* runs on a: goes to its provider owner */
+        {names[2], 1, 0, 0, nobody},    /* nobody provides it: nothing */
+    };
+    hoff_plan_t p;
+    /* the same ring before and after: the diff moved nothing */
+    assert_int_equal(hoff_plan(all, all, "a", c, 3, &p), 0);
+    assert_int_equal(p.count, 1);
+    assert_int_equal(p.actions[0].kind, HOFF_HANDOFF);
+    assert_int_equal(p.actions[0].child, 1);
+    assert_string_equal(p.actions[0].target, owner_of(providers, names[1]));
+    hoff_plan_free(&p);
+    /* on the provider that owns names[0], it starts */
+    const char *o = owner_of(providers, names[0]);
+    assert_int_equal(hoff_plan(NULL, all, o, c, 1, &p), 0);
+    assert_int_equal(p.count, 1);
+    assert_int_equal(p.actions[0].kind, HOFF_START);
+    hoff_plan_free(&p);
+    /* a removed spec still stops whatever the ring */
+    hoff_child_t gone = {names[2], 0, 1, 1, nobody};
+    assert_int_equal(hoff_plan(NULL, all, "a", &gone, 1, &p), 0);
+    assert_int_equal(p.count, 1);
+    assert_int_equal(p.actions[0].kind, HOFF_STOP);
+    hoff_plan_free(&p);
+    ring_free(all);
+    ring_free(providers);
+    ring_free(nobody);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_planner_crash_restarts_where_owned),
         cmocka_unit_test(test_planner_removed_spec_stops_and_others_stay),
         cmocka_unit_test(test_planner_bad_input),
+        cmocka_unit_test(test_planner_child_ring_places_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,7 +34,7 @@ typedef struct dchild {
     /* a move: its id, the other node, when it times out, when it froze */
     uint64_t move_id, peer, peer_inc, deadline, froze_us, hlc;
     uint8_t gen; /* the registration's moves so far (herd_registry_stamp) */
-    int commit_due; /* switched, but the commit could not be sent yet: retried */
+    int commit_due; /* switched; the commit goes at the next tick (again if refused) */
     herd_pid_t moved_to; /* the accepted new copy */
     uint8_t *out;        /* a large state on its way out in parts (bigstate.c), owned */
     size_t out_len, out_sent;

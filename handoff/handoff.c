@@ -243,9 +243,11 @@ static void move_finish(dsup_t *d, dchild_t *c)
     dsup_kick(d, 0);
 }
 
-/* The new copy accepted: switch the registration to it in one delta, which
- * leaves ahead of the commit on the same ordered stream (a target that gets
- * the commit has the switch), then finish. */
+/* The new copy accepted: switch the registration to it in one delta; the
+ * tick then ships the registry's pending changes (one delta for every move
+ * accepted meanwhile) and finishes the moves, so the switch leaves ahead of
+ * the commit on the same ordered stream: a target that gets the commit has
+ * the switch. */
 static void on_accept(dsup_t *d, uint64_t from, uint64_t inc, uint64_t id, const char *name,
                       uint64_t serial)
 {
@@ -263,10 +265,9 @@ static void on_accept(dsup_t *d, uint64_t from, uint64_t inc, uint64_t id, const
         d->stats.aborted++;
         return;
     }
-    herd_registry_flush(n);
     c->commit_due = 1; /* switched: an abort from here on switches back */
     c->forwarded = 0;
-    move_finish(d, c);
+    dsup_kick(d, 0);
 }
 
 static void offer_continue(dsup_t *d, dchild_t *c)
@@ -562,6 +563,11 @@ void handoff_tick(dsup_t *d, uint64_t now)
         return;
     dchild_t **list = NULL;
     size_t n = collect_moves(d, 0, 0, &list);
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->state == HERD_CHILD_MOVING && list[i]->commit_due) {
+            herd_registry_flush(d->node); /* the switches, ahead of their commits */
+            break;
+        }
     for (size_t i = 0; i < n; i++) {
         dchild_t *c = list[i];
         if (c->state == HERD_CHILD_MOVING && c->out && c->deadline > now &&
@@ -569,7 +575,7 @@ void handoff_tick(dsup_t *d, uint64_t now)
             offer_continue(d, c);
         else if (c->state == HERD_CHILD_MOVING && c->commit_due &&
             !member_gone(d, c->peer, c->peer_inc))
-            move_finish(d, c); /* the commit again; its deadline does not apply */
+            move_finish(d, c); /* (again, if it was refused); no deadline applies */
         else if (c->deadline <= now || (c->state == HERD_CHILD_MOVING && c->commit_due))
             settle_move(d, c);
     }

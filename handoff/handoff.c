@@ -135,9 +135,16 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     const herd_behaviour_t *b = dsup_behaviour(d, c->service);
     const uint8_t *spec;
     size_t spec_len;
+    herd_pid_t holder;
     int rc = herd_spec_get(n, c->name, &spec, &spec_len);
     if (rc == 0 && (herd_is_frozen(n, c->pid) & HERD_FREEZE_CONFLICT))
         rc = HERD_EBUSY; /* its state goes to a conflict's winner first */
+    /* Only the copy that holds the name moves: a conflict's loser (or a copy
+     * whose registration went missing) is settled here first, and a move
+     * would keep it frozen for the conflict rule to pass it over. */
+    if (rc == 0 && (herd_whereis(n, c->name, &holder, NULL) != 0 ||
+                    !herd_pid_equal(holder, c->pid)))
+        rc = HERD_EBUSY;
     if (rc == 0)
         rc = herd_freeze(n, c->pid, HERD_FREEZE_MOVE);
     if (rc) /* HERD_EBUSY: a call of its own is out; the next reconcile retries */
@@ -653,12 +660,10 @@ int herd_handoffs(herd_node_t *n, herd_handoff_fn fn, void *data)
 
 typedef struct owed_ctx {
     herd_node_t *node;
-    int owed;
+    int live_owed, down_owed; /* members owed an acknowledgement, by state */
+    int live_others;          /* members up (or suspect, draining) besides this one */
 } owed_ctx_t;
 
-/* Stops at a member still owed an acknowledgement: any that is neither left
- * nor forgotten, down ones included (a down member may only be cut off, and
- * what it is owed may be the only copy of a terminate or a move's switch). */
 static int owed_ack(void *data, const herd_member_info_t *m)
 {
     owed_ctx_t *c = data;
@@ -666,18 +671,30 @@ static int owed_ack(void *data, const herd_member_info_t *m)
     uint64_t id = herd_node_id_of(m->name);
     if (id == herd_node_id_of(herd_node_name(c->node)) || m->state == HERD_MEMBER_LEFT)
         return 0;
-    c->owed = herd_cluster_stream_stats(c->node, id, &st) == 0 && st.pending > 0;
-    return c->owed;
+    int owed = herd_cluster_stream_stats(c->node, id, &st) == 0 && st.pending > 0;
+    if (m->state == HERD_MEMBER_DOWN) {
+        c->down_owed += owed;
+    } else {
+        c->live_others++;
+        c->live_owed += owed;
+    }
+    return 0;
 }
 
+/* What this node sent must outlive it: every live member acknowledged it,
+ * and either one of them stays to pass it on (a down member that returns
+ * syncs its replica with them), or there is none, and then every member that
+ * is down but not forgotten (it may only be cut off) must hold it too: a
+ * node alone on its side of a partition does not leave with the only copy
+ * of a terminate or a move's switch. */
 int herd_dsup_drained(herd_node_t *n)
 {
     dsup_t *d = dsup_of(n);
     if (d == NULL || d->child_count || d->moving || d->arriving)
         return d == NULL ? 1 : 0;
-    owed_ctx_t c = {n, 0};
+    owed_ctx_t c = {n, 0, 0, 0};
     herd_cluster_foreach_member(n, owed_ack, &c);
-    return !c.owed;
+    return c.live_owed == 0 && (c.live_others > 0 || c.down_owed == 0);
 }
 
 int herd_drain(herd_node_t *n, const char *name, int on)

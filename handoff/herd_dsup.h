@@ -213,9 +213,11 @@ int herd_handoffs(herd_node_t *node, herd_handoff_fn fn, void *data);
  * a drain. HERD_ENOTCONN for an unknown member. */
 int herd_drain(herd_node_t *node, const char *name, int on);
 /* Whether this node may leave now with nothing lost: it runs no child, no
- * move is in flight, and every member that is neither left nor forgotten
- * (down ones included) has acknowledged all this node sent it (the moves' commits, forwarded messages, registry deltas).
- * herdd's SIGTERM waits for it before leaving. */
+ * move is in flight, every member that is up has acknowledged all this node
+ * sent it (the moves' commits, forwarded messages, registry deltas), and if
+ * no other member is up, every member that is down but not forgotten has
+ * too (a node cut off alone must not leave with the only copy of a
+ * terminate). herdd's SIGTERM waits for it before leaving. */
 int herd_dsup_drained(herd_node_t *node);
 
 #endif

@@ -48,7 +48,7 @@ static int collect_peer(void *data, const herd_member_info_t *m)
     if (id == herd_node_id_of(herd_node_name(n)) || m->state == HERD_MEMBER_LEFT)
         return 0;
     if (herd_cluster_stream_stats(n, id, &st) != 0)
-        st.sent_seq = UINT64_MAX; /* nothing sent to it: it cannot hold the removal */
+        st.queued_seq = UINT64_MAX; /* no stream to it: it cannot hold the removal */
     term_waiter_t *w = c->w;
     if (w->count == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 8;
@@ -60,7 +60,8 @@ static int collect_peer(void *data, const herd_member_info_t *m)
         w->peers = p;
         w->cap = cap;
     }
-    w->peers[w->count++] = (term_peer_t){id, m->incarnation, st.sent_seq};
+    /* the removal's delta was queued last (it may not have left yet) */
+    w->peers[w->count++] = (term_peer_t){id, m->incarnation, st.queued_seq};
     return 0;
 }
 

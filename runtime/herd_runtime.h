@@ -579,6 +579,7 @@ int herd_cluster_send_app(herd_node_t *node, uint64_t to_node, uint8_t app, cons
 /* The reliable stream to node `id`: what was sent and acknowledged. */
 typedef struct herd_stream_stats {
     uint64_t sent_seq;    /* highest sequence number sent */
+    uint64_t queued_seq;  /* highest sequence number given to a message (maybe unsent) */
     uint64_t acked_seq;   /* everything up to it acknowledged */
     uint64_t pending;     /* messages waiting for an acknowledgement */
     uint64_t pending_bytes;

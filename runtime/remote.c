@@ -626,6 +626,7 @@ int herd_cluster_stream_stats(herd_node_t *n, uint64_t id, herd_stream_stats_t *
     const channel_t *ch = &p->ch;
     memset(out, 0, sizeof(*out));
     out->sent_seq = ch->sent_upto;
+    out->queued_seq = ch->next_seq - 1;
     out->acked_seq = ch->head ? ch->head->seq - 1 : ch->next_seq - 1;
     for (const channel_msg_t *m = ch->head; m; m = m->next)
         out->pending++;

@@ -13,6 +13,7 @@
 
 #define WAIT_START_MS 8000 /* the node waits 5 s for a registration */
 #define WAIT_CALL_MS 8000
+#define WAIT_STOP_MS 8000 /* the node waits 5 s for every member to hold it */
 #define DRAIN_POLL_MS 100
 
 typedef struct child_cmd {
@@ -39,6 +40,10 @@ static const child_cmd_t child_cmds[] = {
     {"stop", 1, 1,
      "usage: ringctl [--json] [--node ADDR] stop NAME\n\n"
      "Terminate the child NAME: its spec is removed, so nothing restarts it.\n"
+     "Exit 0 once every member (down ones included) holds the removal; exit 3\n"
+     "(EUNCERTAIN, outcome unknown) when some member did not acknowledge it\n"
+     "within 5 s: the removal keeps spreading, but a crash of the asked node\n"
+     "before it reaches them may bring NAME back.\n"
      "JSON: {\"name\",\"stopped\":true}. Unknown child: exit 1.\n"},
     {"children", 0, 1,
      "usage: ringctl [--json] [--node ADDR] children [NODE]\n\n"
@@ -205,7 +210,9 @@ static int run_simple(const ctl_t *c, const child_cmd_t *k, const child_args_t *
         }
         json_object_set_new(args, "meta", meta);
     }
-    json_t *res = ctl_live_args(c, k->name, args, &rc);
+    /* a stop waits until every member holds it (the node answers by 5 s) */
+    json_t *res = strcmp(k->name, "stop") == 0 ? ctl_live_wait(c, k->name, args, WAIT_STOP_MS, &rc)
+                                               : ctl_live_args(c, k->name, args, &rc);
     json_decref(args);
     if (res == NULL)
         return rc;

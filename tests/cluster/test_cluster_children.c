@@ -858,6 +858,100 @@ static void test_cluster_children_join_drain_kill_under_load(void **state)
     cl_pass(c);
 }
 
+/* ---- a stop the cluster cannot confirm ------------------------------------------ */
+
+static void split_off(const cl_node_t *x, const cl_node_t *y, int on)
+{
+    char code[32], why[600];
+    for (int i = 0; i < 2; i++) {
+        const cl_node_t *at = i ? y : x, *peer = i ? x : y;
+        json_t *r = cl_ask_args(at, on ? "block" : "unblock",
+                                json_pack("{s:s}", "node", peer->name), code, sizeof(code), why,
+                                sizeof(why));
+        if (r == NULL)
+            fail_msg("%s %s at %s: %s", on ? "block" : "unblock", peer->name, at->name, why);
+        json_decref(r);
+    }
+}
+
+static void ringctl_stop(cluster_t *c, const cl_node_t *via, const char *name, cl_run_t *r)
+{
+    const char *argv[] = {RINGCTL_PATH, "--json", "--node", via->control, "stop", name, NULL};
+    cl_run(c, argv, 20000, r);
+}
+
+static int spec_on(const cl_node_t *n, const char *name)
+{
+    char why[300];
+    json_t *list = cl_ask(n, "children", why, sizeof(why));
+    int found = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o)
+        found |= strcmp(json_string_value(json_object_get(o, "name")), name) == 0;
+    json_decref(list);
+    return found;
+}
+
+/* n1 cut off from n2 and n3: `ringctl stop` through n1 cannot know whether
+ * the removal will survive (n1 could crash before the others hear of it), so
+ * it exits 3 with EUNCERTAIN; after the heal the removal reaches everyone.
+ * With everyone connected, a stop exits 0. */
+static void test_cluster_children_stop_in_netsplit_is_uncertain(void **state)
+{
+    cluster_t *c = *state;
+    cl_node_t *n[3];
+    n[0] = cl_start(c, "n1", NULL, NULL, TIMING);
+    n[1] = cl_start(c, "n2", n[0], NULL, TIMING);
+    n[2] = cl_start(c, "n3", n[0], NULL, TIMING);
+    if (cl_wait_all_up(n, 3, JOIN_MS) < 0)
+        fail_msg("three nodes did not all see each other up within %d ms", JOIN_MS);
+    const char *names[2] = {"kept-apart", "stopped-whole"};
+    char code[32], why[600];
+    for (int i = 0; i < 2; i++) {
+        json_t *r = cl_ask_args(n[0], "start",
+                                json_pack("{s:s, s:s}", "service", "counter", "name", names[i]),
+                                code, sizeof(code), why, sizeof(why));
+        if (r == NULL)
+            fail_msg("start %s: %s %s", names[i], code, why);
+        json_decref(r);
+    }
+    for (int i = 0; i < 3; i++)
+        while (!spec_on(n[i], names[0]) || !spec_on(n[i], names[1]))
+            cl_sleep_ms(50);
+
+    split_off(n[0], n[1], 1);
+    split_off(n[0], n[2], 1);
+    if (cl_wait_state(n[0], "n2", "down", 10000) < 0 || cl_wait_state(n[0], "n3", "down", 10000) < 0)
+        fail_msg("n1 did not see n2 and n3 down");
+    cl_run_t *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    ringctl_stop(c, n[0], names[0], r);
+    if (r->status != 3 || strstr(r->out, "EUNCERTAIN") == NULL)
+        fail_msg("stop in a netsplit: exit %d, want 3 with EUNCERTAIN; out %s err %s", r->status,
+                 r->out, r->err);
+    assert_true(spec_on(n[1], names[0])); /* n2 has not heard of it */
+
+    split_off(n[0], n[1], 0);
+    split_off(n[0], n[2], 0);
+    if (cl_wait_all_up(n, 3, JOIN_MS) < 0)
+        fail_msg("the nodes did not see each other up again");
+    uint64_t deadline = cl_now_ms() + 15000;
+    while (spec_on(n[1], names[0]) || spec_on(n[2], names[0])) {
+        if (cl_now_ms() > deadline)
+            fail_msg("the removal of %s never reached n2 and n3", names[0]);
+        cl_sleep_ms(50);
+    }
+    ringctl_stop(c, n[1], names[1], r);
+    if (r->status != 0 || strstr(r->out, "\"stopped\": true") == NULL)
+        fail_msg("stop with everyone up: exit %d, want 0; out %s err %s", r->status, r->out,
+                 r->err);
+    for (int i = 0; i < 3; i++)
+        assert_false(spec_on(n[i], names[1])); /* everyone held it before the answer */
+    free(r);
+    cl_pass(c);
+}
+
 static int children_teardown(void **state)
 {
     for (size_t i = 0; i < g_ring_n; i++)
@@ -878,6 +972,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_children_join_drain_kill_under_load,
+                                        cl_setup, children_teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_children_stop_in_netsplit_is_uncertain,
                                         cl_setup, children_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,8 +38,51 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void seeds_run(unsigned default_seeds, seeds_one_fn one, void *ctx, seeds_summary_t *out)
+/* HERD_SIM_SEED_LIST=a,b,c into a malloc'ed array (*count of them); NULL
+ * when unset or empty. Anything but whole numbers separated by single
+ * commas fails the running test. */
+static uint64_t *seed_list(unsigned *count)
 {
+    const char *v = getenv("HERD_SIM_SEED_LIST");
+    *count = 0;
+    if (v == NULL || *v == '\0')
+        return NULL;
+    size_t cap = 1;
+    for (const char *p = v; *p; p++)
+        cap += *p == ',';
+    uint64_t *seeds = malloc(cap * sizeof(*seeds));
+    if (seeds == NULL) {
+        print_error("HERD_SIM_SEED_LIST: out of memory\n");
+        fail();
+    }
+    for (const char *p = v;; p++) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(p, &end, 10);
+        if (errno != 0 || *p < '0' || *p > '9' || (*end != ',' && *end != '\0')) {
+            free(seeds);
+            print_error("HERD_SIM_SEED_LIST=%s: not a list of whole numbers a,b,c\n", v);
+            fail();
+        }
+        seeds[(*count)++] = n;
+        if (*end == '\0')
+            return seeds;
+        p = end;
+    }
+}
+
+/* The seeds to run, in order: HERD_SIM_SEED_LIST, else HERD_SIM_SEED alone,
+ * else HERD_SIM_SEEDS from HERD_SIM_FIRST_SEED. *list is the list's seeds
+ * (malloc'ed) or NULL for a range. */
+static void seeds_pick(unsigned default_seeds, seeds_summary_t *out, uint64_t **list)
+{
+    unsigned listed;
+    *list = seed_list(&listed);
+    if (*list) {
+        *out = (seeds_summary_t){.count = listed, .first = (*list)[0],
+                                 .list = getenv("HERD_SIM_SEED_LIST")};
+        return;
+    }
     uint64_t n = env_number("HERD_SIM_SEEDS", default_seeds, 1);
     uint64_t first = env_number("HERD_SIM_FIRST_SEED", 1, 0);
     if (getenv("HERD_SIM_SEED")) {
@@ -51,20 +94,29 @@ void seeds_run(unsigned default_seeds, seeds_one_fn one, void *ctx, seeds_summar
         fail();
     }
     *out = (seeds_summary_t){.count = (unsigned)n, .first = first};
+}
+
+void seeds_run(unsigned default_seeds, seeds_one_fn one, void *ctx, seeds_summary_t *out)
+{
+    uint64_t *list;
+    seeds_pick(default_seeds, out, &list);
     double t0 = wall_seconds();
     int progress = getenv("HERD_SIM_PROGRESS") != NULL;
-    for (uint64_t k = 0; k < n; k++) {
+    for (unsigned k = 0; k < out->count; k++) {
+        uint64_t seed = list ? list[k] : out->first + k;
         if (progress)
-            fprintf(stderr, "seed %llu\n", (unsigned long long)(first + k));
-        out->failed += !one(ctx, first + k);
+            fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
+        out->failed += !one(ctx, seed);
     }
     out->wall_s = wall_seconds() - t0;
+    free(list);
 }
 
 void seeds_print_summary(const char *name, const seeds_summary_t *s, const char *extra)
 {
-    print_message("sim %s seeds=%u first=%llu failed=%u wall_s=%.2f%s\n", name, s->count,
-                  (unsigned long long)s->first, s->failed, s->wall_s, extra ? extra : "");
+    print_message("sim %s seeds=%u first=%llu failed=%u wall_s=%.2f%s%s%s\n", name, s->count,
+                  (unsigned long long)s->first, s->failed, s->wall_s, s->list ? " list=" : "",
+                  s->list ? s->list : "", extra ? extra : "");
 }
 
 void seeds_print_failure(const char *name, uint64_t seed, uint64_t t_ms, const char *why)

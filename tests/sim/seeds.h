@@ -5,14 +5,16 @@
  *
  * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_FIRST_SEED (the
  * first of them, default 1), HERD_SIM_SEED=N (run seed N alone, to replay a
- * failure), HERD_SIM_TEST (a cmocka name filter), HERD_SIM_LOG=info|debug
+ * failure), HERD_SIM_SEED_LIST=a,b,c (exactly those seeds, in that order:
+ * the historical failing seeds a ctest entry replays; it wins over the
+ * others), HERD_SIM_TEST (a cmocka name filter), HERD_SIM_LOG=info|debug
  * (the runtime's log), HERD_SIM_LIST=1 (print the cases' test names, one a
  * line, and run nothing), HERD_SIM_PROGRESS=1 ("seed S" on stderr before
  * each seed, so a run that dies says which seed killed it). A value that
  * is not a number fails the case; no case is ever skipped.
  *
  * Every case ends with one summary line:
- *   sim CASE seeds=N first=S failed=F wall_s=W [more figures]
+ *   sim CASE seeds=N first=S failed=F wall_s=W [list=a,b,c] [more figures]
  * and every failing seed prints "CASE: seed S FAILED at t=T ms: WHY".
  */
 #ifndef HERD_SIM_SEEDS_H
@@ -49,16 +51,18 @@ typedef int (*seeds_one_fn)(void *ctx, uint64_t seed);
 typedef struct seeds_summary {
     unsigned count;  /* seeds run */
     uint64_t first;  /* the first of them */
+    const char *list; /* HERD_SIM_SEED_LIST when it gave them, else NULL */
     unsigned failed; /* seeds that failed */
     double wall_s;   /* how long they took */
 } seeds_summary_t;
 
-/* Run the seeds of a case: HERD_SIM_SEEDS (else default_seeds) from
- * HERD_SIM_FIRST_SEED (else 1), or HERD_SIM_SEED alone. Must run inside a
- * cmocka test: an unreadable variable fails it. */
+/* Run the seeds of a case: HERD_SIM_SEED_LIST's, else HERD_SIM_SEED alone,
+ * else HERD_SIM_SEEDS (else default_seeds) from HERD_SIM_FIRST_SEED (else
+ * 1). Must run inside a cmocka test: an unreadable variable fails it. */
 void seeds_run(unsigned default_seeds, seeds_one_fn one, void *ctx, seeds_summary_t *out);
 
-/* "sim NAME seeds=N first=S failed=F wall_s=W" then `extra` (NULL: nothing),
+/* "sim NAME seeds=N first=S failed=F wall_s=W", " list=a,b,c" for a seed
+ * list, then `extra` (NULL: nothing),
  * e.g. " uncertain=3", and a newline. */
 void seeds_print_summary(const char *name, const seeds_summary_t *s, const char *extra);
 

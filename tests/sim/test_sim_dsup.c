@@ -92,9 +92,34 @@
  * - join_during_partition: {1} | {2,3}, node4 joins the second side and
  *   takes its share; no copy stops for a conflict inside a side; after the
  *   heal the merged counts are exact.
+ * One case per fix of the table's gaps (exact values unless said):
+ * - switch_reaches_target_before_commit: the old node's frames reach only
+ *   the target from its first offer; it commits, then crashes: every
+ *   survivor resolves the committed counters to the target's copy.
+ * - promoted_copy_meets_restarted_copy: the old node cut off after the
+ *   accept, the target's frames held from the others until one restarts
+ *   the counter from its spec: after the release one copy, with the name's
+ *   first registration time, holding every acknowledged increment.
+ * - merge_follows_moved_holder: {1} | {2,3}; a winner on the second side
+ *   moves to node4 while the loser's state (node1) is held on its way: the
+ *   state is sent on to node4 (merges_redirected).
+ * - abort_keeps_conflict_freeze: a loser moving to a mute node4 at the heal
+ *   is judged after the abort, frozen for the conflict while its state is
+ *   held on its way, and stays frozen until the merge is confirmed.
+ * - old_node_restarts_fast: the old node crashes after the accept and
+ *   restarts at once: the target promotes its copy (exact for what it
+ *   accepted).
+ * - restart_keeps_name: a counter killed three times (back-off): its name
+ *   stays registered with its first registration time, no other node
+ *   starts it, a call made in the back-off is answered by the new copy.
+ * - terminate_in_partition_then_crash: {1} | {2,3}, a terminate via node1
+ *   answers HERD_EUNCERTAIN; node1 crashes: the spec stays (uncertain).
+ * - terminate_acked_survives_crash: a terminate answered 0, then its node
+ *   crashes: the spec stays removed everywhere, the child stopped.
  *
  * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_FIRST_SEED (the
- * first, default 1), HERD_SIM_SEED=N (replay one), HERD_SIM_TEST (a cmocka
+ * first, default 1), HERD_SIM_SEED=N (replay one), HERD_SIM_SEED_LIST=a,b,c
+ * (exactly those; ctest replays seeds that once failed), HERD_SIM_TEST (a cmocka
  * name filter, e.g. 'sim_dsup_mixed'), HERD_SIM_LOG=info|debug,
  * HERD_SIM_LIST, HERD_SIM_PROGRESS (seeds.h); HERD_SIM_VERBOSE=1: figures
  * per seed; HERD_SIM_DSUP_TRACE=1: every event, every change of a node's
@@ -2011,6 +2036,603 @@ static int scen_join_during_partition(rs_run_t *r)
     return targeted_end(r, "join during a partition", 1);
 }
 
+/* ---- targeted cases for the fixes of the failure table ------------------------------ */
+
+/* Where node i runs child `name`: 1 with its pid and state, 0 if it does not. */
+typedef struct find_kid {
+    const char *name;
+    int found;
+    herd_pid_t pid;
+    herd_child_state_t state;
+} find_kid_t;
+
+static int find_kid_add(void *data, const herd_child_view_t *c)
+{
+    find_kid_t *f = data;
+    if (strcmp(c->name, f->name) != 0)
+        return 0;
+    f->found = 1;
+    f->pid = c->pid;
+    f->state = c->state;
+    return 1;
+}
+
+static find_kid_t kid_on(world_t *w, int i, const char *name)
+{
+    find_kid_t f = {.name = name};
+    herd_node_t *n = regsim_node(w->rs, i);
+    if (n)
+        herd_which_children(n, find_kid_add, &f);
+    return f;
+}
+
+/* Nodes (other than `except`) that run child `name`, in any state. */
+static int copies_of(world_t *w, const char *name, int except)
+{
+    int n = 0;
+    for (int i = 0; i < w->nslots; i++)
+        n += i != except && kid_on(w, i, name).found;
+    return n;
+}
+
+/* The node moving counter k (a child MOVING there), or -1. */
+static int mover_of(world_t *w, int k)
+{
+    for (int i = 0; i < w->nslots; i++)
+        if (i != T_NEW && kid_on(w, i, w->ctr[k].name).state == HERD_CHILD_MOVING &&
+            kid_on(w, i, w->ctr[k].name).found)
+            return i;
+    return -1;
+}
+
+/* Crash node o as a targeted case does: what node4 holds arriving or
+ * running (it accepted it: its state survives o) stays checked exactly. */
+static int crash_keeping_target(rs_run_t *r, int o)
+{
+    world_t *w = &g_w;
+    trace("crash %s", regsim_name(w->rs, o));
+    before_loss(w, o, 1);
+    for (int k = 0; k < w->nctr; k++)
+        if (kid_on(w, T_NEW, w->ctr[k].name).found)
+            w->ctr[k].affected = 0;
+    RS_CHECK_OK(r, regsim_crash(w->rs, o));
+    w->node[o].state = N_OFF;
+    w->node[o].client_alive = 0;
+    w->crashes++;
+    return 1;
+}
+
+static uint64_t total_registry(world_t *w, int which)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < w->nslots; i++) {
+        herd_registry_stats_t s;
+        herd_node_t *n = regsim_node(w->rs, i);
+        if (n && herd_registry_stats(n, &s) == 0)
+            t += which ? s.merges_redirected : s.conflicts_resolved;
+    }
+    return t;
+}
+
+/* Fix 1: the old node's frames reach the target alone from its first offer
+ * on; it commits; once the target has the commit, the old node crashes. The
+ * switch travelled to the target ahead of the commit and the target claimed
+ * the name itself: every survivor resolves each committed counter to the
+ * target's copy, which holds every acknowledged increment. */
+static int scen_switch_reaches_target_before_commit(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    int o = until_offer(r, regsim_now(rs) + 3000);
+    if (o < 0)
+        return 0;
+    for (int j = 0; j < 3; j++)
+        if (j != o)
+            regsim_block(rs, o, j, 1);
+    moving_t m = moves_of(w, o);
+    int done[64] = {0}, ndone = 0;
+    uint64_t deadline = regsim_now(rs) + 3000;
+    while (ndone == 0) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "no move from %s committed on %s",
+                 regsim_name(rs, o), regsim_name(rs, T_NEW));
+        if (!round_(r, 5))
+            return 0;
+        for (int j = 0; j < m.n; j++) {
+            find_kid_t f = kid_on(w, T_NEW, m.name[j]);
+            done[j] = f.found && f.state == HERD_CHILD_RUNNING;
+            ndone += done[j];
+        }
+    }
+    if (!crash_keeping_target(r, o))
+        return 0;
+    deadline = regsim_now(rs) + 2000;
+    for (int j = 0; j < m.n; j++) {
+        if (!done[j])
+            continue;
+        herd_pid_t tpid = kid_on(w, T_NEW, m.name[j]).pid;
+        for (int i = 0; i < 4; i++) {
+            herd_pid_t pid = HERD_PID_NONE;
+            while (i != o && (herd_whereis(regsim_node(rs, i), m.name[j], &pid, NULL) != 0 ||
+                              !herd_pid_equal(pid, tpid))) {
+                RS_CHECK(r, regsim_now(rs) < deadline,
+                         "%s committed on %s: %s does not resolve it to that copy",
+                         m.name[j], regsim_name(rs, T_NEW), regsim_name(rs, i));
+                if (!round_(r, 5))
+                    return 0;
+            }
+        }
+        RS_CHECK(r, copies_of(w, m.name[j], T_NEW) == 0 &&
+                        herd_pid_equal(kid_on(w, T_NEW, m.name[j]).pid, tpid),
+                 "%s: a second copy started, or the committed one went", m.name[j]);
+    }
+    return targeted_end(r, "switch reaches the target before the commit", 0);
+}
+
+/* Fix 6: the old node crashes after the target accepted (its accept held
+ * back) and restarts at once with a new incarnation, before anyone saw it
+ * down: the target counts the old node as gone and promotes its copy. */
+static int scen_old_node_restarts_fast(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    int k = until_arriving(r, -1, regsim_now(rs) + 3000);
+    if (k < 0)
+        return 0;
+    int o = mover_of(w, k);
+    RS_CHECK(r, o >= 0, "no old node for %s", w->ctr[k].name);
+    regsim_block(rs, T_NEW, o, 1); /* its accept never arrives */
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 5, 40)));
+    RS_CHECK(r, kid_on(w, T_NEW, w->ctr[k].name).state == HERD_CHILD_ARRIVING,
+             "%s no longer arriving on %s", w->ctr[k].name, regsim_name(rs, T_NEW));
+    herd_handoff_stats_t tb = hstats(w, T_NEW);
+    if (!crash_keeping_target(r, o))
+        return 0;
+    RS_CHECK_OK(r, regsim_start(rs, o)); /* at once: nobody saw it down */
+    regsim_block(rs, T_NEW, o, 0);
+    w->node[o].state = N_UP;
+    uint64_t deadline = regsim_now(rs) + 3000;
+    while (hstats(w, T_NEW).promoted == tb.promoted) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s never promoted %s after %s restarted",
+                 regsim_name(rs, T_NEW), w->ctr[k].name, regsim_name(rs, o));
+        RS_CHECK(r, kid_on(w, T_NEW, w->ctr[k].name).found,
+                 "%s dropped its copy of %s, the only one", regsim_name(rs, T_NEW),
+                 w->ctr[k].name);
+        if (!round_(r, 5))
+            return 0;
+    }
+    return targeted_end(r, "old node restarts fast", 0);
+}
+
+/* Fix 2: the old node is cut off from everyone right after the target
+ * accepted; the target's frames to the other survivors are held back until
+ * one of them restarts the counter from its spec (a newer registration).
+ * Released: one copy survives, with the name's first registration time, and
+ * holds every acknowledged increment of every copy. */
+static int scen_promoted_copy_meets_restarted_copy(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    int k = until_arriving(r, -1, regsim_now(rs) + 3000);
+    if (k < 0)
+        return 0;
+    const char *name = w->ctr[k].name;
+    int o = mover_of(w, k);
+    RS_CHECK(r, o >= 0, "no old node for %s", name);
+    uint64_t first_hlc = 0;
+    uint8_t gen;
+    RS_CHECK_OK(r, herd_registry_stamp(regsim_node(rs, o), name, &first_hlc, &gen));
+    for (int i = 0; i < 4; i++)
+        regsim_set_group(rs, i, i == o ? 1 : 2);
+    for (int j = 0; j < 3; j++)
+        if (j != o)
+            regsim_block(rs, T_NEW, j, 1);
+    herd_handoff_stats_t tb = hstats(w, T_NEW);
+    unsigned conflicts = regsim_exits(rs, HERD_REASON_NAME_CONFLICT);
+    uint64_t deadline = regsim_now(rs) + 5000;
+    int restarted = -1;
+    while (restarted < 0 || hstats(w, T_NEW).promoted == tb.promoted) {
+        RS_CHECK(r, regsim_now(rs) < deadline,
+                 "%s: promoted on %s %s, restarted from its spec %s", name,
+                 regsim_name(rs, T_NEW),
+                 hstats(w, T_NEW).promoted > tb.promoted ? "yes" : "no",
+                 restarted >= 0 ? "yes" : "no");
+        if (!round_(r, 5))
+            return 0;
+        for (int j = 0; j < 3 && restarted < 0; j++)
+            if (j != o && kid_on(w, j, name).found)
+                restarted = j;
+    }
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 100, 400))); /* both count */
+    RS_CHECK(r, !w->fail[0], "%.400s", w->fail);
+    regsim_unblock_all(rs);
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 0, 300)));
+    regsim_heal(rs);
+    if (!targeted_end(r, "promoted copy meets a restarted copy", 1))
+        return 0;
+    uint64_t hlc = 0;
+    for (int i = 0; i < 4; i++) {
+        RS_CHECK_OK(r, herd_registry_stamp(regsim_node(rs, i), name, &hlc, &gen));
+        RS_CHECK(r, hlc == first_hlc,
+                 "%s on %s: registered at %llu, first registered at %llu: the newer copy won",
+                 name, regsim_name(rs, i), (unsigned long long)hlc,
+                 (unsigned long long)first_hlc);
+    }
+    RS_CHECK(r, regsim_exits(rs, HERD_REASON_NAME_CONFLICT) > conflicts,
+             "no copy of %s stopped for a name conflict", name);
+    return 1;
+}
+
+/* {node1} | {node2, node3} (node4's slot on the second side) until both
+ * sides run every counter, then 150-400 ms of increments on both. orig[k]:
+ * the node that ran counter k before the split (its copy is the older
+ * registration: it wins the conflict at the heal). */
+static int split_both_run(rs_run_t *r, int orig[MAX_CTR])
+{
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    for (int k = 0; k < w->nctr; k++) {
+        orig[k] = -1;
+        for (int i = 0; i < 3; i++)
+            if (kid_on(w, i, w->ctr[k].name).found)
+                orig[k] = i;
+    }
+    for (int i = 0; i < 4; i++)
+        regsim_set_group(rs, i, i == 0 ? 1 : 2);
+    uint64_t deadline = regsim_now(rs) + 6000;
+    for (;;) {
+        int both = 1;
+        for (int k = 0; k < w->nctr && both; k++)
+            both = kid_on(w, 0, w->ctr[k].name).found &&
+                   (kid_on(w, 1, w->ctr[k].name).found || kid_on(w, 2, w->ctr[k].name).found);
+        if (both)
+            break;
+        RS_CHECK(r, regsim_now(rs) < deadline, "the sides did not both run every counter");
+        if (!round_(r, 10))
+            return 0;
+    }
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 150, 400)));
+    RS_CHECK(r, !w->fail[0], "%.400s", w->fail);
+    return 1;
+}
+
+/* node4 joins the second side; returns a counter that node `*o` offers it
+ * and that `want_loser` (a copy node1 ran first) or not, -1 when none shows
+ * within 400 ms of the first offer (the schedule is then not forced this
+ * seed), -2 with r->why set when no offer came at all. */
+static int offer_of_kind(rs_run_t *r, const int orig[MAX_CTR], int want_loser, int *o)
+{
+    world_t *w = &g_w;
+    RS_CHECK_OK(r, regsim_start(w->rs, T_NEW));
+    w->node[T_NEW].state = N_UP;
+    if (until_offer(r, regsim_now(w->rs) + 3000) < 0)
+        return -2;
+    uint64_t deadline = regsim_now(w->rs) + 400;
+    while (regsim_now(w->rs) < deadline) {
+        for (*o = 1; *o < 3; (*o)++) {
+            moving_t m = moves_of(w, *o);
+            for (int j = 0; j < m.n; j++) {
+                int k = ctr_index(w, m.name[j]);
+                if (k >= 0 && m.state[j] == HERD_CHILD_MOVING && (orig[k] == 0) == want_loser)
+                    return k;
+            }
+        }
+        if (!round_(r, 5))
+            return -2;
+    }
+    return -1;
+}
+
+/* Fix 4: a counter that is moving (to node4) when it becomes a conflict
+ * loser (node1's older copy meets it at the heal); the move aborts (node4
+ * is mute). A loser is not judged while it moves, and a conflict-frozen
+ * child is not offered, so the two freezes cannot overlap: the closest
+ * schedule is the judgement after the abort (at the registry's next check;
+ * the reconcile may offer it again meanwhile), with the loser's state held
+ * on its way to the winner. It is never frozen for both at once, is frozen
+ * for the conflict after the abort, and stays frozen (not offered again)
+ * until the merge is confirmed; then it stops and the merged counts are
+ * exact. */
+static int scen_abort_keeps_conflict_freeze(rs_run_t *r)
+{
+    herd_dsup_config_t d = {.handoff_timeout_ms = 400, .reconcile_ms = 500};
+    int orig[MAX_CTR];
+    if (!targeted_setup(r, &d, 1000, 24) || !split_both_run(r, orig))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    int o;
+    int k = offer_of_kind(r, orig, 1, &o);
+    if (k == -2)
+        return 0;
+    block_all(w, T_NEW, 1); /* no accept gets out: the move times out */
+    if (k < 0) {
+        r->uncertain++; /* no loser among the moves: not forced this seed */
+        return targeted_end(r, "abort keeps the conflict freeze (not forced)", 1);
+    }
+    const char *name = w->ctr[k].name;
+    herd_pid_t loser = kid_on(w, o, name).pid;
+    herd_node_t *on = regsim_node(rs, o);
+    regsim_heal(rs);
+    uint64_t deadline = regsim_now(rs) + 3000;
+    while (kid_on(w, o, name).state == HERD_CHILD_MOVING) { /* judged once it is back */
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s: the move from %s never aborted", name,
+                 regsim_name(rs, o));
+        RS_CHECK(r, herd_is_alive(on, loser) && !(herd_is_frozen(on, loser) & HERD_FREEZE_CONFLICT),
+                 "%s on %s: stopped or frozen for the conflict while it was moving", name,
+                 regsim_name(rs, o));
+        if (!round_(r, 5))
+            return 0;
+    }
+    /* judged at the registry's next check (the move may be offered again
+     * meanwhile, and is judged after that abort) */
+    deadline = regsim_now(rs) + 5000;
+    while (!(herd_is_frozen(on, loser) & HERD_FREEZE_CONFLICT)) {
+        RS_CHECK(r, regsim_now(rs) < deadline && herd_is_alive(on, loser),
+                 "%s on %s: %s after the abort, not frozen for the conflict", name,
+                 regsim_name(rs, o), herd_is_alive(on, loser) ? "running" : "stopped");
+        if (!round_(r, 5))
+            return 0;
+        RS_CHECK(r, !(herd_is_frozen(on, loser) & HERD_FREEZE_CONFLICT) ||
+                        !(herd_is_frozen(on, loser) & HERD_FREEZE_MOVE),
+                 "%s on %s: frozen for a move and the conflict at once", name,
+                 regsim_name(rs, o));
+    }
+    regsim_block(rs, o, 0, 1); /* its state, sent this step, waits on its way */
+    for (int t = 0; t < 20; t++) { /* the merge is held back: frozen, and not moving */
+        find_kid_t f = kid_on(w, o, name);
+        RS_CHECK(r, herd_is_alive(on, loser) && herd_is_frozen(on, loser) &&
+                        f.state != HERD_CHILD_MOVING,
+                 "%s on %s %s while its state had not reached the winner", name,
+                 regsim_name(rs, o),
+                 !herd_is_alive(on, loser) ? "stopped"
+                 : f.state == HERD_CHILD_MOVING ? "moved again" : "thawed");
+        if (!round_(r, 5))
+            return 0;
+    }
+    regsim_block(rs, o, 0, 0);
+    unsigned conflicts = regsim_exits(rs, HERD_REASON_NAME_CONFLICT);
+    deadline = regsim_now(rs) + 3000;
+    while (herd_is_alive(on, loser)) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s: the loser on %s never stopped", name,
+                 regsim_name(rs, o));
+        if (!round_(r, 5))
+            return 0;
+    }
+    RS_CHECK(r, regsim_exits(rs, HERD_REASON_NAME_CONFLICT) > conflicts,
+             "%s: the loser stopped, not for a name conflict", name);
+    return targeted_end(r, "abort keeps the conflict freeze", 1);
+}
+
+/* Fix 3: a winner that moves (to node4) while the loser's state is on its
+ * way: the state reaches the winner's old node after the commit and is
+ * sent on to the new one (merges_redirected); the counts are exact. */
+static int scen_merge_follows_moved_holder(rs_run_t *r)
+{
+    int orig[MAX_CTR];
+    if (!targeted_setup(r, NULL, 1000, 24) || !split_both_run(r, orig))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    int o;
+    int k = offer_of_kind(r, orig, 0, &o);
+    if (k == -2)
+        return 0;
+    if (k < 0) {
+        r->uncertain++;
+        regsim_heal(rs);
+        return targeted_end(r, "merge follows a moved holder (not forced)", 1);
+    }
+    const char *name = w->ctr[k].name;
+    regsim_block(rs, T_NEW, o, 1); /* the accept waits: the winner stays on o */
+    regsim_block(rs, 0, o, 1);     /* the loser's state waits on its way */
+    regsim_heal(rs);
+    herd_node_t *n0 = regsim_node(rs, 0);
+    herd_pid_t loser = kid_on(w, 0, name).pid;
+    uint64_t deadline = regsim_now(rs) + 800;
+    while (!(herd_is_frozen(n0, loser) & HERD_FREEZE_CONFLICT)) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s on %s: no conflict freeze after the heal",
+                 name, regsim_name(rs, 0));
+        if (!round_(r, 5))
+            return 0;
+    }
+    regsim_block(rs, T_NEW, o, 0);
+    deadline = regsim_now(rs) + 800;
+    while (kid_on(w, T_NEW, name).state != HERD_CHILD_RUNNING || kid_on(w, o, name).found) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s never moved from %s to %s", name,
+                 regsim_name(rs, o), regsim_name(rs, T_NEW));
+        if (!round_(r, 5))
+            return 0;
+    }
+    uint64_t redirected = total_registry(w, 1);
+    regsim_block(rs, 0, o, 0);
+    deadline = regsim_now(rs) + 3000;
+    while (herd_is_alive(n0, loser)) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "%s: the loser on %s never stopped", name,
+                 regsim_name(rs, 0));
+        if (!round_(r, 5))
+            return 0;
+    }
+    RS_CHECK(r, total_registry(w, 1) > redirected,
+             "%s: the loser's state reached %s after the move, and was not sent on", name,
+             regsim_name(rs, o));
+    return targeted_end(r, "merge follows a moved holder", 1);
+}
+
+/* Fix 9: a counter's process crashes (no command crashes a counter: the
+ * harness kills it, an abnormal exit) three times in a row, so its third
+ * restart waits out a back-off. Meanwhile its name stays registered with its first
+ * registration time (a frozen holder takes its messages), no other node
+ * starts a copy, and the calls made in the back-off are answered by the
+ * restarted copy. Its state starts afresh: counted from the crash. */
+static int scen_restart_keeps_name(rs_run_t *r)
+{
+    herd_dsup_config_t d = {.max_restarts = 5, .reconcile_ms = 500};
+    if (!targeted_setup(r, &d, 0, 12))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    int k = (int)regsim_range(rs, 0, (uint64_t)w->nctr - 1);
+    ctr_t *c = &w->ctr[k];
+    int on = -1;
+    for (int i = 0; i < 3 && on < 0; i++)
+        if (kid_on(w, i, c->name).found)
+            on = i;
+    RS_CHECK(r, on >= 0, "%s runs nowhere", c->name);
+    herd_node_t *n = regsim_node(rs, on);
+    uint64_t first_hlc, hlc;
+    uint8_t gen;
+    RS_CHECK_OK(r, herd_registry_stamp(n, c->name, &first_hlc, &gen));
+    uint64_t deadline = regsim_now(rs) + CALL_MS + 500;
+    while (c->inflight) { /* its books restart with its state */
+        RS_CHECK(r, regsim_now(rs) < deadline, "a call to %s never ended", c->name);
+        RS_CHECK_OK(r, regsim_run_for(rs, 5));
+    }
+    herd_handoff_stats_t before = hstats(w, on);
+    for (int crash = 0; crash < 3; crash++) { /* back-offs 0, 10, 20 ms */
+        while (kid_on(w, on, c->name).state != HERD_CHILD_RUNNING)
+            RS_CHECK_OK(r, regsim_step(rs));
+        RS_CHECK_OK(r, herd_stop(n, kid_on(w, on, c->name).pid, HERD_REASON_KILLED));
+        RS_CHECK_OK(r, regsim_step(rs));
+        c->acked = c->unknown = 0; /* its state starts afresh */
+    }
+    RS_CHECK(r, kid_on(w, on, c->name).state == HERD_CHILD_RESTARTING,
+             "%s on %s is %s after its third crash, not restarting", c->name,
+             regsim_name(rs, on), herd_child_state_name(kid_on(w, on, c->name).state));
+    /* a call by name from its own node now reaches the holder */
+    client_msg_t m = {(uint32_t)k, OP_INCR};
+    c->inflight = 1, c->ref = 0, c->client = w->node[on].client, c->op = OP_INCR;
+    RS_CHECK_OK(r, herd_node_send(n, c->client, &m, sizeof(m)));
+    while (kid_on(w, on, c->name).state == HERD_CHILD_RESTARTING) {
+        for (int i = 0; i < 3; i++) {
+            herd_node_t *x = regsim_node(rs, i);
+            RS_CHECK(r, herd_whereis(x, c->name, NULL, NULL) == 0 &&
+                            herd_registry_stamp(x, c->name, &hlc, &gen) == 0 &&
+                            hlc == first_hlc,
+                     "%s restarting on %s: %s does not resolve it with its first "
+                     "registration time",
+                     c->name, regsim_name(rs, on), regsim_name(rs, i));
+            RS_CHECK(r, i == on || !kid_on(w, i, c->name).found, "%s started on %s too",
+                     c->name, regsim_name(rs, i));
+        }
+        RS_CHECK_OK(r, regsim_step(rs));
+    }
+    deadline = regsim_now(rs) + CALL_MS + 500;
+    while (c->inflight) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "the call made in the back-off never ended");
+        RS_CHECK_OK(r, regsim_step(rs));
+    }
+    RS_CHECK(r, c->acked == 1, "the incr sent to %s in its back-off was not answered",
+             c->name);
+    RS_CHECK(r, hstats(w, on).restarts == before.restarts + 3, "%s restarted %llu times",
+             c->name, (unsigned long long)(hstats(w, on).restarts - before.restarts));
+    RS_CHECK_OK(r, herd_registry_stamp(n, c->name, &hlc, &gen));
+    RS_CHECK(r, hlc == first_hlc, "%s lost its first registration time on restart", c->name);
+    return targeted_end(r, "restart keeps its name", 1);
+}
+
+/* Fix 10: {node1} | {node2, node3}: a terminate via node1 cannot reach the
+ * others, so it answers HERD_EUNCERTAIN at its timeout; node1 then crashes
+ * with the only record of it: the spec stays (booked uncertain). */
+static int scen_terminate_in_partition_then_crash(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 12))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    for (int i = 0; i < 4; i++)
+        regsim_set_group(rs, i, i == 0 ? 1 : 2);
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 0, 400)));
+    int k = (int)regsim_range(rs, 0, (uint64_t)w->nctr - 1);
+    ctr_t *c = &w->ctr[k];
+    if (!ctr_terminate(r, k, 0))
+        return 0;
+    RS_CHECK(r, c->terminated, "the terminate of %s was refused", c->name);
+    uint64_t deadline = regsim_now(rs) + TERMINATE_MS + 500;
+    while (c->term_status == 1) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "the terminate of %s never answered", c->name);
+        if (!round_(r, 10))
+            return 0;
+    }
+    RS_CHECK(r, c->term_status == HERD_EUNCERTAIN,
+             "the terminate of %s across a split answered %s, not HERD_EUNCERTAIN", c->name,
+             herd_strerror(c->term_status));
+    const uint8_t *spec;
+    size_t len;
+    for (int i = 1; i < 3; i++)
+        RS_CHECK(r, herd_spec_get(regsim_node(rs, i), c->name, &spec, &len) == 0,
+                 "%s lost its spec across the split", regsim_name(rs, i));
+    if (!node_crash(r, 0))
+        return 0;
+    RS_CHECK(r, c->spec_uncertain, "%s: the crash did not book its terminate uncertain",
+             c->name);
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 0, 500)));
+    regsim_heal(rs);
+    if (!node_join(r, 0))
+        return 0;
+    if (!targeted_end(r, "terminate in a partition, then a crash", 0))
+        return 0;
+    for (int i = 0; i < 3; i++)
+        RS_CHECK(r, herd_spec_get(regsim_node(rs, i), c->name, &spec, &len) == 0,
+                 "%s: the removal died with node1, yet %s has no spec", c->name,
+                 regsim_name(rs, i));
+    return 1;
+}
+
+/* Fix 10: all connected, a terminate answers 0; its node crashes at once:
+ * the spec stays removed everywhere and the child stays stopped. (The
+ * answer means every member holds the removal; a member may apply it to
+ * what its lookups see up to a poll or two later: 50 ms are allowed.) */
+static int scen_terminate_acked_survives_crash(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 12))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    int via = (int)regsim_range(rs, 0, 2);
+    int k = (int)regsim_range(rs, 0, (uint64_t)w->nctr - 1);
+    ctr_t *c = &w->ctr[k];
+    if (!ctr_terminate(r, k, via))
+        return 0;
+    RS_CHECK(r, c->terminated, "the terminate of %s was refused", c->name);
+    uint64_t deadline = regsim_now(rs) + TERMINATE_MS + 500;
+    while (c->term_status == 1) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "the terminate of %s never answered", c->name);
+        RS_CHECK_OK(r, regsim_step(rs));
+    }
+    RS_CHECK(r, c->term_status == 0, "the terminate of %s answered %s with all connected",
+             c->name, herd_strerror(c->term_status));
+    if (!node_crash(r, via))
+        return 0;
+    RS_CHECK(r, !c->spec_uncertain, "%s: an acknowledged terminate booked uncertain", c->name);
+    for (int t = 0; t < 200; t++) {
+        for (int i = 0; i < 3; i++) {
+            const uint8_t *spec;
+            size_t len;
+            herd_node_t *n = regsim_node(rs, i);
+            RS_CHECK(r, t < 5 || n == NULL || herd_spec_get(n, c->name, &spec, &len) != 0,
+                     "%s: terminated (acknowledged), yet %s has its spec", c->name,
+                     regsim_name(rs, i));
+        }
+        RS_CHECK(r, copies_of(w, c->name, -1) == 0 || t < 20,
+                 "%s: terminated (acknowledged), still runs %d ms later", c->name, t * 10);
+        if (!round_(r, 10))
+            return 0;
+    }
+    return targeted_end(r, "an acknowledged terminate survives a crash", 0);
+}
+
 int main(void)
 {
     static const rs_case_t cases[] = {
@@ -2030,6 +2652,14 @@ int main(void)
         {"duplicate_messages", scen_duplicate_messages, 60},
         {"target_already_running", scen_target_already_running, 60},
         {"join_during_partition", scen_join_during_partition, 60},
+        {"switch_reaches_target_before_commit", scen_switch_reaches_target_before_commit, 60},
+        {"promoted_copy_meets_restarted_copy", scen_promoted_copy_meets_restarted_copy, 60},
+        {"merge_follows_moved_holder", scen_merge_follows_moved_holder, 60},
+        {"abort_keeps_conflict_freeze", scen_abort_keeps_conflict_freeze, 60},
+        {"old_node_restarts_fast", scen_old_node_restarts_fast, 60},
+        {"restart_keeps_name", scen_restart_keeps_name, 60},
+        {"terminate_in_partition_then_crash", scen_terminate_in_partition_then_crash, 60},
+        {"terminate_acked_survives_crash", scen_terminate_acked_survives_crash, 60},
     };
     return regsim_main("sim_dsup", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -118,8 +118,12 @@ static int send_offer(dsup_t *d, dchild_t *c, const uint8_t *state, size_t state
 
 /* A state over the cap does not move: the child runs on here, measured
  * again after a while. */
-static int refuse_too_big(dsup_t *d, dchild_t *c, size_t len)
+static int refuse_too_big(dsup_t *d, dchild_t *c, const char *target, size_t len)
 {
+    c->peer = herd_node_id_of(target);
+    c->move_id = ++d->next_move_id;
+    c->froze_us = now_us();
+    remember(d, c, "too_big", 0); /* `ringctl handoffs`; a drain lists it */
     herd_log(HERD_LOG_WARN, "handoff", "'%s' stays on this node: its state (%zu bytes) is over "
              "the %llu-byte limit for a move", c->name, len,
              (unsigned long long)d->cfg.max_state_bytes);
@@ -157,7 +161,7 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     }
     if (state_len > d->cfg.max_state_bytes) {
         free(state);
-        return refuse_too_big(d, c, state_len);
+        return refuse_too_big(d, c, target, state_len);
     }
     uint64_t hlc = 0;
     uint8_t gen = 0;

@@ -198,7 +198,7 @@ typedef struct herd_handoff_view {
     char name[HERD_NAME_MAX + 1];
     char target[65];
     uint64_t id;
-    const char *phase;    /* "offered", "committed", "aborted", "rejected" */
+    const char *phase;    /* "offered", "committed", "aborted", "rejected", "too_big" */
     uint64_t started_ms;  /* wall clock */
     uint64_t freeze_to_commit_us; /* 0 while in flight */
     uint32_t forwarded;   /* messages forwarded at commit */

@@ -56,14 +56,16 @@ static const child_cmd_t child_cmds[] = {
      "The moves this node coordinated: in flight first, then the recent ones.\n"
      "JSON: [{\"name\",\"target\",\"id\",\"phase\",\"started_ms\",\n"
      "        \"freeze_to_commit_ms\",\"forwarded\"}]; phase is offered (in flight),\n"
-     "committed, aborted or rejected; forwarded counts the messages that were\n"
+     "committed, aborted, rejected, or too_big (its state is over the size limit\n"
+     "for a move: it stays); forwarded counts the messages that were\n"
      "queued during the move and went to the new copy.\n"},
     {"drain", 1, 1,
      "usage: ringctl [--json] [--node ADDR] drain NODE [--off] [--timeout S]\n\n"
      "Drain NODE: it leaves the ring and every child it runs moves to its new\n"
      "owner with its state; NODE stays a member and may then leave with nothing\n"
      "lost. Waits until NODE runs no child (at most S seconds, default 60;\n"
-     "exit 1 when some remain). --off ends a drain.\n"
+     "exit 1 when some remain, listing them on stderr with why when the asked\n"
+     "node knows, e.g. a state over the size limit). --off ends a drain.\n"
      "JSON: {\"node\",\"draining\":BOOL,\"moved\":N,\"remaining\":N}\n"},
     {"block", 1, 1,
      "usage: ringctl [--json] [--node ADDR] block NODE\n\n"
@@ -292,6 +294,42 @@ static long children_of(const ctl_t *c, const char *node, int *rc)
     return n;
 }
 
+/* The last phase the asked node's handoffs show for `name` ("too_big":
+ * its state is over the size limit for a move), or NULL. */
+static const char *last_phase(json_t *handoffs, const char *name)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(handoffs, i, h)
+        if (strcmp(str(h, "name"), name) == 0)
+            return str(h, "phase");
+    return NULL;
+}
+
+/* On stderr: each child still on `node`, with why when the asked node knows
+ * (its handoffs: in flight first, then the most recent). */
+static void list_remaining(const ctl_t *c, const char *node)
+{
+    int rc = 0;
+    json_t *args = json_pack("{s:s}", "node", node);
+    json_t *kids = ctl_live_args(c, "children", args, &rc);
+    json_decref(args);
+    json_t *handoffs = kids ? ctl_live_args(c, "handoffs", NULL, &rc) : NULL;
+    size_t i;
+    json_t *k;
+    json_array_foreach(kids, i, k)
+    {
+        const char *phase = last_phase(handoffs, str(k, "name"));
+        fprintf(stderr, "  %s: %s\n", str(k, "name"),
+                phase == NULL                      ? "not moved yet"
+                : strcmp(phase, "too_big") == 0    ? "its state is over the size limit for a move"
+                : strcmp(phase, "offered") == 0    ? "moving"
+                                                   : phase);
+    }
+    json_decref(handoffs);
+    json_decref(kids);
+}
+
 static int run_drain(const ctl_t *c, const child_args_t *a)
 {
     int rc = 0;
@@ -315,9 +353,11 @@ static int run_drain(const ctl_t *c, const child_args_t *a)
         return rc;
     json_t *out = json_pack("{s:s, s:b, s:i, s:i}", "node", node, "draining", !a->off, "moved",
                             (int)(before - left), "remaining", (int)left);
-    if (left > 0)
+    if (left > 0) {
+        list_remaining(c, node);
         ctl_fail(c, 1, "ETIMEDOUT", "%ld children still on %s after %ld s", left, node,
                  a->timeout_s);
+    }
     if (c->json && left == 0)
         return ctl_print_json(out);
     if (left == 0)

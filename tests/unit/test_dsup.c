@@ -2274,6 +2274,13 @@ static void test_dsup_state_over_the_cap_stays(void **state)
     assert_int_equal(blob_sum(ns[0], n), sum);
     assert_int_equal(hstats(ns[1]).committed, 0);
     assert_int_equal(herd_dsup_drained(ns[1]), 0);
+    hview_t *hv = malloc(sizeof(*hv)); /* what a drain lists: why it stayed */
+    assert_non_null(hv);
+    handoffs_of(ns[1], hv);
+    const herd_handoff_view_t *h = hview_find(hv, n, "too_big");
+    assert_non_null(h);
+    assert_string_equal(h->target, "a");
+    free(hv);
     node_free(ns[1]);
     node_free(ns[0]);
 }

@@ -1,7 +1,6 @@
 /*
- * dsup_int.h - the distributed supervisor's internals, shared by dsup.c
- * (services, children, reconcile, restarts, the API) and handoff.c (the
- * move protocol). Users include herd_dsup.h.
+ * dsup_int.h - the distributed supervisor's internals, shared by its files
+ * (dsup.c's head comment lists them). Users include herd_dsup.h.
  */
 #ifndef HERD_DSUP_INT_H
 #define HERD_DSUP_INT_H
@@ -94,15 +93,14 @@ typedef struct dsup {
 
 /* dsup.c */
 dsup_t *dsup_of(herd_node_t *n);
-dchild_t *dsup_find(dsup_t *d, const char *name);
-/* Take c out of the tables and free it (its process is not touched). */
-void dsup_forget(dsup_t *d, dchild_t *c);
-int dsup_add(dsup_t *d, dchild_t *c);
-const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service);
-int dsup_service_index(const dsup_t *d, const char *service);
 void dsup_kick(dsup_t *d, int full);
-/* Plan the children whose spec changed since the last reconcile, now. */
-void dsup_reconcile_dirty(dsup_t *d);
+/* Keep the loop alive while a restart, a waiter, a terminate or a move
+ * waits for the tick. */
+void dsup_update_ref(dsup_t *d);
+
+/* services.c */
+int dsup_service_index(const dsup_t *d, const char *service);
+const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service);
 void dsup_meta(dsup_t *d, int service, herd_meta_t *meta);
 
 /* The spec's bytes: u8 version 1, str service, u8 restart, bytes arg, u64
@@ -114,14 +112,40 @@ typedef struct dspec {
     const uint8_t *arg;
     size_t arg_len;
 } dspec_t;
+/* Returns the encoded spec, malloc'ed (NULL when out of memory). */
+uint8_t *dspec_encode(const herd_child_req_t *req, uint64_t written, size_t *len);
 int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out);
+/* The spec of `name` and the index of its service; HERD_EINVAL (logged)
+ * when the service is unknown here. */
+int dspec_of(dsup_t *d, const char *name, dspec_t *spec, int *service);
 
-/* holder.c: a restarting child's name held by a frozen stand-in */
-void holder_hold(dsup_t *d, dchild_t *c);
-/* The restarted copy `to` takes the name and the queued messages; nonzero
- * when there was no holder to take them from (register anew). */
-int holder_pass(dsup_t *d, dchild_t *c, herd_pid_t to);
-void holder_drop(dsup_t *d, dchild_t *c);
+/* children.c */
+/* A child not yet in the table: NULL when out of memory. */
+dchild_t *dsup_child_new(const char *name, int service, herd_restart_t restart);
+dchild_t *dsup_find(dsup_t *d, const char *name);
+/* Put c in the tables; on error c is freed. */
+int dsup_add(dsup_t *d, dchild_t *c);
+/* Take c out of the tables and free it (its process is not touched). */
+void dsup_forget(dsup_t *d, dchild_t *c);
+void children_free(dsup_t *d);
+
+/* restarts.c */
+void restarts_on_exit(void *data, herd_pid_t pid, int reason);
+/* Restart the children whose back-off ended. */
+void restarts_due(dsup_t *d, uint64_t now);
+
+/* reconcile.c */
+void reconcile_full(dsup_t *d);
+/* Plan the children whose spec changed since the last reconcile, now. */
+void dsup_reconcile_dirty(dsup_t *d);
+void reconcile_on_spec(void *data, const char *name);
+void reconcile_free(dsup_t *d);
+
+/* waiters.c */
+int waiters_add(dsup_t *d, const char *name, uint32_t timeout_ms, herd_start_cb cb, void *data);
+void waiters_on_name_added(void *data, uint64_t hash);
+void waiters_expire(dsup_t *d, uint64_t now);
+void waiters_free(dsup_t *d);
 
 /* holder.c: a restarting child's name held by a frozen stand-in */
 void holder_hold(dsup_t *d, dchild_t *c);

@@ -27,7 +27,7 @@ typedef struct dchild {
     herd_pid_t holder; /* while restarting: what holds its name (holder.c), or NONE */
     int service;    /* index in dsup_t.services */
     herd_restart_t restart;
-    herd_child_state_t state;
+    herd_child_state_t state; /* written by child_set_state only */
     uint32_t restarts, backoff_ms;
     uint64_t window_start, restart_at; /* node clock */
     /* a move: its id, the other node, when it times out, when it froze */
@@ -70,7 +70,8 @@ typedef struct dsup {
     size_t service_count;
     u64map_t by_hash;   /* name hash -> dchild_t (twins chained) */
     u64map_t by_serial; /* pid serial -> dchild_t */
-    size_t child_count, restarting, moving, arriving;
+    size_t child_count;
+    size_t restarting, moving, arriving; /* children in each state (children.c) */
     char **dirty; /* names whose spec changed: reconciled at the next kick */
     size_t dirty_n, dirty_cap;
     int full_due; /* a full reconcile at the next kick */
@@ -123,10 +124,14 @@ int dspec_of(dsup_t *d, const char *name, dspec_t *spec, int *service);
 /* A child not yet in the table: NULL when out of memory. */
 dchild_t *dsup_child_new(const char *name, int service, herd_restart_t restart);
 dchild_t *dsup_find(dsup_t *d, const char *name);
-/* Put c in the tables; on error c is freed. */
-int dsup_add(dsup_t *d, dchild_t *c);
+/* Put c in the tables in `state` (running or arriving); on error c is
+ * freed. */
+int dsup_add(dsup_t *d, dchild_t *c, herd_child_state_t state);
 /* Take c out of the tables and free it (its process is not touched). */
 void dsup_forget(dsup_t *d, dchild_t *c);
+/* The only writer of c->state (children.c's table says which changes are
+ * legal); it keeps d->restarting, d->moving and d->arriving. */
+void child_set_state(dsup_t *d, dchild_t *c, herd_child_state_t to);
 void children_free(dsup_t *d);
 
 /* restarts.c */

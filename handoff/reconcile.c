@@ -66,10 +66,9 @@ static void child_start(dsup_t *d, const char *name, int held)
         return;
     }
     c->pid = pid;
-    c->state = HERD_CHILD_RUNNING;
     herd_registry_stamp(d->node, name, &c->hlc, &c->gen);
     herd_spec_ref(d->node, name, &c->spec_ref);
-    if (dsup_add(d, c) != 0) {
+    if (dsup_add(d, c, HERD_CHILD_RUNNING) != 0) {
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
         return;
     }

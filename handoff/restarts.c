@@ -45,8 +45,7 @@ static void child_restart(dsup_t *d, dchild_t *c)
         dsup_forget(d, c);
         return;
     }
-    d->restarting--;
-    c->state = HERD_CHILD_RUNNING;
+    child_set_state(d, c, HERD_CHILD_RUNNING);
     c->pid = pid;
     herd_registry_stamp(d->node, name, &c->hlc, &c->gen);
     herd_spec_ref(d->node, name, &c->spec_ref);
@@ -131,8 +130,7 @@ void restarts_on_exit(void *data, herd_pid_t pid, int reason)
     if (c->backoff_ms > DSUP_BACKOFF_MAX_MS)
         c->backoff_ms = DSUP_BACKOFF_MAX_MS;
     c->pid = HERD_PID_NONE;
-    c->state = HERD_CHILD_RESTARTING;
-    d->restarting++;
+    child_set_state(d, c, HERD_CHILD_RESTARTING);
     holder_hold(d, c);
     dsup_update_ref(d);
     dsup_kick(d, 0);

@@ -28,7 +28,7 @@ typedef struct dchild {
     int service;    /* index in dsup_t.services */
     herd_restart_t restart;
     herd_child_state_t state; /* written by child_set_state only */
-    uint32_t restarts, backoff_ms;
+    uint32_t restarts; /* within the window opened at window_start (restarts.c) */
     uint64_t window_start, restart_at; /* node clock */
     /* a move: its id, the other node, when it times out, when it froze */
     uint64_t move_id, peer, peer_inc, deadline, froze_us, hlc;

@@ -6,13 +6,17 @@
  * stays held (holder.c), marked restarting, so no other node starts a copy
  * meanwhile; an exit that ends the child by its strategy, or one restart
  * too many within the window, removes its spec for good. An exit for a
- * name conflict or a handoff is no failure and restarts nothing.
+ * name conflict or a handoff is no failure and restarts nothing. The policy
+ * is the runtime's (restart_policy.h); its window here opens at a failure
+ * and counts for window_ms, two fields per child.
  */
 #include <stdlib.h>
 
 #include "dsup_int.h"
 #include "log.h"
+#include "restart_policy.h"
 
+/* The first restart at once, then 10 ms doubling up to a second. */
 #define DSUP_BACKOFF_FIRST_MS 10
 #define DSUP_BACKOFF_MAX_MS 1000
 
@@ -74,15 +78,6 @@ void restarts_due(dsup_t *d, uint64_t now)
     free(due);
 }
 
-/* Whether the exit ends the child for good by its strategy. */
-static int exit_is_final(herd_restart_t restart, int reason)
-{
-    if (restart == HERD_RESTART_TEMPORARY)
-        return 1;
-    return restart == HERD_RESTART_TRANSIENT &&
-           (reason == HERD_REASON_NORMAL || reason == HERD_REASON_SHUTDOWN);
-}
-
 static void child_gone_for_good(dsup_t *d, dchild_t *c, const char *why)
 {
     herd_log(HERD_LOG_INFO, "dsup", "child '%s' %s: its spec is removed", c->name, why);
@@ -104,31 +99,31 @@ void restarts_on_exit(void *data, herd_pid_t pid, int reason)
             return;
         }
     }
-    if (reason == HERD_REASON_NAME_CONFLICT || reason == HERD_REASON_HANDOFF) {
+    switch (restart_verdict(c->restart, reason)) {
+    case RESTART_NO_FAILURE:
         dsup_forget(d, c);
         return;
-    }
-    if (exit_is_final(c->restart, reason)) {
+    case RESTART_ENDED:
         child_gone_for_good(d, c, "ended");
         return;
+    case RESTART_AGAIN:
+        break;
     }
+    const restart_policy_t policy = {d->cfg.max_restarts, d->cfg.window_ms,
+                                     DSUP_BACKOFF_FIRST_MS, DSUP_BACKOFF_MAX_MS};
     uint64_t now = herd_node_now(d->node);
-    if (c->restarts == 0 || now - c->window_start > d->cfg.window_ms) {
+    if (restart_window_reopens(&policy, c->window_start, c->restarts, now)) {
         c->window_start = now;
         c->restarts = 0;
-        c->backoff_ms = 0;
     }
-    if (++c->restarts > d->cfg.max_restarts) {
+    uint32_t prior = c->restarts++;
+    if (restart_over_limit(&policy, prior)) {
         herd_log(HERD_LOG_ERROR, "dsup", "child '%s' exited %u times within %u ms (last: %s)",
                  c->name, c->restarts, d->cfg.window_ms, herd_reason_name(reason));
         child_gone_for_good(d, c, "gave up");
         return;
     }
-    /* the first restart at once, then a doubling back-off */
-    c->restart_at = now + c->backoff_ms;
-    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : DSUP_BACKOFF_FIRST_MS;
-    if (c->backoff_ms > DSUP_BACKOFF_MAX_MS)
-        c->backoff_ms = DSUP_BACKOFF_MAX_MS;
+    c->restart_at = now + restart_backoff(&policy, prior);
     c->pid = HERD_PID_NONE;
     child_set_state(d, c, HERD_CHILD_RESTARTING);
     holder_hold(d, c);

@@ -68,7 +68,7 @@ static size_t *count_of(dsup_t *d, unsigned s)
  * the new state next, and the counts follow the state either way. */
 static void transition(dsup_t *d, dchild_t *c, unsigned from, unsigned to)
 {
-    if (!legal[from][to])
+    if (from > CHILD_NONE || !legal[from][to])
         herd_log(HERD_LOG_ERROR, "dsup", "child '%s': illegal change %s -> %s", c->name,
                  state_name(from), state_name(to));
     else
@@ -85,6 +85,10 @@ static void transition(dsup_t *d, dchild_t *c, unsigned from, unsigned to)
 
 void child_set_state(dsup_t *d, dchild_t *c, herd_child_state_t to)
 {
+    if ((unsigned)to >= HERD_CHILD_STATE_COUNT) { /* no state: nothing to count it in */
+        herd_log(HERD_LOG_ERROR, "dsup", "child '%s': no state %d", c->name, (int)to);
+        return;
+    }
     transition(d, c, c->state, to);
 }
 

@@ -30,7 +30,7 @@ static void dsup_work(dsup_t *d)
         d->full_due = 0;
         reconcile_full(d);
     } else if (d->dirty_n) {
-        dsup_reconcile_dirty(d);
+        reconcile_dirty(d);
     }
     restarts_due(d, now);
     handoff_tick(d, now);
@@ -261,7 +261,7 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
         if (rc)
             return rc;
         if (d->dirty_n) /* an owner of the name starts it before answering */
-            dsup_reconcile_dirty(d);
+            reconcile_dirty(d);
     }
     if (herd_whereis(n, req->name, &res.pid, NULL) == 0) { /* started here just now */
         cb(data, &res);

@@ -142,7 +142,7 @@ void restarts_due(dsup_t *d, uint64_t now);
 /* reconcile.c */
 void reconcile_full(dsup_t *d);
 /* Plan the children whose spec changed since the last reconcile, now. */
-void dsup_reconcile_dirty(dsup_t *d);
+void reconcile_dirty(dsup_t *d);
 void reconcile_on_spec(void *data, const char *name);
 void reconcile_free(dsup_t *d);
 

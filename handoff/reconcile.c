@@ -261,7 +261,7 @@ void reconcile_full(dsup_t *d)
     d->last_reconcile = herd_node_now(d->node);
 }
 
-void dsup_reconcile_dirty(dsup_t *d)
+void reconcile_dirty(dsup_t *d)
 {
     char **names = d->dirty;
     size_t n = d->dirty_n;

@@ -1,7 +1,6 @@
 /*
- * dsup_int.h - the distributed supervisor's internals, shared by dsup.c
- * (services, children, reconcile, restarts, the API) and handoff.c (the
- * move protocol). Users include herd_dsup.h.
+ * dsup_int.h - the distributed supervisor's internals, shared by its files
+ * (dsup.c's head comment lists them). Users include herd_dsup.h.
  */
 #ifndef HERD_DSUP_INT_H
 #define HERD_DSUP_INT_H
@@ -28,8 +27,8 @@ typedef struct dchild {
     herd_pid_t holder; /* while restarting: what holds its name (holder.c), or NONE */
     int service;    /* index in dsup_t.services */
     herd_restart_t restart;
-    herd_child_state_t state;
-    uint32_t restarts, backoff_ms;
+    herd_child_state_t state; /* written by child_set_state only */
+    uint32_t restarts; /* within the window opened at window_start (restarts.c) */
     uint64_t window_start, restart_at; /* node clock */
     /* a move: its id, the other node, when it times out, when it froze */
     uint64_t move_id, peer, peer_inc, deadline, froze_us, hlc;
@@ -71,7 +70,8 @@ typedef struct dsup {
     size_t service_count;
     u64map_t by_hash;   /* name hash -> dchild_t (twins chained) */
     u64map_t by_serial; /* pid serial -> dchild_t */
-    size_t child_count, restarting, moving, arriving;
+    size_t child_count;
+    size_t restarting, moving, arriving; /* children in each state (children.c) */
     char **dirty; /* names whose spec changed: reconciled at the next kick */
     size_t dirty_n, dirty_cap;
     int full_due; /* a full reconcile at the next kick */
@@ -95,15 +95,14 @@ typedef struct dsup {
 
 /* dsup.c */
 dsup_t *dsup_of(herd_node_t *n);
-dchild_t *dsup_find(dsup_t *d, const char *name);
-/* Take c out of the tables and free it (its process is not touched). */
-void dsup_forget(dsup_t *d, dchild_t *c);
-int dsup_add(dsup_t *d, dchild_t *c);
-const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service);
-int dsup_service_index(const dsup_t *d, const char *service);
 void dsup_kick(dsup_t *d, int full);
-/* Plan the children whose spec changed since the last reconcile, now. */
-void dsup_reconcile_dirty(dsup_t *d);
+/* Keep the loop alive while a restart, a waiter, a terminate or a move
+ * waits for the tick. */
+void dsup_update_ref(dsup_t *d);
+
+/* services.c */
+int dsup_service_index(const dsup_t *d, const char *service);
+const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service);
 void dsup_meta(dsup_t *d, int service, herd_meta_t *meta);
 
 /* The spec's bytes: u8 version 1, str service, u8 restart, bytes arg, u64
@@ -115,14 +114,44 @@ typedef struct dspec {
     const uint8_t *arg;
     size_t arg_len;
 } dspec_t;
+/* Returns the encoded spec, malloc'ed (NULL when out of memory). */
+uint8_t *dspec_encode(const herd_child_req_t *req, uint64_t written, size_t *len);
 int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out);
+/* The spec of `name` and the index of its service; HERD_EINVAL (logged)
+ * when the service is unknown here. */
+int dspec_of(dsup_t *d, const char *name, dspec_t *spec, int *service);
 
-/* holder.c: a restarting child's name held by a frozen stand-in */
-void holder_hold(dsup_t *d, dchild_t *c);
-/* The restarted copy `to` takes the name and the queued messages; nonzero
- * when there was no holder to take them from (register anew). */
-int holder_pass(dsup_t *d, dchild_t *c, herd_pid_t to);
-void holder_drop(dsup_t *d, dchild_t *c);
+/* children.c */
+/* A child not yet in the table: NULL when out of memory. */
+dchild_t *dsup_child_new(const char *name, int service, herd_restart_t restart);
+dchild_t *dsup_find(dsup_t *d, const char *name);
+/* Put c in the tables in `state` (running or arriving); on error c is
+ * freed. */
+int dsup_add(dsup_t *d, dchild_t *c, herd_child_state_t state);
+/* Take c out of the tables and free it (its process is not touched). */
+void dsup_forget(dsup_t *d, dchild_t *c);
+/* The only writer of c->state (children.c's table says which changes are
+ * legal); it keeps d->restarting, d->moving and d->arriving. */
+void child_set_state(dsup_t *d, dchild_t *c, herd_child_state_t to);
+void children_free(dsup_t *d);
+
+/* restarts.c */
+void restarts_on_exit(void *data, herd_pid_t pid, int reason);
+/* Restart the children whose back-off ended. */
+void restarts_due(dsup_t *d, uint64_t now);
+
+/* reconcile.c */
+void reconcile_full(dsup_t *d);
+/* Plan the children whose spec changed since the last reconcile, now. */
+void reconcile_dirty(dsup_t *d);
+void reconcile_on_spec(void *data, const char *name);
+void reconcile_free(dsup_t *d);
+
+/* waiters.c */
+int waiters_add(dsup_t *d, const char *name, uint32_t timeout_ms, herd_start_cb cb, void *data);
+void waiters_on_name_added(void *data, uint64_t hash);
+void waiters_expire(dsup_t *d, uint64_t now);
+void waiters_free(dsup_t *d);
 
 /* holder.c: a restarting child's name held by a frozen stand-in */
 void holder_hold(dsup_t *d, dchild_t *c);

@@ -194,10 +194,9 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     }
     if (c->out && c->out_sent == c->out_len)
         bigstate_out_free(c); /* all out, offer sent */
-    c->state = HERD_CHILD_MOVING;
+    child_set_state(d, c, HERD_CHILD_MOVING);
     c->commit_due = 0;
     c->froze_us = now_us();
-    d->moving++;
     d->stats.started++;
     return 0;
 }
@@ -217,9 +216,8 @@ static void move_abort(dsup_t *d, dchild_t *c, const char *phase, int tell_peer)
         send_simple(d, c->peer, HO_ABORT, c->move_id, c->name, 0, 0);
     remember(d, c, phase, 0);
     bigstate_out_free(c);
-    c->state = HERD_CHILD_RUNNING;
+    child_set_state(d, c, HERD_CHILD_RUNNING);
     c->commit_due = 0;
-    d->moving--;
     herd_thaw(d->node, c->pid, HERD_FREEZE_MOVE);
 }
 
@@ -367,14 +365,13 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
     if (rc == 0)
         rc = offer_spawn(d, o, &service, &restart, &pid);
     free(parted);
-    dchild_t *c = rc ? NULL : calloc(1, sizeof(*c));
-    if (rc == 0 && (c == NULL || (c->name = strdup(o->name)) == NULL))
+    dchild_t *c = rc ? NULL : dsup_child_new(o->name, service, restart);
+    if (rc == 0 && c == NULL) {
         rc = HERD_ENOMEM;
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+    }
     if (rc == 0) {
         c->pid = pid;
-        c->service = service;
-        c->restart = restart;
-        c->state = HERD_CHILD_ARRIVING;
         c->move_id = o->id;
         c->peer = from;
         c->peer_inc = inc;
@@ -382,20 +379,14 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
         c->gen = o->gen;
         c->spec_ref = o->spec_ref; /* its spec may not have reached us yet */
         c->deadline = herd_node_now(d->node) + 3ull * d->cfg.handoff_timeout_ms;
-        rc = dsup_add(d, c);
-        c = NULL; /* dsup_add frees it on failure */
+        rc = dsup_add(d, c, HERD_CHILD_ARRIVING); /* frees c on failure */
         if (rc)
             herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
-    }
-    if (c) {
-        free(c->name);
-        free(c);
     }
     if (rc) {
         send_simple(d, from, HO_REJECT, o->id, o->name, (uint64_t)(int64_t)rc, 1);
         return;
     }
-    d->arriving++;
     if (send_simple(d, from, HO_ACCEPT, o->id, o->name, pid.serial, 1) != 0) {
         c = dsup_find(d, o->name); /* the old node times out and keeps its copy */
         dsup_forget(d, c);
@@ -418,9 +409,8 @@ static void arrival_live(dsup_t *d, dchild_t *c)
 {
     herd_meta_t meta;
     dsup_meta(d, c->service, &meta);
-    c->state = HERD_CHILD_RUNNING;
+    child_set_state(d, c, HERD_CHILD_RUNNING);
     c->gen = (uint8_t)(c->gen + 1);
-    d->arriving--;
     herd_thaw(d->node, c->pid, HERD_FREEZE_MOVE);
     if (!herd_registry_holds(d->node, c->name, c->pid)) {
         int rc = herd_register_claim(d->node, c->name, c->pid, &meta, c->hlc, c->gen);
@@ -616,8 +606,7 @@ void handoff_lost(dsup_t *d, dchild_t *c)
             send_simple(d, c->peer, HO_ABORT, c->move_id, c->name, 0, 0);
         remember(d, c, "aborted", 0);
         d->stats.aborted++;
-        d->moving--;
-        c->state = HERD_CHILD_RUNNING;
+        child_set_state(d, c, HERD_CHILD_RUNNING);
     }
 }
 

@@ -155,6 +155,7 @@ typedef enum herd_child_state {
     HERD_CHILD_RESTARTING,  /* exited; restarts after its back-off */
     HERD_CHILD_MOVING,      /* frozen, offered to its new owner */
     HERD_CHILD_ARRIVING,    /* the new owner's frozen copy, not yet committed */
+    HERD_CHILD_STATE_COUNT
 } herd_child_state_t;
 const char *herd_child_state_name(herd_child_state_t s);
 

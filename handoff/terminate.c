@@ -100,7 +100,7 @@ int herd_terminate_child_async(herd_node_t *n, const char *name, uint32_t timeou
         return rc;
     }
     if (d->dirty_n) /* stops a copy of this node at once */
-        dsup_reconcile_dirty(d);
+        reconcile_dirty(d);
     herd_registry_flush(n); /* the removal's delta is on every stream now */
     collect_ctx_t c = {d, w, 0};
     herd_cluster_foreach_member(n, collect_peer, &c);

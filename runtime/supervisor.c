@@ -9,7 +9,8 @@
  * healthy siblings down with it. A child over its limit is given up (logged,
  * reported through on_child_gone with HERD_REASON_MAX_RESTARTS) and the
  * supervisor carries on. The first restart in a window is immediate; later
- * ones wait backoff_ms, doubling up to backoff_max_ms.
+ * ones wait backoff_ms, doubling up to backoff_max_ms (restart_policy.h, the
+ * policy the distributed supervisor shares).
  */
 #include "node.h"
 
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "restart_policy.h"
 
 typedef struct sup_child {
     uint64_t id;
@@ -33,6 +35,7 @@ typedef struct sup_child {
 
 typedef struct sup_state {
     herd_sup_config_t cfg;
+    restart_policy_t policy; /* from cfg */
     u64map_t by_id;     /* child id -> sup_child */
     u64map_t by_serial; /* serial of the live copy -> sup_child */
     uint64_t next_id;
@@ -97,37 +100,15 @@ static void sup_restart_now(herd_proc_t *self, sup_state_t *s, sup_child_t *c)
  * else the back-off delay in ms. */
 static int64_t sup_next_delay(sup_state_t *s, sup_child_t *c, uint64_t now)
 {
-    uint32_t keep = 0;
-    for (uint32_t i = 0; i < c->stamp_count; i++)
-        if (c->stamps[i] + s->cfg.window_ms > now)
-            c->stamps[keep++] = c->stamps[i];
+    uint32_t keep = restart_window_slide(&s->policy, c->stamps, c->stamp_count, now);
     c->stamp_count = keep;
-    if (keep >= s->cfg.max_restarts)
+    if (restart_over_limit(&s->policy, keep))
         return HERD_ERANGE;
     if (c->stamps == NULL &&
         (c->stamps = malloc(s->cfg.max_restarts * sizeof(uint64_t))) == NULL)
         return HERD_ENOMEM;
     c->stamps[c->stamp_count++] = now;
-    if (keep == 0)
-        return 0;
-    uint64_t delay = s->cfg.backoff_ms;
-    for (uint32_t i = 1; i < keep && delay < s->cfg.backoff_max_ms; i++)
-        delay *= 2;
-    return (int64_t)(delay < s->cfg.backoff_max_ms ? delay : s->cfg.backoff_max_ms);
-}
-
-static int sup_wants_restart(const sup_child_t *c, int reason)
-{
-    if (reason == HERD_REASON_NAME_CONFLICT || reason == HERD_REASON_HANDOFF)
-        return 0; /* not failures: the upper layers moved or retired it */
-    switch (c->restart) {
-    case HERD_RESTART_PERMANENT:
-        return 1;
-    case HERD_RESTART_TRANSIENT:
-        return reason != HERD_REASON_NORMAL && reason != HERD_REASON_SHUTDOWN;
-    default:
-        return 0;
-    }
+    return (int64_t)restart_backoff(&s->policy, keep);
 }
 
 static void sup_child_exited(herd_proc_t *self, sup_state_t *s, sup_child_t *c, int reason)
@@ -135,7 +116,7 @@ static void sup_child_exited(herd_proc_t *self, sup_state_t *s, sup_child_t *c, 
     if (!herd_pid_is_none(c->pid))
         c->last_pid = c->pid;
     c->pid = HERD_PID_NONE;
-    if (!sup_wants_restart(c, reason)) {
+    if (restart_verdict(c->restart, reason) != RESTART_AGAIN) {
         sup_child_gone(s, c, reason);
         return;
     }
@@ -177,6 +158,8 @@ static int sup_init(herd_proc_t *self, const void *arg, size_t len, void **state
         s->cfg.backoff_ms = 10;
     if (s->cfg.backoff_max_ms == 0)
         s->cfg.backoff_max_ms = 1000;
+    s->policy = (restart_policy_t){s->cfg.max_restarts, s->cfg.window_ms, s->cfg.backoff_ms,
+                                   s->cfg.backoff_max_ms};
     u64map_init(&s->by_id);
     u64map_init(&s->by_serial);
     *state = s;

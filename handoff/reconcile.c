@@ -1,0 +1,303 @@
+/*
+ * reconcile.c - bringing what runs here in line with the specs and the ring.
+ *
+ * The planner (planner.c) is pure: given the names this pass looks at -
+ * whether each has a spec, runs here, runs anywhere visible - and the
+ * ring, it says what to start, stop and hand off. This file gathers that
+ * input and carries the actions out. A full pass (after a membership
+ * change, and every reconcile_ms) looks at every spec and every local
+ * child; between full passes only the names whose spec changed (the dirty
+ * names, collected as spec deltas arrive) are looked at, so one start_child
+ * does not cost a walk over every spec.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsup_int.h"
+#include "log.h"
+#include "planner.h"
+#include "ring.h"
+#include "svcring.h"
+
+#define DSUP_TOO_BIG_RETRY_MS 10000 /* a state too big to move is measured again then */
+
+/* ---- starting and stopping ---------------------------------------------------- */
+
+/* Spawn the spec's process and register the name. */
+static int spawn_registered(dsup_t *d, const char *name, const dspec_t *spec, int service,
+                            herd_pid_t *out)
+{
+    herd_spawn_opts_t o = {.behaviour = dsup_behaviour(d, service),
+                           .arg = spec->arg,
+                           .arg_len = spec->arg_len};
+    herd_pid_t pid;
+    int rc = herd_spawn(d->node, &o, &pid);
+    if (rc)
+        return rc;
+    herd_meta_t meta;
+    dsup_meta(d, service, &meta);
+    rc = herd_register(d->node, name, pid, &meta);
+    if (rc) { /* someone else holds it now */
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+        return rc;
+    }
+    *out = pid;
+    return 0;
+}
+
+/* Start `name` here. Within the join grace (`held`), only children asked
+ * for after this node started: older ones run somewhere already, as far as
+ * this node's replica, still filling, can tell yet. */
+static void child_start(dsup_t *d, const char *name, int held)
+{
+    dspec_t spec;
+    int service;
+    herd_pid_t pid;
+    if (dsup_find(d, name) || dspec_of(d, name, &spec, &service))
+        return;
+    if (held && spec.written <= d->started_hlc) {
+        d->grace_pending = 1;
+        return;
+    }
+    if (spawn_registered(d, name, &spec, service, &pid))
+        return;
+    dchild_t *c = dsup_child_new(name, service, spec.restart);
+    if (c == NULL) {
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+        return;
+    }
+    c->pid = pid;
+    herd_registry_stamp(d->node, name, &c->hlc, &c->gen);
+    herd_spec_ref(d->node, name, &c->spec_ref);
+    if (dsup_add(d, c, HERD_CHILD_RUNNING) != 0) {
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+        return;
+    }
+    d->stats.starts++;
+}
+
+static void child_stop(dsup_t *d, dchild_t *c)
+{
+    herd_pid_t pid = c->pid;
+    dsup_forget(d, c); /* first: its exit is not a failure */
+    if (!herd_pid_is_none(pid))
+        herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
+    d->stats.stops++;
+}
+
+/* ---- the planner's input --------------------------------------------------------- */
+
+typedef struct plan_input {
+    dsup_t *d;
+    hoff_child_t *children;
+    char **names; /* owned copies */
+    size_t count, cap;
+} plan_input_t;
+
+static int input_add(plan_input_t *in, const char *name)
+{
+    if (in->count == in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 64;
+        hoff_child_t *c = realloc(in->children, cap * sizeof(*c));
+        if (c)
+            in->children = c;
+        char **n = realloc(in->names, cap * sizeof(*n));
+        if (n)
+            in->names = n;
+        if (c == NULL || n == NULL)
+            return HERD_ENOMEM;
+        in->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return HERD_ENOMEM;
+    dsup_t *d = in->d;
+    const uint8_t *spec;
+    size_t len;
+    dchild_t *c = dsup_find(d, name);
+    in->names[in->count] = copy;
+    in->children[in->count] = (hoff_child_t){
+        .name = copy,
+        .spec_exists = herd_spec_get(d->node, name, &spec, &len) == 0 ||
+                       (c && !herd_spec_ref_seen(d->node, &c->spec_ref)),
+        .running_here = c != NULL,
+        .running_visible = c != NULL || herd_whereis(d->node, name, NULL, NULL) == 0,
+    };
+    in->count++;
+    return 0;
+}
+
+static int add_spec_name(void *data, const char *name, const uint8_t *spec, size_t len)
+{
+    (void)spec;
+    (void)len;
+    plan_input_t *in = data;
+    return dsup_find(in->d, name) ? 0 : input_add(in, name); /* local ones come after */
+}
+
+static void input_free(plan_input_t *in)
+{
+    for (size_t i = 0; i < in->count; i++)
+        free(in->names[i]);
+    free(in->names);
+    free(in->children);
+}
+
+/* ---- the plan and its actions --------------------------------------------------- */
+
+/* The owner's view when the node is in no cluster: a ring of itself. */
+static ring_t *solo_ring(dsup_t *d)
+{
+    ring_t *r = ring_new();
+    if (r && ring_add(r, herd_node_name(d->node), 1) != 0) {
+        ring_free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Whether a member has been up here long enough to take children. */
+static int target_ready(dsup_t *d, const char *target, uint64_t now)
+{
+    uint64_t *since = u64map_get(&d->up_since, herd_node_id_of(target));
+    return since == NULL || now - *since >= d->cfg.target_grace_ms;
+}
+
+/* A node that just joined others waits before starting children. */
+static int may_start(dsup_t *d, uint64_t now)
+{
+    const ring_t *ring = herd_cluster_ring(d->node);
+    return ring == NULL || ring_member_count(ring) < 2 ||
+           now - d->started_at >= d->cfg.join_grace_ms;
+}
+
+static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch, uint64_t now)
+{
+    dchild_t *c = dsup_find(d, ch->name);
+    switch (a->kind) {
+    case HOFF_START:
+        child_start(d, ch->name, !may_start(d, now));
+        break;
+    case HOFF_STOP:
+        if (c && c->state != HERD_CHILD_MOVING && c->state != HERD_CHILD_ARRIVING)
+            child_stop(d, c);
+        break;
+    case HOFF_HANDOFF:
+        if (c == NULL || c->state != HERD_CHILD_RUNNING ||
+            (c->too_big_at && now - c->too_big_at < DSUP_TOO_BIG_RETRY_MS))
+            break;
+        if (d->moving < d->cfg.max_moves && target_ready(d, a->target, now))
+            handoff_begin(d, c, a->target);
+        else
+            d->more_moves = 1; /* the next full reconcile comes sooner */
+        break;
+    }
+}
+
+static void run_plan(dsup_t *d, plan_input_t *in)
+{
+    const ring_t *ring = herd_cluster_ring(d->node);
+    ring_t *solo = ring ? NULL : solo_ring(d);
+    hoff_plan_t plan;
+    svcring_assign(d, in->children, in->count); /* each child: its service's ring */
+    if ((ring || solo) &&
+        hoff_plan(NULL, ring ? ring : solo, herd_node_name(d->node), in->children, in->count,
+                  &plan) == 0) {
+        uint64_t now = herd_node_now(d->node);
+        for (size_t i = 0; i < plan.count; i++)
+            act(d, &plan.actions[i], &in->children[plan.actions[i].child], now);
+        hoff_plan_free(&plan);
+    }
+    ring_free(solo);
+}
+
+/* A child that runs here but has no entry of its own (its registration was
+ * lost: a delta that never left a node that died, a removal by a node that
+ * thought it gone) registers itself again with its stamp, so lookups find
+ * it and, if another copy holds the name, the conflict rule judges the two. */
+static void claim_unnamed(dsup_t *d)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
+        for (dchild_t *c = s->value; c; c = c->twin) {
+            if (c->state != HERD_CHILD_RUNNING || herd_pid_is_none(c->pid) ||
+                herd_is_frozen(d->node, c->pid) || !herd_is_alive(d->node, c->pid) ||
+                herd_registry_holds(d->node, c->name, c->pid))
+                continue;
+            herd_meta_t meta;
+            dsup_meta(d, c->service, &meta);
+            if (c->hlc == 0)
+                c->hlc = herd_node_hlc_now(d->node);
+            if (herd_register_claim(d->node, c->name, c->pid, &meta, c->hlc, c->gen) == 0) {
+                d->stats.claimed++;
+                herd_log(HERD_LOG_INFO, "dsup", "child '%s' ran without a registration: "
+                         "registered again", c->name);
+            }
+        }
+    }
+}
+
+/* ---- passes ------------------------------------------------------------------------ */
+
+static void dirty_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void reconcile_full(dsup_t *d)
+{
+    dirty_free(d->dirty, d->dirty_n); /* a full pass covers them */
+    d->dirty = NULL;
+    d->dirty_n = d->dirty_cap = 0;
+    claim_unnamed(d);
+    plan_input_t in = {.d = d};
+    herd_spec_foreach(d->node, add_spec_name, &in);
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = s->value; c; c = c->twin)
+            input_add(&in, c->name);
+    run_plan(d, &in);
+    input_free(&in);
+    d->last_reconcile = herd_node_now(d->node);
+}
+
+void reconcile_dirty(dsup_t *d)
+{
+    char **names = d->dirty;
+    size_t n = d->dirty_n;
+    d->dirty = NULL;
+    d->dirty_n = d->dirty_cap = 0;
+    plan_input_t in = {.d = d};
+    for (size_t i = 0; i < n; i++)
+        input_add(&in, names[i]);
+    dirty_free(names, n);
+    run_plan(d, &in);
+    input_free(&in);
+}
+
+void reconcile_on_spec(void *data, const char *name)
+{
+    dsup_t *d = data;
+    if (d->dirty_n == d->dirty_cap) {
+        size_t cap = d->dirty_cap ? d->dirty_cap * 2 : 64;
+        char **n = realloc(d->dirty, cap * sizeof(*n));
+        if (n == NULL) {
+            dsup_kick(d, 1);
+            return;
+        }
+        d->dirty = n;
+        d->dirty_cap = cap;
+    }
+    if ((d->dirty[d->dirty_n] = strdup(name)) != NULL)
+        d->dirty_n++;
+    dsup_kick(d, 0);
+}
+
+void reconcile_free(dsup_t *d)
+{
+    dirty_free(d->dirty, d->dirty_n);
+    d->dirty = NULL;
+    d->dirty_n = d->dirty_cap = 0;
+}

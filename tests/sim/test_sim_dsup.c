@@ -1526,6 +1526,16 @@ static int targeted_setup(rs_run_t *r, const herd_dsup_config_t *dcfg, uint32_t 
     return 1;
 }
 
+/* targeted_setup with 24 counters, then node4 starts (the moves' target). */
+static int targeted_join(rs_run_t *r)
+{
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    RS_CHECK_OK(r, regsim_start(g_w.rs, T_NEW));
+    g_w.node[T_NEW].state = N_UP;
+    return 1;
+}
+
 typedef struct moving {
     int n;
     char name[64][24];
@@ -1632,12 +1642,10 @@ static int targeted_end(rs_run_t *r, const char *what, int strict)
 /* The target crashes before its accept can reach anyone. */
 static int scen_target_dies_before_accept(rs_run_t *r)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     int o = until_offer(r, regsim_now(rs) + 3000);
     if (o < 0)
         return 0;
@@ -1674,12 +1682,10 @@ static int scen_target_dies_before_accept(rs_run_t *r)
 /* The target accepted; its accept never reaches the old node; it crashes. */
 static int scen_target_dies_after_accept(rs_run_t *r)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     int k = until_arriving(r, -1, regsim_now(rs) + 3000);
     if (k < 0)
         return 0;
@@ -1708,12 +1714,10 @@ static int scen_target_dies_after_accept(rs_run_t *r)
  * the state of what it had accepted is gone, the counter restarts once. */
 static int scen_target_dies_after_commit(rs_run_t *r)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     int k = until_arriving(r, -1, regsim_now(rs) + 3000);
     if (k < 0)
         return 0;
@@ -1734,12 +1738,10 @@ static int scen_target_dies_after_commit(rs_run_t *r)
  * (commit_first 0), or after it committed (1). The target promotes its copy. */
 static int old_dies(rs_run_t *r, int commit_first)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     int k = until_arriving(r, -1, regsim_now(rs) + 3000);
     if (k < 0)
         return 0;
@@ -1833,12 +1835,10 @@ static int scen_accept_after_abort(rs_run_t *r)
  * its copy, then heal: the late commit must change nothing. */
 static int scen_late_commit(rs_run_t *r)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     int k = until_arriving(r, -1, regsim_now(rs) + 3000);
     if (k < 0)
         return 0;
@@ -1908,12 +1908,10 @@ static int send_ho(herd_node_t *from, const char *to, uint8_t kind, uint64_t id,
 
 static int scen_duplicate_messages(rs_run_t *r)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     char why[400];
     uint64_t deadline = regsim_now(rs) + 10000;
     while (!all_ok(w, why, sizeof(why))) {
@@ -2121,12 +2119,10 @@ static uint64_t total_registry(world_t *w, int which)
  * target's copy, which holds every acknowledged increment. */
 static int scen_switch_reaches_target_before_commit(rs_run_t *r)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     int o = until_offer(r, regsim_now(rs) + 3000);
     if (o < 0)
         return 0;
@@ -2177,12 +2173,10 @@ static int scen_switch_reaches_target_before_commit(rs_run_t *r)
  * down: the target counts the old node as gone and promotes its copy. */
 static int scen_old_node_restarts_fast(rs_run_t *r)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     int k = until_arriving(r, -1, regsim_now(rs) + 3000);
     if (k < 0)
         return 0;
@@ -2218,12 +2212,10 @@ static int scen_old_node_restarts_fast(rs_run_t *r)
  * holds every acknowledged increment of every copy. */
 static int scen_promoted_copy_meets_restarted_copy(rs_run_t *r)
 {
-    if (!targeted_setup(r, NULL, 0, 24))
+    if (!targeted_join(r))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    RS_CHECK_OK(r, regsim_start(rs, T_NEW));
-    w->node[T_NEW].state = N_UP;
     int k = until_arriving(r, -1, regsim_now(rs) + 3000);
     if (k < 0)
         return 0;

@@ -75,6 +75,8 @@ static const char help_text[] =
     "(tcp://HOST:PORT, ipc:///path). The cookie file holds the cluster secret\n"
     "(at least 16 bytes; a trailing newline is dropped) and must not be readable\n"
     "by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl (0600).\n"
+    "herdd does not start on an ipc:// path that a live process serves or that\n"
+    "holds anything but a socket; a socket nobody serves is replaced.\n"
     "Failure detector: a member silent for --down-ms (default 5 heartbeats of\n"
     "--heartbeat-ms, default 200) is down, sooner when its connection closed;\n"
     "down for --forget-ms (default 60000) it is gone and its names are removed.\n"

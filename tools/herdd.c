@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "counter.h"
@@ -50,6 +52,7 @@ typedef struct herdd {
     uint64_t drain_deadline;
     int handles_on;
     int stopping;
+    int control_bound; /* this process serves d->control: its socket file is ours */
 } herdd_t;
 
 static int usage(const char *fmt, ...)
@@ -72,6 +75,8 @@ static const char help_text[] =
     "(tcp://HOST:PORT, ipc:///path). The cookie file holds the cluster secret\n"
     "(at least 16 bytes; a trailing newline is dropped) and must not be readable\n"
     "by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl (0600).\n"
+    "herdd does not start on an ipc:// path that a live process serves or that\n"
+    "holds anything but a socket; a socket nobody serves is replaced.\n"
     "Failure detector: a member silent for --down-ms (default 5 heartbeats of\n"
     "--heartbeat-ms, default 200) is down, sooner when its connection closed;\n"
     "down for --forget-ms (default 60000) it is gone and its names are removed.\n"
@@ -196,6 +201,82 @@ static int read_cookie(herdd_t *d)
 }
 
 
+/* ---- ipc socket files ---------------------------------------------------------- */
+
+/*
+ * nanomsg's ipc bind removes whatever is at the path when a connect to it is
+ * refused, and a connect to a regular file is refused too; herdd itself used
+ * to remove its default control path before binding. So before anything is
+ * bound, each ipc:// path herdd would bind is checked here: nothing there is
+ * fine; a socket that accepts a connection belongs to a live process (another
+ * herdd, perhaps of the same name), and herdd refuses to start; a socket
+ * that refuses one is left over from a process that died, and is removed;
+ * anything else (a file, a directory, a symbolic link) is not herdd's to
+ * remove, and herdd refuses to start. (A process could still bind the path
+ * between this check and herdd's bind; then the bind fails, "in use".)
+ */
+
+/* 0: the socket at `path` accepts a connection; 1: it refuses one; -1 with
+ * errno otherwise. */
+static int socket_refuses(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int err = errno;
+    close(fd);
+    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
+        return 0; /* accepted, or its backlog is full: someone serves it */
+    if (err == ECONNREFUSED)
+        return 1;
+    errno = err;
+    return -1;
+}
+
+/* 0 when herdd may bind `address` (an ipc:// path now free, or not ipc at
+ * all); 1 after saying why not. */
+static int ipc_path_free(const char *flag, const char *address)
+{
+    if (strncmp(address, "ipc://", 6) != 0)
+        return 0;
+    const char *path = address + 6;
+    struct stat st;
+    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        fprintf(stderr, "herdd: %s path %s is too long for a unix socket\n", flag, path);
+        return 1;
+    }
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        fprintf(stderr, "herdd: cannot check %s path %s: %s\n", flag, path, strerror(errno));
+        return 1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        fprintf(stderr, "herdd: %s exists and is not a socket; not starting (%s)\n", path,
+                flag);
+        return 1;
+    }
+    int refuses = socket_refuses(path);
+    if (refuses == 0) {
+        fprintf(stderr, "herdd: %s is served by a live process (another herdd?); not "
+                        "starting (%s)\n", path, flag);
+        return 1;
+    }
+    if (refuses < 0) {
+        fprintf(stderr, "herdd: cannot check %s path %s: %s\n", flag, path, strerror(errno));
+        return 1;
+    }
+    if (unlink(path) != 0 && errno != ENOENT) { /* a dead process's socket */
+        fprintf(stderr, "herdd: cannot remove the stale socket %s: %s\n", path,
+                strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- running ------------------------------------------------------------------ */
 
 static void on_linger_done(uv_timer_t *h)
@@ -288,15 +369,10 @@ static int start(herdd_t *d)
                        rc == HERD_EIO ? "address in use or not available here"
                                       : herd_strerror(rc)),
                1;
-    if (d->control == NULL) {
-        control_default_address(d->name, d->control_buf, sizeof(d->control_buf));
-        d->control = d->control_buf;
-        if (strncmp(d->control, "ipc://", 6) == 0)
-            unlink(d->control + 6); /* a stale socket file of an earlier run */
-    }
     rc = node_control_start(d->node, d->control, &d->ctl);
     if (rc)
         return fprintf(stderr, "herdd: cannot serve control at %s\n", d->control), 1;
+    d->control_bound = 1;
     uv_loop_t *loop = herd_node_loop(d->node);
     uv_signal_init(loop, &d->sigint);
     uv_signal_init(loop, &d->sigterm);
@@ -324,6 +400,12 @@ int main(int argc, char **argv)
     herd_log_set_level(d.log_level);
     if (read_cookie(&d) != 0)
         return 1;
+    if (d.control == NULL) {
+        control_default_address(d.name, d.control_buf, sizeof(d.control_buf));
+        d.control = d.control_buf;
+    }
+    if (ipc_path_free("--listen", d.listen) != 0 || ipc_path_free("--control", d.control) != 0)
+        return 1;
     rc = start(&d);
     if (rc == 0) {
         fprintf(stderr, "herdd: ready name=%s listen=%s control=%s\n", d.name, d.listen,
@@ -339,7 +421,7 @@ int main(int argc, char **argv)
     node_control_stop(d.ctl);
     d.ctl = NULL;
     herd_node_free(d.node);
-    if (strncmp(d.control ? d.control : "", "ipc:///tmp/herd-", 16) == 0)
-        unlink(d.control + 6);
+    if (d.control_bound && strncmp(d.control, "ipc:///tmp/herd-", 16) == 0)
+        unlink(d.control + 6); /* the default place: no stale file for the next start */
     return rc;
 }

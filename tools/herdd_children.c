@@ -4,7 +4,9 @@
  * `start` and `call` wait for other nodes, so they answer later through
  * control_defer/control_finish: `start` through herd_start_child_async's
  * callback, `call` through a proxy process that makes the call without
- * blocking the loop and answers when the reply (or its timeout) comes.
+ * blocking the loop and answers when the reply (or its timeout) comes. The
+ * proxy is reachable from the whole cluster, so what it is cast is checked
+ * (see "call, through the proxy process").
  */
 #include "herdd_children.h"
 
@@ -15,6 +17,7 @@
 
 #include "herd_dsup.h"
 #include "herdd_debug.h"
+#include "log.h"
 
 #define START_TIMEOUT_MS 5000
 #define CALL_TIMEOUT_MS 5000
@@ -81,9 +84,27 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
 
 /* ---- call, through the proxy process ---------------------------------------------- */
 
+/*
+ * A message carries no pointer. herdd_cmd_call keeps the request in the
+ * pending table below under a fresh random 64-bit token and casts the proxy
+ * only that token; the proxy looks it up. Anyone in the cluster can cast to
+ * the proxy's pid, so it takes a cast only from this node's own code (the
+ * control command: sender serial 0 of this node at this incarnation) and
+ * only with a token that is pending and not started yet. Anything else is
+ * ignored, counted (stats.call_proxy_refused) and logged, at most once per
+ * REFUSED_LOG_MS.
+ */
+
+#define CALL_PENDING_MAX 64
+#define REFUSED_LOG_MS 10000
+
 typedef struct call_req {
     void *data;
-    uint64_t token, ref;
+    uint64_t token;   /* the key of the pending table: what the proxy is cast */
+    uint64_t control; /* control_defer's token for the answer */
+    uint64_t ref;
+    int started;      /* the proxy took it: a second cast of the token is refused */
+    struct call_req *next;
     herd_pid_t callee;
     uint32_t timeout_ms;
     char name[HERD_NAME_MAX + 1];
@@ -91,7 +112,54 @@ typedef struct call_req {
     char request[];
 } call_req_t;
 
-static herd_pid_t g_proxy;
+static struct {
+    herd_pid_t proxy;
+    call_req_t *pending; /* owned: issued and not answered yet */
+    size_t count;
+    uint64_t refused;          /* casts the proxy ignored */
+    uint64_t refused_unlogged; /* of which not in the log yet */
+    uint64_t logged_ms;
+    int logged;
+} g_calls;
+
+uint64_t herdd_children_refused(void)
+{
+    return g_calls.refused;
+}
+
+static call_req_t *call_find(uint64_t token)
+{
+    for (call_req_t *r = g_calls.pending; r; r = r->next)
+        if (r->token == token)
+            return r;
+    return NULL;
+}
+
+/* Take r out of the pending table (it may not be in it). */
+static void call_forget(call_req_t *r)
+{
+    for (call_req_t **p = &g_calls.pending; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            g_calls.count--;
+            return;
+        }
+    }
+}
+
+/* Put r in the pending table under a token no pending call has. */
+static int call_issue(herd_node_t *node, call_req_t *r)
+{
+    if (g_calls.count >= CALL_PENDING_MAX)
+        return HERD_EBUSY;
+    do
+        r->token = herd_node_random(node);
+    while (r->token == 0 || call_find(r->token));
+    r->next = g_calls.pending;
+    g_calls.pending = r;
+    g_calls.count++;
+    return 0;
+}
 
 static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
 {
@@ -110,17 +178,53 @@ static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
     } else {
         snprintf(msg, sizeof(msg), "call to '%s' failed: %s", r->name, herd_strerror(rc));
     }
-    control_finish(herdd_control(r->data), r->token, rc, out, msg);
+    call_forget(r);
+    control_finish(herdd_control(r->data), r->control, rc, out, msg);
     free(r);
+}
+
+/* Count a cast the proxy ignores; log the first, then at most one line per
+ * REFUSED_LOG_MS with how many came since. */
+static void proxy_refuse(herd_proc_t *self, const herd_msg_t *msg, const char *why)
+{
+    herd_node_t *node = herd_proc_node(self);
+    uint64_t now = herd_node_now(node);
+    g_calls.refused++;
+    g_calls.refused_unlogged++;
+    if (g_calls.logged && now - g_calls.logged_ms < REFUSED_LOG_MS)
+        return;
+    herd_log(HERD_LOG_WARN, "herdd",
+             "call proxy: ignored %llu cast(s) (%llu in all); the last %s, %zu bytes from "
+             "%016llx/%llu/%llu",
+             (unsigned long long)g_calls.refused_unlogged, (unsigned long long)g_calls.refused,
+             why, msg->len, (unsigned long long)msg->from.node,
+             (unsigned long long)msg->from.incarnation, (unsigned long long)msg->from.serial);
+    g_calls.refused_unlogged = 0;
+    g_calls.logged_ms = now;
+    g_calls.logged = 1;
+}
+
+/* Whether the message comes from this node's code outside processes. */
+static int from_this_node(herd_proc_t *self, const herd_msg_t *msg)
+{
+    herd_pid_t me = herd_self(self);
+    herd_pid_t outside = {me.node, me.incarnation, 0};
+    return herd_pid_equal(msg->from, outside);
 }
 
 static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
 {
-    call_req_t **slot = state, *r;
-    if (msg->len != sizeof(r))
-        return 0;
-    memcpy(&r, msg->data, sizeof(r));
-    if (*slot) { /* one at a time (REQ/REP): cannot happen, but never lose one */
+    uint64_t *busy = state, token;
+    if (!from_this_node(self, msg))
+        return proxy_refuse(self, msg, "not from this node"), 0;
+    if (msg->len != sizeof(token))
+        return proxy_refuse(self, msg, "not a token"), 0;
+    memcpy(&token, msg->data, sizeof(token));
+    call_req_t *r = call_find(token);
+    if (r == NULL || r->started)
+        return proxy_refuse(self, msg, "with a token of no waiting call"), 0;
+    r->started = 1;
+    if (*busy) { /* one at a time (REQ/REP): cannot happen, but never lose one */
         call_finish(r, HERD_EBUSY, NULL, 0);
         return 0;
     }
@@ -131,18 +235,18 @@ static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
         call_finish(r, rc, NULL, 0);
         return 0;
     }
-    *slot = r;
+    *busy = r->token;
     return 0;
 }
 
 static int proxy_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
 {
     (void)self;
-    call_req_t **slot = state;
-    if (msg->kind != HERD_MSG_REPLY || *slot == NULL || msg->ref != (*slot)->ref)
+    uint64_t *busy = state;
+    call_req_t *r = *busy ? call_find(*busy) : NULL;
+    if (msg->kind != HERD_MSG_REPLY || r == NULL || msg->ref != r->ref)
         return 0;
-    call_req_t *r = *slot;
-    *slot = NULL;
+    *busy = 0;
     call_finish(r, msg->status, msg->data, msg->len);
     return 0;
 }
@@ -152,17 +256,22 @@ static int proxy_init(herd_proc_t *self, const void *arg, size_t len, void **sta
     (void)self;
     (void)arg;
     (void)len;
-    *state = calloc(1, sizeof(call_req_t *));
+    *state = calloc(1, sizeof(uint64_t));
     return *state ? 0 : HERD_ENOMEM;
 }
 
+/* The node stops: the calls still pending are dropped unanswered (the
+ * control socket closed first). */
 static void proxy_terminate(herd_proc_t *self, void *state, int reason)
 {
     (void)self;
     (void)reason;
-    call_req_t **slot = state;
-    free(*slot);
-    free(slot);
+    while (g_calls.pending) {
+        call_req_t *r = g_calls.pending;
+        call_forget(r);
+        free(r);
+    }
+    free(state);
 }
 
 static const herd_behaviour_t proxy_behaviour = {
@@ -176,7 +285,7 @@ static const herd_behaviour_t proxy_behaviour = {
 int herdd_children_start(void *data)
 {
     herd_spawn_opts_t o = {.behaviour = &proxy_behaviour};
-    return herd_spawn(herdd_node(data), &o, &g_proxy);
+    return herd_spawn(herdd_node(data), &o, &g_calls.proxy);
 }
 
 int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t cap)
@@ -193,8 +302,9 @@ int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t 
     if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
               json_integer_value(t) > 600000))
         return snprintf(msg, cap, "timeout_ms must be 1..600000"), HERD_EINVAL;
+    herd_node_t *node = herdd_node(data);
     herd_pid_t pid;
-    if (herd_whereis(herdd_node(data), name, &pid, NULL) != 0)
+    if (herd_whereis(node, name, &pid, NULL) != 0)
         return snprintf(msg, cap, "no process is registered as '%.255s'", name), HERD_ENOENT;
     call_req_t *r = calloc(1, sizeof(*r) + len);
     if (r == NULL)
@@ -204,9 +314,15 @@ int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t 
     snprintf(r->name, sizeof(r->name), "%s", name);
     memcpy(r->request, request, len);
     r->len = len;
-    r->token = control_defer(herdd_control(data));
-    int rc = herd_node_cast(herdd_node(data), g_proxy, &r, sizeof(r));
+    int rc = call_issue(node, r);
     if (rc) {
+        free(r);
+        return snprintf(msg, cap, "%d calls are waiting already", CALL_PENDING_MAX), rc;
+    }
+    r->control = control_defer(herdd_control(data));
+    rc = herd_node_cast(node, g_calls.proxy, &r->token, sizeof(r->token));
+    if (rc) {
+        call_forget(r);
         free(r);
         return rc;
     }

@@ -25,6 +25,7 @@
 #define HERDD_CHILDREN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -38,6 +39,9 @@ json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd
 /* The proxy process that makes `call`s for the control socket; started once
  * the node runs (herdd.c). */
 int herdd_children_start(void *data);
+/* Casts the proxy ignored: not from this node's own code, or not the token
+ * of a waiting call (stats.call_proxy_refused). */
+uint64_t herdd_children_refused(void);
 
 int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t cap);
 int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t cap);

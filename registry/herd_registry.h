@@ -112,6 +112,7 @@ typedef struct herd_registry_stats {
     uint64_t claimed;            /* entries a moved or unnamed local child wrote for itself */
     uint64_t merges_redirected;  /* a loser's state sent on to the holder's node */
     uint64_t merges_abandoned;   /* a loser that resumed: no holder took its state in time */
+    uint64_t merges_stale;       /* answers to a merge attempt given up since, ignored */
     uint64_t rejected;           /* malformed sync messages */
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);

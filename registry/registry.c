@@ -13,7 +13,14 @@
  *   3 digest: u8 ask_back, digest_encode (to a node that joins or comes back);
  *   4 want: u16 n, n x u8 bucket;
  *   5 dots: u16 n, n x u8 bucket, an awmap encoding (context + dots);
- *   6 unregister: u64 serial, bytes name (the pid's node lets go of it).
+ *   6 unregister: u64 serial, bytes name, u64 first-registration time (the
+ *     pid's node lets go of that registration of it);
+ *   7 merge: str name, u64 loser serial, u64 attempt, bytes state (a conflict
+ *     loser's state, for the node's live holder of the name);
+ *   8 merged: u64 loser serial, u64 attempt, u8 ok, u64 x 3 the holder's pid
+ *     (ok: merged into it; else the holder seen there, maybe elsewhere, or
+ *     none). An answer to an attempt other than the loser's current one is
+ *     stale and ignored.
  */
 #include "herd_registry.h"
 
@@ -411,8 +418,9 @@ static int lose_remote(registry_t *g, const char *name, herd_pid_t loser, herd_p
         herd_thaw(g->node, loser, HERD_FREEZE_CONFLICT);
         return 0; /* nothing to hand over */
     }
+    uint64_t attempt = ++g->merge_attempts;
     if (rc == 0)
-        rc = reg_send_merge(g, winner.node, name, loser.serial, state, len);
+        rc = reg_send_merge(g, winner.node, name, loser.serial, attempt, state, len);
     free(state);
     reg_merging_t *m = rc ? NULL : calloc(1, sizeof(*m));
     if (m == NULL || u64map_put(&g->merging, loser.serial, m) != 0) {
@@ -422,6 +430,7 @@ static int lose_remote(registry_t *g, const char *name, herd_pid_t loser, herd_p
         return 1;
     }
     m->deadline = herd_node_now(g->node) + REGISTRY_MERGE_WAIT_MS;
+    m->attempt = attempt;
     snprintf(m->name, sizeof(m->name), "%s", name);
     return 1;
 }
@@ -436,21 +445,31 @@ static int merge_redirect(registry_t *g, reg_merging_t *m, herd_pid_t loser, her
         return HERD_ENOENT;
     uint8_t *state = NULL;
     size_t len = 0;
+    uint64_t attempt = ++g->merge_attempts;
     int rc = herd_state_out(g->node, loser, &state, &len);
     if (rc == 0)
-        rc = reg_send_merge(g, holder.node, m->name, loser.serial, state, len);
+        rc = reg_send_merge(g, holder.node, m->name, loser.serial, attempt, state, len);
     free(state);
     if (rc)
         return rc;
+    m->attempt = attempt;
     m->hops++;
     m->deadline = herd_node_now(g->node) + REGISTRY_MERGE_WAIT_MS;
     g->stats.merges_redirected++;
     return u64map_put(&g->merging, loser.serial, m);
 }
 
-void reg_merged(registry_t *g, uint64_t serial, int ok, herd_pid_t holder)
+void reg_merged(registry_t *g, uint64_t serial, uint64_t attempt, int ok, herd_pid_t holder)
 {
-    reg_merging_t *m = u64map_del(&g->merging, serial);
+    reg_merging_t *m = u64map_get(&g->merging, serial);
+    if (m && attempt && m->attempt != attempt) {
+        /* the answer to an earlier attempt that timed out (a partition held
+         * it back): the loser ran on since, so what that node merged is not
+         * all of its state; only the current attempt's answer counts */
+        g->stats.merges_stale++;
+        return;
+    }
+    m = u64map_del(&g->merging, serial);
     herd_pid_t loser = {g->self_node, g->self_inc, serial};
     if (m == NULL || !herd_is_alive(g->node, loser) ||
         !(herd_is_frozen(g->node, loser) & HERD_FREEZE_CONFLICT)) {
@@ -480,7 +499,7 @@ static void merging_expire(registry_t *g)
         if (((reg_merging_t *)s->value)->deadline <= now)
             due[n++] = s->key;
     for (size_t i = 0; i < n; i++)
-        reg_merged(g, due[i], 0, HERD_PID_NONE);
+        reg_merged(g, due[i], 0, 0, HERD_PID_NONE); /* attempt 0: whichever is current */
 }
 
 /* Every node sees the same entries and picks the same winner; each stops its

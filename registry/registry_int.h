@@ -39,6 +39,7 @@ typedef struct missing {
 typedef struct reg_merging {
     uint64_t deadline; /* node clock: no answer by then, it resumes */
     unsigned hops;     /* times its state followed a holder that moved on */
+    uint64_t attempt;  /* the merge request out now; answers to others are stale */
     char name[HERD_NAME_MAX + 1];
 } reg_merging_t;
 
@@ -66,6 +67,7 @@ typedef struct registry {
     uint64_t spec_entries; /* entries of spec keys, kept out of the stats */
     int resettle; /* a loser's state could not go to its winner yet: retry */
     u64map_t merging; /* serial of a frozen local loser -> reg_merging_t */
+    uint64_t merge_attempts; /* merge requests sent, numbering them */
     unsigned checks; /* check_registrations runs, for the periodic digest sync */
     char **spec_changed;   /* spec names changed, told to spec_watch after the change */
     size_t spec_changed_n, spec_changed_cap;
@@ -143,12 +145,12 @@ void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64
 /* A conflict loser's state, for whatever process holds `name` as node `to`
  * sees it (the winner this node saw may have moved on meanwhile). */
 int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
-                   const uint8_t *state, size_t len);
+                   uint64_t attempt, const uint8_t *state, size_t len);
 /* The node that holds the name merged the loser's state into its local
  * `holder` (ok): the loser goes, its queued messages to the holder. Or it
  * did not: with a holder on another node (it moved on) the state follows
  * it; with none the loser resumes and is judged again. */
-void reg_merged(registry_t *g, uint64_t loser, int ok, herd_pid_t holder);
+void reg_merged(registry_t *g, uint64_t loser, uint64_t attempt, int ok, herd_pid_t holder);
 void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                  size_t len);
 

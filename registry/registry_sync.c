@@ -200,13 +200,14 @@ void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64
 }
 
 int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
-                   const uint8_t *state, size_t len)
+                   uint64_t attempt, const uint8_t *state, size_t len)
 {
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_MERGE);
     wire_put_str(&w, name);
     wire_put_u64(&w, loser);
+    wire_put_u64(&w, attempt);
     wire_put_bytes(&w, state, len);
     int rc = w.err ? HERD_ENOMEM
                    : herd_cluster_send_app(g->node, to, REGISTRY_APP, w.buf, w.len);
@@ -228,6 +229,7 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
     const uint8_t *state;
     wire_get_str(r, name, sizeof(name));
     uint64_t loser = wire_get_u64(r);
+    uint64_t attempt = wire_get_u64(r);
     size_t len = wire_get_bytes(r, &state);
     herd_pid_t pid = HERD_PID_NONE;
     if (wire_reader_done(r) != 0 || !name[0]) {
@@ -243,6 +245,7 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_MERGED);
     wire_put_u64(&w, loser);
+    wire_put_u64(&w, attempt);
     wire_put_u8(&w, (uint8_t)ok);
     wire_put_u64(&w, pid.node);
     wire_put_u64(&w, pid.incarnation);
@@ -253,6 +256,7 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
 static void sync_on_merged(registry_t *g, wire_reader_t *r)
 {
     uint64_t loser = wire_get_u64(r);
+    uint64_t attempt = wire_get_u64(r);
     int ok = wire_get_u8(r);
     herd_pid_t holder;
     holder.node = wire_get_u64(r);
@@ -262,7 +266,11 @@ static void sync_on_merged(registry_t *g, wire_reader_t *r)
         g->stats.rejected++;
         return;
     }
-    reg_merged(g, loser, ok, holder);
+    if (attempt == 0) { /* never sent: 0 stands for "whichever is current" */
+        g->stats.rejected++;
+        return;
+    }
+    reg_merged(g, loser, attempt, ok, holder);
 }
 
 /* Another node removed our process's registration of a name made at `hlc`:

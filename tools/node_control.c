@@ -135,11 +135,12 @@ static json_t *registry_stats_json(herd_node_t *n)
     herd_registry_stats_t r;
     if (herd_registry_stats(n, &r) != 0)
         return json_object();
-    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "conflicts_resolved",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "conflicts_resolved",
                      (json_int_t)r.conflicts_resolved, "reregistered",
                      (json_int_t)r.reregistered, "claimed", (json_int_t)r.claimed,
                      "merges_redirected", (json_int_t)r.merges_redirected, "merges_abandoned",
-                     (json_int_t)r.merges_abandoned);
+                     (json_int_t)r.merges_abandoned, "merges_stale",
+                     (json_int_t)r.merges_stale);
 }
 
 static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)

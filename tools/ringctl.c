@@ -236,7 +236,7 @@ static const char stats_help[] =
     "\"committed\",\"aborted\",\"rejected\",\"received\",\"promoted\",\"forwarded\",\n"
     "\"send_failed\",\"too_big\",\"rejected_parts\",\"claimed\",\"in_flight\"},\n"
     "\"registry\":{\"conflicts_resolved\",\"reregistered\",\"claimed\",\n"
-    "\"merges_redirected\",\"merges_abandoned\"}}\n";
+    "\"merges_redirected\",\"merges_abandoned\",\"merges_stale\"}}\n";
 
 /* "a,b,c", or "-" for none; then the end of the line. */
 static void print_services(json_t *services)

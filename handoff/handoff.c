@@ -347,6 +347,15 @@ static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t
     return rc;
 }
 
+/* Whether this node is on its way out (draining, or left and lingering): a
+ * copy it took now would go down with it. */
+static int leaving(dsup_t *d)
+{
+    herd_member_info_t self;
+    return herd_cluster_member(d->node, herd_node_id_of(herd_node_name(d->node)), &self) == 0 &&
+           (self.state == HERD_MEMBER_DRAINING || self.state == HERD_MEMBER_LEFT);
+}
+
 static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
 {
     int service = -1;
@@ -354,7 +363,9 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
     herd_pid_t pid;
     uint8_t *parted = NULL;
     int rc = 0;
-    if (o->parted > d->cfg.max_state_bytes)
+    if (leaving(d)) /* an old node that has not heard of the drain yet: it keeps it */
+        rc = HERD_EBUSY;
+    else if (o->parted > d->cfg.max_state_bytes)
         rc = HERD_ETOOBIG;
     else if (o->parted && bigstate_take(d, from, o->id, o->parted, &parted) != 0)
         rc = HERD_EBADFRAME; /* parts missing: the old node aborts and tries again */

@@ -116,7 +116,11 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
         return HERD_ENOTCONN;
     if (len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
         return HERD_ETOOBIG;
-    int rc = remote_route(c, to, kind == (herd_msg_kind_t)REMOTE_APP, &x);
+    /* the layers' streams, and messages forwarded from a moved or merged
+     * process (they exist nowhere else any more), queue for a member that is
+     * down: it may only be cut off, or not yet seen back */
+    int rc = remote_route(c, to,
+                          kind == (herd_msg_kind_t)REMOTE_APP || (flags & REMOTE_FORWARDED), &x);
     cluster_peer_t *p = rc == 0 ? remote_peer(c, to.node) : NULL;
     if (rc)
         return rc;

@@ -165,6 +165,14 @@ int herd_spec_ref(herd_node_t *node, const char *name, herd_spec_ref_t *ref);
 /* Whether this node's replica has seen that write (then a missing spec was
  * removed, not yet to arrive). */
 int herd_spec_ref_seen(herd_node_t *node, const herd_spec_ref_t *ref);
+/* Every write of `name`'s spec this node holds (up to `cap`); returns how
+ * many it holds (more than `cap`: HERD_ERANGE, nothing written). */
+int herd_spec_refs(herd_node_t *node, const char *name, herd_spec_ref_t *out, size_t cap);
+/* Tell member `to` that these writes of `name`'s spec are removed (a delta
+ * of that alone): for a member that may have the spec from a node that had
+ * not heard of the removal yet. */
+int herd_spec_send_removed(herd_node_t *node, const char *name, const herd_spec_ref_t *refs,
+                           size_t n, uint64_t to);
 
 /* Told, once the change is applied, of the hash (awmap_key_hash) of every
  * name that got a new registration entry, here or by a join: a waiter for

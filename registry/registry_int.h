@@ -138,6 +138,8 @@ void reg_spec_free(registry_t *g);
 /* registry_sync.c */
 /* Send map `m` as `kind` to every member (or only `only_to`). */
 void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to);
+/* Send delta `m` to member `to` alone; the send's error is returned. */
+int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to);
 void reg_flush_now(registry_t *g);
 void reg_sync_offer(registry_t *g, uint64_t to, int ask_back);
 /* Tell pid's node that its registration of `name` made at `hlc` went. */

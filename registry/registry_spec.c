@@ -229,3 +229,42 @@ int herd_spec_ref_seen(herd_node_t *node, const herd_spec_ref_t *ref)
     awmap_replica_id_t id = {ref->node, ref->incarnation};
     return g && ref->counter && awmap_seen(g->map, id, ref->counter);
 }
+
+int herd_spec_refs(herd_node_t *node, const char *name, herd_spec_ref_t *out, size_t cap)
+{
+    registry_t *g;
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen, n = 0;
+    int rc = spec_lookup(node, name, &g, key, &klen);
+    if (rc)
+        return rc;
+    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e; e = e->next, n++) {
+        if (n >= cap)
+            return HERD_ERANGE;
+        awmap_replica_id_t id = awmap_replica_id(g->map, e->dot.replica);
+        out[n] = (herd_spec_ref_t){id.node, id.incarnation, e->dot.counter};
+    }
+    return (int)n;
+}
+
+int herd_spec_send_removed(herd_node_t *node, const char *name, const herd_spec_ref_t *refs,
+                           size_t n, uint64_t to)
+{
+    registry_t *g;
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen;
+    int rc = spec_lookup(node, name, &g, key, &klen);
+    if (rc)
+        return rc;
+    awmap_t *d = awmap_new_delta();
+    if (d == NULL)
+        return HERD_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        awmap_replica_id_t id = {refs[i].node, refs[i].incarnation};
+        rc = awmap_note_removed(d, key, klen, id, refs[i].counter);
+    }
+    if (rc == 0)
+        rc = reg_ship_to(g, d, to);
+    awmap_free(d);
+    return rc;
+}

@@ -53,6 +53,23 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
     free(members);
 }
 
+int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_DELTA);
+    awmap_encode(m, &w);
+    int rc = w.err ? HERD_ENOMEM : herd_cluster_send_app(g->node, to, REGISTRY_APP, w.buf, w.len);
+    wire_writer_fini(&w);
+    if (rc == 0) {
+        herd_registry_peer_t *p = peer_of(g, to);
+        g->stats.deltas_out++;
+        if (p)
+            p->deltas_out++;
+    }
+    return rc;
+}
+
 /* Ship the pending interval and start a new one. */
 void reg_flush_now(registry_t *g)
 {

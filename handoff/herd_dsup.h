@@ -129,10 +129,12 @@ int herd_start_child(herd_node_t *node, const herd_child_req_t *req, uint32_t ti
 /* End a child for good: its spec is removed from the replicated map and
  * whichever node runs it stops it (at once when that is this node). `cb`
  * runs on the loop thread, never inside this call: with 0 once every member
- * that is neither left nor forgotten (down ones included: a down member may
- * only be cut off) has acknowledged the removal, so no crash of this node can
- * undo it; or with HERD_EUNCERTAIN after timeout_ms, when some member may not
- * hold it yet: the removal keeps spreading, but if this node crashes before
+ * that has not left (down ones included: a down member may only be cut off;
+ * and members that appear meanwhile, which are sent the removal) has
+ * acknowledged the removal, so no crash of this node can undo it; or with
+ * HERD_EUNCERTAIN after timeout_ms, when some member may not hold it yet (a
+ * member forgotten meanwhile counts as such: it may come back from a long
+ * partition): the removal keeps spreading, but if this node crashes before
  * it reaches the others, the child may come back. Errors at once:
  * HERD_ENOENT (no such child, or no supervisor), HERD_EINVAL. */
 typedef void (*herd_terminate_cb)(void *data, int status);

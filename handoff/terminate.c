@@ -8,15 +8,16 @@
  * that made it, it would be undone once the other side's spec (which never
  * saw the removal) spreads again. So the caller is told 0 only once every
  * member that could bring the spec back holds the removal: each member that
- * is neither left nor forgotten, down ones included (a down member may only
- * be cut off). "Holds" means its stream from this node acknowledged the
- * sequence number the removal's delta was sent with. A member that left, was
- * forgotten or restarted since takes no old spec back with it. A member
+ * is not left, down ones included (a down member may only be cut off).
+ * "Holds" means its stream from this node acknowledged the sequence number
+ * the removal's delta was queued with. A member that left or restarted since
+ * takes no old spec back with it; one forgotten meanwhile may (a partition
+ * longer than the forget time), so it keeps the answer uncertain. A member
  * that appears while the terminate waits (it joined, or restarted) may have
  * taken the spec from a node that had not heard of the removal yet: it is
  * sent the removal on its own and waited for too, so that 0 means every
- * member at the time of the answer holds it. Past the
- * timeout the caller gets HERD_EUNCERTAIN while the removal keeps spreading.
+ * member at the time of the answer holds it. Past the timeout the caller
+ * gets HERD_EUNCERTAIN while the removal keeps spreading.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -94,13 +95,17 @@ static int collect_peer(void *data, const herd_member_info_t *m)
     return 0;
 }
 
-/* Whether `p` holds the removal, or no longer matters. */
+/* Whether `p` holds the removal, or no longer matters: it left, or it
+ * restarted (its new start is listed on its own). A member forgotten while
+ * the terminate waits is not settled: it may only be cut off for longer than
+ * the forget time, and come back with the spec. */
 static int peer_settled(herd_node_t *n, const term_peer_t *p)
 {
     herd_member_info_t m;
     herd_stream_stats_t st;
-    if (herd_cluster_member(n, p->id, &m) != 0 || m.state == HERD_MEMBER_LEFT ||
-        m.incarnation != p->incarnation)
+    if (herd_cluster_member(n, p->id, &m) != 0)
+        return 0;
+    if (m.state == HERD_MEMBER_LEFT || m.incarnation != p->incarnation)
         return 1;
     return herd_cluster_stream_stats(n, p->id, &st) == 0 && st.acked_seq >= p->seq;
 }

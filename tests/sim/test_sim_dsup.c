@@ -748,6 +748,15 @@ static int spec_settled(world_t *w, int k, int except)
     return 1;
 }
 
+/* Whether node i reflects counter k's last start/terminate. */
+static int holds_change(world_t *w, int k, int i)
+{
+    const uint8_t *spec;
+    size_t len;
+    herd_node_t *n = regsim_node(w->rs, i);
+    return n && (herd_spec_get(n, w->ctr[k].name, &spec, &len) == 0) != w->ctr[k].terminated;
+}
+
 static int ctr_index(const world_t *w, const char *name)
 {
     for (int k = 0; k < w->nctr; k++)
@@ -782,9 +791,12 @@ static void before_loss(world_t *w, int i, int crash)
             if (o && herd_whereis(o, c->name, &pid, NULL) == 0 && pid.node == id)
                 c->affected = 1;
         }
-        /* a start until it spread; a terminate until it answered 0 */
-        if (crash && c->op_node == i &&
-            (c->terminated ? c->term_status != 0 : !spec_settled(w, k, i)))
+        /* A crash may take a start or terminate with it while the crashed
+         * node holds it and some other running node does not yet (whoever
+         * made it: its maker may have left since); a terminate answered 0
+         * is held everywhere and no crash may undo it. */
+        if (crash && holds_change(w, k, i) && !spec_settled(w, k, i) &&
+            !(c->terminated && c->term_status == 0))
             c->spec_uncertain = 1;
     }
 }

@@ -642,12 +642,22 @@ int regsim_unregister(regsim_t *rs, int k, const char *name, int via)
     int j = proc_name_index(p, name);
     if (n == NULL || j < 0)
         return HERD_EINVAL;
+    /* Removes are per registration: another node that still sees an older
+     * registration of the process (it let go and registered again since)
+     * removes that one, and the newer stays. */
+    herd_node_t *own = regsim_node(rs, p->node);
+    uint64_t t_via = 0, t_own = 0;
+    herd_pid_t who;
+    int stale = via != p->node && own && herd_whereis(n, name, &who, NULL) == 0 &&
+                herd_pid_equal(who, p->pid) && herd_registry_time(n, name, &t_via) == 0 &&
+                herd_whereis(own, name, &who, NULL) == 0 && herd_pid_equal(who, p->pid) &&
+                herd_registry_time(own, name, &t_own) == 0 && t_via != t_own;
     int rc = herd_unregister_pid(n, name, p->pid); /* ENOENT: that node has not seen it */
     if (getenv("HERD_SIM_TRACE"))
-        fprintf(stderr, "t=%llu unregister %s proc %d (of %s) via %s: %d\n",
+        fprintf(stderr, "t=%llu unregister %s proc %d (of %s) via %s: %d%s\n",
                 (unsigned long long)rs->now, name, k, rs->slots[p->node].name,
-                rs->slots[via].name, rc);
-    if (rc)
+                rs->slots[via].name, rc, stale ? " (an older registration: the newer stays)" : "");
+    if (rc || stale)
         return rc;
     p->names[j] = p->names[--p->nnames];
     return 0;

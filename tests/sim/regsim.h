@@ -150,7 +150,9 @@ rs_proc_t *regsim_proc(regsim_t *rs, int k);
  * removes are per registration, metadata updates included). Returns
  * herd_register's result. */
 int regsim_register(regsim_t *rs, int k, const char *name, const herd_meta_t *meta);
-/* Unregister `name` (held by proc k in the model) on node `via`. */
+/* Unregister `name` (held by proc k in the model) on node `via`; the model
+ * keeps the name when `via` sees an older registration of it than proc k's
+ * node holds (the unregister removes that one only). */
 int regsim_unregister(regsim_t *rs, int k, const char *name, int via);
 /* herd_stop the process with `reason` (its exit is carried out at the next poll). */
 int regsim_stop(regsim_t *rs, int k, int reason);

@@ -42,7 +42,8 @@
  *   orphaned provisional copy, no conflict loser left alive);
  * - no spec lost: a counter started (and not terminated) has a spec, a
  *   terminated one has none, unless a crash may have taken that start or
- *   terminate with it before it spread;
+ *   terminate with it before it spread (a crashed node held it while another
+ *   running node did not yet; a terminate answered 0 never counts so);
  * - the same 3 s later; then a final "get" on every counter answers, with
  *   the bounds above.
  *

@@ -149,6 +149,8 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
     if (rc == 0 && (herd_whereis(n, c->name, &holder, NULL) != 0 ||
                     !herd_pid_equal(holder, c->pid)))
         rc = HERD_EBUSY;
+    if (rc == 0 && herd_has_queued(n, c->pid, HERD_MSG_MERGE))
+        rc = HERD_EBUSY; /* a conflict loser's state, confirmed merged: merge it first */
     if (rc == 0)
         rc = herd_freeze(n, c->pid, HERD_FREEZE_MOVE);
     if (rc) /* HERD_EBUSY: a call of its own is out; the next reconcile retries */

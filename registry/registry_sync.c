@@ -233,9 +233,12 @@ int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
 }
 
 /* The winner is whoever holds the name here now (a move this node made is
- * known here first). Only a live process of this node is merged into, so
- * "merged" is said by the node that ran resolve_conflict's message into the
- * holder's mailbox, never by one that passed the state on. A holder on
+ * known here first). Only a live, unfrozen process of this node is merged
+ * into (one frozen for a move or its own merge could carry the state to a
+ * node that goes before it arrives; the loser then resumes and tries again,
+ * and the handoff moves no process with a merge still in its mailbox), so
+ * "merged" is said by the node that put the state in the mailbox of the
+ * holder that will run it, never by one that passed it on. A holder on
  * another node is named back to the loser's node, which sends the state
  * there; with no holder here, or the loser's own node as the holder (it has
  * not heard of the winner the loser's node saw), nothing is merged and the
@@ -254,8 +257,9 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
         return;
     }
     int ok = 0;
-    if (herd_whereis(g->node, name, &pid, NULL) != 0 || pid.node == from)
-        pid = HERD_PID_NONE;
+    if (herd_whereis(g->node, name, &pid, NULL) != 0 || pid.node == from ||
+        (pid.node == g->self_node && herd_is_frozen(g->node, pid)))
+        pid = HERD_PID_NONE; /* a frozen holder is moving or merging itself: later */
     else if (pid.node == g->self_node)
         ok = herd_merge_into(g->node, pid, state, len) == 0;
     wire_writer_t w;

@@ -78,6 +78,15 @@ int herd_is_frozen(const herd_node_t *n, herd_pid_t pid)
     return p ? p->frozen_by : 0;
 }
 
+int herd_has_queued(const herd_node_t *n, herd_pid_t pid, herd_msg_kind_t kind)
+{
+    herd_proc_t *p = proc_lookup(n, pid);
+    for (const mmsg_t *m = p ? p->head : NULL; m; m = m->next)
+        if (m->kind == (uint8_t)kind)
+            return 1;
+    return 0;
+}
+
 /* A call queued for p now goes to `to`: p no longer answers it if it exits.
  * When `to` is another node's, that node records the call itself; when it
  * is this node's, the records follow it: a remote caller's inbound record,

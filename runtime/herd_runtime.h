@@ -407,6 +407,10 @@ int herd_freeze(herd_node_t *node, herd_pid_t pid, herd_freeze_holder_t holder);
 int herd_thaw(herd_node_t *node, herd_pid_t pid, herd_freeze_holder_t holder);
 /* The holders that keep it frozen (herd_freeze_holder_t bits), 0 if none. */
 int herd_is_frozen(const herd_node_t *node, herd_pid_t pid);
+/* Whether a message of `kind` waits in the mailbox of a process of this
+ * node (a conflict loser's state not merged yet: the handoff does not move
+ * a process before it has merged it). */
+int herd_has_queued(const herd_node_t *node, herd_pid_t pid, herd_msg_kind_t kind);
 /* Move every message queued for the frozen process `from` to `to` (another
  * node's process, or one of this node), in order, keeping each message's
  * kind, sender and call reference: `to` answers the calls. Replies, DOWN and

@@ -114,7 +114,9 @@ static int waiter_settled(dsup_t *d, term_waiter_t *w)
 {
     collect_ctx_t c = {d, w, 1};
     herd_cluster_foreach_member(d->node, collect_peer, &c);
-    int settled = 1;
+    /* a node heard of but not from (a member cut off since before this one
+     * joined) may hold the spec: it cannot be counted yet */
+    int settled = herd_cluster_unconfirmed(d->node) == 0;
     for (size_t i = 0; i < w->count; i++) {
         term_peer_t *p = &w->peers[i];
         p->settled = p->settled || peer_settled(d->node, p);

@@ -512,6 +512,9 @@ typedef int (*herd_member_fn)(void *data, const herd_member_info_t *m);
 int herd_cluster_foreach_member(herd_node_t *node, herd_member_fn fn, void *data);
 const char *herd_member_state_name(herd_member_state_t s);
 
+/* Nodes this one heard of from other members (up or down there) but has not
+ * heard from itself yet: members it cannot count on knowing of. */
+size_t herd_cluster_unconfirmed(herd_node_t *node);
 /* The current ring (valid until the next membership change), or NULL. */
 const struct ring *herd_cluster_ring(herd_node_t *node);
 /* A number that changes whenever the ring or any member's state, weight or

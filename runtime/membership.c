@@ -23,6 +23,7 @@
 
 #define GOSSIP_ALIVE 0
 #define GOSSIP_LEFT 1
+#define GOSSIP_DOWN 2 /* down here, not forgotten: maybe only cut off */
 #define MSHIP_MAX_CANDIDATES 256
 
 typedef struct mship_candidate {
@@ -259,8 +260,9 @@ static void candidate_note(mship_t *m, const char *name, const char *address,
             if (incarnation > c->incarnation) {
                 c->incarnation = incarnation;
                 strcpy(c->address, address);
-                c->since = now;
             }
+            if (incarnation >= c->incarnation)
+                c->since = now; /* still heard of: kept while members mention it */
             return;
         }
     }
@@ -275,9 +277,19 @@ static void candidate_note(mship_t *m, const char *name, const char *address,
 
 /* ---- bodies ------------------------------------------------------------------ */
 
+/* Every member goes out in gossip, down ones too (as down), so that a node
+ * that joins while some members are cut off still knows they exist. */
 static int gossip_counts(const mship_member_t *x)
 {
-    return x->state != MEMBER_DOWN;
+    (void)x;
+    return 1;
+}
+
+static uint8_t gossip_status(const mship_member_t *x)
+{
+    return x->state == MEMBER_LEFT ? GOSSIP_LEFT
+           : x->state == MEMBER_DOWN ? GOSSIP_DOWN
+                                     : GOSSIP_ALIVE;
 }
 
 static uint8_t *encode_beat(const mship_t *m, size_t *len)
@@ -302,7 +314,7 @@ static uint8_t *encode_beat(const mship_t *m, size_t *len)
         wire_put_str(&w, x->address);
         wire_put_u64(&w, x->incarnation);
         wire_put_u32(&w, x->weight);
-        wire_put_u8(&w, x->state == MEMBER_LEFT ? GOSSIP_LEFT : GOSSIP_ALIVE);
+        wire_put_u8(&w, gossip_status(x));
     }
     return wire_writer_take(&w, len);
 }
@@ -589,7 +601,7 @@ static int mship_read_gossip(mship_t *m, uint64_t now, wire_reader_t *r, mship_e
         uint64_t inc = wire_get_u64(r);
         wire_get_u32(r); /* weight: learned from the member itself */
         uint8_t status = wire_get_u8(r);
-        if (r->err || ring_check_name(name) != 0 || address[0] == '\0' || status > GOSSIP_LEFT)
+        if (r->err || ring_check_name(name) != 0 || address[0] == '\0' || status > GOSSIP_DOWN)
             return HERD_EBADFRAME;
         mship_gossip_entry(m, now, name, address, inc, status, out);
     }
@@ -759,4 +771,9 @@ int mship_build_ring(const mship_t *m, ring_t **out)
     }
     *out = r;
     return 0;
+}
+
+size_t mship_candidate_count(const mship_t *m)
+{
+    return m->candidate_count;
 }

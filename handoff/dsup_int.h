@@ -11,6 +11,9 @@
 #include "u64map.h"
 
 #define HANDOFF_APP 2
+/* How long a child that could not move waits before it is offered again. */
+#define DSUP_TOO_BIG_RETRY_MS 10000 /* a state over the limit: measured again then */
+#define DSUP_CONFLICT_RETRY_MS 3000 /* the target runs the name: its conflict settles */
 /* The handoff stream's messages (handoff.c's head comment). */
 enum { HO_OFFER = 1, HO_ACCEPT, HO_REJECT, HO_ABORT, HO_COMMIT, HO_DRAIN, HO_PART };
 /* A state up to BIGSTATE_INLINE bytes travels inside its offer; a larger one
@@ -37,7 +40,11 @@ typedef struct dchild {
     herd_pid_t moved_to; /* the accepted new copy */
     uint8_t *out;        /* a large state on its way out in parts (bigstate.c), owned */
     size_t out_len, out_sent;
-    uint64_t too_big_at; /* node clock: its state was over max_state_bytes then */
+    /* node clock: no move before then (its state was over max_state_bytes,
+     * or the target ran a copy of its own: the conflict rule settles that
+     * first, and a move keeps the holder frozen while the loser's state
+     * waits for it) */
+    uint64_t move_after;
     uint32_t forwarded;  /* messages forwarded to it so far */
     /* the spec write it runs: a missing spec it has not seen is not removed */
     herd_spec_ref_t spec_ref;

@@ -128,7 +128,7 @@ static int refuse_too_big(dsup_t *d, dchild_t *c, const char *target, size_t len
              "the %llu-byte limit for a move", c->name, len,
              (unsigned long long)d->cfg.max_state_bytes);
     d->stats.too_big++;
-    c->too_big_at = herd_node_now(d->node);
+    c->move_after = herd_node_now(d->node) + DSUP_TOO_BIG_RETRY_MS;
     herd_thaw(d->node, c->pid, HERD_FREEZE_MOVE);
     return HERD_ETOOBIG;
 }
@@ -303,7 +303,9 @@ static void on_reject(dsup_t *d, uint64_t from, uint64_t id, const char *name, u
         return;
     if ((int)(int64_t)code == HERD_ETOOBIG) { /* over the new owner's cap */
         d->stats.too_big++;
-        c->too_big_at = herd_node_now(d->node);
+        c->move_after = herd_node_now(d->node) + DSUP_TOO_BIG_RETRY_MS;
+    } else if ((int)(int64_t)code == HERD_EEXIST) { /* its copy and ours: a conflict */
+        c->move_after = herd_node_now(d->node) + DSUP_CONFLICT_RETRY_MS;
     }
     herd_log(HERD_LOG_INFO, "handoff", "'%s' refused by its new owner: %s", name,
              herd_strerror((int)(int64_t)code));

@@ -19,7 +19,6 @@
 #include "ring.h"
 #include "svcring.h"
 
-#define DSUP_TOO_BIG_RETRY_MS 10000 /* a state too big to move is measured again then */
 
 /* ---- starting and stopping ---------------------------------------------------- */
 
@@ -183,8 +182,7 @@ static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch, uint6
             child_stop(d, c);
         break;
     case HOFF_HANDOFF:
-        if (c == NULL || c->state != HERD_CHILD_RUNNING ||
-            (c->too_big_at && now - c->too_big_at < DSUP_TOO_BIG_RETRY_MS))
+        if (c == NULL || c->state != HERD_CHILD_RUNNING || now < c->move_after)
             break;
         if (d->moving < d->cfg.max_moves && target_ready(d, a->target, now))
             handoff_begin(d, c, a->target);

@@ -33,7 +33,7 @@
  *   herd_cluster_stats' bytes_out summed over the nodes, from just before
  *   the newcomer starts until the traffic is quiet (heartbeats included).
  *   Goals (printed, not enforced): converged in under 2 s, no stall over
- *   20 ms. One run (runs=1): a run takes some 10 s of setup.
+ *   20 ms. One run (runs=1): its setup converges the million names first.
  * - memory_fill: memory per registration across fill levels. One node
  *   registers FILL_LO..FILL_HI names in steps of FILL_STEP; after each step
  *   the RSS growth since before the first register over the names held, the
@@ -43,8 +43,10 @@
  *
  *   bench registry <metric> <value> <unit> [key=value ...]
  *
- * --quick divides every size by 10 and runs each figure once (the ctest
- * smoke run); --verbose prints each run on stderr; --only single|converge|
+ * The default run leaves join_large out (at 1,000,000 names it does not
+ * finish within its deadline today); --full adds it, and --quick (which
+ * divides every size by 10 and runs each figure once: the ctest smoke run)
+ * has it. --verbose prints each run on stderr; --only single|converge|
  * converge_large|join_large|memory_fill runs one part; --join-names N sets
  * join_large's size. The cluster's failure detector is made lenient (see
  * make_node); --default-timeouts keeps its defaults. Every wait has a
@@ -727,12 +729,14 @@ static int part_known(const char *part)
 
 int main(int argc, char **argv)
 {
-    int quick = 0;
+    int quick = 0, full = 0;
     size_t join_names = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
+        } else if (strcmp(argv[i], "--full") == 0) {
+            full = 1;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
         } else if (strcmp(argv[i], "--default-timeouts") == 0) {
@@ -743,7 +747,7 @@ int main(int argc, char **argv)
                    (join_names = strtoull(argv[i + 1], NULL, 10)) >= NODES) {
             i++;
         } else {
-            fprintf(stderr, "usage: bench_registry [--quick] [--verbose] [--default-timeouts] "
+            fprintf(stderr, "usage: bench_registry [--quick] [--full] [--verbose] [--default-timeouts] "
                             "[--join-names N (>= %d)]\n"
                             "                      [--only single|converge|converge_large|"
                             "join_large|memory_fill]\n", NODES);
@@ -764,7 +768,9 @@ int main(int argc, char **argv)
         bench_converge(10000 / scale, runs);
     if (only == NULL || strcmp(only, "converge_large") == 0)
         bench_converge(100000 / scale, runs);
-    if (only == NULL || strcmp(only, "join_large") == 0)
+    /* 1,000,000 names do not join within the deadline today: not in the
+     * default run, which must finish; the smoke run's 100,000 do */
+    if ((only == NULL && (full || quick)) || (only && strcmp(only, "join_large") == 0))
         bench_join_large(join_names ? join_names : JOIN_NAMES / scale);
     return 0;
 }

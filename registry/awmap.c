@@ -153,26 +153,7 @@ static int seen_dot(const awmap_t *m, const awmap_t *from, awmap_dot_t dot)
 
 static int cc_join(awmap_t *m, const awmap_t *d)
 {
-    for (uint32_t i = 0; i < d->replica_n; i++) {
-        const replica_t *dr = &d->replicas[i];
-        uint32_t idx;
-        if (awmap_replica(m, dr->id, &idx) != 0)
-            return HERD_ENOMEM;
-        replica_t *r = &m->replicas[idx];
-        if (dr->vv > r->vv) {
-            r->vv = dr->vv;
-            uint32_t keep = 0;
-            for (uint32_t k = 0; k < r->cloud_n; k++)
-                if (r->cloud[k] > r->vv)
-                    r->cloud[keep++] = r->cloud[k];
-            r->cloud_n = keep;
-            cc_fold(r);
-        }
-        for (uint32_t k = 0; k < dr->cloud_n; k++)
-            if (cc_add(r, dr->cloud[k]) != 0)
-                return HERD_ENOMEM;
-    }
-    return 0;
+    return awmap_copy_context_bounded(m, d, SIZE_MAX, NULL);
 }
 
 /* ---- keys (the layout: awmap_int.h) ------------------------------------------- */
@@ -676,6 +657,52 @@ int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t kle
 int awmap_copy_context(awmap_t *dst, const awmap_t *src)
 {
     return cc_join(dst, src);
+}
+
+int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_cloud,
+                               int *trimmed)
+{
+    size_t left = max_cloud;
+    if (trimmed)
+        *trimmed = 0;
+    for (uint32_t i = 0; i < src->replica_n; i++) {
+        const replica_t *sr = &src->replicas[i];
+        uint32_t idx;
+        if (awmap_replica(dst, sr->id, &idx) != 0)
+            return HERD_ENOMEM;
+        replica_t *r = &dst->replicas[idx];
+        if (sr->vv > r->vv) {
+            r->vv = sr->vv;
+            uint32_t keep = 0;
+            for (uint32_t k = 0; k < r->cloud_n; k++)
+                if (r->cloud[k] > r->vv)
+                    r->cloud[keep++] = r->cloud[k];
+            r->cloud_n = keep;
+            cc_fold(r);
+        }
+        size_t take = sr->cloud_n < left ? sr->cloud_n : left;
+        if (take < sr->cloud_n && trimmed)
+            *trimmed = 1;
+        for (size_t k = 0; k < take; k++)
+            if (cc_add(r, sr->cloud[k]) != 0)
+                return HERD_ENOMEM;
+        left -= take;
+    }
+    return 0;
+}
+
+void awmap_cloud_stats(const awmap_t *m, uint64_t *total, uint64_t *largest)
+{
+    uint64_t t = 0, l = 0;
+    for (uint32_t i = 0; i < m->replica_n; i++) {
+        t += m->replicas[i].cloud_n;
+        if (m->replicas[i].cloud_n > l)
+            l = m->replicas[i].cloud_n;
+    }
+    if (total)
+        *total = t;
+    if (largest)
+        *largest = l;
 }
 
 int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,

@@ -101,6 +101,15 @@ int awmap_copy_entry(awmap_t *dst, const awmap_t *src, const char *key, size_t k
                      const awmap_entry_t *e, int with_value);
 /* Join src's causal context (and nothing else) into dst. */
 int awmap_copy_context(awmap_t *dst, const awmap_t *src);
+/* The same, keeping at most `max_cloud` cloud counters in all (those of the
+ * replicas first in src's table): an under-approximation of src's context,
+ * which is always safe to ship (a dot left out is at worst sent again).
+ * *trimmed (may be NULL) is set when something was left out. */
+int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_cloud,
+                               int *trimmed);
+/* The causal context's size: the dots held in clouds, all and the largest
+ * one replica's. */
+void awmap_cloud_stats(const awmap_t *m, uint64_t *total, uint64_t *largest);
 /* List `key` in delta `dst` with the dot (id, counter) in its context and no
  * entry for it: "this entry of this key is removed". */
 int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,

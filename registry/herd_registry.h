@@ -114,6 +114,16 @@ typedef struct herd_registry_stats {
     uint64_t merges_abandoned;   /* a loser that resumed: no holder took its state in time */
     uint64_t merges_stale;       /* answers to a merge attempt given up since, ignored */
     uint64_t rejected;           /* malformed sync messages */
+    /* sync traffic (registry/PROTOCOL.md) */
+    uint64_t bytes_out, bytes_in;  /* sync message bytes sent and received */
+    uint64_t send_failed;   /* sync messages a send refused: the peer is synced again */
+    uint64_t repairs;       /* digest syncs started to repair a refused send */
+    uint64_t pieces_split;  /* messages split to stay under REGISTRY_MSG_MAX bytes */
+    uint64_t context_trimmed; /* contexts sent without part of their cloud (too big) */
+    uint64_t contexts_joined; /* digest syncs completed with the peer's context */
+    /* the causal context: replicas in the table, dots held above the version
+     * vectors (0 at quiescence), the largest one replica's cloud */
+    uint64_t cc_replicas, cc_cloud_dots, cc_cloud_max;
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
 
@@ -124,6 +134,8 @@ typedef struct herd_registry_peer {
     uint64_t deltas_out, deltas_in;
     uint64_t digest_syncs;  /* digest syncs this node offered it */
     uint64_t last_sync_ms;  /* wall clock of the last one, 0: never */
+    uint64_t bytes_out, bytes_in;
+    uint64_t send_failed;   /* sends to it refused (each repaired by a digest sync) */
 } herd_registry_peer_t;
 int herd_registry_peer_stats(herd_node_t *node, uint64_t node_id, herd_registry_peer_t *out);
 

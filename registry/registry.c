@@ -956,6 +956,8 @@ int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
     *out = g->stats;
     out->names = awmap_key_count(g->map) - reg_spec_keys(g);
     out->entries = awmap_entry_count(g->map) - g->spec_entries;
+    out->cc_replicas = awmap_replica_count(g->map);
+    awmap_cloud_stats(g->map, &out->cc_cloud_dots, &out->cc_cloud_max);
     return 0;
 }
 

@@ -151,6 +151,20 @@ static int seen_dot(const awmap_t *m, const awmap_t *from, awmap_dot_t dot)
     return i >= 0 && cc_has(&m->replicas[i], dot.counter);
 }
 
+/* Every counter up to vv is seen: drop the cloud below it and fold. */
+static void cc_raise(replica_t *r, uint64_t vv)
+{
+    if (vv <= r->vv)
+        return;
+    r->vv = vv;
+    uint32_t keep = 0;
+    for (uint32_t k = 0; k < r->cloud_n; k++)
+        if (r->cloud[k] > r->vv)
+            r->cloud[keep++] = r->cloud[k];
+    r->cloud_n = keep;
+    cc_fold(r);
+}
+
 static int cc_join(awmap_t *m, const awmap_t *d)
 {
     return awmap_copy_context_bounded(m, d, SIZE_MAX, NULL);
@@ -671,15 +685,7 @@ int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_clou
         if (awmap_replica(dst, sr->id, &idx) != 0)
             return HERD_ENOMEM;
         replica_t *r = &dst->replicas[idx];
-        if (sr->vv > r->vv) {
-            r->vv = sr->vv;
-            uint32_t keep = 0;
-            for (uint32_t k = 0; k < r->cloud_n; k++)
-                if (r->cloud[k] > r->vv)
-                    r->cloud[keep++] = r->cloud[k];
-            r->cloud_n = keep;
-            cc_fold(r);
-        }
+        cc_raise(r, sr->vv);
         size_t take = sr->cloud_n < left ? sr->cloud_n : left;
         if (take < sr->cloud_n && trimmed)
             *trimmed = 1;
@@ -689,6 +695,27 @@ int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_clou
         left -= take;
     }
     return 0;
+}
+
+int awmap_copy_context_part(awmap_t *dst, const awmap_t *src, uint32_t *replica, uint32_t *at,
+                            size_t max_cloud)
+{
+    for (; *replica < src->replica_n; (*replica)++, *at = 0) {
+        const replica_t *sr = &src->replicas[*replica];
+        uint32_t idx;
+        if (awmap_replica(dst, sr->id, &idx) != 0)
+            return HERD_ENOMEM;
+        replica_t *r = &dst->replicas[idx];
+        cc_raise(r, sr->vv);
+        for (; *at < sr->cloud_n; (*at)++) {
+            if (max_cloud == 0)
+                return 0;
+            if (cc_add(r, sr->cloud[*at]) != 0)
+                return HERD_ENOMEM;
+            max_cloud--;
+        }
+    }
+    return 1;
 }
 
 void awmap_cloud_stats(const awmap_t *m, uint64_t *total, uint64_t *largest)

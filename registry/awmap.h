@@ -107,6 +107,12 @@ int awmap_copy_context(awmap_t *dst, const awmap_t *src);
  * *trimmed (may be NULL) is set when something was left out. */
 int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_cloud,
                                int *trimmed);
+/* Copy src's context from replica *replica, cloud position *at on, at most
+ * `max_cloud` cloud counters (and the version vector entry of each replica
+ * it reaches), advancing the position: 1 when it reached the end, 0 when
+ * more is left, HERD_ENOMEM. Pieces copied this way join to the whole. */
+int awmap_copy_context_part(awmap_t *dst, const awmap_t *src, uint32_t *replica, uint32_t *at,
+                            size_t max_cloud);
 /* The causal context's size: the dots held in clouds, all and the largest
  * one replica's. */
 void awmap_cloud_stats(const awmap_t *m, uint64_t *total, uint64_t *largest);

@@ -9,6 +9,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+/* Bytes a piece's encoding takes per entry and per key beyond the key and
+ * the value (dot, lengths, and the dot in the context as a cloud counter):
+ * an upper bound, so a piece is never larger than its estimate. */
+#define PIECE_ENTRY_BYTES 40u
+#define PIECE_KEY_BYTES 8u
+
 unsigned digest_bucket(const char *key, size_t klen)
 {
     return (unsigned)(XXH3_64bits(key, klen) >> 56); /* top 8 bits: 256 buckets */
@@ -20,6 +26,15 @@ static uint64_t entry_hash(const char *key, size_t klen, awmap_replica_id_t id, 
     return XXH3_64bits_withSeed(parts, sizeof(parts), XXH3_64bits(key, klen));
 }
 
+void digest_update(digest_t *d, const awmap_t *m, const char *key, size_t klen,
+                   const awmap_entry_t *e, int sign)
+{
+    unsigned b = digest_bucket(key, klen);
+    uint64_t h = entry_hash(key, klen, awmap_replica_id(m, e->dot.replica), e->dot.counter);
+    d->sum[b] += sign > 0 ? h : -h; /* a sum: order does not matter */
+    d->count[b] += sign > 0 ? 1u : (uint32_t)-1;
+}
+
 typedef struct digest_ctx {
     const awmap_t *m;
     digest_t *d;
@@ -28,12 +43,8 @@ typedef struct digest_ctx {
 static int digest_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     digest_ctx_t *c = data;
-    unsigned b = digest_bucket(key, klen);
-    for (; e; e = e->next) {
-        c->d->sum[b] += entry_hash(key, klen, awmap_replica_id(c->m, e->dot.replica),
-                                   e->dot.counter);
-        c->d->count[b]++;
-    }
+    for (; e; e = e->next)
+        digest_update(c->d, c->m, key, klen, e, 1);
     return 0;
 }
 
@@ -70,70 +81,134 @@ size_t digest_diff(const digest_t *a, const digest_t *b, uint8_t out[DIGEST_BUCK
     return n;
 }
 
-typedef struct pick_ctx {
-    const awmap_t *src;
+/* ---- pieces ------------------------------------------------------------------------ */
+
+/* A delta being filled, handed over when it reaches its byte budget. */
+typedef struct piece {
     awmap_t *dst;
+    size_t bytes, budget;
+    const awmap_t *src;     /* the map read from */
+    const awmap_t *other;   /* the peer's context (or its dots piece) */
+    const awmap_t *context; /* dots: the context each piece carries */
+    size_t context_cloud;
     uint8_t want[DIGEST_BUCKETS];
-    const awmap_t *other; /* digest_answer: A's dots map */
-    size_t batch;
     digest_emit_fn emit;
-    void *emit_data;
+    digest_dots_fn emit_dots;
+    void *data;
     int err;
-} pick_ctx_t;
+} piece_t;
 
-/* Hand over a full piece and start the next one. */
-static void pick_maybe_emit(pick_ctx_t *c, int force)
+static int piece_start(piece_t *p)
 {
-    if (c->err || c->emit == NULL || awmap_key_count(c->dst) == 0 ||
-        (!force && awmap_key_count(c->dst) < c->batch))
+    p->dst = awmap_new_delta();
+    p->bytes = 0;
+    if (p->dst == NULL)
+        return p->err = HERD_ENOMEM;
+    if (p->context && awmap_copy_context_bounded(p->dst, p->context, p->context_cloud, NULL))
+        p->err = HERD_ENOMEM;
+    return p->err;
+}
+
+/* Hand over the piece (a full one, or with `force` whatever it holds) and
+ * start the next. */
+static void piece_emit(piece_t *p, int force, int last)
+{
+    if (p->err || (!force && p->bytes < p->budget))
         return;
-    c->emit(c->emit_data, c->dst);
-    awmap_free(c->dst);
-    c->dst = awmap_new_delta();
-    if (c->dst == NULL)
-        c->err = HERD_ENOMEM;
+    if (p->emit_dots)
+        p->emit_dots(p->data, p->dst, last);
+    else if (force && awmap_key_count(p->dst) == 0)
+        return; /* nothing to say */
+    else
+        p->emit(p->data, p->dst);
+    awmap_free(p->dst);
+    p->dst = NULL;
+    if (!last)
+        piece_start(p);
 }
 
-static void pick_init(pick_ctx_t *c, const uint8_t *buckets, size_t n)
+static void piece_init(piece_t *p, const awmap_t *src, const digest_limits_t *limits)
 {
-    memset(c->want, 0, sizeof(c->want));
-    for (size_t i = 0; i < n; i++)
-        c->want[buckets[i]] = 1;
+    memset(p, 0, sizeof(*p));
+    p->src = src;
+    p->budget = limits->piece_bytes ? limits->piece_bytes : 1;
+    p->context_cloud = limits->context_cloud;
 }
+
+static int piece_finish(piece_t *p)
+{
+    if (p->dst && p->err == 0)
+        piece_emit(p, 1, 1);
+    awmap_free(p->dst);
+    return p->err;
+}
+
+static void want_set(uint8_t want[DIGEST_BUCKETS], const uint8_t *buckets, size_t n)
+{
+    memset(want, 0, DIGEST_BUCKETS);
+    for (size_t i = 0; i < n; i++)
+        want[buckets[i]] = 1;
+}
+
+/* ---- A: dots ------------------------------------------------------------------------ */
 
 static int dots_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
-    pick_ctx_t *c = data;
-    if (!c->want[digest_bucket(key, klen)])
+    piece_t *p = data;
+    if (!p->want[digest_bucket(key, klen)])
         return 0;
-    for (; e && c->err == 0; e = e->next)
-        c->err = awmap_copy_entry(c->dst, c->src, key, klen, e, 0);
-    return c->err != 0;
-}
-
-awmap_t *digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n)
-{
-    pick_ctx_t c = {.src = m, .dst = awmap_new_delta()};
-    pick_init(&c, buckets, n);
-    if (c.dst == NULL || awmap_copy_context(c.dst, m) != 0 ||
-        awmap_foreach(m, dots_key, &c) != 0 || c.err) {
-        awmap_free(c.dst);
-        return NULL;
+    for (; e && p->err == 0; e = e->next) {
+        p->err = awmap_copy_entry(p->dst, p->src, key, klen, e, 0);
+        p->bytes += klen + PIECE_ENTRY_BYTES;
+        piece_emit(p, 0, 0);
     }
-    return c.dst;
+    return p->err != 0;
 }
 
-/* (a) mine that A has not seen */
-static int answer_mine(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n,
+                const digest_limits_t *limits, digest_dots_fn emit, void *data)
 {
-    pick_ctx_t *c = data;
-    if (!c->want[digest_bucket(key, klen)])
+    piece_t p;
+    piece_init(&p, m, limits);
+    p.context = m;
+    p.emit_dots = emit;
+    p.data = data;
+    want_set(p.want, buckets, n);
+    if (piece_start(&p) == 0)
+        awmap_foreach(m, dots_key, &p);
+    return piece_finish(&p);
+}
+
+/* ---- B: the answers ------------------------------------------------------------------- */
+
+static int mine_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    piece_t *p = data;
+    if (!p->want[digest_bucket(key, klen)])
         return 0;
-    for (; e && c->err == 0; e = e->next)
-        if (!awmap_seen(c->other, awmap_replica_id(c->src, e->dot.replica), e->dot.counter))
-            c->err = awmap_copy_entry(c->dst, c->src, key, klen, e, 1);
-    pick_maybe_emit(c, 0);
-    return c->err != 0;
+    for (; e && p->err == 0; e = e->next) {
+        if (awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica), e->dot.counter))
+            continue;
+        p->err = awmap_copy_entry(p->dst, p->src, key, klen, e, 1);
+        p->bytes += klen + e->len + PIECE_ENTRY_BYTES;
+        piece_emit(p, 0, 0);
+    }
+    return p->err != 0;
+}
+
+int digest_answer_mine(const awmap_t *mine, const awmap_t *theirs,
+                       const uint8_t want[DIGEST_BUCKETS], const digest_limits_t *limits,
+                       digest_emit_fn emit, void *data)
+{
+    piece_t p;
+    piece_init(&p, mine, limits);
+    p.other = theirs;
+    p.emit = emit;
+    p.data = data;
+    memcpy(p.want, want, DIGEST_BUCKETS);
+    if (piece_start(&p) == 0)
+        awmap_foreach(mine, mine_key, &p);
+    return piece_finish(&p);
 }
 
 static int holds(const awmap_t *m, const char *key, size_t klen, awmap_replica_id_t id,
@@ -147,31 +222,54 @@ static int holds(const awmap_t *m, const char *key, size_t klen, awmap_replica_i
     return 0;
 }
 
-/* (b) A's dots that I have seen and no longer hold: removed */
-static int answer_theirs(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+static int theirs_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
-    pick_ctx_t *c = data;
-    for (; e && c->err == 0; e = e->next) {
-        awmap_replica_id_t id = awmap_replica_id(c->other, e->dot.replica);
-        if (awmap_seen(c->src, id, e->dot.counter) && !holds(c->src, key, klen, id, e->dot.counter))
-            c->err = awmap_note_removed(c->dst, key, klen, id, e->dot.counter);
+    piece_t *p = data;
+    for (; e && p->err == 0; e = e->next) {
+        awmap_replica_id_t id = awmap_replica_id(p->other, e->dot.replica);
+        if (!awmap_seen(p->src, id, e->dot.counter) || holds(p->src, key, klen, id, e->dot.counter))
+            continue;
+        p->err = awmap_note_removed(p->dst, key, klen, id, e->dot.counter);
+        p->bytes += klen + PIECE_ENTRY_BYTES;
+        piece_emit(p, 0, 0);
     }
-    pick_maybe_emit(c, 0);
-    return c->err != 0;
+    return p->err != 0;
+}
+
+int digest_answer_theirs(const awmap_t *mine, const awmap_t *piece,
+                         const digest_limits_t *limits, digest_emit_fn emit, void *data)
+{
+    piece_t p;
+    piece_init(&p, mine, limits);
+    p.other = piece;
+    p.emit = emit;
+    p.data = data;
+    if (piece_start(&p) == 0)
+        awmap_foreach(piece, theirs_key, &p);
+    return piece_finish(&p);
 }
 
 int digest_answer(const awmap_t *mine, const awmap_t *dots, const uint8_t *buckets, size_t n,
-                  size_t batch, digest_emit_fn emit, void *data)
+                  size_t piece_bytes, digest_emit_fn emit, void *data)
 {
-    pick_ctx_t c = {.src = mine, .dst = awmap_new_delta(), .other = dots,
-                    .batch = batch ? batch : 1, .emit = emit, .emit_data = data};
-    pick_init(&c, buckets, n);
-    if (c.dst == NULL)
-        return HERD_ENOMEM;
-    awmap_foreach(mine, answer_mine, &c);
-    if (c.err == 0)
-        awmap_foreach(dots, answer_theirs, &c);
-    pick_maybe_emit(&c, 1);
-    awmap_free(c.dst);
-    return c.err;
+    digest_limits_t limits = {piece_bytes, 0};
+    uint8_t want[DIGEST_BUCKETS];
+    want_set(want, buckets, n);
+    int rc = digest_answer_theirs(mine, dots, &limits, emit, data);
+    return rc ? rc : digest_answer_mine(mine, dots, want, &limits, emit, data);
+}
+
+int digest_context(const awmap_t *m, size_t cloud, digest_emit_fn emit, void *data)
+{
+    uint32_t replica = 0, at = 0;
+    for (;;) {
+        awmap_t *piece = awmap_new_delta();
+        int rc = piece ? awmap_copy_context_part(piece, m, &replica, &at, cloud ? cloud : 1)
+                       : HERD_ENOMEM;
+        if (rc >= 0)
+            emit(data, piece);
+        awmap_free(piece);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
 }

@@ -1,19 +1,27 @@
 /*
- * digest.h - digest-driven state sync for a node that joins or comes back:
- * only what differs travels, never the whole map or the whole history.
+ * digest.h - digest-driven state sync between two registry replicas: only
+ * what differs travels, never the whole map or the whole history. Pure
+ * functions over awmap: no I/O. registry/PROTOCOL.md gives the messages and
+ * why the exchange is complete; in short, for A pulling from B:
  *
- * How it works (shared/notes/delta-crdt.md, "State sync")
- * ----------------------------------------------------
- * A sends B a digest: its live entries hashed into DIGEST_BUCKETS buckets by
- * key, with a count and a checksum of the (key, dot) pairs in each. B answers
- * with the buckets whose summary differs from its own. A sends the dots it
- * holds in those buckets, with its causal context (a map whose entries carry
- * no values). B answers with one delta: (a) its entries in those buckets whose
- * dots A's context has not seen, and (b) those of A's dots that B's context
- * has seen but B no longer holds — removals A missed. Joining that delta gives
- * A everything B knows about those buckets; entries both hold are untouched.
- * Each side runs the exchange toward the other, so both end up complete.
- * Pure functions over awmap: no I/O.
+ * 1. A sends B its digest: its entries hashed into DIGEST_BUCKETS buckets by
+ *    key, a count and a checksum of the (key, dot) pairs in each. Each node
+ *    keeps its own digest up to date as its map changes (digest_update).
+ * 2. B diffs it against its own, keeps a copy of its causal context as it is
+ *    at that moment (the snapshot) and names the buckets that differ.
+ * 3. A sends the dots it holds in those buckets, with its causal context, in
+ *    pieces (digest_dots).
+ * 4. B answers with deltas: A's dots that B has seen and no longer holds
+ *    (removals A missed; digest_answer_theirs, per piece), then its entries
+ *    in those buckets that A's context has not seen (digest_answer_mine, once).
+ * 5. B sends the snapshot; A joins it into its context. Every dot in it is
+ *    one A now holds or has seen removed: a dot B held in a bucket that did
+ *    not differ was held by A when A made its digest, one in a bucket that
+ *    differed was sent in step 4 unless A had seen it or B removed it since.
+ *    So A's context takes in the dots added and removed before A joined or
+ *    came back, and its clouds empty.
+ * Each side runs the exchange toward the other, so both end up complete with
+ * equal contexts.
  */
 #ifndef HERD_DIGEST_H
 #define HERD_DIGEST_H
@@ -32,23 +40,51 @@ typedef struct digest {
 
 /* The bucket of a key. */
 unsigned digest_bucket(const char *key, size_t klen);
+/* The digest of a whole map (a full pass: for tests and a first build). */
 void digest_of(const awmap_t *m, digest_t *out);
+/* Keep a digest up to date: entry `e` of `key` in map `m` was added (sign
+ * 1) or removed (sign -1). */
+void digest_update(digest_t *d, const awmap_t *m, const char *key, size_t klen,
+                   const awmap_entry_t *e, int sign);
 void digest_encode(const digest_t *d, wire_writer_t *w);
 int digest_decode(wire_reader_t *r, digest_t *out);
 /* The buckets whose summaries differ; writes their numbers into out and
  * returns how many. */
 size_t digest_diff(const digest_t *a, const digest_t *b, uint8_t out[DIGEST_BUCKETS]);
 
-/* A's side: its context and the dots (no values) of its entries in the given
- * buckets, as a delta map to encode and send. */
-awmap_t *digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n);
+/* Bytes a piece may hold (an estimate of its encoding, kept below it), and
+ * the cloud counters a context sent along may keep. */
+typedef struct digest_limits {
+    size_t piece_bytes;
+    size_t context_cloud;
+} digest_limits_t;
 
-/* B's side: given A's dots map (decoded), the delta A needs: B's entries in
- * those buckets that A has not seen, and A's dots that B has seen removed.
- * It comes in pieces of about `batch` keys, each a delta of its own, handed to
- * emit (which must not keep the map). */
+/* A's side (step 3): its dots (entries without values) in the given buckets,
+ * in pieces of about limits->piece_bytes, each with A's context (its cloud
+ * cut to limits->context_cloud counters: a context that says less makes B
+ * send more, never less). One pass over the map; the last piece (maybe
+ * without keys) comes with last = 1. emit must not keep the map. */
+typedef void (*digest_dots_fn)(void *data, const awmap_t *piece, int last);
+int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n,
+                const digest_limits_t *limits, digest_dots_fn emit, void *data);
+
+/* B's side (step 4), each answer a series of deltas of about
+ * limits->piece_bytes handed to emit (which must not keep the map):
+ * - theirs: of the dots in A's piece, those B has seen and no longer holds;
+ * - mine: B's entries in the buckets flagged in want[] whose dots A's
+ *   context `theirs` has not seen (one pass over B's map). */
 typedef void (*digest_emit_fn)(void *data, const awmap_t *piece);
+int digest_answer_theirs(const awmap_t *mine, const awmap_t *piece,
+                         const digest_limits_t *limits, digest_emit_fn emit, void *data);
+int digest_answer_mine(const awmap_t *mine, const awmap_t *theirs,
+                       const uint8_t want[DIGEST_BUCKETS], const digest_limits_t *limits,
+                       digest_emit_fn emit, void *data);
+/* Both at once, for a dots map covering the buckets listed (tests). */
 int digest_answer(const awmap_t *mine, const awmap_t *dots, const uint8_t *buckets, size_t n,
-                  size_t batch, digest_emit_fn emit, void *data);
+                  size_t piece_bytes, digest_emit_fn emit, void *data);
+
+/* Step 5: B's context in pieces of at most `cloud` cloud counters each
+ * (their union is the whole context), each a map without keys. */
+int digest_context(const awmap_t *m, size_t cloud, digest_emit_fn emit, void *data);
 
 #endif

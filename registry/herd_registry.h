@@ -124,6 +124,7 @@ typedef struct herd_registry_stats {
     /* the causal context: replicas in the table, dots held above the version
      * vectors (0 at quiescence), the largest one replica's cloud */
     uint64_t cc_replicas, cc_cloud_dots, cc_cloud_max;
+    uint64_t alloc_failed;  /* allocations that failed: the work is retried or repaired */
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
 

@@ -320,6 +320,7 @@ static void added_add(registry_t *g, uint64_t hash)
 static void on_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
+    digest_update(&g->digest, g->map, key, klen, e, 1);
     if (reg_is_spec_key(key, klen)) {
         reg_spec_changed(g, key, klen, 1);
         return;
@@ -343,6 +344,7 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
 static void on_removed(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
+    digest_update(&g->digest, g->map, key, klen, e, -1);
     if (reg_is_spec_key(key, klen)) {
         reg_spec_changed(g, key, klen, 0);
         return;
@@ -577,16 +579,15 @@ uint64_t herd_registry_name_hash(const char *name)
 
 /* Apply a change made on this node; its delta goes straight into this
  * iteration's interval: one delta per iteration goes out, or one per
- * REGISTRY_BATCH_KEYS keys, so no message outgrows a frame. */
+ * REGISTRY_MSG_MAX bytes, so no message outgrows its bound. */
 int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                         const awmap_dot_t *dots, size_t ndots, int add)
 {
     size_t klen = strlen(name);
+    reg_pending_room(g, klen + vlen + 16 * ndots + 64);
     int rc = add ? awmap_add(g->map, g->self, name, klen, value, vlen, dots, ndots, g->pending,
                              reg_observer(g), NULL)
                  : awmap_remove(g->map, name, klen, dots, ndots, g->pending, reg_observer(g));
-    if (g->pending && awmap_key_count(g->pending) >= REGISTRY_BATCH_KEYS)
-        reg_flush_now(g);
     reg_settle_touched(g);
     return rc;
 }
@@ -1204,6 +1205,7 @@ static void on_check(uv_timer_t *h)
         resettle_all(f->g);
         if (++f->g->checks % REGISTRY_SYNC_CHECKS == 0)
             sync_with_live(f->g, 0, 1);
+        reg_sync_repair(f->g);
     }
 }
 
@@ -1215,10 +1217,6 @@ static void registry_free(void *p)
     /* no callback may reach a freed registry while the node finishes closing */
     herd_cluster_off_change(g->node, on_member, g);
     herd_cluster_on_app(g->node, REGISTRY_APP, NULL, NULL);
-    size_t pc = 0;
-    for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &pc)) != NULL;)
-        free(sl->value);
-    u64map_fini(&g->peers);
     if (g->flush) {
         if (g->pending && !awmap_is_empty(g->pending))
             reg_ship(g, g->pending, SYNC_DELTA, 0); /* the last changes still go */
@@ -1226,6 +1224,7 @@ static void registry_free(void *p)
         uv_close((uv_handle_t *)&g->flush->handle, on_flush_closed);
         uv_close((uv_handle_t *)&g->flush->check, on_flush_closed);
     }
+    reg_sync_free(g);
     awmap_free(g->pending);
     pidx_fini(&g->by_pid);
     for (size_t i = 0; i < g->missing_n; i++)
@@ -1322,6 +1321,7 @@ int herd_registry_poll(herd_node_t *n)
         resettle_all(g);
         if (++g->checks % REGISTRY_SYNC_CHECKS == 0)
             sync_with_live(g, 0, 1);
+        reg_sync_repair(g);
     }
     return 0;
 }

@@ -7,16 +7,24 @@
 #define HERD_REGISTRY_INT_H
 
 #include "awmap.h"
+#include "digest.h"
 #include "herd_registry.h"
 #include "pidx.h"
 #include "u64map.h"
 
 #define REGISTRY_APP 1
-#define REGISTRY_BATCH_KEYS 2048 /* keys per delta message: ~150 KB */
-/* Sync messages: a delta; then the digest exchange (digest.h): A's digest,
- * B's wanted buckets, A's dots in them; B answers with SYNC_DELTA pieces. */
+/* Bytes a sync message may take (an upper estimate of its encoding): deltas,
+ * digest answers and dots pieces are split to stay below it, far below the
+ * runtime's 1 MiB message limit (one change is at most a key and a 64 KiB
+ * value). */
+#define REGISTRY_MSG_MAX (256u << 10)
+/* Cloud counters a context carried in one message may hold (8 bytes each). */
+#define REGISTRY_CONTEXT_CLOUD 8192u
+/* Sync messages (registry/PROTOCOL.md): a delta; the digest exchange
+ * (digest.h): A's digest, B's wanted buckets, A's dots in them, B's answer as
+ * SYNC_DELTA pieces, then B's context. */
 enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6,
-       SYNC_MERGE = 7, SYNC_MERGED = 8 };
+       SYNC_MERGE = 7, SYNC_MERGED = 8, SYNC_CONTEXT = 9 };
 #define REGISTRY_MERGE_WAIT_MS 3000 /* a frozen loser waits this long for its winner */
 #define REGISTRY_MERGE_HOPS 4 /* times a loser's state follows a holder that moved on */
 #define REGISTRY_CHECK_MS 2000
@@ -82,6 +90,9 @@ typedef struct registry {
         uint64_t hash;
     } *dead;
     size_t dead_n, dead_cap;
+    digest_t digest;      /* of map, kept up to date by the observer */
+    size_t pending_bytes; /* estimated encoding of `pending` */
+    uint64_t sync_rounds; /* digest syncs this node answered, numbering them */
 } registry_t;
 
 /* The prepare handle that ships `pending` once per loop iteration. It lives
@@ -136,6 +147,12 @@ size_t reg_spec_keys(registry_t *g);
 void reg_spec_free(registry_t *g);
 
 /* registry_sync.c */
+/* A local change of about `bytes` goes into `pending`: if that would take it
+ * past REGISTRY_MSG_MAX, what it holds is shipped first. */
+void reg_pending_room(registry_t *g, size_t bytes);
+/* Peers a send to was refused: offer them a digest sync (every check). */
+void reg_sync_repair(registry_t *g);
+void reg_sync_free(registry_t *g);
 /* Send map `m` as `kind` to every member (or only `only_to`). */
 void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to);
 /* Send delta `m` to member `to` alone; the send's error is returned. */

@@ -11,17 +11,97 @@
 #include "log.h"
 #include "registry_int.h"
 
-/* ---- shipping --------------------------------------------------------------------- */
+/* ---- peers --------------------------------------------------------------------------- */
 
-/* What this node exchanged with one peer (ringctl crdt). */
-static herd_registry_peer_t *peer_of(registry_t *g, uint64_t id)
+/* What this node knows of one peer: its stats (ringctl crdt), whether a send
+ * to it was refused, and the digest sync this node is answering for it. */
+typedef struct reg_peer {
+    herd_registry_peer_t st;
+    int repair;          /* a send was refused: sync at the next check */
+    uint64_t round;      /* the sync answered now (SYNC_WANT's number) */
+    uint8_t want[DIGEST_BUCKETS]; /* its buckets that differed */
+    awmap_t *snap;       /* this node's context when it diffed; NULL: done */
+    awmap_t *theirs;     /* the peer's context, from its first dots piece */
+    int failed;          /* a piece of this round's answer was refused */
+} reg_peer_t;
+
+static reg_peer_t *peer_of(registry_t *g, uint64_t id)
 {
-    herd_registry_peer_t *p = u64map_get(&g->peers, id);
+    reg_peer_t *p = u64map_get(&g->peers, id);
     if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL && u64map_put(&g->peers, id, p) != 0) {
         free(p);
         p = NULL;
     }
+    if (p == NULL)
+        g->stats.alloc_failed++;
     return p;
+}
+
+static void round_end(reg_peer_t *p)
+{
+    awmap_free(p->snap);
+    awmap_free(p->theirs);
+    p->snap = p->theirs = NULL;
+}
+
+void reg_sync_free(registry_t *g)
+{
+    size_t at = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
+        round_end(sl->value);
+        free(sl->value);
+    }
+    u64map_fini(&g->peers);
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+/* Send one message to `to`, counted. A refused send (the peer's stream is
+ * full, the message too big, no memory) is logged and counted, and the peer
+ * is synced again at the next check; a member that left is not. */
+static int send_msg(registry_t *g, uint64_t to, const wire_writer_t *w)
+{
+    int rc = w->err ? HERD_ENOMEM
+                    : herd_cluster_send_app(g->node, to, REGISTRY_APP, w->buf, w->len);
+    reg_peer_t *p = peer_of(g, to);
+    if (rc == 0) {
+        g->stats.bytes_out += w->len;
+        if (p)
+            p->st.bytes_out += w->len;
+        return 0;
+    }
+    if (rc == HERD_ENOTCONN)
+        return rc;
+    g->stats.send_failed++;
+    if (p) {
+        p->st.send_failed++;
+        p->repair = 1;
+    }
+    herd_log(HERD_LOG_WARN, "registry", "sync message of %zu bytes to %016llx refused (%s): "
+             "a digest sync repairs it", w->len, (unsigned long long)to, herd_strerror(rc));
+    return rc;
+}
+
+static int send_and_free(registry_t *g, uint64_t to, wire_writer_t *w)
+{
+    int rc = send_msg(g, to, w);
+    wire_writer_fini(w);
+    return rc;
+}
+
+static void encode_map(wire_writer_t *w, uint8_t kind, const awmap_t *m)
+{
+    wire_writer_init(w);
+    wire_put_u8(w, kind);
+    awmap_encode(m, w);
+}
+
+static void delta_sent(registry_t *g, uint64_t to)
+{
+    reg_peer_t *p = peer_of(g, to);
+    g->stats.deltas_out++;
+    if (p)
+        p->st.deltas_out++;
 }
 
 void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
@@ -29,25 +109,22 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
     herd_node_t *n = g->node;
     int count = herd_cluster_members(n, NULL, 0);
     herd_member_info_t *members = count > 1 ? calloc((size_t)count, sizeof(*members)) : NULL;
-    if (members == NULL)
+    if (members == NULL) {
+        if (count > 1)
+            g->stats.alloc_failed++; /* every peer's digest sync repairs it */
         return;
+    }
     count = herd_cluster_members(n, members, (size_t)count);
     wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, kind);
-    awmap_encode(m, &w);
-    for (int i = 0; i < count && w.err == 0; i++) {
+    encode_map(&w, kind, m);
+    for (int i = 0; i < count; i++) {
         uint64_t id = herd_node_id_of(members[i].name);
         /* a down member may be partitioned away: its stream keeps what we send */
         if (id == g->self_node || (only_to && id != only_to) ||
             members[i].state == HERD_MEMBER_LEFT)
             continue;
-        if (herd_cluster_send_app(n, id, REGISTRY_APP, w.buf, w.len) == 0) {
-            herd_registry_peer_t *p = peer_of(g, id);
-            g->stats.deltas_out++;
-            if (p)
-                p->deltas_out++;
-        }
+        if (send_msg(g, id, &w) == 0)
+            delta_sent(g, id);
     }
     wire_writer_fini(&w);
     free(members);
@@ -56,17 +133,10 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
 int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to)
 {
     wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_DELTA);
-    awmap_encode(m, &w);
-    int rc = w.err ? HERD_ENOMEM : herd_cluster_send_app(g->node, to, REGISTRY_APP, w.buf, w.len);
-    wire_writer_fini(&w);
-    if (rc == 0) {
-        herd_registry_peer_t *p = peer_of(g, to);
-        g->stats.deltas_out++;
-        if (p)
-            p->deltas_out++;
-    }
+    encode_map(&w, SYNC_DELTA, m);
+    int rc = send_and_free(g, to, &w);
+    if (rc == 0)
+        delta_sent(g, to);
     return rc;
 }
 
@@ -76,46 +146,105 @@ void reg_flush_now(registry_t *g)
     if (g->pending == NULL || awmap_is_empty(g->pending))
         return;
     awmap_t *next = awmap_new_delta();
-    if (next == NULL)
+    if (next == NULL) {
+        g->stats.alloc_failed++;
         return; /* keep accumulating; the next flush tries again */
+    }
     reg_ship(g, g->pending, SYNC_DELTA, 0);
     awmap_free(g->pending);
     g->pending = next;
+    g->pending_bytes = 0;
 }
 
-/* ---- digest sync (digest.h) ------------------------------------------------------ */
-
-static void send_to(registry_t *g, uint64_t to, wire_writer_t *w)
+void reg_pending_room(registry_t *g, size_t bytes)
 {
-    if (w->err == 0)
-        herd_cluster_send_app(g->node, to, REGISTRY_APP, w->buf, w->len);
-    wire_writer_fini(w);
+    if (g->pending_bytes > 0 && g->pending_bytes + bytes > REGISTRY_MSG_MAX) {
+        g->stats.pieces_split++;
+        reg_flush_now(g);
+    }
+    g->pending_bytes += bytes;
 }
 
-/* Node `to` arrived: offer it our digest; it asks for what differs. With
- * `ask_back`, it offers its own in return: the two may not have seen each
- * other leave (a one-sided partition), so the one that notices syncs both. */
+/* ---- digest sync (digest.h, PROTOCOL.md) ------------------------------------------------ */
+
+static const digest_limits_t sync_limits = {REGISTRY_MSG_MAX, REGISTRY_CONTEXT_CLOUD};
+
+/* Offer node `to` our digest: it names the buckets that differ and we pull
+ * what it has there. With `ask_back`, it offers its own in return: the two
+ * may not have seen each other leave (a one-sided partition), so the one that
+ * notices syncs both. */
 void reg_sync_offer(registry_t *g, uint64_t to, int ask_back)
 {
-    digest_t d;
-    digest_of(g->map, &d);
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_DIGEST);
     wire_put_u8(&w, (uint8_t)(ask_back != 0));
-    digest_encode(&d, &w);
-    send_to(g, to, &w);
+    digest_encode(&g->digest, &w);
+    if (send_and_free(g, to, &w) != 0)
+        return;
     g->stats.full_syncs_out++;
-    herd_registry_peer_t *p = peer_of(g, to);
+    reg_peer_t *p = peer_of(g, to);
     if (p) {
-        p->digest_syncs++;
-        p->last_sync_ms = herd_node_wall_ms(g->node);
+        p->st.digest_syncs++;
+        p->st.last_sync_ms = herd_node_wall_ms(g->node);
     }
 }
 
+void reg_sync_repair(registry_t *g)
+{
+    size_t at = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
+        reg_peer_t *p = sl->value;
+        herd_member_info_t mi;
+        if (!p->repair)
+            continue;
+        if (herd_cluster_member(g->node, sl->key, &mi) != 0 || mi.state == HERD_MEMBER_LEFT) {
+            p->repair = 0; /* gone: nothing to repair */
+            continue;
+        }
+        if (mi.state != HERD_MEMBER_UP && mi.state != HERD_MEMBER_DRAINING)
+            continue; /* it syncs when it comes back */
+        p->repair = 0;
+        g->stats.repairs++;
+        reg_sync_offer(g, sl->key, 1); /* both ways: each pulls what the other has */
+    }
+}
+
+typedef struct emit_ctx {
+    registry_t *g;
+    reg_peer_t *p;
+    uint64_t to;
+    uint64_t round;
+    int failed;
+} emit_ctx_t;
+
+/* Our context as we diffed, after every piece of the answer: the peer takes
+ * it in (digest.h, step 5). Not when a piece was refused: the context would
+ * claim what the peer never got (the repair sync starts over). */
+static void context_piece(void *data, const awmap_t *piece)
+{
+    emit_ctx_t *c = data;
+    wire_writer_t w;
+    encode_map(&w, SYNC_CONTEXT, piece);
+    if (!c->failed && send_and_free(c->g, c->to, &w) != 0)
+        c->failed = 1;
+    else if (c->failed)
+        wire_writer_fini(&w);
+}
+
+static void send_context(registry_t *g, uint64_t to, const awmap_t *snap)
+{
+    emit_ctx_t c = {g, NULL, to, 0, 0};
+    if (digest_context(snap, REGISTRY_CONTEXT_CLOUD, context_piece, &c) != 0)
+        g->stats.alloc_failed++;
+}
+
+/* A peer offers its digest: name the buckets that differ and keep our
+ * context as it is now for the end of the exchange; with none differing,
+ * the context goes at once. */
 static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
 {
-    digest_t theirs, mine;
+    digest_t theirs;
     uint8_t ask_back = wire_get_u8(r);
     if (digest_decode(r, &theirs) != 0 || wire_reader_done(r) != 0 || ask_back > 1) {
         g->stats.rejected++;
@@ -123,86 +252,129 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
     }
     if (ask_back)
         reg_sync_offer(g, from, 0);
-    digest_of(g->map, &mine);
+    reg_peer_t *p = peer_of(g, from);
+    awmap_t *snap = awmap_new_delta();
+    if (p == NULL || snap == NULL || awmap_copy_context(snap, g->map) != 0) {
+        g->stats.alloc_failed++;
+        awmap_free(snap);
+        return; /* the next anti-entropy round tries again */
+    }
     uint8_t want[DIGEST_BUCKETS];
-    size_t n = digest_diff(&theirs, &mine, want);
-    if (n == 0)
+    size_t n = digest_diff(&theirs, &g->digest, want);
+    round_end(p);
+    if (n == 0) {
+        send_context(g, from, snap);
+        awmap_free(snap);
         return;
+    }
+    p->round = ++g->sync_rounds;
+    p->snap = snap;
+    p->failed = 0;
+    memset(p->want, 0, sizeof(p->want));
+    for (size_t i = 0; i < n; i++)
+        p->want[want[i]] = 1;
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_WANT);
+    wire_put_u64(&w, p->round);
     wire_put_u16(&w, (uint16_t)n);
     wire_put_raw(&w, want, n);
-    send_to(g, from, &w);
+    if (send_and_free(g, from, &w) != 0)
+        round_end(p);
 }
 
-static void send_dots(registry_t *g, uint64_t to, const uint8_t *buckets, size_t n)
+static void dots_piece(void *data, const awmap_t *piece, int last)
 {
-    awmap_t *dots = digest_dots(g->map, buckets, n);
-    if (dots == NULL)
-        return;
+    emit_ctx_t *c = data;
     wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_DOTS);
-    wire_put_u16(&w, (uint16_t)n);
-    wire_put_raw(&w, buckets, n);
-    awmap_encode(dots, &w);
-    awmap_free(dots);
-    send_to(g, to, &w);
+    encode_map(&w, SYNC_DOTS, piece);
+    /* the round and the last flag follow the map: read after it */
+    wire_put_u64(&w, c->round);
+    wire_put_u8(&w, (uint8_t)(last != 0));
+    if (c->failed)
+        wire_writer_fini(&w);
+    else if (send_and_free(c->g, c->to, &w) != 0)
+        c->failed = 1;
 }
 
-/* They want our dots in some buckets: send them in groups of about
- * REGISTRY_BATCH_KEYS entries, so no message outgrows a frame. */
+/* They want our dots in some buckets: one pass over the map, in pieces. */
 static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
 {
+    uint64_t round = wire_get_u64(r);
     uint16_t n = wire_get_u16(r);
     uint8_t want[DIGEST_BUCKETS];
     for (uint16_t i = 0; i < n && i < DIGEST_BUCKETS; i++)
         want[i] = wire_get_u8(r);
-    if (n > DIGEST_BUCKETS || wire_reader_done(r) != 0) {
+    if (n == 0 || n > DIGEST_BUCKETS || wire_reader_done(r) != 0) {
         g->stats.rejected++;
         return;
     }
-    digest_t mine;
-    digest_of(g->map, &mine);
-    size_t start = 0, entries = 0;
-    for (size_t i = 0; i < n; i++) {
-        entries += mine.count[want[i]];
-        if (entries >= REGISTRY_BATCH_KEYS || i + 1 == n) {
-            send_dots(g, from, want + start, i + 1 - start);
-            start = i + 1;
-            entries = 0;
-        }
-    }
+    emit_ctx_t c = {g, NULL, from, round, 0};
+    if (digest_dots(g->map, want, n, &sync_limits, dots_piece, &c) != 0)
+        g->stats.alloc_failed++;
 }
-
-typedef struct answer_ctx {
-    registry_t *g;
-    uint64_t to;
-} answer_ctx_t;
 
 static void answer_piece(void *data, const awmap_t *piece)
 {
-    answer_ctx_t *c = data;
-    reg_ship(c->g, piece, SYNC_DELTA, c->to);
+    emit_ctx_t *c = data;
+    if (c->p->failed)
+        return;
+    if (reg_ship_to(c->g, piece, c->to) != 0)
+        c->p->failed = 1;
+}
+
+/* The end of the round: our entries they have not seen, then our context. */
+static void answer_round(registry_t *g, reg_peer_t *p, uint64_t to)
+{
+    emit_ctx_t c = {g, p, to, p->round, 0};
+    if (digest_answer_mine(g->map, p->theirs, p->want, &sync_limits, answer_piece, &c) != 0)
+        g->stats.alloc_failed++, p->failed = 1;
+    if (!p->failed)
+        send_context(g, to, p->snap);
+    round_end(p);
 }
 
 static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
 {
-    uint16_t n = wire_get_u16(r);
-    uint8_t buckets[DIGEST_BUCKETS];
-    for (uint16_t i = 0; i < n && i < DIGEST_BUCKETS; i++)
-        buckets[i] = wire_get_u8(r);
     awmap_t *dots = NULL;
-    if (n > DIGEST_BUCKETS || r->err || awmap_decode(r, &dots) != 0 ||
-        wire_reader_done(r) != 0) {
-        g->stats.rejected++;
+    int rc = awmap_decode(r, &dots);
+    uint64_t round = wire_get_u64(r);
+    uint8_t last = wire_get_u8(r);
+    reg_peer_t *p = peer_of(g, from);
+    if (rc != 0 || wire_reader_done(r) != 0 || last > 1 || p == NULL) {
+        g->stats.rejected += p != NULL;
         awmap_free(dots);
         return;
     }
-    answer_ctx_t c = {g, from};
-    digest_answer(g->map, dots, buckets, n, REGISTRY_BATCH_KEYS, answer_piece, &c);
-    awmap_free(dots);
+    int current = round == p->round && p->snap != NULL;
+    emit_ctx_t c = {g, p, from, round, 0};
+    /* removals they missed: always true, whichever round the piece is of */
+    if (digest_answer_theirs(g->map, dots, &sync_limits, answer_piece, &c) != 0)
+        g->stats.alloc_failed++, p->failed = 1;
+    if (current && p->theirs == NULL)
+        p->theirs = dots; /* its context serves the whole round */
+    else
+        awmap_free(dots);
+    if (current && last)
+        answer_round(g, p, from);
+}
+
+/* The peer's context as it diffed our digest, after its answer: every dot in
+ * it is one we now hold or know removed (digest.h). */
+static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
+{
+    awmap_t *ctx = NULL;
+    if (awmap_decode(r, &ctx) != 0 || wire_reader_done(r) != 0 || awmap_key_count(ctx) != 0) {
+        g->stats.rejected++;
+        awmap_free(ctx);
+        return;
+    }
+    (void)from;
+    if (awmap_copy_context(g->map, ctx) != 0)
+        g->stats.alloc_failed++; /* a partial join is an under-approximation: safe */
+    else
+        g->stats.contexts_joined++;
+    awmap_free(ctx);
 }
 
 void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64_t hlc)
@@ -213,7 +385,7 @@ void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64
     wire_put_u64(&w, pid.serial);
     wire_put_bytes(&w, name, strlen(name));
     wire_put_u64(&w, hlc);
-    send_to(g, pid.node, &w);
+    send_and_free(g, pid.node, &w);
 }
 
 int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
@@ -226,10 +398,7 @@ int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
     wire_put_u64(&w, loser);
     wire_put_u64(&w, attempt);
     wire_put_bytes(&w, state, len);
-    int rc = w.err ? HERD_ENOMEM
-                   : herd_cluster_send_app(g->node, to, REGISTRY_APP, w.buf, w.len);
-    wire_writer_fini(&w);
-    return rc;
+    return send_and_free(g, to, &w);
 }
 
 /* The winner is whoever holds the name here now (a move this node made is
@@ -271,7 +440,7 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
     wire_put_u64(&w, pid.node);
     wire_put_u64(&w, pid.incarnation);
     wire_put_u64(&w, pid.serial);
-    send_to(g, from, &w);
+    send_and_free(g, from, &w);
 }
 
 static void sync_on_merged(registry_t *g, wire_reader_t *r)
@@ -331,6 +500,31 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
         reg_local_change(g, buf, NULL, 0, dots, nd, 0);
 }
 
+/* A delta from `node`: joined; a join that fails (no memory) is logged,
+ * and the peer synced again at the next check. */
+static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
+{
+    awmap_t *d = NULL;
+    if (awmap_decode(r, &d) != 0 || wire_reader_done(r) != 0) {
+        g->stats.rejected++;
+        awmap_free(d);
+        return;
+    }
+    int rc = awmap_join(g->map, d, reg_observer(g));
+    reg_peer_t *p = peer_of(g, node);
+    g->stats.deltas_in++;
+    if (p)
+        p->st.deltas_in++;
+    if (rc) {
+        herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
+        g->stats.alloc_failed++;
+        if (p)
+            p->repair = 1;
+    }
+    awmap_free(d);
+    reg_settle_touched(g);
+}
+
 void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                     size_t len)
 {
@@ -339,46 +533,39 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
     wire_reader_t r;
     wire_reader_init(&r, msg, len);
     uint8_t kind = wire_get_u8(&r);
-    if (kind == SYNC_DIGEST) {
+    reg_peer_t *p = peer_of(g, node);
+    g->stats.bytes_in += len;
+    if (p)
+        p->st.bytes_in += len;
+    switch (kind) {
+    case SYNC_DELTA:
+        sync_on_delta(g, node, &r);
+        return;
+    case SYNC_DIGEST:
         g->stats.full_syncs_in++;
         sync_on_digest(g, node, &r);
         return;
-    }
-    if (kind == SYNC_WANT) {
+    case SYNC_WANT:
         sync_on_want(g, node, &r);
         return;
-    }
-    if (kind == SYNC_DOTS) {
+    case SYNC_DOTS:
         sync_on_dots(g, node, &r);
         return;
-    }
-    if (kind == SYNC_UNREGISTER) {
+    case SYNC_CONTEXT:
+        sync_on_context(g, node, &r);
+        return;
+    case SYNC_UNREGISTER:
         sync_on_unregister(g, node, &r);
         return;
-    }
-    if (kind == SYNC_MERGE) {
+    case SYNC_MERGE:
         sync_on_merge(g, node, &r);
         return;
-    }
-    if (kind == SYNC_MERGED) {
+    case SYNC_MERGED:
         sync_on_merged(g, &r);
         return;
-    }
-    awmap_t *d = NULL;
-    if (kind != SYNC_DELTA || awmap_decode(&r, &d) != 0 || wire_reader_done(&r) != 0) {
+    default:
         g->stats.rejected++;
-        awmap_free(d);
-        return;
     }
-    int rc = awmap_join(g->map, d, reg_observer(g));
-    g->stats.deltas_in++;
-    herd_registry_peer_t *p = peer_of(g, node);
-    if (p)
-        p->deltas_in++;
-    if (rc)
-        herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
-    awmap_free(d);
-    reg_settle_touched(g);
 }
 
 int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_peer_t *out)
@@ -386,9 +573,9 @@ int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_pee
     registry_t *g = reg_of(n);
     if (g == NULL)
         return HERD_ENOENT;
-    herd_registry_peer_t *p = u64map_get(&g->peers, node_id);
+    reg_peer_t *p = u64map_get(&g->peers, node_id);
     memset(out, 0, sizeof(*out));
     if (p)
-        *out = *p;
+        *out = p->st;
     return 0;
 }

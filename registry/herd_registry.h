@@ -6,7 +6,8 @@
  * CRDT (awmap.h). A registration is the pid, its metadata and the hybrid
  * logical clock time it was first made. Changes ship to the other nodes as
  * deltas over the cluster's reliable streams; a node that joins (or comes
- * back) is sent the whole map. A name registered on a node is visible there
+ * back), or one a delta could not reach, is brought up to date by a digest
+ * sync that sends only what differs (registry/PROTOCOL.md). A name registered on a node is visible there
  * as soon as herd_register returns (read-your-writes).
  *
  * Conflicts: after a partition heals, one name may have two live

@@ -8,19 +8,7 @@
  * replica (the node start that wrote it, registering its own process), so
  * most registrations cost 16 bytes less.
  *
- * Sync messages on the registry's stream (app 1), each a u8 kind then:
- *   1 delta: an awmap encoding, joined by the keys it lists;
- *   3 digest: u8 ask_back, digest_encode (to a node that joins or comes back);
- *   4 want: u16 n, n x u8 bucket;
- *   5 dots: u16 n, n x u8 bucket, an awmap encoding (context + dots);
- *   6 unregister: u64 serial, bytes name, u64 first-registration time (the
- *     pid's node lets go of that registration of it);
- *   7 merge: str name, u64 loser serial, u64 attempt, bytes state (a conflict
- *     loser's state, for the node's live holder of the name);
- *   8 merged: u64 loser serial, u64 attempt, u8 ok, u64 x 3 the holder's pid
- *     (ok: merged into it; else the holder seen there, maybe elsewhere, or
- *     none). An answer to an attempt other than the loser's current one is
- *     stale and ignored.
+ * Sync messages on the registry's stream (app 1): registry/PROTOCOL.md.
  */
 #include "herd_registry.h"
 

@@ -1,8 +1,9 @@
 /*
  * registry_sync.c - how registry replicas reach each other: deltas shipped
- * once per loop iteration, the digest exchange for a node that arrives or
- * returns (digest.h), and an unregister made for another node's process.
- * Message formats are in registry.c's head comment.
+ * once per loop iteration (split by bytes), the digest exchange with its
+ * rounds and context (digest.h), the repair of refused sends, an unregister
+ * made for another node's process, and a conflict loser's merge. Messages
+ * and why they converge: registry/PROTOCOL.md.
  */
 #include <stdlib.h>
 #include <string.h>

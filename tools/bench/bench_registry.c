@@ -40,7 +40,8 @@
  *   a newcomer that does not hold every name JOIN_1M_DEADLINE_S after its
  *   start is given up on, and the run prints join_converged no (with how
  *   many names it holds) and the stall and bytes up to then, instead of
- *   failing.
+ *   failing. The deadline is checked between turns of the loop, so one long
+ *   stall can carry the run past it: after_s says when it was given up.
  * - memory_fill: memory per registration across fill levels. One node
  *   registers FILL_LO..FILL_HI names in steps of FILL_STEP; after each step
  *   the RSS growth since before the first register over the names held, the

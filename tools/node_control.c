@@ -129,18 +129,35 @@ static json_t *handoff_stats_json(herd_node_t *n)
                      "in_flight", (json_int_t)h.in_flight);
 }
 
-/* The registry's repairs: entries claimed or put back, merges sent on. */
+/* The registry's sync traffic and causal context, the same keys in `stats`
+ * (registry.*) and `crdt`. */
+static json_t *registry_sync_json(const herd_registry_stats_t *r)
+{
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes_out",
+        (json_int_t)r->bytes_out, "bytes_in", (json_int_t)r->bytes_in, "send_failed",
+        (json_int_t)r->send_failed, "repairs", (json_int_t)r->repairs, "pieces_split",
+        (json_int_t)r->pieces_split, "context_trimmed", (json_int_t)r->context_trimmed,
+        "contexts_joined", (json_int_t)r->contexts_joined, "cc_replicas",
+        (json_int_t)r->cc_replicas, "cc_cloud_dots", (json_int_t)r->cc_cloud_dots,
+        "cc_cloud_max", (json_int_t)r->cc_cloud_max);
+}
+
+/* The registry's repairs (entries claimed or put back, merges sent on), its
+ * sync traffic and the size of its causal context. */
 static json_t *registry_stats_json(herd_node_t *n)
 {
     herd_registry_stats_t r;
     if (herd_registry_stats(n, &r) != 0)
         return json_object();
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "conflicts_resolved",
-                     (json_int_t)r.conflicts_resolved, "reregistered",
-                     (json_int_t)r.reregistered, "claimed", (json_int_t)r.claimed,
-                     "merges_redirected", (json_int_t)r.merges_redirected, "merges_abandoned",
-                     (json_int_t)r.merges_abandoned, "merges_stale",
-                     (json_int_t)r.merges_stale);
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "conflicts_resolved",
+                          (json_int_t)r.conflicts_resolved, "reregistered",
+                          (json_int_t)r.reregistered, "claimed", (json_int_t)r.claimed,
+                          "merges_redirected", (json_int_t)r.merges_redirected,
+                          "merges_abandoned", (json_int_t)r.merges_abandoned,
+                          "merges_stale", (json_int_t)r.merges_stale);
+    json_object_update_new(o, registry_sync_json(&r));
+    return o;
 }
 
 static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
@@ -256,18 +273,23 @@ static int cmd_crdt(void *data, json_t *args, json_t **result, char *msg, size_t
         uint64_t id = herd_node_id_of(mn.info[i].name);
         if (id == self)
             continue;
-        herd_registry_peer_t p;
+        herd_registry_peer_t p = {0};
         herd_stream_stats_t st = {0};
         herd_registry_peer_stats(d->node, id, &p);
         herd_cluster_stream_stats(d->node, id, &st);
-        json_array_append_new(
-            peers, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node",
-                             mn.info[i].name, "acked_seq", (json_int_t)st.acked_seq, "sent_seq",
-                             (json_int_t)st.sent_seq, "pending", (json_int_t)st.pending,
-                             "pending_bytes", (json_int_t)st.pending_bytes, "deltas_out",
-                             (json_int_t)p.deltas_out, "deltas_in", (json_int_t)p.deltas_in,
-                             "digest_syncs", (json_int_t)p.digest_syncs, "last_sync_ms_ago",
-                             p.last_sync_ms ? (json_int_t)(now - p.last_sync_ms) : (json_int_t)-1));
+        json_t *o = json_pack(
+            "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node", mn.info[i].name,
+            "acked_seq", (json_int_t)st.acked_seq, "sent_seq", (json_int_t)st.sent_seq,
+            "pending", (json_int_t)st.pending, "pending_bytes",
+            (json_int_t)st.pending_bytes, "deltas_out", (json_int_t)p.deltas_out,
+            "deltas_in", (json_int_t)p.deltas_in, "digest_syncs",
+            (json_int_t)p.digest_syncs, "last_sync_ms_ago",
+            p.last_sync_ms ? (json_int_t)(now - p.last_sync_ms) : (json_int_t)-1);
+        json_object_update_new(o, json_pack("{s:I, s:I, s:I}", "bytes_out",
+                                            (json_int_t)p.bytes_out, "bytes_in",
+                                            (json_int_t)p.bytes_in, "send_failed",
+                                            (json_int_t)p.send_failed));
+        json_array_append_new(peers, o);
     }
     free(mn.info);
     *result = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "names", (json_int_t)rs.names,
@@ -275,6 +297,7 @@ static int cmd_crdt(void *data, json_t *args, json_t **result, char *msg, size_t
                         (json_int_t)rs.conflicts_resolved, "reregistered",
                         (json_int_t)rs.reregistered, "rejected", (json_int_t)rs.rejected,
                         "peers", peers);
+    json_object_update_new(*result, registry_sync_json(&rs));
     return 0;
 }
 

@@ -217,7 +217,8 @@ static const char stats_help[] =
     "The node's counters: frames and bytes in and out, frames dropped on the way\n"
     "out, open peer links, members, processes, and frames rejected by reason\n"
     "(short, magic, version, length, oversize, reserved, mac, type, replay, body,\n"
-    "cluster, services); messages from other nodes dropped on arrival (their process gone\n"
+    "cluster, services); messages from other nodes dropped on arrival (their process "
+    "gone\n"
     "or its mailbox full: casts are at most once); and what the runtime dropped:\n"
     "replies that came after their call gave up (runtime.late_replies), messages\n"
     "forwarded after a move that could not be delivered (runtime.forward_dropped;\n"
@@ -227,7 +228,11 @@ static const char stats_help[] =
     "not for a waiting `call` (call_proxy_refused);\n"
     "the supervisor's moves (handoff.*: protocol messages the cluster refused in\n"
     "send_failed, states over the size limit in too_big, children that registered\n"
-    "themselves in claimed) and the registry's repairs (registry.*).\n"
+    "themselves in claimed) and the registry's repairs and sync (registry.*: sync\n"
+    "bytes out and in, sends refused in send_failed and the digest syncs that\n"
+    "repaired them in repairs, messages split for size, contexts sent trimmed and\n"
+    "contexts joined; the causal context's replicas and cloud dots, all and the\n"
+    "largest one replica's, 0 at quiescence).\n"
     "JSON: {\"name\",\"frames_in\",\"frames_out\",\"bytes_in\",\"bytes_out\",\n"
     "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n},\n"
     "\"messages_dropped\",\"runtime\":{\"late_replies\",\"forward_dropped\",\n"
@@ -236,7 +241,9 @@ static const char stats_help[] =
     "\"committed\",\"aborted\",\"rejected\",\"received\",\"promoted\",\"forwarded\",\n"
     "\"send_failed\",\"too_big\",\"rejected_parts\",\"claimed\",\"in_flight\"},\n"
     "\"registry\":{\"conflicts_resolved\",\"reregistered\",\"claimed\",\n"
-    "\"merges_redirected\",\"merges_abandoned\",\"merges_stale\"}}\n";
+    "\"merges_redirected\",\"merges_abandoned\",\"merges_stale\",\"bytes_out\",\n"
+    "\"bytes_in\",\"send_failed\",\"repairs\",\"pieces_split\",\"context_trimmed\",\n"
+    "\"contexts_joined\",\"cc_replicas\",\"cc_cloud_dots\",\"cc_cloud_max\"}}\n";
 
 /* "a,b,c", or "-" for none; then the end of the line. */
 static void print_services(json_t *services)
@@ -300,40 +307,61 @@ static const char crdt_help[] =
     "usage: ringctl [--json] [--node ADDR] crdt\n"
     "\n"
     "The node's registry replica (names, entries, conflicts it settled, entries\n"
-    "it put back, malformed sync messages) and, per peer, the stream the registry\n"
-    "uses: the highest sequence sent and acknowledged, messages and bytes waiting\n"
-    "for an acknowledgement, deltas out and in, digest syncs offered and how long\n"
-    "ago the last one was (-1: never).\n"
+    "it put back, malformed sync messages), its causal context (replicas in its\n"
+    "table, dots held in clouds above the version vectors, all and the largest\n"
+    "one replica's: 0 at quiescence), its sync traffic (bytes out and in, sends\n"
+    "refused and the digest syncs that repaired them, messages split for size,\n"
+    "contexts sent trimmed, contexts joined) and, per peer, the stream the\n"
+    "registry uses: the highest sequence sent and acknowledged, messages and\n"
+    "bytes waiting for an acknowledgement, deltas out and in, digest syncs\n"
+    "offered and how long ago the last one was (-1: never), sync bytes out and\n"
+    "in and sends refused.\n"
     "JSON: {\"names\",\"entries\",\"conflicts_resolved\",\"reregistered\",\"rejected\",\n"
+    "\"cc_replicas\",\"cc_cloud_dots\",\"cc_cloud_max\",\"bytes_out\",\"bytes_in\",\n"
+    "\"send_failed\",\"repairs\",\"pieces_split\",\"context_trimmed\",\"contexts_"
+    "joined\",\n"
     "\"peers\":[{\"node\",\"acked_seq\",\"sent_seq\",\"pending\",\"pending_bytes\",\n"
-    "\"deltas_out\",\"deltas_in\",\"digest_syncs\",\"last_sync_ms_ago\"}]}\n";
+    "\"deltas_out\",\"deltas_in\",\"digest_syncs\",\"last_sync_ms_ago\",\"bytes_out\",\n"
+    "\"bytes_in\",\"send_failed\"}]}\n";
+
+static long long int_of(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
 
 static int ctl_print_crdt(const ctl_t *c, json_t *res)
 {
     if (c->json)
         return ctl_print_json(res);
-    printf("names %lld, entries %lld, conflicts settled %lld, put back %lld, rejected %lld\n",
-           (long long)json_integer_value(json_object_get(res, "names")),
-           (long long)json_integer_value(json_object_get(res, "entries")),
-           (long long)json_integer_value(json_object_get(res, "conflicts_resolved")),
-           (long long)json_integer_value(json_object_get(res, "reregistered")),
-           (long long)json_integer_value(json_object_get(res, "rejected")));
-    printf("%-20s %10s %10s %8s %10s %10s %10s %8s %14s\n", "PEER", "ACKED", "SENT", "PENDING",
-           "BYTES", "DELTAS_OUT", "DELTAS_IN", "SYNCS", "LAST_SYNC_AGO");
+    printf("names %lld, entries %lld, conflicts settled %lld, put back %lld, rejected "
+           "%lld\n",
+           int_of(res, "names"), int_of(res, "entries"),
+           int_of(res, "conflicts_resolved"), int_of(res, "reregistered"),
+           int_of(res, "rejected"));
+    printf("context: replicas %lld, cloud dots %lld (largest %lld)\n",
+           int_of(res, "cc_replicas"), int_of(res, "cc_cloud_dots"),
+           int_of(res, "cc_cloud_max"));
+    printf("sync: bytes out %lld, in %lld, send failed %lld, repairs %lld, pieces split "
+           "%lld, "
+           "context trimmed %lld, contexts joined %lld\n",
+           int_of(res, "bytes_out"), int_of(res, "bytes_in"), int_of(res, "send_failed"),
+           int_of(res, "repairs"), int_of(res, "pieces_split"),
+           int_of(res, "context_trimmed"), int_of(res, "contexts_joined"));
+    printf("%-20s %10s %10s %8s %10s %10s %10s %8s %14s %12s %12s %11s\n", "PEER",
+           "ACKED", "SENT", "PENDING", "BYTES", "DELTAS_OUT", "DELTAS_IN", "SYNCS",
+           "LAST_SYNC_AGO", "BYTES_OUT", "BYTES_IN", "SEND_FAILED");
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(res, "peers"), i, p)
     {
-        printf("%-20s %10lld %10lld %8lld %10lld %10lld %10lld %8lld %11lld ms\n",
-               json_string_value(json_object_get(p, "node")),
-               (long long)json_integer_value(json_object_get(p, "acked_seq")),
-               (long long)json_integer_value(json_object_get(p, "sent_seq")),
-               (long long)json_integer_value(json_object_get(p, "pending")),
-               (long long)json_integer_value(json_object_get(p, "pending_bytes")),
-               (long long)json_integer_value(json_object_get(p, "deltas_out")),
-               (long long)json_integer_value(json_object_get(p, "deltas_in")),
-               (long long)json_integer_value(json_object_get(p, "digest_syncs")),
-               (long long)json_integer_value(json_object_get(p, "last_sync_ms_ago")));
+        printf("%-20s %10lld %10lld %8lld %10lld %10lld %10lld %8lld %11lld ms %12lld "
+               "%12lld "
+               "%11lld\n",
+               json_string_value(json_object_get(p, "node")), int_of(p, "acked_seq"),
+               int_of(p, "sent_seq"), int_of(p, "pending"), int_of(p, "pending_bytes"),
+               int_of(p, "deltas_out"), int_of(p, "deltas_in"), int_of(p, "digest_syncs"),
+               int_of(p, "last_sync_ms_ago"), int_of(p, "bytes_out"),
+               int_of(p, "bytes_in"), int_of(p, "send_failed"));
     }
     json_decref(res);
     return 0;

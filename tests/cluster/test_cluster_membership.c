@@ -371,6 +371,22 @@ static void ringctl(cluster_t *c, cl_run_t *r, const char *const *args)
 
 #define RINGCTL(c, r, ...) ringctl((c), (r), (const char *const[]){__VA_ARGS__, NULL})
 
+/* The registry's sync counters and causal context, in `crdt` and in `stats`
+ * (registry.*), and a peer's in `crdt`. */
+static const char *const registry_sync_keys[] = {
+    "bytes_out",       "bytes_in",        "send_failed", "repairs",
+    "pieces_split",    "context_trimmed", "contexts_joined",
+    "cc_replicas",     "cc_cloud_dots",   "cc_cloud_max", NULL};
+static const char *const peer_sync_keys[] = {"bytes_out", "bytes_in", "send_failed",
+                                             NULL};
+
+static void assert_has_counters(json_t *obj, const char *const *keys)
+{
+    for (size_t k = 0; keys[k]; k++)
+        if (!json_is_integer(json_object_get(obj, keys[k])))
+            fail_msg("no counter '%s' in the answer", keys[k]);
+}
+
 static json_t *parse_json(const char *text)
 {
     json_error_t e;
@@ -459,7 +475,9 @@ static void test_cluster_ringctl_live(void **state)
         fail_msg("ringctl members shows no services: %s", r.out);
 
     /* crdt: one entry per peer, whose stream has been used for the digest
-     * syncs at join; names/whereis of an empty registry. */
+     * syncs at join, with its sync traffic; the replica's sync counters and
+     * causal context: nothing written yet, so the node's own replica only and
+     * no cloud; names/whereis of an empty registry. */
     RINGCTL(c, &r, "--json", "--node", n[0]->control, "crdt");
     assert_int_equal(r.status, 0);
     doc = parse_json(r.out);
@@ -471,9 +489,34 @@ static void test_cluster_ringctl_live(void **state)
         assert_true(json_integer_value(json_object_get(p, "digest_syncs")) >= 1);
         assert_true(json_integer_value(json_object_get(p, "acked_seq")) <=
                     json_integer_value(json_object_get(p, "sent_seq")));
+        assert_has_counters(p, peer_sync_keys);
     }
     assert_int_equal(json_integer_value(json_object_get(doc, "names")), 0);
+    assert_has_counters(doc, registry_sync_keys);
+    assert_int_equal(json_integer_value(json_object_get(doc, "cc_replicas")), 1);
+    assert_int_equal(json_integer_value(json_object_get(doc, "cc_cloud_dots")), 0);
+    assert_int_equal(json_integer_value(json_object_get(doc, "cc_cloud_max")), 0);
     json_decref(doc);
+    RINGCTL(c, &r, "--node", n[0]->control, "crdt");
+    assert_int_equal(r.status, 0);
+    if (strstr(r.out, "context: replicas 1, cloud dots 0 (largest 0)\n") == NULL ||
+        strstr(r.out, "sync: bytes out ") == NULL || strstr(r.out, "SEND_FAILED") == NULL)
+        fail_msg("ringctl crdt shows no causal context or sync traffic: %s", r.out);
+    /* stats: the same counters under registry.* */
+    RINGCTL(c, &r, "--json", "--node", n[0]->control, "stats");
+    assert_int_equal(r.status, 0);
+    doc = parse_json(r.out);
+    assert_has_counters(json_object_get(doc, "registry"), registry_sync_keys);
+    json_decref(doc);
+    RINGCTL(c, &r, "--node", n[0]->control, "stats");
+    assert_int_equal(r.status, 0);
+    for (size_t k = 0; registry_sync_keys[k]; k++) {
+        char line[64];
+        snprintf(line, sizeof(line), "\nregistry.%s ", registry_sync_keys[k]);
+        if (strstr(r.out, line) == NULL)
+            fail_msg("ringctl stats shows no registry.%s: %s", registry_sync_keys[k],
+                     r.out);
+    }
     RINGCTL(c, &r, "--json", "--node", n[1]->control, "names");
     assert_int_equal(r.status, 0);
     doc = parse_json(r.out);

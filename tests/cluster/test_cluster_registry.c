@@ -94,6 +94,33 @@ static long long crdt_of(const cl_node_t *n, const char *field)
     return out;
 }
 
+/* Every node has written: once the cluster is quiet, every replica knows one
+ * replica per node start and holds no dot above its version vectors (an empty
+ * cloud), in `crdt` and in `stats` (registry.*) alike. */
+static void quiet_context(cl_node_t **n, size_t count)
+{
+    uint64_t t0 = cl_now_ms();
+    for (size_t i = 0; i < count; i++) {
+        while (crdt_of(n[i], "cc_cloud_dots") != 0 || crdt_of(n[i], "cc_replicas") != 3) {
+            if (cl_now_ms() - t0 > SETTLE_MS)
+                fail_msg("%s: %lld dots in clouds (largest %lld), %lld replicas; want 0 "
+                         "and 3 on a quiet cluster",
+                         n[i]->name, crdt_of(n[i], "cc_cloud_dots"),
+                         crdt_of(n[i], "cc_cloud_max"), crdt_of(n[i], "cc_replicas"));
+            cl_sleep_ms(CL_POLL_MS);
+        }
+        assert_int_equal(crdt_of(n[i], "cc_cloud_max"), 0);
+        json_t *st = cl_ask(n[i], "stats", NULL, 0);
+        json_t *reg = json_object_get(st, "registry");
+        assert_int_equal(json_integer_value(json_object_get(reg, "cc_cloud_dots")), 0);
+        assert_int_equal(json_integer_value(json_object_get(reg, "cc_replicas")), 3);
+        assert_true(json_is_integer(json_object_get(reg, "send_failed")));
+        json_decref(st);
+    }
+    print_message("registry: quiet after %ld ms: empty clouds, 3 replicas on every node\n",
+                  (long)(cl_now_ms() - t0));
+}
+
 /* Wait until `observer` reports `name` in `state`. */
 static void wait_state(const cl_node_t *observer, const char *name, const char *state)
 {
@@ -614,6 +641,9 @@ static void test_cluster_registry_control_commands(void **state)
     /* the unnamed holder still runs on n3; the name is free again */
     assert_int_equal(stat_of(n[2], "processes"), base[2] + 1);
     reg(n[0], "far", NULL, other);
+    const want_t again[] = {{"far", other}};
+    wait_views(n, 3, again, 1, NULL, SETTLE_MS);
+    quiet_context(n, 3);
     cl_stop_all(c);
     cl_pass(c);
 }

@@ -33,6 +33,13 @@
  *       third of --seconds) for a node never restarted; a third of
  *       --kill-every (at most --settle) after hx3's last restart.
  *   bench soak rss_kb / rss_max_kb       at the end / largest seen, per node
+ *   bench soak cloud_max / cloud_dots_max   the registry's causal context,
+ *                                        largest seen, per node: the largest
+ *                                        one replica's cloud (cc_cloud_max)
+ *                                        and all clouds' dots (cc_cloud_dots)
+ *   bench soak replicas                  largest replica table seen, per node
+ *                                        (cc_replicas)
+ *   bench soak cloud_dots_end            per node, at quiescence
  *   bench soak max_entries / max_names   largest registry seen on any node
  *   bench soak max_pending               largest count of unacknowledged
  *                                        frames to one peer (`crdt` peers)
@@ -45,21 +52,14 @@
  *                                        (on two polls 0.5 s apart)
  *   bench soak children_missing          children hx1 lists that no node runs
  *   bench soak replicas_agree 1|0 bool
+ *   bench soak clouds_empty yes|no       every node's clouds empty once the
+ *                                        replicas agree (waited for up to
+ *                                        CLOUDS_MS, as a sync may be on its way)
  *   bench soak shutdown_s                SIGTERM (drain and leave) -> all exited
+ * The registry figures are sampled from `crdt` with the RSS, every SAMPLE_MS.
  * Goals: RSS growth under 5 %, replicas agree (exit 1 when they do not, once
- * every figure is printed).
- *
- * Not measured, because herdd does not expose it: the size of the registry's
- * causal context. herd_registry_stats_t (registry/herd_registry.h) gives
- * `names` and `entries` only, and `crdt` adds per-peer delta counts and
- * stream queues; neither the dot cloud (awmap_replica_st_t.cloud_n summed
- * over the replica table) nor the replica table itself (awmap_replica_count)
- * is reachable from a control command. To print "largest cloud" and "largest
- * replica table" and to check "clouds empty at quiescence", the registry
- * would need to add two fields to herd_registry_stats_t, say `cc_replicas`
- * (awmap_replica_count of the node's map) and `cc_cloud_dots` (the sum of
- * the replicas' cloud sizes, as awmap_vv returns them), which `crdt` would
- * then show. max_entries and entries_end are the nearest figures there are.
+ * every figure is printed), clouds empty at quiescence (printed, not checked:
+ * the goal is the issue's).
  *
  * Usage: bench_soak [--seconds N] [--kill-every S] [--partition-every S]
  *                   [--settle S] [--rate OPS] [--seed N] [--herdd PATH] [--keep]
@@ -98,9 +98,9 @@
 #define CONVERGE_MS 45000
 #define STOP_MS 35000   /* SIGTERM -> exit: a drain waits up to 30 s */
 #define QUIET_TAIL_S 10 /* no fault starts this close to the end */
-#define SAMPLE_MS 1000
+#define SAMPLE_MS 1000  /* RSS and `crdt` */
 #define CHECK_MS 200
-#define CRDT_SAMPLE_MS 2000
+#define CLOUDS_MS 5000 /* replicas agree -> clouds empty everywhere */
 
 typedef soak_node_t node_t;
 
@@ -111,6 +111,17 @@ typedef struct rss {
     double base_after_s;
     long max_kb;
 } rss_t;
+
+/* What one `crdt` answer says of a node's replica. */
+typedef struct crdt_sample {
+    long long entries, names, pending; /* pending: the longest peer queue */
+    long long cc_replicas, cc_cloud_dots, cc_cloud_max;
+} crdt_sample_t;
+
+/* A node's causal context, the largest seen over all its starts. */
+typedef struct context_max {
+    long long cloud_max, cloud_dots, replicas;
+} context_max_t;
 
 typedef struct opts {
     int seconds, kill_every, partition_every, settle, rate, keep;
@@ -130,6 +141,7 @@ typedef struct soak {
     char cookie[300];
     node_t node[NODES];
     rss_t rss[NODES];
+    context_max_t cc[NODES];
     uint64_t rng;
     /* churn: what the bench believes of its pools */
     unsigned char name_held[NAME_POOL], counter_on[COUNTER_POOL];
@@ -307,38 +319,62 @@ static void sample_rss(soak_t *s, uint64_t t0)
     }
 }
 
-/* Entries, names and the longest peer queue of one node; -1 if it does not answer. */
-static int crdt_of(soak_t *s, node_t *n, long long *entries, long long *names,
-                   long long *pending)
+/* One node's `crdt`; -1 if it does not answer. */
+static int crdt_of(soak_t *s, node_t *n, crdt_sample_t *out)
 {
     json_t *c = ask(s, n, "crdt", NULL, FAST_MS, NULL, 0);
     if (c == NULL) return -1;
-    *entries = json_integer_value(json_object_get(c, "entries"));
-    *names = json_integer_value(json_object_get(c, "names"));
-    *pending = 0;
+    out->entries = json_integer_value(json_object_get(c, "entries"));
+    out->names = json_integer_value(json_object_get(c, "names"));
+    out->cc_replicas = json_integer_value(json_object_get(c, "cc_replicas"));
+    out->cc_cloud_dots = json_integer_value(json_object_get(c, "cc_cloud_dots"));
+    out->cc_cloud_max = json_integer_value(json_object_get(c, "cc_cloud_max"));
+    out->pending = 0;
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(c, "peers"), i, p)
     {
         long long q = json_integer_value(json_object_get(p, "pending"));
-        if (q > *pending) *pending = q;
+        if (q > out->pending) out->pending = q;
     }
     json_decref(c);
     return 0;
+}
+
+static void keep_max(long long *max, long long v)
+{
+    if (v > *max) *max = v;
 }
 
 static void sample_crdt(soak_t *s)
 {
     for (int i = 0; i < NODES; i++) {
         node_t *n = &s->node[i];
-        long long entries, names, pending;
-        if (n->pid <= 0 || crdt_of(s, n, &entries, &names, &pending) != 0) continue;
-        if (entries > s->max_entries) {
-            s->max_entries = entries;
+        crdt_sample_t c;
+        if (n->pid <= 0 || crdt_of(s, n, &c) != 0) continue;
+        if (c.entries > s->max_entries) {
+            s->max_entries = c.entries;
             snprintf(s->max_entries_node, sizeof(s->max_entries_node), "%s", n->name);
         }
-        if (names > s->max_names) s->max_names = names;
-        if (pending > s->max_pending) s->max_pending = pending;
+        keep_max(&s->max_names, c.names);
+        keep_max(&s->max_pending, c.pending);
+        keep_max(&s->cc[i].cloud_max, c.cc_cloud_max);
+        keep_max(&s->cc[i].cloud_dots, c.cc_cloud_dots);
+        keep_max(&s->cc[i].replicas, c.cc_replicas);
+    }
+}
+
+/* Whether every node's clouds are empty, waiting up to CLOUDS_MS (a digest
+ * sync may still be on its way once the names agree). */
+static int clouds_empty(soak_t *s)
+{
+    for (uint64_t deadline = soak_now_ms() + CLOUDS_MS;; soak_sleep_ms(200)) {
+        int empty = 0;
+        crdt_sample_t c;
+        for (int i = 0; i < NODES; i++)
+            empty += crdt_of(s, &s->node[i], &c) == 0 && c.cc_cloud_dots == 0;
+        if (empty == NODES) return 1;
+        if (soak_now_ms() >= deadline) return 0;
     }
 }
 
@@ -551,7 +587,7 @@ static int setup(soak_t *s)
 static void churn(soak_t *s)
 {
     uint64_t t0 = soak_now_ms(), end = (uint64_t)s->o.seconds * 1000u;
-    uint64_t next_rss = 0, next_crdt = 0, gap = 1000u / (uint64_t)s->o.rate;
+    uint64_t next_sample = 0, gap = 1000u / (uint64_t)s->o.rate;
     s->next_kill_ms = (uint64_t)s->o.kill_every * 1000u;
     s->next_split_ms = (uint64_t)s->o.partition_every * 1000u;
     for (uint64_t t = 0; t < end; t = soak_now_ms() - t0) {
@@ -562,13 +598,10 @@ static void churn(soak_t *s)
             churn_name(s, n);
         else if (n)
             churn_counter(s, n);
-        if (t >= next_rss) {
+        if (t >= next_sample) {
             sample_rss(s, t0);
-            next_rss = t + SAMPLE_MS;
-        }
-        if (t >= next_crdt) {
             sample_crdt(s);
-            next_crdt = t + CRDT_SAMPLE_MS;
+            next_sample = t + SAMPLE_MS;
         }
         uint64_t spent = soak_now_ms() - tick;
         if (spent < gap) soak_sleep_ms((int)(gap - spent));
@@ -613,7 +646,7 @@ static void remove_dir(soak_t *s)
     rmdir(s->dir);
 }
 
-static void report(soak_t *s, double converge_s, int agree, double churn_s)
+static void report(soak_t *s, double converge_s, int agree, int empty, double churn_s)
 {
     for (int i = 0; i < NODES; i++) {
         node_t *n = &s->node[i];
@@ -630,11 +663,23 @@ static void report(soak_t *s, double converge_s, int agree, double churn_s)
                     n->name, life);
         printf("bench soak rss_kb %ld KiB node=%s starts=%d\n", end, n->name, n->starts);
         printf("bench soak rss_max_kb %ld KiB node=%s\n", r->max_kb, n->name);
-        long long entries, names, pending;
-        if (crdt_of(s, n, &entries, &names, &pending) == 0)
+        crdt_sample_t c;
+        if (crdt_of(s, n, &c) == 0) {
+            keep_max(&s->cc[i].cloud_max, c.cc_cloud_max);
+            keep_max(&s->cc[i].cloud_dots, c.cc_cloud_dots);
+            keep_max(&s->cc[i].replicas, c.cc_replicas);
             printf("bench soak entries_end %lld entries node=%s names=%lld "
                    "pending_end=%lld\n",
-                   entries, n->name, names, pending);
+                   c.entries, n->name, c.names, c.pending);
+            printf("bench soak cloud_dots_end %lld dots node=%s cloud_max_end=%lld "
+                   "replicas_end=%lld\n",
+                   c.cc_cloud_dots, n->name, c.cc_cloud_max, c.cc_replicas);
+        }
+        printf("bench soak cloud_max %lld dots node=%s\n", s->cc[i].cloud_max, n->name);
+        printf("bench soak cloud_dots_max %lld dots node=%s\n", s->cc[i].cloud_dots,
+               n->name);
+        printf("bench soak replicas %lld replicas node=%s starts=%d\n", s->cc[i].replicas,
+               n->name, n->starts);
     }
     printf("bench soak max_entries %lld entries node=%s\n", s->max_entries,
            s->max_entries_node);
@@ -672,6 +717,7 @@ static void report(soak_t *s, double converge_s, int agree, double churn_s)
     printf("bench soak children_missing %ld children node=%s\n", children_missing(s),
            s->node[0].name);
     printf("bench soak replicas_agree %d bool nodes=%d\n", agree, NODES);
+    printf("bench soak clouds_empty %s bool nodes=%d\n", empty ? "yes" : "no", NODES);
     fflush(stdout);
 }
 
@@ -769,7 +815,9 @@ int main(int argc, char **argv)
     else
         agree = wait_agree(s) == 0;
     double converge_s = agree ? (double)(soak_now_ms() - t0) / 1000.0 - churn_s : -1;
-    report(s, converge_s, agree, churn_s);
+    /* the clouds at quiescence: a figure, not a verdict (exit follows agree) */
+    int empty = agree && clouds_empty(s);
+    report(s, converge_s, agree, empty, churn_s);
     stop_all(s);
     if (agree && !s->o.keep)
         remove_dir(s);

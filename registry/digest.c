@@ -158,6 +158,9 @@ static int dots_key(void *data, const char *key, size_t klen, const awmap_entry_
     if (!p->want[digest_bucket(key, klen)])
         return 0;
     for (; e && p->err == 0; e = e->next) {
+        if (p->other &&
+            !awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica), e->dot.counter))
+            continue; /* B never saw it: it cannot have removed it */
         p->err = awmap_copy_entry(p->dst, p->src, key, klen, e, 0);
         p->bytes += klen + PIECE_ENTRY_BYTES;
         piece_emit(p, 0, 0);
@@ -165,12 +168,13 @@ static int dots_key(void *data, const char *key, size_t klen, const awmap_entry_
     return p->err != 0;
 }
 
-int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n,
+int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n, const awmap_t *seen_by,
                 const digest_limits_t *limits, digest_dots_fn emit, void *data)
 {
     piece_t p;
     piece_init(&p, m, limits);
     p.context = m;
+    p.other = seen_by;
     p.emit_dots = emit;
     p.data = data;
     want_set(p.want, buckets, n);
@@ -259,7 +263,7 @@ int digest_answer(const awmap_t *mine, const awmap_t *dots, const uint8_t *bucke
     return rc ? rc : digest_answer_mine(mine, dots, want, &limits, emit, data);
 }
 
-int digest_context(const awmap_t *m, size_t cloud, digest_emit_fn emit, void *data)
+int digest_context(const awmap_t *m, size_t cloud, digest_dots_fn emit, void *data)
 {
     uint32_t replica = 0, at = 0;
     for (;;) {
@@ -267,7 +271,7 @@ int digest_context(const awmap_t *m, size_t cloud, digest_emit_fn emit, void *da
         int rc = piece ? awmap_copy_context_part(piece, m, &replica, &at, cloud ? cloud : 1)
                        : HERD_ENOMEM;
         if (rc >= 0)
-            emit(data, piece);
+            emit(data, piece, rc == 1);
         awmap_free(piece);
         if (rc != 0)
             return rc < 0 ? rc : 0;

@@ -9,8 +9,9 @@
  *    keeps its own digest up to date as its map changes (digest_update).
  * 2. B diffs it against its own, keeps a copy of its causal context as it is
  *    at that moment (the snapshot) and names the buckets that differ.
- * 3. A sends the dots it holds in those buckets, with its causal context, in
- *    pieces (digest_dots).
+ * 3. A sends the dots it holds in those buckets that B's context (sent with
+ *    the buckets) has seen, with its own causal context, in pieces
+ *    (digest_dots).
  * 4. B answers with deltas: A's dots that B has seen and no longer holds
  *    (removals A missed; digest_answer_theirs, per piece), then its entries
  *    in those buckets that A's context has not seen (digest_answer_mine, once).
@@ -62,10 +63,12 @@ typedef struct digest_limits {
 /* A's side (step 3): its dots (entries without values) in the given buckets,
  * in pieces of about limits->piece_bytes, each with A's context (its cloud
  * cut to limits->context_cloud counters: a context that says less makes B
- * send more, never less). One pass over the map; the last piece (maybe
- * without keys) comes with last = 1. emit must not keep the map. */
+ * send more, never less). Only the dots B's context `seen_by` has seen go (B
+ * can tell a removal only of a dot it has seen); NULL sends them all. One
+ * pass over the map; the last piece (maybe without keys) comes with last =
+ * 1. emit must not keep the map. */
 typedef void (*digest_dots_fn)(void *data, const awmap_t *piece, int last);
-int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n,
+int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n, const awmap_t *seen_by,
                 const digest_limits_t *limits, digest_dots_fn emit, void *data);
 
 /* B's side (step 4), each answer a series of deltas of about
@@ -84,7 +87,8 @@ int digest_answer(const awmap_t *mine, const awmap_t *dots, const uint8_t *bucke
                   size_t piece_bytes, digest_emit_fn emit, void *data);
 
 /* Step 5: B's context in pieces of at most `cloud` cloud counters each
- * (their union is the whole context), each a map without keys. */
-int digest_context(const awmap_t *m, size_t cloud, digest_emit_fn emit, void *data);
+ * (their union is the whole context), each a map without keys; the last
+ * comes with last = 1. */
+int digest_context(const awmap_t *m, size_t cloud, digest_dots_fn emit, void *data);
 
 #endif

@@ -20,6 +20,9 @@
 #define REGISTRY_MSG_MAX (256u << 10)
 /* Cloud counters a context carried in one message may hold (8 bytes each). */
 #define REGISTRY_CONTEXT_CLOUD 8192u
+/* A pull (a digest sync this node offered) not answered by then no longer
+ * holds back the next one. */
+#define REGISTRY_PULL_MS 10000u
 /* Sync messages (registry/PROTOCOL.md): a delta; the digest exchange
  * (digest.h): A's digest, B's wanted buckets, A's dots in them, B's answer as
  * SYNC_DELTA pieces, then B's context. */
@@ -93,6 +96,8 @@ typedef struct registry {
     digest_t digest;      /* of map, kept up to date by the observer */
     size_t pending_bytes; /* estimated encoding of `pending` */
     uint64_t sync_rounds; /* digest syncs this node answered, numbering them */
+    uint64_t pulling;     /* the peer this node pulls from now (0: none) */
+    uint64_t pull_started; /* node clock */
 } registry_t;
 
 /* The prepare handle that ships `pending` once per loop iteration. It lives

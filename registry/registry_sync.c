@@ -24,6 +24,7 @@ typedef struct reg_peer {
     awmap_t *snap;       /* this node's context when it diffed; NULL: done */
     awmap_t *theirs;     /* the peer's context, from its first dots piece */
     int failed;          /* a piece of this round's answer was refused */
+    int offer_due;       /* 1: an offer held back for another pull; |2: ask_back */
 } reg_peer_t;
 
 static reg_peer_t *peer_of(registry_t *g, uint64_t id)
@@ -176,6 +177,17 @@ static const digest_limits_t sync_limits = {REGISTRY_MSG_MAX, REGISTRY_CONTEXT_C
  * notices syncs both. */
 void reg_sync_offer(registry_t *g, uint64_t to, int ask_back)
 {
+    reg_peer_t *p = peer_of(g, to);
+    uint64_t now = herd_node_now(g->node);
+    if (p && g->pulling && g->pulling != to && now - g->pull_started < REGISTRY_PULL_MS) {
+        /* one pull at a time: a node that arrives is offered a sync by every
+         * member at once, and one full answer is enough; the others then
+         * find little or nothing differing */
+        p->offer_due |= 1 | (ask_back ? 2 : 0);
+        return;
+    }
+    if (p)
+        p->offer_due = 0;
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_DIGEST);
@@ -183,16 +195,40 @@ void reg_sync_offer(registry_t *g, uint64_t to, int ask_back)
     digest_encode(&g->digest, &w);
     if (send_and_free(g, to, &w) != 0)
         return;
+    g->pulling = to;
+    g->pull_started = now;
     g->stats.full_syncs_out++;
-    reg_peer_t *p = peer_of(g, to);
     if (p) {
         p->st.digest_syncs++;
         p->st.last_sync_ms = herd_node_wall_ms(g->node);
     }
 }
 
+/* The pull from `from` ended (its context came, or it took too long): the
+ * next offer held back goes. */
+static void offer_next_due(registry_t *g)
+{
+    size_t at = 0;
+    for (u64map_slot_t *sl; g->pulling == 0 && (sl = u64map_next(&g->peers, &at)) != NULL;) {
+        reg_peer_t *p = sl->value;
+        if (p->offer_due)
+            reg_sync_offer(g, sl->key, (p->offer_due & 2) != 0);
+    }
+}
+
+static void pull_done(registry_t *g, uint64_t from)
+{
+    if (g->pulling != from)
+        return;
+    g->pulling = 0;
+    offer_next_due(g);
+}
+
 void reg_sync_repair(registry_t *g)
 {
+    if (g->pulling && herd_node_now(g->node) - g->pull_started >= REGISTRY_PULL_MS)
+        pull_done(g, g->pulling);
+    offer_next_due(g);
     size_t at = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
@@ -222,11 +258,12 @@ typedef struct emit_ctx {
 /* Our context as we diffed, after every piece of the answer: the peer takes
  * it in (digest.h, step 5). Not when a piece was refused: the context would
  * claim what the peer never got (the repair sync starts over). */
-static void context_piece(void *data, const awmap_t *piece)
+static void context_piece(void *data, const awmap_t *piece, int last)
 {
     emit_ctx_t *c = data;
     wire_writer_t w;
     encode_map(&w, SYNC_CONTEXT, piece);
+    wire_put_u8(&w, (uint8_t)(last != 0));
     if (!c->failed && send_and_free(c->g, c->to, &w) != 0)
         c->failed = 1;
     else if (c->failed)
@@ -238,6 +275,33 @@ static void send_context(registry_t *g, uint64_t to, const awmap_t *snap)
     emit_ctx_t c = {g, NULL, to, 0, 0};
     if (digest_context(snap, REGISTRY_CONTEXT_CLOUD, context_piece, &c) != 0)
         g->stats.alloc_failed++;
+}
+
+/* The buckets that differ, and our context: the peer sends only the dots we
+ * have seen (we can tell a removal of no other). A context too big for one
+ * message goes cut and flagged, and the peer then sends every dot. */
+static int send_want(registry_t *g, uint64_t to, uint64_t round, const uint8_t *want, size_t n,
+                     const awmap_t *context)
+{
+    awmap_t *cut = awmap_new_delta();
+    int trimmed = 0;
+    if (cut == NULL ||
+        awmap_copy_context_bounded(cut, context, REGISTRY_CONTEXT_CLOUD, &trimmed) != 0) {
+        g->stats.alloc_failed++;
+        awmap_free(cut);
+        return HERD_ENOMEM;
+    }
+    g->stats.context_trimmed += trimmed != 0;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_WANT);
+    wire_put_u64(&w, round);
+    wire_put_u16(&w, (uint16_t)n);
+    wire_put_raw(&w, want, n);
+    wire_put_u8(&w, (uint8_t)trimmed);
+    awmap_encode(cut, &w);
+    awmap_free(cut);
+    return send_and_free(g, to, &w);
 }
 
 /* A peer offers its digest: name the buckets that differ and keep our
@@ -274,13 +338,7 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
     memset(p->want, 0, sizeof(p->want));
     for (size_t i = 0; i < n; i++)
         p->want[want[i]] = 1;
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_WANT);
-    wire_put_u64(&w, p->round);
-    wire_put_u16(&w, (uint16_t)n);
-    wire_put_raw(&w, want, n);
-    if (send_and_free(g, from, &w) != 0)
+    if (send_want(g, from, p->round, want, n, snap) != 0)
         round_end(p);
 }
 
@@ -306,13 +364,19 @@ static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
     uint8_t want[DIGEST_BUCKETS];
     for (uint16_t i = 0; i < n && i < DIGEST_BUCKETS; i++)
         want[i] = wire_get_u8(r);
-    if (n == 0 || n > DIGEST_BUCKETS || wire_reader_done(r) != 0) {
+    uint8_t trimmed = wire_get_u8(r);
+    awmap_t *theirs = NULL;
+    if (n == 0 || n > DIGEST_BUCKETS || trimmed > 1 || r->err ||
+        awmap_decode(r, &theirs) != 0 || wire_reader_done(r) != 0 ||
+        awmap_key_count(theirs) != 0) {
         g->stats.rejected++;
+        awmap_free(theirs);
         return;
     }
     emit_ctx_t c = {g, NULL, from, round, 0};
-    if (digest_dots(g->map, want, n, &sync_limits, dots_piece, &c) != 0)
+    if (digest_dots(g->map, want, n, trimmed ? NULL : theirs, &sync_limits, dots_piece, &c) != 0)
         g->stats.alloc_failed++;
+    awmap_free(theirs);
 }
 
 static void answer_piece(void *data, const awmap_t *piece)
@@ -365,17 +429,20 @@ static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
 static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
 {
     awmap_t *ctx = NULL;
-    if (awmap_decode(r, &ctx) != 0 || wire_reader_done(r) != 0 || awmap_key_count(ctx) != 0) {
+    int rc = awmap_decode(r, &ctx);
+    uint8_t last = wire_get_u8(r);
+    if (rc != 0 || wire_reader_done(r) != 0 || last > 1 || awmap_key_count(ctx) != 0) {
         g->stats.rejected++;
         awmap_free(ctx);
         return;
     }
-    (void)from;
     if (awmap_copy_context(g->map, ctx) != 0)
         g->stats.alloc_failed++; /* a partial join is an under-approximation: safe */
     else
-        g->stats.contexts_joined++;
+        g->stats.contexts_joined += last;
     awmap_free(ctx);
+    if (last)
+        pull_done(g, from);
 }
 
 void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64_t hlc)

@@ -43,12 +43,60 @@ awmap_t *awmap_new_delta(void)
     return awmap__alloc(1);
 }
 
+static uint32_t replica_hash(awmap_replica_id_t id)
+{
+    uint64_t z = id.node * 0x9e3779b97f4a7c15ull ^ id.incarnation * 0xc2b2ae3d27d4eb4full;
+    z = (z ^ (z >> 32)) * 0xd6e8feb86659fd93ull;
+    return (uint32_t)(z ^ (z >> 32));
+}
+
+static int replica_is(const replica_t *r, awmap_replica_id_t id)
+{
+    return r->id.node == id.node && r->id.incarnation == id.incarnation;
+}
+
+/* The index slot of `id`: its own, or the empty one where it would go. */
+static uint32_t rindex_slot(const awmap_t *m, awmap_replica_id_t id)
+{
+    uint32_t s = replica_hash(id) & m->rindex_mask;
+    while (m->rindex[s] && !replica_is(&m->replicas[m->rindex[s] - 1], id))
+        s = (s + 1) & m->rindex_mask;
+    return s;
+}
+
 long awmap__replica_find(const awmap_t *m, awmap_replica_id_t id)
 {
+    if (m->rindex == NULL)
+        return -1;
+    uint32_t v = m->rindex[rindex_slot(m, id)];
+    return v ? (long)v - 1 : -1;
+}
+
+/* Room in the table and its index for one more replica (nothing else
+ * changes, so a failure leaves the map as it was). */
+static int replica_reserve(awmap_t *m)
+{
+    if (m->replica_n == m->replica_cap) {
+        uint32_t cap = m->replica_cap ? m->replica_cap * 2 : 4;
+        replica_t *r = realloc(m->replicas, cap * sizeof(*r));
+        if (r == NULL)
+            return HERD_ENOMEM;
+        m->replicas = r;
+        m->replica_cap = cap;
+    }
+    uint32_t slots = m->rindex ? m->rindex_mask + 1 : 0;
+    if ((m->replica_n + 1) * 2 <= slots)
+        return 0;
+    uint32_t ns = slots ? slots * 2 : 8;
+    uint32_t *ix = calloc(ns, sizeof(*ix));
+    if (ix == NULL)
+        return HERD_ENOMEM;
+    free(m->rindex);
+    m->rindex = ix;
+    m->rindex_mask = ns - 1;
     for (uint32_t i = 0; i < m->replica_n; i++)
-        if (m->replicas[i].id.node == id.node && m->replicas[i].id.incarnation == id.incarnation)
-            return (long)i;
-    return -1;
+        m->rindex[rindex_slot(m, m->replicas[i].id)] = i + 1;
+    return 0;
 }
 
 int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index)
@@ -58,15 +106,10 @@ int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index)
         *index = (uint32_t)i;
         return 0;
     }
-    if (m->replica_n == m->replica_cap) {
-        uint32_t cap = m->replica_cap ? m->replica_cap * 2 : 4;
-        replica_t *r = realloc(m->replicas, cap * sizeof(*r));
-        if (r == NULL)
-            return HERD_ENOMEM;
-        m->replicas = r;
-        m->replica_cap = cap;
-    }
+    if (replica_reserve(m) != 0)
+        return HERD_ENOMEM;
     m->replicas[m->replica_n] = (replica_t){.id = id};
+    m->rindex[rindex_slot(m, id)] = m->replica_n + 1;
     *index = m->replica_n++;
     return 0;
 }
@@ -432,6 +475,7 @@ void awmap_free(awmap_t *m)
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);
     free(m->replicas);
+    free(m->rindex);
     free(m);
 }
 

@@ -73,6 +73,7 @@
 #include "awmap.h"
 #include "digest.h"
 #include "herd_error.h"
+#include "splitmix.h"
 
 #define MAXR 5    /* replicas */
 #define MAXK 40   /* keys */
@@ -81,29 +82,7 @@
 #define MAXS 12   /* syncs under way at once (the last two kept for quiet ones) */
 #define DOTS (MAXG * MAXC)
 
-/* ---- seeded randomness ---------------------------------------------------------- */
-
-typedef struct rng {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *g)
-{
-    uint64_t z = (g->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_below(rng_t *g, uint32_t n)
-{
-    return (uint32_t)(rng_next(g) % n);
-}
-
-static int rng_chance(rng_t *g, uint32_t one_in)
-{
-    return rng_below(g, one_in) == 0;
-}
+/* ---- settings ------------------------------------------------------------------------- */
 
 static unsigned env_unsigned(const char *name, unsigned dflt)
 {

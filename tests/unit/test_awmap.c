@@ -461,6 +461,32 @@ static void test_replica_interning(void **state)
     awmap_free(NULL);
 }
 
+/* The index by id stays in step with the table as it grows: many
+ * incarnations of few nodes, and ids that differ only in one field. */
+static void test_replica_index_many(void **state)
+{
+    (void)state;
+    awmap_t *m = awmap_new();
+    assert_non_null(m);
+    uint32_t idx;
+    for (uint32_t i = 0; i < 3000; i++) {
+        assert_int_equal(awmap_replica(m, rid(i % 7, i / 7 + 1), &idx), 0);
+        assert_int_equal(idx, i);
+    }
+    assert_int_equal(awmap_replica(m, rid(1ull << 40, 1), &idx), 0);
+    assert_int_equal(awmap_replica(m, rid(1, 1ull << 40), &idx), 0);
+    assert_int_equal(awmap_replica_count(m), 3002);
+    for (uint32_t i = 0; i < 3000; i += 37) {
+        assert_int_equal(awmap_replica(m, rid(i % 7, i / 7 + 1), &idx), 0);
+        assert_int_equal(idx, i);
+    }
+    assert_int_equal(awmap_replica(m, rid(1, 1ull << 40), &idx), 0);
+    assert_int_equal(idx, 3001);
+    assert_int_equal(awmap_replica_count(m), 3002);
+    assert_int_equal(awmap_vv(m, rid(9, 9), NULL), 0);
+    awmap_free(m);
+}
+
 /* ---- mutators ------------------------------------------------------------------- */
 
 static void test_add_get_remove(void **state)
@@ -2079,6 +2105,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replica_interning),
+        cmocka_unit_test(test_replica_index_many),
         cmocka_unit_test(test_add_get_remove),
         cmocka_unit_test(test_add_bad_arguments),
         cmocka_unit_test(test_add_supersede_dot_out_of_range_is_einval),

@@ -43,12 +43,60 @@ awmap_t *awmap_new_delta(void)
     return awmap__alloc(1);
 }
 
+static uint32_t replica_hash(awmap_replica_id_t id)
+{
+    uint64_t z = id.node * 0x9e3779b97f4a7c15ull ^ id.incarnation * 0xc2b2ae3d27d4eb4full;
+    z = (z ^ (z >> 32)) * 0xd6e8feb86659fd93ull;
+    return (uint32_t)(z ^ (z >> 32));
+}
+
+static int replica_is(const replica_t *r, awmap_replica_id_t id)
+{
+    return r->id.node == id.node && r->id.incarnation == id.incarnation;
+}
+
+/* The index slot of `id`: its own, or the empty one where it would go. */
+static uint32_t rindex_slot(const awmap_t *m, awmap_replica_id_t id)
+{
+    uint32_t s = replica_hash(id) & m->rindex_mask;
+    while (m->rindex[s] && !replica_is(&m->replicas[m->rindex[s] - 1], id))
+        s = (s + 1) & m->rindex_mask;
+    return s;
+}
+
 long awmap__replica_find(const awmap_t *m, awmap_replica_id_t id)
 {
+    if (m->rindex == NULL)
+        return -1;
+    uint32_t v = m->rindex[rindex_slot(m, id)];
+    return v ? (long)v - 1 : -1;
+}
+
+/* Room in the table and its index for one more replica (nothing else
+ * changes, so a failure leaves the map as it was). */
+static int replica_reserve(awmap_t *m)
+{
+    if (m->replica_n == m->replica_cap) {
+        uint32_t cap = m->replica_cap ? m->replica_cap * 2 : 4;
+        replica_t *r = realloc(m->replicas, cap * sizeof(*r));
+        if (r == NULL)
+            return HERD_ENOMEM;
+        m->replicas = r;
+        m->replica_cap = cap;
+    }
+    uint32_t slots = m->rindex ? m->rindex_mask + 1 : 0;
+    if ((m->replica_n + 1) * 2 <= slots)
+        return 0;
+    uint32_t ns = slots ? slots * 2 : 8;
+    uint32_t *ix = calloc(ns, sizeof(*ix));
+    if (ix == NULL)
+        return HERD_ENOMEM;
+    free(m->rindex);
+    m->rindex = ix;
+    m->rindex_mask = ns - 1;
     for (uint32_t i = 0; i < m->replica_n; i++)
-        if (m->replicas[i].id.node == id.node && m->replicas[i].id.incarnation == id.incarnation)
-            return (long)i;
-    return -1;
+        m->rindex[rindex_slot(m, m->replicas[i].id)] = i + 1;
+    return 0;
 }
 
 int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index)
@@ -58,15 +106,10 @@ int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index)
         *index = (uint32_t)i;
         return 0;
     }
-    if (m->replica_n == m->replica_cap) {
-        uint32_t cap = m->replica_cap ? m->replica_cap * 2 : 4;
-        replica_t *r = realloc(m->replicas, cap * sizeof(*r));
-        if (r == NULL)
-            return HERD_ENOMEM;
-        m->replicas = r;
-        m->replica_cap = cap;
-    }
+    if (replica_reserve(m) != 0)
+        return HERD_ENOMEM;
     m->replicas[m->replica_n] = (replica_t){.id = id};
+    m->rindex[rindex_slot(m, id)] = m->replica_n + 1;
     *index = m->replica_n++;
     return 0;
 }
@@ -116,6 +159,21 @@ static void cc_fold(replica_t *r)
     }
 }
 
+/* Room in r's cloud for c, if c would go there: then adding c cannot fail. */
+static int cc_reserve(replica_t *r, uint64_t c)
+{
+    uint32_t at;
+    if (c <= r->vv + 1 || r->cloud_n < r->cloud_cap || cloud_find(r, c, &at))
+        return 0;
+    uint32_t cap = r->cloud_cap ? r->cloud_cap * 2 : 4;
+    uint64_t *cl = realloc(r->cloud, cap * sizeof(*cl));
+    if (cl == NULL)
+        return HERD_ENOMEM;
+    r->cloud = cl;
+    r->cloud_cap = cap;
+    return 0;
+}
+
 int awmap__cc_add(replica_t *r, uint64_t c)
 {
     uint32_t at;
@@ -126,14 +184,8 @@ int awmap__cc_add(replica_t *r, uint64_t c)
         cc_fold(r);
         return 0;
     }
-    if (r->cloud_n == r->cloud_cap) {
-        uint32_t cap = r->cloud_cap ? r->cloud_cap * 2 : 4;
-        uint64_t *cl = realloc(r->cloud, cap * sizeof(*cl));
-        if (cl == NULL)
-            return HERD_ENOMEM;
-        r->cloud = cl;
-        r->cloud_cap = cap;
-    }
+    if (cc_reserve(r, c) != 0)
+        return HERD_ENOMEM;
     memmove(r->cloud + at + 1, r->cloud + at, (r->cloud_n - at) * sizeof(uint64_t));
     r->cloud[at] = c;
     r->cloud_n++;
@@ -408,6 +460,18 @@ static int entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const voi
     return awmap__entry_insert(m, kp, dot, value, vlen, obs);
 }
 
+/* Insert an entry and add its dot to m's context, both or neither: a map
+ * never holds an entry whose dot its context lacks, nor claims to have seen
+ * (so removed) the dot of an entry it failed to take in. */
+static int entry_insert_seen(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const void *value,
+                             size_t vlen, const awmap_observer_t *obs)
+{
+    replica_t *r = &m->replicas[dot.replica];
+    if (cc_reserve(r, dot.counter) != 0 || entry_insert(m, kp, dot, value, vlen, obs) != 0)
+        return HERD_ENOMEM;
+    return cc_add(r, dot.counter); /* room reserved: cannot fail */
+}
+
 /* Remove e, which follows prev in k's list (prev NULL: e heads it). An
  * inline entry is only marked unused; its `next` keeps linking the rest. */
 static void entry_remove(awmap_t *m, awmap_key_t *k, awmap_entry_t *prev, awmap_entry_t *e,
@@ -446,6 +510,7 @@ void awmap_free(awmap_t *m)
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);
     free(m->replicas);
+    free(m->rindex);
     free(m);
 }
 
@@ -458,68 +523,151 @@ void awmap_free(awmap_t *m)
 
 /* ---- join ------------------------------------------------------------------------ */
 
-/* Whether d's key dk holds an entry with m's dot `dot` (d's replica di). */
-static int key_holds(const awmap_key_t *dk, long di, uint64_t counter)
+/* A join's replica translation, made once per join so that every entry's
+ * dot translates by an array read, both ways, instead of a lookup by id. */
+typedef struct xlate {
+    uint32_t *d2m; /* d's index -> m's */
+    uint32_t *m2d; /* m's index -> d's, XLATE_NONE where d does not know it */
+    uint32_t *heap; /* owned: the two arrays, unless `small` holds them */
+    uint32_t small[64];
+} xlate_t;
+
+#define XLATE_NONE UINT32_MAX
+
+/* d's replicas are all interned in m first (the context join adds them
+ * anyway; an unused replica is no change of state), so m's table stays put
+ * while the entries join. */
+static int xlate_init(xlate_t *t, awmap_t *m, const awmap_t *d)
+{
+    uint32_t idx;
+    t->heap = NULL;
+    for (uint32_t i = 0; i < d->replica_n; i++)
+        if (awmap_replica(m, d->replicas[i].id, &idx) != 0)
+            return HERD_ENOMEM;
+    size_t need = (size_t)d->replica_n + m->replica_n;
+    t->d2m = need <= 64 ? t->small : (t->heap = malloc(need * sizeof(uint32_t)));
+    if (t->d2m == NULL)
+        return HERD_ENOMEM;
+    t->m2d = t->d2m + d->replica_n;
+    for (uint32_t i = 0; i < m->replica_n; i++)
+        t->m2d[i] = XLATE_NONE;
+    for (uint32_t i = 0; i < d->replica_n; i++) {
+        t->d2m[i] = (uint32_t)replica_find(m, d->replicas[i].id);
+        t->m2d[t->d2m[i]] = i;
+    }
+    return 0;
+}
+
+static void xlate_fini(xlate_t *t)
+{
+    free(t->heap);
+}
+
+/* Whether d's key dk holds an entry with dot (di, counter) in d's indices. */
+static int key_holds(const awmap_key_t *dk, uint32_t di, uint64_t counter)
 {
     for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x; x = x->next)
-        if (di >= 0 && x->dot.replica == (uint32_t)di && x->dot.counter == counter)
+        if (x->dot.replica == di && x->dot.counter == counter)
             return 1;
     return 0;
 }
 
-/* Join key `dk` of `d` into `m` (before the contexts join). */
-static int join_key(awmap_t *m, const awmap_t *d, const awmap_key_t *dk, const char *name,
-                    size_t klen, const awmap_observer_t *obs)
+/* Join key `dk` of `d` into `m`, all but the context: m's entries that d has
+ * seen and does not hold go; d's entries that m has not seen come in. */
+static int join_key(awmap_t *m, const awmap_t *d, const xlate_t *t, const awmap_key_t *dk,
+                    const char *name, size_t klen, const awmap_observer_t *obs)
 {
     awmap_key_t *mk = key_find(m, name, klen);
-    /* m's entries that d has seen and does not hold are removed */
     awmap_entry_t *prev = NULL;
     for (awmap_entry_t *e = mk ? awmap__entries(mk) : NULL, *next; e; e = next) {
         next = e->next;
-        long di = replica_find(d, m->replicas[e->dot.replica].id);
-        if (di >= 0 && cc_has(&d->replicas[di], e->dot.counter) &&
+        uint32_t di = t->m2d[e->dot.replica];
+        if (di != XLATE_NONE && cc_has(&d->replicas[di], e->dot.counter) &&
             !key_holds(dk, di, e->dot.counter))
             entry_remove(m, mk, prev, e, obs);
         else
             prev = e;
     }
-    /* d's entries that m has not seen come in */
-    for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x; x = x->next) {
-        if (seen_dot(m, d, x->dot))
+    int rc = 0;
+    for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x && rc == 0; x = x->next) {
+        awmap_dot_t dot = {t->d2m[x->dot.replica], x->dot.counter};
+        if (cc_has(&m->replicas[dot.replica], dot.counter))
             continue;
-        uint32_t idx;
-        if (awmap_replica(m, d->replicas[x->dot.replica].id, &idx) != 0)
-            return HERD_ENOMEM;
         if (mk == NULL && (mk = key_get_or_add(m, name, klen, x->len)) == NULL)
-            return HERD_ENOMEM;
-        awmap_dot_t dot = {idx, x->dot.counter};
-        if (entry_find(mk, dot) == NULL && entry_insert(m, &mk, dot, x->value, x->len, obs))
-            return HERD_ENOMEM;
+            rc = HERD_ENOMEM;
+        else if (entry_find(mk, dot) == NULL)
+            rc = entry_insert(m, &mk, dot, x->value, x->len, obs);
     }
-    if (mk == NULL && m->is_delta && dk && (mk = key_get_or_add(m, name, klen, 0)) == NULL)
-        return HERD_ENOMEM; /* a delta keeps the removal hint */
+    if (rc == 0 && mk == NULL && m->is_delta && dk &&
+        (mk = key_get_or_add(m, name, klen, 0)) == NULL)
+        rc = HERD_ENOMEM; /* a delta keeps the removal hint */
     if (mk)
         key_drop_if_empty(m, mk);
+    return rc;
+}
+
+static int join_keys_of(awmap_t *m, const awmap_t *d, const xlate_t *t,
+                        const awmap_observer_t *obs)
+{
+    FOREACH_KEY(d, dk)
+        if (join_key(m, d, t, dk, dk->name, dk->klen, obs) != 0)
+            return HERD_ENOMEM;
     return 0;
 }
 
-static int join_keys_of(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
+/* After a join failed part-way: drop the entries of d's keys whose dots m's
+ * context lacks. Those are the entries the join brought in and whose dots
+ * the context join did not reach (every other entry's dot is in the context);
+ * nothing is allocated, so this cannot fail. */
+static void join_undo(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
 {
-    FOREACH_KEY(d, dk)
-        if (join_key(m, d, dk, dk->name, dk->klen, obs) != 0)
-            return HERD_ENOMEM;
-    return 0;
+    FOREACH_KEY(d, dk) {
+        awmap_key_t *mk = key_find(m, dk->name, dk->klen);
+        awmap_entry_t *prev = NULL;
+        for (awmap_entry_t *e = mk ? awmap__entries(mk) : NULL, *next; e; e = next) {
+            next = e->next;
+            if (!cc_has(&m->replicas[e->dot.replica], e->dot.counter))
+                entry_remove(m, mk, prev, e, obs);
+            else
+                prev = e;
+        }
+        if (mk)
+            key_drop_if_empty(m, mk);
+    }
+}
+
+/* Entries first, then contexts: adding each entry's dot as it comes in would
+ * cost a sorted insert into a cloud per entry (keys come in hash order, not
+ * counter order), where the context join takes a version vector at once.
+ * Until the contexts join, the entries brought in lack their dots, so a
+ * failure anywhere is undone down to what the context covers (join_undo):
+ * what remains is m joined with a part of d, a valid state from which the
+ * same join, retried, gives m join d. */
+static int join_finish(awmap_t *m, const awmap_t *d, int rc, const awmap_observer_t *obs)
+{
+    if (rc == 0)
+        rc = cc_join(m, d);
+    if (rc != 0)
+        join_undo(m, d, obs);
+    return rc;
 }
 
 int awmap_join(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
 {
-    int rc = join_keys_of(m, d, obs);
-    return rc ? rc : cc_join(m, d);
+    xlate_t t;
+    int rc = xlate_init(&t, m, d);
+    if (rc == 0)
+        rc = join_keys_of(m, d, &t, obs);
+    xlate_fini(&t);
+    return join_finish(m, d, rc, obs);
 }
 
 int awmap_join_full(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
 {
-    int rc = join_keys_of(m, d, obs);
+    xlate_t t;
+    int rc = xlate_init(&t, m, d);
+    if (rc == 0)
+        rc = join_keys_of(m, d, &t, obs);
     /* keys d does not list: their entries go where d has seen the dot (the
      * names are copied: join_key may move or drop records) */
     size_t n = 0;
@@ -535,10 +683,11 @@ int awmap_join_full(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
             }
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = join_key(m, d, NULL, todo[i], lens[i], obs);
+        rc = join_key(m, d, &t, NULL, todo[i], lens[i], obs);
     free(todo);
     free(lens);
-    return rc ? rc : cc_join(m, d);
+    xlate_fini(&t);
+    return join_finish(m, d, rc, obs);
 }
 
 /* ---- mutators -------------------------------------------------------------------- */
@@ -581,18 +730,20 @@ static int apply_change(awmap_t *m, const awmap_t *from, const char *key, size_t
             prev = e;
     }
     uint32_t idx;
+    int rc = 0;
     if (add && !seen_dot(m, from, *add)) {
         if (awmap_replica(m, from->replicas[add->replica].id, &idx) != 0 ||
             (k == NULL && (k = key_get_or_add(m, key, klen, vlen)) == NULL))
-            return HERD_ENOMEM;
-        awmap_dot_t dot = {idx, add->counter};
-        if (entry_find(k, dot) == NULL && entry_insert(m, &k, dot, value, vlen, obs) != 0)
-            return HERD_ENOMEM;
+            rc = HERD_ENOMEM;
+        else if (entry_find(k, (awmap_dot_t){idx, add->counter}) == NULL)
+            rc = entry_insert_seen(m, &k, (awmap_dot_t){idx, add->counter}, value, vlen, obs);
     }
-    if (k == NULL && m->is_delta && (k = key_get_or_add(m, key, klen, 0)) == NULL)
-        return HERD_ENOMEM; /* a delta keeps the removal hint */
+    if (rc == 0 && k == NULL && m->is_delta && (k = key_get_or_add(m, key, klen, 0)) == NULL)
+        rc = HERD_ENOMEM; /* a delta keeps the removal hint */
     if (k)
         key_drop_if_empty(m, k);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < n + (add != NULL); i++) {
         awmap_dot_t dot = i < n ? dots[i] : *add;
         if (awmap_replica(m, from->replicas[dot.replica].id, &idx) != 0 ||
@@ -645,16 +796,21 @@ int awmap_copy_entry(awmap_t *dst, const awmap_t *src, const char *key, size_t k
 {
     if (klen > AWMAP_KEY_MAX || e == NULL)
         return HERD_EINVAL;
-    awmap_key_t *dk = key_get_or_add(dst, key, klen, with_value ? e->len : 0);
     uint32_t idx;
-    if (dk == NULL || awmap_replica(dst, src->replicas[e->dot.replica].id, &idx) != 0 ||
-        cc_add(&dst->replicas[idx], e->dot.counter) != 0)
+    if (awmap_replica(dst, src->replicas[e->dot.replica].id, &idx) != 0)
+        return HERD_ENOMEM;
+    awmap_key_t *dk = key_get_or_add(dst, key, klen, with_value ? e->len : 0);
+    if (dk == NULL)
         return HERD_ENOMEM;
     awmap_dot_t dot = {idx, e->dot.counter};
-    if (entry_find(dk, dot) == NULL &&
-        entry_insert(dst, &dk, dot, with_value ? e->value : NULL, with_value ? e->len : 0, NULL))
-        return HERD_ENOMEM;
-    return 0;
+    int rc = 0;
+    if (entry_find(dk, dot) == NULL)
+        rc = entry_insert_seen(dst, &dk, dot, with_value ? e->value : NULL,
+                               with_value ? e->len : 0, NULL);
+    else
+        rc = cc_add(&dst->replicas[idx], dot.counter);
+    key_drop_if_empty(dst, dk);
+    return rc;
 }
 
 int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t klen)

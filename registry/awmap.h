@@ -65,7 +65,7 @@ awmap_t *awmap_new(void);
 awmap_t *awmap_new_delta(void);
 void awmap_free(awmap_t *m);
 
-/* The index of replica (node, incarnation), added if new. */
+/* The index of replica (node, incarnation), added if new; found in O(1). */
 int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index);
 awmap_replica_id_t awmap_replica_id(const awmap_t *m, uint32_t index);
 size_t awmap_replica_count(const awmap_t *m);
@@ -86,9 +86,17 @@ int awmap_remove(awmap_t *m, const char *key, size_t klen, const awmap_dot_t *do
 
 /* ---- join ------------------------------------------------------------------- */
 
-/* m := m join d, looking at the keys d lists (see the header comment). */
+/* m := m join d, looking at the keys d lists (see the header comment).
+ *
+ * Out of memory: HERD_ENOMEM leaves m as m joined with a part of d (perhaps
+ * none of it), never a mix that a later join could not mend: every entry m
+ * holds has its dot in m's context, no entry d removed comes back, the
+ * observer has been told of every change that stays, and the same join,
+ * retried, gives m join d. A caller may retry, or drop d and let a later
+ * sync bring what it missed. d's replicas may have been added to m's table. */
 int awmap_join(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs);
-/* m := m join d for arbitrary maps (every key of m is checked). */
+/* m := m join d for arbitrary maps (every key of m is checked); out of
+ * memory as awmap_join. */
 int awmap_join_full(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs);
 
 /* Copy `key`'s entries from `src` into `dst`, with their dots added to dst's

@@ -12,6 +12,10 @@
  *   (the head of its entry list whenever it is in use); other entries are
  *   heap entries chained from the inline one's `next`, which stays the link
  *   to them while the inline entry is unused.
+ * - Replicas live in a table (entries name them by index) and are found by
+ *   id through a hash index beside it: joins, digests and equality look one
+ *   up per entry, and a long-running cluster's table holds every incarnation
+ *   of every node.
  */
 #ifndef HERD_AWMAP_INT_H
 #define HERD_AWMAP_INT_H
@@ -41,8 +45,12 @@ typedef struct awmap_bucket {
 } awmap_bucket_t;
 
 struct awmap {
-    awmap_replica_st_t *replicas;
+    awmap_replica_st_t *replicas; /* owned */
     uint32_t replica_n, replica_cap;
+    /* owned: the replica table indexed by id, open addressing at most half
+     * full; a slot holds a replica's index + 1 (0: empty) */
+    uint32_t *rindex;
+    uint32_t rindex_mask; /* slots - 1 */
     awmap_bucket_t *buckets; /* a power of two of them */
     size_t bmask, key_n, entry_n;
     int is_delta;

@@ -51,6 +51,7 @@
 
 #include "awmap.h"
 #include "herd_error.h"
+#include "splitmix.h"
 #include "wire.h"
 
 #define MAXR 5   /* replicas */
@@ -63,31 +64,9 @@
 
 /* ---- seeded randomness ------------------------------------------------------- */
 
-typedef struct rng {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *g)
-{
-    uint64_t z = (g->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_below(rng_t *g, uint32_t n)
-{
-    return (uint32_t)(rng_next(g) % n);
-}
-
 static uint32_t rng_range(rng_t *g, uint32_t lo, uint32_t hi)
 {
     return lo + rng_below(g, hi - lo + 1);
-}
-
-static int rng_chance(rng_t *g, uint32_t one_in)
-{
-    return rng_below(g, one_in) == 0;
 }
 
 static void shuffle(rng_t *g, size_t *a, size_t n)

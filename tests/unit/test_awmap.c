@@ -6,7 +6,8 @@
  * registry will run them; deltas travel between them by awmap_join. The
  * tests pin the CRDT's rules one at a time (per-dot removes, supersede,
  * add-wins, a remove that arrives before its add, idempotence, intervals,
- * causal-context folding, observers), then the wire codec: round trips of
+ * causal-context folding, observers), a join that runs out of memory at
+ * every one of its allocations in turn, then the wire codec: round trips of
  * states and deltas, and hostile input. Malformed encodings are written by a
  * small builder that test_builder_matches_encoder checks against
  * awmap_encode, so the bad-input cases differ from a valid encoding in exactly
@@ -233,6 +234,71 @@ static void assert_event(const recorder_t *r, size_t i, char kind, const char *k
                  (unsigned long long)id.incarnation, (unsigned long long)counter, value);
 }
 
+/* ---- allocation failures --------------------------------------------------------- */
+
+/* test_awmap links with --wrap for the allocator (tests/CMakeLists.txt), so
+ * every allocation of the map goes through here. Armed, the n-th allocation
+ * from now fails, and with `g_fail.sticky` every one after it too. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t align, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_aligned_alloc(size_t align, size_t n);
+
+static struct {
+    long left; /* allocations that succeed before the failure; -1: disarmed */
+    int sticky, fired;
+} g_fail = {-1, 0, 0};
+
+static int alloc_fails(void)
+{
+    if (g_fail.left < 0)
+        return 0;
+    if (g_fail.left > 0) {
+        g_fail.left--;
+        return 0;
+    }
+    g_fail.fired = 1;
+    if (!g_fail.sticky)
+        g_fail.left = -1;
+    return 1;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return alloc_fails() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return alloc_fails() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return alloc_fails() ? NULL : __real_realloc(p, n);
+}
+
+void *__wrap_aligned_alloc(size_t align, size_t n)
+{
+    return alloc_fails() ? NULL : __real_aligned_alloc(align, n);
+}
+
+static void fail_alloc_after(long n, int sticky)
+{
+    g_fail.left = n;
+    g_fail.sticky = sticky;
+    g_fail.fired = 0;
+}
+
+static void fail_alloc_off(void)
+{
+    g_fail.left = -1;
+}
+
 /* ---- wire helpers ---------------------------------------------------------------- */
 
 /* awmap_encode into a heap buffer of exactly the encoding's size. */
@@ -393,6 +459,32 @@ static void test_replica_interning(void **state)
     assert_false(awmap_seen(m, rid(77, 1), 1));
     awmap_free(m);
     awmap_free(NULL);
+}
+
+/* The index by id stays in step with the table as it grows: many
+ * incarnations of few nodes, and ids that differ only in one field. */
+static void test_replica_index_many(void **state)
+{
+    (void)state;
+    awmap_t *m = awmap_new();
+    assert_non_null(m);
+    uint32_t idx;
+    for (uint32_t i = 0; i < 3000; i++) {
+        assert_int_equal(awmap_replica(m, rid(i % 7, i / 7 + 1), &idx), 0);
+        assert_int_equal(idx, i);
+    }
+    assert_int_equal(awmap_replica(m, rid(1ull << 40, 1), &idx), 0);
+    assert_int_equal(awmap_replica(m, rid(1, 1ull << 40), &idx), 0);
+    assert_int_equal(awmap_replica_count(m), 3002);
+    for (uint32_t i = 0; i < 3000; i += 37) {
+        assert_int_equal(awmap_replica(m, rid(i % 7, i / 7 + 1), &idx), 0);
+        assert_int_equal(idx, i);
+    }
+    assert_int_equal(awmap_replica(m, rid(1, 1ull << 40), &idx), 0);
+    assert_int_equal(idx, 3001);
+    assert_int_equal(awmap_replica_count(m), 3002);
+    assert_int_equal(awmap_vv(m, rid(9, 9), NULL), 0);
+    awmap_free(m);
 }
 
 /* ---- mutators ------------------------------------------------------------------- */
@@ -1386,6 +1478,178 @@ static void test_copy_pieces_bad_arguments(void **state)
                  rc[0], rc[1], rc[2], rc[3], HERD_EINVAL, st_empty, d_keys);
 }
 
+/* ---- join out of memory ----------------------------------------------------------- */
+
+/* Counts what observers are told, to check it against the map. */
+static void count_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)key, (void)klen, (void)e;
+    ++*(long *)data;
+}
+
+static void count_removed(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)key, (void)klen, (void)e;
+    --*(long *)data;
+}
+
+typedef struct held_ctx {
+    const awmap_t *m;
+    int bad;
+} held_ctx_t;
+
+/* Every entry's dot is in the map's context, and a state lists no empty key. */
+static int check_held(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)key, (void)klen;
+    held_ctx_t *c = data;
+    if (e == NULL)
+        c->bad = 1;
+    for (; e; e = e->next)
+        if (!awmap_seen(c->m, awmap_replica_id(c->m, e->dot.replica), e->dot.counter))
+            c->bad = 1;
+    return 0;
+}
+
+/* Join d into a copy of m with the allocation `at` failing (and, sticky, all
+ * after it): the join either succeeds and gives `want`, or says HERD_ENOMEM
+ * and leaves a valid state that holds nothing `want` does not, that its
+ * observer described, and from which the same join, retried, gives `want`.
+ * Returns whether the failure fired (else `at` is past the join's last
+ * allocation). */
+static int join_failing_at(const awmap_t *m, const awmap_t *d, int full, const awmap_t *want,
+                           long at, int sticky)
+{
+    awmap_t *c = clone_state(m);
+    long net = 0;
+    awmap_observer_t obs = {count_added, count_removed, &net};
+    size_t before = awmap_entry_count(c);
+    fail_alloc_after(at, sticky);
+    int rc = full ? awmap_join_full(c, d, &obs) : awmap_join(c, d, &obs);
+    int fired = g_fail.fired;
+    fail_alloc_off();
+    if (!fired)
+        assert_int_equal(rc, 0);
+    if (rc != 0)
+        assert_int_equal(rc, HERD_ENOMEM);
+    assert_int_equal((long)awmap_entry_count(c), (long)before + net);
+    held_ctx_t h = {c, 0};
+    awmap_foreach(c, check_held, &h);
+    if (h.bad)
+        fail_msg("allocation %ld (%s): an entry's dot missing from the context", at,
+                 sticky ? "and after" : "once");
+    awmap_t *above = clone_state(want); /* c holds nothing beyond want */
+    assert_int_equal(awmap_join_full(above, c, NULL), 0);
+    assert_true(awmap_equal(above, want));
+    if (rc != 0)
+        assert_int_equal(full ? awmap_join_full(c, d, &obs) : awmap_join(c, d, &obs), 0);
+    if (!awmap_equal(c, want))
+        fail_msg("allocation %ld (%s): rc %d, and the join (retried) is not m join d", at,
+                 sticky ? "and after" : "once", rc);
+    assert_int_equal((long)awmap_entry_count(c), (long)before + net);
+    awmap_free(above);
+    awmap_free(c);
+    return fired;
+}
+
+/* A target and a delta that make a join allocate in every way it can: new
+ * keys past the key table's growth, second entries of a key (heap entries),
+ * longer values than a record holds, new replicas past the table's growth,
+ * and clouds in both contexts. */
+static void oom_fixture(awmap_t **mp, awmap_t **dp, awmap_t **statep)
+{
+    awmap_replica_id_t A = rid(1, 1), B = rid(2, 1), C = rid(3, 1);
+    awmap_t *a = replica_new(A), *b = replica_new(B), *c = replica_new(C);
+    awmap_t *da = delta_new(), *db = delta_new(), *dc[6];
+    char key[16];
+    awmap_dot_t ad[12];
+    for (int i = 0; i < 12; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ad[i] = add_s(a, 0, key, "a", NULL, 0, da, NULL);
+    }
+    assert_int_equal(awmap_join(b, da, NULL), 0);
+    uint32_t ai = index_of(b, A);
+    for (int i = 0; i < 4; i++) { /* B supersedes k0..k3 with longer values */
+        awmap_dot_t sup = {ai, ad[i].counter};
+        snprintf(key, sizeof key, "k%d", i);
+        add_s(b, 0, key, "a longer value from b", &sup, 1, db, NULL);
+    }
+    for (int i = 4; i < 6; i++) { /* and removes k4, k5 */
+        awmap_dot_t rm = {ai, ad[i].counter};
+        snprintf(key, sizeof key, "k%d", i);
+        remove_s(b, key, &rm, 1, db, NULL);
+    }
+    add_s(b, 0, "k6", "b's own k6", NULL, 0, db, NULL); /* a second entry of k6 */
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "b%d", i);
+        add_s(b, 0, key, "b", NULL, 0, db, NULL);
+    }
+    for (int i = 0; i < 6; i++) { /* C's deltas reach B with gaps: a cloud */
+        dc[i] = delta_new();
+        snprintf(key, sizeof key, "c%d", i);
+        add_s(c, 0, key, "c", NULL, 0, dc[i], NULL);
+    }
+    for (int i = 1; i < 6; i += 2)
+        assert_int_equal(awmap_join(b, dc[i], NULL), 0);
+    for (uint64_t n = 0; n < 24; n++) { /* replicas A has never heard of */
+        awmap_t *x = replica_new(rid(100 + n, 3)), *dx = delta_new();
+        snprintf(key, sizeof key, "x%llu", (unsigned long long)n);
+        add_s(x, 0, key, "x", NULL, 0, dx, NULL);
+        add_s(x, 0, key, "x2", NULL, 0, dx, NULL);
+        awmap_t *skip = delta_new(); /* and a gap in each */
+        add_s(x, 0, key, "x3", NULL, 0, skip, NULL);
+        awmap_free(skip);
+        add_s(x, 0, key, "x4", NULL, 0, dx, NULL);
+        assert_int_equal(awmap_join(b, dx, NULL), 0);
+        assert_int_equal(awmap_join(db, dx, NULL), 0);
+        awmap_free(dx);
+        awmap_free(x);
+    }
+    /* A meanwhile: a concurrent second entry of k0, k7 removed, a cloud of C */
+    add_s(a, 0, "k0", "a again", NULL, 0, NULL, NULL);
+    awmap_dot_t rm7 = ad[7];
+    remove_s(a, "k7", &rm7, 1, NULL, NULL);
+    assert_int_equal(awmap_join(a, dc[4], NULL), 0);
+    /* the delta: everything B did and learned since da, as one interval */
+    awmap_t *d = delta_new();
+    assert_int_equal(awmap_join(d, db, NULL), 0);
+    for (int i = 1; i < 6; i += 2)
+        assert_int_equal(awmap_join(d, dc[i], NULL), 0);
+    for (int i = 0; i < 6; i++)
+        awmap_free(dc[i]);
+    awmap_free(da);
+    awmap_free(db);
+    awmap_free(c);
+    *mp = a;
+    *dp = d;
+    *statep = b;
+}
+
+static void test_join_out_of_memory_is_undone_or_retried(void **state)
+{
+    (void)state;
+    awmap_t *a, *d, *b;
+    oom_fixture(&a, &d, &b);
+    /* the delta through join, and B's whole state through join_full */
+    for (int full = 0; full < 2; full++) {
+        const awmap_t *src = full ? b : d;
+        awmap_t *want = clone_state(a);
+        assert_int_equal(full ? awmap_join_full(want, src, NULL) : awmap_join(want, src, NULL),
+                         0);
+        assert_true(awmap_entry_count(want) > 60);
+        for (int sticky = 0; sticky < 2; sticky++) {
+            long at = 0;
+            while (join_failing_at(a, src, full, want, at, sticky))
+                at++;
+            assert_true(at > 20); /* the fixture made it allocate */
+        }
+        awmap_free(want);
+    }
+    awmap_free(a);
+    awmap_free(b);
+    awmap_free(d);
+}
+
 /* ---- wire: round trips ------------------------------------------------------------ */
 
 /* The builder writes what awmap_encode writes (a one-key map has one order). */
@@ -1841,6 +2105,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replica_interning),
+        cmocka_unit_test(test_replica_index_many),
         cmocka_unit_test(test_add_get_remove),
         cmocka_unit_test(test_add_bad_arguments),
         cmocka_unit_test(test_add_supersede_dot_out_of_range_is_einval),
@@ -1859,6 +2124,7 @@ int main(void)
         cmocka_unit_test(test_foreach_and_counts),
         cmocka_unit_test(test_copy_pieces),
         cmocka_unit_test(test_copy_pieces_bad_arguments),
+        cmocka_unit_test(test_join_out_of_memory_is_undone_or_retried),
         cmocka_unit_test(test_builder_matches_encoder),
         cmocka_unit_test(test_round_trip_states_and_deltas),
         cmocka_unit_test(test_round_trip_cloud_with_consecutive_counters),

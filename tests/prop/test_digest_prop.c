@@ -5,7 +5,7 @@
  * One direction of the sync, A pulls from B:
  *   A: digest_of(A)                          -> B
  *   B: digest_of(B), digest_diff, and a snapshot of B's context -> A
- *   A: digest_dots(A, want)                  -> B
+ *   A: digest_dots(A, want, snapshot)        -> B (the dots B has seen)
  *   B: digest_answer(B, dots, want, batch)   -> A, in pieces, each joined
  *   A: takes the snapshot of B's context, once every piece is in.
  * Each arrow is a step of its own, and anything may happen between two steps
@@ -474,6 +474,25 @@ static void sync_done(hist_t *h, int si)
     sync_end(h, si);
 }
 
+static int gather_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    const awmap_t **maps = data; /* {into, from} */
+    for (; e; e = e->next)
+        assert_int_equal(awmap_copy_entry((awmap_t *)maps[0], maps[1], key, klen, e, 0), 0);
+    return 0;
+}
+
+/* digest_dots' pieces, gathered into one map: the union of their dots and
+ * contexts (a join would take a dot in a later piece's context and not in
+ * its entries for a removal). */
+static void gather_dots(void *data, const awmap_t *piece, int last)
+{
+    (void)last;
+    const awmap_t *maps[2] = {data, piece};
+    awmap_foreach(piece, gather_key, maps);
+    assert_int_equal(awmap_copy_context(data, piece), 0);
+}
+
 /* Advance sync si by one step. */
 static void sync_step(hist_t *h, int si)
 {
@@ -496,12 +515,17 @@ static void sync_step(hist_t *h, int si)
         s->stage = S_DOTS_A;
         logf_(h, "sync   %d<-%d: B's diff, %zu buckets, and snapshot", s->a, s->b, s->n);
         break;
-    case S_DOTS_A:
-        s->dots = digest_dots(a->m, s->want, s->n);
+    case S_DOTS_A: {
+        /* only the dots B's snapshot has seen, in pieces gathered into one */
+        digest_limits_t limits = {s->batch, SIZE_MAX};
+        s->dots = awmap_new_delta();
         assert_non_null(s->dots);
+        assert_int_equal(digest_dots(a->m, s->want, s->n, s->snap, &limits, gather_dots, s->dots),
+                         0);
         s->stage = S_ANSWER_B;
         logf_(h, "sync   %d<-%d: A's dots", s->a, s->b);
         break;
+    }
     case S_ANSWER_B: {
         emit_ctx_t c = {h, si, 0};
         int rc = digest_answer(b->m, s->dots, s->want, s->n, s->batch, on_piece, &c);

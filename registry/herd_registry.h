@@ -124,6 +124,9 @@ typedef struct herd_registry_stats {
     /* the causal context: replicas in the table, dots held above the version
      * vectors (0 at quiescence), the largest one replica's cloud */
     uint64_t cc_replicas, cc_cloud_dots, cc_cloud_max;
+    /* allocations that failed (each logged; the work left is redone by the
+     * next check where it can be) */
+    uint64_t alloc_failed;
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
 
@@ -188,9 +191,14 @@ int herd_spec_send_removed(herd_node_t *node, const char *name, const herd_spec_
 
 /* Told, once the change is applied, of the hash (awmap_key_hash) of every
  * name that got a new registration entry, here or by a join: a waiter for
- * a name to appear need not poll. One watcher per node; NULL removes it. */
+ * a name to appear need not poll. Any number of watchers (each added pair
+ * is told, in the order added; fn may change the registry and add or
+ * remove watchers). HERD_EINVAL for a NULL fn. */
 typedef void (*herd_name_watch_fn)(void *data, uint64_t name_hash);
 int herd_registry_watch_added(herd_node_t *node, herd_name_watch_fn fn, void *data);
+/* Remove a watcher added with the same fn and data (one of them, if added
+ * twice). HERD_ENOENT when there is none. */
+int herd_registry_unwatch_added(herd_node_t *node, herd_name_watch_fn fn, void *data);
 uint64_t herd_registry_name_hash(const char *name);
 
 /* ---- for the handoff ----------------------------------------------------------- */

@@ -173,9 +173,13 @@ int reg_name_check(const char *name, size_t max, size_t *len);
 /* registry_value.c */
 /* Decode a value; `meta` may be NULL. Malformed values read as pid NONE. */
 reg_value_t reg_value_decode(const awmap_t *m, const awmap_entry_t *e, herd_meta_t *meta);
-/* Encode v (written == hlc or 0: not stamped) with `meta` (may be NULL). */
+/* Encode v (written == hlc or 0: not stamped) with `meta` (may be NULL), as
+ * this node writes it. */
 uint8_t *reg_value_encode(const registry_t *g, const reg_value_t *v, const herd_meta_t *meta,
                           size_t *len);
+/* The same as node start `writer` writes it. */
+uint8_t *reg_value_encode_by(awmap_replica_id_t writer, const reg_value_t *v,
+                             const herd_meta_t *meta, size_t *len);
 /* Whether entry ea (value a) goes before eb (value b): a total order. */
 int reg_value_wins(const awmap_t *m, const reg_value_t *a, const awmap_entry_t *ea,
                    const reg_value_t *b, const awmap_entry_t *eb);

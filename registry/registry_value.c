@@ -63,15 +63,15 @@ const char *herd_meta_get(const herd_meta_t *m, const char *key)
     return NULL;
 }
 
-/* A registration written here of a process of this node start is compact
+/* A registration written by the node start of its own process is compact
  * (its pid's node and incarnation are the entry's replica's); another's pid
  * is written whole. */
-uint8_t *reg_value_encode(const registry_t *g, const reg_value_t *v, const herd_meta_t *meta,
-                          size_t *len)
+uint8_t *reg_value_encode_by(awmap_replica_id_t writer, const reg_value_t *v,
+                             const herd_meta_t *meta, size_t *len)
 {
     wire_writer_t w;
     wire_writer_init(&w);
-    int compact = reg_is_local(g, v->pid);
+    int compact = v->pid.node == writer.node && v->pid.incarnation == writer.incarnation;
     int written = v->written && v->written != v->hlc;
     wire_put_u8(&w, (uint8_t)((compact ? VALUE_COMPACT : VALUE_FULL) |
                               (written ? VALUE_WRITTEN : 0)));
@@ -90,6 +90,13 @@ uint8_t *reg_value_encode(const registry_t *g, const reg_value_t *v, const herd_
         wire_put_str(&w, meta->kv[i].value);
     }
     return wire_writer_take(&w, len);
+}
+
+uint8_t *reg_value_encode(const registry_t *g, const reg_value_t *v, const herd_meta_t *meta,
+                          size_t *len)
+{
+    awmap_replica_id_t self = {g->self_node, g->self_inc};
+    return reg_value_encode_by(self, v, meta, len);
 }
 
 static void meta_decode(const uint8_t *p, size_t len, herd_meta_t *meta, reg_value_t *v)

@@ -71,6 +71,19 @@ static int api_enter(herd_node_t *n, const char *name, registry_t **g, size_t *l
     return reg_name_check(name, HERD_NAME_MAX, len);
 }
 
+/* The visible winner of `name` on `n`: its entry (and value), or NULL with
+ * *rc set (HERD_ENOENT when none is visible). */
+static const awmap_entry_t *winner_of(herd_node_t *n, const char *name, registry_t **g,
+                                      reg_value_t *v, int *rc)
+{
+    size_t len;
+    if ((*rc = api_enter(n, name, g, &len)) != 0)
+        return NULL;
+    const awmap_entry_t *e = reg_winner(*g, awmap_get((*g)->map, name, len), v);
+    *rc = e ? 0 : HERD_ENOENT;
+    return e;
+}
+
 /* ---- changes ------------------------------------------------------------------------ */
 
 /* Write `v` (with `meta`) for `name` in one change, superseding the visible
@@ -164,19 +177,15 @@ int herd_register_at(herd_node_t *n, const char *name, herd_pid_t pid, const her
 int herd_update_meta(herd_node_t *n, const char *name, const herd_meta_t *meta)
 {
     registry_t *g;
-    size_t len;
-    int rc = api_enter(n, name, &g, &len);
-    if (rc)
-        return rc;
-    const awmap_entry_t *entries = awmap_get(g->map, name, len);
     reg_value_t win;
-    if (reg_winner(g, entries, &win) == NULL)
-        return HERD_ENOENT;
+    int rc;
+    if (winner_of(n, name, &g, &win, &rc) == NULL)
+        return rc;
     if (meta && meta->count > HERD_META_MAX)
         return HERD_EINVAL;
     if (win.pid.node == g->self_node && !herd_is_alive(n, win.pid))
         return HERD_ENOPROC;
-    return update_entry(g, name, entries, &win, meta);
+    return update_entry(g, name, awmap_get(g->map, name, strlen(name)), &win, meta);
 }
 
 int herd_register_claim(herd_node_t *n, const char *name, herd_pid_t pid,
@@ -256,13 +265,10 @@ int herd_unregister_pid(herd_node_t *n, const char *name, herd_pid_t pid)
 int herd_unregister(herd_node_t *n, const char *name)
 {
     registry_t *g;
-    size_t len;
-    int rc = api_enter(n, name, &g, &len);
-    if (rc)
-        return rc;
     reg_value_t win;
-    if (reg_winner(g, awmap_get(g->map, name, len), &win) == NULL)
-        return HERD_ENOENT;
+    int rc;
+    if (winner_of(n, name, &g, &win, &rc) == NULL)
+        return rc;
     return herd_unregister_pid(n, name, win.pid);
 }
 
@@ -289,13 +295,10 @@ int herd_registry_holds(herd_node_t *n, const char *name, herd_pid_t pid)
 int herd_registry_stamp(herd_node_t *n, const char *name, uint64_t *hlc, uint8_t *gen)
 {
     registry_t *g;
-    size_t len;
-    int rc = api_enter(n, name, &g, &len);
-    if (rc)
-        return rc;
     reg_value_t v;
-    if (reg_winner(g, awmap_get(g->map, name, len), &v) == NULL)
-        return HERD_ENOENT;
+    int rc;
+    if (winner_of(n, name, &g, &v, &rc) == NULL)
+        return rc;
     *hlc = v.hlc;
     *gen = v.gen;
     return 0;
@@ -310,14 +313,11 @@ int herd_registry_time(herd_node_t *n, const char *name, uint64_t *hlc)
 int herd_whereis(herd_node_t *n, const char *name, herd_pid_t *pid, herd_meta_t *meta)
 {
     registry_t *g;
-    size_t len;
-    int rc = api_enter(n, name, &g, &len);
-    if (rc)
-        return rc;
     reg_value_t v;
-    const awmap_entry_t *e = reg_winner(g, awmap_get(g->map, name, len), &v);
+    int rc;
+    const awmap_entry_t *e = winner_of(n, name, &g, &v, &rc);
     if (e == NULL)
-        return HERD_ENOENT;
+        return rc;
     if (meta)
         reg_value_decode(g->map, e, meta);
     if (pid)

@@ -109,15 +109,21 @@ void reg_merged(registry_t *g, uint64_t serial, uint64_t attempt, int ok, herd_p
     loser_stop(g, loser, holder, "(merged)");
 }
 
+/* In groups of 64 until none is due: each one answered leaves the map or
+ * gets a later deadline, so the groups end. */
 void reg_merging_expire(registry_t *g)
 {
     uint64_t now = herd_node_now(g->node), due[64];
-    size_t n = 0, cursor = 0;
-    for (u64map_slot_t *s; n < 64 && (s = u64map_next(&g->merging, &cursor)) != NULL;)
-        if (((reg_merging_t *)s->value)->deadline <= now)
-            due[n++] = s->key;
-    for (size_t i = 0; i < n; i++)
-        reg_merged(g, due[i], 0, 0, HERD_PID_NONE); /* attempt 0: whichever is current */
+    size_t n;
+    do {
+        size_t cursor = 0;
+        n = 0;
+        for (u64map_slot_t *s; n < 64 && (s = u64map_next(&g->merging, &cursor)) != NULL;)
+            if (((reg_merging_t *)s->value)->deadline <= now)
+                due[n++] = s->key;
+        for (size_t i = 0; i < n; i++)
+            reg_merged(g, due[i], 0, 0, HERD_PID_NONE); /* attempt 0: whichever is current */
+    } while (n == 64);
 }
 
 /* Whether another entry of e's pid wins over e. */

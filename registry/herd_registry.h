@@ -15,7 +15,9 @@
  * node). The node of the loser hands the loser's state (handoff_out) to the
  * winner, whose resolve_conflict merges it (if its behaviour has one), then
  * stops the loser with HERD_REASON_NAME_CONFLICT; its registration goes with
- * it.
+ * it. Entries of one process are one registration, never a conflict: of
+ * two written at once (its metadata updated on two nodes), the later write
+ * wins on every node, and the process's node removes the other.
  *
  * Names whose pid lives on a node declared down are hidden, not deleted: the
  * node may only be partitioned away. They are removed once the node is known

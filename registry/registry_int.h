@@ -63,7 +63,7 @@ enum {
 
 /* An entry of a live local process that went away without the process
  * letting go of the name (a node that thought us gone removed it): put back
- * by the next check_registrations. Name (klen bytes, a NUL), then value. */
+ * by the next check (reg_check_missing). Name (klen bytes, a NUL), then value. */
 typedef struct missing {
     uint64_t serial;
     uint32_t vlen;
@@ -102,7 +102,7 @@ typedef struct registry {
     int resettle; /* a loser's state could not go to its winner yet: retry */
     u64map_t merging; /* serial of a frozen local loser -> reg_merging_t */
     uint64_t merge_attempts; /* merge requests sent, numbering them */
-    unsigned checks; /* check_registrations runs, for the periodic digest sync */
+    unsigned checks; /* periodic checks run, for the periodic digest sync */
     reg_vec_t spec_changed; /* char *: spec names changed, told to spec_watch after */
     herd_spec_watch_fn spec_watch;
     void *spec_watch_data;
@@ -124,7 +124,7 @@ struct reg_dead {
  * closes them, which may be after the registry is gone. */
 typedef struct registry_flush {
     uv_prepare_t handle;
-    uv_timer_t check; /* check_registrations */
+    uv_timer_t check; /* the periodic check */
     registry_t *g;    /* NULL once the registry is freed */
     int open_handles;
 } registry_flush_t;

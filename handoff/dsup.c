@@ -127,7 +127,7 @@ static void dsup_free(void *p)
 {
     dsup_t *d = p;
     herd_cluster_off_change(d->node, on_member, d);
-    herd_registry_watch_added(d->node, NULL, NULL);
+    herd_registry_unwatch_added(d->node, waiters_on_name_added, d);
     herd_cluster_on_app(d->node, HANDOFF_APP, NULL, NULL);
     herd_spec_watch(d->node, NULL, NULL);
     if (d->h) {

@@ -16,7 +16,9 @@
  * node). The node of the loser hands the loser's state (handoff_out) to the
  * winner, whose resolve_conflict merges it (if its behaviour has one), then
  * stops the loser with HERD_REASON_NAME_CONFLICT; its registration goes with
- * it.
+ * it. Entries of one process are one registration, never a conflict: of
+ * two written at once (its metadata updated on two nodes), the later write
+ * wins on every node, and the process's node removes the other.
  *
  * Names whose pid lives on a node declared down are hidden, not deleted: the
  * node may only be partitioned away. They are removed once the node is known
@@ -125,7 +127,9 @@ typedef struct herd_registry_stats {
     /* the causal context: replicas in the table, dots held above the version
      * vectors (0 at quiescence), the largest one replica's cloud */
     uint64_t cc_replicas, cc_cloud_dots, cc_cloud_max;
-    uint64_t alloc_failed;  /* allocations that failed: the work is retried or repaired */
+    /* allocations that failed (each logged; the work left is redone by the
+     * next check where it can be) */
+    uint64_t alloc_failed;
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
 
@@ -190,9 +194,14 @@ int herd_spec_send_removed(herd_node_t *node, const char *name, const herd_spec_
 
 /* Told, once the change is applied, of the hash (awmap_key_hash) of every
  * name that got a new registration entry, here or by a join: a waiter for
- * a name to appear need not poll. One watcher per node; NULL removes it. */
+ * a name to appear need not poll. Any number of watchers (each added pair
+ * is told, in the order added; fn may change the registry and add or
+ * remove watchers). HERD_EINVAL for a NULL fn. */
 typedef void (*herd_name_watch_fn)(void *data, uint64_t name_hash);
 int herd_registry_watch_added(herd_node_t *node, herd_name_watch_fn fn, void *data);
+/* Remove a watcher added with the same fn and data (one of them, if added
+ * twice). HERD_ENOENT when there is none. */
+int herd_registry_unwatch_added(herd_node_t *node, herd_name_watch_fn fn, void *data);
 uint64_t herd_registry_name_hash(const char *name);
 
 /* ---- for the handoff ----------------------------------------------------------- */

@@ -109,6 +109,17 @@ void pidx_del(pidx_t *x, uint64_t serial, uint64_t hash)
         remove_at(x, i);
 }
 
+int pidx_tagged(const pidx_t *x, uint64_t serial)
+{
+    if (x->slots == NULL || serial == 0)
+        return 0;
+    uint32_t tag = tag_of(serial);
+    for (size_t i = home(x, tag); x->slots[i].tag; i = (i + 1) & x->mask)
+        if (x->slots[i].tag == tag)
+            return 1;
+    return 0;
+}
+
 size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out)
 {
     size_t n = 0, cap = 0;

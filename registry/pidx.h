@@ -39,5 +39,8 @@ void pidx_del(pidx_t *x, uint64_t serial, uint64_t hash);
  * hashes go to a malloc'd *out (the caller frees it). Returns the count (on
  * ENOMEM fewer: the rest stay). */
 size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out);
+/* Whether a pair of `serial` (or of a serial sharing its tag) is held: after
+ * pidx_take, that it ran out of memory. */
+int pidx_tagged(const pidx_t *x, uint64_t serial);
 
 #endif

@@ -1,10 +1,17 @@
 /*
- * registry_int.h - the registry's internals, shared by registry.c (the name
- * API, the local index, conflicts, events) and registry_sync.c (shipping
- * deltas and the digest exchange). Users include herd_registry.h.
+ * registry_int.h - the registry's internals, shared by its files:
+ * registry.c (the name API), registry_value.c (the value codec, metadata,
+ * the order of entries), registry_visible.c (visibility, liveness, a name's
+ * winner, a key's dots), registry_conflict.c (conflicts, losers, merges),
+ * registry_index.c (the map's observer: the local pid index and the work
+ * lists a change leaves), registry_events.c (exits, members, lifecycle),
+ * registry_spec.c (child specs) and registry_sync.c (shipping deltas and
+ * the digest exchange). Users include herd_registry.h.
  */
 #ifndef HERD_REGISTRY_INT_H
 #define HERD_REGISTRY_INT_H
+
+#include <string.h>
 
 #include "awmap.h"
 #include "digest.h"
@@ -36,9 +43,38 @@ enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREG
 #define REG_SPEC_PREFIX '\x01'
  /* how often live processes' entries are checked */
 
+/* A growable array of `size`-byte items (reg_vec_push gives the size). It
+ * may start on a caller's buffer (REG_VEC_ON), which is never freed: the
+ * items move to the heap when they outgrow it. */
+typedef struct reg_vec {
+    void *items;
+    size_t n, cap;
+    int on_heap; /* items is malloc'd (reg_vec_free frees it) */
+} reg_vec_t;
+#define REG_VEC_ON(buf) {(buf), 0, sizeof(buf) / sizeof((buf)[0]), 0}
+#define REG_VEC_AT(v, type, i) (((type *)(v)->items)[i])
+/* Append one item: 0, or HERD_ENOMEM with the array as it was. */
+int reg_vec_push(reg_vec_t *v, const void *item, size_t size);
+void reg_vec_free(reg_vec_t *v);
+
+/* A watcher of names that got new entries (herd_registry_watch_added). */
+typedef struct reg_watcher {
+    herd_name_watch_fn fn; /* NULL: removed while the watchers were being told */
+    void *data;
+} reg_watcher_t;
+
+/* Work an allocation failure left undone, redone by the next check
+ * (besides `resettle`, which judges every conflict again). */
+enum {
+    REG_REDO_DEAD = 1,  /* entries of local pids not alive: found by a scan */
+    REG_REDO_ADDED = 2, /* watchers told of every name */
+    REG_REDO_GONE = 4,  /* node starts known gone whose entries still stand */
+    REG_REDO_INDEX = 8, /* local processes' names missing from the pid index */
+};
+
 /* An entry of a live local process that went away without the process
  * letting go of the name (a node that thought us gone removed it): put back
- * by the next check_registrations. Name (klen bytes, a NUL), then value. */
+ * by the next check (reg_check_missing). Name (klen bytes, a NUL), then value. */
 typedef struct missing {
     uint64_t serial;
     uint32_t vlen;
@@ -65,10 +101,8 @@ typedef struct registry {
     u64map_t live;
     int clustered;   /* in a cluster: visibility follows `live` */
     pidx_t by_pid;   /* local serial -> hashes of the names it holds */
-    missing_t **missing; /* entries of live local processes that went away */
-    size_t missing_n, missing_cap;
-    char **touched;  /* names a join added entries to: conflicts to settle */
-    size_t touched_n, touched_cap;
+    reg_vec_t missing; /* missing_t *: entries of live local processes that went away */
+    reg_vec_t touched; /* char *: names a join added entries to: conflicts to settle */
     herd_registry_stats_t stats;
     awmap_observer_t obs; /* on_added; the index is pruned when its process exits */
     awmap_t *pending;     /* this loop iteration's changes, shipped as one delta */
@@ -79,20 +113,16 @@ typedef struct registry {
     int resettle; /* a loser's state could not go to its winner yet: retry */
     u64map_t merging; /* serial of a frozen local loser -> reg_merging_t */
     uint64_t merge_attempts; /* merge requests sent, numbering them */
-    unsigned checks; /* check_registrations runs, for the periodic digest sync */
-    char **spec_changed;   /* spec names changed, told to spec_watch after the change */
-    size_t spec_changed_n, spec_changed_cap;
+    unsigned checks; /* periodic checks run, for the periodic digest sync */
+    reg_vec_t spec_changed; /* char *: spec names changed, told to spec_watch after */
     herd_spec_watch_fn spec_watch;
     void *spec_watch_data;
-    uint64_t *added;  /* name hashes with new entries, for added_watch */
-    size_t added_n, added_cap;
-    herd_name_watch_fn added_watch;
-    void *added_watch_data;
-    struct reg_dead { /* entries of local pids that are not alive, to remove */
-        herd_pid_t pid;
-        uint64_t hash;
-    } *dead;
-    size_t dead_n, dead_cap;
+    reg_vec_t added;    /* uint64_t: name hashes with new entries, for the watchers */
+    reg_vec_t watchers; /* reg_watcher_t */
+    int telling;        /* the watchers are being told: removals only mark */
+    reg_vec_t dead;     /* struct reg_dead: entries of local pids not alive, to remove */
+    reg_vec_t gone;     /* awmap_replica_id_t: node starts whose removal failed */
+    unsigned redo;      /* REG_REDO_* */
     digest_t digest;      /* of map, kept up to date by the observer */
     size_t pending_bytes; /* estimated encoding of `pending` */
     uint64_t sync_rounds; /* digest syncs this node answered, numbering them */
@@ -100,12 +130,17 @@ typedef struct registry {
     uint64_t pull_started; /* node clock */
 } registry_t;
 
+struct reg_dead {
+    herd_pid_t pid;
+    uint64_t hash;
+};
+
 /* The prepare handle that ships `pending` once per loop iteration. It lives
  * apart from the registry because libuv frees handles only after the loop
  * closes them, which may be after the registry is gone. */
 typedef struct registry_flush {
     uv_prepare_t handle;
-    uv_timer_t check; /* check_registrations */
+    uv_timer_t check; /* the periodic check */
     registry_t *g;    /* NULL once the registry is freed */
     int open_handles;
 } registry_flush_t;
@@ -125,19 +160,103 @@ typedef struct reg_value {
     herd_pid_t pid;
     uint64_t hlc;
     uint8_t gen; /* moves since first registered (wraps): a moved copy wins a tie */
+    uint64_t written; /* when this entry was written (hlc for a first registration) */
 } reg_value_t;
+
+/* Which entries of a key reg_dots collects. */
+typedef struct reg_match {
+    herd_pid_t pid; /* the entries of this pid */
+    unsigned flags; /* REG_MATCH_* */
+    uint64_t hlc;   /* REG_MATCH_HLC: of the registration first made then */
+} reg_match_t;
+enum {
+    REG_MATCH_VISIBLE = 1, /* visible entries only */
+    REG_MATCH_START = 2,   /* every pid of pid's node start (node, incarnation) */
+    REG_MATCH_ANY = 4,     /* every entry (values need not be registrations) */
+    REG_MATCH_HLC = 8,
+};
 
 /* registry.c */
 registry_t *reg_of(herd_node_t *n);
-/* Decode a value; `meta` may be NULL. Malformed values read as pid NONE. */
-reg_value_t reg_value_decode(const awmap_t *m, const awmap_entry_t *e, herd_meta_t *meta);
-const awmap_observer_t *reg_observer(registry_t *g);
 /* Apply a change made on this node (add a value superseding `dots`, or remove
  * `dots`) into the map and the pending delta. */
 int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                      const awmap_dot_t *dots, size_t ndots, int add);
+/* A name of at most `max` bytes, not empty and not starting with the child
+ * specs' prefix: 0 and its length, or HERD_EINVAL. */
+int reg_name_check(const char *name, size_t max, size_t *len);
+
+/* registry_value.c */
+/* Decode a value; `meta` may be NULL. Malformed values read as pid NONE. */
+reg_value_t reg_value_decode(const awmap_t *m, const awmap_entry_t *e, herd_meta_t *meta);
+/* Encode v (written == hlc or 0: not stamped) with `meta` (may be NULL), as
+ * this node writes it. */
+uint8_t *reg_value_encode(const registry_t *g, const reg_value_t *v, const herd_meta_t *meta,
+                          size_t *len);
+/* The same as node start `writer` writes it. */
+uint8_t *reg_value_encode_by(awmap_replica_id_t writer, const reg_value_t *v,
+                             const herd_meta_t *meta, size_t *len);
+/* Whether entry ea (value a) goes before eb (value b): a total order. */
+int reg_value_wins(const awmap_t *m, const reg_value_t *a, const awmap_entry_t *ea,
+                   const reg_value_t *b, const awmap_entry_t *eb);
+static inline uint64_t reg_le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v)); /* one load: lookups read values this way */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+/* registry_visible.c */
+int reg_hidden(const registry_t *g, herd_pid_t pid);
+int reg_draining(const registry_t *g, herd_pid_t pid);
+static inline int reg_is_local(const registry_t *g, herd_pid_t pid)
+{
+    return pid.node == g->self_node && pid.incarnation == g->self_inc;
+}
+void reg_live_set(registry_t *g, uint64_t id, uint64_t incarnation, herd_member_state_t st);
+/* The visible winner among a name's entries; NULL when none is visible. */
+const awmap_entry_t *reg_winner(const registry_t *g, const awmap_entry_t *e, reg_value_t *out);
+/* Append the dots of the entries (a key's list) that `m` matches to `out`:
+ * their count, or HERD_ENOMEM. */
+int reg_dots(const registry_t *g, const awmap_entry_t *e, const reg_match_t *m, reg_vec_t *out);
+/* Whether `key` has an entry for `pid` (visible or hidden). */
+int reg_holds_pid(const registry_t *g, const char *key, herd_pid_t pid);
+
+/* registry_index.c */
+const awmap_observer_t *reg_observer(registry_t *g);
 void reg_index_remove(registry_t *g, herd_pid_t pid, const char *name);
+/* What the change or join that just happened left to do: settle the names
+ * it touched, remove dead pids' entries, tell the watchers. */
 void reg_settle_touched(registry_t *g);
+/* An allocation failed (`what`): logged and counted; `redo` (REG_REDO_*) is
+ * retried by the next check. */
+void reg_alloc_failed(registry_t *g, const char *what, unsigned redo);
+int reg_touched_add(registry_t *g, const char *key, size_t klen);
+int reg_dead_add(registry_t *g, herd_pid_t pid, uint64_t hash);
+/* Whether pid is of this node and dead (exited, or of an earlier start). */
+int reg_pid_dead(const registry_t *g, herd_pid_t pid);
+/* Put back the missing entries of live local processes (each check). */
+void reg_check_missing(registry_t *g);
+/* Redo what allocation failures left undone (each check). */
+void reg_redo(registry_t *g);
+void reg_index_init(registry_t *g);
+void reg_index_free(registry_t *g);
+
+/* registry_conflict.c */
+void reg_settle(registry_t *g, const char *name);
+/* Losers whose winner's node did not answer in time resume. */
+void reg_merging_expire(registry_t *g);
+
+/* registry_events.c */
+/* Remove every entry of the node start (node, incarnation); 0 or HERD_ENOMEM
+ * (then it is retried by the next check). */
+int reg_remove_start(registry_t *g, uint64_t node, uint64_t incarnation);
+/* Remove pid's entries under the keys of `hash`: 1 some went, 0 none, or an
+ * error. */
+int reg_remove_pid(registry_t *g, herd_pid_t pid, uint64_t hash);
 
 /* registry_spec.c */
 static inline int reg_is_spec_key(const char *key, size_t klen)

@@ -11,8 +11,8 @@
 
 static int spec_key(const char *name, char *key, size_t *klen)
 {
-    size_t len = name ? strlen(name) : 0;
-    if (len == 0 || len >= AWMAP_KEY_MAX || name[0] == REG_SPEC_PREFIX)
+    size_t len;
+    if (reg_name_check(name, AWMAP_KEY_MAX - 1, &len) != 0)
         return HERD_EINVAL;
     key[0] = REG_SPEC_PREFIX;
     memcpy(key + 1, name, len + 1);
@@ -25,43 +25,34 @@ void reg_spec_changed(registry_t *g, const char *key, size_t klen, int added)
     g->spec_entries += added ? 1 : (uint64_t)-1;
     if (g->spec_watch == NULL)
         return;
-    if (g->spec_changed_n == g->spec_changed_cap) {
-        size_t cap = g->spec_changed_cap ? g->spec_changed_cap * 2 : 16;
-        char **c = realloc(g->spec_changed, cap * sizeof(*c));
-        if (c == NULL)
-            return;
-        g->spec_changed = c;
-        g->spec_changed_cap = cap;
-    }
-    if ((g->spec_changed[g->spec_changed_n] = strndup(key + 1, klen - 1)) != NULL)
-        g->spec_changed_n++;
+    char *name = strndup(key + 1, klen - 1);
+    if (name && reg_vec_push(&g->spec_changed, &name, sizeof(name)) == 0)
+        return;
+    free(name);
+    reg_alloc_failed(g, "a changed child spec for its watcher", 0);
 }
 
 /* The list is taken first: the watcher may change specs, which adds to a new
  * list delivered by that change. */
 void reg_spec_deliver(registry_t *g)
 {
-    while (g->spec_changed_n) {
-        char **list = g->spec_changed;
-        size_t n = g->spec_changed_n;
-        g->spec_changed = NULL;
-        g->spec_changed_n = g->spec_changed_cap = 0;
-        for (size_t i = 0; i < n; i++) {
+    while (g->spec_changed.n) {
+        reg_vec_t list = g->spec_changed;
+        g->spec_changed = (reg_vec_t){0};
+        for (size_t i = 0; i < list.n; i++) {
             if (g->spec_watch)
-                g->spec_watch(g->spec_watch_data, list[i]);
-            free(list[i]);
+                g->spec_watch(g->spec_watch_data, REG_VEC_AT(&list, char *, i));
+            free(REG_VEC_AT(&list, char *, i));
         }
-        free(list);
+        reg_vec_free(&list);
     }
 }
 
 void reg_spec_free(registry_t *g)
 {
-    for (size_t i = 0; i < g->spec_changed_n; i++)
-        free(g->spec_changed[i]);
-    free(g->spec_changed);
-    g->spec_changed = NULL;
-    g->spec_changed_n = 0;
+    for (size_t i = 0; i < g->spec_changed.n; i++)
+        free(REG_VEC_AT(&g->spec_changed, char *, i));
+    reg_vec_free(&g->spec_changed);
 }
 
 static int count_spec_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
@@ -117,13 +108,15 @@ static int spec_lookup(herd_node_t *node, const char *name, registry_t **g, char
 static int spec_change(registry_t *g, const char *key, size_t klen, const void *spec,
                        size_t len, int add)
 {
-    awmap_dot_t dots[16];
-    size_t nd = 0;
-    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e && nd < 16; e = e->next)
-        dots[nd++] = e->dot;
-    if (!add && nd == 0)
-        return HERD_ENOENT;
-    return reg_local_change(g, key, spec, len, dots, nd, add);
+    awmap_dot_t buf[16];
+    reg_vec_t dots = REG_VEC_ON(buf);
+    reg_match_t every = {HERD_PID_NONE, REG_MATCH_ANY, 0};
+    int rc = reg_dots(g, awmap_get(g->map, key, klen), &every, &dots);
+    if (rc >= 0)
+        rc = !add && rc == 0 ? HERD_ENOENT
+                             : reg_local_change(g, key, spec, len, dots.items, dots.n, add);
+    reg_vec_free(&dots);
+    return rc;
 }
 
 int herd_spec_put(herd_node_t *node, const char *name, const void *spec, size_t len)

@@ -551,21 +551,25 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     memcpy(buf, name, len);
     buf[len] = '\0';
     herd_pid_t pid = {g->self_node, g->self_inc, serial};
-    awmap_dot_t dots[16];
-    size_t nd = 0, newer = 0;
-    for (const awmap_entry_t *e = awmap_get(g->map, buf, len); e; e = e->next) {
-        reg_value_t v = reg_value_decode(g->map, e, NULL);
-        if (!herd_pid_equal(v.pid, pid))
-            continue;
-        if (v.hlc != hlc)
-            newer++;
-        else if (nd < 16)
-            dots[nd++] = e->dot;
+    const awmap_entry_t *entries = awmap_get(g->map, buf, len);
+    awmap_dot_t sbuf[16];
+    reg_vec_t dots = REG_VEC_ON(sbuf);
+    reg_match_t that = {pid, REG_MATCH_HLC, hlc}, any = {pid, 0, 0};
+    int nd = reg_dots(g, entries, &that, &dots);
+    int all = nd < 0 ? nd : reg_dots(g, entries, &any, &dots);
+    if (nd < 0 || all < 0) {
+        /* the process keeps the name: its node's entries stand, and the
+         * sender's own removal reaches every node anyway */
+        g->stats.alloc_failed++;
+        herd_log(HERD_LOG_ERROR, "registry", "unregister of %s: out of memory", buf);
+        reg_vec_free(&dots);
+        return;
     }
-    if (newer == 0)
+    if (all == nd) /* no newer registration of the pid: it lets go */
         reg_index_remove(g, pid, buf);
     if (nd)
-        reg_local_change(g, buf, NULL, 0, dots, nd, 0);
+        reg_local_change(g, buf, NULL, 0, dots.items, (size_t)nd, 0);
+    reg_vec_free(&dots);
 }
 
 /* A delta from `node`: joined; a join that fails (no memory) is logged,

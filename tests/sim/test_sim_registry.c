@@ -33,6 +33,13 @@
  *   restarts first), a restart with a new incarnation registers afresh.
  * - long_partition: a partition longer than forget_ms: the other side's names
  *   are removed, and after heal the live processes' names come back.
+ * - concurrent_meta: one process's name gets new metadata on two nodes at
+ *   once, in rounds: during a short partition (shorter than the failure
+ *   detector's suspicion turning into down) or only a few milliseconds apart
+ *   with the usual delays; after each round every node reports the same
+ *   metadata, the later write's (when the two were made in different
+ *   milliseconds), and one entry a name. (Pins a fixed bug: two entries of
+ *   one pid had no order between them, so nodes disagreed for good.)
  * - determinism: a conflict-free churn twice with one seed: the same final
  *   state and the same deliveries (times, ends, lengths).
  * - determinism_bytes: and the same frame bytes (every timestamp comes
@@ -500,7 +507,127 @@ static int scen_long_partition(rs_run_t *r)
     return settled(r, "after the long partition");
 }
 
-/* ---- 5. determinism ------------------------------------------------------------------- */
+/* ---- 5. concurrent metadata updates --------------------------------------------------- */
+
+#define CM_NAMES 3
+#define CM_ROUNDS 3
+#define CM_PARTITION_MAX 200 /* ms: below DOWN_MS, so every name stays visible */
+
+typedef struct cm_write {
+    int node;
+    uint64_t at;
+    herd_meta_t meta;
+} cm_write_t;
+
+/* Update name c's metadata on node w->node now. */
+static int cm_update(rs_run_t *r, int c, int round, cm_write_t *w)
+{
+    char name[RS_NAME_LEN], ver[32];
+    snprintf(name, sizeof(name), "cm%d", c);
+    snprintf(ver, sizeof(ver), "r%d.%s.%llu", round, regsim_name(r->rs, w->node),
+             (unsigned long long)regsim_range(r->rs, 0, 999));
+    memset(&w->meta, 0, sizeof(w->meta));
+    herd_meta_set(&w->meta, "ver", ver);
+    w->at = regsim_now(r->rs);
+    RS_CHECK_OK(r, herd_update_meta(regsim_node(r->rs, w->node), name, &w->meta));
+    return 1;
+}
+
+/* Each name's process, after a round: every node shows the same metadata,
+ * the later write's when the two differ in time (the model takes it, so
+ * that `settled` checks the rest), and once settled one entry a name. */
+static int cm_check(rs_run_t *r, const int *procs, cm_write_t (*w)[2])
+{
+    regsim_t *rs = r->rs;
+    char why[512] = "";
+    int rc = regsim_run_until_agree(rs, 0, regsim_now(rs) + SETTLE_MS, why, sizeof(why));
+    RS_CHECK(r, rc == 0, "replicas disagree after concurrent updates: %s", why);
+    for (int c = 0; c < CM_NAMES; c++) {
+        char name[RS_NAME_LEN];
+        herd_meta_t got;
+        snprintf(name, sizeof(name), "cm%d", c);
+        RS_CHECK_OK(r, herd_whereis(regsim_node(rs, 0), name, NULL, &got));
+        const cm_write_t *later = w[c][0].at > w[c][1].at   ? &w[c][0]
+                                  : w[c][1].at > w[c][0].at ? &w[c][1]
+                                                            : NULL;
+        const char *v = herd_meta_get(&got, "ver");
+        RS_CHECK(r, v != NULL, "%s: no metadata", name);
+        if (later)
+            RS_CHECK(r, strcmp(v, herd_meta_get(&later->meta, "ver")) == 0,
+                     "%s: %s won over the later write %s (t=%llu vs %llu)", name, v,
+                     herd_meta_get(&later->meta, "ver"), (unsigned long long)w[c][0].at,
+                     (unsigned long long)w[c][1].at);
+        regsim_proc(rs, procs[c])->names[0].meta = got;
+    }
+    if (!settled(r, "after concurrent updates"))
+        return 0;
+    for (int i = 0; i < regsim_node_count(rs); i++) {
+        herd_registry_stats_t st;
+        RS_CHECK_OK(r, herd_registry_stats(regsim_node(rs, i), &st));
+        RS_CHECK(r, st.entries == CM_NAMES && st.names == CM_NAMES,
+                 "%s: %llu entries of %llu names, one each expected", regsim_name(rs, i),
+                 (unsigned long long)st.entries, (unsigned long long)st.names);
+    }
+    return 1;
+}
+
+/* One round: each name updated on two different nodes, within a short
+ * partition between them or a few milliseconds apart. */
+static int cm_round(rs_run_t *r, int round, cm_write_t (*w)[2])
+{
+    regsim_t *rs = r->rs;
+    int nodes = regsim_node_count(rs);
+    int partition = regsim_range(rs, 0, 1) == 0;
+    for (int c = 0; c < CM_NAMES; c++) {
+        w[c][0].node = (int)regsim_range(rs, 0, (uint64_t)nodes - 1);
+        w[c][1].node = (w[c][0].node + 1 + (int)regsim_range(rs, 0, (uint64_t)nodes - 2)) % nodes;
+    }
+    if (partition) /* the first writers of every name apart from the second ones */
+        for (int i = 0; i < nodes; i++)
+            regsim_set_group(rs, i, i == w[0][1].node ? 2 : i == w[0][0].node ? 1
+                                                            : (int)regsim_range(rs, 1, 2));
+    uint64_t t0 = regsim_now(rs);
+    for (int c = 0; c < CM_NAMES; c++)
+        for (int k = 0; k < 2; k++) {
+            if (!cm_update(r, c, round, &w[c][k]))
+                return 0;
+            RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 0, partition ? 30 : 8)));
+        }
+    if (partition) {
+        uint64_t end = t0 + regsim_range(rs, regsim_now(rs) - t0, CM_PARTITION_MAX);
+        RS_CHECK_OK(r, regsim_run_until(rs, end));
+        regsim_heal(rs);
+    }
+    return 1;
+}
+
+static int scen_concurrent_meta(rs_run_t *r)
+{
+    int nodes = (int)(3 + r->seed % 2);
+    if (!make(r, nodes, 5000, 20, 10))
+        return 0;
+    regsim_t *rs = r->rs;
+    int procs[CM_NAMES];
+    for (int c = 0; c < CM_NAMES; c++) {
+        char name[RS_NAME_LEN];
+        herd_meta_t meta;
+        random_meta(rs, &meta);
+        snprintf(name, sizeof(name), "cm%d", c);
+        procs[c] = regsim_spawn(rs, (int)regsim_range(rs, 0, (uint64_t)nodes - 1));
+        RS_CHECK(r, procs[c] >= 0, "spawn");
+        RS_CHECK_OK(r, regsim_register(rs, procs[c], name, &meta));
+    }
+    if (!settled(r, "baseline"))
+        return 0;
+    for (int round = 0; round < CM_ROUNDS; round++) {
+        cm_write_t w[CM_NAMES][2];
+        if (!cm_round(r, round, w) || !cm_check(r, procs, w))
+            return 0;
+    }
+    return all_exit(r);
+}
+
+/* ---- 6. determinism ------------------------------------------------------------------- */
 
 typedef struct det_result {
     uint64_t state, trace, shape, delivered, now;
@@ -560,6 +687,7 @@ int main(void)
         {"conflict_earlier_wins", scen_conflict_earlier_wins, 200},
         {"crash_restart", scen_crash_restart, 200},
         {"long_partition", scen_long_partition, 200},
+        {"concurrent_meta", scen_concurrent_meta, 200},
         {"determinism", scen_determinism, 100},
         {"determinism_bytes", scen_determinism_bytes, 100},
     };

@@ -7,7 +7,10 @@
  * calls by name across nodes, unregisters and exits that propagate, the full
  * state sent to a node that joins late, names of a crashed node hidden once
  * it is down and removed once it is gone, and name conflicts settled the same
- * way on every node, the loser stopped with HERD_REASON_NAME_CONFLICT).
+ * way on every node, the loser stopped with HERD_REASON_NAME_CONFLICT), and
+ * that a name with more entries than any fixed array held (joined straight
+ * into the map, as many writers at once would leave it) goes whole with its
+ * node, its unregister or its process; watchers of new names are each told.
  *
  * Every test makes its nodes in this one process, all on one uv_loop_t
  * (but one: a node on a loop of its own that the test stops driving).
@@ -53,6 +56,7 @@
 
 #include "herd_registry.h"
 #include "log.h"
+#include "registry_int.h" /* many entries of one name, joined straight into the map */
 #include "support.h"
 
 #define SECRET "test-registry-secret-0123456789"
@@ -1061,6 +1065,145 @@ static void test_registry_stats_count_names_and_entries(void **state)
     ts_node_free(a);
 }
 
+/* ---- many entries of one name --------------------------------------------------------- */
+
+#define MANY 40 /* entries of one name: more than any fixed array held */
+#define FAR_NODE 0x5151u
+#define FAR_INC 7u
+
+/* Join into n's map what MANY writers wrote for `name` at once (as after a
+ * partition): writer k an entry of pid(k), stamped as written at hlc + k,
+ * with metadata "k" = k. Then what the registry does after a join. The
+ * writers are new at every call (a map that saw a dot never takes it again). */
+static void join_many(herd_node_t *n, const char *name, herd_pid_t first, int same_pid)
+{
+    registry_t *g = reg_of(n);
+    awmap_t *d = awmap_new_delta();
+    assert_non_null(d);
+    uint64_t hlc = herd_node_hlc_now(n);
+    static uint64_t writers;
+    for (int k = 0; k < MANY; k++) {
+        awmap_replica_id_t id = {0x7000u + writers++, 1};
+        uint32_t writer;
+        assert_int_equal(awmap_replica(d, id, &writer), 0);
+        herd_pid_t pid = first;
+        pid.serial += same_pid ? 0 : (uint64_t)k;
+        char kv[8];
+        snprintf(kv, sizeof(kv), "%d", k);
+        herd_meta_t meta = meta1("k", kv);
+        reg_value_t v = {pid, hlc, 0, hlc + 1 + (uint64_t)k};
+        size_t vlen;
+        uint8_t *value = reg_value_encode_by(id, &v, &meta, &vlen);
+        assert_non_null(value);
+        assert_int_equal(awmap_add(d, writer, name, strlen(name), value, vlen, NULL, 0, NULL,
+                                   NULL, NULL), 0);
+        free(value);
+    }
+    assert_int_equal(awmap_join(g->map, d, reg_observer(g)), 0);
+    reg_settle_touched(g);
+    awmap_free(d);
+}
+
+/* A node start known gone takes all its entries of a name along, not 16. */
+static void test_registry_many_entries_go_with_their_node(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a");
+    herd_pid_t p = spawn_srv(a);
+    assert_int_equal(herd_register(a, "mine", p, NULL), 0);
+    join_many(a, "many", (herd_pid_t){FAR_NODE, FAR_INC, 1}, 0);
+    assert_int_equal(stats_of(a).entries, MANY + 1);
+    herd_pid_t got;
+    assert_int_equal(herd_whereis(a, "many", &got, NULL), 0);
+    assert_int_equal(got.serial, 1); /* the lowest pid, of one time and no moves */
+    assert_int_equal(reg_remove_start(reg_of(a), FAR_NODE, FAR_INC), 0);
+    assert_true(unknown_on(a, "many"));
+    assert_int_equal(stats_of(a).entries, 1);
+    assert_int_equal(stats_of(a).alloc_failed, 0);
+    assert_true(resolves_to(a, "mine", p));
+    ts_node_free(a);
+}
+
+/* An unregister removes every entry of the registration, not 16. */
+static void test_registry_many_entries_of_one_pid_unregistered(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a");
+    join_many(a, "many", (herd_pid_t){FAR_NODE, FAR_INC, 3}, 1);
+    assert_int_equal(stats_of(a).entries, MANY); /* another node's pid: its node prunes */
+    herd_meta_t m = meta_of(a, "many");
+    assert_string_equal(herd_meta_get(&m, "k"), "39"); /* the newest write */
+    assert_int_equal(herd_unregister(a, "many"), 0);
+    assert_true(unknown_on(a, "many"));
+    assert_int_equal(stats_of(a).entries, 0);
+    assert_int_equal(herd_unregister(a, "many"), HERD_ENOENT);
+    ts_node_free(a);
+}
+
+/* Entries of the node's own processes: of a process gone (an earlier start
+ * of this node) they all go at once; of a live one the node keeps the
+ * newest write alone, and that goes when the process exits. */
+static void test_registry_many_entries_of_a_local_pid_go(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a");
+    herd_pid_t p = spawn_srv(a);
+    herd_pid_t old = {p.node, p.incarnation ^ 1, 5};
+    join_many(a, "old", old, 1);
+    assert_int_equal(stats_of(a).entries, 0);
+    join_many(a, "many", p, 1);
+    assert_int_equal(stats_of(a).entries, 1);
+    herd_meta_t m = meta_of(a, "many");
+    assert_string_equal(herd_meta_get(&m, "k"), "39");
+    assert_true(resolves_to(a, "many", p));
+    kill_and_wait(a, p);
+    assert_true(unknown_on(a, "many"));
+    assert_int_equal(stats_of(a).entries, 0);
+    ts_node_free(a);
+}
+
+/* ---- watchers of new names ------------------------------------------------------------ */
+
+typedef struct added_log {
+    uint64_t hashes[8];
+    int n;
+} added_log_t;
+
+static void on_name_added(void *data, uint64_t hash)
+{
+    added_log_t *l = data;
+    if (l->n < 8)
+        l->hashes[l->n] = hash;
+    l->n++;
+}
+
+/* Every watcher is told, each until it is removed. */
+static void test_registry_watchers_of_added_names(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a");
+    added_log_t one = {0}, two = {0};
+    herd_pid_t p = spawn_srv(a);
+    assert_int_equal(herd_registry_watch_added(a, on_name_added, &one), 0);
+    assert_int_equal(herd_registry_watch_added(a, on_name_added, &two), 0);
+    assert_int_equal(herd_registry_watch_added(a, NULL, &two), HERD_EINVAL);
+    assert_int_equal(herd_register(a, "w1", p, NULL), 0);
+    assert_int_equal(one.n, 1);
+    assert_int_equal(two.n, 1);
+    assert_true(one.hashes[0] == herd_registry_name_hash("w1"));
+    assert_true(two.hashes[0] == herd_registry_name_hash("w1"));
+    assert_int_equal(herd_registry_unwatch_added(a, on_name_added, &one), 0);
+    assert_int_equal(herd_registry_unwatch_added(a, on_name_added, &one), HERD_ENOENT);
+    assert_int_equal(herd_register(a, "w2", p, NULL), 0);
+    assert_int_equal(one.n, 1);
+    assert_int_equal(two.n, 2);
+    assert_true(two.hashes[1] == herd_registry_name_hash("w2"));
+    assert_int_equal(herd_registry_unwatch_added(a, on_name_added, &two), 0);
+    assert_int_equal(herd_register(a, "w3", p, NULL), 0);
+    assert_int_equal(two.n, 2);
+    ts_node_free(a);
+}
+
 /* ---- clusters ------------------------------------------------------------------------- */
 
 #define PER_NODE 50
@@ -1972,6 +2115,10 @@ int main(void)
         T(test_registry_messages_by_name_reach_the_process),
         T(test_registry_list_and_count_by_prefix),
         T(test_registry_stats_count_names_and_entries),
+        T(test_registry_many_entries_go_with_their_node),
+        T(test_registry_many_entries_of_one_pid_unregistered),
+        T(test_registry_many_entries_of_a_local_pid_go),
+        T(test_registry_watchers_of_added_names),
         T(test_registry_cluster_names_visible_on_every_node),
         T(test_registry_cluster_call_by_name_across_nodes),
         T(test_registry_cluster_unregister_propagates),

@@ -1,0 +1,387 @@
+/*
+ * registry_events.c - what happens to the registry from outside a call:
+ * a local process exits (its entries go), a member changes state (its
+ * processes' entries are hidden, shown again or removed; a digest sync
+ * repairs what it may have missed), the loop turns (the pending delta
+ * ships, the periodic check runs), and the registry's own start and end.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herd_registry.h"
+#include "log.h"
+#include "registry_int.h"
+
+/* ---- exits -------------------------------------------------------------------------- */
+
+typedef struct pid_key {
+    const registry_t *g;
+    reg_match_t match;
+    char name[AWMAP_KEY_MAX + 1];
+    reg_vec_t dots;
+    int err;
+} pid_key_t;
+
+/* A key with entries the match takes: its name and their dots, and stop. */
+static int pid_key_of(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    pid_key_t *c = data;
+    if (reg_is_spec_key(key, klen))
+        return 0;
+    c->dots.n = 0;
+    int n = reg_dots(c->g, e, &c->match, &c->dots);
+    if (n == 0)
+        return 0;
+    c->err = n < 0 ? n : 0;
+    memcpy(c->name, key, klen);
+    c->name[klen] = '\0';
+    return 1;
+}
+
+int reg_remove_pid(registry_t *g, herd_pid_t pid, uint64_t hash)
+{
+    awmap_dot_t buf[16];
+    pid_key_t c = {.g = g, .match = {pid, 0, 0}, .dots = REG_VEC_ON(buf)};
+    int removed = 0, rc = 0;
+    /* one key a pass (a 2^-64 twin of the hash is another key); each pass
+     * removes entries, so the passes end */
+    while (rc == 0 && awmap_foreach_hash(g->map, hash, pid_key_of, &c)) {
+        rc = c.err ? c.err : reg_local_change(g, c.name, NULL, 0, c.dots.items, c.dots.n, 0);
+        removed |= rc == 0;
+    }
+    reg_vec_free(&c.dots);
+    return rc ? rc : removed;
+}
+
+/* Remove the exited process's registrations: its names are found again by
+ * their hashes. */
+static void on_exit(void *data, herd_pid_t pid, int reason)
+{
+    (void)reason;
+    registry_t *g = data;
+    uint64_t *hashes;
+    size_t n = pidx_take(&g->by_pid, pid.serial, &hashes);
+    int redo = pidx_tagged(&g->by_pid, pid.serial) || (g->redo & REG_REDO_INDEX);
+    for (size_t i = 0; i < n; i++) {
+        int rc = reg_remove_pid(g, pid, hashes[i]);
+        if (rc == 0) /* another process's pair under the same tag (pidx.h) */
+            pidx_add(&g->by_pid, pid.serial, hashes[i]);
+        redo |= rc < 0;
+    }
+    free(hashes);
+    if (redo) /* the index or a removal ran out of memory: the check finds them */
+        reg_alloc_failed(g, "the names of an exited process", REG_REDO_DEAD);
+}
+
+/* ---- members ------------------------------------------------------------------------- */
+
+typedef struct start_ctx {
+    registry_t *g;
+    uint64_t node, incarnation;
+    reg_vec_t names; /* char * */
+    int failed;
+} start_ctx_t;
+
+static int collect_start(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    start_ctx_t *c = data;
+    if (reg_is_spec_key(key, klen))
+        return 0;
+    for (; e; e = e->next) {
+        reg_value_t v = reg_value_decode(c->g->map, e, NULL);
+        if (v.pid.node != c->node || v.pid.incarnation != c->incarnation)
+            continue;
+        char *name = strndup(key, klen);
+        if (name == NULL || reg_vec_push(&c->names, &name, sizeof(name)) != 0) {
+            free(name);
+            c->failed = 1;
+            return 1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* A node start is known gone: its registrations are removed (every survivor
+ * does this; the removes are per dot, so doing it twice is harmless). Its
+ * entries are hidden meanwhile, so one that cannot go yet is retried. */
+int reg_remove_start(registry_t *g, uint64_t node, uint64_t incarnation)
+{
+    start_ctx_t c = {.g = g, .node = node, .incarnation = incarnation};
+    awmap_foreach(g->map, collect_start, &c);
+    awmap_dot_t buf[16];
+    reg_vec_t dots = REG_VEC_ON(buf);
+    reg_match_t m = {{node, incarnation, 0}, REG_MATCH_START, 0};
+    for (size_t i = 0; i < c.names.n; i++) {
+        char *name = REG_VEC_AT(&c.names, char *, i);
+        dots.n = 0;
+        int nd = reg_dots(g, awmap_get(g->map, name, strlen(name)), &m, &dots);
+        if (nd > 0)
+            reg_local_change(g, name, NULL, 0, dots.items, dots.n, 0);
+        c.failed |= nd < 0;
+        free(name);
+    }
+    reg_vec_free(&dots);
+    reg_vec_free(&c.names);
+    if (!c.failed)
+        return 0;
+    awmap_replica_id_t id = {node, incarnation};
+    if (reg_vec_push(&g->gone, &id, sizeof(id)) == 0)
+        reg_alloc_failed(g, "a gone node's names", REG_REDO_GONE);
+    else
+        reg_alloc_failed(g, "a gone node's names, which stay hidden", 0);
+    return HERD_ENOMEM;
+}
+
+static int touch_all(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    if (e && e->next && !reg_is_spec_key(key, klen))
+        reg_touched_add(data, key, klen);
+    return 0;
+}
+
+typedef struct sync_ctx {
+    registry_t *g;
+    uint64_t except;
+    int pick;  /* offer to the pick-th candidate only; -1: to every one */
+    int count; /* candidates seen */
+} sync_ctx_t;
+
+static int sync_candidate(void *data, const herd_member_info_t *m)
+{
+    sync_ctx_t *c = data;
+    uint64_t id = herd_node_id_of(m->name);
+    if (id == c->g->self_node || id == c->except ||
+        (m->state != HERD_MEMBER_UP && m->state != HERD_MEMBER_DRAINING))
+        return 0;
+    if (c->pick < 0 || c->pick == c->count)
+        reg_sync_offer(c->g, id, 0);
+    c->count++;
+    return c->pick >= 0 && c->count > c->pick; /* the one picked is done */
+}
+
+/* Offer a digest sync to the live members other than `except` (all when
+ * 0), or to one of them chosen at random (`one`): anti-entropy. */
+static void sync_with_live(registry_t *g, uint64_t except, int one)
+{
+    sync_ctx_t c = {g, except, -1, 0};
+    if (one) {
+        sync_ctx_t counted = {g, except, INT_MAX, 0}; /* a pick never reached: counts */
+        herd_cluster_foreach_member(g->node, sync_candidate, &counted);
+        if (counted.count == 0)
+            return;
+        c.pick = (int)(herd_node_random(g->node) % (uint64_t)counted.count);
+    }
+    herd_cluster_foreach_member(g->node, sync_candidate, &c);
+}
+
+static void member_down(registry_t *g, uint64_t id, uint64_t incarnation)
+{
+    uint64_t *inc = malloc(sizeof(*inc));
+    if (inc) {
+        *inc = incarnation;
+        free(u64map_del(&g->down, id));
+        if (u64map_put(&g->down, id, inc) != 0)
+            free(inc);
+    }
+    /* what it sent just before may have reached only some of us */
+    sync_with_live(g, id, 0);
+}
+
+static void on_member(void *data, const char *name, uint64_t incarnation,
+                      herd_member_state_t old_state, herd_member_state_t new_state, int gone)
+{
+    registry_t *g = data;
+    uint64_t id = herd_node_id_of(name);
+    if (id == g->self_node)
+        return; /* this node's own leave or drain: its names stay its own */
+    reg_live_set(g, id, incarnation, new_state);
+    if (new_state == HERD_MEMBER_DOWN) {
+        member_down(g, id, incarnation);
+        return;
+    }
+    if (new_state == HERD_MEMBER_LEFT || (new_state == HERD_MEMBER_ABSENT && gone)) {
+        free(u64map_del(&g->down, id));
+        reg_remove_start(g, id, incarnation);
+        return;
+    }
+    int arrived = old_state == HERD_MEMBER_ABSENT || old_state == HERD_MEMBER_DOWN;
+    if (arrived && (new_state == HERD_MEMBER_UP || new_state == HERD_MEMBER_DRAINING)) {
+        free(u64map_del(&g->down, id)); /* back from a partition: visible again */
+        reg_sync_offer(g, id, 1);
+        /* its names reappear: two live registrations of one name may meet */
+        awmap_foreach(g->map, touch_all, g);
+        reg_settle_touched(g);
+    }
+}
+
+static int live_add(void *data, const herd_member_info_t *m)
+{
+    registry_t *g = data;
+    if (herd_node_id_of(m->name) != g->self_node)
+        reg_live_set(g, herd_node_id_of(m->name), m->incarnation, m->state);
+    return 0;
+}
+
+/* ---- the loop's turns and the periodic check ------------------------------------------ */
+
+static void on_flush(uv_prepare_t *h)
+{
+    registry_flush_t *f = h->data;
+    if (f->g)
+        reg_flush_now(f->g);
+}
+
+static void on_flush_closed(uv_handle_t *h)
+{
+    registry_flush_t *f = h->data;
+    if (--f->open_handles == 0)
+        free(f);
+}
+
+/* Conflicts whose loser could not hand its state over are judged again. */
+static void resettle_all(registry_t *g)
+{
+    if (g->merging.count)
+        reg_merging_expire(g);
+    if (!g->resettle)
+        return;
+    g->resettle = 0;
+    awmap_foreach(g->map, touch_all, g);
+    reg_settle_touched(g);
+}
+
+static void periodic_check(registry_t *g)
+{
+    reg_check_missing(g);
+    resettle_all(g);
+    if (g->redo)
+        reg_redo(g);
+    if (++g->checks % REGISTRY_SYNC_CHECKS == 0)
+        sync_with_live(g, 0, 1);
+    reg_sync_repair(g);
+}
+
+static void on_check(uv_timer_t *h)
+{
+    registry_flush_t *f = h->data;
+    if (f->g)
+        periodic_check(f->g);
+}
+
+int herd_registry_poll(herd_node_t *n)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    reg_flush_now(g);
+    uint64_t now = herd_node_now(n);
+    if (now - g->last_check >= REGISTRY_CHECK_MS) {
+        g->last_check = now;
+        periodic_check(g);
+    }
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+static void free_values(u64map_t *m)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(m, &cursor)) != NULL;)
+        free(s->value);
+    u64map_fini(m);
+}
+
+static void registry_free(void *p)
+{
+    registry_t *g = p;
+    /* no callback may reach a freed registry while the node finishes closing */
+    herd_cluster_off_change(g->node, on_member, g);
+    herd_cluster_on_app(g->node, REGISTRY_APP, NULL, NULL);
+    if (g->flush) {
+        if (g->pending && !awmap_is_empty(g->pending))
+            reg_ship(g, g->pending, SYNC_DELTA, 0); /* the last changes still go */
+        g->flush->g = NULL;
+        uv_close((uv_handle_t *)&g->flush->handle, on_flush_closed);
+        uv_close((uv_handle_t *)&g->flush->check, on_flush_closed);
+    }
+    reg_sync_free(g);
+    awmap_free(g->pending);
+    free_values(&g->down);
+    free_values(&g->live);
+    free_values(&g->merging);
+    reg_index_free(g);
+    reg_spec_free(g);
+    awmap_free(g->map);
+    free(g);
+}
+
+/* The prepare handle that ships the pending delta, and the check's timer. */
+static void handles_start(registry_t *g)
+{
+    herd_node_t *n = g->node;
+    g->flush->g = g;
+    g->flush->handle.data = g->flush;
+    uv_prepare_init(herd_node_loop(n), &g->flush->handle);
+    uv_prepare_start(&g->flush->handle, on_flush);
+    uv_unref((uv_handle_t *)&g->flush->handle);
+    uv_timer_init(herd_node_loop(n), &g->flush->check);
+    g->flush->check.data = g->flush;
+    g->flush->open_handles = 2;
+    uv_timer_start(&g->flush->check, on_check, REGISTRY_CHECK_MS, REGISTRY_CHECK_MS);
+    uv_unref((uv_handle_t *)&g->flush->check);
+}
+
+/* Hooks into the node and its cluster (the members already known first). */
+static int hooks_start(registry_t *g)
+{
+    herd_node_t *n = g->node;
+    awmap_replica_id_t self = {g->self_node, g->self_inc};
+    int rc = awmap_replica(g->map, self, &g->self);
+    if (rc == 0 && herd_cluster_ring(n) != NULL) {
+        g->clustered = 1;
+        herd_cluster_foreach_member(n, live_add, g);
+        rc = herd_cluster_on_change(n, on_member, g);
+        if (rc == 0)
+            rc = herd_cluster_on_app(n, REGISTRY_APP, reg_on_sync, g);
+    }
+    return rc ? rc : herd_node_on_exit(n, on_exit, g);
+}
+
+int herd_registry_start(herd_node_t *n)
+{
+    if (reg_of(n))
+        return HERD_EEXIST;
+    registry_t *g = calloc(1, sizeof(*g));
+    if (g == NULL || (g->map = awmap_new()) == NULL) {
+        free(g);
+        return HERD_ENOMEM;
+    }
+    g->node = n;
+    g->self_node = herd_node_id_of(herd_node_name(n));
+    g->self_inc = herd_node_incarnation(n);
+    g->pending = awmap_new_delta();
+    g->flush = calloc(1, sizeof(*g->flush));
+    if (g->pending == NULL || g->flush == NULL) {
+        awmap_free(g->pending);
+        awmap_free(g->map);
+        free(g->flush);
+        free(g);
+        return HERD_ENOMEM;
+    }
+    reg_index_init(g);
+    handles_start(g);
+    u64map_init(&g->down);
+    u64map_init(&g->live);
+    u64map_init(&g->merging);
+    u64map_init(&g->peers);
+    int rc = hooks_start(g);
+    if (rc) {
+        registry_free(g);
+        return rc;
+    }
+    herd_node_set_ext(n, HERD_EXT_REGISTRY, g, registry_free);
+    return 0;
+}

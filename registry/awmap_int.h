@@ -74,6 +74,10 @@ awmap_t *awmap__alloc(int is_delta);
 long awmap__replica_find(const awmap_t *m, awmap_replica_id_t id);
 int awmap__cc_has(const awmap_replica_st_t *r, uint64_t c);
 int awmap__cc_add(awmap_replica_st_t *r, uint64_t c);
+/* Room in r's cloud for c, if c would go there: then adding c cannot fail. */
+int awmap__cc_reserve(awmap_replica_st_t *r, uint64_t c);
+/* Every dot of a's context is in b's (replicas that saw nothing aside). */
+int awmap__cc_within(const awmap_t *a, const awmap_t *b);
 awmap_key_t *awmap__key_find(const awmap_t *m, const char *key, size_t klen);
 /* The key, added (with room for a vhint-byte value inline) if new; NULL on
  * ENOMEM or an over-long key. */

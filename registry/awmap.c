@@ -287,6 +287,7 @@ int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const voi
         memcpy(f->value, value, vlen);
     k->used = 1;
     m->entry_n++;
+    m->replicas[dot.replica].held++;
     if (obs && obs->added)
         obs->added(obs->data, k->name, k->klen, f);
     return 0;
@@ -323,6 +324,7 @@ static void entry_remove(awmap_t *m, awmap_key_t *k, awmap_entry_t *prev, awmap_
     else
         f->next = e->next;
     m->entry_n--;
+    m->replicas[e->dot.replica].held--;
     if (obs && obs->removed)
         obs->removed(obs->data, k->name, k->klen, e);
     if (e != f)
@@ -380,7 +382,7 @@ static int xlate_init(xlate_t *t, awmap_t *m, const awmap_t *d)
     uint32_t idx;
     t->heap = NULL;
     for (uint32_t i = 0; i < d->replica_n; i++)
-        if (awmap_replica(m, d->replicas[i].id, &idx) != 0)
+        if (!d->replicas[i].pruned && awmap_replica(m, d->replicas[i].id, &idx) != 0)
             return HERD_ENOMEM;
     size_t need = (size_t)d->replica_n + m->replica_n;
     t->d2m = need <= 64 ? t->small : (t->heap = malloc(need * sizeof(uint32_t)));
@@ -390,6 +392,9 @@ static int xlate_init(xlate_t *t, awmap_t *m, const awmap_t *d)
     for (uint32_t i = 0; i < m->replica_n; i++)
         t->m2d[i] = XLATE_NONE;
     for (uint32_t i = 0; i < d->replica_n; i++) {
+        t->d2m[i] = XLATE_NONE; /* a free slot of d: no entry of d is under it */
+        if (d->replicas[i].pruned)
+            continue;
         t->d2m[i] = (uint32_t)replica_find(m, d->replicas[i].id);
         t->m2d[t->d2m[i]] = i;
     }

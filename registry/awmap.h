@@ -121,6 +121,17 @@ int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_clou
  * more is left, HERD_ENOMEM. Pieces copied this way join to the whole. */
 int awmap_copy_context_part(awmap_t *dst, const awmap_t *src, uint32_t *replica, uint32_t *at,
                             size_t max_cloud);
+/* Drop replica `id` from the table: its version vector and cloud go, and
+ * the map no longer counts any of its dots seen. HERD_EBUSY while the map
+ * holds an entry under one of its dots, HERD_ENOENT if unknown. For a node
+ * start that is gone, once no member holds its entries (registry/PROTOCOL.md):
+ * a dot of it that arrives later is taken as new. */
+int awmap_prune_replica(awmap_t *m, awmap_replica_id_t id);
+/* Visit each replica of the table: its version vector entry, cloud size and
+ * the entries the map holds under its dots; stop when fn returns nonzero. */
+typedef int (*awmap_replica_fn)(void *data, awmap_replica_id_t id, uint64_t vv, size_t cloud,
+                                uint64_t held);
+int awmap_foreach_replica(const awmap_t *m, awmap_replica_fn fn, void *data);
 /* The causal context's size: the dots held in clouds, all and the largest
  * one replica's. */
 void awmap_cloud_stats(const awmap_t *m, uint64_t *total, uint64_t *largest);

@@ -80,20 +80,62 @@ int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index)
     }
     if (replica_reserve(m) != 0)
         return HERD_ENOMEM;
-    m->replicas[m->replica_n] = (replica_t){.id = id};
-    m->rindex[rindex_slot(m, id)] = m->replica_n + 1;
-    *index = m->replica_n++;
+    uint32_t at = m->replica_n;
+    if (m->pruned_n) { /* a free slot first: the table does not grow with restarts */
+        for (at = 0; !m->replicas[at].pruned; at++)
+            ;
+        m->pruned_n--;
+    } else {
+        m->replica_n++;
+    }
+    m->replicas[at] = (replica_t){.id = id};
+    m->rindex[rindex_slot(m, id)] = at + 1;
+    *index = at;
     return 0;
 }
 
 awmap_replica_id_t awmap_replica_id(const awmap_t *m, uint32_t index)
 {
-    return index < m->replica_n ? m->replicas[index].id : (awmap_replica_id_t){0, 0};
+    return index < m->replica_n && !m->replicas[index].pruned ? m->replicas[index].id
+                                                               : (awmap_replica_id_t){0, 0};
 }
 
 size_t awmap_replica_count(const awmap_t *m)
 {
-    return m->replica_n;
+    return m->replica_n - m->pruned_n;
+}
+
+int awmap_prune_replica(awmap_t *m, awmap_replica_id_t id)
+{
+    long i = replica_find(m, id);
+    if (i < 0)
+        return HERD_ENOENT;
+    replica_t *r = &m->replicas[i];
+    if (r->held)
+        return HERD_EBUSY;
+    free(r->cloud);
+    *r = (replica_t){.pruned = 1};
+    m->pruned_n++;
+    /* rebuild the index without it (open addressing has no cheap delete;
+     * pruning is rare and the table small) */
+    memset(m->rindex, 0, (m->rindex_mask + 1) * sizeof(*m->rindex));
+    for (uint32_t k = 0; k < m->replica_n; k++)
+        if (!m->replicas[k].pruned)
+            m->rindex[rindex_slot(m, m->replicas[k].id)] = k + 1;
+    return 0;
+}
+
+int awmap_foreach_replica(const awmap_t *m, awmap_replica_fn fn, void *data)
+{
+    for (uint32_t i = 0; i < m->replica_n; i++) {
+        const replica_t *r = &m->replicas[i];
+        if (r->pruned)
+            continue;
+        int rc = fn(data, r->id, r->vv, r->cloud_n, r->held);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 static int cloud_find(const replica_t *r, uint64_t c, uint32_t *at)
@@ -207,6 +249,8 @@ int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_clou
         *trimmed = 0;
     for (uint32_t i = 0; i < src->replica_n; i++) {
         const replica_t *sr = &src->replicas[i];
+        if (sr->pruned)
+            continue;
         uint32_t idx;
         if (awmap_replica(dst, sr->id, &idx) != 0)
             return HERD_ENOMEM;
@@ -228,6 +272,8 @@ int awmap_copy_context_part(awmap_t *dst, const awmap_t *src, uint32_t *replica,
 {
     for (; *replica < src->replica_n; (*replica)++, *at = 0) {
         const replica_t *sr = &src->replicas[*replica];
+        if (sr->pruned)
+            continue;
         uint32_t idx;
         if (awmap_replica(dst, sr->id, &idx) != 0)
             return HERD_ENOMEM;

@@ -29,6 +29,8 @@ typedef struct awmap_replica_st {
     uint64_t vv;     /* every counter 1..vv seen */
     uint64_t *cloud; /* counters > vv seen, sorted */
     uint32_t cloud_n, cloud_cap;
+    uint64_t held;   /* entries of the map under this replica's dots */
+    int pruned;      /* a free slot (awmap_prune_replica), reused by the next replica */
 } awmap_replica_st_t;
 
 typedef struct awmap_key {
@@ -51,6 +53,7 @@ struct awmap {
      * full; a slot holds a replica's index + 1 (0: empty) */
     uint32_t *rindex;
     uint32_t rindex_mask; /* slots - 1 */
+    uint32_t pruned_n;    /* free slots in the table */
     awmap_bucket_t *buckets; /* a power of two of them */
     size_t bmask, key_n, entry_n;
     int is_delta;

@@ -9,20 +9,28 @@
  */
 #include "awmap_int.h"
 
+#include <stdlib.h>
+
 #include "u64map.h"
 
 static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen);
 
+typedef struct encode_ctx {
+    wire_writer_t *w;
+    const uint32_t *index; /* replica index -> index on the wire (NULL: the same) */
+} encode_ctx_t;
+
 static int encode_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
-    wire_writer_t *w = data;
+    const encode_ctx_t *c = data;
+    wire_writer_t *w = c->w;
     uint16_t n = 0;
     for (const awmap_entry_t *x = e; x; x = x->next)
         n++;
     wire_put_bytes(w, key, klen);
     wire_put_u16(w, n);
     for (const awmap_entry_t *x = e; x; x = x->next) {
-        wire_put_u32(w, x->dot.replica);
+        wire_put_u32(w, c->index ? c->index[x->dot.replica] : x->dot.replica);
         wire_put_u64(w, x->dot.counter);
         wire_put_bytes(w, x->value, x->len);
     }
@@ -31,10 +39,21 @@ static int encode_key(void *data, const char *key, size_t klen, const awmap_entr
 
 void awmap_encode(const awmap_t *m, wire_writer_t *w)
 {
+    /* free slots of pruned replicas stay off the wire; entries name the
+     * others by their place among those written */
+    uint32_t *index = m->pruned_n ? malloc(m->replica_n * sizeof(*index)) : NULL;
+    if (m->pruned_n && index == NULL) {
+        w->err = HERD_ENOMEM;
+        return;
+    }
+    for (uint32_t i = 0, k = 0; index && i < m->replica_n; i++)
+        index[i] = m->replicas[i].pruned ? UINT32_MAX : k++;
     wire_put_u8(w, (uint8_t)m->is_delta);
-    wire_put_u32(w, m->replica_n);
+    wire_put_u32(w, m->replica_n - m->pruned_n);
     for (uint32_t i = 0; i < m->replica_n; i++) {
         const awmap_replica_st_t *r = &m->replicas[i];
+        if (r->pruned)
+            continue;
         wire_put_u64(w, r->id.node);
         wire_put_u64(w, r->id.incarnation);
         wire_put_u64(w, r->vv);
@@ -43,7 +62,9 @@ void awmap_encode(const awmap_t *m, wire_writer_t *w)
             wire_put_u64(w, r->cloud[k]);
     }
     wire_put_u32(w, (uint32_t)m->key_n);
-    awmap_foreach(m, encode_key, w);
+    encode_ctx_t c = {w, index};
+    awmap_foreach(m, encode_key, &c);
+    free(index);
 }
 
 static int decode_replicas(wire_reader_t *r, awmap_t *m)

@@ -130,6 +130,7 @@ typedef struct herd_registry_stats {
     /* allocations that failed (each logged; the work left is redone by the
      * next check where it can be) */
     uint64_t alloc_failed;
+    uint64_t replicas_pruned; /* replicas of gone node starts dropped from the table */
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
 

@@ -197,6 +197,9 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     if (id == g->self_node)
         return; /* this node's own leave or drain: its names stay its own */
     reg_live_set(g, id, incarnation, new_state);
+    if (new_state != HERD_MEMBER_UP && new_state != HERD_MEMBER_DRAINING &&
+        new_state != HERD_MEMBER_SUSPECT)
+        reg_sync_peer_gone(g, id); /* a pull from it will not finish */
     if (new_state == HERD_MEMBER_DOWN) {
         member_down(g, id, incarnation);
         return;
@@ -261,6 +264,7 @@ static void periodic_check(registry_t *g)
     if (++g->checks % REGISTRY_SYNC_CHECKS == 0)
         sync_with_live(g, 0, 1);
     reg_sync_repair(g);
+    reg_prune_check(g);
 }
 
 static void on_check(uv_timer_t *h)
@@ -308,6 +312,7 @@ static void registry_free(void *p)
         uv_close((uv_handle_t *)&g->flush->check, on_flush_closed);
     }
     reg_sync_free(g);
+    reg_prune_free(g);
     awmap_free(g->pending);
     free_values(&g->down);
     free_values(&g->live);

@@ -34,7 +34,7 @@
  * (digest.h): A's digest, B's wanted buckets, A's dots in them, B's answer as
  * SYNC_DELTA pieces, then B's context. */
 enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6,
-       SYNC_MERGE = 7, SYNC_MERGED = 8, SYNC_CONTEXT = 9 };
+       SYNC_MERGE = 7, SYNC_MERGED = 8, SYNC_CONTEXT = 9, SYNC_SUMMARY = 10 };
 #define REGISTRY_MERGE_WAIT_MS 3000 /* a frozen loser waits this long for its winner */
 #define REGISTRY_MERGE_HOPS 4 /* times a loser's state follows a holder that moved on */
 #define REGISTRY_CHECK_MS 2000
@@ -128,6 +128,9 @@ typedef struct registry {
     uint64_t sync_rounds; /* digest syncs this node answered, numbering them */
     uint64_t pulling;     /* the peer this node pulls from now (0: none) */
     uint64_t pull_started; /* node clock */
+    u64map_t summaries;   /* member id -> what it last said of its table (registry_prune.c) */
+    struct gone_replica *gone_list; /* replicas of gone node starts, none held here */
+    size_t gone_n;
 } registry_t;
 
 struct reg_dead {
@@ -274,9 +277,22 @@ void reg_spec_free(registry_t *g);
 /* A local change of about `bytes` goes into `pending`: if that would take it
  * past REGISTRY_MSG_MAX, what it holds is shipped first. */
 void reg_pending_room(registry_t *g, size_t bytes);
+/* Member `id` is down, left or gone: a pull from it ends, and an offer held
+ * back for it is dropped (it is offered a sync when it comes back). */
+void reg_sync_peer_gone(registry_t *g, uint64_t id);
 /* Peers a send to was refused: offer them a digest sync (every check). */
 void reg_sync_repair(registry_t *g);
 void reg_sync_free(registry_t *g);
+/* Send an encoded message to member `to`, counted; a refused send is
+ * repaired by a digest sync (PROTOCOL.md). */
+int reg_send_raw(registry_t *g, uint64_t to, const wire_writer_t *w);
+
+/* registry_prune.c */
+/* Tell the members what this node's table holds, and prune the replicas of
+ * gone node starts that no member holds an entry of (every check). */
+void reg_prune_check(registry_t *g);
+void reg_on_summary(registry_t *g, uint64_t from, wire_reader_t *r);
+void reg_prune_free(registry_t *g);
 /* Send map `m` as `kind` to every member (or only `only_to`). */
 void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to);
 /* Send delta `m` to member `to` alone; the send's error is returned. */

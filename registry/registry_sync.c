@@ -84,6 +84,11 @@ static int send_msg(registry_t *g, uint64_t to, const wire_writer_t *w)
     return rc;
 }
 
+int reg_send_raw(registry_t *g, uint64_t to, const wire_writer_t *w)
+{
+    return send_msg(g, to, w);
+}
+
 static int send_and_free(registry_t *g, uint64_t to, wire_writer_t *w)
 {
     int rc = send_msg(g, to, w);
@@ -222,6 +227,14 @@ static void pull_done(registry_t *g, uint64_t from)
         return;
     g->pulling = 0;
     offer_next_due(g);
+}
+
+void reg_sync_peer_gone(registry_t *g, uint64_t id)
+{
+    reg_peer_t *p = u64map_get(&g->peers, id);
+    if (p)
+        p->offer_due = 0;
+    pull_done(g, id);
 }
 
 void reg_sync_repair(registry_t *g)
@@ -634,6 +647,9 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
         return;
     case SYNC_MERGED:
         sync_on_merged(g, &r);
+        return;
+    case SYNC_SUMMARY:
+        reg_on_summary(g, node, &r);
         return;
     default:
         g->stats.rejected++;

@@ -10,8 +10,10 @@
  *   partition), the others register and unregister names: dots added and
  *   removed that the absent node never sees. It comes back (restarted, or
  *   healed; before or after the others forget it). After quiescence every
- *   node's map equals every other's, causal contexts included, and no
- *   context has a cloud: the digest sync carried the context.
+ *   node's map equals every other's, causal contexts included, no context
+ *   has a cloud (the digest sync carried the context), and the replica
+ *   tables hold only the live node starts (a restarted node's old start is
+ *   pruned once no member holds an entry of it).
  * - big_delta: 1,200 names registered in one loop iteration, each with 8
  *   metadata values of 100 bytes (a delta of about 1.2 MB): they reach every
  *   node, in messages split below the bound, with no send refused.
@@ -63,13 +65,22 @@ static const awmap_t *map_of(regsim_t *rs, int i)
 }
 
 /* Every live node's map equals the first live node's, contexts included,
- * and no context holds a cloud. */
+ * no context holds a cloud, and the replica tables hold the live node starts
+ * only (a restarted node's old start was pruned: no entry of it is left). */
 static int maps_agree(regsim_t *rs, char *why, size_t cap)
 {
     int first = -1;
+    size_t live = 0;
+    for (int i = 0; i < regsim_node_count(rs); i++)
+        live += regsim_is_up(rs, i) != 0;
     for (int i = 0; i < regsim_node_count(rs); i++) {
         if (!regsim_is_up(rs, i))
             continue;
+        if (awmap_replica_count(map_of(rs, i)) != live) {
+            snprintf(why, cap, "%s: %zu replicas in the table, %zu node starts live",
+                     regsim_name(rs, i), awmap_replica_count(map_of(rs, i)), live);
+            return 0;
+        }
         uint64_t cloud;
         awmap_cloud_stats(map_of(rs, i), &cloud, NULL);
         if (cloud) {

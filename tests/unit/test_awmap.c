@@ -848,6 +848,88 @@ static void test_concurrent_adds_both_survive(void **state)
     awmap_free(b);
 }
 
+static int count_replica(void *data, awmap_replica_id_t id, uint64_t vv, size_t cloud,
+                         uint64_t held)
+{
+    (void)id;
+    (void)vv;
+    (void)cloud;
+    uint64_t *c = data;
+    c[0]++;
+    c[1] += held;
+    return 0;
+}
+
+/* A gone node start's replica is pruned once the map holds no entry of it:
+ * the table shrinks, its dots count as unseen again, the free slot is reused
+ * by the next replica, and a pruned map still encodes, copies and joins. */
+static void test_prune_replica(void **state)
+{
+    (void)state;
+    awmap_replica_id_t A = rid(1, 1), B = rid(2, 1), C = rid(3, 1), D = rid(4, 1);
+    awmap_t *a = replica_new(A), *b = replica_new(B), *db = delta_new();
+    add_s(b, 0, "b1", "v1", NULL, 0, db, NULL);
+    add_s(b, 0, "b2", "v2", NULL, 0, db, NULL);
+    assert_int_equal(awmap_join(a, db, NULL), 0);
+    awmap_t *dc = delta_new(), *c = replica_new(C);
+    add_s(c, 0, "c1", "w", NULL, 0, dc, NULL);
+    assert_int_equal(awmap_join(a, dc, NULL), 0);
+    assert_int_equal(awmap_replica_count(a), 3);
+    uint64_t counts[2] = {0, 0};
+    awmap_foreach_replica(a, count_replica, counts);
+    assert_int_equal(counts[0], 3);
+    assert_int_equal(counts[1], 3);
+
+    /* B's entries still held: refused */
+    assert_int_equal(awmap_prune_replica(a, B), HERD_EBUSY);
+    assert_int_equal(awmap_prune_replica(a, D), HERD_ENOENT);
+    awmap_dot_t dots[2] = {{index_of(a, B), 1}, {index_of(a, B), 2}};
+    remove_s(a, "b1", &dots[0], 1, NULL, NULL);
+    remove_s(a, "b2", &dots[1], 1, NULL, NULL);
+    assert_true(awmap_seen(a, B, 2));
+    assert_int_equal(awmap_prune_replica(a, B), 0);
+    assert_int_equal(awmap_replica_count(a), 2);
+    assert_false(awmap_seen(a, B, 1));
+    assert_int_equal(awmap_vv(a, B, NULL), 0);
+    assert_int_equal(awmap_prune_replica(a, B), HERD_ENOENT);
+
+    /* it encodes without the free slot, entries keep their replicas */
+    awmap_t *copy = round_trip(a);
+    assert_true(awmap_equal(a, copy));
+    assert_int_equal(awmap_replica_count(copy), 2);
+    assert_entry(copy, "c1", C, 1, "w");
+    /* contexts copied from it leave the free slot out */
+    awmap_t *ctx = delta_new();
+    assert_int_equal(awmap_copy_context(ctx, a), 0);
+    assert_int_equal(awmap_replica_count(ctx), 2);
+    /* and it joins into another map, and takes joins */
+    awmap_t *other = awmap_new();
+    assert_int_equal(awmap_join_full(other, a, NULL), 0);
+    assert_true(awmap_equal(other, a));
+
+    /* the free slot goes to the next replica */
+    uint32_t idx;
+    assert_int_equal(awmap_replica(a, D, &idx), 0);
+    assert_int_equal(idx, dots[0].replica);
+    assert_int_equal(awmap_replica_count(a), 3);
+    awmap_t *d = replica_new(D), *dd = delta_new();
+    add_s(d, 0, "d1", "x", NULL, 0, dd, NULL);
+    assert_int_equal(awmap_join(a, dd, NULL), 0);
+    assert_entry(a, "d1", D, 1, "x");
+    assert_entry(a, "c1", C, 1, "w");
+
+    awmap_free(dd);
+    awmap_free(d);
+    awmap_free(other);
+    awmap_free(ctx);
+    awmap_free(copy);
+    awmap_free(dc);
+    awmap_free(c);
+    awmap_free(db);
+    awmap_free(b);
+    awmap_free(a);
+}
+
 /* A remove that arrives before the add it removes wins: the late add is
  * stale (its dot is already in the context) and does not resurrect. */
 static void test_stale_add_does_not_resurrect(void **state)
@@ -2115,6 +2197,7 @@ int main(void)
         cmocka_unit_test(test_supersede_replaces_in_one_delta),
         cmocka_unit_test(test_concurrent_adds_both_survive),
         cmocka_unit_test(test_stale_add_does_not_resurrect),
+        cmocka_unit_test(test_prune_replica),
         cmocka_unit_test(test_delta_applied_twice_changes_nothing),
         cmocka_unit_test(test_interval_accumulates),
         cmocka_unit_test(test_cc_folding),

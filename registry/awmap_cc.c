@@ -241,6 +241,40 @@ int awmap_copy_context(awmap_t *dst, const awmap_t *src)
     return awmap_copy_context_bounded(dst, src, SIZE_MAX, NULL);
 }
 
+/* Add the sorted counters c[0..n) to r's context. A few go in one by one;
+ * many are merged with the cloud in one pass (a node that joins takes in
+ * pieces whose clouds are scattered counters of a large range: inserting
+ * each would move the growing cloud every time). */
+static int cc_merge(replica_t *r, const uint64_t *c, size_t n)
+{
+    if (n <= 8 || n < r->cloud_n / 64) {
+        for (size_t k = 0; k < n; k++)
+            if (cc_add(r, c[k]) != 0)
+                return HERD_ENOMEM;
+        return 0;
+    }
+    size_t cap = r->cloud_n + n;
+    uint64_t *out = cap <= UINT32_MAX ? malloc(cap * sizeof(*out)) : NULL;
+    if (out == NULL)
+        return HERD_ENOMEM;
+    size_t a = 0, b = 0, k = 0;
+    while (a < r->cloud_n || b < n) {
+        uint64_t x;
+        if (b == n || (a < r->cloud_n && r->cloud[a] <= c[b]))
+            x = r->cloud[a++];
+        else
+            x = c[b++];
+        if (x > r->vv && (k == 0 || out[k - 1] != x))
+            out[k++] = x;
+    }
+    free(r->cloud);
+    r->cloud = out;
+    r->cloud_n = (uint32_t)k;
+    r->cloud_cap = (uint32_t)cap;
+    cc_fold(r);
+    return 0;
+}
+
 int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_cloud,
                                int *trimmed)
 {
@@ -259,9 +293,8 @@ int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_clou
         size_t take = sr->cloud_n < left ? sr->cloud_n : left;
         if (take < sr->cloud_n && trimmed)
             *trimmed = 1;
-        for (size_t k = 0; k < take; k++)
-            if (cc_add(r, sr->cloud[k]) != 0)
-                return HERD_ENOMEM;
+        if (cc_merge(r, sr->cloud, take) != 0)
+            return HERD_ENOMEM;
         left -= take;
     }
     return 0;

@@ -83,9 +83,21 @@ size_t digest_diff(const digest_t *a, const digest_t *b, uint8_t out[DIGEST_BUCK
 
 /* ---- pieces ------------------------------------------------------------------------ */
 
+/* An entry of the source map waiting to go into the piece. */
+typedef struct staged {
+    const char *key;
+    const awmap_entry_t *e;
+    uint8_t klen;
+} staged_t;
+
 /* A delta being filled, handed over when it reaches its byte budget. */
 typedef struct piece {
     awmap_t *dst;
+    /* entries copied in at the hand-over, in dot order: their dots then go
+     * at the end of the piece's clouds instead of into their middles */
+    staged_t *staged;
+    size_t staged_n, staged_cap;
+    int with_value;
     size_t bytes, budget;
     const awmap_t *src;     /* the map read from */
     const awmap_t *other;   /* the peer's context (or its dots piece) */
@@ -109,11 +121,47 @@ static int piece_start(piece_t *p)
     return p->err;
 }
 
+static int staged_cmp(const void *a, const void *b)
+{
+    const awmap_dot_t *x = &((const staged_t *)a)->e->dot, *y = &((const staged_t *)b)->e->dot;
+    if (x->replica != y->replica)
+        return x->replica < y->replica ? -1 : 1;
+    return x->counter < y->counter ? -1 : x->counter > y->counter;
+}
+
+static void piece_copy_staged(piece_t *p)
+{
+    qsort(p->staged, p->staged_n, sizeof(p->staged[0]), staged_cmp);
+    for (size_t i = 0; i < p->staged_n && p->err == 0; i++)
+        p->err = awmap_copy_entry(p->dst, p->src, p->staged[i].key, p->staged[i].klen,
+                                  p->staged[i].e, p->with_value);
+    p->staged_n = 0;
+}
+
+/* Keep entry e of `key` for the piece (copied at the hand-over). */
+static void piece_stage(piece_t *p, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    if (p->staged_n == p->staged_cap) {
+        size_t cap = p->staged_cap ? p->staged_cap * 2 : 256;
+        staged_t *a = realloc(p->staged, cap * sizeof(*a));
+        if (a == NULL) {
+            p->err = HERD_ENOMEM;
+            return;
+        }
+        p->staged = a;
+        p->staged_cap = cap;
+    }
+    p->staged[p->staged_n++] = (staged_t){key, e, (uint8_t)klen};
+}
+
 /* Hand over the piece (a full one, or with `force` whatever it holds) and
  * start the next. */
 static void piece_emit(piece_t *p, int force, int last)
 {
     if (p->err || (!force && p->bytes < p->budget))
+        return;
+    piece_copy_staged(p);
+    if (p->err)
         return;
     if (p->emit_dots)
         p->emit_dots(p->data, p->dst, last);
@@ -140,6 +188,7 @@ static int piece_finish(piece_t *p)
     if (p->dst && p->err == 0)
         piece_emit(p, 1, 1);
     awmap_free(p->dst);
+    free(p->staged);
     return p->err;
 }
 
@@ -161,7 +210,7 @@ static int dots_key(void *data, const char *key, size_t klen, const awmap_entry_
         if (p->other &&
             !awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica), e->dot.counter))
             continue; /* B never saw it: it cannot have removed it */
-        p->err = awmap_copy_entry(p->dst, p->src, key, klen, e, 0);
+        piece_stage(p, key, klen, e);
         p->bytes += klen + PIECE_ENTRY_BYTES;
         piece_emit(p, 0, 0);
     }
@@ -193,7 +242,7 @@ static int mine_key(void *data, const char *key, size_t klen, const awmap_entry_
     for (; e && p->err == 0; e = e->next) {
         if (awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica), e->dot.counter))
             continue;
-        p->err = awmap_copy_entry(p->dst, p->src, key, klen, e, 1);
+        piece_stage(p, key, klen, e);
         p->bytes += klen + e->len + PIECE_ENTRY_BYTES;
         piece_emit(p, 0, 0);
     }
@@ -209,6 +258,7 @@ int digest_answer_mine(const awmap_t *mine, const awmap_t *theirs,
     p.other = theirs;
     p.emit = emit;
     p.data = data;
+    p.with_value = 1;
     memcpy(p.want, want, DIGEST_BUCKETS);
     if (piece_start(&p) == 0)
         awmap_foreach(mine, mine_key, &p);

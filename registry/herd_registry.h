@@ -105,6 +105,9 @@ int herd_node_call_name(herd_node_t *node, const char *name, const void *data, s
 typedef int (*herd_name_fn)(void *data, const char *name, herd_pid_t pid,
                             const herd_meta_t *meta);
 int herd_registry_list(herd_node_t *node, const char *prefix, herd_name_fn fn, void *data);
+/* The visible names starting with `prefix`. For all names (NULL or "") the
+ * count is kept as entries come and go: O(1), recounted once after a member
+ * comes or goes; with a prefix it is a pass over the names. */
 int herd_registry_count(herd_node_t *node, const char *prefix);
 
 typedef struct herd_registry_stats {

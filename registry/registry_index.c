@@ -121,6 +121,7 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
         reg_spec_changed(g, key, klen, 1);
         return;
     }
+    reg_count_added(g, key, klen, e);
     reg_value_t v = reg_value_decode(g->map, e, NULL);
     uint64_t hash = awmap_key_hash(key, klen);
     if (reg_pid_dead(g, v.pid))
@@ -144,6 +145,7 @@ static void on_removed(void *data, const char *key, size_t klen, const awmap_ent
         reg_spec_changed(g, key, klen, 0);
         return;
     }
+    reg_count_removed(g, key, klen, e);
     reg_value_t v = reg_value_decode(g->map, e, NULL);
     if (reg_is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen)))
         missing_add(g, v.pid.serial, key, klen, e);

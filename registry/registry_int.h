@@ -110,6 +110,9 @@ typedef struct registry {
     uint64_t last_check; /* node clock, for herd_registry_poll */
     u64map_t peers;      /* node id -> herd_registry_peer_t */
     uint64_t spec_entries; /* entries of spec keys, kept out of the stats */
+    uint64_t spec_keys;    /* spec keys with an entry */
+    uint64_t visible_names; /* names with an entry visible here (count is O(1)) */
+    int visible_dirty;      /* the live set changed: visible_names is recounted */
     int resettle; /* a loser's state could not go to its winner yet: retry */
     u64map_t merging; /* serial of a frozen local loser -> reg_merging_t */
     uint64_t merge_attempts; /* merge requests sent, numbering them */
@@ -220,6 +223,12 @@ static inline int reg_is_local(const registry_t *g, herd_pid_t pid)
     return pid.node == g->self_node && pid.incarnation == g->self_inc;
 }
 void reg_live_set(registry_t *g, uint64_t id, uint64_t incarnation, herd_member_state_t st);
+/* Keep visible_names: entry e of name `key` was added (the key's list holds
+ * it) or removed (the list no longer does). */
+void reg_count_added(registry_t *g, const char *key, size_t klen, const awmap_entry_t *e);
+void reg_count_removed(registry_t *g, const char *key, size_t klen, const awmap_entry_t *e);
+/* The names with a visible entry, recounted once after the live set changed. */
+uint64_t reg_visible_names(registry_t *g);
 /* The visible winner among a name's entries; NULL when none is visible. */
 const awmap_entry_t *reg_winner(const registry_t *g, const awmap_entry_t *e, reg_value_t *out);
 /* Append the dots of the entries (a key's list) that `m` matches to `out`:

@@ -23,6 +23,11 @@ static int spec_key(const char *name, char *key, size_t *klen)
 void reg_spec_changed(registry_t *g, const char *key, size_t klen, int added)
 {
     g->spec_entries += added ? 1 : (uint64_t)-1;
+    const awmap_entry_t *now = awmap_get(g->map, key, klen);
+    if (added && now && now->next == NULL)
+        g->spec_keys++; /* its first entry */
+    else if (!added && now == NULL)
+        g->spec_keys--; /* its last went */
     if (g->spec_watch == NULL)
         return;
     char *name = strndup(key + 1, klen - 1);
@@ -55,20 +60,9 @@ void reg_spec_free(registry_t *g)
     reg_vec_free(&g->spec_changed);
 }
 
-static int count_spec_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
-{
-    (void)e;
-    if (reg_is_spec_key(key, klen))
-        ++*(size_t *)data;
-    return 0;
-}
-
 size_t reg_spec_keys(registry_t *g)
 {
-    size_t n = 0;
-    if (g->spec_entries)
-        awmap_foreach(g->map, count_spec_key, &n);
-    return n;
+    return g->spec_keys;
 }
 
 size_t herd_spec_count(herd_node_t *node)

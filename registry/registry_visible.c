@@ -37,6 +37,7 @@ int reg_draining(const registry_t *g, herd_pid_t pid)
 void reg_live_set(registry_t *g, uint64_t id, uint64_t incarnation, herd_member_state_t st)
 {
     reg_live_t *l = u64map_get(&g->live, id);
+    g->visible_dirty = 1; /* names may show or hide: recounted when asked */
     int up = st == HERD_MEMBER_UP || st == HERD_MEMBER_SUSPECT || st == HERD_MEMBER_DRAINING;
     if (!up) {
         if (l && l->incarnation == incarnation)
@@ -123,4 +124,49 @@ int reg_holds_pid(const registry_t *g, const char *key, herd_pid_t pid)
         if (herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, pid))
             return 1;
     return 0;
+}
+
+/* ---- the count of visible names ---------------------------------------------------- */
+
+/* Whether an entry of the list other than `skip` is visible. */
+static int list_visible(const registry_t *g, const awmap_entry_t *e, const awmap_entry_t *skip)
+{
+    for (; e; e = e->next)
+        if (e != skip && !reg_hidden(g, reg_value_decode(g->map, e, NULL).pid))
+            return 1;
+    return 0;
+}
+
+void reg_count_added(registry_t *g, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    if (g->visible_dirty || reg_hidden(g, reg_value_decode(g->map, e, NULL).pid))
+        return;
+    if (!list_visible(g, awmap_get(g->map, key, klen), e))
+        g->visible_names++;
+}
+
+void reg_count_removed(registry_t *g, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    if (g->visible_dirty || reg_hidden(g, reg_value_decode(g->map, e, NULL).pid))
+        return;
+    if (!list_visible(g, awmap_get(g->map, key, klen), NULL))
+        g->visible_names--;
+}
+
+static int count_visible(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    registry_t *g = data;
+    if (!reg_is_spec_key(key, klen) && list_visible(g, e, NULL))
+        g->visible_names++;
+    return 0;
+}
+
+uint64_t reg_visible_names(registry_t *g)
+{
+    if (g->visible_dirty) {
+        g->visible_names = 0;
+        awmap_foreach(g->map, count_visible, g);
+        g->visible_dirty = 0;
+    }
+    return g->visible_names;
 }

@@ -830,6 +830,14 @@ int regsim_replicas_agree(regsim_t *rs, int check_model, char *why, size_t cap)
             ok = 0;
             break;
         }
+        /* the count kept as entries come and go is what a listing finds */
+        int counted = herd_registry_count(rs->slots[i].node, NULL);
+        if (counted < 0 || (size_t)counted != ncur) {
+            snprintf(why, cap, "%s counts %d names, lists %zu", rs->slots[i].name, counted, ncur);
+            free(cur);
+            free(first);
+            return 0;
+        }
         if (first_idx < 0) {
             first = cur;
             nfirst = ncur;

@@ -748,8 +748,8 @@ static int parse(int argc, char **argv, opts_t *o)
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         char *end = NULL;
-        long v = optarg ? strtol(optarg, &end, 10) : 0;
-        if (optarg && (*end != '\0' || v < 1 || v > 86400))
+        long v = optarg && c != 'h' ? strtol(optarg, &end, 10) : 0;
+        if (end && (*end != '\0' || v < 1 || v > 86400))
             return usage("a number from 1 to 86400 wanted");
         switch (c) {
         case 's':

@@ -230,7 +230,8 @@ void cluster_refuse(herd_cluster_t *c, frame_reject_t why, const char *fmt, ...)
     herd_log_limited(lim, now, why == FRAME_REJECT_MAC || why == FRAME_REJECT_SENDER
                                    ? HERD_LOG_WARN
                                    : HERD_LOG_INFO,
-                     "cluster", "dropped %s (%s); %llu so far", what, frame_reject_name(why),
+                     "cluster", "dropped %s (%s)%s; %llu so far", what, frame_reject_name(why),
+                     why == FRAME_REJECT_MAC ? ": wrong cluster secret, or altered" : "",
                      (unsigned long long)c->rejected[why]);
 }
 
@@ -238,7 +239,7 @@ static void cluster_reject(herd_cluster_t *c, frame_reject_t why, const frame_he
 {
     const mship_member_t *x = h ? mship_find_id(c->mship, h->sender) : NULL;
     if (why == FRAME_REJECT_MAC)
-        cluster_refuse(c, why, "a frame: wrong cluster secret, or altered");
+        cluster_refuse(c, why, "a frame");
     else if (x)
         cluster_refuse(c, why, "a %s frame from %s", frame_type_name(h->type), x->name);
     else

@@ -14,16 +14,21 @@
  *
  *   fuzz_X [-runs=N] [-max_total_time=S] [-seed=N] [-dump=DIR] [FILE...]
  *
- * FILEs are run once each (reproducers) and nothing else. -dump writes the
+ * FILEs are run once each (reproducers) and nothing else. On a crash
+ * (SIGABRT, SIGSEGV, SIGBUS, SIGFPE: sanitizers abort) the input that ran
+ * is written to -save=PATH (default ./fuzz-crash) before the signal goes on. -dump writes the
  * seeds into DIR (a starting corpus for libFuzzer) and exits. The loop stops
  * after N runs or S seconds, whichever comes first, and prints runs and
  * runs per second.
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fuzz_seeds.h"
 
@@ -109,6 +114,24 @@ static void mutate_once(buf_t *x, const fuzz_seed_t *seeds, size_t nseeds)
     }
 }
 
+static const char *crash_path = "fuzz-crash";
+static const buf_t *volatile current; /* the input running now */
+
+static void on_crash(int sig)
+{
+    const buf_t *x = current;
+    int fd = x ? open(crash_path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+    if (fd >= 0) {
+        ssize_t w = write(fd, x->b, x->n);
+        (void)w;
+        close(fd);
+        static const char note[] = "fuzz: the crashing input is in the -save file\n";
+        w = write(2, note, sizeof note - 1);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static int run_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -165,6 +188,8 @@ int main(int argc, char **argv)
             max_time = strtod(argv[i] + 16, NULL);
         else if (strncmp(argv[i], "-seed=", 6) == 0)
             seed = strtoull(argv[i] + 6, NULL, 10);
+        else if (strncmp(argv[i], "-save=", 6) == 0)
+            crash_path = argv[i] + 6;
         else if (strncmp(argv[i], "-dump=", 6) == 0)
             dump_dir = argv[i] + 6;
         else if (argv[i][0] == '-') {
@@ -182,6 +207,9 @@ int main(int argc, char **argv)
     if (files)
         return rc;
     rng_state = seed;
+    static const int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+    for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++)
+        signal(sigs[k], on_crash);
     static buf_t pool[FUZZ_POOL];
     size_t npool = 0;
     double t0 = now_s();
@@ -210,7 +238,9 @@ int main(int argc, char **argv)
         if (copy == NULL)
             return 1;
         memcpy(copy, x.b, x.n);
+        current = &x;
         LLVMFuzzerTestOneInput(copy, x.n);
+        current = NULL;
         free(copy);
     }
     double el = now_s() - t0;

@@ -10,6 +10,8 @@
  */
 #include "cluster.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -213,18 +215,35 @@ static void cluster_on_flush(uv_prepare_t *h)
 
 /* ---- frames in --------------------------------------------------------------- */
 
+void cluster_refuse(herd_cluster_t *c, frame_reject_t why, const char *fmt, ...)
+{
+    if ((unsigned)why >= FRAME_REJECT_COUNT)
+        why = FRAME_REJECT_BODY;
+    c->rejected[why]++;
+    herd_log_limit_t *lim = &c->reject_log[why];
+    uint64_t now = herd_node_now(c->node);
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    herd_log_limited(lim, now, why == FRAME_REJECT_MAC || why == FRAME_REJECT_SENDER
+                                   ? HERD_LOG_WARN
+                                   : HERD_LOG_INFO,
+                     "cluster", "dropped %s (%s)%s; %llu so far", what, frame_reject_name(why),
+                     why == FRAME_REJECT_MAC ? ": wrong cluster secret, or altered" : "",
+                     (unsigned long long)c->rejected[why]);
+}
+
 static void cluster_reject(herd_cluster_t *c, frame_reject_t why, const frame_header_t *h)
 {
-    c->rejected[why]++;
-    uint64_t now = herd_node_now(c->node);
-    if (now - c->last_reject_log[why] < 1000 && c->last_reject_log[why] != 0)
-        return;
-    c->last_reject_log[why] = now;
-    herd_log(why == FRAME_REJECT_MAC ? HERD_LOG_WARN : HERD_LOG_INFO, "cluster",
-             "dropped a frame (%s)%s; %llu so far", frame_reject_name(why),
-             why == FRAME_REJECT_MAC ? ": wrong cluster secret, or altered" : "",
-             (unsigned long long)c->rejected[why]);
-    (void)h;
+    const mship_member_t *x = h ? mship_find_id(c->mship, h->sender) : NULL;
+    if (why == FRAME_REJECT_MAC)
+        cluster_refuse(c, why, "a frame");
+    else if (x)
+        cluster_refuse(c, why, "a %s frame from %s", frame_type_name(h->type), x->name);
+    else
+        cluster_refuse(c, why, "a frame");
 }
 
 /* Addressed to an older incarnation of this node, or to another node. */

@@ -68,6 +68,7 @@ typedef enum frame_reject {
     FRAME_REJECT_BODY,     /* the body did not decode */
     FRAME_REJECT_CLUSTER,  /* another cluster's name */
     FRAME_REJECT_SERVICES, /* a member's services list breaks its rules (svclist.h) */
+    FRAME_REJECT_SENDER,   /* a body speaks for another node than the header's sender */
     FRAME_REJECT_COUNT
 } frame_reject_t;
 

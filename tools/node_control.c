@@ -14,6 +14,7 @@
 #include "herd_registry.h"
 #include "herdd_children.h"
 #include "herdd_debug.h"
+#include "log.h"
 #include "ring.h"
 
 struct node_control {
@@ -72,10 +73,12 @@ static int cmd_members(void *data, json_t *args, json_t **result, char *msg, siz
     if (info == NULL)
         return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
     json_t *list = json_array();
+    char address[4 * sizeof(info[0].address)]; /* learnt from gossip: shown escaped */
     for (int i = 0; i < n; i++)
         json_array_append_new(
             list, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I, s:o}", "name", info[i].name,
-                            "address", info[i].address, "incarnation",
+                            "address", herd_log_escape(info[i].address, address, sizeof(address)),
+                            "incarnation",
                             (json_int_t)info[i].incarnation, "state",
                             herd_member_state_name(info[i].state), "weight",
                             (json_int_t)info[i].weight, "last_heard_ms",

@@ -176,7 +176,9 @@ static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
             json_object_set_new(out, "value", json_integer(v));
         free(text);
     } else {
-        snprintf(msg, sizeof(msg), "call to '%s' failed: %s", r->name, herd_strerror(rc));
+        snprintf(msg, sizeof(msg), "call to '%s' failed: %s%s%.*s", r->name,
+                 herd_strerror(rc), len ? ": " : "", (int)(len < 160 ? len : 160),
+                 reply ? (const char *)reply : ""); /* the process's own reason */
     }
     call_forget(r);
     control_finish(herdd_control(r->data), r->control, rc, out, msg);

@@ -34,7 +34,9 @@ static const child_cmd_t child_cmds[] = {
      "usage: ringctl [--json] [--node ADDR] call NAME REQUEST...\n\n"
      "Call the process registered as NAME with REQUEST (the words joined by\n"
      "spaces). The counter takes: incr [N] | decr [N] | get | reset, and answers\n"
-     "its value after the operation.\n"
+     "its value after the operation. N is 1..2^62 (4611686018427387904); a step\n"
+     "that would take the value outside -2^63..2^63-1 is refused (ERANGE) and\n"
+     "changes nothing.\n"
      "JSON: {\"name\",\"node\",\"pid\",\"reply\",\"value\":INT} (value when the reply\n"
      "is a whole number). Unknown NAME: exit 1.\n"},
     {"stop", 1, 1,

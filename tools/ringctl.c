@@ -92,31 +92,47 @@ static int ctl_parse_member(const ctl_t *c, const char *spec, size_t len, char *
     return 0;
 }
 
-/* Add every member of a comma-separated list to `r`. */
+/* Add every member of a comma-separated list to `r`, in one go (one
+ * rebuild of the ring, not one per member). */
 static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
 {
     const char *p = list;
     if (*p == '\0')
         return ctl_usage(c, "--nodes is empty");
-    for (;;) {
+    size_t n = 1, count = 0, bad;
+    for (const char *q = list; *q; q++)
+        n += *q == ',';
+    char(*names)[RING_NAME_MAX + 1] = malloc(n * sizeof(*names));
+    const char **ptrs = malloc(n * sizeof(*ptrs));
+    uint32_t *weights = malloc(n * sizeof(*weights));
+    int rc = names && ptrs && weights ? 0 : ctl_fail(c, 1, "ENOMEM", "out of memory");
+    while (rc == 0) {
         size_t len = strcspn(p, ",");
-        char name[RING_NAME_MAX + 1];
-        uint32_t weight;
-        if (len == 0)
-            return ctl_usage(c, "empty member in list '%s'", list);
-        int rc = ctl_parse_member(c, p, len, name, &weight);
-        if (rc)
-            return rc;
-        rc = ring_add(r, name, weight);
-        if (rc == HERD_EEXIST)
-            return ctl_usage(c, "member '%s' is listed twice", name);
-        if (rc)
-            return ctl_fail(c, 1, herd_err_name(rc), "cannot add '%s': %s", name,
-                            herd_strerror(rc));
+        if (len == 0) {
+            rc = ctl_usage(c, "empty member in list '%.200s'", list);
+            break;
+        }
+        if ((rc = ctl_parse_member(c, p, len, names[count], &weights[count])) != 0)
+            break;
+        ptrs[count] = names[count];
+        count++;
         if (p[len] == '\0')
-            return 0;
+            break;
         p += len + 1;
     }
+    if (rc == 0 && (rc = ring_add_many(r, ptrs, weights, count, &bad)) != 0) {
+        if (rc == HERD_EEXIST)
+            rc = ctl_usage(c, "member '%s' is listed twice", names[bad]);
+        else if (rc == HERD_ERANGE && bad == count)
+            rc = ctl_usage(c, "%zu members: at most %u", count, RING_MAX_MEMBERS);
+        else
+            rc = ctl_fail(c, 1, herd_err_name(rc), "cannot add '%s': %s",
+                          bad < count ? names[bad] : "the members", herd_strerror(rc));
+    }
+    free(names);
+    free(ptrs);
+    free(weights);
+    return rc;
 }
 
 #define CTL_TIMEOUT_MS 1500

@@ -211,11 +211,10 @@ static int read_cookie(herdd_t *d)
                         "chmod 600 it\n", f, (unsigned)(st.st_mode & 0777));
         goto fail;
     }
-    uint8_t extra;
+    uint8_t buf[HERDD_SECRET_MAX + 2]; /* the limit, a newline, one byte to see more */
     size_t got = 0;
-    for (;;) { /* up to one byte past the limit, to see a longer file */
-        ssize_t n = got < sizeof(d->secret) ? read(fd, d->secret + got, sizeof(d->secret) - got)
-                                            : read(fd, &extra, 1);
+    while (got < sizeof(buf)) {
+        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -224,17 +223,19 @@ static int read_cookie(herdd_t *d)
         }
         if (n == 0)
             break;
-        if (got == sizeof(d->secret)) {
-            fprintf(stderr, "herdd: cookie file %s is longer than %d bytes; use a shorter "
-                            "secret\n", f, HERDD_SECRET_MAX);
-            goto fail;
-        }
         got += (size_t)n;
     }
     close(fd);
+    fd = -1;
+    if (got && buf[got - 1] == '\n')
+        got--;
+    if (got > HERDD_SECRET_MAX) {
+        fprintf(stderr, "herdd: cookie file %s is longer than %d bytes; use a shorter "
+                        "secret\n", f, HERDD_SECRET_MAX);
+        goto fail;
+    }
+    memcpy(d->secret, buf, got);
     d->secret_len = got;
-    if (d->secret_len && d->secret[d->secret_len - 1] == '\n')
-        d->secret_len--;
     if (d->secret_len < 16) {
         fprintf(stderr, "herdd: the cookie in %s is %zu bytes; at least 16 are needed\n", f,
                 d->secret_len);

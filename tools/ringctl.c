@@ -626,15 +626,19 @@ static int ctl_parse_args(const ctl_t *c, int argc, char **argv, ctl_args_t *a)
         {"add", required_argument, NULL, 'a'},    {"remove", required_argument, NULL, 'r'},
         {"weight", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int is_diff = strcmp(c->cmd, "diff") == 0, opt, rc, idx = -1;
+    int is_diff = strcmp(c->cmd, "diff") == 0, opt, rc, idx = -1, seen_r = 0;
     optind = 0; /* re-initialise getopt for the command's own arguments */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":", opts, &idx)) != -1) {
         if (opt == 'h') {
             a->help = 1;
         } else if (opt == 'n') {
+            if (a->nodes)
+                return ctl_usage(c, "--nodes given twice; give it once");
             a->nodes = optarg;
         } else if (opt == 'R' && strcmp(c->cmd, "owner") == 0) {
+            if (seen_r++)
+                return ctl_usage(c, "--replicas given twice; give it once");
             if ((rc = ctl_parse_replicas(c, optarg, &a->replicas)))
                 return rc;
         } else if ((opt == 'a' || opt == 'r' || opt == 'w') && is_diff) {
@@ -727,6 +731,8 @@ static const char main_help[] =
     "  --node ADDR         a node's control address (also HERD_NODE)\n"
     "  --cookie-file FILE  the cluster secret, for a TCP control address\n"
     "  --help              this text; 'ringctl COMMAND --help' for a command\n"
+    "Global options may also follow the command (ringctl stats --json); each\n"
+    "option is given once (--add, --remove and --weight of diff repeat).\n"
     "\n"
     "Exit codes: 0 done, 1 failed (node unreachable, refused), 2 usage error.\n";
 
@@ -749,6 +755,49 @@ static const char *ctl_command_help(const char *cmd)
     if (strcmp(cmd, "whereis") == 0)
         return whereis_help;
     return NULL;
+}
+
+/* Take the global options --json, --node and --cookie-file out of argv
+ * wherever they stand, before or after the command (`ringctl stats --json`),
+ * up to a "--"; each may be given once. Returns -1 to go on, else an exit
+ * code. */
+static int ctl_take_globals(ctl_t *c, int *argc, char **argv)
+{
+    static const char *const names[] = {"--json", "--node", "--cookie-file"};
+    int seen[3] = {0}, out = 1, i;
+    for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++) {
+        int k = -1;
+        const char *value = NULL;
+        for (int j = 0; j < 3 && k < 0; j++) {
+            size_t len = strlen(names[j]);
+            if (strcmp(argv[i], names[j]) == 0)
+                k = j;
+            else if (j > 0 && strncmp(argv[i], names[j], len) == 0 && argv[i][len] == '=')
+                k = j, value = argv[i] + len + 1;
+        }
+        if (k < 0) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (seen[k]++)
+            return ctl_usage(c, "%s given twice; give it once", names[k]);
+        if (k > 0 && value == NULL) {
+            if (i + 1 >= *argc)
+                return ctl_usage(c, "%s needs a value", names[k]);
+            value = argv[++i];
+        }
+        if (k == 0)
+            c->json = 1;
+        else if (k == 1)
+            c->node = value;
+        else
+            c->cookie_file = value;
+    }
+    while (i < *argc)
+        argv[out++] = argv[i++];
+    argv[out] = NULL;
+    *argc = out;
+    return -1;
 }
 
 /* Global options, up to the command name. Returns -1 to go on, else an exit code. */
@@ -782,7 +831,9 @@ int main(int argc, char **argv)
 {
     ctl_t c = {0};
     c.node = getenv("HERD_NODE");
-    int rc = ctl_parse_global(&c, argc, argv);
+    int rc = ctl_take_globals(&c, &argc, argv);
+    if (rc < 0)
+        rc = ctl_parse_global(&c, argc, argv);
     if (rc >= 0)
         return rc;
     if (optind >= argc)

@@ -114,6 +114,7 @@ static int parse(const ctl_t *c, const child_cmd_t *k, int argc, char **argv, ch
                  int *help)
 {
     a->timeout_s = 60;
+    int seen_timeout = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
@@ -121,8 +122,11 @@ static int parse(const ctl_t *c, const child_cmd_t *k, int argc, char **argv, ch
             return 0;
         }
         if (strcmp(k->name, "drain") == 0 && strcmp(s, "--off") == 0) {
-            a->off = 1;
+            if (a->off++)
+                return ctl_usage(c, "--off given twice; give it once");
         } else if (strcmp(k->name, "drain") == 0 && strcmp(s, "--timeout") == 0) {
+            if (seen_timeout++)
+                return ctl_usage(c, "--timeout given twice; give it once");
             char *end = NULL;
             a->timeout_s = i + 1 < argc ? strtol(argv[++i], &end, 10) : -1;
             if (end == NULL || *end || a->timeout_s < 1 || a->timeout_s > 3600)

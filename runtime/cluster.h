@@ -68,6 +68,13 @@ typedef struct herd_cluster {
      * blocked (malloc'ed, "" if it was not a member yet) */
     u64map_t blocked;
     uint64_t blocked_in, blocked_out;
+    /* limits and silence: frames refused on the way out as over the frame
+     * limit (the receiver's nanomsg would drop them uncounted), and periods
+     * of CLUSTER_SILENT_MS with seeds to join and no authenticated frame */
+    uint64_t oversize_out;
+    herd_log_limit_t oversize_log;
+    size_t seed_count;
+    uint64_t last_authed, seeds_silent, last_silent_mark, last_silent_log;
 } herd_cluster_t;
 
 /* Build and send one frame to `address` (to/to_inc: the receiver's id and
@@ -80,6 +87,8 @@ int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint
  * through here. */
 void cluster_refuse(herd_cluster_t *c, frame_reject_t why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Count (and log, rate-limited) a frame refused as over the size limit. */
+void cluster_oversize_out(herd_cluster_t *c, size_t body_len);
 /* Stop and free (from herd_node_free). */
 void cluster_free(herd_cluster_t *c);
 

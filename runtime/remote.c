@@ -115,7 +115,7 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
     if (c == NULL)
         return HERD_ENOTCONN;
     if (len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
-        return HERD_ETOOBIG;
+        return cluster_oversize_out(c, len + REMOTE_OVERHEAD), HERD_ETOOBIG;
     /* the layers' streams, and messages forwarded from a moved or merged
      * process (they exist nowhere else any more), queue for a member that is
      * down: it may only be cut off, or not yet seen back */

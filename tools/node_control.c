@@ -190,6 +190,8 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
                         "messages_dropped", (json_int_t)s.msgs_dropped, "runtime",
                         runtime_stats_json(d->node));
     json_object_set_new(*result, "replies_relayed", json_integer((json_int_t)s.replies_relayed));
+    json_object_set_new(*result, "oversize_out", json_integer((json_int_t)s.oversize_out));
+    json_object_set_new(*result, "seeds_silent", json_integer((json_int_t)s.seeds_silent));
     json_object_set_new(*result, "call_proxy_refused",
                         json_integer((json_int_t)herdd_children_refused()));
     json_object_set_new(*result, "handoff", handoff_stats_json(d->node));

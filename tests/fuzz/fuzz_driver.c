@@ -200,12 +200,17 @@ int main(int argc, char **argv)
             rc |= run_file(argv[i]);
         }
     }
-    fuzz_seed_t *seeds;
-    size_t nseeds = fuzz_seeds(&seeds);
-    if (dump_dir)
-        return dump(dump_dir, seeds, nseeds);
     if (files)
         return rc;
+    fuzz_seed_t *seeds;
+    size_t nseeds = fuzz_seeds(&seeds);
+    if (dump_dir || nseeds == 0) {
+        int drc = dump_dir ? dump(dump_dir, seeds, nseeds) : 1;
+        if (nseeds == 0)
+            fprintf(stderr, "%s: the target gave no seeds\n", argv[0]);
+        fuzz_seeds_free(seeds, nseeds);
+        return drc;
+    }
     rng_state = seed;
     static const int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
     for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++)

@@ -212,9 +212,19 @@ static int from_this_node(herd_proc_t *self, const herd_msg_t *msg)
     return herd_pid_equal(msg->from, outside);
 }
 
+/* The call started with reference `ref`, or NULL. */
+static call_req_t *call_by_ref(uint64_t ref)
+{
+    for (call_req_t *r = g_calls.pending; r; r = r->next)
+        if (r->started && r->ref == ref)
+            return r;
+    return NULL;
+}
+
 static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
 {
-    uint64_t *busy = state, token;
+    (void)state;
+    uint64_t token;
     if (!from_this_node(self, msg))
         return proxy_refuse(self, msg, "not from this node"), 0;
     if (msg->len != sizeof(token))
@@ -224,30 +234,23 @@ static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
     if (r == NULL || r->started)
         return proxy_refuse(self, msg, "with a token of no waiting call"), 0;
     r->started = 1;
-    if (*busy) { /* one at a time (REQ/REP): cannot happen, but never lose one */
-        call_finish(r, HERD_EBUSY, NULL, 0);
-        return 0;
-    }
     int rc = herd_whereis(herd_proc_node(self), r->name, &r->callee, NULL);
     if (rc == 0)
         rc = herd_call(self, r->callee, r->request, r->len, r->timeout_ms, &r->ref);
-    if (rc) {
+    if (rc)
         call_finish(r, rc, NULL, 0);
-        return 0;
-    }
-    *busy = r->token;
     return 0;
 }
 
+/* A reply (or its timeout) for one of the calls under way: they run side by
+ * side, each answered as its own reply comes. */
 static int proxy_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
 {
     (void)self;
-    uint64_t *busy = state;
-    call_req_t *r = *busy ? call_find(*busy) : NULL;
-    if (msg->kind != HERD_MSG_REPLY || r == NULL || msg->ref != r->ref)
-        return 0;
-    *busy = 0;
-    call_finish(r, msg->status, msg->data, msg->len);
+    (void)state;
+    call_req_t *r = msg->kind == HERD_MSG_REPLY ? call_by_ref(msg->ref) : NULL;
+    if (r)
+        call_finish(r, msg->status, msg->data, msg->len);
     return 0;
 }
 
@@ -256,8 +259,8 @@ static int proxy_init(herd_proc_t *self, const void *arg, size_t len, void **sta
     (void)self;
     (void)arg;
     (void)len;
-    *state = calloc(1, sizeof(uint64_t));
-    return *state ? 0 : HERD_ENOMEM;
+    *state = NULL;
+    return 0;
 }
 
 /* The node stops: the calls still pending are dropped unanswered (the
@@ -271,7 +274,7 @@ static void proxy_terminate(herd_proc_t *self, void *state, int reason)
         call_forget(r);
         free(r);
     }
-    free(state);
+    (void)state;
 }
 
 static const herd_behaviour_t proxy_behaviour = {

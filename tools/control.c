@@ -26,7 +26,8 @@
 #define CONTROL_ID_MAX 64
 #define CONTROL_HDR_MAX 256     /* a backtrace: 4 bytes a hop, 8 hops at most */
 #define CONTROL_PENDING_MAX 256 /* deferred requests waiting at once */
-#define CONTROL_BATCH 64        /* requests served per loop iteration */
+#define CONTROL_BATCH 64        /* requests served per loop iteration, at most */
+#define CONTROL_BUDGET_NS 20000000ull /* and for about this long: the loop has more to do */
 
 typedef struct control_answer {
     char id[CONTROL_ID_MAX + 1];
@@ -285,7 +286,8 @@ static void control_on_readable(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     control_t *c = h->data;
-    for (int i = 0; i < CONTROL_BATCH; i++) {
+    uint64_t start = uv_hrtime();
+    for (int i = 0; i < CONTROL_BATCH && uv_hrtime() - start < CONTROL_BUDGET_NS; i++) {
         control_req_t *r = calloc(1, sizeof(*r));
         void *body = NULL;
         int n;

@@ -90,7 +90,8 @@ void control_request(const char *address, const char *cmd, json_t *args, int tim
 static int control_page_ok(json_t *page)
 {
     json_t *cursor = json_object_get(page, "cursor");
-    return json_is_array(json_object_get(page, "items")) && (cursor == NULL || json_is_string(cursor));
+    return json_is_array(json_object_get(page, "items")) &&
+           (cursor == NULL || json_is_string(cursor));
 }
 
 void control_request_list(const char *address, const char *cmd, json_t *args, int timeout_ms,

@@ -18,6 +18,7 @@ typedef struct snap_entry {
 
 struct control_snap {
     uint64_t id;
+    const control_list_ops_t *ops; /* the listing it was taken for */
     uint64_t used_ms;
     snap_entry_t *e; /* owned */
     size_t count, cap;
@@ -119,6 +120,15 @@ static control_snap_t *lists_take(control_lists_t *ls, uint64_t id)
     return NULL;
 }
 
+/* Keep s open (first: the most recently used), last used at used_ms. */
+static void lists_put(control_lists_t *ls, control_snap_t *s, uint64_t used_ms)
+{
+    s->used_ms = used_ms;
+    s->next = ls->open;
+    ls->open = s;
+    ls->count++;
+}
+
 static int snap_take(control_lists_t *ls, const control_list_ops_t *ops, void *data,
                      control_snap_t **out)
 {
@@ -135,6 +145,7 @@ static int snap_take(control_lists_t *ls, const control_list_ops_t *ops, void *d
     if (ops->tag)
         ops->tag(data, s);
     s->id = ++ls->next_id;
+    s->ops = ops;
     *out = s;
     return 0;
 }
@@ -203,6 +214,10 @@ int control_list_serve(control_lists_t *ls, uint64_t now_ms, json_t *args,
             return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
     }
     size_t next;
+    if (s->ops != ops) { /* a cursor of another command's listing: it stays open */
+        lists_put(ls, s, s->used_ms);
+        return snprintf(msg, cap, "the cursor is of another listing"), HERD_EINVAL;
+    }
     json_t *items = snap_items(s, offset, (size_t)limit, ops, data, &next);
     *result = json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)s->count);
     if (next >= s->count) { /* the last page: the listing is done */
@@ -212,9 +227,6 @@ int control_list_serve(control_lists_t *ls, uint64_t now_ms, json_t *args,
     char cursor[64];
     snprintf(cursor, sizeof(cursor), "%" PRIx64 ":%zu", s->id, next);
     json_object_set_new(*result, "cursor", json_string(cursor));
-    s->used_ms = now_ms;
-    s->next = ls->open;
-    ls->open = s;
-    ls->count++;
+    lists_put(ls, s, now_ms);
     return 0;
 }

@@ -249,6 +249,12 @@ static void test_cluster_control_names_listed_completely(void **state)
                                           "name")),
         "name010007");
     json_decref(next);
+    /* the cursor of a names listing does not page children */
+    refused(a, "children", json_pack("{s:i, s:s}", "limit", 10, "cursor", cursor), "EINVAL");
+    next = cl_ask_args(a, "names", json_pack("{s:i, s:s}", "limit", 1, "cursor", cursor), NULL,
+                       0, NULL, 0);
+    assert_non_null(next); /* and its listing stays open */
+    json_decref(next);
     json_decref(page);
 
     /* bad pages */

@@ -112,10 +112,11 @@ void bigstate_on_part(dsup_t *d, uint64_t from, uint64_t id, uint64_t offset, ui
         p->total = total;
     }
     if (p == NULL || offset != p->len || total != p->total || len > total - p->len) {
-        herd_log(HERD_LOG_WARN, "handoff", "state part out of order or over %llu bytes "
-                 "(offset %llu of %llu): the move's parts are dropped",
-                 (unsigned long long)d->cfg.max_state_bytes, (unsigned long long)offset,
-                 (unsigned long long)total);
+        herd_log_limited(&d->log_bad, herd_node_now(d->node), HERD_LOG_WARN, "handoff",
+                         "state part out of order or over %llu bytes (offset %llu of %llu): "
+                         "the move's parts are dropped",
+                         (unsigned long long)d->cfg.max_state_bytes,
+                         (unsigned long long)offset, (unsigned long long)total);
         d->stats.rejected_parts++;
         parts_drop(d, key);
         return;

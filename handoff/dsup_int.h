@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "herd_dsup.h"
+#include "log.h"
 #include "u64map.h"
 
 #define HANDOFF_APP 2
@@ -98,6 +99,7 @@ typedef struct dsup {
     herd_handoff_view_t recent[HERD_HANDOFF_RECENT];
     size_t recent_next, recent_count;
     struct svcring *rings; /* one ring per service (svcring.h), owned */
+    herd_log_limit_t log_bad; /* malformed messages from peers: one line a second */
 } dsup_t;
 
 /* dsup.c */

@@ -502,7 +502,9 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
         const uint8_t *chunk;
         size_t clen = wire_get_bytes(&r, &chunk);
         if (wire_reader_done(&r) || !o.name[0]) {
-            herd_log(HERD_LOG_WARN, "handoff", "malformed state part dropped");
+            herd_log_limited(&d->log_bad, herd_node_now(d->node), HERD_LOG_WARN, "handoff",
+                             "malformed state part from %016llx dropped",
+                             (unsigned long long)node);
             d->stats.rejected_parts++;
             return;
         }
@@ -513,7 +515,9 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
               : kind == HO_DRAIN ? (extra = wire_get_u8(&r), wire_reader_done(&r))
                                  : wire_reader_done(&r);
     if (bad || (kind != HO_DRAIN && !o.name[0])) {
-        herd_log(HERD_LOG_WARN, "handoff", "malformed handoff message (kind %u) dropped", kind);
+        herd_log_limited(&d->log_bad, herd_node_now(d->node), HERD_LOG_WARN, "handoff",
+                         "malformed handoff message (kind %u) from %016llx dropped", kind,
+                         (unsigned long long)node);
         return;
     }
     switch (kind) {
@@ -523,7 +527,10 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
     case HO_ABORT: on_abort(d, node, o.id, o.name); break;
     case HO_COMMIT: on_commit(d, node, o.id, o.name); break;
     case HO_DRAIN: herd_cluster_set_draining(d->node, (int)extra); break;
-    default: herd_log(HERD_LOG_WARN, "handoff", "unknown handoff message %u dropped", kind);
+    default:
+        herd_log_limited(&d->log_bad, herd_node_now(d->node), HERD_LOG_WARN, "handoff",
+                         "unknown handoff message %u from %016llx dropped", kind,
+                         (unsigned long long)node);
     }
 }
 

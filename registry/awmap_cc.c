@@ -191,13 +191,16 @@ int awmap__cc_reserve(replica_t *r, uint64_t c)
 int awmap__cc_add(replica_t *r, uint64_t c)
 {
     uint32_t at;
-    if (c <= r->vv || cloud_find(r, c, &at))
+    if (c <= r->vv)
         return 0;
-    if (c == r->vv + 1) {
+    if (c == r->vv + 1) { /* the common case: a writer's next dot */
         r->vv++;
-        cc_fold(r);
+        if (r->cloud_n)
+            cc_fold(r);
         return 0;
     }
+    if (cloud_find(r, c, &at))
+        return 0;
     if (awmap__cc_reserve(r, c) != 0)
         return HERD_ENOMEM;
     memmove(r->cloud + at + 1, r->cloud + at, (r->cloud_n - at) * sizeof(uint64_t));

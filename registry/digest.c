@@ -131,6 +131,8 @@ static int staged_cmp(const void *a, const void *b)
 
 static void piece_copy_staged(piece_t *p)
 {
+    if (p->staged_n == 0)
+        return;
     qsort(p->staged, p->staged_n, sizeof(p->staged[0]), staged_cmp);
     for (size_t i = 0; i < p->staged_n && p->err == 0; i++)
         p->err = awmap_copy_entry(p->dst, p->src, p->staged[i].key, p->staged[i].klen,

@@ -351,6 +351,66 @@ int ring_add(ring_t *r, const char *name, uint32_t weight)
     return rc;
 }
 
+static int ring_member_cmp(const void *a, const void *b)
+{
+    return strcmp(((const ring_member_t *)a)->name, ((const ring_member_t *)b)->name);
+}
+
+int ring_add_many(ring_t *r, const char *const *names, const uint32_t *weights, size_t n,
+                  size_t *bad)
+{
+    size_t dummy, total = (size_t)r->member_count + n;
+    bad = bad ? bad : &dummy;
+    *bad = n;
+    for (size_t i = 0; i < n; i++) {
+        int rc = ring_check_name(names[i]);
+        if (rc == 0)
+            rc = ring_check_weight(weights[i]);
+        if (rc == 0 && ring_member_search(r, names[i]) >= 0)
+            rc = HERD_EEXIST;
+        if (rc)
+            return *bad = i, rc;
+    }
+    if (total > RING_MAX_MEMBERS)
+        return HERD_ERANGE;
+    ring_member_t *m = malloc((total ? total : 1) * sizeof(*m));
+    if (m == NULL)
+        return HERD_ENOMEM;
+    if (r->member_count)
+        memcpy(m, r->members, r->member_count * sizeof(*m));
+    for (size_t i = 0; i < n; i++) {
+        memset(&m[r->member_count + i], 0, sizeof(*m));
+        strcpy(m[r->member_count + i].name, names[i]);
+        m[r->member_count + i].weight = weights[i];
+    }
+    qsort(m, total, sizeof(*m), ring_member_cmp);
+    for (size_t i = 1; i < total; i++) {
+        if (strcmp(m[i - 1].name, m[i].name) == 0) { /* a name given twice */
+            for (size_t j = n; j-- > 0;)
+                if (strcmp(names[j], m[i].name) == 0) {
+                    *bad = j;
+                    break;
+                }
+            free(m);
+            return HERD_EEXIST;
+        }
+    }
+    ring_member_t *old = r->members;
+    uint32_t old_count = r->member_count, old_cap = r->member_cap;
+    r->members = m;
+    r->member_count = r->member_cap = (uint32_t)total;
+    int rc = ring_rebuild(r);
+    if (rc) {
+        free(m);
+        r->members = old;
+        r->member_count = old_count;
+        r->member_cap = old_cap;
+        return rc;
+    }
+    free(old);
+    return 0;
+}
+
 int ring_remove(ring_t *r, const char *name)
 {
     int rc = ring_check_name(name);

@@ -76,6 +76,13 @@ void ring_free(ring_t *r);
 int ring_add(ring_t *r, const char *name, uint32_t weight);
 int ring_remove(ring_t *r, const char *name);
 int ring_set_weight(ring_t *r, const char *name, uint32_t weight);
+/* Add n members at once, all or nothing, with one rebuild (n ring_add calls
+ * merge the whole ring n times: seconds for a thousand members). The same
+ * ring as adding them one by one. Errors as ring_add (HERD_EEXIST also for a
+ * name given twice); *bad, when not NULL, gets the index of the entry at
+ * fault (n for a limit or memory). */
+int ring_add_many(ring_t *r, const char *const *names, const uint32_t *weights, size_t n,
+                  size_t *bad);
 /* 0 when `name` is a valid member name, else HERD_EBADNAME/HERD_ENAMETOOLONG. */
 int ring_check_name(const char *name);
 

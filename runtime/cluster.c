@@ -10,6 +10,8 @@
  */
 #include "cluster.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -83,13 +85,25 @@ int herd_cluster_block(herd_node_t *n, uint64_t peer_id, int on)
 
 /* ---- frames out --------------------------------------------------------------- */
 
+/* A frame over the limit is refused here and counted: the receiver's
+ * nanomsg would drop it (NN_RCVMAXSIZE) and close the connection without
+ * telling herd, so the receiver cannot count it. */
+void cluster_oversize_out(herd_cluster_t *c, size_t body_len)
+{
+    c->oversize_out++;
+    herd_log_limited(&c->oversize_log, herd_node_now(c->node), HERD_LOG_WARN, "cluster",
+                     "refused to send a frame of %zu body bytes: over the %u-byte limit; "
+                     "%llu so far",
+                     body_len, FRAME_DEFAULT_MAX_BODY, (unsigned long long)c->oversize_out);
+}
+
 int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
                        uint8_t type, const uint8_t *body, size_t len)
 {
     herd_node_t *n = c->node;
     size_t need = frame_size(len);
     if (len > FRAME_DEFAULT_MAX_BODY)
-        return HERD_ETOOBIG;
+        return cluster_oversize_out(c, len), HERD_ETOOBIG;
     if (cluster_blocked_out(c, address, to)) {
         c->blocked_out++; /* lost on the way, as across a partition */
         return 0;
@@ -177,10 +191,38 @@ static void cluster_check_links(herd_cluster_t *c, uint64_t now)
     }
 }
 
+/*
+ * A node whose cookie (or cluster name) differs from its seeds' hears
+ * nothing at all: its frames fail the MAC there, and they never learn of it.
+ * So a node with seeds to join that receives no authenticated frame for
+ * CLUSTER_SILENT_MS counts it (seeds_silent) and says so, at most every
+ * CLUSTER_SILENT_LOG_MS.
+ */
+#define CLUSTER_SILENT_MS 5000
+#define CLUSTER_SILENT_LOG_MS 30000
+
+static void cluster_check_silence(herd_cluster_t *c, uint64_t now)
+{
+    if (c->seed_count == 0 || now - c->last_authed < CLUSTER_SILENT_MS ||
+        now - c->last_silent_mark < CLUSTER_SILENT_MS)
+        return;
+    c->seeds_silent++;
+    c->last_silent_mark = now;
+    if (c->last_silent_log && now - c->last_silent_log < CLUSTER_SILENT_LOG_MS)
+        return;
+    c->last_silent_log = now;
+    herd_log(HERD_LOG_WARN, "cluster",
+             "no authenticated frame from any seed or member for %llu ms: the seeds are "
+             "down or unreachable, or use another cookie (--cookie-file) or cluster name "
+             "(%llu such periods so far)",
+             (unsigned long long)(now - c->last_authed), (unsigned long long)c->seeds_silent);
+}
+
 static void cluster_tick(herd_cluster_t *c)
 {
     uint64_t now = herd_node_now(c->node);
     c->last_tick = now;
+    cluster_check_silence(c, now);
     cluster_check_links(c, now);
     mship_tick(c->mship, now, &c->fx);
     cluster_apply(c, &c->fx);
@@ -213,18 +255,35 @@ static void cluster_on_flush(uv_prepare_t *h)
 
 /* ---- frames in --------------------------------------------------------------- */
 
+void cluster_refuse(herd_cluster_t *c, frame_reject_t why, const char *fmt, ...)
+{
+    if ((unsigned)why >= FRAME_REJECT_COUNT)
+        why = FRAME_REJECT_BODY;
+    c->rejected[why]++;
+    herd_log_limit_t *lim = &c->reject_log[why];
+    uint64_t now = herd_node_now(c->node);
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    herd_log_limited(lim, now, why == FRAME_REJECT_MAC || why == FRAME_REJECT_SENDER
+                                   ? HERD_LOG_WARN
+                                   : HERD_LOG_INFO,
+                     "cluster", "dropped %s (%s)%s; %llu so far", what, frame_reject_name(why),
+                     why == FRAME_REJECT_MAC ? ": wrong cluster secret, or altered" : "",
+                     (unsigned long long)c->rejected[why]);
+}
+
 static void cluster_reject(herd_cluster_t *c, frame_reject_t why, const frame_header_t *h)
 {
-    c->rejected[why]++;
-    uint64_t now = herd_node_now(c->node);
-    if (now - c->last_reject_log[why] < 1000 && c->last_reject_log[why] != 0)
-        return;
-    c->last_reject_log[why] = now;
-    herd_log(why == FRAME_REJECT_MAC ? HERD_LOG_WARN : HERD_LOG_INFO, "cluster",
-             "dropped a frame (%s)%s; %llu so far", frame_reject_name(why),
-             why == FRAME_REJECT_MAC ? ": wrong cluster secret, or altered" : "",
-             (unsigned long long)c->rejected[why]);
-    (void)h;
+    const mship_member_t *x = h ? mship_find_id(c->mship, h->sender) : NULL;
+    if (why == FRAME_REJECT_MAC)
+        cluster_refuse(c, why, "a frame");
+    else if (x)
+        cluster_refuse(c, why, "a %s frame from %s", frame_type_name(h->type), x->name);
+    else
+        cluster_refuse(c, why, "a frame");
 }
 
 /* Addressed to an older incarnation of this node, or to another node. */
@@ -267,6 +326,7 @@ static void cluster_on_frame(void *data, const uint8_t *buf, size_t len)
         cluster_reject(c, FRAME_REJECT_REPLAY, &h);
         return;
     }
+    c->last_authed = herd_node_now(c->node);
     /* A member whose clock runs far ahead must not drag every clock with it:
      * such a timestamp is not merged (the frame is still used) and logged. */
     uint64_t wall = herd_node_wall_ms(c->node);
@@ -348,6 +408,8 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
         return HERD_ENOMEM;
     c->node = n;
     c->generation = 1; /* 0 is "in no cluster" */
+    c->seed_count = cfg->seed_count;
+    c->last_authed = c->last_silent_mark = herd_node_now(n);
     u64map_init(&c->windows);
     u64map_init(&c->blocked);
     remote_init(c);
@@ -565,6 +627,8 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->blocked_in = c->blocked_in;
     out->blocked_out = c->blocked_out;
     out->blocked_peers = (uint32_t)c->blocked.count;
+    out->oversize_out = c->oversize_out;
+    out->seeds_silent = c->seeds_silent;
     for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
         out->rejected[i] = c->rejected[i];
     return 0;

@@ -7,6 +7,7 @@
 
 #include "channel.h"
 #include "hlc.h"
+#include "log.h"
 #include "membership.h"
 #include "node.h"
 #include "replay.h"
@@ -42,7 +43,7 @@ typedef struct herd_cluster {
     uint8_t *frame_buf; /* one frame being built */
     size_t frame_cap;
     uint64_t rejected[FRAME_REJECT_COUNT];
-    uint64_t last_reject_log[FRAME_REJECT_COUNT];
+    herd_log_limit_t reject_log[FRAME_REJECT_COUNT]; /* cluster_refuse's, per reason */
     cluster_hook_t hooks[CLUSTER_MAX_HOOKS];
     size_t hook_count;
     mship_effects_t fx;
@@ -60,17 +61,34 @@ typedef struct herd_cluster {
     } apps[256];
     uint64_t msgs_out, msgs_in, msgs_dropped;
     uint64_t replies_relayed; /* replies sent on through the node that forwarded the call */
-    uint64_t delivering_from; /* the node whose frame is being delivered (remote.c) */
+    /* the sender (node, incarnation) of the frame being delivered, as its
+     * authenticated header says (remote.c) */
+    uint64_t delivering_from, delivering_inc;
     /* fault injection (herd_cluster_block): peer id -> its address when
      * blocked (malloc'ed, "" if it was not a member yet) */
     u64map_t blocked;
     uint64_t blocked_in, blocked_out;
+    /* limits and silence: frames refused on the way out as over the frame
+     * limit (the receiver's nanomsg would drop them uncounted), and periods
+     * of CLUSTER_SILENT_MS with seeds to join and no authenticated frame */
+    uint64_t oversize_out;
+    herd_log_limit_t oversize_log;
+    size_t seed_count;
+    uint64_t last_authed, seeds_silent, last_silent_mark, last_silent_log;
 } herd_cluster_t;
 
 /* Build and send one frame to `address` (to/to_inc: the receiver's id and
  * incarnation, 0 when unknown). Errors: HERD_ETOOBIG, HERD_EFULL, HERD_ENOMEM. */
 int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
                        uint8_t type, const uint8_t *body, size_t len);
+/* A frame, or a message in one, is refused for reason `why`: count it (for
+ * `ringctl stats`) and log what `fmt` says, at most once a second per
+ * reason (herd_log_limited). Every bad-input log of the receive path goes
+ * through here. */
+void cluster_refuse(herd_cluster_t *c, frame_reject_t why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Count (and log, rate-limited) a frame refused as over the size limit. */
+void cluster_oversize_out(herd_cluster_t *c, size_t body_len);
 /* Stop and free (from herd_node_free). */
 void cluster_free(herd_cluster_t *c);
 

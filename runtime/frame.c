@@ -79,6 +79,7 @@ static const char *const frame_reject_names[FRAME_REJECT_COUNT] = {
     [FRAME_REJECT_BODY] = "body",
     [FRAME_REJECT_CLUSTER] = "cluster",
     [FRAME_REJECT_SERVICES] = "services",
+    [FRAME_REJECT_SENDER] = "sender",
 };
 
 static const char *const frame_type_names[FRAME_TYPE_COUNT] = {

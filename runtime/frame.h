@@ -35,7 +35,8 @@
 #include "herd_error.h"
 
 #define FRAME_MAGIC 0x44524548u
-#define FRAME_VERSION 2u /* 2: members announce their services */
+#define FRAME_VERSION 3u /* 2: members announce their services; 3: a body speaks for
+                            * the header's sender, the registry sync carries contexts */
 #define FRAME_HEADER_SIZE 64u
 #define FRAME_MAC_SIZE 16u
 #define FRAME_KEY_SIZE 32u
@@ -68,6 +69,7 @@ typedef enum frame_reject {
     FRAME_REJECT_BODY,     /* the body did not decode */
     FRAME_REJECT_CLUSTER,  /* another cluster's name */
     FRAME_REJECT_SERVICES, /* a member's services list breaks its rules (svclist.h) */
+    FRAME_REJECT_SENDER,   /* a body speaks for another node than the header's sender */
     FRAME_REJECT_COUNT
 } frame_reject_t;
 

@@ -567,6 +567,13 @@ typedef struct herd_cluster_stats {
      * blocked peers, and how many peers are blocked now */
     uint64_t blocked_in, blocked_out;
     uint32_t blocked_peers;
+    /* frames (and remote messages) refused on the way out as over the 1 MiB
+     * frame limit: nanomsg drops such a frame on receipt, closing the
+     * connection without telling herd, so the receiver cannot count it */
+    uint64_t oversize_out;
+    /* periods of 5 s with seeds to join and no authenticated frame from
+     * anyone: seeds down, or a different cookie or cluster name (logged) */
+    uint64_t seeds_silent;
 } herd_cluster_stats_t;
 int herd_cluster_stats(herd_node_t *node, herd_cluster_stats_t *out);
 /* "mac", "short", ...; NULL past the last reason. */

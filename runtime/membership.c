@@ -44,6 +44,7 @@ struct mship {
     mship_candidate_t candidates[MSHIP_MAX_CANDIDATES];
     size_t candidate_count;
     uint64_t next_heartbeat, next_hello;
+    herd_log_limit_t log_cluster, log_impostor; /* bad-input logs, rate-limited */
 };
 
 static const char *const state_names[] = {"up", "suspect", "draining", "down", "left", "absent"};
@@ -591,7 +592,12 @@ static void mship_gossip_entry(mship_t *m, uint64_t now, const char *name, const
         candidate_note(m, name, address, incarnation, now);
 }
 
-static int mship_read_gossip(mship_t *m, uint64_t now, wire_reader_t *r, mship_effects_t *out)
+/* Gossip may report any member's state, but the sender's own entry must
+ * agree with its authenticated header (this start, alive): a body that
+ * says its own sender restarted or left speaks for another start. */
+static int mship_read_gossip(mship_t *m, uint64_t now, const frame_header_t *h,
+                             const char *sender, wire_reader_t *r, mship_effects_t *out,
+                             frame_reject_t *why)
 {
     uint16_t n = wire_get_u16(r);
     for (uint16_t i = 0; i < n && !r->err; i++) {
@@ -601,8 +607,13 @@ static int mship_read_gossip(mship_t *m, uint64_t now, wire_reader_t *r, mship_e
         uint64_t inc = wire_get_u64(r);
         wire_get_u32(r); /* weight: learned from the member itself */
         uint8_t status = wire_get_u8(r);
+        *why = FRAME_REJECT_BODY;
         if (r->err || ring_check_name(name) != 0 || address[0] == '\0' || status > GOSSIP_DOWN)
             return HERD_EBADFRAME;
+        if (strcmp(name, sender) == 0 && (inc != h->sender_inc || status != GOSSIP_ALIVE)) {
+            *why = FRAME_REJECT_SENDER;
+            return HERD_EBADFRAME;
+        }
         mship_gossip_entry(m, now, name, address, inc, status, out);
     }
     return wire_reader_done(r);
@@ -692,22 +703,21 @@ int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8
         return HERD_EBADFRAME;
     if (strcmp(b.cluster, m->cluster) != 0) {
         *why = FRAME_REJECT_CLUSTER;
-        herd_log(HERD_LOG_WARN, "membership", "refused %s from %s: cluster '%s', not '%s'",
-                 frame_type_name(h->type), b.name, b.cluster, m->cluster);
+        herd_log_limited(&m->log_cluster, now, HERD_LOG_WARN, "membership",
+                         "refused %s from %s: cluster '%s', not '%s'",
+                         frame_type_name(h->type), b.name, b.cluster, m->cluster);
         return HERD_EBADFRAME;
     }
     if (strcmp(b.name, m->self->name) == 0) {
         if (h->sender_inc != m->self->incarnation)
-            herd_log(HERD_LOG_WARN, "membership", "another node calls itself %s (at %s)",
-                     b.name, b.address);
+            herd_log_limited(&m->log_impostor, now, HERD_LOG_WARN, "membership",
+                             "another node calls itself %s (at %s)", b.name, b.address);
         return 0;
     }
     int fresh = 0;
     mship_member_t *x = mship_heard(m, now, h, &b, out, &fresh);
-    if (mship_read_gossip(m, now, &r, out) != 0) {
-        *why = FRAME_REJECT_BODY;
+    if (mship_read_gossip(m, now, h, b.name, &r, out, why) != 0)
         return HERD_EBADFRAME;
-    }
     /* a joiner learns the cluster from our answer, without waiting a beat */
     if (x && !fresh && h->type == FRAME_HELLO)
         emit_send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);

@@ -347,7 +347,7 @@ static void forward_answer_call(herd_node_t *n, herd_pid_t caller, uint64_t ref,
         return;
     }
     int sent = remote_send(n, caller, HERD_MSG_REPLY, callee, ref, rc, NULL, 0,
-                           REMOTE_BY_RUNTIME);
+                           REMOTE_BY_RUNTIME | REMOTE_FORWARDED); /* callee: elsewhere */
     if (sent)
         herd_log(HERD_LOG_DEBUG, "proc", "%s: no error reply to a forwarded call: %s",
                  n->name, herd_err_name(sent));

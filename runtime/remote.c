@@ -115,7 +115,7 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
     if (c == NULL)
         return HERD_ENOTCONN;
     if (len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
-        return HERD_ETOOBIG;
+        return cluster_oversize_out(c, len + REMOTE_OVERHEAD), HERD_ETOOBIG;
     /* the layers' streams, and messages forwarded from a moved or merged
      * process (they exist nowhere else any more), queue for a member that is
      * down: it may only be cut off, or not yet seen back */
@@ -338,6 +338,13 @@ static int remote_decode(herd_node_t *n, const uint8_t *buf, size_t len, remote_
     return wire_reader_done(&r);
 }
 
+/* The name of the member whose frame is being delivered, for logs. */
+static const char *remote_sender_name(const herd_cluster_t *c)
+{
+    const mship_member_t *x = mship_find_id(c->mship, c->delivering_from);
+    return x ? x->name : "?";
+}
+
 /* A pending call of this node's `caller` is answered by `callee` now. */
 static void call_moved(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t callee)
 {
@@ -398,7 +405,8 @@ static void remote_on_relay(herd_cluster_t *c, const remote_msg_t *m)
     caller.incarnation = wire_get_u64(&r);
     caller.serial = m->to.serial;
     if (r.err || m->len < 16) {
-        c->rejected[FRAME_REJECT_BODY]++;
+        cluster_refuse(c, FRAME_REJECT_BODY, "a relayed reply from %s: too short",
+                       remote_sender_name(c));
         return;
     }
     const uint8_t *reply = m->data + 16;
@@ -408,7 +416,7 @@ static void remote_on_relay(herd_cluster_t *c, const remote_msg_t *m)
         rc = proc_complete_call(n, m->ref, m->status, reply, len, m->flags & REMOTE_BY_RUNTIME);
     else
         rc = remote_send(n, caller, HERD_MSG_REPLY, m->from, m->ref, m->status, reply, len,
-                         m->flags & REMOTE_BY_RUNTIME);
+                         (m->flags & REMOTE_BY_RUNTIME) | REMOTE_FORWARDED);
     if (rc)
         c->msgs_dropped++; /* the caller gave up or is gone too */
 }
@@ -438,13 +446,53 @@ static void remote_on_monitor(herd_cluster_t *c, const remote_msg_t *m)
                     t ? HERD_REASON_NOCONNECTION : HERD_REASON_NOPROC, NULL, 0, 0);
 }
 
+/* Whether a message may go out again with REMOTE_FORWARDED, naming its first
+ * sender: the kinds a process's mailbox holds (a moved process's old copy
+ * passes them on; a relayed or forwarded call's reply is passed on too).
+ * The runtime's own messages (monitors, moves, relays, the layers' streams)
+ * always speak for the node that sends them. */
+static int remote_kind_forwardable(uint8_t kind)
+{
+    switch (kind) {
+    case HERD_MSG_CALL:
+    case HERD_MSG_CAST:
+    case HERD_MSG_INFO:
+    case HERD_MSG_REPLY:
+    case HERD_MSG_DOWN:
+    case HERD_MSG_MERGE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The sender rule: a message's `from` is a pid of the frame's sender, at the
+ * incarnation its authenticated header carries, unless the message was
+ * passed on (REMOTE_FORWARDED): then `from` names the first sender, while
+ * the hop is still the header's (the channel the message came in on). */
+static int remote_sender_ok(const herd_cluster_t *c, const remote_msg_t *m)
+{
+    if (m->from.node == c->delivering_from && m->from.incarnation == c->delivering_inc)
+        return 1;
+    return (m->flags & REMOTE_FORWARDED) && remote_kind_forwardable(m->kind);
+}
+
 static void remote_deliver(void *data, const uint8_t *buf, size_t len)
 {
     herd_cluster_t *c = data;
     herd_node_t *n = c->node;
     remote_msg_t m;
     if (remote_decode(n, buf, len, &m) != 0) {
-        c->rejected[FRAME_REJECT_BODY]++;
+        cluster_refuse(c, FRAME_REJECT_BODY, "a message from %s: it does not decode",
+                       remote_sender_name(c));
+        return;
+    }
+    if (!remote_sender_ok(c, &m)) {
+        cluster_refuse(c, FRAME_REJECT_SENDER,
+                       "a message (kind %u) from %s that claims to come from node %016llx "
+                       "incarnation %llu",
+                       m.kind, remote_sender_name(c), (unsigned long long)m.from.node,
+                       (unsigned long long)m.from.incarnation);
         return;
     }
     c->msgs_in++;
@@ -470,10 +518,10 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
     case REMOTE_RELAY:
         remote_on_relay(c, &m);
         break;
-    case REMOTE_APP: /* `to` names the app; `from` the sending node */
+    case REMOTE_APP: /* `to` names the app; the sender is the header's */
         if (m.to.serial < 256 && c->apps[m.to.serial].cb)
-            c->apps[m.to.serial].cb(c->apps[m.to.serial].data, m.from.node,
-                                    m.from.incarnation, m.data, m.len);
+            c->apps[m.to.serial].cb(c->apps[m.to.serial].data, c->delivering_from,
+                                    c->delivering_inc, m.data, m.len);
         break;
     case HERD_MSG_MERGE:
         if (proc_deliver(n, m.to, HERD_MSG_MERGE, m.from, 0, 0, m.data, m.len, 1))
@@ -488,7 +536,8 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
             c->msgs_dropped++; /* dead or full: casts are at most once */
         break;
     default:
-        c->rejected[FRAME_REJECT_BODY]++;
+        cluster_refuse(c, FRAME_REJECT_BODY, "a message of unknown kind %u from %s", m.kind,
+                       remote_sender_name(c));
     }
 }
 
@@ -496,7 +545,9 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
 {
     const mship_member_t *x = mship_find_id(c->mship, h->sender);
     if (x == NULL || x->incarnation != h->sender_inc) {
-        c->rejected[FRAME_REJECT_REPLAY]++; /* not a member we know at that start */
+        /* not a member we know at that start */
+        cluster_refuse(c, FRAME_REJECT_REPLAY, "a %s frame from a node that is not a member "
+                       "at that start", frame_type_name(h->type));
         return;
     }
     cluster_peer_t *p = remote_peer(c, h->sender);
@@ -505,12 +556,14 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
     channel_set_peer(&p->ch, h->sender_inc);
     uint64_t now = herd_node_now(c->node);
     c->delivering_from = h->sender;
+    c->delivering_inc = h->sender_inc;
     int rc = h->type == FRAME_ACK ? channel_on_ack(&p->ch, body, h->length, now)
                                   : channel_on_msg(&p->ch, body, h->length, now,
                                                    remote_deliver, c);
-    c->delivering_from = 0;
+    c->delivering_from = c->delivering_inc = 0;
     if (rc)
-        c->rejected[FRAME_REJECT_BODY]++;
+        cluster_refuse(c, FRAME_REJECT_BODY, "a %s frame from %s: its batch does not decode",
+                       frame_type_name(h->type), x->name);
     if (p->ch.ack_due)
         p->dirty = c->any_dirty = 1;
 }

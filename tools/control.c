@@ -23,6 +23,10 @@
 #include "log.h"
 
 #define CONTROL_MAX_REQUEST (64u << 10)
+/* What the socket reads: larger than a request may be, so that a request
+ * over CONTROL_MAX_REQUEST is answered with an error instead of dropped by
+ * nanomsg unanswered (which happens only above this). */
+#define CONTROL_MAX_RECEIVE (16u << 20)
 #define CONTROL_ID_MAX 64
 #define CONTROL_HDR_MAX 256     /* a backtrace: 4 bytes a hop, 8 hops at most */
 #define CONTROL_PENDING_MAX 256 /* deferred requests waiting at once */
@@ -192,6 +196,14 @@ static json_t *control_dispatch(control_t *c, control_req_t *r, json_t *req)
 /* Serve one request; takes r. */
 static void control_handle(control_t *c, control_req_t *r, const char *buf, size_t len)
 {
+    if (len > CONTROL_MAX_REQUEST) { /* not parsed: refused, and said so */
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request of %zu bytes is over the control socket's "
+                 "limit of %u bytes", len, CONTROL_MAX_REQUEST);
+        control_send_answer(c, r, control_error(NULL, HERD_ETOOBIG, msg));
+        control_req_free(r);
+        return;
+    }
     json_error_t err;
     json_t *req = json_loadb(buf, len, 0, &err);
     const char *id = req ? json_string_value(json_object_get(req, "id")) : NULL;
@@ -325,7 +337,7 @@ int control_start(uv_loop_t *loop, const char *address, const control_command_t 
     control_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return HERD_ENOMEM;
-    int fd, maxsize = CONTROL_MAX_REQUEST;
+    int fd, maxsize = CONTROL_MAX_RECEIVE;
     size_t sz = sizeof(fd);
     c->sock = nn_socket(AF_SP_RAW, NN_REP);
     int rc = c->sock < 0 ? HERD_EIO : control_bind(c->sock, address);

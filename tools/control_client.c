@@ -3,11 +3,15 @@
  */
 #include "control_client.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <nanomsg/nn.h>
@@ -29,6 +33,45 @@ static void control_unreachable(control_reply_t *r, const char *address, const c
 {
     r->outcome = CONTROL_UNREACHABLE;
     snprintf(r->message, sizeof(r->message), "node at %s does not answer (%s)", address, why);
+}
+
+/* An ipc:// address is looked at first: nanomsg's connect is asynchronous,
+ * so a missing socket, one the user may not open, or one nobody serves would
+ * all end as the same timeout. 0 when the socket accepts a connection (or
+ * the address is not ipc://); -1 after filling r with the reason. */
+static int control_ipc_check(const char *address, control_reply_t *r)
+{
+    if (strncmp(address, "ipc://", 6) != 0)
+        return 0;
+    const char *path = address + 6;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    const char *why = NULL;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        why = "the path is too long for a unix socket";
+    else if (stat(path, &st) != 0)
+        why = errno == ENOENT ? "no such socket: is the node running, and is this its "
+                                "control address?"
+                              : strerror(errno);
+    else if (!S_ISSOCK(st.st_mode))
+        why = "not a socket";
+    if (why == NULL) {
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        if (rc != 0 && (err == EACCES || err == EPERM))
+            why = "permission denied: the socket belongs to another user (it is 0600)";
+        else if (rc != 0 && err == ECONNREFUSED)
+            why = "nobody serves this socket: its node stopped";
+    }
+    if (why == NULL)
+        return 0;
+    r->outcome = CONTROL_UNREACHABLE;
+    snprintf(r->message, sizeof(r->message), "cannot reach the node at %s: %s", address, why);
+    return -1;
 }
 
 static void control_read_answer(control_reply_t *r, const char *buf, size_t len)
@@ -61,6 +104,19 @@ void control_request(const char *address, const char *cmd, json_t *args, int tim
     json_t *req = json_pack("{s:s, s:s, s:O?}", "id", id, "cmd", cmd, "args", args);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
+    if (text && strlen(text) > CONTROL_MAX_REQUEST_BYTES) {
+        reply->outcome = CONTROL_REFUSED;
+        snprintf(reply->code, sizeof(reply->code), "ETOOBIG");
+        snprintf(reply->message, sizeof(reply->message),
+                 "the request is %zu bytes, over the node's limit of %u; nothing was sent",
+                 strlen(text), CONTROL_MAX_REQUEST_BYTES);
+        free(text);
+        return;
+    }
+    if (control_ipc_check(address, reply) != 0) {
+        free(text);
+        return;
+    }
     int sock = nn_socket(AF_SP, NN_REQ), maxsize = CONTROL_ANSWER_MAX;
     if (text == NULL || sock < 0) {
         control_unreachable(reply, address, "out of resources");

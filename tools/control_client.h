@@ -22,6 +22,10 @@ typedef struct control_reply {
     char message[512]; /* what went wrong, for people */
 } control_reply_t;
 
+/* The largest request a node takes (its control socket answers a larger
+ * one with ETOOBIG); control_request refuses one itself. */
+#define CONTROL_MAX_REQUEST_BYTES (64u << 10)
+
 /* Send {"id", "cmd", "args"} to `address` and wait up to timeout_ms for the
  * answer. Request ids are random per process plus a counter. `args` may be
  * NULL; it is not stolen. Free reply->result with json_decref. */

@@ -51,14 +51,76 @@ static counter_slot_t *counter_slot(counter_state_t *c, uint64_t copy)
     return &c->slots[c->count++];
 }
 
+/* Sums over copies need more than 64 bits: each count may reach 2^63 - 1 and
+ * a state holds up to COUNTER_MAX_COPIES of them. */
+__extension__ typedef __int128 counter_wide_t;
+
+#define COUNTER_MAX_COUNT (UINT64_MAX / 2) /* a slot's count; decoding refuses more */
+
+static counter_wide_t counter_wide_value(const counter_state_t *c)
+{
+    counter_wide_t v = 0;
+    for (size_t i = 0; i < c->count; i++)
+        v += (counter_wide_t)c->slots[i].incr - (counter_wide_t)c->slots[i].decr;
+    return v;
+}
+
 int64_t counter_value(const counter_state_t *c)
 {
-    uint64_t up = 0, down = 0;
-    for (size_t i = 0; i < c->count; i++) {
-        up += c->slots[i].incr;
-        down += c->slots[i].decr;
+    counter_wide_t v = counter_wide_value(c);
+    return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : (int64_t)v;
+}
+
+/* A copy id for this copy's next slot: the one it counts in is full. Mixed
+ * from the old id (splitmix64), so it is as unlikely to meet another copy's
+ * id as a fresh one, and checked against the ids the state holds. */
+static uint64_t counter_next_id(const counter_state_t *c, uint64_t id)
+{
+    for (;;) {
+        uint64_t z = (id += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        size_t i = 0;
+        while (i < c->count && c->slots[i].copy != z)
+            i++;
+        if (z != 0 && i == c->count)
+            return z;
     }
-    return (int64_t)(up - down); /* two's complement: exact while |value| < 2^63 */
+}
+
+/* Add `amount` to this copy's increments (up) or decrements: what the own
+ * slot has room for goes there, the rest into new slots of this copy, each
+ * with a fresh id (a count never passes COUNTER_MAX_COUNT, so every state
+ * stays one that decoding accepts, on this version and older ones). Checks
+ * everything first: on error nothing changed. */
+static int counter_add(counter_state_t *c, int up, counter_wide_t amount)
+{
+    counter_slot_t *own = counter_slot(c, c->self);
+    if (own == NULL)
+        return HERD_ENOMEM;
+    uint64_t room = COUNTER_MAX_COUNT - (up ? own->incr : own->decr);
+    counter_wide_t rest = amount > room ? amount - room : 0;
+    size_t fresh = (size_t)((rest + COUNTER_MAX_COUNT - 1) / COUNTER_MAX_COUNT);
+    if (fresh > COUNTER_MAX_COPIES - c->count)
+        return HERD_ERANGE;
+    if (c->count + fresh > c->cap) {
+        counter_slot_t *s = realloc(c->slots, (c->count + fresh) * sizeof(*s));
+        if (s == NULL)
+            return HERD_ENOMEM;
+        c->slots = s;
+        c->cap = c->count + fresh;
+    }
+    own = counter_slot(c, c->self);
+    uint64_t here = amount > room ? room : (uint64_t)amount;
+    *(up ? &own->incr : &own->decr) += here;
+    while (rest > 0) {
+        uint64_t part = rest > COUNTER_MAX_COUNT ? COUNTER_MAX_COUNT : (uint64_t)rest;
+        c->self = counter_next_id(c, c->self);
+        c->slots[c->count++] = (counter_slot_t){c->self, up ? part : 0, up ? 0 : part};
+        rest -= part;
+    }
+    return 0;
 }
 
 /* "incr", "incr 5": the verb and its step (1 by default). */
@@ -98,21 +160,20 @@ int counter_apply(counter_state_t *c, const char *cmd, size_t len, int64_t *valu
     int is_get = strcmp(verb, "get") == 0, is_reset = strcmp(verb, "reset") == 0;
     if (!(is_incr || is_decr || is_get || is_reset) || ((is_get || is_reset) && has_step))
         return HERD_EINVAL;
-    counter_slot_t *own = counter_slot(c, c->self);
-    if (own == NULL)
-        return HERD_ENOMEM;
-    int64_t now = counter_value(c);
-    if (is_reset) {
-        if (now >= 0)
-            step = (uint64_t)now, is_decr = 1;
-        else
-            step = (uint64_t)(-now), is_incr = 1;
-    }
-    uint64_t *count = is_incr ? &own->incr : is_decr ? &own->decr : NULL;
-    if (count && *count > UINT64_MAX / 2 - step)
+    counter_wide_t now = counter_wide_value(c), to = now;
+    if (is_reset)
+        to = 0;
+    else if (is_incr)
+        to = now + step;
+    else if (is_decr)
+        to = now - step;
+    /* refused before anything changes: the value stays an int64_t (a merge of
+     * copies that diverged may have left it outside; reset brings it back) */
+    if (to != now && (to > INT64_MAX || to < INT64_MIN))
         return HERD_ERANGE;
-    if (count)
-        *count += step;
+    int rc = to == now ? 0 : counter_add(c, to > now, to > now ? to - now : now - to);
+    if (rc)
+        return rc;
     *value = counter_value(c);
     return 0;
 }
@@ -145,7 +206,7 @@ static int counter_read(const uint8_t *data, size_t len, uint64_t *self,
         return HERD_EBADFRAME;
     for (uint32_t i = 0; i < n; i++) {
         counter_slot_t s = {wire_get_u64(&r), wire_get_u64(&r), wire_get_u64(&r)};
-        if (s.incr > UINT64_MAX / 2 || s.decr > UINT64_MAX / 2)
+        if (s.incr > COUNTER_MAX_COUNT || s.decr > COUNTER_MAX_COUNT)
             return HERD_EBADFRAME;
         int rc = take(c, &s);
         if (rc)
@@ -228,9 +289,21 @@ static int counter_call(herd_proc_t *self, void *state, const herd_msg_t *msg,
 {
     int64_t value;
     int rc = counter_apply(state, (const char *)msg->data, msg->len, &value);
-    char text[32];
-    int n = rc == 0 ? snprintf(text, sizeof(text), "%lld", (long long)value) : 0;
-    herd_reply(herd_proc_node(self), from, rc, text, (size_t)n); /* a bad command: its error */
+    char text[160];
+    int n = 0;
+    if (rc == 0)
+        n = snprintf(text, sizeof(text), "%lld", (long long)value);
+    else if (rc == HERD_ERANGE) /* the error, and why in the reply's text */
+        n = snprintf(text, sizeof(text),
+                     "the counter's value must stay within %lld..%lld; it is %lld and "
+                     "was left unchanged",
+                     (long long)INT64_MIN, (long long)INT64_MAX,
+                     (long long)counter_value(state));
+    else if (rc == HERD_EINVAL)
+        n = snprintf(text, sizeof(text),
+                     "want incr [N] | decr [N] | get | reset, N a whole number 1..%llu",
+                     (unsigned long long)COUNTER_MAX_STEP);
+    herd_reply(herd_proc_node(self), from, rc, text, (size_t)n);
     return 0;
 }
 

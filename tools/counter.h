@@ -4,15 +4,26 @@
  *
  * Calls take a text command and answer the counter's value as decimal text:
  *   "incr" | "incr N" | "decr" | "decr N" | "get" | "reset"
- * (N a whole number 1..2^62). A bad command is answered HERD_EINVAL and
- * changes nothing.
+ * (N a whole number 1..2^62 = 4611686018427387904, the largest step). A bad
+ * command is answered HERD_EINVAL and changes nothing.
+ *
+ * The value is an int64_t: INT64_MIN..INT64_MAX. An `incr` or `decr` that
+ * would take it outside is refused with HERD_ERANGE (the reply's text says
+ * why) before anything changes; the counter never wraps or saturates on its
+ * own. `reset` works from any value. Only a merge of copies that counted
+ * apart can leave a sum outside the range: `get` then answers the nearest
+ * limit, `incr`/`decr` that do not bring it back are refused, `reset` does.
  *
  * Its state is a PN-counter keyed by copy: each copy (one running process:
  * a moved or restarted one is a new copy, carrying what it was given) counts
  * its own increments and decrements, and the value is the sum over copies. Merging two copies
  * that diverged from a common base after a split takes, per copy, the larger
  * count on each side, so the base is counted once and every increment made on
- * either side counts. `reset` adds the value it sees to its own decrements.
+ * either side counts. `reset` adds the value it sees to its own decrements
+ * (or its negation to its increments). A copy's count stays below 2^63, the
+ * most a decoder takes: when its slot is full, the copy goes on counting in
+ * a new slot under a fresh id, so every state it writes moves (handoff_in
+ * takes every state handoff_out writes).
  */
 #ifndef HERD_COUNTER_H
 #define HERD_COUNTER_H
@@ -36,9 +47,11 @@ typedef struct counter_state {
     size_t count, cap;
 } counter_state_t;
 
+/* The value; a sum beyond the int64_t range (after a merge) gives the nearest limit. */
 int64_t counter_value(const counter_state_t *c);
 /* Apply one command; *value gets the value after it. HERD_EINVAL for a bad
- * command, HERD_ERANGE when a count would overflow. */
+ * command, HERD_ERANGE when the value would leave the int64_t range (or the
+ * state would need more than 65536 slots); on error nothing changed. */
 int counter_apply(counter_state_t *c, const char *cmd, size_t len, int64_t *value);
 /* Merge another copy's state (encoded) into c: per copy, the larger counts. */
 int counter_merge(counter_state_t *c, const uint8_t *data, size_t len);

@@ -31,6 +31,7 @@
 #include "node_control.h"
 
 #define HERDD_MAX_SEEDS 64
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 #define HERDD_SECRET_MAX 4096
 #define EXIT_USAGE 2
 #define HERDD_DRAIN_MS 30000 /* SIGTERM: the longest wait for children to move off */
@@ -73,12 +74,14 @@ static const char help_text[] =
     "\n"
     "Runs one herd node in the foreground. Addresses are nanomsg URLs\n"
     "(tcp://HOST:PORT, ipc:///path). The cookie file holds the cluster secret\n"
-    "(at least 16 bytes; a trailing newline is dropped) and must not be readable\n"
-    "by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl (0600).\n"
+    "(16 to 4096 bytes; a trailing newline is dropped): a regular file, not\n"
+    "readable by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl\n"
+    "(0600). Each option but --join is given at most once.\n"
     "herdd does not start on an ipc:// path that a live process serves or that\n"
     "holds anything but a socket; a socket nobody serves is replaced.\n"
     "Failure detector: a member silent for --down-ms (default 5 heartbeats of\n"
     "--heartbeat-ms, default 200) is down, sooner when its connection closed;\n"
+    "--down-ms under two heartbeats is refused;\n"
     "down for --forget-ms (default 60000) it is gone and its names are removed.\n"
     "Hosts the `counter` service. SIGTERM: drain (children move to other nodes\n"
     "with their state), then leave the cluster and exit 0. SIGINT: leave at once.\n";
@@ -87,9 +90,11 @@ static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, 
 {
     char *end;
     errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*s == '\0' || *s == '-' || *end != '\0' || errno || v < lo || v > hi)
-        return usage("%s wants a whole number %u-%u, got '%s'", flag, lo, hi, s);
+    /* digits only: strtoul would take " 5" and "+5" */
+    unsigned long v = strspn(s, "0123456789") == strlen(s) ? strtoul(s, &end, 10) : 0;
+    if (*s == '\0' || strspn(s, "0123456789") != strlen(s) || errno || v < lo || v > hi)
+        return usage("%s wants a whole number %u-%u (digits only), got '%s'", flag, lo, hi,
+                     s);
     *out = (uint32_t)v;
     return 0;
 }
@@ -120,9 +125,12 @@ static int parse_args(herdd_t *d, int argc, char **argv)
         {"down-ms", required_argument, NULL, 'D'},    {"log-level", required_argument, NULL, 'L'},
         {"forget-ms", required_argument, NULL, 'F'},  {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int opt, rc = 0;
+    int opt, rc = 0, idx;
+    char seen[128] = {0};
     opterr = 0;
-    while (rc == 0 && (opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while (rc == 0 && (idx = -1, opt = getopt_long(argc, argv, ":", opts, &idx)) != -1) {
+        if (idx >= 0 && opt != 'j' && opt > 0 && opt < 128 && seen[opt]++)
+            return usage("--%s given twice; give it once", opts[idx].name);
         switch (opt) {
         case 'n': d->name = optarg; break;
         case 'l': d->listen = optarg; break;
@@ -155,6 +163,14 @@ static int parse_args(herdd_t *d, int argc, char **argv)
         return usage("--name, --listen and --cookie-file are required");
     if (ring_check_name(d->name) != 0)
         return usage("bad --name '%s': use 1-64 of A-Za-z0-9_.-", d->name);
+    if (d->cluster && (d->cluster[0] == '\0' || strlen(d->cluster) > 64 ||
+                       strspn(d->cluster, NAME_CHARS) != strlen(d->cluster)))
+        return usage("bad --cluster '%s': use 1-64 of A-Za-z0-9_.-", d->cluster);
+    uint32_t beat = d->heartbeat_ms ? d->heartbeat_ms : 200;
+    if (d->down_ms && d->down_ms < 2 * beat)
+        return usage("--down-ms %u is under two heartbeats (--heartbeat-ms %u): every member "
+                     "would be declared down between heartbeats; give --down-ms %u or more, "
+                     "or a shorter --heartbeat-ms", d->down_ms, beat, 2 * beat);
     for (size_t i = 0; i < d->seed_count; i++)
         if (!address_looks_usable(d->seeds[i]))
             return usage("--join wants tcp://HOST:PORT or ipc:///PATH, got '%s'", d->seeds[i]);
@@ -167,39 +183,70 @@ static int parse_args(herdd_t *d, int argc, char **argv)
 }
 
 /* The secret: the file's bytes less one trailing newline. Refused when the
- * file is readable by group or others, as Erlang refuses a loose cookie. */
+ * file is readable by group or others, as Erlang refuses a loose cookie, when
+ * it is not a regular file (a FIFO would block the open, a directory has no
+ * bytes) and when it is longer than HERDD_SECRET_MAX (two cookies that differ
+ * only after that would form one cluster). Opened O_NONBLOCK, so nothing
+ * blocks before fstat has said what it is. */
 static int read_cookie(herdd_t *d)
 {
-    int fd = open(d->cookie_file, O_RDONLY);
+    const char *f = d->cookie_file;
+    int fd = open(f, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        fprintf(stderr, "herdd: cannot read cookie file %s: %s\n", d->cookie_file,
-                strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return 1;
+        fprintf(stderr, "herdd: cannot read cookie file %s: %s\n", f, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "herdd: cookie file %s is %s, not a regular file\n", f,
+                S_ISDIR(st.st_mode)    ? "a directory"
+                : S_ISFIFO(st.st_mode) ? "a FIFO"
+                : S_ISSOCK(st.st_mode) ? "a socket"
+                : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                             : "not a file");
+        goto fail;
     }
     if (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) {
         fprintf(stderr, "herdd: cookie file %s is open to group or others (mode %03o); "
-                        "chmod 600 it\n", d->cookie_file, (unsigned)(st.st_mode & 0777));
-        close(fd);
-        return 1;
+                        "chmod 600 it\n", f, (unsigned)(st.st_mode & 0777));
+        goto fail;
     }
-    ssize_t n = read(fd, d->secret, sizeof(d->secret));
+    uint8_t buf[HERDD_SECRET_MAX + 2]; /* the limit, a newline, one byte to see more */
+    size_t got = 0;
+    while (got < sizeof(buf)) {
+        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "herdd: cannot read cookie file %s: %s\n", f, strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
     close(fd);
-    if (n < 0)
-        return fprintf(stderr, "herdd: cannot read %s\n", d->cookie_file), 1;
-    d->secret_len = (size_t)n;
-    if (d->secret_len && d->secret[d->secret_len - 1] == '\n')
-        d->secret_len--;
+    fd = -1;
+    if (got && buf[got - 1] == '\n')
+        got--;
+    if (got > HERDD_SECRET_MAX) {
+        fprintf(stderr, "herdd: cookie file %s is longer than %d bytes; use a shorter "
+                        "secret\n", f, HERDD_SECRET_MAX);
+        goto fail;
+    }
+    memcpy(d->secret, buf, got);
+    d->secret_len = got;
     if (d->secret_len < 16) {
-        fprintf(stderr, "herdd: the cookie in %s is %zu bytes; at least 16 are needed\n",
-                d->cookie_file, d->secret_len);
+        fprintf(stderr, "herdd: the cookie in %s is %zu bytes; at least 16 are needed\n", f,
+                d->secret_len);
         return 1;
     }
     return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return 1;
 }
-
 
 /* ---- ipc socket files ---------------------------------------------------------- */
 
@@ -356,7 +403,8 @@ static int start(herdd_t *d)
                                 .secret = d->secret, .secret_len = d->secret_len,
                                 .weight = d->weight, .heartbeat_ms = d->heartbeat_ms,
                                 .down_ms = d->down_ms, .forget_ms = d->forget_ms};
-    if (d->down_ms && d->heartbeat_ms == 0 && d->down_ms < 600)
+    uint32_t beat = d->heartbeat_ms ? d->heartbeat_ms : 200;
+    if (d->down_ms && d->down_ms < 3 * beat) /* under the default suspicion: keep --down-ms */
         cc.suspect_ms = d->down_ms / 2;
     rc = herd_cluster_start(d->node, &cc);
     if (rc == 0)

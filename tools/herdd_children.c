@@ -20,6 +20,7 @@
 #include "log.h"
 
 #define START_TIMEOUT_MS 5000
+#define START_ARG_MAX ((int)HERD_SPEC_MAX - 80) /* what herd_start_child takes */
 #define CALL_TIMEOUT_MS 5000
 #define STOP_TIMEOUT_MS 5000
 #define CALL_MAX 4096
@@ -50,6 +51,20 @@ static void start_done(void *arg, const herd_start_result_t *res)
     free(r);
 }
 
+int herdd_check_name(const char *what, const char *name, char *msg, size_t cap)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= HERD_NAME_MAX)
+        return snprintf(msg, cap, "%s is %zu bytes: want 1..%u", what, len,
+                        HERD_NAME_MAX - 1), HERD_EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return snprintf(msg, cap, "%s contains a control character (byte 0x%02x at "
+                            "offset %zu): names are printable", what,
+                            (unsigned char)name[i], i), HERD_EINVAL;
+    return 0;
+}
+
 int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)result;
@@ -58,6 +73,17 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
     const char *arg = json_string_value(json_object_get(args, "arg"));
     if (service == NULL || name == NULL)
         return snprintf(msg, cap, "start needs a service and a name"), HERD_EINVAL;
+    int rc = herdd_check_name("the name", name, msg, cap);
+    if (rc)
+        return rc;
+    if ((rc = herdd_check_name("the service", service, msg, cap)) != 0)
+        return rc;
+    if (strlen(service) > HERD_SERVICE_NAME_MAX)
+        return snprintf(msg, cap, "the service name is over %d bytes",
+                        (int)HERD_SERVICE_NAME_MAX), HERD_EINVAL;
+    if (arg && strlen(arg) > START_ARG_MAX)
+        return snprintf(msg, cap, "the argument is %zu bytes, over the limit of %d",
+                        strlen(arg), START_ARG_MAX), HERD_ETOOBIG;
     start_req_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return HERD_ENOMEM;
@@ -68,7 +94,7 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
                             .arg_len = arg ? strlen(arg) : 0,
                             .restart = HERD_RESTART_PERMANENT};
     r->token = control_defer(herdd_control(data));
-    int rc = herd_start_child_async(herdd_node(data), &req, START_TIMEOUT_MS, start_done, r);
+    rc = herd_start_child_async(herdd_node(data), &req, START_TIMEOUT_MS, start_done, r);
     if (rc) {
         free(r);
         if (rc == HERD_EINVAL)
@@ -176,7 +202,9 @@ static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
             json_object_set_new(out, "value", json_integer(v));
         free(text);
     } else {
-        snprintf(msg, sizeof(msg), "call to '%s' failed: %s", r->name, herd_strerror(rc));
+        snprintf(msg, sizeof(msg), "call to '%s' failed: %s%s%.*s", r->name,
+                 herd_strerror(rc), len ? ": " : "", (int)(len < 160 ? len : 160),
+                 reply ? (const char *)reply : ""); /* the process's own reason */
     }
     call_forget(r);
     control_finish(herdd_control(r->data), r->control, rc, out, msg);

@@ -50,6 +50,11 @@ int herdd_children_start(void *data);
  * of a waiting call (stats.call_proxy_refused). */
 uint64_t herdd_children_refused(void);
 
+/* 0 when `name` may name a process: 1..HERD_NAME_MAX-1 bytes, no control
+ * character (a newline or tab would forge lines in tables and logs);
+ * otherwise HERD_EINVAL with the reason in msg. */
+int herdd_check_name(const char *what, const char *name, char *msg, size_t cap);
+
 int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t cap);
 int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t cap);
 int herdd_cmd_stop(void *data, json_t *args, json_t **result, char *msg, size_t cap);

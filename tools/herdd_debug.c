@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "herd_registry.h"
+#include "herdd_children.h"
 #include "log.h"
 
 /* ---- holders ------------------------------------------------------------------- */
@@ -193,7 +194,9 @@ int herdd_cmd_register(void *data, json_t *args, json_t **result, char *msg, siz
     if (name == NULL)
         return snprintf(msg, cap, "register needs a name"), HERD_EINVAL;
     herd_meta_t meta;
-    int rc = meta_from_json(json_object_get(args, "meta"), &meta, msg, cap);
+    int rc = herdd_check_name("the name", name, msg, cap);
+    if (rc == 0)
+        rc = meta_from_json(json_object_get(args, "meta"), &meta, msg, cap);
     if (rc)
         return rc;
     herd_pid_t pid;

@@ -15,6 +15,7 @@
 #include "herd_registry.h"
 #include "herdd_children.h"
 #include "herdd_debug.h"
+#include "log.h"
 #include "ring.h"
 
 /* The members as this node knows them, to name the nodes of pids. */
@@ -92,10 +93,12 @@ static int cmd_members(void *data, json_t *args, json_t **result, char *msg, siz
     if (info == NULL)
         return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
     json_t *list = json_array();
+    char address[4 * sizeof(info[0].address)]; /* learnt from gossip: shown escaped */
     for (int i = 0; i < n; i++)
         json_array_append_new(
             list, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I, s:o}", "name", info[i].name,
-                            "address", info[i].address, "incarnation",
+                            "address", herd_log_escape(info[i].address, address, sizeof(address)),
+                            "incarnation",
                             (json_int_t)info[i].incarnation, "state",
                             herd_member_state_name(info[i].state), "weight",
                             (json_int_t)info[i].weight, "last_heard_ms",
@@ -207,6 +210,8 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
                         "messages_dropped", (json_int_t)s.msgs_dropped, "runtime",
                         runtime_stats_json(d->node));
     json_object_set_new(*result, "replies_relayed", json_integer((json_int_t)s.replies_relayed));
+    json_object_set_new(*result, "oversize_out", json_integer((json_int_t)s.oversize_out));
+    json_object_set_new(*result, "seeds_silent", json_integer((json_int_t)s.seeds_silent));
     json_object_set_new(*result, "call_proxy_refused",
                         json_integer((json_int_t)herdd_children_refused()));
     json_object_set_new(*result, "handoff", handoff_stats_json(d->node));

@@ -92,31 +92,47 @@ static int ctl_parse_member(const ctl_t *c, const char *spec, size_t len, char *
     return 0;
 }
 
-/* Add every member of a comma-separated list to `r`. */
+/* Add every member of a comma-separated list to `r`, in one go (one
+ * rebuild of the ring, not one per member). */
 static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
 {
     const char *p = list;
     if (*p == '\0')
         return ctl_usage(c, "--nodes is empty");
-    for (;;) {
+    size_t n = 1, count = 0, bad;
+    for (const char *q = list; *q; q++)
+        n += *q == ',';
+    char(*names)[RING_NAME_MAX + 1] = malloc(n * sizeof(*names));
+    const char **ptrs = malloc(n * sizeof(*ptrs));
+    uint32_t *weights = malloc(n * sizeof(*weights));
+    int rc = names && ptrs && weights ? 0 : ctl_fail(c, 1, "ENOMEM", "out of memory");
+    while (rc == 0) {
         size_t len = strcspn(p, ",");
-        char name[RING_NAME_MAX + 1];
-        uint32_t weight;
-        if (len == 0)
-            return ctl_usage(c, "empty member in list '%s'", list);
-        int rc = ctl_parse_member(c, p, len, name, &weight);
-        if (rc)
-            return rc;
-        rc = ring_add(r, name, weight);
-        if (rc == HERD_EEXIST)
-            return ctl_usage(c, "member '%s' is listed twice", name);
-        if (rc)
-            return ctl_fail(c, 1, herd_err_name(rc), "cannot add '%s': %s", name,
-                            herd_strerror(rc));
+        if (len == 0) {
+            rc = ctl_usage(c, "empty member in list '%.200s'", list);
+            break;
+        }
+        if ((rc = ctl_parse_member(c, p, len, names[count], &weights[count])) != 0)
+            break;
+        ptrs[count] = names[count];
+        count++;
         if (p[len] == '\0')
-            return 0;
+            break;
         p += len + 1;
     }
+    if (rc == 0 && (rc = ring_add_many(r, ptrs, weights, count, &bad)) != 0) {
+        if (rc == HERD_EEXIST)
+            rc = ctl_usage(c, "member '%s' is listed twice", names[bad]);
+        else if (rc == HERD_ERANGE && bad == count)
+            rc = ctl_usage(c, "%zu members: at most %u", count, RING_MAX_MEMBERS);
+        else
+            rc = ctl_fail(c, 1, herd_err_name(rc), "cannot add '%s': %s",
+                          bad < count ? names[bad] : "the members", herd_strerror(rc));
+    }
+    free(names);
+    free(ptrs);
+    free(weights);
+    return rc;
 }
 
 #define CTL_TIMEOUT_MS 1500
@@ -220,7 +236,11 @@ static const char stats_help[] =
     "The node's counters: frames and bytes in and out, frames dropped on the way\n"
     "out, open peer links, members, processes, and frames rejected by reason\n"
     "(short, magic, version, length, oversize, reserved, mac, type, replay, body,\n"
-    "cluster, services); messages from other nodes dropped on arrival (their process "
+    "cluster, services; frames over 1 MiB never reach herd: nanomsg drops them\n"
+    "and closes the link, so the sender counts them instead in oversize_out);\n"
+    "5-s periods with seeds to join and no authenticated frame from anyone\n"
+    "(seeds_silent: the seeds are down, or use another cookie or cluster name);\n"
+    "messages from other nodes dropped on arrival (their process "
     "gone\n"
     "or its mailbox full: casts are at most once); and what the runtime dropped:\n"
     "replies that came after their call gave up (runtime.late_replies), messages\n"
@@ -239,7 +259,8 @@ static const char stats_help[] =
     "JSON: {\"name\",\"frames_in\",\"frames_out\",\"bytes_in\",\"bytes_out\",\n"
     "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n},\n"
     "\"messages_dropped\",\"runtime\":{\"late_replies\",\"forward_dropped\",\n"
-    "\"forward_failed_calls\"},\"replies_relayed\",\"call_proxy_refused\",\n"
+    "\"forward_failed_calls\"},\"replies_relayed\",\"oversize_out\",\"seeds_silent\",\n"
+    "\"call_proxy_refused\",\n"
     "\"handoff\":{\"started\",\n"
     "\"committed\",\"aborted\",\"rejected\",\"received\",\"promoted\",\"forwarded\",\n"
     "\"send_failed\",\"too_big\",\"rejected_parts\",\"claimed\",\"in_flight\"},\n"
@@ -608,15 +629,19 @@ static int ctl_parse_args(const ctl_t *c, int argc, char **argv, ctl_args_t *a)
         {"add", required_argument, NULL, 'a'},    {"remove", required_argument, NULL, 'r'},
         {"weight", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int is_diff = strcmp(c->cmd, "diff") == 0, opt, rc, idx = -1;
+    int is_diff = strcmp(c->cmd, "diff") == 0, opt, rc, idx = -1, seen_r = 0;
     optind = 0; /* re-initialise getopt for the command's own arguments */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":", opts, &idx)) != -1) {
         if (opt == 'h') {
             a->help = 1;
         } else if (opt == 'n') {
+            if (a->nodes)
+                return ctl_usage(c, "--nodes given twice; give it once");
             a->nodes = optarg;
         } else if (opt == 'R' && strcmp(c->cmd, "owner") == 0) {
+            if (seen_r++)
+                return ctl_usage(c, "--replicas given twice; give it once");
             if ((rc = ctl_parse_replicas(c, optarg, &a->replicas)))
                 return rc;
         } else if ((opt == 'a' || opt == 'r' || opt == 'w') && is_diff) {
@@ -709,6 +734,8 @@ static const char main_help[] =
     "  --node ADDR         a node's control address (also HERD_NODE)\n"
     "  --cookie-file FILE  the cluster secret, for a TCP control address\n"
     "  --help              this text; 'ringctl COMMAND --help' for a command\n"
+    "Global options may also follow the command (ringctl stats --json); each\n"
+    "option is given once (--add, --remove and --weight of diff repeat).\n"
     "\n"
     "Exit codes: 0 done, 1 failed (node unreachable, refused), 2 usage error.\n";
 
@@ -731,6 +758,49 @@ static const char *ctl_command_help(const char *cmd)
     if (strcmp(cmd, "whereis") == 0)
         return whereis_help;
     return NULL;
+}
+
+/* Take the global options --json, --node and --cookie-file out of argv
+ * wherever they stand, before or after the command (`ringctl stats --json`),
+ * up to a "--"; each may be given once. Returns -1 to go on, else an exit
+ * code. */
+static int ctl_take_globals(ctl_t *c, int *argc, char **argv)
+{
+    static const char *const names[] = {"--json", "--node", "--cookie-file"};
+    int seen[3] = {0}, out = 1, i;
+    for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++) {
+        int k = -1;
+        const char *value = NULL;
+        for (int j = 0; j < 3 && k < 0; j++) {
+            size_t len = strlen(names[j]);
+            if (strcmp(argv[i], names[j]) == 0)
+                k = j;
+            else if (j > 0 && strncmp(argv[i], names[j], len) == 0 && argv[i][len] == '=')
+                k = j, value = argv[i] + len + 1;
+        }
+        if (k < 0) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (seen[k]++)
+            return ctl_usage(c, "%s given twice; give it once", names[k]);
+        if (k > 0 && value == NULL) {
+            if (i + 1 >= *argc)
+                return ctl_usage(c, "%s needs a value", names[k]);
+            value = argv[++i];
+        }
+        if (k == 0)
+            c->json = 1;
+        else if (k == 1)
+            c->node = value;
+        else
+            c->cookie_file = value;
+    }
+    while (i < *argc)
+        argv[out++] = argv[i++];
+    argv[out] = NULL;
+    *argc = out;
+    return -1;
 }
 
 /* Global options, up to the command name. Returns -1 to go on, else an exit code. */
@@ -764,7 +834,9 @@ int main(int argc, char **argv)
 {
     ctl_t c = {0};
     c.node = getenv("HERD_NODE");
-    int rc = ctl_parse_global(&c, argc, argv);
+    int rc = ctl_take_globals(&c, &argc, argv);
+    if (rc < 0)
+        rc = ctl_parse_global(&c, argc, argv);
     if (rc >= 0)
         return rc;
     if (optind >= argc)

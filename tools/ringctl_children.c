@@ -34,7 +34,9 @@ static const child_cmd_t child_cmds[] = {
      "usage: ringctl [--json] [--node ADDR] call NAME REQUEST...\n\n"
      "Call the process registered as NAME with REQUEST (the words joined by\n"
      "spaces). The counter takes: incr [N] | decr [N] | get | reset, and answers\n"
-     "its value after the operation.\n"
+     "its value after the operation. N is 1..2^62 (4611686018427387904); a step\n"
+     "that would take the value outside -2^63..2^63-1 is refused (ERANGE) and\n"
+     "changes nothing.\n"
      "JSON: {\"name\",\"node\",\"pid\",\"reply\",\"value\":INT} (value when the reply\n"
      "is a whole number). Unknown NAME: exit 1.\n"},
     {"stop", 1, 1,
@@ -112,6 +114,7 @@ static int parse(const ctl_t *c, const child_cmd_t *k, int argc, char **argv, ch
                  int *help)
 {
     a->timeout_s = 60;
+    int seen_timeout = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
@@ -119,8 +122,11 @@ static int parse(const ctl_t *c, const child_cmd_t *k, int argc, char **argv, ch
             return 0;
         }
         if (strcmp(k->name, "drain") == 0 && strcmp(s, "--off") == 0) {
-            a->off = 1;
+            if (a->off++)
+                return ctl_usage(c, "--off given twice; give it once");
         } else if (strcmp(k->name, "drain") == 0 && strcmp(s, "--timeout") == 0) {
+            if (seen_timeout++)
+                return ctl_usage(c, "--timeout given twice; give it once");
             char *end = NULL;
             a->timeout_s = i + 1 < argc ? strtol(argv[++i], &end, 10) : -1;
             if (end == NULL || *end || a->timeout_s < 1 || a->timeout_s > 3600)

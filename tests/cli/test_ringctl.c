@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -275,10 +279,121 @@ static void test_ringctl_help(void **state)
     }
 }
 
+/* Global options work after the command too (`ringctl ring --nodes a --json`
+ * was a usage error); each option is given once. */
+static void test_ringctl_options_after_the_command(void **state)
+{
+    (void)state;
+    run_t r;
+    RUN(&r, "ring", "--nodes", "a,b", "--json");
+    assert_int_equal(r.status, 0);
+    json_t *doc = parse_json(r.out);
+    assert_int_equal(json_array_size(json_object_get(doc, "members")), 2);
+    json_decref(doc);
+    RUN(&r, "owner", "k", "--json", "--nodes", "a");
+    assert_int_equal(r.status, 0);
+    RUN(&r, "--json", "ring", "--json", "--nodes", "a");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--json given twice"));
+    RUN(&r, "ring", "--nodes", "a", "--nodes", "b");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--nodes given twice"));
+    RUN(&r, "owner", "k", "--nodes", "a,b", "--replicas", "1", "--replicas", "2");
+    assert_int_equal(r.status, 2);
+    RUN(&r, "--node", "ipc:///x", "stats", "--node", "ipc:///y");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--node given twice"));
+    RUN(&r, "drain", "n1", "--off", "--off");
+    assert_int_equal(r.status, 2);
+}
+
+/* 1,024 members in --nodes: well under a second (it took 2.2 s, one ring
+ * rebuild per member). */
+static void test_ringctl_ring_many_members_fast(void **state)
+{
+    (void)state;
+    char *list = malloc(1024 * 8);
+    assert_non_null(list);
+    size_t used = 0;
+    for (int i = 0; i < 1024; i++)
+        used += (size_t)sprintf(list + used, "%sn%d", i ? "," : "", i);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    run_t r;
+    RUN(&r, "ring", "--nodes", list);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "1024 members, 131072 points"));
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (s > 1.0)
+        fail_msg("ring --nodes with 1024 members took %.2f s", s);
+    free(list);
+}
+
+/* ringctl tells a missing socket, a file that is not one and a socket
+ * nobody serves apart, instead of "does not answer" for all. */
+static void test_ringctl_says_why_a_node_cannot_be_reached(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ringctl-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[100], addr[120];
+    run_t r;
+    snprintf(path, sizeof(path), "%s/missing.ctl", dir);
+    snprintf(addr, sizeof(addr), "ipc://%s", path);
+    RUN(&r, "--node", addr, "stats");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "no such socket"));
+    assert_null(strstr(r.err, "does not answer"));
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    RUN(&r, "--node", addr, "members");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "not a socket"));
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0); /* bound, never listening: refuses */
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    RUN(&r, "--json", "--node", addr, "stats");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "nobody serves"));
+    if (geteuid() != 0) { /* root opens any socket */
+        chmod(path, 0);
+        listen(fd, 1);
+        RUN(&r, "--node", addr, "stats");
+        assert_int_equal(r.status, 1);
+        assert_non_null(strstr(r.err, "permission denied"));
+    }
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A request over the node's 64 KiB limit is refused before it is sent. */
+static void test_ringctl_refuses_an_oversize_request(void **state)
+{
+    (void)state;
+    char *arg = malloc(70001);
+    assert_non_null(arg);
+    memset(arg, 'x', 70000);
+    arg[70000] = '\0';
+    run_t r;
+    RUN(&r, "--node", "ipc:///nonexistent/herd.ctl", "start", "counter", "c1", arg);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "over the node's limit of 65536"));
+    free(arg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ringctl_ring_table),
+        cmocka_unit_test(test_ringctl_options_after_the_command),
+        cmocka_unit_test(test_ringctl_ring_many_members_fast),
+        cmocka_unit_test(test_ringctl_says_why_a_node_cannot_be_reached),
+        cmocka_unit_test(test_ringctl_refuses_an_oversize_request),
         cmocka_unit_test(test_ringctl_ring_json),
         cmocka_unit_test(test_ringctl_owner_json_replicas),
         cmocka_unit_test(test_ringctl_owner_replicas_capped_at_members),

@@ -233,8 +233,13 @@ static int cl_start_once(cl_node_t *n, const char *const *extra)
     argv[k++] = n->listen;
     argv[k++] = "--cookie-file";
     argv[k++] = n->cookie;
-    argv[k++] = "--control";
-    argv[k++] = n->control;
+    int own_control = 0; /* herdd takes each option once: extra's --control wins */
+    for (size_t i = 0; extra && extra[i]; i++)
+        own_control |= strcmp(extra[i], "--control") == 0;
+    if (!own_control) {
+        argv[k++] = "--control";
+        argv[k++] = n->control;
+    }
     if (n->seed[0]) {
         argv[k++] = "--join";
         argv[k++] = n->seed;
@@ -528,6 +533,18 @@ static void cl_slurp(const char *path, char *buf, size_t cap)
     }
     buf[n] = '\0';
     unlink(path);
+}
+
+void cl_run_prog(cluster_t *c, const char *prog, const char *const *args, int timeout_ms,
+                 cl_run_t *r)
+{
+    const char *argv[32];
+    size_t k = 0;
+    argv[k++] = prog;
+    for (size_t i = 0; args[i] && k < 31; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    cl_run(c, argv, timeout_ms, r);
 }
 
 void cl_run(cluster_t *c, const char *const *argv, int timeout_ms, cl_run_t *r)

@@ -121,6 +121,10 @@ typedef struct cl_run {
     char err[8192];
 } cl_run_t;
 void cl_run(cluster_t *c, const char *const *argv, int timeout_ms, cl_run_t *r);
+/* The same for program `prog` with `args` (NULL-terminated, after the
+ * program's name; at most 30). */
+void cl_run_prog(cluster_t *c, const char *prog, const char *const *args, int timeout_ms,
+                 cl_run_t *r);
 
 /* Print a node's log (the last `tail` bytes) on stderr. */
 void cl_dump_log(const cl_node_t *n, size_t tail);

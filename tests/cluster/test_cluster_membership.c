@@ -358,18 +358,8 @@ static void test_cluster_wrong_secret_is_refused(void **state)
 
 /* ---- 6. ringctl against live nodes ---------------------------------------------- */
 
-static void ringctl(cluster_t *c, cl_run_t *r, const char *const *args)
-{
-    const char *argv[32];
-    size_t k = 0;
-    argv[k++] = RINGCTL_PATH;
-    for (size_t i = 0; args[i] && k < 31; i++)
-        argv[k++] = args[i];
-    argv[k] = NULL;
-    cl_run(c, argv, 10000, r);
-}
-
-#define RINGCTL(c, r, ...) ringctl((c), (r), (const char *const[]){__VA_ARGS__, NULL})
+#define RINGCTL(c, r, ...)                                                                 \
+    cl_run_prog((c), RINGCTL_PATH, (const char *const[]){__VA_ARGS__, NULL}, 10000, (r))
 
 /* The registry's sync counters and causal context, in `crdt` and in `stats`
  * (registry.*), and a peer's in `crdt`. */
@@ -722,7 +712,7 @@ static void test_cluster_survives_garbage_frames(void **state)
     buf[4] = FRAME_VERSION + 1;
     push(sock, buf, full);
     want[R_VERSION]++;
-    buf[4] = FRAME_VERSION - 1; /* the format before members announced services */
+    buf[4] = FRAME_VERSION - 1; /* the format before bodies spoke for the header's sender */
     push(sock, buf, full);
     want[R_VERSION]++;
     buf[4] = FRAME_VERSION;

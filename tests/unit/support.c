@@ -14,6 +14,11 @@
 
 #include "support.h"
 
+#include <stdlib.h>
+
+#include "ring.h"
+#include "wire.h"
+
 /* ---- node lifecycle ------------------------------------------------------ */
 
 static herd_node_t *g_nodes[TS_MAX_NODES];
@@ -310,4 +315,87 @@ void ts_cluster_run_ms(uint64_t ms)
     uint64_t t0 = ts_mono_ms();
     while (ts_mono_ms() - t0 < ms)
         ts_cluster_run_slice(5);
+}
+
+/* ---- one node, frames made by hand ------------------------------------- */
+
+static int fake_listen(void *impl, const char *address, transport_recv_cb cb, void *data)
+{
+    (void)address;
+    ts_fake_tr_t *t = impl;
+    t->cb = cb;
+    t->data = data;
+    return 0;
+}
+
+static int fake_send(void *impl, const char *address, const uint8_t *frame, size_t len)
+{
+    (void)address, (void)frame, (void)len;
+    ((ts_fake_tr_t *)impl)->sent++;
+    return 0;
+}
+
+static void fake_forget(void *impl, const char *address)
+{
+    (void)impl, (void)address;
+}
+
+static void fake_stats(void *impl, transport_stats_t *out)
+{
+    (void)impl;
+    memset(out, 0, sizeof(*out));
+}
+
+static void fake_close(void *impl)
+{
+    (void)impl;
+}
+
+static const transport_ops_t fake_ops = {fake_listen, fake_send, fake_forget, fake_stats, NULL,
+                                         fake_close};
+
+void ts_fake_cluster(herd_node_t *n, ts_fake_tr_t *t, const char *secret)
+{
+    char listen[300];
+    snprintf(listen, sizeof(listen), "tcp://%s:1", herd_node_name(n));
+    memset(t, 0, sizeof(*t));
+    t->tr = (transport_t){&fake_ops, t};
+    t->secret = secret;
+    herd_cluster_config_t cfg = {.listen = listen, .secret = secret,
+                                 .secret_len = strlen(secret), .transport = &t->tr};
+    assert_int_equal(herd_cluster_start(n, &cfg), 0);
+    assert_non_null(t->cb);
+}
+
+void ts_fake_frame(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                   uint64_t seq, const void *body, size_t len)
+{
+    frame_key_t key;
+    assert_int_equal(frame_key_from_secret(&key, t->secret, strlen(t->secret)), 0);
+    frame_header_t h = {.type = type, .sender = herd_node_id_of(name), .sender_inc = inc,
+                        .seq = seq};
+    size_t size = frame_size(len);
+    uint8_t *frame = malloc(size);
+    assert_non_null(frame);
+    assert_int_equal(frame_encode(&key, &h, body, len, frame, size), 0);
+    t->cb(t->data, frame, size);
+    free(frame);
+}
+
+uint8_t *ts_fake_hello(const char *name, size_t *len)
+{
+    char address[300];
+    snprintf(address, sizeof(address), "tcp://%s:1", name);
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_str(&w, "herd");
+    wire_put_str(&w, name);
+    wire_put_str(&w, address);
+    wire_put_u32(&w, RING_DEFAULT_WEIGHT);
+    wire_put_u8(&w, HERD_MEMBER_UP);
+    wire_put_u8(&w, 0);
+    wire_put_u16(&w, 0);
+    uint8_t *body = wire_writer_take(&w, len);
+    assert_non_null(body);
+    return body;
 }

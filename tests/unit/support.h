@@ -22,7 +22,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "frame.h"
 #include "herd_runtime.h"
+#include "transport.h"
 
 /* ---- node lifecycle ------------------------------------------------------ */
 
@@ -137,5 +139,30 @@ void ts_cluster_run_ms(uint64_t ms);
             ts_cluster_run_slice(5);                                                     \
         }                                                                                \
     } while (0)
+
+
+/* ---- one node, frames made by hand ------------------------------------- */
+
+/* An in-memory transport that records the node's receive callback and
+ * counts what the node sends (and drops it): a test plays every other
+ * member by building authenticated frames itself (ts_fake_frame). */
+typedef struct ts_fake_tr {
+    transport_recv_cb cb;
+    void *data;
+    size_t sent;
+    transport_t tr;
+    const char *secret;
+} ts_fake_tr_t;
+
+/* Start the cluster on `n` (listening at "tcp://NAME:1") over `t`, with
+ * `secret`. */
+void ts_fake_cluster(herd_node_t *n, ts_fake_tr_t *t, const char *secret);
+/* Hand the node a frame of `type` from the member `name` at incarnation
+ * `inc` with sequence number `seq`, MAC'd with t's secret. */
+void ts_fake_frame(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                   uint64_t seq, const void *body, size_t len);
+/* A HELLO body from `name` (cluster "herd", address tcp://NAME:1, up, no
+ * services, no gossip); malloc'ed. */
+uint8_t *ts_fake_hello(const char *name, size_t *len);
 
 #endif

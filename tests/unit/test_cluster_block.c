@@ -241,6 +241,35 @@ static void test_cluster_block_bad_arguments(void **state)
     free_all(n);
 }
 
+/* A message too big for one frame is refused by the sender and counted
+ * there (oversize_out): the receiver's nanomsg would drop the frame unseen.
+ * One that fits still goes. */
+static void test_cluster_block_oversize_is_refused_and_counted(void **state)
+{
+    (void)state;
+    herd_node_t *n[3];
+    three(n);
+    herd_node_t *a = n[0], *b = n[1];
+    inbox_t in = {0};
+    assert_int_equal(herd_cluster_on_app(b, APP, on_app, &in), 0);
+    size_t big = 1u << 20;
+    uint8_t *buf = calloc(1, big);
+    assert_non_null(buf);
+    assert_int_equal(stats(a).oversize_out, 0);
+    assert_int_equal(herd_cluster_send_app(a, id(b), APP, buf, big), HERD_ETOOBIG);
+    assert_int_equal(stats(a).oversize_out, 1);
+    assert_int_equal(herd_cluster_send_app(a, id(b), APP, buf, big - 10), HERD_ETOOBIG);
+    assert_int_equal(stats(a).oversize_out, 2);
+    memcpy(buf, "fits", 4);
+    assert_int_equal(herd_cluster_send_app(a, id(b), APP, buf, 4), 0);
+    WAIT_UNTIL(in.count == 1);
+    assert_int_equal(stats(b).oversize_out, 0);
+    assert_int_equal(stats(a).seeds_silent, 0);
+    free(buf);
+    assert_int_equal(herd_cluster_on_app(b, APP, NULL, NULL), 0);
+    free_all(n);
+}
+
 int main(void)
 {
     ts_cluster_init("test_cluster_block", SECRET);
@@ -251,6 +280,7 @@ int main(void)
         T(test_cluster_block_one_side_splits_both_ways),
         T(test_cluster_block_partition_and_heal),
         T(test_cluster_block_bad_arguments),
+        T(test_cluster_block_oversize_is_refused_and_counted),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

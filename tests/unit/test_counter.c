@@ -113,6 +113,136 @@ static void test_counter_merge_counts_the_base_once(void **state)
     counter_free(b);
 }
 
+/* Encode and decode: handoff_in must take every state handoff_out writes. */
+static counter_state_t *move(counter_state_t *c, uint64_t new_self)
+{
+    uint8_t *enc;
+    size_t len;
+    assert_int_equal(counter_encode(c, &enc, &len), 0);
+    counter_state_t *m = NULL;
+    assert_int_equal(counter_decode(enc, len, &m), 0);
+    free(enc);
+    m->self = new_self;
+    counter_free(c);
+    return m;
+}
+
+static int try_apply(counter_state_t *c, const char *cmd)
+{
+    int64_t v = 12345;
+    int rc = counter_apply(c, cmd, strlen(cmd), &v);
+    if (rc)
+        assert_int_equal(v, 12345); /* an error gives no value */
+    return rc;
+}
+
+/* The largest step is 2^62; step by step to INT64_MAX, then one more is
+ * refused and changes nothing, before and after a move (which used to wrap
+ * to INT64_MIN). */
+static void test_counter_incr_stops_at_int64_max(void **state)
+{
+    (void)state;
+    counter_state_t *c = fresh(21);
+    assert_int_equal(apply(c, "incr 4611686018427387904"), 4611686018427387904ll);
+    assert_int_equal(try_apply(c, "incr 4611686018427387905"), HERD_EINVAL);
+    c = move(c, 22);
+    assert_int_equal(apply(c, "incr 4611686018427387902"), INT64_MAX - 1);
+    assert_int_equal(apply(c, "incr"), INT64_MAX);
+    assert_int_equal(try_apply(c, "incr"), HERD_ERANGE);
+    assert_int_equal(try_apply(c, "incr 4611686018427387904"), HERD_ERANGE);
+    assert_int_equal(apply(c, "get"), INT64_MAX);
+    c = move(c, 23); /* a second move, then over the limit again */
+    assert_int_equal(try_apply(c, "incr"), HERD_ERANGE);
+    assert_int_equal(apply(c, "decr"), INT64_MAX - 1);
+    assert_int_equal(apply(c, "incr"), INT64_MAX);
+    c = move(c, 24);
+    assert_int_equal(apply(c, "get"), INT64_MAX);
+    counter_free(c);
+}
+
+/* Down to INT64_MIN, one below is refused, and reset there works (it used to
+ * negate INT64_MIN) and leaves a state that moves. */
+static void test_counter_reset_at_int64_min(void **state)
+{
+    (void)state;
+    counter_state_t *c = fresh(31);
+    apply(c, "decr 4611686018427387904");
+    c = move(c, 32);
+    assert_int_equal(apply(c, "decr 4611686018427387904"), INT64_MIN);
+    assert_int_equal(try_apply(c, "decr"), HERD_ERANGE);
+    assert_int_equal(apply(c, "get"), INT64_MIN);
+    c = move(c, 33);
+    assert_int_equal(apply(c, "reset"), 0);
+    c = move(c, 34);
+    assert_int_equal(apply(c, "get"), 0);
+    assert_int_equal(apply(c, "incr"), 1);
+    assert_int_equal(apply(c, "decr 2"), -1);
+    /* reset from the very bottom with no move in between */
+    counter_state_t *d = fresh(35);
+    apply(d, "decr 4611686018427387904");
+    apply(d, "decr 4611686018427387904");
+    assert_int_equal(apply(d, "get"), INT64_MIN);
+    assert_int_equal(apply(d, "reset"), 0);
+    d = move(d, 36);
+    assert_int_equal(apply(d, "decr"), -1);
+    counter_free(c);
+    counter_free(d);
+}
+
+/* After a reset of a value near +-2^63, steps of 1 both ways still work
+ * (they used to fail "value out of range": the copy's counts were full). */
+static void test_counter_steps_after_reset_near_the_limits(void **state)
+{
+    (void)state;
+    const char *fill[][2] = {{"incr 4611686018427387904", "incr 4611686018427387903"},
+                             {"decr 4611686018427387904", "decr 4611686018427387904"}};
+    for (int sign = 0; sign < 2; sign++) {
+        counter_state_t *c = fresh(41 + (uint64_t)sign);
+        for (int round = 0; round < 4; round++) {
+            apply(c, fill[sign][0]);
+            apply(c, fill[sign][1]); /* INT64_MAX, INT64_MIN */
+            assert_int_equal(apply(c, "reset"), 0);
+            assert_int_equal(apply(c, "incr"), 1);
+            assert_int_equal(apply(c, "decr"), 0);
+            assert_int_equal(apply(c, "decr"), -1);
+            assert_int_equal(apply(c, "incr"), 0);
+            c = move(c, 50 + (uint64_t)round);
+        }
+        for (size_t i = 0; i < c->count; i++) { /* no count past what decoding takes */
+            assert_true(c->slots[i].incr <= UINT64_MAX / 2);
+            assert_true(c->slots[i].decr <= UINT64_MAX / 2);
+        }
+        counter_free(c);
+    }
+}
+
+/* Two copies that counted apart near the top merge to a sum beyond INT64_MAX:
+ * get answers the limit, incr is refused, reset brings it back, and the state
+ * still moves. */
+static void test_counter_merge_beyond_the_range(void **state)
+{
+    (void)state;
+    counter_state_t *a = fresh(61), *b = fresh(62);
+    apply(a, "incr 4611686018427387904");
+    apply(a, "incr 4611686018427387903");
+    apply(b, "incr 4611686018427387904");
+    apply(b, "incr 4611686018427387903");
+    uint8_t *eb;
+    size_t lb;
+    assert_int_equal(counter_encode(b, &eb, &lb), 0);
+    assert_int_equal(counter_merge(a, eb, lb), 0);
+    free(eb);
+    assert_int_equal(counter_value(a), INT64_MAX);
+    assert_int_equal(try_apply(a, "incr"), HERD_ERANGE);
+    assert_int_equal(try_apply(a, "decr"), HERD_ERANGE); /* still above the range */
+    a = move(a, 63);
+    assert_int_equal(apply(a, "reset"), 0);
+    a = move(a, 64);
+    assert_int_equal(apply(a, "incr 7"), 7);
+    counter_free(a);
+    counter_free(b);
+}
+
 static const char *call(herd_node_t *n, herd_pid_t p, const char *cmd, char *out, size_t cap)
 {
     herd_reply_t r;
@@ -165,6 +295,10 @@ int main(void)
         cmocka_unit_test(test_counter_move_keeps_state_and_identity),
         cmocka_unit_test(test_counter_merge_counts_the_base_once),
         cmocka_unit_test(test_counter_as_a_process),
+        cmocka_unit_test(test_counter_incr_stops_at_int64_max),
+        cmocka_unit_test(test_counter_reset_at_int64_min),
+        cmocka_unit_test(test_counter_steps_after_reset_near_the_limits),
+        cmocka_unit_test(test_counter_merge_beyond_the_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -306,10 +306,10 @@ static void test_frame_pinned_vector(void **state)
 {
     (void)state;
     static const char want_hex[] =
-        "4845524402040000887766554433221108070605040302011122334455667788"
+        "4845524403040000887766554433221108070605040302011122334455667788"
         "18171615141312110140b9a58c0100002a000000000000000400000000000000"
         "70696e67"
-        "b19d42e90764cbc8053f07a283dc90b7";
+        "91fcd71f64b2953008471572dadada26";
     frame_key_t k = test_key();
     frame_header_t h = sample_header();
     h.hlc = 0x0000018ca5b94001ull;
@@ -330,7 +330,7 @@ static void test_frame_names_tables(void **state)
     static const char *const reasons[] = {"ok",       "short",    "magic", "version",
                                           "length",   "oversize", "reserved", "mac",
                                           "type",     "replay",   "body",  "cluster",
-                                          "services"};
+                                          "services", "sender"};
     assert_int_equal(sizeof reasons / sizeof reasons[0], FRAME_REJECT_COUNT);
     for (int i = 0; i < FRAME_REJECT_COUNT; i++)
         assert_string_equal(frame_reject_name((frame_reject_t)i), reasons[i]);
@@ -388,7 +388,7 @@ static void test_frame_reject_version(void **state)
     frame_header_t h = sample_header();
     uint8_t *buf = encode_exact(&k, &h, "abc", 3);
     /* 1: the format before members announced their services */
-    static const uint8_t versions[] = {0, 1, FRAME_VERSION + 1, 255};
+    static const uint8_t versions[] = {0, 1, FRAME_VERSION - 1, FRAME_VERSION + 1, 255};
     for (size_t i = 0; i < sizeof versions; i++) {
         buf[4] = versions[i];
         resign(&k, buf, frame_size(3));

@@ -268,70 +268,18 @@ static void test_membership_services_cut_short_refused(void **state)
 
 /* ---- through a whole node --------------------------------------------------------- */
 
-/* An in-memory transport that only records the node's receive callback. */
-typedef struct fake_tr {
-    transport_recv_cb cb;
-    void *data;
-} fake_tr_t;
-
-static int fake_listen(void *impl, const char *address, transport_recv_cb cb, void *data)
-{
-    (void)address;
-    fake_tr_t *t = impl;
-    t->cb = cb;
-    t->data = data;
-    return 0;
-}
-
-static int fake_send(void *impl, const char *address, const uint8_t *frame, size_t len)
-{
-    (void)impl, (void)address, (void)frame, (void)len;
-    return 0;
-}
-
-static void fake_forget(void *impl, const char *address)
-{
-    (void)impl, (void)address;
-}
-
-static void fake_stats(void *impl, transport_stats_t *out)
-{
-    (void)impl;
-    memset(out, 0, sizeof(*out));
-}
-
-static void fake_close(void *impl)
-{
-    (void)impl;
-}
-
-static const transport_ops_t fake_ops = {fake_listen, fake_send, fake_forget, fake_stats, NULL,
-                                         fake_close};
-
 /* Deliver `body` to the node as a HELLO from "x" with sequence number seq. */
-static void deliver(fake_tr_t *t, const uint8_t *body, size_t len, uint64_t seq)
+static void deliver(ts_fake_tr_t *t, const uint8_t *body, size_t len, uint64_t seq)
 {
-    frame_key_t key;
-    assert_int_equal(frame_key_from_secret(&key, SECRET, strlen(SECRET)), 0);
-    frame_header_t h = header_from("x", FRAME_HELLO, seq);
-    size_t size = frame_size(len);
-    uint8_t *frame = malloc(size);
-    assert_non_null(frame);
-    assert_int_equal(frame_encode(&key, &h, body, len, frame, size), 0);
-    t->cb(t->data, frame, size);
-    free(frame);
+    ts_fake_frame(t, "x", 7, FRAME_HELLO, seq, body, len);
 }
 
 static void test_membership_services_rejects_counted_by_node(void **state)
 {
     (void)state;
     herd_node_t *n = ts_node("b", NULL, 1);
-    fake_tr_t impl = {0};
-    transport_t tr = {&fake_ops, &impl};
-    herd_cluster_config_t cfg = {.listen = "tcp://b:1", .secret = SECRET,
-                                 .secret_len = strlen(SECRET), .transport = &tr};
-    assert_int_equal(herd_cluster_start(n, &cfg), 0);
-    assert_non_null(impl.cb);
+    ts_fake_tr_t impl;
+    ts_fake_cluster(n, &impl, SECRET);
 
     static const char *const twice[] = {"counter", "counter"};
     size_t len;
@@ -375,6 +323,75 @@ static void test_membership_services_rejects_counted_by_node(void **state)
     ts_node_free(n);
 }
 
+/* A HEARTBEAT from "x" at incarnation 7 whose gossip has one entry. */
+static uint8_t *beat_gossiping(const char *name, uint64_t inc, uint8_t status, size_t *len)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_str(&w, "herd");
+    wire_put_str(&w, "x");
+    wire_put_str(&w, "tcp://x:1");
+    wire_put_u32(&w, RING_DEFAULT_WEIGHT);
+    wire_put_u8(&w, MEMBER_UP);
+    wire_put_u8(&w, 0);
+    wire_put_u16(&w, 1);
+    wire_put_str(&w, name);
+    wire_put_str(&w, "tcp://elsewhere:1");
+    wire_put_u64(&w, inc);
+    wire_put_u32(&w, RING_DEFAULT_WEIGHT);
+    wire_put_u8(&w, status);
+    uint8_t *body = wire_writer_take(&w, len);
+    assert_non_null(body);
+    return body;
+}
+
+/* A member may gossip about others, but not report its own start as another
+ * one, or as gone: the header's (sender, incarnation) is the authority. */
+static void test_membership_gossip_claiming_its_sender_refused(void **state)
+{
+    (void)state;
+    herd_node_t *n = ts_node("b", NULL, 1);
+    ts_fake_tr_t impl;
+    ts_fake_cluster(n, &impl, SECRET);
+    size_t len;
+    uint8_t *body = ts_fake_hello("x", &len);
+    ts_fake_frame(&impl, "x", 7, FRAME_HELLO, 1, body, len);
+    free(body);
+    herd_member_info_t info;
+    assert_int_equal(herd_cluster_member(n, herd_node_id_of("x"), &info), 0);
+    assert_int_equal(info.incarnation, 7);
+
+    static const struct {
+        uint64_t inc;
+        uint8_t status;
+    } lies[] = {{8, 0}, {6, 0}, {7, 1}, {7, 2}, {UINT64_MAX, 1}};
+    for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+        body = beat_gossiping("x", lies[i].inc, lies[i].status, &len);
+        ts_fake_frame(&impl, "x", 7, FRAME_HEARTBEAT, 2 + i, body, len);
+        free(body);
+    }
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(n, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_SENDER], 5);
+    assert_string_equal(herd_cluster_reject_name(FRAME_REJECT_SENDER), "sender");
+    assert_int_equal(herd_cluster_member(n, herd_node_id_of("x"), &info), 0);
+    assert_int_equal(info.incarnation, 7);
+    assert_int_equal(info.state, HERD_MEMBER_UP);
+
+    /* its own entry as it is, and news of a member unknown here, are fine */
+    body = beat_gossiping("x", 7, 0, &len);
+    ts_fake_frame(&impl, "x", 7, FRAME_HEARTBEAT, 20, body, len);
+    free(body);
+    body = beat_gossiping("y", 3, 0, &len);
+    ts_fake_frame(&impl, "x", 7, FRAME_HEARTBEAT, 21, body, len);
+    free(body);
+    assert_int_equal(herd_cluster_stats(n, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_SENDER], 5);
+    assert_int_equal(st.rejected[FRAME_REJECT_BODY], 0);
+    assert_int_equal(herd_cluster_unconfirmed(n), 1); /* y: heard of, not from */
+    ts_node_free(n);
+}
+
 static void test_membership_set_services_errors(void **state)
 {
     (void)state;
@@ -382,11 +399,8 @@ static void test_membership_set_services_errors(void **state)
     static const char *const one[] = {"counter"};
     assert_int_equal(herd_cluster_set_services(n, one, 1), HERD_ENOENT);
     assert_int_equal(herd_cluster_generation(n), 0);
-    fake_tr_t impl = {0};
-    transport_t tr = {&fake_ops, &impl};
-    herd_cluster_config_t cfg = {.listen = "tcp://b:1", .secret = SECRET,
-                                 .secret_len = strlen(SECRET), .transport = &tr};
-    assert_int_equal(herd_cluster_start(n, &cfg), 0);
+    ts_fake_tr_t impl;
+    ts_fake_cluster(n, &impl, SECRET);
 
     static char buf[HERD_MEMBER_SERVICES_MAX + 1][256];
     const char *names[HERD_MEMBER_SERVICES_MAX + 1];
@@ -425,6 +439,8 @@ int main(void)
         cmocka_unit_test(test_membership_services_malformed_refused),
         cmocka_unit_test(test_membership_services_cut_short_refused),
         cmocka_unit_test_setup_teardown(test_membership_services_rejects_counted_by_node,
+                                        ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_membership_gossip_claiming_its_sender_refused,
                                         ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_membership_set_services_errors, ts_setup,
                                         ts_teardown),

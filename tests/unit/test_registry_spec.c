@@ -90,6 +90,16 @@ static herd_node_t *cluster_node(const char *name, const ts_timing_t *t, herd_no
 }
 
 /* k (2 or 3) clustered nodes "a", "b", "c" that see each other up. */
+static int syncs_done(herd_node_t **n, int k)
+{
+    for (int i = 0; i < k; i++) {
+        herd_registry_stats_t st;
+        if (herd_registry_stats(n[i], &st) != 0 || st.contexts_joined < (uint64_t)(k - 1))
+            return 0;
+    }
+    return 1;
+}
+
 static void form(int k, const ts_timing_t *t, herd_node_t **out)
 {
     static const char *names[3] = {"a", "b", "c"};
@@ -97,6 +107,10 @@ static void form(int k, const ts_timing_t *t, herd_node_t **out)
     for (int i = 1; i < k; i++)
         out[i] = cluster_node(names[i], t, &out[0], 1);
     WAIT_UNTIL(ts_cluster_all_up(out, k));
+    /* and the digest syncs of the arrivals are over: each node pulled from
+     * every other (one pull at a time), so none brings a later change to a
+     * node the test has cut off from its writer */
+    WAIT_UNTIL(syncs_done(out, k));
 }
 
 static void assert_pid_eq(herd_pid_t a, herd_pid_t b)

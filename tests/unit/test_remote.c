@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "frame.h" /* FRAME_DEFAULT_MAX_BODY: the limit of one message between nodes */
+#include "wire.h"
 #include "herd_runtime.h"
 #include "support.h"
 
@@ -1068,6 +1069,112 @@ static void test_remote_link_einval(void **state)
     ts_node_free(x.a);
 }
 
+/* ---- tests: who speaks -------------------------------------------------------- */
+
+static herd_pid_t g_heard_from[8]; /* casts that reached `heard` */
+static size_t g_nheard;
+static uint64_t g_app_node[8], g_app_inc[8]; /* what app 5's handler was told */
+static size_t g_napp;
+
+static int heard_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    (void)self, (void)state;
+    if (g_nheard < 8) g_heard_from[g_nheard++] = msg->from;
+    return 0;
+}
+
+static const herd_behaviour_t heard = {.name = "heard", .handle_cast = heard_cast};
+
+static void on_app5(void *data, uint64_t node, uint64_t inc, const uint8_t *msg, size_t len)
+{
+    (void)data, (void)msg, (void)len;
+    if (g_napp < 8) {
+        g_app_node[g_napp] = node;
+        g_app_inc[g_napp++] = inc;
+    }
+}
+
+/* One message in a FRAME_MSG body from member `name` (incarnation `inc`), as
+ * the `seq`th of its stream: the channel's batch of one (runtime/channel.h)
+ * around remote.c's message. */
+static void speak(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq, uint8_t kind,
+                  uint8_t flags, uint64_t to_serial, herd_pid_t from)
+{
+    wire_writer_t m;
+    wire_writer_init(&m);
+    wire_put_u8(&m, kind);
+    wire_put_u8(&m, flags);
+    wire_put_u64(&m, to_serial);
+    wire_put_u64(&m, from.node);
+    wire_put_u64(&m, from.incarnation);
+    wire_put_u64(&m, from.serial);
+    wire_put_u64(&m, 77); /* ref */
+    wire_put_u32(&m, 0);
+    wire_put_bytes(&m, "hi", 2);
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u64(&w, 0);
+    wire_put_u64(&w, seq);
+    wire_put_u16(&w, 1);
+    wire_put_bytes(&w, m.buf, m.len);
+    assert_int_equal(m.err | w.err, 0);
+    ts_fake_frame(t, name, inc, FRAME_MSG, 100 + seq, w.buf, w.len);
+    wire_writer_fini(&m);
+    wire_writer_fini(&w);
+}
+
+/* A member that names another member (or another start of itself) as the
+ * sender of a message is refused and counted, for every kind; a mailbox
+ * message passed on (REMOTE_FORWARDED) keeps its first sender; the layers'
+ * streams hear the header's sender. */
+static void test_remote_body_claiming_another_sender_refused(void **state)
+{
+    (void)state;
+    enum { KIND_MONITOR = 32, KIND_APP = 34, KIND_MOVED = 35 }; /* remote.c's */
+    herd_node_t *b = plain_node("b", 0);
+    ts_fake_tr_t t;
+    ts_fake_cluster(b, &t, SECRET);
+    size_t len;
+    uint8_t *hello = ts_fake_hello("x", &len);
+    ts_fake_frame(&t, "x", 7, FRAME_HELLO, 1, hello, len);
+    free(hello);
+    hello = ts_fake_hello("y", &len);
+    ts_fake_frame(&t, "y", 9, FRAME_HELLO, 1, hello, len);
+    free(hello);
+    assert_int_equal(herd_cluster_members(b, NULL, 0), 3);
+    assert_int_equal(herd_cluster_on_app(b, 5, on_app5, NULL), 0);
+    herd_pid_t p = spawn(b, &heard);
+    g_nheard = g_napp = 0;
+
+    herd_pid_t x = {herd_node_id_of("x"), 7, 3}, y = {herd_node_id_of("y"), 9, 4};
+    herd_pid_t x_old = {x.node, 6, 3}, x_app = {x.node, 7, 0}, y_app = {y.node, 9, 0};
+    uint64_t seq = 1;
+    speak(&t, "x", 7, seq++, HERD_MSG_CAST, 0, p.serial, x);                 /* fine */
+    speak(&t, "x", 7, seq++, HERD_MSG_CAST, 0, p.serial, y);                 /* refused */
+    speak(&t, "x", 7, seq++, HERD_MSG_CAST, 0, p.serial, x_old);             /* refused */
+    speak(&t, "x", 7, seq++, HERD_MSG_CAST, 2 /* forwarded */, p.serial, y); /* fine */
+    speak(&t, "x", 7, seq++, KIND_APP, 0, 5, x_app);                         /* fine */
+    speak(&t, "x", 7, seq++, KIND_APP, 0, 5, y_app);                         /* refused */
+    speak(&t, "x", 7, seq++, KIND_APP, 2, 5, y_app);                         /* refused */
+    speak(&t, "x", 7, seq++, KIND_MONITOR, 2, p.serial, y);                  /* refused */
+    speak(&t, "x", 7, seq++, KIND_MOVED, 0, p.serial, y);                    /* refused */
+    speak(&t, "x", 7, seq++, HERD_MSG_CALL, 0, p.serial, y);                 /* refused */
+    ts_cluster_run_ms(50);
+
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(b, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_SENDER], 7);
+    assert_int_equal(st.rejected[FRAME_REJECT_BODY], 0);
+    assert_int_equal(g_nheard, 2);
+    assert_pid_eq(g_heard_from[0], x);
+    assert_pid_eq(g_heard_from[1], y);
+    assert_int_equal(g_napp, 1);
+    assert_int_equal(g_app_node[0], x.node);
+    assert_int_equal(g_app_inc[0], 7);
+    herd_cluster_on_app(b, 5, NULL, NULL);
+    ts_node_free(b);
+}
+
 int main(void)
 {
     ts_cluster_init("test_remote", SECRET);
@@ -1092,6 +1199,7 @@ int main(void)
         T(test_remote_over_frame_limit_etoobig),
         T(test_remote_largest_accepted_message_arrives),
         T(test_remote_link_einval),
+        T(test_remote_body_claiming_another_sender_refused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

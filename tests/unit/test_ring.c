@@ -1562,6 +1562,59 @@ static void test_ring_diff_identical_rings_no_moves(void **state)
     ring_free(a);
 }
 
+/* ring_add_many gives the ring of one-by-one adds, in any order, on top of
+ * members already there; a bad entry or a name twice changes nothing. */
+static void test_ring_add_many_equals_one_by_one(void **state)
+{
+    (void)state;
+    char names[300][16];
+    const char *ptrs[300];
+    uint32_t weights[300];
+    for (int i = 0; i < 300; i++) {
+        snprintf(names[299 - i], sizeof(names[0]), "m%d", i);
+        weights[299 - i] = (uint32_t)(1 + (i * 37) % 200);
+    }
+    for (int i = 0; i < 300; i++)
+        ptrs[i] = names[i];
+    ring_t *one = ring_new(), *many = ring_new();
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(ring_add(one, ptrs[i], weights[i]), 0);
+    assert_int_equal(ring_add(many, ptrs[0], weights[0]), 0);
+    size_t bad = 99;
+    assert_int_equal(ring_add_many(many, ptrs + 1, weights + 1, 299, &bad), 0);
+    assert_int_equal(ring_point_count(one), ring_point_count(many));
+    for (size_t i = 0; i < ring_point_count(one); i++) {
+        uint64_t h1, h2;
+        const char *o1, *o2;
+        assert_int_equal(ring_point_at(one, i, &h1, &o1), 0);
+        assert_int_equal(ring_point_at(many, i, &h2, &o2), 0);
+        assert_true(h1 == h2);
+        assert_string_equal(o1, o2);
+    }
+    for (int k = 0; k < 50; k++) {
+        const char *o1, *o2;
+        char key[16];
+        snprintf(key, sizeof(key), "key%d", k);
+        assert_int_equal(ring_owner(one, key, strlen(key), &o1), 0);
+        assert_int_equal(ring_owner(many, key, strlen(key), &o2), 0);
+        assert_string_equal(o1, o2);
+    }
+    const char *twice[] = {"x1", "x2", "x1"}, *taken[] = {"x3", "m5"}, *badname[] = {"y", "a b"};
+    uint32_t w3[] = {1, 1, 1};
+    assert_int_equal(ring_add_many(many, twice, w3, 3, &bad), HERD_EEXIST);
+    assert_int_equal(bad, 2);
+    assert_int_equal(ring_add_many(many, taken, w3, 2, &bad), HERD_EEXIST);
+    assert_int_equal(bad, 1);
+    assert_int_equal(ring_add_many(many, badname, w3, 2, &bad), HERD_EBADNAME);
+    assert_int_equal(bad, 1);
+    uint32_t w0[] = {1, 0};
+    assert_int_equal(ring_add_many(many, taken, w0, 2, &bad), HERD_ERANGE);
+    assert_int_equal(bad, 1);
+    assert_int_equal(ring_member_count(many), 300);
+    ring_free(one);
+    ring_free(many);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1602,6 +1655,7 @@ int main(void)
         cmocka_unit_test(test_ring_single_member_share_is_exactly_one),
         cmocka_unit_test(test_ring_shares_when_all_points_coincide),
         cmocka_unit_test(test_ring_diff_identical_rings_no_moves),
+        cmocka_unit_test(test_ring_add_many_equals_one_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,12 @@
 /*
  * control.c - the control socket server (see control.h).
+ *
+ * The socket is a raw REP socket (AF_SP_RAW): nanomsg hands over each
+ * request with its backtrace (the SP header naming the client's pipe and
+ * request id), and an answer sent with that header reaches that client. So
+ * requests need not be answered in order: a deferred one (a `call` waiting
+ * for its callee) keeps its header in the pending list while the socket
+ * goes on serving `stats` and the rest.
  */
 #include "control.h"
 
@@ -21,11 +28,30 @@
  * nanomsg unanswered (which happens only above this). */
 #define CONTROL_MAX_RECEIVE (16u << 20)
 #define CONTROL_ID_MAX 64
+#define CONTROL_HDR_MAX 256     /* a backtrace: 4 bytes a hop, 8 hops at most */
+#define CONTROL_PENDING_MAX 256 /* deferred requests waiting at once */
+#define CONTROL_BATCH 64        /* requests served per loop iteration, at most */
+#define CONTROL_BUDGET_NS 20000000ull /* and for about this long: the loop has more to do */
 
 typedef struct control_answer {
     char id[CONTROL_ID_MAX + 1];
     char *text; /* owned */
 } control_answer_t;
+
+/* A request being served, or deferred and waiting for control_finish. */
+typedef struct control_req {
+    uint64_t token;
+    char id[CONTROL_ID_MAX + 1];
+    int has_id;
+    unsigned char hdr[CONTROL_HDR_MAX]; /* the request's control data (backtrace) */
+    size_t hdrlen;
+    /* control_finish called before the command returned CONTROL_DEFERRED */
+    int early;
+    int early_rc;
+    json_t *early_result; /* owned */
+    char early_msg[512];
+    struct control_req *next;
+} control_req_t;
 
 struct control {
     uv_loop_t *loop;
@@ -37,15 +63,11 @@ struct control {
     void *data;
     control_answer_t cache[CONTROL_CACHE];
     size_t cache_next;
-    /* the request a command deferred (control_defer) */
-    char later_id[CONTROL_ID_MAX + 1];
-    int later_has_id, deferring, waiting;
-    uint64_t later_token;
-    /* control_finish called before the command returned CONTROL_DEFERRED */
-    int early;
-    int early_rc;
-    json_t *early_result;
-    char early_msg[512];
+    control_req_t *current; /* the request a command runs for, or NULL */
+    int deferring;          /* the current command called control_defer */
+    control_req_t *pending; /* owned: deferred requests */
+    size_t pending_count;
+    uint64_t next_token;
 };
 
 void control_default_address(const char *name, char *out, size_t cap)
@@ -76,9 +98,72 @@ static json_t *control_error(const char *id, int code, const char *message)
                      code == 0 ? "EINVAL" : herd_err_name(code), "message", message);
 }
 
-/* Run one request; returns the answer document. */
-static json_t *control_dispatch(control_t *c, json_t *req, const char *id)
+static json_t *control_ok(const char *id, json_t *result)
 {
+    return json_pack("{s:s?, s:b, s:o}", "id", id, "ok", 1, "result",
+                     result ? result : json_null());
+}
+
+/* Send `text` to the client whose request carried r's header. */
+static void control_answer(control_t *c, const control_req_t *r, const char *text)
+{
+    struct nn_iovec iov = {(void *)text, strlen(text)};
+    struct nn_msghdr hdr = {0};
+    hdr.msg_iov = &iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = (void *)r->hdr;
+    hdr.msg_controllen = r->hdrlen;
+    if (nn_sendmsg(c->sock, &hdr, NN_DONTWAIT) < 0)
+        herd_log(HERD_LOG_WARN, "control", "cannot answer: %s", nn_strerror(nn_errno()));
+}
+
+/* Answer r with `ans` (taken) and remember it under r's id. */
+static void control_send_answer(control_t *c, const control_req_t *r, json_t *ans)
+{
+    char *text = json_dumps(ans, JSON_COMPACT);
+    if (text) {
+        if (r->has_id)
+            control_remember(c, r->id, text);
+        control_answer(c, r, text);
+    }
+    free(text);
+    json_decref(ans);
+}
+
+static void control_req_free(control_req_t *r)
+{
+    if (r) {
+        json_decref(r->early_result);
+        free(r);
+    }
+}
+
+static control_req_t *control_pending_take(control_t *c, uint64_t token)
+{
+    for (control_req_t **p = &c->pending; *p; p = &(*p)->next) {
+        if ((*p)->token == token) {
+            control_req_t *r = *p;
+            *p = r->next;
+            c->pending_count--;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static control_req_t *control_pending_by_id(control_t *c, const char *id)
+{
+    for (control_req_t *r = c->pending; r; r = r->next)
+        if (r->has_id && strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+/* Run one request; returns the answer document, or NULL when the command
+ * deferred it (r then waits in the pending list). */
+static json_t *control_dispatch(control_t *c, control_req_t *r, json_t *req)
+{
+    const char *id = r->has_id ? r->id : NULL;
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
     json_t *args = json_object_get(req, "args");
     if (cmd == NULL)
@@ -89,115 +174,123 @@ static json_t *control_dispatch(control_t *c, json_t *req, const char *id)
         json_t *result = NULL;
         char msg[512] = "";
         int rc = c->cmds[i].fn(c->data, args, &result, msg, sizeof(msg));
-        if (rc == CONTROL_DEFERRED && c->deferring && c->early) { /* answered already */
-            c->early = 0;
-            rc = c->early_rc;
-            result = c->early_result;
-            snprintf(msg, sizeof(msg), "%s", c->early_msg);
+        if (rc == CONTROL_DEFERRED && c->deferring && r->early) { /* answered already */
+            rc = r->early_rc;
+            result = r->early_result;
+            r->early_result = NULL;
+            snprintf(msg, sizeof(msg), "%s", r->early_msg);
         } else if (rc == CONTROL_DEFERRED && c->deferring) {
             return NULL; /* control_finish answers */
+        } else if (rc == CONTROL_DEFERRED) {
+            rc = HERD_EINVAL; /* a command that deferred without control_defer */
         }
         if (rc)
             return control_error(id, rc, msg[0] ? msg : herd_strerror(rc));
-        return json_pack("{s:s?, s:b, s:o}", "id", id, "ok", 1, "result",
-                         result ? result : json_null());
+        return control_ok(id, result);
     }
     char msg[128];
     snprintf(msg, sizeof(msg), "unknown command '%.64s'", cmd);
     return control_error(id, HERD_EINVAL, msg);
 }
 
-static void control_answer(control_t *c, const char *text)
-{
-    if (nn_send(c->sock, text, strlen(text), NN_DONTWAIT) < 0)
-        herd_log(HERD_LOG_WARN, "control", "cannot answer: %s", nn_strerror(nn_errno()));
-}
-
-static void control_send_answer(control_t *c, const char *id, json_t *ans);
-
-static void control_handle(control_t *c, const char *buf, size_t len)
+/* Serve one request; takes r. */
+static void control_handle(control_t *c, control_req_t *r, const char *buf, size_t len)
 {
     if (len > CONTROL_MAX_REQUEST) { /* not parsed: refused, and said so */
         char msg[128];
         snprintf(msg, sizeof(msg), "request of %zu bytes is over the control socket's "
                  "limit of %u bytes", len, CONTROL_MAX_REQUEST);
-        control_send_answer(c, NULL, control_error(NULL, HERD_ETOOBIG, msg));
+        control_send_answer(c, r, control_error(NULL, HERD_ETOOBIG, msg));
+        control_req_free(r);
         return;
     }
     json_error_t err;
     json_t *req = json_loadb(buf, len, 0, &err);
     const char *id = req ? json_string_value(json_object_get(req, "id")) : NULL;
-    const char *cached = id ? control_cached(c, id) : NULL;
+    r->has_id = id && strlen(id) <= CONTROL_ID_MAX;
+    snprintf(r->id, sizeof(r->id), "%s", r->has_id ? id : "");
+    const char *cached = r->has_id ? control_cached(c, r->id) : NULL;
+    control_req_t *waiting = r->has_id ? control_pending_by_id(c, r->id) : NULL;
     if (cached) { /* a resent request: the same answer, applied once */
-        control_answer(c, cached);
-        json_decref(req);
-        return;
+        control_answer(c, r, cached);
+    } else if (waiting) { /* resent while deferred: answer where it came from last */
+        memcpy(waiting->hdr, r->hdr, r->hdrlen);
+        waiting->hdrlen = r->hdrlen;
+    } else if (req == NULL || !json_is_object(req)) {
+        control_send_answer(c, r, control_error(NULL, HERD_EINVAL, "request is not a JSON object"));
+    } else {
+        r->token = ++c->next_token;
+        c->current = r;
+        c->deferring = 0;
+        json_t *ans = control_dispatch(c, r, req);
+        c->current = NULL;
+        c->deferring = 0;
+        json_decref(r->early_result); /* finished early by a command that then failed */
+        r->early_result = NULL;
+        r->early = 0;
+        if (ans == NULL) { /* deferred: control_finish answers */
+            r->next = c->pending;
+            c->pending = r;
+            c->pending_count++;
+            r = NULL;
+        } else {
+            control_send_answer(c, r, ans);
+        }
     }
-    c->deferring = 0;
-    json_t *ans = req && json_is_object(req)
-                      ? control_dispatch(c, req, id)
-                      : control_error(NULL, HERD_EINVAL, "request is not a JSON object");
-    c->deferring = 0; /* a token finished from now on must be the one waiting */
-    if (c->early) {   /* finished early by a command that then failed anyway */
-        c->early = 0;
-        json_decref(c->early_result);
-        c->early_result = NULL;
-    }
-    if (ans == NULL) { /* deferred: no new request until it is answered */
-        c->later_has_id = id && strlen(id) <= CONTROL_ID_MAX;
-        snprintf(c->later_id, sizeof(c->later_id), "%s", c->later_has_id ? id : "");
-        c->waiting = 1;
-        uv_poll_stop(&c->poll);
-        json_decref(req);
-        return;
-    }
-    control_send_answer(c, id, ans);
     json_decref(req);
+    control_req_free(r);
 }
 
 uint64_t control_defer(control_t *c)
 {
+    if (c == NULL || c->current == NULL)
+        return 0; /* not inside a command: control_finish ignores token 0 */
     c->deferring = 1;
-    return ++c->later_token;
+    return c->current->token;
 }
-
-static void control_on_readable(uv_poll_t *h, int status, int events);
 
 void control_finish(control_t *c, uint64_t token, int rc, json_t *result, const char *msg)
 {
-    if (c && c->deferring && !c->waiting && token == c->later_token && !c->early) {
-        c->early = 1; /* still inside the command: control_dispatch answers */
-        c->early_rc = rc;
-        c->early_result = rc ? (json_decref(result), NULL) : result;
-        snprintf(c->early_msg, sizeof(c->early_msg), "%s", msg ? msg : "");
-        return;
-    }
-    if (c == NULL || !c->waiting || token != c->later_token) {
+    if (c == NULL || token == 0) {
         json_decref(result);
         return;
     }
-    const char *id = c->later_has_id ? c->later_id : NULL;
+    control_req_t *r = c->current;
+    if (r && c->deferring && token == r->token && !r->early) {
+        r->early = 1; /* still inside the command: control_dispatch answers */
+        r->early_rc = rc;
+        r->early_result = rc ? (json_decref(result), NULL) : result;
+        snprintf(r->early_msg, sizeof(r->early_msg), "%s", msg ? msg : "");
+        return;
+    }
+    r = control_pending_take(c, token);
+    if (r == NULL) {
+        json_decref(result);
+        return;
+    }
+    const char *id = r->has_id ? r->id : NULL;
     json_t *ans = rc ? control_error(id, rc, msg && msg[0] ? msg : herd_strerror(rc))
-                     : json_pack("{s:s?, s:b, s:o}", "id", id, "ok", 1, "result",
-                                 result ? result : json_null());
+                     : control_ok(id, result);
     if (rc)
         json_decref(result);
-    c->waiting = 0;
-    control_send_answer(c, id, ans);
-    if (!c->closed)
-        uv_poll_start(&c->poll, UV_READABLE, control_on_readable);
+    control_send_answer(c, r, ans);
+    control_req_free(r);
 }
 
-static void control_send_answer(control_t *c, const char *id, json_t *ans)
+/* Receive one request with its header; 0, or -1 when none is waiting. */
+static int control_recv(control_t *c, control_req_t *r, void **body, int *len)
 {
-    char *text = json_dumps(ans, JSON_COMPACT);
-    if (text) {
-        if (id && strlen(id) <= CONTROL_ID_MAX)
-            control_remember(c, id, text);
-        control_answer(c, text);
-    }
-    free(text);
-    json_decref(ans);
+    struct nn_iovec iov = {body, NN_MSG};
+    struct nn_msghdr hdr = {0};
+    hdr.msg_iov = &iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = r->hdr;
+    hdr.msg_controllen = sizeof(r->hdr);
+    *len = nn_recvmsg(c->sock, &hdr, NN_DONTWAIT);
+    if (*len < 0)
+        return -1;
+    r->hdrlen = sizeof(r->hdr);
+    return 0;
 }
 
 static void control_on_readable(uv_poll_t *h, int status, int events)
@@ -205,16 +298,25 @@ static void control_on_readable(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     control_t *c = h->data;
-    for (int i = 0; i < 64 && !c->waiting; i++) {
-        void *buf = NULL;
-        int n = nn_recv(c->sock, &buf, NN_MSG, NN_DONTWAIT);
-        if (n < 0)
+    uint64_t start = uv_hrtime();
+    for (int i = 0; i < CONTROL_BATCH && uv_hrtime() - start < CONTROL_BUDGET_NS; i++) {
+        control_req_t *r = calloc(1, sizeof(*r));
+        void *body = NULL;
+        int n;
+        if (r == NULL || control_recv(c, r, &body, &n) != 0) {
+            free(r);
             return;
-        control_handle(c, buf, (size_t)n);
-        nn_freemsg(buf);
+        }
+        if (c->pending_count >= CONTROL_PENDING_MAX) {
+            control_send_answer(c, r, control_error(NULL, HERD_EBUSY,
+                                                    "too many requests are waiting"));
+            control_req_free(r);
+        } else {
+            control_handle(c, r, body, (size_t)n);
+        }
+        nn_freemsg(body);
     }
 }
-
 /* Bind with a umask that keeps an ipc socket file private (0600) from its
  * first moment, then make sure of it with chmod. */
 static int control_bind(int sock, const char *address)
@@ -237,7 +339,7 @@ int control_start(uv_loop_t *loop, const char *address, const control_command_t 
         return HERD_ENOMEM;
     int fd, maxsize = CONTROL_MAX_RECEIVE;
     size_t sz = sizeof(fd);
-    c->sock = nn_socket(AF_SP, NN_REP);
+    c->sock = nn_socket(AF_SP_RAW, NN_REP);
     int rc = c->sock < 0 ? HERD_EIO : control_bind(c->sock, address);
     if (rc == 0 && (nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize,
                                   sizeof(maxsize)) != 0 ||
@@ -277,6 +379,11 @@ void control_stop(control_t *c)
     while (!c->closed)
         uv_run(c->loop, UV_RUN_NOWAIT);
     nn_close(c->sock);
+    while (c->pending) { /* dropped unanswered: the node stops */
+        control_req_t *r = c->pending;
+        c->pending = r->next;
+        control_req_free(r);
+    }
     for (size_t i = 0; i < CONTROL_CACHE; i++)
         free(c->cache[i].text);
     free(c);

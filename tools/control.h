@@ -5,11 +5,13 @@
  *   request  {"id": "RUN-COUNTER", "cmd": "members", "args": {...}}
  *   answer   {"id": ..., "ok": true, "result": ...}
  *         or {"id": ..., "ok": false, "error": "ENOENT", "message": "..."}
- * nanomsg's REQ resends a request on its own (after a reconnect, or after
- * NN_REQ_RESEND_IVL), so the server remembers the answers to the last
+ * The server's socket is a raw REP socket, so requests are served as they
+ * come: one that waits for another node (a `call`) does not hold up the
+ * others. nanomsg's REQ resends a request on its own (after a reconnect, or
+ * after NN_REQ_RESEND_IVL), so the server remembers the answers to the last
  * CONTROL_CACHE ids and answers a repeated id from there: a resent `incr` or
- * `drain` is never applied twice. The default address is a local ipc:// path
- * created with 0600 permissions.
+ * `drain` is never applied twice (nor started twice while it waits). The
+ * default address is a local ipc:// path created with 0600 permissions.
  */
 #ifndef HERD_CONTROL_H
 #define HERD_CONTROL_H
@@ -35,13 +37,14 @@ typedef struct control control_t;
 
 /* A command that answers later (it waits for another node) calls
  * control_defer, keeps the token and returns CONTROL_DEFERRED; the answer
- * goes with control_finish. REQ/REP carries one request at a time, so the
- * socket takes no new request until then. */
+ * goes with control_finish. Other requests are served meanwhile; at most
+ * 256 wait at once (then a request is refused with HERD_EBUSY). A token is
+ * never 0 (0: control_defer called outside a command). */
 #define CONTROL_DEFERRED 1
 uint64_t control_defer(control_t *c);
 /* Answer the deferred request `token` as a command would have (rc 0 with
  * `result`, a reference that is taken over, or an error with `msg`). A token
- * that is not the outstanding one is ignored (result freed). */
+ * of no waiting request is ignored (result freed). */
 void control_finish(control_t *c, uint64_t token, int rc, json_t *result, const char *msg);
 
 /* Serve `cmds` at `address` on `loop`. Errors: HERD_EINVAL (address), HERD_EIO. */

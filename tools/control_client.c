@@ -117,10 +117,11 @@ void control_request(const char *address, const char *cmd, json_t *args, int tim
         free(text);
         return;
     }
-    int sock = nn_socket(AF_SP, NN_REQ);
+    int sock = nn_socket(AF_SP, NN_REQ), maxsize = CONTROL_ANSWER_MAX;
     if (text == NULL || sock < 0) {
         control_unreachable(reply, address, "out of resources");
     } else if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(int)) ||
+               nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize, sizeof(int)) ||
                nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(int)) ||
                nn_connect(sock, address) < 0) {
         control_unreachable(reply, address, nn_strerror(nn_errno()));
@@ -139,4 +140,47 @@ void control_request(const char *address, const char *cmd, json_t *args, int tim
     if (sock >= 0)
         nn_close(sock);
     free(text);
+}
+
+/* Whether a page answer is well formed: {"items": [...], "cursor": C?}. */
+static int control_page_ok(json_t *page)
+{
+    json_t *cursor = json_object_get(page, "cursor");
+    return json_is_array(json_object_get(page, "items")) &&
+           (cursor == NULL || json_is_string(cursor));
+}
+
+void control_request_list(const char *address, const char *cmd, json_t *args, int timeout_ms,
+                          control_reply_t *reply)
+{
+    json_t *all = json_array();
+    json_t *page_args = args ? json_deep_copy(args) : json_object();
+    json_object_set_new(page_args, "limit", json_integer(CONTROL_LIST_LIMIT));
+    for (;;) {
+        control_request(address, cmd, page_args, timeout_ms, reply);
+        if (reply->outcome != CONTROL_OK)
+            break;
+        json_t *page = reply->result;
+        if (!control_page_ok(page)) {
+            json_decref(page);
+            reply->result = NULL;
+            reply->outcome = CONTROL_REFUSED;
+            snprintf(reply->code, sizeof(reply->code), "EBADFRAME");
+            snprintf(reply->message, sizeof(reply->message), "the node's page is malformed");
+            break;
+        }
+        json_array_extend(all, json_object_get(page, "items"));
+        json_t *cursor = json_object_get(page, "cursor");
+        if (cursor == NULL) {
+            json_decref(page);
+            reply->result = all;
+            all = NULL;
+            break;
+        }
+        json_object_set(page_args, "cursor", cursor);
+        json_decref(page);
+        reply->result = NULL;
+    }
+    json_decref(page_args);
+    json_decref(all);
 }

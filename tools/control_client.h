@@ -32,4 +32,17 @@ typedef struct control_reply {
 void control_request(const char *address, const char *cmd, json_t *args, int timeout_ms,
                      control_reply_t *reply);
 
+/* Answers up to CONTROL_ANSWER_MAX bytes are taken (nanomsg's own limit is
+ * 1 MiB); long listings come in pages well under it. */
+#define CONTROL_ANSWER_MAX (64 << 20)
+/* Pages asked for by control_request_list. */
+#define CONTROL_LIST_LIMIT 1000
+
+/* A listing command (`names`, `children`: control_list.h) fetched page after
+ * page, CONTROL_LIST_LIMIT items each, every page within timeout_ms; on
+ * CONTROL_OK reply->result is the array of every item, as one un-paged
+ * answer would hold. */
+void control_request_list(const char *address, const char *cmd, json_t *args, int timeout_ms,
+                          control_reply_t *reply);
+
 #endif

@@ -240,9 +240,19 @@ static int from_this_node(herd_proc_t *self, const herd_msg_t *msg)
     return herd_pid_equal(msg->from, outside);
 }
 
+/* The call started with reference `ref`, or NULL. */
+static call_req_t *call_by_ref(uint64_t ref)
+{
+    for (call_req_t *r = g_calls.pending; r; r = r->next)
+        if (r->started && r->ref == ref)
+            return r;
+    return NULL;
+}
+
 static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
 {
-    uint64_t *busy = state, token;
+    (void)state;
+    uint64_t token;
     if (!from_this_node(self, msg))
         return proxy_refuse(self, msg, "not from this node"), 0;
     if (msg->len != sizeof(token))
@@ -252,30 +262,23 @@ static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
     if (r == NULL || r->started)
         return proxy_refuse(self, msg, "with a token of no waiting call"), 0;
     r->started = 1;
-    if (*busy) { /* one at a time (REQ/REP): cannot happen, but never lose one */
-        call_finish(r, HERD_EBUSY, NULL, 0);
-        return 0;
-    }
     int rc = herd_whereis(herd_proc_node(self), r->name, &r->callee, NULL);
     if (rc == 0)
         rc = herd_call(self, r->callee, r->request, r->len, r->timeout_ms, &r->ref);
-    if (rc) {
+    if (rc)
         call_finish(r, rc, NULL, 0);
-        return 0;
-    }
-    *busy = r->token;
     return 0;
 }
 
+/* A reply (or its timeout) for one of the calls under way: they run side by
+ * side, each answered as its own reply comes. */
 static int proxy_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
 {
     (void)self;
-    uint64_t *busy = state;
-    call_req_t *r = *busy ? call_find(*busy) : NULL;
-    if (msg->kind != HERD_MSG_REPLY || r == NULL || msg->ref != r->ref)
-        return 0;
-    *busy = 0;
-    call_finish(r, msg->status, msg->data, msg->len);
+    (void)state;
+    call_req_t *r = msg->kind == HERD_MSG_REPLY ? call_by_ref(msg->ref) : NULL;
+    if (r)
+        call_finish(r, msg->status, msg->data, msg->len);
     return 0;
 }
 
@@ -284,8 +287,8 @@ static int proxy_init(herd_proc_t *self, const void *arg, size_t len, void **sta
     (void)self;
     (void)arg;
     (void)len;
-    *state = calloc(1, sizeof(uint64_t));
-    return *state ? 0 : HERD_ENOMEM;
+    *state = NULL;
+    return 0;
 }
 
 /* The node stops: the calls still pending are dropped unanswered (the
@@ -299,7 +302,7 @@ static void proxy_terminate(herd_proc_t *self, void *state, int reason)
         call_forget(r);
         free(r);
     }
-    free(state);
+    (void)state;
 }
 
 static const herd_behaviour_t proxy_behaviour = {
@@ -399,22 +402,65 @@ int herdd_cmd_stop(void *data, json_t *args, json_t **result, char *msg, size_t 
     return CONTROL_DEFERRED;
 }
 
+/*
+ * children: a snapshot of the spec names (of NODE's registered children
+ * when NODE is given), sorted, with the state of this node's own children
+ * as tags (one pass over them, a binary search each); each page then looks
+ * up the registration and spec of its names. Linear in the children, a page
+ * of JSON per request.
+ */
+#define STATE_NONE (-1)
+
 typedef struct children_ctx {
     void *data;
     herd_node_t *node;
     const char *only; /* node name, or NULL */
-    json_t *list;
+    control_snap_t *snap;
+    int rc;
 } children_ctx_t;
 
-static int child_json(void *arg, const char *name, const uint8_t *spec, size_t len)
+static int child_add(void *arg, const char *name, const uint8_t *spec, size_t len)
 {
     (void)spec;
     (void)len;
     children_ctx_t *c = arg;
+    herd_pid_t pid;
+    if (c->only && (herd_whereis(c->node, name, &pid, NULL) != 0 ||
+                    pid.node != herd_node_id_of(c->only)))
+        return 0;
+    c->rc = control_snap_add(c->snap, name, STATE_NONE);
+    return c->rc != 0;
+}
+
+static int children_fill(void *arg, control_snap_t *s)
+{
+    children_ctx_t *c = arg;
+    c->snap = s;
+    c->rc = 0;
+    int rc = herd_spec_foreach(c->node, child_add, c);
+    return rc < 0 ? rc : c->rc;
+}
+
+static int local_state(void *arg, const herd_child_view_t *v)
+{
+    children_ctx_t *c = arg;
+    control_snap_tag(c->snap, v->name, (int)v->state);
+    return 0;
+}
+
+static void children_tag(void *arg, control_snap_t *s)
+{
+    children_ctx_t *c = arg;
+    c->snap = s;
+    if (c->only == NULL || strcmp(c->only, herd_node_name(c->node)) == 0)
+        herd_which_children(c->node, local_state, c);
+}
+
+static json_t *children_item(void *arg, const char *name, int state)
+{
+    children_ctx_t *c = arg;
     herd_pid_t pid = HERD_PID_NONE;
     int registered = herd_whereis(c->node, name, &pid, NULL) == 0;
-    if (c->only && (!registered || pid.node != herd_node_id_of(c->only)))
-        return 0;
     json_t *o = registered ? herdd_name_json(c->data, name, pid, NULL)
                            : json_pack("{s:s, s:n, s:n}", "name", name, "node", "pid");
     json_object_del(o, "meta");
@@ -422,25 +468,14 @@ static int child_json(void *arg, const char *name, const uint8_t *spec, size_t l
     json_object_set_new(o, "service", json_string(herd_child_spec(c->node, name, &sv) == 0
                                                       ? sv.service
                                                       : ""));
-    json_object_set_new(o, "state", json_string(registered ? "running" : "missing"));
-    json_array_append_new(c->list, o);
-    return 0;
+    const char *st = state != STATE_NONE ? herd_child_state_name((herd_child_state_t)state)
+                     : registered        ? "running"
+                                         : "missing";
+    json_object_set_new(o, "state", json_string(st));
+    return o;
 }
 
-static int local_state(void *arg, const herd_child_view_t *v)
-{
-    children_ctx_t *c = arg;
-    size_t i;
-    json_t *o;
-    json_array_foreach(c->list, i, o)
-    {
-        if (strcmp(json_string_value(json_object_get(o, "name")), v->name) == 0) {
-            json_object_set_new(o, "state", json_string(herd_child_state_name(v->state)));
-            break;
-        }
-    }
-    return 0;
-}
+static const control_list_ops_t children_ops = {children_fill, children_tag, children_item};
 
 int herdd_cmd_children(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
@@ -449,12 +484,8 @@ int herdd_cmd_children(void *data, json_t *args, json_t **result, char *msg, siz
     if (only && strcmp(only, herd_node_name(n)) != 0 &&
         herd_cluster_member_incarnation(n, herd_node_id_of(only)) == 0)
         return snprintf(msg, cap, "'%.64s' is not a member", only), HERD_ENOENT;
-    children_ctx_t c = {data, n, only, json_array()};
-    herd_spec_foreach(n, child_json, &c);
-    if (only == NULL || strcmp(only, herd_node_name(n)) == 0)
-        herd_which_children(n, local_state, &c);
-    *result = c.list;
-    return 0;
+    children_ctx_t c = {data, n, only, NULL, 0};
+    return herdd_list_serve(data, args, &children_ops, &c, result, msg, cap);
 }
 
 static int handoff_json(void *arg, const herd_handoff_view_t *h)

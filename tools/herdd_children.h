@@ -12,7 +12,9 @@
  *        reply is a whole number, as the counter's always is)}
  *     ENOENT: N is not registered; the callee's own error otherwise.
  *   stop {"name": N}        -> {"name", "stopped": true}; ENOENT: no such child
- *   children {"node": NODE?} -> [{"name", "node", "pid", "service", "state"}]
+ *   children {"node": NODE?, "limit": N?, "cursor": C?}
+ *     -> [{"name", "node", "pid", "service", "state"}], sorted by name, or
+ *     with "limit" one page of them (control_list.h)
  *     every child (of NODE only, when given) as this node sees it: state is
  *     running / restarting / moving / arriving for this node's own, running
  *     for a registered child of another node, and missing for a child with
@@ -30,11 +32,16 @@
 #include <jansson.h>
 
 #include "control.h"
+#include "control_list.h"
 #include "herd_registry.h"
 
 /* What herdd.c gives these commands from their `data`. */
 control_t *herdd_control(void *data);
 json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta);
+/* Serve a listing page by page from the socket's open listings
+ * (control_list_serve). */
+int herdd_list_serve(void *data, json_t *args, const control_list_ops_t *ops, void *opsdata,
+                     json_t **result, char *msg, size_t cap);
 
 /* The proxy process that makes `call`s for the control socket; started once
  * the node runs (herdd.c). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control_list.h"
 #include "herd_dsup.h"
 #include "herd_registry.h"
 #include "herdd_children.h"
@@ -17,16 +18,21 @@
 #include "log.h"
 #include "ring.h"
 
-struct node_control {
-    herd_node_t *node;
-    control_t *ctl;
-};
-
 /* The members as this node knows them, to name the nodes of pids. */
 typedef struct member_names {
     herd_member_info_t *info;
     int count;
 } member_names_t;
+
+struct node_control {
+    herd_node_t *node;
+    control_t *ctl;
+    control_lists_t *lists; /* owned: `names` and `children` page by page */
+    /* the members, loaded at most once per loop iteration for names_of */
+    member_names_t members;
+    uint64_t members_at;
+    int members_loaded;
+};
 
 static void member_names_load(node_control_t *d, member_names_t *m)
 {
@@ -35,6 +41,20 @@ static void member_names_load(node_control_t *d, member_names_t *m)
     m->count = m->info ? herd_cluster_members(d->node, m->info, (size_t)n) : 0;
     if (m->count > n)
         m->count = n;
+}
+
+/* The members for naming the nodes of pids in many items: loaded once per
+ * loop iteration (a page of a listing names every pid on one member list). */
+static const member_names_t *members_now(node_control_t *d)
+{
+    uint64_t now = uv_now(herd_node_loop(d->node));
+    if (!d->members_loaded || d->members_at != now) {
+        free(d->members.info);
+        member_names_load(d, &d->members);
+        d->members_at = now;
+        d->members_loaded = 1;
+    }
+    return &d->members;
 }
 
 static void node_name_of(const member_names_t *m, uint64_t id, char *out, size_t cap)
@@ -233,32 +253,51 @@ static int cmd_whereis(void *data, json_t *args, json_t **result, char *msg, siz
     return 0;
 }
 
-typedef struct names_ctx {
-    member_names_t mn;
-    json_t *list;
-} names_ctx_t;
+typedef struct names_fill {
+    control_snap_t *snap;
+    int rc;
+} names_fill_t;
 
 static int add_name(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
 {
-    names_ctx_t *c = data;
-    json_array_append_new(c->list, name_json(&c->mn, name, pid, meta));
-    return json_array_size(c->list) >= 100000; /* a bound on one answer */
+    (void)pid;
+    (void)meta;
+    names_fill_t *f = data;
+    f->rc = control_snap_add(f->snap, name, 0);
+    return f->rc != 0;
 }
 
+typedef struct names_list {
+    node_control_t *d;
+    const char *prefix;
+} names_list_t;
+
+static int names_fill(void *data, control_snap_t *s)
+{
+    names_list_t *l = data;
+    names_fill_t f = {s, 0};
+    int rc = herd_registry_list(l->d->node, l->prefix, add_name, &f);
+    return rc < 0 ? rc : f.rc;
+}
+
+static json_t *names_item(void *data, const char *name, int tag)
+{
+    (void)tag;
+    names_list_t *l = data;
+    herd_pid_t pid;
+    herd_meta_t meta;
+    if (herd_whereis(l->d->node, name, &pid, &meta) != 0)
+        return NULL; /* gone since the snapshot */
+    return name_json(members_now(l->d), name, pid, &meta);
+}
+
+static const control_list_ops_t names_ops = {names_fill, NULL, names_item};
+
+/* The names, sorted, page by page (control_list.h). */
 static int cmd_names(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
-    node_control_t *d = data;
-    const char *prefix = json_string_value(json_object_get(args, "prefix"));
-    names_ctx_t c = {{NULL, 0}, json_array()};
-    member_names_load(d, &c.mn);
-    int rc = herd_registry_list(d->node, prefix, add_name, &c);
-    free(c.mn.info);
-    if (rc < 0) {
-        json_decref(c.list);
-        return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
-    }
-    *result = c.list;
-    return 0;
+    names_list_t l = {data, json_string_value(json_object_get(args, "prefix"))};
+    return herdd_list_serve(data, args, &names_ops, &l, result, msg, cap);
 }
 
 /* Per peer: the registry's exchanges and the stream under them. */
@@ -320,11 +359,15 @@ control_t *herdd_control(void *data)
 
 json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
 {
-    member_names_t mn;
-    member_names_load(data, &mn);
-    json_t *o = name_json(&mn, name, pid, meta);
-    free(mn.info);
-    return o;
+    return name_json(members_now(data), name, pid, meta);
+}
+
+int herdd_list_serve(void *data, json_t *args, const control_list_ops_t *ops, void *opsdata,
+                     json_t **result, char *msg, size_t cap)
+{
+    node_control_t *d = data;
+    return control_list_serve(d->lists, uv_now(herd_node_loop(d->node)), args, ops, opsdata,
+                              result, msg, cap);
 }
 
 static const control_command_t commands[] = {
@@ -352,11 +395,13 @@ int node_control_start(herd_node_t *node, const char *address, node_control_t **
     if (d == NULL)
         return HERD_ENOMEM;
     d->node = node;
-    int rc = herdd_children_start(d);
+    d->lists = control_lists_new();
+    int rc = d->lists ? herdd_children_start(d) : HERD_ENOMEM;
     if (rc == 0)
         rc = control_start(herd_node_loop(node), address, commands,
                            sizeof(commands) / sizeof(commands[0]), d, &d->ctl);
     if (rc) {
+        control_lists_free(d->lists);
         free(d);
         return rc;
     }
@@ -370,5 +415,7 @@ void node_control_stop(node_control_t *d)
         return;
     control_stop(d->ctl);
     d->ctl = NULL;
+    control_lists_free(d->lists);
+    free(d->members.info);
     free(d);
 }

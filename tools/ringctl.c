@@ -155,7 +155,10 @@ json_t *ctl_live_wait(const ctl_t *c, const char *cmd, json_t *args, int timeout
         return NULL;
     }
     control_reply_t r;
-    control_request(c->node, cmd, args, timeout_ms, &r);
+    if (strcmp(cmd, "names") == 0 || strcmp(cmd, "children") == 0)
+        control_request_list(c->node, cmd, args, timeout_ms, &r); /* page by page */
+    else
+        control_request(c->node, cmd, args, timeout_ms, &r);
     if (r.outcome == CONTROL_OK)
         return r.result;
     /* exit 3: the node could not say whether it took effect */

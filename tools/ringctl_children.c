@@ -52,7 +52,7 @@ static const child_cmd_t child_cmds[] = {
      "Every child the cluster must run (those NODE runs, when given): where it\n"
      "runs and its state: running, restarting, moving, arriving (the asked node's\n"
      "own), running (registered elsewhere) or missing (no registration yet).\n"
-     "JSON: [{\"name\",\"node\",\"pid\",\"service\",\"state\"}]\n"},
+     "JSON: [{\"name\",\"node\",\"pid\",\"service\",\"state\"}], sorted by name\n"},
     {"handoffs", 0, 0,
      "usage: ringctl [--json] [--node ADDR] handoffs\n\n"
      "The moves this node coordinated: in flight first, then the recent ones.\n"

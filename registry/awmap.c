@@ -72,12 +72,69 @@ uint64_t awmap_key_hash(const char *key, size_t klen)
     return key_hash(key, klen);
 }
 
-/* The top byte of the hash: the bucket comes from the low bits. 0 marks an
- * empty lane. */
+/* The top byte of the hash (the bucket comes from the whole hash mixed with
+ * the seed, key_home). 0 marks an empty lane. */
 static uint8_t key_tag(uint64_t h)
 {
     uint8_t t = (uint8_t)(h >> 56);
     return t ? t : 1;
+}
+
+/* A 64-bit finalizer (MurmurHash3's fmix64): every output bit depends on
+ * every input bit. */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* How a key's home bucket comes from its hash, and why: a map sent to
+ * another in pieces arrives in its bucket order (awmap_foreach). Were the
+ * home bucket the same bits of the hash in both maps, the receiver's
+ * smaller table would take the keys front to back, its front would overfill
+ * and probe runs grow with every piece: inserts go quadratic (a join of
+ * 300,000 names took seconds). So each map mixes its own seed into the
+ * hash first, and one map's order says nothing of where keys go in another.
+ * The hash itself (awmap_key_hash) is the same in every map: callers keep
+ * it, and the tag is its top byte. */
+static size_t key_home(const awmap_t *m, uint64_t h)
+{
+    return (size_t)mix64(h ^ m->seed) & m->bmask;
+}
+
+/* A seed as the map keeps it: spread, so that seeds 1 and 2 differ in
+ * every bit (h ^ seed then moves far for either). */
+static uint64_t seed_spread(uint64_t seed)
+{
+    return mix64(seed + 0x9e3779b97f4a7c15ull);
+}
+
+int awmap_set_seed(awmap_t *m, uint64_t seed)
+{
+    if (m->key_n)
+        return HERD_EBUSY;
+    m->seed = seed_spread(seed);
+    m->seeded = 1;
+    return 0;
+}
+
+/* A map nobody seeded takes its seed as its first key comes in: from that
+ * key and the first replica of its table. Deterministic (a simulation runs
+ * the same twice), and two maps rarely share both: a registry's map lists
+ * its own node start first, and a map filled from another in that one's
+ * order gets as its first key the sender's first in bucket order, not the
+ * sender's first key. */
+static void seed_default(awmap_t *m, uint64_t first_hash)
+{
+    uint64_t r = 0;
+    if (m->replica_n)
+        r = mix64(m->replicas[0].id.node) ^ m->replicas[0].id.incarnation;
+    m->seed = seed_spread(first_hash ^ mix64(r));
+    m->seeded = 1;
 }
 
 static size_t key_record_size(size_t klen, size_t vcap)
@@ -93,7 +150,7 @@ static awmap_key_t *key_probe(const awmap_t *m, const char *key, size_t klen, ui
                               size_t *bi, unsigned *lane)
 {
     uint8_t tag = key_tag(h);
-    for (size_t b = h & m->bmask;; b = (b + 1) & m->bmask) {
+    for (size_t b = key_home(m, h);; b = (b + 1) & m->bmask) {
         const awmap_bucket_t *bk = &m->buckets[b];
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             uint8_t t = bk->tag[l];
@@ -123,9 +180,11 @@ static awmap_key_t *key_find(const awmap_t *m, const char *key, size_t klen)
     return awmap__key_find(m, key, klen);
 }
 
-static void bucket_put(awmap_bucket_t *buckets, size_t bmask, awmap_key_t *k, uint64_t h)
+/* Put k in the first empty lane from bucket b on. */
+static void bucket_put(awmap_bucket_t *buckets, size_t bmask, size_t b, awmap_key_t *k,
+                       uint64_t h)
 {
-    for (size_t b = h & bmask;; b = (b + 1) & bmask)
+    for (;; b = (b + 1) & bmask)
         for (unsigned l = 0; l < AWMAP_LANES; l++)
             if (buckets[b].tag[l] == 0) {
                 buckets[b].tag[l] = key_tag(h);
@@ -141,15 +200,18 @@ static int keys_grow(awmap_t *m)
     if (buckets == NULL)
         return HERD_ENOMEM;
     memset(buckets, 0, nb * sizeof(*buckets));
-    for (size_t b = 0; m->buckets && b <= m->bmask; b++)
-        for (unsigned l = 0; l < AWMAP_LANES; l++)
-            if (m->buckets[b].tag[l]) {
-                awmap_key_t *k = m->buckets[b].key[l];
-                bucket_put(buckets, nb - 1, k, key_hash(k->name, k->klen));
-            }
-    free(m->buckets);
+    awmap_bucket_t *old = m->buckets;
+    size_t old_n = old ? m->bmask + 1 : 0;
     m->buckets = buckets;
     m->bmask = nb - 1;
+    for (size_t b = 0; b < old_n; b++)
+        for (unsigned l = 0; l < AWMAP_LANES; l++)
+            if (old[b].tag[l]) {
+                awmap_key_t *k = old[b].key[l];
+                uint64_t h = key_hash(k->name, k->klen);
+                bucket_put(buckets, nb - 1, key_home(m, h), k, h);
+            }
+    free(old);
     return 0;
 }
 
@@ -159,10 +221,12 @@ awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
         return NULL;
     /* at most 7/8 of the lanes in use: with 7 lanes a bucket, probe runs
      * stay short that full, and a doubled table is not idle half the time */
+    uint64_t h = key_hash(key, klen);
+    if (!m->seeded)
+        seed_default(m, h);
     size_t cap = m->buckets ? (m->bmask + 1) * AWMAP_LANES : 0;
     if ((m->buckets == NULL || (m->key_n + 1) * 8 > cap * 7) && keys_grow(m) != 0)
         return NULL;
-    uint64_t h = key_hash(key, klen);
     size_t b;
     unsigned l;
     awmap_key_t *k = key_probe(m, key, klen, h, &b, &l);
@@ -191,7 +255,7 @@ static awmap_key_t *key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
 /* The lane that holds record k. */
 static void key_locate(const awmap_t *m, const awmap_key_t *k, size_t *bi, unsigned *lane)
 {
-    for (size_t b = key_hash(k->name, k->klen) & m->bmask;; b = (b + 1) & m->bmask)
+    for (size_t b = key_home(m, key_hash(k->name, k->klen));; b = (b + 1) & m->bmask)
         for (unsigned l = 0; l < AWMAP_LANES; l++)
             if (m->buckets[b].key[l] == k && m->buckets[b].tag[l]) {
                 *bi = b;
@@ -232,7 +296,7 @@ static void key_drop(awmap_t *m, awmap_key_t *k)
         if (bj->tag[lj] == 0)
             break;
         awmap_key_t *x = bj->key[lj];
-        size_t home = (key_hash(x->name, x->klen) & m->bmask) * AWMAP_LANES;
+        size_t home = key_home(m, key_hash(x->name, x->klen)) * AWMAP_LANES;
         if ((j + cap - hole) % cap <= (j + cap - home) % cap) { /* hole lies in [home, j) */
             awmap_bucket_t *bh = &m->buckets[hole / AWMAP_LANES];
             bh->tag[hole % AWMAP_LANES] = bj->tag[lj];
@@ -695,7 +759,7 @@ void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage)
 {
     if (m->buckets == NULL)
         return;
-    const awmap_bucket_t *bk = &m->buckets[hash & m->bmask];
+    const awmap_bucket_t *bk = &m->buckets[key_home(m, hash)];
     if (stage == 0) {
         __builtin_prefetch(bk);
         return;
@@ -720,7 +784,7 @@ int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
                        void *data)
 {
     uint8_t tag = key_tag(hash);
-    for (size_t b = hash & m->bmask; m->buckets; b = (b + 1) & m->bmask)
+    for (size_t b = m->buckets ? key_home(m, hash) : 0; m->buckets; b = (b + 1) & m->bmask)
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             const awmap_key_t *k = m->buckets[b].key[l];
             if (m->buckets[b].tag[l] == 0)

@@ -65,6 +65,14 @@ awmap_t *awmap_new(void);
 awmap_t *awmap_new_delta(void);
 void awmap_free(awmap_t *m);
 
+/* Seed the key table's layout (which bucket a key goes to), while the map
+ * holds no key (HERD_EBUSY otherwise). Maps with different seeds lay keys
+ * out unrelated to each other, so that a map joined in pieces in another's
+ * iteration order fills evenly; give every big map its own (a registry:
+ * its node id and incarnation). A map never seeded takes a seed from its
+ * first key and first replica: deterministic either way. */
+int awmap_set_seed(awmap_t *m, uint64_t seed);
+
 /* The index of replica (node, incarnation), added if new; found in O(1). */
 int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index);
 awmap_replica_id_t awmap_replica_id(const awmap_t *m, uint32_t index);

@@ -122,13 +122,15 @@ static int piece_key(void *data, const char *key, size_t klen, const awmap_entry
 }
 
 /* Milliseconds for an empty map to join a `keys`-key map sent as pieces of
- * `per` keys in the sender's iteration order (best of `runs`). */
-static double time_foreign_order(unsigned keys, size_t per, unsigned runs)
+ * `per` keys in the sender's iteration order (best of `runs`); `seeded`:
+ * both maps seeded as registries seed theirs, else neither. */
+static double time_foreign_order(unsigned keys, size_t per, int seeded, unsigned runs)
 {
     awmap_t *a = awmap_new();
     uint32_t idx;
     char key[32], value[24];
-    if (a == NULL || awmap_replica(a, (awmap_replica_id_t){1, 1}, &idx) != 0)
+    if (a == NULL || (seeded && awmap_set_seed(a, 1) != 0) ||
+        awmap_replica(a, (awmap_replica_id_t){1, 1}, &idx) != 0)
         die("alloc");
     for (unsigned i = 0; i < keys; i++) {
         int kl = snprintf(key, sizeof(key), "node-1/worker-%u", i);
@@ -141,7 +143,7 @@ static double time_foreign_order(unsigned keys, size_t per, unsigned runs)
     double best = 1e9;
     for (unsigned r = 0; r < runs; r++) {
         awmap_t *b = awmap_new();
-        if (b == NULL)
+        if (b == NULL || (seeded && awmap_set_seed(b, 2) != 0))
             die("alloc");
         double t0 = now_s();
         for (size_t i = 0; i < p.n; i++)
@@ -173,7 +175,9 @@ int main(int argc, char **argv)
            1e3 * time_join(d, 1000, 0, runs));
     awmap_free(d);
     unsigned fkeys = quick ? 30000 : 300000;
-    printf("bench awmap join_in_foreign_order_ms %.1f keys=%u piece=4000 runs=%u\n",
-           time_foreign_order(fkeys, 4000, quick ? 1 : 3), fkeys, quick ? 1 : 3);
+    for (int seeded = 1; seeded >= 0; seeded--)
+        printf("bench awmap join_in_foreign_order_ms %.1f keys=%u piece=4000 seeds=%s "
+               "runs=%u\n", time_foreign_order(fkeys, 4000, seeded, quick ? 1 : 3), fkeys,
+               seeded ? "1,2" : "default", quick ? 1 : 3);
     return 0;
 }

@@ -159,7 +159,14 @@ static uint64_t mix64(uint64_t x)
  * it, and the tag is its top byte. */
 static size_t key_home(const awmap_t *m, uint64_t h)
 {
-    return (size_t)mix64(h ^ m->seed) & m->bmask;
+    /* the top 32 bits scaled to [0, nb): any table size, not only powers
+     * of two (keys_grow) */
+    return (size_t)(((mix64(h ^ m->seed) >> 32) * (uint64_t)m->nb) >> 32);
+}
+
+static size_t next_bucket(const awmap_t *m, size_t b)
+{
+    return b + 1 == m->nb ? 0 : b + 1;
 }
 
 /* A seed as the map keeps it: spread, so that seeds 1 and 2 differ in
@@ -206,7 +213,7 @@ static awmap_key_t *key_probe(const awmap_t *m, const char *key, size_t klen, ui
                               size_t *bi, unsigned *lane)
 {
     uint8_t tag = key_tag(h);
-    for (size_t b = key_home(m, h);; b = (b + 1) & m->bmask) {
+    for (size_t b = key_home(m, h);; b = next_bucket(m, b)) {
         const awmap_bucket_t *bk = &m->buckets[b];
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             uint8_t t = bk->tag[l];
@@ -237,35 +244,35 @@ static awmap_key_t *key_find(const awmap_t *m, const char *key, size_t klen)
 }
 
 /* Put k in the first empty lane from bucket b on. */
-static void bucket_put(awmap_bucket_t *buckets, size_t bmask, size_t b, awmap_key_t *k,
-                       uint64_t h)
+static void bucket_put(awmap_t *m, awmap_key_t *k, uint64_t h)
 {
-    for (;; b = (b + 1) & bmask)
+    for (size_t b = key_home(m, h);; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++)
-            if (buckets[b].tag[l] == 0) {
-                buckets[b].tag[l] = key_tag(h);
-                buckets[b].key[l] = k;
+            if (m->buckets[b].tag[l] == 0) {
+                m->buckets[b].tag[l] = key_tag(h);
+                m->buckets[b].key[l] = k;
                 return;
             }
 }
 
 static int keys_grow(awmap_t *m)
 {
-    size_t nb = m->buckets ? (m->bmask + 1) * 2 : 4;
+    /* by half again, not double: a table just grown is 2/3 full of what
+     * it was, and memory per key stays within 1.5x of the least */
+    size_t nb = m->buckets ? m->nb + m->nb / 2 : 4;
     awmap_bucket_t *buckets = aligned_alloc(_Alignof(awmap_bucket_t), nb * sizeof(*buckets));
     if (buckets == NULL)
         return HERD_ENOMEM;
     memset(buckets, 0, nb * sizeof(*buckets));
     awmap_bucket_t *old = m->buckets;
-    size_t old_n = old ? m->bmask + 1 : 0;
+    size_t old_n = old ? m->nb : 0;
     m->buckets = buckets;
-    m->bmask = nb - 1;
+    m->nb = nb;
     for (size_t b = 0; b < old_n; b++)
         for (unsigned l = 0; l < AWMAP_LANES; l++)
             if (old[b].tag[l]) {
                 awmap_key_t *k = old[b].key[l];
-                uint64_t h = key_hash(k->name, k->klen);
-                bucket_put(buckets, nb - 1, key_home(m, h), k, h);
+                bucket_put(m, k, key_hash(k->name, k->klen));
             }
     free(old);
     return 0;
@@ -280,7 +287,7 @@ awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
     uint64_t h = key_hash(key, klen);
     if (!m->seeded)
         seed_default(m, h);
-    size_t cap = m->buckets ? (m->bmask + 1) * AWMAP_LANES : 0;
+    size_t cap = m->buckets ? m->nb * AWMAP_LANES : 0;
     if ((m->buckets == NULL || (m->key_n + 1) * 8 > cap * 7) && keys_grow(m) != 0)
         return NULL;
     size_t b;
@@ -311,7 +318,7 @@ static awmap_key_t *key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
 /* The lane that holds record k. */
 static void key_locate(const awmap_t *m, const awmap_key_t *k, size_t *bi, unsigned *lane)
 {
-    for (size_t b = key_home(m, key_hash(k->name, k->klen));; b = (b + 1) & m->bmask)
+    for (size_t b = key_home(m, key_hash(k->name, k->klen));; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++)
             if (m->buckets[b].key[l] == k && m->buckets[b].tag[l]) {
                 *bi = b;
@@ -342,7 +349,7 @@ static void key_drop(awmap_t *m, awmap_key_t *k)
     size_t b;
     unsigned l;
     key_locate(m, k, &b, &l);
-    const size_t cap = (m->bmask + 1) * AWMAP_LANES;
+    const size_t cap = m->nb * AWMAP_LANES;
     size_t hole = b * AWMAP_LANES + l;
     m->buckets[b].tag[l] = 0;
     m->key_n--;
@@ -455,7 +462,7 @@ void awmap_free(awmap_t *m)
 {
     if (m == NULL)
         return;
-    for (size_t b = 0; m->buckets && b <= m->bmask; b++)
+    for (size_t b = 0; m->buckets && b < m->nb; b++)
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             awmap_key_t *k = m->buckets[b].key[l];
             if (m->buckets[b].tag[l] == 0)
@@ -476,7 +483,7 @@ void awmap_free(awmap_t *m)
 
 /* Visit every key record (fn must not change the map). */
 #define FOREACH_KEY(m, k)                                                              \
-    for (size_t b_ = 0; (m)->buckets && b_ <= (m)->bmask; b_++)                           \
+    for (size_t b_ = 0; (m)->buckets && b_ < (m)->nb; b_++)                               \
         for (unsigned l_ = 0; l_ < AWMAP_LANES; l_++)                                     \
             for (awmap_key_t *k = (m)->buckets[b_].tag[l_] ? (m)->buckets[b_].key[l_] : NULL; \
                  k; k = NULL)
@@ -840,7 +847,7 @@ int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
                        void *data)
 {
     uint8_t tag = key_tag(hash);
-    for (size_t b = m->buckets ? key_home(m, hash) : 0; m->buckets; b = (b + 1) & m->bmask)
+    for (size_t b = m->buckets ? key_home(m, hash) : 0; m->buckets; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             const awmap_key_t *k = m->buckets[b].key[l];
             if (m->buckets[b].tag[l] == 0)

@@ -56,8 +56,8 @@ struct awmap {
     uint32_t *rindex;
     uint32_t rindex_mask; /* slots - 1 */
     uint32_t pruned_n;    /* free slots in the table */
-    awmap_bucket_t *buckets; /* a power of two of them */
-    size_t bmask, key_n, entry_n;
+    awmap_bucket_t *buckets; /* owned: nb of them (any number) */
+    size_t nb, key_n, entry_n;
     uint64_t seed; /* mixed into a key's hash for its bucket (awmap.c, key_home) */
     int seeded;    /* set by awmap_set_seed, or by the first key */
     int is_delta;

@@ -128,8 +128,8 @@ uint64_t awmap_key_hash(const char *key, size_t klen)
     return key_hash(key, klen);
 }
 
-/* The top byte of the hash (the bucket comes from the whole hash mixed with
- * the seed, key_home). 0 marks an empty lane. */
+/* The top byte of the hash (the bucket comes from its top AWMAP_HASH_BITS
+ * mixed with the seed, key_home). 0 marks an empty lane. */
 static uint8_t key_tag(uint64_t h)
 {
     uint8_t t = (uint8_t)(h >> 56);
@@ -161,7 +161,8 @@ static size_t key_home(const awmap_t *m, uint64_t h)
 {
     /* the top 32 bits scaled to [0, nb): any table size, not only powers
      * of two (keys_grow) */
-    return (size_t)(((mix64(h ^ m->seed) >> 32) * (uint64_t)m->nb) >> 32);
+    uint64_t x = mix64((h >> (64 - AWMAP_HASH_BITS)) ^ m->seed);
+    return (size_t)(((x >> 32) * (uint64_t)m->nb) >> 32);
 }
 
 static size_t next_bucket(const awmap_t *m, size_t b)
@@ -852,7 +853,8 @@ int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
             const awmap_key_t *k = m->buckets[b].key[l];
             if (m->buckets[b].tag[l] == 0)
                 return 0;
-            int rc = m->buckets[b].tag[l] == tag && key_hash(k->name, k->klen) == hash
+            int rc = m->buckets[b].tag[l] == tag &&
+                             (key_hash(k->name, k->klen) ^ hash) >> (64 - AWMAP_HASH_BITS) == 0
                          ? fn(data, k->name, k->klen, awmap__entries(k))
                          : 0;
             if (rc)

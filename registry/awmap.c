@@ -21,6 +21,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "tablemem.h"
+
 typedef awmap_replica_st_t replica_t;
 
 /* ---- maps (replicas and the causal context: awmap_cc.c) -------------------------- */
@@ -261,10 +263,9 @@ static int keys_grow(awmap_t *m)
     /* by half again, not double: a table just grown is 2/3 full of what
      * it was, and memory per key stays within 1.5x of the least */
     size_t nb = m->buckets ? m->nb + m->nb / 2 : 4;
-    awmap_bucket_t *buckets = aligned_alloc(_Alignof(awmap_bucket_t), nb * sizeof(*buckets));
+    awmap_bucket_t *buckets = tablemem_alloc(nb * sizeof(*buckets));
     if (buckets == NULL)
         return HERD_ENOMEM;
-    memset(buckets, 0, nb * sizeof(*buckets));
     awmap_bucket_t *old = m->buckets;
     size_t old_n = old ? m->nb : 0;
     m->buckets = buckets;
@@ -275,7 +276,7 @@ static int keys_grow(awmap_t *m)
                 awmap_key_t *k = old[b].key[l];
                 bucket_put(m, k, key_hash(k->name, k->klen));
             }
-    free(old);
+    tablemem_free(old, old_n * sizeof(*old));
     return 0;
 }
 
@@ -474,7 +475,7 @@ void awmap_free(awmap_t *m)
             }
             free(k);
         }
-    free(m->buckets);
+    tablemem_free(m->buckets, m->nb * sizeof(*m->buckets));
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);
     free(m->replicas);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "herd_error.h"
+#include "tablemem.h"
 
 #define HASH_SHIFT (64 - AWMAP_HASH_BITS)
 #define TAG_MASK ((UINT64_C(1) << PIDX_TAG_BITS) - 1)
@@ -52,7 +53,7 @@ void pidx_init(pidx_t *x)
 
 void pidx_fini(pidx_t *x)
 {
-    free(x->slots);
+    tablemem_free(x->slots, x->n * sizeof(*x->slots));
     pidx_init(x);
 }
 
@@ -70,7 +71,7 @@ static int grow(pidx_t *x)
     size_t n = x->slots ? x->n + x->n / 2 : 16;
     uint64_t *old = x->slots;
     size_t old_n = old ? x->n : 0;
-    if ((x->slots = calloc(n, sizeof(*x->slots))) == NULL) {
+    if ((x->slots = tablemem_alloc(n * sizeof(*x->slots))) == NULL) {
         x->slots = old;
         return HERD_ENOMEM;
     }
@@ -78,7 +79,7 @@ static int grow(pidx_t *x)
     for (size_t i = 0; i < old_n; i++)
         if (old[i])
             x->slots[find(x, old[i])] = old[i];
-    free(old);
+    tablemem_free(old, old_n * sizeof(*old));
     return 0;
 }
 

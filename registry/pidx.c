@@ -3,8 +3,9 @@
  *
  * Open addressing with linear probing from the serial's home slot; deletion
  * shifts the rest of the run back (no tombstones), as u64map does. The
- * table grows by half again, not double, and takes any size: memory is per
- * name, and a table just grown stays 7/12 full at least.
+ * table takes any size and grows by a quarter, not double: memory is per
+ * name, a table just grown is 70 % full, and growing is cheap (a pair holds
+ * all its rehash needs).
  */
 #include "pidx.h"
 
@@ -68,7 +69,7 @@ static size_t find(const pidx_t *x, uint64_t pair)
 
 static int grow(pidx_t *x)
 {
-    size_t n = x->slots ? x->n + x->n / 2 : 16;
+    size_t n = x->slots ? x->n + x->n / 4 : 16;
     uint64_t *old = x->slots;
     size_t old_n = old ? x->n : 0;
     if ((x->slots = tablemem_alloc(n * sizeof(*x->slots))) == NULL) {

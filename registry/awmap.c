@@ -131,7 +131,7 @@ uint64_t awmap_key_hash(const char *key, size_t klen)
 }
 
 /* The top byte of the hash (the bucket comes from its top AWMAP_HASH_BITS
- * mixed with the seed, key_home). 0 marks an empty lane. */
+ * times the seed, key_home). 0 marks an empty lane. */
 static uint8_t key_tag(uint64_t h)
 {
     uint8_t t = (uint8_t)(h >> 56);
@@ -155,15 +155,17 @@ static uint64_t mix64(uint64_t x)
  * home bucket the same bits of the hash in both maps, the receiver's
  * smaller table would take the keys front to back, its front would overfill
  * and probe runs grow with every piece: inserts go quadratic (a join of
- * 300,000 names took seconds). So each map mixes its own seed into the
- * hash first, and one map's order says nothing of where keys go in another.
- * The hash itself (awmap_key_hash) is the same in every map: callers keep
- * it, and the tag is its top byte. */
+ * 300,000 names took seconds). So each map multiplies the hash by its
+ * own odd seed and takes the top bits: for two maps with seeds s and t, the
+ * one's products are the other's times t/s (mod 2^64), and a run of keys
+ * close in one map's order has products all over the other's range. One
+ * multiply, as the hash is already uniform. The hash itself (awmap_key_hash)
+ * is the same in every map: callers keep it, and the tag is its top byte. */
 static size_t key_home(const awmap_t *m, uint64_t h)
 {
     /* the top 32 bits scaled to [0, nb): any table size, not only powers
      * of two (keys_grow) */
-    uint64_t x = mix64((h >> (64 - AWMAP_HASH_BITS)) ^ m->seed);
+    uint64_t x = (h >> (64 - AWMAP_HASH_BITS)) * m->seed;
     return (size_t)(((x >> 32) * (uint64_t)m->nb) >> 32);
 }
 
@@ -172,11 +174,11 @@ static size_t next_bucket(const awmap_t *m, size_t b)
     return b + 1 == m->nb ? 0 : b + 1;
 }
 
-/* A seed as the map keeps it: spread, so that seeds 1 and 2 differ in
- * every bit (h ^ seed then moves far for either). */
+/* A seed as the map keeps it: an odd multiplier with its bits spread, so
+ * that seeds 1 and 2 lay keys out unrelated to each other. */
 static uint64_t seed_spread(uint64_t seed)
 {
-    return mix64(seed + 0x9e3779b97f4a7c15ull);
+    return mix64(seed + 0x9e3779b97f4a7c15ull) | 1;
 }
 
 int awmap_set_seed(awmap_t *m, uint64_t seed)

@@ -201,7 +201,8 @@ static void seed_default(awmap_t *m, uint64_t first_hash)
     uint64_t r = 0;
     if (m->replica_n)
         r = mix64(m->replicas[0].id.node) ^ m->replicas[0].id.incarnation;
-    m->seed = seed_spread(first_hash ^ mix64(r));
+    /* a delta built beside a state from its first change differs too */
+    m->seed = seed_spread(first_hash ^ mix64(r) ^ (uint64_t)m->is_delta);
     m->seeded = 1;
 }
 
@@ -272,12 +273,17 @@ static int keys_grow(awmap_t *m)
     size_t old_n = old ? m->nb : 0;
     m->buckets = buckets;
     m->nb = nb;
-    for (size_t b = 0; b < old_n; b++)
+    for (size_t b = 0; b < old_n; b++) {
+        /* each record is read for its hash: ask for those two buckets on */
+        for (unsigned l = 0; b + 2 < old_n && l < AWMAP_LANES; l++)
+            if (old[b + 2].tag[l])
+                __builtin_prefetch(old[b + 2].key[l]);
         for (unsigned l = 0; l < AWMAP_LANES; l++)
             if (old[b].tag[l]) {
                 awmap_key_t *k = old[b].key[l];
                 bucket_put(m, k, key_hash(k->name, k->klen));
             }
+    }
     tablemem_free(old, old_n * sizeof(*old));
     return 0;
 }
@@ -581,12 +587,31 @@ static int join_key(awmap_t *m, const awmap_t *d, const xlate_t *t, const awmap_
     return rc;
 }
 
+/* d's keys come in d's bucket order, which says nothing of where they
+ * lie in m (key_home): each lookup in m would wait for its bucket from
+ * memory. So m's bucket is asked for JOIN_AHEAD keys before it is needed. */
+#define JOIN_AHEAD 8
+
 static int join_keys_of(awmap_t *m, const awmap_t *d, const xlate_t *t,
                         const awmap_observer_t *obs)
 {
-    FOREACH_KEY(d, dk)
-        if (join_key(m, d, t, dk, dk->name, dk->klen, obs) != 0)
+    const awmap_key_t *ring[JOIN_AHEAD];
+    size_t in = 0, out = 0;
+    FOREACH_KEY(d, dk) {
+        if (m->buckets)
+            __builtin_prefetch(&m->buckets[key_home(m, key_hash(dk->name, dk->klen))]);
+        ring[in++ % JOIN_AHEAD] = dk;
+        if (in - out == JOIN_AHEAD) {
+            const awmap_key_t *k = ring[out++ % JOIN_AHEAD];
+            if (join_key(m, d, t, k, k->name, k->klen, obs) != 0)
+                return HERD_ENOMEM;
+        }
+    }
+    for (; out < in; out++) {
+        const awmap_key_t *k = ring[out % JOIN_AHEAD];
+        if (join_key(m, d, t, k, k->name, k->klen, obs) != 0)
             return HERD_ENOMEM;
+    }
     return 0;
 }
 

@@ -21,6 +21,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "tablemem.h"
+
 typedef awmap_replica_st_t replica_t;
 
 /* ---- maps (replicas and the causal context: awmap_cc.c) -------------------------- */
@@ -55,9 +57,65 @@ static int seen_dot(const awmap_t *m, const awmap_t *from, awmap_dot_t dot)
     return i >= 0 && cc_has(&m->replicas[i], dot.counter);
 }
 
+/* r := r joined with s (vector entries and clouds), in one pass over both
+ * clouds, folding into the vector what continues it. A join in pieces of a
+ * map sent in hash order brings each piece's dots in no counter order, so
+ * the receiver's cloud grows big until the last piece: inserting each
+ * counter where it goes would move half that cloud per dot. */
+static int cloud_merge(replica_t *r, const replica_t *s)
+{
+    uint64_t vv = r->vv > s->vv ? r->vv : s->vv;
+    size_t cap = (size_t)r->cloud_n + s->cloud_n;
+    uint64_t *out = cap ? malloc(cap * sizeof(*out)) : NULL;
+    if (cap > UINT32_MAX || (cap && out == NULL)) {
+        free(out);
+        return HERD_ENOMEM;
+    }
+    uint32_t i = 0, j = 0, n = 0;
+    while (i < r->cloud_n || j < s->cloud_n) {
+        uint64_t c;
+        if (j == s->cloud_n || (i < r->cloud_n && r->cloud[i] <= s->cloud[j])) {
+            c = r->cloud[i++];
+            j += j < s->cloud_n && s->cloud[j] == c;
+        } else {
+            c = s->cloud[j++];
+        }
+        if (c <= vv)
+            continue;
+        if (c == vv + 1 && n == 0)
+            vv++;
+        else
+            out[n++] = c;
+    }
+    free(r->cloud);
+    r->cloud = out;
+    r->cloud_n = n;
+    r->cloud_cap = (uint32_t)cap;
+    r->vv = vv;
+    return 0;
+}
+
+/* m's context := m's joined with d's. A small cloud of d (a delta's few
+ * dots) goes in counter by counter: no allocation. */
 static int cc_join(awmap_t *m, const awmap_t *d)
 {
-    return awmap_copy_context_bounded(m, d, SIZE_MAX, NULL);
+    for (uint32_t i = 0; i < d->replica_n; i++) {
+        const replica_t *s = &d->replicas[i];
+        uint32_t idx;
+        if (s->pruned)
+            continue;
+        if (awmap_replica(m, s->id, &idx) != 0)
+            return HERD_ENOMEM;
+        replica_t *r = &m->replicas[idx];
+        if (s->vv <= r->vv && s->cloud_n <= 16) {
+            for (uint32_t k = 0; k < s->cloud_n; k++)
+                if (cc_add(r, s->cloud[k]) != 0)
+                    return HERD_ENOMEM;
+        } else if ((s->vv > r->vv || s->cloud_n) && cloud_merge(r, s) != 0) {
+            return HERD_ENOMEM;
+        }
+    }
+    return 0;
 }
 
 /* ---- keys (the layout: awmap_int.h) ------------------------------------------- */
@@ -72,12 +130,80 @@ uint64_t awmap_key_hash(const char *key, size_t klen)
     return key_hash(key, klen);
 }
 
-/* The top byte of the hash: the bucket comes from the low bits. 0 marks an
- * empty lane. */
+/* The top byte of the hash (the bucket comes from its top AWMAP_HASH_BITS
+ * times the seed, key_home). 0 marks an empty lane. */
 static uint8_t key_tag(uint64_t h)
 {
     uint8_t t = (uint8_t)(h >> 56);
     return t ? t : 1;
+}
+
+/* A 64-bit finalizer (MurmurHash3's fmix64): every output bit depends on
+ * every input bit. */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* How a key's home bucket comes from its hash, and why: a map sent to
+ * another in pieces arrives in its bucket order (awmap_foreach). Were the
+ * home bucket the same bits of the hash in both maps, the receiver's
+ * smaller table would take the keys front to back, its front would overfill
+ * and probe runs grow with every piece: inserts go quadratic (a join of
+ * 300,000 names took seconds). So each map multiplies the hash by its
+ * own odd seed and takes the top bits: for two maps with seeds s and t, the
+ * one's products are the other's times t/s (mod 2^64), and a run of keys
+ * close in one map's order has products all over the other's range. One
+ * multiply, as the hash is already uniform. The hash itself (awmap_key_hash)
+ * is the same in every map: callers keep it, and the tag is its top byte. */
+static size_t key_home(const awmap_t *m, uint64_t h)
+{
+    /* the top 32 bits scaled to [0, nb): any table size, not only powers
+     * of two (keys_grow) */
+    uint64_t x = (h >> (64 - AWMAP_HASH_BITS)) * m->seed;
+    return (size_t)(((x >> 32) * (uint64_t)m->nb) >> 32);
+}
+
+static size_t next_bucket(const awmap_t *m, size_t b)
+{
+    return b + 1 == m->nb ? 0 : b + 1;
+}
+
+/* A seed as the map keeps it: an odd multiplier with its bits spread, so
+ * that seeds 1 and 2 lay keys out unrelated to each other. */
+static uint64_t seed_spread(uint64_t seed)
+{
+    return mix64(seed + 0x9e3779b97f4a7c15ull) | 1;
+}
+
+int awmap_set_seed(awmap_t *m, uint64_t seed)
+{
+    if (m->key_n)
+        return HERD_EBUSY;
+    m->seed = seed_spread(seed);
+    m->seeded = 1;
+    return 0;
+}
+
+/* A map nobody seeded takes its seed as its first key comes in: from that
+ * key and the first replica of its table. Deterministic (a simulation runs
+ * the same twice), and two maps rarely share both: a registry's map lists
+ * its own node start first, and a map filled from another in that one's
+ * order gets as its first key the sender's first in bucket order, not the
+ * sender's first key. */
+static void seed_default(awmap_t *m, uint64_t first_hash)
+{
+    uint64_t r = 0;
+    if (m->replica_n)
+        r = mix64(m->replicas[0].id.node) ^ m->replicas[0].id.incarnation;
+    /* a delta built beside a state from its first change differs too */
+    m->seed = seed_spread(first_hash ^ mix64(r) ^ (uint64_t)m->is_delta);
+    m->seeded = 1;
 }
 
 static size_t key_record_size(size_t klen, size_t vcap)
@@ -93,7 +219,7 @@ static awmap_key_t *key_probe(const awmap_t *m, const char *key, size_t klen, ui
                               size_t *bi, unsigned *lane)
 {
     uint8_t tag = key_tag(h);
-    for (size_t b = h & m->bmask;; b = (b + 1) & m->bmask) {
+    for (size_t b = key_home(m, h);; b = next_bucket(m, b)) {
         const awmap_bucket_t *bk = &m->buckets[b];
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             uint8_t t = bk->tag[l];
@@ -123,33 +249,42 @@ static awmap_key_t *key_find(const awmap_t *m, const char *key, size_t klen)
     return awmap__key_find(m, key, klen);
 }
 
-static void bucket_put(awmap_bucket_t *buckets, size_t bmask, awmap_key_t *k, uint64_t h)
+/* Put k in the first empty lane from bucket b on. */
+static void bucket_put(awmap_t *m, awmap_key_t *k, uint64_t h)
 {
-    for (size_t b = h & bmask;; b = (b + 1) & bmask)
+    for (size_t b = key_home(m, h);; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++)
-            if (buckets[b].tag[l] == 0) {
-                buckets[b].tag[l] = key_tag(h);
-                buckets[b].key[l] = k;
+            if (m->buckets[b].tag[l] == 0) {
+                m->buckets[b].tag[l] = key_tag(h);
+                m->buckets[b].key[l] = k;
                 return;
             }
 }
 
 static int keys_grow(awmap_t *m)
 {
-    size_t nb = m->buckets ? (m->bmask + 1) * 2 : 4;
-    awmap_bucket_t *buckets = aligned_alloc(_Alignof(awmap_bucket_t), nb * sizeof(*buckets));
+    /* by half again, not double: a table just grown is 2/3 full of what
+     * it was, and memory per key stays within 1.5x of the least */
+    size_t nb = m->buckets ? m->nb + m->nb / 2 : 4;
+    awmap_bucket_t *buckets = tablemem_alloc(nb * sizeof(*buckets));
     if (buckets == NULL)
         return HERD_ENOMEM;
-    memset(buckets, 0, nb * sizeof(*buckets));
-    for (size_t b = 0; m->buckets && b <= m->bmask; b++)
-        for (unsigned l = 0; l < AWMAP_LANES; l++)
-            if (m->buckets[b].tag[l]) {
-                awmap_key_t *k = m->buckets[b].key[l];
-                bucket_put(buckets, nb - 1, k, key_hash(k->name, k->klen));
-            }
-    free(m->buckets);
+    awmap_bucket_t *old = m->buckets;
+    size_t old_n = old ? m->nb : 0;
     m->buckets = buckets;
-    m->bmask = nb - 1;
+    m->nb = nb;
+    for (size_t b = 0; b < old_n; b++) {
+        /* each record is read for its hash: ask for those two buckets on */
+        for (unsigned l = 0; b + 2 < old_n && l < AWMAP_LANES; l++)
+            if (old[b + 2].tag[l])
+                __builtin_prefetch(old[b + 2].key[l]);
+        for (unsigned l = 0; l < AWMAP_LANES; l++)
+            if (old[b].tag[l]) {
+                awmap_key_t *k = old[b].key[l];
+                bucket_put(m, k, key_hash(k->name, k->klen));
+            }
+    }
+    tablemem_free(old, old_n * sizeof(*old));
     return 0;
 }
 
@@ -157,12 +292,15 @@ awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
 {
     if (klen > AWMAP_KEY_MAX)
         return NULL;
-    /* at most 7/8 of the lanes in use: with 7 lanes a bucket, probe runs
-     * stay short that full, and a doubled table is not idle half the time */
-    size_t cap = m->buckets ? (m->bmask + 1) * AWMAP_LANES : 0;
+    uint64_t h = key_hash(key, klen);
+    if (!m->seeded)
+        seed_default(m, h);
+    /* at most 7/8 of the lanes in use: with 7 lanes a bucket, a key lies
+     * 0.4 buckets from home on average that full (at 15/16, 0.9), and a
+     * table just grown (by half) is 58 % full */
+    size_t cap = m->buckets ? m->nb * AWMAP_LANES : 0;
     if ((m->buckets == NULL || (m->key_n + 1) * 8 > cap * 7) && keys_grow(m) != 0)
         return NULL;
-    uint64_t h = key_hash(key, klen);
     size_t b;
     unsigned l;
     awmap_key_t *k = key_probe(m, key, klen, h, &b, &l);
@@ -191,7 +329,7 @@ static awmap_key_t *key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
 /* The lane that holds record k. */
 static void key_locate(const awmap_t *m, const awmap_key_t *k, size_t *bi, unsigned *lane)
 {
-    for (size_t b = key_hash(k->name, k->klen) & m->bmask;; b = (b + 1) & m->bmask)
+    for (size_t b = key_home(m, key_hash(k->name, k->klen));; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++)
             if (m->buckets[b].key[l] == k && m->buckets[b].tag[l]) {
                 *bi = b;
@@ -222,7 +360,7 @@ static void key_drop(awmap_t *m, awmap_key_t *k)
     size_t b;
     unsigned l;
     key_locate(m, k, &b, &l);
-    const size_t cap = (m->bmask + 1) * AWMAP_LANES;
+    const size_t cap = m->nb * AWMAP_LANES;
     size_t hole = b * AWMAP_LANES + l;
     m->buckets[b].tag[l] = 0;
     m->key_n--;
@@ -232,7 +370,7 @@ static void key_drop(awmap_t *m, awmap_key_t *k)
         if (bj->tag[lj] == 0)
             break;
         awmap_key_t *x = bj->key[lj];
-        size_t home = (key_hash(x->name, x->klen) & m->bmask) * AWMAP_LANES;
+        size_t home = key_home(m, key_hash(x->name, x->klen)) * AWMAP_LANES;
         if ((j + cap - hole) % cap <= (j + cap - home) % cap) { /* hole lies in [home, j) */
             awmap_bucket_t *bh = &m->buckets[hole / AWMAP_LANES];
             bh->tag[hole % AWMAP_LANES] = bj->tag[lj];
@@ -335,7 +473,7 @@ void awmap_free(awmap_t *m)
 {
     if (m == NULL)
         return;
-    for (size_t b = 0; m->buckets && b <= m->bmask; b++)
+    for (size_t b = 0; m->buckets && b < m->nb; b++)
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             awmap_key_t *k = m->buckets[b].key[l];
             if (m->buckets[b].tag[l] == 0)
@@ -346,7 +484,7 @@ void awmap_free(awmap_t *m)
             }
             free(k);
         }
-    free(m->buckets);
+    tablemem_free(m->buckets, m->nb * sizeof(*m->buckets));
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);
     free(m->replicas);
@@ -356,7 +494,7 @@ void awmap_free(awmap_t *m)
 
 /* Visit every key record (fn must not change the map). */
 #define FOREACH_KEY(m, k)                                                              \
-    for (size_t b_ = 0; (m)->buckets && b_ <= (m)->bmask; b_++)                           \
+    for (size_t b_ = 0; (m)->buckets && b_ < (m)->nb; b_++)                               \
         for (unsigned l_ = 0; l_ < AWMAP_LANES; l_++)                                     \
             for (awmap_key_t *k = (m)->buckets[b_].tag[l_] ? (m)->buckets[b_].key[l_] : NULL; \
                  k; k = NULL)
@@ -449,12 +587,31 @@ static int join_key(awmap_t *m, const awmap_t *d, const xlate_t *t, const awmap_
     return rc;
 }
 
+/* d's keys come in d's bucket order, which says nothing of where they
+ * lie in m (key_home): each lookup in m would wait for its bucket from
+ * memory. So m's bucket is asked for JOIN_AHEAD keys before it is needed. */
+#define JOIN_AHEAD 8
+
 static int join_keys_of(awmap_t *m, const awmap_t *d, const xlate_t *t,
                         const awmap_observer_t *obs)
 {
-    FOREACH_KEY(d, dk)
-        if (join_key(m, d, t, dk, dk->name, dk->klen, obs) != 0)
+    const awmap_key_t *ring[JOIN_AHEAD];
+    size_t in = 0, out = 0;
+    FOREACH_KEY(d, dk) {
+        if (m->buckets)
+            __builtin_prefetch(&m->buckets[key_home(m, key_hash(dk->name, dk->klen))]);
+        ring[in++ % JOIN_AHEAD] = dk;
+        if (in - out == JOIN_AHEAD) {
+            const awmap_key_t *k = ring[out++ % JOIN_AHEAD];
+            if (join_key(m, d, t, k, k->name, k->klen, obs) != 0)
+                return HERD_ENOMEM;
+        }
+    }
+    for (; out < in; out++) {
+        const awmap_key_t *k = ring[out % JOIN_AHEAD];
+        if (join_key(m, d, t, k, k->name, k->klen, obs) != 0)
             return HERD_ENOMEM;
+    }
     return 0;
 }
 
@@ -695,7 +852,7 @@ void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage)
 {
     if (m->buckets == NULL)
         return;
-    const awmap_bucket_t *bk = &m->buckets[hash & m->bmask];
+    const awmap_bucket_t *bk = &m->buckets[key_home(m, hash)];
     if (stage == 0) {
         __builtin_prefetch(bk);
         return;
@@ -720,12 +877,13 @@ int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
                        void *data)
 {
     uint8_t tag = key_tag(hash);
-    for (size_t b = hash & m->bmask; m->buckets; b = (b + 1) & m->bmask)
+    for (size_t b = m->buckets ? key_home(m, hash) : 0; m->buckets; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             const awmap_key_t *k = m->buckets[b].key[l];
             if (m->buckets[b].tag[l] == 0)
                 return 0;
-            int rc = m->buckets[b].tag[l] == tag && key_hash(k->name, k->klen) == hash
+            int rc = m->buckets[b].tag[l] == tag &&
+                             (key_hash(k->name, k->klen) ^ hash) >> (64 - AWMAP_HASH_BITS) == 0
                          ? fn(data, k->name, k->klen, awmap__entries(k))
                          : 0;
             if (rc)

@@ -65,6 +65,14 @@ awmap_t *awmap_new(void);
 awmap_t *awmap_new_delta(void);
 void awmap_free(awmap_t *m);
 
+/* Seed the key table's layout (which bucket a key goes to), while the map
+ * holds no key (HERD_EBUSY otherwise). Maps with different seeds lay keys
+ * out unrelated to each other, so that a map joined in pieces in another's
+ * iteration order fills evenly; give every big map its own (a registry:
+ * its node id and incarnation). A map never seeded takes a seed from its
+ * first key and first replica: deterministic either way. */
+int awmap_set_seed(awmap_t *m, uint64_t seed);
+
 /* The index of replica (node, incarnation), added if new; found in O(1). */
 int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index);
 awmap_replica_id_t awmap_replica_id(const awmap_t *m, uint32_t index);
@@ -146,7 +154,10 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
 const awmap_entry_t *awmap_get(const awmap_t *m, const char *key, size_t klen);
 size_t awmap_key_count(const awmap_t *m);
 size_t awmap_entry_count(const awmap_t *m);
-/* The hash the map files `key` under. */
+/* The hash the map files `key` under. The map places and finds keys by its
+ * top AWMAP_HASH_BITS bits, so an index of keys may keep only those (the
+ * registry's pid index: 8 bytes a pair). */
+#define AWMAP_HASH_BITS 40
 uint64_t awmap_key_hash(const char *key, size_t klen);
 /* awmap_get with the key's hash already known. */
 const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t klen,
@@ -155,8 +166,9 @@ const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t 
  * will read, stage 0 its bucket, stage 1 (once the bucket is in) the key
  * records its tag matches. Lookups a few apart then overlap their misses. */
 void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage);
-/* Visit the keys whose hash is `hash` (one, but for a 2^-64 twin); stop when
- * fn returns nonzero (and return that). fn must not change the map. */
+/* Visit the keys whose hash agrees with `hash` in its top AWMAP_HASH_BITS
+ * bits (one, but for a 2^-40 twin); stop when fn returns nonzero (and
+ * return that). fn must not change the map. */
 int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
                        int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),
                        void *data);

@@ -7,7 +7,9 @@
  * the key table, then the key record) and a key should cost one allocation.
  * - The key table is bucketed open addressing: a 64-byte bucket holds 7 key
  *   pointers and a one-byte tag (8 bits of the hash) per lane, so a probe
- *   rarely reads a key record that is not the one sought.
+ *   rarely reads a key record that is not the one sought. A key's home
+ *   bucket is its hash times the map's seed, so that keys sent in one
+ *   map's bucket order land all over another's table.
  * - A key record holds the name and, inline after it, the key's first entry
  *   (the head of its entry list whenever it is in use); other entries are
  *   heap entries chained from the inline one's `next`, which stays the link
@@ -54,8 +56,10 @@ struct awmap {
     uint32_t *rindex;
     uint32_t rindex_mask; /* slots - 1 */
     uint32_t pruned_n;    /* free slots in the table */
-    awmap_bucket_t *buckets; /* a power of two of them */
-    size_t bmask, key_n, entry_n;
+    awmap_bucket_t *buckets; /* owned: nb of them (any number) */
+    size_t nb, key_n, entry_n;
+    uint64_t seed; /* odd: multiplies a key's hash for its bucket (awmap.c, key_home) */
+    int seeded;    /* set by awmap_set_seed, or by the first key */
     int is_delta;
 };
 

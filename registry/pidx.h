@@ -4,10 +4,11 @@
  * entry of a live process that went away was let go (unregistered) or went
  * missing (to be put back).
  *
- * 12 bytes a pair and no copy of the name or value: the map already holds
- * both, and finds a key again by its hash (awmap_foreach_hash). Pairs of one
- * serial share a home slot, so a process's pairs lie in one probe run.
- * Serials are never 0.
+ * 8 bytes a pair and no copy of the name or value: the map already holds
+ * both, and finds a key again by the top AWMAP_HASH_BITS bits of its hash
+ * (awmap_foreach_hash), which is what a pair keeps. Pairs of one serial
+ * share a home slot, so a process's pairs lie in one probe run. Serials are
+ * never 0.
  */
 #ifndef HERD_PIDX_H
 #define HERD_PIDX_H
@@ -15,29 +16,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 12 bytes: a 32-bit tag of the serial (never 0) and the name's hash. Two
- * serials may share a tag: the pairs of both then come back for either, and
- * the caller tells them apart (the registry checks the entries' pids). */
-typedef struct pidx_slot {
-    uint32_t tag;
-    uint32_t hash_lo, hash_hi;
-} pidx_slot_t;
+#include "awmap.h"
+
+/* A pair is one u64: a tag of the serial (PIDX_TAG_BITS, never 0) over
+ * the hash's top AWMAP_HASH_BITS bits (0: an empty slot). Two serials may
+ * share a tag: the pairs of both then come back for either, and the caller
+ * tells them apart (the registry checks the entries' pids). */
+#define PIDX_TAG_BITS (64 - AWMAP_HASH_BITS)
 
 typedef struct pidx {
-    pidx_slot_t *slots;
-    size_t mask, count;
+    uint64_t *slots; /* owned: n of them (any number) */
+    size_t n, count;
 } pidx_t;
 
 void pidx_init(pidx_t *x);
 void pidx_fini(pidx_t *x);
 /* Add the pair (no-op if present). HERD_EINVAL for serial 0, HERD_ENOMEM. */
 int pidx_add(pidx_t *x, uint64_t serial, uint64_t hash);
+/* Whether the pair is held (hashes compared in their top AWMAP_HASH_BITS). */
 int pidx_has(const pidx_t *x, uint64_t serial, uint64_t hash);
 /* Remove the pair if present. */
 void pidx_del(pidx_t *x, uint64_t serial, uint64_t hash);
 /* Remove every pair of `serial` (and of a serial sharing its tag); their
- * hashes go to a malloc'd *out (the caller frees it). Returns the count (on
- * ENOMEM fewer: the rest stay). */
+ * hashes go to a malloc'd *out (the caller frees it), their top
+ * AWMAP_HASH_BITS bits as added and the rest 0: what awmap_foreach_hash
+ * takes. Returns the count (on ENOMEM fewer: the rest stay). */
 size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out);
 /* Whether a pair of `serial` (or of a serial sharing its tag) is held: after
  * pidx_take, that it ran out of memory. */

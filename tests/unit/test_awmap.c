@@ -1434,6 +1434,168 @@ static void test_foreach_and_counts(void **state)
     awmap_free(m);
 }
 
+/* ---- the key table's seed ------------------------------------------------------ */
+
+/* Keys in the order awmap_foreach visits them, as one '|'-joined string. */
+static int order_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)e;
+    char *out = data;
+    strncat(out, key, klen);
+    strcat(out, "|");
+    return 0;
+}
+
+/* A state of replica (1, 1) with keys key-0..key-(n-1), seeded unless
+ * seed is 0. */
+static awmap_t *seeded_with_keys(uint64_t seed, int n)
+{
+    awmap_t *m = awmap_new();
+    uint32_t idx;
+    char key[16];
+    assert_non_null(m);
+    if (seed)
+        assert_int_equal(awmap_set_seed(m, seed), 0);
+    assert_int_equal(awmap_replica(m, rid(1, 1), &idx), 0);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        add_s(m, idx, key, "v", NULL, 0, NULL, NULL);
+    }
+    return m;
+}
+
+/* The seed decides the layout, not the content: other seeds, other orders;
+ * the same seed (or none, twice) the same order; seeding a map that holds a
+ * key is HERD_EBUSY, and allowed again once the map is empty. */
+static void test_awmap_seed_orders_keys(void **state)
+{
+    (void)state;
+    static char o1[8192], o1b[8192], o2[8192], d1[8192], d2[8192];
+    awmap_t *a = seeded_with_keys(1, 200), *a2 = seeded_with_keys(1, 200);
+    awmap_t *b = seeded_with_keys(2, 200);
+    awmap_t *u = seeded_with_keys(0, 200), *u2 = seeded_with_keys(0, 200);
+    awmap_foreach(a, order_key, o1);
+    awmap_foreach(a2, order_key, o1b);
+    awmap_foreach(b, order_key, o2);
+    awmap_foreach(u, order_key, d1);
+    awmap_foreach(u2, order_key, d2);
+    assert_string_equal(o1, o1b);
+    assert_string_not_equal(o1, o2);
+    assert_string_equal(d1, d2);
+    assert_string_not_equal(d1, o1);
+    assert_true(awmap_equal(a, b));
+    assert_true(awmap_equal(a, u));
+
+    assert_int_equal(awmap_set_seed(a, 3), HERD_EBUSY);
+    awmap_t *one = seeded_with_keys(0, 1);
+    assert_int_equal(awmap_set_seed(one, 3), HERD_EBUSY);
+    awmap_dot_t dot = {0, 1};
+    remove_s(one, "key-0", &dot, 1, NULL, NULL);
+    assert_int_equal(awmap_key_count(one), 0);
+    assert_int_equal(awmap_set_seed(one, 3), 0);
+    add_s(one, 0, "key-0", "v", NULL, 0, NULL, NULL);
+    assert_non_null(awmap_get(one, "key-0", 5));
+
+    awmap_free(one);
+    awmap_free(u2);
+    awmap_free(u);
+    awmap_free(b);
+    awmap_free(a2);
+    awmap_free(a);
+}
+
+static int count_hash_hit(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)key;
+    (void)klen;
+    (void)e;
+    ++*(int *)data;
+    return 0;
+}
+
+/* Lookups by name and by hash (whole, or its top AWMAP_HASH_BITS), and
+ * deletion's backward shift, agree with the seeded home bucket as the table
+ * grows and keys go. */
+static void test_awmap_seed_lookups_after_drops(void **state)
+{
+    (void)state;
+    awmap_t *m = seeded_with_keys(77, 3000);
+    char key[16];
+    for (int i = 0; i < 3000; i++) {
+        if (i % 3 == 0)
+            continue;
+        snprintf(key, sizeof key, "key-%d", i);
+        awmap_dot_t dot = {0, (uint64_t)i + 1};
+        remove_s(m, key, &dot, 1, NULL, NULL);
+    }
+    assert_int_equal(awmap_key_count(m), 1000);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        uint64_t h = awmap_key_hash(key, strlen(key));
+        int hits = 0;
+        assert_int_equal(awmap_foreach_hash(m, h, count_hash_hit, &hits), 0);
+        assert_int_equal(hits, i % 3 == 0);
+        /* the top AWMAP_HASH_BITS are enough (what the pid index keeps) */
+        uint64_t top = h >> (64 - AWMAP_HASH_BITS) << (64 - AWMAP_HASH_BITS);
+        assert_int_equal(awmap_foreach_hash(m, top, count_hash_hit, &hits), 0);
+        assert_int_equal(hits, 2 * (i % 3 == 0));
+        assert_int_equal(awmap_get(m, key, strlen(key)) != NULL, i % 3 == 0);
+        assert_int_equal(awmap_get_hashed(m, key, strlen(key), h) != NULL, i % 3 == 0);
+    }
+    awmap_free(m);
+}
+
+/* Pieces of a map in its own bucket order, as a joining node receives
+ * them: their dots come in no counter order, the receiver's cloud grows
+ * and, with the last piece, folds into its version vector. */
+typedef struct pieces {
+    const awmap_t *src;
+    awmap_t *at[64];
+    size_t n;
+} pieces_t;
+
+static int piece_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)e;
+    pieces_t *p = data;
+    if (p->n == 0 || awmap_key_count(p->at[p->n - 1]) == 100) {
+        assert_true(p->n < 64);
+        p->at[p->n++] = delta_new();
+    }
+    assert_int_equal(awmap_copy_key(p->at[p->n - 1], p->src, key, klen), 0);
+    return 0;
+}
+
+static void test_awmap_join_pieces_in_bucket_order(void **state)
+{
+    (void)state;
+    awmap_t *a = seeded_with_keys(5, 3000);
+    pieces_t p = {.src = a};
+    awmap_foreach(a, piece_key, &p);
+    assert_int_equal(p.n, 30);
+    for (int reverse = 0; reverse < 2; reverse++) {
+        awmap_t *b = replica_new(rid(2, 1));
+        size_t cloud = 0, most = 0;
+        for (size_t i = 0; i < p.n; i++) {
+            assert_int_equal(awmap_join(b, p.at[reverse ? p.n - 1 - i : i], NULL), 0);
+            awmap_vv(b, rid(1, 1), &cloud);
+            most = cloud > most ? cloud : most;
+        }
+        assert_true(most > 100); /* the merge path ran */
+        assert_int_equal(awmap_vv(b, rid(1, 1), &cloud), 3000);
+        assert_int_equal(cloud, 0);
+        assert_true(awmap_equal(a, b));
+        /* again: nothing changes */
+        for (size_t i = 0; i < p.n; i++)
+            assert_int_equal(awmap_join(b, p.at[i], NULL), 0);
+        assert_true(awmap_equal(a, b));
+        awmap_free(b);
+    }
+    for (size_t i = 0; i < p.n; i++)
+        awmap_free(p.at[i]);
+    awmap_free(a);
+}
+
 /* ---- pieces of a map (state sync) ---------------------------------------------------- */
 
 /* copy_key / copy_entry take entries with their own dots and nothing else of
@@ -2205,6 +2367,9 @@ int main(void)
         cmocka_unit_test(test_join_full_sees_unlisted_keys),
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_foreach_and_counts),
+        cmocka_unit_test(test_awmap_seed_orders_keys),
+        cmocka_unit_test(test_awmap_seed_lookups_after_drops),
+        cmocka_unit_test(test_awmap_join_pieces_in_bucket_order),
         cmocka_unit_test(test_copy_pieces),
         cmocka_unit_test(test_copy_pieces_bad_arguments),
         cmocka_unit_test(test_join_out_of_memory_is_undone_or_retried),

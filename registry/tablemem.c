@@ -1,0 +1,56 @@
+/*
+ * tablemem.c - memory for big hash tables (see tablemem.h).
+ */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include "tablemem.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TABLEMEM_MAP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TABLEMEM_MAP 0
+#endif
+#endif
+#ifndef TABLEMEM_MAP
+#define TABLEMEM_MAP 1
+#endif
+
+#ifndef MAP_ANONYMOUS
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+
+/* From this size on a table is its own mapping (a few pages: the waste of
+ * rounding up to a page stays small). */
+#define TABLEMEM_BIG (64u << 10)
+
+static int is_mapped(size_t bytes)
+{
+    return TABLEMEM_MAP && bytes >= TABLEMEM_BIG;
+}
+
+void *tablemem_alloc(size_t bytes)
+{
+    if (is_mapped(bytes)) { /* fresh pages are zero */
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+    size_t rounded = (bytes + 63) & ~(size_t)63; /* aligned_alloc wants a multiple */
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (p)
+        memset(p, 0, rounded);
+    return p;
+}
+
+void tablemem_free(void *p, size_t bytes)
+{
+    if (p == NULL)
+        return;
+    if (is_mapped(bytes))
+        munmap(p, bytes);
+    else
+        free(p);
+}

@@ -57,65 +57,11 @@ static int seen_dot(const awmap_t *m, const awmap_t *from, awmap_dot_t dot)
     return i >= 0 && cc_has(&m->replicas[i], dot.counter);
 }
 
-/* r := r joined with s (vector entries and clouds), in one pass over both
- * clouds, folding into the vector what continues it. A join in pieces of a
- * map sent in hash order brings each piece's dots in no counter order, so
- * the receiver's cloud grows big until the last piece: inserting each
- * counter where it goes would move half that cloud per dot. */
-static int cloud_merge(replica_t *r, const replica_t *s)
-{
-    uint64_t vv = r->vv > s->vv ? r->vv : s->vv;
-    size_t cap = (size_t)r->cloud_n + s->cloud_n;
-    uint64_t *out = cap ? malloc(cap * sizeof(*out)) : NULL;
-    if (cap > UINT32_MAX || (cap && out == NULL)) {
-        free(out);
-        return HERD_ENOMEM;
-    }
-    uint32_t i = 0, j = 0, n = 0;
-    while (i < r->cloud_n || j < s->cloud_n) {
-        uint64_t c;
-        if (j == s->cloud_n || (i < r->cloud_n && r->cloud[i] <= s->cloud[j])) {
-            c = r->cloud[i++];
-            j += j < s->cloud_n && s->cloud[j] == c;
-        } else {
-            c = s->cloud[j++];
-        }
-        if (c <= vv)
-            continue;
-        if (c == vv + 1 && n == 0)
-            vv++;
-        else
-            out[n++] = c;
-    }
-    free(r->cloud);
-    r->cloud = out;
-    r->cloud_n = n;
-    r->cloud_cap = (uint32_t)cap;
-    r->vv = vv;
-    return 0;
-}
-
-/* m's context := m's joined with d's. A small cloud of d (a delta's few
- * dots) goes in counter by counter: no allocation. */
+/* m's context := m's joined with d's (a big cloud merges in one pass:
+ * awmap_cc.c). */
 static int cc_join(awmap_t *m, const awmap_t *d)
 {
-    for (uint32_t i = 0; i < d->replica_n; i++) {
-        const replica_t *s = &d->replicas[i];
-        uint32_t idx;
-        if (s->pruned)
-            continue;
-        if (awmap_replica(m, s->id, &idx) != 0)
-            return HERD_ENOMEM;
-        replica_t *r = &m->replicas[idx];
-        if (s->vv <= r->vv && s->cloud_n <= 16) {
-            for (uint32_t k = 0; k < s->cloud_n; k++)
-                if (cc_add(r, s->cloud[k]) != 0)
-                    return HERD_ENOMEM;
-        } else if ((s->vv > r->vv || s->cloud_n) && cloud_merge(r, s) != 0) {
-            return HERD_ENOMEM;
-        }
-    }
-    return 0;
+    return awmap_copy_context_bounded(m, d, SIZE_MAX, NULL);
 }
 
 /* ---- keys (the layout: awmap_int.h) ------------------------------------------- */

@@ -245,12 +245,12 @@ int awmap_copy_context(awmap_t *dst, const awmap_t *src)
 }
 
 /* Add the sorted counters c[0..n) to r's context. A few go in one by one;
- * many are merged with the cloud in one pass (a node that joins takes in
+ * more are merged with the cloud in one pass (a node that joins takes in
  * pieces whose clouds are scattered counters of a large range: inserting
- * each would move the growing cloud every time). */
+ * each would move half the growing cloud every time). */
 static int cc_merge(replica_t *r, const uint64_t *c, size_t n)
 {
-    if (n <= 8 || n < r->cloud_n / 64) {
+    if (n <= 16) { /* a delta's few dots: no allocation */
         for (size_t k = 0; k < n; k++)
             if (cc_add(r, c[k]) != 0)
                 return HERD_ENOMEM;

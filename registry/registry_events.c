@@ -44,7 +44,7 @@ int reg_remove_pid(registry_t *g, herd_pid_t pid, uint64_t hash)
     awmap_dot_t buf[16];
     pid_key_t c = {.g = g, .match = {pid, 0, 0}, .dots = REG_VEC_ON(buf)};
     int removed = 0, rc = 0;
-    /* one key a pass (a 2^-64 twin of the hash is another key); each pass
+    /* one key a pass (a 2^-40 twin of the hash is another key); each pass
      * removes entries, so the passes end */
     while (rc == 0 && awmap_foreach_hash(g->map, hash, pid_key_of, &c)) {
         rc = c.err ? c.err : reg_local_change(g, c.name, NULL, 0, c.dots.items, c.dots.n, 0);
@@ -367,6 +367,9 @@ int herd_registry_start(herd_node_t *n)
     g->node = n;
     g->self_node = herd_node_id_of(herd_node_name(n));
     g->self_inc = herd_node_incarnation(n);
+    /* each node start's key table places keys its own way: a map joined in
+     * another node's table order then fills evenly (awmap_set_seed) */
+    awmap_set_seed(g->map, g->self_node ^ (g->self_inc * 0x9e3779b97f4a7c15ull));
     g->pending = awmap_new_delta();
     g->flush = calloc(1, sizeof(*g->flush));
     if (g->pending == NULL || g->flush == NULL) {

@@ -27,8 +27,8 @@
 #define REGISTRY_MSG_MAX (256u << 10)
 /* Cloud counters a context carried in one message may hold (8 bytes each). */
 #define REGISTRY_CONTEXT_CLOUD 8192u
-/* A pull (a digest sync this node offered) not answered by then no longer
- * holds back the next one. */
+/* A pull (a digest sync this node offered) that brought nothing for this
+ * long no longer holds back the next one. */
 #define REGISTRY_PULL_MS 10000u
 /* Sync messages (registry/PROTOCOL.md): a delta; the digest exchange
  * (digest.h): A's digest, B's wanted buckets, A's dots in them, B's answer as
@@ -130,7 +130,7 @@ typedef struct registry {
     size_t pending_bytes; /* estimated encoding of `pending` */
     uint64_t sync_rounds; /* digest syncs this node answered, numbering them */
     uint64_t pulling;     /* the peer this node pulls from now (0: none) */
-    uint64_t pull_started; /* node clock */
+    uint64_t pull_started; /* node clock: its offer, or the last piece of its answer */
     u64map_t summaries;   /* member id -> what it last said of its table (registry_prune.c) */
     struct gone_replica *gone_list; /* replicas of gone node starts, none held here */
     size_t gone_n;

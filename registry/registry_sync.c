@@ -596,6 +596,8 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
         return;
     }
     int rc = awmap_join(g->map, d, reg_observer(g));
+    if (node == g->pulling) /* the answer is coming: the pull is alive */
+        g->pull_started = herd_node_now(g->node);
     reg_peer_t *p = peer_of(g, node);
     g->stats.deltas_in++;
     if (p)

@@ -278,6 +278,17 @@ static int cc_merge(replica_t *r, const uint64_t *c, size_t n)
     return 0;
 }
 
+/* dst's replica of sr's node start (added if new), its version vector entry
+ * raised to sr's; NULL on ENOMEM. */
+static replica_t *replica_with_vv(awmap_t *dst, const replica_t *sr)
+{
+    uint32_t idx;
+    if (awmap_replica(dst, sr->id, &idx) != 0)
+        return NULL;
+    cc_raise(&dst->replicas[idx], sr->vv);
+    return &dst->replicas[idx];
+}
+
 int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_cloud,
                                int *trimmed)
 {
@@ -286,13 +297,11 @@ int awmap_copy_context_bounded(awmap_t *dst, const awmap_t *src, size_t max_clou
         *trimmed = 0;
     for (uint32_t i = 0; i < src->replica_n; i++) {
         const replica_t *sr = &src->replicas[i];
+        replica_t *r;
         if (sr->pruned)
             continue;
-        uint32_t idx;
-        if (awmap_replica(dst, sr->id, &idx) != 0)
+        if ((r = replica_with_vv(dst, sr)) == NULL)
             return HERD_ENOMEM;
-        replica_t *r = &dst->replicas[idx];
-        cc_raise(r, sr->vv);
         size_t take = sr->cloud_n < left ? sr->cloud_n : left;
         if (take < sr->cloud_n && trimmed)
             *trimmed = 1;
@@ -308,13 +317,11 @@ int awmap_copy_context_part(awmap_t *dst, const awmap_t *src, uint32_t *replica,
 {
     for (; *replica < src->replica_n; (*replica)++, *at = 0) {
         const replica_t *sr = &src->replicas[*replica];
+        replica_t *r;
         if (sr->pruned)
             continue;
-        uint32_t idx;
-        if (awmap_replica(dst, sr->id, &idx) != 0)
+        if ((r = replica_with_vv(dst, sr)) == NULL)
             return HERD_ENOMEM;
-        replica_t *r = &dst->replicas[idx];
-        cc_raise(r, sr->vv);
         for (; *at < sr->cloud_n; (*at)++) {
             if (max_cloud == 0)
                 return 0;

@@ -838,6 +838,45 @@ int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
     return 0;
 }
 
+/* A key's place in the table's order, independent of the table's size:
+ * key_home scales it to the buckets, so positions in [lo, hi) have their
+ * homes in one run of buckets whatever the size. */
+static uint32_t key_position(const awmap_t *m, uint64_t h)
+{
+    return (uint32_t)(((h >> (64 - AWMAP_HASH_BITS)) * m->seed) >> 32);
+}
+
+int awmap_foreach_range(const awmap_t *m, uint32_t lo, uint64_t hi,
+                        int (*fn)(void *data, const char *key, size_t klen,
+                                  const awmap_entry_t *e),
+                        void *data)
+{
+    if (m->buckets == NULL || hi <= lo || m->key_n == 0)
+        return 0;
+    size_t first = (size_t)(((uint64_t)lo * m->nb) >> 32);
+    size_t last = (size_t)(((hi - 1) * (uint64_t)m->nb) >> 32);
+    /* a key stays between its home and the first empty lane after it (no
+     * delete moves it before its home), so the keys homed in [first, last]
+     * lie before the first empty lane at or after bucket `last` */
+    int past_last = 0;
+    for (size_t b = first, n = 0; n <= m->nb; b = next_bucket(m, b), n++) {
+        past_last |= b == last;
+        for (unsigned l = 0; l < AWMAP_LANES; l++) {
+            if (m->buckets[b].tag[l] == 0) {
+                if (past_last)
+                    return 0;
+                continue;
+            }
+            const awmap_key_t *k = m->buckets[b].key[l];
+            uint32_t pos = key_position(m, key_hash(k->name, k->klen));
+            int rc = pos >= lo && pos < hi ? fn(data, k->name, k->klen, awmap__entries(k)) : 0;
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 size_t awmap_key_count(const awmap_t *m)
 {
     return m->key_n;

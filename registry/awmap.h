@@ -172,6 +172,16 @@ void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage);
 int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
                        int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),
                        void *data);
+/* Visit the keys whose position lies in [lo, hi) (hi up to 2^32), a
+ * position being where the map's order places a key, the same whatever the
+ * table's size: ranges that cover [0, 2^32) visit every key once, and a
+ * walk over successive ranges visits every key present throughout it even
+ * when the map changes between two ranges (keys added or removed meanwhile
+ * may or may not be visited). fn must not change the map. */
+int awmap_foreach_range(const awmap_t *m, uint32_t lo, uint64_t hi,
+                        int (*fn)(void *data, const char *key, size_t klen,
+                                  const awmap_entry_t *e),
+                        void *data);
 /* Visit every key; stop when fn returns nonzero (and return that). */
 int awmap_foreach(const awmap_t *m,
                   int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),

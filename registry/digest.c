@@ -251,20 +251,71 @@ static int mine_key(void *data, const char *key, size_t klen, const awmap_entry_
     return p->err != 0;
 }
 
+struct digest_answer {
+    piece_t p;
+};
+
+digest_answer_t *digest_answer_begin(const awmap_t *theirs, const uint8_t want[DIGEST_BUCKETS],
+                                     const digest_limits_t *limits, digest_emit_fn emit,
+                                     void *data)
+{
+    digest_answer_t *a = malloc(sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    piece_init(&a->p, NULL, limits);
+    a->p.other = theirs;
+    a->p.emit = emit;
+    a->p.data = data;
+    a->p.with_value = 1;
+    memcpy(a->p.want, want, DIGEST_BUCKETS);
+    if (piece_start(&a->p) != 0) {
+        digest_answer_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+int digest_answer_step(digest_answer_t *a, const awmap_t *mine, uint32_t lo, uint64_t hi)
+{
+    a->p.src = mine;
+    if (a->p.err == 0)
+        awmap_foreach_range(mine, lo, hi, mine_key, &a->p);
+    /* what is staged points into `mine`, which may change before the next
+     * step: it goes into the piece now */
+    if (a->p.err == 0)
+        piece_copy_staged(&a->p);
+    return a->p.err;
+}
+
+int digest_answer_finish(digest_answer_t *a)
+{
+    int rc = piece_finish(&a->p);
+    free(a);
+    return rc;
+}
+
+void digest_answer_free(digest_answer_t *a)
+{
+    if (a == NULL)
+        return;
+    awmap_free(a->p.dst);
+    free(a->p.staged);
+    free(a);
+}
+
 int digest_answer_mine(const awmap_t *mine, const awmap_t *theirs,
                        const uint8_t want[DIGEST_BUCKETS], const digest_limits_t *limits,
                        digest_emit_fn emit, void *data)
 {
-    piece_t p;
-    piece_init(&p, mine, limits);
-    p.other = theirs;
-    p.emit = emit;
-    p.data = data;
-    p.with_value = 1;
-    memcpy(p.want, want, DIGEST_BUCKETS);
-    if (piece_start(&p) == 0)
-        awmap_foreach(mine, mine_key, &p);
-    return piece_finish(&p);
+    digest_answer_t *a = digest_answer_begin(theirs, want, limits, emit, data);
+    if (a == NULL)
+        return HERD_ENOMEM;
+    int rc = digest_answer_step(a, mine, 0, DIGEST_POSITIONS);
+    if (rc) {
+        digest_answer_free(a);
+        return rc;
+    }
+    return digest_answer_finish(a);
 }
 
 static int holds(const awmap_t *m, const char *key, size_t klen, awmap_replica_id_t id,

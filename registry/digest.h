@@ -82,6 +82,20 @@ int digest_answer_theirs(const awmap_t *mine, const awmap_t *piece,
 int digest_answer_mine(const awmap_t *mine, const awmap_t *theirs,
                        const uint8_t want[DIGEST_BUCKETS], const digest_limits_t *limits,
                        digest_emit_fn emit, void *data);
+/* digest_answer_mine made range by range, so that a large answer is spread
+ * over loop iterations: begin (with A's context, kept by the caller until
+ * the end), steps over successive positions [lo, hi) of `mine` covering
+ * [0, DIGEST_POSITIONS) (awmap_foreach_range: the map may change between
+ * steps; an entry held throughout is sent unless A has seen it), finish
+ * (the last piece goes; frees it) or free (abandoned). */
+#define DIGEST_POSITIONS (1ull << 32)
+typedef struct digest_answer digest_answer_t;
+digest_answer_t *digest_answer_begin(const awmap_t *theirs, const uint8_t want[DIGEST_BUCKETS],
+                                     const digest_limits_t *limits, digest_emit_fn emit,
+                                     void *data);
+int digest_answer_step(digest_answer_t *a, const awmap_t *mine, uint32_t lo, uint64_t hi);
+int digest_answer_finish(digest_answer_t *a);
+void digest_answer_free(digest_answer_t *a);
 /* Both at once, for a dots map covering the buckets listed (tests). */
 int digest_answer(const awmap_t *mine, const awmap_t *dots, const uint8_t *buckets, size_t n,
                   size_t piece_bytes, digest_emit_fn emit, void *data);

@@ -229,11 +229,24 @@ static int live_add(void *data, const herd_member_info_t *m)
 
 /* ---- the loop's turns and the periodic check ------------------------------------------ */
 
+static void on_work(uv_timer_t *h)
+{
+    registry_flush_t *f = h->data;
+    if (f->g == NULL || reg_sync_work(f->g) == 0)
+        uv_timer_stop(h);
+}
+
 static void on_flush(uv_prepare_t *h)
 {
     registry_flush_t *f = h->data;
-    if (f->g)
-        reg_flush_now(f->g);
+    if (f->g == NULL)
+        return;
+    reg_flush_now(f->g);
+    /* answers under way go on at every turn of the loop; the timer keeps
+     * the loop turning (1 ms, not idle: an answer waiting for
+     * acknowledgements should not spin) */
+    if (reg_sync_work(f->g) && !uv_is_active((uv_handle_t *)&f->work))
+        uv_timer_start(&f->work, on_work, 1, 1);
 }
 
 static void on_flush_closed(uv_handle_t *h)
@@ -280,6 +293,7 @@ int herd_registry_poll(herd_node_t *n)
     if (g == NULL)
         return HERD_ENOENT;
     reg_flush_now(g);
+    reg_sync_work(g);
     uint64_t now = herd_node_now(n);
     if (now - g->last_check >= REGISTRY_CHECK_MS) {
         g->last_check = now;
@@ -310,6 +324,7 @@ static void registry_free(void *p)
         g->flush->g = NULL;
         uv_close((uv_handle_t *)&g->flush->handle, on_flush_closed);
         uv_close((uv_handle_t *)&g->flush->check, on_flush_closed);
+        uv_close((uv_handle_t *)&g->flush->work, on_flush_closed);
     }
     reg_sync_free(g);
     reg_prune_free(g);
@@ -334,9 +349,11 @@ static void handles_start(registry_t *g)
     uv_unref((uv_handle_t *)&g->flush->handle);
     uv_timer_init(herd_node_loop(n), &g->flush->check);
     g->flush->check.data = g->flush;
-    g->flush->open_handles = 2;
+    g->flush->open_handles = 3;
     uv_timer_start(&g->flush->check, on_check, REGISTRY_CHECK_MS, REGISTRY_CHECK_MS);
     uv_unref((uv_handle_t *)&g->flush->check);
+    uv_timer_init(herd_node_loop(n), &g->flush->work);
+    g->flush->work.data = g->flush;
 }
 
 /* Hooks into the node and its cluster (the members already known first). */

@@ -25,6 +25,10 @@ typedef struct reg_peer {
     awmap_t *theirs;     /* the peer's context, from its first dots piece */
     int failed;          /* a piece of this round's answer was refused */
     int offer_due;       /* 1: an offer held back for another pull; |2: ask_back */
+    digest_answer_t *answer; /* our entries it has not seen, going out step by step */
+    uint64_t answer_pos;     /* the map positions below it are answered */
+    registry_t *g;
+    uint64_t id;
 } reg_peer_t;
 
 static reg_peer_t *peer_of(registry_t *g, uint64_t id)
@@ -34,6 +38,10 @@ static reg_peer_t *peer_of(registry_t *g, uint64_t id)
         free(p);
         p = NULL;
     }
+    if (p) {
+        p->g = g;
+        p->id = id;
+    }
     if (p == NULL)
         g->stats.alloc_failed++;
     return p;
@@ -41,8 +49,10 @@ static reg_peer_t *peer_of(registry_t *g, uint64_t id)
 
 static void round_end(reg_peer_t *p)
 {
+    digest_answer_free(p->answer);
     awmap_free(p->snap);
     awmap_free(p->theirs);
+    p->answer = NULL;
     p->snap = p->theirs = NULL;
 }
 
@@ -401,15 +411,63 @@ static void answer_piece(void *data, const awmap_t *piece)
         c->p->failed = 1;
 }
 
-/* The end of the round: our entries they have not seen, then our context. */
-static void answer_round(registry_t *g, reg_peer_t *p, uint64_t to)
+static void peer_answer_piece(void *data, const awmap_t *piece)
 {
-    emit_ctx_t c = {g, p, to, p->round, 0};
-    if (digest_answer_mine(g->map, p->theirs, p->want, &sync_limits, answer_piece, &c) != 0)
+    reg_peer_t *p = data;
+    if (!p->failed && reg_ship_to(p->g, piece, p->id) != 0)
+        p->failed = 1;
+}
+
+/* The end of the round: our entries they have not seen, step by step over
+ * the map (reg_sync_work), then our context. */
+static void answer_round(registry_t *g, reg_peer_t *p)
+{
+    p->answer = digest_answer_begin(p->theirs, p->want, &sync_limits, peer_answer_piece, p);
+    p->answer_pos = 0;
+    if (p->answer == NULL) {
+        g->stats.alloc_failed++;
+        round_end(p); /* no context: the next anti-entropy round tries again */
+    }
+}
+
+/* One step of p's answer; at the end the rest and the context go. Returns
+ * whether it is still under way. */
+static int answer_step(registry_t *g, reg_peer_t *p)
+{
+    herd_stream_stats_t st;
+    if (herd_cluster_stream_stats(g->node, p->id, &st) == 0 &&
+        st.pending_bytes > REGISTRY_ANSWER_QUEUED)
+        return 1; /* the peer has not taken what went: wait */
+    size_t keys = awmap_key_count(g->map);
+    uint64_t span = keys <= REGISTRY_ANSWER_KEYS
+                        ? DIGEST_POSITIONS
+                        : DIGEST_POSITIONS / (keys / REGISTRY_ANSWER_KEYS + 1);
+    uint64_t hi = p->answer_pos + span < DIGEST_POSITIONS ? p->answer_pos + span
+                                                          : DIGEST_POSITIONS;
+    if (digest_answer_step(p->answer, g->map, (uint32_t)p->answer_pos, hi) != 0)
+        g->stats.alloc_failed++, p->failed = 1;
+    p->answer_pos = hi;
+    if (hi < DIGEST_POSITIONS && !p->failed)
+        return 1;
+    digest_answer_t *a = p->answer;
+    p->answer = NULL;
+    if (digest_answer_finish(a) != 0)
         g->stats.alloc_failed++, p->failed = 1;
     if (!p->failed)
-        send_context(g, to, p->snap);
+        send_context(g, p->id, p->snap);
     round_end(p);
+    return 0;
+}
+
+size_t reg_sync_work(registry_t *g)
+{
+    size_t at = 0, going = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
+        reg_peer_t *p = sl->value;
+        if (p->answer)
+            going += (size_t)answer_step(g, p);
+    }
+    return going;
 }
 
 static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
@@ -434,7 +492,7 @@ static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
     else
         awmap_free(dots);
     if (current && last)
-        answer_round(g, p, from);
+        answer_round(g, p);
 }
 
 /* The peer's context as it diffed our digest, after its answer: every dot in

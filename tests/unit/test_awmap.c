@@ -1391,6 +1391,65 @@ static int stop_at_second(void *data, const char *key, size_t klen, const awmap_
     return ++*n == 2 ? 42 : 0;
 }
 
+#define RANGE_KEYS 3000
+
+static int mark_visit(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    (void)e;
+    unsigned *seen = data;
+    char buf[16];
+    memcpy(buf, key, klen);
+    buf[klen] = '\0';
+    seen[atoi(buf + 1)]++;
+    return 0;
+}
+
+/* A walk over successive position ranges visits every key once on a quiet
+ * map, and every key present throughout it at least once while keys come
+ * and go between the ranges (the table grows and deletes shift keys). */
+static void test_foreach_range(void **state)
+{
+    (void)state;
+    static unsigned seen[2 * RANGE_KEYS];
+    awmap_t *m = replica_new(rid(1, 1));
+    awmap_dot_t dots[2 * RANGE_KEYS];
+    char key[16];
+    for (int i = 0; i < RANGE_KEYS; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        dots[i] = add_s(m, 0, key, "v", NULL, 0, NULL, NULL);
+    }
+    memset(seen, 0, sizeof seen);
+    uint64_t step = (1ull << 32) / 37;
+    for (uint64_t lo = 0; lo < (1ull << 32); lo += step)
+        awmap_foreach_range(m, (uint32_t)lo, lo + step < (1ull << 32) ? lo + step : 1ull << 32,
+                            mark_visit, seen);
+    for (int i = 0; i < RANGE_KEYS; i++)
+        assert_int_equal(seen[i], 1);
+
+    /* again, removing every third old key and adding new ones as it goes */
+    memset(seen, 0, sizeof seen);
+    int next = RANGE_KEYS, removed = 0;
+    for (uint64_t lo = 0; lo < (1ull << 32); lo += step) {
+        awmap_foreach_range(m, (uint32_t)lo, lo + step < (1ull << 32) ? lo + step : 1ull << 32,
+                            mark_visit, seen);
+        for (int j = 0; j < 60 && next < 2 * RANGE_KEYS; j++, next++) {
+            snprintf(key, sizeof key, "k%d", next);
+            dots[next] = add_s(m, 0, key, "v", NULL, 0, NULL, NULL);
+        }
+        for (int j = 0; j < 30 && removed < RANGE_KEYS; j++, removed += 3) {
+            snprintf(key, sizeof key, "k%d", removed);
+            remove_s(m, key, &dots[removed], 1, NULL, NULL);
+        }
+    }
+    for (int i = 0; i < RANGE_KEYS; i++)
+        if (i % 3 != 0 || i >= removed)
+            assert_true(seen[i] >= 1);
+    for (int i = 0; i < 2 * RANGE_KEYS; i++)
+        assert_true(seen[i] <= 1);
+    assert_int_equal(awmap_foreach_range(m, 5, 5, mark_visit, seen), 0);
+    awmap_free(m);
+}
+
 static void test_foreach_and_counts(void **state)
 {
     (void)state;
@@ -2367,6 +2426,7 @@ int main(void)
         cmocka_unit_test(test_join_full_sees_unlisted_keys),
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_foreach_and_counts),
+        cmocka_unit_test(test_foreach_range),
         cmocka_unit_test(test_awmap_seed_orders_keys),
         cmocka_unit_test(test_awmap_seed_lookups_after_drops),
         cmocka_unit_test(test_awmap_join_pieces_in_bucket_order),

@@ -381,6 +381,10 @@ static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
         remote_send(n, m->from, (herd_msg_kind_t)REMOTE_MOVED, to, m->ref, 0, NULL, 0, 0);
     inbound_call_t *ic = callee ? calloc(1, sizeof(*ic)) : NULL;
     uint64_t key = inbound_key(m->from.node, m->ref);
+    /* the same call delivered again (forwarded by a node it moved from, as
+     * well as sent here): its newer record replaces the older */
+    if (ic)
+        free(u64map_del(&c->inbound_calls, key));
     if (ic && u64map_put(&c->inbound_calls, key, ic) == 0 &&
         proc_watch(callee, m->ref, m->from, 1) == 0) {
         uint64_t sender = c->delivering_from;

@@ -933,6 +933,28 @@ typedef struct case_run {
     unsigned long long uncertain;
 } case_run_t;
 
+int regsim_make_cluster(rs_run_t *r, int nodes, uint32_t forget, uint32_t drop, uint32_t dup)
+{
+    regsim_config_t cfg = {.seed = r->seed,
+                           .nodes = nodes,
+                           .tick_ms = 5,
+                           .heartbeat_ms = 50,
+                           .suspect_ms = 150,
+                           .down_ms = 300,
+                           .forget_ms = forget,
+                           .delay_min = 1,
+                           .delay_max = 15,
+                           .drop_pm = drop,
+                           .dup_pm = dup};
+    RS_CHECK_OK(r, regsim_new(&cfg, &r->rs));
+    for (int i = 0; i < nodes; i++) {
+        RS_CHECK_OK(r, regsim_start(r->rs, i));
+        RS_CHECK_OK(r, regsim_run_for(r->rs, regsim_range(r->rs, 0, 30)));
+    }
+    RS_CHECK_OK(r, regsim_run_until_members(r->rs, regsim_now(r->rs) + 5000));
+    return 1;
+}
+
 static int run_one(void *ctx, uint64_t seed)
 {
     case_run_t *cr = ctx;

@@ -177,12 +177,20 @@ uint64_t regsim_delivered(const regsim_t *rs);
 
 /* ---- the seed driver (seeds.h) ----------------------------------------------- */
 
-typedef struct rs_run {
+typedef struct rs_run rs_run_t;
+/* The registry cases' cluster: `nodes` nodes on the seed's stream with ticks
+ * of 5 ms, heartbeats of 50, suspect after 150, down after 300 and the given
+ * forget time, 1-15 ms delays and the given loss and duplication (per
+ * mille), started 0-30 ms apart; into r->rs once every member sees every
+ * other. 1, or 0 with r->why set. */
+int regsim_make_cluster(rs_run_t *r, int nodes, uint32_t forget, uint32_t drop, uint32_t dup);
+
+struct rs_run {
     uint64_t seed;
     regsim_t *rs;       /* made by the scenario, freed by the driver */
     unsigned uncertain; /* checks this seed could only bound, or not make */
     char why[768];
-} rs_run_t;
+};
 
 #define RS_CHECK(r, cond, ...) SEEDS_CHECK(r, cond, __VA_ARGS__)
 #define RS_CHECK_OK(r, expr) SEEDS_CHECK_OK(r, expr)

@@ -61,24 +61,7 @@
 
 static int make(rs_run_t *r, int nodes, uint32_t forget, uint32_t drop, uint32_t dup)
 {
-    regsim_config_t cfg = {.seed = r->seed,
-                           .nodes = nodes,
-                           .tick_ms = 5,
-                           .heartbeat_ms = HB,
-                           .suspect_ms = 3 * HB,
-                           .down_ms = DOWN_MS,
-                           .forget_ms = forget,
-                           .delay_min = 1,
-                           .delay_max = 15,
-                           .drop_pm = drop,
-                           .dup_pm = dup};
-    RS_CHECK_OK(r, regsim_new(&cfg, &r->rs));
-    for (int i = 0; i < nodes; i++) {
-        RS_CHECK_OK(r, regsim_start(r->rs, i));
-        RS_CHECK_OK(r, regsim_run_for(r->rs, regsim_range(r->rs, 0, 30)));
-    }
-    RS_CHECK_OK(r, regsim_run_until_members(r->rs, regsim_now(r->rs) + 5000));
-    return 1;
+    return regsim_make_cluster(r, nodes, forget, drop, dup);
 }
 
 static void random_meta(regsim_t *rs, herd_meta_t *m)

@@ -20,17 +20,19 @@ unsigned digest_bucket(const char *key, size_t klen)
     return (unsigned)(XXH3_64bits(key, klen) >> 56); /* top 8 bits: 256 buckets */
 }
 
-static uint64_t entry_hash(const char *key, size_t klen, awmap_replica_id_t id, uint64_t c)
+/* An entry's hash, seeded with its key's (which also gives the bucket). */
+static uint64_t entry_hash(uint64_t key_hash, awmap_replica_id_t id, uint64_t c)
 {
     uint64_t parts[3] = {id.node, id.incarnation, c};
-    return XXH3_64bits_withSeed(parts, sizeof(parts), XXH3_64bits(key, klen));
+    return XXH3_64bits_withSeed(parts, sizeof(parts), key_hash);
 }
 
 void digest_update(digest_t *d, const awmap_t *m, const char *key, size_t klen,
                    const awmap_entry_t *e, int sign)
 {
-    unsigned b = digest_bucket(key, klen);
-    uint64_t h = entry_hash(key, klen, awmap_replica_id(m, e->dot.replica), e->dot.counter);
+    uint64_t kh = XXH3_64bits(key, klen); /* once: every change runs this */
+    unsigned b = (unsigned)(kh >> 56);
+    uint64_t h = entry_hash(kh, awmap_replica_id(m, e->dot.replica), e->dot.counter);
     d->sum[b] += sign > 0 ? h : -h; /* a sum: order does not matter */
     d->count[b] += sign > 0 ? 1u : (uint32_t)-1;
 }

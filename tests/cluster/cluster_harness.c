@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -285,9 +286,49 @@ static void cl_copy(char *dst, size_t cap, const char *src)
     dst[len] = '\0';
 }
 
+/* ---- a crash in the test process ------------------------------------------------- */
+
+static struct sigaction cl_cmocka_segv; /* cmocka's handler, set for the running test */
+
+/* Print where the test process crashed (cmocka's own handler reports only
+ * the signal), then let cmocka's handler fail the test. */
+static void cl_on_segv(int sig, siginfo_t *info, void *ctx)
+{
+    static const char head[] = "cluster: the test process crashed; its stack:\n";
+    void *frames[64];
+    (void)info;
+    (void)ctx;
+    if (write(2, head, sizeof(head) - 1) < 0)
+        _exit(139);
+    backtrace_symbols_fd(frames, backtrace(frames, 64), 2);
+    if (cl_cmocka_segv.sa_flags & SA_SIGINFO)
+        cl_cmocka_segv.sa_sigaction(sig, info, ctx);
+    else if (cl_cmocka_segv.sa_handler != SIG_DFL && cl_cmocka_segv.sa_handler != SIG_IGN)
+        cl_cmocka_segv.sa_handler(sig);
+    else
+        _exit(139);
+}
+
+/* Chain our crash report in front of whatever handler the running test has
+ * (cmocka sets its own around each test). */
+static void cl_report_crashes(void)
+{
+    struct sigaction sa, old;
+    if (sigaction(SIGSEGV, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO &&
+                                                old.sa_sigaction == cl_on_segv))
+        return;
+    cl_cmocka_segv = old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = cl_on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+}
+
 cl_node_t *cl_start(cluster_t *c, const char *name, const cl_node_t *seed,
                     const char *cookie, const char *const *extra)
 {
+    cl_report_crashes();
     assert_true(c->count < CL_MAX_NODES);
     cl_node_t *n = &c->node[c->count++];
     memset(n, 0, sizeof(*n));

@@ -207,11 +207,27 @@ static void bucket_put(awmap_t *m, awmap_key_t *k, uint64_t h)
             }
 }
 
+static int keys_resize(awmap_t *m, size_t nb);
+
 static int keys_grow(awmap_t *m)
 {
     /* by half again, not double: a table just grown is 2/3 full of what
      * it was, and memory per key stays within 1.5x of the least */
-    size_t nb = m->buckets ? m->nb + m->nb / 2 : 4;
+    return keys_resize(m, m->buckets ? m->nb + m->nb / 2 : 4);
+}
+
+int awmap__keys_reserve(awmap_t *m, size_t n)
+{
+    /* the fill limit of awmap__key_get_or_add: 7/8 of the lanes */
+    size_t nb = (n * 8 + 7 * AWMAP_LANES - 1) / (7 * AWMAP_LANES) + 1;
+    if (m->buckets && nb <= m->nb)
+        return 0;
+    return keys_resize(m, nb < 4 ? 4 : nb);
+}
+
+/* Move every key to a table of nb buckets. */
+static int keys_resize(awmap_t *m, size_t nb)
+{
     awmap_bucket_t *buckets = tablemem_alloc(nb * sizeof(*buckets));
     if (buckets == NULL)
         return HERD_ENOMEM;

@@ -89,6 +89,9 @@ awmap_key_t *awmap__key_find(const awmap_t *m, const char *key, size_t klen);
 /* The key, added (with room for a vhint-byte value inline) if new; NULL on
  * ENOMEM or an over-long key. */
 awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, size_t vhint);
+/* Room for n keys in all without growing the table again (a decoder that
+ * knows the count); 0 or HERD_ENOMEM. */
+int awmap__keys_reserve(awmap_t *m, size_t n);
 /* Add an entry as the head of *kp's list; the record may move (*kp follows). */
 int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const void *value,
                         size_t vlen, const awmap_observer_t *obs);

@@ -113,6 +113,11 @@ static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen)
     uint32_t n = wire_get_u32(r);
     if (n > r->len)
         return HERD_EBADFRAME;
+    /* a key takes at least 7 bytes on the wire (a u32 length, a byte, a
+     * u16 entry count): a count the rest cannot hold reserves no more */
+    size_t fits = (r->len - r->off) / 7;
+    if (awmap__keys_reserve(m, n < fits ? n : fits) != 0)
+        return HERD_ENOMEM;
     for (uint32_t i = 0; i < n && !r->err; i++) {
         const uint8_t *name;
         size_t klen = wire_get_bytes(r, &name);

@@ -25,6 +25,7 @@ typedef struct reg_peer {
     awmap_t *theirs;     /* the peer's context, from its first dots piece */
     int failed;          /* a piece of this round's answer was refused */
     int offer_due;       /* 1: an offer held back for another pull; |2: ask_back */
+    int digest_due;      /* its digest came while we pulled: ask it again after */
     digest_answer_t *answer; /* our entries it has not seen, going out step by step */
     uint64_t answer_pos;     /* the map positions below it are answered */
     registry_t *g;
@@ -236,6 +237,16 @@ static void pull_done(registry_t *g, uint64_t from)
     if (g->pulling != from)
         return;
     g->pulling = 0;
+    /* the peers whose pulls waited for ours: an offer with ask_back makes
+     * each pull again (ours from them finds little or nothing differing) */
+    size_t at = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
+        reg_peer_t *p = sl->value;
+        if (p->digest_due) {
+            p->digest_due = 0;
+            p->offer_due |= 1 | 2;
+        }
+    }
     offer_next_due(g);
 }
 
@@ -243,7 +254,7 @@ void reg_sync_peer_gone(registry_t *g, uint64_t id)
 {
     reg_peer_t *p = u64map_get(&g->peers, id);
     if (p)
-        p->offer_due = 0;
+        p->offer_due = p->digest_due = 0;
     pull_done(g, id);
 }
 
@@ -327,6 +338,14 @@ static int send_want(registry_t *g, uint64_t to, uint64_t round, const uint8_t *
     return send_and_free(g, to, &w);
 }
 
+static uint64_t digest_entries(const digest_t *d)
+{
+    uint64_t n = 0;
+    for (unsigned b = 0; b < DIGEST_BUCKETS; b++)
+        n += d->count[b];
+    return n;
+}
+
 /* A peer offers its digest: name the buckets that differ and keep our
  * context as it is now for the end of the exchange; with none differing,
  * the context goes at once. */
@@ -341,6 +360,16 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
     if (ask_back)
         reg_sync_offer(g, from, 0);
     reg_peer_t *p = peer_of(g, from);
+    if (p && g->pulling && herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&
+        digest_entries(&theirs) > digest_entries(&g->digest)) {
+        /* we are taking in an answer and hold less than it: its pull from
+         * us would bring it little now and send us back the dots we just
+         * took in. It waits until our pull is over (pull_done asks again).
+         * Only a node holding more is put off, so two nodes never wait for
+         * each other, nor does a ring of them. */
+        p->digest_due = 1;
+        return;
+    }
     awmap_t *snap = awmap_new_delta();
     if (p == NULL || snap == NULL || awmap_copy_context(snap, g->map) != 0) {
         g->stats.alloc_failed++;

@@ -360,13 +360,16 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
     if (ask_back)
         reg_sync_offer(g, from, 0);
     reg_peer_t *p = peer_of(g, from);
-    if (p && g->pulling && herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&
+    if (p && g->pulling && g->pulling != from &&
+        herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&
         digest_entries(&theirs) > digest_entries(&g->digest)) {
-        /* we are taking in an answer and hold less than it: its pull from
-         * us would bring it little now and send us back the dots we just
-         * took in. It waits until our pull is over (pull_done asks again).
-         * Only a node holding more is put off, so two nodes never wait for
-         * each other, nor does a ring of them. */
+        /* we are taking in another member's answer and hold less than this
+         * one: its pull from us would bring it little now and send us back
+         * the dots we just took in. It waits until our pull is over
+         * (pull_done asks again). Only a node holding more is put off, so
+         * two nodes never wait for each other, nor does a ring of them; and
+         * never the node we pull from: its pull is how it learns of the
+         * removals it missed, which our pull from it never carries. */
         p->digest_due = 1;
         return;
     }

@@ -225,6 +225,11 @@ int awmap__keys_reserve(awmap_t *m, size_t n)
     return keys_resize(m, nb < 4 ? 4 : nb);
 }
 
+int awmap_reserve(awmap_t *m, size_t n)
+{
+    return awmap__keys_reserve(m, n);
+}
+
 /* Move every key to a table of nb buckets. */
 static int keys_resize(awmap_t *m, size_t nb)
 {
@@ -360,11 +365,22 @@ static awmap_entry_t *entry_find(const awmap_key_t *k, awmap_dot_t dot)
 
 /* The new entry goes inline and heads the list (observers see the others
  * behind it, as `next`); an inline entry already in use moves to the heap. */
+/* How many entries k holds, counted up to 3. */
+static unsigned entries_upto3(const awmap_key_t *k)
+{
+    const awmap_entry_t *f = awmap__first(k);
+    unsigned n = k->used;
+    for (const awmap_entry_t *e = f->next; e && n < 3; e = e->next)
+        n++;
+    return n;
+}
+
 int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const void *value,
                         size_t vlen, const awmap_observer_t *obs)
 {
     awmap_key_t *k = *kp;
     awmap_entry_t *f = awmap__first(k), *rest = f->next, *old = NULL;
+    int had_one = entries_upto3(k) == 1;
     if (k->used) {
         if ((old = malloc(sizeof(*old) + f->len)) == NULL)
             return HERD_ENOMEM;
@@ -387,6 +403,7 @@ int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const voi
         memcpy(f->value, value, vlen);
     k->used = 1;
     m->entry_n++;
+    m->multi_n += had_one;
     m->replicas[dot.replica].held++;
     if (obs && obs->added)
         obs->added(obs->data, k->name, k->klen, f);
@@ -417,6 +434,7 @@ static void entry_remove(awmap_t *m, awmap_key_t *k, awmap_entry_t *prev, awmap_
                          const awmap_observer_t *obs)
 {
     awmap_entry_t *f = awmap__first(k);
+    m->multi_n -= entries_upto3(k) == 2;
     if (e == f)
         k->used = 0;
     else if (prev)
@@ -896,6 +914,11 @@ int awmap_foreach_range(const awmap_t *m, uint32_t lo, uint64_t hi,
 size_t awmap_key_count(const awmap_t *m)
 {
     return m->key_n;
+}
+
+size_t awmap_multi_key_count(const awmap_t *m)
+{
+    return m->multi_n;
 }
 
 size_t awmap_entry_count(const awmap_t *m)

@@ -153,6 +153,13 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
 /* The entries of `key` (NULL if none). */
 const awmap_entry_t *awmap_get(const awmap_t *m, const char *key, size_t klen);
 size_t awmap_key_count(const awmap_t *m);
+/* Keys holding two entries or more (concurrent registrations, in conflict
+ * until settled). */
+size_t awmap_multi_key_count(const awmap_t *m);
+/* Make room in the key table for n keys in all, so that taking them in
+ * does not stop to grow it (a node about to receive a large map); 0, or
+ * HERD_ENOMEM with the map unchanged. */
+int awmap_reserve(awmap_t *m, size_t n);
 size_t awmap_entry_count(const awmap_t *m);
 /* The hash the map files `key` under. The map places and finds keys by its
  * top AWMAP_HASH_BITS bits, so an index of keys may keep only those (the

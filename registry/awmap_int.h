@@ -58,6 +58,7 @@ struct awmap {
     uint32_t pruned_n;    /* free slots in the table */
     awmap_bucket_t *buckets; /* owned: nb of them (any number) */
     size_t nb, key_n, entry_n;
+    size_t multi_n; /* keys holding two entries or more */
     uint64_t seed; /* odd: multiplies a key's hash for its bucket (awmap.c, key_home) */
     int seeded;    /* set by awmap_set_seed, or by the first key */
     int is_delta;

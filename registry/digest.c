@@ -221,6 +221,15 @@ static int dots_key(void *data, const char *key, size_t klen, const awmap_entry_
     return p->err != 0;
 }
 
+static int replica_seen_by(void *data, awmap_replica_id_t id, uint64_t vv, size_t cloud,
+                           uint64_t held)
+{
+    (void)vv;
+    (void)cloud;
+    size_t their_cloud;
+    return held && (awmap_vv(data, id, &their_cloud) || their_cloud);
+}
+
 int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n, const awmap_t *seen_by,
                 const digest_limits_t *limits, digest_dots_fn emit, void *data)
 {
@@ -231,7 +240,10 @@ int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n, const awmap_
     p.emit_dots = emit;
     p.data = data;
     want_set(p.want, buckets, n);
-    if (piece_start(&p) == 0)
+    /* B has seen no dot of any writer of our entries (it is new): none of
+     * them goes, and the pass over the map is skipped */
+    int any = seen_by == NULL || awmap_foreach_replica(m, replica_seen_by, (void *)seen_by);
+    if (piece_start(&p) == 0 && any)
         awmap_foreach(m, dots_key, &p);
     return piece_finish(&p);
 }

@@ -213,8 +213,10 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     if (arrived && (new_state == HERD_MEMBER_UP || new_state == HERD_MEMBER_DRAINING)) {
         free(u64map_del(&g->down, id)); /* back from a partition: visible again */
         reg_sync_offer(g, id, 1);
-        /* its names reappear: two live registrations of one name may meet */
-        awmap_foreach(g->map, touch_all, g);
+        /* its names reappear: two live registrations of one name may meet
+         * (only keys with two entries can: none, no pass over the map) */
+        if (awmap_multi_key_count(g->map))
+            awmap_foreach(g->map, touch_all, g);
         reg_settle_touched(g);
     }
 }
@@ -264,7 +266,8 @@ static void resettle_all(registry_t *g)
     if (!g->resettle)
         return;
     g->resettle = 0;
-    awmap_foreach(g->map, touch_all, g);
+    if (awmap_multi_key_count(g->map))
+        awmap_foreach(g->map, touch_all, g);
     reg_settle_touched(g);
 }
 

@@ -293,6 +293,9 @@ void reg_pending_room(registry_t *g, size_t bytes);
  * REGISTRY_ANSWER_QUEUED bytes to its peer are unacknowledged. */
 #define REGISTRY_ANSWER_KEYS 4096u
 #define REGISTRY_ANSWER_QUEUED (8u << 20)
+/* A peer's digest makes the key table room for its entries up to this
+ * many keys (or four times ours): reserve_for in registry_sync.c */
+#define REGISTRY_RESERVE_MAX (4u << 20)
 size_t reg_sync_work(registry_t *g);
 /* Member `id` is down, left or gone: a pull from it ends, and an offer held
  * back for it is dropped (it is offered a sync when it comes back). */

@@ -346,6 +346,19 @@ static uint64_t digest_entries(const digest_t *d)
     return n;
 }
 
+/* A peer holds `theirs` entries: when that is more than we hold, we are
+ * about to take them in, and the key table makes room for them at once
+ * (growing it under a million keys stalls the loop for tens of ms). A
+ * member claiming more is believed up to REGISTRY_RESERVE_MAX keys, or four
+ * times what we hold. */
+static void reserve_for(registry_t *g, uint64_t theirs)
+{
+    uint64_t ours = awmap_key_count(g->map);
+    uint64_t cap = ours * 4 > REGISTRY_RESERVE_MAX ? ours * 4 : REGISTRY_RESERVE_MAX;
+    if (theirs > ours && awmap_reserve(g->map, theirs < cap ? theirs : cap) != 0)
+        g->stats.alloc_failed++; /* it grows as the keys come, as without */
+}
+
 /* A peer offers its digest: name the buckets that differ and keep our
  * context as it is now for the end of the exchange; with none differing,
  * the context goes at once. */
@@ -359,6 +372,7 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
     }
     if (ask_back)
         reg_sync_offer(g, from, 0);
+    reserve_for(g, digest_entries(&theirs));
     reg_peer_t *p = peer_of(g, from);
     if (p && g->pulling && g->pulling != from &&
         herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&

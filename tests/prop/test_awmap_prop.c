@@ -358,6 +358,7 @@ typedef struct reader_ctx {
     int is_state;
     uint32_t keymask;
     size_t keys;
+    size_t multi; /* keys with two entries or more */
     char *why;
     size_t cap;
 } reader_ctx_t;
@@ -380,6 +381,7 @@ static int read_key(void *data, const char *key, size_t klen, const awmap_entry_
         snprintf(c->why, c->cap, "state lists key %s with no entries", key_name(c->h, (unsigned)k));
         return 1;
     }
+    c->multi += e && e->next;
     for (; e; e = e->next) {
         awmap_replica_id_t id = awmap_replica_id(c->m, e->dot.replica);
         int r = gid_of(c->h, id);
@@ -413,7 +415,7 @@ static int read_map(const hist_t *h, const awmap_t *m, int is_state, model_t *ou
                     uint32_t *keymask, char *why, size_t cap)
 {
     memset(out, 0, sizeof(*out));
-    reader_ctx_t c = {h, m, out, is_state, 0, 0, why, cap};
+    reader_ctx_t c = {h, m, out, is_state, 0, 0, 0, why, cap};
     if (awmap_foreach(m, read_key, &c) != 0)
         return 0;
     if (keymask)
@@ -421,6 +423,11 @@ static int read_map(const hist_t *h, const awmap_t *m, int is_state, model_t *ou
     if (c.keys != awmap_key_count(m) || out->n != awmap_entry_count(m)) {
         snprintf(why, cap, "counts: %zu keys, %zu entries visited; key_count %zu, entry_count %zu",
                  c.keys, out->n, awmap_key_count(m), awmap_entry_count(m));
+        return 0;
+    }
+    if (c.multi != awmap_multi_key_count(m)) {
+        snprintf(why, cap, "%zu keys with two entries or more, multi_key_count %zu", c.multi,
+                 awmap_multi_key_count(m));
         return 0;
     }
     for (uint32_t i = 0; i < awmap_replica_count(m); i++) {

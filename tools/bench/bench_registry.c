@@ -448,13 +448,16 @@ static void bench_converge(size_t per_node, int runs)
 typedef struct stall_probe {
     uv_timer_t timer;
     uint64_t last_ns, max_gap_ns;
+    uint64_t max_gap_end_ns; /* when the largest gap ended (uv_hrtime) */
 } stall_probe_t;
 
 static void stall_note(stall_probe_t *p)
 {
     uint64_t now = uv_hrtime();
-    if (now - p->last_ns > p->max_gap_ns)
+    if (now - p->last_ns > p->max_gap_ns) {
         p->max_gap_ns = now - p->last_ns;
+        p->max_gap_end_ns = now;
+    }
     p->last_ns = now;
 }
 
@@ -566,6 +569,10 @@ static void bench_join_large(size_t total, double give_up_s)
     uint64_t bytes = bytes_out_of(nodes, NODES + 1) - bytes0;
     uint64_t sync_bytes = registry_bytes_out_of(nodes, NODES) - sync0;
     double stall_ms = stall_stop(&probe);
+    if (verbose)
+        fprintf(stderr, "  run: the largest stall ended %.3f s after the newcomer started "
+                "(monotonic %.6f s)\n", (double)probe.max_gap_end_ns / 1e9 - t0,
+                (double)probe.max_gap_end_ns / 1e9);
     if (verbose || !converged) {
         fprintf(stderr, "  run: join %s after %.3f s (quiet after %.3f s), per node:\n",
                 converged ? "converged" : "given up", converge_s, quiet_s);

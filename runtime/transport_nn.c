@@ -24,7 +24,12 @@
 #include "herd_error.h"
 #include "log.h"
 
+/* Frames taken per wakeup: at most NN_RECV_BUDGET, and none started after
+ * NN_RECV_NS (a frame can hold a registry delta of thousands of names); the
+ * rest wait in nanomsg, whose descriptor stays readable, for the loop's
+ * next turn, so timers and other handles are not kept waiting. */
 #define NN_RECV_BUDGET 256
+#define NN_RECV_NS 2000000u
 #define NN_OUTBOX_FRAMES 1024
 #define NN_OUTBOX_BYTES (16u << 20)
 #define NN_ADDR_MAX 255
@@ -72,7 +77,8 @@ static void nn_on_pull(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     nn_tp_t *tp = h->data;
-    for (int i = 0; i < NN_RECV_BUDGET; i++) {
+    uint64_t start = uv_hrtime();
+    for (int i = 0; i < NN_RECV_BUDGET && uv_hrtime() - start < NN_RECV_NS; i++) {
         void *buf = NULL;
         int n = nn_recv(tp->pull, &buf, NN_MSG, NN_DONTWAIT);
         if (n < 0) {

@@ -54,7 +54,7 @@
  * The default run leaves join_large and join_1m out (tens of seconds and
  * minutes today); --full adds them, and --quick (which divides every size by
  * 10 and runs each figure once: the ctest smoke run) has join_large with
- * 20,000 names. --verbose prints each run on stderr; --only single|converge|
+ * 20,000 names. --verbose prints each run on stderr (--trace adds progress lines every 10 ms of a wait); --only single|converge|
  * converge_large|join_large|join_1m|memory_fill runs one part; --join-names
  * N sets join_large's size. The cluster's failure detector is made lenient (see
  * make_node); --default-timeouts keeps its defaults. Every wait has a
@@ -62,6 +62,7 @@
  * node's counters) instead of hanging it.
  */
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -85,6 +86,7 @@
 #define FILL_STEP 10000
 
 static int verbose;          /* --verbose: each run's figures on stderr */
+static int trace;            /* --trace: progress lines during waits (trace_line) */
 static int default_timeouts; /* --default-timeouts: the default failure detector */
 
 static const herd_behaviour_t idle = {.name = "bench-idle"};
@@ -317,14 +319,31 @@ static void register_turns(herd_node_t **nodes, names_t *names, herd_pid_t **pid
     }
 }
 
+/* --trace: the time, the process's CPU time and each node's entries, on
+ * stderr every 10 ms of a wait: where a wait is busy and where it idles. */
+static void trace_line(herd_node_t **nodes, int count)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    fprintf(stderr, "  trace t=%.3f cpu=%.3f entries", now_s(),
+            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+    for (int k = 0; k < count; k++)
+        fprintf(stderr, " %llu", (unsigned long long)entries_of(nodes[k]));
+    fputc('\n', stderr);
+}
+
 /* Run the loop until each of nodes[from..count) holds `total` entries and
  * sees all `count` members up (until then it hides the names of those it
  * has not seen): 0 then, -1 once past `deadline` (a now_s() time). */
 static int wait_entries_until(uv_loop_t *loop, herd_node_t **nodes, int from, int count,
                               uint64_t total, double deadline)
 {
+    double next_trace = now_s();
     for (;;) {
         int done = 1;
+        if (trace && now_s() >= next_trace)
+            trace_line(nodes, count), next_trace = now_s() + 0.01;
         for (int k = from; k < count && done; k++)
             done = entries_of(nodes[k]) == total && all_up(nodes[k], count);
         if (done)
@@ -801,6 +820,8 @@ int main(int argc, char **argv)
             quick = 1;
         } else if (strcmp(argv[i], "--full") == 0) {
             full = 1;
+        } else if (strcmp(argv[i], "--trace") == 0) {
+            trace = verbose = 1;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
         } else if (strcmp(argv[i], "--default-timeouts") == 0) {

@@ -140,6 +140,14 @@ int awmap_foreach_replica(const awmap_t *m, awmap_replica_fn fn, void *data)
 
 static int cloud_find(const replica_t *r, uint64_t c, uint32_t *at)
 {
+    /* a delta's context is one run of a writer's counters, all in the
+     * cloud (the run starts above 1): where it is dense, c sits at c -
+     * cloud[0], and the search is one look */
+    if (r->cloud_n && c >= r->cloud[0] && c - r->cloud[0] < r->cloud_n &&
+        r->cloud[c - r->cloud[0]] == c) {
+        *at = (uint32_t)(c - r->cloud[0]);
+        return 1;
+    }
     uint32_t lo = 0, hi = r->cloud_n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;

@@ -49,13 +49,19 @@
  *   the steps (table growth shows as the spread). It runs in a child
  *   process forked before anything else, so its heap is fresh.
  *
+ * - converge_procs and join_procs (bench_registry_procs.c): converge_large
+ *   and join_1m with one process a node, side by side on the machine's
+ *   cores, each stall measured on its own node's loop (the goal's "stall on
+ *   an existing node"); the shared-loop figures above stay for comparison.
+ *
  *   bench registry <metric> <value> <unit> [key=value ...]
  *
  * The default run leaves join_large and join_1m out (tens of seconds and
  * minutes today); --full adds them, and --quick (which divides every size by
  * 10 and runs each figure once: the ctest smoke run) has join_large with
  * 20,000 names. --verbose prints each run on stderr (--trace adds progress lines every 10 ms of a wait); --only single|converge|
- * converge_large|join_large|join_1m|memory_fill runs one part; --join-names
+ * converge_large|join_large|join_1m|memory_fill|converge_procs|join_procs runs one
+ * part (join_procs, in --full, takes --join-names, default 1,000,000); --join-names
  * N sets join_large's size. The cluster's failure detector is made lenient (see
  * make_node); --default-timeouts keeps its defaults. Every wait has a
  * deadline: a registry that stops converging fails the run (with each
@@ -69,9 +75,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "herd_registry.h"
+#include "bench_registry.h"
 
-#define NODES 3
 #define TURN_BATCH 1000 /* names registered on one node per turn */
 #define CONVERGE_DEADLINE_S 20.0
 #define JOIN_DEADLINE_S 15.0
@@ -85,20 +90,20 @@
 #define FILL_HI 200000
 #define FILL_STEP 10000
 
-static int verbose;          /* --verbose: each run's figures on stderr */
+int verbose;          /* --verbose: each run's figures on stderr */
 static int trace;            /* --trace: progress lines during waits (trace_line) */
-static int default_timeouts; /* --default-timeouts: the default failure detector */
+int default_timeouts; /* --default-timeouts: the default failure detector */
 
-static const herd_behaviour_t idle = {.name = "bench-idle"};
+const herd_behaviour_t bench_idle = {.name = "bench-idle"};
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what, int rc)
+void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_registry: %s failed (%d: %s)\n", what, rc,
             rc < 0 ? herd_strerror(rc) : "-");
@@ -111,7 +116,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, size_t n)
+double median(double *v, size_t n)
 {
     qsort(v, n, sizeof(double), cmp_double);
     return v[n / 2];
@@ -129,15 +134,7 @@ static size_t rss_bytes(void)
 
 /* ---- names ---------------------------------------------------------------------- */
 
-/* `count` distinct names "<prefix>-worker-<i>" in one block: the caller's
- * memory, made before any clock or RSS reading. */
-typedef struct names {
-    char **at;
-    char *text;
-    size_t count, total_len;
-} names_t;
-
-static names_t names_make(const char *prefix, size_t count)
+names_t names_make(const char *prefix, size_t count)
 {
     names_t ns = {.count = count};
     size_t cap = count * (strlen(prefix) + 24);
@@ -155,15 +152,15 @@ static names_t names_make(const char *prefix, size_t count)
     return ns;
 }
 
-static void names_free(names_t *ns)
+void names_free(names_t *ns)
 {
     free(ns->at);
     free(ns->text);
 }
 
-static void spawn_idle(herd_node_t *n, herd_pid_t *pids, size_t count)
+void spawn_idle(herd_node_t *n, herd_pid_t *pids, size_t count)
 {
-    herd_spawn_opts_t o = {.behaviour = &idle};
+    herd_spawn_opts_t o = {.behaviour = &bench_idle};
     for (size_t i = 0; i < count; i++) {
         int rc = herd_spawn(n, &o, &pids[i]);
         if (rc != 0)
@@ -173,9 +170,9 @@ static void spawn_idle(herd_node_t *n, herd_pid_t *pids, size_t count)
 
 /* ---- a cluster of three nodes on one loop --------------------------------------- */
 
-static int next_port;
+int next_port;
 
-static herd_node_t *make_node(uv_loop_t *loop, const char *name, const char *seed,
+herd_node_t *make_node(uv_loop_t *loop, const char *name, const char *seed,
                               char *listen, size_t listen_cap)
 {
     static const char secret[] = "bench-registry-secret-0123456789";
@@ -215,7 +212,7 @@ static herd_node_t *make_node(uv_loop_t *loop, const char *name, const char *see
 }
 
 /* Whether `n` sees exactly `want` members, all up. */
-static int all_up(herd_node_t *n, int want)
+int all_up(herd_node_t *n, int want)
 {
     herd_member_info_t m[NODES + 2];
     int count = herd_cluster_members(n, m, NODES + 2);
@@ -260,7 +257,7 @@ static void free_cluster(uv_loop_t *loop, herd_node_t **nodes, int count)
         uv_run(loop, UV_RUN_NOWAIT);
 }
 
-static uint64_t entries_of(herd_node_t *n)
+uint64_t entries_of(herd_node_t *n)
 {
     herd_registry_stats_t st;
     int rc = herd_registry_stats(n, &st);
@@ -431,7 +428,7 @@ static converge_result_t converge_run(names_t *names, size_t per_node)
 }
 
 /* names[k] for node k: `total` names, as even a share each as can be. */
-static void make_node_names(names_t *names, size_t total)
+void make_node_names(names_t *names, size_t total)
 {
     for (int k = 0; k < NODES; k++) {
         char prefix[8];
@@ -462,14 +459,6 @@ static void bench_converge(size_t per_node, int runs)
 
 /* ---- a fourth node joins a large registry ---------------------------------------- */
 
-/* A 1 ms repeating timer on the shared loop that keeps the largest gap
- * between two of its firings: how long the loop went without a turn. */
-typedef struct stall_probe {
-    uv_timer_t timer;
-    uint64_t last_ns, max_gap_ns;
-    uint64_t max_gap_end_ns; /* when the largest gap ended (uv_hrtime) */
-} stall_probe_t;
-
 static void stall_note(stall_probe_t *p)
 {
     uint64_t now = uv_hrtime();
@@ -485,7 +474,7 @@ static void stall_tick(uv_timer_t *t)
     stall_note(t->data);
 }
 
-static void stall_start(stall_probe_t *p, uv_loop_t *loop)
+void stall_start(stall_probe_t *p, uv_loop_t *loop)
 {
     *p = (stall_probe_t){.last_ns = uv_hrtime()};
     p->timer.data = p;
@@ -495,7 +484,7 @@ static void stall_start(stall_probe_t *p, uv_loop_t *loop)
 }
 
 /* The largest gap in ms, the one up to now included. */
-static double stall_stop(stall_probe_t *p)
+double stall_stop(stall_probe_t *p)
 {
     stall_note(p);
     uv_timer_stop(&p->timer);
@@ -803,7 +792,8 @@ static void bench_single(size_t count, size_t lookups, int runs)
 static int part_known(const char *part)
 {
     static const char *const parts[] = {"single",     "converge", "converge_large",
-                                        "join_large", "join_1m",  "memory_fill"};
+                                        "join_large", "join_1m",  "memory_fill",
+                                        "converge_procs", "join_procs"};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
         if (strcmp(part, parts[i]) == 0)
             return 1;
@@ -837,7 +827,7 @@ int main(int argc, char **argv)
                     "[--default-timeouts] "
                     "[--join-names N (>= %d)]\n"
                     "                      [--only single|converge|converge_large|"
-                    "join_large|join_1m|memory_fill]\n",
+                    "join_large|join_1m|memory_fill|converge_procs|join_procs]\n",
                     NODES);
             return 2;
         }
@@ -850,6 +840,12 @@ int main(int argc, char **argv)
      * hide the registry's growth from RSS */
     if (only == NULL || strcmp(only, "memory_fill") == 0)
         memory_fill_in_child(scale);
+    /* the parts with one process a node fork them: before this process
+     * starts nanomsg */
+    if (only == NULL || strcmp(only, "converge_procs") == 0)
+        bench_converge_procs(100000 / scale, runs);
+    if ((only == NULL && full) || (only && strcmp(only, "join_procs") == 0))
+        bench_join_procs(join_names ? join_names : JOIN_1M_NAMES);
     if (only == NULL || strcmp(only, "single") == 0)
         bench_single(100000 / scale, 2000000 / scale, runs);
     if (only == NULL || strcmp(only, "converge") == 0)

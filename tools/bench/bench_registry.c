@@ -59,10 +59,11 @@
  * The default run leaves join_large and join_1m out (tens of seconds and
  * minutes today); --full adds them, and --quick (which divides every size by
  * 10 and runs each figure once: the ctest smoke run) has join_large with
- * 20,000 names. --verbose prints each run on stderr (--trace adds progress lines every 10 ms of a wait); --only single|converge|
- * converge_large|join_large|join_1m|memory_fill|converge_procs|join_procs runs one
- * part (join_procs, in --full, takes --join-names, default 1,000,000); --join-names
- * N sets join_large's size. The cluster's failure detector is made lenient (see
+ * 20,000 names. --verbose prints each run on stderr (--trace adds progress
+ * lines every 10 ms of a wait); --only single|converge|converge_large|
+ * join_large|join_1m|memory_fill|converge_procs|join_procs runs one part;
+ * --join-names N sets join_large's size (and join_procs', in --full, default
+ * 1,000,000). The cluster's failure detector is made lenient (see
  * make_node); --default-timeouts keeps its defaults. Every wait has a
  * deadline: a registry that stops converging fails the run (with each
  * node's counters) instead of hanging it.

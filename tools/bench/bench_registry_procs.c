@@ -42,7 +42,7 @@
 #define CMD_MAX 256
 #define REPLY_DEADLINE_S 120.0 /* a node that does not answer by then: the run fails */
 #define POLL_MS 5              /* the parent asks for reports this often */
-#define QUIET_BYTES 16384      /* registry bytes sent in 100 ms when the traffic is quiet */
+#define QUIET_BYTES 16384 /* registry bytes sent in 100 ms when the traffic is quiet */
 
 /* ---- a node's process ------------------------------------------------------------ */
 
@@ -74,19 +74,16 @@ static void proc_reply(node_proc_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(line) - 1)
-        die("a report too long", 0);
+    if (n < 0 || (size_t)n >= sizeof(line) - 1) die("a report too long", 0);
     line[n++] = '\n';
-    if (write(p->rep_fd, line, (size_t)n) != n)
-        die("writing a report", 0);
+    if (write(p->rep_fd, line, (size_t)n) != n) die("writing a report", 0);
 }
 
 static uint64_t registry_bytes_out(herd_node_t *n)
 {
     herd_registry_stats_t st;
     int rc = herd_registry_stats(n, &st);
-    if (rc != 0)
-        die("herd_registry_stats", rc);
+    if (rc != 0) die("herd_registry_stats", rc);
     return st.bytes_out;
 }
 
@@ -97,8 +94,7 @@ static void proc_start(node_proc_t *p, const char *seed)
     p->node = make_node(&p->loop, name, strcmp(seed, "-") == 0 ? NULL : seed, listen,
                         sizeof(listen));
     p->pids = malloc((p->share ? p->share : 1) * sizeof(*p->pids));
-    if (p->pids == NULL)
-        die("allocating pids", HERD_ENOMEM);
+    if (p->pids == NULL) die("allocating pids", HERD_ENOMEM);
     spawn_idle(p->node, p->pids, p->share);
     proc_reply(p, "started %s", listen);
 }
@@ -107,8 +103,7 @@ static void proc_register(node_proc_t *p)
 {
     for (size_t i = 0; i < p->share; i++) {
         int rc = herd_register(p->node, p->names.at[i], p->pids[i], NULL);
-        if (rc != 0)
-            die("herd_register", rc);
+        if (rc != 0) die("herd_register", rc);
     }
     p->registered_at = now_s();
     proc_reply(p, "ok");
@@ -121,10 +116,11 @@ static void proc_report(node_proc_t *p)
         uint64_t gap = uv_hrtime() - p->probe.last_ns;
         stall = (double)(gap > p->probe.max_gap_ns ? gap : p->probe.max_gap_ns) / 1e6;
     }
-    proc_reply(p, "report %.6f %.6f %llu %.3f %llu %.6f", p->done_at, p->registered_at,
-               (unsigned long long)(p->node ? entries_of(p->node) : 0), stall,
-               (unsigned long long)(p->node ? registry_bytes_out(p->node) - p->bytes0 : 0),
-               (double)p->probe.max_gap_end_ns / 1e9);
+    proc_reply(
+        p, "report %.6f %.6f %llu %.3f %llu %.6f", p->done_at, p->registered_at,
+        (unsigned long long)(p->node ? entries_of(p->node) : 0), stall,
+        (unsigned long long)(p->node ? registry_bytes_out(p->node) - p->bytes0 : 0),
+        (double)p->probe.max_gap_end_ns / 1e9);
 }
 
 static void proc_command(node_proc_t *p, char *line)
@@ -161,10 +157,10 @@ static void proc_on_cmd(uv_poll_t *h, int status, int events)
 {
     (void)events;
     node_proc_t *p = h->data;
-    ssize_t got = status < 0 ? -1
-                             : read(p->cmd_fd, p->buf + p->buf_n, sizeof(p->buf) - 1 - p->buf_n);
-    if (got <= 0)
-        _exit(got == 0 ? 0 : 1); /* the parent is gone */
+    ssize_t got = status < 0
+                      ? -1
+                      : read(p->cmd_fd, p->buf + p->buf_n, sizeof(p->buf) - 1 - p->buf_n);
+    if (got <= 0) _exit(got == 0 ? 0 : 1); /* the parent is gone */
     p->buf_n += (size_t)got;
     char *nl;
     while ((nl = memchr(p->buf, '\n', p->buf_n)) != NULL) {
@@ -174,8 +170,7 @@ static void proc_on_cmd(uv_poll_t *h, int status, int events)
         memmove(p->buf, nl + 1, p->buf_n - used);
         p->buf_n -= used;
     }
-    if (p->buf_n == sizeof(p->buf) - 1)
-        die("a command too long", 0);
+    if (p->buf_n == sizeof(p->buf) - 1) die("a command too long", 0);
 }
 
 /* After every turn of the loop: done yet? */
@@ -190,8 +185,7 @@ static void proc_on_check(uv_check_t *h)
 static void node_proc_main(int index, size_t share, int cmd_fd, int rep_fd)
 {
     node_proc_t *p = calloc(1, sizeof(*p));
-    if (p == NULL || uv_loop_init(&p->loop) != 0)
-        die("a node process's loop", 0);
+    if (p == NULL || uv_loop_init(&p->loop) != 0) die("a node process's loop", 0);
     p->index = index;
     p->share = share;
     p->cmd_fd = cmd_fd;
@@ -203,7 +197,8 @@ static void node_proc_main(int index, size_t share, int cmd_fd, int rep_fd)
     p->cmd_poll.data = p->check.data = p;
     if (uv_poll_init(&p->loop, &p->cmd_poll, cmd_fd) != 0 ||
         uv_poll_start(&p->cmd_poll, UV_READABLE, proc_on_cmd) != 0 ||
-        uv_check_init(&p->loop, &p->check) != 0 || uv_check_start(&p->check, proc_on_check) != 0)
+        uv_check_init(&p->loop, &p->check) != 0 ||
+        uv_check_start(&p->check, proc_on_check) != 0)
         die("a node process's handles", 0);
     uv_run(&p->loop, UV_RUN_DEFAULT);
     _exit(0);
@@ -225,12 +220,10 @@ typedef struct report {
 static child_t fork_node(int index, size_t share)
 {
     int down[2], up[2];
-    if (pipe(down) != 0 || pipe(up) != 0)
-        die("pipe", 0);
+    if (pipe(down) != 0 || pipe(up) != 0) die("pipe", 0);
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0)
-        die("fork", 0);
+    if (pid < 0) die("fork", 0);
     if (pid == 0) {
         close(down[1]);
         close(up[0]);
@@ -249,8 +242,7 @@ static void send_cmd(const child_t *c, const char *fmt, ...)
     int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
     va_end(ap);
     line[n++] = '\n';
-    if (write(c->cmd, line, (size_t)n) != n)
-        die("writing a command", 0);
+    if (write(c->cmd, line, (size_t)n) != n) die("writing a command", 0);
 }
 
 /* One line from c, within REPLY_DEADLINE_S (a node doing a long
@@ -262,11 +254,9 @@ static void read_reply(const child_t *c, char *out, size_t cap)
     while (n + 1 < cap) {
         struct pollfd pf = {c->rep, POLLIN, 0};
         int left = (int)((deadline - now_s()) * 1000);
-        if (left <= 0 || poll(&pf, 1, left) <= 0)
-            die("a node process did not answer", 0);
+        if (left <= 0 || poll(&pf, 1, left) <= 0) die("a node process did not answer", 0);
         ssize_t got = read(c->rep, out + n, 1);
-        if (got <= 0)
-            die("a node process ended", 0);
+        if (got <= 0) die("a node process ended", 0);
         if (out[n] == '\n') {
             out[n] = '\0';
             return;
@@ -280,8 +270,7 @@ static void expect_ok(const child_t *c)
 {
     char line[CMD_MAX];
     read_reply(c, line, sizeof(line));
-    if (strcmp(line, "ok") != 0)
-        die("a node process refused a command", 0);
+    if (strcmp(line, "ok") != 0) die("a node process refused a command", 0);
 }
 
 static report_t ask_report(const child_t *c)
@@ -328,8 +317,7 @@ static double wait_done(const child_t *c, int count, double deadline_s)
                 last = r.done_at > last ? r.done_at : last;
                 break;
             }
-            if (now_s() > deadline)
-                die("the nodes did not converge by the deadline", 0);
+            if (now_s() > deadline) die("the nodes did not converge by the deadline", 0);
             usleep(POLL_MS * 1000);
         }
     return last;
@@ -398,8 +386,7 @@ static void wait_quiet_procs(const child_t *c, int count)
         unsigned long long after = 0;
         for (int k = 0; k < count; k++)
             after += ask_report(&c[k]).bytes;
-        if (after - before < QUIET_BYTES)
-            return;
+        if (after - before < QUIET_BYTES) return;
         before = after;
     }
     die("join traffic still flowing after 60 s", 0);
@@ -440,20 +427,22 @@ void bench_join_procs(size_t total)
     for (int k = 0; k < NODES; k++) {
         report_t r = ask_report(&c[k]);
         if (verbose)
-            fprintf(stderr, "  bench-%c (pid %d): stall %.1f ms, ended %.6f (monotonic s), "
-                    "%.3f s after the newcomer's start\n", 'a' + k, (int)c[k].pid, r.stall_ms,
-                    r.stall_end, r.stall_end - t0);
+            fprintf(stderr,
+                    "  bench-%c (pid %d): stall %.1f ms, ended %.6f (monotonic s), "
+                    "%.3f s after the newcomer's start\n",
+                    'a' + k, (int)c[k].pid, r.stall_ms, r.stall_end, r.stall_end - t0);
         bytes += r.bytes;
-        if (r.stall_ms > worst)
-            worst = r.stall_ms, worst_k = k;
+        if (r.stall_ms > worst) worst = r.stall_ms, worst_k = k;
     }
     report_t newcomer = ask_report(&c[NODES]);
-    printf("bench registry join_procs_converge_s %.3f s nodes=%d names=%zu procs=%d goal_s=2\n",
+    printf("bench registry join_procs_converge_s %.3f s nodes=%d names=%zu procs=%d "
+           "goal_s=2\n",
            done - t0, NODES + 1, total, NODES + 1);
     printf("bench registry join_procs_stall_ms %.1f ms nodes=%d names=%zu of=existing "
            "node=bench-%c timer_ms=1 until=quiet goal_ms=20\n",
            worst, NODES + 1, total, 'a' + worst_k);
-    printf("bench registry join_procs_newcomer_stall_ms %.1f ms nodes=%d names=%zu timer_ms=1 "
+    printf("bench registry join_procs_newcomer_stall_ms %.1f ms nodes=%d names=%zu "
+           "timer_ms=1 "
            "until=quiet\n",
            newcomer.stall_ms, NODES + 1, total);
     printf("bench registry join_procs_bytes %llu B nodes=%d names=%zu per_name=%.1f "

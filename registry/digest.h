@@ -39,14 +39,49 @@ typedef struct digest {
     uint32_t count[DIGEST_BUCKETS];
 } digest_t;
 
+/* The second level: each bucket cut into DIGEST_SUBS cells by the next bits
+ * of its keys' hashes, each cell a checksum of its (key, dot) pairs (128
+ * KiB a node). The answering node sends its cells of the buckets that
+ * differ (SYNC_FINE), and the puller's dots (step 3) are only those of the
+ * cells that differ: what the exchange carries grows with what differs,
+ * not with the map (a few names in flight touch every bucket of a million
+ * names, but only a few of the 16,384 cells). */
+#define DIGEST_SUBS 64u
+#define DIGEST_CELLS (DIGEST_BUCKETS * DIGEST_SUBS)
+#define DIGEST_MASK_BYTES (DIGEST_CELLS / 8) /* a set of cells, one bit each */
+
+typedef struct digest_fine {
+    uint64_t sum[DIGEST_CELLS];
+} digest_fine_t;
+
 /* The bucket of a key. */
 unsigned digest_bucket(const char *key, size_t klen);
-/* The digest of a whole map (a full pass: for tests and a first build). */
-void digest_of(const awmap_t *m, digest_t *out);
-/* Keep a digest up to date: entry `e` of `key` in map `m` was added (sign
- * 1) or removed (sign -1). */
-void digest_update(digest_t *d, const awmap_t *m, const char *key, size_t klen,
-                   const awmap_entry_t *e, int sign);
+/* The digest of a whole map (a full pass: for tests and a first build);
+ * `fine` (may be NULL) gets its cells. */
+void digest_of(const awmap_t *m, digest_t *out, digest_fine_t *fine);
+/* Keep a digest (and its cells, unless `fine` is NULL) up to date: entry
+ * `e` of `key` in map `m` was added (sign 1) or removed (sign -1). */
+void digest_update(digest_t *d, digest_fine_t *fine, const awmap_t *m, const char *key,
+                   size_t klen, const awmap_entry_t *e, int sign);
+
+/* The cells of the n buckets listed (SYNC_FINE's body after its round):
+ * a u16 count, then each bucket's number and its DIGEST_SUBS sums, at most
+ * DIGEST_FINE_MAX_BYTES in all. */
+#define DIGEST_FINE_MAX_BYTES (2 + DIGEST_BUCKETS * (1 + 8 * DIGEST_SUBS))
+void digest_fine_encode(const digest_fine_t *f, const uint8_t *buckets, size_t n,
+                        wire_writer_t *w);
+/* Read the peer's cells and compare them with ours: the cells that differ
+ * go into mask, and each bucket read is flagged in got[]. A bucket may have
+ * no cell differing any more (our digest, offered before, was behind: what
+ * we took in since made the bucket equal): none of its dots go. 0, or
+ * HERD_EBADFRAME (then nothing read may be used). */
+int digest_fine_compare(wire_reader_t *r, const digest_fine_t *mine,
+                        uint8_t mask[DIGEST_MASK_BYTES], uint8_t got[DIGEST_BUCKETS]);
+/* Make mask the cells to send dots of: for each of the n buckets listed,
+ * its differing cells when got[b] (digest_fine_compare), else all of them;
+ * no cell of another bucket. got may be NULL (no cells came). */
+void digest_mask_of(uint8_t mask[DIGEST_MASK_BYTES], const uint8_t *buckets, size_t n,
+                    const uint8_t *got);
 void digest_encode(const digest_t *d, wire_writer_t *w);
 int digest_decode(wire_reader_t *r, digest_t *out);
 /* The buckets whose summaries differ; writes their numbers into out and
@@ -60,7 +95,7 @@ typedef struct digest_limits {
     size_t context_cloud;
 } digest_limits_t;
 
-/* A's side (step 3): its dots (entries without values) in the given buckets,
+/* A's side (step 3): its dots (entries without values) in the cells of mask,
  * in pieces of about limits->piece_bytes, each with A's context (its cloud
  * cut to limits->context_cloud counters: a context that says less makes B
  * send more, never less). Only the dots B's context `seen_by` has seen go (B
@@ -68,7 +103,7 @@ typedef struct digest_limits {
  * pass over the map; the last piece (maybe without keys) comes with last =
  * 1. emit must not keep the map. */
 typedef void (*digest_dots_fn)(void *data, const awmap_t *piece, int last);
-int digest_dots(const awmap_t *m, const uint8_t *buckets, size_t n, const awmap_t *seen_by,
+int digest_dots(const awmap_t *m, const uint8_t mask[DIGEST_MASK_BYTES], const awmap_t *seen_by,
                 const digest_limits_t *limits, digest_dots_fn emit, void *data);
 
 /* B's side (step 4), each answer a series of deltas of about

@@ -338,6 +338,7 @@ static void registry_free(void *p)
     reg_index_free(g);
     reg_spec_free(g);
     awmap_free(g->map);
+    free(g->fine);
     free(g);
 }
 
@@ -392,10 +393,12 @@ int herd_registry_start(herd_node_t *n)
     awmap_set_seed(g->map, g->self_node ^ (g->self_inc * 0x9e3779b97f4a7c15ull));
     g->pending = awmap_new_delta();
     g->flush = calloc(1, sizeof(*g->flush));
-    if (g->pending == NULL || g->flush == NULL) {
+    g->fine = calloc(1, sizeof(*g->fine));
+    if (g->pending == NULL || g->flush == NULL || g->fine == NULL) {
         awmap_free(g->pending);
         awmap_free(g->map);
         free(g->flush);
+        free(g->fine);
         free(g);
         return HERD_ENOMEM;
     }

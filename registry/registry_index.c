@@ -116,7 +116,7 @@ static void added_add(registry_t *g, uint64_t hash)
 static void on_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
-    digest_update(&g->digest, g->map, key, klen, e, 1);
+    digest_update(&g->digest, g->fine, g->map, key, klen, e, 1);
     if (reg_is_spec_key(key, klen)) {
         reg_spec_changed(g, key, klen, 1);
         return;
@@ -140,7 +140,7 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
 static void on_removed(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
-    digest_update(&g->digest, g->map, key, klen, e, -1);
+    digest_update(&g->digest, g->fine, g->map, key, klen, e, -1);
     if (reg_is_spec_key(key, klen)) {
         reg_spec_changed(g, key, klen, 0);
         return;

@@ -34,7 +34,7 @@
  * (digest.h): A's digest, B's wanted buckets, A's dots in them, B's answer as
  * SYNC_DELTA pieces, then B's context. */
 enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREGISTER = 6,
-       SYNC_MERGE = 7, SYNC_MERGED = 8, SYNC_CONTEXT = 9, SYNC_SUMMARY = 10 };
+       SYNC_MERGE = 7, SYNC_MERGED = 8, SYNC_CONTEXT = 9, SYNC_SUMMARY = 10, SYNC_FINE = 11 };
 #define REGISTRY_MERGE_WAIT_MS 3000 /* a frozen loser waits this long for its winner */
 #define REGISTRY_MERGE_HOPS 4 /* times a loser's state follows a holder that moved on */
 #define REGISTRY_CHECK_MS 2000
@@ -127,6 +127,7 @@ typedef struct registry {
     reg_vec_t gone;     /* awmap_replica_id_t: node starts whose removal failed */
     unsigned redo;      /* REG_REDO_* */
     digest_t digest;      /* of map, kept up to date by the observer */
+    digest_fine_t *fine;  /* its cells (digest.h), kept with it */
     size_t pending_bytes; /* estimated encoding of `pending` */
     uint64_t sync_rounds; /* digest syncs this node answered, numbering them */
     uint64_t pulling;     /* the peer this node pulls from now (0: none) */

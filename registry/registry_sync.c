@@ -12,20 +12,24 @@
 #include "log.h"
 #include "registry_int.h"
 
-/* ---- peers --------------------------------------------------------------------------- */
+/* ---- peers ---------------------------------------------------------------------------
+ */
 
 /* What this node knows of one peer: its stats (ringctl crdt), whether a send
  * to it was refused, and the digest sync this node is answering for it. */
 typedef struct reg_peer {
     herd_registry_peer_t st;
-    int repair;          /* a send was refused: sync at the next check */
-    uint64_t round;      /* the sync answered now (SYNC_WANT's number) */
+    int repair;                   /* a send was refused: sync at the next check */
+    uint64_t round;               /* the sync answered now (SYNC_WANT's number) */
     uint8_t want[DIGEST_BUCKETS]; /* its buckets that differed */
-    awmap_t *snap;       /* this node's context when it diffed; NULL: done */
-    awmap_t *theirs;     /* the peer's context, from its first dots piece */
-    int failed;          /* a piece of this round's answer was refused */
+    awmap_t *snap;                /* this node's context when it diffed; NULL: done */
+    awmap_t *theirs;              /* the peer's context, from its first dots piece */
+    int failed;                   /* a piece of this round's answer was refused */
     int offer_due;       /* 1: an offer held back for another pull; |2: ask_back */
-    int digest_due;      /* its digest came while we pulled: ask it again after */
+    digest_t *deferred;  /* its digest, come while we pulled: answered after */
+    uint64_t fine_round; /* the round of the peer's cells we hold (SYNC_FINE) */
+    uint8_t fine_got[DIGEST_BUCKETS];     /* its buckets whose cells came */
+    uint8_t fine_mask[DIGEST_MASK_BYTES]; /* the cells that differ */
     digest_answer_t *answer; /* our entries it has not seen, going out step by step */
     uint64_t answer_pos;     /* the map positions below it are answered */
     registry_t *g;
@@ -35,7 +39,8 @@ typedef struct reg_peer {
 static reg_peer_t *peer_of(registry_t *g, uint64_t id)
 {
     reg_peer_t *p = u64map_get(&g->peers, id);
-    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL && u64map_put(&g->peers, id, p) != 0) {
+    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL &&
+        u64map_put(&g->peers, id, p) != 0) {
         free(p);
         p = NULL;
     }
@@ -43,8 +48,7 @@ static reg_peer_t *peer_of(registry_t *g, uint64_t id)
         p->g = g;
         p->id = id;
     }
-    if (p == NULL)
-        g->stats.alloc_failed++;
+    if (p == NULL) g->stats.alloc_failed++;
     return p;
 }
 
@@ -61,13 +65,16 @@ void reg_sync_free(registry_t *g)
 {
     size_t at = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
-        round_end(sl->value);
-        free(sl->value);
+        reg_peer_t *p = sl->value;
+        round_end(p);
+        free(p->deferred);
+        free(p);
     }
     u64map_fini(&g->peers);
 }
 
-/* ---- sending ------------------------------------------------------------------------ */
+/* ---- sending ------------------------------------------------------------------------
+ */
 
 /* Send one message to `to`, counted. A refused send (the peer's stream is
  * full, the message too big, no memory) is logged and counted, and the peer
@@ -79,19 +86,19 @@ static int send_msg(registry_t *g, uint64_t to, const wire_writer_t *w)
     reg_peer_t *p = peer_of(g, to);
     if (rc == 0) {
         g->stats.bytes_out += w->len;
-        if (p)
-            p->st.bytes_out += w->len;
+        if (p) p->st.bytes_out += w->len;
         return 0;
     }
-    if (rc == HERD_ENOTCONN)
-        return rc;
+    if (rc == HERD_ENOTCONN) return rc;
     g->stats.send_failed++;
     if (p) {
         p->st.send_failed++;
         p->repair = 1;
     }
-    herd_log(HERD_LOG_WARN, "registry", "sync message of %zu bytes to %016llx refused (%s): "
-             "a digest sync repairs it", w->len, (unsigned long long)to, herd_strerror(rc));
+    herd_log(HERD_LOG_WARN, "registry",
+             "sync message of %zu bytes to %016llx refused (%s): "
+             "a digest sync repairs it",
+             w->len, (unsigned long long)to, herd_strerror(rc));
     return rc;
 }
 
@@ -118,18 +125,17 @@ static void delta_sent(registry_t *g, uint64_t to)
 {
     reg_peer_t *p = peer_of(g, to);
     g->stats.deltas_out++;
-    if (p)
-        p->st.deltas_out++;
+    if (p) p->st.deltas_out++;
 }
 
 void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
 {
     herd_node_t *n = g->node;
     int count = herd_cluster_members(n, NULL, 0);
-    herd_member_info_t *members = count > 1 ? calloc((size_t)count, sizeof(*members)) : NULL;
+    herd_member_info_t *members =
+        count > 1 ? calloc((size_t)count, sizeof(*members)) : NULL;
     if (members == NULL) {
-        if (count > 1)
-            g->stats.alloc_failed++; /* every peer's digest sync repairs it */
+        if (count > 1) g->stats.alloc_failed++; /* every peer's digest sync repairs it */
         return;
     }
     count = herd_cluster_members(n, members, (size_t)count);
@@ -141,8 +147,7 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
         if (id == g->self_node || (only_to && id != only_to) ||
             members[i].state == HERD_MEMBER_LEFT)
             continue;
-        if (send_msg(g, id, &w) == 0)
-            delta_sent(g, id);
+        if (send_msg(g, id, &w) == 0) delta_sent(g, id);
     }
     wire_writer_fini(&w);
     free(members);
@@ -153,16 +158,14 @@ int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to)
     wire_writer_t w;
     encode_map(&w, SYNC_DELTA, m);
     int rc = send_and_free(g, to, &w);
-    if (rc == 0)
-        delta_sent(g, to);
+    if (rc == 0) delta_sent(g, to);
     return rc;
 }
 
 /* Ship the pending interval and start a new one. */
 void reg_flush_now(registry_t *g)
 {
-    if (g->pending == NULL || awmap_is_empty(g->pending))
-        return;
+    if (g->pending == NULL || awmap_is_empty(g->pending)) return;
     awmap_t *next = awmap_new_delta();
     if (next == NULL) {
         g->stats.alloc_failed++;
@@ -183,7 +186,8 @@ void reg_pending_room(registry_t *g, size_t bytes)
     g->pending_bytes += bytes;
 }
 
-/* ---- digest sync (digest.h, PROTOCOL.md) ------------------------------------------------ */
+/* ---- digest sync (digest.h, PROTOCOL.md)
+ * ------------------------------------------------ */
 
 static const digest_limits_t sync_limits = {REGISTRY_MSG_MAX, REGISTRY_CONTEXT_CLOUD};
 
@@ -202,15 +206,13 @@ void reg_sync_offer(registry_t *g, uint64_t to, int ask_back)
         p->offer_due |= 1 | (ask_back ? 2 : 0);
         return;
     }
-    if (p)
-        p->offer_due = 0;
+    if (p) p->offer_due = 0;
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_DIGEST);
     wire_put_u8(&w, (uint8_t)(ask_back != 0));
     digest_encode(&g->digest, &w);
-    if (send_and_free(g, to, &w) != 0)
-        return;
+    if (send_and_free(g, to, &w) != 0) return;
     g->pulling = to;
     g->pull_started = now;
     g->stats.full_syncs_out++;
@@ -225,27 +227,30 @@ void reg_sync_offer(registry_t *g, uint64_t to, int ask_back)
 static void offer_next_due(registry_t *g)
 {
     size_t at = 0;
-    for (u64map_slot_t *sl; g->pulling == 0 && (sl = u64map_next(&g->peers, &at)) != NULL;) {
+    for (u64map_slot_t *sl;
+         g->pulling == 0 && (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
-        if (p->offer_due)
-            reg_sync_offer(g, sl->key, (p->offer_due & 2) != 0);
+        if (p->offer_due) reg_sync_offer(g, sl->key, (p->offer_due & 2) != 0);
     }
 }
 
+static void answer_digest(registry_t *g, uint64_t from, reg_peer_t *p,
+                          const digest_t *theirs);
+
 static void pull_done(registry_t *g, uint64_t from)
 {
-    if (g->pulling != from)
-        return;
+    if (g->pulling != from) return;
     g->pulling = 0;
-    /* the peers whose pulls waited for ours: an offer with ask_back makes
-     * each pull again (ours from them finds little or nothing differing) */
+    /* the pulls that waited for ours are answered now (against our digest
+     * as it is now: little or nothing differs any more) */
     size_t at = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
-        if (p->digest_due) {
-            p->digest_due = 0;
-            p->offer_due |= 1 | 2;
-        }
+        digest_t *d = p->deferred;
+        if (d == NULL) continue;
+        p->deferred = NULL;
+        answer_digest(g, sl->key, p, d);
+        free(d);
     }
     offer_next_due(g);
 }
@@ -253,8 +258,11 @@ static void pull_done(registry_t *g, uint64_t from)
 void reg_sync_peer_gone(registry_t *g, uint64_t id)
 {
     reg_peer_t *p = u64map_get(&g->peers, id);
-    if (p)
-        p->offer_due = p->digest_due = 0;
+    if (p) {
+        p->offer_due = 0;
+        free(p->deferred); /* its pull ended with it */
+        p->deferred = NULL;
+    }
     pull_done(g, id);
 }
 
@@ -267,9 +275,9 @@ void reg_sync_repair(registry_t *g)
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
         herd_member_info_t mi;
-        if (!p->repair)
-            continue;
-        if (herd_cluster_member(g->node, sl->key, &mi) != 0 || mi.state == HERD_MEMBER_LEFT) {
+        if (!p->repair) continue;
+        if (herd_cluster_member(g->node, sl->key, &mi) != 0 ||
+            mi.state == HERD_MEMBER_LEFT) {
             p->repair = 0; /* gone: nothing to repair */
             continue;
         }
@@ -311,11 +319,24 @@ static void send_context(registry_t *g, uint64_t to, const awmap_t *snap)
         g->stats.alloc_failed++;
 }
 
+/* Our cells of the buckets that differ, before the WANT of the round: the
+ * peer sends dots only of the cells that differ (digest.h). */
+static int send_fine(registry_t *g, uint64_t to, uint64_t round, const uint8_t *want,
+                     size_t n)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_FINE);
+    wire_put_u64(&w, round);
+    digest_fine_encode(g->fine, want, n, &w);
+    return send_and_free(g, to, &w);
+}
+
 /* The buckets that differ, and our context: the peer sends only the dots we
  * have seen (we can tell a removal of no other). A context too big for one
  * message goes cut and flagged, and the peer then sends every dot. */
-static int send_want(registry_t *g, uint64_t to, uint64_t round, const uint8_t *want, size_t n,
-                     const awmap_t *context)
+static int send_want(registry_t *g, uint64_t to, uint64_t round, const uint8_t *want,
+                     size_t n, const awmap_t *context)
 {
     awmap_t *cut = awmap_new_delta();
     int trimmed = 0;
@@ -359,9 +380,20 @@ static void reserve_for(registry_t *g, uint64_t theirs)
         g->stats.alloc_failed++; /* it grows as the keys come, as without */
 }
 
-/* A peer offers its digest: name the buckets that differ and keep our
- * context as it is now for the end of the exchange; with none differing,
- * the context goes at once. */
+/* Whether to put off answering a peer's digest: we are taking in an
+ * answer, and the peer holds more than we do, so its pull from us would
+ * bring it little now and send us back the dots we are taking in. Only a
+ * node holding more waits, so two nodes never wait for each other, nor does
+ * a ring of them; the pull we make ends (its context comes, or
+ * REGISTRY_PULL_MS pass without a word of it), and pull_done answers. */
+static int defer_digest(const registry_t *g, const digest_t *theirs)
+{
+    return g->pulling && herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&
+           digest_entries(theirs) > digest_entries(&g->digest);
+}
+
+/* A peer offers its digest (to pull from us): answered now, or once our
+ * own pull is over. */
 static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
 {
     digest_t theirs;
@@ -370,23 +402,26 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
         g->stats.rejected++;
         return;
     }
-    if (ask_back)
-        reg_sync_offer(g, from, 0);
+    if (ask_back) reg_sync_offer(g, from, 0);
     reserve_for(g, digest_entries(&theirs));
     reg_peer_t *p = peer_of(g, from);
-    if (p && g->pulling && g->pulling != from &&
-        herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&
-        digest_entries(&theirs) > digest_entries(&g->digest)) {
-        /* we are taking in another member's answer and hold less than this
-         * one: its pull from us would bring it little now and send us back
-         * the dots we just took in. It waits until our pull is over
-         * (pull_done asks again). Only a node holding more is put off, so
-         * two nodes never wait for each other, nor does a ring of them; and
-         * never the node we pull from: its pull is how it learns of the
-         * removals it missed, which our pull from it never carries. */
-        p->digest_due = 1;
-        return;
+    if (p && defer_digest(g, &theirs)) {
+        if (p->deferred == NULL) p->deferred = malloc(sizeof(*p->deferred));
+        if (p->deferred) {
+            *p->deferred = theirs; /* a later one replaces it */
+            return;
+        }
+        g->stats.alloc_failed++; /* answered now, then */
     }
+    answer_digest(g, from, p, &theirs);
+}
+
+/* Answer a peer's digest: name the buckets that differ (and send our cells
+ * of them) and keep our context as it is now for the end of the exchange;
+ * with none differing, the context goes at once. */
+static void answer_digest(registry_t *g, uint64_t from, reg_peer_t *p,
+                          const digest_t *theirs)
+{
     awmap_t *snap = awmap_new_delta();
     if (p == NULL || snap == NULL || awmap_copy_context(snap, g->map) != 0) {
         g->stats.alloc_failed++;
@@ -394,7 +429,7 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
         return; /* the next anti-entropy round tries again */
     }
     uint8_t want[DIGEST_BUCKETS];
-    size_t n = digest_diff(&theirs, &g->digest, want);
+    size_t n = digest_diff(theirs, &g->digest, want);
     round_end(p);
     if (n == 0) {
         send_context(g, from, snap);
@@ -407,7 +442,8 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
     memset(p->want, 0, sizeof(p->want));
     for (size_t i = 0; i < n; i++)
         p->want[want[i]] = 1;
-    if (send_want(g, from, p->round, want, n, snap) != 0)
+    if (send_fine(g, from, p->round, want, n) != 0 ||
+        send_want(g, from, p->round, want, n, snap) != 0)
         round_end(p);
 }
 
@@ -423,6 +459,28 @@ static void dots_piece(void *data, const awmap_t *piece, int last)
         wire_writer_fini(&w);
     else if (send_and_free(c->g, c->to, &w) != 0)
         c->failed = 1;
+}
+
+/* A peer's cells of the buckets of its round that differ: which of ours
+ * differ is kept for its WANT. */
+static void sync_on_fine(registry_t *g, uint64_t from, wire_reader_t *r)
+{
+    uint64_t round = wire_get_u64(r);
+    reg_peer_t *p = peer_of(g, from);
+    if (p == NULL) {
+        g->stats.alloc_failed++;
+        return; /* its WANT then asks for every cell of the buckets */
+    }
+    if (p->fine_round != round) {
+        p->fine_round = round;
+        memset(p->fine_got, 0, sizeof(p->fine_got));
+        memset(p->fine_mask, 0, sizeof(p->fine_mask));
+    }
+    if (r->err || digest_fine_compare(r, g->fine, p->fine_mask, p->fine_got) != 0 ||
+        wire_reader_done(r) != 0) {
+        g->stats.rejected++;
+        p->fine_round = 0; /* what came is not trusted: every cell goes */
+    }
 }
 
 /* They want our dots in some buckets: one pass over the map, in pieces. */
@@ -442,33 +500,38 @@ static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
         awmap_free(theirs);
         return;
     }
+    /* the cells that differ, where the peer's came for this round */
+    reg_peer_t *p = peer_of(g, from);
+    uint8_t all[DIGEST_MASK_BYTES], *mask = all;
+    if (p && p->fine_round == round && round != 0) mask = p->fine_mask;
+    digest_mask_of(mask, want, n, mask == all ? NULL : p->fine_got);
     emit_ctx_t c = {g, NULL, from, round, 0};
-    if (digest_dots(g->map, want, n, trimmed ? NULL : theirs, &sync_limits, dots_piece, &c) != 0)
+    if (digest_dots(g->map, mask, trimmed ? NULL : theirs, &sync_limits, dots_piece,
+                    &c) != 0)
         g->stats.alloc_failed++;
+    if (p) p->fine_round = 0;
     awmap_free(theirs);
 }
 
 static void answer_piece(void *data, const awmap_t *piece)
 {
     emit_ctx_t *c = data;
-    if (c->p->failed)
-        return;
-    if (reg_ship_to(c->g, piece, c->to) != 0)
-        c->p->failed = 1;
+    if (c->p->failed) return;
+    if (reg_ship_to(c->g, piece, c->to) != 0) c->p->failed = 1;
 }
 
 static void peer_answer_piece(void *data, const awmap_t *piece)
 {
     reg_peer_t *p = data;
-    if (!p->failed && reg_ship_to(p->g, piece, p->id) != 0)
-        p->failed = 1;
+    if (!p->failed && reg_ship_to(p->g, piece, p->id) != 0) p->failed = 1;
 }
 
 /* The end of the round: our entries they have not seen, step by step over
  * the map (reg_sync_work), then our context. */
 static void answer_round(registry_t *g, reg_peer_t *p)
 {
-    p->answer = digest_answer_begin(p->theirs, p->want, &sync_limits, peer_answer_piece, p);
+    p->answer =
+        digest_answer_begin(p->theirs, p->want, &sync_limits, peer_answer_piece, p);
     p->answer_pos = 0;
     if (p->answer == NULL) {
         g->stats.alloc_failed++;
@@ -488,19 +551,16 @@ static int answer_step(registry_t *g, reg_peer_t *p)
     uint64_t span = keys <= REGISTRY_ANSWER_KEYS
                         ? DIGEST_POSITIONS
                         : DIGEST_POSITIONS / (keys / REGISTRY_ANSWER_KEYS + 1);
-    uint64_t hi = p->answer_pos + span < DIGEST_POSITIONS ? p->answer_pos + span
-                                                          : DIGEST_POSITIONS;
+    uint64_t hi =
+        p->answer_pos + span < DIGEST_POSITIONS ? p->answer_pos + span : DIGEST_POSITIONS;
     if (digest_answer_step(p->answer, g->map, (uint32_t)p->answer_pos, hi) != 0)
         g->stats.alloc_failed++, p->failed = 1;
     p->answer_pos = hi;
-    if (hi < DIGEST_POSITIONS && !p->failed)
-        return 1;
+    if (hi < DIGEST_POSITIONS && !p->failed) return 1;
     digest_answer_t *a = p->answer;
     p->answer = NULL;
-    if (digest_answer_finish(a) != 0)
-        g->stats.alloc_failed++, p->failed = 1;
-    if (!p->failed)
-        send_context(g, p->id, p->snap);
+    if (digest_answer_finish(a) != 0) g->stats.alloc_failed++, p->failed = 1;
+    if (!p->failed) send_context(g, p->id, p->snap);
     round_end(p);
     return 0;
 }
@@ -510,8 +570,7 @@ size_t reg_sync_work(registry_t *g)
     size_t at = 0, going = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
-        if (p->answer)
-            going += (size_t)answer_step(g, p);
+        if (p->answer) going += (size_t)answer_step(g, p);
     }
     return going;
 }
@@ -537,8 +596,7 @@ static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
         p->theirs = dots; /* its context serves the whole round */
     else
         awmap_free(dots);
-    if (current && last)
-        answer_round(g, p);
+    if (current && last) answer_round(g, p);
 }
 
 /* The peer's context as it diffed our digest, after its answer: every dot in
@@ -558,8 +616,7 @@ static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
     else
         g->stats.contexts_joined += last;
     awmap_free(ctx);
-    if (last)
-        pull_done(g, from);
+    if (last) pull_done(g, from);
 }
 
 void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64_t hlc)
@@ -684,8 +741,7 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     }
     if (all == nd) /* no newer registration of the pid: it lets go */
         reg_index_remove(g, pid, buf);
-    if (nd)
-        reg_local_change(g, buf, NULL, 0, dots.items, (size_t)nd, 0);
+    if (nd) reg_local_change(g, buf, NULL, 0, dots.items, (size_t)nd, 0);
     reg_vec_free(&dots);
 }
 
@@ -704,20 +760,18 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
         g->pull_started = herd_node_now(g->node);
     reg_peer_t *p = peer_of(g, node);
     g->stats.deltas_in++;
-    if (p)
-        p->st.deltas_in++;
+    if (p) p->st.deltas_in++;
     if (rc) {
         herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
         g->stats.alloc_failed++;
-        if (p)
-            p->repair = 1;
+        if (p) p->repair = 1;
     }
     awmap_free(d);
     reg_settle_touched(g);
 }
 
 void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
-                    size_t len)
+                 size_t len)
 {
     (void)incarnation;
     registry_t *g = data;
@@ -726,8 +780,7 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
     uint8_t kind = wire_get_u8(&r);
     reg_peer_t *p = peer_of(g, node);
     g->stats.bytes_in += len;
-    if (p)
-        p->st.bytes_in += len;
+    if (p) p->st.bytes_in += len;
     switch (kind) {
     case SYNC_DELTA:
         sync_on_delta(g, node, &r);
@@ -735,6 +788,9 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
     case SYNC_DIGEST:
         g->stats.full_syncs_in++;
         sync_on_digest(g, node, &r);
+        return;
+    case SYNC_FINE:
+        sync_on_fine(g, node, &r);
         return;
     case SYNC_WANT:
         sync_on_want(g, node, &r);
@@ -765,11 +821,9 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
 int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_peer_t *out)
 {
     registry_t *g = reg_of(n);
-    if (g == NULL)
-        return HERD_ENOENT;
+    if (g == NULL) return HERD_ENOENT;
     reg_peer_t *p = u64map_get(&g->peers, node_id);
     memset(out, 0, sizeof(*out));
-    if (p)
-        *out = p->st;
+    if (p) *out = p->st;
     return 0;
 }

@@ -127,6 +127,7 @@ typedef struct sync {
     sync_stage_t stage;
     size_t batch, n;
     digest_t da, db;
+    digest_fine_t *fine_b; /* owned: B's cells when it diffed */
     uint8_t want[DIGEST_BUCKETS];
     awmap_t *snap, *dots; /* owned */
     uint8_t *gone_b;      /* owned: B's removed dots at the snapshot */
@@ -419,7 +420,9 @@ static void sync_end(hist_t *h, int si)
     sync_t *s = &h->s[si];
     awmap_free(s->snap);
     awmap_free(s->dots);
+    free(s->fine_b);
     s->snap = s->dots = NULL;
+    s->fine_b = NULL;
     s->active = 0;
 }
 
@@ -493,6 +496,34 @@ static void gather_dots(void *data, const awmap_t *piece, int last)
     assert_int_equal(awmap_copy_context(data, piece), 0);
 }
 
+/* The cells A sends dots of: those where its cells now differ from B's
+ * when it diffed (B's cells sent and compared as on the wire), or, one
+ * sync in four, every cell of the buckets (B's cells did not come). */
+static void cells_to_send(hist_t *h, sync_t *s, uint8_t mask[DIGEST_MASK_BYTES])
+{
+    uint8_t got[DIGEST_BUCKETS] = {0};
+    memset(mask, 0, DIGEST_MASK_BYTES);
+    if (rng_below(&h->g, 4) != 0) {
+        digest_t da;
+        digest_fine_t *fine_a = malloc(sizeof(*fine_a));
+        assert_non_null(fine_a);
+        digest_of(h->r[s->a].m, &da, fine_a);
+        wire_writer_t w;
+        wire_writer_init(&w);
+        digest_fine_encode(s->fine_b, s->want, s->n, &w);
+        assert_int_equal(w.err, 0);
+        wire_reader_t r;
+        wire_reader_init(&r, w.buf, w.len);
+        assert_int_equal(digest_fine_compare(&r, fine_a, mask, got), 0);
+        assert_int_equal(wire_reader_done(&r), 0);
+        wire_writer_fini(&w);
+        free(fine_a);
+        digest_mask_of(mask, s->want, s->n, got);
+    } else {
+        digest_mask_of(mask, s->want, s->n, NULL);
+    }
+}
+
 /* Advance sync si by one step. */
 static void sync_step(hist_t *h, int si)
 {
@@ -500,12 +531,14 @@ static void sync_step(hist_t *h, int si)
     rep_t *a = &h->r[s->a], *b = &h->r[s->b];
     switch (s->stage) {
     case S_DIGEST_A:
-        digest_of(a->m, &s->da);
+        digest_of(a->m, &s->da, NULL);
         s->stage = S_DIFF_B;
         logf_(h, "sync   %d<-%d: A's digest", s->a, s->b);
         break;
     case S_DIFF_B:
-        digest_of(b->m, &s->db);
+        s->fine_b = malloc(sizeof(*s->fine_b));
+        assert_non_null(s->fine_b);
+        digest_of(b->m, &s->db, s->fine_b);
         s->n = digest_diff(&s->da, &s->db, s->want);
         s->snap = awmap_new_delta();
         assert_non_null(s->snap);
@@ -518,10 +551,11 @@ static void sync_step(hist_t *h, int si)
     case S_DOTS_A: {
         /* only the dots B's snapshot has seen, in pieces gathered into one */
         digest_limits_t limits = {s->batch, SIZE_MAX};
+        uint8_t mask[DIGEST_MASK_BYTES];
+        cells_to_send(h, s, mask);
         s->dots = awmap_new_delta();
         assert_non_null(s->dots);
-        assert_int_equal(digest_dots(a->m, s->want, s->n, s->snap, &limits, gather_dots, s->dots),
-                         0);
+        assert_int_equal(digest_dots(a->m, mask, s->snap, &limits, gather_dots, s->dots), 0);
         s->stage = S_ANSWER_B;
         logf_(h, "sync   %d<-%d: A's dots", s->a, s->b);
         break;

@@ -4,6 +4,7 @@
  * supervisor's commands in herdd_children.c, the fault injection and
  * hand-made names in herdd_debug.c.
  */
+#include "herdd_memory.h"
 #include "node_control.h"
 
 #include <stdio.h>
@@ -32,6 +33,7 @@ struct node_control {
     member_names_t members;
     uint64_t members_at;
     int members_loaded;
+    herdd_memory_t *memory; /* owned: trims the heap (NULL: out of memory) */
 };
 
 static void member_names_load(node_control_t *d, member_names_t *m)
@@ -216,6 +218,7 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
                         json_integer((json_int_t)herdd_children_refused()));
     json_object_set_new(*result, "handoff", handoff_stats_json(d->node));
     json_object_set_new(*result, "registry", registry_stats_json(d->node));
+    json_object_set_new(*result, "memory", herdd_memory_json(d->memory));
     return 0;
 }
 
@@ -405,6 +408,7 @@ int node_control_start(herd_node_t *node, const char *address, node_control_t **
         free(d);
         return rc;
     }
+    d->memory = herdd_memory_start(herd_node_loop(node));
     *out = d;
     return 0;
 }
@@ -413,6 +417,7 @@ void node_control_stop(node_control_t *d)
 {
     if (d == NULL)
         return;
+    herdd_memory_stop(d->memory);
     control_stop(d->ctl);
     d->ctl = NULL;
     control_lists_free(d->lists);

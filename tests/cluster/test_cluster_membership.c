@@ -505,9 +505,16 @@ static void test_cluster_ringctl_live(void **state)
     assert_int_equal(r.status, 0);
     doc = parse_json(r.out);
     assert_has_counters(json_object_get(doc, "registry"), registry_sync_keys);
+    /* and what the node's memory is made of (herdd_memory.h) */
+    json_t *mem = json_object_get(doc, "memory");
+    assert_true(json_integer_value(json_object_get(mem, "rss_kb")) > 0);
+    assert_true(json_integer_value(json_object_get(mem, "heap_in_use")) > 0);
+    assert_true(json_is_integer(json_object_get(mem, "trims")));
     json_decref(doc);
     RINGCTL(c, &r, "--node", n[0]->control, "stats");
     assert_int_equal(r.status, 0);
+    if (strstr(r.out, "\nmemory.rss_kb ") == NULL || strstr(r.out, "\nmemory.heap_in_use ") == NULL)
+        fail_msg("ringctl stats shows no memory figures: %s", r.out);
     for (size_t k = 0; registry_sync_keys[k]; k++) {
         char line[64];
         snprintf(line, sizeof(line), "\nregistry.%s ", registry_sync_keys[k]);

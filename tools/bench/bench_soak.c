@@ -32,6 +32,10 @@
  *       old (L at the end): taken --settle s into the churn (120 s, at most a
  *       third of --seconds) for a node never restarted; a third of
  *       --kill-every (at most --settle) after hx3's last restart.
+ *   bench soak heap_growth_pct G % node=N   the same for the allocator's
+ *       bytes in use (`stats` memory.heap_in_use): what the node holds, apart
+ *       from pages the allocator keeps free (herdd gives those back every
+ *       30 s, herdd_memory.h)
  *   bench soak rss_kb / rss_max_kb       at the end / largest seen, per node
  *   bench soak cloud_max / cloud_dots_max   the registry's causal context,
  *                                        largest seen, per node: the largest
@@ -110,6 +114,7 @@ typedef struct rss {
     int base_start; /* the start the baseline belongs to, 0: none */
     double base_after_s;
     long max_kb;
+    long long base_heap; /* the allocator's bytes in use at the baseline (-1: unknown) */
 } rss_t;
 
 /* What one `crdt` answer says of a node's replica. */
@@ -297,6 +302,17 @@ static void churn_counter(soak_t *s, node_t *n)
 
 /* ---- samples ----------------------------------------------------------------------- */
 
+/* The allocator's bytes in use in a node (`stats`' memory.heap_in_use), or
+ * -1 when it does not say. */
+static long long heap_in_use(soak_t *s, node_t *n)
+{
+    json_t *st = ask(s, n, "stats", NULL, FAST_MS, NULL, 0);
+    json_t *v = st ? json_object_get(json_object_get(st, "memory"), "heap_in_use") : NULL;
+    long long bytes = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+    json_decref(st);
+    return bytes;
+}
+
 static void sample_rss(soak_t *s, uint64_t t0)
 {
     for (int i = 0; i < NODES; i++) {
@@ -313,6 +329,7 @@ static void sample_rss(soak_t *s, uint64_t t0)
         if (r->base_start != n->starts && kb > 0 &&
             now >= from + (uint64_t)(after * 1000)) {
             r->base_kb = kb;
+            r->base_heap = heap_in_use(s, n);
             r->base_start = n->starts;
             r->base_after_s = (double)(now - n->started_ms) / 1000.0;
         }
@@ -661,6 +678,11 @@ static void report(soak_t *s, double converge_s, int agree, int empty, double ch
         else
             fprintf(stderr, "bench_soak: %s: no RSS baseline in its last life (%.0f s)\n",
                     n->name, life);
+        long long heap = r->base_heap > 0 && r->base_start == n->starts ? heap_in_use(s, n) : -1;
+        if (heap >= 0)
+            printf("bench soak heap_growth_pct %.1f %% node=%s heap_kb=%lld base_kb=%lld\n",
+                   100.0 * (double)(heap - r->base_heap) / (double)r->base_heap, n->name,
+                   heap / 1024, r->base_heap / 1024);
         printf("bench soak rss_kb %ld KiB node=%s starts=%d\n", end, n->name, n->starts);
         printf("bench soak rss_max_kb %ld KiB node=%s\n", r->max_kb, n->name);
         crdt_sample_t c;

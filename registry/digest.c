@@ -43,7 +43,8 @@ void digest_update(digest_t *d, digest_fine_t *fine, const awmap_t *m, const cha
     uint64_t add = sign > 0 ? h : -h; /* sums: order does not matter */
     d->sum[b] += add;
     d->count[b] += sign > 0 ? 1u : (uint32_t)-1;
-    if (fine) fine->sum[cell_of_hash(kh)] += add;
+    if (fine)
+        fine->sum[cell_of_hash(kh)] += add;
 }
 
 typedef struct digest_ctx {
@@ -63,7 +64,8 @@ static int digest_key(void *data, const char *key, size_t klen, const awmap_entr
 void digest_of(const awmap_t *m, digest_t *out, digest_fine_t *fine)
 {
     memset(out, 0, sizeof(*out));
-    if (fine) memset(fine, 0, sizeof(*fine));
+    if (fine)
+        memset(fine, 0, sizeof(*fine));
     digest_ctx_t c = {m, out, fine};
     awmap_foreach(m, digest_key, &c);
 }
@@ -95,14 +97,14 @@ int digest_fine_compare(wire_reader_t *r, const digest_fine_t *mine,
                         uint8_t mask[DIGEST_MASK_BYTES], uint8_t got[DIGEST_BUCKETS])
 {
     uint16_t n = wire_get_u16(r);
-    if (r->err || n > DIGEST_BUCKETS ||
-        r->len - r->off < (size_t)n * (1 + 8 * DIGEST_SUBS))
+    if (r->err || n > DIGEST_BUCKETS || r->len - r->off < (size_t)n * (1 + 8 * DIGEST_SUBS))
         return HERD_EBADFRAME;
     for (uint16_t i = 0; i < n; i++) {
         unsigned b = wire_get_u8(r);
         for (unsigned c = 0; c < DIGEST_SUBS; c++) {
             unsigned cell = b * DIGEST_SUBS + c;
-            if (wire_get_u64(r) != mine->sum[cell]) mask_set(mask, cell);
+            if (wire_get_u64(r) != mine->sum[cell])
+                mask_set(mask, cell);
         }
         got[b] = 1;
     }
@@ -147,7 +149,8 @@ size_t digest_diff(const digest_t *a, const digest_t *b, uint8_t out[DIGEST_BUCK
 {
     size_t n = 0;
     for (unsigned i = 0; i < DIGEST_BUCKETS; i++)
-        if (a->sum[i] != b->sum[i] || a->count[i] != b->count[i]) out[n++] = (uint8_t)i;
+        if (a->sum[i] != b->sum[i] || a->count[i] != b->count[i])
+            out[n++] = (uint8_t)i;
     return n;
 }
 
@@ -185,24 +188,25 @@ static int piece_start(piece_t *p)
 {
     p->dst = awmap_new_delta();
     p->bytes = 0;
-    if (p->dst == NULL) return p->err = HERD_ENOMEM;
-    if (p->context &&
-        awmap_copy_context_bounded(p->dst, p->context, p->context_cloud, NULL))
+    if (p->dst == NULL)
+        return p->err = HERD_ENOMEM;
+    if (p->context && awmap_copy_context_bounded(p->dst, p->context, p->context_cloud, NULL))
         p->err = HERD_ENOMEM;
     return p->err;
 }
 
 static int staged_cmp(const void *a, const void *b)
 {
-    const awmap_dot_t *x = &((const staged_t *)a)->e->dot,
-                      *y = &((const staged_t *)b)->e->dot;
-    if (x->replica != y->replica) return x->replica < y->replica ? -1 : 1;
+    const awmap_dot_t *x = &((const staged_t *)a)->e->dot, *y = &((const staged_t *)b)->e->dot;
+    if (x->replica != y->replica)
+        return x->replica < y->replica ? -1 : 1;
     return x->counter < y->counter ? -1 : x->counter > y->counter;
 }
 
 static void piece_copy_staged(piece_t *p)
 {
-    if (p->staged_n == 0) return;
+    if (p->staged_n == 0)
+        return;
     qsort(p->staged, p->staged_n, sizeof(p->staged[0]), staged_cmp);
     for (size_t i = 0; i < p->staged_n && p->err == 0; i++)
         p->err = awmap_copy_entry(p->dst, p->src, p->staged[i].key, p->staged[i].klen,
@@ -230,9 +234,11 @@ static void piece_stage(piece_t *p, const char *key, size_t klen, const awmap_en
  * start the next. */
 static void piece_emit(piece_t *p, int force, int last)
 {
-    if (p->err || (!force && p->bytes < p->budget)) return;
+    if (p->err || (!force && p->bytes < p->budget))
+        return;
     piece_copy_staged(p);
-    if (p->err) return;
+    if (p->err)
+        return;
     if (p->emit_dots)
         p->emit_dots(p->data, p->dst, last);
     else if (force && awmap_key_count(p->dst) == 0)
@@ -241,7 +247,8 @@ static void piece_emit(piece_t *p, int force, int last)
         p->emit(p->data, p->dst);
     awmap_free(p->dst);
     p->dst = NULL;
-    if (!last) piece_start(p);
+    if (!last)
+        piece_start(p);
 }
 
 static void piece_init(piece_t *p, const awmap_t *src, const digest_limits_t *limits)
@@ -254,7 +261,8 @@ static void piece_init(piece_t *p, const awmap_t *src, const digest_limits_t *li
 
 static int piece_finish(piece_t *p)
 {
-    if (p->dst && p->err == 0) piece_emit(p, 1, 1);
+    if (p->dst && p->err == 0)
+        piece_emit(p, 1, 1);
     awmap_free(p->dst);
     free(p->staged);
     return p->err;
@@ -267,16 +275,16 @@ static void want_set(uint8_t want[DIGEST_BUCKETS], const uint8_t *buckets, size_
         want[buckets[i]] = 1;
 }
 
-/* ---- A: dots ------------------------------------------------------------------------
- */
+/* ---- A: dots ------------------------------------------------------------------------ */
 
 static int dots_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     piece_t *p = data;
-    if (!mask_has(p->cells, cell_of_hash(XXH3_64bits(key, klen)))) return 0;
+    if (!mask_has(p->cells, cell_of_hash(XXH3_64bits(key, klen))))
+        return 0;
     for (; e && p->err == 0; e = e->next) {
-        if (p->other && !awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica),
-                                    e->dot.counter))
+        if (p->other &&
+            !awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica), e->dot.counter))
             continue; /* B never saw it: it cannot have removed it */
         piece_stage(p, key, klen, e);
         p->bytes += klen + PIECE_ENTRY_BYTES;
@@ -294,9 +302,8 @@ static int replica_seen_by(void *data, awmap_replica_id_t id, uint64_t vv, size_
     return held && (awmap_vv(data, id, &their_cloud) || their_cloud);
 }
 
-int digest_dots(const awmap_t *m, const uint8_t mask[DIGEST_MASK_BYTES],
-                const awmap_t *seen_by, const digest_limits_t *limits,
-                digest_dots_fn emit, void *data)
+int digest_dots(const awmap_t *m, const uint8_t mask[DIGEST_MASK_BYTES], const awmap_t *seen_by,
+                const digest_limits_t *limits, digest_dots_fn emit, void *data)
 {
     piece_t p;
     piece_init(&p, m, limits);
@@ -307,22 +314,21 @@ int digest_dots(const awmap_t *m, const uint8_t mask[DIGEST_MASK_BYTES],
     p.cells = mask;
     /* B has seen no dot of any writer of our entries (it is new): none of
      * them goes, and the pass over the map is skipped */
-    int any =
-        seen_by == NULL || awmap_foreach_replica(m, replica_seen_by, (void *)seen_by);
-    if (piece_start(&p) == 0 && any) awmap_foreach(m, dots_key, &p);
+    int any = seen_by == NULL || awmap_foreach_replica(m, replica_seen_by, (void *)seen_by);
+    if (piece_start(&p) == 0 && any)
+        awmap_foreach(m, dots_key, &p);
     return piece_finish(&p);
 }
 
-/* ---- B: the answers -------------------------------------------------------------------
- */
+/* ---- B: the answers ------------------------------------------------------------------- */
 
 static int mine_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     piece_t *p = data;
-    if (!p->want[digest_bucket(key, klen)]) return 0;
+    if (!p->want[digest_bucket(key, klen)])
+        return 0;
     for (; e && p->err == 0; e = e->next) {
-        if (awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica),
-                       e->dot.counter))
+        if (awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica), e->dot.counter))
             continue;
         piece_stage(p, key, klen, e);
         p->bytes += klen + e->len + PIECE_ENTRY_BYTES;
@@ -335,13 +341,13 @@ struct digest_answer {
     piece_t p;
 };
 
-digest_answer_t *digest_answer_begin(const awmap_t *theirs,
-                                     const uint8_t want[DIGEST_BUCKETS],
+digest_answer_t *digest_answer_begin(const awmap_t *theirs, const uint8_t want[DIGEST_BUCKETS],
                                      const digest_limits_t *limits, digest_emit_fn emit,
                                      void *data)
 {
     digest_answer_t *a = malloc(sizeof(*a));
-    if (a == NULL) return NULL;
+    if (a == NULL)
+        return NULL;
     piece_init(&a->p, NULL, limits);
     a->p.other = theirs;
     a->p.emit = emit;
@@ -358,10 +364,12 @@ digest_answer_t *digest_answer_begin(const awmap_t *theirs,
 int digest_answer_step(digest_answer_t *a, const awmap_t *mine, uint32_t lo, uint64_t hi)
 {
     a->p.src = mine;
-    if (a->p.err == 0) awmap_foreach_range(mine, lo, hi, mine_key, &a->p);
+    if (a->p.err == 0)
+        awmap_foreach_range(mine, lo, hi, mine_key, &a->p);
     /* what is staged points into `mine`, which may change before the next
      * step: it goes into the piece now */
-    if (a->p.err == 0) piece_copy_staged(&a->p);
+    if (a->p.err == 0)
+        piece_copy_staged(&a->p);
     return a->p.err;
 }
 
@@ -374,7 +382,8 @@ int digest_answer_finish(digest_answer_t *a)
 
 void digest_answer_free(digest_answer_t *a)
 {
-    if (a == NULL) return;
+    if (a == NULL)
+        return;
     awmap_free(a->p.dst);
     free(a->p.staged);
     free(a);
@@ -385,7 +394,8 @@ int digest_answer_mine(const awmap_t *mine, const awmap_t *theirs,
                        digest_emit_fn emit, void *data)
 {
     digest_answer_t *a = digest_answer_begin(theirs, want, limits, emit, data);
-    if (a == NULL) return HERD_ENOMEM;
+    if (a == NULL)
+        return HERD_ENOMEM;
     int rc = digest_answer_step(a, mine, 0, DIGEST_POSITIONS);
     if (rc) {
         digest_answer_free(a);
@@ -399,8 +409,7 @@ static int holds(const awmap_t *m, const char *key, size_t klen, awmap_replica_i
 {
     for (const awmap_entry_t *e = awmap_get(m, key, klen); e; e = e->next) {
         awmap_replica_id_t x = awmap_replica_id(m, e->dot.replica);
-        if (x.node == id.node && x.incarnation == id.incarnation &&
-            e->dot.counter == counter)
+        if (x.node == id.node && x.incarnation == id.incarnation && e->dot.counter == counter)
             return 1;
     }
     return 0;
@@ -411,8 +420,7 @@ static int theirs_key(void *data, const char *key, size_t klen, const awmap_entr
     piece_t *p = data;
     for (; e && p->err == 0; e = e->next) {
         awmap_replica_id_t id = awmap_replica_id(p->other, e->dot.replica);
-        if (!awmap_seen(p->src, id, e->dot.counter) ||
-            holds(p->src, key, klen, id, e->dot.counter))
+        if (!awmap_seen(p->src, id, e->dot.counter) || holds(p->src, key, klen, id, e->dot.counter))
             continue;
         p->err = awmap_note_removed(p->dst, key, klen, id, e->dot.counter);
         p->bytes += klen + PIECE_ENTRY_BYTES;
@@ -429,12 +437,13 @@ int digest_answer_theirs(const awmap_t *mine, const awmap_t *piece,
     p.other = piece;
     p.emit = emit;
     p.data = data;
-    if (piece_start(&p) == 0) awmap_foreach(piece, theirs_key, &p);
+    if (piece_start(&p) == 0)
+        awmap_foreach(piece, theirs_key, &p);
     return piece_finish(&p);
 }
 
-int digest_answer(const awmap_t *mine, const awmap_t *dots, const uint8_t *buckets,
-                  size_t n, size_t piece_bytes, digest_emit_fn emit, void *data)
+int digest_answer(const awmap_t *mine, const awmap_t *dots, const uint8_t *buckets, size_t n,
+                  size_t piece_bytes, digest_emit_fn emit, void *data)
 {
     digest_limits_t limits = {piece_bytes, 0};
     uint8_t want[DIGEST_BUCKETS];
@@ -448,11 +457,12 @@ int digest_context(const awmap_t *m, size_t cloud, digest_dots_fn emit, void *da
     uint32_t replica = 0, at = 0;
     for (;;) {
         awmap_t *piece = awmap_new_delta();
-        int rc = piece
-                     ? awmap_copy_context_part(piece, m, &replica, &at, cloud ? cloud : 1)
-                     : HERD_ENOMEM;
-        if (rc >= 0) emit(data, piece, rc == 1);
+        int rc = piece ? awmap_copy_context_part(piece, m, &replica, &at, cloud ? cloud : 1)
+                       : HERD_ENOMEM;
+        if (rc >= 0)
+            emit(data, piece, rc == 1);
         awmap_free(piece);
-        if (rc != 0) return rc < 0 ? rc : 0;
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
     }
 }

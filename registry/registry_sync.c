@@ -12,19 +12,18 @@
 #include "log.h"
 #include "registry_int.h"
 
-/* ---- peers ---------------------------------------------------------------------------
- */
+/* ---- peers --------------------------------------------------------------------------- */
 
 /* What this node knows of one peer: its stats (ringctl crdt), whether a send
  * to it was refused, and the digest sync this node is answering for it. */
 typedef struct reg_peer {
     herd_registry_peer_t st;
-    int repair;                   /* a send was refused: sync at the next check */
-    uint64_t round;               /* the sync answered now (SYNC_WANT's number) */
+    int repair;          /* a send was refused: sync at the next check */
+    uint64_t round;      /* the sync answered now (SYNC_WANT's number) */
     uint8_t want[DIGEST_BUCKETS]; /* its buckets that differed */
-    awmap_t *snap;                /* this node's context when it diffed; NULL: done */
-    awmap_t *theirs;              /* the peer's context, from its first dots piece */
-    int failed;                   /* a piece of this round's answer was refused */
+    awmap_t *snap;       /* this node's context when it diffed; NULL: done */
+    awmap_t *theirs;     /* the peer's context, from its first dots piece */
+    int failed;          /* a piece of this round's answer was refused */
     int offer_due;       /* 1: an offer held back for another pull; |2: ask_back */
     digest_t *deferred;  /* its digest, come while we pulled: answered after */
     uint64_t fine_round; /* the round of the peer's cells we hold (SYNC_FINE) */
@@ -39,8 +38,7 @@ typedef struct reg_peer {
 static reg_peer_t *peer_of(registry_t *g, uint64_t id)
 {
     reg_peer_t *p = u64map_get(&g->peers, id);
-    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL &&
-        u64map_put(&g->peers, id, p) != 0) {
+    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL && u64map_put(&g->peers, id, p) != 0) {
         free(p);
         p = NULL;
     }
@@ -48,7 +46,8 @@ static reg_peer_t *peer_of(registry_t *g, uint64_t id)
         p->g = g;
         p->id = id;
     }
-    if (p == NULL) g->stats.alloc_failed++;
+    if (p == NULL)
+        g->stats.alloc_failed++;
     return p;
 }
 
@@ -73,8 +72,7 @@ void reg_sync_free(registry_t *g)
     u64map_fini(&g->peers);
 }
 
-/* ---- sending ------------------------------------------------------------------------
- */
+/* ---- sending ------------------------------------------------------------------------ */
 
 /* Send one message to `to`, counted. A refused send (the peer's stream is
  * full, the message too big, no memory) is logged and counted, and the peer
@@ -86,19 +84,19 @@ static int send_msg(registry_t *g, uint64_t to, const wire_writer_t *w)
     reg_peer_t *p = peer_of(g, to);
     if (rc == 0) {
         g->stats.bytes_out += w->len;
-        if (p) p->st.bytes_out += w->len;
+        if (p)
+            p->st.bytes_out += w->len;
         return 0;
     }
-    if (rc == HERD_ENOTCONN) return rc;
+    if (rc == HERD_ENOTCONN)
+        return rc;
     g->stats.send_failed++;
     if (p) {
         p->st.send_failed++;
         p->repair = 1;
     }
-    herd_log(HERD_LOG_WARN, "registry",
-             "sync message of %zu bytes to %016llx refused (%s): "
-             "a digest sync repairs it",
-             w->len, (unsigned long long)to, herd_strerror(rc));
+    herd_log(HERD_LOG_WARN, "registry", "sync message of %zu bytes to %016llx refused (%s): "
+             "a digest sync repairs it", w->len, (unsigned long long)to, herd_strerror(rc));
     return rc;
 }
 
@@ -125,17 +123,18 @@ static void delta_sent(registry_t *g, uint64_t to)
 {
     reg_peer_t *p = peer_of(g, to);
     g->stats.deltas_out++;
-    if (p) p->st.deltas_out++;
+    if (p)
+        p->st.deltas_out++;
 }
 
 void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
 {
     herd_node_t *n = g->node;
     int count = herd_cluster_members(n, NULL, 0);
-    herd_member_info_t *members =
-        count > 1 ? calloc((size_t)count, sizeof(*members)) : NULL;
+    herd_member_info_t *members = count > 1 ? calloc((size_t)count, sizeof(*members)) : NULL;
     if (members == NULL) {
-        if (count > 1) g->stats.alloc_failed++; /* every peer's digest sync repairs it */
+        if (count > 1)
+            g->stats.alloc_failed++; /* every peer's digest sync repairs it */
         return;
     }
     count = herd_cluster_members(n, members, (size_t)count);
@@ -147,7 +146,8 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
         if (id == g->self_node || (only_to && id != only_to) ||
             members[i].state == HERD_MEMBER_LEFT)
             continue;
-        if (send_msg(g, id, &w) == 0) delta_sent(g, id);
+        if (send_msg(g, id, &w) == 0)
+            delta_sent(g, id);
     }
     wire_writer_fini(&w);
     free(members);
@@ -158,14 +158,16 @@ int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to)
     wire_writer_t w;
     encode_map(&w, SYNC_DELTA, m);
     int rc = send_and_free(g, to, &w);
-    if (rc == 0) delta_sent(g, to);
+    if (rc == 0)
+        delta_sent(g, to);
     return rc;
 }
 
 /* Ship the pending interval and start a new one. */
 void reg_flush_now(registry_t *g)
 {
-    if (g->pending == NULL || awmap_is_empty(g->pending)) return;
+    if (g->pending == NULL || awmap_is_empty(g->pending))
+        return;
     awmap_t *next = awmap_new_delta();
     if (next == NULL) {
         g->stats.alloc_failed++;
@@ -186,8 +188,7 @@ void reg_pending_room(registry_t *g, size_t bytes)
     g->pending_bytes += bytes;
 }
 
-/* ---- digest sync (digest.h, PROTOCOL.md)
- * ------------------------------------------------ */
+/* ---- digest sync (digest.h, PROTOCOL.md) ------------------------------------------------ */
 
 static const digest_limits_t sync_limits = {REGISTRY_MSG_MAX, REGISTRY_CONTEXT_CLOUD};
 
@@ -206,13 +207,15 @@ void reg_sync_offer(registry_t *g, uint64_t to, int ask_back)
         p->offer_due |= 1 | (ask_back ? 2 : 0);
         return;
     }
-    if (p) p->offer_due = 0;
+    if (p)
+        p->offer_due = 0;
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, SYNC_DIGEST);
     wire_put_u8(&w, (uint8_t)(ask_back != 0));
     digest_encode(&g->digest, &w);
-    if (send_and_free(g, to, &w) != 0) return;
+    if (send_and_free(g, to, &w) != 0)
+        return;
     g->pulling = to;
     g->pull_started = now;
     g->stats.full_syncs_out++;
@@ -227,19 +230,19 @@ void reg_sync_offer(registry_t *g, uint64_t to, int ask_back)
 static void offer_next_due(registry_t *g)
 {
     size_t at = 0;
-    for (u64map_slot_t *sl;
-         g->pulling == 0 && (sl = u64map_next(&g->peers, &at)) != NULL;) {
+    for (u64map_slot_t *sl; g->pulling == 0 && (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
-        if (p->offer_due) reg_sync_offer(g, sl->key, (p->offer_due & 2) != 0);
+        if (p->offer_due)
+            reg_sync_offer(g, sl->key, (p->offer_due & 2) != 0);
     }
 }
 
-static void answer_digest(registry_t *g, uint64_t from, reg_peer_t *p,
-                          const digest_t *theirs);
+static void answer_digest(registry_t *g, uint64_t from, reg_peer_t *p, const digest_t *theirs);
 
 static void pull_done(registry_t *g, uint64_t from)
 {
-    if (g->pulling != from) return;
+    if (g->pulling != from)
+        return;
     g->pulling = 0;
     /* the pulls that waited for ours are answered now (against our digest
      * as it is now: little or nothing differs any more) */
@@ -247,7 +250,8 @@ static void pull_done(registry_t *g, uint64_t from)
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
         digest_t *d = p->deferred;
-        if (d == NULL) continue;
+        if (d == NULL)
+            continue;
         p->deferred = NULL;
         answer_digest(g, sl->key, p, d);
         free(d);
@@ -275,9 +279,9 @@ void reg_sync_repair(registry_t *g)
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
         herd_member_info_t mi;
-        if (!p->repair) continue;
-        if (herd_cluster_member(g->node, sl->key, &mi) != 0 ||
-            mi.state == HERD_MEMBER_LEFT) {
+        if (!p->repair)
+            continue;
+        if (herd_cluster_member(g->node, sl->key, &mi) != 0 || mi.state == HERD_MEMBER_LEFT) {
             p->repair = 0; /* gone: nothing to repair */
             continue;
         }
@@ -321,8 +325,7 @@ static void send_context(registry_t *g, uint64_t to, const awmap_t *snap)
 
 /* Our cells of the buckets that differ, before the WANT of the round: the
  * peer sends dots only of the cells that differ (digest.h). */
-static int send_fine(registry_t *g, uint64_t to, uint64_t round, const uint8_t *want,
-                     size_t n)
+static int send_fine(registry_t *g, uint64_t to, uint64_t round, const uint8_t *want, size_t n)
 {
     wire_writer_t w;
     wire_writer_init(&w);
@@ -335,8 +338,8 @@ static int send_fine(registry_t *g, uint64_t to, uint64_t round, const uint8_t *
 /* The buckets that differ, and our context: the peer sends only the dots we
  * have seen (we can tell a removal of no other). A context too big for one
  * message goes cut and flagged, and the peer then sends every dot. */
-static int send_want(registry_t *g, uint64_t to, uint64_t round, const uint8_t *want,
-                     size_t n, const awmap_t *context)
+static int send_want(registry_t *g, uint64_t to, uint64_t round, const uint8_t *want, size_t n,
+                     const awmap_t *context)
 {
     awmap_t *cut = awmap_new_delta();
     int trimmed = 0;
@@ -402,11 +405,13 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
         g->stats.rejected++;
         return;
     }
-    if (ask_back) reg_sync_offer(g, from, 0);
+    if (ask_back)
+        reg_sync_offer(g, from, 0);
     reserve_for(g, digest_entries(&theirs));
     reg_peer_t *p = peer_of(g, from);
     if (p && defer_digest(g, &theirs)) {
-        if (p->deferred == NULL) p->deferred = malloc(sizeof(*p->deferred));
+        if (p->deferred == NULL)
+            p->deferred = malloc(sizeof(*p->deferred));
         if (p->deferred) {
             *p->deferred = theirs; /* a later one replaces it */
             return;
@@ -419,8 +424,7 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
 /* Answer a peer's digest: name the buckets that differ (and send our cells
  * of them) and keep our context as it is now for the end of the exchange;
  * with none differing, the context goes at once. */
-static void answer_digest(registry_t *g, uint64_t from, reg_peer_t *p,
-                          const digest_t *theirs)
+static void answer_digest(registry_t *g, uint64_t from, reg_peer_t *p, const digest_t *theirs)
 {
     awmap_t *snap = awmap_new_delta();
     if (p == NULL || snap == NULL || awmap_copy_context(snap, g->map) != 0) {
@@ -503,35 +507,38 @@ static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
     /* the cells that differ, where the peer's came for this round */
     reg_peer_t *p = peer_of(g, from);
     uint8_t all[DIGEST_MASK_BYTES], *mask = all;
-    if (p && p->fine_round == round && round != 0) mask = p->fine_mask;
+    if (p && p->fine_round == round && round != 0)
+        mask = p->fine_mask;
     digest_mask_of(mask, want, n, mask == all ? NULL : p->fine_got);
     emit_ctx_t c = {g, NULL, from, round, 0};
-    if (digest_dots(g->map, mask, trimmed ? NULL : theirs, &sync_limits, dots_piece,
-                    &c) != 0)
+    if (digest_dots(g->map, mask, trimmed ? NULL : theirs, &sync_limits, dots_piece, &c) != 0)
         g->stats.alloc_failed++;
-    if (p) p->fine_round = 0;
+    if (p)
+        p->fine_round = 0;
     awmap_free(theirs);
 }
 
 static void answer_piece(void *data, const awmap_t *piece)
 {
     emit_ctx_t *c = data;
-    if (c->p->failed) return;
-    if (reg_ship_to(c->g, piece, c->to) != 0) c->p->failed = 1;
+    if (c->p->failed)
+        return;
+    if (reg_ship_to(c->g, piece, c->to) != 0)
+        c->p->failed = 1;
 }
 
 static void peer_answer_piece(void *data, const awmap_t *piece)
 {
     reg_peer_t *p = data;
-    if (!p->failed && reg_ship_to(p->g, piece, p->id) != 0) p->failed = 1;
+    if (!p->failed && reg_ship_to(p->g, piece, p->id) != 0)
+        p->failed = 1;
 }
 
 /* The end of the round: our entries they have not seen, step by step over
  * the map (reg_sync_work), then our context. */
 static void answer_round(registry_t *g, reg_peer_t *p)
 {
-    p->answer =
-        digest_answer_begin(p->theirs, p->want, &sync_limits, peer_answer_piece, p);
+    p->answer = digest_answer_begin(p->theirs, p->want, &sync_limits, peer_answer_piece, p);
     p->answer_pos = 0;
     if (p->answer == NULL) {
         g->stats.alloc_failed++;
@@ -551,16 +558,19 @@ static int answer_step(registry_t *g, reg_peer_t *p)
     uint64_t span = keys <= REGISTRY_ANSWER_KEYS
                         ? DIGEST_POSITIONS
                         : DIGEST_POSITIONS / (keys / REGISTRY_ANSWER_KEYS + 1);
-    uint64_t hi =
-        p->answer_pos + span < DIGEST_POSITIONS ? p->answer_pos + span : DIGEST_POSITIONS;
+    uint64_t hi = p->answer_pos + span < DIGEST_POSITIONS ? p->answer_pos + span
+                                                          : DIGEST_POSITIONS;
     if (digest_answer_step(p->answer, g->map, (uint32_t)p->answer_pos, hi) != 0)
         g->stats.alloc_failed++, p->failed = 1;
     p->answer_pos = hi;
-    if (hi < DIGEST_POSITIONS && !p->failed) return 1;
+    if (hi < DIGEST_POSITIONS && !p->failed)
+        return 1;
     digest_answer_t *a = p->answer;
     p->answer = NULL;
-    if (digest_answer_finish(a) != 0) g->stats.alloc_failed++, p->failed = 1;
-    if (!p->failed) send_context(g, p->id, p->snap);
+    if (digest_answer_finish(a) != 0)
+        g->stats.alloc_failed++, p->failed = 1;
+    if (!p->failed)
+        send_context(g, p->id, p->snap);
     round_end(p);
     return 0;
 }
@@ -570,7 +580,8 @@ size_t reg_sync_work(registry_t *g)
     size_t at = 0, going = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
-        if (p->answer) going += (size_t)answer_step(g, p);
+        if (p->answer)
+            going += (size_t)answer_step(g, p);
     }
     return going;
 }
@@ -596,7 +607,8 @@ static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
         p->theirs = dots; /* its context serves the whole round */
     else
         awmap_free(dots);
-    if (current && last) answer_round(g, p);
+    if (current && last)
+        answer_round(g, p);
 }
 
 /* The peer's context as it diffed our digest, after its answer: every dot in
@@ -616,7 +628,8 @@ static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
     else
         g->stats.contexts_joined += last;
     awmap_free(ctx);
-    if (last) pull_done(g, from);
+    if (last)
+        pull_done(g, from);
 }
 
 void reg_send_unregister(registry_t *g, herd_pid_t pid, const char *name, uint64_t hlc)
@@ -741,7 +754,8 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     }
     if (all == nd) /* no newer registration of the pid: it lets go */
         reg_index_remove(g, pid, buf);
-    if (nd) reg_local_change(g, buf, NULL, 0, dots.items, (size_t)nd, 0);
+    if (nd)
+        reg_local_change(g, buf, NULL, 0, dots.items, (size_t)nd, 0);
     reg_vec_free(&dots);
 }
 
@@ -760,18 +774,20 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
         g->pull_started = herd_node_now(g->node);
     reg_peer_t *p = peer_of(g, node);
     g->stats.deltas_in++;
-    if (p) p->st.deltas_in++;
+    if (p)
+        p->st.deltas_in++;
     if (rc) {
         herd_log(HERD_LOG_ERROR, "registry", "join failed: %s", herd_strerror(rc));
         g->stats.alloc_failed++;
-        if (p) p->repair = 1;
+        if (p)
+            p->repair = 1;
     }
     awmap_free(d);
     reg_settle_touched(g);
 }
 
 void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
-                 size_t len)
+                    size_t len)
 {
     (void)incarnation;
     registry_t *g = data;
@@ -780,7 +796,8 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
     uint8_t kind = wire_get_u8(&r);
     reg_peer_t *p = peer_of(g, node);
     g->stats.bytes_in += len;
-    if (p) p->st.bytes_in += len;
+    if (p)
+        p->st.bytes_in += len;
     switch (kind) {
     case SYNC_DELTA:
         sync_on_delta(g, node, &r);
@@ -821,9 +838,11 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
 int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_peer_t *out)
 {
     registry_t *g = reg_of(n);
-    if (g == NULL) return HERD_ENOENT;
+    if (g == NULL)
+        return HERD_ENOENT;
     reg_peer_t *p = u64map_get(&g->peers, node_id);
     memset(out, 0, sizeof(*out));
-    if (p) *out = p->st;
+    if (p)
+        *out = p->st;
     return 0;
 }

@@ -19,7 +19,8 @@ static long rss_kb(void)
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, resident = 0;
     int ok = f && fscanf(f, "%lu %lu", &size, &resident) == 2;
-    if (f) fclose(f);
+    if (f)
+        fclose(f);
     return ok ? (long)(resident * (unsigned long)sysconf(_SC_PAGESIZE) / 1024) : -1;
 }
 
@@ -44,7 +45,8 @@ static void on_trim(uv_timer_t *h)
 herdd_memory_t *herdd_memory_start(uv_loop_t *loop)
 {
     herdd_memory_t *m = calloc(1, sizeof(*m));
-    if (m == NULL) return NULL;
+    if (m == NULL)
+        return NULL;
     m->timer.data = m;
     uv_timer_init(loop, &m->timer);
     uv_timer_start(&m->timer, on_trim, HERDD_MEMORY_TRIM_MS, HERDD_MEMORY_TRIM_MS);
@@ -59,7 +61,8 @@ static void on_closed(uv_handle_t *h)
 
 void herdd_memory_stop(herdd_memory_t *m)
 {
-    if (m == NULL) return;
+    if (m == NULL)
+        return;
     uv_timer_stop(&m->timer);
     uv_close((uv_handle_t *)&m->timer, on_closed);
 }

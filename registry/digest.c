@@ -302,22 +302,87 @@ static int replica_seen_by(void *data, awmap_replica_id_t id, uint64_t vv, size_
     return held && (awmap_vv(data, id, &their_cloud) || their_cloud);
 }
 
+struct digest_dots_pass {
+    piece_t p;
+    uint8_t mask[DIGEST_MASK_BYTES];
+    awmap_t *seen_by; /* owned; NULL: every dot goes */
+    int any;          /* B may have seen a dot of ours (else nothing goes) */
+};
+
+digest_dots_pass_t *digest_dots_begin(const awmap_t *m, const uint8_t mask[DIGEST_MASK_BYTES],
+                                      awmap_t *seen_by, const digest_limits_t *limits,
+                                      digest_dots_fn emit, void *data)
+{
+    digest_dots_pass_t *d = malloc(sizeof(*d));
+    if (d == NULL) {
+        awmap_free(seen_by);
+        return NULL;
+    }
+    piece_init(&d->p, m, limits);
+    memcpy(d->mask, mask, sizeof(d->mask));
+    d->seen_by = seen_by;
+    d->p.context = m;
+    d->p.other = seen_by;
+    d->p.emit_dots = emit;
+    d->p.data = data;
+    d->p.cells = d->mask;
+    /* B has seen no dot of any writer of our entries (it is new): none of
+     * them goes, and the passes over the map are skipped */
+    d->any = seen_by == NULL || awmap_foreach_replica(m, replica_seen_by, seen_by);
+    if (piece_start(&d->p) != 0) {
+        digest_dots_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int digest_dots_step(digest_dots_pass_t *d, const awmap_t *m, uint32_t lo, uint64_t hi)
+{
+    d->p.src = d->p.context = m;
+    if (d->p.err == 0 && d->any)
+        awmap_foreach_range(m, lo, hi, dots_key, &d->p);
+    /* what is staged points into m, which may change before the next step */
+    if (d->p.err == 0)
+        piece_copy_staged(&d->p);
+    return d->p.err;
+}
+
+int digest_dots_finish(digest_dots_pass_t *d, const awmap_t *m)
+{
+    d->p.src = d->p.context = m;
+    int rc = piece_finish(&d->p);
+    awmap_free(d->seen_by);
+    free(d);
+    return rc;
+}
+
+void digest_dots_free(digest_dots_pass_t *d)
+{
+    if (d == NULL)
+        return;
+    awmap_free(d->p.dst);
+    free(d->p.staged);
+    awmap_free(d->seen_by);
+    free(d);
+}
+
 int digest_dots(const awmap_t *m, const uint8_t mask[DIGEST_MASK_BYTES], const awmap_t *seen_by,
                 const digest_limits_t *limits, digest_dots_fn emit, void *data)
 {
-    piece_t p;
-    piece_init(&p, m, limits);
-    p.context = m;
-    p.other = seen_by;
-    p.emit_dots = emit;
-    p.data = data;
-    p.cells = mask;
-    /* B has seen no dot of any writer of our entries (it is new): none of
-     * them goes, and the pass over the map is skipped */
-    int any = seen_by == NULL || awmap_foreach_replica(m, replica_seen_by, (void *)seen_by);
-    if (piece_start(&p) == 0 && any)
-        awmap_foreach(m, dots_key, &p);
-    return piece_finish(&p);
+    awmap_t *copy = NULL;
+    if (seen_by && ((copy = awmap_new_delta()) == NULL || awmap_copy_context(copy, seen_by))) {
+        awmap_free(copy);
+        return HERD_ENOMEM;
+    }
+    digest_dots_pass_t *d = digest_dots_begin(m, mask, copy, limits, emit, data);
+    if (d == NULL)
+        return HERD_ENOMEM;
+    int rc = digest_dots_step(d, m, 0, DIGEST_POSITIONS);
+    if (rc) {
+        digest_dots_free(d);
+        return rc;
+    }
+    return digest_dots_finish(d, m);
 }
 
 /* ---- B: the answers ------------------------------------------------------------------- */

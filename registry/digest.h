@@ -105,6 +105,20 @@ typedef struct digest_limits {
 typedef void (*digest_dots_fn)(void *data, const awmap_t *piece, int last);
 int digest_dots(const awmap_t *m, const uint8_t mask[DIGEST_MASK_BYTES], const awmap_t *seen_by,
                 const digest_limits_t *limits, digest_dots_fn emit, void *data);
+/* digest_dots made range by range, like digest_answer_begin below, so that
+ * a pass over a large map is spread over loop iterations: begin (taking
+ * `seen_by`, which it frees; the mask is copied), steps over successive
+ * positions [lo, hi) of m covering [0, DIGEST_POSITIONS) (the map may
+ * change between steps: a dot held throughout goes if its cell is in the
+ * mask and B has seen it), finish (the last piece goes, last = 1; frees
+ * the pass) or free (abandoned). */
+typedef struct digest_dots_pass digest_dots_pass_t;
+digest_dots_pass_t *digest_dots_begin(const awmap_t *m, const uint8_t mask[DIGEST_MASK_BYTES],
+                                      awmap_t *seen_by, const digest_limits_t *limits,
+                                      digest_dots_fn emit, void *data);
+int digest_dots_step(digest_dots_pass_t *d, const awmap_t *m, uint32_t lo, uint64_t hi);
+int digest_dots_finish(digest_dots_pass_t *d, const awmap_t *m);
+void digest_dots_free(digest_dots_pass_t *d);
 
 /* B's side (step 4), each answer a series of deltas of about
  * limits->piece_bytes handed to emit (which must not keep the map):

@@ -134,6 +134,9 @@ typedef struct herd_registry_stats {
      * next check where it can be) */
     uint64_t alloc_failed;
     uint64_t replicas_pruned; /* replicas of gone node starts dropped from the table */
+    /* digest syncs under way now: this node's pull (0 or 1), and its peers'
+     * pulls it answers, sends dots to or has put off (PROTOCOL.md) */
+    uint64_t syncs_under_way;
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
 

@@ -467,6 +467,7 @@ int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
     out->entries = awmap_entry_count(g->map) - g->spec_entries;
     out->cc_replicas = awmap_replica_count(g->map);
     awmap_cloud_stats(g->map, &out->cc_cloud_dots, &out->cc_cloud_max);
+    out->syncs_under_way = reg_sync_under_way(g);
     return 0;
 }
 

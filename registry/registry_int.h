@@ -288,9 +288,9 @@ void reg_spec_free(registry_t *g);
 /* A local change of about `bytes` goes into `pending`: if that would take it
  * past REGISTRY_MSG_MAX, what it holds is shipped first. */
 void reg_pending_room(registry_t *g, size_t bytes);
-/* The next step of each digest answer under way (every loop iteration);
- * returns how many are still under way. An answer goes over the map in
- * steps of about REGISTRY_ANSWER_KEYS keys, and waits while more than
+/* The next step of each digest answer and dots pass under way (every loop
+ * iteration); returns how many are still under way. Each goes over the map
+ * in steps of about REGISTRY_ANSWER_KEYS keys, and waits while more than
  * REGISTRY_ANSWER_QUEUED bytes to its peer are unacknowledged. */
 #define REGISTRY_ANSWER_KEYS 4096u
 #define REGISTRY_ANSWER_QUEUED (8u << 20)
@@ -298,6 +298,8 @@ void reg_pending_room(registry_t *g, size_t bytes);
  * many keys (or four times ours): reserve_for in registry_sync.c */
 #define REGISTRY_RESERVE_MAX (4u << 20)
 size_t reg_sync_work(registry_t *g);
+/* herd_registry_stats' syncs_under_way. */
+uint64_t reg_sync_under_way(registry_t *g);
 /* Member `id` is down, left or gone: a pull from it ends, and an offer held
  * back for it is dropped (it is offered a sync when it comes back). */
 void reg_sync_peer_gone(registry_t *g, uint64_t id);

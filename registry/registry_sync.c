@@ -31,6 +31,10 @@ typedef struct reg_peer {
     uint8_t fine_mask[DIGEST_MASK_BYTES]; /* the cells that differ */
     digest_answer_t *answer; /* our entries it has not seen, going out step by step */
     uint64_t answer_pos;     /* the map positions below it are answered */
+    digest_dots_pass_t *dots; /* our dots for its round, going out step by step */
+    uint64_t dots_pos;        /* the map positions below it are done */
+    uint64_t dots_round;      /* the round they belong to (its WANT's) */
+    int dots_failed;          /* a piece was refused: the rest does not go */
     registry_t *g;
     uint64_t id;
 } reg_peer_t;
@@ -66,6 +70,7 @@ void reg_sync_free(registry_t *g)
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
         round_end(p);
+        digest_dots_free(p->dots);
         free(p->deferred);
         free(p);
     }
@@ -266,6 +271,9 @@ void reg_sync_peer_gone(registry_t *g, uint64_t id)
         p->offer_due = 0;
         free(p->deferred); /* its pull ended with it */
         p->deferred = NULL;
+        digest_dots_free(p->dots);
+        p->dots = NULL;
+        round_end(p); /* and our answer to it */
     }
     pull_done(g, id);
 }
@@ -451,18 +459,18 @@ static void answer_digest(registry_t *g, uint64_t from, reg_peer_t *p, const dig
         round_end(p);
 }
 
-static void dots_piece(void *data, const awmap_t *piece, int last)
+static void peer_dots_piece(void *data, const awmap_t *piece, int last)
 {
-    emit_ctx_t *c = data;
+    reg_peer_t *p = data;
+    if (p->dots_failed)
+        return;
     wire_writer_t w;
     encode_map(&w, SYNC_DOTS, piece);
     /* the round and the last flag follow the map: read after it */
-    wire_put_u64(&w, c->round);
+    wire_put_u64(&w, p->dots_round);
     wire_put_u8(&w, (uint8_t)(last != 0));
-    if (c->failed)
-        wire_writer_fini(&w);
-    else if (send_and_free(c->g, c->to, &w) != 0)
-        c->failed = 1;
+    if (send_and_free(p->g, p->id, &w) != 0)
+        p->dots_failed = 1;
 }
 
 /* A peer's cells of the buckets of its round that differ: which of ours
@@ -504,18 +512,30 @@ static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
         awmap_free(theirs);
         return;
     }
-    /* the cells that differ, where the peer's came for this round */
     reg_peer_t *p = peer_of(g, from);
+    if (p == NULL) {
+        awmap_free(theirs);
+        return; /* counted; its pull ends by time, and a later one retries */
+    }
+    /* the cells that differ, where the peer's came for this round */
     uint8_t all[DIGEST_MASK_BYTES], *mask = all;
-    if (p && p->fine_round == round && round != 0)
+    if (p->fine_round == round && round != 0)
         mask = p->fine_mask;
     digest_mask_of(mask, want, n, mask == all ? NULL : p->fine_got);
-    emit_ctx_t c = {g, NULL, from, round, 0};
-    if (digest_dots(g->map, mask, trimmed ? NULL : theirs, &sync_limits, dots_piece, &c) != 0)
+    p->fine_round = 0;
+    if (trimmed) {
+        awmap_free(theirs); /* its context was cut: every dot goes */
+        theirs = NULL;
+    }
+    /* a round replaces one under way; the pass goes step by step
+     * (reg_sync_work), like an answer */
+    digest_dots_free(p->dots);
+    p->dots = digest_dots_begin(g->map, mask, theirs, &sync_limits, peer_dots_piece, p);
+    p->dots_pos = 0;
+    p->dots_round = round;
+    p->dots_failed = 0;
+    if (p->dots == NULL)
         g->stats.alloc_failed++;
-    if (p)
-        p->fine_round = 0;
-    awmap_free(theirs);
 }
 
 static void answer_piece(void *data, const awmap_t *piece)
@@ -546,20 +566,53 @@ static void answer_round(registry_t *g, reg_peer_t *p)
     }
 }
 
-/* One step of p's answer; at the end the rest and the context go. Returns
- * whether it is still under way. */
-static int answer_step(registry_t *g, reg_peer_t *p)
+/* Whether the peer has not taken what went to it yet: a step waits. */
+static int peer_behind(registry_t *g, const reg_peer_t *p)
 {
     herd_stream_stats_t st;
-    if (herd_cluster_stream_stats(g->node, p->id, &st) == 0 &&
-        st.pending_bytes > REGISTRY_ANSWER_QUEUED)
-        return 1; /* the peer has not taken what went: wait */
+    return herd_cluster_stream_stats(g->node, p->id, &st) == 0 &&
+           st.pending_bytes > REGISTRY_ANSWER_QUEUED;
+}
+
+/* The end of the step from map position `pos`: about REGISTRY_ANSWER_KEYS
+ * keys further. */
+static uint64_t step_end(registry_t *g, uint64_t pos)
+{
     size_t keys = awmap_key_count(g->map);
     uint64_t span = keys <= REGISTRY_ANSWER_KEYS
                         ? DIGEST_POSITIONS
                         : DIGEST_POSITIONS / (keys / REGISTRY_ANSWER_KEYS + 1);
-    uint64_t hi = p->answer_pos + span < DIGEST_POSITIONS ? p->answer_pos + span
-                                                          : DIGEST_POSITIONS;
+    return pos + span < DIGEST_POSITIONS ? pos + span : DIGEST_POSITIONS;
+}
+
+/* One step of the dots we send p; at the end the last piece goes. Returns
+ * whether it is still under way. */
+static int dots_step(registry_t *g, reg_peer_t *p)
+{
+    if (peer_behind(g, p))
+        return 1;
+    uint64_t hi = step_end(g, p->dots_pos);
+    if (digest_dots_step(p->dots, g->map, (uint32_t)p->dots_pos, hi) != 0)
+        g->stats.alloc_failed++, p->dots_failed = 1;
+    p->dots_pos = hi;
+    if (hi < DIGEST_POSITIONS && !p->dots_failed)
+        return 1;
+    digest_dots_pass_t *d = p->dots;
+    p->dots = NULL;
+    if (p->dots_failed)
+        digest_dots_free(d); /* the send that failed starts a repair */
+    else if (digest_dots_finish(d, g->map) != 0)
+        g->stats.alloc_failed++;
+    return 0;
+}
+
+/* One step of p's answer; at the end the rest and the context go. Returns
+ * whether it is still under way. */
+static int answer_step(registry_t *g, reg_peer_t *p)
+{
+    if (peer_behind(g, p))
+        return 1; /* the peer has not taken what went: wait */
+    uint64_t hi = step_end(g, p->answer_pos);
     if (digest_answer_step(p->answer, g->map, (uint32_t)p->answer_pos, hi) != 0)
         g->stats.alloc_failed++, p->failed = 1;
     p->answer_pos = hi;
@@ -580,10 +633,23 @@ size_t reg_sync_work(registry_t *g)
     size_t at = 0, going = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
+        if (p->dots)
+            going += (size_t)dots_step(g, p);
         if (p->answer)
             going += (size_t)answer_step(g, p);
     }
     return going;
+}
+
+uint64_t reg_sync_under_way(registry_t *g)
+{
+    uint64_t n = g->pulling != 0;
+    size_t at = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
+        const reg_peer_t *p = sl->value;
+        n += p->snap != NULL || p->dots != NULL || p->deferred != NULL;
+    }
+    return n;
 }
 
 static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)

@@ -94,7 +94,8 @@ static int syncs_done(herd_node_t **n, int k)
 {
     for (int i = 0; i < k; i++) {
         herd_registry_stats_t st;
-        if (herd_registry_stats(n[i], &st) != 0 || st.contexts_joined < (uint64_t)(k - 1))
+        if (herd_registry_stats(n[i], &st) != 0 || st.contexts_joined < (uint64_t)(k - 1) ||
+            st.syncs_under_way != 0)
             return 0;
     }
     return 1;
@@ -108,8 +109,9 @@ static void form(int k, const ts_timing_t *t, herd_node_t **out)
         out[i] = cluster_node(names[i], t, &out[0], 1);
     WAIT_UNTIL(ts_cluster_all_up(out, k));
     /* and the digest syncs of the arrivals are over: each node pulled from
-     * every other (one pull at a time), so none brings a later change to a
-     * node the test has cut off from its writer */
+     * every other (one pull at a time) and none is under way (one put off
+     * is answered after), so none brings a later change to a node the test
+     * has cut off from its writer */
     WAIT_UNTIL(syncs_done(out, k));
 }
 

@@ -31,6 +31,7 @@ typedef struct herd_cluster {
     herd_node_t *node;
     mship_t *mship;
     transport_t transport;
+    struct fdguard *guard; /* owned: the cluster port's guard (fdguard.h), or NULL */
     frame_key_t key;
     uint64_t seq;
     u64map_t windows; /* sender id -> replay_window_t */
@@ -75,7 +76,6 @@ typedef struct herd_cluster {
     herd_log_limit_t oversize_log;
     size_t seed_count;
     uint64_t last_authed, seeds_silent, last_silent_mark, last_silent_log;
-    struct fdguard *guard; /* owned: the cluster port's guard (fdguard.h), or NULL */
 } herd_cluster_t;
 
 /* Build and send one frame to `address` (to/to_inc: the receiver's id and

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fdguard.h"
 #include "log.h"
 #include "remote.h"
 #include "svclist.h"
@@ -431,6 +432,12 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
         cluster_free_parts(c);
         return rc;
     }
+    /* A nanomsg tcp:// port is guarded against running out of descriptors
+     * (fdguard.h); a member's link carries data within its down time. */
+    if (cfg->transport == NULL)
+        fdguard_start(n, cfg->listen, cfg->down_ms ? cfg->down_ms
+                                      : 5u * (cfg->heartbeat_ms ? cfg->heartbeat_ms : 200u),
+                      &c->guard);
     uv_timer_init(n->loop, &c->tick);
     uv_prepare_init(n->loop, &c->flush);
     c->tick.data = c->flush.data = c;
@@ -456,6 +463,7 @@ void cluster_free(herd_cluster_t *c)
     uv_close((uv_handle_t *)&c->flush, cluster_on_closed);
     while (c->closed_handles < 2)
         uv_run(c->node->loop, UV_RUN_NOWAIT);
+    fdguard_free(c->guard);
     c->transport.ops->close(c->transport.impl);
     c->node->cluster = NULL;
     cluster_free_parts(c);

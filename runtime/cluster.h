@@ -31,6 +31,7 @@ typedef struct herd_cluster {
     herd_node_t *node;
     mship_t *mship;
     transport_t transport;
+    struct fdguard *guard; /* owned: the cluster port's guard (fdguard.h), or NULL */
     frame_key_t key;
     uint64_t seq;
     u64map_t windows; /* sender id -> replay_window_t */

@@ -576,6 +576,26 @@ typedef struct herd_cluster_stats {
     uint64_t seeds_silent;
 } herd_cluster_stats_t;
 int herd_cluster_stats(herd_node_t *node, herd_cluster_stats_t *out);
+
+/* The guard of the cluster port against running out of file descriptors
+ * (a node on the nanomsg transport listening on tcp://): the inbound
+ * connections it found and kept, its limits (from the open-files limit,
+ * per remote address and in all), and the connections it shut down as over
+ * them. Counted as it works; read at `ringctl stats` (connections.*). */
+typedef struct herd_conn_stats {
+    uint32_t inbound;        /* inbound connections kept at the last scan */
+    uint32_t limit_per_addr; /* limits at the last scan */
+    uint32_t limit_total;
+    uint32_t fds_open;       /* the process's open descriptors at the last check */
+    uint64_t fd_limit;       /* its soft RLIMIT_NOFILE */
+    uint64_t shed_per_addr;  /* shut: over the limit of their remote address */
+    uint64_t shed_total;     /* shut: over the limit in all */
+    uint64_t shed_missed;    /* to shed, but closed (or replaced) before it */
+    uint64_t checks, scans;  /* cheap counts of descriptors, and full scans */
+} herd_conn_stats_t;
+/* HERD_ENOENT when the node is in no cluster or its port is not guarded
+ * (ipc://, a simulated transport, no /proc). */
+int herd_cluster_conn_stats(herd_node_t *node, herd_conn_stats_t *out);
 /* "mac", "short", ...; NULL past the last reason. */
 const char *herd_cluster_reject_name(int reason);
 

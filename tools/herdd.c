@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "counter.h"
+#include "fdguard.h"
 #include "herd.h"
 #include "log.h"
 #include "node_control.h"
@@ -446,6 +447,7 @@ int main(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     herd_log_set_level(d.log_level);
+    fdguard_raise_nofile(FDGUARD_NOFILE_CAP); /* room for the cluster port's guard */
     if (read_cookie(&d) != 0)
         return 1;
     if (d.control == NULL) {

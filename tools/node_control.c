@@ -186,6 +186,22 @@ static json_t *registry_stats_json(herd_node_t *n)
     return o;
 }
 
+/* The cluster port's guard (herd_cluster_conn_stats): inbound connections
+ * kept, the limits, what was shut as over them (absent when unguarded). */
+static json_t *conn_stats_json(herd_node_t *n)
+{
+    herd_conn_stats_t s;
+    if (herd_cluster_conn_stats(n, &s) != 0)
+        return json_object();
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inbound",
+                     (json_int_t)s.inbound, "limit_per_addr", (json_int_t)s.limit_per_addr,
+                     "limit_total", (json_int_t)s.limit_total, "fds_open",
+                     (json_int_t)s.fds_open, "fd_limit", (json_int_t)s.fd_limit,
+                     "shed_per_addr", (json_int_t)s.shed_per_addr, "shed_total",
+                     (json_int_t)s.shed_total, "shed_missed", (json_int_t)s.shed_missed,
+                     "checks", (json_int_t)s.checks, "scans", (json_int_t)s.scans);
+}
+
 static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
@@ -220,6 +236,7 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
     json_object_set_new(*result, "handoff", handoff_stats_json(d->node));
     json_object_set_new(*result, "registry", registry_stats_json(d->node));
     json_object_set_new(*result, "memory", herdd_memory_json(d->memory));
+    json_object_set_new(*result, "connections", conn_stats_json(d->node));
     return 0;
 }
 

@@ -255,7 +255,13 @@ static const char stats_help[] =
     "bytes out and in, sends refused in send_failed and the digest syncs that\n"
     "repaired them in repairs, messages split for size, contexts sent trimmed and\n"
     "contexts joined; the causal context's replicas and cloud dots, all and the\n"
-    "largest one replica's, 0 at quiescence).\n"
+    "largest one replica's, 0 at quiescence);\n"
+    "the cluster port's guard against running out of file descriptors\n"
+    "(connections.*: inbound connections kept, the limits per remote address\n"
+    "and in all drawn from the open files limit, open files and the limit, and\n"
+    "connections shut down as over the per-address limit (shed_per_addr), over\n"
+    "the limit in all (shed_total), or gone before they could be (shed_missed);\n"
+    "checks and scans count the guard's looks at the process's descriptors).\n"
     "JSON: {\"name\",\"frames_in\",\"frames_out\",\"bytes_in\",\"bytes_out\",\n"
     "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n},\n"
     "\"messages_dropped\",\"runtime\":{\"late_replies\",\"forward_dropped\",\n"
@@ -267,7 +273,9 @@ static const char stats_help[] =
     "\"registry\":{\"conflicts_resolved\",\"reregistered\",\"claimed\",\n"
     "\"merges_redirected\",\"merges_abandoned\",\"merges_stale\",\"bytes_out\",\n"
     "\"bytes_in\",\"send_failed\",\"repairs\",\"pieces_split\",\"context_trimmed\",\n"
-    "\"contexts_joined\",\"cc_replicas\",\"cc_cloud_dots\",\"cc_cloud_max\"}}\n";
+    "\"contexts_joined\",\"cc_replicas\",\"cc_cloud_dots\",\"cc_cloud_max\"},\n"
+    "\"connections\":{\"inbound\",\"limit_per_addr\",\"limit_total\",\"fds_open\",\n"
+    "\"fd_limit\",\"shed_per_addr\",\"shed_total\",\"shed_missed\",\"checks\",\"scans\"}}\n";
 
 /* "a,b,c", or "-" for none; then the end of the line. */
 static void print_services(json_t *services)

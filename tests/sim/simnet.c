@@ -462,14 +462,24 @@ static int dispatch_frame(simnet_t *s, int i, const frame_header_t *h,
     return rc == 0;
 }
 
-/* As the transport adapter (runtime/cluster.c): a frame names no receiver
- * (a HELLO to a seed) or this node, at no incarnation or the current one. */
+/* As the transport adapter (runtime/cluster.c): a frame names this node at
+ * its current incarnation, or it is a HELLO naming no incarnation (to a seed:
+ * no receiver either). */
 static int addressed_here(const simnet_t *s, const sim_node_t *n, const frame_header_t *h)
 {
-    if (h->receiver == 0)
+    if (h->receiver == n->id && (h->receiver_inc == n->incarnation || s->cfg.lenient_receiver))
         return 1;
-    return h->receiver == n->id && (h->receiver_inc == 0 || s->cfg.lenient_receiver ||
-                                    h->receiver_inc == n->incarnation);
+    return h->type == FRAME_HELLO && h->receiver_inc == 0 &&
+           (h->receiver == 0 || h->receiver == n->id);
+}
+
+/* The sender's replay window, as cluster.c: a HELLO never moves it to a new
+ * incarnation. */
+static int window_accepts(sim_peer_t *p, const frame_header_t *h)
+{
+    if (h->type == FRAME_HELLO)
+        return replay_accept_hello(&p->window, h->sender_inc, h->seq);
+    return replay_accept(&p->window, h->sender_inc, h->seq);
 }
 
 static void deliver(simnet_t *s, const sim_ev_t *ev)
@@ -505,7 +515,7 @@ static void deliver(simnet_t *s, const sim_ev_t *ev)
         note_error(s, HERD_ENOMEM);
         return;
     }
-    if (!replay_accept(&p->window, h.sender_inc, h.seq)) {
+    if (!window_accepts(p, &h)) {
         n->stats.rejects[FRAME_REJECT_REPLAY]++;
         return;
     }

@@ -105,7 +105,9 @@ static void test_membership_services_reach_peers(void **state)
     size_t len;
     uint8_t *body = first_beat(&fx, &len);
     mship_effects_clear(&fx);
-    frame_header_t h = header_from("a", FRAME_HELLO, 1);
+    /* as the heartbeat a sends once b answered its HELLO (a HELLO admits
+     * nobody: test_membership_hello_admits_nobody) */
+    frame_header_t h = header_from("a", FRAME_HEARTBEAT, 1);
     frame_reject_t why;
     assert_int_equal(mship_receive(b, 1, &h, body, len, &fx, &why), 0);
     free(body);
@@ -124,7 +126,7 @@ static void test_membership_services_reach_peers(void **state)
     assert_int_equal(mship_tick(seeded, 300, &fx), 0);
     body = first_beat(&fx, &len);
     mship_effects_clear(&fx);
-    h = header_from("a", FRAME_HELLO, 2);
+    h = header_from("a", FRAME_HEARTBEAT, 2);
     assert_int_equal(mship_receive(b, 11, &h, body, len, &fx, &why), 0);
     free(body);
     assert_int_equal(x->services.count, 1);
@@ -162,11 +164,12 @@ static uint8_t *hello_with(unsigned count, const char *const *names, size_t n, s
     return body;
 }
 
+/* The body as a heartbeat from x (a HELLO would admit nobody either way). */
 static int receive_hello(mship_t *m, const uint8_t *body, size_t len, frame_reject_t *why)
 {
     mship_effects_t fx;
     mship_effects_init(&fx);
-    frame_header_t h = header_from("x", FRAME_HELLO, 1);
+    frame_header_t h = header_from("x", FRAME_HEARTBEAT, 1);
     int rc = mship_receive(m, 1, &h, body, len, &fx, why);
     mship_effects_fini(&fx);
     return rc;
@@ -268,10 +271,11 @@ static void test_membership_services_cut_short_refused(void **state)
 
 /* ---- through a whole node --------------------------------------------------------- */
 
-/* Deliver `body` to the node as a HELLO from "x" with sequence number seq. */
+/* Deliver `body` to the node as a heartbeat from "x" with sequence number
+ * seq, addressed to the node's start. */
 static void deliver(ts_fake_tr_t *t, const uint8_t *body, size_t len, uint64_t seq)
 {
-    ts_fake_frame(t, "x", 7, FRAME_HELLO, seq, body, len);
+    ts_fake_frame(t, "x", 7, FRAME_HEARTBEAT, seq, body, len);
 }
 
 static void test_membership_services_rejects_counted_by_node(void **state)
@@ -354,9 +358,8 @@ static void test_membership_gossip_claiming_its_sender_refused(void **state)
     ts_fake_tr_t impl;
     ts_fake_cluster(n, &impl, SECRET);
     size_t len;
-    uint8_t *body = ts_fake_hello("x", &len);
-    ts_fake_frame(&impl, "x", 7, FRAME_HELLO, 1, body, len);
-    free(body);
+    uint8_t *body;
+    ts_fake_join(&impl, "x", 7, 1);
     herd_member_info_t info;
     assert_int_equal(herd_cluster_member(n, herd_node_id_of("x"), &info), 0);
     assert_int_equal(info.incarnation, 7);
@@ -367,7 +370,7 @@ static void test_membership_gossip_claiming_its_sender_refused(void **state)
     } lies[] = {{8, 0}, {6, 0}, {7, 1}, {7, 2}, {UINT64_MAX, 1}};
     for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
         body = beat_gossiping("x", lies[i].inc, lies[i].status, &len);
-        ts_fake_frame(&impl, "x", 7, FRAME_HEARTBEAT, 2 + i, body, len);
+        ts_fake_frame(&impl, "x", 7, FRAME_HEARTBEAT, 10 + i, body, len);
         free(body);
     }
     herd_cluster_stats_t st;

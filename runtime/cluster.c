@@ -287,15 +287,20 @@ static void cluster_reject(herd_cluster_t *c, frame_reject_t why, const frame_he
         cluster_refuse(c, why, "a frame");
 }
 
-/* Addressed to an older incarnation of this node, or to another node. */
+/* Not addressed to this start of this node. Only a HELLO may name no start
+ * (to a seed: no receiver; to a silent member: no incarnation), and a HELLO
+ * admits nobody (mship_join.c): every other frame must name this start. */
 static int cluster_misaddressed(const herd_cluster_t *c, const frame_header_t *h)
 {
     const herd_node_t *n = c->node;
-    if (h->receiver == 0)
+    if (h->receiver == n->id && h->receiver_inc == n->incarnation)
         return 0;
-    return h->receiver != n->id || (h->receiver_inc != 0 && h->receiver_inc != n->incarnation);
+    return h->type != FRAME_HELLO || h->receiver_inc != 0 ||
+           (h->receiver != 0 && h->receiver != n->id);
 }
 
+/* The sender's replay window (replay.h); a HELLO never moves it to a new
+ * incarnation. */
 static int cluster_fresh(herd_cluster_t *c, const frame_header_t *h)
 {
     replay_window_t *w = u64map_get(&c->windows, h->sender);
@@ -306,6 +311,8 @@ static int cluster_fresh(herd_cluster_t *c, const frame_header_t *h)
             return 0;
         }
     }
+    if (h->type == FRAME_HELLO)
+        return replay_accept_hello(w, h->sender_inc, h->seq);
     return replay_accept(w, h->sender_inc, h->seq);
 }
 
@@ -616,6 +623,8 @@ int herd_cluster_member_services(herd_node_t *n, uint64_t id, herd_service_list_
     return 0;
 }
 
+_Static_assert(FRAME_REJECT_COUNT <= 16, "herd_cluster_stats_t.rejected holds 16 reasons");
+
 int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
 {
     herd_cluster_t *c = n->cluster;
@@ -640,4 +649,19 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
         out->rejected[i] = c->rejected[i];
     return 0;
+}
+
+_Static_assert((int)MSHIP_ID_UNCHECKED == (int)HERD_IDENTITY_UNCHECKED &&
+                   (int)MSHIP_ID_PROBING == (int)HERD_IDENTITY_PROBING &&
+                   (int)MSHIP_ID_CONFIRMED == (int)HERD_IDENTITY_CONFIRMED &&
+                   (int)MSHIP_ID_REFUSED == (int)HERD_IDENTITY_REFUSED,
+               "herd_identity_t mirrors mship_identity_t");
+
+int herd_cluster_identity(herd_node_t *n, uint64_t *holder_inc, char *holder_address,
+                          size_t cap)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    return (int)mship_identity(c->mship, holder_inc, holder_address, cap);
 }

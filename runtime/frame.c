@@ -80,6 +80,8 @@ static const char *const frame_reject_names[FRAME_REJECT_COUNT] = {
     [FRAME_REJECT_CLUSTER] = "cluster",
     [FRAME_REJECT_SERVICES] = "services",
     [FRAME_REJECT_SENDER] = "sender",
+    [FRAME_REJECT_RATE] = "rate",
+    [FRAME_REJECT_NAME] = "name",
 };
 
 static const char *const frame_type_names[FRAME_TYPE_COUNT] = {

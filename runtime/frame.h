@@ -35,8 +35,10 @@
 #include "herd_error.h"
 
 #define FRAME_MAGIC 0x44524548u
-#define FRAME_VERSION 3u /* 2: members announce their services; 3: a body speaks for
-                            * the header's sender, the registry sync carries contexts */
+#define FRAME_VERSION 4u /* 2: members announce their services; 3: a body speaks for
+                            * the header's sender, the registry sync carries contexts;
+                            * 4: a HELLO admits nobody, only frames to the receiver's
+                            * current start do */
 #define FRAME_HEADER_SIZE 64u
 #define FRAME_MAC_SIZE 16u
 #define FRAME_KEY_SIZE 32u
@@ -46,7 +48,7 @@
 #define FRAME_DEFAULT_MAX_BODY ((1u << 20) - FRAME_HEADER_SIZE - FRAME_MAC_SIZE)
 
 typedef enum frame_type {
-    FRAME_HELLO = 1,     /* join request to a seed: membership body */
+    FRAME_HELLO = 1,     /* asks for an answer addressed to the sender's start */
     FRAME_HEARTBEAT = 2, /* liveness plus the member list (membership.h) */
     FRAME_LEAVE = 3,     /* graceful leave */
     FRAME_MSG = 4,       /* process messages between nodes */
@@ -70,6 +72,8 @@ typedef enum frame_reject {
     FRAME_REJECT_CLUSTER,  /* another cluster's name */
     FRAME_REJECT_SERVICES, /* a member's services list breaks its rules (svclist.h) */
     FRAME_REJECT_SENDER,   /* a body speaks for another node than the header's sender */
+    FRAME_REJECT_RATE,     /* a HELLO from a sender answered too recently (membership.h) */
+    FRAME_REJECT_NAME,     /* from another start of this node's own name */
     FRAME_REJECT_COUNT
 } frame_reject_t;
 

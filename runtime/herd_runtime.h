@@ -626,6 +626,22 @@ int herd_cluster_stream_stats(herd_node_t *node, uint64_t id, herd_stream_stats_
  * incarnation of member `id`, or 0 when it is not a member. */
 uint64_t herd_cluster_member_incarnation(herd_node_t *node, uint64_t id);
 
+/* Whether this node may use its name in the cluster (membership.h): a node
+ * with seeds checks, before it admits any member, that no live start of its
+ * name is in the cluster. */
+typedef enum herd_identity {
+    HERD_IDENTITY_UNCHECKED, /* no member has answered yet */
+    HERD_IDENTITY_PROBING,   /* another start of the name is said alive: asking it */
+    HERD_IDENTITY_CONFIRMED, /* joined with the name checked, or started without seeds */
+    HERD_IDENTITY_REFUSED,   /* a live start of the name answered: this node joins
+                              * nothing (herdd exits 1) */
+} herd_identity_t;
+/* This node's herd_identity_t, or HERD_ENOENT when it is in no cluster.
+ * REFUSED: *holder_inc and holder_address[cap] (either may be NULL) get the
+ * live start's incarnation and address; PROBING: the asked one's. */
+int herd_cluster_identity(herd_node_t *node, uint64_t *holder_inc, char *holder_address,
+                          size_t cap);
+
 /* Fault injection, for tests and for people rehearsing a netsplit: while
  * `on`, every frame to and from node `peer_id` is dropped at this node, both
  * directions, before any protocol sees it (counted in herd_cluster_stats as

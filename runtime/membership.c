@@ -1,6 +1,8 @@
 /*
  * membership.c - the membership state machine (see membership.h for how it
- * works). No I/O, no clock of its own: `now` comes with every event.
+ * works): the member table, heartbeats, verdicts. HELLO answers and the
+ * check of this node's own name are in mship_join.c. No I/O, no clock of
+ * its own: `now` comes with every event.
  *
  * Body of HELLO and HEARTBEAT (wire.h encoding):
  *   str cluster, str name, str address, u32 weight, u8 state (up | draining),
@@ -18,34 +20,8 @@
 
 #include "herd_runtime.h"
 #include "log.h"
-#include "u64map.h"
+#include "membership_int.h"
 #include "wire.h"
-
-#define GOSSIP_ALIVE 0
-#define GOSSIP_LEFT 1
-#define GOSSIP_DOWN 2 /* down here, not forgotten: maybe only cut off */
-#define MSHIP_MAX_CANDIDATES 256
-
-typedef struct mship_candidate {
-    char name[RING_NAME_MAX + 1];
-    char address[MSHIP_ADDR_MAX + 1];
-    uint64_t incarnation;
-    uint64_t since;
-} mship_candidate_t;
-
-struct mship {
-    mship_config_t cfg; /* strings below are our own copies */
-    char cluster[MSHIP_CLUSTER_MAX + 1];
-    char **seeds;
-    mship_member_t **members; /* sorted by name; self included */
-    size_t member_count, member_cap;
-    u64map_t by_id;
-    mship_member_t *self;
-    mship_candidate_t candidates[MSHIP_MAX_CANDIDATES];
-    size_t candidate_count;
-    uint64_t next_heartbeat, next_hello;
-    herd_log_limit_t log_cluster, log_impostor; /* bad-input logs, rate-limited */
-};
 
 static const char *const state_names[] = {"up", "suspect", "draining", "down", "left", "absent"};
 
@@ -320,8 +296,8 @@ static uint8_t *encode_beat(const mship_t *m, size_t *len)
     return wire_writer_take(&w, len);
 }
 
-static int emit_send(const mship_t *m, mship_effects_t *out, const char *address,
-                     uint64_t to, uint64_t to_inc, uint8_t type)
+int mship__send(const mship_t *m, mship_effects_t *out, const char *address, uint64_t to,
+                uint64_t to_inc, uint8_t type)
 {
     size_t len;
     uint8_t *body;
@@ -381,6 +357,8 @@ static void mship_defaults(mship_config_t *c)
         c->down_ms = c->suspect_ms;
     if (c->forget_ms == 0)
         c->forget_ms = 60000;
+    if (c->probe_ms == 0)
+        c->probe_ms = c->down_ms;
 }
 
 int mship_new(const mship_config_t *cfg, uint64_t now, mship_t **out)
@@ -407,6 +385,7 @@ int mship_new(const mship_config_t *cfg, uint64_t now, mship_t **out)
         return HERD_ENOMEM;
     }
     m->next_heartbeat = m->next_hello = now;
+    mship__identity_init(m);
     *out = m;
     return 0;
 }
@@ -488,16 +467,18 @@ static int mship_heartbeat(mship_t *m, mship_effects_t *out)
     int rc = 0;
     for (size_t i = 0; i < m->member_count && rc == 0; i++) {
         const mship_member_t *x = m->members[i];
-        /* A silent member may have restarted: address it without an
-         * incarnation, so that a new start at that address answers. */
-        int silent = x->state == MEMBER_SUSPECT || x->state == MEMBER_DOWN;
-        if (x != m->self && x->state != MEMBER_LEFT)
-            rc = emit_send(m, out, x->address, x->id, silent ? 0 : x->incarnation,
-                           FRAME_HEARTBEAT);
+        if (x == m->self || x->state == MEMBER_LEFT)
+            continue;
+        rc = mship__send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);
+        /* A silent member may have restarted: it is also asked with a HELLO
+         * to no incarnation in particular, which a new start at that
+         * address answers too. */
+        if (rc == 0 && (x->state == MEMBER_SUSPECT || x->state == MEMBER_DOWN))
+            rc = mship__send(m, out, x->address, x->id, 0, FRAME_HELLO);
     }
     for (size_t i = 0; i < m->candidate_count && rc == 0; i++) {
         const mship_candidate_t *c = &m->candidates[i];
-        rc = emit_send(m, out, c->address, herd_node_id_of(c->name), c->incarnation,
+        rc = mship__send(m, out, c->address, herd_node_id_of(c->name), c->incarnation,
                        FRAME_HEARTBEAT);
     }
     return rc;
@@ -505,10 +486,11 @@ static int mship_heartbeat(mship_t *m, mship_effects_t *out)
 
 int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out)
 {
-    if (m->self->state == MEMBER_LEFT)
+    if (m->self->state == MEMBER_LEFT || m->identity == MSHIP_ID_REFUSED)
         return 0;
     m->self->last_heard = now;
     mship_judge(m, now, out);
+    mship__probe_tick(m, now, out);
     int rc = 0;
     if (now >= m->next_heartbeat) {
         m->next_heartbeat = now + m->cfg.heartbeat_ms;
@@ -519,30 +501,21 @@ int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out)
     for (size_t i = 0; i < m->member_count && rc == 0; i++) {
         const mship_member_t *x = m->members[i];
         if (x->state == MEMBER_SUSPECT)
-            rc = emit_send(m, out, x->address, x->id, 0, FRAME_HELLO);
+            rc = mship__send(m, out, x->address, x->id, 0, FRAME_HELLO);
     }
-    if (rc == 0 && now >= m->next_hello) {
+    if (rc == 0 && now >= m->next_hello && !mship__joining_paused(m)) {
         m->next_hello = now + m->cfg.heartbeat_ms;
         for (size_t i = 0; i < m->cfg.seed_count && rc == 0; i++)
             if (!seed_is_joined(m, m->seeds[i]))
-                rc = emit_send(m, out, m->seeds[i], 0, 0, FRAME_HELLO);
+                rc = mship__send(m, out, m->seeds[i], 0, 0, FRAME_HELLO);
     }
     return rc;
 }
 
 /* ---- frames arrive ---------------------------------------------------------- */
 
-typedef struct beat {
-    char cluster[MSHIP_CLUSTER_MAX + 1];
-    char name[RING_NAME_MAX + 1];
-    char address[MSHIP_ADDR_MAX + 1];
-    uint32_t weight;
-    uint8_t state;
-    herd_service_list_t services;
-} beat_t;
-
 /* The sender part of a body; *why on failure. */
-static int decode_sender(wire_reader_t *r, const frame_header_t *h, beat_t *b, int full,
+static int decode_sender(wire_reader_t *r, const frame_header_t *h, mship_beat_t *b, int full,
                          frame_reject_t *why)
 {
     int services_bad = 0;
@@ -592,37 +565,63 @@ static void mship_gossip_entry(mship_t *m, uint64_t now, const char *name, const
         candidate_note(m, name, address, incarnation, now);
 }
 
-/* Gossip may report any member's state, but the sender's own entry must
- * agree with its authenticated header (this start, alive): a body that
- * says its own sender restarted or left speaks for another start. */
-static int mship_read_gossip(mship_t *m, uint64_t now, const frame_header_t *h,
-                             const char *sender, wire_reader_t *r, mship_effects_t *out,
-                             frame_reject_t *why)
+/* The next gossip entry into *g: 0, or HERD_EBADFRAME when it does not
+ * decode or breaks a rule (an empty address, an unknown status). */
+static int gossip_next(wire_reader_t *r, mship_gossip_t *g)
 {
-    uint16_t n = wire_get_u16(r);
-    for (uint16_t i = 0; i < n && !r->err; i++) {
-        char name[RING_NAME_MAX + 1], address[MSHIP_ADDR_MAX + 1];
-        wire_get_str(r, name, sizeof(name));
-        wire_get_str(r, address, sizeof(address));
-        uint64_t inc = wire_get_u64(r);
-        wire_get_u32(r); /* weight: learned from the member itself */
-        uint8_t status = wire_get_u8(r);
-        *why = FRAME_REJECT_BODY;
-        if (r->err || ring_check_name(name) != 0 || address[0] == '\0' || status > GOSSIP_DOWN)
+    wire_get_str(r, g->name, sizeof(g->name));
+    wire_get_str(r, g->address, sizeof(g->address));
+    g->incarnation = wire_get_u64(r);
+    wire_get_u32(r); /* weight: learned from the member itself */
+    g->status = wire_get_u8(r);
+    if (r->err || ring_check_name(g->name) != 0 || g->address[0] == '\0' ||
+        g->status > GOSSIP_DOWN)
+        return HERD_EBADFRAME;
+    return 0;
+}
+
+/* Check a whole gossip list before anything in it is used (r is a copy):
+ * every entry decodes, nothing follows it, and the sender's own entry
+ * agrees with its authenticated header (this start, alive): a body that
+ * says its own sender restarted or left speaks for another start. *own
+ * gets the entry about this node's name, if any (*has_own). */
+static int gossip_check(const mship_t *m, const frame_header_t *h, const char *sender,
+                        wire_reader_t r, mship_gossip_t *own, int *has_own,
+                        frame_reject_t *why)
+{
+    mship_gossip_t g;
+    uint16_t n = wire_get_u16(&r);
+    *why = FRAME_REJECT_BODY;
+    *has_own = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        if (gossip_next(&r, &g) != 0)
             return HERD_EBADFRAME;
-        if (strcmp(name, sender) == 0 && (inc != h->sender_inc || status != GOSSIP_ALIVE)) {
+        if (strcmp(g.name, sender) == 0 &&
+            (g.incarnation != h->sender_inc || g.status != GOSSIP_ALIVE)) {
             *why = FRAME_REJECT_SENDER;
             return HERD_EBADFRAME;
         }
-        mship_gossip_entry(m, now, name, address, inc, status, out);
+        if (strcmp(g.name, m->self->name) == 0) {
+            *own = g;
+            *has_own = 1;
+        }
     }
-    return wire_reader_done(r);
+    return wire_reader_done(&r);
+}
+
+/* Take in a gossip list that gossip_check passed. */
+static void mship_read_gossip(mship_t *m, uint64_t now, wire_reader_t *r, mship_effects_t *out)
+{
+    mship_gossip_t g;
+    uint16_t n = wire_get_u16(r);
+    for (uint16_t i = 0; i < n && gossip_next(r, &g) == 0; i++)
+        mship_gossip_entry(m, now, g.name, g.address, g.incarnation, g.status, out);
 }
 
 /* A live frame from the member itself: it exists, at this incarnation.
  * *fresh: it was not in the table (and has been sent a heartbeat). */
 static mship_member_t *mship_heard(mship_t *m, uint64_t now, const frame_header_t *h,
-                                   const beat_t *b, mship_effects_t *out, int *fresh)
+                                   const mship_beat_t *b, mship_effects_t *out, int *fresh)
 {
     mship_member_t *x = (mship_member_t *)mship_find(m, b->name);
     if (x && h->sender_inc < x->incarnation)
@@ -642,7 +641,7 @@ static mship_member_t *mship_heard(mship_t *m, uint64_t now, const frame_header_
         emit_member(out, x, MEMBER_ABSENT, x->state, MSHIP_GONE_NONE);
         herd_log(HERD_LOG_INFO, "membership", "%s joined at %s (incarnation %llu)", x->name,
                  x->address, (unsigned long long)x->incarnation);
-        emit_send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);
+        mship__send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);
         *fresh = 1;
         return x;
     }
@@ -673,7 +672,7 @@ static mship_member_t *mship_heard(mship_t *m, uint64_t now, const frame_header_
 static int mship_on_leave(mship_t *m, uint64_t now, const frame_header_t *h, wire_reader_t *r,
                           mship_effects_t *out, frame_reject_t *why)
 {
-    beat_t b = {0};
+    mship_beat_t b = {0};
     if (decode_sender(r, h, &b, 0, why) || wire_reader_done(r))
         return HERD_EBADFRAME;
     if (strcmp(b.cluster, m->cluster) != 0) {
@@ -686,19 +685,44 @@ static int mship_on_leave(mship_t *m, uint64_t now, const frame_header_t *h, wir
     return 0;
 }
 
+/* A heartbeat (addressed to this start) from another node: it is alive
+ * now, and what it says of itself and of the others is taken in, unless it
+ * is new here while this node's own name is in question. */
+static int mship_on_heartbeat(mship_t *m, uint64_t now, const frame_header_t *h,
+                              const mship_beat_t *b, wire_reader_t *r, mship_effects_t *out,
+                              frame_reject_t *why)
+{
+    mship_gossip_t own;
+    int has_own;
+    if (gossip_check(m, h, b->name, *r, &own, &has_own, why) != 0)
+        return HERD_EBADFRAME;
+    if (has_own)
+        mship__own_gossip(m, now, &own, out);
+    const mship_member_t *known = mship_find(m, b->name);
+    if ((known == NULL || h->sender_inc > known->incarnation) &&
+        !mship__may_admit(m, now, b->name))
+        return 0;
+    int fresh = 0;
+    mship_heard(m, now, h, b, out, &fresh);
+    if (fresh)
+        mship__admitted(m, b->name);
+    mship_read_gossip(m, now, r, out);
+    return 0;
+}
+
 int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8_t *body,
                   size_t len, mship_effects_t *out, frame_reject_t *why)
 {
     wire_reader_t r;
     wire_reader_init(&r, body, len);
     *why = FRAME_REJECT_BODY;
-    if (m->self->state == MEMBER_LEFT)
+    if (m->self->state == MEMBER_LEFT || m->identity == MSHIP_ID_REFUSED)
         return 0;
     if (h->type == FRAME_LEAVE)
         return mship_on_leave(m, now, h, &r, out, why);
     if (h->type != FRAME_HELLO && h->type != FRAME_HEARTBEAT)
         return HERD_EBADFRAME;
-    beat_t b = {0};
+    mship_beat_t b = {0};
     if (decode_sender(&r, h, &b, 1, why))
         return HERD_EBADFRAME;
     if (strcmp(b.cluster, m->cluster) != 0) {
@@ -708,20 +732,11 @@ int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8
                          frame_type_name(h->type), b.name, b.cluster, m->cluster);
         return HERD_EBADFRAME;
     }
-    if (strcmp(b.name, m->self->name) == 0) {
-        if (h->sender_inc != m->self->incarnation)
-            herd_log_limited(&m->log_impostor, now, HERD_LOG_WARN, "membership",
-                             "another node calls itself %s (at %s)", b.name, b.address);
-        return 0;
-    }
-    int fresh = 0;
-    mship_member_t *x = mship_heard(m, now, h, &b, out, &fresh);
-    if (mship_read_gossip(m, now, h, b.name, &r, out, why) != 0)
-        return HERD_EBADFRAME;
-    /* a joiner learns the cluster from our answer, without waiting a beat */
-    if (x && !fresh && h->type == FRAME_HELLO)
-        emit_send(m, out, x->address, x->id, x->incarnation, FRAME_HEARTBEAT);
-    return 0;
+    if (strcmp(b.name, m->self->name) == 0)
+        return mship__on_own_name(m, now, h, &b, out, why);
+    if (h->type == FRAME_HELLO)
+        return mship__on_hello(m, now, h, &b, out, why);
+    return mship_on_heartbeat(m, now, h, &b, &r, out, why);
 }
 
 /* ---- this node's own state --------------------------------------------------- */
@@ -757,7 +772,7 @@ int mship_leave(mship_t *m, uint64_t now, mship_effects_t *out)
     for (size_t i = 0; i < m->member_count && rc == 0; i++) {
         const mship_member_t *x = m->members[i];
         if (x != m->self && x->state != MEMBER_LEFT)
-            rc = emit_send(m, out, x->address, x->id, x->incarnation, FRAME_LEAVE);
+            rc = mship__send(m, out, x->address, x->id, x->incarnation, FRAME_LEAVE);
     }
     member_set_state(m->self, MEMBER_LEFT, now, out);
     out->ring_changed = 1;

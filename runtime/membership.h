@@ -8,13 +8,33 @@
  *
  * How it works
  * ------------
- * Every node heartbeats every member it knows (down ones too, so a healed
- * partition is noticed) each heartbeat_ms, and each heartbeat carries the
- * sender's view of the members (name, address, incarnation, weight, alive or
- * left), and the sender's own record carries the services it provides
- * (svclist.h). A node that knows one seed therefore learns everybody: it says HELLO
- * to the seed, the seed answers at once with a heartbeat, and the names in it
- * become candidates that the node heartbeats until each answers directly.
+ * Every node heartbeats every member it knows each heartbeat_ms, and each
+ * heartbeat carries the sender's view of the members (name, address,
+ * incarnation, weight, alive or left), and the sender's own record carries
+ * the services it provides (svclist.h). A silent member (suspect or down) is
+ * also sent a HELLO to no incarnation in particular, which a new start at
+ * its address answers too.
+ *
+ * Joining is a challenge and an answer. A HELLO admits nobody and proves
+ * nothing: it may be a recording (a restarted receiver has forgotten which
+ * frames it saw), so its receiver only answers it, with a heartbeat addressed
+ * to the sender's start (its incarnation, fresh per start and covered by the
+ * MAC), at most once per heartbeat_ms / 4 per sender. A member is admitted,
+ * or heard alive, only from a heartbeat addressed to the receiver's current
+ * start, which nobody can have recorded before that start. So a node that
+ * knows one seed learns everybody: HELLO to the seed, the seed's answer
+ * (which the node takes: the seed is admitted), the node's heartbeat back
+ * (the seed admits the node), and the names in the seed's gossip become
+ * candidates that the node heartbeats until each answers directly.
+ *
+ * Before a node admits anybody it checks its own name (mship_join.c): when
+ * the gossip it is about to take says another start of its name is alive at
+ * another address, it asks that start (a HELLO addressed to its
+ * incarnation) for probe_ms and admits nobody meanwhile. An answer means the
+ * name is taken: the node is refused (mship_identity) and joins nothing. No
+ * answer, or the other start's address being this node's own (which it could
+ * bind), means that start is dead, and the join goes on.
+ *
  * Liveness is judged only from frames a node receives itself: silence for
  * suspect_ms makes a member suspect, for down_ms down. Gossip never declares
  * anybody down, so one node's bad link cannot talk the others into a false
@@ -72,6 +92,7 @@ typedef struct mship_config {
     uint32_t suspect_ms;   /* 0: 3 heartbeats */
     uint32_t down_ms;      /* 0: 5 heartbeats (a killed node is down within ~1.3 s) */
     uint32_t forget_ms;    /* 0: 60000 */
+    uint32_t probe_ms;     /* asking another start of this name; 0: down_ms */
 } mship_config_t;
 
 typedef struct mship_member {
@@ -119,18 +140,36 @@ void mship_effects_fini(mship_effects_t *e);
 
 typedef struct mship mship_t;
 
+/* Whether this node may use its name in the cluster. */
+typedef enum mship_identity {
+    MSHIP_ID_UNCHECKED, /* nobody has answered yet (a node with seeds) */
+    MSHIP_ID_PROBING,   /* another start of the name is said alive: asking it */
+    MSHIP_ID_CONFIRMED, /* admitted a member with no live start of the name in
+                         * its gossip, or started without seeds */
+    MSHIP_ID_REFUSED,   /* a live start of the name answered: joins nothing */
+    MSHIP_ID_COUNT,
+} mship_identity_t;
+
+/* "unchecked", "probing", "confirmed", "refused". */
+const char *mship_identity_name(mship_identity_t id);
+
 /* Errors: HERD_EINVAL (missing cluster/address, bad lengths), HERD_EBADNAME,
  * HERD_ENAMETOOLONG, HERD_ERANGE (weight), HERD_ENOMEM. */
 int mship_new(const mship_config_t *cfg, uint64_t now, mship_t **out);
 void mship_free(mship_t *m);
 
-/* Time passes: heartbeats, HELLOs to seeds, suspect/down/forget verdicts. */
+/* Time passes: heartbeats, HELLOs to seeds and silent members, probes of
+ * another start of this name, suspect/down/forget verdicts. */
 int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out);
 
 /* A frame of type HELLO, HEARTBEAT or LEAVE arrived (its MAC and replay
- * window already checked). Returns 0, or HERD_EBADFRAME with *why set
- * (FRAME_REJECT_BODY, FRAME_REJECT_CLUSTER,
- * FRAME_REJECT_SERVICES) for a frame to count and drop. */
+ * window already checked; a HEARTBEAT or LEAVE addressed to this start, a
+ * HELLO to it or to nobody in particular). Returns 0, or HERD_EBADFRAME
+ * with *why set (FRAME_REJECT_BODY, FRAME_REJECT_CLUSTER,
+ * FRAME_REJECT_SERVICES, FRAME_REJECT_SENDER, FRAME_REJECT_RATE: a HELLO
+ * not answered, its sender was answered too recently; FRAME_REJECT_NAME: from
+ * another start of this node's name) for a frame to count; effects may
+ * still have been added (the answer to another start of the name). */
 int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8_t *body,
                   size_t len, mship_effects_t *out, frame_reject_t *why);
 
@@ -158,6 +197,12 @@ const mship_member_t *mship_member_at(const mship_t *m, size_t i);
 const mship_member_t *mship_find(const mship_t *m, const char *name);
 const mship_member_t *mship_find_id(const mship_t *m, uint64_t id);
 const mship_member_t *mship_self(const mship_t *m);
+
+/* Where this node stands with its name; *holder_inc and holder_address
+ * (cap bytes; either may be NULL) get the other start's incarnation and
+ * address when REFUSED (the live one) or PROBING (the one asked). */
+mship_identity_t mship_identity(const mship_t *m, uint64_t *holder_inc, char *holder_address,
+                                size_t cap);
 
 /* A new ring of the members that own a share (up, suspect; self unless it
  * drains or left). */

@@ -12,6 +12,9 @@
  * restarted and numbers from 1 again, so the window starts over; a lower one
  * is a recording from before the restart.
  *
+ * A HELLO never moves the window to another incarnation (replay.h says
+ * why): only frames addressed to the receiver's current start do.
+ *
  * Incarnation 0 and sequence 0 are never valid: 0 in the window means
  * "nothing accepted yet", and senders number from 1.
  */
@@ -45,4 +48,13 @@ int replay_accept(replay_window_t *w, uint64_t incarnation, uint64_t seq)
         return 0;
     w->seen |= bit;
     return 1;
+}
+
+int replay_accept_hello(replay_window_t *w, uint64_t incarnation, uint64_t seq)
+{
+    if (seq == 0 || incarnation == 0 || incarnation < w->incarnation)
+        return 0;
+    if (incarnation > w->incarnation)
+        return 1; /* a start not admitted by a frame to us yet: the window stays */
+    return replay_accept(w, incarnation, seq);
 }

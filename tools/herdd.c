@@ -11,7 +11,10 @@
  * drains it (every child moves off with its state, HERDD_DRAIN_MS at most),
  * then it leaves the cluster and exits 0; SIGINT (or a second signal) leaves
  * at once. It exits 1 on failure and 2 on usage errors (DESIGN.md,
- * command-line contract).
+ * command-line contract). Before its ready line it waits (HERDD_NAME_CHECK_MS
+ * at most while nobody answers) until the cluster has checked its name: it
+ * exits 1 when a live node of the cluster has the same name (mship_join.c),
+ * then or later.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +39,9 @@
 #define HERDD_SECRET_MAX 4096
 #define EXIT_USAGE 2
 #define HERDD_DRAIN_MS 30000 /* SIGTERM: the longest wait for children to move off */
+#define HERDD_NAME_CHECK_MS 3000 /* before "ready": the longest wait for a first answer */
+#define HERDD_NAME_CHECK_MAX_MS 30000 /* ... and for asking other starts of the name */
+#define HERDD_NAME_WATCH_MS 200 /* after "ready": how often the name's verdict is read */
 
 typedef struct herdd {
     const char *name, *listen, *cookie_file, *control, *cluster;
@@ -51,7 +57,9 @@ typedef struct herdd {
     uv_signal_t sigint, sigterm;
     uv_timer_t linger; /* lets the LEAVE frames go out before the loop stops */
     uv_timer_t drain;  /* SIGTERM: waits for the children to move off */
+    uv_timer_t name_watch; /* a live node of this name may still answer later */
     uint64_t drain_deadline;
+    int exit_code;
     int handles_on;
     int stopping;
     int control_bound; /* this process serves d->control: its socket file is ours */
@@ -79,7 +87,8 @@ static const char help_text[] =
     "readable by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl\n"
     "(0600). Each option but --join is given at most once.\n"
     "herdd does not start on an ipc:// path that a live process serves or that\n"
-    "holds anything but a socket; a socket nobody serves is replaced.\n"
+    "holds anything but a socket; a socket nobody serves is replaced, nor when\n"
+    "a live node of the cluster has its --name (it exits 1 naming that node).\n"
     "Failure detector: a member silent for --down-ms (default 5 heartbeats of\n"
     "--heartbeat-ms, default 200) is down, sooner when its connection closed;\n"
     "--down-ms under two heartbeats is refused;\n"
@@ -384,6 +393,63 @@ static void on_signal(uv_signal_t *h, int signum)
     leave_now(d);
 }
 
+/* ---- the name ------------------------------------------------------------------ */
+
+/* 1 (and says so) when a live node of the cluster has this node's name. */
+static int name_taken(herdd_t *d)
+{
+    char address[256];
+    uint64_t inc;
+    if (herd_cluster_identity(d->node, &inc, address, sizeof(address)) != HERD_IDENTITY_REFUSED)
+        return 0;
+    fprintf(stderr,
+            "herdd: not starting: the cluster already has a live node named %s "
+            "(incarnation %llu, at %s); choose another --name, or stop that node first\n",
+            d->name, (unsigned long long)inc, address);
+    return 1;
+}
+
+/* Run the loop until the cluster has checked this node's name: 0 when it
+ * may serve (checked, or nobody answered within HERDD_NAME_CHECK_MS: the
+ * check goes on, watched by on_name_watch), 1 when the name is taken, -1
+ * when a signal stopped it meanwhile. */
+static int check_name(herdd_t *d)
+{
+    uint64_t t0 = herd_node_now(d->node), deadline = t0 + HERDD_NAME_CHECK_MS;
+    for (;;) {
+        int id = herd_cluster_identity(d->node, NULL, NULL, 0);
+        uint64_t now = herd_node_now(d->node);
+        if (name_taken(d))
+            return 1;
+        if (d->stopping) {
+            while (uv_is_active((uv_handle_t *)&d->linger) ||
+                   uv_is_active((uv_handle_t *)&d->drain))
+                herd_node_run_for(d->node, 20);
+            return -1;
+        }
+        if (id == HERD_IDENTITY_CONFIRMED)
+            return 0;
+        if (id == HERD_IDENTITY_PROBING && deadline < now + 500)
+            deadline = now + 500 < t0 + HERDD_NAME_CHECK_MAX_MS ? now + 500
+                                                                : t0 + HERDD_NAME_CHECK_MAX_MS;
+        if (now >= deadline) {
+            herd_log(HERD_LOG_WARN, "herdd", "no member answered within %llu ms; the name %s "
+                     "is checked once one does", (unsigned long long)(now - t0), d->name);
+            return 0;
+        }
+        herd_node_run_for(d->node, 20);
+    }
+}
+
+static void on_name_watch(uv_timer_t *h)
+{
+    herdd_t *d = h->data;
+    if (d->exit_code == 0 && name_taken(d)) {
+        d->exit_code = 1;
+        uv_stop(h->loop);
+    }
+}
+
 /* The supervisor, its services and the call proxy. */
 static int start_services(herdd_t *d)
 {
@@ -427,7 +493,8 @@ static int start(herdd_t *d)
     uv_signal_init(loop, &d->sigterm);
     uv_timer_init(loop, &d->linger);
     uv_timer_init(loop, &d->drain);
-    d->drain.data = d;
+    uv_timer_init(loop, &d->name_watch);
+    d->drain.data = d->name_watch.data = d;
     d->handles_on = 1;
     d->sigint.data = d->sigterm.data = d;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
@@ -457,16 +524,22 @@ int main(int argc, char **argv)
     if (ipc_path_free("--listen", d.listen) != 0 || ipc_path_free("--control", d.control) != 0)
         return 1;
     rc = start(&d);
-    if (rc == 0) {
+    int named = rc == 0 ? check_name(&d) : -1;
+    if (named > 0)
+        rc = 1;
+    if (named == 0) {
         fprintf(stderr, "herdd: ready name=%s listen=%s control=%s\n", d.name, d.listen,
                 d.control);
+        uv_timer_start(&d.name_watch, on_name_watch, HERDD_NAME_WATCH_MS, HERDD_NAME_WATCH_MS);
         uv_run(herd_node_loop(d.node), UV_RUN_DEFAULT);
+        rc = d.exit_code;
     }
     if (d.handles_on) {
         uv_close((uv_handle_t *)&d.sigint, on_closed);
         uv_close((uv_handle_t *)&d.sigterm, on_closed);
         uv_close((uv_handle_t *)&d.linger, on_closed);
         uv_close((uv_handle_t *)&d.drain, on_closed);
+        uv_close((uv_handle_t *)&d.name_watch, on_closed);
     }
     node_control_stop(d.ctl);
     d.ctl = NULL;

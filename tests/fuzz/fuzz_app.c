@@ -154,7 +154,8 @@ static void fz_node_start(fz_node_t *z, const char *name)
         die("no cluster");
 }
 
-/* `from` says HELLO to `to`: `to` makes it a member. */
+/* `from` heartbeats `to`, addressed to its start, as after the HELLO
+ * handshake: `to` makes it a member. */
 static void fz_hello(fz_node_t *from, fz_node_t *to)
 {
     const char *name = herd_node_name(from->n);
@@ -170,8 +171,10 @@ static void fz_hello(fz_node_t *from, fz_node_t *to)
     wire_put_u8(&w, 0);
     wire_put_u16(&w, 0);
     frame_key_t key;
-    frame_header_t h = {.type = FRAME_HELLO, .sender = herd_node_id_of(name),
-                        .sender_inc = herd_node_incarnation(from->n), .seq = ++from->seq};
+    frame_header_t h = {.type = FRAME_HEARTBEAT, .sender = herd_node_id_of(name),
+                        .sender_inc = herd_node_incarnation(from->n),
+                        .receiver = herd_node_id_of(herd_node_name(to->n)),
+                        .receiver_inc = herd_node_incarnation(to->n), .seq = ++from->seq};
     uint8_t frame[512];
     if (w.err || frame_key_from_secret(&key, secret, sizeof secret - 1) != 0 ||
         frame_encode(&key, &h, w.buf, w.len, frame, sizeof frame) != 0)
@@ -194,6 +197,9 @@ static void fz_setup(void)
     fz_node_start(&fz_x, "x");
     fz_hello(&fz_x, &fz_b);
     fz_hello(&fz_b, &fz_x);
+    if (herd_cluster_member_incarnation(fz_b.n, herd_node_id_of("x")) == 0 ||
+        herd_cluster_member_incarnation(fz_x.n, herd_node_id_of("b")) == 0)
+        die("no members");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

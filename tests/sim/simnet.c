@@ -33,6 +33,11 @@ typedef struct sim_ev {
     sim_action_t *action; /* ACTION: owned */
 } sim_ev_t;
 
+typedef struct sim_recorded {
+    uint8_t *buf;
+    size_t len;
+} sim_recorded_t;
+
 struct simnet {
     simnet_config_t cfg;
     char cluster[MSHIP_CLUSTER_MAX + 1];
@@ -46,6 +51,10 @@ struct simnet {
     int err;
     sim_net_stats_t stats; /* and the trace hashes */
     sim_hooks_t hooks;     /* cfg.hooks */
+    /* the recorder: frames node rec_from sent (owned copies) */
+    int rec_from;
+    sim_recorded_t *rec;
+    size_t rec_count, rec_cap;
 };
 
 /* ---- randomness and hashing --------------------------------------------- */
@@ -182,6 +191,7 @@ int simnet_new(const simnet_config_t *cfg, simnet_t **out)
         s->hooks = *cfg->hooks;
     s->cfg.hooks = NULL;
     s->rng = cfg->seed;
+    s->rec_from = -1;
     s->stats.trace_hash = s->stats.net_hash = FNV_OFFSET;
     *out = s;
     return 0;
@@ -209,6 +219,7 @@ void simnet_free(simnet_t *s)
         free(n->tracked);
         free(n->log);
     }
+    simnet_record(s, -1);
     free(s);
 }
 
@@ -237,7 +248,9 @@ int simnet_add_node(simnet_t *s, const sim_node_config_t *cfg)
         return rc;
     if (s->node_count == SIM_MAX_NODES)
         return HERD_ERANGE;
-    if (simnet_find(s, cfg->name) >= 0)
+    if ((simnet_find(s, cfg->name) >= 0 && cfg->address == NULL) ||
+        (cfg->address && (find_address(s, cfg->address) >= 0 ||
+                          strlen(cfg->address) == 0 || strlen(cfg->address) > MSHIP_ADDR_MAX)))
         return HERD_EEXIST;
     const char *cluster = cfg->cluster ? cfg->cluster : s->cluster;
     if (strlen(cluster) == 0 || strlen(cluster) > MSHIP_CLUSTER_MAX ||
@@ -259,7 +272,10 @@ int simnet_add_node(simnet_t *s, const sim_node_config_t *cfg)
                  cfg->seeds[k]);
     n->seed_count = cfg->seed_count;
     strcpy(n->name, cfg->name);
-    snprintf(n->address, sizeof(n->address), "%s%s", SIM_ADDR_PREFIX, cfg->name);
+    if (cfg->address)
+        snprintf(n->address, sizeof(n->address), "%s", cfg->address);
+    else
+        snprintf(n->address, sizeof(n->address), "%s%s", SIM_ADDR_PREFIX, cfg->name);
     strcpy(n->cluster, cluster);
     n->id = herd_node_id_of(cfg->name);
     n->weight = cfg->weight;
@@ -332,6 +348,7 @@ static void route(simnet_t *s, int from, const char *address, uint8_t *buf, size
         s->stats.unroutable++;
     } else if (!is_running(s, to)) {
         s->stats.lost++;
+        s->nodes[from].stats.sent_lost++;
     } else if (blocked(s, from, to)) {
         s->stats.blocked++;
     } else if (chance(s, s->cfg.net.p_drop)) {
@@ -349,6 +366,22 @@ static void route(simnet_t *s, int from, const char *address, uint8_t *buf, size
         return;
     }
     free(buf);
+}
+
+/* Keep a copy of a frame for the recorder, if it records `from`. */
+static void record(simnet_t *s, int from, const uint8_t *buf, size_t len)
+{
+    if (from != s->rec_from || s->rec_count == SIM_RECORD_MAX)
+        return;
+    sim_recorded_t *rec = grow(s->rec, &s->rec_cap, s->rec_count, sizeof(*rec));
+    uint8_t *copy = rec ? malloc(len) : NULL;
+    if (copy == NULL) {
+        note_error(s, HERD_ENOMEM);
+        return;
+    }
+    s->rec = rec;
+    memcpy(copy, buf, len);
+    s->rec[s->rec_count++] = (sim_recorded_t){copy, len};
 }
 
 int simnet_send(simnet_t *s, int from, const char *address, uint64_t to, uint64_t to_inc,
@@ -376,8 +409,54 @@ int simnet_send(simnet_t *s, int from, const char *address, uint64_t to, uint64_
     }
     n->stats.sent++;
     s->stats.sent++;
+    record(s, from, buf, cap);
     route(s, from, address, buf, cap);
     return 0;
+}
+
+/* ---- the recorder ------------------------------------------------------- */
+
+int simnet_record(simnet_t *s, int from)
+{
+    for (size_t i = 0; i < s->rec_count; i++)
+        free(s->rec[i].buf);
+    free(s->rec);
+    s->rec = NULL;
+    s->rec_count = s->rec_cap = 0;
+    s->rec_from = -1;
+    if (from < -1 || from >= s->node_count)
+        return HERD_EINVAL;
+    s->rec_from = from;
+    return 0;
+}
+
+size_t simnet_recorded(const simnet_t *s, uint8_t type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->rec_count; i++)
+        n += type == 0 || s->rec[i].buf[5] == type; /* the header's type byte */
+    return n;
+}
+
+int simnet_replay(simnet_t *s, int to, uint64_t spread_ms)
+{
+    if (!is_running(s, to) || s->rec_from < 0)
+        return HERD_EINVAL;
+    for (size_t i = 0; i < s->rec_count; i++) {
+        uint8_t *copy = malloc(s->rec[i].len);
+        if (copy == NULL)
+            return HERD_ENOMEM;
+        memcpy(copy, s->rec[i].buf, s->rec[i].len);
+        sim_ev_t ev = {.kind = EV_DELIVER, .node = to, .from = s->rec_from, .buf = copy,
+                       .len = s->rec[i].len, .life = s->nodes[to].incarnation};
+        ev.time = s->now + simnet_random_range(s, 0, spread_ms);
+        int rc = heap_push(s, ev);
+        if (rc) {
+            free(copy);
+            return rc;
+        }
+    }
+    return (int)s->rec_count;
 }
 
 /* ---- effects ------------------------------------------------------------ */
@@ -462,14 +541,24 @@ static int dispatch_frame(simnet_t *s, int i, const frame_header_t *h,
     return rc == 0;
 }
 
-/* As the transport adapter (runtime/cluster.c): a frame names no receiver
- * (a HELLO to a seed) or this node, at no incarnation or the current one. */
+/* As the transport adapter (runtime/cluster.c): a frame names this node at
+ * its current incarnation, or it is a HELLO naming no incarnation (to a seed:
+ * no receiver either). */
 static int addressed_here(const simnet_t *s, const sim_node_t *n, const frame_header_t *h)
 {
-    if (h->receiver == 0)
+    if (h->receiver == n->id && (h->receiver_inc == n->incarnation || s->cfg.lenient_receiver))
         return 1;
-    return h->receiver == n->id && (h->receiver_inc == 0 || s->cfg.lenient_receiver ||
-                                    h->receiver_inc == n->incarnation);
+    return h->type == FRAME_HELLO && h->receiver_inc == 0 &&
+           (h->receiver == 0 || h->receiver == n->id);
+}
+
+/* The sender's replay window, as cluster.c: a HELLO never moves it to a new
+ * incarnation. */
+static int window_accepts(sim_peer_t *p, const frame_header_t *h)
+{
+    if (h->type == FRAME_HELLO)
+        return replay_accept_hello(&p->window, h->sender_inc, h->seq);
+    return replay_accept(&p->window, h->sender_inc, h->seq);
 }
 
 static void deliver(simnet_t *s, const sim_ev_t *ev)
@@ -505,7 +594,7 @@ static void deliver(simnet_t *s, const sim_ev_t *ev)
         note_error(s, HERD_ENOMEM);
         return;
     }
-    if (!replay_accept(&p->window, h.sender_inc, h.seq)) {
+    if (!window_accepts(p, &h)) {
         n->stats.rejects[FRAME_REJECT_REPLAY]++;
         return;
     }

@@ -25,7 +25,8 @@
  * After every state machine call simnet_check.c checks invariants (the events
  * replay to the member table; ring_changed is never missed). Upper state
  * machines (registry, handoff) can ride on the same nodes through sim_hooks_t
- * and the per-node ext slots.
+ * and the per-node ext slots. A recorder (simnet_record, simnet_replay)
+ * plays an attacker who keeps a node's frames and sends them again later.
  */
 #ifndef HERD_SIMNET_H
 #define HERD_SIMNET_H
@@ -73,6 +74,10 @@ typedef struct sim_node_config {
     const char *secret;  /* NULL: the simnet's */
     const char *cluster; /* NULL: the simnet's */
     uint32_t weight;     /* 0: the ring default */
+    /* NULL: sim://NAME. Another address lets the node take a name already
+     * used (a second node of that name, or one restarted elsewhere);
+     * simnet_find then finds the first node of the name. */
+    const char *address;
 } sim_node_config_t;
 
 typedef enum sim_node_status {
@@ -97,6 +102,7 @@ typedef struct sim_node_stats {
     uint64_t sent, received; /* frames sent, frames accepted */
     uint64_t rejects[FRAME_REJECT_COUNT];
     uint64_t misaddressed; /* for another node or another incarnation of this one */
+    uint64_t sent_lost;    /* frames it sent to a node not running then */
     uint64_t ring_changes; /* effects lists with ring_changed set */
     /* invariants (simnet_check.c) */
     uint64_t ring_missed;   /* the ring's members changed, ring_changed unset */
@@ -256,6 +262,18 @@ static inline int simnet_set_net(simnet_t *s, const sim_net_params_t *net)
 /* Send a frame from a running node, through the simulated network. */
 int simnet_send(simnet_t *s, int from, const char *address, uint64_t to, uint64_t to_inc,
                 uint8_t type, const uint8_t *body, size_t len);
+
+/* A recorder on the wire (it needs no key): from now on keep a copy of
+ * every frame node `from` sends, to any address, at most SIM_RECORD_MAX
+ * (-1: stop; a new recording drops the old one). */
+#define SIM_RECORD_MAX 8192
+int simnet_record(simnet_t *s, int from);
+/* How many frames of `type` (0: any) the recorder holds. */
+size_t simnet_recorded(const simnet_t *s, uint8_t type);
+/* Deliver every recorded frame, as recorded, to node `to` (which must be
+ * running), each at a random time within `spread_ms` from now. Returns how
+ * many were scheduled, or an error. */
+int simnet_replay(simnet_t *s, int to, uint64_t spread_ms);
 
 /* Run every event due at or before `t`, then set the clock to t. */
 int simnet_run_until(simnet_t *s, uint64_t t);

@@ -211,6 +211,16 @@ static int observed_live(const simnet_t *s, int i)
     return simnet_live(s, i) && simnet_node(s, i)->observed;
 }
 
+/* The observed live node called `name` (a name may be taken by a second
+ * node, or by a node restarted elsewhere), else the first of that name. */
+static int live_named(const simnet_t *s, const char *name)
+{
+    for (int j = 0; j < simnet_node_count(s); j++)
+        if (observed_live(s, j) && strcmp(simnet_node(s, j)->name, name) == 0)
+            return j;
+    return simnet_find(s, name);
+}
+
 /* Does node i see exactly the observed live nodes, in their own states? */
 static int view_matches(const simnet_t *s, int i, char *why, size_t cap)
 {
@@ -222,7 +232,7 @@ static int view_matches(const simnet_t *s, int i, char *why, size_t cap)
         const mship_member_t *x = mship_member_at(n->mship, k);
         if (!mship_state_in_ring(x->state) && x->state != MEMBER_DRAINING)
             continue;
-        int j = simnet_find(s, x->name);
+        int j = live_named(s, x->name);
         const sim_node_t *o = simnet_node(s, j);
         if (j < 0 || !observed_live(s, j) || x->incarnation != o->incarnation ||
             x->state != mship_self(o->mship)->state) {

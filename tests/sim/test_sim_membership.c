@@ -3,7 +3,9 @@
  * in deterministic multi-node simulations (simnet.h): join through one seed,
  * simultaneous start, crash detection, restart, partitions with and without
  * forgetting, graceful leave, a node with the wrong secret, a lossy network,
- * determinism of the simulator itself, draining, and random chaos.
+ * determinism of the simulator itself, draining, random chaos, recorded
+ * frames replayed to a restarted node, a second node with a live member's
+ * name, and a restart at another address.
  *
  * Each case runs its scenario over many seeds (simtest.h: HERD_SIM_SEEDS,
  * HERD_SIM_FIRST_SEED, HERD_SIM_SEED=N to replay one, HERD_SIM_TEST,
@@ -17,7 +19,13 @@
  * 600, down 1200, forget 5000, ticks every 20 ms, delays 1-20 ms.
  *
  * reordered_drain pins a fixed bug: a heartbeat that arrived after a newer one
- * used to set the sender's state back.
+ * used to set the sender's state back. replay_after_restart pins another
+ * (issue 12, item 4): frames recorded from a node, replayed to a restarted
+ * node after the recorded one died, used to bring it up there.
+ * duplicate_name (item 2): a second node started with a live member's name
+ * used to replace it everywhere; now it is refused before anybody admits
+ * it. restart_elsewhere: a node restarted at another address asks its old
+ * start, and joins once that stays silent.
  */
 #include <stdint.h>
 #include <string.h>
@@ -590,6 +598,160 @@ static int scen_chaos(sim_run_t *r)
     return 1;
 }
 
+/* ---- 13. recorded frames replayed to a restarted node ------------------ */
+
+#define REPLAY_SPREAD_MS 1000
+#define REPLAY_AFTER_MS 2000
+
+/* What a replayed frame may have made node a send to b's dead start: at most
+ * one HELLO answer per SIM_HB / 4, plus a's own heartbeats and HELLOs to b
+ * (a candidate, or a member down) once per SIM_HB, in `ms`. */
+static uint64_t replay_sends_bound(uint64_t ms)
+{
+    return ms / (SIM_HB / 4) + 2 * (ms / SIM_HB) + 4;
+}
+
+/* Cut b off, so that it asks every member with HELLOs to no incarnation,
+ * then heal. */
+static int isolate_for_a_while(sim_run_t *r, int b)
+{
+    uint8_t groups[NODES] = {0};
+    groups[b] = 1;
+    SIM_CHECK_OK(r, simnet_partition(r->s, groups, NODES));
+    SIM_CHECK_OK(r, simnet_run_for(r->s, SIM_DOWN + 300));
+    SIM_CHECK_OK(r, simnet_heal(r->s));
+    return sim_converge_by(r, simnet_now(r->s) + SIM_CONVERGE_MS, NULL);
+}
+
+/* Everything node b sent in its life (its HELLOs to the seed, to silent
+ * members, its heartbeats), recorded and replayed to node a after b died
+ * and a restarted, twice (spread out, then all at once): a never lists b,
+ * and what the HELLOs make it send to b's dead start stays bounded. */
+static int scen_replay_after_restart(sim_run_t *r)
+{
+    if (!sim_make_net(r, NULL, SIM_FORGET) || !sim_add_nodes(r, NODES, 0))
+        return 0;
+    int b = (int)simnet_random_range(r->s, 0, NODES - 1);
+    int a = (b + (int)simnet_random_range(r->s, 1, NODES - 1)) % NODES;
+    SIM_CHECK_OK(r, simnet_record(r->s, b));
+    if (!sim_start_spread(r, NODES, 200) || !sim_converge_by(r, SIM_CONVERGE_MS, NULL) ||
+        !isolate_for_a_while(r, b))
+        return 0;
+    SIM_CHECK(r, simnet_recorded(r->s, FRAME_HELLO) > 0, "no HELLO of %s recorded",
+              sim_names[b]);
+    SIM_CHECK_OK(r, simnet_crash(r->s, b));
+    SIM_CHECK_OK(r, simnet_run_for(r->s, simnet_random_range(r->s, 0, SIM_DOWN)));
+    SIM_CHECK_OK(r, simnet_crash(r->s, a));
+    SIM_CHECK_OK(r, simnet_run_for(r->s, simnet_random_range(r->s, 1, 500)));
+    SIM_CHECK_OK(r, simnet_start(r->s, a));
+    uint64_t ta = simnet_now(r->s);
+    const sim_node_t *an = simnet_node(r->s, a);
+    uint64_t lost0 = an->stats.sent_lost, rate0 = an->stats.rejects[FRAME_REJECT_RATE];
+    int replayed = simnet_replay(r->s, a, REPLAY_SPREAD_MS);
+    SIM_CHECK(r, replayed > 0, "replay: %d", replayed);
+    SIM_CHECK_OK(r, simnet_run_for(r->s, REPLAY_SPREAD_MS));
+    SIM_CHECK(r, simnet_replay(r->s, a, 0) == replayed, "the second replay");
+    SIM_CHECK_OK(r, simnet_run_for(r->s, REPLAY_AFTER_MS));
+
+    const sim_mevent_t *ev = NULL;
+    sim_scan(r->s, a, (sim_match_t){sim_names[b], SIM_ANY_STATE, SIM_ANY_STATE, ta, 0}, &ev);
+    SIM_CHECK(r, ev == NULL, "%s restarted at t=%llu and logged dead %s %s at t=%llu",
+              sim_names[a], (unsigned long long)ta, sim_names[b],
+              mship_state_name(ev->new_state), (unsigned long long)ev->time);
+    SIM_CHECK(r, simnet_member(r->s, a, sim_names[b]) == NULL, "%s lists dead %s",
+              sim_names[a], sim_names[b]);
+    uint64_t lost = an->stats.sent_lost - lost0;
+    uint64_t bound = replay_sends_bound(REPLAY_SPREAD_MS + REPLAY_AFTER_MS);
+    SIM_CHECK(r, lost <= bound, "%s sent %llu frames to dead %s (bound %llu) for %d replayed",
+              sim_names[a], (unsigned long long)lost, sim_names[b],
+              (unsigned long long)bound, 2 * replayed);
+    SIM_CHECK(r, an->stats.rejects[FRAME_REJECT_RATE] > rate0,
+              "%s answered every replayed HELLO", sim_names[a]);
+    sim_stat_add(&r->figures[0], (uint64_t)replayed);
+    sim_stat_add(&r->figures[1], lost);
+    return sim_converge_by(r, simnet_now(r->s) + SIM_CONVERGE_MS, NULL);
+}
+
+/* ---- 14. a second node with a live member's name ----------------------- */
+
+/* A second node named like live node k, at another address, joining
+ * through a random node (k itself too): it is refused, nobody ever lists
+ * it, and k never looks failed. */
+static int scen_duplicate_name(sim_run_t *r)
+{
+    if (!sim_make_net(r, NULL, SIM_FORGET) || !sim_add_nodes(r, NODES, 0))
+        return 0;
+    int k = (int)simnet_random_range(r->s, 0, NODES - 1);
+    const char *seed = sim_names[simnet_random_range(r->s, 0, NODES - 1)];
+    sim_node_config_t twin = {.name = sim_names[k], .seeds = &seed, .seed_count = 1,
+                              .address = SIM_ADDR_PREFIX "twin"};
+    int x = simnet_add_node(r->s, &twin);
+    SIM_CHECK(r, x == NODES, "add the second %s: %d", sim_names[k], x);
+    simnet_node(r->s, x)->observed = 0;
+    if (!sim_start_spread(r, NODES, 200) || !sim_converge_by(r, SIM_CONVERGE_MS, NULL))
+        return 0;
+    SIM_CHECK_OK(r, simnet_run_for(r->s, simnet_random_range(r->s, 0, SIM_HB)));
+    SIM_CHECK_OK(r, simnet_start(r->s, x));
+    const sim_node_t *xn = simnet_node(r->s, x), *orig = simnet_node(r->s, k);
+    uint64_t t0 = simnet_now(r->s), holder = 0;
+    while (mship_identity(xn->mship, &holder, NULL, 0) != MSHIP_ID_REFUSED) {
+        SIM_CHECK(r, simnet_now(r->s) < t0 + SIM_DOWN, "the second %s is %s after %llu ms",
+                  sim_names[k], mship_identity_name(mship_identity(xn->mship, NULL, NULL, 0)),
+                  (unsigned long long)(simnet_now(r->s) - t0));
+        SIM_CHECK_OK(r, simnet_run_for(r->s, 5));
+    }
+    sim_stat_add(&r->figures[0], simnet_now(r->s) - t0);
+    SIM_CHECK(r, holder == orig->incarnation, "refused by incarnation %llu, not %llu",
+              (unsigned long long)holder, (unsigned long long)orig->incarnation);
+    uint64_t sent = xn->stats.sent;
+    SIM_CHECK_OK(r, simnet_run_for(r->s, 2000));
+    SIM_CHECK(r, xn->stats.sent == sent, "refused, it sent %llu more frames",
+              (unsigned long long)(xn->stats.sent - sent));
+    SIM_CHECK(r, mship_member_count(xn->mship) == 1, "refused, it lists %zu members",
+              mship_member_count(xn->mship));
+    for (int i = 0; i < NODES; i++)
+        SIM_CHECK(r,
+                  sim_scan(r->s, i,
+                           (sim_match_t){sim_names[k], SIM_ANY_STATE, SIM_ANY_STATE, 0,
+                                         xn->incarnation},
+                           NULL) == 0,
+                  "%s logged an event about the second %s", sim_names[i], sim_names[k]);
+    SIM_CHECK(r, orig->stats.rejects[FRAME_REJECT_NAME] > 0, "%s was never asked",
+              sim_names[k]);
+    return sim_converged_now(r, "after the refusal") && sim_none_failed(r, NODES, -1, 0);
+}
+
+/* ---- 15. a restart at another address ----------------------------------- */
+
+/* Node k killed, started again at another address before or after the
+ * others noticed: it asks its old start, hears nothing, and joins; every
+ * node then lists the new start. */
+static int scen_restart_elsewhere(sim_run_t *r)
+{
+    if (!sim_make_net(r, NULL, SIM_FORGET) || !sim_add_nodes(r, NODES, 0))
+        return 0;
+    int k = (int)simnet_random_range(r->s, 0, NODES - 1);
+    const char *seed = sim_names[(k + (int)simnet_random_range(r->s, 1, NODES - 1)) % NODES];
+    sim_node_config_t moved = {.name = sim_names[k], .seeds = &seed, .seed_count = 1,
+                               .address = SIM_ADDR_PREFIX "moved"};
+    int x = simnet_add_node(r->s, &moved);
+    SIM_CHECK(r, x == NODES, "add the moved %s: %d", sim_names[k], x);
+    if (!sim_start_spread(r, NODES, 200) || !sim_converge_by(r, SIM_CONVERGE_MS, NULL))
+        return 0;
+    SIM_CHECK_OK(r, simnet_crash(r->s, k));
+    SIM_CHECK_OK(r, simnet_run_for(r->s, simnet_random_range(r->s, 0, SIM_DOWN + SIM_HB)));
+    SIM_CHECK_OK(r, simnet_start(r->s, x));
+    uint64_t ts = simnet_now(r->s), when;
+    if (!sim_converge_by(r, ts + SIM_DOWN + SIM_CONVERGE_MS, &when))
+        return 0;
+    sim_stat_add(&r->figures[0], when - ts);
+    const sim_node_t *xn = simnet_node(r->s, x);
+    SIM_CHECK(r, mship_identity(xn->mship, NULL, NULL, 0) == MSHIP_ID_CONFIRMED,
+              "the moved %s is %s", sim_names[k],
+              mship_identity_name(mship_identity(xn->mship, NULL, NULL, 0)));
+    return 1;
+}
+
 /* ---- the cases ---------------------------------------------------------- */
 
 static const sim_case_t cases[] = {
@@ -608,6 +770,11 @@ static const sim_case_t cases[] = {
     {"draining", scen_drain, {NULL}},
     {"chaos", scen_chaos, {"converge_after_repair_ms"}},
     {"reordered_drain", scen_reordered_drain, {NULL}},
+    {"replay_after_restart",
+     scen_replay_after_restart,
+     {"frames_replayed", "frames_to_the_dead_node"}},
+    {"duplicate_name", scen_duplicate_name, {"refused_after_ms"}},
+    {"restart_elsewhere", scen_restart_elsewhere, {"rejoin_ms"}},
 };
 
 int main(void)

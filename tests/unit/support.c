@@ -328,11 +328,58 @@ static int fake_listen(void *impl, const char *address, transport_recv_cb cb, vo
     return 0;
 }
 
+void ts_fake_forget_sent(ts_fake_tr_t *t)
+{
+    for (size_t i = 0; i < t->kept_count; i++)
+        free(t->kept[i].body);
+    t->kept_count = 0;
+}
+
+/* Keep a decoded copy of a frame the node sent (the oldest goes when full). */
+static void fake_keep(ts_fake_tr_t *t, const char *address, const uint8_t *frame, size_t len)
+{
+    frame_key_t key;
+    frame_header_t h;
+    const uint8_t *body;
+    assert_int_equal(frame_key_from_secret(&key, t->secret, strlen(t->secret)), 0);
+    assert_int_equal(frame_decode(&key, frame, len, FRAME_DEFAULT_MAX_BODY, &h, &body, NULL), 0);
+    if (t->kept_count == TS_FAKE_KEEP) {
+        free(t->kept[0].body);
+        memmove(&t->kept[0], &t->kept[1], (TS_FAKE_KEEP - 1) * sizeof(t->kept[0]));
+        t->kept_count--;
+    }
+    ts_fake_sent_t *k = &t->kept[t->kept_count++];
+    snprintf(k->address, sizeof(k->address), "%s", address);
+    k->h = h;
+    k->body = malloc(h.length ? h.length : 1);
+    assert_non_null(k->body);
+    memcpy(k->body, body, h.length);
+}
+
 static int fake_send(void *impl, const char *address, const uint8_t *frame, size_t len)
 {
-    (void)address, (void)frame, (void)len;
-    ((ts_fake_tr_t *)impl)->sent++;
+    ts_fake_tr_t *t = impl;
+    if (ts_detached())
+        return 0; /* t lived in the stack frame of a test that ended early */
+    t->sent++;
+    fake_keep(t, address, frame, len);
     return 0;
+}
+
+const ts_fake_sent_t *ts_fake_sent_to(const ts_fake_tr_t *t, uint8_t type, uint64_t to,
+                                      size_t *count)
+{
+    const ts_fake_sent_t *last = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < t->kept_count; i++) {
+        if (t->kept[i].h.type == type && t->kept[i].h.receiver == to) {
+            last = &t->kept[i];
+            n++;
+        }
+    }
+    if (count)
+        *count = n;
+    return last;
 }
 
 static void fake_forget(void *impl, const char *address)
@@ -348,7 +395,8 @@ static void fake_stats(void *impl, transport_stats_t *out)
 
 static void fake_close(void *impl)
 {
-    (void)impl;
+    if (!ts_detached()) /* else impl lived in a test's abandoned stack frame */
+        ts_fake_forget_sent(impl);
 }
 
 static const transport_ops_t fake_ops = {fake_listen, fake_send, fake_forget, fake_stats, NULL,
@@ -361,25 +409,44 @@ void ts_fake_cluster(herd_node_t *n, ts_fake_tr_t *t, const char *secret)
     memset(t, 0, sizeof(*t));
     t->tr = (transport_t){&fake_ops, t};
     t->secret = secret;
+    t->node = n;
     herd_cluster_config_t cfg = {.listen = listen, .secret = secret,
                                  .secret_len = strlen(secret), .transport = &t->tr};
     assert_int_equal(herd_cluster_start(n, &cfg), 0);
     assert_non_null(t->cb);
 }
 
-void ts_fake_frame(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
-                   uint64_t seq, const void *body, size_t len)
+void ts_fake_frame_to(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                      uint64_t seq, uint64_t receiver, uint64_t receiver_inc,
+                      const void *body, size_t len)
 {
     frame_key_t key;
     assert_int_equal(frame_key_from_secret(&key, t->secret, strlen(t->secret)), 0);
     frame_header_t h = {.type = type, .sender = herd_node_id_of(name), .sender_inc = inc,
-                        .seq = seq};
+                        .receiver = receiver, .receiver_inc = receiver_inc, .seq = seq};
     size_t size = frame_size(len);
     uint8_t *frame = malloc(size);
     assert_non_null(frame);
     assert_int_equal(frame_encode(&key, &h, body, len, frame, size), 0);
     t->cb(t->data, frame, size);
     free(frame);
+}
+
+void ts_fake_frame(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                   uint64_t seq, const void *body, size_t len)
+{
+    int hello = type == FRAME_HELLO;
+    ts_fake_frame_to(t, name, inc, type, seq, hello ? 0 : herd_node_id_of(herd_node_name(t->node)),
+                     hello ? 0 : herd_node_incarnation(t->node), body, len);
+}
+
+void ts_fake_join(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq)
+{
+    size_t len;
+    uint8_t *body = ts_fake_hello(name, &len);
+    ts_fake_frame(t, name, inc, FRAME_HELLO, seq, body, len);
+    ts_fake_frame(t, name, inc, FRAME_HEARTBEAT, seq + 1, body, len);
+    free(body);
 }
 
 uint8_t *ts_fake_hello(const char *name, size_t *len)

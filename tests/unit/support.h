@@ -144,25 +144,50 @@ void ts_cluster_run_ms(uint64_t ms);
 /* ---- one node, frames made by hand ------------------------------------- */
 
 /* An in-memory transport that records the node's receive callback and
- * counts what the node sends (and drops it): a test plays every other
- * member by building authenticated frames itself (ts_fake_frame). */
+ * keeps (and drops) what the node sends: a test plays every other member by
+ * building authenticated frames itself (ts_fake_frame), and reads the
+ * node's answers from `kept`. */
+#define TS_FAKE_KEEP 32
+typedef struct ts_fake_sent {
+    char address[300];
+    frame_header_t h; /* decoded with the test's secret */
+    uint8_t *body;    /* a copy, h.length bytes; freed with the transport */
+} ts_fake_sent_t;
+
 typedef struct ts_fake_tr {
     transport_recv_cb cb;
     void *data;
     size_t sent;
     transport_t tr;
     const char *secret;
+    herd_node_t *node;
+    ts_fake_sent_t kept[TS_FAKE_KEEP]; /* the last frames sent, oldest first */
+    size_t kept_count;
 } ts_fake_tr_t;
 
 /* Start the cluster on `n` (listening at "tcp://NAME:1") over `t`, with
  * `secret`. */
 void ts_fake_cluster(herd_node_t *n, ts_fake_tr_t *t, const char *secret);
 /* Hand the node a frame of `type` from the member `name` at incarnation
- * `inc` with sequence number `seq`, MAC'd with t's secret. */
+ * `inc` with sequence number `seq`, MAC'd with t's secret: a HELLO
+ * addressed to nobody (as to a seed), anything else to the node's current
+ * start (as a member that knows it sends). */
 void ts_fake_frame(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
                    uint64_t seq, const void *body, size_t len);
+/* The same with the receiver fields given. */
+void ts_fake_frame_to(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                      uint64_t seq, uint64_t receiver, uint64_t receiver_inc,
+                      const void *body, size_t len);
 /* A HELLO body from `name` (cluster "herd", address tcp://NAME:1, up, no
- * services, no gossip); malloc'ed. */
+ * services, no gossip); malloc'ed. The same body serves as a heartbeat. */
 uint8_t *ts_fake_hello(const char *name, size_t *len);
+/* Make `name` at `inc` a member as a real node joins: its HELLO (sequence
+ * `seq`), then its heartbeat (`seq` + 1) addressed to the node's start. */
+void ts_fake_join(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq);
+/* The newest frame of `type` the node sent to node id `to` since the last
+ * ts_fake_forget_sent (NULL: none), and how many such frames there are. */
+const ts_fake_sent_t *ts_fake_sent_to(const ts_fake_tr_t *t, uint8_t type, uint64_t to,
+                                      size_t *count);
+void ts_fake_forget_sent(ts_fake_tr_t *t);
 
 #endif

@@ -13,6 +13,17 @@
  *   good one makes a member whose list herd_cluster_member_services and
  *   herd_cluster_member_provides read;
  * - herd_cluster_set_services refuses bad lists with the exact code.
+ *
+ * And the join handshake (mship_join.c):
+ * - a HELLO admits nobody: it is answered with a heartbeat addressed to the
+ *   sender's start, and the heartbeat that answer brings back admits; the
+ *   answers are rate-limited per sender and in all;
+ * - a second node with a live member's name is refused after asking it, and
+ *   nobody admits it; a restart at the old address joins at once, one
+ *   elsewhere after the old start stayed silent for probe_ms;
+ * - frames recorded from a node and replayed to a restarted node do not
+ *   bring the recorded node up there (the bug of issue 12, item 4);
+ * - a HELLO from another start of a node's own name is counted as "name".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,7 +116,9 @@ static void test_membership_services_reach_peers(void **state)
     size_t len;
     uint8_t *body = first_beat(&fx, &len);
     mship_effects_clear(&fx);
-    frame_header_t h = header_from("a", FRAME_HELLO, 1);
+    /* as the heartbeat a sends once b answered its HELLO (a HELLO admits
+     * nobody: test_membership_hello_admits_nobody) */
+    frame_header_t h = header_from("a", FRAME_HEARTBEAT, 1);
     frame_reject_t why;
     assert_int_equal(mship_receive(b, 1, &h, body, len, &fx, &why), 0);
     free(body);
@@ -124,7 +137,7 @@ static void test_membership_services_reach_peers(void **state)
     assert_int_equal(mship_tick(seeded, 300, &fx), 0);
     body = first_beat(&fx, &len);
     mship_effects_clear(&fx);
-    h = header_from("a", FRAME_HELLO, 2);
+    h = header_from("a", FRAME_HEARTBEAT, 2);
     assert_int_equal(mship_receive(b, 11, &h, body, len, &fx, &why), 0);
     free(body);
     assert_int_equal(x->services.count, 1);
@@ -162,11 +175,12 @@ static uint8_t *hello_with(unsigned count, const char *const *names, size_t n, s
     return body;
 }
 
+/* The body as a heartbeat from x (a HELLO would admit nobody either way). */
 static int receive_hello(mship_t *m, const uint8_t *body, size_t len, frame_reject_t *why)
 {
     mship_effects_t fx;
     mship_effects_init(&fx);
-    frame_header_t h = header_from("x", FRAME_HELLO, 1);
+    frame_header_t h = header_from("x", FRAME_HEARTBEAT, 1);
     int rc = mship_receive(m, 1, &h, body, len, &fx, why);
     mship_effects_fini(&fx);
     return rc;
@@ -268,10 +282,11 @@ static void test_membership_services_cut_short_refused(void **state)
 
 /* ---- through a whole node --------------------------------------------------------- */
 
-/* Deliver `body` to the node as a HELLO from "x" with sequence number seq. */
+/* Deliver `body` to the node as a heartbeat from "x" with sequence number
+ * seq, addressed to the node's start. */
 static void deliver(ts_fake_tr_t *t, const uint8_t *body, size_t len, uint64_t seq)
 {
-    ts_fake_frame(t, "x", 7, FRAME_HELLO, seq, body, len);
+    ts_fake_frame(t, "x", 7, FRAME_HEARTBEAT, seq, body, len);
 }
 
 static void test_membership_services_rejects_counted_by_node(void **state)
@@ -354,9 +369,8 @@ static void test_membership_gossip_claiming_its_sender_refused(void **state)
     ts_fake_tr_t impl;
     ts_fake_cluster(n, &impl, SECRET);
     size_t len;
-    uint8_t *body = ts_fake_hello("x", &len);
-    ts_fake_frame(&impl, "x", 7, FRAME_HELLO, 1, body, len);
-    free(body);
+    uint8_t *body;
+    ts_fake_join(&impl, "x", 7, 1);
     herd_member_info_t info;
     assert_int_equal(herd_cluster_member(n, herd_node_id_of("x"), &info), 0);
     assert_int_equal(info.incarnation, 7);
@@ -367,7 +381,7 @@ static void test_membership_gossip_claiming_its_sender_refused(void **state)
     } lies[] = {{8, 0}, {6, 0}, {7, 1}, {7, 2}, {UINT64_MAX, 1}};
     for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
         body = beat_gossiping("x", lies[i].inc, lies[i].status, &len);
-        ts_fake_frame(&impl, "x", 7, FRAME_HEARTBEAT, 2 + i, body, len);
+        ts_fake_frame(&impl, "x", 7, FRAME_HEARTBEAT, 10 + i, body, len);
         free(body);
     }
     herd_cluster_stats_t st;
@@ -431,6 +445,463 @@ static void test_membership_set_services_errors(void **state)
     ts_node_free(n);
 }
 
+/* ---- the handshake (mship_join.c) ---------------------------------------------- */
+
+/* A state machine `name` listening at `address`, start `inc`, joining
+ * through `seed` (NULL: none); asks other starts of its name for 300 ms. */
+static mship_t *mjoiner(const char *name, const char *address, uint64_t inc, const char *seed)
+{
+    mship_config_t cfg = {.cluster = "herd", .name = name, .address = address,
+                          .incarnation = inc, .probe_ms = 300};
+    if (seed) {
+        cfg.seeds = &seed;
+        cfg.seed_count = 1;
+    }
+    mship_t *m;
+    assert_int_equal(mship_new(&cfg, 0, &m), 0);
+    return m;
+}
+
+/* The last frame of `type` among the effects for `address`, or NULL. */
+static const mship_effect_t *sent(const mship_effects_t *fx, uint8_t type, const char *address)
+{
+    const mship_effect_t *last = NULL;
+    for (size_t i = 0; i < fx->count; i++) {
+        const mship_effect_t *e = &fx->items[i];
+        if (e->kind == MSHIP_SEND && e->type == type && strcmp(e->address, address) == 0)
+            last = e;
+    }
+    return last;
+}
+
+static size_t sends(const mship_effects_t *fx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fx->count; i++)
+        n += fx->items[i].kind == MSHIP_SEND;
+    return n;
+}
+
+/* Hand `m` the frame effect `e` as node `from` at `from_inc` sent it. */
+static int take(mship_t *m, uint64_t now, const mship_effect_t *e, const char *from,
+                uint64_t from_inc, uint64_t seq, mship_effects_t *out, frame_reject_t *why)
+{
+    assert_non_null(e);
+    frame_header_t h = {.type = e->type, .sender = herd_node_id_of(from), .sender_inc = from_inc,
+                        .receiver = e->to, .receiver_inc = e->to_inc, .seq = seq};
+    frame_reject_t ignored;
+    return mship_receive(m, now, &h, e->body, e->len, out, why ? why : &ignored);
+}
+
+static mship_identity_t identity(const mship_t *m)
+{
+    return mship_identity(m, NULL, NULL, 0);
+}
+
+/* `j` (name, start jinc, at jaddr) joins `s` (sname at saddr, start sinc)
+ * at time `now` through the whole handshake; both then list each other. */
+static void handshake(mship_t *j, const char *jname, uint64_t jinc, const char *jaddr,
+                      mship_t *s, const char *sname, uint64_t sinc, const char *saddr,
+                      uint64_t now)
+{
+    mship_effects_t a, b;
+    mship_effects_init(&a);
+    mship_effects_init(&b);
+    assert_int_equal(mship_tick(j, now, &a), 0);
+    assert_int_equal(take(s, now, sent(&a, FRAME_HELLO, saddr), jname, jinc, now + 1, &b, NULL), 0);
+    mship_effects_clear(&a);
+    assert_int_equal(take(j, now, sent(&b, FRAME_HEARTBEAT, jaddr), sname, sinc, now + 1, &a, NULL),
+                     0);
+    mship_effects_clear(&b);
+    assert_int_equal(take(s, now, sent(&a, FRAME_HEARTBEAT, saddr), jname, jinc, now + 2, &b, NULL),
+                     0);
+    assert_non_null(mship_find(j, sname));
+    assert_non_null(mship_find(s, jname));
+    mship_effects_fini(&a);
+    mship_effects_fini(&b);
+}
+
+/* A HELLO admits nobody: it is answered with a heartbeat addressed to the
+ * sender's start, and only the heartbeat that comes back admits the joiner;
+ * the answer admits the seed at the joiner. */
+static void test_membership_hello_admits_nobody(void **state)
+{
+    (void)state;
+    mship_t *b = mjoiner("b", "tcp://b:1", 5, NULL);
+    mship_t *a = mjoiner("a", "tcp://a:1", 7, "tcp://b:1");
+    assert_int_equal(identity(b), MSHIP_ID_CONFIRMED); /* no seeds: nobody to ask */
+    assert_int_equal(identity(a), MSHIP_ID_UNCHECKED);
+    mship_effects_t fa, fb;
+    mship_effects_init(&fa);
+    mship_effects_init(&fb);
+    assert_int_equal(mship_tick(a, 0, &fa), 0);
+    const mship_effect_t *hello = sent(&fa, FRAME_HELLO, "tcp://b:1");
+    assert_non_null(hello);
+    assert_true(hello->to == 0 && hello->to_inc == 0);
+
+    frame_reject_t why = FRAME_OK;
+    assert_int_equal(take(b, 0, hello, "a", 7, 1, &fb, &why), 0);
+    assert_null(mship_find(b, "a"));
+    assert_int_equal(mship_member_count(b), 1);
+    assert_int_equal(member_events(&fb, "a"), 0);
+    assert_int_equal(mship_candidate_count(b), 0);
+    const mship_effect_t *answer = sent(&fb, FRAME_HEARTBEAT, "tcp://a:1");
+    assert_non_null(answer);
+    assert_true(answer->to == herd_node_id_of("a") && answer->to_inc == 7);
+    assert_int_equal(sends(&fb), 1);
+
+    /* the same HELLO at once (a retry, or a replay) is not answered again */
+    mship_effects_t again;
+    mship_effects_init(&again);
+    assert_int_equal(take(b, 10, hello, "a", 7, 2, &again, &why), HERD_EBADFRAME);
+    assert_int_equal(why, FRAME_REJECT_RATE);
+    assert_int_equal(again.count, 0);
+    /* a quarter of a heartbeat (200 ms) later it is */
+    assert_int_equal(take(b, 50, hello, "a", 7, 3, &again, &why), 0);
+    assert_non_null(sent(&again, FRAME_HEARTBEAT, "tcp://a:1"));
+    assert_null(mship_find(b, "a"));
+    mship_effects_fini(&again);
+
+    /* the answer admits b at a, and a's heartbeat back admits a at b */
+    mship_effects_clear(&fa);
+    assert_int_equal(take(a, 51, answer, "b", 5, 1, &fa, &why), 0);
+    const mship_member_t *x = mship_find(a, "b");
+    assert_non_null(x);
+    assert_int_equal(x->state, MEMBER_UP);
+    assert_int_equal(identity(a), MSHIP_ID_CONFIRMED);
+    const mship_effect_t *back = sent(&fa, FRAME_HEARTBEAT, "tcp://b:1");
+    assert_non_null(back);
+    assert_true(back->to == herd_node_id_of("b") && back->to_inc == 5);
+    mship_effects_clear(&fb);
+    assert_int_equal(take(b, 52, back, "a", 7, 4, &fb, &why), 0);
+    x = mship_find(b, "a");
+    assert_non_null(x);
+    assert_int_equal(x->state, MEMBER_UP);
+    assert_true(x->incarnation == 7);
+    assert_int_equal(member_events(&fb, "a"), 1);
+    mship_effects_fini(&fa);
+    mship_effects_fini(&fb);
+    mship_free(a);
+    mship_free(b);
+}
+
+/* HELLO answers are bounded: one per sender per heartbeat_ms / 4, and at
+ * most 64 senders in that time, however many HELLOs arrive. */
+static void test_membership_hello_answers_bounded(void **state)
+{
+    (void)state;
+    mship_t *b = mjoiner("b", "tcp://b:1", 5, NULL);
+    size_t len;
+    uint8_t *body = ts_fake_hello("x", &len);
+    mship_effects_t fx;
+    mship_effects_init(&fx);
+    frame_reject_t why;
+    size_t answered = 0, rate = 0;
+    for (uint64_t t = 0; t < 1000; t++) { /* one HELLO per ms for a second */
+        frame_header_t h = {.type = FRAME_HELLO, .sender = herd_node_id_of("x"),
+                            .sender_inc = 7, .seq = t + 1};
+        int rc = mship_receive(b, t, &h, body, len, &fx, &why);
+        rate += rc == HERD_EBADFRAME && why == FRAME_REJECT_RATE;
+        answered += rc == 0;
+    }
+    assert_int_equal(sends(&fx), answered);
+    assert_int_equal(answered, 20); /* every 50 ms */
+    assert_int_equal(rate, 980);
+    free(body);
+    mship_effects_clear(&fx);
+
+    /* 200 senders in the same millisecond: 64 answered */
+    char name[16];
+    answered = 0;
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        body = ts_fake_hello(name, &len);
+        frame_header_t h = {.type = FRAME_HELLO, .sender = herd_node_id_of(name),
+                            .sender_inc = 7, .seq = 1};
+        answered += mship_receive(b, 5000, &h, body, len, &fx, &why) == 0;
+        free(body);
+    }
+    assert_int_equal(answered, 64);
+    assert_int_equal(sends(&fx), 64);
+    assert_int_equal(mship_member_count(b), 1);
+    mship_effects_fini(&fx);
+    mship_free(b);
+}
+
+/* A second node with a live member's name (at another address) hears of the
+ * member in the seed's answer, asks it, is answered and refused: nobody
+ * ever admitted it. */
+static void test_membership_duplicate_name_refused(void **state)
+{
+    (void)state;
+    mship_t *s = mjoiner("s", "tcp://s:1", 3, NULL);
+    mship_t *orig = mjoiner("b", "tcp://b:1", 5, "tcp://s:1");
+    handshake(orig, "b", 5, "tcp://b:1", s, "s", 3, "tcp://s:1", 0);
+    mship_t *imp = mjoiner("b", "tcp://b2:1", 9, "tcp://s:1");
+    mship_effects_t fi, fs, fo;
+    mship_effects_init(&fi);
+    mship_effects_init(&fs);
+    mship_effects_init(&fo);
+    assert_int_equal(mship_tick(imp, 100, &fi), 0);
+    assert_int_equal(take(s, 100, sent(&fi, FRAME_HELLO, "tcp://s:1"), "b", 9, 1, &fs, NULL), 0);
+    assert_true(mship_find(s, "b")->incarnation == 5); /* the seed did not switch */
+    mship_effects_clear(&fi);
+
+    /* the seed's answer names b@5 alive elsewhere: ask it, admit nobody */
+    assert_int_equal(take(imp, 101, sent(&fs, FRAME_HEARTBEAT, "tcp://b2:1"), "s", 3, 10, &fi,
+                          NULL),
+                     0);
+    assert_int_equal(identity(imp), MSHIP_ID_PROBING);
+    assert_int_equal(mship_member_count(imp), 1);
+    assert_null(sent(&fi, FRAME_HEARTBEAT, "tcp://s:1"));
+    const mship_effect_t *probe = sent(&fi, FRAME_HELLO, "tcp://b:1");
+    assert_non_null(probe);
+    assert_true(probe->to == herd_node_id_of("b") && probe->to_inc == 5);
+    uint64_t inc = 0;
+    char address[64];
+    assert_int_equal(mship_identity(imp, &inc, address, sizeof(address)), MSHIP_ID_PROBING);
+    assert_true(inc == 5);
+    assert_string_equal(address, "tcp://b:1");
+
+    /* the live one answers (and counts the HELLO as from its own name) */
+    frame_reject_t why = FRAME_OK;
+    assert_int_equal(take(orig, 102, probe, "b", 9, 2, &fo, &why), HERD_EBADFRAME);
+    assert_int_equal(why, FRAME_REJECT_NAME);
+    assert_int_equal(identity(orig), MSHIP_ID_CONFIRMED);
+    const mship_effect_t *answer = sent(&fo, FRAME_HEARTBEAT, "tcp://b2:1");
+    assert_non_null(answer);
+    assert_true(answer->to == herd_node_id_of("b") && answer->to_inc == 9);
+    mship_effects_clear(&fi);
+    assert_int_equal(take(imp, 103, answer, "b", 5, 11, &fi, NULL), 0);
+    assert_int_equal(mship_identity(imp, &inc, address, sizeof(address)), MSHIP_ID_REFUSED);
+    assert_true(inc == 5);
+    assert_string_equal(address, "tcp://b:1");
+
+    /* refused, it sends nothing and takes nothing in */
+    mship_effects_clear(&fi);
+    assert_int_equal(mship_tick(imp, 400, &fi), 0);
+    assert_int_equal(mship_tick(imp, 2000, &fi), 0);
+    assert_int_equal(fi.count, 0);
+    assert_int_equal(take(imp, 2001, sent(&fs, FRAME_HEARTBEAT, "tcp://b2:1"), "s", 3, 12, &fi,
+                          NULL),
+                     0);
+    assert_int_equal(mship_member_count(imp), 1);
+    assert_true(mship_find(s, "b")->incarnation == 5);
+    assert_true(mship_find(s, "b")->state == MEMBER_UP);
+    mship_effects_fini(&fi);
+    mship_effects_fini(&fs);
+    mship_effects_fini(&fo);
+    mship_free(imp);
+    mship_free(orig);
+    mship_free(s);
+}
+
+/* A restart at the old start's address needs no question: the node could
+ * bind it, so the old start is dead, and the seed's answer admits at once. */
+static void test_membership_restart_same_address_joins_at_once(void **state)
+{
+    (void)state;
+    mship_t *s = mjoiner("s", "tcp://s:1", 3, NULL);
+    mship_t *old = mjoiner("b", "tcp://b:1", 5, "tcp://s:1");
+    handshake(old, "b", 5, "tcp://b:1", s, "s", 3, "tcp://s:1", 0);
+    mship_free(old); /* killed: s still lists it up */
+    mship_t *b = mjoiner("b", "tcp://b:1", 9, "tcp://s:1");
+    mship_effects_t fx;
+    mship_effects_init(&fx);
+    handshake(b, "b", 9, "tcp://b:1", s, "s", 3, "tcp://s:1", 100);
+    assert_int_equal(identity(b), MSHIP_ID_CONFIRMED);
+    const mship_member_t *x = mship_find(s, "b");
+    assert_true(x->incarnation == 9 && x->state == MEMBER_UP);
+    mship_effects_fini(&fx);
+    mship_free(b);
+    mship_free(s);
+}
+
+/* A restart at another address asks the old start; silence for probe_ms
+ * says it is dead, and the join goes on: the seed replaces the old start. */
+static void test_membership_restart_elsewhere_after_silence(void **state)
+{
+    (void)state;
+    mship_t *s = mjoiner("s", "tcp://s:1", 3, NULL);
+    mship_t *old = mjoiner("b", "tcp://b:1", 5, "tcp://s:1");
+    handshake(old, "b", 5, "tcp://b:1", s, "s", 3, "tcp://s:1", 0);
+    mship_free(old);
+    mship_t *b = mjoiner("b", "tcp://b3:1", 9, "tcp://s:1");
+    mship_effects_t fb, fs;
+    mship_effects_init(&fb);
+    mship_effects_init(&fs);
+    assert_int_equal(mship_tick(b, 100, &fb), 0);
+    assert_int_equal(take(s, 100, sent(&fb, FRAME_HELLO, "tcp://s:1"), "b", 9, 1, &fs, NULL), 0);
+    mship_effects_clear(&fb);
+    assert_int_equal(take(b, 101, sent(&fs, FRAME_HEARTBEAT, "tcp://b3:1"), "s", 3, 10, &fb,
+                          NULL),
+                     0);
+    assert_int_equal(identity(b), MSHIP_ID_PROBING);
+    uint64_t t = 101;
+    for (; identity(b) == MSHIP_ID_PROBING && t < 1000; t += 50) {
+        mship_effects_clear(&fb);
+        assert_int_equal(mship_tick(b, t, &fb), 0);
+        if (identity(b) == MSHIP_ID_PROBING) { /* asked again, no seed bothered */
+            assert_non_null(sent(&fb, FRAME_HELLO, "tcp://b:1"));
+            assert_null(sent(&fb, FRAME_HELLO, "tcp://s:1"));
+        }
+    }
+    assert_int_equal(identity(b), MSHIP_ID_UNCHECKED);
+    assert_true(t - 50 >= 100 + 300); /* not before probe_ms */
+    assert_true(mship_find(s, "b")->incarnation == 5);
+    /* the seed is asked again at once; its answer now admits it */
+    const mship_effect_t *hello = sent(&fb, FRAME_HELLO, "tcp://s:1");
+    mship_effects_clear(&fs);
+    assert_int_equal(take(s, t, hello, "b", 9, 2, &fs, NULL), 0);
+    mship_effects_t fb2;
+    mship_effects_init(&fb2);
+    assert_int_equal(take(b, t, sent(&fs, FRAME_HEARTBEAT, "tcp://b3:1"), "s", 3, 11, &fb2,
+                          NULL),
+                     0);
+    assert_int_equal(identity(b), MSHIP_ID_CONFIRMED);
+    mship_effects_clear(&fs);
+    assert_int_equal(take(s, t, sent(&fb2, FRAME_HEARTBEAT, "tcp://s:1"), "b", 9, 3, &fs, NULL),
+                     0);
+    const mship_member_t *x = mship_find(s, "b");
+    assert_true(x->incarnation == 9 && x->state == MEMBER_UP);
+    assert_string_equal(x->address, "tcp://b3:1");
+    int restarted = 0;
+    for (size_t i = 0; i < fs.count; i++)
+        restarted |= fs.items[i].kind == MSHIP_MEMBER && fs.items[i].gone == MSHIP_GONE_RESTARTED;
+    assert_true(restarted);
+    mship_effects_fini(&fb);
+    mship_effects_fini(&fb2);
+    mship_effects_fini(&fs);
+    mship_free(b);
+    mship_free(s);
+}
+
+/* ---- recorded frames replayed to a restarted node -------------------------------- */
+
+/* A frame as a recorder on the wire keeps it (malloc'ed, *size bytes). */
+static uint8_t *recorded(const char *name, uint64_t inc, uint8_t type, uint64_t seq,
+                         uint64_t receiver, uint64_t receiver_inc, size_t *size)
+{
+    size_t len;
+    uint8_t *body = ts_fake_hello(name, &len);
+    frame_key_t key;
+    assert_int_equal(frame_key_from_secret(&key, SECRET, strlen(SECRET)), 0);
+    frame_header_t h = {.type = type, .sender = herd_node_id_of(name), .sender_inc = inc,
+                        .receiver = receiver, .receiver_inc = receiver_inc, .seq = seq};
+    *size = frame_size(len);
+    uint8_t *frame = malloc(*size);
+    assert_non_null(frame);
+    assert_int_equal(frame_encode(&key, &h, body, len, frame, *size), 0);
+    free(body);
+    return frame;
+}
+
+static herd_node_t *fz_node(uint64_t incarnation)
+{
+    herd_node_config_t cfg = {.name = "fzA", .clock = &ts_vclock, .seed = 1,
+                              .incarnation = incarnation};
+    return ts_node_new(&cfg);
+}
+
+/* Frames of fzB recorded while fzA (start 100) ran, replayed to fzA's next
+ * start (200): fzB must not come up there. The HELLOs (to nobody, and to
+ * fzA at no incarnation) are answered, a few times, to fzB's dead start;
+ * the heartbeats to the old start, or to no start, are refused. */
+static void test_membership_replayed_hello_after_restart(void **state)
+{
+    (void)state;
+    enum { KINDS = 4 };
+    uint64_t a = herd_node_id_of("fzA"), b = herd_node_id_of("fzB");
+    uint8_t *rec[KINDS];
+    size_t size[KINDS];
+    rec[0] = recorded("fzB", 9, FRAME_HELLO, 1, 0, 0, &size[0]);    /* to a seed */
+    rec[1] = recorded("fzB", 9, FRAME_HELLO, 2, a, 0, &size[1]);    /* to a suspect */
+    rec[2] = recorded("fzB", 9, FRAME_HEARTBEAT, 3, a, 100, &size[2]);
+    rec[3] = recorded("fzB", 9, FRAME_HEARTBEAT, 4, a, 0, &size[3]); /* to no start */
+
+    ts_vnow = 1000;
+    herd_node_t *n = fz_node(100);
+    ts_fake_tr_t t;
+    ts_fake_cluster(n, &t, SECRET);
+    for (int k = 0; k < KINDS; k++)
+        t.cb(t.data, rec[k], size[k]);
+    assert_int_equal(herd_cluster_member_incarnation(n, b), 9); /* it was a member then */
+    ts_node_free(n);
+
+    ts_vnow = 5000;
+    n = fz_node(200);
+    ts_fake_cluster(n, &t, SECRET);
+    for (int round = 0; round < 5; round++)
+        for (int k = 0; k < KINDS; k++)
+            t.cb(t.data, rec[k], size[k]);
+    herd_member_info_t info;
+    assert_int_equal(herd_cluster_member(n, b, &info), HERD_ENOENT);
+    assert_int_equal(herd_cluster_members(n, NULL, 0), 1);
+    assert_int_equal(herd_cluster_unconfirmed(n), 0);
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(n, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_REPLAY], 10); /* the heartbeats, 5 x 2 */
+    assert_int_equal(st.rejected[FRAME_REJECT_RATE], 9);    /* all HELLOs but the first */
+    size_t answers;
+    const ts_fake_sent_t *answer = ts_fake_sent_to(&t, FRAME_HEARTBEAT, b, &answers);
+    assert_int_equal(answers, 1);
+    assert_true(answer->h.receiver_inc == 9); /* to the dead start */
+    assert_string_equal(answer->address, "tcp://fzB:1");
+
+    /* a quarter heartbeat later a replay is answered once more, and no more */
+    ts_vnow += 50;
+    for (int k = 0; k < KINDS; k++)
+        t.cb(t.data, rec[k], size[k]);
+    ts_fake_sent_to(&t, FRAME_HEARTBEAT, b, &answers);
+    assert_int_equal(answers, 2);
+    assert_int_equal(herd_cluster_member(n, b, &info), HERD_ENOENT);
+
+    /* fzB's real next start, answering fzA's current start, is admitted */
+    size_t len;
+    uint8_t *body = ts_fake_hello("fzB", &len);
+    ts_fake_frame(&t, "fzB", 10, FRAME_HEARTBEAT, 1, body, len);
+    free(body);
+    assert_int_equal(herd_cluster_member_incarnation(n, b), 10);
+    ts_node_free(n);
+    for (int k = 0; k < KINDS; k++)
+        free(rec[k]);
+}
+
+/* Through a whole node: a HELLO from another start of its own name is
+ * answered and counted ("name"); a newer start's heartbeat to a node whose
+ * name is confirmed is counted too and refuses nothing (the newer one is
+ * the second node; test_membership_duplicate_name_refused refuses it). */
+static void test_membership_own_name_counted_and_refusing(void **state)
+{
+    (void)state;
+    ts_vnow = 1000;
+    herd_node_t *n = fz_node(100);
+    ts_fake_tr_t t;
+    ts_fake_cluster(n, &t, SECRET);
+    assert_int_equal(herd_cluster_identity(n, NULL, NULL, 0), HERD_IDENTITY_CONFIRMED);
+    size_t len;
+    uint8_t *body = ts_fake_hello("fzA", &len);
+    ts_fake_frame(&t, "fzA", 300, FRAME_HELLO, 1, body, len);
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(n, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_NAME], 1);
+    size_t answers;
+    const ts_fake_sent_t *answer =
+        ts_fake_sent_to(&t, FRAME_HEARTBEAT, herd_node_id_of("fzA"), &answers);
+    assert_int_equal(answers, 1);
+    assert_true(answer->h.receiver_inc == 300 && answer->h.sender_inc == 100);
+    /* a newer start talking to this confirmed one does not refuse it */
+    ts_fake_frame(&t, "fzA", 300, FRAME_HEARTBEAT, 2, body, len);
+    assert_int_equal(herd_cluster_identity(n, NULL, NULL, 0), HERD_IDENTITY_CONFIRMED);
+    assert_int_equal(herd_cluster_stats(n, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_NAME], 2);
+    assert_string_equal(herd_cluster_reject_name(FRAME_REJECT_NAME), "name");
+    assert_string_equal(herd_cluster_reject_name(FRAME_REJECT_RATE), "rate");
+    assert_int_equal(herd_cluster_members(n, NULL, 0), 1);
+    free(body);
+    ts_node_free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +915,15 @@ int main(void)
                                         ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_membership_set_services_errors, ts_setup,
                                         ts_teardown),
+        cmocka_unit_test(test_membership_hello_admits_nobody),
+        cmocka_unit_test(test_membership_hello_answers_bounded),
+        cmocka_unit_test(test_membership_duplicate_name_refused),
+        cmocka_unit_test(test_membership_restart_same_address_joins_at_once),
+        cmocka_unit_test(test_membership_restart_elsewhere_after_silence),
+        cmocka_unit_test_setup_teardown(test_membership_replayed_hello_after_restart, ts_setup,
+                                        ts_teardown),
+        cmocka_unit_test_setup_teardown(test_membership_own_name_counted_and_refusing,
+                                        ts_setup, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1134,13 +1134,8 @@ static void test_remote_body_claiming_another_sender_refused(void **state)
     herd_node_t *b = plain_node("b", 0);
     ts_fake_tr_t t;
     ts_fake_cluster(b, &t, SECRET);
-    size_t len;
-    uint8_t *hello = ts_fake_hello("x", &len);
-    ts_fake_frame(&t, "x", 7, FRAME_HELLO, 1, hello, len);
-    free(hello);
-    hello = ts_fake_hello("y", &len);
-    ts_fake_frame(&t, "y", 9, FRAME_HELLO, 1, hello, len);
-    free(hello);
+    ts_fake_join(&t, "x", 7, 1);
+    ts_fake_join(&t, "y", 9, 1);
     assert_int_equal(herd_cluster_members(b, NULL, 0), 3);
     assert_int_equal(herd_cluster_on_app(b, 5, on_app5, NULL), 0);
     herd_pid_t p = spawn(b, &heard);

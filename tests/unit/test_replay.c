@@ -2,7 +2,7 @@
  * test_replay.c - unit tests for the replay window (runtime/replay.h).
  *
  * Each test feeds a sequence of (incarnation, seq) pairs and checks every
- * verdict; a final randomized test compares the window with a plain model
+ * verdict (for a HELLO too: it never moves the window to a new start); a final randomized test compares the window with a plain model
  * (a set of everything accepted) over reordered, duplicated streams.
  */
 #include <setjmp.h>
@@ -139,6 +139,34 @@ static void test_replay_shift_by_63_keeps_edge(void **state)
     assert_int_equal(replay_accept(&w, 1, 11), 1);
 }
 
+/* A HELLO never moves the window to another incarnation: a second start
+ * of a name (or a recording from another one) says HELLO, and the live
+ * start's frames must still pass. */
+static void test_replay_hello_keeps_incarnation(void **state)
+{
+    (void)state;
+    replay_window_t w = {0};
+    assert_int_equal(replay_accept_hello(&w, 9, 1), 1); /* empty: accepted, not taken */
+    assert_true(w.incarnation == 0);
+    assert_int_equal(replay_accept(&w, 5, 10), 1); /* the live start */
+    assert_int_equal(replay_accept_hello(&w, 9, 1), 1);
+    assert_int_equal(replay_accept_hello(&w, 9, 1), 1); /* again: answers are rate-limited */
+    assert_true(w.incarnation == 5 && w.top == 10);
+    assert_int_equal(replay_accept(&w, 5, 11), 1); /* still passes */
+    /* at the window's incarnation a HELLO is windowed like anything else */
+    assert_int_equal(replay_accept_hello(&w, 5, 12), 1);
+    assert_int_equal(replay_accept_hello(&w, 5, 12), 0);
+    assert_int_equal(replay_accept_hello(&w, 5, 11), 0);
+    /* older starts, sequence 0 and incarnation 0 are refused */
+    assert_int_equal(replay_accept_hello(&w, 4, 100), 0);
+    assert_int_equal(replay_accept_hello(&w, 9, 0), 0);
+    assert_int_equal(replay_accept_hello(&w, 0, 1), 0);
+    /* a frame to this start from the new incarnation does move it */
+    assert_int_equal(replay_accept(&w, 9, 2), 1);
+    assert_int_equal(replay_accept(&w, 5, 13), 0);
+    assert_int_equal(replay_accept_hello(&w, 5, 13), 0);
+}
+
 static uint64_t rng_next(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -189,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_replay_jump_far_ahead_then_old_refused),
         cmocka_unit_test(test_replay_shift_by_63_keeps_edge),
         cmocka_unit_test(test_replay_random_against_model),
+        cmocka_unit_test(test_replay_hello_keeps_incarnation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,8 +35,9 @@
 #include "herd_error.h"
 
 #define FRAME_MAGIC 0x44524548u
-#define FRAME_VERSION 3u /* 2: members announce their services; 3: a body speaks for
-                            * the header's sender, the registry sync carries contexts */
+#define FRAME_VERSION 4u /* 2: members announce their services; 3: a body speaks for
+                            * the header's sender, the registry sync carries contexts;
+                            * 4: a call carries its deadline, requests are withdrawn */
 #define FRAME_HEADER_SIZE 64u
 #define FRAME_MAC_SIZE 16u
 #define FRAME_KEY_SIZE 32u

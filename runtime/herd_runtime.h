@@ -561,6 +561,19 @@ typedef struct herd_cluster_stats {
     /* replies to callers this node could not reach, sent on through the node
      * that forwarded the call here (a moved process's old node) */
     uint64_t replies_relayed;
+    /* requests (calls, casts, sends, monitors) queued for a member when it
+     * was declared down (or left, or restarted), withdrawn from its stream:
+     * never delivered, even if it comes back */
+    uint64_t withdrawn;
+    /* calls of this node (and forwarded ones) ended by a lost member:
+     * not_applied with HERD_ENOTCONN (the request never left: it will never
+     * be applied), uncertain with HERD_EUNCERTAIN (it had left: it may or
+     * may not have been applied) */
+    uint64_t calls_not_applied, calls_uncertain;
+    /* calls from other nodes dropped unapplied on arrival: expired came
+     * after their caller's deadline (the caller gave up); duplicate were a
+     * second copy of a call still being answered here */
+    uint64_t calls_expired, calls_duplicate;
     uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
     uint32_t peers;
     /* fault injection (herd_cluster_block): frames dropped to and from

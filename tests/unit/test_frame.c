@@ -306,10 +306,10 @@ static void test_frame_pinned_vector(void **state)
 {
     (void)state;
     static const char want_hex[] =
-        "4845524403040000887766554433221108070605040302011122334455667788"
+        "4845524404040000887766554433221108070605040302011122334455667788"
         "18171615141312110140b9a58c0100002a000000000000000400000000000000"
         "70696e67"
-        "91fcd71f64b2953008471572dadada26";
+        "a0c4c56a870c3f9c56bcfabce0a80c0a";
     frame_key_t k = test_key();
     frame_header_t h = sample_header();
     h.hlc = 0x0000018ca5b94001ull;

@@ -280,7 +280,9 @@ static void client_reply(herd_proc_t *self, world_t *w, const herd_msg_t *msg)
     if (msg->status != 0) {
         w->replies_err++;
         w->errs[(unsigned)-msg->status & 31u]++;
-        if (c->op == OP_INCR)
+        if (c->op == OP_INCR && msg->status == HERD_ENOTCONN)
+            c->notsent++; /* the runtime's word: never applied */
+        else if (c->op == OP_INCR)
             c->unknown++;
         else
             c->get_failed = msg->status;

@@ -2,14 +2,17 @@
  * remote.c - process messages between nodes (see remote.h).
  *
  * A message in a channel: u8 kind, u8 flags (bit 0: a reply made by the
- * runtime), u64 to (serial on the receiving node), u64 from node, u64 from
- * incarnation, u64 from serial, u64 ref, u32 status, bytes data.
+ * runtime; bit 1: passed on from another node), u64 to (serial on the
+ * receiving node), u64 from node, u64 from incarnation, u64 from serial,
+ * u64 ref, u32 status, a call's u64 deadline, bytes data (PROTOCOL.md).
  *
  * Calls: the caller's node keeps the pending call and its timeout (proc.c);
  * the callee's node records the inbound call and watches the callee, so that
- * a callee that exits first answers HERD_ENOPROC at once. When a node goes
- * down, calls waiting on it end with HERD_ENOTCONN and monitors of its pids
- * fire DOWN with HERD_REASON_NOCONNECTION, as Erlang's do.
+ * a callee that exits first answers HERD_ENOPROC at once. A request carries
+ * its caller's deadline; the callee's node drops one that comes later, or a
+ * second copy of one it is still answering, unapplied. When a node goes
+ * down, what was queued for it and the calls and monitors waiting on it are
+ * settled by remote_lost.c.
  */
 #include "remote_int.h"
 

@@ -66,8 +66,8 @@ typedef struct herd_cluster {
     uint64_t withdrawn, calls_not_applied, calls_uncertain, calls_expired, calls_duplicate;
     herd_log_limit_t lost_log, expired_log, duplicate_log;
     /* the sender (node, incarnation) of the frame being delivered, as its
-     * authenticated header says (remote.c) */
-    uint64_t delivering_from, delivering_inc;
+     * authenticated header says, and the header's HLC timestamp (remote.c) */
+    uint64_t delivering_from, delivering_inc, delivering_hlc;
     /* fault injection (herd_cluster_block): peer id -> its address when
      * blocked (malloc'ed, "" if it was not a member yet) */
     u64map_t blocked;

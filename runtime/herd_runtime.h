@@ -258,8 +258,8 @@ int herd_send(herd_proc_t *self, herd_pid_t to, const void *data, size_t len);
  * and one to a node that is down or unknown with HERD_ENOTCONN (nothing is
  * queued); a dead pid on a live remote node is found out there, so that
  * answer comes back as a reply. The request carries its deadline (now +
- * timeout_ms, as a hybrid logical clock timestamp): a node it reaches later
- * drops it unapplied. */
+ * timeout_ms, as a hybrid logical clock timestamp): a copy sent after it (a
+ * resend once a partition heals) is dropped unapplied where it arrives. */
 int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
               uint32_t timeout_ms, uint64_t *ref);
 
@@ -578,9 +578,10 @@ typedef struct herd_cluster_stats {
      * be applied), uncertain with HERD_EUNCERTAIN (it had left: it may or
      * may not have been applied) */
     uint64_t calls_not_applied, calls_uncertain;
-    /* calls from other nodes dropped unapplied on arrival: expired came
-     * after their caller's deadline (the caller gave up); duplicate were a
-     * second copy of a call still being answered here */
+    /* calls from other nodes dropped unapplied on arrival: expired were
+     * sent after their caller's deadline (the caller gave up: a resend after
+     * a partition healed); duplicate were a second copy of a call still
+     * being answered here */
     uint64_t calls_expired, calls_duplicate;
     uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
     uint32_t peers;

@@ -371,14 +371,13 @@ static void call_moved(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid
         pc->callee = callee;
 }
 
-/* Whether a call's deadline (the caller's HLC timestamp at which it stops
- * waiting) has passed by this node's clock, which has seen the timestamp of
- * the frame that brought it: a call sent again after its caller gave up
- * always is late. */
-static int remote_call_late(herd_node_t *n, uint64_t deadline)
+/* Whether a call's request left in a frame stamped after its deadline (the
+ * caller's HLC timestamp at which it stops waiting): a copy sent, or sent
+ * again, once its caller gave up. The sender's clock judges, not this
+ * node's: a receiver whose clock runs ahead must not refuse calls in time. */
+static int remote_call_late(const herd_cluster_t *c, uint64_t deadline)
 {
-    uint64_t now = herd_node_wall_ms(n) << HLC_LOGICAL_BITS;
-    return deadline != 0 && (now > deadline || n->hlc.last > deadline);
+    return deadline != 0 && c->delivering_hlc > deadline;
 }
 
 /* A call that came too late is dropped unapplied: its caller has given up
@@ -388,10 +387,10 @@ static void remote_call_expired(herd_cluster_t *c, const remote_msg_t *m)
 {
     c->calls_expired++;
     herd_log_limited(&c->expired_log, herd_node_now(c->node), HERD_LOG_INFO, "remote",
-                     "dropped a call from %016llx (via %s) that came after its caller's "
-                     "deadline, by %llu ms; %llu so far",
+                     "dropped a call from %016llx (via %s) sent %llu ms after its caller's "
+                     "deadline; %llu so far",
                      (unsigned long long)m->from.node, remote_sender_name(c),
-                     (unsigned long long)(hlc_physical_ms(c->node->hlc.last) -
+                     (unsigned long long)(hlc_physical_ms(c->delivering_hlc) -
                                           hlc_physical_ms(m->deadline)),
                      (unsigned long long)c->calls_expired);
 }
@@ -439,7 +438,7 @@ static int remote_record_call(herd_cluster_t *c, const remote_msg_t *m, herd_pro
 static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
 {
     herd_node_t *n = c->node;
-    if (remote_call_late(n, m->deadline)) {
+    if (remote_call_late(c, m->deadline)) {
         remote_call_expired(c, m);
         return;
     }
@@ -653,10 +652,11 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
     uint64_t now = herd_node_now(c->node);
     c->delivering_from = h->sender;
     c->delivering_inc = h->sender_inc;
+    c->delivering_hlc = h->hlc;
     int rc = h->type == FRAME_ACK ? channel_on_ack(&p->ch, body, h->length, now)
                                   : channel_on_msg(&p->ch, body, h->length, now,
                                                    remote_deliver, c);
-    c->delivering_from = c->delivering_inc = 0;
+    c->delivering_from = c->delivering_inc = c->delivering_hlc = 0;
     if (rc)
         cluster_refuse(c, FRAME_REJECT_BODY, "a %s frame from %s: its batch does not decode",
                        frame_type_name(h->type), x->name);

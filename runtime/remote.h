@@ -22,7 +22,7 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
                 uint64_t ref, int status, const void *data, size_t len, unsigned flags);
 /* The same for a call's request: `deadline` is the caller's HLC timestamp
  * at which it stops waiting (0: none); the receiver drops it unapplied if
- * it arrives later. */
+ * the frame that brings it was sent later. */
 int remote_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
                      uint64_t deadline, const void *data, size_t len, unsigned flags);
 /* A call to a local process is forwarded elsewhere: forget it here without

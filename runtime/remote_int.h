@@ -35,7 +35,8 @@ typedef struct remote_msg {
     uint64_t ref;
     int32_t status;
     /* HERD_MSG_CALL only: the caller's HLC timestamp at which it stops
-     * waiting; a receiver drops a call that arrives later. 0: none. */
+     * waiting; a receiver drops a call whose frame was stamped later. 0:
+     * none. */
     uint64_t deadline;
     const uint8_t *data;
     size_t len;

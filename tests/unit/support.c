@@ -370,10 +370,16 @@ void ts_fake_cluster(herd_node_t *n, ts_fake_tr_t *t, const char *secret)
 void ts_fake_frame(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
                    uint64_t seq, const void *body, size_t len)
 {
+    ts_fake_frame_at(t, name, inc, type, seq, 0, body, len);
+}
+
+void ts_fake_frame_at(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                      uint64_t seq, uint64_t hlc, const void *body, size_t len)
+{
     frame_key_t key;
     assert_int_equal(frame_key_from_secret(&key, t->secret, strlen(t->secret)), 0);
     frame_header_t h = {.type = type, .sender = herd_node_id_of(name), .sender_inc = inc,
-                        .seq = seq};
+                        .hlc = hlc, .seq = seq};
     size_t size = frame_size(len);
     uint8_t *frame = malloc(size);
     assert_non_null(frame);

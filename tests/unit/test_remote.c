@@ -1097,10 +1097,11 @@ static void on_app5(void *data, uint64_t node, uint64_t inc, const uint8_t *msg,
 
 /* One message in a FRAME_MSG body from member `name` (incarnation `inc`), as
  * the `seq`th of its stream: the channel's batch of one (runtime/channel.h)
- * around remote.c's message (a call's with its deadline, an HLC timestamp). */
-static void speak_ref(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq,
-                      uint8_t kind, uint8_t flags, uint64_t to_serial, herd_pid_t from,
-                      uint64_t ref, uint64_t deadline)
+ * around remote.c's message (a call's with its deadline, an HLC timestamp),
+ * in a frame stamped `hlc`. */
+static void speak_at(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq,
+                     uint8_t kind, uint8_t flags, uint64_t to_serial, herd_pid_t from,
+                     uint64_t ref, uint64_t deadline, uint64_t hlc)
 {
     wire_writer_t m;
     wire_writer_init(&m);
@@ -1122,7 +1123,7 @@ static void speak_ref(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t 
     wire_put_u16(&w, 1);
     wire_put_bytes(&w, m.buf, m.len);
     assert_int_equal(m.err | w.err, 0);
-    ts_fake_frame(t, name, inc, FRAME_MSG, 100 + seq, w.buf, w.len);
+    ts_fake_frame_at(t, name, inc, FRAME_MSG, 100 + seq, hlc, w.buf, w.len);
     wire_writer_fini(&m);
     wire_writer_fini(&w);
 }
@@ -1136,7 +1137,7 @@ static uint64_t hlc_in(herd_node_t *n, int64_t ms)
 static void speak(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq, uint8_t kind,
                   uint8_t flags, uint64_t to_serial, herd_pid_t from)
 {
-    speak_ref(t, name, inc, seq, kind, flags, to_serial, from, 77, UINT64_MAX);
+    speak_at(t, name, inc, seq, kind, flags, to_serial, from, 77, UINT64_MAX, 0);
 }
 
 /* A member that names another member (or another start of itself) as the
@@ -1193,8 +1194,9 @@ static void test_remote_body_claiming_another_sender_refused(void **state)
 
 /* ---- tests: at most once --------------------------------------------------------- */
 
-/* A call that arrives after its caller's deadline is dropped unapplied and
- * counted (its caller gave up); a second copy of a call still being
+/* A call sent (by the sender's clock: the frame's timestamp) after its
+ * caller's deadline is dropped unapplied and counted (its caller gave up),
+ * whatever the receiver's clock says; a second copy of a call still being
  * answered is dropped too; a call in time is applied, once. */
 static void test_remote_late_or_second_copy_of_call_not_applied(void **state)
 {
@@ -1208,17 +1210,23 @@ static void test_remote_late_or_second_copy_of_call_not_applied(void **state)
     free(hello);
     herd_pid_t p = spawn(b, &srv), x = {herd_node_id_of("x"), 7, 3};
     /* "hi" is held unanswered: the call stays open at b */
-    speak_ref(&t, "x", 7, 1, HERD_MSG_CALL, 0, p.serial, x, 10, hlc_in(b, -1000)); /* late */
-    speak_ref(&t, "x", 7, 2, HERD_MSG_CALL, 0, p.serial, x, 11, hlc_in(b, 60000));
-    speak_ref(&t, "x", 7, 3, HERD_MSG_CALL, 0, p.serial, x, 11, hlc_in(b, 60000)); /* again */
-    speak_ref(&t, "x", 7, 4, HERD_MSG_CALL, 0, p.serial, x, 12, 0); /* no deadline */
+    uint64_t now = hlc_in(b, 0), ahead = hlc_in(b, 30000);
+    speak_at(&t, "x", 7, 1, HERD_MSG_CALL, 0, p.serial, x, 10, hlc_in(b, -1000), now); /* late */
+    speak_at(&t, "x", 7, 2, HERD_MSG_CALL, 0, p.serial, x, 11, hlc_in(b, 60000), now);
+    speak_at(&t, "x", 7, 3, HERD_MSG_CALL, 0, p.serial, x, 11, hlc_in(b, 60000), now); /* again */
+    speak_at(&t, "x", 7, 4, HERD_MSG_CALL, 0, p.serial, x, 12, 0, now); /* no deadline */
+    /* b's clock is past the deadline, x's was not when it sent it: in time */
+    speak_at(&t, "x", 7, 5, HERD_MSG_CALL, 0, p.serial, x, 13, hlc_in(b, -1000), 1);
+    /* sent again by x after its deadline (x's clock runs ahead): late */
+    speak_at(&t, "x", 7, 6, HERD_MSG_CALL, 0, p.serial, x, 14, hlc_in(b, 20000), ahead);
     ts_cluster_run_ms(50);
-    assert_int_equal(g_nsrv_calls, 2);
+    assert_int_equal(g_nsrv_calls, 3);
     assert_int_equal(g_srv_calls[0].from.ref, 11);
     assert_int_equal(g_srv_calls[1].from.ref, 12);
+    assert_int_equal(g_srv_calls[2].from.ref, 13);
     herd_cluster_stats_t st;
     assert_int_equal(herd_cluster_stats(b, &st), 0);
-    assert_int_equal(st.calls_expired, 1);
+    assert_int_equal(st.calls_expired, 2);
     assert_int_equal(st.calls_duplicate, 1);
     assert_int_equal(st.rejected[FRAME_REJECT_BODY], 0);
     ts_node_free(b);

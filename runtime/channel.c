@@ -73,6 +73,16 @@ int channel_queue(channel_t *ch, const void *data, size_t len)
     return 0;
 }
 
+int channel_rewrite(channel_t *ch, channel_msg_t *m, const void *data, size_t len)
+{
+    if (len > m->len)
+        return HERD_EINVAL; /* it was allocated for its first length */
+    memmove(m->data, data, len);
+    ch->unacked_bytes -= m->len - len;
+    m->len = len;
+    return 0;
+}
+
 int channel_resend_due(const channel_t *ch, uint64_t now)
 {
     return ch->head && ch->head->seq <= ch->sent_upto && now - ch->last_send_ms >= ch->rto_ms;

@@ -63,6 +63,19 @@ size_t channel_set_peer(channel_t *ch, uint64_t inc);
  * HERD_ENOMEM. */
 int channel_queue(channel_t *ch, const void *data, size_t len);
 
+/* Whether queued message `m` went out in a frame at least once (it may
+ * have arrived), as opposed to waiting for its first send. */
+static inline int channel_msg_sent(const channel_t *ch, const channel_msg_t *m)
+{
+    return m->seq <= ch->sent_upto;
+}
+/* Replace the bytes of queued (unacknowledged) message `m` with `len` bytes
+ * of `data`, len <= m->len: it keeps its sequence number, so the stream
+ * stays whole, and what is sent from now on (a resend too) carries the new
+ * bytes. A copy sent before may still arrive instead. HERD_EINVAL when
+ * len > m->len (the message keeps its bytes). */
+int channel_rewrite(channel_t *ch, channel_msg_t *m, const void *data, size_t len);
+
 /* Build the next FRAME_MSG body: messages not yet sent, or all unacked ones
  * when `resend`, as many as fit in max_body. *body is malloc'ed (free it);
  * NULL with 0 when there is nothing to send. */

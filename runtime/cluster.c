@@ -640,6 +640,11 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->dropped_out = ts.dropped_out;
     out->msgs_dropped = c->msgs_dropped;
     out->replies_relayed = c->replies_relayed;
+    out->withdrawn = c->withdrawn;
+    out->calls_not_applied = c->calls_not_applied;
+    out->calls_uncertain = c->calls_uncertain;
+    out->calls_expired = c->calls_expired;
+    out->calls_duplicate = c->calls_duplicate;
     out->peers = ts.peers;
     out->blocked_in = c->blocked_in;
     out->blocked_out = c->blocked_out;

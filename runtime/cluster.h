@@ -62,9 +62,13 @@ typedef struct herd_cluster {
     } apps[256];
     uint64_t msgs_out, msgs_in, msgs_dropped;
     uint64_t replies_relayed; /* replies sent on through the node that forwarded the call */
+    /* what members lost and late calls cost (remote_lost.c, remote.c): see
+     * herd_cluster_stats_t */
+    uint64_t withdrawn, calls_not_applied, calls_uncertain, calls_expired, calls_duplicate;
+    herd_log_limit_t lost_log, expired_log, duplicate_log;
     /* the sender (node, incarnation) of the frame being delivered, as its
-     * authenticated header says (remote.c) */
-    uint64_t delivering_from, delivering_inc;
+     * authenticated header says, and the header's HLC timestamp (remote.c) */
+    uint64_t delivering_from, delivering_inc, delivering_hlc;
     /* fault injection (herd_cluster_block): peer id -> its address when
      * blocked (malloc'ed, "" if it was not a member yet) */
     u64map_t blocked;

@@ -38,7 +38,8 @@
 #define FRAME_VERSION 4u /* 2: members announce their services; 3: a body speaks for
                             * the header's sender, the registry sync carries contexts;
                             * 4: a HELLO admits nobody, only frames to the receiver's
-                            * current start do */
+                            * current start do; a call carries its deadline, requests
+                            * are withdrawn */
 #define FRAME_HEADER_SIZE 64u
 #define FRAME_MAC_SIZE 16u
 #define FRAME_KEY_SIZE 32u

@@ -127,8 +127,7 @@ int herd_forward_mailbox(herd_node_t *n, herd_pid_t from, herd_pid_t to)
             continue; /* p's own replies and notices: meaningless to the new copy */
         if (kind == HERD_MSG_CALL)
             move_call(n, p, m, to);
-        int sent = proc_deliver_forwarded(n, to, kind, m->from, m->ref, m->status, m->data,
-                                          m->len);
+        int sent = proc_deliver_forwarded(n, to, m);
         if (sent == 0)
             moved++;
         else if (kind == HERD_MSG_CALL && node_is_local(n, m->from))

@@ -83,8 +83,9 @@ typedef struct herd_msg {
     /* CALL/REPLY: the call's reference; DOWN: the monitor's; INFO from a timer:
      * the timer's; 0 otherwise. */
     uint64_t ref;
-    /* REPLY: 0, or the call's error (HERD_ETIMEDOUT, HERD_ENOPROC, or what the
-     * callee replied); DOWN/EXIT: the exit reason. */
+    /* REPLY: 0, or the call's error (HERD_ETIMEDOUT, HERD_ENOPROC,
+     * HERD_ENOTCONN, HERD_EUNCERTAIN: herd_call; or what the callee
+     * replied); DOWN/EXIT: the exit reason. */
     int status;
     size_t len;
     const uint8_t *data;
@@ -249,11 +250,16 @@ int herd_send(herd_proc_t *self, herd_pid_t to, const void *data, size_t len);
 
 /* Call `to` from a process: *ref names the call; its answer arrives later as a
  * HERD_MSG_REPLY with that ref, status 0 and the reply's bytes, or status
- * HERD_ETIMEDOUT after timeout_ms, or HERD_ENOPROC if the callee exits first,
- * or HERD_ENOTCONN if the callee's node goes down first. A call to a local pid
- * that is not alive fails at once with HERD_ENOPROC, and one to a node that is
- * down or unknown with HERD_ENOTCONN; a dead pid on a live remote node is
- * found out there, so that answer comes back as a reply. */
+ * HERD_ETIMEDOUT after timeout_ms, or HERD_ENOPROC if the callee exits first.
+ * If the callee's node goes down first: HERD_ENOTCONN when the request had
+ * not left yet (it is withdrawn: never applied, even if the node comes
+ * back), HERD_EUNCERTAIN when it had (it may or may not have been applied).
+ * A call to a local pid that is not alive fails at once with HERD_ENOPROC,
+ * and one to a node that is down or unknown with HERD_ENOTCONN (nothing is
+ * queued); a dead pid on a live remote node is found out there, so that
+ * answer comes back as a reply. The request carries its deadline (now +
+ * timeout_ms, as a hybrid logical clock timestamp): a copy sent after it (a
+ * resend once a partition heals) is dropped unapplied where it arrives. */
 int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
               uint32_t timeout_ms, uint64_t *ref);
 
@@ -285,8 +291,10 @@ void herd_reply_free(herd_reply_t *r);
 
 /* A blocking call for code outside processes: runs the loop until the reply
  * or the timeout. Returns 0 with *out filled (out->status may carry the
- * callee's error), or HERD_ENOPROC / HERD_ETIMEDOUT / HERD_EDEADLK (called
- * from inside a process, where it would block the loop). */
+ * callee's error), or the runtime's error as herd_call's reply would carry
+ * it (HERD_ENOPROC, HERD_ETIMEDOUT, HERD_ENOTCONN, HERD_EUNCERTAIN), or
+ * HERD_EDEADLK (called from inside a process, where it would block the
+ * loop). */
 int herd_node_call(herd_node_t *node, herd_pid_t to, const void *data, size_t len,
                    uint32_t timeout_ms, herd_reply_t *out);
 
@@ -561,6 +569,20 @@ typedef struct herd_cluster_stats {
     /* replies to callers this node could not reach, sent on through the node
      * that forwarded the call here (a moved process's old node) */
     uint64_t replies_relayed;
+    /* requests (calls, casts, sends, monitors) queued for a member when it
+     * was declared down (or left, or restarted), withdrawn from its stream:
+     * never delivered, even if it comes back */
+    uint64_t withdrawn;
+    /* calls of this node (and forwarded ones) ended by a lost member:
+     * not_applied with HERD_ENOTCONN (the request never left: it will never
+     * be applied), uncertain with HERD_EUNCERTAIN (it had left: it may or
+     * may not have been applied) */
+    uint64_t calls_not_applied, calls_uncertain;
+    /* calls from other nodes dropped unapplied on arrival: expired were
+     * sent after their caller's deadline (the caller gave up: a resend after
+     * a partition healed); duplicate were a second copy of a call still
+     * being answered here */
+    uint64_t calls_expired, calls_duplicate;
     uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
     uint32_t peers;
     /* fault injection (herd_cluster_block): frames dropped to and from

@@ -19,6 +19,9 @@ typedef struct mmsg {
     int32_t status;
     uint8_t kind; /* herd_msg_kind_t */
     uint32_t len;
+    /* a call's: the caller's HLC timestamp at which it stops waiting (0:
+     * none); it travels with the call when a move forwards it */
+    uint64_t deadline;
     uint8_t data[];
 } mmsg_t;
 
@@ -154,15 +157,21 @@ herd_proc_t *proc_lookup(const herd_node_t *n, herd_pid_t pid); /* NULL unless a
  * EXIT, timers). Errors: HERD_ENOPROC, HERD_EFULL, HERD_ETOOBIG, HERD_ENOMEM. */
 int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
                  uint64_t ref, int status, const void *data, size_t len, int force);
-/* The same for a message forwarded from a moved process's old copy: never
- * refused for a full mailbox, and queued ahead of direct messages while the
- * receiver is frozen. A failure is never silent: it is counted in the
- * node's stats (forward_dropped, forward_failed_calls) and logged (at most
- * once a second), and a call's caller gets the error as its reply at once
- * (here, or sent to its node). The error is returned too. */
-int proc_deliver_forwarded(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
-                           herd_pid_t from, uint64_t ref, int status, const void *data,
-                           size_t len);
+/* Queue a call's request: as proc_deliver (not forced), with the caller's
+ * `deadline` (an HLC timestamp, 0: none). `relayed`: it arrived forwarded
+ * from another node (as proc_deliver_relayed). */
+int proc_deliver_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
+                      uint64_t deadline, const void *data, size_t len, int relayed);
+/* The deadline of a call made now that waits `timeout_ms`. */
+uint64_t proc_call_deadline(herd_node_t *n, uint32_t timeout_ms);
+/* The same for a message forwarded from a moved process's old copy (a
+ * call's `deadline` with it): never refused for a full mailbox, and queued
+ * ahead of direct messages while the receiver is frozen. A failure is never
+ * silent: it is counted in the node's stats (forward_dropped,
+ * forward_failed_calls) and logged (at most once a second), and a call's
+ * caller gets the error as its reply at once (here, or sent to its node).
+ * The error is returned too. */
+int proc_deliver_forwarded(herd_node_t *n, herd_pid_t to, const mmsg_t *m);
 /* The same for a message that arrived forwarded from another node: counted
  * and logged as above, but a call is answered by the receiver (remote.c). */
 int proc_deliver_relayed(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,

@@ -246,8 +246,8 @@ static herd_pid_t deliver_route(herd_node_t *n, herd_pid_t to, int *how)
 }
 
 static int deliver_local(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
-                         herd_pid_t from, uint64_t ref, int status, const void *data,
-                         size_t len, int how)
+                         herd_pid_t from, uint64_t ref, int status, uint64_t deadline,
+                         const void *data, size_t len, int how)
 {
     herd_proc_t *p = proc_lookup(n, to);
     if (p == NULL)
@@ -263,6 +263,7 @@ static int deliver_local(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
     m->status = status;
     m->kind = (uint8_t)kind;
     m->len = (uint32_t)len;
+    m->deadline = deadline;
     if (len)
         memcpy(m->data, data, len);
     proc_enqueue(p, m, how & DELIVER_FORWARDED);
@@ -308,8 +309,20 @@ static void forward_failed(herd_node_t *n, herd_msg_kind_t kind, herd_pid_t to, 
     n->forward_log_next = now + FORWARD_LOG_MS;
 }
 
+/* A message for a process of another node; a call with its deadline. */
+static int deliver_remote(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
+                          herd_pid_t from, uint64_t ref, int status, uint64_t deadline,
+                          const void *data, size_t len, int how)
+{
+    unsigned flags = how & DELIVER_FORWARDED ? REMOTE_FORWARDED : 0;
+    if (kind == HERD_MSG_CALL)
+        return remote_send_call(n, to, from, ref, deadline, data, len, flags);
+    return remote_send(n, to, kind, from, ref, status, data, len, flags);
+}
+
 static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
-                   uint64_t ref, int status, const void *data, size_t len, int how)
+                   uint64_t ref, int status, uint64_t deadline, const void *data, size_t len,
+                   int how)
 {
     if (len > n->max_message)
         return HERD_ETOOBIG;
@@ -318,12 +331,11 @@ static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid
     to = deliver_route(n, to, &how);
     int rc;
     if (node_is_local(n, to))
-        rc = deliver_local(n, to, kind, from, ref, status, data, len, how);
+        rc = deliver_local(n, to, kind, from, ref, status, deadline, data, len, how);
     else if (to.node == n->id) /* an earlier start of this node: long dead */
         rc = HERD_ENOPROC;
     else
-        rc = remote_send(n, to, kind, from, ref, status, data, len,
-                         how & DELIVER_FORWARDED ? REMOTE_FORWARDED : 0);
+        rc = deliver_remote(n, to, kind, from, ref, status, deadline, data, len, how);
     if (rc && (how & DELIVER_FORWARDED))
         forward_failed(n, kind, to, rc);
     return rc;
@@ -332,7 +344,19 @@ static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid
 int proc_deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
                  uint64_t ref, int status, const void *data, size_t len, int force)
 {
-    return deliver(n, to, kind, from, ref, status, data, len, force ? DELIVER_FORCE : 0);
+    return deliver(n, to, kind, from, ref, status, 0, data, len, force ? DELIVER_FORCE : 0);
+}
+
+int proc_deliver_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
+                      uint64_t deadline, const void *data, size_t len, int relayed)
+{
+    return deliver(n, to, HERD_MSG_CALL, from, ref, 0, deadline, data, len,
+                   relayed ? DELIVER_FORCE | DELIVER_FORWARDED : 0);
+}
+
+uint64_t proc_call_deadline(herd_node_t *n, uint32_t timeout_ms)
+{
+    return herd_node_hlc_now(n) + ((uint64_t)timeout_ms << HLC_LOGICAL_BITS);
 }
 
 /* A forwarded call that could not be delivered: its caller learns now,
@@ -353,14 +377,13 @@ static void forward_answer_call(herd_node_t *n, herd_pid_t caller, uint64_t ref,
                  n->name, herd_err_name(sent));
 }
 
-int proc_deliver_forwarded(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
-                           herd_pid_t from, uint64_t ref, int status, const void *data,
-                           size_t len)
+int proc_deliver_forwarded(herd_node_t *n, herd_pid_t to, const mmsg_t *m)
 {
-    int rc = deliver(n, to, kind, from, ref, status, data, len,
+    herd_msg_kind_t kind = (herd_msg_kind_t)m->kind;
+    int rc = deliver(n, to, kind, m->from, m->ref, m->status, m->deadline, m->data, m->len,
                      DELIVER_FORCE | DELIVER_FORWARDED);
     if (rc && kind == HERD_MSG_CALL)
-        forward_answer_call(n, from, ref, to, rc);
+        forward_answer_call(n, m->from, m->ref, to, rc);
     return rc;
 }
 
@@ -368,7 +391,7 @@ int proc_deliver_relayed(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
                          herd_pid_t from, uint64_t ref, int status, const void *data,
                          size_t len)
 {
-    return deliver(n, to, kind, from, ref, status, data, len,
+    return deliver(n, to, kind, from, ref, status, 0, data, len,
                    DELIVER_FORCE | DELIVER_FORWARDED);
 }
 
@@ -779,7 +802,8 @@ int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
 {
     herd_node_t *n = self->node;
     uint64_t r = node_new_ref(n);
-    int rc = proc_deliver(n, to, HERD_MSG_CALL, herd_self(self), r, 0, data, len, 0);
+    int rc = proc_deliver_call(n, to, herd_self(self), r, proc_call_deadline(n, timeout_ms),
+                               data, len, 0);
     if (rc == 0)
         rc = proc_track_call(n, r, self->serial, to, timeout_ms, NULL);
     if (rc == 0)
@@ -795,7 +819,8 @@ int herd_node_call(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
         return HERD_EDEADLK;
     call_waiter_t w = {0};
     uint64_t r = node_new_ref(n);
-    int rc = proc_deliver(n, to, HERD_MSG_CALL, node_outside_pid(n), r, 0, data, len, 0);
+    int rc = proc_deliver_call(n, to, node_outside_pid(n), r, proc_call_deadline(n, timeout_ms),
+                               data, len, 0);
     if (rc == 0)
         rc = proc_track_call(n, r, 0, to, timeout_ms, &w);
     if (rc)

@@ -2,40 +2,30 @@
  * remote.c - process messages between nodes (see remote.h).
  *
  * A message in a channel: u8 kind, u8 flags (bit 0: a reply made by the
- * runtime), u64 to (serial on the receiving node), u64 from node, u64 from
- * incarnation, u64 from serial, u64 ref, u32 status, bytes data.
+ * runtime; bit 1: passed on from another node), u64 to (serial on the
+ * receiving node), u64 from node, u64 from incarnation, u64 from serial,
+ * u64 ref, u32 status, a call's u64 deadline, bytes data (PROTOCOL.md).
  *
  * Calls: the caller's node keeps the pending call and its timeout (proc.c);
  * the callee's node records the inbound call and watches the callee, so that
- * a callee that exits first answers HERD_ENOPROC at once. When a node goes
- * down, calls waiting on it end with HERD_ENOTCONN and monitors of its pids
- * fire DOWN with HERD_REASON_NOCONNECTION, as Erlang's do.
+ * a callee that exits first answers HERD_ENOPROC at once. A request carries
+ * its caller's deadline; the callee's node drops one that comes later, or a
+ * second copy of one it is still answering, unapplied. When a node goes
+ * down, what was queued for it and the calls and monitors waiting on it are
+ * settled by remote_lost.c.
  */
-#include "remote.h"
+#include "remote_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "wire.h"
 
-/* REMOTE_MOVED: your call `ref` is with `from` now (a moved process's new
- * copy), so the caller's node does not end it when the old node goes.
- * REMOTE_RELAY: a reply for a caller the replying node cannot reach (its
- * node is not a member there yet), sent to the node that forwarded the call
- * to it, which passes it on: data is u64 caller node, u64 caller
- * incarnation, then the reply's bytes; `to` is the caller's serial. */
-enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33, REMOTE_APP = 34, REMOTE_MOVED = 35,
-       REMOTE_RELAY = 36 };
 /* What a message adds to its data in a frame body: the channel's batch header
- * (18) and length (4), our fields (50), rounded up. A message within the
- * limit always fits a frame of its own, so a channel never stalls on it. */
+ * (18) and length (4), our fields (58 with a call's deadline), rounded up. A
+ * message within the limit always fits a frame of its own, so a channel
+ * never stalls on it. */
 #define REMOTE_OVERHEAD 128u
-
-typedef struct remote_watch {
-    uint64_t watcher; /* serial on this node */
-    herd_pid_t target;
-} remote_watch_t;
 
 typedef struct inbound_call {
     herd_pid_t caller;
@@ -44,9 +34,12 @@ typedef struct inbound_call {
     uint64_t via;    /* the node that forwarded the call here, or 0 */
 } inbound_call_t;
 
-static uint64_t inbound_key(uint64_t node, uint64_t ref)
+/* The key of a caller's call: refs are unique per node start only, so a
+ * restarted caller's calls must not meet its earlier start's. */
+static uint64_t inbound_key(herd_pid_t caller, uint64_t ref)
 {
-    return (node * 0x9e3779b97f4a7c15ull) ^ ref ^ 1; /* never 0 in practice */
+    uint64_t k = (caller.node * 0x9e3779b97f4a7c15ull) ^ (caller.incarnation * 0xbf58476d1ce4e5b9ull);
+    return k ^ ref ^ 1; /* never 0 in practice */
 }
 
 void remote_init(herd_cluster_t *c)
@@ -91,15 +84,61 @@ static cluster_peer_t *remote_peer(herd_cluster_t *c, uint64_t id)
     return p;
 }
 
-/* The member that hosts `to`, if messages can reach it now. A stream of the
- * layers above (`queue_if_down`) also queues for a member that is down: it
- * may only be partitioned away, and the channel delivers when it answers. */
-static int remote_route(herd_cluster_t *c, herd_pid_t to, int queue_if_down,
+void remote_encode(wire_writer_t *w, const remote_msg_t *m)
+{
+    wire_put_u8(w, m->kind);
+    wire_put_u8(w, m->flags);
+    wire_put_u64(w, m->to.serial);
+    wire_put_u64(w, m->from.node);
+    wire_put_u64(w, m->from.incarnation);
+    wire_put_u64(w, m->from.serial);
+    wire_put_u64(w, m->ref);
+    wire_put_u32(w, (uint32_t)m->status);
+    if (m->kind == HERD_MSG_CALL)
+        wire_put_u64(w, m->deadline);
+    wire_put_bytes(w, m->data, m->len);
+}
+
+int remote_decode(const uint8_t *buf, size_t len, remote_msg_t *m)
+{
+    wire_reader_t r;
+    wire_reader_init(&r, buf, len);
+    memset(m, 0, sizeof(*m));
+    m->kind = wire_get_u8(&r);
+    m->flags = wire_get_u8(&r);
+    m->to.serial = wire_get_u64(&r);
+    m->from.node = wire_get_u64(&r);
+    m->from.incarnation = wire_get_u64(&r);
+    m->from.serial = wire_get_u64(&r);
+    m->ref = wire_get_u64(&r);
+    m->status = (int32_t)wire_get_u32(&r);
+    if (m->kind == HERD_MSG_CALL)
+        m->deadline = wire_get_u64(&r);
+    m->len = wire_get_bytes(&r, &m->data);
+    return wire_reader_done(&r);
+}
+
+/* Whether a message queues for a member that is down: the layers' streams,
+ * and what a moved or merged process's old copy passes on (it exists nowhere
+ * else any more), for the member may only be cut off and the channel
+ * delivers when it answers. Never a request someone waits on or expects to
+ * take effect now: calls (forwarded ones too), casts, sends and monitors are
+ * refused (HERD_ENOTCONN), as those queued before it went down were
+ * withdrawn (remote_lost.c). */
+static int remote_queues_if_down(uint8_t kind, unsigned flags)
+{
+    if (kind == REMOTE_APP)
+        return 1;
+    return (flags & REMOTE_FORWARDED) && kind != HERD_MSG_CALL;
+}
+
+/* The member that hosts `to`, if messages of that kind can reach it now. */
+static int remote_route(herd_cluster_t *c, herd_pid_t to, uint8_t kind, unsigned flags,
                         const mship_member_t **out)
 {
     const mship_member_t *x = mship_find_id(c->mship, to.node);
     if (x == NULL || x->state == MEMBER_LEFT || x == mship_self(c->mship) ||
-        (x->state == MEMBER_DOWN && !queue_if_down))
+        (x->state == MEMBER_DOWN && !remote_queues_if_down(kind, flags)))
         return HERD_ENOTCONN;
     if (x->incarnation != to.incarnation)
         return HERD_ENOPROC; /* an earlier (dead) or unknown start of that node */
@@ -107,20 +146,16 @@ static int remote_route(herd_cluster_t *c, herd_pid_t to, int queue_if_down,
     return 0;
 }
 
-int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
-                uint64_t ref, int status, const void *data, size_t len, unsigned flags)
+/* Queue m for `to` (m->to.serial is to's). */
+static int remote_queue(herd_node_t *n, herd_pid_t to, const remote_msg_t *m)
 {
     herd_cluster_t *c = n->cluster;
     const mship_member_t *x;
     if (c == NULL)
         return HERD_ENOTCONN;
-    if (len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
-        return cluster_oversize_out(c, len + REMOTE_OVERHEAD), HERD_ETOOBIG;
-    /* the layers' streams, and messages forwarded from a moved or merged
-     * process (they exist nowhere else any more), queue for a member that is
-     * down: it may only be cut off, or not yet seen back */
-    int rc = remote_route(c, to,
-                          kind == (herd_msg_kind_t)REMOTE_APP || (flags & REMOTE_FORWARDED), &x);
+    if (m->len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
+        return cluster_oversize_out(c, m->len + REMOTE_OVERHEAD), HERD_ETOOBIG;
+    int rc = remote_route(c, to, m->kind, m->flags, &x);
     cluster_peer_t *p = rc == 0 ? remote_peer(c, to.node) : NULL;
     if (rc)
         return rc;
@@ -130,15 +165,7 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
         herd_log(HERD_LOG_INFO, "remote", "dropped messages for an old start of %s", x->name);
     wire_writer_t w;
     wire_writer_init(&w);
-    wire_put_u8(&w, (uint8_t)kind);
-    wire_put_u8(&w, (uint8_t)flags);
-    wire_put_u64(&w, to.serial);
-    wire_put_u64(&w, from.node);
-    wire_put_u64(&w, from.incarnation);
-    wire_put_u64(&w, from.serial);
-    wire_put_u64(&w, ref);
-    wire_put_u32(&w, (uint32_t)status);
-    wire_put_bytes(&w, data, len);
+    remote_encode(&w, m);
     rc = w.err ? w.err : channel_queue(&p->ch, w.buf, w.len);
     wire_writer_fini(&w);
     if (rc == 0) {
@@ -146,6 +173,22 @@ int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t 
         c->msgs_out++;
     }
     return rc;
+}
+
+int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                uint64_t ref, int status, const void *data, size_t len, unsigned flags)
+{
+    remote_msg_t m = {.kind = (uint8_t)kind, .flags = (uint8_t)flags, .to = to, .from = from,
+                      .ref = ref, .status = status, .data = data, .len = len};
+    return remote_queue(n, to, &m);
+}
+
+int remote_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
+                     uint64_t deadline, const void *data, size_t len, unsigned flags)
+{
+    remote_msg_t m = {.kind = HERD_MSG_CALL, .flags = (uint8_t)flags, .to = to, .from = from,
+                      .ref = ref, .deadline = deadline, .data = data, .len = len};
+    return remote_queue(n, to, &m);
 }
 
 static void remote_send_frames(herd_cluster_t *c, cluster_peer_t *p, int resend, uint64_t now)
@@ -240,7 +283,7 @@ static int remote_answer(herd_node_t *n, herd_from_t from, int status, const voi
     herd_cluster_t *c = n->cluster;
     if (c == NULL)
         return HERD_ENOPROC;
-    uint64_t key = inbound_key(from.pid.node, from.ref);
+    uint64_t key = inbound_key(from.pid, from.ref);
     inbound_call_t *ic = u64map_get(&c->inbound_calls, key);
     if (ic == NULL || !herd_pid_equal(ic->caller, from.pid) || ic->ref != from.ref)
         return HERD_ENOPROC;
@@ -262,7 +305,7 @@ void remote_move_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_p
 {
     herd_cluster_t *c = n->cluster;
     herd_proc_t *t = proc_lookup(n, to);
-    inbound_call_t *ic = c ? u64map_get(&c->inbound_calls, inbound_key(caller.node, ref)) : NULL;
+    inbound_call_t *ic = c ? u64map_get(&c->inbound_calls, inbound_key(caller, ref)) : NULL;
     if (ic == NULL || t == NULL || !herd_pid_equal(ic->caller, caller) || ic->ref != ref)
         return;
     ic->callee = to.serial;
@@ -275,7 +318,7 @@ void remote_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref)
     herd_cluster_t *c = n->cluster;
     if (c == NULL)
         return;
-    uint64_t key = inbound_key(caller.node, ref);
+    uint64_t key = inbound_key(caller, ref);
     inbound_call_t *ic = u64map_get(&c->inbound_calls, key);
     if (ic && herd_pid_equal(ic->caller, caller) && ic->ref == ref)
         free(u64map_del(&c->inbound_calls, key));
@@ -313,31 +356,6 @@ void remote_demonitor(herd_node_t *n, herd_pid_t watcher, herd_pid_t target, uin
 
 /* ---- receiving ------------------------------------------------------------------ */
 
-typedef struct remote_msg {
-    uint8_t kind, flags;
-    herd_pid_t to, from;
-    uint64_t ref;
-    int32_t status;
-    const uint8_t *data;
-    size_t len;
-} remote_msg_t;
-
-static int remote_decode(herd_node_t *n, const uint8_t *buf, size_t len, remote_msg_t *m)
-{
-    wire_reader_t r;
-    wire_reader_init(&r, buf, len);
-    m->kind = wire_get_u8(&r);
-    m->flags = wire_get_u8(&r);
-    m->to = (herd_pid_t){n->id, n->incarnation, wire_get_u64(&r)};
-    m->from.node = wire_get_u64(&r);
-    m->from.incarnation = wire_get_u64(&r);
-    m->from.serial = wire_get_u64(&r);
-    m->ref = wire_get_u64(&r);
-    m->status = (int32_t)wire_get_u32(&r);
-    m->len = wire_get_bytes(&r, &m->data);
-    return wire_reader_done(&r);
-}
-
 /* The name of the member whose frame is being delivered, for logs. */
 static const char *remote_sender_name(const herd_cluster_t *c)
 {
@@ -353,13 +371,81 @@ static void call_moved(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid
         pc->callee = callee;
 }
 
+/* Whether a call's request left in a frame stamped after its deadline (the
+ * caller's HLC timestamp at which it stops waiting): a copy sent, or sent
+ * again, once its caller gave up. The sender's clock judges, not this
+ * node's: a receiver whose clock runs ahead must not refuse calls in time. */
+static int remote_call_late(const herd_cluster_t *c, uint64_t deadline)
+{
+    return deadline != 0 && c->delivering_hlc > deadline;
+}
+
+/* A call that came too late is dropped unapplied: its caller has given up
+ * (HERD_ETIMEDOUT, or HERD_EUNCERTAIN when it declared this node down) and
+ * expects no answer. Counted and logged. */
+static void remote_call_expired(herd_cluster_t *c, const remote_msg_t *m)
+{
+    c->calls_expired++;
+    herd_log_limited(&c->expired_log, herd_node_now(c->node), HERD_LOG_INFO, "remote",
+                     "dropped a call from %016llx (via %s) sent %llu ms after its caller's "
+                     "deadline; %llu so far",
+                     (unsigned long long)m->from.node, remote_sender_name(c),
+                     (unsigned long long)(hlc_physical_ms(c->delivering_hlc) -
+                                          hlc_physical_ms(m->deadline)),
+                     (unsigned long long)c->calls_expired);
+}
+
+/* The same call (caller and ref) is here already, not yet answered: a
+ * second copy is dropped, so that a request is applied at most once. */
+static int remote_call_duplicate(herd_cluster_t *c, const remote_msg_t *m)
+{
+    inbound_call_t *ic = u64map_get(&c->inbound_calls, inbound_key(m->from, m->ref));
+    if (ic == NULL || !herd_pid_equal(ic->caller, m->from) || ic->ref != m->ref)
+        return 0;
+    c->calls_duplicate++;
+    herd_log_limited(&c->duplicate_log, herd_node_now(c->node), HERD_LOG_WARN, "remote",
+                     "dropped a second copy of a call from %016llx (via %s) still being "
+                     "answered here; %llu so far",
+                     (unsigned long long)m->from.node, remote_sender_name(c),
+                     (unsigned long long)c->calls_duplicate);
+    return 1;
+}
+
+/* Record a call from another node delivered to local `callee` (`to`):
+ * answered by remote_answer, or HERD_ENOPROC if the callee exits first. */
+static int remote_record_call(herd_cluster_t *c, const remote_msg_t *m, herd_proc_t *callee,
+                              herd_pid_t to)
+{
+    inbound_call_t *ic = calloc(1, sizeof(*ic));
+    uint64_t key = inbound_key(m->from, m->ref);
+    if (ic == NULL)
+        return HERD_ENOMEM;
+    if (u64map_put(&c->inbound_calls, key, ic) != 0) {
+        free(ic);
+        return HERD_ENOMEM;
+    }
+    if (proc_watch(callee, m->ref, m->from, 1) != 0) {
+        u64map_del(&c->inbound_calls, key);
+        free(ic);
+        return HERD_ENOMEM;
+    }
+    uint64_t sender = c->delivering_from;
+    uint64_t via = (m->flags & REMOTE_FORWARDED) && sender != m->from.node ? sender : 0;
+    *ic = (inbound_call_t){m->from, m->ref, to.serial, via};
+    return 0;
+}
+
 static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
 {
     herd_node_t *n = c->node;
-    int rc = m->flags & REMOTE_FORWARDED
-                 ? proc_deliver_relayed(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data,
-                                        m->len)
-                 : proc_deliver(n, m->to, HERD_MSG_CALL, m->from, m->ref, 0, m->data, m->len, 0);
+    if (remote_call_late(c, m->deadline)) {
+        remote_call_expired(c, m);
+        return;
+    }
+    if (remote_call_duplicate(c, m))
+        return;
+    int rc = proc_deliver_call(n, m->to, m->from, m->ref, m->deadline, m->data, m->len,
+                               m->flags & REMOTE_FORWARDED);
     herd_pid_t to = m->to;
     herd_proc_t *callee = rc == 0 ? proc_lookup(n, to) : NULL;
     if (rc == 0 && callee == NULL) { /* the callee moved (freeze.c's redirect) */
@@ -379,23 +465,9 @@ static void remote_on_call(herd_cluster_t *c, const remote_msg_t *m)
     }
     if (rc == 0 && (m->flags & REMOTE_FORWARDED)) /* the caller's node learns where */
         remote_send(n, m->from, (herd_msg_kind_t)REMOTE_MOVED, to, m->ref, 0, NULL, 0, 0);
-    inbound_call_t *ic = callee ? calloc(1, sizeof(*ic)) : NULL;
-    uint64_t key = inbound_key(m->from.node, m->ref);
-    /* the same call delivered again (forwarded by a node it moved from, as
-     * well as sent here): its newer record replaces the older */
-    if (ic)
-        free(u64map_del(&c->inbound_calls, key));
-    if (ic && u64map_put(&c->inbound_calls, key, ic) == 0 &&
-        proc_watch(callee, m->ref, m->from, 1) == 0) {
-        uint64_t sender = c->delivering_from;
-        uint64_t via = (m->flags & REMOTE_FORWARDED) && sender != m->from.node ? sender : 0;
-        *ic = (inbound_call_t){m->from, m->ref, to.serial, via};
+    if (rc == 0 && (rc = remote_record_call(c, m, callee, to)) == 0)
         return;
-    }
-    if (ic && u64map_get(&c->inbound_calls, key) == ic)
-        u64map_del(&c->inbound_calls, key);
-    free(ic);
-    remote_send(n, m->from, HERD_MSG_REPLY, m->to, m->ref, rc ? rc : HERD_ENOMEM, NULL, 0, 1);
+    remote_send(n, m->from, HERD_MSG_REPLY, m->to, m->ref, rc, NULL, 0, REMOTE_BY_RUNTIME);
 }
 
 /* A relayed reply: pass it on to the caller (here, or on its node). */
@@ -481,16 +553,77 @@ static int remote_sender_ok(const herd_cluster_t *c, const remote_msg_t *m)
     return (m->flags & REMOTE_FORWARDED) && remote_kind_forwardable(m->kind);
 }
 
+/* A cast or send from another node: dropped (and counted) when its process
+ * is gone or its mailbox full, as casts are at most once. */
+static void remote_on_cast(herd_cluster_t *c, const remote_msg_t *m)
+{
+    herd_node_t *n = c->node;
+    herd_msg_kind_t kind = (herd_msg_kind_t)m->kind;
+    int rc = m->flags & REMOTE_FORWARDED
+                 ? proc_deliver_relayed(n, m->to, kind, m->from, 0, 0, m->data, m->len)
+                 : proc_deliver(n, m->to, kind, m->from, 0, 0, m->data, m->len, 0);
+    if (rc)
+        c->msgs_dropped++;
+}
+
+static void remote_dispatch(herd_cluster_t *c, const remote_msg_t *m)
+{
+    herd_node_t *n = c->node;
+    switch (m->kind) {
+    case HERD_MSG_CALL:
+        remote_on_call(c, m);
+        break;
+    case HERD_MSG_REPLY:
+        if (proc_complete_call(n, m->ref, m->status, m->data, m->len,
+                               m->flags & REMOTE_BY_RUNTIME) == HERD_ENOPROC)
+            n->stats.late_replies++; /* the call gave up: its timeout answered */
+        break;
+    case HERD_MSG_DOWN:
+        remote_on_down(c, m);
+        break;
+    case REMOTE_MONITOR:
+    case REMOTE_DEMONITOR:
+        remote_on_monitor(c, m);
+        break;
+    case REMOTE_MOVED:
+        call_moved(n, m->to, m->ref, m->from);
+        break;
+    case REMOTE_RELAY:
+        remote_on_relay(c, m);
+        break;
+    case REMOTE_APP: /* `to` names the app; the sender is the header's */
+        if (m->to.serial < 256 && c->apps[m->to.serial].cb)
+            c->apps[m->to.serial].cb(c->apps[m->to.serial].data, c->delivering_from,
+                                     c->delivering_inc, m->data, m->len);
+        break;
+    case REMOTE_WITHDRAWN: /* its sender declared us down meanwhile: nothing to do */
+        break;
+    case HERD_MSG_MERGE:
+        if (proc_deliver(n, m->to, HERD_MSG_MERGE, m->from, 0, 0, m->data, m->len, 1))
+            c->msgs_dropped++; /* the winner is gone too */
+        break;
+    case HERD_MSG_CAST:
+    case HERD_MSG_INFO:
+        remote_on_cast(c, m);
+        break;
+    default:
+        cluster_refuse(c, FRAME_REJECT_BODY, "a message of unknown kind %u from %s", m->kind,
+                       remote_sender_name(c));
+    }
+}
+
 static void remote_deliver(void *data, const uint8_t *buf, size_t len)
 {
     herd_cluster_t *c = data;
     herd_node_t *n = c->node;
     remote_msg_t m;
-    if (remote_decode(n, buf, len, &m) != 0) {
+    if (remote_decode(buf, len, &m) != 0) {
         cluster_refuse(c, FRAME_REJECT_BODY, "a message from %s: it does not decode",
                        remote_sender_name(c));
         return;
     }
+    m.to.node = n->id;
+    m.to.incarnation = n->incarnation;
     if (!remote_sender_ok(c, &m)) {
         cluster_refuse(c, FRAME_REJECT_SENDER,
                        "a message (kind %u) from %s that claims to come from node %016llx "
@@ -500,49 +633,7 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
         return;
     }
     c->msgs_in++;
-    switch (m.kind) {
-    case HERD_MSG_CALL:
-        remote_on_call(c, &m);
-        break;
-    case HERD_MSG_REPLY:
-        if (proc_complete_call(n, m.ref, m.status, m.data, m.len,
-                               m.flags & REMOTE_BY_RUNTIME) == HERD_ENOPROC)
-            n->stats.late_replies++; /* the call gave up: its timeout answered */
-        break;
-    case HERD_MSG_DOWN:
-        remote_on_down(c, &m);
-        break;
-    case REMOTE_MONITOR:
-    case REMOTE_DEMONITOR:
-        remote_on_monitor(c, &m);
-        break;
-    case REMOTE_MOVED:
-        call_moved(n, m.to, m.ref, m.from);
-        break;
-    case REMOTE_RELAY:
-        remote_on_relay(c, &m);
-        break;
-    case REMOTE_APP: /* `to` names the app; the sender is the header's */
-        if (m.to.serial < 256 && c->apps[m.to.serial].cb)
-            c->apps[m.to.serial].cb(c->apps[m.to.serial].data, c->delivering_from,
-                                    c->delivering_inc, m.data, m.len);
-        break;
-    case HERD_MSG_MERGE:
-        if (proc_deliver(n, m.to, HERD_MSG_MERGE, m.from, 0, 0, m.data, m.len, 1))
-            c->msgs_dropped++; /* the winner is gone too */
-        break;
-    case HERD_MSG_CAST:
-    case HERD_MSG_INFO:
-        if (m.flags & REMOTE_FORWARDED
-                ? proc_deliver_relayed(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data,
-                                       m.len)
-                : proc_deliver(n, m.to, (herd_msg_kind_t)m.kind, m.from, 0, 0, m.data, m.len, 0))
-            c->msgs_dropped++; /* dead or full: casts are at most once */
-        break;
-    default:
-        cluster_refuse(c, FRAME_REJECT_BODY, "a message of unknown kind %u from %s", m.kind,
-                       remote_sender_name(c));
-    }
+    remote_dispatch(c, &m);
 }
 
 void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *body)
@@ -561,86 +652,16 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
     uint64_t now = herd_node_now(c->node);
     c->delivering_from = h->sender;
     c->delivering_inc = h->sender_inc;
+    c->delivering_hlc = h->hlc;
     int rc = h->type == FRAME_ACK ? channel_on_ack(&p->ch, body, h->length, now)
                                   : channel_on_msg(&p->ch, body, h->length, now,
                                                    remote_deliver, c);
-    c->delivering_from = c->delivering_inc = 0;
+    c->delivering_from = c->delivering_inc = c->delivering_hlc = 0;
     if (rc)
         cluster_refuse(c, FRAME_REJECT_BODY, "a %s frame from %s: its batch does not decode",
                        frame_type_name(h->type), x->name);
     if (p->ch.ack_due)
         p->dirty = c->any_dirty = 1;
-}
-
-/* ---- members that go away -------------------------------------------------- */
-
-typedef struct ref_list {
-    uint64_t *refs;
-    size_t count, cap;
-} ref_list_t;
-
-static void ref_list_push(ref_list_t *l, uint64_t ref)
-{
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        uint64_t *more = realloc(l->refs, cap * sizeof(*more));
-        if (more == NULL)
-            return; /* what is not listed is settled by its own timeout */
-        l->refs = more;
-        l->cap = cap;
-    }
-    l->refs[l->count++] = ref;
-}
-
-/* Node `id` is unreachable: calls waiting on it fail, monitors of it fire.
- * The refs are collected first: completing them changes the maps walked. */
-static void remote_node_lost(herd_cluster_t *c, uint64_t id)
-{
-    herd_node_t *n = c->node;
-    ref_list_t calls = {0}, watches = {0};
-    size_t cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&n->calls, &cursor)) != NULL;)
-        if (((pending_call_t *)s->value)->callee.node == id)
-            ref_list_push(&calls, s->key);
-    cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&c->remote_watches, &cursor)) != NULL;)
-        if (((remote_watch_t *)s->value)->target.node == id)
-            ref_list_push(&watches, s->key);
-    for (size_t i = 0; i < calls.count; i++)
-        proc_complete_call(n, calls.refs[i], HERD_ENOTCONN, NULL, 0, 1);
-    for (size_t i = 0; i < watches.count; i++) {
-        remote_watch_t *w = u64map_del(&c->remote_watches, watches.refs[i]);
-        herd_pid_t watcher = {n->id, n->incarnation, w->watcher};
-        herd_proc_t *p = proc_lookup(n, watcher);
-        if (p)
-            proc_forget_monitor(p, watches.refs[i]);
-        proc_deliver(n, watcher, HERD_MSG_DOWN, w->target, watches.refs[i],
-                     HERD_REASON_NOCONNECTION, NULL, 0, 1);
-        free(w);
-    }
-    free(calls.refs);
-    free(watches.refs);
-}
-
-void remote_on_member(herd_cluster_t *c, const mship_effect_t *e)
-{
-    int lost = e->new_state == MEMBER_DOWN || e->new_state == MEMBER_LEFT ||
-               e->new_state == MEMBER_ABSENT;
-    int was_reachable = e->old_state != MEMBER_DOWN && e->old_state != MEMBER_LEFT;
-    uint64_t id = herd_node_id_of(e->name);
-    if (lost && was_reachable)
-        remote_node_lost(c, id);
-    cluster_peer_t *p = u64map_get(&c->peers, id);
-    /* Gone for good (left, or restarted: a new start has a new stream): drop
-     * its stream. A member only forgotten after a long silence may come back
-     * with the same start from a partition, and both ends' sequence numbers
-     * must still agree then: its stream stays (its queue is bounded). */
-    if (p && (e->new_state == MEMBER_LEFT ||
-              (e->new_state == MEMBER_ABSENT && e->gone != MSHIP_GONE_FORGOTTEN))) {
-        u64map_del(&c->peers, id);
-        channel_fini(&p->ch);
-        free(p);
-    }
 }
 
 /* ---- streams of the layers above --------------------------------------------- */

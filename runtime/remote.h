@@ -9,16 +9,22 @@
 
 #include "cluster.h"
 
-/* Send a message to a pid on another node. Errors: HERD_ENOTCONN (its node
- * is down, left or unknown), HERD_ENOPROC (its incarnation is not the node's
- * current one), HERD_ETOOBIG, HERD_EFULL (too much unacknowledged for that
- * node). `by_runtime`: a HERD_ETIMEDOUT/ENOPROC reply made by the runtime. */
 /* Message flags in a channel (bits of its u8 flags). */
 #define REMOTE_BY_RUNTIME 1u /* a reply made by the runtime (timeout, ENOPROC) */
 #define REMOTE_FORWARDED 2u  /* forwarded from a moved process's old copy */
 
+/* Send a message to a pid on another node. Errors: HERD_ENOTCONN (its node
+ * is down, left or unknown; nothing was queued), HERD_ENOPROC (its
+ * incarnation is not the node's current one), HERD_ETOOBIG, HERD_EFULL (too
+ * much unacknowledged for that node). `flags`: REMOTE_*. To a member that
+ * is down only what remote.c's remote_queues_if_down allows is queued. */
 int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
                 uint64_t ref, int status, const void *data, size_t len, unsigned flags);
+/* The same for a call's request: `deadline` is the caller's HLC timestamp
+ * at which it stops waiting (0: none); the receiver drops it unapplied if
+ * the frame that brings it was sent later. */
+int remote_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
+                     uint64_t deadline, const void *data, size_t len, unsigned flags);
 /* A call to a local process is forwarded elsewhere: forget it here without
  * answering (the process it went to answers). */
 void remote_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref);
@@ -39,6 +45,8 @@ void remote_demonitor(herd_node_t *n, herd_pid_t watcher, herd_pid_t target, uin
 void remote_init(herd_cluster_t *c);
 void remote_fini(herd_cluster_t *c);
 void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *body);
+/* remote_lost.c: a member's state changed; a lost one's queued requests
+ * are withdrawn, the calls and monitors waiting on it end. */
 void remote_on_member(herd_cluster_t *c, const mship_effect_t *e);
 void remote_flush(herd_cluster_t *c, uint64_t now);
 void remote_tick(herd_cluster_t *c, uint64_t now);

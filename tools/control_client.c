@@ -128,6 +128,7 @@ void control_request(const char *address, const char *cmd, json_t *args, int tim
     } else if (nn_send(sock, text, strlen(text), 0) < 0) {
         control_unreachable(reply, address, nn_strerror(nn_errno()));
     } else {
+        reply->sent = 1;
         void *buf = NULL;
         int n = nn_recv(sock, &buf, NN_MSG, 0);
         if (n < 0)

@@ -17,6 +17,9 @@ typedef enum control_outcome {
 
 typedef struct control_reply {
     control_outcome_t outcome;
+    /* the request left for the node: an UNREACHABLE outcome then means no
+     * answer in time, and the node may have acted on it */
+    int sent;
     json_t *result;    /* CONTROL_OK: a new reference */
     char code[32];     /* CONTROL_REFUSED: e.g. "ENOENT" */
     char message[512]; /* what went wrong, for people */

@@ -187,10 +187,23 @@ static int call_issue(herd_node_t *node, call_req_t *r)
     return 0;
 }
 
+/* What a failed call's error says of its request, for the people who read
+ * the message: ENOTCONN promises it was not applied (runtime/PROTOCOL.md,
+ * "Calls and lost members"); ETIMEDOUT does not know (EUNCERTAIN's own
+ * message says so). */
+static const char *call_verdict(int rc)
+{
+    if (rc == HERD_ENOTCONN)
+        return " (the request was not applied)";
+    if (rc == HERD_ETIMEDOUT)
+        return " (the request may or may not have been applied)";
+    return "";
+}
+
 static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
 {
     json_t *out = NULL;
-    char msg[300] = "";
+    char msg[640] = "";
     if (rc == 0) {
         char *text = strndup((const char *)reply, len);
         out = herdd_name_json(r->data, r->name, r->callee, NULL);
@@ -202,8 +215,9 @@ static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
             json_object_set_new(out, "value", json_integer(v));
         free(text);
     } else {
-        snprintf(msg, sizeof(msg), "call to '%s' failed: %s%s%.*s", r->name,
-                 herd_strerror(rc), len ? ": " : "", (int)(len < 160 ? len : 160),
+        snprintf(msg, sizeof(msg), "call to '%.255s' failed: %s%s%s%.*s", r->name,
+                 herd_strerror(rc), call_verdict(rc), len ? ": " : "",
+                 (int)(len < 160 ? len : 160),
                  reply ? (const char *)reply : ""); /* the process's own reason */
     }
     call_forget(r);

@@ -202,6 +202,16 @@ static json_t *conn_stats_json(herd_node_t *n)
                      "checks", (json_int_t)s.checks, "scans", (json_int_t)s.scans);
 }
 
+/* What lost members and late copies did to calls and requests between
+ * nodes (runtime/PROTOCOL.md, "Calls and lost members"). */
+static json_t *calls_stats_json(const herd_cluster_stats_t *s)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "withdrawn", (json_int_t)s->withdrawn,
+                     "not_applied", (json_int_t)s->calls_not_applied, "uncertain",
+                     (json_int_t)s->calls_uncertain, "expired", (json_int_t)s->calls_expired,
+                     "duplicate", (json_int_t)s->calls_duplicate);
+}
+
 static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
@@ -229,6 +239,7 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
                         "messages_dropped", (json_int_t)s.msgs_dropped, "runtime",
                         runtime_stats_json(d->node));
     json_object_set_new(*result, "replies_relayed", json_integer((json_int_t)s.replies_relayed));
+    json_object_set_new(*result, "calls", calls_stats_json(&s));
     json_object_set_new(*result, "oversize_out", json_integer((json_int_t)s.oversize_out));
     json_object_set_new(*result, "seeds_silent", json_integer((json_int_t)s.seeds_silent));
     json_object_set_new(*result, "call_proxy_refused",

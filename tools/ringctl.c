@@ -4,8 +4,9 @@
  * This version has the offline planning commands (ring, owner, diff), which
  * work on a member list given with --nodes and need no running cluster. Output
  * is a human table by default and one JSON document with --json, in the shapes
- * of the command-line contract (DESIGN.md). Exit codes: 0 done, 1 failed,
- * 2 usage error.
+ * of the command-line contract (DESIGN.md). Exit codes: 0 done, 1 failed
+ * (nothing took effect), 2 usage error, 3 outcome unknown (a change that may
+ * or may not have taken effect).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -137,7 +138,8 @@ static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
 
 #define CTL_TIMEOUT_MS 1500
 
-/* Ask the node; on failure say why (exit 1) and return NULL. */
+/* Ask the node; on failure say why (exit 1, or 3: ctl_live_ask) and
+ * return NULL. */
 static json_t *ctl_live(const ctl_t *c, const char *cmd, int *rc)
 {
     return ctl_live_args(c, cmd, NULL, rc);
@@ -148,7 +150,18 @@ json_t *ctl_live_args(const ctl_t *c, const char *cmd, json_t *args, int *rc)
     return ctl_live_wait(c, cmd, args, CTL_TIMEOUT_MS, rc);
 }
 
-json_t *ctl_live_wait(const ctl_t *c, const char *cmd, json_t *args, int timeout_ms, int *rc)
+/* Whether an error answer leaves the outcome unknown (exit 3): the node
+ * said so (EUNCERTAIN, ETIMEDOUT), or, for a command that changes
+ * something, its request left and no answer came. */
+static int ctl_uncertain(const control_reply_t *r, int changes)
+{
+    if (r->outcome == CONTROL_UNREACHABLE)
+        return changes && r->sent;
+    return strcmp(r->code, "EUNCERTAIN") == 0 || strcmp(r->code, "ETIMEDOUT") == 0;
+}
+
+static json_t *ctl_live_ask(const ctl_t *c, const char *cmd, json_t *args, int timeout_ms,
+                            int changes, int *rc)
 {
     if (c->node == NULL) {
         *rc = ctl_usage(c, "no node to ask: give --node ADDR or set HERD_NODE");
@@ -161,12 +174,26 @@ json_t *ctl_live_wait(const ctl_t *c, const char *cmd, json_t *args, int timeout
         control_request(c->node, cmd, args, timeout_ms, &r);
     if (r.outcome == CONTROL_OK)
         return r.result;
-    /* exit 3: the node could not say whether it took effect */
-    int uncertain = r.outcome != CONTROL_UNREACHABLE &&
-                    (strcmp(r.code, "EUNCERTAIN") == 0 || strcmp(r.code, "ETIMEDOUT") == 0);
-    *rc = ctl_fail(c, uncertain ? 3 : 1,
-                   r.outcome == CONTROL_UNREACHABLE ? "EUNREACHABLE" : r.code, "%s", r.message);
+    int uncertain = ctl_uncertain(&r, changes);
+    const char *code = r.outcome != CONTROL_UNREACHABLE ? r.code
+                       : uncertain                      ? "EUNCERTAIN"
+                                                        : "EUNREACHABLE";
+    *rc = ctl_fail(c, uncertain ? 3 : 1, code, "%s%s", r.message,
+                   r.outcome == CONTROL_UNREACHABLE && uncertain
+                       ? ": the request was sent, so it may or may not have taken effect"
+                       : "");
     return NULL;
+}
+
+json_t *ctl_live_wait(const ctl_t *c, const char *cmd, json_t *args, int timeout_ms, int *rc)
+{
+    return ctl_live_ask(c, cmd, args, timeout_ms, 0, rc);
+}
+
+json_t *ctl_live_change(const ctl_t *c, const char *cmd, json_t *args, int timeout_ms,
+                        int *rc)
+{
+    return ctl_live_ask(c, cmd, args, timeout_ms, 1, rc);
 }
 
 /* The live ring: the node sends its ring's members and weights, and the ring
@@ -249,6 +276,12 @@ static const char stats_help[] =
     "forwarded after a move that could not be delivered (runtime.forward_dropped;\n"
     "runtime.forward_failed_calls, whose callers got the error as their reply);\n"
     "replies passed on through the node that forwarded their call (replies_relayed);\n"
+    "requests to other nodes and calls a lost member cost (calls.*: requests queued\n"
+    "for a member declared down, withdrawn and never delivered, in withdrawn; calls\n"
+    "that member's loss ended, not applied (ENOTCONN: the request never left) in\n"
+    "not_applied and with their outcome unknown (EUNCERTAIN) in uncertain; calls\n"
+    "from other nodes dropped unapplied on arrival, sent after their caller's\n"
+    "deadline in expired, a second copy of one still being answered in duplicate);\n"
     "casts to the node's call proxy it ignored, as not from the node itself or\n"
     "not for a waiting `call` (call_proxy_refused);\n"
     "the supervisor's moves (handoff.*: protocol messages the cluster refused in\n"
@@ -267,7 +300,9 @@ static const char stats_help[] =
     "JSON: {\"name\",\"frames_in\",\"frames_out\",\"bytes_in\",\"bytes_out\",\n"
     "\"dropped_out\",\"peers\",\"members\",\"processes\",\"rejected\":{REASON: n},\n"
     "\"messages_dropped\",\"runtime\":{\"late_replies\",\"forward_dropped\",\n"
-    "\"forward_failed_calls\"},\"replies_relayed\",\"oversize_out\",\"seeds_silent\",\n"
+    "\"forward_failed_calls\"},\"replies_relayed\",\"calls\":{\"withdrawn\",\n"
+    "\"not_applied\",\"uncertain\",\"expired\",\"duplicate\"},\"oversize_out\",\n"
+    "\"seeds_silent\",\n"
     "\"call_proxy_refused\",\n"
     "\"handoff\":{\"started\",\n"
     "\"committed\",\"aborted\",\"rejected\",\"received\",\"promoted\",\"forwarded\",\n"
@@ -747,7 +782,10 @@ static const char main_help[] =
     "Global options may also follow the command (ringctl stats --json); each\n"
     "option is given once (--add, --remove and --weight of diff repeat).\n"
     "\n"
-    "Exit codes: 0 done, 1 failed (node unreachable, refused), 2 usage error.\n";
+    "Exit codes: 0 done, 1 failed (node unreachable, refused: nothing took\n"
+    "effect), 2 usage error, 3 outcome unknown (EUNCERTAIN, ETIMEDOUT: a change\n"
+    "that may or may not have taken effect, as a call whose callee's node went\n"
+    "down after the request left, or a stop some member did not acknowledge).\n";
 
 static const char *ctl_command_help(const char *cmd)
 {

@@ -27,6 +27,11 @@ int ctl_print_json(json_t *doc);
 /* Ask the node; on failure say why (*rc = 1) and return NULL. */
 json_t *ctl_live_args(const ctl_t *c, const char *cmd, json_t *args, int *rc);
 json_t *ctl_live_wait(const ctl_t *c, const char *cmd, json_t *args, int timeout_ms, int *rc);
+/* The same for a command that changes something (a call): a request that
+ * left but got no answer within timeout_ms may have taken effect, so that
+ * is exit 3 (EUNCERTAIN), like the node's own "outcome unknown" answers. */
+json_t *ctl_live_change(const ctl_t *c, const char *cmd, json_t *args, int timeout_ms,
+                        int *rc);
 
 /* ringctl_children.c: start, call, stop, children, handoffs, drain, block,
  * unblock, register, unregister. The help text of such a command, or NULL. */

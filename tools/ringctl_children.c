@@ -38,7 +38,12 @@ static const child_cmd_t child_cmds[] = {
      "that would take the value outside -2^63..2^63-1 is refused (ERANGE) and\n"
      "changes nothing.\n"
      "JSON: {\"name\",\"node\",\"pid\",\"reply\",\"value\":INT} (value when the reply\n"
-     "is a whole number). Unknown NAME: exit 1.\n"},
+     "is a whole number). Unknown NAME: exit 1.\n"
+     "A failure says whether the request took effect: exit 1 when it did not (e.g.\n"
+     "ENOTCONN, the callee's node is down: the request was not applied and never\n"
+     "will be); exit 3 when nobody can know (EUNCERTAIN: the callee's node went\n"
+     "down after the request left; ETIMEDOUT: no answer within 5 s; or no answer\n"
+     "from the asked node after the request was sent): it may have been applied.\n"},
     {"stop", 1, 1,
      "usage: ringctl [--json] [--node ADDR] stop NAME\n\n"
      "Terminate the child NAME: its spec is removed, so nothing restarts it.\n"
@@ -186,7 +191,7 @@ static int run_call(const ctl_t *c, const child_args_t *a)
     }
     int rc = 0;
     json_t *args = json_pack("{s:s, s:s}", "name", a->pos[0], "request", request);
-    json_t *res = ctl_live_wait(c, "call", args, WAIT_CALL_MS, &rc);
+    json_t *res = ctl_live_change(c, "call", args, WAIT_CALL_MS, &rc);
     json_decref(args);
     if (res == NULL)
         return rc;

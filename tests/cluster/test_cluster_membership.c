@@ -719,7 +719,7 @@ static void test_cluster_survives_garbage_frames(void **state)
     buf[4] = FRAME_VERSION + 1;
     push(sock, buf, full);
     want[R_VERSION]++;
-    buf[4] = FRAME_VERSION - 1; /* the format before bodies spoke for the header's sender */
+    buf[4] = FRAME_VERSION - 1; /* the format before calls carried their deadline */
     push(sock, buf, full);
     want[R_VERSION]++;
     buf[4] = FRAME_VERSION;

@@ -12,7 +12,9 @@
  * counter cluster-wide). Every call's outcome is booked per counter:
  * acknowledged (a reply with status 0), unknown (an error reply, or the
  * client died first: it may or may not have been applied), or not sent (the
- * lookup failed at once). A counter's value counts the increments applied:
+ * lookup failed at once, or the call ended HERD_ENOTCONN: the runtime's word
+ * that its request was never applied). A counter's value counts the
+ * increments applied:
  *   value <= acknowledged + unknown            (nothing applied twice)
  *   value >= acknowledged                      (nothing acknowledged lost)
  * The first is checked at every reply and at the end. The second at the end
@@ -280,7 +282,9 @@ static void client_reply(herd_proc_t *self, world_t *w, const herd_msg_t *msg)
     if (msg->status != 0) {
         w->replies_err++;
         w->errs[(unsigned)-msg->status & 31u]++;
-        if (c->op == OP_INCR)
+        if (c->op == OP_INCR && msg->status == HERD_ENOTCONN)
+            c->notsent++; /* the runtime's word: never applied */
+        else if (c->op == OP_INCR)
             c->unknown++;
         else
             c->get_failed = msg->status;
@@ -300,7 +304,7 @@ static void client_reply(herd_proc_t *self, world_t *w, const herd_msg_t *msg)
     /* v counts every increment applied, this one included */
     if (v > (int64_t)(c->acked + c->unknown + 1))
         FAIL(w, "%s: incr answered %lld with %llu acknowledged and %llu unknown before it: "
-                "an increment applied twice",
+                "an increment applied twice, or one that ended ENOTCONN applied",
              c->name, (long long)v, (unsigned long long)c->acked,
              (unsigned long long)c->unknown);
     /* Below what was acknowledged: a second copy answered (a partition, or a
@@ -1331,7 +1335,8 @@ static int final_values(rs_run_t *r, int strict)
                  herd_strerror(c->get_failed));
         int64_t v = c->final_value, lo = (int64_t)c->acked, hi = (int64_t)(c->acked + c->unknown);
         RS_CHECK(r, v <= hi,
-                 "%s is %lld: above %llu acknowledged + %llu unknown: increments applied twice",
+                 "%s is %lld: above %llu acknowledged + %llu unknown: increments applied "
+                 "twice, or ones that ended ENOTCONN applied",
                  c->name, (long long)v, (unsigned long long)c->acked,
                  (unsigned long long)c->unknown);
         /* a terminate a crash undid may have stopped a copy, with its counts */
@@ -1375,7 +1380,7 @@ static void verbose(rs_run_t *r, const char *what)
            "| joins %u leaves %u crashes %u partitions %u | live nodes: started "
            "%llu committed %llu aborted %llu rejected %llu received %llu promoted %llu "
            "forwarded %llu starts %llu | conflicts %u | errs timeout %llu noproc %llu "
-           "notconn %llu | lookups failed: noent %llu notconn %llu other %llu | stale reads %llu "
+           "notconn %llu uncertain %llu | lookups failed: noent %llu notconn %llu other %llu | stale reads %llu "
            "children held at a stop after leave %llu\n",
            what, (unsigned long long)r->seed, (unsigned long long)regsim_now(w->rs), w->nctr,
            (unsigned long long)acked, (unsigned long long)unknown,
@@ -1388,6 +1393,7 @@ static void verbose(rs_run_t *r, const char *what)
            (unsigned long long)w->errs[(unsigned)-HERD_ETIMEDOUT & 31u],
            (unsigned long long)w->errs[(unsigned)-HERD_ENOPROC & 31u],
            (unsigned long long)w->errs[(unsigned)-HERD_ENOTCONN & 31u],
+           (unsigned long long)w->errs[(unsigned)-HERD_EUNCERTAIN & 31u],
            (unsigned long long)w->sync_errs[(unsigned)-HERD_ENOENT & 31u],
            (unsigned long long)w->sync_errs[(unsigned)-HERD_ENOTCONN & 31u],
            (unsigned long long)(w->lookups_failed - w->sync_errs[(unsigned)-HERD_ENOENT & 31u] -

@@ -416,14 +416,16 @@ void ts_fake_cluster(herd_node_t *n, ts_fake_tr_t *t, const char *secret)
     assert_non_null(t->cb);
 }
 
-void ts_fake_frame_to(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
-                      uint64_t seq, uint64_t receiver, uint64_t receiver_inc,
-                      const void *body, size_t len)
+/* A frame with every header field given, delivered to the node. */
+static void fake_frame_full(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                            uint64_t seq, uint64_t receiver, uint64_t receiver_inc,
+                            uint64_t hlc, const void *body, size_t len)
 {
     frame_key_t key;
     assert_int_equal(frame_key_from_secret(&key, t->secret, strlen(t->secret)), 0);
     frame_header_t h = {.type = type, .sender = herd_node_id_of(name), .sender_inc = inc,
-                        .receiver = receiver, .receiver_inc = receiver_inc, .seq = seq};
+                        .receiver = receiver, .receiver_inc = receiver_inc, .hlc = hlc,
+                        .seq = seq};
     size_t size = frame_size(len);
     uint8_t *frame = malloc(size);
     assert_non_null(frame);
@@ -432,12 +434,28 @@ void ts_fake_frame_to(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t t
     free(frame);
 }
 
+void ts_fake_frame_to(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                      uint64_t seq, uint64_t receiver, uint64_t receiver_inc,
+                      const void *body, size_t len)
+{
+    fake_frame_full(t, name, inc, type, seq, receiver, receiver_inc, 0, body, len);
+}
+
+/* A HELLO goes to nobody's start in particular; anything else to the
+ * node's current one. */
+void ts_fake_frame_at(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                      uint64_t seq, uint64_t hlc, const void *body, size_t len)
+{
+    int hello = type == FRAME_HELLO;
+    fake_frame_full(t, name, inc, type, seq,
+                    hello ? 0 : herd_node_id_of(herd_node_name(t->node)),
+                    hello ? 0 : herd_node_incarnation(t->node), hlc, body, len);
+}
+
 void ts_fake_frame(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
                    uint64_t seq, const void *body, size_t len)
 {
-    int hello = type == FRAME_HELLO;
-    ts_fake_frame_to(t, name, inc, type, seq, hello ? 0 : herd_node_id_of(herd_node_name(t->node)),
-                     hello ? 0 : herd_node_incarnation(t->node), body, len);
+    ts_fake_frame_at(t, name, inc, type, seq, 0, body, len);
 }
 
 void ts_fake_join(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq)

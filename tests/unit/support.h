@@ -178,6 +178,9 @@ void ts_fake_frame(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type
 void ts_fake_frame_to(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
                       uint64_t seq, uint64_t receiver, uint64_t receiver_inc,
                       const void *body, size_t len);
+/* The same with the header's HLC timestamp `hlc` (ts_fake_frame: 0). */
+void ts_fake_frame_at(ts_fake_tr_t *t, const char *name, uint64_t inc, uint8_t type,
+                      uint64_t seq, uint64_t hlc, const void *body, size_t len);
 /* A HELLO body from `name` (cluster "herd", address tcp://NAME:1, up, no
  * services, no gossip); malloc'ed. The same body serves as a heartbeat. */
 uint8_t *ts_fake_hello(const char *name, size_t *len);

@@ -919,9 +919,10 @@ static void test_remote_node_crash_fails_calls_and_fires_monitors(void **state)
     const seen_t *ra = find_seen(ca, HERD_MSG_REPLY, g_cli_ref[ka]);
     const seen_t *rc = find_seen(cc, HERD_MSG_REPLY, g_cli_ref[kc]);
     const seen_t *d = find_seen(ca, HERD_MSG_DOWN, g_cli_ref[m]);
-    assert_int_equal(ra->status, HERD_ENOTCONN);
+    /* b had the requests (it held them): their outcome is unknown */
+    assert_int_equal(ra->status, HERD_EUNCERTAIN);
     assert_pid_eq(ra->from, held);
-    assert_int_equal(rc->status, HERD_ENOTCONN);
+    assert_int_equal(rc->status, HERD_EUNCERTAIN);
     assert_pid_eq(rc->from, held);
     assert_int_equal(d->status, HERD_REASON_NOCONNECTION);
     assert_pid_eq(d->from, watched);
@@ -1096,9 +1097,11 @@ static void on_app5(void *data, uint64_t node, uint64_t inc, const uint8_t *msg,
 
 /* One message in a FRAME_MSG body from member `name` (incarnation `inc`), as
  * the `seq`th of its stream: the channel's batch of one (runtime/channel.h)
- * around remote.c's message. */
-static void speak(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq, uint8_t kind,
-                  uint8_t flags, uint64_t to_serial, herd_pid_t from)
+ * around remote.c's message (a call's with its deadline, an HLC timestamp),
+ * in a frame stamped `hlc`. */
+static void speak_at(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq,
+                     uint8_t kind, uint8_t flags, uint64_t to_serial, herd_pid_t from,
+                     uint64_t ref, uint64_t deadline, uint64_t hlc)
 {
     wire_writer_t m;
     wire_writer_init(&m);
@@ -1108,8 +1111,10 @@ static void speak(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq,
     wire_put_u64(&m, from.node);
     wire_put_u64(&m, from.incarnation);
     wire_put_u64(&m, from.serial);
-    wire_put_u64(&m, 77); /* ref */
+    wire_put_u64(&m, ref);
     wire_put_u32(&m, 0);
+    if (kind == HERD_MSG_CALL)
+        wire_put_u64(&m, deadline);
     wire_put_bytes(&m, "hi", 2);
     wire_writer_t w;
     wire_writer_init(&w);
@@ -1118,9 +1123,21 @@ static void speak(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq,
     wire_put_u16(&w, 1);
     wire_put_bytes(&w, m.buf, m.len);
     assert_int_equal(m.err | w.err, 0);
-    ts_fake_frame(t, name, inc, FRAME_MSG, 100 + seq, w.buf, w.len);
+    ts_fake_frame_at(t, name, inc, FRAME_MSG, 100 + seq, hlc, w.buf, w.len);
     wire_writer_fini(&m);
     wire_writer_fini(&w);
+}
+
+/* An HLC timestamp `ms` from now (negative: in the past) by the wall clock. */
+static uint64_t hlc_in(herd_node_t *n, int64_t ms)
+{
+    return (uint64_t)((int64_t)herd_node_wall_ms(n) + ms) << 16;
+}
+
+static void speak(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq, uint8_t kind,
+                  uint8_t flags, uint64_t to_serial, herd_pid_t from)
+{
+    speak_at(t, name, inc, seq, kind, flags, to_serial, from, 77, UINT64_MAX, 0);
 }
 
 /* A member that names another member (or another start of itself) as the
@@ -1170,6 +1187,83 @@ static void test_remote_body_claiming_another_sender_refused(void **state)
     ts_node_free(b);
 }
 
+/* ---- tests: at most once --------------------------------------------------------- */
+
+/* A call sent (by the sender's clock: the frame's timestamp) after its
+ * caller's deadline is dropped unapplied and counted (its caller gave up),
+ * whatever the receiver's clock says; a second copy of a call still being
+ * answered is dropped too; a call in time is applied, once. */
+static void test_remote_late_or_second_copy_of_call_not_applied(void **state)
+{
+    (void)state;
+    herd_node_t *b = plain_node("b", 0);
+    ts_fake_tr_t t;
+    ts_fake_cluster(b, &t, SECRET);
+    ts_fake_join(&t, "x", 7, 1); /* frames 1 and 2 */
+    herd_pid_t p = spawn(b, &srv), x = {herd_node_id_of("x"), 7, 3};
+    /* "hi" is held unanswered: the call stays open at b */
+    uint64_t now = hlc_in(b, 0), ahead = hlc_in(b, 30000);
+    speak_at(&t, "x", 7, 1, HERD_MSG_CALL, 0, p.serial, x, 10, hlc_in(b, -1000), now); /* late */
+    speak_at(&t, "x", 7, 2, HERD_MSG_CALL, 0, p.serial, x, 11, hlc_in(b, 60000), now);
+    speak_at(&t, "x", 7, 3, HERD_MSG_CALL, 0, p.serial, x, 11, hlc_in(b, 60000), now); /* again */
+    speak_at(&t, "x", 7, 4, HERD_MSG_CALL, 0, p.serial, x, 12, 0, now); /* no deadline */
+    /* b's clock is past the deadline, x's was not when it sent it: in time */
+    speak_at(&t, "x", 7, 5, HERD_MSG_CALL, 0, p.serial, x, 13, hlc_in(b, -1000), 1);
+    /* sent again by x after its deadline (x's clock runs ahead): late */
+    speak_at(&t, "x", 7, 6, HERD_MSG_CALL, 0, p.serial, x, 14, hlc_in(b, 20000), ahead);
+    ts_cluster_run_ms(50);
+    assert_int_equal(g_nsrv_calls, 3);
+    assert_int_equal(g_srv_calls[0].from.ref, 11);
+    assert_int_equal(g_srv_calls[1].from.ref, 12);
+    assert_int_equal(g_srv_calls[2].from.ref, 13);
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(b, &st), 0);
+    assert_int_equal(st.calls_expired, 2);
+    assert_int_equal(st.calls_duplicate, 1);
+    assert_int_equal(st.rejected[FRAME_REJECT_BODY], 0);
+    ts_node_free(b);
+}
+
+/* b cut off from a (blocked both ways at a): a call from a to b ends
+ * HERD_EUNCERTAIN when a declares b down (its request had left, into the
+ * cut); calls made while b is down are refused at once (HERD_ENOTCONN);
+ * after the heal b never gets any of them: what was queued for it was
+ * withdrawn. A call after the heal is answered. Failed before: the first
+ * ended HERD_ENOTCONN, and b applied it after the heal. */
+static void test_remote_cut_off_callee_gets_no_call_after_heal(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &FAST, 0);
+    herd_pid_t s = spawn(x.b, &srv), c = spawn(x.a, &cli);
+    call_expect(x.a, s, "echo:before", "before");
+    assert_int_equal(g_nsrv_calls, 1);
+    uint64_t b_id = herd_node_id_of("b");
+    assert_int_equal(herd_cluster_block(x.a, b_id, 1), 0);
+    size_t k = cli_call(x.a, c, s, "echo:cut", 120000);
+    assert_int_equal(g_cli_rc[k], 0);
+    WAIT_UNTIL(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k]) != NULL);
+    assert_int_equal(find_seen(c, HERD_MSG_REPLY, g_cli_ref[k])->status, HERD_EUNCERTAIN);
+    assert_int_equal(ts_cluster_member_state(x.a, "b"), HERD_MEMBER_DOWN);
+    size_t k2 = cli_call(x.a, c, s, "echo:down", 120000);
+    assert_int_equal(g_cli_rc[k2], HERD_ENOTCONN);
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(x.a, &st), 0);
+    assert_int_equal(st.calls_uncertain, 1);
+    assert_int_equal(st.calls_not_applied, 0);
+    assert_true(st.withdrawn >= 1);
+
+    assert_int_equal(herd_cluster_block(x.a, b_id, 0), 0);
+    herd_node_t *both[2] = {x.a, x.b};
+    WAIT_UNTIL(ts_cluster_all_up(both, 2));
+    ts_cluster_run_ms(600); /* three resend periods of the stream */
+    assert_int_equal(g_nsrv_calls, 1);
+    call_expect(x.a, s, "echo:after", "after");
+    assert_int_equal(g_nsrv_calls, 2);
+    assert_string_equal(g_srv_calls[1].body, "echo:after");
+    ts_node_free(x.b);
+    ts_node_free(x.a);
+}
+
 int main(void)
 {
     ts_cluster_init("test_remote", SECRET);
@@ -1195,6 +1289,8 @@ int main(void)
         T(test_remote_largest_accepted_message_arrives),
         T(test_remote_link_einval),
         T(test_remote_body_claiming_another_sender_refused),
+        T(test_remote_late_or_second_copy_of_call_not_applied),
+        T(test_remote_cut_off_callee_gets_no_call_after_heal),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,7 +19,7 @@
 # when every case passed, 1 when any failed, 2 on a usage or setup error.
 set -uo pipefail
 
-PROGRAMS=(test_sim_membership test_sim_registry test_sim_dsup test_sim_sync)
+PROGRAMS=(test_sim_membership test_sim_registry test_sim_dsup test_sim_sync test_sim_calls)
 
 usage() {
     echo "usage: $0 BUILD_DIR [SEEDS] [FIRST_SEED]" >&2

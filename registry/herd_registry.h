@@ -110,6 +110,13 @@ int herd_registry_list(herd_node_t *node, const char *prefix, herd_name_fn fn, v
  * comes or goes; with a prefix it is a pass over the names. */
 int herd_registry_count(herd_node_t *node, const char *prefix);
 
+/* Whether local process `pid` owns `name`: it registered it here and has
+ * not let go of it (unregistered here or from another node, or lost it in
+ * a conflict). Unlike herd_registry_holds, a registration missing from the
+ * replica for a moment, to be put back, still counts. 1 or 0; HERD_EINVAL
+ * for a pid of another node or a bad name, HERD_ENOENT without a registry. */
+int herd_registry_owns(herd_node_t *node, const char *name, herd_pid_t pid);
+
 typedef struct herd_registry_stats {
     uint64_t names, entries;     /* keys and entries in the replica */
     uint64_t deltas_out, deltas_in, full_syncs_out, full_syncs_in;

@@ -457,6 +457,18 @@ int herd_registry_count(herd_node_t *n, const char *prefix)
     return herd_registry_list(n, prefix, NULL, NULL);
 }
 
+int herd_registry_owns(herd_node_t *n, const char *name, herd_pid_t pid)
+{
+    registry_t *g;
+    size_t len;
+    int rc = api_enter(n, name, &g, &len);
+    if (rc)
+        return rc;
+    if (!reg_is_local(g, pid))
+        return HERD_EINVAL;
+    return pidx_has(&g->by_pid, pid.serial, awmap_key_hash(name, len));
+}
+
 int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
 {
     registry_t *g = reg_of(n);

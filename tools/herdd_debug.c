@@ -5,9 +5,10 @@
  * They exist so that the failures the registry is built for can be made on
  * purpose against real herdd processes: a netsplit (block each side's peers
  * on the other side), and names held by live processes on both sides of it.
- * A holder is the smallest such process: no callbacks but init and
- * terminate, so it runs until something stops it (an unregister here, a lost
- * name conflict, the node's end).
+ * A holder is the smallest such process: it runs until something stops it
+ * (an unregister here, a lost name conflict, the node's end) or, checking
+ * every HOLDER_CHECK_MS, finds its name let go of (an unregister on another
+ * node): a name's holder never outlives the name.
  */
 #include "herdd_debug.h"
 
@@ -21,6 +22,9 @@
 
 /* ---- holders ------------------------------------------------------------------- */
 
+/* How often a holder checks that it still holds its name. */
+#define HOLDER_CHECK_MS 1000
+
 /* The live holders of this program: unregister stops only those. */
 static herd_pid_t *g_holders;
 static size_t g_holder_count, g_holder_cap;
@@ -33,6 +37,12 @@ static int holder_find(herd_pid_t pid)
     return -1;
 }
 
+/* A holder's state: its name, and the timer that checks it still holds it. */
+typedef struct holder {
+    uint64_t timer;
+    char name[];
+} holder_t;
+
 static int holder_init(herd_proc_t *self, const void *arg, size_t len, void **state)
 {
     if (g_holder_count == g_holder_cap) {
@@ -43,18 +53,39 @@ static int holder_init(herd_proc_t *self, const void *arg, size_t len, void **st
         g_holders = h;
         g_holder_cap = cap;
     }
-    char *name = malloc(len + 1);
-    if (name == NULL)
+    holder_t *st = malloc(sizeof(*st) + len + 1);
+    if (st == NULL)
         return HERD_ENOMEM;
-    memcpy(name, arg, len);
-    name[len] = '\0';
+    memcpy(st->name, arg, len);
+    st->name[len] = '\0';
+    /* a name let go of from another node (its unregister reaches the
+     * registry here, not this program) ends the holder at its next check */
+    int rc = herd_send_interval(herd_proc_node(self), herd_self(self), HOLDER_CHECK_MS, NULL, 0,
+                                &st->timer);
+    if (rc) {
+        free(st);
+        return rc;
+    }
     g_holders[g_holder_count++] = herd_self(self);
-    *state = name;
+    *state = st;
+    return 0;
+}
+
+/* The check: a holder whose name is let go of has nothing left to do. */
+static int holder_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
+{
+    holder_t *st = state;
+    if (msg->ref != st->timer)
+        return 0;
+    herd_node_t *n = herd_proc_node(self);
+    if (herd_registry_owns(n, st->name, herd_self(self)) == 0)
+        herd_exit(n, herd_self(self), HERD_REASON_NORMAL);
     return 0;
 }
 
 static void holder_terminate(herd_proc_t *self, void *state, int reason)
 {
+    holder_t *st = state;
     herd_pid_t pid = herd_self(self);
     int i = holder_find(pid);
     if (i >= 0)
@@ -64,15 +95,16 @@ static void holder_terminate(herd_proc_t *self, void *state, int reason)
         g_holders = NULL;
         g_holder_cap = 0;
     }
-    if (reason != HERD_REASON_SHUTDOWN)
+    if (reason != HERD_REASON_SHUTDOWN && reason != HERD_REASON_NORMAL)
         herd_log(HERD_LOG_WARN, "herdd", "holder %llu of '%s' exited: %s",
-                 (unsigned long long)pid.serial, (const char *)state, herd_reason_name(reason));
-    free(state);
+                 (unsigned long long)pid.serial, st->name, herd_reason_name(reason));
+    free(st);
 }
 
 static const herd_behaviour_t holder_behaviour = {
     .name = "holder",
     .init = holder_init,
+    .handle_info = holder_info,
     .terminate = holder_terminate,
 };
 

@@ -28,7 +28,8 @@ void herdd_memory_stop(herdd_memory_t *m);
 long herdd_memory_trim(herdd_memory_t *m);
 /* {"rss_kb", "heap_in_use", "heap_free", "heap_mapped", "trims",
  * "trimmed_kb"}: the resident size, the allocator's bytes in use, free in
- * its heap and in its own mappings (mallinfo2), and the trims so far. */
+ * its heap and in its own mappings (mallinfo2; zeros under a sanitizer,
+ * whose allocator does not say), and the trims so far. */
 json_t *herdd_memory_json(const herdd_memory_t *m);
 
 #endif

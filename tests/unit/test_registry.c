@@ -467,8 +467,14 @@ static void test_registry_register_whereis_unregister(void **state)
     assert_int_equal(gm.count, 1);
     assert_string_equal(herd_meta_get(&gm, "role"), "db");
     assert_int_equal(herd_whereis(a, "svc", NULL, NULL), 0); /* both outputs optional */
+    assert_int_equal(herd_registry_owns(a, "svc", p), 1);
+    assert_int_equal(herd_registry_owns(a, "other", p), 0);
+    herd_pid_t remote = {herd_node_id_of("b"), 1, p.serial};
+    assert_int_equal(herd_registry_owns(a, "svc", remote), HERD_EINVAL);
+    assert_int_equal(herd_registry_owns(a, "", p), HERD_EINVAL);
 
     assert_int_equal(herd_unregister(a, "svc"), 0);
+    assert_int_equal(herd_registry_owns(a, "svc", p), 0); /* let go of */
     assert_int_equal(herd_whereis(a, "svc", &got, NULL), HERD_ENOENT);
     assert_int_equal(herd_unregister(a, "svc"), HERD_ENOENT);
     assert_int_equal(herd_registry_count(a, NULL), 0);

@@ -1073,6 +1073,8 @@ static void test_unregister_in_conflict_removes_only_the_winner(void **state)
     assert_true(resolves_to(b, "x", q));
     assert_int_equal(herd_is_alive(b, q), 1);
     assert_int_equal(herd_is_alive(a, p), 1); /* it let go of the name, nothing more */
+    assert_int_equal(herd_registry_owns(a, "x", p), 0); /* let go of, from c */
+    assert_int_equal(herd_registry_owns(b, "x", q), 1);
     assert_int_equal(herd_unregister_pid(c, "x", p), HERD_ENOENT);
     assert_int_equal(herd_unregister_pid(c, "x", HERD_PID_NONE), HERD_EINVAL);
     ts_node_free(c);

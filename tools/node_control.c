@@ -44,10 +44,12 @@ static void member_names_load(node_control_t *d, member_names_t *m)
 }
 
 /* The members for naming the nodes of pids in many items: loaded once per
- * loop iteration (a page of a listing names every pid on one member list). */
+ * millisecond of the node's clock (a page of a listing names every pid on
+ * one member list; a node on a virtual clock has a loop that never runs, so
+ * the loop's time would never move). */
 static const member_names_t *members_now(node_control_t *d)
 {
-    uint64_t now = uv_now(herd_node_loop(d->node));
+    uint64_t now = herd_node_now(d->node);
     if (!d->members_loaded || d->members_at != now) {
         free(d->members.info);
         member_names_load(d, &d->members);
@@ -366,8 +368,8 @@ int herdd_list_serve(void *data, json_t *args, const control_list_ops_t *ops, vo
                      json_t **result, char *msg, size_t cap)
 {
     node_control_t *d = data;
-    return control_list_serve(d->lists, uv_now(herd_node_loop(d->node)), args, ops, opsdata,
-                              result, msg, cap);
+    return control_list_serve(d->lists, herd_node_now(d->node), args, ops, opsdata, result,
+                              msg, cap);
 }
 
 static const control_command_t commands[] = {
@@ -407,6 +409,11 @@ int node_control_start(herd_node_t *node, const char *address, node_control_t **
     }
     *out = d;
     return 0;
+}
+
+control_t *node_control_socket(node_control_t *d)
+{
+    return d->ctl;
 }
 
 void node_control_stop(node_control_t *d)

@@ -28,6 +28,7 @@ typedef struct reg_peer {
     int digest_due;      /* its digest came while we pulled: ask it again after */
     digest_answer_t *answer; /* our entries it has not seen, going out step by step */
     uint64_t answer_pos;     /* the map positions below it are answered */
+    int refused;         /* a message from it was refused since its last context */
     registry_t *g;
     uint64_t id;
 } reg_peer_t;
@@ -46,6 +47,19 @@ static reg_peer_t *peer_of(registry_t *g, uint64_t id)
     if (p == NULL)
         g->stats.alloc_failed++;
     return p;
+}
+
+/* A malformed message from `from`: counted, and the peer synced again at the
+ * next check. Whatever it carried is missing here, so the context that ends
+ * the peer's answer is not joined (it would claim what never arrived). */
+static void refuse_from(registry_t *g, uint64_t from)
+{
+    reg_peer_t *p = peer_of(g, from);
+    g->stats.rejected++;
+    if (p) {
+        p->refused = 1;
+        p->repair = 1;
+    }
 }
 
 static void round_end(reg_peer_t *p)
@@ -367,7 +381,7 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
     digest_t theirs;
     uint8_t ask_back = wire_get_u8(r);
     if (digest_decode(r, &theirs) != 0 || wire_reader_done(r) != 0 || ask_back > 1) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         return;
     }
     if (ask_back)
@@ -438,7 +452,7 @@ static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
     if (n == 0 || n > DIGEST_BUCKETS || trimmed > 1 || r->err ||
         awmap_decode(r, &theirs) != 0 || wire_reader_done(r) != 0 ||
         awmap_key_count(theirs) != 0) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         awmap_free(theirs);
         return;
     }
@@ -524,7 +538,8 @@ static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
     uint8_t last = wire_get_u8(r);
     reg_peer_t *p = peer_of(g, from);
     if (rc != 0 || wire_reader_done(r) != 0 || last > 1 || p == NULL) {
-        g->stats.rejected += p != NULL;
+        if (p)
+            refuse_from(g, from);
         awmap_free(dots);
         return;
     }
@@ -549,8 +564,19 @@ static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
     int rc = awmap_decode(r, &ctx);
     uint8_t last = wire_get_u8(r);
     if (rc != 0 || wire_reader_done(r) != 0 || last > 1 || awmap_key_count(ctx) != 0) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         awmap_free(ctx);
+        return;
+    }
+    reg_peer_t *p = peer_of(g, from);
+    if (p && p->refused) { /* not joined: the peer is synced again (refuse_from) */
+        herd_log(HERD_LOG_INFO, "registry", "context from %016llx not joined: a message "
+                 "before it was refused", (unsigned long long)from);
+        p->repair = 1;
+        p->refused = !last;
+        awmap_free(ctx);
+        if (last)
+            pull_done(g, from);
         return;
     }
     if (awmap_copy_context(g->map, ctx) != 0)
@@ -607,7 +633,7 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
     size_t len = wire_get_bytes(r, &state);
     herd_pid_t pid = HERD_PID_NONE;
     if (wire_reader_done(r) != 0 || !name[0]) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         return;
     }
     int ok = 0;
@@ -655,14 +681,13 @@ static void sync_on_merged(registry_t *g, wire_reader_t *r)
  * message was sent) stays. */
 static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
 {
-    (void)from;
     uint64_t serial = wire_get_u64(r);
     const uint8_t *name;
     size_t len = wire_get_bytes(r, &name);
     uint64_t hlc = wire_get_u64(r);
     char buf[HERD_NAME_MAX + 1];
     if (wire_reader_done(r) != 0 || len == 0 || len > HERD_NAME_MAX) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         return;
     }
     memcpy(buf, name, len);
@@ -695,7 +720,7 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
 {
     awmap_t *d = NULL;
     if (awmap_decode(r, &d) != 0 || wire_reader_done(r) != 0) {
-        g->stats.rejected++;
+        refuse_from(g, node);
         awmap_free(d);
         return;
     }
@@ -721,6 +746,10 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
 {
     (void)incarnation;
     registry_t *g = data;
+    if (msg == NULL) { /* a message from node arrived altered: lost */
+        refuse_from(g, node);
+        return;
+    }
     wire_reader_t r;
     wire_reader_init(&r, msg, len);
     uint8_t kind = wire_get_u8(&r);
@@ -758,7 +787,7 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
         reg_on_summary(g, node, &r);
         return;
     default:
-        g->stats.rejected++;
+        refuse_from(g, node);
     }
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "ring.h"
 #include "wire.h"
 
 /* REMOTE_MOVED: your call `ref` is with `from` now (a moved process's new
@@ -481,6 +482,29 @@ static int remote_sender_ok(const herd_cluster_t *c, const remote_msg_t *m)
     return (m->flags & REMOTE_FORWARDED) && remote_kind_forwardable(m->kind);
 }
 
+/* The check sum of an app's message: its `ref` (remote_app_sum). */
+static uint64_t remote_app_sum(const void *data, size_t len)
+{
+    return ring_hash_key(data, len);
+}
+
+/* An app's message goes to its handler when its body is the one the sending
+ * layer handed over (its check sum holds); otherwise it is refused, counted,
+ * and the handler told (msg NULL) that something from that node was lost. */
+static void remote_on_app(herd_cluster_t *c, const remote_msg_t *m)
+{
+    if (m->to.serial >= 256 || c->apps[m->to.serial].cb == NULL)
+        return;
+    int intact = m->ref == remote_app_sum(m->data, m->len);
+    if (!intact)
+        cluster_refuse(c, FRAME_REJECT_BODY,
+                       "an app %llu message of %zu bytes from %s: the body is not the one "
+                       "its sender's layer wrote (check sum)",
+                       (unsigned long long)m->to.serial, m->len, remote_sender_name(c));
+    c->apps[m->to.serial].cb(c->apps[m->to.serial].data, c->delivering_from,
+                             c->delivering_inc, intact ? m->data : NULL, intact ? m->len : 0);
+}
+
 static void remote_deliver(void *data, const uint8_t *buf, size_t len)
 {
     herd_cluster_t *c = data;
@@ -523,9 +547,7 @@ static void remote_deliver(void *data, const uint8_t *buf, size_t len)
         remote_on_relay(c, &m);
         break;
     case REMOTE_APP: /* `to` names the app; the sender is the header's */
-        if (m.to.serial < 256 && c->apps[m.to.serial].cb)
-            c->apps[m.to.serial].cb(c->apps[m.to.serial].data, c->delivering_from,
-                                    c->delivering_inc, m.data, m.len);
+        remote_on_app(c, &m);
         break;
     case HERD_MSG_MERGE:
         if (proc_deliver(n, m.to, HERD_MSG_MERGE, m.from, 0, 0, m.data, m.len, 1))
@@ -670,7 +692,8 @@ int herd_cluster_send_app(herd_node_t *n, uint64_t to_node, uint8_t app, const v
         return HERD_ENOTCONN;
     herd_pid_t to = {to_node, x->incarnation, app};
     herd_pid_t from = {n->id, n->incarnation, 0};
-    return remote_send(n, to, (herd_msg_kind_t)REMOTE_APP, from, 0, 0, msg, len, 0);
+    return remote_send(n, to, (herd_msg_kind_t)REMOTE_APP, from, remote_app_sum(msg, len), 0,
+                       msg, len, 0);
 }
 
 uint64_t herd_cluster_member_incarnation(herd_node_t *n, uint64_t id)

@@ -49,19 +49,6 @@ static reg_peer_t *peer_of(registry_t *g, uint64_t id)
     return p;
 }
 
-/* A malformed message from `from`: counted, and the peer synced again at the
- * next check. Whatever it carried is missing here, so the context that ends
- * the peer's answer is not joined (it would claim what never arrived). */
-static void refuse_from(registry_t *g, uint64_t from)
-{
-    reg_peer_t *p = peer_of(g, from);
-    g->stats.rejected++;
-    if (p) {
-        p->refused = 1;
-        p->repair = 1;
-    }
-}
-
 static void round_end(reg_peer_t *p)
 {
     digest_answer_free(p->answer);
@@ -262,6 +249,23 @@ static void pull_done(registry_t *g, uint64_t from)
         }
     }
     offer_next_due(g);
+}
+
+/* A malformed message from `from`: counted, and at the next check the peer
+ * is synced again, and so is one other live member (it may hold what the
+ * message carried). Whatever it carried is missing here, so the context that
+ * ends the peer's answer is not joined (it would claim what never arrived),
+ * and a pull from it ends now rather than after REGISTRY_PULL_MS. */
+static void refuse_from(registry_t *g, uint64_t from)
+{
+    reg_peer_t *p = peer_of(g, from);
+    g->stats.rejected++;
+    g->refused_from = from;
+    if (p) {
+        p->refused = 1;
+        p->repair = 1;
+    }
+    pull_done(g, from); /* a pull from it now: its answer will not be whole */
 }
 
 void reg_sync_peer_gone(registry_t *g, uint64_t id)

@@ -35,6 +35,7 @@
 #include "herd_dsup.h"
 #include "counter.h"
 #include "regsim.h"
+#include "registry_int.h"
 #include "wire.h"
 
 #define NODES 4
@@ -67,7 +68,6 @@ static void put_mutated(hostile_t *h, wire_writer_t *w, const uint8_t *p, size_t
         return;
     }
     memcpy(b, p, len);
-    if (getenv("XCUT")) { n = n ? fuzz_rng_next(&h->rng) % n : 0; } else
     for (int k = 1 + (int)(fuzz_rng_next(&h->rng) % 8); k > 0; k--)
         fuzz_mutate_once(&h->rng, b, &n, cap, NULL, 0);
     wire_put_bytes(w, b, n);
@@ -336,6 +336,58 @@ static int all_up(rs_run_t *r)
     return 1;
 }
 
+static int print_child(void *data, const herd_child_view_t *v)
+{
+    (void)data;
+    printf("    child %s pid %04llx.%llu state %s\n", v->name,
+           (unsigned long long)(v->pid.node & 0xffff), (unsigned long long)v->pid.serial,
+           herd_child_state_name(v->state));
+    return 0;
+}
+
+/* The entries of `name` on node n with their dots. */
+static void print_entries(herd_node_t *n, const char *name)
+{
+    registry_t *g = reg_of(n);
+    const awmap_entry_t *e = g ? awmap_get(g->map, name, strlen(name)) : NULL;
+    for (; e; e = e->next) {
+        reg_value_t v = reg_value_decode(g->map, e, NULL);
+        awmap_replica_id_t r = awmap_replica_id(g->map, e->dot.replica);
+        printf("    %s: dot %04llx/%llu pid %04llx.%llu\n", name,
+               (unsigned long long)(r.node & 0xffff), (unsigned long long)e->dot.counter,
+               (unsigned long long)(v.pid.node & 0xffff), (unsigned long long)v.pid.serial);
+    }
+}
+
+/* HERD_SIM_HOSTILE_DEBUG=1: each node's id, stats and children on stdout,
+ * and the entries of HERD_SIM_HOSTILE_NAME. */
+static void debug_dump(regsim_t *rs)
+{
+    if (getenv("HERD_SIM_HOSTILE_DEBUG") == NULL)
+        return;
+    for (int i = 0; i < NODES; i++) {
+        herd_node_t *n = regsim_node(rs, i);
+        herd_registry_stats_t st = {0};
+        herd_handoff_stats_t hs = {0};
+        if (n == NULL)
+            continue;
+        herd_registry_stats(n, &st);
+        herd_handoff_stats(n, &hs);
+        printf("%s = %04llx: rejected %llu contexts_joined %llu malformed %llu aborted %llu\n",
+               regsim_name(rs, i), (unsigned long long)(herd_node_id_of(regsim_name(rs, i)) & 0xffff),
+               (unsigned long long)st.rejected, (unsigned long long)st.contexts_joined,
+               (unsigned long long)hs.malformed, (unsigned long long)hs.aborted);
+        registry_t *g = reg_of(n);
+        printf("  pulling %04llx for %llu ms, repairs %llu, full syncs in %llu, checks %u\n",
+               (unsigned long long)(g->pulling & 0xffff),
+               (unsigned long long)(herd_node_now(n) - g->pull_started),
+               (unsigned long long)st.repairs, (unsigned long long)st.full_syncs_in, g->checks);
+        herd_which_children(n, print_child, NULL);
+        if (getenv("HERD_SIM_HOSTILE_NAME"))
+            print_entries(n, getenv("HERD_SIM_HOSTILE_NAME"));
+    }
+}
+
 /* Run until agree_on(mask, keep, model) holds, SETTLE_MS at most. */
 static int until_agree(rs_run_t *r, uint32_t mask, regsim_keep_fn keep, int model,
                        const char *what)
@@ -343,6 +395,8 @@ static int until_agree(rs_run_t *r, uint32_t mask, regsim_keep_fn keep, int mode
     char why[512] = "";
     uint64_t end = regsim_now(r->rs) + SETTLE_MS;
     while (!regsim_replicas_agree_on(r->rs, mask, keep, r->rs, model, why, sizeof(why))) {
+        if (regsim_now(r->rs) >= end)
+            debug_dump(r->rs);
         RS_CHECK(r, regsim_now(r->rs) < end, "%s: no agreement by the deadline: %s", what, why);
         RS_CHECK_OK(r, regsim_run_for(r->rs, 50));
     }
@@ -361,12 +415,26 @@ static int all_agree(rs_run_t *r, const char *what)
     return 1;
 }
 
+/* The churn's names still equal the model everywhere (children may be
+ * moving: a move that failed is tried again later, so theirs are checked
+ * with until_all_agree). */
+static int still_model(rs_run_t *r)
+{
+    char why[512] = "";
+    RS_CHECK(r, regsim_replicas_agree_on(r->rs, UINT32_MAX, churn_name, r->rs, 1, why,
+                                         sizeof(why)),
+             "4.5 s after: not the model: %s", why);
+    return 1;
+}
+
 static int until_all_agree(rs_run_t *r, const char *what)
 {
     uint64_t end = regsim_now(r->rs) + SETTLE_MS;
     while (!all_agree(r, what)) { /* r->why says how they differ */
-        if (regsim_now(r->rs) >= end)
+        if (regsim_now(r->rs) >= end) {
+            debug_dump(r->rs);
             return 0;
+        }
         RS_CHECK_OK(r, regsim_run_for(r->rs, 50));
     }
     return 1;
@@ -387,7 +455,7 @@ static int scen_hostile_member(rs_run_t *r)
     uint32_t healthy = ((1u << NODES) - 1) & ~(1u << BAD);
     if (!make(r))
         return 0;
-    g_h.on = getenv("XOFF") == NULL;
+    g_h.on = 1;
     if (!churn(r) || !all_up(r))
         return 0;
     if (!until_agree(r, healthy, on_healthy, 0, "healthy nodes, mutation on") || !all_up(r))
@@ -401,7 +469,7 @@ static int scen_hostile_member(rs_run_t *r)
     if (!until_all_agree(r, "mutation over"))
         return 0;
     RS_CHECK_OK(r, regsim_run_for(r->rs, 4500));
-    if (!all_agree(r, "4.5 s after") || !all_exit(r))
+    if (!still_model(r) || !until_all_agree(r, "4.5 s after") || !all_exit(r))
         return 0;
     if (getenv("HERD_SIM_VERBOSE"))
         printf("seed %llu: %u per mille, %llu mutated, %llu refused\n",

@@ -343,6 +343,7 @@ void control_serve(control_t *c, const char *buf, size_t len, control_answer_cb 
     r->cb_data = data;
     control_take(c, r, buf, len);
 }
+
 /* Bind with a umask that keeps an ipc socket file private (0600) from its
  * first moment, then make sure of it with chmod. */
 static int control_bind(int sock, const char *address)

@@ -52,8 +52,7 @@ void control_finish(control_t *c, uint64_t token, int rc, json_t *result, const 
 #define CONTROL_MAX_REQUEST (64u << 10)
 
 /* Where an answer goes for a request given to control_serve: `text` is the
- * answer document (len bytes and a NUL),
- * valid during the call. */
+ * answer document (len bytes and a NUL), valid during the call. */
 typedef void (*control_answer_cb)(void *data, const char *text, size_t len);
 /* Serve one request `buf` (len bytes) as if it came from the socket: the
  * same parsing, id cache, commands and deferral, its answer handed to `cb`

@@ -3,13 +3,20 @@
  * (regsim.h) of 4 nodes with the registry, the distributed supervisor and
  * the counter service, where node4's outgoing application messages
  * (registry sync, app 1, and handoff, app 2) are mutated with some
- * probability per message after they are built and before they are signed:
- * authenticated frames from a buggy or compromised member. The mutations
- * are the fuzz driver's (fuzz_mutate.h: bit flips, random bytes, boundary
- * values in length fields, insertions, deletions, repeats, truncation), on a
- * stream seeded by the sim seed.
+ * probability per message after its layers wrote them and before its
+ * frames are signed (regsim_set_send_hook: the frame is decoded, its batch
+ * rewritten and signed again): authenticated frames from a member whose bug
+ * alters messages on their way to the wire. The check sum each message
+ * carries (runtime/PROTOCOL.md) is left as the layer wrote it, so receivers
+ * can tell. (A compromised member could write check sums for what it makes
+ * up: that would be taken as true, and no check here could tell.) The
+ * mutations are the fuzz driver's (fuzz_mutate.h: bit flips, random bytes,
+ * boundary values in length fields, insertions, deletions, repeats,
+ * truncation), 1-8 a message, on a stream seeded by the sim seed.
  *
- * Case hostile_member (HERD_SIM_* as in seeds.h):
+ * Case hostile_member (HERD_SIM_* as in seeds.h; HERD_SIM_HOSTILE_DEBUG=1
+ * prints each node's stats and children when agreement does not come, and
+ * HERD_SIM_HOSTILE_NAME=N the entries of name N with their dots):
  * - 3 s of churn on every node under 5% loss and 2% duplicates: spawns,
  *   registers of per-node names (some with metadata), metadata updates,
  *   unregisters, exits; children of the counter service started and stopped
@@ -22,9 +29,19 @@
  *   and within SETTLE_MS the healthy nodes agree with each other on every
  *   name whose process runs on a healthy node.
  * - the mutation stops, drains end: within SETTLE_MS every replica (node4's
- *   too) holds the same names, the registered names of the churn equal the
- *   model (the names live processes hold), and still 4.5 s later; then
- *   every churn process exits and every one of their names goes everywhere.
+ *   too) holds the same names and the registered names of the churn equal
+ *   the model (the names live processes hold); 4.5 s later the churn's
+ *   names still do, and the children's agree again within SETTLE_MS (a move
+ *   that failed is tried again later); then every churn process exits and
+ *   every one of their names goes everywhere.
+ *
+ * Pins fixed bugs (the replayed seeds in tests/CMakeLists.txt): an altered
+ * registry message was joined as true (two contents under one dot: replicas
+ * differed for good); after a refused piece of a sync answer, the answer's
+ * context was joined (claiming entries that never arrived: they were never
+ * sent again); a pull from the member whose message was refused hung for
+ * REGISTRY_PULL_MS; a node repaired only with the member that kept sending
+ * garbage.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -6,6 +6,9 @@
  *
  * - a deferred request holds up no other: a later request is answered
  *   first, the deferred one when control_finish comes;
+ * - a request handed to control_serve is answered once through its
+ *   callback, at once or by control_finish, with the id cache and the size
+ *   limit of the socket;
  * - a request resent while deferred runs its command once and is answered
  *   once; an answer given before the command returned CONTROL_DEFERRED goes
  *   out; a stale token is ignored;
@@ -180,6 +183,49 @@ static void test_control_deferred_request_blocks_no_other(void **state)
     nn_close(b);
 }
 
+/* What control_serve's callback was given. */
+typedef struct served {
+    int count;
+    char text[512];
+} served_t;
+
+static void on_served(void *data, const char *text, size_t len)
+{
+    served_t *v = data;
+    v->count++;
+    snprintf(v->text, sizeof(v->text), "%.*s", (int)len, text);
+}
+
+/* A request handed to control_serve is answered through its callback once:
+ * at once, or (deferred) by control_finish; with the socket's id cache and
+ * size limit. */
+static void test_control_serve_answers_through_callback(void **state)
+{
+    server_t *s = *state;
+    served_t now = {0}, later = {0}, again = {0}, big = {0};
+    static const char req_now[] = "{\"id\":\"n1\",\"cmd\":\"now\"}";
+    control_serve(s->ctl, req_now, sizeof req_now - 1, on_served, &now);
+    assert_int_equal(now.count, 1);
+    assert_string_equal(now.text, "{\"id\":\"n1\",\"ok\":true,\"result\":\"now\"}");
+    static const char req_wait[] = "{\"cmd\":\"wait\"}";
+    control_serve(s->ctl, req_wait, sizeof req_wait - 1, on_served, &later);
+    assert_int_equal(later.count, 0);
+    control_finish(s->ctl, s->token, 0, json_string("later"), NULL);
+    assert_int_equal(later.count, 1);
+    assert_non_null(strstr(later.text, "\"result\":\"later\""));
+    control_serve(s->ctl, req_now, sizeof req_now - 1, on_served, &again); /* cached */
+    assert_string_equal(again.text, now.text);
+    size_t n = CONTROL_MAX_REQUEST + 1;
+    char *pad = malloc(n);
+    assert_non_null(pad);
+    memset(pad, ' ', n);
+    memcpy(pad, req_now, sizeof req_now - 1);
+    control_serve(s->ctl, pad, n, on_served, &big);
+    free(pad);
+    assert_int_equal(big.count, 1);
+    assert_non_null(strstr(big.text, "\"error\":\"ETOOBIG\""));
+}
+
 static void test_control_resent_while_deferred_runs_once(void **state)
 {
     server_t *s = *state;
@@ -337,6 +383,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_control_deferred_request_blocks_no_other, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_control_serve_answers_through_callback, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_control_resent_while_deferred_runs_once, setup,
                                         teardown),

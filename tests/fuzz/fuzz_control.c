@@ -23,7 +23,8 @@
  * the input. An input whose first byte is 0 is sent as its other bytes
  * padded with spaces to over CONTROL_MAX_REQUEST (by its second byte) and
  * must be refused with ETOOBIG unparsed (README: "answers a larger one with
- * ETOOBIG"); a first byte 1 pads to exactly the limit, which is served.
+ * ETOOBIG"); a first byte 1 pads to exactly the limit, which is served; a
+ * first byte 2 makes the input a script of requests (fz_script).
  *
  * The cluster is made anew every FZ_RESET inputs, so what inputs leave
  * behind (names, children, blocks, drains, open listings) stays bounded and
@@ -223,6 +224,23 @@ static void fz_padded(const uint8_t *data, size_t size)
     free(buf);
 }
 
+/* First byte 2: the rest is several requests separated by NUL bytes (no
+ * JSON text holds one), served in order on a fresh cluster: what one request
+ * leaves behind (a child, a name gone, a listing) can be found by the next,
+ * and a finding that needs them replays from one file. */
+static void fz_script(const uint8_t *data, size_t size)
+{
+    fz_teardown();
+    fz_setup();
+    const uint8_t *at = data + 1, *end = data + size;
+    while (at <= end) {
+        const uint8_t *nul = memchr(at, 0, (size_t)(end - at));
+        const uint8_t *stop = nul ? nul : end;
+        fz_request((const char *)at, (size_t)(stop - at), 0);
+        at = stop + 1;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (fz.rs == NULL || fz.inputs == FZ_RESET) {
@@ -233,6 +251,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz.inputs++;
     if (size > 0 && data[0] <= 1) {
         fz_padded(data, size);
+        return 0;
+    }
+    if (size > 0 && data[0] == 2) {
+        fz_script(data, size);
         return 0;
     }
     fz_request((const char *)data, size, 0); /* as a socket read gives it: no NUL after */
@@ -378,12 +400,36 @@ static void seeds_cluster(seed_list_t *l)
     seed_add(l, edge, sizeof edge - 1); /* padded to exactly the limit */
 }
 
+/* Scripts (first byte 2): requests in a row on a fresh cluster. */
+static void seeds_scripts(seed_list_t *l)
+{
+    static const char children[] = /* a child whose name went, listed by its node */
+        "\2{\"cmd\":\"start\",\"args\":{\"service\":\"counter\",\"name\":\"c1\"}}"
+        "\0{\"cmd\":\"unregister\",\"args\":{\"name\":\"c1\"}}"
+        "\0{\"cmd\":\"children\",\"args\":{\"node\":\"node1\",\"limit\":2}}";
+    static const char pages[] = /* a listing paged after its names changed */
+        "\2{\"cmd\":\"register\",\"args\":{\"name\":\"a\"}}"
+        "\0{\"cmd\":\"register\",\"args\":{\"name\":\"b\"}}"
+        "\0{\"cmd\":\"names\",\"args\":{\"limit\":1}}"
+        "\0{\"cmd\":\"unregister\",\"args\":{\"name\":\"b\"}}"
+        "\0{\"cmd\":\"names\",\"args\":{\"limit\":1,\"cursor\":\"1:1\"}}";
+    static const char moves[] = /* children moved off a drained node, then called */
+        "\2{\"cmd\":\"start\",\"args\":{\"service\":\"counter\",\"name\":\"c1\"}}"
+        "\0{\"cmd\":\"drain\",\"args\":{\"node\":\"node1\"}}"
+        "\0{\"cmd\":\"call\",\"args\":{\"name\":\"c1\",\"request\":\"incr\"}}"
+        "\0{\"cmd\":\"handoffs\"}\0{\"cmd\":\"stop\",\"args\":{\"name\":\"c1\"}}";
+    seed_add(l, children, sizeof children - 1);
+    seed_add(l, pages, sizeof pages - 1);
+    seed_add(l, moves, sizeof moves - 1);
+}
+
 size_t fuzz_seeds(fuzz_seed_t **out)
 {
     seed_list_t l = {0};
     seeds_names(&l);
     seeds_children(&l);
     seeds_cluster(&l);
+    seeds_scripts(&l);
     *out = l.s;
     return l.n;
 }

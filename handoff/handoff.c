@@ -488,6 +488,10 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
                     size_t len)
 {
     dsup_t *d = data;
+    if (msg == NULL) { /* arrived altered (the cluster logged it): the move times out */
+        d->stats.malformed++;
+        return;
+    }
     wire_reader_t r;
     wire_reader_init(&r, msg, len);
     offer_t o = {0};
@@ -518,6 +522,7 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
         herd_log_limited(&d->log_bad, herd_node_now(d->node), HERD_LOG_WARN, "handoff",
                          "malformed handoff message (kind %u) from %016llx dropped", kind,
                          (unsigned long long)node);
+        d->stats.malformed++;
         return;
     }
     switch (kind) {
@@ -531,6 +536,7 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
         herd_log_limited(&d->log_bad, herd_node_now(d->node), HERD_LOG_WARN, "handoff",
                          "unknown handoff message %u from %016llx dropped", kind,
                          (unsigned long long)node);
+        d->stats.malformed++;
     }
 }
 

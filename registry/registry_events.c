@@ -279,6 +279,9 @@ static void periodic_check(registry_t *g)
         reg_redo(g);
     if (++g->checks % REGISTRY_SYNC_CHECKS == 0)
         sync_with_live(g, 0, 1);
+    if (g->refused_from) /* and the refusing member itself, through its repair */
+        sync_with_live(g, g->refused_from, 1);
+    g->refused_from = 0;
     reg_sync_repair(g);
     reg_prune_check(g);
 }

@@ -131,6 +131,10 @@ typedef struct registry {
     size_t pending_bytes; /* estimated encoding of `pending` */
     uint64_t sync_rounds; /* digest syncs this node answered, numbering them */
     uint64_t pulling;     /* the peer this node pulls from now (0: none) */
+    /* a message from this member was refused since the last check (0: none):
+     * the next check also syncs with another member, which may hold what it
+     * carried (the refusing one may keep sending garbage) */
+    uint64_t refused_from;
     uint64_t pull_started; /* node clock: its offer, or the last piece of its answer */
     u64map_t summaries;   /* member id -> what it last said of its table (registry_prune.c) */
     struct gone_replica *gone_list; /* replicas of gone node starts, none held here */

@@ -35,6 +35,7 @@ typedef struct reg_peer {
     uint64_t dots_pos;        /* the map positions below it are done */
     uint64_t dots_round;      /* the round they belong to (its WANT's) */
     int dots_failed;          /* a piece was refused: the rest does not go */
+    int refused;              /* a message from it was refused since its last context */
     registry_t *g;
     uint64_t id;
 } reg_peer_t;
@@ -264,6 +265,23 @@ static void pull_done(registry_t *g, uint64_t from)
     offer_next_due(g);
 }
 
+/* A malformed message from `from`: counted, and at the next check the peer
+ * is synced again, and so is one other live member (it may hold what the
+ * message carried). Whatever it carried is missing here, so the context that
+ * ends the peer's answer is not joined (it would claim what never arrived),
+ * and a pull from it ends now rather than after REGISTRY_PULL_MS. */
+static void refuse_from(registry_t *g, uint64_t from)
+{
+    reg_peer_t *p = peer_of(g, from);
+    g->stats.rejected++;
+    g->refused_from = from;
+    if (p) {
+        p->refused = 1;
+        p->repair = 1;
+    }
+    pull_done(g, from); /* a pull from it now: its answer will not be whole */
+}
+
 void reg_sync_peer_gone(registry_t *g, uint64_t id)
 {
     reg_peer_t *p = u64map_get(&g->peers, id);
@@ -410,7 +428,7 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
     digest_t theirs;
     uint8_t ask_back = wire_get_u8(r);
     if (digest_decode(r, &theirs) != 0 || wire_reader_done(r) != 0 || ask_back > 1) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         return;
     }
     if (ask_back)
@@ -508,7 +526,7 @@ static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
     if (n == 0 || n > DIGEST_BUCKETS || trimmed > 1 || r->err ||
         awmap_decode(r, &theirs) != 0 || wire_reader_done(r) != 0 ||
         awmap_key_count(theirs) != 0) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         awmap_free(theirs);
         return;
     }
@@ -660,7 +678,8 @@ static void sync_on_dots(registry_t *g, uint64_t from, wire_reader_t *r)
     uint8_t last = wire_get_u8(r);
     reg_peer_t *p = peer_of(g, from);
     if (rc != 0 || wire_reader_done(r) != 0 || last > 1 || p == NULL) {
-        g->stats.rejected += p != NULL;
+        if (p)
+            refuse_from(g, from);
         awmap_free(dots);
         return;
     }
@@ -685,8 +704,19 @@ static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
     int rc = awmap_decode(r, &ctx);
     uint8_t last = wire_get_u8(r);
     if (rc != 0 || wire_reader_done(r) != 0 || last > 1 || awmap_key_count(ctx) != 0) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         awmap_free(ctx);
+        return;
+    }
+    reg_peer_t *p = peer_of(g, from);
+    if (p && p->refused) { /* not joined: the peer is synced again (refuse_from) */
+        herd_log(HERD_LOG_INFO, "registry", "context from %016llx not joined: a message "
+                 "before it was refused", (unsigned long long)from);
+        p->repair = 1;
+        p->refused = !last;
+        awmap_free(ctx);
+        if (last)
+            pull_done(g, from);
         return;
     }
     if (awmap_copy_context(g->map, ctx) != 0)
@@ -743,7 +773,7 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
     size_t len = wire_get_bytes(r, &state);
     herd_pid_t pid = HERD_PID_NONE;
     if (wire_reader_done(r) != 0 || !name[0]) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         return;
     }
     int ok = 0;
@@ -791,14 +821,13 @@ static void sync_on_merged(registry_t *g, wire_reader_t *r)
  * message was sent) stays. */
 static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
 {
-    (void)from;
     uint64_t serial = wire_get_u64(r);
     const uint8_t *name;
     size_t len = wire_get_bytes(r, &name);
     uint64_t hlc = wire_get_u64(r);
     char buf[HERD_NAME_MAX + 1];
     if (wire_reader_done(r) != 0 || len == 0 || len > HERD_NAME_MAX) {
-        g->stats.rejected++;
+        refuse_from(g, from);
         return;
     }
     memcpy(buf, name, len);
@@ -831,7 +860,7 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
 {
     awmap_t *d = NULL;
     if (awmap_decode(r, &d) != 0 || wire_reader_done(r) != 0) {
-        g->stats.rejected++;
+        refuse_from(g, node);
         awmap_free(d);
         return;
     }
@@ -857,6 +886,10 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
 {
     (void)incarnation;
     registry_t *g = data;
+    if (msg == NULL) { /* a message from node arrived altered: lost */
+        refuse_from(g, node);
+        return;
+    }
     wire_reader_t r;
     wire_reader_init(&r, msg, len);
     uint8_t kind = wire_get_u8(&r);
@@ -897,7 +930,7 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
         reg_on_summary(g, node, &r);
         return;
     default:
-        g->stats.rejected++;
+        refuse_from(g, node);
     }
 }
 

@@ -626,7 +626,11 @@ const char *herd_cluster_reject_name(int reason);
  * messages. The handler runs on the loop thread for each message from node
  * (id, incarnation); a NULL cb removes it. send: HERD_ENOTCONN when that node
  * is not a member or left; to a member that is down the message is queued
- * (bounded, HERD_EFULL past it), for it may come back from a partition. */
+ * (bounded, HERD_EFULL past it), for it may come back from a partition.
+ * Each message carries a check sum of its body: one that arrives altered
+ * (a member's bug between its layer and the wire) is refused (a `body`
+ * reject) and the handler is called with msg NULL and len 0: what that
+ * node sent is missing from the stream, and the layer repairs it. */
 typedef void (*herd_app_cb)(void *data, uint64_t node, uint64_t incarnation,
                             const uint8_t *msg, size_t len);
 int herd_cluster_on_app(herd_node_t *node, uint8_t app, herd_app_cb cb, void *data);

@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "ring.h"
+#include "wire.h"
 
 /* What a message adds to its data in a frame body: the channel's batch header
  * (18) and length (4), our fields (58 with a call's deadline), rounded up. A
@@ -553,6 +555,29 @@ static int remote_sender_ok(const herd_cluster_t *c, const remote_msg_t *m)
     return (m->flags & REMOTE_FORWARDED) && remote_kind_forwardable(m->kind);
 }
 
+/* The check sum of an app's message: its `ref` (remote_app_sum). */
+static uint64_t remote_app_sum(const void *data, size_t len)
+{
+    return ring_hash_key(data, len);
+}
+
+/* An app's message goes to its handler when its body is the one the sending
+ * layer handed over (its check sum holds); otherwise it is refused, counted,
+ * and the handler told (msg NULL) that something from that node was lost. */
+static void remote_on_app(herd_cluster_t *c, const remote_msg_t *m)
+{
+    if (m->to.serial >= 256 || c->apps[m->to.serial].cb == NULL)
+        return;
+    int intact = m->ref == remote_app_sum(m->data, m->len);
+    if (!intact)
+        cluster_refuse(c, FRAME_REJECT_BODY,
+                       "an app %llu message of %zu bytes from %s: the body is not the one "
+                       "its sender's layer wrote (check sum)",
+                       (unsigned long long)m->to.serial, m->len, remote_sender_name(c));
+    c->apps[m->to.serial].cb(c->apps[m->to.serial].data, c->delivering_from,
+                             c->delivering_inc, intact ? m->data : NULL, intact ? m->len : 0);
+}
+
 /* A cast or send from another node: dropped (and counted) when its process
  * is gone or its mailbox full, as casts are at most once. */
 static void remote_on_cast(herd_cluster_t *c, const remote_msg_t *m)
@@ -592,9 +617,7 @@ static void remote_dispatch(herd_cluster_t *c, const remote_msg_t *m)
         remote_on_relay(c, m);
         break;
     case REMOTE_APP: /* `to` names the app; the sender is the header's */
-        if (m->to.serial < 256 && c->apps[m->to.serial].cb)
-            c->apps[m->to.serial].cb(c->apps[m->to.serial].data, c->delivering_from,
-                                     c->delivering_inc, m->data, m->len);
+        remote_on_app(c, m);
         break;
     case REMOTE_WITHDRAWN: /* its sender declared us down meanwhile: nothing to do */
         break;
@@ -691,7 +714,8 @@ int herd_cluster_send_app(herd_node_t *n, uint64_t to_node, uint8_t app, const v
         return HERD_ENOTCONN;
     herd_pid_t to = {to_node, x->incarnation, app};
     herd_pid_t from = {n->id, n->incarnation, 0};
-    return remote_send(n, to, (herd_msg_kind_t)REMOTE_APP, from, 0, 0, msg, len, 0);
+    return remote_send(n, to, (herd_msg_kind_t)REMOTE_APP, from, remote_app_sum(msg, len), 0,
+                       msg, len, 0);
 }
 
 uint64_t herd_cluster_member_incarnation(herd_node_t *n, uint64_t id)

@@ -22,7 +22,6 @@
 #include "herd_error.h"
 #include "log.h"
 
-#define CONTROL_MAX_REQUEST (64u << 10)
 /* What the socket reads: larger than a request may be, so that a request
  * over CONTROL_MAX_REQUEST is answered with an error instead of dropped by
  * nanomsg unanswered (which happens only above this). */
@@ -45,6 +44,8 @@ typedef struct control_req {
     int has_id;
     unsigned char hdr[CONTROL_HDR_MAX]; /* the request's control data (backtrace) */
     size_t hdrlen;
+    control_answer_cb cb; /* NULL: the answer goes to the socket with hdr */
+    void *cb_data;
     /* control_finish called before the command returned CONTROL_DEFERRED */
     int early;
     int early_rc;
@@ -104,9 +105,14 @@ static json_t *control_ok(const char *id, json_t *result)
                      result ? result : json_null());
 }
 
-/* Send `text` to the client whose request carried r's header. */
+/* Send `text` to the client whose request carried r's header (or to the
+ * callback of a request given to control_serve). */
 static void control_answer(control_t *c, const control_req_t *r, const char *text)
 {
+    if (r->cb) {
+        r->cb(r->cb_data, text, strlen(text));
+        return;
+    }
     struct nn_iovec iov = {(void *)text, strlen(text)};
     struct nn_msghdr hdr = {0};
     hdr.msg_iov = &iov;
@@ -216,6 +222,8 @@ static void control_handle(control_t *c, control_req_t *r, const char *buf, size
     } else if (waiting) { /* resent while deferred: answer where it came from last */
         memcpy(waiting->hdr, r->hdr, r->hdrlen);
         waiting->hdrlen = r->hdrlen;
+        waiting->cb = r->cb;
+        waiting->cb_data = r->cb_data;
     } else if (req == NULL || !json_is_object(req)) {
         control_send_answer(c, r, control_error(NULL, HERD_EINVAL, "request is not a JSON object"));
     } else {
@@ -277,6 +285,18 @@ void control_finish(control_t *c, uint64_t token, int rc, json_t *result, const 
     control_req_free(r);
 }
 
+/* Serve one request that came in (takes r), unless too many wait already. */
+static void control_take(control_t *c, control_req_t *r, const char *buf, size_t len)
+{
+    if (c->pending_count >= CONTROL_PENDING_MAX) {
+        control_send_answer(c, r, control_error(NULL, HERD_EBUSY,
+                                                "too many requests are waiting"));
+        control_req_free(r);
+        return;
+    }
+    control_handle(c, r, buf, len);
+}
+
 /* Receive one request with its header; 0, or -1 when none is waiting. */
 static int control_recv(control_t *c, control_req_t *r, void **body, int *len)
 {
@@ -307,16 +327,23 @@ static void control_on_readable(uv_poll_t *h, int status, int events)
             free(r);
             return;
         }
-        if (c->pending_count >= CONTROL_PENDING_MAX) {
-            control_send_answer(c, r, control_error(NULL, HERD_EBUSY,
-                                                    "too many requests are waiting"));
-            control_req_free(r);
-        } else {
-            control_handle(c, r, body, (size_t)n);
-        }
+        control_take(c, r, body, (size_t)n);
         nn_freemsg(body);
     }
 }
+
+void control_serve(control_t *c, const char *buf, size_t len, control_answer_cb cb, void *data)
+{
+    control_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) { /* said, as the socket says a failed answer */
+        herd_log(HERD_LOG_WARN, "control", "cannot serve a request: out of memory");
+        return;
+    }
+    r->cb = cb;
+    r->cb_data = data;
+    control_take(c, r, buf, len);
+}
+
 /* Bind with a umask that keeps an ipc socket file private (0600) from its
  * first moment, then make sure of it with chmod. */
 static int control_bind(int sock, const char *address)

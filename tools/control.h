@@ -47,6 +47,20 @@ uint64_t control_defer(control_t *c);
  * of no waiting request is ignored (result freed). */
 void control_finish(control_t *c, uint64_t token, int rc, json_t *result, const char *msg);
 
+/* The largest request served: a larger one is answered HERD_ETOOBIG
+ * ("request of N bytes is over the control socket's limit") unparsed. */
+#define CONTROL_MAX_REQUEST (64u << 10)
+
+/* Where an answer goes for a request given to control_serve: `text` is the
+ * answer document (len bytes and a NUL), valid during the call. */
+typedef void (*control_answer_cb)(void *data, const char *text, size_t len);
+/* Serve one request `buf` (len bytes) as if it came from the socket: the
+ * same parsing, id cache, commands and deferral, its answer handed to `cb`
+ * instead of sent (during this call, or later by control_finish for a
+ * deferred command; exactly once, unless control_stop drops it waiting). For
+ * tests and fuzzing; runs on c's loop thread. */
+void control_serve(control_t *c, const char *buf, size_t len, control_answer_cb cb, void *data);
+
 /* Serve `cmds` at `address` on `loop`. Errors: HERD_EINVAL (address), HERD_EIO. */
 int control_start(uv_loop_t *loop, const char *address, const control_command_t *cmds,
                   size_t count, void *data, control_t **out);

@@ -82,6 +82,8 @@ static int entry_cmp(const void *a, const void *b)
 int control_snap_tag(control_snap_t *s, const char *name, int tag)
 {
     snap_entry_t key = {(char *)name, 0};
+    if (s->count == 0) /* no table yet (s->e NULL): bsearch may not be given one */
+        return HERD_ENOENT;
     snap_entry_t *e = bsearch(&key, s->e, s->count, sizeof(*e), entry_cmp);
     if (e == NULL)
         return HERD_ENOENT;

@@ -46,10 +46,12 @@ static void member_names_load(node_control_t *d, member_names_t *m)
 }
 
 /* The members for naming the nodes of pids in many items: loaded once per
- * loop iteration (a page of a listing names every pid on one member list). */
+ * millisecond of the node's clock (a page of a listing names every pid on
+ * one member list; a node on a virtual clock has a loop that never runs, so
+ * the loop's time would never move). */
 static const member_names_t *members_now(node_control_t *d)
 {
-    uint64_t now = uv_now(herd_node_loop(d->node));
+    uint64_t now = herd_node_now(d->node);
     if (!d->members_loaded || d->members_at != now) {
         free(d->members.info);
         member_names_load(d, &d->members);
@@ -144,14 +146,15 @@ static json_t *handoff_stats_json(herd_node_t *n)
     herd_handoff_stats_t h;
     if (herd_handoff_stats(n, &h) != 0)
         return json_object();
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "started",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                     "started",
                      (json_int_t)h.started, "committed", (json_int_t)h.committed, "aborted",
                      (json_int_t)h.aborted, "rejected", (json_int_t)h.rejected, "received",
                      (json_int_t)h.received, "promoted", (json_int_t)h.promoted, "forwarded",
                      (json_int_t)h.forwarded, "send_failed", (json_int_t)h.send_failed,
                      "too_big", (json_int_t)h.too_big, "rejected_parts",
                      (json_int_t)h.rejected_parts, "claimed", (json_int_t)h.claimed,
-                     "in_flight", (json_int_t)h.in_flight);
+                     "in_flight", (json_int_t)h.in_flight, "malformed", (json_int_t)h.malformed);
 }
 
 /* The registry's sync traffic and causal context, the same keys in `stats`
@@ -398,8 +401,8 @@ int herdd_list_serve(void *data, json_t *args, const control_list_ops_t *ops, vo
                      json_t **result, char *msg, size_t cap)
 {
     node_control_t *d = data;
-    return control_list_serve(d->lists, uv_now(herd_node_loop(d->node)), args, ops, opsdata,
-                              result, msg, cap);
+    return control_list_serve(d->lists, herd_node_now(d->node), args, ops, opsdata, result,
+                              msg, cap);
 }
 
 static const control_command_t commands[] = {
@@ -440,6 +443,11 @@ int node_control_start(herd_node_t *node, const char *address, node_control_t **
     d->memory = herdd_memory_start(herd_node_loop(node));
     *out = d;
     return 0;
+}
+
+control_t *node_control_socket(node_control_t *d)
+{
+    return d->ctl;
 }
 
 void node_control_stop(node_control_t *d)

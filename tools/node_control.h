@@ -16,6 +16,8 @@ typedef struct node_control node_control_t;
 /* Serve at `address` (control.h: ipc:// paths are made 0600). Errors:
  * HERD_EINVAL, HERD_EIO, HERD_ENOMEM. */
 int node_control_start(herd_node_t *node, const char *address, node_control_t **out);
+/* The control socket it serves (control_serve hands it requests directly). */
+control_t *node_control_socket(node_control_t *nc);
 /* Stop serving (before the node is freed). */
 void node_control_stop(node_control_t *nc);
 

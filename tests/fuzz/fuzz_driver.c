@@ -5,10 +5,10 @@
  * tools/bench/fuzz_long.sh where clang's libFuzzer is missing.
  *
  * Inputs start from the target's seeds (fuzz_seeds), then each run takes a
- * seed or an earlier input and applies 1-8 mutations: flip a bit, set a byte
- * to a random or boundary value, write a boundary u16/u32/u64 (lengths and
- * counts are where decoders go wrong), insert, delete or repeat a chunk,
- * splice in part of another seed. There is no coverage feedback: the same
+ * seed or an earlier input and applies 1-8 mutations (fuzz_mutate.h): flip
+ * a bit, set a byte to a random or boundary value, write a boundary
+ * u16/u32/u64 (lengths and counts are where decoders go wrong), insert,
+ * delete or repeat a chunk, splice in part of another seed. There is no coverage feedback: the same
  * seed gives the same inputs in the same order, so a finding replays with
  * its run number.
  *
@@ -30,89 +30,24 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fuzz_seeds.h"
+#include "fuzz_mutate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_MAX_INPUT 4096u
 #define FUZZ_POOL 64u
 
-static uint64_t rng_state;
+static fuzz_rng_t g_rng;
 
 static uint64_t rng(void)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return fuzz_rng_next(&g_rng);
 }
-
-static const uint64_t boundary[] = {0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0xffff, 0x10000,
-                                    0x7fffffff, 0xffffffff, 0x100000000ull,
-                                    0x7fffffffffffffffull, 0xffffffffffffffffull, 64, 255,
-                                    4096, 1u << 20};
 
 typedef struct buf {
     uint8_t b[FUZZ_MAX_INPUT];
     size_t n;
 } buf_t;
-
-static void mutate_once(buf_t *x, const fuzz_seed_t *seeds, size_t nseeds)
-{
-    size_t n = x->n;
-    switch (rng() % 8) {
-    case 0: /* flip a bit */
-        if (n) x->b[rng() % n] ^= (uint8_t)(1u << (rng() % 8));
-        break;
-    case 1: /* a random byte */
-        if (n) x->b[rng() % n] = (uint8_t)rng();
-        break;
-    case 2: { /* a boundary value, 1, 2, 4 or 8 bytes little-endian */
-        size_t w = (size_t)1 << (rng() % 4);
-        if (n < w) break;
-        size_t at = rng() % (n - w + 1);
-        uint64_t v = boundary[rng() % (sizeof boundary / sizeof boundary[0])];
-        if (rng() & 1) v = v + (rng() % 3) - 1;
-        for (size_t i = 0; i < w; i++) x->b[at + i] = (uint8_t)(v >> (8 * i));
-        break;
-    }
-    case 3: { /* insert random bytes */
-        size_t k = 1 + rng() % 16, at = n ? rng() % (n + 1) : 0;
-        if (n + k > FUZZ_MAX_INPUT) break;
-        memmove(x->b + at + k, x->b + at, n - at);
-        for (size_t i = 0; i < k; i++) x->b[at + i] = (uint8_t)rng();
-        x->n += k;
-        break;
-    }
-    case 4: { /* delete a chunk */
-        if (n == 0) break;
-        size_t at = rng() % n, k = 1 + rng() % (n - at < 32 ? n - at : 32);
-        memmove(x->b + at, x->b + at + k, n - at - k);
-        x->n -= k;
-        break;
-    }
-    case 5: { /* repeat a chunk */
-        if (n == 0) break;
-        size_t at = rng() % n, k = 1 + rng() % (n - at < 64 ? n - at : 64);
-        if (n + k > FUZZ_MAX_INPUT) break;
-        memmove(x->b + at + k, x->b + at, n - at);
-        x->n += k;
-        break;
-    }
-    case 6: { /* splice: the tail from another seed */
-        const fuzz_seed_t *s = &seeds[rng() % nseeds];
-        if (s->len == 0) break;
-        size_t from = rng() % s->len, at = n ? rng() % n : 0, k = s->len - from;
-        if (at + k > FUZZ_MAX_INPUT) k = FUZZ_MAX_INPUT - at;
-        memcpy(x->b + at, s->data + from, k);
-        x->n = at + k;
-        break;
-    }
-    default: /* cut the end */
-        if (n) x->n = rng() % n;
-        break;
-    }
-}
 
 static const char *crash_path = "fuzz-crash";
 static const buf_t *volatile current; /* the input running now */
@@ -211,7 +146,7 @@ int main(int argc, char **argv)
         fuzz_seeds_free(seeds, nseeds);
         return drc;
     }
-    rng_state = seed;
+    g_rng.state = seed;
     static const int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
     for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++)
         signal(sigs[k], on_crash);
@@ -235,7 +170,7 @@ int main(int argc, char **argv)
                 memcpy(x.b, s->data, x.n);
             }
             for (int k = 1 + (int)(rng() % 8); k > 0; k--)
-                mutate_once(&x, seeds, nseeds);
+                fuzz_mutate_once(&g_rng, x.b, &x.n, FUZZ_MAX_INPUT, seeds, nseeds);
             if (rng() % 16 == 0) /* keep some inputs to mutate further */
                 pool[npool < FUZZ_POOL ? npool++ : rng() % FUZZ_POOL] = x;
         }

@@ -61,6 +61,9 @@ struct regsim {
     rs_proc_t procs[RS_MAX_PROCS];
     int nprocs;
     unsigned exits[RS_REASONS + 1]; /* by reason; [RS_REASONS]: crashes (< 0) */
+    regsim_send_hook send_hook;     /* NULL: none */
+    void *hook_data;
+    int hook_from;
 };
 
 /* ---- randomness and hashing ------------------------------------------------- */
@@ -198,9 +201,18 @@ static int tp_send(void *impl, const char *address, const uint8_t *frame, size_t
         return 0;
     if (regsim_range(rs, 0, 999) < rs->cfg.drop_pm)
         return 0;
+    size_t swapped_len = 0;
+    uint8_t *swapped = rs->send_hook && rs->hook_from == tp->idx
+                           ? rs->send_hook(rs->hook_data, tp->idx, to, frame, len, &swapped_len)
+                           : NULL;
+    if (swapped) { /* what the hostile member sends instead */
+        frame = swapped;
+        len = swapped_len;
+    }
     int rc = enqueue(rs, tp->idx, to, frame, len);
     if (rc == 0 && regsim_range(rs, 0, 999) < rs->cfg.dup_pm)
         rc = enqueue(rs, tp->idx, to, frame, len);
+    free(swapped);
     return rc;
 }
 
@@ -452,6 +464,18 @@ void regsim_block(regsim_t *rs, int from, int to, int on)
         rs->slots[from].blocked_to |= 1u << to;
     else
         rs->slots[from].blocked_to &= ~(1u << to);
+}
+
+void regsim_set_send_hook(regsim_t *rs, int from, regsim_send_hook hook, void *data)
+{
+    rs->send_hook = hook;
+    rs->hook_data = data;
+    rs->hook_from = from;
+}
+
+const char *regsim_secret(void)
+{
+    return RS_SECRET;
 }
 
 void regsim_unblock_all(regsim_t *rs)
@@ -816,13 +840,30 @@ static int model_list(regsim_t *rs, rs_entry_t **out, size_t *count)
     return 0;
 }
 
+/* Keep the entries of v[0..*n) that keep() keeps (all when it is NULL). */
+static void filter(rs_entry_t *v, size_t *n, regsim_keep_fn keep, void *data)
+{
+    size_t kept = 0;
+    for (size_t k = 0; keep && k < *n; k++)
+        if (keep(data, &v[k]))
+            v[kept++] = v[k];
+    if (keep)
+        *n = kept;
+}
+
 int regsim_replicas_agree(regsim_t *rs, int check_model, char *why, size_t cap)
+{
+    return regsim_replicas_agree_on(rs, UINT32_MAX, NULL, NULL, check_model, why, cap);
+}
+
+int regsim_replicas_agree_on(regsim_t *rs, uint32_t mask, regsim_keep_fn keep, void *data,
+                             int check_model, char *why, size_t cap)
 {
     rs_entry_t *first = NULL, *cur = NULL;
     size_t nfirst = 0, ncur = 0;
     int first_idx = -1, ok = 1;
     for (int i = 0; i < rs->cfg.nodes && ok; i++) {
-        if (!rs->slots[i].up)
+        if (!rs->slots[i].up || !(mask & (1u << i)))
             continue;
         int rc = regsim_list(rs, i, &cur, &ncur);
         if (rc) {
@@ -838,6 +879,7 @@ int regsim_replicas_agree(regsim_t *rs, int check_model, char *why, size_t cap)
             free(first);
             return 0;
         }
+        filter(cur, &ncur, keep, data);
         if (first_idx < 0) {
             first = cur;
             nfirst = ncur;
@@ -856,6 +898,7 @@ int regsim_replicas_agree(regsim_t *rs, int check_model, char *why, size_t cap)
             snprintf(why, cap, "model: %s", herd_strerror(rc));
             ok = 0;
         } else {
+            filter(cur, &ncur, keep, data);
             /* a name held twice in the model: two live registrations */
             for (size_t k = 1; k < ncur && ok; k++)
                 if (strcmp(cur[k].name, cur[k - 1].name) == 0) {

@@ -128,6 +128,16 @@ void regsim_set_loss(regsim_t *rs, uint32_t drop_pm, uint32_t dup_pm);
 void regsim_block(regsim_t *rs, int from, int to, int on);
 void regsim_unblock_all(regsim_t *rs);
 
+/* A hostile member: while set, every frame node `from` sends (after loss,
+ * before delay and duplication) is passed to `hook`, which returns either
+ * NULL (the frame goes as it is) or a replacement, malloc'ed and taken over
+ * by the sim, of *out_len bytes. NULL hook: none. */
+typedef uint8_t *(*regsim_send_hook)(void *data, int from, int to, const uint8_t *frame,
+                                     size_t len, size_t *out_len);
+void regsim_set_send_hook(regsim_t *rs, int from, regsim_send_hook hook, void *data);
+/* The cluster secret of every sim node (a hook signs what it rewrites). */
+const char *regsim_secret(void);
+
 int regsim_step(regsim_t *rs);
 int regsim_run_for(regsim_t *rs, uint64_t ms);
 int regsim_run_until(regsim_t *rs, uint64_t t);
@@ -164,6 +174,11 @@ int regsim_list(regsim_t *rs, int i, rs_entry_t **out, size_t *count);
 /* Every live node has the same list, and it equals the model: exactly the
  * names live processes hold, with their pids and metadata. */
 int regsim_replicas_agree(regsim_t *rs, int check_model, char *why, size_t cap);
+/* The same over the live nodes in `mask` (bit i: node i) only, on the
+ * entries `keep` keeps (NULL: all), in the replicas and in the model. */
+typedef int (*regsim_keep_fn)(void *data, const rs_entry_t *e);
+int regsim_replicas_agree_on(regsim_t *rs, uint32_t mask, regsim_keep_fn keep, void *data,
+                             int check_model, char *why, size_t cap);
 /* Run (checking every 50 ms) until regsim_replicas_agree or the deadline. */
 int regsim_run_until_agree(regsim_t *rs, int check_model, uint64_t deadline, char *why,
                            size_t cap);

@@ -6,6 +6,9 @@
  *
  * - a deferred request holds up no other: a later request is answered
  *   first, the deferred one when control_finish comes;
+ * - a request handed to control_serve is answered once through its
+ *   callback, at once or by control_finish, with the id cache and the size
+ *   limit of the socket;
  * - a request resent while deferred runs its command once and is answered
  *   once; an answer given before the command returned CONTROL_DEFERRED goes
  *   out; a stale token is ignored;
@@ -180,6 +183,49 @@ static void test_control_deferred_request_blocks_no_other(void **state)
     nn_close(b);
 }
 
+/* What control_serve's callback was given. */
+typedef struct served {
+    int count;
+    char text[512];
+} served_t;
+
+static void on_served(void *data, const char *text, size_t len)
+{
+    served_t *v = data;
+    v->count++;
+    snprintf(v->text, sizeof(v->text), "%.*s", (int)len, text);
+}
+
+/* A request handed to control_serve is answered through its callback once:
+ * at once, or (deferred) by control_finish; with the socket's id cache and
+ * size limit. */
+static void test_control_serve_answers_through_callback(void **state)
+{
+    server_t *s = *state;
+    served_t now = {0}, later = {0}, again = {0}, big = {0};
+    static const char req_now[] = "{\"id\":\"n1\",\"cmd\":\"now\"}";
+    control_serve(s->ctl, req_now, sizeof req_now - 1, on_served, &now);
+    assert_int_equal(now.count, 1);
+    assert_string_equal(now.text, "{\"id\":\"n1\",\"ok\":true,\"result\":\"now\"}");
+    static const char req_wait[] = "{\"cmd\":\"wait\"}";
+    control_serve(s->ctl, req_wait, sizeof req_wait - 1, on_served, &later);
+    assert_int_equal(later.count, 0);
+    control_finish(s->ctl, s->token, 0, json_string("later"), NULL);
+    assert_int_equal(later.count, 1);
+    assert_non_null(strstr(later.text, "\"result\":\"later\""));
+    control_serve(s->ctl, req_now, sizeof req_now - 1, on_served, &again); /* cached */
+    assert_string_equal(again.text, now.text);
+    size_t n = CONTROL_MAX_REQUEST + 1;
+    char *pad = malloc(n);
+    assert_non_null(pad);
+    memset(pad, ' ', n);
+    memcpy(pad, req_now, sizeof req_now - 1);
+    control_serve(s->ctl, pad, n, on_served, &big);
+    free(pad);
+    assert_int_equal(big.count, 1);
+    assert_non_null(strstr(big.text, "\"error\":\"ETOOBIG\""));
+}
+
 static void test_control_resent_while_deferred_runs_once(void **state)
 {
     server_t *s = *state;
@@ -217,6 +263,7 @@ static void test_control_finished_before_return_is_answered(void **state)
 typedef struct fake {
     int gone;       /* items whose index is a multiple of gone are left out (0: none) */
     int fail;       /* fill fails with this */
+    int empty;      /* fill adds nothing */
     int fills;
 } fake_t;
 
@@ -226,7 +273,7 @@ static int fake_fill(void *data, control_snap_t *s)
     f->fills++;
     if (f->fail)
         return f->fail;
-    for (int i = ITEMS - 1; i >= 0; i--) { /* out of order: the listing sorts */
+    for (int i = f->empty ? -1 : ITEMS - 1; i >= 0; i--) { /* out of order: the listing sorts */
         char name[16];
         snprintf(name, sizeof(name), "n%05d", i);
         assert_int_equal(control_snap_add(s, name, 0), 0);
@@ -236,8 +283,8 @@ static int fake_fill(void *data, control_snap_t *s)
 
 static void fake_tag(void *data, control_snap_t *s)
 {
-    (void)data;
-    assert_int_equal(control_snap_tag(s, "n00007", 7), 0);
+    fake_t *f = data;
+    assert_int_equal(control_snap_tag(s, "n00007", 7), f->empty ? HERD_ENOENT : 0);
     assert_int_equal(control_snap_tag(s, "absent", 1), HERD_ENOENT);
 }
 
@@ -262,6 +309,22 @@ static json_t *page(control_lists_t *ls, uint64_t now, fake_t *f, json_t *args, 
     if (rc)
         assert_true(msg[0] != '\0');
     return res;
+}
+
+/* A listing with no items: one empty page, and tags of names it does not
+ * hold are HERD_ENOENT (fuzz_control found a tag looked up in no table:
+ * `children` of a node whose one child had lost its name). */
+static void test_control_list_empty_listing_tags_nothing(void **state)
+{
+    (void)state;
+    control_lists_t *ls = control_lists_new();
+    fake_t f = {.empty = 1};
+    json_t *res = page(ls, 1, &f, json_pack("{s:i}", "limit", 10), 0);
+    assert_int_equal(json_integer_value(json_object_get(res, "total")), 0);
+    assert_int_equal(json_array_size(json_object_get(res, "items")), 0);
+    assert_null(json_object_get(res, "cursor"));
+    json_decref(res);
+    control_lists_free(ls);
 }
 
 static void test_control_list_pages_hold_every_item_once_sorted(void **state)
@@ -338,11 +401,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_control_deferred_request_blocks_no_other, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_control_serve_answers_through_callback, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_control_resent_while_deferred_runs_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_control_finished_before_return_is_answered, setup,
                                         teardown),
         cmocka_unit_test(test_control_list_pages_hold_every_item_once_sorted),
+        cmocka_unit_test(test_control_list_empty_listing_tags_nothing),
         cmocka_unit_test(test_control_list_bad_pages_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "frame.h" /* FRAME_DEFAULT_MAX_BODY: the limit of one message between nodes */
+#include "ring.h" /* ring_hash_key: the check sum of an app's message */
 #include "wire.h"
 #include "herd_runtime.h"
 #include "support.h"
@@ -1075,6 +1076,7 @@ static void test_remote_link_einval(void **state)
 static herd_pid_t g_heard_from[8]; /* casts that reached `heard` */
 static size_t g_nheard;
 static uint64_t g_app_node[8], g_app_inc[8]; /* what app 5's handler was told */
+static int g_app_lost[8];                     /* told msg NULL: one arrived altered */
 static size_t g_napp;
 
 static int heard_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
@@ -1088,8 +1090,9 @@ static const herd_behaviour_t heard = {.name = "heard", .handle_cast = heard_cas
 
 static void on_app5(void *data, uint64_t node, uint64_t inc, const uint8_t *msg, size_t len)
 {
-    (void)data, (void)msg, (void)len;
+    (void)data, (void)len;
     if (g_napp < 8) {
+        g_app_lost[g_napp] = msg == NULL;
         g_app_node[g_napp] = node;
         g_app_inc[g_napp++] = inc;
     }
@@ -1137,7 +1140,9 @@ static uint64_t hlc_in(herd_node_t *n, int64_t ms)
 static void speak(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq, uint8_t kind,
                   uint8_t flags, uint64_t to_serial, herd_pid_t from)
 {
-    speak_at(t, name, inc, seq, kind, flags, to_serial, from, 77, UINT64_MAX, 0);
+    /* an app's message (kind 34) carries the check sum of its body "hi" */
+    speak_at(t, name, inc, seq, kind, flags, to_serial, from,
+             kind == 34 ? ring_hash_key("hi", 2) : 77, UINT64_MAX, 0);
 }
 
 /* A member that names another member (or another start of itself) as the
@@ -1264,6 +1269,38 @@ static void test_remote_cut_off_callee_gets_no_call_after_heal(void **state)
     ts_node_free(x.a);
 }
 
+/* An app's message whose body is not the one its check sum names (a
+ * member's bug between its layer and the wire) is refused as a `body`
+ * reject, and the layer is told (msg NULL) that a message was lost; an
+ * intact one goes through. */
+static void test_remote_altered_app_body_refused(void **state)
+{
+    (void)state;
+    enum { KIND_APP = 34 }; /* remote.c's */
+    herd_node_t *b = plain_node("b", 0);
+    ts_fake_tr_t t;
+    ts_fake_cluster(b, &t, SECRET);
+    ts_fake_join(&t, "x", 7, 1);
+    assert_int_equal(herd_cluster_on_app(b, 5, on_app5, NULL), 0);
+    g_napp = 0;
+    herd_pid_t x_app = {herd_node_id_of("x"), 7, 0};
+    speak_at(&t, "x", 7, 1, KIND_APP, 0, 5, x_app, ring_hash_key("hi", 2) ^ 1, 0, 0); /* altered */
+    speak_at(&t, "x", 7, 2, KIND_APP, 0, 5, x_app, 0, 0, 0); /* none */
+    speak(&t, "x", 7, 3, KIND_APP, 0, 5, x_app);                                /* intact */
+    ts_cluster_run_ms(50);
+
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(b, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_BODY], 2);
+    assert_int_equal(g_napp, 3);
+    assert_int_equal(g_app_lost[0], 1);
+    assert_int_equal(g_app_lost[1], 1);
+    assert_int_equal(g_app_lost[2], 0);
+    assert_int_equal(g_app_node[0], x_app.node);
+    herd_cluster_on_app(b, 5, NULL, NULL);
+    ts_node_free(b);
+}
+
 int main(void)
 {
     ts_cluster_init("test_remote", SECRET);
@@ -1291,6 +1328,7 @@ int main(void)
         T(test_remote_body_claiming_another_sender_refused),
         T(test_remote_late_or_second_copy_of_call_not_applied),
         T(test_remote_cut_off_callee_gets_no_call_after_heal),
+        T(test_remote_altered_app_body_refused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

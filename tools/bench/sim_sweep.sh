@@ -3,7 +3,9 @@
 #
 #   tools/bench/sim_sweep.sh BUILD_DIR [SEEDS] [FIRST_SEED]
 #
-# SEEDS (default 1000) seeds per case from FIRST_SEED (default 1). The cases
+# SEEDS (default 1000) seeds per case from FIRST_SEED (default 1). The
+# programs are SIM_SWEEP_PROGRAMS (names separated by spaces; default every
+# simulation program). The cases
 # come from the programs themselves (HERD_SIM_LIST=1) and run one process
 # each, SIM_SWEEP_JOBS at a time (default: the number of cores), each within
 # SIM_SWEEP_TIMEOUT_S seconds (default 120 + 2 per seed), so the sweep ends.
@@ -19,7 +21,7 @@
 # when every case passed, 1 when any failed, 2 on a usage or setup error.
 set -uo pipefail
 
-PROGRAMS=(test_sim_membership test_sim_registry test_sim_dsup test_sim_sync test_sim_calls)
+read -r -a PROGRAMS <<<"${SIM_SWEEP_PROGRAMS:-test_sim_membership test_sim_registry test_sim_dsup test_sim_sync test_sim_calls test_sim_hostile}"
 
 usage() {
     echo "usage: $0 BUILD_DIR [SEEDS] [FIRST_SEED]" >&2

@@ -136,6 +136,9 @@ typedef struct registry {
      * carried (the refusing one may keep sending garbage) */
     uint64_t refused_from;
     uint64_t pull_started; /* node clock: its offer, or the last piece of its answer */
+    int pull_answered;     /* the peer answered the pull (WANT or CONTEXT): its deltas
+                              keep the pull alive (before, they may be its own changes
+                              while our digest went unanswered) */
     u64map_t summaries;   /* member id -> what it last said of its table (registry_prune.c) */
     struct gone_replica *gone_list; /* replicas of gone node starts, none held here */
     size_t gone_n;

@@ -36,6 +36,7 @@ typedef struct reg_peer {
     uint64_t dots_round;      /* the round they belong to (its WANT's) */
     int dots_failed;          /* a piece was refused: the rest does not go */
     int refused;              /* a message from it was refused since its last context */
+    int nudged;               /* sent our digest after a refusal, since the last check */
     registry_t *g;
     uint64_t id;
 } reg_peer_t;
@@ -198,6 +199,16 @@ void reg_pending_room(registry_t *g, size_t bytes)
 
 static const digest_limits_t sync_limits = {REGISTRY_MSG_MAX, REGISTRY_CONTEXT_CLOUD};
 
+static int send_digest(registry_t *g, uint64_t to, int ask_back)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_DIGEST);
+    wire_put_u8(&w, (uint8_t)(ask_back != 0));
+    digest_encode(&g->digest, &w);
+    return send_and_free(g, to, &w);
+}
+
 /* Offer node `to` our digest: it names the buckets that differ and we pull
  * what it has there. With `ask_back`, it offers its own in return: the two
  * may not have seen each other leave (a one-sided partition), so the one that
@@ -215,15 +226,11 @@ void reg_sync_offer(registry_t *g, uint64_t to, int ask_back)
     }
     if (p)
         p->offer_due = 0;
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_DIGEST);
-    wire_put_u8(&w, (uint8_t)(ask_back != 0));
-    digest_encode(&g->digest, &w);
-    if (send_and_free(g, to, &w) != 0)
+    if (send_digest(g, to, ask_back) != 0)
         return;
     g->pulling = to;
     g->pull_started = now;
+    g->pull_answered = 0;
     g->stats.full_syncs_out++;
     if (p) {
         p->st.digest_syncs++;
@@ -280,6 +287,14 @@ static void refuse_from(registry_t *g, uint64_t from)
         p->repair = 1;
     }
     pull_done(g, from); /* a pull from it now: its answer will not be whole */
+    if (p && !p->nudged) {
+        /* the refused message may have been its digest or dots: its pull
+         * from us waits for an answer that will not come, and may hold back
+         * others' pulls. Our digest, asking back, makes it offer again now
+         * (once a check: a member that keeps sending garbage gets no more) */
+        p->nudged = 1;
+        send_digest(g, from, 1);
+    }
 }
 
 void reg_sync_peer_gone(registry_t *g, uint64_t id)
@@ -305,6 +320,7 @@ void reg_sync_repair(registry_t *g)
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
         herd_member_info_t mi;
+        p->nudged = 0;
         if (!p->repair)
             continue;
         if (herd_cluster_member(g->node, sl->key, &mi) != 0 || mi.state == HERD_MEMBER_LEFT) {
@@ -530,6 +546,10 @@ static void sync_on_want(registry_t *g, uint64_t from, wire_reader_t *r)
         awmap_free(theirs);
         return;
     }
+    if (from == g->pulling) { /* our pull is answered: its deltas keep it alive */
+        g->pull_answered = 1;
+        g->pull_started = herd_node_now(g->node);
+    }
     reg_peer_t *p = peer_of(g, from);
     if (p == NULL) {
         awmap_free(theirs);
@@ -719,6 +739,8 @@ static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
             pull_done(g, from);
         return;
     }
+    if (from == g->pulling)
+        g->pull_answered = 1;
     if (awmap_copy_context(g->map, ctx) != 0)
         g->stats.alloc_failed++; /* a partial join is an under-approximation: safe */
     else
@@ -865,7 +887,7 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
         return;
     }
     int rc = awmap_join(g->map, d, reg_observer(g));
-    if (node == g->pulling) /* the answer is coming: the pull is alive */
+    if (node == g->pulling && g->pull_answered) /* the answer is coming: the pull is alive */
         g->pull_started = herd_node_now(g->node);
     reg_peer_t *p = peer_of(g, node);
     g->stats.deltas_in++;
@@ -945,3 +967,4 @@ int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_pee
         *out = p->st;
     return 0;
 }
+

@@ -41,7 +41,9 @@
  * context was joined (claiming entries that never arrived: they were never
  * sent again); a pull from the member whose message was refused hung for
  * REGISTRY_PULL_MS; a node repaired only with the member that kept sending
- * garbage.
+ * garbage; a member whose digest was refused waited for its answer while
+ * the other side's ordinary deltas kept that pull alive, holding back the
+ * pulls of the others in a ring of waits (1402206).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -641,3 +641,38 @@ void cl_restart_args(cluster_t *c, cl_node_t *n, const char *const *extra)
         cl_sleep_ms(300);
     }
 }
+
+/* ---- counters and splits ----------------------------------------------------------- */
+
+long long cl_ringctl_incr(cluster_t *c, const cl_node_t *n, const char *name)
+{
+    const char *argv[] = {RINGCTL_PATH, "--json", "--node", n->control, "call", name,
+                          "incr", NULL};
+    cl_run_t *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    cl_run(c, argv, 20000, r);
+    if (r->status != 0)
+        fail_msg("ringctl call %s incr: exit %d\n%s%s", name, r->status, r->out, r->err);
+    json_t *doc = json_loads(r->out, 0, NULL);
+    assert_non_null(doc);
+    json_t *v = json_object_get(doc, "value");
+    assert_true(json_is_integer(v));
+    long long out = (long long)json_integer_value(v);
+    json_decref(doc);
+    free(r);
+    return out;
+}
+
+void cl_split(const cl_node_t *x, const cl_node_t *y, int on)
+{
+    char code[32], why[600];
+    for (int i = 0; i < 2; i++) {
+        const cl_node_t *at = i ? y : x, *peer = i ? x : y;
+        json_t *r = cl_ask_args(at, on ? "block" : "unblock",
+                                json_pack("{s:s}", "node", peer->name), code, sizeof(code), why,
+                                sizeof(why));
+        if (r == NULL)
+            fail_msg("%s %s at %s: %s", on ? "block" : "unblock", peer->name, at->name, why);
+        json_decref(r);
+    }
+}

@@ -141,4 +141,10 @@ json_t *cl_ask_args(const cl_node_t *n, const char *cmd, json_t *args, char *cod
 /* As cl_restart, with the `extra` arguments (NULL-terminated) of cl_start. */
 void cl_restart_args(cluster_t *c, cl_node_t *n, const char *const *extra);
 
+/* ringctl call NAME incr through `n`: the counter's new value (fails the
+ * test on any other outcome). */
+long long cl_ringctl_incr(cluster_t *c, const cl_node_t *n, const char *name);
+/* x and y stop hearing each other (each blocks the other), or hear again. */
+void cl_split(const cl_node_t *x, const cl_node_t *y, int on);
+
 #endif

@@ -48,21 +48,6 @@ static const char *const TIMING[] = {"--heartbeat-ms", "100", "--down-ms", "1000
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-/* x and y stop hearing each other (each blocks the other), or hear again. */
-static void split_off(const cl_node_t *x, const cl_node_t *y, int on)
-{
-    char code[32], why[600];
-    for (int i = 0; i < 2; i++) {
-        const cl_node_t *at = i ? y : x, *peer = i ? x : y;
-        json_t *r = cl_ask_args(at, on ? "block" : "unblock",
-                                json_pack("{s:s}", "node", peer->name), code, sizeof(code), why,
-                                sizeof(why));
-        if (r == NULL)
-            fail_msg("%s %s at %s: %s", on ? "block" : "unblock", peer->name, at->name, why);
-        json_decref(r);
-    }
-}
-
 static void ringctl_call(cluster_t *c, const cl_node_t *via, const char *request,
                          cl_run_t *r)
 {
@@ -215,13 +200,13 @@ static void test_cluster_calls_failed_call_not_applied_after_heal(void **state)
     int exits[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
         wait_owner(n, 3, "hx3");
-        split_off(n[2], n[0], 1);
-        split_off(n[2], n[1], 1);
+        cl_split(n[2], n[0], 1);
+        cl_split(n[2], n[1], 1);
         exits[round] = failed_call(c, n[0], r);
         retried_call(c, n[0], r);
         owner_at(n[0], where, sizeof(where));
-        split_off(n[2], n[0], 0);
-        split_off(n[2], n[1], 0);
+        cl_split(n[2], n[0], 0);
+        cl_split(n[2], n[1], 0);
         if (cl_wait_all_up(n, 3, JOIN_MS) < 0)
             fail_msg("round %d: the nodes did not see each other up again", round);
         long long now = settled_value(n, 3);

@@ -860,20 +860,6 @@ static void test_cluster_children_join_drain_kill_under_load(void **state)
 
 /* ---- a stop the cluster cannot confirm ------------------------------------------ */
 
-static void split_off(const cl_node_t *x, const cl_node_t *y, int on)
-{
-    char code[32], why[600];
-    for (int i = 0; i < 2; i++) {
-        const cl_node_t *at = i ? y : x, *peer = i ? x : y;
-        json_t *r = cl_ask_args(at, on ? "block" : "unblock",
-                                json_pack("{s:s}", "node", peer->name), code, sizeof(code), why,
-                                sizeof(why));
-        if (r == NULL)
-            fail_msg("%s %s at %s: %s", on ? "block" : "unblock", peer->name, at->name, why);
-        json_decref(r);
-    }
-}
-
 static void ringctl_stop(cluster_t *c, const cl_node_t *via, const char *name, cl_run_t *r)
 {
     const char *argv[] = {RINGCTL_PATH, "--json", "--node", via->control, "stop", name, NULL};
@@ -920,8 +906,8 @@ static void test_cluster_children_stop_in_netsplit_is_uncertain(void **state)
         while (!spec_on(n[i], names[0]) || !spec_on(n[i], names[1]))
             cl_sleep_ms(50);
 
-    split_off(n[0], n[1], 1);
-    split_off(n[0], n[2], 1);
+    cl_split(n[0], n[1], 1);
+    cl_split(n[0], n[2], 1);
     if (cl_wait_state(n[0], "n2", "down", 10000) < 0 || cl_wait_state(n[0], "n3", "down", 10000) < 0)
         fail_msg("n1 did not see n2 and n3 down");
     cl_run_t *r = calloc(1, sizeof(*r));
@@ -932,8 +918,8 @@ static void test_cluster_children_stop_in_netsplit_is_uncertain(void **state)
                  r->out, r->err);
     assert_true(spec_on(n[1], names[0])); /* n2 has not heard of it */
 
-    split_off(n[0], n[1], 0);
-    split_off(n[0], n[2], 0);
+    cl_split(n[0], n[1], 0);
+    cl_split(n[0], n[2], 0);
     if (cl_wait_all_up(n, 3, JOIN_MS) < 0)
         fail_msg("the nodes did not see each other up again");
     uint64_t deadline = cl_now_ms() + 15000;

@@ -125,26 +125,6 @@ static void herdd_fails(cluster_t *c, const char *name, const char *listen,
     free(r);
 }
 
-/* ringctl call NAME incr through `n`: the counter's new value. */
-static long long ringctl_incr(cluster_t *c, const cl_node_t *n, const char *name)
-{
-    const char *argv[] = {RINGCTL_PATH, "--json", "--node", n->control, "call", name,
-                          "incr", NULL};
-    cl_run_t *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    cl_run(c, argv, 20000, r);
-    if (r->status != 0)
-        fail_msg("ringctl call %s incr: exit %d\n%s%s", name, r->status, r->out, r->err);
-    json_t *doc = json_loads(r->out, 0, NULL);
-    assert_non_null(doc);
-    json_t *v = json_object_get(doc, "value");
-    assert_true(json_is_integer(v));
-    long long out = (long long)json_integer_value(v);
-    json_decref(doc);
-    free(r);
-    return out;
-}
-
 /* ---- 1. casts from another member ------------------------------------------------- */
 
 typedef struct intruder {
@@ -214,7 +194,7 @@ static void test_cluster_hostile_foreign_casts_do_not_crash_the_node(void **stat
                             NULL, 0, NULL, 0);
     assert_non_null(r);
     json_decref(r);
-    assert_int_equal(ringctl_incr(c, n1, "ctr"), 1);
+    assert_int_equal(cl_ringctl_incr(c, n1, "ctr"), 1);
     assert_int_equal(proxy_refused(n1), 0);
 
     long long procs = cl_stat(n1, "processes", NULL);
@@ -260,9 +240,9 @@ static void test_cluster_hostile_foreign_casts_do_not_crash_the_node(void **stat
     assert_true(refused >= 1);
     assert_true(cl_log_has(n1, "call proxy: ignored"));
     assert_int_equal(cl_stat(n1, "processes", NULL), procs); /* none of them crashed */
-    assert_int_equal(ringctl_incr(c, n1, "ctr"), 2);
+    assert_int_equal(cl_ringctl_incr(c, n1, "ctr"), 2);
     herd_node_run_for(in.node, 50);
-    assert_int_equal(ringctl_incr(c, n1, "ctr"), 3);
+    assert_int_equal(cl_ringctl_incr(c, n1, "ctr"), 3);
 
     intruder_leave(&in);
     assert_true(cl_alive(n1));

@@ -60,26 +60,6 @@ static int free_port(cluster_t *c)
     return 20000 + (int)(cl_random(c) % 40001u);
 }
 
-/* ringctl call NAME incr through `n`: the counter's new value. */
-static long long ringctl_incr(cluster_t *c, const cl_node_t *n, const char *name)
-{
-    const char *argv[] = {RINGCTL_PATH, "--json", "--node", n->control, "call", name,
-                          "incr", NULL};
-    cl_run_t *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    cl_run(c, argv, 20000, r);
-    if (r->status != 0)
-        fail_msg("ringctl call %s incr: exit %d\n%s%s", name, r->status, r->out, r->err);
-    json_t *doc = json_loads(r->out, 0, NULL);
-    assert_non_null(doc);
-    json_t *v = json_object_get(doc, "value");
-    assert_true(json_is_integer(v));
-    long long out = (long long)json_integer_value(v);
-    json_decref(doc);
-    free(r);
-    return out;
-}
-
 /* Start counters ctr0, ctr1, ... through `via` until one runs on `holder`;
  * its name into name[cap]. */
 static void counter_on(const cl_node_t *via, const char *holder, char *name, size_t cap)
@@ -142,7 +122,7 @@ static void test_cluster_identity_same_name_refused(void **state)
     char ctr[32];
     counter_on(n1, "hx2", ctr, sizeof(ctr));
     for (long long v = 1; v <= 3; v++)
-        assert_int_equal(ringctl_incr(c, n1, ctr), v);
+        assert_int_equal(cl_ringctl_incr(c, n1, ctr), v);
     char s[32];
     uint64_t inc1 = 0, inc2 = 0;
     assert_non_null(cl_state(n1, "hx1", s, sizeof(s), &inc1));
@@ -173,8 +153,8 @@ static void test_cluster_identity_same_name_refused(void **state)
     assert_true(cl_log_has(n1, "says HELLO while hx2"));
     assert_true(cl_stat(n2, NULL, "name") >= 2);
     /* the counter hx2 holds kept its value */
-    assert_int_equal(ringctl_incr(c, n1, ctr), 4);
-    assert_int_equal(ringctl_incr(c, n2, ctr), 5);
+    assert_int_equal(cl_ringctl_incr(c, n1, ctr), 4);
+    assert_int_equal(cl_ringctl_incr(c, n2, ctr), 5);
     assert_up_at(n1, "hx2", inc2);
     cl_stop_all(c);
     cl_pass(c);

@@ -144,6 +144,11 @@ typedef struct herd_registry_stats {
     /* digest syncs under way now: this node's pull (0 or 1), and its peers'
      * pulls it answers, sends dots to or has put off (PROTOCOL.md) */
     uint64_t syncs_under_way;
+    /* the longest the registry held the loop in one go (one message taken
+     * in, one step of a paced pass, one flush or periodic check), in
+     * microseconds, and what it was doing ("delta", "want", "work", ...) */
+    uint64_t longest_us;
+    const char *longest_what;
 } herd_registry_stats_t;
 int herd_registry_stats(herd_node_t *node, herd_registry_stats_t *out);
 

@@ -231,10 +231,19 @@ static int live_add(void *data, const herd_member_info_t *m)
 
 /* ---- the loop's turns and the periodic check ------------------------------------------ */
 
+/* reg_sync_work, timed for herd_registry_stats' longest_us. */
+static size_t sync_work(registry_t *g)
+{
+    uint64_t start = uv_hrtime();
+    size_t going = reg_sync_work(g);
+    reg_held(g, "work", start);
+    return going;
+}
+
 static void on_work(uv_timer_t *h)
 {
     registry_flush_t *f = h->data;
-    if (f->g == NULL || reg_sync_work(f->g) == 0)
+    if (f->g == NULL || sync_work(f->g) == 0)
         uv_timer_stop(h);
 }
 
@@ -243,11 +252,13 @@ static void on_flush(uv_prepare_t *h)
     registry_flush_t *f = h->data;
     if (f->g == NULL)
         return;
+    uint64_t start = uv_hrtime();
     reg_flush_now(f->g);
+    reg_held(f->g, "flush", start);
     /* answers under way go on at every turn of the loop; the timer keeps
      * the loop turning (1 ms, not idle: an answer waiting for
      * acknowledgements should not spin) */
-    if (reg_sync_work(f->g) && !uv_is_active((uv_handle_t *)&f->work))
+    if (sync_work(f->g) && !uv_is_active((uv_handle_t *)&f->work))
         uv_timer_start(&f->work, on_work, 1, 1);
 }
 
@@ -289,8 +300,11 @@ static void periodic_check(registry_t *g)
 static void on_check(uv_timer_t *h)
 {
     registry_flush_t *f = h->data;
-    if (f->g)
+    if (f->g) {
+        uint64_t start = uv_hrtime();
         periodic_check(f->g);
+        reg_held(f->g, "check", start);
+    }
 }
 
 int herd_registry_poll(herd_node_t *n)

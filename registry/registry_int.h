@@ -298,13 +298,19 @@ void reg_pending_room(registry_t *g, size_t bytes);
 /* The next step of each digest answer and dots pass under way (every loop
  * iteration); returns how many are still under way. Each goes over the map
  * in steps of about REGISTRY_ANSWER_KEYS keys, and waits while more than
- * REGISTRY_ANSWER_QUEUED bytes to its peer are unacknowledged. */
-#define REGISTRY_ANSWER_KEYS 4096u
+ * REGISTRY_ANSWER_QUEUED bytes to its peer are unacknowledged. A step of
+ * 2,048 keys holds the loop 4-6 ms when every entry goes (a newcomer's
+ * pull of 1,000,000 names); 4,096 gave stalls near 20 ms. */
+#define REGISTRY_ANSWER_KEYS 2048u
 #define REGISTRY_ANSWER_QUEUED (8u << 20)
 /* A peer's digest makes the key table room for its entries up to this
  * many keys (or four times ours): reserve_for in registry_sync.c */
 #define REGISTRY_RESERVE_MAX (4u << 20)
 size_t reg_sync_work(registry_t *g);
+/* Notes that the registry held the loop from start_ns (uv_hrtime) until
+ * now doing `what` (a static string): herd_registry_stats' longest_us. */
+void reg_held(registry_t *g, const char *what, uint64_t start_ns);
+
 /* herd_registry_stats' syncs_under_way. */
 uint64_t reg_sync_under_way(registry_t *g);
 /* Member `id` is down, left or gone: a pull from it ends, and an offer held

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "digest.h"
 #include "log.h"
 #include "registry_int.h"
@@ -903,6 +905,54 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
     reg_settle_touched(g);
 }
 
+void reg_held(registry_t *g, const char *what, uint64_t start_ns)
+{
+    uint64_t us = (uv_hrtime() - start_ns) / 1000;
+    if (us >= g->stats.longest_us)
+        g->stats.longest_us = us, g->stats.longest_what = what;
+}
+
+/* Takes in one message of `kind`; returns what it was for reg_held. */
+static const char *take_in(registry_t *g, uint64_t node, uint8_t kind, wire_reader_t *r)
+{
+    switch (kind) {
+    case SYNC_DELTA:
+        sync_on_delta(g, node, r);
+        return "delta";
+    case SYNC_DIGEST:
+        g->stats.full_syncs_in++;
+        sync_on_digest(g, node, r);
+        return "digest";
+    case SYNC_FINE:
+        sync_on_fine(g, node, r);
+        return "fine";
+    case SYNC_WANT:
+        sync_on_want(g, node, r);
+        return "want";
+    case SYNC_DOTS:
+        sync_on_dots(g, node, r);
+        return "dots";
+    case SYNC_CONTEXT:
+        sync_on_context(g, node, r);
+        return "context";
+    case SYNC_UNREGISTER:
+        sync_on_unregister(g, node, r);
+        return "unregister";
+    case SYNC_MERGE:
+        sync_on_merge(g, node, r);
+        return "merge";
+    case SYNC_MERGED:
+        sync_on_merged(g, r);
+        return "merged";
+    case SYNC_SUMMARY:
+        reg_on_summary(g, node, r);
+        return "summary";
+    default:
+        refuse_from(g, node);
+        return "refused";
+    }
+}
+
 void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                     size_t len)
 {
@@ -912,6 +962,7 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
         refuse_from(g, node);
         return;
     }
+    uint64_t start = uv_hrtime();
     wire_reader_t r;
     wire_reader_init(&r, msg, len);
     uint8_t kind = wire_get_u8(&r);
@@ -919,41 +970,7 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
     g->stats.bytes_in += len;
     if (p)
         p->st.bytes_in += len;
-    switch (kind) {
-    case SYNC_DELTA:
-        sync_on_delta(g, node, &r);
-        return;
-    case SYNC_DIGEST:
-        g->stats.full_syncs_in++;
-        sync_on_digest(g, node, &r);
-        return;
-    case SYNC_FINE:
-        sync_on_fine(g, node, &r);
-        return;
-    case SYNC_WANT:
-        sync_on_want(g, node, &r);
-        return;
-    case SYNC_DOTS:
-        sync_on_dots(g, node, &r);
-        return;
-    case SYNC_CONTEXT:
-        sync_on_context(g, node, &r);
-        return;
-    case SYNC_UNREGISTER:
-        sync_on_unregister(g, node, &r);
-        return;
-    case SYNC_MERGE:
-        sync_on_merge(g, node, &r);
-        return;
-    case SYNC_MERGED:
-        sync_on_merged(g, &r);
-        return;
-    case SYNC_SUMMARY:
-        reg_on_summary(g, node, &r);
-        return;
-    default:
-        refuse_from(g, node);
-    }
+    reg_held(g, take_in(g, node, kind, &r), start);
 }
 
 int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_peer_t *out)

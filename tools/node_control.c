@@ -162,14 +162,15 @@ static json_t *handoff_stats_json(herd_node_t *n)
 static json_t *registry_sync_json(const herd_registry_stats_t *r)
 {
     return json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes_out",
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "bytes_out",
         (json_int_t)r->bytes_out, "bytes_in", (json_int_t)r->bytes_in, "send_failed",
         (json_int_t)r->send_failed, "repairs", (json_int_t)r->repairs, "pieces_split",
         (json_int_t)r->pieces_split, "context_trimmed", (json_int_t)r->context_trimmed,
         "contexts_joined", (json_int_t)r->contexts_joined, "cc_replicas",
         (json_int_t)r->cc_replicas, "cc_cloud_dots", (json_int_t)r->cc_cloud_dots,
         "cc_cloud_max", (json_int_t)r->cc_cloud_max, "syncs_under_way",
-        (json_int_t)r->syncs_under_way);
+        (json_int_t)r->syncs_under_way, "longest_us", (json_int_t)r->longest_us,
+        "longest_what", r->longest_what ? r->longest_what : "");
 }
 
 /* The registry's repairs (entries claimed or put back, merges sent on), its

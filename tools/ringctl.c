@@ -312,7 +312,8 @@ static const char stats_help[] =
     "\"registry\":{\"conflicts_resolved\",\"reregistered\",\"claimed\",\n"
     "\"merges_redirected\",\"merges_abandoned\",\"merges_stale\",\"bytes_out\",\n"
     "\"bytes_in\",\"send_failed\",\"repairs\",\"pieces_split\",\"context_trimmed\",\n"
-    "\"contexts_joined\",\"cc_replicas\",\"cc_cloud_dots\",\"cc_cloud_max\"},\n"
+    "\"contexts_joined\",\"cc_replicas\",\"cc_cloud_dots\",\"cc_cloud_max\",\n"
+    "\"syncs_under_way\",\"longest_us\",\"longest_what\"},\n"
     "\"connections\":{\"inbound\",\"limit_per_addr\",\"limit_total\",\"fds_open\",\n"
     "\"fd_limit\",\"shed_per_addr\",\"shed_total\",\"shed_missed\",\"checks\",\"scans\"}}\n";
 
@@ -382,7 +383,8 @@ static const char crdt_help[] =
     "table, dots held in clouds above the version vectors, all and the largest\n"
     "one replica's: 0 at quiescence), its sync traffic (bytes out and in, sends\n"
     "refused and the digest syncs that repaired them, messages split for size,\n"
-    "contexts sent trimmed, contexts joined) and, per peer, the stream the\n"
+    "contexts sent trimmed, contexts joined, digest syncs under way), the longest\n"
+    "it held the node's loop in one go and doing what, and, per peer, the stream the\n"
     "registry uses: the highest sequence sent and acknowledged, messages and\n"
     "bytes waiting for an acknowledgement, deltas out and in, digest syncs\n"
     "offered and how long ago the last one was (-1: never), sync bytes out and\n"
@@ -391,6 +393,7 @@ static const char crdt_help[] =
     "\"cc_replicas\",\"cc_cloud_dots\",\"cc_cloud_max\",\"bytes_out\",\"bytes_in\",\n"
     "\"send_failed\",\"repairs\",\"pieces_split\",\"context_trimmed\",\"contexts_"
     "joined\",\n"
+    "\"syncs_under_way\",\"longest_us\",\"longest_what\",\n"
     "\"peers\":[{\"node\",\"acked_seq\",\"sent_seq\",\"pending\",\"pending_bytes\",\n"
     "\"deltas_out\",\"deltas_in\",\"digest_syncs\",\"last_sync_ms_ago\",\"bytes_out\",\n"
     "\"bytes_in\",\"send_failed\"}]}\n";
@@ -418,6 +421,10 @@ static int ctl_print_crdt(const ctl_t *c, json_t *res)
            int_of(res, "bytes_out"), int_of(res, "bytes_in"), int_of(res, "send_failed"),
            int_of(res, "repairs"), int_of(res, "pieces_split"),
            int_of(res, "context_trimmed"), int_of(res, "contexts_joined"));
+    const char *what = json_string_value(json_object_get(res, "longest_what"));
+    printf("syncs under way %lld; longest hold of the loop %lld us (%s)\n",
+           int_of(res, "syncs_under_way"), int_of(res, "longest_us"),
+           what && *what ? what : "-");
     printf("%-20s %10s %10s %8s %10s %10s %10s %8s %14s %12s %12s %11s\n", "PEER",
            "ACKED", "SENT", "PENDING", "BYTES", "DELTAS_OUT", "DELTAS_IN", "SYNCS",
            "LAST_SYNC_AGO", "BYTES_OUT", "BYTES_IN", "SEND_FAILED");

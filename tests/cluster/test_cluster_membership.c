@@ -366,7 +366,7 @@ static void test_cluster_wrong_secret_is_refused(void **state)
 static const char *const registry_sync_keys[] = {
     "bytes_out",       "bytes_in",        "send_failed", "repairs",
     "pieces_split",    "context_trimmed", "contexts_joined",
-    "cc_replicas",     "cc_cloud_dots",   "cc_cloud_max", "syncs_under_way", NULL};
+    "cc_replicas",     "cc_cloud_dots",   "cc_cloud_max", "syncs_under_way", "longest_us", NULL};
 static const char *const peer_sync_keys[] = {"bytes_out", "bytes_in", "send_failed",
                                              NULL};
 

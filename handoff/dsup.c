@@ -41,6 +41,9 @@ static void dsup_work(dsup_t *d)
         waiters_expire(d, now);
     if (d->term_count)
         terminate_tick(d, now);
+    replicas_tick(d);
+    replica_query_tick(d, now);
+    replica_gc(d, now);
     if (d->grace_pending && now - d->started_at >= d->cfg.join_grace_ms) {
         d->grace_pending = 0; /* what the grace held back starts now */
         d->full_due = 1;
@@ -85,7 +88,6 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
 {
     (void)incarnation;
     (void)old_state;
-    (void)gone;
     dsup_t *d = data;
     uint64_t id = herd_node_id_of(name);
     if (new_state == HERD_MEMBER_UP && old_state != HERD_MEMBER_UP &&
@@ -101,7 +103,14 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     } else if (new_state != HERD_MEMBER_UP && new_state != HERD_MEMBER_SUSPECT) {
         free(u64map_del(&d->up_since, id));
     }
+    if (new_state == HERD_MEMBER_DOWN || new_state == HERD_MEMBER_LEFT ||
+        new_state == HERD_MEMBER_ABSENT || gone)
+        replica_query_member_gone(d, id); /* it will not answer */
+    if (id == herd_node_id_of(herd_node_name(d->node)) && new_state != old_state &&
+        (new_state == HERD_MEMBER_DRAINING || new_state == HERD_MEMBER_LEFT))
+        replica_handover(d); /* out of the ring: its copies go to those in it */
     handoff_on_member(d, id, new_state);
+    replicas_on_member(d);
     dsup_kick(d, 1);
 }
 
@@ -111,6 +120,7 @@ int herd_dsup_poll(herd_node_t *n)
     if (d == NULL)
         return HERD_ENOENT;
     dsup_work(d);
+    replicas_flush(d);
     return 0;
 }
 
@@ -135,6 +145,7 @@ static void dsup_free(void *p)
         uv_close((uv_handle_t *)&d->h->tick, on_handle_closed);
         uv_close((uv_handle_t *)&d->h->kick, on_handle_closed);
     }
+    replicas_free(d);
     children_free(d);
     reconcile_free(d);
     waiters_free(d);
@@ -219,7 +230,9 @@ int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
     uv_unref((uv_handle_t *)&h->tick);
     uv_unref((uv_handle_t *)&h->kick);
     d->h = h;
-    int rc = dsup_hook_up(d);
+    int rc = replicas_init(d);
+    if (rc == 0)
+        rc = dsup_hook_up(d);
     if (rc) {
         dsup_free(d);
         return rc;
@@ -235,7 +248,7 @@ static int check_request(const herd_child_req_t *req)
     size_t len = req && req->name ? strlen(req->name) : 0;
     if (len == 0 || len >= HERD_NAME_MAX || req->service == NULL ||
         (req->arg_len && req->arg == NULL) || req->arg_len > HERD_SPEC_MAX - 80 ||
-        (unsigned)req->restart > HERD_RESTART_TEMPORARY)
+        (unsigned)req->restart > HERD_RESTART_TEMPORARY || req->replicas > HERD_MAX_REPLICAS)
         return HERD_EINVAL;
     size_t slen = strlen(req->service);
     return slen == 0 || slen > HERD_SERVICE_NAME_MAX ? HERD_EINVAL : 0;

@@ -10,8 +10,10 @@
 #include "herd_dsup.h"
 #include "log.h"
 #include "u64map.h"
+#include "wire.h"
 
 #define HANDOFF_APP 2
+#define REPL_APP 3 /* the replication stream (replicas.c) */
 /* How long a child that could not move waits before it is offered again. */
 #define DSUP_TOO_BIG_RETRY_MS 10000 /* a state over the limit: measured again then */
 #define DSUP_CONFLICT_RETRY_MS 3000 /* the target runs the name: its conflict settles */
@@ -49,6 +51,20 @@ typedef struct dchild {
     uint32_t forwarded;  /* messages forwarded to it so far */
     /* the spec write it runs: a missing spec it has not seen is not removed */
     herd_spec_ref_t spec_ref;
+    /* replication (replicas.c): copies of its state asked for (1: none
+     * elsewhere); its replica set (other members) and the version each
+     * acknowledged; members to tell to drop their copy once the set holds
+     * `version`, the last version put */
+    uint8_t copies, set_n, drop_n;
+    int repl_dirty; /* in the dirty list: put at the end of the loop iteration */
+    int repl_retry; /* a put a send refused: put again at the next tick */
+    int accept_due; /* arriving: accepted once the set holds `version` */
+    int unreplicated; /* its last put could not go: replies went with one copy */
+    uint64_t version;
+    uint64_t released; /* the highest version whose replies went */
+    uint64_t set[HERD_MAX_REPLICAS - 1], set_acked[HERD_MAX_REPLICAS - 1];
+    uint64_t set_inc[HERD_MAX_REPLICAS - 1]; /* the start of each that acknowledged */
+    uint64_t drop[HERD_MAX_REPLICAS - 1];
 } dchild_t;
 
 typedef struct start_waiter {
@@ -74,6 +90,7 @@ typedef struct dsup {
     struct {
         char name[HERD_SERVICE_NAME_MAX + 1];
         const herd_behaviour_t *behaviour;
+        uint8_t replicas; /* its children's default copies (1..HERD_MAX_REPLICAS) */
     } services[HERD_MAX_SERVICES];
     size_t service_count;
     u64map_t by_hash;   /* name hash -> dchild_t (twins chained) */
@@ -100,6 +117,8 @@ typedef struct dsup {
     size_t recent_next, recent_count;
     struct svcring *rings; /* one ring per service (svcring.h), owned */
     herd_log_limit_t log_bad; /* malformed messages from peers: one line a second */
+    struct repl *repl; /* replication (replicas.c), owned */
+    herd_repl_stats_t repl_stats;
 } dsup_t;
 
 /* dsup.c */
@@ -114,11 +133,13 @@ int dsup_service_index(const dsup_t *d, const char *service);
 const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service);
 void dsup_meta(dsup_t *d, int service, herd_meta_t *meta);
 
-/* The spec's bytes: u8 version 1, str service, u8 restart, bytes arg, u64
- * written (the hybrid logical clock time of the start_child). */
+/* The spec's bytes: u8 version (1 or 2), str service, u8 restart, bytes arg,
+ * u64 written (the hybrid logical clock time of the start_child); version 2
+ * adds u8 replicas (0: the service's default). */
 typedef struct dspec {
     char service[HERD_SERVICE_NAME_MAX + 1];
     herd_restart_t restart;
+    uint8_t replicas;
     uint64_t written;
     const uint8_t *arg;
     size_t arg_len;
@@ -179,6 +200,62 @@ void bigstate_drop_move(dsup_t *d, uint64_t from, uint64_t id);
 void bigstate_expire(dsup_t *d, uint64_t from, uint64_t stale_before);
 void bigstate_free(dsup_t *d);
 
+/* replicas.c: the owner's side of replication */
+int replicas_init(dsup_t *d);
+void replicas_free(dsup_t *d);
+/* The copies a child of `spec` keeps: the spec's, else its service's
+ * default; 1 when its behaviour cannot write its state out. */
+uint8_t replicas_wanted(const dsup_t *d, const dspec_t *spec, int service);
+/* Gate c's running process (c->copies > 1), its versions continuing from
+ * `version`, and put its state at the end of this loop iteration. */
+void replicas_gate(dsup_t *d, dchild_t *c, uint64_t version);
+/* Put the state of every child whose state changed (each loop iteration,
+ * and from herd_dsup_poll). */
+void replicas_flush(dsup_t *d);
+/* The membership moved: children whose replica set changed put again. */
+void replicas_on_member(dsup_t *d);
+/* A move of c committed: its new owner's replica set holds its state, so
+ * the replies held go, and members of c's set outside the new owner's
+ * drop their copies. */
+void replicas_moved(dsup_t *d, dchild_t *c);
+/* A move of c ended without commit: it puts again (its held replies). */
+void replicas_resume(dsup_t *d, dchild_t *c);
+/* An arriving copy c (frozen) of a state at `version`: gate it and put
+ * the state to this node's replica set. Returns 1 when it can be accepted
+ * now (not replicated, or an empty set); else handoff_accept follows the
+ * set's acknowledgements (or the arrival times out). */
+int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
+                     uint64_t version);
+/* Puts to retry (from the tick). */
+void replicas_tick(dsup_t *d);
+/* This node drains or leaves: its copies go to the members that keep them
+ * now (replica_serve.c). */
+void replica_handover(dsup_t *d);
+/* Copies kept here that no owner's set includes any more go (replica_serve.c). */
+void replica_gc(dsup_t *d, uint64_t now);
+void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
+                     size_t len);
+/* replica_serve.c: the replica's side (called by replicas_on_app) */
+void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
+void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name);
+void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
+/* name's spec is gone: the copy kept here goes */
+void replica_spec_gone(dsup_t *d, const char *name);
+/* replica_query.c: a replicated child starts from the newest copy */
+typedef struct repl_found {
+    int found;
+    uint64_t hlc, version;
+    uint8_t *bytes; /* owned */
+    size_t len;
+} repl_found_t;
+/* Before starting `name` (copies > 1): 1 and *out filled when the query of
+ * the members for their copies ended (take *out's bytes); 0 while it runs
+ * (started now, or still waiting); HERD_ENOMEM. */
+int replica_query_start(dsup_t *d, const char *name, repl_found_t *out);
+void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
+void replica_query_member_gone(dsup_t *d, uint64_t id);
+void replica_query_tick(dsup_t *d, uint64_t now);
+
 /* terminate.c */
 void terminate_tick(dsup_t *d, uint64_t now);
 void terminate_free(dsup_t *d);
@@ -187,6 +264,8 @@ void terminate_free(dsup_t *d);
 int handoff_begin(dsup_t *d, dchild_t *c, const char *target);
 void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                     size_t len);
+/* Accept the arriving c (its state replicated): HO_ACCEPT to the old node. */
+void handoff_accept(dsup_t *d, dchild_t *c);
 /* Moves that timed out, arrivals whose sender died. */
 void handoff_tick(dsup_t *d, uint64_t now);
 void handoff_on_member(dsup_t *d, uint64_t id, herd_member_state_t state);

@@ -6,7 +6,8 @@
  *   1 offer   + bytes spec, u8 has_state, bytes state, u64 first-registered time, u8 gen,
  *             u64 x 3 the spec's write (herd_spec_ref_t: node, incarnation, counter),
  *             u64 parted: 0, or the size of a state sent as parts ahead of it (the
- *             state field then empty)
+ *             state field then empty), u64 version: the state's replication
+ *             version (replicas.c; 0 when not replicated)
  *   2 accept  + u64 serial of the new (frozen) copy
  *   3 reject  + u32 error code
  *   4 abort
@@ -109,6 +110,7 @@ static int send_offer(dsup_t *d, dchild_t *c, const uint8_t *state, size_t state
     wire_put_u64(&w, c->spec_ref.incarnation);
     wire_put_u64(&w, c->spec_ref.counter);
     wire_put_u64(&w, parted);
+    wire_put_u64(&w, c->version);
     rc = w.err ? HERD_ENOMEM : herd_cluster_send_app(n, c->peer, HANDOFF_APP, w.buf, w.len);
     wire_writer_fini(&w);
     if (rc)
@@ -165,6 +167,8 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
         free(state);
         return refuse_too_big(d, c, target, state_len);
     }
+    if (c->copies > 1) /* the replies held so far go at the commit */
+        c->version = herd_gate_mark(n, c->pid);
     uint64_t hlc = 0;
     uint8_t gen = 0;
     herd_registry_stamp(n, c->name, &hlc, &gen);
@@ -221,6 +225,7 @@ static void move_abort(dsup_t *d, dchild_t *c, const char *phase, int tell_peer)
     child_set_state(d, c, HERD_CHILD_RUNNING);
     c->commit_due = 0;
     herd_thaw(d->node, c->pid, HERD_FREEZE_MOVE);
+    replicas_resume(d, c); /* its held replies wait for a put again */
 }
 
 static dchild_t *moving_child(dsup_t *d, const char *name, uint64_t id, uint64_t from)
@@ -249,6 +254,7 @@ static void move_finish(dsup_t *d, dchild_t *c)
     remember(d, c, "committed", c->forwarded);
     d->stats.committed++;
     d->stats.forwarded += c->forwarded;
+    replicas_moved(d, c); /* the new owner's set holds the state: replies go */
     dsup_forget(d, c); /* first: its exit is not a failure */
     herd_stop(n, old, HERD_REASON_HANDOFF);
     dsup_kick(d, 0);
@@ -325,10 +331,11 @@ typedef struct offer {
     uint8_t gen;
     herd_spec_ref_t spec_ref;
     uint64_t parted; /* the size of a state that came ahead in parts, or 0 */
+    uint64_t version; /* the state's replication version, or 0 */
 } offer_t;
 
 static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t *restart,
-                       herd_pid_t *pid)
+                       uint8_t *copies, herd_pid_t *pid)
 {
     dspec_t spec;
     if (dsup_find(d, o->name))
@@ -340,6 +347,7 @@ static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t
     if (b == NULL)
         return HERD_EINVAL;
     *restart = spec.restart;
+    *copies = replicas_wanted(d, &spec, *service);
     herd_spawn_opts_t opts = {.behaviour = b, .arg = spec.arg, .arg_len = spec.arg_len};
     if (o->has_state && b->handoff_in) {
         opts.handoff_state = o->state ? o->state : (const uint8_t *)"";
@@ -364,6 +372,7 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
 {
     int service = -1;
     herd_restart_t restart = HERD_RESTART_PERMANENT;
+    uint8_t copies = 1;
     herd_pid_t pid;
     uint8_t *parted = NULL;
     int rc = 0;
@@ -378,8 +387,7 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
         o->state_len = o->parted;
     }
     if (rc == 0)
-        rc = offer_spawn(d, o, &service, &restart, &pid);
-    free(parted);
+        rc = offer_spawn(d, o, &service, &restart, &copies, &pid);
     dchild_t *c = rc ? NULL : dsup_child_new(o->name, service, restart);
     if (rc == 0 && c == NULL) {
         rc = HERD_ENOMEM;
@@ -393,17 +401,29 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
         c->hlc = o->hlc;
         c->gen = o->gen;
         c->spec_ref = o->spec_ref; /* its spec may not have reached us yet */
+        c->copies = copies;
         c->deadline = herd_node_now(d->node) + 3ull * d->cfg.handoff_timeout_ms;
         rc = dsup_add(d, c, HERD_CHILD_ARRIVING); /* frees c on failure */
         if (rc)
             herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
     }
     if (rc) {
+        free(parted);
         send_simple(d, from, HO_REJECT, o->id, o->name, (uint64_t)(int64_t)rc, 1);
         return;
     }
-    if (send_simple(d, from, HO_ACCEPT, o->id, o->name, pid.serial, 1) != 0) {
-        c = dsup_find(d, o->name); /* the old node times out and keeps its copy */
+    /* a replicated child is accepted once this node's replica set holds
+     * the state it moves (replicas.c calls handoff_accept then) */
+    int now = replicas_arrival(d, c, o->state, o->state_len, o->version);
+    free(parted);
+    if (now)
+        handoff_accept(d, c);
+}
+
+void handoff_accept(dsup_t *d, dchild_t *c)
+{
+    if (send_simple(d, c->peer, HO_ACCEPT, c->move_id, c->name, c->pid.serial, 1) != 0) {
+        herd_pid_t pid = c->pid; /* the old node times out and keeps its copy */
         dsup_forget(d, c);
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
     }
@@ -481,6 +501,7 @@ static int read_offer(wire_reader_t *r, offer_t *o)
     o->spec_ref.incarnation = wire_get_u64(r);
     o->spec_ref.counter = wire_get_u64(r);
     o->parted = wire_get_u64(r);
+    o->version = wire_get_u64(r);
     return wire_reader_done(r) || (o->parted && o->state_len);
 }
 

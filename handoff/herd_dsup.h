@@ -51,6 +51,9 @@
 #include "herd_registry.h"
 #include "herd_runtime.h"
 
+/* The most copies of a child's state (herd_child_req_t.replicas). */
+#define HERD_MAX_REPLICAS 5
+
 /* A node's services are what it announces to the cluster: the same limits. */
 #define HERD_SERVICE_NAME_MAX HERD_MEMBER_SERVICE_NAME_MAX /* 63 */
 #define HERD_MAX_SERVICES HERD_MEMBER_SERVICES_MAX         /* 32 */
@@ -62,6 +65,12 @@
  * yet), HERD_EINVAL, HERD_EEXIST, HERD_EFULL. */
 int herd_service_register(herd_node_t *node, const char *service,
                           const herd_behaviour_t *behaviour);
+/* The same with the copies of state its children keep by default
+ * (1..HERD_MAX_REPLICAS; herd_child_req_t.replicas 0 takes it; 1: none
+ * elsewhere, as herd_service_register). Every node providing a service
+ * should register it with the same default. HERD_EINVAL out of range. */
+int herd_service_register_replicas(herd_node_t *node, const char *service,
+                                   const herd_behaviour_t *behaviour, uint8_t replicas);
 
 typedef struct herd_dsup_config {
     uint32_t reconcile_ms;     /* periodic reconcile; 0: 1000 */
@@ -98,6 +107,13 @@ typedef struct herd_child_req {
     const void *arg;     /* init's argument */
     size_t arg_len;
     herd_restart_t restart;
+    /* Copies of its state, the running one included (0: the service's
+     * default; 1: none elsewhere; up to HERD_MAX_REPLICAS). With 2 or more,
+     * a reply leaves only once the state it reflects is held by the
+     * owner's ring successors (replicas.c), and a crash of the owner
+     * restarts the child from the newest copy. Needs a behaviour with
+     * handoff_out and handoff_in (else 1). */
+    uint8_t replicas;
 } herd_child_req_t;
 
 typedef struct herd_start_result {
@@ -180,6 +196,30 @@ typedef struct herd_child_counts {
     uint64_t running; /* of those, registered and visible from here */
 } herd_child_counts_t;
 int herd_count_children(herd_node_t *node, herd_child_counts_t *out);
+
+/* ---- replication ------------------------------------------------------------------ */
+
+typedef struct herd_repl_stats {
+    uint64_t puts_out, puts_in;   /* states sent to replicas, and taken as one */
+    uint64_t acks_in, refused;    /* acknowledgements; puts a replica refused */
+    uint64_t bytes_out, bytes_in; /* state bytes sent and taken */
+    uint64_t send_failed;         /* puts the cluster refused (put again later) */
+    uint64_t unreplicated;        /* replies let go with fewer copies than asked */
+    uint64_t too_big;             /* states over REPL_STATE_MAX: not replicated */
+    uint64_t promoted;            /* children started from a replica's copy */
+    uint64_t queries, query_timeouts;
+    uint64_t held;                /* copies kept here for other owners */
+    uint64_t held_bytes;
+    uint64_t collected;           /* copies dropped here: no owner's set holds this node */
+    uint64_t handed_over;         /* copies sent on as this node drained or left */
+    uint64_t malformed;           /* replication messages that did not decode */
+} herd_repl_stats_t;
+int herd_repl_stats(herd_node_t *node, herd_repl_stats_t *out);
+/* Whether, for every replicated child this node runs, copies - 1 live
+ * members besides this node hold every version whose replies went, and no
+ * start waits for its query: a crash of any one node now loses nothing
+ * acknowledged by this node's children. 0 while a crash would. */
+int herd_repl_settled(herd_node_t *node);
 
 /* ---- handoffs --------------------------------------------------------------------- */
 

@@ -22,20 +22,26 @@
 
 /* ---- starting and stopping ---------------------------------------------------- */
 
-/* Spawn the spec's process and register the name. */
+/* Spawn the spec's process (from `found`'s copy of its state when there is
+ * one) and register the name (with the copy's first-registration time). */
 static int spawn_registered(dsup_t *d, const char *name, const dspec_t *spec, int service,
-                            herd_pid_t *out)
+                            const repl_found_t *found, herd_pid_t *out)
 {
     herd_spawn_opts_t o = {.behaviour = dsup_behaviour(d, service),
                            .arg = spec->arg,
                            .arg_len = spec->arg_len};
+    if (found->found) {
+        o.handoff_state = found->bytes ? found->bytes : (const uint8_t *)"";
+        o.handoff_len = found->len;
+    }
     herd_pid_t pid;
     int rc = herd_spawn(d->node, &o, &pid);
     if (rc)
         return rc;
     herd_meta_t meta;
     dsup_meta(d, service, &meta);
-    rc = herd_register(d->node, name, pid, &meta);
+    rc = found->found ? herd_register_at(d->node, name, pid, &meta, found->hlc)
+                      : herd_register(d->node, name, pid, &meta);
     if (rc) { /* someone else holds it now */
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
         return rc;
@@ -46,7 +52,9 @@ static int spawn_registered(dsup_t *d, const char *name, const dspec_t *spec, in
 
 /* Start `name` here. Within the join grace (`held`), only children asked
  * for after this node started: older ones run somewhere already, as far as
- * this node's replica, still filling, can tell yet. */
+ * this node's replica, still filling, can tell yet. A replicated child
+ * first asks the members for the newest copy of its state
+ * (replica_query.c): it starts once they answered. */
 static void child_start(dsup_t *d, const char *name, int held)
 {
     dspec_t spec;
@@ -58,7 +66,13 @@ static void child_start(dsup_t *d, const char *name, int held)
         d->grace_pending = 1;
         return;
     }
-    if (spawn_registered(d, name, &spec, service, &pid))
+    uint8_t copies = replicas_wanted(d, &spec, service);
+    repl_found_t found = {0};
+    if (copies > 1 && replica_query_start(d, name, &found) != 1)
+        return; /* asking, or out of memory: a later reconcile comes back */
+    int rc = spawn_registered(d, name, &spec, service, &found, &pid);
+    free(found.bytes);
+    if (rc)
         return;
     dchild_t *c = dsup_child_new(name, service, spec.restart);
     if (c == NULL) {
@@ -66,12 +80,16 @@ static void child_start(dsup_t *d, const char *name, int held)
         return;
     }
     c->pid = pid;
+    c->copies = copies;
     herd_registry_stamp(d->node, name, &c->hlc, &c->gen);
     herd_spec_ref(d->node, name, &c->spec_ref);
     if (dsup_add(d, c, HERD_CHILD_RUNNING) != 0) {
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
         return;
     }
+    if (found.found)
+        d->repl_stats.promoted++;
+    replicas_gate(d, c, found.version);
     d->stats.starts++;
 }
 
@@ -278,6 +296,10 @@ void reconcile_dirty(dsup_t *d)
 void reconcile_on_spec(void *data, const char *name)
 {
     dsup_t *d = data;
+    const uint8_t *spec;
+    size_t len;
+    if (herd_spec_get(d->node, name, &spec, &len) != 0)
+        replica_spec_gone(d, name); /* terminated: its copies go */
     if (d->dirty_n == d->dirty_cap) {
         size_t cap = d->dirty_cap ? d->dirty_cap * 2 : 64;
         char **n = realloc(d->dirty, cap * sizeof(*n));

@@ -30,16 +30,24 @@ const herd_behaviour_t *dsup_behaviour(const dsup_t *d, int service)
 
 int herd_service_register(herd_node_t *n, const char *service, const herd_behaviour_t *b)
 {
+    return herd_service_register_replicas(n, service, b, 1);
+}
+
+int herd_service_register_replicas(herd_node_t *n, const char *service,
+                                   const herd_behaviour_t *b, uint8_t replicas)
+{
     dsup_t *d = dsup_of(n);
     if (d == NULL)
         return HERD_ENOENT;
-    if (service == NULL || !service[0] || strlen(service) > HERD_SERVICE_NAME_MAX || b == NULL)
+    if (service == NULL || !service[0] || strlen(service) > HERD_SERVICE_NAME_MAX || b == NULL ||
+        replicas == 0 || replicas > HERD_MAX_REPLICAS)
         return HERD_EINVAL;
     if (dsup_service_index(d, service) >= 0)
         return HERD_EEXIST;
     if (d->service_count == HERD_MAX_SERVICES)
         return HERD_EFULL;
     strcpy(d->services[d->service_count].name, service);
+    d->services[d->service_count].replicas = replicas;
     d->services[d->service_count++].behaviour = b;
     /* the members place this service's children here from now on */
     const char *names[HERD_MAX_SERVICES];
@@ -63,11 +71,12 @@ uint8_t *dspec_encode(const herd_child_req_t *req, uint64_t written, size_t *len
 {
     wire_writer_t w;
     wire_writer_init(&w);
-    wire_put_u8(&w, 1);
+    wire_put_u8(&w, 2);
     wire_put_str(&w, req->service);
     wire_put_u8(&w, (uint8_t)req->restart);
     wire_put_bytes(&w, req->arg, req->arg_len);
     wire_put_u64(&w, written);
+    wire_put_u8(&w, req->replicas);
     return wire_writer_take(&w, len);
 }
 
@@ -80,7 +89,9 @@ int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out)
     uint8_t restart = wire_get_u8(&r);
     out->arg_len = wire_get_bytes(&r, &out->arg);
     out->written = wire_get_u64(&r);
-    if (wire_reader_done(&r) || version != 1 || restart > HERD_RESTART_TEMPORARY)
+    out->replicas = version >= 2 ? wire_get_u8(&r) : 1;
+    if (wire_reader_done(&r) || version < 1 || version > 2 || restart > HERD_RESTART_TEMPORARY ||
+        out->replicas > HERD_MAX_REPLICAS)
         return HERD_EBADFRAME;
     out->restart = (herd_restart_t)restart;
     return 0;

@@ -182,6 +182,8 @@ typedef struct herd_node_stats {
      * that could not be delivered where they went: casts and infos dropped,
      * and calls whose caller got the error as its reply */
     uint64_t forward_dropped, forward_failed_calls;
+    /* replies held by gated processes (herd_gate_open) dropped at their exit */
+    uint64_t gate_dropped;
 } herd_node_stats_t;
 void herd_node_stats(const herd_node_t *node, herd_node_stats_t *out);
 
@@ -429,6 +431,35 @@ int herd_forward_mailbox(herd_node_t *node, herd_pid_t from, herd_pid_t to);
 /* For `ms` after `from` exits, messages and calls sent to it go to `to`
  * instead (a sender that has not seen the move yet). */
 int herd_redirect(herd_node_t *node, herd_pid_t from, herd_pid_t to, uint64_t ms);
+
+/* ---- holding replies until the state they reflect is replicated ------------------- */
+
+/* A gated process's replies wait until the state they reflect is held
+ * elsewhere (the distributed supervisor's replication). While it runs a
+ * handler, each herd_reply it sends is held, tagged with the version its
+ * state will have at the next herd_gate_mark; herd_gate_release(v) sends,
+ * in order, every held reply tagged v or lower. After each run of its
+ * handlers that took at least one message, `dirty` is told once (on the loop
+ * thread, outside the handler): the state may have changed. Replies sent
+ * from outside its handlers (init, terminate, other code) are not held. A
+ * gated process that exits drops what it still holds (counted in
+ * herd_node_stats' gate_dropped): its callers see the call fail, as when
+ * the process dies before answering. */
+typedef void (*herd_gate_dirty_fn)(void *data, herd_pid_t pid);
+/* Gate a live local process; the versions start after `version` (a state
+ * that continues one replicated elsewhere keeps counting from it). Gating
+ * again replaces the callback and keeps what is held. HERD_ENOPROC,
+ * HERD_ENOMEM. */
+int herd_gate_open(herd_node_t *node, herd_pid_t pid, uint64_t version, herd_gate_dirty_fn dirty,
+                   void *data);
+/* The state as it is now gets the next version: returns it (0: not gated
+ * or not alive). Replies held so far are tagged at most that. */
+uint64_t herd_gate_mark(herd_node_t *node, herd_pid_t pid);
+/* Send the held replies tagged `version` or lower; returns how many went.
+ * HERD_ENOPROC when not gated. */
+int herd_gate_release(herd_node_t *node, herd_pid_t pid, uint64_t version);
+/* How many replies it holds now (0 when not gated). */
+size_t herd_gate_held(const herd_node_t *node, herd_pid_t pid);
 
 /* ---- hooks for the layers above (registry, handoff) ----------------------------------- */
 

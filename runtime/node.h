@@ -38,6 +38,8 @@ typedef struct watch_list {
 } watch_list_t;
 
 /* What most processes never need, allocated on first use. */
+typedef struct proc_gate proc_gate_t; /* gate.c */
+
 typedef struct proc_ext {
     herd_pid_t *links;
     uint32_t link_count, link_cap;
@@ -49,6 +51,7 @@ typedef struct proc_ext {
      * messages queue ahead of those sent directly, so a moved process takes
      * its old copy's messages first. */
     struct mmsg *fwd_tail;
+    proc_gate_t *gate; /* its replies wait for replication (gate.c), or NULL */
 } proc_ext_t;
 
 enum {
@@ -200,6 +203,19 @@ void proc_forget_monitor(herd_proc_t *p, uint64_t ref);
 /* Timers aimed at a process: noted so that its exit can drop them. */
 int proc_note_timer(herd_node_t *n, herd_pid_t pid, uint64_t id);
 void proc_forget_timer(herd_node_t *n, herd_pid_t pid, uint64_t id);
+
+/* Send a reply now (herd_reply without the gate). */
+int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);
+
+/* gate.c */
+/* Hold a reply that the running process sends, when it is gated: 1 held,
+ * 0 not gated (send it now), HERD_EINVAL (a local call of another caller),
+ * HERD_ENOMEM. */
+int gate_hold(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);
+/* After a run of p's handlers that took `handled` messages. */
+void gate_after_run(herd_proc_t *p, int handled);
+/* Free a gate with what it holds (counted as dropped). */
+void gate_free(herd_node_t *n, proc_gate_t *g);
 
 /* timer.c */
 typedef enum timer_kind { TIMER_SEND, TIMER_CALL } timer_kind_t;

@@ -139,10 +139,11 @@ void proc_forget_monitor(herd_proc_t *p, uint64_t ref)
         watch_remove(&p->ext->watching, ref, NULL);
 }
 
-static void proc_ext_free(proc_ext_t *x)
+static void proc_ext_free(herd_node_t *n, proc_ext_t *x)
 {
     if (x == NULL)
         return;
+    gate_free(n, x->gate);
     free(x->links);
     free(x->watchers.items);
     free(x->watching.items);
@@ -518,7 +519,7 @@ static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, in
 static void proc_release(herd_proc_t *p)
 {
     proc_free_mailbox(p);
-    proc_ext_free(p->ext);
+    proc_ext_free(p->node, p->ext);
     p->ext = NULL;
     if (p->flags & PROC_QUEUED)
         p->flags |= PROC_DEAD; /* the run queue frees it */
@@ -614,6 +615,7 @@ int proc_run(herd_proc_t *p, int budget)
     p->flags &= (uint8_t)~PROC_RUNNING;
     n->depth--;
     n->current = saved;
+    gate_after_run(p, handled);
     if (p->flags & PROC_EXITING)
         proc_do_exit(p, 1);
     else if (p->head && !(p->flags & PROC_FROZEN))
@@ -884,6 +886,12 @@ int herd_reply(herd_node_t *n, herd_from_t from, int status, const void *data, s
 {
     if (len > n->max_message)
         return HERD_ETOOBIG;
+    int held = gate_hold(n, from, status, data, len);
+    return held < 0 ? held : held ? 0 : proc_reply_now(n, from, status, data, len);
+}
+
+int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
+{
     int rc = node_is_local(n, from.pid) ? local_reply(n, from, status, data, len)
                                         : remote_reply(n, from, status, data, len);
     if (rc != HERD_ENOPROC && rc != HERD_ENOTCONN)
@@ -922,7 +930,7 @@ void proc_free_all(herd_node_t *n)
             n->current = NULL;
         }
         proc_free_mailbox(p);
-        proc_ext_free(p->ext);
+        proc_ext_free(n, p->ext);
         free(p);
     }
     free(all);

@@ -161,6 +161,11 @@ enum { N_OFF, N_UP, N_DRAINING, N_LEAVING };
 #define M_PART 2
 #define M_RAW_LEAVE 4 /* leave once herd_dsup_drained says so, as herdd does */
 #define M_NOCHECK 8   /* the workload alone (determinism): no check fails the run */
+/* counters keep 2 copies of their state (herd_child_req_t.replicas): a
+ * node crashes only while replication is settled (repl_ready), so no two
+ * crashes hit at once, and every value is checked exactly */
+#define M_REPL 16
+#define REPL_STOP_WAIT_MS 10000 /* a leaving node stops by then, settled or not */
 
 typedef struct ctr {
     char name[24];
@@ -656,7 +661,8 @@ static int ctr_start(rs_run_t *r, int via)
     RS_CHECK(r, n != NULL, "start via a node that is down");
     c->start_status = 1;
     herd_child_req_t req = {.name = c->name, .service = "counter",
-                            .restart = HERD_RESTART_PERMANENT};
+                            .restart = HERD_RESTART_PERMANENT,
+                            .replicas = (w->mode & M_REPL) ? 2 : 0};
     w->nctr++;
     c->started = 1;
     c->op_node = via;
@@ -779,18 +785,103 @@ static int mark_affected(void *data, const herd_child_view_t *v)
     return 0;
 }
 
+typedef struct find_kid {
+    const char *name;
+    int found;
+    herd_pid_t pid;
+    herd_child_state_t state;
+} find_kid_t;
+
+static int find_kid_add(void *data, const herd_child_view_t *c)
+{
+    find_kid_t *f = data;
+    if (strcmp(c->name, f->name) != 0)
+        return 0;
+    f->found = 1;
+    f->pid = c->pid;
+    f->state = c->state;
+    return 1;
+}
+
+static find_kid_t kid_on(world_t *w, int i, const char *name)
+{
+    find_kid_t f = {.name = name};
+    herd_node_t *n = regsim_node(w->rs, i);
+    if (n)
+        herd_which_children(n, find_kid_add, &f);
+    return f;
+}
+
+/* Whether one node may crash now without losing an acknowledged increment
+ * (M_REPL): every running node has noticed the crashes and restarts so far
+ * (sees_truth) and its replication is settled, and every counter
+ * started and not terminated has its spec on every running node and runs
+ * (RUNNING, or MOVING off with its state) on exactly one of them. */
+/* Whether running node i sees every other slot as it is: one that is off
+ * as down, left or gone, one that runs in its current start. Until then a
+ * crash that happened is not yet a crash to i: another one would be two
+ * at once. */
+static int sees_truth(world_t *w, int i)
+{
+    herd_node_t *n = regsim_node(w->rs, i);
+    for (int j = 0; j < w->nslots; j++) {
+        herd_member_info_t m, self;
+        uint64_t id = herd_node_id_of(regsim_name(w->rs, j));
+        int known = herd_cluster_member(n, id, &m) == 0;
+        if (w->node[j].state == N_OFF) {
+            if (known && m.state != HERD_MEMBER_DOWN && m.state != HERD_MEMBER_LEFT)
+                return 0;
+        } else if (!known || herd_cluster_member(regsim_node(w->rs, j), id, &self) != 0 ||
+                   m.incarnation != self.incarnation) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int repl_ready(world_t *w)
+{
+    for (int i = 0; i < w->nslots; i++)
+        if (w->node[i].state != N_OFF &&
+            (!sees_truth(w, i) || !herd_repl_settled(regsim_node(w->rs, i))))
+            return 0;
+    for (int k = 0; k < w->nctr; k++) {
+        const ctr_t *c = &w->ctr[k];
+        if (!c->started || c->terminated)
+            continue;
+        int running = 0;
+        for (int i = 0; i < w->nslots; i++) {
+            const uint8_t *spec;
+            size_t len;
+            if (w->node[i].state == N_OFF)
+                continue;
+            if (herd_spec_get(regsim_node(w->rs, i), c->name, &spec, &len) != 0)
+                return 0;
+            find_kid_t f = kid_on(w, i, c->name);
+            running += f.found &&
+                       (f.state == HERD_CHILD_RUNNING || f.state == HERD_CHILD_MOVING);
+        }
+        if (running != 1)
+            return 0;
+    }
+    return 1;
+}
+
 /* Before node i goes without handing its children off: the counters whose
- * state it may take with it, and (a crash) the spec changes it may take too. */
+ * state it may take with it, and (a crash) the spec changes it may take too.
+ * With replicas (M_REPL) a node goes only while repl_ready, so no state is
+ * taken: its children restart from their copies. */
 static void before_loss(world_t *w, int i, int crash)
 {
     herd_node_t *n = regsim_node(w->rs, i);
     if (n == NULL)
         return;
-    herd_which_children(n, mark_affected, w);
+    if (!(w->mode & M_REPL))
+        herd_which_children(n, mark_affected, w);
     uint64_t id = herd_node_id_of(regsim_name(w->rs, i));
     for (int k = 0; k < w->nctr; k++) {
         ctr_t *c = &w->ctr[k];
-        for (int j = 0; j < w->nslots; j++) {
+        for (int j = 0; j < w->nslots && !(w->mode & M_REPL); j++) {
             herd_node_t *o = regsim_node(w->rs, j);
             herd_pid_t pid;
             if (o && herd_whereis(o, c->name, &pid, NULL) == 0 && pid.node == id)
@@ -929,8 +1020,14 @@ static int advance_nodes(rs_run_t *r)
                 x->redrained = 1;
                 RS_CHECK_OK(r, herd_drain(n, regsim_name(w->rs, i), 1));
             }
+        } else if (x->state == N_LEAVING && now >= x->deadline &&
+                   (w->mode & M_REPL) && !repl_ready(w) &&
+                   now < x->deadline + REPL_STOP_WAIT_MS) {
+            continue; /* its stop would be a crash: one while replication is settled */
         } else if (x->state == N_LEAVING && now >= x->deadline) {
             herd_child_counts_t cc;
+            if ((w->mode & M_REPL) && !repl_ready(w) && (n = regsim_node(w->rs, i)) != NULL)
+                herd_which_children(n, mark_affected, w); /* waited too long: not exact */
             RS_CHECK_OK(r, herd_count_children(n, &cc));
             if (cc.local) /* offers that raced its leave: what they hold goes */
                 w->taken_after_leave += cc.local;
@@ -1005,7 +1102,7 @@ static int random_event(rs_run_t *r)
         if (up > 2)
             return node_drain(r, random_slot(w, N_UP));
     } else if (e < 50) {
-        if ((w->mode & M_CRASH) && up > 2)
+        if ((w->mode & M_CRASH) && up > 2 && (!(w->mode & M_REPL) || repl_ready(w)))
             return node_crash(r, random_slot(w, N_UP));
         if ((w->mode & M_PART) && !w->parted)
             return partition(r, regsim_range(rs, 0, 5) == 0 ? regsim_range(rs, 4500, 6000)
@@ -1013,7 +1110,7 @@ static int random_event(rs_run_t *r)
     } else if (e < 62) {
         if ((w->mode & M_PART) && !w->parted)
             return partition(r, regsim_range(rs, 200, 3000));
-        if ((w->mode & M_CRASH) && up > 2)
+        if ((w->mode & M_CRASH) && up > 2 && (!(w->mode & M_REPL) || repl_ready(w)))
             return node_crash(r, random_slot(w, N_UP));
     } else if (e < 86) {
         int via = random_slot(w, N_UP);
@@ -1437,9 +1534,10 @@ static int churn(rs_run_t *r, int mode, uint64_t duration)
         RS_CHECK_OK(r, regsim_run_for(rs, 5000));
         return 1;
     }
-    if (!quiesce(r, "after churn") || !final_values(r, !(mode & M_CRASH)))
+    if (!quiesce(r, "after churn") || !final_values(r, !(mode & M_CRASH) || (mode & M_REPL)))
         return 0;
-    verbose(r, (mode & M_CRASH) && (mode & M_PART) ? "mixed"
+    verbose(r, mode & M_REPL                       ? "replicated_crashes"
+               : (mode & M_CRASH) && (mode & M_PART) ? "mixed"
                : mode & M_CRASH                    ? "crashes"
                : mode & M_PART                     ? "partitions"
                : mode & M_RAW_LEAVE                ? "graceful"
@@ -1461,6 +1559,15 @@ static int scen_graceful_acked(rs_run_t *r)
 static int scen_crashes(rs_run_t *r)
 {
     return churn(r, M_CRASH, 6000);
+}
+
+/* - replicated_crashes: crashes, with counters keeping 2 copies of their
+ *   state; a node crashes (or a leaving one stops) only while replication
+ *   is settled, and every value is checked exactly: no acknowledged
+ *   increment is lost. */
+static int scen_replicated_crashes(rs_run_t *r)
+{
+    return churn(r, M_CRASH | M_REPL, 6000);
 }
 
 static int scen_partitions(rs_run_t *r)
@@ -2056,33 +2163,6 @@ static int scen_join_during_partition(rs_run_t *r)
 /* ---- targeted cases for the fixes of the failure table ------------------------------ */
 
 /* Where node i runs child `name`: 1 with its pid and state, 0 if it does not. */
-typedef struct find_kid {
-    const char *name;
-    int found;
-    herd_pid_t pid;
-    herd_child_state_t state;
-} find_kid_t;
-
-static int find_kid_add(void *data, const herd_child_view_t *c)
-{
-    find_kid_t *f = data;
-    if (strcmp(c->name, f->name) != 0)
-        return 0;
-    f->found = 1;
-    f->pid = c->pid;
-    f->state = c->state;
-    return 1;
-}
-
-static find_kid_t kid_on(world_t *w, int i, const char *name)
-{
-    find_kid_t f = {.name = name};
-    herd_node_t *n = regsim_node(w->rs, i);
-    if (n)
-        herd_which_children(n, find_kid_add, &f);
-    return f;
-}
-
 /* Nodes (other than `except`) that run child `name`, in any state. */
 static int copies_of(world_t *w, const char *name, int except)
 {
@@ -2649,6 +2729,7 @@ int main(void)
         {"graceful", scen_graceful, 120},
         {"graceful_acked", scen_graceful_acked, 120},
         {"crashes", scen_crashes, 120},
+        {"replicated_crashes", scen_replicated_crashes, 120},
         {"partitions", scen_partitions, 120},
         {"mixed", scen_mixed, 120},
         {"determinism", scen_determinism, 20},

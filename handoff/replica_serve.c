@@ -1,0 +1,173 @@
+/*
+ * replica_serve.c - the replica's side of replication (replicas.c's head
+ * comment has the messages): keep the newest copy an owner puts, say
+ * whether it was stored, drop it when told or when the child's spec goes,
+ * and answer a starting owner's query with the copy kept here.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsup_int.h"
+#include "log.h"
+#include "replicas_int.h"
+#include "ring.h"
+#include "svcring.h"
+
+void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
+{
+    uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
+    const uint8_t *state;
+    size_t len = wire_get_bytes(r, &state);
+    if (wire_reader_done(r) || version == 0) {
+        d->repl_stats.malformed++;
+        return;
+    }
+    replica_store_t *s = &d->repl->store;
+    int rc = replica_put(s, name, from, hlc, version, state, len);
+    replica_t *kept = replica_find(s, name);
+    /* stored: this copy, or the same version again (a put sent twice) */
+    int stored = rc == 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version);
+    if (rc < 0)
+        herd_log(HERD_LOG_ERROR, "replicas", "'%s' version %llu not kept: %s", name,
+                 (unsigned long long)version, herd_strerror(rc));
+    if (stored)
+        kept->touched = herd_node_now(d->node);
+    if (rc == 1) {
+        d->repl_stats.puts_in++;
+        d->repl_stats.bytes_in += len;
+    }
+    if (repl_send_ack(d, from, name, hlc, version, stored) != 0)
+        d->repl_stats.send_failed++; /* the owner's put times out into a retry */
+}
+
+void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name)
+{
+    uint64_t hlc = wire_get_u64(r);
+    if (wire_reader_done(r)) {
+        d->repl_stats.malformed++;
+        return;
+    }
+    replica_drop(&d->repl->store, name, hlc);
+}
+
+void replica_spec_gone(dsup_t *d, const char *name)
+{
+    if (d->repl)
+        replica_drop(&d->repl->store, name, 0);
+}
+
+void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
+{
+    uint64_t id = wire_get_u64(r);
+    if (wire_reader_done(r)) {
+        d->repl_stats.malformed++;
+        return;
+    }
+    const replica_t *kept = replica_find(&d->repl->store, name);
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, REPL_HAVE);
+    wire_put_str(&w, name);
+    wire_put_u64(&w, id);
+    wire_put_u8(&w, kept != NULL);
+    wire_put_u64(&w, kept ? kept->hlc : 0);
+    wire_put_u64(&w, kept ? kept->version : 0);
+    wire_put_bytes(&w, kept ? kept->bytes : NULL, kept ? kept->len : 0);
+    if (repl_send(d, from, &w) != 0) /* the asker's query times out */
+        d->repl_stats.send_failed++;
+}
+
+/* Whether this node should keep its copy of `name`: the child's spec is
+ * here, and this node is in the replica set of the ring's owner of it (or
+ * is that owner, not running it yet: a query may still want the copy). */
+static int still_wanted(dsup_t *d, const char *name)
+{
+    dspec_t spec;
+    int service;
+    if (dspec_of(d, name, &spec, &service) != 0)
+        return 0;
+    const ring_t *ring = svcring_get(d, d->services[service].name);
+    const char *owner;
+    if (ring == NULL || ring_owners(ring, name, strlen(name), &owner, 1) != 1)
+        return 1; /* nobody provides it now: keep it for whoever comes */
+    uint64_t self = herd_node_id_of(herd_node_name(d->node));
+    uint64_t owner_id = herd_node_id_of(owner), set[HERD_MAX_REPLICAS - 1];
+    if (owner_id == self)
+        return dsup_find(d, name) == NULL;
+    size_t n = replica_set_of(d, name, service, replicas_wanted(d, &spec, service), owner_id,
+                              set);
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == self)
+            return 1;
+    return 0;
+}
+
+void replica_gc(dsup_t *d, uint64_t now)
+{
+    repl_t *r = d->repl;
+    if (r == NULL || r->store.count == 0 || now - r->last_gc < REPL_GC_MS / 2)
+        return;
+    r->last_gc = now;
+    char **gone = NULL;
+    size_t n = 0, cap = 0, cursor = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
+        for (replica_t *rep = sl->value; rep; rep = rep->twin) {
+            if (now - rep->touched < REPL_GC_MS || still_wanted(d, rep->name))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                char **g = realloc(gone, cap * sizeof(*g));
+                if (g == NULL)
+                    break; /* the next pass takes the rest */
+                gone = g;
+            }
+            if ((gone[n] = strdup(rep->name)) != NULL)
+                n++;
+        }
+    for (size_t i = 0; i < n; i++) {
+        replica_drop(&r->store, gone[i], 0);
+        d->repl_stats.collected++;
+        free(gone[i]);
+    }
+    free(gone);
+}
+
+/* This node drains or leaves: each copy it keeps goes to the members that
+ * would keep it now (the ring's owner of the child and its set, this node
+ * being out of the ring), so that a child whose owner died before it
+ * could put again does not lose its only copy with this node. A member
+ * already holding something newer keeps that (replica_put). */
+void replica_handover(dsup_t *d)
+{
+    repl_t *r = d->repl;
+    if (r == NULL || r->store.count == 0)
+        return;
+    size_t cursor = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
+        for (const replica_t *rep = sl->value; rep; rep = rep->twin) {
+            dspec_t spec;
+            int service;
+            if (dspec_of(d, rep->name, &spec, &service) != 0)
+                continue;
+            const ring_t *ring = svcring_get(d, d->services[service].name);
+            const char *owners[HERD_MAX_REPLICAS];
+            uint8_t copies = replicas_wanted(d, &spec, service);
+            int k = ring ? ring_owners(ring, rep->name, strlen(rep->name), owners, copies) : 0;
+            for (int i = 0; i < k; i++) {
+                uint64_t to = herd_node_id_of(owners[i]);
+                if (to == herd_node_id_of(herd_node_name(d->node)))
+                    continue;
+                wire_writer_t w;
+                wire_writer_init(&w);
+                wire_put_u8(&w, REPL_PUT);
+                wire_put_str(&w, rep->name);
+                wire_put_u64(&w, rep->hlc);
+                wire_put_u64(&w, rep->version);
+                wire_put_bytes(&w, rep->bytes, rep->len);
+                if (repl_send(d, to, &w) != 0)
+                    d->repl_stats.send_failed++;
+                else
+                    d->repl_stats.handed_over++;
+            }
+        }
+}

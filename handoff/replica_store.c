@@ -1,0 +1,129 @@
+/*
+ * replica_store.c - the replicas this node keeps (replica_store.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "awmap.h"
+#include "herd_error.h"
+#include "replica_store.h"
+
+static uint64_t name_hash(const char *name)
+{
+    uint64_t h = awmap_key_hash(name, strlen(name));
+    return h ? h : 1; /* 0 marks an empty slot of the map */
+}
+
+void replica_store_init(replica_store_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    u64map_init(&s->by_hash);
+}
+
+static void replica_free(replica_t *r)
+{
+    free(r->name);
+    free(r->bytes);
+    free(r);
+}
+
+void replica_store_fini(replica_store_t *s)
+{
+    size_t cursor = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&s->by_hash, &cursor)) != NULL;)
+        for (replica_t *r = sl->value, *next; r; r = next) {
+            next = r->twin;
+            replica_free(r);
+        }
+    u64map_fini(&s->by_hash);
+    s->count = 0;
+    s->bytes = 0;
+}
+
+replica_t *replica_find(const replica_store_t *s, const char *name)
+{
+    for (replica_t *r = u64map_get(&s->by_hash, name_hash(name)); r; r = r->twin)
+        if (strcmp(r->name, name) == 0)
+            return r;
+    return NULL;
+}
+
+int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version)
+{
+    return r == NULL || hlc > r->hlc || (hlc == r->hlc && version > r->version);
+}
+
+static int replica_add(replica_store_t *s, replica_t *r)
+{
+    replica_t *first = u64map_get(&s->by_hash, r->hash);
+    if (first) {
+        r->twin = first->twin;
+        first->twin = r;
+    } else if (u64map_put(&s->by_hash, r->hash, r) != 0) {
+        return HERD_ENOMEM;
+    }
+    s->count++;
+    return 0;
+}
+
+int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
+                uint64_t version, const uint8_t *bytes, size_t len)
+{
+    replica_t *r = replica_find(s, name);
+    if (!replica_newer(r, hlc, version))
+        return 0;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        return HERD_ENOMEM;
+    if (len)
+        memcpy(copy, bytes, len);
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        char *n = strdup(name);
+        if (r == NULL || n == NULL) {
+            free(r);
+            free(n);
+            free(copy);
+            return HERD_ENOMEM;
+        }
+        r->name = n;
+        r->hash = name_hash(name);
+        if (replica_add(s, r) != 0) {
+            replica_free(r);
+            free(copy);
+            return HERD_ENOMEM;
+        }
+    } else {
+        s->bytes -= r->len;
+        free(r->bytes);
+    }
+    r->owner = owner;
+    r->hlc = hlc;
+    r->version = version;
+    r->bytes = copy;
+    r->len = len;
+    s->bytes += len;
+    return 1;
+}
+
+int replica_drop(replica_store_t *s, const char *name, uint64_t hlc)
+{
+    uint64_t hash = name_hash(name);
+    replica_t *first = u64map_get(&s->by_hash, hash), *prev = NULL, *r = first;
+    while (r && strcmp(r->name, name) != 0)
+        prev = r, r = r->twin;
+    if (r == NULL || (hlc && r->hlc != hlc))
+        return 0;
+    if (prev) {
+        prev->twin = r->twin;
+    } else {
+        u64map_del(&s->by_hash, hash);
+        /* the twin takes the slot; a put into a slot just freed cannot fail */
+        if (r->twin)
+            (void)u64map_put(&s->by_hash, hash, r->twin);
+    }
+    s->count--;
+    s->bytes -= r->len;
+    replica_free(r);
+    return 1;
+}

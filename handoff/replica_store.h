@@ -1,0 +1,50 @@
+/*
+ * replica_store.h - the copies of other nodes' children's states this node
+ * keeps as a replica (replicas.c says when they come and go).
+ *
+ * One entry per child name: the bytes of its state as its owner last sent
+ * them, the registration they belong to (its first-registration time) and
+ * their version. A newer copy replaces an older one: a later registration,
+ * or the same registration at a higher version. No I/O here.
+ */
+#ifndef HERD_REPLICA_STORE_H
+#define HERD_REPLICA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "u64map.h"
+
+typedef struct replica {
+    struct replica *twin; /* another name with the same hash */
+    char *name;
+    uint64_t hash;
+    uint64_t owner; /* the node that sent it */
+    uint64_t hlc;   /* the registration's first-registration time */
+    uint64_t version;
+    uint64_t touched; /* node clock: when a put last stored or confirmed it */
+    uint8_t *bytes;
+    size_t len;
+} replica_t;
+
+typedef struct replica_store {
+    u64map_t by_hash; /* name hash -> replica_t (twins chained) */
+    size_t count;
+    uint64_t bytes; /* state bytes held */
+} replica_store_t;
+
+void replica_store_init(replica_store_t *s);
+void replica_store_fini(replica_store_t *s);
+replica_t *replica_find(const replica_store_t *s, const char *name);
+/* Whether (hlc, version) is newer than what `r` holds (any copy is newer
+ * than none). */
+int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version);
+/* Keep a copy of `bytes` as name's replica, replacing an older one.
+ * Returns 1 stored, 0 not newer (nothing changed), HERD_ENOMEM. */
+int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
+                uint64_t version, const uint8_t *bytes, size_t len);
+/* Drop name's replica (of the registration `hlc`, or any when hlc is 0).
+ * Returns whether one went. */
+int replica_drop(replica_store_t *s, const char *name, uint64_t hlc);
+
+#endif

@@ -1,0 +1,540 @@
+/*
+ * replicas.c - a child's state held by its owner's ring successors, so that
+ * a crash of the owner loses no acknowledged update (herd_dsup.h,
+ * herd_child_req_t.replicas).
+ *
+ * The owner gates each replicated child's process (herd_gate_open): the
+ * replies it sends wait. After a run of its handlers the child is dirty; at
+ * the end of the loop iteration (a uv_prepare, or herd_dsup_poll) each
+ * dirty child's state is written out once under a new version and put to
+ * every member of its replica set: the successors of the owner on its
+ * service's ring, up to copies - 1 of them. The replies it held up to that
+ * version go once every member of the set has acknowledged it (group
+ * commit: one put a loop iteration, however many calls it answered). A
+ * child whose set is empty, or whose state cannot be put (over
+ * REPL_STATE_MAX, out of memory), lets its replies go at once and counts
+ * them as unreplicated.
+ *
+ * When the membership moves, a child whose set changed puts again (the new
+ * members get the whole state); members that left the set are told to drop
+ * their copy once the new set holds the version put. A moved child's new
+ * owner puts its state to its own set before it accepts the move
+ * (handoff.c), so a commit never leaves the only copy on one node.
+ *
+ * Messages on the replication stream (app 3), each u8 kind, str name:
+ *   1 put    + u64 first-registration time, u64 version, bytes state
+ *   2 ack    + u64 first-registration time, u64 version, u8 stored
+ *   3 drop   + u64 first-registration time
+ *   4 query  + u64 query id
+ *   5 have   + u64 query id, u8 has, u64 first-registration time, u64 version,
+ *              bytes state
+ * replica_serve.c answers puts, drops and queries; replica_query.c asks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsup_int.h"
+#include "log.h"
+#include "replicas_int.h"
+#include "ring.h"
+#include "svcring.h"
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static void on_prepare(uv_prepare_t *h)
+{
+    repl_t *r = h->data;
+    if (r->d)
+        replicas_flush(r->d);
+}
+
+int replicas_init(dsup_t *d)
+{
+    repl_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return HERD_ENOMEM;
+    r->d = d;
+    replica_store_init(&r->store);
+    u64map_init(&r->queries);
+    uv_prepare_init(herd_node_loop(d->node), &r->prepare);
+    uv_unref((uv_handle_t *)&r->prepare); /* it waits for work, it keeps no loop alive */
+    r->prepare.data = r;
+    d->repl = r;
+    if (herd_cluster_ring(d->node) != NULL)
+        return herd_cluster_on_app(d->node, REPL_APP, replicas_on_app, d);
+    return 0;
+}
+
+static void on_prepare_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void replicas_free(dsup_t *d)
+{
+    repl_t *r = d->repl;
+    if (r == NULL)
+        return;
+    herd_cluster_on_app(d->node, REPL_APP, NULL, NULL);
+    replica_store_fini(&r->store);
+    replica_queries_free(r);
+    free(r->dirty);
+    r->d = NULL;
+    d->repl = NULL;
+    uv_close((uv_handle_t *)&r->prepare, on_prepare_closed);
+}
+
+int herd_repl_stats(herd_node_t *n, herd_repl_stats_t *out)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL || d->repl == NULL)
+        return HERD_ENOENT;
+    *out = d->repl_stats;
+    out->held = d->repl->store.count;
+    out->held_bytes = d->repl->store.bytes;
+    return 0;
+}
+
+uint8_t replicas_wanted(const dsup_t *d, const dspec_t *spec, int service)
+{
+    const herd_behaviour_t *b = dsup_behaviour(d, service);
+    if (b == NULL || b->handoff_out == NULL || b->handoff_in == NULL)
+        return 1;
+    uint8_t n = spec->replicas ? spec->replicas : d->services[service].replicas;
+    return n ? n : 1;
+}
+
+/* ---- the dirty list ---------------------------------------------------------------------- */
+
+static void mark_dirty(dsup_t *d, dchild_t *c)
+{
+    repl_t *r = d->repl;
+    if (c->repl_dirty || herd_pid_is_none(c->pid))
+        return;
+    if (r->dirty_n == r->dirty_cap) {
+        size_t cap = r->dirty_cap ? r->dirty_cap * 2 : 64;
+        uint64_t *n = realloc(r->dirty, cap * sizeof(*n));
+        if (n == NULL) { /* the next periodic pass puts it (replicas_on_member) */
+            herd_log(HERD_LOG_ERROR, "replicas", "out of memory marking '%s'", c->name);
+            return;
+        }
+        r->dirty = n;
+        r->dirty_cap = cap;
+    }
+    r->dirty[r->dirty_n++] = c->pid.serial;
+    c->repl_dirty = 1;
+    if (!uv_is_active((uv_handle_t *)&r->prepare))
+        uv_prepare_start(&r->prepare, on_prepare);
+}
+
+static void on_dirty(void *data, herd_pid_t pid)
+{
+    dsup_t *d = data;
+    dchild_t *c = d->repl ? u64map_get(&d->by_serial, pid.serial) : NULL;
+    if (c && c->copies > 1)
+        mark_dirty(d, c);
+}
+
+static int gate(dsup_t *d, dchild_t *c, uint64_t version)
+{
+    int rc = herd_gate_open(d->node, c->pid, version, on_dirty, d);
+    if (rc) {
+        herd_log(HERD_LOG_ERROR, "replicas", "'%s' not replicated: %s", c->name,
+                 herd_strerror(rc));
+        c->copies = 1;
+        return rc;
+    }
+    /* the state it starts with was answered for elsewhere: it counts as
+     * released until its set holds it */
+    c->version = c->released = version;
+    return 0;
+}
+
+void replicas_gate(dsup_t *d, dchild_t *c, uint64_t version)
+{
+    if (c->copies > 1 && d->repl && gate(d, c, version) == 0)
+        mark_dirty(d, c); /* its set gets the state it starts with */
+}
+
+void replicas_resume(dsup_t *d, dchild_t *c)
+{
+    if (c->copies > 1 && d->repl)
+        mark_dirty(d, c);
+}
+
+/* ---- the replica set ----------------------------------------------------------------------- */
+
+size_t replica_set_of(dsup_t *d, const char *name, int service, uint8_t copies,
+                      uint64_t owner, uint64_t *out)
+{
+    const ring_t *ring = svcring_get(d, d->services[service].name);
+    const char *owners[HERD_MAX_REPLICAS + 1];
+    size_t want = copies > HERD_MAX_REPLICAS ? HERD_MAX_REPLICAS : copies;
+    int k = ring ? ring_owners(ring, name, strlen(name), owners, want + 1) : 0;
+    size_t n = 0;
+    for (int i = 0; i < k && n + 1 < want; i++) {
+        uint64_t id = herd_node_id_of(owners[i]);
+        if (id != owner)
+            out[n++] = id;
+    }
+    return n;
+}
+
+static size_t replica_set(dsup_t *d, const dchild_t *c, uint64_t *out)
+{
+    return replica_set_of(d, c->name, c->service, c->copies,
+                          herd_node_id_of(herd_node_name(d->node)), out);
+}
+
+static int in_set(const uint64_t *set, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == id)
+            return (int)i;
+    return -1;
+}
+
+/* Take the new set: members staying (the same start of theirs: one that
+ * restarted since holds nothing) keep what they acknowledged; members
+ * leaving it are told to drop their copy once the new set holds the
+ * state. */
+static void set_update(dsup_t *d, dchild_t *c, const uint64_t *set, size_t n)
+{
+    uint64_t acked[HERD_MAX_REPLICAS - 1], inc[HERD_MAX_REPLICAS - 1];
+    for (size_t i = 0; i < n; i++) {
+        int at = in_set(c->set, c->set_n, set[i]);
+        inc[i] = herd_cluster_member_incarnation(d->node, set[i]);
+        acked[i] = at >= 0 && c->set_inc[at] == inc[i] ? c->set_acked[at] : 0;
+    }
+    for (size_t i = 0; i < c->set_n; i++)
+        if (in_set(set, n, c->set[i]) < 0 && in_set(c->drop, c->drop_n, c->set[i]) < 0 &&
+            c->drop_n < HERD_MAX_REPLICAS - 1)
+            c->drop[c->drop_n++] = c->set[i];
+    memcpy(c->set, set, n * sizeof(*set));
+    memcpy(c->set_acked, acked, n * sizeof(*acked));
+    memcpy(c->set_inc, inc, n * sizeof(*inc));
+    c->set_n = (uint8_t)n;
+}
+
+/* ---- putting ------------------------------------------------------------------------------ */
+
+int repl_send(dsup_t *d, uint64_t to, wire_writer_t *w)
+{
+    size_t len;
+    uint8_t *buf = wire_writer_take(w, &len);
+    int rc = buf ? herd_cluster_send_app(d->node, to, REPL_APP, buf, len) : HERD_ENOMEM;
+    free(buf);
+    return rc;
+}
+
+int repl_send_ack(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64_t version,
+                  int stored)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, REPL_ACK);
+    wire_put_str(&w, name);
+    wire_put_u64(&w, hlc);
+    wire_put_u64(&w, version);
+    wire_put_u8(&w, (uint8_t)stored);
+    return repl_send(d, to, &w);
+}
+
+static void send_drop(dsup_t *d, uint64_t to, const dchild_t *c)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, REPL_DROP);
+    wire_put_str(&w, c->name);
+    wire_put_u64(&w, c->hlc);
+    if (repl_send(d, to, &w) != 0) /* its copy stays: an older version, never promoted */
+        d->repl_stats.send_failed++;
+}
+
+/* Whether every member of c's set acknowledged `version`. */
+static int set_holds(const dchild_t *c, uint64_t version)
+{
+    for (size_t i = 0; i < c->set_n; i++)
+        if (c->set_acked[i] < version)
+            return 0;
+    return 1;
+}
+
+/* The replies held up to the version every member of the set acknowledged
+ * go; once the set holds the last put, members that left it drop theirs. */
+static void release_acked(dsup_t *d, dchild_t *c)
+{
+    uint64_t upto = c->version;
+    for (size_t i = 0; i < c->set_n; i++)
+        if (c->set_acked[i] < upto)
+            upto = c->set_acked[i];
+    herd_gate_release(d->node, c->pid, upto);
+    if (upto > c->released)
+        c->released = upto;
+    if (upto == c->version && c->drop_n) {
+        for (size_t i = 0; i < c->drop_n; i++)
+            send_drop(d, c->drop[i], c);
+        c->drop_n = 0;
+    }
+}
+
+/* The state could not be put: its replies go, counted. */
+static void put_failed(dsup_t *d, dchild_t *c, uint64_t version)
+{
+    size_t held = herd_gate_held(d->node, c->pid);
+    d->repl_stats.unreplicated += held;
+    herd_gate_release(d->node, c->pid, version);
+    c->unreplicated = held > 0;
+}
+
+/* Put `state` as version v to every member of c's set. */
+static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const uint8_t *state, size_t len)
+{
+    for (size_t i = 0; i < c->set_n; i++) {
+        wire_writer_t w;
+        wire_writer_init(&w);
+        wire_put_u8(&w, REPL_PUT);
+        wire_put_str(&w, c->name);
+        wire_put_u64(&w, c->hlc);
+        wire_put_u64(&w, v);
+        wire_put_bytes(&w, state, len);
+        if (repl_send(d, c->set[i], &w) != 0) {
+            d->repl_stats.send_failed++;
+            if (!c->repl_retry) /* put again at the next tick */
+                c->repl_retry = 1, d->repl->retries++;
+        } else {
+            d->repl_stats.puts_out++;
+            d->repl_stats.bytes_out += len;
+        }
+    }
+}
+
+static void put_state(dsup_t *d, dchild_t *c)
+{
+    uint64_t set[HERD_MAX_REPLICAS - 1];
+    set_update(d, c, set, replica_set(d, c, set));
+    uint64_t v = herd_gate_mark(d->node, c->pid);
+    if (v == 0)
+        return; /* the process is gone */
+    c->version = v;
+    if (c->set_n == 0) {
+        put_failed(d, c, v);
+        return;
+    }
+    uint8_t *state = NULL;
+    size_t len = 0;
+    int rc = herd_state_out(d->node, c->pid, &state, &len);
+    if (rc == 0 && len > REPL_STATE_MAX) {
+        d->repl_stats.too_big++;
+        rc = HERD_ETOOBIG;
+    }
+    if (rc) {
+        herd_log(HERD_LOG_WARN, "replicas", "'%s' version %llu not put: %s", c->name,
+                 (unsigned long long)v, herd_strerror(rc));
+        free(state);
+        put_failed(d, c, v);
+        return;
+    }
+    put_to_set(d, c, v, state, len);
+    free(state);
+}
+
+void replicas_flush(dsup_t *d)
+{
+    repl_t *r = d->repl;
+    if (r == NULL)
+        return;
+    size_t n = r->dirty_n, kept = 0;
+    uint64_t *list = r->dirty;
+    for (size_t i = 0; i < n; i++) {
+        dchild_t *c = u64map_get(&d->by_serial, list[i]);
+        if (c == NULL || c->pid.serial != list[i] || !c->repl_dirty)
+            continue;
+        if (c->state != HERD_CHILD_RUNNING || herd_is_frozen(d->node, c->pid)) {
+            list[kept++] = list[i]; /* moving or merging: put once it runs again */
+            continue;
+        }
+        c->repl_dirty = 0;
+        put_state(d, c); /* runs no handler: the list does not grow meanwhile */
+    }
+    r->dirty_n = kept;
+    if (kept == 0)
+        uv_prepare_stop(&r->prepare);
+}
+
+/* Children whose put a send refused put again; a move that ended gives its
+ * child back to the flush. From the supervisor's tick. */
+void replicas_tick(dsup_t *d)
+{
+    repl_t *r = d->repl;
+    if (r == NULL || r->retries == 0)
+        return;
+    r->retries = 0;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = s->value; c; c = c->twin)
+            if (c->repl_retry) {
+                c->repl_retry = 0;
+                mark_dirty(d, c);
+            }
+}
+
+/* ---- acknowledgements and membership ------------------------------------------------------ */
+
+static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
+                   const char *name)
+{
+    uint64_t hlc = wire_get_u64(rd), version = wire_get_u64(rd);
+    uint8_t stored = wire_get_u8(rd);
+    if (wire_reader_done(rd) || stored > 1) {
+        d->repl_stats.malformed++;
+        return;
+    }
+    d->repl_stats.acks_in++;
+    dchild_t *c = dsup_find(d, name);
+    if (c == NULL || c->hlc != hlc || c->copies <= 1)
+        return; /* late: the child went, or is another registration now */
+    int at = in_set(c->set, c->set_n, from);
+    if (at < 0 || c->set_inc[at] != inc)
+        return; /* not in the set, or a start of it before the one put to */
+    if (!stored) { /* it holds a newer copy, or had no memory: counted, put again later */
+        d->repl_stats.refused++;
+        if (!c->repl_retry)
+            c->repl_retry = 1, d->repl->retries++;
+        return;
+    }
+    if (version > c->set_acked[at])
+        c->set_acked[at] = version;
+    if (c->state == HERD_CHILD_ARRIVING) {
+        if (c->accept_due && set_holds(c, c->version))
+            c->accept_due = 0, handoff_accept(d, c);
+        return;
+    }
+    release_acked(d, c);
+}
+
+void replicas_on_member(dsup_t *d)
+{
+    if (d->repl == NULL)
+        return;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = s->value; c; c = c->twin) {
+            if (c->copies <= 1 || c->state != HERD_CHILD_RUNNING)
+                continue;
+            uint64_t set[HERD_MAX_REPLICAS - 1];
+            size_t n = replica_set(d, c, set);
+            int same = n == c->set_n;
+            for (size_t i = 0; same && i < n; i++) {
+                int at = in_set(c->set, c->set_n, set[i]);
+                same = at >= 0 &&
+                       c->set_inc[at] == herd_cluster_member_incarnation(d->node, set[i]);
+            }
+            if (!same)
+                mark_dirty(d, c);
+        }
+}
+
+void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
+                     size_t len)
+{
+    dsup_t *d = data;
+    if (msg == NULL || d->repl == NULL) { /* altered on the way: the sender repairs */
+        d->repl_stats.malformed++;
+        return;
+    }
+    wire_reader_t r;
+    wire_reader_init(&r, msg, len);
+    uint8_t kind = wire_get_u8(&r);
+    char name[HERD_NAME_MAX + 1];
+    wire_get_str(&r, name, sizeof(name));
+    if (!name[0]) {
+        d->repl_stats.malformed++;
+        return;
+    }
+    switch (kind) {
+    case REPL_PUT: replica_on_put(d, node, &r, name); break;
+    case REPL_ACK: on_ack(d, node, incarnation, &r, name); break;
+    case REPL_DROP: replica_on_drop(d, &r, name); break;
+    case REPL_QUERY: replica_on_query(d, node, &r, name); break;
+    case REPL_HAVE: replica_on_have(d, node, &r, name); break;
+    default: d->repl_stats.malformed++;
+    }
+}
+
+/* ---- moves ------------------------------------------------------------------------------ */
+
+int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
+                     uint64_t version)
+{
+    if (c->copies <= 1 || d->repl == NULL || gate(d, c, version) != 0)
+        return 1;
+    uint64_t set[HERD_MAX_REPLICAS - 1];
+    set_update(d, c, set, replica_set(d, c, set));
+    c->drop_n = 0; /* a new child here: no earlier set of its to drop */
+    if (c->set_n == 0 || len > REPL_STATE_MAX) {
+        if (len > REPL_STATE_MAX)
+            d->repl_stats.too_big++;
+        return 1;
+    }
+    /* version 0: a state never put before; its first version here is 1 */
+    if (version == 0)
+        c->version = herd_gate_mark(d->node, c->pid);
+    put_to_set(d, c, c->version, state ? state : (const uint8_t *)"", len);
+    c->accept_due = 1;
+    return 0;
+}
+
+void replicas_moved(dsup_t *d, dchild_t *c)
+{
+    if (c->copies <= 1 || d->repl == NULL)
+        return;
+    herd_gate_release(d->node, c->pid, UINT64_MAX);
+    uint64_t theirs[HERD_MAX_REPLICAS - 1];
+    size_t n = replica_set_of(d, c->name, c->service, c->copies, c->peer, theirs);
+    for (size_t i = 0; i < c->set_n; i++)
+        if (c->set[i] != c->peer && in_set(theirs, n, c->set[i]) < 0)
+            send_drop(d, c->set[i], c);
+}
+
+/* ---- settled ------------------------------------------------------------------------------ */
+
+/* Whether start `inc` of a member is up (or suspect, or draining): it
+ * answers a query. */
+static int member_live(dsup_t *d, uint64_t id, uint64_t inc)
+{
+    herd_member_info_t m;
+    return herd_cluster_member(d->node, id, &m) == 0 && m.incarnation == inc &&
+           m.state != HERD_MEMBER_DOWN && m.state != HERD_MEMBER_LEFT;
+}
+
+/* Whether copies - 1 live members hold every version of c whose replies
+ * went: with this node, `copies` copies, so one crash leaves one a query
+ * finds. Puts under way for newer versions do not matter: their replies
+ * wait. */
+static int child_settled(dsup_t *d, const dchild_t *c)
+{
+    if (c->copies <= 1 || c->state == HERD_CHILD_ARRIVING)
+        return 1; /* an arriving copy: its old node's set holds what was answered */
+    if (c->unreplicated)
+        return 0;
+    size_t holding = 0;
+    for (size_t i = 0; i < c->set_n; i++)
+        holding += c->set_acked[i] >= c->released && member_live(d, c->set[i], c->set_inc[i]);
+    return holding + 1 >= c->copies;
+}
+
+int herd_repl_settled(herd_node_t *n)
+{
+    dsup_t *d = dsup_of(n);
+    if (d == NULL || d->repl == NULL)
+        return 1;
+    if (d->repl->queries.count)
+        return 0; /* a child about to start may take the one copy there is */
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (const dchild_t *c = s->value; c; c = c->twin)
+            if (!child_settled(d, c))
+                return 0;
+    return 1;
+}

@@ -1,0 +1,44 @@
+/*
+ * replicas_int.h - what replicas.c, replica_serve.c and replica_query.c
+ * share: the replication stream's messages and its per-node state.
+ */
+#ifndef HERD_REPLICAS_INT_H
+#define HERD_REPLICAS_INT_H
+
+#include <uv.h>
+
+#include "dsup_int.h"
+#include "replica_store.h"
+
+enum { REPL_PUT = 1, REPL_ACK, REPL_DROP, REPL_QUERY, REPL_HAVE };
+/* The largest state put to replicas in one message (a larger one is not
+ * replicated: its replies go counted as unreplicated, and too_big). */
+#define REPL_STATE_MAX (512u << 10)
+/* A copy no put touched for this long, of a child whose owner's replica
+ * set (as this node computes it) does not hold this node, goes. */
+#define REPL_GC_MS 30000u
+
+typedef struct repl {
+    dsup_t *d; /* NULL once the supervisor is freed */
+    uv_prepare_t prepare; /* puts the dirty children at the end of an iteration */
+    uint64_t *dirty;      /* pid serials of children to put */
+    size_t dirty_n, dirty_cap;
+    size_t retries;       /* children whose put a send refused */
+    replica_store_t store; /* copies kept here for other owners */
+    u64map_t queries;     /* query id -> repl_query_t (replica_query.c) */
+    uint64_t next_query;
+    uint64_t last_gc; /* node clock: the last replica_gc pass */
+} repl_t;
+
+int repl_send_ack(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64_t version,
+                  int stored);
+/* Send an encoded replication message (the writer is consumed). */
+int repl_send(dsup_t *d, uint64_t to, wire_writer_t *w);
+void replica_queries_free(repl_t *r);
+/* The replica set of a child of `service` named `name` whose owner is
+ * `owner`: the members after it on the service's ring, up to copies - 1,
+ * in ring order, into out[HERD_MAX_REPLICAS - 1]; returns how many. */
+size_t replica_set_of(dsup_t *d, const char *name, int service, uint8_t copies,
+                      uint64_t owner, uint64_t *out);
+
+#endif

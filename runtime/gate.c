@@ -1,0 +1,136 @@
+/*
+ * gate.c - holding a process's replies until the state they reflect is
+ * held elsewhere (herd_runtime.h, "holding replies").
+ *
+ * A gated process has a proc_gate_t in its proc_ext: the last version
+ * marked and its held replies in the order it sent them, each tagged with
+ * the version the state that answered it gets at the next mark. Release
+ * sends from the head while the tag is covered, so replies keep their
+ * order.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+typedef struct held_reply {
+    struct held_reply *next;
+    herd_from_t from;
+    int status;
+    uint64_t version;
+    size_t len;
+    uint8_t data[];
+} held_reply_t;
+
+struct proc_gate {
+    herd_gate_dirty_fn dirty;
+    void *data;
+    uint64_t version; /* the last version marked */
+    held_reply_t *head, *tail;
+    size_t held;
+};
+
+static proc_gate_t *gate_of(const herd_node_t *n, herd_pid_t pid)
+{
+    herd_proc_t *p = node_is_local(n, pid) ? proc_lookup(n, pid) : NULL;
+    return p && p->ext ? p->ext->gate : NULL;
+}
+
+int herd_gate_open(herd_node_t *n, herd_pid_t pid, uint64_t version, herd_gate_dirty_fn dirty,
+                   void *data)
+{
+    herd_proc_t *p = node_is_local(n, pid) ? proc_lookup(n, pid) : NULL;
+    if (p == NULL)
+        return HERD_ENOPROC;
+    proc_ext_t *x = proc_ext_of(p);
+    if (x == NULL)
+        return HERD_ENOMEM;
+    if (x->gate == NULL) {
+        x->gate = calloc(1, sizeof(*x->gate));
+        if (x->gate == NULL)
+            return HERD_ENOMEM;
+        x->gate->version = version;
+    }
+    x->gate->dirty = dirty;
+    x->gate->data = data;
+    return 0;
+}
+
+uint64_t herd_gate_mark(herd_node_t *n, herd_pid_t pid)
+{
+    proc_gate_t *g = gate_of(n, pid);
+    return g ? ++g->version : 0;
+}
+
+int herd_gate_release(herd_node_t *n, herd_pid_t pid, uint64_t version)
+{
+    proc_gate_t *g = gate_of(n, pid);
+    if (g == NULL)
+        return HERD_ENOPROC;
+    int sent = 0;
+    while (g->head && g->head->version <= version) {
+        held_reply_t *h = g->head;
+        g->head = h->next;
+        if (g->head == NULL)
+            g->tail = NULL;
+        g->held--;
+        /* the caller may be gone meanwhile: proc_reply_now counts that */
+        proc_reply_now(n, h->from, h->status, h->data, h->len);
+        free(h);
+        sent++;
+    }
+    return sent;
+}
+
+size_t herd_gate_held(const herd_node_t *n, herd_pid_t pid)
+{
+    proc_gate_t *g = gate_of(n, pid);
+    return g ? g->held : 0;
+}
+
+int gate_hold(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
+{
+    herd_proc_t *p = n->current;
+    if (p == NULL || !(p->flags & PROC_RUNNING) || p->ext == NULL || p->ext->gate == NULL)
+        return 0;
+    proc_gate_t *g = p->ext->gate;
+    /* herd_reply's HERD_EINVAL (a call of another caller) now, as ungated:
+     * held, it would be lost without an error */
+    if (node_is_local(n, from.pid)) {
+        const pending_call_t *pc = u64map_get(&n->calls, from.ref);
+        if (pc && pc->caller != from.pid.serial)
+            return HERD_EINVAL;
+    }
+    held_reply_t *h = malloc(sizeof(*h) + len);
+    if (h == NULL)
+        return HERD_ENOMEM;
+    *h = (held_reply_t){.from = from, .status = status, .version = g->version + 1, .len = len};
+    if (len)
+        memcpy(h->data, data, len);
+    if (g->tail)
+        g->tail->next = h;
+    else
+        g->head = h;
+    g->tail = h;
+    g->held++;
+    return 1;
+}
+
+void gate_after_run(herd_proc_t *p, int handled)
+{
+    if (handled > 0 && p->ext && p->ext->gate && p->ext->gate->dirty &&
+        !(p->flags & PROC_EXITING))
+        p->ext->gate->dirty(p->ext->gate->data, herd_self(p));
+}
+
+void gate_free(herd_node_t *n, proc_gate_t *g)
+{
+    if (g == NULL)
+        return;
+    for (held_reply_t *h = g->head, *next; h; h = next) {
+        next = h->next;
+        n->stats.gate_dropped++;
+        free(h);
+    }
+    free(g);
+}

@@ -340,8 +340,13 @@ int herd_which_children(herd_node_t *n, herd_child_fn fn, void *data)
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
         for (dchild_t *c = s->value; c; c = c->twin) {
-            herd_child_view_t v = {c->name, d->services[c->service].name, c->pid, c->state,
-                                   c->restart, c->restarts};
+            herd_child_view_t v = {.name = c->name,
+                                   .service = d->services[c->service].name,
+                                   .pid = c->pid,
+                                   .state = c->state,
+                                   .restart = c->restart,
+                                   .restarts = c->restarts};
+            replicas_view(d, c, &v);
             visited++;
             if (fn && fn(data, &v))
                 return visited;

@@ -226,6 +226,8 @@ void replicas_resume(dsup_t *d, dchild_t *c);
  * set's acknowledgements (or the arrival times out). */
 int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
                      uint64_t version);
+/* Fill v's replication fields from c. */
+void replicas_view(dsup_t *d, const dchild_t *c, herd_child_view_t *v);
 /* Puts to retry (from the tick). */
 void replicas_tick(dsup_t *d);
 /* This node drains or leaves: its copies go to the members that keep them

@@ -183,6 +183,14 @@ typedef struct herd_child_view {
     herd_child_state_t state;
     herd_restart_t restart;
     uint32_t restarts;
+    /* replication: the copies asked for (1: none elsewhere); the members of
+     * its replica set (node ids) and the version each holds; the last
+     * version put and the highest whose replies went; under_replicated:
+     * fewer than `copies` live copies hold what was answered */
+    uint8_t copies, replica_count;
+    uint64_t replicas[HERD_MAX_REPLICAS - 1], replica_acked[HERD_MAX_REPLICAS - 1];
+    uint64_t version, released;
+    int under_replicated;
 } herd_child_view_t;
 
 /* Visit the children this node runs; stop when fn returns nonzero. Returns
@@ -220,6 +228,11 @@ int herd_repl_stats(herd_node_t *node, herd_repl_stats_t *out);
  * start waits for its query: a crash of any one node now loses nothing
  * acknowledged by this node's children. 0 while a crash would. */
 int herd_repl_settled(herd_node_t *node);
+/* Where `name`'s state is kept: the ring's owner of it (among the members
+ * providing its service) first, then its replica set, up to the copies its
+ * spec asks for; node names into out[cap][65]. Returns how many, or
+ * HERD_ENOENT (no such child, or no member provides its service). */
+int herd_child_replica_nodes(herd_node_t *node, const char *name, char (*out)[65], size_t cap);
 
 /* ---- handoffs --------------------------------------------------------------------- */
 

@@ -524,6 +524,35 @@ static int child_settled(dsup_t *d, const dchild_t *c)
     return holding + 1 >= c->copies;
 }
 
+void replicas_view(dsup_t *d, const dchild_t *c, herd_child_view_t *v)
+{
+    v->copies = c->copies ? c->copies : 1;
+    v->replica_count = c->set_n;
+    memcpy(v->replicas, c->set, c->set_n * sizeof(*c->set));
+    memcpy(v->replica_acked, c->set_acked, c->set_n * sizeof(*c->set_acked));
+    v->version = c->version;
+    v->released = c->released;
+    v->under_replicated = !child_settled(d, c);
+}
+
+int herd_child_replica_nodes(herd_node_t *n, const char *name, char (*out)[65], size_t cap)
+{
+    dsup_t *d = dsup_of(n);
+    dspec_t spec;
+    int service;
+    if (d == NULL || name == NULL || dspec_of(d, name, &spec, &service) != 0)
+        return HERD_ENOENT;
+    const ring_t *ring = svcring_get(d, d->services[service].name);
+    const char *owners[HERD_MAX_REPLICAS];
+    uint8_t copies = replicas_wanted(d, &spec, service);
+    int k = ring ? ring_owners(ring, name, strlen(name), owners, copies) : HERD_ENOENT;
+    if (k < 0)
+        return HERD_ENOENT;
+    for (int i = 0; i < k && (size_t)i < cap; i++)
+        snprintf(out[i], 65, "%s", owners[i]);
+    return k < (int)cap ? k : (int)cap;
+}
+
 int herd_repl_settled(herd_node_t *n)
 {
     dsup_t *d = dsup_of(n);

@@ -450,12 +450,18 @@ static void on_name_watch(uv_timer_t *h)
     }
 }
 
+/* Copies of each counter's state by default: a crash of its node loses no
+ * acknowledged increment (`ringctl start counter NAME --replicas N`
+ * changes it per counter). */
+#define HERDD_COUNTER_REPLICAS 2
+
 /* The supervisor, its services and the call proxy. */
 static int start_services(herdd_t *d)
 {
     int rc = herd_dsup_start(d->node, NULL);
     if (rc == 0)
-        rc = herd_service_register(d->node, "counter", &counter_behaviour);
+        rc = herd_service_register_replicas(d->node, "counter", &counter_behaviour,
+                                            HERDD_COUNTER_REPLICAS);
     return rc;
 }
 

@@ -41,6 +41,7 @@ typedef struct dchild {
     uint8_t gen; /* the registration's moves so far (herd_registry_stamp) */
     int commit_due; /* switched; the commit goes at the next tick (again if refused) */
     herd_pid_t moved_to; /* the accepted new copy */
+    uint8_t moved_copies; /* copies of the state on its side when it accepted */
     uint8_t *out;        /* a large state on its way out in parts (bigstate.c), owned */
     size_t out_len, out_sent;
     /* node clock: no move before then (its state was over max_state_bytes,
@@ -257,6 +258,10 @@ int replica_query_start(dsup_t *d, const char *name, repl_found_t *out);
 void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 void replica_query_member_gone(dsup_t *d, uint64_t id);
 void replica_query_tick(dsup_t *d, uint64_t now);
+/* A copy just kept here: a query under way for it takes it if newer (it
+ * may be the copy its answers will not bring: one handed over). */
+void replica_query_offer(dsup_t *d, const char *name, uint64_t hlc, uint64_t version,
+                         const uint8_t *bytes, size_t len);
 
 /* terminate.c */
 void terminate_tick(dsup_t *d, uint64_t now);
@@ -266,8 +271,9 @@ void terminate_free(dsup_t *d);
 int handoff_begin(dsup_t *d, dchild_t *c, const char *target);
 void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8_t *msg,
                     size_t len);
-/* Accept the arriving c (its state replicated): HO_ACCEPT to the old node. */
-void handoff_accept(dsup_t *d, dchild_t *c);
+/* Accept the arriving c (its state replicated): HO_ACCEPT to the old node,
+ * saying how many copies hold it on this side. */
+void handoff_accept(dsup_t *d, dchild_t *c, unsigned copies);
 /* Moves that timed out, arrivals whose sender died. */
 void handoff_tick(dsup_t *d, uint64_t now);
 void handoff_on_member(dsup_t *d, uint64_t id, herd_member_state_t state);

@@ -8,7 +8,8 @@
  *             u64 parted: 0, or the size of a state sent as parts ahead of it (the
  *             state field then empty), u64 version: the state's replication
  *             version (replicas.c; 0 when not replicated)
- *   2 accept  + u64 serial of the new (frozen) copy
+ *   2 accept  + u64 serial of the new (frozen) copy, u8 copies of its state held
+ *             on the new owner's side (replicas.c; 1 when not replicated)
  *   3 reject  + u32 error code
  *   4 abort
  *   5 commit
@@ -266,7 +267,7 @@ static void move_finish(dsup_t *d, dchild_t *c)
  * the commit on the same ordered stream: a target that gets the commit has
  * the switch. */
 static void on_accept(dsup_t *d, uint64_t from, uint64_t inc, uint64_t id, const char *name,
-                      uint64_t serial)
+                      uint64_t serial, uint8_t copies)
 {
     herd_node_t *n = d->node;
     dchild_t *c = moving_child(d, name, id, from);
@@ -277,6 +278,7 @@ static void on_accept(dsup_t *d, uint64_t from, uint64_t inc, uint64_t id, const
     if (c->commit_due)
         return; /* a duplicate accept: the commit is on its way */
     c->moved_to = (herd_pid_t){from, inc, serial};
+    c->moved_copies = copies ? copies : 1;
     if (herd_registry_switch(n, name, c->pid, c->moved_to) != 0) {
         move_abort(d, c, "aborted", 1);
         d->stats.aborted++;
@@ -417,12 +419,25 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
     int now = replicas_arrival(d, c, o->state, o->state_len, o->version);
     free(parted);
     if (now)
-        handoff_accept(d, c);
+        handoff_accept(d, c, 1);
 }
 
-void handoff_accept(dsup_t *d, dchild_t *c)
+void handoff_accept(dsup_t *d, dchild_t *c, unsigned copies)
 {
-    if (send_simple(d, c->peer, HO_ACCEPT, c->move_id, c->name, c->pid.serial, 1) != 0) {
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, HO_ACCEPT);
+    wire_put_u64(&w, c->move_id);
+    wire_put_str(&w, c->name);
+    wire_put_u64(&w, c->pid.serial);
+    wire_put_u8(&w, (uint8_t)copies);
+    int rc = w.err ? HERD_ENOMEM
+                   : herd_cluster_send_app(d->node, c->peer, HANDOFF_APP, w.buf, w.len);
+    wire_writer_fini(&w);
+    if (rc) {
+        d->stats.send_failed++;
+        herd_log(HERD_LOG_WARN, "handoff", "'%s': accept to %016llx not sent: %s", c->name,
+                 (unsigned long long)c->peer, herd_strerror(rc));
         herd_pid_t pid = c->pid; /* the old node times out and keeps its copy */
         dsup_forget(d, c);
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
@@ -520,8 +535,11 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
     o.id = wire_get_u64(&r);
     wire_get_str(&r, o.name, sizeof(o.name));
     uint64_t extra = 0;
+    uint8_t copies = 1;
     if (kind == HO_ACCEPT || kind == HO_REJECT)
         extra = wire_get_u64(&r);
+    if (kind == HO_ACCEPT)
+        copies = wire_get_u8(&r);
     if (kind == HO_PART) {
         uint64_t offset = wire_get_u64(&r), total = wire_get_u64(&r);
         const uint8_t *chunk;
@@ -548,7 +566,7 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
     }
     switch (kind) {
     case HO_OFFER: on_offer(d, node, incarnation, &o); break;
-    case HO_ACCEPT: on_accept(d, node, incarnation, o.id, o.name, extra); break;
+    case HO_ACCEPT: on_accept(d, node, incarnation, o.id, o.name, extra, copies); break;
     case HO_REJECT: on_reject(d, node, o.id, o.name, extra); break;
     case HO_ABORT: on_abort(d, node, o.id, o.name); break;
     case HO_COMMIT: on_commit(d, node, o.id, o.name); break;

@@ -78,11 +78,14 @@ void replica_queries_free(repl_t *r)
     u64map_fini(&r->queries);
 }
 
-/* Take a copy if it is newer than the best so far. */
+/* Take a copy if it is newer than the best so far (replica_rank_newer); a
+ * copy of a registration older than the spec (a child terminated since) is
+ * never taken. */
 static int take_if_newer(repl_found_t *best, uint64_t hlc, uint64_t version,
-                         const uint8_t *bytes, size_t len)
+                         const uint8_t *bytes, size_t len, uint64_t floor)
 {
-    if (best->found && !(hlc > best->hlc || (hlc == best->hlc && version > best->version)))
+    if (hlc < floor ||
+        (best->found && !replica_rank_newer(best->hlc, best->version, hlc, version, floor)))
         return 0;
     uint8_t *copy = malloc(len ? len : 1);
     if (copy == NULL)
@@ -139,7 +142,8 @@ static int query_begin(dsup_t *d, const char *name, repl_query_t **out)
     q->deadline = herd_node_now(d->node) + d->cfg.handoff_timeout_ms;
     const replica_t *own = replica_find(&r->store, name);
     ask_ctx_t a = {d, q, herd_node_id_of(herd_node_name(d->node)), 0};
-    if ((own && take_if_newer(&q->best, own->hlc, own->version, own->bytes, own->len) < 0) ||
+    if ((own && take_if_newer(&q->best, own->hlc, own->version, own->bytes, own->len,
+                              spec_floor(d, name)) < 0) ||
         (herd_cluster_foreach_member(d->node, ask_member, &a) < 0 && herd_cluster_ring(d->node)) ||
         a.rc) {
         query_free(q);
@@ -205,7 +209,7 @@ void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *nam
     repl_query_t *q = query_find(d->repl, name);
     if (q == NULL || q->id != id)
         return; /* an answer to a query that ended */
-    if (has && take_if_newer(&q->best, hlc, version, bytes, len) < 0) {
+    if (has && take_if_newer(&q->best, hlc, version, bytes, len, spec_floor(d, name)) < 0) {
         herd_log(HERD_LOG_ERROR, "replicas", "'%s': out of memory taking a copy", name);
         return; /* still waited for: the query times out and starts without it */
     }
@@ -252,4 +256,12 @@ void replica_query_tick(dsup_t *d, uint64_t now)
         query_unlink(r, stale);
         query_free(stale);
     }
+}
+
+void replica_query_offer(dsup_t *d, const char *name, uint64_t hlc, uint64_t version,
+                         const uint8_t *bytes, size_t len)
+{
+    repl_query_t *q = d->repl ? query_find(d->repl, name) : NULL;
+    if (q && take_if_newer(&q->best, hlc, version, bytes, len, spec_floor(d, name)) < 0)
+        herd_log(HERD_LOG_ERROR, "replicas", "'%s': out of memory taking a copy", name);
 }

@@ -13,6 +13,19 @@
 #include "ring.h"
 #include "svcring.h"
 
+static int self_leaving(dsup_t *d);
+
+uint64_t spec_floor(dsup_t *d, const char *name)
+{
+    const uint8_t *buf;
+    size_t len;
+    dspec_t spec;
+    if (herd_spec_get(d->node, name, &buf, &len) != 0 || dspec_decode(buf, len, &spec) != 0)
+        return 0;
+    return spec.written;
+}
+static void hand_over(dsup_t *d, const replica_t *rep);
+
 void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
 {
     uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
@@ -23,7 +36,7 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
         return;
     }
     replica_store_t *s = &d->repl->store;
-    int rc = replica_put(s, name, from, hlc, version, state, len);
+    int rc = replica_put(s, name, from, hlc, version, spec_floor(d, name), state, len);
     replica_t *kept = replica_find(s, name);
     /* stored: this copy, or the same version again (a put sent twice) */
     int stored = rc == 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version);
@@ -35,6 +48,9 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
     if (rc == 1) {
         d->repl_stats.puts_in++;
         d->repl_stats.bytes_in += len;
+        replica_query_offer(d, name, hlc, version, state, len); /* a start waiting for it */
+        if (self_leaving(d)) /* its owner has not heard of the drain yet */
+            hand_over(d, kept);
     }
     if (repl_send_ack(d, from, name, hlc, version, stored) != 0)
         d->repl_stats.send_failed++; /* the owner's put times out into a retry */
@@ -132,11 +148,50 @@ void replica_gc(dsup_t *d, uint64_t now)
     free(gone);
 }
 
+/* Whether this node is out of the ring: draining, or left and lingering. */
+static int self_leaving(dsup_t *d)
+{
+    herd_member_info_t m;
+    return herd_cluster_member(d->node, herd_node_id_of(herd_node_name(d->node)), &m) == 0 &&
+           (m.state == HERD_MEMBER_DRAINING || m.state == HERD_MEMBER_LEFT);
+}
+
+/* Send `rep` on to the members that would keep it now: the ring's owner
+ * of the child and its set (this node being out of the ring). */
+static void hand_over(dsup_t *d, const replica_t *rep)
+{
+    dspec_t spec;
+    int service;
+    if (dspec_of(d, rep->name, &spec, &service) != 0)
+        return;
+    const ring_t *ring = svcring_get(d, d->services[service].name);
+    const char *owners[HERD_MAX_REPLICAS];
+    uint8_t copies = replicas_wanted(d, &spec, service);
+    int k = ring ? ring_owners(ring, rep->name, strlen(rep->name), owners, copies) : 0;
+    uint64_t self = herd_node_id_of(herd_node_name(d->node));
+    for (int i = 0; i < k; i++) {
+        uint64_t to = herd_node_id_of(owners[i]);
+        if (to == self)
+            continue;
+        wire_writer_t w;
+        wire_writer_init(&w);
+        wire_put_u8(&w, REPL_PUT);
+        wire_put_str(&w, rep->name);
+        wire_put_u64(&w, rep->hlc);
+        wire_put_u64(&w, rep->version);
+        wire_put_bytes(&w, rep->bytes, rep->len);
+        if (repl_send(d, to, &w) != 0)
+            d->repl_stats.send_failed++;
+        else
+            d->repl_stats.handed_over++;
+    }
+}
+
 /* This node drains or leaves: each copy it keeps goes to the members that
- * would keep it now (the ring's owner of the child and its set, this node
- * being out of the ring), so that a child whose owner died before it
- * could put again does not lose its only copy with this node. A member
- * already holding something newer keeps that (replica_put). */
+ * would keep it now, so that a child whose owner died before it could put
+ * again does not lose its only copy with this node. A member already
+ * holding something newer keeps that (replica_put). Copies that come in
+ * while it drains go on the same way (replica_on_put). */
 void replica_handover(dsup_t *d)
 {
     repl_t *r = d->repl;
@@ -144,30 +199,6 @@ void replica_handover(dsup_t *d)
         return;
     size_t cursor = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
-        for (const replica_t *rep = sl->value; rep; rep = rep->twin) {
-            dspec_t spec;
-            int service;
-            if (dspec_of(d, rep->name, &spec, &service) != 0)
-                continue;
-            const ring_t *ring = svcring_get(d, d->services[service].name);
-            const char *owners[HERD_MAX_REPLICAS];
-            uint8_t copies = replicas_wanted(d, &spec, service);
-            int k = ring ? ring_owners(ring, rep->name, strlen(rep->name), owners, copies) : 0;
-            for (int i = 0; i < k; i++) {
-                uint64_t to = herd_node_id_of(owners[i]);
-                if (to == herd_node_id_of(herd_node_name(d->node)))
-                    continue;
-                wire_writer_t w;
-                wire_writer_init(&w);
-                wire_put_u8(&w, REPL_PUT);
-                wire_put_str(&w, rep->name);
-                wire_put_u64(&w, rep->hlc);
-                wire_put_u64(&w, rep->version);
-                wire_put_bytes(&w, rep->bytes, rep->len);
-                if (repl_send(d, to, &w) != 0)
-                    d->repl_stats.send_failed++;
-                else
-                    d->repl_stats.handed_over++;
-            }
-        }
+        for (const replica_t *rep = sl->value; rep; rep = rep->twin)
+            hand_over(d, rep);
 }

@@ -4,8 +4,8 @@
  *
  * One entry per child name: the bytes of its state as its owner last sent
  * them, the registration they belong to (its first-registration time) and
- * their version. A newer copy replaces an older one: a later registration,
- * or the same registration at a higher version. No I/O here.
+ * their version. A newer copy replaces an older one (replica_newer). No
+ * I/O here.
  */
 #ifndef HERD_REPLICA_STORE_H
 #define HERD_REPLICA_STORE_H
@@ -36,13 +36,21 @@ typedef struct replica_store {
 void replica_store_init(replica_store_t *s);
 void replica_store_fini(replica_store_t *s);
 replica_t *replica_find(const replica_store_t *s, const char *name);
-/* Whether (hlc, version) is newer than what `r` holds (any copy is newer
- * than none). */
-int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version);
+/* Whether a copy of registration `hlc` at `version` is newer than one of
+ * (old_hlc, old_version). Registrations made for the child's current spec
+ * have a first-registration time of at least `floor` (the spec's write
+ * time; 0 when unknown); older ones are of a child terminated since. Of
+ * two current registrations the earlier one is the one the registry keeps
+ * (the conflict rule), with the loser's state merged into it: its copies
+ * win. Within one registration the higher version wins. */
+int replica_rank_newer(uint64_t old_hlc, uint64_t old_version, uint64_t hlc, uint64_t version,
+                       uint64_t floor);
+/* The same against what `r` holds (any copy is newer than none). */
+int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, uint64_t floor);
 /* Keep a copy of `bytes` as name's replica, replacing an older one.
  * Returns 1 stored, 0 not newer (nothing changed), HERD_ENOMEM. */
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
-                uint64_t version, const uint8_t *bytes, size_t len);
+                uint64_t version, uint64_t floor, const uint8_t *bytes, size_t len);
 /* Drop name's replica (of the registration `hlc`, or any when hlc is 0).
  * Returns whether one went. */
 int replica_drop(replica_store_t *s, const char *name, uint64_t hlc);

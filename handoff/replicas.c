@@ -268,7 +268,7 @@ static void release_acked(dsup_t *d, dchild_t *c)
     for (size_t i = 0; i < c->set_n; i++)
         if (c->set_acked[i] < upto)
             upto = c->set_acked[i];
-    herd_gate_release(d->node, c->pid, upto);
+    herd_gate_release(d->node, c->pid, upto, 1u + c->set_n); /* all of the set hold upto */
     if (upto > c->released)
         c->released = upto;
     if (upto == c->version && c->drop_n) {
@@ -283,7 +283,7 @@ static void put_failed(dsup_t *d, dchild_t *c, uint64_t version)
 {
     size_t held = herd_gate_held(d->node, c->pid);
     d->repl_stats.unreplicated += held;
-    herd_gate_release(d->node, c->pid, version);
+    herd_gate_release(d->node, c->pid, version, 1); /* this node's copy alone */
     c->unreplicated = held > 0;
 }
 
@@ -407,7 +407,7 @@ static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
         c->set_acked[at] = version;
     if (c->state == HERD_CHILD_ARRIVING) {
         if (c->accept_due && set_holds(c, c->version))
-            c->accept_due = 0, handoff_accept(d, c);
+            c->accept_due = 0, handoff_accept(d, c, 1u + c->set_n);
         return;
     }
     release_acked(d, c);
@@ -489,7 +489,8 @@ void replicas_moved(dsup_t *d, dchild_t *c)
 {
     if (c->copies <= 1 || d->repl == NULL)
         return;
-    herd_gate_release(d->node, c->pid, UINT64_MAX);
+    /* the new owner and its set hold them (it accepted only then) */
+    herd_gate_release(d->node, c->pid, UINT64_MAX, c->moved_copies);
     uint64_t theirs[HERD_MAX_REPLICAS - 1];
     size_t n = replica_set_of(d, c->name, c->service, c->copies, c->peer, theirs);
     for (size_t i = 0; i < c->set_n; i++)

@@ -131,7 +131,8 @@ int herd_forward_mailbox(herd_node_t *n, herd_pid_t from, herd_pid_t to)
         if (sent == 0)
             moved++;
         else if (kind == HERD_MSG_CALL && node_is_local(n, m->from))
-            proc_complete_call(n, m->ref, sent, NULL, 0, 1); /* its caller learns now */
+            /* its caller learns now */
+            proc_complete_call(n, m->ref, sent, NULL, 0, REPLY_BY_RUNTIME);
     }
     return moved;
 }

@@ -62,7 +62,7 @@ uint64_t herd_gate_mark(herd_node_t *n, herd_pid_t pid)
     return g ? ++g->version : 0;
 }
 
-int herd_gate_release(herd_node_t *n, herd_pid_t pid, uint64_t version)
+int herd_gate_release(herd_node_t *n, herd_pid_t pid, uint64_t version, unsigned copies)
 {
     proc_gate_t *g = gate_of(n, pid);
     if (g == NULL)
@@ -75,7 +75,7 @@ int herd_gate_release(herd_node_t *n, herd_pid_t pid, uint64_t version)
             g->tail = NULL;
         g->held--;
         /* the caller may be gone meanwhile: proc_reply_now counts that */
-        proc_reply_now(n, h->from, h->status, h->data, h->len);
+        proc_reply_now(n, h->from, h->status, h->data, h->len, copies > 7 ? 7 : copies);
         free(h);
         sent++;
     }

@@ -89,6 +89,10 @@ typedef struct herd_msg {
     int status;
     size_t len;
     const uint8_t *data;
+    /* REPLY from a gated callee (herd_gate_open: its state is replicated):
+     * how many copies held the state the reply reflects when it left, the
+     * callee's own included; 0 when the callee does not say. */
+    uint8_t copies;
 } herd_msg_t;
 
 /* Who to answer: kept by handle_call for a deferred reply (GenServer.reply). */
@@ -288,6 +292,7 @@ typedef struct herd_reply {
     int status;
     uint8_t *data;
     size_t len;
+    uint8_t copies; /* as herd_msg_t.copies */
 } herd_reply_t;
 void herd_reply_free(herd_reply_t *r);
 
@@ -455,9 +460,10 @@ int herd_gate_open(herd_node_t *node, herd_pid_t pid, uint64_t version, herd_gat
 /* The state as it is now gets the next version: returns it (0: not gated
  * or not alive). Replies held so far are tagged at most that. */
 uint64_t herd_gate_mark(herd_node_t *node, herd_pid_t pid);
-/* Send the held replies tagged `version` or lower; returns how many went.
- * HERD_ENOPROC when not gated. */
-int herd_gate_release(herd_node_t *node, herd_pid_t pid, uint64_t version);
+/* Send the held replies tagged `version` or lower, each saying that
+ * `copies` copies hold its state (herd_msg_t.copies; 1..7); returns how
+ * many went. HERD_ENOPROC when not gated. */
+int herd_gate_release(herd_node_t *node, herd_pid_t pid, uint64_t version, unsigned copies);
 /* How many replies it holds now (0 when not gated). */
 size_t herd_gate_held(const herd_node_t *node, herd_pid_t pid);
 

@@ -18,6 +18,7 @@ typedef struct mmsg {
     uint64_t ref;
     int32_t status;
     uint8_t kind; /* herd_msg_kind_t */
+    uint8_t copies; /* a reply's herd_msg_t.copies */
     uint32_t len;
     /* a call's: the caller's HLC timestamp at which it stops waiting (0:
      * none); it travels with the call when a move forwards it */
@@ -190,10 +191,18 @@ int proc_run(herd_proc_t *p, int budget);
 void proc_mark_exit(herd_proc_t *p, int reason);
 /* Free every process without notifications (node shutdown). */
 void proc_free_all(herd_node_t *n);
-/* The call `ref` made on this node ends: a reply arrived, or (`by_runtime`)
- * the runtime ends it with HERD_ETIMEDOUT or HERD_ENOPROC. */
+/* How a call ended (proc_complete_call's `how`): the runtime made the
+ * answer (HERD_ETIMEDOUT, HERD_ENOPROC, ...), and in bits 5-7 how many
+ * copies hold the state the reply reflects (a gated callee, gate.c; 0 not
+ * said). The same bits as a reply's flags on the wire (remote.h). */
+#define REPLY_BY_RUNTIME 1u
+#define REPLY_COPIES_SHIFT 5
+#define REPLY_COPIES_MASK (7u << REPLY_COPIES_SHIFT)
+#define REPLY_COPIES(how) (((how) & REPLY_COPIES_MASK) >> REPLY_COPIES_SHIFT)
+/* The call `ref` made on this node ends: a reply arrived, or the runtime
+ * ends it (REPLY_BY_RUNTIME in `how`) with HERD_ETIMEDOUT or HERD_ENOPROC. */
 int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *data,
-                       size_t len, int by_runtime);
+                       size_t len, unsigned how);
 /* Watch lists: `pid` watches `p` under `ref` (a monitor, or a caller waiting
  * for p's reply); unwatch removes that entry; forget_monitor removes p's own
  * record of a monitor it holds. */
@@ -204,8 +213,10 @@ void proc_forget_monitor(herd_proc_t *p, uint64_t ref);
 int proc_note_timer(herd_node_t *n, herd_pid_t pid, uint64_t id);
 void proc_forget_timer(herd_node_t *n, herd_pid_t pid, uint64_t id);
 
-/* Send a reply now (herd_reply without the gate). */
-int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);
+/* Send a reply now (herd_reply without the gate), saying `copies` (0: not
+ * said) hold the state it reflects. */
+int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
+                   unsigned copies);
 
 /* gate.c */
 /* Hold a reply that the running process sends, when it is gated: 1 held,

@@ -185,6 +185,8 @@ void proc_forget_timer(herd_node_t *n, herd_pid_t pid, uint64_t id)
 
 /* ---- delivery ---------------------------------------------------------------- */
 
+/* deliver's `how`: forced past the mailbox limit, forwarded after a move,
+ * and a reply's copies in REPLY_COPIES_MASK's bits */
 enum { DELIVER_FORCE = 1, DELIVER_FORWARDED = 2 };
 
 /* Link m into p's mailbox: at the end, or after the forwarded messages. */
@@ -263,6 +265,7 @@ static int deliver_local(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
     m->ref = ref;
     m->status = status;
     m->kind = (uint8_t)kind;
+    m->copies = (uint8_t)REPLY_COPIES((unsigned)how);
     m->len = (uint32_t)len;
     m->deadline = deadline;
     if (len)
@@ -315,7 +318,8 @@ static int deliver_remote(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
                           herd_pid_t from, uint64_t ref, int status, uint64_t deadline,
                           const void *data, size_t len, int how)
 {
-    unsigned flags = how & DELIVER_FORWARDED ? REMOTE_FORWARDED : 0;
+    unsigned flags = (how & DELIVER_FORWARDED ? REMOTE_FORWARDED : 0) |
+                     ((unsigned)how & REPLY_COPIES_MASK);
     if (kind == HERD_MSG_CALL)
         return remote_send_call(n, to, from, ref, deadline, data, len, flags);
     return remote_send(n, to, kind, from, ref, status, data, len, flags);
@@ -368,7 +372,7 @@ static void forward_answer_call(herd_node_t *n, herd_pid_t caller, uint64_t ref,
                                 herd_pid_t callee, int rc)
 {
     if (node_is_local(n, caller)) {
-        proc_complete_call(n, ref, rc, NULL, 0, 1);
+        proc_complete_call(n, ref, rc, NULL, 0, REPLY_BY_RUNTIME);
         return;
     }
     int sent = remote_send(n, caller, HERD_MSG_REPLY, callee, ref, rc, NULL, 0,
@@ -490,7 +494,7 @@ static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, in
             continue;
         }
         if (w->is_call) {
-            proc_complete_call(n, w->ref, HERD_ENOPROC, NULL, 0, 1);
+            proc_complete_call(n, w->ref, HERD_ENOPROC, NULL, 0, REPLY_BY_RUNTIME);
             continue;
         }
         herd_proc_t *watcher = proc_lookup(n, w->pid);
@@ -554,7 +558,8 @@ static void proc_do_exit(herd_proc_t *p, int call_terminate)
 static int proc_dispatch(herd_proc_t *p, const mmsg_t *m)
 {
     const herd_behaviour_t *b = p->beh;
-    herd_msg_t msg = {(herd_msg_kind_t)m->kind, m->from, m->ref, m->status, m->len, m->data};
+    herd_msg_t msg = {(herd_msg_kind_t)m->kind, m->from, m->ref, m->status, m->len, m->data,
+                      m->copies};
     switch (m->kind) {
     case HERD_MSG_CAST:
         return b->handle_cast ? b->handle_cast(p, p->state, &msg) : 0;
@@ -828,7 +833,7 @@ int herd_node_call(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
     if (rc)
         return rc;
     if (node_wait(n, &w) != 0)
-        proc_complete_call(n, r, HERD_ETIMEDOUT, NULL, 0, 1);
+        proc_complete_call(n, r, HERD_ETIMEDOUT, NULL, 0, REPLY_BY_RUNTIME);
     *out = w.reply;
     return w.runtime_error;
 }
@@ -840,7 +845,7 @@ void herd_reply_free(herd_reply_t *r)
 }
 
 int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *data,
-                       size_t len, int by_runtime)
+                       size_t len, unsigned how)
 {
     pending_call_t *pc = u64map_del(&n->calls, ref);
     if (pc == NULL)
@@ -853,7 +858,8 @@ int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *dat
     if (pc->waiter) {
         call_waiter_t *w = pc->waiter;
         w->reply.status = status;
-        w->runtime_error = by_runtime ? status : 0;
+        w->reply.copies = (uint8_t)REPLY_COPIES(how);
+        w->runtime_error = (how & REPLY_BY_RUNTIME) ? status : 0;
         if (len && (w->reply.data = malloc(len)) != NULL) {
             memcpy(w->reply.data, data, len);
             w->reply.len = len;
@@ -861,21 +867,23 @@ int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *dat
         w->done = 1;
     } else {
         herd_pid_t caller = {n->id, n->incarnation, pc->caller};
-        rc = proc_deliver(n, caller, HERD_MSG_REPLY, pc->callee, ref, status, data, len, 1);
+        rc = deliver(n, caller, HERD_MSG_REPLY, pc->callee, ref, status, 0, data, len,
+                     DELIVER_FORCE | (int)(how & REPLY_COPIES_MASK));
     }
     free(pc);
     return rc;
 }
 
 static int local_reply(herd_node_t *n, herd_from_t from, int status, const void *data,
-                       size_t len)
+                       size_t len, unsigned copies)
 {
     pending_call_t *pc = u64map_get(&n->calls, from.ref);
     if (pc == NULL)
         return HERD_ENOPROC; /* ended: timed out, its caller exited, answered */
     if (pc->caller != from.pid.serial)
         return HERD_EINVAL;
-    return proc_complete_call(n, from.ref, status, data, len, 0);
+    return proc_complete_call(n, from.ref, status, data, len,
+                              (copies << REPLY_COPIES_SHIFT) & REPLY_COPIES_MASK);
 }
 
 /* A reply nobody waits for any more (HERD_ENOPROC: the call ended, or its
@@ -887,13 +895,14 @@ int herd_reply(herd_node_t *n, herd_from_t from, int status, const void *data, s
     if (len > n->max_message)
         return HERD_ETOOBIG;
     int held = gate_hold(n, from, status, data, len);
-    return held < 0 ? held : held ? 0 : proc_reply_now(n, from, status, data, len);
+    return held < 0 ? held : held ? 0 : proc_reply_now(n, from, status, data, len, 0);
 }
 
-int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
+int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
+                   unsigned copies)
 {
-    int rc = node_is_local(n, from.pid) ? local_reply(n, from, status, data, len)
-                                        : remote_reply(n, from, status, data, len);
+    int rc = node_is_local(n, from.pid) ? local_reply(n, from, status, data, len, copies)
+                                        : remote_reply_copies(n, from, status, data, len, copies);
     if (rc != HERD_ENOPROC && rc != HERD_ENOTCONN)
         return rc;
     n->stats.late_replies++;

@@ -246,16 +246,23 @@ void remote_tick(herd_cluster_t *c, uint64_t now)
 /* ---- calls and monitors ------------------------------------------------------ */
 
 static int remote_answer(herd_node_t *n, herd_from_t from, int status, const void *data,
-                         size_t len, int by_runtime);
+                         size_t len, unsigned flags);
 
 int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
 {
     return remote_answer(n, from, status, data, len, 0);
 }
 
+int remote_reply_copies(herd_node_t *n, herd_from_t from, int status, const void *data,
+                        size_t len, unsigned copies)
+{
+    return remote_answer(n, from, status, data, len,
+                         (copies << REPLY_COPIES_SHIFT) & REPLY_COPIES_MASK);
+}
+
 int remote_callee_gone(herd_node_t *n, herd_from_t from)
 {
-    return remote_answer(n, from, HERD_ENOPROC, NULL, 0, 1);
+    return remote_answer(n, from, HERD_ENOPROC, NULL, 0, REMOTE_BY_RUNTIME);
 }
 
 /* The caller's node is unknown here (this node joined after it, or has not
@@ -280,7 +287,7 @@ static int remote_relay(herd_node_t *n, uint64_t via, herd_from_t from, herd_pid
 }
 
 static int remote_answer(herd_node_t *n, herd_from_t from, int status, const void *data,
-                         size_t len, int by_runtime)
+                         size_t len, unsigned flags)
 {
     herd_cluster_t *c = n->cluster;
     if (c == NULL)
@@ -296,7 +303,6 @@ static int remote_answer(herd_node_t *n, herd_from_t from, int status, const voi
         proc_unwatch(p, from.ref);
     uint64_t via = ic->via;
     free(ic);
-    unsigned flags = by_runtime ? REMOTE_BY_RUNTIME : 0;
     int rc = remote_send(n, from.pid, HERD_MSG_REPLY, callee, from.ref, status, data, len, flags);
     if (rc == HERD_ENOTCONN && via)
         rc = remote_relay(n, via, from, callee, status, data, len, flags);
@@ -491,10 +497,12 @@ static void remote_on_relay(herd_cluster_t *c, const remote_msg_t *m)
     size_t len = m->len - 16;
     int rc;
     if (node_is_local(n, caller))
-        rc = proc_complete_call(n, m->ref, m->status, reply, len, m->flags & REMOTE_BY_RUNTIME);
+        rc = proc_complete_call(n, m->ref, m->status, reply, len,
+                                m->flags & (REMOTE_BY_RUNTIME | REPLY_COPIES_MASK));
     else
         rc = remote_send(n, caller, HERD_MSG_REPLY, m->from, m->ref, m->status, reply, len,
-                         (m->flags & REMOTE_BY_RUNTIME) | REMOTE_FORWARDED);
+                         (m->flags & (REMOTE_BY_RUNTIME | REPLY_COPIES_MASK)) |
+                             REMOTE_FORWARDED);
     if (rc)
         c->msgs_dropped++; /* the caller gave up or is gone too */
 }
@@ -600,7 +608,8 @@ static void remote_dispatch(herd_cluster_t *c, const remote_msg_t *m)
         break;
     case HERD_MSG_REPLY:
         if (proc_complete_call(n, m->ref, m->status, m->data, m->len,
-                               m->flags & REMOTE_BY_RUNTIME) == HERD_ENOPROC)
+                               m->flags & (REMOTE_BY_RUNTIME | REPLY_COPIES_MASK)) ==
+            HERD_ENOPROC)
             n->stats.late_replies++; /* the call gave up: its timeout answered */
         break;
     case HERD_MSG_DOWN:

@@ -10,14 +10,18 @@
 #include "cluster.h"
 
 /* Message flags in a channel (bits of its u8 flags). */
-#define REMOTE_BY_RUNTIME 1u /* a reply made by the runtime (timeout, ENOPROC) */
+#define REMOTE_BY_RUNTIME REPLY_BY_RUNTIME /* a reply made by the runtime (timeout, ENOPROC) */
 #define REMOTE_FORWARDED 2u  /* forwarded from a moved process's old copy */
+/* bits 5-7 of a reply's flags: REPLY_COPIES (node.h) */
 
 /* Send a message to a pid on another node. Errors: HERD_ENOTCONN (its node
  * is down, left or unknown; nothing was queued), HERD_ENOPROC (its
  * incarnation is not the node's current one), HERD_ETOOBIG, HERD_EFULL (too
  * much unacknowledged for that node). `flags`: REMOTE_*. To a member that
  * is down only what remote.c's remote_queues_if_down allows is queued. */
+/* A reply to `from`'s call, saying `copies` hold its state (0: not said). */
+int remote_reply_copies(herd_node_t *n, herd_from_t from, int status, const void *data,
+                        size_t len, unsigned copies);
 int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
                 uint64_t ref, int status, const void *data, size_t len, unsigned flags);
 /* The same for a call's request: `deadline` is the caller's HLC timestamp

@@ -136,7 +136,7 @@ static void lost_end_calls(herd_cluster_t *c, uint64_t id, lost_t *l)
     for (size_t i = 0; i < count; i++) {
         int unsent = u64map_get(&l->unsent, refs[i]) != NULL;
         if (proc_complete_call(n, refs[i], unsent ? HERD_ENOTCONN : HERD_EUNCERTAIN, NULL,
-                               0, 1) == 0) {
+                               0, REPLY_BY_RUNTIME) == 0) {
             l->not_applied += unsent;
             l->uncertain += !unsent;
         }

@@ -151,7 +151,8 @@ void timer_drop_for_exit(herd_node_t *n, uint64_t id)
     if (t == NULL)
         return;
     if (t->kind == TIMER_CALL)
-        proc_complete_call(n, t->ref, HERD_ENOPROC, NULL, 0, 1); /* cancels t */
+        /* cancels t */
+        proc_complete_call(n, t->ref, HERD_ENOPROC, NULL, 0, REPLY_BY_RUNTIME);
     else
         timer_cancel(n, id);
 }
@@ -166,7 +167,7 @@ uint64_t timer_next_deadline(const herd_node_t *n)
 static int timer_fire(herd_node_t *n, htimer_t *t, uint64_t now)
 {
     if (t->kind == TIMER_CALL) {
-        proc_complete_call(n, t->ref, HERD_ETIMEDOUT, NULL, 0, 1);
+        proc_complete_call(n, t->ref, HERD_ETIMEDOUT, NULL, 0, REPLY_BY_RUNTIME);
         return 0;
     }
     int rc = proc_deliver(n, t->to, HERD_MSG_INFO, node_outside_pid(n), t->id, 0, t->data,

@@ -208,6 +208,7 @@ typedef struct world {
     uint64_t errs[32], sync_errs[32];
     uint64_t part_until;
     uint64_t stale_reads;       /* an incr answered below what was acknowledged */
+    uint64_t underreplicated;   /* M_REPL: incr replies saying fewer than 2 copies */
     uint64_t taken_after_leave; /* children a node held when it stopped after leaving */
     int parted;
     unsigned crashes, joins, leaves, partitions;
@@ -317,6 +318,15 @@ static void client_reply(herd_proc_t *self, world_t *w, const herd_msg_t *msg)
      * value, once the copies merged, must count everything. */
     if (v < (int64_t)(c->acked + 1))
         w->stale_reads++;
+    if ((w->mode & M_REPL) && msg->copies < 2) {
+        /* answered with fewer copies than asked (said so): outside the
+         * durability guarantee, so only bounded above */
+        w->underreplicated++;
+        c->unknown++;
+        return;
+    }
+    if ((w->mode & M_REPL) && msg->copies != 2)
+        FAIL(w, "%s: incr answered with %u copies, 2 asked", c->name, (unsigned)msg->copies);
     c->acked++;
 }
 
@@ -1473,6 +1483,25 @@ static void verbose(rs_run_t *r, const char *what)
     printf("%s seed %llu: uncertain=%u (value bounded above only %u, spec unchecked %u)%s\n",
            what, (unsigned long long)r->seed, r->uncertain, w->bounded_only,
            w->spec_unchecked, w->uncertain);
+    if (w->mode & M_REPL) {
+        herd_repl_stats_t rt = {0};
+        for (int i = 0; i < w->nslots; i++) {
+            herd_node_t *n = regsim_node(w->rs, i);
+            herd_repl_stats_t s;
+            if (n == NULL || herd_repl_stats(n, &s) != 0)
+                continue;
+            rt.puts_out += s.puts_out, rt.promoted += s.promoted, rt.queries += s.queries;
+            rt.query_timeouts += s.query_timeouts, rt.handed_over += s.handed_over;
+            rt.unreplicated += s.unreplicated;
+        }
+        printf("%s seed %llu: replication on live nodes: puts %llu promoted %llu queries %llu "
+               "(timed out %llu) handed over %llu unreplicated %llu | replies under-replicated "
+               "%llu\n",
+               what, (unsigned long long)r->seed, (unsigned long long)rt.puts_out,
+               (unsigned long long)rt.promoted, (unsigned long long)rt.queries,
+               (unsigned long long)rt.query_timeouts, (unsigned long long)rt.handed_over,
+               (unsigned long long)rt.unreplicated, (unsigned long long)w->underreplicated);
+    }
     printf("%s seed %llu: t=%llu counters %d acked %llu unknown %llu notsent %llu affected %d "
            "| joins %u leaves %u crashes %u partitions %u | live nodes: started "
            "%llu committed %llu aborted %llu rejected %llu received %llu promoted %llu "

@@ -59,6 +59,7 @@ typedef struct seen_reply { /* a HERD_MSG_REPLY that cli got */
     herd_pid_t from;
     uint64_t ref;
     int status;
+    uint8_t copies;
     size_t len;
     char data[BODY_MAX];
 } seen_reply_t;
@@ -140,7 +141,7 @@ static void dirty_release_cb(void *data, herd_pid_t pid)
     note_dirty(&g_dirty, data, pid);
     if (ts_detached()) return;
     uint64_t v = herd_gate_mark(g_dirty.node, pid);
-    g_dirty.release_rc = v ? herd_gate_release(g_dirty.node, pid, v) : -1;
+    g_dirty.release_rc = v ? herd_gate_release(g_dirty.node, pid, v, 2) : -1;
 }
 
 /* ---- srv ------------------------------------------------------------------- */
@@ -262,6 +263,7 @@ static int cli_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
     r->from = msg->from;
     r->ref = msg->ref;
     r->status = msg->status;
+    r->copies = msg->copies;
     r->len = msg->len;
     memcpy(r->data, msg->data, msg->len < BODY_MAX - 1 ? msg->len : BODY_MAX - 1);
     return 0;
@@ -380,12 +382,14 @@ static void test_gate_ungated_answers_at_once(void **st)
     herd_reply_t r;
     assert_int_equal(call_str(n, s, "echo:now", 5000, &r), 0);
     assert_reply(&r, 0, "now");
+    assert_int_equal(r.copies, 0); /* an ungated callee says nothing of copies */
     herd_reply_free(&r);
     assert_true(ts_ms_since(&t0) < 2000);
     order_call(n, c, s, "echo:proc", 5000);
     ts_run(n);
     assert_int_equal(g_nreplies, 1);
     assert_seen(0, c, s, 0, 0, "proc");
+    assert_int_equal(g_replies[0].copies, 0);
     assert_int_equal(herd_gate_held(n, s), 0);
     assert_int_equal(g_dirty.count, 0);
     all_srv_rc_zero();
@@ -424,35 +428,36 @@ static void test_gate_holds_until_release(void **st)
     assert_int_equal(herd_gate_held(n, s), 1);
 
     /* nothing tagged 41 or lower */
-    assert_int_equal(herd_gate_release(n, s, 41), 0);
-    assert_int_equal(herd_gate_release(n, s, 0), 0);
+    assert_int_equal(herd_gate_release(n, s, 41, 2), 0);
+    assert_int_equal(herd_gate_release(n, s, 0, 2), 0);
     ts_drain(n);
     assert_int_equal(g_nreplies, 0);
     assert_int_equal(herd_gate_held(n, s), 1);
 
     /* the versions go on from 41; the reply reflects the state of mark 42 */
     assert_int_equal(herd_gate_mark(n, s), 42);
-    assert_int_equal(herd_gate_release(n, s, 41), 0);
+    assert_int_equal(herd_gate_release(n, s, 41, 2), 0);
     ts_drain(n);
     assert_int_equal(g_nreplies, 0);
-    assert_int_equal(herd_gate_release(n, s, 42), 1);
+    assert_int_equal(herd_gate_release(n, s, 42, 3), 1);
     assert_int_equal(herd_gate_held(n, s), 0);
     ts_drain(n);
     assert_int_equal(g_nreplies, 1);
     assert_seen(0, c, s, 0, 0, "a");
+    assert_int_equal(g_replies[0].copies, 3); /* the copies the release said */
 
     /* marks keep increasing, also with nothing held; a release of nothing is 0 */
     assert_int_equal(herd_gate_mark(n, s), 43);
     assert_int_equal(herd_gate_mark(n, s), 44);
-    assert_int_equal(herd_gate_release(n, s, 44), 0);
+    assert_int_equal(herd_gate_release(n, s, 44, 2), 0);
 
     /* the next reply is tagged 45: release(44) leaves it, release(45) sends it */
     order_call(n, c, s, "echo:b", LONG_MS);
     ts_drain(n);
     assert_int_equal(herd_gate_held(n, s), 1);
-    assert_int_equal(herd_gate_release(n, s, 44), 0);
+    assert_int_equal(herd_gate_release(n, s, 44, 2), 0);
     assert_int_equal(herd_gate_mark(n, s), 45);
-    assert_int_equal(herd_gate_release(n, s, UINT64_MAX), 1);
+    assert_int_equal(herd_gate_release(n, s, UINT64_MAX, 2), 1);
     ts_drain(n);
     assert_int_equal(g_nreplies, 2);
     assert_seen(1, c, s, 1, 0, "b");
@@ -479,7 +484,7 @@ static void test_gate_release_keeps_order(void **st)
     assert_int_equal(herd_gate_held(n, s), 2);
     assert_int_equal(g_nreplies, 0);
     assert_int_equal(herd_gate_mark(n, s), 42);
-    assert_int_equal(herd_gate_release(n, s, 42), 2);
+    assert_int_equal(herd_gate_release(n, s, 42, 2), 2);
     assert_int_equal(herd_gate_held(n, s), 0);
     ts_drain(n);
     assert_int_equal(g_nreplies, 2);
@@ -494,17 +499,17 @@ static void test_gate_release_keeps_order(void **st)
     order_call(n, c2, s, "echo:four", LONG_MS); /* call 3 */
     ts_drain(n);
     assert_int_equal(herd_gate_held(n, s), 2);
-    assert_int_equal(herd_gate_release(n, s, 43), 1);
+    assert_int_equal(herd_gate_release(n, s, 43, 2), 1);
     assert_int_equal(herd_gate_held(n, s), 1);
     ts_drain(n);
     assert_int_equal(g_nreplies, 3);
     assert_seen(2, c1, s, 2, 0, "three");
     /* four is tagged 44, not marked yet: a repeated release(43) sends nothing */
-    assert_int_equal(herd_gate_release(n, s, 43), 0);
+    assert_int_equal(herd_gate_release(n, s, 43, 2), 0);
     ts_drain(n);
     assert_int_equal(g_nreplies, 3);
     assert_int_equal(herd_gate_mark(n, s), 44);
-    assert_int_equal(herd_gate_release(n, s, 44), 1);
+    assert_int_equal(herd_gate_release(n, s, 44, 2), 1);
     ts_drain(n);
     assert_int_equal(g_nreplies, 4);
     assert_seen(3, c2, s, 3, 0, "four");
@@ -514,7 +519,7 @@ static void test_gate_release_keeps_order(void **st)
     order_call(n, c1, s, "echo:six", LONG_MS);  /* call 5 */
     ts_drain(n);
     assert_int_equal(herd_gate_held(n, s), 2);
-    assert_int_equal(herd_gate_release(n, s, herd_gate_mark(n, s)), 2);
+    assert_int_equal(herd_gate_release(n, s, herd_gate_mark(n, s), 2), 2);
     ts_drain(n);
     assert_int_equal(g_nreplies, 6);
     assert_seen(4, c1, s, 4, 0, "five");
@@ -527,7 +532,7 @@ static void test_gate_release_keeps_order(void **st)
     order_call(n, c2, s, "echo:eight", LONG_MS); /* call 7, tagged 47 */
     ts_drain(n);
     assert_int_equal(herd_gate_mark(n, s), 47);
-    assert_int_equal(herd_gate_release(n, s, 47), 2);
+    assert_int_equal(herd_gate_release(n, s, 47, 2), 2);
     ts_drain(n);
     assert_int_equal(g_nreplies, 8);
     assert_seen(6, c1, s, 6, 0, "seven");
@@ -553,7 +558,7 @@ static void test_gate_node_call_times_out_while_held(void **st)
     assert_int_equal(herd_gate_held(n, s), 1);
     assert_int_equal(g_dirty.count, 1);
     uint64_t late = stats(n).late_replies;
-    assert_int_equal(herd_gate_release(n, s, herd_gate_mark(n, s)), 1);
+    assert_int_equal(herd_gate_release(n, s, herd_gate_mark(n, s), 2), 1);
     assert_int_equal(herd_gate_held(n, s), 0);
     assert_int_equal(stats(n).late_replies, late + 1);
     assert_true(herd_is_alive(n, s));
@@ -573,6 +578,7 @@ static void test_gate_release_from_dirty_callback(void **st)
     herd_reply_t r;
     assert_int_equal(call_str(n, s, "echo:fast", 5000, &r), 0);
     assert_reply(&r, 0, "fast");
+    assert_int_equal(r.copies, 2); /* what the release said */
     herd_reply_free(&r);
     assert_int_equal(g_dirty.count, 1);
     assert_int_equal(g_dirty.release_rc, 1);
@@ -651,7 +657,7 @@ static void test_gate_dirty_once_per_run(void **st)
     assert_int_equal(g_dirty2.count, 1);
     assert_true(herd_pid_equal(g_dirty2.pid, s));
     assert_ptr_equal(g_dirty2.data, &g_dirty2);
-    assert_int_equal(herd_gate_release(n, s, UINT64_MAX), 1);
+    assert_int_equal(herd_gate_release(n, s, UINT64_MAX, 2), 1);
     ts_drain(n);
     assert_int_equal(g_nreplies, 1);
     assert_seen(0, c, s, 0, 0, "d");
@@ -663,7 +669,7 @@ static void test_gate_dirty_once_per_run(void **st)
     ts_drain(n);
     assert_int_equal(herd_gate_held(n, quiet), 1);
     assert_int_equal(g_nreplies, 1);
-    assert_int_equal(herd_gate_release(n, quiet, herd_gate_mark(n, quiet)), 1);
+    assert_int_equal(herd_gate_release(n, quiet, herd_gate_mark(n, quiet), 2), 1);
     ts_drain(n);
     assert_int_equal(g_nreplies, 2);
     assert_seen(1, c, quiet, 1, 0, "q");
@@ -711,7 +717,7 @@ static void test_gate_replies_outside_handlers_not_held(void **st)
     ts_drain(n);
     assert_int_equal(herd_gate_held(n, s), 1);
     assert_int_equal(g_nreplies, 2);
-    assert_int_equal(herd_gate_release(n, s, herd_gate_mark(n, s)), 1);
+    assert_int_equal(herd_gate_release(n, s, herd_gate_mark(n, s), 2), 1);
     ts_drain(n);
     assert_int_equal(g_nreplies, 3);
     assert_seen(2, c, s, 2, 0, "deferred");
@@ -771,7 +777,7 @@ static void test_gate_exit_drops_held(void **st)
     /* the gate went with it */
     assert_int_equal(herd_gate_held(n, s), 0);
     assert_int_equal(herd_gate_mark(n, s), 0);
-    assert_int_equal(herd_gate_release(n, s, UINT64_MAX), HERD_ENOPROC);
+    assert_int_equal(herd_gate_release(n, s, UINT64_MAX, 2), HERD_ENOPROC);
     ts_vnow += 2 * LONG_MS; /* the calls' timeouts were cancelled */
     ts_drain(n);
     assert_int_equal(g_nreplies, 2);
@@ -865,13 +871,13 @@ static void test_gate_bad_paths(void **st)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(herd_gate_open(n, bad[i], 1, dirty_never, NULL), HERD_ENOPROC);
         assert_int_equal(herd_gate_mark(n, bad[i]), 0);
-        assert_int_equal(herd_gate_release(n, bad[i], UINT64_MAX), HERD_ENOPROC);
+        assert_int_equal(herd_gate_release(n, bad[i], UINT64_MAX, 2), HERD_ENOPROC);
         assert_int_equal(herd_gate_held(n, bad[i]), 0);
     }
 
     /* a live process that is not gated */
-    assert_int_equal(herd_gate_release(n, u, 0), HERD_ENOPROC);
-    assert_int_equal(herd_gate_release(n, u, UINT64_MAX), HERD_ENOPROC);
+    assert_int_equal(herd_gate_release(n, u, 0, 2), HERD_ENOPROC);
+    assert_int_equal(herd_gate_release(n, u, UINT64_MAX, 2), HERD_ENOPROC);
     assert_int_equal(herd_gate_mark(n, u), 0);
     assert_int_equal(herd_gate_mark(n, u), 0);
     assert_int_equal(herd_gate_held(n, u), 0);
@@ -887,7 +893,7 @@ static void test_gate_bad_paths(void **st)
     herd_pid_t g = spawn_srv(n);
     assert_int_equal(herd_gate_open(n, g, 5, dirty_cb, &g_dirty), 0);
     assert_int_equal(herd_gate_mark(n, u), 0);
-    assert_int_equal(herd_gate_release(n, u, 6), HERD_ENOPROC);
+    assert_int_equal(herd_gate_release(n, u, 6, 2), HERD_ENOPROC);
     order_call(n, c, u, "echo:still", LONG_MS);
     ts_drain(n);
     assert_int_equal(g_nreplies, 2);
@@ -924,7 +930,7 @@ static void test_gate_foreign_from_einval(void **st)
         ts_drain(n);
         if (gated) {
             assert_int_equal(herd_gate_held(n, s), 1);
-            assert_int_equal(herd_gate_release(n, s, herd_gate_mark(n, s)), 1);
+            assert_int_equal(herd_gate_release(n, s, herd_gate_mark(n, s), 2), 1);
             ts_drain(n);
         }
         assert_int_equal(g_nreplies, (size_t)gated + 1);

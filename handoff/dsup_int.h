@@ -227,6 +227,8 @@ void replicas_resume(dsup_t *d, dchild_t *c);
  * set's acknowledgements (or the arrival times out). */
 int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
                      uint64_t version);
+/* The next version of c's state (a gated process), 0 when it is gone. */
+uint64_t repl_mark(dsup_t *d, dchild_t *c);
 /* Fill v's replication fields from c. */
 void replicas_view(dsup_t *d, const dchild_t *c, herd_child_view_t *v);
 /* Puts to retry (from the tick). */
@@ -242,8 +244,8 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
 void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name);
 void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
-/* name's spec is gone: the copy kept here goes */
-void replica_spec_gone(dsup_t *d, const char *name);
+/* The copy of `name` kept here goes: its spec went, or it runs here now. */
+void replica_drop_local(dsup_t *d, const char *name);
 /* replica_query.c: a replicated child starts from the newest copy */
 typedef struct repl_found {
     int found;
@@ -254,7 +256,7 @@ typedef struct repl_found {
 /* Before starting `name` (copies > 1): 1 and *out filled when the query of
  * the members for their copies ended (take *out's bytes); 0 while it runs
  * (started now, or still waiting); HERD_ENOMEM. */
-int replica_query_start(dsup_t *d, const char *name, repl_found_t *out);
+int replica_query_start(dsup_t *d, const char *name, const char *service, repl_found_t *out);
 void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 void replica_query_member_gone(dsup_t *d, uint64_t id);
 void replica_query_tick(dsup_t *d, uint64_t now);

@@ -169,7 +169,7 @@ int handoff_begin(dsup_t *d, dchild_t *c, const char *target)
         return refuse_too_big(d, c, target, state_len);
     }
     if (c->copies > 1) /* the replies held so far go at the commit */
-        c->version = herd_gate_mark(n, c->pid);
+        c->version = repl_mark(d, c);
     uint64_t hlc = 0;
     uint8_t gen = 0;
     herd_registry_stamp(n, c->name, &hlc, &gen);

@@ -217,16 +217,18 @@ typedef struct herd_repl_stats {
     uint64_t promoted;            /* children started from a replica's copy */
     uint64_t queries, query_timeouts;
     uint64_t held;                /* copies kept here for other owners */
-    uint64_t held_bytes;
+    uint64_t held_bytes;          /* their state bytes (not the tables around them) */
     uint64_t collected;           /* copies dropped here: no owner's set holds this node */
     uint64_t handed_over;         /* copies sent on as this node drained or left */
     uint64_t malformed;           /* replication messages that did not decode */
 } herd_repl_stats_t;
 int herd_repl_stats(herd_node_t *node, herd_repl_stats_t *out);
-/* Whether, for every replicated child this node runs, copies - 1 live
- * members besides this node hold every version whose replies went, and no
- * start waits for its query: a crash of any one node now loses nothing
- * acknowledged by this node's children. 0 while a crash would. */
+/* Whether, for every replicated child this node runs, every version whose
+ * replies went is held by as many live copies as it asks for (this node's
+ * included), or by every member providing its service when fewer provide
+ * it, and no start waits for its query. With 2 copies or more held, a
+ * crash of any one node then loses nothing acknowledged by this node's
+ * children. */
 int herd_repl_settled(herd_node_t *node);
 /* Where `name`'s state is kept: the ring's owner of it (among the members
  * providing its service) first, then its replica set, up to the copies its

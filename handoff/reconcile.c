@@ -68,7 +68,7 @@ static void child_start(dsup_t *d, const char *name, int held)
     }
     uint8_t copies = replicas_wanted(d, &spec, service);
     repl_found_t found = {0};
-    if (copies > 1 && replica_query_start(d, name, &found) != 1)
+    if (copies > 1 && replica_query_start(d, name, spec.service, &found) != 1)
         return; /* asking, or out of memory: a later reconcile comes back */
     int rc = spawn_registered(d, name, &spec, service, &found, &pid);
     free(found.bytes);
@@ -87,8 +87,10 @@ static void child_start(dsup_t *d, const char *name, int held)
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
         return;
     }
-    if (found.found)
+    if (found.found) {
         d->repl_stats.promoted++;
+        replica_drop_local(d, name); /* runs here now: the copy kept here is spent */
+    }
     replicas_gate(d, c, found.version);
     d->stats.starts++;
 }
@@ -299,7 +301,7 @@ void reconcile_on_spec(void *data, const char *name)
     const uint8_t *spec;
     size_t len;
     if (herd_spec_get(d->node, name, &spec, &len) != 0)
-        replica_spec_gone(d, name); /* terminated: its copies go */
+        replica_drop_local(d, name); /* terminated: its copies go */
     if (d->dirty_n == d->dirty_cap) {
         size_t cap = d->dirty_cap ? d->dirty_cap * 2 : 64;
         char **n = realloc(d->dirty, cap * sizeof(*n));

@@ -4,6 +4,7 @@
  *
  * Before an owner starts a child with copies > 1 (a new child, or one
  * whose owner died), it asks every member that is up, suspect or draining
+ * and provides the child's service (no other is ever in a replica set)
  * for the copy it keeps, and waits until each answered or went down (at
  * most the handoff timeout). The newest copy (a later registration, or the
  * same one at a higher version) wins, its own included. Every version a
@@ -82,10 +83,10 @@ void replica_queries_free(repl_t *r)
  * copy of a registration older than the spec (a child terminated since) is
  * never taken. */
 static int take_if_newer(repl_found_t *best, uint64_t hlc, uint64_t version,
-                         const uint8_t *bytes, size_t len, uint64_t floor)
+                         const uint8_t *bytes, size_t len, replica_rank_t rank)
 {
-    if (hlc < floor ||
-        (best->found && !replica_rank_newer(best->hlc, best->version, hlc, version, floor)))
+    if (hlc < rank.floor ||
+        (best->found && !replica_rank_newer(best->hlc, best->version, hlc, version, rank)))
         return 0;
     uint8_t *copy = malloc(len ? len : 1);
     if (copy == NULL)
@@ -101,6 +102,7 @@ typedef struct ask_ctx {
     dsup_t *d;
     repl_query_t *q;
     uint64_t self;
+    const char *service;
     int rc;
 } ask_ctx_t;
 
@@ -108,8 +110,9 @@ static int ask_member(void *data, const herd_member_info_t *m)
 {
     ask_ctx_t *a = data;
     uint64_t id = herd_node_id_of(m->name);
-    if (id == a->self || m->state == HERD_MEMBER_DOWN || m->state == HERD_MEMBER_LEFT)
-        return 0;
+    if (id == a->self || m->state == HERD_MEMBER_DOWN || m->state == HERD_MEMBER_LEFT ||
+        herd_cluster_member_provides(a->d->node, id, a->service) != 1)
+        return 0; /* down, or never in a replica set of this service: no copy */
     uint64_t *w = realloc(a->q->waiting, (a->q->waiting_n + 1) * sizeof(*w));
     if (w == NULL) {
         a->rc = HERD_ENOMEM;
@@ -129,7 +132,7 @@ static int ask_member(void *data, const herd_member_info_t *m)
     return 0;
 }
 
-static int query_begin(dsup_t *d, const char *name, repl_query_t **out)
+static int query_begin(dsup_t *d, const char *name, const char *service, repl_query_t **out)
 {
     repl_t *r = d->repl;
     repl_query_t *q = calloc(1, sizeof(*q));
@@ -141,9 +144,9 @@ static int query_begin(dsup_t *d, const char *name, repl_query_t **out)
     q->id = ++r->next_query;
     q->deadline = herd_node_now(d->node) + d->cfg.handoff_timeout_ms;
     const replica_t *own = replica_find(&r->store, name);
-    ask_ctx_t a = {d, q, herd_node_id_of(herd_node_name(d->node)), 0};
+    ask_ctx_t a = {d, q, herd_node_id_of(herd_node_name(d->node)), service, 0};
     if ((own && take_if_newer(&q->best, own->hlc, own->version, own->bytes, own->len,
-                              spec_floor(d, name)) < 0) ||
+                              repl_rank_of(d, name)) < 0) ||
         (herd_cluster_foreach_member(d->node, ask_member, &a) < 0 && herd_cluster_ring(d->node)) ||
         a.rc) {
         query_free(q);
@@ -162,7 +165,7 @@ static int query_begin(dsup_t *d, const char *name, repl_query_t **out)
     return 0;
 }
 
-int replica_query_start(dsup_t *d, const char *name, repl_found_t *out)
+int replica_query_start(dsup_t *d, const char *name, const char *service, repl_found_t *out)
 {
     repl_t *r = d->repl;
     if (r == NULL) {
@@ -171,7 +174,7 @@ int replica_query_start(dsup_t *d, const char *name, repl_found_t *out)
     }
     repl_query_t *q = query_find(r, name);
     if (q == NULL) {
-        int rc = query_begin(d, name, &q);
+        int rc = query_begin(d, name, service, &q);
         if (rc)
             return rc;
     }
@@ -209,7 +212,7 @@ void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *nam
     repl_query_t *q = query_find(d->repl, name);
     if (q == NULL || q->id != id)
         return; /* an answer to a query that ended */
-    if (has && take_if_newer(&q->best, hlc, version, bytes, len, spec_floor(d, name)) < 0) {
+    if (has && take_if_newer(&q->best, hlc, version, bytes, len, repl_rank_of(d, name)) < 0) {
         herd_log(HERD_LOG_ERROR, "replicas", "'%s': out of memory taking a copy", name);
         return; /* still waited for: the query times out and starts without it */
     }
@@ -262,6 +265,6 @@ void replica_query_offer(dsup_t *d, const char *name, uint64_t hlc, uint64_t ver
                          const uint8_t *bytes, size_t len)
 {
     repl_query_t *q = d->repl ? query_find(d->repl, name) : NULL;
-    if (q && take_if_newer(&q->best, hlc, version, bytes, len, spec_floor(d, name)) < 0)
+    if (q && take_if_newer(&q->best, hlc, version, bytes, len, repl_rank_of(d, name)) < 0)
         herd_log(HERD_LOG_ERROR, "replicas", "'%s': out of memory taking a copy", name);
 }

@@ -15,14 +15,17 @@
 
 static int self_leaving(dsup_t *d);
 
-uint64_t spec_floor(dsup_t *d, const char *name)
+replica_rank_t repl_rank_of(dsup_t *d, const char *name)
 {
     const uint8_t *buf;
     size_t len;
     dspec_t spec;
-    if (herd_spec_get(d->node, name, &buf, &len) != 0 || dspec_decode(buf, len, &spec) != 0)
-        return 0;
-    return spec.written;
+    replica_rank_t rank = {0, 0};
+    if (herd_spec_get(d->node, name, &buf, &len) == 0 && dspec_decode(buf, len, &spec) == 0)
+        rank.floor = spec.written;
+    if (herd_registry_time(d->node, name, &rank.visible) != 0)
+        rank.visible = 0;
+    return rank;
 }
 static void hand_over(dsup_t *d, const replica_t *rep);
 
@@ -36,7 +39,7 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
         return;
     }
     replica_store_t *s = &d->repl->store;
-    int rc = replica_put(s, name, from, hlc, version, spec_floor(d, name), state, len);
+    int rc = replica_put(s, name, from, hlc, version, repl_rank_of(d, name), state, len);
     replica_t *kept = replica_find(s, name);
     /* stored: this copy, or the same version again (a put sent twice) */
     int stored = rc == 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version);
@@ -66,7 +69,7 @@ void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name)
     replica_drop(&d->repl->store, name, hlc);
 }
 
-void replica_spec_gone(dsup_t *d, const char *name)
+void replica_drop_local(dsup_t *d, const char *name)
 {
     if (d->repl)
         replica_drop(&d->repl->store, name, 0);

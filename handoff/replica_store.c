@@ -49,19 +49,21 @@ replica_t *replica_find(const replica_store_t *s, const char *name)
 }
 
 int replica_rank_newer(uint64_t old_hlc, uint64_t old_version, uint64_t hlc, uint64_t version,
-                       uint64_t floor)
+                       replica_rank_t rank)
 {
     if (hlc == old_hlc)
         return version > old_version;
-    int current = hlc >= floor, old_current = old_hlc >= floor;
+    if (rank.visible && (hlc == rank.visible || old_hlc == rank.visible))
+        return hlc == rank.visible;
+    int current = hlc >= rank.floor, old_current = old_hlc >= rank.floor;
     if (current != old_current)
         return current;
     return current ? hlc < old_hlc : hlc > old_hlc;
 }
 
-int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, uint64_t floor)
+int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, replica_rank_t rank)
 {
-    return r == NULL || replica_rank_newer(r->hlc, r->version, hlc, version, floor);
+    return r == NULL || replica_rank_newer(r->hlc, r->version, hlc, version, rank);
 }
 
 static int replica_add(replica_store_t *s, replica_t *r)
@@ -78,10 +80,10 @@ static int replica_add(replica_store_t *s, replica_t *r)
 }
 
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
-                uint64_t version, uint64_t floor, const uint8_t *bytes, size_t len)
+                uint64_t version, replica_rank_t rank, const uint8_t *bytes, size_t len)
 {
     replica_t *r = replica_find(s, name);
-    if (!replica_newer(r, hlc, version, floor))
+    if (!replica_newer(r, hlc, version, rank))
         return 0;
     uint8_t *copy = malloc(len ? len : 1);
     if (copy == NULL)

@@ -218,6 +218,16 @@ static void set_update(dsup_t *d, dchild_t *c, const uint64_t *set, size_t n)
 
 /* ---- putting ------------------------------------------------------------------------------ */
 
+/* The next version of c's state: one more than the last, and no earlier
+ * than the node's clock. Two copies of one registration can run at once
+ * (a partition: one side promoted a copy while the other ran on); their
+ * versions then say which was written later, never collide, and the
+ * merged state written after the heal outranks both. */
+uint64_t repl_mark(dsup_t *d, dchild_t *c)
+{
+    return herd_gate_mark_after(d->node, c->pid, herd_node_hlc_now(d->node));
+}
+
 int repl_send(dsup_t *d, uint64_t to, wire_writer_t *w)
 {
     size_t len;
@@ -313,7 +323,7 @@ static void put_state(dsup_t *d, dchild_t *c)
 {
     uint64_t set[HERD_MAX_REPLICAS - 1];
     set_update(d, c, set, replica_set(d, c, set));
-    uint64_t v = herd_gate_mark(d->node, c->pid);
+    uint64_t v = repl_mark(d, c);
     if (v == 0)
         return; /* the process is gone */
     c->version = v;
@@ -479,7 +489,7 @@ int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
     }
     /* version 0: a state never put before; its first version here is 1 */
     if (version == 0)
-        c->version = herd_gate_mark(d->node, c->pid);
+        c->version = repl_mark(d, c);
     put_to_set(d, c, c->version, state ? state : (const uint8_t *)"", len);
     c->accept_due = 1;
     return 0;
@@ -509,8 +519,9 @@ static int member_live(dsup_t *d, uint64_t id, uint64_t inc)
            m.state != HERD_MEMBER_DOWN && m.state != HERD_MEMBER_LEFT;
 }
 
-/* Whether copies - 1 live members hold every version of c whose replies
- * went: with this node, `copies` copies, so one crash leaves one a query
+/* Whether every version of c whose replies went is held by as many live
+ * copies (this node's included) as it asks for, or as there are members
+ * providing its service when fewer: then one crash leaves one a query
  * finds. Puts under way for newer versions do not matter: their replies
  * wait. */
 static int child_settled(dsup_t *d, const dchild_t *c)
@@ -519,10 +530,13 @@ static int child_settled(dsup_t *d, const dchild_t *c)
         return 1; /* an arriving copy: its old node's set holds what was answered */
     if (c->unreplicated)
         return 0;
-    size_t holding = 0;
+    size_t holding = 0, want = c->copies;
     for (size_t i = 0; i < c->set_n; i++)
         holding += c->set_acked[i] >= c->released && member_live(d, c->set[i], c->set_inc[i]);
-    return holding + 1 >= c->copies;
+    const ring_t *ring = svcring_get(d, d->services[c->service].name);
+    if (ring && ring_member_count(ring) < want)
+        want = ring_member_count(ring);
+    return holding + 1 >= want;
 }
 
 void replicas_view(dsup_t *d, const dchild_t *c, herd_child_view_t *v)

@@ -35,9 +35,8 @@ int repl_send_ack(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64
 /* Send an encoded replication message (the writer is consumed). */
 int repl_send(dsup_t *d, uint64_t to, wire_writer_t *w);
 void replica_queries_free(repl_t *r);
-/* replica_rank_newer's floor for `name`: its spec's write time, 0 when
- * this node has no spec of it. */
-uint64_t spec_floor(dsup_t *d, const char *name);
+/* replica_rank_newer's ranks for `name` as this node sees it now. */
+replica_rank_t repl_rank_of(dsup_t *d, const char *name);
 /* The replica set of a child of `service` named `name` whose owner is
  * `owner`: the members after it on the service's ring, up to copies - 1,
  * in ring order, into out[HERD_MAX_REPLICAS - 1]; returns how many. */

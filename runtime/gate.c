@@ -58,8 +58,16 @@ int herd_gate_open(herd_node_t *n, herd_pid_t pid, uint64_t version, herd_gate_d
 
 uint64_t herd_gate_mark(herd_node_t *n, herd_pid_t pid)
 {
+    return herd_gate_mark_after(n, pid, 0);
+}
+
+uint64_t herd_gate_mark_after(herd_node_t *n, herd_pid_t pid, uint64_t at_least)
+{
     proc_gate_t *g = gate_of(n, pid);
-    return g ? ++g->version : 0;
+    if (g == NULL)
+        return 0;
+    g->version = g->version + 1 > at_least ? g->version + 1 : at_least;
+    return g->version;
 }
 
 int herd_gate_release(herd_node_t *n, herd_pid_t pid, uint64_t version, unsigned copies)

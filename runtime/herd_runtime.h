@@ -460,6 +460,10 @@ int herd_gate_open(herd_node_t *node, herd_pid_t pid, uint64_t version, herd_gat
 /* The state as it is now gets the next version: returns it (0: not gated
  * or not alive). Replies held so far are tagged at most that. */
 uint64_t herd_gate_mark(herd_node_t *node, herd_pid_t pid);
+/* The same, the version being at least `at_least` (a clock reading: copies
+ * of a state that went two ways, across a partition, then compare by when
+ * they were written). */
+uint64_t herd_gate_mark_after(herd_node_t *node, herd_pid_t pid, uint64_t at_least);
 /* Send the held replies tagged `version` or lower, each saying that
  * `copies` copies hold its state (herd_msg_t.copies; 1..7); returns how
  * many went. HERD_ENOPROC when not gated. */

@@ -1565,7 +1565,8 @@ static int churn(rs_run_t *r, int mode, uint64_t duration)
     }
     if (!quiesce(r, "after churn") || !final_values(r, !(mode & M_CRASH) || (mode & M_REPL)))
         return 0;
-    verbose(r, mode & M_REPL                       ? "replicated_crashes"
+    verbose(r, (mode & M_REPL) && (mode & M_PART)   ? "replicated_mixed"
+               : mode & M_REPL                       ? "replicated_crashes"
                : (mode & M_CRASH) && (mode & M_PART) ? "mixed"
                : mode & M_CRASH                    ? "crashes"
                : mode & M_PART                     ? "partitions"
@@ -1597,6 +1598,14 @@ static int scen_crashes(rs_run_t *r)
 static int scen_replicated_crashes(rs_run_t *r)
 {
     return churn(r, M_CRASH | M_REPL, 6000);
+}
+
+/* - replicated_mixed: the same with partitions (some longer than the
+ *   failure detector's forget time) and heals: copies run on both sides and
+ *   merge at the heal; still every value is checked exactly. */
+static int scen_replicated_mixed(rs_run_t *r)
+{
+    return churn(r, M_CRASH | M_PART | M_REPL, 6000);
 }
 
 static int scen_partitions(rs_run_t *r)
@@ -2759,6 +2768,7 @@ int main(void)
         {"graceful_acked", scen_graceful_acked, 120},
         {"crashes", scen_crashes, 120},
         {"replicated_crashes", scen_replicated_crashes, 120},
+        {"replicated_mixed", scen_replicated_mixed, 120},
         {"partitions", scen_partitions, 120},
         {"mixed", scen_mixed, 120},
         {"determinism", scen_determinism, 20},

@@ -10,6 +10,7 @@
  * names, collected as spec deltas arrive) are looked at, so one start_child
  * does not cost a walk over every spec.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,7 @@ static void child_start(dsup_t *d, const char *name, int held)
     repl_found_t found = {0};
     if (copies > 1 && replica_query_start(d, name, spec.service, &found) != 1)
         return; /* asking, or out of memory: a later reconcile comes back */
+    if (getenv("TMP_REPL") && strcmp(name, getenv("TMP_REPL")) == 0) fprintf(stderr, "START %s at %s found %d hlc %llu v%llu\n", name, herd_node_name(d->node), found.found, (unsigned long long)found.hlc, (unsigned long long)found.version);
     int rc = spawn_registered(d, name, &spec, service, &found, &pid);
     free(found.bytes);
     if (rc)

@@ -11,6 +11,7 @@
  * reply was let go for is held by each member of the old owner's set, so
  * as long as fewer than `copies` of them crashed, one answers with it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +162,7 @@ static int query_begin(dsup_t *d, const char *name, const char *service, repl_qu
         return HERD_ENOMEM;
     }
     d->repl_stats.queries++;
+    if (getenv("TMP_REPL") && strcmp(name, getenv("TMP_REPL")) == 0) { fprintf(stderr, "QUERY %s at %s t=%llu waiting %zu own %d:", name, herd_node_name(d->node), (unsigned long long)herd_node_now(d->node), q->waiting_n, own != NULL); for (size_t i = 0; i < q->waiting_n; i++) fprintf(stderr, " %llx", (unsigned long long)q->waiting[i]); fprintf(stderr, "\n"); }
     *out = q;
     return 0;
 }
@@ -210,6 +212,7 @@ void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *nam
         return;
     }
     repl_query_t *q = query_find(d->repl, name);
+    if (getenv("TMP_REPL") && strcmp(name, getenv("TMP_REPL")) == 0) fprintf(stderr, "HAVE %s at %s from %llx has %d hlc %llu v%llu q %p\n", name, herd_node_name(d->node), (unsigned long long)from, has, (unsigned long long)hlc, (unsigned long long)version, (void*)q);
     if (q == NULL || q->id != id)
         return; /* an answer to a query that ended */
     if (has && take_if_newer(&q->best, hlc, version, bytes, len, repl_rank_of(d, name)) < 0) {

@@ -4,6 +4,7 @@
  * whether it was stored, drop it when told or when the child's spec goes,
  * and answer a starting owner's query with the copy kept here.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,7 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
     replica_t *kept = replica_find(s, name);
     /* stored: this copy, or the same version again (a put sent twice) */
     int stored = rc == 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version);
+    if (getenv("TMP_REPL") && strcmp(name, getenv("TMP_REPL")) == 0) fprintf(stderr, "PUT %s at %s from %llx hlc %llu v%llu len %zu stored %d rc %d\n", name, herd_node_name(d->node), (unsigned long long)from, (unsigned long long)hlc, (unsigned long long)version, len, stored, rc);
     if (rc < 0)
         herd_log(HERD_LOG_ERROR, "replicas", "'%s' version %llu not kept: %s", name,
                  (unsigned long long)version, herd_strerror(rc));

@@ -144,6 +144,7 @@ typedef struct herd_registry_stats {
     /* digest syncs under way now: this node's pull (0 or 1), and its peers'
      * pulls it answers, sends dots to or has put off (PROTOCOL.md) */
     uint64_t syncs_under_way;
+    uint64_t deferred_overdue; /* peers' digests answered after REGISTRY_DEFER_MS put off */
     /* the longest the registry held the loop in one go (one message taken
      * in, one step of a paced pass, one flush or periodic check), in
      * microseconds, and what it was doing ("delta", "want", "work", ...) */

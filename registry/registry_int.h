@@ -30,6 +30,9 @@
 /* A pull (a digest sync this node offered) that brought nothing for this
  * long no longer holds back the next one. */
 #define REGISTRY_PULL_MS 10000u
+/* A peer's digest put off while this node pulls is answered after this
+ * long at the latest (registry_sync.c, defer_digest). */
+#define REGISTRY_DEFER_MS 2000u
 /* Sync messages (registry/PROTOCOL.md): a delta; the digest exchange
  * (digest.h): A's digest, B's wanted buckets, A's dots in them, B's answer as
  * SYNC_DELTA pieces, then B's context. */

@@ -28,6 +28,7 @@ typedef struct reg_peer {
     int failed;          /* a piece of this round's answer was refused */
     int offer_due;       /* 1: an offer held back for another pull; |2: ask_back */
     digest_t *deferred;  /* its digest, come while we pulled: answered after */
+    uint64_t deferred_at; /* node clock: when it was put off (REGISTRY_DEFER_MS) */
     uint64_t fine_round; /* the round of the peer's cells we hold (SYNC_FINE) */
     uint8_t fine_got[DIGEST_BUCKETS];     /* its buckets whose cells came */
     uint8_t fine_mask[DIGEST_MASK_BYTES]; /* the cells that differ */
@@ -313,10 +314,28 @@ void reg_sync_peer_gone(registry_t *g, uint64_t id)
     pull_done(g, id);
 }
 
+/* Digests put off for REGISTRY_DEFER_MS are answered now. */
+static void answer_overdue(registry_t *g)
+{
+    uint64_t now = herd_node_now(g->node);
+    size_t at = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
+        reg_peer_t *p = sl->value;
+        digest_t *d = p->deferred;
+        if (d == NULL || now - p->deferred_at < REGISTRY_DEFER_MS)
+            continue;
+        p->deferred = NULL;
+        g->stats.deferred_overdue++;
+        answer_digest(g, sl->key, p, d);
+        free(d);
+    }
+}
+
 void reg_sync_repair(registry_t *g)
 {
     if (g->pulling && herd_node_now(g->node) - g->pull_started >= REGISTRY_PULL_MS)
         pull_done(g, g->pulling);
+    answer_overdue(g);
     offer_next_due(g);
     size_t at = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
@@ -429,13 +448,17 @@ static void reserve_for(registry_t *g, uint64_t theirs)
 
 /* Whether to put off answering a peer's digest: we are taking in an
  * answer, and the peer holds more than we do, so its pull from us would
- * bring it little now and send us back the dots we are taking in. Only a
- * node holding more waits, so two nodes never wait for each other, nor does
- * a ring of them; the pull we make ends (its context comes, or
- * REGISTRY_PULL_MS pass without a word of it), and pull_done answers. */
-static int defer_digest(const registry_t *g, const digest_t *theirs)
+ * bring it little now and send us back the dots we are taking in. The
+ * digest of the node we pull from is never put off: it may be putting off
+ * ours (the two compared their counts at different times), and each would
+ * wait for the other. The pull we make ends (its context comes, or
+ * REGISTRY_PULL_MS pass without a word of it), and pull_done answers; a
+ * digest put off for REGISTRY_DEFER_MS is answered anyway (the check), so
+ * no ring of waits outlasts that. */
+static int defer_digest(const registry_t *g, uint64_t from, const digest_t *theirs)
 {
-    return g->pulling && herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&
+    return g->pulling && g->pulling != from &&
+           herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&
            digest_entries(theirs) > digest_entries(&g->digest);
 }
 
@@ -453,9 +476,11 @@ static void sync_on_digest(registry_t *g, uint64_t from, wire_reader_t *r)
         reg_sync_offer(g, from, 0);
     reserve_for(g, digest_entries(&theirs));
     reg_peer_t *p = peer_of(g, from);
-    if (p && defer_digest(g, &theirs)) {
-        if (p->deferred == NULL)
+    if (p && defer_digest(g, from, &theirs)) {
+        if (p->deferred == NULL) {
             p->deferred = malloc(sizeof(*p->deferred));
+            p->deferred_at = herd_node_now(g->node);
+        }
         if (p->deferred) {
             *p->deferred = theirs; /* a later one replaces it */
             return;

@@ -61,6 +61,10 @@ typedef struct dchild {
     int repl_retry; /* a put a send refused: put again at the next tick */
     int accept_due; /* arriving: accepted once the set holds `version` */
     int unreplicated; /* its last put could not go: replies went with one copy */
+    /* copies of other registrations merged in at a replica's offer: the
+     * replica is told once the set holds a version from `after` on */
+    struct repl_merged { uint64_t node, hlc, after; } merged[HERD_MAX_REPLICAS];
+    uint8_t merged_n;
     uint64_t version;
     uint64_t released; /* the highest version whose replies went */
     uint64_t set[HERD_MAX_REPLICAS - 1], set_acked[HERD_MAX_REPLICAS - 1];
@@ -244,18 +248,30 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
 void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name);
 void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
+void replica_on_merged(dsup_t *d, wire_reader_t *r, const char *name);
 /* The copy of `name` kept here goes: its spec went, or it runs here now. */
 void replica_drop_local(dsup_t *d, const char *name);
 /* replica_query.c: a replicated child starts from the newest copy */
+typedef struct repl_copy {
+    uint64_t hlc, version;
+    uint8_t *bytes; /* owned */
+    size_t len;
+} repl_copy_t;
+/* What a start's query found: the newest copy (replica_rank_newer), and
+ * copies of other registrations of the current spec (a partition ran two):
+ * merged into the child as it starts. */
 typedef struct repl_found {
     int found;
     uint64_t hlc, version;
     uint8_t *bytes; /* owned */
     size_t len;
+    repl_copy_t *others; /* owned */
+    size_t others_n;
 } repl_found_t;
+void repl_found_free(repl_found_t *f);
 /* Before starting `name` (copies > 1): 1 and *out filled when the query of
- * the members for their copies ended (take *out's bytes); 0 while it runs
- * (started now, or still waiting); HERD_ENOMEM. */
+ * the members for their copies ended (free it with repl_found_free); 0
+ * while it runs (started now, or still waiting); HERD_ENOMEM. */
 int replica_query_start(dsup_t *d, const char *name, const char *service, repl_found_t *out);
 void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 void replica_query_member_gone(dsup_t *d, uint64_t id);

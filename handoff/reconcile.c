@@ -10,7 +10,6 @@
  * names, collected as spec deltas arrive) are looked at, so one start_child
  * does not cost a walk over every spec.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +50,20 @@ static int spawn_registered(dsup_t *d, const char *name, const dspec_t *spec, in
     return 0;
 }
 
+/* Copies of other registrations the query found (two ran at once, across
+ * a partition) are merged into the new process before it takes a message. */
+static void merge_others(dsup_t *d, const char *name, herd_pid_t pid, const repl_found_t *f)
+{
+    for (size_t i = 0; i < f->others_n; i++) {
+        int rc = herd_state_merge(d->node, pid, f->others[i].bytes, f->others[i].len);
+        if (rc == 0)
+            d->repl_stats.merged_in++;
+        else
+            herd_log(HERD_LOG_WARN, "dsup", "'%s': a copy of another registration not merged "
+                     "as it started: %s", name, herd_strerror(rc));
+    }
+}
+
 /* Start `name` here. Within the join grace (`held`), only children asked
  * for after this node started: older ones run somewhere already, as far as
  * this node's replica, still filling, can tell yet. A replicated child
@@ -71,9 +84,12 @@ static void child_start(dsup_t *d, const char *name, int held)
     repl_found_t found = {0};
     if (copies > 1 && replica_query_start(d, name, spec.service, &found) != 1)
         return; /* asking, or out of memory: a later reconcile comes back */
-    if (getenv("TMP_REPL") && strcmp(name, getenv("TMP_REPL")) == 0) fprintf(stderr, "START %s at %s found %d hlc %llu v%llu\n", name, herd_node_name(d->node), found.found, (unsigned long long)found.hlc, (unsigned long long)found.version);
     int rc = spawn_registered(d, name, &spec, service, &found, &pid);
-    free(found.bytes);
+    if (rc == 0)
+        merge_others(d, name, pid, &found);
+    int promoted = found.found;
+    uint64_t version = found.version;
+    repl_found_free(&found);
     if (rc)
         return;
     dchild_t *c = dsup_child_new(name, service, spec.restart);
@@ -89,11 +105,11 @@ static void child_start(dsup_t *d, const char *name, int held)
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
         return;
     }
-    if (found.found) {
+    if (promoted) {
         d->repl_stats.promoted++;
         replica_drop_local(d, name); /* runs here now: the copy kept here is spent */
     }
-    replicas_gate(d, c, found.version);
+    replicas_gate(d, c, version);
     d->stats.starts++;
 }
 

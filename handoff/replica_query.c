@@ -6,12 +6,12 @@
  * whose owner died), it asks every member that is up, suspect or draining
  * and provides the child's service (no other is ever in a replica set)
  * for the copy it keeps, and waits until each answered or went down (at
- * most the handoff timeout). The newest copy (a later registration, or the
- * same one at a higher version) wins, its own included. Every version a
+ * most the handoff timeout). The newest copy (replica_rank_newer) wins, its
+ * own included; copies of other registrations of the current spec (two ran
+ * at once, across a partition) are merged into it as the child starts. Every version a
  * reply was let go for is held by each member of the old owner's set, so
  * as long as fewer than `copies` of them crashed, one answers with it.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +27,9 @@ typedef struct repl_query {
     uint64_t deadline;
     uint64_t *waiting; /* members that have not answered */
     size_t waiting_n;
-    repl_found_t best;
+    repl_copy_t *copies; /* the newest copy of each registration found */
+    size_t copies_n;
+    int failed; /* a copy could not be kept (out of memory): logged */
 } repl_query_t;
 
 static uint64_t query_hash(const char *name)
@@ -46,10 +48,21 @@ static repl_query_t *query_find(repl_t *r, const char *name)
 
 static void query_free(repl_query_t *q)
 {
+    for (size_t i = 0; i < q->copies_n; i++)
+        free(q->copies[i].bytes);
+    free(q->copies);
     free(q->name);
     free(q->waiting);
-    free(q->best.bytes);
     free(q);
+}
+
+void repl_found_free(repl_found_t *f)
+{
+    for (size_t i = 0; i < f->others_n; i++)
+        free(f->others[i].bytes);
+    free(f->others);
+    free(f->bytes);
+    memset(f, 0, sizeof(*f));
 }
 
 static void query_unlink(repl_t *r, repl_query_t *q)
@@ -80,23 +93,68 @@ void replica_queries_free(repl_t *r)
     u64map_fini(&r->queries);
 }
 
-/* Take a copy if it is newer than the best so far (replica_rank_newer); a
- * copy of a registration older than the spec (a child terminated since) is
- * never taken. */
-static int take_if_newer(repl_found_t *best, uint64_t hlc, uint64_t version,
-                         const uint8_t *bytes, size_t len, replica_rank_t rank)
+/* Keep a copy found: the newest of its registration. A copy of a
+ * registration older than the spec (a child terminated since) is never
+ * kept. */
+static int collect(repl_query_t *q, uint64_t hlc, uint64_t version, const uint8_t *bytes,
+                   size_t len, uint64_t floor)
 {
-    if (hlc < rank.floor ||
-        (best->found && !replica_rank_newer(best->hlc, best->version, hlc, version, rank)))
+    if (hlc < floor)
+        return 0;
+    repl_copy_t *c = NULL;
+    for (size_t i = 0; i < q->copies_n && c == NULL; i++)
+        if (q->copies[i].hlc == hlc)
+            c = &q->copies[i];
+    if (c && c->version >= version)
         return 0;
     uint8_t *copy = malloc(len ? len : 1);
     if (copy == NULL)
         return HERD_ENOMEM;
     if (len)
         memcpy(copy, bytes, len);
-    free(best->bytes);
-    *best = (repl_found_t){.found = 1, .hlc = hlc, .version = version, .bytes = copy, .len = len};
+    if (c == NULL) {
+        repl_copy_t *grown = realloc(q->copies, (q->copies_n + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            free(copy);
+            return HERD_ENOMEM;
+        }
+        q->copies = grown;
+        c = &q->copies[q->copies_n++];
+        c->bytes = NULL;
+    }
+    free(c->bytes);
+    *c = (repl_copy_t){.hlc = hlc, .version = version, .bytes = copy, .len = len};
     return 1;
+}
+
+/* Keep copies found, logging what could not be kept. */
+static void keep(repl_query_t *q, uint64_t hlc, uint64_t version, const uint8_t *bytes,
+                 size_t len, uint64_t floor)
+{
+    if (collect(q, hlc, version, bytes, len, floor) < 0 && !q->failed) {
+        q->failed = 1;
+        herd_log(HERD_LOG_ERROR, "replicas", "'%s': out of memory keeping a copy found",
+                 q->name);
+    }
+}
+
+/* The query's result: the newest copy, the others to merge into it. */
+static void query_result(repl_query_t *q, replica_rank_t rank, repl_found_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (q->copies_n == 0)
+        return;
+    size_t best = 0;
+    for (size_t i = 1; i < q->copies_n; i++)
+        if (replica_rank_newer(q->copies[best].hlc, q->copies[best].version, q->copies[i].hlc,
+                               q->copies[i].version, rank))
+            best = i;
+    repl_copy_t b = q->copies[best];
+    q->copies[best] = q->copies[--q->copies_n];
+    *out = (repl_found_t){.found = 1, .hlc = b.hlc, .version = b.version, .bytes = b.bytes,
+                          .len = b.len, .others = q->copies, .others_n = q->copies_n};
+    q->copies = NULL;
+    q->copies_n = 0;
 }
 
 typedef struct ask_ctx {
@@ -145,10 +203,14 @@ static int query_begin(dsup_t *d, const char *name, const char *service, repl_qu
     q->id = ++r->next_query;
     q->deadline = herd_node_now(d->node) + d->cfg.handoff_timeout_ms;
     const replica_t *own = replica_find(&r->store, name);
+    uint64_t floor = repl_rank_of(d, name).floor;
+    if (own && own->bytes)
+        keep(q, own->hlc, own->version, own->bytes, own->len, floor);
+    for (size_t i = 0; own && i < own->others_n; i++)
+        keep(q, own->others[i].hlc, own->others[i].version, own->others[i].bytes,
+             own->others[i].len, floor);
     ask_ctx_t a = {d, q, herd_node_id_of(herd_node_name(d->node)), service, 0};
-    if ((own && take_if_newer(&q->best, own->hlc, own->version, own->bytes, own->len,
-                              repl_rank_of(d, name)) < 0) ||
-        (herd_cluster_foreach_member(d->node, ask_member, &a) < 0 && herd_cluster_ring(d->node)) ||
+    if ((herd_cluster_foreach_member(d->node, ask_member, &a) < 0 && herd_cluster_ring(d->node)) ||
         a.rc) {
         query_free(q);
         return HERD_ENOMEM;
@@ -162,7 +224,6 @@ static int query_begin(dsup_t *d, const char *name, const char *service, repl_qu
         return HERD_ENOMEM;
     }
     d->repl_stats.queries++;
-    if (getenv("TMP_REPL") && strcmp(name, getenv("TMP_REPL")) == 0) { fprintf(stderr, "QUERY %s at %s t=%llu waiting %zu own %d:", name, herd_node_name(d->node), (unsigned long long)herd_node_now(d->node), q->waiting_n, own != NULL); for (size_t i = 0; i < q->waiting_n; i++) fprintf(stderr, " %llx", (unsigned long long)q->waiting[i]); fprintf(stderr, "\n"); }
     *out = q;
     return 0;
 }
@@ -182,8 +243,7 @@ int replica_query_start(dsup_t *d, const char *name, const char *service, repl_f
     }
     if (q->waiting_n)
         return 0; /* the last answer (or the tick, at the deadline) starts it */
-    *out = q->best;
-    q->best.bytes = NULL;
+    query_result(q, repl_rank_of(d, name), out);
     query_unlink(r, q);
     query_free(q);
     return 1;
@@ -207,19 +267,17 @@ void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *nam
     uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
     const uint8_t *bytes;
     size_t len = wire_get_bytes(r, &bytes);
-    if (wire_reader_done(r) || has > 1) {
+    if (wire_reader_done(r) || has > 2) {
         d->repl_stats.malformed++;
         return;
     }
     repl_query_t *q = query_find(d->repl, name);
-    if (getenv("TMP_REPL") && strcmp(name, getenv("TMP_REPL")) == 0) fprintf(stderr, "HAVE %s at %s from %llx has %d hlc %llu v%llu q %p\n", name, herd_node_name(d->node), (unsigned long long)from, has, (unsigned long long)hlc, (unsigned long long)version, (void*)q);
     if (q == NULL || q->id != id)
         return; /* an answer to a query that ended */
-    if (has && take_if_newer(&q->best, hlc, version, bytes, len, repl_rank_of(d, name)) < 0) {
-        herd_log(HERD_LOG_ERROR, "replicas", "'%s': out of memory taking a copy", name);
-        return; /* still waited for: the query times out and starts without it */
-    }
-    answered(d, q, from);
+    if (has)
+        keep(q, hlc, version, bytes, len, repl_rank_of(d, name).floor);
+    if (has != 2) /* 2: a copy of another registration, ahead of the answer */
+        answered(d, q, from);
 }
 
 void replica_query_member_gone(dsup_t *d, uint64_t id)
@@ -268,6 +326,6 @@ void replica_query_offer(dsup_t *d, const char *name, uint64_t hlc, uint64_t ver
                          const uint8_t *bytes, size_t len)
 {
     repl_query_t *q = d->repl ? query_find(d->repl, name) : NULL;
-    if (q && take_if_newer(&q->best, hlc, version, bytes, len, repl_rank_of(d, name)) < 0)
-        herd_log(HERD_LOG_ERROR, "replicas", "'%s': out of memory taking a copy", name);
+    if (q)
+        keep(q, hlc, version, bytes, len, repl_rank_of(d, name).floor);
 }

@@ -4,7 +4,6 @@
  * whether it was stored, drop it when told or when the child's spec goes,
  * and answer a starting owner's query with the copy kept here.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +14,42 @@
 #include "svcring.h"
 
 static int self_leaving(dsup_t *d);
+
+int repl_mergeable(dsup_t *d, const char *name)
+{
+    dspec_t spec;
+    int service;
+    if (dspec_of(d, name, &spec, &service) != 0)
+        return 0;
+    const herd_behaviour_t *b = dsup_behaviour(d, service);
+    return b && b->resolve_conflict;
+}
+
+/* Copies of other registrations kept beside `kept` go to its owner `to`
+ * to be merged (again after REPL_MERGE_RESEND_MS, until it says it did). */
+static void offer_others(dsup_t *d, uint64_t to, replica_t *kept)
+{
+    uint64_t now = herd_node_now(d->node);
+    for (size_t i = 0; i < kept->others_n; i++) {
+        replica_other_t *o = &kept->others[i];
+        if (o->offered && now - o->offered < REPL_MERGE_RESEND_MS)
+            continue;
+        o->offered = now;
+        if (repl_send_copy(d, to, REPL_MERGE, kept->name, NULL, 0, o->hlc, o->version,
+                           o->bytes, o->len) != 0)
+            d->repl_stats.send_failed++;
+    }
+}
+
+void replica_on_merged(dsup_t *d, wire_reader_t *r, const char *name)
+{
+    uint64_t hlc = wire_get_u64(r);
+    if (wire_reader_done(r)) {
+        d->repl_stats.malformed++;
+        return;
+    }
+    replica_drop_other(&d->repl->store, name, hlc);
+}
 
 replica_rank_t repl_rank_of(dsup_t *d, const char *name)
 {
@@ -40,16 +75,19 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
         return;
     }
     replica_store_t *s = &d->repl->store;
-    int rc = replica_put(s, name, from, hlc, version, repl_rank_of(d, name), state, len);
+    int rc = replica_put(s, name, from, hlc, version, repl_rank_of(d, name),
+                         repl_mergeable(d, name), state, len);
     replica_t *kept = replica_find(s, name);
-    /* stored: this copy, or the same version again (a put sent twice) */
-    int stored = rc == 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version);
-    if (getenv("TMP_REPL") && strcmp(name, getenv("TMP_REPL")) == 0) fprintf(stderr, "PUT %s at %s from %llx hlc %llu v%llu len %zu stored %d rc %d\n", name, herd_node_name(d->node), (unsigned long long)from, (unsigned long long)hlc, (unsigned long long)version, len, stored, rc);
+    /* stored: as the copy or as an other (kept to be merged), or the same
+     * version again (a put sent twice) */
+    int stored = rc >= 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version);
     if (rc < 0)
         herd_log(HERD_LOG_ERROR, "replicas", "'%s' version %llu not kept: %s", name,
                  (unsigned long long)version, herd_strerror(rc));
     if (stored)
         kept->touched = herd_node_now(d->node);
+    if (stored && kept->hlc == hlc)
+        offer_others(d, from, kept); /* the owner merges what the other side ran */
     if (rc == 1) {
         d->repl_stats.puts_in++;
         d->repl_stats.bytes_in += len;
@@ -85,17 +123,16 @@ void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *na
         return;
     }
     const replica_t *kept = replica_find(&d->repl->store, name);
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, REPL_HAVE);
-    wire_put_str(&w, name);
-    wire_put_u64(&w, id);
-    wire_put_u8(&w, kept != NULL);
-    wire_put_u64(&w, kept ? kept->hlc : 0);
-    wire_put_u64(&w, kept ? kept->version : 0);
-    wire_put_bytes(&w, kept ? kept->bytes : NULL, kept ? kept->len : 0);
-    if (repl_send(d, from, &w) != 0) /* the asker's query times out */
-        d->repl_stats.send_failed++;
+    /* copies of other registrations first (has 2), then the answer */
+    for (size_t i = 0; kept && i < kept->others_n; i++)
+        if (repl_send_copy(d, from, REPL_HAVE, name, &id, 2, kept->others[i].hlc,
+                           kept->others[i].version, kept->others[i].bytes,
+                           kept->others[i].len) != 0)
+            d->repl_stats.send_failed++;
+    int has = kept != NULL && kept->bytes != NULL;
+    if (repl_send_copy(d, from, REPL_HAVE, name, &id, (uint8_t)has, has ? kept->hlc : 0,
+                       has ? kept->version : 0, has ? kept->bytes : NULL, has ? kept->len : 0) != 0)
+        d->repl_stats.send_failed++; /* the asker's query times out */
 }
 
 /* Whether this node should keep its copy of `name`: the child's spec is
@@ -178,14 +215,14 @@ static void hand_over(dsup_t *d, const replica_t *rep)
         uint64_t to = herd_node_id_of(owners[i]);
         if (to == self)
             continue;
-        wire_writer_t w;
-        wire_writer_init(&w);
-        wire_put_u8(&w, REPL_PUT);
-        wire_put_str(&w, rep->name);
-        wire_put_u64(&w, rep->hlc);
-        wire_put_u64(&w, rep->version);
-        wire_put_bytes(&w, rep->bytes, rep->len);
-        if (repl_send(d, to, &w) != 0)
+        int rc = rep->bytes ? repl_send_copy(d, to, REPL_PUT, rep->name, NULL, 0, rep->hlc,
+                                             rep->version, rep->bytes, rep->len)
+                            : 0;
+        for (size_t o = 0; rc == 0 && o < rep->others_n; o++)
+            rc = repl_send_copy(d, to, REPL_PUT, rep->name, NULL, 0, rep->others[o].hlc,
+                                rep->others[o].version, rep->others[o].bytes,
+                                rep->others[o].len);
+        if (rc != 0)
             d->repl_stats.send_failed++;
         else
             d->repl_stats.handed_over++;

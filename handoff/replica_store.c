@@ -22,6 +22,8 @@ void replica_store_init(replica_store_t *s)
 
 static void replica_free(replica_t *r)
 {
+    for (size_t i = 0; i < r->others_n; i++)
+        free(r->others[i].bytes);
     free(r->name);
     free(r->bytes);
     free(r);
@@ -79,37 +81,97 @@ static int replica_add(replica_store_t *s, replica_t *r)
     return 0;
 }
 
+static uint8_t *copy_of(const uint8_t *bytes, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy && len)
+        memcpy(copy, bytes, len);
+    return copy;
+}
+
+/* Keep (hlc, version, bytes) among r's others: the newest copy of each
+ * registration; with no room, the oldest registration's goes. Takes `copy`. */
+static int other_keep(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t version,
+                      uint8_t *copy, size_t len)
+{
+    replica_other_t *o = NULL;
+    for (size_t i = 0; i < r->others_n && o == NULL; i++)
+        if (r->others[i].hlc == hlc)
+            o = &r->others[i];
+    if (o && o->version >= version) {
+        free(copy);
+        return 0;
+    }
+    if (o == NULL && r->others_n == REPLICA_OTHERS_MAX) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < r->others_n; i++)
+            if (r->others[i].hlc < r->others[oldest].hlc)
+                oldest = i;
+        o = &r->others[oldest];
+        s->others_dropped++;
+    } else if (o == NULL) {
+        o = &r->others[r->others_n++];
+        *o = (replica_other_t){0};
+    }
+    s->bytes -= o->len;
+    free(o->bytes);
+    *o = (replica_other_t){.hlc = hlc, .version = version, .bytes = copy, .len = len};
+    s->bytes += len;
+    return 2;
+}
+
+static replica_t *replica_new(replica_store_t *s, const char *name)
+{
+    replica_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->name = strdup(name)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->hash = name_hash(name);
+    if (replica_add(s, r) != 0) {
+        replica_free(r);
+        return NULL;
+    }
+    return r;
+}
+
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
-                uint64_t version, replica_rank_t rank, const uint8_t *bytes, size_t len)
+                uint64_t version, replica_rank_t rank, int mergeable, const uint8_t *bytes,
+                size_t len)
 {
     replica_t *r = replica_find(s, name);
-    if (!replica_newer(r, hlc, version, rank))
+    int newer = replica_newer(r, hlc, version, rank);
+    /* a current registration's copy that loses is kept to be merged */
+    int keep_loser = mergeable && r && hlc != r->hlc && hlc >= rank.floor;
+    if (!newer && !keep_loser)
         return 0;
-    uint8_t *copy = malloc(len ? len : 1);
+    uint8_t *copy = copy_of(bytes, len);
     if (copy == NULL)
         return HERD_ENOMEM;
-    if (len)
-        memcpy(copy, bytes, len);
-    if (r == NULL) {
-        r = calloc(1, sizeof(*r));
-        char *n = strdup(name);
-        if (r == NULL || n == NULL) {
-            free(r);
-            free(n);
-            free(copy);
-            return HERD_ENOMEM;
-        }
-        r->name = n;
-        r->hash = name_hash(name);
-        if (replica_add(s, r) != 0) {
-            replica_free(r);
-            free(copy);
-            return HERD_ENOMEM;
-        }
-    } else {
-        s->bytes -= r->len;
-        free(r->bytes);
+    if (!newer)
+        return other_keep(s, r, hlc, version, copy, len);
+    if (r == NULL && (r = replica_new(s, name)) == NULL) {
+        free(copy);
+        return HERD_ENOMEM;
     }
+    if (r->bytes && mergeable && r->hlc != hlc && r->hlc >= rank.floor) {
+        /* the registration it replaces runs (or ran) too: kept to be merged
+         * (other_keep takes the bytes and counts them as an other's, or
+         * frees them when it holds a newer copy of that registration) */
+        other_keep(s, r, r->hlc, r->version, r->bytes, r->len);
+        s->bytes -= r->len;
+        r->bytes = NULL;
+        r->len = 0;
+    }
+    for (size_t i = 0; i < r->others_n; i++)
+        if (r->others[i].hlc == hlc) { /* this registration is the copy now */
+            s->bytes -= r->others[i].len;
+            free(r->others[i].bytes);
+            r->others[i] = r->others[--r->others_n];
+            break;
+        }
+    s->bytes -= r->len;
+    free(r->bytes);
     r->owner = owner;
     r->hlc = hlc;
     r->version = version;
@@ -117,6 +179,19 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
     r->len = len;
     s->bytes += len;
     return 1;
+}
+
+int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc)
+{
+    replica_t *r = replica_find(s, name);
+    for (size_t i = 0; r && i < r->others_n; i++)
+        if (r->others[i].hlc == hlc) {
+            s->bytes -= r->others[i].len;
+            free(r->others[i].bytes);
+            r->others[i] = r->others[--r->others_n];
+            return 1;
+        }
+    return 0;
 }
 
 int replica_drop(replica_store_t *s, const char *name, uint64_t hlc)
@@ -137,6 +212,8 @@ int replica_drop(replica_store_t *s, const char *name, uint64_t hlc)
     }
     s->count--;
     s->bytes -= r->len;
+    for (size_t i = 0; i < r->others_n; i++)
+        s->bytes -= r->others[i].len;
     replica_free(r);
     return 1;
 }

@@ -4,8 +4,15 @@
  *
  * One entry per child name: the bytes of its state as its owner last sent
  * them, the registration they belong to (its first-registration time) and
- * their version. A newer copy replaces an older one (replica_newer). No
- * I/O here.
+ * their version. A newer copy replaces an older one (replica_newer).
+ *
+ * Two registrations of one child can run at once (a partition: one side
+ * started or promoted a copy while the other ran on). Where the child's
+ * behaviour can merge states, a copy of the registration that does not
+ * win is not thrown away: it is kept beside the winner's as an "other"
+ * (the newest of each registration, up to REPLICA_OTHERS_MAX), until the
+ * winner's owner says it merged it, the spec goes, or a query takes it to
+ * merge. No I/O here.
  */
 #ifndef HERD_REPLICA_STORE_H
 #define HERD_REPLICA_STORE_H
@@ -14,6 +21,16 @@
 #include <stdint.h>
 
 #include "u64map.h"
+
+/* The most copies of other registrations kept beside a name's copy. */
+#define REPLICA_OTHERS_MAX 4
+
+typedef struct replica_other {
+    uint64_t hlc, version;
+    uint64_t offered; /* node clock: when it was last sent to be merged (0: never) */
+    uint8_t *bytes;
+    size_t len;
+} replica_other_t;
 
 typedef struct replica {
     struct replica *twin; /* another name with the same hash */
@@ -25,12 +42,15 @@ typedef struct replica {
     uint64_t touched; /* node clock: when a put last stored or confirmed it */
     uint8_t *bytes;
     size_t len;
+    replica_other_t others[REPLICA_OTHERS_MAX]; /* copies of other registrations */
+    size_t others_n;
 } replica_t;
 
 typedef struct replica_store {
     u64map_t by_hash; /* name hash -> replica_t (twins chained) */
     size_t count;
-    uint64_t bytes; /* state bytes held */
+    uint64_t bytes; /* state bytes held, others' included */
+    uint64_t others_dropped; /* others that found no room (the oldest went) */
 } replica_store_t;
 
 void replica_store_init(replica_store_t *s);
@@ -54,10 +74,16 @@ int replica_rank_newer(uint64_t old_hlc, uint64_t old_version, uint64_t hlc, uin
                        replica_rank_t rank);
 /* The same against what `r` holds (any copy is newer than none). */
 int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, replica_rank_t rank);
-/* Keep a copy of `bytes` as name's replica, replacing an older one.
- * Returns 1 stored, 0 not newer (nothing changed), HERD_ENOMEM. */
+/* Keep a copy of `bytes` as name's replica, replacing an older one. With
+ * `mergeable` (the behaviour has resolve_conflict), the copy of another
+ * registration of the current spec that loses, either way round, is kept
+ * as an other. Returns 1 stored as name's copy, 2 kept as an other, 0 not
+ * newer (nothing changed), HERD_ENOMEM. */
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
-                uint64_t version, replica_rank_t rank, const uint8_t *bytes, size_t len);
+                uint64_t version, replica_rank_t rank, int mergeable, const uint8_t *bytes,
+                size_t len);
+/* Drop name's other of registration `hlc` (merged). Returns whether one went. */
+int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc);
 /* Drop name's replica (of the registration `hlc`, or any when hlc is 0).
  * Returns whether one went. */
 int replica_drop(replica_store_t *s, const char *name, uint64_t hlc);

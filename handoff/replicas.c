@@ -27,7 +27,11 @@
  *   3 drop   + u64 first-registration time
  *   4 query  + u64 query id
  *   5 have   + u64 query id, u8 has, u64 first-registration time, u64 version,
- *              bytes state
+ *              bytes state (has 2: a copy of another registration, ahead of
+ *              the answer, which has 0 or 1)
+ *   6 merge  + u64 first-registration time, u64 version, bytes state: a copy
+ *              of another registration of the child, to merge into it
+ *   7 merged + u64 first-registration time: merged and replicated
  * replica_serve.c answers puts, drops and queries; replica_query.c asks.
  */
 #include <stdlib.h>
@@ -261,6 +265,57 @@ static void send_drop(dsup_t *d, uint64_t to, const dchild_t *c)
         d->repl_stats.send_failed++;
 }
 
+/* Replicas whose other copies c merged are told, once its set holds a
+ * version that includes them: they drop those copies. */
+static void confirm_merged(dsup_t *d, dchild_t *c, uint64_t upto)
+{
+    for (size_t i = 0; i < c->merged_n;) {
+        if (c->merged[i].after > upto) {
+            i++;
+            continue;
+        }
+        wire_writer_t w;
+        wire_writer_init(&w);
+        wire_put_u8(&w, REPL_MERGED);
+        wire_put_str(&w, c->name);
+        wire_put_u64(&w, c->merged[i].hlc);
+        if (repl_send(d, c->merged[i].node, &w) != 0) /* it offers it again: merged twice */
+            d->repl_stats.send_failed++;
+        c->merged[i] = c->merged[--c->merged_n];
+    }
+}
+
+/* A replica offers a copy of another registration of c's child to merge
+ * (the two ran at once): merged now, confirmed once replicated. A child
+ * that cannot take it now (moving, not here) is offered it again later. */
+static void on_merge(dsup_t *d, uint64_t from, wire_reader_t *rd, const char *name)
+{
+    uint64_t hlc = wire_get_u64(rd), version = wire_get_u64(rd);
+    const uint8_t *bytes;
+    size_t len = wire_get_bytes(rd, &bytes);
+    if (wire_reader_done(rd) || version == 0) {
+        d->repl_stats.malformed++;
+        return;
+    }
+    dchild_t *c = dsup_find(d, name);
+    if (c == NULL || c->state != HERD_CHILD_RUNNING || c->hlc == hlc || c->copies <= 1)
+        return;
+    int rc = herd_state_merge(d->node, c->pid, bytes, len);
+    if (rc) {
+        if (rc != HERD_EBUSY)
+            herd_log(HERD_LOG_WARN, "replicas", "'%s': a copy of another registration not "
+                     "merged: %s", name, herd_strerror(rc));
+        return;
+    }
+    d->repl_stats.merged_in++;
+    mark_dirty(d, c);
+    for (size_t i = 0; i < c->merged_n; i++)
+        if (c->merged[i].node == from && c->merged[i].hlc == hlc)
+            return; /* confirmed with the next version already */
+    if (c->merged_n < HERD_MAX_REPLICAS) /* else it offers it again, and is told then */
+        c->merged[c->merged_n++] = (struct repl_merged){from, hlc, c->version + 1};
+}
+
 /* Whether every member of c's set acknowledged `version`. */
 static int set_holds(const dchild_t *c, uint64_t version)
 {
@@ -281,6 +336,7 @@ static void release_acked(dsup_t *d, dchild_t *c)
     herd_gate_release(d->node, c->pid, upto, 1u + c->set_n); /* all of the set hold upto */
     if (upto > c->released)
         c->released = upto;
+    confirm_merged(d, c, upto);
     if (upto == c->version && c->drop_n) {
         for (size_t i = 0; i < c->drop_n; i++)
             send_drop(d, c->drop[i], c);
@@ -297,18 +353,28 @@ static void put_failed(dsup_t *d, dchild_t *c, uint64_t version)
     c->unreplicated = held > 0;
 }
 
+int repl_send_copy(dsup_t *d, uint64_t to, uint8_t kind, const char *name, const uint64_t *query,
+                   uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, kind);
+    wire_put_str(&w, name);
+    if (query) {
+        wire_put_u64(&w, *query);
+        wire_put_u8(&w, has);
+    }
+    wire_put_u64(&w, hlc);
+    wire_put_u64(&w, version);
+    wire_put_bytes(&w, bytes, len);
+    return repl_send(d, to, &w);
+}
+
 /* Put `state` as version v to every member of c's set. */
 static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const uint8_t *state, size_t len)
 {
     for (size_t i = 0; i < c->set_n; i++) {
-        wire_writer_t w;
-        wire_writer_init(&w);
-        wire_put_u8(&w, REPL_PUT);
-        wire_put_str(&w, c->name);
-        wire_put_u64(&w, c->hlc);
-        wire_put_u64(&w, v);
-        wire_put_bytes(&w, state, len);
-        if (repl_send(d, c->set[i], &w) != 0) {
+        if (repl_send_copy(d, c->set[i], REPL_PUT, c->name, NULL, 0, c->hlc, v, state, len) != 0) {
             d->repl_stats.send_failed++;
             if (!c->repl_retry) /* put again at the next tick */
                 c->repl_retry = 1, d->repl->retries++;
@@ -468,6 +534,8 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
     case REPL_DROP: replica_on_drop(d, &r, name); break;
     case REPL_QUERY: replica_on_query(d, node, &r, name); break;
     case REPL_HAVE: replica_on_have(d, node, &r, name); break;
+    case REPL_MERGE: on_merge(d, node, &r, name); break;
+    case REPL_MERGED: replica_on_merged(d, &r, name); break;
     default: d->repl_stats.malformed++;
     }
 }

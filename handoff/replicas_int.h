@@ -10,7 +10,11 @@
 #include "dsup_int.h"
 #include "replica_store.h"
 
-enum { REPL_PUT = 1, REPL_ACK, REPL_DROP, REPL_QUERY, REPL_HAVE };
+enum { REPL_PUT = 1, REPL_ACK, REPL_DROP, REPL_QUERY, REPL_HAVE, REPL_MERGE, REPL_MERGED };
+/* A copy of another registration kept beside a child's (replica_store.h)
+ * is offered to the child's owner to merge again after this long, until it
+ * says it merged it. */
+#define REPL_MERGE_RESEND_MS 1000u
 /* The largest state put to replicas in one message (a larger one is not
  * replicated: its replies go counted as unreplicated, and too_big). */
 #define REPL_STATE_MAX (512u << 10)
@@ -34,6 +38,12 @@ int repl_send_ack(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64
                   int stored);
 /* Send an encoded replication message (the writer is consumed). */
 int repl_send(dsup_t *d, uint64_t to, wire_writer_t *w);
+/* Whether children of `name`'s spec can merge states (resolve_conflict). */
+int repl_mergeable(dsup_t *d, const char *name);
+/* A copy message (put, merge, or a query's answer): u8 kind, str name,
+ * [u64 query id, u8 has,] u64 first-registration time, u64 version, bytes. */
+int repl_send_copy(dsup_t *d, uint64_t to, uint8_t kind, const char *name, const uint64_t *query,
+                   uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len);
 void replica_queries_free(repl_t *r);
 /* replica_rank_newer's ranks for `name` as this node sees it now. */
 replica_rank_t repl_rank_of(dsup_t *d, const char *name);

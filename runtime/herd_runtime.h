@@ -398,6 +398,13 @@ int herd_state_out(herd_node_t *node, herd_pid_t pid, uint8_t **out, size_t *len
  * behaviour's resolve_conflict, as a HERD_MSG_MERGE in its mailbox order. A
  * winner without resolve_conflict ignores it. */
 int herd_merge_into(herd_node_t *node, herd_pid_t winner, const uint8_t *state, size_t len);
+/* Merge `state` into a live process of this node now, with its behaviour's
+ * resolve_conflict (outside its own handlers, as herd_state_out): once this
+ * returns 0, the state herd_state_out writes includes it. Errors:
+ * HERD_ENOPROC, HERD_EINVAL (no resolve_conflict, or called from the
+ * process itself), HERD_EBUSY (frozen: its state is on its way elsewhere),
+ * or resolve_conflict's own failure. */
+int herd_state_merge(herd_node_t *node, herd_pid_t pid, const uint8_t *state, size_t len);
 
 /* ---- moving a process to another node (the handoff) -------------------------------- */
 

@@ -591,6 +591,24 @@ int herd_state_out(herd_node_t *n, herd_pid_t pid, uint8_t **out, size_t *len)
     return rc;
 }
 
+int herd_state_merge(herd_node_t *n, herd_pid_t pid, const uint8_t *state, size_t len)
+{
+    herd_proc_t *p = node_is_local(n, pid) ? proc_lookup(n, pid) : NULL;
+    if (p == NULL || (p->flags & PROC_EXITING))
+        return HERD_ENOPROC;
+    if (p->beh->resolve_conflict == NULL || (p->flags & PROC_RUNNING))
+        return HERD_EINVAL;
+    if (p->flags & PROC_FROZEN)
+        return HERD_EBUSY;
+    herd_proc_t *saved = n->current;
+    n->current = p;
+    n->depth++;
+    int rc = p->beh->resolve_conflict(p, p->state, state, len);
+    n->depth--;
+    n->current = saved;
+    return rc;
+}
+
 int herd_merge_into(herd_node_t *n, herd_pid_t winner, const uint8_t *state, size_t len)
 {
     /* forced: a merge must not be lost to a full mailbox */

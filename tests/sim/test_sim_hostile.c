@@ -43,7 +43,8 @@
  * REGISTRY_PULL_MS; a node repaired only with the member that kept sending
  * garbage; a member whose digest was refused waited for its answer while
  * the other side's ordinary deltas kept that pull alive, holding back the
- * pulls of the others in a ring of waits (1402206).
+ * pulls of the others in a ring of waits (1402206); two nodes each pulling
+ * from the other put off each other's digests for 10 s at a time (1800536).
  */
 #include <stdint.h>
 #include <stdlib.h>

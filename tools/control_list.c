@@ -14,6 +14,7 @@
 typedef struct snap_entry {
     char *name; /* owned */
     int tag;
+    void *extra; /* owned: control_snap_tag_extra, or NULL */
 } snap_entry_t;
 
 struct control_snap {
@@ -38,8 +39,10 @@ control_lists_t *control_lists_new(void)
 
 static void snap_free(control_snap_t *s)
 {
-    for (size_t i = 0; s && i < s->count; i++)
+    for (size_t i = 0; s && i < s->count; i++) {
         free(s->e[i].name);
+        free(s->e[i].extra);
+    }
     if (s)
         free(s->e);
     free(s);
@@ -70,7 +73,7 @@ int control_snap_add(control_snap_t *s, const char *name, int tag)
     char *copy = strdup(name);
     if (copy == NULL)
         return HERD_ENOMEM;
-    s->e[s->count++] = (snap_entry_t){copy, tag};
+    s->e[s->count++] = (snap_entry_t){copy, tag, NULL};
     return 0;
 }
 
@@ -79,15 +82,31 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const snap_entry_t *)a)->name, ((const snap_entry_t *)b)->name);
 }
 
+static snap_entry_t *snap_find(control_snap_t *s, const char *name)
+{
+    snap_entry_t key = {(char *)name, 0, NULL};
+    if (s->count == 0) /* no table yet (s->e NULL): bsearch may not be given one */
+        return NULL;
+    return bsearch(&key, s->e, s->count, sizeof(snap_entry_t), entry_cmp);
+}
+
 int control_snap_tag(control_snap_t *s, const char *name, int tag)
 {
-    snap_entry_t key = {(char *)name, 0};
-    if (s->count == 0) /* no table yet (s->e NULL): bsearch may not be given one */
-        return HERD_ENOENT;
-    snap_entry_t *e = bsearch(&key, s->e, s->count, sizeof(*e), entry_cmp);
+    snap_entry_t *e = snap_find(s, name);
     if (e == NULL)
         return HERD_ENOENT;
     e->tag = tag;
+    return 0;
+}
+
+int control_snap_tag_extra(control_snap_t *s, const char *name, int tag, void *extra)
+{
+    snap_entry_t *e = snap_find(s, name);
+    if (e == NULL)
+        return HERD_ENOENT;
+    free(e->extra);
+    e->tag = tag;
+    e->extra = extra;
     return 0;
 }
 
@@ -152,6 +171,16 @@ static int snap_take(control_lists_t *ls, const control_list_ops_t *ops, void *d
     return 0;
 }
 
+/* The attachment of the entry whose item is being made: the loop thread
+ * serves one request at a time, and the item functions' signature stays
+ * that of the listings without attachments. */
+static const void *g_item_extra;
+
+const void *control_list_extra(void)
+{
+    return g_item_extra;
+}
+
 /* The items [from, from + limit) of s that still exist, as a JSON array;
  * *next is the offset after the last one looked at. */
 static json_t *snap_items(control_snap_t *s, size_t from, size_t limit,
@@ -160,7 +189,9 @@ static json_t *snap_items(control_snap_t *s, size_t from, size_t limit,
     json_t *items = json_array();
     size_t i = from;
     for (; i < s->count && i - from < limit; i++) {
+        g_item_extra = s->e[i].extra;
         json_t *o = ops->item(data, s->e[i].name, s->e[i].tag);
+        g_item_extra = NULL;
         if (o)
             json_array_append_new(items, o);
     }

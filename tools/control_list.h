@@ -38,6 +38,15 @@ int control_snap_add(control_snap_t *s, const char *name, int tag);
 /* Set the tag of `name` in a sorted snapshot (after fill); HERD_ENOENT when
  * the snapshot does not hold it. O(log n). */
 int control_snap_tag(control_snap_t *s, const char *name, int tag);
+/* The same, and attach `extra` (from malloc) to `name`: what the tag pass
+ * saw of it beyond a small number (a child's replica set), for the item
+ * function (control_list_extra). Takes `extra` on success (the snapshot
+ * frees it with itself, or when another is attached); on error
+ * (HERD_ENOENT) the caller still owns it. */
+int control_snap_tag_extra(control_snap_t *s, const char *name, int tag, void *extra);
+/* While an item function runs: what control_snap_tag_extra attached to the
+ * name it is making (NULL: nothing; outside an item function, NULL). */
+const void *control_list_extra(void);
 
 typedef struct control_list_ops {
     /* Add every name (control_snap_add); 0 or a negative HERD_E* code. */

@@ -34,6 +34,20 @@ typedef struct start_req {
     char service[HERD_SERVICE_NAME_MAX + 1];
 } start_req_t;
 
+/* Where `name`'s state is kept: [OWNER, REPLICA...] (herd_child_replica_nodes),
+ * or null when it is no child this node can place. */
+json_t *herdd_replica_nodes_json(void *data, const char *name)
+{
+    char nodes[HERD_MAX_REPLICAS][65];
+    int n = herd_child_replica_nodes(herdd_node(data), name, nodes, HERD_MAX_REPLICAS);
+    if (n <= 0)
+        return json_null();
+    json_t *list = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(list, json_string(nodes[i]));
+    return list;
+}
+
 static void start_done(void *arg, const herd_start_result_t *res)
 {
     start_req_t *r = arg;
@@ -43,6 +57,8 @@ static void start_done(void *arg, const herd_start_result_t *res)
         json_object_del(out, "meta");
         json_object_set_new(out, "service", json_string(r->service));
         json_object_set_new(out, "already_started", json_boolean(res->already_started));
+        /* what its spec asks for: a child that ran already keeps its own */
+        json_object_set_new(out, "replica_nodes", herdd_replica_nodes_json(r->data, r->name));
     }
     char msg[300];
     snprintf(msg, sizeof(msg), "'%s' was not registered within %d ms", r->name,
@@ -65,6 +81,24 @@ int herdd_check_name(const char *what, const char *name, char *msg, size_t cap)
     return 0;
 }
 
+/* start's optional "replicas": the copies of the child's state, the running
+ * one included (absent: the service's default). */
+static int start_replicas(json_t *j, uint8_t *out, char *msg, size_t cap)
+{
+    if (j == NULL)
+        return 0;
+    if (json_is_integer(j) && json_integer_value(j) >= 1 &&
+        json_integer_value(j) <= HERD_MAX_REPLICAS) {
+        *out = (uint8_t)json_integer_value(j);
+        return 0;
+    }
+    char *text = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    snprintf(msg, cap, "replicas must be a whole number 1..%d (copies of the child's state, "
+             "the running one included), not %.40s", HERD_MAX_REPLICAS, text ? text : "that");
+    free(text);
+    return HERD_EINVAL;
+}
+
 int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)result;
@@ -81,6 +115,9 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
     if (strlen(service) > HERD_SERVICE_NAME_MAX)
         return snprintf(msg, cap, "the service name is over %d bytes",
                         (int)HERD_SERVICE_NAME_MAX), HERD_EINVAL;
+    uint8_t replicas = 0;
+    if ((rc = start_replicas(json_object_get(args, "replicas"), &replicas, msg, cap)) != 0)
+        return rc;
     if (arg && strlen(arg) > START_ARG_MAX)
         return snprintf(msg, cap, "the argument is %zu bytes, over the limit of %d",
                         strlen(arg), START_ARG_MAX), HERD_ETOOBIG;
@@ -92,7 +129,7 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
     snprintf(r->service, sizeof(r->service), "%s", service);
     herd_child_req_t req = {.name = name, .service = service, .arg = arg,
                             .arg_len = arg ? strlen(arg) : 0,
-                            .restart = HERD_RESTART_PERMANENT};
+                            .restart = HERD_RESTART_PERMANENT, .replicas = replicas};
     r->token = control_defer(herdd_control(data));
     rc = herd_start_child_async(herdd_node(data), &req, START_TIMEOUT_MS, start_done, r);
     if (rc) {
@@ -418,10 +455,12 @@ int herdd_cmd_stop(void *data, json_t *args, json_t **result, char *msg, size_t 
 
 /*
  * children: a snapshot of the spec names (of NODE's registered children
- * when NODE is given), sorted, with the state of this node's own children
- * as tags (one pass over them, a binary search each); each page then looks
- * up the registration and spec of its names. Linear in the children, a page
- * of JSON per request.
+ * when NODE is given), sorted, with the state and replication of this
+ * node's own children as tags and attachments (one pass over them, a binary
+ * search each); each page then looks up the registration and spec of its
+ * names. Linear in the children, a page of JSON per request. Only the
+ * owner knows a child's replica set and what each member acknowledged, so
+ * a child of another node shows null there.
  */
 #define STATE_NONE (-1)
 
@@ -455,11 +494,52 @@ static int children_fill(void *arg, control_snap_t *s)
     return rc < 0 ? rc : c->rc;
 }
 
+/* A child's replication as the tag pass saw it (herd_child_view_t). */
+typedef struct child_repl {
+    uint64_t version, released;
+    uint8_t copies, count, under;
+    struct {
+        uint64_t node, acked;
+    } set[]; /* count */
+} child_repl_t;
+
 static int local_state(void *arg, const herd_child_view_t *v)
 {
     children_ctx_t *c = arg;
-    control_snap_tag(c->snap, v->name, (int)v->state);
+    size_t n = v->replica_count < HERD_MAX_REPLICAS ? v->replica_count : HERD_MAX_REPLICAS - 1;
+    child_repl_t *r = malloc(sizeof(*r) + n * sizeof(r->set[0]));
+    if (r) {
+        *r = (child_repl_t){v->version, v->released, v->copies, (uint8_t)n,
+                            v->under_replicated != 0};
+        for (size_t i = 0; i < n; i++) {
+            r->set[i].node = v->replicas[i];
+            r->set[i].acked = v->replica_acked[i];
+        }
+    }
+    if (r == NULL || control_snap_tag_extra(c->snap, v->name, (int)v->state, r) != 0) {
+        free(r); /* out of memory: the state alone, its replication null */
+        control_snap_tag(c->snap, v->name, (int)v->state);
+    }
     return 0;
+}
+
+/* copies, replicas [{node, acked}], version, released, under_replicated:
+ * null for a child this node does not run (its owner knows them). */
+static json_t *repl_json(void *data, const child_repl_t *r)
+{
+    if (r == NULL)
+        return json_pack("{s:n, s:n, s:n, s:n, s:n}", "copies", "replicas", "version",
+                         "released", "under_replicated");
+    json_t *set = json_array();
+    for (size_t i = 0; i < r->count; i++) {
+        char node[80];
+        herdd_member_name(data, r->set[i].node, node, sizeof(node));
+        json_array_append_new(set, json_pack("{s:s, s:I}", "node", node, "acked",
+                                             (json_int_t)r->set[i].acked));
+    }
+    return json_pack("{s:i, s:o, s:I, s:I, s:b}", "copies", (int)r->copies, "replicas", set,
+                     "version", (json_int_t)r->version, "released", (json_int_t)r->released,
+                     "under_replicated", (int)r->under);
 }
 
 static void children_tag(void *arg, control_snap_t *s)
@@ -486,6 +566,7 @@ static json_t *children_item(void *arg, const char *name, int state)
                      : registered        ? "running"
                                          : "missing";
     json_object_set_new(o, "state", json_string(st));
+    json_object_update_new(o, repl_json(c->data, control_list_extra()));
     return o;
 }
 

@@ -3,22 +3,30 @@
  * supervisor and its services (ringctl start/call/stop/children/handoffs/
  * drain). Answers (JSON; pids as "NODE/INCARNATION/SERIAL"):
  *
- *   start {"service": S, "name": N, "arg": TEXT?}
- *     -> {"name", "node", "pid", "service", "already_started": BOOL}
+ *   start {"service": S, "name": N, "arg": TEXT?, "replicas": 1..5?}
+ *     -> {"name", "node", "pid", "service", "already_started": BOOL,
+ *         "replica_nodes": [OWNER, REPLICA...]}
  *     answered once N is registered as seen from this node (the ring's owner
- *     starts it); ETIMEDOUT after 5 s; EINVAL for an unknown service.
+ *     starts it); ETIMEDOUT after 5 s; EINVAL for an unknown service, or
+ *     replicas (the copies of its state, the running one included; absent:
+ *     the service's default) out of 1..HERD_MAX_REPLICAS. A child that ran
+ *     already keeps the copies it has: replica_nodes says which.
  *   call {"name": N, "request": TEXT, "timeout_ms": MS?}
  *     -> {"name", "node", "pid", "reply": TEXT, "value": INT (when the
  *        reply is a whole number, as the counter's always is)}
  *     ENOENT: N is not registered; the callee's own error otherwise.
  *   stop {"name": N}        -> {"name", "stopped": true}; ENOENT: no such child
  *   children {"node": NODE?, "limit": N?, "cursor": C?}
- *     -> [{"name", "node", "pid", "service", "state"}], sorted by name, or
+ *     -> [{"name", "node", "pid", "service", "state", "copies",
+ *          "replicas": [{"node", "acked"}], "version", "released",
+ *          "under_replicated": BOOL}], sorted by name, or
  *     with "limit" one page of them (control_list.h)
  *     every child (of NODE only, when given) as this node sees it: state is
  *     running / restarting / moving / arriving for this node's own, running
  *     for a registered child of another node, and missing for a child with
- *     a spec and no registration (starting, or its node just died).
+ *     a spec and no registration (starting, or its node just died). The
+ *     replication (herd_child_view_t) of this node's own children as of the
+ *     listing's first page; null for the others.
  *   handoffs -> [{"name", "target", "id", "phase", "started_ms",
  *                "freeze_to_commit_ms", "forwarded"}]  in flight, then recent
  *   drain {"node": NODE, "on": BOOL?} -> {"node", "draining": BOOL}
@@ -38,6 +46,11 @@
 /* What herdd.c gives these commands from their `data`. */
 control_t *herdd_control(void *data);
 json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta);
+/* The name of member `id` ("?" and its id in hex for one not known here). */
+void herdd_member_name(void *data, uint64_t id, char *out, size_t cap);
+/* Where child `name`'s state is kept, as [OWNER, REPLICA...]
+ * (herd_child_replica_nodes), or JSON null when it is not a child. */
+json_t *herdd_replica_nodes_json(void *data, const char *name);
 /* Serve a listing page by page from the socket's open listings
  * (control_list_serve). */
 int herdd_list_serve(void *data, json_t *args, const control_list_ops_t *ops, void *opsdata,

@@ -157,6 +157,33 @@ static json_t *handoff_stats_json(herd_node_t *n)
                      "in_flight", (json_int_t)h.in_flight, "malformed", (json_int_t)h.malformed);
 }
 
+/* Replicated state (herd_repl_stats): what this node put to its children's
+ * replicas and took from other owners, the copies it holds, what went
+ * wrong; settled: a crash of any one node now loses no reply this node's
+ * children sent (herd_repl_settled: a pass over them, as `children` makes).
+ * Empty without a supervisor. */
+static json_t *repl_stats_json(herd_node_t *n)
+{
+    herd_repl_stats_t r;
+    if (herd_repl_stats(n, &r) != 0)
+        return json_object();
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "puts_out",
+                          (json_int_t)r.puts_out, "puts_in", (json_int_t)r.puts_in, "acks_in",
+                          (json_int_t)r.acks_in, "refused", (json_int_t)r.refused, "bytes_out",
+                          (json_int_t)r.bytes_out, "bytes_in", (json_int_t)r.bytes_in,
+                          "send_failed", (json_int_t)r.send_failed, "unreplicated",
+                          (json_int_t)r.unreplicated, "too_big", (json_int_t)r.too_big,
+                          "promoted", (json_int_t)r.promoted);
+    json_object_update_new(
+        o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "queries",
+                     (json_int_t)r.queries, "query_timeouts", (json_int_t)r.query_timeouts,
+                     "held", (json_int_t)r.held, "held_bytes", (json_int_t)r.held_bytes,
+                     "collected", (json_int_t)r.collected, "handed_over",
+                     (json_int_t)r.handed_over, "malformed", (json_int_t)r.malformed,
+                     "settled", herd_repl_settled(n) != 0));
+    return o;
+}
+
 /* The registry's sync traffic and causal context, the same keys in `stats`
  * (registry.*) and `crdt`. */
 static json_t *registry_sync_json(const herd_registry_stats_t *r)
@@ -250,6 +277,7 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
                         json_integer((json_int_t)herdd_children_refused()));
     json_object_set_new(*result, "handoff", handoff_stats_json(d->node));
     json_object_set_new(*result, "registry", registry_stats_json(d->node));
+    json_object_set_new(*result, "replication", repl_stats_json(d->node));
     json_object_set_new(*result, "memory", herdd_memory_json(d->memory));
     json_object_set_new(*result, "connections", conn_stats_json(d->node));
     return 0;
@@ -286,6 +314,7 @@ static int cmd_whereis(void *data, json_t *args, json_t **result, char *msg, siz
     member_names_load(d, &mn);
     *result = name_json(&mn, name, pid, &meta);
     free(mn.info);
+    json_object_set_new(*result, "replica_nodes", herdd_replica_nodes_json(d, name));
     return 0;
 }
 
@@ -396,6 +425,11 @@ control_t *herdd_control(void *data)
 json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
 {
     return name_json(members_now(data), name, pid, meta);
+}
+
+void herdd_member_name(void *data, uint64_t id, char *out, size_t cap)
+{
+    node_name_of(members_now(data), id, out, cap);
 }
 
 int herdd_list_serve(void *data, json_t *args, const control_list_ops_t *ops, void *opsdata,

@@ -287,7 +287,19 @@ static const char stats_help[] =
     "the supervisor's moves (handoff.*: protocol messages the cluster refused in\n"
     "send_failed, states over the size limit in too_big, children that registered\n"
     "themselves in claimed, messages from members that did not decode or arrived\n"
-    "altered in malformed) and the registry's repairs and sync (registry.*: sync\n"
+    "altered in malformed), replicated state (replication.*: states put to the\n"
+    "replicas of this node's children and their bytes in puts_out and bytes_out,\n"
+    "states taken for other owners in puts_in and bytes_in, acknowledgements in\n"
+    "acks_in, puts a replica refused in refused and the cluster refused in\n"
+    "send_failed, replies let go with fewer copies than asked in unreplicated,\n"
+    "states too big to replicate in too_big, children started from a replica's\n"
+    "copy in promoted, queries for the newest copy and those that timed out,\n"
+    "copies held here for other owners and their bytes in held and held_bytes,\n"
+    "copies dropped as no owner's replica set holds this node any more in\n"
+    "collected, copies handed on as this node drained or left in handed_over,\n"
+    "messages that did not decode in malformed, and settled: true when a crash\n"
+    "of any one node now loses no reply this node's children sent)\n"
+    "and the registry's repairs and sync (registry.*: sync\n"
     "bytes out and in, sends refused in send_failed and the digest syncs that\n"
     "repaired them in repairs, messages split for size, contexts sent trimmed and\n"
     "contexts joined; the causal context's replicas and cloud dots, all and the\n"
@@ -314,6 +326,10 @@ static const char stats_help[] =
     "\"bytes_in\",\"send_failed\",\"repairs\",\"pieces_split\",\"context_trimmed\",\n"
     "\"contexts_joined\",\"cc_replicas\",\"cc_cloud_dots\",\"cc_cloud_max\",\n"
     "\"syncs_under_way\",\"longest_us\",\"longest_what\"},\n"
+    "\"replication\":{\"puts_out\",\"puts_in\",\"acks_in\",\"refused\",\"bytes_out\",\n"
+    "\"bytes_in\",\"send_failed\",\"unreplicated\",\"too_big\",\"promoted\",\"queries\",\n"
+    "\"query_timeouts\",\"held\",\"held_bytes\",\"collected\",\"handed_over\",\n"
+    "\"malformed\",\"settled\":BOOL},\n"
     "\"connections\":{\"inbound\",\"limit_per_addr\",\"limit_total\",\"fds_open\",\n"
     "\"fd_limit\",\"shed_per_addr\",\"shed_total\",\"shed_missed\",\"checks\",\"scans\"}}\n";
 
@@ -364,7 +380,14 @@ static int ctl_print_stats(const ctl_t *c, json_t *st)
             const char *k2;
             json_t *v2;
             json_object_foreach(v, k2, v2)
-            printf("%s.%s %lld\n", key, k2, (long long)json_integer_value(v2));
+            {
+                if (json_is_boolean(v2))
+                    printf("%s.%s %s\n", key, k2, json_is_true(v2) ? "true" : "false");
+                else if (json_is_string(v2))
+                    printf("%s.%s %s\n", key, k2, json_string_value(v2));
+                else
+                    printf("%s.%s %lld\n", key, k2, (long long)json_integer_value(v2));
+            }
         } else if (json_is_string(v)) {
             printf("%s %s\n", key, json_string_value(v));
         } else {
@@ -455,9 +478,26 @@ static const char names_help[] =
 static const char whereis_help[] =
     "usage: ringctl [--json] [--node ADDR] whereis NAME\n"
     "\n"
-    "Where the process registered as NAME runs: node, pid, metadata. An unknown\n"
+    "Where the process registered as NAME runs: node, pid, metadata; for a child\n"
+    "started by name also where its state is kept: the ring's owner of NAME\n"
+    "(among the members providing its service) and its replica set, as many\n"
+    "nodes as the copies its spec asks for and the members allow. An unknown\n"
     "name is an error (exit 1).\n"
-    "JSON: {\"name\",\"node\",\"pid\",\"meta\":{...}}\n";
+    "JSON: {\"name\",\"node\",\"pid\",\"meta\":{...},\"replica_nodes\":[OWNER,REPLICA...]}\n"
+    "(replica_nodes null for a name that is no child)\n";
+
+/* "owner X, replicas Y,Z" from replica_nodes [X, Y, Z]; nothing for null. */
+static void ctl_print_replica_nodes(json_t *nodes)
+{
+    if (!json_is_array(nodes) || json_array_size(nodes) == 0)
+        return;
+    printf("replica set: owner %s, replicas ", json_string_value(json_array_get(nodes, 0)));
+    if (json_array_size(nodes) == 1)
+        fputs("none (1 copy)", stdout);
+    for (size_t i = 1; i < json_array_size(nodes); i++)
+        printf("%s%s", i > 1 ? "," : "", json_string_value(json_array_get(nodes, i)));
+    putchar('\n');
+}
 
 static void ctl_print_name(json_t *o)
 {
@@ -490,6 +530,7 @@ static int ctl_run_names(const ctl_t *c, const char *arg)
         ctl_print_name(o);
     } else {
         ctl_print_name(res);
+        ctl_print_replica_nodes(json_object_get(res, "replica_nodes"));
     }
     json_decref(res);
     return 0;
@@ -773,9 +814,10 @@ static const char main_help[] =
     "  crdt                               the registry replica and its sync per peer\n"
     "Children (started by name; the ring's owner runs each):\n"
     "  start SERVICE NAME [ARG]           start a child, e.g. start counter c1\n"
+    "        [--replicas N]               with N copies of its state (1-5)\n"
     "  call NAME REQUEST...               call it, e.g. call c1 incr 5\n"
     "  stop NAME                          terminate it (its spec goes)\n"
-    "  children [NODE]                    every child, or those NODE runs\n"
+    "  children [NODE]                    every child, or those NODE runs, and replicas\n"
     "  handoffs                           moves in flight and recent, with timings\n"
     "  drain NODE [--off] [--timeout S]   move every child off NODE\n"
     "Faults and hand-made names:\n"

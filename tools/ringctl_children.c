@@ -24,12 +24,19 @@ typedef struct child_cmd {
 
 static const child_cmd_t child_cmds[] = {
     {"start", 2, 3,
-     "usage: ringctl [--json] [--node ADDR] start SERVICE NAME [ARG]\n\n"
+     "usage: ringctl [--json] [--node ADDR] start SERVICE NAME [ARG] [--replicas N]\n\n"
      "Start a child by name: the owner of NAME among the members that provide\n"
      "SERVICE (see `members`) runs it under its supervisor and registers NAME.\n"
      "A NAME that runs already is answered with its pid; a SERVICE that no\n"
      "member provides fails at once (ENOSERVICE). Services of herdd: counter.\n"
-     "JSON: {\"name\",\"node\",\"pid\",\"service\",\"already_started\":BOOL}\n"},
+     "--replicas N: the copies of its state, the running one included, 1-5\n"
+     "(default: the service's; herdd's counter keeps 2). A reply leaves only once\n"
+     "the owner's ring successors hold the state it reflects, so a crash of fewer\n"
+     "than N nodes loses no answered change. A NAME that runs already keeps the\n"
+     "copies it has. The answer says where the state is kept: the owner, then\n"
+     "its replicas (as many as the members allow).\n"
+     "JSON: {\"name\",\"node\",\"pid\",\"service\",\"already_started\":BOOL,\n"
+     "\"replica_nodes\":[OWNER,REPLICA...]}\n"},
     {"call", 2, -1,
      "usage: ringctl [--json] [--node ADDR] call NAME REQUEST...\n\n"
      "Call the process registered as NAME with REQUEST (the words joined by\n"
@@ -57,7 +64,17 @@ static const child_cmd_t child_cmds[] = {
      "Every child the cluster must run (those NODE runs, when given): where it\n"
      "runs and its state: running, restarting, moving, arriving (the asked node's\n"
      "own), running (registered elsewhere) or missing (no registration yet).\n"
-     "JSON: [{\"name\",\"node\",\"pid\",\"service\",\"state\"}], sorted by name\n"},
+     "For the children the asked node runs, their replication: the copies of\n"
+     "the state asked for (COPIES), the last version put (VERSION), and each\n"
+     "member of the replica set with the version it acknowledged (REPLICAS,\n"
+     "NODE@VERSION); \"under-replicated\" ends the line of a child whose answered\n"
+     "state fewer than COPIES live copies hold. Only a child's node knows these:\n"
+     "\"-\" for the others (ask their node: ringctl --node ITS_ADDR children NODE).\n"
+     "JSON: [{\"name\",\"node\",\"pid\",\"service\",\"state\",\"copies\",\n"
+     "\"replicas\":[{\"node\",\"acked\"}],\"version\",\"released\",\n"
+     "\"under_replicated\":BOOL}], sorted by name; released is the highest version\n"
+     "whose replies went; copies to under_replicated are null for a child the\n"
+     "asked node does not run.\n"},
     {"handoffs", 0, 0,
      "usage: ringctl [--json] [--node ADDR] handoffs\n\n"
      "The moves this node coordinated: in flight first, then the recent ones.\n"
@@ -108,25 +125,49 @@ const char *ctl_children_help(const char *cmd)
     return k ? k->help : NULL;
 }
 
+#define REPLICAS_MAX 5 /* HERD_MAX_REPLICAS: herdd refuses more as well */
+
 typedef struct child_args {
     const char *pos[16];
     int count;
     int off;
     long timeout_s;
+    int replicas; /* start --replicas; 0: the service's default */
 } child_args_t;
+
+/* start's --replicas N (N or =N): 1..REPLICAS_MAX. */
+static int parse_replicas(const ctl_t *c, const char *v, int *out)
+{
+    char *end = NULL;
+    long n = v && *v >= '0' && *v <= '9' ? strtol(v, &end, 10) : 0;
+    if (end == NULL || *end || n < 1 || n > REPLICAS_MAX)
+        return ctl_usage(c, "--replicas wants a whole number 1-%d (copies of the child's "
+                         "state, the running one included), got '%.40s'", REPLICAS_MAX,
+                         v ? v : "");
+    *out = (int)n;
+    return 0;
+}
 
 static int parse(const ctl_t *c, const child_cmd_t *k, int argc, char **argv, child_args_t *a,
                  int *help)
 {
     a->timeout_s = 60;
-    int seen_timeout = 0;
+    int seen_timeout = 0, rc;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             *help = 1;
             return 0;
         }
-        if (strcmp(k->name, "drain") == 0 && strcmp(s, "--off") == 0) {
+        if (strcmp(k->name, "start") == 0 &&
+            (strcmp(s, "--replicas") == 0 || strncmp(s, "--replicas=", 11) == 0)) {
+            if (a->replicas)
+                return ctl_usage(c, "--replicas given twice; give it once");
+            if (s[10] == '\0' && i + 1 >= argc)
+                return ctl_usage(c, "--replicas needs a value");
+            if ((rc = parse_replicas(c, s[10] == '=' ? s + 11 : argv[++i], &a->replicas)))
+                return rc;
+        } else if (strcmp(k->name, "drain") == 0 && strcmp(s, "--off") == 0) {
             if (a->off++)
                 return ctl_usage(c, "--off given twice; give it once");
         } else if (strcmp(k->name, "drain") == 0 && strcmp(s, "--timeout") == 0) {
@@ -159,21 +200,42 @@ static const char *str(json_t *o, const char *key)
 
 /* ---- each command -------------------------------------------------------------- */
 
+/* "a,b,c" of a JSON list of strings into out ("-" for none or not a list). */
+static const char *join_names(json_t *list, char *out, size_t cap)
+{
+    size_t used = 0, i;
+    json_t *v;
+    snprintf(out, cap, "-");
+    json_array_foreach(list, i, v)
+    {
+        int n = snprintf(out + used, cap - used, "%s%s", i ? "," : "",
+                         json_string_value(v) ? json_string_value(v) : "?");
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+    return out;
+}
+
 static int run_start(const ctl_t *c, const child_args_t *a)
 {
     int rc = 0;
     json_t *args = json_pack("{s:s, s:s, s:s?}", "service", a->pos[0], "name", a->pos[1],
                              "arg", a->count > 2 ? a->pos[2] : NULL);
+    if (a->replicas)
+        json_object_set_new(args, "replicas", json_integer(a->replicas));
     json_t *res = ctl_live_wait(c, "start", args, WAIT_START_MS, &rc);
     json_decref(args);
     if (res == NULL)
         return rc;
     if (c->json)
         return ctl_print_json(res);
-    printf("%s %s on %s (pid %s)\n", str(res, "name"),
+    char nodes[400];
+    printf("%s %s on %s (pid %s); state kept on %s\n", str(res, "name"),
            json_is_true(json_object_get(res, "already_started")) ? "was already running"
                                                                  : "started",
-           str(res, "node"), str(res, "pid"));
+           str(res, "node"), str(res, "pid"),
+           join_names(json_object_get(res, "replica_nodes"), nodes, sizeof(nodes)));
     json_decref(res);
     return 0;
 }
@@ -244,6 +306,23 @@ static int run_simple(const ctl_t *c, const child_cmd_t *k, const child_args_t *
     return 0;
 }
 
+/* "n2@7,n3@6": each member of a replica set with the version it
+ * acknowledged; "none" for an empty set, "-" when not known. */
+static void replicas_text(json_t *set, char *out, size_t cap)
+{
+    size_t used = 0, i;
+    json_t *r;
+    snprintf(out, cap, "%s", !json_is_array(set) ? "-" : json_array_size(set) ? "" : "none");
+    json_array_foreach(set, i, r)
+    {
+        int n = snprintf(out + used, cap - used, "%s%s@%lld", i ? "," : "", str(r, "node"),
+                         (long long)json_integer_value(json_object_get(r, "acked")));
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
 static int run_children(const ctl_t *c, const child_args_t *a)
 {
     int rc = 0;
@@ -254,15 +333,39 @@ static int run_children(const ctl_t *c, const child_args_t *a)
         return rc;
     if (c->json)
         return ctl_print_json(res);
-    printf("%-32s %-16s %-10s %-11s %s\n", "NAME", "NODE", "SERVICE", "STATE", "PID");
-    size_t i;
+    printf("%-32s %-16s %-10s %-11s %6s %8s %-24s %s\n", "NAME", "NODE", "SERVICE", "STATE",
+           "COPIES", "VERSION", "REPLICAS", "PID");
+    size_t i, under = 0, unknown = 0;
     json_t *o;
     json_array_foreach(res, i, o)
     {
-        printf("%-32s %-16s %-10s %-11s %s\n", str(o, "name"), str(o, "node"),
-               str(o, "service"), str(o, "state"), str(o, "pid"));
+        char copies[8] = "-", version[24] = "-", set[400];
+        json_t *cp = json_object_get(o, "copies");
+        if (json_is_integer(cp)) {
+            snprintf(copies, sizeof(copies), "%lld", (long long)json_integer_value(cp));
+            snprintf(version, sizeof(version), "%lld",
+                     (long long)json_integer_value(json_object_get(o, "version")));
+        }
+        replicas_text(json_object_get(o, "replicas"), set, sizeof(set));
+        int is_under = json_is_true(json_object_get(o, "under_replicated"));
+        under += (size_t)is_under;
+        unknown += !json_is_integer(cp);
+        printf("%-32s %-16s %-10s %-11s %6s %8s %-24s %s%s\n", str(o, "name"), str(o, "node"),
+               str(o, "service"), str(o, "state"), copies, version, set, str(o, "pid"),
+               is_under ? "  under-replicated" : "");
     }
-    printf("%zu children\n", json_array_size(res));
+    /* "N children" first: scripts take the line's second word for the end */
+    printf("%zu children", json_array_size(res));
+    if (under || unknown) {
+        printf(" (");
+        if (under)
+            printf("%zu under-replicated%s", under, unknown ? "; " : "");
+        if (unknown)
+            printf("%zu run by other nodes: \"-\", ask their node for their replicas",
+                   unknown);
+        putchar(')');
+    }
+    putchar('\n');
     json_decref(res);
     return 0;
 }

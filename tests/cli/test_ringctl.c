@@ -371,6 +371,86 @@ static void test_ringctl_says_why_a_node_cannot_be_reached(void **state)
     rmdir(dir);
 }
 
+/* start --replicas N: 1-5, before or after the command's arguments, given
+ * once; anything else is a usage error (exit 2) before any node is asked. */
+static void test_ringctl_start_replicas_parsed(void **state)
+{
+    (void)state;
+    const char *want = "--replicas wants a whole number 1-5";
+    USAGE(want, "start", "counter", "c1", "--replicas", "9");
+    USAGE(want, "--json", "start", "counter", "c1", "--replicas", "6");
+    USAGE(want, "start", "counter", "c1", "--replicas", "0");
+    USAGE(want, "start", "counter", "c1", "--replicas", "-1");
+    USAGE(want, "start", "counter", "c1", "--replicas", "2x");
+    USAGE(want, "start", "counter", "c1", "--replicas", "");
+    USAGE(want, "start", "counter", "c1", "--replicas", " 2");
+    USAGE(want, "start", "counter", "c1", "--replicas=99999999999999999999");
+    USAGE("got '9'", "start", "--replicas", "9", "counter", "c1");
+    USAGE("--replicas needs a value", "start", "counter", "c1", "--replicas");
+    USAGE("--replicas given twice", "start", "counter", "c1", "--replicas", "2",
+          "--replicas", "3");
+    USAGE("--replicas given twice", "start", "--replicas=2", "counter", "c1", "--replicas=2");
+    USAGE("unknown option '--replicas'", "stop", "c1", "--replicas", "2");
+    USAGE("unknown option '--replicas'", "children", "--replicas", "2");
+    USAGE("missing argument", "start", "counter", "--replicas", "2");
+    USAGE("unexpected argument 'x'", "start", "counter", "c1", "arg", "x", "--replicas", "2");
+
+    /* a good N anywhere among the arguments: the request goes to the node
+     * (here none: exit 1, not a usage error) */
+    const char *const *ok[] = {
+        (const char *const[]){"start", "counter", "c1", "--replicas", "3", NULL},
+        (const char *const[]){"start", "--replicas", "1", "counter", "c1", "7", NULL},
+        (const char *const[]){"start", "counter", "--replicas=5", "c1", NULL},
+        (const char *const[]){"start", "counter", "c1", "7", "--replicas", "2", "--json",
+                              NULL},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        const char *args[12] = {"--node", "ipc:///nonexistent/herd.ctl"};
+        size_t n = 2;
+        for (const char *const *a = ok[i]; *a; a++)
+            args[n++] = *a;
+        args[n] = NULL;
+        run_t r;
+        ringctl(&r, args);
+        if (r.status != 1 || strstr(r.err, "no such socket") == NULL)
+            fail_msg("start case %zu: exit %d, want 1 (no node): %s", i, r.status, r.err);
+    }
+}
+
+/* The help of the commands replication shows in: the options and JSON keys. */
+static void test_ringctl_help_documents_replication(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *cmd;
+        const char *keys[20];
+    } want[] = {
+        {"start", {"--replicas N", "1-5", "\"replica_nodes\"", NULL}},
+        {"children",
+         {"COPIES", "under-replicated", "\"copies\"", "\"replicas\"", "\"acked\"",
+          "\"version\"", "\"released\"", "\"under_replicated\"", NULL}},
+        {"whereis", {"\"replica_nodes\"", NULL}},
+        {"stats",
+         {"\"replication\"", "\"puts_out\"", "\"puts_in\"", "\"acks_in\"", "\"refused\"",
+          "\"bytes_out\"", "\"bytes_in\"", "\"send_failed\"", "\"unreplicated\"",
+          "\"too_big\"", "\"promoted\"", "\"queries\"", "\"query_timeouts\"", "\"held\"",
+          "\"held_bytes\"", "\"collected\"", "\"handed_over\"", "\"malformed\"",
+          "\"settled\"", NULL}},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        run_t r;
+        RUN(&r, want[i].cmd, "--help");
+        assert_int_equal(r.status, 0);
+        for (size_t k = 0; want[i].keys[k]; k++)
+            if (strstr(r.out, want[i].keys[k]) == NULL)
+                fail_msg("ringctl %s --help lacks %s:\n%s", want[i].cmd, want[i].keys[k],
+                         r.out);
+    }
+    run_t r;
+    RUN(&r, "--help");
+    assert_non_null(strstr(r.out, "[--replicas N]               with N copies"));
+}
+
 /* A request over the node's 64 KiB limit is refused before it is sent. */
 static void test_ringctl_refuses_an_oversize_request(void **state)
 {
@@ -402,6 +482,8 @@ int main(void)
         cmocka_unit_test(test_ringctl_diff_remove_and_weight),
         cmocka_unit_test(test_ringctl_usage_errors),
         cmocka_unit_test(test_ringctl_help),
+        cmocka_unit_test(test_ringctl_start_replicas_parsed),
+        cmocka_unit_test(test_ringctl_help_documents_replication),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

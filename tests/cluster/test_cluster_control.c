@@ -10,7 +10,8 @@
  * 2. 20,000 children are listed by `ringctl children` within a bounded time
  *    (the listing was quadratic: 10-18 s at 20,000), and while it runs the
  *    node's loop is free: `stats` asked again and again answers each time
- *    within STATS_MS.
+ *    within STATS_MS; every page shows each child's replication (2 copies
+ *    asked, under-replicated: the node is alone).
  * 3. a `call` pending on a target cut off from the asked node (block) does
  *    not hold up the control socket: `stats` on the same node answers at
  *    once, several calls wait side by side, and each call gets its own
@@ -319,6 +320,12 @@ static void test_cluster_control_children_listed_while_stats_answers(void **stat
     {
         assert_string_equal(json_string_value(json_object_get(o, "state")), "running");
         assert_string_equal(json_string_value(json_object_get(o, "service")), "counter");
+        /* its replication, on every page (kept with the listing's snapshot):
+         * 2 copies asked, no other node to hold one */
+        assert_int_equal(json_integer_value(json_object_get(o, "copies")), 2);
+        assert_true(json_is_array(json_object_get(o, "replicas")));
+        assert_int_equal(json_array_size(json_object_get(o, "replicas")), 0);
+        assert_true(json_is_true(json_object_get(o, "under_replicated")));
     }
     json_decref(doc);
     cl_stop_all(c);

@@ -587,6 +587,18 @@ static int member_live(dsup_t *d, uint64_t id, uint64_t inc)
            m.state != HERD_MEMBER_DOWN && m.state != HERD_MEMBER_LEFT;
 }
 
+/* The live copies (this node's included) holding every version of c whose
+ * replies went. */
+static size_t copies_holding(dsup_t *d, const dchild_t *c)
+{
+    if (c->unreplicated)
+        return 1;
+    size_t holding = 1;
+    for (size_t i = 0; i < c->set_n; i++)
+        holding += c->set_acked[i] >= c->released && member_live(d, c->set[i], c->set_inc[i]);
+    return holding;
+}
+
 /* Whether every version of c whose replies went is held by as many live
  * copies (this node's included) as it asks for, or as there are members
  * providing its service when fewer: then one crash leaves one a query
@@ -596,15 +608,11 @@ static int child_settled(dsup_t *d, const dchild_t *c)
 {
     if (c->copies <= 1 || c->state == HERD_CHILD_ARRIVING)
         return 1; /* an arriving copy: its old node's set holds what was answered */
-    if (c->unreplicated)
-        return 0;
-    size_t holding = 0, want = c->copies;
-    for (size_t i = 0; i < c->set_n; i++)
-        holding += c->set_acked[i] >= c->released && member_live(d, c->set[i], c->set_inc[i]);
+    size_t want = c->copies;
     const ring_t *ring = svcring_get(d, d->services[c->service].name);
     if (ring && ring_member_count(ring) < want)
         want = ring_member_count(ring);
-    return holding + 1 >= want;
+    return copies_holding(d, c) >= want;
 }
 
 void replicas_view(dsup_t *d, const dchild_t *c, herd_child_view_t *v)
@@ -615,7 +623,9 @@ void replicas_view(dsup_t *d, const dchild_t *c, herd_child_view_t *v)
     memcpy(v->replica_acked, c->set_acked, c->set_n * sizeof(*c->set_acked));
     v->version = c->version;
     v->released = c->released;
-    v->under_replicated = !child_settled(d, c);
+    /* fewer copies than asked for, whatever the reason (not enough members) */
+    v->under_replicated = c->copies > 1 && c->state != HERD_CHILD_ARRIVING &&
+                          copies_holding(d, c) < c->copies;
 }
 
 int herd_child_replica_nodes(herd_node_t *n, const char *name, char (*out)[65], size_t cap)

@@ -44,6 +44,7 @@ static void dsup_work(dsup_t *d)
     replicas_tick(d);
     replica_query_tick(d, now);
     replica_gc(d, now);
+    replica_orphans(d, now);
     if (d->grace_pending && now - d->started_at >= d->cfg.join_grace_ms) {
         d->grace_pending = 0; /* what the grace held back starts now */
         d->full_due = 1;

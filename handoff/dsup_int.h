@@ -237,6 +237,9 @@ uint64_t repl_mark(dsup_t *d, dchild_t *c);
 void replicas_view(dsup_t *d, const dchild_t *c, herd_child_view_t *v);
 /* Puts to retry (from the tick). */
 void replicas_tick(dsup_t *d);
+/* Copies of registrations the registry no longer shows go to the node that
+ * runs the child, to be merged (replica_serve.c; at most once a second). */
+void replica_orphans(dsup_t *d, uint64_t now);
 /* This node drains or leaves: its copies go to the members that keep them
  * now (replica_serve.c). */
 void replica_handover(dsup_t *d);

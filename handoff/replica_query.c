@@ -224,6 +224,8 @@ static int query_begin(dsup_t *d, const char *name, const char *service, repl_qu
         return HERD_ENOMEM;
     }
     d->repl_stats.queries++;
+    herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' asks %zu member(s) for copies (%zu here)",
+             herd_node_name(d->node), name, q->waiting_n, q->copies_n);
     *out = q;
     return 0;
 }
@@ -244,6 +246,10 @@ int replica_query_start(dsup_t *d, const char *name, const char *service, repl_f
     if (q->waiting_n)
         return 0; /* the last answer (or the tick, at the deadline) starts it */
     query_result(q, repl_rank_of(d, name), out);
+    herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' starts from %s (registration %llu version %llu, "
+             "%zu other(s) to merge)", herd_node_name(d->node), name,
+             out->found ? "a copy" : "its spec", (unsigned long long)out->hlc,
+             (unsigned long long)out->version, out->others_n);
     query_unlink(r, q);
     query_free(q);
     return 1;

@@ -48,7 +48,61 @@ void replica_on_merged(dsup_t *d, wire_reader_t *r, const char *name)
         d->repl_stats.malformed++;
         return;
     }
-    replica_drop_other(&d->repl->store, name, hlc);
+    replica_merged(d, name, hlc);
+}
+
+void replica_merged(dsup_t *d, const char *name, uint64_t hlc)
+{
+    replica_store_t *s = &d->repl->store;
+    const replica_t *kept = replica_find(s, name);
+    if (!replica_drop_other(s, name, hlc) && kept && kept->hlc == hlc)
+        replica_drop(s, name, hlc); /* an orphan's copy (replica_orphans) */
+}
+
+/* Offer one copy of registration `hlc` to `holder` to merge, at most once
+ * per REPL_MERGE_RESEND_MS (*offered). */
+static void offer_copy(dsup_t *d, uint64_t holder, const char *name, uint64_t *offered,
+                       uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
+{
+    uint64_t now = herd_node_now(d->node);
+    if (*offered && now - *offered < REPL_MERGE_RESEND_MS)
+        return;
+    *offered = now;
+    if (holder == herd_node_id_of(herd_node_name(d->node))) {
+        repl_merge_here(d, holder, name, hlc, version, bytes, len);
+        return;
+    }
+    if (repl_send_copy(d, holder, REPL_MERGE, name, NULL, 0, hlc, version, bytes, len) != 0)
+        d->repl_stats.send_failed++;
+}
+
+/* Copies here of a registration the registry does not show (its owner
+ * died, or it lost a conflict, and whoever runs the child now started
+ * without it: a partition hid it) go to the node that runs the child, to
+ * be merged in; they stay until it says it merged them. */
+void replica_orphans(dsup_t *d, uint64_t now)
+{
+    repl_t *r = d->repl;
+    if (r == NULL || r->store.count == 0 || now - r->last_orphans < REPL_MERGE_RESEND_MS)
+        return;
+    r->last_orphans = now;
+    size_t cursor = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
+        for (replica_t *rep = sl->value; rep; rep = rep->twin) {
+            herd_pid_t holder;
+            replica_rank_t rank = repl_rank_of(d, rep->name);
+            if (rank.visible == 0 || !repl_mergeable(d, rep->name) ||
+                herd_whereis(d->node, rep->name, &holder, NULL) != 0)
+                continue;
+            if (rep->bytes && rep->hlc != rank.visible && rep->hlc >= rank.floor)
+                offer_copy(d, holder.node, rep->name, &rep->offered, rep->hlc, rep->version,
+                           rep->bytes, rep->len);
+            for (size_t i = 0; i < rep->others_n; i++)
+                if (rep->others[i].hlc != rank.visible && rep->others[i].hlc >= rank.floor)
+                    offer_copy(d, holder.node, rep->name, &rep->others[i].offered,
+                               rep->others[i].hlc, rep->others[i].version,
+                               rep->others[i].bytes, rep->others[i].len);
+        }
 }
 
 replica_rank_t repl_rank_of(dsup_t *d, const char *name)
@@ -84,6 +138,10 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
     if (rc < 0)
         herd_log(HERD_LOG_ERROR, "replicas", "'%s' version %llu not kept: %s", name,
                  (unsigned long long)version, herd_strerror(rc));
+    herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' from %016llx registration %llu version %llu: %s",
+             herd_node_name(d->node), name, (unsigned long long)from, (unsigned long long)hlc,
+             (unsigned long long)version,
+             rc == 1 ? "kept" : rc == 2 ? "kept as an other" : stored ? "held already" : "refused");
     if (stored)
         kept->touched = herd_node_now(d->node);
     if (stored && kept->hlc == hlc)
@@ -106,7 +164,9 @@ void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name)
         d->repl_stats.malformed++;
         return;
     }
-    replica_drop(&d->repl->store, name, hlc);
+    if (replica_drop(&d->repl->store, name, hlc))
+        herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' copy dropped at its owner's word",
+                 herd_node_name(d->node), name);
 }
 
 void replica_drop_local(dsup_t *d, const char *name)
@@ -138,12 +198,16 @@ void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *na
 /* Whether this node should keep its copy of `name`: the child's spec is
  * here, and this node is in the replica set of the ring's owner of it (or
  * is that owner, not running it yet: a query may still want the copy). */
-static int still_wanted(dsup_t *d, const char *name)
+static int still_wanted(dsup_t *d, const replica_t *rep)
 {
+    const char *name = rep->name;
     dspec_t spec;
     int service;
     if (dspec_of(d, name, &spec, &service) != 0)
         return 0;
+    if (rep->others_n || (rep->bytes && rep->hlc >= spec.written &&
+                          rep->hlc != repl_rank_of(d, name).visible && repl_mergeable(d, name)))
+        return 1; /* copies of a registration waiting to be merged */
     const ring_t *ring = svcring_get(d, d->services[service].name);
     const char *owner;
     if (ring == NULL || ring_owners(ring, name, strlen(name), &owner, 1) != 1)
@@ -170,7 +234,7 @@ void replica_gc(dsup_t *d, uint64_t now)
     size_t n = 0, cap = 0, cursor = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
         for (replica_t *rep = sl->value; rep; rep = rep->twin) {
-            if (now - rep->touched < REPL_GC_MS || still_wanted(d, rep->name))
+            if (now - rep->touched < REPL_GC_MS || still_wanted(d, rep))
                 continue;
             if (n == cap) {
                 cap = cap ? cap * 2 : 16;

@@ -202,6 +202,14 @@ int replica_drop(replica_store_t *s, const char *name, uint64_t hlc)
         prev = r, r = r->twin;
     if (r == NULL || (hlc && r->hlc != hlc))
         return 0;
+    if (hlc && r->others_n) { /* copies of other registrations wait to be merged */
+        s->bytes -= r->len;
+        free(r->bytes);
+        r->bytes = NULL;
+        r->len = 0;
+        r->hlc = r->version = 0;
+        return 1;
+    }
     if (prev) {
         prev->twin = r->twin;
     } else {

@@ -40,6 +40,7 @@ typedef struct replica {
     uint64_t hlc;   /* the registration's first-registration time */
     uint64_t version;
     uint64_t touched; /* node clock: when a put last stored or confirmed it */
+    uint64_t offered; /* node clock: when it was last sent to be merged (0: never) */
     uint8_t *bytes;
     size_t len;
     replica_other_t others[REPLICA_OTHERS_MAX]; /* copies of other registrations */
@@ -84,7 +85,8 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
                 size_t len);
 /* Drop name's other of registration `hlc` (merged). Returns whether one went. */
 int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc);
-/* Drop name's replica (of the registration `hlc`, or any when hlc is 0).
+/* Drop name's replica (of the registration `hlc`, or any when hlc is 0,
+ * its others included; with `hlc`, others waiting to be merged stay).
  * Returns whether one went. */
 int replica_drop(replica_store_t *s, const char *name, uint64_t hlc);
 

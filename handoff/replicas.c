@@ -214,6 +214,11 @@ static void set_update(dsup_t *d, dchild_t *c, const uint64_t *set, size_t n)
         if (in_set(set, n, c->set[i]) < 0 && in_set(c->drop, c->drop_n, c->set[i]) < 0 &&
             c->drop_n < HERD_MAX_REPLICAS - 1)
             c->drop[c->drop_n++] = c->set[i];
+    for (size_t i = 0; i < c->drop_n;) /* one back in the set keeps its copy */
+        if (in_set(set, n, c->drop[i]) >= 0)
+            c->drop[i] = c->drop[--c->drop_n];
+        else
+            i++;
     memcpy(c->set, set, n * sizeof(*set));
     memcpy(c->set_acked, acked, n * sizeof(*acked));
     memcpy(c->set_inc, inc, n * sizeof(*inc));
@@ -274,13 +279,17 @@ static void confirm_merged(dsup_t *d, dchild_t *c, uint64_t upto)
             i++;
             continue;
         }
-        wire_writer_t w;
-        wire_writer_init(&w);
-        wire_put_u8(&w, REPL_MERGED);
-        wire_put_str(&w, c->name);
-        wire_put_u64(&w, c->merged[i].hlc);
-        if (repl_send(d, c->merged[i].node, &w) != 0) /* it offers it again: merged twice */
-            d->repl_stats.send_failed++;
+        if (c->merged[i].node == herd_node_id_of(herd_node_name(d->node))) {
+            replica_merged(d, c->name, c->merged[i].hlc); /* a copy kept here */
+        } else {
+            wire_writer_t w;
+            wire_writer_init(&w);
+            wire_put_u8(&w, REPL_MERGED);
+            wire_put_str(&w, c->name);
+            wire_put_u64(&w, c->merged[i].hlc);
+            if (repl_send(d, c->merged[i].node, &w) != 0) /* offered again: merged twice */
+                d->repl_stats.send_failed++;
+        }
         c->merged[i] = c->merged[--c->merged_n];
     }
 }
@@ -297,6 +306,13 @@ static void on_merge(dsup_t *d, uint64_t from, wire_reader_t *rd, const char *na
         d->repl_stats.malformed++;
         return;
     }
+    repl_merge_here(d, from, name, hlc, version, bytes, len);
+}
+
+void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
+                     const uint8_t *bytes, size_t len)
+{
+    (void)version;
     dchild_t *c = dsup_find(d, name);
     if (c == NULL || c->state != HERD_CHILD_RUNNING || c->hlc == hlc || c->copies <= 1)
         return;
@@ -338,6 +354,9 @@ static void release_acked(dsup_t *d, dchild_t *c)
         c->released = upto;
     confirm_merged(d, c, upto);
     if (upto == c->version && c->drop_n) {
+        herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' version %llu held by its %u member(s) "
+                 "(first %016llx): %u former one(s) drop theirs", herd_node_name(d->node), c->name,
+                 (unsigned long long)upto, c->set_n, (unsigned long long)c->set[0], c->drop_n);
         for (size_t i = 0; i < c->drop_n; i++)
             send_drop(d, c->drop[i], c);
         c->drop_n = 0;
@@ -411,6 +430,9 @@ static void put_state(dsup_t *d, dchild_t *c)
         put_failed(d, c, v);
         return;
     }
+    herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' version %llu put to %u member(s), first %016llx",
+             herd_node_name(d->node), c->name, (unsigned long long)v, c->set_n,
+             (unsigned long long)c->set[0]);
     put_to_set(d, c, v, state, len);
     free(state);
 }

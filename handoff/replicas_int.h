@@ -32,6 +32,7 @@ typedef struct repl {
     u64map_t queries;     /* query id -> repl_query_t (replica_query.c) */
     uint64_t next_query;
     uint64_t last_gc; /* node clock: the last replica_gc pass */
+    uint64_t last_orphans; /* node clock: the last replica_orphans pass */
 } repl_t;
 
 int repl_send_ack(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64_t version,
@@ -45,6 +46,13 @@ int repl_mergeable(dsup_t *d, const char *name);
 int repl_send_copy(dsup_t *d, uint64_t to, uint8_t kind, const char *name, const uint64_t *query,
                    uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len);
 void replica_queries_free(repl_t *r);
+/* A copy of registration `hlc` of `name` was merged and replicated by the
+ * child's owner: it goes from here. */
+void replica_merged(dsup_t *d, const char *name, uint64_t hlc);
+/* Merge a copy of registration `hlc` into the child running here, told to
+ * `from` (a replica, or this node) once replicated (replicas.c). */
+void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
+                     const uint8_t *bytes, size_t len);
 /* replica_rank_newer's ranks for `name` as this node sees it now. */
 replica_rank_t repl_rank_of(dsup_t *d, const char *name);
 /* The replica set of a child of `service` named `name` whose owner is

@@ -165,6 +165,8 @@ enum { N_OFF, N_UP, N_DRAINING, N_LEAVING };
  * node crashes only while replication is settled (repl_ready), so no two
  * crashes hit at once, and every value is checked exactly */
 #define M_REPL 16
+/* with M_REPL: counters keep 3 copies, and a crash takes two nodes at once */
+#define M_REPL3 32
 #define REPL_STOP_WAIT_MS 10000 /* a leaving node stops by then, settled or not */
 
 typedef struct ctr {
@@ -318,15 +320,17 @@ static void client_reply(herd_proc_t *self, world_t *w, const herd_msg_t *msg)
      * value, once the copies merged, must count everything. */
     if (v < (int64_t)(c->acked + 1))
         w->stale_reads++;
-    if ((w->mode & M_REPL) && msg->copies < 2) {
+    unsigned want = (w->mode & M_REPL3) ? 3 : 2;
+    if ((w->mode & M_REPL) && msg->copies < want) {
         /* answered with fewer copies than asked (said so): outside the
          * durability guarantee, so only bounded above */
         w->underreplicated++;
         c->unknown++;
         return;
     }
-    if ((w->mode & M_REPL) && msg->copies != 2)
-        FAIL(w, "%s: incr answered with %u copies, 2 asked", c->name, (unsigned)msg->copies);
+    if ((w->mode & M_REPL) && msg->copies != want)
+        FAIL(w, "%s: incr answered with %u copies, %u asked", c->name, (unsigned)msg->copies,
+             want);
     c->acked++;
 }
 
@@ -672,7 +676,7 @@ static int ctr_start(rs_run_t *r, int via)
     c->start_status = 1;
     herd_child_req_t req = {.name = c->name, .service = "counter",
                             .restart = HERD_RESTART_PERMANENT,
-                            .replicas = (w->mode & M_REPL) ? 2 : 0};
+                            .replicas = (w->mode & M_REPL3) ? 3 : (w->mode & M_REPL) ? 2 : 0};
     w->nctr++;
     c->started = 1;
     c->op_node = via;
@@ -907,6 +911,20 @@ static void before_loss(world_t *w, int i, int crash)
     }
 }
 
+/* A crash as the mode has it: with 3 copies (M_REPL3), two nodes at once
+ * while at least 4 are up. */
+static int node_crash(rs_run_t *r, int i);
+static int crash_event(rs_run_t *r)
+{
+    world_t *w = &g_w;
+    int first = random_slot(w, N_UP);
+    if (!node_crash(r, first))
+        return 0;
+    if ((w->mode & M_REPL3) && up_count(w, 1) >= 3)
+        return node_crash(r, random_slot(w, N_UP));
+    return 1;
+}
+
 static int node_crash(rs_run_t *r, int i)
 {
     world_t *w = &g_w;
@@ -1113,7 +1131,7 @@ static int random_event(rs_run_t *r)
             return node_drain(r, random_slot(w, N_UP));
     } else if (e < 50) {
         if ((w->mode & M_CRASH) && up > 2 && (!(w->mode & M_REPL) || repl_ready(w)))
-            return node_crash(r, random_slot(w, N_UP));
+            return crash_event(r);
         if ((w->mode & M_PART) && !w->parted)
             return partition(r, regsim_range(rs, 0, 5) == 0 ? regsim_range(rs, 4500, 6000)
                                                              : regsim_range(rs, 200, 3000));
@@ -1121,7 +1139,7 @@ static int random_event(rs_run_t *r)
         if ((w->mode & M_PART) && !w->parted)
             return partition(r, regsim_range(rs, 200, 3000));
         if ((w->mode & M_CRASH) && up > 2 && (!(w->mode & M_REPL) || repl_ready(w)))
-            return node_crash(r, random_slot(w, N_UP));
+            return crash_event(r);
     } else if (e < 86) {
         int via = random_slot(w, N_UP);
         if (via >= 0)
@@ -1565,7 +1583,8 @@ static int churn(rs_run_t *r, int mode, uint64_t duration)
     }
     if (!quiesce(r, "after churn") || !final_values(r, !(mode & M_CRASH) || (mode & M_REPL)))
         return 0;
-    verbose(r, (mode & M_REPL) && (mode & M_PART)   ? "replicated_mixed"
+    verbose(r, mode & M_REPL3                      ? "replicated3_crashes"
+               : (mode & M_REPL) && (mode & M_PART)   ? "replicated_mixed"
                : mode & M_REPL                       ? "replicated_crashes"
                : (mode & M_CRASH) && (mode & M_PART) ? "mixed"
                : mode & M_CRASH                    ? "crashes"
@@ -1606,6 +1625,14 @@ static int scen_replicated_crashes(rs_run_t *r)
 static int scen_replicated_mixed(rs_run_t *r)
 {
     return churn(r, M_CRASH | M_PART | M_REPL, 6000);
+}
+
+/* - replicated3_crashes: counters keep 3 copies and crashes take two nodes
+ *   at once (while replication is settled and 4 or more are up): still
+ *   every value is checked exactly. */
+static int scen_replicated3_crashes(rs_run_t *r)
+{
+    return churn(r, M_CRASH | M_REPL | M_REPL3, 6000);
 }
 
 static int scen_partitions(rs_run_t *r)
@@ -2769,6 +2796,7 @@ int main(void)
         {"crashes", scen_crashes, 120},
         {"replicated_crashes", scen_replicated_crashes, 120},
         {"replicated_mixed", scen_replicated_mixed, 120},
+        {"replicated3_crashes", scen_replicated3_crashes, 120},
         {"partitions", scen_partitions, 120},
         {"mixed", scen_mixed, 120},
         {"determinism", scen_determinism, 20},

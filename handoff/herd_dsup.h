@@ -222,6 +222,8 @@ typedef struct herd_repl_stats {
     uint64_t handed_over;         /* copies sent on as this node drained or left */
     uint64_t merged_in;           /* copies of other registrations merged into children
                                      here (a partition ran two) */
+    uint64_t others_dropped;      /* such copies kept here that found no room (the
+                                     oldest registration's went) */
     uint64_t malformed;           /* replication messages that did not decode */
 } herd_repl_stats_t;
 int herd_repl_stats(herd_node_t *node, herd_repl_stats_t *out);

@@ -133,8 +133,10 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
                          repl_mergeable(d, name), state, len);
     replica_t *kept = replica_find(s, name);
     /* stored: as the copy or as an other (kept to be merged), or the same
-     * version again (a put sent twice) */
-    int stored = rc >= 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version);
+     * version again from the same owner (a put sent twice: another owner's
+     * equal version is other bytes, refused so it puts again, higher) */
+    int stored = rc >= 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version &&
+                             kept->owner == from);
     if (rc < 0)
         herd_log(HERD_LOG_ERROR, "replicas", "'%s' version %llu not kept: %s", name,
                  (unsigned long long)version, herd_strerror(rc));

@@ -96,6 +96,7 @@ int herd_repl_stats(herd_node_t *n, herd_repl_stats_t *out)
     *out = d->repl_stats;
     out->held = d->repl->store.count;
     out->held_bytes = d->repl->store.bytes;
+    out->others_dropped = d->repl->store.others_dropped;
     return 0;
 }
 
@@ -316,6 +317,9 @@ void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
     dchild_t *c = dsup_find(d, name);
     if (c == NULL || c->state != HERD_CHILD_RUNNING || c->hlc == hlc || c->copies <= 1)
         return;
+    for (size_t i = 0; i < c->merged_n; i++)
+        if (c->merged[i].node == from && c->merged[i].hlc == hlc)
+            return; /* merged already: told once the set holds it */
     int rc = herd_state_merge(d->node, c->pid, bytes, len);
     if (rc) {
         if (rc != HERD_EBUSY)
@@ -325,9 +329,6 @@ void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
     }
     d->repl_stats.merged_in++;
     mark_dirty(d, c);
-    for (size_t i = 0; i < c->merged_n; i++)
-        if (c->merged[i].node == from && c->merged[i].hlc == hlc)
-            return; /* confirmed with the next version already */
     if (c->merged_n < HERD_MAX_REPLICAS) /* else it offers it again, and is told then */
         c->merged[c->merged_n++] = (struct repl_merged){from, hlc, c->version + 1};
 }
@@ -352,6 +353,8 @@ static void release_acked(dsup_t *d, dchild_t *c)
     herd_gate_release(d->node, c->pid, upto, 1u + c->set_n); /* all of the set hold upto */
     if (upto > c->released)
         c->released = upto;
+    if (upto == c->version)
+        c->unreplicated = 0; /* the set holds all there is: what went alone is covered */
     confirm_merged(d, c, upto);
     if (upto == c->version && c->drop_n) {
         herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' version %llu held by its %u member(s) "

@@ -22,6 +22,10 @@
 
 /* The new copy takes the name from the holder (holder.c), keeping its
  * first-registration time and the messages sent meanwhile. */
+/* Restart c. A replicated child restarts from the newest copy of its state
+ * (what its replies acknowledged: replica_query.c), so a crash of its
+ * process loses no more than a crash of its node would; while the members
+ * answer, it waits (the next tick comes back). */
 static void child_restart(dsup_t *d, dchild_t *c)
 {
     dspec_t spec;
@@ -32,10 +36,22 @@ static void child_restart(dsup_t *d, dchild_t *c)
         dsup_forget(d, c); /* its spec went meanwhile */
         return;
     }
+    repl_found_t found = {0};
+    if (c->copies > 1 && replica_query_start(d, name, spec.service, &found) != 1)
+        return; /* asking (or out of memory): the next tick tries again */
     herd_spawn_opts_t o = {.behaviour = dsup_behaviour(d, service),
                            .arg = spec.arg,
                            .arg_len = spec.arg_len};
+    if (found.found) {
+        o.handoff_state = found.bytes ? found.bytes : (const uint8_t *)"";
+        o.handoff_len = found.len;
+    }
     int rc = herd_spawn(d->node, &o, &pid);
+    for (size_t i = 0; rc == 0 && i < found.others_n; i++)
+        if (herd_state_merge(d->node, pid, found.others[i].bytes, found.others[i].len) == 0)
+            d->repl_stats.merged_in++;
+    uint64_t version = found.found && found.version > c->version ? found.version : c->version;
+    repl_found_free(&found);
     if (rc == 0 && holder_pass(d, c, pid) != 0) { /* no holder: register anew */
         herd_meta_t meta;
         dsup_meta(d, service, &meta);
@@ -58,6 +74,8 @@ static void child_restart(dsup_t *d, dchild_t *c)
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);
         return;
     }
+    c->repl_dirty = 0; /* the old process's: the new one is put afresh */
+    replicas_gate(d, c, version);
     d->stats.restarts++;
 }
 

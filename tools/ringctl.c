@@ -297,8 +297,11 @@ static const char stats_help[] =
     "copies held here for other owners and their bytes in held and held_bytes,\n"
     "copies dropped as no owner's replica set holds this node any more in\n"
     "collected, copies handed on as this node drained or left in handed_over,\n"
-    "messages that did not decode in malformed, and settled: true when a crash\n"
-    "of any one node now loses no reply this node's children sent)\n"
+    "copies of another registration (two ran at once) merged into children here\n"
+    "in merged_in and those kept here that found no room in others_dropped,\n"
+    "messages that did not decode in malformed, and settled: true when every\n"
+    "reply this node's children sent is held by as many live copies as asked\n"
+    "(or as the service's members can hold))\n"
     "and the registry's repairs and sync (registry.*: sync\n"
     "bytes out and in, sends refused in send_failed and the digest syncs that\n"
     "repaired them in repairs, messages split for size, contexts sent trimmed and\n"
@@ -329,7 +332,7 @@ static const char stats_help[] =
     "\"replication\":{\"puts_out\",\"puts_in\",\"acks_in\",\"refused\",\"bytes_out\",\n"
     "\"bytes_in\",\"send_failed\",\"unreplicated\",\"too_big\",\"promoted\",\"queries\",\n"
     "\"query_timeouts\",\"held\",\"held_bytes\",\"collected\",\"handed_over\",\n"
-    "\"malformed\",\"settled\":BOOL},\n"
+    "\"merged_in\",\"others_dropped\",\"malformed\",\"settled\":BOOL},\n"
     "\"connections\":{\"inbound\",\"limit_per_addr\",\"limit_total\",\"fds_open\",\n"
     "\"fd_limit\",\"shed_per_addr\",\"shed_total\",\"shed_missed\",\"checks\",\"scans\"}}\n";
 

@@ -237,7 +237,10 @@ static const char *call_verdict(int rc)
     return "";
 }
 
-static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
+/* `copies`: how many copies held the state the reply reflects (0: the
+ * callee does not say: its state is not replicated). */
+static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len,
+                        unsigned copies)
 {
     json_t *out = NULL;
     char msg[640] = "";
@@ -250,6 +253,8 @@ static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len)
         long long v = text && text[0] ? strtoll(text, &end, 10) : 0;
         if (end && *end == '\0')
             json_object_set_new(out, "value", json_integer(v));
+        if (copies)
+            json_object_set_new(out, "replicated", json_integer(copies));
         free(text);
     } else {
         snprintf(msg, sizeof(msg), "call to '%.255s' failed: %s%s%s%.*s", r->name,
@@ -317,7 +322,7 @@ static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
     if (rc == 0)
         rc = herd_call(self, r->callee, r->request, r->len, r->timeout_ms, &r->ref);
     if (rc)
-        call_finish(r, rc, NULL, 0);
+        call_finish(r, rc, NULL, 0, 0);
     return 0;
 }
 
@@ -329,7 +334,7 @@ static int proxy_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
     (void)state;
     call_req_t *r = msg->kind == HERD_MSG_REPLY ? call_by_ref(msg->ref) : NULL;
     if (r)
-        call_finish(r, msg->status, msg->data, msg->len);
+        call_finish(r, msg->status, msg->data, msg->len, msg->copies);
     return 0;
 }
 

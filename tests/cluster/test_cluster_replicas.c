@@ -230,16 +230,26 @@ static void check_stats(cluster_t *c, const cl_node_t *owner, const cl_node_t *r
     free(r);
 }
 
-/* `ringctl call NAME get` through n: the value. */
-static long long get_value(cluster_t *c, const cl_node_t *n, const char *name)
+/* `ringctl call NAME get` through n: the value; the answer says how many
+ * copies held the state (`copies`: what the child's set holds now). */
+static long long get_value_copies(cluster_t *c, const cl_node_t *n, const char *name,
+                                  long long copies)
 {
     cl_run_t *r = calloc(1, sizeof(*r));
     assert_non_null(r);
     json_t *doc = RINGCTL_JSON(c, n, r, "call", name, "get");
     long long v = int_of(doc, "value");
+    if (copies && int_of(doc, "replicated") != copies)
+        fail_msg("call %s get: replicated %lld, %lld expected: %s", name,
+                 int_of(doc, "replicated"), copies, r->out);
     json_decref(doc);
     free(r);
     return v;
+}
+
+static long long get_value(cluster_t *c, const cl_node_t *n, const char *name)
+{
+    return get_value_copies(c, n, name, 0);
 }
 
 /* ---- the test ---------------------------------------------------------------------- */
@@ -288,6 +298,8 @@ static void test_cluster_replicas_shown_and_kept(void **state)
         strstr(line, "under-replicated") != NULL)
         fail_msg("children on %s: r-two's line lacks '%s' (or is under-replicated):\n%s",
                  owner2->name, cell, r->out);
+    /* a call's answer says how many copies held the state it reflects */
+    assert_int_equal(get_value_copies(c, n[0], "r-two", 2), 2);
     check_whereis(c, n[2], "r-two", two_nodes);
 
     /* --replicas 3 on three nodes: two replica nodes, after the arguments
@@ -350,7 +362,8 @@ static void test_cluster_replicas_shown_and_kept(void **state)
     print_message("replicas: kill -9 of %s: r-two runs on %s after %ld ms\n", victim->name,
                   new2->name, (long)(cl_now_ms() - t0));
     assert_int_equal(get_value(c, live[1], "r-two"), 2);
-    assert_int_equal(get_value(c, live[0], "r-three"), 1);
+    /* 3 asked, 2 members left: the answer says 2 copies hold it */
+    assert_int_equal(get_value_copies(c, live[0], "r-three", 2), 1);
     assert_int_equal(cl_ringctl_incr(c, live[0], "r-two"), 3);
     json_decref(wait_replicated(c, new2, "r-two", 2, 1, 0));
     w = cl_ask_args(live[0], "whereis", json_pack("{s:s}", "name", "r-three"), NULL, 0, NULL, 0);

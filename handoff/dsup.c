@@ -41,7 +41,7 @@ static void dsup_work(dsup_t *d)
         waiters_expire(d, now);
     if (d->term_count)
         terminate_tick(d, now);
-    replicas_tick(d);
+    replicas_tick(d, now);
     replica_query_tick(d, now);
     replica_gc(d, now);
     replica_orphans(d, now);

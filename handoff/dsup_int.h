@@ -67,6 +67,7 @@ typedef struct dchild {
     uint8_t merged_n;
     uint64_t version;
     uint64_t released; /* the highest version whose replies went */
+    uint64_t put_at;   /* node clock: the last put */
     uint64_t set[HERD_MAX_REPLICAS - 1], set_acked[HERD_MAX_REPLICAS - 1];
     uint64_t set_inc[HERD_MAX_REPLICAS - 1]; /* the start of each that acknowledged */
     uint64_t drop[HERD_MAX_REPLICAS - 1];
@@ -235,8 +236,9 @@ int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
 uint64_t repl_mark(dsup_t *d, dchild_t *c);
 /* Fill v's replication fields from c. */
 void replicas_view(dsup_t *d, const dchild_t *c, herd_child_view_t *v);
-/* Puts to retry (from the tick). */
-void replicas_tick(dsup_t *d);
+/* Puts to retry, and puts no acknowledgement answered in REPL_ACK_WAIT_MS
+ * (from the tick). */
+void replicas_tick(dsup_t *d, uint64_t now);
 /* Copies of registrations the registry no longer shows go to the node that
  * runs the child, to be merged (replica_serve.c; at most once a second). */
 void replica_orphans(dsup_t *d, uint64_t now);
@@ -249,6 +251,8 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
                      size_t len);
 /* replica_serve.c: the replica's side (called by replicas_on_app) */
 void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
+/* A batch of puts (REPL_PUTS), acknowledged in one batch. */
+void replica_on_puts(dsup_t *d, uint64_t from, wire_reader_t *r);
 void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name);
 void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 void replica_on_merged(dsup_t *d, wire_reader_t *r, const char *name);

@@ -212,6 +212,7 @@ typedef struct herd_repl_stats {
     uint64_t acks_in, refused;    /* acknowledgements; puts a replica refused */
     uint64_t bytes_out, bytes_in; /* state bytes sent and taken */
     uint64_t send_failed;         /* puts the cluster refused (put again later) */
+    uint64_t reputs;              /* puts no acknowledgement answered in time, put again */
     uint64_t unreplicated;        /* replies let go with fewer copies than asked */
     uint64_t too_big;             /* states over REPL_STATE_MAX: not replicated */
     uint64_t promoted;            /* children started from a replica's copy */

@@ -119,15 +119,11 @@ replica_rank_t repl_rank_of(dsup_t *d, const char *name)
 }
 static void hand_over(dsup_t *d, const replica_t *rep);
 
-void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
+/* Keep one put; its acknowledgement goes into `acks` (a batch to `from`),
+ * or alone without one. */
+static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
+                     const uint8_t *state, size_t len, repl_batches_t *acks)
 {
-    uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
-    const uint8_t *state;
-    size_t len = wire_get_bytes(r, &state);
-    if (wire_reader_done(r) || version == 0) {
-        d->repl_stats.malformed++;
-        return;
-    }
     replica_store_t *s = &d->repl->store;
     int rc = replica_put(s, name, from, hlc, version, repl_rank_of(d, name),
                          repl_mergeable(d, name), state, len);
@@ -155,8 +151,45 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
         if (self_leaving(d)) /* its owner has not heard of the drain yet */
             hand_over(d, kept);
     }
-    if (repl_send_ack(d, from, name, hlc, version, stored) != 0)
-        d->repl_stats.send_failed++; /* the owner's put times out into a retry */
+    wire_writer_t *w = acks ? repl_batch_for(d, acks, from, strlen(name) + 20) : NULL;
+    if (w) {
+        wire_put_str(w, name);
+        wire_put_u64(w, hlc);
+        wire_put_u64(w, version);
+        wire_put_u8(w, (uint8_t)stored);
+    } else if (repl_send_ack(d, from, name, hlc, version, stored) != 0) {
+        d->repl_stats.send_failed++; /* the owner puts again when no ack comes */
+    }
+}
+
+void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
+{
+    uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
+    const uint8_t *state;
+    size_t len = wire_get_bytes(r, &state);
+    if (wire_reader_done(r) || version == 0) {
+        d->repl_stats.malformed++;
+        return;
+    }
+    take_put(d, from, name, hlc, version, state, len, NULL);
+}
+
+void replica_on_puts(dsup_t *d, uint64_t from, wire_reader_t *r)
+{
+    repl_batches_t acks = {.kind = REPL_ACKS};
+    while (r->off < r->len) {
+        char name[HERD_NAME_MAX + 1];
+        wire_get_str(r, name, sizeof(name));
+        uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
+        const uint8_t *state;
+        size_t len = wire_get_bytes(r, &state);
+        if (r->err || !name[0] || version == 0) {
+            d->repl_stats.malformed++; /* the entries before it stand */
+            break;
+        }
+        take_put(d, from, name, hlc, version, state, len, &acks);
+    }
+    d->repl_stats.send_failed += repl_batches_send(d, &acks);
 }
 
 void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name)

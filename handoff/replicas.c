@@ -32,6 +32,12 @@
  *   6 merge  + u64 first-registration time, u64 version, bytes state: a copy
  *              of another registration of the child, to merge into it
  *   7 merged + u64 first-registration time: merged and replicated
+ *   8 puts   (no name) the puts of one loop iteration to one member, each
+ *              str name, u64 first-registration time, u64 version, bytes
+ *              state, to the end of the message (at most REPL_BATCH_MAX
+ *              bytes, unless one state is larger)
+ *   9 acks   (no name) their acknowledgements, each str name, u64
+ *              first-registration time, u64 version, u8 stored, to the end
  * replica_serve.c answers puts, drops and queries; replica_query.c asks.
  */
 #include <stdlib.h>
@@ -152,6 +158,7 @@ static int gate(dsup_t *d, dchild_t *c, uint64_t version)
     /* the state it starts with was answered for elsewhere: it counts as
      * released until its set holds it */
     c->version = c->released = version;
+    c->put_at = herd_node_now(d->node);
     return 0;
 }
 
@@ -392,11 +399,78 @@ int repl_send_copy(dsup_t *d, uint64_t to, uint8_t kind, const char *name, const
     return repl_send(d, to, &w);
 }
 
-/* Put `state` as version v to every member of c's set. */
-static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const uint8_t *state, size_t len)
+/* ---- batches ------------------------------------------------------------------------------ */
+
+static int batch_send(dsup_t *d, repl_batch_t *b)
+{
+    int rc = b->entries ? repl_send(d, b->to, &b->w) : 0;
+    if (!b->entries)
+        wire_writer_fini(&b->w);
+    wire_writer_init(&b->w);
+    b->entries = 0;
+    return rc;
+}
+
+wire_writer_t *repl_batch_for(dsup_t *d, repl_batches_t *bs, uint64_t to, size_t need)
+{
+    repl_batch_t *b = NULL;
+    for (size_t i = 0; i < bs->n && b == NULL; i++)
+        if (bs->b[i].to == to)
+            b = &bs->b[i];
+    if (b == NULL) {
+        if (bs->n == bs->cap) {
+            size_t cap = bs->cap ? bs->cap * 2 : 8;
+            repl_batch_t *more = realloc(bs->b, cap * sizeof(*more));
+            if (more == NULL)
+                return NULL;
+            bs->b = more;
+            bs->cap = cap;
+        }
+        b = &bs->b[bs->n++];
+        b->to = to;
+        b->entries = 0;
+        wire_writer_init(&b->w);
+    }
+    if (b->entries && b->w.len + need > REPL_BATCH_MAX && batch_send(d, b) != 0)
+        d->repl_stats.send_failed++; /* its puts are put again (retry), its acks time out */
+    if (b->entries == 0)
+        wire_put_u8(&b->w, bs->kind);
+    b->entries++;
+    return &b->w;
+}
+
+size_t repl_batches_send(dsup_t *d, repl_batches_t *bs)
+{
+    size_t failed = 0;
+    for (size_t i = 0; i < bs->n; i++) {
+        failed += batch_send(d, &bs->b[i]) != 0;
+        wire_writer_fini(&bs->b[i].w);
+    }
+    free(bs->b);
+    *bs = (repl_batches_t){.kind = bs->kind};
+    return failed;
+}
+
+/* Put `state` as version v to every member of c's set: into `puts` (one
+ * batch a member), or, without batches, one message each. */
+static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const uint8_t *state, size_t len,
+                       repl_batches_t *puts)
 {
     for (size_t i = 0; i < c->set_n; i++) {
-        if (repl_send_copy(d, c->set[i], REPL_PUT, c->name, NULL, 0, c->hlc, v, state, len) != 0) {
+        int rc;
+        if (puts) {
+            wire_writer_t *w = repl_batch_for(d, puts, c->set[i], strlen(c->name) + 24 + len);
+            if (w) {
+                wire_put_str(w, c->name);
+                wire_put_u64(w, c->hlc);
+                wire_put_u64(w, v);
+                wire_put_bytes(w, state, len);
+            }
+            rc = w ? 0 : HERD_ENOMEM;
+        } else {
+            rc = repl_send_copy(d, c->set[i], REPL_PUT, c->name, NULL, 0, c->hlc, v, state, len);
+        }
+        if (rc != 0) {
             d->repl_stats.send_failed++;
             if (!c->repl_retry) /* put again at the next tick */
                 c->repl_retry = 1, d->repl->retries++;
@@ -407,7 +481,7 @@ static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const uint8_t *state,
     }
 }
 
-static void put_state(dsup_t *d, dchild_t *c)
+static void put_state(dsup_t *d, dchild_t *c, repl_batches_t *puts)
 {
     uint64_t set[HERD_MAX_REPLICAS - 1];
     set_update(d, c, set, replica_set(d, c, set));
@@ -415,6 +489,7 @@ static void put_state(dsup_t *d, dchild_t *c)
     if (v == 0)
         return; /* the process is gone */
     c->version = v;
+    c->put_at = herd_node_now(d->node);
     if (c->set_n == 0) {
         put_failed(d, c, v);
         return;
@@ -436,9 +511,11 @@ static void put_state(dsup_t *d, dchild_t *c)
     herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' version %llu put to %u member(s), first %016llx",
              herd_node_name(d->node), c->name, (unsigned long long)v, c->set_n,
              (unsigned long long)c->set[0]);
-    put_to_set(d, c, v, state, len);
+    put_to_set(d, c, v, state, len, puts);
     free(state);
 }
+
+static void retry_all(dsup_t *d);
 
 void replicas_flush(dsup_t *d)
 {
@@ -447,6 +524,7 @@ void replicas_flush(dsup_t *d)
         return;
     size_t n = r->dirty_n, kept = 0;
     uint64_t *list = r->dirty;
+    repl_batches_t puts = {.kind = REPL_PUTS};
     for (size_t i = 0; i < n; i++) {
         dchild_t *c = u64map_get(&d->by_serial, list[i]);
         if (c == NULL || c->pid.serial != list[i] || !c->repl_dirty)
@@ -456,31 +534,58 @@ void replicas_flush(dsup_t *d)
             continue;
         }
         c->repl_dirty = 0;
-        put_state(d, c); /* runs no handler: the list does not grow meanwhile */
+        put_state(d, c, &puts); /* runs no handler: the list does not grow meanwhile */
     }
+    /* a batch the cluster refused: its children are put again (the tick) */
+    if (repl_batches_send(d, &puts))
+        retry_all(d);
     r->dirty_n = kept;
     if (kept == 0)
         uv_prepare_stop(&r->prepare);
 }
 
-/* Children whose put a send refused put again; a move that ended gives its
- * child back to the flush. From the supervisor's tick. */
-void replicas_tick(dsup_t *d)
+/* A batch of puts was refused as a whole: every replicated child puts again
+ * at the next tick (the ones it held included). */
+static void retry_all(dsup_t *d)
 {
-    repl_t *r = d->repl;
-    if (r == NULL || r->retries == 0)
-        return;
-    r->retries = 0;
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
         for (dchild_t *c = s->value; c; c = c->twin)
-            if (c->repl_retry) {
+            if (c->copies > 1 && !c->repl_retry)
+                c->repl_retry = 1, d->repl->retries++;
+}
+
+/* Children whose put a send refused put again; a move that ended gives its
+ * child back to the flush. From the supervisor's tick. */
+static int set_holds(const dchild_t *c, uint64_t version);
+
+void replicas_tick(dsup_t *d, uint64_t now)
+{
+    repl_t *r = d->repl;
+    int look = r && now - r->last_unacked >= REPL_ACK_WAIT_MS / 2;
+    if (r == NULL || (r->retries == 0 && !look))
+        return;
+    r->retries = 0;
+    if (look)
+        r->last_unacked = now;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = s->value; c; c = c->twin) {
+            int unacked = look && c->copies > 1 && c->state == HERD_CHILD_RUNNING &&
+                          !set_holds(c, c->version) && now - c->put_at >= REPL_ACK_WAIT_MS;
+            if (unacked)
+                d->repl_stats.reputs++;
+            if (c->repl_retry || unacked) {
                 c->repl_retry = 0;
                 mark_dirty(d, c);
             }
+        }
 }
 
 /* ---- acknowledgements and membership ------------------------------------------------------ */
+
+static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, const char *name, uint64_t hlc,
+                     uint64_t version, uint8_t stored);
 
 static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
                    const char *name)
@@ -491,6 +596,29 @@ static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
         d->repl_stats.malformed++;
         return;
     }
+    take_ack(d, from, inc, name, hlc, version, stored);
+}
+
+/* A batch of acknowledgements: (str name, u64 hlc, u64 version, u8 stored)
+ * to the end; a malformed entry ends it (the ones before it count). */
+static void on_acks(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd)
+{
+    while (rd->off < rd->len) {
+        char name[HERD_NAME_MAX + 1];
+        wire_get_str(rd, name, sizeof(name));
+        uint64_t hlc = wire_get_u64(rd), version = wire_get_u64(rd);
+        uint8_t stored = wire_get_u8(rd);
+        if (rd->err || !name[0] || stored > 1) {
+            d->repl_stats.malformed++;
+            return;
+        }
+        take_ack(d, from, inc, name, hlc, version, stored);
+    }
+}
+
+static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, const char *name, uint64_t hlc,
+                     uint64_t version, uint8_t stored)
+{
     d->repl_stats.acks_in++;
     dchild_t *c = dsup_find(d, name);
     if (c == NULL || c->hlc != hlc || c->copies <= 1)
@@ -547,6 +675,13 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
     wire_reader_t r;
     wire_reader_init(&r, msg, len);
     uint8_t kind = wire_get_u8(&r);
+    if (kind == REPL_PUTS || kind == REPL_ACKS) { /* batches: entries to the end */
+        if (kind == REPL_PUTS)
+            replica_on_puts(d, node, &r);
+        else
+            on_acks(d, node, incarnation, &r);
+        return;
+    }
     char name[HERD_NAME_MAX + 1];
     wire_get_str(&r, name, sizeof(name));
     if (!name[0]) {
@@ -583,7 +718,7 @@ int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
     /* version 0: a state never put before; its first version here is 1 */
     if (version == 0)
         c->version = repl_mark(d, c);
-    put_to_set(d, c, c->version, state ? state : (const uint8_t *)"", len);
+    put_to_set(d, c, c->version, state ? state : (const uint8_t *)"", len, NULL);
     c->accept_due = 1;
     return 0;
 }

@@ -10,7 +10,43 @@
 #include "dsup_int.h"
 #include "replica_store.h"
 
-enum { REPL_PUT = 1, REPL_ACK, REPL_DROP, REPL_QUERY, REPL_HAVE, REPL_MERGE, REPL_MERGED };
+enum {
+    REPL_PUT = 1,
+    REPL_ACK,
+    REPL_DROP,
+    REPL_QUERY,
+    REPL_HAVE,
+    REPL_MERGE,
+    REPL_MERGED,
+    REPL_PUTS, /* the puts of one loop iteration to one member */
+    REPL_ACKS, /* the acknowledgements of one such batch */
+};
+/* A batch of puts or acknowledgements goes once it reaches this many bytes
+ * (and at the end of the loop iteration's flush): every message stays
+ * under the cluster's frame limit, a state of REPL_STATE_MAX included. */
+#define REPL_BATCH_MAX (128u << 10)
+/* A put whose set has not acknowledged it this long is put again (an
+ * acknowledgement a send refused; its replies wait meanwhile). */
+#define REPL_ACK_WAIT_MS 2000u
+
+/* Messages to several members, one batch each (puts, or acknowledgements):
+ * an entry goes into its member's batch, and a batch is sent when full
+ * and by repl_batches_send. */
+typedef struct repl_batch {
+    uint64_t to;
+    wire_writer_t w;
+    size_t entries;
+} repl_batch_t;
+typedef struct repl_batches {
+    uint8_t kind; /* REPL_PUTS or REPL_ACKS */
+    repl_batch_t *b;
+    size_t n, cap;
+} repl_batches_t;
+/* The batch for `to` with room for `need` more bytes (the full one sent
+ * first); NULL when out of memory. */
+wire_writer_t *repl_batch_for(dsup_t *d, repl_batches_t *bs, uint64_t to, size_t need);
+/* Send every batch and free them; returns how many sends failed. */
+size_t repl_batches_send(dsup_t *d, repl_batches_t *bs);
 /* A copy of another registration kept beside a child's (replica_store.h)
  * is offered to the child's owner to merge again after this long, until it
  * says it merged it. */
@@ -33,6 +69,7 @@ typedef struct repl {
     uint64_t next_query;
     uint64_t last_gc; /* node clock: the last replica_gc pass */
     uint64_t last_orphans; /* node clock: the last replica_orphans pass */
+    uint64_t last_unacked; /* node clock: the last look for puts not acknowledged */
 } repl_t;
 
 int repl_send_ack(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64_t version,

@@ -57,6 +57,8 @@ typedef struct dchild {
      * acknowledged; members to tell to drop their copy once the set holds
      * `version`, the last version put */
     uint8_t copies, set_n, drop_n;
+    int strict; /* its spec refuses calls while under-replicated */
+    int refusing; /* strict, and refusing calls now */
     int repl_dirty; /* in the dirty list: put at the end of the loop iteration */
     int repl_retry; /* a put a send refused: put again at the next tick */
     int accept_due; /* arriving: accepted once the set holds `version` */
@@ -141,11 +143,13 @@ void dsup_meta(dsup_t *d, int service, herd_meta_t *meta);
 
 /* The spec's bytes: u8 version (1 or 2), str service, u8 restart, bytes arg,
  * u64 written (the hybrid logical clock time of the start_child); version 2
- * adds u8 replicas (0: the service's default). */
+ * adds u8 replicas (0: the service's default) and u8 flags (bit 0: refuse
+ * calls while under-replicated). */
+#define DSPEC_REFUSE_UNDERREPLICATED 1u
 typedef struct dspec {
     char service[HERD_SERVICE_NAME_MAX + 1];
     herd_restart_t restart;
-    uint8_t replicas;
+    uint8_t replicas, flags;
     uint64_t written;
     const uint8_t *arg;
     size_t arg_len;
@@ -213,7 +217,8 @@ void replicas_free(dsup_t *d);
  * default; 1 when its behaviour cannot write its state out. */
 uint8_t replicas_wanted(const dsup_t *d, const dspec_t *spec, int service);
 /* Gate c's running process (c->copies > 1), its versions continuing from
- * `version`, and put its state at the end of this loop iteration. */
+ * `version`, and put its state at the end of this loop iteration (c->strict
+ * set from its spec first). */
 void replicas_gate(dsup_t *d, dchild_t *c, uint64_t version);
 /* Put the state of every child whose state changed (each loop iteration,
  * and from herd_dsup_poll). */

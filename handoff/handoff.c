@@ -337,7 +337,7 @@ typedef struct offer {
 } offer_t;
 
 static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t *restart,
-                       uint8_t *copies, herd_pid_t *pid)
+                       uint8_t *copies, int *strict, herd_pid_t *pid)
 {
     dspec_t spec;
     if (dsup_find(d, o->name))
@@ -350,6 +350,7 @@ static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t
         return HERD_EINVAL;
     *restart = spec.restart;
     *copies = replicas_wanted(d, &spec, *service);
+    *strict = (spec.flags & DSPEC_REFUSE_UNDERREPLICATED) != 0;
     herd_spawn_opts_t opts = {.behaviour = b, .arg = spec.arg, .arg_len = spec.arg_len};
     if (o->has_state && b->handoff_in) {
         opts.handoff_state = o->state ? o->state : (const uint8_t *)"";
@@ -375,6 +376,7 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
     int service = -1;
     herd_restart_t restart = HERD_RESTART_PERMANENT;
     uint8_t copies = 1;
+    int strict = 0;
     herd_pid_t pid;
     uint8_t *parted = NULL;
     int rc = 0;
@@ -389,7 +391,7 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
         o->state_len = o->parted;
     }
     if (rc == 0)
-        rc = offer_spawn(d, o, &service, &restart, &copies, &pid);
+        rc = offer_spawn(d, o, &service, &restart, &copies, &strict, &pid);
     dchild_t *c = rc ? NULL : dsup_child_new(o->name, service, restart);
     if (rc == 0 && c == NULL) {
         rc = HERD_ENOMEM;
@@ -404,6 +406,7 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
         c->gen = o->gen;
         c->spec_ref = o->spec_ref; /* its spec may not have reached us yet */
         c->copies = copies;
+        c->strict = strict;
         c->deadline = herd_node_now(d->node) + 3ull * d->cfg.handoff_timeout_ms;
         rc = dsup_add(d, c, HERD_CHILD_ARRIVING); /* frees c on failure */
         if (rc)

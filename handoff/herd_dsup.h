@@ -114,6 +114,10 @@ typedef struct herd_child_req {
      * restarts the child from the newest copy. Needs a behaviour with
      * handoff_out and handoff_in (else 1). */
     uint8_t replicas;
+    /* With replicas > 1: while fewer live members than asked can keep a
+     * copy, its calls are refused HERD_EUNAVAILABLE (nothing applied)
+     * instead of answered with fewer copies (herd_msg_t.copies). */
+    int refuse_underreplicated;
 } herd_child_req_t;
 
 typedef struct herd_start_result {
@@ -213,6 +217,8 @@ typedef struct herd_repl_stats {
     uint64_t bytes_out, bytes_in; /* state bytes sent and taken */
     uint64_t send_failed;         /* puts the cluster refused (put again later) */
     uint64_t reputs;              /* puts no acknowledgement answered in time, put again */
+    uint64_t refusing;            /* times a strict child began refusing calls (too few
+                                     members to keep its copies) */
     uint64_t unreplicated;        /* replies let go with fewer copies than asked */
     uint64_t too_big;             /* states over REPL_STATE_MAX: not replicated */
     uint64_t promoted;            /* children started from a replica's copy */

@@ -99,6 +99,7 @@ static void child_start(dsup_t *d, const char *name, int held)
     }
     c->pid = pid;
     c->copies = copies;
+    c->strict = (spec.flags & DSPEC_REFUSE_UNDERREPLICATED) != 0;
     herd_registry_stamp(d->node, name, &c->hlc, &c->gen);
     herd_spec_ref(d->node, name, &c->spec_ref);
     if (dsup_add(d, c, HERD_CHILD_RUNNING) != 0) {

@@ -481,10 +481,33 @@ static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const uint8_t *state,
     }
 }
 
+/* Whether a member is up (or suspect, or draining) in start `inc`. */
+static int member_live(dsup_t *d, uint64_t id, uint64_t inc);
+
+/* A strict child refuses calls while fewer live members than it asks for
+ * can keep a copy (its set as last computed). */
+static void update_refusal(dsup_t *d, dchild_t *c)
+{
+    if (!c->strict || c->copies <= 1)
+        return;
+    size_t live = 1;
+    for (size_t i = 0; i < c->set_n; i++)
+        live += member_live(d, c->set[i], c->set_inc[i]);
+    int refuse = live < c->copies;
+    if (refuse == c->refusing || herd_gate_refuse_calls(d->node, c->pid,
+                                                          refuse ? HERD_EUNAVAILABLE : 0) != 0)
+        return;
+    c->refusing = refuse;
+    d->repl_stats.refusing += (uint64_t)refuse;
+    herd_log(HERD_LOG_INFO, "replicas", "'%s' %s calls: %zu of %u copies can be kept", c->name,
+             refuse ? "refuses" : "takes", live, c->copies);
+}
+
 static void put_state(dsup_t *d, dchild_t *c, repl_batches_t *puts)
 {
     uint64_t set[HERD_MAX_REPLICAS - 1];
     set_update(d, c, set, replica_set(d, c, set));
+    update_refusal(d, c);
     uint64_t v = repl_mark(d, c);
     if (v == 0)
         return; /* the process is gone */
@@ -661,6 +684,7 @@ void replicas_on_member(dsup_t *d)
             }
             if (!same)
                 mark_dirty(d, c);
+            update_refusal(d, c); /* a member of its set went down, or came back */
         }
 }
 
@@ -710,6 +734,7 @@ int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
     uint64_t set[HERD_MAX_REPLICAS - 1];
     set_update(d, c, set, replica_set(d, c, set));
     c->drop_n = 0; /* a new child here: no earlier set of its to drop */
+    update_refusal(d, c);
     if (c->set_n == 0 || len > REPL_STATE_MAX) {
         if (len > REPL_STATE_MAX)
             d->repl_stats.too_big++;

@@ -75,6 +75,7 @@ static void child_restart(dsup_t *d, dchild_t *c)
         return;
     }
     c->repl_dirty = 0; /* the old process's: the new one is put afresh */
+    c->strict = (spec.flags & DSPEC_REFUSE_UNDERREPLICATED) != 0;
     replicas_gate(d, c, version);
     d->stats.restarts++;
 }

@@ -77,6 +77,7 @@ uint8_t *dspec_encode(const herd_child_req_t *req, uint64_t written, size_t *len
     wire_put_bytes(&w, req->arg, req->arg_len);
     wire_put_u64(&w, written);
     wire_put_u8(&w, req->replicas);
+    wire_put_u8(&w, req->refuse_underreplicated ? DSPEC_REFUSE_UNDERREPLICATED : 0);
     return wire_writer_take(&w, len);
 }
 
@@ -90,8 +91,9 @@ int dspec_decode(const uint8_t *buf, size_t len, dspec_t *out)
     out->arg_len = wire_get_bytes(&r, &out->arg);
     out->written = wire_get_u64(&r);
     out->replicas = version >= 2 ? wire_get_u8(&r) : 1;
+    out->flags = version >= 2 ? wire_get_u8(&r) : 0;
     if (wire_reader_done(&r) || version < 1 || version > 2 || restart > HERD_RESTART_TEMPORARY ||
-        out->replicas > HERD_MAX_REPLICAS)
+        out->replicas > HERD_MAX_REPLICAS || (out->flags & ~DSPEC_REFUSE_UNDERREPLICATED))
         return HERD_EBADFRAME;
     out->restart = (herd_restart_t)restart;
     return 0;

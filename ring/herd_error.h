@@ -30,7 +30,8 @@
     X(ENOTCONN, -16, "node down or unknown")                                  \
     X(EBUSY, -17, "busy: try again later")                                   \
     X(EUNCERTAIN, -18, "outcome unknown: it may or may not take effect")      \
-    X(ENOSERVICE, -19, "no live member provides the service")
+    X(ENOSERVICE, -19, "no live member provides the service")                 \
+    X(EUNAVAILABLE, -20, "too few copies of its state can be kept: refused, nothing applied")
 
 typedef enum {
 #define HERD_ERR_ENUM(name, value, msg) HERD_##name = value,

@@ -26,6 +26,7 @@ struct proc_gate {
     herd_gate_dirty_fn dirty;
     void *data;
     uint64_t version; /* the last version marked */
+    int refuse;       /* calls answered with it, not run (herd_gate_refuse_calls) */
     held_reply_t *head, *tail;
     size_t held;
 };
@@ -94,6 +95,20 @@ size_t herd_gate_held(const herd_node_t *n, herd_pid_t pid)
 {
     proc_gate_t *g = gate_of(n, pid);
     return g ? g->held : 0;
+}
+
+int herd_gate_refuse_calls(herd_node_t *n, herd_pid_t pid, int status)
+{
+    proc_gate_t *g = gate_of(n, pid);
+    if (g == NULL)
+        return HERD_ENOPROC;
+    g->refuse = status;
+    return 0;
+}
+
+int gate_refuses(const herd_proc_t *p)
+{
+    return p->ext && p->ext->gate ? p->ext->gate->refuse : 0;
 }
 
 int gate_hold(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)

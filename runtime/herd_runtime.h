@@ -477,6 +477,12 @@ uint64_t herd_gate_mark_after(herd_node_t *node, herd_pid_t pid, uint64_t at_lea
 int herd_gate_release(herd_node_t *node, herd_pid_t pid, uint64_t version, unsigned copies);
 /* How many replies it holds now (0 when not gated). */
 size_t herd_gate_held(const herd_node_t *node, herd_pid_t pid);
+/* While `status` is nonzero, calls to the gated process are answered
+ * `status` at once, without running its handler (nothing applied): e.g.
+ * HERD_EUNAVAILABLE while too few copies of its state can be kept. Casts
+ * and other messages run as before. 0 takes calls again. HERD_ENOPROC when
+ * not gated. */
+int herd_gate_refuse_calls(herd_node_t *node, herd_pid_t pid, int status);
 
 /* ---- hooks for the layers above (registry, handoff) ----------------------------------- */
 

@@ -223,6 +223,8 @@ int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *dat
  * 0 not gated (send it now), HERD_EINVAL (a local call of another caller),
  * HERD_ENOMEM. */
 int gate_hold(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);
+/* The status calls to p are refused with (herd_gate_refuse_calls), or 0. */
+int gate_refuses(const herd_proc_t *p);
 /* After a run of p's handlers that took `handled` messages. */
 void gate_after_run(herd_proc_t *p, int handled);
 /* Free a gate with what it holds (counted as dropped). */

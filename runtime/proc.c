@@ -564,6 +564,10 @@ static int proc_dispatch(herd_proc_t *p, const mmsg_t *m)
     case HERD_MSG_CAST:
         return b->handle_cast ? b->handle_cast(p, p->state, &msg) : 0;
     case HERD_MSG_CALL:
+        if (gate_refuses(p)) { /* nothing applied: said at once, never held */
+            proc_reply_now(p->node, (herd_from_t){m->from, m->ref}, gate_refuses(p), NULL, 0, 0);
+            return 0;
+        }
         if (b->handle_call)
             return b->handle_call(p, p->state, &msg, (herd_from_t){m->from, m->ref});
         herd_reply(p->node, (herd_from_t){m->from, m->ref}, HERD_EINVAL, NULL, 0);

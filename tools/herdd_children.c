@@ -118,6 +118,9 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
     uint8_t replicas = 0;
     if ((rc = start_replicas(json_object_get(args, "replicas"), &replicas, msg, cap)) != 0)
         return rc;
+    json_t *strict = json_object_get(args, "refuse_underreplicated");
+    if (strict && !json_is_boolean(strict))
+        return snprintf(msg, cap, "refuse_underreplicated must be true or false"), HERD_EINVAL;
     if (arg && strlen(arg) > START_ARG_MAX)
         return snprintf(msg, cap, "the argument is %zu bytes, over the limit of %d",
                         strlen(arg), START_ARG_MAX), HERD_ETOOBIG;
@@ -129,7 +132,8 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
     snprintf(r->service, sizeof(r->service), "%s", service);
     herd_child_req_t req = {.name = name, .service = service, .arg = arg,
                             .arg_len = arg ? strlen(arg) : 0,
-                            .restart = HERD_RESTART_PERMANENT, .replicas = replicas};
+                            .restart = HERD_RESTART_PERMANENT, .replicas = replicas,
+                            .refuse_underreplicated = strict && json_is_true(strict)};
     r->token = control_defer(herdd_control(data));
     rc = herd_start_child_async(herdd_node(data), &req, START_TIMEOUT_MS, start_done, r);
     if (rc) {

@@ -175,13 +175,13 @@ static json_t *repl_stats_json(herd_node_t *n)
                           (json_int_t)r.unreplicated, "too_big", (json_int_t)r.too_big,
                           "promoted", (json_int_t)r.promoted);
     json_object_update_new(
-        o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "queries",
+        o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "queries",
                      (json_int_t)r.queries, "query_timeouts", (json_int_t)r.query_timeouts,
                      "held", (json_int_t)r.held, "held_bytes", (json_int_t)r.held_bytes,
                      "collected", (json_int_t)r.collected, "handed_over",
                      (json_int_t)r.handed_over, "merged_in", (json_int_t)r.merged_in,
                      "others_dropped", (json_int_t)r.others_dropped, "reputs",
-                     (json_int_t)r.reputs, "malformed",
+                     (json_int_t)r.reputs, "refusing", (json_int_t)r.refusing, "malformed",
                      (json_int_t)r.malformed, "settled", herd_repl_settled(n) != 0));
     return o;
 }

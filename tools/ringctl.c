@@ -300,6 +300,7 @@ static const char stats_help[] =
     "copies of another registration (two ran at once) merged into children here\n"
     "in merged_in and those kept here that found no room in others_dropped,\n"
     "puts put again as no acknowledgement answered them in 2 s in reputs,\n"
+    "times a child began refusing calls (too few copies) in refusing,\n"
     "messages that did not decode in malformed, and settled: true when every\n"
     "reply this node's children sent is held by as many live copies as asked\n"
     "(or as the service's members can hold))\n"
@@ -333,7 +334,8 @@ static const char stats_help[] =
     "\"replication\":{\"puts_out\",\"puts_in\",\"acks_in\",\"refused\",\"bytes_out\",\n"
     "\"bytes_in\",\"send_failed\",\"unreplicated\",\"too_big\",\"promoted\",\"queries\",\n"
     "\"query_timeouts\",\"held\",\"held_bytes\",\"collected\",\"handed_over\",\n"
-    "\"merged_in\",\"others_dropped\",\"reputs\",\"malformed\",\"settled\":BOOL},\n"
+    "\"merged_in\",\"others_dropped\",\"reputs\",\"refusing\",\n"
+    "\"malformed\",\"settled\":BOOL},\n"
     "\"connections\":{\"inbound\",\"limit_per_addr\",\"limit_total\",\"fds_open\",\n"
     "\"fd_limit\",\"shed_per_addr\",\"shed_total\",\"shed_missed\",\"checks\",\"scans\"}}\n";
 

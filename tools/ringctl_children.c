@@ -24,7 +24,8 @@ typedef struct child_cmd {
 
 static const child_cmd_t child_cmds[] = {
     {"start", 2, 3,
-     "usage: ringctl [--json] [--node ADDR] start SERVICE NAME [ARG] [--replicas N]\n\n"
+     "usage: ringctl [--json] [--node ADDR] start SERVICE NAME [ARG] [--replicas N]\n"
+     "       [--refuse-underreplicated]\n\n"
      "Start a child by name: the owner of NAME among the members that provide\n"
      "SERVICE (see `members`) runs it under its supervisor and registers NAME.\n"
      "A NAME that runs already is answered with its pid; a SERVICE that no\n"
@@ -33,7 +34,9 @@ static const child_cmd_t child_cmds[] = {
      "(default: the service's; herdd's counter keeps 2). A reply leaves only once\n"
      "the owner's ring successors hold the state it reflects, so a crash of fewer\n"
      "than N nodes loses no answered change. A NAME that runs already keeps the\n"
-     "copies it has. The answer says where the state is kept: the owner, then\n"
+     "copies it has. --refuse-underreplicated: while fewer members than N can\n"
+     "keep a copy, its calls are refused (EUNAVAILABLE, nothing applied) instead\n"
+     "of answered with fewer copies. The answer says where the state is kept: the owner, then\n"
      "its replicas (as many as the members allow).\n"
      "JSON: {\"name\",\"node\",\"pid\",\"service\",\"already_started\":BOOL,\n"
      "\"replica_nodes\":[OWNER,REPLICA...]}\n"},
@@ -136,6 +139,7 @@ typedef struct child_args {
     int off;
     long timeout_s;
     int replicas; /* start --replicas; 0: the service's default */
+    int strict;   /* start --refuse-underreplicated */
 } child_args_t;
 
 /* start's --replicas N (N or =N): 1..REPLICAS_MAX. */
@@ -170,6 +174,9 @@ static int parse(const ctl_t *c, const child_cmd_t *k, int argc, char **argv, ch
                 return ctl_usage(c, "--replicas needs a value");
             if ((rc = parse_replicas(c, s[10] == '=' ? s + 11 : argv[++i], &a->replicas)))
                 return rc;
+        } else if (strcmp(k->name, "start") == 0 && strcmp(s, "--refuse-underreplicated") == 0) {
+            if (a->strict++)
+                return ctl_usage(c, "--refuse-underreplicated given twice; give it once");
         } else if (strcmp(k->name, "drain") == 0 && strcmp(s, "--off") == 0) {
             if (a->off++)
                 return ctl_usage(c, "--off given twice; give it once");
@@ -227,6 +234,8 @@ static int run_start(const ctl_t *c, const child_args_t *a)
                              "arg", a->count > 2 ? a->pos[2] : NULL);
     if (a->replicas)
         json_object_set_new(args, "replicas", json_integer(a->replicas));
+    if (a->strict)
+        json_object_set_new(args, "refuse_underreplicated", json_true());
     json_t *res = ctl_live_wait(c, "start", args, WAIT_START_MS, &rc);
     json_decref(args);
     if (res == NULL)

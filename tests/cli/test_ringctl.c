@@ -434,7 +434,7 @@ static void test_ringctl_help_documents_replication(void **state)
          {"\"replication\"", "\"puts_out\"", "\"puts_in\"", "\"acks_in\"", "\"refused\"",
           "\"bytes_out\"", "\"bytes_in\"", "\"send_failed\"", "\"unreplicated\"",
           "\"too_big\"", "\"promoted\"", "\"queries\"", "\"query_timeouts\"", "\"held\"",
-          "\"held_bytes\"", "\"collected\"", "\"handed_over\"", "\"merged_in\"", "\"others_dropped\"", "\"reputs\"", "\"malformed\"",
+          "\"held_bytes\"", "\"collected\"", "\"handed_over\"", "\"merged_in\"", "\"others_dropped\"", "\"reputs\"", "\"refusing\"", "\"malformed\"",
           "\"settled\"", NULL}},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {

@@ -379,6 +379,24 @@ static void test_cluster_replicas_shown_and_kept(void **state)
         fail_msg("children on %s: r-three is not marked under-replicated:\n%s", new3->name,
                  r->out);
 
+    /* A child that refuses calls while under-replicated: 3 copies asked, 2
+     * members left: its calls fail EUNAVAILABLE and change nothing. */
+    assert_int_equal(RINGCTL(c, live[0], r, "start", "counter", "r-strict", "--replicas", "3",
+                             "--refuse-underreplicated"), 0);
+    assert_int_equal(RINGCTL(c, live[1], r, "call", "r-strict", "incr"), 1);
+    if (strstr(r->err, "too few copies") == NULL)
+        fail_msg("call to r-strict: not refused as under-replicated: out %s err %s", r->out,
+                 r->err);
+    assert_int_equal(RINGCTL(c, live[0], r, "call", "r-strict", "incr", "5"), 1);
+    /* a bad flag value is refused at the control socket */
+    code[0] = '\0';
+    json_t *bad = cl_ask_args(live[0], "start",
+                              json_pack("{s:s, s:s, s:i}", "service", "counter", "name",
+                                        "r-bad", "refuse_underreplicated", 1),
+                              code, sizeof(code), NULL, 0);
+    assert_null(bad);
+    assert_string_equal(code, "EINVAL");
+
     json_decref(two_nodes);
     json_decref(three_nodes);
     free(r);

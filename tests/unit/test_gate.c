@@ -587,6 +587,35 @@ static void test_gate_release_from_dirty_callback(void **st)
     ts_node_free(n);
 }
 
+/* Calls refused while the gate says so (herd_gate_refuse_calls): answered
+ * with the status at once, the handler never runs, nothing is held; casts
+ * still run; 0 takes calls again. Not gated: HERD_ENOPROC. */
+static void test_gate_refuses_calls(void **st)
+{
+    (void)st;
+    reset();
+    herd_node_t *n = rnode();
+    herd_pid_t s = spawn_srv(n);
+    assert_int_equal(herd_gate_refuse_calls(n, s, HERD_EUNAVAILABLE), HERD_ENOPROC);
+    assert_int_equal(herd_gate_open(n, s, 0, NULL, NULL), 0);
+    assert_int_equal(herd_gate_refuse_calls(n, s, HERD_EUNAVAILABLE), 0);
+    herd_reply_t r;
+    assert_int_equal(call_str(n, s, "echo:no", 5000, &r), 0);
+    assert_int_equal(r.status, HERD_EUNAVAILABLE);
+    assert_int_equal(r.len, 0);
+    herd_reply_free(&r);
+    assert_int_equal(g_srv_msgs, 0); /* the handler never ran */
+    assert_int_equal(herd_gate_held(n, s), 0);
+    assert_int_equal(herd_gate_refuse_calls(n, s, 0), 0);
+    g_dirty.node = n;
+    assert_int_equal(herd_gate_open(n, s, 0, dirty_release_cb, &g_dirty), 0);
+    assert_int_equal(call_str(n, s, "echo:yes", 5000, &r), 0);
+    assert_reply(&r, 0, "yes");
+    herd_reply_free(&r);
+    assert_int_equal(g_srv_msgs, 1);
+    ts_node_free(n);
+}
+
 /* ---- 3. the dirty callback ----------------------------------------------------- */
 
 static void test_gate_dirty_once_per_run(void **st)
@@ -958,6 +987,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gate_exit_fails_node_call, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_gate_bad_paths, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_gate_foreign_from_einval, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_gate_refuses_calls, ts_setup, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
  * them from a member: the registry's sync messages (app 1: reg_on_sync's
  * DELTA, DIGEST, WANT, DOTS, CONTEXT, SUMMARY, UNREGISTER, MERGE, MERGED)
  * when built with FUZZ_APP=1, the handoff protocol's (app 2: OFFER, ACCEPT,
- * REJECT, ABORT, COMMIT, DRAIN, PART) with FUZZ_APP=2.
+ * REJECT, ABORT, COMMIT, DRAIN, PART) with FUZZ_APP=2, the replication
+ * stream's (app 3: replicas_on_app's PUT, ACK, DROP, QUERY, HAVE, MERGE,
+ * MERGED) with FUZZ_APP=3.
  *
  * One node "b" with a registry and a distributed supervisor runs over an
  * in-memory transport; "x" is made a member by a hand-made HELLO. Each input
@@ -12,6 +14,16 @@
  * Seeds are real messages: another node "x" with the same layers registers
  * and starts a few names and b's handler sees what x sent (captured from
  * x's transport and taken apart: frame, channel batch, message).
+ *
+ * FUZZ_APP=3: b and x both provide the counter service and, while the
+ * target sets up (so that a finding replays against the same b), the
+ * transport delivers their frames to each other: x starts six counters
+ * keeping 2 copies (some owned by b, some by x) and increments each, so x
+ * sends puts, acks, queries and answers to queries, captured as seeds;
+ * hand-made ones add drops, merges, merged and copies of other
+ * registrations (have with has 2) for the real children. Then delivery
+ * stops, and a heartbeat from x made by hand every 100 ms (announcing the
+ * counter service) keeps x up, in b's replica sets, as b sees it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +31,11 @@
 #include <string.h>
 
 #include "cluster.h"
+#if FUZZ_APP == 3
+#include "counter.h"
+#include "herd_dsup.h"
+#include "replicas_int.h"
+#endif
 #include "frame.h"
 #include "fuzz_seeds.h"
 #include "herd.h"
@@ -69,11 +86,18 @@ static void fz_keep(fz_tr_t *t, const uint8_t *msg, size_t len)
     t->kept[t->nkept++] = (fuzz_seed_t){copy, len};
 }
 
+#if FUZZ_APP == 3
+static void fz_enqueue(const char *address, const uint8_t *frame, size_t len);
+#endif
+
 /* A sent MSG frame: each message of its batch that goes to app FUZZ_APP. */
 static int fz_send(void *impl, const char *address, const uint8_t *frame, size_t len)
 {
     (void)address;
     fz_tr_t *t = impl;
+#if FUZZ_APP == 3
+    fz_enqueue(address, frame, len);
+#endif
     frame_key_t key;
     frame_header_t h;
     const uint8_t *body;
@@ -155,8 +179,8 @@ static void fz_node_start(fz_node_t *z, const char *name)
 }
 
 /* `from` heartbeats `to`, addressed to its start, as after the HELLO
- * handshake: `to` makes it a member. */
-static void fz_hello(fz_node_t *from, fz_node_t *to)
+ * handshake: `to` makes it a member; it provides `service` (NULL: none). */
+static void fz_beat(fz_node_t *from, fz_node_t *to, const char *service)
 {
     const char *name = herd_node_name(from->n);
     char address[64];
@@ -168,7 +192,9 @@ static void fz_hello(fz_node_t *from, fz_node_t *to)
     wire_put_str(&w, address);
     wire_put_u32(&w, 128);
     wire_put_u8(&w, 0);
-    wire_put_u8(&w, 0);
+    wire_put_u8(&w, service ? 1 : 0);
+    if (service)
+        wire_put_str(&w, service);
     wire_put_u16(&w, 0);
     frame_key_t key;
     frame_header_t h = {.type = FRAME_HEARTBEAT, .sender = herd_node_id_of(name),
@@ -183,7 +209,170 @@ static void fz_hello(fz_node_t *from, fz_node_t *to)
     wire_writer_fini(&w);
 }
 
+static void fz_hello(fz_node_t *from, fz_node_t *to)
+{
+    fz_beat(from, to, NULL);
+}
+
 static fz_node_t fz_b, fz_x;
+
+#if FUZZ_APP == 3
+/* ---- app 3: a replicated pair, set up over a transport that delivers ------- */
+
+typedef struct fz_frame {
+    struct fz_frame *next;
+    fz_tr_t *to;
+    size_t len;
+    uint8_t data[];
+} fz_frame_t;
+
+static fz_frame_t *fz_queue, **fz_queue_tail = &fz_queue;
+static int fz_delivering;
+static uv_timer_t fz_pump;
+static uint64_t fz_last_beat;
+
+static void fz_on_pump(uv_timer_t *t)
+{
+    (void)t;
+    fz_frame_t *f = fz_queue;
+    fz_queue = NULL;
+    fz_queue_tail = &fz_queue;
+    while (f) {
+        fz_frame_t *next = f->next;
+        if (fz_delivering && f->to->cb)
+            f->to->cb(f->to->data, f->data, f->len);
+        free(f);
+        f = next;
+    }
+}
+
+/* While the pair is set up, what one sends the other gets (on the next
+ * turn of the loop, never inside the send). */
+static void fz_enqueue(const char *address, const uint8_t *frame, size_t len)
+{
+    fz_tr_t *to = strcmp(address, "tcp://b:1") == 0   ? &fz_b.t
+                  : strcmp(address, "tcp://x:1") == 0 ? &fz_x.t
+                                                      : NULL;
+    if (!fz_delivering || to == NULL)
+        return;
+    fz_frame_t *f = malloc(sizeof(*f) + len);
+    if (f == NULL)
+        return;
+    f->next = NULL;
+    f->to = to;
+    f->len = len;
+    memcpy(f->data, frame, len);
+    *fz_queue_tail = f;
+    fz_queue_tail = &f->next;
+    if (!uv_is_active((uv_handle_t *)&fz_pump))
+        uv_timer_start(&fz_pump, fz_on_pump, 0, 0);
+}
+
+static const char *const fz_counters[] = {"r0", "r1", "r2", "r3", "r4", "r5"};
+#define FZ_COUNTERS (sizeof fz_counters / sizeof fz_counters[0])
+
+/* b and x provide the counter service; x starts counters keeping 2 copies
+ * and increments them (captured: what x sends on app 3); then delivery
+ * stops. */
+static void fz_replicated_pair(void)
+{
+    uv_timer_init(&fz_loop, &fz_pump);
+    fz_delivering = 1;
+    fz_x.t.keep = 1;
+    if (herd_service_register(fz_b.n, "counter", &counter_behaviour) != 0 ||
+        herd_service_register(fz_x.n, "counter", &counter_behaviour) != 0)
+        die("no counter service");
+    herd_node_run_for(fz_x.n, 700); /* heartbeats carry the services both ways */
+    size_t started = 0;
+    for (size_t i = 0; i < FZ_COUNTERS; i++) {
+        herd_child_req_t req = {.name = fz_counters[i], .service = "counter",
+                                .restart = HERD_RESTART_PERMANENT, .replicas = 2};
+        herd_start_result_t res;
+        started += herd_start_child(fz_x.n, &req, 5000, &res) == 0 && res.status == 0;
+    }
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < FZ_COUNTERS; i++) {
+            herd_reply_t reply;
+            if (herd_node_call_name(fz_x.n, fz_counters[i], "incr", 4, 3000, &reply) == 0)
+                herd_reply_free(&reply);
+        }
+    herd_node_run_for(fz_x.n, 300);
+    fz_x.t.keep = 0;
+    fz_delivering = 0;
+    uv_timer_stop(&fz_pump);
+    fz_on_pump(&fz_pump); /* frees what is left */
+    herd_repl_stats_t sb, sx;
+    if (started != FZ_COUNTERS || herd_repl_stats(fz_b.n, &sb) != 0 ||
+        herd_repl_stats(fz_x.n, &sx) != 0 || sb.held == 0 || sx.held == 0 ||
+        fz_x.t.nkept == 0)
+        die("the pair did not replicate");
+    /* from now on x's heartbeats are made by hand, far past its own sequence */
+    fz_x.seq = 1ull << 40;
+    fz_beat(&fz_x, &fz_b, "counter");
+    fz_last_beat = herd_node_now(fz_b.n);
+}
+
+/* A copy message as replicas.c writes it (query: a have). */
+static void fz_keep_copy(uint8_t kind, const char *name, const uint64_t *query, uint8_t has,
+                         uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, kind);
+    wire_put_str(&w, name);
+    if (query) {
+        wire_put_u64(&w, *query);
+        wire_put_u8(&w, has);
+    }
+    wire_put_u64(&w, hlc);
+    wire_put_u64(&w, version);
+    wire_put_bytes(&w, bytes, len);
+    size_t n;
+    uint8_t *b = wire_writer_take(&w, &n);
+    if (b)
+        fz_keep(&fz_x.t, b, n);
+    free(b);
+}
+
+static void fz_keep_u64(uint8_t kind, const char *name, uint64_t v)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, kind);
+    wire_put_str(&w, name);
+    wire_put_u64(&w, v);
+    size_t n;
+    uint8_t *b = wire_writer_take(&w, &n);
+    if (b)
+        fz_keep(&fz_x.t, b, n);
+    free(b);
+}
+
+/* Hand-made messages for what the quiet pair did not send: drops, merges
+ * (a counter's state of another registration), merged, queries and their
+ * answers with copies of other registrations, for each real child. */
+static void fz_replication_made(void)
+{
+    static const uint8_t other[] = {9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* copy 9, 1 slot */
+                                    9, 0, 0, 0, 0, 0, 0, 0,             /* its id */
+                                    100, 0, 0, 0, 0, 0, 0, 0,           /* incr */
+                                    0, 0, 0, 0, 0, 0, 0, 0};            /* decr */
+    for (size_t i = 0; i < FZ_COUNTERS; i++) {
+        const char *name = fz_counters[i];
+        uint64_t hlc = 0, q = 1;
+        if (herd_registry_time(fz_b.n, name, &hlc) != 0)
+            continue;
+        fz_keep_u64(REPL_DROP, name, hlc);
+        fz_keep_u64(REPL_QUERY, name, 1);
+        fz_keep_u64(REPL_MERGED, name, hlc + 1);
+        fz_keep_copy(REPL_MERGE, name, NULL, 0, hlc + 1, 7, other, sizeof other);
+        fz_keep_copy(REPL_PUT, name, NULL, 0, hlc + 1, 7, other, sizeof other);
+        fz_keep_copy(REPL_HAVE, name, &q, 2, hlc + 1, 7, other, sizeof other);
+        fz_keep_copy(REPL_HAVE, name, &q, 1, hlc, 7, other, sizeof other);
+        fz_keep_copy(REPL_HAVE, name, &q, 0, 0, 0, NULL, 0);
+    }
+}
+#endif
 
 static void fz_setup(void)
 {
@@ -200,6 +389,9 @@ static void fz_setup(void)
     if (herd_cluster_member_incarnation(fz_b.n, herd_node_id_of("x")) == 0 ||
         herd_cluster_member_incarnation(fz_x.n, herd_node_id_of("b")) == 0)
         die("no members");
+#if FUZZ_APP == 3
+    fz_replicated_pair();
+#endif
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -211,6 +403,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->apps[FUZZ_APP].cb(c->apps[FUZZ_APP].data, herd_node_id_of("x"),
                          herd_node_incarnation(fz_x.n), data, size);
     uv_run(&fz_loop, UV_RUN_NOWAIT);
+#if FUZZ_APP == 3
+    if (herd_node_now(fz_b.n) - fz_last_beat >= 100) { /* x stays up, as b sees it */
+        fz_beat(&fz_x, &fz_b, "counter");
+        fz_last_beat = herd_node_now(fz_b.n);
+    }
+#endif
     return 0;
 }
 
@@ -227,6 +425,14 @@ static const herd_behaviour_t fz_proc = {.name = "fz", .handle_cast = fz_idle};
 size_t fuzz_seeds(fuzz_seed_t **out)
 {
     fz_setup();
+#if FUZZ_APP == 3
+    fz_replication_made(); /* beside what fz_setup captured */
+    *out = fz_x.t.kept;
+    size_t kept = fz_x.t.nkept;
+    fz_x.t.kept = NULL;
+    fz_x.t.nkept = fz_x.t.cap = 0;
+    return kept;
+#endif
     fz_x.t.keep = 1;
     static const char *const names[] = {"alpha", "beta", "gamma", "delta"};
     herd_spawn_opts_t o = {.behaviour = &fz_proc};

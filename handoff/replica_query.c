@@ -273,7 +273,7 @@ void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *nam
     uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
     const uint8_t *bytes;
     size_t len = wire_get_bytes(r, &bytes);
-    if (wire_reader_done(r) || has > 2) {
+    if (wire_reader_done(r) || has > 2 || (has && version == 0)) {
         d->repl_stats.malformed++;
         return;
     }

@@ -174,28 +174,39 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
     take_put(d, from, name, hlc, version, state, len, NULL);
 }
 
+/* The next entry of a batch of puts; 0, or HERD_EBADFRAME. */
+static int next_put(wire_reader_t *r, char *name, uint64_t *hlc, uint64_t *version,
+                    const uint8_t **state, size_t *len)
+{
+    wire_get_str(r, name, HERD_NAME_MAX + 1);
+    *hlc = wire_get_u64(r);
+    *version = wire_get_u64(r);
+    *len = wire_get_bytes(r, state);
+    return r->err || !name[0] || *version == 0 ? HERD_EBADFRAME : 0;
+}
+
 void replica_on_puts(dsup_t *d, uint64_t from, wire_reader_t *r)
 {
-    repl_batches_t acks = {.kind = REPL_ACKS};
-    while (r->off < r->len) {
-        char name[HERD_NAME_MAX + 1];
-        wire_get_str(r, name, sizeof(name));
-        uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
-        const uint8_t *state;
-        size_t len = wire_get_bytes(r, &state);
-        if (r->err || !name[0] || version == 0) {
-            d->repl_stats.malformed++; /* the entries before it stand */
-            break;
+    char name[HERD_NAME_MAX + 1];
+    uint64_t hlc, version;
+    const uint8_t *state;
+    size_t len;
+    wire_reader_t check = *r; /* a malformed entry anywhere: none is taken */
+    while (check.off < check.len)
+        if (next_put(&check, name, &hlc, &version, &state, &len) != 0) {
+            d->repl_stats.malformed++;
+            return;
         }
+    repl_batches_t acks = {.kind = REPL_ACKS};
+    while (r->off < r->len && next_put(r, name, &hlc, &version, &state, &len) == 0)
         take_put(d, from, name, hlc, version, state, len, &acks);
-    }
     d->repl_stats.send_failed += repl_batches_send(d, &acks);
 }
 
 void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name)
 {
     uint64_t hlc = wire_get_u64(r);
-    if (wire_reader_done(r)) {
+    if (wire_reader_done(r) || hlc == 0) { /* 0 would drop copies waiting to merge */
         d->repl_stats.malformed++;
         return;
     }

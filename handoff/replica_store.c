@@ -65,7 +65,8 @@ int replica_rank_newer(uint64_t old_hlc, uint64_t old_version, uint64_t hlc, uin
 
 int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, replica_rank_t rank)
 {
-    return r == NULL || replica_rank_newer(r->hlc, r->version, hlc, version, rank);
+    return r == NULL || r->bytes == NULL ||
+           replica_rank_newer(r->hlc, r->version, hlc, version, rank);
 }
 
 static int replica_add(replica_store_t *s, replica_t *r)
@@ -135,6 +136,23 @@ static replica_t *replica_new(replica_store_t *s, const char *name)
     return r;
 }
 
+/* Take the other of registration `hlc` out of r (its bytes to the caller:
+ * *version, *bytes, *len), uncounted. Returns whether there was one. */
+static int other_take(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t *version,
+                      uint8_t **bytes, size_t *len)
+{
+    for (size_t i = 0; i < r->others_n; i++)
+        if (r->others[i].hlc == hlc) {
+            *version = r->others[i].version;
+            *bytes = r->others[i].bytes;
+            *len = r->others[i].len;
+            s->bytes -= r->others[i].len;
+            r->others[i] = r->others[--r->others_n];
+            return 1;
+        }
+    return 0;
+}
+
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
                 uint64_t version, replica_rank_t rank, int mergeable, const uint8_t *bytes,
                 size_t len)
@@ -142,7 +160,7 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
     replica_t *r = replica_find(s, name);
     int newer = replica_newer(r, hlc, version, rank);
     /* a current registration's copy that loses is kept to be merged */
-    int keep_loser = mergeable && r && hlc != r->hlc && hlc >= rank.floor;
+    int keep_loser = mergeable && r && r->bytes && hlc != r->hlc && hlc >= rank.floor;
     if (!newer && !keep_loser)
         return 0;
     uint8_t *copy = copy_of(bytes, len);
@@ -154,6 +172,22 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
         free(copy);
         return HERD_ENOMEM;
     }
+    /* this registration kept as an other so far: it becomes the copy, at
+     * the newer of the two versions (its place among the others is free
+     * before the copy it replaces needs one) */
+    int rc = 1;
+    uint64_t o_version;
+    uint8_t *o_bytes;
+    size_t o_len;
+    if (other_take(s, r, hlc, &o_version, &o_bytes, &o_len)) {
+        if (o_version > version) {
+            free(copy);
+            copy = o_bytes, len = o_len, version = o_version;
+            rc = 0; /* this put is not what is held */
+        } else {
+            free(o_bytes);
+        }
+    }
     if (r->bytes && mergeable && r->hlc != hlc && r->hlc >= rank.floor) {
         /* the registration it replaces runs (or ran) too: kept to be merged
          * (other_keep takes the bytes and counts them as an other's, or
@@ -163,13 +197,6 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
         r->bytes = NULL;
         r->len = 0;
     }
-    for (size_t i = 0; i < r->others_n; i++)
-        if (r->others[i].hlc == hlc) { /* this registration is the copy now */
-            s->bytes -= r->others[i].len;
-            free(r->others[i].bytes);
-            r->others[i] = r->others[--r->others_n];
-            break;
-        }
     s->bytes -= r->len;
     free(r->bytes);
     r->owner = owner;
@@ -178,20 +205,21 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
     r->bytes = copy;
     r->len = len;
     s->bytes += len;
-    return 1;
+    return rc;
 }
 
 int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc)
 {
     replica_t *r = replica_find(s, name);
-    for (size_t i = 0; r && i < r->others_n; i++)
-        if (r->others[i].hlc == hlc) {
-            s->bytes -= r->others[i].len;
-            free(r->others[i].bytes);
-            r->others[i] = r->others[--r->others_n];
-            return 1;
-        }
-    return 0;
+    uint64_t version;
+    uint8_t *bytes;
+    size_t len;
+    if (r == NULL || !other_take(s, r, hlc, &version, &bytes, &len))
+        return 0;
+    free(bytes);
+    if (r->bytes == NULL && r->others_n == 0)
+        replica_drop(s, name, 0); /* nothing left under the name */
+    return 1;
 }
 
 int replica_drop(replica_store_t *s, const char *name, uint64_t hlc)

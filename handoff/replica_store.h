@@ -78,8 +78,11 @@ int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, replica_ra
 /* Keep a copy of `bytes` as name's replica, replacing an older one. With
  * `mergeable` (the behaviour has resolve_conflict), the copy of another
  * registration of the current spec that loses, either way round, is kept
- * as an other. Returns 1 stored as name's copy, 2 kept as an other, 0 not
- * newer (nothing changed), HERD_ENOMEM. */
+ * as an other. An other of the put's registration that wins becomes the
+ * copy at the newer of the two versions. Returns 1 stored as name's copy,
+ * 2 kept as an other, 0 not stored (not newer; or a newer version of its
+ * registration, kept as an other so far, became the copy instead),
+ * HERD_ENOMEM. */
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
                 uint64_t version, replica_rank_t rank, int mergeable, const uint8_t *bytes,
                 size_t len);

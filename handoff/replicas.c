@@ -32,7 +32,8 @@
  *   6 merge  + u64 first-registration time, u64 version, bytes state: a copy
  *              of another registration of the child, to merge into it
  *   7 merged + u64 first-registration time: merged and replicated
- *   8 puts   (no name) the puts of one loop iteration to one member, each
+ *   8 puts   (no name; a malformed entry anywhere drops it whole) the puts of
+ *              one loop iteration to one member, each
  *              str name, u64 first-registration time, u64 version, bytes
  *              state, to the end of the message (at most REPL_BATCH_MAX
  *              bytes, unless one state is larger)
@@ -622,21 +623,32 @@ static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
     take_ack(d, from, inc, name, hlc, version, stored);
 }
 
+/* The next entry of a batch of acknowledgements; 0, or HERD_EBADFRAME. */
+static int next_ack(wire_reader_t *rd, char *name, uint64_t *hlc, uint64_t *version,
+                    uint8_t *stored)
+{
+    wire_get_str(rd, name, HERD_NAME_MAX + 1);
+    *hlc = wire_get_u64(rd);
+    *version = wire_get_u64(rd);
+    *stored = wire_get_u8(rd);
+    return rd->err || !name[0] || *stored > 1 ? HERD_EBADFRAME : 0;
+}
+
 /* A batch of acknowledgements: (str name, u64 hlc, u64 version, u8 stored)
- * to the end; a malformed entry ends it (the ones before it count). */
+ * to the end; one malformed entry and none counts. */
 static void on_acks(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd)
 {
-    while (rd->off < rd->len) {
-        char name[HERD_NAME_MAX + 1];
-        wire_get_str(rd, name, sizeof(name));
-        uint64_t hlc = wire_get_u64(rd), version = wire_get_u64(rd);
-        uint8_t stored = wire_get_u8(rd);
-        if (rd->err || !name[0] || stored > 1) {
+    char name[HERD_NAME_MAX + 1];
+    uint64_t hlc, version;
+    uint8_t stored;
+    wire_reader_t check = *rd;
+    while (check.off < check.len)
+        if (next_ack(&check, name, &hlc, &version, &stored) != 0) {
             d->repl_stats.malformed++;
             return;
         }
+    while (rd->off < rd->len && next_ack(rd, name, &hlc, &version, &stored) == 0)
         take_ack(d, from, inc, name, hlc, version, stored);
-    }
 }
 
 static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, const char *name, uint64_t hlc,
@@ -700,7 +712,9 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
     wire_reader_init(&r, msg, len);
     uint8_t kind = wire_get_u8(&r);
     if (kind == REPL_PUTS || kind == REPL_ACKS) { /* batches: entries to the end */
-        if (kind == REPL_PUTS)
+        if (r.off >= r.len) /* never sent empty */
+            d->repl_stats.malformed++;
+        else if (kind == REPL_PUTS)
             replica_on_puts(d, node, &r);
         else
             on_acks(d, node, incarnation, &r);

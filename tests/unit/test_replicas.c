@@ -642,7 +642,7 @@ static void test_replicas_malformed(void **state)
     m.b[1] = 200; /* a name longer than the message */
     bad_one(&x, x.r, x.o, m.b, m.n, "a put whose name runs past the end");
     free(m.b);
-    static const uint8_t kinds[] = {0, REPL_MERGED + 1, 0x7f, 0xff};
+    static const uint8_t kinds[] = {0, REPL_ACKS + 1, 0x7f, 0xff};
     for (size_t i = 0; i < sizeof(kinds); i++) {
         m = m_copy(kinds[i], name, NULL, 0, hlc, newer, st, sl);
         bad_one(&x, x.r, x.o, m.b, m.n, "an unknown kind");
@@ -661,6 +661,18 @@ static void test_replicas_malformed(void **state)
     bad_one(&x, x.r, x.o, m.b, m.n, "a put of version 0");
     free(m.b);
 
+    /* a batch of puts (to the replica): one entry, laid out as a put's
+     * fields; every cut of it (the kind alone: an empty batch) is refused */
+    m = m_copy(REPL_PUT, name, NULL, 0, hlc, newer, st, sl);
+    m.b[0] = REPL_PUTS;
+    bad_cuts(&x, x.r, x.o, m, "a batch of puts");
+    bad_length(&x, x.r, x.o, m, sl, (uint32_t)sl + 1, "a batch of puts");
+    free(m.b);
+    m = m_copy(REPL_PUT, name, NULL, 0, hlc, 0, st, sl);
+    m.b[0] = REPL_PUTS;
+    bad_one(&x, x.r, x.o, m.b, m.n, "a batch of puts with version 0");
+    free(m.b);
+
     /* ack (to the owner, from its replica): well-formed, it would count */
     m = m_ack(name, hlc, x.view.version + 100, 1);
     bad_cuts(&x, x.o, x.r, m, "an ack");
@@ -669,8 +681,14 @@ static void test_replicas_malformed(void **state)
     for (size_t i = 0; i < sizeof(bad_stored); i++) {
         m = m_ack(name, hlc, x.view.version + 100, bad_stored[i]);
         bad_one(&x, x.o, x.r, m.b, m.n, "an ack with stored > 1");
+        m.b[0] = REPL_ACKS;
+        bad_one(&x, x.o, x.r, m.b, m.n, "a batch of acks with stored > 1");
         free(m.b);
     }
+    m = m_ack(name, hlc, x.view.version + 100, 1);
+    m.b[0] = REPL_ACKS;
+    bad_cuts(&x, x.o, x.r, m, "a batch of acks");
+    free(m.b);
 
     /* drop (to the replica): well-formed, it would drop the copy */
     m = m_u64(REPL_DROP, name, hlc);

@@ -14,7 +14,7 @@ set -eu
 hours=${1:?usage: fuzz_long.sh HOURS [BUILD_DIR]}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-$src/build-fuzz}
-targets="fuzz_registry_sync fuzz_handoff fuzz_control"
+targets="fuzz_registry_sync fuzz_handoff fuzz_replicas fuzz_control"
 n=$(echo "$targets" | wc -w)
 secs=$(awk -v h="$hours" -v n="$n" 'BEGIN { s = int(h * 3600 / n); print (s < 1 ? 1 : s) }')
 found=0

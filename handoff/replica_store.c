@@ -24,6 +24,7 @@ static void replica_free(replica_t *r)
 {
     for (size_t i = 0; i < r->others_n; i++)
         free(r->others[i].bytes);
+    free(r->others);
     free(r->name);
     free(r->bytes);
     free(r);
@@ -91,7 +92,9 @@ static uint8_t *copy_of(const uint8_t *bytes, size_t len)
 }
 
 /* Keep (hlc, version, bytes) among r's others: the newest copy of each
- * registration; with no room, the oldest registration's goes. Takes `copy`. */
+ * registration; with no room, the oldest registration's goes. Takes `copy`
+ * (freed when not kept). Returns 2 kept, 0 an other of it was newer,
+ * HERD_ENOMEM (no places could be made). */
 static int other_keep(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t version,
                       uint8_t *copy, size_t len)
 {
@@ -111,6 +114,11 @@ static int other_keep(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t v
         o = &r->others[oldest];
         s->others_dropped++;
     } else if (o == NULL) {
+        if (r->others == NULL &&
+            (r->others = calloc(REPLICA_OTHERS_MAX, sizeof(*r->others))) == NULL) {
+            free(copy);
+            return HERD_ENOMEM;
+        }
         o = &r->others[r->others_n++];
         *o = (replica_other_t){0};
     }
@@ -192,7 +200,8 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
         /* the registration it replaces runs (or ran) too: kept to be merged
          * (other_keep takes the bytes and counts them as an other's, or
          * frees them when it holds a newer copy of that registration) */
-        other_keep(s, r, r->hlc, r->version, r->bytes, r->len);
+        if (other_keep(s, r, r->hlc, r->version, r->bytes, r->len) < 0)
+            s->others_dropped++; /* no memory for its place: it went */
         s->bytes -= r->len;
         r->bytes = NULL;
         r->len = 0;

@@ -43,7 +43,9 @@ typedef struct replica {
     uint64_t offered; /* node clock: when it was last sent to be merged (0: never) */
     uint8_t *bytes;
     size_t len;
-    replica_other_t others[REPLICA_OTHERS_MAX]; /* copies of other registrations */
+    /* copies of other registrations: REPLICA_OTHERS_MAX places, allocated
+     * with the first (most names never have one) */
+    replica_other_t *others;
     size_t others_n;
 } replica_t;
 
@@ -51,7 +53,7 @@ typedef struct replica_store {
     u64map_t by_hash; /* name hash -> replica_t (twins chained) */
     size_t count;
     uint64_t bytes; /* state bytes held, others' included */
-    uint64_t others_dropped; /* others that found no room (the oldest went) */
+    uint64_t others_dropped; /* others that found no room (the oldest went), or no memory */
 } replica_store_t;
 
 void replica_store_init(replica_store_t *s);

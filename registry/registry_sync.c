@@ -812,6 +812,41 @@ int reg_send_merge(registry_t *g, uint64_t to, const char *name, uint64_t loser,
  * there; with no holder here, or the loser's own node as the holder (it has
  * not heard of the winner the loser's node saw), nothing is merged and the
  * loser resumes: the conflict is judged again once the replicas agree. */
+static void send_merged(registry_t *g, uint64_t to, uint64_t loser, uint64_t attempt, int ok,
+                        herd_pid_t holder)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, SYNC_MERGED);
+    wire_put_u64(&w, loser);
+    wire_put_u64(&w, attempt);
+    wire_put_u8(&w, (uint8_t)ok);
+    wire_put_u64(&w, holder.node);
+    wire_put_u64(&w, holder.incarnation);
+    wire_put_u64(&w, holder.serial);
+    send_and_free(g, to, &w);
+}
+
+/* A merge in the holder's mailbox, to confirm once it holds. */
+typedef struct merge_wait {
+    herd_node_t *node;
+    uint64_t to, loser, attempt;
+    herd_pid_t holder;
+} merge_wait_t;
+
+/* The holder merged it: at once when its state is not replicated, else once
+ * the state that includes it is held by its copies (herd_merge_into_local),
+ * so the loser stops only when no crash of the holder's node can lose what
+ * it counted. */
+static void merge_held(void *data, int status)
+{
+    merge_wait_t *m = data;
+    registry_t *g = reg_of(m->node); /* NULL once the node is shutting down */
+    if (g)
+        send_merged(g, m->to, m->loser, m->attempt, status == 0, m->holder);
+    free(m);
+}
+
 static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
 {
     char name[HERD_NAME_MAX + 1];
@@ -825,22 +860,21 @@ static void sync_on_merge(registry_t *g, uint64_t from, wire_reader_t *r)
         refuse_from(g, from);
         return;
     }
-    int ok = 0;
     if (herd_whereis(g->node, name, &pid, NULL) != 0 || pid.node == from ||
         (pid.node == g->self_node && herd_is_frozen(g->node, pid)))
         pid = HERD_PID_NONE; /* a frozen holder is moving or merging itself: later */
-    else if (pid.node == g->self_node)
-        ok = herd_merge_into(g->node, pid, state, len) == 0;
-    wire_writer_t w;
-    wire_writer_init(&w);
-    wire_put_u8(&w, SYNC_MERGED);
-    wire_put_u64(&w, loser);
-    wire_put_u64(&w, attempt);
-    wire_put_u8(&w, (uint8_t)ok);
-    wire_put_u64(&w, pid.node);
-    wire_put_u64(&w, pid.incarnation);
-    wire_put_u64(&w, pid.serial);
-    send_and_free(g, from, &w);
+    else if (pid.node == g->self_node) {
+        merge_wait_t *m = malloc(sizeof(*m));
+        if (m == NULL) {
+            g->stats.alloc_failed++; /* not merged: the loser resumes and tries again */
+        } else {
+            *m = (merge_wait_t){g->node, from, loser, attempt, pid};
+            if (herd_merge_into_local(g->node, pid, state, len, merge_held, m) == 0)
+                return; /* merge_held says merged */
+            free(m);
+        }
+    }
+    send_merged(g, from, loser, attempt, 0, pid);
 }
 
 static void sync_on_merged(registry_t *g, wire_reader_t *r)

@@ -13,14 +13,25 @@
 
 #include "node.h"
 
+/* A held reply, or (done set) a merge's confirmation held the same way. */
 typedef struct held_reply {
     struct held_reply *next;
     herd_from_t from;
     int status;
     uint64_t version;
+    herd_merge_done_fn done; /* a merge's: told instead of a reply sent */
+    void *done_data;
     size_t len;
     uint8_t data[];
 } held_reply_t;
+
+/* A merge sent to the gated process, not handled yet (its message's ref). */
+typedef struct pending_merge {
+    struct pending_merge *next;
+    uint64_t ref;
+    herd_merge_done_fn done;
+    void *data;
+} pending_merge_t;
 
 struct proc_gate {
     herd_gate_dirty_fn dirty;
@@ -29,6 +40,8 @@ struct proc_gate {
     int refuse;       /* calls answered with it, not run (herd_gate_refuse_calls) */
     held_reply_t *head, *tail;
     size_t held;
+    pending_merge_t *pending;
+    uint64_t merge_refs;
 };
 
 static proc_gate_t *gate_of(const herd_node_t *n, herd_pid_t pid)
@@ -83,8 +96,10 @@ int herd_gate_release(herd_node_t *n, herd_pid_t pid, uint64_t version, unsigned
         if (g->head == NULL)
             g->tail = NULL;
         g->held--;
-        /* the caller may be gone meanwhile: proc_reply_now counts that */
-        proc_reply_now(n, h->from, h->status, h->data, h->len, copies > 7 ? 7 : copies);
+        if (h->done) /* a merge: its state is held as the replies' */
+            h->done(h->done_data, 0);
+        else /* the caller may be gone meanwhile: proc_reply_now counts that */
+            proc_reply_now(n, h->from, h->status, h->data, h->len, copies > 7 ? 7 : copies);
         free(h);
         sent++;
     }
@@ -111,6 +126,67 @@ int gate_refuses(const herd_proc_t *p)
     return p->ext && p->ext->gate ? p->ext->gate->refuse : 0;
 }
 
+/* Append h to g's held list, tagged with the next version. */
+static void held_append(proc_gate_t *g, held_reply_t *h)
+{
+    h->version = g->version + 1;
+    if (g->tail)
+        g->tail->next = h;
+    else
+        g->head = h;
+    g->tail = h;
+    g->held++;
+}
+
+int herd_merge_into_local(herd_node_t *n, herd_pid_t winner, const uint8_t *state, size_t len,
+                          herd_merge_done_fn done, void *data)
+{
+    herd_proc_t *p = node_is_local(n, winner) ? proc_lookup(n, winner) : NULL;
+    if (p == NULL)
+        return HERD_ENOPROC;
+    proc_gate_t *g = p->ext ? p->ext->gate : NULL;
+    if (g == NULL) { /* nothing waits: merged as far as anyone can tell */
+        int rc = herd_merge_into(n, winner, state, len);
+        if (rc == 0)
+            done(data, 0);
+        return rc;
+    }
+    pending_merge_t *m = malloc(sizeof(*m));
+    if (m == NULL)
+        return HERD_ENOMEM;
+    *m = (pending_merge_t){.ref = ++g->merge_refs, .done = done, .data = data};
+    /* forced: a merge must not be lost to a full mailbox */
+    int rc = proc_deliver(n, winner, HERD_MSG_MERGE, node_outside_pid(n), m->ref, 0, state, len, 1);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    m->next = g->pending;
+    g->pending = m;
+    return 0;
+}
+
+void gate_merge_handled(herd_proc_t *p, uint64_t ref)
+{
+    proc_gate_t *g = p->ext ? p->ext->gate : NULL;
+    pending_merge_t **at = g ? &g->pending : NULL;
+    while (at && *at && (*at)->ref != ref)
+        at = &(*at)->next;
+    if (at == NULL || *at == NULL)
+        return;
+    pending_merge_t *m = *at;
+    *at = m->next;
+    held_reply_t *h = malloc(sizeof(*h));
+    if (h == NULL) { /* cannot wait for the copies: said not merged */
+        m->done(m->data, HERD_ENOMEM);
+        free(m);
+        return;
+    }
+    *h = (held_reply_t){.done = m->done, .done_data = m->data};
+    free(m);
+    held_append(g, h);
+}
+
 int gate_hold(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
 {
     herd_proc_t *p = n->current;
@@ -127,15 +203,10 @@ int gate_hold(herd_node_t *n, herd_from_t from, int status, const void *data, si
     held_reply_t *h = malloc(sizeof(*h) + len);
     if (h == NULL)
         return HERD_ENOMEM;
-    *h = (held_reply_t){.from = from, .status = status, .version = g->version + 1, .len = len};
+    *h = (held_reply_t){.from = from, .status = status, .len = len};
     if (len)
         memcpy(h->data, data, len);
-    if (g->tail)
-        g->tail->next = h;
-    else
-        g->head = h;
-    g->tail = h;
-    g->held++;
+    held_append(g, h);
     return 1;
 }
 
@@ -152,8 +223,16 @@ void gate_free(herd_node_t *n, proc_gate_t *g)
         return;
     for (held_reply_t *h = g->head, *next; h; h = next) {
         next = h->next;
-        n->stats.gate_dropped++;
+        if (h->done)
+            h->done(h->done_data, HERD_ENOPROC); /* its state went with the process */
+        else
+            n->stats.gate_dropped++;
         free(h);
+    }
+    for (pending_merge_t *m = g->pending, *next; m; m = next) {
+        next = m->next;
+        m->done(m->data, HERD_ENOPROC);
+        free(m);
     }
     free(g);
 }

@@ -398,6 +398,15 @@ int herd_state_out(herd_node_t *node, herd_pid_t pid, uint8_t **out, size_t *len
  * behaviour's resolve_conflict, as a HERD_MSG_MERGE in its mailbox order. A
  * winner without resolve_conflict ignores it. */
 int herd_merge_into(herd_node_t *node, herd_pid_t winner, const uint8_t *state, size_t len);
+/* herd_merge_into for a process of this node, told when the merge holds:
+ * `done(data, 0)` at once (before this returns) when the process is not
+ * gated; when it is (herd_gate_open), once it handled the merge and the
+ * state that includes it was released as its replies are (replicated);
+ * `done(data, HERD_ENOPROC)` if it exits first. Errors as herd_merge_into
+ * (`done` not called). */
+typedef void (*herd_merge_done_fn)(void *data, int status);
+int herd_merge_into_local(herd_node_t *node, herd_pid_t winner, const uint8_t *state, size_t len,
+                          herd_merge_done_fn done, void *data);
 /* Merge `state` into a live process of this node now, with its behaviour's
  * resolve_conflict (outside its own handlers, as herd_state_out): once this
  * returns 0, the state herd_state_out writes includes it. Errors:

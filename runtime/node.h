@@ -225,6 +225,9 @@ int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *dat
 int gate_hold(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);
 /* The status calls to p are refused with (herd_gate_refuse_calls), or 0. */
 int gate_refuses(const herd_proc_t *p);
+/* The merge message `ref` (herd_merge_into_local) was handled by p: its
+ * confirmation waits as a reply would. */
+void gate_merge_handled(herd_proc_t *p, uint64_t ref);
 /* After a run of p's handlers that took `handled` messages. */
 void gate_after_run(herd_proc_t *p, int handled);
 /* Free a gate with what it holds (counted as dropped). */

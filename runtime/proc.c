@@ -572,8 +572,12 @@ static int proc_dispatch(herd_proc_t *p, const mmsg_t *m)
             return b->handle_call(p, p->state, &msg, (herd_from_t){m->from, m->ref});
         herd_reply(p->node, (herd_from_t){m->from, m->ref}, HERD_EINVAL, NULL, 0);
         return 0;
-    case HERD_MSG_MERGE:
-        return b->resolve_conflict ? b->resolve_conflict(p, p->state, m->data, m->len) : 0;
+    case HERD_MSG_MERGE: {
+        int rc = b->resolve_conflict ? b->resolve_conflict(p, p->state, m->data, m->len) : 0;
+        if (m->ref)
+            gate_merge_handled(p, m->ref); /* confirmed once its state is held */
+        return rc;
+    }
     default:
         return b->handle_info ? b->handle_info(p, p->state, &msg) : 0;
     }

@@ -616,6 +616,59 @@ static void test_gate_refuses_calls(void **st)
     ts_node_free(n);
 }
 
+/* herd_merge_into_local: an ungated process is told merged at once; a
+ * gated one once it handled the merge and a release covered it; one that
+ * exits first is told HERD_ENOPROC. */
+static int g_merge_status[4], g_merge_calls;
+static void merge_done(void *data, int status)
+{
+    (void)data;
+    assert_true(g_merge_calls < 4);
+    g_merge_status[g_merge_calls++] = status;
+}
+
+static void test_gate_merge_confirmed_after_release(void **st)
+{
+    (void)st;
+    reset();
+    g_merge_calls = 0;
+    herd_node_t *n = vnode();
+    herd_pid_t s = spawn_srv(n);
+    assert_int_equal(herd_merge_into_local(n, s, (const uint8_t *)"m", 1, merge_done, NULL), 0);
+    assert_int_equal(g_merge_calls, 1); /* not gated: at once */
+    assert_int_equal(g_merge_status[0], 0);
+    ts_drain(n);
+    assert_int_equal(herd_gate_open(n, s, 10, NULL, NULL), 0);
+    assert_int_equal(herd_merge_into_local(n, s, (const uint8_t *)"m", 1, merge_done, NULL), 0);
+    assert_int_equal(g_merge_calls, 1); /* not handled yet */
+    ts_drain(n);
+    assert_int_equal(g_merge_calls, 1); /* handled, held as a reply */
+    assert_int_equal(herd_gate_held(n, s), 1);
+    assert_int_equal(herd_gate_release(n, s, 10, 2), 0); /* tagged 11 */
+    assert_int_equal(g_merge_calls, 1);
+    assert_int_equal(herd_gate_mark(n, s), 11);
+    assert_int_equal(herd_gate_release(n, s, 11, 2), 1);
+    assert_int_equal(g_merge_calls, 2);
+    assert_int_equal(g_merge_status[1], 0);
+    /* one held and one not handled yet when it exits: both told ENOPROC */
+    assert_int_equal(herd_merge_into_local(n, s, (const uint8_t *)"m", 1, merge_done, NULL), 0);
+    ts_drain(n);
+    assert_int_equal(herd_merge_into_local(n, s, (const uint8_t *)"m", 1, merge_done, NULL), 0);
+    assert_int_equal(herd_stop(n, s, HERD_REASON_SHUTDOWN), 0);
+    ts_drain(n);
+    assert_int_equal(g_merge_calls, 4);
+    assert_int_equal(g_merge_status[2], HERD_ENOPROC);
+    assert_int_equal(g_merge_status[3], HERD_ENOPROC);
+    herd_node_stats_t ns;
+    herd_node_stats(n, &ns);
+    assert_int_equal(ns.gate_dropped, 0); /* merges are not replies */
+    /* a dead process: an error, done not called */
+    assert_int_equal(herd_merge_into_local(n, s, (const uint8_t *)"m", 1, merge_done, NULL),
+                     HERD_ENOPROC);
+    assert_int_equal(g_merge_calls, 4);
+    ts_node_free(n);
+}
+
 /* ---- 3. the dirty callback ----------------------------------------------------- */
 
 static void test_gate_dirty_once_per_run(void **st)
@@ -988,6 +1041,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gate_bad_paths, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_gate_foreign_from_einval, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_gate_refuses_calls, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_gate_merge_confirmed_after_release, ts_setup,
+                                        ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -258,7 +258,7 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
 void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 /* A batch of puts (REPL_PUTS), acknowledged in one batch. */
 void replica_on_puts(dsup_t *d, uint64_t from, wire_reader_t *r);
-void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name);
+void replica_on_drop(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name);
 void replica_on_merged(dsup_t *d, wire_reader_t *r, const char *name);
 /* The copy of `name` kept here goes: its spec went, or it runs here now. */

@@ -203,14 +203,19 @@ void replica_on_puts(dsup_t *d, uint64_t from, wire_reader_t *r)
     d->repl_stats.send_failed += repl_batches_send(d, &acks);
 }
 
-void replica_on_drop(dsup_t *d, wire_reader_t *r, const char *name)
+/* An owner no longer needs the copy it put here. Only a copy that owner
+ * wrote goes: two nodes can run one registration at once (a copy promoted
+ * across a partition), and the other's copy may hold what this one never
+ * merged. */
+void replica_on_drop(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
 {
     uint64_t hlc = wire_get_u64(r);
     if (wire_reader_done(r) || hlc == 0) { /* 0 would drop copies waiting to merge */
         d->repl_stats.malformed++;
         return;
     }
-    if (replica_drop(&d->repl->store, name, hlc))
+    const replica_t *kept = replica_find(&d->repl->store, name);
+    if (kept && kept->owner == from && replica_drop(&d->repl->store, name, hlc))
         herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' copy dropped at its owner's word",
                  herd_node_name(d->node), name);
 }

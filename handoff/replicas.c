@@ -729,7 +729,7 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
     switch (kind) {
     case REPL_PUT: replica_on_put(d, node, &r, name); break;
     case REPL_ACK: on_ack(d, node, incarnation, &r, name); break;
-    case REPL_DROP: replica_on_drop(d, &r, name); break;
+    case REPL_DROP: replica_on_drop(d, node, &r, name); break;
     case REPL_QUERY: replica_on_query(d, node, &r, name); break;
     case REPL_HAVE: replica_on_have(d, node, &r, name); break;
     case REPL_MERGE: on_merge(d, node, &r, name); break;

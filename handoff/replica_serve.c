@@ -69,7 +69,7 @@ static void offer_copy(dsup_t *d, uint64_t holder, const char *name, uint64_t *o
         return;
     *offered = now;
     if (holder == herd_node_id_of(herd_node_name(d->node))) {
-        repl_merge_here(d, holder, name, hlc, version, bytes, len);
+        repl_merge_here(d, holder, name, hlc, bytes, len);
         return;
     }
     if (repl_send_copy(d, holder, REPL_MERGE, name, NULL, 0, hlc, version, bytes, len) != 0)

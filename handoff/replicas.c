@@ -315,13 +315,12 @@ static void on_merge(dsup_t *d, uint64_t from, wire_reader_t *rd, const char *na
         d->repl_stats.malformed++;
         return;
     }
-    repl_merge_here(d, from, name, hlc, version, bytes, len);
+    repl_merge_here(d, from, name, hlc, bytes, len);
 }
 
-void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
+void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc,
                      const uint8_t *bytes, size_t len)
 {
-    (void)version;
     dchild_t *c = dsup_find(d, name);
     if (c == NULL || c->state != HERD_CHILD_RUNNING || c->hlc == hlc || c->copies <= 1)
         return;
@@ -383,20 +382,26 @@ static void put_failed(dsup_t *d, dchild_t *c, uint64_t version)
     c->unreplicated = held > 0;
 }
 
+void repl_put_copy(wire_writer_t *w, uint8_t kind, const char *name, const uint64_t *query,
+                   uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
+{
+    wire_put_u8(w, kind);
+    wire_put_str(w, name);
+    if (query) {
+        wire_put_u64(w, *query);
+        wire_put_u8(w, has);
+    }
+    wire_put_u64(w, hlc);
+    wire_put_u64(w, version);
+    wire_put_bytes(w, bytes, len);
+}
+
 int repl_send_copy(dsup_t *d, uint64_t to, uint8_t kind, const char *name, const uint64_t *query,
                    uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
 {
     wire_writer_t w;
     wire_writer_init(&w);
-    wire_put_u8(&w, kind);
-    wire_put_str(&w, name);
-    if (query) {
-        wire_put_u64(&w, *query);
-        wire_put_u8(&w, has);
-    }
-    wire_put_u64(&w, hlc);
-    wire_put_u64(&w, version);
-    wire_put_bytes(&w, bytes, len);
+    repl_put_copy(&w, kind, name, query, has, hlc, version, bytes, len);
     return repl_send(d, to, &w);
 }
 

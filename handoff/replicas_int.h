@@ -80,6 +80,8 @@ int repl_send(dsup_t *d, uint64_t to, wire_writer_t *w);
 int repl_mergeable(dsup_t *d, const char *name);
 /* A copy message (put, merge, or a query's answer): u8 kind, str name,
  * [u64 query id, u8 has,] u64 first-registration time, u64 version, bytes. */
+void repl_put_copy(wire_writer_t *w, uint8_t kind, const char *name, const uint64_t *query,
+                   uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len);
 int repl_send_copy(dsup_t *d, uint64_t to, uint8_t kind, const char *name, const uint64_t *query,
                    uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len);
 void replica_queries_free(repl_t *r);
@@ -88,7 +90,7 @@ void replica_queries_free(repl_t *r);
 void replica_merged(dsup_t *d, const char *name, uint64_t hlc);
 /* Merge a copy of registration `hlc` into the child running here, told to
  * `from` (a replica, or this node) once replicated (replicas.c). */
-void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
+void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc,
                      const uint8_t *bytes, size_t len);
 /* replica_rank_newer's ranks for `name` as this node sees it now. */
 replica_rank_t repl_rank_of(dsup_t *d, const char *name);

@@ -318,15 +318,7 @@ static void fz_keep_copy(uint8_t kind, const char *name, const uint64_t *query, 
 {
     wire_writer_t w;
     wire_writer_init(&w);
-    wire_put_u8(&w, kind);
-    wire_put_str(&w, name);
-    if (query) {
-        wire_put_u64(&w, *query);
-        wire_put_u8(&w, has);
-    }
-    wire_put_u64(&w, hlc);
-    wire_put_u64(&w, version);
-    wire_put_bytes(&w, bytes, len);
+    repl_put_copy(&w, kind, name, query, has, hlc, version, bytes, len);
     size_t n;
     uint8_t *b = wire_writer_take(&w, &n);
     if (b)

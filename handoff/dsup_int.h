@@ -9,6 +9,7 @@
 
 #include "herd_dsup.h"
 #include "log.h"
+#include "replica_store.h"
 #include "u64map.h"
 #include "wire.h"
 
@@ -65,9 +66,12 @@ typedef struct dchild {
     int unreplicated; /* its last put could not go: replies went with one copy */
     /* copies of other registrations merged in at a replica's offer: the
      * replica is told once the set holds a version from `after` on */
-    struct repl_merged { uint64_t node, hlc, after; } merged[HERD_MAX_REPLICAS];
+    struct repl_merged { uint64_t node, hlc, writer, after; } merged[HERD_MAX_REPLICAS];
     uint8_t merged_n;
     uint64_t version;
+    /* the run it is (a writer of its own, this process) and the copy it
+     * started from (replica_store.h) */
+    replica_lineage_t lin;
     uint64_t released; /* the highest version whose replies went */
     uint64_t put_at;   /* node clock: the last put */
     uint64_t set[HERD_MAX_REPLICAS - 1], set_acked[HERD_MAX_REPLICAS - 1];
@@ -217,9 +221,11 @@ void replicas_free(dsup_t *d);
  * default; 1 when its behaviour cannot write its state out. */
 uint8_t replicas_wanted(const dsup_t *d, const dspec_t *spec, int service);
 /* Gate c's running process (c->copies > 1), its versions continuing from
- * `version`, and put its state at the end of this loop iteration (c->strict
+ * `version`, its run holding the copy by `base_writer` at `base_version`
+ * it started from (0, 0: none), and put its state at the end of this loop iteration (c->strict
  * set from its spec first). */
-void replicas_gate(dsup_t *d, dchild_t *c, uint64_t version);
+void replicas_gate(dsup_t *d, dchild_t *c, uint64_t base_writer, uint64_t base_version,
+                   uint64_t version);
 /* Put the state of every child whose state changed (each loop iteration,
  * and from herd_dsup_poll). */
 void replicas_flush(dsup_t *d);
@@ -231,12 +237,13 @@ void replicas_on_member(dsup_t *d);
 void replicas_moved(dsup_t *d, dchild_t *c);
 /* A move of c ended without commit: it puts again (its held replies). */
 void replicas_resume(dsup_t *d, dchild_t *c);
-/* An arriving copy c (frozen) of a state at `version`: gate it and put
+/* An arriving copy c (frozen) of a state at `version` (written by
+ * `base_writer`, the run it moves from): gate it and put
  * the state to this node's replica set. Returns 1 when it can be accepted
  * now (not replicated, or an empty set); else handoff_accept follows the
  * set's acknowledgements (or the arrival times out). */
 int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
-                     uint64_t version);
+                     uint64_t base_writer, uint64_t version);
 /* The next version of c's state (a gated process), 0 when it is gone. */
 uint64_t repl_mark(dsup_t *d, dchild_t *c);
 /* Fill v's replication fields from c. */
@@ -265,16 +272,17 @@ void replica_on_merged(dsup_t *d, wire_reader_t *r, const char *name);
 void replica_drop_local(dsup_t *d, const char *name);
 /* replica_query.c: a replicated child starts from the newest copy */
 typedef struct repl_copy {
-    uint64_t hlc, version;
+    uint64_t hlc, version, writer;
     uint8_t *bytes; /* owned */
     size_t len;
 } repl_copy_t;
 /* What a start's query found: the newest copy (replica_rank_newer), and
- * copies of other registrations of the current spec (a partition ran two):
- * merged into the child as it starts. */
+ * copies of other registrations of the current spec, or of other runs of
+ * its registration (a partition ran two): merged into the child as it
+ * starts. */
 typedef struct repl_found {
     int found;
-    uint64_t hlc, version;
+    uint64_t hlc, version, writer;
     uint8_t *bytes; /* owned */
     size_t len;
     repl_copy_t *others; /* owned */
@@ -291,7 +299,7 @@ void replica_query_tick(dsup_t *d, uint64_t now);
 /* A copy just kept here: a query under way for it takes it if newer (it
  * may be the copy its answers will not bring: one handed over). */
 void replica_query_offer(dsup_t *d, const char *name, uint64_t hlc, uint64_t version,
-                         const uint8_t *bytes, size_t len);
+                         uint64_t writer, const uint8_t *bytes, size_t len);
 
 /* terminate.c */
 void terminate_tick(dsup_t *d, uint64_t now);

@@ -7,7 +7,8 @@
  *             u64 x 3 the spec's write (herd_spec_ref_t: node, incarnation, counter),
  *             u64 parted: 0, or the size of a state sent as parts ahead of it (the
  *             state field then empty), u64 version: the state's replication
- *             version (replicas.c; 0 when not replicated)
+ *             version (replicas.c; 0 when not replicated), u64 writer: the
+ *             run that wrote it (replica_store.h; 0 when not replicated)
  *   2 accept  + u64 serial of the new (frozen) copy, u8 copies of its state held
  *             on the new owner's side (replicas.c; 1 when not replicated)
  *   3 reject  + u32 error code
@@ -112,6 +113,7 @@ static int send_offer(dsup_t *d, dchild_t *c, const uint8_t *state, size_t state
     wire_put_u64(&w, c->spec_ref.counter);
     wire_put_u64(&w, parted);
     wire_put_u64(&w, c->version);
+    wire_put_u64(&w, c->lin.writer);
     rc = w.err ? HERD_ENOMEM : herd_cluster_send_app(n, c->peer, HANDOFF_APP, w.buf, w.len);
     wire_writer_fini(&w);
     if (rc)
@@ -334,6 +336,7 @@ typedef struct offer {
     herd_spec_ref_t spec_ref;
     uint64_t parted; /* the size of a state that came ahead in parts, or 0 */
     uint64_t version; /* the state's replication version, or 0 */
+    uint64_t writer;  /* the run that wrote it (replica_store.h), or 0 */
 } offer_t;
 
 static int offer_spawn(dsup_t *d, const offer_t *o, int *service, herd_restart_t *restart,
@@ -419,7 +422,7 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
     }
     /* a replicated child is accepted once this node's replica set holds
      * the state it moves (replicas.c calls handoff_accept then) */
-    int now = replicas_arrival(d, c, o->state, o->state_len, o->version);
+    int now = replicas_arrival(d, c, o->state, o->state_len, o->writer, o->version);
     free(parted);
     if (now)
         handoff_accept(d, c, 1);
@@ -520,6 +523,7 @@ static int read_offer(wire_reader_t *r, offer_t *o)
     o->spec_ref.counter = wire_get_u64(r);
     o->parted = wire_get_u64(r);
     o->version = wire_get_u64(r);
+    o->writer = wire_get_u64(r);
     return wire_reader_done(r) || (o->parted && o->state_len);
 }
 

@@ -50,8 +50,9 @@ static int spawn_registered(dsup_t *d, const char *name, const dspec_t *spec, in
     return 0;
 }
 
-/* Copies of other registrations the query found (two ran at once, across
- * a partition) are merged into the new process before it takes a message. */
+/* Copies of other registrations, or of other runs of its own, the query
+ * found (two ran at once, across a partition) are merged into the new
+ * process before it takes a message. */
 static void merge_others(dsup_t *d, const char *name, herd_pid_t pid, const repl_found_t *f)
 {
     for (size_t i = 0; i < f->others_n; i++) {
@@ -88,7 +89,7 @@ static void child_start(dsup_t *d, const char *name, int held)
     if (rc == 0)
         merge_others(d, name, pid, &found);
     int promoted = found.found;
-    uint64_t version = found.version;
+    uint64_t version = found.version, base_writer = found.writer;
     repl_found_free(&found);
     if (rc)
         return;
@@ -110,7 +111,7 @@ static void child_start(dsup_t *d, const char *name, int held)
         d->repl_stats.promoted++;
         replica_drop_local(d, name); /* runs here now: the copy kept here is spent */
     }
-    replicas_gate(d, c, version);
+    replicas_gate(d, c, base_writer, version, version);
     d->stats.starts++;
 }
 

@@ -7,8 +7,9 @@
  * and provides the child's service (no other is ever in a replica set)
  * for the copy it keeps, and waits until each answered or went down (at
  * most the handoff timeout). The newest copy (replica_rank_newer) wins, its
- * own included; copies of other registrations of the current spec (two ran
- * at once, across a partition) are merged into it as the child starts. Every version a
+ * own included; copies of other registrations of the current spec, and
+ * those other runs of the winner's registration wrote (two ran at once,
+ * across a partition), are merged into it as the child starts. Every version a
  * reply was let go for is held by each member of the old owner's set, so
  * as long as fewer than `copies` of them crashed, one answers with it.
  */
@@ -27,7 +28,7 @@ typedef struct repl_query {
     uint64_t deadline;
     uint64_t *waiting; /* members that have not answered */
     size_t waiting_n;
-    repl_copy_t *copies; /* the newest copy of each registration found */
+    repl_copy_t *copies; /* the newest copy of each registration and writer found */
     size_t copies_n;
     int failed; /* a copy could not be kept (out of memory): logged */
 } repl_query_t;
@@ -93,17 +94,17 @@ void replica_queries_free(repl_t *r)
     u64map_fini(&r->queries);
 }
 
-/* Keep a copy found: the newest of its registration. A copy of a
- * registration older than the spec (a child terminated since) is never
+/* Keep a copy found: the newest of its registration and writer. A copy of
+ * a registration older than the spec (a child terminated since) is never
  * kept. */
-static int collect(repl_query_t *q, uint64_t hlc, uint64_t version, const uint8_t *bytes,
-                   size_t len, uint64_t floor)
+static int collect(repl_query_t *q, uint64_t hlc, uint64_t version, uint64_t writer,
+                   const uint8_t *bytes, size_t len, uint64_t floor)
 {
     if (hlc < floor)
         return 0;
     repl_copy_t *c = NULL;
     for (size_t i = 0; i < q->copies_n && c == NULL; i++)
-        if (q->copies[i].hlc == hlc)
+        if (q->copies[i].hlc == hlc && q->copies[i].writer == writer)
             c = &q->copies[i];
     if (c && c->version >= version)
         return 0;
@@ -123,15 +124,16 @@ static int collect(repl_query_t *q, uint64_t hlc, uint64_t version, const uint8_
         c->bytes = NULL;
     }
     free(c->bytes);
-    *c = (repl_copy_t){.hlc = hlc, .version = version, .bytes = copy, .len = len};
+    *c = (repl_copy_t){
+        .hlc = hlc, .version = version, .writer = writer, .bytes = copy, .len = len};
     return 1;
 }
 
 /* Keep copies found, logging what could not be kept. */
-static void keep(repl_query_t *q, uint64_t hlc, uint64_t version, const uint8_t *bytes,
-                 size_t len, uint64_t floor)
+static void keep(repl_query_t *q, uint64_t hlc, uint64_t version, uint64_t writer,
+                 const uint8_t *bytes, size_t len, uint64_t floor)
 {
-    if (collect(q, hlc, version, bytes, len, floor) < 0 && !q->failed) {
+    if (collect(q, hlc, version, writer, bytes, len, floor) < 0 && !q->failed) {
         q->failed = 1;
         herd_log(HERD_LOG_ERROR, "replicas", "'%s': out of memory keeping a copy found",
                  q->name);
@@ -151,8 +153,14 @@ static void query_result(repl_query_t *q, replica_rank_t rank, repl_found_t *out
             best = i;
     repl_copy_t b = q->copies[best];
     q->copies[best] = q->copies[--q->copies_n];
-    *out = (repl_found_t){.found = 1, .hlc = b.hlc, .version = b.version, .bytes = b.bytes,
-                          .len = b.len, .others = q->copies, .others_n = q->copies_n};
+    *out = (repl_found_t){.found = 1,
+                          .hlc = b.hlc,
+                          .version = b.version,
+                          .writer = b.writer,
+                          .bytes = b.bytes,
+                          .len = b.len,
+                          .others = q->copies,
+                          .others_n = q->copies_n};
     q->copies = NULL;
     q->copies_n = 0;
 }
@@ -205,10 +213,10 @@ static int query_begin(dsup_t *d, const char *name, const char *service, repl_qu
     const replica_t *own = replica_find(&r->store, name);
     uint64_t floor = repl_rank_of(d, name).floor;
     if (own && own->bytes)
-        keep(q, own->hlc, own->version, own->bytes, own->len, floor);
+        keep(q, own->hlc, own->version, own->writer, own->bytes, own->len, floor);
     for (size_t i = 0; own && i < own->others_n; i++)
-        keep(q, own->others[i].hlc, own->others[i].version, own->others[i].bytes,
-             own->others[i].len, floor);
+        keep(q, own->others[i].hlc, own->others[i].version, own->others[i].writer,
+             own->others[i].bytes, own->others[i].len, floor);
     ask_ctx_t a = {d, q, herd_node_id_of(herd_node_name(d->node)), service, 0};
     if ((herd_cluster_foreach_member(d->node, ask_member, &a) < 0 && herd_cluster_ring(d->node)) ||
         a.rc) {
@@ -271,9 +279,11 @@ void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *nam
     uint64_t id = wire_get_u64(r);
     uint8_t has = wire_get_u8(r);
     uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
+    replica_lineage_t lin;
+    int bad = repl_get_lineage(r, &lin);
     const uint8_t *bytes;
     size_t len = wire_get_bytes(r, &bytes);
-    if (wire_reader_done(r) || has > 2 || (has && version == 0)) {
+    if (wire_reader_done(r) || bad || has > 2 || (has && version == 0)) {
         d->repl_stats.malformed++;
         return;
     }
@@ -281,7 +291,7 @@ void replica_on_have(dsup_t *d, uint64_t from, wire_reader_t *r, const char *nam
     if (q == NULL || q->id != id)
         return; /* an answer to a query that ended */
     if (has)
-        keep(q, hlc, version, bytes, len, repl_rank_of(d, name).floor);
+        keep(q, hlc, version, lin.writer, bytes, len, repl_rank_of(d, name).floor);
     if (has != 2) /* 2: a copy of another registration, ahead of the answer */
         answered(d, q, from);
 }
@@ -329,9 +339,9 @@ void replica_query_tick(dsup_t *d, uint64_t now)
 }
 
 void replica_query_offer(dsup_t *d, const char *name, uint64_t hlc, uint64_t version,
-                         const uint8_t *bytes, size_t len)
+                         uint64_t writer, const uint8_t *bytes, size_t len)
 {
     repl_query_t *q = d->repl ? query_find(d->repl, name) : NULL;
     if (q)
-        keep(q, hlc, version, bytes, len, repl_rank_of(d, name).floor);
+        keep(q, hlc, version, writer, bytes, len, repl_rank_of(d, name).floor);
 }

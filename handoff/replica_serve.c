@@ -25,8 +25,9 @@ int repl_mergeable(dsup_t *d, const char *name)
     return b && b->resolve_conflict;
 }
 
-/* Copies of other registrations kept beside `kept` go to its owner `to`
- * to be merged (again after REPL_MERGE_RESEND_MS, until it says it did). */
+/* Copies of other registrations or runs kept beside `kept` go to its
+ * owner `to` to be merged (again after REPL_MERGE_RESEND_MS, until it says
+ * it did). */
 static void offer_others(dsup_t *d, uint64_t to, replica_t *kept)
 {
     uint64_t now = herd_node_now(d->node);
@@ -35,7 +36,8 @@ static void offer_others(dsup_t *d, uint64_t to, replica_t *kept)
         if (o->offered && now - o->offered < REPL_MERGE_RESEND_MS)
             continue;
         o->offered = now;
-        if (repl_send_copy(d, to, REPL_MERGE, kept->name, NULL, 0, o->hlc, o->version,
+        replica_lineage_t lin = repl_copy_lineage(o->writer, o->version);
+        if (repl_send_copy(d, to, REPL_MERGE, kept->name, NULL, 0, o->hlc, o->version, &lin,
                            o->bytes, o->len) != 0)
             d->repl_stats.send_failed++;
     }
@@ -43,50 +45,115 @@ static void offer_others(dsup_t *d, uint64_t to, replica_t *kept)
 
 void replica_on_merged(dsup_t *d, wire_reader_t *r, const char *name)
 {
-    uint64_t hlc = wire_get_u64(r);
+    uint64_t hlc = wire_get_u64(r), writer = wire_get_u64(r);
     if (wire_reader_done(r)) {
         d->repl_stats.malformed++;
         return;
     }
-    replica_merged(d, name, hlc);
+    replica_merged(d, name, hlc, writer);
 }
 
-void replica_merged(dsup_t *d, const char *name, uint64_t hlc)
+void replica_merged(dsup_t *d, const char *name, uint64_t hlc, uint64_t writer)
 {
     replica_store_t *s = &d->repl->store;
     const replica_t *kept = replica_find(s, name);
-    if (!replica_drop_other(s, name, hlc) && kept && kept->hlc == hlc)
+    if (!replica_drop_other(s, name, hlc, writer) && kept && kept->hlc == hlc &&
+        kept->writer == writer)
         replica_drop(s, name, hlc); /* an orphan's copy (replica_orphans) */
 }
 
-/* Offer one copy of registration `hlc` to `holder` to merge, at most once
- * per REPL_MERGE_RESEND_MS (*offered). */
+/* Offer one copy of registration `hlc` by `writer` to `holder` (another
+ * node) to merge, at most once per REPL_MERGE_RESEND_MS (*offered). */
 static void offer_copy(dsup_t *d, uint64_t holder, const char *name, uint64_t *offered,
-                       uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
+                       uint64_t hlc, uint64_t writer, uint64_t version, const uint8_t *bytes,
+                       size_t len)
 {
     uint64_t now = herd_node_now(d->node);
     if (*offered && now - *offered < REPL_MERGE_RESEND_MS)
         return;
     *offered = now;
-    if (holder == herd_node_id_of(herd_node_name(d->node))) {
-        repl_merge_here(d, holder, name, hlc, bytes, len);
-        return;
-    }
-    if (repl_send_copy(d, holder, REPL_MERGE, name, NULL, 0, hlc, version, bytes, len) != 0)
+    replica_lineage_t lin = repl_copy_lineage(writer, version);
+    if (repl_send_copy(d, holder, REPL_MERGE, name, NULL, 0, hlc, version, &lin, bytes, len) != 0)
         d->repl_stats.send_failed++;
 }
 
-/* Copies here of a registration the registry does not show (its owner
+/* Whether this node is in the replica set of `name` run by `holder`. */
+static int in_holders_set(dsup_t *d, const char *name, uint64_t holder)
+{
+    dspec_t spec;
+    int service;
+    uint64_t set[HERD_MAX_REPLICAS - 1], self = herd_node_id_of(herd_node_name(d->node));
+    if (holder == self || dspec_of(d, name, &spec, &service) != 0)
+        return 0;
+    size_t n = replica_set_of(d, name, service, replicas_wanted(d, &spec, service), holder, set);
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == self)
+            return 1;
+    return 0;
+}
+
+/* Whether a copy of registration `hlc` goes to the child's holder to be
+ * merged: one of another registration of the current spec (its owner
  * died, or it lost a conflict, and whoever runs the child now started
- * without it: a partition hid it) go to the node that runs the child, to
- * be merged in; they stay until it says it merged them. */
+ * without it: a partition hid it); one of the registration the registry
+ * shows kept as an other (another run's: a fork); the copy of that
+ * registration another node than the holder put (a fork's run); or one
+ * kept by a node outside the holder's set (no put of the holder's comes
+ * to replace it). The holder tells at once what it holds already. */
+static int orphaned(dsup_t *d, const char *name, uint64_t hlc, uint64_t put_by, int other,
+                    replica_rank_t rank, uint64_t holder)
+{
+    if (hlc != rank.visible)
+        return hlc >= rank.floor;
+    return other || put_by != holder || !in_holders_set(d, name, holder);
+}
+
+/* Merge here, into the child this node runs, the orphaned copies of
+ * `name` it keeps itself. A merge may drop the copy (the child held it):
+ * the entry is looked up again after each. */
+static void merge_own_orphans(dsup_t *d, const char *name, uint64_t self)
+{
+    for (;;) {
+        replica_t *rep = replica_find(&d->repl->store, name);
+        replica_rank_t rank = repl_rank_of(d, name);
+        uint64_t now = herd_node_now(d->node), *offered = NULL, hlc = 0, writer = 0, version = 0;
+        const uint8_t *bytes = NULL;
+        size_t len = 0;
+        if (rep && rep->bytes && (!rep->offered || now - rep->offered >= REPL_MERGE_RESEND_MS) &&
+            orphaned(d, name, rep->hlc, rep->owner, 0, rank, self))
+            offered = &rep->offered, hlc = rep->hlc, writer = rep->writer,
+            version = rep->version, bytes = rep->bytes, len = rep->len;
+        for (size_t i = 0; rep && offered == NULL && i < rep->others_n; i++) {
+            replica_other_t *o = &rep->others[i];
+            if ((!o->offered || now - o->offered >= REPL_MERGE_RESEND_MS) &&
+                orphaned(d, name, o->hlc, 0, 1, rank, self))
+                offered = &o->offered, hlc = o->hlc, writer = o->writer, version = o->version,
+                bytes = o->bytes, len = o->len;
+        }
+        if (offered == NULL)
+            return;
+        *offered = now;
+        uint8_t *copy = malloc(len ? len : 1); /* the merge may free the copy kept */
+        if (copy == NULL)
+            return; /* the next pass tries again */
+        if (len)
+            memcpy(copy, bytes, len);
+        repl_merge_here(d, self, name, hlc, writer, version, copy, len);
+        free(copy);
+    }
+}
+
+/* Copies here the child's holder may lack (orphaned) go to it, to be
+ * merged in; they stay until it says it merged them (or held them). */
 void replica_orphans(dsup_t *d, uint64_t now)
 {
     repl_t *r = d->repl;
     if (r == NULL || r->store.count == 0 || now - r->last_orphans < REPL_MERGE_RESEND_MS)
         return;
     r->last_orphans = now;
-    size_t cursor = 0;
+    uint64_t self = herd_node_id_of(herd_node_name(d->node));
+    char **here = NULL; /* names of children running here: merged after the walk */
+    size_t here_n = 0, cursor = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
         for (replica_t *rep = sl->value; rep; rep = rep->twin) {
             herd_pid_t holder;
@@ -94,15 +161,29 @@ void replica_orphans(dsup_t *d, uint64_t now)
             if (rank.visible == 0 || !repl_mergeable(d, rep->name) ||
                 herd_whereis(d->node, rep->name, &holder, NULL) != 0)
                 continue;
-            if (rep->bytes && rep->hlc != rank.visible && rep->hlc >= rank.floor)
-                offer_copy(d, holder.node, rep->name, &rep->offered, rep->hlc, rep->version,
-                           rep->bytes, rep->len);
-            for (size_t i = 0; i < rep->others_n; i++)
-                if (rep->others[i].hlc != rank.visible && rep->others[i].hlc >= rank.floor)
-                    offer_copy(d, holder.node, rep->name, &rep->others[i].offered,
-                               rep->others[i].hlc, rep->others[i].version,
-                               rep->others[i].bytes, rep->others[i].len);
+            if (holder.node == self) {
+                char **more = realloc(here, (here_n + 1) * sizeof(*more));
+                if (more && (more[here_n] = strdup(rep->name)) != NULL)
+                    here_n++;
+                if (more)
+                    here = more; /* else: the next pass */
+                continue;
+            }
+            if (rep->bytes && orphaned(d, rep->name, rep->hlc, rep->owner, 0, rank, holder.node))
+                offer_copy(d, holder.node, rep->name, &rep->offered, rep->hlc, rep->writer,
+                           rep->version, rep->bytes, rep->len);
+            for (size_t i = 0; i < rep->others_n; i++) {
+                replica_other_t *o = &rep->others[i];
+                if (orphaned(d, rep->name, o->hlc, 0, 1, rank, holder.node))
+                    offer_copy(d, holder.node, rep->name, &o->offered, o->hlc, o->writer,
+                               o->version, o->bytes, o->len);
+            }
         }
+    for (size_t i = 0; i < here_n; i++) {
+        merge_own_orphans(d, here[i], self);
+        free(here[i]);
+    }
+    free(here);
 }
 
 replica_rank_t repl_rank_of(dsup_t *d, const char *name)
@@ -122,17 +203,18 @@ static void hand_over(dsup_t *d, const replica_t *rep);
 /* Keep one put; its acknowledgement goes into `acks` (a batch to `from`),
  * or alone without one. */
 static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
-                     const uint8_t *state, size_t len, repl_batches_t *acks)
+                     const replica_lineage_t *lin, const uint8_t *state, size_t len,
+                     repl_batches_t *acks)
 {
     replica_store_t *s = &d->repl->store;
-    int rc = replica_put(s, name, from, hlc, version, repl_rank_of(d, name),
+    int rc = replica_put(s, name, from, hlc, version, lin, repl_rank_of(d, name),
                          repl_mergeable(d, name), state, len);
     replica_t *kept = replica_find(s, name);
     /* stored: as the copy or as an other (kept to be merged), or the same
-     * version again from the same owner (a put sent twice: another owner's
+     * version again from the same run (a put sent twice: another run's
      * equal version is other bytes, refused so it puts again, higher) */
     int stored = rc >= 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version &&
-                             kept->owner == from);
+                             kept->writer == lin->writer);
     if (rc < 0)
         herd_log(HERD_LOG_ERROR, "replicas", "'%s' version %llu not kept: %s", name,
                  (unsigned long long)version, herd_strerror(rc));
@@ -147,7 +229,8 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
     if (rc == 1) {
         d->repl_stats.puts_in++;
         d->repl_stats.bytes_in += len;
-        replica_query_offer(d, name, hlc, version, state, len); /* a start waiting for it */
+        replica_query_offer(d, name, hlc, version, lin->writer, state,
+                            len); /* a start waiting for it */
         if (self_leaving(d)) /* its owner has not heard of the drain yet */
             hand_over(d, kept);
     }
@@ -165,41 +248,45 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
 void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
 {
     uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
+    replica_lineage_t lin;
+    int bad = repl_get_lineage(r, &lin);
     const uint8_t *state;
     size_t len = wire_get_bytes(r, &state);
-    if (wire_reader_done(r) || version == 0) {
+    if (wire_reader_done(r) || bad || version == 0) {
         d->repl_stats.malformed++;
         return;
     }
-    take_put(d, from, name, hlc, version, state, len, NULL);
+    take_put(d, from, name, hlc, version, &lin, state, len, NULL);
 }
 
 /* The next entry of a batch of puts; 0, or HERD_EBADFRAME. */
 static int next_put(wire_reader_t *r, char *name, uint64_t *hlc, uint64_t *version,
-                    const uint8_t **state, size_t *len)
+                    replica_lineage_t *lin, const uint8_t **state, size_t *len)
 {
     wire_get_str(r, name, HERD_NAME_MAX + 1);
     *hlc = wire_get_u64(r);
     *version = wire_get_u64(r);
+    int bad = repl_get_lineage(r, lin);
     *len = wire_get_bytes(r, state);
-    return r->err || !name[0] || *version == 0 ? HERD_EBADFRAME : 0;
+    return r->err || bad || !name[0] || *version == 0 ? HERD_EBADFRAME : 0;
 }
 
 void replica_on_puts(dsup_t *d, uint64_t from, wire_reader_t *r)
 {
     char name[HERD_NAME_MAX + 1];
     uint64_t hlc, version;
+    replica_lineage_t lin;
     const uint8_t *state;
     size_t len;
     wire_reader_t check = *r; /* a malformed entry anywhere: none is taken */
     while (check.off < check.len)
-        if (next_put(&check, name, &hlc, &version, &state, &len) != 0) {
+        if (next_put(&check, name, &hlc, &version, &lin, &state, &len) != 0) {
             d->repl_stats.malformed++;
             return;
         }
     repl_batches_t acks = {.kind = REPL_ACKS};
-    while (r->off < r->len && next_put(r, name, &hlc, &version, &state, &len) == 0)
-        take_put(d, from, name, hlc, version, state, len, &acks);
+    while (r->off < r->len && next_put(r, name, &hlc, &version, &lin, &state, &len) == 0)
+        take_put(d, from, name, hlc, version, &lin, state, len, &acks);
     d->repl_stats.send_failed += repl_batches_send(d, &acks);
 }
 
@@ -234,15 +321,19 @@ void replica_on_query(dsup_t *d, uint64_t from, wire_reader_t *r, const char *na
         return;
     }
     const replica_t *kept = replica_find(&d->repl->store, name);
-    /* copies of other registrations first (has 2), then the answer */
-    for (size_t i = 0; kept && i < kept->others_n; i++)
-        if (repl_send_copy(d, from, REPL_HAVE, name, &id, 2, kept->others[i].hlc,
-                           kept->others[i].version, kept->others[i].bytes,
-                           kept->others[i].len) != 0)
+    /* copies of other registrations or runs first (has 2), then the answer */
+    for (size_t i = 0; kept && i < kept->others_n; i++) {
+        const replica_other_t *o = &kept->others[i];
+        replica_lineage_t lin = repl_copy_lineage(o->writer, o->version);
+        if (repl_send_copy(d, from, REPL_HAVE, name, &id, 2, o->hlc, o->version, &lin, o->bytes,
+                           o->len) != 0)
             d->repl_stats.send_failed++;
+    }
     int has = kept != NULL && kept->bytes != NULL;
+    replica_lineage_t lin = repl_copy_lineage(has ? kept->writer : 1, has ? kept->version : 0);
     if (repl_send_copy(d, from, REPL_HAVE, name, &id, (uint8_t)has, has ? kept->hlc : 0,
-                       has ? kept->version : 0, has ? kept->bytes : NULL, has ? kept->len : 0) != 0)
+                       has ? kept->version : 0, &lin, has ? kept->bytes : NULL,
+                       has ? kept->len : 0) != 0)
         d->repl_stats.send_failed++; /* the asker's query times out */
 }
 
@@ -330,13 +421,16 @@ static void hand_over(dsup_t *d, const replica_t *rep)
         uint64_t to = herd_node_id_of(owners[i]);
         if (to == self)
             continue;
+        replica_lineage_t lin = repl_copy_lineage(rep->writer, rep->version);
         int rc = rep->bytes ? repl_send_copy(d, to, REPL_PUT, rep->name, NULL, 0, rep->hlc,
-                                             rep->version, rep->bytes, rep->len)
+                                             rep->version, &lin, rep->bytes, rep->len)
                             : 0;
-        for (size_t o = 0; rc == 0 && o < rep->others_n; o++)
-            rc = repl_send_copy(d, to, REPL_PUT, rep->name, NULL, 0, rep->others[o].hlc,
-                                rep->others[o].version, rep->others[o].bytes,
-                                rep->others[o].len);
+        for (size_t o = 0; rc == 0 && o < rep->others_n; o++) {
+            const replica_other_t *x = &rep->others[o];
+            lin = repl_copy_lineage(x->writer, x->version);
+            rc = repl_send_copy(d, to, REPL_PUT, rep->name, NULL, 0, x->hlc, x->version, &lin,
+                                x->bytes, x->len);
+        }
         if (rc != 0)
             d->repl_stats.send_failed++;
         else

@@ -91,27 +91,47 @@ static uint8_t *copy_of(const uint8_t *bytes, size_t len)
     return copy;
 }
 
-/* Keep (hlc, version, bytes) among r's others: the newest copy of each
- * registration; with no room, the oldest registration's goes. Takes `copy`
- * (freed when not kept). Returns 2 kept, 0 an other of it was newer,
- * HERD_ENOMEM (no places could be made). */
-static int other_keep(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t version,
-                      uint8_t *copy, size_t len)
+int replica_lineage_holds(const replica_lineage_t *l, uint64_t writer, uint64_t version)
 {
-    replica_other_t *o = NULL;
-    for (size_t i = 0; i < r->others_n && o == NULL; i++)
-        if (r->others[i].hlc == hlc)
-            o = &r->others[i];
+    return writer == l->writer || (writer == l->base_writer && version <= l->base_version);
+}
+
+/* The other of registration `hlc` written by `writer`, or NULL. */
+static replica_other_t *other_of(replica_t *r, uint64_t hlc, uint64_t writer)
+{
+    for (size_t i = 0; i < r->others_n; i++)
+        if (r->others[i].hlc == hlc && r->others[i].writer == writer)
+            return &r->others[i];
+    return NULL;
+}
+
+/* The other to give up for a new one when all places are taken: the
+ * oldest registration's, of it the lowest version. */
+static replica_other_t *other_oldest(replica_t *r)
+{
+    size_t oldest = 0;
+    for (size_t i = 1; i < r->others_n; i++) {
+        const replica_other_t *o = &r->others[i], *b = &r->others[oldest];
+        if (o->hlc < b->hlc || (o->hlc == b->hlc && o->version < b->version))
+            oldest = i;
+    }
+    return &r->others[oldest];
+}
+
+/* Keep (hlc, writer, version, bytes) among r's others: the newest copy of
+ * each writer of each registration; with no room, the oldest one goes.
+ * Takes `copy` (freed when not kept). Returns 2 kept, 0 an other of it was
+ * newer, HERD_ENOMEM (no places could be made). */
+static int other_keep(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t writer,
+                      uint64_t version, uint8_t *copy, size_t len)
+{
+    replica_other_t *o = other_of(r, hlc, writer);
     if (o && o->version >= version) {
         free(copy);
         return 0;
     }
     if (o == NULL && r->others_n == REPLICA_OTHERS_MAX) {
-        size_t oldest = 0;
-        for (size_t i = 1; i < r->others_n; i++)
-            if (r->others[i].hlc < r->others[oldest].hlc)
-                oldest = i;
-        o = &r->others[oldest];
+        o = other_oldest(r);
         s->others_dropped++;
     } else if (o == NULL) {
         if (r->others == NULL &&
@@ -124,7 +144,8 @@ static int other_keep(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t v
     }
     s->bytes -= o->len;
     free(o->bytes);
-    *o = (replica_other_t){.hlc = hlc, .version = version, .bytes = copy, .len = len};
+    *o = (replica_other_t){
+        .hlc = hlc, .version = version, .writer = writer, .bytes = copy, .len = len};
     s->bytes += len;
     return 2;
 }
@@ -144,29 +165,43 @@ static replica_t *replica_new(replica_store_t *s, const char *name)
     return r;
 }
 
-/* Take the other of registration `hlc` out of r (its bytes to the caller:
- * *version, *bytes, *len), uncounted. Returns whether there was one. */
-static int other_take(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t *version,
-                      uint8_t **bytes, size_t *len)
+/* Take the other of registration `hlc` by `writer` out of r (its bytes to
+ * the caller: *version, *bytes, *len), uncounted. Returns whether there
+ * was one. */
+static int other_take(replica_store_t *s, replica_t *r, uint64_t hlc, uint64_t writer,
+                      uint64_t *version, uint8_t **bytes, size_t *len)
 {
-    for (size_t i = 0; i < r->others_n; i++)
-        if (r->others[i].hlc == hlc) {
-            *version = r->others[i].version;
-            *bytes = r->others[i].bytes;
-            *len = r->others[i].len;
-            s->bytes -= r->others[i].len;
-            r->others[i] = r->others[--r->others_n];
-            return 1;
-        }
-    return 0;
+    replica_other_t *o = other_of(r, hlc, writer);
+    if (o == NULL)
+        return 0;
+    *version = o->version;
+    *bytes = o->bytes;
+    *len = o->len;
+    s->bytes -= o->len;
+    *o = r->others[--r->others_n];
+    return 1;
+}
+
+/* Whether what r holds is a copy the put must not replace without it being
+ * merged: another registration of the current spec, or another run of the
+ * put's registration that the put's run does not hold (a fork). */
+static int held_is_kept(const replica_t *r, uint64_t hlc, const replica_lineage_t *lin,
+                        replica_rank_t rank)
+{
+    if (r->hlc != hlc)
+        return r->hlc >= rank.floor;
+    return !replica_lineage_holds(lin, r->writer, r->version);
 }
 
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
-                uint64_t version, replica_rank_t rank, int mergeable, const uint8_t *bytes,
-                size_t len)
+                uint64_t version, const replica_lineage_t *lin, replica_rank_t rank,
+                int mergeable, const uint8_t *bytes, size_t len)
 {
     replica_t *r = replica_find(s, name);
-    int newer = replica_newer(r, hlc, version, rank);
+    /* a fork's put becomes the copy whatever its version: the copy is what
+     * the run putting here wrote last, the other run's is kept to merge */
+    int fork = mergeable && r && r->bytes && r->hlc == hlc && held_is_kept(r, hlc, lin, rank);
+    int newer = fork || replica_newer(r, hlc, version, rank);
     /* a current registration's copy that loses is kept to be merged */
     int keep_loser = mergeable && r && r->bytes && hlc != r->hlc && hlc >= rank.floor;
     if (!newer && !keep_loser)
@@ -175,19 +210,19 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
     if (copy == NULL)
         return HERD_ENOMEM;
     if (!newer)
-        return other_keep(s, r, hlc, version, copy, len);
+        return other_keep(s, r, hlc, lin->writer, version, copy, len);
     if (r == NULL && (r = replica_new(s, name)) == NULL) {
         free(copy);
         return HERD_ENOMEM;
     }
-    /* this registration kept as an other so far: it becomes the copy, at
+    /* this writer's copy kept as an other so far: it becomes the copy, at
      * the newer of the two versions (its place among the others is free
      * before the copy it replaces needs one) */
     int rc = 1;
     uint64_t o_version;
     uint8_t *o_bytes;
     size_t o_len;
-    if (other_take(s, r, hlc, &o_version, &o_bytes, &o_len)) {
+    if (other_take(s, r, hlc, lin->writer, &o_version, &o_bytes, &o_len)) {
         if (o_version > version) {
             free(copy);
             copy = o_bytes, len = o_len, version = o_version;
@@ -196,11 +231,11 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
             free(o_bytes);
         }
     }
-    if (r->bytes && mergeable && r->hlc != hlc && r->hlc >= rank.floor) {
-        /* the registration it replaces runs (or ran) too: kept to be merged
-         * (other_keep takes the bytes and counts them as an other's, or
-         * frees them when it holds a newer copy of that registration) */
-        if (other_keep(s, r, r->hlc, r->version, r->bytes, r->len) < 0)
+    if (r->bytes && mergeable && held_is_kept(r, hlc, lin, rank)) {
+        /* the registration or run it replaces runs (or ran) too: kept to be
+         * merged (other_keep takes the bytes and counts them as an other's,
+         * or frees them when it holds a newer copy of that writer) */
+        if (other_keep(s, r, r->hlc, r->writer, r->version, r->bytes, r->len) < 0)
             s->others_dropped++; /* no memory for its place: it went */
         s->bytes -= r->len;
         r->bytes = NULL;
@@ -211,19 +246,20 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
     r->owner = owner;
     r->hlc = hlc;
     r->version = version;
+    r->writer = lin->writer;
     r->bytes = copy;
     r->len = len;
     s->bytes += len;
     return rc;
 }
 
-int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc)
+int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc, uint64_t writer)
 {
     replica_t *r = replica_find(s, name);
     uint64_t version;
     uint8_t *bytes;
     size_t len;
-    if (r == NULL || !other_take(s, r, hlc, &version, &bytes, &len))
+    if (r == NULL || !other_take(s, r, hlc, writer, &version, &bytes, &len))
         return 0;
     free(bytes);
     if (r->bytes == NULL && r->others_n == 0)
@@ -244,7 +280,7 @@ int replica_drop(replica_store_t *s, const char *name, uint64_t hlc)
         free(r->bytes);
         r->bytes = NULL;
         r->len = 0;
-        r->hlc = r->version = 0;
+        r->hlc = r->version = r->writer = 0;
         return 1;
     }
     if (prev) {

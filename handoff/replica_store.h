@@ -3,8 +3,9 @@
  * keeps as a replica (replicas.c says when they come and go).
  *
  * One entry per child name: the bytes of its state as its owner last sent
- * them, the registration they belong to (its first-registration time) and
- * their version. A newer copy replaces an older one (replica_newer).
+ * them, the registration they belong to (its first-registration time),
+ * their version and the run of the child that wrote them (its writer). A
+ * newer copy replaces an older one (replica_newer).
  *
  * Two registrations of one child can run at once (a partition: one side
  * started or promoted a copy while the other ran on). Where the child's
@@ -12,7 +13,14 @@
  * win is not thrown away: it is kept beside the winner's as an "other"
  * (the newest of each registration, up to REPLICA_OTHERS_MAX), until the
  * winner's owner says it merged it, the spec goes, or a query takes it to
- * merge. No I/O here.
+ * merge.
+ *
+ * Two runs of one registration can fork too: a run promoted from a copy
+ * older than the newest (a partition hid the newest one) writes versions
+ * above those of the copy it never saw. Where the behaviour can merge, a
+ * put never replaces a copy its run does not hold (replica_lineage_holds):
+ * that copy is kept as an other of the same registration, its writer
+ * telling it apart, and merged like one. No I/O here.
  */
 #ifndef HERD_REPLICA_STORE_H
 #define HERD_REPLICA_STORE_H
@@ -25,8 +33,21 @@
 /* The most copies of other registrations kept beside a name's copy. */
 #define REPLICA_OTHERS_MAX 4
 
+/* Which run of a child wrote a state (`writer`: one per process that ran
+ * it, on any node) and the copy that run started from (`base_writer`'s at
+ * `base_version`; zeros for a run started from its spec). */
+typedef struct replica_lineage {
+    uint64_t writer, base_writer, base_version;
+} replica_lineage_t;
+/* Whether the state of a run of lineage `l` holds what a copy written by
+ * `writer` at `version` holds: the run wrote it, or it is the copy the run
+ * started from or an earlier one of the same writer. Anything else may
+ * hold updates the run lacks (a copy two runs back is counted so too:
+ * merged again, which a merge that is a join does not mind). */
+int replica_lineage_holds(const replica_lineage_t *l, uint64_t writer, uint64_t version);
+
 typedef struct replica_other {
-    uint64_t hlc, version;
+    uint64_t hlc, version, writer;
     uint64_t offered; /* node clock: when it was last sent to be merged (0: never) */
     uint8_t *bytes;
     size_t len;
@@ -39,6 +60,7 @@ typedef struct replica {
     uint64_t owner; /* the node that sent it */
     uint64_t hlc;   /* the registration's first-registration time */
     uint64_t version;
+    uint64_t writer; /* the run that wrote it (replica_lineage_t) */
     uint64_t touched; /* node clock: when a put last stored or confirmed it */
     uint64_t offered; /* node clock: when it was last sent to be merged (0: never) */
     uint8_t *bytes;
@@ -77,19 +99,22 @@ int replica_rank_newer(uint64_t old_hlc, uint64_t old_version, uint64_t hlc, uin
                        replica_rank_t rank);
 /* The same against what `r` holds (any copy is newer than none). */
 int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, replica_rank_t rank);
-/* Keep a copy of `bytes` as name's replica, replacing an older one. With
- * `mergeable` (the behaviour has resolve_conflict), the copy of another
- * registration of the current spec that loses, either way round, is kept
- * as an other. An other of the put's registration that wins becomes the
- * copy at the newer of the two versions. Returns 1 stored as name's copy,
- * 2 kept as an other, 0 not stored (not newer; or a newer version of its
- * registration, kept as an other so far, became the copy instead),
- * HERD_ENOMEM. */
+/* Keep a copy of `bytes`, written by the run `lin`, as name's replica,
+ * replacing an older one. With `mergeable` (the behaviour has
+ * resolve_conflict), the copy of another registration of the current spec
+ * that loses, either way round, is kept as an other; so is a copy of the
+ * put's registration that its run does not hold (a fork: the put becomes
+ * the copy, whatever its version). An other of the put's writer that wins
+ * becomes the copy at the newer of the two versions. Returns 1 stored as
+ * name's copy, 2 kept as an other, 0 not stored (not newer; or a newer
+ * version of its writer, kept as an other so far, became the copy
+ * instead), HERD_ENOMEM. */
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
-                uint64_t version, replica_rank_t rank, int mergeable, const uint8_t *bytes,
-                size_t len);
-/* Drop name's other of registration `hlc` (merged). Returns whether one went. */
-int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc);
+                uint64_t version, const replica_lineage_t *lin, replica_rank_t rank,
+                int mergeable, const uint8_t *bytes, size_t len);
+/* Drop name's other of registration `hlc` written by `writer` (merged).
+ * Returns whether one went. */
+int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc, uint64_t writer);
 /* Drop name's replica (of the registration `hlc`, or any when hlc is 0,
  * its others included; with `hlc`, others waiting to be merged stay).
  * Returns whether one went. */

@@ -21,22 +21,30 @@
  * owner puts its state to its own set before it accepts the move
  * (handoff.c), so a commit never leaves the only copy on one node.
  *
+ * Every state travels with its lineage (replica_store.h): u64 writer (the
+ * run that wrote it), u64 base writer, u64 base version (the copy that run
+ * started from). A replica never lets a put replace a copy the putting run
+ * does not hold: two runs of one registration forked, and the copy is
+ * merged instead (replica_put).
+ *
  * Messages on the replication stream (app 3), each u8 kind, str name:
- *   1 put    + u64 first-registration time, u64 version, bytes state
+ *   1 put    + u64 first-registration time, u64 version, lineage, bytes state
  *   2 ack    + u64 first-registration time, u64 version, u8 stored
  *   3 drop   + u64 first-registration time
  *   4 query  + u64 query id
  *   5 have   + u64 query id, u8 has, u64 first-registration time, u64 version,
- *              bytes state (has 2: a copy of another registration, ahead of
- *              the answer, which has 0 or 1)
- *   6 merge  + u64 first-registration time, u64 version, bytes state: a copy
- *              of another registration of the child, to merge into it
- *   7 merged + u64 first-registration time: merged and replicated
+ *              lineage, bytes state (has 2: a copy of another registration
+ *              or run, ahead of the answer, which has 0 or 1)
+ *   6 merge  + u64 first-registration time, u64 version, lineage, bytes
+ *              state: a copy of another registration or run of the child,
+ *              to merge into it
+ *   7 merged + u64 first-registration time, u64 writer: merged and
+ *              replicated (or held by the child already)
  *   8 puts   (no name; a malformed entry anywhere drops it whole) the puts of
  *              one loop iteration to one member, each
- *              str name, u64 first-registration time, u64 version, bytes
- *              state, to the end of the message (at most REPL_BATCH_MAX
- *              bytes, unless one state is larger)
+ *              str name, u64 first-registration time, u64 version, lineage,
+ *              bytes state, to the end of the message (at most
+ *              REPL_BATCH_MAX bytes, unless one state is larger)
  *   9 acks   (no name) their acknowledgements, each str name, u64
  *              first-registration time, u64 version, u8 stored, to the end
  * replica_serve.c answers puts, drops and queries; replica_query.c asks.
@@ -44,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "awmap.h"
 #include "dsup_int.h"
 #include "log.h"
 #include "replicas_int.h"
@@ -147,7 +156,17 @@ static void on_dirty(void *data, herd_pid_t pid)
         mark_dirty(d, c);
 }
 
-static int gate(dsup_t *d, dchild_t *c, uint64_t version)
+/* The writer of c's run: one per process, whichever node and start ran it
+ * (never 0). */
+static uint64_t writer_of(dsup_t *d, const dchild_t *c)
+{
+    uint64_t id[3] = {herd_node_id_of(herd_node_name(d->node)), herd_node_incarnation(d->node),
+                      c->pid.serial};
+    uint64_t w = awmap_key_hash((const char *)id, sizeof(id));
+    return w ? w : 1;
+}
+
+static int gate(dsup_t *d, dchild_t *c, const replica_lineage_t *base, uint64_t version)
 {
     int rc = herd_gate_open(d->node, c->pid, version, on_dirty, d);
     if (rc) {
@@ -159,13 +178,16 @@ static int gate(dsup_t *d, dchild_t *c, uint64_t version)
     /* the state it starts with was answered for elsewhere: it counts as
      * released until its set holds it */
     c->version = c->released = version;
+    c->lin = (replica_lineage_t){writer_of(d, c), base->base_writer, base->base_version};
     c->put_at = herd_node_now(d->node);
     return 0;
 }
 
-void replicas_gate(dsup_t *d, dchild_t *c, uint64_t version)
+void replicas_gate(dsup_t *d, dchild_t *c, uint64_t base_writer, uint64_t base_version,
+                   uint64_t version)
 {
-    if (c->copies > 1 && d->repl && gate(d, c, version) == 0)
+    replica_lineage_t base = {0, base_writer, base_version};
+    if (c->copies > 1 && d->repl && gate(d, c, &base, version) == 0)
         mark_dirty(d, c); /* its set gets the state it starts with */
 }
 
@@ -279,6 +301,23 @@ static void send_drop(dsup_t *d, uint64_t to, const dchild_t *c)
         d->repl_stats.send_failed++;
 }
 
+/* Tell `to` its copy of registration `hlc` by `writer` is merged. */
+static void tell_merged(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64_t writer)
+{
+    if (to == herd_node_id_of(herd_node_name(d->node))) {
+        replica_merged(d, name, hlc, writer); /* a copy kept here */
+        return;
+    }
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, REPL_MERGED);
+    wire_put_str(&w, name);
+    wire_put_u64(&w, hlc);
+    wire_put_u64(&w, writer);
+    if (repl_send(d, to, &w) != 0) /* offered again: merged twice */
+        d->repl_stats.send_failed++;
+}
+
 /* Replicas whose other copies c merged are told, once its set holds a
  * version that includes them: they drop those copies. */
 static void confirm_merged(dsup_t *d, dchild_t *c, uint64_t upto)
@@ -288,44 +327,46 @@ static void confirm_merged(dsup_t *d, dchild_t *c, uint64_t upto)
             i++;
             continue;
         }
-        if (c->merged[i].node == herd_node_id_of(herd_node_name(d->node))) {
-            replica_merged(d, c->name, c->merged[i].hlc); /* a copy kept here */
-        } else {
-            wire_writer_t w;
-            wire_writer_init(&w);
-            wire_put_u8(&w, REPL_MERGED);
-            wire_put_str(&w, c->name);
-            wire_put_u64(&w, c->merged[i].hlc);
-            if (repl_send(d, c->merged[i].node, &w) != 0) /* offered again: merged twice */
-                d->repl_stats.send_failed++;
-        }
+        tell_merged(d, c->merged[i].node, c->name, c->merged[i].hlc, c->merged[i].writer);
         c->merged[i] = c->merged[--c->merged_n];
     }
 }
 
-/* A replica offers a copy of another registration of c's child to merge
- * (the two ran at once): merged now, confirmed once replicated. A child
- * that cannot take it now (moving, not here) is offered it again later. */
+/* A replica offers a copy of another registration or run of c's child to
+ * merge (the two ran at once): merged now, confirmed once replicated. A
+ * child that cannot take it now (moving, not here) is offered it again
+ * later. */
 static void on_merge(dsup_t *d, uint64_t from, wire_reader_t *rd, const char *name)
 {
     uint64_t hlc = wire_get_u64(rd), version = wire_get_u64(rd);
+    replica_lineage_t lin;
+    int bad = repl_get_lineage(rd, &lin);
     const uint8_t *bytes;
     size_t len = wire_get_bytes(rd, &bytes);
-    if (wire_reader_done(rd) || version == 0) {
+    if (wire_reader_done(rd) || bad || version == 0) {
         d->repl_stats.malformed++;
         return;
     }
-    repl_merge_here(d, from, name, hlc, bytes, len);
+    repl_merge_here(d, from, name, hlc, lin.writer, version, bytes, len);
 }
 
-void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc,
-                     const uint8_t *bytes, size_t len)
+void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t writer,
+                     uint64_t version, const uint8_t *bytes, size_t len)
 {
     dchild_t *c = dsup_find(d, name);
-    if (c == NULL || c->state != HERD_CHILD_RUNNING || c->hlc == hlc || c->copies <= 1)
+    if (c == NULL || c->state != HERD_CHILD_RUNNING || c->copies <= 1)
         return;
+    if (c->hlc == hlc && replica_lineage_holds(&c->lin, writer, version)) {
+        /* nothing the child lacks: a member of its set gets a put that
+         * replaces the copy, any other node may let it go now */
+        if (in_set(c->set, c->set_n, from) < 0)
+            tell_merged(d, from, name, hlc, writer);
+        else
+            mark_dirty(d, c);
+        return;
+    }
     for (size_t i = 0; i < c->merged_n; i++)
-        if (c->merged[i].node == from && c->merged[i].hlc == hlc)
+        if (c->merged[i].node == from && c->merged[i].hlc == hlc && c->merged[i].writer == writer)
             return; /* merged already: told once the set holds it */
     int rc = herd_state_merge(d->node, c->pid, bytes, len);
     if (rc) {
@@ -337,7 +378,7 @@ void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc,
     d->repl_stats.merged_in++;
     mark_dirty(d, c);
     if (c->merged_n < HERD_MAX_REPLICAS) /* else it offers it again, and is told then */
-        c->merged[c->merged_n++] = (struct repl_merged){from, hlc, c->version + 1};
+        c->merged[c->merged_n++] = (struct repl_merged){from, hlc, writer, c->version + 1};
 }
 
 /* Whether every member of c's set acknowledged `version`. */
@@ -382,8 +423,29 @@ static void put_failed(dsup_t *d, dchild_t *c, uint64_t version)
     c->unreplicated = held > 0;
 }
 
+static void put_lineage(wire_writer_t *w, const replica_lineage_t *lin)
+{
+    wire_put_u64(w, lin->writer);
+    wire_put_u64(w, lin->base_writer);
+    wire_put_u64(w, lin->base_version);
+}
+
+int repl_get_lineage(wire_reader_t *r, replica_lineage_t *lin)
+{
+    lin->writer = wire_get_u64(r);
+    lin->base_writer = wire_get_u64(r);
+    lin->base_version = wire_get_u64(r);
+    return lin->writer == 0 ? HERD_EBADFRAME : 0;
+}
+
+replica_lineage_t repl_copy_lineage(uint64_t writer, uint64_t version)
+{
+    return (replica_lineage_t){writer, writer, version};
+}
+
 void repl_put_copy(wire_writer_t *w, uint8_t kind, const char *name, const uint64_t *query,
-                   uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
+                   uint8_t has, uint64_t hlc, uint64_t version, const replica_lineage_t *lin,
+                   const uint8_t *bytes, size_t len)
 {
     wire_put_u8(w, kind);
     wire_put_str(w, name);
@@ -393,15 +455,17 @@ void repl_put_copy(wire_writer_t *w, uint8_t kind, const char *name, const uint6
     }
     wire_put_u64(w, hlc);
     wire_put_u64(w, version);
+    put_lineage(w, lin);
     wire_put_bytes(w, bytes, len);
 }
 
 int repl_send_copy(dsup_t *d, uint64_t to, uint8_t kind, const char *name, const uint64_t *query,
-                   uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
+                   uint8_t has, uint64_t hlc, uint64_t version, const replica_lineage_t *lin,
+                   const uint8_t *bytes, size_t len)
 {
     wire_writer_t w;
     wire_writer_init(&w);
-    repl_put_copy(&w, kind, name, query, has, hlc, version, bytes, len);
+    repl_put_copy(&w, kind, name, query, has, hlc, version, lin, bytes, len);
     return repl_send(d, to, &w);
 }
 
@@ -465,16 +529,18 @@ static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const uint8_t *state,
     for (size_t i = 0; i < c->set_n; i++) {
         int rc;
         if (puts) {
-            wire_writer_t *w = repl_batch_for(d, puts, c->set[i], strlen(c->name) + 24 + len);
+            wire_writer_t *w = repl_batch_for(d, puts, c->set[i], strlen(c->name) + 48 + len);
             if (w) {
                 wire_put_str(w, c->name);
                 wire_put_u64(w, c->hlc);
                 wire_put_u64(w, v);
+                put_lineage(w, &c->lin);
                 wire_put_bytes(w, state, len);
             }
             rc = w ? 0 : HERD_ENOMEM;
         } else {
-            rc = repl_send_copy(d, c->set[i], REPL_PUT, c->name, NULL, 0, c->hlc, v, state, len);
+            rc = repl_send_copy(d, c->set[i], REPL_PUT, c->name, NULL, 0, c->hlc, v, &c->lin,
+                                state, len);
         }
         if (rc != 0) {
             d->repl_stats.send_failed++;
@@ -746,9 +812,10 @@ void replicas_on_app(void *data, uint64_t node, uint64_t incarnation, const uint
 /* ---- moves ------------------------------------------------------------------------------ */
 
 int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
-                     uint64_t version)
+                     uint64_t base_writer, uint64_t version)
 {
-    if (c->copies <= 1 || d->repl == NULL || gate(d, c, version) != 0)
+    replica_lineage_t base = {0, base_writer, version};
+    if (c->copies <= 1 || d->repl == NULL || gate(d, c, &base, version) != 0)
         return 1;
     uint64_t set[HERD_MAX_REPLICAS - 1];
     set_update(d, c, set, replica_set(d, c, set));

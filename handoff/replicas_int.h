@@ -79,19 +79,30 @@ int repl_send(dsup_t *d, uint64_t to, wire_writer_t *w);
 /* Whether children of `name`'s spec can merge states (resolve_conflict). */
 int repl_mergeable(dsup_t *d, const char *name);
 /* A copy message (put, merge, or a query's answer): u8 kind, str name,
- * [u64 query id, u8 has,] u64 first-registration time, u64 version, bytes. */
+ * [u64 query id, u8 has,] u64 first-registration time, u64 version, u64 x 3
+ * lineage (writer, base writer, base version), bytes. */
 void repl_put_copy(wire_writer_t *w, uint8_t kind, const char *name, const uint64_t *query,
-                   uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len);
+                   uint8_t has, uint64_t hlc, uint64_t version, const replica_lineage_t *lin,
+                   const uint8_t *bytes, size_t len);
 int repl_send_copy(dsup_t *d, uint64_t to, uint8_t kind, const char *name, const uint64_t *query,
-                   uint8_t has, uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len);
+                   uint8_t has, uint64_t hlc, uint64_t version, const replica_lineage_t *lin,
+                   const uint8_t *bytes, size_t len);
+/* The lineage a copy kept by a replica travels with: its writer, as its
+ * own base (the replica does not keep the run's base). */
+replica_lineage_t repl_copy_lineage(uint64_t writer, uint64_t version);
+/* Read a lineage; HERD_EBADFRAME when a writer is 0 (every run has one). */
+int repl_get_lineage(wire_reader_t *r, replica_lineage_t *lin);
 void replica_queries_free(repl_t *r);
-/* A copy of registration `hlc` of `name` was merged and replicated by the
- * child's owner: it goes from here. */
-void replica_merged(dsup_t *d, const char *name, uint64_t hlc);
-/* Merge a copy of registration `hlc` into the child running here, told to
- * `from` (a replica, or this node) once replicated (replicas.c). */
-void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc,
-                     const uint8_t *bytes, size_t len);
+/* A copy of registration `hlc` by `writer` of `name` was merged and
+ * replicated by the child's owner (or it held it already): it goes from
+ * here. */
+void replica_merged(dsup_t *d, const char *name, uint64_t hlc, uint64_t writer);
+/* Merge a copy of registration `hlc` by `writer` at `version` into the
+ * child running here, told to `from` (a replica, or this node) once
+ * replicated (replicas.c); one the child holds already is told at once,
+ * unless `from` is in its replica set (its next put replaces it). */
+void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t writer,
+                     uint64_t version, const uint8_t *bytes, size_t len);
 /* replica_rank_newer's ranks for `name` as this node sees it now. */
 replica_rank_t repl_rank_of(dsup_t *d, const char *name);
 /* The replica set of a child of `service` named `name` whose owner is

@@ -50,7 +50,11 @@ static void child_restart(dsup_t *d, dchild_t *c)
     for (size_t i = 0; rc == 0 && i < found.others_n; i++)
         if (herd_state_merge(d->node, pid, found.others[i].bytes, found.others[i].len) == 0)
             d->repl_stats.merged_in++;
+    /* versions go on above both the copy it starts from and what the run
+     * that died put; it holds what that copy holds, no more */
     uint64_t version = found.found && found.version > c->version ? found.version : c->version;
+    uint64_t base_writer = found.found ? found.writer : 0;
+    uint64_t base_version = found.found ? found.version : 0;
     repl_found_free(&found);
     if (rc == 0 && holder_pass(d, c, pid) != 0) { /* no holder: register anew */
         herd_meta_t meta;
@@ -76,7 +80,7 @@ static void child_restart(dsup_t *d, dchild_t *c)
     }
     c->repl_dirty = 0; /* the old process's: the new one is put afresh */
     c->strict = (spec.flags & DSPEC_REFUSE_UNDERREPLICATED) != 0;
-    replicas_gate(d, c, version);
+    replicas_gate(d, c, base_writer, base_version, version);
     d->stats.restarts++;
 }
 

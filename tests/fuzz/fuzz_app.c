@@ -312,13 +312,15 @@ static void fz_replicated_pair(void)
     fz_last_beat = herd_node_now(fz_b.n);
 }
 
-/* A copy message as replicas.c writes it (query: a have). */
+/* A copy message as replicas.c writes it (query: a have), written by a
+ * run (writer 77) no real child is. */
 static void fz_keep_copy(uint8_t kind, const char *name, const uint64_t *query, uint8_t has,
                          uint64_t hlc, uint64_t version, const uint8_t *bytes, size_t len)
 {
     wire_writer_t w;
     wire_writer_init(&w);
-    repl_put_copy(&w, kind, name, query, has, hlc, version, bytes, len);
+    replica_lineage_t lin = repl_copy_lineage(77, version);
+    repl_put_copy(&w, kind, name, query, has, hlc, version, &lin, bytes, len);
     size_t n;
     uint8_t *b = wire_writer_take(&w, &n);
     if (b)
@@ -326,13 +328,15 @@ static void fz_keep_copy(uint8_t kind, const char *name, const uint64_t *query, 
     free(b);
 }
 
-static void fz_keep_u64(uint8_t kind, const char *name, uint64_t v)
+/* A message of `n` u64 fields after its name. */
+static void fz_keep_u64(uint8_t kind, const char *name, uint64_t v, size_t fields)
 {
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u8(&w, kind);
     wire_put_str(&w, name);
-    wire_put_u64(&w, v);
+    for (size_t i = 0; i < fields; i++)
+        wire_put_u64(&w, v);
     size_t n;
     uint8_t *b = wire_writer_take(&w, &n);
     if (b)
@@ -354,11 +358,13 @@ static void fz_replication_made(void)
         uint64_t hlc = 0, q = 1;
         if (herd_registry_time(fz_b.n, name, &hlc) != 0)
             continue;
-        fz_keep_u64(REPL_DROP, name, hlc);
-        fz_keep_u64(REPL_QUERY, name, 1);
-        fz_keep_u64(REPL_MERGED, name, hlc + 1);
+        fz_keep_u64(REPL_DROP, name, hlc, 1);
+        fz_keep_u64(REPL_QUERY, name, 1, 1);
+        fz_keep_u64(REPL_MERGED, name, hlc + 1, 2);
         fz_keep_copy(REPL_MERGE, name, NULL, 0, hlc + 1, 7, other, sizeof other);
+        fz_keep_copy(REPL_MERGE, name, NULL, 0, hlc, 7, other, sizeof other); /* a fork */
         fz_keep_copy(REPL_PUT, name, NULL, 0, hlc + 1, 7, other, sizeof other);
+        fz_keep_copy(REPL_PUT, name, NULL, 0, hlc, 7, other, sizeof other); /* a fork */
         fz_keep_copy(REPL_HAVE, name, &q, 2, hlc + 1, 7, other, sizeof other);
         fz_keep_copy(REPL_HAVE, name, &q, 1, hlc, 7, other, sizeof other);
         fz_keep_copy(REPL_HAVE, name, &q, 0, 0, 0, NULL, 0);

@@ -9,6 +9,13 @@
  *   (hlc >= floor, the floor itself included) beats an older one; of two
  *   current ones the earlier wins, of two older ones the later; and
  *   replica_newer: any copy is newer than none;
+ * - forks (two runs of one registration, told apart by their writers):
+ *   replica_lineage_holds; a put whose run does not hold the copy (a fork)
+ *   becomes the copy, even below its version, and the copy is kept as an
+ *   other of the same registration until replica_drop_other; the run
+ *   putting again takes its copy back from the others; what the run holds
+ *   (the copy it started from, an older one of that writer) is replaced
+ *   with no other; without mergeable, versions decide;
  * - replica_put's answers: 1 stored as the copy, 2 kept as an other, 0 not
  *   newer (and then nothing changed: owner, bytes, version);
  * - others: a losing copy of another registration is kept only when
@@ -77,10 +84,27 @@ static const uint8_t *bytes_of(uint8_t fill, size_t len)
     return buf;
 }
 
+/* The cases below that do not say otherwise put copies of one run
+ * (writer ONE_RUN) of each registration: versions alone order them. */
+#define ONE_RUN 1
+
 static int put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
                uint64_t version, replica_rank_t rank, int mergeable, uint8_t fill, size_t len)
 {
-    return replica_put(s, name, owner, hlc, version, rank, mergeable, bytes_of(fill, len), len);
+    replica_lineage_t lin = {ONE_RUN, 0, 0};
+    return replica_put(s, name, owner, hlc, version, &lin, rank, mergeable, bytes_of(fill, len),
+                       len);
+}
+
+/* A put by run `writer` that started from `base_writer`'s copy at
+ * `base_version`. */
+static int put_run(replica_store_t *s, const char *name, uint64_t hlc, uint64_t version,
+                   uint64_t writer, uint64_t base_writer, uint64_t base_version, int mergeable,
+                   uint8_t fill)
+{
+    replica_lineage_t lin = {writer, base_writer, base_version};
+    return replica_put(s, name, writer, hlc, version, &lin, NO_RANK, mergeable,
+                       bytes_of(fill, 8), 8);
 }
 
 static int all_are(const uint8_t *b, size_t len, uint8_t fill)
@@ -91,12 +115,17 @@ static int all_are(const uint8_t *b, size_t len, uint8_t fill)
     return 1;
 }
 
-static const replica_other_t *other_of(const replica_t *r, uint64_t hlc)
+static const replica_other_t *other_by(const replica_t *r, uint64_t hlc, uint64_t writer)
 {
     for (size_t i = 0; i < r->others_n; i++)
-        if (r->others[i].hlc == hlc)
+        if (r->others[i].hlc == hlc && r->others[i].writer == writer)
             return &r->others[i];
     return NULL;
+}
+
+static const replica_other_t *other_of(const replica_t *r, uint64_t hlc)
+{
+    return other_by(r, hlc, ONE_RUN);
 }
 
 /* Walk the map: every entry's hash is its slot's (a twin's too) and its
@@ -118,13 +147,14 @@ static void check_store(const replica_store_t *s)
             else
                 assert_int_equal(r->len, 0);
             assert_true(r->others_n <= REPLICA_OTHERS_MAX);
-            if (r->bytes) /* the copy's registration is no other */
-                assert_null(other_of(r, r->hlc));
             for (size_t i = 0; i < r->others_n; i++) {
-                assert_non_null(r->others[i].bytes);
-                bytes += r->others[i].len;
+                const replica_other_t *o = &r->others[i];
+                assert_non_null(o->bytes);
+                bytes += o->len;
+                /* the copy's run is no other; others are distinct runs */
+                assert_false(r->bytes && o->hlc == r->hlc && o->writer == r->writer);
                 for (size_t j = i + 1; j < r->others_n; j++)
-                    assert_int_not_equal(r->others[i].hlc, r->others[j].hlc);
+                    assert_false(o->hlc == r->others[j].hlc && o->writer == r->others[j].writer);
             }
         }
     assert_int_equal(count, s->count);
@@ -156,6 +186,121 @@ static void assert_other(const replica_store_t *s, const char *name, uint64_t hl
     assert_int_equal(o->version, version);
     assert_int_equal(o->len, len);
     assert_true(all_are(o->bytes, len, fill));
+}
+
+/* ---- forks: two runs of one registration ------------------------------------------------ */
+
+static void test_replica_store_lineage_holds(void **state)
+{
+    (void)state;
+    replica_lineage_t l = {.writer = 20, .base_writer = 10, .base_version = 5};
+    assert_true(replica_lineage_holds(&l, 20, 1));   /* its own */
+    assert_true(replica_lineage_holds(&l, 20, 999)); /* its own, any version */
+    assert_true(replica_lineage_holds(&l, 10, 5));   /* what it started from */
+    assert_true(replica_lineage_holds(&l, 10, 4));   /* older, same writer */
+    assert_false(replica_lineage_holds(&l, 10, 6));  /* the run it left went on */
+    assert_false(replica_lineage_holds(&l, 30, 1));  /* another run */
+    replica_lineage_t fresh = {.writer = 20};
+    assert_false(replica_lineage_holds(&fresh, 10, 1));
+    assert_true(replica_lineage_holds(&fresh, 20, 1));
+}
+
+/* Run 20 started from run 10's version 3, while run 10 went on to version
+ * 5 (a partition hid it): 20's put becomes the copy, 10's version 5 is
+ * kept as an other of the same registration to be merged. */
+static void test_replica_store_fork_kept_to_merge(void **state)
+{
+    (void)state;
+    replica_store_t s;
+    replica_store_init(&s);
+    assert_int_equal(put_run(&s, "a", 100, 5, 10, 0, 0, 1, 0x10), 1);
+    assert_int_equal(put_run(&s, "a", 100, 9, 20, 10, 3, 1, 0x20), 1);
+    const replica_t *r = replica_find(&s, "a");
+    assert_int_equal(r->writer, 20);
+    assert_int_equal(r->version, 9);
+    assert_int_equal(r->others_n, 1);
+    const replica_other_t *o = other_by(r, 100, 10);
+    assert_non_null(o);
+    assert_int_equal(o->version, 5);
+    assert_true(all_are(o->bytes, 8, 0x10));
+    /* 20 goes on: its copy is replaced, the fork's other stays */
+    assert_int_equal(put_run(&s, "a", 100, 10, 20, 10, 3, 1, 0x21), 1);
+    assert_int_equal(r->version, 10);
+    assert_non_null(other_by(r, 100, 10));
+    check_store(&s);
+    /* merged: it goes */
+    assert_int_equal(replica_drop_other(&s, "a", 100, 20), 0); /* the copy is no other */
+    assert_int_equal(replica_drop_other(&s, "a", 100, 10), 1);
+    assert_int_equal(r->others_n, 0);
+    assert_int_equal(s.bytes, 8);
+    check_store(&s);
+    replica_store_fini(&s);
+}
+
+/* A fork's put becomes the copy even below the held version (clocks of two
+ * nodes): the run putting here is the one this node serves now. */
+static void test_replica_store_fork_lower_version(void **state)
+{
+    (void)state;
+    replica_store_t s;
+    replica_store_init(&s);
+    assert_int_equal(put_run(&s, "a", 100, 50, 10, 0, 0, 1, 0x10), 1);
+    assert_int_equal(put_run(&s, "a", 100, 9, 20, 10, 3, 1, 0x20), 1);
+    const replica_t *r = replica_find(&s, "a");
+    assert_int_equal(r->writer, 20);
+    assert_int_equal(r->version, 9);
+    assert_int_equal(other_by(r, 100, 10)->version, 50);
+    /* run 10 puts again (it still runs across the partition): its copy
+     * comes back from the others, 20's goes there */
+    assert_int_equal(put_run(&s, "a", 100, 51, 10, 0, 0, 1, 0x11), 1);
+    assert_int_equal(r->writer, 10);
+    assert_int_equal(r->version, 51);
+    assert_true(all_are(r->bytes, 8, 0x11));
+    assert_int_equal(r->others_n, 1);
+    assert_int_equal(other_by(r, 100, 20)->version, 9);
+    check_store(&s);
+    /* a late put of 10's, older than its copy: refused, nothing changes */
+    assert_int_equal(put_run(&s, "a", 100, 40, 10, 0, 0, 1, 0x12), 0);
+    assert_int_equal(r->version, 51);
+    check_store(&s);
+    replica_store_fini(&s);
+}
+
+/* What the putting run holds is replaced as before: the copy it started
+ * from, an older one of that writer, its own. */
+static void test_replica_store_lineage_replaces(void **state)
+{
+    (void)state;
+    replica_store_t s;
+    replica_store_init(&s);
+    assert_int_equal(put_run(&s, "a", 100, 5, 10, 0, 0, 1, 0x10), 1);
+    assert_int_equal(put_run(&s, "a", 100, 9, 20, 10, 5, 1, 0x20), 1); /* moved at 5 */
+    assert_int_equal(replica_find(&s, "a")->others_n, 0);
+    assert_int_equal(put_run(&s, "b", 100, 4, 10, 0, 0, 1, 0x10), 1);
+    assert_int_equal(put_run(&s, "b", 100, 9, 20, 10, 5, 1, 0x20), 1); /* a lagging copy */
+    assert_int_equal(replica_find(&s, "b")->others_n, 0);
+    assert_int_equal(s.bytes, 16);
+    check_store(&s);
+    replica_store_fini(&s);
+}
+
+/* Without a merge (no resolve_conflict) a fork cannot be kept for
+ * anything: versions decide, as between copies of one run. */
+static void test_replica_store_fork_not_mergeable(void **state)
+{
+    (void)state;
+    replica_store_t s;
+    replica_store_init(&s);
+    assert_int_equal(put_run(&s, "a", 100, 5, 10, 0, 0, 0, 0x10), 1);
+    assert_int_equal(put_run(&s, "a", 100, 4, 20, 10, 3, 0, 0x20), 0);
+    assert_int_equal(replica_find(&s, "a")->writer, 10);
+    assert_int_equal(put_run(&s, "a", 100, 9, 20, 10, 3, 0, 0x20), 1);
+    const replica_t *r = replica_find(&s, "a");
+    assert_int_equal(r->writer, 20);
+    assert_int_equal(r->others_n, 0);
+    assert_int_equal(s.bytes, 8);
+    check_store(&s);
+    replica_store_fini(&s);
 }
 
 /* ---- replica_rank_newer ---------------------------------------------------------------- */
@@ -488,11 +633,11 @@ static void test_replica_store_drop(void **state)
     replica_rank_t k = {.visible = 0, .floor = 100};
     assert_int_equal(replica_drop(&s, "none", 0), 0);
     assert_int_equal(replica_drop(&s, "none", 5), 0);
-    assert_int_equal(replica_drop_other(&s, "none", 5), 0);
+    assert_int_equal(replica_drop_other(&s, "none", 5, ONE_RUN), 0);
     /* no others: dropped with its hlc, the entry goes */
     assert_int_equal(put(&s, "a", 1, 200, 1, k, 1, 0xa0, 10), 1);
     assert_int_equal(replica_drop(&s, "a", 201), 0); /* another registration's drop */
-    assert_int_equal(replica_drop_other(&s, "a", 200), 0); /* the copy is no other */
+    assert_int_equal(replica_drop_other(&s, "a", 200, ONE_RUN), 0); /* the copy is no other */
     assert_non_null(replica_find(&s, "a"));
     assert_int_equal(replica_drop(&s, "a", 200), 1);
     assert_null(replica_find(&s, "a"));
@@ -524,9 +669,9 @@ static void test_replica_store_drop(void **state)
     assert_int_equal(s.bytes, 70);
     check_store(&s);
     /* merged: the others go one by one */
-    assert_int_equal(replica_drop_other(&s, "c", 300), 1);
-    assert_int_equal(replica_drop_other(&s, "c", 300), 0);
-    assert_int_equal(replica_drop_other(&s, "c", 999), 0);
+    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN), 1);
+    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN), 0);
+    assert_int_equal(replica_drop_other(&s, "c", 999, ONE_RUN), 0);
     assert_other(&s, "c", 400, 1, 0xc4, 40);
     assert_int_equal(s.bytes, 40);
     /* the entry still there: hlc 0 takes it */
@@ -537,7 +682,7 @@ static void test_replica_store_drop(void **state)
     /* drop_other while the copy is held: the copy stays */
     assert_int_equal(put(&s, "d", 1, 200, 1, k, 1, 0xd0, 10), 1);
     assert_int_equal(put(&s, "d", 2, 300, 1, k, 1, 0xd3, 30), 2);
-    assert_int_equal(replica_drop_other(&s, "d", 300), 1);
+    assert_int_equal(replica_drop_other(&s, "d", 300, ONE_RUN), 1);
     assert_copy(&s, "d", 1, 200, 1, 0xd0, 10);
     assert_int_equal(replica_find(&s, "d")->others_n, 0);
     assert_int_equal(s.bytes, 10);
@@ -556,7 +701,7 @@ static void test_replica_store_found_drop_other_last_leaves_nothing(void **state
     assert_int_equal(put(&s, "c", 1, 200, 1, k, 1, 0xc0, 10), 1);
     assert_int_equal(put(&s, "c", 2, 300, 1, k, 1, 0xc3, 30), 2);
     assert_int_equal(replica_drop(&s, "c", 200), 1);
-    assert_int_equal(replica_drop_other(&s, "c", 300), 1);
+    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN), 1);
     assert_int_equal(s.bytes, 0);
     check_store(&s);
     const replica_t *r = replica_find(&s, "c");
@@ -682,7 +827,7 @@ static void test_replica_store_twins(void **state)
         const char *back = names[orders[o][0]];
         assert_int_equal(put(&s, back, 1, 200, 2, k, 1, 0x11, 4), 1);
         for (int i = 0; i < 3; i++)
-            assert_int_equal(replica_drop_other(&s, names[i], 300), 1);
+            assert_int_equal(replica_drop_other(&s, names[i], 300, ONE_RUN), 1);
         assert_int_equal(s.bytes, 4);
         check_store(&s);
         for (int i = 0; i < 3; i++)
@@ -749,6 +894,11 @@ int main(void)
     if (getenv("TEST_REPLICA_STORE_SKIP"))
         cmocka_set_skip_filter(getenv("TEST_REPLICA_STORE_SKIP"));
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replica_store_lineage_holds),
+        cmocka_unit_test(test_replica_store_fork_kept_to_merge),
+        cmocka_unit_test(test_replica_store_fork_lower_version),
+        cmocka_unit_test(test_replica_store_lineage_replaces),
+        cmocka_unit_test(test_replica_store_fork_not_mergeable),
         cmocka_unit_test(test_replica_store_rank_same_registration),
         cmocka_unit_test(test_replica_store_rank_visible_wins),
         cmocka_unit_test(test_replica_store_rank_current_beats_older),

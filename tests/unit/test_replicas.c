@@ -31,7 +31,12 @@
  * - replies of a replicated counter say copies == 2 on a 3-node cluster
  *   (from every node's client, values exact); an unreplicated one's say 0;
  * - terminate deletes every copy on every node (held and held_bytes back
- *   to 0), copies 2 and 3.
+ *   to 0), copies 2 and 3;
+ * - forks: copies of the child's own registration by a run the owner's
+ *   never saw, one at its replica (kept as an other at the owner's next
+ *   put, whatever its version) and one at the node outside its set (an
+ *   orphan), are both merged once (merged_in, the counter's value), then
+ *   go from both nodes; the replica keeps the owner's copy alone.
  *
  * Everything runs on the virtual clock; every wait has a deadline.
  * HERD_TEST_LOG=LEVEL shows the library's logs.
@@ -441,6 +446,10 @@ static void msg_head(wire_writer_t *w, uint8_t kind, const char *name)
     wire_put_str(w, name);
 }
 
+/* The run copy messages made by hand say wrote them (m_copy): one no
+ * real child is, unless a case sets it. */
+static uint64_t m_writer = 77;
+
 static msg_t m_copy(uint8_t kind, const char *name, const uint64_t *query, uint8_t has,
                     uint64_t hlc, uint64_t version, const void *bytes, size_t len)
 {
@@ -451,6 +460,9 @@ static msg_t m_copy(uint8_t kind, const char *name, const uint64_t *query, uint8
         wire_put_u8(&w, has);
     }
     wire_put_u64(&w, hlc);
+    wire_put_u64(&w, version);
+    wire_put_u64(&w, m_writer); /* lineage: the writer, as its own base */
+    wire_put_u64(&w, m_writer);
     wire_put_u64(&w, version);
     wire_put_bytes(&w, bytes, len);
     return msg_take(&w);
@@ -471,6 +483,15 @@ static msg_t m_u64(uint8_t kind, const char *name, uint64_t v)
     wire_writer_t w;
     msg_head(&w, kind, name);
     wire_put_u64(&w, v);
+    return msg_take(&w);
+}
+
+static msg_t m_merged(const char *name, uint64_t hlc, uint64_t writer)
+{
+    wire_writer_t w;
+    msg_head(&w, REPL_MERGED, name);
+    wire_put_u64(&w, hlc);
+    wire_put_u64(&w, writer);
     return msg_take(&w);
 }
 
@@ -660,6 +681,16 @@ static void test_replicas_malformed(void **state)
     m = m_copy(REPL_PUT, name, NULL, 0, hlc, 0, st, sl);
     bad_one(&x, x.r, x.o, m.b, m.n, "a put of version 0");
     free(m.b);
+    m_writer = 0; /* every run has a writer */
+    m = m_copy(REPL_PUT, name, NULL, 0, hlc, newer, st, sl);
+    bad_one(&x, x.r, x.o, m.b, m.n, "a put of writer 0");
+    m.b[0] = REPL_PUTS;
+    bad_one(&x, x.r, x.o, m.b, m.n, "a batch of puts of writer 0");
+    free(m.b);
+    m = m_copy(REPL_MERGE, name, NULL, 0, hlc + 1, newer, st, sl);
+    bad_one(&x, x.o, x.r, m.b, m.n, "a merge of writer 0");
+    free(m.b);
+    m_writer = 77;
 
     /* a batch of puts (to the replica): one entry, laid out as a put's
      * fields; every cut of it (the kind alone: an empty batch) is refused */
@@ -735,7 +766,7 @@ static void test_replicas_malformed(void **state)
     free(m.b);
 
     /* merged (to the replica) */
-    m = m_u64(REPL_MERGED, name, hlc);
+    m = m_merged(name, hlc, 77);
     bad_cuts(&x, x.r, x.o, m, "a merged");
     free(m.b);
 
@@ -829,7 +860,9 @@ static void test_replicas_refused_puts_again(void **state)
      * owner's clock (from the third node: its ack goes there) */
     uint64_t ahead = herd_node_hlc_now(node(o)) + ((uint64_t)300 << 16);
     static const uint8_t st[] = "ahead";
+    m_writer = replica_find(&dsup(r)->repl->store, "ctr")->writer; /* the owner's run */
     msg_t m = m_copy(REPL_PUT, "ctr", NULL, 0, h0.hlc, ahead, st, sizeof(st));
+    m_writer = 77;
     inject(r, t, m.b, m.n);
     free(m.b);
     assert_int_equal(held_of(r, "ctr").version, ahead);
@@ -996,6 +1029,72 @@ static void test_replicas_terminate_deletes_copies(void **state)
         assert_int_equal(owner_of(names[i], NULL), -1);
 }
 
+/* ---- forks ------------------------------------------------------------------------------ */
+
+/* A counter state of copy `id` alone, incremented `by`. */
+static msg_t counter_bytes(uint64_t id, int64_t by)
+{
+    uint8_t blank[12] = {0};
+    for (int i = 0; i < 8; i++)
+        blank[i] = (uint8_t)(id >> (8 * i));
+    counter_state_t *cs;
+    assert_int_equal(counter_decode(blank, sizeof(blank), &cs), 0);
+    char cmd[32];
+    snprintf(cmd, sizeof(cmd), "incr %lld", (long long)by);
+    int64_t v;
+    assert_int_equal(counter_apply(cs, cmd, id, &v), 0);
+    msg_t m;
+    assert_int_equal(counter_encode(cs, &m.b, &m.n), 0);
+    counter_free(cs);
+    return m;
+}
+
+/* Copies another run of the child's own registration wrote (a fork: it
+ * started from an older copy while a partition hid the newest) reach the
+ * owner's run and are merged, never replaced: one the replica of its set
+ * holds (the owner's next put keeps it as an other, offered to merge), and
+ * one a node outside the set holds (offered as an orphan). Each goes once
+ * the owner said it merged it; the counter counts both runs' increments. */
+static void test_replicas_fork_merged(void **state)
+{
+    (void)state;
+    int o, r, t;
+    counter_up("fk", 3, &o, &r, &t);
+    uint64_t hlc = held_of(r, "fk").hlc, merged0 = stats(o).merged_in;
+    msg_t a = counter_bytes(9, 1000), b = counter_bytes(10, 20);
+    m_writer = 77; /* a run the owner's never saw, its clock an hour ahead */
+    uint64_t ahead = herd_node_hlc_now(node(o)) + ((uint64_t)3600 * 1000 << 16);
+    msg_t m = m_copy(REPL_PUT, "fk", NULL, 0, hlc, ahead, a.b, a.n);
+    inject(r, t, m.b, m.n);
+    free(m.b);
+    m_writer = 78;
+    m = m_copy(REPL_PUT, "fk", NULL, 0, hlc, 5, b.b, b.n); /* an old version: still kept */
+    inject(t, r, m.b, m.n);
+    free(m.b);
+    m_writer = 77;
+    free(a.b);
+    free(b.b);
+    assert_int_equal(replica_find(&dsup(r)->repl->store, "fk")->writer, 77);
+    assert_int_equal(replica_find(&dsup(t)->repl->store, "fk")->writer, 78);
+    /* the owner's next put meets the fork at r: it becomes the copy though
+     * its version is lower, the fork is kept as an other */
+    call_t *c = answered(call(o, "fk", "incr"), CALL_MS);
+    assert_int_equal(c->copies, 2);
+    RUN_UNTIL(stats(o).merged_in >= merged0 + 2, 4000);
+    RUN_UNTIL(replica_find(&dsup(t)->repl->store, "fk") == NULL, 4000);
+    RUN_UNTIL(replica_find(&dsup(r)->repl->store, "fk")->others_n == 0, 4000);
+    c = answered(call(t, "fk", "get"), CALL_MS);
+    assert_int_equal(c->value, 4 + 1000 + 20);
+    /* offered again later (the orphan pass): never merged twice */
+    run_ms(3000);
+    assert_int_equal(stats(o).merged_in, merged0 + 2);
+    c = answered(call(r, "fk", "get"), CALL_MS);
+    assert_int_equal(c->value, 1024);
+    const replica_t *kept = replica_find(&dsup(r)->repl->store, "fk");
+    assert_int_equal(kept->owner, id_of(o));
+    assert_int_equal(kept->others_n, 0);
+}
+
 int main(void)
 {
     herd_log_level_t level = HERD_LOG_ERROR;
@@ -1010,6 +1109,7 @@ int main(void)
         T(test_replicas_replica_dies_mid_update),
         T(test_replicas_replies_say_two_copies),
         T(test_replicas_terminate_deletes_copies),
+        T(test_replicas_fork_merged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

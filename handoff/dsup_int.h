@@ -76,6 +76,9 @@ typedef struct dchild {
     uint64_t put_at;   /* node clock: the last put */
     uint64_t set[HERD_MAX_REPLICAS - 1], set_acked[HERD_MAX_REPLICAS - 1];
     uint64_t set_inc[HERD_MAX_REPLICAS - 1]; /* the start of each that acknowledged */
+    /* the version last put to each by this run (whole, or as a change on
+     * the one before): the next change follows it; 0: the whole state next */
+    uint64_t set_sent[HERD_MAX_REPLICAS - 1];
     uint64_t drop[HERD_MAX_REPLICAS - 1];
 } dchild_t;
 

@@ -232,6 +232,11 @@ typedef struct herd_repl_stats {
     uint64_t others_dropped;      /* such copies kept here that found no room (the
                                      oldest registration's went) */
     uint64_t malformed;           /* replication messages that did not decode */
+    uint64_t deltas_out;          /* of puts_out, those sent as a change (delta_out) */
+    uint64_t delta_bytes_out;     /* of bytes_out, those deltas' */
+    uint64_t deltas_in;           /* of puts_in, those applied to a copy here */
+    uint64_t delta_gaps;          /* deltas a replica could not apply (its copy was not
+                                     the version they follow): the whole state went */
 } herd_repl_stats_t;
 int herd_repl_stats(herd_node_t *node, herd_repl_stats_t *out);
 /* Whether, for every replicated child this node runs, every version whose

@@ -200,13 +200,65 @@ replica_rank_t repl_rank_of(dsup_t *d, const char *name)
 }
 static void hand_over(dsup_t *d, const replica_t *rep);
 
-/* Keep one put; its acknowledgement goes into `acks` (a batch to `from`),
- * or alone without one. */
+/* The acknowledgement of a put: into `acks` (a batch to `from`), or alone
+ * without one. */
+static void ack_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
+                    uint8_t stored, repl_batches_t *acks)
+{
+    wire_writer_t *w = acks ? repl_batch_for(d, acks, from, strlen(name) + 20) : NULL;
+    if (w) {
+        wire_put_str(w, name);
+        wire_put_u64(w, hlc);
+        wire_put_u64(w, version);
+        wire_put_u8(w, stored);
+    } else if (repl_send_ack(d, from, name, hlc, version, stored) != 0) {
+        d->repl_stats.send_failed++; /* the owner puts again when no ack comes */
+    }
+}
+
+/* A change (`delta`, from version `on` of run lin's copy) applied to the
+ * copy kept here, into a malloc'ed *out: 0; 1 when the copy is not the one
+ * it follows (the whole state is wanted); or the behaviour's failure. */
+static int apply_delta(dsup_t *d, const char *name, uint64_t hlc, uint64_t on,
+                       const replica_lineage_t *lin, const uint8_t *delta, size_t len,
+                       uint8_t **out, size_t *out_len)
+{
+    const replica_t *kept = replica_find(&d->repl->store, name);
+    dspec_t spec;
+    int service;
+    if (kept == NULL || kept->bytes == NULL || kept->hlc != hlc || kept->writer != lin->writer ||
+        kept->version != on || dspec_of(d, name, &spec, &service) != 0)
+        return 1;
+    const herd_behaviour_t *b = dsup_behaviour(d, service);
+    if (b == NULL || b->delta_apply == NULL)
+        return 1;
+    *out = NULL;
+    *out_len = 0;
+    return b->delta_apply(kept->bytes, kept->len, delta, len, out, out_len);
+}
+
+/* Keep one put (a whole state, or a change on version `on`); its
+ * acknowledgement goes into `acks` (a batch to `from`), or alone without
+ * one. */
 static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
-                     const replica_lineage_t *lin, const uint8_t *state, size_t len,
+                     uint64_t on, const replica_lineage_t *lin, const uint8_t *state, size_t len,
                      repl_batches_t *acks)
 {
     replica_store_t *s = &d->repl->store;
+    uint8_t *applied = NULL;
+    if (on) {
+        int rc = apply_delta(d, name, hlc, on, lin, state, len, &applied, &len);
+        if (rc) {
+            if (rc < 0)
+                herd_log(HERD_LOG_WARN, "replicas", "'%s': a change to version %llu not "
+                         "applied: %s", name, (unsigned long long)version, herd_strerror(rc));
+            free(applied);
+            ack_put(d, from, name, hlc, version, REPL_ACK_GAP, acks);
+            return;
+        }
+        state = applied;
+        d->repl_stats.deltas_in++;
+    }
     int rc = replica_put(s, name, from, hlc, version, lin, repl_rank_of(d, name),
                          repl_mergeable(d, name), state, len);
     replica_t *kept = replica_find(s, name);
@@ -234,15 +286,8 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
         if (self_leaving(d)) /* its owner has not heard of the drain yet */
             hand_over(d, kept);
     }
-    wire_writer_t *w = acks ? repl_batch_for(d, acks, from, strlen(name) + 20) : NULL;
-    if (w) {
-        wire_put_str(w, name);
-        wire_put_u64(w, hlc);
-        wire_put_u64(w, version);
-        wire_put_u8(w, (uint8_t)stored);
-    } else if (repl_send_ack(d, from, name, hlc, version, stored) != 0) {
-        d->repl_stats.send_failed++; /* the owner puts again when no ack comes */
-    }
+    ack_put(d, from, name, hlc, version, (uint8_t)stored, acks);
+    free(applied);
 }
 
 void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
@@ -256,17 +301,18 @@ void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name
         d->repl_stats.malformed++;
         return;
     }
-    take_put(d, from, name, hlc, version, &lin, state, len, NULL);
+    take_put(d, from, name, hlc, version, 0, &lin, state, len, NULL);
 }
 
 /* The next entry of a batch of puts; 0, or HERD_EBADFRAME. */
 static int next_put(wire_reader_t *r, char *name, uint64_t *hlc, uint64_t *version,
-                    replica_lineage_t *lin, const uint8_t **state, size_t *len)
+                    uint64_t *on, replica_lineage_t *lin, const uint8_t **state, size_t *len)
 {
     wire_get_str(r, name, HERD_NAME_MAX + 1);
     *hlc = wire_get_u64(r);
     *version = wire_get_u64(r);
-    int bad = repl_get_lineage(r, lin);
+    *on = wire_get_u64(r);
+    int bad = repl_get_lineage(r, lin) || *on >= *version;
     *len = wire_get_bytes(r, state);
     return r->err || bad || !name[0] || *version == 0 ? HERD_EBADFRAME : 0;
 }
@@ -274,19 +320,19 @@ static int next_put(wire_reader_t *r, char *name, uint64_t *hlc, uint64_t *versi
 void replica_on_puts(dsup_t *d, uint64_t from, wire_reader_t *r)
 {
     char name[HERD_NAME_MAX + 1];
-    uint64_t hlc, version;
+    uint64_t hlc, version, on;
     replica_lineage_t lin;
     const uint8_t *state;
     size_t len;
     wire_reader_t check = *r; /* a malformed entry anywhere: none is taken */
     while (check.off < check.len)
-        if (next_put(&check, name, &hlc, &version, &lin, &state, &len) != 0) {
+        if (next_put(&check, name, &hlc, &version, &on, &lin, &state, &len) != 0) {
             d->repl_stats.malformed++;
             return;
         }
     repl_batches_t acks = {.kind = REPL_ACKS};
-    while (r->off < r->len && next_put(r, name, &hlc, &version, &lin, &state, &len) == 0)
-        take_put(d, from, name, hlc, version, &lin, state, len, &acks);
+    while (r->off < r->len && next_put(r, name, &hlc, &version, &on, &lin, &state, &len) == 0)
+        take_put(d, from, name, hlc, version, on, &lin, state, len, &acks);
     d->repl_stats.send_failed += repl_batches_send(d, &acks);
 }
 

@@ -29,7 +29,9 @@
  *
  * Messages on the replication stream (app 3), each u8 kind, str name:
  *   1 put    + u64 first-registration time, u64 version, lineage, bytes state
- *   2 ack    + u64 first-registration time, u64 version, u8 stored
+ *   2 ack    + u64 first-registration time, u64 version, u8 stored (0 no,
+ *              1 yes, 2 a change that does not follow the copy kept: the
+ *              whole state is wanted)
  *   3 drop   + u64 first-registration time
  *   4 query  + u64 query id
  *   5 have   + u64 query id, u8 has, u64 first-registration time, u64 version,
@@ -42,9 +44,12 @@
  *              replicated (or held by the child already)
  *   8 puts   (no name; a malformed entry anywhere drops it whole) the puts of
  *              one loop iteration to one member, each
- *              str name, u64 first-registration time, u64 version, lineage,
- *              bytes state, to the end of the message (at most
- *              REPL_BATCH_MAX bytes, unless one state is larger)
+ *              str name, u64 first-registration time, u64 version, u64 on,
+ *              lineage, bytes: the whole state (on 0), or the change from
+ *              version `on` of the same run's copy (the behaviour's
+ *              delta_out, applied with its delta_apply), to the end of the
+ *              message (at most REPL_BATCH_MAX bytes, unless one state is
+ *              larger)
  *   9 acks   (no name) their acknowledgements, each str name, u64
  *              first-registration time, u64 version, u8 stored, to the end
  * replica_serve.c answers puts, drops and queries; replica_query.c asks.
@@ -179,6 +184,7 @@ static int gate(dsup_t *d, dchild_t *c, const replica_lineage_t *base, uint64_t 
      * released until its set holds it */
     c->version = c->released = version;
     c->lin = (replica_lineage_t){writer_of(d, c), base->base_writer, base->base_version};
+    memset(c->set_sent, 0, sizeof(c->set_sent)); /* a new run: the whole state first */
     c->put_at = herd_node_now(d->node);
     return 0;
 }
@@ -236,10 +242,13 @@ static int in_set(const uint64_t *set, size_t n, uint64_t id)
 static void set_update(dsup_t *d, dchild_t *c, const uint64_t *set, size_t n)
 {
     uint64_t acked[HERD_MAX_REPLICAS - 1], inc[HERD_MAX_REPLICAS - 1];
+    uint64_t sent[HERD_MAX_REPLICAS - 1];
     for (size_t i = 0; i < n; i++) {
         int at = in_set(c->set, c->set_n, set[i]);
         inc[i] = herd_cluster_member_incarnation(d->node, set[i]);
-        acked[i] = at >= 0 && c->set_inc[at] == inc[i] ? c->set_acked[at] : 0;
+        int same = at >= 0 && c->set_inc[at] == inc[i];
+        acked[i] = same ? c->set_acked[at] : 0;
+        sent[i] = same ? c->set_sent[at] : 0;
     }
     for (size_t i = 0; i < c->set_n; i++)
         if (in_set(set, n, c->set[i]) < 0 && in_set(c->drop, c->drop_n, c->set[i]) < 0 &&
@@ -253,6 +262,7 @@ static void set_update(dsup_t *d, dchild_t *c, const uint64_t *set, size_t n)
     memcpy(c->set, set, n * sizeof(*set));
     memcpy(c->set_acked, acked, n * sizeof(*acked));
     memcpy(c->set_inc, inc, n * sizeof(*inc));
+    memcpy(c->set_sent, sent, n * sizeof(*sent));
     c->set_n = (uint8_t)n;
 }
 
@@ -521,36 +531,87 @@ size_t repl_batches_send(dsup_t *d, repl_batches_t *bs)
     return failed;
 }
 
-/* Put `state` as version v to every member of c's set: into `puts` (one
- * batch a member), or, without batches, one message each. */
-static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const uint8_t *state, size_t len,
+/* What one put of a child sends: its whole state, and the change since
+ * the version put before (`on`; 0: none), each written only when needed. */
+typedef struct put_out {
+    uint64_t on;
+    uint8_t *delta, *whole;
+    size_t delta_len, whole_len;
+} put_out_t;
+
+/* Whether member i of c's set gets o's change (it was put o->on by this
+ * run) rather than the whole state. */
+static int gets_delta(const dchild_t *c, size_t i, const put_out_t *o)
+{
+    return o->on && c->set_sent[i] == o->on;
+}
+
+/* Put version v to every member of c's set, as a change or whole (o): into
+ * `puts` (one batch a member), or, without batches, one message each (the
+ * whole state only). */
+static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const put_out_t *o,
                        repl_batches_t *puts)
 {
     for (size_t i = 0; i < c->set_n; i++) {
-        int rc;
+        int delta = puts && gets_delta(c, i, o), rc;
+        const uint8_t *bytes = delta ? o->delta : o->whole;
+        size_t len = delta ? o->delta_len : o->whole_len;
         if (puts) {
-            wire_writer_t *w = repl_batch_for(d, puts, c->set[i], strlen(c->name) + 48 + len);
+            wire_writer_t *w = repl_batch_for(d, puts, c->set[i], strlen(c->name) + 56 + len);
             if (w) {
                 wire_put_str(w, c->name);
                 wire_put_u64(w, c->hlc);
                 wire_put_u64(w, v);
+                wire_put_u64(w, delta ? o->on : 0);
                 put_lineage(w, &c->lin);
-                wire_put_bytes(w, state, len);
+                wire_put_bytes(w, bytes ? bytes : (const uint8_t *)"", len);
             }
             rc = w ? 0 : HERD_ENOMEM;
         } else {
             rc = repl_send_copy(d, c->set[i], REPL_PUT, c->name, NULL, 0, c->hlc, v, &c->lin,
-                                state, len);
+                                bytes, len);
         }
         if (rc != 0) {
+            c->set_sent[i] = 0; /* the whole state next time */
             d->repl_stats.send_failed++;
             if (!c->repl_retry) /* put again at the next tick */
                 c->repl_retry = 1, d->repl->retries++;
         } else {
+            c->set_sent[i] = v;
             d->repl_stats.puts_out++;
             d->repl_stats.bytes_out += len;
+            d->repl_stats.deltas_out += (uint64_t)delta;
+            d->repl_stats.delta_bytes_out += delta ? len : 0;
         }
     }
+}
+
+/* Write what c's put needs into o: the change since the version put before
+ * (`prev`), when its behaviour writes one (every put asks for it, so the
+ * next change follows this version); the whole state when a member cannot
+ * take the change. 0, or why nothing can be put (the state is too big or
+ * could not be written). */
+static int write_put(dsup_t *d, const dchild_t *c, uint64_t prev, put_out_t *o)
+{
+    *o = (put_out_t){0};
+    if (herd_state_delta_out(d->node, c->pid, &o->delta, &o->delta_len) == 0 &&
+        o->delta_len <= REPL_STATE_MAX) {
+        o->on = prev;
+    } else {
+        free(o->delta);
+        o->delta = NULL;
+    }
+    int whole = 0;
+    for (size_t i = 0; i < c->set_n && !whole; i++)
+        whole = !gets_delta(c, i, o);
+    if (!whole)
+        return 0;
+    int rc = herd_state_out(d->node, c->pid, &o->whole, &o->whole_len);
+    if (rc == 0 && o->whole_len > REPL_STATE_MAX) {
+        d->repl_stats.too_big++;
+        rc = HERD_ETOOBIG;
+    }
+    return rc;
 }
 
 /* Whether a member is up (or suspect, or draining) in start `inc`. */
@@ -580,7 +641,7 @@ static void put_state(dsup_t *d, dchild_t *c, repl_batches_t *puts)
     uint64_t set[HERD_MAX_REPLICAS - 1];
     set_update(d, c, set, replica_set(d, c, set));
     update_refusal(d, c);
-    uint64_t v = repl_mark(d, c);
+    uint64_t prev = c->version, v = repl_mark(d, c);
     if (v == 0)
         return; /* the process is gone */
     c->version = v;
@@ -589,25 +650,22 @@ static void put_state(dsup_t *d, dchild_t *c, repl_batches_t *puts)
         put_failed(d, c, v);
         return;
     }
-    uint8_t *state = NULL;
-    size_t len = 0;
-    int rc = herd_state_out(d->node, c->pid, &state, &len);
-    if (rc == 0 && len > REPL_STATE_MAX) {
-        d->repl_stats.too_big++;
-        rc = HERD_ETOOBIG;
-    }
+    put_out_t o;
+    int rc = write_put(d, c, prev, &o);
     if (rc) {
         herd_log(HERD_LOG_WARN, "replicas", "'%s' version %llu not put: %s", c->name,
                  (unsigned long long)v, herd_strerror(rc));
-        free(state);
+        for (size_t i = 0; i < c->set_n; i++)
+            c->set_sent[i] = 0; /* a change would follow a version never put */
         put_failed(d, c, v);
-        return;
+    } else {
+        herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' version %llu put to %u member(s), first "
+                 "%016llx", herd_node_name(d->node), c->name, (unsigned long long)v, c->set_n,
+                 (unsigned long long)c->set[0]);
+        put_to_set(d, c, v, &o, puts);
     }
-    herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' version %llu put to %u member(s), first %016llx",
-             herd_node_name(d->node), c->name, (unsigned long long)v, c->set_n,
-             (unsigned long long)c->set[0]);
-    put_to_set(d, c, v, state, len, puts);
-    free(state);
+    free(o.delta);
+    free(o.whole);
 }
 
 static void retry_all(dsup_t *d);
@@ -645,9 +703,13 @@ static void retry_all(dsup_t *d)
 {
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
-        for (dchild_t *c = s->value; c; c = c->twin)
-            if (c->copies > 1 && !c->repl_retry)
+        for (dchild_t *c = s->value; c; c = c->twin) {
+            if (c->copies <= 1)
+                continue;
+            memset(c->set_sent, 0, sizeof(c->set_sent)); /* which went is not known */
+            if (!c->repl_retry)
                 c->repl_retry = 1, d->repl->retries++;
+        }
 }
 
 /* Children whose put a send refused put again; a move that ended gives its
@@ -687,7 +749,7 @@ static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
 {
     uint64_t hlc = wire_get_u64(rd), version = wire_get_u64(rd);
     uint8_t stored = wire_get_u8(rd);
-    if (wire_reader_done(rd) || stored > 1) {
+    if (wire_reader_done(rd) || stored > REPL_ACK_GAP) {
         d->repl_stats.malformed++;
         return;
     }
@@ -702,7 +764,7 @@ static int next_ack(wire_reader_t *rd, char *name, uint64_t *hlc, uint64_t *vers
     *hlc = wire_get_u64(rd);
     *version = wire_get_u64(rd);
     *stored = wire_get_u8(rd);
-    return rd->err || !name[0] || *stored > 1 ? HERD_EBADFRAME : 0;
+    return rd->err || !name[0] || *stored > REPL_ACK_GAP ? HERD_EBADFRAME : 0;
 }
 
 /* A batch of acknowledgements: (str name, u64 hlc, u64 version, u8 stored)
@@ -732,8 +794,12 @@ static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, const char *name, u
     int at = in_set(c->set, c->set_n, from);
     if (at < 0 || c->set_inc[at] != inc)
         return; /* not in the set, or a start of it before the one put to */
-    if (!stored) { /* it holds a newer copy, or had no memory: counted, put again later */
-        d->repl_stats.refused++;
+    if (stored != 1) { /* put again later, whole */
+        c->set_sent[at] = 0;
+        if (stored == REPL_ACK_GAP) /* a change its copy did not follow */
+            d->repl_stats.delta_gaps++;
+        else /* it holds a newer copy, or had no memory */
+            d->repl_stats.refused++;
         if (!c->repl_retry)
             c->repl_retry = 1, d->repl->retries++;
         return;
@@ -829,7 +895,9 @@ int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
     /* version 0: a state never put before; its first version here is 1 */
     if (version == 0)
         c->version = repl_mark(d, c);
-    put_to_set(d, c, c->version, state ? state : (const uint8_t *)"", len, NULL);
+    put_out_t o = {.whole = (uint8_t *)(uintptr_t)(state ? state : (const uint8_t *)""),
+                   .whole_len = len};
+    put_to_set(d, c, c->version, &o, NULL);
     c->accept_due = 1;
     return 0;
 }

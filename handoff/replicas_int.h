@@ -25,6 +25,9 @@ enum {
  * (and at the end of the loop iteration's flush): every message stays
  * under the cluster's frame limit, a state of REPL_STATE_MAX included. */
 #define REPL_BATCH_MAX (128u << 10)
+/* An ack's `stored` when a put's change does not follow the copy kept
+ * there (another version, another run, none): the whole state is wanted. */
+#define REPL_ACK_GAP 2
 /* A put whose set has not acknowledged it this long is put again (an
  * acknowledgement a send refused; its replies wait meanwhile). */
 #define REPL_ACK_WAIT_MS 2000u

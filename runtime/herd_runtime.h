@@ -130,6 +130,18 @@ typedef struct herd_behaviour {
     /* Optional: merge the state of a conflicting copy that lost into this one. */
     int (*resolve_conflict)(herd_proc_t *self, void *state, const uint8_t *other,
                             size_t len);
+    /* Optional, with delta_apply, for large states (replication sends the
+     * change instead of the whole state, handoff/REPLICATION.md): the change
+     * since the last call (the first: since the process began), such that
+     * delta_apply turns the bytes handoff_out wrote at that call into those
+     * it would write now. *out is malloc'ed (may be NULL with *len 0: no
+     * change), the runtime frees it. A failure makes the whole state go. */
+    int (*delta_out)(herd_proc_t *self, void *state, uint8_t **out, size_t *len);
+    /* Optional, pure (a replica keeps bytes, not a process): the state bytes
+     * `state` with `delta` applied, into a malloc'ed *out. HERD_EBADFRAME for
+     * bytes it cannot read: the replica then asks for the whole state. */
+    int (*delta_apply)(const uint8_t *state, size_t len, const uint8_t *delta, size_t delta_len,
+                       uint8_t **out, size_t *out_len);
 } herd_behaviour_t;
 
 /* ---- nodes ------------------------------------------------------------------------ */
@@ -394,6 +406,9 @@ int herd_sup_which_children(herd_node_t *node, herd_pid_t sup, herd_child_info_t
  * malloc'ed. Errors: HERD_ENOPROC, HERD_EINVAL (no handoff_out, or called
  * from the process itself), or handoff_out's own failure. */
 int herd_state_out(herd_node_t *node, herd_pid_t pid, uint8_t **out, size_t *len);
+/* The same with the behaviour's delta_out: the change since its last call.
+ * HERD_EINVAL also when the behaviour has no delta_out and delta_apply. */
+int herd_state_delta_out(herd_node_t *node, herd_pid_t pid, uint8_t **out, size_t *len);
 /* Send `state` to `winner` (here or on another node) to be merged by its
  * behaviour's resolve_conflict, as a HERD_MSG_MERGE in its mailbox order. A
  * winner without resolve_conflict ignores it. */

@@ -583,6 +583,22 @@ static int proc_dispatch(herd_proc_t *p, const mmsg_t *m)
     }
 }
 
+/* Run a state writer of p's behaviour as p (outside its own handlers). */
+static int state_write(herd_node_t *n, herd_proc_t *p,
+                       int (*write)(herd_proc_t *, void *, uint8_t **, size_t *), uint8_t **out,
+                       size_t *len)
+{
+    herd_proc_t *saved = n->current;
+    n->current = p;
+    n->depth++;
+    *out = NULL;
+    *len = 0;
+    int rc = write(p, p->state, out, len);
+    n->depth--;
+    n->current = saved;
+    return rc;
+}
+
 int herd_state_out(herd_node_t *n, herd_pid_t pid, uint8_t **out, size_t *len)
 {
     herd_proc_t *p = proc_lookup(n, pid);
@@ -590,13 +606,17 @@ int herd_state_out(herd_node_t *n, herd_pid_t pid, uint8_t **out, size_t *len)
         return HERD_ENOPROC;
     if (p->beh->handoff_out == NULL || (p->flags & PROC_RUNNING))
         return HERD_EINVAL;
-    herd_proc_t *saved = n->current;
-    n->current = p;
-    n->depth++;
-    int rc = p->beh->handoff_out(p, p->state, out, len);
-    n->depth--;
-    n->current = saved;
-    return rc;
+    return state_write(n, p, p->beh->handoff_out, out, len);
+}
+
+int herd_state_delta_out(herd_node_t *n, herd_pid_t pid, uint8_t **out, size_t *len)
+{
+    herd_proc_t *p = proc_lookup(n, pid);
+    if (p == NULL)
+        return HERD_ENOPROC;
+    if (p->beh->delta_out == NULL || p->beh->delta_apply == NULL || (p->flags & PROC_RUNNING))
+        return HERD_EINVAL;
+    return state_write(n, p, p->beh->delta_out, out, len);
 }
 
 int herd_state_merge(herd_node_t *n, herd_pid_t pid, const uint8_t *state, size_t len)

@@ -47,7 +47,7 @@ static counter_slot_t *counter_slot(counter_state_t *c, uint64_t copy)
         c->slots = s;
         c->cap = cap;
     }
-    c->slots[c->count] = (counter_slot_t){copy, 0, 0};
+    c->slots[c->count] = (counter_slot_t){copy, 0, 0, 1};
     return &c->slots[c->count++];
 }
 
@@ -114,10 +114,11 @@ static int counter_add(counter_state_t *c, int up, counter_wide_t amount)
     own = counter_slot(c, c->self);
     uint64_t here = amount > room ? room : (uint64_t)amount;
     *(up ? &own->incr : &own->decr) += here;
+    own->changed = 1;
     while (rest > 0) {
         uint64_t part = rest > COUNTER_MAX_COUNT ? COUNTER_MAX_COUNT : (uint64_t)rest;
         c->self = counter_next_id(c, c->self);
-        c->slots[c->count++] = (counter_slot_t){c->self, up ? part : 0, up ? 0 : part};
+        c->slots[c->count++] = (counter_slot_t){c->self, up ? part : 0, up ? 0 : part, 1};
         rest -= part;
     }
     return 0;
@@ -178,19 +179,38 @@ int counter_apply(counter_state_t *c, const char *cmd, size_t len, int64_t *valu
     return 0;
 }
 
-int counter_encode(const counter_state_t *c, uint8_t **out, size_t *len)
+/* Encode c with its slots that changed (changed_only) or all. */
+static int counter_write(const counter_state_t *c, int changed_only, uint8_t **out, size_t *len)
 {
+    uint32_t n = 0;
+    for (size_t i = 0; i < c->count; i++)
+        n += !changed_only || c->slots[i].changed;
     wire_writer_t w;
     wire_writer_init(&w);
     wire_put_u64(&w, c->self);
-    wire_put_u32(&w, (uint32_t)c->count);
+    wire_put_u32(&w, n);
     for (size_t i = 0; i < c->count; i++) {
+        if (changed_only && !c->slots[i].changed)
+            continue;
         wire_put_u64(&w, c->slots[i].copy);
         wire_put_u64(&w, c->slots[i].incr);
         wire_put_u64(&w, c->slots[i].decr);
     }
     *out = wire_writer_take(&w, len);
     return *out ? 0 : HERD_ENOMEM;
+}
+
+int counter_encode(const counter_state_t *c, uint8_t **out, size_t *len)
+{
+    return counter_write(c, 0, out, len);
+}
+
+int counter_delta(counter_state_t *c, uint8_t **out, size_t *len)
+{
+    int rc = counter_write(c, 1, out, len);
+    for (size_t i = 0; rc == 0 && i < c->count; i++)
+        c->slots[i].changed = 0;
+    return rc;
 }
 
 /* Read an encoded state's slots, calling take(c, slot) for each. */
@@ -205,7 +225,10 @@ static int counter_read(const uint8_t *data, size_t len, uint64_t *self,
     if (r.err || n > COUNTER_MAX_COPIES || (size_t)n * 24 != len - r.off)
         return HERD_EBADFRAME;
     for (uint32_t i = 0; i < n; i++) {
-        counter_slot_t s = {wire_get_u64(&r), wire_get_u64(&r), wire_get_u64(&r)};
+        counter_slot_t s = {0};
+        s.copy = wire_get_u64(&r); /* in order: an initializer's are not sequenced */
+        s.incr = wire_get_u64(&r);
+        s.decr = wire_get_u64(&r);
         if (s.incr > COUNTER_MAX_COUNT || s.decr > COUNTER_MAX_COUNT)
             return HERD_EBADFRAME;
         int rc = take(c, &s);
@@ -222,9 +245,9 @@ static int counter_take_max(counter_state_t *c, const counter_slot_t *s)
     if (own == NULL)
         return HERD_ENOMEM;
     if (s->incr > own->incr)
-        own->incr = s->incr;
+        own->incr = s->incr, own->changed = 1;
     if (s->decr > own->decr)
-        own->decr = s->decr;
+        own->decr = s->decr, own->changed = 1;
     return 0;
 }
 
@@ -261,6 +284,27 @@ int counter_decode(const uint8_t *data, size_t len, counter_state_t **out)
     c->self = self;
     *out = c;
     return 0;
+}
+
+int counter_delta_apply(const uint8_t *state, size_t len, const uint8_t *delta,
+                        size_t delta_len, uint8_t **out, size_t *out_len)
+{
+    counter_state_t *c, *d;
+    int rc = counter_decode(state, len, &c);
+    if (rc)
+        return rc;
+    if ((rc = counter_decode(delta, delta_len, &d)) != 0) {
+        counter_free(c);
+        return rc;
+    }
+    for (size_t i = 0; rc == 0 && i < d->count; i++)
+        rc = counter_take_max(c, &d->slots[i]);
+    c->self = d->self;
+    if (rc == 0)
+        rc = counter_encode(c, out, out_len);
+    counter_free(c);
+    counter_free(d);
+    return rc;
 }
 
 /* ---- the behaviour ------------------------------------------------------------- */
@@ -333,6 +377,12 @@ static int counter_in(herd_proc_t *self, const uint8_t *data, size_t len, void *
     return 0;
 }
 
+static int counter_delta_out(herd_proc_t *self, void *state, uint8_t **out, size_t *len)
+{
+    (void)self;
+    return counter_delta(state, out, len);
+}
+
 static int counter_resolve(herd_proc_t *self, void *state, const uint8_t *other, size_t len)
 {
     (void)self;
@@ -348,4 +398,6 @@ const herd_behaviour_t counter_behaviour = {
     .handoff_out = counter_out,
     .handoff_in = counter_in,
     .resolve_conflict = counter_resolve,
+    .delta_out = counter_delta_out,
+    .delta_apply = counter_delta_apply,
 };

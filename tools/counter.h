@@ -24,6 +24,11 @@
  * most a decoder takes: when its slot is full, the copy goes on counting in
  * a new slot under a fresh id, so every state it writes moves (handoff_in
  * takes every state handoff_out writes).
+ *
+ * Replicated (herd_child_req_t.replicas > 1), it sends its replicas the
+ * slots that changed since the last put (delta_out, delta_apply) instead
+ * of every slot: a counter that moved or restarted many times keeps a slot
+ * for each copy it was.
  */
 #ifndef HERD_COUNTER_H
 #define HERD_COUNTER_H
@@ -39,6 +44,7 @@ extern const herd_behaviour_t counter_behaviour;
 typedef struct counter_slot {
     uint64_t copy;
     uint64_t incr, decr;
+    int changed; /* since the last counter_delta: it goes in the next one */
 } counter_slot_t;
 
 typedef struct counter_state {
@@ -55,6 +61,14 @@ int64_t counter_value(const counter_state_t *c);
 int counter_apply(counter_state_t *c, const char *cmd, size_t len, int64_t *value);
 /* Merge another copy's state (encoded) into c: per copy, the larger counts. */
 int counter_merge(counter_state_t *c, const uint8_t *data, size_t len);
+/* The change since the last call (or since c was made): the slots that
+ * changed, encoded as a state (its `self` c's); merging it into the state
+ * encoded then gives c's (counter_delta_apply). Counts only grow, so the
+ * change of a slot is its counts now. */
+int counter_delta(counter_state_t *c, uint8_t **out, size_t *len);
+/* An encoded state with an encoded change merged in, `self` the change's. */
+int counter_delta_apply(const uint8_t *state, size_t len, const uint8_t *delta,
+                        size_t delta_len, uint8_t **out, size_t *out_len);
 int counter_encode(const counter_state_t *c, uint8_t **out, size_t *len);
 /* Decode into a fresh state (its `self` is the encoded one; the behaviour
  * gives a moved copy its own). HERD_EBADFRAME on malformed input. */

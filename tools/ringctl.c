@@ -303,7 +303,9 @@ static const char stats_help[] =
     "times a child began refusing calls (too few copies) in refusing,\n"
     "messages that did not decode in malformed, and settled: true when every\n"
     "reply this node's children sent is held by as many live copies as asked\n"
-    "(or as the service's members can hold))\n"
+    "(or as the service's members can hold); puts sent as a change and their\n"
+    "bytes in deltas_out and delta_bytes_out, changes applied here in deltas_in,\n"
+    "changes a replica could not apply (the whole state went) in delta_gaps)\n"
     "and the registry's repairs and sync (registry.*: sync\n"
     "bytes out and in, sends refused in send_failed and the digest syncs that\n"
     "repaired them in repairs, messages split for size, contexts sent trimmed and\n"
@@ -335,7 +337,8 @@ static const char stats_help[] =
     "\"bytes_in\",\"send_failed\",\"unreplicated\",\"too_big\",\"promoted\",\"queries\",\n"
     "\"query_timeouts\",\"held\",\"held_bytes\",\"collected\",\"handed_over\",\n"
     "\"merged_in\",\"others_dropped\",\"reputs\",\"refusing\",\n"
-    "\"malformed\",\"settled\":BOOL},\n"
+    "\"malformed\",\"settled\":BOOL,\"deltas_out\",\"delta_bytes_out\",\"deltas_in\",\n"
+    "\"delta_gaps\"},\n"
     "\"connections\":{\"inbound\",\"limit_per_addr\",\"limit_total\",\"fds_open\",\n"
     "\"fd_limit\",\"shed_per_addr\",\"shed_total\",\"shed_missed\",\"checks\",\"scans\"}}\n";
 

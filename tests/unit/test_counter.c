@@ -31,6 +31,56 @@ static counter_state_t *fresh(uint64_t self)
     return c;
 }
 
+/* The change since the last counter_delta, applied to the state encoded
+ * then, gives the state now: own steps, a reset, another copy merged in;
+ * slots that did not change are not in it; no change is an empty one; a
+ * change that does not read is refused. */
+static void test_counter_delta(void **state)
+{
+    (void)state;
+    counter_state_t *c = fresh(7), *other = fresh(9);
+    apply(c, "incr 5");
+    apply(other, "incr 100");
+    uint8_t *o_enc, *base, *delta, *out;
+    size_t o_len, base_len, delta_len, out_len;
+    assert_int_equal(counter_encode(other, &o_enc, &o_len), 0);
+    assert_int_equal(counter_merge(c, o_enc, o_len), 0);
+    free(o_enc);
+    assert_int_equal(counter_delta(c, &delta, &delta_len), 0); /* everything so far */
+    free(delta);
+    assert_int_equal(counter_encode(c, &base, &base_len), 0);
+    assert_int_equal(counter_delta(c, &delta, &delta_len), 0);
+    assert_int_equal(delta_len, 12); /* nothing changed: no slot */
+    free(delta);
+    apply(c, "incr 3");
+    apply(c, "reset"); /* own decrements grow */
+    apply(c, "incr 2");
+    apply(other, "incr 1");
+    assert_int_equal(counter_encode(other, &o_enc, &o_len), 0);
+    assert_int_equal(counter_merge(c, o_enc, o_len), 0);
+    free(o_enc);
+    assert_int_equal(counter_delta(c, &delta, &delta_len), 0);
+    assert_int_equal(delta_len, 12 + 2 * 24); /* its own slot and copy 9's */
+    assert_int_equal(counter_delta_apply(base, base_len, delta, delta_len, &out, &out_len), 0);
+    counter_state_t *back;
+    assert_int_equal(counter_decode(out, out_len, &back), 0);
+    assert_int_equal(counter_value(back), counter_value(c));
+    assert_int_equal(counter_value(back), 2 + 1); /* the reset took 108 */
+    assert_int_equal(back->self, c->self);
+    assert_int_equal(back->count, c->count);
+    counter_free(back);
+    free(out);
+    static const uint8_t junk[] = {1, 2, 3};
+    assert_int_equal(counter_delta_apply(base, base_len, junk, sizeof(junk), &out, &out_len),
+                     HERD_EBADFRAME);
+    assert_int_equal(counter_delta_apply(junk, sizeof(junk), delta, delta_len, &out, &out_len),
+                     HERD_EBADFRAME);
+    free(delta);
+    free(base);
+    counter_free(c);
+    counter_free(other);
+}
+
 static void test_counter_commands(void **state)
 {
     (void)state;
@@ -292,6 +342,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_commands),
+        cmocka_unit_test(test_counter_delta),
         cmocka_unit_test(test_counter_move_keeps_state_and_identity),
         cmocka_unit_test(test_counter_merge_counts_the_base_once),
         cmocka_unit_test(test_counter_as_a_process),

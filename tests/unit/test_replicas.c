@@ -13,7 +13,8 @@
  *   unknown kinds), every strict prefix of each, a byte too many, state
  *   lengths over and under what follows, an empty name, a name with a NUL,
  *   a missing message (NULL), version 0 (put, merge), has > 2 (have),
- *   stored > 1 (ack): each counted once in herd_repl_stats().malformed on
+ *   stored > 2 (ack), writer 0, a change on a version not below its own
+ *   (batch of puts): each counted once in herd_repl_stats().malformed on
  *   the node that got it, nothing stored changed (the replica's copy, the
  *   owner's acknowledged versions, nothing merged), also once the cluster
  *   ran on; a well-formed put after them is taken (the control);
@@ -32,6 +33,12 @@
  *   (from every node's client, values exact); an unreplicated one's say 0;
  * - terminate deletes every copy on every node (held and held_bytes back
  *   to 0), copies 2 and 3;
+ * - changes: a replicated counter puts its changes (deltas_out, deltas_in,
+ *   36 bytes each), and its replica's copy holds the exact value; a gap (the
+ *   replica's copy another version of the run's, or gone) is answered
+ *   "whole state wanted" (delta_gaps) and the whole state goes, the reply
+ *   still saying 2 copies; a change whose bytes do not read changes
+ *   nothing kept;
  * - forks: copies of the child's own registration by a run the owner's
  *   never saw, one at its replica (kept as an other at the owner's next
  *   put, whatever its version) and one at the node outside its set (an
@@ -468,6 +475,25 @@ static msg_t m_copy(uint8_t kind, const char *name, const uint64_t *query, uint8
     return msg_take(&w);
 }
 
+/* A batch of puts with one entry: the whole state (on 0) or a change on
+ * version `on`, by run m_writer. */
+static msg_t m_puts(const char *name, uint64_t hlc, uint64_t version, uint64_t on,
+                    const void *bytes, size_t len)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, REPL_PUTS);
+    wire_put_str(&w, name);
+    wire_put_u64(&w, hlc);
+    wire_put_u64(&w, version);
+    wire_put_u64(&w, on);
+    wire_put_u64(&w, m_writer);
+    wire_put_u64(&w, m_writer);
+    wire_put_u64(&w, version);
+    wire_put_bytes(&w, bytes, len);
+    return msg_take(&w);
+}
+
 static msg_t m_ack(const char *name, uint64_t hlc, uint64_t version, uint8_t stored)
 {
     wire_writer_t w;
@@ -684,7 +710,8 @@ static void test_replicas_malformed(void **state)
     m_writer = 0; /* every run has a writer */
     m = m_copy(REPL_PUT, name, NULL, 0, hlc, newer, st, sl);
     bad_one(&x, x.r, x.o, m.b, m.n, "a put of writer 0");
-    m.b[0] = REPL_PUTS;
+    free(m.b);
+    m = m_puts(name, hlc, newer, 0, st, sl);
     bad_one(&x, x.r, x.o, m.b, m.n, "a batch of puts of writer 0");
     free(m.b);
     m = m_copy(REPL_MERGE, name, NULL, 0, hlc + 1, newer, st, sl);
@@ -692,28 +719,32 @@ static void test_replicas_malformed(void **state)
     free(m.b);
     m_writer = 77;
 
-    /* a batch of puts (to the replica): one entry, laid out as a put's
-     * fields; every cut of it (the kind alone: an empty batch) is refused */
-    m = m_copy(REPL_PUT, name, NULL, 0, hlc, newer, st, sl);
-    m.b[0] = REPL_PUTS;
+    /* a batch of puts (to the replica): one entry, well-formed it would be
+     * taken; every cut of it (the kind alone: an empty batch) is refused */
+    m = m_puts(name, hlc, newer, 0, st, sl);
     bad_cuts(&x, x.r, x.o, m, "a batch of puts");
     bad_length(&x, x.r, x.o, m, sl, (uint32_t)sl + 1, "a batch of puts");
     free(m.b);
-    m = m_copy(REPL_PUT, name, NULL, 0, hlc, 0, st, sl);
-    m.b[0] = REPL_PUTS;
+    m = m_puts(name, hlc, 0, 0, st, sl);
     bad_one(&x, x.r, x.o, m.b, m.n, "a batch of puts with version 0");
+    free(m.b);
+    m = m_puts(name, hlc, newer, newer, st, sl); /* a change follows an older version */
+    bad_one(&x, x.r, x.o, m.b, m.n, "a change on its own version");
+    free(m.b);
+    m = m_puts(name, hlc, newer, newer + 1, st, sl);
+    bad_one(&x, x.r, x.o, m.b, m.n, "a change on a later version");
     free(m.b);
 
     /* ack (to the owner, from its replica): well-formed, it would count */
     m = m_ack(name, hlc, x.view.version + 100, 1);
     bad_cuts(&x, x.o, x.r, m, "an ack");
     free(m.b);
-    static const uint8_t bad_stored[] = {2, 3, 0x80, 0xff};
+    static const uint8_t bad_stored[] = {3, 4, 0x80, 0xff};
     for (size_t i = 0; i < sizeof(bad_stored); i++) {
         m = m_ack(name, hlc, x.view.version + 100, bad_stored[i]);
-        bad_one(&x, x.o, x.r, m.b, m.n, "an ack with stored > 1");
+        bad_one(&x, x.o, x.r, m.b, m.n, "an ack with stored > 2");
         m.b[0] = REPL_ACKS;
-        bad_one(&x, x.o, x.r, m.b, m.n, "a batch of acks with stored > 1");
+        bad_one(&x, x.o, x.r, m.b, m.n, "a batch of acks with stored > 2");
         free(m.b);
     }
     m = m_ack(name, hlc, x.view.version + 100, 1);
@@ -1029,6 +1060,84 @@ static void test_replicas_terminate_deletes_copies(void **state)
         assert_int_equal(owner_of(names[i], NULL), -1);
 }
 
+/* ---- changes (delta_out, delta_apply) ---------------------------------------------------- */
+
+/* The value of the counter copy node i keeps of `name` (-1: none). */
+static int64_t held_value(int i, const char *name)
+{
+    const replica_t *r = replica_find(&dsup(i)->repl->store, name);
+    counter_state_t *c;
+    if (r == NULL || r->bytes == NULL || counter_decode(r->bytes, r->len, &c) != 0)
+        return -1;
+    int64_t v = counter_value(c);
+    counter_free(c);
+    return v;
+}
+
+/* The counter puts its changes, not its whole state, once its replica has
+ * a copy; a change that does not follow the copy kept (a gap: the copy is
+ * another version, or gone) is answered "whole state wanted", and the
+ * owner puts the whole state: the reply still goes with 2 copies, the
+ * replica's copy exact. A change the behaviour cannot apply (bytes it
+ * cannot read) changes nothing kept. */
+static void test_replicas_deltas(void **state)
+{
+    (void)state;
+    int o, r, t;
+    counter_up("dl", 3, &o, &r, &t);
+    herd_repl_stats_t so = stats(o), sr = stats(r);
+    for (int i = 0; i < 5; i++) {
+        call_t *c = answered(call(o, "dl", "incr"), CALL_MS);
+        assert_int_equal(c->value, 4 + i);
+        assert_int_equal(c->copies, 2);
+    }
+    RUN_UNTIL(held_value(r, "dl") == 8, 2000);
+    herd_repl_stats_t so1 = stats(o), sr1 = stats(r);
+    assert_true(so1.deltas_out >= so.deltas_out + 5);
+    assert_true(sr1.deltas_in >= sr.deltas_in + 5);
+    assert_int_equal(so1.delta_gaps, so.delta_gaps);
+    /* a change carries the one slot that changed: 36 bytes, the state 12
+     * plus 24 a slot (this counter has one slot per copy it was) */
+    assert_true(so1.delta_bytes_out - so.delta_bytes_out <=
+                (so1.deltas_out - so.deltas_out) * 36);
+
+    /* a gap: the replica's copy is another version of the run's */
+    const replica_t *kept = replica_find(&dsup(r)->repl->store, "dl");
+    m_writer = kept->writer;
+    msg_t m = m_copy(REPL_PUT, "dl", NULL, 0, kept->hlc, kept->version + 1, kept->bytes,
+                     kept->len);
+    m_writer = 77;
+    inject(r, t, m.b, m.n); /* its ack goes to t, which ignores it */
+    free(m.b);
+    call_t *c = answered(call(o, "dl", "incr"), CALL_MS);
+    assert_int_equal(c->value, 9);
+    assert_int_equal(c->copies, 2);
+    assert_int_equal(stats(o).delta_gaps, so1.delta_gaps + 1);
+    RUN_UNTIL(held_value(r, "dl") == 9, 2000);
+
+    /* a gap: the copy is gone */
+    assert_int_equal(replica_drop(&dsup(r)->repl->store, "dl", 0), 1);
+    c = answered(call(t, "dl", "incr"), CALL_MS);
+    assert_int_equal(c->value, 10);
+    assert_int_equal(c->copies, 2);
+    assert_int_equal(stats(o).delta_gaps, so1.delta_gaps + 2);
+    RUN_UNTIL(held_value(r, "dl") == 10, 2000);
+
+    /* a change whose bytes do not read: refused, the copy unchanged */
+    run_ms(500);
+    kept = replica_find(&dsup(r)->repl->store, "dl");
+    held_t before = held_of(r, "dl");
+    m_writer = kept->writer;
+    static const uint8_t junk[] = {1, 2, 3};
+    m = m_puts("dl", kept->hlc, kept->version + 1, kept->version, junk, sizeof(junk));
+    m_writer = 77;
+    inject(r, t, m.b, m.n);
+    free(m.b);
+    held_t after = held_of(r, "dl");
+    assert_held_same(&before, &after, "a change that does not read");
+    assert_int_equal(held_value(r, "dl"), 10);
+}
+
 /* ---- forks ------------------------------------------------------------------------------ */
 
 /* A counter state of copy `id` alone, incremented `by`. */
@@ -1110,6 +1219,7 @@ int main(void)
         T(test_replicas_replies_say_two_copies),
         T(test_replicas_terminate_deletes_copies),
         T(test_replicas_fork_merged),
+        T(test_replicas_deltas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

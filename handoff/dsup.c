@@ -180,6 +180,8 @@ static void config_defaults(herd_dsup_config_t *c)
         c->target_grace_ms = 500;
     if (!c->max_state_bytes)
         c->max_state_bytes = 64ull << 20;
+    if (!c->max_replica_bytes)
+        c->max_replica_bytes = 1ull << 30;
 }
 
 static int dsup_hook_up(dsup_t *d)

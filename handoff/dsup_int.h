@@ -79,6 +79,10 @@ typedef struct dchild {
     /* the version last put to each by this run (whole, or as a change on
      * the one before): the next change follows it; 0: the whole state next */
     uint64_t set_sent[HERD_MAX_REPLICAS - 1];
+    /* each refused its last put for want of room (REPL_ACK_NO_ROOM): it
+     * does not hold the state, and replies go without it until it takes a
+     * put again */
+    uint8_t set_full[HERD_MAX_REPLICAS - 1];
     uint64_t drop[HERD_MAX_REPLICAS - 1];
 } dchild_t;
 

@@ -92,6 +92,11 @@ typedef struct herd_dsup_config {
      * where it is, and a drain reports it); 0: 64 MiB. States over 512 KiB
      * travel in parts. */
     uint64_t max_state_bytes;
+    /* The most state bytes this node keeps as copies for other owners
+     * (replicas.c); a put that would take it over is refused as "no room",
+     * and its owner answers with the copies that do hold the state; 0:
+     * 1 GiB. */
+    uint64_t max_replica_bytes;
 } herd_dsup_config_t;
 
 /* Give `node` a distributed supervisor (after herd_registry_start). `cfg`
@@ -235,6 +240,9 @@ typedef struct herd_repl_stats {
     uint64_t deltas_out;          /* of puts_out, those sent as a change (delta_out) */
     uint64_t delta_bytes_out;     /* of bytes_out, those deltas' */
     uint64_t deltas_in;           /* of puts_in, those applied to a copy here */
+    uint64_t no_room;             /* puts refused here: max_replica_bytes reached */
+    uint64_t members_full;        /* times a member of a child's set here refused a put
+                                     for want of room: its replies went without it */
     uint64_t delta_gaps;          /* deltas a replica could not apply (its copy was not
                                      the version they follow): the whole state went */
 } herd_repl_stats_t;

@@ -237,6 +237,16 @@ static int apply_delta(dsup_t *d, const char *name, uint64_t hlc, uint64_t on,
     return b->delta_apply(kept->bytes, kept->len, delta, len, out, out_len);
 }
 
+/* Whether a state of `len` bytes put by run lin fits under
+ * max_replica_bytes, what it replaces (the copy of that run) freed. */
+static int has_room(dsup_t *d, const char *name, const replica_lineage_t *lin, size_t len)
+{
+    const replica_store_t *s = &d->repl->store;
+    const replica_t *kept = replica_find(s, name);
+    uint64_t freed = kept && kept->bytes && kept->writer == lin->writer ? kept->len : 0;
+    return s->bytes - freed + len <= d->cfg.max_replica_bytes;
+}
+
 /* Keep one put (a whole state, or a change on version `on`); its
  * acknowledgement goes into `acks` (a batch to `from`), or alone without
  * one. */
@@ -259,6 +269,12 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
         state = applied;
         d->repl_stats.deltas_in++;
     }
+    if (!has_room(d, name, lin, len)) {
+        d->repl_stats.no_room++;
+        free(applied);
+        ack_put(d, from, name, hlc, version, REPL_ACK_NO_ROOM, acks);
+        return;
+    }
     int rc = replica_put(s, name, from, hlc, version, lin, repl_rank_of(d, name),
                          repl_mergeable(d, name), state, len);
     replica_t *kept = replica_find(s, name);
@@ -267,9 +283,14 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
      * equal version is other bytes, refused so it puts again, higher) */
     int stored = rc >= 1 || (rc == 0 && kept && kept->hlc == hlc && kept->version == version &&
                              kept->writer == lin->writer);
-    if (rc < 0)
+    if (rc < 0) { /* no memory: as good as no room */
         herd_log(HERD_LOG_ERROR, "replicas", "'%s' version %llu not kept: %s", name,
                  (unsigned long long)version, herd_strerror(rc));
+        d->repl_stats.no_room++;
+        free(applied);
+        ack_put(d, from, name, hlc, version, REPL_ACK_NO_ROOM, acks);
+        return;
+    }
     herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' from %016llx registration %llu version %llu: %s",
              herd_node_name(d->node), name, (unsigned long long)from, (unsigned long long)hlc,
              (unsigned long long)version,

@@ -31,7 +31,8 @@
  *   1 put    + u64 first-registration time, u64 version, lineage, bytes state
  *   2 ack    + u64 first-registration time, u64 version, u8 stored (0 no,
  *              1 yes, 2 a change that does not follow the copy kept: the
- *              whole state is wanted)
+ *              whole state is wanted, 3 no room: max_replica_bytes, or
+ *              memory)
  *   3 drop   + u64 first-registration time
  *   4 query  + u64 query id
  *   5 have   + u64 query id, u8 has, u64 first-registration time, u64 version,
@@ -185,6 +186,7 @@ static int gate(dsup_t *d, dchild_t *c, const replica_lineage_t *base, uint64_t 
     c->version = c->released = version;
     c->lin = (replica_lineage_t){writer_of(d, c), base->base_writer, base->base_version};
     memset(c->set_sent, 0, sizeof(c->set_sent)); /* a new run: the whole state first */
+    memset(c->set_full, 0, sizeof(c->set_full));
     c->put_at = herd_node_now(d->node);
     return 0;
 }
@@ -243,12 +245,14 @@ static void set_update(dsup_t *d, dchild_t *c, const uint64_t *set, size_t n)
 {
     uint64_t acked[HERD_MAX_REPLICAS - 1], inc[HERD_MAX_REPLICAS - 1];
     uint64_t sent[HERD_MAX_REPLICAS - 1];
+    uint8_t full[HERD_MAX_REPLICAS - 1];
     for (size_t i = 0; i < n; i++) {
         int at = in_set(c->set, c->set_n, set[i]);
         inc[i] = herd_cluster_member_incarnation(d->node, set[i]);
         int same = at >= 0 && c->set_inc[at] == inc[i];
         acked[i] = same ? c->set_acked[at] : 0;
         sent[i] = same ? c->set_sent[at] : 0;
+        full[i] = same ? c->set_full[at] : 0;
     }
     for (size_t i = 0; i < c->set_n; i++)
         if (in_set(set, n, c->set[i]) < 0 && in_set(c->drop, c->drop_n, c->set[i]) < 0 &&
@@ -263,6 +267,7 @@ static void set_update(dsup_t *d, dchild_t *c, const uint64_t *set, size_t n)
     memcpy(c->set_acked, acked, n * sizeof(*acked));
     memcpy(c->set_inc, inc, n * sizeof(*inc));
     memcpy(c->set_sent, sent, n * sizeof(*sent));
+    memcpy(c->set_full, full, n * sizeof(*full));
     c->set_n = (uint8_t)n;
 }
 
@@ -391,27 +396,40 @@ void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
         c->merged[c->merged_n++] = (struct repl_merged){from, hlc, writer, c->version + 1};
 }
 
-/* Whether every member of c's set acknowledged `version`. */
-static int set_holds(const dchild_t *c, uint64_t version)
+/* Whether every member of c's set acknowledged `version`; with `but_full`,
+ * every one but those that refused for want of room. */
+static int set_holds(const dchild_t *c, uint64_t version, int but_full)
 {
     for (size_t i = 0; i < c->set_n; i++)
-        if (c->set_acked[i] < version)
+        if (c->set_acked[i] < version && !(but_full && c->set_full[i]))
             return 0;
     return 1;
 }
 
 /* The replies held up to the version every member of the set acknowledged
- * go; once the set holds the last put, members that left it drop theirs. */
+ * go (members with no room for the state left out: the replies say fewer
+ * copies, counted in unreplicated); once the set holds the last put,
+ * members that left it drop theirs. */
 static void release_acked(dsup_t *d, dchild_t *c)
 {
     uint64_t upto = c->version;
-    for (size_t i = 0; i < c->set_n; i++)
+    unsigned copies = 1, full = 0;
+    for (size_t i = 0; i < c->set_n; i++) {
+        if (c->set_full[i]) {
+            full++;
+            continue;
+        }
+        copies++;
         if (c->set_acked[i] < upto)
             upto = c->set_acked[i];
-    herd_gate_release(d->node, c->pid, upto, 1u + c->set_n); /* all of the set hold upto */
+    }
+    size_t held = full ? herd_gate_held(d->node, c->pid) : 0;
+    herd_gate_release(d->node, c->pid, upto, copies); /* those of the set with room hold upto */
+    if (full)
+        d->repl_stats.unreplicated += held - herd_gate_held(d->node, c->pid);
     if (upto > c->released)
         c->released = upto;
-    if (upto == c->version)
+    if (upto == c->version && !full)
         c->unreplicated = 0; /* the set holds all there is: what went alone is covered */
     confirm_merged(d, c, upto);
     if (upto == c->version && c->drop_n) {
@@ -714,7 +732,7 @@ static void retry_all(dsup_t *d)
 
 /* Children whose put a send refused put again; a move that ended gives its
  * child back to the flush. From the supervisor's tick. */
-static int set_holds(const dchild_t *c, uint64_t version);
+static int set_holds(const dchild_t *c, uint64_t version, int but_full);
 
 void replicas_tick(dsup_t *d, uint64_t now)
 {
@@ -729,7 +747,7 @@ void replicas_tick(dsup_t *d, uint64_t now)
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
         for (dchild_t *c = s->value; c; c = c->twin) {
             int unacked = look && c->copies > 1 && c->state == HERD_CHILD_RUNNING &&
-                          !set_holds(c, c->version) && now - c->put_at >= REPL_ACK_WAIT_MS;
+                          !set_holds(c, c->version, 0) && now - c->put_at >= REPL_ACK_WAIT_MS;
             if (unacked)
                 d->repl_stats.reputs++;
             if (c->repl_retry || unacked) {
@@ -749,7 +767,7 @@ static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
 {
     uint64_t hlc = wire_get_u64(rd), version = wire_get_u64(rd);
     uint8_t stored = wire_get_u8(rd);
-    if (wire_reader_done(rd) || stored > REPL_ACK_GAP) {
+    if (wire_reader_done(rd) || stored > REPL_ACK_NO_ROOM) {
         d->repl_stats.malformed++;
         return;
     }
@@ -764,7 +782,7 @@ static int next_ack(wire_reader_t *rd, char *name, uint64_t *hlc, uint64_t *vers
     *hlc = wire_get_u64(rd);
     *version = wire_get_u64(rd);
     *stored = wire_get_u8(rd);
-    return rd->err || !name[0] || *stored > REPL_ACK_GAP ? HERD_EBADFRAME : 0;
+    return rd->err || !name[0] || *stored > REPL_ACK_NO_ROOM ? HERD_EBADFRAME : 0;
 }
 
 /* A batch of acknowledgements: (str name, u64 hlc, u64 version, u8 stored)
@@ -784,6 +802,27 @@ static void on_acks(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd)
         take_ack(d, from, inc, name, hlc, version, stored);
 }
 
+/* Members that refused c's last put for want of room. */
+static unsigned members_full(const dchild_t *c)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < c->set_n; i++)
+        n += c->set_full[i];
+    return n;
+}
+
+/* After an acknowledgement: an arriving child is accepted once its set
+ * (those with room) holds its state; a running one lets replies go. */
+static void took_ack(dsup_t *d, dchild_t *c)
+{
+    if (c->state == HERD_CHILD_ARRIVING) {
+        if (c->accept_due && set_holds(c, c->version, 1))
+            c->accept_due = 0, handoff_accept(d, c, 1u + c->set_n - members_full(c));
+        return;
+    }
+    release_acked(d, c);
+}
+
 static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, const char *name, uint64_t hlc,
                      uint64_t version, uint8_t stored)
 {
@@ -794,24 +833,28 @@ static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, const char *name, u
     int at = in_set(c->set, c->set_n, from);
     if (at < 0 || c->set_inc[at] != inc)
         return; /* not in the set, or a start of it before the one put to */
+    if (stored == REPL_ACK_NO_ROOM) { /* its replies go without it; put again in a while */
+        c->set_sent[at] = 0;
+        if (!c->set_full[at])
+            d->repl_stats.members_full++;
+        c->set_full[at] = 1;
+        took_ack(d, c);
+        return;
+    }
     if (stored != 1) { /* put again later, whole */
         c->set_sent[at] = 0;
         if (stored == REPL_ACK_GAP) /* a change its copy did not follow */
             d->repl_stats.delta_gaps++;
-        else /* it holds a newer copy, or had no memory */
+        else /* it holds a newer copy */
             d->repl_stats.refused++;
         if (!c->repl_retry)
             c->repl_retry = 1, d->repl->retries++;
         return;
     }
+    c->set_full[at] = 0;
     if (version > c->set_acked[at])
         c->set_acked[at] = version;
-    if (c->state == HERD_CHILD_ARRIVING) {
-        if (c->accept_due && set_holds(c, c->version))
-            c->accept_due = 0, handoff_accept(d, c, 1u + c->set_n);
-        return;
-    }
-    release_acked(d, c);
+    took_ack(d, c);
 }
 
 void replicas_on_member(dsup_t *d)

@@ -28,6 +28,9 @@ enum {
 /* An ack's `stored` when a put's change does not follow the copy kept
  * there (another version, another run, none): the whole state is wanted. */
 #define REPL_ACK_GAP 2
+/* An ack's `stored` when the replica has no room for the put (its
+ * max_replica_bytes, or its memory): its owner's replies go without it. */
+#define REPL_ACK_NO_ROOM 3
 /* A put whose set has not acknowledged it this long is put again (an
  * acknowledgement a send refused; its replies wait meanwhile). */
 #define REPL_ACK_WAIT_MS 2000u

@@ -13,7 +13,7 @@
  *   unknown kinds), every strict prefix of each, a byte too many, state
  *   lengths over and under what follows, an empty name, a name with a NUL,
  *   a missing message (NULL), version 0 (put, merge), has > 2 (have),
- *   stored > 2 (ack), writer 0, a change on a version not below its own
+ *   stored > 3 (ack), writer 0, a change on a version not below its own
  *   (batch of puts): each counted once in herd_repl_stats().malformed on
  *   the node that got it, nothing stored changed (the replica's copy, the
  *   owner's acknowledged versions, nothing merged), also once the cluster
@@ -39,6 +39,10 @@
  *   "whole state wanted" (delta_gaps) and the whole state goes, the reply
  *   still saying 2 copies; a change whose bytes do not read changes
  *   nothing kept;
+ * - no room: a replica over max_replica_bytes refuses puts (no_room) and
+ *   keeps what it had; its owner's replies go at once saying 1 copy
+ *   (members_full once, unreplicated), the child under-replicated; with
+ *   room again the owner's next put is taken, replies say 2, settled;
  * - forks: copies of the child's own registration by a run the owner's
  *   never saw, one at its replica (kept as an other at the owner's next
  *   put, whatever its version) and one at the node outside its set (an
@@ -739,12 +743,12 @@ static void test_replicas_malformed(void **state)
     m = m_ack(name, hlc, x.view.version + 100, 1);
     bad_cuts(&x, x.o, x.r, m, "an ack");
     free(m.b);
-    static const uint8_t bad_stored[] = {3, 4, 0x80, 0xff};
+    static const uint8_t bad_stored[] = {4, 5, 0x80, 0xff};
     for (size_t i = 0; i < sizeof(bad_stored); i++) {
         m = m_ack(name, hlc, x.view.version + 100, bad_stored[i]);
-        bad_one(&x, x.o, x.r, m.b, m.n, "an ack with stored > 2");
+        bad_one(&x, x.o, x.r, m.b, m.n, "an ack with stored > 3");
         m.b[0] = REPL_ACKS;
-        bad_one(&x, x.o, x.r, m.b, m.n, "a batch of acks with stored > 2");
+        bad_one(&x, x.o, x.r, m.b, m.n, "a batch of acks with stored > 3");
         free(m.b);
     }
     m = m_ack(name, hlc, x.view.version + 100, 1);
@@ -1138,6 +1142,48 @@ static void test_replicas_deltas(void **state)
     assert_int_equal(held_value(r, "dl"), 10);
 }
 
+/* ---- no room ---------------------------------------------------------------------------- */
+
+/* A replica with no room for a put (max_replica_bytes) refuses it and keeps
+ * what it had; the owner's reply goes at once saying 1 copy (not held
+ * until the replica has room: that may never come), counted, and the
+ * child shows under-replicated; once the replica has room again the owner's
+ * next put (within REPL_ACK_WAIT_MS) is taken and replies say 2 again. */
+static void test_replicas_no_room(void **state)
+{
+    (void)state;
+    int o, r, t;
+    counter_up("nr", 2, &o, &r, &t);
+    herd_repl_stats_t so = stats(o), sr = stats(r);
+    uint64_t limit = dsup(r)->cfg.max_replica_bytes;
+    held_t before = held_of(r, "nr");
+    dsup(r)->cfg.max_replica_bytes = 1;
+    call_t *c = answered(call(t, "nr", "incr"), CALL_MS);
+    assert_int_equal(c->value, 3);
+    assert_int_equal(c->copies, 1);
+    assert_true(stats(r).no_room > sr.no_room);
+    assert_int_equal(stats(o).members_full, so.members_full + 1);
+    assert_true(stats(o).unreplicated > so.unreplicated);
+    herd_child_view_t v;
+    assert_int_equal(owner_of("nr", &v), o);
+    assert_true(v.under_replicated);
+    held_t after = held_of(r, "nr");
+    assert_held_same(&before, &after, "a put with no room");
+    c = answered(call(o, "nr", "incr"), CALL_MS); /* still no room: at once again */
+    assert_int_equal(c->copies, 1);
+    assert_int_equal(stats(o).members_full, so.members_full + 1); /* counted once */
+
+    dsup(r)->cfg.max_replica_bytes = limit;
+    RUN_UNTIL(held_value(r, "nr") == 4, REPL_ACK_WAIT_MS * 2);
+    c = answered(call(t, "nr", "incr"), CALL_MS);
+    assert_int_equal(c->value, 5);
+    assert_int_equal(c->copies, 2);
+    RUN_UNTIL(all_settled(), 2000);
+    assert_int_equal(owner_of("nr", &v), o);
+    assert_false(v.under_replicated);
+    assert_int_equal(held_value(r, "nr"), 5);
+}
+
 /* ---- forks ------------------------------------------------------------------------------ */
 
 /* A counter state of copy `id` alone, incremented `by`. */
@@ -1220,6 +1266,7 @@ int main(void)
         T(test_replicas_terminate_deletes_copies),
         T(test_replicas_fork_merged),
         T(test_replicas_deltas),
+        T(test_replicas_no_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -243,6 +243,10 @@ typedef struct herd_repl_stats {
     uint64_t no_room;             /* puts refused here: max_replica_bytes reached */
     uint64_t members_full;        /* times a member of a child's set here refused a put
                                      for want of room: its replies went without it */
+    /* replication lag, now: children running here whose last put their set
+     * (its members with room) has not acknowledged, and the age of the
+     * oldest such put in ms (0: none) */
+    uint64_t lagging, lag_ms;
     uint64_t delta_gaps;          /* deltas a replica could not apply (its copy was not
                                      the version they follow): the whole state went */
 } herd_repl_stats_t;

@@ -110,12 +110,32 @@ void replicas_free(dsup_t *d)
     uv_close((uv_handle_t *)&r->prepare, on_prepare_closed);
 }
 
+static int set_holds(const dchild_t *c, uint64_t version, int but_full);
+
+/* The lag figures of herd_repl_stats: a walk of the children. */
+static void repl_lag(dsup_t *d, herd_repl_stats_t *out)
+{
+    uint64_t now = herd_node_now(d->node);
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (const dchild_t *c = s->value; c; c = c->twin) {
+            if (c->copies <= 1 || c->state != HERD_CHILD_RUNNING ||
+                set_holds(c, c->version, 1))
+                continue;
+            out->lagging++;
+            if (now - c->put_at > out->lag_ms)
+                out->lag_ms = now - c->put_at;
+        }
+}
+
 int herd_repl_stats(herd_node_t *n, herd_repl_stats_t *out)
 {
     dsup_t *d = dsup_of(n);
     if (d == NULL || d->repl == NULL)
         return HERD_ENOENT;
     *out = d->repl_stats;
+    out->lagging = out->lag_ms = 0;
+    repl_lag(d, out);
     out->held = d->repl->store.count;
     out->held_bytes = d->repl->store.bytes;
     out->others_dropped = d->repl->store.others_dropped;
@@ -732,8 +752,6 @@ static void retry_all(dsup_t *d)
 
 /* Children whose put a send refused put again; a move that ended gives its
  * child back to the flush. From the supervisor's tick. */
-static int set_holds(const dchild_t *c, uint64_t version, int but_full);
-
 void replicas_tick(dsup_t *d, uint64_t now)
 {
     repl_t *r = d->repl;

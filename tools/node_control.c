@@ -184,10 +184,12 @@ static json_t *repl_stats_json(herd_node_t *n)
                      (json_int_t)r.reputs, "refusing", (json_int_t)r.refusing, "malformed",
                      (json_int_t)r.malformed, "settled", herd_repl_settled(n) != 0));
     json_object_update_new(
-        o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "deltas_out", (json_int_t)r.deltas_out,
-                     "delta_bytes_out", (json_int_t)r.delta_bytes_out, "deltas_in",
-                     (json_int_t)r.deltas_in, "delta_gaps", (json_int_t)r.delta_gaps, "no_room",
-                     (json_int_t)r.no_room, "members_full", (json_int_t)r.members_full));
+        o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "deltas_out",
+                     (json_int_t)r.deltas_out, "delta_bytes_out", (json_int_t)r.delta_bytes_out,
+                     "deltas_in", (json_int_t)r.deltas_in, "delta_gaps", (json_int_t)r.delta_gaps,
+                     "no_room", (json_int_t)r.no_room, "members_full",
+                     (json_int_t)r.members_full, "lagging", (json_int_t)r.lagging, "lag_ms",
+                     (json_int_t)r.lag_ms));
     return o;
 }
 

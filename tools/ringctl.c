@@ -308,7 +308,9 @@ static const char stats_help[] =
     "changes a replica could not apply (the whole state went) in delta_gaps,\n"
     "puts refused here for want of room (max_replica_bytes) in no_room, and\n"
     "times a replica of this node's children had no room for a put (its replies\n"
-    "went without it) in members_full)\n"
+    "went without it) in members_full; the replication lag: children of this\n"
+    "node whose last put their replicas have not acknowledged in lagging, the\n"
+    "oldest such put's age in lag_ms)\n"
     "and the registry's repairs and sync (registry.*: sync\n"
     "bytes out and in, sends refused in send_failed and the digest syncs that\n"
     "repaired them in repairs, messages split for size, contexts sent trimmed and\n"
@@ -341,7 +343,7 @@ static const char stats_help[] =
     "\"query_timeouts\",\"held\",\"held_bytes\",\"collected\",\"handed_over\",\n"
     "\"merged_in\",\"others_dropped\",\"reputs\",\"refusing\",\n"
     "\"malformed\",\"settled\":BOOL,\"deltas_out\",\"delta_bytes_out\",\"deltas_in\",\n"
-    "\"delta_gaps\",\"no_room\",\"members_full\"},\n"
+    "\"delta_gaps\",\"no_room\",\"members_full\",\"lagging\",\"lag_ms\"},\n"
     "\"connections\":{\"inbound\",\"limit_per_addr\",\"limit_total\",\"fds_open\",\n"
     "\"fd_limit\",\"shed_per_addr\",\"shed_total\",\"shed_missed\",\"checks\",\"scans\"}}\n";
 

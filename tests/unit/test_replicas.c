@@ -27,8 +27,9 @@
  *   owner puts again until its versions pass it, and only then the reply
  *   goes, with copies 2;
  * - a replica that dies mid-update (crashed as the owner's put is on its
- *   way): the owner's reply waits until its membership has the replica
- *   down, then goes with copies 2, the new replica holding the state;
+ *   way): the owner's reply waits (its stats say 1 child lagging, for as
+ *   long as it waited) until its membership has the replica down, then
+ *   goes with copies 2, the new replica holding the state, no lag left;
  * - replies of a replicated counter say copies == 2 on a 3-node cluster
  *   (from every node's client, values exact); an unreplicated one's say 0;
  * - terminate deletes every copy on every node (held and held_bytes back
@@ -939,6 +940,10 @@ static void test_replicas_replica_dies_mid_update(void **state)
     uint64_t crashed = regsim_now(g.rs);
     herd_member_info_t m;
     uint64_t deadline = crashed + 3000;
+    run_ms(100);
+    herd_repl_stats_t lag = stats(o); /* the put waits for the crashed replica */
+    assert_int_equal(lag.lagging, 1);
+    assert_true(lag.lag_ms >= 100);
     while (!g.calls[k].done) {
         assert_true(regsim_now(g.rs) < deadline);
         assert_int_equal(regsim_step(g.rs), 0);
@@ -964,6 +969,8 @@ static void test_replicas_replica_dies_mid_update(void **state)
     herd_child_view_t v;
     assert_int_equal(owner_of("ctr", &v), o);
     assert_true(h.version >= v.released);
+    RUN_UNTIL(stats(o).lagging == 0, 2000);
+    assert_int_equal(stats(o).lag_ms, 0);
     print_message("answered %llu ms after the replica's crash\n",
                   (unsigned long long)(c->done_at - crashed));
     /* and on with the new set */

@@ -57,9 +57,13 @@ void replica_merged(dsup_t *d, const char *name, uint64_t hlc, uint64_t writer)
 {
     replica_store_t *s = &d->repl->store;
     const replica_t *kept = replica_find(s, name);
-    if (!replica_drop_other(s, name, hlc, writer) && kept && kept->hlc == hlc &&
-        kept->writer == writer)
-        replica_drop(s, name, hlc); /* an orphan's copy (replica_orphans) */
+    int gone = replica_drop_other(s, name, hlc, writer);
+    if (!gone && kept && kept->hlc == hlc && kept->writer == writer)
+        gone = replica_drop(s, name, hlc); /* an orphan's copy (replica_orphans) */
+    if (gone)
+        herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' copy of registration %llu by %016llx "
+                 "dropped: merged", herd_node_name(d->node), name, (unsigned long long)hlc,
+                 (unsigned long long)writer);
 }
 
 /* Offer one copy of registration `hlc` by `writer` to `holder` (another

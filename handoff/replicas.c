@@ -391,18 +391,22 @@ void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
     dchild_t *c = dsup_find(d, name);
     if (c == NULL || c->state != HERD_CHILD_RUNNING || c->copies <= 1)
         return;
-    if (c->hlc == hlc && replica_lineage_holds(&c->lin, writer, version)) {
-        /* nothing the child lacks: a member of its set gets a put that
-         * replaces the copy, any other node may let it go now */
-        if (in_set(c->set, c->set_n, from) < 0)
-            tell_merged(d, from, name, hlc, writer);
-        else
-            mark_dirty(d, c);
-        return;
-    }
     for (size_t i = 0; i < c->merged_n; i++)
         if (c->merged[i].node == from && c->merged[i].hlc == hlc && c->merged[i].writer == writer)
             return; /* merged already: told once the set holds it */
+    if (c->hlc == hlc && replica_lineage_holds(&c->lin, writer, version)) {
+        /* nothing the child lacks. A member of its set gets a put that
+         * replaces the copy. Any other node may let it go once the set
+         * holds all the child answered (until then that copy may be one
+         * of those it was answered with: a member that left the set) */
+        if (in_set(c->set, c->set_n, from) >= 0)
+            mark_dirty(d, c);
+        else if (set_holds(c, c->version, 0))
+            tell_merged(d, from, name, hlc, writer);
+        else if (c->merged_n < HERD_MAX_REPLICAS) /* else offered again, told then */
+            c->merged[c->merged_n++] = (struct repl_merged){from, hlc, writer, c->version};
+        return;
+    }
     int rc = herd_state_merge(d->node, c->pid, bytes, len);
     if (rc) {
         if (rc != HERD_EBUSY)

@@ -26,6 +26,7 @@ sock=/tmp/herd-install-$$
 cleanup() { rm -f "$sock"-*; }
 trap cleanup EXIT
 
+unset DESTDIR # the prefix is the whole destination
 step "cmake --install $build --prefix $prefix"
 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log"
 for f in bin/herdd bin/ringctl "$libdir/libherd.so" "$libdir/libherd.so.${version%%.*}" \

@@ -1,7 +1,9 @@
 /*
  * herd.h - the header a program that embeds herd includes: the runtime
  * (nodes, processes, the cluster), the ring, the registry and the
- * distributed supervisor.
+ * distributed supervisor, and the version (herd_version.h). Installed as
+ * <herd/herd.h>. A node's control socket, which ringctl talks to, has its own
+ * header, <herd/node_control.h> (it needs jansson's headers too).
  */
 #ifndef HERD_H
 #define HERD_H
@@ -9,6 +11,17 @@
 #include "herd_dsup.h"
 #include "herd_registry.h"
 #include "herd_runtime.h"
+#include "herd_version.h"
 #include "ring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* (Every declaration is in the headers above.) */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

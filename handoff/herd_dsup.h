@@ -45,11 +45,16 @@
 #ifndef HERD_DSUP_H
 #define HERD_DSUP_H
 
+/* herd_runtime.h first: it sets up POSIX for uv.h under -std=c11. */
+#include "herd_registry.h"
+#include "herd_runtime.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-#include "herd_registry.h"
-#include "herd_runtime.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* The most copies of a child's state (herd_child_req_t.replicas). */
 #define HERD_MAX_REPLICAS 5
@@ -306,5 +311,9 @@ int herd_drain(herd_node_t *node, const char *name, int on);
  * too (a node cut off alone must not leave with the only copy of a
  * terminate). herdd's SIGTERM waits for it before leaving. */
 int herd_dsup_drained(herd_node_t *node);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

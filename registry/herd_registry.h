@@ -27,10 +27,15 @@
 #ifndef HERD_REGISTRY_H
 #define HERD_REGISTRY_H
 
+/* herd_runtime.h first: it sets up POSIX for uv.h under -std=c11. */
+#include "herd_runtime.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-#include "herd_runtime.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define HERD_NAME_MAX 255u
 #define HERD_META_MAX 8u
@@ -259,5 +264,9 @@ int herd_register_claim(herd_node_t *node, const char *name, herd_pid_t pid,
                         const herd_meta_t *meta, uint64_t hlc, uint8_t gen);
 /* Whether the live local process `pid` has a visible entry for `name`. */
 int herd_registry_holds(herd_node_t *node, const char *name, herd_pid_t pid);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

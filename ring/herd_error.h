@@ -10,6 +10,10 @@
 #ifndef HERD_ERROR_H
 #define HERD_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* X(NAME, value, message) */
 #define HERD_ERRNO_MAP(X)                                                     \
     X(EINVAL, -1, "invalid argument")                                         \
@@ -43,5 +47,9 @@ typedef enum {
 const char *herd_strerror(int err);
 /* The code's name without the HERD_ prefix, e.g. "EINVAL". */
 const char *herd_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

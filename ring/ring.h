@@ -24,6 +24,10 @@
 
 #include "herd_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define RING_DEFAULT_WEIGHT 128u /* points per member, as libring */
 #define RING_MAX_WEIGHT 4096u
 #define RING_MAX_MEMBERS 4096u
@@ -119,5 +123,9 @@ void ring_diff_free(ring_diff_t *d);
  * Writes at most `cap` bytes (NUL included) like snprintf and returns the
  * length the whole dump needs, without the NUL. */
 size_t ring_dump_text(const ring_t *r, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -26,12 +26,28 @@
 #ifndef HERD_RUNTIME_H
 #define HERD_RUNTIME_H
 
+/* libuv's uv.h needs POSIX.1-2008 (pthread_rwlock_t, ...). A program
+ * compiled with -std=c11 and no feature macro of its own gets it here, as long
+ * as no system header came before herd's. */
+#if defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) &&  \
+    !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE) && !defined(_BSD_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__GLIBC__) && !defined(__USE_XOPEN2K)
+#error "herd needs POSIX.1-2008 for libuv's uv.h: include herd's headers before \
+any system header, or compile with -D_POSIX_C_SOURCE=200809L"
+#endif
 
 #include <uv.h>
 
 #include "herd_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* ---- pids and exit reasons ---------------------------------------------------- */
 
@@ -756,5 +772,9 @@ int herd_cluster_identity(herd_node_t *node, uint64_t *holder_inc, char *holder_
  * HERD_ENOENT (not in a cluster), HERD_EINVAL (0 or this node's own id),
  * HERD_ENOMEM. */
 int herd_cluster_block(herd_node_t *node, uint64_t peer_id, int on);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -80,6 +80,7 @@ static const char help_text[] =
     "usage: herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE\n"
     "             [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]\n"
     "             [--down-ms N] [--forget-ms N] [--log-level error|warn|info|debug]\n"
+    "       herdd --help | --version\n"
     "\n"
     "Runs one herd node in the foreground. Addresses are nanomsg URLs\n"
     "(tcp://HOST:PORT, ipc:///path). The cookie file holds the cluster secret\n"
@@ -134,7 +135,7 @@ static int parse_args(herdd_t *d, int argc, char **argv)
         {"weight", required_argument, NULL, 'w'},     {"heartbeat-ms", required_argument, NULL, 'H'},
         {"down-ms", required_argument, NULL, 'D'},    {"log-level", required_argument, NULL, 'L'},
         {"forget-ms", required_argument, NULL, 'F'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
     int opt, rc = 0, idx;
     char seen[128] = {0};
     opterr = 0;
@@ -161,6 +162,7 @@ static int parse_args(herdd_t *d, int argc, char **argv)
                 return usage("--log-level wants error, warn, info or debug, got '%s'", optarg);
             break;
         case 'h': fputs(help_text, stdout); return -1;
+        case 'V': printf("herdd %s\n", herd_version()); return -1;
         case ':': return usage("%s needs a value", argv[optind - 1]);
         default: return usage("unknown option '%s'", argv[optind - 1]);
         }

@@ -11,6 +11,10 @@
 #include "control.h"
 #include "herd_runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct node_control node_control_t;
 
 /* Serve at `address` (control.h: ipc:// paths are made 0600). Errors:
@@ -20,5 +24,9 @@ int node_control_start(herd_node_t *node, const char *address, node_control_t **
 control_t *node_control_socket(node_control_t *nc);
 /* Stop serving (before the node is freed). */
 void node_control_stop(node_control_t *nc);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -2,6 +2,7 @@
 # herd's quick start: installs what is missing, builds, then runs the demo or
 # every test. The README's two commands and CI (.ci/run) call this script.
 #
+#   bash tools/quickstart.sh deps   # install the packages herd needs, nothing else
 #   bash tools/quickstart.sh demo   # install, build, run the demo
 #   bash tools/quickstart.sh test   # install, build normal + ASan/UBSan, run all tests
 set -euo pipefail
@@ -11,6 +12,8 @@ PACKAGES=(build-essential cmake pkg-config libuv1-dev libxxhash-dev libnanomsg-d
           libcmocka-dev libjansson-dev libsodium-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
+# The one place that installs packages (PACKAGES): `deps` does only this; demo
+# and test do it first.
 install_missing() {
     local missing=()
     for p in "${PACKAGES[@]}"; do
@@ -47,6 +50,9 @@ run_tests() {
 }
 
 case "${1:-}" in
+deps)
+    install_missing
+    ;;
 demo)
     install_missing
     build build
@@ -57,7 +63,7 @@ test)
     run_tests
     ;;
 *)
-    echo "usage: bash tools/quickstart.sh demo|test" >&2
+    echo "usage: bash tools/quickstart.sh deps|demo|test" >&2
     exit 2
     ;;
 esac

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "control_client.h"
+#include "herd_version.h"
 #include "ring.h"
 #include "ringctl.h"
 
@@ -844,6 +845,7 @@ static const char main_help[] =
     "  --node ADDR         a node's control address (also HERD_NODE)\n"
     "  --cookie-file FILE  the cluster secret, for a TCP control address\n"
     "  --help              this text; 'ringctl COMMAND --help' for a command\n"
+    "  --version           print ringctl's version (ringctl X.Y.Z) and exit\n"
     "Global options may also follow the command (ringctl stats --json); each\n"
     "option is given once (--add, --remove and --weight of diff repeat).\n"
     "\n"
@@ -923,6 +925,7 @@ static int ctl_parse_global(ctl_t *c, int argc, char **argv)
                                          {"node", required_argument, NULL, 'N'},
                                          {"cookie-file", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     int opt;
     opterr = 0;
@@ -935,6 +938,8 @@ static int ctl_parse_global(ctl_t *c, int argc, char **argv)
             c->cookie_file = optarg;
         else if (opt == 'h')
             return fputs(main_help, stdout), 0;
+        else if (opt == 'V')
+            return printf("ringctl %s\n", herd_version()), 0;
         else if (opt == ':')
             return ctl_usage(c, "%s needs a value", argv[optind - 1]);
         else

@@ -341,7 +341,9 @@ void replica_query_tick(dsup_t *d, uint64_t now)
 void replica_query_offer(dsup_t *d, const char *name, uint64_t hlc, uint64_t version,
                          uint64_t writer, const uint8_t *bytes, size_t len)
 {
-    repl_query_t *q = d->repl ? query_find(d->repl, name) : NULL;
+    if (d->repl == NULL || d->repl->queries.count == 0)
+        return; /* none under way (the common case: no lookup) */
+    repl_query_t *q = query_find(d->repl, name);
     if (q)
         keep(q, hlc, version, writer, bytes, len, repl_rank_of(d, name).floor);
 }

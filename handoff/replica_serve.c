@@ -220,21 +220,54 @@ static void ack_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, ui
     }
 }
 
+/* What a put needs to know of its child: its behaviour (NULL: no spec
+ * here) and service, whether that merges, and the ranks. */
+typedef struct put_view {
+    const herd_behaviour_t *b;
+    int service; /* + 1; 0: none */
+    int mergeable;
+    replica_rank_t rank;
+} put_view_t;
+
+/* The view of a put to `held` by run lin at registration `hlc`. A put that
+ * goes on from the copy held (the same registration and run) is decided
+ * by versions alone: its behaviour, remembered with the copy, is all it
+ * needs, and the spec and the registry are not looked up (the costly part
+ * of a put, each of them a lookup by name). */
+static put_view_t put_view_of(dsup_t *d, const char *name, const replica_t *held, uint64_t hlc,
+                              const replica_lineage_t *lin)
+{
+    put_view_t v = {0};
+    if (held && held->bytes && held->service && held->hlc == hlc && held->writer == lin->writer) {
+        v.service = held->service;
+        v.b = dsup_behaviour(d, held->service - 1);
+        return v;
+    }
+    dspec_t spec;
+    const uint8_t *buf;
+    size_t len;
+    if (herd_spec_get(d->node, name, &buf, &len) == 0 && dspec_decode(buf, len, &spec) == 0) {
+        int service = dsup_service_index(d, spec.service);
+        v.b = service >= 0 ? dsup_behaviour(d, service) : NULL;
+        v.service = service + 1;
+        v.mergeable = v.b && v.b->resolve_conflict;
+        v.rank.floor = spec.written;
+    }
+    if (herd_registry_time(d->node, name, &v.rank.visible) != 0)
+        v.rank.visible = 0;
+    return v;
+}
+
 /* A change (`delta`, from version `on` of run lin's copy) applied to the
  * copy kept here, into a malloc'ed *out: 0; 1 when the copy is not the one
  * it follows (the whole state is wanted); or the behaviour's failure. */
-static int apply_delta(dsup_t *d, const char *name, uint64_t hlc, uint64_t on,
+static int apply_delta(const put_view_t *v, const replica_t *kept, uint64_t hlc, uint64_t on,
                        const replica_lineage_t *lin, const uint8_t *delta, size_t len,
                        uint8_t **out, size_t *out_len)
 {
-    const replica_t *kept = replica_find(&d->repl->store, name);
-    dspec_t spec;
-    int service;
+    const herd_behaviour_t *b = v->b;
     if (kept == NULL || kept->bytes == NULL || kept->hlc != hlc || kept->writer != lin->writer ||
-        kept->version != on || dspec_of(d, name, &spec, &service) != 0)
-        return 1;
-    const herd_behaviour_t *b = dsup_behaviour(d, service);
-    if (b == NULL || b->delta_apply == NULL)
+        kept->version != on || b == NULL || b->delta_apply == NULL)
         return 1;
     *out = NULL;
     *out_len = 0;
@@ -243,10 +276,9 @@ static int apply_delta(dsup_t *d, const char *name, uint64_t hlc, uint64_t on,
 
 /* Whether a state of `len` bytes put by run lin fits under
  * max_replica_bytes, what it replaces (the copy of that run) freed. */
-static int has_room(dsup_t *d, const char *name, const replica_lineage_t *lin, size_t len)
+static int has_room(dsup_t *d, const replica_t *kept, const replica_lineage_t *lin, size_t len)
 {
     const replica_store_t *s = &d->repl->store;
-    const replica_t *kept = replica_find(s, name);
     uint64_t freed = kept && kept->bytes && kept->writer == lin->writer ? kept->len : 0;
     return s->bytes - freed + len <= d->cfg.max_replica_bytes;
 }
@@ -260,8 +292,10 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
 {
     replica_store_t *s = &d->repl->store;
     uint8_t *applied = NULL;
+    replica_t *held = replica_find(s, name);
+    put_view_t view = put_view_of(d, name, held, hlc, lin);
     if (on) {
-        int rc = apply_delta(d, name, hlc, on, lin, state, len, &applied, &len);
+        int rc = apply_delta(&view, held, hlc, on, lin, state, len, &applied, &len);
         if (rc) {
             if (rc < 0)
                 herd_log(HERD_LOG_WARN, "replicas", "'%s': a change to version %llu not "
@@ -273,14 +307,13 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
         state = applied;
         d->repl_stats.deltas_in++;
     }
-    if (!has_room(d, name, lin, len)) {
+    if (!has_room(d, held, lin, len)) {
         d->repl_stats.no_room++;
         free(applied);
         ack_put(d, from, name, hlc, version, REPL_ACK_NO_ROOM, acks);
         return;
     }
-    int rc = replica_put(s, name, from, hlc, version, lin, repl_rank_of(d, name),
-                         repl_mergeable(d, name), state, len);
+    int rc = replica_put(s, name, from, hlc, version, lin, view.rank, view.mergeable, state, len);
     replica_t *kept = replica_find(s, name);
     /* stored: as the copy or as an other (kept to be merged), or the same
      * version again from the same run (a put sent twice: another run's
@@ -301,7 +334,9 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
              rc == 1 ? "kept" : rc == 2 ? "kept as an other" : stored ? "held already" : "refused");
     if (stored)
         kept->touched = herd_node_now(d->node);
-    if (stored && kept->hlc == hlc)
+    if (rc == 1 && view.service)
+        kept->service = view.service; /* the next put of this run needs no lookup */
+    if (stored && kept->hlc == hlc && kept->others_n)
         offer_others(d, from, kept); /* the owner merges what the other side ran */
     if (rc == 1) {
         d->repl_stats.puts_in++;

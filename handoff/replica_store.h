@@ -63,6 +63,7 @@ typedef struct replica {
     uint64_t writer; /* the run that wrote it (replica_lineage_t) */
     uint64_t touched; /* node clock: when a put last stored or confirmed it */
     uint64_t offered; /* node clock: when it was last sent to be merged (0: never) */
+    int service; /* the caller's: its child's service index + 1 (0: not known) */
     uint8_t *bytes;
     size_t len;
     /* copies of other registrations: REPLICA_OTHERS_MAX places, allocated

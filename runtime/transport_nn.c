@@ -20,6 +20,7 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/pipeline.h>
+#include <nanomsg/tcp.h>
 
 #include "herd_error.h"
 #include "log.h"
@@ -140,8 +141,14 @@ static nn_peer_t *nn_open_peer(nn_tp_t *tp, const char *address)
     nn_peer_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
-    int linger = 0, fd;
+    int linger = 0, nodelay = 1, fd;
     p->sock = nn_socket(AF_SP, NN_PUSH);
+    /* frames go as they are sent: with Nagle's algorithm a frame sent while
+     * an earlier one waits for its TCP acknowledgement waits too, and a
+     * stream of small frames (calls, replies, puts) pays the peer's delayed
+     * acknowledgement over and over */
+    if (p->sock >= 0)
+        nn_setsockopt(p->sock, NN_TCP, NN_TCP_NODELAY, &nodelay, sizeof(nodelay));
     if (p->sock < 0 || nn_connect(p->sock, address) < 0 ||
         nn_fd_of(p->sock, NN_SNDFD, &fd) != 0) {
         herd_log(HERD_LOG_WARN, "transport", "cannot connect to %s: %s", address,

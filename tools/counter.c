@@ -286,25 +286,75 @@ int counter_decode(const uint8_t *data, size_t len, counter_state_t **out)
     return 0;
 }
 
+static uint64_t le64_at(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void le64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The slot count of an encoded state (what counter_read takes), or
+ * HERD_EBADFRAME. */
+static int counter_slots_of(const uint8_t *data, size_t len, uint32_t *n)
+{
+    if (len < 12)
+        return HERD_EBADFRAME;
+    *n = (uint32_t)(data[8] | data[9] << 8 | data[10] << 16 | (uint32_t)data[11] << 24);
+    if (*n > COUNTER_MAX_COPIES || (size_t)*n * 24 != len - 12)
+        return HERD_EBADFRAME;
+    for (uint32_t i = 0; i < *n; i++) {
+        const uint8_t *s = data + 12 + 24 * (size_t)i;
+        if (le64_at(s + 8) > COUNTER_MAX_COUNT || le64_at(s + 16) > COUNTER_MAX_COUNT)
+            return HERD_EBADFRAME;
+    }
+    return 0;
+}
+
+/* A replica applies a change per put: on the bytes, with no state built. */
 int counter_delta_apply(const uint8_t *state, size_t len, const uint8_t *delta,
                         size_t delta_len, uint8_t **out, size_t *out_len)
 {
-    counter_state_t *c, *d;
-    int rc = counter_decode(state, len, &c);
-    if (rc)
-        return rc;
-    if ((rc = counter_decode(delta, delta_len, &d)) != 0) {
-        counter_free(c);
-        return rc;
+    uint32_t n, dn;
+    if (counter_slots_of(state, len, &n) != 0 || counter_slots_of(delta, delta_len, &dn) != 0)
+        return HERD_EBADFRAME;
+    uint8_t *o = malloc(len + 24 * (size_t)dn);
+    if (o == NULL)
+        return HERD_ENOMEM;
+    memcpy(o, state, len);
+    uint32_t count = n;
+    for (uint32_t j = 0; j < dn; j++) {
+        const uint8_t *d = delta + 12 + 24 * (size_t)j;
+        uint64_t copy = le64_at(d);
+        uint32_t i = 0;
+        while (i < count && le64_at(o + 12 + 24 * (size_t)i) != copy)
+            i++;
+        uint8_t *s = o + 12 + 24 * (size_t)i;
+        if (i == count) { /* a slot new to the state */
+            if (count == COUNTER_MAX_COPIES) {
+                free(o);
+                return HERD_ERANGE;
+            }
+            memcpy(s, d, 24);
+            count++;
+            continue;
+        }
+        for (int k = 8; k <= 16; k += 8) /* counts only grow: the larger */
+            if (le64_at(d + k) > le64_at(s + k))
+                le64_put(s + k, le64_at(d + k));
     }
-    for (size_t i = 0; rc == 0 && i < d->count; i++)
-        rc = counter_take_max(c, &d->slots[i]);
-    c->self = d->self;
-    if (rc == 0)
-        rc = counter_encode(c, out, out_len);
-    counter_free(c);
-    counter_free(d);
-    return rc;
+    memcpy(o, delta, 8); /* self: the change's */
+    o[8] = (uint8_t)count, o[9] = (uint8_t)(count >> 8), o[10] = (uint8_t)(count >> 16);
+    o[11] = (uint8_t)(count >> 24);
+    *out = o;
+    *out_len = 12 + 24 * (size_t)count;
+    return 0;
 }
 
 /* ---- the behaviour ------------------------------------------------------------- */

@@ -1320,9 +1320,15 @@ int main(int argc, char **argv)
             opt.clients = (int)v, i++;
         } else if (strcmp(a, "--seconds") == 0 && val && parse_count(val, 1, 600, &v) == 0) {
             opt.seconds = (double)v, i++;
+        } else if (strcmp(a, "--callers") == 0 && val &&
+                   parse_count(val, 1, MAX_CALLERS, &v) == 0) {
+            opt.callers = (int)v, i++;
+        } else if (strcmp(a, "--window") == 0 && val && parse_count(val, 1, MAX_WINDOW, &v) == 0) {
+            opt.window = (int)v, i++;
         } else {
             fprintf(stderr, "usage: bench_replicas [--quick] [--verbose] [--observer] "
-                            "[--strict] [--counters N] [--clients N] [--seconds S]\n");
+                            "[--strict] [--counters N] [--clients N] [--seconds S] "
+                            "[--callers N] [--window N]\n");
             return 2;
         }
     }

@@ -66,7 +66,7 @@ typedef struct dchild {
     int unreplicated; /* its last put could not go: replies went with one copy */
     /* copies of other registrations merged in at a replica's offer: the
      * replica is told once the set holds a version from `after` on */
-    struct repl_merged { uint64_t node, hlc, writer, after; } merged[HERD_MAX_REPLICAS];
+    struct repl_merged { uint64_t node, hlc, writer, version, after; } merged[HERD_MAX_REPLICAS];
     uint8_t merged_n;
     uint64_t version;
     /* the run it is (a writer of its own, this process) and the copy it

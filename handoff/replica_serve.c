@@ -45,20 +45,21 @@ static void offer_others(dsup_t *d, uint64_t to, replica_t *kept)
 
 void replica_on_merged(dsup_t *d, wire_reader_t *r, const char *name)
 {
-    uint64_t hlc = wire_get_u64(r), writer = wire_get_u64(r);
+    uint64_t hlc = wire_get_u64(r), writer = wire_get_u64(r), version = wire_get_u64(r);
     if (wire_reader_done(r)) {
         d->repl_stats.malformed++;
         return;
     }
-    replica_merged(d, name, hlc, writer);
+    replica_merged(d, name, hlc, writer, version);
 }
 
-void replica_merged(dsup_t *d, const char *name, uint64_t hlc, uint64_t writer)
+void replica_merged(dsup_t *d, const char *name, uint64_t hlc, uint64_t writer,
+                    uint64_t version)
 {
     replica_store_t *s = &d->repl->store;
     const replica_t *kept = replica_find(s, name);
-    int gone = replica_drop_other(s, name, hlc, writer);
-    if (!gone && kept && kept->hlc == hlc && kept->writer == writer)
+    int gone = replica_drop_other(s, name, hlc, writer, version);
+    if (!gone && kept && kept->hlc == hlc && kept->writer == writer && kept->version <= version)
         gone = replica_drop(s, name, hlc); /* an orphan's copy (replica_orphans) */
     if (gone)
         herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' copy of registration %llu by %016llx "

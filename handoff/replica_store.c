@@ -253,13 +253,15 @@ int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t h
     return rc;
 }
 
-int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc, uint64_t writer)
+int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc, uint64_t writer,
+                       uint64_t upto)
 {
     replica_t *r = replica_find(s, name);
     uint64_t version;
     uint8_t *bytes;
     size_t len;
-    if (r == NULL || !other_take(s, r, hlc, writer, &version, &bytes, &len))
+    const replica_other_t *o = r ? other_of(r, hlc, writer) : NULL;
+    if (o == NULL || o->version > upto || !other_take(s, r, hlc, writer, &version, &bytes, &len))
         return 0;
     free(bytes);
     if (r->bytes == NULL && r->others_n == 0)

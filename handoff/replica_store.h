@@ -113,9 +113,11 @@ int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, replica_ra
 int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
                 uint64_t version, const replica_lineage_t *lin, replica_rank_t rank,
                 int mergeable, const uint8_t *bytes, size_t len);
-/* Drop name's other of registration `hlc` written by `writer` (merged).
- * Returns whether one went. */
-int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc, uint64_t writer);
+/* Drop name's other of registration `hlc` written by `writer` at version
+ * `upto` or below (merged: a newer one of that writer holds more). Returns
+ * whether one went. */
+int replica_drop_other(replica_store_t *s, const char *name, uint64_t hlc, uint64_t writer,
+                       uint64_t upto);
 /* Drop name's replica (of the registration `hlc`, or any when hlc is 0,
  * its others included; with `hlc`, others waiting to be merged stay).
  * Returns whether one went. */

@@ -41,7 +41,8 @@
  *   6 merge  + u64 first-registration time, u64 version, lineage, bytes
  *              state: a copy of another registration or run of the child,
  *              to merge into it
- *   7 merged + u64 first-registration time, u64 writer: merged and
+ *   7 merged + u64 first-registration time, u64 writer, u64 version: the
+ *              copy by that writer at that version (or below) is merged and
  *              replicated (or held by the child already)
  *   8 puts   (no name; a malformed entry anywhere drops it whole) the puts of
  *              one loop iteration to one member, each
@@ -336,11 +337,13 @@ static void send_drop(dsup_t *d, uint64_t to, const dchild_t *c)
         d->repl_stats.send_failed++;
 }
 
-/* Tell `to` its copy of registration `hlc` by `writer` is merged. */
-static void tell_merged(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64_t writer)
+/* Tell `to` its copy of registration `hlc` by `writer` at `version` is
+ * merged. */
+static void tell_merged(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64_t writer,
+                        uint64_t version)
 {
     if (to == herd_node_id_of(herd_node_name(d->node))) {
-        replica_merged(d, name, hlc, writer); /* a copy kept here */
+        replica_merged(d, name, hlc, writer, version); /* a copy kept here */
         return;
     }
     wire_writer_t w;
@@ -349,6 +352,7 @@ static void tell_merged(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, 
     wire_put_str(&w, name);
     wire_put_u64(&w, hlc);
     wire_put_u64(&w, writer);
+    wire_put_u64(&w, version);
     if (repl_send(d, to, &w) != 0) /* offered again: merged twice */
         d->repl_stats.send_failed++;
 }
@@ -362,7 +366,8 @@ static void confirm_merged(dsup_t *d, dchild_t *c, uint64_t upto)
             i++;
             continue;
         }
-        tell_merged(d, c->merged[i].node, c->name, c->merged[i].hlc, c->merged[i].writer);
+        tell_merged(d, c->merged[i].node, c->name, c->merged[i].hlc, c->merged[i].writer,
+                    c->merged[i].version);
         c->merged[i] = c->merged[--c->merged_n];
     }
 }
@@ -392,7 +397,8 @@ void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
     if (c == NULL || c->state != HERD_CHILD_RUNNING || c->copies <= 1)
         return;
     for (size_t i = 0; i < c->merged_n; i++)
-        if (c->merged[i].node == from && c->merged[i].hlc == hlc && c->merged[i].writer == writer)
+        if (c->merged[i].node == from && c->merged[i].hlc == hlc &&
+            c->merged[i].writer == writer && c->merged[i].version >= version)
             return; /* merged already: told once the set holds it */
     if (c->hlc == hlc && replica_lineage_holds(&c->lin, writer, version)) {
         /* nothing the child lacks. A member of its set gets a put that
@@ -402,9 +408,10 @@ void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
         if (in_set(c->set, c->set_n, from) >= 0)
             mark_dirty(d, c);
         else if (set_holds(c, c->version, 0))
-            tell_merged(d, from, name, hlc, writer);
+            tell_merged(d, from, name, hlc, writer, version);
         else if (c->merged_n < HERD_MAX_REPLICAS) /* else offered again, told then */
-            c->merged[c->merged_n++] = (struct repl_merged){from, hlc, writer, c->version};
+            c->merged[c->merged_n++] =
+                (struct repl_merged){from, hlc, writer, version, c->version};
         return;
     }
     int rc = herd_state_merge(d->node, c->pid, bytes, len);
@@ -417,7 +424,8 @@ void repl_merge_here(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
     d->repl_stats.merged_in++;
     mark_dirty(d, c);
     if (c->merged_n < HERD_MAX_REPLICAS) /* else it offers it again, and is told then */
-        c->merged[c->merged_n++] = (struct repl_merged){from, hlc, writer, c->version + 1};
+        c->merged[c->merged_n++] =
+            (struct repl_merged){from, hlc, writer, version, c->version + 1};
 }
 
 /* Whether every member of c's set acknowledged `version`; with `but_full`,

@@ -99,10 +99,11 @@ replica_lineage_t repl_copy_lineage(uint64_t writer, uint64_t version);
 /* Read a lineage; HERD_EBADFRAME when a writer is 0 (every run has one). */
 int repl_get_lineage(wire_reader_t *r, replica_lineage_t *lin);
 void replica_queries_free(repl_t *r);
-/* A copy of registration `hlc` by `writer` of `name` was merged and
- * replicated by the child's owner (or it held it already): it goes from
- * here. */
-void replica_merged(dsup_t *d, const char *name, uint64_t hlc, uint64_t writer);
+/* A copy of registration `hlc` by `writer` of `name`, at `version` or
+ * below, was merged and replicated by the child's owner (or it held it
+ * already): it goes from here (a newer copy of that writer stays). */
+void replica_merged(dsup_t *d, const char *name, uint64_t hlc, uint64_t writer,
+                    uint64_t version);
 /* Merge a copy of registration `hlc` by `writer` at `version` into the
  * child running here, told to `from` (a replica, or this node) once
  * replicated (replicas.c); one the child holds already is told at once,

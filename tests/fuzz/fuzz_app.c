@@ -360,7 +360,7 @@ static void fz_replication_made(void)
             continue;
         fz_keep_u64(REPL_DROP, name, hlc, 1);
         fz_keep_u64(REPL_QUERY, name, 1, 1);
-        fz_keep_u64(REPL_MERGED, name, hlc + 1, 2);
+        fz_keep_u64(REPL_MERGED, name, hlc + 1, 3);
         fz_keep_copy(REPL_MERGE, name, NULL, 0, hlc + 1, 7, other, sizeof other);
         fz_keep_copy(REPL_MERGE, name, NULL, 0, hlc, 7, other, sizeof other); /* a fork */
         fz_keep_copy(REPL_PUT, name, NULL, 0, hlc + 1, 7, other, sizeof other);

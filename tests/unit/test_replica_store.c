@@ -228,9 +228,11 @@ static void test_replica_store_fork_kept_to_merge(void **state)
     assert_int_equal(r->version, 10);
     assert_non_null(other_by(r, 100, 10));
     check_store(&s);
-    /* merged: it goes */
-    assert_int_equal(replica_drop_other(&s, "a", 100, 20), 0); /* the copy is no other */
-    assert_int_equal(replica_drop_other(&s, "a", 100, 10), 1);
+    /* merged: it goes, not when the merge was of an older version of it */
+    assert_int_equal(replica_drop_other(&s, "a", 100, 10, 4), 0);
+    assert_int_equal(r->others_n, 1);
+    assert_int_equal(replica_drop_other(&s, "a", 100, 20, UINT64_MAX), 0); /* the copy is no other */
+    assert_int_equal(replica_drop_other(&s, "a", 100, 10, UINT64_MAX), 1);
     assert_int_equal(r->others_n, 0);
     assert_int_equal(s.bytes, 8);
     check_store(&s);
@@ -633,11 +635,11 @@ static void test_replica_store_drop(void **state)
     replica_rank_t k = {.visible = 0, .floor = 100};
     assert_int_equal(replica_drop(&s, "none", 0), 0);
     assert_int_equal(replica_drop(&s, "none", 5), 0);
-    assert_int_equal(replica_drop_other(&s, "none", 5, ONE_RUN), 0);
+    assert_int_equal(replica_drop_other(&s, "none", 5, ONE_RUN, UINT64_MAX), 0);
     /* no others: dropped with its hlc, the entry goes */
     assert_int_equal(put(&s, "a", 1, 200, 1, k, 1, 0xa0, 10), 1);
     assert_int_equal(replica_drop(&s, "a", 201), 0); /* another registration's drop */
-    assert_int_equal(replica_drop_other(&s, "a", 200, ONE_RUN), 0); /* the copy is no other */
+    assert_int_equal(replica_drop_other(&s, "a", 200, ONE_RUN, UINT64_MAX), 0); /* the copy is no other */
     assert_non_null(replica_find(&s, "a"));
     assert_int_equal(replica_drop(&s, "a", 200), 1);
     assert_null(replica_find(&s, "a"));
@@ -669,9 +671,9 @@ static void test_replica_store_drop(void **state)
     assert_int_equal(s.bytes, 70);
     check_store(&s);
     /* merged: the others go one by one */
-    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN), 1);
-    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN), 0);
-    assert_int_equal(replica_drop_other(&s, "c", 999, ONE_RUN), 0);
+    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN, UINT64_MAX), 1);
+    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN, UINT64_MAX), 0);
+    assert_int_equal(replica_drop_other(&s, "c", 999, ONE_RUN, UINT64_MAX), 0);
     assert_other(&s, "c", 400, 1, 0xc4, 40);
     assert_int_equal(s.bytes, 40);
     /* the entry still there: hlc 0 takes it */
@@ -682,7 +684,7 @@ static void test_replica_store_drop(void **state)
     /* drop_other while the copy is held: the copy stays */
     assert_int_equal(put(&s, "d", 1, 200, 1, k, 1, 0xd0, 10), 1);
     assert_int_equal(put(&s, "d", 2, 300, 1, k, 1, 0xd3, 30), 2);
-    assert_int_equal(replica_drop_other(&s, "d", 300, ONE_RUN), 1);
+    assert_int_equal(replica_drop_other(&s, "d", 300, ONE_RUN, UINT64_MAX), 1);
     assert_copy(&s, "d", 1, 200, 1, 0xd0, 10);
     assert_int_equal(replica_find(&s, "d")->others_n, 0);
     assert_int_equal(s.bytes, 10);
@@ -701,7 +703,7 @@ static void test_replica_store_found_drop_other_last_leaves_nothing(void **state
     assert_int_equal(put(&s, "c", 1, 200, 1, k, 1, 0xc0, 10), 1);
     assert_int_equal(put(&s, "c", 2, 300, 1, k, 1, 0xc3, 30), 2);
     assert_int_equal(replica_drop(&s, "c", 200), 1);
-    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN), 1);
+    assert_int_equal(replica_drop_other(&s, "c", 300, ONE_RUN, UINT64_MAX), 1);
     assert_int_equal(s.bytes, 0);
     check_store(&s);
     const replica_t *r = replica_find(&s, "c");
@@ -827,7 +829,7 @@ static void test_replica_store_twins(void **state)
         const char *back = names[orders[o][0]];
         assert_int_equal(put(&s, back, 1, 200, 2, k, 1, 0x11, 4), 1);
         for (int i = 0; i < 3; i++)
-            assert_int_equal(replica_drop_other(&s, names[i], 300, ONE_RUN), 1);
+            assert_int_equal(replica_drop_other(&s, names[i], 300, ONE_RUN, UINT64_MAX), 1);
         assert_int_equal(s.bytes, 4);
         check_store(&s);
         for (int i = 0; i < 3; i++)

@@ -523,6 +523,7 @@ static msg_t m_merged(const char *name, uint64_t hlc, uint64_t writer)
     msg_head(&w, REPL_MERGED, name);
     wire_put_u64(&w, hlc);
     wire_put_u64(&w, writer);
+    wire_put_u64(&w, UINT64_MAX); /* every version */
     return msg_take(&w);
 }
 

@@ -323,7 +323,7 @@ static void test_config_example_conf(void **state)
     assert_non_null(a.listen);
     assert_int_equal(a.seed_count, 2);
     assert_string_equal(a.control, "ipc:///run/herd/n1/herdd.ctl"); /* the unit's RuntimeDirectory */
-    assert_null(a.cookie_file); /* herdd@.service gives it */
+    assert_string_equal(a.cookie_file, "/etc/herd/n1.cookie");
     herdd_args_free(&a);
 }
 

@@ -4,6 +4,12 @@
  *   herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE
  *         [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]
  *         [--down-ms N] [--forget-ms N] [--log-level LEVEL]
+ *   herdd --config FILE [any of the flags above]
+ *
+ * --config FILE reads the flags from FILE, one `key = value` a line with the
+ * flag's name as key (herdd_config.h); flags on the command line win, and
+ * its --join list replaces the file's. The options and their checks are
+ * herdd_args.c's.
  *
  * Logs go to stderr; once it serves it prints one line
  * `herdd: ready name=N listen=ADDR control=ADDR`. It hosts the `counter`
@@ -18,8 +24,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +35,10 @@
 #include "counter.h"
 #include "fdguard.h"
 #include "herd.h"
+#include "herdd_args.h"
 #include "log.h"
 #include "node_control.h"
 
-#define HERDD_MAX_SEEDS 64
-#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 #define HERDD_SECRET_MAX 4096
 #define EXIT_USAGE 2
 #define HERDD_DRAIN_MS 30000 /* SIGTERM: the longest wait for children to move off */
@@ -45,7 +48,7 @@
 
 typedef struct herdd {
     const char *name, *listen, *cookie_file, *control, *cluster;
-    const char *seeds[HERDD_MAX_SEEDS];
+    const char *const *seeds; /* the options' (herdd_args_t) */
     size_t seed_count;
     uint32_t weight, heartbeat_ms, down_ms, forget_ms;
     herd_log_level_t log_level;
@@ -65,21 +68,11 @@ typedef struct herdd {
     int control_bound; /* this process serves d->control: its socket file is ours */
 } herdd_t;
 
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "herdd: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see herdd --help)\n");
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
 static const char help_text[] =
     "usage: herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE\n"
     "             [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]\n"
     "             [--down-ms N] [--forget-ms N] [--log-level error|warn|info|debug]\n"
+    "       herdd --config FILE [any option above]\n"
     "       herdd --help | --version\n"
     "\n"
     "Runs one herd node in the foreground. Addresses are nanomsg URLs\n"
@@ -95,104 +88,12 @@ static const char help_text[] =
     "--down-ms under two heartbeats is refused;\n"
     "down for --forget-ms (default 60000) it is gone and its names are removed.\n"
     "Hosts the `counter` service. SIGTERM: drain (children move to other nodes\n"
-    "with their state), then leave the cluster and exit 0. SIGINT: leave at once.\n";
-
-static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    /* digits only: strtoul would take " 5" and "+5" */
-    unsigned long v = strspn(s, "0123456789") == strlen(s) ? strtoul(s, &end, 10) : 0;
-    if (*s == '\0' || strspn(s, "0123456789") != strlen(s) || errno || v < lo || v > hi)
-        return usage("%s wants a whole number %u-%u (digits only), got '%s'", flag, lo, hi,
-                     s);
-    *out = (uint32_t)v;
-    return 0;
-}
-
-/* The shape of a nanomsg address herd uses: tcp://HOST:PORT or ipc://PATH.
- * (Whether it works is for the transport to find out.) */
-static int address_looks_usable(const char *a)
-{
-    size_t len = strlen(a);
-    if (len > 255)
-        return 0;
-    if (strncmp(a, "ipc://", 6) == 0)
-        return len > 6;
-    if (strncmp(a, "tcp://", 6) != 0)
-        return 0;
-    const char *colon = strrchr(a + 6, ':');
-    return colon && colon > a + 6 && colon[1] != '\0' &&
-           strspn(colon + 1, "0123456789") == strlen(colon + 1);
-}
-
-static int parse_args(herdd_t *d, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'},       {"listen", required_argument, NULL, 'l'},
-        {"join", required_argument, NULL, 'j'},       {"cookie-file", required_argument, NULL, 'c'},
-        {"control", required_argument, NULL, 'C'},    {"cluster", required_argument, NULL, 'k'},
-        {"weight", required_argument, NULL, 'w'},     {"heartbeat-ms", required_argument, NULL, 'H'},
-        {"down-ms", required_argument, NULL, 'D'},    {"log-level", required_argument, NULL, 'L'},
-        {"forget-ms", required_argument, NULL, 'F'},  {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
-    int opt, rc = 0, idx;
-    char seen[128] = {0};
-    opterr = 0;
-    while (rc == 0 && (idx = -1, opt = getopt_long(argc, argv, ":", opts, &idx)) != -1) {
-        if (idx >= 0 && opt != 'j' && opt > 0 && opt < 128 && seen[opt]++)
-            return usage("--%s given twice; give it once", opts[idx].name);
-        switch (opt) {
-        case 'n': d->name = optarg; break;
-        case 'l': d->listen = optarg; break;
-        case 'c': d->cookie_file = optarg; break;
-        case 'C': d->control = optarg; break;
-        case 'k': d->cluster = optarg; break;
-        case 'j':
-            if (d->seed_count == HERDD_MAX_SEEDS)
-                return usage("at most %d --join addresses", HERDD_MAX_SEEDS);
-            d->seeds[d->seed_count++] = optarg;
-            break;
-        case 'w': rc = parse_u32("--weight", optarg, 1, RING_MAX_WEIGHT, &d->weight); break;
-        case 'H': rc = parse_u32("--heartbeat-ms", optarg, 10, 60000, &d->heartbeat_ms); break;
-        case 'D': rc = parse_u32("--down-ms", optarg, 20, 600000, &d->down_ms); break;
-        case 'F': rc = parse_u32("--forget-ms", optarg, 100, 86400000, &d->forget_ms); break;
-        case 'L':
-            if (herd_log_parse_level(optarg, &d->log_level) != 0)
-                return usage("--log-level wants error, warn, info or debug, got '%s'", optarg);
-            break;
-        case 'h': fputs(help_text, stdout); return -1;
-        case 'V': printf("herdd %s\n", herd_version()); return -1;
-        case ':': return usage("%s needs a value", argv[optind - 1]);
-        default: return usage("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (rc)
-        return rc;
-    if (optind < argc)
-        return usage("unexpected argument '%s'", argv[optind]);
-    if (d->name == NULL || d->listen == NULL || d->cookie_file == NULL)
-        return usage("--name, --listen and --cookie-file are required");
-    if (ring_check_name(d->name) != 0)
-        return usage("bad --name '%s': use 1-64 of A-Za-z0-9_.-", d->name);
-    if (d->cluster && (d->cluster[0] == '\0' || strlen(d->cluster) > 64 ||
-                       strspn(d->cluster, NAME_CHARS) != strlen(d->cluster)))
-        return usage("bad --cluster '%s': use 1-64 of A-Za-z0-9_.-", d->cluster);
-    uint32_t beat = d->heartbeat_ms ? d->heartbeat_ms : 200;
-    if (d->down_ms && d->down_ms < 2 * beat)
-        return usage("--down-ms %u is under two heartbeats (--heartbeat-ms %u): every member "
-                     "would be declared down between heartbeats; give --down-ms %u or more, "
-                     "or a shorter --heartbeat-ms", d->down_ms, beat, 2 * beat);
-    for (size_t i = 0; i < d->seed_count; i++)
-        if (!address_looks_usable(d->seeds[i]))
-            return usage("--join wants tcp://HOST:PORT or ipc:///PATH, got '%s'", d->seeds[i]);
-    if (!address_looks_usable(d->listen))
-        return usage("--listen wants tcp://HOST:PORT or ipc:///PATH, got '%s'", d->listen);
-    if (d->control && strncmp(d->control, "ipc://", 6) != 0)
-        return usage("--control must be an ipc:// address in this version (a TCP control "
-                     "socket would need the cluster secret)");
-    return 0;
-}
+    "with their state), then leave the cluster and exit 0. SIGINT: leave at once.\n"
+    "--config FILE: the options from FILE, one `key = value` a line, key an\n"
+    "option's name without its dashes (cookie-file = /etc/herd/n1.cookie), `#`\n"
+    "comments, blank lines; join may repeat. Options on the command line win\n"
+    "(their --join list replaces the file's). An error names FILE:LINE (exit 2).\n"
+    "See man herdd.\n";
 
 /* The secret: the file's bytes less one trailing newline. Refused when the
  * file is readable by group or others, as Erlang refuses a loose cookie, when
@@ -515,12 +416,15 @@ static void on_closed(uv_handle_t *h)
     (void)h;
 }
 
-int main(int argc, char **argv)
+/* Run the node of options `a` until it stops; the exit code. */
+static int run(const herdd_args_t *a)
 {
-    herdd_t d = {.log_level = HERD_LOG_WARN};
-    int rc = parse_args(&d, argc, argv);
-    if (rc)
-        return rc < 0 ? 0 : rc;
+    herdd_t d = {.name = a->name, .listen = a->listen, .cookie_file = a->cookie_file,
+                 .control = a->control, .cluster = a->cluster, .seeds = a->seeds,
+                 .seed_count = a->seed_count, .weight = a->weight,
+                 .heartbeat_ms = a->heartbeat_ms, .down_ms = a->down_ms,
+                 .forget_ms = a->forget_ms, .log_level = a->log_level};
+    int rc;
     herd_log_set_level(d.log_level);
     fdguard_raise_nofile(FDGUARD_NOFILE_CAP); /* room for the cluster port's guard */
     if (read_cookie(&d) != 0)
@@ -554,5 +458,21 @@ int main(int argc, char **argv)
     herd_node_free(d.node);
     if (d.control_bound && strncmp(d.control, "ipc:///tmp/herd-", 16) == 0)
         unlink(d.control + 6); /* the default place: no stale file for the next start */
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    herdd_args_t args;
+    char err[2048];
+    int rc = herdd_args_load(&args, argc, argv, err, sizeof(err));
+    if (rc == HERDD_ARGS_HELP)
+        fputs(help_text, stdout);
+    else if (rc == HERDD_ARGS_VERSION)
+        printf("herdd %s\n", herd_version());
+    else if (rc == HERDD_ARGS_USAGE)
+        fprintf(stderr, "herdd: %s (see herdd --help)\n", err);
+    rc = rc == HERDD_ARGS_RUN ? run(&args) : rc == HERDD_ARGS_USAGE ? EXIT_USAGE : 0;
+    herdd_args_free(&args); /* after run: the options point into a config file's text */
     return rc;
 }

@@ -8,8 +8,9 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# groff-base: the ctest man_render renders the manual pages with it.
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libxxhash-dev libnanomsg-dev
-          libcmocka-dev libjansson-dev libsodium-dev)
+          libcmocka-dev libjansson-dev libsodium-dev groff-base)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 # The one place that installs packages (PACKAGES): `deps` does only this; demo

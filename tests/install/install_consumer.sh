@@ -73,7 +73,10 @@ fi
 step "consumer.c with pkg-config"
 "$cc" -std=c11 -Wall -Wextra -Werror $cflags "$here/consumer.c" -o "$work/consumer_pc" $libs ||
     fail "pkg-config build"
-ldd "$work/consumer_pc" | grep -q "$prefix/$libdir/libherd.so" || fail "not the installed libherd.so"
+# grep reads all of ldd's output (grep -q would stop early, and pipefail
+# would take ldd's SIGPIPE for a failure)
+ldd "$work/consumer_pc" | grep "$prefix/$libdir/libherd.so" >/dev/null ||
+    fail "not the installed libherd.so"
 "$work/consumer_pc" "ipc://$sock-pc.sock" "ipc://$sock-pc.ctl" || fail "pkg-config consumer run"
 
 step "cmake_consumer with find_package(herd)"

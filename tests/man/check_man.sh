@@ -27,7 +27,7 @@ render() {
         if command -v groff >/dev/null 2>&1; then
             out=$(groff -man -Tutf8 -ww -z "$page" 2>&1) || fail "$page: groff failed"
             [ -z "$out" ] || fail "$page: groff -ww warns:"$'\n'"$out"
-            groff -man -Tutf8 -P-cbou "$page" 2>/dev/null | grep -q "^NAME" ||
+            groff -man -Tutf8 -P-cbou "$page" 2>/dev/null | grep "^NAME" >/dev/null ||
                 fail "$page: no NAME section rendered"
             echo "check_man: $page: groff -man -Tutf8 -ww: no warning"
         elif command -v man >/dev/null 2>&1; then
@@ -59,7 +59,7 @@ has_flag() {
 has_item() {
     local re
     re=$(roff_of "$2" | sed 's/\\/\\\\/g')
-    grep -A1 -x '\.TP' "$1" | grep -qE -- "^\\.B[IR]? \"?${re}([ \"]|\\\\f|\$)"
+    grep -A1 -x '\.TP' "$1" | grep -E -- "^\\.B[IR]? \"?${re}([ \"]|\\\\f|\$)" >/dev/null
 }
 
 # exit_items PAGE: the codes with an item under EXIT STATUS.
@@ -77,7 +77,7 @@ exit_codes() {
 check_help() { # check_help NAME HELP_TEXT PAGE
     local name=$1 help=$2 page=$3 code var
     for code in $(exit_codes "$help"); do
-        exit_items "$page" | grep -qx "$code" || fail "$page: exit code $code ($name names it)"
+        exit_items "$page" | grep -x "$code" >/dev/null || fail "$page: exit code $code ($name names it)"
     done
     for var in $(grep -oE 'HERD_[A-Z_]+' <<<"$help" | sort -u); do
         grep -qF "$var" "$page" || fail "$page: $var ($name names it)"

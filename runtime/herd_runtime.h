@@ -160,6 +160,43 @@ typedef struct herd_behaviour {
                        uint8_t **out, size_t *out_len);
 } herd_behaviour_t;
 
+/* ---- logging ---------------------------------------------------------------------- */
+
+/* herd logs one line per event, with a level and the subsystem it comes
+ * from ("cluster", "registry", "replicas", ...). The settings are process-wide
+ * (every node of a program shares them): make them before starting nodes;
+ * they are not thread-safe. */
+typedef enum herd_log_level {
+    HERD_LOG_ERROR,
+    HERD_LOG_WARN,
+    HERD_LOG_INFO,
+    HERD_LOG_DEBUG,
+} herd_log_level_t;
+
+/* Where lines go: `message` is escaped (a byte outside printable ASCII
+ * appears as \xNN, a backslash as \\), under 2 KiB plus a note of lines
+ * held back. NULL (the default): stderr, each line "TIME herd LEVEL SUBSYSTEM: MESSAGE", TIME in UTC
+ * (2026-12-07T04:12:00.123Z). */
+typedef void (*herd_log_handler_fn)(void *data, herd_log_level_t level, const char *subsystem,
+                                    const char *message);
+void herd_log_set_handler(herd_log_handler_fn fn, void *data);
+/* The level of every subsystem without one of its own (default: warn). */
+void herd_log_set_level(herd_log_level_t level);
+herd_log_level_t herd_log_get_level(void);
+/* A subsystem's own level (name: 1-23 of a-z0-9_-). HERD_EINVAL for a bad
+ * name or level, HERD_EFULL past 32 subsystems. */
+int herd_log_set_subsystem_level(const char *subsystem, herd_log_level_t level);
+/* Forget every subsystem's own level. */
+void herd_log_clear_subsystem_levels(void);
+/* Parse "error" | "warn" | "info" | "debug"; HERD_EINVAL otherwise. */
+int herd_log_parse_level(const char *text, herd_log_level_t *out);
+/* Apply "LEVEL", "SUBSYSTEM=LEVEL" or a comma-separated list of those
+ * ("warn,replicas=debug,cluster=info"): all of it, or nothing and
+ * HERD_EINVAL (HERD_EFULL: too many subsystems). */
+int herd_log_apply_spec(const char *spec);
+/* Whether herd_log_apply_spec would take `spec` (0), changing nothing. */
+int herd_log_check_spec(const char *spec);
+
 /* ---- nodes ------------------------------------------------------------------------ */
 
 typedef struct herd_clock {

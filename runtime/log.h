@@ -1,6 +1,7 @@
 /*
- * log.h - herd's log: one line per event on stderr, with level and component.
- * The level is process-wide: nodes of one program share their stderr.
+ * log.h - herd's log: one line per event, with level and component (the
+ * subsystem), to stderr or the program's handler. The settings are
+ * process-wide (herd_runtime.h, "logging": levels, handler).
  */
 #ifndef HERD_LOG_H
 #define HERD_LOG_H
@@ -8,17 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum herd_log_level {
-    HERD_LOG_ERROR,
-    HERD_LOG_WARN,
-    HERD_LOG_INFO,
-    HERD_LOG_DEBUG,
-} herd_log_level_t;
+#include "herd_runtime.h"
 
-void herd_log_set_level(herd_log_level_t level);
-herd_log_level_t herd_log_get_level(void);
-/* Parse "error" | "warn" | "info" | "debug"; HERD_EINVAL otherwise. */
-int herd_log_parse_level(const char *text, herd_log_level_t *out);
 /* Every line is escaped as it is written: a byte outside printable ASCII
  * (a control character, a newline, anything >= 0x7f) appears as \xNN, and a
  * backslash as \\, so a name or address learnt from the network can neither

@@ -3,7 +3,7 @@
  *
  *   herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE
  *         [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]
- *         [--down-ms N] [--forget-ms N] [--log-level LEVEL]
+ *         [--down-ms N] [--forget-ms N] [--log-level LEVEL[,SUBSYSTEM=LEVEL]...]
  *   herdd --config FILE [any of the flags above]
  *
  * --config FILE reads the flags from FILE, one `key = value` a line with the
@@ -71,7 +71,7 @@ typedef struct herdd {
 static const char help_text[] =
     "usage: herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE\n"
     "             [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]\n"
-    "             [--down-ms N] [--forget-ms N] [--log-level error|warn|info|debug]\n"
+    "             [--down-ms N] [--forget-ms N] [--log-level LEVEL[,SUBSYSTEM=LEVEL]...]\n"
     "       herdd --config FILE [any option above]\n"
     "       herdd --help | --version\n"
     "\n"
@@ -93,6 +93,9 @@ static const char help_text[] =
     "option's name without its dashes (cookie-file = /etc/herd/n1.cookie), `#`\n"
     "comments, blank lines; join may repeat. Options on the command line win\n"
     "(their --join list replaces the file's). An error names FILE:LINE (exit 2).\n"
+    "--log-level: error, warn (the default), info or debug, and subsystems' own\n"
+    "levels after it (warn,replicas=debug,cluster=info). Log lines go to stderr:\n"
+    "TIME herd LEVEL SUBSYSTEM: MESSAGE.\n"
     "See man herdd.\n";
 
 /* The secret: the file's bytes less one trailing newline. Refused when the
@@ -426,6 +429,8 @@ static int run(const herdd_args_t *a)
                  .forget_ms = a->forget_ms, .log_level = a->log_level};
     int rc;
     herd_log_set_level(d.log_level);
+    if (a->log_spec && herd_log_apply_spec(a->log_spec) != 0) /* checked as it was read */
+        return 1;
     fdguard_raise_nofile(FDGUARD_NOFILE_CAP); /* room for the cluster port's guard */
     if (read_cookie(&d) != 0)
         return 1;

@@ -126,8 +126,13 @@ int herdd_args_set(herdd_args_t *a, herdd_opt_t opt, const char *flag, const cha
         rc = parse_u32(flag, v, 100, 86400000, &a->forget_ms, err, cap);
         break;
     case HERDD_OPT_LOG_LEVEL:
-        if (herd_log_parse_level(v, &a->log_level) != 0)
-            return fail(err, cap, "%s wants error, warn, info or debug, got '%s'", flag, v);
+        a->log_spec = NULL;
+        if (herd_log_parse_level(v, &a->log_level) == 0)
+            break;
+        if (herd_log_check_spec(v) != 0)
+            return fail(err, cap, "%s wants error, warn, info or debug, or those with "
+                        "subsystems' own (warn,replicas=debug), got '%s'", flag, v);
+        a->log_spec = v;
         break;
     case HERDD_OPT_CONFIG: a->config = v; break;
     default: return fail(err, cap, "unknown option %d", (int)opt);
@@ -196,7 +201,10 @@ void herdd_args_merge(herdd_args_t *out, const herdd_args_t *file, const herdd_a
         case HERDD_OPT_HEARTBEAT_MS: out->heartbeat_ms = cli->heartbeat_ms; break;
         case HERDD_OPT_DOWN_MS: out->down_ms = cli->down_ms; break;
         case HERDD_OPT_FORGET_MS: out->forget_ms = cli->forget_ms; break;
-        case HERDD_OPT_LOG_LEVEL: out->log_level = cli->log_level; break;
+        case HERDD_OPT_LOG_LEVEL:
+            out->log_level = cli->log_level;
+            out->log_spec = cli->log_spec;
+            break;
         case HERDD_OPT_CONFIG: out->config = cli->config; break;
         default: break;
         }

@@ -43,6 +43,7 @@ typedef struct herdd_args {
     size_t seed_count;
     uint32_t weight, heartbeat_ms, down_ms, forget_ms; /* 0: the default */
     herd_log_level_t log_level; /* HERD_LOG_WARN unless given */
+    const char *log_spec; /* --log-level with subsystems' levels (applied after log_level) */
     unsigned given[HERDD_OPT_COUNT]; /* times given (join: addresses) */
     unsigned line[HERDD_OPT_COUNT];  /* from a config file: the line (join: the first) */
     const char *file; /* the config file of those lines (herdd_config_parse) */

@@ -182,7 +182,11 @@ static void test_config_bad_values(void **state)
     refused("heartbeat-ms = 9\n", "f.conf:1: heartbeat-ms wants a whole number 10-60000");
     refused("down-ms = 19\n", "f.conf:1: down-ms wants a whole number 20-600000");
     refused("forget-ms = 86400001\n", "f.conf:1: forget-ms wants a whole number 100-86400000");
-    refused("log-level = loud\n", "f.conf:1: log-level wants error, warn, info or debug, got 'loud'");
+    refused("log-level = loud\n", "f.conf:1: log-level wants error, warn, info or debug, or "
+                                   "those with subsystems' own (warn,replicas=debug), got 'loud'");
+    refused("log-level = warn,replicas=loud\n", "f.conf:1: log-level wants");
+    refused("log-level = warn,Replicas=debug\n", "f.conf:1: log-level wants");
+    refused("log-level = warn,\n", "f.conf:1: log-level wants");
     refused("name = a b\n", "f.conf:1: bad name 'a b': use 1-64 of A-Za-z0-9_.-");
     refused("name = "
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
@@ -428,10 +432,16 @@ static void test_args_command_line_wins(void **state)
     assert_int_equal(a.seed_count, 1);
     assert_string_equal(a.seeds[0], "tcp://127.0.0.1:7201");
     assert_int_equal(a.log_level, HERD_LOG_ERROR);
+    assert_null(a.log_spec);
     assert_int_equal(a.weight, 9);
     assert_string_equal(a.listen, "tcp://127.0.0.1:7001"); /* the rest: the file's */
     assert_string_equal(a.cookie_file, "/etc/herd/file.cookie");
     assert_int_equal(a.line[HERDD_OPT_LISTEN], 2);
+    herdd_args_free(&a);
+    /* subsystems' own levels: kept as given, the command line's winning */
+    char **spec = ARGV("--config", path, "--log-level", "info,replicas=debug");
+    assert_int_equal(load(&a, spec, err), HERDD_ARGS_RUN);
+    assert_string_equal(a.log_spec, "info,replicas=debug");
     herdd_args_free(&a);
     /* a flag the file does not give is added; no --join: the file's list stays */
     char **add = ARGV("--config", path, "--cluster", "c2");

@@ -26,20 +26,7 @@
 #ifndef HERD_RUNTIME_H
 #define HERD_RUNTIME_H
 
-/* libuv's uv.h needs POSIX.1-2008 (pthread_rwlock_t, ...). A program
- * compiled with -std=c11 and no feature macro of its own gets it here, as long
- * as no system header came before herd's. */
-#if defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) &&  \
-    !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE) && !defined(_BSD_SOURCE)
-#define _POSIX_C_SOURCE 200809L
-#endif
-
-#include <stddef.h>
-#include <stdint.h>
-#if defined(__GLIBC__) && !defined(__USE_XOPEN2K)
-#error "herd needs POSIX.1-2008 for libuv's uv.h: include herd's headers before \
-any system header, or compile with -D_POSIX_C_SOURCE=200809L"
-#endif
+#include "herd_posix.h" /* first: before any system header */
 
 #include <uv.h>
 

@@ -644,7 +644,10 @@ static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const put_out_t *o,
 static int write_put(dsup_t *d, const dchild_t *c, uint64_t prev, put_out_t *o)
 {
     *o = (put_out_t){0};
-    if (herd_state_delta_out(d->node, c->pid, &o->delta, &o->delta_len) == 0 &&
+    const herd_behaviour_t *b = dsup_behaviour(d, c->service);
+    int writes_changes = b && b->delta_out && b->delta_apply; /* no process lookup else */
+    if (writes_changes &&
+        herd_state_delta_out(d->node, c->pid, &o->delta, &o->delta_len) == 0 &&
         o->delta_len <= REPL_STATE_MAX) {
         o->on = prev;
     } else {

@@ -43,9 +43,24 @@ typedef enum {
 #undef HERD_ERR_ENUM
 } herd_errno_t;
 
-/* A human message for `err` ("success" for 0, "unknown error" otherwise). */
+/* Application errors: a service's own error codes, kept apart from herd's.
+ * A reply (herd_reply_error) carries code 1..HERD_APP_ERROR_MAX in its
+ * status as HERD_APP_ERROR_BASE - code, below every HERD_E* code, so a
+ * caller tells "the service said no" from "herd could not deliver". */
+#define HERD_APP_ERROR_MAX 0xFFFFFF
+#define HERD_APP_ERROR_BASE (-0x1000000)
+/* The status that carries application error `code`, or HERD_EINVAL when
+ * `code` is outside 1..HERD_APP_ERROR_MAX. */
+int herd_app_error(int code);
+/* The application error code a status carries, or 0 when it carries none
+ * (0, or one of herd's codes). */
+int herd_app_error_code(int status);
+
+/* A human message for `err` ("success" for 0, "the service's own error"
+ * for an application error, "unknown error" otherwise). */
 const char *herd_strerror(int err);
-/* The code's name without the HERD_ prefix, e.g. "EINVAL". */
+/* The code's name without the HERD_ prefix, e.g. "EINVAL"; "EAPP" for an
+ * application error. */
 const char *herd_err_name(int err);
 
 #ifdef __cplusplus

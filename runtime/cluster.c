@@ -650,6 +650,7 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->blocked_out = c->blocked_out;
     out->blocked_peers = (uint32_t)c->blocked.count;
     out->oversize_out = c->oversize_out;
+    out->ack_frames_out = c->ack_frames_out;
     out->seeds_silent = c->seeds_silent;
     for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
         out->rejected[i] = c->rejected[i];

@@ -77,6 +77,7 @@ typedef struct herd_cluster {
      * limit (the receiver's nanomsg would drop them uncounted), and periods
      * of CLUSTER_SILENT_MS with seeds to join and no authenticated frame */
     uint64_t oversize_out;
+    uint64_t ack_frames_out; /* frames that carried only an acknowledgement */
     herd_log_limit_t oversize_log;
     size_t seed_count;
     uint64_t last_authed, seeds_silent, last_silent_mark, last_silent_log;

@@ -88,7 +88,8 @@ typedef struct herd_msg {
     uint64_t ref;
     /* REPLY: 0, or the call's error (HERD_ETIMEDOUT, HERD_ENOPROC,
      * HERD_ENOTCONN, HERD_EUNCERTAIN: herd_call; or what the callee
-     * replied); DOWN/EXIT: the exit reason. */
+     * replied, herd_app_error_code telling the service's own error codes
+     * of herd_reply_error); DOWN/EXIT: the exit reason. */
     int status;
     size_t len;
     const uint8_t *data;
@@ -333,6 +334,14 @@ int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
  * caller's call ends by its timeout). */
 int herd_reply(herd_node_t *node, herd_from_t from, int status, const void *data,
                size_t len);
+/* Answer a call with the service's own error `code` (1..HERD_APP_ERROR_MAX,
+ * herd_error.h) and `data` saying why: the caller's reply has status
+ * herd_app_error(code) (herd_err_name: "EAPP"; herd_app_error_code gives
+ * `code` back), never one of herd's codes, so callers tell the service's
+ * refusal from a failed delivery. HERD_EINVAL for a code out of range;
+ * otherwise as herd_reply. */
+int herd_reply_error(herd_node_t *node, herd_from_t from, int code, const void *data,
+                     size_t len);
 
 /* The same from code outside processes (sender serial 0). */
 int herd_node_cast(herd_node_t *node, herd_pid_t to, const void *data, size_t len);
@@ -711,6 +720,9 @@ typedef struct herd_cluster_stats {
      * frame limit: nanomsg drops such a frame on receipt, closing the
      * connection without telling herd, so the receiver cannot count it */
     uint64_t oversize_out;
+    /* frames out that carried only an acknowledgement of a peer's messages
+     * (nothing else was queued for it when the loop flushed) */
+    uint64_t ack_frames_out;
     /* periods of 5 s with seeds to join and no authenticated frame from
      * anyone: seeds down, or a different cookie or cluster name (logged) */
     uint64_t seeds_silent;

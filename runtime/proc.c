@@ -944,6 +944,12 @@ int herd_reply(herd_node_t *n, herd_from_t from, int status, const void *data, s
     return held < 0 ? held : held ? 0 : proc_reply_now(n, from, status, data, len, 0);
 }
 
+int herd_reply_error(herd_node_t *n, herd_from_t from, int code, const void *data, size_t len)
+{
+    int status = herd_app_error(code);
+    return status == HERD_EINVAL ? HERD_EINVAL : herd_reply(n, from, status, data, len);
+}
+
 int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
                    unsigned copies)
 {

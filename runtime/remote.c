@@ -214,6 +214,7 @@ static void remote_send_frames(herd_cluster_t *c, cluster_peer_t *p, int resend,
         size_t len;
         if (channel_ack_frame(&p->ch, &body, &len) == 0) {
             cluster_send_frame(c, x->address, x->id, x->incarnation, FRAME_ACK, body, len);
+            c->ack_frames_out++;
             free(body);
         }
     }

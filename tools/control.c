@@ -93,10 +93,16 @@ static void control_remember(control_t *c, const char *id, const char *text)
     a->text = strdup(text);
 }
 
+/* The error answer; a service's own error (herd_reply_error) is "EAPP"
+ * with its code as "app_code". */
 static json_t *control_error(const char *id, int code, const char *message)
 {
-    return json_pack("{s:s?, s:b, s:s, s:s}", "id", id, "ok", 0, "error",
-                     code == 0 ? "EINVAL" : herd_err_name(code), "message", message);
+    json_t *e = json_pack("{s:s?, s:b, s:s, s:s}", "id", id, "ok", 0, "error",
+                          code == 0 ? "EINVAL" : herd_err_name(code), "message", message);
+    int app = herd_app_error_code(code);
+    if (e && app)
+        json_object_set_new(e, "app_code", json_integer(app));
+    return e;
 }
 
 static json_t *control_ok(const char *id, json_t *result)

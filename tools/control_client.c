@@ -17,6 +17,8 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
+#include "herd_error.h"
+
 static void control_new_id(char *out, size_t cap)
 {
     static uint64_t run, counter;
@@ -88,7 +90,12 @@ static void control_read_answer(control_reply_t *r, const char *buf, size_t len)
     } else {
         const char *code = json_string_value(json_object_get(ans, "error"));
         const char *msg = json_string_value(json_object_get(ans, "message"));
+        json_t *app = json_object_get(ans, "app_code");
         r->outcome = CONTROL_REFUSED;
+        r->app_code = json_is_integer(app) && json_integer_value(app) >= 1 &&
+                              json_integer_value(app) <= HERD_APP_ERROR_MAX
+                          ? (int)json_integer_value(app)
+                          : 0;
         snprintf(r->code, sizeof(r->code), "%s", code ? code : "EINVAL");
         snprintf(r->message, sizeof(r->message), "%s", msg ? msg : "refused");
     }

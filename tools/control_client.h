@@ -22,6 +22,7 @@ typedef struct control_reply {
     int sent;
     json_t *result;    /* CONTROL_OK: a new reference */
     char code[32];     /* CONTROL_REFUSED: e.g. "ENOENT" */
+    int app_code;      /* CONTROL_REFUSED "EAPP": the service's own error code */
     char message[512]; /* what went wrong, for people */
 } control_reply_t;
 

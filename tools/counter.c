@@ -397,7 +397,12 @@ static int counter_call(herd_proc_t *self, void *state, const herd_msg_t *msg,
         n = snprintf(text, sizeof(text),
                      "want incr [N] | decr [N] | get | reset, N a whole number 1..%llu",
                      (unsigned long long)COUNTER_MAX_STEP);
-    herd_reply(herd_proc_node(self), from, rc, text, (size_t)n);
+    herd_node_t *node = herd_proc_node(self);
+    if (rc == HERD_EINVAL || rc == HERD_ERANGE) /* the caller's command: the counter's own no */
+        herd_reply_error(node, from, rc == HERD_EINVAL ? COUNTER_EBADCMD : COUNTER_ERANGE, text,
+                         (size_t)n);
+    else
+        herd_reply(node, from, rc, text, (size_t)n);
     return 0;
 }
 

@@ -5,11 +5,13 @@
  * Calls take a text command and answer the counter's value as decimal text:
  *   "incr" | "incr N" | "decr" | "decr N" | "get" | "reset"
  * (N a whole number 1..2^62 = 4611686018427387904, the largest step). A bad
- * command is answered HERD_EINVAL and changes nothing.
+ * command is answered with the counter's own error COUNTER_EBADCMD
+ * (herd_reply_error; the reply's text lists the commands) and changes
+ * nothing.
  *
  * The value is an int64_t: INT64_MIN..INT64_MAX. An `incr` or `decr` that
- * would take it outside is refused with HERD_ERANGE (the reply's text says
- * why) before anything changes; the counter never wraps or saturates on its
+ * would take it outside is refused with the counter's error COUNTER_ERANGE
+ * (the reply's text says why) before anything changes; the counter never wraps or saturates on its
  * own. `reset` works from any value. Only a merge of copies that counted
  * apart can leave a sum outside the range: `get` then answers the nearest
  * limit, `incr`/`decr` that do not bring it back are refused, `reset` does.
@@ -39,6 +41,10 @@
 #include "herd_runtime.h"
 
 extern const herd_behaviour_t counter_behaviour;
+
+/* The counter's own error codes in its replies (herd_app_error_code of the
+ * reply's status; `ringctl call` prints them as the service's error). */
+enum { COUNTER_EBADCMD = 1, COUNTER_ERANGE = 2 };
 
 /* The pure state, for tests and tools. */
 typedef struct counter_slot {

@@ -260,6 +260,10 @@ static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len,
         if (copies)
             json_object_set_new(out, "replicated", json_integer(copies));
         free(text);
+    } else if (herd_app_error_code(rc)) { /* the service said no: its own words */
+        snprintf(msg, sizeof(msg), "'%.255s' answered with its service's error %d%s%.*s",
+                 r->name, herd_app_error_code(rc), len ? ": " : "", (int)(len < 320 ? len : 320),
+                 reply ? (const char *)reply : "");
     } else {
         snprintf(msg, sizeof(msg), "call to '%.255s' failed: %s%s%s%.*s", r->name,
                  herd_strerror(rc), call_verdict(rc), len ? ": " : "",

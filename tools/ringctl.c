@@ -41,6 +41,19 @@ int ctl_fail(const ctl_t *c, int code, const char *err_name, const char *fmt, ..
     return code;
 }
 
+int ctl_fail_app(const ctl_t *c, int app_code, const char *message)
+{
+    fprintf(stderr, "ringctl: %s%s%s\n", c->cmd ? c->cmd : "", c->cmd ? ": " : "", message);
+    if (c->json) {
+        json_t *doc = json_pack("{s:s, s:i, s:s}", "error", "EAPP", "app_code", app_code,
+                                "message", message);
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(doc);
+    }
+    return EXIT_APP;
+}
+
 int ctl_usage(const ctl_t *c, const char *fmt, ...)
 {
     char msg[512];
@@ -175,6 +188,10 @@ static json_t *ctl_live_ask(const ctl_t *c, const char *cmd, json_t *args, int t
         control_request(c->node, cmd, args, timeout_ms, &r);
     if (r.outcome == CONTROL_OK)
         return r.result;
+    if (r.outcome == CONTROL_REFUSED && r.app_code) {
+        *rc = ctl_fail_app(c, r.app_code, r.message);
+        return NULL;
+    }
     int uncertain = ctl_uncertain(&r, changes);
     const char *code = r.outcome != CONTROL_UNREACHABLE ? r.code
                        : uncertain                      ? "EUNCERTAIN"

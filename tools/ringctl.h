@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #define EXIT_USAGE 2
+#define EXIT_APP 4 /* the service answered with an error of its own */
 
 typedef struct ctl {
     int json;
@@ -20,6 +21,8 @@ typedef struct ctl {
  * `code` so callers can `return ctl_fail(...)`. */
 int ctl_fail(const ctl_t *c, int code, const char *err_name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A service's own error (EXIT_APP), its code in the JSON as app_code. */
+int ctl_fail_app(const ctl_t *c, int app_code, const char *message);
 /* A usage error (exit 2). */
 int ctl_usage(const ctl_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print a document (and drop it); 0, or 1 when stdout fails. */

@@ -10,6 +10,7 @@
  * replies that come back. Everything they see goes to global logs that the
  * tests check.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -130,6 +131,8 @@ static int srv_call(herd_proc_t *self, void *state, const herd_msg_t *msg,
         srv_rc(herd_reply(node, from, HERD_ENOPROC, NULL, 0));
     } else if (has_prefix(msg, "error")) {
         srv_rc(herd_reply(node, from, HERD_ERANGE, "why", 3));
+    } else if (has_prefix(msg, "app-error")) {
+        srv_rc(herd_reply_error(node, from, 42, "no", 2));
     } else if (has_prefix(msg, "defer-timer")) {
         uint64_t t;
         s->pending[s->npending++] = from;
@@ -503,6 +506,37 @@ static void test_call_node_call_error_status(void **st)
     ts_node_free(n);
 }
 
+/* A service's own error code (herd_reply_error) comes back as the reply's
+ * status, told apart from herd's codes; the codes' range is checked. */
+static void test_call_node_call_app_error(void **st)
+{
+    (void)st;
+    reset();
+    herd_node_t *n = mknode("t1", NULL);
+    herd_pid_t s = spawn_srv(n);
+    herd_reply_t r;
+    assert_int_equal(call_str(n, s, "app-error", 5000, &r), 0);
+    assert_int_equal(herd_app_error_code(r.status), 42);
+    assert_int_equal(r.status, herd_app_error(42));
+    assert_string_equal(herd_err_name(r.status), "EAPP");
+    assert_string_equal(herd_strerror(r.status), "the service's own error");
+    assert_reply(&r, herd_app_error(42), "no");
+    herd_reply_free(&r);
+    assert_int_equal(g_srv_rc[0], 0);
+    /* the codes: 1..HERD_APP_ERROR_MAX, none of them one of herd's */
+    assert_int_equal(herd_app_error(0), HERD_EINVAL);
+    assert_int_equal(herd_app_error(-1), HERD_EINVAL);
+    assert_int_equal(herd_app_error(HERD_APP_ERROR_MAX + 1), HERD_EINVAL);
+    assert_int_equal(herd_app_error_code(herd_app_error(1)), 1);
+    assert_int_equal(herd_app_error_code(herd_app_error(HERD_APP_ERROR_MAX)), HERD_APP_ERROR_MAX);
+    static const int not_app[] = {0, 1, HERD_EINVAL, HERD_EUNAVAILABLE, HERD_APP_ERROR_BASE,
+                                  HERD_APP_ERROR_BASE - HERD_APP_ERROR_MAX - 1, INT_MIN, INT_MAX};
+    for (size_t i = 0; i < sizeof(not_app) / sizeof(not_app[0]); i++)
+        assert_int_equal(herd_app_error_code(not_app[i]), 0);
+    assert_string_equal(herd_err_name(HERD_EINVAL), "EINVAL"); /* herd's stay herd's */
+    ts_node_free(n);
+}
+
 /* A reply is the callee's answer whatever its status: even a status that
  * reads like a runtime error, with no bytes, comes back as 0 with out->status
  * set, not as the call's own failure. */
@@ -859,6 +893,7 @@ int main(void)
         cmocka_unit_test_teardown(test_call_node_call_callee_crashes, ts_teardown),
         cmocka_unit_test_teardown(test_call_node_call_callee_killed, ts_teardown),
         cmocka_unit_test_teardown(test_call_node_call_error_status, ts_teardown),
+        cmocka_unit_test_teardown(test_call_node_call_app_error, ts_teardown),
         cmocka_unit_test_teardown(test_call_node_call_error_status_without_data,
                                   ts_teardown),
         cmocka_unit_test_teardown(test_call_node_call_inside_handler_edeadlk,

@@ -297,8 +297,11 @@ static const char *call(herd_node_t *n, herd_pid_t p, const char *cmd, char *out
 {
     herd_reply_t r;
     assert_int_equal(herd_node_call(n, p, cmd, strlen(cmd), 2000, &r), 0);
-    if (r.status != 0) {
-        snprintf(out, cap, "error %d", r.status);
+    if (r.status != 0) { /* the counter's own codes, or herd's */
+        if (herd_app_error_code(r.status))
+            snprintf(out, cap, "counter error %d", herd_app_error_code(r.status));
+        else
+            snprintf(out, cap, "error %d", r.status);
         herd_reply_free(&r);
         return out;
     }
@@ -318,7 +321,7 @@ static void test_counter_as_a_process(void **state)
     assert_int_equal(herd_spawn(n, &o, &p), 0);
     char buf[64];
     assert_string_equal(call(n, p, "incr 5", buf, sizeof(buf)), "5");
-    assert_string_equal(call(n, p, "nonsense", buf, sizeof(buf)), "error -1");
+    assert_string_equal(call(n, p, "nonsense", buf, sizeof(buf)), "counter error 1");
     assert_string_equal(call(n, p, "get", buf, sizeof(buf)), "5");
     /* a move: state out, a new process from it, counting on */
     uint8_t *st;

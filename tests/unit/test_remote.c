@@ -232,6 +232,11 @@ static int srv_call(herd_proc_t *self, void *state, const herd_msg_t *msg,
         srv_rc(herd_reply(node, from, 0, msg->data + 5, msg->len - 5));
     } else if (has_prefix(msg, "error")) {
         srv_rc(herd_reply(node, from, HERD_ERANGE, "why", 3));
+    } else if (has_prefix(msg, "app-error")) { /* the service's own code: the largest */
+        srv_rc(herd_reply_error(node, from, HERD_APP_ERROR_MAX, "mine", 4));
+    } else if (has_prefix(msg, "app-bad")) { /* out of range: refused, nothing sent */
+        int rc = herd_reply_error(node, from, 0, NULL, 0);
+        srv_rc(rc == HERD_EINVAL ? herd_reply_error(node, from, 7, NULL, 0) : -1000);
     } else if (has_prefix(msg,
                           "noproc")) { /* the callee's own error, not the runtime's */
         srv_rc(herd_reply(node, from, HERD_ENOPROC, NULL, 0));
@@ -560,6 +565,16 @@ static void test_remote_node_call_reply_bytes_intact(void **state)
     herd_reply_free(&r);
     assert_int_equal(herd_node_call(x.a, s, "noproc", 6, WAIT_MS, &r), 0);
     assert_int_equal(r.status, HERD_ENOPROC);
+    herd_reply_free(&r);
+    /* the service's own error codes cross the wire apart from herd's */
+    assert_int_equal(herd_node_call(x.a, s, "app-error", 9, WAIT_MS, &r), 0);
+    assert_int_equal(herd_app_error_code(r.status), HERD_APP_ERROR_MAX);
+    assert_string_equal(herd_err_name(r.status), "EAPP");
+    assert_int_equal(r.len, 4);
+    assert_memory_equal(r.data, "mine", 4);
+    herd_reply_free(&r);
+    assert_int_equal(herd_node_call(x.a, s, "app-bad", 7, WAIT_MS, &r), 0);
+    assert_int_equal(herd_app_error_code(r.status), 7);
     herd_reply_free(&r);
     for (size_t len = 0; len < 3000; len += 97) {
         assert_int_equal(herd_node_call(x.a, s, req, 5 + len, WAIT_MS, &r), 0);

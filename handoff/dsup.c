@@ -14,7 +14,7 @@
 
 #include "dsup_int.h"
 #include "log.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "svcring.h"
 
 #define DSUP_TICK_MS 20
@@ -274,8 +274,8 @@ int herd_start_child_async(herd_node_t *n, const herd_child_req_t *req, uint32_t
         cb(data, &res);
         return 0;
     }
-    const ring_t *owners = svcring_get(d, req->service);
-    if (owners && ring_member_count(owners) == 0) {
+    const herd_ring_t *owners = svcring_get(d, req->service);
+    if (owners && herd_ring_member_count(owners) == 0) {
         herd_log(HERD_LOG_INFO, "dsup", "not starting '%s': no member provides service '%s'",
                  req->name, req->service);
         return HERD_ENOSERVICE;

@@ -84,6 +84,11 @@ typedef struct dchild {
      * put again */
     uint8_t set_full[HERD_MAX_REPLICAS - 1];
     uint64_t drop[HERD_MAX_REPLICAS - 1];
+    /* the set was computed at this cluster generation with this many local
+     * services (what the service's ring depends on): the same two, the same
+     * set, and a put needs no ring lookup (0: compute it) */
+    uint64_t set_gen;
+    size_t set_services;
 } dchild_t;
 
 typedef struct start_waiter {

@@ -12,7 +12,7 @@
 #include "herd_registry.h"
 #include "herd_runtime.h"
 #include "herd_version.h"
-#include "ring.h"
+#include "herd_ring.h"
 
 #ifdef __cplusplus
 extern "C" {

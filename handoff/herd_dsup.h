@@ -56,6 +56,9 @@
 extern "C" {
 #endif
 
+/* libherd exports what its public headers declare, and nothing else */
+#pragma GCC visibility push(default)
+
 /* The most copies of a child's state (herd_child_req_t.replicas). */
 #define HERD_MAX_REPLICAS 5
 
@@ -180,7 +183,7 @@ typedef struct herd_child_spec_view {
     herd_restart_t restart;
     size_t arg_len;
 } herd_child_spec_view_t;
-int herd_child_spec(herd_node_t *node, const char *name, herd_child_spec_view_t *out);
+int herd_child_spec_get(herd_node_t *node, const char *name, herd_child_spec_view_t *out);
 
 typedef enum herd_child_state {
     HERD_CHILD_RUNNING,
@@ -311,6 +314,8 @@ int herd_drain(herd_node_t *node, const char *name, int on);
  * too (a node cut off alone must not leave with the only copy of a
  * terminate). herdd's SIGTERM waits for it before leaving. */
 int herd_dsup_drained(herd_node_t *node);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ring.h"
+#include "herd_ring.h"
 
 typedef struct hoff_child {
     const char *name;
@@ -33,7 +33,7 @@ typedef struct hoff_child {
     /* The ring that places this child: the members that provide its service
      * (svcring.h). NULL: new_ring. An empty one: nobody may run it, so it is
      * neither started nor moved (a copy running here stays). */
-    const ring_t *ring;
+    const herd_ring_t *ring;
 } hoff_child_t;
 
 typedef enum hoff_action_kind { HOFF_START, HOFF_HANDOFF, HOFF_STOP } hoff_action_kind_t;
@@ -53,7 +53,7 @@ typedef struct hoff_plan {
 /* Plan for node `self`. `old_ring` may be NULL (a periodic reconcile: every
  * child is considered). Errors: HERD_EINVAL, HERD_EEMPTY (new ring empty: do
  * nothing rather than stop everything), HERD_ENOMEM. */
-int hoff_plan(const ring_t *old_ring, const ring_t *new_ring, const char *self,
+int hoff_plan(const herd_ring_t *old_ring, const herd_ring_t *new_ring, const char *self,
               const hoff_child_t *children, size_t n, hoff_plan_t *out);
 void hoff_plan_free(hoff_plan_t *p);
 

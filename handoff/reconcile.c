@@ -16,7 +16,7 @@
 #include "dsup_int.h"
 #include "log.h"
 #include "planner.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "svcring.h"
 
 
@@ -185,11 +185,11 @@ static void input_free(plan_input_t *in)
 /* ---- the plan and its actions --------------------------------------------------- */
 
 /* The owner's view when the node is in no cluster: a ring of itself. */
-static ring_t *solo_ring(dsup_t *d)
+static herd_ring_t *solo_ring(dsup_t *d)
 {
-    ring_t *r = ring_new();
-    if (r && ring_add(r, herd_node_name(d->node), 1) != 0) {
-        ring_free(r);
+    herd_ring_t *r = herd_ring_new();
+    if (r && herd_ring_add(r, herd_node_name(d->node), 1) != 0) {
+        herd_ring_free(r);
         r = NULL;
     }
     return r;
@@ -205,8 +205,8 @@ static int target_ready(dsup_t *d, const char *target, uint64_t now)
 /* A node that just joined others waits before starting children. */
 static int may_start(dsup_t *d, uint64_t now)
 {
-    const ring_t *ring = herd_cluster_ring(d->node);
-    return ring == NULL || ring_member_count(ring) < 2 ||
+    const herd_ring_t *ring = herd_cluster_ring(d->node);
+    return ring == NULL || herd_ring_member_count(ring) < 2 ||
            now - d->started_at >= d->cfg.join_grace_ms;
 }
 
@@ -234,8 +234,8 @@ static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch, uint6
 
 static void run_plan(dsup_t *d, plan_input_t *in)
 {
-    const ring_t *ring = herd_cluster_ring(d->node);
-    ring_t *solo = ring ? NULL : solo_ring(d);
+    const herd_ring_t *ring = herd_cluster_ring(d->node);
+    herd_ring_t *solo = ring ? NULL : solo_ring(d);
     hoff_plan_t plan;
     svcring_assign(d, in->children, in->count); /* each child: its service's ring */
     if ((ring || solo) &&
@@ -246,7 +246,7 @@ static void run_plan(dsup_t *d, plan_input_t *in)
             act(d, &plan.actions[i], &in->children[plan.actions[i].child], now);
         hoff_plan_free(&plan);
     }
-    ring_free(solo);
+    herd_ring_free(solo);
 }
 
 /* A child that runs here but has no entry of its own (its registration was

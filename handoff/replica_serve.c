@@ -4,13 +4,14 @@
  * whether it was stored, drop it when told or when the child's spec goes,
  * and answer a starting owner's query with the copy kept here.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dsup_int.h"
 #include "log.h"
 #include "replicas_int.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "svcring.h"
 
 static int self_leaving(dsup_t *d);
@@ -205,18 +206,29 @@ replica_rank_t repl_rank_of(dsup_t *d, const char *name)
 }
 static void hand_over(dsup_t *d, const replica_t *rep);
 
-/* The acknowledgement of a put: into `acks` (a batch to `from`), or alone
- * without one. */
-static void ack_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
-                    uint8_t stored, repl_batches_t *acks)
+/* One put as it arrived: alone (REPL_PUT: token 0, on 0) or in a batch. */
+typedef struct put_in {
+    char name[HERD_NAME_MAX + 1];
+    uint64_t token; /* the owner's name for the child, echoed in the ack */
+    uint64_t hlc, version, on;
+    replica_lineage_t lin;
+    const uint8_t *state;
+    size_t len;
+} put_in_t;
+
+/* The acknowledgement of a put: into `acks` (a batch to `from`: by the
+ * put's token, so the owner finds its child without a lookup by name), or
+ * alone by name without one. */
+static void ack_put(dsup_t *d, uint64_t from, const put_in_t *p, uint8_t stored,
+                    repl_batches_t *acks)
 {
-    wire_writer_t *w = acks ? repl_batch_for(d, acks, from, strlen(name) + 20) : NULL;
+    wire_writer_t *w = acks ? repl_batch_for(d, acks, from, 25) : NULL;
     if (w) {
-        wire_put_str(w, name);
-        wire_put_u64(w, hlc);
-        wire_put_u64(w, version);
+        wire_put_u64(w, p->token);
+        wire_put_u64(w, p->hlc);
+        wire_put_u64(w, p->version);
         wire_put_u8(w, stored);
-    } else if (repl_send_ack(d, from, name, hlc, version, stored) != 0) {
+    } else if (repl_send_ack(d, from, p->name, p->hlc, p->version, stored) != 0) {
         d->repl_stats.send_failed++; /* the owner puts again when no ack comes */
     }
 }
@@ -287,22 +299,25 @@ static int has_room(dsup_t *d, const replica_t *kept, const replica_lineage_t *l
 /* Keep one put (a whole state, or a change on version `on`); its
  * acknowledgement goes into `acks` (a batch to `from`), or alone without
  * one. */
-static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, uint64_t version,
-                     uint64_t on, const replica_lineage_t *lin, const uint8_t *state, size_t len,
-                     repl_batches_t *acks)
+static void take_put(dsup_t *d, uint64_t from, const put_in_t *p, repl_batches_t *acks)
 {
     replica_store_t *s = &d->repl->store;
+    const char *name = p->name;
+    const replica_lineage_t *lin = &p->lin;
+    uint64_t hlc = p->hlc, version = p->version;
+    const uint8_t *state = p->state;
+    size_t len = p->len;
     uint8_t *applied = NULL;
     replica_t *held = replica_find(s, name);
     put_view_t view = put_view_of(d, name, held, hlc, lin);
-    if (on) {
-        int rc = apply_delta(&view, held, hlc, on, lin, state, len, &applied, &len);
+    if (p->on) {
+        int rc = apply_delta(&view, held, hlc, p->on, lin, state, len, &applied, &len);
         if (rc) {
             if (rc < 0)
                 herd_log(HERD_LOG_WARN, "replicas", "'%s': a change to version %llu not "
                          "applied: %s", name, (unsigned long long)version, herd_strerror(rc));
             free(applied);
-            ack_put(d, from, name, hlc, version, REPL_ACK_GAP, acks);
+            ack_put(d, from, p, REPL_ACK_GAP, acks);
             return;
         }
         state = applied;
@@ -311,11 +326,12 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
     if (!has_room(d, held, lin, len)) {
         d->repl_stats.no_room++;
         free(applied);
-        ack_put(d, from, name, hlc, version, REPL_ACK_NO_ROOM, acks);
+        ack_put(d, from, p, REPL_ACK_NO_ROOM, acks);
         return;
     }
-    int rc = replica_put(s, name, from, hlc, version, lin, view.rank, view.mergeable, state, len);
-    replica_t *kept = replica_find(s, name);
+    replica_t *kept = held;
+    int rc = replica_put(s, &kept, name, from, hlc, version, lin, view.rank, view.mergeable,
+                         state, len);
     /* stored: as the copy or as an other (kept to be merged), or the same
      * version again from the same run (a put sent twice: another run's
      * equal version is other bytes, refused so it puts again, higher) */
@@ -326,7 +342,7 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
                  (unsigned long long)version, herd_strerror(rc));
         d->repl_stats.no_room++;
         free(applied);
-        ack_put(d, from, name, hlc, version, REPL_ACK_NO_ROOM, acks);
+        ack_put(d, from, p, REPL_ACK_NO_ROOM, acks);
         return;
     }
     herd_log(HERD_LOG_DEBUG, "replicas", "%s: '%s' from %016llx registration %llu version %llu: %s",
@@ -347,53 +363,51 @@ static void take_put(dsup_t *d, uint64_t from, const char *name, uint64_t hlc, u
         if (self_leaving(d)) /* its owner has not heard of the drain yet */
             hand_over(d, kept);
     }
-    ack_put(d, from, name, hlc, version, (uint8_t)stored, acks);
+    ack_put(d, from, p, (uint8_t)stored, acks);
     free(applied);
 }
 
 void replica_on_put(dsup_t *d, uint64_t from, wire_reader_t *r, const char *name)
 {
-    uint64_t hlc = wire_get_u64(r), version = wire_get_u64(r);
-    replica_lineage_t lin;
-    int bad = repl_get_lineage(r, &lin);
-    const uint8_t *state;
-    size_t len = wire_get_bytes(r, &state);
-    if (wire_reader_done(r) || bad || version == 0) {
+    put_in_t p = {.token = 0, .on = 0};
+    snprintf(p.name, sizeof(p.name), "%s", name); /* the caller read at most HERD_NAME_MAX */
+    p.hlc = wire_get_u64(r);
+    p.version = wire_get_u64(r);
+    int bad = repl_get_lineage(r, &p.lin);
+    p.len = wire_get_bytes(r, &p.state);
+    if (wire_reader_done(r) || bad || p.version == 0) {
         d->repl_stats.malformed++;
         return;
     }
-    take_put(d, from, name, hlc, version, 0, &lin, state, len, NULL);
+    take_put(d, from, &p, NULL);
 }
 
 /* The next entry of a batch of puts; 0, or HERD_EBADFRAME. */
-static int next_put(wire_reader_t *r, char *name, uint64_t *hlc, uint64_t *version,
-                    uint64_t *on, replica_lineage_t *lin, const uint8_t **state, size_t *len)
+static int next_put(wire_reader_t *r, put_in_t *p)
 {
-    wire_get_str(r, name, HERD_NAME_MAX + 1);
-    *hlc = wire_get_u64(r);
-    *version = wire_get_u64(r);
-    *on = wire_get_u64(r);
-    int bad = repl_get_lineage(r, lin) || *on >= *version;
-    *len = wire_get_bytes(r, state);
-    return r->err || bad || !name[0] || *version == 0 ? HERD_EBADFRAME : 0;
+    wire_get_str(r, p->name, sizeof(p->name));
+    p->token = wire_get_u64(r);
+    p->hlc = wire_get_u64(r);
+    p->version = wire_get_u64(r);
+    p->on = wire_get_u64(r);
+    int bad = repl_get_lineage(r, &p->lin) || p->on >= p->version;
+    p->len = wire_get_bytes(r, &p->state);
+    return r->err || bad || !p->name[0] || p->token == 0 || p->version == 0 ? HERD_EBADFRAME
+                                                                           : 0;
 }
 
 void replica_on_puts(dsup_t *d, uint64_t from, wire_reader_t *r)
 {
-    char name[HERD_NAME_MAX + 1];
-    uint64_t hlc, version, on;
-    replica_lineage_t lin;
-    const uint8_t *state;
-    size_t len;
+    put_in_t p;
     wire_reader_t check = *r; /* a malformed entry anywhere: none is taken */
     while (check.off < check.len)
-        if (next_put(&check, name, &hlc, &version, &on, &lin, &state, &len) != 0) {
+        if (next_put(&check, &p) != 0) {
             d->repl_stats.malformed++;
             return;
         }
     repl_batches_t acks = {.kind = REPL_ACKS};
-    while (r->off < r->len && next_put(r, name, &hlc, &version, &on, &lin, &state, &len) == 0)
-        take_put(d, from, name, hlc, version, on, &lin, state, len, &acks);
+    while (r->off < r->len && next_put(r, &p) == 0)
+        take_put(d, from, &p, &acks);
     d->repl_stats.send_failed += repl_batches_send(d, &acks);
 }
 
@@ -457,9 +471,9 @@ static int still_wanted(dsup_t *d, const replica_t *rep)
     if (rep->others_n || (rep->bytes && rep->hlc >= spec.written &&
                           rep->hlc != repl_rank_of(d, name).visible && repl_mergeable(d, name)))
         return 1; /* copies of a registration waiting to be merged */
-    const ring_t *ring = svcring_get(d, d->services[service].name);
+    const herd_ring_t *ring = svcring_get(d, d->services[service].name);
     const char *owner;
-    if (ring == NULL || ring_owners(ring, name, strlen(name), &owner, 1) != 1)
+    if (ring == NULL || herd_ring_owners(ring, name, strlen(name), &owner, 1) != 1)
         return 1; /* nobody provides it now: keep it for whoever comes */
     uint64_t self = herd_node_id_of(herd_node_name(d->node));
     uint64_t owner_id = herd_node_id_of(owner), set[HERD_MAX_REPLICAS - 1];
@@ -519,10 +533,10 @@ static void hand_over(dsup_t *d, const replica_t *rep)
     int service;
     if (dspec_of(d, rep->name, &spec, &service) != 0)
         return;
-    const ring_t *ring = svcring_get(d, d->services[service].name);
+    const herd_ring_t *ring = svcring_get(d, d->services[service].name);
     const char *owners[HERD_MAX_REPLICAS];
     uint8_t copies = replicas_wanted(d, &spec, service);
-    int k = ring ? ring_owners(ring, rep->name, strlen(rep->name), owners, copies) : 0;
+    int k = ring ? herd_ring_owners(ring, rep->name, strlen(rep->name), owners, copies) : 0;
     uint64_t self = herd_node_id_of(herd_node_name(d->node));
     for (int i = 0; i < k; i++) {
         uint64_t to = herd_node_id_of(owners[i]);

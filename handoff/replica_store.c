@@ -193,25 +193,45 @@ static int held_is_kept(const replica_t *r, uint64_t hlc, const replica_lineage_
     return !replica_lineage_holds(lin, r->writer, r->version);
 }
 
-int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
-                uint64_t version, const replica_lineage_t *lin, replica_rank_t rank,
-                int mergeable, const uint8_t *bytes, size_t len)
+/* The put every replicated call makes: the next version of the run whose
+ * copy is held, as large as that copy, nothing kept to be merged. Written
+ * over the copy's bytes: no allocation. */
+static int put_in_place(replica_store_t *s, replica_t *r, uint64_t owner, uint64_t hlc,
+                        uint64_t version, const replica_lineage_t *lin, const uint8_t *bytes,
+                        size_t len)
 {
-    replica_t *r = replica_find(s, name);
+    (void)s; /* the bytes held do not change in size */
+    if (len)
+        memcpy(r->bytes, bytes, len);
+    r->owner = owner;
+    r->hlc = hlc;
+    r->version = version;
+    r->writer = lin->writer;
+    return 1;
+}
+
+int replica_put(replica_store_t *s, replica_t **at, const char *name, uint64_t owner,
+                uint64_t hlc, uint64_t version, const replica_lineage_t *lin,
+                replica_rank_t rank, int mergeable, const uint8_t *bytes, size_t len)
+{
+    replica_t *r = *at;
     /* a fork's put becomes the copy whatever its version: the copy is what
      * the run putting here wrote last, the other run's is kept to merge */
-    int fork = mergeable && r && r->bytes && r->hlc == hlc && held_is_kept(r, hlc, lin, rank);
+    int kept_aside = mergeable && r && r->bytes && held_is_kept(r, hlc, lin, rank);
+    int fork = kept_aside && r->hlc == hlc;
     int newer = fork || replica_newer(r, hlc, version, rank);
     /* a current registration's copy that loses is kept to be merged */
     int keep_loser = mergeable && r && r->bytes && hlc != r->hlc && hlc >= rank.floor;
     if (!newer && !keep_loser)
         return 0;
+    if (newer && r && r->bytes && r->len == len && r->others_n == 0 && !kept_aside)
+        return put_in_place(s, r, owner, hlc, version, lin, bytes, len);
     uint8_t *copy = copy_of(bytes, len);
     if (copy == NULL)
         return HERD_ENOMEM;
     if (!newer)
         return other_keep(s, r, hlc, lin->writer, version, copy, len);
-    if (r == NULL && (r = replica_new(s, name)) == NULL) {
+    if (r == NULL && (r = *at = replica_new(s, name)) == NULL) {
         free(copy);
         return HERD_ENOMEM;
     }

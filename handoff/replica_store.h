@@ -110,9 +110,11 @@ int replica_newer(const replica_t *r, uint64_t hlc, uint64_t version, replica_ra
  * name's copy, 2 kept as an other, 0 not stored (not newer; or a newer
  * version of its writer, kept as an other so far, became the copy
  * instead), HERD_ENOMEM. */
-int replica_put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hlc,
-                uint64_t version, const replica_lineage_t *lin, replica_rank_t rank,
-                int mergeable, const uint8_t *bytes, size_t len);
+/* *at: on entry replica_find(s, name), the caller's lookup; on return
+ * name's replica (NULL: none, nothing stored). */
+int replica_put(replica_store_t *s, replica_t **at, const char *name, uint64_t owner,
+                uint64_t hlc, uint64_t version, const replica_lineage_t *lin,
+                replica_rank_t rank, int mergeable, const uint8_t *bytes, size_t len);
 /* Drop name's other of registration `hlc` written by `writer` at version
  * `upto` or below (merged: a newer one of that writer holds more). Returns
  * whether one went. */

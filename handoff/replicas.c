@@ -46,14 +46,16 @@
  *              replicated (or held by the child already)
  *   8 puts   (no name; a malformed entry anywhere drops it whole) the puts of
  *              one loop iteration to one member, each
- *              str name, u64 first-registration time, u64 version, u64 on,
+ *              str name, u64 token (the child's process serial on its owner,
+ *              never 0), u64 first-registration time, u64 version, u64 on,
  *              lineage, bytes: the whole state (on 0), or the change from
  *              version `on` of the same run's copy (the behaviour's
  *              delta_out, applied with its delta_apply), to the end of the
  *              message (at most REPL_BATCH_MAX bytes, unless one state is
  *              larger)
- *   9 acks   (no name) their acknowledgements, each str name, u64
- *              first-registration time, u64 version, u8 stored, to the end
+ *   9 acks   (no name) their acknowledgements, each u64 token (the put's),
+ *              u64 first-registration time, u64 version, u8 stored, to the
+ *              end: the owner finds the child by its token, no name lookup
  * replica_serve.c answers puts, drops and queries; replica_query.c asks.
  */
 #include <stdlib.h>
@@ -63,7 +65,7 @@
 #include "dsup_int.h"
 #include "log.h"
 #include "replicas_int.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "svcring.h"
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -231,10 +233,10 @@ void replicas_resume(dsup_t *d, dchild_t *c)
 size_t replica_set_of(dsup_t *d, const char *name, int service, uint8_t copies,
                       uint64_t owner, uint64_t *out)
 {
-    const ring_t *ring = svcring_get(d, d->services[service].name);
+    const herd_ring_t *ring = svcring_get(d, d->services[service].name);
     const char *owners[HERD_MAX_REPLICAS + 1];
     size_t want = copies > HERD_MAX_REPLICAS ? HERD_MAX_REPLICAS : copies;
-    int k = ring ? ring_owners(ring, name, strlen(name), owners, want + 1) : 0;
+    int k = ring ? herd_ring_owners(ring, name, strlen(name), owners, want + 1) : 0;
     size_t n = 0;
     for (int i = 0; i < k && n + 1 < want; i++) {
         uint64_t id = herd_node_id_of(owners[i]);
@@ -607,9 +609,10 @@ static void put_to_set(dsup_t *d, dchild_t *c, uint64_t v, const put_out_t *o,
         const uint8_t *bytes = delta ? o->delta : o->whole;
         size_t len = delta ? o->delta_len : o->whole_len;
         if (puts) {
-            wire_writer_t *w = repl_batch_for(d, puts, c->set[i], strlen(c->name) + 56 + len);
+            wire_writer_t *w = repl_batch_for(d, puts, c->set[i], strlen(c->name) + 64 + len);
             if (w) {
                 wire_put_str(w, c->name);
+                wire_put_u64(w, c->pid.serial);
                 wire_put_u64(w, c->hlc);
                 wire_put_u64(w, v);
                 wire_put_u64(w, delta ? o->on : 0);
@@ -689,10 +692,22 @@ static void update_refusal(dsup_t *d, dchild_t *c)
              refuse ? "refuses" : "takes", live, c->copies);
 }
 
-static void put_state(dsup_t *d, dchild_t *c, repl_batches_t *puts)
+/* c's set now: computed again only when the membership or the local
+ * services changed since it last was. */
+static void set_refresh(dsup_t *d, dchild_t *c)
 {
+    uint64_t gen = herd_cluster_generation(d->node);
+    if (c->set_gen == gen && gen != 0 && c->set_services == d->service_count)
+        return;
     uint64_t set[HERD_MAX_REPLICAS - 1];
     set_update(d, c, set, replica_set(d, c, set));
+    c->set_gen = gen;
+    c->set_services = d->service_count;
+}
+
+static void put_state(dsup_t *d, dchild_t *c, repl_batches_t *puts)
+{
+    set_refresh(d, c);
     update_refusal(d, c);
     uint64_t prev = c->version, v = repl_mark(d, c);
     if (v == 0)
@@ -792,7 +807,7 @@ void replicas_tick(dsup_t *d, uint64_t now)
 
 /* ---- acknowledgements and membership ------------------------------------------------------ */
 
-static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, const char *name, uint64_t hlc,
+static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, dchild_t *c, uint64_t hlc,
                      uint64_t version, uint8_t stored);
 
 static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
@@ -804,35 +819,40 @@ static void on_ack(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd,
         d->repl_stats.malformed++;
         return;
     }
-    take_ack(d, from, inc, name, hlc, version, stored);
+    d->repl_stats.acks_in++;
+    take_ack(d, from, inc, dsup_find(d, name), hlc, version, stored);
 }
 
 /* The next entry of a batch of acknowledgements; 0, or HERD_EBADFRAME. */
-static int next_ack(wire_reader_t *rd, char *name, uint64_t *hlc, uint64_t *version,
+static int next_ack(wire_reader_t *rd, uint64_t *token, uint64_t *hlc, uint64_t *version,
                     uint8_t *stored)
 {
-    wire_get_str(rd, name, HERD_NAME_MAX + 1);
+    *token = wire_get_u64(rd);
     *hlc = wire_get_u64(rd);
     *version = wire_get_u64(rd);
     *stored = wire_get_u8(rd);
-    return rd->err || !name[0] || *stored > REPL_ACK_NO_ROOM ? HERD_EBADFRAME : 0;
+    return rd->err || *token == 0 || *stored > REPL_ACK_NO_ROOM ? HERD_EBADFRAME : 0;
 }
 
-/* A batch of acknowledgements: (str name, u64 hlc, u64 version, u8 stored)
- * to the end; one malformed entry and none counts. */
+/* A batch of acknowledgements: (u64 token, u64 hlc, u64 version, u8
+ * stored) to the end; one malformed entry and none counts. The token is
+ * the serial of the process the put came from: a child that restarted or
+ * moved since has another and the ack is late. */
 static void on_acks(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd)
 {
-    char name[HERD_NAME_MAX + 1];
-    uint64_t hlc, version;
+    uint64_t token, hlc, version;
     uint8_t stored;
     wire_reader_t check = *rd;
     while (check.off < check.len)
-        if (next_ack(&check, name, &hlc, &version, &stored) != 0) {
+        if (next_ack(&check, &token, &hlc, &version, &stored) != 0) {
             d->repl_stats.malformed++;
             return;
         }
-    while (rd->off < rd->len && next_ack(rd, name, &hlc, &version, &stored) == 0)
-        take_ack(d, from, inc, name, hlc, version, stored);
+    while (rd->off < rd->len && next_ack(rd, &token, &hlc, &version, &stored) == 0) {
+        dchild_t *c = u64map_get(&d->by_serial, token);
+        d->repl_stats.acks_in++;
+        take_ack(d, from, inc, c && c->pid.serial == token ? c : NULL, hlc, version, stored);
+    }
 }
 
 /* Members that refused c's last put for want of room. */
@@ -856,11 +876,9 @@ static void took_ack(dsup_t *d, dchild_t *c)
     release_acked(d, c);
 }
 
-static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, const char *name, uint64_t hlc,
+static void take_ack(dsup_t *d, uint64_t from, uint64_t inc, dchild_t *c, uint64_t hlc,
                      uint64_t version, uint8_t stored)
 {
-    d->repl_stats.acks_in++;
-    dchild_t *c = dsup_find(d, name);
     if (c == NULL || c->hlc != hlc || c->copies <= 1)
         return; /* late: the child went, or is another registration now */
     int at = in_set(c->set, c->set_n, from);
@@ -959,8 +977,7 @@ int replicas_arrival(dsup_t *d, dchild_t *c, const uint8_t *state, size_t len,
     replica_lineage_t base = {0, base_writer, version};
     if (c->copies <= 1 || d->repl == NULL || gate(d, c, &base, version) != 0)
         return 1;
-    uint64_t set[HERD_MAX_REPLICAS - 1];
-    set_update(d, c, set, replica_set(d, c, set));
+    set_refresh(d, c);
     c->drop_n = 0; /* a new child here: no earlier set of its to drop */
     update_refusal(d, c);
     if (c->set_n == 0 || len > REPL_STATE_MAX) {
@@ -1024,9 +1041,9 @@ static int child_settled(dsup_t *d, const dchild_t *c)
     if (c->copies <= 1 || c->state == HERD_CHILD_ARRIVING)
         return 1; /* an arriving copy: its old node's set holds what was answered */
     size_t want = c->copies;
-    const ring_t *ring = svcring_get(d, d->services[c->service].name);
-    if (ring && ring_member_count(ring) < want)
-        want = ring_member_count(ring);
+    const herd_ring_t *ring = svcring_get(d, d->services[c->service].name);
+    if (ring && herd_ring_member_count(ring) < want)
+        want = herd_ring_member_count(ring);
     return copies_holding(d, c) >= want;
 }
 
@@ -1050,10 +1067,10 @@ int herd_child_replica_nodes(herd_node_t *n, const char *name, char (*out)[65], 
     int service;
     if (d == NULL || name == NULL || dspec_of(d, name, &spec, &service) != 0)
         return HERD_ENOENT;
-    const ring_t *ring = svcring_get(d, d->services[service].name);
+    const herd_ring_t *ring = svcring_get(d, d->services[service].name);
     const char *owners[HERD_MAX_REPLICAS];
     uint8_t copies = replicas_wanted(d, &spec, service);
-    int k = ring ? ring_owners(ring, name, strlen(name), owners, copies) : HERD_ENOENT;
+    int k = ring ? herd_ring_owners(ring, name, strlen(name), owners, copies) : HERD_ENOENT;
     if (k < 0)
         return HERD_ENOENT;
     for (int i = 0; i < k && (size_t)i < cap; i++)

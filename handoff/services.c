@@ -122,7 +122,7 @@ int dspec_of(dsup_t *d, const char *name, dspec_t *spec, int *service)
     return 0;
 }
 
-int herd_child_spec(herd_node_t *n, const char *name, herd_child_spec_view_t *out)
+int herd_child_spec_get(herd_node_t *n, const char *name, herd_child_spec_view_t *out)
 {
     dspec_t spec;
     int rc = dspec_get(n, name, &spec);

@@ -9,7 +9,7 @@
 
 typedef struct svcring_entry {
     char service[HERD_SERVICE_NAME_MAX + 1];
-    ring_t *ring; /* owned */
+    herd_ring_t *ring; /* owned */
 } svcring_entry_t;
 
 /* Entries are only ever added until the membership moves: a ring handed out
@@ -27,7 +27,7 @@ struct svcring {
 static void svcring_clear(struct svcring *s)
 {
     for (size_t i = 0; i < s->count; i++)
-        ring_free(s->items[i].ring);
+        herd_ring_free(s->items[i].ring);
     s->count = s->last = 0;
 }
 
@@ -42,30 +42,30 @@ void svcring_free(struct svcring *s)
 
 /* The members of the cluster ring that provide `service`, with their
  * weights; in no cluster, this node if it provides it. */
-static ring_t *svcring_build(dsup_t *d, const char *service)
+static herd_ring_t *svcring_build(dsup_t *d, const char *service)
 {
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     if (r == NULL)
         return NULL;
-    const ring_t *base = herd_cluster_ring(d->node);
+    const herd_ring_t *base = herd_cluster_ring(d->node);
     int rc = 0;
     if (base == NULL) {
         if (dsup_service_index(d, service) >= 0)
-            rc = ring_add(r, herd_node_name(d->node), 1);
+            rc = herd_ring_add(r, herd_node_name(d->node), 1);
     } else {
-        ring_member_info_t m;
-        for (size_t i = 0; rc == 0 && ring_member_at(base, i, &m) == 0; i++)
+        herd_ring_member_info_t m;
+        for (size_t i = 0; rc == 0 && herd_ring_member_at(base, i, &m) == 0; i++)
             if (herd_cluster_member_provides(d->node, herd_node_id_of(m.name), service) == 1)
-                rc = ring_add(r, m.name, m.weight);
+                rc = herd_ring_add(r, m.name, m.weight);
     }
     if (rc) {
-        ring_free(r);
+        herd_ring_free(r);
         return NULL;
     }
     return r;
 }
 
-const ring_t *svcring_get(dsup_t *d, const char *service)
+const herd_ring_t *svcring_get(dsup_t *d, const char *service)
 {
     if (service == NULL || strlen(service) > HERD_SERVICE_NAME_MAX)
         return NULL;
@@ -94,7 +94,7 @@ const ring_t *svcring_get(dsup_t *d, const char *service)
         s->items = items;
         s->cap = cap;
     }
-    ring_t *r = svcring_build(d, service);
+    herd_ring_t *r = svcring_build(d, service);
     if (r == NULL)
         return NULL;
     strcpy(s->items[s->count].service, service);

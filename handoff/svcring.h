@@ -19,13 +19,13 @@
 
 #include "dsup_int.h"
 #include "planner.h"
-#include "ring.h"
+#include "herd_ring.h"
 
 /* The ring of `service` (an empty ring when no member in the ring provides
  * it), valid until the membership changes or this node registers a service
  * (other svcring calls leave it alone). NULL only when out of memory or for
  * a name over HERD_SERVICE_NAME_MAX. */
-const ring_t *svcring_get(dsup_t *d, const char *service);
+const herd_ring_t *svcring_get(dsup_t *d, const char *service);
 /* Set children[i].ring to the ring of each child's service (from its spec,
  * or from the copy running here); left NULL when the service is not known
  * (no spec: nothing to place) or memory ran out (the cluster ring). */

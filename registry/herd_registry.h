@@ -37,6 +37,9 @@
 extern "C" {
 #endif
 
+/* libherd exports what its public headers declare, and nothing else */
+#pragma GCC visibility push(default)
+
 #define HERD_NAME_MAX 255u
 #define HERD_META_MAX 8u
 #define HERD_META_KEY_MAX 31u
@@ -264,6 +267,8 @@ int herd_register_claim(herd_node_t *node, const char *name, herd_pid_t pid,
                         const herd_meta_t *meta, uint64_t hlc, uint8_t gen);
 /* Whether the live local process `pid` has a visible entry for `name`. */
 int herd_registry_holds(herd_node_t *node, const char *name, herd_pid_t pid);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

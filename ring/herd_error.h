@@ -14,6 +14,9 @@
 extern "C" {
 #endif
 
+/* libherd exports what its public headers declare, and nothing else */
+#pragma GCC visibility push(default)
+
 /* X(NAME, value, message) */
 #define HERD_ERRNO_MAP(X)                                                     \
     X(EINVAL, -1, "invalid argument")                                         \
@@ -62,6 +65,8 @@ const char *herd_strerror(int err);
 /* The code's name without the HERD_ prefix, e.g. "EINVAL"; "EAPP" for an
  * application error. */
 const char *herd_err_name(int err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

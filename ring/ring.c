@@ -22,7 +22,7 @@
  * index and shares are recomputed after every change. Changes are rare
  * (membership events); lookups are the hot path.
  */
-#include "ring.h"
+#include "herd_ring.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +47,12 @@ typedef struct ring_bucket {
 } ring_bucket_t;
 
 typedef struct ring_member {
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     uint32_t weight;
     double share;
 } ring_member_t;
 
-struct ring {
+struct herd_ring {
     ring_member_t *members; /* sorted by name */
     uint32_t member_count;
     uint32_t member_cap;
@@ -62,7 +62,7 @@ struct ring {
     unsigned index_bits;
 };
 
-uint64_t ring_hash_key(const void *key, size_t len)
+uint64_t herd_ring_hash_key(const void *key, size_t len)
 {
     return XXH3_64bits(key, len);
 }
@@ -74,7 +74,7 @@ uint64_t ring_hash_key(const void *key, size_t len)
  * "db1" and "db2" would share most of their points.) */
 static uint64_t ring_point_hash(const char *name, uint32_t index)
 {
-    uint8_t buf[RING_NAME_MAX + 5];
+    uint8_t buf[HERD_RING_NAME_MAX + 5];
     size_t len = strlen(name);
     memcpy(buf, name, len);
     buf[len] = 0;
@@ -85,12 +85,12 @@ static uint64_t ring_point_hash(const char *name, uint32_t index)
     return XXH3_64bits(buf, len + 5);
 }
 
-int ring_check_name(const char *name)
+int herd_ring_check_name(const char *name)
 {
     if (name == NULL || name[0] == '\0')
         return HERD_EBADNAME;
-    size_t len = strnlen(name, RING_NAME_MAX + 1);
-    if (len > RING_NAME_MAX)
+    size_t len = strnlen(name, HERD_RING_NAME_MAX + 1);
+    if (len > HERD_RING_NAME_MAX)
         return HERD_ENAMETOOLONG;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
@@ -104,15 +104,15 @@ int ring_check_name(const char *name)
 
 static int ring_check_weight(uint32_t weight)
 {
-    return (weight == 0 || weight > RING_MAX_WEIGHT) ? HERD_ERANGE : 0;
+    return (weight == 0 || weight > HERD_RING_MAX_WEIGHT) ? HERD_ERANGE : 0;
 }
 
-ring_t *ring_new(void)
+herd_ring_t *herd_ring_new(void)
 {
-    return calloc(1, sizeof(ring_t));
+    return calloc(1, sizeof(herd_ring_t));
 }
 
-void ring_free(ring_t *r)
+void herd_ring_free(herd_ring_t *r)
 {
     if (r == NULL)
         return;
@@ -122,9 +122,9 @@ void ring_free(ring_t *r)
     free(r);
 }
 
-ring_t *ring_clone(const ring_t *r)
+herd_ring_t *herd_ring_clone(const herd_ring_t *r)
 {
-    ring_t *c = ring_new();
+    herd_ring_t *c = herd_ring_new();
     if (c == NULL)
         return NULL;
     size_t mbytes = (size_t)r->member_count * sizeof(ring_member_t);
@@ -135,7 +135,7 @@ ring_t *ring_clone(const ring_t *r)
     c->points = pbytes ? malloc(pbytes) : NULL;
     c->buckets = bbytes ? malloc(bbytes) : NULL;
     if ((mbytes && !c->members) || (pbytes && !c->points) || (bbytes && !c->buckets)) {
-        ring_free(c);
+        herd_ring_free(c);
         return NULL;
     }
     if (mbytes)
@@ -151,7 +151,7 @@ ring_t *ring_clone(const ring_t *r)
 }
 
 /* Binary search by name: returns the index of `name`, or -(insertion point) - 1. */
-static long ring_member_search(const ring_t *r, const char *name)
+static long ring_member_search(const herd_ring_t *r, const char *name)
 {
     size_t lo = 0, hi = r->member_count;
     while (lo < hi) {
@@ -183,7 +183,7 @@ static unsigned ring_index_bits_for(uint32_t points)
     return bits;
 }
 
-static void ring_fill_buckets(ring_t *r)
+static void ring_fill_buckets(herd_ring_t *r)
 {
     size_t nbuckets = (size_t)1 << r->index_bits;
     unsigned shift = 64 - r->index_bits;
@@ -208,7 +208,7 @@ static void ring_fill_buckets(ring_t *r)
 __extension__ typedef unsigned __int128 ring_u128;
 
 /* `owned`: zeroed scratch of member_count entries, freed here. */
-static void ring_fill_shares(ring_t *r, ring_u128 *owned)
+static void ring_fill_shares(herd_ring_t *r, ring_u128 *owned)
 {
     for (uint32_t i = 0; i < r->point_count; i++) {
         uint64_t prev = r->points[i == 0 ? r->point_count - 1 : i - 1].hash;
@@ -224,7 +224,7 @@ static void ring_fill_shares(ring_t *r, ring_u128 *owned)
 
 /* Make `points` (n of them, sorted) the ring's, with a fresh index and shares.
  * Takes `points`; on HERD_ENOMEM frees it and leaves the ring as it was. */
-static int ring_install(ring_t *r, ring_point_t *points, uint32_t n)
+static int ring_install(herd_ring_t *r, ring_point_t *points, uint32_t n)
 {
     unsigned bits = ring_index_bits_for(n);
     ring_bucket_t *buckets = n ? malloc((((size_t)1 << bits) + 1) * sizeof(*buckets)) : NULL;
@@ -248,7 +248,7 @@ static int ring_install(ring_t *r, ring_point_t *points, uint32_t n)
 }
 
 /* Recompute every point from the member list (a weight change). */
-static int ring_rebuild(ring_t *r)
+static int ring_rebuild(herd_ring_t *r)
 {
     uint32_t total = 0;
     for (uint32_t m = 0; m < r->member_count; m++)
@@ -267,7 +267,7 @@ static int ring_rebuild(ring_t *r)
 /* The member at index `at` was just inserted: merge its points into the ring.
  * Owners at or above `at` shift up by one, which keeps (hash, owner) order the
  * same as (hash, name) order, so the result equals a full rebuild. */
-static int ring_merge_member(ring_t *r, uint32_t at)
+static int ring_merge_member(herd_ring_t *r, uint32_t at)
 {
     uint32_t w = r->members[at].weight, old = r->point_count;
     ring_point_t *mine = malloc((size_t)w * sizeof(*mine));
@@ -298,7 +298,7 @@ static int ring_merge_member(ring_t *r, uint32_t at)
 
 /* The member at index `at`, of `weight` points, has just left the member list:
  * drop its points and shift the owners above it down. */
-static int ring_drop_member(ring_t *r, uint32_t at, uint32_t weight)
+static int ring_drop_member(herd_ring_t *r, uint32_t at, uint32_t weight)
 {
     uint32_t n = 0, keep = r->point_count - weight;
     ring_point_t *points = keep ? malloc((size_t)keep * sizeof(*points)) : NULL;
@@ -315,9 +315,9 @@ static int ring_drop_member(ring_t *r, uint32_t at, uint32_t weight)
     return ring_install(r, points, n);
 }
 
-int ring_add(ring_t *r, const char *name, uint32_t weight)
+int herd_ring_add(herd_ring_t *r, const char *name, uint32_t weight)
 {
-    int rc = ring_check_name(name);
+    int rc = herd_ring_check_name(name);
     if (rc == 0)
         rc = ring_check_weight(weight);
     if (rc)
@@ -325,7 +325,7 @@ int ring_add(ring_t *r, const char *name, uint32_t weight)
     long pos = ring_member_search(r, name);
     if (pos >= 0)
         return HERD_EEXIST;
-    if (r->member_count >= RING_MAX_MEMBERS)
+    if (r->member_count >= HERD_RING_MAX_MEMBERS)
         return HERD_ERANGE;
     if (r->member_count == r->member_cap) {
         uint32_t cap = r->member_cap ? r->member_cap * 2 : 8;
@@ -356,14 +356,14 @@ static int ring_member_cmp(const void *a, const void *b)
     return strcmp(((const ring_member_t *)a)->name, ((const ring_member_t *)b)->name);
 }
 
-int ring_add_many(ring_t *r, const char *const *names, const uint32_t *weights, size_t n,
+int herd_ring_add_many(herd_ring_t *r, const char *const *names, const uint32_t *weights, size_t n,
                   size_t *bad)
 {
     size_t dummy, total = (size_t)r->member_count + n;
     bad = bad ? bad : &dummy;
     *bad = n;
     for (size_t i = 0; i < n; i++) {
-        int rc = ring_check_name(names[i]);
+        int rc = herd_ring_check_name(names[i]);
         if (rc == 0)
             rc = ring_check_weight(weights[i]);
         if (rc == 0 && ring_member_search(r, names[i]) >= 0)
@@ -371,7 +371,7 @@ int ring_add_many(ring_t *r, const char *const *names, const uint32_t *weights, 
         if (rc)
             return *bad = i, rc;
     }
-    if (total > RING_MAX_MEMBERS)
+    if (total > HERD_RING_MAX_MEMBERS)
         return HERD_ERANGE;
     ring_member_t *m = malloc((total ? total : 1) * sizeof(*m));
     if (m == NULL)
@@ -411,9 +411,9 @@ int ring_add_many(ring_t *r, const char *const *names, const uint32_t *weights, 
     return 0;
 }
 
-int ring_remove(ring_t *r, const char *name)
+int herd_ring_remove(herd_ring_t *r, const char *name)
 {
-    int rc = ring_check_name(name);
+    int rc = herd_ring_check_name(name);
     if (rc)
         return rc;
     long pos = ring_member_search(r, name);
@@ -433,9 +433,9 @@ int ring_remove(ring_t *r, const char *name)
     return rc;
 }
 
-int ring_set_weight(ring_t *r, const char *name, uint32_t weight)
+int herd_ring_set_weight(herd_ring_t *r, const char *name, uint32_t weight)
 {
-    int rc = ring_check_name(name);
+    int rc = herd_ring_check_name(name);
     if (rc == 0)
         rc = ring_check_weight(weight);
     if (rc)
@@ -453,17 +453,17 @@ int ring_set_weight(ring_t *r, const char *name, uint32_t weight)
     return rc;
 }
 
-size_t ring_member_count(const ring_t *r)
+size_t herd_ring_member_count(const herd_ring_t *r)
 {
     return r->member_count;
 }
 
-size_t ring_point_count(const ring_t *r)
+size_t herd_ring_point_count(const herd_ring_t *r)
 {
     return r->point_count;
 }
 
-static void ring_fill_info(const ring_t *r, size_t i, ring_member_info_t *out)
+static void ring_fill_info(const herd_ring_t *r, size_t i, herd_ring_member_info_t *out)
 {
     out->name = r->members[i].name;
     out->weight = r->members[i].weight;
@@ -471,7 +471,7 @@ static void ring_fill_info(const ring_t *r, size_t i, ring_member_info_t *out)
     out->share = r->members[i].share;
 }
 
-int ring_member_at(const ring_t *r, size_t i, ring_member_info_t *out)
+int herd_ring_member_at(const herd_ring_t *r, size_t i, herd_ring_member_info_t *out)
 {
     if (i >= r->member_count)
         return HERD_ERANGE;
@@ -479,7 +479,7 @@ int ring_member_at(const ring_t *r, size_t i, ring_member_info_t *out)
     return 0;
 }
 
-int ring_member_find(const ring_t *r, const char *name, ring_member_info_t *out)
+int herd_ring_member_find(const herd_ring_t *r, const char *name, herd_ring_member_info_t *out)
 {
     long pos = name ? ring_member_search(r, name) : -1;
     if (pos < 0)
@@ -488,7 +488,7 @@ int ring_member_find(const ring_t *r, const char *name, ring_member_info_t *out)
     return 0;
 }
 
-int ring_point_at(const ring_t *r, size_t i, uint64_t *hash, const char **owner)
+int herd_ring_point_at(const herd_ring_t *r, size_t i, uint64_t *hash, const char **owner)
 {
     if (i >= r->point_count)
         return HERD_ERANGE;
@@ -498,7 +498,7 @@ int ring_point_at(const ring_t *r, size_t i, uint64_t *hash, const char **owner)
 }
 
 /* Index of the first point >= hash, wrapping to 0. The ring must not be empty. */
-static inline uint32_t ring_successor(const ring_t *r, uint64_t hash)
+static inline uint32_t ring_successor(const herd_ring_t *r, uint64_t hash)
 {
     const ring_bucket_t *bk = &r->buckets[hash >> (64 - r->index_bits)];
     uint32_t i = bk->first, end = bk[1].first;
@@ -507,7 +507,7 @@ static inline uint32_t ring_successor(const ring_t *r, uint64_t hash)
     return i == r->point_count ? 0 : i;
 }
 
-static inline uint32_t ring_owner_index(const ring_t *r, uint64_t hash)
+static inline uint32_t ring_owner_index(const herd_ring_t *r, uint64_t hash)
 {
     const ring_bucket_t *bk = &r->buckets[hash >> (64 - r->index_bits)];
     if (bk->owner != RING_SCAN)
@@ -515,7 +515,7 @@ static inline uint32_t ring_owner_index(const ring_t *r, uint64_t hash)
     return r->points[ring_successor(r, hash)].owner;
 }
 
-int ring_owner_of_hash(const ring_t *r, uint64_t hash, const char **owner)
+int herd_ring_owner_of_hash(const herd_ring_t *r, uint64_t hash, const char **owner)
 {
     if (r->point_count == 0)
         return HERD_EEMPTY;
@@ -523,14 +523,14 @@ int ring_owner_of_hash(const ring_t *r, uint64_t hash, const char **owner)
     return 0;
 }
 
-int ring_owner(const ring_t *r, const void *key, size_t len, const char **owner)
+int herd_ring_owner(const herd_ring_t *r, const void *key, size_t len, const char **owner)
 {
     if (key == NULL && len > 0)
         return HERD_EINVAL;
-    return ring_owner_of_hash(r, ring_hash_key(key, len), owner);
+    return herd_ring_owner_of_hash(r, herd_ring_hash_key(key, len), owner);
 }
 
-int ring_owners(const ring_t *r, const void *key, size_t len, const char **out, size_t n)
+int herd_ring_owners(const herd_ring_t *r, const void *key, size_t len, const char **out, size_t n)
 {
     if (n == 0 || out == NULL || (key == NULL && len > 0))
         return HERD_EINVAL;
@@ -538,7 +538,7 @@ int ring_owners(const ring_t *r, const void *key, size_t len, const char **out, 
         return HERD_EEMPTY;
     size_t want = n < r->member_count ? n : r->member_count;
     size_t got = 0;
-    uint32_t i = ring_successor(r, ring_hash_key(key, len));
+    uint32_t i = ring_successor(r, herd_ring_hash_key(key, len));
     for (uint32_t step = 0; step < r->point_count && got < want; step++) {
         const char *name = r->members[r->points[i].owner].name;
         size_t k = 0;
@@ -551,7 +551,7 @@ int ring_owners(const ring_t *r, const void *key, size_t len, const char **out, 
     return (int)got;
 }
 
-size_t ring_dump_text(const ring_t *r, char *buf, size_t cap)
+size_t herd_ring_dump_text(const herd_ring_t *r, char *buf, size_t cap)
 {
     size_t need = 0;
     int n = snprintf(buf, cap, "ring members=%u points=%u\nNAME WEIGHT POINTS SHARE\n",

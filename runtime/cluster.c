@@ -133,15 +133,15 @@ int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint
 
 static void cluster_rebuild_ring(herd_cluster_t *c)
 {
-    ring_t *r;
+    herd_ring_t *r;
     if (mship_build_ring(c->mship, &r) != 0) {
         herd_log(HERD_LOG_ERROR, "cluster", "cannot rebuild the ring: out of memory");
         return;
     }
-    ring_free(c->ring);
+    herd_ring_free(c->ring);
     c->ring = r;
     herd_log(HERD_LOG_INFO, "cluster", "ring rebuilt: %zu members, %zu points",
-             ring_member_count(r), ring_point_count(r));
+             herd_ring_member_count(r), herd_ring_point_count(r));
 }
 
 static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
@@ -185,7 +185,7 @@ static void cluster_check_links(herd_cluster_t *c, uint64_t now)
         if (x == self || x->state == MEMBER_DOWN || x->state == MEMBER_LEFT)
             continue;
         if (c->transport.ops->link_lost(c->transport.impl, x->address)) {
-            char name[RING_NAME_MAX + 1];
+            char name[HERD_RING_NAME_MAX + 1];
             strcpy(name, x->name); /* the table may change under the call */
             mship_link_lost(c->mship, name, now, &c->fx);
         }
@@ -390,7 +390,7 @@ static int cluster_membership(herd_cluster_t *c, const herd_cluster_config_t *cf
 static void cluster_free_parts(herd_cluster_t *c)
 {
     mship_free(c->mship);
-    ring_free(c->ring);
+    herd_ring_free(c->ring);
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&c->windows, &cursor)) != NULL;)
         free(s->value);
@@ -588,7 +588,7 @@ int herd_cluster_foreach_member(herd_node_t *n, herd_member_fn fn, void *data)
     return 0;
 }
 
-const struct ring *herd_cluster_ring(herd_node_t *n)
+const struct herd_ring *herd_cluster_ring(herd_node_t *n)
 {
     return n->cluster ? n->cluster->ring : NULL;
 }

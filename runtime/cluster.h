@@ -35,7 +35,7 @@ typedef struct herd_cluster {
     frame_key_t key;
     uint64_t seq;
     u64map_t windows; /* sender id -> replay_window_t */
-    ring_t *ring;
+    herd_ring_t *ring;
     uint64_t generation; /* herd_cluster_generation: moves with every member event */
     uv_timer_t tick;
     uv_prepare_t flush; /* sends what the loop iteration queued, batched */

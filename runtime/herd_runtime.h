@@ -36,6 +36,9 @@
 extern "C" {
 #endif
 
+/* libherd exports what its public headers declare, and nothing else */
+#pragma GCC visibility push(default)
+
 /* ---- pids and exit reasons ---------------------------------------------------- */
 
 typedef struct herd_pid {
@@ -651,7 +654,7 @@ const char *herd_member_state_name(herd_member_state_t s);
  * heard from itself yet: members it cannot count on knowing of. */
 size_t herd_cluster_unconfirmed(herd_node_t *node);
 /* The current ring (valid until the next membership change), or NULL. */
-const struct ring *herd_cluster_ring(herd_node_t *node);
+const struct herd_ring *herd_cluster_ring(herd_node_t *node);
 /* A number that changes whenever the ring or any member's state, weight or
  * services change: a layer above caches what it derives from the members
  * (e.g. one ring per service) and rebuilds it when this moves. 0 when the
@@ -808,6 +811,8 @@ int herd_cluster_identity(herd_node_t *node, uint64_t *holder_inc, char *holder_
  * HERD_ENOENT (not in a cluster), HERD_EINVAL (0 or this node's own id),
  * HERD_ENOMEM. */
 int herd_cluster_block(herd_node_t *node, uint64_t peer_id, int on);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

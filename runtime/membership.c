@@ -338,15 +338,15 @@ static int mship_check_config(const mship_config_t *cfg)
         if (cfg->seeds[i] == NULL || strlen(cfg->seeds[i]) == 0 ||
             strlen(cfg->seeds[i]) > MSHIP_ADDR_MAX)
             return HERD_EINVAL;
-    if (cfg->weight > RING_MAX_WEIGHT)
+    if (cfg->weight > HERD_RING_MAX_WEIGHT)
         return HERD_ERANGE;
-    return ring_check_name(cfg->name);
+    return herd_ring_check_name(cfg->name);
 }
 
 static void mship_defaults(mship_config_t *c)
 {
     if (c->weight == 0)
-        c->weight = RING_DEFAULT_WEIGHT;
+        c->weight = HERD_RING_DEFAULT_WEIGHT;
     if (c->heartbeat_ms == 0)
         c->heartbeat_ms = 200;
     if (c->suspect_ms == 0)
@@ -529,10 +529,10 @@ static int decode_sender(wire_reader_t *r, const frame_header_t *h, mship_beat_t
             services_bad = svclist_get(r, &b->services) != 0;
     }
     *why = FRAME_REJECT_BODY;
-    if ((r->err && !services_bad) || ring_check_name(b->name) != 0 ||
+    if ((r->err && !services_bad) || herd_ring_check_name(b->name) != 0 ||
         herd_node_id_of(b->name) != h->sender)
         return HERD_EBADFRAME;
-    if (full && (b->address[0] == '\0' || b->weight == 0 || b->weight > RING_MAX_WEIGHT ||
+    if (full && (b->address[0] == '\0' || b->weight == 0 || b->weight > HERD_RING_MAX_WEIGHT ||
                  (b->state != MEMBER_UP && b->state != MEMBER_DRAINING)))
         return HERD_EBADFRAME;
     if (services_bad) {
@@ -574,7 +574,7 @@ static int gossip_next(wire_reader_t *r, mship_gossip_t *g)
     g->incarnation = wire_get_u64(r);
     wire_get_u32(r); /* weight: learned from the member itself */
     g->status = wire_get_u8(r);
-    if (r->err || ring_check_name(g->name) != 0 || g->address[0] == '\0' ||
+    if (r->err || herd_ring_check_name(g->name) != 0 || g->address[0] == '\0' ||
         g->status > GOSSIP_DOWN)
         return HERD_EBADFRAME;
     return 0;
@@ -779,18 +779,18 @@ int mship_leave(mship_t *m, uint64_t now, mship_effects_t *out)
     return rc;
 }
 
-int mship_build_ring(const mship_t *m, ring_t **out)
+int mship_build_ring(const mship_t *m, herd_ring_t **out)
 {
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     if (r == NULL)
         return HERD_ENOMEM;
     for (size_t i = 0; i < m->member_count; i++) {
         const mship_member_t *x = m->members[i];
         if (!mship_state_in_ring(x->state))
             continue;
-        int rc = ring_add(r, x->name, x->weight);
+        int rc = herd_ring_add(r, x->name, x->weight);
         if (rc) {
-            ring_free(r);
+            herd_ring_free(r);
             return rc;
         }
     }

@@ -51,12 +51,12 @@
 #include <stdint.h>
 
 #include "frame.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "svclist.h"
 
 #define MSHIP_ADDR_MAX 255u
 #define MSHIP_CLUSTER_MAX 64u
-#define MSHIP_MAX_MEMBERS RING_MAX_MEMBERS
+#define MSHIP_MAX_MEMBERS HERD_RING_MAX_MEMBERS
 
 typedef enum mship_state {
     MEMBER_UP,
@@ -85,7 +85,7 @@ typedef struct mship_config {
     const char *name;    /* this node */
     const char *address; /* where peers reach this node, 1-255 bytes */
     uint64_t incarnation;
-    uint32_t weight; /* 0: RING_DEFAULT_WEIGHT */
+    uint32_t weight; /* 0: HERD_RING_DEFAULT_WEIGHT */
     const char *const *seeds; /* addresses to join through */
     size_t seed_count;
     uint32_t heartbeat_ms; /* 0: 200 */
@@ -96,7 +96,7 @@ typedef struct mship_config {
 } mship_config_t;
 
 typedef struct mship_member {
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     char address[MSHIP_ADDR_MAX + 1];
     uint64_t id, incarnation;
     uint32_t weight;
@@ -121,7 +121,7 @@ typedef struct mship_effect {
     uint8_t *body;       /* owned by the effect list */
     size_t len;
     /* MSHIP_MEMBER */
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     uint64_t incarnation;
     mship_state_t old_state, new_state;
     mship_gone_t gone;
@@ -206,6 +206,6 @@ mship_identity_t mship_identity(const mship_t *m, uint64_t *holder_inc, char *ho
 
 /* A new ring of the members that own a share (up, suspect; self unless it
  * drains or left). */
-int mship_build_ring(const mship_t *m, ring_t **out);
+int mship_build_ring(const mship_t *m, herd_ring_t **out);
 
 #endif

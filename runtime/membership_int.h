@@ -19,7 +19,7 @@
 #define MSHIP_CLEARED_MAX 8  /* other starts of this name found dead */
 
 typedef struct mship_candidate {
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     char address[MSHIP_ADDR_MAX + 1];
     uint64_t incarnation;
     uint64_t since;
@@ -28,7 +28,7 @@ typedef struct mship_candidate {
 /* The sender part of a HELLO or HEARTBEAT body. */
 typedef struct mship_beat {
     char cluster[MSHIP_CLUSTER_MAX + 1];
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     char address[MSHIP_ADDR_MAX + 1];
     uint32_t weight;
     uint8_t state;
@@ -37,7 +37,7 @@ typedef struct mship_beat {
 
 /* One entry of a body's gossip. */
 typedef struct mship_gossip {
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     char address[MSHIP_ADDR_MAX + 1];
     uint64_t incarnation;
     uint8_t status; /* GOSSIP_* */

@@ -269,7 +269,7 @@ int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out)
 {
     if (cfg == NULL || out == NULL)
         return HERD_EINVAL;
-    int rc = ring_check_name(cfg->name);
+    int rc = herd_ring_check_name(cfg->name);
     if (rc)
         return rc;
     herd_node_t *n = calloc(1, sizeof(*n));

@@ -7,7 +7,7 @@
 
 #include "herd_runtime.h"
 #include "hlc.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "u64map.h"
 
 /* A queued message: herd_msg_t's fields plus the mailbox link, one allocation
@@ -99,7 +99,7 @@ typedef struct timer_heap {
 } timer_heap_t;
 
 struct herd_node {
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     uint64_t id, incarnation;
     uv_loop_t *loop;
     int own_loop;

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "wire.h"
 
 /* What a message adds to its data in a frame body: the channel's batch header
@@ -567,7 +567,7 @@ static int remote_sender_ok(const herd_cluster_t *c, const remote_msg_t *m)
 /* The check sum of an app's message: its `ref` (remote_app_sum). */
 static uint64_t remote_app_sum(const void *data, size_t len)
 {
-    return ring_hash_key(data, len);
+    return herd_ring_hash_key(data, len);
 }
 
 /* An app's message goes to its handler when its body is the one the sending

@@ -25,6 +25,9 @@
 extern "C" {
 #endif
 
+/* libherd exports what its public headers declare, and nothing else */
+#pragma GCC visibility push(default)
+
 #define CONTROL_CACHE 256
 
 /* A command: on success set *result (a new reference) and return 0; on
@@ -72,6 +75,8 @@ void control_stop(control_t *c);
 
 /* The default control address of node `name`: ipc:///tmp/herd-NAME.ctl. */
 void control_default_address(const char *name, char *out, size_t cap);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@
 
 #include "herdd_args.h"
 #include "herdd_config.h"
-#include "ring.h"
+#include "herd_ring.h"
 
 #define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
@@ -89,7 +89,7 @@ int herdd_args_set(herdd_args_t *a, herdd_opt_t opt, const char *flag, const cha
     int rc = 0;
     switch (opt) {
     case HERDD_OPT_NAME:
-        if (ring_check_name(v) != 0)
+        if (herd_ring_check_name(v) != 0)
             return fail(err, cap, "bad %s '%s': use 1-64 of A-Za-z0-9_.-", flag, v);
         a->name = v;
         break;
@@ -117,7 +117,9 @@ int herdd_args_set(herdd_args_t *a, herdd_opt_t opt, const char *flag, const cha
             return fail(err, cap, "bad %s '%s': use 1-64 of A-Za-z0-9_.-", flag, v);
         a->cluster = v;
         break;
-    case HERDD_OPT_WEIGHT: rc = parse_u32(flag, v, 1, RING_MAX_WEIGHT, &a->weight, err, cap); break;
+    case HERDD_OPT_WEIGHT:
+        rc = parse_u32(flag, v, 1, HERD_RING_MAX_WEIGHT, &a->weight, err, cap);
+        break;
     case HERDD_OPT_HEARTBEAT_MS:
         rc = parse_u32(flag, v, 10, 60000, &a->heartbeat_ms, err, cap);
         break;

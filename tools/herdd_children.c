@@ -572,7 +572,7 @@ static json_t *children_item(void *arg, const char *name, int state)
                            : json_pack("{s:s, s:n, s:n}", "name", name, "node", "pid");
     json_object_del(o, "meta");
     herd_child_spec_view_t sv;
-    json_object_set_new(o, "service", json_string(herd_child_spec(c->node, name, &sv) == 0
+    json_object_set_new(o, "service", json_string(herd_child_spec_get(c->node, name, &sv) == 0
                                                       ? sv.service
                                                       : ""));
     const char *st = state != STATE_NONE ? herd_child_state_name((herd_child_state_t)state)

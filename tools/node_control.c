@@ -17,7 +17,7 @@
 #include "herdd_children.h"
 #include "herdd_debug.h"
 #include "log.h"
-#include "ring.h"
+#include "herd_ring.h"
 
 /* The members as this node knows them, to name the nodes of pids. */
 typedef struct member_names {
@@ -118,12 +118,12 @@ static int cmd_ring(void *data, json_t *args, json_t **result, char *msg, size_t
 {
     (void)args;
     node_control_t *d = data;
-    const ring_t *r = herd_cluster_ring(d->node);
+    const herd_ring_t *r = herd_cluster_ring(d->node);
     if (r == NULL)
         return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
     json_t *list = json_array();
-    ring_member_info_t m;
-    for (size_t i = 0; ring_member_at(r, i, &m) == 0; i++)
+    herd_ring_member_info_t m;
+    for (size_t i = 0; herd_ring_member_at(r, i, &m) == 0; i++)
         json_array_append_new(list, json_pack("{s:s, s:I}", "name", m.name, "weight",
                                               (json_int_t)m.weight));
     *result = json_pack("{s:o}", "members", list);

@@ -15,6 +15,9 @@
 extern "C" {
 #endif
 
+/* libherd exports what its public headers declare, and nothing else */
+#pragma GCC visibility push(default)
+
 typedef struct node_control node_control_t;
 
 /* Serve at `address` (control.h: ipc:// paths are made 0600). Errors:
@@ -24,6 +27,8 @@ int node_control_start(herd_node_t *node, const char *address, node_control_t **
 control_t *node_control_socket(node_control_t *nc);
 /* Stop serving (before the node is freed). */
 void node_control_stop(node_control_t *nc);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

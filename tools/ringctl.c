@@ -19,7 +19,7 @@
 
 #include "control_client.h"
 #include "herd_version.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "ringctl.h"
 
 /* Say what went wrong on stderr (and as JSON on stdout with --json); returns
@@ -75,41 +75,41 @@ int ctl_print_json(json_t *doc)
 
 /* ---- member lists: "a,b:256,c" --------------------------------------------- */
 
-/* Parse "NAME[:WEIGHT]" into name (buffer of RING_NAME_MAX+1) and weight. */
+/* Parse "NAME[:WEIGHT]" into name (buffer of HERD_RING_NAME_MAX+1) and weight. */
 static int ctl_parse_member(const ctl_t *c, const char *spec, size_t len, char *name,
                             uint32_t *weight)
 {
     const char *colon = memchr(spec, ':', len);
     size_t nlen = colon ? (size_t)(colon - spec) : len;
-    if (nlen > RING_NAME_MAX)
+    if (nlen > HERD_RING_NAME_MAX)
         return ctl_usage(c, "member name '%.*s' is longer than %u bytes", (int)nlen, spec,
-                         RING_NAME_MAX);
+                         HERD_RING_NAME_MAX);
     memcpy(name, spec, nlen);
     name[nlen] = '\0';
-    if (ring_check_name(name) != 0)
+    if (herd_ring_check_name(name) != 0)
         return ctl_usage(c, "bad member name '%s': use 1-%u of A-Za-z0-9_.-", name,
-                         RING_NAME_MAX);
-    *weight = RING_DEFAULT_WEIGHT;
+                         HERD_RING_NAME_MAX);
+    *weight = HERD_RING_DEFAULT_WEIGHT;
     if (colon == NULL)
         return 0;
     char digits[16];
     size_t dlen = len - nlen - 1;
     if (dlen == 0 || dlen >= sizeof(digits) || strspn(colon + 1, "0123456789") < dlen)
         return ctl_usage(c, "bad weight in '%.*s': want a whole number 1-%u", (int)len, spec,
-                         RING_MAX_WEIGHT);
+                         HERD_RING_MAX_WEIGHT);
     memcpy(digits, colon + 1, dlen);
     digits[dlen] = '\0';
     unsigned long w = strtoul(digits, NULL, 10);
-    if (w == 0 || w > RING_MAX_WEIGHT)
+    if (w == 0 || w > HERD_RING_MAX_WEIGHT)
         return ctl_usage(c, "weight %s of '%s' is out of range 1-%u", digits, name,
-                         RING_MAX_WEIGHT);
+                         HERD_RING_MAX_WEIGHT);
     *weight = (uint32_t)w;
     return 0;
 }
 
 /* Add every member of a comma-separated list to `r`, in one go (one
  * rebuild of the ring, not one per member). */
-static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
+static int ctl_add_members(const ctl_t *c, herd_ring_t *r, const char *list)
 {
     const char *p = list;
     if (*p == '\0')
@@ -117,7 +117,7 @@ static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
     size_t n = 1, count = 0, bad;
     for (const char *q = list; *q; q++)
         n += *q == ',';
-    char(*names)[RING_NAME_MAX + 1] = malloc(n * sizeof(*names));
+    char(*names)[HERD_RING_NAME_MAX + 1] = malloc(n * sizeof(*names));
     const char **ptrs = malloc(n * sizeof(*ptrs));
     uint32_t *weights = malloc(n * sizeof(*weights));
     int rc = names && ptrs && weights ? 0 : ctl_fail(c, 1, "ENOMEM", "out of memory");
@@ -135,11 +135,11 @@ static int ctl_add_members(const ctl_t *c, ring_t *r, const char *list)
             break;
         p += len + 1;
     }
-    if (rc == 0 && (rc = ring_add_many(r, ptrs, weights, count, &bad)) != 0) {
+    if (rc == 0 && (rc = herd_ring_add_many(r, ptrs, weights, count, &bad)) != 0) {
         if (rc == HERD_EEXIST)
             rc = ctl_usage(c, "member '%s' is listed twice", names[bad]);
         else if (rc == HERD_ERANGE && bad == count)
-            rc = ctl_usage(c, "%zu members: at most %u", count, RING_MAX_MEMBERS);
+            rc = ctl_usage(c, "%zu members: at most %u", count, HERD_RING_MAX_MEMBERS);
         else
             rc = ctl_fail(c, 1, herd_err_name(rc), "cannot add '%s': %s",
                           bad < count ? names[bad] : "the members", herd_strerror(rc));
@@ -216,12 +216,12 @@ json_t *ctl_live_change(const ctl_t *c, const char *cmd, json_t *args, int timeo
 
 /* The live ring: the node sends its ring's members and weights, and the ring
  * built from them here is the node's (the ring is a function of the set). */
-static ring_t *ctl_ring_from_node(const ctl_t *c, int *rc)
+static herd_ring_t *ctl_ring_from_node(const ctl_t *c, int *rc)
 {
     json_t *res = ctl_live(c, "ring", rc);
     if (res == NULL)
         return NULL;
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     json_t *members = json_object_get(res, "members"), *m;
     size_t i;
     json_array_foreach(members, i, m)
@@ -229,9 +229,9 @@ static ring_t *ctl_ring_from_node(const ctl_t *c, int *rc)
         const char *name = json_string_value(json_object_get(m, "name"));
         json_int_t w = json_integer_value(json_object_get(m, "weight"));
         if (r == NULL || name == NULL ||
-            ring_add(r, name, (uint32_t)(w > 0 && w <= RING_MAX_WEIGHT ? w : 0)) != 0) {
+            herd_ring_add(r, name, (uint32_t)(w > 0 && w <= HERD_RING_MAX_WEIGHT ? w : 0)) != 0) {
             *rc = ctl_fail(c, 1, "EBADFRAME", "the node's ring is malformed");
-            ring_free(r);
+            herd_ring_free(r);
             json_decref(res);
             return NULL;
         }
@@ -242,7 +242,7 @@ static ring_t *ctl_ring_from_node(const ctl_t *c, int *rc)
 
 /* The ring of --nodes, or the live ring of --node; NULL with an exit code in
  * *rc on failure. */
-static ring_t *ctl_ring_from_nodes(const ctl_t *c, const char *nodes, int *rc)
+static herd_ring_t *ctl_ring_from_nodes(const ctl_t *c, const char *nodes, int *rc)
 {
     if (nodes == NULL && c->node == NULL) {
         *rc = ctl_usage(c, "give --nodes a,b,c (offline) or --node ADDR / HERD_NODE (live)");
@@ -250,14 +250,14 @@ static ring_t *ctl_ring_from_nodes(const ctl_t *c, const char *nodes, int *rc)
     }
     if (nodes == NULL)
         return ctl_ring_from_node(c, rc);
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     if (r == NULL) {
         *rc = ctl_fail(c, 1, "ENOMEM", "out of memory");
         return NULL;
     }
     *rc = ctl_add_members(c, r, nodes);
     if (*rc) {
-        ring_free(r);
+        herd_ring_free(r);
         return NULL;
     }
     return r;
@@ -592,21 +592,21 @@ static const char ring_help[] =
     "member (1-4096).\n"
     "JSON: {\"members\":[{\"name\",\"weight\",\"points\",\"share\"}]}, share a fraction of 1.\n";
 
-static int ctl_print_ring(const ctl_t *c, const ring_t *r)
+static int ctl_print_ring(const ctl_t *c, const herd_ring_t *r)
 {
-    ring_member_info_t m;
+    herd_ring_member_info_t m;
     if (c->json) {
         json_t *members = json_array();
-        for (size_t i = 0; ring_member_at(r, i, &m) == 0; i++)
+        for (size_t i = 0; herd_ring_member_at(r, i, &m) == 0; i++)
             json_array_append_new(members, json_pack("{s:s, s:I, s:I, s:f}", "name", m.name,
                                                      "weight", (json_int_t)m.weight, "points",
                                                      (json_int_t)m.points, "share", m.share));
         return ctl_print_json(json_pack("{s:o}", "members", members));
     }
     printf("%-24s %7s %7s %8s\n", "MEMBER", "WEIGHT", "POINTS", "SHARE");
-    for (size_t i = 0; ring_member_at(r, i, &m) == 0; i++)
+    for (size_t i = 0; herd_ring_member_at(r, i, &m) == 0; i++)
         printf("%-24s %7u %7u %7.2f%%\n", m.name, m.weight, m.points, m.share * 100.0);
-    printf("%zu members, %zu points\n", ring_member_count(r), ring_point_count(r));
+    printf("%zu members, %zu points\n", herd_ring_member_count(r), herd_ring_point_count(r));
     return 0;
 }
 
@@ -622,13 +622,13 @@ static const char owner_help[] =
     "member count.\n"
     "JSON: {\"key\",\"owner\",\"replicas\":[...]} with replicas starting with the owner.\n";
 
-static int ctl_print_owner(const ctl_t *c, const ring_t *r, const char *key,
+static int ctl_print_owner(const ctl_t *c, const herd_ring_t *r, const char *key,
                            unsigned long replicas)
 {
     const char **names = calloc(replicas, sizeof(char *));
     if (names == NULL)
         return ctl_fail(c, 1, "ENOMEM", "out of memory");
-    int n = ring_owners(r, key, strlen(key), names, replicas);
+    int n = herd_ring_owners(r, key, strlen(key), names, replicas);
     if (n < 0) {
         free(names);
         return ctl_fail(c, 1, herd_err_name(n), "%s", herd_strerror(n));
@@ -669,21 +669,21 @@ typedef struct ctl_change {
     const char *spec;
 } ctl_change_t;
 
-static int ctl_apply_change(const ctl_t *c, ring_t *r, const ctl_change_t *ch)
+static int ctl_apply_change(const ctl_t *c, herd_ring_t *r, const ctl_change_t *ch)
 {
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     uint32_t weight;
     int rc = ctl_parse_member(c, ch->spec, strlen(ch->spec), name, &weight);
     if (rc)
         return rc;
     if (ch->kind == 'a')
-        rc = ring_add(r, name, weight);
+        rc = herd_ring_add(r, name, weight);
     else if (ch->kind == 'r')
-        rc = ring_remove(r, name);
+        rc = herd_ring_remove(r, name);
     else if (strchr(ch->spec, ':') == NULL)
         return ctl_usage(c, "--weight wants NAME:WEIGHT, got '%s'", ch->spec);
     else
-        rc = ring_set_weight(r, name, weight);
+        rc = herd_ring_set_weight(r, name, weight);
     if (rc == HERD_EEXIST)
         return ctl_usage(c, "cannot add '%s': already a member", name);
     if (rc == HERD_ENOENT)
@@ -693,17 +693,17 @@ static int ctl_apply_change(const ctl_t *c, ring_t *r, const ctl_change_t *ch)
     return 0;
 }
 
-static json_t *ctl_name_or_null(const ring_diff_t *d, uint32_t i)
+static json_t *ctl_name_or_null(const herd_ring_diff_t *d, uint32_t i)
 {
-    return i == RING_NONE ? json_null() : json_string(d->names[i]);
+    return i == HERD_RING_NONE ? json_null() : json_string(d->names[i]);
 }
 
-static int ctl_print_diff(const ctl_t *c, const ring_diff_t *d)
+static int ctl_print_diff(const ctl_t *c, const herd_ring_diff_t *d)
 {
     if (c->json) {
         json_t *moves = json_array();
         for (size_t i = 0; i < d->total_count; i++) {
-            const ring_move_total_t *t = &d->totals[i];
+            const herd_ring_move_total_t *t = &d->totals[i];
             json_array_append_new(moves, json_pack("{s:o, s:o, s:f}", "from",
                                                    ctl_name_or_null(d, t->from), "to",
                                                    ctl_name_or_null(d, t->to), "share",
@@ -718,9 +718,9 @@ static int ctl_print_diff(const ctl_t *c, const ring_diff_t *d)
         return 0;
     printf("%-24s %-24s %8s\n", "FROM", "TO", "SHARE");
     for (size_t i = 0; i < d->total_count; i++) {
-        const ring_move_total_t *t = &d->totals[i];
-        printf("%-24s %-24s %7.2f%%\n", t->from == RING_NONE ? "-" : d->names[t->from],
-               t->to == RING_NONE ? "-" : d->names[t->to], t->share * 100.0);
+        const herd_ring_move_total_t *t = &d->totals[i];
+        printf("%-24s %-24s %7.2f%%\n", t->from == HERD_RING_NONE ? "-" : d->names[t->from],
+               t->to == HERD_RING_NONE ? "-" : d->names[t->to], t->share * 100.0);
     }
     return 0;
 }
@@ -741,9 +741,9 @@ static int ctl_parse_replicas(const ctl_t *c, const char *s, unsigned long *out)
     char *end;
     errno = 0;
     unsigned long n = strtoul(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno || n == 0 || n > RING_MAX_MEMBERS || *s == '-')
+    if (*s == '\0' || *end != '\0' || errno || n == 0 || n > HERD_RING_MAX_MEMBERS || *s == '-')
         return ctl_usage(c, "--replicas wants a whole number 1-%u, got '%s'",
-                         RING_MAX_MEMBERS, s);
+                         HERD_RING_MAX_MEMBERS, s);
     *out = n;
     return 0;
 }
@@ -807,7 +807,7 @@ static int ctl_run(const ctl_t *c, const ctl_args_t *a)
         return ctl_run_names(c, a->key);
     if (strcmp(c->cmd, "diff") == 0 && a->change_count == 0)
         return ctl_usage(c, "give at least one --add, --remove or --weight");
-    ring_t *r = ctl_ring_from_nodes(c, a->nodes, &rc);
+    herd_ring_t *r = ctl_ring_from_nodes(c, a->nodes, &rc);
     if (r == NULL)
         return rc;
     if (strcmp(c->cmd, "ring") == 0) {
@@ -815,19 +815,19 @@ static int ctl_run(const ctl_t *c, const ctl_args_t *a)
     } else if (strcmp(c->cmd, "owner") == 0) {
         rc = ctl_print_owner(c, r, a->key, a->replicas ? a->replicas : 1);
     } else {
-        ring_t *next = ring_clone(r);
-        ring_diff_t d;
+        herd_ring_t *next = herd_ring_clone(r);
+        herd_ring_diff_t d;
         for (size_t i = 0; next && rc == 0 && i < a->change_count; i++)
             rc = ctl_apply_change(c, next, &a->changes[i]);
         if (next == NULL)
             rc = ctl_fail(c, 1, "ENOMEM", "out of memory");
-        else if (rc == 0 && (rc = ring_diff(r, next, &d)) != 0)
+        else if (rc == 0 && (rc = herd_ring_compare(r, next, &d)) != 0)
             rc = ctl_fail(c, 1, herd_err_name(rc), "%s", herd_strerror(rc));
         else if (rc == 0)
-            rc = ctl_print_diff(c, &d), ring_diff_free(&d);
-        ring_free(next);
+            rc = ctl_print_diff(c, &d), herd_ring_diff_free(&d);
+        herd_ring_free(next);
     }
-    ring_free(r);
+    herd_ring_free(r);
     return rc;
 }
 

@@ -58,7 +58,7 @@
 #include <jansson.h>
 
 #include "cluster_harness.h"
-#include "ring.h"
+#include "herd_ring.h"
 
 #define MAX_COUNTERS 5000
 #define DEFAULT_COUNTERS 1000
@@ -256,24 +256,24 @@ static void check_answers(const load_t *ld, int ph)
 /* Every ring and buffer the test makes, freed by the teardown also when an
  * assertion ended the test early. */
 #define MAX_RINGS 8
-static ring_t *g_rings[MAX_RINGS];
+static herd_ring_t *g_rings[MAX_RINGS];
 static size_t g_ring_n;
 
-static ring_t *ring_of(cl_node_t *const *nodes, size_t n)
+static herd_ring_t *ring_of(cl_node_t *const *nodes, size_t n)
 {
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
     assert_true(g_ring_n < MAX_RINGS);
     g_rings[g_ring_n++] = r;
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(ring_add(r, nodes[i]->name, RING_DEFAULT_WEIGHT), 0);
+        assert_int_equal(herd_ring_add(r, nodes[i]->name, HERD_RING_DEFAULT_WEIGHT), 0);
     return r;
 }
 
-static const char *owner_of(const ring_t *r, const char *name)
+static const char *owner_of(const herd_ring_t *r, const char *name)
 {
     const char *o = NULL;
-    assert_int_equal(ring_owner(r, name, strlen(name), &o), 0);
+    assert_int_equal(herd_ring_owner(r, name, strlen(name), &o), 0);
     return o;
 }
 
@@ -340,7 +340,7 @@ static int read_children(load_t *ld, const cl_node_t *obs, view_t *out, char *wh
  * same node with the same pid, that node being its owner on `ring`. On
  * success g_ref holds the placement; on failure why says what is not yet so
  * (and *missing counts the children some node lists as missing). */
-static int settled(load_t *ld, cl_node_t *const *live, size_t nlive, const ring_t *ring,
+static int settled(load_t *ld, cl_node_t *const *live, size_t nlive, const herd_ring_t *ring,
                    char *why, size_t cap, size_t *missing)
 {
     *missing = 0;
@@ -410,7 +410,7 @@ static handoff_count_t handoffs_of(const cl_node_t *n, const char *target)
  * committed handoff to `target` and none in flight. Returns the elapsed ms;
  * fails the test at SETTLE_MS. */
 static long wait_settled(load_t *ld, cl_node_t *const *live, size_t nlive,
-                         const ring_t *ring, cl_node_t *const *movers, size_t nmovers,
+                         const herd_ring_t *ring, cl_node_t *const *movers, size_t nmovers,
                          const char *target, const char *what)
 {
     uint64_t t0 = cl_now_ms();
@@ -444,8 +444,8 @@ static long wait_settled(load_t *ld, cl_node_t *const *live, size_t nlive,
 
 /* Record the settled placement (g_ref) in the counters; returns how many
  * changed pid since the last record. */
-static size_t record_placement(load_t *ld, size_t *moved_as_planned, const ring_t *before,
-                               const ring_t *after, size_t *unexpected)
+static size_t record_placement(load_t *ld, size_t *moved_as_planned, const herd_ring_t *before,
+                               const herd_ring_t *after, size_t *unexpected)
 {
     size_t changed = 0;
     *moved_as_planned = *unexpected = 0;
@@ -599,7 +599,7 @@ static void check_stable(load_t *ld, const char *what)
 
 /* Start every counter at its owner on `ring`; returns the elapsed ms. */
 static long start_counters(load_t *ld, cl_node_t *const *nodes, size_t n,
-                           const ring_t *ring)
+                           const herd_ring_t *ring)
 {
     uint64_t t0 = cl_now_ms();
     size_t already = 0;
@@ -694,7 +694,7 @@ static void test_cluster_children_join_drain_kill_under_load(void **state)
                   (long)(cl_now_ms() - t0), ms);
 
     /* The counters, each started at its owner. */
-    ring_t *ring3 = ring_of(n, 3);
+    herd_ring_t *ring3 = ring_of(n, 3);
     ms = start_counters(&g_load, n, 3, ring3);
     count_per_node(&g_load, n, 3, per, sizeof(per));
     print_message("children: started %zu counters in %ld ms (%.2f ms each): %s\n",
@@ -723,7 +723,7 @@ static void test_cluster_children_join_drain_kill_under_load(void **state)
     t0 = cl_now_ms();
     n[3] = cl_start(c, "n4", n[0], NULL, TIMING);
     long ready_ms = (long)(cl_now_ms() - t0);
-    ring_t *ring4 = ring_of(n, 4);
+    herd_ring_t *ring4 = ring_of(n, 4);
     set_via(&g_load, n, 4);
     long settle_ms = wait_settled(&g_load, n, 4, ring4, n, 3, "n4", "join of n4");
     changed = record_placement(&g_load, &planned, ring3, ring4, &unexpected);
@@ -761,7 +761,7 @@ static void test_cluster_children_join_drain_kill_under_load(void **state)
         json_decref(r);
     }
     cl_node_t *active3[3] = {n[0], n[2], n[3]};
-    ring_t *ring_d = ring_of(active3, 3);
+    herd_ring_t *ring_d = ring_of(active3, 3);
     settle_ms = wait_settled(&g_load, n, 4, ring_d, &n[1], 1, NULL, "drain of n2");
     /* the drained node commits its moves to the others: any target */
     changed = record_placement(&g_load, &planned, ring4, ring_d, &unexpected);
@@ -799,7 +799,7 @@ static void test_cluster_children_join_drain_kill_under_load(void **state)
     cl_node_t *live[3] = {n[0], n[1], n[3]};
     set_via(&g_load, live, 3);
     cl_node_t *active2[2] = {n[0], n[3]};
-    ring_t *ring_k = ring_of(active2, 2);
+    herd_ring_t *ring_k = ring_of(active2, 2);
     settle_ms = wait_settled(&g_load, live, 3, ring_k, NULL, 0, NULL, "kill -9 of n3");
     g_load.ph[PH_KILL].ms = (long long)(cl_now_ms() - t0);
     print_message(
@@ -833,7 +833,7 @@ static void test_cluster_children_join_drain_kill_under_load(void **state)
     cl_node_t *last[1] = {n[3]};
     set_via(&g_load, last, 1);
     long stop1 = sigterm_and_wait(&g_load, n[0]);
-    ring_t *ring_1 = ring_of(last, 1);
+    herd_ring_t *ring_1 = ring_of(last, 1);
     settle_ms = wait_settled(&g_load, last, 1, ring_1, NULL, 0, NULL, "SIGTERM of n1");
     g_load.ph[PH_SIGTERM].ms = (long long)(cl_now_ms() - t0);
     changed = record_placement(&g_load, &planned, ring_k, ring_1, &unexpected);
@@ -943,7 +943,7 @@ static void test_cluster_children_stop_in_netsplit_is_uncertain(void **state)
 static int children_teardown(void **state)
 {
     for (size_t i = 0; i < g_ring_n; i++)
-        ring_free(g_rings[i]);
+        herd_ring_free(g_rings[i]);
     g_ring_n = 0;
     free(g_load.ctr);
     free(g_ref);

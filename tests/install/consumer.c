@@ -62,13 +62,13 @@ int main(int argc, char **argv)
     if (!same)
         return fprintf(stderr, "consumer: hello answered something else\n"), 1;
 
-    ring_t *ring = ring_new();
+    herd_ring_t *ring = herd_ring_new();
     const char *owner = NULL;
-    if (ring == NULL || ring_add(ring, herd_node_name(node), 128) != 0 ||
-        ring_owner(ring, "hello", 5, &owner) != 0 || owner == NULL)
+    if (ring == NULL || herd_ring_add(ring, herd_node_name(node), 128) != 0 ||
+        herd_ring_owner(ring, "hello", 5, &owner) != 0 || owner == NULL)
         return fprintf(stderr, "consumer: ring\n"), 1;
     printf("node %s: child hello answered, ring owner %s\n", herd_node_name(node), owner);
-    ring_free(ring);
+    herd_ring_free(ring);
 
     node_control_stop(ctl);
     herd_node_free(node);

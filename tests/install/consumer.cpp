@@ -8,13 +8,13 @@
 
 int main()
 {
-    ring_t *ring = ring_new();
+    herd_ring_t *ring = herd_ring_new();
     const char *owner = nullptr;
-    int rc = ring ? ring_add(ring, "cxx", 128) : HERD_ENOMEM;
+    int rc = ring ? herd_ring_add(ring, "cxx", 128) : HERD_ENOMEM;
     if (rc == 0)
-        rc = ring_owner(ring, "key", 3, &owner);
+        rc = herd_ring_owner(ring, "key", 3, &owner);
     std::printf("herd_version %s from C++: owner %s (%s)\n", herd_version(),
                 owner ? owner : "-", herd_err_name(rc));
-    ring_free(ring);
+    herd_ring_free(ring);
     return rc == 0 && std::strcmp(herd_version(), HERD_VERSION_STRING) == 0 ? 0 : 1;
 }

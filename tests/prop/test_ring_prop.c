@@ -30,10 +30,10 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
-#include "ring.h"
+#include "herd_ring.h"
 
 #define MAX_MEMBERS 64
-#define NAME_CAP (RING_NAME_MAX + 1)
+#define NAME_CAP (HERD_RING_NAME_MAX + 1)
 
 /* ---- seeded randomness ---------------------------------------------------- */
 
@@ -125,7 +125,7 @@ static void gen_name(rng_t *g, enum name_style style, char *out)
     }
     size_t len;
     if (style == NAMES_ANY && rng_below(g, 16) == 0)
-        len = RING_NAME_MAX;
+        len = HERD_RING_NAME_MAX;
     else
         len = rng_range(g, style == NAMES_LONG ? 4 : 1, 20);
     for (size_t i = 0; i < len; i++)
@@ -203,12 +203,12 @@ static size_t mset_index(const mset_t *m, const char *name)
     return 0;
 }
 
-static ring_t *ring_from(const mset_t *m)
+static herd_ring_t *ring_from(const mset_t *m)
 {
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     PROP(r != NULL);
     for (size_t i = 0; i < m->n; i++)
-        PROP(ring_add(r, m->name[i], m->weight[i]) == 0);
+        PROP(herd_ring_add(r, m->name[i], m->weight[i]) == 0);
     return r;
 }
 
@@ -222,26 +222,26 @@ static void shuffle(rng_t *g, size_t *a, size_t n)
     }
 }
 
-static const char *owner_h(const ring_t *r, uint64_t h)
+static const char *owner_h(const herd_ring_t *r, uint64_t h)
 {
     const char *o = NULL;
-    PROP(ring_owner_of_hash(r, h, &o) == 0);
+    PROP(herd_ring_owner_of_hash(r, h, &o) == 0);
     PROP(o != NULL);
     return o;
 }
 
-static const char *owner_k(const ring_t *r, uint64_t key)
+static const char *owner_k(const herd_ring_t *r, uint64_t key)
 {
     const char *o = NULL;
-    PROP(ring_owner(r, &key, sizeof key, &o) == 0);
+    PROP(herd_ring_owner(r, &key, sizeof key, &o) == 0);
     PROP(o != NULL);
     return o;
 }
 
-static double share_of(const ring_t *r, const char *name)
+static double share_of(const herd_ring_t *r, const char *name)
 {
-    ring_member_info_t info;
-    PROP(ring_member_find(r, name, &info) == 0);
+    herd_ring_member_info_t info;
+    PROP(herd_ring_member_find(r, name, &info) == 0);
     return info.share;
 }
 
@@ -263,7 +263,7 @@ static int refpt_cmp(const void *a, const void *b)
 /* ring.h: XXH3_64bits(name || 0x00 || index as 4 bytes little-endian). */
 static uint64_t ref_point_hash(const char *name, uint32_t index)
 {
-    unsigned char buf[RING_NAME_MAX + 5];
+    unsigned char buf[HERD_RING_NAME_MAX + 5];
     size_t len = strlen(name);
     memcpy(buf, name, len);
     buf[len] = 0;
@@ -309,32 +309,32 @@ static const char *ref_owner(const refpt_t *p, size_t n, uint64_t h)
 
 /* ---- ring comparison --------------------------------------------------------- */
 
-static void assert_same_ring(const ring_t *a, const ring_t *b, rng_t *g, size_t keys)
+static void assert_same_ring(const herd_ring_t *a, const herd_ring_t *b, rng_t *g, size_t keys)
 {
-    PROP(ring_member_count(a) == ring_member_count(b));
-    PROP(ring_point_count(a) == ring_point_count(b));
-    for (size_t i = 0; i < ring_point_count(a); i++) {
+    PROP(herd_ring_member_count(a) == herd_ring_member_count(b));
+    PROP(herd_ring_point_count(a) == herd_ring_point_count(b));
+    for (size_t i = 0; i < herd_ring_point_count(a); i++) {
         uint64_t ha, hb;
         const char *oa, *ob;
-        PROP(ring_point_at(a, i, &ha, &oa) == 0);
-        PROP(ring_point_at(b, i, &hb, &ob) == 0);
+        PROP(herd_ring_point_at(a, i, &ha, &oa) == 0);
+        PROP(herd_ring_point_at(b, i, &hb, &ob) == 0);
         PROPF(ha == hb && strcmp(oa, ob) == 0, "point %zu: %016llx %s vs %016llx %s", i,
               (unsigned long long)ha, oa, (unsigned long long)hb, ob);
     }
-    for (size_t i = 0; i < ring_member_count(a); i++) {
-        ring_member_info_t ia, ib;
-        PROP(ring_member_at(a, i, &ia) == 0);
-        PROP(ring_member_at(b, i, &ib) == 0);
+    for (size_t i = 0; i < herd_ring_member_count(a); i++) {
+        herd_ring_member_info_t ia, ib;
+        PROP(herd_ring_member_at(a, i, &ia) == 0);
+        PROP(herd_ring_member_at(b, i, &ib) == 0);
         PROP(strcmp(ia.name, ib.name) == 0);
         PROP(ia.weight == ib.weight && ia.points == ib.points);
         PROP(ia.share == ib.share); /* a function of the points: bit for bit */
     }
-    size_t na = ring_dump_text(a, NULL, 0), nb = ring_dump_text(b, NULL, 0);
+    size_t na = herd_ring_dump_text(a, NULL, 0), nb = herd_ring_dump_text(b, NULL, 0);
     PROP(na == nb);
     char *da = malloc(na + 1), *db = malloc(nb + 1);
     PROP(da != NULL && db != NULL);
-    ring_dump_text(a, da, na + 1);
-    ring_dump_text(b, db, nb + 1);
+    herd_ring_dump_text(a, da, na + 1);
+    herd_ring_dump_text(b, db, nb + 1);
     PROP(strcmp(da, db) == 0);
     free(da);
     free(db);
@@ -343,8 +343,8 @@ static void assert_same_ring(const ring_t *a, const ring_t *b, rng_t *g, size_t 
         PROP(strcmp(owner_k(a, key), owner_k(b, key)) == 0);
         if (k % 8 == 0) {
             const char *oa[3], *ob[3];
-            int ka = ring_owners(a, &key, sizeof key, oa, 3);
-            int kb = ring_owners(b, &key, sizeof key, ob, 3);
+            int ka = herd_ring_owners(a, &key, sizeof key, oa, 3);
+            int kb = herd_ring_owners(b, &key, sizeof key, ob, 3);
             PROP(ka == kb && ka >= 1);
             for (int j = 0; j < ka; j++)
                 PROP(strcmp(oa[j], ob[j]) == 0);
@@ -364,11 +364,11 @@ static void test_ring_prop_insertion_order_irrelevant(void **state)
         size_t n = some_members(&g, c);
         mset_gen(&g, &m, n, any_style(&g), 1, 512);
         if (c % 3 == 0) mset_add_tie_pair(&g, &m);
-        ring_t *a = ring_from(&m);
+        herd_ring_t *a = ring_from(&m);
 
         /* b: shuffled adds, with random removes (put back for later), re-adds
          * and wrong weights set on the way, fixed at the end. */
-        ring_t *b = ring_new();
+        herd_ring_t *b = herd_ring_new();
         PROP(b != NULL);
         size_t pending[MAX_MEMBERS], present[MAX_MEMBERS];
         size_t npend = m.n, npres = 0;
@@ -381,43 +381,43 @@ static void test_ring_prop_insertion_order_irrelevant(void **state)
             if (op < 14 || npres == 0) {
                 size_t i = pending[--npend];
                 uint32_t w = rng_below(&g, 8) == 0 ? rng_range(&g, 1, 512) : m.weight[i];
-                PROP(ring_add(b, m.name[i], w) == 0);
-                PROP(ring_add(b, m.name[i], w) == HERD_EEXIST);
+                PROP(herd_ring_add(b, m.name[i], w) == 0);
+                PROP(herd_ring_add(b, m.name[i], w) == HERD_EEXIST);
                 present[npres++] = i;
             } else if (op < 17) {
                 size_t at = rng_below(&g, (uint32_t)npres);
                 size_t i = present[at];
                 present[at] = present[--npres];
-                PROP(ring_remove(b, m.name[i]) == 0);
-                PROP(ring_remove(b, m.name[i]) == HERD_ENOENT);
+                PROP(herd_ring_remove(b, m.name[i]) == 0);
+                PROP(herd_ring_remove(b, m.name[i]) == HERD_ENOENT);
                 pending[npend++] = i;
                 size_t j = rng_below(&g, (uint32_t)npend); /* re-add at a random time */
                 pending[npend - 1] = pending[j];
                 pending[j] = i;
             } else {
                 size_t i = present[rng_below(&g, (uint32_t)npres)];
-                PROP(ring_set_weight(b, m.name[i], rng_range(&g, 1, 512)) == 0);
+                PROP(herd_ring_set_weight(b, m.name[i], rng_range(&g, 1, 512)) == 0);
             }
         }
         for (size_t i = 0; i < m.n; i++)
-            PROP(ring_set_weight(b, m.name[i], m.weight[i]) == 0);
+            PROP(herd_ring_set_weight(b, m.name[i], m.weight[i]) == 0);
         assert_same_ring(a, b, &g, 10000);
 
         /* c: plain reverse order. */
-        ring_t *c2 = ring_new();
+        herd_ring_t *c2 = herd_ring_new();
         PROP(c2 != NULL);
         for (size_t i = m.n; i-- > 0;)
-            PROP(ring_add(c2, m.name[i], m.weight[i]) == 0);
+            PROP(herd_ring_add(c2, m.name[i], m.weight[i]) == 0);
         assert_same_ring(a, c2, &g, 2000);
 
         /* d: a clone. */
-        ring_t *d = ring_clone(b);
+        herd_ring_t *d = herd_ring_clone(b);
         PROP(d != NULL);
         assert_same_ring(a, d, &g, 1000);
-        ring_free(d);
-        ring_free(c2);
-        ring_free(b);
-        ring_free(a);
+        herd_ring_free(d);
+        herd_ring_free(c2);
+        herd_ring_free(b);
+        herd_ring_free(a);
     }
 }
 
@@ -432,16 +432,16 @@ static void test_ring_prop_matches_reference(void **state)
         uint32_t whi = c % 3 == 0 ? 8 : 512; /* small rings too: few points, wide arcs */
         mset_gen(&g, &m, some_members(&g, c), style, 1, whi);
         if (c % 5 == 1) mset_add_tie_pair(&g, &m);
-        ring_t *r = ring_from(&m);
+        herd_ring_t *r = ring_from(&m);
         size_t n;
         refpt_t *ref = ref_build(&m, &n);
 
         /* The point array is the reference array (sorted by hash, then name). */
-        PROP(ring_point_count(r) == n);
+        PROP(herd_ring_point_count(r) == n);
         for (size_t i = 0; i < n; i++) {
             uint64_t h;
             const char *o;
-            PROP(ring_point_at(r, i, &h, &o) == 0);
+            PROP(herd_ring_point_at(r, i, &h, &o) == 0);
             PROPF(h == ref[i].hash && strcmp(o, ref[i].name) == 0, "point %zu: %s vs %s",
                   i, o, ref[i].name);
         }
@@ -487,12 +487,12 @@ static void test_ring_prop_matches_reference(void **state)
             for (size_t i = 0; i < len; i++)
                 key[i] = (char)rng_next(&g);
             const char *o;
-            PROP(ring_owner(r, key, len, &o) == 0);
+            PROP(herd_ring_owner(r, key, len, &o) == 0);
             PROP(strcmp(o, ref_owner(ref, n, XXH3_64bits(key, len))) == 0);
-            PROP(ring_hash_key(key, len) == XXH3_64bits(key, len));
+            PROP(herd_ring_hash_key(key, len) == XXH3_64bits(key, len));
         }
         free(ref);
-        ring_free(r);
+        herd_ring_free(r);
     }
 }
 
@@ -506,19 +506,19 @@ static void test_ring_prop_add_remove_moves_only_own_keys(void **state)
         rng_t g = seed_case("add/remove", 0xadd4e30e0u, c);
         mset_t m;
         size_t n = rng_range(&g, 1, MAX_MEMBERS - 1);
-        mset_gen(&g, &m, n, NAMES_LONG, RING_DEFAULT_WEIGHT, RING_DEFAULT_WEIGHT);
-        ring_t *old = ring_from(&m);
-        size_t added = mset_push(&g, &m, NAMES_LONG, RING_DEFAULT_WEIGHT);
+        mset_gen(&g, &m, n, NAMES_LONG, HERD_RING_DEFAULT_WEIGHT, HERD_RING_DEFAULT_WEIGHT);
+        herd_ring_t *old = ring_from(&m);
+        size_t added = mset_push(&g, &m, NAMES_LONG, HERD_RING_DEFAULT_WEIGHT);
         const char *newcomer = m.name[added];
-        ring_t *grown = ring_clone(old);
+        herd_ring_t *grown = herd_ring_clone(old);
         PROP(grown != NULL);
-        PROP(ring_add(grown, newcomer, RING_DEFAULT_WEIGHT) == 0);
+        PROP(herd_ring_add(grown, newcomer, HERD_RING_DEFAULT_WEIGHT) == 0);
 
         size_t gone_at = rng_below(&g, (uint32_t)m.n);
         const char *gone = m.name[gone_at];
-        ring_t *shrunk = ring_clone(grown);
+        herd_ring_t *shrunk = herd_ring_clone(grown);
         PROP(shrunk != NULL);
-        PROP(ring_remove(shrunk, gone) == 0);
+        PROP(herd_ring_remove(shrunk, gone) == 0);
 
         size_t moved_in = 0, moved_out = 0;
         for (size_t k = 0; k < KEYS; k++) {
@@ -548,19 +548,19 @@ static void test_ring_prop_add_remove_moves_only_own_keys(void **state)
         double out = (double)moved_out / KEYS;
         PROPF(abs_d(out - s_out) <= 6 * sqrt_d(s_out / KEYS) + 1e-3,
               "moved %.4f, share %.4f", out, s_out);
-        ring_free(shrunk);
-        ring_free(grown);
-        ring_free(old);
+        herd_ring_free(shrunk);
+        herd_ring_free(grown);
+        herd_ring_free(old);
     }
 }
 
-/* Index of r's owner of h among the diff's (sorted) names; RING_NONE when r is
+/* Index of r's owner of h among the diff's (sorted) names; HERD_RING_NONE when r is
  * empty. */
-static uint32_t diff_owner(const ring_diff_t *d, const ring_t *r, uint64_t h)
+static uint32_t diff_owner(const herd_ring_diff_t *d, const herd_ring_t *r, uint64_t h)
 {
     const char *o;
-    int rc = ring_owner_of_hash(r, h, &o);
-    if (rc == HERD_EEMPTY) return RING_NONE;
+    int rc = herd_ring_owner_of_hash(r, h, &o);
+    if (rc == HERD_EEMPTY) return HERD_RING_NONE;
     PROP(rc == 0);
     size_t lo = 0, hi = d->name_count;
     while (lo < hi) {
@@ -573,11 +573,11 @@ static uint32_t diff_owner(const ring_diff_t *d, const ring_t *r, uint64_t h)
             hi = mid;
     }
     PROPF(0, "owner %s missing from the diff's names", o);
-    return RING_NONE;
+    return HERD_RING_NONE;
 }
 
 /* The move holding h, or NULL. */
-static const ring_move_t *diff_find(const ring_diff_t *d, uint64_t h)
+static const herd_ring_move_t *diff_find(const herd_ring_diff_t *d, uint64_t h)
 {
     size_t lo = 0, hi = d->move_count;
     while (lo < hi) { /* first move with hi >= h */
@@ -592,11 +592,11 @@ static const ring_move_t *diff_find(const ring_diff_t *d, uint64_t h)
 }
 
 /* h is in a move from the old owner to the new one iff its owner changed. */
-static void diff_probe(const ring_diff_t *d, const ring_t *old, const ring_t *new_ring,
-                       uint64_t h)
+static void diff_probe(const herd_ring_diff_t *d, const herd_ring_t *old,
+                       const herd_ring_t *new_ring, uint64_t h)
 {
     uint32_t from = diff_owner(d, old, h), to = diff_owner(d, new_ring, h);
-    const ring_move_t *mv = diff_find(d, h);
+    const herd_ring_move_t *mv = diff_find(d, h);
     if (from == to)
         PROPF(mv == NULL, "hash %016llx keeps its owner but is in a move",
               (unsigned long long)h);
@@ -611,19 +611,19 @@ static double arc(uint64_t lo, uint64_t hi)
     return ((double)(hi - lo) + 1.0) / 18446744073709551616.0;
 }
 
-static void diff_check_shape(const ring_diff_t *d, const ring_t *old,
-                             const ring_t *new_ring)
+static void diff_check_shape(const herd_ring_diff_t *d, const herd_ring_t *old,
+                             const herd_ring_t *new_ring)
 {
-    PROP(d->name_count >= ring_member_count(old) &&
-         d->name_count >= ring_member_count(new_ring));
-    PROP(d->name_count <= ring_member_count(old) + ring_member_count(new_ring));
+    PROP(d->name_count >= herd_ring_member_count(old) &&
+         d->name_count >= herd_ring_member_count(new_ring));
+    PROP(d->name_count <= herd_ring_member_count(old) + herd_ring_member_count(new_ring));
     for (size_t i = 1; i < d->name_count; i++)
         PROP(strcmp(d->names[i - 1], d->names[i]) < 0);
-    for (size_t i = 0; i < ring_member_count(old) + ring_member_count(new_ring); i++) {
-        ring_member_info_t info;
-        const ring_t *r = i < ring_member_count(old) ? old : new_ring;
-        size_t at = i < ring_member_count(old) ? i : i - ring_member_count(old);
-        PROP(ring_member_at(r, at, &info) == 0);
+    for (size_t i = 0; i < herd_ring_member_count(old) + herd_ring_member_count(new_ring); i++) {
+        herd_ring_member_info_t info;
+        const herd_ring_t *r = i < herd_ring_member_count(old) ? old : new_ring;
+        size_t at = i < herd_ring_member_count(old) ? i : i - herd_ring_member_count(old);
+        PROP(herd_ring_member_at(r, at, &info) == 0);
         int found = 0;
         for (size_t j = 0; j < d->name_count && !found; j++)
             found = strcmp(d->names[j], info.name) == 0;
@@ -631,12 +631,12 @@ static void diff_check_shape(const ring_diff_t *d, const ring_t *old,
     }
     double sum = 0;
     for (size_t i = 0; i < d->move_count; i++) {
-        const ring_move_t *mv = &d->moves[i];
+        const herd_ring_move_t *mv = &d->moves[i];
         PROP(mv->lo <= mv->hi && mv->from != mv->to);
-        PROP(mv->from == RING_NONE || mv->from < d->name_count);
-        PROP(mv->to == RING_NONE || mv->to < d->name_count);
+        PROP(mv->from == HERD_RING_NONE || mv->from < d->name_count);
+        PROP(mv->to == HERD_RING_NONE || mv->to < d->name_count);
         if (i > 0) {
-            const ring_move_t *p = &d->moves[i - 1];
+            const herd_ring_move_t *p = &d->moves[i - 1];
             PROP(p->hi < mv->lo);
             PROP(!(p->hi + 1 == mv->lo && p->from == mv->from && p->to == mv->to));
         }
@@ -646,7 +646,7 @@ static void diff_check_shape(const ring_diff_t *d, const ring_t *old,
           d->moved_share);
     double tsum = 0;
     for (size_t t = 0; t < d->total_count; t++) {
-        const ring_move_total_t *tot = &d->totals[t];
+        const herd_ring_move_total_t *tot = &d->totals[t];
         if (t > 0)
             PROP(d->totals[t - 1].from < tot->from ||
                  (d->totals[t - 1].from == tot->from && d->totals[t - 1].to < tot->to));
@@ -672,12 +672,12 @@ static void test_ring_prop_diff_matches_brute_force(void **state)
         mset_t m;
         size_t n = c % 10 == 1 ? 0 : some_members(&g, c); /* old ring sometimes empty */
         mset_gen(&g, &m, n, any_style(&g), 1, 512);
-        ring_t *old = ring_from(&m);
-        ring_t *new_ring = ring_clone(old);
+        herd_ring_t *old = ring_from(&m);
+        herd_ring_t *new_ring = herd_ring_clone(old);
         PROP(new_ring != NULL);
         /* 1..4 changes, each to a member no earlier change touched, so none
          * undoes another and the rings always differ. Removing the last
-         * member is allowed: then every move goes to RING_NONE. */
+         * member is allowed: then every move goes to HERD_RING_NONE. */
         unsigned char touched[MAX_MEMBERS] = {0};
         unsigned ops = rng_range(&g, 1, 4);
         for (unsigned k = 0; k < ops && m.n < MAX_MEMBERS; k++) {
@@ -690,23 +690,23 @@ static void test_ring_prop_diff_matches_brute_force(void **state)
             if (victim == n) {
                 size_t i = mset_push(&g, &m, NAMES_ANY, rng_range(&g, 1, 512));
                 touched[i] = 1;
-                PROP(ring_add(new_ring, m.name[i], m.weight[i]) == 0);
+                PROP(herd_ring_add(new_ring, m.name[i], m.weight[i]) == 0);
             } else if (op == 1) {
                 touched[victim] = 1;
-                PROP(ring_remove(new_ring, m.name[victim]) == 0);
+                PROP(herd_ring_remove(new_ring, m.name[victim]) == 0);
             } else {
                 touched[victim] = 1;
                 uint32_t w = rng_range(&g, 1, 511);
                 w += w >= m.weight[victim]; /* any weight but the one it has */
-                PROP(ring_set_weight(new_ring, m.name[victim], w) == 0);
+                PROP(herd_ring_set_weight(new_ring, m.name[victim], w) == 0);
             }
         }
-        ring_diff_t d;
-        PROP(ring_diff(old, new_ring, &d) == 0);
+        herd_ring_diff_t d;
+        PROP(herd_ring_compare(old, new_ring, &d) == 0);
         diff_check_shape(&d, old, new_ring);
-        if (ring_member_count(old) == 0)
+        if (herd_ring_member_count(old) == 0)
             for (size_t i = 0; i < d.move_count; i++)
-                PROP(d.moves[i].from == RING_NONE);
+                PROP(d.moves[i].from == HERD_RING_NONE);
 
         /* Owners are constant between consecutive probes below, so probing every
          * point of both rings, both sides of it and both ends of every move
@@ -714,12 +714,12 @@ static void test_ring_prop_diff_matches_brute_force(void **state)
         static const uint64_t ends[] = {0, UINT64_MAX};
         for (size_t i = 0; i < 2; i++)
             diff_probe(&d, old, new_ring, ends[i]);
-        const ring_t *both[2] = {old, new_ring};
+        const herd_ring_t *both[2] = {old, new_ring};
         for (int w = 0; w < 2; w++) {
-            for (size_t i = 0; i < ring_point_count(both[w]); i++) {
+            for (size_t i = 0; i < herd_ring_point_count(both[w]); i++) {
                 uint64_t h;
                 const char *o;
-                PROP(ring_point_at(both[w], i, &h, &o) == 0);
+                PROP(herd_ring_point_at(both[w], i, &h, &o) == 0);
                 diff_probe(&d, old, new_ring, h);
                 diff_probe(&d, old, new_ring, h + 1);
             }
@@ -739,9 +739,9 @@ static void test_ring_prop_diff_matches_brute_force(void **state)
         double frac = (double)changed / HASHES, ms = d.moved_share;
         PROPF(abs_d(frac - ms) <= 5 * sqrt_d(ms * (1 - ms) / HASHES) + 1e-3,
               "%.4f of hashes moved, moved_share %.4f", frac, ms);
-        ring_diff_free(&d);
-        ring_free(new_ring);
-        ring_free(old);
+        herd_ring_diff_free(&d);
+        herd_ring_free(new_ring);
+        herd_ring_free(old);
     }
 }
 
@@ -755,11 +755,11 @@ static void test_ring_prop_owners_list(void **state)
         mset_t m;
         mset_gen(&g, &m, some_members(&g, c), any_style(&g), 1, 512);
         if (c % 3 == 0) mset_add_tie_pair(&g, &m);
-        ring_t *a = ring_from(&m);
-        ring_t *b = ring_new();
+        herd_ring_t *a = ring_from(&m);
+        herd_ring_t *b = herd_ring_new();
         PROP(b != NULL);
         for (size_t i = m.n; i-- > 0;)
-            PROP(ring_add(b, m.name[i], m.weight[i]) == 0);
+            PROP(herd_ring_add(b, m.name[i], m.weight[i]) == 0);
         size_t npts;
         refpt_t *ref = ref_build(&m, &npts);
         const size_t members = m.n;
@@ -773,9 +773,9 @@ static void test_ring_prop_owners_list(void **state)
             size_t want1 = n + 1 < members ? n + 1 : members;
             const char *next[MAX_MEMBERS + 2], *part[MAX_MEMBERS + 2];
             const char *other[MAX_MEMBERS + 2], *walk[MAX_MEMBERS + 2];
-            PROP(ring_owners(a, &key, sizeof key, next, n + 1) == (int)want1);
-            PROP(ring_owners(a, &key, sizeof key, part, n) == (int)want);
-            PROP(ring_owners(b, &key, sizeof key, other, n) == (int)want);
+            PROP(herd_ring_owners(a, &key, sizeof key, next, n + 1) == (int)want1);
+            PROP(herd_ring_owners(a, &key, sizeof key, part, n) == (int)want);
+            PROP(herd_ring_owners(b, &key, sizeof key, other, n) == (int)want);
             /* distinct, and the first is the owner */
             for (size_t i = 0; i < want1; i++)
                 for (size_t j = 0; j < i; j++)
@@ -803,8 +803,8 @@ static void test_ring_prop_owners_list(void **state)
                       next[i], walk[i]);
         }
         free(ref);
-        ring_free(b);
-        ring_free(a);
+        herd_ring_free(b);
+        herd_ring_free(a);
     }
 }
 
@@ -819,7 +819,7 @@ static void test_ring_prop_shares_follow_weights(void **state)
         mset_t m;
         mset_gen(&g, &m, some_members(&g, c), any_style(&g), 1, 512);
         if (c % 3 == 0) mset_add_tie_pair(&g, &m);
-        ring_t *r = ring_from(&m);
+        herd_ring_t *r = ring_from(&m);
         size_t npts;
         refpt_t *ref = ref_build(&m, &npts);
         /* reference shares: point i owns (point i-1, point i] */
@@ -847,7 +847,7 @@ static void test_ring_prop_shares_follow_weights(void **state)
         }
         PROPF(abs_d(sum - 1.0) < 1e-9, "shares sum to %.15f", sum);
         free(ref);
-        ring_free(r);
+        herd_ring_free(r);
     }
 
     /* Weight 256 against 128: about twice the share, on average over seeds. */
@@ -858,14 +858,14 @@ static void test_ring_prop_shares_follow_weights(void **state)
         m.n = 0;
         for (int i = 0; i < 8; i++)
             mset_push(&g, &m, NAMES_LONG, i % 2 ? 256 : 128);
-        ring_t *r = ring_from(&m);
+        herd_ring_t *r = ring_from(&m);
         double h = 0, l = 0;
         for (size_t i = 0; i < m.n; i++)
             *(m.weight[i] == 256 ? &h : &l) += share_of(r, m.name[i]);
         PROPF(h > l, "heavy %.4f, light %.4f", h, l);
         heavy += h;
         light += l;
-        ring_free(r);
+        herd_ring_free(r);
     }
     g_seed = 0x128256u;
     PROPF(heavy / light > 1.8 && heavy / light < 2.2, "heavy/light share ratio %.4f",

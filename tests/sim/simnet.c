@@ -243,7 +243,7 @@ static int find_address(const simnet_t *s, const char *address)
 
 int simnet_add_node(simnet_t *s, const sim_node_config_t *cfg)
 {
-    int rc = ring_check_name(cfg->name);
+    int rc = herd_ring_check_name(cfg->name);
     if (rc)
         return rc;
     if (s->node_count == SIM_MAX_NODES)
@@ -257,7 +257,7 @@ int simnet_add_node(simnet_t *s, const sim_node_config_t *cfg)
         cfg->seed_count > SIM_MAX_NODES)
         return HERD_EINVAL;
     for (size_t k = 0; k < cfg->seed_count; k++)
-        if ((rc = ring_check_name(cfg->seeds[k])) != 0)
+        if ((rc = herd_ring_check_name(cfg->seeds[k])) != 0)
             return rc;
     sim_node_t *n = &s->nodes[s->node_count];
     memset(n, 0, sizeof(*n));

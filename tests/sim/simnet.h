@@ -91,7 +91,7 @@ typedef enum sim_node_status {
 typedef struct sim_mevent {
     uint64_t time;
     uint64_t observer_inc; /* the observing node's incarnation then */
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     uint64_t incarnation;
     mship_state_t old_state, new_state;
     mship_gone_t gone;
@@ -112,7 +112,7 @@ typedef struct sim_node_stats {
 
 /* A member as the node's own events describe it (simnet_check.c). */
 typedef struct sim_tracked {
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     uint64_t incarnation;
     mship_state_t state;
 } sim_tracked_t;
@@ -130,7 +130,7 @@ typedef struct sim_peer {
 } sim_peer_t;
 
 typedef struct sim_node {
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     char address[MSHIP_ADDR_MAX + 1];
     char cluster[MSHIP_CLUSTER_MAX + 1];
     uint64_t id; /* herd_node_id_of(name) */
@@ -311,7 +311,7 @@ void simnet__check_call(simnet_t *s, int node, const mship_effects_t *fx);
 int simnet_converged(simnet_t *s, char *why, size_t cap);
 /* "node1 up 1234 | node2 suspect 99 ..." into buf (snprintf-like). */
 size_t simnet_view_text(const simnet_t *s, int node, char *buf, size_t cap);
-/* Node i's ring as ring_dump_text (malloc'ed; NULL when not running or on error). */
+/* Node i's ring as herd_ring_dump_text (malloc'ed; NULL when not running or on error). */
 char *simnet_ring_text(const simnet_t *s, int node);
 
 /* Network figures and the two trace hashes (a seed replays them exactly). */

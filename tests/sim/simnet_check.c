@@ -176,14 +176,14 @@ const mship_member_t *simnet_member(const simnet_t *s, int node, const char *nam
 char *simnet_ring_text(const simnet_t *s, int node)
 {
     const mship_t *m = simnet_view(s, node);
-    ring_t *r = NULL;
+    herd_ring_t *r = NULL;
     if (m == NULL || mship_build_ring(m, &r) != 0)
         return NULL;
-    size_t len = ring_dump_text(r, NULL, 0);
+    size_t len = herd_ring_dump_text(r, NULL, 0);
     char *text = malloc(len + 1);
     if (text)
-        ring_dump_text(r, text, len + 1);
-    ring_free(r);
+        herd_ring_dump_text(r, text, len + 1);
+    herd_ring_free(r);
     return text;
 }
 

@@ -232,12 +232,12 @@ int sim_none_failed(sim_run_t *r, int n, int except, int suspect_ok)
 
 int sim_in_ring(simnet_t *s, int viewer, const char *name)
 {
-    ring_t *ring = NULL;
-    ring_member_info_t info;
+    herd_ring_t *ring = NULL;
+    herd_ring_member_info_t info;
     const mship_t *m = simnet_view(s, viewer);
     if (m == NULL || mship_build_ring(m, &ring) != 0)
         return -1;
-    int found = ring_member_find(ring, name, &info) == 0;
-    ring_free(ring);
+    int found = herd_ring_member_find(ring, name, &info) == 0;
+    herd_ring_free(ring);
     return found;
 }

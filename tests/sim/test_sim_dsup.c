@@ -140,7 +140,7 @@
 #include "herd_dsup.h"
 #include "regsim.h"
 #include "registry_int.h"
-#include "ring.h"
+#include "herd_ring.h"
 #include "wire.h"
 
 #define HB 50
@@ -1300,8 +1300,8 @@ static int dsup_settled(world_t *w, char *why, size_t cap)
             return 0;
         }
         const char *owner = NULL;
-        const struct ring *ring = herd_cluster_ring(n);
-        if (ring == NULL || ring_owner(ring, name, strlen(name), &owner) != 0 ||
+        const struct herd_ring *ring = herd_cluster_ring(n);
+        if (ring == NULL || herd_ring_owner(ring, name, strlen(name), &owner) != 0 ||
             strcmp(owner, regsim_name(rs, x->node)) != 0) {
             snprintf(why, cap, "%s runs on %s, its owner is %s", name, regsim_name(rs, x->node),
                      owner ? owner : "?");

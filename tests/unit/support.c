@@ -16,7 +16,7 @@
 
 #include <stdlib.h>
 
-#include "ring.h"
+#include "herd_ring.h"
 #include "wire.h"
 
 /* ---- node lifecycle ------------------------------------------------------ */
@@ -476,7 +476,7 @@ uint8_t *ts_fake_hello(const char *name, size_t *len)
     wire_put_str(&w, "herd");
     wire_put_str(&w, name);
     wire_put_str(&w, address);
-    wire_put_u32(&w, RING_DEFAULT_WEIGHT);
+    wire_put_u32(&w, HERD_RING_DEFAULT_WEIGHT);
     wire_put_u8(&w, HERD_MEMBER_UP);
     wire_put_u8(&w, 0);
     wire_put_u16(&w, 0);

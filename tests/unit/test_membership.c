@@ -164,7 +164,7 @@ static uint8_t *hello_with(unsigned count, const char *const *names, size_t n, s
     wire_put_str(&w, "herd");
     wire_put_str(&w, "x");
     wire_put_str(&w, "tcp://x:1");
-    wire_put_u32(&w, RING_DEFAULT_WEIGHT);
+    wire_put_u32(&w, HERD_RING_DEFAULT_WEIGHT);
     wire_put_u8(&w, MEMBER_UP);
     wire_put_u8(&w, (uint8_t)count);
     for (size_t i = 0; i < n; i++)
@@ -346,14 +346,14 @@ static uint8_t *beat_gossiping(const char *name, uint64_t inc, uint8_t status, s
     wire_put_str(&w, "herd");
     wire_put_str(&w, "x");
     wire_put_str(&w, "tcp://x:1");
-    wire_put_u32(&w, RING_DEFAULT_WEIGHT);
+    wire_put_u32(&w, HERD_RING_DEFAULT_WEIGHT);
     wire_put_u8(&w, MEMBER_UP);
     wire_put_u8(&w, 0);
     wire_put_u16(&w, 1);
     wire_put_str(&w, name);
     wire_put_str(&w, "tcp://elsewhere:1");
     wire_put_u64(&w, inc);
-    wire_put_u32(&w, RING_DEFAULT_WEIGHT);
+    wire_put_u32(&w, HERD_RING_DEFAULT_WEIGHT);
     wire_put_u8(&w, status);
     uint8_t *body = wire_writer_take(&w, len);
     assert_non_null(body);

@@ -14,19 +14,19 @@
 
 #include "planner.h"
 
-static ring_t *ring_of(const char *const *names, size_t n)
+static herd_ring_t *ring_of(const char *const *names, size_t n)
 {
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(ring_add(r, names[i], RING_DEFAULT_WEIGHT), 0);
+        assert_int_equal(herd_ring_add(r, names[i], HERD_RING_DEFAULT_WEIGHT), 0);
     return r;
 }
 
-static const char *owner_of(const ring_t *r, const char *name)
+static const char *owner_of(const herd_ring_t *r, const char *name)
 {
     const char *o;
-    assert_int_equal(ring_owner(r, name, strlen(name), &o), 0);
+    assert_int_equal(herd_ring_owner(r, name, strlen(name), &o), 0);
     return o;
 }
 
@@ -39,7 +39,7 @@ typedef struct fleet {
 
 /* Children as node `self` sees them when every child runs on its owner of
  * ring `r`. */
-static void fleet_on(fleet_t *f, const ring_t *r, const char *self)
+static void fleet_on(fleet_t *f, const herd_ring_t *r, const char *self)
 {
     for (size_t i = 0; i < NCHILD; i++) {
         snprintf(f->names[i], sizeof(f->names[i]), "counter-%zu", i);
@@ -53,7 +53,7 @@ static void test_planner_join_moves_only_what_the_ring_moved(void **state)
     (void)state;
     static fleet_t f;
     const char *abc[] = {"a", "b", "c"}, *abcd[] = {"a", "b", "c", "d"};
-    ring_t *old = ring_of(abc, 3), *cur = ring_of(abcd, 4);
+    herd_ring_t *old = ring_of(abc, 3), *cur = ring_of(abcd, 4);
     fleet_on(&f, old, "a");
     hoff_plan_t p;
     assert_int_equal(hoff_plan(old, cur, "a", f.c, NCHILD, &p), 0);
@@ -79,8 +79,8 @@ static void test_planner_join_moves_only_what_the_ring_moved(void **state)
     assert_int_equal(q.count, expected);
     assert_int_equal(q.considered, NCHILD);
     hoff_plan_free(&q);
-    ring_free(old);
-    ring_free(cur);
+    herd_ring_free(old);
+    herd_ring_free(cur);
 }
 
 static void test_planner_crash_restarts_where_owned(void **state)
@@ -88,7 +88,7 @@ static void test_planner_crash_restarts_where_owned(void **state)
     (void)state;
     static fleet_t f;
     const char *abc[] = {"a", "b", "c"}, *ab[] = {"a", "b"};
-    ring_t *old = ring_of(abc, 3), *cur = ring_of(ab, 2);
+    herd_ring_t *old = ring_of(abc, 3), *cur = ring_of(ab, 2);
     /* c crashed: its children run nowhere visible any more */
     fleet_on(&f, old, "a");
     size_t orphans_for_a = 0;
@@ -109,15 +109,15 @@ static void test_planner_crash_restarts_where_owned(void **state)
     }
     assert_true(orphans_for_a > 0);
     hoff_plan_free(&p);
-    ring_free(old);
-    ring_free(cur);
+    herd_ring_free(old);
+    herd_ring_free(cur);
 }
 
 static void test_planner_removed_spec_stops_and_others_stay(void **state)
 {
     (void)state;
     const char *ab[] = {"a", "b"};
-    ring_t *r = ring_of(ab, 2);
+    herd_ring_t *r = ring_of(ab, 2);
     hoff_child_t c[4] = {
         {"gone", 0, 1, 1, NULL},   /* running here, spec removed: stop */
         {"ghost", 0, 0, 0, NULL},  /* spec removed, not running: nothing */
@@ -136,15 +136,15 @@ static void test_planner_removed_spec_stops_and_others_stay(void **state)
     }
     assert_int_equal(stops, 1);
     hoff_plan_free(&p);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_planner_bad_input(void **state)
 {
     (void)state;
-    ring_t *empty = ring_new();
+    herd_ring_t *empty = herd_ring_new();
     const char *a[] = {"a"};
-    ring_t *r = ring_of(a, 1);
+    herd_ring_t *r = ring_of(a, 1);
     hoff_child_t c = {"x", 1, 1, 1, NULL}, bad = {NULL, 1, 1, 1, NULL};
     hoff_plan_t p;
     assert_int_equal(hoff_plan(NULL, empty, "a", &c, 1, &p), HERD_EEMPTY);
@@ -157,8 +157,8 @@ static void test_planner_bad_input(void **state)
     assert_int_equal(hoff_plan(empty, r, "a", &c, 1, &p), 0); /* no old ring: all */
     assert_int_equal(p.count, 0); /* x runs here and is owned here */
     hoff_plan_free(&p);
-    ring_free(empty);
-    ring_free(r);
+    herd_ring_free(empty);
+    herd_ring_free(r);
 }
 
 /* A child with a ring of its own (its service's providers) is placed by it:
@@ -169,7 +169,7 @@ static void test_planner_child_ring_places_it(void **state)
 {
     (void)state;
     const char *abc[] = {"a", "b", "c"}, *bc[] = {"b", "c"};
-    ring_t *all = ring_of(abc, 3), *providers = ring_of(bc, 2), *nobody = ring_new();
+    herd_ring_t *all = ring_of(abc, 3), *providers = ring_of(bc, 2), *nobody = herd_ring_new();
     assert_non_null(nobody);
     /* names a owns on the whole ring */
     static char names[3][24];
@@ -204,9 +204,9 @@ static void test_planner_child_ring_places_it(void **state)
     assert_int_equal(p.count, 1);
     assert_int_equal(p.actions[0].kind, HOFF_STOP);
     hoff_plan_free(&p);
-    ring_free(all);
-    ring_free(providers);
-    ring_free(nobody);
+    herd_ring_free(all);
+    herd_ring_free(providers);
+    herd_ring_free(nobody);
 }
 
 int main(void)

@@ -31,7 +31,7 @@
 #include <cmocka.h>
 
 #include "frame.h" /* FRAME_DEFAULT_MAX_BODY: the limit of one message between nodes */
-#include "ring.h" /* ring_hash_key: the check sum of an app's message */
+#include "herd_ring.h" /* herd_ring_hash_key: the check sum of an app's message */
 #include "wire.h"
 #include "herd_runtime.h"
 #include "support.h"
@@ -1157,7 +1157,7 @@ static void speak(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq,
 {
     /* an app's message (kind 34) carries the check sum of its body "hi" */
     speak_at(t, name, inc, seq, kind, flags, to_serial, from,
-             kind == 34 ? ring_hash_key("hi", 2) : 77, UINT64_MAX, 0);
+             kind == 34 ? herd_ring_hash_key("hi", 2) : 77, UINT64_MAX, 0);
 }
 
 /* A member that names another member (or another start of itself) as the
@@ -1299,7 +1299,8 @@ static void test_remote_altered_app_body_refused(void **state)
     assert_int_equal(herd_cluster_on_app(b, 5, on_app5, NULL), 0);
     g_napp = 0;
     herd_pid_t x_app = {herd_node_id_of("x"), 7, 0};
-    speak_at(&t, "x", 7, 1, KIND_APP, 0, 5, x_app, ring_hash_key("hi", 2) ^ 1, 0, 0); /* altered */
+    speak_at(&t, "x", 7, 1, KIND_APP, 0, 5, x_app, herd_ring_hash_key("hi", 2) ^ 1, 0,
+             0); /* altered */
     speak_at(&t, "x", 7, 2, KIND_APP, 0, 5, x_app, 0, 0, 0); /* none */
     speak(&t, "x", 7, 3, KIND_APP, 0, 5, x_app);                                /* intact */
     ts_cluster_run_ms(50);

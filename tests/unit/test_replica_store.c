@@ -92,8 +92,11 @@ static int put(replica_store_t *s, const char *name, uint64_t owner, uint64_t hl
                uint64_t version, replica_rank_t rank, int mergeable, uint8_t fill, size_t len)
 {
     replica_lineage_t lin = {ONE_RUN, 0, 0};
-    return replica_put(s, name, owner, hlc, version, &lin, rank, mergeable, bytes_of(fill, len),
-                       len);
+    replica_t *at = replica_find(s, name);
+    int rc = replica_put(s, &at, name, owner, hlc, version, &lin, rank, mergeable,
+                         bytes_of(fill, len), len);
+    assert_ptr_equal(at, replica_find(s, name)); /* what it says it holds under the name */
+    return rc;
 }
 
 /* A put by run `writer` that started from `base_writer`'s copy at
@@ -103,8 +106,11 @@ static int put_run(replica_store_t *s, const char *name, uint64_t hlc, uint64_t 
                    uint8_t fill)
 {
     replica_lineage_t lin = {writer, base_writer, base_version};
-    return replica_put(s, name, writer, hlc, version, &lin, NO_RANK, mergeable,
-                       bytes_of(fill, 8), 8);
+    replica_t *at = replica_find(s, name);
+    int rc = replica_put(s, &at, name, writer, hlc, version, &lin, NO_RANK, mergeable,
+                         bytes_of(fill, 8), 8);
+    assert_ptr_equal(at, replica_find(s, name));
+    return rc;
 }
 
 static int all_are(const uint8_t *b, size_t len, uint8_t fill)

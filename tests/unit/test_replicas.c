@@ -461,6 +461,9 @@ static void msg_head(wire_writer_t *w, uint8_t kind, const char *name)
 /* The run copy messages made by hand say wrote them (m_copy): one no
  * real child is, unless a case sets it. */
 static uint64_t m_writer = 77;
+/* The token of the puts in batches made by hand (the owner's process
+ * serial of the child, echoed by the acks): any but 0 is taken. */
+static uint64_t m_token = 5;
 
 static msg_t m_copy(uint8_t kind, const char *name, const uint64_t *query, uint8_t has,
                     uint64_t hlc, uint64_t version, const void *bytes, size_t len)
@@ -489,6 +492,7 @@ static msg_t m_puts(const char *name, uint64_t hlc, uint64_t version, uint64_t o
     wire_writer_init(&w);
     wire_put_u8(&w, REPL_PUTS);
     wire_put_str(&w, name);
+    wire_put_u64(&w, m_token);
     wire_put_u64(&w, hlc);
     wire_put_u64(&w, version);
     wire_put_u64(&w, on);
@@ -496,6 +500,19 @@ static msg_t m_puts(const char *name, uint64_t hlc, uint64_t version, uint64_t o
     wire_put_u64(&w, m_writer);
     wire_put_u64(&w, version);
     wire_put_bytes(&w, bytes, len);
+    return msg_take(&w);
+}
+
+/* A batch of acks with one entry, for the put of token `token`. */
+static msg_t m_acks(uint64_t token, uint64_t hlc, uint64_t version, uint8_t stored)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, REPL_ACKS);
+    wire_put_u64(&w, token);
+    wire_put_u64(&w, hlc);
+    wire_put_u64(&w, version);
+    wire_put_u8(&w, stored);
     return msg_take(&w);
 }
 
@@ -734,6 +751,11 @@ static void test_replicas_malformed(void **state)
     m = m_puts(name, hlc, 0, 0, st, sl);
     bad_one(&x, x.r, x.o, m.b, m.n, "a batch of puts with version 0");
     free(m.b);
+    m_token = 0; /* the owner names every put's child */
+    m = m_puts(name, hlc, newer, 0, st, sl);
+    bad_one(&x, x.r, x.o, m.b, m.n, "a batch of puts of token 0");
+    free(m.b);
+    m_token = 5;
     m = m_puts(name, hlc, newer, newer, st, sl); /* a change follows an older version */
     bad_one(&x, x.r, x.o, m.b, m.n, "a change on its own version");
     free(m.b);
@@ -749,13 +771,16 @@ static void test_replicas_malformed(void **state)
     for (size_t i = 0; i < sizeof(bad_stored); i++) {
         m = m_ack(name, hlc, x.view.version + 100, bad_stored[i]);
         bad_one(&x, x.o, x.r, m.b, m.n, "an ack with stored > 3");
-        m.b[0] = REPL_ACKS;
+        free(m.b);
+        m = m_acks(x.view.pid.serial, hlc, x.view.version + 100, bad_stored[i]);
         bad_one(&x, x.o, x.r, m.b, m.n, "a batch of acks with stored > 3");
         free(m.b);
     }
-    m = m_ack(name, hlc, x.view.version + 100, 1);
-    m.b[0] = REPL_ACKS;
+    m = m_acks(x.view.pid.serial, hlc, x.view.version + 100, 1);
     bad_cuts(&x, x.o, x.r, m, "a batch of acks");
+    free(m.b);
+    m = m_acks(0, hlc, x.view.version + 100, 1); /* no put has token 0 */
+    bad_one(&x, x.o, x.r, m.b, m.n, "a batch of acks of token 0");
     free(m.b);
 
     /* drop (to the replica): well-formed, it would drop the copy */

@@ -23,22 +23,22 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
-#include "ring.h"
+#include "herd_ring.h"
 
 #define DUMP_CAP 8192
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static ring_t *ring_of(const char *const *names, const uint32_t *weights, size_t n)
+static herd_ring_t *ring_of(const char *const *names, const uint32_t *weights, size_t n)
 {
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(ring_add(r, names[i], weights[i]), 0);
+        assert_int_equal(herd_ring_add(r, names[i], weights[i]), 0);
     return r;
 }
 
-static ring_t *ring_equal3(void)
+static herd_ring_t *ring_equal3(void)
 {
     static const char *const names[] = {"node1", "node2", "node3"};
     static const uint32_t weights[] = {128, 128, 128};
@@ -46,16 +46,16 @@ static ring_t *ring_equal3(void)
 }
 
 /* Added out of name order on purpose: the ring must not care. */
-static ring_t *ring_weighted4(void)
+static herd_ring_t *ring_weighted4(void)
 {
     static const char *const names[] = {"gamma", "alpha", "delta", "beta"};
     static const uint32_t weights[] = {256, 64, 32, 128};
     return ring_of(names, weights, 4);
 }
 
-static void dump(const ring_t *r, char *buf)
+static void dump(const herd_ring_t *r, char *buf)
 {
-    size_t need = ring_dump_text(r, buf, DUMP_CAP);
+    size_t need = herd_ring_dump_text(r, buf, DUMP_CAP);
     assert_true(need < DUMP_CAP);
     assert_int_equal(strlen(buf), need);
 }
@@ -65,34 +65,34 @@ typedef struct snapshot {
     char text[DUMP_CAP];
     size_t points;
     uint64_t *hash;
-    char (*owner)[RING_NAME_MAX + 1];
+    char (*owner)[HERD_RING_NAME_MAX + 1];
 } snapshot_t;
 
-static void snap_take(const ring_t *r, snapshot_t *s)
+static void snap_take(const herd_ring_t *r, snapshot_t *s)
 {
     dump(r, s->text);
-    s->points = ring_point_count(r);
+    s->points = herd_ring_point_count(r);
     s->hash = calloc(s->points + 1, sizeof(*s->hash));
     s->owner = calloc(s->points + 1, sizeof(*s->owner));
     assert_non_null(s->hash);
     assert_non_null(s->owner);
     for (size_t i = 0; i < s->points; i++) {
         const char *o;
-        assert_int_equal(ring_point_at(r, i, &s->hash[i], &o), 0);
+        assert_int_equal(herd_ring_point_at(r, i, &s->hash[i], &o), 0);
         strcpy(s->owner[i], o);
     }
 }
 
-static void snap_assert_same(const ring_t *r, const snapshot_t *s)
+static void snap_assert_same(const herd_ring_t *r, const snapshot_t *s)
 {
     char text[DUMP_CAP];
     dump(r, text);
     assert_string_equal(text, s->text);
-    assert_int_equal(ring_point_count(r), s->points);
+    assert_int_equal(herd_ring_point_count(r), s->points);
     for (size_t i = 0; i < s->points; i++) {
         uint64_t h;
         const char *o;
-        assert_int_equal(ring_point_at(r, i, &h, &o), 0);
+        assert_int_equal(herd_ring_point_at(r, i, &h, &o), 0);
         assert_true(h == s->hash[i]);
         assert_string_equal(o, s->owner[i]);
     }
@@ -104,26 +104,26 @@ static void snap_free(snapshot_t *s)
     free(s->owner);
 }
 
-static const char *owner_of(const ring_t *r, const char *key)
+static const char *owner_of(const herd_ring_t *r, const char *key)
 {
     const char *o = NULL;
-    assert_int_equal(ring_owner(r, key, strlen(key), &o), 0);
+    assert_int_equal(herd_ring_owner(r, key, strlen(key), &o), 0);
     assert_non_null(o);
     return o;
 }
 
-static const char *owner_of_hash(const ring_t *r, uint64_t h)
+static const char *owner_of_hash(const herd_ring_t *r, uint64_t h)
 {
     const char *o = NULL;
-    assert_int_equal(ring_owner_of_hash(r, h, &o), 0);
+    assert_int_equal(herd_ring_owner_of_hash(r, h, &o), 0);
     assert_non_null(o);
     return o;
 }
 
-static double share_of(const ring_t *r, const char *name)
+static double share_of(const herd_ring_t *r, const char *name)
 {
-    ring_member_info_t info;
-    assert_int_equal(ring_member_find(r, name, &info), 0);
+    herd_ring_member_info_t info;
+    assert_int_equal(herd_ring_member_find(r, name, &info), 0);
     return info.share;
 }
 
@@ -131,9 +131,9 @@ static double share_of(const ring_t *r, const char *name)
  * name's bytes, one NUL, then the index as 4 bytes little-endian. */
 static uint64_t point_hash(const char *name, uint32_t index)
 {
-    unsigned char buf[RING_NAME_MAX + 5];
+    unsigned char buf[HERD_RING_NAME_MAX + 5];
     size_t len = strlen(name);
-    assert_true(len <= RING_NAME_MAX);
+    assert_true(len <= HERD_RING_NAME_MAX);
     memcpy(buf, name, len);
     buf[len] = 0;
     for (int i = 0; i < 4; i++)
@@ -170,14 +170,14 @@ static void test_ring_hash_key_vectors(void **state)
         {"proc-0003", 0x1680ce014e7c6268ull},
     };
     for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++)
-        assert_true(ring_hash_key(vec[i].key, strlen(vec[i].key)) == vec[i].hash);
-    assert_true(ring_hash_key(k200, 200) == 0xe12dae8ffe57bbc9ull);
-    assert_true(ring_hash_key(k300, 300) == 0x05681ea1b2e3086bull);
+        assert_true(herd_ring_hash_key(vec[i].key, strlen(vec[i].key)) == vec[i].hash);
+    assert_true(herd_ring_hash_key(k200, 200) == 0xe12dae8ffe57bbc9ull);
+    assert_true(herd_ring_hash_key(k300, 300) == 0x05681ea1b2e3086bull);
     /* Keys are bytes, not C strings: an embedded NUL counts. */
-    assert_true(ring_hash_key("a\0b", 3) == 0xd5a06cd078125351ull);
-    assert_true(ring_hash_key(NULL, 0) == 0x2d06800538d394c2ull);
+    assert_true(herd_ring_hash_key("a\0b", 3) == 0xd5a06cd078125351ull);
+    assert_true(herd_ring_hash_key(NULL, 0) == 0x2d06800538d394c2ull);
     /* And the key hash is plain XXH3-64 with seed 0. */
-    assert_true(ring_hash_key("counter:1", 9) == XXH3_64bits("counter:1", 9));
+    assert_true(herd_ring_hash_key("counter:1", 9) == XXH3_64bits("counter:1", 9));
 }
 
 static void test_ring_point_hash_vectors(void **state)
@@ -203,18 +203,18 @@ static void test_ring_point_hash_vectors(void **state)
         0xa5b54b0b06fc20afull, /* index 3 */
         0xd953d7ce1f2f6d73ull, /* index 5 */
     };
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
-    assert_int_equal(ring_add(r, "a", 6), 0);
-    assert_int_equal(ring_point_count(r), 6);
+    assert_int_equal(herd_ring_add(r, "a", 6), 0);
+    assert_int_equal(herd_ring_point_count(r), 6);
     for (size_t i = 0; i < 6; i++) {
         uint64_t h;
         const char *o;
-        assert_int_equal(ring_point_at(r, i, &h, &o), 0);
+        assert_int_equal(herd_ring_point_at(r, i, &h, &o), 0);
         assert_true(h == a_points[i]);
         assert_string_equal(o, "a");
     }
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_point_array_vectors(void **state)
@@ -230,13 +230,13 @@ static void test_ring_point_array_vectors(void **state)
         {380, 0xfcacb5c2cf540a93ull, "node2"}, {381, 0xfcb2d1082c79282cull, "node2"},
         {382, 0xff02ac334b9fdc25ull, "node1"}, {383, 0xffb95f3f52adffb8ull, "node2"},
     };
-    ring_t *r = ring_equal3();
-    assert_int_equal(ring_member_count(r), 3);
-    assert_int_equal(ring_point_count(r), 384);
+    herd_ring_t *r = ring_equal3();
+    assert_int_equal(herd_ring_member_count(r), 3);
+    assert_int_equal(herd_ring_point_count(r), 384);
     for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
         uint64_t h;
         const char *o;
-        assert_int_equal(ring_point_at(r, vec[i].index, &h, &o), 0);
+        assert_int_equal(herd_ring_point_at(r, vec[i].index, &h, &o), 0);
         assert_true(h == vec[i].hash);
         assert_string_equal(o, vec[i].owner);
     }
@@ -252,7 +252,7 @@ static void test_ring_point_array_vectors(void **state)
     assert_string_equal(owner_of_hash(r, 0xffb95f3f52adffb8ull), "node2");
     assert_string_equal(owner_of_hash(r, 0xffb95f3f52adffb9ull), "node2"); /* wraps */
     assert_string_equal(owner_of_hash(r, UINT64_MAX), "node2");
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 typedef struct owner_vec {
@@ -310,17 +310,17 @@ static const owner_vec_t weighted4_vec[] = {
     {"\xc3\xa9t\xc3\xa9", {"alpha", "gamma", "beta"}},
 };
 
-static void check_owner_vectors(const ring_t *r, const owner_vec_t *vec, size_t n)
+static void check_owner_vectors(const herd_ring_t *r, const owner_vec_t *vec, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const char *key = vec[i].key;
         size_t len = strlen(key);
         assert_string_equal(owner_of(r, key), vec[i].owners[0]);
         const char *out[3] = {NULL, NULL, NULL};
-        assert_int_equal(ring_owners(r, key, len, out, 3), 3);
+        assert_int_equal(herd_ring_owners(r, key, len, out, 3), 3);
         for (int j = 0; j < 3; j++)
             assert_string_equal(out[j], vec[i].owners[j]);
-        assert_int_equal(ring_owners(r, key, len, out, 1), 1);
+        assert_int_equal(herd_ring_owners(r, key, len, out, 1), 1);
         assert_string_equal(out[0], vec[i].owners[0]);
     }
 }
@@ -328,31 +328,31 @@ static void check_owner_vectors(const ring_t *r, const owner_vec_t *vec, size_t 
 static void test_ring_owner_vectors_equal_weights(void **state)
 {
     (void)state;
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     check_owner_vectors(r, equal3_vec, sizeof equal3_vec / sizeof equal3_vec[0]);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_owner_vectors_weighted(void **state)
 {
     (void)state;
-    ring_t *r = ring_weighted4();
+    herd_ring_t *r = ring_weighted4();
     check_owner_vectors(r, weighted4_vec, sizeof weighted4_vec / sizeof weighted4_vec[0]);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_dump_vectors(void **state)
 {
     (void)state;
     char buf[DUMP_CAP];
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     dump(r, buf);
     assert_string_equal(buf, "ring members=3 points=384\n"
                              "NAME WEIGHT POINTS SHARE\n"
                              "node1 128 128 0.357307\n"
                              "node2 128 128 0.311176\n"
                              "node3 128 128 0.331517\n");
-    ring_free(r);
+    herd_ring_free(r);
     r = ring_weighted4();
     dump(r, buf);
     assert_string_equal(buf, "ring members=4 points=480\n"
@@ -361,7 +361,7 @@ static void test_ring_dump_vectors(void **state)
                              "beta 128 128 0.265665\n"
                              "delta 32 32 0.058535\n"
                              "gamma 256 256 0.554816\n");
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -375,16 +375,16 @@ static int cmp_u64(const void *a, const void *b)
 static void test_ring_point_scheme_has_fixed_width_index(void **state)
 {
     (void)state;
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
-    assert_int_equal(ring_add(r, "n1", 128), 0);
-    assert_int_equal(ring_add(r, "n11", 128), 0);
-    size_t n = ring_point_count(r);
+    assert_int_equal(herd_ring_add(r, "n1", 128), 0);
+    assert_int_equal(herd_ring_add(r, "n11", 128), 0);
+    size_t n = herd_ring_point_count(r);
     assert_int_equal(n, 256);
     uint64_t h[256];
     for (size_t i = 0; i < n; i++) {
         const char *o;
-        assert_int_equal(ring_point_at(r, i, &h[i], &o), 0);
+        assert_int_equal(herd_ring_point_at(r, i, &h[i], &o), 0);
         if (i > 0) assert_true(h[i - 1] < h[i]); /* sorted, and all distinct */
     }
     /* The text scheme's shared input, and the pair it came from. */
@@ -409,7 +409,7 @@ static void test_ring_point_scheme_has_fixed_width_index(void **state)
                 assert_null(bsearch(&other[k], h, n, sizeof h[0], cmp_u64));
         }
     }
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 /* Every member's points are exactly point_hash(name, i) for i in 0..weight-1,
@@ -419,8 +419,8 @@ static void test_ring_points_follow_documented_encoding(void **state)
     (void)state;
     static const char *const names[] = {"n1", "n11", "node-a", "Node_B.2", "x"};
     static const uint32_t weights[] = {128, 3, 200, 1, 64};
-    ring_t *r = ring_of(names, weights, 5);
-    size_t n = ring_point_count(r);
+    herd_ring_t *r = ring_of(names, weights, 5);
+    size_t n = herd_ring_point_count(r);
     assert_int_equal(n, 128 + 3 + 200 + 1 + 64);
     uint64_t prev = 0;
     for (size_t m = 0; m < 5; m++) {
@@ -431,7 +431,7 @@ static void test_ring_points_follow_documented_encoding(void **state)
         for (size_t i = 0; i < n; i++) {
             uint64_t h;
             const char *o;
-            assert_int_equal(ring_point_at(r, i, &h, &o), 0);
+            assert_int_equal(herd_ring_point_at(r, i, &h, &o), 0);
             if (i > 0) assert_true(prev <= h);
             prev = h;
             if (strcmp(o, names[m]) == 0) {
@@ -444,7 +444,7 @@ static void test_ring_points_follow_documented_encoding(void **state)
         qsort(got, ngot, sizeof got[0], cmp_u64);
         assert_memory_equal(want, got, ngot * sizeof got[0]);
     }
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 /* Distinct members must not share points, or the member later in name order
@@ -456,25 +456,25 @@ static void test_ring_points_follow_documented_encoding(void **state)
  * names below, 3-byte ones included, must get distinct points and fair shares. */
 static void check_family_fair(const char *fmt, int count)
 {
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
     char name[32];
     for (int i = 0; i < count; i++) {
         snprintf(name, sizeof name, fmt, i);
-        assert_int_equal(ring_add(r, name, 128), 0);
+        assert_int_equal(herd_ring_add(r, name, 128), 0);
     }
-    size_t n = ring_point_count(r), dup = 0;
+    size_t n = herd_ring_point_count(r), dup = 0;
     uint64_t prev = 0, h;
     const char *o;
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(ring_point_at(r, i, &h, &o), 0);
+        assert_int_equal(herd_ring_point_at(r, i, &h, &o), 0);
         if (i > 0 && h == prev) dup++;
         prev = h;
     }
     double lo = 1, hi = 0;
     for (int i = 0; i < count; i++) {
-        ring_member_info_t info;
-        assert_int_equal(ring_member_at(r, (size_t)i, &info), 0);
+        herd_ring_member_info_t info;
+        assert_int_equal(herd_ring_member_at(r, (size_t)i, &info), 0);
         lo = info.share < lo ? info.share : lo;
         hi = info.share > hi ? info.share : hi;
     }
@@ -482,7 +482,7 @@ static void check_family_fair(const char *fmt, int count)
         fail_msg("members \"%s\" x%d, weight 128: %zu of %zu points shared by two "
                  "members; shares %.4f..%.4f, fair %.4f",
                  fmt, count, dup, n, lo, hi, 1.0 / count);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_distinct_members_never_share_points(void **state)
@@ -516,12 +516,12 @@ static void test_ring_equal_points_ordered_by_name(void **state)
     static const char *const ab[] = {TIE_A, TIE_B, "node1"};
     static const char *const ba[] = {"node1", TIE_B, TIE_A};
     static const uint32_t w_ab[] = {1, 1, 128}, w_ba[] = {128, 1, 1};
-    ring_t *r1 = ring_of(ab, w_ab, 3);
-    ring_t *r2 = ring_of(ba, w_ba, 3);
+    herd_ring_t *r1 = ring_of(ab, w_ab, 3);
+    herd_ring_t *r2 = ring_of(ba, w_ba, 3);
     snapshot_t s1;
     snap_take(r1, &s1);
     snap_assert_same(r2, &s1);
-    ring_free(r2);
+    herd_ring_free(r2);
 
     size_t tie = SIZE_MAX;
     for (size_t i = 0; i + 1 < s1.points && tie == SIZE_MAX; i++)
@@ -540,12 +540,12 @@ static void test_ring_equal_points_ordered_by_name(void **state)
     assert_true(share_of(r1, TIE_A) > arc - 1e-15 && share_of(r1, TIE_A) < arc + 1e-15);
 
     /* Without the name-smaller member, the other one gets the arc. */
-    assert_int_equal(ring_remove(r1, TIE_A), 0);
+    assert_int_equal(herd_ring_remove(r1, TIE_A), 0);
     assert_string_equal(owner_of_hash(r1, TIE_HASH), TIE_B);
     assert_string_equal(owner_of_hash(r1, TIE_HASH - 1), TIE_B);
     assert_true(share_of(r1, TIE_B) > arc - 1e-15 && share_of(r1, TIE_B) < arc + 1e-15);
     snap_free(&s1);
-    ring_free(r1);
+    herd_ring_free(r1);
 }
 
 /* ---- bad input ----------------------------------------------------------- */
@@ -553,73 +553,73 @@ static void test_ring_equal_points_ordered_by_name(void **state)
 static void test_ring_empty_ring_lookups_fail(void **state)
 {
     (void)state;
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
     const char *o = NULL;
     const char *out[3];
-    ring_member_info_t info;
+    herd_ring_member_info_t info;
     uint64_t h;
-    assert_int_equal(ring_member_count(r), 0);
-    assert_int_equal(ring_point_count(r), 0);
-    assert_int_equal(ring_owner(r, "k", 1, &o), HERD_EEMPTY);
-    assert_int_equal(ring_owner(r, "", 0, &o), HERD_EEMPTY);
-    assert_int_equal(ring_owner_of_hash(r, 0, &o), HERD_EEMPTY);
-    assert_int_equal(ring_owner_of_hash(r, UINT64_MAX, &o), HERD_EEMPTY);
-    assert_int_equal(ring_owners(r, "k", 1, out, 3), HERD_EEMPTY);
-    assert_int_equal(ring_owners(r, "k", 1, out, 1), HERD_EEMPTY);
-    assert_int_equal(ring_member_at(r, 0, &info), HERD_ERANGE);
-    assert_int_equal(ring_point_at(r, 0, &h, &o), HERD_ERANGE);
-    assert_int_equal(ring_member_find(r, "k", &info), HERD_ENOENT);
-    ring_free(r);
-    ring_free(NULL); /* like free(NULL) */
+    assert_int_equal(herd_ring_member_count(r), 0);
+    assert_int_equal(herd_ring_point_count(r), 0);
+    assert_int_equal(herd_ring_owner(r, "k", 1, &o), HERD_EEMPTY);
+    assert_int_equal(herd_ring_owner(r, "", 0, &o), HERD_EEMPTY);
+    assert_int_equal(herd_ring_owner_of_hash(r, 0, &o), HERD_EEMPTY);
+    assert_int_equal(herd_ring_owner_of_hash(r, UINT64_MAX, &o), HERD_EEMPTY);
+    assert_int_equal(herd_ring_owners(r, "k", 1, out, 3), HERD_EEMPTY);
+    assert_int_equal(herd_ring_owners(r, "k", 1, out, 1), HERD_EEMPTY);
+    assert_int_equal(herd_ring_member_at(r, 0, &info), HERD_ERANGE);
+    assert_int_equal(herd_ring_point_at(r, 0, &h, &o), HERD_ERANGE);
+    assert_int_equal(herd_ring_member_find(r, "k", &info), HERD_ENOENT);
+    herd_ring_free(r);
+    herd_ring_free(NULL); /* like free(NULL) */
 }
 
 static void test_ring_add_duplicate_fails(void **state)
 {
     (void)state;
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     snapshot_t s;
     snap_take(r, &s);
-    assert_int_equal(ring_add(r, "node2", 128), HERD_EEXIST);
+    assert_int_equal(herd_ring_add(r, "node2", 128), HERD_EEXIST);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_add(r, "node2", 7), HERD_EEXIST); /* other weight too */
+    assert_int_equal(herd_ring_add(r, "node2", 7), HERD_EEXIST); /* other weight too */
     snap_assert_same(r, &s);
-    assert_int_equal(ring_add(r, "Node2", 128), 0); /* names are case-sensitive */
-    assert_int_equal(ring_member_count(r), 4);
+    assert_int_equal(herd_ring_add(r, "Node2", 128), 0); /* names are case-sensitive */
+    assert_int_equal(herd_ring_member_count(r), 4);
     snap_free(&s);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_weight_out_of_range_fails(void **state)
 {
     (void)state;
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     snapshot_t s;
     snap_take(r, &s);
-    assert_int_equal(ring_add(r, "node4", 0), HERD_ERANGE);
+    assert_int_equal(herd_ring_add(r, "node4", 0), HERD_ERANGE);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_add(r, "node4", RING_MAX_WEIGHT + 1), HERD_ERANGE);
+    assert_int_equal(herd_ring_add(r, "node4", HERD_RING_MAX_WEIGHT + 1), HERD_ERANGE);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_add(r, "node4", UINT32_MAX), HERD_ERANGE);
+    assert_int_equal(herd_ring_add(r, "node4", UINT32_MAX), HERD_ERANGE);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_set_weight(r, "node1", 0), HERD_ERANGE);
+    assert_int_equal(herd_ring_set_weight(r, "node1", 0), HERD_ERANGE);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_set_weight(r, "node1", RING_MAX_WEIGHT + 1), HERD_ERANGE);
+    assert_int_equal(herd_ring_set_weight(r, "node1", HERD_RING_MAX_WEIGHT + 1), HERD_ERANGE);
     snap_assert_same(r, &s);
     snap_free(&s);
 
     /* Both ends of the range are accepted. */
-    assert_int_equal(ring_add(r, "light", 1), 0);
-    assert_int_equal(ring_add(r, "heavy", RING_MAX_WEIGHT), 0);
-    assert_int_equal(ring_point_count(r), 384 + 1 + RING_MAX_WEIGHT);
-    ring_member_info_t info;
-    assert_int_equal(ring_member_find(r, "heavy", &info), 0);
-    assert_int_equal(info.weight, RING_MAX_WEIGHT);
-    assert_int_equal(info.points, RING_MAX_WEIGHT);
-    assert_int_equal(ring_set_weight(r, "heavy", 1), 0);
-    assert_int_equal(ring_set_weight(r, "light", RING_MAX_WEIGHT), 0);
-    assert_int_equal(ring_point_count(r), 384 + 1 + RING_MAX_WEIGHT);
-    ring_free(r);
+    assert_int_equal(herd_ring_add(r, "light", 1), 0);
+    assert_int_equal(herd_ring_add(r, "heavy", HERD_RING_MAX_WEIGHT), 0);
+    assert_int_equal(herd_ring_point_count(r), 384 + 1 + HERD_RING_MAX_WEIGHT);
+    herd_ring_member_info_t info;
+    assert_int_equal(herd_ring_member_find(r, "heavy", &info), 0);
+    assert_int_equal(info.weight, HERD_RING_MAX_WEIGHT);
+    assert_int_equal(info.points, HERD_RING_MAX_WEIGHT);
+    assert_int_equal(herd_ring_set_weight(r, "heavy", 1), 0);
+    assert_int_equal(herd_ring_set_weight(r, "light", HERD_RING_MAX_WEIGHT), 0);
+    assert_int_equal(herd_ring_point_count(r), 384 + 1 + HERD_RING_MAX_WEIGHT);
+    herd_ring_free(r);
 }
 
 static void test_ring_bad_names_fail(void **state)
@@ -647,24 +647,24 @@ static void test_ring_bad_names_fail(void **state)
         "a=b",
         "~",
     };
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     snapshot_t s;
     snap_take(r, &s);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(ring_check_name(bad[i]), HERD_EBADNAME);
-        assert_int_equal(ring_add(r, bad[i], 128), HERD_EBADNAME);
+        assert_int_equal(herd_ring_check_name(bad[i]), HERD_EBADNAME);
+        assert_int_equal(herd_ring_add(r, bad[i], 128), HERD_EBADNAME);
         snap_assert_same(r, &s);
-        assert_int_equal(ring_set_weight(r, bad[i], 128), HERD_EBADNAME);
+        assert_int_equal(herd_ring_set_weight(r, bad[i], 128), HERD_EBADNAME);
         snap_assert_same(r, &s);
-        assert_int_equal(ring_remove(r, bad[i]), HERD_EBADNAME);
+        assert_int_equal(herd_ring_remove(r, bad[i]), HERD_EBADNAME);
         snap_assert_same(r, &s);
     }
-    assert_int_equal(ring_check_name(NULL), HERD_EBADNAME);
-    assert_int_equal(ring_add(r, NULL, 128), HERD_EBADNAME);
+    assert_int_equal(herd_ring_check_name(NULL), HERD_EBADNAME);
+    assert_int_equal(herd_ring_add(r, NULL, 128), HERD_EBADNAME);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_remove(r, NULL), HERD_EBADNAME);
+    assert_int_equal(herd_ring_remove(r, NULL), HERD_EBADNAME);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_set_weight(r, NULL, 1), HERD_EBADNAME);
+    assert_int_equal(herd_ring_set_weight(r, NULL, 1), HERD_EBADNAME);
     snap_assert_same(r, &s);
     snap_free(&s);
 
@@ -673,44 +673,44 @@ static void test_ring_bad_names_fail(void **state)
         "a",         "Z", "0", "_", ".", "-", "..", "A-z_0.9", "node-1.example_org",
         "0123456789"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        assert_int_equal(ring_check_name(good[i]), 0);
-        assert_int_equal(ring_add(r, good[i], 1), 0);
+        assert_int_equal(herd_ring_check_name(good[i]), 0);
+        assert_int_equal(herd_ring_add(r, good[i], 1), 0);
     }
-    assert_int_equal(ring_member_count(r), 3 + sizeof good / sizeof good[0]);
-    ring_free(r);
+    assert_int_equal(herd_ring_member_count(r), 3 + sizeof good / sizeof good[0]);
+    herd_ring_free(r);
 }
 
 static void test_ring_name_length_limit(void **state)
 {
     (void)state;
-    char name64[RING_NAME_MAX + 1], name65[RING_NAME_MAX + 2], name200[201];
-    memset(name64, 'n', RING_NAME_MAX);
-    name64[RING_NAME_MAX] = '\0';
-    memset(name65, 'n', RING_NAME_MAX + 1);
-    name65[RING_NAME_MAX + 1] = '\0';
+    char name64[HERD_RING_NAME_MAX + 1], name65[HERD_RING_NAME_MAX + 2], name200[201];
+    memset(name64, 'n', HERD_RING_NAME_MAX);
+    name64[HERD_RING_NAME_MAX] = '\0';
+    memset(name65, 'n', HERD_RING_NAME_MAX + 1);
+    name65[HERD_RING_NAME_MAX + 1] = '\0';
     memset(name200, 'x', 200);
     name200[200] = '\0';
-    assert_int_equal(RING_NAME_MAX, 64);
+    assert_int_equal(HERD_RING_NAME_MAX, 64);
 
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     snapshot_t s;
     snap_take(r, &s);
-    assert_int_equal(ring_check_name(name65), HERD_ENAMETOOLONG);
-    assert_int_equal(ring_check_name(name200), HERD_ENAMETOOLONG);
-    assert_int_equal(ring_add(r, name65, 128), HERD_ENAMETOOLONG);
+    assert_int_equal(herd_ring_check_name(name65), HERD_ENAMETOOLONG);
+    assert_int_equal(herd_ring_check_name(name200), HERD_ENAMETOOLONG);
+    assert_int_equal(herd_ring_add(r, name65, 128), HERD_ENAMETOOLONG);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_add(r, name200, 128), HERD_ENAMETOOLONG);
+    assert_int_equal(herd_ring_add(r, name200, 128), HERD_ENAMETOOLONG);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_remove(r, name65), HERD_ENAMETOOLONG);
+    assert_int_equal(herd_ring_remove(r, name65), HERD_ENAMETOOLONG);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_set_weight(r, name65, 5), HERD_ENAMETOOLONG);
+    assert_int_equal(herd_ring_set_weight(r, name65, 5), HERD_ENAMETOOLONG);
     snap_assert_same(r, &s);
     snap_free(&s);
 
-    assert_int_equal(ring_check_name(name64), 0);
-    assert_int_equal(ring_add(r, name64, 128), 0);
-    ring_member_info_t info;
-    assert_int_equal(ring_member_find(r, name64, &info), 0);
+    assert_int_equal(herd_ring_check_name(name64), 0);
+    assert_int_equal(herd_ring_add(r, name64, 128), 0);
+    herd_ring_member_info_t info;
+    assert_int_equal(herd_ring_member_find(r, name64, &info), 0);
     assert_string_equal(info.name, name64);
     const char *o = owner_of_hash(r, point_hash(name64, 17));
     assert_string_equal(o, name64);
@@ -718,106 +718,106 @@ static void test_ring_name_length_limit(void **state)
     char buf[DUMP_CAP];
     dump(r, buf);
     assert_non_null(strstr(buf, name64));
-    assert_int_equal(ring_remove(r, name64), 0);
-    assert_int_equal(ring_member_count(r), 3);
-    ring_free(r);
+    assert_int_equal(herd_ring_remove(r, name64), 0);
+    assert_int_equal(herd_ring_member_count(r), 3);
+    herd_ring_free(r);
 }
 
 static void test_ring_unknown_member_fails(void **state)
 {
     (void)state;
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     snapshot_t s;
     snap_take(r, &s);
-    ring_member_info_t info;
-    assert_int_equal(ring_remove(r, "node4"), HERD_ENOENT);
+    herd_ring_member_info_t info;
+    assert_int_equal(herd_ring_remove(r, "node4"), HERD_ENOENT);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_remove(r, "node"), HERD_ENOENT);
+    assert_int_equal(herd_ring_remove(r, "node"), HERD_ENOENT);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_set_weight(r, "node4", 12), HERD_ENOENT);
+    assert_int_equal(herd_ring_set_weight(r, "node4", 12), HERD_ENOENT);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_set_weight(r, "NODE1", 12), HERD_ENOENT);
+    assert_int_equal(herd_ring_set_weight(r, "NODE1", 12), HERD_ENOENT);
     snap_assert_same(r, &s);
-    assert_int_equal(ring_member_find(r, "node4", &info), HERD_ENOENT);
-    assert_int_equal(ring_member_find(r, NULL, &info), HERD_ENOENT);
+    assert_int_equal(herd_ring_member_find(r, "node4", &info), HERD_ENOENT);
+    assert_int_equal(herd_ring_member_find(r, NULL, &info), HERD_ENOENT);
     /* Removing twice: the second one is unknown. */
-    assert_int_equal(ring_remove(r, "node2"), 0);
-    assert_int_equal(ring_remove(r, "node2"), HERD_ENOENT);
-    assert_int_equal(ring_member_count(r), 2);
+    assert_int_equal(herd_ring_remove(r, "node2"), 0);
+    assert_int_equal(herd_ring_remove(r, "node2"), HERD_ENOENT);
+    assert_int_equal(herd_ring_member_count(r), 2);
     snap_free(&s);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_owners_zero_fails(void **state)
 {
     (void)state;
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     const char *out[1] = {NULL};
-    assert_int_equal(ring_owners(r, "k", 1, out, 0), HERD_EINVAL);
+    assert_int_equal(herd_ring_owners(r, "k", 1, out, 0), HERD_EINVAL);
     assert_null(out[0]);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_index_past_end_fails(void **state)
 {
     (void)state;
-    ring_t *r = ring_equal3();
-    ring_member_info_t info;
+    herd_ring_t *r = ring_equal3();
+    herd_ring_member_info_t info;
     uint64_t h;
     const char *o;
-    assert_int_equal(ring_member_at(r, 2, &info), 0);
+    assert_int_equal(herd_ring_member_at(r, 2, &info), 0);
     assert_string_equal(info.name, "node3");
-    assert_int_equal(ring_member_at(r, 3, &info), HERD_ERANGE);
-    assert_int_equal(ring_member_at(r, SIZE_MAX, &info), HERD_ERANGE);
-    assert_int_equal(ring_point_at(r, 383, &h, &o), 0);
-    assert_int_equal(ring_point_at(r, 384, &h, &o), HERD_ERANGE);
-    assert_int_equal(ring_point_at(r, SIZE_MAX, &h, &o), HERD_ERANGE);
-    ring_free(r);
+    assert_int_equal(herd_ring_member_at(r, 3, &info), HERD_ERANGE);
+    assert_int_equal(herd_ring_member_at(r, SIZE_MAX, &info), HERD_ERANGE);
+    assert_int_equal(herd_ring_point_at(r, 383, &h, &o), 0);
+    assert_int_equal(herd_ring_point_at(r, 384, &h, &o), HERD_ERANGE);
+    assert_int_equal(herd_ring_point_at(r, SIZE_MAX, &h, &o), HERD_ERANGE);
+    herd_ring_free(r);
 }
 
 static void test_ring_owners_more_than_members(void **state)
 {
     (void)state;
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     const owner_vec_t *v = &equal3_vec[4]; /* "user:43" */
     assert_string_equal(v->key, "user:43");
     const char *out[8] = {NULL};
-    assert_int_equal(ring_owners(r, "user:43", 7, out, 8), 3);
+    assert_int_equal(herd_ring_owners(r, "user:43", 7, out, 8), 3);
     for (int j = 0; j < 3; j++)
         assert_string_equal(out[j], v->owners[j]);
     assert_null(out[3]); /* writes only k entries */
-    assert_int_equal(ring_owners(r, "user:43", 7, out, 2), 2);
+    assert_int_equal(herd_ring_owners(r, "user:43", 7, out, 2), 2);
     assert_string_equal(out[0], v->owners[0]);
     assert_string_equal(out[1], v->owners[1]);
     /* A NULL key with length 0 is the empty key. */
     const owner_vec_t *e = &equal3_vec[9];
     assert_string_equal(e->key, "");
-    assert_int_equal(ring_owners(r, NULL, 0, out, 3), 3);
+    assert_int_equal(herd_ring_owners(r, NULL, 0, out, 3), 3);
     for (int j = 0; j < 3; j++)
         assert_string_equal(out[j], e->owners[j]);
     const char *o;
-    assert_int_equal(ring_owner(r, NULL, 0, &o), 0);
+    assert_int_equal(herd_ring_owner(r, NULL, 0, &o), 0);
     assert_string_equal(o, e->owners[0]);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_member_limit(void **state)
 {
     (void)state;
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
     char name[32];
-    for (unsigned i = 0; i < RING_MAX_MEMBERS; i++) {
+    for (unsigned i = 0; i < HERD_RING_MAX_MEMBERS; i++) {
         snprintf(name, sizeof name, "m%u", i);
-        assert_int_equal(ring_add(r, name, 1), 0);
+        assert_int_equal(herd_ring_add(r, name, 1), 0);
     }
-    assert_int_equal(ring_member_count(r), RING_MAX_MEMBERS);
-    assert_int_equal(ring_add(r, "one-too-many", 1), HERD_ERANGE);
-    assert_int_equal(ring_member_count(r), RING_MAX_MEMBERS);
-    ring_member_info_t info;
-    assert_int_equal(ring_member_find(r, "one-too-many", &info), HERD_ENOENT);
-    assert_int_equal(ring_add(r, "m7", 1), HERD_EEXIST);
-    ring_free(r);
+    assert_int_equal(herd_ring_member_count(r), HERD_RING_MAX_MEMBERS);
+    assert_int_equal(herd_ring_add(r, "one-too-many", 1), HERD_ERANGE);
+    assert_int_equal(herd_ring_member_count(r), HERD_RING_MAX_MEMBERS);
+    herd_ring_member_info_t info;
+    assert_int_equal(herd_ring_member_find(r, "one-too-many", &info), HERD_ENOENT);
+    assert_int_equal(herd_ring_add(r, "m7", 1), HERD_EEXIST);
+    herd_ring_free(r);
 }
 
 /* ---- error table --------------------------------------------------------- */
@@ -886,16 +886,16 @@ static void test_ring_error_strings(void **state)
 static void test_ring_single_member_owns_everything(void **state)
 {
     (void)state;
-    static const uint32_t weights[] = {1, 2, 128, RING_MAX_WEIGHT};
+    static const uint32_t weights[] = {1, 2, 128, HERD_RING_MAX_WEIGHT};
     static const uint64_t hashes[] = {0, 1, 0x8000000000000000ull, UINT64_MAX - 1,
                                       UINT64_MAX};
     for (size_t w = 0; w < sizeof weights / sizeof weights[0]; w++) {
-        ring_t *r = ring_new();
+        herd_ring_t *r = herd_ring_new();
         assert_non_null(r);
-        assert_int_equal(ring_add(r, "solo", weights[w]), 0);
-        assert_int_equal(ring_point_count(r), weights[w]);
-        ring_member_info_t info;
-        assert_int_equal(ring_member_at(r, 0, &info), 0);
+        assert_int_equal(herd_ring_add(r, "solo", weights[w]), 0);
+        assert_int_equal(herd_ring_point_count(r), weights[w]);
+        herd_ring_member_info_t info;
+        assert_int_equal(herd_ring_member_at(r, 0, &info), 0);
         assert_string_equal(info.name, "solo");
         assert_int_equal(info.weight, weights[w]);
         assert_int_equal(info.points, weights[w]);
@@ -906,7 +906,7 @@ static void test_ring_single_member_owns_everything(void **state)
         for (size_t i = 0; i < sizeof equal3_vec / sizeof equal3_vec[0]; i++)
             assert_string_equal(owner_of(r, equal3_vec[i].key), "solo");
         const char *out[4];
-        assert_int_equal(ring_owners(r, "k", 1, out, 4), 1);
+        assert_int_equal(herd_ring_owners(r, "k", 1, out, 4), 1);
         assert_string_equal(out[0], "solo");
         char buf[DUMP_CAP];
         dump(r, buf);
@@ -916,23 +916,23 @@ static void test_ring_single_member_owns_everything(void **state)
             "ring members=1 points=%u\nNAME WEIGHT POINTS SHARE\nsolo %u %u 1.000000\n",
             weights[w], weights[w], weights[w]);
         assert_string_equal(buf, want);
-        ring_free(r);
+        herd_ring_free(r);
     }
 }
 
 static void test_ring_set_weight_changes_points_and_shares(void **state)
 {
     (void)state;
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     snapshot_t before;
     snap_take(r, &before);
     double s1 = share_of(r, "node1"), s2 = share_of(r, "node2"),
            s3 = share_of(r, "node3");
 
-    assert_int_equal(ring_set_weight(r, "node2", 256), 0);
-    assert_int_equal(ring_point_count(r), 512);
-    ring_member_info_t info;
-    assert_int_equal(ring_member_find(r, "node2", &info), 0);
+    assert_int_equal(herd_ring_set_weight(r, "node2", 256), 0);
+    assert_int_equal(herd_ring_point_count(r), 512);
+    herd_ring_member_info_t info;
+    assert_int_equal(herd_ring_member_find(r, "node2", &info), 0);
     assert_int_equal(info.weight, 256);
     assert_int_equal(info.points, 256);
     assert_true(info.share > s2 + 0.1);
@@ -946,8 +946,8 @@ static void test_ring_set_weight_changes_points_and_shares(void **state)
         uint64_t at;
         const char *o;
         int found = 0;
-        for (size_t p = 0; p < ring_point_count(r) && !found; p++) {
-            assert_int_equal(ring_point_at(r, p, &at, &o), 0);
+        for (size_t p = 0; p < herd_ring_point_count(r) && !found; p++) {
+            assert_int_equal(herd_ring_point_at(r, p, &at, &o), 0);
             found = at == h && strcmp(o, "node2") == 0;
         }
         assert_true(found);
@@ -963,85 +963,85 @@ static void test_ring_set_weight_changes_points_and_shares(void **state)
 
     /* Setting the weight it already has changes nothing. */
     char again[DUMP_CAP];
-    assert_int_equal(ring_set_weight(r, "node2", 256), 0);
+    assert_int_equal(herd_ring_set_weight(r, "node2", 256), 0);
     dump(r, again);
     assert_string_equal(buf, again);
 
     /* And back: the ring is the one we started with. */
-    assert_int_equal(ring_set_weight(r, "node2", 128), 0);
+    assert_int_equal(herd_ring_set_weight(r, "node2", 128), 0);
     snap_assert_same(r, &before);
     check_owner_vectors(r, equal3_vec, sizeof equal3_vec / sizeof equal3_vec[0]);
 
     /* Shrinking to 1 point leaves node2 only the arc before its point 0. */
-    assert_int_equal(ring_set_weight(r, "node2", 1), 0);
-    assert_int_equal(ring_point_count(r), 257);
+    assert_int_equal(herd_ring_set_weight(r, "node2", 1), 0);
+    assert_int_equal(herd_ring_point_count(r), 257);
     assert_string_equal(owner_of_hash(r, point_hash("node2", 0)), "node2");
     /* with one point, node2 cannot own the hash just after it */
     assert_string_not_equal(owner_of_hash(r, point_hash("node2", 0) + 1), "node2");
     assert_true(share_of(r, "node2") < 0.05);
     snap_free(&before);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_clone_is_identical_and_independent(void **state)
 {
     (void)state;
-    ring_t *r = ring_weighted4();
+    herd_ring_t *r = ring_weighted4();
     snapshot_t orig;
     snap_take(r, &orig);
-    ring_t *c = ring_clone(r);
+    herd_ring_t *c = herd_ring_clone(r);
     assert_non_null(c);
     snap_assert_same(c, &orig);
     check_owner_vectors(c, weighted4_vec, sizeof weighted4_vec / sizeof weighted4_vec[0]);
     /* Names handed out by the clone point into the clone, not the original. */
-    ring_member_info_t a, b;
-    assert_int_equal(ring_member_at(r, 0, &a), 0);
-    assert_int_equal(ring_member_at(c, 0, &b), 0);
+    herd_ring_member_info_t a, b;
+    assert_int_equal(herd_ring_member_at(r, 0, &a), 0);
+    assert_int_equal(herd_ring_member_at(c, 0, &b), 0);
     assert_ptr_not_equal(a.name, b.name);
     assert_true(a.share == b.share);
 
     /* Changing the clone leaves the original alone, and the other way round. */
-    assert_int_equal(ring_add(c, "epsilon", 100), 0);
-    assert_int_equal(ring_set_weight(c, "alpha", 3), 0);
+    assert_int_equal(herd_ring_add(c, "epsilon", 100), 0);
+    assert_int_equal(herd_ring_set_weight(c, "alpha", 3), 0);
     snap_assert_same(r, &orig);
     snapshot_t cl;
     snap_take(c, &cl);
-    assert_int_equal(ring_remove(r, "gamma"), 0);
+    assert_int_equal(herd_ring_remove(r, "gamma"), 0);
     snap_assert_same(c, &cl);
-    ring_free(r); /* the clone must outlive its source */
+    herd_ring_free(r); /* the clone must outlive its source */
     snap_assert_same(c, &cl);
-    assert_int_equal(ring_member_count(c), 5);
-    assert_int_equal(ring_point_count(c), 256 + 3 + 32 + 128 + 100);
+    assert_int_equal(herd_ring_member_count(c), 5);
+    assert_int_equal(herd_ring_point_count(c), 256 + 3 + 32 + 128 + 100);
 
     /* A clone of a clone, and growing it past its copied capacity. */
-    ring_t *cc = ring_clone(c);
+    herd_ring_t *cc = herd_ring_clone(c);
     assert_non_null(cc);
     snap_assert_same(cc, &cl);
     char name[32];
     for (int i = 0; i < 20; i++) {
         snprintf(name, sizeof name, "extra%d", i);
-        assert_int_equal(ring_add(cc, name, 2), 0);
+        assert_int_equal(herd_ring_add(cc, name, 2), 0);
     }
-    assert_int_equal(ring_member_count(cc), 25);
+    assert_int_equal(herd_ring_member_count(cc), 25);
     snap_assert_same(c, &cl);
-    ring_free(cc);
-    ring_free(c);
+    herd_ring_free(cc);
+    herd_ring_free(c);
     snap_free(&cl);
     snap_free(&orig);
 
     /* A clone of an empty ring is empty and usable. */
-    ring_t *e = ring_new();
+    herd_ring_t *e = herd_ring_new();
     assert_non_null(e);
-    ring_t *ec = ring_clone(e);
+    herd_ring_t *ec = herd_ring_clone(e);
     assert_non_null(ec);
-    assert_int_equal(ring_member_count(ec), 0);
+    assert_int_equal(herd_ring_member_count(ec), 0);
     const char *o;
-    assert_int_equal(ring_owner_of_hash(ec, 5, &o), HERD_EEMPTY);
-    assert_int_equal(ring_add(ec, "a", 6), 0);
-    assert_int_equal(ring_member_count(e), 0);
+    assert_int_equal(herd_ring_owner_of_hash(ec, 5, &o), HERD_EEMPTY);
+    assert_int_equal(herd_ring_add(ec, "a", 6), 0);
+    assert_int_equal(herd_ring_member_count(e), 0);
     assert_string_equal(owner_of_hash(ec, 5), "a");
-    ring_free(ec);
-    ring_free(e);
+    herd_ring_free(ec);
+    herd_ring_free(e);
 }
 
 static void test_ring_dump_text_format(void **state)
@@ -1049,7 +1049,7 @@ static void test_ring_dump_text_format(void **state)
     (void)state;
     static const char *const names[] = {"zed", "alpha", "Mid", "mid", "_x", "9lives"};
     static const uint32_t weights[] = {10, 3, 7, 70, 1, 4096};
-    ring_t *r = ring_of(names, weights, 6);
+    herd_ring_t *r = ring_of(names, weights, 6);
     char buf[DUMP_CAP];
     dump(r, buf);
     /* strcmp order: digits < upper case < '_' < lower case. */
@@ -1070,7 +1070,7 @@ static void test_ring_dump_text_format(void **state)
         nl = strchr(line, '\n');
         assert_non_null(nl);
         *nl = '\0';
-        char name[RING_NAME_MAX + 1], tail;
+        char name[HERD_RING_NAME_MAX + 1], tail;
         unsigned w, p;
         double share;
         assert_int_equal(sscanf(line, "%64s %u %u %lf%c", name, &w, &p, &share, &tail),
@@ -1078,8 +1078,8 @@ static void test_ring_dump_text_format(void **state)
         assert_string_equal(name, order[i]);
         assert_int_equal(w, order_w[i]);
         assert_int_equal(p, order_w[i]);
-        ring_member_info_t info;
-        assert_int_equal(ring_member_at(r, i, &info), 0);
+        herd_ring_member_info_t info;
+        assert_int_equal(herd_ring_member_at(r, i, &info), 0);
         assert_string_equal(info.name, order[i]);
         char want[32];
         snprintf(want, sizeof want, "%.6f", info.share);
@@ -1088,38 +1088,38 @@ static void test_ring_dump_text_format(void **state)
     }
     assert_string_equal(nl + 1, ""); /* nothing after the last member line */
 
-    ring_t *e = ring_new();
+    herd_ring_t *e = herd_ring_new();
     assert_non_null(e);
     dump(e, buf);
     assert_string_equal(buf, "ring members=0 points=0\nNAME WEIGHT POINTS SHARE\n");
-    ring_free(e);
-    ring_free(r);
+    herd_ring_free(e);
+    herd_ring_free(r);
 }
 
 static void test_ring_dump_text_truncates_like_snprintf(void **state)
 {
     (void)state;
-    ring_t *r = ring_weighted4();
+    herd_ring_t *r = ring_weighted4();
     char full[DUMP_CAP];
     dump(r, full);
     size_t need = strlen(full);
-    assert_int_equal(ring_dump_text(r, NULL, 0), need);
+    assert_int_equal(herd_ring_dump_text(r, NULL, 0), need);
 
     char buf[DUMP_CAP + 16];
     memset(buf, '#', sizeof buf);
-    assert_int_equal(ring_dump_text(r, buf, 0), need);
+    assert_int_equal(herd_ring_dump_text(r, buf, 0), need);
     assert_int_equal(buf[0], '#'); /* cap 0 writes nothing */
 
     for (size_t cap = 1; cap <= need + 2; cap++) {
         memset(buf, '#', sizeof buf);
-        assert_int_equal(ring_dump_text(r, buf, cap), need);
+        assert_int_equal(herd_ring_dump_text(r, buf, cap), need);
         size_t written = cap - 1 < need ? cap - 1 : need;
         assert_int_equal(buf[written], '\0');
         assert_memory_equal(buf, full, written);
         for (size_t i = written + 1; i < sizeof buf; i++)
             assert_int_equal(buf[i], '#'); /* nothing past the NUL */
     }
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 static void test_ring_members_in_name_order(void **state)
@@ -1127,21 +1127,21 @@ static void test_ring_members_in_name_order(void **state)
     (void)state;
     static const char *const names[] = {"node10", "node2", "node1", "a", "B", "node-1"};
     static const uint32_t weights[] = {1, 2, 3, 4, 5, 6};
-    ring_t *r = ring_of(names, weights, 6);
-    ring_member_info_t prev, info;
+    herd_ring_t *r = ring_of(names, weights, 6);
+    herd_ring_member_info_t prev, info;
     for (size_t i = 0; i < 6; i++) {
-        assert_int_equal(ring_member_at(r, i, &info), 0);
+        assert_int_equal(herd_ring_member_at(r, i, &info), 0);
         if (i > 0) assert_true(strcmp(prev.name, info.name) < 0);
-        ring_member_info_t found;
-        assert_int_equal(ring_member_find(r, info.name, &found), 0);
+        herd_ring_member_info_t found;
+        assert_int_equal(herd_ring_member_find(r, info.name, &found), 0);
         assert_ptr_equal(found.name, info.name);
         assert_int_equal(found.weight, info.weight);
         prev = info;
     }
-    assert_int_equal(ring_member_at(r, 0, &info), 0);
+    assert_int_equal(herd_ring_member_at(r, 0, &info), 0);
     assert_string_equal(info.name, "B");
     assert_int_equal(info.weight, 5);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 /* Adds and removes anywhere in name order leave exactly the ring of the members
@@ -1149,74 +1149,74 @@ static void test_ring_members_in_name_order(void **state)
 static void test_ring_remove_leaves_ring_of_the_rest(void **state)
 {
     (void)state;
-    ring_t *fresh = ring_equal3();
+    herd_ring_t *fresh = ring_equal3();
     snapshot_t want;
     snap_take(fresh, &want);
-    ring_free(fresh);
+    herd_ring_free(fresh);
 
     /* Extra members sorting before, between and after node1..node3. */
     static const char *const extra[] = {"a0", "nnn", "node2a", "node9", "zz", "Node1"};
-    ring_t *r = ring_equal3();
+    herd_ring_t *r = ring_equal3();
     for (size_t i = 0; i < 6; i++)
-        assert_int_equal(ring_add(r, extra[i], (uint32_t)(10 + 40 * i)), 0);
-    assert_int_equal(ring_member_count(r), 9);
+        assert_int_equal(herd_ring_add(r, extra[i], (uint32_t)(10 + 40 * i)), 0);
+    assert_int_equal(herd_ring_member_count(r), 9);
     static const size_t order[] = {3, 0, 5, 2, 4, 1};
     for (size_t i = 0; i < 6; i++) {
-        assert_int_equal(ring_remove(r, extra[order[i]]), 0);
+        assert_int_equal(herd_ring_remove(r, extra[order[i]]), 0);
         /* every point still names a member, and each member has its weight */
         size_t counted = 0;
-        for (size_t m = 0; m < ring_member_count(r); m++) {
-            ring_member_info_t info;
-            assert_int_equal(ring_member_at(r, m, &info), 0);
+        for (size_t m = 0; m < herd_ring_member_count(r); m++) {
+            herd_ring_member_info_t info;
+            assert_int_equal(herd_ring_member_at(r, m, &info), 0);
             size_t mine = 0;
-            for (size_t p = 0; p < ring_point_count(r); p++) {
+            for (size_t p = 0; p < herd_ring_point_count(r); p++) {
                 uint64_t h;
                 const char *o;
-                assert_int_equal(ring_point_at(r, p, &h, &o), 0);
+                assert_int_equal(herd_ring_point_at(r, p, &h, &o), 0);
                 mine += strcmp(o, info.name) == 0;
             }
             assert_int_equal(mine, info.weight);
             counted += mine;
         }
-        assert_int_equal(counted, ring_point_count(r));
+        assert_int_equal(counted, herd_ring_point_count(r));
     }
     snap_assert_same(r, &want);
     check_owner_vectors(r, equal3_vec, sizeof equal3_vec / sizeof equal3_vec[0]);
 
     /* Removing the first and the middle member of the three. */
-    assert_int_equal(ring_remove(r, "node1"), 0);
-    assert_int_equal(ring_remove(r, "node2"), 0);
+    assert_int_equal(herd_ring_remove(r, "node1"), 0);
+    assert_int_equal(herd_ring_remove(r, "node2"), 0);
     for (size_t i = 0; i < sizeof equal3_vec / sizeof equal3_vec[0]; i++)
         assert_string_equal(owner_of(r, equal3_vec[i].key), "node3");
-    ring_member_info_t info;
-    assert_int_equal(ring_member_at(r, 0, &info), 0);
+    herd_ring_member_info_t info;
+    assert_int_equal(herd_ring_member_at(r, 0, &info), 0);
     assert_string_equal(info.name, "node3");
     assert_true(info.share > 1.0 - 1e-12);
     snap_free(&want);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 /* Removing the last member (this once ran qsort(NULL, 0), undefined behaviour). */
 static void test_ring_remove_last_member_empties_ring(void **state)
 {
     (void)state;
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
-    assert_int_equal(ring_add(r, "a", 6), 0);
-    assert_int_equal(ring_remove(r, "a"), 0);
-    assert_int_equal(ring_member_count(r), 0);
-    assert_int_equal(ring_point_count(r), 0);
+    assert_int_equal(herd_ring_add(r, "a", 6), 0);
+    assert_int_equal(herd_ring_remove(r, "a"), 0);
+    assert_int_equal(herd_ring_member_count(r), 0);
+    assert_int_equal(herd_ring_point_count(r), 0);
     const char *o;
-    assert_int_equal(ring_owner_of_hash(r, 0, &o), HERD_EEMPTY);
+    assert_int_equal(herd_ring_owner_of_hash(r, 0, &o), HERD_EEMPTY);
     char buf[DUMP_CAP];
     dump(r, buf);
     assert_string_equal(buf, "ring members=0 points=0\nNAME WEIGHT POINTS SHARE\n");
     /* And it comes back as the same ring. */
-    assert_int_equal(ring_add(r, "a", 6), 0);
+    assert_int_equal(herd_ring_add(r, "a", 6), 0);
     uint64_t h;
-    assert_int_equal(ring_point_at(r, 0, &h, &o), 0);
+    assert_int_equal(herd_ring_point_at(r, 0, &h, &o), 0);
     assert_true(h == 0x195f5917f4b9b323ull);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 /* ---- ring_diff ----------------------------------------------------------- */
@@ -1226,37 +1226,37 @@ static double width(uint64_t lo, uint64_t hi)
     return ((double)(hi - lo) + 1.0) / 18446744073709551616.0;
 }
 
-static uint32_t diff_index(const ring_diff_t *d, const char *name)
+static uint32_t diff_index(const herd_ring_diff_t *d, const char *name)
 {
     for (size_t i = 0; i < d->name_count; i++)
         if (strcmp(d->names[i], name) == 0) return (uint32_t)i;
     fail_msg("%s is not in the diff's names", name);
-    return RING_NONE;
+    return HERD_RING_NONE;
 }
 
-/* Index of the owner of h in r by the diff's names, RING_NONE if r is empty. */
-static uint32_t diff_owner(const ring_diff_t *d, const ring_t *r, uint64_t h)
+/* Index of the owner of h in r by the diff's names, HERD_RING_NONE if r is empty. */
+static uint32_t diff_owner(const herd_ring_diff_t *d, const herd_ring_t *r, uint64_t h)
 {
     const char *o;
-    if (ring_owner_of_hash(r, h, &o) == HERD_EEMPTY) return RING_NONE;
+    if (herd_ring_owner_of_hash(r, h, &o) == HERD_EEMPTY) return HERD_RING_NONE;
     return diff_index(d, o);
 }
 
 /* The structural promises of ring.h, and each move checked at its ends. */
-static void check_diff_shape(const ring_t *old, const ring_t *new_ring,
-                             const ring_diff_t *d)
+static void check_diff_shape(const herd_ring_t *old, const herd_ring_t *new_ring,
+                             const herd_ring_diff_t *d)
 {
     for (size_t i = 1; i < d->name_count; i++)
         assert_true(strcmp(d->names[i - 1], d->names[i]) < 0);
     double sum_moves = 0;
     for (size_t i = 0; i < d->move_count; i++) {
-        const ring_move_t *m = &d->moves[i];
+        const herd_ring_move_t *m = &d->moves[i];
         assert_true(m->lo <= m->hi);
         assert_true(m->from != m->to);
-        assert_true(m->from == RING_NONE || m->from < d->name_count);
-        assert_true(m->to == RING_NONE || m->to < d->name_count);
+        assert_true(m->from == HERD_RING_NONE || m->from < d->name_count);
+        assert_true(m->to == HERD_RING_NONE || m->to < d->name_count);
         if (i > 0) {
-            const ring_move_t *p = &d->moves[i - 1];
+            const herd_ring_move_t *p = &d->moves[i - 1];
             assert_true(p->hi < m->lo); /* sorted, no overlap */
             /* merged: no two touching moves with the same from/to */
             assert_false(p->hi + 1 == m->lo && p->from == m->from && p->to == m->to);
@@ -1270,9 +1270,9 @@ static void check_diff_shape(const ring_t *old, const ring_t *new_ring,
     assert_true(sum_moves > d->moved_share - 1e-12 && sum_moves < d->moved_share + 1e-12);
     double sum_totals = 0;
     for (size_t t = 0; t < d->total_count; t++) {
-        const ring_move_total_t *tot = &d->totals[t];
+        const herd_ring_move_total_t *tot = &d->totals[t];
         if (t > 0) {
-            const ring_move_total_t *p = &d->totals[t - 1];
+            const herd_ring_move_total_t *p = &d->totals[t - 1];
             assert_true(p->from < tot->from || (p->from == tot->from && p->to < tot->to));
         }
         double s = 0;
@@ -1291,49 +1291,49 @@ static void check_diff_shape(const ring_t *old, const ring_t *new_ring,
 static void test_ring_diff_empty_to_one_member(void **state)
 {
     (void)state;
-    ring_t *empty = ring_new();
+    herd_ring_t *empty = herd_ring_new();
     assert_non_null(empty);
-    ring_t *one = ring_new();
+    herd_ring_t *one = herd_ring_new();
     assert_non_null(one);
-    assert_int_equal(ring_add(one, "a", 6), 0);
+    assert_int_equal(herd_ring_add(one, "a", 6), 0);
 
-    ring_diff_t d;
-    assert_int_equal(ring_diff(empty, one, &d), 0);
+    herd_ring_diff_t d;
+    assert_int_equal(herd_ring_compare(empty, one, &d), 0);
     assert_int_equal(d.name_count, 1);
     assert_string_equal(d.names[0], "a");
     /* Every arc goes NONE -> a, so merging leaves one move over the whole circle. */
     assert_int_equal(d.move_count, 1);
     assert_true(d.moves[0].lo == 0);
     assert_true(d.moves[0].hi == UINT64_MAX);
-    assert_int_equal(d.moves[0].from, RING_NONE);
+    assert_int_equal(d.moves[0].from, HERD_RING_NONE);
     assert_int_equal(d.moves[0].to, 0);
     assert_int_equal(d.total_count, 1);
-    assert_int_equal(d.totals[0].from, RING_NONE);
+    assert_int_equal(d.totals[0].from, HERD_RING_NONE);
     assert_int_equal(d.totals[0].to, 0);
     assert_true(d.totals[0].share == 1.0);
     assert_true(d.moved_share == 1.0);
     check_diff_shape(empty, one, &d);
-    ring_diff_free(&d);
+    herd_ring_diff_free(&d);
 
     /* And the way back: everything goes to NONE. */
-    assert_int_equal(ring_diff(one, empty, &d), 0);
+    assert_int_equal(herd_ring_compare(one, empty, &d), 0);
     assert_int_equal(d.name_count, 1);
     assert_int_equal(d.move_count, 1);
     assert_int_equal(d.moves[0].from, 0);
-    assert_int_equal(d.moves[0].to, RING_NONE);
+    assert_int_equal(d.moves[0].to, HERD_RING_NONE);
     assert_true(d.moved_share == 1.0);
     check_diff_shape(one, empty, &d);
-    ring_diff_free(&d);
+    herd_ring_diff_free(&d);
 
     /* From empty to three members: every key moves, to its new owner. */
-    ring_t *three = ring_equal3();
-    assert_int_equal(ring_diff(empty, three, &d), 0);
+    herd_ring_t *three = ring_equal3();
+    assert_int_equal(herd_ring_compare(empty, three, &d), 0);
     assert_int_equal(d.name_count, 3);
     assert_true(d.move_count > 3);
     assert_true(d.moves[0].lo == 0);
     assert_true(d.moves[d.move_count - 1].hi == UINT64_MAX);
     for (size_t i = 0; i < d.move_count; i++) {
-        assert_int_equal(d.moves[i].from, RING_NONE);
+        assert_int_equal(d.moves[i].from, HERD_RING_NONE);
         if (i > 0) assert_true(d.moves[i - 1].hi + 1 == d.moves[i].lo); /* no gaps */
     }
     assert_int_equal(d.total_count, 3);
@@ -1344,22 +1344,22 @@ static void test_ring_diff_empty_to_one_member(void **state)
     }
     assert_true(d.moved_share > 1.0 - 1e-9 && d.moved_share < 1.0 + 1e-9);
     check_diff_shape(empty, three, &d);
-    ring_diff_free(&d);
-    ring_free(three);
-    ring_free(one);
-    ring_free(empty);
+    herd_ring_diff_free(&d);
+    herd_ring_free(three);
+    herd_ring_free(one);
+    herd_ring_free(empty);
 }
 
 static void test_ring_diff_add_member_moves_only_to_it(void **state)
 {
     (void)state;
-    ring_t *old = ring_equal3();
-    ring_t *new_ring = ring_clone(old);
+    herd_ring_t *old = ring_equal3();
+    herd_ring_t *new_ring = herd_ring_clone(old);
     assert_non_null(new_ring);
-    assert_int_equal(ring_add(new_ring, "node4", 128), 0);
+    assert_int_equal(herd_ring_add(new_ring, "node4", 128), 0);
 
-    ring_diff_t d;
-    assert_int_equal(ring_diff(old, new_ring, &d), 0);
+    herd_ring_diff_t d;
+    assert_int_equal(herd_ring_compare(old, new_ring, &d), 0);
     assert_int_equal(d.name_count, 4);
     assert_string_equal(d.names[3], "node4");
     assert_true(d.move_count >= 64); /* node4's 128 points land in many arcs */
@@ -1380,7 +1380,7 @@ static void test_ring_diff_add_member_moves_only_to_it(void **state)
     /* Keys of the vectors: moved iff inside a move, and then to node4. */
     for (size_t i = 0; i < sizeof equal3_vec / sizeof equal3_vec[0]; i++) {
         const char *key = equal3_vec[i].key;
-        uint64_t h = ring_hash_key(key, strlen(key));
+        uint64_t h = herd_ring_hash_key(key, strlen(key));
         int inside = 0;
         for (size_t m = 0; m < d.move_count; m++)
             inside |= d.moves[m].lo <= h && h <= d.moves[m].hi;
@@ -1388,69 +1388,69 @@ static void test_ring_diff_add_member_moves_only_to_it(void **state)
         assert_int_equal(inside, strcmp(now, equal3_vec[i].owners[0]) != 0);
         if (inside) assert_string_equal(now, "node4");
     }
-    ring_diff_free(&d);
+    herd_ring_diff_free(&d);
 
     /* Removing it again is the mirror image. */
-    assert_int_equal(ring_diff(new_ring, old, &d), 0);
+    assert_int_equal(herd_ring_compare(new_ring, old, &d), 0);
     assert_int_equal(d.name_count, 4);
     for (size_t i = 0; i < d.move_count; i++)
         assert_int_equal(d.moves[i].from, 3);
     assert_true(d.moved_share > s4 - 1e-9 && d.moved_share < s4 + 1e-9);
     check_diff_shape(new_ring, old, &d);
-    ring_diff_free(&d);
-    ring_free(new_ring);
-    ring_free(old);
+    herd_ring_diff_free(&d);
+    herd_ring_free(new_ring);
+    herd_ring_free(old);
 }
 
 static void test_ring_diff_weight_change(void **state)
 {
     (void)state;
-    ring_t *old = ring_weighted4();
-    ring_t *new_ring = ring_clone(old);
+    herd_ring_t *old = ring_weighted4();
+    herd_ring_t *new_ring = herd_ring_clone(old);
     assert_non_null(new_ring);
-    assert_int_equal(ring_set_weight(new_ring, "gamma", 64), 0);
-    ring_diff_t d;
-    assert_int_equal(ring_diff(old, new_ring, &d), 0);
+    assert_int_equal(herd_ring_set_weight(new_ring, "gamma", 64), 0);
+    herd_ring_diff_t d;
+    assert_int_equal(herd_ring_compare(old, new_ring, &d), 0);
     assert_int_equal(d.name_count, 4);
     /* gamma shrank: it only gives keys away. */
     for (size_t i = 0; i < d.move_count; i++) {
         assert_string_equal(d.names[d.moves[i].from], "gamma");
-        assert_true(d.moves[i].to != RING_NONE);
+        assert_true(d.moves[i].to != HERD_RING_NONE);
     }
     double lost = share_of(old, "gamma") - share_of(new_ring, "gamma");
     assert_true(d.moved_share > lost - 1e-9 && d.moved_share < lost + 1e-9);
     check_diff_shape(old, new_ring, &d);
-    ring_diff_free(&d);
-    ring_free(new_ring);
-    ring_free(old);
+    herd_ring_diff_free(&d);
+    herd_ring_free(new_ring);
+    herd_ring_free(old);
 }
 
 static void test_ring_diff_free_is_idempotent(void **state)
 {
     (void)state;
-    ring_diff_t d;
+    herd_ring_diff_t d;
     memset(&d, 0, sizeof d);
-    ring_diff_free(&d);
-    ring_diff_free(&d);
+    herd_ring_diff_free(&d);
+    herd_ring_diff_free(&d);
     assert_null(d.names);
     assert_null(d.moves);
     assert_null(d.totals);
     assert_int_equal(d.name_count + d.move_count + d.total_count, 0);
 
-    ring_t *a = ring_equal3();
-    ring_t *b = ring_weighted4();
-    assert_int_equal(ring_diff(a, b, &d), 0);
+    herd_ring_t *a = ring_equal3();
+    herd_ring_t *b = ring_weighted4();
+    assert_int_equal(herd_ring_compare(a, b, &d), 0);
     assert_int_equal(d.name_count, 7);
     assert_true(d.move_count > 0);
-    ring_diff_free(&d);
+    herd_ring_diff_free(&d);
     assert_null(d.names);
     assert_null(d.moves);
     assert_null(d.totals);
     assert_int_equal(d.name_count + d.move_count + d.total_count, 0);
     assert_true(d.moved_share == 0);
-    ring_diff_free(&d); /* a second free is harmless */
-    ring_free(b);
-    ring_free(a);
+    herd_ring_diff_free(&d); /* a second free is harmless */
+    herd_ring_free(b);
+    herd_ring_free(a);
 }
 
 /*
@@ -1469,18 +1469,18 @@ static void test_ring_single_member_share_is_exactly_one(void **state)
     unsigned over = 0, inexact = 0, first_over = 0;
     double worst = 1.0;
     for (uint32_t w = 1; w <= 512; w++) {
-        ring_t *r = ring_new();
+        herd_ring_t *r = herd_ring_new();
         assert_non_null(r);
-        assert_int_equal(ring_add(r, "solo", w), 0);
-        ring_member_info_t info;
-        assert_int_equal(ring_member_at(r, 0, &info), 0);
+        assert_int_equal(herd_ring_add(r, "solo", w), 0);
+        herd_ring_member_info_t info;
+        assert_int_equal(herd_ring_member_at(r, 0, &info), 0);
         if (info.share > 1.0) {
             over++;
             first_over = first_over ? first_over : w;
             worst = info.share > worst ? info.share : worst;
         }
         inexact += info.share != 1.0;
-        ring_free(r);
+        herd_ring_free(r);
     }
     if (over || inexact)
         fail_msg("single member \"solo\", weights 1..512: share > 1 for %u weights "
@@ -1499,10 +1499,10 @@ static void test_ring_single_member_share_is_exactly_one(void **state)
 static void test_ring_shares_when_all_points_coincide(void **state)
 {
     (void)state;
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     assert_non_null(r);
-    assert_int_equal(ring_add(r, TIE_B, 1), 0);
-    assert_int_equal(ring_add(r, TIE_A, 1), 0);
+    assert_int_equal(herd_ring_add(r, TIE_B, 1), 0);
+    assert_int_equal(herd_ring_add(r, TIE_A, 1), 0);
     static const uint64_t probes[] = {0, TIE_HASH - 1, TIE_HASH, TIE_HASH + 1,
                                       UINT64_MAX};
     for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
@@ -1511,11 +1511,11 @@ static void test_ring_shares_when_all_points_coincide(void **state)
     if (a != 1.0 || b != 0.0)
         fail_msg("%s owns every key, but shares are %s=%.17g %s=%.17g", TIE_A, TIE_A, a,
                  TIE_B, b);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 /*
- * ring_diff(): when no key moves (identical rings, two empty rings) out->totals
+ * herd_ring_compare(): when no key moves (identical rings, two empty rings) out->totals
  * is still NULL and ring_diff calls qsort(out->totals, 0, ...). glibc declares
  * qsort's base nonnull even for zero elements, so this is undefined behaviour,
  * and the HERD_SANITIZE build (UBSan, -fno-sanitize-recover=all) stops the whole
@@ -1525,44 +1525,44 @@ static void test_ring_shares_when_all_points_coincide(void **state)
 static void test_ring_diff_identical_rings_no_moves(void **state)
 {
     (void)state;
-    ring_t *a = ring_weighted4();
-    ring_t *b = ring_new();
+    herd_ring_t *a = ring_weighted4();
+    herd_ring_t *b = herd_ring_new();
     assert_non_null(b);
     /* Same members, other order: the same ring. */
-    assert_int_equal(ring_add(b, "beta", 128), 0);
-    assert_int_equal(ring_add(b, "delta", 32), 0);
-    assert_int_equal(ring_add(b, "alpha", 64), 0);
-    assert_int_equal(ring_add(b, "gamma", 256), 0);
-    ring_diff_t d;
-    assert_int_equal(ring_diff(a, b, &d), 0);
+    assert_int_equal(herd_ring_add(b, "beta", 128), 0);
+    assert_int_equal(herd_ring_add(b, "delta", 32), 0);
+    assert_int_equal(herd_ring_add(b, "alpha", 64), 0);
+    assert_int_equal(herd_ring_add(b, "gamma", 256), 0);
+    herd_ring_diff_t d;
+    assert_int_equal(herd_ring_compare(a, b, &d), 0);
     assert_int_equal(d.name_count, 4);
     assert_string_equal(d.names[0], "alpha");
     assert_string_equal(d.names[3], "gamma");
     assert_int_equal(d.move_count, 0);
     assert_int_equal(d.total_count, 0);
     assert_true(d.moved_share == 0.0);
-    ring_diff_free(&d);
+    herd_ring_diff_free(&d);
 
-    assert_int_equal(ring_diff(a, a, &d), 0);
+    assert_int_equal(herd_ring_compare(a, a, &d), 0);
     assert_int_equal(d.move_count, 0);
     assert_true(d.moved_share == 0.0);
-    ring_diff_free(&d);
+    herd_ring_diff_free(&d);
 
-    ring_t *e1 = ring_new(), *e2 = ring_new();
+    herd_ring_t *e1 = herd_ring_new(), *e2 = herd_ring_new();
     assert_non_null(e1);
     assert_non_null(e2);
-    assert_int_equal(ring_diff(e1, e2, &d), 0);
+    assert_int_equal(herd_ring_compare(e1, e2, &d), 0);
     assert_int_equal(d.name_count, 0);
     assert_int_equal(d.move_count, 0);
     assert_true(d.moved_share == 0.0);
-    ring_diff_free(&d);
-    ring_free(e2);
-    ring_free(e1);
-    ring_free(b);
-    ring_free(a);
+    herd_ring_diff_free(&d);
+    herd_ring_free(e2);
+    herd_ring_free(e1);
+    herd_ring_free(b);
+    herd_ring_free(a);
 }
 
-/* ring_add_many gives the ring of one-by-one adds, in any order, on top of
+/* herd_ring_add_many gives the ring of one-by-one adds, in any order, on top of
  * members already there; a bad entry or a name twice changes nothing. */
 static void test_ring_add_many_equals_one_by_one(void **state)
 {
@@ -1576,18 +1576,18 @@ static void test_ring_add_many_equals_one_by_one(void **state)
     }
     for (int i = 0; i < 300; i++)
         ptrs[i] = names[i];
-    ring_t *one = ring_new(), *many = ring_new();
+    herd_ring_t *one = herd_ring_new(), *many = herd_ring_new();
     for (int i = 0; i < 300; i++)
-        assert_int_equal(ring_add(one, ptrs[i], weights[i]), 0);
-    assert_int_equal(ring_add(many, ptrs[0], weights[0]), 0);
+        assert_int_equal(herd_ring_add(one, ptrs[i], weights[i]), 0);
+    assert_int_equal(herd_ring_add(many, ptrs[0], weights[0]), 0);
     size_t bad = 99;
-    assert_int_equal(ring_add_many(many, ptrs + 1, weights + 1, 299, &bad), 0);
-    assert_int_equal(ring_point_count(one), ring_point_count(many));
-    for (size_t i = 0; i < ring_point_count(one); i++) {
+    assert_int_equal(herd_ring_add_many(many, ptrs + 1, weights + 1, 299, &bad), 0);
+    assert_int_equal(herd_ring_point_count(one), herd_ring_point_count(many));
+    for (size_t i = 0; i < herd_ring_point_count(one); i++) {
         uint64_t h1, h2;
         const char *o1, *o2;
-        assert_int_equal(ring_point_at(one, i, &h1, &o1), 0);
-        assert_int_equal(ring_point_at(many, i, &h2, &o2), 0);
+        assert_int_equal(herd_ring_point_at(one, i, &h1, &o1), 0);
+        assert_int_equal(herd_ring_point_at(many, i, &h2, &o2), 0);
         assert_true(h1 == h2);
         assert_string_equal(o1, o2);
     }
@@ -1595,24 +1595,24 @@ static void test_ring_add_many_equals_one_by_one(void **state)
         const char *o1, *o2;
         char key[16];
         snprintf(key, sizeof(key), "key%d", k);
-        assert_int_equal(ring_owner(one, key, strlen(key), &o1), 0);
-        assert_int_equal(ring_owner(many, key, strlen(key), &o2), 0);
+        assert_int_equal(herd_ring_owner(one, key, strlen(key), &o1), 0);
+        assert_int_equal(herd_ring_owner(many, key, strlen(key), &o2), 0);
         assert_string_equal(o1, o2);
     }
     const char *twice[] = {"x1", "x2", "x1"}, *taken[] = {"x3", "m5"}, *badname[] = {"y", "a b"};
     uint32_t w3[] = {1, 1, 1};
-    assert_int_equal(ring_add_many(many, twice, w3, 3, &bad), HERD_EEXIST);
+    assert_int_equal(herd_ring_add_many(many, twice, w3, 3, &bad), HERD_EEXIST);
     assert_int_equal(bad, 2);
-    assert_int_equal(ring_add_many(many, taken, w3, 2, &bad), HERD_EEXIST);
+    assert_int_equal(herd_ring_add_many(many, taken, w3, 2, &bad), HERD_EEXIST);
     assert_int_equal(bad, 1);
-    assert_int_equal(ring_add_many(many, badname, w3, 2, &bad), HERD_EBADNAME);
+    assert_int_equal(herd_ring_add_many(many, badname, w3, 2, &bad), HERD_EBADNAME);
     assert_int_equal(bad, 1);
     uint32_t w0[] = {1, 0};
-    assert_int_equal(ring_add_many(many, taken, w0, 2, &bad), HERD_ERANGE);
+    assert_int_equal(herd_ring_add_many(many, taken, w0, 2, &bad), HERD_ERANGE);
     assert_int_equal(bad, 1);
-    assert_int_equal(ring_member_count(many), 300);
-    ring_free(one);
-    ring_free(many);
+    assert_int_equal(herd_ring_member_count(many), 300);
+    herd_ring_free(one);
+    herd_ring_free(many);
 }
 
 int main(void)

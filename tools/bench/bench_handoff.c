@@ -65,7 +65,7 @@
 
 #include "counter.h"
 #include "herd_dsup.h"
-#include "ring.h"
+#include "herd_ring.h"
 
 #define MAX_NODES 3
 #define MAX_RUNS 8
@@ -732,9 +732,9 @@ static int place_child(void *data, const herd_child_view_t *c)
     for (int k = 0; k < MAX_NODES; k++) {
         if (p->nodes[k] == NULL)
             continue;
-        const struct ring *r = herd_cluster_ring(p->nodes[k]);
+        const struct herd_ring *r = herd_cluster_ring(p->nodes[k]);
         const char *owner;
-        if (r == NULL || ring_owner(r, c->name, strlen(c->name), &owner) != 0 ||
+        if (r == NULL || herd_ring_owner(r, c->name, strlen(c->name), &owner) != 0 ||
             strcmp(owner, self) != 0) {
             p->off_owner++;
             break;

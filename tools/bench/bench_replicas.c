@@ -261,7 +261,7 @@ static int members_up(herd_node_t *n)
 }
 
 /* status UP LOCAL SETTLED HELD HELD_BYTES HEAP RSS_KB DOWN_AT SPECS RUNNING PUTS_OUT
- *        PROMOTED QUERY_TIMEOUTS UNREPLICATED QUERIES */
+ *        PROMOTED QUERY_TIMEOUTS UNREPLICATED QUERIES FRAMES_OUT */
 static void server_status(proc_t *p)
 {
     herd_repl_stats_t rs;
@@ -271,8 +271,14 @@ static void server_status(proc_t *p)
         rc = herd_count_children(p->node, &cc);
     if (rc != 0)
         node_die(p, "reading the node's stats", rc);
+    herd_cluster_stats_t cs;
+    if (rc == 0)
+        rc = herd_cluster_stats(p->node, &cs);
+    if (rc != 0)
+        node_die(p, "reading the node's cluster stats", rc);
     struct mallinfo2 mi = mallinfo2();
-    proc_reply(p, "status %d %llu %d %llu %llu %llu %ld %.6f %llu %llu %llu %llu %llu %llu %llu",
+    proc_reply(p, "status %d %llu %d %llu %llu %llu %ld %.6f %llu %llu %llu %llu %llu %llu %llu "
+                  "%llu %llu",
                members_up(p->node), (unsigned long long)cc.local,
                herd_repl_settled(p->node), (unsigned long long)rs.held,
                (unsigned long long)rs.held_bytes,
@@ -280,7 +286,8 @@ static void server_status(proc_t *p)
                (unsigned long long)cc.specs, (unsigned long long)cc.running,
                (unsigned long long)rs.puts_out, (unsigned long long)rs.promoted,
                (unsigned long long)rs.query_timeouts, (unsigned long long)rs.unreplicated,
-               (unsigned long long)rs.queries);
+               (unsigned long long)rs.queries, (unsigned long long)cs.frames_out,
+               (unsigned long long)cs.ack_frames_out);
 }
 
 /* ---- a client: callers ----------------------------------------------------------- */
@@ -926,7 +933,7 @@ static void ask(const child_t *c, char *out, size_t cap, const char *fmt, const 
 typedef struct server_status {
     int up, settled;
     unsigned long long local, held, held_bytes, heap, specs, running, puts_out, promoted,
-        query_timeouts, unreplicated, queries;
+        query_timeouts, unreplicated, queries, frames_out, ack_frames_out;
     long rss_kb;
     double down_at;
 } server_status_t;
@@ -937,10 +944,11 @@ static server_status_t server_ask(const child_t *c)
     server_status_t s;
     ask(c, line, sizeof(line), "%s", "status");
     if (sscanf(line,
-               "status %d %llu %d %llu %llu %llu %ld %lf %llu %llu %llu %llu %llu %llu %llu",
+               "status %d %llu %d %llu %llu %llu %ld %lf %llu %llu %llu %llu %llu %llu %llu %llu "
+               "%llu",
                &s.up, &s.local, &s.settled, &s.held, &s.held_bytes, &s.heap, &s.rss_kb,
                &s.down_at, &s.specs, &s.running, &s.puts_out, &s.promoted, &s.query_timeouts,
-               &s.unreplicated, &s.queries) != 15)
+               &s.unreplicated, &s.queries, &s.frames_out, &s.ack_frames_out) != 17)
         die("a server's status", 0);
     return s;
 }
@@ -949,7 +957,7 @@ typedef struct result {
     int replicas;
     double rtt_med_us, rtt_p99_us;
     size_t rtt_calls, rtt_failed;
-    double incr_per_s, incr_per_put;
+    double incr_per_s, incr_per_put, server_frames_per_incr, server_ack_frames_per_incr;
     unsigned long long tput_acked;
     unsigned long long held, held_bytes;
     double heap_growth, rss_growth; /* bytes, the mean of the server nodes */
@@ -1026,10 +1034,13 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
             die("starting the load", 0);
     }
     usleep((useconds_t)(WARMUP_S * 1e6));
-    unsigned long long a0[MAX_CLIENTS], puts0 = 0, puts1 = 0;
+    unsigned long long a0[MAX_CLIENTS], puts0 = 0, puts1 = 0, frames0 = 0, frames1 = 0;
+    unsigned long long acks0 = 0, acks1 = 0;
     double t0[MAX_CLIENTS];
-    for (int k = 0; k < SERVERS; k++)
-        puts0 += server_ask(srv[k]).puts_out;
+    for (int k = 0; k < SERVERS; k++) {
+        server_status_t s = server_ask(srv[k]);
+        puts0 += s.puts_out, frames0 += s.frames_out, acks0 += s.ack_frames_out;
+    }
     for (int k = 0; k < opt.clients; k++) {
         ask(cli[k], line, sizeof(line), "%s", "acked");
         if (sscanf(line, "acked %llu %lf", &a0[k], &t0[k]) != 2)
@@ -1045,8 +1056,12 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
         r->tput_acked += a1 - a0[k];
         r->incr_per_s += (double)(a1 - a0[k]) / (t1 - t0[k]);
     }
-    for (int k = 0; k < SERVERS; k++)
-        puts1 += server_ask(srv[k]).puts_out;
+    for (int k = 0; k < SERVERS; k++) {
+        server_status_t s = server_ask(srv[k]);
+        puts1 += s.puts_out, frames1 += s.frames_out, acks1 += s.ack_frames_out;
+    }
+    r->server_frames_per_incr = r->tput_acked ? (double)(frames1 - frames0) / r->tput_acked : 0;
+    r->server_ack_frames_per_incr = r->tput_acked ? (double)(acks1 - acks0) / r->tput_acked : 0;
     /* a version goes to replicas - 1 members: one put message each */
     double versions = (double)(puts1 - puts0) / (r->replicas > 1 ? r->replicas - 1 : 1);
     r->incr_per_put = versions > 0 ? (double)r->tput_acked / versions : 0;
@@ -1232,6 +1247,10 @@ static void print_results(const result_t *res, int count)
                opt.callers, opt.window, opt.seconds, r->tput_acked);
     }
     for (int i = 0; i < count; i++)
+        printf("bench replicas server_frames_per_incr %.3f frames replicas=%d "
+               "of=frames_out_of_3_servers/acked_incr ack_only=%.3f\n",
+               res[i].server_frames_per_incr, res[i].replicas, res[i].server_ack_frames_per_incr);
+    for (int i = 0; i < count; i++)
         if (res[i].replicas > 1)
             printf("bench replicas incr_per_version %.2f incr replicas=%d "
                    "of=acked_incr/(puts_out/(replicas-1)) (group commit: increments a state put "
@@ -1301,7 +1320,7 @@ static int parse_count(const char *s, size_t lo, size_t hi, size_t *out)
 
 int main(int argc, char **argv)
 {
-    int quick = 0;
+    int quick = 0, only = 0;
     size_t v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1325,10 +1344,12 @@ int main(int argc, char **argv)
             opt.callers = (int)v, i++;
         } else if (strcmp(a, "--window") == 0 && val && parse_count(val, 1, MAX_WINDOW, &v) == 0) {
             opt.window = (int)v, i++;
+        } else if (strcmp(a, "--only") == 0 && val && parse_count(val, 1, 3, &v) == 0) {
+            only = (int)v, i++; /* one replica count alone: for profiling, no ratios */
         } else {
             fprintf(stderr, "usage: bench_replicas [--quick] [--verbose] [--observer] "
                             "[--strict] [--counters N] [--clients N] [--seconds S] "
-                            "[--callers N] [--window N]\n");
+                            "[--callers N] [--window N] [--only 1|2|3]\n");
             return 2;
         }
     }
@@ -1340,6 +1361,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     next_port = 20000 + (int)(((uint64_t)(now_s() * 1000) ^ ((uint64_t)getpid() << 7)) % 30000);
     result_t res[3];
+    if (only) {
+        result_t r = run(only);
+        print_results(&r, 1);
+        return (r.lost || r.over || r.unread) && only > 1 && opt.strict;
+    }
     for (int i = 0; i < 3; i++)
         res[i] = run(i + 1);
     print_results(res, 3);

@@ -1,7 +1,7 @@
 /*
  * bench_ring.c - the ring benchmark: lookup cost against a bare binary-search
  * floor, load balance, build time and key movement on membership changes, for
- * rings of 3, 16 and 128 members of weight RING_DEFAULT_WEIGHT.
+ * rings of 3, 16 and 128 members of weight HERD_RING_DEFAULT_WEIGHT.
  *
  * Output is one figure per line (DESIGN.md, "Benchmark output"):
  *
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ring.h"
+#include "herd_ring.h"
 
 #define KEY_LEN 16u
 #define REPS 5
@@ -85,31 +85,31 @@ static void member_name(char *buf, size_t cap, unsigned i)
 }
 
 /* A ring of members node-001 .. node-<n>, added in name order. */
-static ring_t *build_ring(unsigned n)
+static herd_ring_t *build_ring(unsigned n)
 {
-    ring_t *r = ring_new();
+    herd_ring_t *r = herd_ring_new();
     if (r == NULL)
-        die("ring_new", HERD_ENOMEM);
-    char name[RING_NAME_MAX + 1];
+        die("herd_ring_new", HERD_ENOMEM);
+    char name[HERD_RING_NAME_MAX + 1];
     for (unsigned i = 1; i <= n; i++) {
         member_name(name, sizeof(name), i);
-        int rc = ring_add(r, name, RING_DEFAULT_WEIGHT);
+        int rc = herd_ring_add(r, name, HERD_RING_DEFAULT_WEIGHT);
         if (rc)
-            die("ring_add", rc);
+            die("herd_ring_add", rc);
     }
     return r;
 }
 
 /* ---- lookup and floor ---------------------------------------------------- */
 
-static double time_ring_lookup(const ring_t *r, const bench_key_t *keys, size_t nkeys,
+static double time_ring_lookup(const herd_ring_t *r, const bench_key_t *keys, size_t nkeys,
                                size_t lookups)
 {
     uint64_t sum = 0;
     double t0 = now_ns();
     for (size_t i = 0, k = 0; i < lookups; i++) {
         const char *owner;
-        ring_owner(r, keys[k].b, KEY_LEN, &owner);
+        herd_ring_owner(r, keys[k].b, KEY_LEN, &owner);
         sum += (uintptr_t)owner;
         if (++k == nkeys)
             k = 0;
@@ -119,14 +119,14 @@ static double time_ring_lookup(const ring_t *r, const bench_key_t *keys, size_t 
     return (t1 - t0) / (double)lookups;
 }
 
-static double time_ring_prehashed(const ring_t *r, const uint64_t *hashes, size_t nkeys,
+static double time_ring_prehashed(const herd_ring_t *r, const uint64_t *hashes, size_t nkeys,
                                   size_t lookups)
 {
     uint64_t sum = 0;
     double t0 = now_ns();
     for (size_t i = 0, k = 0; i < lookups; i++) {
         const char *owner;
-        ring_owner_of_hash(r, hashes[k], &owner);
+        herd_ring_owner_of_hash(r, hashes[k], &owner);
         sum += (uintptr_t)owner;
         if (++k == nkeys)
             k = 0;
@@ -194,14 +194,14 @@ static size_t owner_slot(const char *const *names, size_t n, const char *owner)
 }
 
 /* Fraction of keys whose owner differs between rings a and b. */
-static double moved_fraction(const ring_t *a, const ring_t *b, const uint64_t *hashes,
+static double moved_fraction(const herd_ring_t *a, const herd_ring_t *b, const uint64_t *hashes,
                              size_t n)
 {
     size_t moved = 0;
     for (size_t i = 0; i < n; i++) {
         const char *oa, *ob;
-        ring_owner_of_hash(a, hashes[i], &oa);
-        ring_owner_of_hash(b, hashes[i], &ob);
+        herd_ring_owner_of_hash(a, hashes[i], &oa);
+        herd_ring_owner_of_hash(b, hashes[i], &ob);
         moved += strcmp(oa, ob) != 0;
     }
     return (double)moved / (double)n;
@@ -216,22 +216,22 @@ static void bench_members(unsigned n, const bench_key_t *keys, const uint64_t *h
     double build[BUILD_REPS];
     for (int rep = 0; rep < BUILD_REPS; rep++) {
         double t0 = now_ns();
-        ring_t *tmp = build_ring(n);
+        herd_ring_t *tmp = build_ring(n);
         double t1 = now_ns();
-        bench_sink += ring_point_count(tmp);
-        ring_free(tmp);
+        bench_sink += herd_ring_point_count(tmp);
+        herd_ring_free(tmp);
         build[rep] = (t1 - t0) / 1e6;
     }
-    ring_t *r = build_ring(n);
+    herd_ring_t *r = build_ring(n);
 
     /* the floor's array: the ring's point hashes, in ring order */
-    size_t npts = ring_point_count(r);
+    size_t npts = herd_ring_point_count(r);
     uint64_t *pts = xmalloc(npts * sizeof(*pts));
     for (size_t i = 0; i < npts; i++) {
         const char *owner;
-        int rc = ring_point_at(r, i, &pts[i], &owner);
+        int rc = herd_ring_point_at(r, i, &pts[i], &owner);
         if (rc)
-            die("ring_point_at", rc);
+            die("herd_ring_point_at", rc);
         if (i > 0 && pts[i] < pts[i - 1])
             die("ring points are not sorted", 0);
     }
@@ -239,9 +239,9 @@ static void bench_members(unsigned n, const bench_key_t *keys, const uint64_t *h
     /* sanity: the floor finds the very point whose owner the ring reports */
     for (size_t i = 0; i < nkeys && i < 100000; i++) {
         const char *want, *got;
-        ring_owner(r, keys[i].b, KEY_LEN, &want);
+        herd_ring_owner(r, keys[i].b, KEY_LEN, &want);
         uint64_t h;
-        ring_point_at(r, floor_search(pts, npts, hashes[i]), &h, &got);
+        herd_ring_point_at(r, floor_search(pts, npts, hashes[i]), &h, &got);
         if (want != got)
             die("floor and ring disagree", 0);
     }
@@ -266,15 +266,15 @@ static void bench_members(unsigned n, const bench_key_t *keys, const uint64_t *h
     double pre_ns = median(pre, REPS);
 
     /* balance: empirical key shares over balance_keys keys */
-    size_t members = ring_member_count(r);
+    size_t members = herd_ring_member_count(r);
     const char **names = xmalloc(members * sizeof(*names));
     size_t *count = calloc(members, sizeof(*count));
     if (count == NULL)
         die("calloc", HERD_ENOMEM);
     double arc_max = 0.0, arc_min = 1.0;
     for (size_t m = 0; m < members; m++) {
-        ring_member_info_t info;
-        ring_member_at(r, m, &info);
+        herd_ring_member_info_t info;
+        herd_ring_member_at(r, m, &info);
         names[m] = info.name;
         if (info.share > arc_max)
             arc_max = info.share;
@@ -284,7 +284,7 @@ static void bench_members(unsigned n, const bench_key_t *keys, const uint64_t *h
     qsort(names, members, sizeof(*names), cmp_ptr);
     for (size_t i = 0; i < balance_keys; i++) {
         const char *owner;
-        ring_owner_of_hash(r, hashes[i], &owner);
+        herd_ring_owner_of_hash(r, hashes[i], &owner);
         count[owner_slot(names, members, owner)]++;
     }
     size_t cmax = 0, cmin = SIZE_MAX;
@@ -297,36 +297,36 @@ static void bench_members(unsigned n, const bench_key_t *keys, const uint64_t *h
     double ideal = (double)balance_keys / (double)members;
 
     /* movement: add node-<n+1>; remove the middle member */
-    char name[RING_NAME_MAX + 1];
-    ring_t *added = ring_clone(r);
+    char name[HERD_RING_NAME_MAX + 1];
+    herd_ring_t *added = herd_ring_clone(r);
     if (added == NULL)
-        die("ring_clone", HERD_ENOMEM);
+        die("herd_ring_clone", HERD_ENOMEM);
     member_name(name, sizeof(name), n + 1);
-    int rc = ring_add(added, name, RING_DEFAULT_WEIGHT);
+    int rc = herd_ring_add(added, name, HERD_RING_DEFAULT_WEIGHT);
     if (rc)
-        die("ring_add", rc);
+        die("herd_ring_add", rc);
     double moved_add = moved_fraction(r, added, hashes, balance_keys);
 
-    ring_t *removed = ring_clone(r);
+    herd_ring_t *removed = herd_ring_clone(r);
     if (removed == NULL)
-        die("ring_clone", HERD_ENOMEM);
-    char gone[RING_NAME_MAX + 1];
+        die("herd_ring_clone", HERD_ENOMEM);
+    char gone[HERD_RING_NAME_MAX + 1];
     member_name(gone, sizeof(gone), (n + 1) / 2);
-    ring_member_info_t gone_info;
-    rc = ring_member_find(r, gone, &gone_info);
+    herd_ring_member_info_t gone_info;
+    rc = herd_ring_member_find(r, gone, &gone_info);
     if (rc)
-        die("ring_member_find", rc);
-    rc = ring_remove(removed, gone);
+        die("herd_ring_member_find", rc);
+    rc = herd_ring_remove(removed, gone);
     if (rc)
-        die("ring_remove", rc);
+        die("herd_ring_remove", rc);
     double moved_remove = moved_fraction(r, removed, hashes, balance_keys);
 
-    ring_diff_t diff;
-    rc = ring_diff(r, added, &diff);
+    herd_ring_diff_t diff;
+    rc = herd_ring_compare(r, added, &diff);
     if (rc)
         die("ring_diff", rc);
     double diff_share = diff.moved_share;
-    ring_diff_free(&diff);
+    herd_ring_diff_free(&diff);
 
     /* report */
     printf("bench ring lookup_ns %.1f ns members=%u keys=%zu lookups=%zu\n", look_ns, n,
@@ -341,7 +341,7 @@ static void bench_members(unsigned n, const bench_key_t *keys, const uint64_t *h
     printf("bench ring min_share_ratio %.3f x members=%u keys=%zu arc=%.3f\n",
            (double)cmin / ideal, n, balance_keys, arc_min * (double)members);
     printf("bench ring build_ms %.3f ms members=%u weight=%u\n", median(build, BUILD_REPS),
-           n, RING_DEFAULT_WEIGHT);
+           n, HERD_RING_DEFAULT_WEIGHT);
     printf("bench ring moved_add_ratio %.4f x members=%u keys=%zu expected=%.4f\n",
            moved_add, n, balance_keys, 1.0 / (double)(n + 1));
     printf("bench ring moved_remove_ratio %.4f x members=%u keys=%zu expected=%.4f "
@@ -351,12 +351,12 @@ static void bench_members(unsigned n, const bench_key_t *keys, const uint64_t *h
            diff_share, n, 1.0 / (double)(n + 1));
     fflush(stdout);
 
-    ring_free(removed);
-    ring_free(added);
+    herd_ring_free(removed);
+    herd_ring_free(added);
     free(count);
     free(names);
     free(pts);
-    ring_free(r);
+    herd_ring_free(r);
 }
 
 /* Balance is a random draw that depends on the member names. Over many name
@@ -366,26 +366,26 @@ static void bench_members(unsigned n, const bench_key_t *keys, const uint64_t *h
 static void bench_balance_spread(unsigned n, unsigned sets)
 {
     double *maxr = xmalloc(sets * sizeof(double)), *minr = xmalloc(sets * sizeof(double));
-    char name[RING_NAME_MAX + 1];
+    char name[HERD_RING_NAME_MAX + 1];
     for (unsigned k = 0; k < sets; k++) {
-        ring_t *r = ring_new();
+        herd_ring_t *r = herd_ring_new();
         if (r == NULL)
-            die("ring_new", HERD_ENOMEM);
+            die("herd_ring_new", HERD_ENOMEM);
         for (unsigned i = 1; i <= n; i++) {
             snprintf(name, sizeof(name), "s%u-node-%03u", k, i);
-            int rc = ring_add(r, name, RING_DEFAULT_WEIGHT);
+            int rc = herd_ring_add(r, name, HERD_RING_DEFAULT_WEIGHT);
             if (rc)
-                die("ring_add", rc);
+                die("herd_ring_add", rc);
         }
         double hi = 0, lo = 1;
-        ring_member_info_t m;
-        for (size_t i = 0; ring_member_at(r, i, &m) == 0; i++) {
+        herd_ring_member_info_t m;
+        for (size_t i = 0; herd_ring_member_at(r, i, &m) == 0; i++) {
             hi = m.share > hi ? m.share : hi;
             lo = m.share < lo ? m.share : lo;
         }
         maxr[k] = hi * n;
         minr[k] = lo * n;
-        ring_free(r);
+        herd_ring_free(r);
     }
     printf("bench ring max_share_ratio_median %.3f x members=%u namesets=%u\n",
            median(maxr, sets), n, sets);
@@ -417,7 +417,7 @@ int main(int argc, char **argv)
         uint64_t a = splitmix64(&state), b = splitmix64(&state);
         memcpy(keys[i].b, &a, 8);
         memcpy(keys[i].b + 8, &b, 8);
-        hashes[i] = ring_hash_key(keys[i].b, KEY_LEN);
+        hashes[i] = herd_ring_hash_key(keys[i].b, KEY_LEN);
     }
 
     static const unsigned counts[] = {3, 16, 128};

@@ -150,10 +150,10 @@ typedef void (*herd_start_cb)(void *data, const herd_start_result_t *res);
  * HERD_ENOENT (no supervisor). */
 int herd_start_child_async(herd_node_t *node, const herd_child_req_t *req,
                            uint32_t timeout_ms, herd_start_cb cb, void *data);
-/* The same for code outside processes: runs the loop until done. From
- * inside a process (a handler) it returns HERD_EDEADLK at once, having
- * written nothing: the loop it would run is the one running the handler.
- * A process uses herd_start_child_async instead. */
+/* The same for code outside processes: runs the loop until done. From the
+ * node's loop (herd_node_in_loop: a handler, a loop callback) it returns
+ * HERD_EDEADLK at once, having written nothing: the loop it would run is
+ * the one running the caller. Use herd_start_child_async there. */
 int herd_start_child(herd_node_t *node, const herd_child_req_t *req, uint32_t timeout_ms,
                      herd_start_result_t *out);
 /* End a child for good: its spec is removed from the replicated map and
@@ -171,7 +171,8 @@ typedef void (*herd_terminate_cb)(void *data, int status);
 int herd_terminate_child_async(herd_node_t *node, const char *name, uint32_t timeout_ms,
                                herd_terminate_cb cb, void *data);
 /* The same for code outside processes: runs the loop until done and returns
- * the status; HERD_EDEADLK from inside a process (nothing removed). */
+ * the status; HERD_EDEADLK from the node's loop (herd_node_in_loop; nothing
+ * removed). */
 int herd_terminate_child(herd_node_t *node, const char *name, uint32_t timeout_ms);
 
 /* A child's spec as every node reads it. HERD_ENOENT: no such child. */

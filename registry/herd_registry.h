@@ -95,7 +95,10 @@ int herd_update_meta(herd_node_t *node, const char *name, const herd_meta_t *met
 
 /* Messages by name: HERD_ENOENT at once for an unknown name, else as the pid
  * variants (herd_runtime.h). herd_node_call_name blocks: HERD_EDEADLK from
- * inside a process, whatever the name. */
+ * the node's loop (herd_node_in_loop: a process, a loop callback), whatever
+ * the name. herd_node_call_name_async is herd_node_call_async by name: an
+ * unknown name is HERD_ENOENT at once (cb never called); the reply and its
+ * ownership as there. */
 int herd_cast_name(herd_proc_t *self, const char *name, const void *data, size_t len);
 int herd_send_name(herd_proc_t *self, const char *name, const void *data, size_t len);
 int herd_call_name(herd_proc_t *self, const char *name, const void *data, size_t len,
@@ -103,6 +106,8 @@ int herd_call_name(herd_proc_t *self, const char *name, const void *data, size_t
 int herd_node_cast_name(herd_node_t *node, const char *name, const void *data, size_t len);
 int herd_node_call_name(herd_node_t *node, const char *name, const void *data, size_t len,
                         uint32_t timeout_ms, herd_reply_t *out);
+int herd_node_call_name_async(herd_node_t *node, const char *name, const void *data,
+                              size_t len, uint32_t timeout_ms, herd_call_cb cb, void *cbdata);
 
 /* Visit the visible registrations whose name starts with `prefix` (NULL or
  * "" for all), in no particular order; stop when fn returns nonzero. Returns

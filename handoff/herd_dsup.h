@@ -313,6 +313,33 @@ int herd_drain(herd_node_t *node, const char *name, int on);
  * terminate). herdd's SIGTERM waits for it before leaving. */
 int herd_dsup_drained(herd_node_t *node);
 
+/* ---- leaving gracefully ------------------------------------------------------------- */
+
+/* Take this node out of its cluster without losing what it runs (herdd's
+ * SIGTERM, an embedding program's): drain it (herd_drain: it leaves the
+ * ring and its children move to their new owners with their state), wait
+ * until it may leave with nothing lost (herd_dsup_drained: the moves and
+ * all it sent acknowledged), leave (herd_cluster_leave), linger 200 ms so
+ * the leave reaches the members, then `cb(data, status)` on the loop
+ * thread, never inside this call:
+ *   0               drained: nothing lost;
+ *   HERD_ETIMEDOUT  timeout_ms ran out first (0: leave at once, no drain);
+ *   HERD_ENOTCONN   no other member is up to take its children;
+ *   HERD_ESHUTDOWN  the node was freed first (cb runs inside herd_node_free
+ *                   and must not use the node).
+ * It leaves in every case; children that did not move stop with the node
+ * (their supervisor restarts them elsewhere, as after a crash). The node
+ * keeps running until the program frees it: cb typically stops the loop
+ * (uv_stop), and the program then calls herd_node_free. A node in no
+ * cluster, or without a supervisor, has nothing to move. Errors at once:
+ * HERD_EINVAL (cb NULL), HERD_ESHUTDOWN (a shutdown began already),
+ * HERD_ENOMEM. On the loop thread; from anywhere there (it does not block). */
+typedef void (*herd_shutdown_cb)(void *data, int status);
+int herd_node_shutdown(herd_node_t *node, uint32_t timeout_ms, herd_shutdown_cb cb, void *data);
+/* Cut a shutdown that still waits for its drain short: it leaves now (a
+ * second signal to herdd). HERD_ENOENT when no shutdown waits. */
+int herd_node_shutdown_now(herd_node_t *node);
+
 #ifdef __cplusplus
 }
 #endif

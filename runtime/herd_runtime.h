@@ -298,9 +298,9 @@ int herd_node_poll(herd_node_t *node);
  * freeing one must stop its threads posting to the old first, for malloc
  * may give the new the same address). Posts queued when herd_node_free
  * begins are called there, on the loop thread, with HERD_ESHUTDOWN, so
- * `data` can be freed: none is lost silently. A post does not keep the loop
- * running by itself (herd_node_run_for may return before it runs);
- * herd_node_run does. */
+ * `data` can be freed: none is lost silently. herd_node_run waits for
+ * posts; herd_node_run_for runs those queued when it starts, but returns
+ * early (nothing else to do) without waiting for more. */
 typedef void (*herd_post_fn)(void *data, int status);
 int herd_node_post(herd_node_t *node, herd_post_fn fn, void *data);
 #define HERD_POST_MAX 65536u

@@ -432,6 +432,7 @@ int herd_node_run_for(herd_node_t *n, uint64_t ms)
     /* unref'd: the limit alone does not keep the loop running */
     uv_timer_start(&n->limit, node_on_limit, ms, 0);
     uv_unref((uv_handle_t *)&n->limit);
+    node_posts_hold(n);
     uv_run(n->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&n->limit);
     node_loop_leave(&f);

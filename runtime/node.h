@@ -181,6 +181,9 @@ int node_posts_init(herd_node_t *n);
 void node_posts_free(herd_node_t *n);
 /* Whether the queue's handle keeps the loop alive (herd_node_run). */
 void node_posts_ref(herd_node_t *n, int on);
+/* Posts wait: keep the loop alive until they ran (herd_node_run_for, which
+ * else could end before their wake-up is seen). */
+void node_posts_hold(herd_node_t *n);
 
 /* call_async.c */
 /* An async call's answer is in `w`: its callback runs from the loop soon,

@@ -31,6 +31,9 @@ typedef struct node_posts {
     post_item_t *head, *tail;
     size_t count;
     struct node_posts *next_live;
+    /* loop thread only: who keeps the handle referenced (the loop alive):
+     * herd_node_run for its run, a run that began with posts waiting */
+    uint8_t run_ref, held;
 } node_posts_t;
 
 static pthread_mutex_t posts_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -59,9 +62,22 @@ static void posts_run(herd_node_t *n, post_item_t *list, int status)
     node_loop_leave(&f);
 }
 
+/* Reference the handle while someone wants the loop kept for posts. */
+static void posts_update_ref(node_posts_t *q)
+{
+    if (q->run_ref || q->held)
+        uv_ref((uv_handle_t *)&q->async);
+    else
+        uv_unref((uv_handle_t *)&q->async);
+}
+
 static void posts_on_async(uv_async_t *h)
 {
     node_posts_t *q = h->data;
+    if (q->held) { /* the run that waited for these goes on as before */
+        q->held = 0;
+        posts_update_ref(q);
+    }
     pthread_mutex_lock(&posts_mu);
     post_item_t *list = q->head;
     q->head = q->tail = NULL;
@@ -95,10 +111,20 @@ void node_posts_ref(herd_node_t *n, int on)
 {
     if (n->posts == NULL)
         return;
-    if (on)
-        uv_ref((uv_handle_t *)&n->posts->async);
-    else
-        uv_unref((uv_handle_t *)&n->posts->async);
+    n->posts->run_ref = (uint8_t)(on != 0);
+    posts_update_ref(n->posts);
+}
+
+void node_posts_hold(herd_node_t *n)
+{
+    node_posts_t *q = n->posts;
+    if (q == NULL || q->held)
+        return;
+    pthread_mutex_lock(&posts_mu);
+    q->held = q->count > 0;
+    pthread_mutex_unlock(&posts_mu);
+    if (q->held)
+        posts_update_ref(q);
 }
 
 static void posts_on_closed(uv_handle_t *h)

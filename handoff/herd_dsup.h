@@ -3,6 +3,10 @@
  * from any node; the ring's owner of the name runs it, supervises it and
  * registers it; when the owner changes, the process moves with its state.
  *
+ * Threads: every function here must be called on the node's loop thread
+ * (another thread hands work to it with herd_node_post, herd_runtime.h);
+ * none is thread-safe.
+ *
  * Services: a node knows behaviours by service name (herd_service_register)
  * and announces the names it knows with its membership, so every member
  * knows what every other one provides. A child spec is (name, service,

@@ -2,6 +2,10 @@
  * herd_registry.h - the global name registry: register a process under a
  * name on one node, find it and message it from any node.
  *
+ * Threads: every function here must be called on the node's loop thread
+ * (another thread hands work to it with herd_node_post, herd_runtime.h);
+ * none is thread-safe.
+ *
  * Every node holds a replica of name -> registration in an add-wins delta
  * CRDT (awmap.h). A registration is the pid, its metadata and the hybrid
  * logical clock time it was first made. Changes ship to the other nodes as

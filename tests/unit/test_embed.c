@@ -44,18 +44,6 @@ static const ts_timing_t CALM = {100, 1500, 3000, 60000};
 static const herd_dsup_config_t DCFG = {
     .reconcile_ms = 300, .handoff_timeout_ms = 5000, .forward_grace_ms = 5000};
 
-/* Run n's loop in slices until `cond`; fail after `ms`. */
-#define RUN_UNTIL(n, cond, ms)                                                           \
-    do {                                                                                 \
-        uint64_t t0_ = ts_mono_ms();                                                     \
-        while (!(cond)) {                                                                \
-            if (ts_mono_ms() - t0_ > (ms))                                               \
-                fail_msg("%s:%d: no %s within %u ms", __FILE__, __LINE__, #cond,         \
-                         (unsigned)(ms));                                                \
-            assert_int_equal(herd_node_run_for((n), 5), 0);                              \
-        }                                                                                \
-    } while (0)
-
 /* ---- an echo process ------------------------------------------------------------- */
 
 /* What the echo's handler got from blocking calls it tried. */
@@ -139,13 +127,13 @@ static void test_embed_post_from_thread_runs_in_order_on_loop(void **state)
     /* posted from the loop thread: never run inside the call */
     assert_int_equal(herd_node_post(n, on_post, (void *)0), 0);
     assert_int_equal(g_post.ran, 0);
-    RUN_UNTIL(n, g_post.ran == 1, 5000);
+    TS_WAIT_UNTIL(g_post.ran == 1, 5000);
     g_post.next = 0;
     poster_t p = {.node = n};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, post_thread, &p), 0);
     /* the loop runs while the thread posts */
-    RUN_UNTIL(n, g_post.ran == 1 + POSTS, 10000);
+    TS_WAIT_UNTIL(g_post.ran == 1 + POSTS, 10000);
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(p.failed, 0);
     assert_int_equal(g_post.off_thread, 0);
@@ -271,7 +259,7 @@ static void test_embed_async_call_local_timeout_and_errors(void **state)
     call_rec_t r = {.node = n};
     assert_int_equal(herd_node_call_async(n, echo, "hi", 2, 5000, on_reply, &r), 0);
     assert_int_equal(r.calls, 0); /* never inside the call */
-    RUN_UNTIL(n, r.calls == 1, 5000);
+    TS_WAIT_UNTIL(r.calls == 1, 5000);
     assert_reply(&r, "echo:hi");
     assert_int_equal(r.in_loop, 1); /* the callback runs on the loop... */
     assert_int_equal(r.nested_rc, HERD_EDEADLK); /* ...and cannot block it */
@@ -280,7 +268,7 @@ static void test_embed_async_call_local_timeout_and_errors(void **state)
     call_rec_t t = {0};
     uint64_t t0 = ts_mono_ms();
     assert_int_equal(herd_node_call_async(n, echo, "silent", 6, 100, on_reply, &t), 0);
-    RUN_UNTIL(n, t.calls == 1, 5000);
+    TS_WAIT_UNTIL(t.calls == 1, 5000);
     assert_true(ts_mono_ms() - t0 >= 90);
     assert_int_equal(t.rc, HERD_ETIMEDOUT);
     assert_int_equal(t.status, HERD_ETIMEDOUT);
@@ -310,7 +298,7 @@ static void test_embed_async_call_by_name(void **state)
     call_rec_t r = {0};
     assert_int_equal(herd_node_call_name_async(n, "echo1", "yo", 2, 5000, on_reply, &r), 0);
     assert_int_equal(r.calls, 0);
-    RUN_UNTIL(n, r.calls == 1, 5000);
+    TS_WAIT_UNTIL(r.calls == 1, 5000);
     assert_reply(&r, "echo:yo");
     /* an unknown name: what the blocking form says, at once */
     call_rec_t e = {0};
@@ -450,14 +438,14 @@ static void test_embed_deadlk_from_timer_post_and_handler(void **state)
     uv_timer_init(herd_node_loop(n), &t);
     t.data = &d;
     uv_timer_start(&t, deadlk_on_timer, 1, 0);
-    RUN_UNTIL(n, d.ran == 1, 5000);
+    TS_WAIT_UNTIL(d.ran == 1, 5000);
     assert_refused(&d);
     uv_close((uv_handle_t *)&t, NULL);
 
     /* a post */
     deadlk_t p = {.node = n, .callee = echo};
     assert_int_equal(herd_node_post(n, deadlk_on_post, &p), 0);
-    RUN_UNTIL(n, p.ran == 1, 5000);
+    TS_WAIT_UNTIL(p.ran == 1, 5000);
     assert_refused(&p);
 
     /* a process handler */
@@ -491,7 +479,7 @@ static void test_embed_deadlk_on_a_shared_loop(void **state)
     uv_timer_init(&ts_loop, &t);
     t.data = &d;
     uv_timer_start(&t, deadlk_on_timer, 1, 0);
-    RUN_UNTIL(a, d.ran == 1, 5000);
+    TS_WAIT_UNTIL(d.ran == 1, 5000);
     assert_refused(&d);
     uv_close((uv_handle_t *)&t, NULL);
     herd_reply_t r;

@@ -315,10 +315,10 @@ static void start_done(void *data, const herd_start_result_t *res)
 int herd_start_child(herd_node_t *n, const herd_child_req_t *req, uint32_t timeout_ms,
                      herd_start_result_t *out)
 {
-    /* Inside a process the loop cannot run (herd_node_run_for refuses, and
-     * the node's clock stands still): refuse before a spec is written or a
+    /* Inside the loop (a process, a loop callback) the loop cannot run
+     * (herd_node_run_for refuses): refuse before a spec is written or a
      * waiter points at this stack frame. */
-    if (herd_node_in_process(n))
+    if (herd_node_in_loop(n))
         return HERD_EDEADLK;
     start_wait_t w = {0};
     int rc = herd_start_child_async(n, req, timeout_ms, start_done, &w);

@@ -9,6 +9,7 @@
 #define HERD_H
 
 #include "herd_dsup.h"
+#include "herd_nodeconf.h"
 #include "herd_registry.h"
 #include "herd_runtime.h"
 #include "herd_version.h"

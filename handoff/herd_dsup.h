@@ -3,6 +3,10 @@
  * from any node; the ring's owner of the name runs it, supervises it and
  * registers it; when the owner changes, the process moves with its state.
  *
+ * Threads: every function here must be called on the node's loop thread
+ * (another thread hands work to it with herd_node_post, herd_runtime.h);
+ * none is thread-safe.
+ *
  * Services: a node knows behaviours by service name (herd_service_register)
  * and announces the names it knows with its membership, so every member
  * knows what every other one provides. A child spec is (name, service,
@@ -153,10 +157,10 @@ typedef void (*herd_start_cb)(void *data, const herd_start_result_t *res);
  * HERD_ENOENT (no supervisor). */
 int herd_start_child_async(herd_node_t *node, const herd_child_req_t *req,
                            uint32_t timeout_ms, herd_start_cb cb, void *data);
-/* The same for code outside processes: runs the loop until done. From
- * inside a process (a handler) it returns HERD_EDEADLK at once, having
- * written nothing: the loop it would run is the one running the handler.
- * A process uses herd_start_child_async instead. */
+/* The same for code outside processes: runs the loop until done. From the
+ * node's loop (herd_node_in_loop: a handler, a loop callback) it returns
+ * HERD_EDEADLK at once, having written nothing: the loop it would run is
+ * the one running the caller. Use herd_start_child_async there. */
 int herd_start_child(herd_node_t *node, const herd_child_req_t *req, uint32_t timeout_ms,
                      herd_start_result_t *out);
 /* End a child for good: its spec is removed from the replicated map and
@@ -174,7 +178,8 @@ typedef void (*herd_terminate_cb)(void *data, int status);
 int herd_terminate_child_async(herd_node_t *node, const char *name, uint32_t timeout_ms,
                                herd_terminate_cb cb, void *data);
 /* The same for code outside processes: runs the loop until done and returns
- * the status; HERD_EDEADLK from inside a process (nothing removed). */
+ * the status; HERD_EDEADLK from the node's loop (herd_node_in_loop; nothing
+ * removed). */
 int herd_terminate_child(herd_node_t *node, const char *name, uint32_t timeout_ms);
 
 /* A child's spec as every node reads it. HERD_ENOENT: no such child. */
@@ -314,6 +319,33 @@ int herd_drain(herd_node_t *node, const char *name, int on);
  * too (a node cut off alone must not leave with the only copy of a
  * terminate). herdd's SIGTERM waits for it before leaving. */
 int herd_dsup_drained(herd_node_t *node);
+
+/* ---- leaving gracefully ------------------------------------------------------------- */
+
+/* Take this node out of its cluster without losing what it runs (herdd's
+ * SIGTERM, an embedding program's): drain it (herd_drain: it leaves the
+ * ring and its children move to their new owners with their state), wait
+ * until it may leave with nothing lost (herd_dsup_drained: the moves and
+ * all it sent acknowledged), leave (herd_cluster_leave), linger 200 ms so
+ * the leave reaches the members, then `cb(data, status)` on the loop
+ * thread, never inside this call:
+ *   0               drained: nothing lost;
+ *   HERD_ETIMEDOUT  timeout_ms ran out first (0: leave at once, no drain);
+ *   HERD_ENOTCONN   no other member is up to take its children;
+ *   HERD_ESHUTDOWN  the node was freed first (cb runs inside herd_node_free
+ *                   and must not use the node).
+ * It leaves in every case; children that did not move stop with the node
+ * (their supervisor restarts them elsewhere, as after a crash). The node
+ * keeps running until the program frees it: cb typically stops the loop
+ * (uv_stop), and the program then calls herd_node_free. A node in no
+ * cluster, or without a supervisor, has nothing to move. Errors at once:
+ * HERD_EINVAL (cb NULL), HERD_ESHUTDOWN (a shutdown began already),
+ * HERD_ENOMEM. On the loop thread; from anywhere there (it does not block). */
+typedef void (*herd_shutdown_cb)(void *data, int status);
+int herd_node_shutdown(herd_node_t *node, uint32_t timeout_ms, herd_shutdown_cb cb, void *data);
+/* Cut a shutdown that still waits for its drain short: it leaves now (a
+ * second signal to herdd). HERD_ENOENT when no shutdown waits. */
+int herd_node_shutdown_now(herd_node_t *node);
 
 #pragma GCC visibility pop
 

@@ -228,8 +228,8 @@ static void terminate_done(void *data, int status)
 
 int herd_terminate_child(herd_node_t *n, const char *name, uint32_t timeout_ms)
 {
-    if (herd_node_in_process(n))
-        return HERD_EDEADLK; /* the loop cannot run from inside a process */
+    if (herd_node_in_loop(n))
+        return HERD_EDEADLK; /* the loop cannot run nested in itself */
     term_wait_t t = {0};
     int rc = herd_terminate_child_async(n, name, timeout_ms, terminate_done, &t);
     if (rc)

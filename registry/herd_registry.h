@@ -2,6 +2,10 @@
  * herd_registry.h - the global name registry: register a process under a
  * name on one node, find it and message it from any node.
  *
+ * Threads: every function here must be called on the node's loop thread
+ * (another thread hands work to it with herd_node_post, herd_runtime.h);
+ * none is thread-safe.
+ *
  * Every node holds a replica of name -> registration in an add-wins delta
  * CRDT (awmap.h). A registration is the pid, its metadata and the hybrid
  * logical clock time it was first made. Changes ship to the other nodes as
@@ -98,7 +102,10 @@ int herd_update_meta(herd_node_t *node, const char *name, const herd_meta_t *met
 
 /* Messages by name: HERD_ENOENT at once for an unknown name, else as the pid
  * variants (herd_runtime.h). herd_node_call_name blocks: HERD_EDEADLK from
- * inside a process, whatever the name. */
+ * the node's loop (herd_node_in_loop: a process, a loop callback), whatever
+ * the name. herd_node_call_name_async is herd_node_call_async by name: an
+ * unknown name is HERD_ENOENT at once (cb never called); the reply and its
+ * ownership as there. */
 int herd_cast_name(herd_proc_t *self, const char *name, const void *data, size_t len);
 int herd_send_name(herd_proc_t *self, const char *name, const void *data, size_t len);
 int herd_call_name(herd_proc_t *self, const char *name, const void *data, size_t len,
@@ -106,6 +113,8 @@ int herd_call_name(herd_proc_t *self, const char *name, const void *data, size_t
 int herd_node_cast_name(herd_node_t *node, const char *name, const void *data, size_t len);
 int herd_node_call_name(herd_node_t *node, const char *name, const void *data, size_t len,
                         uint32_t timeout_ms, herd_reply_t *out);
+int herd_node_call_name_async(herd_node_t *node, const char *name, const void *data,
+                              size_t len, uint32_t timeout_ms, herd_call_cb cb, void *cbdata);
 
 /* Visit the visible registrations whose name starts with `prefix` (NULL or
  * "" for all), in no particular order; stop when fn returns nonzero. Returns

@@ -403,12 +403,20 @@ int herd_node_call_name(herd_node_t *n, const char *name, const void *data, size
                         uint32_t timeout_ms, herd_reply_t *out)
 {
     herd_pid_t pid;
-    int rc = herd_node_in_process(n) ? HERD_EDEADLK : herd_whereis(n, name, &pid, NULL);
+    int rc = herd_node_in_loop(n) ? HERD_EDEADLK : herd_whereis(n, name, &pid, NULL);
     if (rc) {
         memset(out, 0, sizeof(*out));
         return rc;
     }
     return herd_node_call(n, pid, data, len, timeout_ms, out);
+}
+
+int herd_node_call_name_async(herd_node_t *n, const char *name, const void *data, size_t len,
+                              uint32_t timeout_ms, herd_call_cb cb, void *cbdata)
+{
+    herd_pid_t pid;
+    int rc = cb ? herd_whereis(n, name, &pid, NULL) : HERD_EINVAL;
+    return rc ? rc : herd_node_call_async(n, pid, data, len, timeout_ms, cb, cbdata);
 }
 
 /* ---- listing ------------------------------------------------------------------------ */

@@ -31,14 +31,16 @@ extern "C" {
     X(ETIMEDOUT, -10, "timed out")                                            \
     X(EFULL, -11, "mailbox full")                                             \
     X(ETOOBIG, -12, "message too big")                                        \
-    X(EDEADLK, -13, "blocking call from inside a process")                    \
+    X(EDEADLK, -13, "blocking call from inside the node's loop (a process or a loop callback)") \
     X(EIO, -14, "I/O error")                                                  \
     X(EBADFRAME, -15, "malformed or unauthenticated frame")                   \
     X(ENOTCONN, -16, "node down or unknown")                                  \
     X(EBUSY, -17, "busy: try again later")                                   \
     X(EUNCERTAIN, -18, "outcome unknown: it may or may not take effect")      \
     X(ENOSERVICE, -19, "no live member provides the service")                 \
-    X(EUNAVAILABLE, -20, "too few copies of its state can be kept: refused, nothing applied")
+    X(EUNAVAILABLE, -20, "too few copies of its state can be kept: refused, nothing applied") \
+    X(ESHUTDOWN, -21, "node shut down or being freed")                        \
+    X(EINSECURE, -22, "file open to group or others: make it readable by its owner only")
 
 typedef enum {
 #define HERD_ERR_ENUM(name, value, msg) HERD_##name = value,

@@ -14,14 +14,22 @@
  *   processes. Nothing blocks inside a process: a call made by a process comes
  *   back to it as a HERD_MSG_REPLY message carrying the call's reference (the
  *   reply, or HERD_ETIMEDOUT). Code outside processes (tests, tools, an
- *   embedding program) uses herd_node_call, which runs the loop until the reply.
+ *   embedding program) uses herd_node_call_async, whose callback the loop
+ *   runs with the reply, or herd_node_call, which runs the loop until the
+ *   reply (not from the loop's own callbacks: HERD_EDEADLK there).
  * - Pids are values, never pointers: a send to a pid that has exited returns
  *   HERD_ENOPROC. A pid is never reused: serials only grow, and a restarted node
  *   has a new incarnation.
  *
  * All functions return 0 (or a count) on success and a negative HERD_E* code on
- * failure (herd_error.h). Everything runs on the node's loop thread; nothing
- * here is thread-safe.
+ * failure (herd_error.h).
+ *
+ * Threads. Everything here must be called on the node's loop thread (the one
+ * that runs its loop; before the loop runs, the one that made the node),
+ * except herd_node_post, the one thread-safe entry: another thread hands it
+ * a function that the loop thread then runs (herd_strerror, herd_err_name,
+ * herd_reason_name, herd_node_id_of and herd_pid_equal are pure and safe
+ * anywhere too). The log settings are process-wide and not thread-safe.
  */
 #ifndef HERD_RUNTIME_H
 #define HERD_RUNTIME_H
@@ -215,7 +223,12 @@ typedef struct herd_node_config {
  * HERD_ENAMETOOLONG, HERD_ENOMEM, or a libuv failure as HERD_EIO. */
 int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out);
 /* Stop every process (terminate with HERD_REASON_SHUTDOWN, no link or monitor
- * traffic), close the node's handles and free it. */
+ * traffic), close the node's handles and free it. What still waits is told,
+ * inside this call, with HERD_ESHUTDOWN (it must not use the node then): the
+ * queued posts (herd_node_post), the asynchronous calls not answered yet, a
+ * shutdown in progress (herd_node_shutdown). Call it on the loop thread
+ * after the loop stopped, never from one of the loop's callbacks (it runs
+ * the loop to close the node's handles). */
 void herd_node_free(herd_node_t *node);
 
 uint64_t herd_node_id_of(const char *name);
@@ -248,18 +261,53 @@ typedef struct herd_node_stats {
 void herd_node_stats(const herd_node_t *node, herd_node_stats_t *out);
 
 /* Nonzero while a process's callback runs on this node (code inside a
- * process), 0 for code outside processes. The blocking helpers of every
- * layer (herd_node_run_for, herd_node_poll, herd_node_call, herd_start_child,
- * ...) run the loop and so refuse there with HERD_EDEADLK. */
+ * process), 0 for code outside processes. */
 int herd_node_in_process(const herd_node_t *node);
+/* Nonzero while the node's loop runs on this thread, under the caller: code
+ * inside a process, or a callback of the loop while herd runs it
+ * (herd_node_run, herd_node_run_for, a blocking call) or while herd calls a
+ * program's callback (a post, an asynchronous call's answer); loops shared
+ * by several nodes count for each. The blocking helpers of every layer
+ * (herd_node_run_for, herd_node_run, herd_node_call, herd_node_call_name,
+ * herd_start_child, herd_terminate_child) would run that loop nested in
+ * itself, and refuse there with HERD_EDEADLK, doing nothing: use the
+ * asynchronous forms. herd cannot see a loop the program runs with uv_run
+ * itself: run it with herd_node_run. */
+int herd_node_in_loop(const herd_node_t *node);
 /* Run the loop for at most `ms` milliseconds of real time (returns early once
- * nothing is left to do and no timer is armed). Not from inside a process:
- * HERD_EDEADLK there. */
+ * nothing is left to do and no timer is armed). HERD_EDEADLK from the loop
+ * (herd_node_in_loop). */
 int herd_node_run_for(herd_node_t *node, uint64_t ms);
+/* Run the loop until uv_stop (a signal handler's, or a herd_node_shutdown
+ * callback's): the way an embedding program runs it (uv_run(loop,
+ * UV_RUN_DEFAULT) would do, but then herd cannot tell the loop's callbacks
+ * from code outside the loop: herd_node_in_loop). Posts keep it running.
+ * 0, or HERD_EDEADLK from the loop. */
+int herd_node_run(herd_node_t *node);
 /* Run everything that is ready now: due timers and every queued message,
  * without waiting for I/O. Returns how many messages were handled. For
  * simulations that drive the clock themselves. */
 int herd_node_poll(herd_node_t *node);
+
+/* ---- from other threads ------------------------------------------------------- */
+
+/* `fn(data, 0)` runs on the node's loop thread, in the order posted, soon
+ * after this returns (never inside it, even on the loop thread). THE ONE
+ * THREAD-SAFE FUNCTION: any thread may call it, also while the node is
+ * being freed or after (see below). Errors (fn is never called then):
+ * HERD_EINVAL (fn NULL), HERD_ENOMEM, HERD_EFULL (HERD_POST_MAX posts wait
+ * already: the loop is not keeping up, or not running), HERD_ESHUTDOWN
+ * (herd_node_free has begun or is done: a node is checked against the live
+ * ones by address, never touched; a program that makes a new node after
+ * freeing one must stop its threads posting to the old first, for malloc
+ * may give the new the same address). Posts queued when herd_node_free
+ * begins are called there, on the loop thread, with HERD_ESHUTDOWN, so
+ * `data` can be freed: none is lost silently. herd_node_run waits for
+ * posts; herd_node_run_for runs those queued when it starts, but returns
+ * early (nothing else to do) without waiting for more. */
+typedef void (*herd_post_fn)(void *data, int status);
+int herd_node_post(herd_node_t *node, herd_post_fn fn, void *data);
+#define HERD_POST_MAX 65536u
 
 /* ---- processes ----------------------------------------------------------------- */
 
@@ -364,10 +412,27 @@ void herd_reply_free(herd_reply_t *r);
  * or the timeout. Returns 0 with *out filled (out->status may carry the
  * callee's error), or the runtime's error as herd_call's reply would carry
  * it (HERD_ENOPROC, HERD_ETIMEDOUT, HERD_ENOTCONN, HERD_EUNCERTAIN), or
- * HERD_EDEADLK (called from inside a process, where it would block the
- * loop). */
+ * HERD_EDEADLK (called from the node's loop, herd_node_in_loop: inside a
+ * process or a loop callback, where it would run the loop nested in itself;
+ * nothing is sent). out->data is the caller's: herd_reply_free. */
 int herd_node_call(herd_node_t *node, herd_pid_t to, const void *data, size_t len,
                    uint32_t timeout_ms, herd_reply_t *out);
+
+/* The answer to herd_node_call_async: `rc` and `*reply` as herd_node_call
+ * returns them, or rc HERD_ESHUTDOWN (reply empty) when the node is freed
+ * before (cb then runs inside herd_node_free and must not use the node).
+ * `reply` is herd's and valid during the callback only: copy what you
+ * keep, or take reply->data (then set it to NULL; free it with free()). */
+typedef void (*herd_call_cb)(void *data, int rc, herd_reply_t *reply);
+/* herd_node_call without blocking, from anywhere on the loop thread (code
+ * outside processes, a loop callback, a process): `cb(cbdata, ...)` runs
+ * once on the loop thread, never inside this call (nor inside the handler
+ * that replies). The errors herd_node_call gives at once are returned at
+ * once, and cb is never called then: HERD_ENOPROC (a local pid not alive),
+ * HERD_ENOTCONN, HERD_EFULL, HERD_ETOOBIG, HERD_ENOMEM, HERD_EINVAL (cb
+ * NULL). The blocking herd_node_call shares its start and completion. */
+int herd_node_call_async(herd_node_t *node, herd_pid_t to, const void *data, size_t len,
+                         uint32_t timeout_ms, herd_call_cb cb, void *cbdata);
 
 /* ---- timers --------------------------------------------------------------------- */
 
@@ -569,7 +634,7 @@ int herd_node_on_exit(herd_node_t *node, herd_exit_hook cb, void *data);
 #define HERD_MAX_HOOKS 8
 
 /* One pointer per upper layer, freed (free_fn) first thing in herd_node_free. */
-enum { HERD_EXT_REGISTRY, HERD_EXT_HANDOFF, HERD_EXT_COUNT };
+enum { HERD_EXT_REGISTRY, HERD_EXT_HANDOFF, HERD_EXT_SHUTDOWN, HERD_EXT_COUNT };
 int herd_node_set_ext(herd_node_t *node, int slot, void *ptr, void (*free_fn)(void *));
 void *herd_node_ext(const herd_node_t *node, int slot);
 

@@ -11,6 +11,12 @@
  * timers live in a heap (timer.c) behind one uv_timer armed for the earliest
  * deadline. Blocking calls from outside processes run the loop one iteration
  * at a time until their reply arrives.
+ *
+ * Each run of a node's loop by herd is noted on the running thread (a
+ * loop_frame_t on its stack), so that a blocking call from one of the loop's
+ * callbacks finds its loop already running and refuses (HERD_EDEADLK)
+ * instead of running it nested in itself: libuv does not say whether a loop
+ * runs, and a nested uv_run re-enters callbacks that are half done.
  */
 #include "node.h"
 
@@ -172,7 +178,9 @@ static void node_on_idle(uv_idle_t *h)
 {
     herd_node_t *n = h->data;
     node_drain(n, NODE_BUDGET);
-    if (n->runq_head == NULL)
+    if (n->done_head)
+        node_run_done(n);
+    if (n->runq_head == NULL && n->done_head == NULL)
         uv_idle_stop(&n->idle);
 }
 
@@ -187,6 +195,11 @@ void node_schedule(herd_node_t *n, herd_proc_t *p)
     else
         n->runq_head = p;
     n->runq_tail = p;
+    node_kick(n);
+}
+
+void node_kick(herd_node_t *n)
+{
     if (!n->stopping && !uv_is_active((uv_handle_t *)&n->idle))
         uv_idle_start(&n->idle, node_on_idle);
 }
@@ -265,6 +278,27 @@ static int node_init_loop(herd_node_t *n, uv_loop_t *loop)
     return 0;
 }
 
+static void node_on_closed(uv_handle_t *h)
+{
+    herd_node_t *n = h->data;
+    n->closed_handles++;
+}
+
+/* Close the node's own handles and its loop if it made it; memory tied to
+ * the loop is freed only once the loop says it is closed. */
+static void node_close_handles(herd_node_t *n)
+{
+    uv_close((uv_handle_t *)&n->idle, node_on_closed);
+    uv_close((uv_handle_t *)&n->tick, node_on_closed);
+    uv_close((uv_handle_t *)&n->limit, node_on_closed);
+    while (n->closed_handles < 3)
+        uv_run(n->loop, UV_RUN_NOWAIT);
+    if (n->own_loop) {
+        uv_loop_close(n->loop);
+        free(n->loop);
+    }
+}
+
 int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out)
 {
     if (cfg == NULL || out == NULL)
@@ -289,6 +323,8 @@ int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out)
     u64map_init(&n->timers);
     u64map_init(&n->redirects);
     rc = node_init_loop(n, cfg->loop);
+    if (rc == 0 && (rc = node_posts_init(n)) != 0)
+        node_close_handles(n);
     if (rc) {
         free(n);
         return rc;
@@ -297,16 +333,11 @@ int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out)
     return 0;
 }
 
-static void node_on_closed(uv_handle_t *h)
-{
-    herd_node_t *n = h->data;
-    n->closed_handles++;
-}
-
 void herd_node_free(herd_node_t *n)
 {
     if (n == NULL)
         return;
+    node_posts_free(n); /* first: no thread can post to it any more */
     for (int i = HERD_EXT_COUNT - 1; i >= 0; i--) /* upper layers first */
         if (n->ext[i].ptr && n->ext[i].free_fn)
             n->ext[i].free_fn(n->ext[i].ptr);
@@ -316,22 +347,14 @@ void herd_node_free(herd_node_t *n)
     n->stopping = 1;
     proc_free_all(n);
     timer_free_all(n);
+    node_calls_cancel(n); /* the async callers are told; then the calls go */
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&n->calls, &cursor)) != NULL;)
         free(s->value);
     u64map_fini(&n->calls);
     u64map_fini(&n->procs);
     node_redirects_free(n);
-    uv_close((uv_handle_t *)&n->idle, node_on_closed);
-    uv_close((uv_handle_t *)&n->tick, node_on_closed);
-    uv_close((uv_handle_t *)&n->limit, node_on_closed);
-    /* memory tied to the loop is freed only once the loop says it is closed */
-    while (n->closed_handles < 3)
-        uv_run(n->loop, UV_RUN_NOWAIT);
-    if (n->own_loop) {
-        uv_loop_close(n->loop);
-        free(n->loop);
-    }
+    node_close_handles(n);
     free(n);
 }
 
@@ -373,16 +396,59 @@ int herd_node_in_process(const herd_node_t *n)
     return n->depth > 0;
 }
 
+/* The runs of loops on this thread, innermost first: a few frames deep at
+ * most, so a walk is cheap next to what a blocking call costs. */
+static _Thread_local loop_frame_t *loop_frames;
+
+void node_loop_enter(herd_node_t *n, loop_frame_t *f)
+{
+    f->loop = n->loop;
+    f->up = loop_frames;
+    loop_frames = f;
+}
+
+void node_loop_leave(loop_frame_t *f)
+{
+    loop_frames = f->up;
+}
+
+int herd_node_in_loop(const herd_node_t *n)
+{
+    if (n->depth > 0)
+        return 1;
+    for (const loop_frame_t *f = loop_frames; f; f = f->up)
+        if (f->loop == n->loop)
+            return 1;
+    return 0;
+}
+
 int herd_node_run_for(herd_node_t *n, uint64_t ms)
 {
-    if (herd_node_in_process(n))
+    if (herd_node_in_loop(n))
         return HERD_EDEADLK;
+    loop_frame_t f;
+    node_loop_enter(n, &f);
     uv_update_time(n->loop);
     /* unref'd: the limit alone does not keep the loop running */
     uv_timer_start(&n->limit, node_on_limit, ms, 0);
     uv_unref((uv_handle_t *)&n->limit);
+    node_posts_hold(n);
     uv_run(n->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&n->limit);
+    node_loop_leave(&f);
+    return 0;
+}
+
+int herd_node_run(herd_node_t *n)
+{
+    if (herd_node_in_loop(n))
+        return HERD_EDEADLK;
+    loop_frame_t f;
+    node_loop_enter(n, &f);
+    node_posts_ref(n, 1); /* another thread's post may be all there is to wait for */
+    uv_run(n->loop, UV_RUN_DEFAULT);
+    node_posts_ref(n, 0);
+    node_loop_leave(&f);
     return 0;
 }
 
@@ -393,7 +459,9 @@ int herd_node_poll(herd_node_t *n)
     timer_fire_due(n, herd_node_now(n));
     /* bounded: a process that keeps messaging itself cannot hold poll forever */
     int handled = node_drain(n, 64 * NODE_BUDGET);
-    if (n->runq_head == NULL)
+    if (n->done_head)
+        handled += node_run_done(n);
+    if (n->runq_head == NULL && n->done_head == NULL)
         uv_idle_stop(&n->idle);
     node_timers_changed(n);
     return handled;
@@ -404,6 +472,9 @@ int herd_node_poll(herd_node_t *n)
  * ever time out, so there the wait ends when the node runs out of work. */
 int node_wait(herd_node_t *n, call_waiter_t *w)
 {
+    loop_frame_t f;
+    int rc = 0;
+    node_loop_enter(n, &f);
     while (!w->done) {
         if (n->clock.now_ms == NULL) {
             /* what is ready now first; block in the loop only when idle */
@@ -412,9 +483,12 @@ int node_wait(herd_node_t *n, call_waiter_t *w)
                 uv_run(n->loop, n->runq_head ? UV_RUN_NOWAIT : UV_RUN_ONCE);
         } else {
             uv_run(n->loop, UV_RUN_NOWAIT);
-            if (herd_node_poll(n) == 0 && !w->done)
-                return HERD_ETIMEDOUT;
+            if (herd_node_poll(n) == 0 && !w->done) {
+                rc = HERD_ETIMEDOUT;
+                break;
+            }
         }
     }
-    return 0;
+    node_loop_leave(&f);
+    return rc;
 }

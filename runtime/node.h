@@ -91,7 +91,21 @@ typedef struct call_waiter {
     int done;
     int runtime_error; /* HERD_ETIMEDOUT/HERD_ENOPROC made by the runtime, else 0 */
     herd_reply_t reply;
+    /* herd_node_call_async's (call_async.c): malloc'ed, told through the
+     * node's done list once answered; NULL for herd_node_call's, on its stack */
+    herd_call_cb cb;
+    void *cbdata;
+    struct call_waiter *next; /* in the done list */
 } call_waiter_t;
+
+/* A run of a node's loop on this thread (node.c): herd_node_run_for, a
+ * blocking call, or herd calling a program's callback (a post, an
+ * asynchronous call's answer). Blocking calls refuse while one of the
+ * node's loop is on the stack (herd_node_in_loop). */
+typedef struct loop_frame {
+    const uv_loop_t *loop;
+    struct loop_frame *up;
+} loop_frame_t;
 
 typedef struct timer_heap {
     struct htimer **items;
@@ -140,6 +154,9 @@ struct herd_node {
     uv_timer_t tick;  /* wakes the loop for the earliest node timer */
     uv_timer_t limit; /* ends herd_node_run_for */
     int closed_handles;
+
+    struct node_posts *posts; /* herd_node_post's queue (post.c); NULL once freeing */
+    call_waiter_t *done_head, *done_tail; /* async calls answered, callbacks due */
 };
 
 /* node.c */
@@ -147,8 +164,36 @@ uint64_t node_new_ref(herd_node_t *n);
 herd_pid_t node_outside_pid(const herd_node_t *n);
 int node_is_local(const herd_node_t *n, herd_pid_t pid);
 void node_schedule(herd_node_t *n, herd_proc_t *p);
+/* Have the idle handle run soon: the run queue, the answered async calls. */
+void node_kick(herd_node_t *n);
 void node_timers_changed(herd_node_t *n);
 int node_wait(herd_node_t *n, call_waiter_t *w);
+/* Note that `n`'s loop runs on this thread until node_loop_leave (frames
+ * nest, innermost last). */
+void node_loop_enter(herd_node_t *n, loop_frame_t *f);
+void node_loop_leave(loop_frame_t *f);
+
+/* post.c */
+/* Make the node's post queue (herd_node_new): HERD_ENOMEM, HERD_EIO. */
+int node_posts_init(herd_node_t *n);
+/* Refuse further posts (HERD_ESHUTDOWN), call the queued ones with
+ * HERD_ESHUTDOWN, close the queue's handle (first thing in herd_node_free). */
+void node_posts_free(herd_node_t *n);
+/* Whether the queue's handle keeps the loop alive (herd_node_run). */
+void node_posts_ref(herd_node_t *n, int on);
+/* Posts wait: keep the loop alive until they ran (herd_node_run_for, which
+ * else could end before their wake-up is seen). */
+void node_posts_hold(herd_node_t *n);
+
+/* call_async.c */
+/* An async call's answer is in `w`: its callback runs from the loop soon,
+ * never inside the code that answered. */
+void node_call_done(herd_node_t *n, call_waiter_t *w);
+/* Run the callbacks of the answered async calls (from the idle handle and
+ * herd_node_poll); returns how many ran. */
+int node_run_done(herd_node_t *n);
+/* Node freed: every async call not told yet is told HERD_ESHUTDOWN. */
+void node_calls_cancel(herd_node_t *n);
 
 /* freeze.c */
 /* Where messages for the moved local process `serial` go now; NONE if none. */
@@ -203,6 +248,12 @@ void proc_free_all(herd_node_t *n);
  * ends it (REPLY_BY_RUNTIME in `how`) with HERD_ETIMEDOUT or HERD_ENOPROC. */
 int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *data,
                        size_t len, unsigned how);
+/* Start a call from code outside processes whose answer goes to `w`
+ * (herd_node_call's on its stack, herd_node_call_async's malloc'ed): the
+ * errors herd_call gives at once, `w` untouched then. *ref (may be NULL)
+ * names the call. */
+int proc_node_call_start(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
+                         uint32_t timeout_ms, call_waiter_t *w, uint64_t *ref);
 /* Watch lists: `pid` watches `p` under `ref` (a monitor, or a caller waiting
  * for p's reply); unwatch removes that entry; forget_monitor removes p's own
  * record of a monitor it holds. */

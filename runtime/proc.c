@@ -864,18 +864,28 @@ int herd_call(herd_proc_t *self, herd_pid_t to, const void *data, size_t len,
     return rc;
 }
 
-int herd_node_call(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
-                   uint32_t timeout_ms, herd_reply_t *out)
+int proc_node_call_start(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
+                         uint32_t timeout_ms, call_waiter_t *w, uint64_t *ref)
 {
-    memset(out, 0, sizeof(*out));
-    if (herd_node_in_process(n))
-        return HERD_EDEADLK;
-    call_waiter_t w = {0};
     uint64_t r = node_new_ref(n);
     int rc = proc_deliver_call(n, to, node_outside_pid(n), r, proc_call_deadline(n, timeout_ms),
                                data, len, 0);
     if (rc == 0)
-        rc = proc_track_call(n, r, 0, to, timeout_ms, &w);
+        rc = proc_track_call(n, r, 0, to, timeout_ms, w);
+    if (rc == 0 && ref)
+        *ref = r;
+    return rc;
+}
+
+int herd_node_call(herd_node_t *n, herd_pid_t to, const void *data, size_t len,
+                   uint32_t timeout_ms, herd_reply_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (herd_node_in_loop(n))
+        return HERD_EDEADLK;
+    call_waiter_t w = {0};
+    uint64_t r;
+    int rc = proc_node_call_start(n, to, data, len, timeout_ms, &w, &r);
     if (rc)
         return rc;
     if (node_wait(n, &w) != 0)
@@ -909,8 +919,12 @@ int proc_complete_call(herd_node_t *n, uint64_t ref, int status, const void *dat
         if (len && (w->reply.data = malloc(len)) != NULL) {
             memcpy(w->reply.data, data, len);
             w->reply.len = len;
+        } else if (len) {
+            w->reply.status = w->runtime_error = HERD_ENOMEM; /* the answer is lost */
         }
         w->done = 1;
+        if (w->cb)
+            node_call_done(n, w);
     } else {
         herd_pid_t caller = {n->id, n->incarnation, pc->caller};
         rc = deliver(n, caller, HERD_MSG_REPLY, pc->callee, ref, status, 0, data, len,

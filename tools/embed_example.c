@@ -3,7 +3,9 @@
  * service of its own ("greeter": counts the greetings it answered, and the
  * count moves with it), controllable with ringctl. Each instance starts the
  * child "welcome" from its own code (one starts it, the others find it
- * running). Usage: README, "Embedding herd".
+ * running). SIGTERM or SIGINT moves its children to the other members with
+ * their state, then it leaves the cluster and exits 0 (herd_node_shutdown);
+ * a second signal leaves without waiting. Usage: README, "Embedding herd".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,11 +65,38 @@ static void start_welcome(uv_timer_t *t)
     herd_start_child_async(t->data, &req, 5000, started, t->data);
 }
 
+static void left(void *node, int status)
+{
+    printf("%s: left the cluster: %s\n", herd_node_name(node),
+           status ? herd_strerror(status) : "every child moved off");
+    if (status != HERD_ESHUTDOWN)
+        uv_stop(herd_node_loop(node));
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    printf("%s: signal %d: moving the children off, then leaving\n", herd_node_name(h->data),
+           signum);
+    if (herd_node_shutdown(h->data, 30000, left, h->data) == HERD_ESHUTDOWN)
+        herd_node_shutdown_now(h->data); /* a second signal: no more waiting */
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
 int main(int argc, char **argv)
 {
-    const char *cookie = getenv("HERD_COOKIE");
-    if (argc < 3 || cookie == NULL || strlen(cookie) < 16)
-        return fprintf(stderr, "usage: HERD_COOKIE=SECRET embed_example NAME PORT [SEED_PORT]\n"), 2;
+    const char *cookie = getenv("HERD_COOKIE"), *cookie_file = getenv("HERD_COOKIE_FILE");
+    char secret[HERD_COOKIE_MAX], why[600];
+    size_t secret_len = cookie ? strlen(cookie) : 0;
+    if (cookie_file && herd_cookie_read(cookie_file, secret, sizeof(secret), &secret_len, why,
+                                        sizeof(why)) != 0)
+        return fprintf(stderr, "embed_example: %s\n", why), 1;
+    if (argc < 3 || (cookie_file == NULL && (cookie == NULL || secret_len < HERD_COOKIE_MIN)))
+        return fprintf(stderr, "usage: HERD_COOKIE=SECRET embed_example NAME PORT [SEED_PORT]\n"
+                               "   or: HERD_COOKIE_FILE=FILE embed_example ...\n"), 2;
     char listen[64], seed[64], control[300];
     snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%s", argv[2]);
     snprintf(seed, sizeof(seed), "tcp://127.0.0.1:%s", argc > 3 ? argv[3] : argv[2]);
@@ -76,7 +105,8 @@ int main(int argc, char **argv)
     node_control_t *ctl;
     herd_node_config_t nc = {.name = argv[1]};
     herd_cluster_config_t cc = {.listen = listen, .seeds = seeds, .seed_count = argc > 3,
-                                .secret = cookie, .secret_len = strlen(cookie)};
+                                .secret = cookie_file ? secret : cookie,
+                                .secret_len = secret_len};
     control_default_address(argv[1], control, sizeof(control));
     int rc = herd_node_new(&nc, &node);
     if (rc == 0 && (rc = herd_cluster_start(node, &cc)) == 0 &&
@@ -87,8 +117,19 @@ int main(int argc, char **argv)
         return fprintf(stderr, "embed_example: %s\n", herd_strerror(rc)), 1;
     setvbuf(stdout, NULL, _IOLBF, 0); /* one line at a time, also into a file */
     uv_timer_t timer; /* the cluster forms meanwhile */
+    uv_signal_t sig[2];
     uv_timer_init(herd_node_loop(node), &timer);
-    timer.data = node;
+    timer.data = sig[0].data = sig[1].data = node;
     uv_timer_start(&timer, start_welcome, 1000, 0);
-    return uv_run(herd_node_loop(node), UV_RUN_DEFAULT); /* until killed */
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(herd_node_loop(node), &sig[i]);
+        uv_signal_start(&sig[i], on_signal, i ? SIGINT : SIGTERM);
+    }
+    herd_node_run(node); /* until left() stops it */
+    uv_close((uv_handle_t *)&timer, on_closed);
+    for (int i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&sig[i], on_closed);
+    node_control_stop(ctl);
+    herd_node_free(node);
+    return 0;
 }

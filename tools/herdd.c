@@ -23,7 +23,6 @@
  * then or later.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +38,6 @@
 #include "log.h"
 #include "node_control.h"
 
-#define HERDD_SECRET_MAX 4096
 #define EXIT_USAGE 2
 #define HERDD_DRAIN_MS 30000 /* SIGTERM: the longest wait for children to move off */
 #define HERDD_NAME_CHECK_MS 3000 /* before "ready": the longest wait for a first answer */
@@ -53,18 +51,16 @@ typedef struct herdd {
     uint32_t weight, heartbeat_ms, down_ms, forget_ms;
     herd_log_level_t log_level;
     char control_buf[300];
-    uint8_t secret[HERDD_SECRET_MAX];
+    uint8_t secret[HERD_COOKIE_MAX];
     size_t secret_len;
     herd_node_t *node;
     node_control_t *ctl;
     uv_signal_t sigint, sigterm;
-    uv_timer_t linger; /* lets the LEAVE frames go out before the loop stops */
-    uv_timer_t drain;  /* SIGTERM: waits for the children to move off */
     uv_timer_t name_watch; /* a live node of this name may still answer later */
-    uint64_t drain_deadline;
     int exit_code;
     int handles_on;
     int stopping;
+    int leaving; /* herd_node_shutdown has not called back yet */
     int control_bound; /* this process serves d->control: its socket file is ours */
 } herdd_t;
 
@@ -98,69 +94,15 @@ static const char help_text[] =
     "TIME herd LEVEL SUBSYSTEM: MESSAGE.\n"
     "See man herdd.\n";
 
-/* The secret: the file's bytes less one trailing newline. Refused when the
- * file is readable by group or others, as Erlang refuses a loose cookie, when
- * it is not a regular file (a FIFO would block the open, a directory has no
- * bytes) and when it is longer than HERDD_SECRET_MAX (two cookies that differ
- * only after that would form one cluster). Opened O_NONBLOCK, so nothing
- * blocks before fstat has said what it is. */
+/* The secret, with the library's checks (herd_cookie_read): a regular
+ * file, not open to group or others, 16 to 4096 bytes. */
 static int read_cookie(herdd_t *d)
 {
-    const char *f = d->cookie_file;
-    int fd = open(f, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        fprintf(stderr, "herdd: cannot read cookie file %s: %s\n", f, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fprintf(stderr, "herdd: cookie file %s is %s, not a regular file\n", f,
-                S_ISDIR(st.st_mode)    ? "a directory"
-                : S_ISFIFO(st.st_mode) ? "a FIFO"
-                : S_ISSOCK(st.st_mode) ? "a socket"
-                : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                                                             : "not a file");
-        goto fail;
-    }
-    if (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) {
-        fprintf(stderr, "herdd: cookie file %s is open to group or others (mode %03o); "
-                        "chmod 600 it\n", f, (unsigned)(st.st_mode & 0777));
-        goto fail;
-    }
-    uint8_t buf[HERDD_SECRET_MAX + 2]; /* the limit, a newline, one byte to see more */
-    size_t got = 0;
-    while (got < sizeof(buf)) {
-        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fprintf(stderr, "herdd: cannot read cookie file %s: %s\n", f, strerror(errno));
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    fd = -1;
-    if (got && buf[got - 1] == '\n')
-        got--;
-    if (got > HERDD_SECRET_MAX) {
-        fprintf(stderr, "herdd: cookie file %s is longer than %d bytes; use a shorter "
-                        "secret\n", f, HERDD_SECRET_MAX);
-        goto fail;
-    }
-    memcpy(d->secret, buf, got);
-    d->secret_len = got;
-    if (d->secret_len < 16) {
-        fprintf(stderr, "herdd: the cookie in %s is %zu bytes; at least 16 are needed\n", f,
-                d->secret_len);
-        return 1;
-    }
-    return 0;
-fail:
-    if (fd >= 0)
-        close(fd);
+    char why[600];
+    if (herd_cookie_read(d->cookie_file, d->secret, sizeof(d->secret), &d->secret_len, why,
+                         sizeof(why)) == 0)
+        return 0;
+    fprintf(stderr, "herdd: %s\n", why);
     return 1;
 }
 
@@ -242,61 +184,45 @@ static int ipc_path_free(const char *flag, const char *address)
 
 /* ---- running ------------------------------------------------------------------ */
 
-static void on_linger_done(uv_timer_t *h)
+/* The node left (herd_node_shutdown): stop the loop. */
+static void on_left(void *data, int status)
 {
-    uv_stop(h->loop);
+    herdd_t *d = data;
+    d->leaving = 0;
+    if (status == HERD_ESHUTDOWN)
+        return; /* freed first: the loop is not running */
+    if (status == HERD_ENOTCONN)
+        herd_log(HERD_LOG_WARN, "herdd", "left the cluster: no other member up to take its "
+                 "children");
+    else if (status)
+        herd_log(HERD_LOG_WARN, "herdd", "left the cluster before every child moved off (%s)",
+                 herd_strerror(status));
+    else
+        herd_log(HERD_LOG_WARN, "herdd", "drained: left the cluster");
+    uv_stop(herd_node_loop(d->node));
 }
 
-static void leave_now(herdd_t *d)
-{
-    uv_timer_stop(&d->drain);
-    herd_cluster_leave(d->node);
-    uv_timer_start(&d->linger, on_linger_done, 200, 0);
-}
-
-static int other_up(void *data, const herd_member_info_t *m)
-{
-    return m->state == HERD_MEMBER_UP && strcmp(m->name, ((herdd_t *)data)->name) != 0;
-}
-
-/* Whether another member is up to take the children. */
-static int others_up(herdd_t *d)
-{
-    return herd_cluster_foreach_member(d->node, other_up, d) > 0;
-}
-
-static void on_drain_check(uv_timer_t *h)
-{
-    herdd_t *d = h->data;
-    herd_child_counts_t cc;
-    herd_count_children(d->node, &cc);
-    int late = herd_node_now(d->node) >= d->drain_deadline;
-    if (!herd_dsup_drained(d->node) && !late && others_up(d))
-        return; /* children still here, or what moved them not yet acknowledged */
-    if (cc.local > 0)
-        herd_log(HERD_LOG_WARN, "herdd", "drain: %llu children still here after %d ms",
-                 (unsigned long long)cc.local, HERDD_DRAIN_MS);
-    herd_log(HERD_LOG_WARN, "herdd", "drained: leaving the cluster");
-    leave_now(d);
-}
-
+/* SIGTERM drains (HERDD_DRAIN_MS at most), then leaves; SIGINT, or a second
+ * signal while the drain waits, leaves at once. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     herdd_t *d = h->data;
     if (d->stopping++) {
-        if (d->stopping == 2 && uv_is_active((uv_handle_t *)&d->drain))
-            leave_now(d); /* a second signal: no more waiting */
+        if (d->stopping == 2 && herd_node_shutdown_now(d->node) == 0)
+            herd_log(HERD_LOG_WARN, "herdd", "signal %d again: leaving without waiting", signum);
         return;
     }
-    if (signum == SIGTERM) {
+    if (signum == SIGTERM)
         herd_log(HERD_LOG_WARN, "herdd", "SIGTERM: draining, then leaving the cluster");
-        herd_cluster_set_draining(d->node, 1);
-        d->drain_deadline = herd_node_now(d->node) + HERDD_DRAIN_MS;
-        uv_timer_start(&d->drain, on_drain_check, 0, 50);
+    else
+        herd_log(HERD_LOG_WARN, "herdd", "signal %d: leaving the cluster", signum);
+    int rc = herd_node_shutdown(d->node, signum == SIGTERM ? HERDD_DRAIN_MS : 0, on_left, d);
+    if (rc) {
+        herd_log(HERD_LOG_ERROR, "herdd", "cannot leave the cluster: %s", herd_strerror(rc));
+        uv_stop(h->loop);
         return;
     }
-    herd_log(HERD_LOG_WARN, "herdd", "signal %d: leaving the cluster", signum);
-    leave_now(d);
+    d->leaving = 1;
 }
 
 /* ---- the name ------------------------------------------------------------------ */
@@ -328,8 +254,7 @@ static int check_name(herdd_t *d)
         if (name_taken(d))
             return 1;
         if (d->stopping) {
-            while (uv_is_active((uv_handle_t *)&d->linger) ||
-                   uv_is_active((uv_handle_t *)&d->drain))
+            while (d->leaving) /* bounded: HERDD_DRAIN_MS and the linger */
                 herd_node_run_for(d->node, 20);
             return -1;
         }
@@ -382,10 +307,9 @@ static int start(herdd_t *d)
                                 .secret = d->secret, .secret_len = d->secret_len,
                                 .weight = d->weight, .heartbeat_ms = d->heartbeat_ms,
                                 .down_ms = d->down_ms, .forget_ms = d->forget_ms};
-    uint32_t beat = d->heartbeat_ms ? d->heartbeat_ms : 200;
-    if (d->down_ms && d->down_ms < 3 * beat) /* under the default suspicion: keep --down-ms */
-        cc.suspect_ms = d->down_ms / 2;
-    rc = herd_cluster_start(d->node, &cc);
+    rc = herd_cluster_derive_timing(&cc); /* checked with the options already */
+    if (rc == 0)
+        rc = herd_cluster_start(d->node, &cc);
     if (rc == 0)
         rc = herd_registry_start(d->node);
     if (rc == 0 && (rc = start_services(d)) != 0)
@@ -403,10 +327,8 @@ static int start(herdd_t *d)
     uv_loop_t *loop = herd_node_loop(d->node);
     uv_signal_init(loop, &d->sigint);
     uv_signal_init(loop, &d->sigterm);
-    uv_timer_init(loop, &d->linger);
-    uv_timer_init(loop, &d->drain);
     uv_timer_init(loop, &d->name_watch);
-    d->drain.data = d->name_watch.data = d;
+    d->name_watch.data = d;
     d->handles_on = 1;
     d->sigint.data = d->sigterm.data = d;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
@@ -448,14 +370,12 @@ static int run(const herdd_args_t *a)
         fprintf(stderr, "herdd: ready name=%s listen=%s control=%s\n", d.name, d.listen,
                 d.control);
         uv_timer_start(&d.name_watch, on_name_watch, HERDD_NAME_WATCH_MS, HERDD_NAME_WATCH_MS);
-        uv_run(herd_node_loop(d.node), UV_RUN_DEFAULT);
+        herd_node_run(d.node);
         rc = d.exit_code;
     }
     if (d.handles_on) {
         uv_close((uv_handle_t *)&d.sigint, on_closed);
         uv_close((uv_handle_t *)&d.sigterm, on_closed);
-        uv_close((uv_handle_t *)&d.linger, on_closed);
-        uv_close((uv_handle_t *)&d.drain, on_closed);
         uv_close((uv_handle_t *)&d.name_watch, on_closed);
     }
     node_control_stop(d.ctl);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "herdd_args.h"
+#include "herd_nodeconf.h"
 #include "herdd_config.h"
 #include "herd_ring.h"
 
@@ -67,22 +68,6 @@ static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, 
     return 0;
 }
 
-/* The shape of a nanomsg address herd uses: tcp://HOST:PORT or ipc://PATH.
- * (Whether it works is for the transport to find out.) */
-static int address_looks_usable(const char *a)
-{
-    size_t len = strlen(a);
-    if (len > 255)
-        return 0;
-    if (strncmp(a, "ipc://", 6) == 0)
-        return len > 6;
-    if (strncmp(a, "tcp://", 6) != 0)
-        return 0;
-    const char *colon = strrchr(a + 6, ':');
-    return colon && colon > a + 6 && colon[1] != '\0' &&
-           strspn(colon + 1, "0123456789") == strlen(colon + 1);
-}
-
 int herdd_args_set(herdd_args_t *a, herdd_opt_t opt, const char *flag, const char *v,
                    char *err, size_t cap)
 {
@@ -94,14 +79,14 @@ int herdd_args_set(herdd_args_t *a, herdd_opt_t opt, const char *flag, const cha
         a->name = v;
         break;
     case HERDD_OPT_LISTEN:
-        if (!address_looks_usable(v))
+        if (herd_address_check(v) != 0)
             return fail(err, cap, "%s wants tcp://HOST:PORT or ipc:///PATH, got '%s'", flag, v);
         a->listen = v;
         break;
     case HERDD_OPT_JOIN:
         if (a->seed_count == HERDD_MAX_SEEDS)
             return fail(err, cap, "at most %d %s addresses", HERDD_MAX_SEEDS, flag);
-        if (!address_looks_usable(v))
+        if (herd_address_check(v) != 0)
             return fail(err, cap, "%s wants tcp://HOST:PORT or ipc:///PATH, got '%s'", flag, v);
         a->seeds[a->seed_count++] = v;
         break;
@@ -219,8 +204,9 @@ int herdd_args_check(const herdd_args_t *a, char *err, size_t cap)
         return fail(err, cap, "--name, --listen and --cookie-file are required%s%s%s",
                     a->file ? " (on the command line or in " : "", a->file ? a->file : "",
                     a->file ? ")" : "");
+    herd_cluster_config_t timing = {.heartbeat_ms = a->heartbeat_ms, .down_ms = a->down_ms};
     uint32_t beat = a->heartbeat_ms ? a->heartbeat_ms : 200;
-    if (a->down_ms && a->down_ms < 2 * beat) {
+    if (herd_cluster_derive_timing(&timing) == HERD_ERANGE) {
         /* where the file gave one of the two, say which line */
         unsigned line = a->line[HERDD_OPT_DOWN_MS] ? a->line[HERDD_OPT_DOWN_MS]
                                                    : a->line[HERDD_OPT_HEARTBEAT_MS];

@@ -35,6 +35,9 @@ int main(int argc, char **argv)
     printf("herd_version %s (%d.%d.%d)\n", herd_version(), HERD_VERSION_MAJOR,
            HERD_VERSION_MINOR, HERD_VERSION_PATCH);
 
+    int checked = herd_address_check(argv[1]); /* herd_nodeconf.h, through herd.h */
+    if (checked)
+        return fail("herd_address_check", checked);
     const char *secret = "install-consumer-secret-of-32-by";
     herd_node_config_t nc = {.name = "consumer"};
     herd_cluster_config_t cc = {.listen = argv[1], .secret = secret,

@@ -1,13 +1,14 @@
 /*
- * herd.h - the header a program that embeds herd includes: the runtime
- * (nodes, processes, the cluster), the ring, the registry and the
- * distributed supervisor, and the version (herd_version.h). Installed as
- * <herd/herd.h>. A node's control socket, which ringctl talks to, has its own
- * header, <herd/node_control.h> (it needs jansson's headers too).
+ * herd.h - the header a program that embeds herd includes, the whole API:
+ * the runtime (nodes, processes, the cluster), the ring, the registry, the
+ * distributed supervisor, a node's control socket (what ringctl talks to:
+ * herd_control.h), configuring a node as herdd does (herd_nodeconf.h) and
+ * the version (herd_version.h). Installed as <herd/herd.h>.
  */
 #ifndef HERD_H
 #define HERD_H
 
+#include "herd_control.h"
 #include "herd_dsup.h"
 #include "herd_nodeconf.h"
 #include "herd_registry.h"

@@ -71,11 +71,6 @@ struct control {
     uint64_t next_token;
 };
 
-void control_default_address(const char *name, char *out, size_t cap)
-{
-    snprintf(out, cap, "ipc:///tmp/herd-%s.ctl", name);
-}
-
 static const char *control_cached(const control_t *c, const char *id)
 {
     for (size_t i = 0; i < CONTROL_CACHE; i++)

@@ -25,9 +25,6 @@
 extern "C" {
 #endif
 
-/* libherd exports what its public headers declare, and nothing else */
-#pragma GCC visibility push(default)
-
 #define CONTROL_CACHE 256
 
 /* A command: on success set *result (a new reference) and return 0; on
@@ -72,11 +69,6 @@ int control_start(uv_loop_t *loop, const char *address, const control_command_t 
                   size_t count, void *data, control_t **out);
 /* Stop serving and free; runs the loop briefly to close its handle. */
 void control_stop(control_t *c);
-
-/* The default control address of node `name`: ipc:///tmp/herd-NAME.ctl. */
-void control_default_address(const char *name, char *out, size_t cap);
-
-#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -102,17 +102,18 @@ int main(int argc, char **argv)
     snprintf(seed, sizeof(seed), "tcp://127.0.0.1:%s", argc > 3 ? argv[3] : argv[2]);
     const char *seeds[] = {seed};
     herd_node_t *node;
-    node_control_t *ctl;
+    herd_control_t *ctl;
     herd_node_config_t nc = {.name = argv[1]};
     herd_cluster_config_t cc = {.listen = listen, .seeds = seeds, .seed_count = argc > 3,
                                 .secret = cookie_file ? secret : cookie,
                                 .secret_len = secret_len};
-    control_default_address(argv[1], control, sizeof(control));
-    int rc = herd_node_new(&nc, &node);
+    int rc = herd_control_default_address(NULL, argv[1], control, sizeof(control));
+    if (rc == 0)
+        rc = herd_node_new(&nc, &node);
     if (rc == 0 && (rc = herd_cluster_start(node, &cc)) == 0 &&
         (rc = herd_registry_start(node)) == 0 && (rc = herd_dsup_start(node, NULL)) == 0 &&
         (rc = herd_service_register(node, "greeter", &greeter)) == 0)
-        rc = node_control_start(node, control, &ctl);
+        rc = herd_control_start(node, control, &ctl);
     if (rc)
         return fprintf(stderr, "embed_example: %s\n", herd_strerror(rc)), 1;
     setvbuf(stdout, NULL, _IOLBF, 0); /* one line at a time, also into a file */
@@ -129,7 +130,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&timer, on_closed);
     for (int i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&sig[i], on_closed);
-    node_control_stop(ctl);
+    herd_control_stop(ctl);
     herd_node_free(node);
     return 0;
 }

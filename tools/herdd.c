@@ -54,7 +54,7 @@ typedef struct herdd {
     uint8_t secret[HERD_COOKIE_MAX];
     size_t secret_len;
     herd_node_t *node;
-    node_control_t *ctl;
+    herd_control_t *ctl;
     uv_signal_t sigint, sigterm;
     uv_timer_t name_watch; /* a live node of this name may still answer later */
     int exit_code;
@@ -74,7 +74,7 @@ static const char help_text[] =
     "Runs one herd node in the foreground. Addresses are nanomsg URLs\n"
     "(tcp://HOST:PORT, ipc:///path). The cookie file holds the cluster secret\n"
     "(16 to 4096 bytes; a trailing newline is dropped): a regular file, not\n"
-    "readable by group or others. --control defaults to ipc:///tmp/herd-NAME.ctl\n"
+    "readable by group or others. --control defaults to ipc:///tmp/herd-CLUSTER-NAME.ctl\n"
     "(0600). Each option but --join is given at most once.\n"
     "herdd does not start on an ipc:// path that a live process serves or that\n"
     "holds anything but a socket; a socket nobody serves is replaced, nor when\n"
@@ -320,7 +320,7 @@ static int start(herdd_t *d)
                        rc == HERD_EIO ? "address in use or not available here"
                                       : herd_strerror(rc)),
                1;
-    rc = node_control_start(d->node, d->control, &d->ctl);
+    rc = herd_control_start(d->node, d->control, &d->ctl);
     if (rc)
         return fprintf(stderr, "herdd: cannot serve control at %s\n", d->control), 1;
     d->control_bound = 1;
@@ -357,7 +357,12 @@ static int run(const herdd_args_t *a)
     if (read_cookie(&d) != 0)
         return 1;
     if (d.control == NULL) {
-        control_default_address(d.name, d.control_buf, sizeof(d.control_buf));
+        rc = herd_control_default_address(d.cluster, d.name, d.control_buf,
+                                          sizeof(d.control_buf));
+        if (rc)
+            return fprintf(stderr, "herdd: no default --control for '%s': %s\n", d.name,
+                           herd_strerror(rc)),
+                   1;
         d.control = d.control_buf;
     }
     if (ipc_path_free("--listen", d.listen) != 0 || ipc_path_free("--control", d.control) != 0)
@@ -378,7 +383,7 @@ static int run(const herdd_args_t *a)
         uv_close((uv_handle_t *)&d.sigterm, on_closed);
         uv_close((uv_handle_t *)&d.name_watch, on_closed);
     }
-    node_control_stop(d.ctl);
+    herd_control_stop(d.ctl);
     d.ctl = NULL;
     herd_node_free(d.node);
     if (d.control_bound && strncmp(d.control, "ipc:///tmp/herd-", 16) == 0)

@@ -3,10 +3,8 @@
  *
  * `start` and `call` wait for other nodes, so they answer later through
  * control_defer/control_finish: `start` through herd_start_child_async's
- * callback, `call` through a proxy process that makes the call without
- * blocking the loop and answers when the reply (or its timeout) comes. The
- * proxy is reachable from the whole cluster, so what it is cast is checked
- * (see "call, through the proxy process").
+ * callback, `call` through herd_node_call_async's, when the reply (or its
+ * timeout) comes.
  */
 #include "herdd_children.h"
 
@@ -149,83 +147,45 @@ int herdd_cmd_start(void *data, json_t *args, json_t **result, char *msg, size_t
     return CONTROL_DEFERRED;
 }
 
-/* ---- call, through the proxy process ---------------------------------------------- */
+/* ---- call -------------------------------------------------------------------------- */
 
 /*
- * A message carries no pointer. herdd_cmd_call keeps the request in the
- * pending table below under a fresh random 64-bit token and casts the proxy
- * only that token; the proxy looks it up. Anyone in the cluster can cast to
- * the proxy's pid, so it takes a cast only from this node's own code (the
- * control command: sender serial 0 of this node at this incarnation) and
- * only with a token that is pending and not started yet. Anything else is
- * ignored, counted (stats.call_proxy_refused) and logged, at most once per
- * REFUSED_LOG_MS.
+ * A `call` waits for its reply without holding up other requests: it is
+ * made with herd_node_call_async and answered (control_finish) from the
+ * callback. The calls a control socket waits for are its own (call_list_t,
+ * in the socket's instance: nothing is shared between sockets); at most
+ * CALL_PENDING_MAX wait at once. When the socket stops first, each waits
+ * for its callback alone (orphaned) and is freed there, unanswered.
  */
 
 #define CALL_PENDING_MAX 64
-#define REFUSED_LOG_MS 10000
 
-typedef struct call_req {
-    void *data;
-    uint64_t token;   /* the key of the pending table: what the proxy is cast */
-    uint64_t control; /* control_defer's token for the answer */
-    uint64_t ref;
-    int started;      /* the proxy took it: a second cast of the token is refused */
+struct call_req {
+    void *data;        /* the control socket's instance; NULL once orphaned */
+    call_list_t *list; /* the same */
+    uint64_t control;  /* control_defer's token for the answer */
     struct call_req *next;
     herd_pid_t callee;
-    uint32_t timeout_ms;
     char name[HERD_NAME_MAX + 1];
-    size_t len;
-    char request[];
-} call_req_t;
+};
 
-static struct {
-    herd_pid_t proxy;
-    call_req_t *pending; /* owned: issued and not answered yet */
-    size_t count;
-    uint64_t refused;          /* casts the proxy ignored */
-    uint64_t refused_unlogged; /* of which not in the log yet */
-    uint64_t logged_ms;
-    int logged;
-} g_calls;
-
-uint64_t herdd_children_refused(void)
-{
-    return g_calls.refused;
-}
-
-static call_req_t *call_find(uint64_t token)
-{
-    for (call_req_t *r = g_calls.pending; r; r = r->next)
-        if (r->token == token)
-            return r;
-    return NULL;
-}
-
-/* Take r out of the pending table (it may not be in it). */
 static void call_forget(call_req_t *r)
 {
-    for (call_req_t **p = &g_calls.pending; *p; p = &(*p)->next) {
+    for (call_req_t **p = &r->list->pending; *p; p = &(*p)->next) {
         if (*p == r) {
             *p = r->next;
-            g_calls.count--;
+            r->list->count--;
             return;
         }
     }
 }
 
-/* Put r in the pending table under a token no pending call has. */
-static int call_issue(herd_node_t *node, call_req_t *r)
+void herdd_calls_orphan(call_list_t *l)
 {
-    if (g_calls.count >= CALL_PENDING_MAX)
-        return HERD_EBUSY;
-    do
-        r->token = herd_node_random(node);
-    while (r->token == 0 || call_find(r->token));
-    r->next = g_calls.pending;
-    g_calls.pending = r;
-    g_calls.count++;
-    return 0;
+    for (call_req_t *r = l->pending; r; r = r->next)
+        r->data = NULL, r->list = NULL;
+    l->pending = NULL;
+    l->count = 0;
 }
 
 /* What a failed call's error says of its request, for the people who read
@@ -275,112 +235,18 @@ static void call_finish(call_req_t *r, int rc, const uint8_t *reply, size_t len,
     free(r);
 }
 
-/* Count a cast the proxy ignores; log the first, then at most one line per
- * REFUSED_LOG_MS with how many came since. */
-static void proxy_refuse(herd_proc_t *self, const herd_msg_t *msg, const char *why)
+/* The call's end: its reply, or why there is none (herd_call_cb). */
+static void call_done(void *data, int rc, herd_reply_t *reply)
 {
-    herd_node_t *node = herd_proc_node(self);
-    uint64_t now = herd_node_now(node);
-    g_calls.refused++;
-    g_calls.refused_unlogged++;
-    if (g_calls.logged && now - g_calls.logged_ms < REFUSED_LOG_MS)
-        return;
-    herd_log(HERD_LOG_WARN, "herdd",
-             "call proxy: ignored %llu cast(s) (%llu in all); the last %s, %zu bytes from "
-             "%016llx/%llu/%llu",
-             (unsigned long long)g_calls.refused_unlogged, (unsigned long long)g_calls.refused,
-             why, msg->len, (unsigned long long)msg->from.node,
-             (unsigned long long)msg->from.incarnation, (unsigned long long)msg->from.serial);
-    g_calls.refused_unlogged = 0;
-    g_calls.logged_ms = now;
-    g_calls.logged = 1;
-}
-
-/* Whether the message comes from this node's code outside processes. */
-static int from_this_node(herd_proc_t *self, const herd_msg_t *msg)
-{
-    herd_pid_t me = herd_self(self);
-    herd_pid_t outside = {me.node, me.incarnation, 0};
-    return herd_pid_equal(msg->from, outside);
-}
-
-/* The call started with reference `ref`, or NULL. */
-static call_req_t *call_by_ref(uint64_t ref)
-{
-    for (call_req_t *r = g_calls.pending; r; r = r->next)
-        if (r->started && r->ref == ref)
-            return r;
-    return NULL;
-}
-
-static int proxy_cast(herd_proc_t *self, void *state, const herd_msg_t *msg)
-{
-    (void)state;
-    uint64_t token;
-    if (!from_this_node(self, msg))
-        return proxy_refuse(self, msg, "not from this node"), 0;
-    if (msg->len != sizeof(token))
-        return proxy_refuse(self, msg, "not a token"), 0;
-    memcpy(&token, msg->data, sizeof(token));
-    call_req_t *r = call_find(token);
-    if (r == NULL || r->started)
-        return proxy_refuse(self, msg, "with a token of no waiting call"), 0;
-    r->started = 1;
-    int rc = herd_whereis(herd_proc_node(self), r->name, &r->callee, NULL);
-    if (rc == 0)
-        rc = herd_call(self, r->callee, r->request, r->len, r->timeout_ms, &r->ref);
-    if (rc)
-        call_finish(r, rc, NULL, 0, 0);
-    return 0;
-}
-
-/* A reply (or its timeout) for one of the calls under way: they run side by
- * side, each answered as its own reply comes. */
-static int proxy_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
-{
-    (void)self;
-    (void)state;
-    call_req_t *r = msg->kind == HERD_MSG_REPLY ? call_by_ref(msg->ref) : NULL;
-    if (r)
-        call_finish(r, msg->status, msg->data, msg->len, msg->copies);
-    return 0;
-}
-
-static int proxy_init(herd_proc_t *self, const void *arg, size_t len, void **state)
-{
-    (void)self;
-    (void)arg;
-    (void)len;
-    *state = NULL;
-    return 0;
-}
-
-/* The node stops: the calls still pending are dropped unanswered (the
- * control socket closed first). */
-static void proxy_terminate(herd_proc_t *self, void *state, int reason)
-{
-    (void)self;
-    (void)reason;
-    while (g_calls.pending) {
-        call_req_t *r = g_calls.pending;
-        call_forget(r);
+    call_req_t *r = data;
+    if (r->data == NULL) { /* its control socket stopped: nobody to answer */
         free(r);
+        return;
     }
-    (void)state;
-}
-
-static const herd_behaviour_t proxy_behaviour = {
-    .name = "herdd.call_proxy",
-    .init = proxy_init,
-    .handle_cast = proxy_cast,
-    .handle_info = proxy_info,
-    .terminate = proxy_terminate,
-};
-
-int herdd_children_start(void *data)
-{
-    herd_spawn_opts_t o = {.behaviour = &proxy_behaviour};
-    return herd_spawn(herdd_node(data), &o, &g_calls.proxy);
+    if (rc == 0)
+        call_finish(r, reply->status, reply->data, reply->len, reply->copies);
+    else
+        call_finish(r, rc, NULL, 0, 0);
 }
 
 int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t cap)
@@ -398,29 +264,31 @@ int herdd_cmd_call(void *data, json_t *args, json_t **result, char *msg, size_t 
               json_integer_value(t) > 600000))
         return snprintf(msg, cap, "timeout_ms must be 1..600000"), HERD_EINVAL;
     herd_node_t *node = herdd_node(data);
+    call_list_t *calls = herdd_calls(data);
     herd_pid_t pid;
     if (herd_whereis(node, name, &pid, NULL) != 0)
         return snprintf(msg, cap, "no process is registered as '%.255s'", name), HERD_ENOENT;
-    call_req_t *r = calloc(1, sizeof(*r) + len);
+    if (calls->count >= CALL_PENDING_MAX)
+        return snprintf(msg, cap, "%d calls are waiting already", CALL_PENDING_MAX), HERD_EBUSY;
+    call_req_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return HERD_ENOMEM;
     r->data = data;
-    r->timeout_ms = t ? (uint32_t)json_integer_value(t) : CALL_TIMEOUT_MS;
+    r->list = calls;
+    r->callee = pid;
     snprintf(r->name, sizeof(r->name), "%s", name);
-    memcpy(r->request, request, len);
-    r->len = len;
-    int rc = call_issue(node, r);
-    if (rc) {
+    uint32_t timeout = t ? (uint32_t)json_integer_value(t) : CALL_TIMEOUT_MS;
+    int rc = herd_node_call_async(node, pid, request, len, timeout, call_done, r);
+    if (rc) { /* not sent: never applied */
         free(r);
-        return snprintf(msg, cap, "%d calls are waiting already", CALL_PENDING_MAX), rc;
+        return snprintf(msg, cap, "call to '%.255s' failed: %s%s", name, herd_strerror(rc),
+                        call_verdict(rc)),
+               rc;
     }
     r->control = control_defer(herdd_control(data));
-    rc = herd_node_cast(node, g_calls.proxy, &r->token, sizeof(r->token));
-    if (rc) {
-        call_forget(r);
-        free(r);
-        return rc;
-    }
+    r->next = calls->pending;
+    calls->pending = r;
+    calls->count++;
     return CONTROL_DEFERRED;
 }
 

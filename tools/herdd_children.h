@@ -56,12 +56,16 @@ json_t *herdd_replica_nodes_json(void *data, const char *name);
 int herdd_list_serve(void *data, json_t *args, const control_list_ops_t *ops, void *opsdata,
                      json_t **result, char *msg, size_t cap);
 
-/* The proxy process that makes `call`s for the control socket; started once
- * the node runs (herdd.c). */
-int herdd_children_start(void *data);
-/* Casts the proxy ignored: not from this node's own code, or not the token
- * of a waiting call (stats.call_proxy_refused). */
-uint64_t herdd_children_refused(void);
+/* The `call`s a control socket waits for: its own, in its instance. */
+typedef struct call_req call_req_t;
+typedef struct call_list {
+    call_req_t *pending;
+    size_t count;
+} call_list_t;
+call_list_t *herdd_calls(void *data);
+/* The control socket stops: its waiting calls end unanswered (each is
+ * freed when its reply or timeout comes). */
+void herdd_calls_orphan(call_list_t *l);
 
 /* 0 when `name` may name a process: 1..HERD_NAME_MAX-1 bytes, no control
  * character (a newline or tab would forge lines in tables and logs);

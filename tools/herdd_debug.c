@@ -25,48 +25,73 @@
 /* How often a holder checks that it still holds its name. */
 #define HOLDER_CHECK_MS 1000
 
-/* The live holders of this program: unregister stops only those. */
-static herd_pid_t *g_holders;
-static size_t g_holder_count, g_holder_cap;
+/* A holder's state: the list of the control socket that started it (NULL
+ * once that socket stopped), its pid, the timer that checks it still holds
+ * its name, and the name. */
+struct holder {
+    holder_list_t *list;
+    herd_pid_t pid;
+    uint64_t timer;
+    char name[];
+};
 
-static int holder_find(herd_pid_t pid)
+/* Whether `pid` is one of the holders in `l` (unregister stops only those). */
+static int holder_find(const holder_list_t *l, herd_pid_t pid)
 {
-    for (size_t i = 0; i < g_holder_count; i++)
-        if (herd_pid_equal(g_holders[i], pid))
+    for (size_t i = 0; i < l->count; i++)
+        if (herd_pid_equal(l->items[i]->pid, pid))
             return (int)i;
     return -1;
 }
 
-/* A holder's state: its name, and the timer that checks it still holds it. */
-typedef struct holder {
-    uint64_t timer;
-    char name[];
-} holder_t;
+static int holder_list_add(holder_list_t *l, holder_t *h)
+{
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        holder_t **items = realloc(l->items, cap * sizeof(*items));
+        if (items == NULL)
+            return HERD_ENOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->count++] = h;
+    h->list = l;
+    return 0;
+}
 
+void herdd_holders_orphan(holder_list_t *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        l->items[i]->list = NULL;
+    free(l->items);
+    *l = (holder_list_t){0};
+}
+
+/* arg: the holder list (a pointer: holders start on this node only), then
+ * the name. */
 static int holder_init(herd_proc_t *self, const void *arg, size_t len, void **state)
 {
-    if (g_holder_count == g_holder_cap) {
-        size_t cap = g_holder_cap ? g_holder_cap * 2 : 8;
-        herd_pid_t *h = realloc(g_holders, cap * sizeof(*h));
-        if (h == NULL)
-            return HERD_ENOMEM;
-        g_holders = h;
-        g_holder_cap = cap;
-    }
+    holder_list_t *list;
+    if (len <= sizeof(list))
+        return HERD_EINVAL;
+    memcpy(&list, arg, sizeof(list));
+    len -= sizeof(list);
     holder_t *st = malloc(sizeof(*st) + len + 1);
     if (st == NULL)
         return HERD_ENOMEM;
-    memcpy(st->name, arg, len);
+    memcpy(st->name, (const char *)arg + sizeof(list), len);
     st->name[len] = '\0';
+    st->pid = herd_self(self);
     /* a name let go of from another node (its unregister reaches the
      * registry here, not this program) ends the holder at its next check */
-    int rc = herd_send_interval(herd_proc_node(self), herd_self(self), HOLDER_CHECK_MS, NULL, 0,
+    int rc = herd_send_interval(herd_proc_node(self), st->pid, HOLDER_CHECK_MS, NULL, 0,
                                 &st->timer);
+    if (rc == 0 && (rc = holder_list_add(list, st)) != 0)
+        herd_cancel_timer(herd_proc_node(self), st->timer);
     if (rc) {
         free(st);
         return rc;
     }
-    g_holders[g_holder_count++] = herd_self(self);
     *state = st;
     return 0;
 }
@@ -85,19 +110,15 @@ static int holder_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
 
 static void holder_terminate(herd_proc_t *self, void *state, int reason)
 {
+    (void)self;
     holder_t *st = state;
-    herd_pid_t pid = herd_self(self);
-    int i = holder_find(pid);
+    holder_list_t *l = st->list;
+    int i = l ? holder_find(l, st->pid) : -1;
     if (i >= 0)
-        g_holders[i] = g_holders[--g_holder_count];
-    if (g_holder_count == 0) {
-        free(g_holders);
-        g_holders = NULL;
-        g_holder_cap = 0;
-    }
+        l->items[i] = l->items[--l->count];
     if (reason != HERD_REASON_SHUTDOWN && reason != HERD_REASON_NORMAL)
         herd_log(HERD_LOG_WARN, "herdd", "holder %llu of '%s' exited: %s",
-                 (unsigned long long)pid.serial, st->name, herd_reason_name(reason));
+                 (unsigned long long)st->pid.serial, st->name, herd_reason_name(reason));
     free(st);
 }
 
@@ -237,8 +258,15 @@ int herdd_cmd_register(void *data, json_t *args, json_t **result, char *msg, siz
         return taken(n, name, pid, msg, cap); /* nothing started for nothing */
     if (rc != HERD_ENOENT)
         return snprintf(msg, cap, "bad name: %s", herd_strerror(rc)), rc;
-    herd_spawn_opts_t so = {.behaviour = &holder_behaviour, .arg = name,
-                            .arg_len = strlen(name)};
+    holder_list_t *holders = herdd_holders(data);
+    size_t len = strlen(name);
+    char arg[sizeof(holders) + HERD_NAME_MAX];
+    if (len > HERD_NAME_MAX)
+        return snprintf(msg, cap, "the name is over %d bytes", HERD_NAME_MAX), HERD_ENAMETOOLONG;
+    memcpy(arg, &holders, sizeof(holders));
+    memcpy(arg + sizeof(holders), name, len);
+    herd_spawn_opts_t so = {.behaviour = &holder_behaviour, .arg = arg,
+                            .arg_len = sizeof(holders) + len};
     rc = herd_spawn(n, &so, &pid);
     if (rc)
         return snprintf(msg, cap, "cannot start a holder: %s", herd_strerror(rc)), rc;
@@ -274,7 +302,8 @@ int herdd_cmd_unregister(void *data, json_t *args, json_t **result, char *msg, s
     if (rc)
         return snprintf(msg, cap, "%s", herd_strerror(rc)), rc;
     /* a holder of this node goes with its name (it has nothing else to do) */
-    int stopped = holder_find(pid) >= 0 && herd_stop(n, pid, HERD_REASON_SHUTDOWN) == 0;
+    int stopped = holder_find(herdd_holders(data), pid) >= 0 &&
+                  herd_stop(n, pid, HERD_REASON_SHUTDOWN) == 0;
     char node[80];
     json_t *p = pid_json(n, pid, node, sizeof(node));
     *result = json_pack("{s:s, s:s, s:o, s:b}", "name", name, "node", node, "pid", p,

@@ -41,6 +41,17 @@
  * serving these commands defines it (herdd.c). */
 herd_node_t *herdd_node(void *data);
 
+/* The holders one control socket started (`register`): `unregister` stops
+ * only those. Each socket has its own (herdd_holders of its `data`). */
+typedef struct holder holder_t;
+typedef struct holder_list {
+    holder_t **items;
+    size_t count, cap;
+} holder_list_t;
+holder_list_t *herdd_holders(void *data);
+/* The control socket stops: its holders keep their names, on their own. */
+void herdd_holders_orphan(holder_list_t *l);
+
 /* control_fn's (control.h). */
 int herdd_cmd_block(void *data, json_t *args, json_t **result, char *msg, size_t cap);
 int herdd_cmd_unblock(void *data, json_t *args, json_t **result, char *msg, size_t cap);

@@ -25,9 +25,11 @@ typedef struct member_names {
     int count;
 } member_names_t;
 
-struct node_control {
+struct herd_control {
     herd_node_t *node;
     control_t *ctl;
+    call_list_t calls;     /* the `call`s it waits for (herdd_children.c) */
+    holder_list_t holders; /* the holders its `register` started (herdd_debug.c) */
     control_lists_t *lists; /* owned: `names` and `children` page by page */
     /* the members, loaded at most once per loop iteration for names_of */
     member_names_t members;
@@ -36,7 +38,7 @@ struct node_control {
     herdd_memory_t *memory; /* owned: trims the heap (NULL: out of memory) */
 };
 
-static void member_names_load(node_control_t *d, member_names_t *m)
+static void member_names_load(herd_control_t *d, member_names_t *m)
 {
     int n = herd_cluster_members(d->node, NULL, 0);
     m->info = n > 0 ? calloc((size_t)n, sizeof(*m->info)) : NULL;
@@ -49,7 +51,7 @@ static void member_names_load(node_control_t *d, member_names_t *m)
  * millisecond of the node's clock (a page of a listing names every pid on
  * one member list; a node on a virtual clock has a loop that never runs, so
  * the loop's time would never move). */
-static const member_names_t *members_now(node_control_t *d)
+static const member_names_t *members_now(herd_control_t *d)
 {
     uint64_t now = herd_node_now(d->node);
     if (!d->members_loaded || d->members_at != now) {
@@ -75,7 +77,7 @@ static void node_name_of(const member_names_t *m, uint64_t id, char *out, size_t
 /* ---- control commands -------------------------------------------------------- */
 
 /* The services member `name` announced, as a JSON array of strings. */
-static json_t *services_json(node_control_t *d, const char *name)
+static json_t *services_json(herd_control_t *d, const char *name)
 {
     json_t *list = json_array();
     herd_service_list_t *l = malloc(sizeof(*l));
@@ -89,7 +91,7 @@ static json_t *services_json(node_control_t *d, const char *name)
 static int cmd_members(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
-    node_control_t *d = data;
+    herd_control_t *d = data;
     member_names_t mn;
     member_names_load(d, &mn);
     herd_member_info_t *info = mn.info;
@@ -117,7 +119,7 @@ static int cmd_members(void *data, json_t *args, json_t **result, char *msg, siz
 static int cmd_ring(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
-    node_control_t *d = data;
+    herd_control_t *d = data;
     const herd_ring_t *r = herd_cluster_ring(d->node);
     if (r == NULL)
         return snprintf(msg, cap, "not in a cluster"), HERD_ENOENT;
@@ -255,7 +257,7 @@ static json_t *calls_stats_json(const herd_cluster_stats_t *s)
 static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
-    node_control_t *d = data;
+    herd_control_t *d = data;
     herd_cluster_stats_t s;
     int rc = herd_cluster_stats(d->node, &s);
     if (rc)
@@ -282,8 +284,6 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
     json_object_set_new(*result, "calls", calls_stats_json(&s));
     json_object_set_new(*result, "oversize_out", json_integer((json_int_t)s.oversize_out));
     json_object_set_new(*result, "seeds_silent", json_integer((json_int_t)s.seeds_silent));
-    json_object_set_new(*result, "call_proxy_refused",
-                        json_integer((json_int_t)herdd_children_refused()));
     json_object_set_new(*result, "handoff", handoff_stats_json(d->node));
     json_object_set_new(*result, "registry", registry_stats_json(d->node));
     json_object_set_new(*result, "replication", repl_stats_json(d->node));
@@ -308,7 +308,7 @@ static json_t *name_json(const member_names_t *mn, const char *name, herd_pid_t 
 
 static int cmd_whereis(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
-    node_control_t *d = data;
+    herd_control_t *d = data;
     const char *name = json_string_value(json_object_get(args, "name"));
     if (name == NULL)
         return snprintf(msg, cap, "whereis needs a name"), HERD_EINVAL;
@@ -342,7 +342,7 @@ static int add_name(void *data, const char *name, herd_pid_t pid, const herd_met
 }
 
 typedef struct names_list {
-    node_control_t *d;
+    herd_control_t *d;
     const char *prefix;
 } names_list_t;
 
@@ -378,7 +378,7 @@ static int cmd_names(void *data, json_t *args, json_t **result, char *msg, size_
 static int cmd_crdt(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     (void)args;
-    node_control_t *d = data;
+    herd_control_t *d = data;
     herd_registry_stats_t rs;
     int rc = herd_registry_stats(d->node, &rs);
     if (rc)
@@ -420,15 +420,15 @@ static int cmd_crdt(void *data, json_t *args, json_t **result, char *msg, size_t
 }
 
 /* The commands' way to the node and the socket (herdd_debug.h,
- * herdd_children.h): their `data` is the node_control_t. */
+ * herdd_children.h): their `data` is the herd_control_t. */
 herd_node_t *herdd_node(void *data)
 {
-    return ((node_control_t *)data)->node;
+    return ((herd_control_t *)data)->node;
 }
 
 control_t *herdd_control(void *data)
 {
-    return ((node_control_t *)data)->ctl;
+    return ((herd_control_t *)data)->ctl;
 }
 
 json_t *herdd_name_json(void *data, const char *name, herd_pid_t pid, const herd_meta_t *meta)
@@ -444,7 +444,7 @@ void herdd_member_name(void *data, uint64_t id, char *out, size_t cap)
 int herdd_list_serve(void *data, json_t *args, const control_list_ops_t *ops, void *opsdata,
                      json_t **result, char *msg, size_t cap)
 {
-    node_control_t *d = data;
+    herd_control_t *d = data;
     return control_list_serve(d->lists, herd_node_now(d->node), args, ops, opsdata, result,
                               msg, cap);
 }
@@ -468,14 +468,36 @@ static const control_command_t commands[] = {
     {"stats", cmd_stats},
 };
 
-int node_control_start(herd_node_t *node, const char *address, node_control_t **out)
+call_list_t *herdd_calls(void *data)
 {
-    node_control_t *d = calloc(1, sizeof(*d));
+    return &((herd_control_t *)data)->calls;
+}
+
+holder_list_t *herdd_holders(void *data)
+{
+    return &((herd_control_t *)data)->holders;
+}
+
+int herd_control_default_address(const char *cluster, const char *node, char *out, size_t cap)
+{
+    cluster = cluster ? cluster : "herd";
+    if (node == NULL || !node[0] || strchr(node, '/') || strchr(cluster, '/') || out == NULL)
+        return HERD_EINVAL;
+    int n = snprintf(NULL, 0, "ipc:///tmp/herd-%s-%s.ctl", cluster, node);
+    if (n < 0 || (size_t)n >= cap)
+        return HERD_ERANGE;
+    snprintf(out, cap, "ipc:///tmp/herd-%s-%s.ctl", cluster, node);
+    return 0;
+}
+
+int herd_control_start(herd_node_t *node, const char *address, herd_control_t **out)
+{
+    herd_control_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return HERD_ENOMEM;
     d->node = node;
     d->lists = control_lists_new();
-    int rc = d->lists ? herdd_children_start(d) : HERD_ENOMEM;
+    int rc = d->lists ? 0 : HERD_ENOMEM;
     if (rc == 0)
         rc = control_start(herd_node_loop(node), address, commands,
                            sizeof(commands) / sizeof(commands[0]), d, &d->ctl);
@@ -489,15 +511,17 @@ int node_control_start(herd_node_t *node, const char *address, node_control_t **
     return 0;
 }
 
-control_t *node_control_socket(node_control_t *d)
+control_t *node_control_socket(herd_control_t *d)
 {
     return d->ctl;
 }
 
-void node_control_stop(node_control_t *d)
+void herd_control_stop(herd_control_t *d)
 {
     if (d == NULL)
         return;
+    herdd_calls_orphan(&d->calls);
+    herdd_holders_orphan(&d->holders);
     herdd_memory_stop(d->memory);
     control_stop(d->ctl);
     d->ctl = NULL;

@@ -19,7 +19,7 @@ cleanup() {
             wait "$p" 2>/dev/null || true
         fi
     done
-    for n in "${names[@]}"; do rm -f "/tmp/herd-$n.ctl"; done
+    for n in "${names[@]}"; do rm -f "/tmp/herd-herd-$n.ctl"; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -28,7 +28,7 @@ fail() {
     for f in "$work"/*.log; do [ -e "$f" ] && { echo "--- $f" >&2; cat "$f" >&2; }; done
     exit 1
 }
-ctl() { echo "ipc:///tmp/herd-$1.ctl"; }
+ctl() { echo "ipc:///tmp/herd-herd-$1.ctl"; } # herd_control_default_address, cluster "herd"
 # greet NAME: the greeter's answer through NAME's control socket
 greet() { timeout 10 "$ringctl" --node "$(ctl "$1")" call welcome hi 2>>"$work/ringctl.log"; }
 

@@ -38,7 +38,10 @@
 #endif
 #include "frame.h"
 #include "fuzz_seeds.h"
-#include "herd.h"
+#include "herd_dsup.h" /* the layers it drives; not herd.h: no control socket here */
+#include "herd_registry.h"
+#include "herd_ring.h"
+#include "herd_runtime.h"
 #include "log.h"
 #include "wire.h"
 

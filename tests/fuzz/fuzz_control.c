@@ -9,7 +9,7 @@
  * a virtual clock over an in-memory transport), so that `block`, `drain`,
  * `children node2` and starts owned by the other node have a member to act
  * on, and waits (a start's 5 s timeout, a call's timeout_ms) cost no real
- * time. Its control socket is served with node_control_start at an ipc://
+ * time. Its control socket is served with herd_control_start at an ipc://
  * path in a mkdtemp directory; each input goes to control_serve, the entry
  * point the socket's own reads go through, and the nodes run (virtual
  * 5 ms steps) until the answer comes, at most FZ_WAIT_MS of virtual time.
@@ -77,7 +77,7 @@ static const regsim_hooks_t fz_hooks = {.on_start = fz_on_start, .on_poll = fz_o
 
 static struct {
     regsim_t *rs;
-    node_control_t *nc;
+    herd_control_t *nc;
     char dir[64], path[128];
     unsigned inputs; /* since the cluster was made */
     int atexit_set;
@@ -85,7 +85,7 @@ static struct {
 
 static void fz_teardown(void)
 {
-    node_control_stop(fz.nc); /* before the node it serves */
+    herd_control_stop(fz.nc); /* before the node it serves */
     fz.nc = NULL;
     regsim_free(fz.rs);
     fz.rs = NULL;
@@ -110,7 +110,7 @@ static void fz_setup(void)
     snprintf(fz.path, sizeof(fz.path), "%s/ctl", fz.dir);
     char address[160];
     snprintf(address, sizeof(address), "ipc://%s", fz.path);
-    if (node_control_start(regsim_node(fz.rs, 0), address, &fz.nc) != 0)
+    if (herd_control_start(regsim_node(fz.rs, 0), address, &fz.nc) != 0)
         die("no control socket", address);
     fz.inputs = 0;
     if (!fz.atexit_set++)
@@ -143,6 +143,8 @@ static void on_answer(void *data, const char *text, size_t len)
 
 static int known_error(const char *name)
 {
+    if (strcmp(name, "EAPP") == 0) /* a service's own error: checked with its app_code */
+        return 1;
     for (int code = -1; code > -64; code--)
         if (strcmp(herd_err_name(code), "EUNKNOWN") != 0 && strcmp(herd_err_name(code), name) == 0)
             return 1;
@@ -174,6 +176,14 @@ static void check_answer(const char *buf, size_t len, int oversize)
         die("ok without a result", text);
     if (json_is_false(ok) && (err == NULL || !known_error(err) || msg == NULL || !msg[0]))
         die("an error without a known name and a message", text);
+    /* a service's own error (a call answered with herd_reply_error) says
+     * its code; none of herd's does */
+    json_t *app = json_object_get(a, "app_code");
+    int is_app = err && strcmp(err, "EAPP") == 0;
+    if (is_app != (app != NULL) ||
+        (app && (!json_is_integer(app) || json_integer_value(app) < 1 ||
+                 json_integer_value(app) > HERD_APP_ERROR_MAX)))
+        die("an EAPP error without its app_code, or an app_code on another error", text);
     if (oversize && (json_is_true(ok) || strcmp(err, "ETOOBIG") != 0))
         die("a request over the limit was not refused with ETOOBIG", text);
     if (!oversize && json_is_false(ok) && strncmp(msg, "request of ", 11) == 0)

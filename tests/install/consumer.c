@@ -6,7 +6,7 @@
  * Usage: consumer LISTEN_ADDR CONTROL_ADDR
  */
 #include <herd/herd.h>
-#include <herd/node_control.h>
+#include <herd/herd_control.h> /* also in herd.h: each public header stands alone */
 
 #include <stdio.h>
 #include <string.h>
@@ -43,15 +43,15 @@ int main(int argc, char **argv)
     herd_cluster_config_t cc = {.listen = argv[1], .secret = secret,
                                 .secret_len = strlen(secret)};
     herd_node_t *node;
-    node_control_t *ctl;
+    herd_control_t *ctl;
     int rc = herd_node_new(&nc, &node);
     if (rc)
         return fail("herd_node_new", rc);
     if ((rc = herd_cluster_start(node, &cc)) || (rc = herd_registry_start(node)) ||
         (rc = herd_dsup_start(node, NULL)) || (rc = herd_service_register(node, "echo", &echo)))
         return fail("starting the node", rc);
-    if ((rc = node_control_start(node, argv[2], &ctl)))
-        return fail("node_control_start", rc);
+    if ((rc = herd_control_start(node, argv[2], &ctl)))
+        return fail("herd_control_start", rc);
 
     herd_child_req_t req = {.name = "hello", .service = "echo"};
     herd_start_result_t started;
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     printf("node %s: child hello answered, ring owner %s\n", herd_node_name(node), owner);
     herd_ring_free(ring);
 
-    node_control_stop(ctl);
+    herd_control_stop(ctl);
     herd_node_free(node);
     return 0;
 }

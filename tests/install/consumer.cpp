@@ -1,7 +1,7 @@
 // consumer.cpp - herd from C++ (tests/install/install_consumer.sh): the
 // installed headers' extern "C" make the library's symbols link.
 #include <herd/herd.h>
-#include <herd/node_control.h>
+#include <herd/herd_control.h> /* also in herd.h: each public header stands alone */
 
 #include <cstdio>
 #include <cstring>

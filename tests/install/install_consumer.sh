@@ -41,6 +41,13 @@ soname=$(objdump -p "$prefix/$libdir/libherd.so.$version" | awk '$1 == "SONAME" 
 [ "$("$prefix/bin/ringctl" --version)" = "ringctl $version" ] || fail "ringctl --version"
 echo "soname $soname; $("$prefix/bin/herdd" --version); $("$prefix/bin/ringctl" --version)"
 
+step "libherd.so exports herd_ names only"
+exported=$(nm -D --defined-only "$prefix/$libdir/libherd.so.$version" | awk '{print $NF}')
+[ -n "$exported" ] || fail "no symbol exported"
+bad=$(printf '%s\n' "$exported" | grep -v '^herd_' || true)
+[ -z "$bad" ] || fail "exported without the herd_ prefix: $(echo $bad)"
+echo "$(printf '%s\n' "$exported" | wc -l) symbols, every one herd_*"
+
 export PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
 export LD_LIBRARY_PATH=$prefix/$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 cflags=$(pkg-config --cflags herd)

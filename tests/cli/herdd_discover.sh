@@ -21,14 +21,10 @@ ns=herdtest$$
 port=7101
 work=$(mktemp -d /tmp/herd-disc-XXXXXX)
 pids=()
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 ns_made=0
 cleanup() {
-    for p in "${pids[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            kill -KILL "$p" 2>/dev/null || true
-            wait "$p" 2>/dev/null || true
-        fi
-    done
+    stop_started
     if [ "$ns_made" = 1 ]; then
         ip netns del "$ns" 2>/dev/null || true
         rm -rf "/etc/netns/$ns"
@@ -36,11 +32,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-    echo "herdd_discover: FAILED: $*" >&2
-    for f in "$work"/*.err; do [ -e "$f" ] && { echo "--- $f" >&2; tail -25 "$f" >&2; }; done
-    exit 1
-}
+fail() { fail_with herdd_discover "$*"; }
 in_ns() { ip netns exec "$ns" "$@"; }
 
 # ---- bad specs (no namespace needed) ---------------------------------------------

@@ -15,21 +15,13 @@ herdd=$1
 ringctl=$2
 work=$(mktemp -d /tmp/herd-met-XXXXXX)
 pids=()
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 cleanup() {
-    for p in "${pids[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            kill -KILL "$p" 2>/dev/null || true
-            wait "$p" 2>/dev/null || true
-        fi
-    done
+    stop_started
     rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-    echo "herdd_metrics: FAILED: $*" >&2
-    for f in "$work"/*.err; do [ -e "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
-    exit 1
-}
+fail() { fail_with herdd_metrics "$*"; }
 command -v curl >/dev/null || fail "curl is not installed (apt-get install curl)"
 
 # A port nothing listens on now (bash's /dev/tcp connect is refused).

@@ -106,12 +106,19 @@ static int check_structure(char *text)
     return nf;
 }
 
-static herdd_metrics_snapshot_t full_snapshot(void)
+/* A snapshot of nothing but a name and a version. */
+static herdd_metrics_snapshot_t bare_snapshot(const char *name, const char *version)
 {
     herdd_metrics_snapshot_t s;
     memset(&s, 0, sizeof(s));
-    s.name = "n1";
-    s.version = "0.1.0";
+    s.name = name;
+    s.version = version;
+    return s;
+}
+
+static herdd_metrics_snapshot_t full_snapshot(void)
+{
+    herdd_metrics_snapshot_t s = bare_snapshot("n1", "0.1.0");
     s.in_cluster = 1;
     s.cluster.frames_in = 12;
     s.cluster.frames_out = 34;
@@ -203,10 +210,7 @@ static void test_herdd_metrics_samples(void **state)
 static void test_herdd_metrics_parts_left_out(void **state)
 {
     (void)state;
-    herdd_metrics_snapshot_t s;
-    memset(&s, 0, sizeof(s));
-    s.name = "solo";
-    s.version = "0.1.0";
+    herdd_metrics_snapshot_t s = bare_snapshot("solo", "0.1.0");
     char *t = format(&s);
     has_line(t, "herd_processes 0");
     has_line(t, "herd_loop_lag_seconds_count 0");
@@ -225,10 +229,7 @@ static void test_herdd_metrics_parts_left_out(void **state)
 static void test_herdd_metrics_label_escaped(void **state)
 {
     (void)state;
-    herdd_metrics_snapshot_t s;
-    memset(&s, 0, sizeof(s));
-    s.name = "a\"b\\c\nd";
-    s.version = "v";
+    herdd_metrics_snapshot_t s = bare_snapshot("a\"b\\c\nd", "v");
     char *t = format(&s);
     has_line(t, "herd_node_info{name=\"a\\\"b\\\\c\\nd\",version=\"v\"} 1");
     free(t);

@@ -408,7 +408,8 @@ static void on_discovered(void *data, const seed_list_t *seeds)
     size_t n;
     int rc = copy.items ? 0 : HERD_ENOMEM;
     if (rc == 0) {
-        memcpy(copy.items, seeds->items, seeds->count * sizeof(*copy.items));
+        if (seeds->count) /* an empty list's items may be NULL */
+            memcpy(copy.items, seeds->items, seeds->count * sizeof(*copy.items));
         seed_list_free(&d->found);
         d->found = copy;
         rc = seeds_gather(d, &n);

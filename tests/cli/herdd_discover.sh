@@ -81,7 +81,7 @@ start() {
         >"$work/$name.out" 2>"$work/$name.err" &
     pids+=($!)
     for _ in $(seq 1 200); do # 20 s at most
-        if grep -q "herdd: ready" "$work/$name.err"; then
+        if grep -qs "herdd: ready" "$work/$name.err"; then
             [ "$(readlink "/proc/${pids[-1]}/exe")" = "$(readlink -f "$herdd")" ] ||
                 fail "$name: PID ${pids[-1]} is not herdd"
             return 0
@@ -92,8 +92,8 @@ start() {
     fail "$name: not ready in 20 s"
 }
 ups() {
-    in_ns "$ringctl" --json --node "ipc://$work/$1.ctl" members 2>/dev/null |
-        grep -o '"state": *"up"' | wc -l
+    { in_ns "$ringctl" --json --node "ipc://$work/$1.ctl" members 2>/dev/null || true; } |
+        { grep -o '"state": *"up"' || true; } | wc -l
 }
 # wait_ups NODE N: NODE sees N members up (20 s at most).
 wait_ups() {

@@ -57,10 +57,12 @@ start() {
     done
     fail "$name: not ready"
 }
+# The page, whole (a pipe into grep -q would cut curl short: exit 23 under pipefail).
 scrape() { curl -sS --max-time 5 "http://127.0.0.1:$1/metrics"; }
 # value PORT SAMPLE: the value of the sample line SAMPLE (name and labels).
 value() {
-    scrape "$1" | awk -v s="$2" '$1 == s {print $2; found = 1} END {if (!found) print "none"}'
+    { scrape "$1" || true; } |
+        awk -v s="$2" '$1 == s {print $2; found = 1} END {if (!found) print "none"}'
 }
 # wait_value PORT SAMPLE OP WANT: until the sample compares (awk OP), 20 s at most.
 wait_value() {
@@ -127,11 +129,12 @@ code() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "$@"; }
 [ "$(code "http://127.0.0.1:$m1/metricsx")" = 404 ] || fail "/metricsx is not 404"
 [ "$(code -X POST -d x=1 "http://127.0.0.1:$m1/metrics")" = 405 ] || fail "POST is not 405"
 [ "$(code -X DELETE "http://127.0.0.1:$m1/metrics")" = 405 ] || fail "DELETE is not 405"
-curl -s -o /dev/null -D - -X PUT -d x "http://127.0.0.1:$m1/metrics" | grep -qi '^allow: GET, HEAD' ||
-    fail "405 without Allow: GET, HEAD"
+put_headers=$(curl -s -o /dev/null -D - -X PUT -d x "http://127.0.0.1:$m1/metrics")
+grep -qi '^allow: GET, HEAD' <<<"$put_headers" || fail "405 without Allow: GET, HEAD"
 [ "$(code -I "http://127.0.0.1:$m1/metrics")" = 200 ] || fail "HEAD is not 200"
 echo "ok: 404, 405 with Allow, HEAD 200"
-scrape "$m1" | grep -q '^herd_members{state="draining"} 1$' ||
+page=$(scrape "$m1")
+grep -q '^herd_members{state="draining"} 1$' <<<"$page" ||
     fail "after those: no answer, or mx2 not draining"
 
 # a bad --metrics: exit 2 naming the flag; a port in use: exit 1

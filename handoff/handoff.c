@@ -84,6 +84,24 @@ static void remember(dsup_t *d, const dchild_t *c, const char *phase, uint32_t f
     v->forwarded = forwarded;
 }
 
+static const uint32_t duration_bounds_ms[HERD_HANDOFF_DURATION_BOUNDS] = {
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+
+uint32_t herd_handoff_duration_bound_ms(unsigned i)
+{
+    return i < HERD_HANDOFF_DURATION_BOUNDS ? duration_bounds_ms[i] : 0;
+}
+
+/* A committed move's freeze-to-commit time into the histogram. */
+static void duration_record(dsup_t *d, uint64_t us)
+{
+    unsigned i = 0;
+    while (i < HERD_HANDOFF_DURATION_BOUNDS && us > (uint64_t)duration_bounds_ms[i] * 1000)
+        i++;
+    d->stats.duration_buckets[i]++;
+    d->stats.duration_us_sum += us;
+}
+
 /* ---- the old node ------------------------------------------------------------ */
 
 /* The offer: spec, the stamp, and the state inline (or the size of the one
@@ -255,6 +273,7 @@ static void move_finish(dsup_t *d, dchild_t *c)
     }
     herd_redirect(n, old, moved, d->cfg.forward_grace_ms);
     remember(d, c, "committed", c->forwarded);
+    duration_record(d, now_us() - c->froze_us);
     d->stats.committed++;
     d->stats.forwarded += c->forwarded;
     replicas_moved(d, c); /* the new owner's set holds the state: replies go */

@@ -290,8 +290,19 @@ typedef struct herd_handoff_stats {
                                promotion, or found running without a name) */
     uint64_t starts, restarts, stops;
     uint64_t in_flight;
+    /* how long the moves this node committed took, from the freeze of the
+     * old copy to the commit: counts per bucket (not cumulative; bucket i
+     * holds those over bound i - 1 and up to bound i, in ms, of
+     * herd_handoff_duration_bound_ms; the last bucket those over every
+     * bound), and their sum in microseconds */
+#define HERD_HANDOFF_DURATION_BOUNDS 12u
+    uint64_t duration_buckets[HERD_HANDOFF_DURATION_BOUNDS + 1];
+    uint64_t duration_us_sum;
 } herd_handoff_stats_t;
 int herd_handoff_stats(herd_node_t *node, herd_handoff_stats_t *out);
+/* The upper bound of duration bucket `i` in ms (1, 2, 5, 10, 25, 50, 100,
+ * 250, 500, 1000, 2500, 5000), 0 past the last. */
+uint32_t herd_handoff_duration_bound_ms(unsigned i);
 
 /* One handoff this node coordinated (moved a child off), in flight or recent. */
 typedef struct herd_handoff_view {

@@ -512,6 +512,17 @@ int herd_cluster_set_services(herd_node_t *n, const char *const *names, size_t c
     return 0;
 }
 
+int herd_cluster_set_seeds(herd_node_t *n, const char *const *seeds, size_t count)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    int rc = mship_set_seeds(c->mship, seeds, count);
+    if (rc == 0)
+        c->seed_count = count; /* the silence check counts only with seeds */
+    return rc;
+}
+
 int herd_cluster_on_change(herd_node_t *n, herd_member_cb cb, void *data)
 {
     herd_cluster_t *c = n->cluster;

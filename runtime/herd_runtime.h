@@ -688,6 +688,13 @@ int herd_cluster_poll(herd_node_t *node);
 int herd_cluster_leave(herd_node_t *node);
 /* Drain: leave the ring (processes move off), stay a member. */
 int herd_cluster_set_draining(herd_node_t *node, int on);
+/* Replace the seeds (copied, all or nothing), for seeds found at run time
+ * (herdd --discover): a new one is said HELLO at the next tick, one gone
+ * from the list is asked no more; members already joined stay. A node that
+ * started without seeds does not check its name again (it was the first of
+ * its cluster). Errors: HERD_ENOENT (not in a cluster), HERD_EINVAL (NULL
+ * list with a count; a NULL, empty or over-255-byte address), HERD_ENOMEM. */
+int herd_cluster_set_seeds(herd_node_t *node, const char *const *seeds, size_t count);
 int herd_cluster_on_change(herd_node_t *node, herd_member_cb cb, void *data);
 /* Remove a hook added with herd_cluster_on_change (same cb and data). */
 void herd_cluster_off_change(herd_node_t *node, herd_member_cb cb, void *data);

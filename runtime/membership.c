@@ -326,18 +326,49 @@ int mship__send(const mship_t *m, mship_effects_t *out, const char *address, uin
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+/* The seeds are copied: a list that changes at run time (herd_cluster_set_seeds,
+ * discovery) owes the caller nothing after the call. All or nothing. */
+static char **seeds_copy(const char *const *seeds, size_t count)
+{
+    char **copy = calloc(count + 1, sizeof(char *));
+    for (size_t i = 0; copy && i < count; i++) {
+        if ((copy[i] = strdup(seeds[i])) == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(copy[j]);
+            free(copy);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
+static void seeds_free(char **seeds, size_t count)
+{
+    for (size_t i = 0; seeds && i < count; i++)
+        free(seeds[i]);
+    free(seeds);
+}
+
+/* 0, or HERD_EINVAL for a NULL list with a count or a NULL, empty or
+ * oversize address in it. */
+static int seeds_check(const char *const *seeds, size_t count)
+{
+    if (count && seeds == NULL)
+        return HERD_EINVAL;
+    for (size_t i = 0; i < count; i++)
+        if (seeds[i] == NULL || strlen(seeds[i]) == 0 || strlen(seeds[i]) > MSHIP_ADDR_MAX)
+            return HERD_EINVAL;
+    return 0;
+}
+
 static int mship_check_config(const mship_config_t *cfg)
 {
     if (cfg == NULL || cfg->cluster == NULL || cfg->address == NULL ||
-        (cfg->seed_count && cfg->seeds == NULL))
+        seeds_check(cfg->seeds, cfg->seed_count) != 0)
         return HERD_EINVAL;
     size_t clen = strlen(cfg->cluster), alen = strlen(cfg->address);
     if (clen == 0 || clen > MSHIP_CLUSTER_MAX || alen == 0 || alen > MSHIP_ADDR_MAX)
         return HERD_EINVAL;
-    for (size_t i = 0; i < cfg->seed_count; i++)
-        if (cfg->seeds[i] == NULL || strlen(cfg->seeds[i]) == 0 ||
-            strlen(cfg->seeds[i]) > MSHIP_ADDR_MAX)
-            return HERD_EINVAL;
     if (cfg->weight > HERD_RING_MAX_WEIGHT)
         return HERD_ERANGE;
     return herd_ring_check_name(cfg->name);
@@ -373,14 +404,12 @@ int mship_new(const mship_config_t *cfg, uint64_t now, mship_t **out)
     mship_defaults(&m->cfg);
     strcpy(m->cluster, cfg->cluster);
     u64map_init(&m->by_id);
-    m->seeds = calloc(cfg->seed_count + 1, sizeof(char *));
-    for (size_t i = 0; m->seeds && i < cfg->seed_count; i++)
-        if ((m->seeds[i] = strdup(cfg->seeds[i])) == NULL)
-            rc = HERD_ENOMEM;
+    m->seeds = seeds_copy(cfg->seeds, cfg->seed_count);
+    m->cfg.seeds = (const char *const *)m->seeds;
     m->self = m->seeds ? member_insert(m, cfg->name, cfg->address, cfg->incarnation,
                                       m->cfg.weight, now)
                        : NULL;
-    if (rc || m->self == NULL) {
+    if (m->self == NULL) {
         mship_free(m);
         return HERD_ENOMEM;
     }
@@ -397,11 +426,29 @@ void mship_free(mship_t *m)
     for (size_t i = 0; i < m->member_count; i++)
         free(m->members[i]);
     free(m->members);
-    for (size_t i = 0; m->seeds && i < m->cfg.seed_count; i++)
-        free(m->seeds[i]);
-    free(m->seeds);
+    seeds_free(m->seeds, m->cfg.seed_count);
     u64map_fini(&m->by_id);
     free(m);
+}
+
+int mship_set_seeds(mship_t *m, const char *const *seeds, size_t count)
+{
+    if (seeds_check(seeds, count) != 0)
+        return HERD_EINVAL;
+    char **copy = seeds_copy(seeds, count);
+    if (copy == NULL)
+        return HERD_ENOMEM;
+    seeds_free(m->seeds, m->cfg.seed_count);
+    m->seeds = copy;
+    m->cfg.seeds = (const char *const *)copy;
+    m->cfg.seed_count = count;
+    m->next_hello = 0; /* a new seed hears HELLO at the next tick */
+    return 0;
+}
+
+size_t mship_seed_count(const mship_t *m)
+{
+    return m->cfg.seed_count;
 }
 
 /* ---- time passes ------------------------------------------------------------ */

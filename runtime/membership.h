@@ -158,6 +158,15 @@ const char *mship_identity_name(mship_identity_t id);
 int mship_new(const mship_config_t *cfg, uint64_t now, mship_t **out);
 void mship_free(mship_t *m);
 
+/* Replace the seeds (copied; all or nothing): the node says HELLO to each
+ * new one at the next tick, and no more to one that is gone from the list.
+ * Members already joined stay: a seed list is only a way in. The name check
+ * (mship_join.c) is not started again: a node that began without seeds is
+ * the first of its cluster, and others join it. Errors: HERD_EINVAL (NULL
+ * list with a count, a NULL, empty or oversize address), HERD_ENOMEM. */
+int mship_set_seeds(mship_t *m, const char *const *seeds, size_t count);
+size_t mship_seed_count(const mship_t *m);
+
 /* Time passes: heartbeats, HELLOs to seeds and silent members, probes of
  * another start of this name, suspect/down/forget verdicts. */
 int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out);

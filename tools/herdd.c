@@ -35,7 +35,10 @@
 #include "fdguard.h"
 #include "herd.h"
 #include "herdd_args.h"
+#include "herdd_discover.h"
+#include "herdd_metrics.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "node_control.h"
 
 #define EXIT_USAGE 2
@@ -43,6 +46,7 @@
 #define HERDD_NAME_CHECK_MS 3000 /* before "ready": the longest wait for a first answer */
 #define HERDD_NAME_CHECK_MAX_MS 30000 /* ... and for asking other starts of the name */
 #define HERDD_NAME_WATCH_MS 200 /* after "ready": how often the name's verdict is read */
+#define HERDD_DISCOVER_FIRST_MS 3000 /* before joining: the longest wait for a first answer */
 
 typedef struct herdd {
     const char *name, *listen, *cookie_file, *control, *cluster;
@@ -50,6 +54,14 @@ typedef struct herdd {
     size_t seed_count;
     uint32_t weight, heartbeat_ms, down_ms, forget_ms;
     herd_log_level_t log_level;
+    const herdd_args_t *args; /* --metrics, --discover */
+    herdd_discover_t *discover;
+    seed_list_t found; /* owned: the seeds --discover found last */
+    const char **seed_buf; /* owned: --join's seeds, then those found */
+    int cluster_on;
+    metrics_http_t *http;
+    herdd_lag_t lag;
+    int lag_on;
     char control_buf[300];
     uint8_t secret[HERD_COOKIE_MAX];
     size_t secret_len;
@@ -68,6 +80,8 @@ static const char help_text[] =
     "usage: herdd --name NAME --listen ADDR [--join ADDR]... --cookie-file FILE\n"
     "             [--control ADDR] [--cluster NAME] [--weight N] [--heartbeat-ms N]\n"
     "             [--down-ms N] [--forget-ms N] [--log-level LEVEL[,SUBSYSTEM=LEVEL]...]\n"
+    "             [--metrics IPV4:PORT] [--discover dns:NAME:PORT|range:FIRST-LAST:PORT]\n"
+    "             [--discover-interval-ms N]\n"
     "       herdd --config FILE [any option above]\n"
     "       herdd --help | --version\n"
     "\n"
@@ -92,6 +106,12 @@ static const char help_text[] =
     "--log-level: error, warn (the default), info or debug, and subsystems' own\n"
     "levels after it (warn,replicas=debug,cluster=info). Log lines go to stderr:\n"
     "TIME herd LEVEL SUBSYSTEM: MESSAGE.\n"
+    "--metrics IPV4:PORT: serve Prometheus metrics at http://IPV4:PORT/metrics.\n"
+    "--discover dns:NAME:PORT: join every IPv4 address NAME resolves to, resolved\n"
+    "again every --discover-interval-ms (100 to 3600000, default 5000): new ones\n"
+    "are seeds, gone ones are dropped; a name that does not resolve is logged and\n"
+    "tried again. --discover range:FIRST-LAST:PORT: every IPv4 address from FIRST\n"
+    "to LAST (1024 at most). Never this node's own --listen address.\n"
     "See man herdd.\n";
 
 /* The secret, with the library's checks (herd_cookie_read): a regular
@@ -281,6 +301,120 @@ static void on_name_watch(uv_timer_t *h)
     }
 }
 
+/* ---- seeds found, metrics -------------------------------------------------------- */
+
+/* The seeds: --join's, then those --discover found that --join does not
+ * name. Into d->seed_buf (*n of them); HERD_ENOMEM. */
+static int seeds_gather(herdd_t *d, size_t *n)
+{
+    const char **buf = realloc(d->seed_buf, (d->seed_count + d->found.count + 1) * sizeof(*buf));
+    if (buf == NULL)
+        return HERD_ENOMEM;
+    d->seed_buf = buf;
+    *n = 0;
+    for (size_t i = 0; i < d->seed_count; i++)
+        buf[(*n)++] = d->seeds[i];
+    for (size_t i = 0; i < d->found.count; i++) {
+        size_t j = 0;
+        while (j < d->seed_count && strcmp(d->seeds[j], d->found.items[i]) != 0)
+            j++;
+        if (j == d->seed_count)
+            buf[(*n)++] = d->found.items[i];
+    }
+    return 0;
+}
+
+/* A new list from --discover: kept, and the running node's seeds replaced. */
+static void on_discovered(void *data, const seed_list_t *seeds)
+{
+    herdd_t *d = data;
+    seed_list_t copy = {.items = malloc((seeds->count ? seeds->count : 1) * sizeof(*copy.items)),
+                        .count = seeds->count};
+    size_t n;
+    int rc = copy.items ? 0 : HERD_ENOMEM;
+    if (rc == 0) {
+        if (seeds->count) /* an empty list's items may be NULL */
+            memcpy(copy.items, seeds->items, seeds->count * sizeof(*copy.items));
+        seed_list_free(&d->found);
+        d->found = copy;
+        rc = seeds_gather(d, &n);
+    }
+    if (rc == 0 && d->cluster_on)
+        rc = herd_cluster_set_seeds(d->node, d->seed_buf, n);
+    if (rc)
+        herd_log(HERD_LOG_ERROR, "discover", "the %zu seeds found are not taken: %s; the next "
+                 "change tries again", seeds->count, herd_strerror(rc));
+}
+
+/* --discover: started before the cluster, whose first seeds wait for its
+ * first answer (HERDD_DISCOVER_FIRST_MS at most: a slow resolver delays
+ * nothing longer; what it finds later is taken then). */
+static int discover_first(herdd_t *d)
+{
+    const herdd_args_t *a = d->args;
+    uint32_t every = a->discover_interval_ms ? a->discover_interval_ms
+                                             : HERDD_DISCOVER_INTERVAL_MS;
+    int rc = herdd_discover_start(herd_node_loop(d->node), &a->discover_spec, every, d->listen,
+                                  on_discovered, d, &d->discover);
+    if (rc)
+        return fprintf(stderr, "herdd: cannot start --discover: %s\n", herd_strerror(rc)), 1;
+    uint64_t deadline = herd_node_now(d->node) + HERDD_DISCOVER_FIRST_MS;
+    while (!herdd_discover_tried(d->discover) && herd_node_now(d->node) < deadline)
+        herd_node_run_for(d->node, 20);
+    if (!herdd_discover_tried(d->discover))
+        herd_log(HERD_LOG_WARN, "discover", "%s: no answer within %d ms; joining with what "
+                 "comes later", a->discover, HERDD_DISCOVER_FIRST_MS);
+    return 0;
+}
+
+/* The metrics page: the node's figures, the loop's lag, discovery's. */
+static int metrics_page(void *data, char **body, size_t *len)
+{
+    herdd_t *d = data;
+    herdd_metrics_snapshot_t *snap = malloc(sizeof(*snap));
+    if (snap == NULL)
+        return HERD_ENOMEM;
+    herdd_metrics_collect(d->node, snap);
+    snap->lag = d->lag.fig;
+    snap->have_discover = d->discover != NULL;
+    if (d->discover)
+        herdd_discover_stats(d->discover, &snap->discover);
+    int rc = herdd_metrics_format(snap, body, len);
+    free(snap);
+    return rc;
+}
+
+static int metrics_start(herdd_t *d)
+{
+    const herdd_args_t *a = d->args;
+    char err[300];
+    uv_loop_t *loop = herd_node_loop(d->node);
+    herdd_lag_start(&d->lag, loop);
+    d->lag_on = 1;
+    if (metrics_http_start(loop, a->metrics_ip, a->metrics_port, metrics_page, d, &d->http, err,
+                           sizeof(err)) != 0)
+        return fprintf(stderr, "herdd: cannot serve --metrics at %s: %s\n", a->metrics, err), 1;
+    herd_log(HERD_LOG_INFO, "herdd", "metrics at http://%s/metrics", a->metrics);
+    return 0;
+}
+
+static void ops_stop(herdd_t *d)
+{
+    metrics_http_free(d->http);
+    d->http = NULL;
+    if (d->lag_on) {
+        herdd_lag_stop(&d->lag);
+        while (!d->lag.closed)
+            uv_run(herd_node_loop(d->node), UV_RUN_NOWAIT);
+        d->lag_on = 0;
+    }
+    herdd_discover_free(d->discover);
+    d->discover = NULL;
+    seed_list_free(&d->found);
+    free(d->seed_buf);
+    d->seed_buf = NULL;
+}
+
 /* Copies of each counter's state by default: a crash of its node loses no
  * acknowledged increment (`ringctl start counter NAME --replicas N`
  * changes it per counter). */
@@ -302,14 +436,20 @@ static int start(herdd_t *d)
     int rc = herd_node_new(&nc, &d->node);
     if (rc)
         return fprintf(stderr, "herdd: cannot make node: %s\n", herd_strerror(rc)), 1;
+    size_t seed_count = d->seed_count;
+    if (d->args->discover && discover_first(d) != 0)
+        return 1;
+    if (seeds_gather(d, &seed_count) != 0)
+        return fprintf(stderr, "herdd: out of memory\n"), 1;
     herd_cluster_config_t cc = {.cluster = d->cluster, .listen = d->listen,
-                                .seeds = d->seeds, .seed_count = d->seed_count,
+                                .seeds = d->seed_buf, .seed_count = seed_count,
                                 .secret = d->secret, .secret_len = d->secret_len,
                                 .weight = d->weight, .heartbeat_ms = d->heartbeat_ms,
                                 .down_ms = d->down_ms, .forget_ms = d->forget_ms};
     rc = herd_cluster_derive_timing(&cc); /* checked with the options already */
     if (rc == 0)
         rc = herd_cluster_start(d->node, &cc);
+    d->cluster_on = rc == 0;
     if (rc == 0)
         rc = herd_registry_start(d->node);
     if (rc == 0 && (rc = start_services(d)) != 0)
@@ -324,6 +464,8 @@ static int start(herdd_t *d)
     if (rc)
         return fprintf(stderr, "herdd: cannot serve control at %s\n", d->control), 1;
     d->control_bound = 1;
+    if (d->args->metrics && metrics_start(d) != 0)
+        return 1;
     uv_loop_t *loop = herd_node_loop(d->node);
     uv_signal_init(loop, &d->sigint);
     uv_signal_init(loop, &d->sigterm);
@@ -348,7 +490,7 @@ static int run(const herdd_args_t *a)
                  .control = a->control, .cluster = a->cluster, .seeds = a->seeds,
                  .seed_count = a->seed_count, .weight = a->weight,
                  .heartbeat_ms = a->heartbeat_ms, .down_ms = a->down_ms,
-                 .forget_ms = a->forget_ms, .log_level = a->log_level};
+                 .forget_ms = a->forget_ms, .log_level = a->log_level, .args = a};
     int rc;
     herd_log_set_level(d.log_level);
     if (a->log_spec && herd_log_apply_spec(a->log_spec) != 0) /* checked as it was read */
@@ -383,6 +525,8 @@ static int run(const herdd_args_t *a)
         uv_close((uv_handle_t *)&d.sigterm, on_closed);
         uv_close((uv_handle_t *)&d.name_watch, on_closed);
     }
+    if (d.node)
+        ops_stop(&d);
     herd_control_stop(d.ctl);
     d.ctl = NULL;
     herd_node_free(d.node);

@@ -28,6 +28,9 @@ static const char *const opt_names[HERDD_OPT_COUNT] = {
     [HERDD_OPT_DOWN_MS] = "down-ms",
     [HERDD_OPT_FORGET_MS] = "forget-ms",
     [HERDD_OPT_LOG_LEVEL] = "log-level",
+    [HERDD_OPT_METRICS] = "metrics",
+    [HERDD_OPT_DISCOVER] = "discover",
+    [HERDD_OPT_DISCOVER_INTERVAL_MS] = "discover-interval-ms",
     [HERDD_OPT_CONFIG] = "config",
 };
 
@@ -121,6 +124,19 @@ int herdd_args_set(herdd_args_t *a, herdd_opt_t opt, const char *flag, const cha
                         "subsystems' own (warn,replicas=debug), got '%s'", flag, v);
         a->log_spec = v;
         break;
+    case HERDD_OPT_METRICS:
+        if (discover_parse_ipv4_port(flag, v, &a->metrics_ip, &a->metrics_port, err, cap) != 0)
+            return HERDD_ARGS_USAGE;
+        a->metrics = v;
+        break;
+    case HERDD_OPT_DISCOVER:
+        if (discover_spec_parse(flag, v, &a->discover_spec, err, cap) != 0)
+            return HERDD_ARGS_USAGE;
+        a->discover = v;
+        break;
+    case HERDD_OPT_DISCOVER_INTERVAL_MS:
+        rc = parse_u32(flag, v, 100, 3600000, &a->discover_interval_ms, err, cap);
+        break;
     case HERDD_OPT_CONFIG: a->config = v; break;
     default: return fail(err, cap, "unknown option %d", (int)opt);
     }
@@ -192,6 +208,18 @@ void herdd_args_merge(herdd_args_t *out, const herdd_args_t *file, const herdd_a
             out->log_level = cli->log_level;
             out->log_spec = cli->log_spec;
             break;
+        case HERDD_OPT_METRICS:
+            out->metrics = cli->metrics;
+            out->metrics_ip = cli->metrics_ip;
+            out->metrics_port = cli->metrics_port;
+            break;
+        case HERDD_OPT_DISCOVER:
+            out->discover = cli->discover;
+            out->discover_spec = cli->discover_spec;
+            break;
+        case HERDD_OPT_DISCOVER_INTERVAL_MS:
+            out->discover_interval_ms = cli->discover_interval_ms;
+            break;
         case HERDD_OPT_CONFIG: out->config = cli->config; break;
         default: break;
         }
@@ -204,6 +232,9 @@ int herdd_args_check(const herdd_args_t *a, char *err, size_t cap)
         return fail(err, cap, "--name, --listen and --cookie-file are required%s%s%s",
                     a->file ? " (on the command line or in " : "", a->file ? a->file : "",
                     a->file ? ")" : "");
+    if (a->discover_interval_ms && a->discover == NULL)
+        return fail(err, cap, "--discover-interval-ms is given without --discover; give "
+                    "--discover dns:NAME:PORT (or leave the interval out)");
     herd_cluster_config_t timing = {.heartbeat_ms = a->heartbeat_ms, .down_ms = a->down_ms};
     uint32_t beat = a->heartbeat_ms ? a->heartbeat_ms : 200;
     if (herd_cluster_derive_timing(&timing) == HERD_ERANGE) {

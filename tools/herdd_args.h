@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "discover_spec.h"
 #include "log.h"
 
 #define HERDD_MAX_SEEDS 64
@@ -28,6 +29,9 @@ typedef enum herdd_opt {
     HERDD_OPT_DOWN_MS,
     HERDD_OPT_FORGET_MS,
     HERDD_OPT_LOG_LEVEL,
+    HERDD_OPT_METRICS,
+    HERDD_OPT_DISCOVER,
+    HERDD_OPT_DISCOVER_INTERVAL_MS,
     HERDD_OPT_CONFIG,
     HERDD_OPT_COUNT
 } herdd_opt_t;
@@ -44,6 +48,12 @@ typedef struct herdd_args {
     uint32_t weight, heartbeat_ms, down_ms, forget_ms; /* 0: the default */
     herd_log_level_t log_level; /* HERD_LOG_WARN unless given */
     const char *log_spec; /* --log-level with subsystems' levels (applied after log_level) */
+    const char *metrics;  /* --metrics IPV4:PORT, parsed into metrics_ip/port */
+    uint32_t metrics_ip;
+    uint16_t metrics_port;
+    const char *discover; /* --discover SPEC, parsed into discover_spec */
+    discover_spec_t discover_spec;
+    uint32_t discover_interval_ms; /* 0: HERDD_DISCOVER_INTERVAL_MS */
     unsigned given[HERDD_OPT_COUNT]; /* times given (join: addresses) */
     unsigned line[HERDD_OPT_COUNT];  /* from a config file: the line (join: the first) */
     const char *file; /* the config file of those lines (herdd_config_parse) */
@@ -73,7 +83,8 @@ int herdd_args_parse_argv(herdd_args_t *a, int argc, char **argv, char *err, siz
 void herdd_args_merge(herdd_args_t *out, const herdd_args_t *file, const herdd_args_t *cli);
 
 /* The checks across options, once all are in: the required ones, --down-ms
- * against --heartbeat-ms. 0, or -1 with why in err. */
+ * against --heartbeat-ms, --discover-interval-ms only with --discover. 0,
+ * or -1 with why in err. */
 int herdd_args_check(const herdd_args_t *a, char *err, size_t cap);
 
 /* herdd's options: the command line, the --config file it names (read,

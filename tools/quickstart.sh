@@ -9,8 +9,11 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # groff-base: the ctest man_render renders the manual pages with it.
+# libmicrohttpd-dev: herdd --metrics; curl: the ctest herdd_metrics_cli fetches
+# with it; iproute2: herdd_discover_cli's network namespace (ip netns).
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libxxhash-dev libnanomsg-dev
-          libcmocka-dev libjansson-dev libsodium-dev groff-base)
+          libcmocka-dev libjansson-dev libsodium-dev groff-base libmicrohttpd-dev curl
+          iproute2)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 # The one place that installs packages (PACKAGES): `deps` does only this; demo

@@ -610,6 +610,15 @@ static herd_handoff_stats_t hstats(herd_node_t *n)
     return s;
 }
 
+/* The moves in a node's duration histogram (herd_handoff_stats_t). */
+static uint64_t duration_count(const herd_handoff_stats_t *s)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i <= HERD_HANDOFF_DURATION_BOUNDS; i++)
+        n += s->duration_buckets[i];
+    return n;
+}
+
 static herd_child_counts_t counts(herd_node_t *n)
 {
     herd_child_counts_t c;
@@ -1824,6 +1833,11 @@ static void test_dsup_handoff_on_join_keeps_state_and_messages(void **state)
     assert_int_equal(sa.in_flight + sb.in_flight + sc.in_flight, 0);
     assert_int_equal(sa.started, sa.committed + sa.aborted + sa.rejected);
     assert_int_equal(sb.started, sb.committed + sb.aborted + sb.rejected);
+    /* each commit is in the duration histogram once; c committed none */
+    assert_int_equal(duration_count(&sa), sa.committed);
+    assert_int_equal(duration_count(&sb), sb.committed);
+    assert_int_equal(duration_count(&sc), 0);
+    assert_true(sa.duration_us_sum > 0 && sc.duration_us_sum == 0);
     assert_int_equal(sa.starts + sb.starts + sc.starts, HANDOFF_N); /* no start twice */
     hview_t *hv = malloc(sizeof(*hv));
     assert_non_null(hv);

@@ -96,7 +96,10 @@ static void test_config_every_key(void **state)
                        "heartbeat-ms = 10\n"
                        "down-ms = 600000\n"
                        "forget-ms = 86400000\n"
-                       "log-level = debug"; /* no newline at the end */
+                       "log-level = debug\n"
+                       "metrics = 127.0.0.1:9100\n"
+                       "discover = dns:herd.local:7001\n"
+                       "discover-interval-ms = 250"; /* no newline at the end */
     herdd_args_t a;
     char err[ERR_CAP];
     assert_int_equal(parse(text, &a, err), 0);
@@ -113,6 +116,15 @@ static void test_config_every_key(void **state)
     assert_int_equal(a.down_ms, 600000);
     assert_int_equal(a.forget_ms, 86400000);
     assert_int_equal(a.log_level, HERD_LOG_DEBUG);
+    assert_string_equal(a.metrics, "127.0.0.1:9100");
+    assert_int_equal(a.metrics_ip, 0x7f000001);
+    assert_int_equal(a.metrics_port, 9100);
+    assert_string_equal(a.discover, "dns:herd.local:7001");
+    assert_int_equal(a.discover_spec.kind, DISCOVER_DNS);
+    assert_string_equal(a.discover_spec.name, "herd.local");
+    assert_int_equal(a.discover_spec.port, 7001);
+    assert_int_equal(a.discover_interval_ms, 250);
+    assert_int_equal(a.line[HERDD_OPT_DISCOVER_INTERVAL_MS], 18);
     assert_int_equal(a.line[HERDD_OPT_NAME], 3);
     assert_int_equal(a.line[HERDD_OPT_JOIN], 5); /* the first join */
     assert_int_equal(a.given[HERDD_OPT_JOIN], 2);
@@ -140,7 +152,8 @@ static void test_config_keys_are_the_flags(void **state)
     (void)state;
     static const char *const flags[] = {"name",    "listen",       "join",    "cookie-file",
                                         "control", "cluster",      "weight",  "heartbeat-ms",
-                                        "down-ms", "forget-ms",    "log-level"};
+                                        "down-ms", "forget-ms",    "log-level",
+                                        "metrics", "discover",     "discover-interval-ms"};
     assert_int_equal(sizeof(flags) / sizeof(flags[0]) + 1, HERDD_OPT_COUNT); /* + config */
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         int k = herdd_opt_lookup(flags[i]);
@@ -196,6 +209,13 @@ static void test_config_bad_values(void **state)
     refused("listen = ipc://\n", "f.conf:1: listen wants");
     refused("join = tcp://a:1\njoin = garbage\n", "f.conf:2: join wants tcp://HOST:PORT");
     refused("control = tcp://127.0.0.1:9\n", "f.conf:1: control must be an ipc:// address");
+    refused("metrics = localhost:9100\n", "f.conf:1: metrics: 'localhost' is not an IPv4 address");
+    refused("metrics = 9100\n", "f.conf:1: metrics wants IPV4:PORT (127.0.0.1:9100), got '9100'");
+    refused("discover = srv:herd:7001\n", "f.conf:1: discover: unknown kind 'srv'");
+    refused("discover = range:10.0.0.0-10.0.8.0:7\n", "f.conf:1: discover: the range "
+                                                      "10.0.0.0-10.0.8.0 holds 2049 addresses");
+    refused("discover-interval-ms = 99\n", "f.conf:1: discover-interval-ms wants a whole number "
+                                            "100-3600000");
 
     /* 64 joins are taken, the 65th is refused at its line */
     char text[4096];
@@ -494,6 +514,21 @@ static void test_args_checks_across(void **state)
              "--name, --listen and --cookie-file are required (on the command line or in %s)",
              path);
     load_refused(req, want);
+    /* an interval with nothing to discover */
+    char **lone = ARGV("--config", path, "--cookie-file", "c", "--discover-interval-ms", "500");
+    load_refused(lone, "--discover-interval-ms is given without --discover");
+    /* the command line's --discover and --metrics win over the file's */
+    const char *both = "name = n1\nlisten = tcp://h:1\ncookie-file = c\n"
+                       "discover = dns:file.local:1\nmetrics = 127.0.0.1:1\n";
+    write_file("a.conf", both, strlen(both), path, sizeof(path));
+    char **cli = ARGV("--config", path, "--discover", "range:127.0.0.1-127.0.0.3:7", "--metrics",
+                      "0.0.0.0:9100");
+    assert_int_equal(load(&a, cli, err), HERDD_ARGS_RUN);
+    assert_int_equal(a.discover_spec.kind, DISCOVER_RANGE);
+    assert_int_equal(a.discover_spec.port, 7);
+    assert_int_equal(a.metrics_ip, 0);
+    assert_int_equal(a.metrics_port, 9100);
+    herdd_args_free(&a);
 }
 
 int main(void)

@@ -13,8 +13,11 @@
 #include <string.h>
 
 #include "dsup_int.h"
-#include "log.h"
+#include "dsup_layers.h"
 #include "herd_ring.h"
+#include "log.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 #include "svcring.h"
 
 #define DSUP_TICK_MS 20

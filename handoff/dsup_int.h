@@ -7,8 +7,10 @@
 
 #include <uv.h>
 
+#include "dsup_layers.h"
 #include "herd_dsup.h"
 #include "log.h"
+#include "registry_layers.h"
 #include "replica_store.h"
 #include "u64map.h"
 #include "wire.h"

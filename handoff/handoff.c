@@ -25,6 +25,8 @@
 
 #include "dsup_int.h"
 #include "log.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 #include "wire.h"
 
 static uint64_t now_us(void)

@@ -11,7 +11,7 @@
  * and announces the names it knows with its membership, so every member
  * knows what every other one provides. A child spec is (name, service,
  * arguments, restart strategy); specs live in the registry's replicated map
- * (herd_spec_put), so every node knows every child that must exist.
+ * (the registry's child specs), so every node knows every child that must exist.
  *
  * Owners: the owner of a child is the owner of its name on the ring of the
  * members that provide its service (the cluster ring's members, up or
@@ -114,9 +114,6 @@ typedef struct herd_dsup_config {
 /* Give `node` a distributed supervisor (after herd_registry_start). `cfg`
  * may be NULL. Errors: HERD_ENOENT (no registry), HERD_EEXIST. */
 int herd_dsup_start(herd_node_t *node, const herd_dsup_config_t *cfg);
-/* Under a virtual clock: what the loop's timers would do by now
- * (reconcile, restarts, handoff timeouts). */
-int herd_dsup_poll(herd_node_t *node);
 
 typedef struct herd_child_req {
     const char *name;    /* 1..HERD_NAME_MAX-1 bytes (a spec key has a prefix byte) */

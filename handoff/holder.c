@@ -13,6 +13,8 @@
  */
 #include "dsup_int.h"
 #include "log.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 
 static const herd_behaviour_t holder_behaviour = {.name = "name-holder"};
 

@@ -14,9 +14,11 @@
 #include <string.h>
 
 #include "dsup_int.h"
+#include "herd_ring.h"
 #include "log.h"
 #include "planner.h"
-#include "herd_ring.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 #include "svcring.h"
 
 

@@ -9,9 +9,10 @@
 #include <string.h>
 
 #include "dsup_int.h"
-#include "log.h"
-#include "replicas_int.h"
 #include "herd_ring.h"
+#include "log.h"
+#include "registry_layers.h"
+#include "replicas_int.h"
 #include "svcring.h"
 
 static int self_leaving(dsup_t *d);

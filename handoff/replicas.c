@@ -63,9 +63,11 @@
 
 #include "awmap.h"
 #include "dsup_int.h"
+#include "dsup_layers.h"
+#include "herd_ring.h"
 #include "log.h"
 #include "replicas_int.h"
-#include "herd_ring.h"
+#include "runtime_layers.h"
 #include "svcring.h"
 
 /* ---- lifecycle ------------------------------------------------------------------------- */

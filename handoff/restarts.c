@@ -14,7 +14,9 @@
 
 #include "dsup_int.h"
 #include "log.h"
+#include "registry_layers.h"
 #include "restart_policy.h"
+#include "runtime_layers.h"
 
 /* The first restart at once, then 10 ms doubling up to a second. */
 #define DSUP_BACKOFF_FIRST_MS 10

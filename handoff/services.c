@@ -12,6 +12,7 @@
 
 #include "dsup_int.h"
 #include "log.h"
+#include "registry_layers.h"
 #include "wire.h"
 
 int dsup_service_index(const dsup_t *d, const char *service)

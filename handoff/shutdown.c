@@ -21,6 +21,7 @@
 
 #include "dsup_int.h"
 #include "log.h"
+#include "runtime_layers.h"
 
 #define SHUTDOWN_CHECK_MS 50
 #define SHUTDOWN_LINGER_MS 200

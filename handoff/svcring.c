@@ -1,6 +1,7 @@
 /*
  * svcring.c - the rings that place children, one per service (svcring.h).
  */
+#include "registry_layers.h"
 #include "svcring.h"
 
 #include <stdio.h>

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "dsup_int.h"
+#include "registry_layers.h"
 
 #define TERM_REFS_MAX 16 /* writes of one spec (concurrent starts) a terminate follows */
 

@@ -12,6 +12,7 @@
 
 #include "dsup_int.h"
 #include "log.h"
+#include "registry_layers.h"
 
 int waiters_add(dsup_t *d, const char *name, uint32_t timeout_ms, herd_start_cb cb, void *data)
 {

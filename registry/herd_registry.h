@@ -65,10 +65,6 @@ const char *herd_meta_get(const herd_meta_t *m, const char *key);
 
 /* Give `node` a registry. Start the cluster first if the node is in one. */
 int herd_registry_start(herd_node_t *node);
-/* Under a virtual clock, what the loop would do by itself: ship the pending
- * delta, and check live processes' entries when that is due (simulations). */
-int herd_registry_poll(herd_node_t *node);
-
 /* Register `name` for `pid` (a process of this node, or of another node when
  * the caller knows it lives). Errors: HERD_EEXIST (a live registration of
  * another pid holds the name), HERD_ENOPROC (a local pid that is not alive),
@@ -181,101 +177,6 @@ typedef struct herd_registry_peer {
     uint64_t send_failed;   /* sends to it refused (each repaired by a digest sync) */
 } herd_registry_peer_t;
 int herd_registry_peer_stats(herd_node_t *node, uint64_t node_id, herd_registry_peer_t *out);
-
-/* ---- replicated child specs (the distributed supervisor's child list) ------------ */
-
-/* The registry's map also carries `name -> child spec`, under keys no
- * registration can have (a leading REG_SPEC_PREFIX byte), so specs travel
- * with the same deltas and digest syncs. The registry does not read a spec:
- * it is bytes of the supervisor's (up to HERD_SPEC_MAX). Specs are never
- * hidden or removed when their writer's node goes: only a remove does that.
- * Two specs written at once for one name both stay until the next put; the
- * one every node reads is the same (the lowest writer, then dot). */
-#define HERD_SPEC_MAX 4096u
-
-/* Write the spec of `name` (1..HERD_NAME_MAX-1 bytes), replacing every spec
- * of it this node sees. */
-int herd_spec_put(herd_node_t *node, const char *name, const void *spec, size_t len);
-/* Remove every spec of `name` this node sees. HERD_ENOENT when none. */
-int herd_spec_remove(herd_node_t *node, const char *name);
-/* The spec of `name` (valid until the registry next changes). HERD_ENOENT. */
-int herd_spec_get(herd_node_t *node, const char *name, const uint8_t **spec, size_t *len);
-/* Visit every spec; stop when fn returns nonzero. Returns the number visited. */
-typedef int (*herd_spec_fn)(void *data, const char *name, const uint8_t *spec, size_t len);
-int herd_spec_foreach(herd_node_t *node, herd_spec_fn fn, void *data);
-size_t herd_spec_count(herd_node_t *node);
-/* Told of every name whose specs changed (added, replaced or removed), here
- * or by a join, once the change is applied; the callback may change the
- * registry. One watcher per node; NULL removes it. */
-typedef void (*herd_spec_watch_fn)(void *data, const char *name);
-int herd_spec_watch(herd_node_t *node, herd_spec_watch_fn fn, void *data);
-
-/* Which write of a spec a node read: so a node can tell "removed" (it has
- * seen that write and the spec is gone) from "not arrived yet". */
-typedef struct herd_spec_ref {
-    uint64_t node, incarnation, counter;
-} herd_spec_ref_t;
-/* The write of `name`'s spec herd_spec_get reads. HERD_ENOENT. */
-int herd_spec_ref(herd_node_t *node, const char *name, herd_spec_ref_t *ref);
-/* Whether this node's replica has seen that write (then a missing spec was
- * removed, not yet to arrive). */
-int herd_spec_ref_seen(herd_node_t *node, const herd_spec_ref_t *ref);
-/* Every write of `name`'s spec this node holds (up to `cap`); returns how
- * many it holds (more than `cap`: HERD_ERANGE, nothing written). */
-int herd_spec_refs(herd_node_t *node, const char *name, herd_spec_ref_t *out, size_t cap);
-/* Tell member `to` that these writes of `name`'s spec are removed (a delta
- * of that alone): for a member that may have the spec from a node that had
- * not heard of the removal yet. */
-int herd_spec_send_removed(herd_node_t *node, const char *name, const herd_spec_ref_t *refs,
-                           size_t n, uint64_t to);
-
-/* Told, once the change is applied, of the hash (awmap_key_hash) of every
- * name that got a new registration entry, here or by a join: a waiter for
- * a name to appear need not poll. Any number of watchers (each added pair
- * is told, in the order added; fn may change the registry and add or
- * remove watchers). HERD_EINVAL for a NULL fn. */
-typedef void (*herd_name_watch_fn)(void *data, uint64_t name_hash);
-int herd_registry_watch_added(herd_node_t *node, herd_name_watch_fn fn, void *data);
-/* Remove a watcher added with the same fn and data (one of them, if added
- * twice). HERD_ENOENT when there is none. */
-int herd_registry_unwatch_added(herd_node_t *node, herd_name_watch_fn fn, void *data);
-uint64_t herd_registry_name_hash(const char *name);
-
-/* ---- for the handoff ----------------------------------------------------------- */
-
-/* Replace the registration of `name` by `from` with one by `to` in one
- * delta, keeping its metadata and first-registration time: a moved process
- * keeps its place in conflicts. HERD_ENOENT when `from` holds no visible
- * registration of it. */
-int herd_registry_switch(herd_node_t *node, const char *name, herd_pid_t from, herd_pid_t to);
-/* Ship this loop iteration's changes now (they go at its end otherwise): a
- * handoff's switch must reach the new owner ahead of the commit that
- * follows it on the same ordered stream. */
-int herd_registry_flush(herd_node_t *node);
-/* The first-registration time of `name`'s visible registration. */
-int herd_registry_time(herd_node_t *node, const char *name, uint64_t *hlc);
-/* Register with a given first-registration time (a handoff's new copy whose
- * old node died taking the name over); otherwise as herd_register. */
-int herd_register_at(herd_node_t *node, const char *name, herd_pid_t pid,
-                     const herd_meta_t *meta, uint64_t hlc);
-/* A registration has a first-registration time and a move count (`gen`,
- * one more at every switch, wrapping at 256): between entries of one
- * registration (same time) the later move wins, so a moved copy carrying
- * state never loses to the entry it replaced. The stamp of `name`'s visible
- * registration: */
-int herd_registry_stamp(herd_node_t *node, const char *name, uint64_t *hlc, uint8_t *gen);
-/* Make sure the live local process `pid` has an entry of its own for `name`
- * with the given stamp: a handoff's new copy on commit or when its old node
- * died, and a child that runs here but resolves to nothing. Entries of the
- * same pid are one registration, so nothing changes when one is visible
- * already. Other visible holders are not superseded: when another process
- * holds the name, the conflict rule judges the two (and merges state where
- * the behaviour can), so a copy that holds the only state is never dropped
- * here. HERD_ENOPROC (not a live local process), HERD_EINVAL. */
-int herd_register_claim(herd_node_t *node, const char *name, herd_pid_t pid,
-                        const herd_meta_t *meta, uint64_t hlc, uint8_t gen);
-/* Whether the live local process `pid` has a visible entry for `name`. */
-int herd_registry_holds(herd_node_t *node, const char *name, herd_pid_t pid);
 
 #pragma GCC visibility pop
 

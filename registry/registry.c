@@ -31,6 +31,8 @@
 #include "awmap.h"
 #include "log.h"
 #include "registry_int.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 
 registry_t *reg_of(herd_node_t *n)
 {

@@ -13,6 +13,7 @@
 #include "herd_registry.h"
 #include "log.h"
 #include "registry_int.h"
+#include "runtime_layers.h"
 
 static void loser_stop(registry_t *g, herd_pid_t loser, herd_pid_t winner, const char *name)
 {

@@ -12,6 +12,8 @@
 #include "herd_registry.h"
 #include "log.h"
 #include "registry_int.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 
 /* ---- exits -------------------------------------------------------------------------- */
 

@@ -16,6 +16,7 @@
 #include "herd_registry.h"
 #include "log.h"
 #include "registry_int.h"
+#include "registry_layers.h"
 
 int reg_vec_push(reg_vec_t *v, const void *item, size_t size)
 {

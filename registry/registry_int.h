@@ -17,6 +17,7 @@
 #include "digest.h"
 #include "herd_registry.h"
 #include "pidx.h"
+#include "registry_layers.h"
 #include "u64map.h"
 
 #define REGISTRY_APP 1

@@ -8,6 +8,7 @@
 
 #include "herd_registry.h"
 #include "registry_int.h"
+#include "registry_layers.h"
 
 static int spec_key(const char *name, char *key, size_t *klen)
 {

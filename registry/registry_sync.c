@@ -13,6 +13,7 @@
 #include "digest.h"
 #include "log.h"
 #include "registry_int.h"
+#include "runtime_layers.h"
 
 /* ---- peers --------------------------------------------------------------------------- */
 

@@ -14,6 +14,7 @@
  * the order the answers came.
  */
 #include "node.h"
+#include "runtime_layers.h"
 
 #include <stdlib.h>
 

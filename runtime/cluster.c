@@ -19,6 +19,7 @@
 #include "fdguard.h"
 #include "log.h"
 #include "remote.h"
+#include "runtime_layers.h"
 #include "svclist.h"
 
 #define CLUSTER_MAX_DRIFT_MS 60000u /* a clock further ahead is not followed */
@@ -407,6 +408,12 @@ static void cluster_free_parts(herd_cluster_t *c)
 
 int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
 {
+    return herd_cluster_start_with(n, cfg, NULL);
+}
+
+int herd_cluster_start_with(herd_node_t *n, const herd_cluster_config_t *cfg,
+                            const struct transport *transport)
+{
     if (n->cluster)
         return HERD_EEXIST;
     if (cfg == NULL || cfg->listen == NULL || cfg->secret == NULL)
@@ -425,8 +432,8 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
     int rc = frame_key_from_secret(&c->key, cfg->secret, cfg->secret_len);
     if (rc == 0)
         rc = cluster_membership(c, cfg);
-    if (rc == 0 && cfg->transport)
-        c->transport = *cfg->transport;
+    if (rc == 0 && transport)
+        c->transport = *transport;
     else if (rc == 0)
         rc = transport_nn_new(n->loop, frame_size(FRAME_DEFAULT_MAX_BODY), &c->transport);
     if (rc) {
@@ -441,7 +448,7 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
     }
     /* A nanomsg tcp:// port is guarded against running out of descriptors
      * (fdguard.h); a member's link carries data within its down time. */
-    if (cfg->transport == NULL)
+    if (transport == NULL)
         fdguard_start(n, cfg->listen, cfg->down_ms ? cfg->down_ms
                                       : 5u * (cfg->heartbeat_ms ? cfg->heartbeat_ms : 200u),
                       &c->guard);

@@ -11,6 +11,7 @@
 #include "membership.h"
 #include "node.h"
 #include "replay.h"
+#include "runtime_layers.h"
 #include "transport.h"
 
 #define CLUSTER_MAX_HOOKS 8

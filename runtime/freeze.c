@@ -8,6 +8,7 @@
 
 #include "node.h"
 #include "remote.h"
+#include "runtime_layers.h"
 
 typedef struct redirect {
     herd_pid_t to;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "node.h"
+#include "runtime_layers.h"
 
 /* A held reply, or (done set) a merge's confirmation held the same way. */
 typedef struct held_reply {

@@ -21,6 +21,7 @@
 #include "node.h"
 
 #include "cluster.h"
+#include "runtime_layers.h"
 
 #include <stdlib.h>
 #include <string.h>

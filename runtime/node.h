@@ -5,9 +5,10 @@
 #ifndef HERD_NODE_H
 #define HERD_NODE_H
 
+#include "herd_ring.h"
 #include "herd_runtime.h"
 #include "hlc.h"
-#include "herd_ring.h"
+#include "runtime_layers.h"
 #include "u64map.h"
 
 /* A queued message: herd_msg_t's fields plus the mailbox link, one allocation

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "remote.h"
+#include "runtime_layers.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,6 +8,7 @@
  * them through herd_node_poll instead.
  */
 #include "node.h"
+#include "runtime_layers.h"
 
 #include <stdlib.h>
 #include <string.h>

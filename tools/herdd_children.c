@@ -16,6 +16,7 @@
 #include "herd_dsup.h"
 #include "herdd_debug.h"
 #include "log.h"
+#include "registry_layers.h"
 
 #define START_TIMEOUT_MS 5000
 #define START_ARG_MAX ((int)HERD_SPEC_MAX - 80) /* what herd_start_child takes */

@@ -40,6 +40,7 @@
 #include "cluster_harness.h"
 #include "frame.h"
 #include "herd_runtime.h"
+#include "runtime_layers.h"
 #include "transport.h"
 
 #define JOIN_MS 15000
@@ -332,8 +333,8 @@ static herd_node_t *recorded_join(cluster_t *c, recorder_t *rec, const cl_node_t
         snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d", free_port(c));
         herd_cluster_config_t cc = {.listen = listen, .seeds = seeds, .seed_count = 1,
                                     .secret = secret, .secret_len = len, .heartbeat_ms = 100,
-                                    .down_ms = 5000, .transport = &tap};
-        rc = herd_cluster_start(n, &cc);
+                                    .down_ms = 5000};
+        rc = herd_cluster_start_with(n, &cc, &tap);
     }
     assert_int_equal(rc, 0);
     return n;

@@ -43,6 +43,8 @@
 #include "herd_ring.h"
 #include "herd_runtime.h"
 #include "log.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 #include "wire.h"
 
 #ifndef FUZZ_APP
@@ -175,8 +177,8 @@ static void fz_node_start(fz_node_t *z, const char *name)
         die("no node");
     z->tr = (transport_t){&fz_ops, &z->t};
     herd_cluster_config_t cc = {.listen = listen, .secret = secret,
-                                .secret_len = sizeof secret - 1, .transport = &z->tr};
-    if (herd_cluster_start(z->n, &cc) != 0 || herd_registry_start(z->n) != 0 ||
+                                .secret_len = sizeof secret - 1};
+    if (herd_cluster_start_with(z->n, &cc, &z->tr) != 0 || herd_registry_start(z->n) != 0 ||
         herd_dsup_start(z->n, NULL) != 0)
         die("no cluster");
 }

@@ -40,6 +40,7 @@
 
 #include "control.h"
 #include "counter.h"
+#include "dsup_layers.h"
 #include "fuzz_seeds.h"
 #include "herd.h"
 #include "log.h"

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 #include "transport.h"
 
 #define RS_SECRET "regsim-cluster-secret-0123456789"
@@ -397,10 +399,9 @@ int regsim_start(regsim_t *rs, int i)
                                 .heartbeat_ms = rs->cfg.heartbeat_ms,
                                 .suspect_ms = rs->cfg.suspect_ms,
                                 .down_ms = rs->cfg.down_ms,
-                                .forget_ms = rs->cfg.forget_ms,
-                                .transport = &t};
+                                .forget_ms = rs->cfg.forget_ms};
     if (rc == 0)
-        rc = herd_cluster_start(s->node, &cc);
+        rc = herd_cluster_start_with(s->node, &cc, &t);
     else
         tp_close(tp);
     if (rc == 0)

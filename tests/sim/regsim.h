@@ -43,6 +43,8 @@
 
 #include "herd_registry.h"
 #include "herd_runtime.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 #include "seeds.h"
 
 #define RS_MAX_NODES 8

@@ -137,10 +137,13 @@
 #include <string.h>
 
 #include "counter.h"
+#include "dsup_layers.h"
 #include "herd_dsup.h"
-#include "regsim.h"
-#include "registry_int.h"
 #include "herd_ring.h"
+#include "registry_int.h"
+#include "registry_layers.h"
+#include "regsim.h"
+#include "runtime_layers.h"
 #include "wire.h"
 
 #define HB 50

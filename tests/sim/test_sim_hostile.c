@@ -50,12 +50,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counter.h"
+#include "dsup_layers.h"
 #include "frame.h"
 #include "fuzz_mutate.h"
 #include "herd_dsup.h"
-#include "counter.h"
-#include "regsim.h"
 #include "registry_int.h"
+#include "regsim.h"
 #include "wire.h"
 
 #define NODES 4

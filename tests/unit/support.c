@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "herd_ring.h"
+#include "runtime_layers.h"
 #include "wire.h"
 
 /* ---- node lifecycle ------------------------------------------------------ */
@@ -411,8 +412,8 @@ void ts_fake_cluster(herd_node_t *n, ts_fake_tr_t *t, const char *secret)
     t->secret = secret;
     t->node = n;
     herd_cluster_config_t cfg = {.listen = listen, .secret = secret,
-                                 .secret_len = strlen(secret), .transport = &t->tr};
-    assert_int_equal(herd_cluster_start(n, &cfg), 0);
+                                 .secret_len = strlen(secret)};
+    assert_int_equal(herd_cluster_start_with(n, &cfg, &t->tr), 0);
     assert_non_null(t->cb);
 }
 

@@ -24,6 +24,7 @@
 
 #include "frame.h"
 #include "herd_runtime.h"
+#include "runtime_layers.h"
 #include "transport.h"
 
 /* ---- node lifecycle ------------------------------------------------------ */

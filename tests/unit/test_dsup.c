@@ -86,10 +86,13 @@
 #include <cmocka.h>
 
 #include "counter.h"
+#include "dsup_layers.h"
 #include "herd_dsup.h"
 #include "herd_registry.h"
-#include "log.h"
 #include "herd_ring.h"
+#include "log.h"
+#include "registry_layers.h"
+#include "runtime_layers.h"
 #include "support.h"
 
 #define SECRET "test-dsup-secret-0123456789abcdef"

@@ -49,6 +49,7 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "runtime_layers.h"
 #include "support.h"
 
 #define SECRET "test-freeze-secret-0123456789"

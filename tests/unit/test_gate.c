@@ -46,6 +46,7 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "runtime_layers.h"
 #include "support.h"
 
 #define BODY_MAX 48

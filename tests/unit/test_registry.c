@@ -57,6 +57,7 @@
 #include "herd_registry.h"
 #include "log.h"
 #include "registry_int.h" /* many entries of one name, joined straight into the map */
+#include "registry_layers.h"
 #include "support.h"
 
 #define SECRET "test-registry-secret-0123456789"

@@ -54,6 +54,7 @@
 
 #include "herd_registry.h"
 #include "log.h"
+#include "registry_layers.h"
 #include "support.h"
 
 #define SECRET "test-registry-spec-secret-0123456789"

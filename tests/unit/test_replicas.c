@@ -65,6 +65,7 @@
 
 #include "counter.h"
 #include "dsup_int.h"
+#include "dsup_layers.h"
 #include "herd_dsup.h"
 #include "herd_registry.h"
 #include "log.h"

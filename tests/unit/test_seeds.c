@@ -22,6 +22,7 @@
 #include "frame.h"
 #include "herd_runtime.h"
 #include "membership.h"
+#include "runtime_layers.h"
 #include "support.h"
 
 #define SECRET "test-seeds-secret-0123456789abcdef"

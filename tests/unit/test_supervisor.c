@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "runtime_layers.h"
 #include "support.h"
 
 #define WAIT_MS 5000 /* deadline for something that should happen at once */

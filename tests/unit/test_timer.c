@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "herd_runtime.h"
+#include "runtime_layers.h"
 #include "support.h"
 
 #define MAX_EVENTS 8192

@@ -66,6 +66,7 @@
 #include "counter.h"
 #include "herd_dsup.h"
 #include "herd_ring.h"
+#include "registry_layers.h"
 
 #define MAX_NODES 3
 #define MAX_RUNS 8

@@ -1,0 +1,230 @@
+/*
+ * test_herd_control.c - a node's control sockets as the public API serves
+ * them (tools/herd_control.h), on a simulated two-node cluster
+ * (sim/regsim.h), requests handed to each socket directly (control_serve):
+ *
+ * - two sockets serve one node side by side, each with its own state: a
+ *   name holder that socket A's `register` started is stopped by A's
+ *   `unregister` only; B's unregister removes the name and leaves A's
+ *   holder running (it is not B's);
+ * - a `call` that waits when its socket stops ends unanswered, and nothing
+ *   is touched after the stop (ASan watches); the other socket keeps
+ *   answering calls, with the counter's own error codes as EAPP;
+ * - the default address holds the cluster's name, and bad arguments are
+ *   refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "counter.h"
+#include "dsup_layers.h"
+#include "herd_control.h"
+#include "herd_dsup.h"
+#include "herd_registry.h"
+#include "node_control.h"
+#include "regsim.h"
+
+#define WAIT_MS 20000
+
+static int on_start(regsim_t *rs, int i, herd_node_t *n, void *data)
+{
+    (void)rs, (void)i, (void)data;
+    int rc = herd_dsup_start(n, NULL);
+    return rc ? rc : herd_service_register(n, "counter", &counter_behaviour);
+}
+
+static int on_poll(regsim_t *rs, int i, herd_node_t *n, void *data)
+{
+    (void)rs, (void)i, (void)data;
+    return herd_dsup_poll(n);
+}
+
+static const regsim_hooks_t hooks = {.on_start = on_start, .on_poll = on_poll};
+
+/* One request's answer, as control_serve hands it over. */
+typedef struct answer {
+    int count;
+    json_t *doc;
+} answer_t;
+
+static void on_answer(void *data, const char *text, size_t len)
+{
+    answer_t *a = data;
+    a->count++;
+    json_decref(a->doc);
+    a->doc = json_loadb(text, len, 0, NULL);
+}
+
+/* Serve `req` on `ctl` and run the cluster until it is answered. */
+static json_t *ask(regsim_t *rs, herd_control_t *ctl, const char *req)
+{
+    answer_t a = {0};
+    control_serve(node_control_socket(ctl), req, strlen(req), on_answer, &a);
+    uint64_t end = regsim_now(rs) + WAIT_MS;
+    while (a.count == 0 && regsim_now(rs) < end)
+        assert_int_equal(regsim_step(rs), 0);
+    if (a.count != 1)
+        fail_msg("no answer to %s", req);
+    assert_non_null(a.doc);
+    return a.doc;
+}
+
+static int is_ok(const json_t *doc)
+{
+    return json_is_true(json_object_get(doc, "ok"));
+}
+
+static const char *error_of(const json_t *doc)
+{
+    return json_string_value(json_object_get(doc, "error"));
+}
+
+static json_t *result_of(json_t *doc)
+{
+    return json_object_get(doc, "result");
+}
+
+/* A control address of this test run's own (runs may overlap). */
+static const char *addr(char *buf, size_t cap, char which)
+{
+    snprintf(buf, cap, "ipc:///tmp/herd-test-ctl-%d-%c.ctl", (int)getpid(), which);
+    return buf;
+}
+
+static regsim_t *cluster_up(void)
+{
+    regsim_config_t cfg = {.seed = 7, .nodes = 2, .hooks = &hooks};
+    regsim_t *rs;
+    assert_int_equal(regsim_new(&cfg, &rs), 0);
+    assert_int_equal(regsim_start(rs, 0), 0);
+    assert_int_equal(regsim_start(rs, 1), 0);
+    assert_int_equal(regsim_run_until_members(rs, regsim_now(rs) + 5000), 0);
+    return rs;
+}
+
+static void test_herd_control_two_sockets_keep_their_own_holders(void **state)
+{
+    (void)state;
+    regsim_t *rs = cluster_up();
+    herd_node_t *n = regsim_node(rs, 0);
+    herd_control_t *a, *b;
+    char pa[96], pb[96];
+    assert_int_equal(herd_control_start(n, addr(pa, sizeof(pa), 'a'), &a), 0);
+    assert_int_equal(herd_control_start(n, addr(pb, sizeof(pb), 'b'), &b), 0);
+
+    json_t *r = ask(rs, a, "{\"cmd\":\"register\",\"args\":{\"name\":\"held-by-a\"}}");
+    assert_true(is_ok(r));
+    json_decref(r);
+    r = ask(rs, a, "{\"cmd\":\"register\",\"args\":{\"name\":\"also-a\"}}");
+    assert_true(is_ok(r));
+    json_decref(r);
+    size_t procs = herd_node_process_count(n);
+
+    /* B removes the name, but the holder is A's: it keeps running */
+    r = ask(rs, b, "{\"cmd\":\"unregister\",\"args\":{\"name\":\"held-by-a\"}}");
+    assert_true(is_ok(r));
+    assert_true(json_is_false(json_object_get(result_of(r), "stopped")));
+    json_decref(r);
+    regsim_run_for(rs, 100);
+    assert_int_equal(herd_node_process_count(n), procs);
+
+    /* A's own unregister stops its holder */
+    r = ask(rs, a, "{\"cmd\":\"unregister\",\"args\":{\"name\":\"also-a\"}}");
+    assert_true(is_ok(r));
+    assert_true(json_is_true(json_object_get(result_of(r), "stopped")));
+    json_decref(r);
+    regsim_run_for(rs, 100);
+    assert_int_equal(herd_node_process_count(n), procs - 1);
+
+    /* A stops: its remaining holder keeps running alone, and B still serves */
+    herd_control_stop(a);
+    regsim_run_for(rs, 2500); /* past a holder's check of its name */
+    r = ask(rs, b, "{\"cmd\":\"members\"}");
+    assert_true(is_ok(r));
+    json_decref(r);
+    herd_control_stop(b);
+    regsim_free(rs);
+    unlink(pa + 6);
+    unlink(pb + 6);
+}
+
+static void test_herd_control_stopped_socket_leaves_its_calls(void **state)
+{
+    (void)state;
+    regsim_t *rs = cluster_up();
+    herd_node_t *n = regsim_node(rs, 0);
+    herd_control_t *a, *b;
+    char pa[96], pb[96];
+    assert_int_equal(herd_control_start(n, addr(pa, sizeof(pa), 'c'), &a), 0);
+    assert_int_equal(herd_control_start(n, addr(pb, sizeof(pb), 'd'), &b), 0);
+    json_t *r = ask(rs, b, "{\"cmd\":\"start\",\"args\":{\"service\":\"counter\",\"name\":\"c\"}}");
+    assert_true(is_ok(r));
+    json_decref(r);
+
+    /* a call on A that waits (the cluster does not run), then A stops */
+    answer_t waiting = {0};
+    const char *incr = "{\"cmd\":\"call\",\"args\":{\"name\":\"c\",\"request\":\"incr\"}}";
+    control_serve(node_control_socket(a), incr, strlen(incr), on_answer, &waiting);
+    herd_control_stop(a);
+    regsim_run_for(rs, 500); /* its reply comes to nobody */
+    assert_int_equal(waiting.count, 0);
+
+    /* B answers, the counter counted A's call too, and its own errors are
+     * the service's (EAPP with the counter's code), not herd's */
+    r = ask(rs, b, "{\"cmd\":\"call\",\"args\":{\"name\":\"c\",\"request\":\"get\"}}");
+    assert_true(is_ok(r));
+    assert_int_equal(json_integer_value(json_object_get(result_of(r), "value")), 1);
+    json_decref(r);
+    r = ask(rs, b, "{\"cmd\":\"call\",\"args\":{\"name\":\"c\",\"request\":\"nonsense\"}}");
+    assert_false(is_ok(r));
+    assert_string_equal(error_of(r), "EAPP");
+    assert_int_equal(json_integer_value(json_object_get(r, "app_code")), COUNTER_EBADCMD);
+    json_decref(r);
+    herd_control_stop(b);
+    regsim_free(rs);
+    unlink(pa + 6);
+    unlink(pb + 6);
+}
+
+static void test_herd_control_default_address(void **state)
+{
+    (void)state;
+    char out[128];
+    assert_int_equal(herd_control_default_address("prod", "n1", out, sizeof(out)), 0);
+    assert_string_equal(out, "ipc:///tmp/herd-prod-n1.ctl");
+    assert_int_equal(herd_control_default_address(NULL, "n1", out, sizeof(out)), 0);
+    assert_string_equal(out, "ipc:///tmp/herd-herd-n1.ctl");
+    /* two clusters on one host: two paths */
+    char other[128];
+    assert_int_equal(herd_control_default_address("test", "n1", other, sizeof(other)), 0);
+    assert_string_not_equal(out, other);
+    strcpy(out, "unchanged");
+    assert_int_equal(herd_control_default_address("prod", "n1", out, 10), HERD_ERANGE);
+    assert_string_equal(out, "unchanged");
+    assert_int_equal(herd_control_default_address("prod", NULL, out, sizeof(out)), HERD_EINVAL);
+    assert_int_equal(herd_control_default_address("prod", "", out, sizeof(out)), HERD_EINVAL);
+    assert_int_equal(herd_control_default_address("a/b", "n1", out, sizeof(out)), HERD_EINVAL);
+    assert_int_equal(herd_control_default_address("prod", "../n1", out, sizeof(out)),
+                     HERD_EINVAL);
+    herd_control_stop(NULL); /* a no-op */
+}
+
+int main(void)
+{
+    herd_log_set_level(HERD_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_herd_control_two_sockets_keep_their_own_holders),
+        cmocka_unit_test(test_herd_control_stopped_socket_leaves_its_calls),
+        cmocka_unit_test(test_herd_control_default_address),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

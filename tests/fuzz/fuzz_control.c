@@ -39,8 +39,7 @@
 #include <jansson.h>
 
 #include "control.h"
-#include "counter.h"
-#include "dsup_layers.h"
+#include "counter_cluster.h"
 #include "fuzz_seeds.h"
 #include "herd.h"
 #include "log.h"
@@ -60,21 +59,6 @@ static void die(const char *what, const char *detail)
 }
 
 /* ---- the cluster ---------------------------------------------------------------- */
-
-static int fz_on_start(regsim_t *rs, int i, herd_node_t *n, void *data)
-{
-    (void)rs, (void)i, (void)data;
-    int rc = herd_dsup_start(n, NULL);
-    return rc ? rc : herd_service_register(n, "counter", &counter_behaviour);
-}
-
-static int fz_on_poll(regsim_t *rs, int i, herd_node_t *n, void *data)
-{
-    (void)rs, (void)i, (void)data;
-    return herd_dsup_poll(n);
-}
-
-static const regsim_hooks_t fz_hooks = {.on_start = fz_on_start, .on_poll = fz_on_poll};
 
 static struct {
     regsim_t *rs;
@@ -100,7 +84,7 @@ static void fz_teardown(void)
 static void fz_setup(void)
 {
     herd_log_set_level(HERD_LOG_ERROR);
-    regsim_config_t cfg = {.seed = 1, .nodes = 2, .hooks = &fz_hooks};
+    regsim_config_t cfg = {.seed = 1, .nodes = 2, .hooks = &counter_cluster_hooks};
     if (regsim_new(&cfg, &fz.rs) != 0 || regsim_start(fz.rs, 0) != 0 ||
         regsim_start(fz.rs, 1) != 0 ||
         regsim_run_until_members(fz.rs, regsim_now(fz.rs) + 5000) != 0)

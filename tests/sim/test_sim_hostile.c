@@ -50,8 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "counter.h"
-#include "dsup_layers.h"
+#include "counter_cluster.h"
 #include "frame.h"
 #include "fuzz_mutate.h"
 #include "herd_dsup.h"
@@ -174,27 +173,12 @@ static uint8_t *hostile_send(void *data, int from, int to, const uint8_t *frame,
 
 /* ---- the cluster ------------------------------------------------------------------- */
 
-static int on_start(regsim_t *rs, int i, herd_node_t *n, void *data)
-{
-    (void)rs, (void)i, (void)data;
-    int rc = herd_dsup_start(n, NULL);
-    return rc ? rc : herd_service_register(n, "counter", &counter_behaviour);
-}
-
-static int on_poll(regsim_t *rs, int i, herd_node_t *n, void *data)
-{
-    (void)rs, (void)i, (void)data;
-    return herd_dsup_poll(n);
-}
-
-static const regsim_hooks_t HOOKS = {.on_start = on_start, .on_poll = on_poll};
-
 static int make(rs_run_t *r)
 {
     regsim_config_t cfg = {.seed = r->seed, .nodes = NODES, .tick_ms = 5, .heartbeat_ms = 50,
                            .suspect_ms = 150, .down_ms = 300, .forget_ms = 5000,
                            .delay_min = 1, .delay_max = 15, .drop_pm = 50, .dup_pm = 20,
-                           .hooks = &HOOKS};
+                           .hooks = &counter_cluster_hooks};
     RS_CHECK_OK(r, regsim_new(&cfg, &r->rs));
     for (int i = 0; i < NODES; i++) {
         RS_CHECK_OK(r, regsim_start(r->rs, i));

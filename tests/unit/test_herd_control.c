@@ -26,7 +26,7 @@
 #include <jansson.h>
 
 #include "counter.h"
-#include "dsup_layers.h"
+#include "counter_cluster.h"
 #include "herd_control.h"
 #include "herd_dsup.h"
 #include "herd_registry.h"
@@ -34,21 +34,6 @@
 #include "regsim.h"
 
 #define WAIT_MS 20000
-
-static int on_start(regsim_t *rs, int i, herd_node_t *n, void *data)
-{
-    (void)rs, (void)i, (void)data;
-    int rc = herd_dsup_start(n, NULL);
-    return rc ? rc : herd_service_register(n, "counter", &counter_behaviour);
-}
-
-static int on_poll(regsim_t *rs, int i, herd_node_t *n, void *data)
-{
-    (void)rs, (void)i, (void)data;
-    return herd_dsup_poll(n);
-}
-
-static const regsim_hooks_t hooks = {.on_start = on_start, .on_poll = on_poll};
 
 /* One request's answer, as control_serve hands it over. */
 typedef struct answer {
@@ -102,7 +87,7 @@ static const char *addr(char *buf, size_t cap, char which)
 
 static regsim_t *cluster_up(void)
 {
-    regsim_config_t cfg = {.seed = 7, .nodes = 2, .hooks = &hooks};
+    regsim_config_t cfg = {.seed = 7, .nodes = 2, .hooks = &counter_cluster_hooks};
     regsim_t *rs;
     assert_int_equal(regsim_new(&cfg, &rs), 0);
     assert_int_equal(regsim_start(rs, 0), 0);

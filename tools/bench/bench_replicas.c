@@ -34,6 +34,9 @@
  *   acked_lost sums acknowledged increments missing (with replicas 1 the
  *   victim's counters restart from 0: that loss is the baseline); over sums
  *   what a counter holds above acknowledged + uncertain (goal 0 always).
+ *   server_frames_per_incr: frames the three server nodes sent per
+ *   acknowledged increment (ack_only: of them, frames that carried only an
+ *   acknowledgement of the reliable stream).
  * - memory: after the counters started, got one increment each and
  *   replication settled, each server node's herd_repl_stats (held copies
  *   and their state bytes), heap in use (mallinfo2) and RSS, against the
@@ -50,7 +53,8 @@
  * stall ends the run (exit 1) with every node process killed. --observer
  * adds a node with a registry and no supervisor (bench-o), which never
  * answers a replica query: a replicated child's start waits for the query's
- * timeout (query_timeouts).
+ * timeout (query_timeouts). --only R runs replica count R alone (profiling:
+ * its ratios are to itself).
  */
 #define _GNU_SOURCE /* mallinfo2 */
 #include <errno.h>

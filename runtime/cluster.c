@@ -405,6 +405,22 @@ static void cluster_free_parts(herd_cluster_t *c)
     free(c);
 }
 
+static void cluster_free(herd_node_t *n);
+
+/* How the process core reaches other nodes once the node is in a cluster
+ * (node.h says what each hook does). */
+static const node_net_ops_t cluster_net_ops = {
+    .send = remote_send,
+    .send_call = remote_send_call,
+    .reply = remote_reply,
+    .callee_gone = remote_callee_gone,
+    .monitor = remote_monitor,
+    .demonitor = remote_demonitor,
+    .move_inbound = remote_move_inbound,
+    .release_inbound = remote_release_inbound,
+    .close = cluster_free,
+};
+
 int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
 {
     if (n->cluster)
@@ -452,6 +468,7 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
     uv_prepare_start(&c->flush, cluster_on_flush);
     uv_unref((uv_handle_t *)&c->flush);
     n->cluster = c;
+    node_net_attach(n, &cluster_net_ops);
     return 0;
 }
 
@@ -461,8 +478,10 @@ static void cluster_on_closed(uv_handle_t *h)
     c->closed_handles++;
 }
 
-void cluster_free(herd_cluster_t *c)
+/* The node is being freed (its net ops' close). */
+static void cluster_free(herd_node_t *n)
 {
+    herd_cluster_t *c = n->cluster;
     if (c == NULL)
         return;
     remote_flush(c, herd_node_now(c->node)); /* what is queued still goes out */
@@ -472,7 +491,8 @@ void cluster_free(herd_cluster_t *c)
         uv_run(c->node->loop, UV_RUN_NOWAIT);
     fdguard_free(c->guard);
     c->transport.ops->close(c->transport.impl);
-    c->node->cluster = NULL;
+    n->cluster = NULL;
+    node_net_detach(n);
     cluster_free_parts(c);
 }
 

@@ -20,8 +20,6 @@
  */
 #include "node.h"
 
-#include "cluster.h"
-
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -114,6 +112,87 @@ herd_pid_t node_outside_pid(const herd_node_t *n)
 int node_is_local(const herd_node_t *n, herd_pid_t pid)
 {
     return pid.node == n->id && pid.incarnation == n->incarnation;
+}
+
+/* ---- without a cluster: node_net_local ---------------------------------------
+ * No other node is reachable, and no call from one can be waiting. */
+
+static int local_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                      uint64_t ref, int status, const void *data, size_t len, unsigned flags)
+{
+    (void)n, (void)to, (void)kind, (void)from, (void)ref, (void)status, (void)data, (void)len,
+        (void)flags;
+    return HERD_ENOTCONN;
+}
+
+static int local_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
+                           uint64_t deadline, const void *data, size_t len, unsigned flags)
+{
+    (void)n, (void)to, (void)from, (void)ref, (void)deadline, (void)data, (void)len,
+        (void)flags;
+    return HERD_ENOTCONN;
+}
+
+static int local_reply(herd_node_t *n, herd_from_t from, int status, const void *data,
+                       size_t len, unsigned copies)
+{
+    (void)n, (void)from, (void)status, (void)data, (void)len, (void)copies;
+    return HERD_ENOPROC;
+}
+
+static int local_callee_gone(herd_node_t *n, herd_from_t from)
+{
+    (void)n, (void)from;
+    return HERD_ENOPROC;
+}
+
+static int local_monitor(herd_proc_t *self, herd_pid_t target, uint64_t ref)
+{
+    (void)self, (void)target, (void)ref;
+    return HERD_ENOTCONN;
+}
+
+static void local_demonitor(herd_node_t *n, herd_pid_t watcher, herd_pid_t target,
+                            uint64_t ref)
+{
+    (void)n, (void)watcher, (void)target, (void)ref;
+}
+
+static void local_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref)
+{
+    (void)n, (void)caller, (void)ref;
+}
+
+static void local_move_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t to)
+{
+    (void)n, (void)caller, (void)ref, (void)to;
+}
+
+static void local_close(herd_node_t *n)
+{
+    (void)n;
+}
+
+const node_net_ops_t node_net_local = {
+    .send = local_send,
+    .send_call = local_send_call,
+    .reply = local_reply,
+    .callee_gone = local_callee_gone,
+    .monitor = local_monitor,
+    .demonitor = local_demonitor,
+    .move_inbound = local_move_inbound,
+    .release_inbound = local_release_inbound,
+    .close = local_close,
+};
+
+void node_net_attach(herd_node_t *n, const node_net_ops_t *ops)
+{
+    n->net = ops;
+}
+
+void node_net_detach(herd_node_t *n)
+{
+    n->net = &node_net_local;
 }
 
 const char *herd_node_name(const herd_node_t *n)
@@ -318,6 +397,7 @@ int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out)
     n->mailbox_limit = cfg->mailbox_limit ? cfg->mailbox_limit : HERD_DEFAULT_MAILBOX_LIMIT;
     n->max_message = cfg->max_message ? cfg->max_message : HERD_DEFAULT_MAX_MESSAGE;
     n->armed_deadline = UINT64_MAX;
+    n->net = &node_net_local;
     u64map_init(&n->procs);
     u64map_init(&n->calls);
     u64map_init(&n->timers);
@@ -343,7 +423,7 @@ void herd_node_free(herd_node_t *n)
             n->ext[i].free_fn(n->ext[i].ptr);
     memset(n->ext, 0, sizeof(n->ext));
     n->exit_hook_count = 0;
-    cluster_free(n->cluster);
+    n->net->close(n); /* the cluster, if any */
     n->stopping = 1;
     proc_free_all(n);
     timer_free_all(n);

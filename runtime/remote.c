@@ -249,13 +249,8 @@ void remote_tick(herd_cluster_t *c, uint64_t now)
 static int remote_answer(herd_node_t *n, herd_from_t from, int status, const void *data,
                          size_t len, unsigned flags);
 
-int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
-{
-    return remote_answer(n, from, status, data, len, 0);
-}
-
-int remote_reply_copies(herd_node_t *n, herd_from_t from, int status, const void *data,
-                        size_t len, unsigned copies)
+int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
+                 unsigned copies)
 {
     return remote_answer(n, from, status, data, len,
                          (copies << REPLY_COPIES_SHIFT) & REPLY_COPIES_MASK);

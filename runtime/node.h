@@ -206,11 +206,7 @@ struct herd_node {
     uint64_t next_serial;
     uint64_t next_ref; /* monitors, calls, timers */
     herd_proc_t *runq_head, *runq_tail;
-    /* the network layer (cluster.c): its table, never NULL (node_net_local
-     * until herd_cluster_start), and its state, NULL without; the core
-     * calls the one and never looks inside the other */
-    const node_net_ops_t *net;
-    struct herd_cluster *cluster;
+    struct herd_cluster *cluster; /* the network's (cluster.c): NULL without */
     struct {
         herd_exit_hook cb;
         void *data;
@@ -241,6 +237,10 @@ struct herd_node {
 
     struct node_posts *posts; /* herd_node_post's queue (post.c); NULL once freeing */
     call_waiter_t *done_head, *done_tail; /* async calls answered, callbacks due */
+    /* how the core reaches other nodes: never NULL (node_net_local until
+     * herd_cluster_start); the core calls it and never looks inside the
+     * cluster. Last, after the fields the local paths use. */
+    const node_net_ops_t *net;
 };
 
 /* node.c */

@@ -7,6 +7,10 @@
  * frame in is checked here in one place before any protocol sees it: size,
  * MAC, addressee, replay window. A frame that fails is dropped, counted by
  * reason for `ringctl stats`, and logged at most once a second per reason.
+ *
+ * Starting a cluster attaches the network to the node: its net ops
+ * (cluster_net_ops, remote.c's hooks) replace node_net_local's, and the
+ * node's free calls back into the cluster through them (node.h).
  */
 #include "cluster.h"
 

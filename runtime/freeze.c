@@ -3,6 +3,8 @@
  * another node without losing a message: freeze it, forward its queued
  * messages (calls keep their caller and reference, so the new copy answers
  * them), and redirect late messages to the new copy for a grace period.
+ * A call from another node that moves is the network's to move or forget
+ * (the node's net ops, node.h).
  */
 #include <stdlib.h>
 

@@ -9,6 +9,10 @@
  * (or, for callers waiting on it, a HERD_ENOPROC reply) and its links get the
  * exit signal. A process freed while still in the run queue is only marked
  * dead and freed when the queue reaches it.
+ *
+ * A pid of another node is reached through the node's net ops (node.h):
+ * sends, calls, replies to remote callers and remote monitors go to the
+ * cluster's table when there is one, and fail as unreachable without it.
  */
 #include "node.h"
 

@@ -13,6 +13,11 @@
  * second copy of one it is still answering, unapplied. When a node goes
  * down, what was queued for it and the calls and monitors waiting on it are
  * settled by remote_lost.c.
+ *
+ * This is the network layer's side of the node's net ops (node.h): the
+ * process core calls remote_send, remote_reply, remote_monitor and the
+ * others only through the table cluster.c installs, and remote.c calls down
+ * into the core (proc_deliver, proc_complete_call, ...) by name.
  */
 #include "remote_int.h"
 

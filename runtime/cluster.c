@@ -409,7 +409,29 @@ static void cluster_free_parts(herd_cluster_t *c)
     free(c);
 }
 
-static void cluster_free(herd_node_t *n);
+static void cluster_on_closed(uv_handle_t *h)
+{
+    herd_cluster_t *c = h->data;
+    c->closed_handles++;
+}
+
+/* The node is being freed (its net ops' close). */
+static void cluster_free(herd_node_t *n)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return;
+    remote_flush(c, herd_node_now(c->node)); /* what is queued still goes out */
+    uv_close((uv_handle_t *)&c->tick, cluster_on_closed);
+    uv_close((uv_handle_t *)&c->flush, cluster_on_closed);
+    while (c->closed_handles < 2)
+        uv_run(c->node->loop, UV_RUN_NOWAIT);
+    fdguard_free(c->guard);
+    c->transport.ops->close(c->transport.impl);
+    n->cluster = NULL;
+    node_net_detach(n);
+    cluster_free_parts(c);
+}
 
 /* How the process core reaches other nodes once the node is in a cluster
  * (node.h says what each hook does). */
@@ -474,30 +496,6 @@ int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
     n->cluster = c;
     node_net_attach(n, &cluster_net_ops);
     return 0;
-}
-
-static void cluster_on_closed(uv_handle_t *h)
-{
-    herd_cluster_t *c = h->data;
-    c->closed_handles++;
-}
-
-/* The node is being freed (its net ops' close). */
-static void cluster_free(herd_node_t *n)
-{
-    herd_cluster_t *c = n->cluster;
-    if (c == NULL)
-        return;
-    remote_flush(c, herd_node_now(c->node)); /* what is queued still goes out */
-    uv_close((uv_handle_t *)&c->tick, cluster_on_closed);
-    uv_close((uv_handle_t *)&c->flush, cluster_on_closed);
-    while (c->closed_handles < 2)
-        uv_run(c->node->loop, UV_RUN_NOWAIT);
-    fdguard_free(c->guard);
-    c->transport.ops->close(c->transport.impl);
-    n->cluster = NULL;
-    node_net_detach(n);
-    cluster_free_parts(c);
 }
 
 int herd_cluster_leave(herd_node_t *n)

@@ -164,8 +164,8 @@ typedef struct node_net_ops {
      * unreachable. */
     int (*reply)(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
                  unsigned copies);
-    /* The callee of `from`, a call from another node, exited (the core
-     * already dropped its watch): the caller gets HERD_ENOPROC, as from the
+    /* The callee of `from`, a call from another node, exited (it has left
+     * the process table): the caller gets HERD_ENOPROC, as from the
      * runtime. Errors as reply's; the core ignores them. */
     int (*callee_gone)(herd_node_t *n, herd_from_t from);
     /* `self` monitors `target`, a pid of another node, under `ref` (already

@@ -4,7 +4,8 @@
  * call_async.c). Users include herd_runtime.h only.
  *
  * The runtime has two layers. The process core is a whole node on its
- * own: processes, mailboxes, calls, monitors, timers, supervision, moves.
+ * own: processes, mailboxes, calls, monitors, timers, supervision, moves
+ * (net_local.c: what it does with another node's pid without a cluster).
  * The network (cluster.c, remote.c, remote_lost.c, membership*.c,
  * channel.c, transport_nn.c, ...) sits on top of it and uses node.h; the
  * core reaches other nodes only through the node's net ops below, never a
@@ -189,8 +190,13 @@ typedef struct node_net_ops {
     void (*close)(herd_node_t *n);
 } node_net_ops_t;
 
-/* A node without a cluster: no other node is reachable (node.c). */
+/* net_local.c */
+/* A node without a cluster: no other node is reachable. */
 extern const node_net_ops_t node_net_local;
+/* The cluster attaches its table to `n` (herd_cluster_start); detach puts
+ * node_net_local's back (the cluster freed). */
+void node_net_attach(herd_node_t *n, const node_net_ops_t *ops);
+void node_net_detach(herd_node_t *n);
 
 struct herd_node {
     char name[HERD_RING_NAME_MAX + 1];
@@ -256,10 +262,6 @@ int node_wait(herd_node_t *n, call_waiter_t *w);
  * nest, innermost last). */
 void node_loop_enter(herd_node_t *n, loop_frame_t *f);
 void node_loop_leave(loop_frame_t *f);
-/* The cluster attaches its table to `n` (herd_cluster_start); detach puts
- * node_net_local's back (the cluster freed). */
-void node_net_attach(herd_node_t *n, const node_net_ops_t *ops);
-void node_net_detach(herd_node_t *n);
 
 /* post.c */
 /* Make the node's post queue (herd_node_new): HERD_ENOMEM, HERD_EIO. */

@@ -7,6 +7,10 @@
  * frame in is checked here in one place before any protocol sees it: size,
  * MAC, addressee, replay window. A frame that fails is dropped, counted by
  * reason for `ringctl stats`, and logged at most once a second per reason.
+ *
+ * Starting a cluster attaches the network to the node: its net ops
+ * (cluster_net_ops, remote.c's hooks) replace node_net_local's, and the
+ * node's free calls back into the cluster through them (node.h).
  */
 #include "cluster.h"
 
@@ -406,6 +410,44 @@ static void cluster_free_parts(herd_cluster_t *c)
     free(c);
 }
 
+static void cluster_on_closed(uv_handle_t *h)
+{
+    herd_cluster_t *c = h->data;
+    c->closed_handles++;
+}
+
+/* The node is being freed (its net ops' close). */
+static void cluster_free(herd_node_t *n)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return;
+    remote_flush(c, herd_node_now(c->node)); /* what is queued still goes out */
+    uv_close((uv_handle_t *)&c->tick, cluster_on_closed);
+    uv_close((uv_handle_t *)&c->flush, cluster_on_closed);
+    while (c->closed_handles < 2)
+        uv_run(c->node->loop, UV_RUN_NOWAIT);
+    fdguard_free(c->guard);
+    c->transport.ops->close(c->transport.impl);
+    n->cluster = NULL;
+    node_net_detach(n);
+    cluster_free_parts(c);
+}
+
+/* How the process core reaches other nodes once the node is in a cluster
+ * (node.h says what each hook does). */
+static const node_net_ops_t cluster_net_ops = {
+    .send = remote_send,
+    .send_call = remote_send_call,
+    .reply = remote_reply,
+    .callee_gone = remote_callee_gone,
+    .monitor = remote_monitor,
+    .demonitor = remote_demonitor,
+    .move_inbound = remote_move_inbound,
+    .release_inbound = remote_release_inbound,
+    .close = cluster_free,
+};
+
 int herd_cluster_start(herd_node_t *n, const herd_cluster_config_t *cfg)
 {
     return herd_cluster_start_with(n, cfg, NULL);
@@ -459,28 +501,8 @@ int herd_cluster_start_with(herd_node_t *n, const herd_cluster_config_t *cfg,
     uv_prepare_start(&c->flush, cluster_on_flush);
     uv_unref((uv_handle_t *)&c->flush);
     n->cluster = c;
+    node_net_attach(n, &cluster_net_ops);
     return 0;
-}
-
-static void cluster_on_closed(uv_handle_t *h)
-{
-    herd_cluster_t *c = h->data;
-    c->closed_handles++;
-}
-
-void cluster_free(herd_cluster_t *c)
-{
-    if (c == NULL)
-        return;
-    remote_flush(c, herd_node_now(c->node)); /* what is queued still goes out */
-    uv_close((uv_handle_t *)&c->tick, cluster_on_closed);
-    uv_close((uv_handle_t *)&c->flush, cluster_on_closed);
-    while (c->closed_handles < 2)
-        uv_run(c->node->loop, UV_RUN_NOWAIT);
-    fdguard_free(c->guard);
-    c->transport.ops->close(c->transport.impl);
-    c->node->cluster = NULL;
-    cluster_free_parts(c);
 }
 
 int herd_cluster_leave(herd_node_t *n)

@@ -96,7 +96,5 @@ void cluster_refuse(herd_cluster_t *c, frame_reject_t why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Count (and log, rate-limited) a frame refused as over the size limit. */
 void cluster_oversize_out(herd_cluster_t *c, size_t body_len);
-/* Stop and free (from herd_node_free). */
-void cluster_free(herd_cluster_t *c);
 
 #endif

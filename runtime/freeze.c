@@ -3,12 +3,12 @@
  * another node without losing a message: freeze it, forward its queued
  * messages (calls keep their caller and reference, so the new copy answers
  * them), and redirect late messages to the new copy for a grace period.
+ * A call from another node that moves is the network's to move or forget
+ * (the node's net ops, node.h).
  */
 #include <stdlib.h>
 
 #include "node.h"
-#include "remote.h"
-#include "runtime_layers.h"
 
 typedef struct redirect {
     herd_pid_t to;
@@ -100,9 +100,9 @@ static void move_call(herd_node_t *n, herd_proc_t *p, const mmsg_t *m, herd_pid_
     herd_proc_t *t = node_is_local(n, to) ? proc_lookup(n, to) : NULL;
     if (!node_is_local(n, m->from)) {
         if (t)
-            remote_move_inbound(n, m->from, m->ref, to);
+            n->net->move_inbound(n, m->from, m->ref, to);
         else
-            remote_release_inbound(n, m->from, m->ref);
+            n->net->release_inbound(n, m->from, m->ref);
         return;
     }
     pending_call_t *pc = u64map_get(&n->calls, m->ref);

@@ -20,9 +20,6 @@
  */
 #include "node.h"
 
-#include "cluster.h"
-#include "runtime_layers.h"
-
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -319,6 +316,7 @@ int herd_node_new(const herd_node_config_t *cfg, herd_node_t **out)
     n->mailbox_limit = cfg->mailbox_limit ? cfg->mailbox_limit : HERD_DEFAULT_MAILBOX_LIMIT;
     n->max_message = cfg->max_message ? cfg->max_message : HERD_DEFAULT_MAX_MESSAGE;
     n->armed_deadline = UINT64_MAX;
+    n->net = &node_net_local;
     u64map_init(&n->procs);
     u64map_init(&n->calls);
     u64map_init(&n->timers);
@@ -344,7 +342,7 @@ void herd_node_free(herd_node_t *n)
             n->ext[i].free_fn(n->ext[i].ptr);
     memset(n->ext, 0, sizeof(n->ext));
     n->exit_hook_count = 0;
-    cluster_free(n->cluster);
+    n->net->close(n); /* the cluster, if any */
     n->stopping = 1;
     proc_free_all(n);
     timer_free_all(n);

@@ -1,6 +1,16 @@
 /*
- * node.h - the node's internals, shared by the runtime's modules (proc.c,
- * timer.c, supervisor.c). Users include herd_runtime.h only.
+ * node.h - the node's internals, shared by the runtime's process core
+ * (node.c, proc.c, timer.c, supervisor.c, freeze.c, gate.c, post.c,
+ * call_async.c). Users include herd_runtime.h only.
+ *
+ * The runtime has two layers. The process core is a whole node on its
+ * own: processes, mailboxes, calls, monitors, timers, supervision, moves
+ * (net_local.c: what it does with another node's pid without a cluster).
+ * The network (cluster.c, remote.c, remote_lost.c, membership*.c,
+ * channel.c, transport_nn.c, ...) sits on top of it and uses node.h; the
+ * core reaches other nodes only through the node's net ops below, never a
+ * network header or function by name (a ctest, check_layers, holds it to
+ * that).
  */
 #ifndef HERD_NODE_H
 #define HERD_NODE_H
@@ -113,6 +123,82 @@ typedef struct timer_heap {
     size_t count, cap;
 } timer_heap_t;
 
+/* ---- the network, as the core sees it ----------------------------------------
+ *
+ * What the core asks of other nodes, as nng's transports do: a small table
+ * of function pointers, which the cluster installs when it starts
+ * (herd_cluster_start) and takes back when it is freed. Until then
+ * node_net_local's is in place, and other nodes are unreachable: sends and
+ * monitors fail with HERD_ENOTCONN, replies to remote callers with
+ * HERD_ENOPROC, the rest does nothing. One indirect call on the remote
+ * send path, nothing looked up or allocated by the table itself.
+ *
+ * Every hook runs on the node's loop thread, from inside the core (often
+ * inside a process's handler), and never blocks or runs the loop, except
+ * `close`. Payloads (`data`, `len`) are borrowed for the call: a hook copies
+ * what it keeps. The core owns its processes, pending calls and watch
+ * lists; the network owns its own records of calls from other nodes
+ * (inbound calls) and of monitors of remote pids, and frees them.
+ */
+
+/* A message's `flags` (send, send_call): REPLY_BY_RUNTIME (below), this,
+ * and a reply's REPLY_COPIES bits; they travel on the wire (PROTOCOL.md). */
+#define NET_FORWARDED 2u /* forwarded from a moved process's old copy */
+
+typedef struct node_net_ops {
+    /* Queue a message of `kind` from `from` for `to`, a pid of another
+     * node; it leaves batched at the end of the loop iteration. Errors:
+     * HERD_ENOTCONN (its node is down, left or unknown, or no cluster;
+     * nothing was queued), HERD_ENOPROC (not that node's current start),
+     * HERD_ETOOBIG, HERD_EFULL (too much unacknowledged for that node),
+     * HERD_ENOMEM. */
+    int (*send)(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
+                uint64_t ref, int status, const void *data, size_t len, unsigned flags);
+    /* The same for a call's request: `deadline` is the caller's HLC
+     * timestamp at which it stops waiting (0: none). The caller's pending
+     * call stays the core's. */
+    int (*send_call)(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
+                     uint64_t deadline, const void *data, size_t len, unsigned flags);
+    /* Answer `from`, a call that came from another node, saying `copies`
+     * (0: not said) hold the state the reply reflects; the network drops
+     * its record of the call and the callee's watch of it. HERD_ENOPROC:
+     * that call is not (or no longer) waiting; HERD_ENOTCONN: its node is
+     * unreachable. */
+    int (*reply)(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
+                 unsigned copies);
+    /* The callee of `from`, a call from another node, exited (it has left
+     * the process table): the caller gets HERD_ENOPROC, as from the
+     * runtime. Errors as reply's; the core ignores them. */
+    int (*callee_gone)(herd_node_t *n, herd_from_t from);
+    /* `self` monitors `target`, a pid of another node, under `ref` (already
+     * in self's watching list, which stays the core's); the network keeps
+     * its own record until the DOWN or demonitor. Nonzero: the monitor
+     * fires at once, HERD_ENOTCONN (unreachable, no cluster) or HERD_ENOPROC
+     * (a dead start), or HERD_ENOMEM. */
+    int (*monitor)(herd_proc_t *self, herd_pid_t target, uint64_t ref);
+    /* The monitor `ref` of local `watcher` on remote `target` is gone
+     * (demonitored, or the watcher exited): forget it, tell target's node. */
+    void (*demonitor)(herd_node_t *n, herd_pid_t watcher, herd_pid_t target, uint64_t ref);
+    /* A call from another node queued for a local process was forwarded
+     * (freeze.c) to `to`, another process of this node: it answers now. */
+    void (*move_inbound)(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t to);
+    /* ... or to another node's: forget it without answering (the process
+     * it went to answers). */
+    void (*release_inbound)(herd_node_t *n, herd_pid_t caller, uint64_t ref);
+    /* herd_node_free, after the upper layers' extensions and before the
+     * processes go: send what is queued, free the cluster and detach. The
+     * one hook that runs the loop (until the cluster's handles close). */
+    void (*close)(herd_node_t *n);
+} node_net_ops_t;
+
+/* net_local.c */
+/* A node without a cluster: no other node is reachable. */
+extern const node_net_ops_t node_net_local;
+/* The cluster attaches its table to `n` (herd_cluster_start); detach puts
+ * node_net_local's back (the cluster freed). */
+void node_net_attach(herd_node_t *n, const node_net_ops_t *ops);
+void node_net_detach(herd_node_t *n);
+
 struct herd_node {
     char name[HERD_RING_NAME_MAX + 1];
     uint64_t id, incarnation;
@@ -127,7 +213,7 @@ struct herd_node {
     uint64_t next_serial;
     uint64_t next_ref; /* monitors, calls, timers */
     herd_proc_t *runq_head, *runq_tail;
-    struct herd_cluster *cluster; /* NULL until herd_cluster_start */
+    struct herd_cluster *cluster; /* the network's (cluster.c): NULL without */
     struct {
         herd_exit_hook cb;
         void *data;
@@ -158,6 +244,10 @@ struct herd_node {
 
     struct node_posts *posts; /* herd_node_post's queue (post.c); NULL once freeing */
     call_waiter_t *done_head, *done_tail; /* async calls answered, callbacks due */
+    /* how the core reaches other nodes: never NULL (node_net_local until
+     * herd_cluster_start); the core calls it and never looks inside the
+     * cluster. Last, after the fields the local paths use. */
+    const node_net_ops_t *net;
 };
 
 /* node.c */
@@ -240,7 +330,7 @@ void proc_free_all(herd_node_t *n);
 /* How a call ended (proc_complete_call's `how`): the runtime made the
  * answer (HERD_ETIMEDOUT, HERD_ENOPROC, ...), and in bits 5-7 how many
  * copies hold the state the reply reflects (a gated callee, gate.c; 0 not
- * said). The same bits as a reply's flags on the wire (remote.h). */
+ * said). The same bits as a reply's flags on the wire (node_net_ops_t). */
 #define REPLY_BY_RUNTIME 1u
 #define REPLY_COPIES_SHIFT 5
 #define REPLY_COPIES_MASK (7u << REPLY_COPIES_SHIFT)

@@ -9,12 +9,14 @@
  * (or, for callers waiting on it, a HERD_ENOPROC reply) and its links get the
  * exit signal. A process freed while still in the run queue is only marked
  * dead and freed when the queue reaches it.
+ *
+ * A pid of another node is reached through the node's net ops (node.h):
+ * sends, calls, replies to remote callers and remote monitors go to the
+ * cluster's table when there is one, and fail as unreachable without it.
  */
 #include "node.h"
 
 #include "log.h"
-#include "remote.h"
-#include "runtime_layers.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -319,11 +321,11 @@ static int deliver_remote(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind,
                           herd_pid_t from, uint64_t ref, int status, uint64_t deadline,
                           const void *data, size_t len, int how)
 {
-    unsigned flags = (how & DELIVER_FORWARDED ? REMOTE_FORWARDED : 0) |
+    unsigned flags = (how & DELIVER_FORWARDED ? NET_FORWARDED : 0) |
                      ((unsigned)how & REPLY_COPIES_MASK);
     if (kind == HERD_MSG_CALL)
-        return remote_send_call(n, to, from, ref, deadline, data, len, flags);
-    return remote_send(n, to, kind, from, ref, status, data, len, flags);
+        return n->net->send_call(n, to, from, ref, deadline, data, len, flags);
+    return n->net->send(n, to, kind, from, ref, status, data, len, flags);
 }
 
 static int deliver(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
@@ -376,8 +378,8 @@ static void forward_answer_call(herd_node_t *n, herd_pid_t caller, uint64_t ref,
         proc_complete_call(n, ref, rc, NULL, 0, REPLY_BY_RUNTIME);
         return;
     }
-    int sent = remote_send(n, caller, HERD_MSG_REPLY, callee, ref, rc, NULL, 0,
-                           REMOTE_BY_RUNTIME | REMOTE_FORWARDED); /* callee: elsewhere */
+    int sent = n->net->send(n, caller, HERD_MSG_REPLY, callee, ref, rc, NULL, 0,
+                            REPLY_BY_RUNTIME | NET_FORWARDED); /* callee: elsewhere */
     if (sent)
         herd_log(HERD_LOG_DEBUG, "proc", "%s: no error reply to a forwarded call: %s",
                  n->name, herd_err_name(sent));
@@ -491,7 +493,7 @@ static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, in
     for (uint32_t i = 0; i < x->watchers.count; i++) {
         proc_watch_t *w = &x->watchers.items[i];
         if (w->is_call && !node_is_local(n, w->pid)) { /* a caller on another node */
-            remote_callee_gone(n, (herd_from_t){w->pid, w->ref});
+            n->net->callee_gone(n, (herd_from_t){w->pid, w->ref});
             continue;
         }
         if (w->is_call) {
@@ -505,7 +507,7 @@ static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, in
     }
     for (uint32_t i = 0; i < x->watching.count; i++) {
         if (!node_is_local(n, x->watching.items[i].pid)) {
-            remote_demonitor(n, self, x->watching.items[i].pid, x->watching.items[i].ref);
+            n->net->demonitor(n, self, x->watching.items[i].pid, x->watching.items[i].ref);
             continue;
         }
         herd_proc_t *t = proc_lookup(n, x->watching.items[i].pid);
@@ -743,7 +745,7 @@ int herd_monitor(herd_proc_t *self, herd_pid_t target, uint64_t *ref)
         if (sx == NULL || watch_add(&sx->watching, r, target, 0))
             return HERD_ENOMEM;
         *ref = r;
-        int rc = remote_monitor(self, target, r);
+        int rc = n->net->monitor(self, target, r);
         if (rc == 0)
             return 0;
         /* unreachable node or dead incarnation: DOWN at once */
@@ -776,7 +778,7 @@ int herd_demonitor(herd_proc_t *self, uint64_t ref)
     if (self->ext == NULL || watch_remove(&self->ext->watching, ref, &w) != 0)
         return HERD_ENOENT;
     if (!node_is_local(self->node, w.pid)) {
-        remote_demonitor(self->node, herd_self(self), w.pid, ref);
+        self->node->net->demonitor(self->node, herd_self(self), w.pid, ref);
         return 0;
     }
     herd_proc_t *t = proc_lookup(self->node, w.pid);
@@ -969,7 +971,7 @@ int proc_reply_now(herd_node_t *n, herd_from_t from, int status, const void *dat
                    unsigned copies)
 {
     int rc = node_is_local(n, from.pid) ? local_reply(n, from, status, data, len, copies)
-                                        : remote_reply_copies(n, from, status, data, len, copies);
+                                        : n->net->reply(n, from, status, data, len, copies);
     if (rc != HERD_ENOPROC && rc != HERD_ENOTCONN)
         return rc;
     n->stats.late_replies++;

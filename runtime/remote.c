@@ -13,6 +13,11 @@
  * second copy of one it is still answering, unapplied. When a node goes
  * down, what was queued for it and the calls and monitors waiting on it are
  * settled by remote_lost.c.
+ *
+ * This is the network layer's side of the node's net ops (node.h): the
+ * process core calls remote_send, remote_reply, remote_monitor and the
+ * others only through the table cluster.c installs, and remote.c calls down
+ * into the core (proc_deliver, proc_complete_call, ...) by name.
  */
 #include "remote_int.h"
 
@@ -249,13 +254,8 @@ void remote_tick(herd_cluster_t *c, uint64_t now)
 static int remote_answer(herd_node_t *n, herd_from_t from, int status, const void *data,
                          size_t len, unsigned flags);
 
-int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len)
-{
-    return remote_answer(n, from, status, data, len, 0);
-}
-
-int remote_reply_copies(herd_node_t *n, herd_from_t from, int status, const void *data,
-                        size_t len, unsigned copies)
+int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
+                 unsigned copies)
 {
     return remote_answer(n, from, status, data, len,
                          (copies << REPLY_COPIES_SHIFT) & REPLY_COPIES_MASK);

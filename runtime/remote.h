@@ -9,41 +9,33 @@
 
 #include "cluster.h"
 
-/* Message flags in a channel (bits of its u8 flags). */
+/* Message flags in a channel (bits of its u8 flags); node.h's, as the core
+ * passes them through its net ops. */
 #define REMOTE_BY_RUNTIME REPLY_BY_RUNTIME /* a reply made by the runtime (timeout, ENOPROC) */
-#define REMOTE_FORWARDED 2u  /* forwarded from a moved process's old copy */
+#define REMOTE_FORWARDED NET_FORWARDED     /* forwarded from a moved process's old copy */
 /* bits 5-7 of a reply's flags: REPLY_COPIES (node.h) */
 
-/* Send a message to a pid on another node. Errors: HERD_ENOTCONN (its node
- * is down, left or unknown; nothing was queued), HERD_ENOPROC (its
- * incarnation is not the node's current one), HERD_ETOOBIG, HERD_EFULL (too
- * much unacknowledged for that node). `flags`: REMOTE_*. To a member that
- * is down only what remote.c's remote_queues_if_down allows is queued. */
-/* A reply to `from`'s call, saying `copies` hold its state (0: not said). */
-int remote_reply_copies(herd_node_t *n, herd_from_t from, int status, const void *data,
-                        size_t len, unsigned copies);
+/* The hooks of the cluster's node_net_ops_t (node.h, installed by
+ * cluster.c), which says what each does and may return; the network's own
+ * modules call them by name. */
+
+/* To a member that is down only what remote.c's remote_queues_if_down
+ * allows is queued. */
 int remote_send(herd_node_t *n, herd_pid_t to, herd_msg_kind_t kind, herd_pid_t from,
                 uint64_t ref, int status, const void *data, size_t len, unsigned flags);
-/* The same for a call's request: `deadline` is the caller's HLC timestamp
- * at which it stops waiting (0: none); the receiver drops it unapplied if
- * the frame that brings it was sent later. */
+/* The receiver drops a call's request unapplied if the frame that brings it
+ * was sent after its deadline. */
 int remote_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
                      uint64_t deadline, const void *data, size_t len, unsigned flags);
-/* A call to a local process is forwarded elsewhere: forget it here without
- * answering (the process it went to answers). */
-void remote_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref);
-/* ... or forwarded to `to`, another process of this node: it answers now. */
-void remote_move_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t to);
-/* Answer a call that came from another node. HERD_ENOPROC when that call is
- * not (or no longer) waiting. */
-int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len);
-/* The callee of that call exited: the caller gets HERD_ENOPROC, as from the
- * runtime. */
+/* When the caller's node is unknown here, the reply goes through the node
+ * that forwarded the call (a relay). */
+int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
+                 unsigned copies);
 int remote_callee_gone(herd_node_t *n, herd_from_t from);
-/* `self` monitors `target` on another node under `ref`. */
 int remote_monitor(herd_proc_t *self, herd_pid_t target, uint64_t ref);
-/* The monitor `ref` of `watcher` on remote `target` is removed. */
 void remote_demonitor(herd_node_t *n, herd_pid_t watcher, herd_pid_t target, uint64_t ref);
+void remote_move_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t to);
+void remote_release_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref);
 
 /* From cluster.c: */
 void remote_init(herd_cluster_t *c);

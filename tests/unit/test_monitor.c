@@ -362,6 +362,38 @@ static void test_monitor_dead_pid_gets_noproc(void **state)
     ts_node_free(n);
 }
 
+/* A node in no cluster reaches no other node (node_net_local, node.h): a
+ * monitor of another node's pid fires at once with noconnection, and
+ * sends and calls to it fail with HERD_ENOTCONN, a reply to a caller
+ * there is a late reply. */
+static void test_monitor_other_node_without_cluster(void **state)
+{
+    (void)state;
+    herd_node_t *n = node_make("t4b");
+    probe_t w = {0};
+    herd_pid_t wp = spawn_plain(n, &w);
+    herd_pid_t far = {herd_node_id_of("elsewhere"), 7, 1};
+
+    uint64_t ref = monitor(n, wp, &w, far);
+    assert_int_equal(w.nev, 1);
+    assert_ev(&w, 0, HERD_MSG_DOWN, ref, far, HERD_REASON_NOCONNECTION);
+    act(n, wp, OP_DEMONITOR, 0, HERD_PID_NONE, ref); /* it has fired */
+    assert_int_equal(w.rc, HERD_ENOENT);
+
+    int c = 0;
+    assert_int_equal(herd_node_send(n, far, &c, sizeof(c)), HERD_ENOTCONN);
+    assert_int_equal(herd_node_cast(n, far, &c, sizeof(c)), HERD_ENOTCONN);
+    herd_reply_t r;
+    assert_int_equal(herd_node_call(n, far, &c, sizeof(c), 1000, &r), HERD_ENOTCONN);
+    /* a reply to a caller there finds no call waiting: dropped, counted */
+    assert_int_equal(herd_reply(n, (herd_from_t){far, 5}, 0, &c, sizeof(c)), 0);
+    herd_node_stats_t st;
+    herd_node_stats(n, &st);
+    assert_int_equal(st.late_replies, 1);
+    assert_int_equal(ts_alive(n, wp), 1);
+    ts_node_free(n);
+}
+
 static void test_monitor_demonitor_before_exit(void **state)
 {
     (void)state;
@@ -866,6 +898,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_monitor_down_on_crash, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_monitor_down_on_kill, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_monitor_dead_pid_gets_noproc, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_other_node_without_cluster, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_monitor_demonitor_before_exit, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_monitor_demonitor_unknown_ref, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_monitor_demonitor_after_down, ts_setup, ts_teardown),

@@ -396,8 +396,12 @@ int herd_node_in_process(const herd_node_t *n)
 }
 
 /* The runs of loops on this thread, innermost first: a few frames deep at
- * most, so a walk is cheap next to what a blocking call costs. */
-static _Thread_local loop_frame_t *loop_frames;
+ * most, so a walk is cheap next to what a blocking call costs. Initial-exec:
+ * the library's objects are position independent, and the default model
+ * would call __tls_get_addr at every look (a blocking call looks three
+ * times; measured: herd_node_call's round trip 3-10 % slower). One pointer
+ * fits the static TLS glibc keeps for libraries, dlopen'ed ones included. */
+static _Thread_local loop_frame_t *loop_frames __attribute__((tls_model("initial-exec")));
 
 void node_loop_enter(herd_node_t *n, loop_frame_t *f)
 {

@@ -196,12 +196,10 @@ static int held_is_kept(const replica_t *r, uint64_t hlc, const replica_lineage_
 /* The put every replicated call makes: the next version of the run whose
  * copy is held, as large as that copy, nothing kept to be merged. Written
  * over the copy's bytes: no allocation. */
-static int put_in_place(replica_store_t *s, replica_t *r, uint64_t owner, uint64_t hlc,
-                        uint64_t version, const replica_lineage_t *lin, const uint8_t *bytes,
-                        size_t len)
+static int put_in_place(replica_t *r, uint64_t owner, uint64_t hlc, uint64_t version,
+                        const replica_lineage_t *lin, const uint8_t *bytes, size_t len)
 {
-    (void)s; /* the bytes held do not change in size */
-    if (len)
+    if (len) /* the same size: the store's byte count stays */
         memcpy(r->bytes, bytes, len);
     r->owner = owner;
     r->hlc = hlc;
@@ -225,7 +223,7 @@ int replica_put(replica_store_t *s, replica_t **at, const char *name, uint64_t o
     if (!newer && !keep_loser)
         return 0;
     if (newer && r && r->bytes && r->len == len && r->others_n == 0 && !kept_aside)
-        return put_in_place(s, r, owner, hlc, version, lin, bytes, len);
+        return put_in_place(r, owner, hlc, version, lin, bytes, len);
     uint8_t *copy = copy_of(bytes, len);
     if (copy == NULL)
         return HERD_ENOMEM;

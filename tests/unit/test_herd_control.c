@@ -96,15 +96,39 @@ static regsim_t *cluster_up(void)
     return rs;
 }
 
+/* A two-node cluster and two control sockets, a and b, for its first node. */
+typedef struct pair {
+    regsim_t *rs;
+    herd_node_t *n;
+    herd_control_t *a, *b;
+    char pa[96], pb[96];
+} pair_t;
+
+static void pair_up(pair_t *p, char which_a, char which_b)
+{
+    p->rs = cluster_up();
+    p->n = regsim_node(p->rs, 0);
+    assert_int_equal(herd_control_start(p->n, addr(p->pa, sizeof(p->pa), which_a), &p->a), 0);
+    assert_int_equal(herd_control_start(p->n, addr(p->pb, sizeof(p->pb), which_b), &p->b), 0);
+}
+
+/* b stops (a stopped already), then the cluster goes. */
+static void pair_down(pair_t *p)
+{
+    herd_control_stop(p->b);
+    regsim_free(p->rs);
+    unlink(p->pa + 6);
+    unlink(p->pb + 6);
+}
+
 static void test_herd_control_two_sockets_keep_their_own_holders(void **state)
 {
     (void)state;
-    regsim_t *rs = cluster_up();
-    herd_node_t *n = regsim_node(rs, 0);
-    herd_control_t *a, *b;
-    char pa[96], pb[96];
-    assert_int_equal(herd_control_start(n, addr(pa, sizeof(pa), 'a'), &a), 0);
-    assert_int_equal(herd_control_start(n, addr(pb, sizeof(pb), 'b'), &b), 0);
+    pair_t p;
+    pair_up(&p, 'a', 'b');
+    regsim_t *rs = p.rs;
+    herd_node_t *n = p.n;
+    herd_control_t *a = p.a, *b = p.b;
 
     json_t *r = ask(rs, a, "{\"cmd\":\"register\",\"args\":{\"name\":\"held-by-a\"}}");
     assert_true(is_ok(r));
@@ -136,21 +160,16 @@ static void test_herd_control_two_sockets_keep_their_own_holders(void **state)
     r = ask(rs, b, "{\"cmd\":\"members\"}");
     assert_true(is_ok(r));
     json_decref(r);
-    herd_control_stop(b);
-    regsim_free(rs);
-    unlink(pa + 6);
-    unlink(pb + 6);
+    pair_down(&p);
 }
 
 static void test_herd_control_stopped_socket_leaves_its_calls(void **state)
 {
     (void)state;
-    regsim_t *rs = cluster_up();
-    herd_node_t *n = regsim_node(rs, 0);
-    herd_control_t *a, *b;
-    char pa[96], pb[96];
-    assert_int_equal(herd_control_start(n, addr(pa, sizeof(pa), 'c'), &a), 0);
-    assert_int_equal(herd_control_start(n, addr(pb, sizeof(pb), 'd'), &b), 0);
+    pair_t p;
+    pair_up(&p, 'c', 'd');
+    regsim_t *rs = p.rs;
+    herd_control_t *a = p.a, *b = p.b;
     json_t *r = ask(rs, b, "{\"cmd\":\"start\",\"args\":{\"service\":\"counter\",\"name\":\"c\"}}");
     assert_true(is_ok(r));
     json_decref(r);
@@ -174,10 +193,7 @@ static void test_herd_control_stopped_socket_leaves_its_calls(void **state)
     assert_string_equal(error_of(r), "EAPP");
     assert_int_equal(json_integer_value(json_object_get(r, "app_code")), COUNTER_EBADCMD);
     json_decref(r);
-    herd_control_stop(b);
-    regsim_free(rs);
-    unlink(pa + 6);
-    unlink(pb + 6);
+    pair_down(&p);
 }
 
 static void test_herd_control_default_address(void **state)

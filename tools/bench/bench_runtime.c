@@ -6,8 +6,10 @@
  *
  *     bench runtime <metric> <value> <unit> [key=value ...]
  *
- * Usage: bench_runtime [--quick]   (--quick: 10-20x smaller sizes, for a CI
- *                                   smoke run, also under sanitizers)
+ * Usage: bench_runtime [--quick] [--only idle|pingpong|fanout|calls]
+ *   --quick: 10-20x smaller sizes, for a CI smoke run, also under sanitizers
+ *   --only:  one part alone (tools/bench/ab_compare.sh runs two builds' parts
+ *            in turn, so each pair of runs shares the machine's moment)
  *
  * Every benchmark gets a node of its own, freed at its end. Timings use
  * CLOCK_MONOTONIC; the cheap ones report the median of REPS repetitions. The
@@ -501,14 +503,31 @@ static void bench_calls(uint64_t calls, uint64_t node_calls)
 
 /* ---- main --------------------------------------------------------------------- */
 
+static int part_known(const char *part)
+{
+    static const char *const parts[] = {"idle", "pingpong", "fanout", "calls"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (strcmp(part, parts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int part_runs(const char *only, const char *part)
+{
+    return only == NULL || strcmp(only, part) == 0;
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc && part_known(argv[i + 1])) {
+            only = argv[++i];
         } else {
-            fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--only idle|pingpong|fanout|calls]\n", argv[0]);
             return 2;
         }
     }
@@ -520,9 +539,13 @@ int main(int argc, char **argv)
     uint64_t node_calls = quick ? 10000 : 200000;
 
     /* first, while the heap is fresh: the RSS delta is the processes' alone */
-    bench_idle(idle_procs);
-    bench_pingpong(pingpong_msgs);
-    bench_fanout(fan_procs, fan_rounds);
-    bench_calls(calls, node_calls);
+    if (part_runs(only, "idle"))
+        bench_idle(idle_procs);
+    if (part_runs(only, "pingpong"))
+        bench_pingpong(pingpong_msgs);
+    if (part_runs(only, "fanout"))
+        bench_fanout(fan_procs, fan_rounds);
+    if (part_runs(only, "calls"))
+        bench_calls(calls, node_calls);
     return 0;
 }

@@ -1,0 +1,100 @@
+/*
+ * herd_group.h - process groups: any number of processes of any nodes under
+ * a group name, replicated to every node with the registry's deltas and
+ * digest syncs (herd_registry.h).
+ *
+ * A group is a set of pids, each with its metadata: the same pid joining
+ * twice is one membership (the second join replaces its metadata). Joins
+ * made on both sides of a partition are all kept after it heals; there is
+ * nothing to resolve. A membership goes when its process exits, is hidden
+ * while its node is down and removed once that node is known gone, exactly
+ * as a name's registration.
+ *
+ * Threads: every function here must be called on the node's loop thread.
+ * Needs herd_registry_start.
+ */
+#ifndef HERD_GROUP_H
+#define HERD_GROUP_H
+
+#include "herd_registry.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* libherd exports what its public headers declare, and nothing else */
+#pragma GCC visibility push(default)
+
+/* Bytes of a group name (1..HERD_GROUP_MAX). */
+#define HERD_GROUP_MAX 200u
+
+/* Join `pid` to `group` (a process of this node, or of another node when the
+ * caller knows it lives). Errors: HERD_EINVAL (empty or over-long group),
+ * HERD_ENOPROC (a local pid that is not alive), HERD_ENOENT (no registry),
+ * HERD_ENOMEM. `meta` may be NULL. */
+int herd_group_join(herd_node_t *node, const char *group, herd_pid_t pid, const herd_meta_t *meta);
+/* Take `pid` out of `group`. HERD_ENOENT when it is no visible member. */
+int herd_group_leave(herd_node_t *node, const char *group, herd_pid_t pid);
+
+/* Visit the visible members of `group`, in no particular order; stop when
+ * fn returns nonzero. Returns the number visited (0 for an unknown group),
+ * or HERD_EINVAL. The member's node is pid.node. */
+typedef int (*herd_group_member_fn)(void *data, const char *group, herd_pid_t pid,
+                                    const herd_meta_t *meta);
+int herd_group_members(herd_node_t *node, const char *group, herd_group_member_fn fn,
+                       void *data);
+/* The same for the members that are processes of this node. */
+int herd_group_local_members(herd_node_t *node, const char *group, herd_group_member_fn fn,
+                             void *data);
+/* The number of visible members of `group`: O(1) (kept as members come and
+ * go; recounted once after a member node comes or goes). */
+int herd_group_count(herd_node_t *node, const char *group);
+/* Visit the groups `pid` is a visible member of (fn's meta: its metadata
+ * there). Returns the number visited. */
+int herd_group_which(herd_node_t *node, herd_pid_t pid, herd_group_member_fn fn, void *data);
+/* Visit the groups with a visible member whose name starts with `prefix`
+ * (NULL or "" for all), with their member counts; stop when fn returns
+ * nonzero. Returns the number visited. */
+typedef int (*herd_group_fn)(void *data, const char *group, size_t members);
+int herd_group_list(herd_node_t *node, const char *prefix, herd_group_fn fn, void *data);
+
+/* Send `data` as a cast to every visible member of `group`: members of this
+ * node directly, each other node in one frame that carries the message
+ * once and its members' pids (herd_node_cast_many). Returns the number of
+ * members it went to (0 for an empty or unknown group: not an error), or
+ * HERD_EINVAL (group; len over HERD_MSG_MAX), HERD_ENOMEM. A member that
+ * exits meanwhile does not get it, as for any cast. `self` may be NULL
+ * (the sender is then HERD_PID_NONE). */
+int herd_group_publish(herd_node_t *node, herd_proc_t *self, const char *group,
+                       const void *data, size_t len);
+
+/* One member's answer to a multi-call. */
+typedef struct herd_group_reply {
+    herd_pid_t pid;
+    int status;    /* 0, an error (HERD_ETIMEDOUT for no answer in time, ...) */
+    uint8_t *data; /* the reply's bytes (status 0): valid during the callback */
+    size_t len;
+} herd_group_reply_t;
+/* Told once, on the loop thread, never inside herd_group_multi_call, when
+ * every member answered or failed or the timeout passed (members that had
+ * not answered then have HERD_ETIMEDOUT). `replies` is valid during the
+ * call only. */
+typedef void (*herd_group_multi_cb)(void *data, const herd_group_reply_t *replies, size_t n);
+/* Call every visible member of `group` with `data`, gathering the answers
+ * and errors until `timeout_ms` (1..): a dead member's call fails at once
+ * or times out, never hangs the rest. Returns the number of members called
+ * (0: cb is still called, with n = 0), or HERD_EINVAL, HERD_ENOMEM (cb not
+ * called). */
+int herd_group_multi_call(herd_node_t *node, const char *group, const void *data, size_t len,
+                          uint32_t timeout_ms, herd_group_multi_cb cb, void *cbdata);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

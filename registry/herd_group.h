@@ -65,7 +65,7 @@ int herd_group_list(herd_node_t *node, const char *prefix, herd_group_fn fn, voi
  * node directly, each other node in one frame that carries the message
  * once and its members' pids (herd_node_cast_many). Returns the number of
  * members it went to (0 for an empty or unknown group: not an error), or
- * HERD_EINVAL (group; len over HERD_MSG_MAX), HERD_ENOMEM. A member that
+ * HERD_EINVAL (group), HERD_ETOOBIG (over the node's max_message), HERD_ENOMEM. A member that
  * exits meanwhile does not get it, as for any cast. `self` may be NULL
  * (the sender is then HERD_PID_NONE). */
 int herd_group_publish(herd_node_t *node, herd_proc_t *self, const char *group,

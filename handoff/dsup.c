@@ -118,6 +118,12 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     dsup_kick(d, 1);
 }
 
+/* Member events come from the node's event bus, in herd's own tier. */
+static void on_member_event(void *data, const herd_event_t *ev)
+{
+    on_member(data, ev->name, ev->incarnation, ev->old_state, ev->new_state, ev->gone);
+}
+
 int herd_dsup_poll(herd_node_t *n)
 {
     dsup_t *d = dsup_of(n);
@@ -140,7 +146,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void dsup_free(void *p)
 {
     dsup_t *d = p;
-    herd_cluster_off_change(d->node, on_member, d);
+    herd_events_unsubscribe_internal(d->node, on_member_event, d);
     herd_registry_unwatch_added(d->node, waiters_on_name_added, d);
     herd_cluster_on_app(d->node, HANDOFF_APP, NULL, NULL);
     herd_spec_watch(d->node, NULL, NULL);
@@ -196,7 +202,7 @@ static int dsup_hook_up(dsup_t *d)
     if (rc == 0)
         rc = herd_node_on_exit(n, restarts_on_exit, d);
     if (rc == 0 && herd_cluster_ring(n) != NULL) {
-        rc = herd_cluster_on_change(n, on_member, d);
+        rc = herd_events_subscribe_internal(n, HERD_EV_MEMBERS, on_member_event, d);
         if (rc == 0)
             rc = herd_cluster_on_app(n, HANDOFF_APP, handoff_on_app, d);
     }

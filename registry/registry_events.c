@@ -223,6 +223,12 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     }
 }
 
+/* Member events come from the node's event bus, in herd's own tier. */
+static void on_member_event(void *data, const herd_event_t *ev)
+{
+    on_member(data, ev->name, ev->incarnation, ev->old_state, ev->new_state, ev->gone);
+}
+
 static int live_add(void *data, const herd_member_info_t *m)
 {
     registry_t *g = data;
@@ -338,7 +344,7 @@ static void registry_free(void *p)
 {
     registry_t *g = p;
     /* no callback may reach a freed registry while the node finishes closing */
-    herd_cluster_off_change(g->node, on_member, g);
+    herd_events_unsubscribe_internal(g->node, on_member_event, g);
     herd_cluster_on_app(g->node, REGISTRY_APP, NULL, NULL);
     if (g->flush) {
         if (g->pending && !awmap_is_empty(g->pending))
@@ -388,7 +394,7 @@ static int hooks_start(registry_t *g)
     if (rc == 0 && herd_cluster_ring(n) != NULL) {
         g->clustered = 1;
         herd_cluster_foreach_member(n, live_add, g);
-        rc = herd_cluster_on_change(n, on_member, g);
+        rc = herd_events_subscribe_internal(n, HERD_EV_MEMBERS, on_member_event, g);
         if (rc == 0)
             rc = herd_cluster_on_app(n, REGISTRY_APP, reg_on_sync, g);
     }

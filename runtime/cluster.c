@@ -149,6 +149,34 @@ static void cluster_rebuild_ring(herd_cluster_t *c)
              herd_ring_member_count(r), herd_ring_point_count(r));
 }
 
+static herd_event_kind_t member_event_kind(herd_member_state_t state)
+{
+    switch (state) {
+    case HERD_MEMBER_UP: return HERD_EV_MEMBER_UP;
+    case HERD_MEMBER_SUSPECT: return HERD_EV_MEMBER_SUSPECT;
+    case HERD_MEMBER_DRAINING: return HERD_EV_MEMBER_DRAINING;
+    case HERD_MEMBER_DOWN: return HERD_EV_MEMBER_DOWN;
+    default: return HERD_EV_MEMBER_LEFT; /* left, or no longer a member */
+    }
+}
+
+/* A member changed state: the node's event bus tells herd's layers (the
+ * registry, the supervisor), then the programs' subscribers and hooks. */
+static void cluster_tell_member(herd_cluster_t *c, const mship_effect_t *e)
+{
+    herd_member_state_t to = (herd_member_state_t)e->new_state;
+    herd_event_t ev = {
+        .kind = member_event_kind(to),
+        .name = e->name,
+        .node = herd_node_id_of(e->name),
+        .incarnation = e->incarnation,
+        .old_state = (herd_member_state_t)e->old_state,
+        .new_state = to,
+        .gone = (int)e->gone,
+    };
+    herd_event_emit(c->node, &ev);
+}
+
 static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
 {
     for (size_t i = 0; i < fx->count; i++) {
@@ -170,10 +198,7 @@ static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
         if (e->kind != MSHIP_MEMBER)
             continue;
         remote_on_member(c, e);
-        for (size_t k = 0; k < c->hook_count; k++)
-            c->hooks[k].cb(c->hooks[k].data, e->name, e->incarnation,
-                           (herd_member_state_t)e->old_state,
-                           (herd_member_state_t)e->new_state, (int)e->gone);
+        cluster_tell_member(c, e);
     }
     mship_effects_clear(fx);
 }
@@ -406,6 +431,11 @@ static void cluster_free_parts(herd_cluster_t *c)
     u64map_fini(&c->blocked);
     remote_fini(c);
     mship_effects_fini(&c->fx);
+    for (size_t i = 0; i < c->hook_count; i++) {
+        herd_events_unsubscribe(c->node, c->hooks[i]->sub);
+        free(c->hooks[i]);
+    }
+    free(c->hooks);
     free(c->frame_buf);
     free(c);
 }
@@ -552,14 +582,37 @@ int herd_cluster_set_seeds(herd_node_t *n, const char *const *seeds, size_t coun
     return rc;
 }
 
+static void cluster_hook_tell(void *data, const herd_event_t *ev)
+{
+    const cluster_hook_t *h = data;
+    h->cb(h->data, ev->name, ev->incarnation, ev->old_state, ev->new_state, ev->gone);
+}
+
 int herd_cluster_on_change(herd_node_t *n, herd_member_cb cb, void *data)
 {
     herd_cluster_t *c = n->cluster;
     if (c == NULL)
         return HERD_ENOENT;
-    if (cb == NULL || c->hook_count == CLUSTER_MAX_HOOKS)
+    if (cb == NULL)
         return HERD_EINVAL;
-    c->hooks[c->hook_count++] = (cluster_hook_t){cb, data};
+    if (c->hook_count == c->hook_cap) {
+        size_t cap = c->hook_cap ? c->hook_cap * 2 : 4;
+        cluster_hook_t **hooks = realloc(c->hooks, cap * sizeof(*hooks));
+        if (hooks == NULL)
+            return HERD_ENOMEM;
+        c->hooks = hooks;
+        c->hook_cap = cap;
+    }
+    cluster_hook_t *h = malloc(sizeof(*h));
+    if (h == NULL)
+        return HERD_ENOMEM;
+    *h = (cluster_hook_t){cb, data, 0};
+    int rc = herd_events_subscribe(n, HERD_EV_MEMBERS, cluster_hook_tell, h, &h->sub);
+    if (rc != 0) {
+        free(h);
+        return rc;
+    }
+    c->hooks[c->hook_count++] = h;
     return 0;
 }
 
@@ -567,7 +620,10 @@ void herd_cluster_off_change(herd_node_t *n, herd_member_cb cb, void *data)
 {
     herd_cluster_t *c = n->cluster;
     for (size_t i = 0; c && i < c->hook_count; i++) {
-        if (c->hooks[i].cb == cb && c->hooks[i].data == data) {
+        cluster_hook_t *h = c->hooks[i];
+        if (h->cb == cb && h->data == data) {
+            herd_events_unsubscribe(n, h->sub);
+            free(h);
             memmove(&c->hooks[i], &c->hooks[i + 1], (c->hook_count - i - 1) * sizeof(c->hooks[0]));
             c->hook_count--;
             return;

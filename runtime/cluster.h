@@ -14,11 +14,12 @@
 #include "runtime_layers.h"
 #include "transport.h"
 
-#define CLUSTER_MAX_HOOKS 8
-
+/* A program's herd_cluster_on_change hook: a subscriber of the node's
+ * member events (herd_events.h). */
 typedef struct cluster_hook {
     herd_member_cb cb;
     void *data;
+    uint64_t sub; /* its subscription */
 } cluster_hook_t;
 
 /* One peer node's message stream (remote.c). */
@@ -46,8 +47,8 @@ typedef struct herd_cluster {
     size_t frame_cap;
     uint64_t rejected[FRAME_REJECT_COUNT];
     herd_log_limit_t reject_log[FRAME_REJECT_COUNT]; /* cluster_refuse's, per reason */
-    cluster_hook_t hooks[CLUSTER_MAX_HOOKS];
-    size_t hook_count;
+    cluster_hook_t **hooks; /* herd_cluster_on_change's, owned */
+    size_t hook_count, hook_cap;
     mship_effects_t fx;
     /* remote messaging (remote.c) */
     u64map_t peers;          /* node id -> cluster_peer */

@@ -3,8 +3,8 @@
  * conflicts resolved, group joins and leaves, children started, moved,
  * restarted, given up on and terminated, members up, suspect, draining,
  * down and gone. Any number of subscribers per node, each by callback or
- * by process (events arrive as HERD_MSG_INFO messages, read with
- * herd_event_decode).
+ * by process (events arrive as HERD_MSG_INFO messages from code outside
+ * processes, serial 0, read with herd_event_decode).
  *
  * Each node tells what it sees: a name registered on another node is told
  * on this one when the registration reaches this node's replica. The
@@ -71,8 +71,9 @@ typedef enum herd_event_kind {
 
 typedef struct herd_event {
     herd_event_kind_t kind;
-    uint64_t seq;     /* this node's event number, from 1, one more per event */
-    uint64_t time_ms; /* this node's wall clock when it was told */
+    uint64_t seq;     /* this node's event number, from 1, one more per event told
+                         to any subscriber (a narrow mask sees gaps) */
+    uint64_t time_ms; /* the node's clock (herd_node_now) when it was told */
     const char *name; /* the name, group, child or member node ("" if none) */
     herd_pid_t pid;   /* the process it is about (HERD_PID_NONE if none) */
     herd_pid_t other; /* see the kinds above (HERD_PID_NONE if none) */
@@ -108,7 +109,7 @@ int herd_events_subscribe_proc(herd_node_t *node, uint32_t mask, herd_pid_t pid,
 int herd_events_unsubscribe(herd_node_t *node, uint64_t id);
 
 /* An event message's bytes (at most HERD_EVENT_MSG_MAX). */
-#define HERD_EVENT_MSG_MAX (96u + HERD_EVENT_NAME_MAX)
+#define HERD_EVENT_MSG_MAX (104u + HERD_EVENT_NAME_MAX)
 /* Whether a message is an event (it starts with the event magic) and, if
  * so, read it: *out's name points into `name` (cap bytes, at least
  * HERD_EVENT_NAME_MAX + 1). 0, or HERD_EINVAL for bytes that are not a

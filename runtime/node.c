@@ -342,6 +342,7 @@ void herd_node_free(herd_node_t *n)
             n->ext[i].free_fn(n->ext[i].ptr);
     memset(n->ext, 0, sizeof(n->ext));
     n->exit_hook_count = 0;
+    node_events_free(n); /* nobody is told of what freeing does */
     n->net->close(n); /* the cluster, if any */
     n->stopping = 1;
     proc_free_all(n);

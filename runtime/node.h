@@ -191,6 +191,9 @@ typedef struct node_net_ops {
     void (*close)(herd_node_t *n);
 } node_net_ops_t;
 
+/* events.c */
+void node_events_free(herd_node_t *n);
+
 /* net_local.c */
 /* A node without a cluster: no other node is reachable. */
 extern const node_net_ops_t node_net_local;
@@ -242,6 +245,7 @@ struct herd_node {
     uv_timer_t limit; /* ends herd_node_run_for */
     int closed_handles;
 
+    struct node_events *events; /* the event bus (events.c); NULL until a subscriber */
     struct node_posts *posts; /* herd_node_post's queue (post.c); NULL once freeing */
     call_waiter_t *done_head, *done_tail; /* async calls answered, callbacks due */
     /* how the core reaches other nodes: never NULL (node_net_local until

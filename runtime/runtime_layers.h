@@ -10,6 +10,7 @@
 #ifndef HERD_RUNTIME_LAYERS_H
 #define HERD_RUNTIME_LAYERS_H
 
+#include "herd_events.h"
 #include "herd_runtime.h"
 
 struct transport;
@@ -130,6 +131,21 @@ int herd_gate_refuse_calls(herd_node_t *node, herd_pid_t pid, int status);
 typedef void (*herd_exit_hook)(void *data, herd_pid_t pid, int reason);
 int herd_node_on_exit(herd_node_t *node, herd_exit_hook cb, void *data);
 #define HERD_MAX_HOOKS 8
+
+/* ---- the event bus (herd_events.h) -------------------------------------------------- */
+
+/* Tell the subscribers of ev->kind (seq and time_ms are filled in; a NULL
+ * name is ""). A name over HERD_EVENT_NAME_MAX bytes is logged, not told. */
+void herd_event_emit(herd_node_t *node, const herd_event_t *ev);
+/* Whether some subscriber wants `kind`: an emitter may skip building an
+ * event nobody wants. */
+int herd_events_wanted(const herd_node_t *node, herd_event_kind_t kind);
+/* herd's own layers subscribe here: told before every program's
+ * subscriber, in the order subscribed, and removed only by
+ * herd_events_unsubscribe_internal (same fn and data). */
+int herd_events_subscribe_internal(herd_node_t *node, uint32_t mask, herd_event_fn fn,
+                                   void *data);
+void herd_events_unsubscribe_internal(herd_node_t *node, herd_event_fn fn, void *data);
 
 /* One pointer per upper layer, freed (free_fn) first thing in herd_node_free. */
 enum { HERD_EXT_REGISTRY, HERD_EXT_HANDOFF, HERD_EXT_SHUTDOWN, HERD_EXT_COUNT };

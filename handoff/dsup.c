@@ -118,6 +118,15 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     dsup_kick(d, 1);
 }
 
+void dsup_event(dsup_t *d, herd_event_kind_t kind, const char *name, herd_pid_t pid,
+                herd_pid_t other, int reason)
+{
+    if (!herd_events_wanted(d->node, kind))
+        return;
+    herd_event_t ev = {.kind = kind, .name = name, .pid = pid, .other = other, .reason = reason};
+    herd_event_emit(d->node, &ev);
+}
+
 /* Member events come from the node's event bus, in herd's own tier. */
 static void on_member_event(void *data, const herd_event_t *ev)
 {

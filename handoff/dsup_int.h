@@ -9,6 +9,7 @@
 
 #include "dsup_layers.h"
 #include "herd_dsup.h"
+#include "herd_events.h"
 #include "log.h"
 #include "registry_layers.h"
 #include "replica_store.h"
@@ -33,6 +34,7 @@ typedef struct dchild {
     char *name;
     uint64_t hash;
     herd_pid_t pid; /* NONE while restarting */
+    herd_pid_t last_pid; /* while restarting: the process that exited (events) */
     herd_pid_t holder; /* while restarting: what holds its name (holder.c), or NONE */
     int service;    /* index in dsup_t.services */
     herd_restart_t restart;
@@ -187,6 +189,9 @@ dchild_t *dsup_find(dsup_t *d, const char *name);
  * freed. */
 int dsup_add(dsup_t *d, dchild_t *c, herd_child_state_t state);
 /* Take c out of the tables and free it (its process is not touched). */
+/* Tell the node's event subscribers (herd_events.h) of child `name`. */
+void dsup_event(dsup_t *d, herd_event_kind_t kind, const char *name, herd_pid_t pid,
+                herd_pid_t other, int reason);
 void dsup_forget(dsup_t *d, dchild_t *c);
 /* The only writer of c->state (children.c's table says which changes are
  * legal); it keeps d->restarting, d->moving and d->arriving. */

@@ -279,6 +279,7 @@ static void move_finish(dsup_t *d, dchild_t *c)
     d->stats.committed++;
     d->stats.forwarded += c->forwarded;
     replicas_moved(d, c); /* the new owner's set holds the state: replies go */
+    dsup_event(d, HERD_EV_CHILD_MOVED, c->name, moved, old, HERD_REASON_HANDOFF);
     dsup_forget(d, c); /* first: its exit is not a failure */
     herd_stop(n, old, HERD_REASON_HANDOFF);
     dsup_kick(d, 0);

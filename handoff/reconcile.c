@@ -115,11 +115,13 @@ static void child_start(dsup_t *d, const char *name, int held)
     }
     replicas_gate(d, c, base_writer, version, version);
     d->stats.starts++;
+    dsup_event(d, HERD_EV_CHILD_STARTED, name, pid, HERD_PID_NONE, 0);
 }
 
 static void child_stop(dsup_t *d, dchild_t *c)
 {
     herd_pid_t pid = c->pid;
+    dsup_event(d, HERD_EV_CHILD_TERMINATED, c->name, pid, HERD_PID_NONE, HERD_REASON_SHUTDOWN);
     dsup_forget(d, c); /* first: its exit is not a failure */
     if (!herd_pid_is_none(pid))
         herd_stop(d->node, pid, HERD_REASON_SHUTDOWN);

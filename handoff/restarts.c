@@ -84,6 +84,7 @@ static void child_restart(dsup_t *d, dchild_t *c)
     c->strict = (spec.flags & DSPEC_REFUSE_UNDERREPLICATED) != 0;
     replicas_gate(d, c, base_writer, base_version, version);
     d->stats.restarts++;
+    dsup_event(d, HERD_EV_CHILD_RESTARTED, name, pid, c->last_pid, 0);
 }
 
 void restarts_due(dsup_t *d, uint64_t now)
@@ -126,9 +127,11 @@ void restarts_on_exit(void *data, herd_pid_t pid, int reason)
     }
     switch (restart_verdict(c->restart, reason)) {
     case RESTART_NO_FAILURE:
+        dsup_event(d, HERD_EV_CHILD_TERMINATED, c->name, pid, HERD_PID_NONE, reason);
         dsup_forget(d, c);
         return;
     case RESTART_ENDED:
+        dsup_event(d, HERD_EV_CHILD_TERMINATED, c->name, pid, HERD_PID_NONE, reason);
         child_gone_for_good(d, c, "ended");
         return;
     case RESTART_AGAIN:
@@ -145,10 +148,12 @@ void restarts_on_exit(void *data, herd_pid_t pid, int reason)
     if (restart_over_limit(&policy, prior)) {
         herd_log(HERD_LOG_ERROR, "dsup", "child '%s' exited %u times within %u ms (last: %s)",
                  c->name, c->restarts, d->cfg.window_ms, herd_reason_name(reason));
+        dsup_event(d, HERD_EV_CHILD_GAVE_UP, c->name, HERD_PID_NONE, pid, reason);
         child_gone_for_good(d, c, "gave up");
         return;
     }
     c->restart_at = now + restart_backoff(&policy, prior);
+    c->last_pid = pid;
     c->pid = HERD_PID_NONE;
     child_set_state(d, c, HERD_CHILD_RESTARTING);
     holder_hold(d, c);

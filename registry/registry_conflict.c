@@ -19,6 +19,7 @@ static void loser_stop(registry_t *g, herd_pid_t loser, herd_pid_t winner, const
 {
     if (herd_stop(g->node, loser, HERD_REASON_NAME_CONFLICT) == 0) {
         g->stats.conflicts_resolved++;
+        reg_notify_conflict(g, name, winner, loser);
         herd_log(HERD_LOG_INFO, "registry", "name '%s': a registration made earlier on node "
                  "%016llx wins; stopping the local copy", name, (unsigned long long)winner.node);
     }
@@ -98,16 +99,17 @@ void reg_merged(registry_t *g, uint64_t serial, uint64_t attempt, int ok, herd_p
     }
     if (!ok && merge_redirect(g, m, loser, holder) == 0)
         return; /* still frozen: the holder's node answers next */
-    free(m);
     if (!ok || herd_pid_is_none(holder)) {
         /* not merged: it resumes, and the conflict is judged again */
+        free(m);
         g->stats.merges_abandoned++;
         herd_thaw(g->node, loser, HERD_FREEZE_CONFLICT);
         g->resettle = 1;
         return;
     }
     herd_forward_mailbox(g->node, loser, holder);
-    loser_stop(g, loser, holder, "(merged)");
+    loser_stop(g, loser, holder, m->name);
+    free(m);
 }
 
 /* In groups of 64 until none is due: each one answered leaves the map or

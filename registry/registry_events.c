@@ -362,6 +362,7 @@ static void registry_free(void *p)
     free_values(&g->merging);
     reg_index_free(g);
     reg_spec_free(g);
+    reg_notify_free(g);
     awmap_free(g->map);
     free(g->fine);
     free(g);

@@ -118,6 +118,7 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
 {
     registry_t *g = data;
     digest_update(&g->digest, g->fine, g->map, key, klen, e, 1);
+    reg_notify_entry(g, key, klen, e, 1);
     if (reg_is_spec_key(key, klen)) {
         reg_spec_changed(g, key, klen, 1);
         return;
@@ -142,6 +143,7 @@ static void on_removed(void *data, const char *key, size_t klen, const awmap_ent
 {
     registry_t *g = data;
     digest_update(&g->digest, g->fine, g->map, key, klen, e, -1);
+    reg_notify_entry(g, key, klen, e, -1);
     if (reg_is_spec_key(key, klen)) {
         reg_spec_changed(g, key, klen, 0);
         return;
@@ -227,6 +229,7 @@ void reg_settle_touched(registry_t *g)
     remove_dead(g);
     reg_spec_deliver(g);
     tell_watchers(g);
+    reg_notify_deliver(g);
 }
 
 int herd_registry_watch_added(herd_node_t *n, herd_name_watch_fn fn, void *data)

@@ -127,6 +127,8 @@ typedef struct registry {
     reg_vec_t added;    /* uint64_t: name hashes with new entries, for the watchers */
     reg_vec_t watchers; /* reg_watcher_t */
     int telling;        /* the watchers are being told: removals only mark */
+    reg_vec_t notes;      /* reg_note_t: (name, pid) pairs changed, for events */
+    u64map_t note_index;  /* hash of (name, pid) -> index + 1 in notes */
     reg_vec_t dead;     /* struct reg_dead: entries of local pids not alive, to remove */
     reg_vec_t gone;     /* awmap_replica_id_t: node starts whose removal failed */
     unsigned redo;      /* REG_REDO_* */
@@ -269,6 +271,17 @@ void reg_check_missing(registry_t *g);
 void reg_redo(registry_t *g);
 void reg_index_init(registry_t *g);
 void reg_index_free(registry_t *g);
+
+/* registry_notify.c: events (herd_events.h) */
+/* Entry e of `key` was added (delta 1) or removed (-1): noted for the
+ * events told once the change is complete (only while some subscriber
+ * wants name events). */
+void reg_notify_entry(registry_t *g, const char *key, size_t klen, const awmap_entry_t *e,
+                      int delta);
+void reg_notify_deliver(registry_t *g);
+/* This node stopped its local `loser` of `name` (won by `winner`). */
+void reg_notify_conflict(registry_t *g, const char *name, herd_pid_t winner, herd_pid_t loser);
+void reg_notify_free(registry_t *g);
 
 /* registry_conflict.c */
 void reg_settle(registry_t *g, const char *name);

@@ -31,16 +31,29 @@ extern "C" {
 #pragma GCC visibility push(default)
 
 typedef enum herd_event_kind {
-    HERD_EV_NAME_REGISTERED = 1, /* name, pid (a new registration visible here) */
-    HERD_EV_NAME_UNREGISTERED,   /* name, pid, reason (HERD_REASON_* or 0) */
-    HERD_EV_NAME_CONFLICT,       /* name, pid: the winner, other: the loser */
+    HERD_EV_NAME_REGISTERED = 1, /* name, pid: this node's replica got a registration
+                                    of the name by pid (a metadata update tells
+                                    nothing; a move's switch tells the old pid
+                                    unregistered and the new one registered) */
+    HERD_EV_NAME_UNREGISTERED,   /* name, pid: ... and lost it (unregistered, its
+                                    process exited, a conflict lost); hidden
+                                    while its node is down is not told here
+                                    (member_down is) */
+    HERD_EV_NAME_CONFLICT,       /* told on the loser's node, which stops it: name,
+                                    pid: the winner, other: the loser */
     HERD_EV_GROUP_JOINED,        /* name: the group, pid */
     HERD_EV_GROUP_LEFT,          /* name: the group, pid, reason */
-    HERD_EV_CHILD_STARTED,       /* name: the child, pid */
-    HERD_EV_CHILD_MOVED,         /* name, pid: the new copy, other: the old one */
-    HERD_EV_CHILD_RESTARTED,     /* name, pid: the new process, other: the old one */
-    HERD_EV_CHILD_GAVE_UP,       /* name, other: the last pid, reason */
-    HERD_EV_CHILD_TERMINATED,    /* name, pid, reason */
+    HERD_EV_CHILD_STARTED,       /* name: the child, pid: started here from its spec
+                                    (new, or from its replicated state when its
+                                    owner's node went) */
+    HERD_EV_CHILD_MOVED,         /* told on the node it left: name, pid: the new
+                                    copy, other: the old one, reason HANDOFF */
+    HERD_EV_CHILD_RESTARTED,     /* name, pid: the new process, other: the one
+                                    that exited */
+    HERD_EV_CHILD_GAVE_UP,       /* name, other: the last pid, reason: its last
+                                    exit's (too many restarts: its spec goes) */
+    HERD_EV_CHILD_TERMINATED,    /* name, pid, reason: stopped (its spec removed,
+                                    reason SHUTDOWN) or ended and not restarted */
     HERD_EV_MEMBER_UP,           /* member events: member, node, incarnation, */
     HERD_EV_MEMBER_SUSPECT,      /* old_state, new_state, gone */
     HERD_EV_MEMBER_DRAINING,

@@ -88,6 +88,7 @@
 #include "counter.h"
 #include "dsup_layers.h"
 #include "herd_dsup.h"
+#include "herd_events.h"
 #include "herd_registry.h"
 #include "herd_ring.h"
 #include "log.h"
@@ -1143,6 +1144,43 @@ static void test_dsup_solo_restart_while_loop_runs(void **state)
 
 /* ---- restart strategies (a node in a cluster of its own) ------------------------------- */
 
+/* ---- child events (herd_events.h) ------------------------------------------------ */
+
+#define EVREC_MAX 256
+typedef struct evrec {
+    int n;
+    herd_event_kind_t kind[EVREC_MAX];
+    char name[EVREC_MAX][64];
+    herd_pid_t pid[EVREC_MAX], other[EVREC_MAX];
+    int reason[EVREC_MAX];
+} evrec_t;
+
+static void evrec_on(void *data, const herd_event_t *ev)
+{
+    evrec_t *r = data;
+    if (ts_detached() || r->n >= EVREC_MAX)
+        return;
+    r->kind[r->n] = ev->kind;
+    snprintf(r->name[r->n], sizeof(r->name[0]), "%s", ev->name);
+    r->pid[r->n] = ev->pid;
+    r->other[r->n] = ev->other;
+    r->reason[r->n] = ev->reason;
+    r->n++;
+}
+
+/* Events of `kind` about child `name` recorded; the last one's index in *at. */
+static int evrec_count(const evrec_t *r, herd_event_kind_t kind, const char *name, int *at)
+{
+    int k = 0;
+    for (int i = 0; i < r->n; i++)
+        if (r->kind[i] == kind && strcmp(r->name[i], name) == 0) {
+            k++;
+            if (at)
+                *at = i;
+        }
+    return k;
+}
+
 static herd_node_t *one_node(const herd_dsup_config_t *cfg)
 {
     herd_node_t *a = dnode("a", &CALM, NULL, 0, cfg);
@@ -1184,8 +1222,14 @@ static void test_dsup_permanent_restarts_with_new_pid(void **state)
     cfg.max_restarts = 5;
     cfg.window_ms = 60000;
     herd_node_t *a = one_node(&cfg);
+    static evrec_t ev;
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(herd_events_subscribe(a, HERD_EV_CHILDREN, evrec_on, &ev, NULL), 0);
     herd_start_result_t r = start(a, "perm", "crashy", HERD_RESTART_PERMANENT);
     kid_t c;
+    int at = -1;
+    assert_int_equal(evrec_count(&ev, HERD_EV_CHILD_STARTED, "perm", &at), 1);
+    ts_assert_pid_eq(ev.pid[at], r.pid);
 
     /* the crash is handled: restarting, no pid, one restart counted */
     assert_int_equal(herd_node_cast_name(a, "perm", "crash", 5), 0);
@@ -1207,6 +1251,10 @@ static void test_dsup_permanent_restarts_with_new_pid(void **state)
     herd_pid_t p1 = r.pid;
     WAIT(restarted(a, "perm", r.pid, &p1));
     assert_false(ts_alive(a, held));
+    /* told as a restart: the new pid, and the one that crashed */
+    assert_int_equal(evrec_count(&ev, HERD_EV_CHILD_RESTARTED, "perm", &at), 1);
+    ts_assert_pid_eq(ev.pid[at], p1);
+    ts_assert_pid_eq(ev.other[at], r.pid);
     int reason = 0;
     assert_true(exit_reason(r.pid, &reason));
     assert_int_equal(reason, HERD_EIO);
@@ -1251,6 +1299,10 @@ static void test_dsup_permanent_restarts_with_new_pid(void **state)
     assert_false(resolves(a, "perm", NULL));
     assert_int_equal(herd_node_process_count(a), 0);
     assert_int_equal(hstats(a).restarts, 3);
+    assert_int_equal(evrec_count(&ev, HERD_EV_CHILD_RESTARTED, "perm", NULL), 3);
+    assert_int_equal(evrec_count(&ev, HERD_EV_CHILD_TERMINATED, "perm", &at), 1);
+    assert_int_equal(ev.reason[at], HERD_REASON_SHUTDOWN);
+    assert_int_equal(evrec_count(&ev, HERD_EV_CHILD_STARTED, "perm", NULL), 1);
     node_free(a);
 }
 
@@ -1261,6 +1313,9 @@ static void test_dsup_gives_up_after_max_restarts(void **state)
     cfg.max_restarts = 2;
     cfg.window_ms = 60000;
     herd_node_t *a = one_node(&cfg);
+    static evrec_t ev;
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(herd_events_subscribe(a, HERD_EV_CHILDREN, evrec_on, &ev, NULL), 0);
     herd_start_result_t r = start(a, "fragile", "crashy", HERD_RESTART_PERMANENT);
     herd_start_result_t other = start(a, "bystander", "crashy", HERD_RESTART_PERMANENT);
     herd_pid_t p = crash_and_wait_restart(a, "fragile", r.pid);
@@ -1281,7 +1336,13 @@ static void test_dsup_gives_up_after_max_restarts(void **state)
     herd_child_counts_t cc = counts(a);
     assert_int_equal(cc.local, 1);
     assert_int_equal(cc.specs, 1);
-    /* the other child is untouched */
+    /* told as given up, with the pid that crashed last; the other untouched */
+    int at = -1;
+    assert_int_equal(evrec_count(&ev, HERD_EV_CHILD_GAVE_UP, "fragile", &at), 1);
+    ts_assert_pid_eq(ev.other[at], p);
+    assert_true(herd_pid_is_none(ev.pid[at]));
+    assert_int_equal(evrec_count(&ev, HERD_EV_CHILD_RESTARTED, "fragile", NULL), 2);
+    assert_int_equal(evrec_count(&ev, HERD_EV_CHILD_GAVE_UP, "bystander", NULL), 0);
     assert_true(resolves_to(a, "bystander", other.pid));
     assert_int_equal(herd_node_process_count(a), 1);
     node_free(a);
@@ -1736,6 +1797,13 @@ static void test_dsup_handoff_on_join_keeps_state_and_messages(void **state)
     }
     assert_true(movers > 20);
     herd_handoff_stats_t before[2] = {hstats(ns[0]), hstats(ns[1])};
+    /* each commit is told on the node the child left */
+    static evrec_t moved[2];
+    memset(moved, 0, sizeof(moved));
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(herd_events_subscribe(ns[k], HERD_EV_BIT(HERD_EV_CHILD_MOVED), evrec_on,
+                                               &moved[k], NULL),
+                         0);
     char was_on[MAXN];
     for (size_t i = 0; i < g_count; i++)
         was_on[i] = kid(ns[0], g_names[i], NULL) ? 'a' : 'b';
@@ -1830,6 +1898,15 @@ static void test_dsup_handoff_on_join_keeps_state_and_messages(void **state)
     uint64_t committed = sa.committed - before[0].committed + sb.committed - before[1].committed;
     assert_int_equal(committed, movers);
     assert_true(sa.committed > 0 && sb.committed > 0);
+    assert_true(movers <= EVREC_MAX);
+    assert_int_equal((uint64_t)moved[0].n, sa.committed - before[0].committed);
+    assert_int_equal((uint64_t)moved[1].n, sb.committed - before[1].committed);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < moved[k].n; i++) {
+            assert_int_equal(moved[k].pid[i].node, nid(c));
+            assert_int_equal(moved[k].other[i].node, nid(ns[k]));
+            assert_int_equal(moved[k].reason[i], HERD_REASON_HANDOFF);
+        }
     assert_int_equal(sc.received, movers);
     assert_int_equal(sc.promoted, 0);
     assert_int_equal(sc.started, 0);

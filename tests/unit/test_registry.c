@@ -54,6 +54,7 @@
 
 #include <cmocka.h>
 
+#include "herd_events.h"
 #include "herd_registry.h"
 #include "log.h"
 #include "registry_int.h" /* many entries of one name, joined straight into the map */
@@ -1718,6 +1719,78 @@ static void conflict_settles(herd_node_t *const *all, int k, const char *name,
 
 /* Two nodes register one name before they have met (the loop has not run):
  * once they meet, the earlier registration wins on both. */
+/* ---- name events (herd_events.h) ------------------------------------------------- */
+
+#define NAMEV_MAX 32
+typedef struct namev {
+    int n;
+    herd_event_kind_t kind[NAMEV_MAX];
+    char name[NAMEV_MAX][32];
+    herd_pid_t pid[NAMEV_MAX], other[NAMEV_MAX];
+} namev_t;
+
+static void namev_on(void *data, const herd_event_t *ev)
+{
+    namev_t *r = data;
+    if (ts_detached() || r->n >= NAMEV_MAX)
+        return;
+    r->kind[r->n] = ev->kind;
+    snprintf(r->name[r->n], sizeof(r->name[0]), "%s", ev->name);
+    r->pid[r->n] = ev->pid;
+    r->other[r->n] = ev->other;
+    r->n++;
+}
+
+static int namev_has(const namev_t *r, herd_event_kind_t kind, const char *name, herd_pid_t pid)
+{
+    int k = 0;
+    for (int i = 0; i < r->n; i++)
+        k += r->kind[i] == kind && strcmp(r->name[i], name) == 0 && herd_pid_equal(r->pid[i], pid);
+    return k;
+}
+
+/* Each node tells a name registered and unregistered as its replica sees
+ * it: once per registration, not for a metadata update; an exit
+ * unregisters; spec keys tell nothing. */
+static void test_registry_cluster_name_events(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &CALM);
+    herd_node_t *a = x.n[0], *b = x.n[1];
+    static namev_t ea, eb;
+    memset(&ea, 0, sizeof(ea));
+    memset(&eb, 0, sizeof(eb));
+    assert_int_equal(herd_events_subscribe(a, HERD_EV_NAMES, namev_on, &ea, NULL), 0);
+    assert_int_equal(herd_events_subscribe(b, HERD_EV_NAMES, namev_on, &eb, NULL), 0);
+    herd_pid_t p = spawn_srv(a);
+    assert_int_equal(herd_register(a, "ev1", p, NULL), 0);
+    assert_int_equal(ea.n, 1); /* told on the node that made it at once */
+    assert_int_equal(namev_has(&ea, HERD_EV_NAME_REGISTERED, "ev1", p), 1);
+    WAIT_UNTIL(namev_has(&eb, HERD_EV_NAME_REGISTERED, "ev1", p) == 1);
+
+    herd_meta_t m = meta1("k", "v2");
+    assert_int_equal(herd_update_meta(a, "ev1", &m), 0);
+    assert_int_equal(herd_spec_put(a, "spec-of-ev", "x", 1), 0);
+    WAIT_UNTIL(resolves_to(b, "ev1", p) && herd_spec_count(b) == 1);
+    ts_cluster_run_ms(100);
+    assert_int_equal(ea.n, 1);
+    assert_int_equal(eb.n, 1);
+
+    assert_int_equal(herd_unregister(b, "ev1"), 0);
+    assert_int_equal(namev_has(&eb, HERD_EV_NAME_UNREGISTERED, "ev1", p), 1);
+    WAIT_UNTIL(namev_has(&ea, HERD_EV_NAME_UNREGISTERED, "ev1", p) == 1);
+
+    assert_int_equal(herd_register(a, "ev2", p, NULL), 0);
+    WAIT_UNTIL(namev_has(&eb, HERD_EV_NAME_REGISTERED, "ev2", p) == 1);
+    assert_int_equal(herd_exit(a, p, HERD_REASON_SHUTDOWN), 0);
+    WAIT_UNTIL(namev_has(&ea, HERD_EV_NAME_UNREGISTERED, "ev2", p) == 1 &&
+               namev_has(&eb, HERD_EV_NAME_UNREGISTERED, "ev2", p) == 1);
+    assert_int_equal(ea.n, 4);
+    assert_int_equal(eb.n, 4);
+    ts_node_free(b);
+    ts_node_free(a);
+}
+
 static void test_registry_cluster_conflict_earlier_registration_wins(void **state)
 {
     (void)state;
@@ -1730,6 +1803,12 @@ static void test_registry_cluster_conflict_earlier_registration_wins(void **stat
     herd_pid_t pf = spawn_srv(first), ps = spawn_srv(second);
     herd_pid_t wf = spawn_watch(first, pf), ws = spawn_watch(second, ps);
     herd_pid_t other = spawn_srv(second);
+    /* the loser's node tells the conflict: winner and loser */
+    static namev_t ev;
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(herd_events_subscribe(second, HERD_EV_BIT(HERD_EV_NAME_CONFLICT), namev_on,
+                                           &ev, NULL),
+                     0);
 
     assert_int_equal(herd_register(first, "x", pf, NULL), 0);
     wall_clock_moves_on();
@@ -1741,6 +1820,11 @@ static void test_registry_cluster_conflict_earlier_registration_wins(void **stat
     herd_node_t *all[2] = {a, b};
     WAIT_UNTIL(ts_cluster_all_up(all, 2));
     conflict_settles(all, 2, "x", first, pf, wf, second, ps, ws);
+    WAIT_UNTIL(ev.n == 1);
+    assert_int_equal(ev.kind[0], HERD_EV_NAME_CONFLICT);
+    assert_string_equal(ev.name[0], "x");
+    ts_assert_pid_eq(ev.pid[0], pf);
+    ts_assert_pid_eq(ev.other[0], ps);
     /* the other names of the loser's node are untouched */
     assert_true(resolves_to(first, "y", other));
     assert_int_equal(herd_is_alive(second, other), 1);
@@ -2129,6 +2213,7 @@ int main(void)
         T(test_registry_cluster_names_visible_on_every_node),
         T(test_registry_cluster_call_by_name_across_nodes),
         T(test_registry_cluster_unregister_propagates),
+        T(test_registry_cluster_name_events),
         T(test_registry_cluster_process_exit_propagates),
         T(test_registry_cluster_register_pid_of_another_node),
         T(test_registry_cluster_late_joiner_gets_every_name),

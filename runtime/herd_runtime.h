@@ -450,7 +450,9 @@ int herd_node_call_async(herd_node_t *node, herd_pid_t to, const void *data, siz
  * or whose mailbox is full; a pid of a node that is down, left or unknown
  * (or of any other node without a cluster), of another start of its node
  * than the current one, or of a node with too much unacknowledged
- * (HERD_EFULL for herd_node_cast). Errors, nothing sent: HERD_EINVAL (`to`
+ * (HERD_EFULL for herd_node_cast), or whose message found memory short. A
+ * node declared down withdraws what was queued for it, as it does casts.
+ * Errors, nothing sent: HERD_EINVAL (`to`
  * NULL with n > 0, `data` NULL with len > 0, n over INT_MAX, `from` neither
  * none nor of this node), HERD_ETOOBIG (len over the node's max_message, or
  * a pid of another node is listed and len leaves no room in one message

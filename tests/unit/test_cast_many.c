@@ -434,6 +434,35 @@ static void test_cast_many_down_node_skipped(void **state)
     ts_node_free(x.a);
 }
 
+/* b cut off from a (blocked both ways at a): a cast to many queued for b
+ * while it still looked up is withdrawn when a declares b down, and b
+ * never gets it after the heal; one made while b is down skips b's pids;
+ * after the heal they go again. */
+static void test_cast_many_withdrawn_when_node_lost(void **state)
+{
+    (void)state;
+    trio_t x = form(2, &FAST, 0);
+    size_t s;
+    herd_pid_t on_b = spawn_rec(x.b, &s);
+    uint64_t b_id = herd_node_id_of("b");
+    herd_cluster_stats_t a0 = stats(x.a);
+    assert_int_equal(herd_cluster_block(x.a, b_id, 1), 0);
+    assert_int_equal(herd_node_cast_many(x.a, HERD_PID_NONE, &on_b, 1, "cut", 3), 1);
+    WAIT_UNTIL(ts_cluster_member_state(x.a, "b") == HERD_MEMBER_DOWN);
+    assert_true(stats(x.a).withdrawn > a0.withdrawn);
+    assert_int_equal(herd_node_cast_many(x.a, HERD_PID_NONE, &on_b, 1, "down", 4), 0);
+    assert_int_equal(herd_cluster_block(x.a, b_id, 0), 0);
+    herd_node_t *both[2] = {x.a, x.b};
+    WAIT_UNTIL(ts_cluster_all_up(both, 2));
+    ts_cluster_run_ms(600); /* three resend periods of the stream */
+    assert_int_equal(g_rec[s].casts, 0);
+    assert_int_equal(herd_node_cast_many(x.a, HERD_PID_NONE, &on_b, 1, "after", 5), 1);
+    WAIT_UNTIL(g_rec[s].casts == 1);
+    assert_got(s, outside_pid(x.a), "after", 5);
+    ts_node_free(x.b);
+    ts_node_free(x.a);
+}
+
 /* Over the node's max_message, or too big for one message between nodes
  * with a pid of another node listed: refused, and nothing sent (the local
  * target neither). The largest payload that fits goes, one serial per
@@ -957,6 +986,7 @@ int main(void)
         T(test_cast_many_from_a_process_is_its_sender),
         T(test_cast_many_dead_and_full_targets_skipped),
         T(test_cast_many_down_node_skipped),
+        T(test_cast_many_withdrawn_when_node_lost),
         T(test_cast_many_oversize_refused),
         T(test_cast_many_long_list_split_and_delivered),
         T(test_cast_many_long_list_split_on_the_wire),

@@ -18,8 +18,8 @@
  * incarnation, then the reply's bytes; `to` is the caller's serial.
  * REMOTE_WITHDRAWN: a request its sender withdrew from the stream when it
  * declared the receiver down (remote_lost.c); it keeps the stream's
- * numbering and carries nothing. */
-/* REMOTE_CAST_MANY: one cast to several processes of the receiver
+ * numbering and carries nothing.
+ * REMOTE_CAST_MANY: one cast to several processes of the receiver
  * (remote_many.c): data is a remote_many_t. */
 enum { REMOTE_MONITOR = 32, REMOTE_DEMONITOR = 33, REMOTE_APP = 34, REMOTE_MOVED = 35,
        REMOTE_RELAY = 36, REMOTE_WITHDRAWN = 37, REMOTE_CAST_MANY = 38 };

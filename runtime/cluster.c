@@ -469,6 +469,7 @@ static void cluster_free(herd_node_t *n)
 static const node_net_ops_t cluster_net_ops = {
     .send = remote_send,
     .send_call = remote_send_call,
+    .send_many = remote_send_many,
     .reply = remote_reply,
     .callee_gone = remote_callee_gone,
     .monitor = remote_monitor,
@@ -748,6 +749,8 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->oversize_out = c->oversize_out;
     out->ack_frames_out = c->ack_frames_out;
     out->seeds_silent = c->seeds_silent;
+    out->multicasts_out = c->multicasts_out;
+    out->multicasts_in = c->multicasts_in;
     for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
         out->rejected[i] = c->rejected[i];
     return 0;

@@ -429,6 +429,75 @@ typedef void (*herd_call_cb)(void *data, int rc, herd_reply_t *reply);
 int herd_node_call_async(herd_node_t *node, herd_pid_t to, const void *data, size_t len,
                          uint32_t timeout_ms, herd_call_cb cb, void *cbdata);
 
+/* ---- one message to many pids --------------------------------------------------- */
+
+/* Cast `data` to each of the `n` pids of `to`, here or on other nodes, as
+ * herd_node_cast (or herd_cast) would one by one, from `from`: HERD_PID_NONE
+ * for code outside processes (receivers see serial 0 of this node, as from
+ * herd_node_cast), or a pid of this node (herd_cast_many gives the
+ * process's own). The pids of this node get it at once. For each other node
+ * the bytes travel once, with the list of that node's pids listed here, in
+ * one message between the nodes (several only when the list is too long
+ * for one: PROTOCOL.md, cast_many), in the order of that node's stream
+ * (after what was sent to it before); the receiving node casts it to each
+ * of them. A pid listed twice gets it twice.
+ *
+ * Returns how many pids it was sent to: a local mailbox took it, or the
+ * message for a remote pid's node was queued. Casts are at most once: a
+ * remote pid that is dead or whose mailbox is full when the message
+ * arrives misses it, counted there in herd_cluster_stats' msgs_dropped,
+ * as for herd_node_cast. Skipped, and not counted: a local pid not alive
+ * or whose mailbox is full; a pid of a node that is down, left or unknown
+ * (or of any other node without a cluster), of another start of its node
+ * than the current one, or of a node with too much unacknowledged
+ * (HERD_EFULL for herd_node_cast), or whose message found memory short. A
+ * node declared down withdraws what was queued for it, as it does casts.
+ * Errors, nothing sent: HERD_EINVAL (`to`
+ * NULL with n > 0, `data` NULL with len > 0, n over INT_MAX, `from` neither
+ * none nor of this node), HERD_ETOOBIG (len over the node's max_message, or
+ * a pid of another node is listed and len leaves no room in one message
+ * between nodes for the list's first pid: just under 1 MiB, as for
+ * herd_node_cast), HERD_ENOMEM. */
+int herd_node_cast_many(herd_node_t *node, herd_pid_t from, const herd_pid_t *to, size_t n,
+                        const void *data, size_t len);
+/* herd_node_cast_many from a process (in its callbacks): from = herd_self(self). */
+int herd_cast_many(herd_proc_t *self, const herd_pid_t *to, size_t n, const void *data,
+                   size_t len);
+
+/* One pid's answer to herd_node_multi_call_async. */
+typedef struct herd_multi_reply {
+    herd_pid_t pid;
+    /* 0 (data holds the reply), the callee's own error (herd_reply's
+     * status, with its data), or the call's: what herd_node_call_async
+     * returns at once or gives its callback as `rc` (HERD_ENOPROC,
+     * HERD_ENOTCONN, HERD_ETIMEDOUT, HERD_EUNCERTAIN, HERD_EFULL,
+     * HERD_ETOOBIG, HERD_ENOMEM, HERD_ESHUTDOWN) */
+    int status;
+    uint8_t *data; /* herd's: valid during the callback only */
+    size_t len;
+} herd_multi_reply_t;
+/* `replies[i]` answers the i-th pid of the list given; all of it is herd's
+ * and valid during the callback only. */
+typedef void (*herd_multi_call_cb)(void *cbdata, const herd_multi_reply_t *replies, size_t n);
+/* Call each of the `n` pids of `to` with `data`, as herd_node_call_async
+ * each (from code outside processes: serial 0 of this node), all at once,
+ * and gather the answers: cb(cbdata, replies, n) runs once, on the loop
+ * thread, never inside this call (with n 0 too: at the loop's next turn),
+ * when every pid answered or failed, and so at the latest about timeout_ms
+ * after this call (every call has that timeout; one not answered by then
+ * has HERD_ETIMEDOUT). A pid that cannot be called fails at once (a local
+ * one not alive: HERD_ENOPROC; of a node down or unknown: HERD_ENOTCONN),
+ * a dead pid on another node when its node answers so or by the timeout:
+ * none holds the others up. When the node is freed first, cb runs inside
+ * herd_node_free (it must not use the node then) and the pids whose
+ * answer had not been gathered yet have HERD_ESHUTDOWN. Returns 0, or an
+ * error and cb is never called: HERD_EINVAL (cb NULL, timeout_ms 0, `to`
+ * NULL with n > 0, `data` NULL with len > 0), HERD_ETOOBIG (len over the
+ * node's max_message), HERD_ENOMEM. */
+int herd_node_multi_call_async(herd_node_t *node, const herd_pid_t *to, size_t n,
+                               const void *data, size_t len, uint32_t timeout_ms,
+                               herd_multi_call_cb cb, void *cbdata);
+
 /* ---- timers --------------------------------------------------------------------- */
 
 /* Deliver `data` to `to` as a HERD_MSG_INFO (ref = *timer) after `ms`, and with
@@ -677,6 +746,11 @@ typedef struct herd_cluster_stats {
     /* periods of 5 s with seeds to join and no authenticated frame from
      * anyone: seeds down, or a different cookie or cluster name (logged) */
     uint64_t seeds_silent;
+    /* herd_node_cast_many's messages between nodes (one per node and list
+     * of its pids, PROTOCOL.md cast_many): queued for other nodes, and
+     * taken from them (a refused one is a `body` reject instead; each
+     * target it misses on arrival is counted in msgs_dropped) */
+    uint64_t multicasts_out, multicasts_in;
 } herd_cluster_stats_t;
 int herd_cluster_stats(herd_node_t *node, herd_cluster_stats_t *out);
 

@@ -24,6 +24,14 @@ static int local_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint6
     return HERD_ENOTCONN;
 }
 
+static int local_send_many(herd_node_t *n, uint64_t node, uint64_t incarnation, herd_pid_t from,
+                           const uint64_t *serials, size_t count, const void *data, size_t len)
+{
+    (void)n, (void)node, (void)incarnation, (void)from, (void)serials, (void)count, (void)data,
+        (void)len;
+    return HERD_ENOTCONN;
+}
+
 static int local_reply(herd_node_t *n, herd_from_t from, int status, const void *data,
                        size_t len, unsigned copies)
 {
@@ -67,6 +75,7 @@ static void local_close(herd_node_t *n)
 const node_net_ops_t node_net_local = {
     .send = local_send,
     .send_call = local_send_call,
+    .send_many = local_send_many,
     .reply = local_reply,
     .callee_gone = local_callee_gone,
     .monitor = local_monitor,

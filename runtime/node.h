@@ -1,7 +1,7 @@
 /*
  * node.h - the node's internals, shared by the runtime's process core
  * (node.c, proc.c, timer.c, supervisor.c, freeze.c, gate.c, post.c,
- * call_async.c). Users include herd_runtime.h only.
+ * call_async.c, cast_many.c, multi_call.c). Users include herd_runtime.h only.
  *
  * The runtime has two layers. The process core is a whole node on its
  * own: processes, mailboxes, calls, monitors, timers, supervision, moves
@@ -159,6 +159,16 @@ typedef struct node_net_ops {
      * call stays the core's. */
     int (*send_call)(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t ref,
                      uint64_t deadline, const void *data, size_t len, unsigned flags);
+    /* A cast of `data` from `from` (a pid of this node) to each of the
+     * `count` processes `serials` of start `incarnation` of node `node`
+     * (another node): the data once per message with the list, in as few
+     * messages as their bound allows (PROTOCOL.md, cast_many). Returns how
+     * many of the serials were queued, the first ones in order (a later
+     * message may find the stream full or memory short), or an error when
+     * none was: as send's; HERD_ETOOBIG when `len` leaves no room for one
+     * serial in a message. */
+    int (*send_many)(herd_node_t *n, uint64_t node, uint64_t incarnation, herd_pid_t from,
+                     const uint64_t *serials, size_t count, const void *data, size_t len);
     /* Answer `from`, a call that came from another node, saying `copies`
      * (0: not said) hold the state the reply reflects; the network drops
      * its record of the call and the callee's watch of it. HERD_ENOPROC:

@@ -28,12 +28,6 @@
 #include "herd_ring.h"
 #include "wire.h"
 
-/* What a message adds to its data in a frame body: the channel's batch header
- * (18) and length (4), our fields (58 with a call's deadline), rounded up. A
- * message within the limit always fits a frame of its own, so a channel
- * never stalls on it. */
-#define REMOTE_OVERHEAD 128u
-
 typedef struct inbound_call {
     herd_pid_t caller;
     uint64_t ref;
@@ -153,16 +147,16 @@ static int remote_route(herd_cluster_t *c, herd_pid_t to, uint8_t kind, unsigned
     return 0;
 }
 
-/* Queue m for `to` (m->to.serial is to's). */
-static int remote_queue(herd_node_t *n, herd_pid_t to, const remote_msg_t *m)
+int remote_admit(herd_node_t *n, herd_pid_t to, uint8_t kind, unsigned flags, size_t data_len,
+                 cluster_peer_t **out)
 {
     herd_cluster_t *c = n->cluster;
     const mship_member_t *x;
     if (c == NULL)
         return HERD_ENOTCONN;
-    if (m->len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
-        return cluster_oversize_out(c, m->len + REMOTE_OVERHEAD), HERD_ETOOBIG;
-    int rc = remote_route(c, to, m->kind, m->flags, &x);
+    if (data_len + REMOTE_OVERHEAD > FRAME_DEFAULT_MAX_BODY)
+        return cluster_oversize_out(c, data_len + REMOTE_OVERHEAD), HERD_ETOOBIG;
+    int rc = remote_route(c, to, kind, flags, &x);
     cluster_peer_t *p = rc == 0 ? remote_peer(c, to.node) : NULL;
     if (rc)
         return rc;
@@ -170,15 +164,32 @@ static int remote_queue(herd_node_t *n, herd_pid_t to, const remote_msg_t *m)
         return HERD_ENOMEM;
     if (channel_set_peer(&p->ch, x->incarnation))
         herd_log(HERD_LOG_INFO, "remote", "dropped messages for an old start of %s", x->name);
-    wire_writer_t w;
-    wire_writer_init(&w);
-    remote_encode(&w, m);
-    rc = w.err ? w.err : channel_queue(&p->ch, w.buf, w.len);
-    wire_writer_fini(&w);
+    *out = p;
+    return 0;
+}
+
+int remote_enqueue(herd_cluster_t *c, cluster_peer_t *p, const uint8_t *msg, size_t len)
+{
+    int rc = channel_queue(&p->ch, msg, len);
     if (rc == 0) {
         p->dirty = c->any_dirty = 1;
         c->msgs_out++;
     }
+    return rc;
+}
+
+/* Queue m for `to` (m->to.serial is to's). */
+static int remote_queue(herd_node_t *n, herd_pid_t to, const remote_msg_t *m)
+{
+    cluster_peer_t *p;
+    int rc = remote_admit(n, to, m->kind, m->flags, m->len, &p);
+    if (rc)
+        return rc;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    remote_encode(&w, m);
+    rc = w.err ? w.err : remote_enqueue(n->cluster, p, w.buf, w.len);
+    wire_writer_fini(&w);
     return rc;
 }
 
@@ -365,8 +376,7 @@ void remote_demonitor(herd_node_t *n, herd_pid_t watcher, herd_pid_t target, uin
 
 /* ---- receiving ------------------------------------------------------------------ */
 
-/* The name of the member whose frame is being delivered, for logs. */
-static const char *remote_sender_name(const herd_cluster_t *c)
+const char *remote_sender_name(const herd_cluster_t *c)
 {
     const mship_member_t *x = mship_find_id(c->mship, c->delivering_from);
     return x ? x->name : "?";
@@ -630,6 +640,9 @@ static void remote_dispatch(herd_cluster_t *c, const remote_msg_t *m)
         remote_on_app(c, m);
         break;
     case REMOTE_WITHDRAWN: /* its sender declared us down meanwhile: nothing to do */
+        break;
+    case REMOTE_CAST_MANY:
+        remote_on_cast_many(c, m);
         break;
     case HERD_MSG_MERGE:
         if (proc_deliver(n, m->to, HERD_MSG_MERGE, m->from, 0, 0, m->data, m->len, 1))

@@ -32,6 +32,10 @@ int remote_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t re
 int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
                  unsigned copies);
 int remote_callee_gone(herd_node_t *n, herd_from_t from);
+/* remote_many.c: one REMOTE_CAST_MANY per REMOTE_MANY_MAX serials (fewer
+ * when the payload leaves less room in a frame). */
+int remote_send_many(herd_node_t *n, uint64_t node, uint64_t incarnation, herd_pid_t from,
+                     const uint64_t *serials, size_t count, const void *data, size_t len);
 int remote_monitor(herd_proc_t *self, herd_pid_t target, uint64_t ref);
 void remote_demonitor(herd_node_t *n, herd_pid_t watcher, herd_pid_t target, uint64_t ref);
 void remote_move_inbound(herd_node_t *n, herd_pid_t caller, uint64_t ref, herd_pid_t to);

@@ -10,8 +10,9 @@
  * heal and applied: a failure that took effect. So when a member is lost:
  *
  * 1. The requests still queued for it are withdrawn: every call (a moved
- *    process's forwarded ones too), direct casts and sends, and monitor
- *    requests are rewritten in place as REMOTE_WITHDRAWN messages. They keep
+ *    process's forwarded ones too), direct casts (to one process or to
+ *    many) and sends, and monitor requests are rewritten in place as
+ *    REMOTE_WITHDRAWN messages. They keep
  *    their sequence numbers, so the stream stays whole, and whatever is sent
  *    after the heal delivers nothing. Kept: replies, DOWN notices,
  *    demonitors, merges, a moved process's forwarded casts and sends (they
@@ -63,7 +64,8 @@ static int lost_withdraws(const remote_msg_t *m)
 {
     if (m->kind == HERD_MSG_CALL || m->kind == REMOTE_MONITOR)
         return 1;
-    return (m->kind == HERD_MSG_CAST || m->kind == HERD_MSG_INFO) &&
+    return (m->kind == HERD_MSG_CAST || m->kind == HERD_MSG_INFO ||
+            m->kind == REMOTE_CAST_MANY) &&
            !(m->flags & REMOTE_FORWARDED);
 }
 

@@ -284,6 +284,8 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
     json_object_set_new(*result, "calls", calls_stats_json(&s));
     json_object_set_new(*result, "oversize_out", json_integer((json_int_t)s.oversize_out));
     json_object_set_new(*result, "seeds_silent", json_integer((json_int_t)s.seeds_silent));
+    json_object_set_new(*result, "multicasts_out", json_integer((json_int_t)s.multicasts_out));
+    json_object_set_new(*result, "multicasts_in", json_integer((json_int_t)s.multicasts_in));
     json_object_set_new(*result, "handoff", handoff_stats_json(d->node));
     json_object_set_new(*result, "registry", registry_stats_json(d->node));
     json_object_set_new(*result, "replication", repl_stats_json(d->node));

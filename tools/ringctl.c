@@ -504,9 +504,9 @@ static const char names_help[] =
     "The registered names (starting with PREFIX), with the node and pid of the\n"
     "process each names and its metadata. With --where (repeatable), only the\n"
     "names whose metadata holds every KEY=VALUE given (values compared exactly;\n"
-    "VALUE may be empty or hold '='). At most 8 --where, a\n"
-    "KEY of 1-31 bytes given once, a VALUE of at most 127 bytes: else a usage\n"
-    "error (exit 2). The node looks at every name (a pass over the registry).\n"
+    "VALUE may be empty or hold '='). At most 8 --where, each KEY of 1-31 bytes\n"
+    "given once, each VALUE of at most 127 bytes: else a usage error (exit 2).\n"
+    "The node looks at every name to select them (a pass over its registry).\n"
     "JSON: [{\"name\",\"node\",\"pid\",\"meta\":{...}}], pid as \"node/incarnation/serial\".\n";
 
 static const char whereis_help[] =

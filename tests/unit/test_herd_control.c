@@ -267,10 +267,14 @@ static void test_herd_control_names_where(void **state)
     regsim_t *rs = p.rs;
     herd_control_t *a = p.a;
     static const char *const regs[] = {
-        "{\"cmd\":\"register\",\"args\":{\"name\":\"w1\",\"meta\":{\"zone\":\"eu\",\"role\":\"web\"}}}",
-        "{\"cmd\":\"register\",\"args\":{\"name\":\"w2\",\"meta\":{\"zone\":\"us\",\"role\":\"web\"}}}",
-        "{\"cmd\":\"register\",\"args\":{\"name\":\"d1\",\"meta\":{\"zone\":\"eu\",\"role\":\"db\"}}}",
-        "{\"cmd\":\"register\",\"args\":{\"name\":\"w3\",\"meta\":{\"zone\":\"eu\",\"role\":\"web\"}}}",
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"w1\","
+        "\"meta\":{\"zone\":\"eu\",\"role\":\"web\"}}}",
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"w2\","
+        "\"meta\":{\"zone\":\"us\",\"role\":\"web\"}}}",
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"d1\","
+        "\"meta\":{\"zone\":\"eu\",\"role\":\"db\"}}}",
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"w3\","
+        "\"meta\":{\"zone\":\"eu\",\"role\":\"web\"}}}",
         "{\"cmd\":\"register\",\"args\":{\"name\":\"x\"}}",
     };
     for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {

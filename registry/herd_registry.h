@@ -123,6 +123,46 @@ int herd_registry_list(herd_node_t *node, const char *prefix, herd_name_fn fn, v
  * comes or goes; with a prefix it is a pass over the names. */
 int herd_registry_count(herd_node_t *node, const char *prefix);
 
+/* ---- queries ---------------------------------------------------------------------- */
+
+/* Whether `meta` holds every key=value pair of `where` (values compared as
+ * strings, exactly); an empty or NULL `where` is held by any metadata. */
+int herd_meta_holds(const herd_meta_t *meta, const herd_meta_t *where);
+/* Visit the visible names whose metadata holds every pair of `where`
+ * (herd_meta_holds; NULL or no pairs: every name), in no particular order,
+ * each with its winner's pid and metadata as herd_whereis gives them; stop
+ * when fn returns nonzero. fn may be NULL (only count) and must not change
+ * the registry. Returns the number visited (the one fn stopped at
+ * included); HERD_ENOENT without a registry, HERD_EINVAL for a `where`
+ * over HERD_META_MAX pairs. Cost: one pass over the names (no index of
+ * metadata is kept), O(names) whatever `where` asks. */
+int herd_registry_select(herd_node_t *node, const herd_meta_t *where, herd_name_fn fn,
+                         void *data);
+/* Visit the visible names `pid` holds: those herd_whereis resolves to it
+ * (during a conflict, only those it wins). As herd_registry_select
+ * otherwise; HERD_EINVAL for HERD_PID_NONE; 0 for a pid whose node is down
+ * or of an earlier start (its names are hidden). Cost: for a pid of this
+ * node, the names it holds only (the registry indexes local processes'
+ * names: O(its names), whatever the registry's size); for another node's
+ * pid, one pass over the names (O(names)). */
+int herd_registry_names_of(herd_node_t *node, herd_pid_t pid, herd_name_fn fn, void *data);
+/* How many names herd_registry_names_of would visit, at its cost. */
+int herd_registry_count_of(herd_node_t *node, herd_pid_t pid);
+/* Spawn a process (opts as herd_spawn) and register it as `name` with
+ * `meta` (may be NULL) in one step: the process exists only if it got the
+ * name. Its init runs after the registration is made, so init and anything
+ * the process is sent by name meanwhile already find it under the name; if
+ * init fails, the process exits as a failed herd_spawn's does and the name
+ * goes with it. If the name is taken (HERD_EEXIST) or bad (HERD_EINVAL: as
+ * herd_register, and also a name whose first byte is a control byte, below
+ * 0x20, which herd keeps for keys of its own), nothing ran: no init, no
+ * terminate, no exit, DOWN or link signal. Other errors: herd_spawn's
+ * (HERD_EINVAL, HERD_ENOMEM, HERD_ENOPROC for a dead link target, init's
+ * own) and herd_register's (HERD_ENOENT: no registry). *out (may be NULL)
+ * is set on success only. */
+int herd_spawn_named(herd_node_t *node, const char *name, const herd_meta_t *meta,
+                     const herd_spawn_opts_t *opts, herd_pid_t *out);
+
 /* Whether local process `pid` owns `name`: it registered it here and has
  * not let go of it (unregistered here or from another node, or lost it in
  * a conflict). Unlike herd_registry_holds, a registration missing from the

@@ -146,6 +146,19 @@ int pidx_tagged(const pidx_t *x, uint64_t serial)
     return 0;
 }
 
+int pidx_each(const pidx_t *x, uint64_t serial, int (*fn)(void *data, uint64_t hash),
+              void *data)
+{
+    if (x->slots == NULL || serial == 0)
+        return 0;
+    uint64_t tag = tag_of(serial);
+    int rc = 0;
+    for (size_t i = home(x, tag); x->slots[i] && rc == 0; i = next(x, i))
+        if (pair_tag(x->slots[i]) == tag)
+            rc = fn(data, x->slots[i] << HASH_SHIFT);
+    return rc;
+}
+
 size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out)
 {
     size_t n = 0, cap = 0;

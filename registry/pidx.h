@@ -42,6 +42,11 @@ void pidx_del(pidx_t *x, uint64_t serial, uint64_t hash);
  * AWMAP_HASH_BITS bits as added and the rest 0: what awmap_foreach_hash
  * takes. Returns the count (on ENOMEM fewer: the rest stay). */
 size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out);
+/* Visit the hashes of `serial`'s pairs (and of a serial sharing its tag),
+ * as pidx_take gives them, without removing them; stop when fn returns
+ * nonzero (and return that). fn must not change the index. */
+int pidx_each(const pidx_t *x, uint64_t serial, int (*fn)(void *data, uint64_t hash),
+              void *data);
 /* Whether a pair of `serial` (or of a serial sharing its tag) is held: after
  * pidx_take, that it ran out of memory. */
 int pidx_tagged(const pidx_t *x, uint64_t serial);

@@ -184,7 +184,7 @@ static void node_on_idle(uv_idle_t *h)
 
 void node_schedule(herd_node_t *n, herd_proc_t *p)
 {
-    if (p->flags & PROC_QUEUED)
+    if (p->flags & (PROC_QUEUED | PROC_PREPARED))
         return;
     p->flags |= PROC_QUEUED;
     p->run_next = NULL;

@@ -73,6 +73,8 @@ enum {
     PROC_RUNNING = 1 << 3, /* a handler of it is on the stack */
     /* 1 << 4: PROC_DEAD, proc.c's own */
     PROC_FROZEN = 1 << 5,  /* takes nothing from its mailbox (handoff, freeze.c) */
+    /* herd_spawn_prepare'd, its init not run: never scheduled until started */
+    PROC_PREPARED = 1 << 6,
 };
 
 struct herd_proc {
@@ -268,6 +270,7 @@ struct herd_node {
 uint64_t node_new_ref(herd_node_t *n);
 herd_pid_t node_outside_pid(const herd_node_t *n);
 int node_is_local(const herd_node_t *n, herd_pid_t pid);
+/* Queue p to run (not a PROC_PREPARED one: herd_spawn_start queues it). */
 void node_schedule(herd_node_t *n, herd_proc_t *p);
 /* Have the idle handle run soon: the run queue, the answered async calls. */
 void node_kick(herd_node_t *n);

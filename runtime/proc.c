@@ -697,12 +697,12 @@ static int proc_init_state(herd_proc_t *p, const herd_spawn_opts_t *o)
     return rc;
 }
 
-int herd_spawn(herd_node_t *n, const herd_spawn_opts_t *o, herd_pid_t *out)
+/* The process of a spawn, in the table, its init not run yet. */
+static int spawn_make(herd_node_t *n, const herd_spawn_opts_t *o, herd_proc_t **out)
 {
     if (o == NULL || o->behaviour == NULL || (o->arg_len && o->arg == NULL) || n->stopping)
         return HERD_EINVAL;
-    herd_proc_t *linked = NULL;
-    if (!herd_pid_is_none(o->link) && (linked = proc_lookup(n, o->link)) == NULL)
+    if (!herd_pid_is_none(o->link) && proc_lookup(n, o->link) == NULL)
         return HERD_ENOPROC;
     herd_proc_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
@@ -716,10 +716,19 @@ int herd_spawn(herd_node_t *n, const herd_spawn_opts_t *o, herd_pid_t *out)
         free(p);
         return HERD_ENOMEM;
     }
+    *out = p;
+    return 0;
+}
+
+/* Run p's init and make its link; on failure p exits (terminate only if
+ * init succeeded) and the error is returned. */
+static int spawn_init(herd_node_t *n, herd_proc_t *p, const herd_spawn_opts_t *o)
+{
+    herd_proc_t *linked = NULL;
     int rc = proc_init_state(p, o);
     int inited = rc == 0;
     /* init may have linked the target away or killed it: look it up again */
-    if (rc == 0 && linked && (linked = proc_lookup(n, o->link)) == NULL)
+    if (rc == 0 && !herd_pid_is_none(o->link) && (linked = proc_lookup(n, o->link)) == NULL)
         rc = HERD_ENOPROC;
     if (rc == 0 && linked && (link_add(p, o->link) || link_add(linked, herd_self(p))))
         rc = HERD_ENOMEM;
@@ -727,11 +736,75 @@ int herd_spawn(herd_node_t *n, const herd_spawn_opts_t *o, herd_pid_t *out)
         p->flags |= PROC_EXITING;
         p->exit_reason = rc;
         proc_do_exit(p, inited);
-        return rc;
     }
-    if (out)
+    return rc < 0 ? rc : 0;
+}
+
+int herd_spawn(herd_node_t *n, const herd_spawn_opts_t *o, herd_pid_t *out)
+{
+    herd_proc_t *p;
+    int rc = spawn_make(n, o, &p);
+    if (rc == 0)
+        rc = spawn_init(n, p, o);
+    if (rc == 0 && out)
         *out = herd_self(p);
+    return rc;
+}
+
+int herd_spawn_prepare(herd_node_t *n, const herd_spawn_opts_t *o, herd_pid_t *out)
+{
+    herd_proc_t *p;
+    int rc = spawn_make(n, o, &p);
+    if (rc)
+        return rc;
+    p->flags |= PROC_PREPARED; /* node_schedule passes it over */
+    *out = herd_self(p);
     return 0;
+}
+
+/* The prepared process `pid`, exiting or not; NULL when there is none. */
+static herd_proc_t *prepared(const herd_node_t *n, herd_pid_t pid)
+{
+    if (!node_is_local(n, pid) || pid.serial == 0)
+        return NULL;
+    herd_proc_t *p = u64map_get(&n->procs, pid.serial);
+    return p && (p->flags & PROC_PREPARED) ? p : NULL;
+}
+
+int herd_spawn_start(herd_node_t *n, herd_pid_t pid, const herd_spawn_opts_t *o)
+{
+    herd_proc_t *p = prepared(n, pid);
+    if (p == NULL)
+        return HERD_ENOPROC;
+    if (o == NULL || o->behaviour != p->beh || (o->arg_len && o->arg == NULL))
+        return HERD_EINVAL;
+    p->flags &= (uint8_t)~PROC_PREPARED;
+    if (p->flags & PROC_EXITING) { /* stopped before it started: init never runs */
+        proc_do_exit(p, 0);
+        return HERD_ENOPROC;
+    }
+    int rc = spawn_init(n, p, o);
+    if (rc == 0 && p->head && !(p->flags & PROC_FROZEN))
+        node_schedule(n, p); /* what reached it before it started */
+    return rc;
+}
+
+int herd_spawn_discard(herd_node_t *n, herd_pid_t pid, int reason)
+{
+    herd_proc_t *p = prepared(n, pid);
+    if (p == NULL)
+        return HERD_ENOPROC;
+    p->flags &= (uint8_t)~PROC_PREPARED;
+    if (p->ext == NULL && p->head == NULL) { /* nothing knows of it: it never was */
+        u64map_del(&n->procs, p->serial);
+        proc_release(p);
+        return 0;
+    }
+    if (!(p->flags & PROC_EXITING))
+        p->exit_reason = reason;
+    p->flags |= PROC_EXITING;
+    proc_do_exit(p, 0); /* as after a failed init: those that know of it are told */
+    return 1;
 }
 
 /* ---- monitors and links ------------------------------------------------------ */
@@ -1000,7 +1073,7 @@ void proc_free_all(herd_node_t *n)
     for (size_t k = 0; k < i; k++) {
         herd_proc_t *p = all[k];
         int reason = (p->flags & PROC_EXITING) ? p->exit_reason : HERD_REASON_SHUTDOWN;
-        if (p->beh->terminate) {
+        if (p->beh->terminate && !(p->flags & PROC_PREPARED)) { /* its init never ran */
             n->current = p;
             n->depth++;
             p->beh->terminate(p, p->state, reason);

@@ -46,6 +46,30 @@ int herd_merge_into_local(herd_node_t *node, herd_pid_t winner, const uint8_t *s
  * or resolve_conflict's own failure. */
 int herd_state_merge(herd_node_t *node, herd_pid_t pid, const uint8_t *state, size_t len);
 
+/* ---- spawning in two steps -------------------------------------------------------- */
+
+/* For a spawn that must happen only if something else holds (the registry's
+ * herd_spawn_named: only if its name is free). herd_spawn_prepare makes the
+ * process without running init: its pid is alive (herd_is_alive, a
+ * registration may name it) and messages to it queue, but it runs nothing
+ * (herd_node_free frees it without terminate) until exactly one of:
+ * - herd_spawn_start runs init with the same opts (and makes the link), as
+ *   herd_spawn would; its errors are herd_spawn's (the process exits as
+ *   after a failed init), or HERD_ENOPROC when it was stopped meanwhile
+ *   (init never runs);
+ * - herd_spawn_discard drops it: if nothing reached it (no message,
+ *   monitor or link), as if it never existed (no terminate, no exit hook,
+ *   no DOWN or exit signal) and returns 0; else it exits with `reason` as
+ *   after a failed init (no terminate; those that know of it are told) and
+ *   returns 1.
+ * Errors: herd_spawn_prepare as herd_spawn before init (HERD_EINVAL,
+ * HERD_ENOMEM, HERD_ENOPROC: a dead link target); start and discard
+ * HERD_ENOPROC for a pid that is not a prepared process, start HERD_EINVAL
+ * for opts of another behaviour. */
+int herd_spawn_prepare(herd_node_t *node, const herd_spawn_opts_t *opts, herd_pid_t *out);
+int herd_spawn_start(herd_node_t *node, herd_pid_t pid, const herd_spawn_opts_t *opts);
+int herd_spawn_discard(herd_node_t *node, herd_pid_t pid, int reason);
+
 /* ---- moving a process to another node (the handoff) -------------------------------- */
 
 /* Who holds a process frozen. A move and a name conflict's merge each freeze

@@ -267,12 +267,10 @@ int herdd_cmd_register(void *data, json_t *args, json_t **result, char *msg, siz
     memcpy(arg + sizeof(holders), name, len);
     herd_spawn_opts_t so = {.behaviour = &holder_behaviour, .arg = arg,
                             .arg_len = sizeof(holders) + len};
-    rc = herd_spawn(n, &so, &pid);
-    if (rc)
-        return snprintf(msg, cap, "cannot start a holder: %s", herd_strerror(rc)), rc;
-    rc = herd_register(n, name, pid, &meta);
+    /* the holder runs only if it got the name: a name taken meanwhile
+     * starts nothing */
+    rc = herd_spawn_named(n, name, &meta, &so, &pid);
     if (rc) {
-        herd_stop(n, pid, HERD_REASON_SHUTDOWN);
         herd_pid_t other;
         if (rc == HERD_EEXIST && herd_whereis(n, name, &other, NULL) == 0)
             return taken(n, name, other, msg, cap);

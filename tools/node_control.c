@@ -329,7 +329,15 @@ static int cmd_whereis(void *data, json_t *args, json_t **result, char *msg, siz
     return 0;
 }
 
+typedef struct names_list {
+    herd_control_t *d;
+    const char *prefix; /* NULL: any */
+    size_t plen;
+    const herd_meta_t *where; /* NULL: any metadata */
+} names_list_t;
+
 typedef struct names_fill {
+    const names_list_t *l;
     control_snap_t *snap;
     int rc;
 } names_fill_t;
@@ -339,20 +347,18 @@ static int add_name(void *data, const char *name, herd_pid_t pid, const herd_met
     (void)pid;
     (void)meta;
     names_fill_t *f = data;
+    if (f->l->where && f->l->prefix && strncmp(name, f->l->prefix, f->l->plen) != 0)
+        return 0; /* a selection by metadata: the prefix checked here */
     f->rc = control_snap_add(f->snap, name, 0);
     return f->rc != 0;
 }
 
-typedef struct names_list {
-    herd_control_t *d;
-    const char *prefix;
-} names_list_t;
-
 static int names_fill(void *data, control_snap_t *s)
 {
     names_list_t *l = data;
-    names_fill_t f = {s, 0};
-    int rc = herd_registry_list(l->d->node, l->prefix, add_name, &f);
+    names_fill_t f = {l, s, 0};
+    int rc = l->where ? herd_registry_select(l->d->node, l->where, add_name, &f)
+                      : herd_registry_list(l->d->node, l->prefix, add_name, &f);
     return rc < 0 ? rc : f.rc;
 }
 
@@ -364,15 +370,52 @@ static json_t *names_item(void *data, const char *name, int tag)
     herd_meta_t meta;
     if (herd_whereis(l->d->node, name, &pid, &meta) != 0)
         return NULL; /* gone since the snapshot */
+    if (!herd_meta_holds(&meta, l->where))
+        return NULL; /* its metadata changed since */
     return name_json(members_now(l->d), name, pid, &meta);
 }
 
 static const control_list_ops_t names_ops = {names_fill, NULL, names_item};
 
-/* The names, sorted, page by page (control_list.h). */
+/* args.where (absent or null: none), an object of strings, into *where. */
+static int where_from_json(json_t *obj, herd_meta_t *where, char *msg, size_t cap)
+{
+    memset(where, 0, sizeof(*where));
+    if (obj == NULL || json_is_null(obj))
+        return 0;
+    if (!json_is_object(obj))
+        return snprintf(msg, cap, "where must be an object of strings"), HERD_EINVAL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (!json_is_string(v))
+            return snprintf(msg, cap, "where '%.40s' is not a string", key), HERD_EINVAL;
+        if (herd_meta_set(where, key, json_string_value(v)) != 0)
+            return snprintf(msg, cap,
+                            "where holds at most %u keys of 1-%u bytes with values of at "
+                            "most %u bytes",
+                            HERD_META_MAX, HERD_META_KEY_MAX, HERD_META_VALUE_MAX),
+                   HERD_EINVAL;
+    }
+    return 0;
+}
+
+/* The names (starting with args.prefix, their metadata holding every pair
+ * of args.where), sorted, page by page (control_list.h). Every page's
+ * request carries the same arguments. */
 static int cmd_names(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
-    names_list_t l = {data, json_string_value(json_object_get(args, "prefix"))};
+    json_t *jprefix = json_object_get(args, "prefix");
+    if (jprefix && !json_is_null(jprefix) && !json_is_string(jprefix))
+        return snprintf(msg, cap, "prefix must be a string"), HERD_EINVAL;
+    herd_meta_t where;
+    int rc = where_from_json(json_object_get(args, "where"), &where, msg, cap);
+    if (rc)
+        return rc;
+    const char *prefix = json_string_value(jprefix);
+    names_list_t l = {data, prefix && prefix[0] ? prefix : NULL, prefix ? strlen(prefix) : 0,
+                      where.count ? &where : NULL};
     return herdd_list_serve(data, args, &names_ops, &l, result, msg, cap);
 }
 

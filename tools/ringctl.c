@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "control_client.h"
+#include "herd_registry.h" /* the metadata limits of names --where */
 #include "herd_version.h"
 #include "herd_ring.h"
 #include "ringctl.h"
@@ -500,10 +501,14 @@ static int ctl_print_crdt(const ctl_t *c, json_t *res)
 }
 
 static const char names_help[] =
-    "usage: ringctl [--json] [--node ADDR] names [PREFIX]\n"
+    "usage: ringctl [--json] [--node ADDR] names [PREFIX] [--where KEY=VALUE]...\n"
     "\n"
     "The registered names (starting with PREFIX), with the node and pid of the\n"
-    "process each names and its metadata.\n"
+    "process each names and its metadata. With --where (repeatable), only the\n"
+    "names whose metadata holds every KEY=VALUE given (values compared exactly;\n"
+    "VALUE may be empty or hold '='). At most 8 --where, each KEY of 1-31 bytes\n"
+    "given once, each VALUE of at most 127 bytes: else a usage error (exit 2).\n"
+    "The node looks at every name to select them (a pass over its registry).\n"
     "JSON: [{\"name\",\"node\",\"pid\",\"meta\":{...}}], pid as \"node/incarnation/serial\".\n";
 
 static const char whereis_help[] =
@@ -542,15 +547,42 @@ static void ctl_print_name(json_t *o)
     printf("\n");
 }
 
-static int ctl_run_names(const ctl_t *c, const char *arg)
+/* Whether a listed name's metadata holds every pair of `where`: the node
+ * selects them, and this checks again, so a node that does not know
+ * `where` yet (it lists every name) gives the same answer. */
+static int ctl_meta_holds(json_t *item, json_t *where)
+{
+    json_t *meta = json_object_get(item, "meta"), *v;
+    const char *k;
+    json_object_foreach(where, k, v)
+    {
+        const char *have = json_string_value(json_object_get(meta, k));
+        if (have == NULL || strcmp(have, json_string_value(v)) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static int ctl_run_names(const ctl_t *c, const char *arg, json_t *where)
 {
     int rc = 0;
     int names = strcmp(c->cmd, "names") == 0;
     json_t *args = json_pack("{s:s?}", names ? "prefix" : "name", arg);
+    if (where)
+        json_object_set(args, "where", where);
     json_t *res = ctl_live_args(c, c->cmd, args, &rc);
     json_decref(args);
     if (res == NULL)
         return rc;
+    if (names && where && json_is_array(res)) {
+        json_t *kept = json_array(), *o;
+        size_t i;
+        json_array_foreach(res, i, o)
+            if (ctl_meta_holds(o, where))
+                json_array_append(kept, o);
+        json_decref(res);
+        res = kept;
+    }
     if (c->json)
         return ctl_print_json(res);
     printf("%-32s %-16s %-40s %s\n", "NAME", "NODE", "PID", "META");
@@ -732,6 +764,7 @@ typedef struct ctl_args {
     unsigned long replicas;
     ctl_change_t changes[64];
     size_t change_count;
+    json_t *where; /* names --where: KEY -> VALUE; NULL when none given */
     int help;
 } ctl_args_t;
 
@@ -747,6 +780,36 @@ static int ctl_parse_replicas(const ctl_t *c, const char *s, unsigned long *out)
     return 0;
 }
 
+/* One `names --where KEY=VALUE` into a->where, checked as the node's
+ * metadata is (herd_meta_set): usage errors before any node is asked. */
+static int ctl_parse_where(const ctl_t *c, const char *spec, ctl_args_t *a)
+{
+    const char *eq = strchr(spec, '=');
+    if (eq == NULL || eq == spec)
+        return ctl_usage(c, "--where wants KEY=VALUE, got '%.200s'", spec);
+    size_t klen = (size_t)(eq - spec);
+    if (klen > HERD_META_KEY_MAX)
+        return ctl_usage(c, "--where key '%.*s...' is longer than %u bytes", 40, spec,
+                         HERD_META_KEY_MAX);
+    char key[HERD_META_KEY_MAX + 1];
+    memcpy(key, spec, klen);
+    key[klen] = '\0';
+    if (strlen(eq + 1) > HERD_META_VALUE_MAX)
+        return ctl_usage(c, "--where value of '%s' is longer than %u bytes", key,
+                         HERD_META_VALUE_MAX);
+    if (a->where == NULL && (a->where = json_object()) == NULL)
+        return ctl_fail(c, 1, "ENOMEM", "out of memory");
+    if (json_object_get(a->where, key))
+        return ctl_usage(c, "--where key '%s' given twice", key);
+    if (json_object_size(a->where) == HERD_META_MAX)
+        return ctl_usage(c, "at most %u --where (metadata holds at most %u keys)",
+                         HERD_META_MAX, HERD_META_MAX);
+    json_t *v = json_string(eq + 1); /* NULL: not UTF-8, as no metadata can be */
+    if (v == NULL || json_object_set_new(a->where, key, v) != 0)
+        return ctl_usage(c, "--where '%.200s' is not UTF-8", spec);
+    return 0;
+}
+
 /* Parse one command's options; positional KEY for `owner`. */
 static int ctl_parse_args(const ctl_t *c, int argc, char **argv, ctl_args_t *a)
 {
@@ -754,7 +817,7 @@ static int ctl_parse_args(const ctl_t *c, int argc, char **argv, ctl_args_t *a)
         {"nodes", required_argument, NULL, 'n'},  {"replicas", required_argument, NULL, 'R'},
         {"add", required_argument, NULL, 'a'},    {"remove", required_argument, NULL, 'r'},
         {"weight", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"where", required_argument, NULL, 'W'},  {NULL, 0, NULL, 0}};
     int is_diff = strcmp(c->cmd, "diff") == 0, opt, rc, idx = -1, seen_r = 0;
     optind = 0; /* re-initialise getopt for the command's own arguments */
     opterr = 0;
@@ -769,6 +832,9 @@ static int ctl_parse_args(const ctl_t *c, int argc, char **argv, ctl_args_t *a)
             if (seen_r++)
                 return ctl_usage(c, "--replicas given twice; give it once");
             if ((rc = ctl_parse_replicas(c, optarg, &a->replicas)))
+                return rc;
+        } else if (opt == 'W' && strcmp(c->cmd, "names") == 0) {
+            if ((rc = ctl_parse_where(c, optarg, a)))
                 return rc;
         } else if ((opt == 'a' || opt == 'r' || opt == 'w') && is_diff) {
             if (a->change_count == sizeof(a->changes) / sizeof(a->changes[0]))
@@ -803,7 +869,7 @@ static int ctl_run(const ctl_t *c, const ctl_args_t *a)
         strcmp(c->cmd, "crdt") == 0)
         return ctl_run_live(c);
     if (strcmp(c->cmd, "names") == 0 || strcmp(c->cmd, "whereis") == 0)
-        return ctl_run_names(c, a->key);
+        return ctl_run_names(c, a->key, a->where);
     if (strcmp(c->cmd, "diff") == 0 && a->change_count == 0)
         return ctl_usage(c, "give at least one --add, --remove or --weight");
     herd_ring_t *r = ctl_ring_from_nodes(c, a->nodes, &rc);
@@ -840,7 +906,7 @@ static const char main_help[] =
     "Live (ask the node at --node ADDR or HERD_NODE):\n"
     "  members                            the node's view of the cluster\n"
     "  stats                              frames in/out, rejected by reason, peers\n"
-    "  names [PREFIX]                     registered names, their nodes and pids\n"
+    "  names [PREFIX] [--where K=V]...    registered names, their nodes and pids\n"
     "  whereis NAME                       where the process registered as NAME runs\n"
     "  crdt                               the registry replica and its sync per peer\n"
     "Children (started by name; the ring's owner runs each):\n"
@@ -993,9 +1059,10 @@ int main(int argc, char **argv)
     c.cmd = cmd;
     ctl_args_t a = {0};
     rc = ctl_parse_args(&c, argc - optind, argv + optind, &a);
-    if (rc)
-        return rc;
-    if (a.help)
-        return fputs(help, stdout), 0;
-    return ctl_run(&c, &a);
+    if (rc == 0 && a.help)
+        fputs(help, stdout);
+    else if (rc == 0)
+        rc = ctl_run(&c, &a);
+    json_decref(a.where);
+    return rc;
 }

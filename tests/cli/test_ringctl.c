@@ -466,6 +466,68 @@ static void test_ringctl_refuses_an_oversize_request(void **state)
     free(arg);
 }
 
+/* names --where KEY=VALUE: every bad one is a usage error (exit 2) before
+ * any node is asked; good ones (at the limits) go to the node (here none:
+ * exit 1, not a usage error). */
+static void test_ringctl_names_where_parsed(void **state)
+{
+    (void)state;
+    char key32[40], value128[140], value127[140], kv[200];
+    memset(key32, 'k', 32);
+    key32[32] = '\0';
+    memset(value128, 'v', 128);
+    value128[128] = '\0';
+    memset(value127, 'v', 127);
+    value127[127] = '\0';
+    USAGE("--where wants KEY=VALUE, got 'zone'", "names", "--where", "zone");
+    USAGE("--where wants KEY=VALUE, got '=eu'", "--json", "names", "--where", "=eu");
+    USAGE("--where wants KEY=VALUE, got ''", "names", "--where", "");
+    USAGE("--where needs a value", "names", "--where");
+    snprintf(kv, sizeof(kv), "%s=x", key32);
+    USAGE("is longer than 31 bytes", "names", "--where", kv);
+    USAGE("is longer than 31 bytes", "--json", "names", "--where", kv);
+    snprintf(kv, sizeof(kv), "zone=%s", value128);
+    USAGE("--where value of 'zone' is longer than 127 bytes", "names", "--where", kv);
+    USAGE("--where key 'zone' given twice", "names", "--where", "zone=eu", "--where",
+          "zone=us");
+    USAGE("at most 8 --where", "names", "--where", "a=1", "--where", "b=1", "--where", "c=1",
+          "--where", "d=1", "--where", "e=1", "--where", "f=1", "--where", "g=1", "--where",
+          "h=1", "--where", "i=1");
+    USAGE("is not UTF-8", "names", "--where", "zone=\xff");
+    USAGE("option '--where' does not apply to whereis", "whereis", "n", "--where", "a=1");
+    USAGE("option '--where' does not apply to ring", "ring", "--nodes", "a", "--where", "a=1");
+    USAGE("unknown option '--where'", "children", "--where", "a=1");
+
+    key32[31] = '\0';
+    snprintf(kv, sizeof(kv), "%s=%s", key32, value127);
+    const char *const *ok[] = {
+        (const char *const[]){"names", "--where", "zone=eu", NULL},
+        (const char *const[]){"names", "pre", "--where", "zone=", "--where", "a=b=c", NULL},
+        (const char *const[]){"--json", "names", "--where=zone=eu", "pre", NULL},
+        (const char *const[]){"names", "--where", kv, NULL},
+        (const char *const[]){"names", "--where", "a=1", "--where", "b=1", "--where", "c=1",
+                              "--where", "d=1", "--where", "e=1", "--where", "f=1",
+                              "--where", "g=1", "--where", "h=1", NULL},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        const char *args[24] = {"--node", "ipc:///nonexistent/herd.ctl"};
+        size_t n = 2;
+        for (const char *const *a = ok[i]; *a; a++)
+            args[n++] = *a;
+        args[n] = NULL;
+        run_t r;
+        ringctl(&r, args);
+        if (r.status != 1 || strstr(r.err, "no such socket") == NULL)
+            fail_msg("names case %zu: exit %d, want 1 (no node): %s", i, r.status, r.err);
+    }
+    run_t r;
+    RUN(&r, "names", "--help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "[--where KEY=VALUE]..."));
+    RUN(&r, "--help");
+    assert_non_null(strstr(r.out, "names [PREFIX] [--where K=V]..."));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_ringctl_diff_add_json),
         cmocka_unit_test(test_ringctl_diff_remove_and_weight),
         cmocka_unit_test(test_ringctl_usage_errors),
+        cmocka_unit_test(test_ringctl_names_where_parsed),
         cmocka_unit_test(test_ringctl_help),
         cmocka_unit_test(test_ringctl_start_replicas_parsed),
         cmocka_unit_test(test_ringctl_help_documents_replication),

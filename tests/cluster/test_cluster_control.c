@@ -16,6 +16,10 @@
  *    not hold up the control socket: `stats` on the same node answers at
  *    once, several calls wait side by side, and each call gets its own
  *    answer (ETIMEDOUT) when its timeout passes.
+ * 4. `ringctl names --where K=V` (repeatable, with or without a prefix, as a
+ *    table and as JSON) lists only the names whose metadata holds every
+ *    pair, sorted; a selection by hand pages like any listing; a bad
+ *    --where is a usage error (exit 2) and the node refuses a bad `where`.
  *
  * Every wait is bounded with generous slack for a sanitized build on a
  * loaded 2-core machine; measured times are printed.
@@ -430,6 +434,102 @@ static void test_cluster_control_pending_call_does_not_block_stats(void **state)
     cl_pass(c);
 }
 
+/* ---- 4. names --where --------------------------------------------------------------- */
+
+/* ringctl --node N ARGS...: its exit code, stdout and stderr in r. */
+static void ringctl_to(cluster_t *c, const cl_node_t *n, const char *const *args, cl_run_t *r)
+{
+    const char *argv[32] = {"--node", n->control};
+    int k = 2;
+    for (int i = 0; args[i] && k < 31; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    cl_run_prog(c, RINGCTL_PATH, argv, LIST_MS, r);
+}
+
+#define RINGCTL(c, n, r, ...) ringctl_to((c), (n), (const char *const[]){__VA_ARGS__, NULL}, (r))
+
+/* The names of a `ringctl --json names` answer, in order, as "a,b,c". */
+static void json_names(const char *text, char *out, size_t cap)
+{
+    json_error_t err;
+    json_t *doc = json_loads(text, 0, &err);
+    if (!json_is_array(doc))
+        fail_msg("not a JSON list: %s", text);
+    size_t i, used = 0;
+    json_t *o;
+    out[0] = '\0';
+    json_array_foreach(doc, i, o)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "," : "",
+                                 json_string_value(json_object_get(o, "name")));
+    json_decref(doc);
+}
+
+static void test_cluster_control_names_where(void **state)
+{
+    cluster_t *c = *state;
+    cl_node_t *a = cl_start(c, "ctlw", NULL, NULL, TIMING);
+    cl_run_t r;
+    static const char *const regs[][4] = {
+        {"web-1", "zone=eu", "role=web", NULL}, {"web-2", "zone=us", "role=web", NULL},
+        {"db-1", "zone=eu", "role=db", NULL},   {"web-3", "zone=eu", "role=web", NULL},
+        {"bare", NULL, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+        RINGCTL(c, a, &r, "register", regs[i][0], regs[i][1], regs[i][2]);
+        if (r.status != 0)
+            fail_msg("register %s: exit %d: %s", regs[i][0], r.status, r.err);
+    }
+    char got[512];
+    RINGCTL(c, a, &r, "--json", "names", "--where", "zone=eu");
+    assert_int_equal(r.status, 0);
+    json_names(r.out, got, sizeof(got));
+    assert_string_equal(got, "db-1,web-1,web-3");
+    RINGCTL(c, a, &r, "--json", "names", "--where", "zone=eu", "--where", "role=web");
+    assert_int_equal(r.status, 0);
+    json_names(r.out, got, sizeof(got));
+    assert_string_equal(got, "web-1,web-3");
+    RINGCTL(c, a, &r, "--json", "names", "web", "--where", "role=web");
+    assert_int_equal(r.status, 0);
+    json_names(r.out, got, sizeof(got));
+    assert_string_equal(got, "web-1,web-2,web-3");
+    RINGCTL(c, a, &r, "--json", "names", "--where", "zone=asia");
+    assert_int_equal(r.status, 0);
+    json_names(r.out, got, sizeof(got));
+    assert_string_equal(got, "");
+
+    /* the table: a header and the matching names with their metadata */
+    RINGCTL(c, a, &r, "names", "--where", "role=db");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "NAME"));
+    assert_non_null(strstr(r.out, "db-1"));
+    assert_non_null(strstr(r.out, "zone=eu"));
+    assert_null(strstr(r.out, "web-"));
+    assert_null(strstr(r.out, "bare"));
+
+    /* bad --where: exit 2 before anything is asked */
+    RINGCTL(c, a, &r, "names", "--where", "zone");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--where wants KEY=VALUE"));
+    RINGCTL(c, a, &r, "--json", "names", "--where", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk=1");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "\"EUSAGE\""));
+
+    /* by hand: a selection pages as any listing; a bad where is refused */
+    json_t *page = cl_ask_args(
+        a, "names", json_pack("{s:{s:s}, s:i}", "where", "zone", "eu", "limit", 2), NULL, 0,
+        NULL, 0);
+    assert_non_null(page);
+    assert_int_equal(json_integer_value(json_object_get(page, "total")), 3);
+    assert_int_equal(json_array_size(json_object_get(page, "items")), 2);
+    assert_non_null(json_object_get(page, "cursor"));
+    json_decref(page);
+    refused(a, "names", json_pack("{s:s}", "where", "zone=eu"), "EINVAL");
+    refused(a, "names", json_pack("{s:{s:i}}", "where", "zone", 1), "EINVAL");
+    cl_stop_all(c);
+    cl_pass(c);
+}
+
 int main(void)
 {
     unsetenv("HERD_NODE");
@@ -441,6 +541,8 @@ int main(void)
             test_cluster_control_children_listed_while_stats_answers, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_cluster_control_pending_call_does_not_block_stats,
                                         cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_control_names_where, cl_setup,
+                                        cl_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,10 @@
  *   is touched after the stop (ASan watches); the other socket keeps
  *   answering calls, with the counter's own error codes as EAPP;
  * - the default address holds the cluster's name, and bad arguments are
- *   refused.
+ *   refused;
+ * - `names` with `where` lists only the names whose metadata holds every
+ *   pair (with a prefix too), page by page, leaving out a name whose
+ *   metadata changed since the listing began; a bad `where` is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -219,6 +222,115 @@ static void test_herd_control_default_address(void **state)
     herd_control_stop(NULL); /* a no-op */
 }
 
+/* The names of a `names` answer (a list, or a page's items), in order, as
+ * "a,b,c". */
+static void names_in(json_t *list, char *out, size_t cap)
+{
+    if (json_is_object(list))
+        list = json_object_get(list, "items");
+    size_t i, used = 0;
+    json_t *o;
+    out[0] = '\0';
+    json_array_foreach(list, i, o)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "," : "",
+                                 json_string_value(json_object_get(o, "name")));
+}
+
+static void expect_names(regsim_t *rs, herd_control_t *ctl, const char *req, const char *want)
+{
+    json_t *r = ask(rs, ctl, req);
+    if (!is_ok(r))
+        fail_msg("%s: refused: %s", req, error_of(r));
+    char got[512];
+    names_in(result_of(r), got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: got '%s', want '%s'", req, got, want);
+    json_decref(r);
+}
+
+static void expect_refused(regsim_t *rs, herd_control_t *ctl, const char *req, const char *why)
+{
+    json_t *r = ask(rs, ctl, req);
+    if (is_ok(r) || strcmp(error_of(r), "EINVAL") != 0)
+        fail_msg("%s: want EINVAL, got %s", req, is_ok(r) ? "ok" : error_of(r));
+    const char *msg = json_string_value(json_object_get(r, "message"));
+    if (msg == NULL || strstr(msg, why) == NULL)
+        fail_msg("%s: message '%s' lacks '%s'", req, msg ? msg : "", why);
+    json_decref(r);
+}
+
+static void test_herd_control_names_where(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_up(&p, 'e', 'f');
+    regsim_t *rs = p.rs;
+    herd_control_t *a = p.a;
+    static const char *const regs[] = {
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"w1\","
+        "\"meta\":{\"zone\":\"eu\",\"role\":\"web\"}}}",
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"w2\","
+        "\"meta\":{\"zone\":\"us\",\"role\":\"web\"}}}",
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"d1\","
+        "\"meta\":{\"zone\":\"eu\",\"role\":\"db\"}}}",
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"w3\","
+        "\"meta\":{\"zone\":\"eu\",\"role\":\"web\"}}}",
+        "{\"cmd\":\"register\",\"args\":{\"name\":\"x\"}}",
+    };
+    for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+        json_t *r = ask(rs, a, regs[i]);
+        assert_true(is_ok(r));
+        json_decref(r);
+    }
+    expect_names(rs, a, "{\"cmd\":\"names\"}", "d1,w1,w2,w3,x");
+    expect_names(rs, a, "{\"cmd\":\"names\",\"args\":{\"where\":{\"zone\":\"eu\"}}}",
+                 "d1,w1,w3");
+    expect_names(rs, a,
+                 "{\"cmd\":\"names\",\"args\":{\"where\":{\"zone\":\"eu\",\"role\":\"web\"}}}",
+                 "w1,w3");
+    expect_names(rs, a,
+                 "{\"cmd\":\"names\",\"args\":{\"prefix\":\"d\",\"where\":{\"zone\":\"eu\"}}}",
+                 "d1");
+    expect_names(rs, a, "{\"cmd\":\"names\",\"args\":{\"where\":{\"zone\":\"asia\"}}}", "");
+    expect_names(rs, a, "{\"cmd\":\"names\",\"args\":{\"where\":{}}}", "d1,w1,w2,w3,x");
+    expect_names(rs, a, "{\"cmd\":\"names\",\"args\":{\"where\":null}}", "d1,w1,w2,w3,x");
+
+    /* page by page: a name whose metadata no longer holds is left out */
+    const char *first = "{\"cmd\":\"names\",\"args\":{\"where\":{\"zone\":\"eu\"},\"limit\":1}}";
+    json_t *r = ask(rs, a, first);
+    assert_true(is_ok(r));
+    assert_int_equal(json_integer_value(json_object_get(result_of(r), "total")), 3);
+    char got[512], req[512];
+    names_in(result_of(r), got, sizeof(got));
+    assert_string_equal(got, "d1");
+    herd_meta_t us;
+    memset(&us, 0, sizeof(us));
+    assert_int_equal(herd_meta_set(&us, "zone", "us"), 0);
+    assert_int_equal(herd_update_meta(p.n, "w1", &us), 0);
+    snprintf(req, sizeof(req),
+             "{\"cmd\":\"names\",\"args\":{\"where\":{\"zone\":\"eu\"},\"limit\":5,"
+             "\"cursor\":\"%s\"}}",
+             json_string_value(json_object_get(result_of(r), "cursor")));
+    json_decref(r);
+    expect_names(rs, a, req, "w3");
+
+    /* bad where */
+    expect_refused(rs, a, "{\"cmd\":\"names\",\"args\":{\"where\":\"zone=eu\"}}",
+                   "where must be an object");
+    expect_refused(rs, a, "{\"cmd\":\"names\",\"args\":{\"where\":{\"zone\":1}}}",
+                   "is not a string");
+    expect_refused(rs, a,
+                   "{\"cmd\":\"names\",\"args\":{\"where\":{"
+                   "\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\":\"v\"}}}",
+                   "at most 8 keys of 1-31 bytes");
+    expect_refused(rs, a, "{\"cmd\":\"names\",\"args\":{\"where\":{\"\":\"v\"}}}",
+                   "at most 8 keys of 1-31 bytes");
+    expect_refused(rs, a, "{\"cmd\":\"names\",\"args\":{\"prefix\":7}}",
+                   "prefix must be a string");
+    herd_control_stop(a);
+    pair_down(&p);
+}
+
 int main(void)
 {
     herd_log_set_level(HERD_LOG_ERROR);
@@ -226,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_herd_control_two_sockets_keep_their_own_holders),
         cmocka_unit_test(test_herd_control_stopped_socket_leaves_its_calls),
         cmocka_unit_test(test_herd_control_default_address),
+        cmocka_unit_test(test_herd_control_names_where),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "control_client.h"
 #include "ringctl.h"
@@ -45,12 +46,28 @@ const char ctl_watch_help[] =
     "\"previous_incarnation\"}; {\"kind\":\"events_lost\",\"time\",\"count\"}.\n"
     "A node that refuses (one without the events command): exit 1.\n";
 
-static volatile sig_atomic_t watch_stop;
+/* A signal sets watch_stop, checked between requests; one that comes while
+ * watch waits (a request, the pause between tries), when every line written
+ * is flushed already, ends the process there: a signal just before the
+ * request's system call would otherwise wait out the request. */
+static volatile sig_atomic_t watch_stop, watch_waiting;
 
 static void watch_on_signal(int sig)
 {
     (void)sig;
     watch_stop = 1;
+    if (watch_waiting)
+        _exit(0);
+}
+
+/* About to wait: nonzero when a signal came already (the handler sees
+ * watch_waiting set, or this sees watch_stop: never neither). */
+static int watch_wait_begins(void)
+{
+    watch_waiting = 1;
+    if (watch_stop)
+        watch_waiting = 0;
+    return watch_stop;
 }
 
 typedef struct watch {
@@ -219,8 +236,10 @@ static int watch_run(const ctl_t *c, long timeout_ms)
         json_t *args = json_pack("{s:I, s:i}", "since", (json_int_t)w.since, "wait_ms", wait);
         if (args && w.has_incarnation)
             json_object_set_new(args, "incarnation", json_integer(w.incarnation));
-        control_reply_t r;
-        control_request(c->node, "events", args, wait + WATCH_SLACK_MS, &r);
+        control_reply_t r = {0};
+        if (!watch_wait_begins())
+            control_request(c->node, "events", args, wait + WATCH_SLACK_MS, &r);
+        watch_waiting = 0;
         json_decref(args);
         if (watch_stop) {
             json_decref(r.result);
@@ -230,7 +249,9 @@ static int watch_run(const ctl_t *c, long timeout_ms)
             (r.outcome == CONTROL_REFUSED && strcmp(r.code, "ESHUTDOWN") == 0)) {
             watch_away(&w, r.message);
             left = end ? end - mono_ms() : WATCH_RETRY_MS;
-            watch_sleep(left < WATCH_RETRY_MS ? left : WATCH_RETRY_MS);
+            if (!watch_wait_begins())
+                watch_sleep(left < WATCH_RETRY_MS ? left : WATCH_RETRY_MS);
+            watch_waiting = 0;
             continue;
         }
         if (r.outcome == CONTROL_REFUSED)

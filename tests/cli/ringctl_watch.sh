@@ -6,8 +6,10 @@
 #   - herdd killed (-KILL, by its PID) and started again: watch says on
 #     stderr that it lost the node and that it answers again, tells
 #     node_restarted, and goes on with the new node's events;
-#   - SIGINT ends it with exit 0; a second watcher, in the human form (TIME
-#     KIND NAME pid=... node=...), ends on SIGTERM with exit 0;
+#   - SIGINT ends it at once with exit 0; a second watcher, in the human
+#     form (TIME KIND NAME pid=... node=...), ends on SIGTERM likewise;
+#   - herdd stopped (SIGINT) while a watcher waits: herdd exits 0 (with the
+#     sanitizers' builds: nothing leaked), the watcher says the loss;
 #   - --timeout-ms ends it with exit 0, also when the node never answers;
 #     usage errors exit 2.
 # Every wait is bounded. Usage: ringctl_watch.sh HERDD RINGCTL
@@ -81,16 +83,18 @@ live() {
     fail "the watcher into $(basename "$1") prints nothing"
 }
 
-# ends PID SIGNAL: the process ends on SIGNAL within 5 s; its exit status
-# in $ended (not a subshell: only this shell can wait for it).
+# ends PID SIGNAL: the process ends on SIGNAL within 2 s (at once, not at
+# the end of the request it waits on, 3.5 s); its exit status in $ended
+# (not a subshell: only this shell can wait for it).
 ended=
 ends() {
+    sleep 0.3 # well inside a request's wait
     kill "-$2" "$1"
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 20); do
         kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done
-    kill -0 "$1" 2>/dev/null && fail "watch still runs 5 s after SIG$2"
+    kill -0 "$1" 2>/dev/null && fail "watch still runs 2 s after SIG$2"
     ended=0
     wait "$1" || ended=$?
 }
@@ -140,7 +144,30 @@ ends "$watcher" TERM
 [ "$ended" = 0 ] || fail "watch ended by SIGTERM: exit $ended, wanted 0"
 echo "ok: human lines; SIGTERM: exit 0"
 
-# --timeout-ms, with the node and without one
+# herdd stops (SIGINT: it leaves at once) while a watcher waits on it: the
+# stop answers the waiting request, herdd exits 0, and the watcher says it
+# lost the node at once, not after its request's wait
+"$ringctl" --node "$ctl" watch >"$work/stop.out" 2>"$work/stop.err" &
+watcher=$!
+pids+=("$watcher")
+live "$work/stop.out" s
+sleep 0.3
+kill -INT "$herdd_pid"
+for _ in $(seq 1 100); do
+    kill -0 "$herdd_pid" 2>/dev/null || break
+    sleep 0.1
+done
+kill -0 "$herdd_pid" 2>/dev/null && fail "herdd still runs 10 s after SIGINT"
+status=0
+wait "$herdd_pid" || status=$?
+[ "$status" = 0 ] || fail "herdd stopped with a watcher waiting: exit $status, wanted 0"
+wait_line "$work/stop.err" "lost the node at $ctl" 2
+ends "$watcher" INT
+[ "$ended" = 0 ] || fail "watch of a stopped node ended by SIGINT: exit $ended, wanted 0"
+echo "ok: herdd stopped under a waiting watcher: exit 0, the loss said"
+
+# --timeout-ms, with a node and without one
+start_node n1c
 start_s=$SECONDS
 status=0
 timeout 20 "$ringctl" --node "$ctl" watch --timeout-ms 700 >/dev/null 2>&1 || status=$?

@@ -2,7 +2,8 @@
  * herd_control.h - a node's control socket, what `ringctl` talks to: the
  * cluster, registry and supervisor commands (members, ring, stats, names,
  * whereis, crdt, start, call, stop, children, handoffs, drain, block,
- * unblock, register, unregister) served for one node at one address.
+ * unblock, register, unregister) and its events (`events`, which
+ * `ringctl watch` reads) served for one node at one address.
  *
  * herdd serves one; a program that embeds herd serves as many as it likes
  * (one per node it runs, or several addresses for one node): each instance
@@ -32,8 +33,9 @@ typedef struct herd_control herd_control_t;
 int herd_control_start(herd_node_t *node, const char *address, herd_control_t **out);
 /* Stop serving and free (before the node is freed; NULL is a no-op).
  * Requests still waiting (a `call` whose reply has not come) go
- * unanswered; ringctl then reports the outcome as unknown. Names it
- * registered (`register`) stay with their holders. */
+ * unanswered; ringctl then reports the outcome as unknown. An `events`
+ * that waits is answered (with no events: the watcher then finds the
+ * node gone). Names it registered (`register`) stay with their holders. */
 void herd_control_stop(herd_control_t *ctl);
 /* The default control address of node `node` of cluster `cluster` (NULL:
  * "herd", the default cluster name): ipc:///tmp/herd-CLUSTER-NODE.ctl, so

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control_events.h"
 #include "control_list.h"
 #include "herd_dsup.h"
 #include "herd_registry.h"
@@ -36,6 +37,7 @@ struct herd_control {
     uint64_t members_at;
     int members_loaded;
     herdd_memory_t *memory; /* owned: trims the heap (NULL: out of memory) */
+    control_events_t *events; /* owned: the node's events for `events` (control_events.h) */
 };
 
 static void member_names_load(herd_control_t *d, member_names_t *m)
@@ -505,6 +507,7 @@ static const control_command_t commands[] = {
     {"unblock", herdd_cmd_unblock},       /* herdd_debug.h */
     {"register", herdd_cmd_register},     /* herdd_debug.h */
     {"unregister", herdd_cmd_unregister}, /* herdd_debug.h */
+    {"events", herdd_cmd_events},         /* control_events.h */
     {"crdt", cmd_crdt},
     {"whereis", cmd_whereis},
     {"names", cmd_names},
@@ -521,6 +524,11 @@ call_list_t *herdd_calls(void *data)
 holder_list_t *herdd_holders(void *data)
 {
     return &((herd_control_t *)data)->holders;
+}
+
+control_events_t *herdd_events(void *data)
+{
+    return ((herd_control_t *)data)->events;
 }
 
 int herd_control_default_address(const char *cluster, const char *node, char *out, size_t cap)
@@ -546,6 +554,8 @@ int herd_control_start(herd_node_t *node, const char *address, herd_control_t **
     if (rc == 0)
         rc = control_start(herd_node_loop(node), address, commands,
                            sizeof(commands) / sizeof(commands[0]), d, &d->ctl);
+    if (rc == 0 && (rc = control_events_start(d, &d->events)) != 0)
+        control_stop(d->ctl);
     if (rc) {
         control_lists_free(d->lists);
         free(d);
@@ -561,6 +571,11 @@ control_t *node_control_socket(herd_control_t *d)
     return d->ctl;
 }
 
+control_events_t *node_control_events(herd_control_t *d)
+{
+    return d->events;
+}
+
 void herd_control_stop(herd_control_t *d)
 {
     if (d == NULL)
@@ -568,6 +583,8 @@ void herd_control_stop(herd_control_t *d)
     herdd_calls_orphan(&d->calls);
     herdd_holders_orphan(&d->holders);
     herdd_memory_stop(d->memory);
+    control_events_stop(d->events); /* its waiting requests answered, before the socket goes */
+    d->events = NULL;
     control_stop(d->ctl);
     d->ctl = NULL;
     control_lists_free(d->lists);

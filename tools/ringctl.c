@@ -909,6 +909,7 @@ static const char main_help[] =
     "  names [PREFIX] [--where K=V]...    registered names, their nodes and pids\n"
     "  whereis NAME                       where the process registered as NAME runs\n"
     "  crdt                               the registry replica and its sync per peer\n"
+    "  watch [--timeout-ms N]             the node's events as they happen, until interrupted\n"
     "Children (started by name; the ring's owner runs each):\n"
     "  start SERVICE NAME [ARG]           start a child, e.g. start counter c1\n"
     "        [--replicas N]               with N copies of its state (1-5)\n"
@@ -954,6 +955,8 @@ static const char *ctl_command_help(const char *cmd)
         return crdt_help;
     if (strcmp(cmd, "whereis") == 0)
         return whereis_help;
+    if (strcmp(cmd, "watch") == 0)
+        return ctl_watch_help;
     return NULL;
 }
 
@@ -1057,6 +1060,8 @@ int main(int argc, char **argv)
     if (help == NULL)
         return ctl_usage(&c, "unknown command '%s'", cmd);
     c.cmd = cmd;
+    if (strcmp(cmd, "watch") == 0)
+        return ctl_watch_main(&c, argc - optind, argv + optind);
     ctl_args_t a = {0};
     rc = ctl_parse_args(&c, argc - optind, argv + optind, &a);
     if (rc == 0 && a.help)

@@ -42,4 +42,9 @@ const char *ctl_children_help(const char *cmd);
 /* Run one of them; argv[0] is the command. Returns the exit code. */
 int ctl_children_main(const ctl_t *c, int argc, char **argv);
 
+/* ringctl_watch.c: watch, the node's events as they happen. */
+extern const char ctl_watch_help[];
+/* argv[0] is "watch". Returns the exit code (0 on SIGINT or SIGTERM). */
+int ctl_watch_main(const ctl_t *c, int argc, char **argv);
+
 #endif

@@ -382,6 +382,11 @@ static void seeds_cluster(seed_list_t *l)
     seed_cmd(l, "block", "{\"node\":\"node1\"}");
     seed_cmd(l, "unblock", "{\"node\":\"node7\"}");
     seed_cmd(l, "nosuch", NULL);
+    seed_cmd(l, "events", NULL);
+    seed_cmd(l, "events", "{\"since\":0,\"wait_ms\":1}");
+    seed_cmd(l, "events", "{\"since\":3,\"wait_ms\":10000,\"incarnation\":1}");
+    seed_cmd(l, "events", "{\"since\":18446744073709551615}");
+    seed_cmd(l, "events", "{\"since\":-1,\"wait_ms\":0}");
     snprintf(a, sizeof(a), "{\"id\":\"%s\",\"cmd\":\"stats\"}", run_of('i', FZ_ID_MAX));
     seed_add(l, a, strlen(a));
     snprintf(a, sizeof(a), "{\"id\":\"%s\",\"cmd\":\"stats\"}", run_of('i', FZ_ID_MAX + 1));
@@ -413,6 +418,12 @@ static void seeds_scripts(seed_list_t *l)
         "\0{\"cmd\":\"drain\",\"args\":{\"node\":\"node1\"}}"
         "\0{\"cmd\":\"call\",\"args\":{\"name\":\"c1\",\"request\":\"incr\"}}"
         "\0{\"cmd\":\"handoffs\"}\0{\"cmd\":\"stop\",\"args\":{\"name\":\"c1\"}}";
+    static const char events[] = /* a name's events, after a wait that ended empty */
+        "\2{\"cmd\":\"events\",\"args\":{\"wait_ms\":50}}"
+        "\0{\"cmd\":\"register\",\"args\":{\"name\":\"a\"}}"
+        "\0{\"cmd\":\"events\",\"args\":{\"since\":0,\"incarnation\":1}}"
+        "\0{\"cmd\":\"events\",\"args\":{\"since\":1,\"wait_ms\":20}}";
+    seed_add(l, events, sizeof events - 1);
     seed_add(l, children, sizeof children - 1);
     seed_add(l, pages, sizeof pages - 1);
     seed_add(l, moves, sizeof moves - 1);

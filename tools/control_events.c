@@ -226,9 +226,16 @@ static json_t *event_json(control_events_t *ev, const herd_event_t *e)
 
 /* ---- watchers --------------------------------------------------------------------------- */
 
+/* A stopping socket answers its waiters ESHUTDOWN: a watcher says at once
+ * that it lost the node, instead of asking a node that may still be there
+ * for a moment and then waiting out its request. */
 static void watcher_answer(control_events_t *ev, watcher_t *w)
 {
-    control_finish(herdd_control(ev->data), w->token, 0, events_answer(ev, w->since), NULL);
+    if (ev->stopping)
+        control_finish(herdd_control(ev->data), w->token, HERD_ESHUTDOWN, NULL,
+                       "the control socket is stopping");
+    else
+        control_finish(herdd_control(ev->data), w->token, 0, events_answer(ev, w->since), NULL);
     free(w);
 }
 
@@ -375,12 +382,7 @@ int control_events_start(void *data, control_events_t **out)
         return HERD_ENOMEM;
     ev->data = data;
     ev->node = herdd_node(data);
-    int rc = herd_events_subscribe(ev->node, HERD_EV_ALL, control_events_told, ev, &ev->sub);
-    if (rc) {
-        free(ev);
-        return rc;
-    }
-    *out = ev;
+    *out = ev; /* subscribed at the first `events` request (events_subscribe) */
     return 0;
 }
 
@@ -388,10 +390,11 @@ void control_events_stop(control_events_t *ev)
 {
     if (ev == NULL)
         return;
-    herd_events_unsubscribe(ev->node, ev->sub);
+    if (ev->sub)
+        herd_events_unsubscribe(ev->node, ev->sub);
     ev->ready = ev->top;
+    ev->stopping = 1; /* the waiters, and their callbacks' new requests, get ESHUTDOWN */
     watchers_answer(ev, 1);
-    ev->stopping = 1; /* after the answers: their callbacks' requests are refused */
     if (ev->clock) {
         ev->clock->ev = NULL;
         herd_stop(ev->node, ev->clock_pid, HERD_REASON_SHUTDOWN);
@@ -460,6 +463,19 @@ static int events_wait(control_events_t *ev, uint64_t since, int wait_ms, char *
     return CONTROL_DEFERRED;
 }
 
+/* The socket subscribes to the node's events when it is first asked for
+ * them, not before: a node nobody watches renders no event (and its
+ * registry notes no name change for events). */
+static int events_subscribe(control_events_t *ev, char *msg, size_t cap)
+{
+    if (ev->sub)
+        return 0;
+    int rc = herd_events_subscribe(ev->node, HERD_EV_ALL, control_events_told, ev, &ev->sub);
+    if (rc)
+        snprintf(msg, cap, "cannot watch the node's events: %s", herd_strerror(rc));
+    return rc;
+}
+
 int herdd_cmd_events(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     control_events_t *ev = herdd_events(data);
@@ -470,6 +486,8 @@ int herdd_cmd_events(void *data, json_t *args, json_t **result, char *msg, size_
         return rc;
     if (ev == NULL || ev->stopping)
         return snprintf(msg, cap, "the control socket is stopping"), HERD_ESHUTDOWN;
+    if ((rc = events_subscribe(ev, msg, cap)) != 0)
+        return rc;
     ev->ready = ev->top; /* not inside an emit: gaps are final */
     if (has_inc && inc != herd_node_incarnation(ev->node)) {
         since = 0; /* another start's seq: from the oldest held of this one */

@@ -37,7 +37,11 @@
  *   events "incarnation", "old_state", "new_state", "gone"}.
  *   Errors: EINVAL (since, wait_ms or incarnation not as above), EBUSY
  *   (CONTROL_EVENTS_WATCHERS_MAX answers wait already), ESHUTDOWN (the
- *   socket is stopping).
+ *   socket is stopping: also the answer of every request still waiting).
+ *
+ * The socket keeps the node's events from its first `events` request on (a
+ * node nobody watches renders none): a watcher that comes back after the
+ * node restarted gets the new start's events from its first request.
  *
  * Waits are timed on the node's clock by a small process of the socket's
  * own (spawned at the first wait, stopped with the socket), so a node on a

@@ -42,6 +42,10 @@ void pidx_del(pidx_t *x, uint64_t serial, uint64_t hash);
  * AWMAP_HASH_BITS bits as added and the rest 0: what awmap_foreach_hash
  * takes. Returns the count (on ENOMEM fewer: the rest stay). */
 size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out);
+/* Copy the hashes of `serial`'s pairs (and of a serial sharing its tag), as
+ * pidx_take gives them, into out[0..cap), leaving them held; returns how
+ * many there are (more than cap: only cap were copied). */
+size_t pidx_get(const pidx_t *x, uint64_t serial, uint64_t *out, size_t cap);
 /* Whether a pair of `serial` (or of a serial sharing its tag) is held: after
  * pidx_take, that it ran out of memory. */
 int pidx_tagged(const pidx_t *x, uint64_t serial);

@@ -356,6 +356,7 @@ static void registry_free(void *p)
     free_values(&g->merging);
     reg_index_free(g);
     reg_spec_free(g);
+    reg_group_free(g);
     awmap_free(g->map);
     free(g->fine);
     free(g);
@@ -427,6 +428,7 @@ int herd_registry_start(herd_node_t *n)
     u64map_init(&g->live);
     u64map_init(&g->merging);
     u64map_init(&g->peers);
+    u64map_init(&g->groups);
     int rc = hooks_start(g);
     if (rc) {
         registry_free(g);

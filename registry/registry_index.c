@@ -122,16 +122,20 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
         reg_spec_changed(g, key, klen, 1);
         return;
     }
-    reg_count_added(g, key, klen, e);
-    reg_value_t v = reg_value_decode(g->map, e, NULL);
     uint64_t hash = awmap_key_hash(key, klen);
+    int group = reg_is_group_key(key, klen);
+    if (group) /* a membership: everything below applies to it as to a name */
+        reg_group_added(g, key, klen, hash);
+    else
+        reg_count_added(g, key, klen, e);
+    reg_value_t v = reg_value_decode(g->map, e, NULL);
     if (reg_pid_dead(g, v.pid))
         reg_dead_add(g, v.pid, hash); /* it exited before the entry arrived: it goes */
     else if (reg_is_local(g, v.pid) && pidx_add(&g->by_pid, v.pid.serial, hash) != 0)
         reg_alloc_failed(g, "the local index", REG_REDO_INDEX);
-    if (e->next) /* a second entry: maybe a conflict */
+    if (e->next) /* a second entry: maybe a conflict (of a group key: one pid's) */
         reg_touched_add(g, key, klen);
-    if (g->watchers.n)
+    if (g->watchers.n && !group) /* watchers wait for names */
         added_add(g, hash);
 }
 
@@ -146,9 +150,13 @@ static void on_removed(void *data, const char *key, size_t klen, const awmap_ent
         reg_spec_changed(g, key, klen, 0);
         return;
     }
-    reg_count_removed(g, key, klen, e);
+    uint64_t hash = awmap_key_hash(key, klen);
+    if (reg_is_group_key(key, klen))
+        reg_group_removed(g, key, klen, hash);
+    else
+        reg_count_removed(g, key, klen, e);
     reg_value_t v = reg_value_decode(g->map, e, NULL);
-    if (reg_is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen)))
+    if (reg_is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, hash))
         missing_add(g, v.pid.serial, key, klen, e);
 }
 
@@ -302,7 +310,7 @@ static int redo_key(void *data, const char *key, size_t klen, const awmap_entry_
     if (reg_is_spec_key(key, klen))
         return 0;
     uint64_t hash = awmap_key_hash(key, klen);
-    if ((c->bits & REG_REDO_ADDED) && g->watchers.n)
+    if ((c->bits & REG_REDO_ADDED) && g->watchers.n && !reg_is_group_key(key, klen))
         added_add(g, hash);
     for (; e; e = e->next) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
@@ -323,6 +331,10 @@ void reg_redo(registry_t *g)
     g->redo &= ~c.bits;
     if (c.bits)
         awmap_foreach(g->map, redo_key, &c);
+    if (g->redo & REG_REDO_GROUPS) {
+        g->redo &= ~(unsigned)REG_REDO_GROUPS;
+        reg_group_rebuild(g); /* sets the bit again if it fails again */
+    }
     if (g->redo & REG_REDO_GONE) {
         g->redo &= ~(unsigned)REG_REDO_GONE;
         reg_vec_t gone = g->gone;

@@ -45,6 +45,9 @@ enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREG
 #define REGISTRY_SYNC_CHECKS 5 /* every 5th check: a digest sync with one live peer */
 /* The first byte of a child spec's key (herd_spec_put); never of a name. */
 #define REG_SPEC_PREFIX '\x01'
+/* The first byte of a group membership's key (registry_group.c); never of a
+ * name. */
+#define REG_GROUP_PREFIX '\x02'
  /* how often live processes' entries are checked */
 
 /* A growable array of `size`-byte items (reg_vec_push gives the size). It
@@ -74,6 +77,7 @@ enum {
     REG_REDO_ADDED = 2, /* watchers told of every name */
     REG_REDO_GONE = 4,  /* node starts known gone whose entries still stand */
     REG_REDO_INDEX = 8, /* local processes' names missing from the pid index */
+    REG_REDO_GROUPS = 16, /* memberships missing from the group index: rebuilt */
 };
 
 /* An entry of a live local process that went away without the process
@@ -117,6 +121,12 @@ typedef struct registry {
     uint64_t spec_keys;    /* spec keys with an entry */
     uint64_t visible_names; /* names with an entry visible here (count is O(1)) */
     int visible_dirty;      /* the live set changed: visible_names is recounted */
+    /* the process groups (registry_group.c): group name hash -> reg_group_t,
+     * twins of a hash chained; kept by the map's observer */
+    u64map_t groups;
+    uint64_t group_entries; /* entries of group keys, kept out of the stats */
+    uint64_t group_keys;    /* group keys with an entry: memberships */
+    int groups_dirty;       /* the live set changed: members visible are recounted */
     int resettle; /* a loser's state could not go to its winner yet: retry */
     u64map_t merging; /* serial of a frozen local loser -> reg_merging_t */
     uint64_t merge_attempts; /* merge requests sent, numbering them */
@@ -202,7 +212,7 @@ registry_t *reg_of(herd_node_t *n);
 int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                      const awmap_dot_t *dots, size_t ndots, int add);
 /* A name of at most `max` bytes, not empty and not starting with the child
- * specs' prefix: 0 and its length, or HERD_EINVAL. */
+ * specs' or the groups' prefix: 0 and its length, or HERD_EINVAL. */
 int reg_name_check(const char *name, size_t max, size_t *len);
 
 /* registry_value.c */
@@ -288,6 +298,29 @@ static inline int reg_is_spec_key(const char *key, size_t klen)
 {
     return klen > 0 && key[0] == REG_SPEC_PREFIX;
 }
+
+/* registry_group.c */
+static inline int reg_is_group_key(const char *key, size_t klen)
+{
+    return klen > 0 && key[0] == REG_GROUP_PREFIX;
+}
+/* A key of a name (a registration): neither a child spec's nor a group's. */
+static inline int reg_is_name_key(const char *key, size_t klen)
+{
+    return klen > 0 && key[0] != REG_SPEC_PREFIX && key[0] != REG_GROUP_PREFIX;
+}
+/* The order of one membership's entries (two joins written at once on two
+ * nodes): the later write wins, then reg_value_wins. Total. */
+int reg_member_wins(const awmap_t *m, const reg_value_t *a, const awmap_entry_t *ea,
+                    const reg_value_t *b, const awmap_entry_t *eb);
+/* Keep the group index: entry e of group key `key` (hash: its
+ * awmap_key_hash) was added (the key's list holds it) or removed (the list
+ * no longer does). From the map's observer. */
+void reg_group_added(registry_t *g, const char *key, size_t klen, uint64_t hash);
+void reg_group_removed(registry_t *g, const char *key, size_t klen, uint64_t hash);
+/* Build the group index again from the map (after an allocation failed). */
+void reg_group_rebuild(registry_t *g);
+void reg_group_free(registry_t *g);
 /* Keep a spec key whose entries changed (from the map's observer). */
 void reg_spec_changed(registry_t *g, const char *key, size_t klen, int added);
 /* Tell the watcher of the kept names (after a change or join is complete). */

@@ -38,6 +38,7 @@ void reg_live_set(registry_t *g, uint64_t id, uint64_t incarnation, herd_member_
 {
     reg_live_t *l = u64map_get(&g->live, id);
     g->visible_dirty = 1; /* names may show or hide: recounted when asked */
+    g->groups_dirty = 1;  /* and group members */
     int up = st == HERD_MEMBER_UP || st == HERD_MEMBER_SUSPECT || st == HERD_MEMBER_DRAINING;
     if (!up) {
         if (l && l->incarnation == incarnation)
@@ -156,7 +157,7 @@ void reg_count_removed(registry_t *g, const char *key, size_t klen, const awmap_
 static int count_visible(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
-    if (!reg_is_spec_key(key, klen) && list_visible(g, e, NULL))
+    if (reg_is_name_key(key, klen) && list_visible(g, e, NULL))
         g->visible_names++;
     return 0;
 }

@@ -54,6 +54,20 @@ int reg_local_change(registry_t *g, const char *name, const void *value, size_t 
     return rc;
 }
 
+/* Not shipped: every member learns by itself that a node start is gone, when
+ * it is (its own failure detector, or the start's newer incarnation). A
+ * delta of it would also reach members that see the start still live (the
+ * far side of a partition, once healed: a stream holds what it queued for
+ * a member that was down), which would drop a live process's entry while
+ * its own node, forgotten by the sender, hears nothing of it and does not
+ * put it back. The digest syncs carry the removal where it is due. */
+int reg_local_drop(registry_t *g, const char *name, const awmap_dot_t *dots, size_t ndots)
+{
+    int rc = awmap_remove(g->map, name, strlen(name), dots, ndots, NULL, reg_observer(g));
+    reg_settle_touched(g);
+    return rc;
+}
+
 int reg_name_check(const char *name, size_t max, size_t *len)
 {
     size_t n = name ? strnlen(name, max + 1) : 0;

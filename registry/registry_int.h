@@ -85,6 +85,8 @@ enum {
  * by the next check (reg_check_missing). Name (klen bytes, a NUL), then value. */
 typedef struct missing {
     uint64_t serial;
+    awmap_replica_id_t writer; /* the dot of the entry that went */
+    uint64_t counter;
     uint32_t vlen;
     uint8_t klen;
     char name[];
@@ -139,6 +141,8 @@ typedef struct registry {
     int telling;        /* the watchers are being told: removals only mark */
     reg_vec_t dead;     /* struct reg_dead: entries of local pids not alive, to remove */
     reg_vec_t gone;     /* awmap_replica_id_t: node starts whose removal failed */
+    reg_vec_t strangers; /* reg_stranger_t: node starts of entries held here that
+                            this node does not know (registry_events.c) */
     unsigned redo;      /* REG_REDO_* */
     digest_t digest;      /* of map, kept up to date by the observer */
     digest_fine_t *fine;  /* its cells (digest.h), kept with it */
@@ -162,6 +166,14 @@ struct reg_dead {
     herd_pid_t pid;
     uint64_t hash;
 };
+
+/* A node start some entry held here names that this node has not known as a
+ * member: one not met yet, or one gone before this node met it (a peer that
+ * held its entries passed them on). */
+typedef struct reg_stranger {
+    uint64_t node, incarnation;
+    uint64_t since; /* node clock: noted then */
+} reg_stranger_t;
 
 /* The prepare handle that ships `pending` once per loop iteration. It lives
  * apart from the registry because libuv frees handles only after the loop
@@ -200,7 +212,8 @@ typedef struct reg_match {
 } reg_match_t;
 enum {
     REG_MATCH_VISIBLE = 1, /* visible entries only */
-    REG_MATCH_START = 2,   /* every pid of pid's node start (node, incarnation) */
+    REG_MATCH_START = 2,   /* every pid of pid's node start (node, incarnation)
+                              and of the node's older starts */
     REG_MATCH_ANY = 4,     /* every entry (values need not be registrations) */
     REG_MATCH_HLC = 8,
 };
@@ -211,6 +224,9 @@ registry_t *reg_of(herd_node_t *n);
  * `dots`) into the map and the pending delta. */
 int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                      const awmap_dot_t *dots, size_t ndots, int add);
+/* Remove `dots` of `name` from the map only, shipping no delta: a change
+ * every node makes by itself (the entries of a node start it knows gone). */
+int reg_local_drop(registry_t *g, const char *name, const awmap_dot_t *dots, size_t ndots);
 /* A name of at most `max` bytes, not empty and not starting with the child
  * specs' or the groups' prefix: 0 and its length, or HERD_EINVAL. */
 int reg_name_check(const char *name, size_t max, size_t *len);
@@ -240,6 +256,12 @@ static inline uint64_t reg_le64(const uint8_t *p)
 
 /* registry_visible.c */
 int reg_hidden(const registry_t *g, herd_pid_t pid);
+/* What this node knows of the start of pid, a pid of another node:
+ * REG_START_KNOWN (a member at that incarnation, up or down; or not in a
+ * cluster), REG_START_DEAD (older than a start of its node this node knows:
+ * runtime/PROTOCOL.md, Incarnations) or REG_START_UNKNOWN. */
+enum { REG_START_DEAD = -1, REG_START_KNOWN = 0, REG_START_UNKNOWN = 1 };
+int reg_start_of(const registry_t *g, herd_pid_t pid);
 int reg_draining(const registry_t *g, herd_pid_t pid);
 static inline int reg_is_local(const registry_t *g, herd_pid_t pid)
 {
@@ -271,7 +293,8 @@ void reg_settle_touched(registry_t *g);
 void reg_alloc_failed(registry_t *g, const char *what, unsigned redo);
 int reg_touched_add(registry_t *g, const char *key, size_t klen);
 int reg_dead_add(registry_t *g, herd_pid_t pid, uint64_t hash);
-/* Whether pid is of this node and dead (exited, or of an earlier start). */
+/* Whether pid is known dead: of this node and exited, or of an earlier start
+ * of its node than one this node knows. */
 int reg_pid_dead(const registry_t *g, herd_pid_t pid);
 /* Put back the missing entries of live local processes (each check). */
 void reg_check_missing(registry_t *g);
@@ -286,12 +309,18 @@ void reg_settle(registry_t *g, const char *name);
 void reg_merging_expire(registry_t *g);
 
 /* registry_events.c */
-/* Remove every entry of the node start (node, incarnation); 0 or HERD_ENOMEM
- * (then it is retried by the next check). */
+/* Remove every entry of the node start (node, incarnation) and of the node's
+ * older starts (dead too: runtime/PROTOCOL.md, Incarnations); 0 or
+ * HERD_ENOMEM (then it is retried by the next check). */
 int reg_remove_start(registry_t *g, uint64_t node, uint64_t incarnation);
 /* Remove pid's entries under the keys of `hash`: 1 some went, 0 none, or an
  * error. */
 int reg_remove_pid(registry_t *g, herd_pid_t pid, uint64_t hash);
+/* Note pid's start, unknown here (from the map's observer). */
+void reg_stranger_note(registry_t *g, herd_pid_t pid);
+/* Each check: the entries of a start still unknown here after the forget
+ * time go, as a down member's do (and of one known dead meanwhile). */
+void reg_strangers_check(registry_t *g);
 
 /* registry_spec.c */
 static inline int reg_is_spec_key(const char *key, size_t klen)

@@ -42,7 +42,10 @@ extern "C" {
  * HERD_ENOPROC (a local pid that is not alive), HERD_ENOENT (no registry),
  * HERD_ENOMEM. `meta` may be NULL. */
 int herd_group_join(herd_node_t *node, const char *group, herd_pid_t pid, const herd_meta_t *meta);
-/* Take `pid` out of `group`. HERD_ENOENT when it is no visible member. */
+/* Take `pid` out of `group`. HERD_ENOENT when it is no visible member (a
+ * process of this node whose membership another node removed, which its
+ * node would put back, is then no member either). For a process of another
+ * node, that node is told, so it does not put the membership back. */
 int herd_group_leave(herd_node_t *node, const char *group, herd_pid_t pid);
 
 /* Visit the visible members of `group`, in no particular order; stop when

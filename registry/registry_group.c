@@ -46,6 +46,7 @@
 #define PID_CHARS 32 /* 24 bytes, 6 bits a character */
 #define PID_PART (1 + PID_CHARS) /* the separator and the pid */
 #define GROUP_KEY_MAX (1 + HERD_GROUP_MAX + PID_PART)
+_Static_assert(GROUP_KEY_MAX == REG_GROUP_KEY_MAX, "registry_int.h says so");
 _Static_assert(GROUP_KEY_MAX <= AWMAP_KEY_MAX, "a group's key fits the map's");
 _Static_assert(GROUP_KEY_MAX <= HERD_NAME_MAX, "and the unregister message's name");
 #define VISIT_BUF 256 /* hashes a visit copies on the stack (more: malloc) */
@@ -83,9 +84,7 @@ static int group_check(const char *group, size_t *len)
     return 0;
 }
 
-/* The key of pid's membership of group (glen bytes), NUL-terminated, into
- * key[GROUP_KEY_MAX + 1]: its length. */
-static size_t key_make(const char *group, size_t glen, herd_pid_t pid, char *key)
+size_t reg_group_key(const char *group, size_t glen, herd_pid_t pid, char *key)
 {
     uint8_t raw[24];
     const uint64_t parts[3] = {pid.node, pid.incarnation, pid.serial};
@@ -492,7 +491,7 @@ static int remote_hashes(registry_t *g, herd_pid_t pid, reg_vec_t *out)
     char key[GROUP_KEY_MAX + 1];
     for (u64map_slot_t *s; (s = u64map_next(&g->groups, &cursor)) != NULL;)
         for (reg_group_t *x = s->value; x; x = x->twin) {
-            size_t klen = key_make(x->name, x->len, pid, key);
+            size_t klen = reg_group_key(x->name, x->len, pid, key);
             uint64_t h = awmap_key_hash(key, klen);
             if (awmap_get_hashed(g->map, key, klen, h) && reg_vec_push(out, &h, sizeof(h)) != 0)
                 return HERD_ENOMEM;
@@ -588,7 +587,7 @@ static int member_enter(herd_node_t *n, const char *group, herd_pid_t pid, regis
         return rc;
     if (herd_pid_is_none(pid))
         return HERD_EINVAL;
-    *klen = key_make(group, glen, pid, key);
+    *klen = reg_group_key(group, glen, pid, key);
     return 0;
 }
 
@@ -657,19 +656,22 @@ int herd_group_leave(herd_node_t *n, const char *group, herd_pid_t pid)
     if (rc)
         return rc;
     const awmap_entry_t *entries = awmap_get(g->map, key, klen);
-    if (entries == NULL || reg_hidden(g, pid))
-        return HERD_ENOENT;
+    int visible = entries && !reg_hidden(g, pid);
     awmap_dot_t buf[8];
     reg_vec_t dots = REG_VEC_ON(buf);
     reg_match_t all = {pid, REG_MATCH_ANY, 0};
-    if (reg_dots(g, entries, &all, &dots) < 0) {
+    if (visible && reg_dots(g, entries, &all, &dots) < 0) {
         reg_vec_free(&dots);
         return HERD_ENOMEM;
     }
-    /* the pid's node lets go first (the message travels ahead of the delta) */
+    /* A local process lets go, even of a membership another node removed
+     * that the next check would put back: after a leave it is no member. */
     if (reg_is_local(g, pid))
         reg_index_remove(g, pid, key);
-    else
+    if (!visible)
+        return HERD_ENOENT;
+    /* the pid's node lets go first (the message travels ahead of the delta) */
+    if (!reg_is_local(g, pid))
         tell_pid_node(g, pid, key, entries);
     rc = reg_local_change(g, key, NULL, 0, dots.items, dots.n, 0);
     reg_vec_free(&dots);

@@ -347,6 +347,11 @@ int reg_member_wins(const awmap_t *m, const reg_value_t *a, const awmap_entry_t 
  * no longer does). From the map's observer. */
 void reg_group_added(registry_t *g, const char *key, size_t klen, uint64_t hash);
 void reg_group_removed(registry_t *g, const char *key, size_t klen, uint64_t hash);
+/* The key of pid's membership of `group` (glen bytes, 1..HERD_GROUP_MAX of
+ * herd_group.h) into key[REG_GROUP_KEY_MAX + 1], NUL-terminated: its
+ * length. */
+#define REG_GROUP_KEY_MAX (1 + 200 + 1 + 32)
+size_t reg_group_key(const char *group, size_t glen, herd_pid_t pid, char *key);
 /* Build the group index again from the map (after an allocation failed). */
 void reg_group_rebuild(registry_t *g);
 void reg_group_free(registry_t *g);

@@ -617,7 +617,8 @@ int herd_group_join(herd_node_t *n, const char *group, herd_pid_t pid, const her
     reg_match_t all = {pid, REG_MATCH_ANY, 0};
     uint8_t *value = NULL;
     size_t vlen;
-    if (reg_dots(g, entries, &all, &dots) < 0 || (value = reg_value_encode(g, &v, meta, &vlen)) == NULL)
+    if (reg_dots(g, entries, &all, &dots) < 0 ||
+        (value = reg_value_encode(g, &v, meta, &vlen)) == NULL)
         rc = HERD_ENOMEM;
     else
         rc = reg_local_change(g, key, value, vlen, dots.items, dots.n, 1);

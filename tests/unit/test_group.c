@@ -860,8 +860,8 @@ static void test_group_cluster_forgotten_put_back(void **state)
     assert_int_equal(herd_group_join(regsim_node(rs, 0), "h", p[2], NULL), 0);
     SIM_UNTIL(rs, all_count(rs, "g", 3) && all_count(rs, "h", 1), 5000);
     regsim_set_group(rs, 2, 1);
-    SIM_UNTIL(rs, group_entries(regsim_node(rs, 0)) == 2 && group_entries(regsim_node(rs, 2)) == 2,
-              5000);
+    herd_node_t *a = regsim_node(rs, 0), *c = regsim_node(rs, 2);
+    SIM_UNTIL(rs, group_entries(a) == 2 && group_entries(c) == 2, 5000);
     regsim_heal(rs);
     assert_int_equal(regsim_run_until_members(rs, regsim_now(rs) + 10000), 0);
     SIM_UNTIL(rs, all_count(rs, "g", 3) && all_count(rs, "h", 1) && all_entries(rs, 4), 10000);

@@ -11,7 +11,13 @@
  * as a name's registration.
  *
  * Threads: every function here must be called on the node's loop thread.
- * Needs herd_registry_start.
+ * Needs herd_registry_start (without it: HERD_ENOENT).
+ *
+ * A group's name is any string of 1..HERD_GROUP_MAX bytes; it never meets a
+ * registered name of the same string (herd_registry_list, herd_registry_count
+ * and the names of herd_registry_stats see no group). A callback given to a
+ * visit below may join and leave (the visit goes on over what it had found);
+ * a NULL fn only counts.
  */
 #ifndef HERD_GROUP_H
 #define HERD_GROUP_H
@@ -36,28 +42,36 @@ extern "C" {
  * HERD_ENOPROC (a local pid that is not alive), HERD_ENOENT (no registry),
  * HERD_ENOMEM. `meta` may be NULL. */
 int herd_group_join(herd_node_t *node, const char *group, herd_pid_t pid, const herd_meta_t *meta);
-/* Take `pid` out of `group`. HERD_ENOENT when it is no visible member. */
+/* Take `pid` out of `group`. HERD_ENOENT when it is no visible member (a
+ * process of this node whose membership another node removed, which its
+ * node would put back, is then no member either). For a process of another
+ * node, that node is told, so it does not put the membership back. */
 int herd_group_leave(herd_node_t *node, const char *group, herd_pid_t pid);
 
 /* Visit the visible members of `group`, in no particular order; stop when
  * fn returns nonzero. Returns the number visited (0 for an unknown group),
- * or HERD_EINVAL. The member's node is pid.node. */
+ * or HERD_EINVAL, HERD_ENOMEM. The member's node is pid.node. */
 typedef int (*herd_group_member_fn)(void *data, const char *group, herd_pid_t pid,
                                     const herd_meta_t *meta);
 int herd_group_members(herd_node_t *node, const char *group, herd_group_member_fn fn,
                        void *data);
-/* The same for the members that are processes of this node. */
+/* The same for the members that are processes of this node (a pass over the
+ * group's members). */
 int herd_group_local_members(herd_node_t *node, const char *group, herd_group_member_fn fn,
                              void *data);
 /* The number of visible members of `group`: O(1) (kept as members come and
  * go; recounted once after a member node comes or goes). */
 int herd_group_count(herd_node_t *node, const char *group);
 /* Visit the groups `pid` is a visible member of (fn's meta: its metadata
- * there). Returns the number visited. */
+ * there); stop when fn returns nonzero. Returns the number visited (0 for a
+ * pid hidden here: its node is down), or HERD_EINVAL (HERD_PID_NONE). For a
+ * process of this node the registry's pid index has its memberships; for
+ * another node's it is a lookup in every group this node knows (a pass over
+ * the groups, not over their members). */
 int herd_group_which(herd_node_t *node, herd_pid_t pid, herd_group_member_fn fn, void *data);
 /* Visit the groups with a visible member whose name starts with `prefix`
  * (NULL or "" for all), with their member counts; stop when fn returns
- * nonzero. Returns the number visited. */
+ * nonzero. Returns the number visited, or HERD_ENOMEM. */
 typedef int (*herd_group_fn)(void *data, const char *group, size_t members);
 int herd_group_list(herd_node_t *node, const char *prefix, herd_group_fn fn, void *data);
 

@@ -26,7 +26,8 @@
  *
  * Names whose pid lives on a node declared down are hidden, not deleted: the
  * node may only be partitioned away. They are removed once the node is known
- * gone (a new incarnation, a graceful leave, or down past the forget time).
+ * gone (a new incarnation, a graceful leave, or down past the forget time;
+ * a start this node never met: unheard of for the forget time).
  */
 #ifndef HERD_REGISTRY_H
 #define HERD_REGISTRY_H

@@ -159,6 +159,21 @@ int pidx_each(const pidx_t *x, uint64_t serial, int (*fn)(void *data, uint64_t h
     return rc;
 }
 
+size_t pidx_get(const pidx_t *x, uint64_t serial, uint64_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (x->slots == NULL || serial == 0)
+        return 0;
+    uint64_t tag = tag_of(serial);
+    for (size_t i = home(x, tag); x->slots[i]; i = next(x, i))
+        if (pair_tag(x->slots[i]) == tag) {
+            if (n < cap)
+                out[n] = x->slots[i] << HASH_SHIFT;
+            n++;
+        }
+    return n;
+}
+
 size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out)
 {
     size_t n = 0, cap = 0;

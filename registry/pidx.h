@@ -47,6 +47,10 @@ size_t pidx_take(pidx_t *x, uint64_t serial, uint64_t **out);
  * nonzero (and return that). fn must not change the index. */
 int pidx_each(const pidx_t *x, uint64_t serial, int (*fn)(void *data, uint64_t hash),
               void *data);
+/* Copy the hashes of `serial`'s pairs (and of a serial sharing its tag), as
+ * pidx_take gives them, into out[0..cap), leaving them held; returns how
+ * many there are (more than cap: only cap were copied). */
+size_t pidx_get(const pidx_t *x, uint64_t serial, uint64_t *out, size_t cap);
 /* Whether a pair of `serial` (or of a serial sharing its tag) is held: after
  * pidx_take, that it ran out of memory. */
 int pidx_tagged(const pidx_t *x, uint64_t serial);

@@ -54,10 +54,24 @@ int reg_local_change(registry_t *g, const char *name, const void *value, size_t 
     return rc;
 }
 
+/* Not shipped: every member learns by itself that a node start is gone, when
+ * it is (its own failure detector, or the start's newer incarnation). A
+ * delta of it would also reach members that see the start still live (the
+ * far side of a partition, once healed: a stream holds what it queued for
+ * a member that was down), which would drop a live process's entry while
+ * its own node, forgotten by the sender, hears nothing of it and does not
+ * put it back. The digest syncs carry the removal where it is due. */
+int reg_local_drop(registry_t *g, const char *name, const awmap_dot_t *dots, size_t ndots)
+{
+    int rc = awmap_remove(g->map, name, strlen(name), dots, ndots, NULL, reg_observer(g));
+    reg_settle_touched(g);
+    return rc;
+}
+
 int reg_name_check(const char *name, size_t max, size_t *len)
 {
     size_t n = name ? strnlen(name, max + 1) : 0;
-    if (n == 0 || n > max || name[0] == REG_SPEC_PREFIX)
+    if (n == 0 || n > max || name[0] == REG_SPEC_PREFIX || name[0] == REG_GROUP_PREFIX)
         return HERD_EINVAL;
     *len = n;
     return 0;
@@ -435,7 +449,7 @@ typedef struct list_ctx {
 static int list_one(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     list_ctx_t *c = data;
-    if (reg_is_spec_key(key, klen) || klen < c->plen || memcmp(key, c->prefix, c->plen) != 0)
+    if (!reg_is_name_key(key, klen) || klen < c->plen || memcmp(key, c->prefix, c->plen) != 0)
         return 0;
     reg_value_t v;
     const awmap_entry_t *win = reg_winner(c->g, e, &v);
@@ -485,8 +499,8 @@ int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
     if (g == NULL)
         return HERD_ENOENT;
     *out = g->stats;
-    out->names = awmap_key_count(g->map) - reg_spec_keys(g);
-    out->entries = awmap_entry_count(g->map) - g->spec_entries;
+    out->names = awmap_key_count(g->map) - reg_spec_keys(g) - g->group_keys;
+    out->entries = awmap_entry_count(g->map) - g->spec_entries - g->group_entries;
     out->cc_replicas = awmap_replica_count(g->map);
     awmap_cloud_stats(g->map, &out->cc_cloud_dots, &out->cc_cloud_max);
     out->syncs_under_way = reg_sync_under_way(g);

@@ -129,32 +129,35 @@ void reg_merging_expire(registry_t *g)
     } while (n == 64);
 }
 
+typedef int (*entry_order_fn)(const awmap_t *m, const reg_value_t *a, const awmap_entry_t *ea,
+                              const reg_value_t *b, const awmap_entry_t *eb);
+
 /* Whether another entry of e's pid wins over e. */
 static int outranked(const registry_t *g, const awmap_entry_t *entries, const awmap_entry_t *e,
-                     const reg_value_t *v)
+                     const reg_value_t *v, entry_order_fn wins)
 {
     for (const awmap_entry_t *f = entries; f; f = f->next) {
         if (f == e)
             continue;
         reg_value_t w = reg_value_decode(g->map, f, NULL);
-        if (herd_pid_equal(w.pid, v->pid) && reg_value_wins(g->map, &w, f, v, e))
+        if (herd_pid_equal(w.pid, v->pid) && wins(g->map, &w, f, v, e))
             return 1;
     }
     return 0;
 }
 
 /* Entries of one pid are one registration: two of them meet when it was
- * written on two nodes at once (metadata updated on both). The pid's node
- * removes every one but the winner, so each node ends with one entry, the
- * same everywhere. */
-static void prune_same_pid(registry_t *g, const char *name)
+ * written on two nodes at once (metadata updated on both, or one process
+ * joined to a group on both). The pid's node removes every one but the
+ * winner (by `wins`), so each node ends with one entry, the same everywhere. */
+static void prune_same_pid(registry_t *g, const char *name, entry_order_fn wins)
 {
     const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
     awmap_dot_t buf[8];
     reg_vec_t dots = REG_VEC_ON(buf);
     for (const awmap_entry_t *e = entries; e; e = e->next) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
-        if (!reg_is_local(g, v.pid) || !outranked(g, entries, e, &v))
+        if (!reg_is_local(g, v.pid) || !outranked(g, entries, e, &v, wins))
             continue;
         if (reg_vec_push(&dots, &e->dot, sizeof(e->dot)) != 0) {
             reg_alloc_failed(g, "a registration's entries", 0);
@@ -172,7 +175,13 @@ static void prune_same_pid(registry_t *g, const char *name)
 void reg_settle(registry_t *g, const char *name)
 {
     herd_node_t *n = g->node;
-    prune_same_pid(g, name);
+    if (reg_is_group_key(name, strlen(name))) {
+        /* a membership: its key names one pid, so its entries are never a
+         * conflict and no process stops over one */
+        prune_same_pid(g, name, reg_member_wins);
+        return;
+    }
+    prune_same_pid(g, name, reg_value_wins);
     const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
     reg_value_t win;
     if (reg_winner(g, entries, &win) == NULL)

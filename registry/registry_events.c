@@ -92,7 +92,7 @@ static int collect_start(void *data, const char *key, size_t klen, const awmap_e
         return 0;
     for (; e; e = e->next) {
         reg_value_t v = reg_value_decode(c->g->map, e, NULL);
-        if (v.pid.node != c->node || v.pid.incarnation != c->incarnation)
+        if (v.pid.node != c->node || v.pid.incarnation > c->incarnation)
             continue;
         char *name = strndup(key, klen);
         if (name == NULL || reg_vec_push(&c->names, &name, sizeof(name)) != 0) {
@@ -105,9 +105,11 @@ static int collect_start(void *data, const char *key, size_t klen, const awmap_e
     return 0;
 }
 
-/* A node start is known gone: its registrations are removed (every survivor
- * does this; the removes are per dot, so doing it twice is harmless). Its
- * entries are hidden meanwhile, so one that cannot go yet is retried. */
+/* A node start is known gone: its registrations are removed, and those of
+ * the node's older starts, which a node that never knew them may hold (a
+ * peer passed them on). Every survivor does this by itself, shipping
+ * nothing (reg_local_drop). Its entries are hidden meanwhile, so one that
+ * cannot go yet is retried. */
 int reg_remove_start(registry_t *g, uint64_t node, uint64_t incarnation)
 {
     start_ctx_t c = {.g = g, .node = node, .incarnation = incarnation};
@@ -120,7 +122,7 @@ int reg_remove_start(registry_t *g, uint64_t node, uint64_t incarnation)
         dots.n = 0;
         int nd = reg_dots(g, awmap_get(g->map, name, strlen(name)), &m, &dots);
         if (nd > 0)
-            reg_local_change(g, name, NULL, 0, dots.items, dots.n, 0);
+            reg_local_drop(g, name, dots.items, dots.n);
         c.failed |= nd < 0;
         free(name);
     }
@@ -134,6 +136,56 @@ int reg_remove_start(registry_t *g, uint64_t node, uint64_t incarnation)
     else
         reg_alloc_failed(g, "a gone node's names, which stay hidden", 0);
     return HERD_ENOMEM;
+}
+
+/* ---- node starts this node never knew ------------------------------------------------ */
+
+/* A peer may hold entries of a node start this node never met: a start that
+ * joined a moment ago (its entries came through a third node first), or one
+ * that died before this node met it, which none of the members that knew it
+ * removed before they went too (a node restarted after the start died is
+ * given its entries by a sync). Nothing would ever remove the second kind:
+ * no member event names that start here. So a start unknown here for the
+ * forget time is taken for gone, as a member down for that long is (a live
+ * one that was only out of reach puts its entries back, as after any
+ * forget); and one older than a start of its node met since is dead. */
+void reg_stranger_note(registry_t *g, herd_pid_t pid)
+{
+    for (size_t i = 0; i < g->strangers.n; i++) {
+        const reg_stranger_t *s = &REG_VEC_AT(&g->strangers, reg_stranger_t, i);
+        if (s->node == pid.node && s->incarnation == pid.incarnation)
+            return;
+    }
+    reg_stranger_t s = {pid.node, pid.incarnation, herd_node_now(g->node)};
+    if (reg_vec_push(&g->strangers, &s, sizeof(s)) != 0)
+        reg_alloc_failed(g, "a node start never met", 0);
+}
+
+void reg_strangers_check(registry_t *g)
+{
+    if (g->strangers.n == 0)
+        return;
+    uint64_t now = herd_node_now(g->node), forget = herd_cluster_forget_ms(g->node);
+    reg_vec_t list = g->strangers; /* taken: a removal may note others */
+    g->strangers = (reg_vec_t){0};
+    for (size_t i = 0; i < list.n; i++) {
+        reg_stranger_t s = REG_VEC_AT(&list, reg_stranger_t, i);
+        herd_pid_t pid = {s.node, s.incarnation, 0};
+        int start = reg_start_of(g, pid);
+        int dead = start == REG_START_DEAD, unknown = start == REG_START_UNKNOWN;
+        if (!dead && unknown && now - s.since < forget) {
+            if (reg_vec_push(&g->strangers, &s, sizeof(s)) != 0)
+                reg_alloc_failed(g, "a node start never met", 0);
+            continue;
+        }
+        if (!dead && !unknown)
+            continue; /* met since: the members' rules apply */
+        herd_log(HERD_LOG_INFO, "registry", "node %016llx start %llu, never met here, is %s: "
+                 "its entries are removed", (unsigned long long)s.node,
+                 (unsigned long long)s.incarnation, dead ? "dead" : "unheard of");
+        reg_remove_start(g, s.node, s.incarnation);
+    }
+    reg_vec_free(&list);
 }
 
 static int touch_all(void *data, const char *key, size_t klen, const awmap_entry_t *e)
@@ -213,7 +265,13 @@ static void on_member(void *data, const char *name, uint64_t incarnation,
     }
     int arrived = old_state == HERD_MEMBER_ABSENT || old_state == HERD_MEMBER_DOWN;
     if (arrived && (new_state == HERD_MEMBER_UP || new_state == HERD_MEMBER_DRAINING)) {
+        const uint64_t *was = u64map_get(&g->down, id);
+        int healed = old_state == HERD_MEMBER_DOWN && was && *was == incarnation;
         free(u64map_del(&g->down, id)); /* back from a partition: visible again */
+        /* a start this node did not know was gone (it never knew it, and a
+         * peer passed its entries on): older than this one, it is dead */
+        if (!healed && incarnation > 1)
+            reg_remove_start(g, id, incarnation - 1);
         reg_sync_offer(g, id, 1);
         /* its names reappear: two live registrations of one name may meet
          * (only keys with two entries can: none, no pass over the map) */
@@ -293,6 +351,7 @@ static void resettle_all(registry_t *g)
 static void periodic_check(registry_t *g)
 {
     reg_check_missing(g);
+    reg_strangers_check(g);
     resettle_all(g);
     if (g->redo)
         reg_redo(g);
@@ -363,6 +422,7 @@ static void registry_free(void *p)
     reg_index_free(g);
     reg_spec_free(g);
     reg_notify_free(g);
+    reg_group_free(g);
     awmap_free(g->map);
     free(g->fine);
     free(g);
@@ -434,6 +494,7 @@ int herd_registry_start(herd_node_t *n)
     u64map_init(&g->live);
     u64map_init(&g->merging);
     u64map_init(&g->peers);
+    u64map_init(&g->groups);
     int rc = hooks_start(g);
     if (rc) {
         registry_free(g);

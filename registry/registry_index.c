@@ -59,8 +59,10 @@ void reg_index_remove(registry_t *g, herd_pid_t pid, const char *name)
 
 int reg_pid_dead(const registry_t *g, herd_pid_t pid)
 {
+    /* of another node: a start older than one this node knows of its node
+     * (a peer that never knew that start may pass its entries on) */
     if (pid.node != g->self_node)
-        return 0;
+        return reg_start_of(g, pid) == REG_START_DEAD;
     return pid.incarnation != g->self_inc || !herd_is_alive(g->node, pid);
 }
 
@@ -73,6 +75,8 @@ static void missing_add(registry_t *g, uint64_t serial, const char *key, size_t 
     missing_t *m = malloc(sizeof(*m) + klen + 1 + e->len);
     if (m && reg_vec_push(&g->missing, &m, sizeof(m)) == 0) {
         m->serial = serial;
+        m->writer = awmap_replica_id(g->map, e->dot.replica);
+        m->counter = e->dot.counter;
         m->vlen = e->len;
         m->klen = (uint8_t)klen;
         memcpy(m->name, key, klen);
@@ -123,16 +127,23 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
         reg_spec_changed(g, key, klen, 1);
         return;
     }
-    reg_count_added(g, key, klen, e);
-    reg_value_t v = reg_value_decode(g->map, e, NULL);
     uint64_t hash = awmap_key_hash(key, klen);
-    if (reg_pid_dead(g, v.pid))
+    int group = reg_is_group_key(key, klen);
+    if (group) /* a membership: everything below applies to it as to a name */
+        reg_group_added(g, key, klen, hash);
+    else
+        reg_count_added(g, key, klen, e);
+    reg_value_t v = reg_value_decode(g->map, e, NULL);
+    int start = v.pid.node == g->self_node ? REG_START_KNOWN : reg_start_of(g, v.pid);
+    if (start == REG_START_DEAD || (v.pid.node == g->self_node && reg_pid_dead(g, v.pid)))
         reg_dead_add(g, v.pid, hash); /* it exited before the entry arrived: it goes */
     else if (reg_is_local(g, v.pid) && pidx_add(&g->by_pid, v.pid.serial, hash) != 0)
         reg_alloc_failed(g, "the local index", REG_REDO_INDEX);
-    if (e->next) /* a second entry: maybe a conflict */
+    else if (start == REG_START_UNKNOWN)
+        reg_stranger_note(g, v.pid); /* not met yet, or gone before this node met it */
+    if (e->next) /* a second entry: maybe a conflict (of a group key: one pid's) */
         reg_touched_add(g, key, klen);
-    if (g->watchers.n)
+    if (g->watchers.n && !group) /* watchers wait for names */
         added_add(g, hash);
 }
 
@@ -148,9 +159,13 @@ static void on_removed(void *data, const char *key, size_t klen, const awmap_ent
         reg_spec_changed(g, key, klen, 0);
         return;
     }
-    reg_count_removed(g, key, klen, e);
+    uint64_t hash = awmap_key_hash(key, klen);
+    if (reg_is_group_key(key, klen))
+        reg_group_removed(g, key, klen, hash);
+    else
+        reg_count_removed(g, key, klen, e);
     reg_value_t v = reg_value_decode(g->map, e, NULL);
-    if (reg_is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, awmap_key_hash(key, klen)))
+    if (reg_is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, hash))
         missing_add(g, v.pid.serial, key, klen, e);
 }
 
@@ -285,7 +300,13 @@ void reg_check_missing(registry_t *g)
             herd_log(HERD_LOG_INFO, "registry", "'%s' had gone missing: registered again",
                      m->name);
             g->stats.reregistered++;
-            reg_local_change(g, m->name, m->name + m->klen + 1, m->vlen, NULL, 0, 1);
+            /* in place of the entry that went: a node that holds it still
+             * (the removal has not reached it) drops it as it takes this */
+            awmap_dot_t gone = {0, m->counter};
+            int known = awmap_seen(g->map, m->writer, m->counter) &&
+                        awmap_replica(g->map, m->writer, &gone.replica) == 0;
+            reg_local_change(g, m->name, m->name + m->klen + 1, m->vlen, known ? &gone : NULL,
+                             known ? 1u : 0u, 1);
         }
         free(m);
     }
@@ -305,7 +326,7 @@ static int redo_key(void *data, const char *key, size_t klen, const awmap_entry_
     if (reg_is_spec_key(key, klen))
         return 0;
     uint64_t hash = awmap_key_hash(key, klen);
-    if ((c->bits & REG_REDO_ADDED) && g->watchers.n)
+    if ((c->bits & REG_REDO_ADDED) && g->watchers.n && !reg_is_group_key(key, klen))
         added_add(g, hash);
     for (; e; e = e->next) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
@@ -326,6 +347,10 @@ void reg_redo(registry_t *g)
     g->redo &= ~c.bits;
     if (c.bits)
         awmap_foreach(g->map, redo_key, &c);
+    if (g->redo & REG_REDO_GROUPS) {
+        g->redo &= ~(unsigned)REG_REDO_GROUPS;
+        reg_group_rebuild(g); /* sets the bit again if it fails again */
+    }
     if (g->redo & REG_REDO_GONE) {
         g->redo &= ~(unsigned)REG_REDO_GONE;
         reg_vec_t gone = g->gone;
@@ -352,4 +377,5 @@ void reg_index_free(registry_t *g)
     reg_vec_free(&g->watchers);
     reg_vec_free(&g->dead);
     reg_vec_free(&g->gone);
+    reg_vec_free(&g->strangers);
 }

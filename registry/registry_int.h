@@ -45,6 +45,9 @@ enum { SYNC_DELTA = 1, SYNC_DIGEST = 3, SYNC_WANT = 4, SYNC_DOTS = 5, SYNC_UNREG
 #define REGISTRY_SYNC_CHECKS 5 /* every 5th check: a digest sync with one live peer */
 /* The first byte of a child spec's key (herd_spec_put); never of a name. */
 #define REG_SPEC_PREFIX '\x01'
+/* The first byte of a group membership's key (registry_group.c); never of a
+ * name. */
+#define REG_GROUP_PREFIX '\x02'
  /* how often live processes' entries are checked */
 
 /* A growable array of `size`-byte items (reg_vec_push gives the size). It
@@ -74,6 +77,7 @@ enum {
     REG_REDO_ADDED = 2, /* watchers told of every name */
     REG_REDO_GONE = 4,  /* node starts known gone whose entries still stand */
     REG_REDO_INDEX = 8, /* local processes' names missing from the pid index */
+    REG_REDO_GROUPS = 16, /* memberships missing from the group index: rebuilt */
 };
 
 /* An entry of a live local process that went away without the process
@@ -81,6 +85,8 @@ enum {
  * by the next check (reg_check_missing). Name (klen bytes, a NUL), then value. */
 typedef struct missing {
     uint64_t serial;
+    awmap_replica_id_t writer; /* the dot of the entry that went */
+    uint64_t counter;
     uint32_t vlen;
     uint8_t klen;
     char name[];
@@ -117,6 +123,12 @@ typedef struct registry {
     uint64_t spec_keys;    /* spec keys with an entry */
     uint64_t visible_names; /* names with an entry visible here (count is O(1)) */
     int visible_dirty;      /* the live set changed: visible_names is recounted */
+    /* the process groups (registry_group.c): group name hash -> reg_group_t,
+     * twins of a hash chained; kept by the map's observer */
+    u64map_t groups;
+    uint64_t group_entries; /* entries of group keys, kept out of the stats */
+    uint64_t group_keys;    /* group keys with an entry: memberships */
+    int groups_dirty;       /* the live set changed: members visible are recounted */
     int resettle; /* a loser's state could not go to its winner yet: retry */
     u64map_t merging; /* serial of a frozen local loser -> reg_merging_t */
     uint64_t merge_attempts; /* merge requests sent, numbering them */
@@ -131,6 +143,8 @@ typedef struct registry {
     u64map_t note_index;  /* hash of (name, pid) -> index + 1 in notes */
     reg_vec_t dead;     /* struct reg_dead: entries of local pids not alive, to remove */
     reg_vec_t gone;     /* awmap_replica_id_t: node starts whose removal failed */
+    reg_vec_t strangers; /* reg_stranger_t: node starts of entries held here that
+                            this node does not know (registry_events.c) */
     unsigned redo;      /* REG_REDO_* */
     digest_t digest;      /* of map, kept up to date by the observer */
     digest_fine_t *fine;  /* its cells (digest.h), kept with it */
@@ -154,6 +168,14 @@ struct reg_dead {
     herd_pid_t pid;
     uint64_t hash;
 };
+
+/* A node start some entry held here names that this node has not known as a
+ * member: one not met yet, or one gone before this node met it (a peer that
+ * held its entries passed them on). */
+typedef struct reg_stranger {
+    uint64_t node, incarnation;
+    uint64_t since; /* node clock: noted then */
+} reg_stranger_t;
 
 /* The prepare handle that ships `pending` once per loop iteration. It lives
  * apart from the registry because libuv frees handles only after the loop
@@ -192,7 +214,8 @@ typedef struct reg_match {
 } reg_match_t;
 enum {
     REG_MATCH_VISIBLE = 1, /* visible entries only */
-    REG_MATCH_START = 2,   /* every pid of pid's node start (node, incarnation) */
+    REG_MATCH_START = 2,   /* every pid of pid's node start (node, incarnation)
+                              and of the node's older starts */
     REG_MATCH_ANY = 4,     /* every entry (values need not be registrations) */
     REG_MATCH_HLC = 8,
 };
@@ -203,8 +226,11 @@ registry_t *reg_of(herd_node_t *n);
  * `dots`) into the map and the pending delta. */
 int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                      const awmap_dot_t *dots, size_t ndots, int add);
+/* Remove `dots` of `name` from the map only, shipping no delta: a change
+ * every node makes by itself (the entries of a node start it knows gone). */
+int reg_local_drop(registry_t *g, const char *name, const awmap_dot_t *dots, size_t ndots);
 /* A name of at most `max` bytes, not empty and not starting with the child
- * specs' prefix: 0 and its length, or HERD_EINVAL. */
+ * specs' or the groups' prefix: 0 and its length, or HERD_EINVAL. */
 int reg_name_check(const char *name, size_t max, size_t *len);
 
 /* registry_value.c */
@@ -232,6 +258,12 @@ static inline uint64_t reg_le64(const uint8_t *p)
 
 /* registry_visible.c */
 int reg_hidden(const registry_t *g, herd_pid_t pid);
+/* What this node knows of the start of pid, a pid of another node:
+ * REG_START_KNOWN (a member at that incarnation, up or down; or not in a
+ * cluster), REG_START_DEAD (older than a start of its node this node knows:
+ * runtime/PROTOCOL.md, Incarnations) or REG_START_UNKNOWN. */
+enum { REG_START_DEAD = -1, REG_START_KNOWN = 0, REG_START_UNKNOWN = 1 };
+int reg_start_of(const registry_t *g, herd_pid_t pid);
 int reg_draining(const registry_t *g, herd_pid_t pid);
 static inline int reg_is_local(const registry_t *g, herd_pid_t pid)
 {
@@ -263,7 +295,8 @@ void reg_settle_touched(registry_t *g);
 void reg_alloc_failed(registry_t *g, const char *what, unsigned redo);
 int reg_touched_add(registry_t *g, const char *key, size_t klen);
 int reg_dead_add(registry_t *g, herd_pid_t pid, uint64_t hash);
-/* Whether pid is of this node and dead (exited, or of an earlier start). */
+/* Whether pid is known dead: of this node and exited, or of an earlier start
+ * of its node than one this node knows. */
 int reg_pid_dead(const registry_t *g, herd_pid_t pid);
 /* Put back the missing entries of live local processes (each check). */
 void reg_check_missing(registry_t *g);
@@ -289,18 +322,52 @@ void reg_settle(registry_t *g, const char *name);
 void reg_merging_expire(registry_t *g);
 
 /* registry_events.c */
-/* Remove every entry of the node start (node, incarnation); 0 or HERD_ENOMEM
- * (then it is retried by the next check). */
+/* Remove every entry of the node start (node, incarnation) and of the node's
+ * older starts (dead too: runtime/PROTOCOL.md, Incarnations); 0 or
+ * HERD_ENOMEM (then it is retried by the next check). */
 int reg_remove_start(registry_t *g, uint64_t node, uint64_t incarnation);
 /* Remove pid's entries under the keys of `hash`: 1 some went, 0 none, or an
  * error. */
 int reg_remove_pid(registry_t *g, herd_pid_t pid, uint64_t hash);
+/* Note pid's start, unknown here (from the map's observer). */
+void reg_stranger_note(registry_t *g, herd_pid_t pid);
+/* Each check: the entries of a start still unknown here after the forget
+ * time go, as a down member's do (and of one known dead meanwhile). */
+void reg_strangers_check(registry_t *g);
 
 /* registry_spec.c */
 static inline int reg_is_spec_key(const char *key, size_t klen)
 {
     return klen > 0 && key[0] == REG_SPEC_PREFIX;
 }
+
+/* registry_group.c */
+static inline int reg_is_group_key(const char *key, size_t klen)
+{
+    return klen > 0 && key[0] == REG_GROUP_PREFIX;
+}
+/* A key of a name (a registration): neither a child spec's nor a group's. */
+static inline int reg_is_name_key(const char *key, size_t klen)
+{
+    return klen > 0 && key[0] != REG_SPEC_PREFIX && key[0] != REG_GROUP_PREFIX;
+}
+/* The order of one membership's entries (two joins written at once on two
+ * nodes): the later write wins, then reg_value_wins. Total. */
+int reg_member_wins(const awmap_t *m, const reg_value_t *a, const awmap_entry_t *ea,
+                    const reg_value_t *b, const awmap_entry_t *eb);
+/* Keep the group index: entry e of group key `key` (hash: its
+ * awmap_key_hash) was added (the key's list holds it) or removed (the list
+ * no longer does). From the map's observer. */
+void reg_group_added(registry_t *g, const char *key, size_t klen, uint64_t hash);
+void reg_group_removed(registry_t *g, const char *key, size_t klen, uint64_t hash);
+/* The key of pid's membership of `group` (glen bytes, 1..HERD_GROUP_MAX of
+ * herd_group.h) into key[REG_GROUP_KEY_MAX + 1], NUL-terminated: its
+ * length. */
+#define REG_GROUP_KEY_MAX (1 + 200 + 1 + 32)
+size_t reg_group_key(const char *group, size_t glen, herd_pid_t pid, char *key);
+/* Build the group index again from the map (after an allocation failed). */
+void reg_group_rebuild(registry_t *g);
+void reg_group_free(registry_t *g);
 /* Keep a spec key whose entries changed (from the map's observer). */
 void reg_spec_changed(registry_t *g, const char *key, size_t klen, int added);
 /* Tell the watcher of the kept names (after a change or join is complete). */

@@ -63,7 +63,8 @@ int herd_spec_send_removed(herd_node_t *node, const char *name, const herd_spec_
 
 /* Told, once the change is applied, of the hash (awmap_key_hash) of every
  * name that got a new registration entry, here or by a join: a waiter for
- * a name to appear need not poll. Any number of watchers (each added pair
+ * a name to appear need not poll. (Not of groups' memberships: they are no
+ * name, herd_group.h.) Any number of watchers (each added pair
  * is told, in the order added; fn may change the registry and add or
  * remove watchers). HERD_EINVAL for a NULL fn. */
 typedef void (*herd_name_watch_fn)(void *data, uint64_t name_hash);

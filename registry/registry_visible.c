@@ -24,6 +24,19 @@ int reg_hidden(const registry_t *g, herd_pid_t pid)
     return l == NULL || l->incarnation != pid.incarnation;
 }
 
+int reg_start_of(const registry_t *g, herd_pid_t pid)
+{
+    const reg_live_t *l = u64map_get(&g->live, pid.node);
+    if (l && l->incarnation == pid.incarnation)
+        return REG_START_KNOWN;
+    const uint64_t *down = u64map_get(&g->down, pid.node);
+    if ((l && pid.incarnation < l->incarnation) || (down && pid.incarnation < *down))
+        return REG_START_DEAD;
+    if ((down && *down == pid.incarnation) || !g->clustered || pid.node == 0)
+        return REG_START_KNOWN;
+    return REG_START_UNKNOWN;
+}
+
 /* Whether pid's node began draining lately: its processes are on their way
  * to other nodes, so a replica that has not heard of a move yet may name
  * the old copy. (Not for long: a copy it cannot move may be what blocks.) */
@@ -38,6 +51,7 @@ void reg_live_set(registry_t *g, uint64_t id, uint64_t incarnation, herd_member_
 {
     reg_live_t *l = u64map_get(&g->live, id);
     g->visible_dirty = 1; /* names may show or hide: recounted when asked */
+    g->groups_dirty = 1;  /* and group members */
     int up = st == HERD_MEMBER_UP || st == HERD_MEMBER_SUSPECT || st == HERD_MEMBER_DRAINING;
     if (!up) {
         if (l && l->incarnation == incarnation)
@@ -101,7 +115,7 @@ static int matches(const registry_t *g, const awmap_entry_t *e, const reg_match_
     if ((m->flags & REG_MATCH_HLC) && v.hlc != m->hlc)
         return 0;
     if (m->flags & REG_MATCH_START)
-        return v.pid.node == m->pid.node && v.pid.incarnation == m->pid.incarnation;
+        return v.pid.node == m->pid.node && v.pid.incarnation <= m->pid.incarnation;
     return herd_pid_equal(v.pid, m->pid);
 }
 
@@ -156,7 +170,7 @@ void reg_count_removed(registry_t *g, const char *key, size_t klen, const awmap_
 static int count_visible(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
-    if (!reg_is_spec_key(key, klen) && list_visible(g, e, NULL))
+    if (reg_is_name_key(key, klen) && list_visible(g, e, NULL))
         g->visible_names++;
     return 0;
 }

@@ -700,6 +700,11 @@ size_t herd_cluster_unconfirmed(herd_node_t *n)
     return n->cluster ? mship_candidate_count(n->cluster->mship) : 0;
 }
 
+uint32_t herd_cluster_forget_ms(herd_node_t *n)
+{
+    return n->cluster ? mship_forget_ms(n->cluster->mship) : 0;
+}
+
 int herd_cluster_member_provides(herd_node_t *n, uint64_t id, const char *service)
 {
     herd_cluster_t *c = n->cluster;

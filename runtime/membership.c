@@ -849,3 +849,8 @@ size_t mship_candidate_count(const mship_t *m)
 {
     return m->candidate_count;
 }
+
+uint32_t mship_forget_ms(const mship_t *m)
+{
+    return m->cfg.forget_ms;
+}

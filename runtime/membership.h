@@ -202,6 +202,9 @@ int mship_leave(mship_t *m, uint64_t now, mship_effects_t *out);
 size_t mship_member_count(const mship_t *m);
 /* Names heard of in gossip (up or down there) but not heard from yet. */
 size_t mship_candidate_count(const mship_t *m);
+/* How long a member stays down before it is forgotten (its config's, the
+ * default filled in). */
+uint32_t mship_forget_ms(const mship_t *m);
 const mship_member_t *mship_member_at(const mship_t *m, size_t i);
 const mship_member_t *mship_find(const mship_t *m, const char *name);
 const mship_member_t *mship_find_id(const mship_t *m, uint64_t id);

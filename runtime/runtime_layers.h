@@ -176,6 +176,11 @@ enum { HERD_EXT_REGISTRY, HERD_EXT_HANDOFF, HERD_EXT_SHUTDOWN, HERD_EXT_COUNT };
 int herd_node_set_ext(herd_node_t *node, int slot, void *ptr, void (*free_fn)(void *));
 void *herd_node_ext(const herd_node_t *node, int slot);
 
+/* How long the cluster keeps a member that is down before it takes it for
+ * gone (herd_cluster_config_t.forget_ms, the default filled in); 0 when the
+ * node is in no cluster. */
+uint32_t herd_cluster_forget_ms(herd_node_t *node);
+
 /* Under a virtual clock (herd_node_config_t.clock), the cluster's timers do
  * not fire by themselves: a simulation calls this after advancing the clock.
  * It runs the membership tick and resends that are due, then sends what is

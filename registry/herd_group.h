@@ -62,6 +62,10 @@ int herd_group_local_members(herd_node_t *node, const char *group, herd_group_me
 /* The number of visible members of `group`: O(1) (kept as members come and
  * go; recounted once after a member node comes or goes). */
 int herd_group_count(herd_node_t *node, const char *group);
+/* Whether `pid` is a visible member of `group`: 1 (and its metadata into
+ * `meta`, when given) or 0; HERD_EINVAL, HERD_ENOENT (no registry). One
+ * lookup of its key. */
+int herd_group_member(herd_node_t *node, const char *group, herd_pid_t pid, herd_meta_t *meta);
 /* Visit the groups `pid` is a visible member of (fn's meta: its metadata
  * there); stop when fn returns nonzero. Returns the number visited (0 for a
  * pid hidden here: its node is down), or HERD_EINVAL (HERD_PID_NONE). For a
@@ -85,23 +89,23 @@ int herd_group_list(herd_node_t *node, const char *prefix, herd_group_fn fn, voi
 int herd_group_publish(herd_node_t *node, herd_proc_t *self, const char *group,
                        const void *data, size_t len);
 
-/* One member's answer to a multi-call. */
-typedef struct herd_group_reply {
-    herd_pid_t pid;
-    int status;    /* 0, an error (HERD_ETIMEDOUT for no answer in time, ...) */
-    uint8_t *data; /* the reply's bytes (status 0): valid during the callback */
-    size_t len;
-} herd_group_reply_t;
+/* One member's answer to a multi-call: the runtime's (herd_runtime.h,
+ * herd_multi_reply_t): pid, status (0, the member's own error, or the
+ * call's: HERD_ETIMEDOUT for no answer in time, HERD_ENOPROC, ...), and
+ * the reply's bytes, valid during the callback. */
+typedef herd_multi_reply_t herd_group_reply_t;
 /* Told once, on the loop thread, never inside herd_group_multi_call, when
  * every member answered or failed or the timeout passed (members that had
  * not answered then have HERD_ETIMEDOUT). `replies` is valid during the
- * call only. */
-typedef void (*herd_group_multi_cb)(void *data, const herd_group_reply_t *replies, size_t n);
-/* Call every visible member of `group` with `data`, gathering the answers
- * and errors until `timeout_ms` (1..): a dead member's call fails at once
- * or times out, never hangs the rest. Returns the number of members called
- * (0: cb is still called, with n = 0), or HERD_EINVAL, HERD_ENOMEM (cb not
- * called). */
+ * call only, in no particular order of members. */
+typedef herd_multi_call_cb herd_group_multi_cb;
+/* Call every visible member of `group` with `data` (as
+ * herd_node_multi_call_async, from code outside processes), gathering the
+ * answers and errors until `timeout_ms` (1..): a dead member's call fails
+ * at once or times out, never hangs the rest. Returns the number of
+ * members called (0: cb is still called, at the loop's next turn, with
+ * n = 0), or HERD_EINVAL (group, timeout 0, NULL cb), HERD_ETOOBIG,
+ * HERD_ENOMEM (cb not called). */
 int herd_group_multi_call(herd_node_t *node, const char *group, const void *data, size_t len,
                           uint32_t timeout_ms, herd_group_multi_cb cb, void *cbdata);
 

@@ -464,6 +464,17 @@ int herd_group_local_members(herd_node_t *n, const char *group, herd_group_membe
     return members_of(n, group, 1, fn, data);
 }
 
+int reg_group_key_split(const char *key, size_t klen, char *group, herd_pid_t *pid)
+{
+    member_key_t k;
+    if (key_parse(key, klen, &k) != 0)
+        return HERD_EINVAL;
+    memcpy(group, k.group, k.glen);
+    group[k.glen] = '\0';
+    *pid = k.pid;
+    return 0;
+}
+
 int herd_group_count(herd_node_t *n, const char *group)
 {
     registry_t *g;
@@ -677,4 +688,22 @@ int herd_group_leave(herd_node_t *n, const char *group, herd_pid_t pid)
     rc = reg_local_change(g, key, NULL, 0, dots.items, dots.n, 0);
     reg_vec_free(&dots);
     return rc;
+}
+
+int herd_group_member(herd_node_t *n, const char *group, herd_pid_t pid, herd_meta_t *meta)
+{
+    registry_t *g;
+    char key[GROUP_KEY_MAX + 1];
+    size_t klen;
+    int rc = member_enter(n, group, pid, &g, key, &klen);
+    if (rc)
+        return rc;
+    const awmap_entry_t *e = awmap_get(g->map, key, klen);
+    if (e == NULL || reg_hidden(g, pid))
+        return 0;
+    if (meta) {
+        reg_value_t best;
+        reg_value_decode(g->map, member_entry(g, e, &best), meta);
+    }
+    return 1;
 }

@@ -365,6 +365,9 @@ void reg_group_removed(registry_t *g, const char *key, size_t klen, uint64_t has
  * length. */
 #define REG_GROUP_KEY_MAX (1 + 200 + 1 + 32)
 size_t reg_group_key(const char *group, size_t glen, herd_pid_t pid, char *key);
+/* A membership's key read back: its group (into `group`, HERD_GROUP_MAX + 1
+ * bytes) and pid. HERD_EINVAL for a key no join writes. */
+int reg_group_key_split(const char *key, size_t klen, char *group, herd_pid_t *pid);
 /* Build the group index again from the map (after an allocation failed). */
 void reg_group_rebuild(registry_t *g);
 void reg_group_free(registry_t *g);

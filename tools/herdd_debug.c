@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herd_group.h"
 #include "herd_registry.h"
 #include "herdd_children.h"
 #include "log.h"
@@ -27,11 +28,12 @@
 
 /* A holder's state: the list of the control socket that started it (NULL
  * once that socket stopped), its pid, the timer that checks it still holds
- * its name, and the name. */
+ * its name (or, a group holder, that it is still in a group), and the name. */
 struct holder {
     holder_list_t *list;
     herd_pid_t pid;
     uint64_t timer;
+    int kind; /* HOLDER_NAME or HOLDER_GROUP */
     char name[];
 };
 
@@ -67,20 +69,22 @@ void herdd_holders_orphan(holder_list_t *l)
     *l = (holder_list_t){0};
 }
 
-/* arg: the holder list (a pointer: holders start on this node only), then
- * the name. */
+/* arg: the holder list (a pointer: holders start on this node only), the
+ * kind (one byte), then the name or group. */
 static int holder_init(herd_proc_t *self, const void *arg, size_t len, void **state)
 {
     holder_list_t *list;
-    if (len <= sizeof(list))
+    if (len <= sizeof(list) + 1)
         return HERD_EINVAL;
     memcpy(&list, arg, sizeof(list));
-    len -= sizeof(list);
+    int kind = ((const uint8_t *)arg)[sizeof(list)];
+    len -= sizeof(list) + 1;
     holder_t *st = malloc(sizeof(*st) + len + 1);
     if (st == NULL)
         return HERD_ENOMEM;
-    memcpy(st->name, (const char *)arg + sizeof(list), len);
+    memcpy(st->name, (const char *)arg + sizeof(list) + 1, len);
     st->name[len] = '\0';
+    st->kind = kind;
     st->pid = herd_self(self);
     /* a name let go of from another node (its unregister reaches the
      * registry here, not this program) ends the holder at its next check */
@@ -96,14 +100,26 @@ static int holder_init(herd_proc_t *self, const void *arg, size_t len, void **st
     return 0;
 }
 
-/* The check: a holder whose name is let go of has nothing left to do. */
+static int any_group(void *data, const char *group, herd_pid_t pid, const herd_meta_t *meta)
+{
+    (void)data;
+    (void)group;
+    (void)pid;
+    (void)meta;
+    return 1; /* one is enough */
+}
+
+/* The check: a holder whose name is let go of, or that is in no group any
+ * more, has nothing left to do. */
 static int holder_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
 {
     holder_t *st = state;
     if (msg->ref != st->timer)
         return 0;
     herd_node_t *n = herd_proc_node(self);
-    if (herd_registry_owns(n, st->name, herd_self(self)) == 0)
+    int holds = st->kind == HOLDER_GROUP ? herd_group_which(n, herd_self(self), any_group, NULL)
+                                         : herd_registry_owns(n, st->name, herd_self(self));
+    if (holds == 0)
         herd_exit(n, herd_self(self), HERD_REASON_NORMAL);
     return 0;
 }
@@ -129,6 +145,23 @@ static const herd_behaviour_t holder_behaviour = {
     .terminate = holder_terminate,
 };
 
+void herdd_holder_opts(void *data, int kind, const char *name, char arg[HOLDER_ARG_MAX],
+                       herd_spawn_opts_t *out)
+{
+    holder_list_t *holders = herdd_holders(data);
+    size_t len = strnlen(name, HERD_NAME_MAX);
+    memcpy(arg, &holders, sizeof(holders));
+    arg[sizeof(holders)] = (char)kind;
+    memcpy(arg + sizeof(holders) + 1, name, len);
+    *out = (herd_spawn_opts_t){.behaviour = &holder_behaviour, .arg = arg,
+                               .arg_len = sizeof(holders) + 1 + len};
+}
+
+int herdd_holder_of(void *data, herd_pid_t pid)
+{
+    return holder_find(herdd_holders(data), pid) >= 0;
+}
+
 /* ---- helpers ------------------------------------------------------------------- */
 
 /* The member called `name` as this node knows it. */
@@ -151,7 +184,7 @@ static void node_name(herd_node_t *n, uint64_t id, char *out, size_t cap)
 }
 
 /* "node/incarnation/serial", as herdd's whereis shows a pid. */
-static json_t *pid_json(herd_node_t *n, herd_pid_t pid, char *node, size_t cap)
+json_t *herdd_pid_json(herd_node_t *n, herd_pid_t pid, char *node, size_t cap)
 {
     char text[200];
     node_name(n, pid.node, node, cap);
@@ -208,7 +241,7 @@ int herdd_cmd_unblock(void *data, json_t *args, json_t **result, char *msg, size
 /* ---- register / unregister ---------------------------------------------------- */
 
 /* args.meta (absent or null: none) into *meta. */
-static int meta_from_json(json_t *obj, herd_meta_t *meta, char *msg, size_t cap)
+int herdd_meta_from_json(json_t *obj, herd_meta_t *meta, char *msg, size_t cap)
 {
     memset(meta, 0, sizeof(*meta));
     if (obj == NULL || json_is_null(obj))
@@ -234,7 +267,7 @@ static int meta_from_json(json_t *obj, herd_meta_t *meta, char *msg, size_t cap)
 static int taken(herd_node_t *n, const char *name, herd_pid_t pid, char *msg, size_t cap)
 {
     char node[80];
-    json_t *p = pid_json(n, pid, node, sizeof(node));
+    json_t *p = herdd_pid_json(n, pid, node, sizeof(node));
     snprintf(msg, cap, "'%.200s' is registered already, to %s", name, json_string_value(p));
     json_decref(p);
     return HERD_EEXIST;
@@ -249,7 +282,7 @@ int herdd_cmd_register(void *data, json_t *args, json_t **result, char *msg, siz
     herd_meta_t meta;
     int rc = herdd_check_name("the name", name, msg, cap);
     if (rc == 0)
-        rc = meta_from_json(json_object_get(args, "meta"), &meta, msg, cap);
+        rc = herdd_meta_from_json(json_object_get(args, "meta"), &meta, msg, cap);
     if (rc)
         return rc;
     herd_pid_t pid;
@@ -258,15 +291,12 @@ int herdd_cmd_register(void *data, json_t *args, json_t **result, char *msg, siz
         return taken(n, name, pid, msg, cap); /* nothing started for nothing */
     if (rc != HERD_ENOENT)
         return snprintf(msg, cap, "bad name: %s", herd_strerror(rc)), rc;
-    holder_list_t *holders = herdd_holders(data);
     size_t len = strlen(name);
-    char arg[sizeof(holders) + HERD_NAME_MAX];
+    char arg[HOLDER_ARG_MAX];
     if (len > HERD_NAME_MAX)
         return snprintf(msg, cap, "the name is over %d bytes", HERD_NAME_MAX), HERD_ENAMETOOLONG;
-    memcpy(arg, &holders, sizeof(holders));
-    memcpy(arg + sizeof(holders), name, len);
-    herd_spawn_opts_t so = {.behaviour = &holder_behaviour, .arg = arg,
-                            .arg_len = sizeof(holders) + len};
+    herd_spawn_opts_t so;
+    herdd_holder_opts(data, HOLDER_NAME, name, arg, &so);
     /* the holder runs only if it got the name: a name taken meanwhile
      * starts nothing */
     rc = herd_spawn_named(n, name, &meta, &so, &pid);
@@ -280,7 +310,7 @@ int herdd_cmd_register(void *data, json_t *args, json_t **result, char *msg, siz
     json_t *m = json_object();
     for (uint8_t i = 0; i < meta.count; i++)
         json_object_set_new(m, meta.kv[i].key, json_string(meta.kv[i].value));
-    json_t *p = pid_json(n, pid, node, sizeof(node));
+    json_t *p = herdd_pid_json(n, pid, node, sizeof(node));
     *result = json_pack("{s:s, s:s, s:o, s:o}", "name", name, "node", node, "pid", p, "meta", m);
     return 0;
 }
@@ -303,7 +333,7 @@ int herdd_cmd_unregister(void *data, json_t *args, json_t **result, char *msg, s
     int stopped = holder_find(herdd_holders(data), pid) >= 0 &&
                   herd_stop(n, pid, HERD_REASON_SHUTDOWN) == 0;
     char node[80];
-    json_t *p = pid_json(n, pid, node, sizeof(node));
+    json_t *p = herdd_pid_json(n, pid, node, sizeof(node));
     *result = json_pack("{s:s, s:s, s:o, s:b}", "name", name, "node", node, "pid", p,
                         "stopped", stopped);
     return 0;

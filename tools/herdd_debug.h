@@ -35,6 +35,7 @@
 
 #include <jansson.h>
 
+#include "herd_registry.h"
 #include "herd_runtime.h"
 
 /* The node behind the `data` every control command is given: the program
@@ -51,6 +52,22 @@ typedef struct holder_list {
 holder_list_t *herdd_holders(void *data);
 /* The control socket stops: its holders keep their names, on their own. */
 void herdd_holders_orphan(holder_list_t *l);
+/* A holder's spawn options: one that runs while it holds `name` (a name
+ * holder, HOLDER_NAME, for herd_spawn_named) or while it is in some group
+ * (HOLDER_GROUP, `name` its first group). `arg` is the caller's, kept
+ * until the spawn; `name` at most HERD_NAME_MAX bytes. */
+enum { HOLDER_NAME = 0, HOLDER_GROUP = 1 };
+#define HOLDER_ARG_MAX (sizeof(void *) + 1 + 255)
+void herdd_holder_opts(void *data, int kind, const char *name, char arg[HOLDER_ARG_MAX],
+                       herd_spawn_opts_t *out);
+/* args' "meta" (absent or null: none), an object of strings, into *meta:
+ * 0, or HERD_EINVAL / HERD_ERANGE with msg saying why. */
+int herdd_meta_from_json(json_t *obj, herd_meta_t *meta, char *msg, size_t cap);
+/* "node/incarnation/serial", as whereis shows a pid; `node` gets the node's
+ * name (a member's, this node's, or "?HEX"). */
+json_t *herdd_pid_json(herd_node_t *n, herd_pid_t pid, char *node, size_t cap);
+/* Whether `pid` is a holder this control socket started. */
+int herdd_holder_of(void *data, herd_pid_t pid);
 
 /* control_fn's (control.h). */
 int herdd_cmd_block(void *data, json_t *args, json_t **result, char *msg, size_t cap);

@@ -17,6 +17,7 @@
 #include "herd_registry.h"
 #include "herdd_children.h"
 #include "herdd_debug.h"
+#include "herdd_groups.h"
 #include "log.h"
 #include "herd_ring.h"
 
@@ -508,6 +509,11 @@ static const control_command_t commands[] = {
     {"register", herdd_cmd_register},     /* herdd_debug.h */
     {"unregister", herdd_cmd_unregister}, /* herdd_debug.h */
     {"events", herdd_cmd_events},         /* control_events.h */
+    {"groups", herdd_cmd_groups},               /* herdd_groups.h */
+    {"group_members", herdd_cmd_group_members}, /* herdd_groups.h */
+    {"publish", herdd_cmd_publish},             /* herdd_groups.h */
+    {"join", herdd_cmd_join},                   /* herdd_groups.h */
+    {"leave", herdd_cmd_leave},                 /* herdd_groups.h */
     {"crdt", cmd_crdt},
     {"whereis", cmd_whereis},
     {"names", cmd_names},

@@ -183,7 +183,8 @@ static json_t *ctl_live_ask(const ctl_t *c, const char *cmd, json_t *args, int t
         return NULL;
     }
     control_reply_t r;
-    if (strcmp(cmd, "names") == 0 || strcmp(cmd, "children") == 0)
+    if (strcmp(cmd, "names") == 0 || strcmp(cmd, "children") == 0 ||
+        strcmp(cmd, "groups") == 0 || strcmp(cmd, "group_members") == 0)
         control_request_list(c->node, cmd, args, timeout_ms, &r); /* page by page */
     else
         control_request(c->node, cmd, args, timeout_ms, &r);
@@ -922,6 +923,12 @@ static const char main_help[] =
     "  block NODE / unblock NODE          drop / pass frames to and from NODE here\n"
     "  register NAME [KEY=VALUE...]       a holder process registered as NAME\n"
     "  unregister NAME                    remove NAME's registration\n"
+    "Process groups:\n"
+    "  groups [PREFIX]                    groups and their member counts\n"
+    "  members GROUP                      a group's members: pid, node, metadata\n"
+    "  publish GROUP MESSAGE...           cast MESSAGE to every member\n"
+    "  join GROUP [KEY=VALUE...]          a holder process joined to GROUP\n"
+    "  leave GROUP PID                    take PID out of GROUP\n"
     "\n"
     "Global options:\n"
     "  --json              one JSON document on stdout\n"
@@ -1046,15 +1053,24 @@ int main(int argc, char **argv)
         return ctl_usage(&c, "missing COMMAND");
     const char *cmd = argv[optind];
     if (strcmp(cmd, "help") == 0) {
-        const char *h = optind + 1 >= argc ? main_help
-                        : ctl_children_help(argv[optind + 1]) ? ctl_children_help(argv[optind + 1])
-                                                              : ctl_command_help(argv[optind + 1]);
+        const char *topic = optind + 1 < argc ? argv[optind + 1] : NULL;
+        const char *h = topic == NULL                ? main_help
+                        : ctl_children_help(topic)   ? ctl_children_help(topic)
+                        : ctl_command_help(topic)    ? ctl_command_help(topic)
+                                                     : ctl_groups_help(topic);
         fputs(h ? h : main_help, stdout);
         return 0;
     }
     if (ctl_children_help(cmd)) {
         c.cmd = cmd;
         return ctl_children_main(&c, argc - optind, argv + optind);
+    }
+    /* `members GROUP` is a group's members; `members` alone the cluster's */
+    int group_members = strcmp(cmd, "members") == 0 && optind + 1 < argc &&
+                        argv[optind + 1][0] != '-';
+    if (ctl_groups_help(cmd) && (strcmp(cmd, "members") != 0 || group_members)) {
+        c.cmd = cmd;
+        return ctl_groups_main(&c, argc - optind, argv + optind);
     }
     const char *help = ctl_command_help(cmd);
     if (help == NULL)

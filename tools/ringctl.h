@@ -47,4 +47,8 @@ extern const char ctl_watch_help[];
 /* argv[0] is "watch". Returns the exit code (0 on SIGINT or SIGTERM). */
 int ctl_watch_main(const ctl_t *c, int argc, char **argv);
 
+/* ringctl_groups.c: groups, members GROUP, publish, join, leave. */
+const char *ctl_groups_help(const char *cmd);
+int ctl_groups_main(const ctl_t *c, int argc, char **argv);
+
 #endif

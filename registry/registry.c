@@ -42,16 +42,21 @@ registry_t *reg_of(herd_node_t *n)
 /* Apply a change made on this node; its delta goes straight into this
  * iteration's interval: one delta per iteration goes out, or one per
  * REGISTRY_MSG_MAX bytes, so no message outgrows its bound. */
+int reg_local_change_len(registry_t *g, const char *key, size_t klen, const void *value,
+                         size_t vlen, const awmap_dot_t *dots, size_t ndots, int add)
+{
+    reg_pending_room(g, klen + vlen + 16 * ndots + 64);
+    int rc = add ? awmap_add(g->map, g->self, key, klen, value, vlen, dots, ndots, g->pending,
+                             reg_observer(g), NULL)
+                 : awmap_remove(g->map, key, klen, dots, ndots, g->pending, reg_observer(g));
+    reg_settle_touched(g);
+    return rc;
+}
+
 int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                      const awmap_dot_t *dots, size_t ndots, int add)
 {
-    size_t klen = strlen(name);
-    reg_pending_room(g, klen + vlen + 16 * ndots + 64);
-    int rc = add ? awmap_add(g->map, g->self, name, klen, value, vlen, dots, ndots, g->pending,
-                             reg_observer(g), NULL)
-                 : awmap_remove(g->map, name, klen, dots, ndots, g->pending, reg_observer(g));
-    reg_settle_touched(g);
-    return rc;
+    return reg_local_change_len(g, name, strlen(name), value, vlen, dots, ndots, add);
 }
 
 /* Not shipped: every member learns by itself that a node start is gone, when
@@ -61,9 +66,10 @@ int reg_local_change(registry_t *g, const char *name, const void *value, size_t 
  * a member that was down), which would drop a live process's entry while
  * its own node, forgotten by the sender, hears nothing of it and does not
  * put it back. The digest syncs carry the removal where it is due. */
-int reg_local_drop(registry_t *g, const char *name, const awmap_dot_t *dots, size_t ndots)
+int reg_local_drop(registry_t *g, const char *key, size_t klen, const awmap_dot_t *dots,
+                   size_t ndots)
 {
-    int rc = awmap_remove(g->map, name, strlen(name), dots, ndots, NULL, reg_observer(g));
+    int rc = awmap_remove(g->map, key, klen, dots, ndots, NULL, reg_observer(g));
     reg_settle_touched(g);
     return rc;
 }

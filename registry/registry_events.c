@@ -21,6 +21,7 @@ typedef struct pid_key {
     const registry_t *g;
     reg_match_t match;
     char name[AWMAP_KEY_MAX + 1];
+    size_t klen;
     reg_vec_t dots;
     int err;
 } pid_key_t;
@@ -40,6 +41,7 @@ static int pid_key_of(void *data, const char *key, size_t klen, const awmap_entr
     c->err = n < 0 ? n : 0;
     memcpy(c->name, key, klen);
     c->name[klen] = '\0';
+    c->klen = klen;
     return 1;
 }
 
@@ -51,7 +53,8 @@ int reg_remove_pid(registry_t *g, herd_pid_t pid, uint64_t hash)
     /* one key a pass (a 2^-40 twin of the hash is another key); each pass
      * removes entries, so the passes end */
     while (rc == 0 && awmap_foreach_hash(g->map, hash, pid_key_of, &c)) {
-        rc = c.err ? c.err : reg_local_change(g, c.name, NULL, 0, c.dots.items, c.dots.n, 0);
+        rc = c.err ? c.err
+                   : reg_local_change_len(g, c.name, c.klen, NULL, 0, c.dots.items, c.dots.n, 0);
         removed |= rc == 0;
     }
     reg_vec_free(&c.dots);
@@ -83,7 +86,7 @@ static void on_exit(void *data, herd_pid_t pid, int reason)
 typedef struct start_ctx {
     registry_t *g;
     uint64_t node, incarnation;
-    reg_vec_t names; /* char * */
+    reg_vec_t names; /* char *: a key's length (one byte), then its bytes */
     int failed;
 } start_ctx_t;
 
@@ -96,7 +99,11 @@ static int collect_start(void *data, const char *key, size_t klen, const awmap_e
         reg_value_t v = reg_value_decode(c->g->map, e, NULL);
         if (v.pid.node != c->node || v.pid.incarnation > c->incarnation)
             continue;
-        char *name = strndup(key, klen);
+        char *name = malloc(1 + klen);
+        if (name) {
+            name[0] = (char)(uint8_t)klen; /* AWMAP_KEY_MAX fits */
+            memcpy(name + 1, key, klen);
+        }
         if (name == NULL || reg_vec_push(&c->names, &name, sizeof(name)) != 0) {
             free(name);
             c->failed = 1;
@@ -121,10 +128,11 @@ int reg_remove_start(registry_t *g, uint64_t node, uint64_t incarnation)
     reg_match_t m = {{node, incarnation, 0}, REG_MATCH_START, 0};
     for (size_t i = 0; i < c.names.n; i++) {
         char *name = REG_VEC_AT(&c.names, char *, i);
+        size_t klen = (uint8_t)name[0];
         dots.n = 0;
-        int nd = reg_dots(g, awmap_get(g->map, name, strlen(name)), &m, &dots);
+        int nd = reg_dots(g, awmap_get(g->map, name + 1, klen), &m, &dots);
         if (nd > 0)
-            reg_local_drop(g, name, dots.items, dots.n);
+            reg_local_drop(g, name + 1, klen, dots.items, dots.n);
         c.failed |= nd < 0;
         free(name);
     }
@@ -192,7 +200,7 @@ void reg_strangers_check(registry_t *g)
 
 static int touch_all(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
-    if (e && e->next && !reg_is_spec_key(key, klen))
+    if (e && e->next && !reg_is_spec_key(key, klen) && memchr(key, '\0', klen) == NULL)
         reg_touched_add(data, key, klen);
     return 0;
 }

@@ -9,9 +9,9 @@
  * P being its node id, incarnation and serial (24 bytes, big-endian) in
  * base64url. The key is read from its end (the pid's part has a fixed
  * length), so G may hold any byte but NUL, ':' included, and two
- * memberships never share a key. No byte of a key is NUL: the registry's
- * paths pass keys around as C strings (reg_local_change, the missing
- * entries, the unregister message). No name has the prefix
+ * memberships never share a key. No byte of a key is NUL: some of the
+ * registry's paths take keys as C strings (reg_local_change, reg_settle,
+ * reg_index_remove). No name has the prefix
  * (reg_name_check), so a group never meets a name, whatever its string.
  *
  * The value is a registration's (registry_value.c: pid, time first joined,

@@ -141,7 +141,9 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
         reg_alloc_failed(g, "the local index", REG_REDO_INDEX);
     else if (start == REG_START_UNKNOWN)
         reg_stranger_note(g, v.pid); /* not met yet, or gone before this node met it */
-    if (e->next) /* a second entry: maybe a conflict (of a group key: one pid's) */
+    /* a second entry: maybe a conflict (of a group key: one pid's); reg_settle
+     * takes a C string, and a key holding a NUL is no name any node writes */
+    if (e->next && memchr(key, '\0', klen) == NULL)
         reg_touched_add(g, key, klen);
     if (g->watchers.n && !group) /* watchers wait for names */
         added_add(g, hash);
@@ -282,6 +284,15 @@ uint64_t herd_registry_name_hash(const char *name)
 
 /* ---- each check ----------------------------------------------------------------------- */
 
+/* Whether `key` (klen bytes) has an entry of pid. */
+static int holds(const registry_t *g, const char *key, size_t klen, herd_pid_t pid)
+{
+    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e; e = e->next)
+        if (herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, pid))
+            return 1;
+    return 0;
+}
+
 /* Every live local process whose entry has gone missing (a node that thought
  * us gone removed it: a forget time shorter than a partition) is registered
  * again, with its first registration time, so conflicts still judge fairly.
@@ -296,7 +307,7 @@ void reg_check_missing(registry_t *g)
         herd_pid_t pid = {g->self_node, g->self_inc, m->serial};
         if (herd_is_alive(g->node, pid) &&
             pidx_has(&g->by_pid, m->serial, awmap_key_hash(m->name, m->klen)) &&
-            !reg_holds_pid(g, m->name, pid)) {
+            !holds(g, m->name, m->klen, pid)) {
             herd_log(HERD_LOG_INFO, "registry", "'%s' had gone missing: registered again",
                      m->name);
             g->stats.reregistered++;
@@ -305,8 +316,8 @@ void reg_check_missing(registry_t *g)
             awmap_dot_t gone = {0, m->counter};
             int known = awmap_seen(g->map, m->writer, m->counter) &&
                         awmap_replica(g->map, m->writer, &gone.replica) == 0;
-            reg_local_change(g, m->name, m->name + m->klen + 1, m->vlen, known ? &gone : NULL,
-                             known ? 1u : 0u, 1);
+            reg_local_change_len(g, m->name, m->klen, m->name + m->klen + 1, m->vlen,
+                                 known ? &gone : NULL, known ? 1u : 0u, 1);
         }
         free(m);
     }

@@ -226,9 +226,16 @@ registry_t *reg_of(herd_node_t *n);
  * `dots`) into the map and the pending delta. */
 int reg_local_change(registry_t *g, const char *name, const void *value, size_t vlen,
                      const awmap_dot_t *dots, size_t ndots, int add);
-/* Remove `dots` of `name` from the map only, shipping no delta: a change
- * every node makes by itself (the entries of a node start it knows gone). */
-int reg_local_drop(registry_t *g, const char *name, const awmap_dot_t *dots, size_t ndots);
+/* The same for a key of klen bytes: a key taken from the map may hold any
+ * byte (one a peer wrote that no herd node would: a NUL), so paths that
+ * find keys in the map keep their length, never strlen. */
+int reg_local_change_len(registry_t *g, const char *key, size_t klen, const void *value,
+                         size_t vlen, const awmap_dot_t *dots, size_t ndots, int add);
+/* Remove `dots` of `key` (klen bytes) from the map only, shipping no delta: a
+ * change every node makes by itself (the entries of a node start it knows
+ * gone). */
+int reg_local_drop(registry_t *g, const char *key, size_t klen, const awmap_dot_t *dots,
+                   size_t ndots);
 /* A name of at most `max` bytes, not empty and not starting with the child
  * specs' or the groups' prefix: 0 and its length, or HERD_EINVAL. */
 int reg_name_check(const char *name, size_t max, size_t *len);

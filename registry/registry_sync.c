@@ -932,9 +932,9 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
         return;
     }
     if (all == nd) /* no newer registration of the pid: it lets go */
-        reg_index_remove(g, pid, buf);
+        pidx_del(&g->by_pid, pid.serial, awmap_key_hash(buf, len)); /* it lets go */
     if (nd)
-        reg_local_change(g, buf, NULL, 0, dots.items, (size_t)nd, 0);
+        reg_local_change_len(g, buf, len, NULL, 0, dots.items, (size_t)nd, 0);
     reg_vec_free(&dots);
 }
 

@@ -7,8 +7,6 @@
  * u32 n keys, each bytes name, u16 n entries, each u32 replica, u64 counter,
  * bytes value.
  */
-#include <string.h>
-
 #include "awmap_int.h"
 
 #include <stdlib.h>
@@ -124,10 +122,7 @@ static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen)
         const uint8_t *name;
         size_t klen = wire_get_bytes(r, &name);
         uint16_t en = wire_get_u16(r);
-        /* no key holds a NUL byte: the registry passes keys around as C
-         * strings, so a key with one would be another key there */
-        if (r->err || klen > AWMAP_KEY_MAX || (klen && memchr(name, 0, klen)) ||
-            awmap__key_find(m, (const char *)name, klen))
+        if (r->err || klen > AWMAP_KEY_MAX || awmap__key_find(m, (const char *)name, klen))
             return HERD_EBADFRAME;
         awmap_key_t *k = NULL; /* made at the first entry, with room for its value */
         for (uint16_t j = 0; j < en && !r->err; j++) {

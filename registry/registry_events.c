@@ -30,9 +30,7 @@ typedef struct pid_key {
 static int pid_key_of(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     pid_key_t *c = data;
-    /* a spec's key, or one its name would not find again (never made here,
-     * refused on the wire): removing by name would make no progress */
-    if (reg_is_spec_key(key, klen) || memchr(key, 0, klen))
+    if (reg_is_spec_key(key, klen))
         return 0;
     c->dots.n = 0;
     int n = reg_dots(c->g, e, &c->match, &c->dots);

@@ -109,6 +109,11 @@ static int any_group(void *data, const char *group, herd_pid_t pid, const herd_m
     return 1; /* one is enough */
 }
 
+int herdd_in_some_group(herd_node_t *n, herd_pid_t pid)
+{
+    return herd_group_which(n, pid, any_group, NULL) > 0;
+}
+
 /* The check: a holder whose name is let go of, or that is in no group any
  * more, has nothing left to do. */
 static int holder_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
@@ -117,7 +122,7 @@ static int holder_info(herd_proc_t *self, void *state, const herd_msg_t *msg)
     if (msg->ref != st->timer)
         return 0;
     herd_node_t *n = herd_proc_node(self);
-    int holds = st->kind == HOLDER_GROUP ? herd_group_which(n, herd_self(self), any_group, NULL)
+    int holds = st->kind == HOLDER_GROUP ? herdd_in_some_group(n, herd_self(self))
                                          : herd_registry_owns(n, st->name, herd_self(self));
     if (holds == 0)
         herd_exit(n, herd_self(self), HERD_REASON_NORMAL);

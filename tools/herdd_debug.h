@@ -66,6 +66,8 @@ int herdd_meta_from_json(json_t *obj, herd_meta_t *meta, char *msg, size_t cap);
 /* "node/incarnation/serial", as whereis shows a pid; `node` gets the node's
  * name (a member's, this node's, or "?HEX"). */
 json_t *herdd_pid_json(herd_node_t *n, herd_pid_t pid, char *node, size_t cap);
+/* Whether `pid` is a visible member of some group (1) or of none (0). */
+int herdd_in_some_group(herd_node_t *n, herd_pid_t pid);
 /* Whether `pid` is a holder this control socket started. */
 int herdd_holder_of(void *data, herd_pid_t pid);
 

@@ -213,15 +213,6 @@ int herdd_cmd_join(void *data, json_t *args, json_t **result, char *msg, size_t 
     return 0;
 }
 
-static int any_group(void *data, const char *group, herd_pid_t pid, const herd_meta_t *meta)
-{
-    (void)data;
-    (void)group;
-    (void)pid;
-    (void)meta;
-    return 1;
-}
-
 int herdd_cmd_leave(void *data, json_t *args, json_t **result, char *msg, size_t cap)
 {
     herd_node_t *n = herdd_node(data);
@@ -240,7 +231,7 @@ int herdd_cmd_leave(void *data, json_t *args, json_t **result, char *msg, size_t
     if (rc)
         return snprintf(msg, cap, "cannot leave '%.200s': %s", group, herd_strerror(rc)), rc;
     /* a holder this socket started, now in no group, has nothing left to do */
-    int stopped = herdd_holder_of(data, pid) && herd_group_which(n, pid, any_group, NULL) == 0 &&
+    int stopped = herdd_holder_of(data, pid) && !herdd_in_some_group(n, pid) &&
                   herd_stop(n, pid, HERD_REASON_SHUTDOWN) == 0;
     *result = json_pack("{s:s, s:s, s:b}", "group", group, "pid", text, "stopped", stopped);
     return 0;

@@ -221,6 +221,13 @@ static void group_drop(registry_t *g, reg_group_t *x)
     free(x);
 }
 
+/* Whether `key` is a membership of group x (its parts into *k). */
+static int key_of_group(const char *key, size_t klen, const reg_group_t *x, member_key_t *k)
+{
+    return key_parse(key, klen, k) == 0 && k->glen == x->len &&
+           memcmp(k->group, x->name, k->glen) == 0;
+}
+
 /* Whether a key under `hash` other than the one that just lost its last
  * entry is a member of x: the set keeps one slot for such twins. */
 typedef struct twin_ctx {
@@ -232,8 +239,7 @@ static int twin_of(void *data, const char *key, size_t klen, const awmap_entry_t
 {
     twin_ctx_t *c = data;
     member_key_t k;
-    if (e && key_parse(key, klen, &k) == 0 && k.glen == c->x->len &&
-        memcmp(k.group, c->x->name, k.glen) == 0)
+    if (e && key_of_group(key, klen, c->x, &k))
         c->found = 1;
     return c->found;
 }
@@ -329,8 +335,7 @@ static int count_key(void *data, const char *key, size_t klen, const awmap_entry
 {
     count_ctx_t *c = data;
     member_key_t k;
-    if (e && key_parse(key, klen, &k) == 0 && k.glen == c->x->len &&
-        memcmp(k.group, c->x->name, k.glen) == 0 && !reg_hidden(c->g, k.pid))
+    if (e && key_of_group(key, klen, c->x, &k) && !reg_hidden(c->g, k.pid))
         c->visible++;
     return 0;
 }

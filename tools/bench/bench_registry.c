@@ -49,10 +49,18 @@
  *   the steps (table growth shows as the spread). It runs in a child
  *   process forked before anything else, so its heap is fresh.
  *
- * - converge_procs and join_procs (bench_registry_procs.c): converge_large
- *   and join_1m with one process a node, side by side on the machine's
- *   cores, each stall measured on its own node's loop (the goal's "stall on
- *   an existing node"); the shared-loop figures above stay for comparison.
+ * - converge_procs and join_procs (bench_registry_procs.c): convergence (at
+ *   the references' 3 x 10,000 names and at 3 x 100,000) and join_1m with
+ *   one process a node, side by side on the machine's cores, each stall
+ *   measured on its own node's loop (the goal's "stall on an existing
+ *   node"); their lines carry processes=3 (or 4), the shared-loop figures
+ *   above processes=1, for comparison. A converge with processes=3 ends
+ *   when every node holds every name and a whereis of each succeeds there.
+ *
+ * The figures of the reference systems (syn 3.4, Horde 0.10, ETS, Elixir
+ * Registry, measured on this machine: herd's issue 16) are printed beside
+ * herd's as ref= (the best one), ref_system= and ratio= (> 1: herd is
+ * better) keys, with the others as ref_<system>= keys.
  *
  *   bench registry <metric> <value> <unit> [key=value ...]
  *
@@ -77,6 +85,7 @@
 #include <unistd.h>
 
 #include "bench_registry.h"
+#include "procs_driver.h"
 
 #define TURN_BATCH 1000 /* names registered on one node per turn */
 #define CONVERGE_DEADLINE_S 20.0
@@ -89,6 +98,19 @@
 #define FILL_LO 50000
 #define FILL_HI 200000
 #define FILL_STEP 10000
+
+/* The reference systems, measured on this machine (herd's issue 16): they
+ * are printed beside herd's figures as ref= keys; ratio > 1: herd is
+ * better. */
+#define CONVERGE_REF_S 0.417 /* syn 3.4: 3 x 10,000 names, all found everywhere */
+#define CONVERGE_REF_HORDE_S 8.3
+#define WHEREIS_REF_ETS 2.2e6 /* local lookups/s: a raw ETS table */
+#define WHEREIS_REF_REGISTRY 1.2e6 /* Elixir Registry */
+#define WHEREIS_REF_SYN 0.59e6
+#define WHEREIS_REF_HORDE 0.31e6
+#define MEM_REF_SYN 410.0    /* bytes per name per replica, syn (issue's table) */
+#define MEM_REF_HORDE 1340.0
+#define MEM_REF_ETS 86.0     /* bytes per name on one node: a raw ETS table */
 
 static int trace;            /* --trace: progress lines during waits (trace_line) */
 
@@ -244,9 +266,14 @@ static void bench_converge(size_t per_node, int runs)
         conv[i] = r.converge_s;
     }
     size_t total = per_node * NODES;
-    printf("bench registry converge_s %.3f s nodes=%d names=%zu runs=%d\n",
-           median(conv, (size_t)runs), NODES, total, runs);
-    printf("bench registry register_s %.3f s nodes=%d names=%zu runs=%d\n",
+    double c = median(conv, (size_t)runs);
+    char ref[160] = "";
+    if (total == 30000) /* the references' workload */
+        snprintf(ref, sizeof(ref), " ref=%.3f ref_system=syn ratio=%.1fx ref_horde=%.1f",
+                 CONVERGE_REF_S, CONVERGE_REF_S / c, CONVERGE_REF_HORDE_S);
+    printf("bench registry converge_s %.3f s nodes=%d names=%zu processes=1 runs=%d%s\n", c,
+           NODES, total, runs, ref);
+    printf("bench registry register_s %.3f s nodes=%d names=%zu processes=1 runs=%d\n",
            median(reg, (size_t)runs), NODES, total, runs);
     fflush(stdout);
     for (int k = 0; k < NODES; k++)
@@ -416,6 +443,19 @@ static void bench_join_large(size_t total, double give_up_s)
 
 /* ---- one node: memory per registration across fill levels ------------------------ */
 
+/* The memory references as keys (a static buffer: one line at a time):
+ * syn's bytes per name per replica, the issue's goal, then a raw ETS
+ * table's per name on one node (no registry: the floor). */
+static const char *mem_refs(double per_name)
+{
+    static char keys[192];
+    snprintf(keys, sizeof(keys),
+             " ref=%.0f ref_system=syn ratio=%.1fx ref_horde=%.0f ref_ets=%.0f ratio_ets=%.2fx",
+             MEM_REF_SYN, MEM_REF_SYN / per_name, MEM_REF_HORDE, MEM_REF_ETS,
+             MEM_REF_ETS / per_name);
+    return keys;
+}
+
 static void bench_memory_fill(size_t lo, size_t hi, size_t step)
 {
     names_t ns = names_make("s", hi);
@@ -446,8 +486,8 @@ static void bench_memory_fill(size_t lo, size_t hi, size_t step)
     double value[3] = {per[0], per[steps / 2], per[steps - 1]};
     for (int i = 0; i < 3; i++)
         printf("bench registry registration_bytes_%s %.0f B names=%zu..%zu steps=%zu "
-               "name_len=%.1f\n", which[i], value[i], lo, hi, steps,
-               (double)ns.total_len / (double)hi);
+               "name_len=%.1f%s\n", which[i], value[i], lo, hi, steps,
+               (double)ns.total_len / (double)hi, mem_refs(value[i]));
     fflush(stdout);
     herd_node_free(n);
     free(pids);
@@ -511,8 +551,10 @@ static void bench_batch(herd_node_t *n, const char *stream, size_t lookups, size
             die("herd_whereis_many", HERD_ENOENT);
     }
     free(names);
+    double r = median(rate, (size_t)runs);
     printf("bench registry whereis_batch_per_s %.0f lookups/s names=%zu lookups=%zu batch=%d "
-           "runs=%d\n", median(rate, (size_t)runs), count, lookups, BATCH, runs);
+           "runs=%d ref=%.0f ref_system=ets ratio=%.1fx\n", r, count, lookups, BATCH, runs,
+           WHEREIS_REF_ETS, r / WHEREIS_REF_ETS);
     fflush(stdout);
 }
 
@@ -536,9 +578,9 @@ static void bench_single(size_t count, size_t lookups, int runs)
             die("herd_register", rc);
     herd_node_run_for(n, 5); /* the last pending delta goes */
     size_t rss1 = rss_bytes();
-    printf("bench registry registration_bytes %.0f B names=%zu name_len=%.1f\n",
-           ((double)rss1 - (double)rss0) / (double)count, count,
-           (double)ns.total_len / (double)count);
+    double per = ((double)rss1 - (double)rss0) / (double)count;
+    printf("bench registry registration_bytes %.0f B names=%zu name_len=%.1f%s\n", per, count,
+           (double)ns.total_len / (double)count, mem_refs(per));
     fflush(stdout);
 
     /* The lookups, in order: random existing names copied one after another,
@@ -575,8 +617,12 @@ static void bench_single(size_t count, size_t lookups, int runs)
     }
     if (check == 0)
         die("whereis results", 0);
-    printf("bench registry whereis_per_s %.0f lookups/s names=%zu lookups=%zu runs=%d\n",
-           median(rate, (size_t)runs), count, lookups, runs);
+    double r = median(rate, (size_t)runs);
+    printf("bench registry whereis_per_s %.0f lookups/s names=%zu lookups=%zu runs=%d "
+           "ref=%.0f ref_system=ets ratio=%.1fx ref_registry=%.0f ref_syn=%.0f "
+           "ref_horde=%.0f ratio_syn=%.1fx\n",
+           r, count, lookups, runs, WHEREIS_REF_ETS, r / WHEREIS_REF_ETS, WHEREIS_REF_REGISTRY,
+           WHEREIS_REF_SYN, WHEREIS_REF_HORDE, r / WHEREIS_REF_SYN);
     fflush(stdout);
     bench_batch(n, stream, lookups, count, runs);
     free(stream);
@@ -599,6 +645,7 @@ static int part_known(const char *part)
 int main(int argc, char **argv)
 {
     bench_prog = "bench_registry";
+    procs_init(bench_prog);
     int quick = 0, full = 0;
     size_t join_names = 0;
     const char *only = NULL;
@@ -639,8 +686,10 @@ int main(int argc, char **argv)
         memory_fill_in_child(scale);
     /* the parts with one process a node fork them: before this process
      * starts nanomsg */
-    if (only == NULL || strcmp(only, "converge_procs") == 0)
+    if (only == NULL || strcmp(only, "converge_procs") == 0) {
+        bench_converge_procs(10000 / scale, runs); /* the references' workload */
         bench_converge_procs(100000 / scale, runs);
+    }
     if ((only == NULL && full) || (only && strcmp(only, "join_procs") == 0))
         bench_join_procs(join_names ? join_names : JOIN_1M_NAMES);
     if (only == NULL || strcmp(only, "single") == 0)

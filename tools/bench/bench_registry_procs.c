@@ -5,13 +5,17 @@
  * node's own.
  *
  * The parent forks every node's process first (nanomsg must not be running
- * in a process that forks) and drives them over pipes, one command a line:
+ * in a process that forks) and drives them over pipes, one command a line
+ * (procs_driver.h):
  *
  *   start SEED      make the node (SEED "-": the first), spawn its idle
  *                   processes; answers "started ADDRESS"
  *   target N M      done once it holds N entries and sees M members up:
  *                   the time it first was (CLOCK_MONOTONIC, shared by all
  *                   processes) is kept; answers "ok"
+ *   lookups TOTAL   from now on `target` is met only once a whereis of every
+ *                   one of the TOTAL names (every node's) succeeds too; the
+ *                   time kept is the one before that pass; answers "ok"
  *   register        registers its share of names at once; answers "ok"
  *   probe           starts a 1 ms timer and keeps its largest gap, and
  *                   notes the registry's bytes sent; answers "ok"
@@ -20,7 +24,10 @@
  *   exit            the process ends at once (its memory goes with it)
  *
  * converge_procs: three nodes, each registering per_node names of its own at
- * the same moment; the time from the commands to the last node holding all.
+ * the same moment; the time from the commands to the last node holding all
+ * and finding each of them with a whereis (converge_s ... processes=3): the
+ * issue's workload at 3 x 10,000 names, against syn's 0.417 s, and at
+ * 3 x 100,000.
  * join_procs: three nodes hold `total` names, converged before the clock;
  * a fourth starts and joins; join_procs_converge_s runs from its start
  * command until it holds every name and sees every member up; the stall is
@@ -28,20 +35,18 @@
  * before the newcomer starts until the traffic is quiet.
  */
 #define _DEFAULT_SOURCE /* usleep */
-#include <errno.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench_registry.h"
+#include "procs_driver.h"
 
 #define CMD_MAX 256
-#define REPLY_DEADLINE_S 120.0 /* a node that does not answer by then: the run fails */
 #define POLL_MS 5              /* the parent asks for reports this often */
+#define CONVERGE_REF_S 0.417   /* syn 3.4, 3 x 10,000 names, measured on this machine */
+#define CONVERGE_REF_HORDE_S 8.3
 #define QUIET_BYTES 16384 /* registry bytes sent in 100 ms when the traffic is quiet */
 
 /* ---- a node's process ------------------------------------------------------------ */
@@ -60,24 +65,15 @@ typedef struct node_proc {
     stall_probe_t probe;
     int probing;
     uint64_t bytes0;
-    uv_poll_t cmd_poll;
+    names_t all[NODES]; /* `lookups`: every node's names, each found before done */
+    int lookups;
+    uint64_t lookup_misses; /* whereis that failed in a done check */
+    procs_serve_t serve;
     uv_check_t check;
-    int cmd_fd, rep_fd;
-    char buf[CMD_MAX];
-    size_t buf_n;
+    char who[48];
 } node_proc_t;
 
-static void proc_reply(node_proc_t *p, const char *fmt, ...)
-{
-    char line[CMD_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(line) - 1) die("a report too long", 0);
-    line[n++] = '\n';
-    if (write(p->rep_fd, line, (size_t)n) != n) die("writing a report", 0);
-}
+#define proc_reply(p, ...) procs_reply(&(p)->serve, __VA_ARGS__)
 
 static uint64_t registry_bytes_out(herd_node_t *n)
 {
@@ -123,8 +119,9 @@ static void proc_report(node_proc_t *p)
         (double)p->probe.max_gap_end_ns / 1e9);
 }
 
-static void proc_command(node_proc_t *p, char *line)
+static void proc_command(void *data, char *line)
 {
+    node_proc_t *p = data;
     char arg[CMD_MAX];
     unsigned long long n;
     int m;
@@ -135,6 +132,10 @@ static void proc_command(node_proc_t *p, char *line)
         p->want_members = m;
         p->targeted = 1;
         p->done_at = 0;
+        proc_reply(p, "ok");
+    } else if (sscanf(line, "lookups %llu", &n) == 1 && !p->lookups) {
+        make_node_names(p->all, (size_t)n);
+        p->lookups = 1;
         proc_reply(p, "ok");
     } else if (strcmp(line, "register") == 0 && p->node) {
         proc_register(p);
@@ -153,51 +154,46 @@ static void proc_command(node_proc_t *p, char *line)
     }
 }
 
-static void proc_on_cmd(uv_poll_t *h, int status, int events)
+/* Whether a whereis of every name succeeds on p's node. */
+static int all_found(node_proc_t *p)
 {
-    (void)events;
-    node_proc_t *p = h->data;
-    ssize_t got = status < 0
-                      ? -1
-                      : read(p->cmd_fd, p->buf + p->buf_n, sizeof(p->buf) - 1 - p->buf_n);
-    if (got <= 0) _exit(got == 0 ? 0 : 1); /* the parent is gone */
-    p->buf_n += (size_t)got;
-    char *nl;
-    while ((nl = memchr(p->buf, '\n', p->buf_n)) != NULL) {
-        *nl = '\0';
-        proc_command(p, p->buf);
-        size_t used = (size_t)(nl + 1 - p->buf);
-        memmove(p->buf, nl + 1, p->buf_n - used);
-        p->buf_n -= used;
-    }
-    if (p->buf_n == sizeof(p->buf) - 1) die("a command too long", 0);
+    for (int k = 0; k < NODES; k++)
+        for (size_t i = 0; i < p->all[k].count; i++)
+            if (herd_whereis(p->node, p->all[k].at[i], NULL, NULL) != 0) {
+                p->lookup_misses++;
+                return 0;
+            }
+    return 1;
 }
 
-/* After every turn of the loop: done yet? */
+/* After every turn of the loop: done yet? The time kept is the one the
+ * node held every name (the pass of lookups only confirms it: nothing
+ * changes during it). */
 static void proc_on_check(uv_check_t *h)
 {
     node_proc_t *p = h->data;
     if (p->node && p->targeted && p->done_at == 0 &&
-        entries_of(p->node) == p->want_entries && all_up(p->node, p->want_members))
-        p->done_at = now_s();
+        entries_of(p->node) == p->want_entries && all_up(p->node, p->want_members)) {
+        double t = now_s();
+        if (!p->lookups || all_found(p))
+            p->done_at = t;
+    }
 }
 
-static void node_proc_main(int index, size_t share, int cmd_fd, int rep_fd)
+static void node_proc_main(int index, int cmd_fd, int rep_fd, void *arg)
 {
     node_proc_t *p = calloc(1, sizeof(*p));
     if (p == NULL || uv_loop_init(&p->loop) != 0) die("a node process's loop", 0);
     p->index = index;
-    p->share = share;
-    p->cmd_fd = cmd_fd;
-    p->rep_fd = rep_fd;
+    p->share = *(const size_t *)arg;
     char prefix[8];
     snprintf(prefix, sizeof(prefix), "%c", 'a' + index);
-    p->names = names_make(prefix, share);
+    p->names = names_make(prefix, p->share);
     next_port += 97 * index; /* each process tries its own ports first */
-    p->cmd_poll.data = p->check.data = p;
-    if (uv_poll_init(&p->loop, &p->cmd_poll, cmd_fd) != 0 ||
-        uv_poll_start(&p->cmd_poll, UV_READABLE, proc_on_cmd) != 0 ||
-        uv_check_init(&p->loop, &p->check) != 0 ||
+    snprintf(p->who, sizeof(p->who), "bench_registry: node %d", index);
+    procs_serve_start(&p->serve, &p->loop, cmd_fd, rep_fd, proc_command, p, p->who);
+    p->check.data = p;
+    if (uv_check_init(&p->loop, &p->check) != 0 ||
         uv_check_start(&p->check, proc_on_check) != 0)
         die("a node process's handles", 0);
     uv_run(&p->loop, UV_RUN_DEFAULT);
@@ -206,10 +202,7 @@ static void node_proc_main(int index, size_t share, int cmd_fd, int rep_fd)
 
 /* ---- the parent's side ----------------------------------------------------------- */
 
-typedef struct child {
-    pid_t pid;
-    int cmd, rep;
-} child_t;
+typedef procs_child_t child_t;
 
 typedef struct report {
     double done_at, registered_at, stall_ms;
@@ -217,128 +210,73 @@ typedef struct report {
     double stall_end; /* when the largest gap ended (monotonic s) */
 } report_t;
 
-static child_t fork_node(int index, size_t share)
+static child_t *fork_node(int index, size_t share)
 {
-    int down[2], up[2];
-    if (pipe(down) != 0 || pipe(up) != 0) die("pipe", 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) die("fork", 0);
-    if (pid == 0) {
-        close(down[1]);
-        close(up[0]);
-        node_proc_main(index, share, down[0], up[1]);
-    }
-    close(down[0]);
-    close(up[1]);
-    return (child_t){pid, down[1], up[0]};
+    static size_t shares[PROCS_MAX];
+    shares[index] = share;
+    return procs_fork(node_proc_main, index, &shares[index]);
 }
 
-static void send_cmd(const child_t *c, const char *fmt, ...)
+static void expect_ok(child_t *c)
 {
-    char line[CMD_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-    va_end(ap);
-    line[n++] = '\n';
-    if (write(c->cmd, line, (size_t)n) != n) die("writing a command", 0);
+    procs_expect(c, "ok");
 }
 
-/* One line from c, within REPLY_DEADLINE_S (a node doing a long
- * registration answers when it is through). */
-static void read_reply(const child_t *c, char *out, size_t cap)
-{
-    size_t n = 0;
-    double deadline = now_s() + REPLY_DEADLINE_S;
-    while (n + 1 < cap) {
-        struct pollfd pf = {c->rep, POLLIN, 0};
-        int left = (int)((deadline - now_s()) * 1000);
-        if (left <= 0 || poll(&pf, 1, left) <= 0) die("a node process did not answer", 0);
-        ssize_t got = read(c->rep, out + n, 1);
-        if (got <= 0) die("a node process ended", 0);
-        if (out[n] == '\n') {
-            out[n] = '\0';
-            return;
-        }
-        n++;
-    }
-    die("a reply too long", 0);
-}
-
-static void expect_ok(const child_t *c)
-{
-    char line[CMD_MAX];
-    read_reply(c, line, sizeof(line));
-    if (strcmp(line, "ok") != 0) die("a node process refused a command", 0);
-}
-
-static report_t ask_report(const child_t *c)
+static report_t ask_report(child_t *c)
 {
     char line[CMD_MAX];
     report_t r;
-    send_cmd(c, "report");
-    read_reply(c, line, sizeof(line));
+    procs_ask(c, line, sizeof(line), "report");
     if (sscanf(line, "report %lf %lf %llu %lf %llu %lf", &r.done_at, &r.registered_at,
                &r.entries, &r.stall_ms, &r.bytes, &r.stall_end) != 6)
-        die("a bad report", 0);
+        procs_fail("a bad report: '%s'", line);
     return r;
 }
 
 /* Start the nodes in order, each after the first joining it; seed (64
  * bytes) gets the first's address. */
-static void start_nodes(const child_t *c, int count, char *seed)
+static void start_nodes(child_t **c, int count, char *seed)
 {
     char line[CMD_MAX];
     for (int k = 0; k < count; k++) {
-        send_cmd(&c[k], "start %s", k == 0 ? "-" : seed);
-        read_reply(&c[k], line, sizeof(line));
+        procs_ask(c[k], line, sizeof(line), "start %s", k == 0 ? "-" : seed);
         if (k == 0 && sscanf(line, "started %63s", seed) != 1)
-            die("the first node's address", 0);
+            procs_fail("the first node's address: '%s'", line);
     }
 }
 
-static void set_target(const child_t *c, int count, uint64_t entries, int members)
+static void set_target(child_t **c, int count, uint64_t entries, int members)
 {
     for (int k = 0; k < count; k++) {
-        send_cmd(&c[k], "target %llu %d", (unsigned long long)entries, members);
-        expect_ok(&c[k]);
+        procs_send(c[k], "target %llu %d", (unsigned long long)entries, members);
+        expect_ok(c[k]);
     }
 }
 
 /* Ask until every one of c[0..count) is done; the latest done_at. */
-static double wait_done(const child_t *c, int count, double deadline_s)
+static double wait_done(child_t **c, int count, double deadline_s)
 {
     double deadline = now_s() + deadline_s, last = 0;
     for (int k = 0; k < count; k++)
         for (;;) {
-            report_t r = ask_report(&c[k]);
+            report_t r = ask_report(c[k]);
             if (r.done_at > 0) {
                 last = r.done_at > last ? r.done_at : last;
                 break;
             }
-            if (now_s() > deadline) die("the nodes did not converge by the deadline", 0);
+            if (now_s() > deadline)
+                procs_fail("node %d did not converge within %.0f s (it holds %llu names)", k,
+                           deadline_s, r.entries);
             usleep(POLL_MS * 1000);
         }
     return last;
-}
-
-static void end_nodes(child_t *c, int count)
-{
-    for (int k = 0; k < count; k++) {
-        send_cmd(&c[k], "exit");
-        close(c[k].cmd);
-        close(c[k].rep);
-        int st;
-        waitpid(c[k].pid, &st, 0);
-    }
 }
 
 /* ---- the figures ----------------------------------------------------------------- */
 
 static void converge_procs_run(size_t per_node, double *register_s, double *converge_s)
 {
-    child_t c[NODES];
+    child_t *c[NODES];
     char seed[64];
     for (int k = 0; k < NODES; k++)
         c[k] = fork_node(k, per_node);
@@ -346,55 +284,70 @@ static void converge_procs_run(size_t per_node, double *register_s, double *conv
     set_target(c, NODES, 0, NODES); /* all up, nothing held yet */
     wait_done(c, NODES, 15.0);
     uint64_t total = (uint64_t)per_node * NODES;
+    for (int k = 0; k < NODES; k++) {
+        procs_send(c[k], "lookups %llu", (unsigned long long)total);
+        expect_ok(c[k]);
+    }
     set_target(c, NODES, total, NODES);
     double t0 = now_s();
     for (int k = 0; k < NODES; k++)
-        send_cmd(&c[k], "register");
+        procs_send(c[k], "register");
     double registered = 0;
     for (int k = 0; k < NODES; k++) {
-        expect_ok(&c[k]);
-        report_t r = ask_report(&c[k]);
+        expect_ok(c[k]);
+        report_t r = ask_report(c[k]);
         registered = r.registered_at > registered ? r.registered_at : registered;
     }
     double done = wait_done(c, NODES, 60.0);
     *register_s = registered - t0;
     *converge_s = done - t0;
-    end_nodes(c, NODES);
+    if (verbose)
+        fprintf(stderr, "  run: names=%llu processes=%d register_s %.3f converge_s %.3f\n",
+                (unsigned long long)total, NODES, *register_s, *converge_s);
+    procs_end_all();
 }
 
 void bench_converge_procs(size_t per_node, int runs)
 {
     double reg[8], conv[8];
-    for (int i = 0; i < runs && i < 8; i++)
+    if (runs > 8)
+        runs = 8;
+    for (int i = 0; i < runs; i++)
         converge_procs_run(per_node, &reg[i], &conv[i]);
     size_t total = per_node * NODES;
-    printf("bench registry converge_procs_s %.3f s nodes=%d names=%zu procs=%d runs=%d\n",
-           median(conv, (size_t)runs), NODES, total, NODES, runs);
-    printf("bench registry register_procs_s %.3f s nodes=%d names=%zu procs=%d runs=%d\n",
+    double c = median(conv, (size_t)runs);
+    char ref[160] = "";
+    if (total == 30000) /* the references' workload */
+        snprintf(ref, sizeof(ref), " ref=%.3f ref_system=syn ratio=%.1fx ref_horde=%.1f",
+                 CONVERGE_REF_S, CONVERGE_REF_S / c, CONVERGE_REF_HORDE_S);
+    printf("bench registry converge_s %.3f s nodes=%d names=%zu processes=%d "
+           "until=all_lookups_succeed runs=%d%s\n",
+           c, NODES, total, NODES, runs, ref);
+    printf("bench registry register_s %.3f s nodes=%d names=%zu processes=%d runs=%d\n",
            median(reg, (size_t)runs), NODES, total, NODES, runs);
     fflush(stdout);
 }
 
 /* Until the existing nodes send under QUIET_BYTES in 100 ms (bounded). */
-static void wait_quiet_procs(const child_t *c, int count)
+static void wait_quiet_procs(child_t **c, int count)
 {
     unsigned long long before = 0;
     for (int k = 0; k < count; k++)
-        before += ask_report(&c[k]).bytes;
+        before += ask_report(c[k]).bytes;
     for (int round = 0; round < 600; round++) {
         usleep(100 * 1000);
         unsigned long long after = 0;
         for (int k = 0; k < count; k++)
-            after += ask_report(&c[k]).bytes;
+            after += ask_report(c[k]).bytes;
         if (after - before < QUIET_BYTES) return;
         before = after;
     }
-    die("join traffic still flowing after 60 s", 0);
+    procs_fail("join traffic still flowing after 60 s");
 }
 
 void bench_join_procs(size_t total)
 {
-    child_t c[NODES + 1];
+    child_t *c[NODES + 1];
     char seed[64];
     for (int k = 0; k <= NODES; k++)
         c[k] = fork_node(k, k < NODES ? total / NODES + ((size_t)k < total % NODES) : 0);
@@ -403,39 +356,38 @@ void bench_join_procs(size_t total)
     wait_done(c, NODES, 15.0);
     set_target(c, NODES, total, NODES);
     for (int k = 0; k < NODES; k++)
-        send_cmd(&c[k], "register");
+        procs_send(c[k], "register");
     for (int k = 0; k < NODES; k++)
-        expect_ok(&c[k]);
+        expect_ok(c[k]);
     wait_done(c, NODES, 120.0);
     wait_quiet_procs(c, NODES);
     for (int k = 0; k < NODES; k++) {
-        send_cmd(&c[k], "probe");
-        expect_ok(&c[k]);
+        procs_send(c[k], "probe");
+        expect_ok(c[k]);
     }
     set_target(&c[NODES], 1, total, NODES + 1);
     double t0 = now_s();
-    send_cmd(&c[NODES], "start %s", seed);
     char line[CMD_MAX];
-    read_reply(&c[NODES], line, sizeof(line));
-    send_cmd(&c[NODES], "probe");
-    expect_ok(&c[NODES]);
+    procs_ask(c[NODES], line, sizeof(line), "start %s", seed);
+    procs_send(c[NODES], "probe");
+    expect_ok(c[NODES]);
     double done = wait_done(&c[NODES], 1, 120.0);
     wait_quiet_procs(c, NODES);
     double worst = 0;
     unsigned long long bytes = 0;
     int worst_k = 0;
     for (int k = 0; k < NODES; k++) {
-        report_t r = ask_report(&c[k]);
+        report_t r = ask_report(c[k]);
         if (verbose)
             fprintf(stderr,
                     "  bench-%c (pid %d): stall %.1f ms, ended %.6f (monotonic s), "
                     "%.3f s after the newcomer's start\n",
-                    'a' + k, (int)c[k].pid, r.stall_ms, r.stall_end, r.stall_end - t0);
+                    'a' + k, (int)c[k]->pid, r.stall_ms, r.stall_end, r.stall_end - t0);
         bytes += r.bytes;
         if (r.stall_ms > worst) worst = r.stall_ms, worst_k = k;
     }
-    report_t newcomer = ask_report(&c[NODES]);
-    printf("bench registry join_procs_converge_s %.3f s nodes=%d names=%zu procs=%d "
+    report_t newcomer = ask_report(c[NODES]);
+    printf("bench registry join_procs_converge_s %.3f s nodes=%d names=%zu processes=%d "
            "goal_s=2\n",
            done - t0, NODES + 1, total, NODES + 1);
     printf("bench registry join_procs_stall_ms %.1f ms nodes=%d names=%zu of=existing "
@@ -449,5 +401,5 @@ void bench_join_procs(size_t total)
            "of=registry_bytes_out senders=existing until=quiet\n",
            bytes, NODES + 1, total, (double)bytes / (double)total);
     fflush(stdout);
-    end_nodes(c, NODES + 1);
+    procs_end_all();
 }

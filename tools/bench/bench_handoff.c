@@ -43,13 +43,24 @@
  *   i % 3; from=all), then all from the first node (from=one), in batches of START_BATCH with a loop turn between batches; the
  *   clock runs until every start answered and every name answers herd_whereis
  *   on every node.
+ * - failover_procs and join_procs (bench_handoff_procs.c): failover and the
+ *   join with one OS process a node, as the reference systems ran: the
+ *   victim gets SIGKILL, and recovery is timed until every child answered a
+ *   call from the survivors; their lines carry processes=3 (the figures
+ *   above processes=1). failover_procs runs with replicas=1 and replicas=2.
+ *   They run first: they fork, before this process starts nanomsg.
+ *
+ * The reference systems' figures (Horde, Swarm: measured on this machine,
+ * herd's issue 16) are printed beside herd's as ref=, ref_system= and
+ * ratio= (> 1: herd is better) keys.
  *
  *   bench handoff|failover|startup <metric> <value> <unit> [key=value ...]
  *
  * Times are the median of `runs`; counts that must be 0 (lost, failed,
  * duplicated) are totals over all runs. --quick uses N = 1,000 and one run
  * (the ctest smoke run); --verbose prints each run's timeline on stderr;
- * --only handoff|failover|startup runs one part; --lenient-detector makes the
+ * --only handoff|failover|startup|failover_procs|join_procs runs one part;
+ * --lenient-detector makes the
  * failure detector lenient for handoff and startup (failover keeps the
  * default). Every wait has a deadline: a stall fails the run with each
  * node's stats instead of hanging. The exit status is 1 when an increment or
@@ -63,9 +74,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_handoff.h"
 #include "counter.h"
-#include "herd_dsup.h"
 #include "herd_ring.h"
+#include "procs_driver.h"
 #include "registry_layers.h"
 
 #define MAX_NODES 3
@@ -82,20 +94,20 @@
 #define SETTLE_DEADLINE_S 30.0
 #define SETUP_DEADLINE_S 60.0
 
-static int verbose;
+int verbose;
 static int lenient; /* --lenient-detector: for handoff and startup */
-static int next_port;
+int next_port;
 
 static const char secret[] = "bench-handoff-secret-0123456789ab";
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what, int rc)
+void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_handoff: %s failed (%d: %s)\n", what, rc,
             rc < 0 ? herd_strerror(rc) : "-");
@@ -108,7 +120,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, size_t n)
+double median(double *v, size_t n)
 {
     qsort(v, n, sizeof(double), cmp_double);
     return v[n / 2];
@@ -123,22 +135,14 @@ static uint64_t xorshift64(uint64_t *s)
     return *s = x;
 }
 
-static size_t rand_below(uint64_t *s, size_t n)
+size_t rand_below(uint64_t *s, size_t n)
 {
     return (size_t)(((xorshift64(s) >> 32) * (uint64_t)n) >> 32);
 }
 
 /* ---- names: "ctr-<i>" ------------------------------------------------------------ */
 
-#define NAME_PREFIX "ctr-"
-
-typedef struct names {
-    char **at;
-    char *text;
-    size_t count;
-} names_t;
-
-static names_t names_make(size_t count)
+names_t names_make(size_t count)
 {
     names_t ns = {.count = count};
     size_t cap = count * 24;
@@ -155,14 +159,13 @@ static names_t names_make(size_t count)
     return ns;
 }
 
-static void names_free(names_t *ns)
+void names_free(names_t *ns)
 {
     free(ns->at);
     free(ns->text);
 }
 
-/* The index of a name of ours, or -1. */
-static long name_index(const char *name, size_t count)
+long name_index(const char *name, size_t count)
 {
     if (strncmp(name, NAME_PREFIX, sizeof(NAME_PREFIX) - 1) != 0)
         return -1;
@@ -206,24 +209,23 @@ static const char *node_label(int k)
     return names[k];
 }
 
-/* Node k, joining through node 0 unless it is node 0. */
-static herd_node_t *cluster_add(cluster_t *cl, int k)
+herd_node_t *handoff_node_start(uv_loop_t *loop, const char *name, const char *seed,
+                                char *addr, size_t addr_cap, int lenient_detector)
 {
-    const char *seed = k > 0 ? cl->addr[0] : NULL;
     for (int attempt = 0; attempt < 20; attempt++) {
         herd_node_t *n;
-        herd_node_config_t nc = {.name = node_label(k), .loop = &cl->loop};
+        herd_node_config_t nc = {.name = name, .loop = loop};
         int rc = herd_node_new(&nc, &n);
         if (rc != 0)
             die("herd_node_new", rc);
-        snprintf(cl->addr[k], sizeof(cl->addr[k]), "tcp://127.0.0.1:%d", next_port++);
+        snprintf(addr, addr_cap, "tcp://127.0.0.1:%d", next_port++);
         if (next_port > 60000)
             next_port = 20000;
-        herd_cluster_config_t cc = {.listen = cl->addr[k], .secret = secret,
+        herd_cluster_config_t cc = {.listen = addr, .secret = secret,
                                     .secret_len = sizeof(secret) - 1,
                                     .seeds = seed ? &seed : NULL,
                                     .seed_count = seed ? 1 : 0};
-        if (cl->lenient) {
+        if (lenient_detector) {
             cc.suspect_ms = 30000;
             cc.down_ms = 60000;
         }
@@ -235,7 +237,6 @@ static herd_node_t *cluster_add(cluster_t *cl, int k)
                 die("herd_dsup_start", rc);
             if ((rc = herd_service_register(n, "counter", &counter_behaviour)) != 0)
                 die("herd_service_register", rc);
-            cl->node[k] = n;
             return n;
         }
         herd_node_free(n); /* most likely the port is taken: try the next */
@@ -244,6 +245,14 @@ static herd_node_t *cluster_add(cluster_t *cl, int k)
     }
     die("finding a free port", 0);
     return NULL;
+}
+
+/* Node k, joining through node 0 unless it is node 0. */
+static herd_node_t *cluster_add(cluster_t *cl, int k)
+{
+    cl->node[k] = handoff_node_start(&cl->loop, node_label(k), k > 0 ? cl->addr[0] : NULL,
+                                     cl->addr[k], sizeof(cl->addr[k]), cl->lenient);
+    return cl->node[k];
 }
 
 /* Every live node sees `want` members, all up. */
@@ -305,7 +314,7 @@ static int hist_child(void *data, const herd_child_view_t *c)
     return 0;
 }
 
-static void report_node(herd_node_t *n, size_t names)
+void report_node(herd_node_t *n, size_t names)
 {
     herd_handoff_stats_t hs;
     herd_child_counts_t cc;
@@ -1164,8 +1173,10 @@ static int bench_handoff(size_t n, int runs)
         sum.unread += r.unread;
     }
     const char *det = lenient ? "lenient" : "default";
-    printf("bench handoff settle_s %.3f s counters=%zu nodes=2+1 runs=%d detector=%s\n",
-           median(settle, (size_t)runs), n, runs, det);
+    double st = median(settle, (size_t)runs);
+    printf("bench handoff settle_s %.3f s counters=%zu nodes=2+1 replicas=1 processes=1 runs=%d "
+           "detector=%s ref=%.2f ref_system=Swarm ratio=%.1fx\n",
+           st, n, runs, det, JOIN_REF_S, JOIN_REF_S / st);
     printf("bench handoff join_s %.3f s nodes=2+1 runs=%d\n", median(join, (size_t)runs), runs);
     printf("bench handoff last_commit_s %.3f s runs=%d\n", median(last, (size_t)runs), runs);
     printf("bench handoff moved %.0f moves expected=%llu aborted=%llu rejected=%llu "
@@ -1335,9 +1346,11 @@ static int bench_failover(size_t n, int runs)
         if (r.max_transient_dup > transient)
             transient = r.max_transient_dup;
     }
+    double rec = median(total, (size_t)runs);
     printf("bench failover recover_s %.3f s children=%zu nodes=3-1 detector=default "
-           "counted_from=one_survivor runs=%d\n",
-           median(total, (size_t)runs), n, runs);
+           "counted_from=one_survivor replicas=1 processes=1 runs=%d ref=%.2f ref_system=Horde "
+           "ratio=%.1fx\n",
+           rec, n, runs, FAILOVER_REF_S, FAILOVER_REF_S / rec);
     printf("bench failover recover_both_s %.3f s counted_from=both_survivors runs=%d\n",
            median(both, (size_t)runs), runs);
     printf("bench failover detect_s %.3f s detector=default heartbeat_ms=200 runs=%d\n",
@@ -1431,6 +1444,16 @@ static void bench_startup(size_t n, int runs, int from)
     names_free(&ns);
 }
 
+static int part_known(const char *part)
+{
+    static const char *const parts[] = {"handoff", "failover", "startup", "failover_procs",
+                                        "join_procs"};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        if (strcmp(part, parts[i]) == 0)
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0;
@@ -1442,18 +1465,27 @@ int main(int argc, char **argv)
             verbose = 1;
         } else if (strcmp(argv[i], "--lenient-detector") == 0) {
             lenient = 1;
-        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc && part_known(argv[i + 1])) {
             only = argv[++i];
         } else {
             fprintf(stderr, "usage: bench_handoff [--quick] [--verbose] [--lenient-detector] "
-                            "[--only handoff|failover|startup]\n");
+                            "[--only handoff|failover|startup|failover_procs|join_procs]\n");
             return 2;
         }
     }
     size_t n = quick ? 1000 : 10000;
     int runs = quick ? 1 : 3;
     next_port = 20000 + (int)(((uint64_t)(now_s() * 1000) ^ ((uint64_t)getpid() << 7)) % 30000);
+    procs_init("bench_handoff");
     int bad = 0;
+    /* one process a node first: they fork, and nanomsg must not be running
+     * in a process that forks */
+    if (only == NULL || strcmp(only, "failover_procs") == 0) {
+        bad |= bench_failover_procs(n, runs, 1);
+        bad |= bench_failover_procs(n, runs, 2);
+    }
+    if (only == NULL || strcmp(only, "join_procs") == 0)
+        bad |= bench_join_procs(n, runs);
     if (only == NULL || strcmp(only, "handoff") == 0)
         bad |= bench_handoff(n, runs);
     if (only == NULL || strcmp(only, "failover") == 0)

@@ -135,6 +135,16 @@ static uint64_t xorshift64(uint64_t *s)
     return *s = x;
 }
 
+const char *ref_keys(double ref_s, const char *system, double v, size_t n)
+{
+    static char keys[128];
+    keys[0] = '\0';
+    if (n == REF_CHILDREN && v > 0)
+        snprintf(keys, sizeof(keys), " ref=%.2f ref_system=%s ratio=%.1fx", ref_s, system,
+                 ref_s / v);
+    return keys;
+}
+
 size_t rand_below(uint64_t *s, size_t n)
 {
     return (size_t)(((xorshift64(s) >> 32) * (uint64_t)n) >> 32);
@@ -1175,8 +1185,8 @@ static int bench_handoff(size_t n, int runs)
     const char *det = lenient ? "lenient" : "default";
     double st = median(settle, (size_t)runs);
     printf("bench handoff settle_s %.3f s counters=%zu nodes=2+1 replicas=1 processes=1 runs=%d "
-           "detector=%s ref=%.2f ref_system=Swarm ratio=%.1fx\n",
-           st, n, runs, det, JOIN_REF_S, JOIN_REF_S / st);
+           "detector=%s%s\n",
+           st, n, runs, det, ref_keys(JOIN_REF_S, "Swarm", st, n));
     printf("bench handoff join_s %.3f s nodes=2+1 runs=%d\n", median(join, (size_t)runs), runs);
     printf("bench handoff last_commit_s %.3f s runs=%d\n", median(last, (size_t)runs), runs);
     printf("bench handoff moved %.0f moves expected=%llu aborted=%llu rejected=%llu "
@@ -1348,9 +1358,8 @@ static int bench_failover(size_t n, int runs)
     }
     double rec = median(total, (size_t)runs);
     printf("bench failover recover_s %.3f s children=%zu nodes=3-1 detector=default "
-           "counted_from=one_survivor replicas=1 processes=1 runs=%d ref=%.2f ref_system=Horde "
-           "ratio=%.1fx\n",
-           rec, n, runs, FAILOVER_REF_S, FAILOVER_REF_S / rec);
+           "counted_from=one_survivor replicas=1 processes=1 runs=%d%s\n",
+           rec, n, runs, ref_keys(FAILOVER_REF_S, "Horde", rec, n));
     printf("bench failover recover_both_s %.3f s counted_from=both_survivors runs=%d\n",
            median(both, (size_t)runs), runs);
     printf("bench failover detect_s %.3f s detector=default heartbeat_ms=200 runs=%d\n",

@@ -17,6 +17,12 @@
 #define FAILOVER_REF_S 2.93 /* Horde: SIGKILL of 1 of 3 nodes, 10,000 children */
 #define JOIN_REF_S 2.96     /* Swarm: a 3rd node joins 2 x 10,000 workers */
 
+/* The reference keys for a time `v` (s) of n children: " ref=... ratio=..."
+ * at the references' REF_CHILDREN, "" at another size (a static buffer:
+ * one line at a time). */
+#define REF_CHILDREN 10000
+const char *ref_keys(double ref_s, const char *system, double v, size_t n);
+
 extern int verbose;   /* --verbose: each run's timeline on stderr */
 extern int next_port; /* the next cluster port a node tries */
 

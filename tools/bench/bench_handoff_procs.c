@@ -758,6 +758,9 @@ static placement_t take_placement(child_t **c, int count, size_t n)
         if (sscanf(line, "children %zu %zu %n", &held, &not_running, &off) != 2)
             procs_fail("a bad children answer: '%.80s'", line);
         const char *hex = line + off;
+        if (hex[0] != '-' && strlen(hex) != (n + 7) / 8 * 2)
+            procs_fail("a children bitmap of %zu digits from node process %d, not %zu",
+                       strlen(hex), c[k]->index, (n + 7) / 8 * 2);
         for (size_t i = 0; i < n; i++) {
             int v = hex[0] == '-' ? 0 : hexval(hex[(i / 8) * 2 + ((i % 8) < 4)]);
             if (v < 0)
@@ -909,10 +912,9 @@ int bench_failover_procs(size_t n, int runs, int replicas)
     }
     double rec = median(recover, (size_t)runs);
     printf("bench failover recover_s %.3f s children=%zu killed_held=%.0f nodes=3-1 "
-           "replicas=%d processes=3 detector=default until=every_child_answers runs=%d "
-           "ref=%.2f ref_system=Horde ratio=%.1fx\n",
-           rec, n, median(held, (size_t)runs), replicas, runs, FAILOVER_REF_S,
-           FAILOVER_REF_S / rec);
+           "replicas=%d processes=3 detector=default until=every_child_answers runs=%d%s\n",
+           rec, n, median(held, (size_t)runs), replicas, runs,
+           ref_keys(FAILOVER_REF_S, "Horde", rec, n));
     printf("bench failover detect_s %.3f s nodes=3-1 replicas=%d processes=3 detector=default "
            "runs=%d\n",
            median(detect, (size_t)runs), replicas, runs);
@@ -1038,9 +1040,9 @@ int bench_join_procs(size_t n, int runs)
     double s = median(settle, (size_t)runs);
     printf("bench handoff join_settle_s %.3f s workers=%zu nodes=2+1 replicas=1 processes=3 "
            "lookups_failed=%llu until=every_name_resolves_on_its_owner detector=lenient "
-           "runs=%d ref=%.2f "
-           "ref_system=Swarm ratio=%.1fx ref_unresolvable=808\n",
-           s, n, sum.lookups_failed, runs, JOIN_REF_S, JOIN_REF_S / s);
+           "runs=%d%s%s\n",
+           s, n, sum.lookups_failed, runs, ref_keys(JOIN_REF_S, "Swarm", s, n),
+           n == REF_CHILDREN ? " ref_unresolvable=808" : "");
     printf("bench handoff join_up_s %.3f s nodes=2+1 processes=3 runs=%d\n",
            median(up, (size_t)runs), runs);
     printf("bench handoff join_lookups_failed %llu lookups=%llu polled_on=existing processes=3 "

@@ -270,8 +270,9 @@ int main(int argc, char **argv)
     double rtt = herd_process_calls(a, srv, calls);
     printf("bench cluster cast_vs_bare_ratio %.2f x of=herd_cast/nanomsg_push_pull\n",
            rate / bare_rate);
-    printf("bench cluster call_rtt_vs_bare_ratio %.2f x of=herd_call/nanomsg_req_rep\n",
-           rtt / bare_rtt);
+    printf("bench cluster call_rtt_vs_bare_ratio %.2f x of=herd_call/nanomsg_req_rep "
+           "ref_us=%.1f ref_system=nanomsg_req_rep lower_is_better=1\n",
+           rtt / bare_rtt, bare_rtt);
     herd_node_free(b);
     herd_node_free(a);
     uv_loop_close(&loop);

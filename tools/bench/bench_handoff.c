@@ -84,7 +84,6 @@
 #define MAX_RUNS 8
 #define DRIVER_WINDOW 128   /* calls in flight per driver during the move */
 #define SETUP_WINDOW 256    /* calls in flight per driver for setup and reads */
-#define CALL_TIMEOUT_MS 3000
 #define START_TIMEOUT_MS 30000
 #define START_BATCH 500     /* async starts issued per loop turn */
 #define LOOKUPS_PER_TURN 32 /* whereis per old node per loop turn */

@@ -54,7 +54,17 @@ herd_node_t *handoff_node_start(uv_loop_t *loop, const char *name, const char *s
  * counters there are (0: leave their count out). */
 void report_node(herd_node_t *n, size_t names);
 
-/* One process a node (bench_handoff_procs.c): each forks its nodes'
+/* ---- one process a node ---- */
+
+#define NODES_MAX 3              /* node processes: bench-a, -b, -c */
+#define VICTIM_NAME "bench-c"    /* the failover's victim */
+#define CALL_TIMEOUT_MS 3000     /* an incr call's timeout */
+
+/* A node's process (bench_handoff_node.c): arg points to the number of
+ * counters (size_t); never returns. */
+void handoff_node_main(int index, int cmd_fd, int rep_fd, void *arg);
+
+/* The figures (bench_handoff_procs.c): each forks its nodes'
  * processes, so it must run before this process uses nanomsg. Both return
  * nonzero when a child was lost or duplicated, an increment lost, a lookup
  * failed at the end or the placement did not hold (the figures printed

@@ -797,6 +797,29 @@ static int placement_settled(placement_t *p, cluster_t *cl, const names_t *ns)
     return 1;
 }
 
+/* Until the placement is settled (set-up, not timed: on a loaded machine the
+ * last starts' registrations may lag the lookups start_all waited for). */
+static void wait_placement(cluster_t *cl, placement_t *p, const names_t *ns, const char *what)
+{
+    double deadline = now_s() + SETUP_DEADLINE_S, next_check = 0;
+    for (;;) {
+        if (now_s() >= next_check) {
+            if (placement_settled(p, cl, ns))
+                return;
+            next_check = now_s() + CHECK_EVERY_S;
+        }
+        if (now_s() > deadline) {
+            fprintf(stderr, "bench_handoff: %s: not settled within %.0f s (children %zu "
+                            "unique of %zu, %zu copies, %zu not running, %zu off their owner)\n",
+                    what, SETUP_DEADLINE_S, p->unique, p->n, p->copies, p->not_running,
+                    p->off_owner);
+            report_cluster(cl, p->n);
+            exit(1);
+        }
+        turn(cl);
+    }
+}
+
 static uint64_t sum_stat(cluster_t *cl, size_t offset)
 {
     uint64_t total = 0;
@@ -912,8 +935,7 @@ static handoff_result_t handoff_run(const names_t *ns, uint64_t seed)
     placement_t before, p;
     placement_init(&before, n);
     placement_init(&p, n);
-    if (!placement_settled(&before, cl, ns))
-        die("the two nodes' placement before the join", 0);
+    wait_placement(cl, &before, ns, "handoff: the two nodes' placement before the join");
 
     /* the load: the drivers keep calls in flight from here on */
     for (int i = 0; i < 2; i++)
@@ -1251,8 +1273,7 @@ static failover_result_t failover_run(const names_t *ns)
     start_all(cl, ns, 3);
     placement_t p;
     placement_init(&p, n);
-    if (!placement_settled(&p, cl, ns))
-        die("the placement before the kill", 0);
+    wait_placement(cl, &p, ns, "failover: the placement before the kill");
     const int victim = 2;
     r.victim_children = (size_t)herd_which_children(cl->node[victim], NULL, NULL);
     down_watch_t watch[2] = {{node_label(victim), 0}, {node_label(victim), 0}};

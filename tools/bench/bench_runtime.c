@@ -201,7 +201,8 @@ static void bench_idle(size_t procs)
     double per = rss1 > rss0 ? (double)(rss1 - rss0) / (double)procs : 0.0;
     fprintf(stderr, "%s: idle: rss %.1f -> %.1f MiB, spawn %.3f s\n", prog,
             (double)rss0 / 1048576.0, (double)rss1 / 1048576.0, t1 - t0);
-    printf("bench runtime idle_process_bytes %.0f B procs=%zu ref=2752 ref_system=beam_idle_process ratio=%.1fx\n", per, procs, 2752.0 / per);
+    printf("bench runtime idle_process_bytes %.0f B procs=%zu ref=2752 "
+           "ref_system=beam_idle_process ratio=%.1fx\n", per, procs, 2752.0 / per);
     printf("bench runtime spawn_per_s %.0f procs/s procs=%zu\n", (double)procs / (t1 - t0),
            procs);
     fflush(stdout);

@@ -548,6 +548,7 @@ static void bench_calls(uint64_t calls, uint64_t node_calls)
 
 typedef struct remote_cmd {
     char op;    /* 'R' serve n REQ/REP round trips, 'P' take n PUSH messages,
+                 * 'E' echo n PUSH messages back on a PUSH of its own,
                  * 'C' count n casts at the sink, 'Q' quit */
     uint64_t n;
 } remote_cmd_t;
@@ -555,7 +556,7 @@ typedef struct remote_cmd {
 typedef struct remote_link {
     pid_t pid;         /* the peer process */
     int cmd, res;      /* pipes to and from it */
-    char url_a[64], url_b[64], url_rep[64], url_pull[64];
+    char url_a[64], url_b[64], url_rep[64], url_pull[64], url_back[64];
 } remote_link_t;
 
 static void remote_write(int fd, const void *buf, size_t len)
@@ -631,7 +632,7 @@ static int remote_socket(int type, const char *url, int bind)
 
 typedef struct remote_peer {
     herd_node_t *node;
-    int cmd, res, rep, pull;
+    int cmd, res, rep, pull, back;
     uv_poll_t cmd_poll;
     uint64_t sink_count, sink_target;
 } remote_peer_t;
@@ -668,6 +669,18 @@ static void peer_take_pushes(remote_peer_t *p, uint64_t n)
     remote_write(p->res, "p", 1);
 }
 
+/* A round trip the way herd's transport makes one: two one-way sockets,
+ * a TCP connection each way. */
+static void peer_echo_pushes(remote_peer_t *p, uint64_t n)
+{
+    char buf[REMOTE_PAYLOAD];
+    for (uint64_t i = 0; i < n; i++)
+        if (nn_recv(p->pull, buf, sizeof(buf), 0) != REMOTE_PAYLOAD ||
+            nn_send(p->back, buf, sizeof(buf), 0) != REMOTE_PAYLOAD)
+            die("the peer's PULL/PUSH echo", 0);
+    remote_write(p->res, "e", 1);
+}
+
 static void peer_on_cmd(uv_poll_t *h, int status, int events)
 {
     (void)status, (void)events;
@@ -683,6 +696,8 @@ static void peer_on_cmd(uv_poll_t *h, int status, int events)
         peer_serve_reqrep(p, c.n);
     } else if (c.op == 'P') {
         peer_take_pushes(p, c.n);
+    } else if (c.op == 'E') {
+        peer_echo_pushes(p, c.n);
     } else if (c.op == 'C') {
         p->sink_count = 0;
         p->sink_target = c.n;
@@ -703,6 +718,7 @@ static void remote_peer_main(remote_link_t *l)
     p->node = remote_node("bench-rb", l->url_b, l->url_a);
     p->rep = remote_socket(NN_REP, l->url_rep, 1);
     p->pull = remote_socket(NN_PULL, l->url_pull, 1);
+    p->back = remote_socket(NN_PUSH, l->url_back, 0);
     herd_spawn_opts_t o;
     memset(&o, 0, sizeof(o));
     herd_pid_t pids[2];
@@ -721,6 +737,7 @@ static void remote_peer_main(remote_link_t *l)
     uv_close((uv_handle_t *)&p->cmd_poll, peer_close);
     nn_close(p->rep);
     nn_close(p->pull);
+    nn_close(p->back);
     herd_node_free(p->node);
 }
 
@@ -733,6 +750,7 @@ static void remote_fork(remote_link_t *l)
     snprintf(l->url_b, sizeof(l->url_b), "tcp://127.0.0.1:%d", port + 1);
     snprintf(l->url_rep, sizeof(l->url_rep), "tcp://127.0.0.1:%d", port + 2);
     snprintf(l->url_pull, sizeof(l->url_pull), "tcp://127.0.0.1:%d", port + 3);
+    snprintf(l->url_back, sizeof(l->url_back), "tcp://127.0.0.1:%d", port + 4);
     int to_peer[2], from_peer[2];
     if (pipe(to_peer) != 0 || pipe(from_peer) != 0)
         die("pipe", 0);
@@ -791,7 +809,7 @@ static void remote_stop(remote_link_t *l)
 typedef struct remote_side {
     remote_link_t *link;
     herd_node_t *node;
-    int req, push;
+    int req, push, back;
     herd_pid_t server, sink;
     uv_poll_t res_poll;
     int sink_done;
@@ -837,6 +855,24 @@ static double bare_reqrep_us(remote_side_t *s, uint64_t n, double *rtt)
         rtt[i] = (now_s() - t) * 1e6;
     }
     remote_expect(s->link, 'r', "REQ/REP");
+    return median(rtt, (size_t)n);
+}
+
+/* The same round trip over PUSH/PULL sockets, one each way (herd's shape). */
+static double bare_pushpull_rtt_us(remote_side_t *s, uint64_t n, double *rtt)
+{
+    char msg[REMOTE_PAYLOAD] = {0}, buf[REMOTE_PAYLOAD];
+    remote_command(s->link, 'E', n);
+    for (uint64_t i = 0; i < n; i++) {
+        memcpy(msg, &i, sizeof(i));
+        double t = now_s();
+        if (nn_send(s->push, msg, sizeof(msg), 0) != REMOTE_PAYLOAD ||
+            nn_recv(s->back, buf, sizeof(buf), 0) != REMOTE_PAYLOAD ||
+            memcmp(buf, msg, sizeof(msg)) != 0)
+            die("bare PUSH/PULL round trip", 0);
+        rtt[i] = (now_s() - t) * 1e6;
+    }
+    remote_expect(s->link, 'e', "PUSH/PULL echo");
     return median(rtt, (size_t)n);
 }
 
@@ -944,6 +980,7 @@ static void bench_remote(remote_link_t *l, int calls_part, int casts_part, uint6
     s.node = remote_node("bench-ra", l->url_a, NULL);
     s.req = remote_socket(NN_REQ, l->url_rep, 0);
     s.push = remote_socket(NN_PUSH, l->url_pull, 0);
+    s.back = remote_socket(NN_PULL, l->url_back, 1);
     herd_pid_t pids[2];
     remote_read(l->res, pids, sizeof(pids), "the peer's pids");
     s.server = pids[0];
@@ -956,15 +993,16 @@ static void bench_remote(remote_link_t *l, int calls_part, int casts_part, uint6
     herd_pid_t client = spawn_with(s.node, &client_beh, &cctx);
     caster_ctx_t kctx = {s.sink, 0, 0, 0};
     herd_pid_t caster = spawn_with(s.node, &caster_beh, &kctx);
-    double *v = calloc((size_t)runs * 4, sizeof(double));
+    double *v = calloc((size_t)runs * 5, sizeof(double));
     double *rtt = calloc(calls > REMOTE_WARMUP ? calls : REMOTE_WARMUP, sizeof(double));
     if (v == NULL || rtt == NULL)
         die("calloc", HERD_ENOMEM);
     bare_reqrep_us(&s, REMOTE_WARMUP, rtt);
+    bare_pushpull_rtt_us(&s, REMOTE_WARMUP, rtt);
     herd_call_us(&s, &cctx, client, REMOTE_WARMUP, rtt);
 
     double *bare_rtt = v, *herd_rtt = v + runs, *bare_rate = v + 2 * runs,
-           *herd_rate = v + 3 * runs;
+           *herd_rate = v + 3 * runs, *pair_rtt = v + 4 * runs;
     for (int run = 0; run < runs; run++) {
         if (calls_part) {
             /* alternate which goes first, so neither always follows the other */
@@ -975,8 +1013,10 @@ static void bench_remote(remote_link_t *l, int calls_part, int casts_part, uint6
                 herd_rtt[run] = herd_call_us(&s, &cctx, client, calls, rtt);
                 bare_rtt[run] = bare_reqrep_us(&s, calls, rtt);
             }
-            fprintf(stderr, "%s: remote call run %d: bare %.1f us herd %.1f us\n", prog, run,
-                    bare_rtt[run], herd_rtt[run]);
+            pair_rtt[run] = bare_pushpull_rtt_us(&s, calls, rtt);
+            fprintf(stderr, "%s: remote call run %d: bare %.1f us herd %.1f us (bare over "
+                    "push/pull %.1f us)\n", prog, run, bare_rtt[run], herd_rtt[run],
+                    pair_rtt[run]);
         }
         if (casts_part) {
             if (run % 2 == 0) {
@@ -993,8 +1033,10 @@ static void bench_remote(remote_link_t *l, int calls_part, int casts_part, uint6
     if (calls_part) {
         double b = median(bare_rtt, (size_t)runs), h = median(herd_rtt, (size_t)runs);
         printf("bench runtime remote_call_roundtrip_us %.1f us processes=2 bare_reqrep_us=%.1f "
-               "ratio=%.2fx goal=1.1 of=median_per_call calls=%llu runs=%d size=%d\n",
-               h, b, h / b, (unsigned long long)calls, runs, REMOTE_PAYLOAD);
+               "ratio=%.2fx goal=1.1 bare_pushpull_rtt_us=%.1f of=median_per_call calls=%llu "
+               "runs=%d size=%d\n",
+               h, b, h / b, median(pair_rtt, (size_t)runs), (unsigned long long)calls, runs,
+               REMOTE_PAYLOAD);
     }
     if (casts_part) {
         double b = median(bare_rate, (size_t)runs), h = median(herd_rate, (size_t)runs);
@@ -1009,6 +1051,7 @@ static void bench_remote(remote_link_t *l, int calls_part, int casts_part, uint6
     uv_close((uv_handle_t *)&s.res_poll, peer_close);
     nn_close(s.req);
     nn_close(s.push);
+    nn_close(s.back);
     herd_node_free(s.node);
     remote_stop(l);
 }

@@ -959,8 +959,18 @@ static double herd_cast_rate(remote_side_t *s, caster_ctx_t *ctx, herd_pid_t cas
     while (!s->sink_done && ctx->errors == 0) {
         herd_node_run_for(s->node, RUN_SLICE_MS);
         if (now_s() > deadline) {
-            fprintf(stderr, "%s: remote casts: over %.0f s, %llu sent\n", prog, DEADLINE_S,
-                    (unsigned long long)ctx->sent);
+            herd_cluster_stats_t cs;
+            herd_stream_stats_t ss;
+            memset(&cs, 0, sizeof(cs));
+            memset(&ss, 0, sizeof(ss));
+            herd_cluster_stats(s->node, &cs);
+            herd_cluster_stream_stats(s->node, ctx->sink.node, &ss);
+            fprintf(stderr, "%s: remote casts: over %.0f s, %llu sent; frames out %llu, "
+                    "dropped by the transport %llu; stream sent %llu acked %llu resent %llu\n",
+                    prog, DEADLINE_S, (unsigned long long)ctx->sent,
+                    (unsigned long long)cs.frames_out, (unsigned long long)cs.dropped_out,
+                    (unsigned long long)ss.sent_seq, (unsigned long long)ss.acked_seq,
+                    (unsigned long long)ss.resent);
             exit(1);
         }
     }

@@ -36,7 +36,7 @@ void channel_fini(channel_t *ch)
 {
     channel_free_list(ch->head);
     channel_free_list(ch->early);
-    ch->head = ch->tail = ch->early = NULL;
+    ch->head = ch->tail = ch->early = ch->unsent = NULL;
 }
 
 size_t channel_set_peer(channel_t *ch, uint64_t inc)
@@ -71,6 +71,8 @@ int channel_queue(channel_t *ch, const void *data, size_t len)
     else
         ch->head = m;
     ch->tail = m;
+    if (ch->unsent == NULL)
+        ch->unsent = m; /* everything before it was sent */
     ch->unacked_bytes += len;
     return 0;
 }
@@ -99,21 +101,9 @@ static int channel_window_lets(const channel_t *ch, size_t inflight, const chann
     return inflight == 0 || inflight + m->len <= ch->window;
 }
 
-/* The first message at or after next_send. */
-static channel_msg_t *channel_first_unsent(const channel_t *ch)
-{
-    channel_msg_t *m = ch->head;
-    while (m && m->seq < ch->next_send)
-        m = m->next;
-    return m;
-}
-
 int channel_send_ready(const channel_t *ch)
 {
-    const channel_msg_t *m = ch->tail && ch->tail->seq >= ch->next_send
-                                 ? channel_first_unsent(ch)
-                                 : NULL;
-    return m != NULL && channel_window_lets(ch, ch->inflight_bytes, m);
+    return ch->unsent != NULL && channel_window_lets(ch, ch->inflight_bytes, ch->unsent);
 }
 
 void channel_unsend(channel_t *ch)
@@ -121,6 +111,7 @@ void channel_unsend(channel_t *ch)
     ch->next_send = ch->undo_next_send;
     ch->sent_upto = ch->undo_sent_upto;
     ch->inflight_bytes = ch->undo_inflight;
+    ch->unsent = ch->undo_unsent;
     ch->ack_due |= ch->undo_ack_due;
 }
 
@@ -133,11 +124,13 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
     ch->undo_sent_upto = ch->sent_upto;
     ch->undo_inflight = ch->inflight_bytes;
     ch->undo_ack_due = ch->ack_due;
+    ch->undo_unsent = ch->unsent;
     if (resend && ch->head) { /* go back to the oldest unacknowledged */
         ch->next_send = ch->head->seq;
         ch->inflight_bytes = 0;
+        ch->unsent = ch->head;
     }
-    channel_msg_t *first = channel_first_unsent(ch);
+    channel_msg_t *first = ch->unsent;
     if (first == NULL || !channel_window_lets(ch, ch->inflight_bytes, first))
         return 0;
     wire_writer_t w;
@@ -148,7 +141,8 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
     wire_put_u16(&w, 0);
     uint16_t count = 0;
     uint16_t again = 0; /* messages of this frame sent before */
-    for (channel_msg_t *m = first; m && count < CHANNEL_MAX_BATCH; m = m->next) {
+    channel_msg_t *m;
+    for (m = first; m && count < CHANNEL_MAX_BATCH; m = m->next) {
         if (count > 0 && (size + CHANNEL_MSG_OVERHEAD + m->len > max_body ||
                           !channel_window_lets(ch, ch->inflight_bytes, m)))
             break; /* a lone message bigger than max_body still goes: the caller checks */
@@ -162,6 +156,7 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
         else
             again++;
     }
+    ch->unsent = m;
     if (w.err == 0) {
         w.buf[count_at] = (uint8_t)count;
         w.buf[count_at + 1] = (uint8_t)(count >> 8);
@@ -199,6 +194,8 @@ static void channel_take_ack(channel_t *ch, uint64_t ack, uint64_t now)
         ch->unacked_bytes -= m->len;
         if (m->seq < ch->next_send)
             ch->inflight_bytes -= m->len;
+        if (ch->unsent == m)
+            ch->unsent = m->next;
         free(m);
         progressed = 1;
     }

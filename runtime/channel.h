@@ -51,11 +51,13 @@ typedef struct channel {
     uint64_t sent_upto;       /* highest seq sent at least once */
     uint64_t next_send;       /* seq the next frame starts from (go-back-N) */
     channel_msg_t *head, *tail; /* unacknowledged, in order */
+    channel_msg_t *unsent;      /* the first at or after next_send, or NULL */
     size_t unacked_bytes, max_unacked;
     size_t inflight_bytes;    /* of the unacked messages below next_send */
     size_t window;            /* inflight_bytes at most (but one message) */
     /* what the last channel_next_frame changed, for channel_unsend */
     uint64_t undo_next_send, undo_sent_upto;
+    channel_msg_t *undo_unsent;
     size_t undo_inflight;
     int undo_ack_due;
     uint64_t last_send_ms;    /* when the oldest unacked was (re)sent */

@@ -268,18 +268,40 @@ static void sim_deliver(void *data, const uint8_t *msg, size_t len)
     e->received++;
 }
 
+/* The sender's bookkeeping agrees with its queue: `unsent` is the first
+ * message at or after next_send, inflight_bytes the bytes before it, and
+ * send_ready says whether the window lets it go. */
+static void assert_sender_consistent(const channel_t *ch)
+{
+    const channel_msg_t *first = NULL;
+    size_t inflight = 0;
+    for (const channel_msg_t *q = ch->head; q; q = q->next) {
+        if (q->seq < ch->next_send)
+            inflight += q->len;
+        else if (first == NULL)
+            first = q;
+    }
+    assert_ptr_equal(ch->unsent, first);
+    assert_int_equal(ch->inflight_bytes, inflight);
+    assert_int_equal(channel_send_ready(ch),
+                     first != NULL && (inflight == 0 || inflight + first->len <= ch->window));
+}
+
 static void sim_pump(endpoint_t *e, int to, medium_t *m, size_t max_body, uint64_t now)
 {
     uint8_t *body;
     size_t len;
+    assert_sender_consistent(&e->ch);
     for (int guard = 0; guard < 1000; guard++) {
         assert_int_equal(channel_next_frame(&e->ch, 0, max_body, now, &body, &len), 0);
+        assert_sender_consistent(&e->ch);
         if (body == NULL) break;
         medium_put(m, to, 0, body, len);
     }
     if (channel_resend_due(&e->ch, now)) {
         assert_int_equal(channel_next_frame(&e->ch, 1, max_body, now, &body, &len), 0);
         assert_non_null(body);
+        assert_sender_consistent(&e->ch);
         medium_put(m, to, 0, body, len);
     }
     if (e->ch.ack_due) {
@@ -311,6 +333,8 @@ static sim_result_t run_sim(uint64_t seed, unsigned drop_pct, unsigned dup_pct,
         memset(&ep[i], 0, sizeof(ep[i]));
         channel_init(&ep[i].ch, RTO, 0);
         channel_set_peer(&ep[i].ch, 100 + (uint64_t)(1 - i));
+        /* a window of a few frames: the sender waits for acks, too */
+        ep[i].ch.window = 3 * max_body;
         ep[i].total = total;
         ep[i].id = i;
     }

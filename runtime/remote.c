@@ -268,6 +268,8 @@ void remote_flush(herd_cluster_t *c, uint64_t now)
         p->dirty = !refused && channel_send_ready(&p->ch);
         c->any_dirty |= p->dirty;
     }
+    if (c->any_dirty)
+        node_kick(c->node); /* the loop turns again at once, not when woken */
 }
 
 void remote_tick(herd_cluster_t *c, uint64_t now)

@@ -82,6 +82,8 @@ static void nn_on_pull(uv_poll_t *h, int status, int events)
     (void)events;
     nn_tp_t *tp = h->data;
     uint64_t start = uv_hrtime();
+    /* whether the loop had work ready before these frames (see below) */
+    int was_busy = uv_backend_timeout(tp->loop) == 0;
     for (int i = 0; i < NN_RECV_BUDGET && uv_hrtime() - start < NN_RECV_NS; i++) {
         void *buf = NULL;
         int n = nn_recv(tp->pull, &buf, NN_MSG, NN_DONTWAIT);
@@ -94,13 +96,15 @@ static void nn_on_pull(uv_poll_t *h, int status, int events)
         tp->stats.bytes_in += (uint64_t)n;
         tp->cb(tp->cb_data, buf, (size_t)n);
         nn_freemsg(buf);
-        /* The frame gave the loop work that is ready now (a process to run,
-         * whose answer the peer may wait for): that goes first. The fd is
-         * level-triggered, so the next frames wait only for the loop's next
-         * turn, which does not block; and the next nn_recv, which takes
-         * nanomsg's lock while its worker re-arms the connection, no longer
-         * stands between a request and its answer. */
-        if (uv_backend_timeout(tp->loop) == 0)
+        /* The frame gave an idle loop work that is ready now (a process to
+         * run, whose answer the peer may wait for): that goes first. The fd
+         * is level-triggered, so the next frames wait only for the loop's
+         * next turn, which does not block; and the next nn_recv, which
+         * takes nanomsg's lock while its worker re-arms the connection, no
+         * longer stands between a request and its answer. A loop that was
+         * busy already takes its whole budget, as network input must not
+         * wait one turn per frame behind local work. */
+        if (!was_busy && uv_backend_timeout(tp->loop) == 0)
             return;
     }
 }

@@ -13,6 +13,13 @@
  *   --only:  one part alone (tools/bench/ab_compare.sh runs two builds' parts
  *            in turn, so each pair of runs shares the machine's moment)
  *
+ * The remote parts print, beside herd's figure, bare nanomsg's between the
+ * same two processes in the same runs: bare_reqrep_us (REQ/REP, one TCP
+ * connection carries request and reply), bare_pushpull_rtt_us (the same
+ * round trip over a PUSH/PULL pair, a connection each way: the shape of
+ * herd's transport) and bare_pushpull_msgs_per_s; ratio= is herd's median
+ * over the bare median, against the goal of issue 16.
+ *
  * Every benchmark gets a node of its own, freed at its end. Timings use
  * CLOCK_MONOTONIC; the cheap ones report the median of REPS repetitions. The
  * idle-process figures come from one cold run (spawning a million processes

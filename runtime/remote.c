@@ -217,14 +217,16 @@ int remote_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t re
  * unacknowledged message when `resend`), then an ACK frame if one is due
  * and no MSG frame carried it. A frame the transport refuses (its outbox
  * for the peer is full, or memory is short) is taken back into the stream
- * unsent (the transport counted it in dropped_out) and 1 returned: the
- * tick tries again (remote_tick). */
+ * unsent (the transport counted it in dropped_out). Returns 0 when it
+ * sent what it could; 1 when the transport refused a frame or the stream's
+ * member is not that start any more (nothing sent): the tick tries again
+ * (remote_tick), or the member's change resets the stream. */
 static int remote_send_frames(herd_cluster_t *c, cluster_peer_t *p, int resend, uint64_t now)
 {
     const mship_member_t *x = mship_find_id(c->mship, p->id);
     int refused = 0;
     if (x == NULL || x->incarnation != p->ch.peer_inc)
-        return 0;
+        return 1;
     for (int i = 0; i < REMOTE_FLUSH_FRAMES; i++) {
         uint8_t *body;
         size_t len;
@@ -262,10 +264,11 @@ void remote_flush(herd_cluster_t *c, uint64_t now)
         cluster_peer_t *p = s->value;
         if (!p->dirty)
             continue;
-        int refused = remote_send_frames(c, p, 0, now);
-        /* more than one flush's frames: the rest at the next flush; refused
-         * by the transport: at the next tick */
-        p->dirty = !refused && channel_send_ready(&p->ch);
+        int stuck = remote_send_frames(c, p, 0, now);
+        /* more than one flush's frames: the rest at the next flush (at once:
+         * see below); refused by the transport, or no such member: at the
+         * next tick, so that the loop never spins on a stream that cannot go */
+        p->dirty = !stuck && channel_send_ready(&p->ch);
         c->any_dirty |= p->dirty;
     }
     if (c->any_dirty)

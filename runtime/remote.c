@@ -275,6 +275,9 @@ void remote_flush(herd_cluster_t *c, uint64_t now)
         node_kick(c->node); /* the loop turns again at once, not when woken */
 }
 
+/* Each tick: go back for streams whose oldest message waited an rto, and
+ * send what waits in the others (frames the transport refused, a window
+ * that opened without a flush). */
 void remote_tick(herd_cluster_t *c, uint64_t now)
 {
     size_t cursor = 0;

@@ -25,7 +25,9 @@ void channel_init(channel_t *ch, uint32_t rto_ms, size_t max_unacked)
 {
     memset(ch, 0, sizeof(*ch));
     ch->next_seq = 1;
+    ch->next_send = 1;
     ch->expected = 1;
+    ch->window = CHANNEL_DEFAULT_WINDOW;
     ch->rto_ms = rto_ms ? rto_ms : CHANNEL_DEFAULT_RTO_MS;
     ch->max_unacked = max_unacked ? max_unacked : CHANNEL_DEFAULT_MAX_UNACKED;
 }
@@ -34,7 +36,7 @@ void channel_fini(channel_t *ch)
 {
     channel_free_list(ch->head);
     channel_free_list(ch->early);
-    ch->head = ch->tail = ch->early = NULL;
+    ch->head = ch->tail = ch->early = ch->unsent = NULL;
 }
 
 size_t channel_set_peer(channel_t *ch, uint64_t inc)
@@ -69,6 +71,8 @@ int channel_queue(channel_t *ch, const void *data, size_t len)
     else
         ch->head = m;
     ch->tail = m;
+    if (ch->unsent == NULL)
+        ch->unsent = m; /* everything before it was sent */
     ch->unacked_bytes += len;
     return 0;
 }
@@ -79,13 +83,36 @@ int channel_rewrite(channel_t *ch, channel_msg_t *m, const void *data, size_t le
         return HERD_EINVAL; /* it was allocated for its first length */
     memmove(m->data, data, len);
     ch->unacked_bytes -= m->len - len;
+    if (m->seq < ch->next_send)
+        ch->inflight_bytes -= m->len - len;
     m->len = len;
     return 0;
 }
 
 int channel_resend_due(const channel_t *ch, uint64_t now)
 {
-    return ch->head && ch->head->seq <= ch->sent_upto && now - ch->last_send_ms >= ch->rto_ms;
+    return ch->head && ch->head->seq < ch->next_send && now - ch->last_send_ms >= ch->rto_ms;
+}
+
+/* Whether message m (the next to send) may go with `inflight` bytes in
+ * flight: within the window, or alone. */
+static int channel_window_lets(const channel_t *ch, size_t inflight, const channel_msg_t *m)
+{
+    return inflight == 0 || inflight + m->len <= ch->window;
+}
+
+int channel_send_ready(const channel_t *ch)
+{
+    return ch->unsent != NULL && channel_window_lets(ch, ch->inflight_bytes, ch->unsent);
+}
+
+void channel_unsend(channel_t *ch)
+{
+    ch->next_send = ch->undo_next_send;
+    ch->sent_upto = ch->undo_sent_upto;
+    ch->inflight_bytes = ch->undo_inflight;
+    ch->unsent = ch->undo_unsent;
+    ch->ack_due |= ch->undo_ack_due;
 }
 
 int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
@@ -93,10 +120,18 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
 {
     *body = NULL;
     *len = 0;
-    channel_msg_t *first = ch->head;
-    while (!resend && first && first->seq <= ch->sent_upto)
-        first = first->next;
-    if (first == NULL)
+    ch->undo_next_send = ch->next_send;
+    ch->undo_sent_upto = ch->sent_upto;
+    ch->undo_inflight = ch->inflight_bytes;
+    ch->undo_ack_due = ch->ack_due;
+    ch->undo_unsent = ch->unsent;
+    if (resend && ch->head) { /* go back to the oldest unacknowledged */
+        ch->next_send = ch->head->seq;
+        ch->inflight_bytes = 0;
+        ch->unsent = ch->head;
+    }
+    channel_msg_t *first = ch->unsent;
+    if (first == NULL || !channel_window_lets(ch, ch->inflight_bytes, first))
         return 0;
     wire_writer_t w;
     wire_writer_init(&w);
@@ -105,26 +140,38 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
     size_t count_at = w.len, size = CHANNEL_BODY_HEADER;
     wire_put_u16(&w, 0);
     uint16_t count = 0;
-    for (channel_msg_t *m = first; m && count < CHANNEL_MAX_BATCH; m = m->next) {
-        if (count > 0 && size + CHANNEL_MSG_OVERHEAD + m->len > max_body)
+    uint16_t again = 0; /* messages of this frame sent before */
+    channel_msg_t *m;
+    for (m = first; m && count < CHANNEL_MAX_BATCH; m = m->next) {
+        if (count > 0 && (size + CHANNEL_MSG_OVERHEAD + m->len > max_body ||
+                          !channel_window_lets(ch, ch->inflight_bytes, m)))
             break; /* a lone message bigger than max_body still goes: the caller checks */
         wire_put_bytes(&w, m->data, m->len);
         size += CHANNEL_MSG_OVERHEAD + m->len;
         count++;
+        ch->inflight_bytes += m->len;
+        ch->next_send = m->seq + 1;
         if (m->seq > ch->sent_upto)
             ch->sent_upto = m->seq;
+        else
+            again++;
     }
+    ch->unsent = m;
     if (w.err == 0) {
         w.buf[count_at] = (uint8_t)count;
         w.buf[count_at + 1] = (uint8_t)(count >> 8);
     }
-    if (resend || first == ch->head)
+    if (first == ch->head)
         ch->last_send_ms = now;
-    if (resend)
-        ch->resent += count;
+    ch->resent += again;
     ch->ack_due = 0; /* the frame carries our ack */
     *body = wire_writer_take(&w, len);
-    return *body ? 0 : HERD_ENOMEM;
+    if (*body == NULL) {
+        channel_unsend(ch); /* nothing left: the messages wait */
+        *len = 0;
+        return HERD_ENOMEM;
+    }
+    return 0;
 }
 
 int channel_ack_frame(channel_t *ch, uint8_t **body, size_t *len)
@@ -145,11 +192,20 @@ static void channel_take_ack(channel_t *ch, uint64_t ack, uint64_t now)
         channel_msg_t *m = ch->head;
         ch->head = m->next;
         ch->unacked_bytes -= m->len;
+        if (m->seq < ch->next_send)
+            ch->inflight_bytes -= m->len;
+        if (ch->unsent == m)
+            ch->unsent = m->next;
         free(m);
         progressed = 1;
     }
     if (ch->head == NULL)
         ch->tail = NULL;
+    /* after a go back, the peer may acknowledge messages of the first pass
+     * not sent again yet: the next frame starts after them */
+    uint64_t oldest = ch->head ? ch->head->seq : ch->next_seq;
+    if (ch->next_send < oldest)
+        ch->next_send = oldest;
     if (progressed)
         ch->last_send_ms = now; /* the new oldest gets a full rto from now */
 }

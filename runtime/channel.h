@@ -13,6 +13,14 @@
  * peer restarts, what was queued for the old one is dropped (its processes
  * are dead), and the stream starts again from 1.
  *
+ * Flow: at most `window` bytes of messages are in flight (sent and not yet
+ * acknowledged); the rest waits in the channel, unsent, until acks open the
+ * window (a lone message larger than the window still goes when nothing is
+ * in flight). A resend goes back to the oldest unacknowledged message and
+ * sends the window again from there, so a loss is repaired at the speed of
+ * the acks, not one frame per rto. A frame the transport refused (its
+ * outbox full) is taken back with channel_unsend: its messages wait, unsent.
+ *
  * Body of FRAME_MSG: u64 ack, u64 first_seq, u16 count, then count x bytes.
  * Body of FRAME_ACK: u64 ack.
  */
@@ -27,6 +35,7 @@
 #define CHANNEL_DEFAULT_RTO_MS 200u
 #define CHANNEL_DEFAULT_MAX_UNACKED (64u << 20) /* bytes queued per peer */
 #define CHANNEL_REORDER_WINDOW 4096u           /* messages held back at most */
+#define CHANNEL_DEFAULT_WINDOW (4u << 20)      /* bytes in flight per peer */
 
 typedef struct channel_msg {
     struct channel_msg *next;
@@ -40,8 +49,17 @@ typedef struct channel {
     /* sending */
     uint64_t next_seq;        /* of the next message queued */
     uint64_t sent_upto;       /* highest seq sent at least once */
+    uint64_t next_send;       /* seq the next frame starts from (go-back-N) */
     channel_msg_t *head, *tail; /* unacknowledged, in order */
+    channel_msg_t *unsent;      /* the first at or after next_send, or NULL */
     size_t unacked_bytes, max_unacked;
+    size_t inflight_bytes;    /* of the unacked messages below next_send */
+    size_t window;            /* inflight_bytes at most (but one message) */
+    /* what the last channel_next_frame changed, for channel_unsend */
+    uint64_t undo_next_send, undo_sent_upto;
+    channel_msg_t *undo_unsent;
+    size_t undo_inflight;
+    int undo_ack_due;
     uint64_t last_send_ms;    /* when the oldest unacked was (re)sent */
     uint32_t rto_ms;
     /* receiving */
@@ -76,11 +94,18 @@ static inline int channel_msg_sent(const channel_t *ch, const channel_msg_t *m)
  * len > m->len (the message keeps its bytes). */
 int channel_rewrite(channel_t *ch, channel_msg_t *m, const void *data, size_t len);
 
-/* Build the next FRAME_MSG body: messages not yet sent, or all unacked ones
- * when `resend`, as many as fit in max_body. *body is malloc'ed (free it);
- * NULL with 0 when there is nothing to send. */
+/* Build the next FRAME_MSG body: the messages not sent since the last go
+ * back (when `resend`, go back first: from the oldest unacknowledged one),
+ * as many as fit in max_body and the window. *body is malloc'ed (free it);
+ * NULL with 0 when there is nothing to send or the window is full. */
 int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
                        uint8_t **body, size_t *len);
+/* The frame the last channel_next_frame built did not leave (the transport
+ * refused it): its messages are unsent again, as before that call. Call it
+ * right after, before anything else touches the channel. */
+void channel_unsend(channel_t *ch);
+/* Whether messages wait to be sent and the window lets some go now. */
+int channel_send_ready(const channel_t *ch);
 /* Whether the oldest unacknowledged message is due to be sent again. */
 int channel_resend_due(const channel_t *ch, uint64_t now);
 /* A FRAME_ACK body for what was received; clears ack_due. */

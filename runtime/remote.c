@@ -209,21 +209,38 @@ int remote_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t re
     return remote_queue(n, to, &m);
 }
 
-static void remote_send_frames(herd_cluster_t *c, cluster_peer_t *p, int resend, uint64_t now)
+/* Frames one flush sends to a peer at most; what is left (within the
+ * window) goes at the next flush. */
+#define REMOTE_FLUSH_FRAMES 64
+
+/* Send p's stream as far as its window lets (after going back to the oldest
+ * unacknowledged message when `resend`), then an ACK frame if one is due
+ * and no MSG frame carried it. A frame the transport refuses (its outbox
+ * for the peer is full, or memory is short) is taken back into the stream
+ * unsent (the transport counted it in dropped_out). Returns 0 when it
+ * sent what it could; 1 when the transport refused a frame or the stream's
+ * member is not that start any more (nothing sent): the tick tries again
+ * (remote_tick), or the member's change resets the stream. */
+static int remote_send_frames(herd_cluster_t *c, cluster_peer_t *p, int resend, uint64_t now)
 {
     const mship_member_t *x = mship_find_id(c->mship, p->id);
+    int refused = 0;
     if (x == NULL || x->incarnation != p->ch.peer_inc)
-        return;
-    for (int guard = 0; guard < 64; guard++) {
+        return 1;
+    for (int i = 0; i < REMOTE_FLUSH_FRAMES; i++) {
         uint8_t *body;
         size_t len;
-        if (channel_next_frame(&p->ch, resend, FRAME_DEFAULT_MAX_BODY, now, &body, &len) ||
+        if (channel_next_frame(&p->ch, resend && i == 0, FRAME_DEFAULT_MAX_BODY, now, &body,
+                               &len) ||
             body == NULL)
             break;
-        cluster_send_frame(c, x->address, x->id, x->incarnation, FRAME_MSG, body, len);
+        int rc = cluster_send_frame(c, x->address, x->id, x->incarnation, FRAME_MSG, body, len);
         free(body);
-        if (resend)
-            break; /* one window per rto is enough; the rest follows the acks */
+        if (rc == HERD_EFULL || rc == HERD_ENOMEM) {
+            channel_unsend(&p->ch);
+            refused = 1;
+            break;
+        }
     }
     if (p->ch.ack_due) {
         uint8_t *body;
@@ -234,6 +251,7 @@ static void remote_send_frames(herd_cluster_t *c, cluster_peer_t *p, int resend,
             free(body);
         }
     }
+    return refused;
 }
 
 void remote_flush(herd_cluster_t *c, uint64_t now)
@@ -244,12 +262,22 @@ void remote_flush(herd_cluster_t *c, uint64_t now)
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&c->peers, &cursor)) != NULL;) {
         cluster_peer_t *p = s->value;
-        if (p->dirty)
-            remote_send_frames(c, p, 0, now);
-        p->dirty = 0;
+        if (!p->dirty)
+            continue;
+        int stuck = remote_send_frames(c, p, 0, now);
+        /* more than one flush's frames: the rest at the next flush (at once:
+         * see below); refused by the transport, or no such member: at the
+         * next tick, so that the loop never spins on a stream that cannot go */
+        p->dirty = !stuck && channel_send_ready(&p->ch);
+        c->any_dirty |= p->dirty;
     }
+    if (c->any_dirty)
+        node_kick(c->node); /* the loop turns again at once, not when woken */
 }
 
+/* Each tick: go back for streams whose oldest message waited an rto, and
+ * send what waits in the others (frames the transport refused, a window
+ * that opened without a flush). */
 void remote_tick(herd_cluster_t *c, uint64_t now)
 {
     size_t cursor = 0;
@@ -257,6 +285,8 @@ void remote_tick(herd_cluster_t *c, uint64_t now)
         cluster_peer_t *p = s->value;
         if (channel_resend_due(&p->ch, now))
             remote_send_frames(c, p, 1, now);
+        else if (channel_send_ready(&p->ch))
+            remote_send_frames(c, p, 0, now);
     }
 }
 
@@ -706,7 +736,8 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
     if (rc)
         cluster_refuse(c, FRAME_REJECT_BODY, "a %s frame from %s: its batch does not decode",
                        frame_type_name(h->type), x->name);
-    if (p->ch.ack_due)
+    /* an ack due, or one that opened the window for messages waiting */
+    if (p->ch.ack_due || channel_send_ready(&p->ch))
         p->dirty = c->any_dirty = 1;
 }
 

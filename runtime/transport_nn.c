@@ -5,7 +5,10 @@
  *   becoming readable; we watch the receive fd always, and a send fd only
  *   while that peer's outbox holds frames (it is readable whenever sending is
  *   possible, so watching it otherwise would spin);
- * - receives are drained with NN_DONTWAIT up to a budget per wake-up;
+ * - receives are drained with NN_DONTWAIT up to a budget per wake-up, and
+ *   stop early once a frame gave the loop work ready to run (nn_on_pull);
+ * - a frame goes straight to nn_send when nothing waits before it; only a
+ *   frame nanomsg pushes back is copied into the outbox;
  * - a send to a peer that is down returns EAGAIN and queues nothing, so each
  *   peer has an outbox of its own, bounded: past it frames are dropped and
  *   counted (what must arrive is retransmitted by the protocol above);
@@ -79,6 +82,8 @@ static void nn_on_pull(uv_poll_t *h, int status, int events)
     (void)events;
     nn_tp_t *tp = h->data;
     uint64_t start = uv_hrtime();
+    /* whether the loop had work ready before these frames (see below) */
+    int was_busy = uv_backend_timeout(tp->loop) == 0;
     for (int i = 0; i < NN_RECV_BUDGET && uv_hrtime() - start < NN_RECV_NS; i++) {
         void *buf = NULL;
         int n = nn_recv(tp->pull, &buf, NN_MSG, NN_DONTWAIT);
@@ -91,6 +96,16 @@ static void nn_on_pull(uv_poll_t *h, int status, int events)
         tp->stats.bytes_in += (uint64_t)n;
         tp->cb(tp->cb_data, buf, (size_t)n);
         nn_freemsg(buf);
+        /* The frame gave an idle loop work that is ready now (a process to
+         * run, whose answer the peer may wait for): that goes first. The fd
+         * is level-triggered, so the next frames wait only for the loop's
+         * next turn, which does not block; and the next nn_recv, which
+         * takes nanomsg's lock while its worker re-arms the connection, no
+         * longer stands between a request and its answer. A loop that was
+         * busy already takes its whole budget, as network input must not
+         * wait one turn per frame behind local work. */
+        if (!was_busy && uv_backend_timeout(tp->loop) == 0)
+            return;
     }
 }
 
@@ -171,6 +186,8 @@ static nn_peer_t *nn_open_peer(nn_tp_t *tp, const char *address)
 
 static void nn_on_peer_writable(uv_poll_t *h, int status, int events);
 
+static void nn_watch(nn_peer_t *p);
+
 /* Send what the outbox holds until nanomsg pushes back. */
 static void nn_flush(nn_peer_t *p)
 {
@@ -188,6 +205,12 @@ static void nn_flush(nn_peer_t *p)
         p->queued_bytes -= f->len;
         free(f);
     }
+    nn_watch(p);
+}
+
+/* Watch the send fd exactly while the outbox holds frames. */
+static void nn_watch(nn_peer_t *p)
+{
     if (p->head && !p->polling) {
         uv_poll_start(&p->poll, UV_READABLE, nn_on_peer_writable);
         p->polling = 1;
@@ -214,13 +237,21 @@ static int nn_send_frame(void *impl, const char *address, const uint8_t *frame, 
         tp->stats.dropped_out++;
         return HERD_EINVAL;
     }
+    if (p->head == NULL && nn_send(p->sock, frame, len, NN_DONTWAIT) >= 0) {
+        /* the usual case: nothing waits before it, and nanomsg takes it */
+        tp->stats.frames_out++;
+        tp->stats.bytes_out += len;
+        return 0;
+    }
     if (p->queued >= NN_OUTBOX_FRAMES || p->queued_bytes + len > NN_OUTBOX_BYTES) {
         tp->stats.dropped_out++;
         return HERD_EFULL;
     }
     nn_frame_t *f = malloc(sizeof(*f) + len);
-    if (f == NULL)
+    if (f == NULL) {
+        tp->stats.dropped_out++;
         return HERD_ENOMEM;
+    }
     f->next = NULL;
     f->len = len;
     memcpy(f->data, frame, len);
@@ -231,8 +262,7 @@ static int nn_send_frame(void *impl, const char *address, const uint8_t *frame, 
     p->tail = f;
     p->queued++;
     p->queued_bytes += len;
-    if (!p->polling)
-        nn_flush(p);
+    nn_watch(p); /* nanomsg pushed back: go on when the send fd says so */
     return 0;
 }
 

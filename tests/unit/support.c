@@ -362,6 +362,10 @@ static int fake_send(void *impl, const char *address, const uint8_t *frame, size
     ts_fake_tr_t *t = impl;
     if (ts_detached())
         return 0; /* t lived in the stack frame of a test that ended early */
+    if (t->refuse) {
+        t->refused++;
+        return HERD_EFULL;
+    }
     t->sent++;
     fake_keep(t, address, frame, len);
     return 0;

@@ -164,6 +164,8 @@ typedef struct ts_fake_tr {
     herd_node_t *node;
     ts_fake_sent_t kept[TS_FAKE_KEEP]; /* the last frames sent, oldest first */
     size_t kept_count;
+    int refuse;     /* while nonzero, sends are refused (HERD_EFULL), as by a full outbox */
+    size_t refused; /* sends refused so */
 } ts_fake_tr_t;
 
 /* Start the cluster on `n` (listening at "tcp://NAME:1") over `t`, with

@@ -9,7 +9,9 @@
  * acknowledgements free the sender's buffer, a full buffer refuses without
  * queueing, a new peer incarnation restarts both directions, malformed
  * bodies are refused whole, the reorder window is bounded, batches respect
- * max_body, and the counters count.
+ * max_body, the counters count, at most a window of bytes is in flight, a
+ * frame the transport refused is taken back, and a resend goes back to the
+ * oldest unacknowledged message and sends the window again.
  *
  * The frame bodies are decoded here by hand from the layout channel.h
  * documents (u64 ack, u64 first_seq, u16 count, then count x (u32 length,
@@ -266,18 +268,40 @@ static void sim_deliver(void *data, const uint8_t *msg, size_t len)
     e->received++;
 }
 
+/* The sender's bookkeeping agrees with its queue: `unsent` is the first
+ * message at or after next_send, inflight_bytes the bytes before it, and
+ * send_ready says whether the window lets it go. */
+static void assert_sender_consistent(const channel_t *ch)
+{
+    const channel_msg_t *first = NULL;
+    size_t inflight = 0;
+    for (const channel_msg_t *q = ch->head; q; q = q->next) {
+        if (q->seq < ch->next_send)
+            inflight += q->len;
+        else if (first == NULL)
+            first = q;
+    }
+    assert_ptr_equal(ch->unsent, first);
+    assert_int_equal(ch->inflight_bytes, inflight);
+    assert_int_equal(channel_send_ready(ch),
+                     first != NULL && (inflight == 0 || inflight + first->len <= ch->window));
+}
+
 static void sim_pump(endpoint_t *e, int to, medium_t *m, size_t max_body, uint64_t now)
 {
     uint8_t *body;
     size_t len;
+    assert_sender_consistent(&e->ch);
     for (int guard = 0; guard < 1000; guard++) {
         assert_int_equal(channel_next_frame(&e->ch, 0, max_body, now, &body, &len), 0);
+        assert_sender_consistent(&e->ch);
         if (body == NULL) break;
         medium_put(m, to, 0, body, len);
     }
     if (channel_resend_due(&e->ch, now)) {
         assert_int_equal(channel_next_frame(&e->ch, 1, max_body, now, &body, &len), 0);
         assert_non_null(body);
+        assert_sender_consistent(&e->ch);
         medium_put(m, to, 0, body, len);
     }
     if (e->ch.ack_due) {
@@ -309,6 +333,8 @@ static sim_result_t run_sim(uint64_t seed, unsigned drop_pct, unsigned dup_pct,
         memset(&ep[i], 0, sizeof(ep[i]));
         channel_init(&ep[i].ch, RTO, 0);
         channel_set_peer(&ep[i].ch, 100 + (uint64_t)(1 - i));
+        /* a window of a few frames: the sender waits for acks, too */
+        ep[i].ch.window = 3 * max_body;
         ep[i].total = total;
         ep[i].id = i;
     }
@@ -1057,6 +1083,210 @@ static void test_channel_batches_respect_max_body(void **state)
     channel_fini(&c);
 }
 
+/* ---- the window, taking a frame back, going back --------------------------- */
+
+/* At most `window` bytes are in flight: the rest waits, unsent, and goes
+ * as acknowledgements open the window; channel_send_ready says when. A
+ * lone message larger than the window goes when nothing is in flight. */
+static void test_channel_window_holds_back_until_acked(void **state)
+{
+    (void)state;
+    channel_t a, b;
+    channel_init(&a, RTO, 0);
+    channel_init(&b, RTO, 0);
+    assert_int_equal(a.window, CHANNEL_DEFAULT_WINDOW);
+    a.window = 10;
+    assert_false(channel_send_ready(&a));
+    queue_str(&a, "m1aa"); /* 4 bytes */
+    queue_str(&a, "m2aa");
+    queue_str(&a, "m3aa");
+    queue_str(&a, "m4aa");
+    assert_true(channel_send_ready(&a));
+    size_t len;
+    parsed_t p;
+    uint8_t *f = next_frame(&a, 0, 1 << 20, 0, &len);
+    parse_body(f, len, &p);
+    assert_int_equal(p.first, 1);
+    assert_int_equal(p.count, 2); /* 8 bytes; a third would make 12 > 10 */
+    assert_int_equal(a.inflight_bytes, 8);
+    assert_false(channel_send_ready(&a));
+    assert_no_frame(&a, 0, 0);
+    assert_int_equal(a.sent_upto, 2);
+
+    rec_t r = {0};
+    assert_int_equal(channel_on_msg(&b, f, len, 0, rec_deliver, &r), 0);
+    free(f);
+    uint8_t *ack;
+    assert_int_equal(channel_ack_frame(&b, &ack, &len), 0);
+    assert_int_equal(channel_on_ack(&a, ack, len, 5), 0);
+    free(ack);
+    assert_int_equal(a.inflight_bytes, 0);
+    assert_true(channel_send_ready(&a));
+    f = next_frame(&a, 0, 1 << 20, 5, &len);
+    parse_body(f, len, &p);
+    assert_int_equal(p.first, 3);
+    assert_int_equal(p.count, 2);
+    assert_int_equal(channel_on_msg(&b, f, len, 5, rec_deliver, &r), 0);
+    free(f);
+    assert_int_equal(r.n, 4);
+    assert_rec(&r, 3, "m4aa");
+
+    /* larger than the window: alone, and only with nothing in flight */
+    queue_str(&a, "small");
+    queue_str(&a, "a-message-larger-than-ten");
+    assert_false(channel_send_ready(&a)); /* m3, m4 in flight: 8 + 5 > 10 */
+    assert_no_frame(&a, 0, 6);
+    assert_int_equal(channel_ack_frame(&b, &ack, &len), 0); /* acks m4 */
+    assert_int_equal(channel_on_ack(&a, ack, len, 7), 0);
+    free(ack);
+    f = next_frame(&a, 0, 1 << 20, 7, &len);
+    parse_body(f, len, &p);
+    assert_int_equal(p.first, 5);
+    assert_int_equal(p.count, 1); /* "small" (5) + 25 > 10 */
+    free(f);
+    assert_false(channel_send_ready(&a)); /* "small" is still in flight */
+    body_t up_to_5;
+    body_start(&up_to_5, 0, 5, 0); /* b's empty batch acking nothing new */
+    put_le(up_to_5.buf, 5, 8);    /* ... but its ack field says 5 */
+    rec_t none = {0};
+    assert_int_equal(channel_on_msg(&a, up_to_5.buf, up_to_5.len, 8, rec_deliver, &none), 0);
+    assert_true(channel_send_ready(&a));
+    f = next_frame(&a, 0, 1 << 20, 8, &len);
+    parse_body(f, len, &p);
+    assert_int_equal(p.first, 6);
+    assert_int_equal(p.count, 1);
+    assert_int_equal(p.len[0], 25);
+    assert_int_equal(a.inflight_bytes, 25);
+    free(f);
+    channel_fini(&a);
+    channel_fini(&b);
+}
+
+/* A frame the transport refused is taken back: its messages count as never
+ * sent (a verdict on a lost member says "not applied" for them), are not
+ * due for a resend, and go again, the same, in the next frame; the ack the
+ * frame carried is due again. */
+static void test_channel_unsend_takes_the_frame_back(void **state)
+{
+    (void)state;
+    channel_t a, b;
+    channel_init(&a, RTO, 0);
+    channel_init(&b, RTO, 0);
+    /* b receives something, so a's frame carries an ack */
+    queue_str(&b, "hello");
+    size_t len;
+    uint8_t *f = next_frame(&b, 0, 1 << 20, 0, &len);
+    rec_t r = {0};
+    assert_int_equal(channel_on_msg(&a, f, len, 0, rec_deliver, &r), 0);
+    free(f);
+    assert_int_equal(a.ack_due, 1);
+
+    queue_str(&a, "x1");
+    queue_str(&a, "x2");
+    f = next_frame(&a, 0, 1 << 20, 10, &len);
+    free(f);
+    assert_int_equal(a.sent_upto, 2);
+    assert_int_equal(a.ack_due, 0);
+    channel_unsend(&a);
+    assert_int_equal(a.sent_upto, 0);
+    assert_int_equal(a.inflight_bytes, 0);
+    assert_int_equal(a.ack_due, 1);
+    assert_false(channel_msg_sent(&a, a.head));
+    assert_false(channel_resend_due(&a, 10 + 10 * RTO));
+    assert_true(channel_send_ready(&a));
+
+    /* the next frame: the same messages, with the ack */
+    f = next_frame(&a, 0, 1 << 20, 20, &len);
+    parsed_t p;
+    parse_body(f, len, &p);
+    assert_int_equal(p.ack, 1);
+    assert_int_equal(p.first, 1);
+    assert_int_equal(p.count, 2);
+    assert_int_equal(a.resent, 0);
+    assert_true(channel_msg_sent(&a, a.head));
+    rec_t rb = {0};
+    assert_int_equal(channel_on_msg(&b, f, len, 20, rec_deliver, &rb), 0);
+    free(f);
+    assert_int_equal(b.unacked_bytes, 0); /* "hello" acknowledged */
+    assert_int_equal(rb.n, 2);
+    assert_rec(&rb, 1, "x2");
+
+    /* a resend taken back leaves the messages sent (they went once) */
+    assert_true(channel_resend_due(&a, 20 + RTO));
+    free(next_frame(&a, 1, 1 << 20, 20 + RTO, &len));
+    channel_unsend(&a);
+    assert_int_equal(a.sent_upto, 2);
+    assert_true(channel_msg_sent(&a, a.head));
+    channel_fini(&a);
+    channel_fini(&b);
+}
+
+/* A resend goes back to the oldest unacknowledged message and sends the
+ * window again from there, frame after frame; an ack for messages of the
+ * first pass moves the next frame past them. */
+static void test_channel_go_back_sends_the_window_again(void **state)
+{
+    (void)state;
+    channel_t a, b;
+    channel_init(&a, RTO, 0);
+    channel_init(&b, RTO, 0);
+    for (int i = 0; i < 6; i++)
+        queue_str(&a, "msg");
+    size_t len;
+    parsed_t p;
+    /* three frames of two, all lost */
+    for (int i = 0; i < 3; i++) {
+        uint8_t *f = next_frame(&a, 0, HDR + 2 * (4 + 3), 0, &len);
+        parse_body(f, len, &p);
+        assert_int_equal(p.first, (uint64_t)(1 + 2 * i));
+        free(f);
+    }
+    assert_no_frame(&a, 0, 0);
+    assert_true(channel_resend_due(&a, RTO));
+    uint8_t *f = next_frame(&a, 1, HDR + 2 * (4 + 3), RTO, &len);
+    parse_body(f, len, &p);
+    assert_int_equal(p.first, 1);
+    assert_int_equal(p.count, 2);
+    free(f);
+    assert_true(channel_send_ready(&a)); /* the rest of the window follows */
+    f = next_frame(&a, 0, HDR + 2 * (4 + 3), RTO, &len);
+    parse_body(f, len, &p);
+    assert_int_equal(p.first, 3);
+    rec_t r = {0};
+    /* b got the first pass's frame 3..4 only, held early; then an ack of 4
+     * after b also gets 1..2 from the resend */
+    assert_int_equal(channel_on_msg(&b, f, len, RTO, rec_deliver, &r), 0);
+    free(f);
+    assert_int_equal(r.n, 0);
+    body_t first;
+    body_start(&first, 0, 1, 2);
+    body_add(&first, "msg", 3);
+    body_add(&first, "msg", 3);
+    assert_int_equal(channel_on_msg(&b, first.buf, first.len, RTO, rec_deliver, &r), 0);
+    assert_int_equal(r.n, 4);
+    uint8_t *ack;
+    assert_int_equal(channel_ack_frame(&b, &ack, &len), 0);
+    assert_int_equal(le64(ack), 4);
+    /* a went back once more before the ack came: it is at 1 again */
+    assert_true(channel_resend_due(&a, 3 * RTO));
+    size_t again_len;
+    free(next_frame(&a, 1, HDR + 2 * (4 + 3), 3 * RTO, &again_len)); /* 1..2 again */
+    assert_int_equal(channel_on_ack(&a, ack, len, 3 * RTO), 0);
+    free(ack);
+    assert_int_equal(a.head->seq, 5);
+    assert_int_equal(a.inflight_bytes, 0);
+    f = next_frame(&a, 0, HDR + 2 * (4 + 3), 3 * RTO, &len);
+    parse_body(f, len, &p);
+    assert_int_equal(p.first, 5); /* not 3: acknowledged meanwhile */
+    assert_int_equal(p.count, 2);
+    assert_int_equal(channel_on_msg(&b, f, len, 3 * RTO, rec_deliver, &r), 0);
+    free(f);
+    assert_int_equal(r.n, 6);
+    assert_int_equal(b.duplicates, 0);
+    channel_fini(&a);
+    channel_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1073,6 +1303,9 @@ int main(void)
         cmocka_unit_test(test_channel_malformed_bodies_refused_whole),
         cmocka_unit_test(test_channel_malformed_ack_refused),
         cmocka_unit_test(test_channel_batches_respect_max_body),
+        cmocka_unit_test(test_channel_window_holds_back_until_acked),
+        cmocka_unit_test(test_channel_unsend_takes_the_frame_back),
+        cmocka_unit_test(test_channel_go_back_sends_the_window_again),
         cmocka_unit_test(test_channel_perfect_medium_delivers_in_order),
         cmocka_unit_test(test_channel_lossy_medium_exactly_once_in_order),
         cmocka_unit_test(test_channel_very_lossy_medium_still_completes),

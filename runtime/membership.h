@@ -94,7 +94,8 @@ typedef struct mship_config {
     size_t seed_count;
     uint32_t heartbeat_ms; /* 0: 200 */
     uint32_t suspect_ms;   /* 0: 3 heartbeats */
-    uint32_t down_ms;      /* 0: 5 heartbeats (a killed node is down within ~1.3 s) */
+    uint32_t down_ms;      /* 0: 5 heartbeats (a silent node is down within ~1.3 s;
+                            * a killed one sooner: mship_link_report) */
     uint32_t forget_ms;    /* 0: 60000 */
     uint32_t probe_ms;     /* asking another start of this name; 0: down_ms */
 } mship_config_t;

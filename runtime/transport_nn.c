@@ -26,9 +26,12 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pipeline.h>
 #include <nanomsg/tcp.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "herd_error.h"
 #include "log.h"
+#include "u64map.h"
 
 /* Frames taken per wakeup: at most NN_RECV_BUDGET, and none started after
  * NN_RECV_NS (a frame can hold a registry delta of thousands of names); the
@@ -62,6 +65,8 @@ typedef struct nn_peer {
     int polling;
     nn_frame_t *head, *tail;
     size_t queued, queued_bytes;
+    uint64_t key;  /* its address hashed: its key in nn_tp_t.by_address */
+    int indexed;   /* found through by_address (else by the list alone) */
 } nn_peer_t;
 
 typedef struct nn_tp {
@@ -73,6 +78,12 @@ typedef struct nn_tp {
     transport_recv_cb cb;
     void *cb_data;
     nn_peer_t *peers;
+    /* The peers by address hash, so that finding one (every send, every
+     * link poll of every member) does not walk the list. A peer whose key
+     * another holds, or that could not be put in the map, is unindexed and
+     * found by walking the list. */
+    u64map_t by_address;
+    size_t unindexed;
     transport_stats_t stats;
     int closing; /* handles whose close callback has not run yet */
 } nn_tp_t;
@@ -138,12 +149,50 @@ static int nn_listen(void *impl, const char *address, transport_recv_cb cb, void
 
 /* ---- sending ----------------------------------------------------------------- */
 
+static uint64_t nn_address_key(const char *address)
+{
+    uint64_t key = XXH3_64bits(address, strlen(address));
+    return key ? key : 1; /* 0 is an empty slot */
+}
+
 static nn_peer_t *nn_find_peer(nn_tp_t *tp, const char *address)
 {
-    for (nn_peer_t *p = tp->peers; p; p = p->next)
+    nn_peer_t *p = u64map_get(&tp->by_address, nn_address_key(address));
+    if (p && strcmp(p->address, address) == 0)
+        return p;
+    if (tp->unindexed == 0)
+        return NULL;
+    for (p = tp->peers; p; p = p->next)
         if (strcmp(p->address, address) == 0)
             return p;
     return NULL;
+}
+
+/* Put a peer in the index, or count it as found by the list. */
+static void nn_index_peer(nn_tp_t *tp, nn_peer_t *p)
+{
+    p->indexed = u64map_get(&tp->by_address, p->key) == NULL &&
+                 u64map_put(&tp->by_address, p->key, p) == 0;
+    if (!p->indexed)
+        tp->unindexed++;
+}
+
+/* Take a closing peer out of the index; another peer of its key, unindexed
+ * until now, takes its place. */
+static void nn_unindex_peer(nn_tp_t *tp, nn_peer_t *p)
+{
+    if (!p->indexed) {
+        tp->unindexed--;
+        return;
+    }
+    u64map_del(&tp->by_address, p->key);
+    for (nn_peer_t *q = tp->peers; q && tp->unindexed; q = q->next) {
+        if (q != p && !q->indexed && q->key == p->key) {
+            tp->unindexed--;
+            nn_index_peer(tp, q);
+            return;
+        }
+    }
 }
 
 static nn_peer_t *nn_open_peer(nn_tp_t *tp, const char *address)
@@ -162,9 +211,13 @@ static nn_peer_t *nn_open_peer(nn_tp_t *tp, const char *address)
      * acknowledgement over and over */
     if (p->sock >= 0) {
         nn_setsockopt(p->sock, NN_TCP, NN_TCP_NODELAY, &nodelay, sizeof(nodelay));
-        nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_RECONNECT_IVL, &reconnect, sizeof(reconnect));
-        nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &reconnect_max,
-                      sizeof(reconnect_max));
+        if (nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_RECONNECT_IVL, &reconnect,
+                          sizeof(reconnect)) != 0 ||
+            nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &reconnect_max,
+                          sizeof(reconnect_max)) != 0)
+            herd_log(HERD_LOG_WARN, "transport", "%s: reconnects keep nanomsg's interval "
+                     "(100 ms): %s; a killed peer is noticed later", address,
+                     nn_strerror(nn_errno()));
     }
     if (p->sock < 0 || nn_connect(p->sock, address) < 0 ||
         nn_fd_of(p->sock, NN_SNDFD, &fd) != 0) {
@@ -177,11 +230,13 @@ static nn_peer_t *nn_open_peer(nn_tp_t *tp, const char *address)
     }
     nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_LINGER, &linger, sizeof(linger));
     strcpy(p->address, address);
+    p->key = nn_address_key(address);
     p->tp = tp;
     uv_poll_init(tp->loop, &p->poll, fd);
     p->poll.data = p;
     p->next = tp->peers;
     tp->peers = p;
+    nn_index_peer(tp, p);
     tp->stats.peers++;
     return p;
 }
@@ -267,8 +322,10 @@ static void nn_on_peer_closed(uv_handle_t *h)
     free(p);
 }
 
+/* `p` is already out of the list. */
 static void nn_close_peer(nn_tp_t *tp, nn_peer_t *p)
 {
+    nn_unindex_peer(tp, p);
     if (p->polling)
         uv_poll_stop(&p->poll);
     tp->stats.peers--;
@@ -316,6 +373,7 @@ static void nn_close_all(void *impl)
     }
     while (tp->closing > 0) /* sockets close only after their poll handles */
         uv_run(tp->loop, UV_RUN_NOWAIT);
+    u64map_fini(&tp->by_address);
     free(tp);
 }
 
@@ -360,6 +418,7 @@ int transport_nn_new(uv_loop_t *loop, size_t max_frame, transport_t *out)
     tp->loop = loop;
     tp->max_frame = max_frame;
     tp->pull = -1;
+    u64map_init(&tp->by_address);
     out->ops = &nn_ops;
     out->impl = tp;
     return 0;

@@ -33,7 +33,8 @@
  * takes down_ms of silence; the killed node restarts and rejoins.
  * bad_link: one node's link to a live member is closed and refused for a
  * while: that node alone declares it down, once, and up again when it is
- * next heard; nobody else ever suspects it.
+ * next heard; nobody else ever suspects it. chaos_links: chaos with kills
+ * and cut links among the faults.
  */
 #include <stdint.h>
 #include <string.h>
@@ -547,8 +548,9 @@ static int scen_reordered_drain(sim_run_t *r)
 
 #define CHAOS_NODES 6
 
-/* One random fault (or repair) on a random node. */
-static int chaos_step(sim_run_t *r)
+/* One random fault (or repair) on a random node; with `links`, kills and
+ * cut links (refused or not, each reopening within 3 s) too. */
+static int chaos_step(sim_run_t *r, int links)
 {
     simnet_t *s = r->s;
     int i = (int)simnet_random_range(s, 0, CHAOS_NODES - 1), running = 0;
@@ -560,7 +562,7 @@ static int chaos_step(sim_run_t *r)
                             .delay_min = 1,
                             .delay_max = (uint32_t)simnet_random_range(s, 5, 80)};
     uint8_t groups[CHAOS_NODES];
-    switch (simnet_random_range(s, 0, 6)) {
+    switch (simnet_random_range(s, 0, links ? 8 : 6)) {
     case 0:
         return live && running > 2 ? simnet_crash(s, i) : 0;
     case 1:
@@ -577,14 +579,24 @@ static int chaos_step(sim_run_t *r)
         return simnet_partition(s, groups, CHAOS_NODES);
     case 5:
         return simnet_heal(s);
+    case 7:
+        return live && running > 2 ? simnet_kill(s, i) : 0;
+    case 8: {
+        int peer = (i + 1 + (int)simnet_random_range(s, 0, CHAOS_NODES - 2)) % CHAOS_NODES;
+        return simnet_node(s, i)->status == SIM_NODE_RUNNING
+                   ? simnet_cut_link(s, i, peer, (uint32_t)simnet_random_range(s, 1, 3000),
+                                     (int)simnet_random_range(s, 0, 1))
+                   : 0;
+    }
     default:
         return simnet_set_net(s, &net);
     }
 }
 
-/* Random crashes, restarts, leaves, drains, partitions and loss for 40 s;
- * then repair everything: the cluster must converge. */
-static int scen_chaos(sim_run_t *r)
+/* Random crashes, restarts, leaves, drains, partitions and loss (with
+ * `links`: kills and cut links) for 40 s; then repair everything: the
+ * cluster must converge. */
+static int chaos(sim_run_t *r, int links)
 {
     const sim_net_params_t calm = {.delay_min = 1, .delay_max = SIM_DELAY_MAX};
     if (!sim_make_net(r, NULL, SIM_FORGET) || !sim_add_nodes(r, CHAOS_NODES, 1) ||
@@ -592,7 +604,7 @@ static int scen_chaos(sim_run_t *r)
         return 0;
     while (simnet_now(r->s) < 40000) {
         SIM_CHECK_OK(r, simnet_run_for(r->s, simnet_random_range(r->s, 100, 1500)));
-        SIM_CHECK_OK(r, chaos_step(r));
+        SIM_CHECK_OK(r, chaos_step(r, links));
     }
     SIM_CHECK_OK(r, simnet_heal(r->s));
     SIM_CHECK_OK(r, simnet_set_net(r->s, &calm));
@@ -607,6 +619,16 @@ static int scen_chaos(sim_run_t *r)
         return 0;
     sim_stat_add(&r->figures[0], when - t0);
     return 1;
+}
+
+static int scen_chaos(sim_run_t *r)
+{
+    return chaos(r, 0);
+}
+
+static int scen_chaos_links(sim_run_t *r)
+{
+    return chaos(r, 1);
 }
 
 /* ---- 13. recorded frames replayed to a restarted node ------------------ */
@@ -902,6 +924,7 @@ static const sim_case_t cases[] = {
      scen_kill,
      {"down_after_kill_ms", "down_after_silent_crash_ms", "rejoin_ms"}},
     {"bad_link", scen_bad_link, {"up_again_after_verdict_ms"}},
+    {"chaos_links", scen_chaos_links, {"converge_after_repair_ms"}},
 };
 
 int main(void)

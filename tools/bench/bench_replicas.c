@@ -65,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,6 +168,8 @@ typedef struct proc {
     int cmd_fd, rep_fd;
     uv_poll_t cmd_poll;
     uv_timer_t tick;
+    uv_prepare_t turns; /* counts the loop's iterations (cost) */
+    uint64_t iterations;
     char buf[CMD_MAX];
     size_t buf_n;
     double down_at; /* when this node first saw bench-c down */
@@ -292,6 +295,22 @@ static void server_status(proc_t *p)
                (unsigned long long)rs.query_timeouts, (unsigned long long)rs.unreplicated,
                (unsigned long long)rs.queries, (unsigned long long)cs.frames_out,
                (unsigned long long)cs.ack_frames_out);
+}
+
+/* cost CPU_US ITERATIONS FRAMES_OUT FRAMES_IN ACK_FRAMES_OUT CSW: what this node
+ * process spent so far (all its threads, nanomsg's included): CPU time,
+ * loop iterations, frames, context switches (voluntary + not) */
+static void node_cost(proc_t *p)
+{
+    struct rusage ru;
+    herd_cluster_stats_t cs;
+    if (getrusage(RUSAGE_SELF, &ru) != 0 || herd_cluster_stats(p->node, &cs) != 0)
+        node_die(p, "reading the node's cost", 0);
+    double cpu = (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+                 (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
+    proc_reply(p, "cost %.0f %llu %llu %llu %llu %ld", cpu, (unsigned long long)p->iterations,
+               (unsigned long long)cs.frames_out, (unsigned long long)cs.frames_in,
+               (unsigned long long)cs.ack_frames_out, ru.ru_nvcsw + ru.ru_nivcsw);
 }
 
 /* ---- a client: callers ----------------------------------------------------------- */
@@ -773,6 +792,8 @@ static void node_command(proc_t *p, char *line)
             client_spawn_callers(p->cl);
     } else if (strcmp(line, "exit") == 0) {
         _exit(0); /* the memory goes with the process */
+    } else if (p->node && strcmp(line, "cost") == 0) {
+        node_cost(p);
     } else if (p->node && p->role == ROLE_SERVER && strcmp(line, "status") == 0) {
         server_status(p);
     } else if (p->node && p->role == ROLE_OBSERVER && strcmp(line, "status") == 0) {
@@ -811,6 +832,11 @@ static void on_tick(uv_timer_t *h)
         client_progress(p->cl);
 }
 
+static void on_turn(uv_prepare_t *h)
+{
+    ((proc_t *)h->data)->iterations++;
+}
+
 static void node_main(role_t role, int index, int cmd_fd, int rep_fd)
 {
     proc_t *p = calloc(1, sizeof(*p));
@@ -825,7 +851,11 @@ static void node_main(role_t role, int index, int cmd_fd, int rep_fd)
                                              : SERVERS + MAX_CLIENTS); /* its own ports first */
     if (role == ROLE_CLIENT)
         client_init(p);
-    p->cmd_poll.data = p->tick.data = p;
+    p->cmd_poll.data = p->tick.data = p->turns.data = p;
+    if (uv_prepare_init(&p->loop, &p->turns) != 0 ||
+        uv_prepare_start(&p->turns, on_turn) != 0)
+        _exit(1);
+    uv_unref((uv_handle_t *)&p->turns);
     if (uv_poll_init(&p->loop, &p->cmd_poll, cmd_fd) != 0 ||
         uv_poll_start(&p->cmd_poll, UV_READABLE, on_cmd) != 0 ||
         uv_timer_init(&p->loop, &p->tick) != 0 ||
@@ -969,7 +999,48 @@ typedef struct result {
     unsigned long long victim_children;
     unsigned long long acked, uncertain, lost, over, unread, short_n, over_n, failed_now;
     unsigned long long promoted, query_timeouts, unreplicated;
+    /* the increment phase's cost per acknowledged increment: [0] the server
+     * nodes, [1] the client nodes (node_cost) */
+    double cpu_us[2], turns[2], frames_out[2], frames_in[2], csw[2];
 } result_t;
+
+typedef struct node_cost {
+    double cpu_us;
+    unsigned long long turns, frames_out, frames_in, ack_frames, csw;
+} node_cost_t;
+
+static node_cost_t cost_ask(const child_t *c)
+{
+    char line[CMD_MAX];
+    node_cost_t k;
+    ask(c, line, sizeof(line), "%s", "cost");
+    if (sscanf(line, "cost %lf %llu %llu %llu %llu %llu", &k.cpu_us, &k.turns, &k.frames_out,
+               &k.frames_in, &k.ack_frames, &k.csw) != 6)
+        die("a node's cost", 0);
+    return k;
+}
+
+/* The cost of the nodes between two readings, per acknowledged increment,
+ * added to r's figures for `role` (0 servers, 1 clients). */
+static void cost_add(result_t *r, int role, const char *name, const node_cost_t *a,
+                     const node_cost_t *b)
+{
+    double n = r->tput_acked ? (double)r->tput_acked : 1;
+    r->cpu_us[role] += (b->cpu_us - a->cpu_us) / n;
+    r->turns[role] += (double)(b->turns - a->turns) / n;
+    r->frames_out[role] += (double)(b->frames_out - a->frames_out) / n;
+    r->frames_in[role] += (double)(b->frames_in - a->frames_in) / n;
+    r->csw[role] += (double)(b->csw - a->csw) / n;
+    if (opt.verbose)
+        fprintf(stderr, "  replicas=%d %s per 1000 incr: cpu %.0f us, iterations %.1f, frames out "
+                        "%.1f (ack only %.1f), in %.1f, context switches %.1f\n",
+                r->replicas, name, (b->cpu_us - a->cpu_us) * 1000 / n,
+                (double)(b->turns - a->turns) * 1000 / n,
+                (double)(b->frames_out - a->frames_out) * 1000 / n,
+                (double)(b->ack_frames - a->ack_frames) * 1000 / n,
+                (double)(b->frames_in - a->frames_in) * 1000 / n,
+                (double)(b->csw - a->csw) * 1000 / n);
+}
 
 /* Every node process of the cluster sees `want` members up. */
 static void wait_up(child_t *const *nodes, int count, int want)
@@ -1038,6 +1109,13 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
             die("starting the load", 0);
     }
     usleep((useconds_t)(WARMUP_S * 1e6));
+    if (opt.verbose)
+        fprintf(stderr, "  replicas=%d: the increment phase begins\n", r->replicas);
+    node_cost_t cost0[SERVERS + MAX_CLIENTS], cost1[SERVERS + MAX_CLIENTS];
+    for (int k = 0; k < SERVERS; k++)
+        cost0[k] = cost_ask(srv[k]);
+    for (int k = 0; k < opt.clients; k++)
+        cost0[SERVERS + k] = cost_ask(cli[k]);
     unsigned long long a0[MAX_CLIENTS], puts0 = 0, puts1 = 0, frames0 = 0, frames1 = 0;
     unsigned long long acks0 = 0, acks1 = 0;
     double t0[MAX_CLIENTS];
@@ -1060,6 +1138,19 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
         r->tput_acked += a1 - a0[k];
         r->incr_per_s += (double)(a1 - a0[k]) / (t1 - t0[k]);
     }
+    for (int k = 0; k < SERVERS; k++)
+        cost1[k] = cost_ask(srv[k]);
+    for (int k = 0; k < opt.clients; k++)
+        cost1[SERVERS + k] = cost_ask(cli[k]);
+    for (int k = 0; k < SERVERS + opt.clients; k++) {
+        char name[16];
+        snprintf(name, sizeof(name), "%s", k < SERVERS ? server_name(k) : "bench-x");
+        if (k >= SERVERS)
+            name[6] = (char)('x' + k - SERVERS);
+        cost_add(r, k >= SERVERS, name, &cost0[k], &cost1[k]);
+    }
+    if (opt.verbose)
+        fprintf(stderr, "  replicas=%d: the increment phase ends\n", r->replicas);
     for (int k = 0; k < SERVERS; k++) {
         server_status_t s = server_ask(srv[k]);
         puts1 += s.puts_out, frames1 += s.frames_out, acks1 += s.ack_frames_out;
@@ -1249,6 +1340,26 @@ static void print_results(const result_t *res, int count)
                r->incr_per_s, r->replicas, ratio(r->incr_per_s, one->incr_per_s),
                r->replicas == 2 ? " goal_ratio_min=0.5" : "", opt.counters, opt.clients,
                opt.callers, opt.window, opt.seconds, r->tput_acked);
+    }
+    for (int i = 0; i < count; i++) {
+        const result_t *r = &res[i];
+        printf("bench replicas cpu_us_per_incr %.2f us replicas=%d ratio_vs_1=%.2f "
+               "servers=%.2f clients=%.2f of=cpu_of_all_node_processes/acked_incr "
+               "nodes=%d cores=%ld\n",
+               r->cpu_us[0] + r->cpu_us[1], r->replicas,
+               ratio(r->cpu_us[0] + r->cpu_us[1], one->cpu_us[0] + one->cpu_us[1]),
+               r->cpu_us[0], r->cpu_us[1], SERVERS + opt.clients, sysconf(_SC_NPROCESSORS_ONLN));
+    }
+    for (int i = 0; i < count; i++) {
+        const result_t *r = &res[i];
+        printf("bench replicas per_1000_incr_servers %.1f iterations replicas=%d "
+               "frames_out=%.1f frames_in=%.1f context_switches=%.1f\n",
+               r->turns[0] * 1000, r->replicas, r->frames_out[0] * 1000, r->frames_in[0] * 1000,
+               r->csw[0] * 1000);
+        printf("bench replicas per_1000_incr_clients %.1f iterations replicas=%d "
+               "frames_out=%.1f frames_in=%.1f context_switches=%.1f\n",
+               r->turns[1] * 1000, r->replicas, r->frames_out[1] * 1000, r->frames_in[1] * 1000,
+               r->csw[1] * 1000);
     }
     for (int i = 0; i < count; i++)
         printf("bench replicas server_frames_per_incr %.3f frames replicas=%d "

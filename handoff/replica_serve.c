@@ -84,15 +84,15 @@ static void offer_copy(dsup_t *d, uint64_t holder, const char *name, uint64_t *o
         d->repl_stats.send_failed++;
 }
 
-/* Whether this node is in the replica set of `name` run by `holder`. */
-static int in_holders_set(dsup_t *d, const char *name, uint64_t holder)
+/* Whether this node is in the replica set of `name` (of `spec` and
+ * `service`, as dspec_of reads them) run by `holder`. */
+static int in_holders_set(dsup_t *d, const char *name, const dspec_t *spec, int service,
+                          uint64_t holder)
 {
-    dspec_t spec;
-    int service;
     uint64_t set[HERD_MAX_REPLICAS - 1], self = herd_node_id_of(herd_node_name(d->node));
-    if (holder == self || dspec_of(d, name, &spec, &service) != 0)
+    if (holder == self)
         return 0;
-    size_t n = replica_set_of(d, name, service, replicas_wanted(d, &spec, service), holder, set);
+    size_t n = replica_set_of(d, name, service, replicas_wanted(d, spec, service), holder, set);
     for (size_t i = 0; i < n; i++)
         if (set[i] == self)
             return 1;
@@ -108,11 +108,37 @@ static int in_holders_set(dsup_t *d, const char *name, uint64_t holder)
  * kept by a node outside the holder's set (no put of the holder's comes
  * to replace it). The holder tells at once what it holds already. */
 static int orphaned(dsup_t *d, const char *name, uint64_t hlc, uint64_t put_by, int other,
-                    replica_rank_t rank, uint64_t holder)
+                    replica_rank_t rank, uint64_t holder, const dspec_t *spec, int service)
 {
     if (hlc != rank.visible)
         return hlc >= rank.floor;
-    return other || put_by != holder || !in_holders_set(d, name, holder);
+    if (other || put_by != holder)
+        return 1;
+    dspec_t read;
+    if (spec == NULL) { /* the caller has not read it */
+        if (dspec_of(d, name, &read, &service) != 0)
+            return 1;
+        spec = &read;
+    }
+    return !in_holders_set(d, name, spec, service, holder);
+}
+
+/* The ranks of `name` and whether its children merge, from one read of
+ * its spec (repl_rank_of and repl_mergeable each read it): 0, or when
+ * nothing of it is to be merged (no spec or service here, no
+ * resolve_conflict, no registration shown). */
+static int orphan_view(dsup_t *d, const char *name, replica_rank_t *rank, dspec_t *spec,
+                       int *service)
+{
+    if (dspec_of(d, name, spec, service) != 0)
+        return HERD_ENOENT;
+    const herd_behaviour_t *b = dsup_behaviour(d, *service);
+    if (b == NULL || b->resolve_conflict == NULL)
+        return HERD_ENOENT;
+    rank->floor = spec->written;
+    if (herd_registry_time(d->node, name, &rank->visible) != 0 || rank->visible == 0)
+        return HERD_ENOENT;
+    return 0;
 }
 
 /* Merge here, into the child this node runs, the orphaned copies of
@@ -127,13 +153,13 @@ static void merge_own_orphans(dsup_t *d, const char *name, uint64_t self)
         const uint8_t *bytes = NULL;
         size_t len = 0;
         if (rep && rep->bytes && (!rep->offered || now - rep->offered >= REPL_MERGE_RESEND_MS) &&
-            orphaned(d, name, rep->hlc, rep->owner, 0, rank, self))
+            orphaned(d, name, rep->hlc, rep->owner, 0, rank, self, NULL, 0))
             offered = &rep->offered, hlc = rep->hlc, writer = rep->writer,
             version = rep->version, bytes = rep->bytes, len = rep->len;
         for (size_t i = 0; rep && offered == NULL && i < rep->others_n; i++) {
             replica_other_t *o = &rep->others[i];
             if ((!o->offered || now - o->offered >= REPL_MERGE_RESEND_MS) &&
-                orphaned(d, name, o->hlc, 0, 1, rank, self))
+                orphaned(d, name, o->hlc, 0, 1, rank, self, NULL, 0))
                 offered = &o->offered, hlc = o->hlc, writer = o->writer, version = o->version,
                 bytes = o->bytes, len = o->len;
         }
@@ -164,8 +190,10 @@ void replica_orphans(dsup_t *d, uint64_t now)
     for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
         for (replica_t *rep = sl->value; rep; rep = rep->twin) {
             herd_pid_t holder;
-            replica_rank_t rank = repl_rank_of(d, rep->name);
-            if (rank.visible == 0 || !repl_mergeable(d, rep->name) ||
+            replica_rank_t rank;
+            dspec_t spec;
+            int service;
+            if (orphan_view(d, rep->name, &rank, &spec, &service) != 0 ||
                 herd_whereis(d->node, rep->name, &holder, NULL) != 0)
                 continue;
             if (holder.node == self) {
@@ -176,12 +204,13 @@ void replica_orphans(dsup_t *d, uint64_t now)
                     here = more; /* else: the next pass */
                 continue;
             }
-            if (rep->bytes && orphaned(d, rep->name, rep->hlc, rep->owner, 0, rank, holder.node))
+            if (rep->bytes && orphaned(d, rep->name, rep->hlc, rep->owner, 0, rank, holder.node,
+                                       &spec, service))
                 offer_copy(d, holder.node, rep->name, &rep->offered, rep->hlc, rep->writer,
                            rep->version, rep->bytes, rep->len);
             for (size_t i = 0; i < rep->others_n; i++) {
                 replica_other_t *o = &rep->others[i];
-                if (orphaned(d, rep->name, o->hlc, 0, 1, rank, holder.node))
+                if (orphaned(d, rep->name, o->hlc, 0, 1, rank, holder.node, &spec, service))
                     offer_copy(d, holder.node, rep->name, &o->offered, o->hlc, o->writer,
                                o->version, o->bytes, o->len);
             }

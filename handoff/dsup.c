@@ -33,6 +33,10 @@ static void dsup_work(dsup_t *d)
 {
     uint64_t now = herd_node_now(d->node);
     readiness_tick(d, now); /* the join grace's end, announcements, fallbacks */
+    if (d->more_moves && d->moving <= d->cfg.max_moves / 2) {
+        d->more_moves = 0; /* room again: the moves that waited for it go now */
+        d->full_due = 1;
+    }
     if (d->full_due || now - d->last_reconcile >= d->cfg.reconcile_ms) {
         d->full_due = 0;
         reconcile_full(d);
@@ -49,10 +53,6 @@ static void dsup_work(dsup_t *d)
     replica_query_tick(d, now);
     replica_gc(d, now);
     replica_orphans(d, now);
-    if (d->more_moves && d->moving <= d->cfg.max_moves / 2) {
-        d->more_moves = 0; /* room again */
-        d->full_due = 1;
-    }
     dsup_update_ref(d);
 }
 

@@ -127,7 +127,10 @@ typedef struct peer_ready {
     int ready;           /* it announced it is ready */
     ready_member_t *synced; /* the member starts it announced it synced with, owned */
     size_t synced_n;
-    int target;          /* it takes children from this node now */
+    int target;          /* its announcement covers this node's members (or fell_back) */
+    int fell_back;       /* made a target by target_grace_ms */
+    /* this node's announcement (dsup_t.announce_gen) sent to that start */
+    uint64_t told_gen, told_inc;
 } peer_ready_t;
 
 /* A member as this node sees it, for readiness's pure rules. */
@@ -170,6 +173,7 @@ typedef struct dsup {
     ready_member_t *announced; /* the synced set last announced, owned */
     size_t announced_n;
     int announced_ready; /* and whether it said ready */
+    uint64_t announce_gen; /* announcements made (each member gets the last once) */
     int more_moves; /* a handoff waited for room (max_moves) or a new target */
     uint64_t last_reconcile;
     uint64_t next_move_id;

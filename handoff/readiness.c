@@ -22,7 +22,10 @@
  * set covers every member up or draining here (each at its start or a
  * newer one): the new copies it runs can answer every caller those members
  * send, and every member resolves the name to a node it knows, which is
- * what target_grace_ms stood in for. An announcement from a start that is
+ * what target_grace_ms stood in for; and once this node's replica is
+ * current (a pull of its own from another live member came whole since
+ * that one was last up here): a copy here that lost a conflict while a
+ * partition healed is judged, not offered. An announcement from a start that is
  * not a live member here is dropped (counted); a repeat changes nothing.
  */
 #include <stdlib.h>
@@ -178,7 +181,7 @@ static void peer_clear(peer_ready_t *p)
     p->synced_n = 0;
     p->inc = 0;
     p->ready = 0;
-    p->target = 0;
+    p->target = p->fell_back = 0;
 }
 
 /* Whether announced member p (id) covers this node's live members: then it
@@ -300,17 +303,60 @@ void readiness_on_member(dsup_t *d, uint64_t id, uint64_t inc, herd_member_state
     peers_check(d); /* a member gone may complete another's cover */
 }
 
+typedef struct current_ctx {
+    dsup_t *d;
+    uint64_t target;
+    int others, synced, target_synced;
+} current_ctx_t;
+
+static int current_member(void *data, const herd_member_info_t *m)
+{
+    current_ctx_t *c = data;
+    uint64_t id = herd_node_id_of(m->name);
+    if (id == c->d->self_id || !counted_state(m->state))
+        return 0;
+    int synced = herd_registry_synced_with(c->d->node, id, m->incarnation);
+    if (id == c->target) {
+        c->target_synced = synced;
+        return 0;
+    }
+    c->others++;
+    c->synced += synced;
+    return c->synced > 0; /* one is enough */
+}
+
+/* Whether this node's replica is current enough to offer children to
+ * `target`: a pull of its own from another live member came whole since
+ * that member was last up here (from the target when there is no other).
+ * Right after a partition heals, no pull has: a copy here that lost a
+ * conflict there is then judged once the winner's entry arrives, not
+ * offered first. */
+static int replica_current(dsup_t *d, uint64_t target)
+{
+    current_ctx_t c = {d, target, 0, 0, 0};
+    herd_cluster_foreach_member(d->node, current_member, &c);
+    return c.synced > 0 || (c.others == 0 && c.target_synced);
+}
+
+/* Whether member p (id) takes children from this node now: its
+ * announcement covers this node's members and this node's replica is
+ * current, or its fallback passed. */
+static int peer_takes(dsup_t *d, uint64_t id, const peer_ready_t *p)
+{
+    return p->target && (p->fell_back || replica_current(d, id));
+}
+
 int readiness_target(dsup_t *d, const char *target, uint64_t now)
 {
     uint64_t id = herd_node_id_of(target);
     peer_ready_t *p = u64map_get(&d->peers, id);
-    if (p == NULL || p->target)
+    if (p == NULL || peer_takes(d, id, p))
         return 1;
     if (now - p->since < d->cfg.target_grace_ms) {
         d->target_waiting = 1; /* the tick reconciles when its fallback is due */
         return 0;
     }
-    p->target = 1;
+    p->target = p->fell_back = 1;
     d->stats.target_fallbacks++;
     herd_log(HERD_LOG_INFO, "handoff", "member %s announced no readiness that covers this "
              "node's members within %u ms: it takes children all the same", target,
@@ -350,16 +396,16 @@ static int announced(const dsup_t *d, ready_member_t m)
     return 0;
 }
 
-/* The synced set gained a start, or this node became ready: tell every live
- * member. A refused send tries again at the next tick (a member that took
- * the first one counts the repeat as a duplicate). */
-static void announce(dsup_t *d, const views_t *vs)
+/* This node's synced set now (its ids and starts), into d->announced when
+ * it gained a start or this node became ready: a new announcement
+ * (d->announce_gen). HERD_ENOMEM: tried again at the next tick. */
+static int announcement_update(dsup_t *d, const views_t *vs)
 {
     ready_member_t *set = vs->n ? malloc(vs->n * sizeof(*set)) : NULL;
     if (vs->n && set == NULL)
-        return;
+        return HERD_ENOMEM;
     size_t n = 0;
-    int grew = d->announced_ready != d->self_ready;
+    int grew = d->announce_gen == 0 || d->announced_ready != d->self_ready;
     for (size_t i = 0; i < vs->n; i++) {
         if (vs->v[i].id == d->self_id || !vs->v[i].synced)
             continue;
@@ -367,24 +413,46 @@ static void announce(dsup_t *d, const views_t *vs)
         grew |= !announced(d, set[n]);
         n++;
     }
-    if (n > READY_MAX_MEMBERS) {
-        herd_log_limited(&d->log_bad, herd_node_now(d->node), HERD_LOG_ERROR, "handoff",
-                         "%zu members synced: over the %u an announcement holds, none sent "
-                         "(the members' fallbacks apply)", n, READY_MAX_MEMBERS);
-        grew = 0;
-    }
-    int failed = 0;
-    for (size_t i = 0; grew && i < vs->n; i++)
-        if (vs->v[i].id != d->self_id && live_state(vs->v[i].state))
-            failed |= send_ready(d, vs->v[i].id, set, n) != 0;
-    if (!grew || failed) {
+    if (!grew) {
         free(set);
-        return;
+        return 0;
     }
     free(d->announced);
     d->announced = set;
     d->announced_n = n;
     d->announced_ready = d->self_ready;
+    d->announce_gen++;
+    return 0;
+}
+
+/* Every live member gets this node's latest announcement once: each new
+ * one (the synced set gained a start, or this node became ready), and a
+ * member new here the one of the moment, so it learns at once which
+ * members this node knows. A refused send goes again at the next tick. */
+static void announce(dsup_t *d, const views_t *vs)
+{
+    if (announcement_update(d, vs) != 0)
+        return;
+    if (d->announced_n > READY_MAX_MEMBERS) {
+        herd_log_limited(&d->log_bad, herd_node_now(d->node), HERD_LOG_ERROR, "handoff",
+                         "%zu members synced: over the %u an announcement holds, none sent "
+                         "(the members' fallbacks apply)", d->announced_n, READY_MAX_MEMBERS);
+        return;
+    }
+    for (size_t i = 0; i < vs->n; i++) {
+        if (vs->v[i].id == d->self_id || !live_state(vs->v[i].state))
+            continue;
+        peer_ready_t *p = peer_get(d, vs->v[i].id, herd_node_now(d->node));
+        if (p && p->member_inc == 0) /* up before this supervisor started */
+            p->member_inc = vs->v[i].inc;
+        if (p == NULL || p->member_inc != vs->v[i].inc ||
+            (p->told_gen == d->announce_gen && p->told_inc == p->member_inc))
+            continue; /* (a start not yet in its entry: once its event came) */
+        if (send_ready(d, vs->v[i].id, d->announced, d->announced_n) == 0) {
+            p->told_gen = d->announce_gen;
+            p->told_inc = p->member_inc;
+        }
+    }
 }
 
 /* The member starts named by the announcements of live members. */
@@ -454,8 +522,8 @@ void readiness_tick(dsup_t *d, uint64_t now)
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->peers, &cursor)) != NULL;) {
         const peer_ready_t *p = s->value;
-        if (!p->target && now - p->since >= d->cfg.target_grace_ms) {
-            d->target_waiting = 0; /* the full pass meets it and takes the fallback */
+        if (peer_takes(d, s->key, p) || now - p->since >= d->cfg.target_grace_ms) {
+            d->target_waiting = 0; /* the full pass offers (or takes the fallback) */
             d->full_due = 1;
             break;
         }

@@ -55,6 +55,12 @@
  *   max_state_bytes is refused (HERD_ETOOBIG, counted) and stays, running;
  * - around a move: monitors of the old copy fire with reason handoff, and
  *   calls to the old pid (from its node and another) reach the new copy;
+ * - readiness (readiness.c): its pure rules; a join whose moves happen on
+ *   the new member's announcement with both fallbacks 60 s off; bad
+ *   announcements (from no member, from an earlier start, malformed, a
+ *   repeat) dropped and counted; an announcement that never comes (frames
+ *   dropped): the target_grace_ms and join_grace_ms fallbacks, then the
+ *   move commits with its state;
  * - the documented limits that do not hold (kept failing, see the report):
  *   herd_service_register before herd_dsup_start, and a node in no cluster
  *   restarting a crashed child while herd_node_run_for drives its loop.

@@ -25,6 +25,9 @@
 enum { HO_OFFER = 1, HO_ACCEPT, HO_REJECT, HO_ABORT, HO_COMMIT, HO_DRAIN, HO_PART, HO_READY };
 /* The most member starts one readiness announcement names (readiness.c). */
 #define READY_MAX_MEMBERS 4096u
+/* While its registry still pulls, a node's join grace waits past
+ * join_grace_ms, up to this many times it (readiness.c). */
+#define JOIN_BUSY_FACTOR 10u
 /* A state up to BIGSTATE_INLINE bytes travels inside its offer; a larger one
  * as parts of up to BIGSTATE_PART bytes ahead of it (bigstate.c). */
 #define BIGSTATE_INLINE (512u << 10)

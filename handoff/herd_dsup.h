@@ -100,7 +100,8 @@ typedef struct herd_dsup_config {
      * REPLICATION.md "Readiness"). join_grace_ms is only the fallback: a
      * node not ready that long after it first met another member (a member
      * of an older version never announces) starts them all the same
-     * (herd_handoff_stats_t.join_fallbacks). 0: 1000. */
+     * (herd_handoff_stats_t.join_fallbacks); while its registry is still
+     * syncing, up to 10 times that. 0: 1000. */
     uint32_t join_grace_ms;
     /* A member becomes a handoff target as soon as its announcement says
      * it is ready and names every member up here: its new copies can

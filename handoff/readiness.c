@@ -474,6 +474,17 @@ static ready_member_t *named_take(dsup_t *d, size_t *n)
     return all;
 }
 
+/* Whether this node's registry is pulling or answering a pull now: a node
+ * slow to sync (a loaded machine, a large registry) is not a stuck one,
+ * and its join grace's fallback waits for it, up to JOIN_BUSY_FACTOR
+ * times join_grace_ms (starting children it cannot see yet would run them
+ * twice until the conflict rule stops one). */
+static int registry_busy(dsup_t *d)
+{
+    herd_registry_stats_t st;
+    return herd_registry_stats(d->node, &st) == 0 && st.syncs_under_way > 0;
+}
+
 static void self_check(dsup_t *d, const views_t *vs, uint64_t now)
 {
     size_t named_n = 0;
@@ -491,11 +502,13 @@ static void self_check(dsup_t *d, const views_t *vs, uint64_t now)
         d->stats.ready_ms = now - d->started_at;
         herd_log(HERD_LOG_DEBUG, "handoff", "ready %llu ms after the start",
                  (unsigned long long)d->stats.ready_ms);
-    } else if (d->first_peer_at && now - d->first_peer_at >= d->cfg.join_grace_ms) {
+    } else if (d->first_peer_at && now - d->first_peer_at >= d->cfg.join_grace_ms &&
+               (!registry_busy(d) ||
+                now - d->first_peer_at >= (uint64_t)JOIN_BUSY_FACTOR * d->cfg.join_grace_ms)) {
         d->stats.join_fallbacks++;
-        herd_log(HERD_LOG_INFO, "handoff", "not synced with every member %u ms after meeting "
-                 "the first: starting the children asked for before this node started all "
-                 "the same", d->cfg.join_grace_ms);
+        herd_log(HERD_LOG_INFO, "handoff", "not synced with every member %llu ms after "
+                 "meeting the first: starting the children asked for before this node "
+                 "started all the same", (unsigned long long)(now - d->first_peer_at));
     } else {
         return;
     }

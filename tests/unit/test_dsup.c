@@ -2759,7 +2759,8 @@ static void test_dsup_ready_bad_announcements(void **state)
 /* a drops every frame of c from the moment it sees c up, so c's
  * announcements never reach a (and c's pull from a never ends): a makes c a
  * target only by the fallback, target_grace_ms after c came up, and c ends
- * its own join grace by join_grace_ms. Once a hears c again, the moves
+ * its own join grace by join_grace_ms (up to 10 times that while its pull
+ * from a hangs). Once a hears c again, the moves
  * commit with the states. */
 static void test_dsup_ready_never_comes_fallback(void **state)
 {
@@ -2769,7 +2770,9 @@ static void test_dsup_ready_never_comes_fallback(void **state)
     pick_name("fb-", abc, 3, "c", ab, 2, "a", n, sizeof(n));
     herd_dsup_config_t cfg = DCFG;
     cfg.target_grace_ms = 400;
-    cfg.join_grace_ms = 600;
+    /* c's pull from a hangs: its fallback may wait 10 times that, still
+     * before a is suspect there (1.5 s; then c would be ready without a) */
+    cfg.join_grace_ms = 100;
     cfg.handoff_timeout_ms = 60000;
     herd_node_t *ns[3] = {NULL, NULL, NULL};
     form(ns, 2, &CALM, &cfg);

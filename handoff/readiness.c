@@ -468,6 +468,8 @@ static ready_member_t *named_take(dsup_t *d, size_t *n)
     cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->peers, &cursor)) != NULL;) {
         const peer_ready_t *p = s->value;
+        if (p->synced_n == 0)
+            continue;
         memcpy(all + *n, p->synced, p->synced_n * sizeof(*all));
         *n += p->synced_n;
     }

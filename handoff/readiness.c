@@ -10,8 +10,9 @@
  * this replica holds what each held then, and each knew this node as a
  * member (it sent to it). A node announces its synced set (HO_READY,
  * handoff.c's head comment) to every live member whenever the set gains a
- * start, and when it becomes ready. It is ready (its join grace ends) once
- * it is not alone and
+ * start, and when it becomes ready; a member new to it gets the
+ * announcement of the moment at once. It is ready (its join grace ends)
+ * once it is not alone and
  *   - every member up or draining here is in its synced set and has
  *     announced its own (so it learnt which members that one knows), and
  *   - every member start named in those announcements is known here, at
@@ -25,8 +26,12 @@
  * what target_grace_ms stood in for; and once this node's replica is
  * current (a pull of its own from another live member came whole since
  * that one was last up here): a copy here that lost a conflict while a
- * partition healed is judged, not offered. An announcement from a start that is
- * not a live member here is dropped (counted); a repeat changes nothing.
+ * partition healed is judged, not offered. An announcement from a start
+ * that is not a live member here is dropped (counted); a repeat changes
+ * nothing. The fallbacks: a member up here target_grace_ms without such an
+ * announcement becomes a target; a node not ready join_grace_ms after it
+ * first met another member ends its join grace (while its registry still
+ * syncs, up to JOIN_BUSY_FACTOR times that). REPLICATION.md "Readiness".
  */
 #include <stdlib.h>
 #include <string.h>

@@ -69,8 +69,8 @@ static void merge_others(dsup_t *d, const char *name, herd_pid_t pid, const repl
 
 /* Start `name` here. Until this node is ready (`held`: readiness.c), only
  * children asked for after this node started: older ones run somewhere
- * already, as far as this node's replica, still filling, can tell yet. A replicated child
- * first asks the members for the newest copy of its state
+ * already, as far as this node's replica, still filling, can tell yet. A
+ * replicated child first asks the members for the newest copy of its state
  * (replica_query.c): it starts once they answered. */
 static void child_start(dsup_t *d, const char *name, int held)
 {

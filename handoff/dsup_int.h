@@ -134,6 +134,9 @@ typedef struct peer_ready {
     int fell_back;       /* made a target by target_grace_ms */
     /* this node's announcement (dsup_t.announce_gen) sent to that start */
     uint64_t told_gen, told_inc;
+    /* herd_registry_pulls_from when it last came up here (from suspect
+     * too): a pull since then makes this node's replica current */
+    uint64_t pulls_at_up;
 } peer_ready_t;
 
 /* A member as this node sees it, for readiness's pure rules. */
@@ -371,6 +374,10 @@ void terminate_free(dsup_t *d);
  * and announced, every named start known here (at it or a newer start). */
 int ready_self_ok(const ready_view_t *members, size_t n, uint64_t self,
                   const ready_member_t *named, size_t named_n);
+/* Whether every start `list` names but `self` is live among `members`, at
+ * that start or a newer one (this node's view is not behind the lister's). */
+int ready_known_live(const ready_member_t *list, size_t n, const ready_view_t *members,
+                     size_t members_n, uint64_t self);
 /* Whether `list` names every start of `need`, each at it or a newer one. */
 int ready_covers(const ready_member_t *list, size_t n, const ready_member_t *need,
                  size_t need_n);

@@ -21,7 +21,7 @@
  *     hidden here and its names look like this node's on a ring without it).
  * A member announced ready becomes a handoff target here once its synced
  * set covers every member up or draining here (each at its start or a
- * newer one): the new copies it runs can answer every caller those members
+ * newer one), and names no start that is not live here: the new copies it runs can answer every caller those members
  * send, and every member resolves the name to a node it knows, which is
  * what target_grace_ms stood in for; and once this node's replica is
  * current (a pull of its own from another live member came whole since
@@ -84,6 +84,19 @@ int ready_self_ok(const ready_view_t *members, size_t n, uint64_t self,
         const ready_view_t *m = view_find(members, n, named[i].id);
         if (m == NULL || m->inc < named[i].inc)
             return 0; /* a member (or a start of it) this node has not heard of */
+    }
+    return 1;
+}
+
+int ready_known_live(const ready_member_t *list, size_t n, const ready_view_t *members,
+                     size_t members_n, uint64_t self)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].id == self)
+            continue;
+        const ready_view_t *m = view_find(members, members_n, list[i].id);
+        if (m == NULL || !live_state(m->state) || m->inc < list[i].inc)
+            return 0;
     }
     return 1;
 }
@@ -199,7 +212,12 @@ static void peer_check(dsup_t *d, uint64_t id, peer_ready_t *p, const views_t *v
     if (vs->n && need == NULL)
         return; /* checked again at the next announcement or member change */
     size_t need_n = counted_members(vs, d->self_id, id, need);
-    if (ready_covers(p->synced, p->synced_n, need, need_n)) {
+    /* and this node's view is not behind the member's: right after a
+     * partition heals, a member it names may still be down here, its
+     * entries hidden, so a copy here that lost to one of them would be
+     * offered before it is judged */
+    if (ready_covers(p->synced, p->synced_n, need, need_n) &&
+        ready_known_live(p->synced, p->synced_n, vs->v, vs->n, d->self_id)) {
         p->target = 1;
         dsup_kick(d, 1); /* its moves start at once */
     }
@@ -299,6 +317,8 @@ void readiness_on_member(dsup_t *d, uint64_t id, uint64_t inc, herd_member_state
         } else if (p && !live_state(old_state)) {
             p->since = now; /* back: the fallback counts from here */
         }
+        if (p && new_state == HERD_MEMBER_UP && old_state != HERD_MEMBER_UP)
+            p->pulls_at_up = herd_registry_pulls_from(d->node, id); /* replica_current */
     } else {
         peer_ready_t *p = u64map_del(&d->peers, id);
         if (p)
@@ -320,7 +340,9 @@ static int current_member(void *data, const herd_member_info_t *m)
     uint64_t id = herd_node_id_of(m->name);
     if (id == c->d->self_id || !counted_state(m->state))
         return 0;
-    int synced = herd_registry_synced_with(c->d->node, id, m->incarnation);
+    const peer_ready_t *p = u64map_get(&c->d->peers, id);
+    int synced = p && herd_registry_synced_with(c->d->node, id, m->incarnation) &&
+                 herd_registry_pulls_from(c->d->node, id) > p->pulls_at_up;
     if (id == c->target) {
         c->target_synced = synced;
         return 0;
@@ -332,10 +354,10 @@ static int current_member(void *data, const herd_member_info_t *m)
 
 /* Whether this node's replica is current enough to offer children to
  * `target`: a pull of its own from another live member came whole since
- * that member was last up here (from the target when there is no other).
- * Right after a partition heals, no pull has: a copy here that lost a
- * conflict there is then judged once the winner's entry arrives, not
- * offered first. */
+ * that member last came up here, from suspect too (from the target when
+ * there is no other). Right after a partition heals, no pull has: a copy
+ * here that lost a conflict there is then judged once the winner's entry
+ * arrives, not offered first (else the fallback applies). */
 static int replica_current(dsup_t *d, uint64_t target)
 {
     current_ctx_t c = {d, target, 0, 0, 0};
@@ -402,7 +424,7 @@ static int announced(const dsup_t *d, ready_member_t m)
 }
 
 /* This node's synced set now (its ids and starts), into d->announced when
- * it gained a start or this node became ready: a new announcement
+ * it changed or this node became ready: a new announcement
  * (d->announce_gen). HERD_ENOMEM: tried again at the next tick. */
 static int announcement_update(dsup_t *d, const views_t *vs)
 {
@@ -411,6 +433,10 @@ static int announcement_update(dsup_t *d, const views_t *vs)
         return HERD_ENOMEM;
     size_t n = 0;
     int grew = d->announce_gen == 0 || d->announced_ready != d->self_ready;
+    size_t synced_n = 0;
+    for (size_t i = 0; i < vs->n; i++)
+        synced_n += vs->v[i].id != d->self_id && vs->v[i].synced;
+    grew |= synced_n != d->announced_n; /* a start gone too: members check again */
     for (size_t i = 0; i < vs->n; i++) {
         if (vs->v[i].id == d->self_id || !vs->v[i].synced)
             continue;

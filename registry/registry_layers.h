@@ -116,5 +116,9 @@ int herd_registry_holds(herd_node_t *node, const char *name, herd_pid_t pid);
  * that start held when it answered, and that start knew this node as a
  * member (it sent to it). 1 or 0. The handoff's readiness (readiness.c). */
 int herd_registry_synced_with(herd_node_t *node, uint64_t node_id, uint64_t incarnation);
+/* How many pulls of this node's from member `node_id` came whole so far,
+ * over all its starts (never reset): one more after a given moment is a
+ * whole pull since then. */
+uint64_t herd_registry_pulls_from(herd_node_t *node, uint64_t node_id);
 
 #endif

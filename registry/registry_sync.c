@@ -45,6 +45,7 @@ typedef struct reg_peer {
      * ours ended with its context joined; 0: none since it last went
      * (herd_registry_synced_with) */
     uint64_t synced_inc;
+    uint64_t pulls; /* pulls of ours from it that came whole, ever (never reset) */
     registry_t *g;
     uint64_t id;
 } reg_peer_t;
@@ -778,8 +779,10 @@ static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
         g->stats.alloc_failed++; /* a partial join is an under-approximation: safe */
     } else {
         g->stats.contexts_joined += last;
-        if (p && last && from == g->pulling) /* our pull's answer came whole */
+        if (p && last && from == g->pulling) { /* our pull's answer came whole */
             p->synced_inc = herd_cluster_member_incarnation(g->node, from);
+            p->pulls++;
+        }
     }
     awmap_free(ctx);
     if (last)
@@ -1046,6 +1049,13 @@ int herd_registry_synced_with(herd_node_t *n, uint64_t node_id, uint64_t incarna
     registry_t *g = reg_of(n);
     const reg_peer_t *p = g ? u64map_get(&g->peers, node_id) : NULL;
     return p && incarnation != 0 && p->synced_inc == incarnation;
+}
+
+uint64_t herd_registry_pulls_from(herd_node_t *n, uint64_t node_id)
+{
+    registry_t *g = reg_of(n);
+    const reg_peer_t *p = g ? u64map_get(&g->peers, node_id) : NULL;
+    return p ? p->pulls : 0;
 }
 
 int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_peer_t *out)

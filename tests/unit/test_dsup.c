@@ -2621,6 +2621,19 @@ static void test_dsup_ready_rules(void **state)
     need[1] = (ready_member_t){C, 9}; /* a member the list lacks */
     assert_false(ready_covers(list, 2, need, 2));
     assert_false(ready_covers(NULL, 0, need, 1));
+
+    /* the lister's view is not ahead of this node's: every start it names
+     * (but this node) is live here at it or a newer one */
+    ready_member_t named2[3] = {{SELF, 7}, {A, 5}, {C, 9}};
+    assert_true(ready_known_live(named2, 3, v, 4, SELF)); /* C suspect: live */
+    v[3].state = HERD_MEMBER_DOWN; /* a partition not healed here yet */
+    assert_false(ready_known_live(named2, 3, v, 4, SELF));
+    v[3].state = HERD_MEMBER_UP;
+    named2[2].inc = 10; /* a start of C this node has not seen */
+    assert_false(ready_known_live(named2, 3, v, 4, SELF));
+    ready_member_t stranger[1] = {{77, 1}};
+    assert_false(ready_known_live(stranger, 1, v, 4, SELF));
+    assert_true(ready_known_live(NULL, 0, v, 4, SELF));
 }
 
 /* c joins a and b, which hold counters; the fallbacks are far off (60 s):

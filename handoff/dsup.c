@@ -32,6 +32,11 @@ dsup_t *dsup_of(herd_node_t *n)
 static void dsup_work(dsup_t *d)
 {
     uint64_t now = herd_node_now(d->node);
+    readiness_tick(d, now); /* the join grace's end, announcements, fallbacks */
+    if (d->more_moves && d->moving <= d->cfg.max_moves / 2) {
+        d->more_moves = 0; /* room again: the moves that waited for it go now */
+        d->full_due = 1;
+    }
     if (d->full_due || now - d->last_reconcile >= d->cfg.reconcile_ms) {
         d->full_due = 0;
         reconcile_full(d);
@@ -48,14 +53,6 @@ static void dsup_work(dsup_t *d)
     replica_query_tick(d, now);
     replica_gc(d, now);
     replica_orphans(d, now);
-    if (d->grace_pending && now - d->started_at >= d->cfg.join_grace_ms) {
-        d->grace_pending = 0; /* what the grace held back starts now */
-        d->full_due = 1;
-    }
-    if (d->more_moves && d->moving <= d->cfg.max_moves / 2) {
-        d->more_moves = 0; /* room again, or a target's grace passed */
-        d->full_due = 1;
-    }
     dsup_update_ref(d);
 }
 
@@ -90,23 +87,9 @@ void dsup_kick(dsup_t *d, int full)
 static void on_member(void *data, const char *name, uint64_t incarnation,
                       herd_member_state_t old_state, herd_member_state_t new_state, int gone)
 {
-    (void)incarnation;
-    (void)old_state;
     dsup_t *d = data;
     uint64_t id = herd_node_id_of(name);
-    if (new_state == HERD_MEMBER_UP && old_state != HERD_MEMBER_UP &&
-        old_state != HERD_MEMBER_SUSPECT) {
-        uint64_t *since = u64map_get(&d->up_since, id);
-        if (since == NULL && (since = malloc(sizeof(*since))) != NULL &&
-            u64map_put(&d->up_since, id, since) != 0) {
-            free(since);
-            since = NULL;
-        }
-        if (since)
-            *since = herd_node_now(d->node);
-    } else if (new_state != HERD_MEMBER_UP && new_state != HERD_MEMBER_SUSPECT) {
-        free(u64map_del(&d->up_since, id));
-    }
+    readiness_on_member(d, id, incarnation, old_state, new_state);
     if (new_state == HERD_MEMBER_DOWN || new_state == HERD_MEMBER_LEFT ||
         new_state == HERD_MEMBER_ABSENT || gone)
         replica_query_member_gone(d, id); /* it will not answer */
@@ -170,10 +153,7 @@ static void dsup_free(void *p)
     waiters_free(d);
     terminate_free(d);
     bigstate_free(d);
-    size_t cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&d->up_since, &cursor)) != NULL;)
-        free(s->value);
-    u64map_fini(&d->up_since);
+    readiness_free(d);
     svcring_free(d->rings);
     free(d);
 }
@@ -192,7 +172,7 @@ static void config_defaults(herd_dsup_config_t *c)
         c->max_restarts = 3;
     if (!c->window_ms)
         c->window_ms = 5000;
-    if (!c->join_grace_ms)
+    if (!c->join_grace_ms) /* fallbacks only: readiness.c */
         c->join_grace_ms = 1000;
     if (!c->target_grace_ms)
         c->target_grace_ms = 500;
@@ -238,7 +218,8 @@ int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
     u64map_init(&d->by_hash);
     u64map_init(&d->by_serial);
     u64map_init(&d->waiters);
-    u64map_init(&d->up_since);
+    u64map_init(&d->peers);
+    d->self_id = herd_node_id_of(herd_node_name(n));
     u64map_init(&d->parts);
     d->last_reconcile = d->started_at = herd_node_now(n);
     d->started_hlc = herd_node_hlc_now(n);

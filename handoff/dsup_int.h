@@ -22,7 +22,12 @@
 #define DSUP_TOO_BIG_RETRY_MS 10000 /* a state over the limit: measured again then */
 #define DSUP_CONFLICT_RETRY_MS 3000 /* the target runs the name: its conflict settles */
 /* The handoff stream's messages (handoff.c's head comment). */
-enum { HO_OFFER = 1, HO_ACCEPT, HO_REJECT, HO_ABORT, HO_COMMIT, HO_DRAIN, HO_PART };
+enum { HO_OFFER = 1, HO_ACCEPT, HO_REJECT, HO_ABORT, HO_COMMIT, HO_DRAIN, HO_PART, HO_READY };
+/* The most member starts one readiness announcement names (readiness.c). */
+#define READY_MAX_MEMBERS 4096u
+/* While its registry still pulls, a node's join grace waits past
+ * join_grace_ms, up to this many times it (readiness.c). */
+#define JOIN_BUSY_FACTOR 10u
 /* A state up to BIGSTATE_INLINE bytes travels inside its offer; a larger one
  * as parts of up to BIGSTATE_PART bytes ahead of it (bigstate.c). */
 #define BIGSTATE_INLINE (512u << 10)
@@ -112,6 +117,33 @@ typedef struct dsup_handles {
 
 typedef struct term_waiter term_waiter_t; /* terminate.c */
 
+/* A member's start (readiness.c). */
+typedef struct ready_member {
+    uint64_t id, inc;
+} ready_member_t;
+
+/* What this node knows of another member's readiness (readiness.c). */
+typedef struct peer_ready {
+    uint64_t member_inc; /* the start this is about */
+    uint64_t since;      /* node clock: up here since (the fallback counts from it) */
+    uint64_t inc;        /* the start whose announcement is below (0: none yet) */
+    int ready;           /* it announced it is ready */
+    ready_member_t *synced; /* the member starts it announced it synced with, owned */
+    size_t synced_n;
+    int target;          /* its announcement covers this node's members (or fell_back) */
+    int fell_back;       /* made a target by target_grace_ms */
+    /* this node's announcement (dsup_t.announce_gen) sent to that start */
+    uint64_t told_gen, told_inc;
+} peer_ready_t;
+
+/* A member as this node sees it, for readiness's pure rules. */
+typedef struct ready_view {
+    uint64_t id, inc;
+    herd_member_state_t state;
+    int synced;    /* this node's pull from that start came whole */
+    int announced; /* that start's announcement is here */
+} ready_view_t;
+
 typedef struct dsup {
     herd_node_t *node;
     herd_dsup_config_t cfg;
@@ -134,9 +166,17 @@ typedef struct dsup {
     u64map_t parts; /* (old node, move id) -> a large state arriving in parts */
     term_waiter_t *terms; /* terminates waiting for every member to hold them */
     size_t term_count;
-    u64map_t up_since; /* member id -> since when it is up (node clock) */
+    u64map_t peers; /* member id -> peer_ready_t (readiness.c) */
+    uint64_t self_id;
     uint64_t started_at, started_hlc;
+    uint64_t first_peer_at; /* node clock: when another member was first up here */
+    int self_ready; /* the join grace is over (readiness.c) */
     int grace_pending; /* starts were held back by the join grace */
+    int target_waiting; /* a move waited for a member's readiness */
+    ready_member_t *announced; /* the synced set last announced, owned */
+    size_t announced_n;
+    int announced_ready; /* and whether it said ready */
+    uint64_t announce_gen; /* announcements made (each member gets the last once) */
     int more_moves; /* a handoff waited for room (max_moves) or a new target */
     uint64_t last_reconcile;
     uint64_t next_move_id;
@@ -323,6 +363,30 @@ void replica_query_offer(dsup_t *d, const char *name, uint64_t hlc, uint64_t ver
 /* terminate.c */
 void terminate_tick(dsup_t *d, uint64_t now);
 void terminate_free(dsup_t *d);
+
+/* readiness.c: explicit readiness instead of fixed waits */
+/* Whether this node may call itself ready (members: every member as seen
+ * here, this node `self` included; named: the starts the live members'
+ * announcements name): not alone, every member up or draining synced with
+ * and announced, every named start known here (at it or a newer start). */
+int ready_self_ok(const ready_view_t *members, size_t n, uint64_t self,
+                  const ready_member_t *named, size_t named_n);
+/* Whether `list` names every start of `need`, each at it or a newer one. */
+int ready_covers(const ready_member_t *list, size_t n, const ready_member_t *need,
+                 size_t need_n);
+/* An HO_READY from `from`'s start `inc`; `r` is past the id and name. */
+void readiness_on_ready(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *r,
+                        uint64_t id, const char *name);
+void readiness_on_member(dsup_t *d, uint64_t id, uint64_t inc, herd_member_state_t old_state,
+                         herd_member_state_t new_state);
+/* Whether member `target` takes children from this node now (its
+ * announcement covers this node's members, or target_grace_ms passed). */
+int readiness_target(dsup_t *d, const char *target, uint64_t now);
+/* Whether this node starts the children asked for before it started. */
+int readiness_may_start(dsup_t *d);
+/* This node's readiness, its announcement, the fallbacks (from the tick). */
+void readiness_tick(dsup_t *d, uint64_t now);
+void readiness_free(dsup_t *d);
 
 /* handoff.c */
 int handoff_begin(dsup_t *d, dchild_t *c, const char *target);

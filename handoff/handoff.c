@@ -16,6 +16,9 @@
  *   5 commit
  *   6 drain   (id 0, empty name) + u8 on
  *   7 part    + u64 offset, u64 total, bytes chunk (bigstate.c)
+ *   8 ready   (id 0, empty name) + u8 flags (bit 0: ready), u32 n, n x (u64 member
+ *             id, u64 incarnation): the member starts the sender synced with
+ *             (readiness.c; n <= READY_MAX_MEMBERS)
  * The old node O coordinates. The stream is the same reliable, ordered
  * channel as process messages, so the messages O forwards to the new copy
  * arrive before O's commit.
@@ -565,6 +568,10 @@ void handoff_on_app(void *data, uint64_t node, uint64_t incarnation, const uint8
     wire_get_str(&r, o.name, sizeof(o.name));
     uint64_t extra = 0;
     uint8_t copies = 1;
+    if (kind == HO_READY) {
+        readiness_on_ready(d, node, incarnation, &r, o.id, o.name);
+        return;
+    }
     if (kind == HO_ACCEPT || kind == HO_REJECT)
         extra = wire_get_u64(&r);
     if (kind == HO_ACCEPT)

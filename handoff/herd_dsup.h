@@ -91,14 +91,24 @@ typedef struct herd_dsup_config {
     uint32_t max_moves;        /* handoffs in flight from this node; 0: 1024 */
     uint32_t max_restarts;     /* per child within window_ms; 0: 3 */
     uint32_t window_ms;        /* 0: 5000 */
-    /* For join_grace_ms after it starts in a cluster, a node starts no child
-     * asked for before it started: those it now owns come to it by handoff,
-     * with their state, and its replica of the registry (where it would see
-     * them running) is still filling. New children start at once. 0: 1000. */
+    /* Until it is ready, a node that joined others starts no child asked
+     * for before it started: those it now owns come to it by handoff, with
+     * their state, and its replica of the registry (where it would see them
+     * running) is still filling. New children start at once. Ready: its
+     * registry pulled whole from every member up here, each of which
+     * announced the members it synced with, all known here (readiness.c,
+     * REPLICATION.md "Readiness"). join_grace_ms is only the fallback: a
+     * node not ready that long after it first met another member (a member
+     * of an older version never announces) starts them all the same
+     * (herd_handoff_stats_t.join_fallbacks); while its registry is still
+     * syncing, up to 10 times that. 0: 1000. */
     uint32_t join_grace_ms;
-    /* A member becomes a handoff target once it has been up here for
-     * target_grace_ms, so that the other members know it too when its new
-     * copies answer their calls; 0: 500. */
+    /* A member becomes a handoff target as soon as its announcement says
+     * it is ready and names every member up here: its new copies can
+     * answer those members' calls, and they resolve the name to a node
+     * they know. target_grace_ms is only the fallback: a member up here
+     * that long without such an announcement becomes a target all the same
+     * (herd_handoff_stats_t.target_fallbacks). 0: 500. */
     uint32_t target_grace_ms;
     /* A child whose state is larger does not move (HERD_ETOOBIG: it runs on
      * where it is, and a drain reports it); 0: 64 MiB. States over 512 KiB
@@ -295,6 +305,15 @@ typedef struct herd_handoff_stats {
 #define HERD_HANDOFF_DURATION_BOUNDS 12u
     uint64_t duration_buckets[HERD_HANDOFF_DURATION_BOUNDS + 1];
     uint64_t duration_us_sum;
+    /* readiness (herd_dsup_config_t.join_grace_ms, target_grace_ms):
+     * announcements sent and taken in; those from a start that is no live
+     * member here, dropped; repeats, which change nothing; members made
+     * targets by target_grace_ms, no announcement covering this node's
+     * members having come; 1 when this node's join grace ended by
+     * join_grace_ms rather than readiness; ms from its start until it was
+     * ready (0: not yet, or by the fallback) */
+    uint64_t ready_out, ready_in, ready_unknown, ready_duplicate;
+    uint64_t target_fallbacks, join_fallbacks, ready_ms;
 } herd_handoff_stats_t;
 int herd_handoff_stats(herd_node_t *node, herd_handoff_stats_t *out);
 /* The upper bound of duration bucket `i` in ms (1, 2, 5, 10, 25, 50, 100,

@@ -67,10 +67,10 @@ static void merge_others(dsup_t *d, const char *name, herd_pid_t pid, const repl
     }
 }
 
-/* Start `name` here. Within the join grace (`held`), only children asked
- * for after this node started: older ones run somewhere already, as far as
- * this node's replica, still filling, can tell yet. A replicated child
- * first asks the members for the newest copy of its state
+/* Start `name` here. Until this node is ready (`held`: readiness.c), only
+ * children asked for after this node started: older ones run somewhere
+ * already, as far as this node's replica, still filling, can tell yet. A
+ * replicated child first asks the members for the newest copy of its state
  * (replica_query.c): it starts once they answered. */
 static void child_start(dsup_t *d, const char *name, int held)
 {
@@ -199,27 +199,12 @@ static herd_ring_t *solo_ring(dsup_t *d)
     return r;
 }
 
-/* Whether a member has been up here long enough to take children. */
-static int target_ready(dsup_t *d, const char *target, uint64_t now)
-{
-    uint64_t *since = u64map_get(&d->up_since, herd_node_id_of(target));
-    return since == NULL || now - *since >= d->cfg.target_grace_ms;
-}
-
-/* A node that just joined others waits before starting children. */
-static int may_start(dsup_t *d, uint64_t now)
-{
-    const herd_ring_t *ring = herd_cluster_ring(d->node);
-    return ring == NULL || herd_ring_member_count(ring) < 2 ||
-           now - d->started_at >= d->cfg.join_grace_ms;
-}
-
 static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch, uint64_t now)
 {
     dchild_t *c = dsup_find(d, ch->name);
     switch (a->kind) {
-    case HOFF_START:
-        child_start(d, ch->name, !may_start(d, now));
+    case HOFF_START: /* a node that joined others first syncs with them (readiness.c) */
+        child_start(d, ch->name, !readiness_may_start(d));
         break;
     case HOFF_STOP:
         if (c && c->state != HERD_CHILD_MOVING && c->state != HERD_CHILD_ARRIVING)
@@ -228,7 +213,9 @@ static void act(dsup_t *d, const hoff_action_t *a, const hoff_child_t *ch, uint6
     case HOFF_HANDOFF:
         if (c == NULL || c->state != HERD_CHILD_RUNNING || now < c->move_after)
             break;
-        if (d->moving < d->cfg.max_moves && target_ready(d, a->target, now))
+        if (!readiness_target(d, a->target, now))
+            break; /* its announcement (or the fallback) reconciles again */
+        if (d->moving < d->cfg.max_moves)
             handoff_begin(d, c, a->target);
         else
             d->more_moves = 1; /* the next full reconcile comes sooner */

@@ -110,4 +110,11 @@ int herd_register_claim(herd_node_t *node, const char *name, herd_pid_t pid,
 /* Whether the live local process `pid` has a visible entry for `name`. */
 int herd_registry_holds(herd_node_t *node, const char *name, herd_pid_t pid);
 
+/* Whether a digest sync this node pulled from member `node_id`'s start
+ * `incarnation` ended with its context joined (its answer whole), since
+ * that member last went down or left: this replica then holds everything
+ * that start held when it answered, and that start knew this node as a
+ * member (it sent to it). 1 or 0. The handoff's readiness (readiness.c). */
+int herd_registry_synced_with(herd_node_t *node, uint64_t node_id, uint64_t incarnation);
+
 #endif

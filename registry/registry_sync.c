@@ -41,6 +41,10 @@ typedef struct reg_peer {
     int dots_failed;          /* a piece was refused: the rest does not go */
     int refused;              /* a message from it was refused since its last context */
     int nudged;               /* sent our digest after a refusal, since the last check */
+    /* the start of the peer (its incarnation) whose answer to a pull of
+     * ours ended with its context joined; 0: none since it last went
+     * (herd_registry_synced_with) */
+    uint64_t synced_inc;
     registry_t *g;
     uint64_t id;
 } reg_peer_t;
@@ -311,6 +315,7 @@ void reg_sync_peer_gone(registry_t *g, uint64_t id)
         digest_dots_free(p->dots);
         p->dots = NULL;
         round_end(p); /* and our answer to it */
+        p->synced_inc = 0;
     }
     pull_done(g, id);
 }
@@ -769,10 +774,13 @@ static void sync_on_context(registry_t *g, uint64_t from, wire_reader_t *r)
     }
     if (from == g->pulling)
         g->pull_answered = 1;
-    if (awmap_copy_context(g->map, ctx) != 0)
+    if (awmap_copy_context(g->map, ctx) != 0) {
         g->stats.alloc_failed++; /* a partial join is an under-approximation: safe */
-    else
+    } else {
         g->stats.contexts_joined += last;
+        if (p && last && from == g->pulling) /* our pull's answer came whole */
+            p->synced_inc = herd_cluster_member_incarnation(g->node, from);
+    }
     awmap_free(ctx);
     if (last)
         pull_done(g, from);
@@ -1031,6 +1039,13 @@ void reg_on_sync(void *data, uint64_t node, uint64_t incarnation, const uint8_t 
     if (p)
         p->st.bytes_in += len;
     reg_held(g, take_in(g, node, kind, &r), start);
+}
+
+int herd_registry_synced_with(herd_node_t *n, uint64_t node_id, uint64_t incarnation)
+{
+    registry_t *g = reg_of(n);
+    const reg_peer_t *p = g ? u64map_get(&g->peers, node_id) : NULL;
+    return p && incarnation != 0 && p->synced_inc == incarnation;
 }
 
 int herd_registry_peer_stats(herd_node_t *n, uint64_t node_id, herd_registry_peer_t *out)

@@ -119,6 +119,15 @@
  *   answers HERD_EUNCERTAIN; node1 crashes: the spec stays (uncertain).
  * - terminate_acked_survives_crash: a terminate answered 0, then its node
  *   crashes: the spec stays removed everywhere, the child stopped.
+ * Joins and readiness (readiness.c: moves to a new member on its
+ * announcement, its join grace ended by its own readiness): 3 nodes with 24
+ * settled counters, 3% loss and 1% duplicates, node4 and node5 join 0-150
+ * ms apart, and 0-400 ms after the first join:
+ * - join_under_crash: a random node (a joiner or an old one) crashes, and
+ *   half the time starts again 100-600 ms later (exact where no crash
+ *   reached);
+ * - join_under_partition: two random sides for 200-1500 ms (exact).
+ *   In both, every running node's join grace has ended at the end.
  *
  * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_FIRST_SEED (the
  * first, default 1), HERD_SIM_SEED=N (replay one), HERD_SIM_SEED_LIST=a,b,c
@@ -137,6 +146,7 @@
 #include <string.h>
 
 #include "counter.h"
+#include "dsup_int.h"
 #include "dsup_layers.h"
 #include "herd_dsup.h"
 #include "herd_ring.h"
@@ -2791,6 +2801,117 @@ static int scen_terminate_acked_survives_crash(rs_run_t *r)
     return targeted_end(r, "an acknowledged terminate survives a crash", 0);
 }
 
+/* ---- joins and readiness (readiness.c) ------------------------------------------------ */
+
+/* Whether every running node's supervisor ended its join grace (by
+ * readiness or by its fallback) and settled every member's verdict: every
+ * wait is bounded. */
+static int readiness_settled(rs_run_t *r)
+{
+    world_t *w = &g_w;
+    for (int i = 0; i < w->nslots; i++) {
+        herd_node_t *n = regsim_node(w->rs, i);
+        dsup_t *d = n && w->node[i].state != N_OFF ? dsup_of(n) : NULL;
+        if (d == NULL)
+            continue;
+        RS_CHECK(r, d->self_ready, "%s never ended its join grace", regsim_name(w->rs, i));
+    }
+    return 1;
+}
+
+/* Three nodes run 24 counters (settled, 3% loss and 1% duplicates from
+ * then on); node4 and node5 join 0-150 ms apart while calls go on, and
+ * while they sync and announce `disturb` strikes 0-400 ms after the first
+ * join. Then quiescence, the usual checks, and the values (exact for
+ * every counter no crash could reach). */
+static int join_disturbed(rs_run_t *r, int (*disturb)(rs_run_t *r), const char *what,
+                          int strict)
+{
+    world_opts_t o = {.slots = 5, .initial = 3, .mode = 0, .drop_pm = 0, .dup_pm = 0};
+    if (!world_make(r, &o))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    for (int k = 0; k < 24; k++)
+        if (!ctr_start(r, (int)regsim_range(rs, 0, 2)))
+            return 0;
+    char why[400];
+    uint64_t deadline = regsim_now(rs) + 10000;
+    while (!all_ok(w, why, sizeof(why))) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "the counters did not settle: %s", why);
+        if (!round_(r, 10))
+            return 0;
+    }
+    regsim_set_loss(rs, 30, 10);
+    uint64_t second = regsim_range(rs, 0, 150), strike = regsim_range(rs, 0, 400);
+    uint64_t t0 = regsim_now(rs);
+    if (!node_join(r, 3))
+        return 0;
+    int joined5 = 0, struck = 0;
+    while (!(joined5 && struck)) { /* ends by 400 ms */
+        uint64_t at = regsim_now(rs) - t0;
+        if (!joined5 && at >= second) {
+            if (!node_join(r, 4))
+                return 0;
+            joined5 = 1;
+        }
+        if (!struck && at >= strike) {
+            if (!disturb(r))
+                return 0;
+            struck = 1;
+        }
+        if (!round_(r, 5))
+            return 0;
+    }
+    for (int k = 0; k < 100; k++) /* the joins and the disturbance play out */
+        if (!round_(r, 10))
+            return 0;
+    if (!quiesce(r, what) || !readiness_settled(r) || !final_values(r, strict))
+        return 0;
+    verbose(r, what);
+    world_close();
+    return 1;
+}
+
+/* A random node (a joiner or an old one) crashes; half the time it
+ * starts again (a new start, which syncs and announces anew) 100-600 ms
+ * later. */
+static int strike_crash(rs_run_t *r)
+{
+    world_t *w = &g_w;
+    int i = random_slot(w, N_UP);
+    if (i < 0 || !node_crash(r, i))
+        return i < 0 ? 1 : 0;
+    if (regsim_range(w->rs, 0, 1) == 0)
+        return 1;
+    uint64_t end = regsim_now(w->rs) + regsim_range(w->rs, 100, 600);
+    while (regsim_now(w->rs) < end)
+        if (!round_(r, 5))
+            return 0;
+    return node_join(r, i);
+}
+
+/* The nodes split in two random sides for 200-1500 ms (healed by the
+ * rounds): a joiner may announce to one side only, or sync with a member
+ * the other side declares down. */
+static int strike_partition(rs_run_t *r)
+{
+    return partition(r, regsim_range(g_w.rs, 200, 1500));
+}
+
+/* Joins under a crash: nothing acknowledged is lost where no crash
+ * reached, every child runs once, every join grace ends. */
+static int scen_join_under_crash(rs_run_t *r)
+{
+    return join_disturbed(r, strike_crash, "joins under a crash", 0);
+}
+
+/* Joins under a partition: no crash, so every value is exact. */
+static int scen_join_under_partition(rs_run_t *r)
+{
+    return join_disturbed(r, strike_partition, "joins under a partition", 1);
+}
+
 int main(void)
 {
     static const rs_case_t cases[] = {
@@ -2821,6 +2942,8 @@ int main(void)
         {"restart_keeps_name", scen_restart_keeps_name, 60},
         {"terminate_in_partition_then_crash", scen_terminate_in_partition_then_crash, 60},
         {"terminate_acked_survives_crash", scen_terminate_acked_survives_crash, 60},
+        {"join_under_crash", scen_join_under_crash, 60},
+        {"join_under_partition", scen_join_under_partition, 60},
     };
     return regsim_main("sim_dsup", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -55,6 +55,12 @@
  *   max_state_bytes is refused (HERD_ETOOBIG, counted) and stays, running;
  * - around a move: monitors of the old copy fire with reason handoff, and
  *   calls to the old pid (from its node and another) reach the new copy;
+ * - readiness (readiness.c): its pure rules; a join whose moves happen on
+ *   the new member's announcement with both fallbacks 60 s off; bad
+ *   announcements (from no member, from an earlier start, malformed, a
+ *   repeat) dropped and counted; an announcement that never comes (frames
+ *   dropped): the target_grace_ms and join_grace_ms fallbacks, then the
+ *   move commits with its state;
  * - the documented limits that do not hold (kept failing, see the report):
  *   herd_service_register before herd_dsup_start, and a node in no cluster
  *   restarting a crashed child while herd_node_run_for drives its loop.
@@ -86,6 +92,7 @@
 #include <cmocka.h>
 
 #include "counter.h"
+#include "dsup_int.h"
 #include "dsup_layers.h"
 #include "herd_dsup.h"
 #include "herd_events.h"
@@ -2557,6 +2564,265 @@ static void test_dsup_late_accept_after_timeout_then_retry(void **state)
     node_free(a);
 }
 
+/* ---- readiness (readiness.c) ------------------------------------------------------------ */
+
+/* The pure rules: when a node calls itself ready, and when an announced
+ * list covers the members a mover knows. */
+static void test_dsup_ready_rules(void **state)
+{
+    (void)state;
+    enum { SELF = 1, A = 2, B = 3, C = 4 };
+    ready_view_t v[4] = {
+        {SELF, 7, HERD_MEMBER_UP, 0, 0},
+        {A, 5, HERD_MEMBER_UP, 1, 1},
+        {B, 6, HERD_MEMBER_UP, 1, 1},
+        {C, 9, HERD_MEMBER_SUSPECT, 0, 0},
+    };
+    /* alone (only itself, or only a suspect member): never ready */
+    assert_false(ready_self_ok(v, 1, SELF, NULL, 0));
+    ready_view_t lone[2] = {v[0], v[3]};
+    assert_false(ready_self_ok(lone, 2, SELF, NULL, 0));
+    /* every member up synced and announced; a suspect one is not waited for */
+    assert_true(ready_self_ok(v, 4, SELF, NULL, 0));
+    /* not synced, or not announced: not ready */
+    v[2].synced = 0;
+    assert_false(ready_self_ok(v, 4, SELF, NULL, 0));
+    v[2].synced = 1;
+    v[1].announced = 0;
+    assert_false(ready_self_ok(v, 4, SELF, NULL, 0));
+    v[1].announced = 1;
+    /* a draining member counts like an up one; down and left ones do not */
+    v[2].state = HERD_MEMBER_DRAINING;
+    v[2].synced = 0;
+    assert_false(ready_self_ok(v, 4, SELF, NULL, 0));
+    v[2].state = HERD_MEMBER_DOWN;
+    assert_true(ready_self_ok(v, 4, SELF, NULL, 0));
+    v[2].state = HERD_MEMBER_UP;
+    v[2].synced = 1;
+    /* named starts: this node itself, known ones, older starts of known
+     * members, a known down member: fine */
+    ready_member_t named[4] = {{SELF, 1}, {A, 5}, {B, 2}, {C, 9}};
+    assert_true(ready_self_ok(v, 4, SELF, named, 4));
+    /* a member not heard of here, or a newer start than the one known */
+    ready_member_t unknown[1] = {{77, 1}};
+    assert_false(ready_self_ok(v, 4, SELF, unknown, 1));
+    ready_member_t newer[1] = {{A, 6}};
+    assert_false(ready_self_ok(v, 4, SELF, newer, 1));
+
+    ready_member_t list[2] = {{A, 5}, {B, 6}};
+    ready_member_t need[2] = {{A, 5}, {B, 6}};
+    assert_true(ready_covers(list, 2, need, 2));
+    assert_true(ready_covers(list, 2, need, 0)); /* nobody else: covered */
+    assert_true(ready_covers(list, 2, need, 1));
+    need[1].inc = 4; /* the list names a newer start than the mover knows */
+    assert_true(ready_covers(list, 2, need, 2));
+    need[1].inc = 8; /* an older one: not this start */
+    assert_false(ready_covers(list, 2, need, 2));
+    need[1] = (ready_member_t){C, 9}; /* a member the list lacks */
+    assert_false(ready_covers(list, 2, need, 2));
+    assert_false(ready_covers(NULL, 0, need, 1));
+}
+
+/* c joins a and b, which hold counters; the fallbacks are far off (60 s):
+ * the moves to c happen on c's announcement, with the states, and c
+ * reports it became ready by announcement. */
+static void test_dsup_join_moves_on_readiness(void **state)
+{
+    (void)state;
+    herd_dsup_config_t cfg = DCFG;
+    cfg.join_grace_ms = 60000;
+    cfg.target_grace_ms = 60000;
+    herd_node_t *ns[3] = {NULL, NULL, NULL};
+    form(ns, 2, &CALM, &cfg);
+    start_counters(ns, 2, "rdy-", 24);
+    uint64_t t0 = ts_mono_ms();
+    ns[2] = dnode("c", &CALM, ns, 2, &cfg);
+    WAIT_FOR(ts_cluster_all_up(ns, 3) && settled(ns, 3, 3, 1), 15000);
+    uint64_t took = ts_mono_ms() - t0;
+    herd_handoff_stats_t sa = hstats(ns[0]), sb = hstats(ns[1]), sc = hstats(ns[2]);
+    assert_true(sc.received > 0); /* c owns some of 24 names on a ring of 3 */
+    assert_int_equal(sc.received, sa.committed + sb.committed);
+    assert_int_equal(sa.target_fallbacks + sb.target_fallbacks + sc.target_fallbacks, 0);
+    assert_int_equal(sc.join_fallbacks, 0);
+    assert_true(sc.ready_ms > 0 && sc.ready_ms < 15000);
+    assert_true(sc.ready_out >= 2 && sa.ready_in >= 1 && sb.ready_in >= 1);
+    assert_true(took < 15000);
+    assert_int_equal(sa.ready_unknown + sb.ready_unknown + sc.ready_unknown, 0);
+    assert_values(ns[0]);
+    node_free(ns[2]);
+    node_free(ns[1]);
+    node_free(ns[0]);
+}
+
+/* Whether d took an announcement that member id is ready. */
+static int took_ready(dsup_t *d, uint64_t id)
+{
+    const peer_ready_t *p = u64map_get(&d->peers, id);
+    return p && p->ready;
+}
+
+/* An announcement as the wire carries it (handoff.c's head comment). */
+static size_t ready_msg(uint8_t *buf, size_t cap, uint64_t id, const char *name, uint8_t flags,
+                        uint32_t n, const ready_member_t *l, uint32_t pairs)
+{
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, HO_READY);
+    wire_put_u64(&w, id);
+    wire_put_str(&w, name);
+    wire_put_u8(&w, flags);
+    wire_put_u32(&w, n);
+    for (uint32_t i = 0; i < pairs; i++) {
+        wire_put_u64(&w, l[i].id);
+        wire_put_u64(&w, l[i].inc);
+    }
+    assert_false(w.err);
+    assert_true(w.len <= cap);
+    memcpy(buf, w.buf, w.len);
+    size_t len = w.len;
+    wire_writer_fini(&w);
+    return len;
+}
+
+/* Announcements a node must not take: from a node that is no member, from
+ * an earlier start of a member, malformed ones (counted, dropped, nothing
+ * made a target); and a repeat of one taken (counted, changes nothing). */
+static void test_dsup_ready_bad_announcements(void **state)
+{
+    (void)state;
+    herd_dsup_config_t cfg = DCFG;
+    cfg.join_grace_ms = 60000;
+    cfg.target_grace_ms = 60000;
+    herd_node_t *ns[2] = {NULL, NULL};
+    form(ns, 2, &CALM, &cfg);
+    herd_node_t *a = ns[0], *b = ns[1];
+    dsup_t *da = dsup_of(a), *db = dsup_of(b);
+    /* each takes the other's announcement that it is ready */
+    WAIT(da->self_ready && db->self_ready && db->announced_ready && took_ready(da, nid(b)));
+    peer_ready_t *pb = u64map_get(&da->peers, nid(b));
+    assert_non_null(pb);
+    assert_true(pb->target);
+    uint64_t inc_b = herd_cluster_member_incarnation(a, nid(b));
+    herd_handoff_stats_t s0 = hstats(a);
+    uint8_t buf[256];
+    ready_member_t l[2] = {{nid(a), herd_cluster_member_incarnation(b, nid(a))}, {99, 1}};
+    size_t len;
+
+    /* from a node that is no member */
+    len = ready_msg(buf, sizeof(buf), 0, "", 1, 1, l, 1);
+    handoff_on_app(da, 0x1234567, 1, buf, len);
+    assert_null(u64map_get(&da->peers, 0x1234567));
+    /* from an earlier start of b, and from a itself */
+    handoff_on_app(da, nid(b), inc_b - 1, buf, len);
+    handoff_on_app(da, nid(a), herd_cluster_member_incarnation(a, nid(a)), buf, len);
+    herd_handoff_stats_t s1 = hstats(a);
+    assert_int_equal(s1.ready_unknown, s0.ready_unknown + 3);
+    assert_int_equal(s1.ready_in, s0.ready_in);
+
+    /* malformed: a move id, a name, unknown flags, a count over the cap, a
+     * count the pairs do not fill, bytes after the pairs */
+    len = ready_msg(buf, sizeof(buf), 5, "", 1, 1, l, 1);
+    handoff_on_app(da, nid(b), inc_b, buf, len);
+    len = ready_msg(buf, sizeof(buf), 0, "x", 1, 1, l, 1);
+    handoff_on_app(da, nid(b), inc_b, buf, len);
+    len = ready_msg(buf, sizeof(buf), 0, "", 2, 1, l, 1);
+    handoff_on_app(da, nid(b), inc_b, buf, len);
+    len = ready_msg(buf, sizeof(buf), 0, "", 1, READY_MAX_MEMBERS + 1, l, 2);
+    handoff_on_app(da, nid(b), inc_b, buf, len);
+    len = ready_msg(buf, sizeof(buf), 0, "", 1, 2, l, 1);
+    handoff_on_app(da, nid(b), inc_b, buf, len);
+    len = ready_msg(buf, sizeof(buf), 0, "", 1, 1, l, 2);
+    handoff_on_app(da, nid(b), inc_b, buf, len);
+    herd_handoff_stats_t s2 = hstats(a);
+    assert_int_equal(s2.malformed, s1.malformed + 6);
+    assert_int_equal(s2.ready_in, s1.ready_in);
+
+    /* b's own last announcement again: a repeat */
+    size_t n = db->announced_n;
+    assert_true(n >= 1 && n <= 2);
+    len = ready_msg(buf, sizeof(buf), 0, "", 1, (uint32_t)n, db->announced, (uint32_t)n);
+    handoff_on_app(da, nid(b), inc_b, buf, len);
+    herd_handoff_stats_t s3 = hstats(a);
+    assert_int_equal(s3.ready_duplicate, s2.ready_duplicate + 1);
+    assert_int_equal(s3.ready_in, s2.ready_in);
+    assert_true(pb == u64map_get(&da->peers, nid(b)) && pb->target && pb->ready);
+
+    /* nothing above made a target of anyone, or broke the pair */
+    assert_int_equal(s3.target_fallbacks, 0);
+    assert_int_equal(u64map_get(&da->peers, 99) == NULL, 1);
+    start(b, "rdy-after", "counter", HERD_RESTART_PERMANENT);
+    assert_int_equal(call_value(b, "rdy-after", "incr 3"), 3);
+    node_free(b);
+    node_free(a);
+}
+
+/* a drops every frame of c from the moment it sees c up, so c's
+ * announcements never reach a (and c's pull from a never ends): a makes c a
+ * target only by the fallback, target_grace_ms after c came up, and c ends
+ * its own join grace by join_grace_ms (up to 10 times that while its pull
+ * from a hangs). Once a hears c again, the moves
+ * commit with the states. */
+static void test_dsup_ready_never_comes_fallback(void **state)
+{
+    (void)state;
+    static const char *ab[] = {"a", "b"}, *abc[] = {"a", "b", "c"};
+    char n[NAME_LEN];
+    pick_name("fb-", abc, 3, "c", ab, 2, "a", n, sizeof(n));
+    herd_dsup_config_t cfg = DCFG;
+    cfg.target_grace_ms = 400;
+    /* c's pull from a hangs: its fallback may wait 10 times that, still
+     * before a is suspect there (1.5 s; then c would be ready without a) */
+    cfg.join_grace_ms = 100;
+    cfg.handoff_timeout_ms = 60000;
+    herd_node_t *ns[3] = {NULL, NULL, NULL};
+    form(ns, 2, &CALM, &cfg);
+    herd_node_t *a = ns[0], *b = ns[1];
+    herd_start_result_t r = start(b, n, "counter", HERD_RESTART_PERMANENT);
+    assert_int_equal(r.pid.node, nid(a));
+    assert_int_equal(call_value(b, n, "incr 6"), 6);
+
+    memset(&g_block, 0, sizeof(g_block));
+    g_block.who = "c";
+    g_block.blocker = a;
+    assert_int_equal(herd_cluster_on_change(a, block_on_up, NULL), 0);
+    herd_node_config_t nc = {.name = "c", .loop = &ts_loop};
+    herd_node_t *c = ts_cluster_add(&nc);
+    g_block.watcher_id = nid(c);
+    ts_cluster_join(c, &CALM, &b, 1);
+    assert_int_equal(herd_registry_start(c), 0);
+    assert_int_equal(herd_dsup_start(c, &cfg), 0);
+    assert_int_equal(herd_service_register(c, "counter", &counter_behaviour), 0);
+    live_add(c);
+    ns[2] = c;
+
+    WAIT(g_block.done);
+    uint64_t up_at = ts_mono_ms();
+    kid_t k;
+    WAIT(kid(a, n, &k) && k.state == HERD_CHILD_MOVING);
+    uint64_t offered_after = ts_mono_ms() - up_at;
+    assert_true(offered_after + 25 >= cfg.target_grace_ms); /* not before the fallback */
+    herd_handoff_stats_t sa = hstats(a);
+    assert_int_equal(sa.target_fallbacks, 1);
+    assert_int_equal(sa.committed, 0);
+    WAIT(hstats(c).join_fallbacks == 1);
+    assert_int_equal(hstats(c).ready_ms, 0);
+
+    /* a hears c again: the move commits, the state with it */
+    g_block.blocker = NULL;
+    assert_int_equal(herd_cluster_block(a, nid(c), 0), 0);
+    g_count = 1;
+    snprintf(g_names[0], NAME_LEN, "%s", n);
+    g_val[0] = 6;
+    WAIT(ts_cluster_all_up(ns, 3) && settled(ns, 3, 3, 1));
+    assert_values(b);
+    assert_int_equal(hstats(a).committed, 1);
+    assert_int_equal(hstats(c).received, 1);
+    assert_int_equal(hstats(a).target_fallbacks, 1); /* once */
+    node_free(c);
+    node_free(b);
+    node_free(a);
+}
+
 int main(void)
 {
     ts_cluster_init("test_dsup", SECRET);
@@ -2591,6 +2857,10 @@ int main(void)
         T(test_dsup_state_over_the_cap_stays),
         T(test_dsup_target_down_before_accept_aborts),
         T(test_dsup_late_accept_after_timeout_then_retry),
+        T(test_dsup_ready_rules),
+        T(test_dsup_join_moves_on_readiness),
+        T(test_dsup_ready_bad_announcements),
+        T(test_dsup_ready_never_comes_fallback),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

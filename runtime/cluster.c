@@ -27,6 +27,10 @@
 #include "svclist.h"
 
 #define CLUSTER_MAX_DRIFT_MS 60000u /* a clock further ahead is not followed */
+/* How often the transport's links are asked how they stand: a killed
+ * member's refused link is noticed within this (plus nanomsg's reconnect,
+ * transport_nn.c), not after heartbeats of silence. */
+#define CLUSTER_LINK_POLL_MS 10u
 
 
 const char *herd_member_state_name(herd_member_state_t s)
@@ -203,23 +207,41 @@ static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
     mship_effects_clear(fx);
 }
 
-/* Members whose link lost its connection (a killed process closed it) are
- * declared down sooner than the heartbeat timeouts would (mship_link_lost). */
+_Static_assert((int)TRANSPORT_LINK_OK == (int)MSHIP_LINK_OK &&
+                   (int)TRANSPORT_LINK_CLOSED == (int)MSHIP_LINK_CLOSED &&
+                   (int)TRANSPORT_LINK_REFUSED == (int)MSHIP_LINK_REFUSED,
+               "mship_link_t mirrors transport_link_t");
+
+/* Tell membership how the link to each member stands (mship_link_report): a
+ * member whose connection closed and whose port refuses the reconnect is
+ * declared down at once. Statistics calls only, one to three per member. */
 static void cluster_check_links(herd_cluster_t *c, uint64_t now)
 {
-    if (c->transport.ops->link_lost == NULL)
+    c->last_link_check = now;
+    if (c->transport.ops->link_lost == NULL || c->left)
         return;
     const mship_member_t *self = mship_self(c->mship);
     for (size_t i = 0; i < mship_member_count(c->mship); i++) {
         const mship_member_t *x = mship_member_at(c->mship, i);
-        if (x == self || x->state == MEMBER_DOWN || x->state == MEMBER_LEFT)
+        if (x == self || x->state == MEMBER_LEFT)
             continue;
-        if (c->transport.ops->link_lost(c->transport.impl, x->address)) {
-            char name[HERD_RING_NAME_MAX + 1];
-            strcpy(name, x->name); /* the table may change under the call */
-            mship_link_lost(c->mship, name, now, &c->fx);
-        }
+        int link = c->transport.ops->link_lost(c->transport.impl, x->address);
+        if (link < MSHIP_LINK_OK || link > MSHIP_LINK_REFUSED)
+            link = MSHIP_LINK_OK; /* a transport's value we do not know says nothing */
+        if (link == MSHIP_LINK_OK && x->link_verdict_at == 0)
+            continue; /* the usual case: nothing to tell */
+        char name[HERD_RING_NAME_MAX + 1];
+        strcpy(name, x->name); /* the table may change under the call */
+        mship_link_report(c->mship, name, (mship_link_t)link, now, &c->fx);
     }
+    if (c->fx.count)
+        cluster_apply(c, &c->fx);
+}
+
+static void cluster_on_links(uv_timer_t *h)
+{
+    herd_cluster_t *c = h->data;
+    cluster_check_links(c, herd_node_now(c->node));
 }
 
 /*
@@ -254,7 +276,6 @@ static void cluster_tick(herd_cluster_t *c)
     uint64_t now = herd_node_now(c->node);
     c->last_tick = now;
     cluster_check_silence(c, now);
-    cluster_check_links(c, now);
     mship_tick(c->mship, now, &c->fx);
     cluster_apply(c, &c->fx);
     remote_tick(c, now);
@@ -270,6 +291,8 @@ int herd_cluster_poll(herd_node_t *n)
     herd_cluster_t *c = n->cluster;
     if (c == NULL)
         return HERD_ENOENT;
+    if (herd_node_now(n) - c->last_link_check >= CLUSTER_LINK_POLL_MS && !c->left)
+        cluster_check_links(c, herd_node_now(n));
     if (herd_node_now(n) - c->last_tick >= c->tick_ms && !c->left)
         cluster_tick(c);
     remote_flush(c, herd_node_now(n));
@@ -455,7 +478,8 @@ static void cluster_free(herd_node_t *n)
     remote_flush(c, herd_node_now(c->node)); /* what is queued still goes out */
     uv_close((uv_handle_t *)&c->tick, cluster_on_closed);
     uv_close((uv_handle_t *)&c->flush, cluster_on_closed);
-    while (c->closed_handles < 2)
+    uv_close((uv_handle_t *)&c->links, cluster_on_closed);
+    while (c->closed_handles < 3)
         uv_run(c->node->loop, UV_RUN_NOWAIT);
     fdguard_free(c->guard);
     c->transport.ops->close(c->transport.impl);
@@ -531,6 +555,12 @@ int herd_cluster_start_with(herd_node_t *n, const herd_cluster_config_t *cfg,
     uv_timer_start(&c->tick, cluster_on_tick, 0, c->tick_ms);
     uv_prepare_start(&c->flush, cluster_on_flush);
     uv_unref((uv_handle_t *)&c->flush);
+    uv_timer_init(n->loop, &c->links);
+    c->links.data = c;
+    if (c->transport.ops->link_lost) {
+        uv_timer_start(&c->links, cluster_on_links, CLUSTER_LINK_POLL_MS, CLUSTER_LINK_POLL_MS);
+        uv_unref((uv_handle_t *)&c->links); /* the tick keeps the loop alive */
+    }
     n->cluster = c;
     node_net_attach(n, &cluster_net_ops);
     return 0;
@@ -544,6 +574,7 @@ int herd_cluster_leave(herd_node_t *n)
     int rc = mship_leave(c->mship, herd_node_now(n), &c->fx);
     cluster_apply(c, &c->fx);
     uv_timer_stop(&c->tick);
+    uv_timer_stop(&c->links);
     c->left = 1;
     return rc;
 }

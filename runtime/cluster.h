@@ -84,6 +84,9 @@ typedef struct herd_cluster {
     herd_log_limit_t oversize_log;
     size_t seed_count;
     uint64_t last_authed, seeds_silent, last_silent_mark, last_silent_log;
+    /* the poll of the transport's links (cluster.c, cluster_check_links) */
+    uv_timer_t links;
+    uint64_t last_link_check; /* node clock, for herd_cluster_poll */
 } herd_cluster_t;
 
 /* Build and send one frame to `address` (to/to_inc: the receiver's id and

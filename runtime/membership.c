@@ -483,13 +483,32 @@ static void mship_judge(mship_t *m, uint64_t now, mship_effects_t *out)
     }
 }
 
-void mship_link_lost(mship_t *m, const char *name, uint64_t now, mship_effects_t *out)
+static int member_alive(const mship_member_t *x)
+{
+    return x->state == MEMBER_UP || x->state == MEMBER_SUSPECT || x->state == MEMBER_DRAINING;
+}
+
+void mship_link_report(mship_t *m, const char *name, mship_link_t link, uint64_t now,
+                       mship_effects_t *out)
 {
     long i = member_search(m, name);
     mship_member_t *x = i >= 0 ? m->members[i] : NULL;
-    if (x == NULL || x == m->self || now - x->last_heard < 2ull * m->cfg.heartbeat_ms)
+    if (x == NULL || x == m->self)
         return;
-    if (x->state == MEMBER_UP || x->state == MEMBER_SUSPECT || x->state == MEMBER_DRAINING) {
+    if (link == MSHIP_LINK_OK) {
+        x->link_verdict_at = 0;
+        return;
+    }
+    if (link == MSHIP_LINK_REFUSED && x->link_verdict_at == 0) {
+        x->link_verdict_at = now ? now : 1;
+        if (member_alive(x)) {
+            herd_log(HERD_LOG_INFO, "membership",
+                     "%s: its connection closed and reconnecting was refused", x->name);
+            member_set_state(x, MEMBER_DOWN, now, out);
+        }
+        return;
+    }
+    if (member_alive(x) && now - x->last_heard >= 2ull * m->cfg.heartbeat_ms) {
         herd_log(HERD_LOG_INFO, "membership", "%s: its connection closed and it is silent",
                  x->name);
         member_set_state(x, MEMBER_DOWN, now, out);

@@ -35,11 +35,15 @@
  * answer, or the other start's address being this node's own (which it could
  * bind), means that start is dead, and the join goes on.
  *
- * Liveness is judged only from frames a node receives itself: silence for
- * suspect_ms makes a member suspect, for down_ms down. Gossip never declares
+ * Liveness is judged only from what a node sees itself: silence for
+ * suspect_ms makes a member suspect, for down_ms down; and its own link to a
+ * member (mship_link_report): a member whose connection closed and whose
+ * port then refused the reconnect (a killed process: its kernel closed both)
+ * is down at once, without waiting for silence. Gossip never declares
  * anybody down, so one node's bad link cannot talk the others into a false
- * verdict; gossip only spreads existence, restarts (a higher incarnation
- * proves the old one dead) and graceful leaves. A down member stays known,
+ * verdict, and a member declared down that is heard from again is up again
+ * at that node; gossip only spreads existence, restarts (a higher
+ * incarnation proves the old one dead) and graceful leaves. A down member stays known,
  * so the registry can hide its names rather than delete them; after
  * forget_ms it is forgotten (gone). The ring is built from the members that
  * are up or suspect, plus this node unless it drains.
@@ -90,7 +94,8 @@ typedef struct mship_config {
     size_t seed_count;
     uint32_t heartbeat_ms; /* 0: 200 */
     uint32_t suspect_ms;   /* 0: 3 heartbeats */
-    uint32_t down_ms;      /* 0: 5 heartbeats (a killed node is down within ~1.3 s) */
+    uint32_t down_ms;      /* 0: 5 heartbeats (a silent node is down within ~1.3 s;
+                            * a killed one sooner: mship_link_report) */
     uint32_t forget_ms;    /* 0: 60000 */
     uint32_t probe_ms;     /* asking another start of this name; 0: down_ms */
 } mship_config_t;
@@ -104,6 +109,9 @@ typedef struct mship_member {
     uint64_t last_heard; /* ms, the node's clock; for self: now */
     uint64_t state_since;
     uint64_t last_seq; /* of the newest frame whose state was applied */
+    /* when its refused link declared it down (or found it down); 0: not
+     * since the link was last reported connected (mship_link_report) */
+    uint64_t link_verdict_at;
     herd_service_list_t services; /* what it announced itself (svclist.h) */
 } mship_member_t;
 
@@ -182,11 +190,29 @@ int mship_tick(mship_t *m, uint64_t now, mship_effects_t *out);
 int mship_receive(mship_t *m, uint64_t now, const frame_header_t *h, const uint8_t *body,
                   size_t len, mship_effects_t *out, frame_reject_t *why);
 
-/* The transport's hint that the link to member `name` lost its connection
- * (its process died and closed it): a member silent for lost_link_ms
- * (2 heartbeats) is declared down now instead of after down_ms. Silent
- * failures (a hung node, a netsplit) close nothing and still take down_ms. */
-void mship_link_lost(mship_t *m, const char *name, uint64_t now, mship_effects_t *out);
+/* How this node's own link to a member stands, as its transport sees it
+ * (transport.h's transport_link_t has the same values). */
+typedef enum mship_link {
+    MSHIP_LINK_OK,      /* connected, or never connected */
+    MSHIP_LINK_CLOSED,  /* was connected, has no connection now */
+    MSHIP_LINK_REFUSED, /* closed, and a reconnect since was refused */
+} mship_link_t;
+
+/* The transport's report on the link to member `name`, asked every few
+ * milliseconds (cluster.c):
+ * - REFUSED, the first time since the link was last OK: a member up,
+ *   suspect or draining is declared down now. Its process died: the kernel
+ *   closed its connection and its port with it. One verdict per closing of
+ *   the link: a member heard from again afterwards is up again (as after
+ *   any verdict), and the same closed link then judges it as CLOSED does.
+ * - CLOSED: a member also silent for 2 heartbeats is declared down (the
+ *   reconnect may still be under way).
+ * - OK: nothing; the link may give a verdict again when it next closes.
+ * Silent failures (a hung node, a netsplit, a host gone) close nothing and
+ * still take suspect_ms and down_ms. The verdict is this node's alone: it
+ * is not gossiped, and other nodes judge the member by their own links. */
+void mship_link_report(mship_t *m, const char *name, mship_link_t link, uint64_t now,
+                       mship_effects_t *out);
 
 /* This node drains (leaves the ring, keeps running) or stops draining. */
 int mship_set_draining(mship_t *m, int on, uint64_t now, mship_effects_t *out);

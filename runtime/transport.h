@@ -26,6 +26,16 @@ typedef struct transport_stats {
     uint32_t peers;       /* open outgoing links */
 } transport_stats_t;
 
+/* What a transport knows of its link to one address (transport_ops.link_lost).
+ * Only the transport's own view: the verdict is membership's
+ * (mship_link_report). */
+typedef enum transport_link {
+    TRANSPORT_LINK_OK = 0, /* connected, or never connected: nothing to say */
+    TRANSPORT_LINK_CLOSED, /* was connected, has no connection now: reconnecting */
+    TRANSPORT_LINK_REFUSED, /* closed, and a reconnect since then failed: the
+                             * peer's host said nothing listens there any more */
+} transport_link_t;
+
 typedef struct transport_ops {
     /* Bind `address` and start delivering received frames to cb(data, ...).
      * Errors: HERD_EINVAL (bad address), HERD_EIO. Never blocks. */
@@ -37,9 +47,11 @@ typedef struct transport_ops {
     /* Close the link to `address` and drop what is queued for it. */
     void (*forget)(void *impl, const char *address);
     void (*stats)(void *impl, transport_stats_t *out);
-    /* Optional (NULL: no hints). Whether the link to `address` was connected
-     * once and has no connection now: a peer process that died closed its
-     * end. Only a hint: a live peer may be reconnecting. */
+    /* Optional (NULL: no hints). How the link to `address` stands, as a
+     * transport_link_t: a peer process that died closed its end (CLOSED),
+     * and its port, gone with it, refuses the reconnect (REFUSED); a live
+     * peer whose connection dropped is reconnected (OK again). Cheap enough
+     * to be asked for every member every few milliseconds. */
     int (*link_lost)(void *impl, const char *address);
     /* Stop and free everything; `impl` is invalid afterwards. Runs the loop
      * briefly if handles must close first. */

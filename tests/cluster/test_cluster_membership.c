@@ -34,16 +34,22 @@
 
 static const char *const states[] = {"up", "suspect", "draining", "down", "left"};
 
-/* Start n1 (the seed), n2 and n3 joining through it; wait until all see all up. */
-static void start_three(cluster_t *c, cl_node_t *out[3])
+/* Start n1 (the seed), n2 and n3 joining through it, each with `extra`
+ * options (NULL: none); wait until all see all up. */
+static void start_three_with(cluster_t *c, cl_node_t *out[3], const char *const *extra)
 {
-    out[0] = cl_start(c, "n1", NULL, NULL, NULL);
-    out[1] = cl_start(c, "n2", out[0], NULL, NULL);
-    out[2] = cl_start(c, "n3", out[0], NULL, NULL);
+    out[0] = cl_start(c, "n1", NULL, NULL, extra);
+    out[1] = cl_start(c, "n2", out[0], NULL, extra);
+    out[2] = cl_start(c, "n3", out[0], NULL, extra);
     long ms = cl_wait_all_up(out, 3, JOIN_MS);
     if (ms < 0)
         fail_msg("three nodes did not all see each other up within %d ms", JOIN_MS);
     print_message("cluster: three nodes all up after %ld ms\n", ms);
+}
+
+static void start_three(cluster_t *c, cl_node_t *out[3])
+{
+    start_three_with(c, out, NULL);
 }
 
 static int valid_state(const char *s)
@@ -149,15 +155,31 @@ static long kill_and_detect(cl_node_t *victim, cl_node_t *a, cl_node_t *b)
     return seen[0] > seen[1] ? seen[0] : seen[1];
 }
 
+/* A killed node's links close and its port refuses the reconnect: each
+ * survivor declares it down from that (membership's log says so), straight
+ * from up, before the 600 ms of silence that make a suspect could pass. */
 static void test_cluster_kill9_is_detected_down(void **state)
 {
     cluster_t *c = *state;
     cl_node_t *n[3];
-    start_three(c, n);
+    static const char *const verbose[] = {"--log-level", "warn,membership=info", NULL};
+    start_three_with(c, n, verbose);
+    char s[32], suspected[96];
+    uint64_t inc = 0;
+    assert_non_null(cl_state(n[1], "n1", s, sizeof(s), &inc));
+    snprintf(suspected, sizeof(suspected), "n1 (incarnation %llu): up -> suspect",
+             (unsigned long long)inc);
     /* The seed: n2 and n3 joined through it, and must not need it now. */
     kill_and_detect(n[0], n[1], n[2]);
+    for (int i = 1; i < 3; i++) {
+        if (!cl_log_has(n[i], "n1: its connection closed and reconnecting was refused"))
+            fail_msg("%s did not declare the killed n1 down from its refused link (%s)",
+                     n[i]->name, n[i]->log);
+        if (cl_log_has(n[i], suspected))
+            fail_msg("%s suspected the killed n1 before its link said it was dead (%s)",
+                     n[i]->name, n[i]->log);
+    }
     /* Down is not forgotten: it stays listed. */
-    char s[32];
     for (int i = 1; i < 3; i++) {
         assert_non_null(cl_state(n[i], "n1", s, sizeof(s), NULL));
         assert_string_equal(s, "down");

@@ -340,7 +340,109 @@ static void schedule_delivery(simnet_t *s, int from, int to, uint8_t *buf, size_
     }
 }
 
-/* The network's verdict on one frame: drop, or deliver one or two copies. */
+/* ---- links (simnet.h, Links) ------------------------------------------- */
+
+/* A refusal comes 0-11 ms after the close: nanomsg's immediate reconnect,
+ * or its first retry (10 ms) when that reconnect reached the dying port. */
+static uint64_t refusal_time(simnet_t *s)
+{
+    uint64_t at = s->now + simnet_random_range(s, 0, 11);
+    return at ? at : 1;
+}
+
+/* How a link stands now; a closed link whose reconnect is due is open again. */
+static mship_link_t link_state(const simnet_t *s, sim_link_t *l)
+{
+    if (l->closed && l->reopen_at && s->now >= l->reopen_at) {
+        l->closed = 0;
+        l->refused_at = l->reopen_at = 0;
+    }
+    if (!l->established || !l->closed)
+        return MSHIP_LINK_OK;
+    return l->refused_at && s->now >= l->refused_at ? MSHIP_LINK_REFUSED : MSHIP_LINK_CLOSED;
+}
+
+mship_link_t simnet_link(simnet_t *s, int node, int peer)
+{
+    if (!is_running(s, node) || peer < 0 || peer >= s->node_count)
+        return MSHIP_LINK_OK;
+    return link_state(s, &s->nodes[node].links[peer]);
+}
+
+/* A killed node: the link of every running node to it closes, and is refused. */
+static void links_close_to(simnet_t *s, int dead)
+{
+    for (int i = 0; i < s->node_count; i++) {
+        sim_link_t *l = &s->nodes[i].links[dead];
+        if (i == dead || !is_running(s, i) || !l->established)
+            continue;
+        l->closed = 1;
+        l->refused_at = refusal_time(s);
+        l->reopen_at = 0;
+    }
+}
+
+/* A node starts: its own links are new, and those to it that wait for it
+ * reconnect within nanomsg's longest retry interval. */
+static void links_on_start(simnet_t *s, int node)
+{
+    memset(s->nodes[node].links, 0, sizeof(s->nodes[node].links));
+    for (int i = 0; i < s->node_count; i++) {
+        sim_link_t *l = &s->nodes[i].links[node];
+        if (i != node && l->closed && l->reopen_at == 0)
+            l->reopen_at = s->now + simnet_random_range(s, 1, 100);
+    }
+}
+
+static int link_cut(simnet_t *s, const sim_action_t *a)
+{
+    if (!is_running(s, a->node) || a->peer < 0 || a->peer >= s->node_count ||
+        a->peer == a->node)
+        return HERD_EINVAL;
+    sim_link_t *l = &s->nodes[a->node].links[a->peer];
+    l->established = 1;
+    l->closed = 1;
+    l->refused_at = a->link_refused ? refusal_time(s) : 0;
+    l->reopen_at = a->link_ms ? s->now + a->link_ms : 0;
+    return 0;
+}
+
+/* Tell node i's membership how its link to each member stands. */
+static void report_links(simnet_t *s, int i, mship_effects_t *fx)
+{
+    sim_node_t *n = &s->nodes[i];
+    const mship_member_t *self = mship_self(n->mship);
+    for (size_t k = 0; k < mship_member_count(n->mship); k++) {
+        const mship_member_t *x = mship_member_at(n->mship, k);
+        int peer = x == self || x->state == MEMBER_LEFT ? -1 : find_address(s, x->address);
+        if (peer < 0)
+            continue;
+        char name[HERD_RING_NAME_MAX + 1];
+        strcpy(name, x->name);
+        mship_link_report(n->mship, name, link_state(s, &n->links[peer]), s->now, fx);
+    }
+}
+
+/* A frame the network carries: dropped, or delivered in one or two copies. */
+static void carry(simnet_t *s, int from, int to, uint8_t *buf, size_t len)
+{
+    if (chance(s, s->cfg.net.p_drop)) {
+        s->stats.dropped++;
+        free(buf);
+        return;
+    }
+    if (chance(s, s->cfg.net.p_dup)) {
+        uint8_t *copy = malloc(len);
+        if (copy) {
+            memcpy(copy, buf, len);
+            s->stats.duplicated++;
+            schedule_delivery(s, from, to, copy, len);
+        }
+    }
+    schedule_delivery(s, from, to, buf, len);
+}
+
+/* The network's verdict on one frame: lost on the way, or carried. */
 static void route(simnet_t *s, int from, const char *address, uint8_t *buf, size_t len)
 {
     int to = find_address(s, address);
@@ -351,18 +453,11 @@ static void route(simnet_t *s, int from, const char *address, uint8_t *buf, size
         s->nodes[from].stats.sent_lost++;
     } else if (blocked(s, from, to)) {
         s->stats.blocked++;
-    } else if (chance(s, s->cfg.net.p_drop)) {
-        s->stats.dropped++;
+    } else if (link_state(s, &s->nodes[from].links[to]) != MSHIP_LINK_OK) {
+        s->stats.link_closed++;
     } else {
-        if (chance(s, s->cfg.net.p_dup)) {
-            uint8_t *copy = malloc(len);
-            if (copy) {
-                memcpy(copy, buf, len);
-                s->stats.duplicated++;
-                schedule_delivery(s, from, to, copy, len);
-            }
-        }
-        schedule_delivery(s, from, to, buf, len);
+        s->nodes[from].links[to].established = 1;
+        carry(s, from, to, buf, len);
         return;
     }
     free(buf);
@@ -616,6 +711,8 @@ static void tick(simnet_t *s, const sim_ev_t *ev)
         return;
     mship_effects_t fx;
     mship_effects_init(&fx);
+    report_links(s, ev->node, &fx);
+    apply_effects(s, ev->node, &fx);
     note_error(s, mship_tick(n->mship, s->now, &fx));
     apply_effects(s, ev->node, &fx);
     mship_effects_fini(&fx);
@@ -661,6 +758,7 @@ static int node_start(simnet_t *s, int i)
     n->seq = 0;
     n->hlc.last = 0;
     n->peer_count = 0;
+    links_on_start(s, i);
     simnet__check_start(s, i);
     sim_ev_t ev = {.kind = EV_TICK, .node = i, .life = inc};
     ev.time = s->now + simnet_random_range(s, 0, s->cfg.tick_ms - 1);
@@ -714,6 +812,14 @@ int simnet_apply(simnet_t *s, const sim_action_t *a)
         return node_start(s, a->node);
     case SIM_ACT_CRASH:
         return node_end(s, a->node, SIM_NODE_CRASHED);
+    case SIM_ACT_KILL: {
+        int rc = node_end(s, a->node, SIM_NODE_CRASHED);
+        if (rc == 0)
+            links_close_to(s, a->node);
+        return rc;
+    }
+    case SIM_ACT_LINK_CUT:
+        return link_cut(s, a);
     case SIM_ACT_STOP:
         if (is_running(s, a->node) && s->nodes[a->node].incarnation == a->life)
             return node_end(s, a->node, SIM_NODE_STOPPED);

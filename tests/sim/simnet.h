@@ -25,7 +25,19 @@
  * After every state machine call simnet_check.c checks invariants (the events
  * replay to the member table; ring_changed is never missed). Upper state
  * machines (registry, handoff) can ride on the same nodes through sim_hooks_t
- * and the per-node ext slots. A recorder (simnet_record, simnet_replay)
+ * and the per-node ext slots.
+ *
+ * Links. Each node keeps, per other node, the link its transport would hold
+ * (a nanomsg PUSH socket in herd): established by the first frame that
+ * reaches a running node, reported to membership before every tick
+ * (mship_link_report, as cluster.c's link poll does). A kill (SIM_ACT_KILL,
+ * a process killed on a live host) closes every link to the node, and each
+ * is refused 0-11 ms later (nanomsg's immediate reconnect, or its first retry
+ * after reaching the dying port), until the node starts again and each link
+ * reconnects within 100 ms (nanomsg's longest retry interval). A crash
+ * (SIM_ACT_CRASH, a host gone silent) and a partition close nothing.
+ * SIM_ACT_LINK_CUT closes one node's link to a running one, refused or not,
+ * for a while: a bad link that must not talk anybody into a false verdict. A recorder (simnet_record, simnet_replay)
  * plays an attacker who keeps a node's frames and sends them again later.
  */
 #ifndef HERD_SIMNET_H
@@ -119,6 +131,7 @@ typedef struct sim_tracked {
 
 typedef struct sim_net_stats {
     uint64_t sent, delivered, dropped, duplicated, blocked, lost, unroutable;
+    uint64_t link_closed; /* not sent: the sender's link to the node is closed */
     uint64_t trace_hash; /* FNV-1a over every member event, in order */
     uint64_t net_hash;   /* FNV-1a over every delivery (time, pair, size) */
 } sim_net_stats_t;
@@ -128,6 +141,14 @@ typedef struct sim_peer {
     replay_window_t window;
     uint64_t last_rx; /* virtual ms of the last accepted frame; 0: never */
 } sim_peer_t;
+
+/* One node's link to another node (by index), as its transport sees it. */
+typedef struct sim_link {
+    int established;     /* a frame reached the other node over it */
+    int closed;          /* no connection now */
+    uint64_t refused_at; /* closed: when a reconnect is refused; 0: never */
+    uint64_t reopen_at;  /* closed: when it reconnects; 0: not while the peer is dead */
+} sim_link_t;
 
 typedef struct sim_node {
     char name[HERD_RING_NAME_MAX + 1];
@@ -155,6 +176,7 @@ typedef struct sim_node {
     uint64_t ring_sig;        /* what the ring is built from, hashed */
     char violation[256];      /* the first invariant broken, "" if none */
     void *ext[SIM_EXT_SLOTS]; /* upper state machines' per-node state */
+    sim_link_t links[SIM_MAX_NODES]; /* this life's links, by the other node's index */
 } sim_node_t;
 
 /* Hooks for state machines layered on the nodes; every hook is optional and
@@ -182,6 +204,10 @@ typedef enum sim_action_kind {
     SIM_ACT_PARTITION, /* groups[i]: the side of node i */
     SIM_ACT_HEAL,
     SIM_ACT_NET, /* new network parameters */
+    SIM_ACT_KILL, /* a killed process: as CRASH, and every link to it closes
+                   * and is refused (see Links above) */
+    SIM_ACT_LINK_CUT, /* node's link to `peer` closes for link_ms (0: until
+                       * the peer starts again), refused if link_refused */
 } sim_action_kind_t;
 
 typedef struct sim_action {
@@ -190,6 +216,10 @@ typedef struct sim_action {
     uint64_t life;
     uint8_t groups[SIM_MAX_NODES];
     sim_net_params_t net;
+    /* SIM_ACT_LINK_CUT */
+    int peer;
+    uint32_t link_ms;
+    int link_refused;
 } sim_action_t;
 
 /* Lifecycle. Errors: HERD_EINVAL (bad parameters), HERD_ERANGE (short
@@ -226,6 +256,24 @@ static inline int simnet_crash(simnet_t *s, int node)
 {
     return simnet_act(s, SIM_ACT_CRASH, node);
 }
+
+static inline int simnet_kill(simnet_t *s, int node)
+{
+    return simnet_act(s, SIM_ACT_KILL, node);
+}
+
+/* Node's link to `peer` closes for link_ms (0: until the peer starts
+ * again); a reconnect is refused meanwhile if `refused`. */
+static inline int simnet_cut_link(simnet_t *s, int node, int peer, uint32_t link_ms,
+                                  int refused)
+{
+    sim_action_t a = {.kind = SIM_ACT_LINK_CUT, .node = node, .peer = peer,
+                      .link_ms = link_ms, .link_refused = refused};
+    return simnet_apply(s, &a);
+}
+
+/* How node's link to `peer` stands now, as its membership is told. */
+mship_link_t simnet_link(simnet_t *s, int node, int peer);
 
 static inline int simnet_leave(simnet_t *s, int node)
 {

@@ -26,6 +26,15 @@
  * used to replace it everywhere; now it is refused before anybody admits
  * it. restart_elsewhere: a node restarted at another address asks its old
  * start, and joins once that stays silent.
+ *
+ * kill_detection: a killed node (its links close, reconnects are refused)
+ * is down at every survivor within a tick of the refusal, without a
+ * suspect stage, while a node crashed silently at the same moment still
+ * takes down_ms of silence; the killed node restarts and rejoins.
+ * bad_link: one node's link to a live member is closed and refused for a
+ * while: that node alone declares it down, once, and up again when it is
+ * next heard; nobody else ever suspects it. chaos_links: chaos with kills
+ * and cut links among the faults.
  */
 #include <stdint.h>
 #include <string.h>
@@ -137,7 +146,10 @@ static int scen_crash(sim_run_t *r)
 
 /* ---- 4. restart --------------------------------------------------------- */
 
-static int check_restart_events(sim_run_t *r, int victim, uint64_t old_inc, uint64_t tr)
+/* Every node but the victim and `skip` (-1: none) logged the victim's old
+ * start gone (restarted) and its new start up since tr. */
+static int check_restart_events(sim_run_t *r, int victim, uint64_t old_inc, uint64_t tr,
+                                int skip)
 {
     const char *vname = sim_names[victim];
     uint64_t new_inc = simnet_node(r->s, victim)->incarnation;
@@ -145,7 +157,7 @@ static int check_restart_events(sim_run_t *r, int victim, uint64_t old_inc, uint
               (unsigned long long)new_inc, (unsigned long long)old_inc);
     for (int i = 0; i < NODES; i++) {
         const sim_mevent_t *gone = NULL;
-        if (i == victim)
+        if (i == victim || i == skip)
             continue;
         sim_scan(r->s, i, (sim_match_t){vname, SIM_ANY_STATE, MEMBER_ABSENT, 0, old_inc},
                  &gone);
@@ -176,7 +188,7 @@ static int scen_restart(sim_run_t *r)
         return 0;
     sim_stat_add(&r->figures[0], when - tr);
     SIM_CHECK_OK(r, simnet_run_for(r->s, 500));
-    if (!check_restart_events(r, victim, old_inc, tr))
+    if (!check_restart_events(r, victim, old_inc, tr, -1))
         return 0;
     return sim_none_failed(r, NODES, victim, 0);
 }
@@ -536,8 +548,9 @@ static int scen_reordered_drain(sim_run_t *r)
 
 #define CHAOS_NODES 6
 
-/* One random fault (or repair) on a random node. */
-static int chaos_step(sim_run_t *r)
+/* One random fault (or repair) on a random node; with `links`, kills and
+ * cut links (refused or not, each reopening within 3 s) too. */
+static int chaos_step(sim_run_t *r, int links)
 {
     simnet_t *s = r->s;
     int i = (int)simnet_random_range(s, 0, CHAOS_NODES - 1), running = 0;
@@ -549,7 +562,7 @@ static int chaos_step(sim_run_t *r)
                             .delay_min = 1,
                             .delay_max = (uint32_t)simnet_random_range(s, 5, 80)};
     uint8_t groups[CHAOS_NODES];
-    switch (simnet_random_range(s, 0, 6)) {
+    switch (simnet_random_range(s, 0, links ? 8 : 6)) {
     case 0:
         return live && running > 2 ? simnet_crash(s, i) : 0;
     case 1:
@@ -566,14 +579,24 @@ static int chaos_step(sim_run_t *r)
         return simnet_partition(s, groups, CHAOS_NODES);
     case 5:
         return simnet_heal(s);
+    case 7:
+        return live && running > 2 ? simnet_kill(s, i) : 0;
+    case 8: {
+        int peer = (i + 1 + (int)simnet_random_range(s, 0, CHAOS_NODES - 2)) % CHAOS_NODES;
+        return simnet_node(s, i)->status == SIM_NODE_RUNNING
+                   ? simnet_cut_link(s, i, peer, (uint32_t)simnet_random_range(s, 1, 3000),
+                                     (int)simnet_random_range(s, 0, 1))
+                   : 0;
+    }
     default:
         return simnet_set_net(s, &net);
     }
 }
 
-/* Random crashes, restarts, leaves, drains, partitions and loss for 40 s;
- * then repair everything: the cluster must converge. */
-static int scen_chaos(sim_run_t *r)
+/* Random crashes, restarts, leaves, drains, partitions and loss (with
+ * `links`: kills and cut links) for 40 s; then repair everything: the
+ * cluster must converge. */
+static int chaos(sim_run_t *r, int links)
 {
     const sim_net_params_t calm = {.delay_min = 1, .delay_max = SIM_DELAY_MAX};
     if (!sim_make_net(r, NULL, SIM_FORGET) || !sim_add_nodes(r, CHAOS_NODES, 1) ||
@@ -581,7 +604,7 @@ static int scen_chaos(sim_run_t *r)
         return 0;
     while (simnet_now(r->s) < 40000) {
         SIM_CHECK_OK(r, simnet_run_for(r->s, simnet_random_range(r->s, 100, 1500)));
-        SIM_CHECK_OK(r, chaos_step(r));
+        SIM_CHECK_OK(r, chaos_step(r, links));
     }
     SIM_CHECK_OK(r, simnet_heal(r->s));
     SIM_CHECK_OK(r, simnet_set_net(r->s, &calm));
@@ -596,6 +619,16 @@ static int scen_chaos(sim_run_t *r)
         return 0;
     sim_stat_add(&r->figures[0], when - t0);
     return 1;
+}
+
+static int scen_chaos(sim_run_t *r)
+{
+    return chaos(r, 0);
+}
+
+static int scen_chaos_links(sim_run_t *r)
+{
+    return chaos(r, 1);
 }
 
 /* ---- 13. recorded frames replayed to a restarted node ------------------ */
@@ -752,6 +785,118 @@ static int scen_restart_elsewhere(sim_run_t *r)
     return 1;
 }
 
+/* ---- 17. kill: the links close and refuse ------------------------------- */
+
+/* A killed node's links are refused at most 11 ms after the kill, and the
+ * next tick reports them. */
+#define KILL_DETECT_MS (12 + SIM_TICK)
+
+static int scen_kill(sim_run_t *r)
+{
+    if (!converged_cluster(r, SIM_FORGET))
+        return 0;
+    int victim = (int)simnet_random_range(r->s, 0, NODES - 1);
+    /* in every other run, another node's host goes silent at the same time */
+    int silent = simnet_random_range(r->s, 0, 1)
+                     ? (victim + 1 + (int)simnet_random_range(r->s, 0, NODES - 2)) % NODES
+                     : -1;
+    uint64_t tk = simnet_now(r->s) + simnet_random_range(r->s, 0, SIM_HB - 1);
+    SIM_CHECK_OK(r, simnet_run_until(r->s, tk));
+    SIM_CHECK_OK(r, simnet_kill(r->s, victim));
+    if (silent >= 0)
+        SIM_CHECK_OK(r, simnet_crash(r->s, silent));
+    SIM_CHECK_OK(r, simnet_run_until(r->s, tk + DETECT_MS + 100));
+    const char *vname = sim_names[victim];
+    for (int i = 0; i < NODES; i++) {
+        if (i == victim || i == silent)
+            continue;
+        const sim_mevent_t *down = sim_find_event(r->s, i, vname, MEMBER_DOWN, tk);
+        SIM_CHECK(r, down != NULL, "%s never marked the killed %s down", sim_names[i], vname);
+        SIM_CHECK(r, down->time - tk <= KILL_DETECT_MS,
+                  "%s marked the killed %s down %llu ms after the kill", sim_names[i], vname,
+                  (unsigned long long)(down->time - tk));
+        SIM_CHECK(r, down->old_state == MEMBER_UP, "%s marked the killed %s down from %s",
+                  sim_names[i], vname, mship_state_name(down->old_state));
+        sim_stat_add(&r->figures[0], down->time - tk);
+        if (silent < 0)
+            continue;
+        down = sim_find_event(r->s, i, sim_names[silent], MEMBER_DOWN, tk);
+        SIM_CHECK(r, down != NULL && down->time >= down->last_rx + SIM_DOWN,
+                  "%s marked the silent %s down at t=%llu (last frame t=%llu)", sim_names[i],
+                  sim_names[silent], down ? (unsigned long long)down->time : 0ull,
+                  down ? (unsigned long long)down->last_rx : 0ull);
+        sim_stat_add(&r->figures[1], down->time - tk);
+    }
+    for (int i = 0; i < NODES; i++)
+        if (i != victim && i != silent && !sim_never_failed(r, sim_names[i], 0, 0))
+            return 0;
+    if (!sim_converged_now(r, "among the survivors"))
+        return 0;
+    /* the killed node starts again: the links to it reconnect */
+    uint64_t old_inc = simnet_node(r->s, victim)->incarnation, when;
+    uint64_t tr = simnet_now(r->s) + simnet_random_range(r->s, 0, 3000);
+    SIM_CHECK_OK(r, simnet_run_until(r->s, tr));
+    SIM_CHECK_OK(r, simnet_start(r->s, victim));
+    if (!sim_converge_by(r, tr + SIM_DOWN + SIM_CONVERGE_MS, &when))
+        return 0;
+    sim_stat_add(&r->figures[2], when - tr);
+    SIM_CHECK_OK(r, simnet_run_for(r->s, 500));
+    for (int i = 0; i < NODES; i++) {
+        if (i == silent)
+            continue;
+        SIM_CHECK(r, simnet_link(r->s, i, victim) == MSHIP_LINK_OK,
+                  "%s's link to the restarted %s is still %s", sim_names[i], vname,
+                  simnet_link(r->s, i, victim) == MSHIP_LINK_REFUSED ? "refused" : "closed");
+    }
+    if (!check_restart_events(r, victim, old_inc, tr, silent))
+        return 0;
+    return sim_converged_now(r, "after the restart");
+}
+
+/* ---- 18. one bad link --------------------------------------------------- */
+
+static int scen_bad_link(sim_run_t *r)
+{
+    if (!converged_cluster(r, SIM_FORGET))
+        return 0;
+    int a = (int)simnet_random_range(r->s, 0, NODES - 1);
+    int b = (a + 1 + (int)simnet_random_range(r->s, 0, NODES - 2)) % NODES;
+    /* short enough that b, whose frames from a are lost meanwhile, does not
+     * suspect a: a's last frame before the cut, the cut, a's next
+     * heartbeat after it and its delay stay under suspect_ms; long enough
+     * that a tick sees it refused */
+    uint32_t cut_ms = (uint32_t)simnet_random_range(r->s, 12 + SIM_TICK + 8, 150);
+    uint64_t tc = simnet_now(r->s) + simnet_random_range(r->s, 0, SIM_HB - 1);
+    SIM_CHECK_OK(r, simnet_run_until(r->s, tc));
+    SIM_CHECK_OK(r, simnet_cut_link(r->s, a, b, cut_ms, 1));
+    SIM_CHECK_OK(r, simnet_run_until(r->s, tc + cut_ms + SIM_CONVERGE_MS));
+    const char *bname = sim_names[b];
+    const sim_mevent_t *down = sim_find_event(r->s, a, bname, MEMBER_DOWN, tc);
+    SIM_CHECK(r, down != NULL && down->time - tc <= KILL_DETECT_MS,
+              "%s never declared %s down from its refused link in time", sim_names[a], bname);
+    SIM_CHECK(r, sim_count_events(r->s, a, bname, MEMBER_DOWN, 0) == 1,
+              "%s declared %s down %u times", sim_names[a], bname,
+              sim_count_events(r->s, a, bname, MEMBER_DOWN, 0));
+    const sim_mevent_t *up = sim_find_event(r->s, a, bname, MEMBER_UP, down->time);
+    SIM_CHECK(r, up != NULL && up->time - down->time <= SIM_HB + SIM_DELAY_MAX + SIM_TICK,
+              "%s did not take %s back up when it was next heard", sim_names[a], bname);
+    sim_stat_add(&r->figures[0], up->time - down->time);
+    for (int i = 0; i < NODES; i++) {
+        if (i == a)
+            continue;
+        const sim_mevent_t *ev = sim_find_event(r->s, i, bname, MEMBER_DOWN, 0);
+        if (ev == NULL)
+            ev = sim_find_event(r->s, i, bname, MEMBER_SUSPECT, 0);
+        SIM_CHECK(r, ev == NULL, "%s marked %s %s at t=%llu: %s's bad link convinced it",
+                  sim_names[i], bname, mship_state_name(ev->new_state),
+                  (unsigned long long)ev->time, sim_names[a]);
+    }
+    if (!sim_none_failed(r, NODES, b, 0))
+        return 0;
+    SIM_CHECK(r, simnet_link(r->s, a, b) == MSHIP_LINK_OK, "the cut link never reopened");
+    return sim_converged_now(r, "after the bad link");
+}
+
 /* ---- the cases ---------------------------------------------------------- */
 
 static const sim_case_t cases[] = {
@@ -775,6 +920,11 @@ static const sim_case_t cases[] = {
      {"frames_replayed", "frames_to_the_dead_node"}},
     {"duplicate_name", scen_duplicate_name, {"refused_after_ms"}},
     {"restart_elsewhere", scen_restart_elsewhere, {"rejoin_ms"}},
+    {"kill_detection",
+     scen_kill,
+     {"down_after_kill_ms", "down_after_silent_crash_ms", "rejoin_ms"}},
+    {"bad_link", scen_bad_link, {"up_again_after_verdict_ms"}},
+    {"chaos_links", scen_chaos_links, {"converge_after_repair_ms"}},
 };
 
 int main(void)

@@ -24,6 +24,17 @@
  * - frames recorded from a node and replayed to a restarted node do not
  *   bring the recorded node up there (the bug of issue 12, item 4);
  * - a HELLO from another start of a node's own name is counted as "name".
+ *
+ * And the verdicts of a node's own links (mship_link_report):
+ * - a link that closed and whose reconnect was refused declares its member
+ *   down at once, one verdict per closing of the link;
+ * - a link that closed and reconnects gives no verdict, and a closed one
+ *   only with 2 heartbeats of silence;
+ * - a member silent behind a link that stays connected (a partition) takes
+ *   suspect_ms and down_ms;
+ * - a live member wrongly reported refused is up again as soon as it is
+ *   heard, is not declared down again while it talks, and is never down at
+ *   another node, which the verdict's gossip does not convince.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -776,6 +787,226 @@ static void test_membership_restart_elsewhere_after_silence(void **state)
     mship_free(s);
 }
 
+/* ---- verdicts of a node's own links (mship_link_report) ------------------------- */
+
+/* Events about `name` among the effects into to[cap] (their new states);
+ * returns how many. */
+static size_t member_states(const mship_effects_t *fx, const char *name, mship_state_t *to,
+                            size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fx->count; i++) {
+        const mship_effect_t *e = &fx->items[i];
+        if (e->kind == MSHIP_MEMBER && strcmp(e->name, name) == 0 && n < cap)
+            to[n++] = e->new_state;
+    }
+    return n;
+}
+
+/* s (start 3) and b (start 5) know each other, at time 0. */
+static void link_pair(mship_t **s, mship_t **b)
+{
+    *s = mjoiner("s", "tcp://s:1", 3, NULL);
+    *b = mjoiner("b", "tcp://b:1", 5, "tcp://s:1");
+    handshake(*b, "b", 5, "tcp://b:1", *s, "s", 3, "tcp://s:1", 0);
+    assert_true(mship_find(*s, "b")->state == MEMBER_UP);
+}
+
+/* b's heartbeat to s at `now` (b's frame `seq`): s hears b. */
+static void beat_to(mship_t *b, mship_t *s, uint64_t now, uint64_t seq, mship_effects_t *fs)
+{
+    mship_effects_t fb;
+    mship_effects_init(&fb);
+    /* b's next heartbeat is due: tick it until it sends one to s */
+    assert_int_equal(mship_tick(b, now, &fb), 0);
+    const mship_effect_t *e = sent(&fb, FRAME_HEARTBEAT, "tcp://s:1");
+    assert_non_null(e);
+    assert_int_equal(take(s, now, e, "b", 5, seq, fs, NULL), 0);
+    mship_effects_fini(&fb);
+}
+
+/* A refused reconnect after the close: down at once, the member heard a
+ * moment ago (no silence asked for); the closed link alone said nothing. */
+static void test_membership_link_refused_is_down_at_once(void **state)
+{
+    (void)state;
+    mship_t *s, *b;
+    link_pair(&s, &b);
+    mship_effects_t fx;
+    mship_effects_init(&fx);
+    mship_state_t to[4];
+    mship_link_report(s, "b", MSHIP_LINK_CLOSED, 5, &fx);
+    assert_int_equal(fx.count, 0);
+    assert_true(mship_find(s, "b")->state == MEMBER_UP);
+    mship_link_report(s, "b", MSHIP_LINK_REFUSED, 10, &fx);
+    assert_int_equal(member_states(&fx, "b", to, 4), 1);
+    assert_int_equal(to[0], MEMBER_DOWN);
+    assert_true(fx.ring_changed);
+    assert_true(mship_find(s, "b")->state == MEMBER_DOWN);
+    /* said once: more reports of the same closing add nothing */
+    mship_effects_clear(&fx);
+    for (uint64_t t = 20; t < 2000; t += 10)
+        mship_link_report(s, "b", MSHIP_LINK_REFUSED, t, &fx);
+    assert_int_equal(member_events(&fx, "b"), 0);
+    /* reports about itself or a stranger change nothing */
+    mship_link_report(s, "s", MSHIP_LINK_REFUSED, 2000, &fx);
+    mship_link_report(s, "nobody", MSHIP_LINK_REFUSED, 2000, &fx);
+    assert_int_equal(fx.count, 0);
+    assert_true(mship_self(s)->state == MEMBER_UP);
+    mship_effects_fini(&fx);
+    mship_free(b);
+    mship_free(s);
+}
+
+/* A link that closed and reconnected (a live peer dropped the connection)
+ * gives no verdict; a closed link gives one only with 2 heartbeats (400 ms)
+ * of silence. */
+static void test_membership_link_closed_reconnected_no_verdict(void **state)
+{
+    (void)state;
+    mship_t *s, *b;
+    link_pair(&s, &b);
+    mship_effects_t fx;
+    mship_effects_init(&fx);
+    uint64_t seq = 10;
+    for (uint64_t t = 10; t <= 3000; t += 10) {
+        /* closed for 30 ms of every 100, heard every heartbeat */
+        mship_link_t link = t % 100 < 30 ? MSHIP_LINK_CLOSED : MSHIP_LINK_OK;
+        mship_link_report(s, "b", link, t, &fx);
+        if (t % 200 == 0)
+            beat_to(b, s, t, ++seq, &fx);
+        assert_int_equal(mship_tick(s, t, &fx), 0);
+        assert_int_equal(member_events(&fx, "b"), 0);
+        mship_effects_clear(&fx);
+    }
+    assert_true(mship_find(s, "b")->state == MEMBER_UP);
+    /* closed, and silent since 3000: not before 3400 */
+    for (uint64_t t = 3010; t < 3400; t += 10)
+        mship_link_report(s, "b", MSHIP_LINK_CLOSED, t, &fx);
+    assert_int_equal(fx.count, 0);
+    mship_link_report(s, "b", MSHIP_LINK_CLOSED, 3400, &fx);
+    assert_true(mship_find(s, "b")->state == MEMBER_DOWN);
+    mship_effects_fini(&fx);
+    mship_free(b);
+    mship_free(s);
+}
+
+/* Silence behind a link that stays connected (a partition, a hung node):
+ * suspect at suspect_ms (600), down at down_ms (1000), not sooner. */
+static void test_membership_link_silent_takes_timeouts(void **state)
+{
+    (void)state;
+    mship_t *s, *b;
+    link_pair(&s, &b);
+    mship_effects_t fx;
+    mship_effects_init(&fx);
+    uint64_t suspect_at = 0, down_at = 0;
+    for (uint64_t t = 10; t <= 1500 && down_at == 0; t += 10) {
+        mship_link_report(s, "b", MSHIP_LINK_OK, t, &fx);
+        assert_int_equal(mship_tick(s, t, &fx), 0);
+        mship_state_t to[4];
+        size_t n = member_states(&fx, "b", to, 4);
+        for (size_t i = 0; i < n; i++) {
+            if (to[i] == MEMBER_SUSPECT && suspect_at == 0)
+                suspect_at = t;
+            if (to[i] == MEMBER_DOWN)
+                down_at = t;
+        }
+        mship_effects_clear(&fx);
+    }
+    assert_true(suspect_at >= 600 && suspect_at < 650);
+    assert_true(down_at >= 1000 && down_at < 1050);
+    mship_effects_fini(&fx);
+    mship_free(b);
+    mship_free(s);
+}
+
+/* b's link at s is refused though b lives (one bad link): s declares b down
+ * once, b is up again at s with its next heartbeat, and not declared down
+ * again while it talks; c, told by s's gossip that b is down at s, keeps b
+ * up. Once the link is reported connected, its next refusal is a verdict
+ * again; a member revived whose link stays refused is judged on silence. */
+static void test_membership_link_one_bad_link_no_false_verdict(void **state)
+{
+    (void)state;
+    mship_t *s, *b;
+    link_pair(&s, &b);
+    mship_t *c = mjoiner("c", "tcp://c:1", 4, "tcp://s:1");
+    handshake(c, "c", 4, "tcp://c:1", s, "s", 3, "tcp://s:1", 0);
+    /* c meets b: b is a candidate in s's gossip, c heartbeats it, b admits
+     * c and answers, c admits b */
+    mship_effects_t fx, fc, fb;
+    mship_effects_init(&fx);
+    mship_effects_init(&fc);
+    mship_effects_init(&fb);
+    assert_int_equal(mship_tick(s, 200, &fx), 0);
+    assert_int_equal(take(c, 200, sent(&fx, FRAME_HEARTBEAT, "tcp://c:1"), "s", 3, 20, &fc,
+                          NULL),
+                     0);
+    mship_effects_clear(&fx);
+    assert_int_equal(mship_candidate_count(c), 1);
+    mship_effects_clear(&fc);
+    assert_int_equal(mship_tick(c, 400, &fc), 0);
+    assert_int_equal(take(b, 400, sent(&fc, FRAME_HEARTBEAT, "tcp://b:1"), "c", 4, 21, &fb,
+                          NULL),
+                     0);
+    mship_effects_clear(&fc);
+    assert_int_equal(take(c, 400, sent(&fb, FRAME_HEARTBEAT, "tcp://c:1"), "b", 5, 22, &fc,
+                          NULL),
+                     0);
+    assert_true(mship_find(c, "b")->state == MEMBER_UP);
+    mship_effects_clear(&fb);
+    mship_effects_clear(&fc);
+
+    /* the bad link: s declares b down */
+    mship_link_report(s, "b", MSHIP_LINK_REFUSED, 450, &fx);
+    assert_true(mship_find(s, "b")->state == MEMBER_DOWN);
+    mship_effects_clear(&fx);
+    /* s's gossip says b is down at s; c keeps b up */
+    assert_int_equal(mship_tick(s, 500, &fx), 0);
+    assert_int_equal(take(c, 500, sent(&fx, FRAME_HEARTBEAT, "tcp://c:1"), "s", 3, 30, &fc,
+                          NULL),
+                     0);
+    assert_int_equal(member_events(&fc, "b"), 0);
+    assert_true(mship_find(c, "b")->state == MEMBER_UP);
+    mship_effects_clear(&fx);
+    /* b talks: up again at s, and not down again while the link stays
+     * refused and b keeps talking */
+    uint64_t seq = 40;
+    for (uint64_t t = 600; t <= 3000; t += 10) {
+        mship_link_report(s, "b", MSHIP_LINK_REFUSED, t, &fx);
+        if (t % 200 == 0)
+            beat_to(b, s, t, ++seq, &fx);
+        assert_int_equal(mship_tick(s, t, &fx), 0);
+        if (t == 600)
+            assert_true(mship_find(s, "b")->state == MEMBER_UP);
+        else
+            assert_int_equal(member_events(&fx, "b"), 0);
+        mship_effects_clear(&fx);
+    }
+    assert_true(mship_find(s, "b")->state == MEMBER_UP);
+    /* revived behind a link still refused, then silent: down after 2
+     * heartbeats of silence, as a closed link judges */
+    mship_link_report(s, "b", MSHIP_LINK_REFUSED, 3390, &fx);
+    assert_true(mship_find(s, "b")->state == MEMBER_UP);
+    mship_link_report(s, "b", MSHIP_LINK_REFUSED, 3400, &fx);
+    assert_true(mship_find(s, "b")->state == MEMBER_DOWN);
+    mship_effects_clear(&fx);
+    /* heard again, the link connected again: its next refusal is a verdict
+     * at once */
+    beat_to(b, s, 3410, ++seq, &fx);
+    assert_true(mship_find(s, "b")->state == MEMBER_UP);
+    mship_link_report(s, "b", MSHIP_LINK_OK, 3420, &fx);
+    mship_link_report(s, "b", MSHIP_LINK_REFUSED, 3430, &fx);
+    assert_true(mship_find(s, "b")->state == MEMBER_DOWN);
+    mship_effects_fini(&fx);
+    mship_effects_fini(&fc);
+    mship_effects_fini(&fb);
+    mship_free(c);
+    mship_free(b);
+    mship_free(s);
+}
+
 /* ---- recorded frames replayed to a restarted node -------------------------------- */
 
 /* A frame as a recorder on the wire keeps it (malloc'ed, *size bytes). */
@@ -920,6 +1151,10 @@ int main(void)
         cmocka_unit_test(test_membership_duplicate_name_refused),
         cmocka_unit_test(test_membership_restart_same_address_joins_at_once),
         cmocka_unit_test(test_membership_restart_elsewhere_after_silence),
+        cmocka_unit_test(test_membership_link_refused_is_down_at_once),
+        cmocka_unit_test(test_membership_link_closed_reconnected_no_verdict),
+        cmocka_unit_test(test_membership_link_silent_takes_timeouts),
+        cmocka_unit_test(test_membership_link_one_bad_link_no_false_verdict),
         cmocka_unit_test_setup_teardown(test_membership_replayed_hello_after_restart, ts_setup,
                                         ts_teardown),
         cmocka_unit_test_setup_teardown(test_membership_own_name_counted_and_refusing,

@@ -128,6 +128,12 @@
  *   reached);
  * - join_under_partition: two random sides for 200-1500 ms (exact).
  *   In both, every running node's join grace has ended at the end.
+ * A false "down" between two live nodes (false_down_with_crash): 3 nodes
+ * with 24 settled counters; node3 crashes while node1 and node2 lose each
+ * other past the down timeout (both directions cut, one only, or node2's
+ * loop paused: regsim_pause); each runs the counters it sees nowhere else;
+ * within 5 s of the heal every counter runs once, on its owner (the
+ * acknowledged increments are checked but for the crash's counters).
  *
  * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_FIRST_SEED (the
  * first, default 1), HERD_SIM_SEED=N (replay one), HERD_SIM_SEED_LIST=a,b,c

@@ -130,8 +130,9 @@
  *   In both, every running node's join grace has ended at the end.
  * A false "down" between two live nodes (false_down_with_crash): 3 nodes
  * with 24 settled counters; node3 crashes while node1 and node2 lose each
- * other past the down timeout (both directions cut, one only, or node2's
- * loop paused: regsim_pause); each runs the counters it sees nowhere else;
+ * other past the down timeout (both directions cut, one only, node2's loop
+ * paused: regsim_pause, or both flapping: pauses and cuts at random for
+ * 1.5-5 s); each runs the counters it sees nowhere else;
  * within 5 s of the heal every counter runs once, on its owner (the
  * acknowledged increments are checked but for the crash's counters).
  *
@@ -2927,27 +2928,50 @@ static int copies_on_survivors(world_t *w, int k)
     return n;
 }
 
+/* node1 and node2 flap for `ms`: every 50-500 ms each may be paused, and
+ * each direction between them cut, at random (a machine loaded in bursts). */
+static int flap(rs_run_t *r, uint64_t ms)
+{
+    regsim_t *rs = g_w.rs;
+    uint64_t end = regsim_now(rs) + ms;
+    while (regsim_now(rs) < end) {
+        for (int i = 0; i < 2; i++) {
+            regsim_pause(rs, i, regsim_range(rs, 0, 2) == 0);
+            regsim_block(rs, i, 1 - i, regsim_range(rs, 0, 2) == 0);
+        }
+        uint64_t until = regsim_now(rs) + regsim_range(rs, 50, 500);
+        while (regsim_now(rs) < until)
+            if (!round_(r, 10))
+                return 0;
+    }
+    return 1;
+}
+
 /* A false down between two live nodes while the third crashes (a loaded
  * machine, a paused process): node3 crashes and node1 and node2 lose each
  * other for longer than the down timeout: both directions cut, one only
  * (node2 hears node1 but is not heard), or node2's loop paused (SIGSTOP:
- * frames to it wait, its timers run late at once). Each side runs the
- * counters it sees nowhere else. At the heal (or the resume) the conflict
- * rule stops one copy of each; the copy left runs on its ring owner (moved
- * by handoff if it won elsewhere), once, within a bound, and the
- * acknowledged increments are all there (but for those of the counters the
- * crash took: no copies are kept). */
+ * frames to it wait, its timers run late at once), or both flapping (flap).
+ * Each side runs the counters it sees nowhere else. At the heal (or the
+ * resume) the conflict rule stops one copy of each; the copy left runs on
+ * its ring owner (moved by handoff if it won elsewhere), once, within a
+ * bound, and the acknowledged increments are all there (but for those of
+ * the counters the crash took: no copies are kept). */
 static int scen_false_down_with_crash(rs_run_t *r)
 {
-    static const char *const how[] = {"both ways", "one way", "paused"};
+    static const char *const how[] = {"both ways", "one way", "paused", "flapping"};
     if (!targeted_setup(r, NULL, 0, 24))
         return 0;
     world_t *w = &g_w;
     regsim_t *rs = w->rs;
-    int mode = (int)regsim_range(rs, 0, 2);
+    int mode = (int)regsim_range(rs, 0, 3);
     if (!node_crash(r, 2))
         return 0;
-    if (mode == 0) {
+    if (mode == 3 && !flap(r, regsim_range(rs, 1500, 5000)))
+        return 0;
+    if (mode == 3) {
+        regsim_pause(rs, 0, 0);
+    } else if (mode == 0) {
         regsim_set_group(rs, 0, 1);
         regsim_set_group(rs, 1, 2);
     } else if (mode == 1) {
@@ -2956,7 +2980,7 @@ static int scen_false_down_with_crash(rs_run_t *r)
         regsim_pause(rs, 1, 1);
     }
     uint64_t deadline = regsim_now(rs) + 6000;
-    for (;;) { /* node1 runs every counter; both do unless node2 is paused */
+    for (; mode != 3;) { /* node1 runs every counter; both do unless node2 is paused */
         int all = 1;
         for (int k = 0; k < w->nctr && all; k++)
             all = w->ctr[k].terminated ||

@@ -40,8 +40,14 @@
  * silence). Every wait is bounded with generous slack for a sanitized build
  * on a loaded 2-core machine; step timings are printed, not judged.
  *
+ * A second test (false_down_with_kill): three nodes, 300 counters;
+ * n3 gets SIGKILL while n2 is stopped (SIGSTOP) past the down timeout, so
+ * n1 runs every counter and n2, let go on, may too: every counter must end
+ * once on its owner among n1 and n2, with its acknowledged increments.
+ *
  * HERD_CHILDREN_COUNT overrides the number of counters (for quick runs);
- * HERD_CHILDREN_LOG sets herdd's --log-level (e.g. info, debug).
+ * HERD_CHILDREN_LOG sets herdd's --log-level (e.g. info, debug);
+ * HERD_CHILDREN_TEST runs only the tests whose name matches the pattern.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -940,6 +946,94 @@ static void test_cluster_children_stop_in_netsplit_is_uncertain(void **state)
     cl_pass(c);
 }
 
+/* The load's bookkeeping for `count` counters named c0000.. */
+static void load_init(cluster_t *c, size_t count)
+{
+    memset(&g_load, 0, sizeof(g_load));
+    g_load.c = c;
+    g_load.count = count;
+    g_load.ctr = calloc(g_load.count, sizeof(*g_load.ctr));
+    g_ref = calloc(g_load.count, sizeof(*g_ref));
+    g_obs = calloc(g_load.count, sizeof(*g_obs));
+    assert_true(g_load.ctr && g_ref && g_obs);
+    for (size_t i = 0; i < g_load.count; i++)
+        snprintf(g_load.ctr[i].name, sizeof(g_load.ctr[i].name), "c%04u",
+                 (unsigned)(i % 10000u));
+}
+
+/* Whether `obs` lists every counter running on itself. */
+static int runs_all(load_t *ld, const cl_node_t *obs)
+{
+    char why[800];
+    if (!read_children(ld, obs, g_obs, why, sizeof(why)))
+        return 0;
+    for (size_t i = 0; i < ld->count; i++)
+        if (!g_obs[i].seen || strcmp(g_obs[i].state, "running") != 0 ||
+            strcmp(g_obs[i].node, obs->name) != 0)
+            return 0;
+    return 1;
+}
+
+/* A false "down" between two live nodes while the third dies: n3 gets
+ * SIGKILL and n2 SIGSTOP at once, for FALSE_DOWN_PAUSE_MS (past the down
+ * timeout), so n1 runs every counter; n2, let go on, finds n1 (and n3)
+ * silent and may run them all too. The conflict rule must leave one copy
+ * of each, on its owner on the ring of n1 and n2, with every acknowledged
+ * increment. */
+#define FALSE_DOWN_PAUSE_MS 2500
+static void test_cluster_children_false_down_with_kill(void **state)
+{
+    cluster_t *c = *state;
+    load_init(c, getenv("HERD_CHILDREN_COUNT") ? counter_count() : 300);
+    cl_node_t *n[3];
+    n[0] = cl_start(c, "n1", NULL, NULL, TIMING);
+    n[1] = cl_start(c, "n2", n[0], NULL, TIMING);
+    n[2] = cl_start(c, "n3", n[0], NULL, TIMING);
+    if (cl_wait_all_up(n, 3, JOIN_MS) < 0)
+        fail_msg("three nodes did not all see each other up within %d ms", JOIN_MS);
+    herd_ring_t *ring3 = ring_of(n, 3);
+    start_counters(&g_load, n, 3, ring3);
+    g_load.check_replies = 1;
+    set_via(&g_load, n, 3);
+    set_phase(&g_load, PH_WARMUP);
+    wait_settled(&g_load, n, 3, ring3, NULL, 0, NULL, "start");
+    size_t planned, unexpected;
+    record_placement(&g_load, &planned, NULL, NULL, &unexpected);
+    load_for(&g_load, 1000);
+    check_values(&g_load, "steady", NULL);
+
+    set_phase(&g_load, PH_KILL);
+    for (size_t i = 0; i < g_load.count; i++)
+        g_load.ctr[i].on_victim = strcmp(g_load.ctr[i].node, n[2]->name) == 0;
+    g_load.check_replies = 0; /* the two sides count apart until the heal */
+    cl_signal(n[1], SIGSTOP);
+    cl_kill9(n[2]);
+    set_via(&g_load, n, 1);
+    load_for(&g_load, FALSE_DOWN_PAUSE_MS);
+    if (cl_wait_state(n[0], n[1]->name, "down", 5000) < 0)
+        fail_msg("n1 never declared the stopped n2 down");
+    uint64_t t0 = cl_now_ms();
+    while (!runs_all(&g_load, n[0])) { /* n1 took every counter: n2's too */
+        if (cl_now_ms() - t0 > SETTLE_MS)
+            fail_msg("n1 did not run every counter within %d ms of n2's false down", SETTLE_MS);
+        load_for(&g_load, LOAD_SLICE_MS);
+    }
+    cl_signal(n[1], SIGCONT);
+    set_via(&g_load, n, 2);
+    herd_ring_t *ring2 = ring_of(n, 2);
+    long ms = wait_settled(&g_load, n, 2, ring2, NULL, 0, NULL,
+                           "n2 paused past the down timeout while n3 died");
+    record_placement(&g_load, &planned, NULL, NULL, &unexpected);
+    char per[200];
+    count_per_node(&g_load, n, 2, per, sizeof(per));
+    print_message("children: false down: settled %ld ms after n2 ran again: %s\n", ms, per);
+    check_values(&g_load, "after the false down", n[2]->name);
+    load_for(&g_load, 2000);
+    check_stable(&g_load, "2 s after the false down settled");
+    cl_stop_all(c); /* each exits 0, no sanitizer report */
+    cl_pass(c);
+}
+
 static int children_teardown(void **state)
 {
     for (size_t i = 0; i < g_ring_n; i++)
@@ -958,11 +1052,15 @@ int main(void)
     unsetenv("HERD_NODE");
     timing_init();
     signal(SIGPIPE, SIG_IGN);
+    if (getenv("HERD_CHILDREN_TEST")) /* one test by name pattern */
+        cmocka_set_test_filter(getenv("HERD_CHILDREN_TEST"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_children_join_drain_kill_under_load,
                                         cl_setup, children_teardown),
         cmocka_unit_test_setup_teardown(test_cluster_children_stop_in_netsplit_is_uncertain,
                                         cl_setup, children_teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_children_false_down_with_kill, cl_setup,
+                                        children_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

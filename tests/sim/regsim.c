@@ -41,6 +41,7 @@ typedef struct rs_slot {
     int up, started;
     int group;
     uint32_t blocked_to; /* bit j: frames to node j are dropped */
+    int paused;          /* its loop does not run; frames to it wait */
     uint64_t inc;
     unsigned starts;
     rs_tp_t *tp;             /* the transport of the current life */
@@ -427,6 +428,7 @@ int regsim_crash(regsim_t *rs, int i)
     if (s->node == NULL)
         return HERD_ENOENT;
     s->up = 0; /* from here on its frames are dropped */
+    s->paused = 0;
     for (int k = 0; k < rs->nprocs; k++) {
         rs_proc_t *p = &rs->procs[k];
         if (p->node == i && p->alive && p->pid.incarnation == s->inc) {
@@ -479,6 +481,11 @@ const char *regsim_secret(void)
     return RS_SECRET;
 }
 
+void regsim_pause(regsim_t *rs, int i, int on)
+{
+    rs->slots[i].paused = on;
+}
+
 void regsim_unblock_all(regsim_t *rs)
 {
     for (int i = 0; i < rs->cfg.nodes; i++)
@@ -487,11 +494,33 @@ void regsim_unblock_all(regsim_t *rs)
 
 /* ---- running ------------------------------------------------------------------------ */
 
+/* Frames to a paused node wait in its socket: they are delivered, in the
+ * order sent, once it runs again. */
+static void hold_for_paused(regsim_t *rs, rs_frame_t **held, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        held[i]->at = rs->now + rs->cfg.tick_ms;
+        held[i]->seq = rs->seq++;
+        if (heap_push(rs, held[i]) != 0)
+            free(held[i]); /* out of memory: lost like a dropped frame */
+    }
+}
+
 static void deliver_due(regsim_t *rs)
 {
+    rs_frame_t *held[64];
+    size_t n_held = 0;
     while (rs->heap_n && rs->heap[0]->at <= rs->now) {
         rs_frame_t *f = heap_pop(rs);
         rs_slot_t *d = &rs->slots[f->to];
+        if (d->up && d->paused) {
+            held[n_held++] = f;
+            if (n_held == sizeof(held) / sizeof(held[0])) {
+                hold_for_paused(rs, held, n_held);
+                n_held = 0;
+            }
+            continue;
+        }
         if (d->up && d->cb && d->group == rs->slots[f->from].group &&
             !(rs->slots[f->from].blocked_to & (1u << f->to))) {
             uint64_t hdr[4] = {f->at, (uint64_t)f->from, (uint64_t)f->to, f->len};
@@ -506,6 +535,7 @@ static void deliver_due(regsim_t *rs)
         }
         free(f);
     }
+    hold_for_paused(rs, held, n_held);
 }
 
 int regsim_step(regsim_t *rs)
@@ -514,7 +544,7 @@ int regsim_step(regsim_t *rs)
     deliver_due(rs);
     for (int i = 0; i < rs->cfg.nodes; i++) {
         herd_node_t *n = regsim_node(rs, i);
-        if (n == NULL)
+        if (n == NULL || rs->slots[i].paused)
             continue;
         int rc = herd_node_poll(n);
         if (rc < 0)

@@ -129,6 +129,9 @@ void regsim_set_loss(regsim_t *rs, uint32_t drop_pm, uint32_t dup_pm);
  * regsim_heal does not lift blocks; regsim_unblock_all does. */
 void regsim_block(regsim_t *rs, int from, int to, int on);
 void regsim_unblock_all(regsim_t *rs);
+/* Pause node i's loop (a stopped process: SIGSTOP) or let it run again:
+ * while paused it polls nothing and frames sent to it wait for it. */
+void regsim_pause(regsim_t *rs, int i, int on);
 
 /* A hostile member: while set, every frame node `from` sends (after loss,
  * before delay and duplication) is passed to `hook`, which returns either

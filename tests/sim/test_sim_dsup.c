@@ -128,6 +128,13 @@
  *   reached);
  * - join_under_partition: two random sides for 200-1500 ms (exact).
  *   In both, every running node's join grace has ended at the end.
+ * A false "down" between two live nodes (false_down_with_crash): 3 nodes
+ * with 24 settled counters; node3 crashes while node1 and node2 lose each
+ * other past the down timeout (both directions cut, one only, node2's loop
+ * paused: regsim_pause, or both flapping: pauses and cuts at random for
+ * 1.5-5 s); each runs the counters it sees nowhere else;
+ * within 5 s of the heal every counter runs once, on its owner (the
+ * acknowledged increments are checked but for the crash's counters).
  *
  * Environment: HERD_SIM_SEEDS (seeds per case), HERD_SIM_FIRST_SEED (the
  * first, default 1), HERD_SIM_SEED=N (replay one), HERD_SIM_SEED_LIST=a,b,c
@@ -2912,6 +2919,112 @@ static int scen_join_under_partition(rs_run_t *r)
     return join_disturbed(r, strike_partition, "joins under a partition", 1);
 }
 
+/* How many of the survivors (node1, node2) run a copy of counter k. */
+static int copies_on_survivors(world_t *w, int k)
+{
+    int n = 0;
+    for (int i = 0; i < 2; i++)
+        n += kid_on(w, i, w->ctr[k].name).found;
+    return n;
+}
+
+/* node1 and node2 flap for `ms`: every 50-500 ms each may be paused, and
+ * each direction between them cut, at random (a machine loaded in bursts). */
+static int flap(rs_run_t *r, uint64_t ms)
+{
+    regsim_t *rs = g_w.rs;
+    uint64_t end = regsim_now(rs) + ms;
+    while (regsim_now(rs) < end) {
+        for (int i = 0; i < 2; i++) {
+            regsim_pause(rs, i, regsim_range(rs, 0, 2) == 0);
+            regsim_block(rs, i, 1 - i, regsim_range(rs, 0, 2) == 0);
+        }
+        uint64_t until = regsim_now(rs) + regsim_range(rs, 50, 500);
+        while (regsim_now(rs) < until)
+            if (!round_(r, 10))
+                return 0;
+    }
+    return 1;
+}
+
+/* A false down between two live nodes while the third crashes (a loaded
+ * machine, a paused process): node3 crashes and node1 and node2 lose each
+ * other for longer than the down timeout: both directions cut, one only
+ * (node2 hears node1 but is not heard), or node2's loop paused (SIGSTOP:
+ * frames to it wait, its timers run late at once), or both flapping (flap).
+ * Each side runs the counters it sees nowhere else. At the heal (or the
+ * resume) the conflict rule stops one copy of each; the copy left runs on
+ * its ring owner (moved by handoff if it won elsewhere), once, within a
+ * bound, and the acknowledged increments are all there (but for those of
+ * the counters the crash took: no copies are kept). */
+static int scen_false_down_with_crash(rs_run_t *r)
+{
+    static const char *const how[] = {"both ways", "one way", "paused", "flapping"};
+    if (!targeted_setup(r, NULL, 0, 24))
+        return 0;
+    world_t *w = &g_w;
+    regsim_t *rs = w->rs;
+    int mode = (int)regsim_range(rs, 0, 3);
+    if (!node_crash(r, 2))
+        return 0;
+    if (mode == 3 && !flap(r, regsim_range(rs, 1500, 5000)))
+        return 0;
+    if (mode == 3) {
+        regsim_pause(rs, 0, 0);
+    } else if (mode == 0) {
+        regsim_set_group(rs, 0, 1);
+        regsim_set_group(rs, 1, 2);
+    } else if (mode == 1) {
+        regsim_block(rs, 0, 1, 1);
+    } else {
+        regsim_pause(rs, 1, 1);
+    }
+    uint64_t deadline = regsim_now(rs) + 6000;
+    for (; mode != 3;) { /* node1 runs every counter; both do unless node2 is paused */
+        int all = 1;
+        for (int k = 0; k < w->nctr && all; k++)
+            all = w->ctr[k].terminated ||
+                  copies_on_survivors(w, k) == (mode == 2 ? 1 : 2) ||
+                  (mode == 2 && !kid_on(w, 0, w->ctr[k].name).found);
+        if (all)
+            break;
+        RS_CHECK(r, regsim_now(rs) < deadline, "the sides did not run every counter (%s)",
+                 how[mode]);
+        if (!round_(r, 10))
+            return 0;
+    }
+    if (mode == 2) { /* node1 runs them all: node2 was down for it */
+        deadline = regsim_now(rs) + 6000;
+        for (int k = 0; k < w->nctr; k++)
+            while (!w->ctr[k].terminated && !kid_on(w, 0, w->ctr[k].name).found) {
+                RS_CHECK(r, regsim_now(rs) < deadline, "%s: node1 never started %s",
+                         how[mode], w->ctr[k].name);
+                if (!round_(r, 10))
+                    return 0;
+            }
+    }
+    RS_CHECK_OK(r, regsim_run_for(rs, regsim_range(rs, 100, 400)));
+    regsim_pause(rs, 1, 0);
+    regsim_heal(rs);
+    regsim_unblock_all(rs);
+    /* within 5 s of the heal: one copy of each counter, on its owner */
+    char why[400] = "";
+    deadline = regsim_now(rs) + 5000;
+    while (!all_ok(w, why, sizeof(why))) {
+        RS_CHECK(r, regsim_now(rs) < deadline, "not settled 5 s after the heal (%s): %s",
+                 how[mode], why);
+        if (!round_(r, 10))
+            return 0;
+    }
+    for (int k = 0; k < w->nctr; k++)
+        RS_CHECK(r, w->ctr[k].terminated || copies_on_survivors(w, k) == 1,
+                 "%s runs %d times after the heal (%s)", w->ctr[k].name,
+                 copies_on_survivors(w, k), how[mode]);
+    char what[64];
+    snprintf(what, sizeof(what), "false down %s with a crash", how[mode]);
+    return targeted_end(r, what, 0);
+}
+
 int main(void)
 {
     static const rs_case_t cases[] = {
@@ -2944,6 +3057,7 @@ int main(void)
         {"terminate_acked_survives_crash", scen_terminate_acked_survives_crash, 60},
         {"join_under_crash", scen_join_under_crash, 60},
         {"join_under_partition", scen_join_under_partition, 60},
+        {"false_down_with_crash", scen_false_down_with_crash, 60},
     };
     return regsim_main("sim_dsup", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -30,8 +30,10 @@ typedef awmap_replica_st_t replica_t;
 awmap_t *awmap__alloc(int is_delta)
 {
     awmap_t *m = calloc(1, sizeof(*m));
-    if (m)
+    if (m) {
         m->is_delta = is_delta;
+        recmem_init(&m->records);
+    }
     return m;
 }
 
@@ -152,10 +154,18 @@ static void seed_default(awmap_t *m, uint64_t first_hash)
     m->seeded = 1;
 }
 
-static size_t key_record_size(size_t klen, size_t vcap)
+/* A record's bytes: the name, then an inline entry with room for a
+ * vlen-byte value, rounded up to 8 (what recmem gives). */
+static size_t key_record_size(size_t klen, size_t vlen)
 {
     size_t off = (offsetof(awmap_key_t, name) + klen + 1 + 7) & ~(size_t)7;
-    return off + offsetof(awmap_entry_t, value) + vcap;
+    return (off + offsetof(awmap_entry_t, value) + vlen + 7) & ~(size_t)7;
+}
+
+/* The bytes k's record holds (its inline entry's len is its room). */
+static size_t key_size(const awmap_key_t *k)
+{
+    return key_record_size(k->klen, awmap__first(k)->len);
 }
 
 /* Probe for key from its home bucket. Found: the key. Not found: NULL, and
@@ -273,15 +283,16 @@ awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
     awmap_key_t *k = key_probe(m, key, klen, h, &b, &l);
     if (k)
         return k;
-    k = malloc(key_record_size(klen, vhint));
+    k = recmem_alloc(&m->records, key_record_size(klen, vhint));
     if (k == NULL)
         return NULL;
-    k->vcap = (uint32_t)vhint;
     k->klen = (uint8_t)klen;
-    k->used = 0;
     memcpy(k->name, key, klen);
     k->name[klen] = '\0';
-    awmap__first(k)->next = NULL;
+    awmap_entry_t *f = awmap__first(k);
+    f->next = NULL;
+    f->idle = 1;
+    f->len = (uint32_t)vhint;
     m->buckets[b].tag[l] = key_tag(h);
     m->buckets[b].key[l] = k;
     m->key_n++;
@@ -305,16 +316,21 @@ static void key_locate(const awmap_t *m, const awmap_key_t *k, size_t *bi, unsig
             }
 }
 
-/* Give k room for a vcap-byte inline value; the record may move. */
-static awmap_key_t *key_resize(awmap_t *m, awmap_key_t *k, size_t vcap)
+/* Give k room for a vlen-byte inline value, exactly (a record's size
+ * follows from its inline len); the record moves. Its name and inline
+ * entry's header come along, the value does not (the caller writes it). */
+static awmap_key_t *key_resize(awmap_t *m, awmap_key_t *k, size_t vlen)
 {
     size_t b;
     unsigned l;
     key_locate(m, k, &b, &l);
-    awmap_key_t *nk = realloc(k, key_record_size(k->klen, vcap));
+    awmap_key_t *nk = recmem_alloc(&m->records, key_record_size(k->klen, vlen));
     if (nk == NULL)
         return NULL;
-    nk->vcap = (uint32_t)vcap;
+    size_t head = (size_t)((char *)awmap__first(k) - (char *)k) + offsetof(awmap_entry_t, value);
+    memcpy(nk, k, head);
+    recmem_free(&m->records, k, key_size(k));
+    awmap__first(nk)->len = (uint32_t)vlen;
     m->buckets[b].key[l] = nk;
     return nk;
 }
@@ -346,7 +362,7 @@ static void key_drop(awmap_t *m, awmap_key_t *k)
             hole = j;
         }
     }
-    free(k);
+    recmem_free(&m->records, k, key_size(k));
 }
 
 static void key_drop_if_empty(awmap_t *m, awmap_key_t *k)
@@ -369,7 +385,7 @@ static awmap_entry_t *entry_find(const awmap_key_t *k, awmap_dot_t dot)
 static unsigned entries_upto3(const awmap_key_t *k)
 {
     const awmap_entry_t *f = awmap__first(k);
-    unsigned n = k->used;
+    unsigned n = (unsigned)awmap__used(k);
     for (const awmap_entry_t *e = f->next; e && n < 3; e = e->next)
         n++;
     return n;
@@ -381,13 +397,13 @@ int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const voi
     awmap_key_t *k = *kp;
     awmap_entry_t *f = awmap__first(k), *rest = f->next, *old = NULL;
     int had_one = entries_upto3(k) == 1;
-    if (k->used) {
+    if (awmap__used(k)) {
         if ((old = malloc(sizeof(*old) + f->len)) == NULL)
             return HERD_ENOMEM;
         memcpy(old, f, offsetof(awmap_entry_t, value) + f->len);
         rest = old;
     }
-    if (vlen > k->vcap) {
+    if (key_record_size(k->klen, vlen) != key_size(k)) {
         awmap_key_t *nk = key_resize(m, k, vlen);
         if (nk == NULL) {
             free(old);
@@ -399,9 +415,9 @@ int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const voi
     f->next = rest;
     f->dot = dot;
     f->len = (uint32_t)vlen;
+    f->idle = 0;
     if (vlen)
         memcpy(f->value, value, vlen);
-    k->used = 1;
     m->entry_n++;
     m->multi_n += had_one;
     m->replicas[dot.replica].held++;
@@ -436,7 +452,7 @@ static void entry_remove(awmap_t *m, awmap_key_t *k, awmap_entry_t *prev, awmap_
     awmap_entry_t *f = awmap__first(k);
     m->multi_n -= entries_upto3(k) == 2;
     if (e == f)
-        k->used = 0;
+        f->idle = 1;
     else if (prev)
         prev->next = e->next;
     else
@@ -462,9 +478,11 @@ void awmap_free(awmap_t *m)
                 next = e->next;
                 free(e);
             }
-            free(k);
+            if (recmem_is_heap(key_size(k)))
+                free(k);
         }
     tablemem_free(m->buckets, m->nb * sizeof(*m->buckets));
+    recmem_fini(&m->records);
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);
     free(m->replicas);

@@ -49,6 +49,7 @@ typedef struct awmap_entry {
     struct awmap_entry *next; /* the key's other entries */
     awmap_dot_t dot;
     uint32_t len;
+    uint8_t idle;    /* the map's own: a key's first entry, kept unused (0 in every entry seen) */
     uint8_t value[];
 } awmap_entry_t;
 

@@ -770,7 +770,10 @@ int awmap_add(awmap_t *m, uint32_t replica, const char *key, size_t klen, const 
         (vlen && value == NULL) || (n && supersede == NULL) ||
         !dots_known(m, supersede, n))
         return HERD_EINVAL;
-    awmap_dot_t dot = {replica, next_counter(&m->replicas[replica])};
+    uint64_t counter = next_counter(&m->replicas[replica]);
+    if (counter > AWMAP_COUNTER_MAX)
+        return HERD_ERANGE; /* this node start wrote all a dot can count */
+    awmap_dot_t dot = {replica, counter};
     /* the delta first: it reads m's replica table, which m's change leaves be */
     int rc = delta ? apply_change(delta, m, key, klen, &dot, value, vlen, supersede, n, NULL) : 0;
     if (rc == 0)

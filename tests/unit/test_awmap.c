@@ -72,7 +72,7 @@ static awmap_dot_t add_s(awmap_t *m, uint32_t r, const char *key, const char *va
                          const awmap_dot_t *sup, size_t n, awmap_t *delta,
                          const awmap_observer_t *obs)
 {
-    awmap_dot_t dot = {UINT32_MAX, 0};
+    awmap_dot_t dot = {AWMAP_REPLICAS_MAX - 1, 0};
     assert_int_equal(awmap_add(m, r, key, strlen(key), value, strlen(value), sup, n, delta, obs,
                                &dot),
                      0);
@@ -655,7 +655,7 @@ static void test_remove_bad_arguments(void **state)
     assert_int_equal(awmap_remove(m, "k", 1, NULL, 1, d, NULL), HERD_EINVAL);
     /* one bad dot among good ones: nothing is removed */
     assert_int_equal(awmap_remove(m, "k", 1, bad, 2, d, NULL), HERD_EINVAL);
-    bad[1].replica = UINT32_MAX;
+    bad[1].replica = AWMAP_REPLICAS_MAX - 1;
     assert_int_equal(awmap_remove(m, "k", 1, bad, 2, d, NULL), HERD_EINVAL);
     assert_true(awmap_equal(m, snap));
     assert_non_null(awmap_get(m, "k", 1));

@@ -5,9 +5,10 @@
  * Memory layout, and why: a registry holds one key per name and nearly every
  * key has one entry, so a lookup should touch two cache lines (a bucket of
  * the key table, then the key record) and a key should cost one allocation.
- * - The key table is bucketed open addressing: a 64-byte bucket holds 7 key
- *   pointers and a one-byte tag (8 bits of the hash) per lane, so a probe
- *   rarely reads a key record that is not the one sought. A key's home
+ * - The key table is bucketed open addressing: a 64-byte bucket holds 12
+ *   keys, each as its record's 32-bit reference (recmem.h) and a one-byte
+ *   tag (8 bits of the hash), so a probe rarely reads a key record that is
+ *   not the one sought; 5.3 bytes a lane. A key's home
  *   bucket is its hash times the map's seed, so that keys sent in one
  *   map's bucket order land all over another's table.
  * - A key record holds the name (a length byte, the bytes, a NUL) and,
@@ -47,10 +48,10 @@ typedef struct awmap_key {
     char name[];      /* klen bytes and a NUL; then, 8-aligned, the inline entry */
 } awmap_key_t;
 
-#define AWMAP_LANES 7
+#define AWMAP_LANES 12
 typedef struct awmap_bucket {
-    _Alignas(64) uint8_t tag[8]; /* per lane: 0 empty, else from the hash */
-    awmap_key_t *key[AWMAP_LANES];
+    _Alignas(64) uint8_t tag[AWMAP_LANES]; /* per lane: 0 empty, else from the hash */
+    uint32_t ref[AWMAP_LANES];             /* the key record's (recmem.h) */
 } awmap_bucket_t;
 
 struct awmap {

@@ -3,7 +3,6 @@
  */
 #include "recmem.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -17,15 +16,12 @@
 #define RECMEM_CARVE 1
 #endif
 
-/* Chunks start small (a delta of one key holds one chunk) and double up to
- * RECMEM_CHUNK_MAX: a big map's last chunk leaves at most that unused. */
+/* Carved chunks start small (a delta of one key holds one) and double up
+ * to RECMEM_CHUNK_MAX (what an offset reaches): a big map's last chunk
+ * leaves at most that unused. */
 #define RECMEM_CHUNK_MIN 256u
-#define RECMEM_CHUNK_MAX (256u << 10)
-
-struct recmem_chunk {
-    recmem_chunk_t *next;
-    size_t bytes; /* all of it, this header too */
-};
+#define RECMEM_CHUNK_MAX (8u << RECMEM_OFFSET_BITS)
+#define RECMEM_SLOTS_MAX (1u << RECMEM_CHUNK_BITS)
 
 static size_t round8(size_t bytes)
 {
@@ -34,90 +30,136 @@ static size_t round8(size_t bytes)
 
 void recmem_init(recmem_t *r)
 {
-    r->chunks = NULL;
-    r->at = NULL;
-    r->left = 0;
-    r->next_chunk = RECMEM_CHUNK_MIN;
-    r->free_lists = NULL;
-    r->lost = 0;
+    *r = (recmem_t){.next_chunk = RECMEM_CHUNK_MIN};
 }
 
 void recmem_fini(recmem_t *r)
 {
-    for (recmem_chunk_t *c = r->chunks, *next; c; c = next) {
-        next = c->next;
-        free(c);
-    }
+    for (uint32_t i = 0; i < r->chunk_n; i++)
+        free(r->chunks[i]);
+    free(r->chunks);
+    free(r->free_slots);
     free(r->free_lists);
     recmem_init(r);
 }
 
-int recmem_is_heap(size_t bytes)
+/* Whether a block of `bytes` is a malloc'd chunk of its own. */
+static int is_single(size_t bytes)
 {
-    return !RECMEM_CARVE || round8(bytes) >= RECMEM_SMALL || bytes == 0;
+    return !RECMEM_CARVE || round8(bytes) >= RECMEM_SMALL;
+}
+
+/* A slot for chunk p: its index, or -1 when out of memory or slots. */
+static long slot_take(recmem_t *r, char *p)
+{
+    if (r->free_n) {
+        uint32_t i = r->free_slots[--r->free_n];
+        r->chunks[i] = p;
+        return i;
+    }
+    if (r->chunk_n == r->chunk_cap) {
+        if (r->chunk_cap == RECMEM_SLOTS_MAX)
+            return -1;
+        uint32_t cap = r->chunk_cap ? r->chunk_cap * 2 : 4;
+        char **chunks = realloc(r->chunks, cap * sizeof(*chunks));
+        if (chunks == NULL)
+            return -1;
+        r->chunks = chunks;
+        uint32_t *free_slots = realloc(r->free_slots, cap * sizeof(*free_slots));
+        if (free_slots == NULL)
+            return -1;
+        r->free_slots = free_slots;
+        r->chunk_cap = cap;
+    }
+    r->chunks[r->chunk_n] = p;
+    return r->chunk_n++;
 }
 
 /* Push a block on its size's free list (the lists are made at the first
- * push: a map that never frees has none; failing to make them only loses
- * the block until recmem_fini). */
-static void push_free(recmem_t *r, void *p, size_t bytes)
+ * push: a map that never frees has none). */
+static void push_free(recmem_t *r, uint32_t ref, size_t bytes)
 {
-    if (r->free_lists == NULL && (r->free_lists = calloc(RECMEM_CLASSES, sizeof(void *))) == NULL) {
+    if (r->free_lists == NULL &&
+        (r->free_lists = calloc(RECMEM_CLASSES, sizeof(*r->free_lists))) == NULL) {
         r->lost += bytes;
         return;
     }
     size_t c = bytes / 8;
-    *(void **)p = r->free_lists[c];
-    r->free_lists[c] = p;
+    *(uint32_t *)recmem_ptr(r, ref) = r->free_lists[c];
+    r->free_lists[c] = ref + 1;
+}
+
+static uint32_t ref_of(uint32_t chunk, uint32_t at)
+{
+    return chunk << RECMEM_OFFSET_BITS | at >> 3;
 }
 
 /* A new chunk to carve from; what the last one had left goes on a list. */
-static int new_chunk(recmem_t *r, size_t need)
+static int new_chunk(recmem_t *r)
 {
-    size_t bytes = r->next_chunk;
-    while (bytes - sizeof(recmem_chunk_t) < need)
-        bytes *= 2;
-    recmem_chunk_t *c = malloc(bytes);
+    char *c = malloc(r->next_chunk);
     if (c == NULL)
         return -1;
+    long slot = slot_take(r, c);
+    if (slot < 0) {
+        free(c);
+        return -1;
+    }
     if (r->left >= 8)
-        push_free(r, r->at, r->left);
-    c->next = r->chunks;
-    c->bytes = bytes;
-    r->chunks = c;
-    r->at = (char *)(c + 1);
-    r->left = bytes - sizeof(*c);
+        push_free(r, ref_of(r->carving, r->at), r->left);
+    r->carving = (uint32_t)slot;
+    r->at = 0;
+    r->left = r->next_chunk;
     if (r->next_chunk < RECMEM_CHUNK_MAX)
         r->next_chunk *= 2;
     return 0;
 }
 
-void *recmem_alloc(recmem_t *r, size_t bytes)
+static void *alloc_single(recmem_t *r, size_t bytes, uint32_t *ref)
 {
-    if (recmem_is_heap(bytes))
-        return malloc(bytes ? bytes : 1);
-    bytes = round8(bytes);
-    void **head = r->free_lists ? &r->free_lists[bytes / 8] : NULL;
-    if (head && *head) {
-        void *p = *head;
-        *head = *(void **)p;
-        return p;
-    }
-    if (r->left < bytes && new_chunk(r, bytes) != 0)
+    char *p = malloc(bytes);
+    long slot = p ? slot_take(r, p) : -1;
+    if (slot < 0) {
+        free(p);
         return NULL;
-    void *p = r->at;
-    r->at += bytes;
-    r->left -= bytes;
+    }
+    *ref = ref_of((uint32_t)slot, 0);
     return p;
 }
 
-void recmem_free(recmem_t *r, void *p, size_t bytes)
+void *recmem_alloc(recmem_t *r, size_t bytes, uint32_t *ref)
 {
-    if (p == NULL)
-        return;
-    if (recmem_is_heap(bytes)) {
-        free(p);
+    if (bytes == 0)
+        bytes = 8;
+    if (is_single(bytes))
+        return alloc_single(r, bytes, ref);
+    bytes = round8(bytes);
+    uint32_t *head = r->free_lists ? &r->free_lists[bytes / 8] : NULL;
+    if (head && *head) {
+        *ref = *head - 1;
+        void *p = recmem_ptr(r, *ref);
+        *head = *(uint32_t *)p;
+        return p;
+    }
+    while (r->left < bytes) /* a chunk of at least 256 bytes: one new chunk may not do */
+        if (new_chunk(r) != 0)
+            return NULL;
+    *ref = ref_of(r->carving, r->at);
+    r->at += (uint32_t)bytes;
+    r->left -= (uint32_t)bytes;
+    return recmem_ptr(r, *ref);
+}
+
+void recmem_free(recmem_t *r, uint32_t ref, size_t bytes)
+{
+    if (bytes == 0)
+        bytes = 8;
+    if (is_single(bytes)) {
+        uint32_t slot = ref >> RECMEM_OFFSET_BITS;
+        free(r->chunks[slot]);
+        r->chunks[slot] = NULL;
+        r->free_slots[r->free_n++] = slot; /* room: free_slots has chunk_cap */
         return;
     }
-    push_free(r, p, round8(bytes));
+    push_free(r, ref, round8(bytes));
 }

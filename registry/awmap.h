@@ -81,7 +81,9 @@ void awmap_free(awmap_t *m);
  * first key and first replica: deterministic either way. */
 int awmap_set_seed(awmap_t *m, uint64_t seed);
 
-/* The index of replica (node, incarnation), added if new; found in O(1). */
+/* The index of replica (node, incarnation), added if new; found in O(1).
+ * HERD_ENOMEM when out of memory, or when the table holds
+ * AWMAP_REPLICAS_MAX replicas (a pruned one's slot is taken first). */
 int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index);
 awmap_replica_id_t awmap_replica_id(const awmap_t *m, uint32_t index);
 size_t awmap_replica_count(const awmap_t *m);

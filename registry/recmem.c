@@ -21,7 +21,9 @@
  * leaves at most that unused. */
 #define RECMEM_CHUNK_MIN 256u
 #define RECMEM_CHUNK_MAX (8u << RECMEM_OFFSET_BITS)
-#define RECMEM_SLOTS_MAX (1u << RECMEM_CHUNK_BITS)
+/* one slot fewer than the bits name: no block's reference is UINT32_MAX, so
+ * a reference + 1 (a free list's link) never wraps to 0 */
+#define RECMEM_SLOTS_MAX ((1u << RECMEM_CHUNK_BITS) - 1)
 
 static size_t round8(size_t bytes)
 {

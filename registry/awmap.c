@@ -30,8 +30,10 @@ typedef awmap_replica_st_t replica_t;
 awmap_t *awmap__alloc(int is_delta)
 {
     awmap_t *m = calloc(1, sizeof(*m));
-    if (m)
+    if (m) {
         m->is_delta = is_delta;
+        recmem_init(&m->records);
+    }
     return m;
 }
 
@@ -152,10 +154,24 @@ static void seed_default(awmap_t *m, uint64_t first_hash)
     m->seeded = 1;
 }
 
-static size_t key_record_size(size_t klen, size_t vcap)
+/* A record's bytes: the name, then an inline entry with room for a
+ * vlen-byte value, rounded up to 8 (what recmem gives). */
+static size_t key_record_size(size_t klen, size_t vlen)
 {
     size_t off = (offsetof(awmap_key_t, name) + klen + 1 + 7) & ~(size_t)7;
-    return off + offsetof(awmap_entry_t, value) + vcap;
+    return (off + offsetof(awmap_entry_t, value) + vlen + 7) & ~(size_t)7;
+}
+
+/* The bytes k's record holds (its inline entry's len is its room). */
+static size_t key_size(const awmap_key_t *k)
+{
+    return key_record_size(k->klen, awmap__first(k)->len);
+}
+
+/* The record of reference ref. */
+static awmap_key_t *key_at(const awmap_t *m, uint32_t ref)
+{
+    return recmem_ptr(&m->records, ref);
 }
 
 /* Probe for key from its home bucket. Found: the key. Not found: NULL, and
@@ -169,13 +185,18 @@ static awmap_key_t *key_probe(const awmap_t *m, const char *key, size_t klen, ui
         const awmap_bucket_t *bk = &m->buckets[b];
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             uint8_t t = bk->tag[l];
-            awmap_key_t *k = bk->key[l];
-            if (t == tag) /* its first entry may lie on the record's next line */
-                __builtin_prefetch((const char *)k + 64);
-            if (t == 0 || (t == tag && k->klen == klen && memcmp(k->name, key, klen) == 0)) {
+            if (t == 0) {
                 *bi = b;
                 *lane = l;
-                return t ? k : NULL;
+                return NULL;
+            }
+            if (t != tag)
+                continue;
+            awmap_key_t *k = key_at(m, bk->ref[l]);
+            if (k->klen == klen && memcmp(k->name, key, klen) == 0) {
+                *bi = b;
+                *lane = l;
+                return k;
             }
         }
     }
@@ -195,34 +216,40 @@ static awmap_key_t *key_find(const awmap_t *m, const char *key, size_t klen)
     return awmap__key_find(m, key, klen);
 }
 
-/* Put k in the first empty lane from bucket b on. */
-static void bucket_put(awmap_t *m, awmap_key_t *k, uint64_t h)
+/* Put the record of reference ref in the first empty lane from its home on. */
+static void bucket_put(awmap_t *m, uint32_t ref, uint64_t h)
 {
     for (size_t b = key_home(m, h);; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++)
             if (m->buckets[b].tag[l] == 0) {
                 m->buckets[b].tag[l] = key_tag(h);
-                m->buckets[b].key[l] = k;
+                m->buckets[b].ref[l] = ref;
                 return;
             }
 }
 
 static int keys_resize(awmap_t *m, size_t nb);
 
+/* A table is at most KEYS_FULL_NUM/KEYS_FULL_DEN full (of its lanes). */
+#define KEYS_FULL_NUM 9
+#define KEYS_FULL_DEN 10
+
 static int keys_grow(awmap_t *m)
 {
-    /* by half again, not double: a table just grown is 2/3 full of what
-     * it was, and memory per key stays within 1.5x of the least */
-    return keys_resize(m, m->buckets ? m->nb + m->nb / 2 : 4);
+    /* by a fifth, not double: a table just grown is 3/4 full (at 9/10
+     * before), and memory per key stays within 1.2x of the least (a key
+     * costs 5.9 to 7.1 bytes of table) */
+    return keys_resize(m, m->buckets ? m->nb + (m->nb + 4) / 5 : 2);
 }
 
 int awmap__keys_reserve(awmap_t *m, size_t n)
 {
-    /* the fill limit of awmap__key_get_or_add: 7/8 of the lanes */
-    size_t nb = (n * 8 + 7 * AWMAP_LANES - 1) / (7 * AWMAP_LANES) + 1;
+    /* the fill limit of awmap__key_get_or_add */
+    size_t nb = (n * KEYS_FULL_DEN + KEYS_FULL_NUM * AWMAP_LANES - 1) /
+                    (KEYS_FULL_NUM * AWMAP_LANES) + 1;
     if (m->buckets && nb <= m->nb)
         return 0;
-    return keys_resize(m, nb < 4 ? 4 : nb);
+    return keys_resize(m, nb < 2 ? 2 : nb);
 }
 
 int awmap_reserve(awmap_t *m, size_t n)
@@ -244,11 +271,11 @@ static int keys_resize(awmap_t *m, size_t nb)
         /* each record is read for its hash: ask for those two buckets on */
         for (unsigned l = 0; b + 2 < old_n && l < AWMAP_LANES; l++)
             if (old[b + 2].tag[l])
-                __builtin_prefetch(old[b + 2].key[l]);
+                __builtin_prefetch(key_at(m, old[b + 2].ref[l]));
         for (unsigned l = 0; l < AWMAP_LANES; l++)
             if (old[b].tag[l]) {
-                awmap_key_t *k = old[b].key[l];
-                bucket_put(m, k, key_hash(k->name, k->klen));
+                awmap_key_t *k = key_at(m, old[b].ref[l]);
+                bucket_put(m, old[b].ref[l], key_hash(k->name, k->klen));
             }
     }
     tablemem_free(old, old_n * sizeof(*old));
@@ -262,28 +289,30 @@ awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
     uint64_t h = key_hash(key, klen);
     if (!m->seeded)
         seed_default(m, h);
-    /* at most 7/8 of the lanes in use: with 7 lanes a bucket, a key lies
-     * 0.4 buckets from home on average that full (at 15/16, 0.9), and a
-     * table just grown (by half) is 58 % full */
+    /* at most 9/10 of the lanes in use: with 12 lanes a bucket, most keys
+     * still lie in their home bucket that full */
     size_t cap = m->buckets ? m->nb * AWMAP_LANES : 0;
-    if ((m->buckets == NULL || (m->key_n + 1) * 8 > cap * 7) && keys_grow(m) != 0)
+    if ((m->buckets == NULL || (m->key_n + 1) * KEYS_FULL_DEN > cap * KEYS_FULL_NUM) &&
+        keys_grow(m) != 0)
         return NULL;
     size_t b;
     unsigned l;
     awmap_key_t *k = key_probe(m, key, klen, h, &b, &l);
     if (k)
         return k;
-    k = malloc(key_record_size(klen, vhint));
+    uint32_t ref;
+    k = recmem_alloc(&m->records, key_record_size(klen, vhint), &ref);
     if (k == NULL)
         return NULL;
-    k->vcap = (uint32_t)vhint;
     k->klen = (uint8_t)klen;
-    k->used = 0;
     memcpy(k->name, key, klen);
     k->name[klen] = '\0';
-    awmap__first(k)->next = NULL;
+    awmap_entry_t *f = awmap__first(k);
+    f->next = NULL;
+    f->idle = 1;
+    f->len = (uint32_t)vhint;
     m->buckets[b].tag[l] = key_tag(h);
-    m->buckets[b].key[l] = k;
+    m->buckets[b].ref[l] = ref;
     m->key_n++;
     return k;
 }
@@ -298,24 +327,30 @@ static void key_locate(const awmap_t *m, const awmap_key_t *k, size_t *bi, unsig
 {
     for (size_t b = key_home(m, key_hash(k->name, k->klen));; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++)
-            if (m->buckets[b].key[l] == k && m->buckets[b].tag[l]) {
+            if (m->buckets[b].tag[l] && key_at(m, m->buckets[b].ref[l]) == k) {
                 *bi = b;
                 *lane = l;
                 return;
             }
 }
 
-/* Give k room for a vcap-byte inline value; the record may move. */
-static awmap_key_t *key_resize(awmap_t *m, awmap_key_t *k, size_t vcap)
+/* Give k room for a vlen-byte inline value, exactly (a record's size
+ * follows from its inline len); the record moves. Its name and inline
+ * entry's header come along, the value does not (the caller writes it). */
+static awmap_key_t *key_resize(awmap_t *m, awmap_key_t *k, size_t vlen)
 {
     size_t b;
     unsigned l;
     key_locate(m, k, &b, &l);
-    awmap_key_t *nk = realloc(k, key_record_size(k->klen, vcap));
+    uint32_t ref;
+    awmap_key_t *nk = recmem_alloc(&m->records, key_record_size(k->klen, vlen), &ref);
     if (nk == NULL)
         return NULL;
-    nk->vcap = (uint32_t)vcap;
-    m->buckets[b].key[l] = nk;
+    size_t head = (size_t)((char *)awmap__first(k) - (char *)k) + offsetof(awmap_entry_t, value);
+    memcpy(nk, k, head);
+    recmem_free(&m->records, m->buckets[b].ref[l], key_size(k));
+    awmap__first(nk)->len = (uint32_t)vlen;
+    m->buckets[b].ref[l] = ref;
     return nk;
 }
 
@@ -329,6 +364,7 @@ static void key_drop(awmap_t *m, awmap_key_t *k)
     key_locate(m, k, &b, &l);
     const size_t cap = m->nb * AWMAP_LANES;
     size_t hole = b * AWMAP_LANES + l;
+    uint32_t ref = m->buckets[b].ref[l];
     m->buckets[b].tag[l] = 0;
     m->key_n--;
     for (size_t j = (hole + 1) % cap;; j = (j + 1) % cap) {
@@ -336,17 +372,17 @@ static void key_drop(awmap_t *m, awmap_key_t *k)
         unsigned lj = (unsigned)(j % AWMAP_LANES);
         if (bj->tag[lj] == 0)
             break;
-        awmap_key_t *x = bj->key[lj];
+        awmap_key_t *x = key_at(m, bj->ref[lj]);
         size_t home = key_home(m, key_hash(x->name, x->klen)) * AWMAP_LANES;
         if ((j + cap - hole) % cap <= (j + cap - home) % cap) { /* hole lies in [home, j) */
             awmap_bucket_t *bh = &m->buckets[hole / AWMAP_LANES];
             bh->tag[hole % AWMAP_LANES] = bj->tag[lj];
-            bh->key[hole % AWMAP_LANES] = x;
+            bh->ref[hole % AWMAP_LANES] = bj->ref[lj];
             bj->tag[lj] = 0;
             hole = j;
         }
     }
-    free(k);
+    recmem_free(&m->records, ref, key_size(k));
 }
 
 static void key_drop_if_empty(awmap_t *m, awmap_key_t *k)
@@ -369,7 +405,7 @@ static awmap_entry_t *entry_find(const awmap_key_t *k, awmap_dot_t dot)
 static unsigned entries_upto3(const awmap_key_t *k)
 {
     const awmap_entry_t *f = awmap__first(k);
-    unsigned n = k->used;
+    unsigned n = (unsigned)awmap__used(k);
     for (const awmap_entry_t *e = f->next; e && n < 3; e = e->next)
         n++;
     return n;
@@ -381,13 +417,13 @@ int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const voi
     awmap_key_t *k = *kp;
     awmap_entry_t *f = awmap__first(k), *rest = f->next, *old = NULL;
     int had_one = entries_upto3(k) == 1;
-    if (k->used) {
+    if (awmap__used(k)) {
         if ((old = malloc(sizeof(*old) + f->len)) == NULL)
             return HERD_ENOMEM;
         memcpy(old, f, offsetof(awmap_entry_t, value) + f->len);
         rest = old;
     }
-    if (vlen > k->vcap) {
+    if (key_record_size(k->klen, vlen) != key_size(k)) {
         awmap_key_t *nk = key_resize(m, k, vlen);
         if (nk == NULL) {
             free(old);
@@ -399,9 +435,9 @@ int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const voi
     f->next = rest;
     f->dot = dot;
     f->len = (uint32_t)vlen;
+    f->idle = 0;
     if (vlen)
         memcpy(f->value, value, vlen);
-    k->used = 1;
     m->entry_n++;
     m->multi_n += had_one;
     m->replicas[dot.replica].held++;
@@ -436,7 +472,7 @@ static void entry_remove(awmap_t *m, awmap_key_t *k, awmap_entry_t *prev, awmap_
     awmap_entry_t *f = awmap__first(k);
     m->multi_n -= entries_upto3(k) == 2;
     if (e == f)
-        k->used = 0;
+        f->idle = 1;
     else if (prev)
         prev->next = e->next;
     else
@@ -455,16 +491,16 @@ void awmap_free(awmap_t *m)
         return;
     for (size_t b = 0; m->buckets && b < m->nb; b++)
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
-            awmap_key_t *k = m->buckets[b].key[l];
             if (m->buckets[b].tag[l] == 0)
                 continue;
+            awmap_key_t *k = key_at(m, m->buckets[b].ref[l]);
             for (awmap_entry_t *e = awmap__first(k)->next, *next; e; e = next) {
                 next = e->next;
                 free(e);
             }
-            free(k);
         }
     tablemem_free(m->buckets, m->nb * sizeof(*m->buckets));
+    recmem_fini(&m->records);
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);
     free(m->replicas);
@@ -476,7 +512,7 @@ void awmap_free(awmap_t *m)
 #define FOREACH_KEY(m, k)                                                              \
     for (size_t b_ = 0; (m)->buckets && b_ < (m)->nb; b_++)                               \
         for (unsigned l_ = 0; l_ < AWMAP_LANES; l_++)                                     \
-            for (awmap_key_t *k = (m)->buckets[b_].tag[l_] ? (m)->buckets[b_].key[l_] : NULL; \
+            for (awmap_key_t *k = (m)->buckets[b_].tag[l_] ? key_at(m, (m)->buckets[b_].ref[l_]) : NULL; \
                  k; k = NULL)
 
 /* ---- join ------------------------------------------------------------------------ */
@@ -752,7 +788,10 @@ int awmap_add(awmap_t *m, uint32_t replica, const char *key, size_t klen, const 
         (vlen && value == NULL) || (n && supersede == NULL) ||
         !dots_known(m, supersede, n))
         return HERD_EINVAL;
-    awmap_dot_t dot = {replica, next_counter(&m->replicas[replica])};
+    uint64_t counter = next_counter(&m->replicas[replica]);
+    if (counter > AWMAP_COUNTER_MAX)
+        return HERD_ERANGE; /* this node start wrote all a dot can count */
+    awmap_dot_t dot = {replica, counter};
     /* the delta first: it reads m's replica table, which m's change leaves be */
     int rc = delta ? apply_change(delta, m, key, klen, &dot, value, vlen, supersede, n, NULL) : 0;
     if (rc == 0)
@@ -840,8 +879,9 @@ void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage)
     uint8_t tag = key_tag(hash);
     for (unsigned l = 0; l < AWMAP_LANES; l++) {
         if (bk->tag[l] == tag) {
-            __builtin_prefetch(bk->key[l]);
-            __builtin_prefetch((const char *)bk->key[l] + 64);
+            const char *k = (const char *)key_at(m, bk->ref[l]);
+            __builtin_prefetch(k);
+            __builtin_prefetch(k + 63);
         }
     }
 }
@@ -859,9 +899,9 @@ int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
     uint8_t tag = key_tag(hash);
     for (size_t b = m->buckets ? key_home(m, hash) : 0; m->buckets; b = next_bucket(m, b))
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
-            const awmap_key_t *k = m->buckets[b].key[l];
             if (m->buckets[b].tag[l] == 0)
                 return 0;
+            const awmap_key_t *k = key_at(m, m->buckets[b].ref[l]);
             int rc = m->buckets[b].tag[l] == tag &&
                              (key_hash(k->name, k->klen) ^ hash) >> (64 - AWMAP_HASH_BITS) == 0
                          ? fn(data, k->name, k->klen, awmap__entries(k))
@@ -901,7 +941,7 @@ int awmap_foreach_range(const awmap_t *m, uint32_t lo, uint64_t hi,
                     return 0;
                 continue;
             }
-            const awmap_key_t *k = m->buckets[b].key[l];
+            const awmap_key_t *k = key_at(m, m->buckets[b].ref[l]);
             uint32_t pos = key_position(m, key_hash(k->name, k->klen));
             int rc = pos >= lo && pos < hi ? fn(data, k->name, k->klen, awmap__entries(k)) : 0;
             if (rc)

@@ -33,9 +33,16 @@
 #define AWMAP_KEY_MAX 255u
 #define AWMAP_VALUE_MAX (64u << 10)
 
+/* A dot packs in 8 bytes (every entry holds one): a map's replica table
+ * holds up to AWMAP_REPLICAS_MAX node starts (awmap_replica refuses more),
+ * and an entry's counter is at most AWMAP_COUNTER_MAX (a node start that
+ * wrote that many is refused its next write, a map on the wire with a
+ * higher one is refused). Contexts hold any u64 counter. */
+#define AWMAP_REPLICAS_MAX 65536u
+#define AWMAP_COUNTER_MAX ((UINT64_C(1) << 48) - 1)
 typedef struct awmap_dot {
-    uint32_t replica; /* index in the map's replica table */
-    uint64_t counter;
+    uint64_t replica : 16; /* index in the map's replica table */
+    uint64_t counter : 48;
 } awmap_dot_t;
 
 typedef struct awmap_replica_id {
@@ -49,6 +56,7 @@ typedef struct awmap_entry {
     struct awmap_entry *next; /* the key's other entries */
     awmap_dot_t dot;
     uint32_t len;
+    uint8_t idle;    /* the map's own: a key's first entry, kept unused (0 in every entry seen) */
     uint8_t value[];
 } awmap_entry_t;
 
@@ -73,7 +81,9 @@ void awmap_free(awmap_t *m);
  * first key and first replica: deterministic either way. */
 int awmap_set_seed(awmap_t *m, uint64_t seed);
 
-/* The index of replica (node, incarnation), added if new; found in O(1). */
+/* The index of replica (node, incarnation), added if new; found in O(1).
+ * HERD_ENOMEM when out of memory, or when the table holds
+ * AWMAP_REPLICAS_MAX replicas (a pruned one's slot is taken first). */
 int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index);
 awmap_replica_id_t awmap_replica_id(const awmap_t *m, uint32_t index);
 size_t awmap_replica_count(const awmap_t *m);
@@ -84,7 +94,8 @@ size_t awmap_replica_count(const awmap_t *m);
  * `supersede` (entries of this key the caller replaces; HERD_EINVAL for a dot
  * of an unknown replica or counter 0). The delta gets the
  * new entry and a CC of the new dot plus the superseded ones. `delta` may be
- * NULL; it may already hold other changes (they accumulate). */
+ * NULL; it may already hold other changes (they accumulate). HERD_ERANGE
+ * once the replica's next counter would pass AWMAP_COUNTER_MAX. */
 int awmap_add(awmap_t *m, uint32_t replica, const char *key, size_t klen, const void *value,
               size_t vlen, const awmap_dot_t *supersede, size_t n, awmap_t *delta,
               const awmap_observer_t *obs, awmap_dot_t *new_dot);

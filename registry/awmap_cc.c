@@ -78,6 +78,8 @@ int awmap_replica(awmap_t *m, awmap_replica_id_t id, uint32_t *index)
         *index = (uint32_t)i;
         return 0;
     }
+    if (m->pruned_n == 0 && m->replica_n >= AWMAP_REPLICAS_MAX)
+        return HERD_ENOMEM; /* a dot names its replica in 16 bits */
     if (replica_reserve(m) != 0)
         return HERD_ENOMEM;
     uint32_t at = m->replica_n;

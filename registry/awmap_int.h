@@ -4,16 +4,24 @@
  *
  * Memory layout, and why: a registry holds one key per name and nearly every
  * key has one entry, so a lookup should touch two cache lines (a bucket of
- * the key table, then the key record) and a key should cost one allocation.
- * - The key table is bucketed open addressing: a 64-byte bucket holds 7 key
- *   pointers and a one-byte tag (8 bits of the hash) per lane, so a probe
- *   rarely reads a key record that is not the one sought. A key's home
+ * the key table, then the key record; the chunk table a reference goes
+ * through is small and stays cached) and a key should cost one block and
+ * few bytes beside it (a registration with a 14-byte name: a 56-byte record
+ * and 6-7 bytes of table).
+ * - The key table is bucketed open addressing: a 64-byte bucket holds 12
+ *   keys, each as its record's 32-bit reference (recmem.h) and a one-byte
+ *   tag (8 bits of the hash), so a probe rarely reads a key record that is
+ *   not the one sought; 5.3 bytes a lane, at most 9/10 of them in use and
+ *   grown by a fifth (awmap.c, keys_grow). A key's home
  *   bucket is its hash times the map's seed, so that keys sent in one
  *   map's bucket order land all over another's table.
- * - A key record holds the name and, inline after it, the key's first entry
- *   (the head of its entry list whenever it is in use); other entries are
- *   heap entries chained from the inline one's `next`, which stays the link
- *   to them while the inline entry is unused.
+ * - A key record holds the name (a length byte, the bytes, a NUL) and,
+ *   inline after it, the key's first entry (the head of its entry list
+ *   whenever it is in use); other entries are heap entries chained from the
+ *   inline one's `next`, which stays the link to them while the inline
+ *   entry is unused. Records are carved from chunks (recmem.h): no malloc
+ *   header, no rounding to 16 bytes. An entry's header is 21 bytes (a dot
+ *   packs in 8, awmap.h).
  * - Replicas live in a table (entries name them by index) and are found by
  *   id through a hash index beside it: joins, digests and equality look one
  *   up per entry, and a long-running cluster's table holds every incarnation
@@ -25,6 +33,7 @@
 #include <stddef.h>
 
 #include "awmap.h"
+#include "recmem.h"
 
 typedef struct awmap_replica_st {
     awmap_replica_id_t id;
@@ -35,17 +44,19 @@ typedef struct awmap_replica_st {
     int pruned;      /* a free slot (awmap_prune_replica), reused by the next replica */
 } awmap_replica_st_t;
 
+/* A key record: one block of the map's recmem, of key_record_size(klen,
+ * the inline entry's len) bytes. The inline entry is unused when its `idle`
+ * is set; its len then stays the room its value has, which is what sizes
+ * the record. */
 typedef struct awmap_key {
-    uint32_t vcap;    /* value bytes the inline entry has room for */
     uint8_t klen;     /* AWMAP_KEY_MAX fits */
-    uint8_t used;     /* the inline entry holds an entry (and heads the list) */
     char name[];      /* klen bytes and a NUL; then, 8-aligned, the inline entry */
 } awmap_key_t;
 
-#define AWMAP_LANES 7
+#define AWMAP_LANES 12
 typedef struct awmap_bucket {
-    _Alignas(64) uint8_t tag[8]; /* per lane: 0 empty, else from the hash */
-    awmap_key_t *key[AWMAP_LANES];
+    _Alignas(64) uint8_t tag[AWMAP_LANES]; /* per lane: 0 empty, else from the hash */
+    uint32_t ref[AWMAP_LANES];             /* the key record's (recmem.h) */
 } awmap_bucket_t;
 
 struct awmap {
@@ -57,6 +68,7 @@ struct awmap {
     uint32_t rindex_mask; /* slots - 1 */
     uint32_t pruned_n;    /* free slots in the table */
     awmap_bucket_t *buckets; /* owned: nb of them (any number) */
+    recmem_t records;        /* the key records */
     size_t nb, key_n, entry_n;
     size_t multi_n; /* keys holding two entries or more */
     uint64_t seed; /* odd: multiplies a key's hash for its bucket (awmap.c, key_home) */
@@ -71,11 +83,17 @@ static inline awmap_entry_t *awmap__first(const awmap_key_t *k)
     return (awmap_entry_t *)((char *)(uintptr_t)k + off);
 }
 
+/* Whether k's inline entry holds an entry. */
+static inline int awmap__used(const awmap_key_t *k)
+{
+    return !awmap__first(k)->idle;
+}
+
 /* The head of k's entry list (NULL if none). */
 static inline awmap_entry_t *awmap__entries(const awmap_key_t *k)
 {
     awmap_entry_t *f = awmap__first(k);
-    return k->used ? f : f->next;
+    return f->idle ? f->next : f;
 }
 
 awmap_t *awmap__alloc(int is_delta);

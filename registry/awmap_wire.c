@@ -126,10 +126,12 @@ static int decode_keys_into(wire_reader_t *r, awmap_t *m, u64map_t *seen)
             return HERD_EBADFRAME;
         awmap_key_t *k = NULL; /* made at the first entry, with room for its value */
         for (uint16_t j = 0; j < en && !r->err; j++) {
-            awmap_dot_t dot = {wire_get_u32(r), wire_get_u64(r)};
+            uint32_t replica = wire_get_u32(r);
+            uint64_t counter = wire_get_u64(r);
+            awmap_dot_t dot = {replica, counter};
             const uint8_t *v;
             size_t vlen = wire_get_bytes(r, &v);
-            if (r->err || dot.replica >= m->replica_n || dot.counter == 0 ||
+            if (r->err || replica >= m->replica_n || counter == 0 || counter > AWMAP_COUNTER_MAX ||
                 vlen > AWMAP_VALUE_MAX || !awmap__cc_has(&m->replicas[dot.replica], dot.counter) ||
                 !dot_unique(seen, dot))
                 return HERD_EBADFRAME; /* every entry's dot is in the map's own context */

@@ -313,9 +313,10 @@ void reg_check_missing(registry_t *g)
             g->stats.reregistered++;
             /* in place of the entry that went: a node that holds it still
              * (the removal has not reached it) drops it as it takes this */
-            awmap_dot_t gone = {0, m->counter};
+            uint32_t writer;
             int known = awmap_seen(g->map, m->writer, m->counter) &&
-                        awmap_replica(g->map, m->writer, &gone.replica) == 0;
+                        awmap_replica(g->map, m->writer, &writer) == 0;
+            awmap_dot_t gone = {known ? writer : 0, m->counter};
             reg_local_change_len(g, m->name, m->klen, m->name + m->klen + 1, m->vlen,
                                  known ? &gone : NULL, known ? 1u : 0u, 1);
         }

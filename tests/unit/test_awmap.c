@@ -27,6 +27,7 @@
 
 #include "awmap.h"
 #include "herd_error.h"
+#include "recmem.h"
 #include "wire.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -72,7 +73,7 @@ static awmap_dot_t add_s(awmap_t *m, uint32_t r, const char *key, const char *va
                          const awmap_dot_t *sup, size_t n, awmap_t *delta,
                          const awmap_observer_t *obs)
 {
-    awmap_dot_t dot = {UINT32_MAX, 0};
+    awmap_dot_t dot = {AWMAP_REPLICAS_MAX - 1, 0};
     assert_int_equal(awmap_add(m, r, key, strlen(key), value, strlen(value), sup, n, delta, obs,
                                &dot),
                      0);
@@ -655,7 +656,7 @@ static void test_remove_bad_arguments(void **state)
     assert_int_equal(awmap_remove(m, "k", 1, NULL, 1, d, NULL), HERD_EINVAL);
     /* one bad dot among good ones: nothing is removed */
     assert_int_equal(awmap_remove(m, "k", 1, bad, 2, d, NULL), HERD_EINVAL);
-    bad[1].replica = UINT32_MAX;
+    bad[1].replica = AWMAP_REPLICAS_MAX - 1;
     assert_int_equal(awmap_remove(m, "k", 1, bad, 2, d, NULL), HERD_EINVAL);
     assert_true(awmap_equal(m, snap));
     assert_non_null(awmap_get(m, "k", 1));
@@ -1604,6 +1605,307 @@ static void test_awmap_seed_lookups_after_drops(void **state)
     awmap_free(m);
 }
 
+/* ---- key storage: record blocks (recmem.h) and the key table ------------------- */
+
+/* Blocks of every small size and some big ones: 8-aligned, named by their
+ * reference, kept whole while others come and go; a freed block is the
+ * next one of its size (a big block's chunk slot is taken again). */
+static void test_recmem_blocks_and_refs(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static uint32_t refs[N];
+    static uint8_t *ptrs[N];
+    static size_t sizes[N];
+    recmem_t r;
+    recmem_init(&r);
+    for (size_t i = 0; i < N; i++) {
+        sizes[i] = 1 + (i * 37) % 700; /* up to 700: past RECMEM_SMALL too */
+        ptrs[i] = recmem_alloc(&r, sizes[i], &refs[i]);
+        assert_non_null(ptrs[i]);
+        assert_int_equal((uintptr_t)ptrs[i] % 8, 0);
+        memset(ptrs[i], (int)(i & 0xff), sizes[i]);
+    }
+    for (size_t i = 0; i < N; i += 2) {
+        recmem_free(&r, refs[i], sizes[i]);
+        uint32_t again;
+        uint8_t *p = recmem_alloc(&r, sizes[i], &again);
+        assert_non_null(p);
+        assert_int_equal(again, refs[i]); /* the block just freed */
+        ptrs[i] = p;
+        memset(p, (int)(i & 0xff), sizes[i]);
+    }
+    for (size_t i = 0; i < N; i++) {
+        assert_ptr_equal(recmem_ptr(&r, refs[i]), ptrs[i]);
+        for (size_t b = 0; b < sizes[i]; b++)
+            if (ptrs[i][b] != (uint8_t)i)
+                fail_msg("block %zu (%zu bytes) changed at byte %zu", i, sizes[i], b);
+    }
+    for (size_t i = 1; i < N; i += 2)
+        recmem_free(&r, refs[i], sizes[i]);
+    assert_int_equal(r.lost, 0);
+    recmem_fini(&r);
+}
+
+/* Out of memory: recmem_alloc says so (NULL) and stays usable. */
+static void test_recmem_alloc_failure(void **state)
+{
+    (void)state;
+    recmem_t r;
+    recmem_init(&r);
+    uint32_t ref;
+    for (long at = 0; at < 3; at++) { /* the chunk, the slot table, ... */
+        fail_alloc_after(at, 0);
+        void *p = recmem_alloc(&r, 600, &ref); /* a block of its own */
+        int fired = g_fail.fired;
+        fail_alloc_off();
+        if (fired)
+            assert_null(p);
+        else
+            recmem_free(&r, ref, 600);
+    }
+    fail_alloc_after(0, 1);
+    assert_null(recmem_alloc(&r, 40, &ref));
+    fail_alloc_off();
+    uint8_t *p = recmem_alloc(&r, 40, &ref);
+    assert_non_null(p);
+    memset(p, 7, 40);
+    assert_ptr_equal(recmem_ptr(&r, ref), p);
+    recmem_fini(&r);
+}
+
+/* Key i of test_key_table_*: lengths 0..AWMAP_KEY_MAX in turn, any bytes
+ * (NUL too), distinct: three bytes of i lead each key of 3 bytes or more. */
+static size_t table_key(size_t i, char *out)
+{
+    size_t len = i % (AWMAP_KEY_MAX + 1);
+    if (len < 3 && i > AWMAP_KEY_MAX)
+        len = 3 + i % (AWMAP_KEY_MAX - 2);
+    for (size_t b = 0; b < len; b++)
+        out[b] = (char)(b < 3 ? (i >> (8 * b)) & 0xff : (i * 7 + b) & 0xff);
+    if (len && len < 3)
+        out[0] = (char)i; /* i < 256 here */
+    return len;
+}
+
+static size_t table_value(size_t i, char *out)
+{
+    size_t len = i % 41;
+    for (size_t b = 0; b < len; b++)
+        out[b] = (char)(i + b);
+    return len;
+}
+
+typedef struct table_ctx {
+    const awmap_t *m;
+    size_t visits;
+} table_ctx_t;
+
+static int table_visit(void *data, const char *key, size_t klen, const awmap_entry_t *e)
+{
+    table_ctx_t *c = data;
+    c->visits++;
+    return awmap_get(c->m, key, klen) == e ? 0 : 1;
+}
+
+/* Whether key i holds its one entry (with its value), or none. */
+static void table_check(const awmap_t *m, size_t n, const uint8_t *gone)
+{
+    char key[AWMAP_KEY_MAX], value[64];
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = table_key(i, key), vlen = table_value(i, value);
+        const awmap_entry_t *e = awmap_get(m, key, klen);
+        if (gone[i]) {
+            if (e != NULL)
+                fail_msg("key %zu (%zu bytes) is back", i, klen);
+            continue;
+        }
+        if (e == NULL)
+            fail_msg("key %zu (%zu bytes) is missing", i, klen);
+        assert_null(e->next);
+        assert_int_equal(e->len, vlen);
+        assert_memory_equal(e->value, value, vlen);
+        assert_ptr_equal(awmap_get_hashed(m, key, klen, awmap_key_hash(key, klen)), e);
+    }
+}
+
+/* Keys of every length past many growths of the table, then a third of
+ * them removed (each drop shifts its probe run back), then put back: every
+ * lookup finds what it should, and a walk over positions visits each key
+ * once. */
+static void test_key_table_growth_and_drops(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static awmap_dot_t dots[N];
+    static uint8_t gone[N];
+    memset(gone, 0, sizeof gone);
+    awmap_t *m = replica_new(rid(1, 1));
+    char key[AWMAP_KEY_MAX], value[64];
+    for (size_t i = 0; i < N; i++) {
+        size_t klen = table_key(i, key), vlen = table_value(i, value);
+        assert_int_equal(awmap_add(m, 0, key, klen, value, vlen, NULL, 0, NULL, NULL, &dots[i]),
+                         0);
+        if (i % 2500 == 0)
+            table_check(m, i + 1, gone);
+    }
+    assert_int_equal(awmap_key_count(m), N);
+    table_check(m, N, gone);
+    for (size_t i = 0; i < N; i += 3) {
+        size_t klen = table_key(i, key);
+        assert_int_equal(awmap_remove(m, key, klen, &dots[i], 1, NULL, NULL), 0);
+        gone[i] = 1;
+    }
+    assert_int_equal(awmap_key_count(m), N - (N + 2) / 3);
+    table_check(m, N, gone);
+    table_ctx_t c = {m, 0};
+    const uint64_t end = 1ull << 32, step = end / 7 + 1;
+    for (uint64_t lo = 0; lo < end; lo += step)
+        assert_int_equal(awmap_foreach_range(m, (uint32_t)lo, lo + step < end ? lo + step : end,
+                                             table_visit, &c),
+                         0);
+    assert_int_equal(c.visits, awmap_key_count(m));
+    for (size_t i = 0; i < N; i += 3) { /* back, in the blocks the drops freed */
+        size_t klen = table_key(i, key), vlen = table_value(i, value);
+        assert_int_equal(awmap_add(m, 0, key, klen, value, vlen, NULL, 0, NULL, NULL, &dots[i]),
+                         0);
+        gone[i] = 0;
+    }
+    table_check(m, N, gone);
+    size_t len, used;
+    uint8_t *buf = encode(m, &len);
+    awmap_t *c2 = NULL;
+    assert_int_equal(decode_n(buf, len, &c2, &used), 0);
+    assert_true(awmap_equal(m, c2));
+    table_check(c2, N, gone);
+    awmap_free(c2);
+    free(buf);
+    awmap_free(m);
+}
+
+/* A key's value grows and shrinks (its record moves to a block of the new
+ * size, one of its own past RECMEM_SMALL), and its first entry goes unused
+ * while a second one stays, then is used again. */
+static void test_record_value_resizes(void **state)
+{
+    (void)state;
+    awmap_t *a = replica_new(rid(1, 1)), *b = replica_new(rid(2, 1));
+    static char value[2000];
+    const size_t lens[] = {3, 100, 600, 0, 1500, 5, 5, 40};
+    awmap_dot_t dot = {0, 0};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        memset(value, 'a' + (int)i, lens[i]);
+        assert_int_equal(awmap_add(a, 0, "key", 3, value, lens[i], &dot, i ? 1 : 0, NULL, NULL,
+                                   &dot),
+                         0);
+        const awmap_entry_t *e = awmap_get(a, "key", 3);
+        assert_non_null(e);
+        assert_null(e->next);
+        assert_int_equal(e->len, lens[i]);
+        assert_memory_equal(e->value, value, lens[i]);
+    }
+    /* b's concurrent entry joins in: two entries, a's first (inline) one
+     * is removed, b's stays; then a writes again */
+    awmap_t *d = delta_new();
+    awmap_dot_t bdot;
+    assert_int_equal(awmap_add(b, 0, "key", 3, "from-b", 6, NULL, 0, d, NULL, &bdot), 0);
+    assert_int_equal(awmap_join(a, d, NULL), 0);
+    assert_int_equal(count_entries(awmap_get(a, "key", 3)), 2);
+    assert_int_equal(awmap_multi_key_count(a), 1);
+    assert_int_equal(awmap_remove(a, "key", 3, &dot, 1, NULL, NULL), 0);
+    const awmap_entry_t *e = awmap_get(a, "key", 3);
+    assert_non_null(e);
+    assert_null(e->next);
+    assert_int_equal(e->len, 6);
+    assert_memory_equal(e->value, "from-b", 6);
+    assert_int_equal(awmap_multi_key_count(a), 0);
+    assert_int_equal(awmap_add(a, 0, "key", 3, "again", 5, NULL, 0, NULL, NULL, &dot), 0);
+    assert_int_equal(count_entries(awmap_get(a, "key", 3)), 2);
+    assert_int_equal(awmap_get(a, "key", 3)->len, 5);
+    assert_memory_equal(awmap_get(a, "key", 3)->value, "again", 5);
+    awmap_t *c = round_trip(a);
+    awmap_free(c);
+    awmap_free(d);
+    awmap_free(a);
+    awmap_free(b);
+}
+
+/* A new key's record cannot be had: the add says HERD_ENOMEM and changes
+ * nothing; once memory is back the same add works. */
+static void test_key_add_alloc_failure(void **state)
+{
+    (void)state;
+    awmap_t *m = replica_new(rid(1, 1));
+    char key[32];
+    size_t added = 0;
+    int rc = 0;
+    fail_alloc_after(0, 1);
+    for (size_t i = 0; i < 10000 && rc == 0; i++) {
+        snprintf(key, sizeof key, "name-%zu", i);
+        rc = awmap_add(m, 0, key, strlen(key), "v", 1, NULL, 0, NULL, NULL, NULL);
+        added += rc == 0;
+    }
+    fail_alloc_off();
+    assert_int_equal(rc, HERD_ENOMEM);
+    assert_int_equal(awmap_key_count(m), added);
+    assert_int_equal(awmap_entry_count(m), added);
+    snprintf(key, sizeof key, "name-%zu", added);
+    assert_null(awmap_get(m, key, strlen(key)));
+    assert_int_equal(awmap_add(m, 0, key, strlen(key), "v", 1, NULL, 0, NULL, NULL, NULL), 0);
+    assert_non_null(awmap_get(m, key, strlen(key)));
+    awmap_free(m);
+}
+
+/* A dot's bounds: a counter up to AWMAP_COUNTER_MAX is an entry's (and
+ * travels), past it the add is refused and a map on the wire is too;
+ * AWMAP_REPLICAS_MAX replicas fit, one more does not until one is pruned. */
+static void test_dot_bounds(void **state)
+{
+    (void)state;
+    awmap_t *m = replica_new(rid(1, 1));
+    awmap_t *d = delta_new();
+    assert_int_equal(awmap_note_removed(d, "x", 1, rid(1, 1), AWMAP_COUNTER_MAX - 1), 0);
+    assert_int_equal(awmap_join(m, d, NULL), 0);
+    awmap_dot_t dot;
+    assert_int_equal(awmap_add(m, 0, "k", 1, "v", 1, NULL, 0, NULL, NULL, &dot), 0);
+    assert_true(dot.counter == AWMAP_COUNTER_MAX);
+    assert_int_equal(awmap_get(m, "k", 1)->dot.counter, AWMAP_COUNTER_MAX);
+    awmap_t *c = round_trip(m);
+    awmap_free(c);
+    assert_int_equal(awmap_add(m, 0, "k2", 2, "v", 1, NULL, 0, NULL, NULL, NULL), HERD_ERANGE);
+    assert_null(awmap_get(m, "k2", 2));
+    assert_int_equal(awmap_entry_count(m), 1);
+    awmap_free(d);
+    awmap_free(m);
+
+    wire_writer_t w;
+    b_head(&w, 0, 1);
+    b_replica(&w, 1, 1, AWMAP_COUNTER_MAX, 0, NULL);
+    wire_put_u32(&w, 1);
+    b_key(&w, "k", 1, 1);
+    b_entry(&w, 0, AWMAP_COUNTER_MAX, "v");
+    expect_decode(&w, 0, "an entry at the largest counter");
+    b_head(&w, 0, 1);
+    b_replica(&w, 1, 1, AWMAP_COUNTER_MAX + 1, 0, NULL);
+    wire_put_u32(&w, 1);
+    b_key(&w, "k", 1, 1);
+    b_entry(&w, 0, AWMAP_COUNTER_MAX + 1, "v");
+    expect_decode(&w, HERD_EBADFRAME, "an entry past the largest counter");
+
+    m = awmap_new();
+    assert_non_null(m);
+    uint32_t idx;
+    for (uint32_t i = 0; i < AWMAP_REPLICAS_MAX; i++)
+        assert_int_equal(awmap_replica(m, rid(7, i + 1), &idx), 0);
+    assert_int_equal(awmap_replica(m, rid(8, 1), &idx), HERD_ENOMEM);
+    assert_int_equal(awmap_replica(m, rid(7, 1), &idx), 0); /* known ones still are */
+    assert_int_equal(idx, 0);
+    assert_int_equal(awmap_prune_replica(m, rid(7, 5)), 0);
+    assert_int_equal(awmap_replica(m, rid(8, 1), &idx), 0);
+    assert_int_equal(idx, 4);
+    awmap_free(m);
+}
+
 /* Pieces of a map in its own bucket order, as a joining node receives
  * them: their dots come in no counter order, the receiver's cloud grows
  * and, with the last piece, folds into its version vector. */
@@ -2429,6 +2731,12 @@ int main(void)
         cmocka_unit_test(test_foreach_range),
         cmocka_unit_test(test_awmap_seed_orders_keys),
         cmocka_unit_test(test_awmap_seed_lookups_after_drops),
+        cmocka_unit_test(test_recmem_blocks_and_refs),
+        cmocka_unit_test(test_recmem_alloc_failure),
+        cmocka_unit_test(test_key_table_growth_and_drops),
+        cmocka_unit_test(test_record_value_resizes),
+        cmocka_unit_test(test_key_add_alloc_failure),
+        cmocka_unit_test(test_dot_bounds),
         cmocka_unit_test(test_awmap_join_pieces_in_bucket_order),
         cmocka_unit_test(test_copy_pieces),
         cmocka_unit_test(test_copy_pieces_bad_arguments),

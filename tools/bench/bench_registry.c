@@ -43,9 +43,11 @@
  *   failing. The deadline is checked between turns of the loop, so one long
  *   stall can carry the run past it: after_s says when it was given up.
  * - memory_fill: memory per registration across fill levels. One node
- *   registers FILL_LO..FILL_HI names in steps of FILL_STEP; after each step
- *   the RSS growth since before the first register over the names held, the
- *   same method as registration_bytes. Prints its min, median and max over
+ *   registers FILL_LO..FILL_HI names of exactly 14 bytes (the issue's
+ *   figure) in steps of FILL_STEP; after each step the RSS growth since
+ *   before the first register over the names held, the same method as
+ *   registration_bytes, printed as a line of its own (with syn's 410 B as
+ *   the reference and the goal of 64 B), then its min, median and max over
  *   the steps (table growth shows as the spread). It runs in a child
  *   process forked before anything else, so its heap is fresh.
  *
@@ -456,9 +458,30 @@ static const char *mem_refs(double per_name)
     return keys;
 }
 
+#define FILL_NAME_LEN 14 /* the figure: a registration with a 14-byte name */
+#define FILL_GOAL_BYTES 64
+
+/* count names of exactly FILL_NAME_LEN bytes ("fill-" and 9 digits), one
+ * after another in one block (*text, the caller frees it). */
+static const char **fill_names(size_t count, char **text)
+{
+    const char **at = malloc(count * sizeof(*at));
+    *text = malloc(count * (FILL_NAME_LEN + 1));
+    if (at == NULL || *text == NULL)
+        die("allocating names", HERD_ENOMEM);
+    for (size_t i = 0; i < count; i++) {
+        char *name = *text + i * (FILL_NAME_LEN + 1);
+        if (snprintf(name, FILL_NAME_LEN + 1, "fill-%09zu", i) != FILL_NAME_LEN)
+            die("formatting a name", HERD_EINVAL);
+        at[i] = name;
+    }
+    return at;
+}
+
 static void bench_memory_fill(size_t lo, size_t hi, size_t step)
 {
-    names_t ns = names_make("s", hi);
+    char *text;
+    const char **names = fill_names(hi, &text);
     herd_pid_t *pids = malloc(hi * sizeof(herd_pid_t));
     double per[64];
     if (pids == NULL)
@@ -474,24 +497,25 @@ static void bench_memory_fill(size_t lo, size_t hi, size_t step)
     size_t rss0 = rss_bytes(), done = 0, steps = 0;
     for (size_t level = lo; level <= hi && steps < 64; level += step, steps++) {
         for (; done < level; done++)
-            if ((rc = herd_register(n, ns.at[done], pids[done], NULL)) != 0)
+            if ((rc = herd_register(n, names[done], pids[done], NULL)) != 0)
                 die("herd_register", rc);
         herd_node_run_for(n, 5); /* the last pending delta goes */
         per[steps] = ((double)rss_bytes() - (double)rss0) / (double)level;
-        if (verbose)
-            fprintf(stderr, "  fill: names=%zu registration_bytes %.1f\n", level, per[steps]);
+        printf("bench registry registration_bytes %.1f B names=%zu name_len=%d goal=%d%s\n",
+               per[steps], level, FILL_NAME_LEN, FILL_GOAL_BYTES, mem_refs(per[steps]));
     }
     qsort(per, steps, sizeof(double), cmp_double);
     const char *which[3] = {"min", "median", "max"};
     double value[3] = {per[0], per[steps / 2], per[steps - 1]};
     for (int i = 0; i < 3; i++)
         printf("bench registry registration_bytes_%s %.0f B names=%zu..%zu steps=%zu "
-               "name_len=%.1f%s\n", which[i], value[i], lo, hi, steps,
-               (double)ns.total_len / (double)hi, mem_refs(value[i]));
+               "name_len=%d goal=%d%s\n", which[i], value[i], lo, hi, steps, FILL_NAME_LEN,
+               FILL_GOAL_BYTES, mem_refs(value[i]));
     fflush(stdout);
     herd_node_free(n);
     free(pids);
-    names_free(&ns);
+    free(names);
+    free(text);
 }
 
 /* Run memory_fill in a child process, so its heap is as fresh as this

@@ -269,6 +269,11 @@ typedef struct herd_repl_stats {
     uint64_t lagging, lag_ms;
     uint64_t delta_gaps;          /* deltas a replica could not apply (its copy was not
                                      the version they follow): the whole state went */
+    uint64_t batches_out;         /* batches of puts sent (each to one member) */
+    uint64_t puts_waited;         /* times a dirty child waited for the batch in flight
+                                     to a member of its set (it goes in the next one) */
+    uint64_t inflight_expired;    /* batches unanswered for REPL_INFLIGHT_MS: the next
+                                     went without waiting more */
 } herd_repl_stats_t;
 int herd_repl_stats(herd_node_t *node, herd_repl_stats_t *out);
 /* Whether, for every replicated child this node runs, every version whose

@@ -10,7 +10,12 @@
  * every member of its replica set: the successors of the owner on its
  * service's ring, up to copies - 1 of them. The replies it held up to that
  * version go once every member of the set has acknowledged it (group
- * commit: one put a loop iteration, however many calls it answered). A
+ * commit: one put a loop iteration, however many calls it answered). At
+ * most one batch of puts is in flight to each member: a child whose set
+ * has a member still to acknowledge the last batch stays dirty and goes
+ * in the next batch once it does (REPL_INFLIGHT_MS bounds the wait), so
+ * a loaded owner sends fewer, larger batches and one version carries
+ * every change of the wait. A
  * child whose set is empty, or whose state cannot be put (over
  * REPL_STATE_MAX, out of memory), lets its replies go at once and counts
  * them as unreplicated.
@@ -87,6 +92,8 @@ int replicas_init(dsup_t *d)
     r->d = d;
     replica_store_init(&r->store);
     u64map_init(&r->queries);
+    u64map_init(&r->inflight);
+    r->next_expiry = UINT64_MAX;
     uv_prepare_init(herd_node_loop(d->node), &r->prepare);
     uv_unref((uv_handle_t *)&r->prepare); /* it waits for work, it keeps no loop alive */
     r->prepare.data = r;
@@ -109,6 +116,7 @@ void replicas_free(dsup_t *d)
     herd_cluster_on_app(d->node, REPL_APP, NULL, NULL);
     replica_store_fini(&r->store);
     replica_queries_free(r);
+    u64map_fini(&r->inflight);
     free(r->dirty);
     r->d = NULL;
     d->repl = NULL;
@@ -740,25 +748,105 @@ static void put_state(dsup_t *d, dchild_t *c, repl_batches_t *puts)
 
 static void retry_all(dsup_t *d);
 
+/* ---- batches in flight (REPL_INFLIGHT_MS) ---------------------------------------------- */
+
+/* Whether a batch of puts to `member` waits for its acknowledgements (one
+ * older than REPL_INFLIGHT_MS no longer counts, and is forgotten). */
+static int inflight_to(dsup_t *d, uint64_t member, uint64_t now)
+{
+    repl_t *r = d->repl;
+    uintptr_t at = (uintptr_t)u64map_get(&r->inflight, member);
+    if (at == 0)
+        return 0;
+    if (now - (at - 1) < REPL_INFLIGHT_MS)
+        return 1;
+    u64map_del(&r->inflight, member);
+    d->repl_stats.inflight_expired++;
+    return 0;
+}
+
+/* Whether a member of c's set has a batch in flight: c waits for it. */
+static int set_waits(dsup_t *d, const dchild_t *c, uint64_t now)
+{
+    for (size_t i = 0; i < c->set_n; i++)
+        if (inflight_to(d, c->set[i], now))
+            return 1;
+    return 0;
+}
+
+/* The batches about to go are in flight from now. A member that cannot be
+ * recorded (out of memory) is simply not waited for. */
+static void inflight_mark(dsup_t *d, const repl_batches_t *puts, uint64_t now)
+{
+    repl_t *r = d->repl;
+    for (size_t i = 0; i < puts->n; i++) {
+        if (puts->b[i].entries == 0)
+            continue;
+        d->repl_stats.batches_out++;
+        if (u64map_put(&r->inflight, puts->b[i].to, (void *)(uintptr_t)(now + 1)) == 0 &&
+            now + REPL_INFLIGHT_MS < r->next_expiry)
+            r->next_expiry = now + REPL_INFLIGHT_MS;
+    }
+}
+
+/* After a walk of the whole list: when the first batch still in flight
+ * expires (UINT64_MAX: none; an expired one left in the map waits for
+ * nothing already). */
+static void inflight_next_expiry(repl_t *r, uint64_t now)
+{
+    r->next_expiry = UINT64_MAX;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&r->inflight, &cursor)) != NULL;) {
+        uint64_t ends = (uintptr_t)s->value - 1 + REPL_INFLIGHT_MS;
+        if (ends > now && ends < r->next_expiry)
+            r->next_expiry = ends;
+    }
+}
+
+/* `from`'s acknowledgements came: the next batch to it may go. */
+static void inflight_done(dsup_t *d, uint64_t from)
+{
+    repl_t *r = d->repl;
+    if (u64map_del(&r->inflight, from) == NULL)
+        return;
+    r->rescan = 1; /* the children that waited for it may go */
+    if (r->dirty_n && !uv_is_active((uv_handle_t *)&r->prepare))
+        uv_prepare_start(&r->prepare, on_prepare);
+}
+
 void replicas_flush(dsup_t *d)
 {
     repl_t *r = d->repl;
     if (r == NULL)
         return;
-    size_t n = r->dirty_n, kept = 0;
-    uint64_t *list = r->dirty;
+    size_t n = r->dirty_n;
+    uint64_t *list = r->dirty, now = herd_node_now(d->node);
+    int whole = r->rescan || now >= r->next_expiry;
+    size_t kept = whole ? 0 : r->waiting; /* those still wait: untouched */
+    int held = 0;
     repl_batches_t puts = {.kind = REPL_PUTS};
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = kept; i < n; i++) {
         dchild_t *c = u64map_get(&d->by_serial, list[i]);
         if (c == NULL || c->pid.serial != list[i] || !c->repl_dirty)
             continue;
         if (c->state != HERD_CHILD_RUNNING || herd_is_frozen(d->node, c->pid)) {
             list[kept++] = list[i]; /* moving or merging: put once it runs again */
+            held = 1;
+            continue;
+        }
+        if (set_waits(d, c, now)) {
+            list[kept++] = list[i]; /* the next batch: after the acknowledgements */
+            d->repl_stats.puts_waited++;
             continue;
         }
         c->repl_dirty = 0;
         put_state(d, c, &puts); /* runs no handler: the list does not grow meanwhile */
     }
+    if (whole)
+        inflight_next_expiry(r, now);
+    inflight_mark(d, &puts, now);
+    r->waiting = kept;
+    r->rescan = held; /* a moving or frozen child is looked at each iteration */
     /* a batch the cluster refused: its children are put again (the tick) */
     if (repl_batches_send(d, &puts))
         retry_all(d);
@@ -850,6 +938,7 @@ static void on_acks(dsup_t *d, uint64_t from, uint64_t inc, wire_reader_t *rd)
             d->repl_stats.malformed++;
             return;
         }
+    inflight_done(d, from);
     while (rd->off < rd->len && next_ack(rd, &token, &hlc, &version, &stored) == 0) {
         dchild_t *c = u64map_get(&d->by_serial, token);
         d->repl_stats.acks_in++;
@@ -914,6 +1003,10 @@ void replicas_on_member(dsup_t *d)
 {
     if (d->repl == NULL)
         return;
+    /* a member that went waits for nothing; one that came back starts anew */
+    u64map_fini(&d->repl->inflight);
+    u64map_init(&d->repl->inflight);
+    d->repl->rescan = 1;
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
         for (dchild_t *c = s->value; c; c = c->twin) {

@@ -34,6 +34,14 @@ enum {
 /* A put whose set has not acknowledged it this long is put again (an
  * acknowledgement a send refused; its replies wait meanwhile). */
 #define REPL_ACK_WAIT_MS 2000u
+/* At most one batch of puts is in flight to a member: while one waits for
+ * its acknowledgements, the children replicated to that member stay dirty
+ * and go together in the next batch once they come (adaptive group
+ * commit: an idle cluster puts at once, a loaded one in fewer, larger
+ * batches). A batch unanswered this long no longer holds the next one
+ * (lost, or its member slow or gone; its own puts are put again after
+ * REPL_ACK_WAIT_MS). */
+#define REPL_INFLIGHT_MS 10u
 
 /* Messages to several members, one batch each (puts, or acknowledgements):
  * an entry goes into its member's batch, and a batch is sent when full
@@ -76,6 +84,14 @@ typedef struct repl {
     uint64_t last_gc; /* node clock: the last replica_gc pass */
     uint64_t last_orphans; /* node clock: the last replica_orphans pass */
     uint64_t last_unacked; /* node clock: the last look for puts not acknowledged */
+    u64map_t inflight; /* member id -> 1 + node clock when a batch of puts went to it,
+                          until its acknowledgements come (REPL_INFLIGHT_MS) */
+    /* dirty[0 .. waiting) wait for batches in flight, and are looked at
+     * again only once one is answered or expires (rescan, next_expiry):
+     * a loaded owner does not walk every waiting child each iteration */
+    size_t waiting;
+    int rescan;
+    uint64_t next_expiry; /* node clock: the first in-flight batch to expire */
 } repl_t;
 
 int repl_send_ack(dsup_t *d, uint64_t to, const char *name, uint64_t hlc, uint64_t version,

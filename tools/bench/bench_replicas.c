@@ -25,7 +25,9 @@
  *   incr calls in flight to random counters of its share; acknowledged
  *   increments over `seconds` (after a warm-up). incr_per_version: those
  *   increments per state version put by the owners (the group commit's
- *   batching; a version goes to each of the replicas - 1 members).
+ *   batching; a version goes to each of the replicas - 1 members);
+ *   puts_per_batch: the puts a batch to one member carries (at most one
+ *   batch is in flight to a member: the more load, the larger).
  * - failover: under that load, the parent sends SIGKILL to bench-c (a third
  *   of the counters). recover_s runs from the kill until every counter has
  *   answered a `get` sent after it (each client probes its share, retrying
@@ -285,7 +287,7 @@ static void server_status(proc_t *p)
         node_die(p, "reading the node's cluster stats", rc);
     struct mallinfo2 mi = mallinfo2();
     proc_reply(p, "status %d %llu %d %llu %llu %llu %ld %.6f %llu %llu %llu %llu %llu %llu %llu "
-                  "%llu %llu",
+                  "%llu %llu %llu",
                members_up(p->node), (unsigned long long)cc.local,
                herd_repl_settled(p->node), (unsigned long long)rs.held,
                (unsigned long long)rs.held_bytes,
@@ -294,7 +296,7 @@ static void server_status(proc_t *p)
                (unsigned long long)rs.puts_out, (unsigned long long)rs.promoted,
                (unsigned long long)rs.query_timeouts, (unsigned long long)rs.unreplicated,
                (unsigned long long)rs.queries, (unsigned long long)cs.frames_out,
-               (unsigned long long)cs.ack_frames_out);
+               (unsigned long long)cs.ack_frames_out, (unsigned long long)rs.batches_out);
 }
 
 /* cost CPU_US ITERATIONS FRAMES_OUT FRAMES_IN ACK_FRAMES_OUT CSW: what this node
@@ -967,7 +969,7 @@ static void ask(const child_t *c, char *out, size_t cap, const char *fmt, const 
 typedef struct server_status {
     int up, settled;
     unsigned long long local, held, held_bytes, heap, specs, running, puts_out, promoted,
-        query_timeouts, unreplicated, queries, frames_out, ack_frames_out;
+        query_timeouts, unreplicated, queries, frames_out, ack_frames_out, batches_out;
     long rss_kb;
     double down_at;
 } server_status_t;
@@ -979,10 +981,11 @@ static server_status_t server_ask(const child_t *c)
     ask(c, line, sizeof(line), "%s", "status");
     if (sscanf(line,
                "status %d %llu %d %llu %llu %llu %ld %lf %llu %llu %llu %llu %llu %llu %llu %llu "
-               "%llu",
+               "%llu %llu",
                &s.up, &s.local, &s.settled, &s.held, &s.held_bytes, &s.heap, &s.rss_kb,
                &s.down_at, &s.specs, &s.running, &s.puts_out, &s.promoted, &s.query_timeouts,
-               &s.unreplicated, &s.queries, &s.frames_out, &s.ack_frames_out) != 17)
+               &s.unreplicated, &s.queries, &s.frames_out, &s.ack_frames_out,
+               &s.batches_out) != 18)
         die("a server's status", 0);
     return s;
 }
@@ -991,7 +994,7 @@ typedef struct result {
     int replicas;
     double rtt_med_us, rtt_p99_us;
     size_t rtt_calls, rtt_failed;
-    double incr_per_s, incr_per_put, server_frames_per_incr, server_ack_frames_per_incr;
+    double incr_per_s, incr_per_put, puts_per_batch, server_frames_per_incr, server_ack_frames_per_incr;
     unsigned long long tput_acked;
     unsigned long long held, held_bytes;
     double heap_growth, rss_growth; /* bytes, the mean of the server nodes */
@@ -1117,11 +1120,12 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
     for (int k = 0; k < opt.clients; k++)
         cost0[SERVERS + k] = cost_ask(cli[k]);
     unsigned long long a0[MAX_CLIENTS], puts0 = 0, puts1 = 0, frames0 = 0, frames1 = 0;
-    unsigned long long acks0 = 0, acks1 = 0;
+    unsigned long long acks0 = 0, acks1 = 0, batches0 = 0, batches1 = 0;
     double t0[MAX_CLIENTS];
     for (int k = 0; k < SERVERS; k++) {
         server_status_t s = server_ask(srv[k]);
         puts0 += s.puts_out, frames0 += s.frames_out, acks0 += s.ack_frames_out;
+        batches0 += s.batches_out;
     }
     for (int k = 0; k < opt.clients; k++) {
         ask(cli[k], line, sizeof(line), "%s", "acked");
@@ -1154,12 +1158,15 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
     for (int k = 0; k < SERVERS; k++) {
         server_status_t s = server_ask(srv[k]);
         puts1 += s.puts_out, frames1 += s.frames_out, acks1 += s.ack_frames_out;
+        batches1 += s.batches_out;
     }
     r->server_frames_per_incr = r->tput_acked ? (double)(frames1 - frames0) / r->tput_acked : 0;
     r->server_ack_frames_per_incr = r->tput_acked ? (double)(acks1 - acks0) / r->tput_acked : 0;
     /* a version goes to replicas - 1 members: one put message each */
     double versions = (double)(puts1 - puts0) / (r->replicas > 1 ? r->replicas - 1 : 1);
     r->incr_per_put = versions > 0 ? (double)r->tput_acked / versions : 0;
+    r->puts_per_batch =
+        batches1 > batches0 ? (double)(puts1 - puts0) / (double)(batches1 - batches0) : 0;
 }
 
 /* Under the load: SIGKILL to bench-c, then until every counter answers. */
@@ -1371,6 +1378,11 @@ static void print_results(const result_t *res, int count)
                    "of=acked_incr/(puts_out/(replicas-1)) (group commit: increments a state put "
                    "carries)\n",
                    res[i].incr_per_put, res[i].replicas);
+    for (int i = 0; i < count; i++)
+        if (res[i].replicas > 1)
+            printf("bench replicas puts_per_batch %.1f puts replicas=%d "
+                   "of=puts_out/batches_out (at most one batch in flight to a member)\n",
+                   res[i].puts_per_batch, res[i].replicas);
     for (int i = 0; i < count; i++) {
         const result_t *r = &res[i];
         printf("bench replicas failover_recover_s %.3f s replicas=%d ratio_vs_1=%.2f "

@@ -90,6 +90,8 @@ void reg_sync_free(registry_t *g)
 
 /* ---- sending ------------------------------------------------------------------------ */
 
+static void reserve_for_burst(registry_t *g, size_t keys, size_t bytes);
+
 /* Send one message to `to`, counted. A refused send (the peer's stream is
  * full, the message too big, no memory) is logged and counted, and the peer
  * is synced again at the next check; a member that left is not. */
@@ -179,8 +181,11 @@ int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to)
     return rc;
 }
 
-/* Ship the pending interval and start a new one. */
-void reg_flush_now(registry_t *g)
+/* Ship the pending interval and start a new one; `keys_next` keys are
+ * room made in the new one's table at once (a burst of changes cut by
+ * bytes fills the next piece as it filled this one: its table then is not
+ * grown a fifth at a time, rehashing every key each time). */
+static void flush_pending(registry_t *g, size_t keys_next)
 {
     if (g->pending == NULL || awmap_is_empty(g->pending))
         return;
@@ -189,17 +194,32 @@ void reg_flush_now(registry_t *g)
         g->stats.alloc_failed++;
         return; /* keep accumulating; the next flush tries again */
     }
+    if (keys_next && awmap_reserve(next, keys_next) != 0)
+        g->stats.alloc_failed++; /* it grows as the keys come, as without */
     reg_ship(g, g->pending, SYNC_DELTA, 0);
     awmap_free(g->pending);
     g->pending = next;
     g->pending_bytes = 0;
 }
 
+void reg_flush_now(registry_t *g)
+{
+    flush_pending(g, 0);
+}
+
+/* The pending interval is full: a burst of changes (thousands of
+ * registrations in one go of the loop) is under way. Its piece leaves now,
+ * not when the burst ends, so that the peers take it in while this node
+ * goes on; the next piece and the map's key table get room for as many
+ * keys again. */
 void reg_pending_room(registry_t *g, size_t bytes)
 {
     if (g->pending_bytes > 0 && g->pending_bytes + bytes > REGISTRY_MSG_MAX) {
+        size_t keys = g->pending ? awmap_key_count(g->pending) : 0;
         g->stats.pieces_split++;
-        reg_flush_now(g);
+        flush_pending(g, keys);
+        herd_cluster_flush(g->node);
+        reserve_for_burst(g, keys, REGISTRY_MSG_MAX);
     }
     g->pending_bytes += bytes;
 }
@@ -949,6 +969,27 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     reg_vec_free(&dots);
 }
 
+/* A delta of `keys` keys in `bytes` bytes is about to be joined. One near
+ * REGISTRY_MSG_MAX is a piece of a burst cut by bytes (a node registering
+ * thousands of names at once), and more like it follow: the key table
+ * makes room for this piece and REGISTRY_BURST_PIECES more at once, rather
+ * than growing a fifth at a time and rehashing every key each time. Only
+ * while that is a step of more than a fifth of what it holds: in a larger
+ * map the table's own growth is the larger step. */
+static void reserve_for_burst(registry_t *g, size_t keys, size_t bytes)
+{
+    size_t held = awmap_key_count(g->map);
+    if (bytes < REGISTRY_MSG_MAX / 2 || held + keys <= g->burst_room)
+        return; /* the room made for the burst's earlier pieces holds this one */
+    size_t want = held + keys * (1 + REGISTRY_BURST_PIECES);
+    if (want - held <= held / 5)
+        return;
+    if (awmap_reserve(g->map, want) != 0)
+        g->stats.alloc_failed++; /* it grows as the keys come, as without */
+    else
+        g->burst_room = want;
+}
+
 /* A delta from `node`: joined; a join that fails (no memory) is logged,
  * and the peer synced again at the next check. */
 static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
@@ -959,6 +1000,7 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
         awmap_free(d);
         return;
     }
+    reserve_for_burst(g, awmap_key_count(d), r->len);
     int rc = awmap_join(g->map, d, reg_observer(g));
     if (node == g->pulling && g->pull_answered) /* the answer is coming: the pull is alive */
         g->pull_started = herd_node_now(g->node);

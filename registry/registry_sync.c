@@ -130,6 +130,17 @@ static int send_and_free(registry_t *g, uint64_t to, wire_writer_t *w)
     return rc;
 }
 
+/* `m` as a message of `kind`; `hint`: about the bytes it takes (0: not
+ * known), room made at once rather than grown a copy at a time. */
+static void encode_map_sized(wire_writer_t *w, uint8_t kind, const awmap_t *m, size_t hint)
+{
+    wire_writer_init(w);
+    if (hint)
+        wire_writer_reserve(w, 1 + hint);
+    wire_put_u8(w, kind);
+    awmap_encode(m, w);
+}
+
 static void encode_map(wire_writer_t *w, uint8_t kind, const awmap_t *m)
 {
     wire_writer_init(w);
@@ -145,7 +156,9 @@ static void delta_sent(registry_t *g, uint64_t to)
         p->st.deltas_out++;
 }
 
-void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
+/* reg_ship, with about the bytes m's encoding takes (0: not known). */
+static void ship_sized(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to,
+                       size_t hint)
 {
     herd_node_t *n = g->node;
     int count = herd_cluster_members(n, NULL, 0);
@@ -157,7 +170,7 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
     }
     count = herd_cluster_members(n, members, (size_t)count);
     wire_writer_t w;
-    encode_map(&w, kind, m);
+    encode_map_sized(&w, kind, m, hint);
     for (int i = 0; i < count; i++) {
         uint64_t id = herd_node_id_of(members[i].name);
         /* a down member may be partitioned away: its stream keeps what we send */
@@ -169,6 +182,11 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
     }
     wire_writer_fini(&w);
     free(members);
+}
+
+void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
+{
+    ship_sized(g, m, kind, only_to, 0);
 }
 
 int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to)
@@ -196,7 +214,7 @@ static void flush_pending(registry_t *g, size_t keys_next)
     }
     if (keys_next && awmap_reserve(next, keys_next) != 0)
         g->stats.alloc_failed++; /* it grows as the keys come, as without */
-    reg_ship(g, g->pending, SYNC_DELTA, 0);
+    ship_sized(g, g->pending, SYNC_DELTA, 0, g->pending_bytes); /* an upper estimate */
     awmap_free(g->pending);
     g->pending = next;
     g->pending_bytes = 0;

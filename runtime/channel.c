@@ -135,6 +135,8 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
         return 0;
     wire_writer_t w;
     wire_writer_init(&w);
+    /* a large message often goes alone: its frame's room at once */
+    wire_writer_reserve(&w, CHANNEL_BODY_HEADER + CHANNEL_MSG_OVERHEAD + first->len);
     wire_put_u64(&w, ch->expected - 1);
     wire_put_u64(&w, first->seq);
     size_t count_at = w.len, size = CHANNEL_BODY_HEADER;

@@ -187,6 +187,7 @@ static int remote_queue(herd_node_t *n, herd_pid_t to, const remote_msg_t *m)
         return rc;
     wire_writer_t w;
     wire_writer_init(&w);
+    wire_writer_reserve(&w, REMOTE_OVERHEAD + m->len);
     remote_encode(&w, m);
     rc = w.err ? w.err : remote_enqueue(n->cluster, p, w.buf, w.len);
     wire_writer_fini(&w);

@@ -222,21 +222,26 @@ static void flush_pending(registry_t *g, size_t keys_next)
 
 void reg_flush_now(registry_t *g)
 {
+    g->burst_pieces = 0; /* the loop turns: a burst is over */
     flush_pending(g, 0);
 }
 
 /* The pending interval is full: a burst of changes (thousands of
- * registrations in one go of the loop) is under way. Its piece leaves now,
- * not when the burst ends, so that the peers take it in while this node
- * goes on; the next piece and the map's key table get room for as many
- * keys again. */
+ * registrations in one go of the loop) is under way. Its first
+ * REGISTRY_BURST_EARLY pieces leave now, not when the burst ends, so that
+ * the peers take them in while this node goes on. Not more: a piece is
+ * acknowledged only once its peer's loop gets to it, and a longer burst
+ * outlasts the stream's resend time when the peer is as busy as this node
+ * (the pieces would go twice). The next piece and the map's key table get
+ * room for as many keys again. */
 void reg_pending_room(registry_t *g, size_t bytes)
 {
     if (g->pending_bytes > 0 && g->pending_bytes + bytes > REGISTRY_MSG_MAX) {
         size_t keys = g->pending ? awmap_key_count(g->pending) : 0;
         g->stats.pieces_split++;
         flush_pending(g, keys);
-        herd_cluster_flush(g->node);
+        if (++g->burst_pieces <= REGISTRY_BURST_EARLY)
+            herd_cluster_flush(g->node);
         reserve_for_burst(g, keys, REGISTRY_MSG_MAX);
     }
     g->pending_bytes += bytes;

@@ -304,6 +304,12 @@ int herd_cluster_flush(herd_node_t *n)
     herd_cluster_t *c = n->cluster;
     if (c == NULL)
         return HERD_ENOENT;
+    /* in the middle of long work the loop's time is the turn's start: what
+     * leaves now is stamped now, or its stream's resend would come due as
+     * soon as the work ends (and a peer busy with its own burst had no
+     * chance to acknowledge it) */
+    if (n->clock.now_ms == NULL)
+        uv_update_time(n->loop);
     remote_flush(c, herd_node_now(n));
     return 0;
 }

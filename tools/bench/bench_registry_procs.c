@@ -191,17 +191,29 @@ static void print_timeline(node_proc_t *p)
     herd_registry_stats_t st;
     if (herd_registry_stats(p->node, &st) != 0)
         return;
+    /* messages the streams sent again (no ack within their rto) and took
+     * twice: the cost of a peer too busy to acknowledge */
+    unsigned long long resent = 0, duplicates = 0;
+    herd_member_info_t m[NODES + 2];
+    int count = herd_cluster_members(p->node, m, NODES + 2);
+    for (int i = 0; i < count && i < NODES + 2; i++) {
+        herd_stream_stats_t ss;
+        if (herd_cluster_stream_stats(p->node, herd_node_id_of(m[i].name), &ss) == 0)
+            resent += ss.resent, duplicates += ss.duplicates;
+    }
     double t0 = p->register_cmd_at;
     fprintf(stderr,
             "    node %d: registered +%.1f ms, first in +%.1f, held all +%.1f, "
             "found all +%.1f (the pass took %.1f ms), cpu %.1f ms; deltas in %llu out %llu, "
-            "bytes in %llu out %llu, loop turns %llu, lookup misses %llu\n",
+            "bytes in %llu out %llu, loop turns %llu, lookup misses %llu, "
+            "stream messages resent %llu duplicates %llu\n",
             p->index, (p->registered_at - t0) * 1e3, (p->first_in_at - t0) * 1e3,
             (p->held_at - t0) * 1e3, (p->done_at - t0) * 1e3, (now_s() - p->done_at) * 1e3,
             (cpu_s() - p->cpu_at_register) * 1e3,
             (unsigned long long)st.deltas_in, (unsigned long long)st.deltas_out,
             (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
-            (unsigned long long)p->turns, (unsigned long long)p->lookup_misses);
+            (unsigned long long)p->turns, (unsigned long long)p->lookup_misses, resent,
+            duplicates);
     for (uint64_t i = 0; i < p->turns && i < 64; i++)
         fprintf(stderr, "      node %d turn %llu: +%.1f ms cpu %.1f entries %llu deltas in %llu out %llu\n",
                 p->index, (unsigned long long)i, (p->turn_log[i].at - t0) * 1e3,

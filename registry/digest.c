@@ -37,7 +37,12 @@ _Static_assert(DIGEST_CELLS == 1u << 14, "cells are the hash's top 14 bits");
 void digest_update(digest_t *d, digest_fine_t *fine, const awmap_t *m, const char *key,
                    size_t klen, const awmap_entry_t *e, int sign)
 {
-    uint64_t kh = XXH3_64bits(key, klen); /* once: every change runs this */
+    digest_update_hashed(d, fine, m, XXH3_64bits(key, klen), e, sign);
+}
+
+void digest_update_hashed(digest_t *d, digest_fine_t *fine, const awmap_t *m, uint64_t kh,
+                          const awmap_entry_t *e, int sign)
+{
     unsigned b = (unsigned)(kh >> 56);
     uint64_t h = entry_hash(kh, awmap_replica_id(m, e->dot.replica), e->dot.counter);
     uint64_t add = sign > 0 ? h : -h; /* sums: order does not matter */

@@ -63,6 +63,18 @@ void digest_of(const awmap_t *m, digest_t *out, digest_fine_t *fine);
  * `e` of `key` in map `m` was added (sign 1) or removed (sign -1). */
 void digest_update(digest_t *d, digest_fine_t *fine, const awmap_t *m, const char *key,
                    size_t klen, const awmap_entry_t *e, int sign);
+/* digest_update of a key whose hash (awmap_key_hash) the caller has. */
+void digest_update_hashed(digest_t *d, digest_fine_t *fine, const awmap_t *m, uint64_t kh,
+                          const awmap_entry_t *e, int sign);
+/* Ask for the sums a change of the key with hash kh updates ahead of
+ * digest_update_hashed: the fine sums are 128 KiB read at random, and a
+ * change's other work hides the wait. */
+static inline void digest_prefetch(const digest_t *d, const digest_fine_t *fine, uint64_t kh)
+{
+    __builtin_prefetch(&d->sum[kh >> 56], 1);
+    if (fine)
+        __builtin_prefetch(&fine->sum[kh >> (64 - 14)], 1);
+}
 
 /* The cells of the n buckets listed (SYNC_FINE's body after its round):
  * a u16 count, then each bucket's number and its DIGEST_SUBS sums, at most

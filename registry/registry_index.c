@@ -121,13 +121,16 @@ static void added_add(registry_t *g, uint64_t hash)
 static void on_added(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     registry_t *g = data;
-    digest_update(&g->digest, g->fine, g->map, key, klen, e, 1);
+    uint64_t hash = awmap_key_hash(key, klen);
+    /* the digest's sums are asked for now and updated last: the work
+     * between hides their wait */
+    digest_prefetch(&g->digest, g->fine, hash);
     reg_notify_entry(g, key, klen, e, 1);
     if (reg_is_spec_key(key, klen)) {
         reg_spec_changed(g, key, klen, 1);
+        digest_update_hashed(&g->digest, g->fine, g->map, hash, e, 1);
         return;
     }
-    uint64_t hash = awmap_key_hash(key, klen);
     int group = reg_is_group_key(key, klen);
     if (group) /* a membership: everything below applies to it as to a name */
         reg_group_added(g, key, klen, hash);
@@ -147,6 +150,7 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
         reg_touched_add(g, key, klen);
     if (g->watchers.n && !group) /* watchers wait for names */
         added_add(g, hash);
+    digest_update_hashed(&g->digest, g->fine, g->map, hash, e, 1);
 }
 
 /* An entry of a local process went while the process still holds the name

@@ -26,6 +26,13 @@
  * runtime's 1 MiB message limit (one change is at most a key and a 64 KiB
  * value). */
 #define REGISTRY_MSG_MAX (256u << 10)
+/* A delta near REGISTRY_MSG_MAX is a piece of a burst: the key table makes
+ * room for this many pieces more like it (registry_sync.c, reserve_for_burst). */
+#define REGISTRY_BURST_PIECES 3
+/* Pieces of a burst of local changes that leave before it ends (1 MiB,
+ * about 17,000 registrations, some 20 ms of work: far within the streams'
+ * resend time; registry_sync.c, reg_pending_room). */
+#define REGISTRY_BURST_EARLY 4
 /* Cloud counters a context carried in one message may hold (8 bytes each). */
 #define REGISTRY_CONTEXT_CLOUD 8192u
 /* A pull (a digest sync this node offered) that brought nothing for this
@@ -149,6 +156,8 @@ typedef struct registry {
     digest_t digest;      /* of map, kept up to date by the observer */
     digest_fine_t *fine;  /* its cells (digest.h), kept with it */
     size_t pending_bytes; /* estimated encoding of `pending` */
+    size_t burst_room;    /* keys the map's table was last made room for (reserve_for_burst) */
+    unsigned burst_pieces; /* pieces of this loop turn's burst shipped (reg_pending_room) */
     uint64_t sync_rounds; /* digest syncs this node answered, numbering them */
     uint64_t pulling;     /* the peer this node pulls from now (0: none) */
     /* a message from this member was refused since the last check (0: none):

@@ -90,6 +90,8 @@ void reg_sync_free(registry_t *g)
 
 /* ---- sending ------------------------------------------------------------------------ */
 
+static void reserve_for_burst(registry_t *g, size_t keys, size_t bytes);
+
 /* Send one message to `to`, counted. A refused send (the peer's stream is
  * full, the message too big, no memory) is logged and counted, and the peer
  * is synced again at the next check; a member that left is not. */
@@ -128,6 +130,17 @@ static int send_and_free(registry_t *g, uint64_t to, wire_writer_t *w)
     return rc;
 }
 
+/* `m` as a message of `kind`; `hint`: about the bytes it takes (0: not
+ * known), room made at once rather than grown a copy at a time. */
+static void encode_map_sized(wire_writer_t *w, uint8_t kind, const awmap_t *m, size_t hint)
+{
+    wire_writer_init(w);
+    if (hint)
+        wire_writer_reserve(w, 1 + hint);
+    wire_put_u8(w, kind);
+    awmap_encode(m, w);
+}
+
 static void encode_map(wire_writer_t *w, uint8_t kind, const awmap_t *m)
 {
     wire_writer_init(w);
@@ -143,7 +156,9 @@ static void delta_sent(registry_t *g, uint64_t to)
         p->st.deltas_out++;
 }
 
-void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
+/* reg_ship, with about the bytes m's encoding takes (0: not known). */
+static void ship_sized(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to,
+                       size_t hint)
 {
     herd_node_t *n = g->node;
     int count = herd_cluster_members(n, NULL, 0);
@@ -155,7 +170,7 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
     }
     count = herd_cluster_members(n, members, (size_t)count);
     wire_writer_t w;
-    encode_map(&w, kind, m);
+    encode_map_sized(&w, kind, m, hint);
     for (int i = 0; i < count; i++) {
         uint64_t id = herd_node_id_of(members[i].name);
         /* a down member may be partitioned away: its stream keeps what we send */
@@ -169,6 +184,11 @@ void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
     free(members);
 }
 
+void reg_ship(registry_t *g, const awmap_t *m, uint8_t kind, uint64_t only_to)
+{
+    ship_sized(g, m, kind, only_to, 0);
+}
+
 int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to)
 {
     wire_writer_t w;
@@ -179,8 +199,11 @@ int reg_ship_to(registry_t *g, const awmap_t *m, uint64_t to)
     return rc;
 }
 
-/* Ship the pending interval and start a new one. */
-void reg_flush_now(registry_t *g)
+/* Ship the pending interval and start a new one; `keys_next` keys are
+ * room made in the new one's table at once (a burst of changes cut by
+ * bytes fills the next piece as it filled this one: its table then is not
+ * grown a fifth at a time, rehashing every key each time). */
+static void flush_pending(registry_t *g, size_t keys_next)
 {
     if (g->pending == NULL || awmap_is_empty(g->pending))
         return;
@@ -189,17 +212,37 @@ void reg_flush_now(registry_t *g)
         g->stats.alloc_failed++;
         return; /* keep accumulating; the next flush tries again */
     }
-    reg_ship(g, g->pending, SYNC_DELTA, 0);
+    if (keys_next && awmap_reserve(next, keys_next) != 0)
+        g->stats.alloc_failed++; /* it grows as the keys come, as without */
+    ship_sized(g, g->pending, SYNC_DELTA, 0, g->pending_bytes); /* an upper estimate */
     awmap_free(g->pending);
     g->pending = next;
     g->pending_bytes = 0;
 }
 
+void reg_flush_now(registry_t *g)
+{
+    g->burst_pieces = 0; /* the loop turns: a burst is over */
+    flush_pending(g, 0);
+}
+
+/* The pending interval is full: a burst of changes (thousands of
+ * registrations in one go of the loop) is under way. Its first
+ * REGISTRY_BURST_EARLY pieces leave now, not when the burst ends, so that
+ * the peers take them in while this node goes on. Not more: a piece is
+ * acknowledged only once its peer's loop gets to it, and a longer burst
+ * outlasts the stream's resend time when the peer is as busy as this node
+ * (the pieces would go twice). The next piece and the map's key table get
+ * room for as many keys again. */
 void reg_pending_room(registry_t *g, size_t bytes)
 {
     if (g->pending_bytes > 0 && g->pending_bytes + bytes > REGISTRY_MSG_MAX) {
+        size_t keys = g->pending ? awmap_key_count(g->pending) : 0;
         g->stats.pieces_split++;
-        reg_flush_now(g);
+        flush_pending(g, keys);
+        if (++g->burst_pieces <= REGISTRY_BURST_EARLY)
+            herd_cluster_flush(g->node);
+        reserve_for_burst(g, keys, REGISTRY_MSG_MAX);
     }
     g->pending_bytes += bytes;
 }
@@ -949,6 +992,27 @@ static void sync_on_unregister(registry_t *g, uint64_t from, wire_reader_t *r)
     reg_vec_free(&dots);
 }
 
+/* A delta of `keys` keys in `bytes` bytes is about to be joined. One near
+ * REGISTRY_MSG_MAX is a piece of a burst cut by bytes (a node registering
+ * thousands of names at once), and more like it follow: the key table
+ * makes room for this piece and REGISTRY_BURST_PIECES more at once, rather
+ * than growing a fifth at a time and rehashing every key each time. Only
+ * while that is a step of more than a fifth of what it holds: in a larger
+ * map the table's own growth is the larger step. */
+static void reserve_for_burst(registry_t *g, size_t keys, size_t bytes)
+{
+    size_t held = awmap_key_count(g->map);
+    if (bytes < REGISTRY_MSG_MAX / 2 || held + keys <= g->burst_room)
+        return; /* the room made for the burst's earlier pieces holds this one */
+    size_t want = held + keys * (1 + REGISTRY_BURST_PIECES);
+    if (want - held <= held / 5)
+        return;
+    if (awmap_reserve(g->map, want) != 0)
+        g->stats.alloc_failed++; /* it grows as the keys come, as without */
+    else
+        g->burst_room = want;
+}
+
 /* A delta from `node`: joined; a join that fails (no memory) is logged,
  * and the peer synced again at the next check. */
 static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
@@ -959,6 +1023,7 @@ static void sync_on_delta(registry_t *g, uint64_t node, wire_reader_t *r)
         awmap_free(d);
         return;
     }
+    reserve_for_burst(g, awmap_key_count(d), r->len);
     int rc = awmap_join(g->map, d, reg_observer(g));
     if (node == g->pulling && g->pull_answered) /* the answer is coming: the pull is alive */
         g->pull_started = herd_node_now(g->node);

@@ -118,6 +118,12 @@ void channel_unsend(channel_t *ch)
 int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
                        uint8_t **body, size_t *len)
 {
+    return channel_next_frame_at(ch, resend, max_body, now, 0, 0, body, len);
+}
+
+int channel_next_frame_at(channel_t *ch, int resend, size_t max_body, uint64_t now,
+                          size_t headroom, size_t tailroom, uint8_t **body, size_t *len)
+{
     *body = NULL;
     *len = 0;
     ch->undo_next_send = ch->next_send;
@@ -135,6 +141,11 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
         return 0;
     wire_writer_t w;
     wire_writer_init(&w);
+    /* a large message often goes alone: its frame's room at once */
+    wire_writer_reserve(&w, headroom + CHANNEL_BODY_HEADER + CHANNEL_MSG_OVERHEAD + first->len +
+                                tailroom);
+    for (size_t i = 0; i < headroom; i++)
+        wire_put_u8(&w, 0); /* the caller's, written over */
     wire_put_u64(&w, ch->expected - 1);
     wire_put_u64(&w, first->seq);
     size_t count_at = w.len, size = CHANNEL_BODY_HEADER;
@@ -157,6 +168,7 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
             again++;
     }
     ch->unsent = m;
+    wire_writer_reserve(&w, tailroom);
     if (w.err == 0) {
         w.buf[count_at] = (uint8_t)count;
         w.buf[count_at + 1] = (uint8_t)(count >> 8);
@@ -171,6 +183,7 @@ int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
         *len = 0;
         return HERD_ENOMEM;
     }
+    *len -= headroom;
     return 0;
 }
 

@@ -100,6 +100,12 @@ int channel_rewrite(channel_t *ch, channel_msg_t *m, const void *data, size_t le
  * NULL with 0 when there is nothing to send or the window is full. */
 int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
                        uint8_t **body, size_t *len);
+/* channel_next_frame with the body built `headroom` bytes into *buf (their
+ * bytes unset), and `tailroom` bytes of room after it: a frame's header
+ * and MAC then go around it in place (cluster_send_frame_at), no copy of
+ * the body. *len is the body's length. */
+int channel_next_frame_at(channel_t *ch, int resend, size_t max_body, uint64_t now,
+                          size_t headroom, size_t tailroom, uint8_t **buf, size_t *len);
 /* The frame the last channel_next_frame built did not leave (the transport
  * refused it): its messages are unsent again, as before that call. Call it
  * right after, before anything else touches the channel. */

@@ -107,24 +107,13 @@ void cluster_oversize_out(herd_cluster_t *c, size_t body_len)
                      body_len, FRAME_DEFAULT_MAX_BODY, (unsigned long long)c->oversize_out);
 }
 
-int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
-                       uint8_t type, const uint8_t *body, size_t len)
+/* The header and MAC around `body` (len bytes) into out[frame_size(len)]
+ * (the body may sit in place at out + FRAME_HEADER_SIZE), and the frame to
+ * the transport. */
+static int send_encoded(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
+                        uint8_t type, const uint8_t *body, size_t len, uint8_t *out)
 {
     herd_node_t *n = c->node;
-    size_t need = frame_size(len);
-    if (len > FRAME_DEFAULT_MAX_BODY)
-        return cluster_oversize_out(c, len), HERD_ETOOBIG;
-    if (cluster_blocked_out(c, address, to)) {
-        c->blocked_out++; /* lost on the way, as across a partition */
-        return 0;
-    }
-    if (need > c->frame_cap) {
-        uint8_t *buf = realloc(c->frame_buf, need);
-        if (buf == NULL)
-            return HERD_ENOMEM;
-        c->frame_buf = buf;
-        c->frame_cap = need;
-    }
     frame_header_t h = {.type = type,
                         .sender = n->id,
                         .sender_inc = n->incarnation,
@@ -132,10 +121,55 @@ int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint
                         .receiver_inc = to_inc,
                         .hlc = herd_node_hlc_now(n),
                         .seq = ++c->seq};
-    int rc = frame_encode(&c->key, &h, body, len, c->frame_buf, c->frame_cap);
+    int rc = frame_encode(&c->key, &h, body, len, out, frame_size(len));
     if (rc == 0)
-        rc = c->transport.ops->send(c->transport.impl, address, c->frame_buf, need);
+        rc = c->transport.ops->send(c->transport.impl, address, out, frame_size(len));
     return rc;
+}
+
+/* Whether a frame of body `len` to `to` goes out at all: too big (counted,
+ * HERD_ETOOBIG into *rc), or lost on a blocked way (counted, 0). */
+static int send_refused(herd_cluster_t *c, const char *address, uint64_t to, size_t len,
+                        int *rc)
+{
+    *rc = 0;
+    if (len > FRAME_DEFAULT_MAX_BODY) {
+        cluster_oversize_out(c, len);
+        *rc = HERD_ETOOBIG;
+        return 1;
+    }
+    if (cluster_blocked_out(c, address, to)) {
+        c->blocked_out++; /* lost on the way, as across a partition */
+        return 1;
+    }
+    return 0;
+}
+
+int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
+                       uint8_t type, const uint8_t *body, size_t len)
+{
+    size_t need = frame_size(len);
+    int rc;
+    if (send_refused(c, address, to, len, &rc))
+        return rc;
+    if (need > c->frame_cap) {
+        uint8_t *buf = realloc(c->frame_buf, need);
+        if (buf == NULL)
+            return HERD_ENOMEM;
+        c->frame_buf = buf;
+        c->frame_cap = need;
+    }
+    return send_encoded(c, address, to, to_inc, type, body, len, c->frame_buf);
+}
+
+int cluster_send_frame_at(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
+                          uint8_t type, uint8_t *frame, size_t body_len)
+{
+    int rc;
+    if (send_refused(c, address, to, body_len, &rc))
+        return rc;
+    return send_encoded(c, address, to, to_inc, type, frame + FRAME_HEADER_SIZE, body_len,
+                        frame);
 }
 
 /* ---- membership effects ---------------------------------------------------- */
@@ -295,6 +329,21 @@ int herd_cluster_poll(herd_node_t *n)
         cluster_check_links(c, herd_node_now(n));
     if (herd_node_now(n) - c->last_tick >= c->tick_ms && !c->left)
         cluster_tick(c);
+    remote_flush(c, herd_node_now(n));
+    return 0;
+}
+
+int herd_cluster_flush(herd_node_t *n)
+{
+    herd_cluster_t *c = n->cluster;
+    if (c == NULL)
+        return HERD_ENOENT;
+    /* in the middle of long work the loop's time is the turn's start: what
+     * leaves now is stamped now, or its stream's resend would come due as
+     * soon as the work ends (and a peer busy with its own burst had no
+     * chance to acknowledge it) */
+    if (n->clock.now_ms == NULL)
+        uv_update_time(n->loop);
     remote_flush(c, herd_node_now(n));
     return 0;
 }

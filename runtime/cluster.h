@@ -93,6 +93,11 @@ typedef struct herd_cluster {
  * incarnation, 0 when unknown). Errors: HERD_ETOOBIG, HERD_EFULL, HERD_ENOMEM. */
 int cluster_send_frame(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
                        uint8_t type, const uint8_t *body, size_t len);
+/* cluster_send_frame of a body that sits FRAME_HEADER_SIZE bytes into
+ * frame[], with FRAME_MAC_SIZE bytes of room after it: the header and MAC
+ * are written around it in place (channel_next_frame_at). */
+int cluster_send_frame_at(herd_cluster_t *c, const char *address, uint64_t to, uint64_t to_inc,
+                          uint8_t type, uint8_t *frame, size_t body_len);
 /* A frame, or a message in one, is refused for reason `why`: count it (for
  * `ringctl stats`) and log what `fmt` says, at most once a second per
  * reason (herd_log_limited). Every bad-input log of the receive path goes

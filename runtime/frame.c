@@ -202,8 +202,9 @@ int frame_encode(const frame_key_t *key, const frame_header_t *h, const void *bo
     int rc = frame_crypto_init();
     if (rc != 0)
         return rc;
-    /* memmove: the caller may have built the body in place at out + 64. */
-    if (len > 0)
+    /* memmove: the caller may have built the body in place at out + 64
+     * (then there is nothing to move) */
+    if (len > 0 && (const uint8_t *)body != out + FRAME_HEADER_SIZE)
         memmove(out + FRAME_HEADER_SIZE, body, len);
     frame_put_header(out, h, (uint32_t)len);
     frame_mac(key, out, FRAME_HEADER_SIZE + len, out + FRAME_HEADER_SIZE + len);

@@ -187,6 +187,7 @@ static int remote_queue(herd_node_t *n, herd_pid_t to, const remote_msg_t *m)
         return rc;
     wire_writer_t w;
     wire_writer_init(&w);
+    wire_writer_reserve(&w, REMOTE_OVERHEAD + m->len);
     remote_encode(&w, m);
     rc = w.err ? w.err : remote_enqueue(n->cluster, p, w.buf, w.len);
     wire_writer_fini(&w);
@@ -228,14 +229,15 @@ static int remote_send_frames(herd_cluster_t *c, cluster_peer_t *p, int resend, 
     if (x == NULL || x->incarnation != p->ch.peer_inc)
         return 1;
     for (int i = 0; i < REMOTE_FLUSH_FRAMES; i++) {
-        uint8_t *body;
+        uint8_t *frame; /* the body built in place: header and MAC go around it */
         size_t len;
-        if (channel_next_frame(&p->ch, resend && i == 0, FRAME_DEFAULT_MAX_BODY, now, &body,
-                               &len) ||
-            body == NULL)
+        if (channel_next_frame_at(&p->ch, resend && i == 0, FRAME_DEFAULT_MAX_BODY, now,
+                                  FRAME_HEADER_SIZE, FRAME_MAC_SIZE, &frame, &len) ||
+            frame == NULL)
             break;
-        int rc = cluster_send_frame(c, x->address, x->id, x->incarnation, FRAME_MSG, body, len);
-        free(body);
+        int rc = cluster_send_frame_at(c, x->address, x->id, x->incarnation, FRAME_MSG, frame,
+                                       len);
+        free(frame);
         if (rc == HERD_EFULL || rc == HERD_ENOMEM) {
             channel_unsend(&p->ch);
             refused = 1;

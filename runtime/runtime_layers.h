@@ -187,4 +187,10 @@ uint32_t herd_cluster_forget_ms(herd_node_t *node);
  * queued. Harmless under the real clock. */
 int herd_cluster_poll(herd_node_t *node);
 
+/* Send what the streams hold now, as the loop's turn would before it waits:
+ * for a layer that queued a large message in the middle of long work (the
+ * registry's piece of a burst of registrations), so that it leaves while
+ * the work goes on. HERD_ENOENT when the node is in no cluster. */
+int herd_cluster_flush(herd_node_t *node);
+
 #endif

@@ -75,6 +75,23 @@ static int wire_reserve(wire_writer_t *w, size_t n)
     return 0;
 }
 
+void wire_writer_reserve(wire_writer_t *w, size_t n)
+{
+    if (w->err != 0 || n <= w->cap - w->len)
+        return;
+    if (n > SIZE_MAX / 2 - w->len) {
+        w->err = HERD_ENOMEM;
+        return;
+    }
+    uint8_t *buf = realloc(w->buf, w->len + n);
+    if (buf == NULL) {
+        w->err = HERD_ENOMEM;
+        return;
+    }
+    w->buf = buf;
+    w->cap = w->len + n;
+}
+
 /* Little-endian, whatever the host's order. */
 static void wire_put_le(wire_writer_t *w, uint64_t v, size_t n)
 {

@@ -32,6 +32,10 @@ void wire_writer_fini(wire_writer_t *w);
  * free) when the writer had an error or, for an empty writer, malloc failed:
  * NULL always means an error. */
 uint8_t *wire_writer_take(wire_writer_t *w, size_t *len);
+/* Room for n more bytes at once, exactly (a writer that knows what it will
+ * hold skips growing step by step, a copy each step); past it the writer
+ * grows as ever. An error (no memory) is the writer's, as for a put. */
+void wire_writer_reserve(wire_writer_t *w, size_t n);
 void wire_put_u8(wire_writer_t *w, uint8_t v);
 void wire_put_u16(wire_writer_t *w, uint16_t v);
 void wire_put_u32(wire_writer_t *w, uint32_t v);

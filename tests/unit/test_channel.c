@@ -519,6 +519,44 @@ static void test_channel_piggybacked_ack_frees_sender(void **state)
     channel_fini(&b);
 }
 
+/* channel_next_frame_at builds the very body channel_next_frame does, after
+ * `headroom` bytes and with `tailroom` bytes of room behind it (written
+ * over here: the sanitizer build catches a buffer too short), and moves the
+ * stream on alike. */
+static void test_channel_next_frame_at_room_around_body(void **state)
+{
+    (void)state;
+    channel_t a, b;
+    channel_init(&a, RTO, 0);
+    channel_init(&b, RTO, 0);
+    char big[5000];
+    memset(big, 'q', sizeof(big));
+    for (channel_t *ch = &a; ch; ch = ch == &a ? &b : NULL) {
+        queue_str(ch, "m1");
+        assert_int_equal(channel_queue(ch, big, sizeof(big)), 0);
+    }
+    size_t len_a, len_b;
+    uint8_t *plain = next_frame(&a, 0, 1 << 20, 10, &len_a);
+    uint8_t *framed = NULL;
+    assert_int_equal(channel_next_frame_at(&b, 0, 1 << 20, 10, 64, 16, &framed, &len_b), 0);
+    assert_non_null(framed);
+    assert_int_equal(len_b, len_a);
+    assert_memory_equal(framed + 64, plain, len_a);
+    memset(framed, 0xee, 64);               /* a header goes here */
+    memset(framed + 64 + len_b, 0xdd, 16); /* and a MAC here */
+    assert_int_equal(a.next_send, b.next_send);
+    assert_int_equal(a.inflight_bytes, b.inflight_bytes);
+    free(plain);
+    free(framed);
+    /* nothing left: NULL and 0, as channel_next_frame */
+    framed = (uint8_t *)"sentinel";
+    assert_int_equal(channel_next_frame_at(&b, 0, 1 << 20, 10, 64, 16, &framed, &len_b), 0);
+    assert_null(framed);
+    assert_int_equal(len_b, 0);
+    channel_fini(&a);
+    channel_fini(&b);
+}
+
 static void test_channel_resend_after_rto_go_back_n(void **state)
 {
     (void)state;
@@ -1293,6 +1331,7 @@ int main(void)
         cmocka_unit_test(test_channel_init_defaults),
         cmocka_unit_test(test_channel_frame_layout_and_ack),
         cmocka_unit_test(test_channel_piggybacked_ack_frees_sender),
+        cmocka_unit_test(test_channel_next_frame_at_room_around_body),
         cmocka_unit_test(test_channel_resend_after_rto_go_back_n),
         cmocka_unit_test(test_channel_duplicates_counted_not_delivered),
         cmocka_unit_test(test_channel_reordered_frames_held_then_delivered),

@@ -125,6 +125,61 @@ static void test_wire_writer_grows(void **state)
     free(buf);
 }
 
+/* wire_writer_reserve makes exactly the room asked for, at once; what is
+ * put within it stays in that buffer, and past it the writer grows as ever. */
+static void test_wire_writer_reserve_exact_then_grows(void **state)
+{
+    (void)state;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, 7);
+    wire_writer_reserve(&w, 1000);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(w.cap, 1 + 1000);
+    uint8_t *room = w.buf;
+    for (uint32_t i = 0; i < 250; i++)
+        wire_put_u32(&w, i);
+    assert_ptr_equal(w.buf, room); /* no growing within the room */
+    assert_int_equal(w.len, 1001);
+    wire_writer_reserve(&w, 0); /* nothing asked: nothing changes */
+    assert_int_equal(w.cap, 1001);
+    wire_put_u64(&w, 0x0102030405060708ull); /* past it: grown */
+    assert_int_equal(w.err, 0);
+    assert_true(w.cap >= 1009);
+    size_t len;
+    uint8_t *buf = take_ok(&w, &len);
+    assert_int_equal(len, 1009);
+    wire_reader_t r;
+    wire_reader_init(&r, buf, len);
+    assert_int_equal(wire_get_u8(&r), 7);
+    for (uint32_t i = 0; i < 250; i++)
+        assert_int_equal(wire_get_u32(&r), i);
+    assert_int_equal(wire_get_u64(&r), 0x0102030405060708ull);
+    assert_int_equal(wire_reader_done(&r), 0);
+    free(buf);
+}
+
+/* A reservation no memory can hold is the writer's error (sticky), and one
+ * after an error changes nothing. */
+static void test_wire_writer_reserve_too_big_enomem(void **state)
+{
+    (void)state;
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_u8(&w, 1);
+    wire_writer_reserve(&w, SIZE_MAX);
+    assert_int_equal(w.err, HERD_ENOMEM);
+    assert_int_equal(w.len, 1);
+    wire_put_u8(&w, 2);
+    assert_int_equal(w.len, 1); /* the first error stays */
+    size_t cap = w.cap;
+    wire_writer_reserve(&w, 10);
+    assert_int_equal(w.cap, cap);
+    size_t len = 99;
+    assert_null(wire_writer_take(&w, &len));
+    assert_int_equal(len, 0);
+}
+
 static void test_wire_writer_str_255_ok_256_erange(void **state)
 {
     (void)state;
@@ -477,6 +532,8 @@ int main(void)
         cmocka_unit_test(test_wire_round_trip_every_type),
         cmocka_unit_test(test_wire_little_endian_layout),
         cmocka_unit_test(test_wire_writer_grows),
+        cmocka_unit_test(test_wire_writer_reserve_exact_then_grows),
+        cmocka_unit_test(test_wire_writer_reserve_too_big_enomem),
         cmocka_unit_test(test_wire_writer_str_255_ok_256_erange),
         cmocka_unit_test(test_wire_writer_errors_sticky),
         cmocka_unit_test(test_wire_writer_null_is_einval),

@@ -62,6 +62,11 @@ typedef struct node_proc {
     int want_members;
     int targeted; /* a target was set: done_at is kept */
     double done_at, registered_at;
+    /* --verbose: the run's timeline on this node (monotonic s) */
+    double register_cmd_at, first_in_at, held_at;
+    uint64_t turns; /* loop turns from the register command until done */
+    double cpu_at_register; /* the process's CPU time (s) at the register command */
+    struct { double at, cpu; uint64_t entries, deltas_in, deltas_out; } turn_log[64];
     stall_probe_t probe;
     int probing;
     uint64_t bytes0;
@@ -72,6 +77,14 @@ typedef struct node_proc {
     uv_check_t check;
     char who[48];
 } node_proc_t;
+
+/* The process's CPU time, user and system, in seconds. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 #define proc_reply(p, ...) procs_reply(&(p)->serve, __VA_ARGS__)
 
@@ -97,6 +110,10 @@ static void proc_start(node_proc_t *p, const char *seed)
 
 static void proc_register(node_proc_t *p)
 {
+    p->register_cmd_at = now_s();
+    p->cpu_at_register = cpu_s();
+    p->first_in_at = p->held_at = 0;
+    p->turns = 0;
     for (size_t i = 0; i < p->share; i++) {
         int rc = herd_register(p->node, p->names.at[i], p->pids[i], NULL);
         if (rc != 0) die("herd_register", rc);
@@ -166,17 +183,78 @@ static int all_found(node_proc_t *p)
     return 1;
 }
 
+/* --verbose: when this node's registering ended, the first names of
+ * another node came, it held every entry and every whereis succeeded
+ * (ms after its register command), with the registry's traffic. */
+static void print_timeline(node_proc_t *p)
+{
+    herd_registry_stats_t st;
+    if (herd_registry_stats(p->node, &st) != 0)
+        return;
+    /* messages the streams sent again (no ack within their rto) and took
+     * twice: the cost of a peer too busy to acknowledge */
+    unsigned long long resent = 0, duplicates = 0;
+    herd_member_info_t m[NODES + 2];
+    int count = herd_cluster_members(p->node, m, NODES + 2);
+    for (int i = 0; i < count && i < NODES + 2; i++) {
+        herd_stream_stats_t ss;
+        if (herd_cluster_stream_stats(p->node, herd_node_id_of(m[i].name), &ss) == 0)
+            resent += ss.resent, duplicates += ss.duplicates;
+    }
+    double t0 = p->register_cmd_at;
+    fprintf(stderr,
+            "    node %d: registered +%.1f ms, first in +%.1f, held all +%.1f, "
+            "found all +%.1f (the pass took %.1f ms), cpu %.1f ms; deltas in %llu out %llu, "
+            "bytes in %llu out %llu, loop turns %llu, lookup misses %llu, "
+            "stream messages resent %llu duplicates %llu\n",
+            p->index, (p->registered_at - t0) * 1e3, (p->first_in_at - t0) * 1e3,
+            (p->held_at - t0) * 1e3, (p->done_at - t0) * 1e3, (now_s() - p->done_at) * 1e3,
+            (cpu_s() - p->cpu_at_register) * 1e3,
+            (unsigned long long)st.deltas_in, (unsigned long long)st.deltas_out,
+            (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+            (unsigned long long)p->turns, (unsigned long long)p->lookup_misses, resent,
+            duplicates);
+    for (uint64_t i = 0; i < p->turns && i < 64; i++)
+        fprintf(stderr, "      node %d turn %llu: +%.1f ms cpu %.1f entries %llu deltas in %llu out %llu\n",
+                p->index, (unsigned long long)i, (p->turn_log[i].at - t0) * 1e3,
+                (p->turn_log[i].cpu - p->cpu_at_register) * 1e3,
+                (unsigned long long)p->turn_log[i].entries,
+                (unsigned long long)p->turn_log[i].deltas_in,
+                (unsigned long long)p->turn_log[i].deltas_out);
+}
+
 /* After every turn of the loop: done yet? The time kept is the one the
  * node held every name (the pass of lookups only confirms it: nothing
  * changes during it). */
 static void proc_on_check(uv_check_t *h)
 {
     node_proc_t *p = h->data;
-    if (p->node && p->targeted && p->done_at == 0 &&
-        entries_of(p->node) == p->want_entries && all_up(p->node, p->want_members)) {
+    if (p->node == NULL || !p->targeted || p->done_at != 0)
+        return;
+    uint64_t held = entries_of(p->node);
+    if (p->register_cmd_at > 0) {
+        if (verbose && p->turns < 64) {
+            herd_registry_stats_t st;
+            herd_registry_stats(p->node, &st);
+            p->turn_log[p->turns].at = now_s();
+            p->turn_log[p->turns].cpu = cpu_s();
+            p->turn_log[p->turns].entries = held;
+            p->turn_log[p->turns].deltas_in = st.deltas_in;
+            p->turn_log[p->turns].deltas_out = st.deltas_out;
+        }
+        p->turns++;
+        if (p->first_in_at == 0 && held > p->share)
+            p->first_in_at = now_s();
+    }
+    if (held == p->want_entries && all_up(p->node, p->want_members)) {
         double t = now_s();
-        if (!p->lookups || all_found(p))
+        if (p->held_at == 0)
+            p->held_at = t;
+        if (!p->lookups || all_found(p)) {
             p->done_at = t;
+            if (verbose && p->register_cmd_at > 0)
+                print_timeline(p);
+        }
     }
 }
 
@@ -292,6 +370,8 @@ static void converge_procs_run(size_t per_node, double *register_s, double *conv
     double t0 = now_s();
     for (int k = 0; k < NODES; k++)
         procs_send(c[k], "register");
+    if (verbose)
+        fprintf(stderr, "  run: the register commands went at %.6f (monotonic s)\n", t0);
     double registered = 0;
     for (int k = 0; k < NODES; k++) {
         expect_ok(c[k]);

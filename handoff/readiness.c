@@ -583,13 +583,10 @@ void readiness_tick(dsup_t *d, uint64_t now)
     views_t vs;
     if (views_take(d, &vs) != 0)
         return;
-    int was_ready = d->self_ready;
-    if (!was_ready)
+    if (!d->self_ready)
         self_check(d, &vs, now);
     announce(d, &vs);
     free(vs.v);
-    if (!was_ready && d->self_ready)
-        herd_cluster_flush(d->node); /* ahead of the full pass that follows */
     if (d->target_waiting && waited_change(d, now)) {
         d->target_waiting = 0; /* the full pass offers (or takes the fallback) */
         d->full_due = 1;

@@ -299,15 +299,6 @@ int herd_cluster_poll(herd_node_t *n)
     return 0;
 }
 
-int herd_cluster_flush(herd_node_t *n)
-{
-    herd_cluster_t *c = n->cluster;
-    if (c == NULL)
-        return HERD_ENOENT;
-    remote_flush(c, herd_node_now(n));
-    return 0;
-}
-
 /* Once per loop iteration, before it waits: the messages queued meanwhile
  * leave in as few frames as possible. */
 static void cluster_on_flush(uv_prepare_t *h)

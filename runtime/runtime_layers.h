@@ -187,9 +187,4 @@ uint32_t herd_cluster_forget_ms(herd_node_t *node);
  * queued. Harmless under the real clock. */
 int herd_cluster_poll(herd_node_t *node);
 
-/* Send what the streams to other members hold now, rather than when the
- * loop next turns: for a layer about to hold the loop (a long pass) whose
- * messages should not wait for it. HERD_ENOENT when in no cluster. */
-int herd_cluster_flush(herd_node_t *node);
-
 #endif

@@ -1317,33 +1317,6 @@ static void test_remote_altered_app_body_refused(void **state)
     ts_node_free(b);
 }
 
-/* herd_cluster_flush sends a message queued on a stream at once, without
- * the loop turning; in no cluster it says so. */
-static void test_remote_flush_sends_at_once(void **state)
-{
-    (void)state;
-    herd_node_t *b = plain_node("b", 0);
-    ts_fake_tr_t t;
-    ts_fake_cluster(b, &t, SECRET);
-    ts_fake_join(&t, "x", 7, 1);
-    uint64_t x = herd_node_id_of("x");
-    ts_fake_forget_sent(&t);
-    size_t before = t.sent;
-    assert_int_equal(herd_cluster_send_app(b, x, 5, "hi", 2), 0);
-    assert_int_equal(t.sent, before); /* queued: it leaves when the loop turns */
-    assert_int_equal(herd_cluster_flush(b), 0);
-    size_t count;
-    const ts_fake_sent_t *f = ts_fake_sent_to(&t, FRAME_MSG, x, &count);
-    assert_non_null(f);
-    assert_int_equal(count, 1);
-    assert_int_equal(herd_cluster_flush(b), 0); /* nothing more to send */
-    assert_int_equal(t.sent, before + 1);
-    ts_node_free(b);
-    herd_node_t *alone = ts_node("alone", NULL, 1);
-    assert_int_equal(herd_cluster_flush(alone), HERD_ENOENT);
-    ts_node_free(alone);
-}
-
 /* ---- tests: batches and the transport pushing back ------------------------------- */
 
 /* A cast's message in a channel batch: remote.c's layout (PROTOCOL.md, MSG). */
@@ -1588,7 +1561,6 @@ int main(void)
         T(test_remote_altered_app_body_refused),
         T(test_remote_corrupted_batch_refused_whole),
         T(test_remote_refused_frames_wait_then_go_whole),
-        T(test_remote_flush_sends_at_once),
         T(test_remote_burst_over_one_flush_goes_whole),
         T(test_remote_stream_cut_by_dead_member_verdicts),
     };

@@ -132,6 +132,9 @@ typedef struct peer_ready {
     size_t synced_n;
     int target;          /* its announcement covers this node's members (or fell_back) */
     int fell_back;       /* made a target by target_grace_ms */
+    /* a move to it waited for its readiness: the tick reconciles once it
+     * takes children or its fallback is due (readiness_tick) */
+    int waited;
     /* this node's announcement (dsup_t.announce_gen) sent to that start */
     uint64_t told_gen, told_inc;
     /* herd_registry_pulls_from when it last came up here (from suspect
@@ -175,7 +178,7 @@ typedef struct dsup {
     uint64_t first_peer_at; /* node clock: when another member was first up here */
     int self_ready; /* the join grace is over (readiness.c) */
     int grace_pending; /* starts were held back by the join grace */
-    int target_waiting; /* a move waited for a member's readiness */
+    int target_waiting; /* a move waited for a member's readiness (peer_ready_t.waited) */
     ready_member_t *announced; /* the synced set last announced, owned */
     size_t announced_n;
     int announced_ready; /* and whether it said ready */

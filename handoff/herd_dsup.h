@@ -319,6 +319,10 @@ typedef struct herd_handoff_stats {
      * ready (0: not yet, or by the fallback) */
     uint64_t ready_out, ready_in, ready_unknown, ready_duplicate;
     uint64_t target_fallbacks, join_fallbacks, ready_ms;
+    /* full reconcile passes (over every spec and child): after a member
+     * change, a member newly taking children, room for more moves, and
+     * every reconcile_ms */
+    uint64_t full_passes;
 } herd_handoff_stats_t;
 int herd_handoff_stats(herd_node_t *node, herd_handoff_stats_t *out);
 /* The upper bound of duration bucket `i` in ms (1, 2, 5, 10, 25, 50, 100,

@@ -380,7 +380,8 @@ int readiness_target(dsup_t *d, const char *target, uint64_t now)
     if (p == NULL || peer_takes(d, id, p))
         return 1;
     if (now - p->since < d->cfg.target_grace_ms) {
-        d->target_waiting = 1; /* the tick reconciles when its fallback is due */
+        p->waited = 1; /* the tick reconciles when it takes or its fallback is due */
+        d->target_waiting = 1;
         return 0;
     }
     p->target = p->fell_back = 1;
@@ -552,6 +553,29 @@ static void self_check(dsup_t *d, const views_t *vs, uint64_t now)
     }
 }
 
+/* Whether a member that moves waited for now takes children, or its
+ * fallback is due: then every waiting mark is cleared, and the full pass
+ * that follows marks again the members it still waits for. Only those
+ * members count: one that took children all along changes nothing, and
+ * counting it would run a full pass at every tick while another member
+ * syncs (a pass over every child, the loop held meanwhile). */
+static int waited_change(dsup_t *d, uint64_t now)
+{
+    int change = 0;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; !change && (s = u64map_next(&d->peers, &cursor)) != NULL;) {
+        const peer_ready_t *p = s->value;
+        change = p->waited &&
+                 (peer_takes(d, s->key, p) || now - p->since >= d->cfg.target_grace_ms);
+    }
+    if (!change)
+        return 0;
+    cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->peers, &cursor)) != NULL;)
+        ((peer_ready_t *)s->value)->waited = 0;
+    return 1;
+}
+
 void readiness_tick(dsup_t *d, uint64_t now)
 {
     if (herd_cluster_ring(d->node) == NULL)
@@ -563,16 +587,9 @@ void readiness_tick(dsup_t *d, uint64_t now)
         self_check(d, &vs, now);
     announce(d, &vs);
     free(vs.v);
-    if (!d->target_waiting)
-        return;
-    size_t cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&d->peers, &cursor)) != NULL;) {
-        const peer_ready_t *p = s->value;
-        if (peer_takes(d, s->key, p) || now - p->since >= d->cfg.target_grace_ms) {
-            d->target_waiting = 0; /* the full pass offers (or takes the fallback) */
-            d->full_due = 1;
-            break;
-        }
+    if (d->target_waiting && waited_change(d, now)) {
+        d->target_waiting = 0; /* the full pass offers (or takes the fallback) */
+        d->full_due = 1;
     }
 }
 

@@ -290,6 +290,7 @@ void reconcile_full(dsup_t *d)
     run_plan(d, &in);
     input_free(&in);
     d->last_reconcile = herd_node_now(d->node);
+    d->stats.full_passes++;
 }
 
 void reconcile_dirty(dsup_t *d)

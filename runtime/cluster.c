@@ -836,6 +836,10 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->seeds_silent = c->seeds_silent;
     out->multicasts_out = c->multicasts_out;
     out->multicasts_in = c->multicasts_in;
+    mship_stats_t ms;
+    mship_stats(c->mship, &ms);
+    out->prompt_beats = ms.prompt_beats;
+    out->prompt_beats_deferred = ms.prompt_deferred;
     for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
         out->rejected[i] = c->rejected[i];
     return 0;

@@ -751,6 +751,10 @@ typedef struct herd_cluster_stats {
      * taken from them (a refused one is a `body` reject instead; each
      * target it misses on arrival is counted in msgs_dropped) */
     uint64_t multicasts_out, multicasts_in;
+    /* membership's prompt heartbeats (membership.h): sent at once to a name
+     * newly heard of in gossip, and deferred to the periodic heartbeat as
+     * over the bound of 16 per heartbeat period */
+    uint64_t prompt_beats, prompt_beats_deferred;
 } herd_cluster_stats_t;
 int herd_cluster_stats(herd_node_t *node, herd_cluster_stats_t *out);
 

@@ -228,28 +228,67 @@ static void candidate_drop(mship_t *m, const char *name)
     }
 }
 
-static void candidate_note(mship_t *m, const char *name, const char *address,
-                           uint64_t incarnation, uint64_t now)
+/* Note a name heard of in gossip: the candidate, if it is news (a name
+ * not noted yet, or a newer start of one), else NULL. */
+static const mship_candidate_t *candidate_note(mship_t *m, const char *name,
+                                               const char *address, uint64_t incarnation,
+                                               uint64_t now)
 {
     for (size_t i = 0; i < m->candidate_count; i++) {
         mship_candidate_t *c = &m->candidates[i];
         if (strcmp(c->name, name) == 0) {
-            if (incarnation > c->incarnation) {
+            int newer = incarnation > c->incarnation;
+            if (newer) {
                 c->incarnation = incarnation;
                 strcpy(c->address, address);
             }
             if (incarnation >= c->incarnation)
                 c->since = now; /* still heard of: kept while members mention it */
-            return;
+            return newer ? c : NULL;
         }
     }
     if (m->candidate_count == MSHIP_MAX_CANDIDATES)
-        return;
+        return NULL;
     mship_candidate_t *c = &m->candidates[m->candidate_count++];
     strcpy(c->name, name);
     strcpy(c->address, address);
     c->incarnation = incarnation;
     c->since = now;
+    return c;
+}
+
+/* ---- prompt heartbeats -------------------------------------------------------- */
+
+/* Whether a prompt heartbeat may go out now: fewer than MSHIP_PROMPT_MAX
+ * went out in the current window of heartbeat_ms. */
+static int prompt_may_send(mship_t *m, uint64_t now)
+{
+    if (now - m->prompt_window >= m->cfg.heartbeat_ms) {
+        m->prompt_window = now;
+        m->prompt_in_window = 0;
+    }
+    return m->prompt_in_window < MSHIP_PROMPT_MAX;
+}
+
+/* A name newly heard of in gossip (alive there) is sent a heartbeat at once
+ * rather than at the next periodic one: its answer admits it both ways.
+ * Past the bound (or out of memory) the periodic heartbeat reaches it. */
+static void prompt_candidate(mship_t *m, uint64_t now, const mship_candidate_t *c,
+                             mship_effects_t *out)
+{
+    if (prompt_may_send(m, now) &&
+        mship__send(m, out, c->address, herd_node_id_of(c->name), c->incarnation,
+                    FRAME_HEARTBEAT) == 0) {
+        m->prompt_in_window++;
+        m->stats.prompt_beats++;
+        return;
+    }
+    m->stats.prompt_deferred++;
+}
+
+void mship_stats(const mship_t *m, mship_stats_t *out)
+{
+    *out = m->stats;
 }
 
 /* ---- bodies ------------------------------------------------------------------ */
@@ -627,8 +666,11 @@ static void mship_gossip_entry(mship_t *m, uint64_t now, const char *name, const
             member_set_state(x, MEMBER_LEFT, now, out);
         return;
     }
-    if (x == NULL)
-        candidate_note(m, name, address, incarnation, now);
+    if (x != NULL)
+        return;
+    const mship_candidate_t *c = candidate_note(m, name, address, incarnation, now);
+    if (c && status == GOSSIP_ALIVE)
+        prompt_candidate(m, now, c, out);
 }
 
 /* The next gossip entry into *g: 0, or HERD_EBADFRAME when it does not

@@ -27,6 +27,19 @@
  * (the seed admits the node), and the names in the seed's gossip become
  * candidates that the node heartbeats until each answers directly.
  *
+ * Gossip makes news travel faster than the heartbeat period: a name that
+ * first appears in a heartbeat's gossip (alive there) is sent a heartbeat
+ * of this node's at once, a prompt heartbeat, rather than at the next
+ * periodic one, and its answer admits it both ways. So a joiner that the
+ * seed admits reaches every member the seed lists within a round trip, and
+ * a member that hears of the joiner first does the same. Prompt heartbeats
+ * are bounded: once per name newly heard of, and at most MSHIP_PROMPT_MAX
+ * per heartbeat_ms in all, so many nodes joining at once cost each
+ * node at most that many frames a period beyond its periodic ones; a
+ * candidate past the bound waits for the periodic heartbeat (both counted,
+ * mship_stats). They change no verdict: only silence and a node's own
+ * links do.
+ *
  * Before a node admits anybody it checks its own name (mship_join.c): when
  * the gossip it is about to take says another start of its name is alive at
  * another address, it asks that start (a HELLO addressed to its
@@ -61,6 +74,7 @@
 #define MSHIP_ADDR_MAX 255u
 #define MSHIP_CLUSTER_MAX 64u
 #define MSHIP_MAX_MEMBERS HERD_RING_MAX_MEMBERS
+#define MSHIP_PROMPT_MAX 16u /* prompt heartbeats per heartbeat_ms, at most */
 
 typedef enum mship_state {
     MEMBER_UP,
@@ -147,6 +161,12 @@ void mship_effects_clear(mship_effects_t *e);
 void mship_effects_fini(mship_effects_t *e);
 
 typedef struct mship mship_t;
+
+/* What membership sent beyond its periodic heartbeats. */
+typedef struct mship_stats {
+    uint64_t prompt_beats;    /* heartbeats sent at once to a newly heard-of name */
+    uint64_t prompt_deferred; /* ones past the bound: left to the periodic heartbeat */
+} mship_stats_t;
 
 /* Whether this node may use its name in the cluster. */
 typedef enum mship_identity {
@@ -235,6 +255,9 @@ const mship_member_t *mship_member_at(const mship_t *m, size_t i);
 const mship_member_t *mship_find(const mship_t *m, const char *name);
 const mship_member_t *mship_find_id(const mship_t *m, uint64_t id);
 const mship_member_t *mship_self(const mship_t *m);
+
+/* The counts since mship_new. */
+void mship_stats(const mship_t *m, mship_stats_t *out);
 
 /* Where this node stands with its name; *holder_inc and holder_address
  * (cap bytes; either may be NULL) get the other start's incarnation and

@@ -66,6 +66,11 @@ struct mship {
     mship_candidate_t candidates[MSHIP_MAX_CANDIDATES];
     size_t candidate_count;
     uint64_t next_heartbeat, next_hello;
+    /* prompt heartbeats (membership.c): the current window of heartbeat_ms,
+     * how many went out in it, and the counts since the start */
+    uint64_t prompt_window;
+    uint32_t prompt_in_window;
+    mship_stats_t stats;
     /* the name check and HELLO answers (mship_join.c) */
     mship_identity_t identity;
     mship_probe_t probe;

@@ -60,7 +60,8 @@
  *   announcements (from no member, from an earlier start, malformed, a
  *   repeat) dropped and counted; an announcement that never comes (frames
  *   dropped): the target_grace_ms and join_grace_ms fallbacks, then the
- *   move commits with its state;
+ *   move commits with its state; a member waiting for a joiner's readiness
+ *   runs no full pass meanwhile (full_passes);
  * - the documented limits that do not hold (kept failing, see the report):
  *   herd_service_register before herd_dsup_start, and a node in no cluster
  *   restarting a crashed child while herd_node_run_for drives its loop.
@@ -2674,6 +2675,56 @@ static int took_ready(dsup_t *d, uint64_t id)
     return p && p->ready;
 }
 
+/* c joins a and b but hears nothing of b (blocked both ways): its
+ * announcements name a alone and never ready (a's names b, unknown to c),
+ * so a's moves to c wait. a waits quietly: no full pass in 500 ms (before, b, a
+ * member taking children all along, made every tick a full pass over every
+ * child). Once c hears b, its announcement covers a's members and the
+ * moves go, no fallback taken. */
+static void test_dsup_waiting_for_readiness_is_quiet(void **state)
+{
+    (void)state;
+    herd_dsup_config_t cfg = DCFG;
+    cfg.join_grace_ms = 60000;
+    cfg.target_grace_ms = 60000;
+    cfg.reconcile_ms = 60000; /* no periodic pass in the window counted */
+    herd_node_t *ns[3] = {NULL, NULL, NULL};
+    form(ns, 2, &CALM, &cfg);
+    herd_node_t *a = ns[0], *b = ns[1];
+    start_counters(ns, 2, "quiet-", 24);
+    WAIT(settled(ns, 2, 2, 1));
+    herd_node_config_t nc = {.name = "c", .loop = &ts_loop};
+    herd_node_t *c = ts_cluster_add(&nc);
+    ts_cluster_join(c, &CALM, &a, 1);
+    assert_int_equal(herd_cluster_block(c, nid(b), 1), 0);
+    assert_int_equal(herd_registry_start(c), 0);
+    assert_int_equal(herd_dsup_start(c, &cfg), 0);
+    assert_int_equal(herd_service_register(c, "counter", &counter_behaviour), 0);
+    live_add(c);
+    ns[2] = c;
+    dsup_t *da = dsup_of(a);
+    const peer_ready_t *pc;
+    WAIT((pc = u64map_get(&da->peers, nid(c))) != NULL && pc->synced_n == 1 &&
+         da->target_waiting);
+    assert_false(pc->target || pc->ready);
+    uint64_t passes = hstats(a).full_passes;
+    drive_ms(500);
+    assert_int_equal(hstats(a).full_passes, passes);
+    assert_int_equal(hstats(a).in_flight, 0);
+    assert_int_equal(hstats(c).received, 0);
+
+    assert_int_equal(herd_cluster_block(c, nid(b), 0), 0);
+    WAIT(ts_cluster_all_up(ns, 3) && settled(ns, 3, 3, 1));
+    herd_handoff_stats_t sa = hstats(a), sb = hstats(b), sc = hstats(c);
+    assert_true(sc.received > 0);
+    assert_int_equal(sc.received, sa.committed + sb.committed);
+    assert_int_equal(sa.target_fallbacks + sb.target_fallbacks + sc.target_fallbacks, 0);
+    assert_values(a);
+    node_free(c);
+    node_free(b);
+    node_free(a);
+}
+
 /* An announcement as the wire carries it (handoff.c's head comment). */
 static size_t ready_msg(uint8_t *buf, size_t cap, uint64_t id, const char *name, uint8_t flags,
                         uint32_t n, const ready_member_t *l, uint32_t pairs)
@@ -2873,6 +2924,7 @@ int main(void)
         T(test_dsup_ready_rules),
         T(test_dsup_join_moves_on_readiness),
         T(test_dsup_ready_bad_announcements),
+        T(test_dsup_waiting_for_readiness_is_quiet),
         T(test_dsup_ready_never_comes_fallback),
     };
 #undef T

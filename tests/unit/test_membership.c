@@ -25,6 +25,17 @@
  *   bring the recorded node up there (the bug of issue 12, item 4);
  * - a HELLO from another start of a node's own name is counted as "name".
  *
+ * And prompt heartbeats (membership.h):
+ * - a joiner that the seed admits sends a heartbeat at once to each member
+ *   the seed's answer names, and that member's answer admits it both ways:
+ *   three nodes see each other up without a single tick; the same name in
+ *   later gossip gets none, and a name heard of never becomes a member
+ *   until it answers itself;
+ * - they are bounded: 16 per heartbeat period however many names one frame
+ *   or many frames bring (the rest counted as deferred and reached by the
+ *   periodic heartbeat), none for a name gossiped down, 16 again in the
+ *   next period; the counts reach herd_cluster_stats.
+ *
  * And the verdicts of a node's own links (mship_link_report):
  * - a link that closed and whose reconnect was refused declares its member
  *   down at once, one verdict per closing of the link;
@@ -1133,6 +1144,241 @@ static void test_membership_own_name_counted_and_refusing(void **state)
     ts_node_free(n);
 }
 
+/* ---- prompt heartbeats ------------------------------------------------------------ */
+
+static mship_stats_t mstats(const mship_t *m)
+{
+    mship_stats_t st;
+    mship_stats(m, &st);
+    return st;
+}
+
+/* c joins b through seed a, b being a's member already: the answer a sends
+ * names b, and c heartbeats b at once; b's answer admits c at b and b at c.
+ * No tick runs between the frames: nobody waits for a heartbeat period. */
+static void test_membership_prompt_heartbeat_reaches_news(void **state)
+{
+    (void)state;
+    mship_t *a = mjoiner("a", "tcp://a:1", 5, NULL);
+    mship_t *b = mjoiner("b", "tcp://b:1", 6, "tcp://a:1");
+    mship_t *c = mjoiner("c", "tcp://c:1", 7, "tcp://a:1");
+    handshake(b, "b", 6, "tcp://b:1", a, "a", 5, "tcp://a:1", 0);
+    mship_effects_t fa, fb, fc;
+    mship_effects_init(&fa);
+    mship_effects_init(&fb);
+    mship_effects_init(&fc);
+    /* 50 ms later (the next periodic heartbeats are due at 200), c says HELLO */
+    assert_int_equal(mship_tick(a, 50, &fa), 0);
+    assert_int_equal(mship_tick(b, 50, &fb), 0);
+    mship_effects_clear(&fa);
+    mship_effects_clear(&fb);
+    assert_int_equal(mship_tick(c, 50, &fc), 0);
+    assert_int_equal(take(a, 51, sent(&fc, FRAME_HELLO, "tcp://a:1"), "c", 7, 1, &fa, NULL), 0);
+    mship_effects_clear(&fc);
+    /* a's answer admits a at c, and c heartbeats b at once */
+    assert_int_equal(take(c, 52, sent(&fa, FRAME_HEARTBEAT, "tcp://c:1"), "a", 5, 10, &fc,
+                          NULL),
+                     0);
+    assert_non_null(mship_find(c, "a"));
+    assert_null(mship_find(c, "b")); /* heard of, not from */
+    assert_int_equal(mship_candidate_count(c), 1);
+    const mship_effect_t *prompt = sent(&fc, FRAME_HEARTBEAT, "tcp://b:1");
+    assert_non_null(prompt);
+    assert_true(prompt->to == herd_node_id_of("b") && prompt->to_inc == 6);
+    assert_int_equal(mstats(c).prompt_beats, 1);
+    assert_int_equal(mstats(c).prompt_deferred, 0);
+    mship_effects_clear(&fa); /* c's heartbeat back admits c at a */
+    assert_int_equal(take(a, 52, sent(&fc, FRAME_HEARTBEAT, "tcp://a:1"), "c", 7, 2, &fa, NULL),
+                     0);
+    /* b takes it: c is up at b, and b's answer makes b up at c */
+    assert_int_equal(take(b, 53, prompt, "c", 7, 3, &fb, NULL), 0);
+    const mship_member_t *x = mship_find(b, "c");
+    assert_non_null(x);
+    assert_int_equal(x->state, MEMBER_UP);
+    mship_effects_clear(&fc);
+    assert_int_equal(take(c, 54, sent(&fb, FRAME_HEARTBEAT, "tcp://c:1"), "b", 6, 20, &fc,
+                          NULL),
+                     0);
+    x = mship_find(c, "b");
+    assert_non_null(x);
+    assert_int_equal(x->state, MEMBER_UP);
+    assert_int_equal(mship_candidate_count(c), 0);
+    /* all three know each other at 54 ms, before any periodic heartbeat */
+    mship_effects_clear(&fa);
+    mship_effects_clear(&fb);
+    assert_int_equal(mship_member_count(a), 3);
+    assert_int_equal(mship_member_count(b), 3);
+    assert_int_equal(mship_member_count(c), 3);
+    /* the same news again sends nothing more */
+    mship_t *d = mjoiner("d", "tcp://d:1", 8, "tcp://a:1");
+    assert_int_equal(mship_tick(d, 60, &fc), 0);
+    mship_effects_clear(&fa);
+    assert_int_equal(take(a, 61, sent(&fc, FRAME_HELLO, "tcp://a:1"), "d", 8, 3, &fa, NULL), 0);
+    const mship_effect_t *answer = sent(&fa, FRAME_HEARTBEAT, "tcp://d:1");
+    mship_effects_t fd;
+    mship_effects_init(&fd);
+    assert_int_equal(take(d, 62, answer, "a", 5, 11, &fd, NULL), 0);
+    assert_int_equal(mstats(d).prompt_beats, 2); /* b and c, a being the sender */
+    assert_non_null(sent(&fd, FRAME_HEARTBEAT, "tcp://b:1"));
+    assert_non_null(sent(&fd, FRAME_HEARTBEAT, "tcp://c:1"));
+    mship_effects_clear(&fd);
+    assert_int_equal(take(d, 63, answer, "a", 5, 12, &fd, NULL), 0); /* a repeat */
+    assert_int_equal(mstats(d).prompt_beats, 2);
+    assert_null(sent(&fd, FRAME_HEARTBEAT, "tcp://b:1"));
+    assert_null(sent(&fd, FRAME_HEARTBEAT, "tcp://c:1"));
+    assert_null(mship_find(d, "b")); /* gossip never admits */
+    assert_int_equal(mship_candidate_count(d), 2);
+    mship_effects_fini(&fa);
+    mship_effects_fini(&fb);
+    mship_effects_fini(&fc);
+    mship_effects_fini(&fd);
+    mship_free(a);
+    mship_free(b);
+    mship_free(c);
+    mship_free(d);
+}
+
+/* A heartbeat from `from` (address tcp://FROM:1) whose gossip lists `count`
+ * names prefix0.. (at tcp://NAME:1, start 3) with `status`, and `from`. */
+static uint8_t *beat_listing(const char *from, const char *prefix, unsigned first,
+                             unsigned count, uint8_t status, size_t *len)
+{
+    char name[32], address[64];
+    wire_writer_t w;
+    wire_writer_init(&w);
+    wire_put_str(&w, "herd");
+    wire_put_str(&w, from);
+    snprintf(address, sizeof(address), "tcp://%s:1", from);
+    wire_put_str(&w, address);
+    wire_put_u32(&w, HERD_RING_DEFAULT_WEIGHT);
+    wire_put_u8(&w, MEMBER_UP);
+    wire_put_u8(&w, 0);
+    wire_put_u16(&w, (uint16_t)count);
+    for (unsigned i = first; i < first + count; i++) {
+        snprintf(name, sizeof(name), "%s%u", prefix, i);
+        snprintf(address, sizeof(address), "tcp://%s:1", name);
+        wire_put_str(&w, name);
+        wire_put_str(&w, address);
+        wire_put_u64(&w, 3);
+        wire_put_u32(&w, HERD_RING_DEFAULT_WEIGHT);
+        wire_put_u8(&w, status);
+    }
+    uint8_t *body = wire_writer_take(&w, len);
+    assert_non_null(body);
+    return body;
+}
+
+/* Heartbeats to names in `fx` whose name starts with `prefix` (by address). */
+static size_t beats_to_prefix(const mship_effects_t *fx, const char *prefix)
+{
+    char want[64];
+    snprintf(want, sizeof(want), "tcp://%s", prefix);
+    size_t n = 0;
+    for (size_t i = 0; i < fx->count; i++) {
+        const mship_effect_t *e = &fx->items[i];
+        n += e->kind == MSHIP_SEND && e->type == FRAME_HEARTBEAT &&
+             strncmp(e->address, want, strlen(want)) == 0;
+    }
+    return n;
+}
+
+static void receive_beat(mship_t *m, uint64_t now, const char *from, uint64_t seq,
+                         const uint8_t *body, size_t len, mship_effects_t *fx)
+{
+    frame_header_t h = header_from(from, FRAME_HEARTBEAT, seq);
+    frame_reject_t why = FRAME_OK;
+    assert_int_equal(mship_receive(m, now, &h, body, len, fx, &why), 0);
+}
+
+/* However many names arrive at once, at most MSHIP_PROMPT_MAX prompt
+ * heartbeats go out per heartbeat period (200 ms); the rest are counted
+ * deferred and reached by the periodic heartbeat. */
+static void test_membership_prompt_heartbeats_bounded(void **state)
+{
+    (void)state;
+    mship_t *m = mnode("m", "tcp://m:1"); /* no seeds: admits at once */
+    mship_effects_t fx;
+    mship_effects_init(&fx);
+    assert_int_equal(mship_tick(m, 0, &fx), 0);
+    mship_effects_clear(&fx);
+    size_t len;
+    /* 40 names in one frame: 16 heartbeats at once, 24 deferred */
+    uint8_t *body = beat_listing("x", "n", 0, 40, 0, &len);
+    receive_beat(m, 10, "x", 1, body, len, &fx);
+    free(body);
+    assert_int_equal(mship_candidate_count(m), 40);
+    assert_int_equal(beats_to_prefix(&fx, "n"), MSHIP_PROMPT_MAX);
+    assert_int_equal(mstats(m).prompt_beats, MSHIP_PROMPT_MAX);
+    assert_int_equal(mstats(m).prompt_deferred, 40 - MSHIP_PROMPT_MAX);
+    mship_effects_clear(&fx);
+    /* more news from many senders in the same period: nothing more at once */
+    char from[16];
+    for (unsigned k = 0; k < 10; k++) {
+        snprintf(from, sizeof(from), "s%u", k);
+        body = beat_listing(from, "p", k * 5, 5, 0, &len);
+        receive_beat(m, 20 + k, from, 1, body, len, &fx);
+        free(body);
+    }
+    assert_int_equal(beats_to_prefix(&fx, "p"), 0);
+    assert_int_equal(beats_to_prefix(&fx, "n"), 0);
+    assert_int_equal(mstats(m).prompt_beats, MSHIP_PROMPT_MAX);
+    assert_int_equal(mstats(m).prompt_deferred, 40 - MSHIP_PROMPT_MAX + 50);
+    mship_effects_clear(&fx);
+    /* names gossiped down get none, and are not counted as deferred */
+    body = beat_listing("x", "q", 0, 3, 2, &len);
+    receive_beat(m, 30, "x", 2, body, len, &fx);
+    free(body);
+    assert_int_equal(beats_to_prefix(&fx, "q"), 0);
+    assert_int_equal(mstats(m).prompt_deferred, 40 - MSHIP_PROMPT_MAX + 50);
+    mship_effects_clear(&fx);
+    /* the periodic heartbeat reaches every candidate, deferred ones too */
+    assert_int_equal(mship_tick(m, 200, &fx), 0);
+    assert_int_equal(beats_to_prefix(&fx, "n"), 40);
+    assert_int_equal(beats_to_prefix(&fx, "p"), 50);
+    assert_int_equal(beats_to_prefix(&fx, "q"), 3);
+    mship_effects_clear(&fx);
+    /* the next period (from the first prompt, at 10 ms) has room again */
+    body = beat_listing("x", "r", 0, 20, 0, &len);
+    receive_beat(m, 210, "x", 3, body, len, &fx);
+    free(body);
+    assert_int_equal(beats_to_prefix(&fx, "r"), MSHIP_PROMPT_MAX);
+    assert_int_equal(mstats(m).prompt_beats, 2 * MSHIP_PROMPT_MAX);
+    /* a second of news at a steady stream: at most 16 per 200 ms */
+    mship_effects_clear(&fx);
+    uint64_t before = mstats(m).prompt_beats;
+    for (unsigned t = 0; t < 100; t++) {
+        body = beat_listing("x", "t", t * 2, 2, 0, &len);
+        receive_beat(m, 500 + t * 10, "x", 10 + t, body, len, &fx);
+        free(body);
+    }
+    assert_true(mstats(m).prompt_beats - before <= 5 * MSHIP_PROMPT_MAX + MSHIP_PROMPT_MAX);
+    assert_int_equal(beats_to_prefix(&fx, "t"), mstats(m).prompt_beats - before);
+    mship_effects_fini(&fx);
+    mship_free(m);
+}
+
+/* Through a whole node, the counts reach herd_cluster_stats. */
+static void test_membership_prompt_counted_by_node(void **state)
+{
+    (void)state;
+    herd_node_t *n = ts_node("b", NULL, 1);
+    ts_fake_tr_t t;
+    ts_fake_cluster(n, &t, SECRET);
+    ts_fake_join(&t, "x", 7, 1);
+    size_t len;
+    uint8_t *body = beat_listing("x", "n", 0, MSHIP_PROMPT_MAX + 3, 0, &len);
+    ts_fake_frame(&t, "x", 7, FRAME_HEARTBEAT, 10, body, len);
+    free(body);
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(n, &st), 0);
+    assert_int_equal(st.prompt_beats, MSHIP_PROMPT_MAX);
+    assert_int_equal(st.prompt_beats_deferred, 3);
+    size_t to_n0;
+    assert_non_null(ts_fake_sent_to(&t, FRAME_HEARTBEAT, herd_node_id_of("n0"), &to_n0));
+    assert_int_equal(to_n0, 1);
+    ts_node_free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1156,6 +1402,10 @@ int main(void)
         cmocka_unit_test(test_membership_link_silent_takes_timeouts),
         cmocka_unit_test(test_membership_link_one_bad_link_no_false_verdict),
         cmocka_unit_test_setup_teardown(test_membership_replayed_hello_after_restart, ts_setup,
+                                        ts_teardown),
+        cmocka_unit_test(test_membership_prompt_heartbeat_reaches_news),
+        cmocka_unit_test(test_membership_prompt_heartbeats_bounded),
+        cmocka_unit_test_setup_teardown(test_membership_prompt_counted_by_node, ts_setup,
                                         ts_teardown),
         cmocka_unit_test_setup_teardown(test_membership_own_name_counted_and_refusing,
                                         ts_setup, ts_teardown),

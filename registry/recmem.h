@@ -41,6 +41,8 @@ typedef struct recmem {
     uint32_t *free_lists;    /* owned, made at the first free: RECMEM_CLASSES heads,
                                 each a block's reference + 1 (0: empty) */
     size_t lost; /* bytes freed while the lists could not be made: unused until fini */
+    size_t chunk_bytes; /* bytes of every chunk held (carved or a block's own) */
+    size_t used_bytes;  /* bytes of the blocks given out and not freed */
 } recmem_t;
 
 void recmem_init(recmem_t *r);

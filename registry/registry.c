@@ -146,7 +146,7 @@ static const awmap_entry_t *pid_entry(const registry_t *g, const awmap_entry_t *
     const awmap_entry_t *best = NULL;
     if (reg_hidden(g, pid))
         return NULL;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (herd_pid_equal(v.pid, pid) && (best == NULL || reg_value_wins(g->map, &v, e, out, best))) {
             best = e;
@@ -513,3 +513,30 @@ int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
     return 0;
 }
 
+/* The pending delta's bytes, all told. */
+static uint64_t pending_bytes(const awmap_t *d)
+{
+    awmap_memory_t m;
+    awmap_memory(d, &m);
+    return m.record_chunks + m.entries + m.table + m.replicas + m.fixed;
+}
+
+int herd_registry_memory(herd_node_t *n, herd_registry_memory_t *out)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    awmap_memory_t m;
+    awmap_memory(g->map, &m);
+    *out = (herd_registry_memory_t){
+        .records = m.records,
+        .record_chunks = m.record_chunks,
+        .entries = m.entries,
+        .key_table = m.table,
+        .pid_index = g->by_pid.n * sizeof(*g->by_pid.slots),
+        .replicas = m.replicas,
+        .pending = g->pending ? pending_bytes(g->pending) : 0,
+        .fixed = m.fixed,
+    };
+    return 0;
+}

@@ -93,7 +93,7 @@ static int collect_start(void *data, const char *key, size_t klen, const awmap_e
     start_ctx_t *c = data;
     if (reg_is_spec_key(key, klen))
         return 0;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(c->g->map, e, NULL);
         if (v.pid.node != c->node || v.pid.incarnation > c->incarnation)
             continue;
@@ -198,7 +198,7 @@ void reg_strangers_check(registry_t *g)
 
 static int touch_all(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
-    if (e && e->next && !reg_is_spec_key(key, klen) && memchr(key, '\0', klen) == NULL)
+    if (e && awmap_next(e) && !reg_is_spec_key(key, klen) && memchr(key, '\0', klen) == NULL)
         reg_touched_add(data, key, klen);
     return 0;
 }

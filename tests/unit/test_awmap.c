@@ -90,7 +90,7 @@ static void remove_s(awmap_t *m, const char *key, const awmap_dot_t *dots, size_
 static size_t count_entries(const awmap_entry_t *e)
 {
     size_t n = 0;
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         n++;
     return n;
 }
@@ -99,7 +99,7 @@ static size_t count_entries(const awmap_entry_t *e)
 static const awmap_entry_t *find_entry(const awmap_t *m, const char *key,
                                        awmap_replica_id_t id, uint64_t counter)
 {
-    for (const awmap_entry_t *e = awmap_get(m, key, strlen(key)); e; e = e->next) {
+    for (const awmap_entry_t *e = awmap_get(m, key, strlen(key)); e; e = awmap_next(e)) {
         awmap_replica_id_t x = awmap_replica_id(m, e->dot.replica);
         if (x.node == id.node && x.incarnation == id.incarnation && e->dot.counter == counter)
             return e;
@@ -504,7 +504,7 @@ static void test_add_get_remove(void **state)
     assert_int_equal(d1.counter, 1);
     const awmap_entry_t *e = awmap_get(m, "alpha", 5);
     assert_non_null(e);
-    assert_null(e->next);
+    assert_null(awmap_next(e));
     assert_int_equal(e->dot.replica, 0);
     assert_int_equal(e->dot.counter, 1);
     assert_int_equal(e->len, 2);
@@ -1722,7 +1722,7 @@ static void table_check(const awmap_t *m, size_t n, const uint8_t *gone)
         }
         if (e == NULL)
             fail_msg("key %zu (%zu bytes) is missing", i, klen);
-        assert_null(e->next);
+        assert_null(awmap_next(e));
         assert_int_equal(e->len, vlen);
         assert_memory_equal(e->value, value, vlen);
         assert_ptr_equal(awmap_get_hashed(m, key, klen, awmap_key_hash(key, klen)), e);
@@ -1800,7 +1800,7 @@ static void test_record_value_resizes(void **state)
                          0);
         const awmap_entry_t *e = awmap_get(a, "key", 3);
         assert_non_null(e);
-        assert_null(e->next);
+        assert_null(awmap_next(e));
         assert_int_equal(e->len, lens[i]);
         assert_memory_equal(e->value, value, lens[i]);
     }
@@ -1815,7 +1815,7 @@ static void test_record_value_resizes(void **state)
     assert_int_equal(awmap_remove(a, "key", 3, &dot, 1, NULL, NULL), 0);
     const awmap_entry_t *e = awmap_get(a, "key", 3);
     assert_non_null(e);
-    assert_null(e->next);
+    assert_null(awmap_next(e));
     assert_int_equal(e->len, 6);
     assert_memory_equal(e->value, "from-b", 6);
     assert_int_equal(awmap_multi_key_count(a), 0);
@@ -2007,7 +2007,7 @@ static void test_copy_pieces(void **state)
     assert_int_equal(awmap_copy_entry(dig, a, "other", 5, e, 0), 0);
     const awmap_entry_t *x = awmap_get(dig, "other", 5);
     assert_non_null(x);
-    assert_null(x->next);
+    assert_null(awmap_next(x));
     assert_int_equal(x->len, 0);
     assert_int_equal(x->dot.counter, 3);
     assert_true(awmap_seen(dig, A, 3));
@@ -2110,7 +2110,7 @@ static int check_held(void *data, const char *key, size_t klen, const awmap_entr
     held_ctx_t *c = data;
     if (e == NULL)
         c->bad = 1;
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         if (!awmap_seen(c->m, awmap_replica_id(c->m, e->dot.replica), e->dot.counter))
             c->bad = 1;
     return 0;

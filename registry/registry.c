@@ -41,14 +41,19 @@ registry_t *reg_of(herd_node_t *n)
 
 /* Apply a change made on this node; its delta goes straight into this
  * iteration's interval: one delta per iteration goes out, or one per
- * REGISTRY_MSG_MAX bytes, so no message outgrows its bound. */
+ * REGISTRY_MSG_MAX bytes, so no message outgrows its bound. A registry
+ * outside a cluster has nobody to ship to (and never joins one later:
+ * hooks_start): it keeps no delta, whose changes would only pile up in
+ * memory (up to REGISTRY_MSG_MAX worth, 3 bytes a name at 50,000). */
 int reg_local_change_len(registry_t *g, const char *key, size_t klen, const void *value,
                          size_t vlen, const awmap_dot_t *dots, size_t ndots, int add)
 {
-    reg_pending_room(g, klen + vlen + 16 * ndots + 64);
-    int rc = add ? awmap_add(g->map, g->self, key, klen, value, vlen, dots, ndots, g->pending,
+    if (g->clustered)
+        reg_pending_room(g, klen + vlen + 16 * ndots + 64); /* may start a new delta */
+    awmap_t *delta = g->clustered ? g->pending : NULL;
+    int rc = add ? awmap_add(g->map, g->self, key, klen, value, vlen, dots, ndots, delta,
                              reg_observer(g), NULL)
-                 : awmap_remove(g->map, key, klen, dots, ndots, g->pending, reg_observer(g));
+                 : awmap_remove(g->map, key, klen, dots, ndots, delta, reg_observer(g));
     reg_settle_touched(g);
     return rc;
 }

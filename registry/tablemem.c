@@ -23,9 +23,14 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
-/* From this size on a table is its own mapping (a few pages: the waste of
- * rounding up to a page stays small). */
-#define TABLEMEM_BIG (64u << 10)
+/* From this size on a table is its own mapping (a page: the waste of
+ * rounding up to a page stays under one). Not higher: a table grows by a
+ * fifth at a time (awmap.c) or a quarter (pidx.c), and the heap keeps each
+ * smaller table freed on the way as a hole the records, which come in
+ * bigger chunks (recmem.c), mostly cannot use: with a 64 KiB bound that
+ * was 200-300 KB, 4-5 bytes a name at 50,000 names (bench_registry,
+ * memory_fill, registration_parts' other). */
+#define TABLEMEM_BIG (4u << 10)
 
 static int is_mapped(size_t bytes)
 {

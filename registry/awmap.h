@@ -207,8 +207,10 @@ typedef struct awmap_memory {
 void awmap_memory(const awmap_t *m, awmap_memory_t *out);
 /* The hash the map files `key` under. The map places and finds keys by its
  * top AWMAP_HASH_BITS bits, so an index of keys may keep only those (the
- * registry's pid index: 8 bytes a pair). */
-#define AWMAP_HASH_BITS 40
+ * registry's pid index: 6 bytes a pair with the serial's tag). Keys that
+ * share them (twins: about one key in 20,000 of a million) share a home
+ * and are told apart by name. */
+#define AWMAP_HASH_BITS 32
 uint64_t awmap_key_hash(const char *key, size_t klen);
 /* awmap_get with the key's hash already known. */
 const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t klen,
@@ -218,7 +220,7 @@ const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t 
  * records its tag matches. Lookups a few apart then overlap their misses. */
 void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage);
 /* Visit the keys whose hash agrees with `hash` in its top AWMAP_HASH_BITS
- * bits (one, but for a 2^-40 twin); stop when fn returns nonzero (and
+ * bits (one, but for a 2^-32 twin); stop when fn returns nonzero (and
  * return that). fn must not change the map. */
 int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
                        int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),

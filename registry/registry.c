@@ -538,9 +538,10 @@ int herd_registry_memory(herd_node_t *n, herd_registry_memory_t *out)
         .record_chunks = m.record_chunks,
         .entries = m.entries,
         .key_table = m.table,
-        .pid_index = g->by_pid.n * sizeof(*g->by_pid.slots),
+        .pid_index = pidx_bytes(&g->by_pid),
         .replicas = m.replicas,
         .pending = g->pending ? pending_bytes(g->pending) : 0,
+        .digest = sizeof(g->digest) + (g->fine ? sizeof(*g->fine) : 0),
         .fixed = m.fixed,
     };
     return 0;

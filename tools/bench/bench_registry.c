@@ -493,13 +493,14 @@ static void print_memory_parts(herd_node_t *n, size_t names, double rss_per)
         die("herd_registry_memory", rc);
     double k = 1.0 / (double)names;
     double parts = (double)(m.record_chunks + m.entries + m.key_table + m.pid_index +
-                            m.replicas + m.pending + m.fixed) * k;
+                            m.replicas + m.pending + m.digest + m.fixed) * k;
     printf("bench registry registration_parts %.1f B names=%zu record=%.1f chunk_slack=%.1f "
-           "entries=%.1f key_table=%.1f pid_index=%.1f replicas=%.2f pending=%.1f fixed=%.2f "
-           "other=%.1f\n",
+           "entries=%.1f key_table=%.1f pid_index=%.1f replicas=%.2f pending=%.1f digest=%.2f "
+           "fixed=%.2f other=%.1f\n",
            parts, names, (double)m.records * k, (double)(m.record_chunks - m.records) * k,
            (double)m.entries * k, (double)m.key_table * k, (double)m.pid_index * k,
-           (double)m.replicas * k, (double)m.pending * k, (double)m.fixed * k, rss_per - parts);
+           (double)m.replicas * k, (double)m.pending * k, (double)m.digest * k,
+           (double)m.fixed * k, rss_per - parts);
 }
 
 static void bench_memory_fill(size_t lo, size_t hi, size_t step)

@@ -1830,6 +1830,58 @@ static void test_record_value_resizes(void **state)
     awmap_free(b);
 }
 
+/* What a key costs (awmap_memory): a 14-byte name with a 19-byte value
+ * (a registration) is one 48-byte record, no link; a second entry makes the
+ * record 8 bytes longer (its link) and puts the first on the heap with a
+ * link of its own; when the key is back to one entry and is written again,
+ * the record sheds its link. The entries read the same throughout. */
+static void test_record_sizes_and_links(void **state)
+{
+    (void)state;
+    awmap_t *a = replica_new(rid(1, 1)), *b = replica_new(rid(2, 1));
+    const char *name = "fill-000000001"; /* 14 bytes */
+    char value[19];
+    memset(value, 'v', sizeof value);
+    awmap_dot_t dot;
+    awmap_memory_t mem;
+    assert_int_equal(awmap_add(a, 0, name, 14, value, 19, NULL, 0, NULL, NULL, &dot), 0);
+    awmap_memory(a, &mem);
+    assert_int_equal(mem.records, 48);
+    assert_int_equal(mem.entries, 0);
+    assert_null(awmap_next(awmap_get(a, name, 14)));
+    /* b's concurrent entry: two entries, the newest inline */
+    awmap_t *d = delta_new();
+    awmap_dot_t bdot;
+    assert_int_equal(awmap_add(b, 0, name, 14, value, 19, NULL, 0, d, NULL, &bdot), 0);
+    assert_int_equal(awmap_join(a, d, NULL), 0);
+    awmap_memory(a, &mem);
+    assert_int_equal(mem.records, 56);
+    assert_int_equal(mem.entries, 40); /* 13 + 19 bytes, rounded to 8, and a link */
+    const awmap_entry_t *e = awmap_get(a, name, 14);
+    assert_non_null(e);
+    assert_non_null(awmap_next(e));
+    assert_null(awmap_next(awmap_next(e)));
+    assert_int_equal(count_entries(e), 2);
+    /* the inline entry (b's) goes: a's heap entry stays, linked from it */
+    assert_int_equal(awmap_remove(a, name, 14, &(awmap_dot_t){1, bdot.counter}, 1, NULL, NULL),
+                     0);
+    e = awmap_get(a, name, 14);
+    assert_non_null(e);
+    assert_null(awmap_next(e));
+    assert_int_equal(e->dot.replica, 0);
+    assert_int_equal(e->dot.counter, dot.counter);
+    /* a writes again, superseding its entry: one entry, the record 48 again */
+    assert_int_equal(awmap_add(a, 0, name, 14, value, 19, &dot, 1, NULL, NULL, &dot), 0);
+    awmap_memory(a, &mem);
+    assert_int_equal(mem.records, 48);
+    assert_int_equal(mem.entries, 0);
+    assert_int_equal(count_entries(awmap_get(a, name, 14)), 1);
+    assert_int_equal(awmap_multi_key_count(a), 0);
+    awmap_free(d);
+    awmap_free(a);
+    awmap_free(b);
+}
+
 /* A new key's record cannot be had: the add says HERD_ENOMEM and changes
  * nothing; once memory is back the same add works. */
 static void test_key_add_alloc_failure(void **state)
@@ -2735,6 +2787,7 @@ int main(void)
         cmocka_unit_test(test_recmem_alloc_failure),
         cmocka_unit_test(test_key_table_growth_and_drops),
         cmocka_unit_test(test_record_value_resizes),
+        cmocka_unit_test(test_record_sizes_and_links),
         cmocka_unit_test(test_key_add_alloc_failure),
         cmocka_unit_test(test_dot_bounds),
         cmocka_unit_test(test_awmap_join_pieces_in_bucket_order),

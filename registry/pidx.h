@@ -21,7 +21,7 @@
 /* A pair is a tag of the serial (PIDX_TAG_BITS, never 0; 0 marks an
  * empty slot) and the hash's top AWMAP_HASH_BITS bits, in two arrays of
  * one block. Two serials may share a tag (one in 65,535 pairs of serials;
- * a node with 100,000 local processes has a few per tag): the pairs of
+ * a node with 100,000 local processes has one or two a tag): the pairs of
  * both then come back for either, and the caller tells them apart (the
  * registry checks the entries' pids). */
 #define PIDX_TAG_BITS 16

@@ -268,7 +268,7 @@ int awmap_reserve(awmap_t *m, size_t n)
 /* Move every key to a table of nb buckets. */
 static int keys_resize(awmap_t *m, size_t nb)
 {
-    awmap_bucket_t *buckets = tablemem_alloc(nb * sizeof(*buckets));
+    awmap_bucket_t *buckets = tablemem_alloc(nb * sizeof(*buckets), !m->is_delta);
     if (buckets == NULL)
         return HERD_ENOMEM;
     awmap_bucket_t *old = m->buckets;
@@ -286,7 +286,7 @@ static int keys_resize(awmap_t *m, size_t nb)
                 bucket_put(m, old[b].ref[l], key_hash(k->name, k->klen));
             }
     }
-    tablemem_free(old, old_n * sizeof(*old));
+    tablemem_free(old, old_n * sizeof(*old), !m->is_delta);
     return 0;
 }
 
@@ -516,7 +516,7 @@ void awmap_free(awmap_t *m)
                 free(e);
             }
         }
-    tablemem_free(m->buckets, m->nb * sizeof(*m->buckets));
+    tablemem_free(m->buckets, m->nb * sizeof(*m->buckets), !m->is_delta);
     recmem_fini(&m->records);
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);

@@ -66,7 +66,7 @@ size_t pidx_bytes(const pidx_t *x)
 
 void pidx_fini(pidx_t *x)
 {
-    tablemem_free(x->hashes, table_bytes(x->n));
+    tablemem_free(x->hashes, table_bytes(x->n), 1);
     pidx_init(x);
 }
 
@@ -91,7 +91,7 @@ static int grow(pidx_t *x)
     uint32_t *old = x->hashes;
     uint16_t *old_tags = x->tags;
     size_t old_n = old ? x->n : 0;
-    uint32_t *hashes = tablemem_alloc(table_bytes(n));
+    uint32_t *hashes = tablemem_alloc(table_bytes(n), 1);
     if (hashes == NULL)
         return HERD_ENOMEM;
     x->hashes = hashes;
@@ -113,7 +113,7 @@ static int grow(pidx_t *x)
         put(x, at, old_tags[i], old[i]);
         last_home = h;
     }
-    tablemem_free(old, table_bytes(old_n));
+    tablemem_free(old, table_bytes(old_n), 1);
     return 0;
 }
 

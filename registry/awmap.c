@@ -155,17 +155,25 @@ static void seed_default(awmap_t *m, uint64_t first_hash)
 }
 
 /* A record's bytes: the name, then an inline entry with room for a
- * vlen-byte value, rounded up to 8 (what recmem gives). */
-static size_t key_record_size(size_t klen, size_t vlen)
+ * vlen-byte value, rounded up to 8 (what recmem gives), and its link if
+ * `linked`. */
+static size_t key_record_size(size_t klen, size_t vlen, int linked)
 {
     size_t off = (offsetof(awmap_key_t, name) + klen + 1 + 7) & ~(size_t)7;
-    return (off + offsetof(awmap_entry_t, value) + vlen + 7) & ~(size_t)7;
+    return off + awmap_link_offset(vlen) + (linked ? sizeof(awmap_entry_t *) : 0);
 }
 
 /* The bytes k's record holds (its inline entry's len is its room). */
 static size_t key_size(const awmap_key_t *k)
 {
-    return key_record_size(k->klen, awmap__first(k)->len);
+    const awmap_entry_t *f = awmap__first(k);
+    return key_record_size(k->klen, f->len, (f->flags & AWMAP_ENTRY_LINKED) != 0);
+}
+
+/* A heap entry's bytes: header, value, link. */
+static size_t heap_entry_size(size_t vlen)
+{
+    return awmap_link_offset(vlen) + sizeof(awmap_entry_t *);
 }
 
 /* The record of reference ref. */
@@ -260,7 +268,7 @@ int awmap_reserve(awmap_t *m, size_t n)
 /* Move every key to a table of nb buckets. */
 static int keys_resize(awmap_t *m, size_t nb)
 {
-    awmap_bucket_t *buckets = tablemem_alloc(nb * sizeof(*buckets));
+    awmap_bucket_t *buckets = tablemem_alloc(nb * sizeof(*buckets), !m->is_delta);
     if (buckets == NULL)
         return HERD_ENOMEM;
     awmap_bucket_t *old = m->buckets;
@@ -278,7 +286,7 @@ static int keys_resize(awmap_t *m, size_t nb)
                 bucket_put(m, old[b].ref[l], key_hash(k->name, k->klen));
             }
     }
-    tablemem_free(old, old_n * sizeof(*old));
+    tablemem_free(old, old_n * sizeof(*old), !m->is_delta);
     return 0;
 }
 
@@ -301,15 +309,14 @@ awmap_key_t *awmap__key_get_or_add(awmap_t *m, const char *key, size_t klen, siz
     if (k)
         return k;
     uint32_t ref;
-    k = recmem_alloc(&m->records, key_record_size(klen, vhint), &ref);
+    k = recmem_alloc(&m->records, key_record_size(klen, vhint, 0), &ref);
     if (k == NULL)
         return NULL;
     k->klen = (uint8_t)klen;
     memcpy(k->name, key, klen);
     k->name[klen] = '\0';
     awmap_entry_t *f = awmap__first(k);
-    f->next = NULL;
-    f->idle = 1;
+    f->flags = AWMAP_ENTRY_IDLE;
     f->len = (uint32_t)vhint;
     m->buckets[b].tag[l] = key_tag(h);
     m->buckets[b].ref[l] = ref;
@@ -334,16 +341,17 @@ static void key_locate(const awmap_t *m, const awmap_key_t *k, size_t *bi, unsig
             }
 }
 
-/* Give k room for a vlen-byte inline value, exactly (a record's size
- * follows from its inline len); the record moves. Its name and inline
- * entry's header come along, the value does not (the caller writes it). */
-static awmap_key_t *key_resize(awmap_t *m, awmap_key_t *k, size_t vlen)
+/* Give k room for a vlen-byte inline value and a link if `linked`, exactly
+ * (a record's size follows from its inline len and flags); the record
+ * moves. Its name and inline entry's header come along, the value and link
+ * do not (the caller writes them, and the flags). */
+static awmap_key_t *key_resize(awmap_t *m, awmap_key_t *k, size_t vlen, int linked)
 {
     size_t b;
     unsigned l;
     key_locate(m, k, &b, &l);
     uint32_t ref;
-    awmap_key_t *nk = recmem_alloc(&m->records, key_record_size(k->klen, vlen), &ref);
+    awmap_key_t *nk = recmem_alloc(&m->records, key_record_size(k->klen, vlen, linked), &ref);
     if (nk == NULL)
         return NULL;
     size_t head = (size_t)((char *)awmap__first(k) - (char *)k) + offsetof(awmap_entry_t, value);
@@ -395,36 +403,41 @@ static awmap_entry_t *entry_find(const awmap_key_t *k, awmap_dot_t dot)
 {
     awmap_entry_t *e = awmap__entries(k);
     while (e && (e->dot.replica != dot.replica || e->dot.counter != dot.counter))
-        e = e->next;
+        e = awmap__next(e);
     return e;
 }
 
-/* The new entry goes inline and heads the list (observers see the others
- * behind it, as `next`); an inline entry already in use moves to the heap. */
 /* How many entries k holds, counted up to 3. */
 static unsigned entries_upto3(const awmap_key_t *k)
 {
     const awmap_entry_t *f = awmap__first(k);
     unsigned n = (unsigned)awmap__used(k);
-    for (const awmap_entry_t *e = f->next; e && n < 3; e = e->next)
+    for (const awmap_entry_t *e = awmap_next(f); e && n < 3; e = awmap_next(e))
         n++;
     return n;
 }
 
+/* The new entry goes inline and heads the list (observers see the others
+ * behind it, through its link); an inline entry already in use moves to
+ * the heap. The record has a link while other entries follow, and gets or
+ * loses it (moving) as that changes. */
 int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const void *value,
                         size_t vlen, const awmap_observer_t *obs)
 {
     awmap_key_t *k = *kp;
-    awmap_entry_t *f = awmap__first(k), *rest = f->next, *old = NULL;
+    awmap_entry_t *f = awmap__first(k), *rest = awmap__next(f), *old = NULL;
     int had_one = entries_upto3(k) == 1;
     if (awmap__used(k)) {
-        if ((old = malloc(sizeof(*old) + f->len)) == NULL)
+        if ((old = malloc(heap_entry_size(f->len))) == NULL)
             return HERD_ENOMEM;
         memcpy(old, f, offsetof(awmap_entry_t, value) + f->len);
+        old->flags = AWMAP_ENTRY_LINKED;
+        *awmap__link(old) = rest;
         rest = old;
     }
-    if (key_record_size(k->klen, vlen) != key_size(k)) {
-        awmap_key_t *nk = key_resize(m, k, vlen);
+    int linked = rest != NULL;
+    if (key_record_size(k->klen, vlen, linked) != key_size(k)) {
+        awmap_key_t *nk = key_resize(m, k, vlen, linked);
         if (nk == NULL) {
             free(old);
             return HERD_ENOMEM;
@@ -432,10 +445,13 @@ int awmap__entry_insert(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, const voi
         *kp = k = nk;
         f = awmap__first(k);
     }
-    f->next = rest;
+    if (old)
+        m->heap_bytes += heap_entry_size(old->len);
     f->dot = dot;
     f->len = (uint32_t)vlen;
-    f->idle = 0;
+    f->flags = linked ? AWMAP_ENTRY_LINKED : 0;
+    if (linked)
+        *awmap__link(f) = rest;
     if (vlen)
         memcpy(f->value, value, vlen);
     m->entry_n++;
@@ -465,24 +481,25 @@ static int entry_insert_seen(awmap_t *m, awmap_key_t **kp, awmap_dot_t dot, cons
 }
 
 /* Remove e, which follows prev in k's list (prev NULL: e heads it). An
- * inline entry is only marked unused; its `next` keeps linking the rest. */
+ * inline entry is only marked unused; its link keeps linking the rest.
+ * Every entry before another is linked. */
 static void entry_remove(awmap_t *m, awmap_key_t *k, awmap_entry_t *prev, awmap_entry_t *e,
                          const awmap_observer_t *obs)
 {
     awmap_entry_t *f = awmap__first(k);
     m->multi_n -= entries_upto3(k) == 2;
     if (e == f)
-        f->idle = 1;
-    else if (prev)
-        prev->next = e->next;
+        f->flags |= AWMAP_ENTRY_IDLE;
     else
-        f->next = e->next;
+        *awmap__link(prev ? prev : f) = awmap__next(e);
     m->entry_n--;
     m->replicas[e->dot.replica].held--;
     if (obs && obs->removed)
         obs->removed(obs->data, k->name, k->klen, e);
-    if (e != f)
+    if (e != f) {
+        m->heap_bytes -= heap_entry_size(e->len);
         free(e);
+    }
 }
 
 void awmap_free(awmap_t *m)
@@ -494,12 +511,12 @@ void awmap_free(awmap_t *m)
             if (m->buckets[b].tag[l] == 0)
                 continue;
             awmap_key_t *k = key_at(m, m->buckets[b].ref[l]);
-            for (awmap_entry_t *e = awmap__first(k)->next, *next; e; e = next) {
-                next = e->next;
+            for (awmap_entry_t *e = awmap__next(awmap__first(k)), *next; e; e = next) {
+                next = awmap__next(e);
                 free(e);
             }
         }
-    tablemem_free(m->buckets, m->nb * sizeof(*m->buckets));
+    tablemem_free(m->buckets, m->nb * sizeof(*m->buckets), !m->is_delta);
     recmem_fini(&m->records);
     for (uint32_t i = 0; i < m->replica_n; i++)
         free(m->replicas[i].cloud);
@@ -563,7 +580,7 @@ static void xlate_fini(xlate_t *t)
 /* Whether d's key dk holds an entry with dot (di, counter) in d's indices. */
 static int key_holds(const awmap_key_t *dk, uint32_t di, uint64_t counter)
 {
-    for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x; x = x->next)
+    for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x; x = awmap_next(x))
         if (x->dot.replica == di && x->dot.counter == counter)
             return 1;
     return 0;
@@ -577,7 +594,7 @@ static int join_key(awmap_t *m, const awmap_t *d, const xlate_t *t, const awmap_
     awmap_key_t *mk = key_find(m, name, klen);
     awmap_entry_t *prev = NULL;
     for (awmap_entry_t *e = mk ? awmap__entries(mk) : NULL, *next; e; e = next) {
-        next = e->next;
+        next = awmap__next(e);
         uint32_t di = t->m2d[e->dot.replica];
         if (di != XLATE_NONE && cc_has(&d->replicas[di], e->dot.counter) &&
             !key_holds(dk, di, e->dot.counter))
@@ -586,7 +603,7 @@ static int join_key(awmap_t *m, const awmap_t *d, const xlate_t *t, const awmap_
             prev = e;
     }
     int rc = 0;
-    for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x && rc == 0; x = x->next) {
+    for (const awmap_entry_t *x = dk ? awmap__entries(dk) : NULL; x && rc == 0; x = awmap_next(x)) {
         awmap_dot_t dot = {t->d2m[x->dot.replica], x->dot.counter};
         if (cc_has(&m->replicas[dot.replica], dot.counter))
             continue;
@@ -641,7 +658,7 @@ static void join_undo(awmap_t *m, const awmap_t *d, const awmap_observer_t *obs)
         awmap_key_t *mk = key_find(m, dk->name, dk->klen);
         awmap_entry_t *prev = NULL;
         for (awmap_entry_t *e = mk ? awmap__entries(mk) : NULL, *next; e; e = next) {
-            next = e->next;
+            next = awmap__next(e);
             if (!cc_has(&m->replicas[e->dot.replica], e->dot.counter))
                 entry_remove(m, mk, prev, e, obs);
             else
@@ -738,7 +755,7 @@ static int apply_change(awmap_t *m, const awmap_t *from, const char *key, size_t
     awmap_key_t *k = key_find(m, key, klen);
     awmap_entry_t *prev = NULL;
     for (awmap_entry_t *e = k ? awmap__entries(k) : NULL, *next; e; e = next) {
-        next = e->next;
+        next = awmap__next(e);
         if (dot_listed(m, from, e->dot, dots, n) &&
             !(add && dot_listed(m, from, e->dot, add, 1)))
             entry_remove(m, k, prev, e, obs);
@@ -837,7 +854,7 @@ int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t kle
     const awmap_key_t *sk = key_find(src, key, klen);
     if (sk == NULL)
         return HERD_ENOENT;
-    for (const awmap_entry_t *e = awmap__entries(sk); e; e = e->next)
+    for (const awmap_entry_t *e = awmap__entries(sk); e; e = awmap_next(e))
         if (awmap_copy_entry(dst, src, key, klen, e, 1) != 0)
             return HERD_ENOMEM;
     return 0;
@@ -966,6 +983,24 @@ size_t awmap_entry_count(const awmap_t *m)
     return m->entry_n;
 }
 
+void awmap_memory(const awmap_t *m, awmap_memory_t *out)
+{
+    size_t replicas = m->replica_cap * sizeof(*m->replicas);
+    for (uint32_t i = 0; i < m->replica_n; i++)
+        replicas += m->replicas[i].cloud_cap * sizeof(uint64_t);
+    if (m->rindex)
+        replicas += ((size_t)m->rindex_mask + 1) * sizeof(*m->rindex);
+    *out = (awmap_memory_t){
+        .records = m->records.used_bytes,
+        .record_chunks = m->records.chunk_bytes,
+        .entries = m->heap_bytes,
+        .table = m->buckets ? m->nb * sizeof(*m->buckets) : 0,
+        .replicas = replicas,
+        .fixed = sizeof(*m) + m->records.chunk_cap * (sizeof(char *) + sizeof(uint32_t)) +
+                 (m->records.free_lists ? RECMEM_CLASSES * sizeof(uint32_t) : 0),
+    };
+}
+
 int awmap_foreach(const awmap_t *m,
                   int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),
                   void *data)
@@ -993,12 +1028,12 @@ static int entries_within(const awmap_t *a, const awmap_t *b)
 {
     FOREACH_KEY(a, ka) {
         const awmap_key_t *kb = awmap__entries(ka) ? key_find(b, ka->name, ka->klen) : NULL;
-        for (const awmap_entry_t *e = awmap__entries(ka); e; e = e->next) {
+        for (const awmap_entry_t *e = awmap__entries(ka); e; e = awmap_next(e)) {
             long bi = replica_find(b, a->replicas[e->dot.replica].id);
             const awmap_entry_t *f = kb ? awmap__entries(kb) : NULL;
             while (f && !(bi >= 0 && f->dot.replica == (uint32_t)bi &&
                           f->dot.counter == e->dot.counter))
-                f = f->next;
+                f = awmap_next(f);
             if (f == NULL || f->len != e->len || memcmp(f->value, e->value, e->len) != 0)
                 return 0;
         }

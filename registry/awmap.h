@@ -51,14 +51,36 @@ typedef struct awmap_replica_id {
 
 typedef struct awmap awmap_t;
 
-/* One entry of a key, as the map holds it (valid until the map changes). */
+/* One entry of a key, as the map holds it (valid until the map changes):
+ * a 13-byte header and the value. A key's next entry is awmap_next's: most
+ * keys hold one entry, and a link in every entry would cost each 8 bytes. */
 typedef struct awmap_entry {
-    struct awmap_entry *next; /* the key's other entries */
     awmap_dot_t dot;
     uint32_t len;
-    uint8_t idle;    /* the map's own: a key's first entry, kept unused (0 in every entry seen) */
+    uint8_t flags;   /* the map's own (AWMAP_ENTRY_*) */
     uint8_t value[];
 } awmap_entry_t;
+
+/* An entry's flags: the key's first entry (inline in its record), kept
+ * unused (never set in an entry seen); an entry followed by a link to the
+ * key's next entry (NULL: none), 8-aligned after its value. */
+#define AWMAP_ENTRY_IDLE 1u
+#define AWMAP_ENTRY_LINKED 2u
+
+/* The bytes from an entry of a len-byte value to its link. */
+static inline size_t awmap_link_offset(size_t len)
+{
+    return (offsetof(awmap_entry_t, value) + len + 7) & ~(size_t)7;
+}
+
+/* The key's entry after e (NULL: e is its last). */
+static inline const awmap_entry_t *awmap_next(const awmap_entry_t *e)
+{
+    if (!(e->flags & AWMAP_ENTRY_LINKED))
+        return NULL;
+    return *(const awmap_entry_t *const *)(const void *)((const char *)e +
+                                                         awmap_link_offset(e->len));
+}
 
 /* Told of every entry a join or mutator adds or removes. */
 typedef struct awmap_observer {
@@ -172,10 +194,23 @@ size_t awmap_multi_key_count(const awmap_t *m);
  * HERD_ENOMEM with the map unchanged. */
 int awmap_reserve(awmap_t *m, size_t n);
 size_t awmap_entry_count(const awmap_t *m);
+/* What the map's memory goes to, in bytes (a registry's breakdown per name:
+ * tools/bench/bench_registry.c, memory_fill). */
+typedef struct awmap_memory {
+    size_t records;       /* key records in use (each a name and its first entry) */
+    size_t record_chunks; /* the chunks they are carved from: records, free blocks, slack */
+    size_t entries;       /* entries beyond a key's first (conflicts), on the heap */
+    size_t table;         /* the key table */
+    size_t replicas;      /* the replica table, its index and the clouds */
+    size_t fixed;         /* the map itself and its chunk table */
+} awmap_memory_t;
+void awmap_memory(const awmap_t *m, awmap_memory_t *out);
 /* The hash the map files `key` under. The map places and finds keys by its
  * top AWMAP_HASH_BITS bits, so an index of keys may keep only those (the
- * registry's pid index: 8 bytes a pair). */
-#define AWMAP_HASH_BITS 40
+ * registry's pid index: 6 bytes a pair with the serial's tag). Keys that
+ * share them (twins: about one key in 20,000 of a million) share a home
+ * and are told apart by name. */
+#define AWMAP_HASH_BITS 32
 uint64_t awmap_key_hash(const char *key, size_t klen);
 /* awmap_get with the key's hash already known. */
 const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t klen,
@@ -185,7 +220,7 @@ const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t 
  * records its tag matches. Lookups a few apart then overlap their misses. */
 void awmap_prefetch(const awmap_t *m, uint64_t hash, int stage);
 /* Visit the keys whose hash agrees with `hash` in its top AWMAP_HASH_BITS
- * bits (one, but for a 2^-40 twin); stop when fn returns nonzero (and
+ * bits (one, but for a 2^-32 twin); stop when fn returns nonzero (and
  * return that). fn must not change the map. */
 int awmap_foreach_hash(const awmap_t *m, uint64_t hash,
                        int (*fn)(void *data, const char *key, size_t klen, const awmap_entry_t *e),

@@ -6,7 +6,7 @@
  * key has one entry, so a lookup should touch two cache lines (a bucket of
  * the key table, then the key record; the chunk table a reference goes
  * through is small and stays cached) and a key should cost one block and
- * few bytes beside it (a registration with a 14-byte name: a 56-byte record
+ * few bytes beside it (a registration with a 14-byte name: a 48-byte record
  * and 6-7 bytes of table).
  * - The key table is bucketed open addressing: a 64-byte bucket holds 12
  *   keys, each as its record's 32-bit reference (recmem.h) and a one-byte
@@ -18,10 +18,14 @@
  * - A key record holds the name (a length byte, the bytes, a NUL) and,
  *   inline after it, the key's first entry (the head of its entry list
  *   whenever it is in use); other entries are heap entries chained from the
- *   inline one's `next`, which stays the link to them while the inline
- *   entry is unused. Records are carved from chunks (recmem.h): no malloc
- *   header, no rounding to 16 bytes. An entry's header is 21 bytes (a dot
- *   packs in 8, awmap.h).
+ *   inline one's link, which stays the link to them while the inline entry
+ *   is unused. A link is 8 bytes after an entry's value, there only when
+ *   the entry's flags say so (awmap.h, AWMAP_ENTRY_LINKED): a heap entry
+ *   always has one, a record only once its key held a second entry (the
+ *   record grows by 8 bytes then, and shrinks back when a new first entry
+ *   is written with no other left). Records are carved from chunks
+ *   (recmem.h): no malloc header, no rounding to 16 bytes. An entry's
+ *   header is 13 bytes (a dot packs in 8, awmap.h).
  * - Replicas live in a table (entries name them by index) and are found by
  *   id through a hash index beside it: joins, digests and equality look one
  *   up per entry, and a long-running cluster's table holds every incarnation
@@ -45,9 +49,9 @@ typedef struct awmap_replica_st {
 } awmap_replica_st_t;
 
 /* A key record: one block of the map's recmem, of key_record_size(klen,
- * the inline entry's len) bytes. The inline entry is unused when its `idle`
- * is set; its len then stays the room its value has, which is what sizes
- * the record. */
+ * the inline entry's len, whether it is linked) bytes. The inline entry is
+ * unused when its flags hold AWMAP_ENTRY_IDLE; its len then stays the room
+ * its value has, which is (with the link) what sizes the record. */
 typedef struct awmap_key {
     uint8_t klen;     /* AWMAP_KEY_MAX fits */
     char name[];      /* klen bytes and a NUL; then, 8-aligned, the inline entry */
@@ -71,6 +75,7 @@ struct awmap {
     recmem_t records;        /* the key records */
     size_t nb, key_n, entry_n;
     size_t multi_n; /* keys holding two entries or more */
+    size_t heap_bytes; /* of the entries on the heap (awmap_memory) */
     uint64_t seed; /* odd: multiplies a key's hash for its bucket (awmap.c, key_home) */
     int seeded;    /* set by awmap_set_seed, or by the first key */
     int is_delta;
@@ -86,14 +91,26 @@ static inline awmap_entry_t *awmap__first(const awmap_key_t *k)
 /* Whether k's inline entry holds an entry. */
 static inline int awmap__used(const awmap_key_t *k)
 {
-    return !awmap__first(k)->idle;
+    return !(awmap__first(k)->flags & AWMAP_ENTRY_IDLE);
+}
+
+/* The link of e, which has one (AWMAP_ENTRY_LINKED). */
+static inline awmap_entry_t **awmap__link(awmap_entry_t *e)
+{
+    return (awmap_entry_t **)(void *)((char *)e + awmap_link_offset(e->len));
+}
+
+/* The entry after e, for the map's own changes. */
+static inline awmap_entry_t *awmap__next(const awmap_entry_t *e)
+{
+    return (awmap_entry_t *)(uintptr_t)awmap_next(e);
 }
 
 /* The head of k's entry list (NULL if none). */
 static inline awmap_entry_t *awmap__entries(const awmap_key_t *k)
 {
     awmap_entry_t *f = awmap__first(k);
-    return f->idle ? f->next : f;
+    return f->flags & AWMAP_ENTRY_IDLE ? awmap__next(f) : f;
 }
 
 awmap_t *awmap__alloc(int is_delta);

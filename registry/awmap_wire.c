@@ -25,11 +25,11 @@ static int encode_key(void *data, const char *key, size_t klen, const awmap_entr
     const encode_ctx_t *c = data;
     wire_writer_t *w = c->w;
     uint16_t n = 0;
-    for (const awmap_entry_t *x = e; x; x = x->next)
+    for (const awmap_entry_t *x = e; x; x = awmap_next(x))
         n++;
     wire_put_bytes(w, key, klen);
     wire_put_u16(w, n);
-    for (const awmap_entry_t *x = e; x; x = x->next) {
+    for (const awmap_entry_t *x = e; x; x = awmap_next(x)) {
         wire_put_u32(w, c->index ? c->index[x->dot.replica] : x->dot.replica);
         wire_put_u64(w, x->dot.counter);
         wire_put_bytes(w, x->value, x->len);

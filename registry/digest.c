@@ -61,7 +61,7 @@ typedef struct digest_ctx {
 static int digest_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     digest_ctx_t *c = data;
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         digest_update(c->d, c->fine, c->m, key, klen, e, 1);
     return 0;
 }
@@ -287,7 +287,7 @@ static int dots_key(void *data, const char *key, size_t klen, const awmap_entry_
     piece_t *p = data;
     if (!mask_has(p->cells, cell_of_hash(XXH3_64bits(key, klen))))
         return 0;
-    for (; e && p->err == 0; e = e->next) {
+    for (; e && p->err == 0; e = awmap_next(e)) {
         if (p->other &&
             !awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica), e->dot.counter))
             continue; /* B never saw it: it cannot have removed it */
@@ -397,7 +397,7 @@ static int mine_key(void *data, const char *key, size_t klen, const awmap_entry_
     piece_t *p = data;
     if (!p->want[digest_bucket(key, klen)])
         return 0;
-    for (; e && p->err == 0; e = e->next) {
+    for (; e && p->err == 0; e = awmap_next(e)) {
         if (awmap_seen(p->other, awmap_replica_id(p->src, e->dot.replica), e->dot.counter))
             continue;
         piece_stage(p, key, klen, e);
@@ -477,7 +477,7 @@ int digest_answer_mine(const awmap_t *mine, const awmap_t *theirs,
 static int holds(const awmap_t *m, const char *key, size_t klen, awmap_replica_id_t id,
                  uint64_t counter)
 {
-    for (const awmap_entry_t *e = awmap_get(m, key, klen); e; e = e->next) {
+    for (const awmap_entry_t *e = awmap_get(m, key, klen); e; e = awmap_next(e)) {
         awmap_replica_id_t x = awmap_replica_id(m, e->dot.replica);
         if (x.node == id.node && x.incarnation == id.incarnation && e->dot.counter == counter)
             return 1;
@@ -488,7 +488,7 @@ static int holds(const awmap_t *m, const char *key, size_t klen, awmap_replica_i
 static int theirs_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     piece_t *p = data;
-    for (; e && p->err == 0; e = e->next) {
+    for (; e && p->err == 0; e = awmap_next(e)) {
         awmap_replica_id_t id = awmap_replica_id(p->other, e->dot.replica);
         if (!awmap_seen(p->src, id, e->dot.counter) || holds(p->src, key, klen, id, e->dot.counter))
             continue;

@@ -219,6 +219,21 @@ typedef struct herd_registry_peer {
 } herd_registry_peer_t;
 int herd_registry_peer_stats(herd_node_t *node, uint64_t node_id, herd_registry_peer_t *out);
 
+/* What the registry's memory goes to, in bytes: its map's key records (a
+ * name and its first entry each; `record_chunks` is the chunks they are
+ * carved from, free blocks and the last chunk's unused end included), the
+ * entries beyond a name's first (conflicts), the map's key table, the pid
+ * index of local processes' names, the map's replica table and causal
+ * context, the pending delta (changes not shipped yet), the digest of the
+ * map kept for digest syncs (its cells, 128 KiB, only in a cluster) and
+ * what the map holds whatever its size. tools/bench/bench_registry.c
+ * prints it per name (memory_fill). */
+typedef struct herd_registry_memory {
+    uint64_t records, record_chunks, entries, key_table, pid_index, replicas, pending, digest,
+        fixed;
+} herd_registry_memory_t;
+int herd_registry_memory(herd_node_t *node, herd_registry_memory_t *out);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -38,7 +38,7 @@ static size_t next(const hset_t *s, size_t i)
 static uint64_t *slots_alloc(size_t n)
 {
     size_t bytes = n * sizeof(uint64_t);
-    return bytes < SMALL_BYTES ? calloc(n, sizeof(uint64_t)) : tablemem_alloc(bytes);
+    return bytes < SMALL_BYTES ? calloc(n, sizeof(uint64_t)) : tablemem_alloc(bytes, 0);
 }
 
 static void slots_free(uint64_t *slots, size_t n)
@@ -47,7 +47,7 @@ static void slots_free(uint64_t *slots, size_t n)
     if (bytes < SMALL_BYTES)
         free(slots);
     else
-        tablemem_free(slots, bytes);
+        tablemem_free(slots, bytes, 0);
 }
 
 void hset_init(hset_t *s)

@@ -5,7 +5,7 @@
  *
  * 8 bytes a slot and no copy of the key: the map already holds it, and
  * finds it again from those bits (awmap_foreach_hash, which also visits a
- * 2^-40 twin: the caller tells keys apart). So the set holds one slot for
+ * 2^-32 twin: the caller tells keys apart). So the set holds one slot for
  * keys whose hashes agree in those bits; a caller that removes one of them
  * first checks that no twin is left (registry_group.c does).
  */

@@ -4,11 +4,11 @@
  * entry of a live process that went away was let go (unregistered) or went
  * missing (to be put back).
  *
- * 8 bytes a pair and no copy of the name or value: the map already holds
+ * 6 bytes a pair and no copy of the name or value: the map already holds
  * both, and finds a key again by the top AWMAP_HASH_BITS bits of its hash
- * (awmap_foreach_hash), which is what a pair keeps. Pairs of one serial
- * share a home slot, so a process's pairs lie in one probe run. Serials are
- * never 0.
+ * (awmap_foreach_hash), which is what a pair keeps, beside a 16-bit tag of
+ * the serial. Pairs of one serial share a home slot, so a process's pairs
+ * lie in one probe run. Serials are never 0.
  */
 #ifndef HERD_PIDX_H
 #define HERD_PIDX_H
@@ -18,18 +18,23 @@
 
 #include "awmap.h"
 
-/* A pair is one u64: a tag of the serial (PIDX_TAG_BITS, never 0) over
- * the hash's top AWMAP_HASH_BITS bits (0: an empty slot). Two serials may
- * share a tag: the pairs of both then come back for either, and the caller
- * tells them apart (the registry checks the entries' pids). */
-#define PIDX_TAG_BITS (64 - AWMAP_HASH_BITS)
+/* A pair is a tag of the serial (PIDX_TAG_BITS, never 0; 0 marks an
+ * empty slot) and the hash's top AWMAP_HASH_BITS bits, in two arrays of
+ * one block. Two serials may share a tag (one in 65,535 pairs of serials;
+ * a node with 100,000 local processes has one or two a tag): the pairs of
+ * both then come back for either, and the caller tells them apart (the
+ * registry checks the entries' pids). */
+#define PIDX_TAG_BITS 16
 
 typedef struct pidx {
-    uint64_t *slots; /* owned: n of them (any number) */
+    uint32_t *hashes; /* owned: n of them, then the n tags (one block) */
+    uint16_t *tags;   /* in that block */
     size_t n, count;
 } pidx_t;
 
 void pidx_init(pidx_t *x);
+/* The bytes the table takes. */
+size_t pidx_bytes(const pidx_t *x);
 void pidx_fini(pidx_t *x);
 /* Add the pair (no-op if present). HERD_EINVAL for serial 0, HERD_ENOMEM. */
 int pidx_add(pidx_t *x, uint64_t serial, uint64_t hash);

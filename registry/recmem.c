@@ -109,6 +109,7 @@ static int new_chunk(recmem_t *r)
     }
     if (r->left >= 8)
         push_free(r, ref_of(r->carving, r->at), r->left);
+    r->chunk_bytes += r->next_chunk;
     r->carving = (uint32_t)slot;
     r->at = 0;
     r->left = r->next_chunk;
@@ -126,6 +127,8 @@ static void *alloc_single(recmem_t *r, size_t bytes, uint32_t *ref)
         return NULL;
     }
     *ref = ref_of((uint32_t)slot, 0);
+    r->chunk_bytes += bytes;
+    r->used_bytes += bytes;
     return p;
 }
 
@@ -136,6 +139,7 @@ void *recmem_alloc(recmem_t *r, size_t bytes, uint32_t *ref)
     if (is_single(bytes))
         return alloc_single(r, bytes, ref);
     bytes = round8(bytes);
+    r->used_bytes += bytes;
     uint32_t *head = r->free_lists ? &r->free_lists[bytes / 8] : NULL;
     if (head && *head) {
         *ref = *head - 1;
@@ -144,8 +148,10 @@ void *recmem_alloc(recmem_t *r, size_t bytes, uint32_t *ref)
         return p;
     }
     while (r->left < bytes) /* a chunk of at least 256 bytes: one new chunk may not do */
-        if (new_chunk(r) != 0)
+        if (new_chunk(r) != 0) {
+            r->used_bytes -= bytes;
             return NULL;
+        }
     *ref = ref_of(r->carving, r->at);
     r->at += (uint32_t)bytes;
     r->left -= (uint32_t)bytes;
@@ -160,8 +166,11 @@ void recmem_free(recmem_t *r, uint32_t ref, size_t bytes)
         uint32_t slot = ref >> RECMEM_OFFSET_BITS;
         free(r->chunks[slot]);
         r->chunks[slot] = NULL;
+        r->chunk_bytes -= bytes;
+        r->used_bytes -= bytes;
         r->free_slots[r->free_n++] = slot; /* room: free_slots has chunk_cap */
         return;
     }
+    r->used_bytes -= round8(bytes);
     push_free(r, ref, round8(bytes));
 }

@@ -4,7 +4,7 @@
  * 32-bit reference (the key table holds those, not pointers: 4 bytes a key
  * instead of 8).
  *
- * Why: a registry holds one record per name, 50-70 bytes each. From malloc
+ * Why: a registry holds one record per name, 48-70 bytes each. From malloc
  * each costs a header and the rounding of its chunk to 16 bytes (a 56-byte
  * record takes 64, a 64-byte one 80); carved from a chunk it takes its own
  * size. A freed block goes on a free list of its size, which the next block
@@ -41,6 +41,8 @@ typedef struct recmem {
     uint32_t *free_lists;    /* owned, made at the first free: RECMEM_CLASSES heads,
                                 each a block's reference + 1 (0: empty) */
     size_t lost; /* bytes freed while the lists could not be made: unused until fini */
+    size_t chunk_bytes; /* bytes of every chunk held (carved or a block's own) */
+    size_t used_bytes;  /* bytes of the blocks given out and not freed */
 } recmem_t;
 
 void recmem_init(recmem_t *r);

@@ -41,14 +41,19 @@ registry_t *reg_of(herd_node_t *n)
 
 /* Apply a change made on this node; its delta goes straight into this
  * iteration's interval: one delta per iteration goes out, or one per
- * REGISTRY_MSG_MAX bytes, so no message outgrows its bound. */
+ * REGISTRY_MSG_MAX bytes, so no message outgrows its bound. A registry
+ * outside a cluster has nobody to ship to (and never joins one later:
+ * hooks_start): it keeps no delta, whose changes would only pile up in
+ * memory (up to REGISTRY_MSG_MAX worth, 3 bytes a name at 50,000). */
 int reg_local_change_len(registry_t *g, const char *key, size_t klen, const void *value,
                          size_t vlen, const awmap_dot_t *dots, size_t ndots, int add)
 {
-    reg_pending_room(g, klen + vlen + 16 * ndots + 64);
-    int rc = add ? awmap_add(g->map, g->self, key, klen, value, vlen, dots, ndots, g->pending,
+    if (g->clustered)
+        reg_pending_room(g, klen + vlen + 16 * ndots + 64); /* may start a new delta */
+    awmap_t *delta = g->clustered ? g->pending : NULL;
+    int rc = add ? awmap_add(g->map, g->self, key, klen, value, vlen, dots, ndots, delta,
                              reg_observer(g), NULL)
-                 : awmap_remove(g->map, key, klen, dots, ndots, g->pending, reg_observer(g));
+                 : awmap_remove(g->map, key, klen, dots, ndots, delta, reg_observer(g));
     reg_settle_touched(g);
     return rc;
 }
@@ -146,7 +151,7 @@ static const awmap_entry_t *pid_entry(const registry_t *g, const awmap_entry_t *
     const awmap_entry_t *best = NULL;
     if (reg_hidden(g, pid))
         return NULL;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (herd_pid_equal(v.pid, pid) && (best == NULL || reg_value_wins(g->map, &v, e, out, best))) {
             best = e;
@@ -513,3 +518,31 @@ int herd_registry_stats(herd_node_t *n, herd_registry_stats_t *out)
     return 0;
 }
 
+/* The pending delta's bytes, all told. */
+static uint64_t pending_bytes(const awmap_t *d)
+{
+    awmap_memory_t m;
+    awmap_memory(d, &m);
+    return m.record_chunks + m.entries + m.table + m.replicas + m.fixed;
+}
+
+int herd_registry_memory(herd_node_t *n, herd_registry_memory_t *out)
+{
+    registry_t *g = reg_of(n);
+    if (g == NULL)
+        return HERD_ENOENT;
+    awmap_memory_t m;
+    awmap_memory(g->map, &m);
+    *out = (herd_registry_memory_t){
+        .records = m.records,
+        .record_chunks = m.record_chunks,
+        .entries = m.entries,
+        .key_table = m.table,
+        .pid_index = pidx_bytes(&g->by_pid),
+        .replicas = m.replicas,
+        .pending = g->pending ? pending_bytes(g->pending) : 0,
+        .digest = sizeof(g->digest) + (g->fine ? sizeof(*g->fine) : 0),
+        .fixed = m.fixed,
+    };
+    return 0;
+}

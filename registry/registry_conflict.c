@@ -136,7 +136,7 @@ typedef int (*entry_order_fn)(const awmap_t *m, const reg_value_t *a, const awma
 static int outranked(const registry_t *g, const awmap_entry_t *entries, const awmap_entry_t *e,
                      const reg_value_t *v, entry_order_fn wins)
 {
-    for (const awmap_entry_t *f = entries; f; f = f->next) {
+    for (const awmap_entry_t *f = entries; f; f = awmap_next(f)) {
         if (f == e)
             continue;
         reg_value_t w = reg_value_decode(g->map, f, NULL);
@@ -155,7 +155,7 @@ static void prune_same_pid(registry_t *g, const char *name, entry_order_fn wins)
     const awmap_entry_t *entries = awmap_get(g->map, name, strlen(name));
     awmap_dot_t buf[8];
     reg_vec_t dots = REG_VEC_ON(buf);
-    for (const awmap_entry_t *e = entries; e; e = e->next) {
+    for (const awmap_entry_t *e = entries; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (!reg_is_local(g, v.pid) || !outranked(g, entries, e, &v, wins))
             continue;
@@ -191,7 +191,7 @@ void reg_settle(registry_t *g, const char *name)
         g->resettle = 1;
         return;
     }
-    for (const awmap_entry_t *e = entries; e; e = e->next) {
+    for (const awmap_entry_t *e = entries; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (reg_hidden(g, v.pid) || herd_pid_equal(v.pid, win.pid))
             continue;

@@ -48,7 +48,7 @@ int reg_remove_pid(registry_t *g, herd_pid_t pid, uint64_t hash)
     awmap_dot_t buf[16];
     pid_key_t c = {.g = g, .match = {pid, 0, 0}, .dots = REG_VEC_ON(buf)};
     int removed = 0, rc = 0;
-    /* one key a pass (a 2^-40 twin of the hash is another key); each pass
+    /* one key a pass (a 2^-32 twin of the hash is another key); each pass
      * removes entries, so the passes end */
     while (rc == 0 && awmap_foreach_hash(g->map, hash, pid_key_of, &c)) {
         rc = c.err ? c.err
@@ -93,7 +93,7 @@ static int collect_start(void *data, const char *key, size_t klen, const awmap_e
     start_ctx_t *c = data;
     if (reg_is_spec_key(key, klen))
         return 0;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(c->g->map, e, NULL);
         if (v.pid.node != c->node || v.pid.incarnation > c->incarnation)
             continue;
@@ -198,7 +198,7 @@ void reg_strangers_check(registry_t *g)
 
 static int touch_all(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
-    if (e && e->next && !reg_is_spec_key(key, klen) && memchr(key, '\0', klen) == NULL)
+    if (e && awmap_next(e) && !reg_is_spec_key(key, klen) && memchr(key, '\0', klen) == NULL)
         reg_touched_add(data, key, klen);
     return 0;
 }
@@ -487,8 +487,12 @@ int herd_registry_start(herd_node_t *n)
     awmap_set_seed(g->map, g->self_node ^ (g->self_inc * 0x9e3779b97f4a7c15ull));
     g->pending = awmap_new_delta();
     g->flush = calloc(1, sizeof(*g->flush));
-    g->fine = calloc(1, sizeof(*g->fine));
-    if (g->pending == NULL || g->flush == NULL || g->fine == NULL) {
+    /* the digest's cells (128 KiB) serve digest syncs alone: a registry
+     * outside a cluster (hooks_start) keeps none, and digest_update skips
+     * them */
+    int clustered = herd_cluster_ring(n) != NULL;
+    g->fine = clustered ? calloc(1, sizeof(*g->fine)) : NULL;
+    if (g->pending == NULL || g->flush == NULL || (clustered && g->fine == NULL)) {
         awmap_free(g->pending);
         awmap_free(g->map);
         free(g->flush);

@@ -153,7 +153,7 @@ static const awmap_entry_t *member_entry(const registry_t *g, const awmap_entry_
                                          reg_value_t *out)
 {
     const awmap_entry_t *best = NULL;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         if (best == NULL || reg_member_wins(g->map, &v, e, out, best)) {
             best = e;
@@ -265,7 +265,7 @@ void reg_group_added(registry_t *g, const char *key, size_t klen, uint64_t hash)
 {
     g->group_entries++;
     const awmap_entry_t *now = awmap_get(g->map, key, klen);
-    if (now == NULL || now->next != NULL)
+    if (now == NULL || awmap_next(now) != NULL)
         return; /* another entry of a membership already there */
     g->group_keys++;
     index_add(g, key, klen, hash);
@@ -651,7 +651,7 @@ static void tell_pid_node(registry_t *g, herd_pid_t pid, const char *key,
 {
     uint64_t told[4];
     size_t ntold = 0;
-    for (const awmap_entry_t *e = entries; e; e = e->next) {
+    for (const awmap_entry_t *e = entries; e; e = awmap_next(e)) {
         uint64_t hlc = reg_value_decode(g->map, e, NULL).hlc;
         size_t i = 0;
         while (i < ntold && told[i] != hlc)

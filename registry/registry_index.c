@@ -146,7 +146,7 @@ static void on_added(void *data, const char *key, size_t klen, const awmap_entry
         reg_stranger_note(g, v.pid); /* not met yet, or gone before this node met it */
     /* a second entry: maybe a conflict (of a group key: one pid's); reg_settle
      * takes a C string, and a key holding a NUL is no name any node writes */
-    if (e->next && memchr(key, '\0', klen) == NULL)
+    if (awmap_next(e) && memchr(key, '\0', klen) == NULL)
         reg_touched_add(g, key, klen);
     if (g->watchers.n && !group) /* watchers wait for names */
         added_add(g, hash);
@@ -291,7 +291,7 @@ uint64_t herd_registry_name_hash(const char *name)
 /* Whether `key` (klen bytes) has an entry of pid. */
 static int holds(const registry_t *g, const char *key, size_t klen, herd_pid_t pid)
 {
-    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e; e = e->next)
+    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e; e = awmap_next(e))
         if (herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, pid))
             return 1;
     return 0;
@@ -344,7 +344,7 @@ static int redo_key(void *data, const char *key, size_t klen, const awmap_entry_
     uint64_t hash = awmap_key_hash(key, klen);
     if ((c->bits & REG_REDO_ADDED) && g->watchers.n && !reg_is_group_key(key, klen))
         added_add(g, hash);
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         if ((c->bits & REG_REDO_DEAD) && reg_pid_dead(g, v.pid))
             reg_dead_add(g, v.pid, hash);

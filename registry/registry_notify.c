@@ -32,7 +32,7 @@ typedef struct reg_note {
 static int entries_of(const registry_t *g, const char *name, herd_pid_t pid)
 {
     int n = 0;
-    for (const awmap_entry_t *e = awmap_get(g->map, name, strlen(name)); e; e = e->next)
+    for (const awmap_entry_t *e = awmap_get(g->map, name, strlen(name)); e; e = awmap_next(e))
         n += herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, pid);
     return n;
 }

@@ -84,7 +84,7 @@ int herd_registry_select(herd_node_t *n, const herd_meta_t *where, herd_name_fn 
     return q.visited;
 }
 
-/* One hash of the pid index: the key (or its 2^-40 twin) it stands for. */
+/* One hash of the pid index: the key (or its 2^-32 twin) it stands for. */
 static int query_hash(void *data, uint64_t hash)
 {
     query_t *q = data;

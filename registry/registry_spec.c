@@ -25,7 +25,7 @@ void reg_spec_changed(registry_t *g, const char *key, size_t klen, int added)
 {
     g->spec_entries += added ? 1 : (uint64_t)-1;
     const awmap_entry_t *now = awmap_get(g->map, key, klen);
-    if (added && now && now->next == NULL)
+    if (added && now && awmap_next(now) == NULL)
         g->spec_keys++; /* its first entry */
     else if (!added && now == NULL)
         g->spec_keys--; /* its last went */
@@ -77,7 +77,7 @@ static const awmap_entry_t *spec_winner(const registry_t *g, const awmap_entry_t
 {
     const awmap_entry_t *best = NULL;
     awmap_replica_id_t bid = {0, 0};
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         awmap_replica_id_t id = awmap_replica_id(g->map, e->dot.replica);
         if (best == NULL || id.node < bid.node ||
             (id.node == bid.node && (id.incarnation < bid.incarnation ||
@@ -226,7 +226,7 @@ int herd_spec_refs(herd_node_t *node, const char *name, herd_spec_ref_t *out, si
     int rc = spec_lookup(node, name, &g, key, &klen);
     if (rc)
         return rc;
-    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e; e = e->next, n++) {
+    for (const awmap_entry_t *e = awmap_get(g->map, key, klen); e; e = awmap_next(e), n++) {
         if (n >= cap)
             return HERD_ERANGE;
         awmap_replica_id_t id = awmap_replica_id(g->map, e->dot.replica);

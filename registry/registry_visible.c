@@ -86,8 +86,8 @@ const awmap_entry_t *reg_winner(const registry_t *g, const awmap_entry_t *e, reg
 {
     const awmap_entry_t *best = NULL;
     reg_value_t bv = {0};
-    int several = e && e->next;
-    for (; e; e = e->next) {
+    int several = e && awmap_next(e);
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = value_of(g, e);
         if (reg_hidden(g, v.pid))
             continue;
@@ -122,7 +122,7 @@ static int matches(const registry_t *g, const awmap_entry_t *e, const reg_match_
 int reg_dots(const registry_t *g, const awmap_entry_t *e, const reg_match_t *m, reg_vec_t *out)
 {
     int n = 0;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         if (!matches(g, e, m))
             continue;
         if (reg_vec_push(out, &e->dot, sizeof(e->dot)) != 0)
@@ -134,7 +134,7 @@ int reg_dots(const registry_t *g, const awmap_entry_t *e, const reg_match_t *m, 
 
 int reg_holds_pid(const registry_t *g, const char *key, herd_pid_t pid)
 {
-    for (const awmap_entry_t *e = awmap_get(g->map, key, strlen(key)); e; e = e->next)
+    for (const awmap_entry_t *e = awmap_get(g->map, key, strlen(key)); e; e = awmap_next(e))
         if (herd_pid_equal(reg_value_decode(g->map, e, NULL).pid, pid))
             return 1;
     return 0;
@@ -145,7 +145,7 @@ int reg_holds_pid(const registry_t *g, const char *key, herd_pid_t pid)
 /* Whether an entry of the list other than `skip` is visible. */
 static int list_visible(const registry_t *g, const awmap_entry_t *e, const awmap_entry_t *skip)
 {
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         if (e != skip && !reg_hidden(g, reg_value_decode(g->map, e, NULL).pid))
             return 1;
     return 0;

@@ -16,9 +16,16 @@
 
 #include <stddef.h>
 
-/* `bytes` zeroed bytes, 64-byte aligned; NULL when out of memory. */
-void *tablemem_alloc(size_t bytes);
-/* Free what tablemem_alloc(bytes) gave (the same `bytes`); NULL is fine. */
-void tablemem_free(void *p, size_t bytes);
+/* `bytes` zeroed bytes, 64-byte aligned; NULL when out of memory.
+ * `lasting`: a table that lives as long as its owner and grows with it (a
+ * registry's map, its pid index) is a mapping from a page on, so that
+ * none of the tables it outgrows stays in the heap as a hole; others (a
+ * delta's, made and freed every turn of the loop) only from 64 KiB on,
+ * reusing the heap's warm memory (mapping them from a page on made each
+ * registration 14 % slower: bench_registry register_s). */
+void *tablemem_alloc(size_t bytes, int lasting);
+/* Free what tablemem_alloc(bytes, lasting) gave (the same `bytes` and
+ * `lasting`); NULL is fine. */
+void tablemem_free(void *p, size_t bytes, int lasting);
 
 #endif

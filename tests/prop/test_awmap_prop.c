@@ -381,8 +381,8 @@ static int read_key(void *data, const char *key, size_t klen, const awmap_entry_
         snprintf(c->why, c->cap, "state lists key %s with no entries", key_name(c->h, (unsigned)k));
         return 1;
     }
-    c->multi += e && e->next;
-    for (; e; e = e->next) {
+    c->multi += e && awmap_next(e);
+    for (; e; e = awmap_next(e)) {
         awmap_replica_id_t id = awmap_replica_id(c->m, e->dot.replica);
         int r = gid_of(c->h, id);
         if (r < 0 || e->dot.counter == 0 || e->dot.counter > MAXC || e->len > VMAX) {
@@ -738,7 +738,7 @@ static void op_add(hist_t *h, rng_t *g, unsigned r, int mode)
     unsigned k = rng_below(g, h->K);
     awmap_dot_t sup[MAXE], sup2[MAXE];
     size_t n = 0;
-    for (const awmap_entry_t *e = awmap_get(h->rep[r], h->keys[k], h->klen[k]); e; e = e->next)
+    for (const awmap_entry_t *e = awmap_get(h->rep[r], h->keys[k], h->klen[k]); e; e = awmap_next(e))
         if (mode == 1 || (mode == 2 && rng_chance(g, 2)))
             sup[n++] = e->dot;
     uint8_t v[VMAX];
@@ -786,8 +786,8 @@ static int op_remove(hist_t *h, rng_t *g, unsigned r)
     int blind = rng_chance(g, 5);
     if (!blind)
         for (const awmap_entry_t *e = awmap_get(h->rep[r], h->keys[k], h->klen[k]); e;
-             e = e->next)
-            if (rng_chance(g, 2) || e->next == NULL)
+             e = awmap_next(e))
+            if (rng_chance(g, 2) || awmap_next(e) == NULL)
                 dots[n++] = dot_in(h, h->rep[r], e->dot);
     if (n == 0) { /* dots of the key anybody made */
         blind = 1;
@@ -1358,7 +1358,7 @@ static int count_visit(void *data, const char *key, size_t klen, const awmap_ent
     (void)key;
     size_t *n = data;
     n[0]++;
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         n[1]++;
     return klen > AWMAP_KEY_MAX ? 1 : 0;
 }
@@ -1368,7 +1368,7 @@ static int check_dots_seen(void *data, const char *key, size_t klen, const awmap
     (void)key;
     (void)klen;
     const awmap_t *m = data;
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         if (e->dot.replica >= awmap_replica_count(m) || e->dot.counter == 0 ||
             !awmap_seen(m, awmap_replica_id(m, e->dot.replica), e->dot.counter))
             return 1;
@@ -1533,7 +1533,7 @@ static int copy_piece(void *data, const char *key, size_t klen, const awmap_entr
     if (rng_chance(c->g, 2))
         c->err = awmap_copy_key(c->dst, c->src, key, klen);
     else
-        for (; e && !c->err; e = e->next)
+        for (; e && !c->err; e = awmap_next(e))
             c->err = awmap_copy_entry(c->dst, c->src, key, klen, e, 1);
     return c->err;
 }
@@ -1547,12 +1547,12 @@ typedef struct gone_ctx {
 static int note_removed_of(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     gone_ctx_t *c = data;
-    for (; e && !c->err; e = e->next) {
+    for (; e && !c->err; e = awmap_next(e)) {
         awmap_replica_id_t id = awmap_replica_id(c->recv, e->dot.replica);
         if (!awmap_seen(c->sender, id, e->dot.counter))
             continue;
         int held = 0;
-        for (const awmap_entry_t *f = awmap_get(c->sender, key, klen); f && !held; f = f->next) {
+        for (const awmap_entry_t *f = awmap_get(c->sender, key, klen); f && !held; f = awmap_next(f)) {
             awmap_replica_id_t fid = awmap_replica_id(c->sender, f->dot.replica);
             held = fid.node == id.node && fid.incarnation == id.incarnation &&
                    f->dot.counter == e->dot.counter;

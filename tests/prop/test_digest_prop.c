@@ -284,7 +284,7 @@ static int collect_held(void *data, const char *key, size_t klen, const awmap_en
 {
     (void)key, (void)klen;
     held_ctx_t *c = data;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         int g = gid_of(c->h, awmap_replica_id(c->m, e->dot.replica));
         assert_true(c->n < sizeof(c->list) / sizeof(c->list[0]));
         c->list[c->n++] = dot_no(g, e->dot.counter);
@@ -370,7 +370,7 @@ typedef struct entries {
 static void entries_of(const awmap_t *m, const char *key, size_t klen, entries_t *out)
 {
     out->n = 0;
-    for (const awmap_entry_t *e = awmap_get(m, key, klen); e && out->n < 64; e = e->next)
+    for (const awmap_entry_t *e = awmap_get(m, key, klen); e && out->n < 64; e = awmap_next(e))
         out->dot[out->n++] = e->dot;
 }
 
@@ -480,7 +480,7 @@ static void sync_done(hist_t *h, int si)
 static int gather_key(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     const awmap_t **maps = data; /* {into, from} */
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         assert_int_equal(awmap_copy_entry((awmap_t *)maps[0], maps[1], key, klen, e, 0), 0);
     return 0;
 }

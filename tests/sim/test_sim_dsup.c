@@ -490,7 +490,7 @@ static void trace_entries(regsim_t *rs, int i, herd_node_t *n, const char *name)
     text[0] = '\0';
     registry_t *g = n ? reg_of(n) : NULL;
     const awmap_entry_t *e = g ? awmap_get(g->map, name, strlen(name)) : NULL;
-    for (; e && off < sizeof(text) - 100; e = e->next) {
+    for (; e && off < sizeof(text) - 100; e = awmap_next(e)) {
         awmap_replica_id_t id = awmap_replica_id(g->map, e->dot.replica);
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         herd_pid_t who;

@@ -221,12 +221,12 @@ static int same_entries(gsim_t *gs, int f, int i, int k, int j)
     const awmap_t *mf = reg_of(regsim_node(gs->rs, f))->map;
     const awmap_t *mi = reg_of(regsim_node(gs->rs, i))->map;
     size_t nf = 0, ni = 0;
-    for (const awmap_entry_t *e = awmap_get(mi, key, klen); e; e = e->next)
+    for (const awmap_entry_t *e = awmap_get(mi, key, klen); e; e = awmap_next(e))
         ni++;
-    for (const awmap_entry_t *e = awmap_get(mf, key, klen); e; e = e->next) {
+    for (const awmap_entry_t *e = awmap_get(mf, key, klen); e; e = awmap_next(e)) {
         awmap_replica_id_t w = awmap_replica_id(mf, e->dot.replica);
         int found = 0;
-        for (const awmap_entry_t *x = awmap_get(mi, key, klen); x && !found; x = x->next) {
+        for (const awmap_entry_t *x = awmap_get(mi, key, klen); x && !found; x = awmap_next(x)) {
             awmap_replica_id_t v = awmap_replica_id(mi, x->dot.replica);
             found = v.node == w.node && v.incarnation == w.incarnation &&
                     x->dot.counter == e->dot.counter;
@@ -557,7 +557,7 @@ static int find_hidden(void *data, const char *key, size_t klen, const awmap_ent
     hidden_t *h = data;
     if (!reg_is_group_key(key, klen))
         return 0;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(h->g->map, e, NULL);
         if (reg_hidden(h->g, v.pid) && h->n++ == 0)
             h->pid = v.pid;
@@ -609,7 +609,7 @@ static void dump_membership(gsim_t *gs, int k, int j)
         if (n == NULL)
             continue;
         fprintf(stderr, "%s, proc %d in group %d:\n", regsim_name(gs->rs, i), k, j);
-        for (const awmap_entry_t *e = awmap_get(reg_of(n)->map, key, klen); e; e = e->next)
+        for (const awmap_entry_t *e = awmap_get(reg_of(n)->map, key, klen); e; e = awmap_next(e))
             dump_entry(gs, reg_of(n), e);
     }
 }
@@ -623,10 +623,10 @@ typedef struct dump_ctx {
 static int dump_multi(void *data, const char *key, size_t klen, const awmap_entry_t *e)
 {
     dump_ctx_t *c = data;
-    if (e == NULL || e->next == NULL)
+    if (e == NULL || awmap_next(e) == NULL)
         return 0;
     fprintf(stderr, " key %.*s:\n", (int)klen, key);
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         dump_entry(c->gs, c->g, e);
     return 0;
 }

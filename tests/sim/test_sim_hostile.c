@@ -355,7 +355,7 @@ static void print_entries(herd_node_t *n, const char *name)
 {
     registry_t *g = reg_of(n);
     const awmap_entry_t *e = g ? awmap_get(g->map, name, strlen(name)) : NULL;
-    for (; e; e = e->next) {
+    for (; e; e = awmap_next(e)) {
         reg_value_t v = reg_value_decode(g->map, e, NULL);
         awmap_replica_id_t r = awmap_replica_id(g->map, e->dot.replica);
         printf("    %s: dot %04llx/%llu pid %04llx.%llu\n", name,

@@ -90,7 +90,7 @@ static void remove_s(awmap_t *m, const char *key, const awmap_dot_t *dots, size_
 static size_t count_entries(const awmap_entry_t *e)
 {
     size_t n = 0;
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         n++;
     return n;
 }
@@ -99,7 +99,7 @@ static size_t count_entries(const awmap_entry_t *e)
 static const awmap_entry_t *find_entry(const awmap_t *m, const char *key,
                                        awmap_replica_id_t id, uint64_t counter)
 {
-    for (const awmap_entry_t *e = awmap_get(m, key, strlen(key)); e; e = e->next) {
+    for (const awmap_entry_t *e = awmap_get(m, key, strlen(key)); e; e = awmap_next(e)) {
         awmap_replica_id_t x = awmap_replica_id(m, e->dot.replica);
         if (x.node == id.node && x.incarnation == id.incarnation && e->dot.counter == counter)
             return e;
@@ -504,7 +504,7 @@ static void test_add_get_remove(void **state)
     assert_int_equal(d1.counter, 1);
     const awmap_entry_t *e = awmap_get(m, "alpha", 5);
     assert_non_null(e);
-    assert_null(e->next);
+    assert_null(awmap_next(e));
     assert_int_equal(e->dot.replica, 0);
     assert_int_equal(e->dot.counter, 1);
     assert_int_equal(e->len, 2);
@@ -1722,7 +1722,7 @@ static void table_check(const awmap_t *m, size_t n, const uint8_t *gone)
         }
         if (e == NULL)
             fail_msg("key %zu (%zu bytes) is missing", i, klen);
-        assert_null(e->next);
+        assert_null(awmap_next(e));
         assert_int_equal(e->len, vlen);
         assert_memory_equal(e->value, value, vlen);
         assert_ptr_equal(awmap_get_hashed(m, key, klen, awmap_key_hash(key, klen)), e);
@@ -1800,7 +1800,7 @@ static void test_record_value_resizes(void **state)
                          0);
         const awmap_entry_t *e = awmap_get(a, "key", 3);
         assert_non_null(e);
-        assert_null(e->next);
+        assert_null(awmap_next(e));
         assert_int_equal(e->len, lens[i]);
         assert_memory_equal(e->value, value, lens[i]);
     }
@@ -1815,7 +1815,7 @@ static void test_record_value_resizes(void **state)
     assert_int_equal(awmap_remove(a, "key", 3, &dot, 1, NULL, NULL), 0);
     const awmap_entry_t *e = awmap_get(a, "key", 3);
     assert_non_null(e);
-    assert_null(e->next);
+    assert_null(awmap_next(e));
     assert_int_equal(e->len, 6);
     assert_memory_equal(e->value, "from-b", 6);
     assert_int_equal(awmap_multi_key_count(a), 0);
@@ -1825,6 +1825,58 @@ static void test_record_value_resizes(void **state)
     assert_memory_equal(awmap_get(a, "key", 3)->value, "again", 5);
     awmap_t *c = round_trip(a);
     awmap_free(c);
+    awmap_free(d);
+    awmap_free(a);
+    awmap_free(b);
+}
+
+/* What a key costs (awmap_memory): a 14-byte name with a 19-byte value
+ * (a registration) is one 48-byte record, no link; a second entry makes the
+ * record 8 bytes longer (its link) and puts the first on the heap with a
+ * link of its own; when the key is back to one entry and is written again,
+ * the record sheds its link. The entries read the same throughout. */
+static void test_record_sizes_and_links(void **state)
+{
+    (void)state;
+    awmap_t *a = replica_new(rid(1, 1)), *b = replica_new(rid(2, 1));
+    const char *name = "fill-000000001"; /* 14 bytes */
+    char value[19];
+    memset(value, 'v', sizeof value);
+    awmap_dot_t dot;
+    awmap_memory_t mem;
+    assert_int_equal(awmap_add(a, 0, name, 14, value, 19, NULL, 0, NULL, NULL, &dot), 0);
+    awmap_memory(a, &mem);
+    assert_int_equal(mem.records, 48);
+    assert_int_equal(mem.entries, 0);
+    assert_null(awmap_next(awmap_get(a, name, 14)));
+    /* b's concurrent entry: two entries, the newest inline */
+    awmap_t *d = delta_new();
+    awmap_dot_t bdot;
+    assert_int_equal(awmap_add(b, 0, name, 14, value, 19, NULL, 0, d, NULL, &bdot), 0);
+    assert_int_equal(awmap_join(a, d, NULL), 0);
+    awmap_memory(a, &mem);
+    assert_int_equal(mem.records, 56);
+    assert_int_equal(mem.entries, 40); /* 13 + 19 bytes, rounded to 8, and a link */
+    const awmap_entry_t *e = awmap_get(a, name, 14);
+    assert_non_null(e);
+    assert_non_null(awmap_next(e));
+    assert_null(awmap_next(awmap_next(e)));
+    assert_int_equal(count_entries(e), 2);
+    /* the inline entry (b's) goes: a's heap entry stays, linked from it */
+    assert_int_equal(awmap_remove(a, name, 14, &(awmap_dot_t){1, bdot.counter}, 1, NULL, NULL),
+                     0);
+    e = awmap_get(a, name, 14);
+    assert_non_null(e);
+    assert_null(awmap_next(e));
+    assert_int_equal(e->dot.replica, 0);
+    assert_int_equal(e->dot.counter, dot.counter);
+    /* a writes again, superseding its entry: one entry, the record 48 again */
+    assert_int_equal(awmap_add(a, 0, name, 14, value, 19, &dot, 1, NULL, NULL, &dot), 0);
+    awmap_memory(a, &mem);
+    assert_int_equal(mem.records, 48);
+    assert_int_equal(mem.entries, 0);
+    assert_int_equal(count_entries(awmap_get(a, name, 14)), 1);
+    assert_int_equal(awmap_multi_key_count(a), 0);
     awmap_free(d);
     awmap_free(a);
     awmap_free(b);
@@ -2007,7 +2059,7 @@ static void test_copy_pieces(void **state)
     assert_int_equal(awmap_copy_entry(dig, a, "other", 5, e, 0), 0);
     const awmap_entry_t *x = awmap_get(dig, "other", 5);
     assert_non_null(x);
-    assert_null(x->next);
+    assert_null(awmap_next(x));
     assert_int_equal(x->len, 0);
     assert_int_equal(x->dot.counter, 3);
     assert_true(awmap_seen(dig, A, 3));
@@ -2110,7 +2162,7 @@ static int check_held(void *data, const char *key, size_t klen, const awmap_entr
     held_ctx_t *c = data;
     if (e == NULL)
         c->bad = 1;
-    for (; e; e = e->next)
+    for (; e; e = awmap_next(e))
         if (!awmap_seen(c->m, awmap_replica_id(c->m, e->dot.replica), e->dot.counter))
             c->bad = 1;
     return 0;
@@ -2735,6 +2787,7 @@ int main(void)
         cmocka_unit_test(test_recmem_alloc_failure),
         cmocka_unit_test(test_key_table_growth_and_drops),
         cmocka_unit_test(test_record_value_resizes),
+        cmocka_unit_test(test_record_sizes_and_links),
         cmocka_unit_test(test_key_add_alloc_failure),
         cmocka_unit_test(test_dot_bounds),
         cmocka_unit_test(test_awmap_join_pieces_in_bucket_order),

@@ -42,8 +42,8 @@ static void test_pidx_add_has_del(void **state)
     assert_int_equal(x.count, 2);
     assert_true(pidx_has(&x, 7, a));
     assert_true(pidx_has(&x, 7, b));
-    assert_true(pidx_has(&x, 7, a ^ 0xffffff)); /* only the top 40 bits count */
-    assert_false(pidx_has(&x, 7, a ^ 0x1000000));
+    assert_true(pidx_has(&x, 7, a ^ 0xffffffff)); /* only the top 32 bits count */
+    assert_false(pidx_has(&x, 7, a ^ 0x100000000));
     assert_false(pidx_has(&x, 7, b & ~(1ull << 63)));
     assert_false(pidx_has(&x, 8, a));
     pidx_del(&x, 7, a);
@@ -53,7 +53,7 @@ static void test_pidx_add_has_del(void **state)
     assert_int_equal(x.count, 1);
     uint64_t *h = NULL;
     assert_int_equal(pidx_take(&x, 7, &h), 1);
-    assert_int_equal(h[0], 0xffffffffff000000ull); /* the low bits come back 0 */
+    assert_int_equal(h[0], 0xffffffff00000000ull); /* the low bits come back 0 */
     free(h);
     pidx_fini(&x);
 }
@@ -105,12 +105,47 @@ static void test_pidx_shared_tag(void **state)
     pidx_fini(&x);
 }
 
+/* One process with many names among others with one each, through many
+ * growths (each rehash places a tag's pairs in one pass): every pair is
+ * still found, a take returns the process's names alone, and the table
+ * stays at most 9/10 full at 6 bytes a slot. */
+static void test_pidx_one_serial_many_names(void **state)
+{
+    (void)state;
+    pidx_t x;
+    pidx_init(&x);
+    enum { MANY = 5000, OTHERS = 3000 };
+    for (uint64_t k = 0; k < MANY; k++) {
+        assert_int_equal(pidx_add(&x, 7, H(k)), 0);
+        if (k < OTHERS)
+            assert_int_equal(pidx_add(&x, 100 + k, H(MANY + k)), 0);
+    }
+    assert_int_equal(x.count, MANY + OTHERS);
+    assert_true(x.count * 10 <= x.n * 9);
+    assert_int_equal(pidx_bytes(&x), x.n * 6);
+    for (uint64_t k = 0; k < MANY; k++)
+        assert_true(pidx_has(&x, 7, H(k)));
+    for (uint64_t k = 0; k < OTHERS; k++)
+        assert_true(pidx_has(&x, 100 + k, H(MANY + k)));
+    uint64_t *h = NULL;
+    size_t n = pidx_take(&x, 7, &h);
+    assert_int_equal(n, MANY);
+    for (uint64_t k = 0; k < MANY; k += 97)
+        assert_true(has_hash(h, n, H(k)));
+    free(h);
+    assert_int_equal(x.count, OTHERS);
+    for (uint64_t k = 0; k < OTHERS; k++)
+        assert_true(pidx_has(&x, 100 + k, H(MANY + k)));
+    pidx_fini(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pidx_add_has_del),
         cmocka_unit_test(test_pidx_many_take),
         cmocka_unit_test(test_pidx_shared_tag),
+        cmocka_unit_test(test_pidx_one_serial_many_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,8 +48,12 @@
  *   before the first register over the names held, the same method as
  *   registration_bytes, printed as a line of its own (with syn's 410 B as
  *   the reference and the goal of 64 B), then its min, median and max over
- *   the steps (table growth shows as the spread). It runs in a child
- *   process forked before anything else, so its heap is fresh.
+ *   the steps (table growth shows as the spread). After each level's line,
+ *   registration_parts says where the bytes go per name
+ *   (herd_registry_memory: records, chunk slack, key table, pid index, ...;
+ *   `other` is the RSS growth the registry's own structures do not
+ *   account for). It runs in a child process forked before anything
+ *   else, so its heap is fresh.
  *
  * - converge_procs and join_procs (bench_registry_procs.c): convergence (at
  *   the references' 3 x 10,000 names and at 3 x 100,000) and join_1m with
@@ -478,6 +482,27 @@ static const char **fill_names(size_t count, char **text)
     return at;
 }
 
+/* What the registry's memory goes to per name (herd_registry_memory), and
+ * the rest of the RSS growth per name (`other`: the heap's own overhead,
+ * freed memory the heap keeps, the node's other allocations). */
+static void print_memory_parts(herd_node_t *n, size_t names, double rss_per)
+{
+    herd_registry_memory_t m;
+    int rc = herd_registry_memory(n, &m);
+    if (rc != 0)
+        die("herd_registry_memory", rc);
+    double k = 1.0 / (double)names;
+    double parts = (double)(m.record_chunks + m.entries + m.key_table + m.pid_index +
+                            m.replicas + m.pending + m.digest + m.fixed) * k;
+    printf("bench registry registration_parts %.1f B names=%zu record=%.1f chunk_slack=%.1f "
+           "entries=%.1f key_table=%.1f pid_index=%.1f replicas=%.2f pending=%.1f digest=%.2f "
+           "fixed=%.2f other=%.1f\n",
+           parts, names, (double)m.records * k, (double)(m.record_chunks - m.records) * k,
+           (double)m.entries * k, (double)m.key_table * k, (double)m.pid_index * k,
+           (double)m.replicas * k, (double)m.pending * k, (double)m.digest * k,
+           (double)m.fixed * k, rss_per - parts);
+}
+
 static void bench_memory_fill(size_t lo, size_t hi, size_t step)
 {
     char *text;
@@ -503,6 +528,7 @@ static void bench_memory_fill(size_t lo, size_t hi, size_t step)
         per[steps] = ((double)rss_bytes() - (double)rss0) / (double)level;
         printf("bench registry registration_bytes %.1f B names=%zu name_len=%d goal=%d%s\n",
                per[steps], level, FILL_NAME_LEN, FILL_GOAL_BYTES, mem_refs(per[steps]));
+        print_memory_parts(n, level, per[steps]);
     }
     qsort(per, steps, sizeof(double), cmp_double);
     const char *which[3] = {"min", "median", "max"};

@@ -195,6 +195,10 @@ static json_t *repl_stats_json(herd_node_t *n)
                      "no_room", (json_int_t)r.no_room, "members_full",
                      (json_int_t)r.members_full, "lagging", (json_int_t)r.lagging, "lag_ms",
                      (json_int_t)r.lag_ms));
+    json_object_update_new(o, json_pack("{s:I, s:I, s:I}", "batches_out",
+                                        (json_int_t)r.batches_out, "puts_waited",
+                                        (json_int_t)r.puts_waited, "inflight_expired",
+                                        (json_int_t)r.inflight_expired));
     return o;
 }
 

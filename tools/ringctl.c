@@ -332,7 +332,10 @@ static const char stats_help[] =
     "times a replica of this node's children had no room for a put (its replies\n"
     "went without it) in members_full; the replication lag: children of this\n"
     "node whose last put their replicas have not acknowledged in lagging, the\n"
-    "oldest such put's age in lag_ms)\n"
+    "oldest such put's age in lag_ms; batches of puts sent in batches_out (at\n"
+    "most one in flight to a member), times a child waited for the one in\n"
+    "flight in puts_waited, and batches unanswered for 10 ms, after which the\n"
+    "next went anyway, in inflight_expired)\n"
     "and the registry's repairs and sync (registry.*: sync\n"
     "bytes out and in, sends refused in send_failed and the digest syncs that\n"
     "repaired them in repairs, messages split for size, contexts sent trimmed and\n"
@@ -365,7 +368,8 @@ static const char stats_help[] =
     "\"query_timeouts\",\"held\",\"held_bytes\",\"collected\",\"handed_over\",\n"
     "\"merged_in\",\"others_dropped\",\"reputs\",\"refusing\",\n"
     "\"malformed\",\"settled\":BOOL,\"deltas_out\",\"delta_bytes_out\",\"deltas_in\",\n"
-    "\"delta_gaps\",\"no_room\",\"members_full\",\"lagging\",\"lag_ms\"},\n"
+    "\"delta_gaps\",\"no_room\",\"members_full\",\"lagging\",\"lag_ms\",\"batches_out\",\n"
+    "\"puts_waited\",\"inflight_expired\"},\n"
     "\"connections\":{\"inbound\",\"limit_per_addr\",\"limit_total\",\"fds_open\",\n"
     "\"fd_limit\",\"shed_per_addr\",\"shed_total\",\"shed_missed\",\"checks\",\"scans\"}}\n";
 

@@ -48,7 +48,11 @@
  *   never saw, one at its replica (kept as an other at the owner's next
  *   put, whatever its version) and one at the node outside its set (an
  *   orphan), are both merged once (merged_in, the counter's value), then
- *   go from both nodes; the replica keeps the owner's copy alone.
+ *   go from both nodes; the replica keeps the owner's copy alone;
+ * - one batch in flight: with a replica's acknowledgements held back, the
+ *   owner's next put waits for the batch in flight (puts_waited) until
+ *   REPL_INFLIGHT_MS passed (inflight_expired), no reply goes unacknowledged,
+ *   and both replies go, exact, once the acknowledgements pass again.
  *
  * Everything runs on the virtual clock; every wait has a deadline.
  * HERD_TEST_LOG=LEVEL shows the library's logs.
@@ -1218,6 +1222,44 @@ static void test_replicas_no_room(void **state)
     assert_int_equal(held_value(r, "nr"), 5);
 }
 
+/* ---- one batch in flight ------------------------------------------------------------------ */
+
+/* At most one batch of puts is in flight to a member: with the replica's
+ * acknowledgements held back, a second increment waits for the first
+ * batch (puts_waited) and goes only once REPL_INFLIGHT_MS has passed
+ * (inflight_expired); no reply goes before its version is acknowledged,
+ * and once the acknowledgements pass again both replies go, exact, saying
+ * 2 copies, the replica holding the last value. */
+static void test_replicas_one_batch_in_flight(void **state)
+{
+    (void)state;
+    int o, r, t;
+    counter_up("bf", 1, &o, &r, &t);
+    herd_repl_stats_t s0 = stats(o);
+    regsim_block(g.rs, r, o, 1); /* r's acknowledgements do not reach o */
+    int k1 = call(o, "bf", "incr");
+    RUN_UNTIL(stats(o).batches_out == s0.batches_out + 1, 1000);
+    uint64_t sent_at = regsim_now(g.rs);
+    int k2 = call(o, "bf", "incr");
+    RUN_UNTIL(stats(o).puts_waited > s0.puts_waited, REPL_INFLIGHT_MS);
+    assert_true(regsim_now(g.rs) - sent_at < REPL_INFLIGHT_MS);
+    assert_int_equal(stats(o).batches_out, s0.batches_out + 1); /* the second waits */
+    RUN_UNTIL(stats(o).batches_out == s0.batches_out + 2, REPL_INFLIGHT_MS * 3);
+    assert_true(regsim_now(g.rs) - sent_at >= REPL_INFLIGHT_MS);
+    assert_int_equal(stats(o).inflight_expired, s0.inflight_expired + 1);
+    run_ms(50);
+    assert_false(g.calls[k1].done); /* nothing acknowledged: no reply */
+    assert_false(g.calls[k2].done);
+    regsim_block(g.rs, r, o, 0);
+    call_t *c1 = answered(k1, CALL_MS), *c2 = answered(k2, CALL_MS);
+    assert_int_equal(c1->value, 2);
+    assert_int_equal(c2->value, 3);
+    assert_int_equal(c1->copies, 2);
+    assert_int_equal(c2->copies, 2);
+    RUN_UNTIL(all_settled(), 3000);
+    assert_int_equal(held_value(r, "bf"), 3);
+}
+
 /* ---- forks ------------------------------------------------------------------------------ */
 
 /* A counter state of copy `id` alone, incremented `by`. */
@@ -1301,6 +1343,7 @@ int main(void)
         T(test_replicas_fork_merged),
         T(test_replicas_deltas),
         T(test_replicas_no_room),
+        T(test_replicas_one_batch_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

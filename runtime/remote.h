@@ -49,6 +49,11 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
  * are withdrawn, the calls and monitors waiting on it end. */
 void remote_on_member(herd_cluster_t *c, const mship_effect_t *e);
 void remote_flush(herd_cluster_t *c, uint64_t now);
+/* Send the acknowledgements no frame has carried since they fell due (a
+ * request whose reply waits, a cast): from the link timer, so an
+ * acknowledgement waits CLUSTER_LINK_POLL_MS at most, far below the
+ * sender's rto. */
+void remote_send_acks(herd_cluster_t *c, uint64_t now);
 void remote_tick(herd_cluster_t *c, uint64_t now);
 
 #endif

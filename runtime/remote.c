@@ -738,14 +738,14 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
                        frame_type_name(h->type), x->name);
     /* an ack that opened the window for messages waiting, or many bytes
      * to acknowledge; a lone ack waits for a frame to carry it (a reply
-     * later in the loop iteration or soon after), or for remote_send_acks */
+     * later in the loop iteration or soon after), or for remote_release_acks */
     if (channel_send_ready(&p->ch) || p->ch.ack_due_bytes >= CHANNEL_ACK_EAGER_BYTES)
         p->dirty = c->any_dirty = 1;
     else if (p->ch.ack_due)
         c->acks_held = 1;
 }
 
-void remote_send_acks(herd_cluster_t *c, uint64_t now)
+void remote_release_acks(herd_cluster_t *c)
 {
     if (!c->acks_held)
         return;
@@ -756,7 +756,6 @@ void remote_send_acks(herd_cluster_t *c, uint64_t now)
         if (p->ch.ack_due)
             p->dirty = c->any_dirty = 1;
     }
-    remote_flush(c, now);
 }
 
 /* ---- streams of the layers above --------------------------------------------- */

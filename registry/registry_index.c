@@ -69,14 +69,17 @@ int reg_pid_dead(const registry_t *g, herd_pid_t pid)
 /* ---- the work lists --------------------------------------------------------------- */
 
 /* Kept whole (name, value): the map no longer has the entry to put back. */
-static void missing_add(registry_t *g, uint64_t serial, const char *key, size_t klen,
+static void missing_add(registry_t *g, const reg_value_t *v, const char *key, size_t klen,
                         const awmap_entry_t *e)
 {
     missing_t *m = malloc(sizeof(*m) + klen + 1 + e->len);
+    size_t order = g->missing.n;
     if (m && reg_vec_push(&g->missing, &m, sizeof(m)) == 0) {
-        m->serial = serial;
+        m->serial = v->pid.serial;
         m->writer = awmap_replica_id(g->map, e->dot.replica);
         m->counter = e->dot.counter;
+        m->written = v->written;
+        m->order = order;
         m->vlen = e->len;
         m->klen = (uint8_t)klen;
         memcpy(m->name, key, klen);
@@ -172,7 +175,7 @@ static void on_removed(void *data, const char *key, size_t klen, const awmap_ent
         reg_count_removed(g, key, klen, e);
     reg_value_t v = reg_value_decode(g->map, e, NULL);
     if (reg_is_local(g, v.pid) && pidx_has(&g->by_pid, v.pid.serial, hash))
-        missing_add(g, v.pid.serial, key, klen, e);
+        missing_add(g, &v, key, klen, e);
 }
 
 const awmap_observer_t *reg_observer(registry_t *g)
@@ -297,19 +300,48 @@ static int holds(const registry_t *g, const char *key, size_t klen, herd_pid_t p
     return 0;
 }
 
+/* Candidates of one process and name together, the newest write first (of
+ * two alike, the later removal). */
+static int missing_cmp(const void *pa, const void *pb)
+{
+    const missing_t *a = *(missing_t *const *)pa, *b = *(missing_t *const *)pb;
+    if (a->serial != b->serial)
+        return a->serial < b->serial ? -1 : 1;
+    if (a->klen != b->klen)
+        return a->klen < b->klen ? -1 : 1;
+    int c = memcmp(a->name, b->name, a->klen);
+    if (c)
+        return c;
+    if (a->written != b->written)
+        return a->written > b->written ? -1 : 1;
+    return a->order > b->order ? -1 : (a->order < b->order);
+}
+
+static int missing_same(const missing_t *a, const missing_t *b)
+{
+    return a->serial == b->serial && a->klen == b->klen &&
+           memcmp(a->name, b->name, a->klen) == 0;
+}
+
 /* Every live local process whose entry has gone missing (a node that thought
  * us gone removed it: a forget time shorter than a partition) is registered
  * again, with its first registration time, so conflicts still judge fairly.
  * The candidates are the entries on_removed kept; one whose process has let
- * go of the name, exited, or holds it again (new metadata) is dropped. */
+ * go of the name, exited, or holds it again (new metadata) is dropped. Of
+ * one process and name only the newest write goes back: an older candidate
+ * is one its process replaced itself (a join again with new metadata) before
+ * the newer entry went missing too, since the last check. */
 void reg_check_missing(registry_t *g)
 {
     reg_vec_t list = g->missing;
     g->missing = (reg_vec_t){0};
+    if (list.n > 1)
+        qsort(list.items, list.n, sizeof(missing_t *), missing_cmp);
     for (size_t i = 0; i < list.n; i++) {
         missing_t *m = REG_VEC_AT(&list, missing_t *, i);
         herd_pid_t pid = {g->self_node, g->self_inc, m->serial};
-        if (herd_is_alive(g->node, pid) &&
+        int newest = i == 0 || !missing_same(REG_VEC_AT(&list, missing_t *, i - 1), m);
+        if (newest && herd_is_alive(g->node, pid) &&
             pidx_has(&g->by_pid, m->serial, awmap_key_hash(m->name, m->klen)) &&
             !holds(g, m->name, m->klen, pid)) {
             herd_log(HERD_LOG_INFO, "registry", "'%s' had gone missing: registered again",
@@ -324,8 +356,9 @@ void reg_check_missing(registry_t *g)
             reg_local_change_len(g, m->name, m->klen, m->name + m->klen + 1, m->vlen,
                                  known ? &gone : NULL, known ? 1u : 0u, 1);
         }
-        free(m);
     }
+    for (size_t i = 0; i < list.n; i++)
+        free(REG_VEC_AT(&list, missing_t *, i));
     reg_vec_free(&list);
 }
 

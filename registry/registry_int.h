@@ -94,6 +94,8 @@ typedef struct missing {
     uint64_t serial;
     awmap_replica_id_t writer; /* the dot of the entry that went */
     uint64_t counter;
+    uint64_t written; /* its value's write time: of one name, the newest goes back */
+    size_t order;     /* its place among the removals since the last check */
     uint32_t vlen;
     uint8_t klen;
     char name[];

@@ -113,6 +113,7 @@ void channel_unsend(channel_t *ch)
     ch->inflight_bytes = ch->undo_inflight;
     ch->unsent = ch->undo_unsent;
     ch->ack_due |= ch->undo_ack_due;
+    ch->ack_due_bytes += ch->undo_ack_due_bytes;
 }
 
 int channel_next_frame(channel_t *ch, int resend, size_t max_body, uint64_t now,
@@ -130,6 +131,7 @@ int channel_next_frame_at(channel_t *ch, int resend, size_t max_body, uint64_t n
     ch->undo_sent_upto = ch->sent_upto;
     ch->undo_inflight = ch->inflight_bytes;
     ch->undo_ack_due = ch->ack_due;
+    ch->undo_ack_due_bytes = ch->ack_due_bytes;
     ch->undo_unsent = ch->unsent;
     if (resend && ch->head) { /* go back to the oldest unacknowledged */
         ch->next_send = ch->head->seq;
@@ -177,6 +179,7 @@ int channel_next_frame_at(channel_t *ch, int resend, size_t max_body, uint64_t n
         ch->last_send_ms = now;
     ch->resent += again;
     ch->ack_due = 0; /* the frame carries our ack */
+    ch->ack_due_bytes = 0;
     *body = wire_writer_take(&w, len);
     if (*body == NULL) {
         channel_unsend(ch); /* nothing left: the messages wait */
@@ -193,6 +196,7 @@ int channel_ack_frame(channel_t *ch, uint8_t **body, size_t *len)
     wire_writer_init(&w);
     wire_put_u64(&w, ch->expected - 1);
     ch->ack_due = 0;
+    ch->ack_due_bytes = 0;
     *body = wire_writer_take(&w, len);
     return *body ? 0 : HERD_ENOMEM;
 }
@@ -293,8 +297,10 @@ int channel_on_msg(channel_t *ch, const uint8_t *body, size_t len, uint64_t now,
         size_t n = wire_get_bytes(&r, &d);
         channel_accept(ch, first + i, d, n, deliver, ud);
     }
-    if (count)
+    if (count) {
         ch->ack_due = 1;
+        ch->ack_due_bytes += len;
+    }
     return 0;
 }
 

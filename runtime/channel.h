@@ -36,6 +36,10 @@
 #define CHANNEL_DEFAULT_MAX_UNACKED (64u << 20) /* bytes queued per peer */
 #define CHANNEL_REORDER_WINDOW 4096u           /* messages held back at most */
 #define CHANNEL_DEFAULT_WINDOW (4u << 20)      /* bytes in flight per peer */
+/* Received, unacknowledged bytes past which an acknowledgement should go
+ * at once rather than wait for a frame to carry it (a quarter of the
+ * sender's window: it never stalls on an ack held back). */
+#define CHANNEL_ACK_EAGER_BYTES (CHANNEL_DEFAULT_WINDOW / 4)
 
 typedef struct channel_msg {
     struct channel_msg *next;
@@ -60,6 +64,7 @@ typedef struct channel {
     channel_msg_t *undo_unsent;
     size_t undo_inflight;
     int undo_ack_due;
+    size_t undo_ack_due_bytes;
     uint64_t last_send_ms;    /* when the oldest unacked was (re)sent */
     uint32_t rto_ms;
     /* receiving */
@@ -67,6 +72,7 @@ typedef struct channel {
     channel_msg_t *early;     /* arrived ahead of `expected`, sorted by seq */
     size_t early_count;
     int ack_due;              /* something arrived that we have not acked */
+    size_t ack_due_bytes;     /* bytes of messages arrived since our last ack */
     /* counters */
     uint64_t delivered, duplicates, resent, dropped_early;
 } channel_t;

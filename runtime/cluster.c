@@ -252,6 +252,7 @@ _Static_assert((int)TRANSPORT_LINK_OK == (int)MSHIP_LINK_OK &&
 static void cluster_check_links(herd_cluster_t *c, uint64_t now)
 {
     c->last_link_check = now;
+    remote_release_acks(c); /* the flush that ends the iteration sends them */
     if (c->transport.ops->link_lost == NULL || c->left)
         return;
     const mship_member_t *self = mship_self(c->mship);

@@ -55,6 +55,7 @@ typedef struct herd_cluster {
     u64map_t remote_watches; /* monitor ref -> remote_watch: my monitors of remote pids */
     u64map_t inbound_calls;  /* key of (caller node, ref) -> inbound_call */
     int any_dirty;
+    int acks_held; /* some peer's acknowledgement waits for a frame to carry it */
     uint64_t last_tick; /* node clock, for herd_cluster_poll */
     uint64_t last_drift_log;
     int left;

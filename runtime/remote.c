@@ -738,9 +738,26 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
     if (rc)
         cluster_refuse(c, FRAME_REJECT_BODY, "a %s frame from %s: its batch does not decode",
                        frame_type_name(h->type), x->name);
-    /* an ack due, or one that opened the window for messages waiting */
-    if (p->ch.ack_due || channel_send_ready(&p->ch))
+    /* an ack that opened the window for messages waiting, or many bytes
+     * to acknowledge; a lone ack waits for a frame to carry it (a reply
+     * later in the loop iteration or soon after), or for remote_release_acks */
+    if (channel_send_ready(&p->ch) || p->ch.ack_due_bytes >= CHANNEL_ACK_EAGER_BYTES)
         p->dirty = c->any_dirty = 1;
+    else if (p->ch.ack_due)
+        c->acks_held = 1;
+}
+
+void remote_release_acks(herd_cluster_t *c)
+{
+    if (!c->acks_held)
+        return;
+    c->acks_held = 0;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&c->peers, &cursor)) != NULL;) {
+        cluster_peer_t *p = s->value;
+        if (p->ch.ack_due)
+            p->dirty = c->any_dirty = 1;
+    }
 }
 
 /* ---- streams of the layers above --------------------------------------------- */

@@ -49,6 +49,15 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
  * are withdrawn, the calls and monitors waiting on it end. */
 void remote_on_member(herd_cluster_t *c, const mship_effect_t *e);
 void remote_flush(herd_cluster_t *c, uint64_t now);
+/* Let the acknowledgements no frame has carried since they fell due (a
+ * request whose reply waits, a cast) go: from the link timer, so an
+ * acknowledgement waits CLUSTER_LINK_POLL_MS at most, far below the
+ * sender's rto. It only marks their peers dirty: the flush that ends the
+ * loop iteration sends them, after the membership verdicts of this
+ * iteration, as every other queued message (a request queued for a member
+ * declared down in the same iteration is then still unsent, and withdrawn
+ * "not applied" rather than sent into a dead link, remote_lost.c). */
+void remote_release_acks(herd_cluster_t *c);
 void remote_tick(herd_cluster_t *c, uint64_t now);
 
 #endif

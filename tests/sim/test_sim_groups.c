@@ -57,7 +57,13 @@
  *   longer shipped, every member makes its own (partitions 2161790);
  * - an entry put back after going missing stood beside the old one on the
  *   nodes that had not heard of the removal: it now supersedes it
- *   (partitions 2160488, 2161234).
+ *   (partitions 2160488, 2161234);
+ * - a process that joined again with new metadata, whose new entry then went
+ *   missing before the next check, was put back with its old metadata: the
+ *   entry its own join had replaced was still a candidate beside the newer
+ *   one, and went back first. Now only the newest write of a process and
+ *   group (or name) goes back, in place of that entry (partitions 227, with
+ *   lazy channel acknowledgements).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -588,13 +594,16 @@ static int dumping;
 
 static void dump_entry(gsim_t *gs, const registry_t *g, const awmap_entry_t *e)
 {
-    reg_value_t v = reg_value_decode(g->map, e, NULL);
+    herd_meta_t meta;
+    reg_value_t v = reg_value_decode(g->map, e, &meta);
     awmap_replica_id_t w = awmap_replica_id(g->map, e->dot.replica);
-    fprintf(stderr, "  entry by %s/%llx #%llu: pid %s/%llx/%llu, hlc %llu, written %llu%s\n",
+    const char *token = herd_meta_get(&meta, "v");
+    fprintf(stderr, "  entry by %s/%llx #%llu: pid %s/%llx/%llu, hlc %llu, written %llu, "
+            "metadata %s%s\n",
             node_of(gs, w.node), (unsigned long long)w.incarnation,
             (unsigned long long)e->dot.counter, node_of(gs, v.pid.node),
             (unsigned long long)v.pid.incarnation, (unsigned long long)v.pid.serial,
-            (unsigned long long)v.hlc, (unsigned long long)v.written,
+            (unsigned long long)v.hlc, (unsigned long long)v.written, token ? token : "(none)",
             reg_hidden(g, v.pid) ? " (hidden)" : "");
 }
 
@@ -672,6 +681,8 @@ static int group_as_model(gsim_t *gs, int i, int j, member_list_t *l, char *why,
             k++;
         if (k == regsim_proc_count(rs) || !alive(gs, k) || !gs->member[k][j])
             WHY("%s: group %d lists a process that is no member (proc %d)", name, j, k);
+        if (!meta_is(&l->meta[m], gs->token[k][j]) && dumping)
+            dump_membership(gs, k, j);
         if (!meta_is(&l->meta[m], gs->token[k][j]))
             WHY("%s: group %d, proc %d: metadata %s, the model's \"%s\"", name, j, k,
                 herd_meta_get(&l->meta[m], "v") ? herd_meta_get(&l->meta[m], "v") : "(none)",

@@ -17,7 +17,8 @@
  * process's stays done; a node that is down has its processes' memberships
  * hidden (counts drop, entries stay) and shown again when it comes back;
  * removed once it is forgotten or restarts; put back by the process's node
- * after a partition longer than the forget time; two joins of one process
+ * after a partition longer than the forget time, and with its newest
+ * metadata when it had joined again just before; two joins of one process
  * made at once on two nodes end as one entry with the later metadata. And
  * two real nodes over tcp loopback (tests/unit/support.h).
  *
@@ -870,6 +871,39 @@ static void test_group_cluster_forgotten_put_back(void **state)
     regsim_free(rs);
 }
 
+/* A process joined again with new metadata, and its new entry then went
+ * missing on its node (as a node that forgot this one removes it) before
+ * the next check: its node puts back the new metadata, in place of the
+ * entry that went, not the entry the join replaced (both went since the
+ * last check). */
+static void test_group_cluster_put_back_is_the_newest_join(void **state)
+{
+    (void)state;
+    regsim_t *rs = sim_cluster(7, 3, SIM_FORGET);
+    herd_pid_t p = sim_spawn(rs, 2);
+    herd_node_t *c = regsim_node(rs, 2);
+    registry_t *g = reg_of(c);
+    herd_meta_t old = meta1("v", "old"), now = meta1("v", "new");
+    assert_int_equal(herd_group_join(c, "g", p, &old), 0);
+    SIM_UNTIL(rs, all_see(rs, "g", p, "old") && all_entries(rs, 1), 5000);
+    assert_int_equal(herd_group_join(c, "g", p, &now), 0);
+    char key[REG_GROUP_KEY_MAX + 1];
+    size_t klen = reg_group_key("g", 1, p, key);
+    const awmap_entry_t *e = awmap_get(g->map, key, klen);
+    assert_non_null(e);
+    assert_null(e->next);
+    awmap_dot_t dot = e->dot;
+    assert_int_equal(reg_local_drop(g, key, klen, &dot, 1), 0);
+    assert_int_equal(herd_group_count(c, "g"), 0);
+    SIM_UNTIL(rs, all_see(rs, "g", p, "new") && all_entries(rs, 1), 3 * REGISTRY_CHECK_MS);
+    assert_int_equal(stats_of(c).reregistered, 1);
+    /* and it stays so */
+    assert_int_equal(regsim_run_for(rs, 2 * REGISTRY_CHECK_MS + 500), 0);
+    assert_true(all_see(rs, "g", p, "new") && all_entries(rs, 1) && all_count(rs, "g", 1));
+    assert_int_equal(stats_of(c).reregistered, 1);
+    regsim_free(rs);
+}
+
 /* One process joined on two nodes at once with different metadata: one
  * entry everywhere once settled, the later join's. */
 static void test_group_cluster_joins_at_once_later_wins(void **state)
@@ -949,6 +983,7 @@ int main(void)
         cmocka_unit_test(test_group_cluster_down_hides_up_shows),
         cmocka_unit_test(test_group_cluster_gone_node_removed),
         cmocka_unit_test(test_group_cluster_forgotten_put_back),
+        cmocka_unit_test(test_group_cluster_put_back_is_the_newest_join),
         cmocka_unit_test(test_group_cluster_joins_at_once_later_wins),
         T(test_group_tcp_cluster),
     };

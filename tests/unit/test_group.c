@@ -891,7 +891,7 @@ static void test_group_cluster_put_back_is_the_newest_join(void **state)
     size_t klen = reg_group_key("g", 1, p, key);
     const awmap_entry_t *e = awmap_get(g->map, key, klen);
     assert_non_null(e);
-    assert_null(e->next);
+    assert_null(awmap_next(e));
     awmap_dot_t dot = e->dot;
     assert_int_equal(reg_local_drop(g, key, klen, &dot, 1), 0);
     assert_int_equal(herd_group_count(c, "g"), 0);

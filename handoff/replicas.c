@@ -173,7 +173,7 @@ static void mark_dirty(dsup_t *d, dchild_t *c)
         return;
     if (r->dirty_n == r->dirty_cap) {
         size_t cap = r->dirty_cap ? r->dirty_cap * 2 : 64;
-        uint64_t *n = realloc(r->dirty, cap * sizeof(*n));
+        repl_dirty_t *n = realloc(r->dirty, cap * sizeof(*n));
         if (n == NULL) { /* the next periodic pass puts it (replicas_on_member) */
             herd_log(HERD_LOG_ERROR, "replicas", "out of memory marking '%s'", c->name);
             return;
@@ -181,7 +181,7 @@ static void mark_dirty(dsup_t *d, dchild_t *c)
         r->dirty = n;
         r->dirty_cap = cap;
     }
-    r->dirty[r->dirty_n++] = c->pid.serial;
+    r->dirty[r->dirty_n++] = (repl_dirty_t){.serial = c->pid.serial};
     c->repl_dirty = 1;
     if (!uv_is_active((uv_handle_t *)&r->prepare))
         uv_prepare_start(&r->prepare, on_prepare);
@@ -765,12 +765,12 @@ static int inflight_to(dsup_t *d, uint64_t member, uint64_t now)
     return 0;
 }
 
-/* Whether a member of c's set has a batch in flight: c waits for it. */
-static int set_waits(dsup_t *d, const dchild_t *c, uint64_t now)
+/* The member of c's set that has a batch in flight (c waits for it), or 0. */
+static uint64_t set_waits(dsup_t *d, const dchild_t *c, uint64_t now)
 {
     for (size_t i = 0; i < c->set_n; i++)
         if (inflight_to(d, c->set[i], now))
-            return 1;
+            return c->set[i];
     return 0;
 }
 
@@ -820,22 +820,29 @@ void replicas_flush(dsup_t *d)
     if (r == NULL)
         return;
     size_t n = r->dirty_n;
-    uint64_t *list = r->dirty, now = herd_node_now(d->node);
+    repl_dirty_t *list = r->dirty;
+    uint64_t now = herd_node_now(d->node);
     int whole = r->rescan || now >= r->next_expiry;
     size_t kept = whole ? 0 : r->waiting; /* those still wait: untouched */
     int held = 0;
     repl_batches_t puts = {.kind = REPL_PUTS};
     for (size_t i = kept; i < n; i++) {
-        dchild_t *c = u64map_get(&d->by_serial, list[i]);
-        if (c == NULL || c->pid.serial != list[i] || !c->repl_dirty)
-            continue;
-        if (c->state != HERD_CHILD_RUNNING || herd_is_frozen(d->node, c->pid)) {
-            list[kept++] = list[i]; /* moving or merging: put once it runs again */
-            held = 1;
+        repl_dirty_t e = list[i];
+        if (e.waits_on && inflight_to(d, e.waits_on, now)) {
+            list[kept++] = e; /* still waits for that batch: no lookup */
+            d->repl_stats.puts_waited++;
             continue;
         }
-        if (set_waits(d, c, now)) {
-            list[kept++] = list[i]; /* the next batch: after the acknowledgements */
+        dchild_t *c = u64map_get(&d->by_serial, e.serial);
+        if (c == NULL || c->pid.serial != e.serial || !c->repl_dirty)
+            continue;
+        if (c->state != HERD_CHILD_RUNNING || herd_is_frozen(d->node, c->pid)) {
+            list[kept++] = (repl_dirty_t){.serial = e.serial}; /* moving or merging: put */
+            held = 1;                                          /* once it runs again */
+            continue;
+        }
+        if ((e.waits_on = set_waits(d, c, now)) != 0) {
+            list[kept++] = e; /* the next batch: after the acknowledgements */
             d->repl_stats.puts_waited++;
             continue;
         }

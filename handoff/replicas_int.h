@@ -72,10 +72,17 @@ size_t repl_batches_send(dsup_t *d, repl_batches_t *bs);
  * set (as this node computes it) does not hold this node, goes. */
 #define REPL_GC_MS 30000u
 
+/* A child to put: its process serial, and the member of its set whose
+ * batch in flight it waited for last (0: none), so that while that batch
+ * is still in flight the child is passed over without a lookup. */
+typedef struct repl_dirty {
+    uint64_t serial, waits_on;
+} repl_dirty_t;
+
 typedef struct repl {
     dsup_t *d; /* NULL once the supervisor is freed */
     uv_prepare_t prepare; /* puts the dirty children at the end of an iteration */
-    uint64_t *dirty;      /* pid serials of children to put */
+    repl_dirty_t *dirty;  /* children to put */
     size_t dirty_n, dirty_cap;
     size_t retries;       /* children whose put a send refused */
     replica_store_t store; /* copies kept here for other owners */

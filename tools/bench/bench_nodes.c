@@ -55,6 +55,16 @@ size_t rss_bytes(void)
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+size_t rss_anon_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0, shared = 0;
+    if (f == NULL || fscanf(f, "%lu %lu %lu", &size, &resident, &shared) != 3)
+        die("reading /proc/self/statm", 0);
+    fclose(f);
+    return (size_t)(resident > shared ? resident - shared : 0) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 /* ---- names ---------------------------------------------------------------------- */
 
 names_t names_make(const char *prefix, size_t count)

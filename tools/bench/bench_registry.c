@@ -13,8 +13,9 @@
  * - whereis of random existing names on a node holding 100,000 names. The
  *   names to look up are laid out one after another beforehand, so the
  *   caller's side is a sequential read and what is timed is the lookup.
- * - memory per registration: RSS after spawning the processes, then after
- *   registering them; the difference over the count (the names' own bytes
+ * - memory per registration: the anonymous RSS (rss_anon_bytes) after
+ *   spawning the processes, then after registering them; the difference
+ *   over the count (the names' own bytes
  *   are in it: name_len says how many). Measured first, while the heap is
  *   fresh.
  *
@@ -44,8 +45,11 @@
  *   stall can carry the run past it: after_s says when it was given up.
  * - memory_fill: memory per registration across fill levels. One node
  *   registers FILL_LO..FILL_HI names of exactly 14 bytes (the issue's
- *   figure) in steps of FILL_STEP; after each step the RSS growth since
- *   before the first register over the names held, the same method as
+ *   figure) in steps of FILL_STEP; after each step the growth of the
+ *   anonymous RSS (rss_anon_bytes: resident less file-backed pages, so
+ *   the code pages a first registration faults in do not count as names'
+ *   memory) since before the first register over the names held, the same
+ *   method as
  *   registration_bytes, printed as a line of its own (with syn's 410 B as
  *   the reference and the goal of 64 B), then its min, median and max over
  *   the steps (table growth shows as the spread). After each level's line,
@@ -519,13 +523,13 @@ static void bench_memory_fill(size_t lo, size_t hi, size_t step)
     spawn_idle(n, pids, hi);
     herd_node_run_for(n, 5);
 
-    size_t rss0 = rss_bytes(), done = 0, steps = 0;
+    size_t rss0 = rss_anon_bytes(), done = 0, steps = 0;
     for (size_t level = lo; level <= hi && steps < 64; level += step, steps++) {
         for (; done < level; done++)
             if ((rc = herd_register(n, names[done], pids[done], NULL)) != 0)
                 die("herd_register", rc);
         herd_node_run_for(n, 5); /* the last pending delta goes */
-        per[steps] = ((double)rss_bytes() - (double)rss0) / (double)level;
+        per[steps] = ((double)rss_anon_bytes() - (double)rss0) / (double)level;
         printf("bench registry registration_bytes %.1f B names=%zu name_len=%d goal=%d%s\n",
                per[steps], level, FILL_NAME_LEN, FILL_GOAL_BYTES, mem_refs(per[steps]));
         print_memory_parts(n, level, per[steps]);
@@ -622,12 +626,12 @@ static void bench_single(size_t count, size_t lookups, int runs)
     spawn_idle(n, pids, count);
     herd_node_run_for(n, 5);
 
-    size_t rss0 = rss_bytes();
+    size_t rss0 = rss_anon_bytes();
     for (size_t i = 0; i < count; i++)
         if ((rc = herd_register(n, ns.at[i], pids[i], NULL)) != 0)
             die("herd_register", rc);
     herd_node_run_for(n, 5); /* the last pending delta goes */
-    size_t rss1 = rss_bytes();
+    size_t rss1 = rss_anon_bytes();
     double per = ((double)rss1 - (double)rss0) / (double)count;
     printf("bench registry registration_bytes %.0f B names=%zu name_len=%.1f%s\n", per, count,
            (double)ns.total_len / (double)count, mem_refs(per));

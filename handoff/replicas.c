@@ -1017,7 +1017,10 @@ void replicas_on_member(dsup_t *d)
     size_t cursor = 0;
     for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
         for (dchild_t *c = s->value; c; c = c->twin) {
-            if (c->copies <= 1 || c->state != HERD_CHILD_RUNNING)
+            /* an arriving copy put its state to the set of the membership it
+             * arrived in: a set that changed since gets it once it runs */
+            if (c->copies <= 1 ||
+                (c->state != HERD_CHILD_RUNNING && c->state != HERD_CHILD_ARRIVING))
                 continue;
             uint64_t set[HERD_MAX_REPLICAS - 1];
             size_t n = replica_set(d, c, set);

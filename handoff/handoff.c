@@ -4,7 +4,9 @@
  *
  * Messages on the handoff stream (app 2), each u8 kind, u64 move id, str name:
  *   1 offer   + bytes spec, u8 has_state, bytes state, u64 first-registered time, u8 gen,
- *             u64 x 3 the spec's write (herd_spec_ref_t: node, incarnation, counter),
+ *             u64 x 3 the spec's write (herd_spec_ref_t: node, incarnation, counter):
+ *             the write of those spec bytes, which the new owner takes in when it
+ *             never saw it (herd_spec_relay),
  *             u64 parted: 0, or the size of a state sent as parts ahead of it (the
  *             state field then empty), u64 version: the state's replication
  *             version (replicas.c; 0 when not replicated), u64 writer: the
@@ -119,6 +121,8 @@ static int send_offer(dsup_t *d, dchild_t *c, const uint8_t *state, size_t state
     const uint8_t *spec;
     size_t spec_len;
     int rc = herd_spec_get(n, c->name, &spec, &spec_len);
+    if (rc == 0) /* the write of those bytes: the new owner may not have it yet */
+        rc = herd_spec_ref(n, c->name, &c->spec_ref);
     if (rc)
         return rc;
     wire_writer_t w;
@@ -399,6 +403,16 @@ static int leaving(dsup_t *d)
            (self.state == HERD_MEMBER_DRAINING || self.state == HERD_MEMBER_LEFT);
 }
 
+static void spec_relay(dsup_t *d, const offer_t *o)
+{
+    int rc = herd_spec_relay(d->node, o->name, &o->spec_ref, o->spec, o->spec_len);
+    if (rc == 1)
+        d->stats.specs_relayed++;
+    else if (rc < 0)
+        herd_log(HERD_LOG_WARN, "handoff", "'%s': the spec that came with it not taken in: %s "
+                 "(it comes with the registry's sync)", o->name, herd_strerror(rc));
+}
+
 static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
 {
     int service = -1;
@@ -432,7 +446,11 @@ static void on_offer(dsup_t *d, uint64_t from, uint64_t inc, offer_t *o)
         c->peer_inc = inc;
         c->hlc = o->hlc;
         c->gen = o->gen;
-        c->spec_ref = o->spec_ref; /* its spec may not have reached us yet */
+        c->spec_ref = o->spec_ref;
+        /* its spec may not have reached us yet, and its writer and the
+         * nodes that hold it may all go before it does: it is held here
+         * with the child (nothing when this node saw that write) */
+        spec_relay(d, o);
         c->copies = copies;
         c->strict = strict;
         c->deadline = herd_node_now(d->node) + 3ull * d->cfg.handoff_timeout_ms;

@@ -298,6 +298,8 @@ typedef struct herd_handoff_stats {
     uint64_t too_big;       /* moves refused: the state was over max_state_bytes */
     uint64_t rejected_parts; /* state parts out of order or over the cap, dropped */
     uint64_t malformed;     /* messages that did not decode (or of no known kind), dropped */
+    uint64_t specs_relayed; /* child specs that came with an offer before the registry
+                               brought them here (herd_spec_relay) */
     uint64_t claimed;       /* children that registered themselves (a commit, a
                                promotion, or found running without a name) */
     uint64_t starts, restarts, stops;

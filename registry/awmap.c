@@ -871,6 +871,25 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
     return cc_add(&dst->replicas[idx], counter);
 }
 
+int awmap_note_entry(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,
+                     uint64_t counter, const void *value, size_t vlen)
+{
+    uint32_t idx;
+    if (!dst->is_delta || klen > AWMAP_KEY_MAX || counter == 0 || counter > AWMAP_COUNTER_MAX ||
+        vlen > AWMAP_VALUE_MAX || (vlen && value == NULL))
+        return HERD_EINVAL;
+    if (awmap_replica(dst, id, &idx) != 0)
+        return HERD_ENOMEM;
+    awmap_key_t *dk = key_get_or_add(dst, key, klen, vlen);
+    if (dk == NULL)
+        return HERD_ENOMEM;
+    awmap_dot_t dot = {idx, counter};
+    int rc = entry_find(dk, dot) ? cc_add(&dst->replicas[idx], counter)
+                                 : entry_insert_seen(dst, &dk, dot, value, vlen, NULL);
+    key_drop_if_empty(dst, dk);
+    return rc;
+}
+
 /* ---- reading ----------------------------------------------------------------------- */
 
 const awmap_entry_t *awmap_get_hashed(const awmap_t *m, const char *key, size_t klen,

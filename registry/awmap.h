@@ -180,6 +180,12 @@ void awmap_cloud_stats(const awmap_t *m, uint64_t *total, uint64_t *largest);
  * entry for it: "this entry of this key is removed". */
 int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,
                        uint64_t counter);
+/* List `key` in delta `dst` with the entry of dot (id, counter) holding
+ * `value`, and that dot in its context: one write passed on by a node that
+ * is not its writer (a join adds it where that dot was never seen, and
+ * nowhere else: a write removed since stays removed). */
+int awmap_note_entry(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,
+                     uint64_t counter, const void *value, size_t vlen);
 
 /* ---- reading ------------------------------------------------------------------ */
 

@@ -55,6 +55,15 @@ int herd_spec_ref_seen(herd_node_t *node, const herd_spec_ref_t *ref);
 /* Every write of `name`'s spec this node holds (up to `cap`); returns how
  * many it holds (more than `cap`: HERD_ERANGE, nothing written). */
 int herd_spec_refs(herd_node_t *node, const char *name, herd_spec_ref_t *out, size_t cap);
+/* Take in one write of `name`'s spec that a peer passes on (a child's new
+ * owner gets its spec with the child, in case the spec's write has not
+ * reached it: its writer may be gone before it did), as if from its writer:
+ * held from now on, and shipped to every member, when this node has not
+ * seen that write; nothing when it has (it holds it, or a removal or a
+ * newer put removed it). 1 when taken in, 0 when seen before; HERD_EINVAL
+ * for a counter 0 or a spec over HERD_SPEC_MAX, HERD_ENOMEM. */
+int herd_spec_relay(herd_node_t *node, const char *name, const herd_spec_ref_t *ref,
+                    const void *spec, size_t len);
 /* Tell member `to` that these writes of `name`'s spec are removed (a delta
  * of that alone): for a member that may have the spec from a node that had
  * not heard of the removal yet. */

@@ -235,6 +235,34 @@ int herd_spec_refs(herd_node_t *node, const char *name, herd_spec_ref_t *out, si
     return (int)n;
 }
 
+int herd_spec_relay(herd_node_t *node, const char *name, const herd_spec_ref_t *ref,
+                    const void *spec, size_t len)
+{
+    registry_t *g;
+    char key[AWMAP_KEY_MAX + 1];
+    size_t klen;
+    int rc = spec_lookup(node, name, &g, key, &klen);
+    if (rc == 0 && (ref == NULL || ref->counter == 0 || len > HERD_SPEC_MAX ||
+                    (len && spec == NULL)))
+        rc = HERD_EINVAL;
+    if (rc)
+        return rc;
+    awmap_replica_id_t id = {ref->node, ref->incarnation};
+    if (awmap_seen(g->map, id, ref->counter))
+        return 0;
+    awmap_t *d = awmap_new_delta();
+    if (d == NULL)
+        return HERD_ENOMEM;
+    rc = awmap_note_entry(d, key, klen, id, ref->counter, spec, len);
+    if (rc == 0)
+        rc = awmap_join(g->map, d, reg_observer(g));
+    if (rc == 0 && g->clustered) /* the members that missed it too */
+        reg_ship(g, d, SYNC_DELTA, 0);
+    awmap_free(d);
+    reg_settle_touched(g);
+    return rc ? rc : 1;
+}
+
 int herd_spec_send_removed(herd_node_t *node, const char *name, const herd_spec_ref_t *refs,
                            size_t n, uint64_t to)
 {

@@ -151,7 +151,7 @@ static json_t *handoff_stats_json(herd_node_t *n)
     herd_handoff_stats_t h;
     if (herd_handoff_stats(n, &h) != 0)
         return json_object();
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                      "started",
                      (json_int_t)h.started, "committed", (json_int_t)h.committed, "aborted",
                      (json_int_t)h.aborted, "rejected", (json_int_t)h.rejected, "received",
@@ -159,7 +159,8 @@ static json_t *handoff_stats_json(herd_node_t *n)
                      (json_int_t)h.forwarded, "send_failed", (json_int_t)h.send_failed,
                      "too_big", (json_int_t)h.too_big, "rejected_parts",
                      (json_int_t)h.rejected_parts, "claimed", (json_int_t)h.claimed,
-                     "in_flight", (json_int_t)h.in_flight, "malformed", (json_int_t)h.malformed);
+                     "in_flight", (json_int_t)h.in_flight, "malformed", (json_int_t)h.malformed,
+                     "specs_relayed", (json_int_t)h.specs_relayed);
 }
 
 /* Replicated state (herd_repl_stats): what this node put to its children's

@@ -2135,6 +2135,64 @@ static void test_copy_pieces_bad_arguments(void **state)
                  rc[0], rc[1], rc[2], rc[3], HERD_EINVAL, st_empty, d_keys);
 }
 
+/* note_entry: one write passed on by a node that is not its writer. A map
+ * that never saw its dot takes it in; one that removed it keeps it removed;
+ * one that holds it is unchanged. Bad arguments change nothing. */
+static void test_note_entry_passes_one_write_on(void **state)
+{
+    (void)state;
+    awmap_replica_id_t A = rid(1, 1), C = rid(3, 1);
+    awmap_t *a = replica_new(A);
+    add_s(a, 0, "k", "v1", NULL, 0, NULL, NULL);                    /* A:1 */
+    awmap_dot_t dot = add_s(a, 0, "j", "v2", NULL, 0, NULL, NULL); /* A:2 */
+    awmap_t *gone = clone_state(a);
+    remove_s(gone, "j", &dot, 1, NULL, NULL);
+
+    awmap_t *d = delta_new();
+    assert_int_equal(awmap_note_entry(d, "j", 1, A, 2, "v2", 2), 0);
+    assert_int_equal(awmap_note_entry(d, "j", 1, A, 2, "v2", 2), 0); /* twice: one entry */
+    assert_int_equal(awmap_key_count(d), 1);
+    assert_int_equal(awmap_entry_count(d), 1);
+    assert_entry(d, "j", A, 2, "v2");
+    assert_true(awmap_seen(d, A, 2));
+    assert_false(awmap_seen(d, A, 1)); /* only that write */
+
+    awmap_t *c = replica_new(C); /* never saw A's writes */
+    assert_int_equal(awmap_join(c, d, NULL), 0);
+    assert_entry(c, "j", A, 2, "v2");
+    assert_null(awmap_get(c, "k", 1));
+    assert_false(awmap_seen(c, A, 1));
+
+    awmap_t *before = clone_state(gone); /* removed it: stays removed */
+    assert_int_equal(awmap_join(gone, d, NULL), 0);
+    assert_null(awmap_get(gone, "j", 1));
+    assert_true(awmap_equal(gone, before));
+    awmap_t *held = clone_state(a); /* holds it: unchanged */
+    assert_int_equal(awmap_join(held, d, NULL), 0);
+    assert_true(awmap_equal(held, a));
+
+    awmap_t *st = awmap_new(), *e = delta_new();
+    assert_non_null(st);
+    char big[AWMAP_KEY_MAX + 1];
+    memset(big, 'k', sizeof big);
+    assert_int_equal(awmap_note_entry(st, "j", 1, A, 2, "v2", 2), HERD_EINVAL); /* a state */
+    assert_int_equal(awmap_note_entry(e, big, sizeof big, A, 2, "v2", 2), HERD_EINVAL);
+    assert_int_equal(awmap_note_entry(e, "j", 1, A, 0, "v2", 2), HERD_EINVAL);
+    assert_int_equal(awmap_note_entry(e, "j", 1, A, AWMAP_COUNTER_MAX + 1, "v2", 2), HERD_EINVAL);
+    assert_int_equal(awmap_note_entry(e, "j", 1, A, 2, NULL, 2), HERD_EINVAL);
+    assert_int_equal(awmap_note_entry(e, "j", 1, A, 2, "v2", AWMAP_VALUE_MAX + 1), HERD_EINVAL);
+    assert_true(awmap_is_empty(st));
+    assert_true(awmap_is_empty(e));
+    awmap_free(e);
+    awmap_free(st);
+    awmap_free(held);
+    awmap_free(before);
+    awmap_free(c);
+    awmap_free(d);
+    awmap_free(gone);
+    awmap_free(a);
+}
+
 /* ---- join out of memory ----------------------------------------------------------- */
 
 /* Counts what observers are told, to check it against the map. */
@@ -2793,6 +2851,7 @@ int main(void)
         cmocka_unit_test(test_awmap_join_pieces_in_bucket_order),
         cmocka_unit_test(test_copy_pieces),
         cmocka_unit_test(test_copy_pieces_bad_arguments),
+        cmocka_unit_test(test_note_entry_passes_one_write_on),
         cmocka_unit_test(test_join_out_of_memory_is_undone_or_retried),
         cmocka_unit_test(test_builder_matches_encoder),
         cmocka_unit_test(test_round_trip_states_and_deltas),

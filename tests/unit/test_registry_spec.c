@@ -20,6 +20,11 @@
  *   removed); concurrent puts of one name on two nodes converge to the same
  *   spec on every node (the lowest writer), the next put replaces both, and a
  *   put concurrent with a remove wins;
+ * - a spec's write passed on by another node (herd_spec_relay, as a child's
+ *   new owner gets it with the child) is taken in once, under its writer's
+ *   dot, when never seen; a write seen (held, removed, replaced) changes
+ *   nothing; on a clustered node it reaches the members; bad input is
+ *   refused;
  * - the watcher is told of local and remote changes and of what a join
  *   brings, the change is applied when it is told, it may call
  *   herd_spec_put from inside the callback, and NULL removes it;
@@ -678,6 +683,94 @@ static void test_spec_writer_down_specs_stay(void **state)
     ts_node_free(a);
 }
 
+static int same_ref(const herd_spec_ref_t *a, const herd_spec_ref_t *b)
+{
+    return a->node == b->node && a->incarnation == b->incarnation && a->counter == b->counter;
+}
+
+/* herd_spec_relay takes in a write of a spec this node never saw, under its
+ * writer's dot (the same spec every node reads), once; a write it saw
+ * (held, removed, or replaced since) changes nothing; bad input is refused
+ * and changes nothing. */
+static void test_spec_relay_takes_in_an_unseen_write_once(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a"), *b = solo_node("b");
+    herd_spec_ref_t r1, r2, got;
+    assert_int_equal(herd_spec_put(a, "job", "v1", 2), 0);
+    assert_int_equal(herd_spec_ref(a, "job", &r1), 0);
+    assert_false(herd_spec_ref_seen(b, &r1));
+
+    assert_int_equal(herd_spec_relay(b, "job", &r1, "v1", 2), 1);
+    assert_spec(b, "job", "v1");
+    assert_int_equal(herd_spec_ref(b, "job", &got), 0);
+    assert_true(same_ref(&got, &r1)); /* the writer's write, not b's */
+    assert_true(herd_spec_ref_seen(b, &r1));
+    assert_int_equal(herd_spec_relay(b, "job", &r1, "v1", 2), 0); /* again: nothing */
+    assert_int_equal(herd_spec_count(b), 1);
+
+    assert_int_equal(herd_spec_remove(b, "job"), 0); /* removed stays removed */
+    assert_int_equal(herd_spec_relay(b, "job", &r1, "v1", 2), 0);
+    assert_true(spec_absent(b, "job"));
+
+    assert_int_equal(herd_spec_put(a, "job", "v2", 2), 0); /* replaced on its writer */
+    assert_int_equal(herd_spec_ref(a, "job", &r2), 0);
+    assert_int_equal(herd_spec_relay(b, "job", &r2, "v2", 2), 1);
+    assert_spec(b, "job", "v2");
+    assert_int_equal(herd_spec_relay(a, "job", &r1, "v1", 2), 0); /* a replaced it */
+    assert_spec(a, "job", "v2");
+
+    /* bad input: refused, nothing taken in */
+    herd_spec_ref_t zero = {r1.node, r1.incarnation, 0};
+    uint8_t *big = calloc(1, HERD_SPEC_MAX + 1);
+    assert_non_null(big);
+    int rc[6];
+    rc[0] = herd_spec_relay(b, "other", &zero, "v", 1);
+    rc[1] = herd_spec_relay(b, "other", NULL, "v", 1);
+    rc[2] = herd_spec_relay(b, "other", &r1, big, HERD_SPEC_MAX + 1);
+    rc[3] = herd_spec_relay(b, "other", &r1, NULL, 1);
+    rc[4] = herd_spec_relay(b, "", &r1, "v", 1);
+    herd_node_t *bare = bare_node("bare");
+    rc[5] = herd_spec_relay(bare, "other", &r1, "v", 1);
+    free(big);
+    ts_node_free(bare);
+    for (int i = 0; i < 5; i++)
+        if (rc[i] != HERD_EINVAL)
+            fail_msg("bad relay %d answered %d, want HERD_EINVAL", i, rc[i]);
+    assert_int_equal(rc[5], HERD_ENOENT);
+    assert_true(spec_absent(b, "other"));
+    assert_int_equal(herd_spec_count(b), 1);
+    ts_node_free(b);
+    ts_node_free(a);
+}
+
+/* A write taken in by herd_spec_relay on a clustered node reaches its
+ * members too, and is the same write there (a remove of it anywhere
+ * removes it everywhere). */
+static void test_spec_relay_reaches_the_members(void **state)
+{
+    (void)state;
+    herd_node_t *n[3];
+    form(2, &CALM, n);
+    herd_node_t *a = n[0], *b = n[1], *far = solo_node("far");
+    watch(b, 1);
+    herd_spec_ref_t ref, got;
+    assert_int_equal(herd_spec_put(far, "moved", "spec-bytes", 10), 0);
+    assert_int_equal(herd_spec_ref(far, "moved", &ref), 0);
+    assert_int_equal(herd_spec_relay(a, "moved", &ref, "spec-bytes", 10), 1);
+    WAIT_UNTIL(spec_is(b, "moved", "spec-bytes"));
+    assert_int_equal(herd_spec_ref(b, "moved", &got), 0);
+    assert_true(same_ref(&got, &ref));
+    assert_true(told_count(b, "moved") >= 1); /* its watcher is told, as of any spec */
+    assert_int_equal(herd_spec_remove(b, "moved"), 0);
+    WAIT_UNTIL(spec_absent(a, "moved"));
+    assert_int_equal(herd_spec_relay(a, "moved", &ref, "spec-bytes", 10), 0);
+    assert_true(spec_absent(a, "moved"));
+    ts_node_free(far);
+    ts_node_free(b);
+    ts_node_free(a);
+}
+
 /* Two nodes put one name at once (before either sees the other's): every
  * node ends up reading the same spec, the lowest writer's; the next put
  * replaces both; a put concurrent with a remove wins. */
@@ -1127,6 +1220,8 @@ int main(void)
         T(test_spec_replicates_and_reaches_a_late_joiner),
         T(test_spec_writer_down_specs_stay),
         T(test_spec_concurrent_puts_converge),
+        T(test_spec_relay_takes_in_an_unseen_write_once),
+        T(test_spec_relay_reaches_the_members),
         T(test_spec_watch_local_remote_and_reentrant),
         T(test_switch_one_node),
         T(test_switch_across_nodes),

@@ -8,7 +8,9 @@
  * both, and finds a key again by the top AWMAP_HASH_BITS bits of its hash
  * (awmap_foreach_hash), which is what a pair keeps, beside a 16-bit tag of
  * the serial. Pairs of one serial share a home slot, so a process's pairs
- * lie in one probe run. Serials are never 0.
+ * lie in one probe run; a serial (tag) with many pairs gets a table of its
+ * own, so a process holding many names costs no more an add than one
+ * holding a few. Serials are never 0.
  */
 #ifndef HERD_PIDX_H
 #define HERD_PIDX_H
@@ -17,6 +19,7 @@
 #include <stdint.h>
 
 #include "awmap.h"
+#include "u64map.h"
 
 /* A pair is a tag of the serial (PIDX_TAG_BITS, never 0; 0 marks an
  * empty slot) and the hash's top AWMAP_HASH_BITS bits, in two arrays of
@@ -29,11 +32,15 @@
 typedef struct pidx {
     uint32_t *hashes; /* owned: n of them, then the n tags (one block) */
     uint16_t *tags;   /* in that block */
-    size_t n, count;
+    size_t n, count;  /* slots, and pairs in them */
+    size_t pairs;     /* pairs held in all (this table and the tags' own) */
+    int by_hash;      /* a tag's own table: homes by the hash */
+    u64map_t big;     /* tag -> pidx_t *: the tables of tags with many pairs */
+    size_t big_bytes; /* what those take */
 } pidx_t;
 
 void pidx_init(pidx_t *x);
-/* The bytes the table takes. */
+/* The bytes the index takes (its tables of single tags included). */
 size_t pidx_bytes(const pidx_t *x);
 void pidx_fini(pidx_t *x);
 /* Add the pair (no-op if present). HERD_EINVAL for serial 0, HERD_ENOMEM. */

@@ -39,7 +39,7 @@ static void test_pidx_add_has_del(void **state)
     assert_int_equal(pidx_add(&x, 7, a), 0);
     assert_int_equal(pidx_add(&x, 7, a), 0); /* no-op */
     assert_int_equal(pidx_add(&x, 7, b), 0);
-    assert_int_equal(x.count, 2);
+    assert_int_equal(x.pairs, 2);
     assert_true(pidx_has(&x, 7, a));
     assert_true(pidx_has(&x, 7, b));
     assert_true(pidx_has(&x, 7, a ^ 0xffffffff)); /* only the top 32 bits count */
@@ -50,7 +50,7 @@ static void test_pidx_add_has_del(void **state)
     assert_false(pidx_has(&x, 7, a));
     assert_true(pidx_has(&x, 7, b));
     pidx_del(&x, 7, a); /* absent: nothing */
-    assert_int_equal(x.count, 1);
+    assert_int_equal(x.pairs, 1);
     uint64_t *h = NULL;
     assert_int_equal(pidx_take(&x, 7, &h), 1);
     assert_int_equal(h[0], 0xffffffff00000000ull); /* the low bits come back 0 */
@@ -81,7 +81,7 @@ static void test_pidx_many_take(void **state)
         free(h);
         assert_false(pidx_has(&x, s, H(s * 4 + s % 3)));
     }
-    assert_int_equal(x.count, 0);
+    assert_int_equal(x.pairs, 0);
     pidx_fini(&x);
 }
 
@@ -101,14 +101,14 @@ static void test_pidx_shared_tag(void **state)
     assert_int_equal(n, 2);
     assert_true(has_hash(h, n, H(11)) && has_hash(h, n, H(22)));
     free(h);
-    assert_int_equal(x.count, 0);
+    assert_int_equal(x.pairs, 0);
     pidx_fini(&x);
 }
 
 /* One process with many names among others with one each, through many
- * growths (each rehash places a tag's pairs in one pass): every pair is
- * still found, a take returns the process's names alone, and the table
- * stays at most 9/10 full at 6 bytes a slot. */
+ * growths: its pairs move to a table of their own (the shared table keeps
+ * the others), every pair is still found, a take returns the process's
+ * names alone and that table goes; memory stays about 6 bytes a pair. */
 static void test_pidx_one_serial_many_names(void **state)
 {
     (void)state;
@@ -120,23 +120,74 @@ static void test_pidx_one_serial_many_names(void **state)
         if (k < OTHERS)
             assert_int_equal(pidx_add(&x, 100 + k, H(MANY + k)), 0);
     }
-    assert_int_equal(x.count, MANY + OTHERS);
+    assert_int_equal(pidx_add(&x, 7, H(3)), 0); /* held: nothing */
+    assert_int_equal(x.pairs, MANY + OTHERS);
+    assert_int_equal(x.count, OTHERS); /* the shared table: the others */
+    assert_int_equal(x.big.count, 1);
     assert_true(x.count * 10 <= x.n * 9);
-    assert_int_equal(pidx_bytes(&x), x.n * 6);
+    assert_true(pidx_bytes(&x) <= x.pairs * 8 + 1024);
+    assert_true(pidx_tagged(&x, 7));
     for (uint64_t k = 0; k < MANY; k++)
         assert_true(pidx_has(&x, 7, H(k)));
+    assert_false(pidx_has(&x, 7, H(MANY + 1)));
     for (uint64_t k = 0; k < OTHERS; k++)
         assert_true(pidx_has(&x, 100 + k, H(MANY + k)));
+    uint64_t got[MANY];
+    assert_int_equal(pidx_get(&x, 7, got, MANY), MANY);
+    assert_true(has_hash(got, MANY, H(MANY - 1)));
+    pidx_del(&x, 7, H(0));
+    assert_false(pidx_has(&x, 7, H(0)));
+    assert_int_equal(x.pairs, MANY + OTHERS - 1);
     uint64_t *h = NULL;
     size_t n = pidx_take(&x, 7, &h);
-    assert_int_equal(n, MANY);
-    for (uint64_t k = 0; k < MANY; k += 97)
+    assert_int_equal(n, MANY - 1);
+    for (uint64_t k = 1; k < MANY; k += 97)
         assert_true(has_hash(h, n, H(k)));
+    assert_false(has_hash(h, n, H(0)));
     free(h);
-    assert_int_equal(x.count, OTHERS);
+    assert_int_equal(x.pairs, OTHERS);
+    assert_int_equal(x.big.count, 0); /* its table went */
+    assert_false(pidx_tagged(&x, 7));
+    assert_false(pidx_has(&x, 7, H(5)));
     for (uint64_t k = 0; k < OTHERS; k++)
         assert_true(pidx_has(&x, 100 + k, H(MANY + k)));
     pidx_fini(&x);
+}
+
+/* A tag's own table empties by deletes too, and then goes; pairs added
+ * again start in the shared table and move once more. */
+static int count_each(void *data, uint64_t hash)
+{
+    (void)hash;
+    ++*(size_t *)data;
+    return 0;
+}
+
+static void test_pidx_own_table_by_deletes(void **state)
+{
+    (void)state;
+    pidx_t x;
+    pidx_init(&x);
+    enum { K = 100 };
+    for (uint64_t k = 0; k < K; k++)
+        assert_int_equal(pidx_add(&x, 9, H(k)), 0);
+    assert_int_equal(pidx_add(&x, 10, H(K)), 0);
+    assert_int_equal(x.big.count, 1);
+    size_t seen = 0;
+    assert_int_equal(pidx_each(&x, 9, count_each, &seen), 0);
+    assert_int_equal(seen, K);
+    for (uint64_t k = 0; k < K; k++)
+        pidx_del(&x, 9, H(k));
+    assert_int_equal(x.big.count, 0);
+    assert_int_equal(x.pairs, 1);
+    assert_false(pidx_tagged(&x, 9));
+    for (uint64_t k = 0; k < K; k++)
+        assert_int_equal(pidx_add(&x, 9, H(k)), 0);
+    assert_int_equal(x.big.count, 1);
+    assert_int_equal(x.pairs, K + 1);
+    assert_true(pidx_has(&x, 10, H(K)));
+    pidx_fini(&x);
+    assert_int_equal(pidx_bytes(&x), 0);
 }
 
 int main(void)
@@ -146,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_pidx_many_take),
         cmocka_unit_test(test_pidx_shared_tag),
         cmocka_unit_test(test_pidx_one_serial_many_names),
+        cmocka_unit_test(test_pidx_own_table_by_deletes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,7 +79,8 @@
  * 10 and runs each figure once: the ctest smoke run) has join_large with
  * 20,000 names. --verbose prints each run on stderr (--trace adds progress
  * lines every 10 ms of a wait); --only single|converge|converge_large|
- * join_large|join_1m|memory_fill|converge_procs|join_procs runs one part;
+ * join_large|join_1m|memory_fill|converge_procs|join_procs|one_process runs
+ * one part;
  * --join-names N sets join_large's size (and join_procs', in --full, default
  * 1,000,000). The cluster's failure detector is made lenient (see
  * make_node); --default-timeouts keeps its defaults. Every wait has a
@@ -685,11 +686,65 @@ static void bench_single(size_t count, size_t lookups, int runs)
     names_free(&ns);
 }
 
+/* ---- one process holding many names ------------------------------------------------ */
+
+/* Register `count` names on one node for `holders` processes (round robin)
+ * and time it; then stop the processes and time until the registry holds
+ * no name (an exit removes its process's names). */
+static void one_process_run(const names_t *ns, size_t holders, double *reg_s, double *exit_s)
+{
+    herd_node_t *n;
+    herd_node_config_t nc = {.name = "bench-holders"};
+    int rc = herd_node_new(&nc, &n);
+    if (rc != 0 || (rc = herd_registry_start(n)) != 0)
+        die("holders node", rc);
+    herd_pid_t *pids = malloc(holders * sizeof(*pids));
+    if (pids == NULL)
+        die("allocating pids", HERD_ENOMEM);
+    spawn_idle(n, pids, holders);
+    herd_node_run_for(n, 5);
+    double t0 = now_s();
+    for (size_t i = 0; i < ns->count; i++)
+        if ((rc = herd_register(n, ns->at[i], pids[i % holders], NULL)) != 0)
+            die("herd_register", rc);
+    *reg_s = now_s() - t0;
+    t0 = now_s();
+    for (size_t i = 0; i < holders; i++)
+        herd_stop(n, pids[i], HERD_REASON_SHUTDOWN);
+    for (int i = 0; i < 10000 && herd_registry_count(n, NULL) > 0; i++)
+        herd_node_run_for(n, 1);
+    if (herd_registry_count(n, NULL) != 0)
+        die("the names of stopped processes", 0);
+    *exit_s = now_s() - t0;
+    herd_node_free(n);
+    free(pids);
+}
+
+/* The same names held by one process, and by one process each: what a
+ * name costs should not grow with how many its process holds. */
+static void bench_one_process(size_t count, int runs)
+{
+    names_t ns = names_make("p", count);
+    double one_reg[8], one_exit[8], each_reg[8], each_exit[8];
+    for (int r = 0; r < runs; r++) {
+        one_process_run(&ns, 1, &one_reg[r], &one_exit[r]);
+        one_process_run(&ns, count, &each_reg[r], &each_exit[r]);
+    }
+    double o = median(one_reg, (size_t)runs), e = median(each_reg, (size_t)runs);
+    double ox = median(one_exit, (size_t)runs), ex = median(each_exit, (size_t)runs);
+    printf("bench registry register_one_holder_s %.3f s names=%zu holders=1 one_each_s=%.3f "
+           "ratio=%.2fx runs=%d\n", o, count, e, o / e, runs);
+    printf("bench registry exit_one_holder_s %.3f s names=%zu holders=1 one_each_s=%.3f "
+           "ratio=%.2fx runs=%d of=stop_until_no_name_is_held\n", ox, count, ex, ox / ex, runs);
+    fflush(stdout);
+    names_free(&ns);
+}
+
 static int part_known(const char *part)
 {
     static const char *const parts[] = {"single",     "converge", "converge_large",
                                         "join_large", "join_1m",  "memory_fill",
-                                        "converge_procs", "join_procs"};
+                                        "converge_procs", "join_procs", "one_process"};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
         if (strcmp(part, parts[i]) == 0)
             return 1;
@@ -725,7 +780,7 @@ int main(int argc, char **argv)
                     "[--default-timeouts] "
                     "[--join-names N (>= %d)]\n"
                     "                      [--only single|converge|converge_large|"
-                    "join_large|join_1m|memory_fill|converge_procs|join_procs]\n",
+                    "join_large|join_1m|memory_fill|converge_procs|join_procs|one_process]\n",
                     NODES);
             return 2;
         }
@@ -748,6 +803,8 @@ int main(int argc, char **argv)
         bench_join_procs(join_names ? join_names : JOIN_1M_NAMES);
     if (only == NULL || strcmp(only, "single") == 0)
         bench_single(100000 / scale, 2000000 / scale, runs);
+    if (only == NULL || strcmp(only, "one_process") == 0)
+        bench_one_process(100000 / scale, runs);
     if (only == NULL || strcmp(only, "converge") == 0)
         bench_converge(10000 / scale, runs);
     if (only == NULL || strcmp(only, "converge_large") == 0)

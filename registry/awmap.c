@@ -827,26 +827,31 @@ int awmap_remove(awmap_t *m, const char *key, size_t klen, const awmap_dot_t *do
     return rc ? rc : apply_change(m, m, key, klen, NULL, NULL, 0, dots, n, obs);
 }
 
+/* List `key` in dst with the entry of dot (id, counter) holding `value`
+ * (NULL: none), and the dot in dst's context. */
+static int note_write(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,
+                      uint64_t counter, const void *value, size_t vlen)
+{
+    uint32_t idx;
+    if (awmap_replica(dst, id, &idx) != 0)
+        return HERD_ENOMEM;
+    awmap_key_t *dk = key_get_or_add(dst, key, klen, vlen);
+    if (dk == NULL)
+        return HERD_ENOMEM;
+    awmap_dot_t dot = {idx, counter};
+    int rc = entry_find(dk, dot) ? cc_add(&dst->replicas[idx], counter)
+                                 : entry_insert_seen(dst, &dk, dot, value, vlen, NULL);
+    key_drop_if_empty(dst, dk);
+    return rc;
+}
+
 int awmap_copy_entry(awmap_t *dst, const awmap_t *src, const char *key, size_t klen,
                      const awmap_entry_t *e, int with_value)
 {
     if (klen > AWMAP_KEY_MAX || e == NULL)
         return HERD_EINVAL;
-    uint32_t idx;
-    if (awmap_replica(dst, src->replicas[e->dot.replica].id, &idx) != 0)
-        return HERD_ENOMEM;
-    awmap_key_t *dk = key_get_or_add(dst, key, klen, with_value ? e->len : 0);
-    if (dk == NULL)
-        return HERD_ENOMEM;
-    awmap_dot_t dot = {idx, e->dot.counter};
-    int rc = 0;
-    if (entry_find(dk, dot) == NULL)
-        rc = entry_insert_seen(dst, &dk, dot, with_value ? e->value : NULL,
-                               with_value ? e->len : 0, NULL);
-    else
-        rc = cc_add(&dst->replicas[idx], dot.counter);
-    key_drop_if_empty(dst, dk);
-    return rc;
+    return note_write(dst, key, klen, src->replicas[e->dot.replica].id, e->dot.counter,
+                      with_value ? e->value : NULL, with_value ? e->len : 0);
 }
 
 int awmap_copy_key(awmap_t *dst, const awmap_t *src, const char *key, size_t klen)
@@ -874,20 +879,10 @@ int awmap_note_removed(awmap_t *dst, const char *key, size_t klen, awmap_replica
 int awmap_note_entry(awmap_t *dst, const char *key, size_t klen, awmap_replica_id_t id,
                      uint64_t counter, const void *value, size_t vlen)
 {
-    uint32_t idx;
     if (!dst->is_delta || klen > AWMAP_KEY_MAX || counter == 0 || counter > AWMAP_COUNTER_MAX ||
         vlen > AWMAP_VALUE_MAX || (vlen && value == NULL))
         return HERD_EINVAL;
-    if (awmap_replica(dst, id, &idx) != 0)
-        return HERD_ENOMEM;
-    awmap_key_t *dk = key_get_or_add(dst, key, klen, vlen);
-    if (dk == NULL)
-        return HERD_ENOMEM;
-    awmap_dot_t dot = {idx, counter};
-    int rc = entry_find(dk, dot) ? cc_add(&dst->replicas[idx], counter)
-                                 : entry_insert_seen(dst, &dk, dot, value, vlen, NULL);
-    key_drop_if_empty(dst, dk);
-    return rc;
+    return note_write(dst, key, klen, id, counter, value, vlen);
 }
 
 /* ---- reading ----------------------------------------------------------------------- */

@@ -212,24 +212,26 @@ int pidx_add(pidx_t *x, uint64_t serial, uint64_t hash)
     uint16_t tag = tag_of(serial);
     uint32_t h = hash_of(hash);
     pidx_t *t = own_of(x, tag);
-    if (t == NULL && x->hashes) {
+    if (t == NULL) {
+        /* at most 9/10 full: lookups are rare (exits, checks), memory is per name */
+        if ((x->hashes == NULL || (x->count + 1) * 10 > x->n * 9) && grow(x) != 0)
+            return HERD_ENOMEM;
         size_t same;
         size_t i = find_counting(x, tag, h, &same);
         if (x->tags[i])
             return 0;
-        if (same + 1 >= PIDX_BIG) {
+        if (same + 1 >= PIDX_BIG)
             move_to_own(x, tag, same);
-            t = own_of(x, tag);
+        if ((t = own_of(x, tag)) == NULL) { /* not moved (or out of memory): here */
+            put(x, i, tag, h);
+            x->count++;
+            x->pairs++;
+            return 0;
         }
     }
-    int rc;
-    if (t) {
-        size_t before = own_bytes(t);
-        rc = table_add(t, tag, h);
-        x->big_bytes += own_bytes(t) - before;
-    } else {
-        rc = table_add(x, tag, h);
-    }
+    size_t before = own_bytes(t);
+    int rc = table_add(t, tag, h);
+    x->big_bytes += own_bytes(t) - before;
     if (rc > 0)
         x->pairs++;
     return rc < 0 ? rc : 0;
@@ -244,11 +246,11 @@ static const pidx_t *table_of(const pidx_t *x, uint16_t tag)
 
 int pidx_has(const pidx_t *x, uint64_t serial, uint64_t hash)
 {
-    if (x->hashes == NULL && x->big.count == 0)
+    if (serial == 0)
         return 0;
     uint16_t tag = tag_of(serial);
     const pidx_t *t = table_of(x, tag);
-    return serial && t->hashes && t->tags[find(t, tag, hash_of(hash))] != 0;
+    return t->hashes && t->tags[find(t, tag, hash_of(hash))] != 0;
 }
 
 /* Slots from a to b, going forward (with wrap-around). */

@@ -55,11 +55,8 @@ static int runs = 3;
 
 static void bench_membership(size_t count, size_t groups)
 {
-    herd_node_t *n;
-    herd_node_config_t nc = {.name = "bench-mem"};
-    int rc = herd_node_new(&nc, &n);
-    if (rc != 0 || (rc = herd_registry_start(n)) != 0)
-        die("a node with a registry", rc);
+    herd_node_t *n = solo_registry_node("bench-mem");
+    int rc;
     herd_pid_t *pids = malloc(count * sizeof(*pids));
     char(*names)[32] = malloc(groups * sizeof(*names));
     if (pids == NULL || names == NULL)

@@ -101,6 +101,16 @@ void spawn_idle(herd_node_t *n, herd_pid_t *pids, size_t count)
     }
 }
 
+herd_node_t *solo_registry_node(const char *name)
+{
+    herd_node_t *n;
+    herd_node_config_t nc = {.name = name};
+    int rc = herd_node_new(&nc, &n);
+    if (rc != 0 || (rc = herd_registry_start(n)) != 0)
+        die("a node with a registry", rc);
+    return n;
+}
+
 /* ---- a cluster of three nodes on one loop --------------------------------------- */
 
 int next_port;

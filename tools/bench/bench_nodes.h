@@ -41,6 +41,8 @@ typedef struct names {
 names_t names_make(const char *prefix, size_t count);
 void names_free(names_t *ns);
 void spawn_idle(herd_node_t *n, herd_pid_t *pids, size_t count);
+/* A node in no cluster, on its own loop, with the registry started. */
+herd_node_t *solo_registry_node(const char *name);
 
 /* A node on `loop` in a cluster at a free port (its address in `listen`),
  * joining `seed` unless NULL, with the registry started. */

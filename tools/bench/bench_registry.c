@@ -516,11 +516,8 @@ static void bench_memory_fill(size_t lo, size_t hi, size_t step)
     double per[64];
     if (pids == NULL)
         die("allocating pids", HERD_ENOMEM);
-    herd_node_t *n;
-    herd_node_config_t nc = {.name = "bench-fill"};
-    int rc = herd_node_new(&nc, &n);
-    if (rc != 0 || (rc = herd_registry_start(n)) != 0)
-        die("single node", rc);
+    herd_node_t *n = solo_registry_node("bench-fill");
+    int rc;
     spawn_idle(n, pids, hi);
     herd_node_run_for(n, 5);
 
@@ -619,11 +616,8 @@ static void bench_single(size_t count, size_t lookups, int runs)
     herd_pid_t *pids = malloc(count * sizeof(herd_pid_t));
     if (pids == NULL)
         die("allocating pids", HERD_ENOMEM);
-    herd_node_t *n;
-    herd_node_config_t nc = {.name = "bench-single"};
-    int rc = herd_node_new(&nc, &n);
-    if (rc != 0 || (rc = herd_registry_start(n)) != 0)
-        die("single node", rc);
+    herd_node_t *n = solo_registry_node("bench-single");
+    int rc;
     spawn_idle(n, pids, count);
     herd_node_run_for(n, 5);
 
@@ -693,11 +687,8 @@ static void bench_single(size_t count, size_t lookups, int runs)
  * no name (an exit removes its process's names). */
 static void one_process_run(const names_t *ns, size_t holders, double *reg_s, double *exit_s)
 {
-    herd_node_t *n;
-    herd_node_config_t nc = {.name = "bench-holders"};
-    int rc = herd_node_new(&nc, &n);
-    if (rc != 0 || (rc = herd_registry_start(n)) != 0)
-        die("holders node", rc);
+    herd_node_t *n = solo_registry_node("bench-holders");
+    int rc;
     herd_pid_t *pids = malloc(holders * sizeof(*pids));
     if (pids == NULL)
         die("allocating pids", HERD_ENOMEM);

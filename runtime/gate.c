@@ -218,6 +218,28 @@ void gate_after_run(herd_proc_t *p, int handled)
         p->ext->gate->dirty(p->ext->gate->data, herd_self(p));
 }
 
+void gate_exit(herd_node_t *n, herd_proc_t *p)
+{
+    proc_gate_t *g = p->ext ? p->ext->gate : NULL;
+    if (g == NULL)
+        return;
+    held_reply_t **at = &g->head, *last = NULL;
+    while (*at) {
+        held_reply_t *h = *at;
+        if (h->done) { /* a merge: gate_free tells it */
+            last = h;
+            at = &h->next;
+            continue;
+        }
+        *at = h->next;
+        g->held--;
+        n->stats.gate_dropped++;
+        proc_callee_gone(n, h->from, HERD_EUNCERTAIN);
+        free(h);
+    }
+    g->tail = last;
+}
+
 void gate_free(herd_node_t *n, proc_gate_t *g)
 {
     if (g == NULL)
@@ -226,7 +248,7 @@ void gate_free(herd_node_t *n, proc_gate_t *g)
         next = h->next;
         if (h->done)
             h->done(h->done_data, HERD_ENOPROC); /* its state went with the process */
-        else
+        else /* a process freed without its exit (the node's shutdown) */
             n->stats.gate_dropped++;
         free(h);
     }

@@ -255,7 +255,8 @@ typedef struct herd_node_stats {
      * that could not be delivered where they went: casts and infos dropped,
      * and calls whose caller got the error as its reply */
     uint64_t forward_dropped, forward_failed_calls;
-    /* replies held by gated processes (herd_gate_open) dropped at their exit */
+    /* replies held by gated processes (herd_gate_open) still held at their
+     * exit: each caller got HERD_EUNCERTAIN instead */
     uint64_t gate_dropped;
 } herd_node_stats_t;
 void herd_node_stats(const herd_node_t *node, herd_node_stats_t *out);

@@ -39,9 +39,9 @@ static int local_reply(herd_node_t *n, herd_from_t from, int status, const void 
     return HERD_ENOPROC;
 }
 
-static int local_callee_gone(herd_node_t *n, herd_from_t from)
+static int local_callee_gone(herd_node_t *n, herd_from_t from, int status)
 {
-    (void)n, (void)from;
+    (void)n, (void)from, (void)status;
     return HERD_ENOPROC;
 }
 

@@ -179,9 +179,10 @@ typedef struct node_net_ops {
     int (*reply)(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
                  unsigned copies);
     /* The callee of `from`, a call from another node, exited (it has left
-     * the process table): the caller gets HERD_ENOPROC, as from the
-     * runtime. Errors as reply's; the core ignores them. */
-    int (*callee_gone)(herd_node_t *n, herd_from_t from);
+     * the process table) without answering: the caller gets `status`, as
+     * from the runtime (HERD_ENOPROC; HERD_EUNCERTAIN for a call applied
+     * whose reply its gate held). Errors as reply's; the core ignores them. */
+    int (*callee_gone)(herd_node_t *n, herd_from_t from, int status);
     /* `self` monitors `target`, a pid of another node, under `ref` (already
      * in self's watching list, which stays the core's); the network keeps
      * its own record until the DOWN or demonitor. Nonzero: the monitor
@@ -389,7 +390,14 @@ int gate_refuses(const herd_proc_t *p);
 void gate_merge_handled(herd_proc_t *p, uint64_t ref);
 /* After a run of p's handlers that took `handled` messages. */
 void gate_after_run(herd_proc_t *p, int handled);
-/* Free a gate with what it holds (counted as dropped). */
+/* The callee of call `from` exited without answering it: the caller gets
+ * `status` as from the runtime (proc.c). */
+void proc_callee_gone(herd_node_t *n, herd_from_t from, int status);
+/* p exits: the calls whose replies its gate holds are answered
+ * HERD_EUNCERTAIN (applied, their state's fate unknown), before its exit
+ * answers its other callers HERD_ENOPROC. */
+void gate_exit(herd_node_t *n, herd_proc_t *p);
+/* Free a gate with what it still holds (merges: told HERD_ENOPROC). */
 void gate_free(herd_node_t *n, proc_gate_t *g);
 
 /* timer.c */

@@ -481,6 +481,14 @@ static void proc_free_mailbox(herd_proc_t *p)
 }
 
 /* Tell everyone who watched or was linked to the exiting `p`. */
+void proc_callee_gone(herd_node_t *n, herd_from_t from, int status)
+{
+    if (!node_is_local(n, from.pid)) /* a caller on another node */
+        n->net->callee_gone(n, from, status);
+    else /* HERD_ENOPROC: it ended already (timed out, answered, its caller gone) */
+        proc_complete_call(n, from.ref, status, NULL, 0, REPLY_BY_RUNTIME);
+}
+
 static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, int reason)
 {
     proc_ext_t *x = p->ext;
@@ -492,12 +500,8 @@ static void proc_notify_exit(herd_node_t *n, herd_proc_t *p, herd_pid_t self, in
     x->timer_count = 0;
     for (uint32_t i = 0; i < x->watchers.count; i++) {
         proc_watch_t *w = &x->watchers.items[i];
-        if (w->is_call && !node_is_local(n, w->pid)) { /* a caller on another node */
-            n->net->callee_gone(n, (herd_from_t){w->pid, w->ref});
-            continue;
-        }
         if (w->is_call) {
-            proc_complete_call(n, w->ref, HERD_ENOPROC, NULL, 0, REPLY_BY_RUNTIME);
+            proc_callee_gone(n, (herd_from_t){w->pid, w->ref}, HERD_ENOPROC);
             continue;
         }
         herd_proc_t *watcher = proc_lookup(n, w->pid);
@@ -550,6 +554,7 @@ static void proc_do_exit(herd_proc_t *p, int call_terminate)
         n->current = saved;
     }
     p->state = NULL;
+    gate_exit(n, p); /* before its exit answers the other calls HERD_ENOPROC */
     proc_notify_exit(n, p, self, reason);
     proc_release(p);
     for (int i = 0; i < n->exit_hook_count; i++)

@@ -304,9 +304,9 @@ int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data,
                          (copies << REPLY_COPIES_SHIFT) & REPLY_COPIES_MASK);
 }
 
-int remote_callee_gone(herd_node_t *n, herd_from_t from)
+int remote_callee_gone(herd_node_t *n, herd_from_t from, int status)
 {
-    return remote_answer(n, from, HERD_ENOPROC, NULL, 0, REMOTE_BY_RUNTIME);
+    return remote_answer(n, from, status, NULL, 0, REMOTE_BY_RUNTIME);
 }
 
 /* The caller's node is unknown here (this node joined after it, or has not

@@ -31,7 +31,7 @@ int remote_send_call(herd_node_t *n, herd_pid_t to, herd_pid_t from, uint64_t re
  * that forwarded the call (a relay). */
 int remote_reply(herd_node_t *n, herd_from_t from, int status, const void *data, size_t len,
                  unsigned copies);
-int remote_callee_gone(herd_node_t *n, herd_from_t from);
+int remote_callee_gone(herd_node_t *n, herd_from_t from, int status);
 /* remote_many.c: one REMOTE_CAST_MANY per REMOTE_MANY_MAX serials (fewer
  * when the payload leaves less room in a frame). */
 int remote_send_many(herd_node_t *n, uint64_t node, uint64_t incarnation, herd_pid_t from,

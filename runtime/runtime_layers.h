@@ -118,9 +118,10 @@ int herd_redirect(herd_node_t *node, herd_pid_t from, herd_pid_t to, uint64_t ms
  * handlers that took at least one message, `dirty` is told once (on the loop
  * thread, outside the handler): the state may have changed. Replies sent
  * from outside its handlers (init, terminate, other code) are not held. A
- * gated process that exits drops what it still holds (counted in
- * herd_node_stats' gate_dropped): its callers see the call fail, as when
- * the process dies before answering. */
+ * gated process that exits answers the calls whose replies it still holds
+ * with HERD_EUNCERTAIN (counted in herd_node_stats' gate_dropped): each
+ * was applied, and whether the state it left outlives the process is not
+ * known; never HERD_ENOPROC, which says a call was not applied. */
 typedef void (*herd_gate_dirty_fn)(void *data, herd_pid_t pid);
 /* Gate a live local process; the versions start after `version` (a state
  * that continues one replicated elsewhere keeps counting from it). Gating

@@ -505,7 +505,9 @@ static int scen_drain(sim_run_t *r)
     if (!converged_cluster(r, SIM_FORGET))
         return 0;
     int d = (int)simnet_random_range(r->s, 0, NODES - 1);
-    uint64_t td = simnet_now(r->s) + simnet_random_range(r->s, 0, SIM_HB - 1);
+    /* after the millisecond the cluster converged in: a member heard of
+     * then (its join) is no change the drain made */
+    uint64_t td = simnet_now(r->s) + 1 + simnet_random_range(r->s, 0, SIM_HB - 1);
     SIM_CHECK_OK(r, simnet_run_until(r->s, td));
     SIM_CHECK_OK(r, simnet_set_draining(r->s, d, 1));
     SIM_CHECK_OK(r, simnet_run_until(r->s, td + SEEN_MS));

@@ -239,8 +239,10 @@ static void channel_hold(channel_t *ch, uint64_t seq, const uint8_t *data, size_
         return; /* dropped early ones come again by resend */
     }
     channel_msg_t *m = malloc(sizeof(*m) + len);
-    if (m == NULL)
+    if (m == NULL) {
+        ch->dropped_early++; /* it comes again by resend */
         return;
+    }
     m->seq = seq;
     m->len = len;
     memcpy(m->data, data, len);

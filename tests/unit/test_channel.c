@@ -9,7 +9,8 @@
  * acknowledgements free the sender's buffer, a full buffer refuses without
  * queueing, a new peer incarnation restarts both directions, malformed
  * bodies are refused whole, the reorder window is bounded, batches respect
- * max_body, the counters count, at most a window of bytes is in flight, a
+ * max_body, the counters count, at most a window of bytes is in flight,
+ * allocations that fail refuse a message or drop an early one counted, a
  * frame the transport refused is taken back, and a resend goes back to the
  * oldest unacknowledged message and sends the window again.
  *
@@ -30,6 +31,21 @@
 #include "channel.h"
 
 #define RTO 100u
+
+/* test_channel links with --wrap=malloc (tests/CMakeLists.txt): armed,
+ * the next allocation fails, once. */
+void *__real_malloc(size_t n);
+void *__wrap_malloc(size_t n);
+static int g_fail_next_malloc;
+
+void *__wrap_malloc(size_t n)
+{
+    if (g_fail_next_malloc) {
+        g_fail_next_malloc = 0;
+        return NULL;
+    }
+    return __real_malloc(n);
+}
 
 /* ---- little-endian helpers and a decoder for FRAME_MSG bodies ------------- */
 
@@ -1325,6 +1341,43 @@ static void test_channel_go_back_sends_the_window_again(void **state)
     channel_fini(&b);
 }
 
+/* Out of memory on both ends: a message that cannot be queued is refused
+ * (HERD_ENOMEM, nothing queued), and one that arrives early and cannot be
+ * held is dropped and counted, then delivered once its resend comes. */
+static void test_channel_out_of_memory_refused_or_counted(void **state)
+{
+    (void)state;
+    channel_t a, b;
+    channel_init(&a, RTO, 0);
+    channel_init(&b, RTO, 0);
+    g_fail_next_malloc = 1;
+    assert_int_equal(channel_queue(&a, "x", 1), HERD_ENOMEM);
+    assert_int_equal(a.next_seq, 1);
+    assert_null(a.head);
+    queue_str(&a, "m1");
+    queue_str(&a, "m2");
+    size_t len;
+    uint8_t *f1 = next_frame(&a, 0, HDR + 4 + 2, 0, &len); /* m1 alone: lost */
+    free(f1);
+    uint8_t *f2 = next_frame(&a, 0, 1 << 20, 0, &len); /* m2: early at b */
+    rec_t r = {0};
+    g_fail_next_malloc = 1; /* holding m2 fails */
+    assert_int_equal(channel_on_msg(&b, f2, len, 0, rec_deliver, &r), 0);
+    free(f2);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(b.early_count, 0);
+    assert_int_equal(b.dropped_early, 1);
+    /* the go back brings both, in order */
+    uint8_t *f = next_frame(&a, 1, 1 << 20, RTO, &len);
+    assert_int_equal(channel_on_msg(&b, f, len, 0, rec_deliver, &r), 0);
+    free(f);
+    assert_int_equal(r.n, 2);
+    assert_rec(&r, 0, "m1");
+    assert_rec(&r, 1, "m2");
+    channel_fini(&a);
+    channel_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1336,6 +1389,7 @@ int main(void)
         cmocka_unit_test(test_channel_duplicates_counted_not_delivered),
         cmocka_unit_test(test_channel_reordered_frames_held_then_delivered),
         cmocka_unit_test(test_channel_reorder_window_bounded),
+        cmocka_unit_test(test_channel_out_of_memory_refused_or_counted),
         cmocka_unit_test(test_channel_full_refuses_without_queueing),
         cmocka_unit_test(test_channel_counters),
         cmocka_unit_test(test_channel_new_incarnation_restarts_both_directions),

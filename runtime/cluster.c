@@ -217,6 +217,12 @@ static void cluster_tell_member(herd_cluster_t *c, const mship_effect_t *e)
 
 static void cluster_apply(herd_cluster_t *c, mship_effects_t *fx)
 {
+    if (fx->lost) { /* the table and the ring changed all the same (membership.h) */
+        c->effects_lost += fx->lost;
+        herd_log(HERD_LOG_ERROR, "cluster", "out of memory: %zu membership effect(s) lost "
+                 "(frames not sent, members' changes not passed on); %llu so far", fx->lost,
+                 (unsigned long long)c->effects_lost);
+    }
     for (size_t i = 0; i < fx->count; i++) {
         mship_effect_t *e = &fx->items[i];
         if (e->kind == MSHIP_SEND)
@@ -841,6 +847,7 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     mship_stats(c->mship, &ms);
     out->prompt_beats = ms.prompt_beats;
     out->prompt_beats_deferred = ms.prompt_deferred;
+    out->membership_effects_lost = c->effects_lost;
     for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
         out->rejected[i] = c->rejected[i];
     return 0;

@@ -65,6 +65,7 @@ typedef struct herd_cluster {
     } apps[256];
     uint64_t msgs_out, msgs_in, msgs_dropped;
     uint64_t multicasts_out, multicasts_in; /* REMOTE_CAST_MANY messages (remote_many.c) */
+    uint64_t effects_lost; /* membership effects lost for want of memory (cluster_apply) */
     uint64_t replies_relayed; /* replies sent on through the node that forwarded the call */
     /* what members lost and late calls cost (remote_lost.c, remote.c): see
      * herd_cluster_stats_t */

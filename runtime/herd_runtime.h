@@ -756,6 +756,10 @@ typedef struct herd_cluster_stats {
      * newly heard of in gossip, and deferred to the periodic heartbeat as
      * over the bound of 16 per heartbeat period */
     uint64_t prompt_beats, prompt_beats_deferred;
+    /* membership's effects lost for want of memory: heartbeats not sent and
+     * members' changes the layers above never heard of (the member table and
+     * the ring changed all the same); logged as errors */
+    uint64_t membership_effects_lost;
 } herd_cluster_stats_t;
 int herd_cluster_stats(herd_node_t *node, herd_cluster_stats_t *out);
 

@@ -48,6 +48,7 @@ void mship_effects_clear(mship_effects_t *e)
         free(e->items[i].body);
     e->count = 0;
     e->ring_changed = 0;
+    e->lost = 0;
 }
 
 void mship_effects_fini(mship_effects_t *e)
@@ -62,8 +63,10 @@ static mship_effect_t *effect_push(mship_effects_t *e, mship_effect_kind_t kind)
     if (e->count == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 16;
         mship_effect_t *items = realloc(e->items, cap * sizeof(*items));
-        if (items == NULL)
+        if (items == NULL) {
+            e->lost++;
             return NULL;
+        }
         e->items = items;
         e->cap = cap;
     }
@@ -165,6 +168,9 @@ static void member_remove(mship_t *m, mship_member_t *x)
 static void emit_member(mship_effects_t *out, const mship_member_t *x, mship_state_t from,
                         mship_state_t to, mship_gone_t gone)
 {
+    /* the ring follows the table, whether or not the effect can be kept */
+    if (mship_state_in_ring(from) != mship_state_in_ring(to))
+        out->ring_changed = 1;
     mship_effect_t *e = effect_push(out, MSHIP_MEMBER);
     if (e == NULL)
         return;
@@ -175,8 +181,6 @@ static void emit_member(mship_effects_t *out, const mship_member_t *x, mship_sta
     e->old_state = from;
     e->new_state = to;
     e->gone = gone;
-    if (mship_state_in_ring(from) != mship_state_in_ring(to))
-        out->ring_changed = 1;
 }
 
 /* The one place a member's state changes: checks the transition and logs it. */
@@ -349,7 +353,11 @@ int mship__send(const mship_t *m, mship_effects_t *out, const char *address, uin
     } else {
         body = encode_beat(m, &len);
     }
-    mship_effect_t *e = body ? effect_push(out, MSHIP_SEND) : NULL;
+    if (body == NULL) {
+        out->lost++;
+        return HERD_ENOMEM;
+    }
+    mship_effect_t *e = effect_push(out, MSHIP_SEND);
     if (e == NULL) {
         free(body);
         return HERD_ENOMEM;

@@ -153,6 +153,10 @@ typedef struct mship_effects {
     mship_effect_t *items;
     size_t count, cap;
     int ring_changed; /* the set of ring members or a weight changed */
+    /* effects that could not be recorded for want of memory (a frame not
+     * sent, a member's change its hooks never hear of): the member table
+     * and the ring still changed; the caller reports and counts them */
+    size_t lost;
 } mship_effects_t;
 
 void mship_effects_init(mship_effects_t *e);

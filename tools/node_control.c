@@ -297,6 +297,8 @@ static int cmd_stats(void *data, json_t *args, json_t **result, char *msg, size_
     json_object_set_new(*result, "prompt_beats", json_integer((json_int_t)s.prompt_beats));
     json_object_set_new(*result, "prompt_beats_deferred",
                         json_integer((json_int_t)s.prompt_beats_deferred));
+    json_object_set_new(*result, "membership_effects_lost",
+                        json_integer((json_int_t)s.membership_effects_lost));
     json_object_set_new(*result, "handoff", handoff_stats_json(d->node));
     json_object_set_new(*result, "registry", registry_stats_json(d->node));
     json_object_set_new(*result, "replication", repl_stats_json(d->node));

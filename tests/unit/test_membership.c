@@ -45,7 +45,9 @@
  *   suspect_ms and down_ms;
  * - a live member wrongly reported refused is up again as soon as it is
  *   heard, is not declared down again while it talks, and is never down at
- *   another node, which the verdict's gossip does not convince.
+ *   another node, which the verdict's gossip does not convince;
+ * - out of memory for the effects, the verdict still holds in the table and
+ *   the ring, and the effect lost is counted for the caller to report.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -66,6 +68,21 @@
 #include "wire.h"
 
 #define SECRET "test-membership-secret-0123456789"
+
+/* test_membership links with --wrap=realloc (tests/CMakeLists.txt): armed,
+ * the next reallocation fails, once. */
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+static int g_fail_next_realloc;
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (g_fail_next_realloc) {
+        g_fail_next_realloc = 0;
+        return NULL;
+    }
+    return __real_realloc(p, n);
+}
 
 /* ---- the state machine alone ---------------------------------------------------- */
 
@@ -869,6 +886,36 @@ static void test_membership_link_refused_is_down_at_once(void **state)
     mship_free(s);
 }
 
+/* The effects cannot grow (out of memory): the member is down in the table
+ * all the same, the ring is to be rebuilt, and the lost effect is counted
+ * (cluster_apply logs and counts it); clearing the effects resets it. */
+static void test_membership_effect_lost_counted(void **state)
+{
+    (void)state;
+    mship_t *s, *b;
+    link_pair(&s, &b);
+    mship_effects_t fx;
+    mship_effects_init(&fx); /* no room yet: the first effect allocates */
+    g_fail_next_realloc = 1;
+    mship_link_report(s, "b", MSHIP_LINK_REFUSED, 10, &fx);
+    assert_int_equal(g_fail_next_realloc, 0); /* the effect did ask for room */
+    assert_int_equal(fx.count, 0);
+    assert_int_equal(fx.lost, 1);
+    assert_true(fx.ring_changed);
+    assert_true(mship_find(s, "b")->state == MEMBER_DOWN);
+    mship_effects_clear(&fx);
+    assert_int_equal(fx.lost, 0);
+    assert_false(fx.ring_changed);
+    /* with memory again, the next change is an effect as before */
+    beat_to(b, s, 500, 100, &fx);
+    assert_true(mship_find(s, "b")->state == MEMBER_UP);
+    assert_int_equal(member_events(&fx, "b"), 1);
+    assert_int_equal(fx.lost, 0);
+    mship_effects_fini(&fx);
+    mship_free(b);
+    mship_free(s);
+}
+
 /* A link that closed and reconnected (a live peer dropped the connection)
  * gives no verdict; a closed link gives one only with 2 heartbeats (400 ms)
  * of silence. */
@@ -1398,6 +1445,7 @@ int main(void)
         cmocka_unit_test(test_membership_restart_same_address_joins_at_once),
         cmocka_unit_test(test_membership_restart_elsewhere_after_silence),
         cmocka_unit_test(test_membership_link_refused_is_down_at_once),
+        cmocka_unit_test(test_membership_effect_lost_counted),
         cmocka_unit_test(test_membership_link_closed_reconnected_no_verdict),
         cmocka_unit_test(test_membership_link_silent_takes_timeouts),
         cmocka_unit_test(test_membership_link_one_bad_link_no_false_verdict),

@@ -21,7 +21,7 @@
 # when every case passed, 1 when any failed, 2 on a usage or setup error.
 set -uo pipefail
 
-read -r -a PROGRAMS <<<"${SIM_SWEEP_PROGRAMS:-test_sim_membership test_sim_registry test_sim_dsup test_sim_sync test_sim_calls test_sim_hostile}"
+read -r -a PROGRAMS <<<"${SIM_SWEEP_PROGRAMS:-test_sim_membership test_sim_registry test_sim_dsup test_sim_sync test_sim_calls test_sim_hostile test_sim_groups}"
 
 usage() {
     echo "usage: $0 BUILD_DIR [SEEDS] [FIRST_SEED]" >&2

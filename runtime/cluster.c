@@ -812,7 +812,8 @@ int herd_cluster_member_services(herd_node_t *n, uint64_t id, herd_service_list_
     return 0;
 }
 
-_Static_assert(FRAME_REJECT_COUNT <= 16, "herd_cluster_stats_t.rejected holds 16 reasons");
+_Static_assert(FRAME_REJECT_COUNT <= HERD_CLUSTER_REJECT_MAX,
+               "herd_cluster_stats_t.rejected holds every reason");
 
 int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
 {
@@ -848,7 +849,7 @@ int herd_cluster_stats(herd_node_t *n, herd_cluster_stats_t *out)
     out->prompt_beats = ms.prompt_beats;
     out->prompt_beats_deferred = ms.prompt_deferred;
     out->membership_effects_lost = c->effects_lost;
-    for (int i = 0; i < FRAME_REJECT_COUNT && i < 16; i++)
+    for (int i = 0; i < FRAME_REJECT_COUNT; i++)
         out->rejected[i] = c->rejected[i];
     return 0;
 }

@@ -82,6 +82,7 @@ static const char *const frame_reject_names[FRAME_REJECT_COUNT] = {
     [FRAME_REJECT_SENDER] = "sender",
     [FRAME_REJECT_RATE] = "rate",
     [FRAME_REJECT_NAME] = "name",
+    [FRAME_REJECT_MEMORY] = "memory",
 };
 
 static const char *const frame_type_names[FRAME_TYPE_COUNT] = {

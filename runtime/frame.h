@@ -75,6 +75,7 @@ typedef enum frame_reject {
     FRAME_REJECT_SENDER,   /* a body speaks for another node than the header's sender */
     FRAME_REJECT_RATE,     /* a HELLO from a sender answered too recently (membership.h) */
     FRAME_REJECT_NAME,     /* from another start of this node's own name */
+    FRAME_REJECT_MEMORY,   /* no memory to take it in (the sender resends it) */
     FRAME_REJECT_COUNT
 } frame_reject_t;
 

@@ -709,6 +709,10 @@ int herd_cluster_member_provides(herd_node_t *node, uint64_t id, const char *ser
  * HERD_ENOENT as above. */
 int herd_cluster_member_services(herd_node_t *node, uint64_t id, herd_service_list_t *out);
 
+/* Room for the reasons a frame is rejected for (herd_cluster_reject_name
+ * names those there are, 1 up; more may come). */
+#define HERD_CLUSTER_REJECT_MAX 32
+
 typedef struct herd_cluster_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out, dropped_out;
     /* process messages from other nodes dropped on arrival: their process
@@ -731,7 +735,7 @@ typedef struct herd_cluster_stats {
      * a partition healed); duplicate were a second copy of a call still
      * being answered here */
     uint64_t calls_expired, calls_duplicate;
-    uint64_t rejected[16]; /* by frame_reject_t; names: herd_cluster_reject_name */
+    uint64_t rejected[HERD_CLUSTER_REJECT_MAX]; /* by reason; names: herd_cluster_reject_name */
     uint32_t peers;
     /* fault injection (herd_cluster_block): frames dropped to and from
      * blocked peers, and how many peers are blocked now */

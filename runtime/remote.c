@@ -724,8 +724,11 @@ void remote_on_frame(herd_cluster_t *c, const frame_header_t *h, const uint8_t *
         return;
     }
     cluster_peer_t *p = remote_peer(c, h->sender);
-    if (p == NULL)
+    if (p == NULL) { /* its messages come again: the sender resends what we never acked */
+        cluster_refuse(c, FRAME_REJECT_MEMORY, "a %s frame from %s: no memory for its stream",
+                       frame_type_name(h->type), x->name);
         return;
+    }
     channel_set_peer(&p->ch, h->sender_inc);
     uint64_t now = herd_node_now(c->node);
     c->delivering_from = h->sender;

@@ -255,10 +255,10 @@ static void format_cluster(mbuf_t *b, const herdd_metrics_snapshot_t *s)
          c->calls_duplicate},
     };
     metrics(b, m, sizeof(m) / sizeof(m[0]));
-    const char *reasons[16];
-    uint64_t counts[16];
+    const char *reasons[HERD_CLUSTER_REJECT_MAX];
+    uint64_t counts[HERD_CLUSTER_REJECT_MAX];
     size_t n = 0;
-    for (int i = 1; i < 16 && herd_cluster_reject_name(i); i++, n++) {
+    for (int i = 1; i < HERD_CLUSTER_REJECT_MAX && herd_cluster_reject_name(i); i++, n++) {
         reasons[n] = herd_cluster_reject_name(i);
         counts[n] = c->rejected[i];
     }

@@ -330,7 +330,7 @@ static void test_frame_names_tables(void **state)
     static const char *const reasons[] = {"ok",       "short",    "magic", "version",
                                           "length",   "oversize", "reserved", "mac",
                                           "type",     "replay",   "body",  "cluster",
-                                          "services", "sender", "rate", "name"};
+                                          "services", "sender", "rate", "name", "memory"};
     assert_int_equal(sizeof reasons / sizeof reasons[0], FRAME_REJECT_COUNT);
     for (int i = 0; i < FRAME_REJECT_COUNT; i++)
         assert_string_equal(frame_reject_name((frame_reject_t)i), reasons[i]);

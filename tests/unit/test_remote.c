@@ -30,6 +30,7 @@
 
 #include <cmocka.h>
 
+#include "cluster.h" /* cluster_peer_t: the allocation test_remote fails on purpose */
 #include "frame.h" /* FRAME_DEFAULT_MAX_BODY: the limit of one message between nodes */
 #include "herd_ring.h" /* herd_ring_hash_key: the check sum of an app's message */
 #include "wire.h"
@@ -1113,10 +1114,14 @@ static void on_app5(void *data, uint64_t node, uint64_t inc, const uint8_t *msg,
     }
 }
 
+/* Added to a frame's number: a message sent again goes in a new frame (the
+ * replay rule refuses a frame number seen before). */
+static uint64_t g_frame_shift;
+
 /* One message in a FRAME_MSG body from member `name` (incarnation `inc`), as
  * the `seq`th of its stream: the channel's batch of one (runtime/channel.h)
  * around remote.c's message (a call's with its deadline, an HLC timestamp),
- * in a frame stamped `hlc`. */
+ * in a frame stamped `hlc`, numbered 100 + seq + g_frame_shift. */
 static void speak_at(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t seq,
                      uint8_t kind, uint8_t flags, uint64_t to_serial, herd_pid_t from,
                      uint64_t ref, uint64_t deadline, uint64_t hlc)
@@ -1141,7 +1146,7 @@ static void speak_at(ts_fake_tr_t *t, const char *name, uint64_t inc, uint64_t s
     wire_put_u16(&w, 1);
     wire_put_bytes(&w, m.buf, m.len);
     assert_int_equal(m.err | w.err, 0);
-    ts_fake_frame_at(t, name, inc, FRAME_MSG, 100 + seq, hlc, w.buf, w.len);
+    ts_fake_frame_at(t, name, inc, FRAME_MSG, 100 + seq + g_frame_shift, hlc, w.buf, w.len);
     wire_writer_fini(&m);
     wire_writer_fini(&w);
 }
@@ -1204,6 +1209,55 @@ static void test_remote_body_claiming_another_sender_refused(void **state)
     assert_int_equal(g_app_node[0], x.node);
     assert_int_equal(g_app_inc[0], 7);
     herd_cluster_on_app(b, 5, NULL, NULL);
+    ts_node_free(b);
+}
+
+/* calloc fails while g_fail_peer_calloc is set for a block of a peer's
+ * stream (cluster_peer_t): the remote layer's allocation, not another's */
+static int g_fail_peer_calloc;
+void *__real_calloc(size_t count, size_t size);
+void *__wrap_calloc(size_t count, size_t size);
+void *__wrap_calloc(size_t count, size_t size)
+{
+    if (g_fail_peer_calloc && count == 1 && size == sizeof(cluster_peer_t))
+        return NULL;
+    return __real_calloc(count, size);
+}
+
+/* The first MSG frame of a member whose stream finds no memory is refused
+ * whole and counted (`memory`), nothing of it delivered; when x sends the
+ * same messages again (its go back: nothing was acknowledged), they arrive,
+ * once each and in order. */
+static void test_remote_frame_without_memory_refused_then_resent(void **state)
+{
+    (void)state;
+    herd_node_t *b = plain_node("b", 0);
+    ts_fake_tr_t t;
+    ts_fake_cluster(b, &t, SECRET);
+    ts_fake_join(&t, "x", 7, 1);
+    herd_pid_t p = spawn(b, &heard), x1 = {herd_node_id_of("x"), 7, 3},
+               x2 = {herd_node_id_of("x"), 7, 4};
+    g_nheard = 0;
+    g_fail_peer_calloc = 1;
+    speak(&t, "x", 7, 1, HERD_MSG_CAST, 0, p.serial, x1);
+    ts_cluster_run_ms(20);
+    g_fail_peer_calloc = 0;
+    herd_cluster_stats_t st;
+    assert_int_equal(herd_cluster_stats(b, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_MEMORY], 1);
+    assert_string_equal(herd_cluster_reject_name(FRAME_REJECT_MEMORY), "memory");
+    assert_int_equal(g_nheard, 0);
+    g_frame_shift = 10; /* the go back: the same messages in new frames */
+    speak(&t, "x", 7, 1, HERD_MSG_CAST, 0, p.serial, x1);
+    speak(&t, "x", 7, 2, HERD_MSG_CAST, 0, p.serial, x2);
+    g_frame_shift = 0;
+    ts_cluster_run_ms(50);
+    assert_int_equal(g_nheard, 2);
+    assert_pid_eq(g_heard_from[0], x1);
+    assert_pid_eq(g_heard_from[1], x2);
+    assert_int_equal(herd_cluster_stats(b, &st), 0);
+    assert_int_equal(st.rejected[FRAME_REJECT_MEMORY], 1);
+    assert_int_equal(st.rejected[FRAME_REJECT_BODY], 0);
     ts_node_free(b);
 }
 
@@ -1556,6 +1610,7 @@ int main(void)
         T(test_remote_largest_accepted_message_arrives),
         T(test_remote_link_einval),
         T(test_remote_body_claiming_another_sender_refused),
+        T(test_remote_frame_without_memory_refused_then_resent),
         T(test_remote_late_or_second_copy_of_call_not_applied),
         T(test_remote_cut_off_callee_gets_no_call_after_heal),
         T(test_remote_altered_app_body_refused),

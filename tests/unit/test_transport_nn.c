@@ -8,7 +8,9 @@
  * - when the peer's socket closes (its port with it, as in a killed
  *   process), the link is REFUSED;
  * - peers are found again by address after others are forgotten (the
- *   address index), and an address never used has no link.
+ *   address index), and an address never used has no link;
+ * - frames that are there together are taken in one turn before the work
+ *   they give runs; a lone frame's work runs before the next frame is taken.
  * Every wait is bounded (WAIT_MS) and fails with what it saw.
  */
 #include <setjmp.h>
@@ -91,9 +93,41 @@ static int link_of(transport_t *t, const char *addr)
     return t->ops->link_lost(t->impl, addr);
 }
 
+/* What the receive test saw, in order: 'F' a frame (its first byte
+ * after), 'W' the work the first frame of a turn made ready (an idle
+ * handle, as a process to run is). */
+typedef struct order {
+    uv_idle_t work;
+    char seen[32];
+    size_t n;
+} order_t;
+
+static void order_note(order_t *o, char c)
+{
+    if (o->n + 1 < sizeof(o->seen))
+        o->seen[o->n++] = c;
+}
+
+static void order_work(uv_idle_t *h)
+{
+    order_note(h->data, 'W');
+    uv_idle_stop(h);
+}
+
+static void order_frame(void *data, const uint8_t *frame, size_t len)
+{
+    order_t *o = data;
+    order_note(o, 'F');
+    order_note(o, len ? (char)frame[0] : '?');
+    if (!uv_is_active((uv_handle_t *)&o->work))
+        uv_idle_start(&o->work, order_work);
+}
+
 typedef struct fixture {
     uv_loop_t loop;
     transport_t t;
+    order_t order; /* the receive test's, closed by teardown when used */
+    int order_used;
 } fixture_t;
 
 static int setup(void **state)
@@ -110,6 +144,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
+    if (f->order_used) {
+        uv_idle_stop(&f->order.work);
+        uv_close((uv_handle_t *)&f->order.work, NULL);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
     f->t.ops->close(f->t.impl);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     free(f);
@@ -217,6 +256,55 @@ static void test_transport_nn_peers_by_address(void **state)
     pump(&f->loop, -1, 5);
 }
 
+/* Push `count` one-byte frames, `first`, `first` + 1, ..., into the
+ * transport's PULL socket at addr, and give them time to arrive. */
+static void push_frames(int push, char first, int count)
+{
+    for (int i = 0; i < count; i++) {
+        char c = (char)(first + i);
+        assert_int_equal(nn_send(push, &c, 1, 0), 1);
+    }
+    nanosleep(&(struct timespec){0, 100 * 1000000}, NULL);
+}
+
+static void test_transport_nn_frames_there_together_taken_together(void **state)
+{
+    fixture_t *f = *state;
+    char addr[64];
+    nn_close(bind_pull(addr, sizeof(addr), MAX_FRAME)); /* a free port */
+    order_t *o = &f->order;
+    uv_idle_init(&f->loop, &o->work);
+    o->work.data = o;
+    f->order_used = 1;
+    assert_int_equal(f->t.ops->listen(f->t.impl, addr, order_frame, o), 0);
+    int push = nn_socket(AF_SP, NN_PUSH), ms = WAIT_MS;
+    assert_true(push >= 0);
+    assert_int_equal(nn_setsockopt(push, NN_SOL_SOCKET, NN_SNDTIMEO, &ms, sizeof(ms)), 0);
+    assert_true(nn_connect(push, addr) >= 0);
+
+    /* three frames there at once: all taken, then their work */
+    push_frames(push, 'a', 3);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (o->n < 7 && now_ms() < end)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    o->seen[o->n] = '\0';
+    assert_string_equal(o->seen, "FaFbFcW");
+
+    /* a lone frame: its work first, then the frame that came after it */
+    o->n = 0;
+    push_frames(push, 'x', 1);
+    end = now_ms() + WAIT_MS;
+    while (o->n < 2 && now_ms() < end) /* the frame, and not yet its work */
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    push_frames(push, 'y', 1);
+    end = now_ms() + WAIT_MS;
+    while (o->n < 5 && now_ms() < end)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    o->seen[o->n] = '\0';
+    assert_string_equal(o->seen, "FxWFy");
+    nn_close(push);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +315,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transport_nn_closed_port_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_transport_nn_peers_by_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_nn_frames_there_together_taken_together,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,6 +199,9 @@ typedef struct herd_registry_stats {
      * pulls it answers, sends dots to or has put off (PROTOCOL.md) */
     uint64_t syncs_under_way;
     uint64_t deferred_overdue; /* peers' digests answered after REGISTRY_DEFER_MS put off */
+    /* peers' digests answered as this node's own pull went unanswered for
+     * REGISTRY_ANSWER_WAIT_MS (its peer may wait for one of them) */
+    uint64_t deferred_unanswered;
     /* the longest the registry held the loop in one go (one message taken
      * in, one step of a paced pass, one flush or periodic check), in
      * microseconds, and what it was doing ("delta", "want", "work", ...) */

@@ -41,6 +41,10 @@
 /* A peer's digest put off while this node pulls is answered after this
  * long at the latest (registry_sync.c, defer_digest). */
 #define REGISTRY_DEFER_MS 2000u
+/* ...and after this long if the pull it makes meanwhile is not answered
+ * yet (no WANT or CONTEXT of it came): the peer it pulls from may be
+ * putting off this node's digest in turn, round a ring of pulls. */
+#define REGISTRY_ANSWER_WAIT_MS 200u
 /* Sync messages (registry/PROTOCOL.md): a delta; the digest exchange
  * (digest.h): A's digest, B's wanted buckets, A's dots in them, B's answer as
  * SYNC_DELTA pieces, then B's context. */

@@ -304,14 +304,11 @@ static void offer_next_due(registry_t *g)
 
 static void answer_digest(registry_t *g, uint64_t from, reg_peer_t *p, const digest_t *theirs);
 
-static void pull_done(registry_t *g, uint64_t from)
+/* Answer every digest put off (against our digest as it is now); returns
+ * how many. */
+static size_t answer_deferred(registry_t *g)
 {
-    if (g->pulling != from)
-        return;
-    g->pulling = 0;
-    /* the pulls that waited for ours are answered now (against our digest
-     * as it is now: little or nothing differs any more) */
-    size_t at = 0;
+    size_t n = 0, at = 0;
     for (u64map_slot_t *sl; (sl = u64map_next(&g->peers, &at)) != NULL;) {
         reg_peer_t *p = sl->value;
         digest_t *d = p->deferred;
@@ -320,8 +317,38 @@ static void pull_done(registry_t *g, uint64_t from)
         p->deferred = NULL;
         answer_digest(g, sl->key, p, d);
         free(d);
+        n++;
     }
+    return n;
+}
+
+static void pull_done(registry_t *g, uint64_t from)
+{
+    if (g->pulling != from)
+        return;
+    g->pulling = 0;
+    /* the pulls that waited for ours are answered now (little or nothing
+     * differs any more) */
+    answer_deferred(g);
     offer_next_due(g);
+}
+
+/* Digests put off while our pull has no answer yet: answered once it has
+ * waited REGISTRY_ANSWER_WAIT_MS (defer_digest); until then 1, so that the
+ * work timer looks again (each millisecond, for that long at most). */
+static size_t unanswered_wait(registry_t *g)
+{
+    if (!g->pulling || g->pull_answered)
+        return 0;
+    size_t at = 0, deferred = 0;
+    for (u64map_slot_t *sl; !deferred && (sl = u64map_next(&g->peers, &at)) != NULL;)
+        deferred = ((reg_peer_t *)sl->value)->deferred != NULL;
+    if (!deferred)
+        return 0;
+    if (herd_node_now(g->node) - g->pull_started < REGISTRY_ANSWER_WAIT_MS)
+        return 1;
+    g->stats.deferred_unanswered += answer_deferred(g);
+    return 0;
 }
 
 /* A malformed message from `from`: counted, and at the next check the peer
@@ -497,19 +524,27 @@ static void reserve_for(registry_t *g, uint64_t theirs)
 }
 
 /* Whether to put off answering a peer's digest: we are taking in an
- * answer, and the peer holds more than we do, so its pull from us would
- * bring it little now and send us back the dots we are taking in. The
- * digest of the node we pull from is never put off: it may be putting off
- * ours (the two compared their counts at different times), and each would
- * wait for the other. The pull we make ends (its context comes, or
- * REGISTRY_PULL_MS pass without a word of it), and pull_done answers; a
- * digest put off for REGISTRY_DEFER_MS is answered anyway (the check), so
- * no ring of waits outlasts that. */
+ * answer (the peer we pull from answers: its WANT or CONTEXT came, or it
+ * was asked less than REGISTRY_ANSWER_WAIT_MS ago, as when a newcomer
+ * pulls and every member offers it its digest at once), and the peer
+ * holds more than we do, so its pull from us would bring it little now and
+ * send us back the dots we are taking in. A pull unanswered for longer
+ * puts nothing off, and what it put off is answered then (unanswered_wait):
+ * the peer we pull from may itself be putting ours off, and so on round a
+ * ring of pulls (sim_dsup join_under_partition seed 2225148: four nodes,
+ * each pulling the next, each waiting for its own pull to end, so that
+ * none did until the periodic check, 2-4 s later). The digest of the node
+ * we pull from is never put off: it may be putting off ours (the two
+ * compared their counts at different times). The pull we make ends (its
+ * context comes, or REGISTRY_PULL_MS pass without a word of it), and
+ * pull_done answers; a digest put off for REGISTRY_DEFER_MS is answered
+ * anyway (the check). */
 static int defer_digest(const registry_t *g, uint64_t from, const digest_t *theirs)
 {
+    uint64_t waited = herd_node_now(g->node) - g->pull_started;
     return g->pulling && g->pulling != from &&
-           herd_node_now(g->node) - g->pull_started < REGISTRY_PULL_MS &&
-           digest_entries(theirs) > digest_entries(&g->digest);
+           (g->pull_answered || waited < REGISTRY_ANSWER_WAIT_MS) &&
+           waited < REGISTRY_PULL_MS && digest_entries(theirs) > digest_entries(&g->digest);
 }
 
 /* A peer offers its digest (to pull from us): answered now, or once our
@@ -753,7 +788,7 @@ size_t reg_sync_work(registry_t *g)
         if (p->answer)
             going += (size_t)answer_step(g, p);
     }
-    return going;
+    return going + unanswered_wait(g);
 }
 
 uint64_t reg_sync_under_way(registry_t *g)

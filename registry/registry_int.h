@@ -38,8 +38,9 @@
 /* A pull (a digest sync this node offered) that brought nothing for this
  * long no longer holds back the next one. */
 #define REGISTRY_PULL_MS 10000u
-/* A peer's digest put off while this node pulls is answered after this
- * long at the latest (registry_sync.c, defer_digest). */
+/* A peer's digest put off while this node pulls for this long is answered
+ * at the next periodic check (REGISTRY_CHECK_MS; registry_sync.c,
+ * defer_digest). */
 #define REGISTRY_DEFER_MS 2000u
 /* ...and after this long if the pull it makes meanwhile is not answered
  * yet (no WANT or CONTEXT of it came): the peer it pulls from may be

@@ -77,7 +77,7 @@ typedef struct nn_peer {
 typedef struct nn_tp {
     uv_loop_t *loop;
     size_t max_frame;
-    int pull, pull_fd; /* the PULL socket, and its receive fd */
+    int pull;
     uv_poll_t pull_poll;
     int listening;
     transport_recv_cb cb;
@@ -101,12 +101,15 @@ static int nn_fd_of(int sock, int option, int *fd)
 
 /* ---- receiving ------------------------------------------------------------- */
 
-/* Whether another frame waits in nanomsg now: its receive fd is readable
- * (nanomsg clears it when a receive leaves nothing ready). Asked of the
- * descriptor, without nanomsg's lock. */
+/* Whether another frame waits in nanomsg now: its receive fd (the one
+ * pull_poll watches) is readable (nanomsg clears it when a receive leaves
+ * nothing ready). Asked of the descriptor, without nanomsg's lock. */
 static int nn_frame_ready(const nn_tp_t *tp)
 {
-    struct pollfd pfd = {.fd = tp->pull_fd, .events = POLLIN};
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&tp->pull_poll, &fd) != 0)
+        return 0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
     return poll(&pfd, 1, 0) == 1;
 }
 
@@ -170,7 +173,6 @@ static int nn_listen(void *impl, const char *address, transport_recv_cb cb, void
                                                                           : HERD_EIO;
     }
     tp->pull = sock;
-    tp->pull_fd = fd;
     tp->cb = cb;
     tp->cb_data = data;
     uv_poll_init(tp->loop, &tp->pull_poll, fd);

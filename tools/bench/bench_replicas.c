@@ -67,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -105,6 +106,9 @@ static struct {
 } opt = {10000, 2000, 2, 4, 64, 5.0, 0, 0, 0};
 
 static int next_port;
+/* Set while the colocated runs go on (the node processes, forked then, see
+ * it too): the callers run on the three server nodes, none elsewhere. */
+static int colocated;
 static const char secret[] = "bench-replicas-secret-0123456789";
 
 static double now_s(void)
@@ -561,7 +565,7 @@ static void client_init(proc_t *p)
         node_die(p, "allocating the client", HERD_ENOMEM);
     cl->p = p;
     cl->first = (size_t)p->index;
-    cl->stride = (size_t)opt.clients;
+    cl->stride = colocated ? SERVERS : (size_t)opt.clients;
     cl->n = opt.counters > cl->first ? (opt.counters - cl->first + cl->stride - 1) / cl->stride
                                      : 0;
     size_t n = cl->n ? cl->n : 1;
@@ -790,7 +794,7 @@ static void node_command(proc_t *p, char *line)
     char arg[CMD_MAX];
     if (sscanf(line, "start %255s", arg) == 1 && p->node == NULL) {
         proc_start(p, arg);
-        if (p->role == ROLE_CLIENT)
+        if (p->cl)
             client_spawn_callers(p->cl);
     } else if (strcmp(line, "exit") == 0) {
         _exit(0); /* the memory goes with the process */
@@ -800,7 +804,7 @@ static void node_command(proc_t *p, char *line)
         server_status(p);
     } else if (p->node && p->role == ROLE_OBSERVER && strcmp(line, "status") == 0) {
         proc_reply(p, "status %d", members_up(p->node));
-    } else if (!(p->node && p->role == ROLE_CLIENT && client_command(p, line) == 0)) {
+    } else if (!(p->node && p->cl && client_command(p, line) == 0)) {
         fprintf(stderr, "bench_replicas: node process: bad command '%s'\n", line);
         _exit(1);
     }
@@ -851,7 +855,8 @@ static void node_main(role_t role, int index, int cmd_fd, int rep_fd)
     next_port += 97 * (role == ROLE_SERVER   ? index
                        : role == ROLE_CLIENT ? SERVERS + index
                                              : SERVERS + MAX_CLIENTS); /* its own ports first */
-    if (role == ROLE_CLIENT)
+    int calls = role == ROLE_CLIENT || (role == ROLE_SERVER && colocated);
+    if (calls)
         client_init(p);
     p->cmd_poll.data = p->tick.data = p->turns.data = p;
     if (uv_prepare_init(&p->loop, &p->turns) != 0 ||
@@ -861,7 +866,7 @@ static void node_main(role_t role, int index, int cmd_fd, int rep_fd)
     if (uv_poll_init(&p->loop, &p->cmd_poll, cmd_fd) != 0 ||
         uv_poll_start(&p->cmd_poll, UV_READABLE, on_cmd) != 0 ||
         uv_timer_init(&p->loop, &p->tick) != 0 ||
-        (role == ROLE_CLIENT && uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS) != 0))
+        (calls && uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS) != 0))
         _exit(1);
     uv_run(&p->loop, UV_RUN_DEFAULT);
     _exit(0);
@@ -913,6 +918,13 @@ static child_t *fork_node(role_t role, int index)
     if (pid < 0)
         die("fork", 0);
     if (pid == 0) {
+        /* named for perf and top: "server-a", "client-x"; nanomsg's worker
+         * threads, created later, take the name too */
+        char comm[16];
+        snprintf(comm, sizeof(comm), "%s-%c",
+                 role == ROLE_SERVER ? "server" : role == ROLE_CLIENT ? "client" : "observer",
+                 role == ROLE_CLIENT ? 'x' + index : 'a' + index);
+        prctl(PR_SET_NAME, comm, 0, 0, 0);
         close(down[1]);
         close(up[0]);
         for (int k = 0; k < nkids; k++) { /* the siblings' pipes are not ours */
@@ -1103,10 +1115,13 @@ static void run_memory(child_t *const *srv, const server_status_t *before, resul
     }
 }
 
-static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r)
+/* The increment phase: `ncli` callers' nodes (cli) load the counters for
+ * opt.seconds after a warm-up. With colocated set, cli are the servers
+ * themselves, and their cost is counted once, as the servers'. */
+static void run_throughput(child_t *const *srv, child_t *const *cli, int ncli, result_t *r)
 {
     char line[CMD_MAX];
-    for (int k = 0; k < opt.clients; k++) {
+    for (int k = 0; k < ncli; k++) {
         ask(cli[k], line, sizeof(line), "%s", "load");
         if (strcmp(line, "ok") != 0)
             die("starting the load", 0);
@@ -1117,7 +1132,7 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
     node_cost_t cost0[SERVERS + MAX_CLIENTS], cost1[SERVERS + MAX_CLIENTS];
     for (int k = 0; k < SERVERS; k++)
         cost0[k] = cost_ask(srv[k]);
-    for (int k = 0; k < opt.clients; k++)
+    for (int k = 0; k < ncli && !colocated; k++)
         cost0[SERVERS + k] = cost_ask(cli[k]);
     unsigned long long a0[MAX_CLIENTS], puts0 = 0, puts1 = 0, frames0 = 0, frames1 = 0;
     unsigned long long acks0 = 0, acks1 = 0, batches0 = 0, batches1 = 0;
@@ -1127,13 +1142,13 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
         puts0 += s.puts_out, frames0 += s.frames_out, acks0 += s.ack_frames_out;
         batches0 += s.batches_out;
     }
-    for (int k = 0; k < opt.clients; k++) {
+    for (int k = 0; k < ncli; k++) {
         ask(cli[k], line, sizeof(line), "%s", "acked");
         if (sscanf(line, "acked %llu %lf", &a0[k], &t0[k]) != 2)
             die("reading the acknowledged increments", 0);
     }
     usleep((useconds_t)(opt.seconds * 1e6));
-    for (int k = 0; k < opt.clients; k++) {
+    for (int k = 0; k < ncli; k++) {
         unsigned long long a1;
         double t1;
         ask(cli[k], line, sizeof(line), "%s", "acked");
@@ -1144,9 +1159,9 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, result_t *r
     }
     for (int k = 0; k < SERVERS; k++)
         cost1[k] = cost_ask(srv[k]);
-    for (int k = 0; k < opt.clients; k++)
+    for (int k = 0; k < ncli && !colocated; k++)
         cost1[SERVERS + k] = cost_ask(cli[k]);
-    for (int k = 0; k < SERVERS + opt.clients; k++) {
+    for (int k = 0; k < SERVERS + (colocated ? 0 : ncli); k++) {
         char name[16];
         snprintf(name, sizeof(name), "%s", k < SERVERS ? server_name(k) : "bench-x");
         if (k >= SERVERS)
@@ -1307,13 +1322,62 @@ static result_t run(int replicas)
     if (sscanf(line, "rtt %lf %lf %zu %zu", &r.rtt_med_us, &r.rtt_p99_us, &r.rtt_calls,
                &r.rtt_failed) != 4)
         die("the round trips", 0);
-    run_throughput(srv, cli, &r);
+    run_throughput(srv, cli, opt.clients, &r);
     run_failover(srv, cli, &r);
     end_all(0);
     if (opt.verbose)
         fprintf(stderr, "  replicas=%d: rtt %.1f us, %.0f incr/s, recovered in %.3f s, lost %llu "
                         "over %llu\n",
                 replicas, r.rtt_med_us, r.incr_per_s, r.recover_s, r.lost, r.over);
+    return r;
+}
+
+/* The increment phase alone in a cluster of the three server nodes, each
+ * also running `callers` callers of its own share of the counters (counter
+ * i is server i % 3's share): the issue's "same 3-node cluster". A third of
+ * a node's calls go to counters it owns itself. Then the load stops and
+ * its last calls end; nothing is killed. */
+static result_t run_colocated(int replicas)
+{
+    result_t r = {.replicas = replicas};
+    char line[CMD_MAX], seed[64], arg[16];
+    child_t *srv[SERVERS];
+    colocated = 1;
+    next_port += 1000;
+    for (int k = 0; k < SERVERS; k++)
+        srv[k] = fork_node(ROLE_SERVER, k);
+    for (int k = 0; k < SERVERS; k++) {
+        ask(srv[k], line, sizeof(line), "start %s", k == 0 ? "-" : seed);
+        if (k == 0 && sscanf(line, "started %63s", seed) != 1)
+            die("the first node's address", 0);
+    }
+    wait_up(srv, SERVERS, SERVERS);
+    usleep(300 * 1000); /* the joins' registry syncs */
+    snprintf(arg, sizeof(arg), "%d", replicas);
+    for (int k = 0; k < SERVERS; k++)
+        send_cmd(srv[k], "create %s", arg);
+    for (int k = 0; k < SERVERS; k++) {
+        size_t ok, failed;
+        int err;
+        read_reply(srv[k], line, sizeof(line));
+        if (sscanf(line, "created %zu %zu %d", &ok, &failed, &err) != 3 || failed)
+            die("starting the counters (colocated)", failed ? err : 0);
+    }
+    wait_settled(srv, replicas);
+    run_throughput(srv, srv, SERVERS, &r);
+    for (int k = 0; k < SERVERS; k++) {
+        unsigned long long acked, now_failed, reply_failed;
+        size_t left;
+        ask(srv[k], line, sizeof(line), "%s", "stop");
+        if (sscanf(line, "stopped %llu %llu %llu %zu", &acked, &now_failed, &reply_failed,
+                   &left) != 4 || left)
+            die("stopping the load (colocated: calls never answered)", 0);
+        r.failed_now += now_failed + reply_failed;
+    }
+    end_all(0);
+    colocated = 0;
+    if (opt.verbose)
+        fprintf(stderr, "  replicas=%d colocated: %.0f incr/s\n", replicas, r.incr_per_s);
     return r;
 }
 
@@ -1434,6 +1498,28 @@ static void print_results(const result_t *res, int count)
     fflush(stdout);
 }
 
+static void print_colocated(const result_t *res, int count)
+{
+    for (int i = 0; i < count; i++) {
+        const result_t *r = &res[i];
+        printf("bench replicas incr_per_s_colocated %.0f incr/s replicas=%d ratio_vs_1=%.2f%s "
+               "counters=%zu callers=%dx%d window=%d seconds=%.1f acked=%llu failed=%llu "
+               "nodes=3 callers_on=server_nodes local_calls=1/3\n",
+               r->incr_per_s, r->replicas, ratio(r->incr_per_s, res[0].incr_per_s),
+               r->replicas == 2 ? " goal_ratio_min=0.5" : "", opt.counters, SERVERS,
+               opt.callers, opt.window, opt.seconds, r->tput_acked, r->failed_now);
+    }
+    for (int i = 0; i < count; i++) {
+        const result_t *r = &res[i];
+        printf("bench replicas cpu_us_per_incr_colocated %.2f us replicas=%d ratio_vs_1=%.2f "
+               "of=cpu_of_3_node_processes/acked_incr frames_out_per_1000=%.1f "
+               "context_switches_per_1000=%.1f cores=%ld\n",
+               r->cpu_us[0], r->replicas, ratio(r->cpu_us[0], res[0].cpu_us[0]),
+               r->frames_out[0] * 1000, r->csw[0] * 1000, sysconf(_SC_NPROCESSORS_ONLN));
+    }
+    fflush(stdout);
+}
+
 static int parse_count(const char *s, size_t lo, size_t hi, size_t *out)
 {
     char *end;
@@ -1447,7 +1533,7 @@ static int parse_count(const char *s, size_t lo, size_t hi, size_t *out)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, only = 0;
+    int quick = 0, only = 0, coloc = 1; /* 1 both topologies, 0 not colocated, 2 it alone */
     size_t v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1457,6 +1543,10 @@ int main(int argc, char **argv)
             opt.verbose = 1;
         } else if (strcmp(a, "--observer") == 0) {
             opt.observer = 1;
+        } else if (strcmp(a, "--colocated") == 0) {
+            coloc = 2;
+        } else if (strcmp(a, "--no-colocated") == 0) {
+            coloc = 0;
         } else if (strcmp(a, "--strict") == 0) {
             opt.strict = 1;
         } else if (strcmp(a, "--counters") == 0 && val && parse_count(val, 1, 1000000, &v) == 0) {
@@ -1476,7 +1566,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: bench_replicas [--quick] [--verbose] [--observer] "
                             "[--strict] [--counters N] [--clients N] [--seconds S] "
-                            "[--callers N] [--window N] [--only 1|2|3]\n");
+                            "[--callers N] [--window N] [--only 1|2|3] "
+                            "[--colocated | --no-colocated]\n");
             return 2;
         }
     }
@@ -1487,7 +1578,14 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     next_port = 20000 + (int)(((uint64_t)(now_s() * 1000) ^ ((uint64_t)getpid() << 7)) % 30000);
-    result_t res[3];
+    result_t res[3], col[3];
+    if (coloc == 2) {
+        for (int i = 0; i < 3; i++)
+            if (!only || only == i + 1)
+                col[only ? 0 : i] = run_colocated(i + 1);
+        print_colocated(col, only ? 1 : 3);
+        return 0;
+    }
     if (only) {
         result_t r = run(only);
         print_results(&r, 1);
@@ -1496,6 +1594,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         res[i] = run(i + 1);
     print_results(res, 3);
+    if (coloc) {
+        for (int i = 0; i < 3; i++)
+            col[i] = run_colocated(i + 1);
+        print_colocated(col, 3);
+    }
     int bad = 0;
     for (int i = 1; i < 3; i++)
         if (res[i].lost || res[i].over || res[i].unread)

@@ -45,6 +45,13 @@
  *   same node before any counter existed; per held copy against the
  *   replicas-1 cluster's growth.
  *
+ * - colocated (after the three runs; --colocated alone, --no-colocated
+ *   not at all): for each replica count a fresh cluster of the three
+ *   server nodes only, each also running `callers` callers of a third of
+ *   the counters (the issue's "same 3-node cluster"; a third of a node's
+ *   calls go to counters it owns): incr_per_s_colocated and the nodes'
+ *   CPU per increment. Nothing is killed.
+ *
  *   bench replicas <metric> <value> <unit> [key=value ...]
  *
  * Goals are printed as figures (goal_*), never asserted: a replicated

@@ -1279,10 +1279,41 @@ static void run_failover(child_t *const *srv, child_t *const *cli, result_t *r)
             }
 }
 
+/* Start the node processes nodes[0 .. count) as one cluster (the first
+ * alone, the others joining it) and wait until each sees them all up. */
+static void start_cluster(child_t *const *nodes, int count)
+{
+    char line[CMD_MAX], seed[64];
+    for (int k = 0; k < count; k++) {
+        ask(nodes[k], line, sizeof(line), "start %s", k == 0 ? "-" : seed);
+        if (k == 0 && sscanf(line, "started %63s", seed) != 1)
+            die("the first node's address", 0);
+    }
+    wait_up(nodes, count, count);
+    usleep(300 * 1000); /* the joins' registry syncs */
+}
+
+/* Each of the callers' nodes cli[0 .. ncli) starts its share of the
+ * counters with `replicas` copies, and all of them start. */
+static void create_counters(child_t *const *cli, int ncli, int replicas)
+{
+    char line[CMD_MAX], arg[16];
+    snprintf(arg, sizeof(arg), "%d", replicas);
+    for (int k = 0; k < ncli; k++)
+        send_cmd(cli[k], "create %s", arg);
+    for (int k = 0; k < ncli; k++) {
+        size_t ok, failed;
+        int err;
+        read_reply(cli[k], line, sizeof(line));
+        if (sscanf(line, "created %zu %zu %d", &ok, &failed, &err) != 3 || failed)
+            die("starting the counters", failed ? err : 0);
+    }
+}
+
 static result_t run(int replicas)
 {
     result_t r = {.replicas = replicas};
-    char line[CMD_MAX], seed[64];
+    char line[CMD_MAX];
     child_t *srv[SERVERS], *cli[MAX_CLIENTS], *all[SERVERS + MAX_CLIENTS + 1];
     int count = 0;
     next_port += 1000; /* a fresh cluster: fresh ports */
@@ -1292,27 +1323,11 @@ static result_t run(int replicas)
         all[count++] = cli[k] = fork_node(ROLE_CLIENT, k);
     if (opt.observer)
         all[count++] = fork_node(ROLE_OBSERVER, 0);
-    for (int k = 0; k < count; k++) {
-        ask(all[k], line, sizeof(line), "start %s", k == 0 ? "-" : seed);
-        if (k == 0 && sscanf(line, "started %63s", seed) != 1)
-            die("the first node's address", 0);
-    }
-    wait_up(all, count, count);
-    usleep(300 * 1000); /* the joins' registry syncs */
+    start_cluster(all, count);
     server_status_t before[SERVERS];
     for (int k = 0; k < SERVERS; k++)
         before[k] = server_ask(srv[k]);
-    char arg[8];
-    snprintf(arg, sizeof(arg), "%d", replicas);
-    for (int k = 0; k < opt.clients; k++)
-        send_cmd(cli[k], "create %s", arg);
-    for (int k = 0; k < opt.clients; k++) {
-        size_t ok, failed;
-        int err;
-        read_reply(cli[k], line, sizeof(line));
-        if (sscanf(line, "created %zu %zu %d", &ok, &failed, &err) != 3 || failed)
-            die("starting the counters", failed ? err : 0);
-    }
+    create_counters(cli, opt.clients, replicas);
     for (int k = 0; k < opt.clients; k++)
         send_cmd(cli[k], "pass");
     for (int k = 0; k < opt.clients; k++) {
@@ -1324,6 +1339,7 @@ static result_t run(int replicas)
     }
     wait_settled(srv, replicas);
     run_memory(srv, before, &r);
+    char arg[24];
     snprintf(arg, sizeof(arg), "%zu", opt.rtt_calls);
     ask(cli[0], line, sizeof(line), "rtt %s", arg);
     if (sscanf(line, "rtt %lf %lf %zu %zu", &r.rtt_med_us, &r.rtt_p99_us, &r.rtt_calls,
@@ -1347,29 +1363,14 @@ static result_t run(int replicas)
 static result_t run_colocated(int replicas)
 {
     result_t r = {.replicas = replicas};
-    char line[CMD_MAX], seed[64], arg[16];
+    char line[CMD_MAX];
     child_t *srv[SERVERS];
     colocated = 1;
-    next_port += 1000;
+    next_port += 1000; /* a fresh cluster: fresh ports */
     for (int k = 0; k < SERVERS; k++)
         srv[k] = fork_node(ROLE_SERVER, k);
-    for (int k = 0; k < SERVERS; k++) {
-        ask(srv[k], line, sizeof(line), "start %s", k == 0 ? "-" : seed);
-        if (k == 0 && sscanf(line, "started %63s", seed) != 1)
-            die("the first node's address", 0);
-    }
-    wait_up(srv, SERVERS, SERVERS);
-    usleep(300 * 1000); /* the joins' registry syncs */
-    snprintf(arg, sizeof(arg), "%d", replicas);
-    for (int k = 0; k < SERVERS; k++)
-        send_cmd(srv[k], "create %s", arg);
-    for (int k = 0; k < SERVERS; k++) {
-        size_t ok, failed;
-        int err;
-        read_reply(srv[k], line, sizeof(line));
-        if (sscanf(line, "created %zu %zu %d", &ok, &failed, &err) != 3 || failed)
-            die("starting the counters (colocated)", failed ? err : 0);
-    }
+    start_cluster(srv, SERVERS);
+    create_counters(srv, SERVERS, replicas);
     wait_settled(srv, replicas);
     run_throughput(srv, srv, SERVERS, &r);
     for (int k = 0; k < SERVERS; k++) {

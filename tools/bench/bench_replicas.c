@@ -1191,6 +1191,25 @@ static void run_throughput(child_t *const *srv, child_t *const *cli, int ncli, r
         batches1 > batches0 ? (double)(puts1 - puts0) / (double)(batches1 - batches0) : 0;
 }
 
+/* The load of the callers' nodes cli[0 .. ncli) stops and its last calls
+ * end (answered or timed out); adds the calls that failed at once and those
+ * answered with an error. */
+static void stop_load(child_t *const *cli, int ncli, unsigned long long *failed_now,
+                      unsigned long long *failed_reply)
+{
+    char line[CMD_MAX];
+    for (int k = 0; k < ncli; k++) {
+        unsigned long long acked, now_failed, reply_failed;
+        size_t left;
+        ask(cli[k], line, sizeof(line), "%s", "stop");
+        if (sscanf(line, "stopped %llu %llu %llu %zu", &acked, &now_failed, &reply_failed,
+                   &left) != 4 || left)
+            die("stopping the load (calls never answered)", 0);
+        *failed_now += now_failed;
+        *failed_reply += reply_failed;
+    }
+}
+
 /* Under the load: SIGKILL to bench-c, then until every counter answers. */
 static void run_failover(child_t *const *srv, child_t *const *cli, result_t *r)
 {
@@ -1244,15 +1263,8 @@ static void run_failover(child_t *const *srv, child_t *const *cli, result_t *r)
     }
     r->detect_s = detected > 0 ? detected - t0 : -1;
     /* the load ends; its last calls are answered or time out */
-    for (int k = 0; k < opt.clients; k++) {
-        unsigned long long acked, now_failed, reply_failed;
-        size_t left;
-        ask(cli[k], line, sizeof(line), "%s", "stop");
-        if (sscanf(line, "stopped %llu %llu %llu %zu", &acked, &now_failed, &reply_failed,
-                   &left) != 4 || left)
-            die("stopping the load (calls never answered)", 0);
-        r->failed_now += now_failed;
-    }
+    unsigned long long failed_reply = 0;
+    stop_load(cli, opt.clients, &r->failed_now, &failed_reply);
     for (int k = 0; k < opt.clients; k++) {
         unsigned long long v[7];
         ask(cli[k], line, sizeof(line), "%s", "check");
@@ -1363,7 +1375,6 @@ static result_t run(int replicas)
 static result_t run_colocated(int replicas)
 {
     result_t r = {.replicas = replicas};
-    char line[CMD_MAX];
     child_t *srv[SERVERS];
     colocated = 1;
     next_port += 1000; /* a fresh cluster: fresh ports */
@@ -1373,15 +1384,9 @@ static result_t run_colocated(int replicas)
     create_counters(srv, SERVERS, replicas);
     wait_settled(srv, replicas);
     run_throughput(srv, srv, SERVERS, &r);
-    for (int k = 0; k < SERVERS; k++) {
-        unsigned long long acked, now_failed, reply_failed;
-        size_t left;
-        ask(srv[k], line, sizeof(line), "%s", "stop");
-        if (sscanf(line, "stopped %llu %llu %llu %zu", &acked, &now_failed, &reply_failed,
-                   &left) != 4 || left)
-            die("stopping the load (colocated: calls never answered)", 0);
-        r.failed_now += now_failed + reply_failed;
-    }
+    unsigned long long failed_reply = 0;
+    stop_load(srv, SERVERS, &r.failed_now, &failed_reply);
+    r.failed_now += failed_reply;
     end_all(0);
     colocated = 0;
     if (opt.verbose)

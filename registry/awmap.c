@@ -964,7 +964,7 @@ int awmap_foreach_range(const awmap_t *m, uint32_t lo, uint64_t hi,
      * delete moves it before its home), so the keys homed in [first, last]
      * lie before the first empty lane at or after bucket `last` */
     int past_last = 0;
-    for (size_t b = first, n = 0; n <= m->nb; b = next_bucket(m, b), n++) {
+    for (size_t b = first, n = 0; n < m->nb; b = next_bucket(m, b), n++) { /* each once */
         past_last |= b == last;
         for (unsigned l = 0; l < AWMAP_LANES; l++) {
             if (m->buckets[b].tag[l] == 0) {

@@ -1451,6 +1451,29 @@ static void test_foreach_range(void **state)
     awmap_free(m);
 }
 
+/* One range over the whole order visits every key once at every fill of
+ * the table: a probe run that goes round the table's end into its first
+ * buckets (keys homed in the last ones) has those buckets walked once, not
+ * again after the last. */
+static void test_foreach_range_whole_order_once(void **state)
+{
+    (void)state;
+    static unsigned seen[RANGE_KEYS];
+    char key[16];
+    for (int n = 1; n <= 700; n += 3) {
+        awmap_t *m = replica_new(rid(1, 1));
+        for (int i = 0; i < n; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            add_s(m, 0, key, "v", NULL, 0, NULL, NULL);
+        }
+        memset(seen, 0, sizeof seen);
+        awmap_foreach_range(m, 0, 1ull << 32, mark_visit, seen);
+        for (int i = 0; i < n; i++)
+            assert_int_equal(seen[i], 1);
+        awmap_free(m);
+    }
+}
+
 static void test_foreach_and_counts(void **state)
 {
     (void)state;
@@ -2839,6 +2862,7 @@ int main(void)
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_foreach_and_counts),
         cmocka_unit_test(test_foreach_range),
+        cmocka_unit_test(test_foreach_range_whole_order_once),
         cmocka_unit_test(test_awmap_seed_orders_keys),
         cmocka_unit_test(test_awmap_seed_lookups_after_drops),
         cmocka_unit_test(test_recmem_blocks_and_refs),

@@ -37,11 +37,14 @@ static void dsup_work(dsup_t *d)
         d->more_moves = 0; /* room again: the moves that waited for it go now */
         d->full_due = 1;
     }
-    if (d->full_due || now - d->last_reconcile >= d->cfg.reconcile_ms) {
+    if (d->full_due || (!d->pass_active && now - d->last_reconcile >= d->cfg.reconcile_ms)) {
         d->full_due = 0;
         reconcile_full(d);
-    } else if (d->dirty_n) {
-        reconcile_dirty(d);
+    } else {
+        if (d->dirty_n) /* a pass under way may have walked past them */
+            reconcile_dirty(d);
+        if (d->pass_active)
+            reconcile_continue(d);
     }
     restarts_due(d, now);
     handoff_tick(d, now);
@@ -82,6 +85,24 @@ void dsup_kick(dsup_t *d, int full)
         d->full_due = 1;
     if (d->h && !uv_is_active((uv_handle_t *)&d->h->kick))
         uv_timer_start(&d->h->kick, on_tick, 0, 0);
+}
+
+static void on_more(uv_idle_t *h)
+{
+    dsup_handles_t *hs = h->data;
+    dsup_t *d = hs->d;
+    if (d && d->dirty_n) /* the pass may have walked past them */
+        reconcile_dirty(d);
+    if (d)
+        reconcile_continue(d);
+    if (d == NULL || !d->pass_active)
+        uv_idle_stop(h);
+}
+
+void dsup_more(dsup_t *d)
+{
+    if (d->h && !uv_is_active((uv_handle_t *)&d->h->more))
+        uv_idle_start(&d->h->more, on_more);
 }
 
 static void on_member(void *data, const char *name, uint64_t incarnation,
@@ -146,6 +167,7 @@ static void dsup_free(void *p)
         d->h->d = NULL;
         uv_close((uv_handle_t *)&d->h->tick, on_handle_closed);
         uv_close((uv_handle_t *)&d->h->kick, on_handle_closed);
+        uv_close((uv_handle_t *)&d->h->more, on_handle_closed);
     }
     replicas_free(d);
     children_free(d);
@@ -162,6 +184,8 @@ static void config_defaults(herd_dsup_config_t *c)
 {
     if (!c->reconcile_ms)
         c->reconcile_ms = 1000;
+    if (!c->reconcile_slice)
+        c->reconcile_slice = 4096;
     if (!c->handoff_timeout_ms)
         c->handoff_timeout_ms = 2000;
     if (!c->forward_grace_ms)
@@ -224,13 +248,15 @@ int herd_dsup_start(herd_node_t *n, const herd_dsup_config_t *cfg)
     d->last_reconcile = d->started_at = herd_node_now(n);
     d->started_hlc = herd_node_hlc_now(n);
     h->d = d;
-    h->open = 2;
+    h->open = 3;
     uv_timer_init(herd_node_loop(n), &h->tick);
     uv_timer_init(herd_node_loop(n), &h->kick);
-    h->tick.data = h->kick.data = h;
+    uv_idle_init(herd_node_loop(n), &h->more);
+    h->tick.data = h->kick.data = h->more.data = h;
     uv_timer_start(&h->tick, on_tick, DSUP_TICK_MS, DSUP_TICK_MS);
     uv_unref((uv_handle_t *)&h->tick);
     uv_unref((uv_handle_t *)&h->kick);
+    uv_unref((uv_handle_t *)&h->more);
     d->h = h;
     int rc = replicas_init(d);
     if (rc == 0)

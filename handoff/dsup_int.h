@@ -44,6 +44,7 @@ typedef struct dchild {
     int service;    /* index in dsup_t.services */
     herd_restart_t restart;
     herd_child_state_t state; /* written by child_set_state only */
+    uint32_t pass_gen; /* the full reconcile that last looked at it (dsup_t.pass_gen) */
     uint32_t restarts; /* within the window opened at window_start (restarts.c) */
     uint64_t window_start, restart_at; /* node clock */
     /* a move: its id, the other node, when it times out, when it froze */
@@ -111,6 +112,7 @@ typedef struct start_waiter {
 
 typedef struct dsup_handles {
     uv_timer_t tick, kick;
+    uv_idle_t more; /* active while a full reconcile has slices to go */
     struct dsup *d; /* NULL once the supervisor is freed */
     int open;
 } dsup_handles_t;
@@ -166,6 +168,13 @@ typedef struct dsup {
     char **dirty; /* names whose spec changed: reconciled at the next kick */
     size_t dirty_n, dirty_cap;
     int full_due; /* a full reconcile at the next kick */
+    /* The full reconcile under way (reconcile.c), a slice a loop turn: the
+     * position in the registry's order where its next slice starts, the
+     * positions it has yet to cover (a whole circle, 2^32, when it begins
+     * or begins again), and its generation (dchild_t.pass_gen). */
+    int pass_active;
+    uint64_t pass_pos, pass_left;
+    uint32_t pass_gen;
     dsup_handles_t *h;
     u64map_t waiters; /* name hash -> start_waiter_t chain */
     size_t waiter_count;
@@ -198,6 +207,11 @@ typedef struct dsup {
 /* dsup.c */
 dsup_t *dsup_of(herd_node_t *n);
 void dsup_kick(dsup_t *d, int full);
+/* Run the full reconcile's next slice at the loop's next turn, and one a
+ * turn until it ends: an idle handle, so the loop takes in what came
+ * between two slices without waiting for anything (a timer started from a
+ * timer's callback at 0 ms would run in the same turn). */
+void dsup_more(dsup_t *d);
 /* Keep the loop alive while a restart, a waiter, a terminate or a move
  * waits for the tick. */
 void dsup_update_ref(dsup_t *d);
@@ -250,7 +264,10 @@ void restarts_on_exit(void *data, herd_pid_t pid, int reason);
 void restarts_due(dsup_t *d, uint64_t now);
 
 /* reconcile.c */
+/* Begin a full reconcile (again, over a whole circle, when one is under
+ * way) and run its first slice; reconcile_continue runs the next. */
 void reconcile_full(dsup_t *d);
+void reconcile_continue(dsup_t *d);
 /* Plan the children whose spec changed since the last reconcile, now. */
 void reconcile_dirty(dsup_t *d);
 void reconcile_on_spec(void *data, const char *name);

@@ -119,6 +119,13 @@ typedef struct herd_dsup_config {
      * and its owner answers with the copies that do hold the state; 0:
      * 1 GiB. */
     uint64_t max_replica_bytes;
+    /* A full reconcile looks at this many of the registry's keys (names,
+     * specs and groups; each child has a name and a spec) per loop turn
+     * and goes on at the next, and the periodic walks over the copies kept
+     * here for other owners (offering orphaned ones to merge, collecting
+     * unwanted ones) at this many copies a tick, so that a node with many
+     * children does not stop everything else for one long pass; 0: 4096. */
+    uint32_t reconcile_slice;
 } herd_dsup_config_t;
 
 /* Give `node` a distributed supervisor (after herd_registry_start). `cfg`
@@ -325,6 +332,10 @@ typedef struct herd_handoff_stats {
      * change, a member newly taking children, room for more moves, and
      * every reconcile_ms */
     uint64_t full_passes;
+    /* the loop turns those passes took (herd_dsup_config_t.reconcile_slice),
+     * and passes begun again from where they were, over a whole circle of
+     * the registry, as the membership changed under them */
+    uint64_t full_slices, full_restarts;
 } herd_handoff_stats_t;
 int herd_handoff_stats(herd_node_t *node, herd_handoff_stats_t *out);
 /* The upper bound of duration bucket `i` in ms (1, 2, 5, 10, 25, 50, 100,

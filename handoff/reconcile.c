@@ -135,6 +135,7 @@ typedef struct plan_input {
     hoff_child_t *children;
     char **names; /* owned copies */
     size_t count, cap;
+    int full; /* a full pass's: the children it looks at are marked (pass_gen) */
 } plan_input_t;
 
 static int input_add(plan_input_t *in, const char *name)
@@ -158,6 +159,8 @@ static int input_add(plan_input_t *in, const char *name)
     const uint8_t *spec;
     size_t len;
     dchild_t *c = dsup_find(d, name);
+    if (c && in->full)
+        c->pass_gen = d->pass_gen;
     in->names[in->count] = copy;
     in->children[in->count] = (hoff_child_t){
         .name = copy,
@@ -174,8 +177,7 @@ static int add_spec_name(void *data, const char *name, const uint8_t *spec, size
 {
     (void)spec;
     (void)len;
-    plan_input_t *in = data;
-    return dsup_find(in->d, name) ? 0 : input_add(in, name); /* local ones come after */
+    return input_add(data, name);
 }
 
 static void input_free(plan_input_t *in)
@@ -244,26 +246,47 @@ static void run_plan(dsup_t *d, plan_input_t *in)
  * lost: a delta that never left a node that died, a removal by a node that
  * thought it gone) registers itself again with its stamp, so lookups find
  * it and, if another copy holds the name, the conflict rule judges the two. */
-static void claim_unnamed(dsup_t *d)
+static void claim_unnamed(dsup_t *d, dchild_t *c)
 {
-    size_t cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;) {
-        for (dchild_t *c = s->value; c; c = c->twin) {
-            if (c->state != HERD_CHILD_RUNNING || herd_pid_is_none(c->pid) ||
-                herd_is_frozen(d->node, c->pid) || !herd_is_alive(d->node, c->pid) ||
-                herd_registry_holds(d->node, c->name, c->pid))
-                continue;
-            herd_meta_t meta;
-            dsup_meta(d, c->service, &meta);
-            if (c->hlc == 0)
-                c->hlc = herd_node_hlc_now(d->node);
-            if (herd_register_claim(d->node, c->name, c->pid, &meta, c->hlc, c->gen) == 0) {
-                d->stats.claimed++;
-                herd_log(HERD_LOG_INFO, "dsup", "child '%s' ran without a registration: "
-                         "registered again", c->name);
-            }
-        }
+    if (c->state != HERD_CHILD_RUNNING || herd_pid_is_none(c->pid) ||
+        herd_is_frozen(d->node, c->pid) || !herd_is_alive(d->node, c->pid) ||
+        herd_registry_holds(d->node, c->name, c->pid))
+        return;
+    herd_meta_t meta;
+    dsup_meta(d, c->service, &meta);
+    if (c->hlc == 0)
+        c->hlc = herd_node_hlc_now(d->node);
+    if (herd_register_claim(d->node, c->name, c->pid, &meta, c->hlc, c->gen) == 0) {
+        d->stats.claimed++;
+        herd_log(HERD_LOG_INFO, "dsup", "child '%s' ran without a registration: "
+                 "registered again", c->name);
     }
+}
+
+/* The children of a full pass's slice that run here are claimed before it
+ * is planned (a claim changes the registry, which the slice's walk must
+ * not). Each is found again by name: a claim may end another. */
+static void claim_slice(dsup_t *d, const plan_input_t *in)
+{
+    for (size_t i = 0; i < in->count; i++) {
+        dchild_t *c = in->children[i].running_here ? dsup_find(d, in->names[i]) : NULL;
+        if (c)
+            claim_unnamed(d, c);
+    }
+}
+
+/* At the end of a full pass, the children running here it did not come to
+ * by their spec (none, or one written after the walk passed its place):
+ * a stop is due for those without one. */
+static int add_unseen_locals(plan_input_t *in)
+{
+    dsup_t *d = in->d;
+    size_t cursor = 0;
+    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = s->value; c; c = c->twin)
+            if (c->pass_gen != d->pass_gen && input_add(in, c->name) != 0)
+                return HERD_ENOMEM;
+    return 0;
 }
 
 /* ---- passes ------------------------------------------------------------------------ */
@@ -275,22 +298,63 @@ static void dirty_free(char **names, size_t n)
     free(names);
 }
 
+/* Positions of the registry's order: a whole circle. */
+#define PASS_CIRCLE (UINT64_C(1) << 32)
+
+/* A full pass walks the registry's order a slice a loop turn, from where
+ * the last one stopped, until it has covered a whole circle since it began
+ * (again: the membership changing under it begins the circle anew where
+ * it is, so no position waits for a pass to be started over and over).
+ * The specs present throughout are each looked at once after it began;
+ * one written meanwhile is a dirty name (reconcile_on_spec). */
 void reconcile_full(dsup_t *d)
 {
-    dirty_free(d->dirty, d->dirty_n); /* a full pass covers them */
+    dirty_free(d->dirty, d->dirty_n); /* the circle ahead covers them */
     d->dirty = NULL;
     d->dirty_n = d->dirty_cap = 0;
-    claim_unnamed(d);
-    plan_input_t in = {.d = d};
-    herd_spec_foreach(d->node, add_spec_name, &in);
-    size_t cursor = 0;
-    for (u64map_slot_t *s; (s = u64map_next(&d->by_hash, &cursor)) != NULL;)
-        for (dchild_t *c = s->value; c; c = c->twin)
-            input_add(&in, c->name);
-    run_plan(d, &in);
-    input_free(&in);
+    d->stats.full_restarts += (uint64_t)d->pass_active;
+    d->pass_active = 1;
+    d->pass_left = PASS_CIRCLE;
+    d->pass_gen++; /* every child is to be looked at again */
+    reconcile_continue(d);
+}
+
+static void pass_end(dsup_t *d)
+{
+    d->pass_active = 0;
     d->last_reconcile = herd_node_now(d->node);
     d->stats.full_passes++;
+}
+
+void reconcile_continue(dsup_t *d)
+{
+    if (!d->pass_active)
+        return;
+    plan_input_t in = {.d = d, .full = 1};
+    uint64_t from = d->pass_pos;
+    int rc = herd_spec_foreach_slice(d->node, &d->pass_pos, d->cfg.reconcile_slice,
+                                     add_spec_name, &in);
+    if (rc < 0) { /* out of memory: the pass ends here, the next one is due as usual */
+        herd_log(HERD_LOG_ERROR, "dsup", "a full reconcile stopped: %s", herd_strerror(rc));
+        input_free(&in);
+        pass_end(d);
+        return;
+    }
+    uint64_t covered = (rc == 1 ? PASS_CIRCLE : d->pass_pos) - from;
+    if (rc == 1)
+        d->pass_pos = 0; /* round the circle */
+    d->pass_left = covered >= d->pass_left ? 0 : d->pass_left - covered;
+    d->stats.full_slices++;
+    if (d->pass_left == 0 && add_unseen_locals(&in) != 0)
+        herd_log(HERD_LOG_ERROR, "dsup", "a full reconcile missed children running here: "
+                 "out of memory (the next pass looks again)");
+    claim_slice(d, &in);
+    run_plan(d, &in);
+    input_free(&in);
+    if (d->pass_left == 0)
+        pass_end(d);
+    else
+        dsup_more(d); /* the next slice at the loop's next turn */
 }
 
 void reconcile_dirty(dsup_t *d)

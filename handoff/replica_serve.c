@@ -176,50 +176,94 @@ static void merge_own_orphans(dsup_t *d, const char *name, uint64_t self)
     }
 }
 
+/* Visit up to `max` copies kept here (0: all the rest) from where walk w
+ * stopped, in the order of the store's slots; returns 1 when it reached
+ * the end. A copy kept or dropped between two slices may move the others
+ * in the map: the walk may then miss or visit again a few, which the next
+ * walk looks at again. */
+static int copy_walk_slice(replica_store_t *s, copy_walk_t *w, size_t max,
+                           void (*fn)(void *data, replica_t *rep), void *data)
+{
+    size_t seen = 0;
+    while (max == 0 || seen < max) {
+        u64map_slot_t *sl = u64map_next(&s->by_hash, &w->cursor);
+        if (sl == NULL)
+            return 1;
+        for (replica_t *rep = sl->value; rep; rep = rep->twin, seen++)
+            fn(data, rep);
+    }
+    return 0;
+}
+
+/* Whether a periodic walk over the copies has a slice to run now: one
+ * under way, or a new one `every` ms after the last began. */
+static int copy_walk_due(repl_t *r, copy_walk_t *w, uint64_t *last, uint64_t every,
+                         uint64_t now)
+{
+    if (w->on)
+        return 1;
+    if (r->store.count == 0 || now - *last < every)
+        return 0;
+    *last = now;
+    *w = (copy_walk_t){.on = 1};
+    return 1;
+}
+
+typedef struct orphan_walk {
+    dsup_t *d;
+    uint64_t self;
+    char **here; /* names of children running here: merged after the slice */
+    size_t here_n;
+} orphan_walk_t;
+
+static void orphan_one(void *data, replica_t *rep)
+{
+    orphan_walk_t *w = data;
+    dsup_t *d = w->d;
+    herd_pid_t holder;
+    replica_rank_t rank;
+    dspec_t spec;
+    int service;
+    if (orphan_view(d, rep->name, &rank, &spec, &service) != 0 ||
+        herd_whereis(d->node, rep->name, &holder, NULL) != 0)
+        return;
+    if (holder.node == w->self) {
+        char **more = realloc(w->here, (w->here_n + 1) * sizeof(*more));
+        if (more && (more[w->here_n] = strdup(rep->name)) != NULL)
+            w->here_n++;
+        if (more)
+            w->here = more; /* else: the next walk */
+        return;
+    }
+    if (rep->bytes && orphaned(d, rep->name, rep->hlc, rep->owner, 0, rank, holder.node, &spec,
+                               service))
+        offer_copy(d, holder.node, rep->name, &rep->offered, rep->hlc, rep->writer,
+                   rep->version, rep->bytes, rep->len);
+    for (size_t i = 0; i < rep->others_n; i++) {
+        replica_other_t *o = &rep->others[i];
+        if (orphaned(d, rep->name, o->hlc, 0, 1, rank, holder.node, &spec, service))
+            offer_copy(d, holder.node, rep->name, &o->offered, o->hlc, o->writer, o->version,
+                       o->bytes, o->len);
+    }
+}
+
 /* Copies here the child's holder may lack (orphaned) go to it, to be
- * merged in; they stay until it says it merged them (or held them). */
+ * merged in; they stay until it says it merged them (or held them). A walk
+ * every REPL_MERGE_RESEND_MS, reconcile_slice copies a tick. */
 void replica_orphans(dsup_t *d, uint64_t now)
 {
     repl_t *r = d->repl;
-    if (r == NULL || r->store.count == 0 || now - r->last_orphans < REPL_MERGE_RESEND_MS)
+    if (r == NULL || !copy_walk_due(r, &r->orphans_walk, &r->last_orphans,
+                                    REPL_MERGE_RESEND_MS, now))
         return;
-    r->last_orphans = now;
-    uint64_t self = herd_node_id_of(herd_node_name(d->node));
-    char **here = NULL; /* names of children running here: merged after the walk */
-    size_t here_n = 0, cursor = 0;
-    for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
-        for (replica_t *rep = sl->value; rep; rep = rep->twin) {
-            herd_pid_t holder;
-            replica_rank_t rank;
-            dspec_t spec;
-            int service;
-            if (orphan_view(d, rep->name, &rank, &spec, &service) != 0 ||
-                herd_whereis(d->node, rep->name, &holder, NULL) != 0)
-                continue;
-            if (holder.node == self) {
-                char **more = realloc(here, (here_n + 1) * sizeof(*more));
-                if (more && (more[here_n] = strdup(rep->name)) != NULL)
-                    here_n++;
-                if (more)
-                    here = more; /* else: the next pass */
-                continue;
-            }
-            if (rep->bytes && orphaned(d, rep->name, rep->hlc, rep->owner, 0, rank, holder.node,
-                                       &spec, service))
-                offer_copy(d, holder.node, rep->name, &rep->offered, rep->hlc, rep->writer,
-                           rep->version, rep->bytes, rep->len);
-            for (size_t i = 0; i < rep->others_n; i++) {
-                replica_other_t *o = &rep->others[i];
-                if (orphaned(d, rep->name, o->hlc, 0, 1, rank, holder.node, &spec, service))
-                    offer_copy(d, holder.node, rep->name, &o->offered, o->hlc, o->writer,
-                               o->version, o->bytes, o->len);
-            }
-        }
-    for (size_t i = 0; i < here_n; i++) {
-        merge_own_orphans(d, here[i], self);
-        free(here[i]);
+    orphan_walk_t w = {.d = d, .self = herd_node_id_of(herd_node_name(d->node))};
+    if (copy_walk_slice(&r->store, &r->orphans_walk, d->cfg.reconcile_slice, orphan_one, &w))
+        r->orphans_walk.on = 0;
+    for (size_t i = 0; i < w.here_n; i++) {
+        merge_own_orphans(d, w.here[i], w.self);
+        free(w.here[i]);
     }
-    free(here);
+    free(w.here);
 }
 
 replica_rank_t repl_rank_of(dsup_t *d, const char *name)
@@ -517,34 +561,45 @@ static int still_wanted(dsup_t *d, const replica_t *rep)
     return 0;
 }
 
+typedef struct gc_walk {
+    dsup_t *d;
+    uint64_t now;
+    char **gone; /* names of the copies to drop after the slice */
+    size_t n, cap;
+} gc_walk_t;
+
+static void gc_one(void *data, replica_t *rep)
+{
+    gc_walk_t *w = data;
+    if (w->now - rep->touched < REPL_GC_MS || still_wanted(w->d, rep))
+        return;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        char **g = realloc(w->gone, cap * sizeof(*g));
+        if (g == NULL)
+            return; /* the next walk takes it */
+        w->gone = g;
+        w->cap = cap;
+    }
+    if ((w->gone[w->n] = strdup(rep->name)) != NULL)
+        w->n++;
+}
+
+/* A walk every REPL_GC_MS / 2, reconcile_slice copies a tick. */
 void replica_gc(dsup_t *d, uint64_t now)
 {
     repl_t *r = d->repl;
-    if (r == NULL || r->store.count == 0 || now - r->last_gc < REPL_GC_MS / 2)
+    if (r == NULL || !copy_walk_due(r, &r->gc_walk, &r->last_gc, REPL_GC_MS / 2, now))
         return;
-    r->last_gc = now;
-    char **gone = NULL;
-    size_t n = 0, cap = 0, cursor = 0;
-    for (u64map_slot_t *sl; (sl = u64map_next(&r->store.by_hash, &cursor)) != NULL;)
-        for (replica_t *rep = sl->value; rep; rep = rep->twin) {
-            if (now - rep->touched < REPL_GC_MS || still_wanted(d, rep))
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                char **g = realloc(gone, cap * sizeof(*g));
-                if (g == NULL)
-                    break; /* the next pass takes the rest */
-                gone = g;
-            }
-            if ((gone[n] = strdup(rep->name)) != NULL)
-                n++;
-        }
-    for (size_t i = 0; i < n; i++) {
-        replica_drop(&r->store, gone[i], 0);
+    gc_walk_t w = {.d = d, .now = now};
+    if (copy_walk_slice(&r->store, &r->gc_walk, d->cfg.reconcile_slice, gc_one, &w))
+        r->gc_walk.on = 0;
+    for (size_t i = 0; i < w.n; i++) {
+        replica_drop(&r->store, w.gone[i], 0);
         d->repl_stats.collected++;
-        free(gone[i]);
+        free(w.gone[i]);
     }
-    free(gone);
+    free(w.gone);
 }
 
 /* Whether this node is out of the ring: draining, or left and lingering. */

@@ -79,6 +79,13 @@ typedef struct repl_dirty {
     uint64_t serial, waits_on;
 } repl_dirty_t;
 
+/* A walk over the copies kept here spread over ticks (replica_serve.c):
+ * under way, and the store map's slot where its next slice starts. */
+typedef struct copy_walk {
+    int on;
+    size_t cursor;
+} copy_walk_t;
+
 typedef struct repl {
     dsup_t *d; /* NULL once the supervisor is freed */
     uv_prepare_t prepare; /* puts the dirty children at the end of an iteration */
@@ -88,8 +95,9 @@ typedef struct repl {
     replica_store_t store; /* copies kept here for other owners */
     u64map_t queries;     /* query id -> repl_query_t (replica_query.c) */
     uint64_t next_query;
-    uint64_t last_gc; /* node clock: the last replica_gc pass */
-    uint64_t last_orphans; /* node clock: the last replica_orphans pass */
+    uint64_t last_gc; /* node clock: when the last replica_gc walk began */
+    uint64_t last_orphans; /* node clock: when the last replica_orphans walk began */
+    copy_walk_t gc_walk, orphans_walk; /* those walks, a slice a tick */
     uint64_t last_unacked; /* node clock: the last look for puts not acknowledged */
     u64map_t inflight; /* member id -> 1 + node clock when a batch of puts went to it,
                           until its acknowledgements come (REPL_INFLIGHT_MS) */

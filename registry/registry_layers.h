@@ -35,6 +35,18 @@ int herd_spec_get(herd_node_t *node, const char *name, const uint8_t **spec, siz
 /* Visit every spec; stop when fn returns nonzero. Returns the number visited. */
 typedef int (*herd_spec_fn)(void *data, const char *name, const uint8_t *spec, size_t len);
 int herd_spec_foreach(herd_node_t *node, herd_spec_fn fn, void *data);
+/* One slice of a walk over every spec, so that a walk of many can be
+ * spread over loop turns: visits the specs whose position in the
+ * registry's order (awmap_foreach_range) lies from *pos on, in a range
+ * that holds about `keys` of the registry's keys (0: all the rest), and
+ * advances *pos past it. Walked from *pos = 0 until it returns 1, the
+ * slices visit every spec present throughout the walk once; one added or
+ * removed meanwhile may or may not be visited. fn must not change the
+ * registry; when it returns nonzero the slice stops, *pos stays, and that
+ * value is returned. Returns 0 (more to walk), 1 (the walk reached the
+ * end), or HERD_ENOENT (no registry). */
+int herd_spec_foreach_slice(herd_node_t *node, uint64_t *pos, size_t keys, herd_spec_fn fn,
+                            void *data);
 size_t herd_spec_count(herd_node_t *node);
 /* Told of every name whose specs changed (added, replaced or removed), here
  * or by a join, once the change is applied; the callback may change the

@@ -189,6 +189,32 @@ int herd_spec_foreach(herd_node_t *node, herd_spec_fn fn, void *data)
     return c.visited;
 }
 
+/* Positions of the registry's order (awmap_foreach_range): [0, 2^32). */
+#define SPEC_POSITIONS (UINT64_C(1) << 32)
+
+int herd_spec_foreach_slice(herd_node_t *node, uint64_t *pos, size_t keys, herd_spec_fn fn,
+                            void *data)
+{
+    registry_t *g = reg_of(node);
+    if (g == NULL)
+        return HERD_ENOENT;
+    if (*pos >= SPEC_POSITIONS)
+        return 1;
+    /* names and groups share the map with the specs: the range is sized
+     * by every key, so it holds about `keys` of them (spread evenly by
+     * their hashes) */
+    size_t total = awmap_key_count(g->map);
+    uint64_t width = keys == 0 || total <= keys ? SPEC_POSITIONS
+                                                 : SPEC_POSITIONS / total * keys;
+    uint64_t hi = width == 0 || SPEC_POSITIONS - *pos <= width ? SPEC_POSITIONS : *pos + width;
+    spec_each_t c = {g, fn, data, 0};
+    int rc = awmap_foreach_range(g->map, (uint32_t)*pos, hi, spec_one, &c);
+    if (rc)
+        return rc;
+    *pos = hi;
+    return hi == SPEC_POSITIONS;
+}
+
 int herd_spec_watch(herd_node_t *node, herd_spec_watch_fn fn, void *data)
 {
     registry_t *g = reg_of(node);

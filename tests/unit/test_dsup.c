@@ -2161,6 +2161,52 @@ static void pick_name(const char *prefix, const char *const *with, size_t k, con
  * held by a frozen stand-in with the child's first-registration time: no
  * other node starts a copy, lookups everywhere find it, and a call made
  * meanwhile is answered by the restarted copy (the holder passes it on). */
+/* A full reconcile in slices of 4 registry keys (reconcile_slice): each
+ * periodic pass takes many loop turns, and the crash of a node is still
+ * made good by the passes it starts: every child the dead node ran runs
+ * again, once, on a survivor, and every other keeps its count. */
+static void test_dsup_full_reconcile_in_slices(void **state)
+{
+    (void)state;
+    herd_dsup_config_t cfg = DCFG;
+    cfg.reconcile_slice = 4;
+    herd_node_t *ns[3];
+    form(ns, 3, &QUICK, &cfg);
+    herd_node_t *a = ns[0], *b = ns[1], *c = ns[2];
+    start_counters(ns, 3, "sl-", 90);
+    WAIT(settled(ns, 3, 3, 1));
+
+    herd_handoff_stats_t s0 = hstats(a);
+    drive_ms(1000); /* about three periodic passes at reconcile_ms 300 */
+    herd_handoff_stats_t s1 = hstats(a);
+    uint64_t passes = s1.full_passes - s0.full_passes, slices = s1.full_slices - s0.full_slices;
+    assert_true(passes >= 1);
+    assert_true(slices >= 20 * passes); /* 180 names and specs, 4 keys a slice */
+    assert_int_equal(s1.starts, s0.starts); /* a settled cluster: nothing to do */
+    assert_int_equal(s1.stops, s0.stops);
+
+    int victim[MAXN];
+    size_t victims = 0;
+    for (size_t i = 0; i < g_count; i++)
+        victims += (size_t)(victim[i] = kid(c, g_names[i], NULL));
+    assert_true(victims > 0);
+    node_free(c); /* no leave */
+    herd_node_t *left[2] = {a, b};
+    WAIT(ts_cluster_member_state(a, "c") != HERD_MEMBER_UP &&
+         ts_cluster_member_state(b, "c") != HERD_MEMBER_UP && settled(left, 2, 2, 1));
+    for (size_t i = 0; i < g_count; i++)
+        if (victim[i])
+            g_val[i] = 0; /* restarted from the spec: a fresh state */
+    assert_values(a);
+    assert_values(b);
+    herd_child_counts_t ca = counts(a), cb = counts(b);
+    assert_int_equal(ca.running, g_count);
+    assert_int_equal(ca.local + cb.local, g_count);
+    assert_true(hstats(a).full_slices > s1.full_slices);
+    node_free(b);
+    node_free(a);
+}
+
 static void test_dsup_restart_backoff_keeps_name_and_messages(void **state)
 {
     (void)state;
@@ -2916,6 +2962,7 @@ int main(void)
         T(test_dsup_handoff_on_join_keeps_state_and_messages),
         T(test_dsup_drain_moves_every_child_off),
         T(test_dsup_crashed_node_children_restart_on_survivors),
+        T(test_dsup_full_reconcile_in_slices),
         T(test_dsup_restart_backoff_keeps_name_and_messages),
         T(test_dsup_large_state_moves_in_parts),
         T(test_dsup_state_over_the_cap_stays),

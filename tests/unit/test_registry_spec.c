@@ -441,6 +441,97 @@ static void test_spec_put_get_replace_remove(void **state)
     ts_node_free(a);
 }
 
+/* herd_spec_foreach_slice: slices of a few keys from position 0 visit every
+ * spec once, however the registry changes between two slices (names
+ * registered and specs added or removed meanwhile); a spec present
+ * throughout is never missed nor visited twice; a callback's error stops
+ * the slice where it is. */
+#define SLICE_SPECS 200
+
+typedef struct slice_seen {
+    int visits[SLICE_SPECS];
+    int others;
+    int fail_at; /* a call returns HERD_ENOMEM when it is this one (1-based), else 0 */
+    int calls;
+} slice_seen_t;
+
+static int slice_collect(void *data, const char *name, const uint8_t *spec, size_t len)
+{
+    (void)spec;
+    (void)len;
+    slice_seen_t *c = data;
+    if (++c->calls == c->fail_at)
+        return HERD_ENOMEM;
+    int i;
+    if (sscanf(name, "slice-%d", &i) == 1 && i >= 0 && i < SLICE_SPECS)
+        c->visits[i]++;
+    else
+        c->others++;
+    return 0;
+}
+
+static void test_spec_foreach_slice_visits_each_once(void **state)
+{
+    (void)state;
+    herd_node_t *a = solo_node("a");
+    char name[64];
+    for (int i = 0; i < SLICE_SPECS; i++) {
+        snprintf(name, sizeof(name), "slice-%d", i);
+        assert_int_equal(herd_spec_put(a, name, "v", 1), 0);
+    }
+    /* names share the registry's order: they count in a slice's size */
+    herd_pid_t p = spawn_srv(a);
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "plain-%d", i);
+        assert_int_equal(herd_register(a, name, p, NULL), 0);
+    }
+
+    slice_seen_t c;
+    memset(&c, 0, sizeof(c));
+    uint64_t pos = 0;
+    int slices = 0, rc = 0;
+    while ((rc = herd_spec_foreach_slice(a, &pos, 8, slice_collect, &c)) == 0) {
+        assert_true(++slices < 1000);
+        /* the registry changes between slices: a spec and a name added,
+         * one added earlier removed */
+        snprintf(name, sizeof(name), "extra-%d", slices);
+        assert_int_equal(herd_spec_put(a, name, "x", 1), 0);
+        snprintf(name, sizeof(name), "late-%d", slices);
+        assert_int_equal(herd_register(a, name, p, NULL), 0);
+        if (slices > 1) {
+            snprintf(name, sizeof(name), "extra-%d", slices - 1);
+            assert_int_equal(herd_spec_remove(a, name), 0);
+        }
+    }
+    assert_int_equal(rc, 1);
+    assert_true(slices >= 10); /* 250 keys at about 8 a slice */
+    assert_int_equal(pos, UINT64_C(1) << 32);
+    for (int i = 0; i < SLICE_SPECS; i++)
+        assert_int_equal(c.visits[i], 1);
+    assert_true(c.others <= slices); /* an added spec at most once */
+    /* walked to the end: nothing more */
+    assert_int_equal(herd_spec_foreach_slice(a, &pos, 8, slice_collect, &c), 1);
+
+    /* 0 keys: the rest in one slice */
+    memset(&c, 0, sizeof(c));
+    pos = 0;
+    assert_int_equal(herd_spec_foreach_slice(a, &pos, 0, slice_collect, &c), 1);
+    for (int i = 0; i < SLICE_SPECS; i++)
+        assert_int_equal(c.visits[i], 1);
+
+    /* the callback's error: returned, and the position stays */
+    memset(&c, 0, sizeof(c));
+    c.fail_at = 3;
+    pos = 0;
+    assert_int_equal(herd_spec_foreach_slice(a, &pos, 0, slice_collect, &c), HERD_ENOMEM);
+    assert_int_equal(pos, 0);
+
+    herd_node_t *bare = bare_node("bare");
+    pos = 0;
+    assert_int_equal(herd_spec_foreach_slice(bare, &pos, 8, slice_collect, &c), HERD_ENOENT);
+    ts_node_free(bare);
+}
+
 static void test_spec_bad_input_einval(void **state)
 {
     (void)state;
@@ -1215,6 +1306,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, ts_cluster_teardown)
     const struct CMUnitTest tests[] = {
         T(test_spec_put_get_replace_remove),
+        T(test_spec_foreach_slice_visits_each_once),
         T(test_spec_bad_input_einval),
         T(test_spec_not_names),
         T(test_spec_replicates_and_reaches_a_late_joiner),

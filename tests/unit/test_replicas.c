@@ -212,7 +212,11 @@ static const herd_behaviour_t blob_behaviour = {.name = "blob",
 
 /* ---- the world -------------------------------------------------------------------------- */
 
-static const herd_dsup_config_t DCFG = {.reconcile_ms = 300, .handoff_timeout_ms = 2000};
+/* Full reconciles and the walks over the copies kept (orphans offered,
+ * unwanted copies collected) go 2 keys or copies a loop turn: every test
+ * here runs them spread over many turns (test_dsup's, in one). */
+static const herd_dsup_config_t DCFG = {.reconcile_ms = 300, .handoff_timeout_ms = 2000,
+                                        .reconcile_slice = 2};
 
 static int hook_start(regsim_t *rs, int i, herd_node_t *n, void *data)
 {

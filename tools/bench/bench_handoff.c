@@ -43,6 +43,12 @@
  *   i % 3; from=all), then all from the first node (from=one), in batches of START_BATCH with a loop turn between batches; the
  *   clock runs until every start answered and every name answers herd_whereis
  *   on every node.
+ * - reconcile: 3 nodes, 50,000 children (5,000 with --quick) started as in
+ *   startup, then nothing for 3.5 s (1.5 s) but the supervisors' own
+ *   periodic full reconcile passes: the longest loop turn in that window
+ *   (reconcile_stall_ms), with the default reconcile_slice (a pass spread
+ *   over loop turns) and, run by run in turn, with the whole registry in
+ *   one slice (one_turn_pass_ms: a pass in one turn, as herd did before).
  * - failover_procs and join_procs (bench_handoff_procs.c): failover and the
  *   join with one OS process a node, as the reference systems ran: the
  *   victim gets SIGKILL, and recovery is timed until every child answered a
@@ -59,7 +65,8 @@
  * Times are the median of `runs`; counts that must be 0 (lost, failed,
  * duplicated) are totals over all runs. --quick uses N = 1,000 and one run
  * (the ctest smoke run); --verbose prints each run's timeline on stderr;
- * --only handoff|failover|startup|failover_procs|join_procs runs one part;
+ * --only handoff|failover|startup|failover_procs|join_procs|reconcile runs one
+ * part;
  * --lenient-detector makes the
  * failure detector lenient for handoff and startup (failover keeps the
  * default). Every wait has a deadline: a stall fails the run with each
@@ -98,6 +105,9 @@ static int lenient; /* --lenient-detector: for handoff and startup */
 int next_port;
 
 static const char secret[] = "bench-handoff-secret-0123456789ab";
+/* The supervisor's configuration of the nodes started next (NULL: its
+ * defaults); the reconcile part sets it. */
+static const herd_dsup_config_t *node_dsup_cfg;
 
 double now_s(void)
 {
@@ -242,7 +252,7 @@ herd_node_t *handoff_node_start(uv_loop_t *loop, const char *name, const char *s
         if (rc == 0) {
             if ((rc = herd_registry_start(n)) != 0)
                 die("herd_registry_start", rc);
-            if ((rc = herd_dsup_start(n, NULL)) != 0)
+            if ((rc = herd_dsup_start(n, node_dsup_cfg)) != 0)
                 die("herd_dsup_start", rc);
             if ((rc = herd_service_register(n, "counter", &counter_behaviour)) != 0)
                 die("herd_service_register", rc);
@@ -1400,23 +1410,26 @@ typedef struct startup_result {
     double total_s, issue_s;
 } startup_result_t;
 
-static startup_result_t startup_run(const names_t *ns, int from)
+/* Start the children of ns from `from` nodes of a new three-node cluster
+ * and wait until every node counts them all and every lookup succeeds;
+ * returns the cluster (r: the times taken). */
+static cluster_t *cluster_with_children(const names_t *ns, int from, const char *what,
+                                        startup_result_t *r)
 {
     const size_t n = ns->count;
-    startup_result_t r = {0};
     cluster_t *cl = malloc(sizeof(*cl));
     if (cl == NULL)
         die("allocating the cluster", HERD_ENOMEM);
     cluster_init(cl, lenient);
     for (int k = 0; k < MAX_NODES; k++)
         cluster_add(cl, k);
-    wait_up(cl, 3, "startup: three nodes joining");
+    wait_up(cl, 3, what);
     herd_node_run_for(cl->node[0], 50); /* the (empty) syncs of the joins */
 
     start_tally_t tally = {0};
     double t0 = now_s();
     issue_starts(cl, ns, n, from, &tally);
-    r.issue_s = now_s() - t0;
+    r->issue_s = now_s() - t0;
     double deadline = t0 + SETTLE_DEADLINE_S, next_check = 0;
     for (;;) {
         double t = now_s();
@@ -1431,20 +1444,27 @@ static startup_result_t startup_run(const names_t *ns, int from)
                 break;
         }
         if (t > deadline) {
-            fprintf(stderr, "bench_handoff: startup: %zu of %zu starts answered within "
-                            "%.0f s\n", tally.answered, n, SETTLE_DEADLINE_S);
+            fprintf(stderr, "bench_handoff: %s: %zu of %zu starts answered within %.0f s\n",
+                    what, tally.answered, n, SETTLE_DEADLINE_S);
             report_cluster(cl, n);
             exit(1);
         }
         turn(cl);
     }
-    r.total_s = now_s() - t0;
+    r->total_s = now_s() - t0;
     if (local_children(cl) != n)
-        die("startup: each child once", 0);
+        die("starting the children: each child once", 0);
     if (verbose)
-        fprintf(stderr, "  startup run (from %d node%s): issued %.3f s, all visible "
-                        "everywhere %.3f s (already %zu)\n", from, from > 1 ? "s" : "",
-                r.issue_s, r.total_s, tally.already);
+        fprintf(stderr, "  %s (from %d node%s): issued %.3f s, all visible everywhere %.3f s "
+                        "(already %zu)\n", what, from, from > 1 ? "s" : "", r->issue_s,
+                r->total_s, tally.already);
+    return cl;
+}
+
+static startup_result_t startup_run(const names_t *ns, int from)
+{
+    startup_result_t r = {0};
+    cluster_t *cl = cluster_with_children(ns, from, "startup", &r);
     cluster_free(cl);
     free(cl);
     return r;
@@ -1473,10 +1493,86 @@ static void bench_startup(size_t n, int runs, int from)
     names_free(&ns);
 }
 
+/* ---- 4. reconcile: the loop while full passes run over many children ----------------- */
+
+/* The idle window measured: three periodic full passes or more a node at
+ * the default reconcile_ms (1 s); one or more with --quick. */
+#define RECONCILE_WINDOW_S 3.5
+#define RECONCILE_WINDOW_QUICK_S 1.5
+
+typedef struct reconcile_result {
+    double stall_ms;          /* the longest loop turn in the window */
+    uint64_t passes, slices; /* full passes ended, slices run: all three nodes */
+} reconcile_result_t;
+
+/* A settled cluster of n children with nothing else to do: the longest
+ * turn of its loop over RECONCILE_WINDOW_S, the time every other handle
+ * of the loop (timers, sockets, processes) waits behind a full reconcile
+ * (a pass in one turn, or a slice a turn). */
+static reconcile_result_t reconcile_run(const names_t *ns, uint32_t slice, double window_s)
+{
+    herd_dsup_config_t cfg = {.reconcile_slice = slice};
+    startup_result_t started;
+    node_dsup_cfg = &cfg;
+    cluster_t *cl = cluster_with_children(ns, 3, "reconcile", &started);
+    node_dsup_cfg = NULL;
+    reconcile_result_t r = {0};
+    uint64_t passes = SUM_STAT(cl, full_passes), slices = SUM_STAT(cl, full_slices);
+    double end = now_s() + window_s;
+    while (now_s() < end) {
+        double t = now_s();
+        turn(cl);
+        double ms = (now_s() - t) * 1000.0;
+        if (ms > r.stall_ms)
+            r.stall_ms = ms;
+    }
+    r.passes = SUM_STAT(cl, full_passes) - passes;
+    r.slices = SUM_STAT(cl, full_slices) - slices;
+    if (verbose) {
+        fprintf(stderr, "  reconcile (slice %u keys): longest turn %.1f ms, %llu passes in "
+                        "%llu slices\n", slice, r.stall_ms, (unsigned long long)r.passes,
+                (unsigned long long)r.slices);
+        for (int k = 0; k < MAX_NODES; k++) {
+            herd_registry_stats_t rs;
+            if (herd_registry_stats(cl->node[k], &rs) == 0)
+                fprintf(stderr, "    %s: the registry's longest hold of the loop %.1f ms (%s)\n",
+                        node_label(k), (double)rs.longest_us / 1000.0,
+                        rs.longest_what ? rs.longest_what : "-");
+        }
+    }
+    cluster_free(cl);
+    free(cl);
+    return r;
+}
+
+/* The default slices against a pass in one turn (the whole registry in one
+ * slice: how herd reconciled before), run after run in turn. */
+static void bench_reconcile(size_t n, int runs, double window_s)
+{
+    names_t ns = names_make(n);
+    double sliced[MAX_RUNS], whole[MAX_RUNS];
+    uint64_t passes = 0, slices = 0;
+    for (int i = 0; i < runs; i++) {
+        reconcile_result_t w = reconcile_run(&ns, UINT32_MAX, window_s);
+        reconcile_result_t r = reconcile_run(&ns, 0, window_s);
+        whole[i] = w.stall_ms;
+        sliced[i] = r.stall_ms;
+        passes += r.passes;
+        slices += r.slices;
+    }
+    double st = median(sliced, (size_t)runs), wh = median(whole, (size_t)runs);
+    printf("bench handoff reconcile_stall_ms %.1f ms children=%zu nodes=3 slice_keys=4096 "
+           "passes=%llu slices=%llu window_s=%.1f runs=%d one_turn_pass_ms=%.1f ratio=%.1fx\n",
+           st, n, (unsigned long long)passes, (unsigned long long)slices, window_s,
+           runs, wh, st > 0 ? wh / st : 0.0);
+    fflush(stdout);
+    names_free(&ns);
+}
+
 static int part_known(const char *part)
 {
     static const char *const parts[] = {"handoff", "failover", "startup", "failover_procs",
-                                        "join_procs"};
+                                        "join_procs", "reconcile"};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
         if (strcmp(part, parts[i]) == 0)
             return 1;
@@ -1498,7 +1594,8 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else {
             fprintf(stderr, "usage: bench_handoff [--quick] [--verbose] [--lenient-detector] "
-                            "[--only handoff|failover|startup|failover_procs|join_procs]\n");
+                            "[--only handoff|failover|startup|failover_procs|join_procs|"
+                            "reconcile]\n");
             return 2;
         }
     }
@@ -1523,6 +1620,9 @@ int main(int argc, char **argv)
         bench_startup(n, runs, 3);
         bench_startup(n, runs, 1);
     }
+    if (only == NULL || strcmp(only, "reconcile") == 0)
+        bench_reconcile(quick ? 5000 : 50000, quick ? 1 : 3,
+                        quick ? RECONCILE_WINDOW_QUICK_S : RECONCILE_WINDOW_S);
     if (bad)
         fprintf(stderr, "bench_handoff: something was lost, duplicated or misplaced "
                         "(see the figures above)\n");

@@ -48,7 +48,9 @@
  *   periodic full reconcile passes: the longest loop turn in that window
  *   (reconcile_stall_ms), with the default reconcile_slice (a pass spread
  *   over loop turns) and, run by run in turn, with the whole registry in
- *   one slice (one_turn_pass_ms: a pass in one turn, as herd did before).
+ *   one slice (one_turn_pass_ms: a pass in one turn, as herd did before);
+ *   then again (not with --quick) with 2 copies of each child's state, so
+ *   that each node also walks the copies it keeps for the others.
  * - failover_procs and join_procs (bench_handoff_procs.c): failover and the
  *   join with one OS process a node, as the reference systems ran: the
  *   victim gets SIGKILL, and recovery is timed until every child answered a
@@ -106,8 +108,10 @@ int next_port;
 
 static const char secret[] = "bench-handoff-secret-0123456789ab";
 /* The supervisor's configuration of the nodes started next (NULL: its
- * defaults); the reconcile part sets it. */
+ * defaults), and the copies of its state each child started next asks for
+ * (0: the service's, 1); the reconcile part sets them. */
 static const herd_dsup_config_t *node_dsup_cfg;
+static uint8_t start_replicas;
 
 double now_s(void)
 {
@@ -666,7 +670,7 @@ static void issue_starts(cluster_t *cl, const names_t *ns, size_t n, int nodes,
 {
     for (size_t i = 0; i < n; i++) {
         herd_child_req_t req = {.name = ns->at[i], .service = "counter",
-                                .restart = HERD_RESTART_PERMANENT};
+                                .restart = HERD_RESTART_PERMANENT, .replicas = start_replicas};
         int rc = herd_start_child_async(cl->node[i % (size_t)nodes], &req, START_TIMEOUT_MS,
                                         start_done, tally);
         if (rc != 0)
@@ -1547,8 +1551,9 @@ static reconcile_result_t reconcile_run(const names_t *ns, uint32_t slice, doubl
 
 /* The default slices against a pass in one turn (the whole registry in one
  * slice: how herd reconciled before), run after run in turn. */
-static void bench_reconcile(size_t n, int runs, double window_s)
+static void bench_reconcile(size_t n, int runs, double window_s, uint8_t replicas)
 {
+    start_replicas = replicas;
     names_t ns = names_make(n);
     double sliced[MAX_RUNS], whole[MAX_RUNS];
     uint64_t passes = 0, slices = 0;
@@ -1561,12 +1566,14 @@ static void bench_reconcile(size_t n, int runs, double window_s)
         slices += r.slices;
     }
     double st = median(sliced, (size_t)runs), wh = median(whole, (size_t)runs);
-    printf("bench handoff reconcile_stall_ms %.1f ms children=%zu nodes=3 slice_keys=4096 "
-           "passes=%llu slices=%llu window_s=%.1f runs=%d one_turn_pass_ms=%.1f ratio=%.1fx\n",
-           st, n, (unsigned long long)passes, (unsigned long long)slices, window_s,
-           runs, wh, st > 0 ? wh / st : 0.0);
+    printf("bench handoff reconcile_stall_ms %.1f ms children=%zu replicas=%u nodes=3 "
+           "slice_keys=4096 passes=%llu slices=%llu window_s=%.1f runs=%d one_turn_pass_ms=%.1f "
+           "ratio=%.1fx\n",
+           st, n, (unsigned)(replicas ? replicas : 1), (unsigned long long)passes,
+           (unsigned long long)slices, window_s, runs, wh, st > 0 ? wh / st : 0.0);
     fflush(stdout);
     names_free(&ns);
+    start_replicas = 0;
 }
 
 static int part_known(const char *part)
@@ -1620,9 +1627,12 @@ int main(int argc, char **argv)
         bench_startup(n, runs, 3);
         bench_startup(n, runs, 1);
     }
-    if (only == NULL || strcmp(only, "reconcile") == 0)
+    if (only == NULL || strcmp(only, "reconcile") == 0) {
         bench_reconcile(quick ? 5000 : 50000, quick ? 1 : 3,
-                        quick ? RECONCILE_WINDOW_QUICK_S : RECONCILE_WINDOW_S);
+                        quick ? RECONCILE_WINDOW_QUICK_S : RECONCILE_WINDOW_S, 1);
+        if (!quick) /* the copies kept for other owners walked too */
+            bench_reconcile(50000, 3, RECONCILE_WINDOW_S, 2);
+    }
     if (bad)
         fprintf(stderr, "bench_handoff: something was lost, duplicated or misplaced "
                         "(see the figures above)\n");

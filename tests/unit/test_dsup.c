@@ -2207,6 +2207,59 @@ static void test_dsup_full_reconcile_in_slices(void **state)
     node_free(a);
 }
 
+/* A full pass's circle, step by step (reconcile.c; the loop not run in
+ * between): begun again while under way (as a membership change does), it
+ * goes on from where it was and ends once it has covered a whole circle
+ * from there, having looked at every child running here; it counts one
+ * pass and one restart, and starts or stops nothing in a settled cluster. */
+static void test_dsup_pass_begun_again_covers_a_circle(void **state)
+{
+    (void)state;
+    herd_dsup_config_t cfg = DCFG;
+    cfg.reconcile_ms = 60000; /* no periodic pass of its own */
+    herd_node_t *ns[2];
+    form(ns, 2, &CALM, &cfg);
+    start_counters(ns, 2, "circ-", 40);
+    WAIT(settled(ns, 2, 2, 1));
+    dsup_t *d = dsup_of(ns[0]);
+    WAIT(!d->pass_active);
+    d->cfg.reconcile_slice = 3;
+    herd_handoff_stats_t s0 = hstats(ns[0]);
+
+    reconcile_full(d); /* the first slice */
+    assert_true(d->pass_active);
+    for (int i = 0; i < 5; i++)
+        reconcile_continue(d);
+    assert_true(d->pass_active);
+    uint64_t at = d->pass_pos;
+    assert_true(at > 0);
+    assert_true(d->pass_left < (UINT64_C(1) << 32));
+
+    reconcile_full(d); /* begun again: from where it is, a whole circle ahead */
+    assert_true(d->pass_active);
+    assert_int_equal(d->pass_left, (UINT64_C(1) << 32) - (d->pass_pos - at));
+    int slices = 0;
+    while (d->pass_active) {
+        reconcile_continue(d);
+        assert_true(++slices < 10000);
+    }
+    assert_true(slices >= 20); /* about 80 names and specs, 3 keys a slice */
+    size_t cursor = 0, looked = 0;
+    for (u64map_slot_t *sl; (sl = u64map_next(&d->by_hash, &cursor)) != NULL;)
+        for (dchild_t *c = sl->value; c; c = c->twin, looked++)
+            assert_int_equal(c->pass_gen, d->pass_gen);
+    assert_int_equal(looked, counts(ns[0]).local); /* every child running here */
+    assert_true(looked > 0);
+    herd_handoff_stats_t s1 = hstats(ns[0]);
+    assert_int_equal(s1.full_passes, s0.full_passes + 1);
+    assert_int_equal(s1.full_restarts, s0.full_restarts + 1);
+    assert_int_equal(s1.starts, s0.starts);
+    assert_int_equal(s1.stops, s0.stops);
+    assert_int_equal(s1.started, s0.started); /* no move either */
+    node_free(ns[1]);
+    node_free(ns[0]);
+}
+
 static void test_dsup_restart_backoff_keeps_name_and_messages(void **state)
 {
     (void)state;
@@ -2963,6 +3016,7 @@ int main(void)
         T(test_dsup_drain_moves_every_child_off),
         T(test_dsup_crashed_node_children_restart_on_survivors),
         T(test_dsup_full_reconcile_in_slices),
+        T(test_dsup_pass_begun_again_covers_a_circle),
         T(test_dsup_restart_backoff_keeps_name_and_messages),
         T(test_dsup_large_state_moves_in_parts),
         T(test_dsup_state_over_the_cap_stays),

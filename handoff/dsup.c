@@ -41,10 +41,7 @@ static void dsup_work(dsup_t *d)
         d->full_due = 0;
         reconcile_full(d);
     } else {
-        if (d->dirty_n) /* a pass under way may have walked past them */
-            reconcile_dirty(d);
-        if (d->pass_active)
-            reconcile_continue(d);
+        reconcile_more(d);
     }
     restarts_due(d, now);
     handoff_tick(d, now);
@@ -91,10 +88,8 @@ static void on_more(uv_idle_t *h)
 {
     dsup_handles_t *hs = h->data;
     dsup_t *d = hs->d;
-    if (d && d->dirty_n) /* the pass may have walked past them */
-        reconcile_dirty(d);
     if (d)
-        reconcile_continue(d);
+        reconcile_more(d);
     if (d == NULL || !d->pass_active)
         uv_idle_stop(h);
 }

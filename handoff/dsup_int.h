@@ -268,6 +268,10 @@ void restarts_due(dsup_t *d, uint64_t now);
  * way) and run its first slice; reconcile_continue runs the next. */
 void reconcile_full(dsup_t *d);
 void reconcile_continue(dsup_t *d);
+/* Between full passes, or while one is under way: the names whose spec
+ * changed (a pass under way may have walked past them), then the pass's
+ * next slice, if one is under way. */
+void reconcile_more(dsup_t *d);
 /* Plan the children whose spec changed since the last reconcile, now. */
 void reconcile_dirty(dsup_t *d);
 void reconcile_on_spec(void *data, const char *name);

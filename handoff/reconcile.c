@@ -371,6 +371,13 @@ void reconcile_dirty(dsup_t *d)
     input_free(&in);
 }
 
+void reconcile_more(dsup_t *d)
+{
+    if (d->dirty_n)
+        reconcile_dirty(d);
+    reconcile_continue(d); /* nothing when no pass is under way */
+}
+
 void reconcile_on_spec(void *data, const char *name)
 {
     dsup_t *d = data;
